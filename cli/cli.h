@@ -1,0 +1,58 @@
+/* cli/: the halo command. One file per subcommand; this header is the table
+ * that main.c dispatches on and the option handling they share. Subcommands
+ * return an exit status (0 done, 1 failed, 2 usage error) and never exit. */
+#ifndef HALO_CLI_H
+#define HALO_CLI_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "halo.h"
+
+enum { HALO_EXIT_OK = 0, HALO_EXIT_FAIL = 1, HALO_EXIT_USAGE = 2 };
+
+typedef struct halo_cli_cmd {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv); /* argv[0] is the command's name */
+} halo_cli_cmd_t;
+
+int halo_cli_info(int argc, char **argv);
+
+/* Long options every StarPU-running command accepts; their values are
+ * above 1000 so they never clash with a short option letter. */
+enum {
+	HALO_OPT_NCPU = 1001,
+	HALO_OPT_NCUDA,
+	HALO_OPT_SCHED,
+	HALO_OPT_VERBOSE,
+	HALO_OPT_HELP,
+	HALO_OPT_JSON,
+};
+
+#define HALO_CLI_RUNTIME_OPTIONS                                  \
+	{"ncpu", required_argument, NULL, HALO_OPT_NCPU},         \
+	{"ncuda", required_argument, NULL, HALO_OPT_NCUDA},       \
+	{"sched", required_argument, NULL, HALO_OPT_SCHED},       \
+	{"verbose", no_argument, NULL, HALO_OPT_VERBOSE}
+
+#define HALO_CLI_RUNTIME_HELP                                                  \
+	"  --ncpu N        CPU workers (default: all cores, or STARPU_NCPU)\n"     \
+	"  --ncuda N       CUDA workers (default: all GPUs, or STARPU_NCUDA)\n"    \
+	"  --sched NAME    StarPU scheduler: dmda (default), eager, lws, heft, ...\n" \
+	"  --verbose       let StarPU print its own messages\n"
+
+/* Applies one runtime option to opts. Returns 1 if opt was a runtime option
+ * (and 0 on success through *rc), 0 if it is not one of them. */
+int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
+			    halo_error_t *err, int *rc);
+
+/* Reports a getopt_long failure as one line on stderr and returns
+ * HALO_EXIT_USAGE. c is what getopt_long returned (':' for a missing value
+ * when the optstring starts with ':', '?' otherwise); bad is argv[optind-1]. */
+int halo_cli_usage_error(const char *cmd, int c, const char *bad);
+
+/* Prints "halo: MESSAGE" on stderr, one line. */
+void halo_cli_error(const halo_error_t *err);
+
+#endif

@@ -1,0 +1,181 @@
+/* `halo info`: what halo is running on. It starts StarPU with the given
+ * options and reports the workers StarPU really started, because that (not
+ * what the machine has) decides where tasks go. The same description, as
+ * JSON, is what benchmarks embed to say which machine produced a number. */
+#include "config.h"
+#include "cli/cli.h"
+#include "runtime/runtime.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char info_help[] =
+	"usage: halo info [--json] [--ncpu N] [--ncuda N] [--sched NAME]\n\n"
+	"Prints halo's version, StarPU's version and compiled-in features, the\n"
+	"workers StarPU starts with these options, the hwloc topology and the\n"
+	"versions of FFTW, cuFFT, c-blosc, libtiff and jansson.\n\n"
+	"  --json          print the same as one JSON object\n" HALO_CLI_RUNTIME_HELP;
+
+static const char *yes_no(int v)
+{
+	return v ? "yes" : "no";
+}
+
+static json_t *workers_json(const halo_worker_info_t *w, int n)
+{
+	json_t *arr = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:i, s:s, s:i, s:i, s:i, s:s, s:I}",
+			"id", w[i].id, "kind", w[i].is_cuda ? "cuda" : "cpu",
+			"devid", w[i].devid, "bindid", w[i].bindid,
+			"memory_node", w[i].memory_node, "name", w[i].name,
+			"memory_bytes", (json_int_t)w[i].memory_bytes));
+	return arr;
+}
+
+/* Builds the whole description; the caller owns the result. */
+static json_t *describe(const halo_runtime_t *rt, const halo_topology_t *topo,
+			const halo_worker_info_t *w, int n)
+{
+	halo_libraries_t lib;
+	halo__libraries_get(&lib);
+	int ncpu = 0, ncuda = 0;
+	for (int i = 0; i < n; i++)
+		w[i].is_cuda ? ncuda++ : ncpu++;
+	return json_pack(
+		"{s:s, s:{s:s, s:b, s:b, s:b, s:s}, s:{s:i, s:i, s:o},"
+		" s:{s:s, s:i, s:i, s:i, s:i, s:s},"
+		" s:{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s}}",
+		"halo", halo_version_string(),
+		"starpu", "version", lib.starpu, "cuda", lib.starpu_cuda,
+		"fxt", lib.starpu_fxt, "mpi", lib.starpu_mpi,
+		"scheduler", halo_runtime_sched(rt),
+		"workers", "cpu", ncpu, "cuda", ncuda, "list", workers_json(w, n),
+		"topology", "hwloc", lib.hwloc, "packages", topo->packages,
+		"numa_nodes", topo->numa_nodes, "cores", topo->cores, "pus", topo->pus,
+		"cpu_model", topo->cpu_model,
+		"libraries", "halo_cuda", lib.halo_cuda, "fftw", lib.fftw,
+		"cufft", lib.cufft, "cuda_runtime", lib.cuda_runtime,
+		"cuda_driver", lib.cuda_driver, "blosc", lib.blosc, "libtiff", lib.tiff,
+		"jansson", lib.jansson);
+}
+
+static const char *or_none(const char *s, const char *none)
+{
+	return s && *s ? s : none;
+}
+
+static void print_text(const json_t *d, const halo_worker_info_t *w, int n)
+{
+	const json_t *sp = json_object_get(d, "starpu");
+	const json_t *wk = json_object_get(d, "workers");
+	const json_t *tp = json_object_get(d, "topology");
+	const json_t *lb = json_object_get(d, "libraries");
+#define S(obj, key) json_string_value(json_object_get(obj, key))
+#define I(obj, key) (int)json_integer_value(json_object_get(obj, key))
+#define B(obj, key) yes_no(json_is_true(json_object_get(obj, key)))
+	printf("halo %s\n", S(d, "halo"));
+	printf("StarPU %s: CUDA %s, FxT %s, MPI %s; scheduler %s\n", S(sp, "version"),
+	       B(sp, "cuda"), B(sp, "fxt"), B(sp, "mpi"), S(sp, "scheduler"));
+	printf("workers: %d CPU, %d CUDA\n", I(wk, "cpu"), I(wk, "cuda"));
+	for (int i = 0; i < n; i++) {
+		if (w[i].is_cuda)
+			printf("  %2d  cuda %-3d %s, %.1f GiB\n", w[i].id, w[i].devid, w[i].name,
+			       (double)w[i].memory_bytes / (1 << 30));
+		else
+			printf("  %2d  cpu  %-3d %s, bound to PU %d\n", w[i].id, w[i].devid,
+			       w[i].name, w[i].bindid);
+	}
+	printf("topology (hwloc %s): %d package%s, %d NUMA node%s, %d cores, %d PUs%s%s\n",
+	       S(tp, "hwloc"), I(tp, "packages"), I(tp, "packages") == 1 ? "" : "s",
+	       I(tp, "numa_nodes"), I(tp, "numa_nodes") == 1 ? "" : "s", I(tp, "cores"),
+	       I(tp, "pus"), *S(tp, "cpu_model") ? "; " : "", S(tp, "cpu_model"));
+	printf("libraries: FFTW %s; cuFFT %s; CUDA runtime %s, driver %s; c-blosc %s;"
+	       " libtiff %s; jansson %s\n",
+	       S(lb, "fftw"), or_none(S(lb, "cufft"), "not built in"),
+	       or_none(S(lb, "cuda_runtime"), "-"), or_none(S(lb, "cuda_driver"), "none"),
+	       S(lb, "blosc"), S(lb, "libtiff"), S(lb, "jansson"));
+#undef S
+#undef I
+#undef B
+}
+
+int halo_cli_info(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		HALO_CLI_RUNTIME_OPTIONS,
+		{"json", no_argument, NULL, HALO_OPT_JSON},
+		{"help", no_argument, NULL, HALO_OPT_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	halo_runtime_opts_t ropts;
+	halo_runtime_opts_init(&ropts);
+	halo_error_t err = {0};
+	int as_json = 0, c, rc;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (halo_cli_runtime_option(c, optarg, &ropts, &err, &rc)) {
+			if (rc) {
+				halo_cli_error(&err);
+				return HALO_EXIT_USAGE;
+			}
+			continue;
+		}
+		switch (c) {
+		case HALO_OPT_JSON:
+			as_json = 1;
+			break;
+		case 'h':
+		case HALO_OPT_HELP:
+			fputs(info_help, stdout);
+			return HALO_EXIT_OK;
+		default:
+			return halo_cli_usage_error("info", c, argv[optind - 1]);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "halo: info: unexpected argument '%s'; see 'halo info --help'\n",
+			argv[optind]);
+		return HALO_EXIT_USAGE;
+	}
+
+	halo_topology_t topo;
+	if (halo_topology_get(&topo, &err)) {
+		halo_cli_error(&err);
+		return HALO_EXIT_FAIL;
+	}
+	halo_runtime_t *rt;
+	if (halo_runtime_init(&ropts, &rt, &err)) {
+		halo_cli_error(&err);
+		return HALO_EXIT_FAIL;
+	}
+	int status = HALO_EXIT_FAIL;
+	halo_worker_info_t *workers = NULL;
+	int nworkers = 0;
+	json_t *desc = NULL;
+	if (halo__runtime_workers(rt, &workers, &nworkers, &err)) {
+		halo_cli_error(&err);
+		goto out_runtime;
+	}
+	desc = describe(rt, &topo, workers, nworkers);
+	if (!desc) {
+		fprintf(stderr, "halo: info: could not build the description\n");
+		goto out_workers;
+	}
+	if (as_json) {
+		if (json_dumpf(desc, stdout, JSON_INDENT(2)) == 0)
+			putchar('\n');
+	} else {
+		print_text(desc, workers, nworkers);
+	}
+	status = HALO_EXIT_OK;
+	json_decref(desc);
+out_workers:
+	free(workers);
+out_runtime:
+	halo_runtime_shutdown(rt);
+	return status;
+}

@@ -1,0 +1,49 @@
+/* The halo command: global options, then dispatch to one subcommand.
+ * Exit status: 0 done, 1 failed (a one-line "halo: ..." message on stderr),
+ * 2 usage error. Only this file's main() ends the process. */
+#include "config.h"
+#include "cli/cli.h"
+
+#include <string.h>
+
+static const halo_cli_cmd_t commands[] = {
+	{"info", "describe halo, StarPU, the workers and the machine", halo_cli_info},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: halo [--version] [--help] COMMAND [ARGS]\n\n"
+		   "halo runs chunked array pipelines (first of all Richardson-Lucy\n"
+		   "deconvolution of large volumes) on every CPU core and GPU through StarPU.\n\n"
+		   "commands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'halo COMMAND --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "halo: no command given; see 'halo --help'\n");
+		return HALO_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return HALO_EXIT_OK;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+		printf("halo %s\n", halo_version_string());
+		return HALO_EXIT_OK;
+	}
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	if (cmd[0] == '-')
+		fprintf(stderr, "halo: unknown option '%s'; see 'halo --help'\n", cmd);
+	else
+		fprintf(stderr, "halo: unknown command '%s'; see 'halo --help'\n", cmd);
+	return HALO_EXIT_USAGE;
+}

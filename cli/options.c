@@ -1,0 +1,48 @@
+/* Command-line handling shared by the subcommands: the StarPU runtime
+ * options and the one-line usage errors (exit 2) that a typo deserves. */
+#include "config.h"
+#include "cli/cli.h"
+#include "util/util.h"
+
+
+int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
+			    halo_error_t *err, int *rc)
+{
+	long v;
+	*rc = HALO_OK;
+	switch (opt) {
+	case HALO_OPT_NCPU:
+		*rc = halo__parse_int(arg, 0, 4096, "--ncpu", &v, err);
+		if (!*rc)
+			opts->ncpu = (int)v;
+		return 1;
+	case HALO_OPT_NCUDA:
+		*rc = halo__parse_int(arg, 0, 64, "--ncuda", &v, err);
+		if (!*rc)
+			opts->ncuda = (int)v;
+		return 1;
+	case HALO_OPT_SCHED:
+		opts->sched = arg;
+		return 1;
+	case HALO_OPT_VERBOSE:
+		opts->verbose = 1;
+		return 1;
+	}
+	return 0;
+}
+
+int halo_cli_usage_error(const char *cmd, int c, const char *bad)
+{
+	if (c == ':')
+		fprintf(stderr, "halo: %s: option '%s' needs a value; see 'halo %s --help'\n",
+			cmd, bad, cmd);
+	else
+		fprintf(stderr, "halo: %s: unknown option '%s'; see 'halo %s --help'\n",
+			cmd, bad, cmd);
+	return HALO_EXIT_USAGE;
+}
+
+void halo_cli_error(const halo_error_t *err)
+{
+	fprintf(stderr, "halo: %s\n", err->msg[0] ? err->msg : halo_strerror(err->code));
+}

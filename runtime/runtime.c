@@ -1,0 +1,182 @@
+/* StarPU's life cycle for one halo process.
+ *
+ * halo's options (--ncpu, --ncuda, --sched) become a starpu_conf; options the
+ * user did not give are left to StarPU's defaults and STARPU_* environment
+ * variables, so that people who know StarPU keep their habits. The scheduler
+ * name is checked against StarPU's own list first because StarPU answers an
+ * unknown name with a warning and a silent fallback, which would make a
+ * benchmark of "heft" quietly measure something else.
+ */
+#include "config.h"
+#include "runtime/runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <starpu.h>
+
+struct halo_runtime {
+	char sched[64];
+};
+
+/* StarPU can only be initialised once at a time per process. */
+static int runtime_active;
+
+void halo_runtime_opts_init(halo_runtime_opts_t *opts)
+{
+	memset(opts, 0, sizeof *opts);
+	opts->ncpu = -1;
+	opts->ncuda = -1;
+}
+
+const char *const *halo_sched_names(void)
+{
+	/* Built once; StarPU's table is static, so the names stay valid. */
+	static const char *names[64];
+	if (!names[0]) {
+		struct starpu_sched_policy **p = starpu_sched_get_predefined_policies();
+		size_t n = 0;
+		for (; p && *p && n + 1 < sizeof names / sizeof names[0]; p++)
+			names[n++] = (*p)->policy_name;
+		names[n] = NULL;
+	}
+	return names;
+}
+
+static int sched_known(const char *name)
+{
+	for (const char *const *n = halo_sched_names(); *n; n++)
+		if (strcmp(*n, name) == 0)
+			return 1;
+	return 0;
+}
+
+static int sched_check(const char *name, const char *source, halo_error_t *err)
+{
+	if (sched_known(name))
+		return HALO_OK;
+	/* The modular-* variants are many and rarely wanted: count them. */
+	char list[400] = "";
+	size_t len = 0;
+	int modular = 0;
+	for (const char *const *n = halo_sched_names(); *n; n++) {
+		if (strncmp(*n, "modular-", 8) == 0)
+			modular++;
+		else if (len + strlen(*n) + 3 < sizeof list)
+			len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
+						len ? ", " : "", *n);
+	}
+	return halo_error_set(err, HALO_EINVAL,
+			      "%s: unknown scheduler '%.64s' (known: %s and %d modular-* policies)",
+			      source, name, list, modular);
+}
+
+int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
+		      halo_error_t *err)
+{
+	halo_runtime_opts_t defaults;
+	if (!opts) {
+		halo_runtime_opts_init(&defaults);
+		opts = &defaults;
+	}
+	*out = NULL;
+	if (runtime_active)
+		return halo_error_set(err, HALO_ERUNTIME, "StarPU is already running in this process");
+	if (opts->ncpu < -1 || opts->ncuda < -1)
+		return halo_error_set(err, HALO_EINVAL, "worker counts must be >= 0");
+
+	const char *sched = opts->sched;
+	const char *sched_source = "--sched";
+	if (!sched) {
+		sched = getenv("STARPU_SCHED");
+		sched_source = "STARPU_SCHED";
+	}
+	if (sched && *sched) {
+		int rc = sched_check(sched, sched_source, err);
+		if (rc)
+			return rc;
+	} else {
+		sched = "dmda";
+	}
+
+	halo_runtime_t *rt = calloc(1, sizeof *rt);
+	if (!rt)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	snprintf(rt->sched, sizeof rt->sched, "%s", sched);
+
+	/* StarPU's chatter (bus calibration notices, warnings about unused
+	 * devices) would drown halo's one-line messages. */
+	if (!opts->verbose)
+		setenv("STARPU_SILENT", "1", 0);
+	/* A StarPU built with FxT otherwise records a trace of every run into
+	 * /tmp and costs a few microseconds per task; tracing is opt-in. */
+	setenv("STARPU_FXT_TRACE", "0", 0);
+
+	struct starpu_conf conf;
+	starpu_conf_init(&conf);
+	conf.sched_policy_name = rt->sched;
+	if (opts->ncpu >= 0)
+		conf.ncpus = opts->ncpu;
+	if (opts->ncuda >= 0)
+		conf.ncuda = opts->ncuda;
+	/* starpu_conf_init() has already read STARPU_NCPU and friends into
+	 * conf, so giving conf precedence lets explicit options win while the
+	 * environment still fills in what the options leave open. */
+	conf.precedence_over_environment_variables = 1;
+	conf.nopencl = 0;
+	conf.nmic = 0;
+	conf.nmpi_ms = 0;
+
+	int rc = starpu_init(&conf);
+	if (rc == -ENODEV) {
+		free(rt);
+		return halo_error_set(err, HALO_ERUNTIME,
+				      "StarPU found no worker to run on (--ncpu %d, --ncuda %d)",
+				      opts->ncpu, opts->ncuda);
+	}
+	if (rc != 0) {
+		free(rt);
+		return halo_error_set(err, HALO_ERUNTIME, "starpu_init failed: %s", strerror(-rc));
+	}
+	runtime_active = 1;
+	*out = rt;
+	return HALO_OK;
+}
+
+void halo_runtime_shutdown(halo_runtime_t *rt)
+{
+	if (!rt)
+		return;
+	starpu_task_wait_for_all();
+	starpu_shutdown();
+	runtime_active = 0;
+	free(rt);
+}
+
+const char *halo_runtime_sched(const halo_runtime_t *rt)
+{
+	return rt->sched;
+}
+
+int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
+			  int *count, halo_error_t *err)
+{
+	(void)rt;
+	int n = (int)starpu_worker_get_count();
+	halo_worker_info_t *w = calloc((size_t)(n ? n : 1), sizeof *w);
+	if (!w)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	for (int i = 0; i < n; i++) {
+		enum starpu_worker_archtype type = starpu_worker_get_type(i);
+		w[i].id = i;
+		w[i].is_cuda = type == STARPU_CUDA_WORKER;
+		w[i].devid = starpu_worker_get_devid(i);
+		w[i].bindid = starpu_worker_get_bindid(i);
+		w[i].memory_node = (int)starpu_worker_get_memory_node((unsigned)i);
+		starpu_ssize_t total = starpu_memory_get_total((unsigned)w[i].memory_node);
+		w[i].memory_bytes = total > 0 ? (uint64_t)total : 0;
+		starpu_worker_get_name(i, w[i].name, sizeof w[i].name);
+	}
+	*out = w;
+	*count = n;
+	return HALO_OK;
+}

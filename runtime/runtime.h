@@ -1,0 +1,45 @@
+/* runtime/: everything that talks to StarPU and hwloc. This private header
+ * extends the public runtime API in halo.h with what cli/ and tests need to
+ * describe the machine. */
+#ifndef HALO_RUNTIME_H
+#define HALO_RUNTIME_H
+
+#include <stdint.h>
+
+#include "halo.h"
+
+typedef struct halo_worker_info {
+	int id;               /* StarPU worker id */
+	int is_cuda;          /* 0: CPU core, 1: CUDA device */
+	int devid;            /* CUDA device number, or CPU index */
+	int bindid;           /* logical PU the worker thread is bound to */
+	int memory_node;      /* StarPU memory node the worker computes from */
+	uint64_t memory_bytes;/* size of that memory node as StarPU sees it */
+	char name[128];       /* StarPU's worker name, e.g. "CUDA 0 (H100 ...)" */
+} halo_worker_info_t;
+
+/* Describes the workers StarPU started. *out is malloc'ed; the caller frees. */
+int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
+			  int *count, halo_error_t *err);
+
+typedef struct halo_topology {
+	int packages, numa_nodes, cores, pus;
+	char hwloc_version[32];
+	char cpu_model[128];  /* first package's CPUModel info, or "" */
+} halo_topology_t;
+
+/* Reads the machine's topology with hwloc. The topology is loaded once per
+ * process and cached, since loading it costs milliseconds. */
+int halo_topology_get(halo_topology_t *out, halo_error_t *err);
+
+typedef struct halo_libraries {
+	char starpu[32];
+	int starpu_cuda, starpu_fxt, starpu_mpi; /* compiled into StarPU */
+	int halo_cuda;                           /* halo's CUDA codelets built */
+	char fftw[64], blosc[32], tiff[32], jansson[32], hwloc[32];
+	char cufft[32], cuda_runtime[32], cuda_driver[32]; /* "" without CUDA */
+} halo_libraries_t;
+
+void halo__libraries_get(halo_libraries_t *out);
+
+#endif

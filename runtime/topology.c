@@ -1,0 +1,52 @@
+/* The machine as hwloc sees it: packages, NUMA nodes, cores and PUs.
+ *
+ * StarPU binds its workers with hwloc too, so halo's counts and StarPU's
+ * placement agree. The topology is loaded once and kept for the process;
+ * halo never changes it. */
+#include "config.h"
+#include "runtime/runtime.h"
+
+#include <hwloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+static pthread_once_t topo_once = PTHREAD_ONCE_INIT;
+static halo_topology_t topo_cached;
+static int topo_rc;
+
+static int count_type(hwloc_topology_t t, hwloc_obj_type_t type)
+{
+	int n = hwloc_get_nbobjs_by_type(t, type);
+	return n < 0 ? 0 : n;
+}
+
+static void topo_load(void)
+{
+	hwloc_topology_t t;
+	if (hwloc_topology_init(&t) < 0 || hwloc_topology_load(t) < 0) {
+		topo_rc = HALO_ERUNTIME;
+		return;
+	}
+	halo_topology_t *o = &topo_cached;
+	o->packages = count_type(t, HWLOC_OBJ_PACKAGE);
+	o->numa_nodes = count_type(t, HWLOC_OBJ_NUMANODE);
+	o->cores = count_type(t, HWLOC_OBJ_CORE);
+	o->pus = count_type(t, HWLOC_OBJ_PU);
+	unsigned v = hwloc_get_api_version();
+	snprintf(o->hwloc_version, sizeof o->hwloc_version, "%u.%u.%u",
+		 v >> 16, (v >> 8) & 0xff, v & 0xff);
+	hwloc_obj_t pkg = hwloc_get_obj_by_type(t, HWLOC_OBJ_PACKAGE, 0);
+	const char *model = pkg ? hwloc_obj_get_info_by_name(pkg, "CPUModel") : NULL;
+	snprintf(o->cpu_model, sizeof o->cpu_model, "%s", model ? model : "");
+	hwloc_topology_destroy(t);
+}
+
+int halo_topology_get(halo_topology_t *out, halo_error_t *err)
+{
+	pthread_once(&topo_once, topo_load);
+	if (topo_rc)
+		return halo_error_set(err, topo_rc, "hwloc could not read this machine's topology");
+	*out = topo_cached;
+	return HALO_OK;
+}

@@ -1,0 +1,61 @@
+"""halo info --json against independent views of the same machine: hwloc's
+own command-line tool for the topology, the OS for the PU count, and
+StarPU's worker counts against what was asked for."""
+import json
+import os
+import subprocess
+
+halo = os.environ["HALO"]
+n = 0
+failed = 0
+
+
+def check(cond, what):
+    global n, failed
+    n += 1
+    if not cond:
+        failed += 1
+    print(f"{'ok' if cond else 'not ok'} {n} - {what}", flush=True)
+
+
+def info(*args):
+    out = subprocess.run([halo, "info", "--json", *args], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def hwloc_count(kind):
+    out = subprocess.run(["hwloc-calc", "--number-of", kind, "all"],
+                         check=True, capture_output=True, text=True).stdout
+    return int(out.strip())
+
+
+d = info("--ncuda", "0")
+topo = d["topology"]
+cores, pus = hwloc_count("core"), hwloc_count("pu")
+check(topo["cores"] == cores, f"cores: halo {topo['cores']}, hwloc-calc {cores}")
+check(topo["pus"] == pus, f"PUs: halo {topo['pus']}, hwloc-calc {pus}")
+check(topo["pus"] == len(os.sched_getaffinity(0)) or topo["pus"] == os.cpu_count(),
+      f"PUs: halo {topo['pus']}, os {os.cpu_count()}")
+check(topo["packages"] == hwloc_count("package"), "packages match hwloc-calc")
+check(d["starpu"]["version"] == "1.3.10", f"StarPU version {d['starpu']['version']}")
+check(d["starpu"]["fxt"] is True, "StarPU has FxT")
+check(d["starpu"]["mpi"] is True, "StarPU has MPI")
+check(d["starpu"]["scheduler"] == "dmda", "default scheduler is dmda")
+check(d["workers"]["cpu"] >= 1, f"at least one CPU worker ({d['workers']['cpu']})")
+check(d["workers"]["cuda"] == 0, "--ncuda 0 starts no CUDA worker")
+kinds = [w["kind"] for w in d["workers"]["list"]]
+check(kinds.count("cpu") == d["workers"]["cpu"], "worker list matches the CPU count")
+
+d1 = info("--ncpu", "1", "--ncuda", "0", "--sched", "lws")
+check(d1["workers"]["cpu"] == 1, f"--ncpu 1 gives {d1['workers']['cpu']} CPU worker")
+check(d1["starpu"]["scheduler"] == "lws", "--sched lws is used")
+
+env = dict(os.environ, STARPU_NCPU="1", STARPU_SCHED="eager")
+d2 = json.loads(subprocess.run([halo, "info", "--json", "--ncuda", "0"], env=env,
+                               check=True, capture_output=True, text=True).stdout)
+check(d2["workers"]["cpu"] == 1, "STARPU_NCPU=1 is honoured without --ncpu")
+check(d2["starpu"]["scheduler"] == "eager", "STARPU_SCHED is honoured without --sched")
+
+print(f"1..{n}")
+raise SystemExit(1 if failed else 0)

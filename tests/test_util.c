@@ -1,0 +1,81 @@
+/* Error table and command-line value parsing. */
+#include "config.h"
+#include "halo.h"
+#include "util/util.h"
+#include "tests/tap.h"
+
+#include <string.h>
+
+static void test_errors(void)
+{
+	static const int codes[] = {
+#define HALO__ERR_CODE(name, value, text) HALO_##name,
+		HALO_ERRNO_MAP(HALO__ERR_CODE)
+#undef HALO__ERR_CODE
+	};
+	size_t n = sizeof codes / sizeof codes[0];
+	int distinct = 1;
+	for (size_t i = 0; i < n; i++) {
+		tap_ok(codes[i] < 0, "%s is negative (%d)", halo_err_name(codes[i]), codes[i]);
+		for (size_t j = 0; j < i; j++)
+			if (codes[i] == codes[j] ||
+			    strcmp(halo_err_name(codes[i]), halo_err_name(codes[j])) == 0)
+				distinct = 0;
+	}
+	tap_ok(distinct, "error codes and names are distinct");
+	tap_str_eq(halo_err_name(HALO_EIO), "EIO", "name of HALO_EIO");
+	tap_str_eq(halo_strerror(HALO_OK), "success", "strerror(HALO_OK)");
+	tap_str_eq(halo_err_name(12345), "EUNKNOWN", "name of an unknown code");
+
+	halo_error_t err = {0};
+	int rc = halo_error_set(&err, HALO_EFORMAT, "chunk %d is %s", 7, "short");
+	tap_int_eq(rc, HALO_EFORMAT, "halo_error_set returns its code");
+	tap_str_eq(err.msg, "chunk 7 is short", "halo_error_set formats");
+	halo_error_prefix(&err, "%s", "in.zarr");
+	tap_str_eq(err.msg, "in.zarr: chunk 7 is short", "halo_error_prefix prepends");
+	tap_int_eq(err.code, HALO_EFORMAT, "halo_error_prefix keeps the code");
+	tap_int_eq(halo_error_set(NULL, HALO_EIO, "x"), HALO_EIO, "a NULL err is allowed");
+}
+
+static void test_parse_int(void)
+{
+	long v = -1;
+	tap_ok(halo__parse_int("12", 0, 100, "--n", &v, NULL) == 0 && v == 12, "parse 12");
+	halo_error_t err = {0};
+	tap_int_eq(halo__parse_int("12x", 0, 100, "--n", &v, &err), HALO_EINVAL, "reject 12x");
+	tap_str_eq(err.msg, "--n: '12x' is not an integer", "message for 12x");
+	tap_int_eq(halo__parse_int("", 0, 100, "--n", &v, NULL), HALO_EINVAL, "reject empty");
+	tap_int_eq(halo__parse_int("101", 0, 100, "--n", &v, &err), HALO_EINVAL, "reject 101");
+	tap_str_eq(err.msg, "--n: 101 is out of range [0, 100]", "message for 101");
+	tap_int_eq(halo__parse_int("-1", 0, 100, "--n", &v, NULL), HALO_EINVAL, "reject -1");
+	tap_int_eq(halo__parse_int("99999999999999999999", 0, 100, "--n", &v, NULL),
+		   HALO_EINVAL, "reject overflow");
+}
+
+static void test_parse_size(void)
+{
+	static const struct { const char *s; uint64_t v; } good[] = {
+		{"0", 0}, {"1048576", 1048576}, {"2G", 2ull << 30}, {"512M", 512ull << 20},
+		{"512MiB", 512ull << 20}, {"1.5g", 3ull << 29}, {"4k", 4096}, {"1T", 1ull << 40},
+		{"100B", 100},
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		uint64_t v = 0;
+		int rc = halo__parse_size(good[i].s, "--memory", &v, NULL);
+		tap_ok(rc == 0 && v == good[i].v, "size '%s' = %llu (got %llu, rc %d)", good[i].s,
+		       (unsigned long long)good[i].v, (unsigned long long)v, rc);
+	}
+	static const char *bad[] = {"", "G", "2X", "-1G", "2GG", "1e30T"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		uint64_t v;
+		tap_int_eq(halo__parse_size(bad[i], "--memory", &v, NULL), HALO_EINVAL, bad[i]);
+	}
+}
+
+int main(void)
+{
+	test_errors();
+	test_parse_int();
+	test_parse_size();
+	return tap_done();
+}

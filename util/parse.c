@@ -1,0 +1,55 @@
+/* Parsing of command-line values (counts, sizes). Every parser rejects
+ * trailing garbage and out-of-range values with a message naming the option,
+ * because a silently truncated "--memory 2x" would be a wrong run, not an
+ * error. */
+#include "config.h"
+#include "util/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int halo__parse_int(const char *s, long min, long max, const char *what,
+		    long *out, halo_error_t *err)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || errno == ERANGE || isspace((unsigned char)*s))
+		return halo_error_set(err, HALO_EINVAL, "%s: '%s' is not an integer", what, s);
+	if (v < min || v > max)
+		return halo_error_set(err, HALO_EINVAL, "%s: %ld is out of range [%ld, %ld]",
+				      what, v, min, max);
+	*out = v;
+	return HALO_OK;
+}
+
+int halo__parse_size(const char *s, const char *what, uint64_t *out,
+		     halo_error_t *err)
+{
+	char *end;
+	errno = 0;
+	if (!isdigit((unsigned char)*s))
+		return halo_error_set(err, HALO_EINVAL, "%s: '%s' is not a size", what, s);
+	double v = strtod(s, &end);
+	unsigned shift = 0;
+	switch (toupper((unsigned char)*end)) {
+	case 'K': shift = 10; end++; break;
+	case 'M': shift = 20; end++; break;
+	case 'G': shift = 30; end++; break;
+	case 'T': shift = 40; end++; break;
+	}
+	if (shift && *end == 'i')
+		end++;
+	if (toupper((unsigned char)*end) == 'B')
+		end++;
+	if (*end || errno == ERANGE || v < 0)
+		return halo_error_set(err, HALO_EINVAL,
+				      "%s: '%s' is not a size (e.g. 512M, 2G)", what, s);
+	double bytes = v * (double)((uint64_t)1 << shift);
+	if (bytes > 9.0e18)
+		return halo_error_set(err, HALO_EINVAL, "%s: '%s' is too large", what, s);
+	*out = (uint64_t)bytes;
+	return HALO_OK;
+}

@@ -1,0 +1,21 @@
+/* Internal helpers shared by every layer: parsing of command-line values.
+ * Not part of the public API (names start with halo__). */
+#ifndef HALO_UTIL_H
+#define HALO_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "halo.h"
+
+/* Parses a whole decimal integer in [min, max]; `what` names the value in
+ * the error message ("--ncpu"). */
+int halo__parse_int(const char *s, long min, long max, const char *what,
+		    long *out, halo_error_t *err);
+
+/* Parses a byte size with an optional K/M/G/T suffix (powers of 1024, an
+ * optional trailing B or iB), e.g. "2G", "512MiB", "1048576". */
+int halo__parse_size(const char *s, const char *what, uint64_t *out,
+		     halo_error_t *err);
+
+#endif
