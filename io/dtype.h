@@ -1,0 +1,50 @@
+/* Element types of stored arrays and conversions between them.
+ *
+ * In memory halo keeps every array in native byte order; byte order only
+ * matters at the file boundary, where io/ swaps as needed. Conversion to an
+ * integer type rounds to nearest (ties to even, as numpy.rint) and saturates at the
+ * type's range; NaN becomes 0. This is what a microscopist expects when a
+ * float32 deconvolution result is written back as uint16, and unlike C's
+ * cast it is never undefined. */
+#ifndef HALO_IO_DTYPE_H
+#define HALO_IO_DTYPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "halo.h"
+
+typedef enum halo_dtype_kind {
+	HALO_U1, HALO_U2, HALO_U4, HALO_I1, HALO_I2, HALO_I4, HALO_F4, HALO_F8,
+	HALO_DTYPE_COUNT
+} halo_dtype_kind_t;
+
+typedef struct halo_dtype {
+	halo_dtype_kind_t kind;
+	int big_endian; /* byte order in the file; memory is always native */
+} halo_dtype_t;
+
+/* Accepts numpy/zarr v2 strings ("<u2", ">f4", "|u1", "u2") and names
+ * ("uint16", "float32"). `what` names the value in the message. */
+int halo_dtype_parse(const char *s, const char *what, halo_dtype_t *out, halo_error_t *err);
+
+size_t halo_dtype_size(halo_dtype_t dt);
+int halo_dtype_is_float(halo_dtype_t dt);
+/* "uint16", "float32", ... */
+const char *halo_dtype_name(halo_dtype_t dt);
+/* zarr v2 string: "<u2", ">f4", "|u1" (one-byte types have no order). */
+void halo_dtype_zarr_string(halo_dtype_t dt, char out[4]);
+
+/* Reverses the byte order of n elements of size elsize, in place. */
+void halo_dtype_byteswap(void *p, size_t elsize, size_t n);
+
+/* Converts n native-order elements; src and dst may not overlap unless
+ * they are the same pointer with the same type. */
+void halo_dtype_convert(const void *src, halo_dtype_kind_t skind, void *dst,
+			halo_dtype_kind_t dkind, size_t n);
+
+/* Fills n elements of dst with value converted to kind (same rounding and
+ * saturation as halo_dtype_convert). */
+void halo_dtype_fill(void *dst, halo_dtype_kind_t kind, double value, size_t n);
+
+#endif
