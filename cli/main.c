@@ -7,6 +7,7 @@
 #include <string.h>
 
 static const halo_cli_cmd_t commands[] = {
+	{"convert", "convert between TIFF, Zarr and OME-Zarr; rechunk; change dtype", halo_cli_convert},
 	{"info", "describe halo, StarPU, the workers and the machine", halo_cli_info},
 };
 

@@ -53,3 +53,30 @@ int halo__parse_size(const char *s, const char *what, uint64_t *out,
 	*out = (uint64_t)bytes;
 	return HALO_OK;
 }
+
+int halo__parse_int_list(const char *s, int min_n, int max_n, long min, const char *what,
+			 int64_t *out, int *n, halo_error_t *err)
+{
+	int count = 0;
+	const char *p = s;
+	while (1) {
+		char *end;
+		errno = 0;
+		long long v = strtoll(p, &end, 10);
+		if (end == p || errno == ERANGE || (*end && *end != ','))
+			return halo_error_set(err, HALO_EINVAL, "%s: '%s' is not a list of integers like 64,256,256",
+					      what, s);
+		if (v < min)
+			return halo_error_set(err, HALO_EINVAL, "%s: %lld must be at least %ld", what, v, min);
+		if (count == max_n)
+			return halo_error_set(err, HALO_EINVAL, "%s: '%s' has more than %d values", what, s, max_n);
+		out[count++] = v;
+		if (!*end)
+			break;
+		p = end + 1;
+	}
+	if (count < min_n)
+		return halo_error_set(err, HALO_EINVAL, "%s: '%s' needs %d values", what, s, min_n);
+	*n = count;
+	return HALO_OK;
+}

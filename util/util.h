@@ -18,4 +18,8 @@ int halo__parse_int(const char *s, long min, long max, const char *what,
 int halo__parse_size(const char *s, const char *what, uint64_t *out,
 		     halo_error_t *err);
 
+/* Parses "64,256,256": between min_n and max_n integers, each >= min. */
+int halo__parse_int_list(const char *s, int min_n, int max_n, long min, const char *what,
+			 int64_t *out, int *n, halo_error_t *err);
+
 #endif

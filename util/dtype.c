@@ -3,7 +3,7 @@
  * rather than per element, which keeps every pair of types correct with
  * two short loops while staying memory-bound on large chunks. */
 #include "config.h"
-#include "io/dtype.h"
+#include "util/dtype.h"
 
 #include <math.h>
 #include <stdint.h>

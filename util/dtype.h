@@ -6,8 +6,8 @@
  * type's range; NaN becomes 0. This is what a microscopist expects when a
  * float32 deconvolution result is written back as uint16, and unlike C's
  * cast it is never undefined. */
-#ifndef HALO_IO_DTYPE_H
-#define HALO_IO_DTYPE_H
+#ifndef HALO_DTYPE_H
+#define HALO_DTYPE_H
 
 #include <stddef.h>
 #include <stdint.h>

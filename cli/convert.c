@@ -1,0 +1,286 @@
+/* `halo convert IN OUT`: TIFF, Zarr and OME-Zarr to each other, with
+ * rechunking, type conversion and an optional OME pyramid, as StarPU chunk
+ * tasks over every CPU worker. The output appears only when complete. */
+#include "config.h"
+#include "cli/cli.h"
+#include "io/outdir.h"
+#include "io/volume.h"
+#include "runtime/stream.h"
+#include "util/signals.h"
+#include "util/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char convert_help[] =
+	"usage: halo convert IN OUT [options]\n\n"
+	"Converts between TIFF (.tif, .tiff), Zarr v2/v3 and OME-Zarr (.ome.zarr). IN is\n"
+	"never modified; OUT is written under a temporary name and renamed into place\n"
+	"when complete. Conversion to an integer type rounds to nearest (ties to even)\n"
+	"and saturates at the type's range; NaN becomes 0.\n\n"
+	"  --chunks Z,Y,X        output chunk shape (default: the input's; TIFF input\n"
+	"                        to Zarr: 64,256,256; TIFF output: 16 pages a chunk)\n"
+	"  --dtype T             uint8, uint16, uint32, int8, int16, int32, float32, float64\n"
+	"  --compressor NAME     none, lz4, lz4hc, blosclz, zstd, zlib (blosc; default: the\n"
+	"                        input's, else lz4)\n"
+	"  --clevel N            compression level 0-9 (default 5)\n"
+	"  --shuffle MODE        none, byte, bit (default byte)\n"
+	"  --ome                 write OME-Zarr (also when OUT ends in .ome.zarr)\n"
+	"  --pyramid N           OME-Zarr: add N levels, each 2x smaller in y and x (mean)\n"
+	"  --memory SIZE         bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
+	"  --overwrite           replace an existing OUT\n"
+	"  --quiet               no progress line or summary\n" HALO_CLI_RUNTIME_HELP;
+
+enum {
+	OPT_CHUNKS = 1100, OPT_DTYPE, OPT_COMPRESSOR, OPT_CLEVEL, OPT_SHUFFLE, OPT_OME,
+	OPT_PYRAMID, OPT_MEMORY, OPT_OVERWRITE, OPT_QUIET,
+};
+
+struct convert_opts {
+	const char *in, *out;
+	int64_t chunks[3];
+	int nchunks;
+	const char *dtype, *compressor, *shuffle;
+	long clevel, pyramid;
+	int ome, overwrite, quiet;
+	uint64_t memory;
+	halo_runtime_opts_t rt;
+};
+
+static int parse(int argc, char **argv, struct convert_opts *o, int *status)
+{
+	static const struct option longopts[] = {
+		HALO_CLI_RUNTIME_OPTIONS,
+		{"chunks", required_argument, NULL, OPT_CHUNKS},
+		{"dtype", required_argument, NULL, OPT_DTYPE},
+		{"compressor", required_argument, NULL, OPT_COMPRESSOR},
+		{"clevel", required_argument, NULL, OPT_CLEVEL},
+		{"shuffle", required_argument, NULL, OPT_SHUFFLE},
+		{"ome", no_argument, NULL, OPT_OME},
+		{"pyramid", required_argument, NULL, OPT_PYRAMID},
+		{"memory", required_argument, NULL, OPT_MEMORY},
+		{"overwrite", no_argument, NULL, OPT_OVERWRITE},
+		{"quiet", no_argument, NULL, OPT_QUIET},
+		{"help", no_argument, NULL, HALO_OPT_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	halo_error_t err = {0};
+	int c, rc;
+	o->clevel = -1;
+	halo_runtime_opts_init(&o->rt);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (halo_cli_runtime_option(c, optarg, &o->rt, &err, &rc)) {
+			if (rc)
+				goto usage;
+			continue;
+		}
+		rc = HALO_OK;
+		switch (c) {
+		case OPT_CHUNKS:
+			rc = halo__parse_int_list(optarg, 2, 3, 1, "--chunks", o->chunks, &o->nchunks, &err);
+			break;
+		case OPT_DTYPE: o->dtype = optarg; break;
+		case OPT_COMPRESSOR: o->compressor = optarg; break;
+		case OPT_SHUFFLE: o->shuffle = optarg; break;
+		case OPT_CLEVEL: rc = halo__parse_int(optarg, 0, 9, "--clevel", &o->clevel, &err); break;
+		case OPT_PYRAMID: rc = halo__parse_int(optarg, 0, 10, "--pyramid", &o->pyramid, &err); break;
+		case OPT_MEMORY: rc = halo__parse_size(optarg, "--memory", &o->memory, &err); break;
+		case OPT_OME: o->ome = 1; break;
+		case OPT_OVERWRITE: o->overwrite = 1; break;
+		case OPT_QUIET: o->quiet = 1; break;
+		case 'h':
+		case HALO_OPT_HELP:
+			fputs(convert_help, stdout);
+			*status = HALO_EXIT_OK;
+			return 1;
+		default:
+			*status = halo_cli_usage_error("convert", c, argv[optind - 1]);
+			return 1;
+		}
+		if (rc)
+			goto usage;
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "halo: convert: needs IN and OUT; see 'halo convert --help'\n");
+		*status = HALO_EXIT_USAGE;
+		return 1;
+	}
+	o->in = argv[optind];
+	o->out = argv[optind + 1];
+	return 0;
+usage:
+	halo_cli_error(&err);
+	*status = HALO_EXIT_USAGE;
+	return 1;
+}
+
+/* Output description from the input's and the options. */
+static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volume_info_t *info,
+		halo_writer_opts_t *wo, halo_error_t *err)
+{
+	const halo_volume_info_t *ii = halo_reader_info(r);
+	*info = *ii;
+	info->dtype.big_endian = 0;
+	wo->format = o->ome ? HALO_FMT_OME_ZARR : halo_format_from_path(o->out);
+	if (o->ome && halo_format_from_path(o->out) == HALO_FMT_TIFF)
+		return halo_error_set(err, HALO_EINVAL, "--ome: OUT '%s' is a TIFF name", o->out);
+	wo->pyramid = (int)o->pyramid;
+	if (o->pyramid && wo->format != HALO_FMT_OME_ZARR)
+		return halo_error_set(err, HALO_EINVAL, "--pyramid needs an OME-Zarr output (--ome or *.ome.zarr)");
+	if (o->dtype) {
+		int rc = halo_dtype_parse(o->dtype, "--dtype", &info->dtype, err);
+		if (rc)
+			return rc == HALO_EUNSUPPORTED ? halo_error_set(err, HALO_EINVAL, "%s", err->msg) : rc;
+		info->dtype.big_endian = 0;
+	}
+	if (halo_reader_format(r) == HALO_FMT_TIFF && wo->format != HALO_FMT_TIFF) {
+		static const int64_t dflt[3] = {64, 256, 256};
+		for (int d = 0; d < 3; d++)
+			info->chunks[d] = dflt[d] < ii->shape[d] ? dflt[d] : ii->shape[d];
+	}
+	if (wo->format == HALO_FMT_TIFF) {
+		info->chunks[0] = ii->shape[0] < 16 ? ii->shape[0] : 16;
+		info->chunks[1] = ii->shape[1];
+		info->chunks[2] = ii->shape[2];
+	}
+	if (o->nchunks) {
+		int off = 3 - o->nchunks;
+		if (o->nchunks == 2 && ii->ndim == 3)
+			return halo_error_set(err, HALO_EINVAL, "--chunks: the input is 3D; give Z,Y,X");
+		for (int d = 0; d < o->nchunks; d++)
+			info->chunks[off + d] = o->chunks[d];
+		if (wo->format == HALO_FMT_TIFF &&
+		    (info->chunks[1] != ii->shape[1] || info->chunks[2] != ii->shape[2]))
+			return halo_error_set(err, HALO_EINVAL,
+					      "--chunks: TIFF output is written in whole pages; give Z,%lld,%lld",
+					      (long long)ii->shape[1], (long long)ii->shape[2]);
+	}
+	uint64_t bytes = halo_dtype_size(info->dtype);
+	for (int d = 0; d < 3; d++)
+		bytes *= (uint64_t)info->chunks[d];
+	if (bytes > (uint64_t)INT32_MAX - 64)
+		return halo_error_set(err, HALO_EINVAL, "--chunks: a chunk of %.2f GiB exceeds the 2 GiB limit",
+				      (double)bytes / (1 << 30));
+
+	/* Keep the input's compression unless told otherwise. */
+	halo_codec_t codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1};
+	const halo_codec_t *in_codec = halo_reader_codec(r);
+	if (in_codec && in_codec->id == HALO_CODEC_BLOSC)
+		codec = *in_codec;
+	if (o->compressor) {
+		int rc = halo_codec_parse(o->compressor, &codec, err);
+		if (rc)
+			return rc;
+	}
+	if (o->clevel >= 0)
+		codec.clevel = (int)o->clevel;
+	if (o->shuffle) {
+		if (strcmp(o->shuffle, "none") == 0)
+			codec.shuffle = 0;
+		else if (strcmp(o->shuffle, "byte") == 0)
+			codec.shuffle = 1;
+		else if (strcmp(o->shuffle, "bit") == 0)
+			codec.shuffle = 2;
+		else
+			return halo_error_set(err, HALO_EINVAL, "--shuffle: unknown '%s' (none, byte, bit)",
+					      o->shuffle);
+	}
+	wo->codec = codec;
+	return HALO_OK;
+}
+
+static int run_pyramid(halo_writer_t *w, const char *tmp, int levels,
+		       const halo_stream_opts_t *so, halo_error_t *err)
+{
+	for (int l = 1; l <= levels; l++) {
+		char prev[4096];
+		snprintf(prev, sizeof prev, "%s/%d", tmp, l - 1);
+		halo_reader_t *r;
+		halo_writer_t *lw;
+		int rc = halo_reader_open(prev, &r, err);
+		if (rc)
+			return rc;
+		rc = halo_writer_add_level(w, l, &lw, err);
+		if (!rc) {
+			halo_stream_opts_t lo = *so;
+			lo.downsample = 2;
+			rc = halo_stream_run(r, lw, &lo, NULL, err);
+		}
+		halo_reader_close(r);
+		if (rc)
+			return rc;
+	}
+	return HALO_OK;
+}
+
+int halo_cli_convert(int argc, char **argv)
+{
+	struct convert_opts o = {0};
+	int status;
+	if (parse(argc, argv, &o, &status))
+		return status;
+
+	halo_error_t err = {0};
+	halo_reader_t *r = NULL;
+	halo_writer_t *w = NULL;
+	halo_output_t *out = NULL;
+	halo_runtime_t *rt = NULL;
+	halo_volume_info_t info;
+	halo_writer_opts_t wo = {0};
+	halo_stream_stats_t stats = {0};
+	status = HALO_EXIT_FAIL;
+
+	if (halo_reader_open(o.in, &r, &err))
+		goto fail;
+	if (strcmp(o.in, o.out) == 0 || halo_path_same(o.in, o.out)) {
+		halo_error_set(&err, HALO_EINVAL, "%s: OUT is the same as IN", o.out);
+		goto fail;
+	}
+	if (plan(&o, r, &info, &wo, &err)) {
+		status = HALO_EXIT_USAGE;
+		goto fail;
+	}
+	if (halo_output_begin(o.out, o.overwrite, &out, &err))
+		goto fail;
+	if (halo_runtime_init(&o.rt, &rt, &err))
+		goto fail;
+	halo_signals_install();
+	if (halo_writer_create(halo_output_tmp_path(out), &info, &wo, &w, &err))
+		goto fail;
+	halo_stream_opts_t so = {.memory = o.memory, .quiet = o.quiet, .label = "convert"};
+	if (halo_stream_run(r, w, &so, &stats, &err))
+		goto fail;
+	if (wo.pyramid && run_pyramid(w, halo_output_tmp_path(out), wo.pyramid, &so, &err))
+		goto fail;
+	if (halo_writer_finish(w, &err))
+		goto fail;
+	halo_writer_close(w);
+	w = NULL;
+	if (halo_output_commit(out, &err)) {
+		out = NULL;
+		goto fail;
+	}
+	out = NULL;
+	if (!o.quiet) {
+		double mb = (double)(stats.bytes_read + stats.bytes_written) / 1e6;
+		printf("convert: %s -> %s: %lldx%lldx%lld %s, chunks %lldx%lldx%lld, %lld chunks in "
+		       "%.2f s (%.1f MB/s decoded in+out)\n",
+		       o.in, o.out, (long long)info.shape[0], (long long)info.shape[1],
+		       (long long)info.shape[2], halo_dtype_name(info.dtype),
+		       (long long)info.chunks[0], (long long)info.chunks[1], (long long)info.chunks[2],
+		       (long long)stats.chunks_written, stats.seconds,
+		       stats.seconds > 0 ? mb / stats.seconds : 0.0);
+	}
+	status = HALO_EXIT_OK;
+	goto done;
+fail:
+	halo_cli_error(&err);
+done:
+	halo_writer_close(w);
+	halo_output_abort(out);
+	halo_runtime_shutdown(rt);
+	halo_reader_close(r);
+	return status;
+}

@@ -1,0 +1,137 @@
+/* Filesystem helpers for io/ (see fs.h). Writes check every step, close
+ * included, because NFS and full disks report errors late. */
+#include "config.h"
+#include "io/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int halo_fs_errno_code(int e)
+{
+	switch (e) {
+	case ENOENT: case ENOTDIR: return HALO_ENOENT;
+	case ENOSPC: case EDQUOT: return HALO_ENOSPC;
+	case ENOMEM: return HALO_ENOMEM;
+	case EEXIST: return HALO_EEXIST;
+	default: return HALO_EIO;
+	}
+}
+
+int halo_fs_read(const char *path, void **data, size_t *len, halo_error_t *err)
+{
+	*data = NULL;
+	*len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int e = S_ISDIR(st.st_mode) ? EISDIR : errno;
+		close(fd);
+		return halo_error_set(err, HALO_EIO, "%s: %s", path, strerror(e));
+	}
+	size_t size = (size_t)st.st_size;
+	unsigned char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		close(fd);
+		return halo_error_set(err, HALO_ENOMEM, "%s: out of memory reading %zu bytes", path, size);
+	}
+	size_t got = 0;
+	while (got < size) {
+		ssize_t r = read(fd, buf + got, size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			int e = r < 0 ? errno : EIO;
+			free(buf);
+			close(fd);
+			return halo_error_set(err, HALO_EIO, "%s: %s", path,
+					      r < 0 ? strerror(e) : "file shrank while reading");
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	*data = buf;
+	*len = size;
+	return HALO_OK;
+}
+
+int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", path, strerror(errno));
+	const unsigned char *p = data;
+	size_t done = 0;
+	while (done < len) {
+		ssize_t w = write(fd, p + done, len - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int e = w < 0 ? errno : ENOSPC;
+			close(fd);
+			return halo_error_set(err, halo_fs_errno_code(e), "%s: %s", path, strerror(e));
+		}
+		done += (size_t)w;
+	}
+	if (close(fd) < 0)
+		return halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", path, strerror(errno));
+	return HALO_OK;
+}
+
+int halo_fs_mkdirs(const char *path, halo_error_t *err)
+{
+	char *p = strdup(path);
+	if (!p)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	for (char *s = p + 1;; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+			*s = '\0';
+			if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+				int e = errno;
+				int rc = halo_error_set(err, halo_fs_errno_code(e), "%s: %s", p, strerror(e));
+				free(p);
+				return rc;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	free(p);
+	return HALO_OK;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	remove(path);
+	return 0;
+}
+
+int halo_fs_remove_tree(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	return nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int halo_fs_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+int halo_fs_is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}

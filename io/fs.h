@@ -1,0 +1,30 @@
+/* Small filesystem helpers for io/: whole-file reads and writes with errors
+ * that name the file and say what went wrong (missing, no space, ...). */
+#ifndef HALO_IO_FS_H
+#define HALO_IO_FS_H
+
+#include <stddef.h>
+
+#include "halo.h"
+
+/* Reads a whole file into a malloc'ed buffer (the caller frees *data).
+ * A missing file gives HALO_ENOENT. */
+int halo_fs_read(const char *path, void **data, size_t *len, halo_error_t *err);
+
+/* Writes len bytes to path, creating or truncating it; ENOSPC gives
+ * HALO_ENOSPC. */
+int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *err);
+
+/* mkdir -p; existing directories are fine. */
+int halo_fs_mkdirs(const char *path, halo_error_t *err);
+
+/* rm -rf; a missing path is fine. */
+int halo_fs_remove_tree(const char *path);
+
+int halo_fs_exists(const char *path);
+int halo_fs_is_dir(const char *path);
+
+/* Maps errno to a halo code. */
+int halo_fs_errno_code(int e);
+
+#endif

@@ -1,0 +1,140 @@
+/* Atomic outputs by rename (see outdir.h). rename(2) is atomic within a
+ * filesystem, which is why the temporary name lives beside the final one
+ * rather than in /tmp. Replacing an existing directory takes two renames;
+ * between them the final name is briefly absent, never half-written. */
+#include "config.h"
+#include "io/outdir.h"
+#include "io/fs.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct halo_output {
+	char *final;
+	char *tmp;
+	int overwrite;
+};
+
+static char *with_suffix(const char *path, const char *tag)
+{
+	/* ".NAME.halo-TAG-PID" in the same directory as path. */
+	char *copy1 = strdup(path), *copy2 = strdup(path);
+	char *out = NULL;
+	if (copy1 && copy2) {
+		const char *dir = dirname(copy1);
+		const char *base = basename(copy2);
+		size_t n = strlen(dir) + strlen(base) + strlen(tag) + 40;
+		out = malloc(n);
+		if (out)
+			snprintf(out, n, "%s/.%s.halo-%s-%ld", dir, base, tag, (long)getpid());
+	}
+	free(copy1);
+	free(copy2);
+	return out;
+}
+
+int halo_output_begin(const char *final, int overwrite, halo_output_t **out,
+		      halo_error_t *err)
+{
+	*out = NULL;
+	size_t len = strlen(final);
+	char *trimmed = strdup(final);
+	if (!trimmed)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	while (len > 1 && trimmed[len - 1] == '/')
+		trimmed[--len] = '\0';
+	if (halo_fs_exists(trimmed) && !overwrite) {
+		free(trimmed);
+		return halo_error_set(err, HALO_EEXIST, "%s: already exists (use --overwrite to replace it)",
+				      final);
+	}
+	char *parent = strdup(trimmed);
+	int parent_ok = parent && halo_fs_is_dir(dirname(parent));
+	free(parent);
+	if (!parent_ok) {
+		free(trimmed);
+		return halo_error_set(err, HALO_ENOENT, "%s: parent directory does not exist", final);
+	}
+	halo_output_t *o = calloc(1, sizeof *o);
+	if (!o || !(o->tmp = with_suffix(trimmed, "tmp"))) {
+		free(o);
+		free(trimmed);
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
+	o->final = trimmed;
+	o->overwrite = overwrite;
+	halo_fs_remove_tree(o->tmp); /* left over by a killed run of this pid */
+	*out = o;
+	return HALO_OK;
+}
+
+const char *halo_output_tmp_path(const halo_output_t *o)
+{
+	return o->tmp;
+}
+
+const char *halo_output_final_path(const halo_output_t *o)
+{
+	return o->final;
+}
+
+static void output_free(halo_output_t *o)
+{
+	free(o->final);
+	free(o->tmp);
+	free(o);
+}
+
+int halo_output_commit(halo_output_t *o, halo_error_t *err)
+{
+	int rc = HALO_OK;
+	char *old = NULL;
+	if (halo_fs_exists(o->final)) {
+		if (!o->overwrite) {
+			rc = halo_error_set(err, HALO_EEXIST, "%s: appeared while writing; not replaced",
+					    o->final);
+			goto fail;
+		}
+		old = with_suffix(o->final, "old");
+		if (!old || rename(o->final, old) < 0) {
+			rc = halo_error_set(err, HALO_EIO, "%s: cannot move the old output aside: %s",
+					    o->final, strerror(errno));
+			goto fail;
+		}
+	}
+	if (rename(o->tmp, o->final) < 0) {
+		rc = halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", o->final, strerror(errno));
+		if (old)
+			rename(old, o->final);
+		goto fail;
+	}
+	if (old)
+		halo_fs_remove_tree(old);
+	free(old);
+	output_free(o);
+	return HALO_OK;
+fail:
+	free(old);
+	halo_output_abort(o);
+	return rc;
+}
+
+void halo_output_abort(halo_output_t *o)
+{
+	if (!o)
+		return;
+	halo_fs_remove_tree(o->tmp);
+	output_free(o);
+}
+
+int halo_path_same(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}

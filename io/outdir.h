@@ -1,0 +1,33 @@
+/* Atomic outputs. An output (a Zarr directory or a TIFF file) is written
+ * under a hidden temporary name beside its final name and renamed into
+ * place only when complete, so a failed or interrupted run leaves no
+ * half-written output and never touches an existing one. */
+#ifndef HALO_IO_OUTDIR_H
+#define HALO_IO_OUTDIR_H
+
+#include "halo.h"
+
+typedef struct halo_output halo_output_t;
+
+/* Prepares to write `final`. Fails with HALO_EEXIST when it exists and
+ * overwrite is 0, HALO_ENOENT when its parent directory is missing. Nothing
+ * is created yet: the caller creates halo_output_tmp_path() itself. */
+int halo_output_begin(const char *final, int overwrite, halo_output_t **out,
+		      halo_error_t *err);
+
+/* The temporary path to write to; borrowed until commit or abort. */
+const char *halo_output_tmp_path(const halo_output_t *o);
+const char *halo_output_final_path(const halo_output_t *o);
+
+/* Renames the temporary output into place (an existing final output is
+ * replaced only when overwrite was given) and frees o. */
+int halo_output_commit(halo_output_t *o, halo_error_t *err);
+
+/* Removes whatever was written under the temporary name and frees o;
+ * NULL is a no-op. */
+void halo_output_abort(halo_output_t *o);
+
+/* 1 when the two paths name the same existing file or directory. */
+int halo_path_same(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,359 @@
+/* TIFF volumes through libtiff (see tiff.h). libtiff's messages are
+ * captured per file (TIFFOpenExt's handlers) so that a truncated file gives
+ * one "halo: FILE: PROBLEM" line instead of libtiff's chatter. Pages are
+ * visited in order with TIFFReadDirectory where possible, since
+ * TIFFSetDirectory walks the IFD chain from the start on every call. */
+#include "config.h"
+#include "io/tiff.h"
+#include "io/fs.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tiffio.h>
+
+struct halo_tiff {
+	TIFF *tif;
+	char *path;
+	halo_tiff_info_t info;
+	int writing;
+	int64_t page;          /* current directory (reader) or pages written */
+	pthread_mutex_t lock;
+	char last_error[256];  /* libtiff's last message for this file */
+};
+
+static int capture(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
+{
+	(void)tif;
+	(void)module;
+	struct halo_tiff *t = user;
+	vsnprintf(t->last_error, sizeof t->last_error, fmt, ap);
+	return 1; /* handled: libtiff prints nothing */
+}
+
+static int ignore(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
+{
+	(void)tif; (void)user; (void)module; (void)fmt; (void)ap;
+	return 1;
+}
+
+static TIFF *open_with_handlers(halo_tiff_t *t, const char *mode)
+{
+	TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();
+	if (!opts)
+		return NULL;
+	TIFFOpenOptionsSetErrorHandlerExtR(opts, capture, t);
+	TIFFOpenOptionsSetWarningHandlerExtR(opts, ignore, t);
+	TIFF *tif = TIFFOpenExt(t->path, mode, opts);
+	TIFFOpenOptionsFree(opts);
+	return tif;
+}
+
+static int tiff_fail(halo_tiff_t *t, int code, const char *what, halo_error_t *err)
+{
+	return halo_error_set(err, code, "%s: %s%s%s", t->path, what,
+			      t->last_error[0] ? ": " : "", t->last_error);
+}
+
+static int sample_dtype(uint16_t format, uint16_t bits, halo_dtype_t *dt)
+{
+	static const struct { uint16_t format, bits; halo_dtype_kind_t kind; } map[] = {
+		{SAMPLEFORMAT_UINT, 8, HALO_U1},    {SAMPLEFORMAT_UINT, 16, HALO_U2},
+		{SAMPLEFORMAT_UINT, 32, HALO_U4},   {SAMPLEFORMAT_INT, 8, HALO_I1},
+		{SAMPLEFORMAT_INT, 16, HALO_I2},    {SAMPLEFORMAT_INT, 32, HALO_I4},
+		{SAMPLEFORMAT_IEEEFP, 32, HALO_F4}, {SAMPLEFORMAT_IEEEFP, 64, HALO_F8},
+	};
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (map[i].format == format && map[i].bits == bits) {
+			dt->kind = map[i].kind;
+			dt->big_endian = 0; /* libtiff hands back native order */
+			return 0;
+		}
+	return -1;
+}
+
+/* ImageJ writes "ImageJ=1.x\nimages=N\nslices=N\nspacing=0.2\nunit=micron\n". */
+static void parse_imagej(const char *desc, halo_tiff_info_t *info)
+{
+	if (!desc || strncmp(desc, "ImageJ=", 7) != 0)
+		return;
+	const char *p = strstr(desc, "\nspacing=");
+	if (p)
+		info->voxel[0] = strtod(p + 9, NULL);
+	p = strstr(desc, "\nunit=");
+	if (p) {
+		p += 6;
+		size_t n = strcspn(p, "\n");
+		if (n >= sizeof info->unit)
+			n = sizeof info->unit - 1;
+		memcpy(info->unit, p, n);
+		info->unit[n] = '\0';
+	}
+	if (!(info->voxel[0] > 0))
+		info->voxel[0] = 1;
+}
+
+int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
+{
+	*out = NULL;
+	if (!halo_fs_exists(path))
+		return halo_error_set(err, HALO_ENOENT, "%s: no such file or directory", path);
+	halo_tiff_t *t = calloc(1, sizeof *t);
+	if (!t || !(t->path = strdup(path))) {
+		free(t);
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	int rc = HALO_OK;
+	t->tif = open_with_handlers(t, "rm"); /* no memory-mapping: files may exceed RAM */
+	if (!t->tif) {
+		rc = tiff_fail(t, HALO_EFORMAT, "not a readable TIFF", err);
+		goto fail;
+	}
+	uint32_t w = 0, h = 0;
+	uint16_t spp = 1, bits = 0, format = SAMPLEFORMAT_UINT, planar = PLANARCONFIG_CONTIG;
+	TIFFGetField(t->tif, TIFFTAG_IMAGEWIDTH, &w);
+	TIFFGetField(t->tif, TIFFTAG_IMAGELENGTH, &h);
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_BITSPERSAMPLE, &bits);
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLEFORMAT, &format);
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_PLANARCONFIG, &planar);
+	if (spp != 1) {
+		rc = halo_error_set(err, HALO_EUNSUPPORTED,
+				    "%s: %u samples per pixel; only single-channel images are supported",
+				    path, spp);
+		goto fail;
+	}
+	halo_tiff_info_t *info = &t->info;
+	if (sample_dtype(format, bits, &info->dtype) < 0) {
+		rc = halo_error_set(err, HALO_EUNSUPPORTED,
+				    "%s: unsupported sample type (%u-bit, format %u)", path, bits, format);
+		goto fail;
+	}
+	info->voxel[0] = info->voxel[1] = info->voxel[2] = 1;
+	char *desc = NULL;
+	if (TIFFGetField(t->tif, TIFFTAG_IMAGEDESCRIPTION, &desc))
+		parse_imagej(desc, info);
+	float xres = 0, yres = 0;
+	if (TIFFGetField(t->tif, TIFFTAG_XRESOLUTION, &xres) && xres > 0 && info->unit[0])
+		info->voxel[2] = 1.0 / xres;
+	if (TIFFGetField(t->tif, TIFFTAG_YRESOLUTION, &yres) && yres > 0 && info->unit[0])
+		info->voxel[1] = 1.0 / yres;
+
+	/* Every page must match the first; counting them also finds a file
+	 * truncated in its directory chain. */
+	tdir_t pages = TIFFNumberOfDirectories(t->tif);
+	if (t->last_error[0]) {
+		rc = tiff_fail(t, HALO_EFORMAT, "corrupt directory chain", err);
+		goto fail;
+	}
+	for (tdir_t p = 1; p < pages; p++) {
+		uint32_t pw = 0, ph = 0;
+		uint16_t pbits = 0, pformat = SAMPLEFORMAT_UINT;
+		if (!TIFFSetDirectory(t->tif, p)) {
+			rc = tiff_fail(t, HALO_EFORMAT, "cannot read page directory", err);
+			goto fail;
+		}
+		TIFFGetField(t->tif, TIFFTAG_IMAGEWIDTH, &pw);
+		TIFFGetField(t->tif, TIFFTAG_IMAGELENGTH, &ph);
+		TIFFGetFieldDefaulted(t->tif, TIFFTAG_BITSPERSAMPLE, &pbits);
+		TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLEFORMAT, &pformat);
+		if (pw != w || ph != h || pbits != bits || pformat != format) {
+			rc = halo_error_set(err, HALO_EUNSUPPORTED,
+					    "%s: page %u is %ux%u, %u-bit; page 0 is %ux%u, %u-bit",
+					    path, (unsigned)p, pw, ph, pbits, w, h, bits);
+			goto fail;
+		}
+	}
+	TIFFSetDirectory(t->tif, 0);
+	t->page = 0;
+	info->ndim = pages > 1 ? 3 : 2;
+	info->shape[0] = pages;
+	info->shape[1] = h;
+	info->shape[2] = w;
+	*out = t;
+	return HALO_OK;
+fail:
+	halo_tiff_close(t, NULL);
+	return rc;
+}
+
+const halo_tiff_info_t *halo_tiff_info(const halo_tiff_t *t)
+{
+	return &t->info;
+}
+
+static int goto_page(halo_tiff_t *t, int64_t z)
+{
+	if (z == t->page)
+		return 1;
+	if (z == t->page + 1 && TIFFReadDirectory(t->tif)) {
+		t->page = z;
+		return 1;
+	}
+	if (!TIFFSetDirectory(t->tif, (tdir_t)z))
+		return 0;
+	t->page = z;
+	return 1;
+}
+
+/* Reads the current page into dst (height * width elements). */
+static int read_page(halo_tiff_t *t, unsigned char *dst)
+{
+	size_t el = halo_dtype_size(t->info.dtype);
+	uint32_t w = (uint32_t)t->info.shape[2], h = (uint32_t)t->info.shape[1];
+	if (TIFFIsTiled(t->tif)) {
+		uint32_t tw = 0, th = 0;
+		TIFFGetField(t->tif, TIFFTAG_TILEWIDTH, &tw);
+		TIFFGetField(t->tif, TIFFTAG_TILELENGTH, &th);
+		tmsize_t tsize = TIFFTileSize(t->tif);
+		unsigned char *tile = malloc((size_t)tsize);
+		if (!tile)
+			return 0;
+		for (uint32_t y = 0; y < h; y += th)
+			for (uint32_t x = 0; x < w; x += tw) {
+				if (TIFFReadTile(t->tif, tile, x, y, 0, 0) < 0) {
+					free(tile);
+					return 0;
+				}
+				uint32_t ny = h - y < th ? h - y : th, nx = w - x < tw ? w - x : tw;
+				for (uint32_t r = 0; r < ny; r++)
+					memcpy(dst + ((size_t)(y + r) * w + x) * el,
+					       tile + (size_t)r * tw * el, (size_t)nx * el);
+			}
+		free(tile);
+		return 1;
+	}
+	size_t page_bytes = (size_t)w * h * el;
+	size_t done = 0;
+	tstrip_t strips = TIFFNumberOfStrips(t->tif);
+	for (tstrip_t s = 0; s < strips && done < page_bytes; s++) {
+		tmsize_t n = TIFFReadEncodedStrip(t->tif, s, dst + done, (tmsize_t)(page_bytes - done));
+		if (n < 0)
+			return 0;
+		done += (size_t)n;
+	}
+	return done == page_bytes;
+}
+
+int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
+			 halo_error_t *err)
+{
+	size_t page_bytes = (size_t)t->info.shape[1] * (size_t)t->info.shape[2] *
+			    halo_dtype_size(t->info.dtype);
+	int rc = HALO_OK;
+	pthread_mutex_lock(&t->lock);
+	for (int64_t z = z0; z < z0 + nz && !rc; z++) {
+		t->last_error[0] = '\0';
+		if (!goto_page(t, z) || !read_page(t, (unsigned char *)buf + (size_t)(z - z0) * page_bytes)) {
+			char what[64];
+			snprintf(what, sizeof what, "page %lld is unreadable or truncated", (long long)z);
+			rc = tiff_fail(t, HALO_EFORMAT, what, err);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+int halo_tiff_create(const char *path, const halo_tiff_info_t *info, halo_tiff_t **out,
+		     halo_error_t *err)
+{
+	*out = NULL;
+	halo_tiff_t *t = calloc(1, sizeof *t);
+	if (!t || !(t->path = strdup(path))) {
+		free(t);
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	t->info = *info;
+	t->writing = 1;
+	uint64_t bytes = (uint64_t)info->shape[0] * (uint64_t)info->shape[1] *
+			 (uint64_t)info->shape[2] * halo_dtype_size(info->dtype);
+	/* Classic TIFF offsets are 32-bit; keep 64 MiB for the directories. */
+	int big = bytes > (UINT64_C(4) << 30) - (UINT64_C(64) << 20);
+	t->tif = open_with_handlers(t, big ? "w8" : "w");
+	if (!t->tif) {
+		int rc = tiff_fail(t, HALO_EIO, "cannot create", err);
+		halo_tiff_close(t, NULL);
+		return rc;
+	}
+	*out = t;
+	return HALO_OK;
+}
+
+static const uint16_t sample_formats[HALO_DTYPE_COUNT] = {
+	[HALO_U1] = SAMPLEFORMAT_UINT, [HALO_U2] = SAMPLEFORMAT_UINT, [HALO_U4] = SAMPLEFORMAT_UINT,
+	[HALO_I1] = SAMPLEFORMAT_INT,  [HALO_I2] = SAMPLEFORMAT_INT,  [HALO_I4] = SAMPLEFORMAT_INT,
+	[HALO_F4] = SAMPLEFORMAT_IEEEFP, [HALO_F8] = SAMPLEFORMAT_IEEEFP,
+};
+
+int halo_tiff_write_pages(halo_tiff_t *t, int64_t z0, int64_t nz, const void *buf,
+			  halo_error_t *err)
+{
+	const halo_tiff_info_t *info = &t->info;
+	uint32_t w = (uint32_t)info->shape[2], h = (uint32_t)info->shape[1];
+	size_t el = halo_dtype_size(info->dtype);
+	size_t row = (size_t)w * el;
+	if (z0 != t->page)
+		return halo_error_set(err, HALO_EINVAL, "%s: pages written out of order (%lld, expected %lld)",
+				      t->path, (long long)z0, (long long)t->page);
+	char desc[256];
+	snprintf(desc, sizeof desc, "ImageJ=1.11a\nimages=%lld\nslices=%lld\n%s%s%sspacing=%.9g\nloop=false\n",
+		 (long long)info->shape[0], (long long)info->shape[0],
+		 info->unit[0] ? "unit=" : "", info->unit, info->unit[0] ? "\n" : "", info->voxel[0]);
+	/* About 256 KiB per strip: large enough for throughput, small enough
+	 * for readers that load strips whole. */
+	uint32_t rows_per_strip = (uint32_t)((256u << 10) / (row ? row : 1));
+	if (rows_per_strip < 1)
+		rows_per_strip = 1;
+	for (int64_t z = z0; z < z0 + nz; z++) {
+		TIFF *tif = t->tif;
+		TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, w);
+		TIFFSetField(tif, TIFFTAG_IMAGELENGTH, h);
+		TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1);
+		TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, (uint16_t)(el * 8));
+		TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, sample_formats[info->dtype.kind]);
+		TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+		TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+		TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_NONE);
+		TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, rows_per_strip);
+		if (info->unit[0]) {
+			TIFFSetField(tif, TIFFTAG_XRESOLUTION, (float)(1.0 / info->voxel[2]));
+			TIFFSetField(tif, TIFFTAG_YRESOLUTION, (float)(1.0 / info->voxel[1]));
+			TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_NONE);
+		}
+		if (z == 0)
+			TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, desc);
+		if (info->ndim == 3) {
+			TIFFSetField(tif, TIFFTAG_SUBFILETYPE, FILETYPE_PAGE);
+			TIFFSetField(tif, TIFFTAG_PAGENUMBER, (uint16_t)z, (uint16_t)info->shape[0]);
+		}
+		const unsigned char *page = (const unsigned char *)buf + (size_t)(z - z0) * h * row;
+		for (uint32_t y = 0; y < h; y += rows_per_strip) {
+			uint32_t n = h - y < rows_per_strip ? h - y : rows_per_strip;
+			if (TIFFWriteEncodedStrip(tif, y / rows_per_strip, (void *)(page + (size_t)y * row),
+						  (tmsize_t)(n * row)) < 0)
+				return tiff_fail(t, HALO_EIO, "write failed", err);
+		}
+		if (!TIFFWriteDirectory(tif))
+			return tiff_fail(t, HALO_EIO, "write failed", err);
+		t->page++;
+	}
+	return HALO_OK;
+}
+
+int halo_tiff_close(halo_tiff_t *t, halo_error_t *err)
+{
+	if (!t)
+		return HALO_OK;
+	int rc = HALO_OK;
+	if (t->tif) {
+		if (t->writing && !TIFFFlush(t->tif))
+			rc = tiff_fail(t, HALO_EIO, "flush failed", err);
+		TIFFClose(t->tif);
+	}
+	pthread_mutex_destroy(&t->lock);
+	free(t->path);
+	free(t);
+	return rc;
+}

@@ -1,0 +1,46 @@
+/* TIFF volumes through libtiff: one z slice per page, single-channel
+ * images, strips or tiles, classic TIFF or BigTIFF. ImageJ's metadata
+ * (spacing, unit, resolution) gives the voxel size.
+ *
+ * libtiff handles are not thread-safe, so a reader serialises its page reads
+ * with a mutex; a writer appends pages strictly in order. */
+#ifndef HALO_IO_TIFF_H
+#define HALO_IO_TIFF_H
+
+#include <stdint.h>
+
+#include "halo.h"
+#include "util/dtype.h"
+
+typedef struct halo_tiff halo_tiff_t;
+
+typedef struct halo_tiff_info {
+	int ndim;            /* 2 for a single page, else 3 */
+	int64_t shape[3];    /* pages, height, width */
+	halo_dtype_t dtype;
+	double voxel[3];     /* z, y, x; 1 when unknown */
+	char unit[32];       /* as found ("micron", "um", ...), "" when unknown */
+} halo_tiff_info_t;
+
+int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err);
+const halo_tiff_info_t *halo_tiff_info(const halo_tiff_t *t);
+
+/* Reads pages [z0, z0 + nz) into buf (nz * height * width elements, native
+ * byte order). Thread-safe. */
+int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
+			 halo_error_t *err);
+
+/* Creates a TIFF for writing; BigTIFF when the pixel data exceed 4 GiB
+ * minus room for the directories. info->unit and voxel go into ImageJ
+ * metadata. */
+int halo_tiff_create(const char *path, const halo_tiff_info_t *info, halo_tiff_t **out,
+		     halo_error_t *err);
+
+/* Appends pages [z0, z0 + nz); z0 must equal the number already written. */
+int halo_tiff_write_pages(halo_tiff_t *t, int64_t z0, int64_t nz, const void *buf,
+			  halo_error_t *err);
+
+/* Closes t, flushing a writer; the error of a failed flush is returned. */
+int halo_tiff_close(halo_tiff_t *t, halo_error_t *err);
+
+#endif

@@ -1,0 +1,452 @@
+/* One face for every stored volume (see volume.h): format detection,
+ * OME-NGFF 0.4 multiscales metadata, and the mapping of 2D images and TIFF
+ * page ranges onto halo's 3D chunk grid. */
+#include "config.h"
+#include "io/volume.h"
+#include "io/fs.h"
+#include "io/tiff.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct halo_reader {
+	halo_format_t format;
+	char *path;
+	halo_volume_info_t info;
+	halo_zarr_t *zarr;
+	halo_tiff_t *tiff;
+};
+
+#define MAX_LEVELS 16
+
+struct halo_writer {
+	halo_format_t format;
+	char *path;
+	halo_volume_info_t info;
+	halo_writer_opts_t opts;
+	halo_zarr_t *zarr;
+	halo_tiff_t *tiff;
+	halo_writer_t *levels[MAX_LEVELS]; /* OME pyramid levels 1.. */
+	int nlevels;                       /* including level 0 */
+};
+
+/* TIFF pages per chunk when reading: about 64 MiB per chunk. */
+static int64_t tiff_chunk_depth(const halo_tiff_info_t *ti)
+{
+	int64_t page = ti->shape[1] * ti->shape[2] * (int64_t)halo_dtype_size(ti->dtype);
+	int64_t n = page > 0 ? (INT64_C(64) << 20) / page : 1;
+	if (n < 1)
+		n = 1;
+	return n > ti->shape[0] ? ti->shape[0] : n;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	while (n > 1 && s[n - 1] == '/')
+		n--;
+	return n >= m && strncasecmp(s + n - m, suffix, m) == 0;
+}
+
+static int is_tiff_file(const char *path)
+{
+	if (ends_with(path, ".tif") || ends_with(path, ".tiff"))
+		return 1;
+	FILE *f = fopen(path, "rb");
+	unsigned char m[4] = {0};
+	if (!f)
+		return 0;
+	size_t n = fread(m, 1, 4, f);
+	fclose(f);
+	return n == 4 && ((m[0] == 'I' && m[1] == 'I' && (m[2] == 42 || m[2] == 43) && m[3] == 0) ||
+			  (m[0] == 'M' && m[1] == 'M' && m[2] == 0 && (m[3] == 42 || m[3] == 43)));
+}
+
+halo_format_t halo_format_from_path(const char *path)
+{
+	if (ends_with(path, ".tif") || ends_with(path, ".tiff"))
+		return HALO_FMT_TIFF;
+	if (ends_with(path, ".ome.zarr"))
+		return HALO_FMT_OME_ZARR;
+	return HALO_FMT_ZARR;
+}
+
+void halo_unit_normalise(const char *in, char *out, size_t len)
+{
+	static const char *const micro[] = {"micron", "microns", "um", "\xc2\xb5m", "\\u00B5m",
+					    "micrometer", "micrometre"};
+	for (size_t i = 0; i < sizeof micro / sizeof micro[0]; i++)
+		if (strcmp(in, micro[i]) == 0) {
+			snprintf(out, len, "micrometer");
+			return;
+		}
+	if (strcmp(in, "nm") == 0)
+		in = "nanometer";
+	else if (strcmp(in, "mm") == 0)
+		in = "millimeter";
+	snprintf(out, len, "%s", in);
+}
+
+/* Reads OME-NGFF multiscales from a group's attributes: the first
+ * dataset's path, the voxel size (dataset scale times any multiscale-level
+ * scale) and the spatial unit. Returns 0 when attrs holds no multiscales. */
+static int ome_level0(const json_t *attrs, char *dataset, size_t len, double voxel[3],
+		      char *unit, size_t ulen)
+{
+	const json_t *ms = json_array_get(json_object_get(attrs, "multiscales"), 0);
+	const json_t *ds = json_array_get(json_object_get(ms, "datasets"), 0);
+	const char *p = json_string_value(json_object_get(ds, "path"));
+	if (!p)
+		return 0;
+	snprintf(dataset, len, "%s", p);
+	voxel[0] = voxel[1] = voxel[2] = 1;
+	const json_t *lists[2] = {json_object_get(ds, "coordinateTransformations"),
+				  json_object_get(ms, "coordinateTransformations")};
+	for (int l = 0; l < 2; l++)
+		for (size_t i = 0; i < json_array_size(lists[l]); i++) {
+			const json_t *t = json_array_get(lists[l], i);
+			const char *type = json_string_value(json_object_get(t, "type"));
+			const json_t *scale = json_object_get(t, "scale");
+			size_t n = json_array_size(scale);
+			if (!type || strcmp(type, "scale") != 0 || n < 2)
+				continue;
+			for (int d = 0; d < 3 && (size_t)d < n; d++)
+				voxel[2 - d] *= json_number_value(json_array_get(scale, n - 1 - (size_t)d));
+		}
+	const json_t *axes = json_object_get(ms, "axes");
+	const json_t *last = json_array_get(axes, json_array_size(axes) ? json_array_size(axes) - 1 : 0);
+	const char *u = json_string_value(json_object_get(last, "unit"));
+	snprintf(unit, ulen, "%s", u ? u : "");
+	return 1;
+}
+
+static int zarr_info(halo_reader_t *r, halo_error_t *err)
+{
+	const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
+	halo_volume_info_t *info = &r->info;
+	if (m->ndim != 2 && m->ndim != 3) {
+		/* OME images are often 5D (t, c, z, y, x) with unit t and c. */
+		int lead_ones = 1;
+		for (int d = 0; d < m->ndim - 3; d++)
+			lead_ones &= m->shape[d] == 1;
+		if (m->ndim < 2 || !lead_ones)
+			return halo_error_set(err, HALO_EUNSUPPORTED,
+					      "%s: %dD array; halo reads 2D and 3D volumes", r->path, m->ndim);
+	}
+	int off = m->ndim - 3;
+	info->ndim = m->ndim == 2 ? 2 : 3;
+	for (int d = 0; d < 3; d++) {
+		int src = off + d;
+		info->shape[d] = src >= 0 ? m->shape[src] : 1;
+		info->chunks[d] = src >= 0 ? m->chunks[src] : 1;
+	}
+	info->dtype = m->dtype;
+	info->fill = m->fill;
+	return HALO_OK;
+}
+
+int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
+{
+	*out = NULL;
+	if (!halo_fs_exists(path))
+		return halo_error_set(err, HALO_ENOENT, "%s: no such file or directory", path);
+	halo_reader_t *r = calloc(1, sizeof *r);
+	if (!r || !(r->path = strdup(path))) {
+		free(r);
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
+	halo_volume_info_t *info = &r->info;
+	info->voxel[0] = info->voxel[1] = info->voxel[2] = 1;
+	int rc;
+	if (!halo_fs_is_dir(path) && is_tiff_file(path)) {
+		r->format = HALO_FMT_TIFF;
+		if ((rc = halo_tiff_open(path, &r->tiff, err)))
+			goto fail;
+		const halo_tiff_info_t *ti = halo_tiff_info(r->tiff);
+		info->ndim = ti->ndim;
+		for (int d = 0; d < 3; d++) {
+			info->shape[d] = ti->shape[d];
+			info->voxel[d] = ti->voxel[d];
+		}
+		info->chunks[0] = tiff_chunk_depth(ti);
+		info->chunks[1] = ti->shape[1];
+		info->chunks[2] = ti->shape[2];
+		info->dtype = ti->dtype;
+		halo_unit_normalise(ti->unit, info->unit, sizeof info->unit);
+		*out = r;
+		return HALO_OK;
+	}
+	if (!halo_fs_is_dir(path)) {
+		rc = halo_error_set(err, HALO_EFORMAT, "%s: not a TIFF file or a Zarr directory", path);
+		goto fail;
+	}
+	/* An OME-Zarr group: read its first (full-resolution) dataset. */
+	char attrs_file[4096];
+	snprintf(attrs_file, sizeof attrs_file, "%s/.zattrs", path);
+	void *text;
+	size_t len;
+	char dataset[1024], unit[sizeof ((halo_volume_info_t *)0)->unit];
+	double voxel[3];
+	int ome = 0;
+	if (halo_fs_read(attrs_file, &text, &len, NULL) == HALO_OK) {
+		json_t *attrs = json_loadb(text, len, 0, NULL);
+		free(text);
+		ome = attrs && ome_level0(attrs, dataset, sizeof dataset, voxel, unit, sizeof unit);
+		json_decref(attrs);
+	}
+	if (ome) {
+		char array[4096 + 1024];
+		snprintf(array, sizeof array, "%s/%s", path, dataset);
+		r->format = HALO_FMT_OME_ZARR;
+		if ((rc = halo_zarr_open(array, &r->zarr, err)))
+			goto fail;
+		for (int d = 0; d < 3; d++)
+			info->voxel[d] = voxel[d];
+		snprintf(info->unit, sizeof info->unit, "%s", unit);
+	} else {
+		r->format = HALO_FMT_ZARR;
+		if ((rc = halo_zarr_open(path, &r->zarr, err)))
+			goto fail;
+	}
+	if ((rc = zarr_info(r, err)))
+		goto fail;
+	*out = r;
+	return HALO_OK;
+fail:
+	halo_reader_close(r);
+	return rc;
+}
+
+const halo_volume_info_t *halo_reader_info(const halo_reader_t *r)
+{
+	return &r->info;
+}
+
+halo_format_t halo_reader_format(const halo_reader_t *r)
+{
+	return r->format;
+}
+
+const char *halo_reader_path(const halo_reader_t *r)
+{
+	return r->path;
+}
+
+const halo_codec_t *halo_reader_codec(const halo_reader_t *r)
+{
+	return r->zarr ? &halo_zarr_meta(r->zarr)->codec : NULL;
+}
+
+int halo_reader_read_chunk(halo_reader_t *r, const int64_t idx[3], void *buf,
+			   halo_error_t *err)
+{
+	if (r->zarr) {
+		const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
+		int64_t zidx[HALO_MAXDIM] = {0};
+		int off = m->ndim - 3;
+		for (int d = 0; d < 3; d++)
+			if (off + d >= 0)
+				zidx[off + d] = idx[d];
+		return halo_zarr_read_chunk(r->zarr, zidx, buf, err);
+	}
+	const halo_volume_info_t *info = &r->info;
+	int64_t z0 = idx[0] * info->chunks[0];
+	int64_t nz = info->shape[0] - z0 < info->chunks[0] ? info->shape[0] - z0 : info->chunks[0];
+	size_t page = (size_t)(info->shape[1] * info->shape[2]) * halo_dtype_size(info->dtype);
+	if (nz < info->chunks[0])
+		memset((char *)buf + (size_t)nz * page, 0, (size_t)(info->chunks[0] - nz) * page);
+	return halo_tiff_read_pages(r->tiff, z0, nz, buf, err);
+}
+
+void halo_reader_close(halo_reader_t *r)
+{
+	if (!r)
+		return;
+	halo_zarr_close(r->zarr);
+	halo_tiff_close(r->tiff, NULL);
+	free(r->path);
+	free(r);
+}
+
+/* ---- writers ---- */
+
+static int zarr_create_for(const char *path, const halo_volume_info_t *info,
+			   const halo_codec_t *codec, halo_zarr_t **out, halo_error_t *err)
+{
+	halo_zarr_meta_t m;
+	int off = info->ndim == 2 ? 1 : 0;
+	halo_zarr_meta_init(&m, info->ndim, info->shape + off, info->chunks + off, info->dtype);
+	m.codec = *codec;
+	m.fill = info->fill;
+	return halo_zarr_create(path, &m, out, err);
+}
+
+static int write_text(const char *dir, const char *name, json_t *doc, halo_error_t *err)
+{
+	char file[4096];
+	snprintf(file, sizeof file, "%s/%s", dir, name);
+	char *text = json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS);
+	int rc = text ? halo_fs_write(file, text, strlen(text), err)
+		      : halo_error_set(err, HALO_ENOMEM, "out of memory");
+	free(text);
+	return rc;
+}
+
+int halo_writer_create(const char *path, const halo_volume_info_t *info,
+		       const halo_writer_opts_t *opts, halo_writer_t **out, halo_error_t *err)
+{
+	*out = NULL;
+	halo_writer_t *w = calloc(1, sizeof *w);
+	if (!w || !(w->path = strdup(path))) {
+		free(w);
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
+	w->format = opts->format;
+	w->info = *info;
+	w->opts = *opts;
+	w->nlevels = 1;
+	int rc;
+	if (opts->format == HALO_FMT_TIFF) {
+		halo_tiff_info_t ti = {.ndim = info->ndim, .dtype = info->dtype};
+		for (int d = 0; d < 3; d++) {
+			ti.shape[d] = info->shape[d];
+			ti.voxel[d] = info->voxel[d];
+		}
+		snprintf(ti.unit, sizeof ti.unit, "%s",
+			 strcmp(info->unit, "micrometer") == 0 ? "micron" : info->unit);
+		w->info.chunks[1] = info->shape[1];
+		w->info.chunks[2] = info->shape[2];
+		rc = halo_tiff_create(path, &ti, &w->tiff, err);
+	} else if (opts->format == HALO_FMT_OME_ZARR) {
+		char level0[4096];
+		snprintf(level0, sizeof level0, "%s/0", path);
+		json_t *group = json_pack("{s:i}", "zarr_format", 2);
+		rc = halo_fs_mkdirs(path, err);
+		if (!rc)
+			rc = write_text(path, ".zgroup", group, err);
+		json_decref(group);
+		if (!rc)
+			rc = zarr_create_for(level0, info, &opts->codec, &w->zarr, err);
+	} else {
+		rc = zarr_create_for(path, info, &opts->codec, &w->zarr, err);
+	}
+	if (rc) {
+		halo_writer_close(w);
+		return rc;
+	}
+	*out = w;
+	return HALO_OK;
+}
+
+const halo_volume_info_t *halo_writer_info(const halo_writer_t *w)
+{
+	return &w->info;
+}
+
+int halo_writer_write_chunk(halo_writer_t *w, const int64_t idx[3], const void *buf,
+			    halo_error_t *err)
+{
+	if (w->zarr) {
+		int64_t zidx[3] = {idx[0], idx[1], idx[2]};
+		return halo_zarr_write_chunk(w->zarr, w->info.ndim == 2 ? zidx + 1 : zidx, buf, err);
+	}
+	const halo_volume_info_t *info = &w->info;
+	int64_t z0 = idx[0] * info->chunks[0];
+	int64_t nz = info->shape[0] - z0 < info->chunks[0] ? info->shape[0] - z0 : info->chunks[0];
+	return halo_tiff_write_pages(w->tiff, z0, nz, buf, err);
+}
+
+int halo_writer_ordered(const halo_writer_t *w)
+{
+	return w->format == HALO_FMT_TIFF;
+}
+
+int halo_writer_level(const halo_writer_t *w, int level, char *path, size_t len,
+		      halo_volume_info_t *info)
+{
+	if (w->format != HALO_FMT_OME_ZARR || level < 1 || level >= MAX_LEVELS)
+		return HALO_EINVAL;
+	snprintf(path, len, "%s/%d", w->path, level);
+	*info = w->info;
+	for (int d = 1; d < 3; d++) {
+		int64_t s = w->info.shape[d];
+		for (int l = 0; l < level; l++)
+			s = (s + 1) / 2;
+		info->shape[d] = s;
+		info->chunks[d] = w->info.chunks[d] < s ? w->info.chunks[d] : s;
+		info->voxel[d] = w->info.voxel[d] * (double)(1 << level);
+	}
+	return HALO_OK;
+}
+
+int halo_writer_add_level(halo_writer_t *w, int level, halo_writer_t **out, halo_error_t *err)
+{
+	char path[4096];
+	halo_volume_info_t info;
+	if (level != w->nlevels || halo_writer_level(w, level, path, sizeof path, &info))
+		return halo_error_set(err, HALO_EINVAL, "%s: pyramid level %d out of order", w->path, level);
+	halo_writer_opts_t opts = w->opts;
+	opts.format = HALO_FMT_ZARR;
+	opts.pyramid = 0;
+	int rc = halo_writer_create(path, &info, &opts, &w->levels[level], err);
+	if (rc)
+		return rc;
+	w->nlevels++;
+	*out = w->levels[level];
+	return HALO_OK;
+}
+
+static json_t *multiscales(const halo_writer_t *w)
+{
+	static const char *const names[3] = {"z", "y", "x"};
+	const char *unit = w->info.unit[0] ? w->info.unit : "micrometer";
+	int first = w->info.ndim == 2 ? 1 : 0;
+	json_t *axes = json_array();
+	for (int d = first; d < 3; d++)
+		json_array_append_new(axes, json_pack("{s:s, s:s, s:s}", "name", names[d], "type",
+						      "space", "unit", unit));
+	json_t *datasets = json_array();
+	for (int l = 0; l < w->nlevels; l++) {
+		json_t *scale = json_array();
+		for (int d = first; d < 3; d++)
+			json_array_append_new(scale, json_real(w->info.voxel[d] * (d ? (double)(1 << l) : 1.0)));
+		char path[16];
+		snprintf(path, sizeof path, "%d", l);
+		json_array_append_new(datasets, json_pack("{s:s, s:[{s:s, s:o}]}", "path", path,
+							  "coordinateTransformations", "type", "scale",
+							  "scale", scale));
+	}
+	return json_pack("{s:[{s:s, s:s, s:o, s:o, s:{s:s, s:s}}]}", "multiscales", "version", "0.4",
+			 "name", "image", "axes", axes, "datasets", datasets, "metadata",
+			 "method", "mean over 2x2 blocks in y and x", "software", "halo " PACKAGE_VERSION);
+}
+
+int halo_writer_finish(halo_writer_t *w, halo_error_t *err)
+{
+	if (w->tiff) {
+		int rc = halo_tiff_close(w->tiff, err);
+		w->tiff = NULL;
+		return rc;
+	}
+	if (w->format != HALO_FMT_OME_ZARR)
+		return HALO_OK;
+	json_t *attrs = multiscales(w);
+	int rc = attrs ? write_text(w->path, ".zattrs", attrs, err)
+		       : halo_error_set(err, HALO_ENOMEM, "out of memory");
+	json_decref(attrs);
+	return rc;
+}
+
+void halo_writer_close(halo_writer_t *w)
+{
+	if (!w)
+		return;
+	for (int l = 1; l < MAX_LEVELS; l++)
+		halo_writer_close(w->levels[l]);
+	halo_zarr_close(w->zarr);
+	halo_tiff_close(w->tiff, NULL);
+	free(w->path);
+	free(w);
+}

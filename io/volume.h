@@ -1,0 +1,82 @@
+/* Volumes as the rest of halo sees them: a 3D chunked array (a 2D image is
+ * a volume of depth 1), whatever its file format. Readers open Zarr v2/v3,
+ * OME-Zarr (level 0) and TIFF; writers produce Zarr v2, OME-Zarr 0.4 (with
+ * an optional pyramid) and TIFF. Chunks are read and written whole, in
+ * native byte order; any thread may read any chunk. */
+#ifndef HALO_IO_VOLUME_H
+#define HALO_IO_VOLUME_H
+
+#include <stdint.h>
+
+#include "halo.h"
+#include "util/dtype.h"
+#include "io/zarr.h"
+
+typedef enum { HALO_FMT_ZARR, HALO_FMT_OME_ZARR, HALO_FMT_TIFF } halo_format_t;
+
+typedef struct halo_volume_info {
+	int ndim;           /* as stored: 2 or 3 */
+	int64_t shape[3];   /* z, y, x (z = 1 for an image) */
+	int64_t chunks[3];  /* the chunk grid of the stored array */
+	halo_dtype_t dtype;
+	double fill;        /* value of missing chunks and of padding */
+	double voxel[3];    /* physical size of a voxel, z, y, x */
+	char unit[32];      /* OME-NGFF unit name ("micrometer"), "" if unknown */
+} halo_volume_info_t;
+
+typedef struct halo_reader halo_reader_t;
+
+/* Opens path read-only: a TIFF file (.tif/.tiff or TIFF magic), a Zarr
+ * array directory, or an OME-Zarr group (its first dataset is read). */
+int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err);
+const halo_volume_info_t *halo_reader_info(const halo_reader_t *r);
+halo_format_t halo_reader_format(const halo_reader_t *r);
+const char *halo_reader_path(const halo_reader_t *r);
+/* The stored compression of a Zarr input; NULL for TIFF. */
+const halo_codec_t *halo_reader_codec(const halo_reader_t *r);
+/* Reads chunk idx (z, y, x) into buf, which holds one whole chunk
+ * (chunks[0]*chunks[1]*chunks[2] elements); parts beyond the volume's edge
+ * hold the fill value or padding. */
+int halo_reader_read_chunk(halo_reader_t *r, const int64_t idx[3], void *buf,
+			   halo_error_t *err);
+void halo_reader_close(halo_reader_t *r);
+
+typedef struct halo_writer halo_writer_t;
+
+typedef struct halo_writer_opts {
+	halo_format_t format;
+	halo_codec_t codec;  /* Zarr outputs */
+	int pyramid;         /* OME-Zarr: extra levels, each 2x smaller in y, x */
+} halo_writer_opts_t;
+
+/* Guesses the output format from the name: .tif or .tiff is TIFF,
+ * .ome.zarr is OME-Zarr, anything else Zarr. */
+halo_format_t halo_format_from_path(const char *path);
+
+/* Creates the output at path (a temporary path from io/outdir.h). For TIFF
+ * info->chunks[1..2] must equal the shape: TIFF is written in z slabs, in
+ * order. */
+int halo_writer_create(const char *path, const halo_volume_info_t *info,
+		       const halo_writer_opts_t *opts, halo_writer_t **out, halo_error_t *err);
+const halo_volume_info_t *halo_writer_info(const halo_writer_t *w);
+/* Writes chunk idx from buf (one whole chunk, native order). Zarr: any
+ * order, any thread. TIFF: z order, one thread at a time. */
+int halo_writer_write_chunk(halo_writer_t *w, const int64_t idx[3], const void *buf,
+			    halo_error_t *err);
+/* 1 when chunks must be written in z order by one task at a time (TIFF). */
+int halo_writer_ordered(const halo_writer_t *w);
+/* OME-Zarr pyramids: level k's array path inside the output (k >= 1), and
+ * its info (shape halved in y and x per level, rounded up). */
+int halo_writer_level(const halo_writer_t *w, int level, char *path, size_t len,
+		      halo_volume_info_t *info);
+/* Creates level k's array; returns a writer for it owned by w. */
+int halo_writer_add_level(halo_writer_t *w, int level, halo_writer_t **out, halo_error_t *err);
+/* Finishes the output (OME metadata, TIFF flush). */
+int halo_writer_finish(halo_writer_t *w, halo_error_t *err);
+void halo_writer_close(halo_writer_t *w);
+
+/* Maps unit spellings found in TIFF/ImageJ files ("micron", "um", "µm")
+ * to OME-NGFF names ("micrometer"); unknown spellings are kept. */
+void halo_unit_normalise(const char *in, char *out, size_t len);
+
+#endif

@@ -1,0 +1,324 @@
+/* Zarr chunk I/O on c-blosc (see zarr.h). The contexts of c-blosc
+ * (blosc_*_ctx) are used so that any StarPU worker can read or write a chunk
+ * without the library's global lock; halo parallelises across chunks, so
+ * each call uses one blosc thread. */
+#include "config.h"
+#include "io/zarr_private.h"
+#include "io/fs.h"
+
+#include <blosc.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const cnames[] = {"lz4", "lz4hc", "blosclz", "zstd", "zlib"};
+
+int halo__blosc_cname_ok(const char *cname)
+{
+	for (size_t i = 0; i < sizeof cnames / sizeof cnames[0]; i++)
+		if (strcmp(cname, cnames[i]) == 0)
+			return blosc_compname_to_compcode(cname) >= 0 ? HALO_OK : HALO_EUNSUPPORTED;
+	return HALO_EUNSUPPORTED;
+}
+
+int halo_codec_parse(const char *s, halo_codec_t *codec, halo_error_t *err)
+{
+	if (strcmp(s, "none") == 0) {
+		codec->id = HALO_CODEC_NONE;
+		return HALO_OK;
+	}
+	if (halo__blosc_cname_ok(s) != HALO_OK)
+		return halo_error_set(err, HALO_EINVAL,
+				      "--compressor: unknown '%s' (none, lz4, lz4hc, blosclz, zstd, zlib)", s);
+	codec->id = HALO_CODEC_BLOSC;
+	snprintf(codec->cname, sizeof codec->cname, "%s", s);
+	return HALO_OK;
+}
+
+void halo_zarr_meta_init(halo_zarr_meta_t *m, int ndim, const int64_t *shape,
+			 const int64_t *chunks, halo_dtype_t dtype)
+{
+	memset(m, 0, sizeof *m);
+	m->zarr_format = 2;
+	m->ndim = ndim;
+	for (int d = 0; d < ndim; d++) {
+		m->shape[d] = shape[d];
+		m->chunks[d] = chunks[d];
+	}
+	m->dtype = dtype;
+	m->codec = (halo_codec_t){.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1};
+	m->separator = '/';
+}
+
+static size_t meta_chunk_bytes(const halo_zarr_meta_t *m)
+{
+	size_t n = halo_dtype_size(m->dtype);
+	for (int d = 0; d < m->ndim; d++)
+		n *= (size_t)m->chunks[d];
+	return n;
+}
+
+static char *join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+/* Loads and parses a JSON file; a missing file gives HALO_ENOENT and no
+ * message, so callers can probe for .zarray / zarr.json. */
+static int load_json(const char *file, json_t **out, halo_error_t *err)
+{
+	void *data;
+	size_t len;
+	halo_error_t e2 = {0};
+	int rc = halo_fs_read(file, &data, &len, &e2);
+	if (rc == HALO_ENOENT)
+		return rc;
+	if (rc) {
+		*err = e2;
+		return rc;
+	}
+	json_error_t je;
+	*out = json_loadb(data, len, 0, &je);
+	free(data);
+	if (!*out)
+		return halo_error_set(err, HALO_EFORMAT, "%s: malformed JSON at line %d: %s", file,
+				      je.line, je.text);
+	return HALO_OK;
+}
+
+int halo_zarr_open(const char *path, halo_zarr_t **out, halo_error_t *err)
+{
+	*out = NULL;
+	if (!halo_fs_exists(path))
+		return halo_error_set(err, HALO_ENOENT, "%s: no such file or directory", path);
+	if (!halo_fs_is_dir(path))
+		return halo_error_set(err, HALO_EFORMAT, "%s: not a Zarr array (not a directory)", path);
+	halo_zarr_t *z = calloc(1, sizeof *z);
+	if (!z || !(z->path = strdup(path))) {
+		free(z);
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
+	char *file = join(path, ".zarray");
+	json_t *root = NULL;
+	int rc = file ? load_json(file, &root, err) : HALO_ENOMEM;
+	if (rc == HALO_OK) {
+		rc = halo__zarr_parse_v2(root, file, &z->meta, err);
+		json_decref(root);
+		if (!rc) {
+			free(file);
+			file = join(path, ".zattrs");
+			json_t *attrs = NULL;
+			int arc = file ? load_json(file, &attrs, err) : HALO_ENOMEM;
+			if (arc == HALO_OK && json_is_object(attrs))
+				z->meta.attrs = attrs;
+			else if (arc == HALO_OK)
+				json_decref(attrs);
+			else if (arc != HALO_ENOENT)
+				rc = arc;
+		}
+	} else if (rc == HALO_ENOENT) {
+		free(file);
+		file = join(path, "zarr.json");
+		rc = file ? load_json(file, &root, err) : HALO_ENOMEM;
+		if (rc == HALO_OK) {
+			rc = halo__zarr_parse_v3(root, file, &z->meta, err);
+			json_t *attrs = json_object_get(root, "attributes");
+			if (!rc && json_is_object(attrs))
+				z->meta.attrs = json_incref(attrs);
+			json_decref(root);
+		} else if (rc == HALO_ENOENT) {
+			rc = halo_error_set(err, HALO_EFORMAT,
+					    "%s: not a Zarr array (no .zarray or zarr.json)", path);
+		}
+	}
+	free(file);
+	if (rc) {
+		halo_zarr_close(z);
+		return rc == HALO_ENOMEM ? halo_error_set(err, rc, "out of memory") : rc;
+	}
+	z->chunk_bytes = meta_chunk_bytes(&z->meta);
+	*out = z;
+	return HALO_OK;
+}
+
+const halo_zarr_meta_t *halo_zarr_meta(const halo_zarr_t *z)
+{
+	return &z->meta;
+}
+
+const char *halo_zarr_path(const halo_zarr_t *z)
+{
+	return z->path;
+}
+
+size_t halo_zarr_chunk_bytes(const halo_zarr_t *z)
+{
+	return z->chunk_bytes;
+}
+
+/* "<path>/<key>" for chunk idx, as zarr names it: "0.1.2" or "0/1/2" in
+ * v2, "c/0/1/2" with v3's default encoding. */
+static void chunk_file(const halo_zarr_t *z, const int64_t *idx, char *out, size_t len)
+{
+	const halo_zarr_meta_t *m = &z->meta;
+	int v3_prefix = m->zarr_format == 3 && m->v3_default_keys;
+	size_t n = (size_t)snprintf(out, len, "%s/%s", z->path, v3_prefix ? "c" : "");
+	for (int d = 0; d < m->ndim && n < len; d++) {
+		if ((d > 0 || v3_prefix) && n + 1 < len)
+			out[n++] = m->separator;
+		n += (size_t)snprintf(out + n, len - n, "%lld", (long long)idx[d]);
+	}
+}
+
+int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
+			 halo_error_t *err)
+{
+	const halo_zarr_meta_t *m = &z->meta;
+	char file[4096];
+	chunk_file(z, idx, file, sizeof file);
+	size_t elsize = halo_dtype_size(m->dtype);
+	size_t nel = z->chunk_bytes / elsize;
+	void *data;
+	size_t len;
+	halo_error_t e2 = {0};
+	int rc = halo_fs_read(file, &data, &len, &e2);
+	if (rc == HALO_ENOENT) {
+		halo_dtype_fill(buf, m->dtype.kind, m->fill, nel);
+		return HALO_OK;
+	}
+	if (rc) {
+		*err = e2;
+		return rc;
+	}
+	if (m->codec.id == HALO_CODEC_NONE) {
+		if (len != z->chunk_bytes) {
+			free(data);
+			return halo_error_set(err, HALO_EFORMAT, "%s: chunk holds %zu bytes, expected %zu",
+					      file, len, z->chunk_bytes);
+		}
+		memcpy(buf, data, len);
+	} else {
+		size_t nbytes = 0, cbytes = 0, blocksize = 0;
+		if (len < BLOSC_MIN_HEADER_LENGTH ||
+		    blosc_cbuffer_validate(data, len, &nbytes) < 0) {
+			free(data);
+			return halo_error_set(err, HALO_EFORMAT, "%s: chunk is not valid blosc data", file);
+		}
+		blosc_cbuffer_sizes(data, &nbytes, &cbytes, &blocksize);
+		if (nbytes != z->chunk_bytes || cbytes != len) {
+			free(data);
+			return halo_error_set(err, HALO_EFORMAT,
+					      "%s: chunk decompresses to %zu bytes, expected %zu", file,
+					      nbytes, z->chunk_bytes);
+		}
+		int got = blosc_decompress_ctx(data, buf, z->chunk_bytes, 1);
+		if (got < 0 || (size_t)got != z->chunk_bytes) {
+			free(data);
+			return halo_error_set(err, HALO_EFORMAT, "%s: chunk fails to decompress (corrupt)",
+					      file);
+		}
+	}
+	free(data);
+	if (m->dtype.big_endian)
+		halo_dtype_byteswap(buf, elsize, nel);
+	return HALO_OK;
+}
+
+int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t **out,
+		     halo_error_t *err)
+{
+	*out = NULL;
+	if (meta->zarr_format != 2)
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: only Zarr v2 can be written", path);
+	halo_zarr_t *z = calloc(1, sizeof *z);
+	if (!z || !(z->path = strdup(path))) {
+		free(z);
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
+	z->meta = *meta;
+	z->meta.attrs = meta->attrs ? json_deep_copy(meta->attrs) : NULL;
+	z->chunk_bytes = meta_chunk_bytes(meta);
+	z->writable = 1;
+	int rc = halo_fs_mkdirs(path, err);
+	json_t *doc = rc ? NULL : halo__zarr_v2_json(&z->meta);
+	char *file = rc ? NULL : join(path, ".zarray");
+	char *text = doc ? json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS) : NULL;
+	if (!rc && (!doc || !file || !text))
+		rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
+	if (!rc)
+		rc = halo_fs_write(file, text, strlen(text), err);
+	free(text);
+	free(file);
+	json_decref(doc);
+	if (!rc && z->meta.attrs) {
+		file = join(path, ".zattrs");
+		text = json_dumps(z->meta.attrs, JSON_INDENT(4) | JSON_SORT_KEYS);
+		rc = file && text ? halo_fs_write(file, text, strlen(text), err)
+				  : halo_error_set(err, HALO_ENOMEM, "out of memory");
+		free(text);
+		free(file);
+	}
+	if (rc) {
+		halo_zarr_close(z);
+		return rc;
+	}
+	*out = z;
+	return HALO_OK;
+}
+
+int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *buf,
+			  halo_error_t *err)
+{
+	const halo_zarr_meta_t *m = &z->meta;
+	char file[4096];
+	chunk_file(z, idx, file, sizeof file);
+	size_t elsize = halo_dtype_size(m->dtype);
+	void *swapped = NULL;
+	if (m->dtype.big_endian) {
+		swapped = malloc(z->chunk_bytes);
+		if (!swapped)
+			return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
+		memcpy(swapped, buf, z->chunk_bytes);
+		halo_dtype_byteswap(swapped, elsize, z->chunk_bytes / elsize);
+		buf = swapped;
+	}
+	int rc = HALO_OK;
+	if (m->separator == '/' && m->ndim > 1) {
+		char dir[4096];
+		snprintf(dir, sizeof dir, "%s", file);
+		*strrchr(dir, '/') = '\0';
+		rc = halo_fs_mkdirs(dir, err);
+	}
+	if (!rc && m->codec.id == HALO_CODEC_NONE) {
+		rc = halo_fs_write(file, buf, z->chunk_bytes, err);
+	} else if (!rc) {
+		size_t cap = z->chunk_bytes + BLOSC_MAX_OVERHEAD;
+		void *dst = malloc(cap);
+		if (!dst) {
+			rc = halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
+		} else {
+			int n = blosc_compress_ctx(m->codec.clevel, m->codec.shuffle, elsize,
+						   z->chunk_bytes, buf, dst, cap, m->codec.cname,
+						   (size_t)m->codec.blocksize, 1);
+			rc = n <= 0 ? halo_error_set(err, HALO_EIO, "%s: blosc compression failed", file)
+				    : halo_fs_write(file, dst, (size_t)n, err);
+			free(dst);
+		}
+	}
+	free(swapped);
+	return rc;
+}
+
+void halo_zarr_close(halo_zarr_t *z)
+{
+	if (!z)
+		return;
+	json_decref(z->meta.attrs);
+	free(z->path);
+	free(z);
+}

@@ -1,0 +1,89 @@
+/* Zarr arrays on the local filesystem: v2 read and write, v3 read.
+ *
+ * There is no usable C Zarr library in Debian, so this is Zarr on c-blosc
+ * and jansson, following what python zarr 2.13 writes: C order, blosc or no
+ * compressor, no filters, "." or "/" chunk keys, edge chunks stored full
+ * size. A chunk is read or written whole, in native byte order, by any
+ * thread at once: an open array holds no mutable state after opening.
+ *
+ * Writers create arrays inside a temporary output directory (io/outdir.h)
+ * that is renamed into place when everything is written, so a failed or
+ * interrupted run leaves no half-written output. */
+#ifndef HALO_IO_ZARR_H
+#define HALO_IO_ZARR_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "halo.h"
+#include "util/dtype.h"
+
+#define HALO_MAXDIM 8
+
+typedef enum { HALO_CODEC_NONE, HALO_CODEC_BLOSC } halo_codec_id_t;
+
+typedef struct halo_codec {
+	halo_codec_id_t id;
+	char cname[16];  /* blosc: lz4, lz4hc, blosclz, zstd, zlib */
+	int clevel;      /* 0..9 */
+	int shuffle;     /* 0 none, 1 byte, 2 bit */
+	int blocksize;   /* 0: automatic */
+} halo_codec_t;
+
+typedef struct halo_zarr_meta {
+	int zarr_format;              /* 2 or 3 */
+	int ndim;
+	int64_t shape[HALO_MAXDIM];
+	int64_t chunks[HALO_MAXDIM];
+	halo_dtype_t dtype;
+	halo_codec_t codec;
+	char separator;               /* '.' or '/' */
+	int v3_default_keys;          /* v3 "default" encoding: keys start "c/" */
+	double fill;                  /* fill_value; NaN allowed for floats */
+	int fill_null;                /* fill_value was null (read as 0) */
+	json_t *attrs;                /* .zattrs (v2) or attributes (v3); owned */
+} halo_zarr_meta_t;
+
+typedef struct halo_zarr halo_zarr_t;
+
+/* Opens an array for reading. path is an array directory (.zarray or
+ * zarr.json with node_type array). Fails with one message naming path and
+ * the field at fault. *out is owned by the caller (halo_zarr_close). */
+int halo_zarr_open(const char *path, halo_zarr_t **out, halo_error_t *err);
+
+/* Metadata of an open array; borrowed until halo_zarr_close. */
+const halo_zarr_meta_t *halo_zarr_meta(const halo_zarr_t *z);
+const char *halo_zarr_path(const halo_zarr_t *z);
+
+/* Bytes of one whole chunk in memory. */
+size_t halo_zarr_chunk_bytes(const halo_zarr_t *z);
+
+/* Reads chunk idx[0..ndim) into buf (halo_zarr_chunk_bytes() bytes, native
+ * byte order). A missing chunk file reads as the fill value. */
+int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
+			 halo_error_t *err);
+
+/* Creates a new array directory at path (its parent must exist) and writes
+ * its metadata; meta->attrs is written as .zattrs when not NULL. */
+int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t **out,
+		     halo_error_t *err);
+
+/* Compresses and writes chunk idx from buf (native order, full chunk size:
+ * the part beyond the array's edge should hold the fill value). Thread-safe
+ * for distinct chunks. */
+int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *buf,
+			  halo_error_t *err);
+
+void halo_zarr_close(halo_zarr_t *z);
+
+/* Fills meta with a v2 array description: given dtype, shape and chunks,
+ * blosc lz4 with byte shuffle, "/" separator, fill 0. */
+void halo_zarr_meta_init(halo_zarr_meta_t *meta, int ndim, const int64_t *shape,
+			 const int64_t *chunks, halo_dtype_t dtype);
+
+/* Parses a codec name as given on the command line: none, lz4, lz4hc,
+ * blosclz, zstd, zlib. */
+int halo_codec_parse(const char *s, halo_codec_t *codec, halo_error_t *err);
+
+#endif

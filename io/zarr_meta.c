@@ -1,0 +1,297 @@
+/* Zarr array metadata: parsing .zarray (v2) and zarr.json (v3), writing
+ * .zarray. Every rejection names the file and the field, because a user
+ * facing "unsupported array" cannot tell which of a dozen fields to fix. */
+#include "config.h"
+#include "io/zarr_private.h"
+
+#include <math.h>
+#include <string.h>
+
+static int field_error(halo_error_t *err, const char *file, const char *field,
+		       const char *problem)
+{
+	return halo_error_set(err, HALO_EFORMAT, "%s: field '%s' %s", file, field, problem);
+}
+
+static int parse_int_list(const json_t *arr, const char *file, const char *field,
+			  int64_t *out, int *n, int min_value, halo_error_t *err)
+{
+	if (!json_is_array(arr))
+		return field_error(err, file, field, arr ? "is not a list" : "is missing");
+	size_t len = json_array_size(arr);
+	if (len > HALO_MAXDIM)
+		return field_error(err, file, field, "has too many dimensions (at most 8)");
+	for (size_t i = 0; i < len; i++) {
+		const json_t *v = json_array_get(arr, i);
+		if (!json_is_integer(v) || json_integer_value(v) < min_value)
+			return field_error(err, file, field, min_value > 0
+					   ? "must hold positive integers"
+					   : "must hold non-negative integers");
+		out[i] = json_integer_value(v);
+	}
+	*n = (int)len;
+	return HALO_OK;
+}
+
+static int parse_fill(const json_t *v, const char *file, halo_zarr_meta_t *m,
+		      halo_error_t *err)
+{
+	m->fill_null = 0;
+	if (!v || json_is_null(v)) {
+		m->fill = 0;
+		m->fill_null = 1;
+	} else if (json_is_number(v)) {
+		m->fill = json_number_value(v);
+	} else if (json_is_boolean(v)) {
+		m->fill = json_is_true(v);
+	} else if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		if (strcmp(s, "NaN") == 0)
+			m->fill = NAN;
+		else if (strcmp(s, "Infinity") == 0)
+			m->fill = INFINITY;
+		else if (strcmp(s, "-Infinity") == 0)
+			m->fill = -INFINITY;
+		else
+			return field_error(err, file, "fill_value", "is not a number");
+	} else {
+		return field_error(err, file, "fill_value", "is not a number");
+	}
+	return HALO_OK;
+}
+
+static int parse_blosc(const json_t *c, const char *file, const char *field,
+		       int v3, halo_codec_t *codec, halo_error_t *err)
+{
+	const char *cname = json_string_value(json_object_get(c, "cname"));
+	const json_t *clevel = json_object_get(c, "clevel");
+	const json_t *shuffle = json_object_get(c, "shuffle");
+	const json_t *blocksize = json_object_get(c, "blocksize");
+	codec->id = HALO_CODEC_BLOSC;
+	if (!cname || halo__blosc_cname_ok(cname) != HALO_OK)
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "%s: field '%s' has unsupported blosc cname '%s'", file,
+				      field, cname ? cname : "(missing)");
+	snprintf(codec->cname, sizeof codec->cname, "%s", cname);
+	if (!json_is_integer(clevel) || json_integer_value(clevel) < 0 ||
+	    json_integer_value(clevel) > 9)
+		return field_error(err, file, field, "needs clevel 0..9");
+	codec->clevel = (int)json_integer_value(clevel);
+	if (v3 && json_is_string(shuffle)) {
+		const char *s = json_string_value(shuffle);
+		codec->shuffle = strcmp(s, "noshuffle") == 0 ? 0
+			       : strcmp(s, "shuffle") == 0 ? 1
+			       : strcmp(s, "bitshuffle") == 0 ? 2 : -2;
+	} else {
+		codec->shuffle = json_is_integer(shuffle) ? (int)json_integer_value(shuffle) : -2;
+	}
+	/* numcodecs' -1 (AUTOSHUFFLE) means bit shuffle for 1-byte types and
+	 * byte shuffle otherwise; it is resolved when the typesize is known. */
+	if (codec->shuffle < -1 || codec->shuffle > 2)
+		return field_error(err, file, field, "has an unknown shuffle");
+	codec->blocksize = json_is_integer(blocksize) ? (int)json_integer_value(blocksize) : 0;
+	return HALO_OK;
+}
+
+static int check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *err)
+{
+	if (m->ndim == 0)
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: 0-dimensional arrays are not supported", file);
+	uint64_t bytes = halo_dtype_size(m->dtype);
+	for (int d = 0; d < m->ndim; d++)
+		bytes *= (uint64_t)m->chunks[d];
+	/* blosc stores sizes as 32-bit ints. */
+	if (bytes > (uint64_t)INT32_MAX - 64)
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "%s: a chunk holds %.2f GiB, more than the 2 GiB limit", file,
+				      (double)bytes / (1 << 30));
+	if (m->codec.shuffle == -1)
+		m->codec.shuffle = halo_dtype_size(m->dtype) == 1 ? 2 : 1;
+	return HALO_OK;
+}
+
+int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *m,
+			halo_error_t *err)
+{
+	int rc, n;
+	if (!json_is_object(root))
+		return halo_error_set(err, HALO_EFORMAT, "%s: not a JSON object", file);
+	const json_t *fmt = json_object_get(root, "zarr_format");
+	if (!json_is_integer(fmt) || json_integer_value(fmt) != 2)
+		return field_error(err, file, "zarr_format", "is not 2");
+	m->zarr_format = 2;
+	if ((rc = parse_int_list(json_object_get(root, "shape"), file, "shape", m->shape,
+				 &m->ndim, 0, err)))
+		return rc;
+	if ((rc = parse_int_list(json_object_get(root, "chunks"), file, "chunks", m->chunks, &n,
+				 1, err)))
+		return rc;
+	if (n != m->ndim)
+		return field_error(err, file, "chunks", "has a different length than 'shape'");
+	const char *dtype = json_string_value(json_object_get(root, "dtype"));
+	if (!dtype)
+		return field_error(err, file, "dtype", json_object_get(root, "dtype")
+				   ? "is not a simple type string" : "is missing");
+	char what[1100];
+	snprintf(what, sizeof what, "%s: field 'dtype'", file);
+	if ((rc = halo_dtype_parse(dtype, what, &m->dtype, err)))
+		return rc;
+	const char *order = json_string_value(json_object_get(root, "order"));
+	if (!order)
+		return field_error(err, file, "order", "is missing");
+	if (strcmp(order, "C") != 0)
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "%s: field 'order' is '%s'; only C order is supported", file,
+				      order);
+	const json_t *filters = json_object_get(root, "filters");
+	if (filters && !json_is_null(filters)) {
+		if (!json_is_array(filters))
+			return field_error(err, file, "filters", "is not a list");
+		if (json_array_size(filters) > 0) {
+			const char *id = json_string_value(json_object_get(json_array_get(filters, 0), "id"));
+			return halo_error_set(err, HALO_EUNSUPPORTED,
+					      "%s: filter '%s' is not supported (field 'filters')",
+					      file, id ? id : "?");
+		}
+	}
+	const json_t *comp = json_object_get(root, "compressor");
+	if (!comp || json_is_null(comp)) {
+		m->codec.id = HALO_CODEC_NONE;
+	} else {
+		const char *id = json_string_value(json_object_get(comp, "id"));
+		if (!id || strcmp(id, "blosc") != 0)
+			return halo_error_set(err, HALO_EUNSUPPORTED,
+					      "%s: compressor '%s' is not supported (only blosc)",
+					      file, id ? id : "?");
+		if ((rc = parse_blosc(comp, file, "compressor", 0, &m->codec, err)))
+			return rc;
+	}
+	const json_t *sep = json_object_get(root, "dimension_separator");
+	m->separator = '.';
+	if (sep && !json_is_null(sep)) {
+		const char *s = json_string_value(sep);
+		if (!s || (strcmp(s, ".") != 0 && strcmp(s, "/") != 0))
+			return field_error(err, file, "dimension_separator", "is not '.' or '/'");
+		m->separator = s[0];
+	}
+	if ((rc = parse_fill(json_object_get(root, "fill_value"), file, m, err)))
+		return rc;
+	return check_sizes(m, file, err);
+}
+
+int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *m,
+			halo_error_t *err)
+{
+	int rc, n;
+	if (!json_is_object(root))
+		return halo_error_set(err, HALO_EFORMAT, "%s: not a JSON object", file);
+	const json_t *fmt = json_object_get(root, "zarr_format");
+	if (!json_is_integer(fmt) || json_integer_value(fmt) != 3)
+		return field_error(err, file, "zarr_format", "is not 3");
+	m->zarr_format = 3;
+	const char *node = json_string_value(json_object_get(root, "node_type"));
+	if (!node || strcmp(node, "array") != 0)
+		return halo_error_set(err, HALO_EFORMAT, "%s: node_type is '%s', not an array",
+				      file, node ? node : "(missing)");
+	if ((rc = parse_int_list(json_object_get(root, "shape"), file, "shape", m->shape,
+				 &m->ndim, 0, err)))
+		return rc;
+	const json_t *grid = json_object_get(root, "chunk_grid");
+	const char *gname = json_string_value(json_object_get(grid, "name"));
+	if (!gname || strcmp(gname, "regular") != 0)
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "%s: chunk_grid '%s' is not supported (only regular)", file,
+				      gname ? gname : "(missing)");
+	if ((rc = parse_int_list(json_object_get(json_object_get(grid, "configuration"),
+						 "chunk_shape"),
+				 file, "chunk_grid.configuration.chunk_shape", m->chunks, &n, 1,
+				 err)))
+		return rc;
+	if (n != m->ndim)
+		return field_error(err, file, "chunk_shape", "has a different length than 'shape'");
+	const char *dtype = json_string_value(json_object_get(root, "data_type"));
+	char what[1100];
+	snprintf(what, sizeof what, "%s: field 'data_type'", file);
+	if (!dtype)
+		return field_error(err, file, "data_type", "is missing");
+	if ((rc = halo_dtype_parse(dtype, what, &m->dtype, err)))
+		return rc;
+
+	const json_t *enc = json_object_get(root, "chunk_key_encoding");
+	const char *ename = json_string_value(json_object_get(enc, "name"));
+	const char *esep = json_string_value(
+		json_object_get(json_object_get(enc, "configuration"), "separator"));
+	if (ename && strcmp(ename, "v2") == 0) {
+		m->v3_default_keys = 0;
+		m->separator = esep ? esep[0] : '.';
+	} else if (!ename || strcmp(ename, "default") == 0) {
+		m->v3_default_keys = 1;
+		m->separator = esep ? esep[0] : '/';
+	} else {
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "%s: chunk_key_encoding '%s' is not supported", file, ename);
+	}
+	if (m->separator != '.' && m->separator != '/')
+		return field_error(err, file, "chunk_key_encoding", "separator is not '.' or '/'");
+
+	const json_t *codecs = json_object_get(root, "codecs");
+	if (!json_is_array(codecs) || json_array_size(codecs) == 0)
+		return field_error(err, file, "codecs", "is missing or empty");
+	m->codec.id = HALO_CODEC_NONE;
+	int seen_bytes = 0;
+	for (size_t i = 0; i < json_array_size(codecs); i++) {
+		const json_t *c = json_array_get(codecs, i);
+		const char *name = json_string_value(json_object_get(c, "name"));
+		const json_t *conf = json_object_get(c, "configuration");
+		if (name && strcmp(name, "bytes") == 0 && !seen_bytes) {
+			const char *endian = json_string_value(json_object_get(conf, "endian"));
+			m->dtype.big_endian = endian && strcmp(endian, "big") == 0 &&
+					      halo_dtype_size(m->dtype) > 1;
+			seen_bytes = 1;
+		} else if (name && strcmp(name, "blosc") == 0 && seen_bytes &&
+			   m->codec.id == HALO_CODEC_NONE) {
+			if ((rc = parse_blosc(conf, file, "codecs.blosc", 1, &m->codec, err)))
+				return rc;
+		} else {
+			return halo_error_set(err, HALO_EUNSUPPORTED,
+					      "%s: codec '%s' is not supported here (bytes, then "
+					      "optionally blosc)", file, name ? name : "?");
+		}
+	}
+	if (!seen_bytes)
+		return field_error(err, file, "codecs", "has no 'bytes' codec");
+	if ((rc = parse_fill(json_object_get(root, "fill_value"), file, m, err)))
+		return rc;
+	return check_sizes(m, file, err);
+}
+
+json_t *halo__zarr_v2_json(const halo_zarr_meta_t *m)
+{
+	char dt[4];
+	halo_dtype_zarr_string(m->dtype, dt);
+	json_t *shape = json_array(), *chunks = json_array();
+	for (int d = 0; d < m->ndim; d++) {
+		json_array_append_new(shape, json_integer(m->shape[d]));
+		json_array_append_new(chunks, json_integer(m->chunks[d]));
+	}
+	json_t *comp = json_null();
+	if (m->codec.id == HALO_CODEC_BLOSC)
+		comp = json_pack("{s:s, s:s, s:i, s:i, s:i}", "id", "blosc", "cname",
+				 m->codec.cname, "clevel", m->codec.clevel, "shuffle",
+				 m->codec.shuffle, "blocksize", m->codec.blocksize);
+	json_t *fill;
+	if (m->fill_null)
+		fill = json_null();
+	else if (isnan(m->fill))
+		fill = json_string("NaN");
+	else if (isinf(m->fill))
+		fill = json_string(m->fill > 0 ? "Infinity" : "-Infinity");
+	else if (halo_dtype_is_float(m->dtype))
+		fill = json_real(m->fill);
+	else
+		fill = json_integer((json_int_t)m->fill);
+	char sep[2] = {m->separator, 0};
+	return json_pack("{s:i, s:o, s:o, s:s, s:o, s:o, s:s, s:n, s:s}", "zarr_format", 2,
+			 "shape", shape, "chunks", chunks, "dtype", dt, "compressor", comp,
+			 "fill_value", fill, "order", "C", "filters", "dimension_separator", sep);
+}

@@ -1,0 +1,25 @@
+/* Internals shared by the Zarr files of io/ (metadata and chunk I/O). */
+#ifndef HALO_IO_ZARR_PRIVATE_H
+#define HALO_IO_ZARR_PRIVATE_H
+
+#include "io/zarr.h"
+
+#include <stdio.h>
+
+struct halo_zarr {
+	char *path;             /* array directory */
+	halo_zarr_meta_t meta;
+	size_t chunk_bytes;
+	int writable;
+};
+
+int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *m,
+			halo_error_t *err);
+int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *m,
+			halo_error_t *err);
+/* .zarray contents for m; the caller owns the result. */
+json_t *halo__zarr_v2_json(const halo_zarr_meta_t *m);
+/* HALO_OK when c-blosc knows this compressor name. */
+int halo__blosc_cname_ok(const char *cname);
+
+#endif

@@ -1,0 +1,51 @@
+/* Progress line (see progress.h). The ETA assumes the rate so far holds,
+ * which is good enough for chunk streams of uniform work. */
+#include "config.h"
+#include "util/progress.h"
+
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+double halo_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void halo_progress_init(halo_progress_t *p, const char *label, int64_t total, int quiet)
+{
+	p->label = label;
+	p->total = total;
+	p->start = p->last = halo_now();
+	p->enabled = !quiet && isatty(STDERR_FILENO);
+	p->drawn = 0;
+}
+
+void halo_progress_update(halo_progress_t *p, int64_t done, uint64_t bytes)
+{
+	if (!p->enabled)
+		return;
+	double now = halo_now();
+	if (now - p->last < 0.2 && done < p->total)
+		return;
+	p->last = now;
+	double elapsed = now - p->start;
+	double rate = elapsed > 0 ? (double)done / elapsed : 0;
+	double eta = rate > 0 ? (double)(p->total - done) / rate : 0;
+	int eta_s = (int)(eta + 0.5);
+	fprintf(stderr, "\r%s: %lld/%lld chunks, %.1f chunks/s, %.1f MB/s, ETA %d:%02d:%02d  ",
+		p->label, (long long)done, (long long)p->total, rate,
+		elapsed > 0 ? (double)bytes / elapsed / 1e6 : 0.0, eta_s / 3600, eta_s / 60 % 60,
+		eta_s % 60);
+	fflush(stderr);
+	p->drawn = 1;
+}
+
+void halo_progress_finish(halo_progress_t *p)
+{
+	if (p->enabled && p->drawn)
+		fprintf(stderr, "\r\033[K");
+	p->drawn = 0;
+}

@@ -1,0 +1,26 @@
+/* Progress lines for long work on a terminal: "done/total, rate, ETA",
+ * redrawn in place at most five times a second. Nothing is printed when
+ * stderr is not a terminal or when quiet, so logs and pipes stay clean. */
+#ifndef HALO_PROGRESS_H
+#define HALO_PROGRESS_H
+
+#include <stdint.h>
+
+typedef struct halo_progress {
+	const char *label;
+	int64_t total;
+	double start, last;
+	int enabled;
+	int drawn;
+} halo_progress_t;
+
+void halo_progress_init(halo_progress_t *p, const char *label, int64_t total, int quiet);
+/* done units of total, bytes moved so far (for the MB/s figure). */
+void halo_progress_update(halo_progress_t *p, int64_t done, uint64_t bytes);
+/* Clears the line; the caller prints its own summary. */
+void halo_progress_finish(halo_progress_t *p);
+
+/* Seconds on a monotonic clock. */
+double halo_now(void);
+
+#endif
