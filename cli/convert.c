@@ -188,6 +188,7 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 					      o->shuffle);
 	}
 	wo->codec = codec;
+	wo->attrs = halo_reader_attrs(r);
 	return HALO_OK;
 }
 

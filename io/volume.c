@@ -234,6 +234,11 @@ const char *halo_reader_path(const halo_reader_t *r)
 	return r->path;
 }
 
+const json_t *halo_reader_attrs(const halo_reader_t *r)
+{
+	return r->format == HALO_FMT_ZARR ? halo_zarr_meta(r->zarr)->attrs : NULL;
+}
+
 const halo_codec_t *halo_reader_codec(const halo_reader_t *r)
 {
 	return r->zarr ? &halo_zarr_meta(r->zarr)->codec : NULL;
@@ -273,13 +278,15 @@ void halo_reader_close(halo_reader_t *r)
 /* ---- writers ---- */
 
 static int zarr_create_for(const char *path, const halo_volume_info_t *info,
-			   const halo_codec_t *codec, halo_zarr_t **out, halo_error_t *err)
+			   const halo_codec_t *codec, const json_t *attrs, halo_zarr_t **out,
+			   halo_error_t *err)
 {
 	halo_zarr_meta_t m;
 	int off = info->ndim == 2 ? 1 : 0;
 	halo_zarr_meta_init(&m, info->ndim, info->shape + off, info->chunks + off, info->dtype);
 	m.codec = *codec;
 	m.fill = info->fill;
+	m.attrs = (json_t *)attrs; /* halo_zarr_create copies it */
 	return halo_zarr_create(path, &m, out, err);
 }
 
@@ -328,9 +335,9 @@ int halo_writer_create(const char *path, const halo_volume_info_t *info,
 			rc = write_text(path, ".zgroup", group, err);
 		json_decref(group);
 		if (!rc)
-			rc = zarr_create_for(level0, info, &opts->codec, &w->zarr, err);
+			rc = zarr_create_for(level0, info, &opts->codec, NULL, &w->zarr, err);
 	} else {
-		rc = zarr_create_for(path, info, &opts->codec, &w->zarr, err);
+		rc = zarr_create_for(path, info, &opts->codec, opts->attrs, &w->zarr, err);
 	}
 	if (rc) {
 		halo_writer_close(w);
@@ -390,6 +397,7 @@ int halo_writer_add_level(halo_writer_t *w, int level, halo_writer_t **out, halo
 	halo_writer_opts_t opts = w->opts;
 	opts.format = HALO_FMT_ZARR;
 	opts.pyramid = 0;
+	opts.attrs = NULL;
 	int rc = halo_writer_create(path, &info, &opts, &w->levels[level], err);
 	if (rc)
 		return rc;

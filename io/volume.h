@@ -32,6 +32,9 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err);
 const halo_volume_info_t *halo_reader_info(const halo_reader_t *r);
 halo_format_t halo_reader_format(const halo_reader_t *r);
 const char *halo_reader_path(const halo_reader_t *r);
+/* User attributes (.zattrs) of a plain Zarr array input; NULL otherwise.
+ * Borrowed until halo_reader_close. */
+const json_t *halo_reader_attrs(const halo_reader_t *r);
 /* The stored compression of a Zarr input; NULL for TIFF. */
 const halo_codec_t *halo_reader_codec(const halo_reader_t *r);
 /* Reads chunk idx (z, y, x) into buf, which holds one whole chunk
@@ -47,6 +50,7 @@ typedef struct halo_writer_opts {
 	halo_format_t format;
 	halo_codec_t codec;  /* Zarr outputs */
 	int pyramid;         /* OME-Zarr: extra levels, each 2x smaller in y, x */
+	const json_t *attrs; /* plain Zarr: .zattrs to write (copied); may be NULL */
 } halo_writer_opts_t;
 
 /* Guesses the output format from the name: .tif or .tiff is TIFF,

@@ -1,0 +1,237 @@
+"""Zarr I/O against python zarr 2.13, both directions: python writes, halo
+converts (rechunking, casting), python reads halo's output and compares
+value for value. Covers every dtype and byte order, every blosc compressor
+and shuffle, both separators, edge chunks, missing chunks and fill values,
+arrays inside groups, Zarr v3 input and OME-Zarr output."""
+import json
+import os
+import shutil
+import sys
+
+import numcodecs
+import numpy as np
+import zarr
+
+sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
+from haloutil import check, done, halo, path  # noqa: E402
+
+rng = np.random.default_rng(1234)
+
+
+def sample(dtype, shape):
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return (rng.standard_normal(shape) * 1000).astype(dt)
+    info = np.iinfo(dt)
+    return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dt)
+
+
+def convert(src, dst, *opts):
+    shutil.rmtree(dst, ignore_errors=True)
+    return halo("convert", src, dst, "--quiet", *opts, check_rc=0)
+
+
+def same(a, b):
+    return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+
+
+# 1. Every dtype in both byte orders, chunks that do not divide the shape.
+shape = (9, 14, 23)
+for base in ["u1", "u2", "u4", "i1", "i2", "i4", "f4", "f8"]:
+    orders = ["|"] if base[1] == "1" else ["<", ">"]
+    for order in orders:
+        dt = order + base
+        src, dst = path(f"dt_{base}{'be' if order == '>' else ''}.zarr"), path("dt_out.zarr")
+        data = sample(dt, shape)
+        z = zarr.open(src, mode="w", shape=shape, chunks=(4, 5, 7), dtype=dt)
+        z[:] = data
+        r = convert(src, dst, "--chunks", "3,6,10")
+        out = zarr.open(dst, mode="r")
+        check(r.returncode == 0 and same(out[:], data) and out.chunks == (3, 6, 10),
+              f"dtype {dt}: rechunked copy equals python's data",
+              f"rc={r.returncode} {r.stderr} chunks={out.chunks if r.returncode == 0 else None}")
+        check(np.dtype(out.dtype).itemsize == np.dtype(dt).itemsize and
+              np.dtype(out.dtype).kind == np.dtype(dt).kind,
+              f"dtype {dt}: output dtype {out.dtype}")
+
+# 2. Every compressor and shuffle, read and written.
+data = sample("<u2", (12, 20, 30))
+for cname in ["lz4", "lz4hc", "blosclz", "zstd", "zlib"]:
+    for shuffle, sname in [(0, "none"), (1, "byte"), (2, "bit")]:
+        src, dst = path(f"c_{cname}_{shuffle}.zarr"), path("c_out.zarr")
+        z = zarr.open(src, mode="w", shape=data.shape, chunks=(5, 8, 16), dtype="<u2",
+                      compressor=numcodecs.Blosc(cname=cname, clevel=7, shuffle=shuffle,
+                                                 blocksize=0))
+        z[:] = data
+        r = convert(src, dst, "--compressor", cname, "--shuffle", sname, "--clevel", "3")
+        meta = json.load(open(os.path.join(dst, ".zarray"))) if r.returncode == 0 else {}
+        comp = meta.get("compressor") or {}
+        check(r.returncode == 0 and same(zarr.open(dst, mode="r")[:], data),
+              f"blosc {cname} shuffle {shuffle}: read and rewritten", r.stderr)
+        check(comp.get("cname") == cname and comp.get("shuffle") == shuffle and
+              comp.get("clevel") == 3, f"blosc {cname} shuffle {shuffle}: .zarray compressor",
+              comp)
+
+# 3. No compressor, "." separator in, halo's "/" out; compressor none out.
+src, dst = path("raw.zarr"), path("raw_out.zarr")
+z = zarr.open(src, mode="w", shape=(7, 9, 11), chunks=(3, 4, 5), dtype="<f4", compressor=None,
+              dimension_separator=".")
+data = sample("<f4", (7, 9, 11))
+z[:] = data
+r = convert(src, dst, "--compressor", "none")
+meta = json.load(open(os.path.join(dst, ".zarray")))
+check(same(zarr.open(dst, mode="r")[:], data) and meta["compressor"] is None,
+      "no compressor in and out, '.' separator in")
+check(os.path.isdir(os.path.join(dst, "0")) and meta["dimension_separator"] == "/",
+      "halo writes '/' chunk keys", meta)
+src2 = path("slash.zarr")
+z = zarr.open(src2, mode="w", shape=(7, 9, 11), chunks=(3, 4, 5), dtype="<f4",
+              dimension_separator="/")
+z[:] = data
+convert(src2, dst)
+check(same(zarr.open(dst, mode="r")[:], data), "'/' separator in")
+
+# 4. Missing chunks read as fill_value (numbers, NaN, null).
+for dt, fill in [("<u2", 7), ("<f4", float("nan")), ("<f8", -2.5), ("<i2", None)]:
+    src, dst = path("fill.zarr"), path("fill_out.zarr")
+    shutil.rmtree(src, ignore_errors=True)
+    z = zarr.open(src, mode="w", shape=(8, 8, 8), chunks=(4, 4, 4), dtype=dt, fill_value=fill)
+    z[0:4, 0:4, 0:4] = 3  # one chunk written, seven missing
+    expect = np.full((8, 8, 8), 0 if fill is None else fill, dtype=dt)
+    expect[0:4, 0:4, 0:4] = 3
+    r = convert(src, dst)
+    nfiles = len([f for f in os.listdir(src) if not f.startswith(".")])
+    got = zarr.open(dst, mode="r")[:] if r.returncode == 0 else None
+    check(nfiles == 1 and got is not None and same(got, expect),
+          f"missing chunks read as fill_value {fill!r} ({dt})", f"{nfiles} chunk files; {r.stderr}")
+
+# 5. An array inside a group; its attributes are kept.
+root = path("group.zarr")
+shutil.rmtree(root, ignore_errors=True)
+g = zarr.open_group(root, mode="w")
+arr = g.create_dataset("path/to/array", shape=(5, 6, 7), chunks=(2, 3, 4), dtype="<u2")
+data = sample("<u2", (5, 6, 7))
+arr[:] = data
+arr.attrs["note"] = "kept"
+dst = path("group_out.zarr")
+convert(os.path.join(root, "path/to/array"), dst)
+out = zarr.open(dst, mode="r")
+check(same(out[:], data), "array inside a group is read")
+check(out.attrs.asdict() == {"note": "kept"}, ".zattrs kept", out.attrs.asdict())
+
+# 6. 2D arrays stay 2D.
+src, dst = path("img.zarr"), path("img_out.zarr")
+data = sample("<u2", (37, 41))
+z = zarr.open(src, mode="w", shape=data.shape, chunks=(16, 16), dtype="<u2")
+z[:] = data
+convert(src, dst, "--chunks", "10,20")
+out = zarr.open(dst, mode="r")
+check(out.shape == (37, 41) and out.chunks == (10, 20) and same(out[:], data),
+      "2D array: shape, chunks and values", (out.shape, out.chunks))
+
+# 7. Casting: round to nearest (ties to even), saturate, NaN -> 0.
+src, dst = path("cast.zarr"), path("cast_out.zarr")
+vals = np.array([-5.0, -0.5, 0.49, 0.5, 1.5, 2.5, 65534.6, 65535.4, 7e4, np.nan, np.inf],
+                dtype="<f4")
+data = np.resize(vals, (3, 4, 11)).astype("<f4")
+z = zarr.open(src, mode="w", shape=data.shape, chunks=(2, 2, 5), dtype="<f4")
+z[:] = data
+for target, lo, hi in [("uint16", 0, 65535), ("int8", -128, 127), ("uint8", 0, 255)]:
+    convert(src, dst, "--dtype", target)
+    expect = np.clip(np.nan_to_num(np.rint(data.astype(np.float64)), nan=0, posinf=hi,
+                                   neginf=lo), lo, hi).astype(target)
+    got = zarr.open(dst, mode="r")[:]
+    check(got.dtype == np.dtype(target) and np.array_equal(got, expect),
+          f"float32 -> {target}: nearest, saturating", f"got {got.ravel()[:11]}\nwant {expect.ravel()[:11]}")
+
+# 8. Zarr v3 input (zarr.json; bytes + blosc; default and v2 key encodings),
+# written by hand with numcodecs as the codec oracle.
+def write_v3(root, data, chunks, encoding, endian, blosc):
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root)
+    dt = data.dtype.newbyteorder("<" if endian == "little" else ">")
+    codecs = [{"name": "bytes", "configuration": {"endian": endian}}]
+    if blosc:
+        codecs.append({"name": "blosc", "configuration": {
+            "cname": "zstd", "clevel": 3, "shuffle": "bitshuffle",
+            "typesize": dt.itemsize, "blocksize": 0}})
+    sep = "/" if encoding == "default" else "."
+    meta = {"zarr_format": 3, "node_type": "array", "shape": list(data.shape),
+            "data_type": np.dtype(data.dtype).name,
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunks)}},
+            "chunk_key_encoding": {"name": encoding, "configuration": {"separator": sep}},
+            "fill_value": 0, "codecs": codecs, "attributes": {"a": 1}}
+    json.dump(meta, open(os.path.join(root, "zarr.json"), "w"))
+    grid = [range(0, s, c) for s, c in zip(data.shape, chunks)]
+    comp = numcodecs.Blosc(cname="zstd", clevel=3, shuffle=2) if blosc else None
+    for z0 in grid[0]:
+        for y0 in grid[1]:
+            for x0 in grid[2]:
+                block = np.zeros(chunks, dtype=dt)
+                part = data[z0:z0 + chunks[0], y0:y0 + chunks[1], x0:x0 + chunks[2]]
+                block[:part.shape[0], :part.shape[1], :part.shape[2]] = part
+                raw = block.tobytes()
+                blob = comp.encode(raw) if comp else raw
+                idx = [str(z0 // chunks[0]), str(y0 // chunks[1]), str(x0 // chunks[2])]
+                key = ("c/" + "/".join(idx)) if encoding == "default" else ".".join(idx)
+                f = os.path.join(root, key)
+                os.makedirs(os.path.dirname(f), exist_ok=True)
+                open(f, "wb").write(blob)
+
+
+for encoding, endian, blosc in [("default", "little", True), ("v2", "big", True),
+                                ("default", "big", False)]:
+    data = sample("<u2", (6, 10, 13))
+    src, dst = path("v3.zarr"), path("v3_out.zarr")
+    write_v3(src, data, (4, 4, 5), encoding, endian, blosc)
+    r = convert(src, dst)
+    ok = r.returncode == 0 and same(zarr.open(dst, mode="r")[:], data)
+    check(ok, f"zarr v3 input: {encoding} keys, {endian} endian, blosc={blosc}", r.stderr)
+
+# 9. OME-Zarr output with a pyramid, checked field by field.
+src, dst = path("ome_src.zarr"), path("out.ome.zarr")
+data = sample("<u2", (5, 37, 30))
+z = zarr.open(src, mode="w", shape=data.shape, chunks=(5, 16, 16), dtype="<u2")
+z[:] = data
+r = convert(src, dst, "--pyramid", "2")
+attrs = json.load(open(os.path.join(dst, ".zattrs")))
+ms = attrs["multiscales"][0]
+check(json.load(open(os.path.join(dst, ".zgroup"))) == {"zarr_format": 2}, "OME: .zgroup")
+check(ms["version"] == "0.4", "OME: version 0.4", ms.get("version"))
+check([a["name"] for a in ms["axes"]] == ["z", "y", "x"] and
+      all(a["type"] == "space" and a["unit"] for a in ms["axes"]), "OME: axes z, y, x with units",
+      ms["axes"])
+check([d["path"] for d in ms["datasets"]] == ["0", "1", "2"], "OME: three datasets",
+      ms["datasets"])
+scales = [d["coordinateTransformations"][0]["scale"] for d in ms["datasets"]]
+check(scales == [[1, 1, 1], [1, 2, 2], [1, 4, 4]], "OME: scale transforms double in y, x", scales)
+lvl = [zarr.open(os.path.join(dst, str(i)), mode="r")[:] for i in range(3)]
+check(same(lvl[0], data), "OME: level 0 equals the input")
+
+
+def down2(a):
+    """Mean over 2x2 blocks in y, x of the voxels that exist (edges)."""
+    z, y, x = a.shape
+    out = np.zeros((z, (y + 1) // 2, (x + 1) // 2))
+    cnt = np.zeros_like(out)
+    for dy in range(2):
+        for dx in range(2):
+            part = a[:, dy::2, dx::2].astype(np.float64)
+            out[:, :part.shape[1], :part.shape[2]] += part
+            cnt[:, :part.shape[1], :part.shape[2]] += 1
+    return out / cnt
+
+
+e1 = np.rint(down2(lvl[0])).astype("<u2")
+check(lvl[1].shape == (5, 19, 15) and np.array_equal(lvl[1], e1),
+      "OME: level 1 is the 2x2 mean of level 0", f"{lvl[1].shape}")
+e2 = np.rint(down2(lvl[1])).astype("<u2")
+check(lvl[2].shape == (5, 10, 8) and np.array_equal(lvl[2], e2),
+      "OME: level 2 is the 2x2 mean of level 1", f"{lvl[2].shape}")
+# Reading an OME-Zarr group uses level 0 and keeps the voxel size.
+back = path("ome_back.zarr")
+r = convert(dst, back)
+check(r.returncode == 0 and same(zarr.open(back, mode="r")[:], data),
+      "OME-Zarr input reads level 0", r.stderr)
+
+done()
