@@ -132,7 +132,7 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 	if (o->dtype) {
 		int rc = halo_dtype_parse(o->dtype, "--dtype", &info->dtype, err);
 		if (rc)
-			return rc == HALO_EUNSUPPORTED ? halo_error_set(err, HALO_EINVAL, "%s", err->msg) : rc;
+			return rc;
 		info->dtype.big_endian = 0;
 	}
 	if (halo_reader_format(r) == HALO_FMT_TIFF && wo->format != HALO_FMT_TIFF) {

@@ -1,0 +1,196 @@
+"""Bad input to halo convert: one line "halo: FILE: PROBLEM" on stderr,
+exit 1 (2 for a bad option), nothing written at OUT, inputs unchanged. Also
+--overwrite, OUT == IN, a full disk and an interrupted run."""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numcodecs
+import numpy as np
+import zarr
+
+sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
+from haloutil import HALO, check, done, halo, path, skip  # noqa: E402
+
+
+def digest(p):
+    h = hashlib.sha256()
+    if os.path.isfile(p):
+        h.update(open(p, "rb").read())
+        return h.hexdigest()
+    for root, dirs, files in sorted(os.walk(p)):
+        dirs.sort()
+        for f in sorted(files):
+            h.update(f.encode())
+            h.update(open(os.path.join(root, f), "rb").read())
+    return h.hexdigest()
+
+
+def good_array(name, shape=(6, 8, 10), chunks=(3, 4, 5), **kw):
+    p = path(name)
+    shutil.rmtree(p, ignore_errors=True)
+    z = zarr.open(p, mode="w", shape=shape, chunks=chunks, dtype="<u2", **kw)
+    z[:] = np.arange(np.prod(shape)).reshape(shape) % 60000
+    return p
+
+
+def edit_zarray(p, **changes):
+    f = os.path.join(p, ".zarray")
+    meta = json.load(open(f))
+    meta.update(changes)
+    json.dump(meta, open(f, "w"))
+
+
+def expect_error(name, src, needle, *opts, code=1, out_name="bad_out.zarr"):
+    out = path(out_name)
+    shutil.rmtree(out, ignore_errors=True)
+    before = digest(src) if os.path.exists(src) else None
+    r = halo("convert", src, out, *opts)
+    lines = r.stderr.strip().splitlines()
+    check(r.returncode == code, f"{name}: exit {code}", f"exit {r.returncode}: {r.stderr}")
+    check(len(lines) == 1 and lines[0].startswith("halo: ") and needle in lines[0],
+          f"{name}: one line naming '{needle}'", r.stderr)
+    leftovers = [f for f in os.listdir(os.path.dirname(out)) if "bad_out" in f]
+    check(not leftovers, f"{name}: nothing written", leftovers)
+    if before is not None:
+        check(digest(src) == before, f"{name}: input unchanged")
+
+
+expect_error("missing input", path("no-such.zarr"), "no-such.zarr: no such file")
+os.makedirs(path("empty.zarr"), exist_ok=True)
+expect_error("not a Zarr", path("empty.zarr"), "not a Zarr array")
+
+p = good_array("malformed.zarr")
+open(os.path.join(p, ".zarray"), "w").write('{"zarr_format": 2, "shape": [6, 8,')
+expect_error("malformed .zarray", p, ".zarray: malformed JSON")
+
+p = good_array("noshape.zarr")
+meta = json.load(open(os.path.join(p, ".zarray")))
+del meta["shape"]
+json.dump(meta, open(os.path.join(p, ".zarray"), "w"))
+expect_error("missing field", p, "field 'shape' is missing")
+
+p = good_array("complex.zarr")
+edit_zarray(p, dtype="<c8")
+expect_error("unsupported dtype", p, "unsupported dtype '<c8'")
+
+p = good_array("structured.zarr")
+edit_zarray(p, dtype=[["a", "<u2"]])
+expect_error("structured dtype", p, "field 'dtype'")
+
+p = good_array("gzip.zarr", compressor=numcodecs.GZip())
+expect_error("gzip compressor", p, "compressor 'gzip' is not supported")
+
+p = good_array("forder.zarr")
+edit_zarray(p, order="F")
+expect_error("F order", p, "only C order")
+
+p = good_array("delta.zarr", filters=[numcodecs.Delta(dtype="<u2")])
+expect_error("filters", p, "filter 'delta'")
+
+p = good_array("corrupt.zarr")
+open(os.path.join(p, "1.0.1"), "wb").write(b"\x02\x01garbage that is not blosc" * 3)
+expect_error("corrupt chunk", p, "1.0.1")
+
+p = good_array("short.zarr")
+blob = numcodecs.Blosc().encode(np.zeros(10, dtype="<u2").tobytes())
+open(os.path.join(p, "0.1.0"), "wb").write(blob)
+expect_error("chunk of the wrong size", p, "0.1.0: chunk decompresses to 20 bytes, expected 120")
+
+p = good_array("rawshort.zarr", compressor=None)
+open(os.path.join(p, "0.0.0"), "wb").write(b"\0" * 7)
+expect_error("uncompressed chunk of the wrong size", p, "0.0.0: chunk holds 7 bytes")
+
+p = good_array("huge.zarr")
+edit_zarray(p, shape=[4096, 4096, 4096], chunks=[2048, 2048, 1024])
+expect_error("chunk over 2 GiB", p, "2 GiB")
+
+# TIFF: truncated and multi-channel.
+import tifffile  # noqa: E402
+
+t = path("trunc.tif")
+tifffile.imwrite(t, np.arange(5 * 64 * 64, dtype="<u2").reshape(5, 64, 64))
+data = open(t, "rb").read()
+open(t, "wb").write(data[: len(data) // 2])
+expect_error("truncated TIFF", t, "trunc.tif")
+t = path("rgb.tif")
+tifffile.imwrite(t, np.zeros((16, 16, 3), dtype="u1"), photometric="rgb")
+expect_error("RGB TIFF", t, "single-channel")
+t = path("text.tif")
+open(t, "w").write("not a tiff at all\n")
+expect_error("not a TIFF", t, "text.tif")
+
+# Bad options are usage errors (exit 2).
+p = good_array("ok.zarr")
+expect_error("unknown compressor", p, "--compressor: unknown 'brotli'", "--compressor", "brotli",
+             code=2)
+expect_error("bad chunks", p, "--chunks", "--chunks", "4,0,4", code=2)
+expect_error("chunks arity", p, "--chunks", "--chunks", "4,4,4,4", code=2)
+expect_error("unknown dtype", p, "--dtype", "--dtype", "complex64", code=2)
+expect_error("pyramid without OME", p, "--pyramid", "--pyramid", "2", code=2)
+
+# OUT exists: refused without --overwrite and left untouched; replaced with it.
+out = good_array("existing.zarr", shape=(2, 2, 2), chunks=(2, 2, 2))
+before = digest(out)
+r = halo("convert", p, out)
+check(r.returncode == 1 and "already exists" in r.stderr and digest(out) == before,
+      "existing OUT: refused, untouched", r.stderr)
+r = halo("convert", p, out, "--overwrite", "--quiet")
+check(r.returncode == 0 and zarr.open(out, mode="r").shape == (6, 8, 10),
+      "--overwrite replaces OUT", r.stderr)
+check(not [f for f in os.listdir(os.path.dirname(out)) if ".halo-" in f],
+      "no temporary names left beside OUT")
+
+# OUT == IN.
+before = digest(p)
+r = halo("convert", p, p, "--overwrite")
+check(r.returncode == 1 and "same as IN" in r.stderr and digest(p) == before,
+      "OUT equal to IN is refused", r.stderr)
+
+# A full disk: a 1 MiB tmpfs, when this machine lets us mount one.
+mnt = path("small-fs")
+os.makedirs(mnt, exist_ok=True)
+mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt],
+                         capture_output=True).returncode == 0
+if mounted:
+    try:
+        big = good_array("big.zarr", shape=(64, 128, 128), chunks=(16, 64, 64),
+                         compressor=None)
+        r = halo("convert", big, os.path.join(mnt, "out.zarr"), "--compressor", "none")
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 1 and len(lines) == 1 and "No space left" in lines[0],
+              "disk full: one line, exit 1", r.stderr)
+        check(os.listdir(mnt) == [], "disk full: nothing left on the full disk", os.listdir(mnt))
+    finally:
+        subprocess.run(["umount", mnt])
+else:
+    skip("disk full", "cannot mount a small tmpfs here")
+    skip("disk full: nothing left", "cannot mount a small tmpfs here")
+
+# SIGINT during a run: exits non-zero soon, leaves no OUT.
+big = good_array("slow.zarr", shape=(128, 256, 256), chunks=(8, 64, 64))
+out = path("interrupted.zarr")
+proc = subprocess.Popen([HALO, "convert", big, out, "--compressor", "zstd", "--clevel", "9",
+                         "--chunks", "4,32,32", "--ncpu", "1", "--quiet"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+time.sleep(1.0)
+if proc.poll() is None:
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    took = time.time() - t0
+    check(proc.returncode == 1 and "interrupted" in err, "SIGINT: exit 1, says interrupted", err)
+    check(took < 5, f"SIGINT: stopped within {took:.1f} s")
+    check(not os.path.exists(out) and
+          not [f for f in os.listdir(os.path.dirname(out)) if "interrupted" in f],
+          "SIGINT: no output, no temporary left")
+else:
+    proc.communicate()
+    skip("SIGINT", "the conversion finished before the signal")
+
+done()

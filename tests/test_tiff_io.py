@@ -1,0 +1,107 @@
+"""TIFF I/O against python3-tifffile, both directions: tifffile writes
+(strips or tiles, classic or BigTIFF, ImageJ metadata), halo converts to
+Zarr, python compares; halo writes TIFF, tifffile reads it back."""
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import tifffile
+import zarr
+
+sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
+from haloutil import check, done, halo, path  # noqa: E402
+
+rng = np.random.default_rng(99)
+
+
+def sample(dtype, shape):
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return rng.standard_normal(shape).astype(dt) * 100
+    info = np.iinfo(dt)
+    return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dt)
+
+
+def convert(src, dst, *opts):
+    if os.path.isdir(dst):
+        shutil.rmtree(dst)
+    elif os.path.exists(dst):
+        os.remove(dst)
+    return halo("convert", src, dst, "--quiet", *opts, check_rc=0)
+
+
+# 1. tifffile writes every supported sample type, strips and tiles,
+# classic and BigTIFF; halo reads them all.
+shape = (7, 45, 70)
+for dt in ["uint8", "uint16", "uint32", "float32", "float64"]:
+    for layout in ["strips", "tiles", "bigtiff"]:
+        data = sample(dt, shape)
+        src, dst = path(f"in_{dt}_{layout}.tif"), path("tif_out.zarr")
+        kw = {"tile": (16, 32)} if layout == "tiles" else {}
+        tifffile.imwrite(src, data, bigtiff=layout == "bigtiff", photometric="minisblack",
+                         rowsperstrip=8 if layout == "strips" else None, **kw)
+        r = convert(src, dst, "--chunks", "3,20,33")
+        got = zarr.open(dst, mode="r")[:] if r.returncode == 0 else None
+        check(got is not None and got.dtype == np.dtype(dt) and np.array_equal(got, data),
+              f"TIFF {dt} {layout}: values", r.stderr)
+
+# 2. A single page is a 2D image.
+data = sample("uint16", (33, 50))
+src, dst = path("page.tif"), path("page.zarr")
+tifffile.imwrite(src, data)
+convert(src, dst)
+got = zarr.open(dst, mode="r")
+check(got.shape == (33, 50) and np.array_equal(got[:], data), "single-page TIFF is 2D",
+      got.shape)
+
+# 3. ImageJ metadata gives the voxel size, carried into OME-Zarr.
+data = sample("uint16", (6, 20, 24))
+src, dst = path("imagej.tif"), path("imagej.ome.zarr")
+tifffile.imwrite(src, data, imagej=True, resolution=(1 / 0.25, 1 / 0.25),
+                 metadata={"spacing": 0.8, "unit": "micron", "axes": "ZYX"})
+r = convert(src, dst)
+ms = json.load(open(os.path.join(dst, ".zattrs")))["multiscales"][0] if r.returncode == 0 else {}
+scale = ms.get("datasets", [{}])[0].get("coordinateTransformations", [{}])[0].get("scale")
+check(scale is not None and np.allclose(scale, [0.8, 0.25, 0.25], rtol=1e-5),
+      "ImageJ spacing and resolution become the OME scale", scale)
+check(all(a.get("unit") == "micrometer" for a in ms.get("axes", [])),
+      "ImageJ unit 'micron' becomes 'micrometer'", ms.get("axes"))
+check(np.array_equal(zarr.open(os.path.join(dst, "0"), mode="r")[:], data),
+      "ImageJ TIFF values")
+
+# 4. halo writes TIFF; tifffile reads it (pages in order, metadata kept).
+for dt in ["uint16", "float32", "uint8"]:
+    data = sample(dt, (37, 21, 30))
+    src, dst = path(f"z_{dt}.zarr"), path(f"out_{dt}.tif")
+    z = zarr.open(src, mode="w", shape=data.shape, chunks=(5, 8, 8), dtype=dt)
+    z[:] = data
+    r = convert(src, dst)
+    got = tifffile.imread(dst) if r.returncode == 0 else None
+    check(got is not None and got.dtype == np.dtype(dt) and np.array_equal(got, data),
+          f"halo-written TIFF ({dt}, 37 pages) read by tifffile", r.stderr)
+
+# The OME voxel size round-trips through TIFF's ImageJ metadata.
+src = dst
+back = path("back.ome.zarr")
+data = sample("uint16", (4, 16, 16))
+tifffile.imwrite(path("vox.tif"), data, imagej=True, resolution=(2.0, 2.0),
+                 metadata={"spacing": 1.5, "unit": "micron", "axes": "ZYX"})
+convert(path("vox.tif"), path("vox_out.tif"))
+with tifffile.TiffFile(path("vox_out.tif")) as t:
+    ij = t.imagej_metadata or {}
+    xres = t.pages[0].tags["XResolution"].value
+check(abs(float(ij.get("spacing", 0)) - 1.5) < 1e-6 and ij.get("unit") == "micron",
+      "TIFF output keeps ImageJ spacing and unit", ij)
+check(abs(xres[0] / xres[1] - 2.0) < 1e-4, "TIFF output keeps the x resolution", xres)
+
+# 5. A float32 TIFF converted to uint16 Zarr rounds and saturates.
+data = (rng.standard_normal((3, 10, 10)) * 40000).astype("float32")
+tifffile.imwrite(path("f.tif"), data, photometric="minisblack")
+convert(path("f.tif"), path("f.zarr"), "--dtype", "uint16")
+expect = np.clip(np.rint(data.astype(np.float64)), 0, 65535).astype("uint16")
+check(np.array_equal(zarr.open(path("f.zarr"), mode="r")[:], expect),
+      "TIFF float32 -> Zarr uint16 rounds and saturates")
+
+done()
