@@ -20,6 +20,7 @@
 #define HALO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -79,6 +80,8 @@ typedef struct halo_runtime_opts {
 	int ncuda;          /* CUDA workers; -1: StarPU's default or STARPU_NCUDA */
 	const char *sched;  /* policy name; NULL: dmda unless STARPU_SCHED is set */
 	int verbose;        /* 0: StarPU's own messages are silenced */
+	uint64_t memory;    /* host bytes StarPU may hold; 0: half of RAM, or
+			     * STARPU_LIMIT_CPU_MEM (MiB) when set */
 } halo_runtime_opts_t;
 
 /* Fills opts with the defaults described above. */

@@ -2,6 +2,7 @@
  * included, because NFS and full disks report errors late. */
 #include "config.h"
 #include "io/fs.h"
+#include "io/scratch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,43 +24,75 @@ int halo_fs_errno_code(int e)
 	}
 }
 
-int halo_fs_read(const char *path, void **data, size_t *len, halo_error_t *err)
+/* Reads the open file fd of `size` bytes into buf. */
+static int read_all(int fd, const char *path, unsigned char *buf, size_t size, halo_error_t *err)
 {
-	*data = NULL;
-	*len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", path, strerror(errno));
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int e = S_ISDIR(st.st_mode) ? EISDIR : errno;
-		close(fd);
-		return halo_error_set(err, HALO_EIO, "%s: %s", path, strerror(e));
-	}
-	size_t size = (size_t)st.st_size;
-	unsigned char *buf = malloc(size ? size : 1);
-	if (!buf) {
-		close(fd);
-		return halo_error_set(err, HALO_ENOMEM, "%s: out of memory reading %zu bytes", path, size);
-	}
 	size_t got = 0;
 	while (got < size) {
 		ssize_t r = read(fd, buf + got, size - got);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0) {
-			int e = r < 0 ? errno : EIO;
-			free(buf);
-			close(fd);
+		if (r <= 0)
 			return halo_error_set(err, HALO_EIO, "%s: %s", path,
-					      r < 0 ? strerror(e) : "file shrank while reading");
-		}
+					      r < 0 ? strerror(errno) : "file shrank while reading");
 		got += (size_t)r;
 	}
+	return HALO_OK;
+}
+
+/* Opens a regular file for reading and returns its size. */
+static int open_regular(const char *path, int *fd, size_t *size, halo_error_t *err)
+{
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int e = S_ISDIR(st.st_mode) ? EISDIR : errno;
+		close(*fd);
+		return halo_error_set(err, HALO_EIO, "%s: %s", path, strerror(e));
+	}
+	*size = (size_t)st.st_size;
+	return HALO_OK;
+}
+
+int halo_fs_read(const char *path, void **data, size_t *len, halo_error_t *err)
+{
+	int fd;
+	size_t size;
+	*data = NULL;
+	*len = 0;
+	int rc = open_regular(path, &fd, &size, err);
+	if (rc)
+		return rc;
+	unsigned char *buf = malloc(size ? size : 1);
+	rc = buf ? read_all(fd, path, buf, size, err)
+		 : halo_error_set(err, HALO_ENOMEM, "%s: out of memory reading %zu bytes", path, size);
 	close(fd);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
 	*data = buf;
 	*len = size;
 	return HALO_OK;
+}
+
+int halo_fs_read_scratch(const char *path, int slot, void **data, size_t *len,
+			 halo_error_t *err)
+{
+	int fd;
+	size_t size;
+	int rc = open_regular(path, &fd, &size, err);
+	if (rc)
+		return rc;
+	unsigned char *buf = halo_scratch(slot, size ? size : 1);
+	rc = buf ? read_all(fd, path, buf, size, err)
+		 : halo_error_set(err, HALO_ENOMEM, "%s: out of memory reading %zu bytes", path, size);
+	close(fd);
+	*data = buf;
+	*len = size;
+	return rc;
 }
 
 int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *err)
@@ -111,7 +144,6 @@ int halo_fs_mkdirs(const char *path, halo_error_t *err)
 
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-	(void)st; (void)flag; (void)ftw;
 	remove(path);
 	return 0;
 }

@@ -11,6 +11,12 @@
  * A missing file gives HALO_ENOENT. */
 int halo_fs_read(const char *path, void **data, size_t *len, halo_error_t *err);
 
+/* Like halo_fs_read, into the calling thread's scratch buffer `slot`
+ * (io/scratch.h): *data is valid until that thread's next use of the slot
+ * and must not be freed. */
+int halo_fs_read_scratch(const char *path, int slot, void **data, size_t *len,
+			 halo_error_t *err);
+
 /* Writes len bytes to path, creating or truncating it; ENOSPC gives
  * HALO_ENOSPC. */
 int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *err);

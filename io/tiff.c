@@ -24,8 +24,6 @@ struct halo_tiff {
 
 static int capture(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
 {
-	(void)tif;
-	(void)module;
 	struct halo_tiff *t = user;
 	vsnprintf(t->last_error, sizeof t->last_error, fmt, ap);
 	return 1; /* handled: libtiff prints nothing */
@@ -33,7 +31,6 @@ static int capture(TIFF *tif, void *user, const char *module, const char *fmt, v
 
 static int ignore(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
 {
-	(void)tif; (void)user; (void)module; (void)fmt; (void)ap;
 	return 1;
 }
 

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "io/zarr_private.h"
 #include "io/fs.h"
+#include "io/scratch.h"
 
 #include <blosc.h>
 #include <errno.h>
@@ -186,7 +187,7 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 	void *data;
 	size_t len;
 	halo_error_t e2 = {0};
-	int rc = halo_fs_read(file, &data, &len, &e2);
+	int rc = halo_fs_read_scratch(file, HALO_SCRATCH_FILE, &data, &len, &e2);
 	if (rc == HALO_ENOENT) {
 		halo_dtype_fill(buf, m->dtype.kind, m->fill, nel);
 		return HALO_OK;
@@ -197,7 +198,6 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 	}
 	if (m->codec.id == HALO_CODEC_NONE) {
 		if (len != z->chunk_bytes) {
-			free(data);
 			return halo_error_set(err, HALO_EFORMAT, "%s: chunk holds %zu bytes, expected %zu",
 					      file, len, z->chunk_bytes);
 		}
@@ -206,24 +206,20 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 		size_t nbytes = 0, cbytes = 0, blocksize = 0;
 		if (len < BLOSC_MIN_HEADER_LENGTH ||
 		    blosc_cbuffer_validate(data, len, &nbytes) < 0) {
-			free(data);
 			return halo_error_set(err, HALO_EFORMAT, "%s: chunk is not valid blosc data", file);
 		}
 		blosc_cbuffer_sizes(data, &nbytes, &cbytes, &blocksize);
 		if (nbytes != z->chunk_bytes || cbytes != len) {
-			free(data);
 			return halo_error_set(err, HALO_EFORMAT,
 					      "%s: chunk decompresses to %zu bytes, expected %zu", file,
 					      nbytes, z->chunk_bytes);
 		}
 		int got = blosc_decompress_ctx(data, buf, z->chunk_bytes, 1);
 		if (got < 0 || (size_t)got != z->chunk_bytes) {
-			free(data);
 			return halo_error_set(err, HALO_EFORMAT, "%s: chunk fails to decompress (corrupt)",
 					      file);
 		}
 	}
-	free(data);
 	if (m->dtype.big_endian)
 		halo_dtype_byteswap(buf, elsize, nel);
 	return HALO_OK;
@@ -298,7 +294,7 @@ int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *
 		rc = halo_fs_write(file, buf, z->chunk_bytes, err);
 	} else if (!rc) {
 		size_t cap = z->chunk_bytes + BLOSC_MAX_OVERHEAD;
-		void *dst = malloc(cap);
+		void *dst = halo_scratch(HALO_SCRATCH_CODEC, cap);
 		if (!dst) {
 			rc = halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
 		} else {
@@ -307,7 +303,6 @@ int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *
 						   (size_t)m->codec.blocksize, 1);
 			rc = n <= 0 ? halo_error_set(err, HALO_EIO, "%s: blosc compression failed", file)
 				    : halo_fs_write(file, dst, (size_t)n, err);
-			free(dst);
 		}
 	}
 	free(swapped);

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <starpu.h>
+#include <stdio.h>
+#include <unistd.h>
 
 struct halo_runtime {
 	char sched[64];
@@ -110,6 +112,18 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	/* A StarPU built with FxT otherwise records a trace of every run into
 	 * /tmp and costs a few microseconds per task; tracing is opt-in. */
 	setenv("STARPU_FXT_TRACE", "0", 0);
+	/* StarPU caches chunk allocations in main memory only under a limit;
+	 * without one every chunk costs fresh pages (page faults that took a
+	 * third of a convert's time). The limit is a ceiling, not a target:
+	 * halo's submitters keep far less in flight. */
+	uint64_t mem = opts->memory;
+	if (!mem) {
+		long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+		mem = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 2 : (UINT64_C(4) << 30);
+	}
+	char limit[32];
+	snprintf(limit, sizeof limit, "%llu", (unsigned long long)(mem >> 20));
+	setenv("STARPU_LIMIT_CPU_MEM", limit, opts->memory != 0);
 
 	struct starpu_conf conf;
 	starpu_conf_init(&conf);

@@ -138,6 +138,9 @@ static void input_range(const struct job *job, int d, int64_t j, int64_t *lo, in
 		end = job->ii->shape[d];
 	*lo = start / ic;
 	*hi = end > start ? (end - 1) / ic : *lo - 1;
+	int64_t last = (job->ii->shape[d] + ic - 1) / ic - 1;
+	if (*hi > last)
+		*hi = last;
 }
 
 static int64_t nchunks(int64_t shape, int64_t chunk)
@@ -186,213 +189,266 @@ static uint64_t default_memory(void)
 	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 4 : (UINT64_C(1) << 30);
 }
 
-int halo_stream_run(halo_reader_t *in, halo_writer_t *out, const halo_stream_opts_t *opts,
-		    halo_stream_stats_t *stats, halo_error_t *err)
-{
-	struct job job = {
-		.in = in, .out = out,
-		.ii = halo_reader_info(in), .oi = halo_writer_info(out),
-		.factor = {1, opts->downsample > 1 ? opts->downsample : 1,
-			   opts->downsample > 1 ? opts->downsample : 1},
-	};
-	pthread_mutex_init(&job.lock, NULL);
-	pthread_cond_init(&job.cond, NULL);
-	const halo_volume_info_t *ii = job.ii, *oi = job.oi;
-	int64_t ng[3], og[3];
-	for (int d = 0; d < 3; d++) {
-		ng[d] = nchunks(ii->shape[d], ii->chunks[d]);
-		og[d] = nchunks(oi->shape[d], oi->chunks[d]);
-	}
-	int64_t nin = ng[0] * ng[1] * ng[2], nout = og[0] * og[1] * og[2];
-	size_t in_el = halo_dtype_size(ii->dtype), out_el = halo_dtype_size(oi->dtype);
-	uint64_t in_bytes = (uint64_t)(ii->chunks[0] * ii->chunks[1] * ii->chunks[2]) * in_el;
-	uint64_t out_bytes = (uint64_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]) * out_el;
+/* The submitter's state: the two chunk grids, the live input handles and
+ * how many output chunks still need each of them. */
+struct stream {
+	struct job job;
+	int64_t ng[3], og[3];         /* input and output chunk grids */
+	starpu_data_handle_t *inputs; /* per input chunk; NULL when not live */
+	int32_t *consumers;           /* output chunks left to use each input */
+	starpu_data_handle_t token;   /* orders writes when the output needs it */
+};
 
-	/* Consumers of each input chunk, so it is released after its last. */
-	starpu_data_handle_t *handles = calloc((size_t)nin, sizeof *handles);
-	int32_t *consumers = calloc((size_t)nin, sizeof *consumers);
-	int64_t *count[3] = {calloc((size_t)ng[0], 8), calloc((size_t)ng[1], 8),
-			     calloc((size_t)ng[2], 8)};
+static int64_t flat_index(const int64_t *grid, int64_t z, int64_t y, int64_t x)
+{
+	return (z * grid[1] + y) * grid[2] + x;
+}
+
+/* Counts, for every input chunk, the output chunks that read it. */
+static int count_consumers(struct stream *s, halo_error_t *err)
+{
+	int64_t *count[3];
 	int rc = HALO_OK;
-	if (!handles || !consumers || !count[0] || !count[1] || !count[2]) {
-		rc = halo_error_set(err, HALO_ENOMEM, "out of memory for %lld chunks", (long long)nin);
+	for (int d = 0; d < 3; d++)
+		count[d] = calloc((size_t)s->ng[d], sizeof *count[d]);
+	if (!count[0] || !count[1] || !count[2]) {
+		rc = halo_error_set(err, HALO_ENOMEM, "out of memory planning chunks");
 		goto out;
 	}
 	for (int d = 0; d < 3; d++)
-		for (int64_t j = 0; j < og[d]; j++) {
+		for (int64_t j = 0; j < s->og[d]; j++) {
 			int64_t lo, hi;
-			input_range(&job, d, j, &lo, &hi);
-			for (int64_t i = lo; i <= hi && i < ng[d]; i++)
+			input_range(&s->job, d, j, &lo, &hi);
+			for (int64_t i = lo; i <= hi; i++)
 				count[d][i]++;
 		}
-	for (int64_t z = 0; z < ng[0]; z++)
-		for (int64_t y = 0; y < ng[1]; y++)
-			for (int64_t x = 0; x < ng[2]; x++)
-				consumers[(z * ng[1] + y) * ng[2] + x] =
+	for (int64_t z = 0; z < s->ng[0]; z++)
+		for (int64_t y = 0; y < s->ng[1]; y++)
+			for (int64_t x = 0; x < s->ng[2]; x++)
+				s->consumers[flat_index(s->ng, z, y, x)] =
 					(int32_t)(count[0][z] * count[1][y] * count[2][x]);
+out:
+	for (int d = 0; d < 3; d++)
+		free(count[d]);
+	return rc;
+}
 
-	/* Chunks in flight: each output chunk holds itself and, at worst, its
-	 * share of the input chunks it overlaps. */
-	uint64_t budget = opts->memory ? opts->memory : default_memory();
-	uint64_t per = out_bytes + in_bytes;
-	int limit = per ? (int)(budget / per) : 1;
-	int workers = (int)starpu_worker_get_count();
-	if (limit > 4 * workers + 4)
-		limit = 4 * workers + 4;
-	if (limit < 1)
-		limit = 1;
+static starpu_data_handle_t register_block(const halo_volume_info_t *info)
+{
+	starpu_data_handle_t h;
+	uint32_t nx = (uint32_t)info->chunks[2], ny = (uint32_t)info->chunks[1];
+	starpu_block_data_register(&h, -1, 0, nx, nx * ny, nx, ny, (uint32_t)info->chunks[0],
+				   halo_dtype_size(info->dtype));
+	return h;
+}
 
-	starpu_data_handle_t token = NULL;
+/* The handle of input chunk idx, registering it and submitting its read
+ * on first use. */
+static starpu_data_handle_t input_handle(struct stream *s, const int64_t idx[3])
+{
+	int64_t flat = flat_index(s->ng, idx[0], idx[1], idx[2]);
+	if (s->inputs[flat])
+		return s->inputs[flat];
+	starpu_data_handle_t h = register_block(s->job.ii);
+	s->inputs[flat] = h;
+	struct io_arg *ra = malloc(sizeof *ra);
+	struct starpu_task *t = ra ? starpu_task_create() : NULL;
+	if (!t) {
+		free(ra);
+		halo_error_t e;
+		halo_error_set(&e, HALO_ENOMEM, "out of memory submitting tasks");
+		job_fail(&s->job, &e);
+		return h;
+	}
+	*ra = (struct io_arg){&s->job, {idx[0], idx[1], idx[2]}};
+	t->cl = &read_cl;
+	t->handles[0] = h;
+	t->cl_arg = ra;
+	t->cl_arg_size = sizeof *ra;
+	t->cl_arg_free = 1;
+	submit(t, &s->job);
+	return h;
+}
+
+/* Submits gather and write for output chunk oidx, then releases the input
+ * chunks this was the last consumer of. */
+static void submit_output(struct stream *s, const int64_t oidx[3])
+{
+	struct job *job = &s->job;
+	const halo_volume_info_t *ii = job->ii, *oi = job->oi;
+	int64_t lo[3], hi[3];
+	for (int d = 0; d < 3; d++)
+		input_range(job, d, oidx[d], &lo[d], &hi[d]);
+	int64_t n = (hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * (hi[2] - lo[2] + 1);
+	int nsrc = n > 0 ? (int)n : 0;
+	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
+	starpu_data_handle_t *dh = malloc((size_t)(nsrc + 1) * sizeof *dh);
+	enum starpu_data_access_mode *dm = malloc((size_t)(nsrc + 1) * sizeof *dm);
+	struct io_arg *wa = malloc(sizeof *wa);
+	struct starpu_task *gt = starpu_task_create(), *wt = starpu_task_create();
+	if (!ga || !dh || !dm || !wa || !gt || !wt) {
+		free(ga); free(dh); free(dm); free(wa);
+		if (gt) starpu_task_destroy(gt);
+		if (wt) starpu_task_destroy(wt);
+		halo_error_t e;
+		halo_error_set(&e, HALO_ENOMEM, "out of memory submitting tasks");
+		job_fail(job, &e);
+		return;
+	}
+	*ga = (struct halo_gather_args){
+		.nsrc = nsrc, .src_kind = ii->dtype.kind, .dst_kind = oi->dtype.kind,
+		.fill = oi->fill,
+	};
+	for (int d = 0; d < 3; d++) {
+		ga->src_shape[d] = ii->shape[d];
+		ga->dst_origin[d] = oidx[d] * oi->chunks[d];
+		ga->dst_dims[d] = oi->chunks[d];
+		ga->dst_shape[d] = oi->shape[d];
+		ga->factor[d] = job->factor[d];
+	}
+	int k = 0;
+	for (int64_t iz = lo[0]; iz <= hi[0]; iz++)
+		for (int64_t iy = lo[1]; iy <= hi[1]; iy++)
+			for (int64_t ix = lo[2]; ix <= hi[2]; ix++, k++) {
+				int64_t iidx[3] = {iz, iy, ix};
+				for (int d = 0; d < 3; d++) {
+					ga->src[k].origin[d] = iidx[d] * ii->chunks[d];
+					ga->src[k].dims[d] = ii->chunks[d];
+				}
+				dh[k] = input_handle(s, iidx);
+				dm[k] = STARPU_R;
+			}
+	starpu_data_handle_t oh = register_block(oi);
+	dh[nsrc] = oh;
+	dm[nsrc] = STARPU_W;
+	gt->cl = &halo_gather_cl;
+	gt->nbuffers = nsrc + 1;
+	gt->dyn_handles = dh;
+	gt->dyn_modes = dm;
+	gt->cl_arg = ga;
+	gt->cl_arg_size = halo_gather_args_size(nsrc);
+	gt->cl_arg_free = 1;
+	submit(gt, job);
+
+	for (int64_t iz = lo[0]; iz <= hi[0]; iz++)
+		for (int64_t iy = lo[1]; iy <= hi[1]; iy++)
+			for (int64_t ix = lo[2]; ix <= hi[2]; ix++) {
+				int64_t flat = flat_index(s->ng, iz, iy, ix);
+				if (--s->consumers[flat] == 0) {
+					starpu_data_unregister_submit(s->inputs[flat]);
+					s->inputs[flat] = NULL;
+				}
+			}
+
+	*wa = (struct io_arg){job, {oidx[0], oidx[1], oidx[2]}};
+	wt->cl = &write_cl;
+	wt->nbuffers = s->token ? 2 : 1;
+	wt->handles[0] = oh;
+	wt->modes[0] = STARPU_R;
+	wt->handles[1] = s->token;
+	wt->modes[1] = STARPU_RW;
+	wt->cl_arg = wa;
+	wt->cl_arg_size = sizeof *wa;
+	wt->cl_arg_free = 1;
+	wt->callback_func = write_done;
+	wt->callback_arg = wa;
+	pthread_mutex_lock(&job->lock);
+	job->inflight++;
+	pthread_mutex_unlock(&job->lock);
+	if (submit(wt, job)) {
+		pthread_mutex_lock(&job->lock);
+		job->inflight--;
+		pthread_mutex_unlock(&job->lock);
+	}
+	starpu_data_unregister_submit(oh);
+}
+
+/* How many output chunks may be in flight within the memory budget: each
+ * holds itself and, at worst, one input chunk. */
+static int inflight_limit(const struct job *job, uint64_t memory)
+{
+	const halo_volume_info_t *ii = job->ii, *oi = job->oi;
+	uint64_t per = (uint64_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]) *
+			       halo_dtype_size(oi->dtype) +
+		       (uint64_t)(ii->chunks[0] * ii->chunks[1] * ii->chunks[2]) *
+			       halo_dtype_size(ii->dtype);
+	uint64_t budget = memory ? memory : default_memory();
+	uint64_t limit = per ? budget / per : 1;
+	uint64_t cap = 4 * (uint64_t)starpu_worker_get_count() + 4;
+	if (limit > cap)
+		limit = cap;
+	return limit < 1 ? 1 : (int)limit;
+}
+
+int halo_stream_run(halo_reader_t *in, halo_writer_t *out, const halo_stream_opts_t *opts,
+		    halo_stream_stats_t *stats, halo_error_t *err)
+{
+	int f = opts->downsample > 1 ? opts->downsample : 1;
+	struct stream s = {
+		.job = {.in = in, .out = out, .ii = halo_reader_info(in), .oi = halo_writer_info(out),
+			.factor = {1, f, f}},
+	};
+	struct job *job = &s.job;
+	pthread_mutex_init(&job->lock, NULL);
+	pthread_cond_init(&job->cond, NULL);
+	for (int d = 0; d < 3; d++) {
+		s.ng[d] = nchunks(job->ii->shape[d], job->ii->chunks[d]);
+		s.og[d] = nchunks(job->oi->shape[d], job->oi->chunks[d]);
+	}
+	int64_t nin = s.ng[0] * s.ng[1] * s.ng[2], nout = s.og[0] * s.og[1] * s.og[2];
+	int rc = HALO_OK;
+	s.inputs = calloc((size_t)nin, sizeof *s.inputs);
+	s.consumers = calloc((size_t)nin, sizeof *s.consumers);
+	if (!s.inputs || !s.consumers) {
+		rc = halo_error_set(err, HALO_ENOMEM, "out of memory for %lld chunks", (long long)nin);
+		goto out;
+	}
+	if ((rc = count_consumers(&s, err)))
+		goto out;
+	int limit = inflight_limit(job, opts->memory);
 	if (halo_writer_ordered(out))
-		starpu_void_data_register(&token);
+		starpu_void_data_register(&s.token);
 	halo_progress_t progress;
 	halo_progress_init(&progress, opts->label ? opts->label : "stream", nout, opts->quiet);
 	double start = halo_now();
 
-	for (int64_t oz = 0; oz < og[0] && !job_stopped(&job); oz++)
-		for (int64_t oy = 0; oy < og[1] && !job_stopped(&job); oy++)
-			for (int64_t ox = 0; ox < og[2] && !job_stopped(&job); ox++) {
-				int64_t oidx[3] = {oz, oy, ox}, lo[3], hi[3];
-				wait_inflight(&job, limit, &progress);
-				if (job_stopped(&job))
-					break;
-				for (int d = 0; d < 3; d++) {
-					input_range(&job, d, oidx[d], &lo[d], &hi[d]);
-					if (hi[d] >= ng[d])
-						hi[d] = ng[d] - 1;
-				}
-				int nsrc = (int)((hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * (hi[2] - lo[2] + 1));
-				if (nsrc < 0)
-					nsrc = 0;
-				struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
-				starpu_data_handle_t *dh = malloc((size_t)(nsrc + 1) * sizeof *dh);
-				enum starpu_data_access_mode *dm = malloc((size_t)(nsrc + 1) * sizeof *dm);
-				if (!ga || !dh || !dm) {
-					free(ga); free(dh); free(dm);
-					halo_error_t e;
-					halo_error_set(&e, HALO_ENOMEM, "out of memory submitting tasks");
-					job_fail(&job, &e);
-					break;
-				}
-				ga->nsrc = nsrc;
-				ga->src_kind = ii->dtype.kind;
-				ga->dst_kind = oi->dtype.kind;
-				ga->fill = oi->fill;
-				for (int d = 0; d < 3; d++) {
-					ga->src_shape[d] = ii->shape[d];
-					ga->dst_origin[d] = oidx[d] * oi->chunks[d];
-					ga->dst_dims[d] = oi->chunks[d];
-					ga->dst_shape[d] = oi->shape[d];
-					ga->factor[d] = job.factor[d];
-				}
-				int k = 0;
-				for (int64_t iz = lo[0]; iz <= hi[0]; iz++)
-					for (int64_t iy = lo[1]; iy <= hi[1]; iy++)
-						for (int64_t ix = lo[2]; ix <= hi[2]; ix++, k++) {
-							int64_t flat = (iz * ng[1] + iy) * ng[2] + ix;
-							int64_t iidx[3] = {iz, iy, ix};
-							for (int d = 0; d < 3; d++) {
-								ga->src[k].origin[d] = iidx[d] * ii->chunks[d];
-								ga->src[k].dims[d] = ii->chunks[d];
-							}
-							if (!handles[flat]) {
-								starpu_block_data_register(
-									&handles[flat], -1, 0,
-									(uint32_t)ii->chunks[2],
-									(uint32_t)(ii->chunks[2] * ii->chunks[1]),
-									(uint32_t)ii->chunks[2], (uint32_t)ii->chunks[1],
-									(uint32_t)ii->chunks[0], in_el);
-								struct io_arg *ra = malloc(sizeof *ra);
-								*ra = (struct io_arg){&job, {iz, iy, ix}};
-								struct starpu_task *rt = starpu_task_create();
-								rt->cl = &read_cl;
-								rt->handles[0] = handles[flat];
-								rt->cl_arg = ra;
-								rt->cl_arg_size = sizeof *ra;
-								rt->cl_arg_free = 1;
-								submit(rt, &job);
-							}
-							dh[k] = handles[flat];
-							dm[k] = STARPU_R;
-						}
-				starpu_data_handle_t oh;
-				starpu_block_data_register(&oh, -1, 0, (uint32_t)oi->chunks[2],
-							   (uint32_t)(oi->chunks[2] * oi->chunks[1]),
-							   (uint32_t)oi->chunks[2], (uint32_t)oi->chunks[1],
-							   (uint32_t)oi->chunks[0], out_el);
-				dh[nsrc] = oh;
-				dm[nsrc] = STARPU_W;
-				struct starpu_task *gt = starpu_task_create();
-				gt->cl = &halo_gather_cl;
-				gt->nbuffers = nsrc + 1;
-				gt->dyn_handles = dh;
-				gt->dyn_modes = dm;
-				gt->cl_arg = ga;
-				gt->cl_arg_size = halo_gather_args_size(nsrc);
-				gt->cl_arg_free = 1;
-				submit(gt, &job);
-				for (int64_t iz = lo[0]; iz <= hi[0]; iz++)
-					for (int64_t iy = lo[1]; iy <= hi[1]; iy++)
-						for (int64_t ix = lo[2]; ix <= hi[2]; ix++) {
-							int64_t flat = (iz * ng[1] + iy) * ng[2] + ix;
-							if (--consumers[flat] == 0) {
-								starpu_data_unregister_submit(handles[flat]);
-								handles[flat] = NULL;
-							}
-						}
-				struct io_arg *wa = malloc(sizeof *wa);
-				*wa = (struct io_arg){&job, {oz, oy, ox}};
-				struct starpu_task *wt = starpu_task_create();
-				wt->cl = &write_cl;
-				wt->nbuffers = token ? 2 : 1;
-				wt->handles[0] = oh;
-				wt->modes[0] = STARPU_R;
-				wt->handles[1] = token;
-				wt->modes[1] = STARPU_RW;
-				wt->cl_arg = wa;
-				wt->cl_arg_size = sizeof *wa;
-				wt->cl_arg_free = 1;
-				wt->callback_func = write_done;
-				wt->callback_arg = wa;
-				pthread_mutex_lock(&job.lock);
-				job.inflight++;
-				pthread_mutex_unlock(&job.lock);
-				if (submit(wt, &job)) {
-					pthread_mutex_lock(&job.lock);
-					job.inflight--;
-					pthread_mutex_unlock(&job.lock);
-				}
-				starpu_data_unregister_submit(oh);
+	/* C order, so a region's input chunks are read once and freed early. */
+	for (int64_t z = 0; z < s.og[0]; z++)
+		for (int64_t y = 0; y < s.og[1]; y++)
+			for (int64_t x = 0; x < s.og[2]; x++) {
+				wait_inflight(job, limit, &progress);
+				if (job_stopped(job))
+					goto drain;
+				submit_output(&s, (int64_t[3]){z, y, x});
 			}
-	/* Input chunks whose consumers were never submitted (the job stopped). */
+drain:
+	/* Inputs whose consumers were never submitted (the job stopped). */
 	for (int64_t i = 0; i < nin; i++)
-		if (handles[i])
-			starpu_data_unregister_submit(handles[i]);
-	wait_inflight(&job, 1, &progress);
+		if (s.inputs[i])
+			starpu_data_unregister_submit(s.inputs[i]);
+	wait_inflight(job, 1, &progress);
 	starpu_task_wait_for_all();
-	if (token)
-		starpu_data_unregister(token);
-	halo_progress_update(&progress, job.written, job.bytes_read + job.bytes_written);
+	if (s.token)
+		starpu_data_unregister(s.token);
+	halo_progress_update(&progress, job->written, job->bytes_read + job->bytes_written);
 	halo_progress_finish(&progress);
 	if (stats) {
-		stats->chunks_written = job.written;
-		stats->chunks_read = job.read;
-		stats->bytes_read = job.bytes_read;
-		stats->bytes_written = job.bytes_written;
-		stats->seconds = halo_now() - start;
+		*stats = (halo_stream_stats_t){
+			.chunks_written = job->written, .chunks_read = job->read,
+			.bytes_read = job->bytes_read, .bytes_written = job->bytes_written,
+			.seconds = halo_now() - start,
+		};
 	}
-	if (job.failed) {
-		*err = job.err;
-		rc = job.err.code ? job.err.code : HALO_EIO;
+	if (job->failed) {
+		*err = job->err;
+		rc = job->err.code ? job->err.code : HALO_EIO;
 	} else if (halo_interrupted()) {
 		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
 	}
 out:
-	free(handles);
-	free(consumers);
-	for (int d = 0; d < 3; d++)
-		free(count[d]);
-	pthread_cond_destroy(&job.cond);
-	pthread_mutex_destroy(&job.lock);
+	free(s.inputs);
+	free(s.consumers);
+	pthread_cond_destroy(&job->cond);
+	pthread_mutex_destroy(&job->lock);
 	return rc;
 }
