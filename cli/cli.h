@@ -19,6 +19,7 @@ typedef struct halo_cli_cmd {
 
 int halo_cli_info(int argc, char **argv);
 int halo_cli_convert(int argc, char **argv);
+int halo_cli_deconvolve(int argc, char **argv);
 
 /* Long options every StarPU-running command accepts; their values are
  * above 1000 so they never clash with a short option letter. */

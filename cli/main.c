@@ -8,6 +8,7 @@
 
 static const halo_cli_cmd_t commands[] = {
 	{"convert", "convert between TIFF, Zarr and OME-Zarr; rechunk; change dtype", halo_cli_convert},
+	{"deconvolve", "Richardson-Lucy deconvolution of a volume, chunk by chunk with halos", halo_cli_deconvolve},
 	{"info", "describe halo, StarPU, the workers and the machine", halo_cli_info},
 };
 

@@ -122,8 +122,92 @@ static void average(const struct halo_gather_args *a, const void *const *src, vo
 	free(sum);
 }
 
+/* The distinct source chunk origins along axis d, in listing order. */
+static int axis_origins(const struct halo_gather_args *a, int d, int64_t *out)
+{
+	int n = 0;
+	for (int i = 0; i < a->nsrc; i++) {
+		int seen = 0;
+		for (int j = 0; j < n && !seen; j++)
+			seen = out[j] == a->src[i].origin[d];
+		if (!seen)
+			out[n++] = a->src[i].origin[d];
+	}
+	return n;
+}
+
+/* Haloed regions that reach past the source's faces: each destination
+ * index maps through the boundary rule to a source chunk and an offset,
+ * per axis, so the inner loop is two table lookups per voxel. */
+static void copy_mapped(const struct halo_gather_args *a, const void *const *src, void *dst)
+{
+	halo_dtype_t sdt = {a->src_kind, 0}, ddt = {a->dst_kind, 0};
+	size_t ssize = halo_dtype_size(sdt), dsize = halo_dtype_size(ddt);
+	const int64_t *o = a->dst_origin, *n = a->dst_dims;
+	int64_t *origins[3] = {NULL, NULL, NULL}, *pos[3] = {NULL, NULL, NULL},
+		*off[3] = {NULL, NULL, NULL};
+	int norig[3];
+	for (int d = 0; d < 3; d++) {
+		origins[d] = malloc((size_t)(a->nsrc + 1) * sizeof(int64_t));
+		pos[d] = malloc((size_t)n[d] * sizeof(int64_t));
+		off[d] = malloc((size_t)n[d] * sizeof(int64_t));
+		if (!origins[d] || !pos[d] || !off[d])
+			goto out;
+		norig[d] = axis_origins(a, d, origins[d]);
+		int64_t c = a->nsrc ? a->src[0].dims[d] : 1;
+		for (int64_t t = 0; t < n[d]; t++) {
+			int64_t m = halo_boundary_map(o[d] + t, a->src_shape[d], a->boundary);
+			pos[d][t] = -1;
+			if (m < 0)
+				continue;
+			for (int j = 0; j < norig[d]; j++)
+				if (origins[d][j] == m / c * c) {
+					pos[d][t] = j;
+					off[d][t] = m - origins[d][j];
+				}
+		}
+	}
+	unsigned char value[8];
+	halo_dtype_fill(value, a->dst_kind, a->constant, 1);
+	double v;
+	for (int64_t z = 0; z < n[0]; z++)
+		for (int64_t y = 0; y < n[1]; y++) {
+			unsigned char *row = (unsigned char *)dst + (size_t)((z * n[1] + y) * n[2]) * dsize;
+			for (int64_t x = 0; x < n[2]; x++) {
+				if (pos[0][z] < 0 || pos[1][y] < 0 || pos[2][x] < 0) {
+					memcpy(row + (size_t)x * dsize, value, dsize);
+					continue;
+				}
+				int k = (int)((pos[0][z] * norig[1] + pos[1][y]) * norig[2] + pos[2][x]);
+				const struct halo_gather_src *s = &a->src[k];
+				size_t si = (size_t)((off[0][z] * s->dims[1] + off[1][y]) * s->dims[2] + off[2][x]);
+				halo_dtype_convert((const unsigned char *)src[k] + si * ssize, a->src_kind,
+						   &v, HALO_F8, 1);
+				halo_dtype_convert(&v, HALO_F8, row + (size_t)x * dsize, a->dst_kind, 1);
+			}
+		}
+out:
+	for (int d = 0; d < 3; d++) {
+		free(origins[d]);
+		free(pos[d]);
+		free(off[d]);
+	}
+}
+
+static int reaches_outside(const struct halo_gather_args *a)
+{
+	for (int d = 0; d < 3; d++)
+		if (a->dst_origin[d] < 0 || a->dst_origin[d] + a->dst_dims[d] > a->src_shape[d])
+			return 1;
+	return 0;
+}
+
 void halo_gather_run(const struct halo_gather_args *a, const void *const *src, void *dst)
 {
+	if (a->boundary != HALO_BOUNDARY_NONE && reaches_outside(a)) {
+		copy_mapped(a, src, dst);
+		return;
+	}
 	halo_dtype_t ddt = {a->dst_kind, 0};
 	if (a->factor[0] == 1 && a->factor[1] == 1 && a->factor[2] == 1)
 		copy_direct(a, src, dst);

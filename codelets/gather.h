@@ -1,8 +1,11 @@
 /* The gather codelet: assembles one destination chunk from the source
  * chunks that overlap it, converting the element type on the way and, for
  * pyramids, averaging factor x factor blocks. It is rechunk, astype and
- * downsample in one memory pass. Chunks are contiguous 3D blocks (z, y, x);
- * coordinates are global voxel indices of the two volumes. */
+ * downsample in one memory pass, and with a boundary rule it assembles the
+ * haloed chunks of map_overlap. Chunks are contiguous 3D blocks (z, y, x);
+ * coordinates are global voxel indices of the two volumes, and the
+ * sources of one task are listed in z, y, x nesting order of their chunk
+ * grid positions. */
 #ifndef HALO_CODELET_GATHER_H
 #define HALO_CODELET_GATHER_H
 
@@ -10,6 +13,40 @@
 #include <starpu.h>
 
 #include "util/dtype.h"
+
+/* What lies beyond the source volume's faces, as in dask.array.overlap:
+ * NONE: nothing (the destination is padding beyond dst_shape, or the caller
+ * clipped the region); PERIODIC wraps; REFLECT mirrors including the edge
+ * voxel (numpy's 'symmetric'); NEAREST repeats the edge; CONSTANT is the
+ * value `constant`. */
+enum halo_boundary {
+	HALO_BOUNDARY_NONE, HALO_BOUNDARY_PERIODIC, HALO_BOUNDARY_REFLECT,
+	HALO_BOUNDARY_NEAREST, HALO_BOUNDARY_CONSTANT,
+};
+
+/* Source index for global index g on an axis of n voxels, or -1 when the
+ * boundary gives the constant. */
+static inline int64_t halo_boundary_map(int64_t g, int64_t n, int boundary)
+{
+	if (g >= 0 && g < n)
+		return g;
+	switch (boundary) {
+	case HALO_BOUNDARY_PERIODIC: {
+		int64_t r = g % n;
+		return r < 0 ? r + n : r;
+	}
+	case HALO_BOUNDARY_REFLECT: {
+		int64_t r = g % (2 * n);
+		if (r < 0)
+			r += 2 * n;
+		return r < n ? r : 2 * n - 1 - r;
+	}
+	case HALO_BOUNDARY_NEAREST:
+		return g < 0 ? 0 : n - 1;
+	default:
+		return -1;
+	}
+}
 
 struct halo_gather_src {
 	int64_t origin[3]; /* first voxel of this source chunk */
@@ -24,7 +61,9 @@ struct halo_gather_args {
 	int64_t dst_dims[3];   /* destination block dimensions */
 	int64_t dst_shape[3];  /* destination volume; voxels beyond get fill */
 	int factor[3];         /* dst voxel v covers src [v*f, v*f + f) */
-	double fill;
+	double fill;           /* padding beyond dst_shape */
+	int boundary;          /* enum halo_boundary: beyond the source's faces */
+	double constant;       /* HALO_BOUNDARY_CONSTANT's value */
 	struct halo_gather_src src[]; /* nsrc entries, in buffer order */
 };
 

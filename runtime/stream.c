@@ -13,6 +13,7 @@
 #include "config.h"
 #include "runtime/stream.h"
 #include "codelets/gather.h"
+#include "io/scratch.h"
 #include "util/progress.h"
 #include "util/signals.h"
 
@@ -29,6 +30,9 @@ struct job {
 	halo_writer_t *out;
 	const halo_volume_info_t *ii, *oi;
 	int factor[3];
+	const halo_stream_opts_t *opts;
+	halo_dtype_kind_t result_kind; /* what the write tasks receive */
+	int kernel_failed;             /* set by kernel tasks (out of memory) */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int inflight;
@@ -87,6 +91,19 @@ static void write_cpu(void *buffers[], void *cl_arg)
 		return;
 	halo_error_t e = {0};
 	const void *buf = (const void *)STARPU_BLOCK_GET_PTR(buffers[0]);
+	halo_dtype_kind_t want = job->oi->dtype.kind;
+	if (job->result_kind != want) {
+		size_t n = (size_t)STARPU_BLOCK_GET_NX(buffers[0]) * STARPU_BLOCK_GET_NY(buffers[0]) *
+			   STARPU_BLOCK_GET_NZ(buffers[0]);
+		void *conv = halo_scratch(HALO_SCRATCH_CONVERT, n * halo_dtype_size(job->oi->dtype));
+		if (!conv) {
+			halo_error_set(&e, HALO_ENOMEM, "out of memory converting a chunk");
+			job_fail(job, &e);
+			return;
+		}
+		halo_dtype_convert(buf, job->result_kind, conv, want, n);
+		buf = conv;
+	}
 	if (halo_writer_write_chunk(job->out, a->idx, buf, &e))
 		job_fail(job, &e);
 }
@@ -128,19 +145,59 @@ static struct starpu_codelet write_cl = {
 	.name = "write",
 };
 
-/* Output chunks j along one axis read input chunks lo..hi. */
-static void input_range(const struct job *job, int d, int64_t j, int64_t *lo, int64_t *hi)
+/* The source region of output chunk j along axis d: [*a, *b) in input
+ * coordinates, possibly beyond the volume when a halo is asked for. */
+static void region(const struct job *job, int d, int64_t j, int64_t *a, int64_t *b)
 {
-	int64_t oc = job->oi->chunks[d], ic = job->ii->chunks[d], f = job->factor[d];
-	int64_t start = j * oc * f;
-	int64_t end = (j + 1) * oc * f;
-	if (end > job->ii->shape[d])
-		end = job->ii->shape[d];
-	*lo = start / ic;
-	*hi = end > start ? (end - 1) / ic : *lo - 1;
-	int64_t last = (job->ii->shape[d] + ic - 1) / ic - 1;
-	if (*hi > last)
-		*hi = last;
+	int64_t oc = job->oi->chunks[d], f = job->factor[d], n = job->ii->shape[d];
+	const halo_stream_opts_t *o = job->opts;
+	if (o->kernel) {
+		int64_t end = (j + 1) * oc < n ? (j + 1) * oc : n;
+		*a = j * oc - o->depth[d];
+		*b = end + o->depth[d];
+		if (o->boundary == HALO_BOUNDARY_NONE) {
+			*a = *a < 0 ? 0 : *a;
+			*b = *b > n ? n : *b;
+		}
+	} else {
+		*a = j * oc * f;
+		*b = (j + 1) * oc * f < n ? (j + 1) * oc * f : n;
+	}
+}
+
+/* The input chunks (sorted, distinct) that output chunk j reads along axis
+ * d; list has room for the axis's chunk count. Returns how many. */
+static int64_t input_list(const struct job *job, int d, int64_t j, int64_t *list)
+{
+	int64_t a, b, ic = job->ii->chunks[d], n = job->ii->shape[d], count = 0;
+	region(job, d, j, &a, &b);
+	int64_t last = -1;
+	int wraps = 0;
+	for (int64_t g = a; g < b; g++) {
+		int64_t m = halo_boundary_map(g, n, job->opts->kernel ? job->opts->boundary
+								  : HALO_BOUNDARY_NONE);
+		if (m < 0)
+			continue;
+		int64_t c = m / ic;
+		if (c == last)
+			continue;
+		last = c;
+		int seen = 0;
+		for (int64_t i = 0; i < count && !seen; i++)
+			seen = list[i] == c;
+		if (!seen) {
+			wraps |= count > 0 && c < list[count - 1];
+			list[count++] = c;
+		}
+	}
+	if (wraps) /* periodic and reflect halos revisit chunks out of order */
+		for (int64_t i = 1; i < count; i++)
+			for (int64_t k = i; k > 0 && list[k - 1] > list[k]; k--) {
+				int64_t t = list[k];
+				list[k] = list[k - 1];
+				list[k - 1] = t;
+			}
+	return count;
 }
 
 static int64_t nchunks(int64_t shape, int64_t chunk)
@@ -197,6 +254,7 @@ struct stream {
 	starpu_data_handle_t *inputs; /* per input chunk; NULL when not live */
 	int32_t *consumers;           /* output chunks left to use each input */
 	starpu_data_handle_t token;   /* orders writes when the output needs it */
+	int64_t *lists[3];            /* scratch for input_list, one per axis */
 };
 
 static int64_t flat_index(const int64_t *grid, int64_t z, int64_t y, int64_t x)
@@ -217,10 +275,9 @@ static int count_consumers(struct stream *s, halo_error_t *err)
 	}
 	for (int d = 0; d < 3; d++)
 		for (int64_t j = 0; j < s->og[d]; j++) {
-			int64_t lo, hi;
-			input_range(&s->job, d, j, &lo, &hi);
-			for (int64_t i = lo; i <= hi; i++)
-				count[d][i]++;
+			int64_t k = input_list(&s->job, d, j, s->lists[d]);
+			for (int64_t i = 0; i < k; i++)
+				count[d][s->lists[d][i]]++;
 		}
 	for (int64_t z = 0; z < s->ng[0]; z++)
 		for (int64_t y = 0; y < s->ng[1]; y++)
@@ -275,12 +332,14 @@ static starpu_data_handle_t input_handle(struct stream *s, const int64_t idx[3])
 static void submit_output(struct stream *s, const int64_t oidx[3])
 {
 	struct job *job = &s->job;
+	const halo_stream_opts_t *o = job->opts;
 	const halo_volume_info_t *ii = job->ii, *oi = job->oi;
-	int64_t lo[3], hi[3];
-	for (int d = 0; d < 3; d++)
-		input_range(job, d, oidx[d], &lo[d], &hi[d]);
-	int64_t n = (hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * (hi[2] - lo[2] + 1);
-	int nsrc = n > 0 ? (int)n : 0;
+	int64_t cnt[3], a[3], b[3];
+	for (int d = 0; d < 3; d++) {
+		cnt[d] = input_list(job, d, oidx[d], s->lists[d]);
+		region(job, d, oidx[d], &a[d], &b[d]);
+	}
+	int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
 	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
 	starpu_data_handle_t *dh = malloc((size_t)(nsrc + 1) * sizeof *dh);
 	enum starpu_data_access_mode *dm = malloc((size_t)(nsrc + 1) * sizeof *dm);
@@ -295,22 +354,37 @@ static void submit_output(struct stream *s, const int64_t oidx[3])
 		job_fail(job, &e);
 		return;
 	}
+	/* Without a kernel the gather produces the output chunk itself; with
+	 * one it produces the haloed float32 block the kernel reads. */
+	halo_volume_info_t block = *oi;
 	*ga = (struct halo_gather_args){
 		.nsrc = nsrc, .src_kind = ii->dtype.kind, .dst_kind = oi->dtype.kind,
-		.fill = oi->fill,
+		.fill = oi->fill, .boundary = o->kernel ? o->boundary : HALO_BOUNDARY_NONE,
+		.constant = o->constant,
 	};
 	for (int d = 0; d < 3; d++) {
 		ga->src_shape[d] = ii->shape[d];
-		ga->dst_origin[d] = oidx[d] * oi->chunks[d];
-		ga->dst_dims[d] = oi->chunks[d];
-		ga->dst_shape[d] = oi->shape[d];
 		ga->factor[d] = job->factor[d];
+		if (o->kernel) {
+			ga->dst_origin[d] = a[d];
+			ga->dst_dims[d] = b[d] - a[d];
+			ga->dst_shape[d] = b[d];
+			block.chunks[d] = b[d] - a[d];
+		} else {
+			ga->dst_origin[d] = oidx[d] * oi->chunks[d];
+			ga->dst_dims[d] = oi->chunks[d];
+			ga->dst_shape[d] = oi->shape[d];
+		}
+	}
+	if (o->kernel) {
+		ga->dst_kind = HALO_F4;
+		block.dtype = (halo_dtype_t){HALO_F4, 0};
 	}
 	int k = 0;
-	for (int64_t iz = lo[0]; iz <= hi[0]; iz++)
-		for (int64_t iy = lo[1]; iy <= hi[1]; iy++)
-			for (int64_t ix = lo[2]; ix <= hi[2]; ix++, k++) {
-				int64_t iidx[3] = {iz, iy, ix};
+	for (int64_t iz = 0; iz < cnt[0]; iz++)
+		for (int64_t iy = 0; iy < cnt[1]; iy++)
+			for (int64_t ix = 0; ix < cnt[2]; ix++, k++) {
+				int64_t iidx[3] = {s->lists[0][iz], s->lists[1][iy], s->lists[2][ix]};
 				for (int d = 0; d < 3; d++) {
 					ga->src[k].origin[d] = iidx[d] * ii->chunks[d];
 					ga->src[k].dims[d] = ii->chunks[d];
@@ -318,8 +392,8 @@ static void submit_output(struct stream *s, const int64_t oidx[3])
 				dh[k] = input_handle(s, iidx);
 				dm[k] = STARPU_R;
 			}
-	starpu_data_handle_t oh = register_block(oi);
-	dh[nsrc] = oh;
+	starpu_data_handle_t gh = register_block(&block);
+	dh[nsrc] = gh;
 	dm[nsrc] = STARPU_W;
 	gt->cl = &halo_gather_cl;
 	gt->nbuffers = nsrc + 1;
@@ -330,15 +404,34 @@ static void submit_output(struct stream *s, const int64_t oidx[3])
 	gt->cl_arg_free = 1;
 	submit(gt, job);
 
-	for (int64_t iz = lo[0]; iz <= hi[0]; iz++)
-		for (int64_t iy = lo[1]; iy <= hi[1]; iy++)
-			for (int64_t ix = lo[2]; ix <= hi[2]; ix++) {
-				int64_t flat = flat_index(s->ng, iz, iy, ix);
+	for (int64_t iz = 0; iz < cnt[0]; iz++)
+		for (int64_t iy = 0; iy < cnt[1]; iy++)
+			for (int64_t ix = 0; ix < cnt[2]; ix++) {
+				int64_t flat = flat_index(s->ng, s->lists[0][iz], s->lists[1][iy],
+							  s->lists[2][ix]);
 				if (--s->consumers[flat] == 0) {
 					starpu_data_unregister_submit(s->inputs[flat]);
 					s->inputs[flat] = NULL;
 				}
 			}
+
+	starpu_data_handle_t oh = gh;
+	if (o->kernel) {
+		halo_volume_info_t result = *oi;
+		result.dtype = (halo_dtype_t){HALO_F4, 0};
+		oh = register_block(&result);
+		int trim[3], valid[3];
+		for (int d = 0; d < 3; d++) {
+			int64_t start = oidx[d] * oi->chunks[d];
+			int64_t end = start + oi->chunks[d] < oi->shape[d] ? start + oi->chunks[d] : oi->shape[d];
+			trim[d] = (int)(start - a[d]);
+			valid[d] = (int)(end - start);
+		}
+		halo_error_t e = {0};
+		if (o->kernel->submit(o->kernel->ctx, gh, oh, trim, valid, &job->kernel_failed, &e))
+			job_fail(job, &e);
+		starpu_data_unregister_submit(gh);
+	}
 
 	*wa = (struct io_arg){job, {oidx[0], oidx[1], oidx[2]}};
 	wt->cl = &write_cl;
@@ -372,6 +465,14 @@ static int inflight_limit(const struct job *job, uint64_t memory)
 			       halo_dtype_size(oi->dtype) +
 		       (uint64_t)(ii->chunks[0] * ii->chunks[1] * ii->chunks[2]) *
 			       halo_dtype_size(ii->dtype);
+	if (job->opts->kernel) {
+		/* The haloed block, the float32 result and the kernel's buffers
+		 * (about three haloed blocks for RL). */
+		uint64_t haloed = 4;
+		for (int d = 0; d < 3; d++)
+			haloed *= (uint64_t)(oi->chunks[d] + 2 * job->opts->depth[d]);
+		per += 4 * haloed + (uint64_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]) * 4;
+	}
 	uint64_t budget = memory ? memory : default_memory();
 	uint64_t limit = per ? budget / per : 1;
 	uint64_t cap = 4 * (uint64_t)starpu_worker_get_count() + 4;
@@ -386,8 +487,9 @@ int halo_stream_run(halo_reader_t *in, halo_writer_t *out, const halo_stream_opt
 	int f = opts->downsample > 1 ? opts->downsample : 1;
 	struct stream s = {
 		.job = {.in = in, .out = out, .ii = halo_reader_info(in), .oi = halo_writer_info(out),
-			.factor = {1, f, f}},
+			.factor = {1, f, f}, .opts = opts},
 	};
+	s.job.result_kind = opts->kernel ? HALO_F4 : s.job.oi->dtype.kind;
 	struct job *job = &s.job;
 	pthread_mutex_init(&job->lock, NULL);
 	pthread_cond_init(&job->cond, NULL);
@@ -399,7 +501,9 @@ int halo_stream_run(halo_reader_t *in, halo_writer_t *out, const halo_stream_opt
 	int rc = HALO_OK;
 	s.inputs = calloc((size_t)nin, sizeof *s.inputs);
 	s.consumers = calloc((size_t)nin, sizeof *s.consumers);
-	if (!s.inputs || !s.consumers) {
+	for (int d = 0; d < 3; d++)
+		s.lists[d] = calloc((size_t)s.ng[d] + 1, sizeof *s.lists[d]);
+	if (!s.inputs || !s.consumers || !s.lists[0] || !s.lists[1] || !s.lists[2]) {
 		rc = halo_error_set(err, HALO_ENOMEM, "out of memory for %lld chunks", (long long)nin);
 		goto out;
 	}
@@ -442,12 +546,17 @@ drain:
 	if (job->failed) {
 		*err = job->err;
 		rc = job->err.code ? job->err.code : HALO_EIO;
+	} else if (job->kernel_failed) {
+		rc = halo_error_set(err, HALO_ENOMEM, "out of memory in a %s task",
+				    opts->label ? opts->label : "compute");
 	} else if (halo_interrupted()) {
 		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
 	}
 out:
 	free(s.inputs);
 	free(s.consumers);
+	for (int d = 0; d < 3; d++)
+		free(s.lists[d]);
 	pthread_cond_destroy(&job->cond);
 	pthread_mutex_destroy(&job->lock);
 	return rc;

@@ -1,0 +1,236 @@
+/* Shared option parsing and run of deconvolution commands (see
+ * deconv_common.h). */
+#include "config.h"
+#include "cli/cli.h"
+#include "cli/deconv_common.h"
+#include "codelets/gather.h"
+#include "io/outdir.h"
+#include "runtime/deconvolve.h"
+#include "util/progress.h"
+#include "util/signals.h"
+#include "util/util.h"
+
+#include <starpu.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	OPT_ITER = 1200, OPT_CHUNKS, OPT_DEPTH, OPT_BOUNDARY, OPT_DTYPE, OPT_MEMORY,
+	OPT_OVERWRITE, OPT_QUIET,
+};
+
+static int parse_boundary(const char *s, int *b, double *v, halo_error_t *err)
+{
+	static const struct { const char *name; int b; } names[] = {
+		{"periodic", HALO_BOUNDARY_PERIODIC}, {"reflect", HALO_BOUNDARY_REFLECT},
+		{"nearest", HALO_BOUNDARY_NEAREST},   {"none", HALO_BOUNDARY_NONE},
+		{"constant", HALO_BOUNDARY_CONSTANT},
+	};
+	*v = 0;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(s, names[i].name) == 0) {
+			*b = names[i].b;
+			return HALO_OK;
+		}
+	if (strncmp(s, "constant=", 9) == 0) {
+		char *end;
+		*v = strtod(s + 9, &end);
+		if (end != s + 9 && !*end) {
+			*b = HALO_BOUNDARY_CONSTANT;
+			return HALO_OK;
+		}
+	}
+	return halo_error_set(err, HALO_EINVAL,
+			      "--boundary: unknown '%s' (periodic, reflect, nearest, constant[=V], none)", s);
+}
+
+int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *help, int nargs,
+			  struct halo_deconv_cli *o, int *status)
+{
+	static const struct option longopts[] = {
+		HALO_CLI_RUNTIME_OPTIONS,
+		{"iterations", required_argument, NULL, OPT_ITER},
+		{"chunks", required_argument, NULL, OPT_CHUNKS},
+		{"depth", required_argument, NULL, OPT_DEPTH},
+		{"boundary", required_argument, NULL, OPT_BOUNDARY},
+		{"dtype", required_argument, NULL, OPT_DTYPE},
+		{"memory", required_argument, NULL, OPT_MEMORY},
+		{"overwrite", no_argument, NULL, OPT_OVERWRITE},
+		{"quiet", no_argument, NULL, OPT_QUIET},
+		{"help", no_argument, NULL, HALO_OPT_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	memset(o, 0, sizeof *o);
+	o->iterations = 20;
+	o->boundary = HALO_BOUNDARY_REFLECT;
+	halo_runtime_opts_init(&o->rt);
+	halo_error_t err = {0};
+	int c, rc, n;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (halo_cli_runtime_option(c, optarg, &o->rt, &err, &rc)) {
+			if (rc)
+				goto usage;
+			continue;
+		}
+		rc = HALO_OK;
+		switch (c) {
+		case OPT_ITER:
+			rc = halo__parse_int(optarg, 1, 100000, "--iterations", &o->iterations, &err);
+			break;
+		case OPT_CHUNKS:
+			rc = halo__parse_int_list(optarg, 3, 3, 1, "--chunks", o->chunks, &n, &err);
+			o->nchunks = n;
+			break;
+		case OPT_DEPTH:
+			rc = halo__parse_int_list(optarg, 3, 3, 0, "--depth", o->depth, &n, &err);
+			o->ndepth = n;
+			break;
+		case OPT_BOUNDARY: rc = parse_boundary(optarg, &o->boundary, &o->constant, &err); break;
+		case OPT_DTYPE: o->dtype = optarg; break;
+		case OPT_MEMORY: rc = halo__parse_size(optarg, "--memory", &o->memory, &err); break;
+		case OPT_OVERWRITE: o->overwrite = 1; break;
+		case OPT_QUIET: o->quiet = 1; break;
+		case 'h':
+		case HALO_OPT_HELP:
+			fputs(help, stdout);
+			*status = HALO_EXIT_OK;
+			return 1;
+		default:
+			*status = halo_cli_usage_error(cmd, c, argv[optind - 1]);
+			return 1;
+		}
+		if (rc)
+			goto usage;
+	}
+	if (argc - optind != nargs) {
+		fprintf(stderr, "halo: %s: needs %d argument%s; see 'halo %s --help'\n", cmd, nargs,
+			nargs == 1 ? "" : "s", cmd);
+		*status = HALO_EXIT_USAGE;
+		return 1;
+	}
+	for (int i = 0; i < nargs; i++)
+		o->args[i] = argv[optind + i];
+	if (o->dtype) {
+		halo_dtype_t dt;
+		if (halo_dtype_parse(o->dtype, "--dtype", &dt, &err))
+			goto usage;
+	}
+	o->rt.memory = o->memory;
+	return 0;
+usage:
+	halo_cli_error(&err);
+	*status = HALO_EXIT_USAGE;
+	return 1;
+}
+
+static const char *boundary_name(int b)
+{
+	static const char *const names[] = {"none", "periodic", "reflect", "nearest", "constant"};
+	return names[b];
+}
+
+int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const float *psf,
+			const int pn[3], const char *outp, struct halo_deconv_result *res,
+			halo_error_t *err)
+{
+	halo_reader_t *r = NULL;
+	halo_writer_t *w = NULL;
+	halo_output_t *out = NULL;
+	halo_runtime_t *rt = NULL;
+	halo_stream_stats_t stats = {0};
+	int status = HALO_EXIT_FAIL;
+	if (halo_reader_open(in, &r, err))
+		goto fail;
+	const halo_volume_info_t *ii = halo_reader_info(r);
+	halo_volume_info_t info = *ii;
+	info.dtype = (halo_dtype_t){HALO_F4, 0};
+	if (o->dtype)
+		halo_dtype_parse(o->dtype, "--dtype", &info.dtype, NULL);
+	info.dtype.big_endian = 0;
+	info.fill = 0;
+	if (halo_reader_format(r) == HALO_FMT_TIFF) {
+		static const int64_t dflt[3] = {64, 256, 256};
+		for (int d = 0; d < 3; d++)
+			info.chunks[d] = dflt[d] < ii->shape[d] ? dflt[d] : ii->shape[d];
+	}
+	if (o->nchunks)
+		memcpy(info.chunks, o->chunks, sizeof info.chunks);
+	halo_writer_opts_t wo = {.format = halo_format_from_path(outp),
+				 .codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1}};
+	if (wo.format == HALO_FMT_TIFF) {
+		info.chunks[1] = ii->shape[1];
+		info.chunks[2] = ii->shape[2];
+	}
+	halo_deconv_opts_t dopts = {
+		.iterations = (int)o->iterations, .boundary = o->boundary, .constant = o->constant,
+		.stream = {.memory = o->memory, .quiet = o->quiet, .label = "deconvolve"},
+	};
+	for (int d = 0; d < 3; d++)
+		dopts.depth[d] = o->ndepth ? (int)o->depth[d] : pn[d];
+	if (dopts.depth[0] < pn[0] / 2 || dopts.depth[1] < pn[1] / 2 || dopts.depth[2] < pn[2] / 2)
+		fprintf(stderr, "halo: warning: --depth %d,%d,%d is less than half the PSF (%dx%dx%d): "
+				"seams between chunks will show\n",
+			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
+	int64_t minh[3];
+	halo_deconv_min_haloed(&info, &dopts, minh);
+	for (int d = 0; d < 3; d++)
+		if (pn[d] > minh[d]) {
+			halo_error_set(err, HALO_EINVAL,
+				       "%s: the PSF (%dx%dx%d) is larger than the smallest haloed chunk "
+				       "(%lldx%lldx%lld); use larger --chunks or --depth",
+				       o->args[1] ? o->args[1] : "PSF", pn[0], pn[1], pn[2],
+				       (long long)minh[0], (long long)minh[1], (long long)minh[2]);
+			goto fail;
+		}
+	if (halo_output_begin(outp, o->overwrite, &out, err))
+		goto fail;
+	if (halo_runtime_init(&o->rt, &rt, err))
+		goto fail;
+	halo_signals_install();
+	if (halo_writer_create(halo_output_tmp_path(out), &info, &wo, &w, err))
+		goto fail;
+	double t0 = halo_now();
+	if (halo_deconvolve_run(r, w, psf, pn, &dopts, &stats, err))
+		goto fail;
+	if (halo_writer_finish(w, err))
+		goto fail;
+	halo_writer_close(w);
+	w = NULL;
+	int rc = halo_output_commit(out, err);
+	out = NULL;
+	if (rc)
+		goto fail;
+	double secs = halo_now() - t0;
+	double mvox = (double)(info.shape[0] * info.shape[1] * info.shape[2]) * 1e-6;
+	int ncpu = (int)starpu_cpu_worker_get_count(), ncuda = (int)starpu_cuda_worker_get_count();
+	if (res) {
+		*res = (struct halo_deconv_result){.seconds = secs, .ncpu = ncpu, .ncuda = ncuda,
+			.mvox_iter_per_s = mvox * (double)o->iterations / secs};
+		for (int d = 0; d < 3; d++) {
+			res->shape[d] = info.shape[d];
+			res->chunks[d] = info.chunks[d];
+			res->depth[d] = dopts.depth[d];
+		}
+	}
+	if (!o->quiet)
+		printf("deconvolve: %s -> %s: %lldx%lldx%lld, chunks %lldx%lldx%lld, depth %d,%d,%d, "
+		       "boundary %s, %ld iterations on %d CPU + %d CUDA workers: %.2f s, "
+		       "%.1f Mvox*iter/s\n",
+		       in, outp, (long long)info.shape[0], (long long)info.shape[1],
+		       (long long)info.shape[2], (long long)info.chunks[0], (long long)info.chunks[1],
+		       (long long)info.chunks[2], dopts.depth[0], dopts.depth[1], dopts.depth[2],
+		       boundary_name(o->boundary), o->iterations, ncpu, ncuda, secs,
+		       mvox * (double)o->iterations / secs);
+	status = HALO_EXIT_OK;
+	goto done;
+fail:
+	halo_cli_error(err);
+done:
+	halo_writer_close(w);
+	halo_output_abort(out);
+	halo_runtime_shutdown(rt);
+	halo_reader_close(r);
+	return status;
+}

@@ -1,0 +1,56 @@
+/* `halo deconvolve IN PSF OUT`: chunked Richardson-Lucy with halos, the
+ * seed's dask map_overlap pipeline as StarPU tasks. Option parsing and
+ * checks live here; the work is runtime/deconvolve.c. */
+#include "config.h"
+#include "cli/cli.h"
+#include "cli/deconv_common.h"
+#include "codelets/gather.h"
+#include "io/outdir.h"
+#include "runtime/deconvolve.h"
+#include "util/signals.h"
+#include "util/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char deconvolve_help[] =
+	"usage: halo deconvolve IN PSF OUT [options]\n\n"
+	"Deconvolves IN (Zarr, OME-Zarr or TIFF) with PSF (TIFF or Zarr, 3D) by\n"
+	"Richardson-Lucy, chunk by chunk: each chunk gets a halo of --depth voxels from\n"
+	"its neighbours (the boundary rule at the volume's faces), is deconvolved on its\n"
+	"own, and is trimmed back, as dask.array.map_overlap does. OUT is Zarr\n"
+	"(OME-Zarr when named *.ome.zarr, TIFF when *.tif), written atomically.\n\n"
+	"  --iterations N        RL iterations (default 20)\n"
+	"  --chunks Z,Y,X        output chunks (default: the input's; rechunks first)\n"
+	"  --depth Z,Y,X         halo per side (default: the PSF's size on each axis)\n"
+	"  --boundary B          reflect (default), periodic, nearest, constant[=V], none\n"
+	"  --dtype T             output type (default float32); integers round, saturate\n"
+	"  --memory SIZE         bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
+	"  --overwrite           replace an existing OUT\n"
+	"  --quiet               no progress line or summary\n" HALO_CLI_RUNTIME_HELP;
+
+int halo_cli_deconvolve(int argc, char **argv)
+{
+	struct halo_deconv_cli o;
+	int status;
+	if (halo_deconv_cli_parse(argc, argv, "deconvolve", deconvolve_help, 3, &o, &status))
+		return status;
+	const char *in = o.args[0], *psf_path = o.args[1], *outp = o.args[2];
+	halo_error_t err = {0};
+	float *psf = NULL;
+	int pn[3];
+	status = HALO_EXIT_FAIL;
+	if (strcmp(in, outp) == 0 || halo_path_same(in, outp)) {
+		halo_error_set(&err, HALO_EINVAL, "%s: OUTPUT is the same as INPUT", outp);
+		goto fail;
+	}
+	if (halo_psf_load(psf_path, &psf, pn, &err))
+		goto fail;
+	status = halo_deconv_cli_run(&o, in, psf, pn, outp, NULL, &err);
+	free(psf);
+	return status;
+fail:
+	halo_cli_error(&err);
+	free(psf);
+	return status;
+}

@@ -1,0 +1,55 @@
+/* Richardson-Lucy deconvolution codelets.
+ *
+ * otf: the PSF's spectrum for one (haloed) chunk shape, computed once and
+ * shared read-only by every RL task of that shape; StarPU replicates it to
+ * each memory node that needs it. The PSF (normalised to sum 1 by the
+ * caller) is placed so that its centre voxel, index n//2 on each axis, lands
+ * on the origin, and the spectrum is scaled by 1/N so the inverse transform
+ * needs no separate normalisation.
+ *
+ * rl: N iterations on one haloed chunk (see rl_math.h), starting from the
+ * image itself, with the result trimmed to the chunk's own extent. */
+#ifndef HALO_CODELET_RL_H
+#define HALO_CODELET_RL_H
+
+#include <stdint.h>
+#include <starpu.h>
+
+/* Codelets cannot return errors: a failing task sets *failed (when not
+ * NULL) and leaves its output undefined; the submitter checks it. */
+struct halo_otf_args {
+	int n[3];      /* the chunk shape the spectrum is for (z, y, x) */
+	int *failed;
+};
+
+/* Buffers: PSF (STARPU_R, block of float), OTF (STARPU_W, vector of
+ * 2 * n0 * n1 * (n2/2+1) floats: interleaved complex). */
+extern struct starpu_codelet halo_otf_cl;
+
+struct halo_rl_args {
+	int iterations;
+	int trim[3];   /* first voxel of the output inside the haloed image */
+	int valid[3];  /* voxels of the result that lie in the volume; the rest
+			* of the result block (edge padding) is set to 0 */
+	int *failed;
+};
+
+/* Buffers: haloed image (STARPU_R, block of float), OTF (STARPU_R, vector
+ * for the image's shape), result (STARPU_W, block of float: a whole chunk). */
+extern struct starpu_codelet halo_rl_cl;
+
+/* Number of floats in the spectrum of a real array of shape n. */
+static inline size_t halo_otf_floats(const int n[3])
+{
+	return 2 * (size_t)n[0] * (size_t)n[1] * (size_t)(n[2] / 2 + 1);
+}
+
+/* The arithmetic, without StarPU, for tests and benchmarks. All arrays are
+ * contiguous; psf has shape pn, otf and image shape n, out shape on. Return
+ * 0, or -1 when out of memory. */
+int halo_otf_compute(const float *psf, const int pn[3], const int n[3], float *otf);
+int halo_rl_compute(const float *image, const int n[3], const float *otf, int iterations,
+		    const int trim[3], const int valid[3], float *out, const int on[3],
+		    int nthreads);
+
+#endif

@@ -1,0 +1,264 @@
+/* Chunked Richardson-Lucy on StarPU (see deconvolve.h): PSF loading and
+ * checks, one OTF handle per haloed chunk shape, and the RL kernel plugged
+ * into a chunk stream. */
+#include "config.h"
+#include "runtime/deconvolve.h"
+#include "codelets/fft.h"
+#include "codelets/gather.h"
+#include "codelets/rl.h"
+#include "io/fs.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int halo_psf_load(const char *path, float **psf, int pn[3], halo_error_t *err)
+{
+	halo_reader_t *r;
+	*psf = NULL;
+	int rc = halo_reader_open(path, &r, err);
+	if (rc)
+		return rc;
+	const halo_volume_info_t *info = halo_reader_info(r);
+	size_t el = halo_dtype_size(info->dtype);
+	size_t n = (size_t)(info->shape[0] * info->shape[1] * info->shape[2]);
+	size_t chunk_n = (size_t)(info->chunks[0] * info->chunks[1] * info->chunks[2]);
+	double *vol = NULL;
+	unsigned char *chunk = NULL;
+	if (info->ndim != 3 || info->shape[0] < 1) {
+		rc = halo_error_set(err, HALO_EINVAL, "%s: the PSF must be 3D (it is %dD)", path,
+				    info->ndim);
+		goto out;
+	}
+	if (n > (size_t)1 << 28) {
+		rc = halo_error_set(err, HALO_EINVAL, "%s: a PSF of %zu voxels is too large", path, n);
+		goto out;
+	}
+	vol = malloc(n * sizeof *vol);
+	chunk = malloc(chunk_n * el);
+	double *row = malloc((size_t)info->chunks[2] * sizeof *row);
+	if (!vol || !chunk || !row) {
+		free(row);
+		rc = halo_error_set(err, HALO_ENOMEM, "%s: out of memory", path);
+		goto out;
+	}
+	/* Read chunk by chunk; the PSF is small, so this is sequential. */
+	for (int64_t cz = 0; cz * info->chunks[0] < info->shape[0] && !rc; cz++)
+		for (int64_t cy = 0; cy * info->chunks[1] < info->shape[1] && !rc; cy++)
+			for (int64_t cx = 0; cx * info->chunks[2] < info->shape[2] && !rc; cx++) {
+				int64_t idx[3] = {cz, cy, cx};
+				if ((rc = halo_reader_read_chunk(r, idx, chunk, err)))
+					break;
+				for (int64_t z = 0; z < info->chunks[0]; z++)
+					for (int64_t y = 0; y < info->chunks[1]; y++) {
+						int64_t gz = cz * info->chunks[0] + z, gy = cy * info->chunks[1] + y;
+						int64_t gx = cx * info->chunks[2];
+						if (gz >= info->shape[0] || gy >= info->shape[1])
+							continue;
+						int64_t nx = info->shape[2] - gx < info->chunks[2] ? info->shape[2] - gx
+												    : info->chunks[2];
+						halo_dtype_convert(chunk + (size_t)((z * info->chunks[1] + y) *
+										     info->chunks[2]) * el,
+								   info->dtype.kind, row, HALO_F8, (size_t)nx);
+						memcpy(vol + (size_t)((gz * info->shape[1] + gy) * info->shape[2] + gx),
+						       row, (size_t)nx * sizeof *row);
+					}
+			}
+	free(row);
+	if (rc)
+		goto out;
+	double sum = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!isfinite(vol[i])) {
+			rc = halo_error_set(err, HALO_EINVAL, "%s: the PSF holds NaN or Inf", path);
+			goto out;
+		}
+		sum += vol[i];
+	}
+	if (!(sum > 0)) {
+		rc = halo_error_set(err, HALO_EINVAL, "%s: the PSF sums to %g; it must be positive",
+				    path, sum);
+		goto out;
+	}
+	*psf = malloc(n * sizeof **psf);
+	if (!*psf) {
+		rc = halo_error_set(err, HALO_ENOMEM, "%s: out of memory", path);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		(*psf)[i] = (float)(vol[i] / sum);
+	for (int d = 0; d < 3; d++)
+		pn[d] = (int)info->shape[d];
+out:
+	free(vol);
+	free(chunk);
+	halo_reader_close(r);
+	return rc;
+}
+
+static int64_t haloed_len(int64_t start, int64_t c, int64_t n, int depth, int boundary)
+{
+	int64_t end = start + c < n ? start + c : n;
+	int64_t a = start - depth, b = end + depth;
+	if (boundary == HALO_BOUNDARY_NONE) {
+		a = a < 0 ? 0 : a;
+		b = b > n ? n : b;
+	}
+	return b - a;
+}
+
+void halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opts_t *o,
+			    int64_t min_haloed[3])
+{
+	/* The first, an interior and the last chunk cover every case. */
+	for (int d = 0; d < 3; d++) {
+		int64_t c = out->chunks[d], n = out->shape[d], last = (n - 1) / c * c;
+		int64_t starts[3] = {0, c < n ? c : 0, last}, best = INT64_MAX;
+		for (int i = 0; i < 3; i++) {
+			int64_t len = haloed_len(starts[i], c, n, o->depth[d], o->boundary);
+			best = len < best ? len : best;
+		}
+		min_haloed[d] = best;
+	}
+}
+
+struct otf_entry {
+	int n[3];
+	starpu_data_handle_t handle;
+};
+
+struct rl_ctx {
+	starpu_data_handle_t psf;
+	int iterations;
+	struct otf_entry *otfs;
+	int notfs, cap;
+	int failed;
+};
+
+/* The spectrum handle for haloed shape n, submitting its computation on
+ * first use. */
+static int otf_for(struct rl_ctx *c, const int n[3], starpu_data_handle_t *out, halo_error_t *err)
+{
+	for (int i = 0; i < c->notfs; i++)
+		if (!memcmp(c->otfs[i].n, n, sizeof c->otfs[i].n)) {
+			*out = c->otfs[i].handle;
+			return HALO_OK;
+		}
+	if (c->notfs == c->cap) {
+		int cap = c->cap ? 2 * c->cap : 8;
+		struct otf_entry *e = realloc(c->otfs, (size_t)cap * sizeof *e);
+		if (!e)
+			return halo_error_set(err, HALO_ENOMEM, "out of memory");
+		c->otfs = e;
+		c->cap = cap;
+	}
+	struct otf_entry *e = &c->otfs[c->notfs];
+	memcpy(e->n, n, sizeof e->n);
+	starpu_vector_data_register(&e->handle, -1, 0, (uint32_t)halo_otf_floats(n), sizeof(float));
+	struct halo_otf_args *args = malloc(sizeof *args);
+	if (!args) {
+		starpu_data_unregister_submit(e->handle);
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
+	*args = (struct halo_otf_args){.n = {n[0], n[1], n[2]}, .failed = &c->failed};
+	int rc = starpu_task_insert(&halo_otf_cl, STARPU_R, c->psf, STARPU_W, e->handle,
+				    STARPU_CL_ARGS, args, sizeof *args, STARPU_NAME, "otf", 0);
+	if (rc)
+		return halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can compute the PSF spectrum");
+	c->notfs++;
+	*out = e->handle;
+	return HALO_OK;
+}
+
+static int rl_submit(void *ctx, starpu_data_handle_t haloed, starpu_data_handle_t out,
+		     const int trim[3], const int valid[3], int *failed, halo_error_t *err)
+{
+	struct rl_ctx *c = ctx;
+	int n[3] = {(int)starpu_block_get_nz(haloed), (int)starpu_block_get_ny(haloed),
+		    (int)starpu_block_get_nx(haloed)};
+	starpu_data_handle_t otf = NULL;
+	int rc = otf_for(c, n, &otf, err);
+	if (rc)
+		return rc;
+	struct halo_rl_args *a = malloc(sizeof *a);
+	if (!a)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	*a = (struct halo_rl_args){.iterations = c->iterations, .failed = failed};
+	memcpy(a->trim, trim, sizeof a->trim);
+	memcpy(a->valid, valid, sizeof a->valid);
+	rc = starpu_task_insert(&halo_rl_cl, STARPU_R, haloed, STARPU_R, otf, STARPU_W, out,
+				STARPU_CL_ARGS, a, sizeof *a, STARPU_NAME, "rl", 0);
+	if (rc)
+		return halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can run Richardson-Lucy");
+	return HALO_OK;
+}
+
+void halo_fftw_wisdom_path(char *out, size_t len)
+{
+	const char *env = getenv("HALO_FFTW_WISDOM");
+	if (env) {
+		snprintf(out, len, "%s", env);
+		return;
+	}
+	const char *cache = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char dir[4096];
+	if (cache && *cache)
+		snprintf(dir, sizeof dir, "%s/halo", cache);
+	else if (home && *home)
+		snprintf(dir, sizeof dir, "%s/.cache/halo", home);
+	else {
+		out[0] = '\0';
+		return;
+	}
+	if (halo_fs_mkdirs(dir, NULL) != HALO_OK) {
+		out[0] = '\0';
+		return;
+	}
+	snprintf(out, len, "%s/fftw-wisdom-f32", dir);
+}
+
+int halo_deconvolve_run(halo_reader_t *in, halo_writer_t *out, const float *psf,
+			const int pn[3], const halo_deconv_opts_t *o, halo_stream_stats_t *stats,
+			halo_error_t *err)
+{
+	int64_t minh[3];
+	halo_deconv_min_haloed(halo_writer_info(out), o, minh);
+	for (int d = 0; d < 3; d++)
+		if (pn[d] > minh[d])
+			return halo_error_set(err, HALO_EINVAL,
+					      "the PSF (%dx%dx%d) is larger than the smallest haloed chunk "
+					      "(%lldx%lldx%lld); use larger --chunks or --depth",
+					      pn[0], pn[1], pn[2], (long long)minh[0], (long long)minh[1],
+					      (long long)minh[2]);
+	char wisdom[4096];
+	halo_fftw_wisdom_path(wisdom, sizeof wisdom);
+	halo_fft_init(wisdom[0] ? wisdom : NULL);
+
+	struct rl_ctx ctx = {.iterations = o->iterations};
+	float *copy = NULL;
+	size_t np = (size_t)pn[0] * pn[1] * pn[2];
+	starpu_malloc((void **)&copy, np * sizeof *copy);
+	if (!copy)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	memcpy(copy, psf, np * sizeof *copy);
+	starpu_block_data_register(&ctx.psf, STARPU_MAIN_RAM, (uintptr_t)copy, (uint32_t)pn[2],
+				   (uint32_t)(pn[2] * pn[1]), (uint32_t)pn[2], (uint32_t)pn[1],
+				   (uint32_t)pn[0], sizeof(float));
+	halo_stream_kernel_t kernel = {.submit = rl_submit, .ctx = &ctx};
+	halo_stream_opts_t so = o->stream;
+	so.kernel = &kernel;
+	memcpy(so.depth, o->depth, sizeof so.depth);
+	so.boundary = o->boundary;
+	so.constant = o->constant;
+	int rc = halo_stream_run(in, out, &so, stats, err);
+	for (int i = 0; i < ctx.notfs; i++)
+		starpu_data_unregister(ctx.otfs[i].handle);
+	starpu_data_unregister(ctx.psf);
+	starpu_free(copy);
+	free(ctx.otfs);
+	if (!rc && ctx.failed)
+		rc = halo_error_set(err, HALO_ENOMEM, "out of memory computing the PSF spectrum");
+	halo_fft_save_wisdom();
+	return rc;
+}

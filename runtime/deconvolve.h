@@ -1,0 +1,42 @@
+/* Chunked Richardson-Lucy over a whole volume: a chunk stream whose kernel
+ * is the rl codelet (dask's map_overlap of RL). The PSF's spectrum is
+ * computed once per haloed chunk shape by an otf task and shared read-only
+ * by all RL tasks of that shape. */
+#ifndef HALO_RUNTIME_DECONVOLVE_H
+#define HALO_RUNTIME_DECONVOLVE_H
+
+#include "halo.h"
+#include "io/volume.h"
+#include "runtime/stream.h"
+
+typedef struct halo_deconv_opts {
+	int iterations;
+	int depth[3];
+	int boundary;        /* enum halo_boundary */
+	double constant;
+	halo_stream_opts_t stream; /* memory, quiet, label */
+} halo_deconv_opts_t;
+
+/* Loads a 3D PSF (TIFF or Zarr) as float32, normalised to sum 1. Rejects
+ * a PSF that is not 3D, holds NaN or Inf, or sums to zero or less. *psf is
+ * malloc'ed; the caller frees it. */
+int halo_psf_load(const char *path, float **psf, int pn[3], halo_error_t *err);
+
+/* The smallest haloed chunk along each axis for this volume, chunking and
+ * depth (edge chunks are smaller; boundary none clips at the faces). */
+void halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opts_t *o,
+			    int64_t min_haloed[3]);
+
+/* Deconvolves in into out (whose chunks give the tasks) on the running
+ * StarPU. Fails before any work when the PSF is larger than the smallest
+ * haloed chunk. */
+int halo_deconvolve_run(halo_reader_t *in, halo_writer_t *out, const float *psf,
+			const int pn[3], const halo_deconv_opts_t *o, halo_stream_stats_t *stats,
+			halo_error_t *err);
+
+/* Where FFTW wisdom is kept between runs: $HALO_FFTW_WISDOM, else
+ * $XDG_CACHE_HOME/halo/fftw-wisdom-f32, else ~/.cache/halo/...; the
+ * directory is created. Writes "" when no location is usable. */
+void halo_fftw_wisdom_path(char *out, size_t len);
+
+#endif
