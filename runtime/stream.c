@@ -14,6 +14,7 @@
 #include "runtime/stream.h"
 #include "codelets/gather.h"
 #include "io/scratch.h"
+#include "runtime/grid.h"
 #include "util/progress.h"
 #include "util/signals.h"
 
@@ -145,66 +146,6 @@ static struct starpu_codelet write_cl = {
 	.name = "write",
 };
 
-/* The source region of output chunk j along axis d: [*a, *b) in input
- * coordinates, possibly beyond the volume when a halo is asked for. */
-static void region(const struct job *job, int d, int64_t j, int64_t *a, int64_t *b)
-{
-	int64_t oc = job->oi->chunks[d], f = job->factor[d], n = job->ii->shape[d];
-	const halo_stream_opts_t *o = job->opts;
-	if (o->kernel) {
-		int64_t end = (j + 1) * oc < n ? (j + 1) * oc : n;
-		*a = j * oc - o->depth[d];
-		*b = end + o->depth[d];
-		if (o->boundary == HALO_BOUNDARY_NONE) {
-			*a = *a < 0 ? 0 : *a;
-			*b = *b > n ? n : *b;
-		}
-	} else {
-		*a = j * oc * f;
-		*b = (j + 1) * oc * f < n ? (j + 1) * oc * f : n;
-	}
-}
-
-/* The input chunks (sorted, distinct) that output chunk j reads along axis
- * d; list has room for the axis's chunk count. Returns how many. */
-static int64_t input_list(const struct job *job, int d, int64_t j, int64_t *list)
-{
-	int64_t a, b, ic = job->ii->chunks[d], n = job->ii->shape[d], count = 0;
-	region(job, d, j, &a, &b);
-	int64_t last = -1;
-	int wraps = 0;
-	for (int64_t g = a; g < b; g++) {
-		int64_t m = halo_boundary_map(g, n, job->opts->kernel ? job->opts->boundary
-								  : HALO_BOUNDARY_NONE);
-		if (m < 0)
-			continue;
-		int64_t c = m / ic;
-		if (c == last)
-			continue;
-		last = c;
-		int seen = 0;
-		for (int64_t i = 0; i < count && !seen; i++)
-			seen = list[i] == c;
-		if (!seen) {
-			wraps |= count > 0 && c < list[count - 1];
-			list[count++] = c;
-		}
-	}
-	if (wraps) /* periodic and reflect halos revisit chunks out of order */
-		for (int64_t i = 1; i < count; i++)
-			for (int64_t k = i; k > 0 && list[k - 1] > list[k]; k--) {
-				int64_t t = list[k];
-				list[k] = list[k - 1];
-				list[k - 1] = t;
-			}
-	return count;
-}
-
-static int64_t nchunks(int64_t shape, int64_t chunk)
-{
-	return (shape + chunk - 1) / chunk;
-}
-
 static int submit(struct starpu_task *t, struct job *job)
 {
 	int rc = starpu_task_submit(t);
@@ -215,6 +156,13 @@ static int submit(struct starpu_task *t, struct job *job)
 		       t->cl->name, strerror(-rc));
 	job_fail(job, &e);
 	return -1;
+}
+
+static void fail_nomem(struct job *job)
+{
+	halo_error_t e;
+	halo_error_set(&e, HALO_ENOMEM, "out of memory submitting tasks");
+	job_fail(job, &e);
 }
 
 /* Waits until fewer than `limit` output chunks are in flight (or the job
@@ -246,75 +194,162 @@ static uint64_t default_memory(void)
 	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 4 : (UINT64_C(1) << 30);
 }
 
-/* The submitter's state: the two chunk grids, the live input handles and
- * how many output chunks still need each of them. */
+/* The submitter's state. Work is organised in units: a unit gathers its
+ * source region from input chunks (and runs the kernel, if any). Without a
+ * kernel, or when the compute blocks are the output chunks, a unit is an
+ * output chunk and is written directly; otherwise units are compute blocks
+ * (dask's rechunked blocks) and each output chunk is gathered from the
+ * results of the blocks it overlaps. */
 struct stream {
 	struct job job;
-	int64_t ng[3], og[3];         /* input and output chunk grids */
-	starpu_data_handle_t *inputs; /* per input chunk; NULL when not live */
-	int32_t *consumers;           /* output chunks left to use each input */
-	starpu_data_handle_t token;   /* orders writes when the output needs it */
-	int64_t *lists[3];            /* scratch for input_list, one per axis */
+	struct halo_axis in[3], out[3], unit[3];
+	int two_level;
+	starpu_data_handle_t *inputs;  /* per input chunk; NULL when not live */
+	int32_t *input_uses;           /* units left to read each input chunk */
+	starpu_data_handle_t *results; /* per unit, two-level only */
+	int32_t *result_uses;          /* output chunks left to read each result */
+	starpu_data_handle_t token;    /* orders writes when the output needs it */
+	int64_t *lists[3];             /* scratch for input_list */
 };
 
-static int64_t flat_index(const int64_t *grid, int64_t z, int64_t y, int64_t x)
+static int64_t flat(const struct halo_axis *g, const int64_t i[3])
 {
-	return (z * grid[1] + y) * grid[2] + x;
+	return (i[0] * g[1].nblocks + i[1]) * g[2].nblocks + i[2];
 }
 
-/* Counts, for every input chunk, the output chunks that read it. */
-static int count_consumers(struct stream *s, halo_error_t *err)
+static int64_t count3(const struct halo_axis *g)
 {
-	int64_t *count[3];
-	int rc = HALO_OK;
-	for (int d = 0; d < 3; d++)
-		count[d] = calloc((size_t)s->ng[d], sizeof *count[d]);
-	if (!count[0] || !count[1] || !count[2]) {
-		rc = halo_error_set(err, HALO_ENOMEM, "out of memory planning chunks");
-		goto out;
-	}
-	for (int d = 0; d < 3; d++)
-		for (int64_t j = 0; j < s->og[d]; j++) {
-			int64_t k = input_list(&s->job, d, j, s->lists[d]);
-			for (int64_t i = 0; i < k; i++)
-				count[d][s->lists[d][i]]++;
+	return g[0].nblocks * g[1].nblocks * g[2].nblocks;
+}
+
+/* The source region of unit j along axis d: [*a, *b) in input coordinates,
+ * beyond the volume where a halo is asked for. */
+static void region(const struct stream *s, int d, int64_t j, int64_t *a, int64_t *b)
+{
+	const struct job *job = &s->job;
+	const halo_stream_opts_t *o = job->opts;
+	int64_t n = job->ii->shape[d], f = job->factor[d];
+	int64_t start = s->unit[d].start[j], end = s->unit[d].start[j + 1];
+	if (o->kernel) {
+		*a = start - o->depth[d];
+		*b = end + o->depth[d];
+		if (o->boundary == HALO_BOUNDARY_NONE) {
+			*a = *a < 0 ? 0 : *a;
+			*b = *b > n ? n : *b;
 		}
-	for (int64_t z = 0; z < s->ng[0]; z++)
-		for (int64_t y = 0; y < s->ng[1]; y++)
-			for (int64_t x = 0; x < s->ng[2]; x++)
-				s->consumers[flat_index(s->ng, z, y, x)] =
-					(int32_t)(count[0][z] * count[1][y] * count[2][x]);
+	} else {
+		*a = start * f;
+		*b = end * f < n ? end * f : n;
+	}
+}
+
+/* The input chunks (sorted, distinct) that unit j reads along axis d.
+ * Returns how many; list has room for every chunk of the axis. */
+static int64_t input_list(const struct stream *s, int d, int64_t j, int64_t *list)
+{
+	const halo_stream_opts_t *o = s->job.opts;
+	int64_t a, b, n = s->job.ii->shape[d], count = 0, last = -1;
+	int boundary = o->kernel ? o->boundary : HALO_BOUNDARY_NONE, unsorted = 0;
+	region(s, d, j, &a, &b);
+	for (int64_t g = a; g < b; g++) {
+		int64_t m = halo_boundary_map(g, n, boundary);
+		if (m < 0)
+			continue;
+		int64_t c = halo_axis_find(&s->in[d], m);
+		if (c == last)
+			continue;
+		last = c;
+		int seen = 0;
+		for (int64_t i = 0; i < count && !seen; i++)
+			seen = list[i] == c;
+		if (!seen) {
+			unsorted |= count > 0 && c < list[count - 1];
+			list[count++] = c;
+		}
+	}
+	if (unsorted) /* periodic and reflect halos revisit chunks out of order */
+		for (int64_t i = 1; i < count; i++)
+			for (int64_t k = i; k > 0 && list[k - 1] > list[k]; k--) {
+				int64_t t = list[k];
+				list[k] = list[k - 1];
+				list[k - 1] = t;
+			}
+	return count;
+}
+
+/* The units (a contiguous range) that output chunk j covers along axis d. */
+static void unit_range(const struct stream *s, int d, int64_t j, int64_t *lo, int64_t *hi)
+{
+	*lo = halo_axis_find(&s->unit[d], s->out[d].start[j]);
+	*hi = halo_axis_find(&s->unit[d], s->out[d].start[j + 1] - 1);
+}
+
+/* How many units read each input chunk, and (two-level) how many output
+ * chunks read each unit's result: per axis, then as products. */
+static int count_uses(struct stream *s, halo_error_t *err)
+{
+	int64_t *in_count[3] = {NULL, NULL, NULL}, *res_count[3] = {NULL, NULL, NULL};
+	int rc = HALO_OK;
+	for (int d = 0; d < 3; d++) {
+		in_count[d] = calloc((size_t)s->in[d].nblocks, sizeof **in_count);
+		res_count[d] = calloc((size_t)s->unit[d].nblocks, sizeof **res_count);
+		if (!in_count[d] || !res_count[d]) {
+			rc = halo_error_set(err, HALO_ENOMEM, "out of memory planning chunks");
+			goto out;
+		}
+		for (int64_t j = 0; j < s->unit[d].nblocks; j++) {
+			int64_t k = input_list(s, d, j, s->lists[d]);
+			for (int64_t i = 0; i < k; i++)
+				in_count[d][s->lists[d][i]]++;
+		}
+		for (int64_t j = 0; s->two_level && j < s->out[d].nblocks; j++) {
+			int64_t lo, hi;
+			unit_range(s, d, j, &lo, &hi);
+			for (int64_t u = lo; u <= hi; u++)
+				res_count[d][u]++;
+		}
+	}
+	int64_t i[3];
+	for (i[0] = 0; i[0] < s->in[0].nblocks; i[0]++)
+		for (i[1] = 0; i[1] < s->in[1].nblocks; i[1]++)
+			for (i[2] = 0; i[2] < s->in[2].nblocks; i[2]++)
+				s->input_uses[flat(s->in, i)] =
+					(int32_t)(in_count[0][i[0]] * in_count[1][i[1]] * in_count[2][i[2]]);
+	for (i[0] = 0; s->two_level && i[0] < s->unit[0].nblocks; i[0]++)
+		for (i[1] = 0; i[1] < s->unit[1].nblocks; i[1]++)
+			for (i[2] = 0; i[2] < s->unit[2].nblocks; i[2]++)
+				s->result_uses[flat(s->unit, i)] =
+					(int32_t)(res_count[0][i[0]] * res_count[1][i[1]] * res_count[2][i[2]]);
 out:
-	for (int d = 0; d < 3; d++)
-		free(count[d]);
+	for (int d = 0; d < 3; d++) {
+		free(in_count[d]);
+		free(res_count[d]);
+	}
 	return rc;
 }
 
-static starpu_data_handle_t register_block(const halo_volume_info_t *info)
+static starpu_data_handle_t register_block(const int64_t dims[3], size_t elsize)
 {
 	starpu_data_handle_t h;
-	uint32_t nx = (uint32_t)info->chunks[2], ny = (uint32_t)info->chunks[1];
-	starpu_block_data_register(&h, -1, 0, nx, nx * ny, nx, ny, (uint32_t)info->chunks[0],
-				   halo_dtype_size(info->dtype));
+	uint32_t nx = (uint32_t)dims[2], ny = (uint32_t)dims[1];
+	starpu_block_data_register(&h, -1, 0, nx, nx * ny, nx, ny, (uint32_t)dims[0], elsize);
 	return h;
 }
 
-/* The handle of input chunk idx, registering it and submitting its read
- * on first use. */
+/* The handle of input chunk idx, registered and read on first use. */
 static starpu_data_handle_t input_handle(struct stream *s, const int64_t idx[3])
 {
-	int64_t flat = flat_index(s->ng, idx[0], idx[1], idx[2]);
-	if (s->inputs[flat])
-		return s->inputs[flat];
-	starpu_data_handle_t h = register_block(s->job.ii);
-	s->inputs[flat] = h;
+	int64_t f = flat(s->in, idx);
+	if (s->inputs[f])
+		return s->inputs[f];
+	const halo_volume_info_t *ii = s->job.ii;
+	starpu_data_handle_t h = register_block(ii->chunks, halo_dtype_size(ii->dtype));
+	s->inputs[f] = h;
 	struct io_arg *ra = malloc(sizeof *ra);
 	struct starpu_task *t = ra ? starpu_task_create() : NULL;
 	if (!t) {
 		free(ra);
-		halo_error_t e;
-		halo_error_set(&e, HALO_ENOMEM, "out of memory submitting tasks");
-		job_fail(&s->job, &e);
+		fail_nomem(&s->job);
 		return h;
 	}
 	*ra = (struct io_arg){&s->job, {idx[0], idx[1], idx[2]}};
@@ -327,116 +362,207 @@ static starpu_data_handle_t input_handle(struct stream *s, const int64_t idx[3])
 	return h;
 }
 
-/* Submits gather and write for output chunk oidx, then releases the input
- * chunks this was the last consumer of. */
-static void submit_output(struct stream *s, const int64_t oidx[3])
+/* Submits a gather of the given sources into dst. */
+static void submit_gather(struct job *job, struct halo_gather_args *ga,
+			  starpu_data_handle_t *src, starpu_data_handle_t dst)
+{
+	int n = ga->nsrc;
+	starpu_data_handle_t *dh = malloc((size_t)(n + 1) * sizeof *dh);
+	enum starpu_data_access_mode *dm = malloc((size_t)(n + 1) * sizeof *dm);
+	struct starpu_task *t = dh && dm ? starpu_task_create() : NULL;
+	if (!t) {
+		free(dh);
+		free(dm);
+		free(ga);
+		fail_nomem(job);
+		return;
+	}
+	for (int k = 0; k < n; k++) {
+		dh[k] = src[k];
+		dm[k] = STARPU_R;
+	}
+	dh[n] = dst;
+	dm[n] = STARPU_W;
+	t->cl = &halo_gather_cl;
+	t->nbuffers = n + 1;
+	t->dyn_handles = dh;
+	t->dyn_modes = dm;
+	t->cl_arg = ga;
+	t->cl_arg_size = halo_gather_args_size(n);
+	t->cl_arg_free = 1;
+	submit(t, job);
+}
+
+/* Submits unit u: gather of its (haloed) region, then the kernel if any.
+ * The result goes to `result` (a whole output chunk when single-level, the
+ * unit's exact extent otherwise). */
+static void submit_unit(struct stream *s, const int64_t u[3], starpu_data_handle_t result)
 {
 	struct job *job = &s->job;
 	const halo_stream_opts_t *o = job->opts;
 	const halo_volume_info_t *ii = job->ii, *oi = job->oi;
 	int64_t cnt[3], a[3], b[3];
 	for (int d = 0; d < 3; d++) {
-		cnt[d] = input_list(job, d, oidx[d], s->lists[d]);
-		region(job, d, oidx[d], &a[d], &b[d]);
+		cnt[d] = input_list(s, d, u[d], s->lists[d]);
+		region(s, d, u[d], &a[d], &b[d]);
 	}
 	int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
 	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
-	starpu_data_handle_t *dh = malloc((size_t)(nsrc + 1) * sizeof *dh);
-	enum starpu_data_access_mode *dm = malloc((size_t)(nsrc + 1) * sizeof *dm);
-	struct io_arg *wa = malloc(sizeof *wa);
-	struct starpu_task *gt = starpu_task_create(), *wt = starpu_task_create();
-	if (!ga || !dh || !dm || !wa || !gt || !wt) {
-		free(ga); free(dh); free(dm); free(wa);
-		if (gt) starpu_task_destroy(gt);
-		if (wt) starpu_task_destroy(wt);
-		halo_error_t e;
-		halo_error_set(&e, HALO_ENOMEM, "out of memory submitting tasks");
-		job_fail(job, &e);
+	starpu_data_handle_t *src = malloc((size_t)(nsrc + 1) * sizeof *src);
+	if (!ga || !src) {
+		free(ga);
+		free(src);
+		fail_nomem(job);
 		return;
 	}
-	/* Without a kernel the gather produces the output chunk itself; with
-	 * one it produces the haloed float32 block the kernel reads. */
-	halo_volume_info_t block = *oi;
 	*ga = (struct halo_gather_args){
-		.nsrc = nsrc, .src_kind = ii->dtype.kind, .dst_kind = oi->dtype.kind,
-		.fill = oi->fill, .boundary = o->kernel ? o->boundary : HALO_BOUNDARY_NONE,
-		.constant = o->constant,
+		.nsrc = nsrc, .src_kind = ii->dtype.kind,
+		.dst_kind = o->kernel ? HALO_F4 : oi->dtype.kind, .fill = oi->fill,
+		.boundary = o->kernel ? o->boundary : HALO_BOUNDARY_NONE, .constant = o->constant,
 	};
 	for (int d = 0; d < 3; d++) {
 		ga->src_shape[d] = ii->shape[d];
 		ga->factor[d] = job->factor[d];
 		if (o->kernel) {
+			/* The haloed block is exactly the region: no padding. */
 			ga->dst_origin[d] = a[d];
 			ga->dst_dims[d] = b[d] - a[d];
 			ga->dst_shape[d] = b[d];
-			block.chunks[d] = b[d] - a[d];
 		} else {
-			ga->dst_origin[d] = oidx[d] * oi->chunks[d];
+			ga->dst_origin[d] = u[d] * oi->chunks[d];
 			ga->dst_dims[d] = oi->chunks[d];
 			ga->dst_shape[d] = oi->shape[d];
 		}
-	}
-	if (o->kernel) {
-		ga->dst_kind = HALO_F4;
-		block.dtype = (halo_dtype_t){HALO_F4, 0};
 	}
 	int k = 0;
 	for (int64_t iz = 0; iz < cnt[0]; iz++)
 		for (int64_t iy = 0; iy < cnt[1]; iy++)
 			for (int64_t ix = 0; ix < cnt[2]; ix++, k++) {
-				int64_t iidx[3] = {s->lists[0][iz], s->lists[1][iy], s->lists[2][ix]};
+				int64_t idx[3] = {s->lists[0][iz], s->lists[1][iy], s->lists[2][ix]};
 				for (int d = 0; d < 3; d++) {
-					ga->src[k].origin[d] = iidx[d] * ii->chunks[d];
+					ga->src[k].origin[d] = idx[d] * ii->chunks[d];
 					ga->src[k].dims[d] = ii->chunks[d];
 				}
-				dh[k] = input_handle(s, iidx);
-				dm[k] = STARPU_R;
+				src[k] = input_handle(s, idx);
 			}
-	starpu_data_handle_t gh = register_block(&block);
-	dh[nsrc] = gh;
-	dm[nsrc] = STARPU_W;
-	gt->cl = &halo_gather_cl;
-	gt->nbuffers = nsrc + 1;
-	gt->dyn_handles = dh;
-	gt->dyn_modes = dm;
-	gt->cl_arg = ga;
-	gt->cl_arg_size = halo_gather_args_size(nsrc);
-	gt->cl_arg_free = 1;
-	submit(gt, job);
+	starpu_data_handle_t gathered = result;
+	if (o->kernel)
+		gathered = register_block(ga->dst_dims, sizeof(float));
+	submit_gather(job, ga, src, gathered);
 
+	/* Inputs this unit was the last reader of can go. */
 	for (int64_t iz = 0; iz < cnt[0]; iz++)
 		for (int64_t iy = 0; iy < cnt[1]; iy++)
 			for (int64_t ix = 0; ix < cnt[2]; ix++) {
-				int64_t flat = flat_index(s->ng, s->lists[0][iz], s->lists[1][iy],
-							  s->lists[2][ix]);
-				if (--s->consumers[flat] == 0) {
-					starpu_data_unregister_submit(s->inputs[flat]);
-					s->inputs[flat] = NULL;
+				int64_t idx[3] = {s->lists[0][iz], s->lists[1][iy], s->lists[2][ix]};
+				int64_t f = flat(s->in, idx);
+				if (--s->input_uses[f] == 0) {
+					starpu_data_unregister_submit(s->inputs[f]);
+					s->inputs[f] = NULL;
 				}
 			}
-
-	starpu_data_handle_t oh = gh;
-	if (o->kernel) {
-		halo_volume_info_t result = *oi;
-		result.dtype = (halo_dtype_t){HALO_F4, 0};
-		oh = register_block(&result);
-		int trim[3], valid[3];
-		for (int d = 0; d < 3; d++) {
-			int64_t start = oidx[d] * oi->chunks[d];
-			int64_t end = start + oi->chunks[d] < oi->shape[d] ? start + oi->chunks[d] : oi->shape[d];
-			trim[d] = (int)(start - a[d]);
-			valid[d] = (int)(end - start);
-		}
-		halo_error_t e = {0};
-		if (o->kernel->submit(o->kernel->ctx, gh, oh, trim, valid, &job->kernel_failed, &e))
-			job_fail(job, &e);
-		starpu_data_unregister_submit(gh);
+	free(src);
+	if (!o->kernel)
+		return;
+	int trim[3], valid[3];
+	for (int d = 0; d < 3; d++) {
+		int64_t start = s->unit[d].start[u[d]], end = s->unit[d].start[u[d] + 1];
+		trim[d] = (int)(start - a[d]);
+		valid[d] = (int)(end - start);
 	}
+	halo_error_t e = {0};
+	if (o->kernel->submit(o->kernel->ctx, gathered, result, trim, valid, &job->kernel_failed, &e))
+		job_fail(job, &e);
+	starpu_data_unregister_submit(gathered);
+}
 
-	*wa = (struct io_arg){job, {oidx[0], oidx[1], oidx[2]}};
+/* Two-level: the result of unit u, submitted on first use. */
+static starpu_data_handle_t result_handle(struct stream *s, const int64_t u[3])
+{
+	int64_t f = flat(s->unit, u);
+	if (!s->results[f]) {
+		int64_t dims[3];
+		for (int d = 0; d < 3; d++)
+			dims[d] = s->unit[d].start[u[d] + 1] - s->unit[d].start[u[d]];
+		s->results[f] = register_block(dims, sizeof(float));
+		submit_unit(s, u, s->results[f]);
+	}
+	return s->results[f];
+}
+
+/* Two-level: output chunk j gathered from the unit results it overlaps. */
+static void assemble_output(struct stream *s, const int64_t j[3], starpu_data_handle_t chunk)
+{
+	struct job *job = &s->job;
+	const halo_volume_info_t *oi = job->oi;
+	int64_t lo[3], hi[3];
+	for (int d = 0; d < 3; d++)
+		unit_range(s, d, j[d], &lo[d], &hi[d]);
+	int nsrc = (int)((hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * (hi[2] - lo[2] + 1));
+	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
+	starpu_data_handle_t *src = malloc((size_t)nsrc * sizeof *src);
+	if (!ga || !src) {
+		free(ga);
+		free(src);
+		fail_nomem(job);
+		return;
+	}
+	*ga = (struct halo_gather_args){.nsrc = nsrc, .src_kind = HALO_F4, .dst_kind = HALO_F4};
+	for (int d = 0; d < 3; d++) {
+		ga->src_shape[d] = oi->shape[d];
+		ga->dst_origin[d] = j[d] * oi->chunks[d];
+		ga->dst_dims[d] = oi->chunks[d];
+		ga->dst_shape[d] = oi->shape[d];
+		ga->factor[d] = 1;
+	}
+	int k = 0;
+	int64_t u[3];
+	for (u[0] = lo[0]; u[0] <= hi[0]; u[0]++)
+		for (u[1] = lo[1]; u[1] <= hi[1]; u[1]++)
+			for (u[2] = lo[2]; u[2] <= hi[2]; u[2]++, k++) {
+				for (int d = 0; d < 3; d++) {
+					ga->src[k].origin[d] = s->unit[d].start[u[d]];
+					ga->src[k].dims[d] = s->unit[d].start[u[d] + 1] - s->unit[d].start[u[d]];
+				}
+				src[k] = result_handle(s, u);
+			}
+	submit_gather(job, ga, src, chunk);
+	for (u[0] = lo[0]; u[0] <= hi[0]; u[0]++)
+		for (u[1] = lo[1]; u[1] <= hi[1]; u[1]++)
+			for (u[2] = lo[2]; u[2] <= hi[2]; u[2]++) {
+				int64_t f = flat(s->unit, u);
+				if (--s->result_uses[f] == 0) {
+					starpu_data_unregister_submit(s->results[f]);
+					s->results[f] = NULL;
+				}
+			}
+	free(src);
+}
+
+/* Output chunk j: computed (one or two levels), then written. */
+static void submit_output(struct stream *s, const int64_t j[3])
+{
+	struct job *job = &s->job;
+	const halo_volume_info_t *oi = job->oi;
+	size_t elsize = job->opts->kernel ? sizeof(float) : halo_dtype_size(oi->dtype);
+	starpu_data_handle_t chunk = register_block(oi->chunks, elsize);
+	if (s->two_level)
+		assemble_output(s, j, chunk);
+	else
+		submit_unit(s, j, chunk);
+
+	struct io_arg *wa = malloc(sizeof *wa);
+	struct starpu_task *wt = wa ? starpu_task_create() : NULL;
+	if (!wt) {
+		free(wa);
+		fail_nomem(job);
+		starpu_data_unregister_submit(chunk);
+		return;
+	}
+	*wa = (struct io_arg){job, {j[0], j[1], j[2]}};
 	wt->cl = &write_cl;
 	wt->nbuffers = s->token ? 2 : 1;
-	wt->handles[0] = oh;
+	wt->handles[0] = chunk;
 	wt->modes[0] = STARPU_R;
 	wt->handles[1] = s->token;
 	wt->modes[1] = STARPU_RW;
@@ -453,13 +579,13 @@ static void submit_output(struct stream *s, const int64_t oidx[3])
 		job->inflight--;
 		pthread_mutex_unlock(&job->lock);
 	}
-	starpu_data_unregister_submit(oh);
+	starpu_data_unregister_submit(chunk);
 }
 
-/* How many output chunks may be in flight within the memory budget: each
- * holds itself and, at worst, one input chunk. */
-static int inflight_limit(const struct job *job, uint64_t memory)
+/* How many output chunks may be in flight within the memory budget. */
+static int inflight_limit(const struct stream *s, uint64_t memory)
 {
+	const struct job *job = &s->job;
 	const halo_volume_info_t *ii = job->ii, *oi = job->oi;
 	uint64_t per = (uint64_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]) *
 			       halo_dtype_size(oi->dtype) +
@@ -467,10 +593,16 @@ static int inflight_limit(const struct job *job, uint64_t memory)
 			       halo_dtype_size(ii->dtype);
 	if (job->opts->kernel) {
 		/* The haloed block, the float32 result and the kernel's buffers
-		 * (about three haloed blocks for RL). */
+		 * (about three haloed blocks for RL), for the largest unit. */
 		uint64_t haloed = 4;
-		for (int d = 0; d < 3; d++)
-			haloed *= (uint64_t)(oi->chunks[d] + 2 * job->opts->depth[d]);
+		for (int d = 0; d < 3; d++) {
+			int64_t big = 0;
+			for (int64_t k = 0; k < s->unit[d].nblocks; k++) {
+				int64_t len = s->unit[d].start[k + 1] - s->unit[d].start[k];
+				big = len > big ? len : big;
+			}
+			haloed *= (uint64_t)(big + 2 * job->opts->depth[d]);
+		}
 		per += 4 * haloed + (uint64_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]) * 4;
 	}
 	uint64_t budget = memory ? memory : default_memory();
@@ -481,6 +613,55 @@ static int inflight_limit(const struct job *job, uint64_t memory)
 	return limit < 1 ? 1 : (int)limit;
 }
 
+static int plan(struct stream *s, halo_error_t *err)
+{
+	const struct job *job = &s->job;
+	const halo_stream_opts_t *o = job->opts;
+	for (int d = 0; d < 3; d++) {
+		if (halo_axis_regular(&s->in[d], job->ii->shape[d], job->ii->chunks[d]) ||
+		    halo_axis_regular(&s->out[d], job->oi->shape[d], job->oi->chunks[d]))
+			return halo_error_set(err, HALO_ENOMEM, "out of memory planning chunks");
+		if (!o->kernel) {
+			if (halo_axis_regular(&s->unit[d], job->oi->shape[d], job->oi->chunks[d]))
+				return halo_error_set(err, HALO_ENOMEM, "out of memory planning chunks");
+			continue;
+		}
+		if (halo_axis_min_blocks(&s->unit[d], &s->out[d], o->depth[d]))
+			return halo_error_set(err, HALO_EINVAL,
+					      "a halo of %d voxels is deeper than the volume (%lld voxels "
+					      "on axis %d)", o->depth[d], (long long)job->oi->shape[d], d);
+		if (!halo_axis_equal(&s->unit[d], &s->out[d]))
+			s->two_level = 1;
+	}
+	int64_t nin = count3(s->in), nunit = count3(s->unit);
+	s->inputs = calloc((size_t)nin, sizeof *s->inputs);
+	s->input_uses = calloc((size_t)nin, sizeof *s->input_uses);
+	if (s->two_level) {
+		s->results = calloc((size_t)nunit, sizeof *s->results);
+		s->result_uses = calloc((size_t)nunit, sizeof *s->result_uses);
+	}
+	for (int d = 0; d < 3; d++)
+		s->lists[d] = calloc((size_t)s->in[d].nblocks + 1, sizeof *s->lists[d]);
+	if (!s->inputs || !s->input_uses || (s->two_level && (!s->results || !s->result_uses)) ||
+	    !s->lists[0] || !s->lists[1] || !s->lists[2])
+		return halo_error_set(err, HALO_ENOMEM, "out of memory for %lld chunks", (long long)nin);
+	return count_uses(s, err);
+}
+
+static void stream_free(struct stream *s)
+{
+	free(s->inputs);
+	free(s->input_uses);
+	free(s->results);
+	free(s->result_uses);
+	for (int d = 0; d < 3; d++) {
+		free(s->lists[d]);
+		halo_axis_free(&s->in[d]);
+		halo_axis_free(&s->out[d]);
+		halo_axis_free(&s->unit[d]);
+	}
+}
+
 int halo_stream_run(halo_reader_t *in, halo_writer_t *out, const halo_stream_opts_t *opts,
 		    halo_stream_stats_t *stats, halo_error_t *err)
 {
@@ -489,47 +670,38 @@ int halo_stream_run(halo_reader_t *in, halo_writer_t *out, const halo_stream_opt
 		.job = {.in = in, .out = out, .ii = halo_reader_info(in), .oi = halo_writer_info(out),
 			.factor = {1, f, f}, .opts = opts},
 	};
-	s.job.result_kind = opts->kernel ? HALO_F4 : s.job.oi->dtype.kind;
 	struct job *job = &s.job;
+	job->result_kind = opts->kernel ? HALO_F4 : job->oi->dtype.kind;
 	pthread_mutex_init(&job->lock, NULL);
 	pthread_cond_init(&job->cond, NULL);
-	for (int d = 0; d < 3; d++) {
-		s.ng[d] = nchunks(job->ii->shape[d], job->ii->chunks[d]);
-		s.og[d] = nchunks(job->oi->shape[d], job->oi->chunks[d]);
-	}
-	int64_t nin = s.ng[0] * s.ng[1] * s.ng[2], nout = s.og[0] * s.og[1] * s.og[2];
-	int rc = HALO_OK;
-	s.inputs = calloc((size_t)nin, sizeof *s.inputs);
-	s.consumers = calloc((size_t)nin, sizeof *s.consumers);
-	for (int d = 0; d < 3; d++)
-		s.lists[d] = calloc((size_t)s.ng[d] + 1, sizeof *s.lists[d]);
-	if (!s.inputs || !s.consumers || !s.lists[0] || !s.lists[1] || !s.lists[2]) {
-		rc = halo_error_set(err, HALO_ENOMEM, "out of memory for %lld chunks", (long long)nin);
+	int rc = plan(&s, err);
+	if (rc)
 		goto out;
-	}
-	if ((rc = count_consumers(&s, err)))
-		goto out;
-	int limit = inflight_limit(job, opts->memory);
+	int limit = inflight_limit(&s, opts->memory);
 	if (halo_writer_ordered(out))
 		starpu_void_data_register(&s.token);
 	halo_progress_t progress;
-	halo_progress_init(&progress, opts->label ? opts->label : "stream", nout, opts->quiet);
+	halo_progress_init(&progress, opts->label ? opts->label : "stream", count3(s.out), opts->quiet);
 	double start = halo_now();
 
 	/* C order, so a region's input chunks are read once and freed early. */
-	for (int64_t z = 0; z < s.og[0]; z++)
-		for (int64_t y = 0; y < s.og[1]; y++)
-			for (int64_t x = 0; x < s.og[2]; x++) {
+	int64_t j[3];
+	for (j[0] = 0; j[0] < s.out[0].nblocks; j[0]++)
+		for (j[1] = 0; j[1] < s.out[1].nblocks; j[1]++)
+			for (j[2] = 0; j[2] < s.out[2].nblocks; j[2]++) {
 				wait_inflight(job, limit, &progress);
 				if (job_stopped(job))
 					goto drain;
-				submit_output(&s, (int64_t[3]){z, y, x});
+				submit_output(&s, j);
 			}
 drain:
-	/* Inputs whose consumers were never submitted (the job stopped). */
-	for (int64_t i = 0; i < nin; i++)
+	/* Handles whose readers were never submitted (the job stopped). */
+	for (int64_t i = 0; i < count3(s.in); i++)
 		if (s.inputs[i])
 			starpu_data_unregister_submit(s.inputs[i]);
+	for (int64_t i = 0; s.two_level && i < count3(s.unit); i++)
+		if (s.results[i])
+			starpu_data_unregister_submit(s.results[i]);
 	wait_inflight(job, 1, &progress);
 	starpu_task_wait_for_all();
 	if (s.token)
@@ -553,10 +725,7 @@ drain:
 		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
 	}
 out:
-	free(s.inputs);
-	free(s.consumers);
-	for (int d = 0; d < 3; d++)
-		free(s.lists[d]);
+	stream_free(&s);
 	pthread_cond_destroy(&job->cond);
 	pthread_mutex_destroy(&job->lock);
 	return rc;

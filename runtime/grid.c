@@ -1,0 +1,105 @@
+/* Axis partitions (see grid.h). */
+#include "config.h"
+#include "runtime/grid.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int alloc_starts(struct halo_axis *a, int64_t nblocks)
+{
+	a->start = malloc((size_t)(nblocks + 1) * sizeof *a->start);
+	a->nblocks = nblocks;
+	return a->start ? 0 : -1;
+}
+
+int halo_axis_regular(struct halo_axis *a, int64_t n, int64_t chunk)
+{
+	a->n = n;
+	if (alloc_starts(a, (n + chunk - 1) / chunk) < 0)
+		return -1;
+	for (int64_t i = 0; i < a->nblocks; i++)
+		a->start[i] = i * chunk;
+	a->start[a->nblocks] = n;
+	return 0;
+}
+
+int halo_axis_min_blocks(struct halo_axis *a, const struct halo_axis *from, int64_t size)
+{
+	int64_t nb = from->nblocks, smallest = INT64_MAX;
+	for (int64_t i = 0; i < nb; i++) {
+		int64_t c = from->start[i + 1] - from->start[i];
+		smallest = c < smallest ? c : smallest;
+	}
+	a->n = from->n;
+	if (size <= smallest) {
+		if (alloc_starts(a, nb) < 0)
+			return -1;
+		memcpy(a->start, from->start, (size_t)(nb + 1) * sizeof *a->start);
+		return 0;
+	}
+	/* The same walk as dask 2022.12: a too-small block joins the blocks
+	 * before it, and a long run is split so the remainder reaches size. */
+	int64_t *sizes = malloc((size_t)(nb + 1) * sizeof *sizes), count = 0, acc = 0;
+	if (!sizes)
+		return -1;
+	for (int64_t i = 0; i < nb; i++) {
+		int64_t c = from->start[i + 1] - from->start[i];
+		if (c < size) {
+			if (acc > size + (size - c)) {
+				sizes[count++] = acc - (size - c);
+				acc = size;
+			} else {
+				acc += c;
+			}
+		}
+		if (acc >= size) {
+			sizes[count++] = acc;
+			acc = 0;
+		}
+		if (c >= size)
+			acc += c;
+	}
+	if (acc >= size)
+		sizes[count++] = acc;
+	else if (count > 0)
+		sizes[count - 1] += acc;
+	else {
+		free(sizes);
+		return -1;
+	}
+	if (alloc_starts(a, count) < 0) {
+		free(sizes);
+		return -1;
+	}
+	a->start[0] = 0;
+	for (int64_t i = 0; i < count; i++)
+		a->start[i + 1] = a->start[i] + sizes[i];
+	free(sizes);
+	return 0;
+}
+
+int halo_axis_equal(const struct halo_axis *a, const struct halo_axis *b)
+{
+	return a->n == b->n && a->nblocks == b->nblocks &&
+	       memcmp(a->start, b->start, (size_t)(a->nblocks + 1) * sizeof *a->start) == 0;
+}
+
+int64_t halo_axis_find(const struct halo_axis *a, int64_t g)
+{
+	int64_t lo = 0, hi = a->nblocks - 1;
+	while (lo < hi) {
+		int64_t mid = (lo + hi + 1) / 2;
+		if (a->start[mid] <= g)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+void halo_axis_free(struct halo_axis *a)
+{
+	free(a->start);
+	a->start = NULL;
+	a->nblocks = 0;
+}

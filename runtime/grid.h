@@ -1,0 +1,32 @@
+/* Partitions of one axis of a volume into blocks: the regular chunk grids
+ * of stored arrays, and the irregular compute blocks that map_overlap uses
+ * when a halo is deeper than a chunk (dask merges small chunks so that
+ * every block is at least as deep as the halo; halo does the same, so its
+ * results equal dask's). */
+#ifndef HALO_RUNTIME_GRID_H
+#define HALO_RUNTIME_GRID_H
+
+#include <stdint.h>
+
+struct halo_axis {
+	int64_t n;        /* voxels on the axis */
+	int64_t nblocks;
+	int64_t *start;   /* nblocks + 1 entries; start[nblocks] == n */
+};
+
+/* Blocks of `chunk` voxels, the last one possibly shorter. */
+int halo_axis_regular(struct halo_axis *a, int64_t n, int64_t chunk);
+
+/* dask.array.overlap.ensure_minimum_chunksize: merges blocks of `from`
+ * smaller than size into their neighbours so that every block holds at
+ * least size voxels. Fails (returns -1) when the axis is shorter than size. */
+int halo_axis_min_blocks(struct halo_axis *a, const struct halo_axis *from, int64_t size);
+
+int halo_axis_equal(const struct halo_axis *a, const struct halo_axis *b);
+
+/* The block holding voxel g (0 <= g < n). */
+int64_t halo_axis_find(const struct halo_axis *a, int64_t g);
+
+void halo_axis_free(struct halo_axis *a);
+
+#endif
