@@ -1,6 +1,8 @@
 /* cli/: the halo command. One file per subcommand; this header is the table
  * that main.c dispatches on and the option handling they share. Subcommands
- * return an exit status (0 done, 1 failed, 2 usage error) and never exit. */
+ * return an exit status and never exit: 0 done; 1 failed, including a bad
+ * option value or bad input (one "halo: ..." line); 2 usage error (unknown
+ * command or option, a missing value, wrong number of arguments). */
 #ifndef HALO_CLI_H
 #define HALO_CLI_H
 
@@ -20,6 +22,7 @@ typedef struct halo_cli_cmd {
 int halo_cli_info(int argc, char **argv);
 int halo_cli_convert(int argc, char **argv);
 int halo_cli_deconvolve(int argc, char **argv);
+int halo_cli_demo(int argc, char **argv);
 
 /* Long options every StarPU-running command accepts; their values are
  * above 1000 so they never clash with a short option letter. */

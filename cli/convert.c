@@ -73,7 +73,7 @@ static int parse(int argc, char **argv, struct convert_opts *o, int *status)
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		if (halo_cli_runtime_option(c, optarg, &o->rt, &err, &rc)) {
 			if (rc)
-				goto usage;
+				goto bad_value;
 			continue;
 		}
 		rc = HALO_OK;
@@ -100,7 +100,7 @@ static int parse(int argc, char **argv, struct convert_opts *o, int *status)
 			return 1;
 		}
 		if (rc)
-			goto usage;
+			goto bad_value;
 	}
 	if (argc - optind != 2) {
 		fprintf(stderr, "halo: convert: needs IN and OUT; see 'halo convert --help'\n");
@@ -110,9 +110,9 @@ static int parse(int argc, char **argv, struct convert_opts *o, int *status)
 	o->in = argv[optind];
 	o->out = argv[optind + 1];
 	return 0;
-usage:
+bad_value:
 	halo_cli_error(&err);
-	*status = HALO_EXIT_USAGE;
+	*status = HALO_EXIT_FAIL;
 	return 1;
 }
 
@@ -239,10 +239,8 @@ int halo_cli_convert(int argc, char **argv)
 		halo_error_set(&err, HALO_EINVAL, "%s: OUT is the same as IN", o.out);
 		goto fail;
 	}
-	if (plan(&o, r, &info, &wo, &err)) {
-		status = HALO_EXIT_USAGE;
+	if (plan(&o, r, &info, &wo, &err))
 		goto fail;
-	}
 	if (halo_output_begin(o.out, o.overwrite, &out, &err))
 		goto fail;
 	if (halo_runtime_init(&o.rt, &rt, &err))

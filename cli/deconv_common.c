@@ -44,8 +44,8 @@ static int parse_boundary(const char *s, int *b, double *v, halo_error_t *err)
 			      "--boundary: unknown '%s' (periodic, reflect, nearest, constant[=V], none)", s);
 }
 
-int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *help, int nargs,
-			  struct halo_deconv_cli *o, int *status)
+int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *help, int nmin,
+			  int nmax, struct halo_deconv_cli *o, int *status)
 {
 	static const struct option longopts[] = {
 		HALO_CLI_RUNTIME_OPTIONS,
@@ -71,7 +71,7 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		if (halo_cli_runtime_option(c, optarg, &o->rt, &err, &rc)) {
 			if (rc)
-				goto usage;
+				goto bad_value;
 			continue;
 		}
 		rc = HALO_OK;
@@ -102,11 +102,12 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 			return 1;
 		}
 		if (rc)
-			goto usage;
+			goto bad_value;
 	}
-	if (argc - optind != nargs) {
-		fprintf(stderr, "halo: %s: needs %d argument%s; see 'halo %s --help'\n", cmd, nargs,
-			nargs == 1 ? "" : "s", cmd);
+	int nargs = argc - optind;
+	if (nargs < nmin || nargs > nmax) {
+		fprintf(stderr, "halo: %s: needs %d argument%s, got %d; see 'halo %s --help'\n", cmd,
+			nmax, nmax == 1 ? "" : "s", nargs, cmd);
 		*status = HALO_EXIT_USAGE;
 		return 1;
 	}
@@ -115,13 +116,13 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 	if (o->dtype) {
 		halo_dtype_t dt;
 		if (halo_dtype_parse(o->dtype, "--dtype", &dt, &err))
-			goto usage;
+			goto bad_value;
 	}
 	o->rt.memory = o->memory;
 	return 0;
-usage:
+bad_value:
 	halo_cli_error(&err);
-	*status = HALO_EXIT_USAGE;
+	*status = HALO_EXIT_FAIL;
 	return 1;
 }
 
@@ -169,10 +170,6 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	};
 	for (int d = 0; d < 3; d++)
 		dopts.depth[d] = o->ndepth ? (int)o->depth[d] : pn[d];
-	if (dopts.depth[0] < pn[0] / 2 || dopts.depth[1] < pn[1] / 2 || dopts.depth[2] < pn[2] / 2)
-		fprintf(stderr, "halo: warning: --depth %d,%d,%d is less than half the PSF (%dx%dx%d): "
-				"seams between chunks will show\n",
-			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
 	int64_t minh[3];
 	halo_deconv_min_haloed(&info, &dopts, minh);
 	for (int d = 0; d < 3; d++)
@@ -184,6 +181,10 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 				       (long long)minh[0], (long long)minh[1], (long long)minh[2]);
 			goto fail;
 		}
+	if (dopts.depth[0] < pn[0] / 2 || dopts.depth[1] < pn[1] / 2 || dopts.depth[2] < pn[2] / 2)
+		fprintf(stderr, "halo: warning: --depth %d,%d,%d is less than half the PSF (%dx%dx%d): "
+				"seams between chunks will show\n",
+			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
 	if (halo_output_begin(outp, o->overwrite, &out, err))
 		goto fail;
 	if (halo_runtime_init(&o->rt, &rt, err))

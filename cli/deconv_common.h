@@ -29,10 +29,11 @@ struct halo_deconv_result {
 	int ncpu, ncuda;
 };
 
-/* Parses argv with nargs positional arguments. Returns 1 when the caller
- * should return *status (help printed or a usage error reported). */
-int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *help, int nargs,
-			  struct halo_deconv_cli *o, int *status);
+/* Parses argv with nmin..nmax positional arguments (missing ones are
+ * NULL). Returns 1 when the caller should return *status (help printed or a
+ * usage error reported). */
+int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *help, int nmin,
+			  int nmax, struct halo_deconv_cli *o, int *status);
 
 /* Deconvolves in with psf (normalised, shape pn) into out; prints the
  * summary unless quiet; fills res when not NULL. Returns an exit status and

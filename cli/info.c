@@ -120,7 +120,7 @@ int halo_cli_info(int argc, char **argv)
 		if (halo_cli_runtime_option(c, optarg, &ropts, &err, &rc)) {
 			if (rc) {
 				halo_cli_error(&err);
-				return HALO_EXIT_USAGE;
+				return HALO_EXIT_FAIL;
 			}
 			continue;
 		}

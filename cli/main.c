@@ -9,6 +9,7 @@
 static const halo_cli_cmd_t commands[] = {
 	{"convert", "convert between TIFF, Zarr and OME-Zarr; rechunk; change dtype", halo_cli_convert},
 	{"deconvolve", "Richardson-Lucy deconvolution of a volume, chunk by chunk with halos", halo_cli_deconvolve},
+	{"demo", "deconvolve a built-in synthetic sample and report the error", halo_cli_demo},
 	{"info", "describe halo, StarPU, the workers and the machine", halo_cli_info},
 };
 

@@ -73,6 +73,19 @@ static void apply_otf(struct halo_fft_work *w, const float *otf, int conj)
 		halo_rl_cmul(&s[2 * i], &s[2 * i + 1], otf[2 * i], otf[2 * i + 1], conj);
 }
 
+int halo_convolve_compute(const float *image, const int n[3], const float *otf, float *out)
+{
+	struct halo_fft_work *w = halo_fft_work(n, 1);
+	if (!w)
+		return -1;
+	memcpy(w->a, image, w->nreal * sizeof *w->a);
+	halo_fft_r2c(w, w->a);
+	apply_otf(w, otf, 0);
+	halo_fft_c2r(w, w->b);
+	memcpy(out, w->b, w->nreal * sizeof *out);
+	return 0;
+}
+
 int halo_rl_compute(const float *image, const int n[3], const float *otf, int iterations,
 		    const int trim[3], const int valid[3], float *out, const int on[3],
 		    int nthreads)

@@ -48,6 +48,8 @@ static inline size_t halo_otf_floats(const int n[3])
  * contiguous; psf has shape pn, otf and image shape n, out shape on. Return
  * 0, or -1 when out of memory. */
 int halo_otf_compute(const float *psf, const int pn[3], const int n[3], float *otf);
+/* out = image convolved with the PSF whose spectrum is otf (circular). */
+int halo_convolve_compute(const float *image, const int n[3], const float *otf, float *out);
 int halo_rl_compute(const float *image, const int n[3], const float *otf, int iterations,
 		    const int trim[3], const int valid[3], float *out, const int on[3],
 		    int nthreads);

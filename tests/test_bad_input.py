@@ -125,14 +125,15 @@ t = path("text.tif")
 open(t, "w").write("not a tiff at all\n")
 expect_error("not a TIFF", t, "text.tif")
 
-# Bad options are usage errors (exit 2).
+# Bad option values are errors (exit 1); unknown options are usage errors (2).
 p = good_array("ok.zarr")
 expect_error("unknown compressor", p, "--compressor: unknown 'brotli'", "--compressor", "brotli",
-             code=2)
-expect_error("bad chunks", p, "--chunks", "--chunks", "4,0,4", code=2)
-expect_error("chunks arity", p, "--chunks", "--chunks", "4,4,4,4", code=2)
-expect_error("unknown dtype", p, "--dtype", "--dtype", "complex64", code=2)
-expect_error("pyramid without OME", p, "--pyramid", "--pyramid", "2", code=2)
+             code=1)
+expect_error("bad chunks", p, "--chunks", "--chunks", "4,0,4")
+expect_error("chunks arity", p, "--chunks", "--chunks", "4,4,4,4")
+expect_error("unknown dtype", p, "--dtype", "--dtype", "complex64")
+expect_error("pyramid without OME", p, "--pyramid", "--pyramid", "2")
+expect_error("unknown option", p, "--frobnicate", "--frobnicate", code=2)
 
 # OUT exists: refused without --overwrite and left untouched; replaced with it.
 out = good_array("existing.zarr", shape=(2, 2, 2), chunks=(2, 2, 2))
@@ -192,5 +193,61 @@ if proc.poll() is None:
 else:
     proc.communicate()
     skip("SIGINT", "the conversion finished before the signal")
+
+# ---- halo deconvolve ----
+img = good_array("dimg.zarr", shape=(12, 16, 16), chunks=(6, 8, 8))
+
+
+def psf_file(name, data):
+    p = path(name)
+    tifffile.imwrite(p, np.asarray(data, dtype=np.float32), photometric="minisblack")
+    return p
+
+
+good_psf = psf_file("good_psf.tif", np.ones((3, 3, 3)))
+
+
+def expect_deconv_error(name, inp, psf, needle, *opts, code=1):
+    out = path("bad_out.zarr")
+    shutil.rmtree(out, ignore_errors=True)
+    before = digest(inp)
+    r = halo("deconvolve", inp, psf, out, *opts)
+    lines = r.stderr.strip().splitlines()
+    check(r.returncode == code, f"deconvolve {name}: exit {code}", f"exit {r.returncode}: {r.stderr}")
+    check(len(lines) == 1 and lines[0].startswith("halo: ") and needle in lines[0],
+          f"deconvolve {name}: one line naming '{needle}'", r.stderr)
+    check(not [f for f in os.listdir(os.path.dirname(out)) if "bad_out" in f],
+          f"deconvolve {name}: nothing written")
+    check(digest(inp) == before, f"deconvolve {name}: input unchanged")
+
+
+expect_deconv_error("2D PSF", img, psf_file("psf2d.tif", np.ones((5, 5))), "must be 3D")
+expect_deconv_error("PSF larger than a haloed chunk", img,
+                    psf_file("psf_big.tif", np.ones((3, 3, 41))), "larger than the smallest haloed chunk",
+                    "--depth", "1,1,1")
+expect_deconv_error("PSF all zeros", img, psf_file("psf0.tif", np.zeros((3, 3, 3))),
+                    "sums to 0")
+expect_deconv_error("PSF negative sum", img, psf_file("psfneg.tif", -np.ones((3, 3, 3))),
+                    "must be positive")
+nan = np.ones((3, 3, 3))
+nan[1, 1, 1] = np.nan
+expect_deconv_error("NaN in the PSF", img, psf_file("psfnan.tif", nan), "NaN")
+cplx = good_array("cimg.zarr", shape=(6, 8, 8), chunks=(6, 8, 8))
+edit_zarray(cplx, dtype="<c8")
+expect_deconv_error("image of unknown dtype", cplx, good_psf, "unsupported dtype '<c8'")
+expect_deconv_error("missing PSF", img, path("nopsf.tif"), "nopsf.tif: no such file")
+expect_deconv_error("iterations < 1", img, good_psf, "--iterations", "--iterations", "0")
+expect_deconv_error("depth arity", img, good_psf, "--depth", "--depth", "1,2")
+expect_deconv_error("negative depth", img, good_psf, "--depth", "--depth", "1,-2,1")
+expect_deconv_error("chunks arity", img, good_psf, "--chunks", "--chunks", "4,4")
+expect_deconv_error("chunks zero", img, good_psf, "--chunks", "--chunks", "4,0,4")
+expect_deconv_error("unknown boundary", img, good_psf, "unknown 'wrap'", "--boundary", "wrap")
+r = halo("deconvolve", img, good_psf, img, "--overwrite")
+check(r.returncode == 1 and "same as INPUT" in r.stderr, "deconvolve OUTPUT equal to INPUT refused",
+      r.stderr)
+r = halo("deconvolve", img, good_psf, path("small_depth.zarr"), "--depth", "0,0,0", "--quiet",
+         "--iterations", "2")
+check(r.returncode == 0 and "warning" in r.stderr and "less than half the PSF" in r.stderr,
+      "depth < psf//2 prints a warning", r.stderr)
 
 done()
