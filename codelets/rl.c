@@ -7,7 +7,11 @@
 #include "codelets/fft.h"
 #include "codelets/rl_math.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 static void otf_cpu(void *buffers[], void *cl_arg);
 static void rl_cpu(void *buffers[], void *cl_arg);
@@ -65,12 +69,65 @@ int halo_otf_compute(const float *psf, const int pn[3], const int n[3], float *o
 	return 0;
 }
 
-/* spec *= H (or conj(H)). */
-static void apply_otf(struct halo_fft_work *w, const float *otf, int conj)
+/* The elementwise steps, each over a range [lo, hi) so that a parallel
+ * task can split them over its threads. */
+enum rl_step { STEP_OTF, STEP_OTF_CONJ, STEP_RATIO, STEP_UPDATE };
+
+struct step_job {
+	enum rl_step step;
+	float *x;            /* spectrum (OTF steps) or work array */
+	const float *y;      /* OTF, image, or correction */
+	float *est;          /* STEP_UPDATE's estimate */
+	ptrdiff_t lo, hi;
+};
+
+static void *step_run(void *arg)
 {
-	float *s = (float *)w->spec;
-	for (size_t i = 0; i < w->ncplx; i++)
-		halo_rl_cmul(&s[2 * i], &s[2 * i + 1], otf[2 * i], otf[2 * i + 1], conj);
+	struct step_job *j = arg;
+	float *x = j->x;
+	const float *y = j->y;
+	switch (j->step) {
+	case STEP_OTF:
+	case STEP_OTF_CONJ:
+		for (ptrdiff_t i = j->lo; i < j->hi; i++)
+			halo_rl_cmul(&x[2 * i], &x[2 * i + 1], y[2 * i], y[2 * i + 1],
+				     j->step == STEP_OTF_CONJ);
+		break;
+	case STEP_RATIO:
+		for (ptrdiff_t i = j->lo; i < j->hi; i++)
+			x[i] = halo_rl_ratio(y[i], x[i]);
+		break;
+	case STEP_UPDATE:
+		for (ptrdiff_t i = j->lo; i < j->hi; i++)
+			j->est[i] = halo_rl_update(j->est[i], x[i]);
+		break;
+	}
+	return NULL;
+}
+
+/* Runs a step over n elements on nthreads threads (this one included).
+ * Threads are started per step: a few tens of microseconds against
+ * milliseconds of work, and nothing spins between steps to steal cores
+ * from FFTW's threads. */
+static void step(enum rl_step st, float *x, const float *y, float *est, ptrdiff_t n, int nthreads)
+{
+	enum { MAX_THREADS = 64 };
+	if (nthreads > MAX_THREADS)
+		nthreads = MAX_THREADS;
+	struct step_job jobs[MAX_THREADS];
+	pthread_t tid[MAX_THREADS];
+	int started[MAX_THREADS] = {0};
+	for (int t = 0; t < nthreads; t++)
+		jobs[t] = (struct step_job){st, x, y, est, n * t / nthreads, n * (t + 1) / nthreads};
+	for (int t = 1; t < nthreads; t++)
+		started[t] = pthread_create(&tid[t], NULL, step_run, &jobs[t]) == 0;
+	step_run(&jobs[0]);
+	for (int t = 1; t < nthreads; t++) {
+		if (started[t])
+			pthread_join(tid[t], NULL);
+		else
+			step_run(&jobs[t]); /* no thread to be had: do it here */
+	}
 }
 
 int halo_convolve_compute(const float *image, const int n[3], const float *otf, float *out)
@@ -80,7 +137,7 @@ int halo_convolve_compute(const float *image, const int n[3], const float *otf, 
 		return -1;
 	memcpy(w->a, image, w->nreal * sizeof *w->a);
 	halo_fft_r2c(w, w->a);
-	apply_otf(w, otf, 0);
+	step(STEP_OTF, (float *)w->spec, otf, NULL, (ptrdiff_t)w->ncplx, 1);
 	halo_fft_c2r(w, w->b);
 	memcpy(out, w->b, w->nreal * sizeof *out);
 	return 0;
@@ -94,19 +151,19 @@ int halo_rl_compute(const float *image, const int n[3], const float *otf, int it
 	if (!w)
 		return -1;
 	float *est = w->a, *tmp = w->b;
-	size_t N = w->nreal;
-	memcpy(est, image, N * sizeof *est);
+	ptrdiff_t N = (ptrdiff_t)w->nreal;
+	memcpy(est, image, (size_t)N * sizeof *est);
+	ptrdiff_t nc = (ptrdiff_t)w->ncplx;
+	float *spec = (float *)w->spec;
 	for (int it = 0; it < iterations; it++) {
 		halo_fft_r2c(w, est);
-		apply_otf(w, otf, 0);
+		step(STEP_OTF, spec, otf, NULL, nc, nthreads);
 		halo_fft_c2r(w, tmp);
-		for (size_t i = 0; i < N; i++)
-			tmp[i] = halo_rl_ratio(image[i], tmp[i]);
+		step(STEP_RATIO, tmp, image, NULL, N, nthreads);
 		halo_fft_r2c(w, tmp);
-		apply_otf(w, otf, 1);
+		step(STEP_OTF_CONJ, spec, otf, NULL, nc, nthreads);
 		halo_fft_c2r(w, tmp);
-		for (size_t i = 0; i < N; i++)
-			est[i] = halo_rl_update(est[i], tmp[i]);
+		step(STEP_UPDATE, tmp, NULL, est, N, nthreads);
 	}
 	memset(out, 0, (size_t)on[0] * (size_t)on[1] * (size_t)on[2] * sizeof *out);
 	for (int z = 0; z < valid[0]; z++)
@@ -142,9 +199,23 @@ static void rl_cpu(void *buffers[], void *cl_arg)
 	block_shape(buffers[0], n);
 	block_shape(buffers[2], on);
 	int nthreads = starpu_combined_worker_get_size();
+	/* StarPU binds each worker to one core, and FFTW's and OpenMP's
+	 * threads inherit the binding of the thread that starts them: to use
+	 * idle workers' cores, widen this thread's binding to the process's
+	 * for the task. */
+	cpu_set_t saved, all;
+	int widened = 0;
+	if (a->threads > nthreads && pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0 &&
+	    sched_getaffinity(getpid(), sizeof all, &all) == 0 &&
+	    pthread_setaffinity_np(pthread_self(), sizeof all, &all) == 0) {
+		nthreads = a->threads;
+		widened = 1;
+	}
 	if (halo_rl_compute((const float *)STARPU_BLOCK_GET_PTR(buffers[0]), n,
 			    (const float *)STARPU_VECTOR_GET_PTR(buffers[1]), a->iterations, a->trim,
 			    a->valid, (float *)STARPU_BLOCK_GET_PTR(buffers[2]), on, nthreads) < 0 &&
 	    a->failed)
 		__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
+	if (widened)
+		pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
 }

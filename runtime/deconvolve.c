@@ -130,6 +130,7 @@ struct otf_entry {
 struct rl_ctx {
 	starpu_data_handle_t psf;
 	int iterations;
+	int threads;
 	struct otf_entry *otfs;
 	int notfs, cap;
 	int failed;
@@ -183,7 +184,8 @@ static int rl_submit(void *ctx, starpu_data_handle_t haloed, starpu_data_handle_
 	struct halo_rl_args *a = malloc(sizeof *a);
 	if (!a)
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
-	*a = (struct halo_rl_args){.iterations = c->iterations, .failed = failed};
+	*a = (struct halo_rl_args){.iterations = c->iterations, .threads = c->threads,
+				   .failed = failed};
 	memcpy(a->trim, trim, sizeof a->trim);
 	memcpy(a->valid, valid, sizeof a->valid);
 	rc = starpu_task_insert(&halo_rl_cl, STARPU_R, haloed, STARPU_R, otf, STARPU_W, out,
@@ -235,7 +237,16 @@ int halo_deconvolve_run(halo_reader_t *in, halo_writer_t *out, const float *psf,
 	halo_fftw_wisdom_path(wisdom, sizeof wisdom);
 	halo_fft_init(wisdom[0] ? wisdom : NULL);
 
-	struct rl_ctx ctx = {.iterations = o->iterations};
+	/* With fewer chunks than CPU workers, each RL task takes the idle
+	 * workers' cores as FFTW and OpenMP threads (StarPU's idle workers
+	 * sleep, so nothing is oversubscribed). */
+	const halo_volume_info_t *oi = halo_writer_info(out);
+	int64_t chunks = 1;
+	for (int d = 0; d < 3; d++)
+		chunks *= (oi->shape[d] + oi->chunks[d] - 1) / oi->chunks[d];
+	int ncpu = (int)starpu_cpu_worker_get_count();
+	struct rl_ctx ctx = {.iterations = o->iterations,
+			     .threads = chunks < ncpu ? (int)(ncpu / chunks) : 1};
 	float *copy = NULL;
 	size_t np = (size_t)pn[0] * pn[1] * pn[2];
 	starpu_malloc((void **)&copy, np * sizeof *copy);

@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""Benchmark of the RL kernel on one chunk: halo (one 128x256x256 float32
+chunk, periodic, no halo, so the task is the codelet plus chunk I/O) against
+scipy.fft float32 RL with workers = cores and a numpy RL in the seed's style
+(numpy.fft, float64 inside). 15^3 PSF, 20 iterations. Each figure is the
+median of --repeat runs after a warm-up, with min and max; ratios are
+measured in this one run.
+
+usage: bench/rl.py [--repeat 3] [--halo ./halo] [--sched peager]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+import scipy.fft
+import tifffile
+import zarr
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--repeat", type=int, default=3)
+ap.add_argument("--halo", default=os.path.join(os.path.dirname(__file__), "..", "halo"))
+ap.add_argument("--sched", default="peager")
+ap.add_argument("--iterations", type=int, default=20)
+ap.add_argument("--shape", default="128,256,256")
+args = ap.parse_args()
+
+shape = tuple(int(v) for v in args.shape.split(","))
+iters = args.iterations
+cores = os.cpu_count()
+tmp = tempfile.mkdtemp()
+rng = np.random.default_rng(0)
+img = (rng.poisson(100, size=shape) + 10).astype(np.float32)
+g = np.meshgrid(*[np.arange(15) - 7] * 3, indexing="ij")
+psf = np.exp(-(g[0] ** 2 / 8 + g[1] ** 2 / 3 + g[2] ** 2 / 3)).astype(np.float32)
+psf /= psf.sum()
+src, psf_path, out = (os.path.join(tmp, n) for n in ("in.zarr", "psf.tif", "out.zarr"))
+zarr.open(src, mode="w", shape=shape, chunks=shape, dtype="f4", compressor=None)[:] = img
+tifffile.imwrite(psf_path, psf, photometric="minisblack")
+
+
+def otf(dtype, fft):
+    pad = np.zeros(shape, dtype=dtype)
+    pad[:15, :15, :15] = psf
+    pad = np.roll(pad, (-7, -7, -7), axis=(0, 1, 2))
+    return fft(pad)
+
+
+H32 = otf(np.float32, lambda a: scipy.fft.rfftn(a, workers=cores))
+H64 = otf(np.float64, np.fft.rfftn)
+
+
+def run_halo():
+    subprocess.run([args.halo, "deconvolve", src, psf_path, out, "--boundary", "periodic",
+                    "--depth", "0,0,0", "--iterations", str(iters), "--overwrite", "--quiet",
+                    "--ncuda", "0", "--sched", args.sched], check=True)
+
+
+def run_scipy():
+    est = img.copy()
+    for _ in range(iters):
+        conv = scipy.fft.irfftn(scipy.fft.rfftn(est, workers=cores) * H32, s=shape, workers=cores)
+        ratio = img / np.maximum(conv, np.float32(1e-12))
+        est *= scipy.fft.irfftn(scipy.fft.rfftn(ratio, workers=cores) * np.conj(H32), s=shape,
+                                workers=cores)
+    return est
+
+
+def run_numpy():
+    est = img.astype(np.float64)
+    for _ in range(iters):
+        conv = np.fft.irfftn(np.fft.rfftn(est) * H64, s=shape)
+        ratio = img / np.maximum(conv, 1e-12)
+        est = est * np.fft.irfftn(np.fft.rfftn(ratio) * np.conj(H64), s=shape)
+    return est
+
+
+def measure(fn, repeat):
+    fn()
+    t = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        t.append(time.perf_counter() - t0)
+    return statistics.median(t), min(t), max(t)
+
+
+res = {"halo (whole process)": measure(run_halo, args.repeat),
+       "scipy.fft float32": measure(run_scipy, args.repeat),
+       "numpy (seed style)": measure(run_numpy, max(1, args.repeat // 2))}
+mvox = np.prod(shape) / 1e6
+h = res["halo (whole process)"][0]
+print(f"one chunk {shape} float32, PSF 15^3, {iters} iterations, {cores} cores, "
+      f"halo --sched {args.sched}")
+print(f"{'':22s} {'median s':>9s} {'min':>7s} {'max':>7s} {'Mvox*iter/s':>12s} {'halo speed-up':>14s}")
+for name, (med, lo, hi) in res.items():
+    print(f"{name:22s} {med:9.2f} {lo:7.2f} {hi:7.2f} {mvox * iters / med:12.1f} {med / h:13.2f}x")
+got = zarr.open(out, mode="r")[:]
+ref = run_scipy()
+print(f"halo vs scipy result: max relative difference "
+      f"{np.abs(got - ref).max() / np.abs(ref).max():.1e}")
+shutil.rmtree(tmp)
