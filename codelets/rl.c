@@ -31,8 +31,6 @@ struct starpu_codelet halo_otf_cl = {
 struct starpu_codelet halo_rl_cl = {
 	.cpu_funcs = {rl_cpu},
 	.cpu_funcs_name = {"rl_cpu"},
-	.type = STARPU_FORKJOIN,
-	.max_parallelism = INT_MAX,
 	.nbuffers = 3,
 	.modes = {STARPU_R, STARPU_R, STARPU_W},
 	.model = &rl_model,
@@ -198,14 +196,14 @@ static void rl_cpu(void *buffers[], void *cl_arg)
 	int n[3], on[3];
 	block_shape(buffers[0], n);
 	block_shape(buffers[2], on);
-	int nthreads = starpu_combined_worker_get_size();
-	/* StarPU binds each worker to one core, and FFTW's and OpenMP's
-	 * threads inherit the binding of the thread that starts them: to use
-	 * idle workers' cores, widen this thread's binding to the process's
-	 * for the task. */
+	/* StarPU binds each worker to one core, and FFTW's threads and ours
+	 * inherit the binding of the thread that starts them: to use idle
+	 * workers' cores, widen this thread's binding to the process's for the
+	 * task. */
+	int nthreads = 1;
 	cpu_set_t saved, all;
 	int widened = 0;
-	if (a->threads > nthreads && pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0 &&
+	if (a->threads > 1 && pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0 &&
 	    sched_getaffinity(getpid(), sizeof all, &all) == 0 &&
 	    pthread_setaffinity_np(pthread_self(), sizeof all, &all) == 0) {
 		nthreads = a->threads;

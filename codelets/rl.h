@@ -31,9 +31,8 @@ struct halo_rl_args {
 	int trim[3];   /* first voxel of the output inside the haloed image */
 	int valid[3];  /* voxels of the result that lie in the volume; the rest
 			* of the result block (edge padding) is set to 0 */
-	int threads;   /* threads for this task when workers would otherwise
-			* idle (fewer chunks than cores); a parallel task's
-			* combined worker size wins when larger */
+	int threads;   /* threads for this task: more than 1 only when CPU
+			* workers would otherwise idle (fewer chunks than cores) */
 	int *failed;
 };
 
