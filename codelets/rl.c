@@ -31,6 +31,10 @@ struct starpu_codelet halo_otf_cl = {
 struct starpu_codelet halo_rl_cl = {
 	.cpu_funcs = {rl_cpu},
 	.cpu_funcs_name = {"rl_cpu"},
+#ifdef HALO_USE_CUDA
+	.cuda_funcs = {halo__rl_cuda},
+	.cuda_flags = {STARPU_CUDA_ASYNC},
+#endif
 	.nbuffers = 3,
 	.modes = {STARPU_R, STARPU_R, STARPU_W},
 	.model = &rl_model,

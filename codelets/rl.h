@@ -40,6 +40,10 @@ struct halo_rl_args {
  * for the image's shape), result (STARPU_W, block of float: a whole chunk). */
 extern struct starpu_codelet halo_rl_cl;
 
+#ifdef HALO_USE_CUDA
+void halo__rl_cuda(void *buffers[], void *cl_arg);
+#endif
+
 /* Number of floats in the spectrum of a real array of shape n. */
 static inline size_t halo_otf_floats(const int n[3])
 {
