@@ -6,7 +6,11 @@ scipy.fft float32 RL with workers = cores and a numpy RL in the seed's style
 median of --repeat runs after a warm-up, with min and max; ratios are
 measured in this one run.
 
-usage: bench/rl.py [--repeat 3] [--halo ./halo] [--sched peager]
+usage: bench/rl.py [--repeat 3] [--halo ./halo] [--sched dmda] [--deconwolf PATH]
+
+--deconwolf PATH adds deconwolf (dw, a C + FFTW RL tool built separately;
+nothing of it is in halo) in plain-RL periodic mode on the same image and
+PSF, timed as a whole process like halo.
 """
 import argparse
 import os
@@ -24,7 +28,8 @@ import zarr
 ap = argparse.ArgumentParser()
 ap.add_argument("--repeat", type=int, default=3)
 ap.add_argument("--halo", default=os.path.join(os.path.dirname(__file__), "..", "halo"))
-ap.add_argument("--sched", default="peager")
+ap.add_argument("--sched", default="dmda")
+ap.add_argument("--deconwolf", default=None)
 ap.add_argument("--iterations", type=int, default=20)
 ap.add_argument("--shape", default="128,256,256")
 args = ap.parse_args()
@@ -41,6 +46,8 @@ psf /= psf.sum()
 src, psf_path, out = (os.path.join(tmp, n) for n in ("in.zarr", "psf.tif", "out.zarr"))
 zarr.open(src, mode="w", shape=shape, chunks=shape, dtype="f4", compressor=None)[:] = img
 tifffile.imwrite(psf_path, psf, photometric="minisblack")
+img_tif = os.path.join(tmp, "image.tif")
+tifffile.imwrite(img_tif, img, photometric="minisblack")
 
 
 def otf(dtype, fft):
@@ -58,6 +65,12 @@ def run_halo():
     subprocess.run([args.halo, "deconvolve", src, psf_path, out, "--boundary", "periodic",
                     "--depth", "0,0,0", "--iterations", str(iters), "--overwrite", "--quiet",
                     "--ncuda", "0", "--sched", args.sched], check=True)
+
+
+def run_deconwolf():
+    subprocess.run([args.deconwolf, "--iter", str(iters), "--method", "rl", "--periodic",
+                    "--threads", str(cores), "--overwrite", "--float", img_tif, psf_path],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def run_scipy():
@@ -89,16 +102,18 @@ def measure(fn, repeat):
     return statistics.median(t), min(t), max(t)
 
 
-res = {"halo (whole process)": measure(run_halo, args.repeat),
-       "scipy.fft float32": measure(run_scipy, args.repeat),
-       "numpy (seed style)": measure(run_numpy, max(1, args.repeat // 2))}
+res = {"halo (whole process)": measure(run_halo, args.repeat)}
+if args.deconwolf:
+    res["deconwolf (whole process)"] = measure(run_deconwolf, args.repeat)
+res["scipy.fft float32"] = measure(run_scipy, args.repeat)
+res["numpy (seed style)"] = measure(run_numpy, max(1, args.repeat // 2))
 mvox = np.prod(shape) / 1e6
 h = res["halo (whole process)"][0]
 print(f"one chunk {shape} float32, PSF 15^3, {iters} iterations, {cores} cores, "
       f"halo --sched {args.sched}")
-print(f"{'':22s} {'median s':>9s} {'min':>7s} {'max':>7s} {'Mvox*iter/s':>12s} {'halo speed-up':>14s}")
+print(f"{'':25s} {'median s':>9s} {'min':>7s} {'max':>7s} {'Mvox*iter/s':>12s} {'halo speed-up':>14s}")
 for name, (med, lo, hi) in res.items():
-    print(f"{name:22s} {med:9.2f} {lo:7.2f} {hi:7.2f} {mvox * iters / med:12.1f} {med / h:13.2f}x")
+    print(f"{name:25s} {med:9.2f} {lo:7.2f} {hi:7.2f} {mvox * iters / med:12.1f} {med / h:13.2f}x")
 got = zarr.open(out, mode="r")[:]
 ref = run_scipy()
 print(f"halo vs scipy result: max relative difference "
