@@ -1,11 +1,12 @@
 /* Chunk streams on StarPU (see stream.h).
  *
- * Three kinds of task: read (CPU: decode one stored input chunk into a
- * StarPU-owned block), gather (assemble one output chunk from its input
- * blocks, codelets/gather.c) and write (CPU: encode and store one output
- * chunk). StarPU owns every chunk buffer (home node -1), which is what makes
+ * Tasks: read (CPU: decode one stored input chunk into a StarPU-owned
+ * block), gather (assemble a block from the input chunks it overlaps,
+ * codelets/gather.c), the optional kernel (map_overlap's function, e.g.
+ * RL), and write (CPU: encode and store one output chunk). StarPU owns
+ * every chunk buffer (home node -1), which is what makes
  * starpu_data_unregister_submit safe and lets CUDA workers receive chunks
- * later without extra copies.
+ * without extra copies.
  *
  * Codelets cannot return errors, so the first failing task records its
  * message in the job and every later task of the job turns into a no-op;

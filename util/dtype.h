@@ -38,8 +38,9 @@ void halo_dtype_zarr_string(halo_dtype_t dt, char out[4]);
 /* Reverses the byte order of n elements of size elsize, in place. */
 void halo_dtype_byteswap(void *p, size_t elsize, size_t n);
 
-/* Converts n native-order elements; src and dst may not overlap unless
- * they are the same pointer with the same type. */
+/* Converts n native-order elements. src and dst may be the same pointer
+ * when the destination type is not wider than the source; otherwise they
+ * must not overlap. */
 void halo_dtype_convert(const void *src, halo_dtype_kind_t skind, void *dst,
 			halo_dtype_kind_t dkind, size_t n);
 
