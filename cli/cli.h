@@ -52,6 +52,18 @@ enum {
 int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
 			    halo_error_t *err, int *rc);
 
+/* Steps through a command's options with getopt_long, handling what every
+ * command shares: the runtime options (into *rt), -h/--help (prints help)
+ * and unknown options or missing values (one usage line). Returns the next
+ * command-specific option, -1 after the last, or HALO_CLI_DONE with *status
+ * set when the command should return at once (help shown, or an error
+ * reported: 2 for usage, 1 for a bad runtime option value). Call
+ * halo_cli_options_begin() first. */
+enum { HALO_CLI_DONE = -2 };
+void halo_cli_options_begin(void);
+int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct option *longopts,
+			 const char *help, halo_runtime_opts_t *rt, int *status);
+
 /* Reports a getopt_long failure as one line on stderr and returns
  * HALO_EXIT_USAGE. c is what getopt_long returned (':' for a missing value
  * when the optstring starts with ':', '?' otherwise); bad is argv[optind-1]. */

@@ -65,19 +65,14 @@ static int parse(int argc, char **argv, struct convert_opts *o, int *status)
 		{NULL, 0, NULL, 0},
 	};
 	halo_error_t err = {0};
-	int c, rc;
+	int c, rc = HALO_OK;
 	o->clevel = -1;
 	halo_runtime_opts_init(&o->rt);
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		if (halo_cli_runtime_option(c, optarg, &o->rt, &err, &rc)) {
-			if (rc)
-				goto bad_value;
-			continue;
-		}
-		rc = HALO_OK;
+	halo_cli_options_begin();
+	while ((c = halo_cli_next_option(argc, argv, "convert", longopts, convert_help, &o->rt,
+					 status)) != -1) {
 		switch (c) {
+		case HALO_CLI_DONE: return 1;
 		case OPT_CHUNKS:
 			rc = halo__parse_int_list(optarg, 2, 3, 1, "--chunks", o->chunks, &o->nchunks, &err);
 			break;
@@ -90,14 +85,6 @@ static int parse(int argc, char **argv, struct convert_opts *o, int *status)
 		case OPT_OME: o->ome = 1; break;
 		case OPT_OVERWRITE: o->overwrite = 1; break;
 		case OPT_QUIET: o->quiet = 1; break;
-		case 'h':
-		case HALO_OPT_HELP:
-			fputs(convert_help, stdout);
-			*status = HALO_EXIT_OK;
-			return 1;
-		default:
-			*status = halo_cli_usage_error("convert", c, argv[optind - 1]);
-			return 1;
 		}
 		if (rc)
 			goto bad_value;

@@ -65,17 +65,11 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 	o->boundary = HALO_BOUNDARY_REFLECT;
 	halo_runtime_opts_init(&o->rt);
 	halo_error_t err = {0};
-	int c, rc, n;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		if (halo_cli_runtime_option(c, optarg, &o->rt, &err, &rc)) {
-			if (rc)
-				goto bad_value;
-			continue;
-		}
-		rc = HALO_OK;
+	int c, rc = HALO_OK, n;
+	halo_cli_options_begin();
+	while ((c = halo_cli_next_option(argc, argv, cmd, longopts, help, &o->rt, status)) != -1) {
 		switch (c) {
+		case HALO_CLI_DONE: return 1;
 		case OPT_ITER:
 			rc = halo__parse_int(optarg, 1, 100000, "--iterations", &o->iterations, &err);
 			break;
@@ -92,14 +86,6 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 		case OPT_MEMORY: rc = halo__parse_size(optarg, "--memory", &o->memory, &err); break;
 		case OPT_OVERWRITE: o->overwrite = 1; break;
 		case OPT_QUIET: o->quiet = 1; break;
-		case 'h':
-		case HALO_OPT_HELP:
-			fputs(help, stdout);
-			*status = HALO_EXIT_OK;
-			return 1;
-		default:
-			*status = halo_cli_usage_error(cmd, c, argv[optind - 1]);
-			return 1;
 		}
 		if (rc)
 			goto bad_value;

@@ -112,29 +112,15 @@ int halo_cli_info(int argc, char **argv)
 	halo_runtime_opts_t ropts;
 	halo_runtime_opts_init(&ropts);
 	halo_error_t err = {0};
-	int as_json = 0, c, rc;
+	int as_json = 0, c, status;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		if (halo_cli_runtime_option(c, optarg, &ropts, &err, &rc)) {
-			if (rc) {
-				halo_cli_error(&err);
-				return HALO_EXIT_FAIL;
-			}
-			continue;
-		}
-		switch (c) {
-		case HALO_OPT_JSON:
+	halo_cli_options_begin();
+	while ((c = halo_cli_next_option(argc, argv, "info", longopts, info_help, &ropts,
+					 &status)) != -1) {
+		if (c == HALO_CLI_DONE)
+			return status;
+		if (c == HALO_OPT_JSON)
 			as_json = 1;
-			break;
-		case 'h':
-		case HALO_OPT_HELP:
-			fputs(info_help, stdout);
-			return HALO_EXIT_OK;
-		default:
-			return halo_cli_usage_error("info", c, argv[optind - 1]);
-		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "halo: info: unexpected argument '%s'; see 'halo info --help'\n",
@@ -152,7 +138,7 @@ int halo_cli_info(int argc, char **argv)
 		halo_cli_error(&err);
 		return HALO_EXIT_FAIL;
 	}
-	int status = HALO_EXIT_FAIL;
+	status = HALO_EXIT_FAIL;
 	halo_worker_info_t *workers = NULL;
 	int nworkers = 0;
 	json_t *desc = NULL;

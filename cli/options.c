@@ -42,6 +42,40 @@ int halo_cli_usage_error(const char *cmd, int c, const char *bad)
 	return HALO_EXIT_USAGE;
 }
 
+void halo_cli_options_begin(void)
+{
+	optind = 1;
+	opterr = 0;
+}
+
+int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct option *longopts,
+			 const char *help, halo_runtime_opts_t *rt, int *status)
+{
+	halo_error_t err = {0};
+	int c, rc;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (halo_cli_runtime_option(c, optarg, rt, &err, &rc)) {
+			if (rc) {
+				halo_cli_error(&err);
+				*status = HALO_EXIT_FAIL;
+				return HALO_CLI_DONE;
+			}
+			continue;
+		}
+		if (c == 'h' || c == HALO_OPT_HELP) {
+			fputs(help, stdout);
+			*status = HALO_EXIT_OK;
+			return HALO_CLI_DONE;
+		}
+		if (c == '?' || c == ':') {
+			*status = halo_cli_usage_error(cmd, c, argv[optind - 1]);
+			return HALO_CLI_DONE;
+		}
+		return c;
+	}
+	return -1;
+}
+
 void halo_cli_error(const halo_error_t *err)
 {
 	fprintf(stderr, "halo: %s\n", err->msg[0] ? err->msg : halo_strerror(err->code));
