@@ -16,7 +16,7 @@
 
 enum {
 	OPT_ITER = 1200, OPT_CHUNKS, OPT_DEPTH, OPT_BOUNDARY, OPT_DTYPE, OPT_MEMORY,
-	OPT_OVERWRITE, OPT_QUIET,
+	OPT_OVERWRITE, OPT_QUIET, OPT_MODE,
 };
 
 static int parse_boundary(const char *s, int *b, double *v, halo_error_t *err)
@@ -57,6 +57,7 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 		{"memory", required_argument, NULL, OPT_MEMORY},
 		{"overwrite", no_argument, NULL, OPT_OVERWRITE},
 		{"quiet", no_argument, NULL, OPT_QUIET},
+		{"mode", required_argument, NULL, OPT_MODE},
 		{"help", no_argument, NULL, HALO_OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -86,6 +87,15 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 		case OPT_MEMORY: rc = halo__parse_size(optarg, "--memory", &o->memory, &err); break;
 		case OPT_OVERWRITE: o->overwrite = 1; break;
 		case OPT_QUIET: o->quiet = 1; break;
+		case OPT_MODE:
+			if (strcmp(optarg, "exact") == 0)
+				o->exact = 1;
+			else if (strcmp(optarg, "overlap") == 0)
+				o->exact = 0;
+			else
+				rc = halo_error_set(&err, HALO_EINVAL,
+						    "--mode: unknown '%s' (exact, overlap)", optarg);
+			break;
 		}
 		if (rc)
 			goto bad_value;
@@ -179,7 +189,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (halo_writer_create(halo_output_tmp_path(out), &info, &wo, &w, err))
 		goto fail;
 	double t0 = halo_now();
-	if (halo_deconvolve_run(r, w, psf, pn, &dopts, &stats, err))
+	if (o->exact ? halo_deconvolve_exact(r, w, psf, pn, &dopts, &stats, err)
+		     : halo_deconvolve_run(r, w, psf, pn, &dopts, &stats, err))
 		goto fail;
 	if (halo_writer_finish(w, err))
 		goto fail;

@@ -19,6 +19,7 @@ struct halo_deconv_cli {
 	const char *dtype;
 	uint64_t memory;
 	int overwrite, quiet;
+	int exact;      /* --mode exact */
 	halo_runtime_opts_t rt;
 };
 

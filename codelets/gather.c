@@ -122,16 +122,19 @@ static void average(const struct halo_gather_args *a, const void *const *src, vo
 	free(sum);
 }
 
-/* The distinct source chunk origins along axis d, in listing order. */
-static int axis_origins(const struct halo_gather_args *a, int d, int64_t *out)
+/* The distinct source chunk origins along axis d, in listing order, with
+ * each one's extent (sources may differ in size, e.g. at the volume's edge). */
+static int axis_origins(const struct halo_gather_args *a, int d, int64_t *out, int64_t *extent)
 {
 	int n = 0;
 	for (int i = 0; i < a->nsrc; i++) {
 		int seen = 0;
 		for (int j = 0; j < n && !seen; j++)
 			seen = out[j] == a->src[i].origin[d];
-		if (!seen)
+		if (!seen) {
+			extent[n] = a->src[i].dims[d];
 			out[n++] = a->src[i].origin[d];
+		}
 	}
 	return n;
 }
@@ -144,24 +147,22 @@ static void copy_mapped(const struct halo_gather_args *a, const void *const *src
 	halo_dtype_t sdt = {a->src_kind, 0}, ddt = {a->dst_kind, 0};
 	size_t ssize = halo_dtype_size(sdt), dsize = halo_dtype_size(ddt);
 	const int64_t *o = a->dst_origin, *n = a->dst_dims;
-	int64_t *origins[3] = {NULL, NULL, NULL}, *pos[3] = {NULL, NULL, NULL},
-		*off[3] = {NULL, NULL, NULL};
+	int64_t *origins[3] = {NULL, NULL, NULL}, *extent[3] = {NULL, NULL, NULL},
+		*pos[3] = {NULL, NULL, NULL}, *off[3] = {NULL, NULL, NULL};
 	int norig[3];
 	for (int d = 0; d < 3; d++) {
 		origins[d] = malloc((size_t)(a->nsrc + 1) * sizeof(int64_t));
+		extent[d] = malloc((size_t)(a->nsrc + 1) * sizeof(int64_t));
 		pos[d] = malloc((size_t)n[d] * sizeof(int64_t));
 		off[d] = malloc((size_t)n[d] * sizeof(int64_t));
-		if (!origins[d] || !pos[d] || !off[d])
+		if (!origins[d] || !extent[d] || !pos[d] || !off[d])
 			goto out;
-		norig[d] = axis_origins(a, d, origins[d]);
-		int64_t c = a->nsrc ? a->src[0].dims[d] : 1;
+		norig[d] = axis_origins(a, d, origins[d], extent[d]);
 		for (int64_t t = 0; t < n[d]; t++) {
 			int64_t m = halo_boundary_map(o[d] + t, a->src_shape[d], a->boundary);
 			pos[d][t] = -1;
-			if (m < 0)
-				continue;
-			for (int j = 0; j < norig[d]; j++)
-				if (origins[d][j] == m / c * c) {
+			for (int j = 0; m >= 0 && j < norig[d]; j++)
+				if (m >= origins[d][j] && m < origins[d][j] + extent[d][j]) {
 					pos[d][t] = j;
 					off[d][t] = m - origins[d][j];
 				}
@@ -189,6 +190,7 @@ static void copy_mapped(const struct halo_gather_args *a, const void *const *src
 out:
 	for (int d = 0; d < 3; d++) {
 		free(origins[d]);
+		free(extent[d]);
 		free(pos[d]);
 		free(off[d]);
 	}

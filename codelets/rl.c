@@ -15,9 +15,33 @@
 
 static void otf_cpu(void *buffers[], void *cl_arg);
 static void rl_cpu(void *buffers[], void *cl_arg);
+static void forward_cpu(void *buffers[], void *cl_arg);
+static void backward_cpu(void *buffers[], void *cl_arg);
 
 static struct starpu_perfmodel otf_model = {.type = STARPU_HISTORY_BASED, .symbol = "halo_otf"};
 static struct starpu_perfmodel rl_model = {.type = STARPU_HISTORY_BASED, .symbol = "halo_rl"};
+static struct starpu_perfmodel forward_model = {.type = STARPU_HISTORY_BASED,
+						.symbol = "halo_rl_forward"};
+static struct starpu_perfmodel backward_model = {.type = STARPU_HISTORY_BASED,
+						 .symbol = "halo_rl_backward"};
+
+struct starpu_codelet halo_rl_forward_cl = {
+	.cpu_funcs = {forward_cpu},
+	.cpu_funcs_name = {"forward_cpu"},
+	.nbuffers = 4,
+	.modes = {STARPU_R, STARPU_R, STARPU_R, STARPU_W},
+	.model = &forward_model,
+	.name = "rl_forward",
+};
+
+struct starpu_codelet halo_rl_backward_cl = {
+	.cpu_funcs = {backward_cpu},
+	.cpu_funcs_name = {"backward_cpu"},
+	.nbuffers = 3,
+	.modes = {STARPU_R, STARPU_R, STARPU_RW},
+	.model = &backward_model,
+	.name = "rl_backward",
+};
 
 struct starpu_codelet halo_otf_cl = {
 	.cpu_funcs = {otf_cpu},
@@ -177,6 +201,53 @@ int halo_rl_compute(const float *image, const int n[3], const float *otf, int it
 	return 0;
 }
 
+/* w->b = the haloed block convolved (or correlated, conj) with the PSF. */
+static struct halo_fft_work *half_transform(const float *haloed, const int n[3],
+					    const float *otf, int conj)
+{
+	struct halo_fft_work *w = halo_fft_work(n, 1);
+	if (!w)
+		return NULL;
+	memcpy(w->a, haloed, w->nreal * sizeof *w->a);
+	halo_fft_r2c(w, w->a);
+	step(conj ? STEP_OTF_CONJ : STEP_OTF, (float *)w->spec, otf, NULL, (ptrdiff_t)w->ncplx, 1);
+	halo_fft_c2r(w, w->b);
+	return w;
+}
+
+static inline size_t at(const int n[3], int z, int y, int x)
+{
+	return ((size_t)z * (size_t)n[1] + (size_t)y) * (size_t)n[2] + (size_t)x;
+}
+
+int halo_rl_forward_compute(const float *haloed, const int n[3], const float *otf,
+			    const float *image, const int on[3], const int off[3], float *ratio)
+{
+	struct halo_fft_work *w = half_transform(haloed, n, otf, 0);
+	if (!w)
+		return -1;
+	for (int z = 0; z < on[0]; z++)
+		for (int y = 0; y < on[1]; y++)
+			for (int x = 0; x < on[2]; x++)
+				ratio[at(on, z, y, x)] = halo_rl_ratio(
+					image[at(on, z, y, x)], w->b[at(n, z + off[0], y + off[1], x + off[2])]);
+	return 0;
+}
+
+int halo_rl_backward_compute(const float *haloed, const int n[3], const float *otf, float *est,
+			     const int on[3], const int off[3])
+{
+	struct halo_fft_work *w = half_transform(haloed, n, otf, 1);
+	if (!w)
+		return -1;
+	for (int z = 0; z < on[0]; z++)
+		for (int y = 0; y < on[1]; y++)
+			for (int x = 0; x < on[2]; x++)
+				est[at(on, z, y, x)] = halo_rl_update(
+					est[at(on, z, y, x)], w->b[at(n, z + off[0], y + off[1], x + off[2])]);
+	return 0;
+}
+
 static void block_shape(void *buf, int n[3])
 {
 	n[0] = (int)STARPU_BLOCK_GET_NZ(buf);
@@ -220,4 +291,30 @@ static void rl_cpu(void *buffers[], void *cl_arg)
 		__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
 	if (widened)
 		pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
+}
+
+static void forward_cpu(void *buffers[], void *cl_arg)
+{
+	const struct halo_rl_half_args *a = cl_arg;
+	int n[3], on[3];
+	block_shape(buffers[0], n);
+	block_shape(buffers[3], on);
+	if (halo_rl_forward_compute((const float *)STARPU_BLOCK_GET_PTR(buffers[0]), n,
+				    (const float *)STARPU_VECTOR_GET_PTR(buffers[2]),
+				    (const float *)STARPU_BLOCK_GET_PTR(buffers[1]), on, a->off,
+				    (float *)STARPU_BLOCK_GET_PTR(buffers[3])) < 0 && a->failed)
+		__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
+}
+
+static void backward_cpu(void *buffers[], void *cl_arg)
+{
+	const struct halo_rl_half_args *a = cl_arg;
+	int n[3], on[3];
+	block_shape(buffers[0], n);
+	block_shape(buffers[2], on);
+	if (halo_rl_backward_compute((const float *)STARPU_BLOCK_GET_PTR(buffers[0]), n,
+				     (const float *)STARPU_VECTOR_GET_PTR(buffers[1]),
+				     (float *)STARPU_BLOCK_GET_PTR(buffers[2]), on, a->off) < 0 &&
+	    a->failed)
+		__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
 }

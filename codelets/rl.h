@@ -40,6 +40,26 @@ struct halo_rl_args {
  * for the image's shape), result (STARPU_W, block of float: a whole chunk). */
 extern struct starpu_codelet halo_rl_cl;
 
+/* The exact mode's half-iterations (whole-volume RL computed chunk by
+ * chunk): forward turns the estimate with its halo into the chunk's ratio,
+ * backward the ratio with its halo into the chunk's new estimate. off is
+ * where the chunk starts inside the haloed block. */
+struct halo_rl_half_args {
+	int off[3];
+	int *failed;
+};
+
+/* Buffers: haloed estimate (R, block), image chunk (R, block), OTF (R,
+ * vector for the haloed shape), ratio chunk (W, block). */
+extern struct starpu_codelet halo_rl_forward_cl;
+/* Buffers: haloed ratio (R, block), OTF (R), estimate chunk (RW, block). */
+extern struct starpu_codelet halo_rl_backward_cl;
+
+int halo_rl_forward_compute(const float *haloed, const int n[3], const float *otf,
+			    const float *image, const int on[3], const int off[3], float *ratio);
+int halo_rl_backward_compute(const float *haloed, const int n[3], const float *otf, float *est,
+			     const int on[3], const int off[3]);
+
 #ifdef HALO_USE_CUDA
 void halo__rl_cuda(void *buffers[], void *cl_arg);
 #endif

@@ -122,38 +122,23 @@ void halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opt
 	}
 }
 
-struct otf_entry {
-	int n[3];
-	starpu_data_handle_t handle;
-};
-
-struct rl_ctx {
-	starpu_data_handle_t psf;
-	int iterations;
-	int threads;
-	struct otf_entry *otfs;
-	int notfs, cap;
-	int failed;
-};
-
-/* The spectrum handle for haloed shape n, submitting its computation on
- * first use. */
-static int otf_for(struct rl_ctx *c, const int n[3], starpu_data_handle_t *out, halo_error_t *err)
+int halo__otf_get(struct halo_otf_cache *c, const int n[3], starpu_data_handle_t *out,
+		  halo_error_t *err)
 {
-	for (int i = 0; i < c->notfs; i++)
-		if (!memcmp(c->otfs[i].n, n, sizeof c->otfs[i].n)) {
-			*out = c->otfs[i].handle;
+	for (int i = 0; i < c->count; i++)
+		if (!memcmp(c->entries[i].n, n, sizeof c->entries[i].n)) {
+			*out = c->entries[i].handle;
 			return HALO_OK;
 		}
-	if (c->notfs == c->cap) {
+	if (c->count == c->cap) {
 		int cap = c->cap ? 2 * c->cap : 8;
-		struct otf_entry *e = realloc(c->otfs, (size_t)cap * sizeof *e);
+		struct halo_otf_entry *e = realloc(c->entries, (size_t)cap * sizeof *e);
 		if (!e)
 			return halo_error_set(err, HALO_ENOMEM, "out of memory");
-		c->otfs = e;
+		c->entries = e;
 		c->cap = cap;
 	}
-	struct otf_entry *e = &c->otfs[c->notfs];
+	struct halo_otf_entry *e = &c->entries[c->count];
 	memcpy(e->n, n, sizeof e->n);
 	starpu_vector_data_register(&e->handle, -1, 0, (uint32_t)halo_otf_floats(n), sizeof(float));
 	struct halo_otf_args *args = malloc(sizeof *args);
@@ -166,10 +151,42 @@ static int otf_for(struct rl_ctx *c, const int n[3], starpu_data_handle_t *out, 
 				    STARPU_CL_ARGS, args, sizeof *args, STARPU_NAME, "otf", 0);
 	if (rc)
 		return halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can compute the PSF spectrum");
-	c->notfs++;
+	c->count++;
 	*out = e->handle;
 	return HALO_OK;
 }
+
+int halo__otf_cache_init(struct halo_otf_cache *c, const float *psf, const int pn[3],
+			 halo_error_t *err)
+{
+	memset(c, 0, sizeof *c);
+	size_t np = (size_t)pn[0] * pn[1] * pn[2];
+	starpu_malloc((void **)&c->psf_copy, np * sizeof(float));
+	if (!c->psf_copy)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	memcpy(c->psf_copy, psf, np * sizeof(float));
+	starpu_block_data_register(&c->psf, STARPU_MAIN_RAM, (uintptr_t)c->psf_copy, (uint32_t)pn[2],
+				   (uint32_t)(pn[2] * pn[1]), (uint32_t)pn[2], (uint32_t)pn[1],
+				   (uint32_t)pn[0], sizeof(float));
+	return HALO_OK;
+}
+
+void halo__otf_cache_release(struct halo_otf_cache *c)
+{
+	for (int i = 0; i < c->count; i++)
+		starpu_data_unregister(c->entries[i].handle);
+	if (c->psf)
+		starpu_data_unregister(c->psf);
+	starpu_free(c->psf_copy);
+	free(c->entries);
+	memset(c, 0, sizeof *c);
+}
+
+struct rl_ctx {
+	struct halo_otf_cache otf;
+	int iterations;
+	int threads;
+};
 
 static int rl_submit(void *ctx, starpu_data_handle_t haloed, starpu_data_handle_t out,
 		     const int trim[3], const int valid[3], int *failed, halo_error_t *err)
@@ -178,7 +195,7 @@ static int rl_submit(void *ctx, starpu_data_handle_t haloed, starpu_data_handle_
 	int n[3] = {(int)starpu_block_get_nz(haloed), (int)starpu_block_get_ny(haloed),
 		    (int)starpu_block_get_nx(haloed)};
 	starpu_data_handle_t otf = NULL;
-	int rc = otf_for(c, n, &otf, err);
+	int rc = halo__otf_get(&c->otf, n, &otf, err);
 	if (rc)
 		return rc;
 	struct halo_rl_args *a = malloc(sizeof *a);
@@ -247,28 +264,19 @@ int halo_deconvolve_run(halo_reader_t *in, halo_writer_t *out, const float *psf,
 	int ncpu = (int)starpu_cpu_worker_get_count();
 	struct rl_ctx ctx = {.iterations = o->iterations,
 			     .threads = chunks < ncpu ? (int)(ncpu / chunks) : 1};
-	float *copy = NULL;
-	size_t np = (size_t)pn[0] * pn[1] * pn[2];
-	starpu_malloc((void **)&copy, np * sizeof *copy);
-	if (!copy)
-		return halo_error_set(err, HALO_ENOMEM, "out of memory");
-	memcpy(copy, psf, np * sizeof *copy);
-	starpu_block_data_register(&ctx.psf, STARPU_MAIN_RAM, (uintptr_t)copy, (uint32_t)pn[2],
-				   (uint32_t)(pn[2] * pn[1]), (uint32_t)pn[2], (uint32_t)pn[1],
-				   (uint32_t)pn[0], sizeof(float));
+	int rc = halo__otf_cache_init(&ctx.otf, psf, pn, err);
+	if (rc)
+		return rc;
 	halo_stream_kernel_t kernel = {.submit = rl_submit, .ctx = &ctx};
 	halo_stream_opts_t so = o->stream;
 	so.kernel = &kernel;
 	memcpy(so.depth, o->depth, sizeof so.depth);
 	so.boundary = o->boundary;
 	so.constant = o->constant;
-	int rc = halo_stream_run(in, out, &so, stats, err);
-	for (int i = 0; i < ctx.notfs; i++)
-		starpu_data_unregister(ctx.otfs[i].handle);
-	starpu_data_unregister(ctx.psf);
-	starpu_free(copy);
-	free(ctx.otfs);
-	if (!rc && ctx.failed)
+	rc = halo_stream_run(in, out, &so, stats, err);
+	int failed = ctx.otf.failed;
+	halo__otf_cache_release(&ctx.otf);
+	if (!rc && failed)
 		rc = halo_error_set(err, HALO_ENOMEM, "out of memory computing the PSF spectrum");
 	halo_fft_save_wisdom();
 	return rc;

@@ -9,6 +9,8 @@
 #include "io/volume.h"
 #include "runtime/stream.h"
 
+#include <starpu.h>
+
 typedef struct halo_deconv_opts {
 	int iterations;
 	int depth[3];
@@ -33,6 +35,36 @@ void halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opt
 int halo_deconvolve_run(halo_reader_t *in, halo_writer_t *out, const float *psf,
 			const int pn[3], const halo_deconv_opts_t *o, halo_stream_stats_t *stats,
 			halo_error_t *err);
+
+/* Exact mode: whole-volume RL computed chunk by chunk, exchanging halos
+ * every half-iteration (forward: estimate -> ratio, backward: ratio ->
+ * estimate), with the boundary rule at the volume's faces (not none).
+ * Chunks are out's chunks; o->depth is ignored. */
+int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const float *psf,
+			  const int pn[3], const halo_deconv_opts_t *o, halo_stream_stats_t *stats,
+			  halo_error_t *err);
+
+/* One PSF spectrum handle per FFT shape, computed on first use (internal to
+ * runtime/). */
+struct halo_otf_entry {
+	int n[3];
+	starpu_data_handle_t handle;
+};
+
+struct halo_otf_cache {
+	starpu_data_handle_t psf;
+	float *psf_copy;
+	struct halo_otf_entry *entries;
+	int count, cap;
+	int failed; /* set by otf tasks */
+};
+
+int halo__otf_cache_init(struct halo_otf_cache *c, const float *psf, const int pn[3],
+			 halo_error_t *err);
+int halo__otf_get(struct halo_otf_cache *c, const int n[3], starpu_data_handle_t *out,
+		  halo_error_t *err);
+/* Waits for the tasks using the handles and unregisters them. */
+void halo__otf_cache_release(struct halo_otf_cache *c);
 
 /* Where FFTW wisdom is kept between runs: $HALO_FFTW_WISDOM, else
  * $XDG_CACHE_HOME/halo/fftw-wisdom-f32, else ~/.cache/halo/...; the

@@ -1,0 +1,444 @@
+/* Exact chunked deconvolution (see deconvolve.h): whole-volume
+ * Richardson-Lucy computed chunk by chunk.
+ *
+ * For a PSF of n voxels per axis with centre c = n//2, the forward half of
+ * an iteration needs the estimate on the chunk plus n-1-c voxels before and
+ * c after (the boundary rule beyond the volume's faces), the backward half
+ * the ratio with the halo mirrored; with an FFT of exactly chunk + n - 1
+ * voxels the circular convolution is exact on the chunk. Each half is one
+ * gather (the halo exchange) and one task per chunk; StarPU's sequential
+ * consistency orders them through the estimate and ratio handles, so
+ * chunks move ahead as far as their neighbours allow, with no barrier per
+ * iteration. Image, estimate and ratio chunks stay resident (the working
+ * set is three float32 volumes); the image is read once, the estimate
+ * written once. */
+#include "config.h"
+#include "codelets/fft.h"
+#include "codelets/gather.h"
+#include "codelets/rl.h"
+#include "io/scratch.h"
+#include "runtime/deconvolve.h"
+#include "runtime/grid.h"
+#include "util/progress.h"
+#include "util/signals.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct exact {
+	halo_reader_t *in;
+	halo_writer_t *out;
+	const halo_volume_info_t *ii, *oi;
+	struct halo_axis grid[3];      /* the chunks: the output's */
+	starpu_data_handle_t *image, *est, *ratio;
+	int failed;                    /* set by kernel tasks */
+	pthread_mutex_t lock;
+	halo_error_t err;              /* first I/O error */
+	int io_failed;
+	int64_t *lists[3];
+};
+
+struct unit_arg {
+	struct exact *x;
+	int64_t idx[3];
+};
+
+static void io_fail(struct exact *x, const halo_error_t *e)
+{
+	pthread_mutex_lock(&x->lock);
+	if (!x->io_failed) {
+		x->io_failed = 1;
+		x->err = *e;
+	}
+	pthread_mutex_unlock(&x->lock);
+}
+
+static int stopped(struct exact *x)
+{
+	return __atomic_load_n(&x->io_failed, __ATOMIC_RELAXED) || halo_interrupted();
+}
+
+static void unit_extent(const struct exact *x, const int64_t idx[3], int64_t start[3],
+			int64_t dims[3])
+{
+	for (int d = 0; d < 3; d++) {
+		start[d] = x->grid[d].start[idx[d]];
+		dims[d] = x->grid[d].start[idx[d] + 1] - start[d];
+	}
+}
+
+/* Reads the input chunks overlapping one chunk and assembles its float32
+ * image, which is also the first estimate. */
+static void load_cpu(void *buffers[], void *cl_arg)
+{
+	struct unit_arg *a = cl_arg;
+	struct exact *x = a->x;
+	if (stopped(x))
+		return;
+	const halo_volume_info_t *ii = x->ii;
+	int64_t start[3], dims[3], lo[3], hi[3];
+	unit_extent(x, a->idx, start, dims);
+	for (int d = 0; d < 3; d++) {
+		lo[d] = start[d] / ii->chunks[d];
+		hi[d] = (start[d] + dims[d] - 1) / ii->chunks[d];
+	}
+	int nsrc = (int)((hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * (hi[2] - lo[2] + 1));
+	size_t chunk_bytes = (size_t)(ii->chunks[0] * ii->chunks[1] * ii->chunks[2]) *
+			     halo_dtype_size(ii->dtype);
+	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
+	const void **src = calloc((size_t)nsrc, sizeof *src);
+	unsigned char *bufs = malloc((size_t)nsrc * chunk_bytes);
+	halo_error_t e = {0};
+	if (!ga || !src || !bufs) {
+		halo_error_set(&e, HALO_ENOMEM, "out of memory reading the image");
+		io_fail(x, &e);
+		goto out;
+	}
+	*ga = (struct halo_gather_args){.nsrc = nsrc, .src_kind = ii->dtype.kind, .dst_kind = HALO_F4};
+	int k = 0;
+	int64_t c[3];
+	for (c[0] = lo[0]; c[0] <= hi[0]; c[0]++)
+		for (c[1] = lo[1]; c[1] <= hi[1]; c[1]++)
+			for (c[2] = lo[2]; c[2] <= hi[2]; c[2]++, k++) {
+				src[k] = bufs + (size_t)k * chunk_bytes;
+				if (halo_reader_read_chunk(x->in, c, bufs + (size_t)k * chunk_bytes, &e)) {
+					io_fail(x, &e);
+					goto out;
+				}
+				for (int d = 0; d < 3; d++) {
+					ga->src[k].origin[d] = c[d] * ii->chunks[d];
+					ga->src[k].dims[d] = ii->chunks[d];
+				}
+			}
+	for (int d = 0; d < 3; d++) {
+		ga->src_shape[d] = ii->shape[d];
+		ga->dst_origin[d] = start[d];
+		ga->dst_dims[d] = dims[d];
+		ga->dst_shape[d] = start[d] + dims[d];
+		ga->factor[d] = 1;
+	}
+	float *image = (float *)STARPU_BLOCK_GET_PTR(buffers[0]);
+	halo_gather_run(ga, src, image);
+	memcpy((void *)STARPU_BLOCK_GET_PTR(buffers[1]), image,
+	       (size_t)(dims[0] * dims[1] * dims[2]) * sizeof(float));
+out:
+	free(ga);
+	free(src);
+	free(bufs);
+}
+
+/* Writes one chunk of the estimate as a whole output chunk. */
+static void store_cpu(void *buffers[], void *cl_arg)
+{
+	struct unit_arg *a = cl_arg;
+	struct exact *x = a->x;
+	if (stopped(x))
+		return;
+	const halo_volume_info_t *oi = x->oi;
+	int64_t start[3], dims[3];
+	unit_extent(x, a->idx, start, dims);
+	size_t n = (size_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]);
+	float *full = halo_scratch(HALO_SCRATCH_CONVERT, n * (sizeof(float) + 8));
+	halo_error_t e = {0};
+	if (!full) {
+		halo_error_set(&e, HALO_ENOMEM, "out of memory writing a chunk");
+		io_fail(x, &e);
+		return;
+	}
+	const float *est = (const float *)STARPU_BLOCK_GET_PTR(buffers[0]);
+	memset(full, 0, n * sizeof(float));
+	for (int64_t z = 0; z < dims[0]; z++)
+		for (int64_t y = 0; y < dims[1]; y++)
+			memcpy(full + (size_t)((z * oi->chunks[1] + y) * oi->chunks[2]),
+			       est + (size_t)((z * dims[1] + y) * dims[2]), (size_t)dims[2] * sizeof(float));
+	void *buf = full;
+	if (oi->dtype.kind != HALO_F4) {
+		buf = full + n;
+		halo_dtype_convert(full, HALO_F4, buf, oi->dtype.kind, n);
+	}
+	if (halo_writer_write_chunk(x->out, a->idx, buf, &e))
+		io_fail(x, &e);
+}
+
+static struct starpu_codelet load_cl = {
+	.cpu_funcs = {load_cpu},
+	.nbuffers = 2,
+	.modes = {STARPU_W, STARPU_W},
+	.name = "load",
+};
+
+static struct starpu_codelet store_cl = {
+	.cpu_funcs = {store_cpu},
+	.nbuffers = STARPU_VARIABLE_NBUFFERS,
+	.name = "store",
+};
+
+/* Chunks (sorted, distinct) holding the voxels [a, b) maps to on axis d. */
+static int64_t chunk_list(const struct exact *x, int d, int64_t a, int64_t b, int boundary,
+			  int64_t *list)
+{
+	int64_t count = 0, last = -1;
+	for (int64_t g = a; g < b; g++) {
+		int64_t m = halo_boundary_map(g, x->oi->shape[d], boundary);
+		if (m < 0)
+			continue;
+		int64_t c = halo_axis_find(&x->grid[d], m);
+		if (c == last)
+			continue;
+		last = c;
+		int seen = 0;
+		for (int64_t i = 0; i < count && !seen; i++)
+			seen = list[i] == c;
+		if (!seen)
+			list[count++] = c;
+	}
+	for (int64_t i = 1; i < count; i++)
+		for (int64_t k = i; k > 0 && list[k - 1] > list[k]; k--) {
+			int64_t t = list[k];
+			list[k] = list[k - 1];
+			list[k - 1] = t;
+		}
+	return count;
+}
+
+static int64_t flat(const struct exact *x, const int64_t i[3])
+{
+	return (i[0] * x->grid[1].nblocks + i[1]) * x->grid[2].nblocks + i[2];
+}
+
+/* Submits the halo exchange of `from` around chunk u ([start - before,
+ * end + after) per axis) and returns the haloed block's handle. */
+static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from,
+				     const int64_t u[3], const int before[3], const int after[3],
+				     int boundary, double constant, int64_t hdims[3], halo_error_t *err)
+{
+	int64_t start[3], dims[3], a[3], cnt[3];
+	unit_extent(x, u, start, dims);
+	for (int d = 0; d < 3; d++) {
+		a[d] = start[d] - before[d];
+		hdims[d] = dims[d] + before[d] + after[d];
+		cnt[d] = chunk_list(x, d, a[d], a[d] + hdims[d], boundary, x->lists[d]);
+	}
+	int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
+	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
+	starpu_data_handle_t *dh = malloc((size_t)(nsrc + 1) * sizeof *dh);
+	enum starpu_data_access_mode *dm = malloc((size_t)(nsrc + 1) * sizeof *dm);
+	struct starpu_task *t = ga && dh && dm ? starpu_task_create() : NULL;
+	if (!t) {
+		free(ga);
+		free(dh);
+		free(dm);
+		halo_error_set(err, HALO_ENOMEM, "out of memory submitting tasks");
+		return NULL;
+	}
+	*ga = (struct halo_gather_args){.nsrc = nsrc, .src_kind = HALO_F4, .dst_kind = HALO_F4,
+					.boundary = boundary, .constant = constant};
+	for (int d = 0; d < 3; d++) {
+		ga->src_shape[d] = x->oi->shape[d];
+		ga->dst_origin[d] = a[d];
+		ga->dst_dims[d] = hdims[d];
+		ga->dst_shape[d] = a[d] + hdims[d];
+		ga->factor[d] = 1;
+	}
+	int k = 0;
+	int64_t c[3];
+	for (int64_t iz = 0; iz < cnt[0]; iz++)
+		for (int64_t iy = 0; iy < cnt[1]; iy++)
+			for (int64_t ix = 0; ix < cnt[2]; ix++, k++) {
+				c[0] = x->lists[0][iz];
+				c[1] = x->lists[1][iy];
+				c[2] = x->lists[2][ix];
+				int64_t s[3], e[3];
+				unit_extent(x, c, s, e);
+				for (int d = 0; d < 3; d++) {
+					ga->src[k].origin[d] = s[d];
+					ga->src[k].dims[d] = e[d];
+				}
+				dh[k] = from[flat(x, c)];
+				dm[k] = STARPU_R;
+			}
+	starpu_data_handle_t h;
+	uint32_t nx = (uint32_t)hdims[2], ny = (uint32_t)hdims[1];
+	starpu_block_data_register(&h, -1, 0, nx, nx * ny, nx, ny, (uint32_t)hdims[0], sizeof(float));
+	dh[nsrc] = h;
+	dm[nsrc] = STARPU_W;
+	t->cl = &halo_gather_cl;
+	t->nbuffers = nsrc + 1;
+	t->dyn_handles = dh;
+	t->dyn_modes = dm;
+	t->cl_arg = ga;
+	t->cl_arg_size = halo_gather_args_size(nsrc);
+	t->cl_arg_free = 1;
+	if (starpu_task_submit(t)) {
+		halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can assemble halos");
+		starpu_data_unregister_submit(h);
+		return NULL;
+	}
+	return h;
+}
+
+static starpu_data_handle_t register_chunk(const int64_t dims[3])
+{
+	starpu_data_handle_t h;
+	uint32_t nx = (uint32_t)dims[2], ny = (uint32_t)dims[1];
+	starpu_block_data_register(&h, -1, 0, nx, nx * ny, nx, ny, (uint32_t)dims[0], sizeof(float));
+	return h;
+}
+
+static int submit_half(struct exact *x, struct halo_otf_cache *otfs, int forward,
+		       const int64_t u[3], const int before[3], const int after[3],
+		       const halo_deconv_opts_t *o, halo_error_t *err)
+{
+	int64_t hd[3];
+	starpu_data_handle_t h = exchange(x, forward ? x->est : x->ratio, u, before, after,
+					  o->boundary,
+					  forward ? o->constant : 1.0 /* the ratio beyond is 1 */, hd, err);
+	if (!h)
+		return err->code;
+	int n[3] = {(int)hd[0], (int)hd[1], (int)hd[2]};
+	starpu_data_handle_t otf;
+	int rc = halo__otf_get(otfs, n, &otf, err);
+	struct halo_rl_half_args *args = rc ? NULL : malloc(sizeof *args);
+	if (!rc && !args)
+		rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
+	if (!rc) {
+		*args = (struct halo_rl_half_args){.off = {before[0], before[1], before[2]},
+						   .failed = &x->failed};
+		int64_t f = flat(x, u);
+		rc = forward ? starpu_task_insert(&halo_rl_forward_cl, STARPU_R, h, STARPU_R, x->image[f],
+						  STARPU_R, otf, STARPU_W, x->ratio[f], STARPU_CL_ARGS,
+						  args, sizeof *args, 0)
+			     : starpu_task_insert(&halo_rl_backward_cl, STARPU_R, h, STARPU_R, otf,
+						  STARPU_RW, x->est[f], STARPU_CL_ARGS, args,
+						  sizeof *args, 0);
+		if (rc)
+			rc = halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can run Richardson-Lucy");
+	}
+	starpu_data_unregister_submit(h);
+	return rc;
+}
+
+int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const float *psf,
+			  const int pn[3], const halo_deconv_opts_t *o, halo_stream_stats_t *stats,
+			  halo_error_t *err)
+{
+	if (o->boundary == HALO_BOUNDARY_NONE)
+		return halo_error_set(err, HALO_EINVAL, "--boundary none has no exact whole-volume "
+				      "meaning; use overlap mode or another boundary");
+	struct exact x = {.in = in, .out = out, .ii = halo_reader_info(in), .oi = halo_writer_info(out)};
+	pthread_mutex_init(&x.lock, NULL);
+	struct halo_otf_cache otfs;
+	int fb[3], fa[3], rc = HALO_OK;
+	for (int d = 0; d < 3; d++) {
+		fa[d] = pn[d] / 2;               /* forward: c after */
+		fb[d] = pn[d] - 1 - fa[d];       /* forward: n-1-c before */
+	}
+	int64_t n = 1;
+	for (int d = 0; d < 3; d++) {
+		if (halo_axis_regular(&x.grid[d], x.oi->shape[d], x.oi->chunks[d]))
+			rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
+		n *= x.grid[d].nblocks;
+		x.lists[d] = calloc((size_t)x.grid[d].nblocks + 1, sizeof *x.lists[d]);
+		if (!x.lists[d])
+			rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
+	x.image = calloc((size_t)n, sizeof *x.image);
+	x.est = calloc((size_t)n, sizeof *x.est);
+	x.ratio = calloc((size_t)n, sizeof *x.ratio);
+	if (!rc && (!x.image || !x.est || !x.ratio))
+		rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
+	if (rc || (rc = halo__otf_cache_init(&otfs, psf, pn, err)))
+		goto out;
+	char wisdom[4096];
+	halo_fftw_wisdom_path(wisdom, sizeof wisdom);
+	halo_fft_init(wisdom[0] ? wisdom : NULL);
+	double t0 = halo_now();
+	halo_progress_t progress;
+	halo_progress_init(&progress, "deconvolve (exact)", (int64_t)o->iterations, o->stream.quiet);
+
+	int64_t u[3];
+	for (u[0] = 0; u[0] < x.grid[0].nblocks; u[0]++)
+		for (u[1] = 0; u[1] < x.grid[1].nblocks; u[1]++)
+			for (u[2] = 0; u[2] < x.grid[2].nblocks; u[2]++) {
+				int64_t s[3], dims[3], f = flat(&x, u);
+				unit_extent(&x, u, s, dims);
+				x.image[f] = register_chunk(dims);
+				x.est[f] = register_chunk(dims);
+				x.ratio[f] = register_chunk(dims);
+				struct unit_arg *a = malloc(sizeof *a);
+				*a = (struct unit_arg){&x, {u[0], u[1], u[2]}};
+				starpu_task_insert(&load_cl, STARPU_W, x.image[f], STARPU_W, x.est[f],
+						   STARPU_CL_ARGS, a, sizeof *a, 0);
+			}
+	for (int it = 0; it < o->iterations && !rc && !stopped(&x); it++) {
+		for (int half = 1; half >= 0 && !rc; half--)
+			for (u[0] = 0; !rc && u[0] < x.grid[0].nblocks; u[0]++)
+				for (u[1] = 0; !rc && u[1] < x.grid[1].nblocks; u[1]++)
+					for (u[2] = 0; !rc && u[2] < x.grid[2].nblocks; u[2]++)
+						rc = half ? submit_half(&x, &otfs, 1, u, fb, fa, o, err)
+							  : submit_half(&x, &otfs, 0, u, fa, fb, o, err);
+		/* Keep at most about two iterations of tasks queued, so memory
+		 * for haloed blocks stays bounded. */
+		if (it >= 2)
+			starpu_task_wait_for_n_submitted((unsigned)(4 * 2 * n));
+		halo_progress_update(&progress, it + 1, 0);
+	}
+	starpu_data_handle_t token = NULL;
+	if (!rc && halo_writer_ordered(out))
+		starpu_void_data_register(&token);
+	for (u[0] = 0; !rc && u[0] < x.grid[0].nblocks; u[0]++)
+		for (u[1] = 0; u[1] < x.grid[1].nblocks; u[1]++)
+			for (u[2] = 0; u[2] < x.grid[2].nblocks; u[2]++) {
+				struct unit_arg *a = malloc(sizeof *a);
+				*a = (struct unit_arg){&x, {u[0], u[1], u[2]}};
+				struct starpu_task *t = starpu_task_create();
+				t->cl = &store_cl;
+				t->nbuffers = token ? 2 : 1;
+				t->handles[0] = x.est[flat(&x, u)];
+				t->modes[0] = STARPU_R;
+				t->handles[1] = token;
+				t->modes[1] = STARPU_RW;
+				t->cl_arg = a;
+				t->cl_arg_size = sizeof *a;
+				t->cl_arg_free = 1;
+				if (starpu_task_submit(t) && !rc)
+					rc = halo_error_set(err, HALO_ERUNTIME,
+							    "no StarPU worker can write chunks");
+			}
+	starpu_task_wait_for_all();
+	halo_progress_finish(&progress);
+	if (token)
+		starpu_data_unregister(token);
+	int otf_failed = otfs.failed;
+	halo__otf_cache_release(&otfs);
+	if (!rc && x.io_failed) {
+		*err = x.err;
+		rc = x.err.code ? x.err.code : HALO_EIO;
+	} else if (!rc && (x.failed || otf_failed)) {
+		rc = halo_error_set(err, HALO_ENOMEM, "out of memory in Richardson-Lucy");
+	} else if (!rc && halo_interrupted()) {
+		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
+	}
+	if (stats)
+		*stats = (halo_stream_stats_t){.chunks_written = n, .seconds = halo_now() - t0};
+	halo_fft_save_wisdom();
+out:
+	for (int64_t i = 0; i < n; i++) {
+		if (x.image && x.image[i])
+			starpu_data_unregister(x.image[i]);
+		if (x.est && x.est[i])
+			starpu_data_unregister(x.est[i]);
+		if (x.ratio && x.ratio[i])
+			starpu_data_unregister(x.ratio[i]);
+	}
+	free(x.image);
+	free(x.est);
+	free(x.ratio);
+	for (int d = 0; d < 3; d++) {
+		free(x.lists[d]);
+		halo_axis_free(&x.grid[d]);
+	}
+	pthread_mutex_destroy(&x.lock);
+	return rc;
+}
