@@ -168,23 +168,37 @@ static void copy_mapped(const struct halo_gather_args *a, const void *const *src
 				}
 		}
 	}
-	unsigned char value[8];
-	halo_dtype_fill(value, a->dst_kind, a->constant, 1);
-	double v;
 	for (int64_t z = 0; z < n[0]; z++)
 		for (int64_t y = 0; y < n[1]; y++) {
 			unsigned char *row = (unsigned char *)dst + (size_t)((z * n[1] + y) * n[2]) * dsize;
-			for (int64_t x = 0; x < n[2]; x++) {
-				if (pos[0][z] < 0 || pos[1][y] < 0 || pos[2][x] < 0) {
-					memcpy(row + (size_t)x * dsize, value, dsize);
-					continue;
+			if (pos[0][z] < 0 || pos[1][y] < 0) {
+				halo_dtype_fill(row, a->dst_kind, a->constant, (size_t)n[2]);
+				continue;
+			}
+			for (int64_t x = 0; x < n[2];) {
+				/* A run of voxels that are consecutive in one source
+				 * row (or all constant) is converted in one call. */
+				int64_t end = x + 1;
+				int constant = pos[2][x] < 0;
+				if (constant)
+					while (end < n[2] && pos[2][end] < 0)
+						end++;
+				else
+					while (end < n[2] && pos[2][end] == pos[2][x] &&
+					       off[2][end] == off[2][end - 1] + 1)
+						end++;
+				if (constant) {
+					halo_dtype_fill(row + (size_t)x * dsize, a->dst_kind, a->constant,
+							(size_t)(end - x));
+				} else {
+					int k = (int)((pos[0][z] * norig[1] + pos[1][y]) * norig[2] + pos[2][x]);
+					const struct halo_gather_src *s = &a->src[k];
+					size_t si = (size_t)((off[0][z] * s->dims[1] + off[1][y]) * s->dims[2] +
+							     off[2][x]);
+					halo_dtype_convert((const unsigned char *)src[k] + si * ssize, a->src_kind,
+							   row + (size_t)x * dsize, a->dst_kind, (size_t)(end - x));
 				}
-				int k = (int)((pos[0][z] * norig[1] + pos[1][y]) * norig[2] + pos[2][x]);
-				const struct halo_gather_src *s = &a->src[k];
-				size_t si = (size_t)((off[0][z] * s->dims[1] + off[1][y]) * s->dims[2] + off[2][x]);
-				halo_dtype_convert((const unsigned char *)src[k] + si * ssize, a->src_kind,
-						   &v, HALO_F8, 1);
-				halo_dtype_convert(&v, HALO_F8, row + (size_t)x * dsize, a->dst_kind, 1);
+				x = end;
 			}
 		}
 out:

@@ -4,8 +4,9 @@
  * For a PSF of n voxels per axis with centre c = n//2, the forward half of
  * an iteration needs the estimate on the chunk plus n-1-c voxels before and
  * c after (the boundary rule beyond the volume's faces), the backward half
- * the ratio with the halo mirrored; with an FFT of exactly chunk + n - 1
- * voxels the circular convolution is exact on the chunk. Each half is one
+ * the ratio with the halo mirrored; with an FFT of chunk + n - 1 voxels the
+ * circular convolution is exact on the chunk, and so it stays when the size
+ * is rounded up to a smooth one with more real halo after the chunk. Each half is one
  * gather (the halo exchange) and one task per chunk; StarPU's sequential
  * consistency orders them through the estimate and ratio handles, so
  * chunks move ahead as far as their neighbours allow, with no barrier per
@@ -278,6 +279,20 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 	return h;
 }
 
+/* The smallest 2,3,5,7-smooth size >= n: FFTW and cuFFT are several times
+ * slower on sizes with large prime factors (96 + 10 = 106 = 2 * 53). */
+static int64_t smooth_size(int64_t n)
+{
+	for (int64_t m = n;; m++) {
+		int64_t r = m;
+		for (int p = 2; p <= 7; p++)
+			while (r % p == 0)
+				r /= p;
+		if (r == 1)
+			return m;
+	}
+}
+
 static starpu_data_handle_t register_chunk(const int64_t dims[3])
 {
 	starpu_data_handle_t h;
@@ -287,10 +302,18 @@ static starpu_data_handle_t register_chunk(const int64_t dims[3])
 }
 
 static int submit_half(struct exact *x, struct halo_otf_cache *otfs, int forward,
-		       const int64_t u[3], const int before[3], const int after[3],
+		       const int64_t u[3], const int before[3], const int after_min[3],
 		       const halo_deconv_opts_t *o, halo_error_t *err)
 {
-	int64_t hd[3];
+	/* The transform is padded to a smooth size with more real halo after
+	 * the chunk, which leaves the result exact. */
+	int64_t hd[3], start[3], dims[3];
+	int after[3];
+	unit_extent(x, u, start, dims);
+	for (int d = 0; d < 3; d++) {
+		int64_t need = dims[d] + before[d] + after_min[d];
+		after[d] = after_min[d] + (int)(smooth_size(need) - need);
+	}
 	starpu_data_handle_t h = exchange(x, forward ? x->est : x->ratio, u, before, after,
 					  o->boundary,
 					  forward ? o->constant : 1.0 /* the ratio beyond is 1 */, hd, err);
