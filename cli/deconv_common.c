@@ -62,6 +62,7 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 		{NULL, 0, NULL, 0},
 	};
 	memset(o, 0, sizeof *o);
+	o->mode = -1;
 	o->iterations = 20;
 	o->boundary = HALO_BOUNDARY_REFLECT;
 	halo_runtime_opts_init(&o->rt);
@@ -89,9 +90,9 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 		case OPT_QUIET: o->quiet = 1; break;
 		case OPT_MODE:
 			if (strcmp(optarg, "exact") == 0)
-				o->exact = 1;
+				o->mode = 1;
 			else if (strcmp(optarg, "overlap") == 0)
-				o->exact = 0;
+				o->mode = 0;
 			else
 				rc = halo_error_set(&err, HALO_EINVAL,
 						    "--mode: unknown '%s' (exact, overlap)", optarg);
@@ -177,7 +178,32 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 				       (long long)minh[0], (long long)minh[1], (long long)minh[2]);
 			goto fail;
 		}
-	if (dopts.depth[0] < pn[0] / 2 || dopts.depth[1] < pn[1] / 2 || dopts.depth[2] < pn[2] / 2)
+	int exact = o->mode == 1;
+	const char *why = NULL;
+	if (o->mode < 0) {
+		/* Exact mode keeps image, estimate and ratio resident (three
+		 * float32 volumes) plus about four haloed chunks of buffers per
+		 * worker; an explicit --depth asks for overlap mode. */
+		uint64_t vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]);
+		uint64_t haloed = 4;
+		for (int d = 0; d < 3; d++)
+			haloed *= (uint64_t)(info.chunks[d] + 2 * pn[d]);
+		uint64_t need = 12 * vox + 4 * haloed * 16;
+		uint64_t budget = o->memory ? o->memory : halo_memory_default();
+		exact = !o->ndepth && o->boundary != HALO_BOUNDARY_NONE && need <= budget;
+		why = o->ndepth ? "--depth given"
+		      : o->boundary == HALO_BOUNDARY_NONE ? "boundary none"
+		      : exact ? "the working set fits the memory budget"
+			      : "the working set exceeds the memory budget";
+	}
+	if (exact && o->ndepth) {
+		halo_error_set(err, HALO_EINVAL, "--depth applies to overlap mode, not --mode exact");
+		goto fail;
+	}
+	if (exact)
+		memset(dopts.depth, 0, sizeof dopts.depth);
+	else if (dopts.depth[0] < pn[0] / 2 || dopts.depth[1] < pn[1] / 2 ||
+		 dopts.depth[2] < pn[2] / 2)
 		fprintf(stderr, "halo: warning: --depth %d,%d,%d is less than half the PSF (%dx%dx%d): "
 				"seams between chunks will show\n",
 			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
@@ -188,8 +214,10 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	halo_signals_install();
 	if (halo_writer_create(halo_output_tmp_path(out), &info, &wo, &w, err))
 		goto fail;
+	if (why && !o->quiet)
+		fprintf(stderr, "halo: mode %s: %s\n", exact ? "exact" : "overlap", why);
 	double t0 = halo_now();
-	if (o->exact ? halo_deconvolve_exact(r, w, psf, pn, &dopts, &stats, err)
+	if (exact ? halo_deconvolve_exact(r, w, psf, pn, &dopts, &stats, err)
 		     : halo_deconvolve_run(r, w, psf, pn, &dopts, &stats, err))
 		goto fail;
 	if (halo_writer_finish(w, err))
@@ -205,6 +233,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	int ncpu = (int)starpu_cpu_worker_get_count(), ncuda = (int)starpu_cuda_worker_get_count();
 	if (res) {
 		*res = (struct halo_deconv_result){.seconds = secs, .ncpu = ncpu, .ncuda = ncuda,
+			.exact = exact,
 			.mvox_iter_per_s = mvox * (double)o->iterations / secs};
 		for (int d = 0; d < 3; d++) {
 			res->shape[d] = info.shape[d];
@@ -212,15 +241,20 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 			res->depth[d] = dopts.depth[d];
 		}
 	}
-	if (!o->quiet)
-		printf("deconvolve: %s -> %s: %lldx%lldx%lld, chunks %lldx%lldx%lld, depth %d,%d,%d, "
-		       "boundary %s, %ld iterations on %d CPU + %d CUDA workers: %.2f s, "
-		       "%.1f Mvox*iter/s\n",
+	if (!o->quiet) {
+		char mode[64];
+		if (exact)
+			snprintf(mode, sizeof mode, "exact");
+		else
+			snprintf(mode, sizeof mode, "overlap depth %d,%d,%d", dopts.depth[0],
+				 dopts.depth[1], dopts.depth[2]);
+		printf("deconvolve: %s -> %s: %lldx%lldx%lld, chunks %lldx%lldx%lld, %s, boundary %s, "
+		       "%ld iterations on %d CPU + %d CUDA workers: %.2f s, %.1f Mvox*iter/s\n",
 		       in, outp, (long long)info.shape[0], (long long)info.shape[1],
 		       (long long)info.shape[2], (long long)info.chunks[0], (long long)info.chunks[1],
-		       (long long)info.chunks[2], dopts.depth[0], dopts.depth[1], dopts.depth[2],
-		       boundary_name(o->boundary), o->iterations, ncpu, ncuda, secs,
-		       mvox * (double)o->iterations / secs);
+		       (long long)info.chunks[2], mode, boundary_name(o->boundary), o->iterations, ncpu,
+		       ncuda, secs, mvox * (double)o->iterations / secs);
+	}
 	status = HALO_EXIT_OK;
 	goto done;
 fail:

@@ -19,7 +19,7 @@ struct halo_deconv_cli {
 	const char *dtype;
 	uint64_t memory;
 	int overwrite, quiet;
-	int exact;      /* --mode exact */
+	int mode;       /* -1 auto (exact when it fits, else overlap), 0 overlap, 1 exact */
 	halo_runtime_opts_t rt;
 };
 
@@ -28,6 +28,7 @@ struct halo_deconv_result {
 	double mvox_iter_per_s;
 	int64_t shape[3], chunks[3], depth[3];
 	int ncpu, ncuda;
+	int exact;
 };
 
 /* Parses argv with nmin..nmax positional arguments (missing ones are

@@ -278,12 +278,17 @@ int halo_cli_demo(int argc, char **argv)
 		goto fail;
 	double after = error_vs_truth(blurred, truth, n, 0);
 	if (!o.quiet) {
-		printf("demo: %lldx%lldx%lld in %lldx%lldx%lld chunks, depth %lld,%lld,%lld, %ld "
-		       "iterations, %d CPU + %d CUDA workers\n",
+		char mode[64];
+		if (res.exact)
+			snprintf(mode, sizeof mode, "exact mode");
+		else
+			snprintf(mode, sizeof mode, "overlap mode, depth %lld,%lld,%lld",
+				 (long long)res.depth[0], (long long)res.depth[1], (long long)res.depth[2]);
+		printf("demo: %lldx%lldx%lld in %lldx%lldx%lld chunks, %s, %ld iterations, "
+		       "%d CPU + %d CUDA workers\n",
 		       (long long)res.shape[0], (long long)res.shape[1], (long long)res.shape[2],
 		       (long long)res.chunks[0], (long long)res.chunks[1], (long long)res.chunks[2],
-		       (long long)res.depth[0], (long long)res.depth[1], (long long)res.depth[2],
-		       o.iterations, res.ncpu, res.ncuda);
+		       mode, o.iterations, res.ncpu, res.ncuda);
 		printf("demo: %.2f s, %.1f Mvox*iter/s\n", res.seconds, res.mvox_iter_per_s);
 		printf("demo: error against the truth (relative L2): image %.3f -> deconvolved %.3f\n",
 		       before, after);

@@ -189,7 +189,7 @@ static void wait_inflight(struct job *job, int limit, halo_progress_t *p)
 	pthread_mutex_unlock(&job->lock);
 }
 
-static uint64_t default_memory(void)
+uint64_t halo_memory_default(void)
 {
 	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
 	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 4 : (UINT64_C(1) << 30);
@@ -606,7 +606,7 @@ static int inflight_limit(const struct stream *s, uint64_t memory)
 		}
 		per += 4 * haloed + (uint64_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]) * 4;
 	}
-	uint64_t budget = memory ? memory : default_memory();
+	uint64_t budget = memory ? memory : halo_memory_default();
 	uint64_t limit = per ? budget / per : 1;
 	uint64_t cap = 4 * (uint64_t)starpu_worker_get_count() + 4;
 	if (limit > cap)

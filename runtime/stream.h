@@ -49,6 +49,9 @@ typedef struct halo_stream_stats {
 	double seconds;
 } halo_stream_stats_t;
 
+/* The default memory budget for chunks in flight: a quarter of RAM. */
+uint64_t halo_memory_default(void);
+
 /* Runs one stream from in to out on the running StarPU. Returns the first
  * task error (naming the file and chunk), HALO_EINTR after SIGINT/SIGTERM,
  * or HALO_OK; in every case all tasks have finished on return. */

@@ -116,18 +116,32 @@ for shape, chunks, ps, depth, boundary, dtype in cases:
           f"{dtype} {shape} chunks {chunks} psf {ps} depth {depth} {boundary}: "
           f"map_overlap equal (rel {err:.2e})", r.stderr)
 
-# 3. The default depth is the PSF size, the default boundary reflect, and
-# --chunks rechunks before deconvolving.
+# 3. In overlap mode the default depth is the PSF size, the default boundary
+# reflect, and --chunks rechunks before deconvolving.
 shape, chunks, ps = (20, 26, 24), (10, 13, 12), (3, 5, 5)
 img = specimen(shape, "float32")
 psf = make_psf(ps)
 out, r = run(write_input(img, (20, 8, 8)), write_psf(psf), "--chunks", "10,13,12",
-             "--iterations", "10")
+             "--iterations", "10", "--mode", "overlap")
 ref = dask_ref(img, psf, chunks, ps, "reflect", 10)
 err = rel(out, ref) if out is not None else 1
 check(err <= 2e-4, f"defaults (depth = PSF size, reflect) after --chunks (rel {err:.2e})",
       r.stderr)
 check(zarr.open(path("out.zarr"), mode="r").chunks == chunks, "--chunks sets the output chunks")
+
+# Without --mode, a volume that fits the memory budget runs in exact mode
+# (one line says so), and an explicit --depth means overlap mode.
+inp = write_input(img, chunks)
+out_path = path("mode.zarr")
+for opts, want in [((), "halo: mode exact: the working set fits the memory budget"),
+                   (("--depth", "2,2,2"), "halo: mode overlap: --depth given")]:
+    shutil.rmtree(out_path, ignore_errors=True)
+    r = halo("deconvolve", inp, write_psf(psf), out_path, "--iterations", "3", *opts)
+    check(r.returncode == 0 and want in r.stderr, f"mode chosen and said: {want}", r.stderr)
+r = halo("deconvolve", inp, write_psf(psf), out_path, "--overwrite", "--mode", "exact",
+         "--depth", "2,2,2")
+check(r.returncode == 1 and "--depth applies to overlap mode" in r.stderr,
+      "--mode exact with --depth is an error", r.stderr)
 
 # 4. Zeros in the image give no NaN or Inf.
 img = np.zeros((12, 14, 16), dtype="float32")
@@ -139,7 +153,7 @@ check(out is not None and np.isfinite(out).all(), "zeros in the image: all finit
 img = specimen((12, 14, 16), "uint16")
 psf = make_psf((3, 3, 3))
 out, r = run(write_input(img, (6, 7, 8)), write_psf(psf), "--dtype", "uint16",
-             "--iterations", "5")
+             "--iterations", "5", "--mode", "overlap")
 ref = dask_ref(img, psf, (6, 7, 8), (3, 3, 3), "reflect", 5)
 expect = np.clip(np.rint(ref), 0, 65535)
 check(out is not None and out.dtype == np.uint16 and np.abs(out - expect).max() <= 1,
