@@ -24,7 +24,7 @@ static const char demo_help[] =
 	"the truth before and after.\n\n"
 	"  --iterations N        RL iterations (default 20)\n"
 	"  --chunks Z,Y,X        chunks (default 48,128,128)\n"
-	"  --depth, --boundary, --memory, --quiet as for 'halo deconvolve'\n"
+	"  --mode, --depth, --boundary, --memory, --quiet as for 'halo deconvolve'\n"
 	HALO_CLI_RUNTIME_HELP;
 
 enum { NZ = 96, NY = 256, NX = 256, PZ = 15, PY = 11, PX = 11 };
