@@ -1,0 +1,59 @@
+/* Axis partitions: regular grids, block lookup, and dask's
+ * ensure_minimum_chunksize (the expected blocks are what dask 2022.12's
+ * function returns for the same input). */
+#include "config.h"
+#include "runtime/grid.h"
+#include "tests/tap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct halo_axis from_sizes(const int64_t *sizes, int n)
+{
+	struct halo_axis a = {.nblocks = n, .start = calloc((size_t)n + 1, sizeof(int64_t))};
+	for (int i = 0; i < n; i++)
+		a.start[i + 1] = a.start[i] + sizes[i];
+	a.n = a.start[n];
+	return a;
+}
+
+static void check_min_blocks(int64_t size, const int64_t *in, int nin, const int64_t *want,
+			     int nwant)
+{
+	struct halo_axis from = from_sizes(in, nin), got = {0};
+	int rc = halo_axis_min_blocks(&got, &from, size);
+	char g[256] = "", w[256] = "";
+	size_t gl = 0, wl = 0;
+	for (int64_t i = 0; rc == 0 && i < got.nblocks; i++)
+		gl += (size_t)snprintf(g + gl, sizeof g - gl, "%lld ",
+				       (long long)(got.start[i + 1] - got.start[i]));
+	for (int i = 0; i < nwant; i++)
+		wl += (size_t)snprintf(w + wl, sizeof w - wl, "%lld ", (long long)want[i]);
+	tap_str_eq(g, w, "ensure_minimum_chunksize");
+	halo_axis_free(&from);
+	halo_axis_free(&got);
+}
+
+int main(void)
+{
+	struct halo_axis a = {0};
+	halo_axis_regular(&a, 25, 10);
+	tap_int_eq(a.nblocks, 3, "25 voxels in chunks of 10: 3 blocks");
+	tap_int_eq(a.start[3], 25, "last block ends at the edge");
+	tap_int_eq(halo_axis_find(&a, 0), 0, "voxel 0 in block 0");
+	tap_int_eq(halo_axis_find(&a, 19), 1, "voxel 19 in block 1");
+	tap_int_eq(halo_axis_find(&a, 24), 2, "voxel 24 in block 2");
+	halo_axis_free(&a);
+
+	check_min_blocks(10, (int64_t[]){20, 20, 1}, 3, (int64_t[]){20, 11, 10}, 3);
+	check_min_blocks(3, (int64_t[]){1, 1, 3}, 3, (int64_t[]){5}, 1);
+	check_min_blocks(5, (int64_t[]){8, 8, 4}, 3, (int64_t[]){8, 7, 5}, 3);
+	check_min_blocks(4, (int64_t[]){6, 6, 6}, 3, (int64_t[]){6, 6, 6}, 3);
+	check_min_blocks(9, (int64_t[]){6, 6, 5}, 3, (int64_t[]){17}, 1);
+
+	struct halo_axis from = from_sizes((int64_t[]){2, 2}, 2), got = {0};
+	tap_int_eq(halo_axis_min_blocks(&got, &from, 5), -1, "a halo deeper than the axis fails");
+	halo_axis_free(&from);
+	return tap_done();
+}
