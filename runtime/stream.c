@@ -6,16 +6,13 @@
  * RL), and write (CPU: encode and store one output chunk). StarPU owns
  * every chunk buffer (home node -1), which is what makes
  * starpu_data_unregister_submit safe and lets CUDA workers receive chunks
- * without extra copies.
- *
- * Codelets cannot return errors, so the first failing task records its
- * message in the job and every later task of the job turns into a no-op;
- * the submitter stops submitting as soon as it sees the failure. */
+ * without extra copies. This file plans and submits; the I/O tasks and the
+ * job's error state are in stream_tasks.c. */
 #include "config.h"
 #include "runtime/stream.h"
 #include "codelets/gather.h"
-#include "io/scratch.h"
 #include "runtime/grid.h"
+#include "runtime/stream_job.h"
 #include "util/progress.h"
 #include "util/signals.h"
 
@@ -27,174 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct job {
-	halo_reader_t *in;
-	halo_writer_t *out;
-	const halo_volume_info_t *ii, *oi;
-	int factor[3];
-	const halo_stream_opts_t *opts;
-	halo_dtype_kind_t result_kind; /* what the write tasks receive */
-	int kernel_failed;             /* set by kernel tasks (out of memory) */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int inflight;
-	int64_t written, read;
-	uint64_t bytes_read, bytes_written;
-	int failed;
-	halo_error_t err;
-};
-
-struct io_arg {
-	struct job *job;
-	int64_t idx[3];
-};
-
-static void job_fail(struct job *job, const halo_error_t *e)
-{
-	pthread_mutex_lock(&job->lock);
-	if (!job->failed) {
-		job->failed = 1;
-		job->err = *e;
-	}
-	pthread_cond_broadcast(&job->cond);
-	pthread_mutex_unlock(&job->lock);
-}
-
-static int job_stopped(struct job *job)
-{
-	return __atomic_load_n(&job->failed, __ATOMIC_RELAXED) || halo_interrupted();
-}
-
-static void read_cpu(void *buffers[], void *cl_arg)
-{
-	struct io_arg *a = cl_arg;
-	struct job *job = a->job;
-	if (job_stopped(job))
-		return;
-	halo_error_t e = {0};
-	void *buf = (void *)STARPU_BLOCK_GET_PTR(buffers[0]);
-	if (halo_reader_read_chunk(job->in, a->idx, buf, &e)) {
-		job_fail(job, &e);
-		return;
-	}
-	size_t n = (size_t)STARPU_BLOCK_GET_NX(buffers[0]) * STARPU_BLOCK_GET_NY(buffers[0]) *
-		   STARPU_BLOCK_GET_NZ(buffers[0]) * STARPU_BLOCK_GET_ELEMSIZE(buffers[0]);
-	pthread_mutex_lock(&job->lock);
-	job->read++;
-	job->bytes_read += n;
-	pthread_mutex_unlock(&job->lock);
-}
-
-static void write_cpu(void *buffers[], void *cl_arg)
-{
-	struct io_arg *a = cl_arg;
-	struct job *job = a->job;
-	if (job_stopped(job))
-		return;
-	halo_error_t e = {0};
-	const void *buf = (const void *)STARPU_BLOCK_GET_PTR(buffers[0]);
-	halo_dtype_kind_t want = job->oi->dtype.kind;
-	if (job->result_kind != want) {
-		size_t n = (size_t)STARPU_BLOCK_GET_NX(buffers[0]) * STARPU_BLOCK_GET_NY(buffers[0]) *
-			   STARPU_BLOCK_GET_NZ(buffers[0]);
-		void *conv = halo_scratch(HALO_SCRATCH_CONVERT, n * halo_dtype_size(job->oi->dtype));
-		if (!conv) {
-			halo_error_set(&e, HALO_ENOMEM, "out of memory converting a chunk");
-			job_fail(job, &e);
-			return;
-		}
-		halo_dtype_convert(buf, job->result_kind, conv, want, n);
-		buf = conv;
-	}
-	if (halo_writer_write_chunk(job->out, a->idx, buf, &e))
-		job_fail(job, &e);
-}
-
-/* Runs on the worker after write_cpu: one output chunk less in flight. */
-static void write_done(void *arg)
-{
-	struct io_arg *a = arg;
-	struct job *job = a->job;
-	const halo_volume_info_t *oi = job->oi;
-	halo_dtype_t dt = oi->dtype;
-	pthread_mutex_lock(&job->lock);
-	job->inflight--;
-	job->written++;
-	job->bytes_written += (uint64_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]) *
-			      halo_dtype_size(dt);
-	pthread_cond_broadcast(&job->cond);
-	pthread_mutex_unlock(&job->lock);
-}
-
-static struct starpu_perfmodel read_model = {.type = STARPU_HISTORY_BASED, .symbol = "halo_read"};
-static struct starpu_perfmodel write_model = {.type = STARPU_HISTORY_BASED, .symbol = "halo_write"};
-
-static struct starpu_codelet read_cl = {
-	.cpu_funcs = {read_cpu},
-	.nbuffers = 1,
-	.modes = {STARPU_W},
-	.model = &read_model,
-	.name = "read",
-};
-
-/* The second buffer, when present, is an ordering token (TIFF pages must
- * be appended in order): STARPU_RW on one handle serialises the writes in
- * submission order. */
-static struct starpu_codelet write_cl = {
-	.cpu_funcs = {write_cpu},
-	.nbuffers = STARPU_VARIABLE_NBUFFERS,
-	.model = &write_model,
-	.name = "write",
-};
-
-static int submit(struct starpu_task *t, struct job *job)
-{
-	int rc = starpu_task_submit(t);
-	if (rc == 0)
-		return 0;
-	halo_error_t e;
-	halo_error_set(&e, HALO_ERUNTIME, "no StarPU worker can run the %s task (%s)",
-		       t->cl->name, strerror(-rc));
-	job_fail(job, &e);
-	return -1;
-}
-
-static void fail_nomem(struct job *job)
-{
-	halo_error_t e;
-	halo_error_set(&e, HALO_ENOMEM, "out of memory submitting tasks");
-	job_fail(job, &e);
-}
-
-/* Waits until fewer than `limit` output chunks are in flight (or the job
- * stopped), redrawing the progress line meanwhile. */
-static void wait_inflight(struct job *job, int limit, halo_progress_t *p)
-{
-	pthread_mutex_lock(&job->lock);
-	while (job->inflight >= limit && !job->failed && !halo_interrupted()) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&job->cond, &job->lock, &ts);
-		int64_t done = job->written;
-		uint64_t bytes = job->bytes_read + job->bytes_written;
-		pthread_mutex_unlock(&job->lock);
-		halo_progress_update(p, done, bytes);
-		pthread_mutex_lock(&job->lock);
-	}
-	pthread_mutex_unlock(&job->lock);
-}
-
-uint64_t halo_memory_default(void)
-{
-	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
-	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 4 : (UINT64_C(1) << 30);
-}
-
 /* The submitter's state. Work is organised in units: a unit gathers its
  * source region from input chunks (and runs the kernel, if any). Without a
  * kernel, or when the compute blocks are the output chunks, a unit is an
@@ -202,7 +31,7 @@ uint64_t halo_memory_default(void)
  * (dask's rechunked blocks) and each output chunk is gathered from the
  * results of the blocks it overlaps. */
 struct stream {
-	struct job job;
+	struct halo_stream_job job;
 	struct halo_axis in[3], out[3], unit[3];
 	int two_level;
 	starpu_data_handle_t *inputs;  /* per input chunk; NULL when not live */
@@ -227,7 +56,7 @@ static int64_t count3(const struct halo_axis *g)
  * beyond the volume where a halo is asked for. */
 static void region(const struct stream *s, int d, int64_t j, int64_t *a, int64_t *b)
 {
-	const struct job *job = &s->job;
+	const struct halo_stream_job *job = &s->job;
 	const halo_stream_opts_t *o = job->opts;
 	int64_t n = job->ii->shape[d], f = job->factor[d];
 	int64_t start = s->unit[d].start[j], end = s->unit[d].start[j + 1];
@@ -346,25 +175,25 @@ static starpu_data_handle_t input_handle(struct stream *s, const int64_t idx[3])
 	const halo_volume_info_t *ii = s->job.ii;
 	starpu_data_handle_t h = register_block(ii->chunks, halo_dtype_size(ii->dtype));
 	s->inputs[f] = h;
-	struct io_arg *ra = malloc(sizeof *ra);
+	struct halo_stream_io_arg *ra = malloc(sizeof *ra);
 	struct starpu_task *t = ra ? starpu_task_create() : NULL;
 	if (!t) {
 		free(ra);
-		fail_nomem(&s->job);
+		halo__stream_fail_nomem(&s->job);
 		return h;
 	}
-	*ra = (struct io_arg){&s->job, {idx[0], idx[1], idx[2]}};
-	t->cl = &read_cl;
+	*ra = (struct halo_stream_io_arg){&s->job, {idx[0], idx[1], idx[2]}};
+	t->cl = &halo__stream_read_cl;
 	t->handles[0] = h;
 	t->cl_arg = ra;
 	t->cl_arg_size = sizeof *ra;
 	t->cl_arg_free = 1;
-	submit(t, &s->job);
+	halo__stream_submit(t, &s->job);
 	return h;
 }
 
 /* Submits a gather of the given sources into dst. */
-static void submit_gather(struct job *job, struct halo_gather_args *ga,
+static void submit_gather(struct halo_stream_job *job, struct halo_gather_args *ga,
 			  starpu_data_handle_t *src, starpu_data_handle_t dst)
 {
 	int n = ga->nsrc;
@@ -375,7 +204,7 @@ static void submit_gather(struct job *job, struct halo_gather_args *ga,
 		free(dh);
 		free(dm);
 		free(ga);
-		fail_nomem(job);
+		halo__stream_fail_nomem(job);
 		return;
 	}
 	for (int k = 0; k < n; k++) {
@@ -391,7 +220,7 @@ static void submit_gather(struct job *job, struct halo_gather_args *ga,
 	t->cl_arg = ga;
 	t->cl_arg_size = halo_gather_args_size(n);
 	t->cl_arg_free = 1;
-	submit(t, job);
+	halo__stream_submit(t, job);
 }
 
 /* Submits unit u: gather of its (haloed) region, then the kernel if any.
@@ -399,7 +228,7 @@ static void submit_gather(struct job *job, struct halo_gather_args *ga,
  * unit's exact extent otherwise). */
 static void submit_unit(struct stream *s, const int64_t u[3], starpu_data_handle_t result)
 {
-	struct job *job = &s->job;
+	struct halo_stream_job *job = &s->job;
 	const halo_stream_opts_t *o = job->opts;
 	const halo_volume_info_t *ii = job->ii, *oi = job->oi;
 	int64_t cnt[3], a[3], b[3];
@@ -413,7 +242,7 @@ static void submit_unit(struct stream *s, const int64_t u[3], starpu_data_handle
 	if (!ga || !src) {
 		free(ga);
 		free(src);
-		fail_nomem(job);
+		halo__stream_fail_nomem(job);
 		return;
 	}
 	*ga = (struct halo_gather_args){
@@ -473,7 +302,7 @@ static void submit_unit(struct stream *s, const int64_t u[3], starpu_data_handle
 	}
 	halo_error_t e = {0};
 	if (o->kernel->submit(o->kernel->ctx, gathered, result, trim, valid, &job->kernel_failed, &e))
-		job_fail(job, &e);
+		halo__stream_fail(job, &e);
 	starpu_data_unregister_submit(gathered);
 }
 
@@ -494,7 +323,7 @@ static starpu_data_handle_t result_handle(struct stream *s, const int64_t u[3])
 /* Two-level: output chunk j gathered from the unit results it overlaps. */
 static void assemble_output(struct stream *s, const int64_t j[3], starpu_data_handle_t chunk)
 {
-	struct job *job = &s->job;
+	struct halo_stream_job *job = &s->job;
 	const halo_volume_info_t *oi = job->oi;
 	int64_t lo[3], hi[3];
 	for (int d = 0; d < 3; d++)
@@ -505,7 +334,7 @@ static void assemble_output(struct stream *s, const int64_t j[3], starpu_data_ha
 	if (!ga || !src) {
 		free(ga);
 		free(src);
-		fail_nomem(job);
+		halo__stream_fail_nomem(job);
 		return;
 	}
 	*ga = (struct halo_gather_args){.nsrc = nsrc, .src_kind = HALO_F4, .dst_kind = HALO_F4};
@@ -543,7 +372,7 @@ static void assemble_output(struct stream *s, const int64_t j[3], starpu_data_ha
 /* Output chunk j: computed (one or two levels), then written. */
 static void submit_output(struct stream *s, const int64_t j[3])
 {
-	struct job *job = &s->job;
+	struct halo_stream_job *job = &s->job;
 	const halo_volume_info_t *oi = job->oi;
 	size_t elsize = job->opts->kernel ? sizeof(float) : halo_dtype_size(oi->dtype);
 	starpu_data_handle_t chunk = register_block(oi->chunks, elsize);
@@ -552,16 +381,16 @@ static void submit_output(struct stream *s, const int64_t j[3])
 	else
 		submit_unit(s, j, chunk);
 
-	struct io_arg *wa = malloc(sizeof *wa);
+	struct halo_stream_io_arg *wa = malloc(sizeof *wa);
 	struct starpu_task *wt = wa ? starpu_task_create() : NULL;
 	if (!wt) {
 		free(wa);
-		fail_nomem(job);
+		halo__stream_fail_nomem(job);
 		starpu_data_unregister_submit(chunk);
 		return;
 	}
-	*wa = (struct io_arg){job, {j[0], j[1], j[2]}};
-	wt->cl = &write_cl;
+	*wa = (struct halo_stream_io_arg){job, {j[0], j[1], j[2]}};
+	wt->cl = &halo__stream_write_cl;
 	wt->nbuffers = s->token ? 2 : 1;
 	wt->handles[0] = chunk;
 	wt->modes[0] = STARPU_R;
@@ -570,12 +399,12 @@ static void submit_output(struct stream *s, const int64_t j[3])
 	wt->cl_arg = wa;
 	wt->cl_arg_size = sizeof *wa;
 	wt->cl_arg_free = 1;
-	wt->callback_func = write_done;
+	wt->callback_func = halo__stream_write_done;
 	wt->callback_arg = wa;
 	pthread_mutex_lock(&job->lock);
 	job->inflight++;
 	pthread_mutex_unlock(&job->lock);
-	if (submit(wt, job)) {
+	if (halo__stream_submit(wt, job)) {
 		pthread_mutex_lock(&job->lock);
 		job->inflight--;
 		pthread_mutex_unlock(&job->lock);
@@ -586,7 +415,7 @@ static void submit_output(struct stream *s, const int64_t j[3])
 /* How many output chunks may be in flight within the memory budget. */
 static int inflight_limit(const struct stream *s, uint64_t memory)
 {
-	const struct job *job = &s->job;
+	const struct halo_stream_job *job = &s->job;
 	const halo_volume_info_t *ii = job->ii, *oi = job->oi;
 	uint64_t per = (uint64_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]) *
 			       halo_dtype_size(oi->dtype) +
@@ -616,7 +445,7 @@ static int inflight_limit(const struct stream *s, uint64_t memory)
 
 static int plan(struct stream *s, halo_error_t *err)
 {
-	const struct job *job = &s->job;
+	const struct halo_stream_job *job = &s->job;
 	const halo_stream_opts_t *o = job->opts;
 	for (int d = 0; d < 3; d++) {
 		if (halo_axis_regular(&s->in[d], job->ii->shape[d], job->ii->chunks[d]) ||
@@ -671,7 +500,7 @@ int halo_stream_run(halo_reader_t *in, halo_writer_t *out, const halo_stream_opt
 		.job = {.in = in, .out = out, .ii = halo_reader_info(in), .oi = halo_writer_info(out),
 			.factor = {1, f, f}, .opts = opts},
 	};
-	struct job *job = &s.job;
+	struct halo_stream_job *job = &s.job;
 	job->result_kind = opts->kernel ? HALO_F4 : job->oi->dtype.kind;
 	pthread_mutex_init(&job->lock, NULL);
 	pthread_cond_init(&job->cond, NULL);
@@ -690,8 +519,8 @@ int halo_stream_run(halo_reader_t *in, halo_writer_t *out, const halo_stream_opt
 	for (j[0] = 0; j[0] < s.out[0].nblocks; j[0]++)
 		for (j[1] = 0; j[1] < s.out[1].nblocks; j[1]++)
 			for (j[2] = 0; j[2] < s.out[2].nblocks; j[2]++) {
-				wait_inflight(job, limit, &progress);
-				if (job_stopped(job))
+				halo__stream_wait(job, limit, &progress);
+				if (halo__stream_stopped(job))
 					goto drain;
 				submit_output(&s, j);
 			}
@@ -703,7 +532,7 @@ drain:
 	for (int64_t i = 0; s.two_level && i < count3(s.unit); i++)
 		if (s.results[i])
 			starpu_data_unregister_submit(s.results[i]);
-	wait_inflight(job, 1, &progress);
+	halo__stream_wait(job, 1, &progress);
 	starpu_task_wait_for_all();
 	if (s.token)
 		starpu_data_unregister(s.token);

@@ -1,0 +1,56 @@
+/* Internals of chunk streams shared by stream.c (planning and submission)
+ * and stream_tasks.c (the I/O tasks and the job's error and progress
+ * state). Not for use outside runtime/. */
+#ifndef HALO_RUNTIME_STREAM_JOB_H
+#define HALO_RUNTIME_STREAM_JOB_H
+
+#include <pthread.h>
+#include <starpu.h>
+
+#include "runtime/stream.h"
+#include "util/progress.h"
+
+/* One stream's shared state: what it reads and writes, how far it got, and
+ * the first error any of its tasks met. */
+struct halo_stream_job {
+	halo_reader_t *in;
+	halo_writer_t *out;
+	const halo_volume_info_t *ii, *oi;
+	int factor[3];
+	const halo_stream_opts_t *opts;
+	halo_dtype_kind_t result_kind; /* what the write tasks receive */
+	int kernel_failed;             /* set by kernel tasks (out of memory) */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int inflight;
+	int64_t written, read;
+	uint64_t bytes_read, bytes_written;
+	int failed;
+	halo_error_t err;
+};
+
+/* cl_arg of read and write tasks (and write's callback argument). */
+struct halo_stream_io_arg {
+	struct halo_stream_job *job;
+	int64_t idx[3];
+};
+
+/* read: decodes input chunk idx into its block (STARPU_W). write: encodes
+ * and stores output chunk idx from its block (STARPU_R), converting to the
+ * output type; a second buffer, when given, is an ordering token
+ * (STARPU_RW) that serialises writes in submission order (TIFF pages). */
+extern struct starpu_codelet halo__stream_read_cl, halo__stream_write_cl;
+/* write's callback: one output chunk less in flight. */
+void halo__stream_write_done(void *arg);
+
+void halo__stream_fail(struct halo_stream_job *job, const halo_error_t *e);
+void halo__stream_fail_nomem(struct halo_stream_job *job);
+/* The job failed or SIGINT/SIGTERM arrived. */
+int halo__stream_stopped(struct halo_stream_job *job);
+/* starpu_task_submit, turning a refusal into the job's error; 0 on success. */
+int halo__stream_submit(struct starpu_task *t, struct halo_stream_job *job);
+/* Waits until fewer than limit output chunks are in flight (or the job
+ * stopped), redrawing the progress line meanwhile. */
+void halo__stream_wait(struct halo_stream_job *job, int limit, halo_progress_t *p);
+
+#endif

@@ -1,0 +1,160 @@
+/* The I/O tasks of chunk streams and the job state they share with the
+ * submitter (see stream_job.h). Codelets cannot return errors, so the first
+ * failing task records its message in the job and every later task of the
+ * job turns into a no-op; the submitter stops as soon as it sees it. */
+#include "config.h"
+#include "runtime/stream_job.h"
+#include "io/scratch.h"
+#include "util/signals.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void halo__stream_fail(struct halo_stream_job *job, const halo_error_t *e)
+{
+	pthread_mutex_lock(&job->lock);
+	if (!job->failed) {
+		job->failed = 1;
+		job->err = *e;
+	}
+	pthread_cond_broadcast(&job->cond);
+	pthread_mutex_unlock(&job->lock);
+}
+
+int halo__stream_stopped(struct halo_stream_job *job)
+{
+	return __atomic_load_n(&job->failed, __ATOMIC_RELAXED) || halo_interrupted();
+}
+
+static void read_cpu(void *buffers[], void *cl_arg)
+{
+	struct halo_stream_io_arg *a = cl_arg;
+	struct halo_stream_job *job = a->job;
+	if (halo__stream_stopped(job))
+		return;
+	halo_error_t e = {0};
+	void *buf = (void *)STARPU_BLOCK_GET_PTR(buffers[0]);
+	if (halo_reader_read_chunk(job->in, a->idx, buf, &e)) {
+		halo__stream_fail(job, &e);
+		return;
+	}
+	size_t n = (size_t)STARPU_BLOCK_GET_NX(buffers[0]) * STARPU_BLOCK_GET_NY(buffers[0]) *
+		   STARPU_BLOCK_GET_NZ(buffers[0]) * STARPU_BLOCK_GET_ELEMSIZE(buffers[0]);
+	pthread_mutex_lock(&job->lock);
+	job->read++;
+	job->bytes_read += n;
+	pthread_mutex_unlock(&job->lock);
+}
+
+static void write_cpu(void *buffers[], void *cl_arg)
+{
+	struct halo_stream_io_arg *a = cl_arg;
+	struct halo_stream_job *job = a->job;
+	if (halo__stream_stopped(job))
+		return;
+	halo_error_t e = {0};
+	const void *buf = (const void *)STARPU_BLOCK_GET_PTR(buffers[0]);
+	halo_dtype_kind_t want = job->oi->dtype.kind;
+	if (job->result_kind != want) {
+		size_t n = (size_t)STARPU_BLOCK_GET_NX(buffers[0]) * STARPU_BLOCK_GET_NY(buffers[0]) *
+			   STARPU_BLOCK_GET_NZ(buffers[0]);
+		void *conv = halo_scratch(HALO_SCRATCH_CONVERT, n * halo_dtype_size(job->oi->dtype));
+		if (!conv) {
+			halo_error_set(&e, HALO_ENOMEM, "out of memory converting a chunk");
+			halo__stream_fail(job, &e);
+			return;
+		}
+		halo_dtype_convert(buf, job->result_kind, conv, want, n);
+		buf = conv;
+	}
+	if (halo_writer_write_chunk(job->out, a->idx, buf, &e))
+		halo__stream_fail(job, &e);
+}
+
+/* Runs on the worker after write_cpu: one output chunk less in flight. */
+void halo__stream_write_done(void *arg)
+{
+	struct halo_stream_io_arg *a = arg;
+	struct halo_stream_job *job = a->job;
+	const halo_volume_info_t *oi = job->oi;
+	halo_dtype_t dt = oi->dtype;
+	pthread_mutex_lock(&job->lock);
+	job->inflight--;
+	job->written++;
+	job->bytes_written += (uint64_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]) *
+			      halo_dtype_size(dt);
+	pthread_cond_broadcast(&job->cond);
+	pthread_mutex_unlock(&job->lock);
+}
+
+static struct starpu_perfmodel read_model = {.type = STARPU_HISTORY_BASED, .symbol = "halo_read"};
+static struct starpu_perfmodel write_model = {.type = STARPU_HISTORY_BASED, .symbol = "halo_write"};
+
+struct starpu_codelet halo__stream_read_cl = {
+	.cpu_funcs = {read_cpu},
+	.nbuffers = 1,
+	.modes = {STARPU_W},
+	.model = &read_model,
+	.name = "read",
+};
+
+/* The second buffer, when present, is an ordering token (TIFF pages must
+ * be appended in order): STARPU_RW on one handle serialises the writes in
+ * submission order. */
+struct starpu_codelet halo__stream_write_cl = {
+	.cpu_funcs = {write_cpu},
+	.nbuffers = STARPU_VARIABLE_NBUFFERS,
+	.model = &write_model,
+	.name = "write",
+};
+
+int halo__stream_submit(struct starpu_task *t, struct halo_stream_job *job)
+{
+	int rc = starpu_task_submit(t);
+	if (rc == 0)
+		return 0;
+	halo_error_t e;
+	halo_error_set(&e, HALO_ERUNTIME, "no StarPU worker can run the %s task (%s)",
+		       t->cl->name, strerror(-rc));
+	halo__stream_fail(job, &e);
+	return -1;
+}
+
+void halo__stream_fail_nomem(struct halo_stream_job *job)
+{
+	halo_error_t e;
+	halo_error_set(&e, HALO_ENOMEM, "out of memory submitting tasks");
+	halo__stream_fail(job, &e);
+}
+
+/* Waits until fewer than `limit` output chunks are in flight (or the job
+ * stopped), redrawing the progress line meanwhile. */
+void halo__stream_wait(struct halo_stream_job *job, int limit, halo_progress_t *p)
+{
+	pthread_mutex_lock(&job->lock);
+	while (job->inflight >= limit && !job->failed && !halo_interrupted()) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&job->cond, &job->lock, &ts);
+		int64_t done = job->written;
+		uint64_t bytes = job->bytes_read + job->bytes_written;
+		pthread_mutex_unlock(&job->lock);
+		halo_progress_update(p, done, bytes);
+		pthread_mutex_lock(&job->lock);
+	}
+	pthread_mutex_unlock(&job->lock);
+}
+
+uint64_t halo_memory_default(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 4 : (UINT64_C(1) << 30);
+}
+
