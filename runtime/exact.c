@@ -175,34 +175,6 @@ static struct starpu_codelet store_cl = {
 	.name = "store",
 };
 
-/* Chunks (sorted, distinct) holding the voxels [a, b) maps to on axis d. */
-static int64_t chunk_list(const struct exact *x, int d, int64_t a, int64_t b, int boundary,
-			  int64_t *list)
-{
-	int64_t count = 0, last = -1;
-	for (int64_t g = a; g < b; g++) {
-		int64_t m = halo_boundary_map(g, x->oi->shape[d], boundary);
-		if (m < 0)
-			continue;
-		int64_t c = halo_axis_find(&x->grid[d], m);
-		if (c == last)
-			continue;
-		last = c;
-		int seen = 0;
-		for (int64_t i = 0; i < count && !seen; i++)
-			seen = list[i] == c;
-		if (!seen)
-			list[count++] = c;
-	}
-	for (int64_t i = 1; i < count; i++)
-		for (int64_t k = i; k > 0 && list[k - 1] > list[k]; k--) {
-			int64_t t = list[k];
-			list[k] = list[k - 1];
-			list[k - 1] = t;
-		}
-	return count;
-}
-
 static int64_t flat(const struct exact *x, const int64_t i[3])
 {
 	return (i[0] * x->grid[1].nblocks + i[1]) * x->grid[2].nblocks + i[2];
@@ -219,7 +191,8 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 	for (int d = 0; d < 3; d++) {
 		a[d] = start[d] - before[d];
 		hdims[d] = dims[d] + before[d] + after[d];
-		cnt[d] = chunk_list(x, d, a[d], a[d] + hdims[d], boundary, x->lists[d]);
+		cnt[d] = halo_axis_blocks_touched(&x->grid[d], a[d], a[d] + hdims[d], boundary,
+						  x->lists[d]);
 	}
 	int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
 	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));

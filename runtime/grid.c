@@ -1,6 +1,7 @@
 /* Axis partitions (see grid.h). */
 #include "config.h"
 #include "runtime/grid.h"
+#include "codelets/gather.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,37 @@ int64_t halo_axis_find(const struct halo_axis *a, int64_t g)
 			hi = mid - 1;
 	}
 	return lo;
+}
+
+int64_t halo_axis_blocks_touched(const struct halo_axis *a, int64_t lo, int64_t hi, int boundary,
+				 int64_t *list)
+{
+	int64_t count = 0, last = -1;
+	int unsorted = 0;
+	for (int64_t g = lo; g < hi; g++) {
+		int64_t m = halo_boundary_map(g, a->n, boundary);
+		if (m < 0)
+			continue;
+		int64_t c = halo_axis_find(a, m);
+		if (c == last)
+			continue;
+		last = c;
+		int seen = 0;
+		for (int64_t i = 0; i < count && !seen; i++)
+			seen = list[i] == c;
+		if (!seen) {
+			unsorted |= count > 0 && c < list[count - 1];
+			list[count++] = c;
+		}
+	}
+	if (unsorted) /* periodic and reflect halos revisit blocks out of order */
+		for (int64_t i = 1; i < count; i++)
+			for (int64_t k = i; k > 0 && list[k - 1] > list[k]; k--) {
+				int64_t t = list[k];
+				list[k] = list[k - 1];
+				list[k - 1] = t;
+			}
+	return count;
 }
 
 void halo_axis_free(struct halo_axis *a)

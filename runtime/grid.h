@@ -27,6 +27,13 @@ int halo_axis_equal(const struct halo_axis *a, const struct halo_axis *b);
 /* The block holding voxel g (0 <= g < n). */
 int64_t halo_axis_find(const struct halo_axis *a, int64_t g);
 
+/* The blocks (sorted, distinct) that voxels [lo, hi) fall in once mapped
+ * into the axis by a boundary rule (enum halo_boundary; indices the rule
+ * sends nowhere are skipped). list needs room for every block of the axis.
+ * Returns how many. */
+int64_t halo_axis_blocks_touched(const struct halo_axis *a, int64_t lo, int64_t hi, int boundary,
+				 int64_t *list);
+
 void halo_axis_free(struct halo_axis *a);
 
 #endif

@@ -78,33 +78,10 @@ static void region(const struct stream *s, int d, int64_t j, int64_t *a, int64_t
 static int64_t input_list(const struct stream *s, int d, int64_t j, int64_t *list)
 {
 	const halo_stream_opts_t *o = s->job.opts;
-	int64_t a, b, n = s->job.ii->shape[d], count = 0, last = -1;
-	int boundary = o->kernel ? o->boundary : HALO_BOUNDARY_NONE, unsorted = 0;
+	int64_t a, b;
 	region(s, d, j, &a, &b);
-	for (int64_t g = a; g < b; g++) {
-		int64_t m = halo_boundary_map(g, n, boundary);
-		if (m < 0)
-			continue;
-		int64_t c = halo_axis_find(&s->in[d], m);
-		if (c == last)
-			continue;
-		last = c;
-		int seen = 0;
-		for (int64_t i = 0; i < count && !seen; i++)
-			seen = list[i] == c;
-		if (!seen) {
-			unsorted |= count > 0 && c < list[count - 1];
-			list[count++] = c;
-		}
-	}
-	if (unsorted) /* periodic and reflect halos revisit chunks out of order */
-		for (int64_t i = 1; i < count; i++)
-			for (int64_t k = i; k > 0 && list[k - 1] > list[k]; k--) {
-				int64_t t = list[k];
-				list[k] = list[k - 1];
-				list[k - 1] = t;
-			}
-	return count;
+	return halo_axis_blocks_touched(&s->in[d], a, b,
+					o->kernel ? o->boundary : HALO_BOUNDARY_NONE, list);
 }
 
 /* The units (a contiguous range) that output chunk j covers along axis d. */
