@@ -20,6 +20,7 @@
 #include "io/scratch.h"
 #include "runtime/deconvolve.h"
 #include "runtime/grid.h"
+#include "runtime/stream_job.h"
 #include "util/progress.h"
 #include "util/signals.h"
 
@@ -196,13 +197,10 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 	}
 	int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
 	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
-	starpu_data_handle_t *dh = malloc((size_t)(nsrc + 1) * sizeof *dh);
-	enum starpu_data_access_mode *dm = malloc((size_t)(nsrc + 1) * sizeof *dm);
-	struct starpu_task *t = ga && dh && dm ? starpu_task_create() : NULL;
-	if (!t) {
+	starpu_data_handle_t *src = malloc((size_t)(nsrc + 1) * sizeof *src);
+	if (!ga || !src) {
 		free(ga);
-		free(dh);
-		free(dm);
+		free(src);
 		halo_error_set(err, HALO_ENOMEM, "out of memory submitting tasks");
 		return NULL;
 	}
@@ -229,23 +227,12 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 					ga->src[k].origin[d] = s[d];
 					ga->src[k].dims[d] = e[d];
 				}
-				dh[k] = from[flat(x, c)];
-				dm[k] = STARPU_R;
+				src[k] = from[flat(x, c)];
 			}
-	starpu_data_handle_t h;
-	uint32_t nx = (uint32_t)hdims[2], ny = (uint32_t)hdims[1];
-	starpu_block_data_register(&h, -1, 0, nx, nx * ny, nx, ny, (uint32_t)hdims[0], sizeof(float));
-	dh[nsrc] = h;
-	dm[nsrc] = STARPU_W;
-	t->cl = &halo_gather_cl;
-	t->nbuffers = nsrc + 1;
-	t->dyn_handles = dh;
-	t->dyn_modes = dm;
-	t->cl_arg = ga;
-	t->cl_arg_size = halo_gather_args_size(nsrc);
-	t->cl_arg_free = 1;
-	if (starpu_task_submit(t)) {
-		halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can assemble halos");
+	starpu_data_handle_t h = halo__block_register(hdims, sizeof(float));
+	int rc = halo__gather_submit(ga, src, h, err);
+	free(src);
+	if (rc) {
 		starpu_data_unregister_submit(h);
 		return NULL;
 	}
@@ -264,14 +251,6 @@ static int64_t smooth_size(int64_t n)
 		if (r == 1)
 			return m;
 	}
-}
-
-static starpu_data_handle_t register_chunk(const int64_t dims[3])
-{
-	starpu_data_handle_t h;
-	uint32_t nx = (uint32_t)dims[2], ny = (uint32_t)dims[1];
-	starpu_block_data_register(&h, -1, 0, nx, nx * ny, nx, ny, (uint32_t)dims[0], sizeof(float));
-	return h;
 }
 
 static int submit_half(struct exact *x, struct halo_otf_cache *otfs, int forward,
@@ -359,9 +338,9 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const float *ps
 			for (u[2] = 0; u[2] < x.grid[2].nblocks; u[2]++) {
 				int64_t s[3], dims[3], f = flat(&x, u);
 				unit_extent(&x, u, s, dims);
-				x.image[f] = register_chunk(dims);
-				x.est[f] = register_chunk(dims);
-				x.ratio[f] = register_chunk(dims);
+				x.image[f] = halo__block_register(dims, sizeof(float));
+				x.est[f] = halo__block_register(dims, sizeof(float));
+				x.ratio[f] = halo__block_register(dims, sizeof(float));
 				struct unit_arg *a = malloc(sizeof *a);
 				*a = (struct unit_arg){&x, {u[0], u[1], u[2]}};
 				starpu_task_insert(&load_cl, STARPU_W, x.image[f], STARPU_W, x.est[f],

@@ -135,14 +135,6 @@ out:
 	return rc;
 }
 
-static starpu_data_handle_t register_block(const int64_t dims[3], size_t elsize)
-{
-	starpu_data_handle_t h;
-	uint32_t nx = (uint32_t)dims[2], ny = (uint32_t)dims[1];
-	starpu_block_data_register(&h, -1, 0, nx, nx * ny, nx, ny, (uint32_t)dims[0], elsize);
-	return h;
-}
-
 /* The handle of input chunk idx, registered and read on first use. */
 static starpu_data_handle_t input_handle(struct stream *s, const int64_t idx[3])
 {
@@ -150,7 +142,7 @@ static starpu_data_handle_t input_handle(struct stream *s, const int64_t idx[3])
 	if (s->inputs[f])
 		return s->inputs[f];
 	const halo_volume_info_t *ii = s->job.ii;
-	starpu_data_handle_t h = register_block(ii->chunks, halo_dtype_size(ii->dtype));
+	starpu_data_handle_t h = halo__block_register(ii->chunks, halo_dtype_size(ii->dtype));
 	s->inputs[f] = h;
 	struct halo_stream_io_arg *ra = malloc(sizeof *ra);
 	struct starpu_task *t = ra ? starpu_task_create() : NULL;
@@ -169,35 +161,13 @@ static starpu_data_handle_t input_handle(struct stream *s, const int64_t idx[3])
 	return h;
 }
 
-/* Submits a gather of the given sources into dst. */
+/* Submits a gather of the given sources into dst; a failure stops the job. */
 static void submit_gather(struct halo_stream_job *job, struct halo_gather_args *ga,
 			  starpu_data_handle_t *src, starpu_data_handle_t dst)
 {
-	int n = ga->nsrc;
-	starpu_data_handle_t *dh = malloc((size_t)(n + 1) * sizeof *dh);
-	enum starpu_data_access_mode *dm = malloc((size_t)(n + 1) * sizeof *dm);
-	struct starpu_task *t = dh && dm ? starpu_task_create() : NULL;
-	if (!t) {
-		free(dh);
-		free(dm);
-		free(ga);
-		halo__stream_fail_nomem(job);
-		return;
-	}
-	for (int k = 0; k < n; k++) {
-		dh[k] = src[k];
-		dm[k] = STARPU_R;
-	}
-	dh[n] = dst;
-	dm[n] = STARPU_W;
-	t->cl = &halo_gather_cl;
-	t->nbuffers = n + 1;
-	t->dyn_handles = dh;
-	t->dyn_modes = dm;
-	t->cl_arg = ga;
-	t->cl_arg_size = halo_gather_args_size(n);
-	t->cl_arg_free = 1;
-	halo__stream_submit(t, job);
+	halo_error_t e = {0};
+	if (halo__gather_submit(ga, src, dst, &e))
+		halo__stream_fail(job, &e);
 }
 
 /* Submits unit u: gather of its (haloed) region, then the kernel if any.
@@ -254,7 +224,7 @@ static void submit_unit(struct stream *s, const int64_t u[3], starpu_data_handle
 			}
 	starpu_data_handle_t gathered = result;
 	if (o->kernel)
-		gathered = register_block(ga->dst_dims, sizeof(float));
+		gathered = halo__block_register(ga->dst_dims, sizeof(float));
 	submit_gather(job, ga, src, gathered);
 
 	/* Inputs this unit was the last reader of can go. */
@@ -291,7 +261,7 @@ static starpu_data_handle_t result_handle(struct stream *s, const int64_t u[3])
 		int64_t dims[3];
 		for (int d = 0; d < 3; d++)
 			dims[d] = s->unit[d].start[u[d] + 1] - s->unit[d].start[u[d]];
-		s->results[f] = register_block(dims, sizeof(float));
+		s->results[f] = halo__block_register(dims, sizeof(float));
 		submit_unit(s, u, s->results[f]);
 	}
 	return s->results[f];
@@ -352,7 +322,7 @@ static void submit_output(struct stream *s, const int64_t j[3])
 	struct halo_stream_job *job = &s->job;
 	const halo_volume_info_t *oi = job->oi;
 	size_t elsize = job->opts->kernel ? sizeof(float) : halo_dtype_size(oi->dtype);
-	starpu_data_handle_t chunk = register_block(oi->chunks, elsize);
+	starpu_data_handle_t chunk = halo__block_register(oi->chunks, elsize);
 	if (s->two_level)
 		assemble_output(s, j, chunk);
 	else

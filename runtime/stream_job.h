@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <starpu.h>
 
+#include "codelets/gather.h"
 #include "runtime/stream.h"
 #include "util/progress.h"
 
@@ -52,5 +53,15 @@ int halo__stream_submit(struct starpu_task *t, struct halo_stream_job *job);
 /* Waits until fewer than limit output chunks are in flight (or the job
  * stopped), redrawing the progress line meanwhile. */
 void halo__stream_wait(struct halo_stream_job *job, int limit, halo_progress_t *p);
+
+/* Registers a StarPU-owned contiguous 3D block (home node -1, allocated
+ * on first write) of dims z, y, x. */
+starpu_data_handle_t halo__block_register(const int64_t dims[3], size_t elsize);
+
+/* Submits a gather task of src[0..ga->nsrc) (read) into dst (written). ga
+ * is malloc'ed and passes to StarPU, which frees it (freed here when the
+ * submission fails). */
+int halo__gather_submit(struct halo_gather_args *ga, const starpu_data_handle_t *src,
+			starpu_data_handle_t dst, halo_error_t *err);
 
 #endif

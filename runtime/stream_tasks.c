@@ -158,3 +158,46 @@ uint64_t halo_memory_default(void)
 	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 4 : (UINT64_C(1) << 30);
 }
 
+
+starpu_data_handle_t halo__block_register(const int64_t dims[3], size_t elsize)
+{
+	starpu_data_handle_t h;
+	uint32_t nx = (uint32_t)dims[2], ny = (uint32_t)dims[1];
+	starpu_block_data_register(&h, -1, 0, nx, nx * ny, nx, ny, (uint32_t)dims[0], elsize);
+	return h;
+}
+
+int halo__gather_submit(struct halo_gather_args *ga, const starpu_data_handle_t *src,
+			starpu_data_handle_t dst, halo_error_t *err)
+{
+	int n = ga->nsrc;
+	starpu_data_handle_t *dh = malloc((size_t)(n + 1) * sizeof *dh);
+	enum starpu_data_access_mode *dm = malloc((size_t)(n + 1) * sizeof *dm);
+	struct starpu_task *t = dh && dm ? starpu_task_create() : NULL;
+	if (!t) {
+		free(dh);
+		free(dm);
+		free(ga);
+		return halo_error_set(err, HALO_ENOMEM, "out of memory submitting tasks");
+	}
+	for (int k = 0; k < n; k++) {
+		dh[k] = src[k];
+		dm[k] = STARPU_R;
+	}
+	dh[n] = dst;
+	dm[n] = STARPU_W;
+	t->cl = &halo_gather_cl;
+	t->nbuffers = n + 1;
+	t->dyn_handles = dh; /* StarPU frees dyn_handles, dyn_modes and cl_arg */
+	t->dyn_modes = dm;
+	t->cl_arg = ga;
+	t->cl_arg_size = halo_gather_args_size(n);
+	t->cl_arg_free = 1;
+	int rc = starpu_task_submit(t);
+	if (rc) {
+		starpu_task_destroy(t); /* frees ga and the handle arrays */
+		return halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can run the gather task (%s)",
+				      strerror(-rc));
+	}
+	return HALO_OK;
+}
