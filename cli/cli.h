@@ -23,6 +23,8 @@ int halo_cli_info(int argc, char **argv);
 int halo_cli_convert(int argc, char **argv);
 int halo_cli_deconvolve(int argc, char **argv);
 int halo_cli_demo(int argc, char **argv);
+int halo_cli_run(int argc, char **argv);
+int halo_cli_graph(int argc, char **argv);
 
 /* Long options every StarPU-running command accepts; their values are
  * above 1000 so they never clash with a short option letter. */
@@ -61,6 +63,9 @@ int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
  * halo_cli_options_begin() first. */
 enum { HALO_CLI_DONE = -2 };
 void halo_cli_options_begin(void);
+/* After begin: the getopt short options of a command that has some
+ * besides -h (e.g. ":ho:"); they must start with ":h". */
+void halo_cli_options_short(const char *optstring);
 int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct option *longopts,
 			 const char *help, halo_runtime_opts_t *rt, int *status);
 

@@ -10,7 +10,9 @@ static const halo_cli_cmd_t commands[] = {
 	{"convert", "convert between TIFF, Zarr and OME-Zarr; rechunk; change dtype", halo_cli_convert},
 	{"deconvolve", "Richardson-Lucy deconvolution of a volume, chunk by chunk with halos", halo_cli_deconvolve},
 	{"demo", "deconvolve a built-in synthetic sample and report the error", halo_cli_demo},
+	{"graph", "print a pipeline's graph (Graphviz DOT) or its task counts", halo_cli_graph},
 	{"info", "describe halo, StarPU, the workers and the machine", halo_cli_info},
+	{"run", "run a pipeline file (dask.array-like steps) over every core and GPU", halo_cli_run},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

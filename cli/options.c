@@ -42,10 +42,18 @@ int halo_cli_usage_error(const char *cmd, int c, const char *bad)
 	return HALO_EXIT_USAGE;
 }
 
+static const char *shortopts = ":h";
+
 void halo_cli_options_begin(void)
 {
 	optind = 1;
 	opterr = 0;
+	shortopts = ":h";
+}
+
+void halo_cli_options_short(const char *optstring)
+{
+	shortopts = optstring;
 }
 
 int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct option *longopts,
@@ -53,7 +61,7 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 {
 	halo_error_t err = {0};
 	int c, rc;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		if (halo_cli_runtime_option(c, optarg, rt, &err, &rc)) {
 			if (rc) {
 				halo_cli_error(&err);

@@ -237,6 +237,44 @@ void halo_fftw_wisdom_path(char *out, size_t len)
 	snprintf(out, len, "%s/fftw-wisdom-f32", dir);
 }
 
+struct rl_kernel {
+	halo_stream_kernel_t kernel;
+	struct rl_ctx ctx;
+};
+
+int halo_rl_kernel_create(const float *psf, const int pn[3], int iterations, int threads,
+			  halo_stream_kernel_t **out, halo_error_t *err)
+{
+	struct rl_kernel *k = calloc(1, sizeof *k);
+	if (!k)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	char wisdom[4096];
+	halo_fftw_wisdom_path(wisdom, sizeof wisdom);
+	halo_fft_init(wisdom[0] ? wisdom : NULL);
+	k->ctx = (struct rl_ctx){.iterations = iterations, .threads = threads > 1 ? threads : 1};
+	int rc = halo__otf_cache_init(&k->ctx.otf, psf, pn, err);
+	if (rc) {
+		free(k);
+		return rc;
+	}
+	k->kernel = (halo_stream_kernel_t){.submit = rl_submit, .ctx = &k->ctx};
+	*out = &k->kernel;
+	return HALO_OK;
+}
+
+int halo_rl_kernel_destroy(halo_stream_kernel_t *kernel, halo_error_t *err)
+{
+	if (!kernel)
+		return HALO_OK;
+	struct rl_kernel *k = (struct rl_kernel *)kernel;
+	int failed = k->ctx.otf.failed;
+	halo__otf_cache_release(&k->ctx.otf);
+	halo_fft_save_wisdom();
+	free(k);
+	return failed ? halo_error_set(err, HALO_ENOMEM, "out of memory computing the PSF spectrum")
+		      : HALO_OK;
+}
+
 int halo_deconvolve_run(halo_reader_t *in, halo_writer_t *out, const float *psf,
 			const int pn[3], const halo_deconv_opts_t *o, halo_stream_stats_t *stats,
 			halo_error_t *err)
@@ -250,9 +288,6 @@ int halo_deconvolve_run(halo_reader_t *in, halo_writer_t *out, const float *psf,
 					      "(%lldx%lldx%lld); use larger --chunks or --depth",
 					      pn[0], pn[1], pn[2], (long long)minh[0], (long long)minh[1],
 					      (long long)minh[2]);
-	char wisdom[4096];
-	halo_fftw_wisdom_path(wisdom, sizeof wisdom);
-	halo_fft_init(wisdom[0] ? wisdom : NULL);
 
 	/* With fewer chunks than CPU workers, each RL task takes the idle
 	 * workers' cores as FFTW and OpenMP threads (StarPU's idle workers
@@ -262,22 +297,21 @@ int halo_deconvolve_run(halo_reader_t *in, halo_writer_t *out, const float *psf,
 	for (int d = 0; d < 3; d++)
 		chunks *= (oi->shape[d] + oi->chunks[d] - 1) / oi->chunks[d];
 	int ncpu = (int)starpu_cpu_worker_get_count();
-	struct rl_ctx ctx = {.iterations = o->iterations,
-			     .threads = chunks < ncpu ? (int)(ncpu / chunks) : 1};
-	int rc = halo__otf_cache_init(&ctx.otf, psf, pn, err);
+	halo_stream_kernel_t *kernel;
+	int rc = halo_rl_kernel_create(psf, pn, o->iterations,
+				       chunks < ncpu ? (int)(ncpu / chunks) : 1, &kernel, err);
 	if (rc)
 		return rc;
-	halo_stream_kernel_t kernel = {.submit = rl_submit, .ctx = &ctx};
 	halo_stream_opts_t so = o->stream;
-	so.kernel = &kernel;
+	so.kernel = kernel;
 	memcpy(so.depth, o->depth, sizeof so.depth);
 	so.boundary = o->boundary;
 	so.constant = o->constant;
 	rc = halo_stream_run(in, out, &so, stats, err);
-	int failed = ctx.otf.failed;
-	halo__otf_cache_release(&ctx.otf);
-	if (!rc && failed)
-		rc = halo_error_set(err, HALO_ENOMEM, "out of memory computing the PSF spectrum");
-	halo_fft_save_wisdom();
+	halo_error_t kerr = {0};
+	if (halo_rl_kernel_destroy(kernel, &kerr) && !rc) {
+		*err = kerr;
+		rc = kerr.code;
+	}
 	return rc;
 }

@@ -29,6 +29,16 @@ int halo_psf_load(const char *path, float **psf, int pn[3], halo_error_t *err);
 void halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opts_t *o,
 			    int64_t min_haloed[3]);
 
+/* map_overlap's Richardson-Lucy kernel for chunk streams and graphs:
+ * each haloed chunk gets `iterations` RL iterations with the PSF's
+ * spectrum for its shape (one otf task per shape). threads: FFTW threads
+ * per task, for when there are fewer chunks than cores. */
+int halo_rl_kernel_create(const float *psf, const int pn[3], int iterations, int threads,
+			  halo_stream_kernel_t **out, halo_error_t *err);
+/* Waits for the kernel's tasks and frees it; fails when a spectrum could
+ * not be computed. */
+int halo_rl_kernel_destroy(halo_stream_kernel_t *kernel, halo_error_t *err);
+
 /* Deconvolves in into out (whose chunks give the tasks) on the running
  * StarPU. Fails before any work when the PSF is larger than the smallest
  * haloed chunk. */

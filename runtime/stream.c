@@ -151,7 +151,7 @@ static starpu_data_handle_t input_handle(struct stream *s, const int64_t idx[3])
 		halo__stream_fail_nomem(&s->job);
 		return h;
 	}
-	*ra = (struct halo_stream_io_arg){&s->job, {idx[0], idx[1], idx[2]}};
+	*ra = (struct halo_stream_io_arg){.job = &s->job, .in = s->job.in, .idx = {idx[0], idx[1], idx[2]}};
 	t->cl = &halo__stream_read_cl;
 	t->handles[0] = h;
 	t->cl_arg = ra;
@@ -336,7 +336,8 @@ static void submit_output(struct stream *s, const int64_t j[3])
 		starpu_data_unregister_submit(chunk);
 		return;
 	}
-	*wa = (struct halo_stream_io_arg){job, {j[0], j[1], j[2]}};
+	*wa = (struct halo_stream_io_arg){.job = job, .out = job->out, .from = job->result_kind,
+					   .idx = {j[0], j[1], j[2]}};
 	wt->cl = &halo__stream_write_cl;
 	wt->nbuffers = s->token ? 2 : 1;
 	wt->handles[0] = chunk;

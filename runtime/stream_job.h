@@ -30,9 +30,15 @@ struct halo_stream_job {
 	halo_error_t err;
 };
 
-/* cl_arg of read and write tasks (and write's callback argument). */
+/* cl_arg of read and write tasks (and write's callback argument). The
+ * job holds the error state; the reader or writer is per task, so that a
+ * graph with several sources and outputs shares one job. */
 struct halo_stream_io_arg {
 	struct halo_stream_job *job;
+	halo_reader_t *in;
+	halo_writer_t *out;
+	halo_dtype_kind_t from; /* write: the element type of the block */
+	const char *step;       /* graphs: the step named in errors, or NULL */
 	int64_t idx[3];
 };
 

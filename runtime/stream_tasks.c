@@ -36,7 +36,9 @@ static void read_cpu(void *buffers[], void *cl_arg)
 		return;
 	halo_error_t e = {0};
 	void *buf = (void *)STARPU_BLOCK_GET_PTR(buffers[0]);
-	if (halo_reader_read_chunk(job->in, a->idx, buf, &e)) {
+	if (halo_reader_read_chunk(a->in, a->idx, buf, &e)) {
+		if (a->step)
+			halo_error_prefix(&e, "step \"%s\"", a->step);
 		halo__stream_fail(job, &e);
 		return;
 	}
@@ -56,21 +58,25 @@ static void write_cpu(void *buffers[], void *cl_arg)
 		return;
 	halo_error_t e = {0};
 	const void *buf = (const void *)STARPU_BLOCK_GET_PTR(buffers[0]);
-	halo_dtype_kind_t want = job->oi->dtype.kind;
-	if (job->result_kind != want) {
+	const halo_volume_info_t *oi = halo_writer_info(a->out);
+	halo_dtype_kind_t want = oi->dtype.kind;
+	if (a->from != want) {
 		size_t n = (size_t)STARPU_BLOCK_GET_NX(buffers[0]) * STARPU_BLOCK_GET_NY(buffers[0]) *
 			   STARPU_BLOCK_GET_NZ(buffers[0]);
-		void *conv = halo_scratch(HALO_SCRATCH_CONVERT, n * halo_dtype_size(job->oi->dtype));
+		void *conv = halo_scratch(HALO_SCRATCH_CONVERT, n * halo_dtype_size(oi->dtype));
 		if (!conv) {
 			halo_error_set(&e, HALO_ENOMEM, "out of memory converting a chunk");
 			halo__stream_fail(job, &e);
 			return;
 		}
-		halo_dtype_convert(buf, job->result_kind, conv, want, n);
+		halo_dtype_convert(buf, a->from, conv, want, n);
 		buf = conv;
 	}
-	if (halo_writer_write_chunk(job->out, a->idx, buf, &e))
+	if (halo_writer_write_chunk(a->out, a->idx, buf, &e)) {
+		if (a->step)
+			halo_error_prefix(&e, "step \"%s\"", a->step);
 		halo__stream_fail(job, &e);
+	}
 }
 
 /* Runs on the worker after write_cpu: one output chunk less in flight. */
@@ -78,7 +84,7 @@ void halo__stream_write_done(void *arg)
 {
 	struct halo_stream_io_arg *a = arg;
 	struct halo_stream_job *job = a->job;
-	const halo_volume_info_t *oi = job->oi;
+	const halo_volume_info_t *oi = halo_writer_info(a->out);
 	halo_dtype_t dt = oi->dtype;
 	pthread_mutex_lock(&job->lock);
 	job->inflight--;

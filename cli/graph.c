@@ -1,0 +1,118 @@
+/* `halo graph dot|stats PIPELINE.json`: a pipeline's graph without running
+ * it, as Graphviz DOT (the steps, or every chunk task with --tasks) or as
+ * counts of tasks, edges and bytes. */
+#include "config.h"
+#include "cli/cli.h"
+#include "tasks/pipeline.h"
+#include "tasks/plan.h"
+#include "util/progress.h"
+
+#include <errno.h>
+#include <string.h>
+
+static const char graph_help[] =
+	"usage: halo graph dot PIPELINE.json [--tasks] [-o FILE]\n"
+	"       halo graph stats PIPELINE.json [--json]\n\n"
+	"dot prints the pipeline's graph in Graphviz DOT (render it with\n"
+	"'dot -Tsvg'): its steps, steps no output needs in gray; with --tasks,\n"
+	"every chunk task with its chunk coordinates and the chunks it reads.\n"
+	"stats prints the counts of steps, tasks, edges and bytes after culling\n"
+	"and fusion, and how long building and lowering the graph took.\n\n"
+	"  --tasks         dot: the chunk task graph\n"
+	"  -o FILE         dot: write to FILE instead of standard output\n"
+	"  --json          stats: one JSON object\n";
+
+enum { OPT_TASKS = 1400 };
+
+static int stats(const halo_graph_t *g, const halo_plan_t *p, double seconds, int json)
+{
+	halo_plan_stats_t st;
+	halo_plan_stats(p, &st);
+	if (json) {
+		printf("{\"steps\": %d, \"plan_nodes\": %d, \"tasks\": %lld, \"edges\": %lld, "
+		       "\"chunks\": %lld, \"bytes\": %llu, \"build_seconds\": %.6f, \"tasks_by_kind\": {",
+		       halo_graph_count(g), p->n, (long long)st.tasks, (long long)st.edges,
+		       (long long)st.chunks, (unsigned long long)st.bytes, seconds);
+		for (int k = 0; k <= HALO_PN_STORE; k++)
+			printf("%s\"%s\": %lld", k ? ", " : "", halo_pn_kind_name((halo_pn_kind_t)k),
+			       (long long)st.tasks_by_kind[k]);
+		printf("}}\n");
+		return HALO_EXIT_OK;
+	}
+	printf("steps:      %d (%d after culling and fusion)\n", halo_graph_count(g), p->n);
+	printf("tasks:      %lld\n", (long long)st.tasks);
+	for (int k = 0; k <= HALO_PN_STORE; k++)
+		if (st.tasks_by_kind[k])
+			printf("  %-12s %lld\n", halo_pn_kind_name((halo_pn_kind_t)k),
+			       (long long)st.tasks_by_kind[k]);
+	printf("edges:      %lld\n", (long long)st.edges);
+	printf("chunks:     %lld (%.1f MB in all)\n", (long long)st.chunks, (double)st.bytes / 1e6);
+	printf("built in:   %.3f s\n", seconds);
+	return HALO_EXIT_OK;
+}
+
+int halo_cli_graph(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"tasks", no_argument, NULL, OPT_TASKS},
+		{"json", no_argument, NULL, HALO_OPT_JSON},
+		{"help", no_argument, NULL, HALO_OPT_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	int c, status, tasks = 0, json = 0;
+	const char *outfile = NULL;
+	halo_runtime_opts_t unused;
+	halo_runtime_opts_init(&unused);
+	halo_cli_options_begin();
+	halo_cli_options_short(":ho:");
+	while ((c = halo_cli_next_option(argc, argv, "graph", longopts, graph_help, &unused,
+					 &status)) != -1) {
+		switch (c) {
+		case HALO_CLI_DONE: return status;
+		case OPT_TASKS: tasks = 1; break;
+		case HALO_OPT_JSON: json = 1; break;
+		case 'o': outfile = optarg; break;
+		}
+	}
+	if (argc - optind != 2 || (strcmp(argv[optind], "dot") && strcmp(argv[optind], "stats"))) {
+		fprintf(stderr, "halo: graph: needs 'dot' or 'stats' and a PIPELINE.json; see 'halo "
+				"graph --help'\n");
+		return HALO_EXIT_USAGE;
+	}
+	int dot = strcmp(argv[optind], "dot") == 0;
+	halo_error_t err = {0};
+	halo_graph_t *g = NULL;
+	halo_plan_t *p = NULL;
+	FILE *f = stdout;
+	double t0 = halo_now();
+	status = HALO_EXIT_FAIL;
+	if (halo_pipeline_load(argv[optind + 1], &g, &err) || halo_plan_build(g, &p, &err))
+		goto fail;
+	double seconds = halo_now() - t0;
+	if (!dot) {
+		status = stats(g, p, seconds, json);
+		goto done;
+	}
+	if (outfile && !(f = fopen(outfile, "w"))) {
+		halo_error_set(&err, HALO_EIO, "%s: cannot create: %s", outfile, strerror(errno));
+		goto fail;
+	}
+	if (halo_graph_dot(g, p, tasks, f, &err))
+		goto fail;
+	if (f != stdout && fclose(f) != 0) {
+		f = stdout;
+		halo_error_set(&err, HALO_EIO, "%s: write failed", outfile);
+		goto fail;
+	}
+	f = stdout;
+	status = HALO_EXIT_OK;
+	goto done;
+fail:
+	halo_cli_error(&err);
+done:
+	if (f != stdout)
+		fclose(f);
+	halo_plan_free(p);
+	halo_graph_free(g);
+	return status;
+}

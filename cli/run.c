@@ -1,0 +1,149 @@
+/* `halo run PIPELINE.json`: executes a pipeline file (docs/pipeline.md) on
+ * every CPU core and GPU; outputs appear only when all of them are
+ * complete, and scalar reductions are printed as "STEP: VALUE". */
+#include "config.h"
+#include "cli/cli.h"
+#include "tasks/execute.h"
+#include "tasks/pipeline.h"
+#include "util/signals.h"
+#include "util/util.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char run_help[] =
+	"usage: halo run PIPELINE.json [options]\n\n"
+	"Runs a pipeline file: named steps (from_zarr, from_tiff, rechunk, astype,\n"
+	"map_blocks, map_overlap, sum/min/max/mean, to_zarr, to_tiff) that mirror\n"
+	"dask.array; see docs/pipeline.md. Steps no output needs are skipped, chains\n"
+	"of elementwise steps run as one task per chunk, and chunks stream through\n"
+	"memory region by region. Outputs are written under temporary names and\n"
+	"appear only when every output is complete; inputs are never modified.\n\n"
+	"  --memory SIZE   bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
+	"  --dry-run       check the pipeline and print its plan; compute nothing\n"
+	"  --json          print the results and statistics as one JSON object\n"
+	"  --quiet         no progress line or summary\n" HALO_CLI_RUNTIME_HELP;
+
+enum { OPT_MEMORY = 1300, OPT_DRY_RUN, OPT_QUIET };
+
+static void print_plan(const halo_plan_t *p)
+{
+	halo_plan_stats_t st;
+	halo_plan_stats(p, &st);
+	for (int i = 0; i < p->n; i++) {
+		const halo_pnode_t *q = p->nodes[i];
+		printf("  %-12s %-24s %lld chunk%s\n", halo_pn_kind_name(q->kind), q->label,
+		       (long long)q->nchunks, q->nchunks == 1 ? "" : "s");
+	}
+	printf("plan: %d nodes, %lld tasks, %lld edges, %lld chunks (%.1f MB)\n", p->n,
+	       (long long)st.tasks, (long long)st.edges, (long long)st.chunks, (double)st.bytes / 1e6);
+}
+
+static void print_value(FILE *f, const halo_expr_t *e)
+{
+	if (e->dtype == HALO_F4 || e->red == HALO_RED_MEAN || isnan(e->result) || isinf(e->result) ||
+	    e->result != (double)(int64_t)e->result)
+		fprintf(f, "%.9g", e->result);
+	else
+		fprintf(f, "%lld", (long long)e->result);
+}
+
+int halo_cli_run(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		HALO_CLI_RUNTIME_OPTIONS,
+		{"memory", required_argument, NULL, OPT_MEMORY},
+		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+		{"json", no_argument, NULL, HALO_OPT_JSON},
+		{"quiet", no_argument, NULL, OPT_QUIET},
+		{"help", no_argument, NULL, HALO_OPT_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	halo_runtime_opts_t rt_opts;
+	halo_runtime_opts_init(&rt_opts);
+	halo_error_t err = {0};
+	uint64_t memory = 0;
+	int dry = 0, json = 0, quiet = 0, c, status;
+	halo_cli_options_begin();
+	while ((c = halo_cli_next_option(argc, argv, "run", longopts, run_help, &rt_opts, &status)) != -1) {
+		switch (c) {
+		case HALO_CLI_DONE: return status;
+		case OPT_MEMORY:
+			if (halo__parse_size(optarg, "--memory", &memory, &err)) {
+				halo_cli_error(&err);
+				return HALO_EXIT_FAIL;
+			}
+			break;
+		case OPT_DRY_RUN: dry = 1; break;
+		case HALO_OPT_JSON: json = 1; break;
+		case OPT_QUIET: quiet = 1; break;
+		}
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "halo: run: needs one PIPELINE.json; see 'halo run --help'\n");
+		return HALO_EXIT_USAGE;
+	}
+	rt_opts.memory = memory;
+	halo_graph_t *g = NULL;
+	halo_plan_t *plan = NULL;
+	halo_runtime_t *rt = NULL;
+	halo_compute_stats_t st = {0};
+	status = HALO_EXIT_FAIL;
+	if (halo_pipeline_load(argv[optind], &g, &err) || halo_plan_build(g, &plan, &err))
+		goto fail;
+	if (dry) {
+		print_plan(plan);
+		status = HALO_EXIT_OK;
+		goto done;
+	}
+	if (halo_runtime_init(&rt_opts, &rt, &err))
+		goto fail;
+	halo_signals_install();
+	halo_compute_opts_t co = {.memory = memory, .quiet = quiet || json, .label = "run"};
+	if (halo_plan_execute(plan, &co, &st, &err))
+		goto fail;
+	if (json) {
+		printf("{\"results\": {");
+		int k = 0;
+		for (int i = 0; i < halo_graph_count(g); i++) {
+			const halo_expr_t *e = halo_graph_node(g, i);
+			if (!e->has_result)
+				continue;
+			char *name = json_dumps(json_string(e->name), JSON_ENCODE_ANY);
+			printf("%s%s: ", k++ ? ", " : "", name ? name : "\"?\"");
+			free(name);
+			if (isnan(e->result) || isinf(e->result))
+				printf("null");
+			else
+				print_value(stdout, e);
+		}
+		printf("}, \"tasks\": %lld, \"chunks_read\": %lld, \"chunks_written\": %lld, "
+		       "\"bytes_read\": %llu, \"bytes_written\": %llu, \"seconds\": %.6f}\n",
+		       (long long)st.tasks, (long long)st.chunks_read, (long long)st.chunks_written,
+		       (unsigned long long)st.bytes_read, (unsigned long long)st.bytes_written, st.seconds);
+	} else {
+		for (int i = 0; i < halo_graph_count(g); i++) {
+			const halo_expr_t *e = halo_graph_node(g, i);
+			if (!e->has_result)
+				continue;
+			printf("%s: ", e->name);
+			print_value(stdout, e);
+			printf("\n");
+		}
+		if (!quiet)
+			fprintf(stderr, "run: %s: %lld tasks, %lld chunks read, %lld written in %.2f s\n",
+				argv[optind], (long long)st.tasks, (long long)st.chunks_read,
+				(long long)st.chunks_written, st.seconds);
+	}
+	status = HALO_EXIT_OK;
+	goto done;
+fail:
+	halo_cli_error(&err);
+done:
+	halo_plan_free(plan);
+	halo_runtime_shutdown(rt);
+	halo_graph_free(g);
+	return status;
+}

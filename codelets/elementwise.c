@@ -1,0 +1,217 @@
+/* The fused elementwise codelet (see elementwise.h). Registers hold a strip
+ * of elements in one of three representations, float, double or int64
+ * (every integer type, wrapped to its width after each step), so that a
+ * chain of steps streams through L1-sized strips: one memory pass over the
+ * chunk whatever the chain's length. */
+#include "config.h"
+#include "codelets/elementwise.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { STRIP = 256 };
+
+typedef enum { R_F32, R_F64, R_I64 } rep_t;
+
+static rep_t rep(halo_dtype_kind_t k)
+{
+	return k == HALO_F4 ? R_F32 : k == HALO_F8 ? R_F64 : R_I64;
+}
+
+/* numpy's integer arithmetic wraps modulo the type's width. */
+static int64_t wrap(halo_dtype_kind_t k, uint64_t v)
+{
+	switch (k) {
+	case HALO_U1: return (uint8_t)v;
+	case HALO_U2: return (uint16_t)v;
+	case HALO_U4: return (uint32_t)v;
+	case HALO_I1: return (int8_t)v;
+	case HALO_I2: return (int16_t)v;
+	case HALO_I4: return (int32_t)v;
+	default: return (int64_t)v;
+	}
+}
+
+/* Float to integer as numpy's astype on x86: truncation toward zero; NaN
+ * and values beyond int64 (undefined in C and in numpy) become 0 here. The
+ * result then wraps to the type like any integer. */
+static int64_t ftoi(halo_dtype_kind_t k, double v)
+{
+	if (!(v > -9.2e18 && v < 9.2e18))
+		return 0;
+	return wrap(k, (uint64_t)(int64_t)v);
+}
+
+union reg {
+	float f[STRIP];
+	double d[STRIP];
+	int64_t i[STRIP];
+};
+
+static void load(union reg *r, halo_dtype_kind_t k, const void *src, size_t n)
+{
+#define LOAD(T, field)                                   \
+	for (size_t e = 0; e < n; e++)                   \
+		r->field[e] = ((const T *)src)[e];
+	switch (k) {
+	case HALO_U1: LOAD(uint8_t, i); break;
+	case HALO_U2: LOAD(uint16_t, i); break;
+	case HALO_U4: LOAD(uint32_t, i); break;
+	case HALO_I1: LOAD(int8_t, i); break;
+	case HALO_I2: LOAD(int16_t, i); break;
+	case HALO_I4: LOAD(int32_t, i); break;
+	case HALO_F4: LOAD(float, f); break;
+	case HALO_F8: LOAD(double, d); break;
+	default: break;
+	}
+#undef LOAD
+}
+
+static void store(const union reg *r, halo_dtype_kind_t k, void *dst, size_t n)
+{
+#define STORE(T, field)                                  \
+	for (size_t e = 0; e < n; e++)                   \
+		((T *)dst)[e] = (T)r->field[e];
+	switch (k) {
+	case HALO_U1: STORE(uint8_t, i); break;
+	case HALO_U2: STORE(uint16_t, i); break;
+	case HALO_U4: STORE(uint32_t, i); break;
+	case HALO_I1: STORE(int8_t, i); break;
+	case HALO_I2: STORE(int16_t, i); break;
+	case HALO_I4: STORE(int32_t, i); break;
+	case HALO_F4: STORE(float, f); break;
+	case HALO_F8: STORE(double, d); break;
+	default: break;
+	}
+#undef STORE
+}
+
+static void cast(const union reg *a, halo_dtype_kind_t from, union reg *r, halo_dtype_kind_t to,
+		 size_t n)
+{
+	rep_t rf = rep(from), rt = rep(to);
+	for (size_t e = 0; e < n; e++) {
+		double v = rf == R_F32 ? a->f[e] : rf == R_F64 ? a->d[e] : (double)a->i[e];
+		if (rt == R_F32)
+			r->f[e] = rf == R_I64 ? (float)a->i[e] : (float)v;
+		else if (rt == R_F64)
+			r->d[e] = rf == R_I64 ? (double)a->i[e] : v;
+		else
+			r->i[e] = rf == R_I64 ? wrap(to, (uint64_t)a->i[e]) : ftoi(to, v);
+	}
+}
+
+/* One arithmetic step in representation T (float or double). */
+#define FLOAT_STEP(T, field, SQRT, LOG1P, FABS)                                           \
+	static void step_##field(const struct halo_ew_instr *in, const union reg *a,      \
+				 const union reg *b, union reg *r, size_t n)              \
+	{                                                                                 \
+		T p0 = (T)in->p[0], p1 = (T)in->p[1];                                     \
+		for (size_t e = 0; e < n; e++) {                                          \
+			T x = a->field[e], y = b ? b->field[e] : 0, v = 0;                \
+			switch (in->op) {                                                 \
+			case HALO_EWOP_SCALE: v = x * p0; v = v + p1; break;              \
+			case HALO_EWOP_CLIP:                                              \
+				v = x < p0 ? p0 : x;                                      \
+				v = v > p1 ? p1 : v;                                      \
+				break;                                                    \
+			case HALO_EWOP_ABS: v = FABS(x); break;                           \
+			case HALO_EWOP_SQRT: v = SQRT(x); break;                          \
+			case HALO_EWOP_LOG1P: v = LOG1P(x); break;                        \
+			case HALO_EWOP_ADD: v = x + y; break;                             \
+			case HALO_EWOP_SUB: v = x - y; break;                             \
+			case HALO_EWOP_MUL: v = x * y; break;                             \
+			case HALO_EWOP_DIV: v = x / y; break;                             \
+			case HALO_EWOP_MAX: v = (x > y || isnan(x)) ? x : y; break;       \
+			case HALO_EWOP_MIN: v = (x < y || isnan(x)) ? x : y; break;       \
+			default: break;                                                   \
+			}                                                                 \
+			r->field[e] = v;                                                  \
+		}                                                                         \
+	}
+FLOAT_STEP(float, f, sqrtf, log1pf, fabsf)
+FLOAT_STEP(double, d, sqrt, log1p, fabs)
+#undef FLOAT_STEP
+
+static void step_i(const struct halo_ew_instr *in, const union reg *a, const union reg *b,
+		   union reg *r, size_t n)
+{
+	int64_t lo = (int64_t)in->p[0], hi = (int64_t)in->p[1];
+	for (size_t e = 0; e < n; e++) {
+		int64_t x = a->i[e], y = b ? b->i[e] : 0;
+		uint64_t v = 0;
+		switch (in->op) {
+		case HALO_EWOP_CLIP: {
+			int64_t t = x < lo ? lo : x;
+			v = (uint64_t)(t > hi ? hi : t);
+			break;
+		}
+		case HALO_EWOP_ABS: v = x < 0 ? -(uint64_t)x : (uint64_t)x; break;
+		case HALO_EWOP_ADD: v = (uint64_t)x + (uint64_t)y; break;
+		case HALO_EWOP_SUB: v = (uint64_t)x - (uint64_t)y; break;
+		case HALO_EWOP_MUL: v = (uint64_t)x * (uint64_t)y; break;
+		case HALO_EWOP_MAX: v = (uint64_t)(x > y ? x : y); break;
+		case HALO_EWOP_MIN: v = (uint64_t)(x < y ? x : y); break;
+		default: break;
+		}
+		r->i[e] = wrap(in->kind, v);
+	}
+}
+
+static const size_t elsize[HALO_DTYPE_COUNT] = {1, 2, 4, 1, 2, 4, 4, 8};
+
+void halo_ew_run(const struct halo_ew_prog *p, const void *const *in, void *out, size_t n)
+{
+	union reg regs[HALO_EW_MAXOPS];
+	halo_dtype_kind_t out_kind = p->ops[p->nops - 1].kind;
+	for (size_t off = 0; off < n; off += STRIP) {
+		size_t m = n - off < STRIP ? n - off : STRIP;
+		for (int k = 0; k < p->nops; k++) {
+			const struct halo_ew_instr *ins = &p->ops[k];
+			union reg *r = &regs[k];
+			const union reg *a = ins->op == HALO_EWOP_LOAD ? NULL : &regs[ins->a];
+			const union reg *b = ins->op >= HALO_EWOP_ADD ? &regs[ins->b] : NULL;
+			switch (ins->op) {
+			case HALO_EWOP_LOAD:
+				load(r, ins->kind, (const char *)in[ins->a] + off * elsize[ins->kind], m);
+				break;
+			case HALO_EWOP_CAST:
+				cast(a, p->ops[ins->a].kind, r, ins->kind, m);
+				break;
+			default:
+				switch (rep(ins->kind)) {
+				case R_F32: step_f(ins, a, b, r, m); break;
+				case R_F64: step_d(ins, a, b, r, m); break;
+				case R_I64: step_i(ins, a, b, r, m); break;
+				}
+			}
+		}
+		store(&regs[p->nops - 1], out_kind, (char *)out + off * elsize[out_kind], m);
+	}
+}
+
+static void elementwise_cpu(void *buffers[], void *cl_arg)
+{
+	const struct halo_ew_prog *p = cl_arg;
+	const void *in[HALO_EW_MAXIN];
+	for (int i = 0; i < p->nin; i++)
+		in[i] = (const void *)STARPU_BLOCK_GET_PTR(buffers[i]);
+	void *out = (void *)STARPU_BLOCK_GET_PTR(buffers[p->nin]);
+	size_t n = (size_t)STARPU_BLOCK_GET_NX(buffers[p->nin]) * STARPU_BLOCK_GET_NY(buffers[p->nin]) *
+		   STARPU_BLOCK_GET_NZ(buffers[p->nin]);
+	halo_ew_run(p, in, out, n);
+}
+
+static struct starpu_perfmodel elementwise_model = {
+	.type = STARPU_HISTORY_BASED, .symbol = "halo_elementwise",
+};
+
+struct starpu_codelet halo_elementwise_cl = {
+	.cpu_funcs = {elementwise_cpu},
+	.cpu_funcs_name = {"elementwise_cpu"},
+	.nbuffers = STARPU_VARIABLE_NBUFFERS,
+	.model = &elementwise_model,
+	.name = "elementwise",
+};

@@ -1,0 +1,41 @@
+/* Reduction codelets: sum, min, max and mean of a chunk to a scalar
+ * partial (combined on the host), and along one axis into a float64
+ * accumulator that a chain of tasks (one per chunk along the axis)
+ * updates in order, then converts to the result's type. Accumulating in
+ * float64 keeps integer sums exact and float32 sums within 1e-7 of
+ * numpy's pairwise sums. NaN propagates as in numpy. */
+#ifndef HALO_CODELET_REDUCE_H
+#define HALO_CODELET_REDUCE_H
+
+#include <stdint.h>
+#include <starpu.h>
+
+#include "util/dtype.h"
+
+typedef enum halo_reduce_fn { HALO_RED_SUM, HALO_RED_MIN, HALO_RED_MAX, HALO_RED_MEAN } halo_reduce_fn_t;
+
+struct halo_reduce_partial {
+	double sum, min, max;
+};
+
+struct halo_reduce_args {
+	halo_reduce_fn_t fn;
+	halo_dtype_kind_t kind;  /* input element type */
+	int64_t valid[3];        /* voxels of the input buffer inside the array */
+	int axis;                /* axis reductions: the internal axis */
+	int first;               /* the first chunk along the axis: initialise */
+	double count;            /* finish: elements along the axis (mean) */
+	struct halo_reduce_partial *out; /* scalar partials: where to put it */
+};
+
+/* buffers: input (R). Fills *args->out. */
+extern struct starpu_codelet halo_reduce_partial_cl;
+/* buffers: input (R), float64 accumulator (W when first, else RW). */
+extern struct starpu_codelet halo_reduce_axis_cl;
+/* buffers: float64 accumulator (R), result (W) of type args->kind. */
+extern struct starpu_codelet halo_reduce_finish_cl;
+
+/* Folds b into a (min, max, sum). */
+void halo_reduce_combine(struct halo_reduce_partial *a, const struct halo_reduce_partial *b);
+
+#endif

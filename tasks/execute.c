@@ -1,0 +1,673 @@
+/* Executing a plan on StarPU (see execute.h).
+ *
+ * The walk is demand-driven: output chunks (stores and scalar partials)
+ * are visited in C order, outputs interleaved by progress, and each one
+ * submits the chunks it needs, recursively, the first time they are
+ * needed. A chunk's handle is registered when its producing task is
+ * submitted and unregistered (starpu_data_unregister_submit) after the
+ * last task that reads it, so only the region being worked on is
+ * resident; submission waits while too many output chunks are in flight
+ * for the memory budget. Every task of a failed run turns into a no-op
+ * (runtime/stream_tasks.c), and outputs are committed only at the end. */
+#include "config.h"
+#include "tasks/execute.h"
+#include "codelets/filter.h"
+#include "codelets/gather.h"
+#include "codelets/reduce.h"
+#include "io/outdir.h"
+#include "runtime/deconvolve.h"
+#include "runtime/stream_job.h"
+#include "util/signals.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Per plan node: live chunk handles and what is left to read them. */
+struct pstate {
+	starpu_data_handle_t *h;
+	int32_t *left;
+	int64_t *lists[3];       /* scratch for input lists */
+	int64_t next;            /* roots: the next chunk to submit (C order) */
+	halo_output_t *output;   /* stores */
+	halo_writer_t *writer;
+	starpu_data_handle_t token; /* stores that must be written in order (TIFF) */
+	starpu_data_handle_t buffer; /* from_buffer: the whole array */
+	halo_stream_kernel_t *kernel; /* map_overlap */
+	struct halo_reduce_partial *partials; /* scalar reductions */
+};
+
+struct exec {
+	struct halo_stream_job job;
+	halo_plan_t *plan;
+	struct pstate *st;
+	int64_t tasks;
+};
+
+static size_t elsize(const halo_pnode_t *p)
+{
+	return halo_dtype_size((halo_dtype_t){p->expr->dtype, 0});
+}
+
+static void submitted(struct exec *x, struct starpu_task *t)
+{
+	x->tasks++;
+	halo__stream_submit(t, &x->job);
+}
+
+static struct starpu_task *task_new(struct exec *x, struct starpu_codelet *cl, void *arg,
+				    size_t arg_size)
+{
+	struct starpu_task *t = arg ? starpu_task_create() : NULL;
+	if (!t) {
+		free(arg);
+		halo__stream_fail_nomem(&x->job);
+		return NULL;
+	}
+	t->cl = cl;
+	t->cl_arg = arg;
+	t->cl_arg_size = arg_size;
+	t->cl_arg_free = 1;
+	return t;
+}
+
+static starpu_data_handle_t chunk(struct exec *x, halo_pnode_t *p, const int64_t j[3]);
+
+/* One read of chunk c of p is done: the handle goes after the last. */
+static void release(struct exec *x, halo_pnode_t *p, const int64_t c[3])
+{
+	int64_t f = halo_pnode_flat(p, c);
+	struct pstate *s = &x->st[p->id];
+	if (--s->left[f] == 0 && s->h[f]) {
+		starpu_data_unregister_submit(s->h[f]);
+		s->h[f] = NULL;
+	}
+}
+
+/* Iterates the input chunks of p's chunk j from input k. */
+#define FOR_INPUTS(lists, cnt, c)                                                           \
+	for (int64_t s0 = 0; s0 < cnt[0]; s0++)                                             \
+		for (int64_t s1 = 0; s1 < cnt[1]; s1++)                                     \
+			for (int64_t s2 = 0, c[3]; s2 < cnt[2] &&                           \
+			     (c[0] = lists[0][s0], c[1] = lists[1][s1], c[2] = lists[2][s2], 1); s2++)
+
+/* A gather task from input k's chunks that p's chunk j reads into dst,
+ * which covers [origin, origin + dims) of an array of dst_shape. */
+static void gather(struct exec *x, halo_pnode_t *p, int k, const int64_t j[3],
+		   const int64_t origin[3], const int64_t dims[3], const int64_t dst_shape[3],
+		   halo_dtype_kind_t dst_kind, int boundary, double constant, starpu_data_handle_t dst)
+{
+	halo_pnode_t *in = p->in[k];
+	int64_t cnt[3], **lists = x->st[p->id].lists;
+	halo_plan_inputs(p, k, j, lists, cnt);
+	int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
+	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
+	starpu_data_handle_t *src = malloc((size_t)nsrc * sizeof *src);
+	if (!ga || !src) {
+		free(ga);
+		free(src);
+		halo__stream_fail_nomem(&x->job);
+		return;
+	}
+	*ga = (struct halo_gather_args){.nsrc = nsrc, .src_kind = in->expr->dtype,
+					.dst_kind = dst_kind, .boundary = boundary,
+					.constant = constant, .factor = {1, 1, 1}};
+	for (int d = 0; d < 3; d++) {
+		ga->src_shape[d] = in->expr->shape[d];
+		ga->dst_origin[d] = origin[d];
+		ga->dst_dims[d] = dims[d];
+		ga->dst_shape[d] = dst_shape[d];
+	}
+	int i = 0;
+	FOR_INPUTS(lists, cnt, c) {
+		int64_t valid[3];
+		halo_pnode_block(in, c, ga->src[i].origin, ga->src[i].dims, valid);
+		src[i++] = chunk(x, in, c);
+	}
+	halo_error_t e = {0};
+	x->tasks++;
+	if (halo__gather_submit(ga, src, dst, &e))
+		halo__stream_fail(&x->job, &e);
+	free(src);
+	FOR_INPUTS(lists, cnt, c)
+		release(x, in, c);
+}
+
+static void read_source(struct exec *x, halo_pnode_t *p, const int64_t j[3],
+			starpu_data_handle_t h)
+{
+	struct pstate *s = &x->st[p->id];
+	if (s->buffer) {
+		int64_t origin[3], dims[3], valid[3];
+		halo_pnode_block(p, j, origin, dims, valid);
+		struct halo_gather_args *ga = calloc(1, halo_gather_args_size(1));
+		if (!ga) {
+			halo__stream_fail_nomem(&x->job);
+			return;
+		}
+		*ga = (struct halo_gather_args){.nsrc = 1, .src_kind = p->expr->dtype,
+						.dst_kind = p->expr->dtype, .factor = {1, 1, 1}};
+		for (int d = 0; d < 3; d++) {
+			ga->src_shape[d] = ga->dst_shape[d] = ga->src[0].dims[d] = p->expr->shape[d];
+			ga->dst_origin[d] = origin[d];
+			ga->dst_dims[d] = dims[d];
+		}
+		halo_error_t e = {0};
+		x->tasks++;
+		if (halo__gather_submit(ga, &s->buffer, h, &e))
+			halo__stream_fail(&x->job, &e);
+		return;
+	}
+	struct halo_stream_io_arg *ra = malloc(sizeof *ra);
+	if (ra)
+		*ra = (struct halo_stream_io_arg){.job = &x->job, .in = p->expr->reader,
+						  .step = p->expr->name, .idx = {j[0], j[1], j[2]}};
+	struct starpu_task *t = task_new(x, &halo__stream_read_cl, ra, sizeof *ra);
+	if (!t)
+		return;
+	t->handles[0] = h;
+	submitted(x, t);
+}
+
+static void fused(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_data_handle_t h)
+{
+	struct halo_ew_prog *prog = malloc(sizeof *prog);
+	starpu_data_handle_t *dh = malloc((size_t)(p->nin + 1) * sizeof *dh);
+	enum starpu_data_access_mode *dm = malloc((size_t)(p->nin + 1) * sizeof *dm);
+	if (prog)
+		*prog = p->prog;
+	struct starpu_task *t = dh && dm ? task_new(x, &halo_elementwise_cl, prog, sizeof *prog) : NULL;
+	if (!t) {
+		if (!prog)
+			halo__stream_fail_nomem(&x->job);
+		free(dh);
+		free(dm);
+		return;
+	}
+	for (int k = 0; k < p->nin; k++) {
+		dh[k] = chunk(x, p->in[k], j);
+		dm[k] = STARPU_R;
+	}
+	dh[p->nin] = h;
+	dm[p->nin] = STARPU_W;
+	t->nbuffers = p->nin + 1;
+	t->dyn_handles = dh;
+	t->dyn_modes = dm;
+	submitted(x, t);
+	for (int k = 0; k < p->nin; k++)
+		release(x, p->in[k], j);
+}
+
+static int uniform_submit(void *ctx, starpu_data_handle_t haloed, starpu_data_handle_t out,
+			  const int trim[3], const int valid[3], int *failed, halo_error_t *err)
+{
+	const halo_expr_t *e = ctx;
+	struct halo_filter_args *a = malloc(sizeof *a);
+	if (!a)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	a->failed = failed;
+	for (int d = 0; d < 3; d++) {
+		a->size[d] = d < 3 - e->ndim ? 1 : e->size;
+		a->trim[d] = trim[d];
+		a->valid[d] = valid[d];
+	}
+	if (starpu_task_insert(&halo_uniform_cl, STARPU_R, haloed, STARPU_W, out, STARPU_CL_ARGS, a,
+			       sizeof *a, STARPU_NAME, "uniform", 0))
+		return halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can run the uniform filter");
+	return HALO_OK;
+}
+
+static void overlap(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_data_handle_t h)
+{
+	const halo_expr_t *e = p->expr;
+	int64_t origin[3], dims[3], valid[3], a[3], b[3], hd[3];
+	int trim[3], val[3];
+	halo_pnode_block(p, j, origin, dims, valid);
+	for (int d = 0; d < 3; d++) {
+		a[d] = origin[d] - e->depth[d];
+		b[d] = origin[d] + valid[d] + e->depth[d];
+		if (e->boundary == HALO_BOUNDARY_NONE) {
+			a[d] = a[d] < 0 ? 0 : a[d];
+			b[d] = b[d] > e->shape[d] ? e->shape[d] : b[d];
+		}
+		hd[d] = b[d] - a[d];
+		trim[d] = (int)(origin[d] - a[d]);
+		val[d] = (int)valid[d];
+	}
+	/* The haloed block is exactly the region: no padding. */
+	starpu_data_handle_t haloed = halo__block_register(hd, sizeof(float));
+	gather(x, p, 0, j, a, hd, b, HALO_F4, e->boundary, e->constant, haloed);
+	halo_error_t err = {0};
+	struct pstate *s = &x->st[p->id];
+	x->tasks++;
+	if (s->kernel->submit(s->kernel->ctx, haloed, h, trim, val, &x->job.kernel_failed, &err)) {
+		halo_error_prefix(&err, "step \"%s\"", e->name);
+		halo__stream_fail(&x->job, &err);
+	}
+	starpu_data_unregister_submit(haloed);
+}
+
+/* Reduction along an axis: a chain of tasks over the input chunks along
+ * it into a float64 accumulator, then one task to the result's type. */
+static void reduce_axis(struct exec *x, halo_pnode_t *p, const int64_t j[3],
+			starpu_data_handle_t h)
+{
+	const halo_expr_t *e = p->expr;
+	halo_pnode_t *in = p->in[0];
+	int64_t origin[3], dims[3], valid[3], cnt[3], **lists = x->st[p->id].lists;
+	halo_pnode_block(p, j, origin, dims, valid);
+	starpu_data_handle_t acc = halo__block_register(dims, sizeof(double));
+	halo_plan_inputs(p, 0, j, lists, cnt);
+	int first = 1;
+	FOR_INPUTS(lists, cnt, c) {
+		struct halo_reduce_args *ra = malloc(sizeof *ra);
+		if (ra) {
+			int64_t io[3], idims[3];
+			*ra = (struct halo_reduce_args){.fn = e->red, .kind = in->expr->dtype,
+							.axis = e->axis, .first = first};
+			halo_pnode_block(in, c, io, idims, ra->valid);
+		}
+		struct starpu_task *t = task_new(x, &halo_reduce_axis_cl, ra, sizeof *ra);
+		if (!t)
+			break;
+		t->nbuffers = 2;
+		t->handles[0] = chunk(x, in, c);
+		t->modes[0] = STARPU_R;
+		t->handles[1] = acc;
+		t->modes[1] = first ? STARPU_W : STARPU_RW;
+		submitted(x, t);
+		release(x, in, c);
+		first = 0;
+	}
+	struct halo_reduce_args *fa = malloc(sizeof *fa);
+	if (fa)
+		*fa = (struct halo_reduce_args){.fn = e->red, .kind = e->dtype,
+						.count = (double)in->expr->shape[e->axis]};
+	struct starpu_task *t = task_new(x, &halo_reduce_finish_cl, fa, sizeof *fa);
+	if (t) {
+		t->handles[0] = acc;
+		t->handles[1] = h;
+		submitted(x, t);
+	}
+	starpu_data_unregister_submit(acc);
+}
+
+/* Chunk j of p: its handle, with the task that fills it submitted. */
+static starpu_data_handle_t chunk(struct exec *x, halo_pnode_t *p, const int64_t j[3])
+{
+	struct pstate *s = &x->st[p->id];
+	int64_t f = halo_pnode_flat(p, j);
+	if (s->h[f])
+		return s->h[f];
+	int64_t origin[3], dims[3], valid[3];
+	halo_pnode_block(p, j, origin, dims, valid);
+	starpu_data_handle_t h = halo__block_register(dims, elsize(p));
+	s->h[f] = h;
+	switch (p->kind) {
+	case HALO_PN_SOURCE: read_source(x, p, j, h); break;
+	case HALO_PN_FUSED: fused(x, p, j, h); break;
+	case HALO_PN_GATHER:
+		gather(x, p, 0, j, origin, dims, p->expr->shape, p->expr->dtype, HALO_BOUNDARY_NONE,
+		       0, h);
+		break;
+	case HALO_PN_OVERLAP: overlap(x, p, j, h); break;
+	case HALO_PN_REDUCE: reduce_axis(x, p, j, h); break;
+	case HALO_PN_STORE: break;
+	}
+	return h;
+}
+
+static void partial_done(void *arg)
+{
+	struct halo_stream_job *job = arg;
+	pthread_mutex_lock(&job->lock);
+	job->inflight--;
+	job->written++;
+	pthread_cond_broadcast(&job->cond);
+	pthread_mutex_unlock(&job->lock);
+}
+
+static void inflight_add(struct halo_stream_job *job, int n)
+{
+	pthread_mutex_lock(&job->lock);
+	job->inflight += n;
+	pthread_mutex_unlock(&job->lock);
+}
+
+/* Submits output chunk j of root p: a write, or a scalar partial. */
+static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
+{
+	struct pstate *s = &x->st[p->id];
+	halo_pnode_t *in = p->in[0];
+	struct starpu_task *t;
+	if (p->kind == HALO_PN_STORE) {
+		struct halo_stream_io_arg *wa = malloc(sizeof *wa);
+		if (wa)
+			*wa = (struct halo_stream_io_arg){.job = &x->job, .out = s->writer,
+							  .from = in->expr->dtype, .step = p->expr->name,
+							  .idx = {j[0], j[1], j[2]}};
+		t = task_new(x, &halo__stream_write_cl, wa, sizeof *wa);
+		if (!t)
+			return;
+		t->nbuffers = s->token ? 2 : 1;
+		t->handles[1] = s->token;
+		t->modes[1] = STARPU_RW;
+		t->callback_func = halo__stream_write_done;
+		t->callback_arg = wa;
+	} else {
+		struct halo_reduce_args *ra = malloc(sizeof *ra);
+		if (ra) {
+			int64_t o[3], dims[3];
+			*ra = (struct halo_reduce_args){.fn = p->expr->red, .kind = in->expr->dtype,
+							.out = &s->partials[halo_pnode_flat(p, j)]};
+			halo_pnode_block(in, j, o, dims, ra->valid);
+		}
+		t = task_new(x, &halo_reduce_partial_cl, ra, sizeof *ra);
+		if (!t)
+			return;
+		t->callback_func = partial_done;
+		t->callback_arg = &x->job;
+	}
+	t->handles[0] = chunk(x, in, j);
+	t->modes[0] = STARPU_R;
+	inflight_add(&x->job, 1);
+	x->tasks++;
+	if (halo__stream_submit(t, &x->job))
+		inflight_add(&x->job, -1);
+	release(x, in, j);
+}
+
+/* Bytes resident per output chunk in flight: a chunk of every node, and
+ * for map_overlap the haloed block and the kernel's work space. */
+static uint64_t footprint(const halo_plan_t *plan)
+{
+	uint64_t per = 0;
+	for (int i = 0; i < plan->n; i++) {
+		const halo_pnode_t *p = plan->nodes[i];
+		uint64_t chunk = 1, haloed = sizeof(float);
+		for (int d = 0; d < 3; d++) {
+			int64_t big = 0;
+			for (int64_t k = 0; k < p->grid[d].nblocks; k++) {
+				int64_t len = p->grid[d].start[k + 1] - p->grid[d].start[k];
+				big = len > big ? len : big;
+			}
+			chunk *= (uint64_t)big;
+			haloed *= (uint64_t)(big + 2 * p->expr->depth[d]);
+		}
+		per += chunk * (p->kind == HALO_PN_REDUCE ? sizeof(double) : elsize(p));
+		if (p->kind == HALO_PN_OVERLAP)
+			per += haloed * (p->expr->ov == HALO_OV_RICHARDSON_LUCY ? 5 : 2);
+	}
+	return per ? per : 1;
+}
+
+static int open_outputs(struct exec *x, halo_error_t *err)
+{
+	halo_plan_t *plan = x->plan;
+	for (int i = 0; i < plan->n; i++) {
+		halo_pnode_t *p = plan->nodes[i];
+		struct pstate *s = &x->st[p->id];
+		const halo_expr_t *e = p->expr;
+		int rc = HALO_OK;
+		if (p->kind == HALO_PN_STORE) {
+			for (int k = 0; k < plan->n; k++) {
+				const halo_expr_t *o = plan->nodes[k]->expr;
+				if (o->op == HALO_OP_SOURCE && o->reader &&
+				    halo_path_same(halo_reader_path(o->reader), e->path))
+					return halo_error_set(err, HALO_EINVAL,
+							      "step \"%s\": %s is also the input of step "
+							      "\"%s\"", e->name, e->path, o->name);
+				if (k < i && o->op == HALO_OP_STORE && strcmp(o->path, e->path) == 0)
+					return halo_error_set(err, HALO_EINVAL,
+							      "steps \"%s\" and \"%s\" both write %s",
+							      o->name, e->name, e->path);
+			}
+			rc = halo_output_begin(e->path, e->overwrite, &s->output, err);
+			if (!rc)
+				rc = halo_writer_create(halo_output_tmp_path(s->output), &e->info,
+							&e->wopts, &s->writer, err);
+			if (!rc && halo_writer_ordered(s->writer))
+				starpu_void_data_register(&s->token);
+		} else if (p->kind == HALO_PN_SOURCE && e->buffer) {
+			starpu_block_data_register(&s->buffer, STARPU_MAIN_RAM, (uintptr_t)e->buffer,
+						   (uint32_t)e->shape[2], (uint32_t)(e->shape[2] * e->shape[1]),
+						   (uint32_t)e->shape[2], (uint32_t)e->shape[1],
+						   (uint32_t)e->shape[0], elsize(p));
+		} else if (p->kind == HALO_PN_OVERLAP) {
+			if (e->ov == HALO_OV_RICHARDSON_LUCY) {
+				int ncpu = (int)starpu_cpu_worker_get_count();
+				int threads = p->nchunks < ncpu ? (int)(ncpu / p->nchunks) : 1;
+				rc = halo_rl_kernel_create(e->psf, e->pn, e->iterations, threads,
+							   &s->kernel, err);
+			} else {
+				s->kernel = calloc(1, sizeof *s->kernel);
+				if (!s->kernel)
+					rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
+				else
+					*s->kernel = (halo_stream_kernel_t){.submit = uniform_submit,
+									    .ctx = (void *)e};
+			}
+		} else if (p->kind == HALO_PN_REDUCE && e->axis < 0) {
+			s->partials = calloc((size_t)p->nchunks, sizeof *s->partials);
+			if (!s->partials)
+				rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
+		}
+		if (rc)
+			return e->op == HALO_OP_STORE || e->op == HALO_OP_MAP_OVERLAP
+				       ? halo_error_prefix(err, "step \"%s\"", e->name) : rc;
+	}
+	return HALO_OK;
+}
+
+/* OME-Zarr pyramids: each level from the previous one, once level 0 is
+ * complete. */
+static int write_pyramid(struct pstate *s, int levels, const halo_compute_opts_t *o,
+			 halo_error_t *err)
+{
+	const char *tmp = halo_output_tmp_path(s->output);
+	for (int l = 1; l <= levels; l++) {
+		char prev[4096];
+		halo_writer_t *lw;
+		halo_reader_t *r;
+		snprintf(prev, sizeof prev, "%s/%d", tmp, l - 1);
+		int rc = halo_reader_open(prev, &r, err);
+		if (rc)
+			return rc;
+		rc = halo_writer_add_level(s->writer, l, &lw, err);
+		if (!rc) {
+			halo_stream_opts_t so = {.memory = o->memory, .quiet = o->quiet,
+						 .label = "pyramid", .downsample = 2};
+			rc = halo_stream_run(r, lw, &so, NULL, err);
+		}
+		halo_reader_close(r);
+		if (rc)
+			return rc;
+	}
+	return HALO_OK;
+}
+
+static int finish_outputs(struct exec *x, const halo_compute_opts_t *o, halo_error_t *err)
+{
+	halo_plan_t *plan = x->plan;
+	for (int i = 0; i < plan->n; i++) {
+		halo_pnode_t *p = plan->nodes[i];
+		struct pstate *s = &x->st[p->id];
+		halo_expr_t *e = p->expr;
+		if (p->kind == HALO_PN_REDUCE && e->axis < 0) {
+			struct halo_reduce_partial r = {0, INFINITY, -INFINITY};
+			for (int64_t f = 0; f < p->nchunks; f++)
+				halo_reduce_combine(&r, &s->partials[f]);
+			double count = (double)(e->in[0]->shape[0] * e->in[0]->shape[1] * e->in[0]->shape[2]);
+			e->result = e->red == HALO_RED_SUM ? r.sum : e->red == HALO_RED_MIN ? r.min
+				  : e->red == HALO_RED_MAX ? r.max : r.sum / count;
+			e->has_result = 1;
+		}
+		if (p->kind != HALO_PN_STORE)
+			continue;
+		int rc = e->wopts.pyramid ? write_pyramid(s, e->wopts.pyramid, o, err) : HALO_OK;
+		if (!rc)
+			rc = halo_writer_finish(s->writer, err);
+		if (rc)
+			return halo_error_prefix(err, "step \"%s\"", e->name);
+	}
+	/* Everything is complete: now the outputs appear. */
+	for (int i = 0; i < plan->n; i++) {
+		struct pstate *s = &x->st[plan->nodes[i]->id];
+		if (!s->output)
+			continue;
+		halo_writer_close(s->writer);
+		s->writer = NULL;
+		halo_output_t *out = s->output;
+		s->output = NULL;
+		int rc = halo_output_commit(out, err);
+		if (rc)
+			return rc;
+	}
+	return HALO_OK;
+}
+
+static void exec_free(struct exec *x, halo_error_t *err, int *rc)
+{
+	if (!x->st)
+		return;
+	for (int i = 0; i < x->plan->n; i++) {
+		struct pstate *s = &x->st[i];
+		halo_pnode_t *p = x->plan->nodes[i];
+		if (s->kernel) {
+			halo_error_t kerr = {0};
+			if (p->expr->ov == HALO_OV_RICHARDSON_LUCY) {
+				if (halo_rl_kernel_destroy(s->kernel, &kerr) && !*rc)
+					*rc = halo_error_set(err, kerr.code, "step \"%s\": %s", p->expr->name,
+							     kerr.msg);
+			} else {
+				free(s->kernel);
+			}
+		}
+		if (s->token)
+			starpu_data_unregister(s->token);
+		if (s->buffer)
+			starpu_data_unregister(s->buffer);
+		halo_writer_close(s->writer);
+		halo_output_abort(s->output);
+		free(s->h);
+		free(s->left);
+		free(s->partials);
+		for (int d = 0; d < 3; d++)
+			free(s->lists[d]);
+	}
+	free(x->st);
+}
+
+int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_compute_stats_t *st,
+		      halo_error_t *err)
+{
+	struct exec x = {.plan = plan};
+	struct halo_stream_job *job = &x.job;
+	pthread_mutex_init(&job->lock, NULL);
+	pthread_cond_init(&job->cond, NULL);
+	int rc = HALO_OK;
+	int64_t total = 0;
+	x.st = calloc((size_t)plan->n, sizeof *x.st);
+	if (!x.st) {
+		rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < plan->n; i++) {
+		halo_pnode_t *p = plan->nodes[i];
+		struct pstate *s = &x.st[i];
+		s->h = calloc((size_t)p->nchunks, sizeof *s->h);
+		s->left = malloc((size_t)p->nchunks * sizeof *s->left);
+		int64_t most = 1;
+		for (int k = 0; k < p->nin; k++)
+			for (int d = 0; d < 3; d++)
+				most = p->in[k]->grid[d].nblocks > most ? p->in[k]->grid[d].nblocks : most;
+		for (int d = 0; d < 3; d++)
+			s->lists[d] = malloc((size_t)most * sizeof *s->lists[d]);
+		if (!s->h || !s->left || !s->lists[0] || !s->lists[1] || !s->lists[2]) {
+			rc = halo_error_set(err, HALO_ENOMEM, "out of memory for %lld chunks",
+					    (long long)p->nchunks);
+			goto out;
+		}
+		memcpy(s->left, p->uses, (size_t)p->nchunks * sizeof *s->left);
+		if (p->root)
+			total += p->nchunks;
+	}
+	rc = open_outputs(&x, err);
+	if (rc)
+		goto out;
+
+	uint64_t budget = o->memory ? o->memory : halo_memory_default();
+	uint64_t lim = budget / footprint(plan), cap = 4 * (uint64_t)starpu_worker_get_count() + 4;
+	int limit = lim < 1 ? 1 : lim > cap ? (int)cap : (int)lim;
+	halo_progress_t progress;
+	halo_progress_init(&progress, o->label ? o->label : "run", total, o->quiet);
+	double start = halo_now();
+	for (;;) {
+		/* The root furthest behind goes next, so outputs sharing inputs
+		 * advance together and shared chunks are freed early. */
+		halo_pnode_t *next = NULL;
+		double least = 2;
+		for (int i = 0; i < plan->n; i++) {
+			halo_pnode_t *p = plan->nodes[i];
+			double done = (double)x.st[i].next / (double)p->nchunks;
+			if (p->root && x.st[i].next < p->nchunks && done < least) {
+				least = done;
+				next = p;
+			}
+		}
+		if (!next)
+			break;
+		halo__stream_wait(job, limit, &progress);
+		if (halo__stream_stopped(job))
+			break;
+		int64_t f = x.st[next->id].next++, j[3];
+		j[2] = f % next->grid[2].nblocks;
+		j[1] = f / next->grid[2].nblocks % next->grid[1].nblocks;
+		j[0] = f / next->grid[2].nblocks / next->grid[1].nblocks;
+		submit_root(&x, next, j);
+	}
+	/* Handles whose readers were never submitted (the run stopped). */
+	for (int i = 0; i < plan->n; i++)
+		for (int64_t f = 0; f < plan->nodes[i]->nchunks; f++)
+			if (x.st[i].h[f]) {
+				starpu_data_unregister_submit(x.st[i].h[f]);
+				x.st[i].h[f] = NULL;
+			}
+	halo__stream_wait(job, 1, &progress);
+	starpu_task_wait_for_all();
+	halo_progress_update(&progress, job->written, job->bytes_read + job->bytes_written);
+	halo_progress_finish(&progress);
+	if (st)
+		*st = (halo_compute_stats_t){
+			.tasks = x.tasks, .chunks_read = job->read, .chunks_written = job->written,
+			.bytes_read = job->bytes_read, .bytes_written = job->bytes_written,
+			.seconds = halo_now() - start,
+		};
+	if (job->failed) {
+		*err = job->err;
+		rc = job->err.code ? job->err.code : HALO_EIO;
+	} else if (job->kernel_failed) {
+		rc = halo_error_set(err, HALO_ENOMEM, "out of memory in a map_overlap task");
+	} else if (halo_interrupted()) {
+		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
+	}
+	if (!rc)
+		rc = finish_outputs(&x, o, err);
+out:
+	exec_free(&x, err, &rc);
+	pthread_cond_destroy(&job->cond);
+	pthread_mutex_destroy(&job->lock);
+	return rc;
+}
+
+int halo_graph_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute_stats_t *st,
+		       halo_error_t *err)
+{
+	halo_plan_t *plan;
+	int rc = halo_plan_build(g, &plan, err);
+	if (rc)
+		return rc;
+	rc = halo_plan_execute(plan, o, st, err);
+	halo_plan_free(plan);
+	return rc;
+}

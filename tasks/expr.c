@@ -1,0 +1,619 @@
+/* Array expressions (see expr.h): building and checking nodes, and numpy's
+ * element type rules. */
+#include "config.h"
+#include "tasks/expr.h"
+#include "codelets/gather.h"
+#include "runtime/deconvolve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct halo_graph {
+	halo_expr_t **nodes;
+	int n, cap;
+};
+
+halo_graph_t *halo_graph_new(void)
+{
+	return calloc(1, sizeof(halo_graph_t));
+}
+
+void halo_graph_free(halo_graph_t *g)
+{
+	if (!g)
+		return;
+	for (int i = 0; i < g->n; i++) {
+		halo_expr_t *e = g->nodes[i];
+		halo_reader_close(e->reader);
+		free(e->psf);
+		free(e->path);
+		for (int d = 0; d < 3; d++)
+			halo_axis_free(&e->grid[d]);
+		free(e);
+	}
+	free(g->nodes);
+	free(g);
+}
+
+int halo_graph_count(const halo_graph_t *g)
+{
+	return g->n;
+}
+
+halo_expr_t *halo_graph_node(const halo_graph_t *g, int i)
+{
+	return g->nodes[i];
+}
+
+void halo_expr_set_name(halo_expr_t *e, const char *name)
+{
+	if (name && *name)
+		snprintf(e->name, sizeof e->name, "%s", name);
+}
+
+const char *halo_op_name(const halo_expr_t *e)
+{
+	switch (e->op) {
+	case HALO_OP_SOURCE:
+		return e->buffer ? "from_buffer"
+		       : halo_reader_format(e->reader) == HALO_FMT_TIFF ? "from_tiff" : "from_zarr";
+	case HALO_OP_RECHUNK: return "rechunk";
+	case HALO_OP_ASTYPE: return "astype";
+	case HALO_OP_MAP_BLOCKS: return "map_blocks";
+	case HALO_OP_MAP_OVERLAP: return "map_overlap";
+	case HALO_OP_REDUCE: return halo_reduce_name(e->red);
+	case HALO_OP_STORE: return e->wopts.format == HALO_FMT_TIFF ? "to_tiff" : "to_zarr";
+	}
+	return "?";
+}
+
+static halo_expr_t *node_add(halo_graph_t *g, halo_op_t op, halo_expr_t *a, halo_expr_t *b,
+			     halo_error_t *err)
+{
+	if (g->n == g->cap) {
+		int cap = g->cap ? 2 * g->cap : 16;
+		halo_expr_t **nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
+		if (!nodes) {
+			halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
+			return NULL;
+		}
+		g->nodes = nodes;
+		g->cap = cap;
+	}
+	halo_expr_t *e = calloc(1, sizeof *e);
+	if (!e) {
+		halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
+		return NULL;
+	}
+	e->id = g->n;
+	e->op = op;
+	e->axis = -1;
+	e->in[0] = a;
+	e->in[1] = b;
+	e->nin = b ? 2 : a ? 1 : 0;
+	for (int i = 0; i < e->nin; i++)
+		e->in[i]->consumers++;
+	if (a) {
+		e->ndim = a->ndim;
+		memcpy(e->shape, a->shape, sizeof e->shape);
+		e->dtype = a->dtype;
+	}
+	g->nodes[g->n++] = e;
+	return e;
+}
+
+static int grid_copy(halo_expr_t *e, const halo_expr_t *a, halo_error_t *err)
+{
+	for (int d = 0; d < 3; d++) {
+		struct halo_axis *x = &e->grid[d];
+		x->n = a->grid[d].n;
+		x->nblocks = a->grid[d].nblocks;
+		x->start = malloc((size_t)(x->nblocks + 1) * sizeof *x->start);
+		if (!x->start)
+			return halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
+		memcpy(x->start, a->grid[d].start, (size_t)(x->nblocks + 1) * sizeof *x->start);
+	}
+	return HALO_OK;
+}
+
+static int grid_regular(halo_expr_t *e, const int64_t chunks[3], halo_error_t *err)
+{
+	for (int d = 0; d < 3; d++)
+		if (halo_axis_regular(&e->grid[d], e->shape[d], chunks[d]))
+			return halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
+	return HALO_OK;
+}
+
+static int source_from_reader(halo_graph_t *g, const char *path, int want_tiff, halo_expr_t **out,
+			      halo_error_t *err)
+{
+	halo_reader_t *r;
+	int rc = halo_reader_open(path, &r, err);
+	if (rc)
+		return rc;
+	int is_tiff = halo_reader_format(r) == HALO_FMT_TIFF;
+	if (is_tiff != want_tiff) {
+		halo_reader_close(r);
+		return halo_error_set(err, HALO_EINVAL, "%s: is %s; use %s", path,
+				      is_tiff ? "a TIFF file" : "not a TIFF file",
+				      is_tiff ? "from_tiff" : "from_zarr");
+	}
+	halo_expr_t *e = node_add(g, HALO_OP_SOURCE, NULL, NULL, err);
+	if (!e) {
+		halo_reader_close(r);
+		return HALO_ENOMEM;
+	}
+	e->reader = r;
+	e->info = *halo_reader_info(r);
+	e->ndim = e->info.ndim;
+	memcpy(e->shape, e->info.shape, sizeof e->shape);
+	e->dtype = e->info.dtype.kind;
+	*out = e;
+	return grid_regular(e, e->info.chunks, err);
+}
+
+int halo_from_zarr(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err)
+{
+	return source_from_reader(g, path, 0, out, err);
+}
+
+int halo_from_tiff(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err)
+{
+	return source_from_reader(g, path, 1, out, err);
+}
+
+/* ndim user values (leading axes first) into 3 internal ones. */
+static void to3(int ndim, const int64_t *v, int64_t fill, int64_t out[3])
+{
+	for (int d = 0; d < 3; d++)
+		out[d] = d < 3 - ndim ? fill : v[d - (3 - ndim)];
+}
+
+int halo_from_buffer(halo_graph_t *g, const void *data, halo_dtype_kind_t dtype, int ndim,
+		     const int64_t *shape, const int64_t *chunks, halo_expr_t **out,
+		     halo_error_t *err)
+{
+	if (ndim < 1 || ndim > 3)
+		return halo_error_set(err, HALO_EINVAL, "from_buffer: %d dimensions (1 to 3)", ndim);
+	int64_t s[3], c[3];
+	to3(ndim, shape, 1, s);
+	to3(ndim, chunks, 1, c);
+	for (int d = 0; d < 3; d++)
+		if (s[d] < 1 || c[d] < 1)
+			return halo_error_set(err, HALO_EINVAL, "from_buffer: shape and chunks must be >= 1");
+	halo_expr_t *e = node_add(g, HALO_OP_SOURCE, NULL, NULL, err);
+	if (!e)
+		return HALO_ENOMEM;
+	e->buffer = data;
+	e->ndim = ndim;
+	e->dtype = dtype;
+	memcpy(e->shape, s, sizeof s);
+	e->info = (halo_volume_info_t){.ndim = ndim, .dtype = {dtype, 0}, .voxel = {1, 1, 1}};
+	memcpy(e->info.shape, s, sizeof s);
+	memcpy(e->info.chunks, c, sizeof c);
+	*out = e;
+	return grid_regular(e, c, err);
+}
+
+int halo_rechunk(halo_graph_t *g, halo_expr_t *a, const int64_t *chunks, halo_expr_t **out,
+		 halo_error_t *err)
+{
+	int64_t c[3];
+	to3(a->ndim, chunks, 1, c);
+	for (int d = 0; d < 3; d++) {
+		if (c[d] == -1)
+			c[d] = a->grid[d].start[1] - a->grid[d].start[0];
+		if (c[d] < 1)
+			return halo_error_set(err, HALO_EINVAL, "chunks must be >= 1 (or -1 to keep)");
+		if (c[d] > a->shape[d])
+			c[d] = a->shape[d];
+	}
+	halo_expr_t *e = node_add(g, HALO_OP_RECHUNK, a, NULL, err);
+	if (!e)
+		return HALO_ENOMEM;
+	*out = e;
+	return grid_regular(e, c, err);
+}
+
+int halo_astype(halo_graph_t *g, halo_expr_t *a, halo_dtype_kind_t dtype, halo_expr_t **out,
+		halo_error_t *err)
+{
+	halo_expr_t *e = node_add(g, HALO_OP_ASTYPE, a, NULL, err);
+	if (!e)
+		return HALO_ENOMEM;
+	e->dtype = dtype;
+	*out = e;
+	return grid_copy(e, a, err);
+}
+
+/* numpy.result_type for two arrays of halo's types. */
+int halo_dtype_promote(halo_dtype_kind_t a, halo_dtype_kind_t b)
+{
+	static const int size[] = {[HALO_U1] = 1, [HALO_U2] = 2, [HALO_U4] = 4, [HALO_I1] = 1,
+				   [HALO_I2] = 2, [HALO_I4] = 4, [HALO_F4] = 4, [HALO_F8] = 8};
+	if (a == b)
+		return a;
+	int fa = a >= HALO_F4, fb = b >= HALO_F4;
+	if (fa && fb)
+		return HALO_F8;
+	if (fa || fb) {
+		halo_dtype_kind_t f = fa ? a : b, i = fa ? b : a;
+		/* float32 holds 16-bit integers exactly; wider ones need float64. */
+		return f == HALO_F8 || size[i] >= 4 ? HALO_F8 : HALO_F4;
+	}
+	int sa = a >= HALO_I1, sb = b >= HALO_I1;
+	int na = size[a], nb = size[b];
+	if (sa == sb) {
+		int n = na > nb ? na : nb;
+		return sa ? (n == 1 ? HALO_I1 : n == 2 ? HALO_I2 : HALO_I4)
+			  : (n == 1 ? HALO_U1 : n == 2 ? HALO_U2 : HALO_U4);
+	}
+	int nu = sa ? nb : na, ni = sa ? na : nb;
+	if (ni > nu)
+		return ni == 2 ? HALO_I2 : HALO_I4;
+	return nu == 1 ? HALO_I2 : nu == 2 ? HALO_I4 : -1;
+}
+
+static int is_int(halo_dtype_kind_t k)
+{
+	return k < HALO_F4;
+}
+
+static int integral(double v)
+{
+	return v == (double)(int64_t)v;
+}
+
+int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const double p[2])
+{
+	switch (fn) {
+	case HALO_EW_SCALE:
+		/* A Python float scalar keeps a float array's type and turns an
+		 * integer array into float64. */
+		return is_int(a) ? HALO_F8 : (int)a;
+	case HALO_EW_CLIP:
+		return is_int(a) && !(integral(p[0]) && integral(p[1])) ? HALO_F8 : (int)a;
+	case HALO_EW_ABS:
+		return a;
+	case HALO_EW_SQRT:
+	case HALO_EW_LOG1P:
+		/* numpy picks the smallest float loop holding the integers; halo
+		 * has no float16, so 8-bit inputs give float32. */
+		if (!is_int(a))
+			return a;
+		return a == HALO_U4 || a == HALO_I4 ? HALO_F8 : HALO_F4;
+	case HALO_EW_DIV: {
+		int t = halo_dtype_promote(a, b);
+		return t < 0 || is_int(t) ? HALO_F8 : t;
+	}
+	default:
+		return halo_dtype_promote(a, b);
+	}
+}
+
+static int grids_equal(const halo_expr_t *a, const halo_expr_t *b)
+{
+	for (int d = 0; d < 3; d++)
+		if (!halo_axis_equal(&a->grid[d], &b->grid[d]))
+			return 0;
+	return 1;
+}
+
+int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *b,
+		    const double p[2], halo_expr_t **out, halo_error_t *err)
+{
+	int arity = halo_ew_arity(fn);
+	if ((arity == 2) != (b != NULL))
+		return halo_error_set(err, HALO_EINVAL, "kernel %s takes %d array%s", halo_ew_name(fn),
+				      arity, arity == 2 ? "s" : "");
+	if (b && memcmp(a->shape, b->shape, sizeof a->shape) != 0)
+		return halo_error_set(err, HALO_EINVAL,
+				      "kernel %s: shapes differ (%lldx%lldx%lld and %lldx%lldx%lld)",
+				      halo_ew_name(fn), (long long)a->shape[0], (long long)a->shape[1],
+				      (long long)a->shape[2], (long long)b->shape[0],
+				      (long long)b->shape[1], (long long)b->shape[2]);
+	double q[2] = {p ? p[0] : 0, p ? p[1] : 0};
+	if (fn == HALO_EW_SCALE && !p)
+		q[0] = 1;
+	int t = halo_ew_result(fn, a->dtype, b ? b->dtype : a->dtype, q);
+	if (t < 0)
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "kernel %s of %s and %s gives int64 in numpy, which halo does not "
+				      "store; add an astype step", halo_ew_name(fn),
+				      halo_dtype_name((halo_dtype_t){a->dtype, 0}),
+				      halo_dtype_name((halo_dtype_t){b->dtype, 0}));
+	if (b && !grids_equal(a, b)) {
+		/* dask unifies chunks by rechunking; so does halo, to a's grid. */
+		int64_t c[3];
+		for (int d = 0; d < 3; d++)
+			c[d] = a->grid[d].start[1] - a->grid[d].start[0];
+		int64_t uc[3];
+		for (int d = 0; d < a->ndim; d++)
+			uc[d] = c[3 - a->ndim + d];
+		int rc = halo_rechunk(g, b, uc, &b, err);
+		if (rc)
+			return rc;
+		if (!grids_equal(a, b))
+			return halo_error_set(err, HALO_EUNSUPPORTED,
+					      "kernel %s: the arrays' chunk grids cannot be unified; add a "
+					      "rechunk step", halo_ew_name(fn));
+	}
+	halo_expr_t *e = node_add(g, HALO_OP_MAP_BLOCKS, a, b, err);
+	if (!e)
+		return HALO_ENOMEM;
+	e->ew = fn;
+	e->p[0] = q[0];
+	e->p[1] = q[1];
+	e->dtype = (halo_dtype_kind_t)t;
+	*out = e;
+	return grid_copy(e, a, err);
+}
+
+int halo_map_overlap(halo_graph_t *g, halo_expr_t *a, const halo_overlap_opts_t *o,
+		     halo_expr_t **out, halo_error_t *err)
+{
+	float *psf = NULL;
+	int pn[3] = {0, 0, 0};
+	for (int d = 0; d < 3; d++) {
+		if (o->depth[d] < 0)
+			return halo_error_set(err, HALO_EINVAL, "depth must be >= 0");
+		if (o->depth[d] > a->shape[d] && o->boundary != HALO_BOUNDARY_NONE)
+			return halo_error_set(err, HALO_EINVAL,
+					      "a depth of %d is larger than the array (%lld on axis %d)",
+					      o->depth[d], (long long)a->shape[d], d - (3 - a->ndim));
+	}
+	if (o->kernel == HALO_OV_RICHARDSON_LUCY) {
+		if (o->iterations < 1)
+			return halo_error_set(err, HALO_EINVAL, "iterations must be >= 1");
+		if (!o->psf)
+			return halo_error_set(err, HALO_EINVAL, "richardson_lucy needs a psf");
+		int rc = halo_psf_load(o->psf, &psf, pn, err);
+		if (rc)
+			return rc;
+	} else if (o->size < 1 || o->size % 2 == 0) {
+		return halo_error_set(err, HALO_EINVAL, "uniform: size must be odd and >= 1");
+	}
+
+	/* dask's ensure_minimum_chunksize: blocks at least as deep as the halo. */
+	halo_expr_t *src = a;
+	struct halo_axis merged[3] = {{0}};
+	int need = 0;
+	for (int d = 0; d < 3; d++) {
+		if (halo_axis_min_blocks(&merged[d], &a->grid[d], o->depth[d] ? o->depth[d] : 1)) {
+			for (int k = 0; k < d; k++)
+				halo_axis_free(&merged[k]);
+			free(psf);
+			return halo_error_set(err, HALO_EINVAL, "a depth of %d is deeper than the array "
+					      "(%lld on axis %d)", o->depth[d], (long long)a->shape[d],
+					      d - (3 - a->ndim));
+		}
+		need |= !halo_axis_equal(&merged[d], &a->grid[d]);
+	}
+	if (need) {
+		halo_expr_t *r = node_add(g, HALO_OP_RECHUNK, a, NULL, err);
+		if (!r) {
+			for (int d = 0; d < 3; d++)
+				halo_axis_free(&merged[d]);
+			free(psf);
+			return HALO_ENOMEM;
+		}
+		memcpy(r->grid, merged, sizeof merged);
+		src = r;
+	} else {
+		for (int d = 0; d < 3; d++)
+			halo_axis_free(&merged[d]);
+	}
+	halo_expr_t *e = node_add(g, HALO_OP_MAP_OVERLAP, src, NULL, err);
+	if (!e) {
+		free(psf);
+		return HALO_ENOMEM;
+	}
+	e->dtype = HALO_F4;
+	e->ov = o->kernel;
+	memcpy(e->depth, o->depth, sizeof e->depth);
+	e->boundary = o->boundary;
+	e->constant = o->constant;
+	e->iterations = o->iterations;
+	e->size = o->size;
+	e->psf = psf;
+	memcpy(e->pn, pn, sizeof pn);
+	*out = e;
+	int rc = grid_copy(e, src, err);
+	if (rc)
+		return rc;
+	if (psf) {
+		for (int d = 0; d < 3; d++) {
+			int64_t h = INT64_MAX;
+			for (int64_t k = 0; k < e->grid[d].nblocks; k++) {
+				int64_t lo = e->grid[d].start[k] - o->depth[d];
+				int64_t hi = e->grid[d].start[k + 1] + o->depth[d];
+				if (e->boundary == HALO_BOUNDARY_NONE) {
+					lo = lo < 0 ? 0 : lo;
+					hi = hi > e->shape[d] ? e->shape[d] : hi;
+				}
+				h = hi - lo < h ? hi - lo : h;
+			}
+			if (pn[d] > h)
+				return halo_error_set(err, HALO_EINVAL,
+						      "the PSF (%dx%dx%d) is larger than the smallest "
+						      "haloed chunk (%lld on axis %d); use larger chunks or "
+						      "depth", pn[0], pn[1], pn[2], (long long)h,
+						      d - (3 - e->ndim));
+		}
+	}
+	return HALO_OK;
+}
+
+int halo_reduce(halo_graph_t *g, halo_expr_t *a, halo_reduce_fn_t fn, int axis,
+		halo_expr_t **out, halo_error_t *err)
+{
+	if (axis < -1 || axis >= a->ndim)
+		return halo_error_set(err, HALO_EINVAL, "axis %d out of range for a %dD array", axis,
+				      a->ndim);
+	halo_expr_t *e = node_add(g, HALO_OP_REDUCE, a, NULL, err);
+	if (!e)
+		return HALO_ENOMEM;
+	e->red = fn;
+	*out = e;
+	if (fn == HALO_RED_MEAN || (fn == HALO_RED_SUM && is_int(a->dtype)))
+		e->dtype = a->dtype == HALO_F4 ? HALO_F4 : HALO_F8;
+	if (axis < 0) {
+		e->ndim = 0;
+		return HALO_OK;
+	}
+	/* The remaining axes, in order, right-aligned in 3D. */
+	int in_axis = axis + 3 - a->ndim;
+	e->axis = in_axis;
+	e->ndim = a->ndim - 1 ? a->ndim - 1 : 1;
+	int k = 2;
+	for (int d = 2; d >= 0; d--) {
+		if (d == in_axis)
+			continue;
+		e->shape[k] = a->shape[d];
+		struct halo_axis *x = &e->grid[k];
+		x->n = a->grid[d].n;
+		x->nblocks = a->grid[d].nblocks;
+		x->start = malloc((size_t)(x->nblocks + 1) * sizeof *x->start);
+		if (!x->start)
+			return halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
+		memcpy(x->start, a->grid[d].start, (size_t)(x->nblocks + 1) * sizeof *x->start);
+		k--;
+	}
+	e->shape[0] = 1;
+	return halo_axis_regular(&e->grid[0], 1, 1) ? halo_error_set(err, HALO_ENOMEM, "out of memory")
+						     : HALO_OK;
+}
+
+int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64_t *chunks,
+		  const halo_writer_opts_t *wo, int overwrite, halo_expr_t **out,
+		  halo_error_t *err)
+{
+	if (a->ndim == 0)
+		return halo_error_set(err, HALO_EINVAL, "a scalar cannot be stored");
+	if (a->ndim == 1)
+		return halo_error_set(err, HALO_EUNSUPPORTED, "1D arrays cannot be stored (2D and 3D can)");
+	int64_t c[3];
+	if (chunks) {
+		to3(a->ndim, chunks, 1, c);
+	} else {
+		for (int d = 0; d < 3; d++)
+			c[d] = a->grid[d].start[1] - a->grid[d].start[0];
+	}
+	if (wo->format == HALO_FMT_TIFF) {
+		/* TIFF is written in whole pages. */
+		c[1] = a->shape[1];
+		c[2] = a->shape[2];
+		if (!chunks)
+			c[0] = a->shape[0] < 16 ? a->shape[0] : 16;
+	}
+	uint64_t bytes = halo_dtype_size((halo_dtype_t){a->dtype, 0});
+	for (int d = 0; d < 3; d++) {
+		if (c[d] < 1)
+			return halo_error_set(err, HALO_EINVAL, "chunks must be >= 1");
+		c[d] = c[d] > a->shape[d] ? a->shape[d] : c[d];
+		bytes *= (uint64_t)c[d];
+	}
+	if (bytes > (uint64_t)INT32_MAX - 64)
+		return halo_error_set(err, HALO_EINVAL, "a chunk of %.2f GiB exceeds the 2 GiB limit",
+				      (double)bytes / (1 << 30));
+	/* The writer needs its regular grid: rechunk when a's differs. */
+	int same = 1;
+	for (int d = 0; d < 3; d++) {
+		struct halo_axis r = {0};
+		if (halo_axis_regular(&r, a->shape[d], c[d]))
+			return halo_error_set(err, HALO_ENOMEM, "out of memory");
+		same &= halo_axis_equal(&r, &a->grid[d]);
+		halo_axis_free(&r);
+	}
+	if (!same) {
+		int64_t uc[3];
+		for (int d = 0; d < a->ndim; d++)
+			uc[d] = c[3 - a->ndim + d];
+		int rc = halo_rechunk(g, a, uc, &a, err);
+		if (rc)
+			return rc;
+	}
+	halo_expr_t *e = node_add(g, HALO_OP_STORE, a, NULL, err);
+	if (!e)
+		return HALO_ENOMEM;
+	e->path = strdup(path);
+	if (!e->path)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	e->wopts = *wo;
+	e->overwrite = overwrite;
+	e->info = (halo_volume_info_t){.ndim = a->ndim, .dtype = {a->dtype, 0},
+				       .voxel = {1, 1, 1}};
+	memcpy(e->info.shape, a->shape, sizeof e->info.shape);
+	memcpy(e->info.chunks, c, sizeof c);
+	/* Carry the source's voxel size and unit through, as OME-Zarr needs it. */
+	for (const halo_expr_t *s = a; s; s = s->nin ? s->in[0] : NULL)
+		if (s->op == HALO_OP_SOURCE && s->reader) {
+			if (s->ndim == a->ndim) {
+				memcpy(e->info.voxel, s->info.voxel, sizeof e->info.voxel);
+				memcpy(e->info.unit, s->info.unit, sizeof e->info.unit);
+			}
+			break;
+		}
+	*out = e;
+	return grid_copy(e, a, err);
+}
+
+static const char *const ew_names[HALO_EW_COUNT] = {
+	[HALO_EW_SCALE] = "scale", [HALO_EW_CLIP] = "clip", [HALO_EW_ABS] = "abs",
+	[HALO_EW_SQRT] = "sqrt", [HALO_EW_LOG1P] = "log1p", [HALO_EW_ADD] = "add",
+	[HALO_EW_SUB] = "sub", [HALO_EW_MUL] = "mul", [HALO_EW_DIV] = "div",
+	[HALO_EW_MAXIMUM] = "maximum", [HALO_EW_MINIMUM] = "minimum",
+};
+
+int halo_ew_parse(const char *s, halo_ew_t *out)
+{
+	for (int i = 0; i < HALO_EW_COUNT; i++)
+		if (strcmp(s, ew_names[i]) == 0) {
+			*out = (halo_ew_t)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *halo_ew_name(halo_ew_t fn)
+{
+	return ew_names[fn];
+}
+
+int halo_ew_arity(halo_ew_t fn)
+{
+	return fn >= HALO_EW_ADD ? 2 : 1;
+}
+
+static const char *const red_names[] = {"sum", "min", "max", "mean"};
+
+int halo_reduce_parse(const char *s, halo_reduce_fn_t *out)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, red_names[i]) == 0) {
+			*out = (halo_reduce_fn_t)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *halo_reduce_name(halo_reduce_fn_t fn)
+{
+	return red_names[fn];
+}
+
+int halo_boundary_parse(const char *s, int *out)
+{
+	static const char *const names[] = {
+		[HALO_BOUNDARY_NONE] = "none", [HALO_BOUNDARY_PERIODIC] = "periodic",
+		[HALO_BOUNDARY_REFLECT] = "reflect", [HALO_BOUNDARY_NEAREST] = "nearest",
+		[HALO_BOUNDARY_CONSTANT] = "constant",
+	};
+	for (int i = 0; i < 5; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -1;
+}

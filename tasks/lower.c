@@ -1,0 +1,393 @@
+/* Lowering an expression graph to a plan (see plan.h): culling, fusion of
+ * elementwise chains, and the per-chunk input lists and use counts. */
+#include "config.h"
+#include "tasks/plan.h"
+#include "codelets/gather.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *halo_pn_kind_name(halo_pn_kind_t k)
+{
+	static const char *const names[] = {"read", "elementwise", "rechunk", "map_overlap",
+					    "reduce", "write"};
+	return names[k];
+}
+
+static int elementwise(const halo_expr_t *e)
+{
+	return e->op == HALO_OP_ASTYPE || e->op == HALO_OP_MAP_BLOCKS;
+}
+
+/* An elementwise step computed inside its only consumer's task. */
+static int inlined(const halo_expr_t *e, const halo_expr_t *consumer)
+{
+	return elementwise(e) && e->consumers == 1 && consumer && elementwise(consumer);
+}
+
+struct lower {
+	halo_pnode_t **of;  /* per expression id: its plan node, if materialised */
+	halo_pnode_t *p;    /* the fused node being compiled */
+	int failed;
+};
+
+static int add_input(halo_pnode_t *p, halo_pnode_t *in)
+{
+	for (int i = 0; i < p->nin; i++)
+		if (p->in[i] == in)
+			return i;
+	if (p->nin == HALO_EW_MAXIN)
+		return -1;
+	p->in[p->nin] = in;
+	return p->nin++;
+}
+
+static int emit(struct lower *L, halo_ewop_t op, halo_dtype_kind_t kind, int a, int b,
+		const double *q)
+{
+	struct halo_ew_prog *g = &L->p->prog;
+	if (a < 0 || b < -1 || g->nops == HALO_EW_MAXOPS) {
+		L->failed = 1;
+		return -1;
+	}
+	g->ops[g->nops] = (struct halo_ew_instr){.op = op, .kind = kind, .a = a, .b = b,
+						 .p = {q ? q[0] : 0, q ? q[1] : 0}};
+	return g->nops++;
+}
+
+static int cast_to(struct lower *L, int r, halo_dtype_kind_t kind)
+{
+	if (r < 0)
+		return -1;
+	if (L->p->prog.ops[r].kind == kind)
+		return r;
+	return emit(L, HALO_EWOP_CAST, kind, r, -1, NULL);
+}
+
+/* Compiles e (of the fused group) into the program; returns its register. */
+static int compile(struct lower *L, halo_expr_t *e, const halo_expr_t *consumer)
+{
+	if (!inlined(e, consumer) && consumer) {
+		int i = add_input(L->p, L->of[e->id]);
+		if (i < 0) {
+			L->failed = 1;
+			return -1;
+		}
+		L->p->prog.in_kind[i] = e->dtype;
+		if (i >= L->p->prog.nin)
+			L->p->prog.nin = i + 1;
+		return emit(L, HALO_EWOP_LOAD, e->dtype, i, -1, NULL);
+	}
+	int a = compile(L, e->in[0], e);
+	if (e->op == HALO_OP_ASTYPE)
+		return cast_to(L, a, e->dtype);
+	static const halo_ewop_t ops[HALO_EW_COUNT] = {
+		[HALO_EW_SCALE] = HALO_EWOP_SCALE, [HALO_EW_CLIP] = HALO_EWOP_CLIP,
+		[HALO_EW_ABS] = HALO_EWOP_ABS, [HALO_EW_SQRT] = HALO_EWOP_SQRT,
+		[HALO_EW_LOG1P] = HALO_EWOP_LOG1P, [HALO_EW_ADD] = HALO_EWOP_ADD,
+		[HALO_EW_SUB] = HALO_EWOP_SUB, [HALO_EW_MUL] = HALO_EWOP_MUL,
+		[HALO_EW_DIV] = HALO_EWOP_DIV, [HALO_EW_MAXIMUM] = HALO_EWOP_MAX,
+		[HALO_EW_MINIMUM] = HALO_EWOP_MIN,
+	};
+	/* numpy converts the operands to the result type, then computes. */
+	a = cast_to(L, a, e->dtype);
+	int b = -1;
+	if (e->nin == 2)
+		b = cast_to(L, compile(L, e->in[1], e), e->dtype);
+	return emit(L, ops[e->ew], e->dtype, a, b, e->p);
+}
+
+static void label_group(halo_pnode_t *p, const halo_expr_t *e, const halo_expr_t *consumer)
+{
+	if (consumer && !inlined(e, consumer))
+		return;
+	for (int i = 0; i < e->nin; i++)
+		label_group(p, e->in[i], e);
+	size_t len = strlen(p->label);
+	snprintf(p->label + len, sizeof p->label - len, "%s%s", len ? "+" : "", e->name);
+}
+
+static int is_regular(const struct halo_axis *a)
+{
+	int64_t c = a->start[1] - a->start[0];
+	for (int64_t k = 0; k + 1 < a->nblocks; k++)
+		if (a->start[k + 1] - a->start[k] != c)
+			return 0;
+	return 1;
+}
+
+void halo_pnode_block(const halo_pnode_t *p, const int64_t j[3], int64_t origin[3],
+		      int64_t dims[3], int64_t valid[3])
+{
+	for (int d = 0; d < 3; d++) {
+		const struct halo_axis *a = &p->grid[d];
+		origin[d] = a->start[j[d]];
+		valid[d] = a->start[j[d] + 1] - a->start[j[d]];
+		dims[d] = p->padded[d] ? a->start[1] - a->start[0] : valid[d];
+	}
+}
+
+/* The input axis of p's input that output axis od reads, for reductions
+ * along an axis: the remaining input axes in order, right-aligned. */
+static int input_axis(const halo_pnode_t *p, int od)
+{
+	if (p->kind != HALO_PN_REDUCE || p->expr->axis < 0)
+		return od;
+	int ax = p->expr->axis;
+	if (od == 0)
+		return -1;
+	int rem[2], k = 0;
+	for (int d = 0; d < 3; d++)
+		if (d != ax)
+			rem[k++] = d;
+	return rem[od - 1];
+}
+
+/* Blocks of input k's axis d that p's chunk at block jd (of the matching
+ * output axis) reads. */
+static int64_t axis_list(const halo_pnode_t *p, int k, int d, int64_t jd, int64_t *list)
+{
+	const struct halo_axis *ia = &p->in[k]->grid[d];
+	if (p->kind == HALO_PN_REDUCE && d == p->expr->axis) {
+		for (int64_t i = 0; i < ia->nblocks; i++)
+			list[i] = i;
+		return ia->nblocks;
+	}
+	if (p->kind != HALO_PN_GATHER && p->kind != HALO_PN_OVERLAP) {
+		list[0] = jd;
+		return 1;
+	}
+	int od = d; /* gather and overlap keep axes */
+	int64_t lo = p->grid[od].start[jd], hi = p->grid[od].start[jd + 1];
+	int boundary = HALO_BOUNDARY_NONE;
+	if (p->kind == HALO_PN_OVERLAP) {
+		const halo_expr_t *e = p->expr;
+		lo -= e->depth[d];
+		hi += e->depth[d];
+		boundary = e->boundary;
+		if (boundary == HALO_BOUNDARY_NONE) {
+			lo = lo < 0 ? 0 : lo;
+			hi = hi > e->shape[d] ? e->shape[d] : hi;
+		}
+	}
+	return halo_axis_blocks_touched(ia, lo, hi, boundary, list);
+}
+
+void halo_plan_inputs(const halo_pnode_t *p, int k, const int64_t j[3], int64_t *lists[3],
+		      int64_t cnt[3])
+{
+	int64_t jin[3] = {0, 0, 0};
+	for (int od = 0; od < 3; od++) {
+		int d = input_axis(p, od);
+		if (d >= 0)
+			jin[d] = j[od];
+	}
+	for (int d = 0; d < 3; d++)
+		cnt[d] = axis_list(p, k, d, jin[d], lists[d]);
+}
+
+int64_t halo_pnode_tasks_per_chunk(const halo_pnode_t *p)
+{
+	if (p->kind == HALO_PN_OVERLAP)
+		return 2;
+	if (p->kind == HALO_PN_REDUCE && p->expr->axis >= 0)
+		return p->in[0]->grid[p->expr->axis].nblocks + 1;
+	return 1;
+}
+
+/* Use counts: per input axis, how many of p's tasks read each block; a
+ * chunk's count is the product over its axes. */
+static int count_uses(halo_pnode_t *p, halo_error_t *err)
+{
+	for (int k = 0; k < p->nin; k++) {
+		halo_pnode_t *in = p->in[k];
+		int64_t *count[3] = {NULL, NULL, NULL}, *list = NULL;
+		int rc = HALO_OK;
+		int64_t most = 1;
+		for (int d = 0; d < 3; d++)
+			most = in->grid[d].nblocks > most ? in->grid[d].nblocks : most;
+		list = malloc((size_t)most * sizeof *list);
+		for (int d = 0; d < 3; d++)
+			count[d] = calloc((size_t)in->grid[d].nblocks, sizeof **count);
+		if (!list || !count[0] || !count[1] || !count[2]) {
+			rc = halo_error_set(err, HALO_ENOMEM, "out of memory planning chunks");
+			goto out;
+		}
+		for (int od = 0; od < 3; od++) {
+			int d = input_axis(p, od);
+			if (d < 0)
+				continue;
+			for (int64_t jd = 0; jd < p->grid[od].nblocks; jd++) {
+				int64_t n = axis_list(p, k, d, jd, list);
+				for (int64_t i = 0; i < n; i++)
+					count[d][list[i]]++;
+			}
+		}
+		if (p->kind == HALO_PN_REDUCE && p->expr->axis >= 0)
+			for (int64_t i = 0; i < in->grid[p->expr->axis].nblocks; i++)
+				count[p->expr->axis][i] = 1;
+		int64_t i[3], f = 0;
+		for (i[0] = 0; i[0] < in->grid[0].nblocks; i[0]++)
+			for (i[1] = 0; i[1] < in->grid[1].nblocks; i[1]++)
+				for (i[2] = 0; i[2] < in->grid[2].nblocks; i[2]++, f++)
+					in->uses[f] += (int32_t)(count[0][i[0]] * count[1][i[1]] *
+								 count[2][i[2]]);
+out:
+		free(list);
+		for (int d = 0; d < 3; d++)
+			free(count[d]);
+		if (rc)
+			return rc;
+	}
+	return HALO_OK;
+}
+
+static halo_pn_kind_t kind_of(const halo_expr_t *e)
+{
+	switch (e->op) {
+	case HALO_OP_SOURCE: return HALO_PN_SOURCE;
+	case HALO_OP_RECHUNK: return HALO_PN_GATHER;
+	case HALO_OP_MAP_OVERLAP: return HALO_PN_OVERLAP;
+	case HALO_OP_REDUCE: return HALO_PN_REDUCE;
+	case HALO_OP_STORE: return HALO_PN_STORE;
+	default: return HALO_PN_FUSED;
+	}
+}
+
+int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err)
+{
+	int n = halo_graph_count(g);
+	halo_plan_t *plan = calloc(1, sizeof *plan);
+	struct lower L = {.of = calloc((size_t)n + 1, sizeof *L.of)};
+	char *needed = calloc((size_t)n + 1, 1);
+	const halo_expr_t **consumer = calloc((size_t)n + 1, sizeof *consumer);
+	if (plan)
+		plan->nodes = calloc((size_t)n + 1, sizeof *plan->nodes);
+	int rc = HALO_OK;
+	if (!plan || !plan->nodes || !L.of || !needed || !consumer) {
+		rc = halo_error_set(err, HALO_ENOMEM, "out of memory planning the graph");
+		goto out;
+	}
+	/* Steps halo added (rechunks before map_overlap and stores) and
+	 * steps built from C without a name get one. */
+	for (int i = 0; i < n; i++) {
+		halo_expr_t *e = halo_graph_node(g, i);
+		if (!e->name[0])
+			snprintf(e->name, sizeof e->name, "%s-%d", halo_op_name(e), e->id);
+	}
+	/* Culling: only what a store or a scalar reduction needs. */
+	for (int i = n - 1; i >= 0; i--) {
+		halo_expr_t *e = halo_graph_node(g, i);
+		if (e->op == HALO_OP_STORE || (e->op == HALO_OP_REDUCE && e->axis < 0))
+			needed[i] = 1;
+		if (!needed[i])
+			continue;
+		for (int k = 0; k < e->nin; k++) {
+			needed[e->in[k]->id] = 1;
+			consumer[e->in[k]->id] = e;
+		}
+	}
+	int roots = 0;
+	for (int i = 0; i < n; i++) {
+		halo_expr_t *e = halo_graph_node(g, i);
+		e->live = needed[i];
+		if (!needed[i] || inlined(e, consumer[i]))
+			continue;
+		halo_pnode_t *p = calloc(1, sizeof *p);
+		if (!p) {
+			rc = halo_error_set(err, HALO_ENOMEM, "out of memory planning the graph");
+			goto out;
+		}
+		plan->nodes[plan->n] = p;
+		p->id = plan->n++;
+		p->kind = kind_of(e);
+		p->expr = e;
+		L.of[i] = p;
+		if (p->kind == HALO_PN_FUSED) {
+			L.p = p;
+			compile(&L, e, NULL);
+			if (L.failed) {
+				rc = halo_error_set(err, HALO_EUNSUPPORTED,
+						    "step \"%s\": more than %d inputs or %d operations "
+						    "in one elementwise chain", e->name, HALO_EW_MAXIN,
+						    HALO_EW_MAXOPS);
+				goto out;
+			}
+			label_group(p, e, NULL);
+		} else {
+			for (int k = 0; k < e->nin; k++)
+				add_input(p, L.of[e->in[k]->id]);
+			snprintf(p->label, sizeof p->label, "%s", e->name);
+		}
+		p->root = p->kind == HALO_PN_STORE || (p->kind == HALO_PN_REDUCE && e->axis < 0);
+		roots += p->root;
+		p->grid = p->kind == HALO_PN_REDUCE && e->axis < 0 ? p->in[0]->grid : e->grid;
+		p->nchunks = p->grid[0].nblocks * p->grid[1].nblocks * p->grid[2].nblocks;
+		for (int d = 0; d < 3; d++)
+			p->padded[d] = is_regular(&p->grid[d]);
+		if (p->kind == HALO_PN_REDUCE && e->axis < 0)
+			memcpy(p->padded, p->in[0]->padded, sizeof p->padded);
+		p->uses = calloc((size_t)p->nchunks, sizeof *p->uses);
+		if (!p->uses) {
+			rc = halo_error_set(err, HALO_ENOMEM, "out of memory planning the graph");
+			goto out;
+		}
+	}
+	if (!roots) {
+		rc = halo_error_set(err, HALO_EINVAL,
+				    "nothing to compute: no to_zarr, to_tiff or reduction to a scalar");
+		goto out;
+	}
+	for (int i = 0; i < plan->n; i++) {
+		rc = count_uses(plan->nodes[i], err);
+		if (rc)
+			goto out;
+	}
+out:
+	free(L.of);
+	free(needed);
+	free(consumer);
+	if (rc) {
+		halo_plan_free(plan);
+		plan = NULL;
+	}
+	*out = plan;
+	return rc;
+}
+
+void halo_plan_free(halo_plan_t *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < p->n; i++) {
+		if (p->nodes[i])
+			free(p->nodes[i]->uses);
+		free(p->nodes[i]);
+	}
+	free(p->nodes);
+	free(p);
+}
+
+void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st)
+{
+	memset(st, 0, sizeof *st);
+	for (int i = 0; i < p->n; i++) {
+		const halo_pnode_t *q = p->nodes[i];
+		int64_t per = halo_pnode_tasks_per_chunk(q);
+		st->tasks += per * q->nchunks;
+		st->tasks_by_kind[q->kind] += per * q->nchunks;
+		if (q->kind == HALO_PN_REDUCE && q->expr->axis < 0)
+			continue; /* its "chunks" are partials, not arrays */
+		st->chunks += q->nchunks;
+		uint64_t chunk = halo_dtype_size((halo_dtype_t){q->expr->dtype, 0});
+		for (int d = 0; d < 3; d++)
+			chunk *= (uint64_t)(q->grid[d].start[1] - q->grid[d].start[0]);
+		st->bytes += chunk * (uint64_t)q->nchunks;
+	}
+	/* Edges: every read of a chunk by a task. */
+	for (int i = 0; i < p->n; i++) {
+		const halo_pnode_t *q = p->nodes[i];
+		for (int64_t f = 0; f < q->nchunks; f++)
+			st->edges += q->uses[f];
+	}
+}

@@ -1,0 +1,86 @@
+/* Lowering: an expression graph becomes a plan, the chunk-level task graph
+ * in implicit form. Steps no output needs are culled; chains of
+ * elementwise steps (astype, map_blocks) whose intermediates have one
+ * consumer are fused into one plan node, one task per chunk. Each plan
+ * node's tasks are one per chunk of its grid, and which chunks of its
+ * inputs a task reads is computed on demand (a product of per-axis block
+ * lists), so a graph of millions of tasks takes no memory beyond a use
+ * count per chunk: the runtime walks the plan region by region and
+ * registers each chunk when first needed, releasing it after its last
+ * reader. */
+#ifndef HALO_TASKS_PLAN_H
+#define HALO_TASKS_PLAN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "codelets/elementwise.h"
+#include "tasks/expr.h"
+
+typedef enum halo_pn_kind {
+	HALO_PN_SOURCE,  /* read a stored chunk (or copy from a buffer) */
+	HALO_PN_FUSED,   /* elementwise program over same-grid chunks */
+	HALO_PN_GATHER,  /* rechunk: assemble a chunk from those it overlaps */
+	HALO_PN_OVERLAP, /* map_overlap: assemble the haloed chunk, run the kernel */
+	HALO_PN_REDUCE,  /* to a scalar (a partial per input chunk) or along an axis */
+	HALO_PN_STORE,   /* write a chunk */
+} halo_pn_kind_t;
+
+typedef struct halo_pnode halo_pnode_t;
+struct halo_pnode {
+	int id;
+	halo_pn_kind_t kind;
+	halo_expr_t *expr;        /* what it computes (a fused chain's last step) */
+	halo_pnode_t *in[HALO_EW_MAXIN];
+	int nin;
+	char label[160];          /* step names; "a+b+c" for a fused chain */
+	struct halo_ew_prog prog; /* FUSED */
+	const struct halo_axis *grid; /* its tasks' grid: expr's, or the input's for a scalar */
+	int64_t nchunks;
+	int padded[3];            /* regular grid: buffers are whole chunks */
+	int32_t *uses;            /* per chunk: tasks that read it */
+	int root;                 /* an output: store or scalar reduction */
+};
+
+typedef struct halo_plan {
+	halo_pnode_t **nodes;     /* inputs before consumers */
+	int n;
+} halo_plan_t;
+
+int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err);
+void halo_plan_free(halo_plan_t *p);
+
+static inline int64_t halo_pnode_flat(const halo_pnode_t *p, const int64_t j[3])
+{
+	return (j[0] * p->grid[1].nblocks + j[1]) * p->grid[2].nblocks + j[2];
+}
+
+/* Chunk j of p (on its own grid): first voxel, buffer dims (a whole chunk
+ * on regular grids, padded at the far edges) and voxels inside the array. */
+void halo_pnode_block(const halo_pnode_t *p, const int64_t j[3], int64_t origin[3],
+		      int64_t dims[3], int64_t valid[3]);
+
+/* The chunks of input k that p's task for chunk j reads: per input axis,
+ * cnt[d] block indices in lists[d] (each with room for that axis' blocks). */
+void halo_plan_inputs(const halo_pnode_t *p, int k, const int64_t j[3], int64_t *lists[3],
+		      int64_t cnt[3]);
+
+/* Tasks of p for chunk j (OVERLAP: gather and kernel; REDUCE along an
+ * axis: one per chunk along it and a finish). */
+int64_t halo_pnode_tasks_per_chunk(const halo_pnode_t *p);
+
+typedef struct halo_plan_stats {
+	int64_t tasks, edges, chunks;
+	uint64_t bytes;           /* buffer bytes of every chunk of every node */
+	int64_t tasks_by_kind[HALO_PN_STORE + 1];
+} halo_plan_stats_t;
+
+void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st);
+const char *halo_pn_kind_name(halo_pn_kind_t k);
+
+/* Graphviz DOT: the expression graph, or (tasks) every chunk task with its
+ * chunk coordinates and edges. */
+int halo_graph_dot(const halo_graph_t *g, const halo_plan_t *p, int tasks, FILE *f,
+		   halo_error_t *err);
+
+#endif
