@@ -86,8 +86,12 @@ int halo_cli_graph(int argc, char **argv)
 	FILE *f = stdout;
 	double t0 = halo_now();
 	status = HALO_EXIT_FAIL;
-	if (halo_pipeline_load(argv[optind + 1], &g, &err) || halo_plan_build(g, &p, &err))
+	if (halo_pipeline_load(argv[optind + 1], &g, &err))
 		goto fail;
+	if (halo_plan_build(g, &p, &err)) {
+		halo_error_prefix(&err, "%s", argv[optind + 1]);
+		goto fail;
+	}
 	double seconds = halo_now() - t0;
 	if (!dot) {
 		status = stats(g, p, seconds, json);

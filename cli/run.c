@@ -91,8 +91,12 @@ int halo_cli_run(int argc, char **argv)
 	halo_runtime_t *rt = NULL;
 	halo_compute_stats_t st = {0};
 	status = HALO_EXIT_FAIL;
-	if (halo_pipeline_load(argv[optind], &g, &err) || halo_plan_build(g, &plan, &err))
+	if (halo_pipeline_load(argv[optind], &g, &err))
 		goto fail;
+	if (halo_plan_build(g, &plan, &err)) {
+		halo_error_prefix(&err, "%s", argv[optind]);
+		goto fail;
+	}
 	if (dry) {
 		print_plan(plan);
 		status = HALO_EXIT_OK;

@@ -20,7 +20,7 @@ static void shape_str(const halo_expr_t *e, char *buf, size_t len)
 static void chunk_str(const halo_expr_t *e, char *buf, size_t len)
 {
 	int n = 0;
-	for (int d = 3 - (e->ndim ? e->ndim : 1); d < 3; d++)
+	for (int d = 3 - e->ndim; d < 3; d++)
 		n += snprintf(buf + n, len - (size_t)n, "%s%lld", n ? "x" : "",
 			      (long long)(e->grid[d].start[1] - e->grid[d].start[0]));
 }
@@ -30,9 +30,10 @@ static int expr_graph(const halo_graph_t *g, FILE *f)
 	fprintf(f, "digraph halo {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n");
 	for (int i = 0; i < halo_graph_count(g); i++) {
 		const halo_expr_t *e = halo_graph_node(g, i);
-		char shape[64], chunks[64];
+		char shape[64], chunks[64] = "";
 		shape_str(e, shape, sizeof shape);
-		chunk_str(e, chunks, sizeof chunks);
+		if (e->ndim)
+			chunk_str(e, chunks, sizeof chunks);
 		fprintf(f, "  e%d [label=\"%s\\n%s", e->id, e->name, halo_op_name(e));
 		if (e->op == HALO_OP_MAP_BLOCKS)
 			fprintf(f, " %s", halo_ew_name(e->ew));

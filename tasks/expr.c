@@ -265,6 +265,27 @@ static int integral(double v)
 	return v == (double)(int64_t)v;
 }
 
+static int fits(double v, halo_dtype_kind_t k)
+{
+	static const double lo[] = {0, 0, 0, -128, -32768, -2147483648.0};
+	static const double hi[] = {255, 65535, 4294967295.0, 127, 32767, 2147483647.0};
+	return v >= lo[k] && v <= hi[k];
+}
+
+/* The type numpy 1.x gives an integer Python scalar beside an integer
+ * array of kind k: the smallest that holds it, signed beside a signed
+ * array or when negative. -1 beyond 32 bits. */
+static int scalar_type(double v, halo_dtype_kind_t k)
+{
+	int sign = v < 0 || k >= HALO_I1;
+	static const halo_dtype_kind_t u[] = {HALO_U1, HALO_U2, HALO_U4};
+	static const halo_dtype_kind_t i[] = {HALO_I1, HALO_I2, HALO_I4};
+	for (int n = 0; n < 3; n++)
+		if (fits(v, sign ? i[n] : u[n]))
+			return sign ? i[n] : u[n];
+	return -1;
+}
+
 int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const double p[2])
 {
 	switch (fn) {
@@ -272,8 +293,22 @@ int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const
 		/* A Python float scalar keeps a float array's type and turns an
 		 * integer array into float64. */
 		return is_int(a) ? HALO_F8 : (int)a;
-	case HALO_EW_CLIP:
-		return is_int(a) && !(integral(p[0]) && integral(p[1])) ? HALO_F8 : (int)a;
+	case HALO_EW_CLIP: {
+		/* numpy 1.x value-based casting: an integer bound the array's
+		 * type cannot hold promotes it; float bounds make it float64. */
+		if (!is_int(a))
+			return a;
+		if (!integral(p[0]) || !integral(p[1]))
+			return HALO_F8;
+		int t = a;
+		for (int i = 0; i < 2 && t >= 0; i++) {
+			if (fits(p[i], (halo_dtype_kind_t)t))
+				continue;
+			int m = scalar_type(p[i], (halo_dtype_kind_t)t);
+			t = m < 0 ? -1 : halo_dtype_promote((halo_dtype_kind_t)t, (halo_dtype_kind_t)m);
+		}
+		return t;
+	}
 	case HALO_EW_ABS:
 		return a;
 	case HALO_EW_SQRT:

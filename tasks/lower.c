@@ -19,17 +19,19 @@ static int elementwise(const halo_expr_t *e)
 	return e->op == HALO_OP_ASTYPE || e->op == HALO_OP_MAP_BLOCKS;
 }
 
-/* An elementwise step computed inside its only consumer's task. */
-static int inlined(const halo_expr_t *e, const halo_expr_t *consumer)
-{
-	return elementwise(e) && e->consumers == 1 && consumer && elementwise(consumer);
-}
-
 struct lower {
 	halo_pnode_t **of;  /* per expression id: its plan node, if materialised */
+	int *group;         /* per expression id: the fused chain's last step, or -1 */
+	int *reg;           /* per expression id: its register in the program being compiled */
 	halo_pnode_t *p;    /* the fused node being compiled */
 	int failed;
 };
+
+/* An elementwise step computed inside the task of a later step. */
+static int inlined(const struct lower *L, const halo_expr_t *e)
+{
+	return L->group[e->id] >= 0 && L->group[e->id] != e->id;
+}
 
 static int add_input(halo_pnode_t *p, halo_pnode_t *in)
 {
@@ -41,6 +43,8 @@ static int add_input(halo_pnode_t *p, halo_pnode_t *in)
 	p->in[p->nin] = in;
 	return p->nin++;
 }
+
+static int compile_step(struct lower *L, halo_expr_t *e);
 
 static int emit(struct lower *L, halo_ewop_t op, halo_dtype_kind_t kind, int a, int b,
 		const double *q)
@@ -64,10 +68,14 @@ static int cast_to(struct lower *L, int r, halo_dtype_kind_t kind)
 	return emit(L, HALO_EWOP_CAST, kind, r, -1, NULL);
 }
 
-/* Compiles e (of the fused group) into the program; returns its register. */
-static int compile(struct lower *L, halo_expr_t *e, const halo_expr_t *consumer)
+/* Compiles e (of the fused group) into the program; returns its register.
+ * A step that feeds two others of the chain is computed once. */
+static int compile(struct lower *L, halo_expr_t *e, int top)
 {
-	if (!inlined(e, consumer) && consumer) {
+	if (L->reg[e->id] >= 0)
+		return L->reg[e->id];
+	int r = -1;
+	if (!top && !inlined(L, e)) {
 		int i = add_input(L->p, L->of[e->id]);
 		if (i < 0) {
 			L->failed = 1;
@@ -76,9 +84,16 @@ static int compile(struct lower *L, halo_expr_t *e, const halo_expr_t *consumer)
 		L->p->prog.in_kind[i] = e->dtype;
 		if (i >= L->p->prog.nin)
 			L->p->prog.nin = i + 1;
-		return emit(L, HALO_EWOP_LOAD, e->dtype, i, -1, NULL);
+		r = emit(L, HALO_EWOP_LOAD, e->dtype, i, -1, NULL);
+	} else {
+		r = compile_step(L, e);
 	}
-	int a = compile(L, e->in[0], e);
+	return L->reg[e->id] = r;
+}
+
+static int compile_step(struct lower *L, halo_expr_t *e)
+{
+	int a = compile(L, e->in[0], 0);
 	if (e->op == HALO_OP_ASTYPE)
 		return cast_to(L, a, e->dtype);
 	static const halo_ewop_t ops[HALO_EW_COUNT] = {
@@ -93,18 +108,20 @@ static int compile(struct lower *L, halo_expr_t *e, const halo_expr_t *consumer)
 	a = cast_to(L, a, e->dtype);
 	int b = -1;
 	if (e->nin == 2)
-		b = cast_to(L, compile(L, e->in[1], e), e->dtype);
+		b = cast_to(L, compile(L, e->in[1], 0), e->dtype);
 	return emit(L, ops[e->ew], e->dtype, a, b, e->p);
 }
 
-static void label_group(halo_pnode_t *p, const halo_expr_t *e, const halo_expr_t *consumer)
+/* "a+b+c": the chain's steps in the order they were written. */
+static void label_group(const struct lower *L, halo_graph_t *g, halo_pnode_t *p)
 {
-	if (consumer && !inlined(e, consumer))
-		return;
-	for (int i = 0; i < e->nin; i++)
-		label_group(p, e->in[i], e);
-	size_t len = strlen(p->label);
-	snprintf(p->label + len, sizeof p->label - len, "%s%s", len ? "+" : "", e->name);
+	for (int i = 0; i <= p->expr->id; i++) {
+		const halo_expr_t *e = halo_graph_node(g, i);
+		if (L->group[i] != p->expr->id)
+			continue;
+		size_t len = strlen(p->label);
+		snprintf(p->label + len, sizeof p->label - len, "%s%s", len ? "+" : "", e->name);
+	}
 }
 
 static int is_regular(const struct halo_axis *a)
@@ -113,7 +130,7 @@ static int is_regular(const struct halo_axis *a)
 	for (int64_t k = 0; k + 1 < a->nblocks; k++)
 		if (a->start[k + 1] - a->start[k] != c)
 			return 0;
-	return 1;
+	return a->n - a->start[a->nblocks - 1] <= c;
 }
 
 void halo_pnode_block(const halo_pnode_t *p, const int64_t j[3], int64_t origin[3],
@@ -258,13 +275,14 @@ int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err)
 {
 	int n = halo_graph_count(g);
 	halo_plan_t *plan = calloc(1, sizeof *plan);
-	struct lower L = {.of = calloc((size_t)n + 1, sizeof *L.of)};
+	struct lower L = {.of = calloc((size_t)n + 1, sizeof *L.of),
+			  .group = malloc(((size_t)n + 1) * sizeof *L.group),
+			  .reg = malloc(((size_t)n + 1) * sizeof *L.reg)};
 	char *needed = calloc((size_t)n + 1, 1);
-	const halo_expr_t **consumer = calloc((size_t)n + 1, sizeof *consumer);
 	if (plan)
 		plan->nodes = calloc((size_t)n + 1, sizeof *plan->nodes);
 	int rc = HALO_OK;
-	if (!plan || !plan->nodes || !L.of || !needed || !consumer) {
+	if (!plan || !plan->nodes || !L.of || !needed || !L.group || !L.reg) {
 		rc = halo_error_set(err, HALO_ENOMEM, "out of memory planning the graph");
 		goto out;
 	}
@@ -282,16 +300,32 @@ int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err)
 			needed[i] = 1;
 		if (!needed[i])
 			continue;
-		for (int k = 0; k < e->nin; k++) {
+		for (int k = 0; k < e->nin; k++)
 			needed[e->in[k]->id] = 1;
-			consumer[e->in[k]->id] = e;
+	}
+	/* Fusion, from the outputs back: an elementwise step joins the chain
+	 * of its consumers when they are all elementwise and in one chain
+	 * (dask's blockwise fusion); otherwise it ends a chain of its own. */
+	for (int i = n - 1; i >= 0; i--) {
+		halo_expr_t *e = halo_graph_node(g, i);
+		L.group[i] = -1;
+		if (!needed[i] || !elementwise(e))
+			continue;
+		int joined = -2;
+		for (int k = i + 1; k < n && joined != -1; k++) {
+			const halo_expr_t *c = halo_graph_node(g, k);
+			if (!needed[k] || (c->in[0] != e && (c->nin < 2 || c->in[1] != e)))
+				continue;
+			int grp = elementwise(c) ? L.group[k] : -1;
+			joined = joined == -2 || joined == grp ? grp : -1;
 		}
+		L.group[i] = joined >= 0 ? joined : i;
 	}
 	int roots = 0;
 	for (int i = 0; i < n; i++) {
 		halo_expr_t *e = halo_graph_node(g, i);
 		e->live = needed[i];
-		if (!needed[i] || inlined(e, consumer[i]))
+		if (!needed[i] || inlined(&L, e))
 			continue;
 		halo_pnode_t *p = calloc(1, sizeof *p);
 		if (!p) {
@@ -305,7 +339,9 @@ int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err)
 		L.of[i] = p;
 		if (p->kind == HALO_PN_FUSED) {
 			L.p = p;
-			compile(&L, e, NULL);
+			for (int k = 0; k < n; k++)
+				L.reg[k] = -1;
+			compile(&L, e, 1);
 			if (L.failed) {
 				rc = halo_error_set(err, HALO_EUNSUPPORTED,
 						    "step \"%s\": more than %d inputs or %d operations "
@@ -313,7 +349,7 @@ int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err)
 						    HALO_EW_MAXOPS);
 				goto out;
 			}
-			label_group(p, e, NULL);
+			label_group(&L, g, p);
 		} else {
 			for (int k = 0; k < e->nin; k++)
 				add_input(p, L.of[e->in[k]->id]);
@@ -345,8 +381,9 @@ int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err)
 	}
 out:
 	free(L.of);
+	free(L.group);
+	free(L.reg);
 	free(needed);
-	free(consumer);
 	if (rc) {
 		halo_plan_free(plan);
 		plan = NULL;
@@ -379,10 +416,12 @@ void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st)
 		if (q->kind == HALO_PN_REDUCE && q->expr->axis < 0)
 			continue; /* its "chunks" are partials, not arrays */
 		st->chunks += q->nchunks;
-		uint64_t chunk = halo_dtype_size((halo_dtype_t){q->expr->dtype, 0});
-		for (int d = 0; d < 3; d++)
-			chunk *= (uint64_t)(q->grid[d].start[1] - q->grid[d].start[0]);
-		st->bytes += chunk * (uint64_t)q->nchunks;
+		uint64_t bytes = halo_dtype_size((halo_dtype_t){q->expr->dtype, 0});
+		for (int d = 0; d < 3; d++) {
+			const struct halo_axis *a = &q->grid[d];
+			bytes *= (uint64_t)(q->padded[d] ? a->nblocks * (a->start[1] - a->start[0]) : a->n);
+		}
+		st->bytes += bytes;
 	}
 	/* Edges: every read of a chunk by a task. */
 	for (int i = 0; i < p->n; i++) {

@@ -1,0 +1,385 @@
+"""halo run against python3-dask: every pipeline here is also computed by
+dask.array (2022.12 semantics) in this test, and the outputs are compared
+value by value and dtype by dtype: rechunk, astype, each map_blocks kernel,
+fused chains, map_overlap with each boundary (and with a depth larger than
+a chunk), Richardson-Lucy against a numpy RL through dask's map_overlap,
+reductions to scalars and along each axis. Also: pipeline errors name the
+file, step and field; a failing chunk leaves no output; each input chunk is
+read exactly once; halo graph's counts match the chunk grids."""
+import json
+import os
+import shutil
+import sys
+
+import dask.array as da
+import numpy as np
+import scipy.ndimage as ndi
+import tifffile
+import zarr
+
+sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
+from haloutil import check, done, halo, path  # noqa: E402
+
+rng = np.random.default_rng(11)
+NP = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "int8": np.int8,
+      "int16": np.int16, "int32": np.int32, "float32": np.float32, "float64": np.float64}
+
+
+def write_zarr(a, chunks, name):
+    p = path(name)
+    shutil.rmtree(p, ignore_errors=True)
+    z = zarr.open(p, mode="w", shape=a.shape, chunks=chunks, dtype=a.dtype)
+    z[...] = a
+    return p
+
+
+def pipeline(name, steps):
+    p = path(name + ".json")
+    with open(p, "w") as f:
+        json.dump({"steps": steps}, f)
+    return p
+
+
+def run(p, *opts):
+    return halo("run", p, "--quiet", *opts, check_rc=0)
+
+
+def same(out, ref, what, rtol=0.0):
+    """Output zarr equals ref in shape, dtype and values (within rtol)."""
+    got = zarr.open(out, mode="r")[...]
+    if got.shape != ref.shape or got.dtype != ref.dtype:
+        return check(False, what, f"got {got.shape} {got.dtype}, want {ref.shape} {ref.dtype}")
+    if rtol == 0.0:
+        ok = np.array_equal(got, ref, equal_nan=True)
+        return check(ok, what, f"max diff {np.nanmax(np.abs(got.astype(float) - ref)):.3g}")
+    scale = max(float(np.nanmax(np.abs(ref))), 1e-30)
+    err = float(np.nanmax(np.abs(got.astype(np.float64) - ref))) / scale
+    return check(err <= rtol, f"{what} (rel {err:.1e})")
+
+
+# Inputs: shapes that no chunking divides.
+u16 = rng.integers(0, 4000, (23, 37, 41), dtype=np.uint16)
+f32 = (rng.standard_normal((23, 37, 41)) * 50).astype(np.float32)
+i16 = rng.integers(-3000, 3000, (23, 37, 41), dtype=np.int16)
+pu16 = write_zarr(u16, (7, 16, 16), "u16.zarr")
+pf32 = write_zarr(f32, (7, 16, 16), "f32.zarr")
+pi16 = write_zarr(i16, (5, 20, 9), "i16.zarr")
+du16 = da.from_zarr(pu16)
+df32 = da.from_zarr(pf32)
+di16 = da.from_zarr(pi16)
+
+# 1. rechunk, to any chunking (irregular edges, -1 keeps an axis).
+for chunks, want in [([10, 20, 20], (10, 20, 20)), ([23, 1, 41], (23, 1, 41)),
+                     ([4, -1, 7], (4, 16, 7)), ([100, 100, 100], (23, 37, 41))]:
+    out = path("re.zarr")
+    run(pipeline("re", [
+        {"name": "a", "op": "from_zarr", "path": pu16},
+        {"name": "r", "op": "rechunk", "input": "a", "chunks": chunks},
+        {"name": "o", "op": "to_zarr", "input": "r", "path": out, "overwrite": True}]))
+    same(out, du16.rechunk(want).compute(), f"rechunk to {chunks}: values")
+    check(zarr.open(out, mode="r").chunks == want, f"rechunk to {chunks}: stored chunks",
+          zarr.open(out, mode="r").chunks)
+
+# 2. astype: float to int truncates, int to int wraps, as numpy.
+for src, dt in [(pf32, "int16"), (pf32, "uint8"), (pi16, "uint8"), (pi16, "float64"),
+                (pu16, "int8"), (pf32, "float64")]:
+    out = path("as.zarr")
+    run(pipeline("as", [
+        {"name": "a", "op": "from_zarr", "path": src},
+        {"name": "t", "op": "astype", "input": "a", "dtype": dt},
+        {"name": "o", "op": "to_zarr", "input": "t", "path": out, "overwrite": True}]))
+    ref = da.from_zarr(src)
+    if dt == "uint8" and ref.dtype == np.float32:
+        # numpy leaves out-of-range float to int undefined: compare where defined
+        ref = da.clip(ref, 0, 255)
+        run(pipeline("as", [
+            {"name": "a", "op": "from_zarr", "path": src},
+            {"name": "c", "op": "map_blocks", "kernel": "clip", "input": "a", "lo": 0, "hi": 255},
+            {"name": "t", "op": "astype", "input": "c", "dtype": dt},
+            {"name": "o", "op": "to_zarr", "input": "t", "path": out, "overwrite": True}]))
+    same(out, ref.astype(NP[dt]).compute(), f"astype {ref.dtype} -> {dt}")
+
+# 3. Each map_blocks kernel, with numpy's result types.
+unary = [("scale", {"scale": 0.37, "offset": -2.5}, lambda a: a * 0.37 + -2.5),
+         ("clip", {"lo": -10, "hi": 700}, lambda a: da.clip(a, -10, 700)),
+         ("clip", {"lo": 0.5, "hi": 99.5}, lambda a: da.clip(a, 0.5, 99.5)),
+         ("abs", {}, abs), ("sqrt", {}, da.sqrt), ("log1p", {}, da.log1p)]
+for kernel, params, f in unary:
+    for src, ref in [(pu16, du16), (pf32, df32), (pi16, di16)]:
+        out = path("k.zarr")
+        run(pipeline("k", [
+            {"name": "a", "op": "from_zarr", "path": src},
+            dict({"name": "k", "op": "map_blocks", "kernel": kernel, "input": "a"}, **params),
+            {"name": "o", "op": "to_zarr", "input": "k", "path": out, "overwrite": True}]))
+        with np.errstate(invalid="ignore"):
+            want = f(ref).compute()
+        if want.dtype == np.float16:  # numpy's sqrt of 8-bit ints; halo has no float16
+            want = want.astype(np.float32)
+        same(out, want, f"{kernel}{params or ''} of {ref.dtype}",
+             rtol=1e-6 if want.dtype.kind == "f" else 0.0)
+
+binary = [("add", lambda a, b: a + b), ("sub", lambda a, b: a - b), ("mul", lambda a, b: a * b),
+          ("div", lambda a, b: a / b), ("maximum", da.maximum), ("minimum", da.minimum)]
+pairs = [(pu16, du16, pi16, di16), (pf32, df32, pu16, du16), (pi16, di16, pi16, di16)]
+for kernel, f in binary:
+    for pa, ra, pb, rb in pairs:
+        out = path("b.zarr")
+        run(pipeline("b", [
+            {"name": "a", "op": "from_zarr", "path": pa},
+            {"name": "b", "op": "from_zarr", "path": pb},
+            {"name": "k", "op": "map_blocks", "kernel": kernel, "inputs": ["a", "b"]},
+            {"name": "o", "op": "to_zarr", "input": "k", "path": out, "overwrite": True}]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            want = f(ra, rb).compute()
+        same(out, want, f"{kernel} of {ra.dtype} and {rb.dtype} (chunks unified)",
+             rtol=1e-6 if want.dtype.kind == "f" else 0.0)
+
+# numpy's result types for every pair of halo's types (from the DOT labels).
+names = list(NP)
+steps = [{"name": n, "op": "from_zarr", "path": write_zarr(np.ones((2, 3), NP[n]), (2, 3), n + ".zarr")}
+         for n in names]
+want = {}
+for x in names:
+    for y in names:
+        for kernel, f in [("add", np.add), ("div", np.true_divide), ("maximum", np.maximum)]:
+            t = f(np.ones(1, NP[x]), np.ones(1, NP[y])).dtype
+            if t.itemsize == 8 and t.kind in "iu":
+                continue  # int64: halo refuses it (checked below)
+            want[f"{kernel}_{x}_{y}"] = str(t)
+            steps.append({"name": f"{kernel}_{x}_{y}", "op": "map_blocks", "kernel": kernel,
+                          "inputs": [x, y]})
+steps.append({"name": "o", "op": "sum", "input": "uint8"})
+r = halo("graph", "dot", pipeline("types", steps), check_rc=0)
+got = {}
+for line in r.stdout.splitlines():
+    if "map_blocks" in line:
+        parts = line.split('label="')[1].split("\\n")
+        got[parts[0]] = parts[2].split()[1]
+bad = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
+check(not bad and len(got) == len(want), f"numpy's result types for {len(want)} kernel/type pairs",
+      bad)
+r = halo("run", pipeline("i64", steps[:8] + [{"name": "x", "op": "map_blocks", "kernel": "add",
+                                               "inputs": ["uint32", "int8"]}]))
+check(r.returncode == 1 and "int64" in r.stderr and 'step "x"' in r.stderr,
+      "a result numpy gives as int64 is refused with a clear error", r.stderr)
+
+# 4. A fused chain runs as one task per chunk and equals dask step by step.
+chain = [
+    {"name": "a", "op": "from_zarr", "path": pu16},
+    {"name": "f", "op": "astype", "input": "a", "dtype": "float32"},
+    {"name": "s", "op": "map_blocks", "kernel": "scale", "input": "f", "scale": 0.01, "offset": 1},
+    {"name": "l", "op": "map_blocks", "kernel": "log1p", "input": "s"},
+    {"name": "m", "op": "map_blocks", "kernel": "mul", "inputs": ["l", "f"]},
+    {"name": "c", "op": "map_blocks", "kernel": "clip", "input": "m", "lo": 0, "hi": 5000},
+    {"name": "o", "op": "to_zarr", "input": "c", "path": path("chain.zarr"), "overwrite": True}]
+pc = pipeline("chain", chain)
+run(pc)
+fa = du16.astype(np.float32)
+same(path("chain.zarr"), da.clip(da.log1p(fa * 0.01 + 1) * fa, 0, 5000).compute(),
+     "fused chain astype+scale+log1p+mul+clip", rtol=1e-6)
+r = halo("graph", "stats", pc, "--json", check_rc=0)
+st = json.loads(r.stdout)
+nchunks = 4 * 3 * 3
+check(st["plan_nodes"] == 3 and st["tasks_by_kind"]["elementwise"] == nchunks,
+      "the chain is fused: read, one elementwise task per chunk, write", st)
+check(st["tasks"] == 3 * nchunks and st["edges"] == 2 * nchunks,
+      "graph stats: tasks and edges from the chunk grid", st)
+
+# 5. map_overlap with each boundary, a kernel scipy also runs.
+def uniform_ref(ref, size, depth, boundary):
+    return da.map_overlap(lambda b: ndi.uniform_filter(b, size, mode="reflect"), ref,
+                          depth=depth, boundary=boundary, trim=True,
+                          dtype=np.float32).compute()
+
+
+for boundary, dask_boundary in [("reflect", "reflect"), ("periodic", "periodic"),
+                                ("nearest", "nearest"), ("constant", 7.5), ("none", "none")]:
+    step = {"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "f", "size": 5,
+            "depth": [2, 3, 2], "boundary": boundary}
+    if boundary == "constant":
+        step["constant"] = 7.5
+    out = path("ov.zarr")
+    run(pipeline("ov", [
+        {"name": "a", "op": "from_zarr", "path": pu16},
+        {"name": "f", "op": "astype", "input": "a", "dtype": "float32"}, step,
+        {"name": "o", "op": "to_zarr", "input": "u", "path": out, "overwrite": True}]))
+    same(out, uniform_ref(du16.astype(np.float32), 5, {0: 2, 1: 3, 2: 2}, dask_boundary),
+         f"map_overlap uniform, boundary {boundary}", rtol=2e-6)
+
+# A halo deeper than the chunks: dask merges blocks first, so does halo.
+out = path("deep.zarr")
+r = run(pipeline("deep", [
+    {"name": "a", "op": "from_zarr", "path": pi16},
+    {"name": "f", "op": "astype", "input": "a", "dtype": "float32"},
+    {"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "f", "size": 13,
+     "depth": [6, 6, 6], "boundary": "periodic"},
+    {"name": "o", "op": "to_zarr", "input": "u", "path": out, "overwrite": True}]), "--json")
+same(out, uniform_ref(di16.astype(np.float32), 13, 6, "periodic"),
+     "map_overlap with depth > chunk (blocks merged as dask does)", rtol=2e-6)
+check(json.loads(r.stdout)["chunks_read"] == 5 * 2 * 5,
+      "every input chunk is read exactly once", r.stdout)
+
+# 6. Richardson-Lucy through map_overlap equals dask.map_overlap of numpy RL.
+def rl(block, psf, iters):
+    pad = np.zeros(block.shape)
+    pad[:psf.shape[0], :psf.shape[1], :psf.shape[2]] = psf
+    pad = np.roll(pad, [-(p // 2) for p in psf.shape], axis=(0, 1, 2))
+    H = np.fft.rfftn(pad)
+    img = block.astype(np.float64)
+    est = img.copy()
+    for _ in range(iters):
+        conv = np.fft.irfftn(np.fft.rfftn(est) * H, s=block.shape)
+        ratio = img / np.maximum(conv, 1e-12)
+        est = est * np.fft.irfftn(np.fft.rfftn(ratio) * np.conj(H), s=block.shape)
+    return est.astype(np.float32)
+
+
+g = np.meshgrid(*[np.arange(5) - 2] * 3, indexing="ij")
+psf = np.exp(-sum(x ** 2 for x in g) / 2.0)
+psf /= psf.sum()
+tifffile.imwrite(path("psf.tif"), psf.astype(np.float32))
+img = (ndi.gaussian_filter(rng.random((20, 30, 26)), 1) * 1000 + 10).astype(np.uint16)
+pimg = write_zarr(img, (10, 16, 13), "img.zarr")
+out = path("rl.zarr")
+run(pipeline("rl", [
+    {"name": "raw", "op": "from_zarr", "path": pimg},
+    {"name": "f", "op": "astype", "input": "raw", "dtype": "float32"},
+    {"name": "decon", "op": "map_overlap", "kernel": "richardson_lucy", "input": "f",
+     "psf": "psf.tif", "iterations": 6, "depth": 4, "boundary": "reflect"},
+    {"name": "o", "op": "to_zarr", "input": "decon", "path": "rl.zarr", "overwrite": True}]))
+ref = da.map_overlap(lambda b: rl(b, psf, 6), da.from_array(img.astype(np.float32),
+                                                             chunks=(10, 16, 13)),
+                     depth=4, boundary="reflect", trim=True, dtype=np.float32).compute()
+same(out, ref, "map_overlap richardson_lucy (relative paths) equals dask + numpy RL", rtol=1e-4)
+
+# 7. Reductions: scalars, and along each axis (a maximum projection first).
+for src, ref in [(pu16, du16), (pf32, df32)]:
+    steps = [{"name": "a", "op": "from_zarr", "path": src}]
+    for fn in ["sum", "min", "max", "mean"]:
+        steps.append({"name": fn, "op": fn, "input": "a"})
+    for axis in range(3):
+        for fn in ["max", "min", "sum", "mean"]:
+            steps.append({"name": f"{fn}{axis}", "op": fn, "input": "a", "axis": axis})
+            steps.append({"name": f"o{fn}{axis}", "op": "to_zarr", "input": f"{fn}{axis}",
+                          "path": path(f"{fn}{axis}.zarr"), "overwrite": True})
+    r = run(pipeline("red", steps), "--json")
+    res = json.loads(r.stdout)["results"]
+    for fn in ["sum", "min", "max", "mean"]:
+        want = float(getattr(ref, fn)().compute())
+        check(abs(res[fn] - want) <= 1e-6 * max(abs(want), 1), f"{fn} of {ref.dtype}",
+              f"{res[fn]} vs {want}")
+    for axis in range(3):
+        for fn in ["max", "min", "sum", "mean"]:
+            want = getattr(ref, fn)(axis=axis).compute()
+            if fn == "sum" and want.dtype.kind in "iu":
+                want = want.astype(np.float64)  # halo stores no int64: float64, exact here
+            same(path(f"{fn}{axis}.zarr"), want, f"{fn} along axis {axis} of {ref.dtype}",
+                 rtol=1e-6 if want.dtype.kind == "f" else 0.0)
+
+# 8. TIFF in and out, 2D arrays.
+tifffile.imwrite(path("in.tif"), u16)
+run(pipeline("tif", [
+    {"name": "a", "op": "from_tiff", "path": "in.tif"},
+    {"name": "s", "op": "map_blocks", "kernel": "scale", "input": "a", "scale": 2.0},
+    {"name": "o", "op": "to_tiff", "input": "s", "path": "out.tif", "overwrite": True}]))
+got = tifffile.imread(path("out.tif"))
+check(got.dtype == np.float64 and np.array_equal(got, u16 * 2.0), "from_tiff -> scale -> to_tiff",
+      got.dtype)
+img2 = rng.integers(0, 255, (45, 61), dtype=np.uint8)
+p2 = write_zarr(img2, (16, 20), "img2.zarr")
+run(pipeline("two", [
+    {"name": "a", "op": "from_zarr", "path": p2},
+    {"name": "f", "op": "astype", "input": "a", "dtype": "float32"},
+    {"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "f", "size": 3, "depth": 1,
+     "boundary": "nearest"},
+    {"name": "o", "op": "to_zarr", "input": "u", "path": "two.zarr", "chunks": [30, 30],
+     "overwrite": True}]))
+same(path("two.zarr"), uniform_ref(da.from_zarr(p2).astype(np.float32), 3, 1, "nearest"),
+     "2D: map_overlap uniform, stored in other chunks", rtol=2e-6)
+
+# 9. Errors name the file, the step and the field; exit 1; nothing written.
+base = [{"name": "a", "op": "from_zarr", "path": pu16}]
+bad = [
+    ([{"name": "d", "op": "map_overlap", "kernel": "uniform", "input": "a", "depth": 1,
+       "boundary": "wrap"}], 'step "d": unknown boundary "wrap"'),
+    ([{"name": "d", "op": "rechunk", "input": "nope", "chunks": 4}],
+     'step "d": field "input": no earlier step is named "nope"'),
+    ([{"name": "d", "op": "astype", "input": "a", "dtype": "float16"}],
+     'step "d": unknown dtype "float16"'),
+    ([{"name": "d", "op": "map_blocks", "kernel": "scale", "input": "a", "sacle": 2}],
+     'step "d": unknown field "sacle"'),
+    ([{"name": "d", "op": "map_overlap", "kernel": "richardson_lucy", "input": "a", "depth": 1,
+       "iterations": "ten", "psf": "psf.tif"}], 'step "d": field "iterations" must be an integer'),
+    ([{"name": "d", "op": "map_overlap", "kernel": "richardson_lucy", "input": "a", "depth": 0,
+       "psf": "missing.tif"}], 'step "d": '),
+    ([{"name": "d", "op": "frobnicate", "input": "a"}], 'step "d": unknown op "frobnicate"'),
+    ([{"name": "a", "op": "abs", "input": "a"}], 'step "a": a step of this name comes earlier'),
+    ([{"name": "d", "op": "map_blocks", "kernel": "add", "inputs": ["a", "b"]}],
+     'step "d": field "inputs": no earlier step is named "b"'),
+    ([{"name": "d", "op": "to_zarr", "input": "a", "path": pu16, "overwrite": True}],
+     f'step "d": {pu16} is the input of step "a"'),
+    ([{"name": "d", "op": "map_blocks", "kernel": "abs", "input": "a"}], "nothing to compute"),
+]
+for steps, want in bad:
+    p = pipeline("bad", base + steps)
+    r = halo("run", p, "--quiet")
+    line = r.stderr.strip()
+    check(r.returncode == 1 and line.startswith(f"halo: {p}: ") and want in line
+          and "\n" not in line, f"error: {want}", line)
+p = path("bad.json")
+with open(p, "w") as f:
+    f.write('{"steps": [\n  {"name": "a", "op": "from_zarr" "path": "x"}\n]}\n')
+r = halo("run", p)
+check(r.returncode == 1 and f"halo: {p}: line 2" in r.stderr, "malformed JSON: line and column",
+      r.stderr)
+r = halo("run", path("no-such.json"))
+check(r.returncode == 1 and "no-such.json" in r.stderr, "missing pipeline file", r.stderr)
+r = halo("run", "--frob", path("no-such.json"))
+check(r.returncode == 2, "unknown option: usage error", r.stderr)
+
+# An existing output is kept unless overwrite; a corrupt chunk stops the
+# run with the step and chunk named and no output left behind.
+out = path("keep.zarr")
+write_zarr(u16, (7, 16, 16), "keep.zarr")
+before = zarr.open(out, mode="r")[...]
+r = halo("run", pipeline("keep", base + [{"name": "o", "op": "to_zarr", "input": "a",
+                                            "path": out}]), "--quiet")
+check(r.returncode == 1 and 'step "o"' in r.stderr and "exists" in r.stderr,
+      "an existing output without overwrite: error", r.stderr)
+check(np.array_equal(zarr.open(out, mode="r")[...], before), "... and it is untouched")
+cpath = write_zarr(u16, (7, 16, 16), "corrupt.zarr")
+with open(os.path.join(cpath, "1.1.0"), "wb") as f:
+    f.write(b"\x02\x01garbage that is not blosc" * 3)
+out = path("never.zarr")
+shutil.rmtree(out, ignore_errors=True)
+shutil.rmtree(path("never2.zarr"), ignore_errors=True)
+r = halo("run", pipeline("corrupt", [
+    {"name": "raw", "op": "from_zarr", "path": cpath},
+    {"name": "f", "op": "astype", "input": "raw", "dtype": "float32"},
+    {"name": "o", "op": "to_zarr", "input": "f", "path": out},
+    {"name": "o2", "op": "to_zarr", "input": "raw", "path": path("never2.zarr")}]), "--quiet")
+check(r.returncode == 1 and 'step "raw"' in r.stderr and "1.1.0" in r.stderr,
+      "a corrupt chunk: the step and chunk are named", r.stderr)
+left = [n for n in os.listdir(path("")) if "never" in n]
+check(not left, "a failed run leaves no output (not even a temporary)", left)
+
+# 10. Dry run and graph output.
+r = halo("run", pc, "--dry-run", check_rc=0)
+check("elementwise" in r.stdout and "f+s+l+m+c" in r.stdout and not os.path.exists(path("x")),
+      "--dry-run prints the plan", r.stdout)
+r = halo("graph", "dot", pc, check_rc=0)
+check(r.stdout.startswith("digraph") and r.stdout.count("->") == 7,
+      "graph dot: one node per step, one edge per input", r.stdout)
+r = halo("graph", "dot", pc, "--tasks", "-o", path("t.dot"), check_rc=0)
+dot = open(path("t.dot")).read()
+check(dot.count("elementwise (3,2,2)") == 1 and dot.count("->") == st["edges"],
+      "graph dot --tasks: chunk coordinates and every edge", dot[:300])
+unused = pipeline("unused", chain[:-1] + [
+    {"name": "x", "op": "map_overlap", "kernel": "uniform", "input": "f", "depth": 1},
+    chain[-1]])
+r = halo("graph", "stats", unused, "--json", check_rc=0)
+check(json.loads(r.stdout)["plan_nodes"] == 3, "a step no output needs is culled", r.stdout)
+r = halo("graph", "dot", unused, check_rc=0)
+check("style=dashed" in r.stdout, "graph dot draws culled steps dashed")
+
+done()
