@@ -171,19 +171,18 @@ static void read_source(struct exec *x, halo_pnode_t *p, const int64_t j[3],
 
 static void fused(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_data_handle_t h)
 {
-	struct halo_ew_prog *prog = malloc(sizeof *prog);
 	starpu_data_handle_t *dh = malloc((size_t)(p->nin + 1) * sizeof *dh);
 	enum starpu_data_access_mode *dm = malloc((size_t)(p->nin + 1) * sizeof *dm);
-	if (prog)
-		*prog = p->prog;
-	struct starpu_task *t = dh && dm ? task_new(x, &halo_elementwise_cl, prog, sizeof *prog) : NULL;
+	struct starpu_task *t = dh && dm ? starpu_task_create() : NULL;
 	if (!t) {
-		if (!prog)
-			halo__stream_fail_nomem(&x->job);
 		free(dh);
 		free(dm);
+		halo__stream_fail_nomem(&x->job);
 		return;
 	}
+	t->cl = &halo_elementwise_cl;
+	t->cl_arg = &p->prog; /* the plan outlives its tasks */
+	t->cl_arg_size = sizeof p->prog;
 	for (int k = 0; k < p->nin; k++) {
 		dh[k] = chunk(x, p->in[k], j);
 		dm[k] = STARPU_R;
@@ -597,7 +596,9 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		goto out;
 
 	uint64_t budget = o->memory ? o->memory : halo_memory_default();
-	uint64_t lim = budget / footprint(plan), cap = 4 * (uint64_t)starpu_worker_get_count() + 4;
+	/* Tiny chunks need many in flight, or the submitter sleeps and wakes
+	 * for each one; big ones are bounded by the budget. */
+	uint64_t lim = budget / footprint(plan), cap = 64 * (uint64_t)starpu_worker_get_count() + 64;
 	int limit = lim < 1 ? 1 : lim > cap ? (int)cap : (int)lim;
 	halo_progress_t progress;
 	halo_progress_init(&progress, o->label ? o->label : "run", total, o->quiet);
