@@ -37,8 +37,12 @@ static void print_plan(const halo_plan_t *p)
 		printf("  %-12s %-24s %lld chunk%s\n", halo_pn_kind_name(q->kind), q->label,
 		       (long long)q->nchunks, q->nchunks == 1 ? "" : "s");
 	}
+	uint64_t front, per;
+	halo_plan_memory(p, &front, &per);
 	printf("plan: %d nodes, %lld tasks, %lld edges, %lld chunks (%.1f MB)\n", p->n,
 	       (long long)st.tasks, (long long)st.edges, (long long)st.chunks, (double)st.bytes / 1e6);
+	printf("memory: %.1f MB per output chunk in flight, %.1f MB kept for halos\n",
+	       (double)per / 1e6, (double)front / 1e6);
 }
 
 static void print_value(FILE *f, const halo_expr_t *e)

@@ -376,31 +376,7 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 	release(x, in, j);
 }
 
-/* Bytes resident per output chunk in flight: a chunk of every node, and
- * for map_overlap the haloed block and the kernel's work space. */
-static uint64_t footprint(const halo_plan_t *plan)
-{
-	uint64_t per = 0;
-	for (int i = 0; i < plan->n; i++) {
-		const halo_pnode_t *p = plan->nodes[i];
-		uint64_t chunk = 1, haloed = sizeof(float);
-		for (int d = 0; d < 3; d++) {
-			int64_t big = 0;
-			for (int64_t k = 0; k < p->grid[d].nblocks; k++) {
-				int64_t len = p->grid[d].start[k + 1] - p->grid[d].start[k];
-				big = len > big ? len : big;
-			}
-			chunk *= (uint64_t)big;
-			haloed *= (uint64_t)(big + 2 * p->expr->depth[d]);
-		}
-		per += chunk * (p->kind == HALO_PN_REDUCE ? sizeof(double) : elsize(p));
-		if (p->kind == HALO_PN_OVERLAP)
-			per += haloed * (p->expr->ov == HALO_OV_RICHARDSON_LUCY ? 5 : 2);
-	}
-	return per ? per : 1;
-}
-
-static int open_outputs(struct exec *x, halo_error_t *err)
+static int open_outputs(struct exec *x, int limit, halo_error_t *err)
 {
 	halo_plan_t *plan = x->plan;
 	for (int i = 0; i < plan->n; i++) {
@@ -435,7 +411,11 @@ static int open_outputs(struct exec *x, halo_error_t *err)
 		} else if (p->kind == HALO_PN_OVERLAP) {
 			if (e->ov == HALO_OV_RICHARDSON_LUCY) {
 				int ncpu = (int)starpu_cpu_worker_get_count();
-				int threads = p->nchunks < ncpu ? (int)(ncpu / p->nchunks) : 1;
+				/* Fewer chunks in flight than cores (few chunks, or a
+				 * tight budget): each task takes the idle cores as
+				 * FFTW threads. */
+				int64_t busy = p->nchunks < limit ? p->nchunks : limit;
+				int threads = busy < ncpu ? (int)(ncpu / busy) : 1;
 				rc = halo_rl_kernel_create(e->psf, e->pn, e->iterations, threads,
 							   &s->kernel, err);
 			} else {
@@ -591,15 +571,16 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		if (p->root)
 			total += p->nchunks;
 	}
-	rc = open_outputs(&x, err);
-	if (rc)
-		goto out;
-
-	uint64_t budget = o->memory ? o->memory : halo_memory_default();
+	uint64_t budget = o->memory ? o->memory : halo_memory_default(), front, per;
+	halo_plan_memory(plan, &front, &per);
 	/* Tiny chunks need many in flight, or the submitter sleeps and wakes
 	 * for each one; big ones are bounded by the budget. */
-	uint64_t lim = budget / footprint(plan), cap = 64 * (uint64_t)starpu_worker_get_count() + 64;
+	uint64_t lim = budget > front ? (budget - front) / per : 1;
+	uint64_t cap = 64 * (uint64_t)starpu_worker_get_count() + 64;
 	int limit = lim < 1 ? 1 : lim > cap ? (int)cap : (int)lim;
+	rc = open_outputs(&x, limit, err);
+	if (rc)
+		goto out;
 	halo_progress_t progress;
 	halo_progress_init(&progress, o->label ? o->label : "run", total, o->quiet);
 	double start = halo_now();

@@ -259,6 +259,57 @@ out:
 	return HALO_OK;
 }
 
+/* map_overlap assembles its haloed blocks from any chunk grid and converts
+ * to float32 on the way, so a rechunk, or a chain of casts to float types
+ * (each exact or rounding once to float32), that feeds only map_overlap
+ * steps needs no task of its own: one memory pass and one copy of every
+ * chunk less. The seed pipeline (from_zarr, rechunk, astype float32,
+ * map_overlap) becomes read, map_overlap, write. */
+static int bypassable(const halo_pnode_t *q)
+{
+	if (q->kind == HALO_PN_GATHER)
+		return 1;
+	if (q->kind != HALO_PN_FUSED || q->prog.nin != 1)
+		return 0;
+	for (int k = 0; k < q->prog.nops; k++)
+		if (q->prog.ops[k].op != HALO_EWOP_LOAD &&
+		    (q->prog.ops[k].op != HALO_EWOP_CAST || q->prog.ops[k].kind < HALO_F4))
+			return 0;
+	return 1;
+}
+
+static void bypass(halo_plan_t *plan)
+{
+	for (int changed = 1; changed;) {
+		changed = 0;
+		for (int i = 0; i < plan->n; i++) {
+			halo_pnode_t *q = plan->nodes[i];
+			int readers = 0, others = 0;
+			for (int k = 0; k < plan->n; k++)
+				for (int m = 0; m < plan->nodes[k]->nin; m++)
+					if (plan->nodes[k]->in[m] == q) {
+						if (plan->nodes[k]->kind == HALO_PN_OVERLAP)
+							readers++;
+						else
+							others++;
+					}
+			if (!bypassable(q) || !readers || others)
+				continue;
+			for (int k = 0; k < plan->n; k++)
+				if (plan->nodes[k]->kind == HALO_PN_OVERLAP && plan->nodes[k]->in[0] == q)
+					plan->nodes[k]->in[0] = q->in[0];
+			free(q->uses);
+			free(q);
+			memmove(plan->nodes + i, plan->nodes + i + 1, (size_t)(plan->n - i - 1) * sizeof *plan->nodes);
+			plan->n--;
+			changed = 1;
+			break;
+		}
+	}
+	for (int i = 0; i < plan->n; i++)
+		plan->nodes[i]->id = i;
+}
+
 static halo_pn_kind_t kind_of(const halo_expr_t *e)
 {
 	switch (e->op) {
@@ -374,6 +425,7 @@ int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err)
 				    "nothing to compute: no to_zarr, to_tiff or reduction to a scalar");
 		goto out;
 	}
+	bypass(plan);
 	for (int i = 0; i < plan->n; i++) {
 		rc = count_uses(plan->nodes[i], err);
 		if (rc)
@@ -429,4 +481,41 @@ void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st)
 		for (int64_t f = 0; f < q->nchunks; f++)
 			st->edges += q->uses[f];
 	}
+}
+
+static uint64_t largest_chunk(const halo_pnode_t *p, const int depth[3], size_t elsize)
+{
+	uint64_t bytes = elsize;
+	for (int d = 0; d < 3; d++) {
+		int64_t big = 0;
+		for (int64_t k = 0; k < p->grid[d].nblocks; k++) {
+			int64_t len = p->grid[d].start[k + 1] - p->grid[d].start[k];
+			big = len > big ? len : big;
+		}
+		bytes *= (uint64_t)(big + 2 * (depth ? depth[d] : 0));
+	}
+	return bytes;
+}
+
+void halo_plan_memory(const halo_plan_t *plan, uint64_t *front, uint64_t *per)
+{
+	*front = 0;
+	*per = 0;
+	for (int i = 0; i < plan->n; i++) {
+		const halo_pnode_t *p = plan->nodes[i];
+		const halo_expr_t *e = p->expr;
+		size_t es = p->kind == HALO_PN_REDUCE ? sizeof(double)
+			    : halo_dtype_size((halo_dtype_t){e->dtype, 0});
+		*per += largest_chunk(p, NULL, es);
+		if (p->kind != HALO_PN_OVERLAP)
+			continue;
+		*per += largest_chunk(p, e->depth, sizeof(float)) *
+			(e->ov == HALO_OV_RICHARDSON_LUCY ? 5 : 2);
+		const halo_pnode_t *in = p->in[0];
+		uint64_t layer = largest_chunk(in, NULL, halo_dtype_size((halo_dtype_t){in->expr->dtype, 0})) *
+				 (uint64_t)(in->grid[1].nblocks * in->grid[2].nblocks);
+		*front += layer * (uint64_t)(in->grid[0].nblocks < 2 ? 1 : 2);
+	}
+	if (!*per)
+		*per = 1;
 }

@@ -76,6 +76,13 @@ typedef struct halo_plan_stats {
 } halo_plan_stats_t;
 
 void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st);
+
+/* Memory the walk needs: front, what stays resident for halos whatever
+ * the budget (map_overlap's input chunks of the layer being computed and
+ * of the next one along the outermost axis: choose chunks so that it is
+ * a small part of the budget), and per, the bytes each output chunk in
+ * flight holds (a chunk of every node, haloed blocks, kernel work space). */
+void halo_plan_memory(const halo_plan_t *p, uint64_t *front, uint64_t *per);
 const char *halo_pn_kind_name(halo_pn_kind_t k);
 
 /* Graphviz DOT: the expression graph, or (tasks) every chunk task with its
