@@ -6,6 +6,7 @@
 #include "codelets/gather.h"
 #include "io/outdir.h"
 #include "runtime/deconvolve.h"
+#include "tasks/execute.h"
 #include "util/progress.h"
 #include "util/signals.h"
 #include "util/util.h"
@@ -21,17 +22,9 @@ enum {
 
 static int parse_boundary(const char *s, int *b, double *v, halo_error_t *err)
 {
-	static const struct { const char *name; int b; } names[] = {
-		{"periodic", HALO_BOUNDARY_PERIODIC}, {"reflect", HALO_BOUNDARY_REFLECT},
-		{"nearest", HALO_BOUNDARY_NEAREST},   {"none", HALO_BOUNDARY_NONE},
-		{"constant", HALO_BOUNDARY_CONSTANT},
-	};
 	*v = 0;
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (strcmp(s, names[i].name) == 0) {
-			*b = names[i].b;
-			return HALO_OK;
-		}
+	if (halo_boundary_parse(s, b) == 0)
+		return HALO_OK;
 	if (strncmp(s, "constant=", 9) == 0) {
 		char *end;
 		*v = strtod(s + 9, &end);
@@ -123,10 +116,42 @@ bad_value:
 	return 1;
 }
 
-static const char *boundary_name(int b)
+/* Overlap mode is the graph `from -> [rechunk] -> map_overlap
+ * richardson_lucy -> to_zarr/to_tiff`: what `halo run` builds from the
+ * equivalent pipeline file (docs/pipeline.md). */
+static int deconvolve_graph(const struct halo_deconv_cli *o, const char *in, const float *psf,
+			    const int pn[3], const char *outp, const halo_volume_info_t *info,
+			    const halo_writer_opts_t *wo, const int depth[3],
+			    halo_compute_stats_t *st, halo_error_t *err)
 {
-	static const char *const names[] = {"none", "periodic", "reflect", "nearest", "constant"};
-	return names[b];
+	halo_graph_t *g = halo_graph_new();
+	halo_expr_t *x;
+	if (!g)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	int nd = info->ndim, rc = halo_from_path(g, in, &x, err);
+	const int64_t *chunks = info->chunks + (3 - nd);
+	int same = 1;
+	for (int d = 0; !rc && d < 3; d++)
+		same &= x->grid[d].start[1] - x->grid[d].start[0] == info->chunks[d];
+	if (!rc && !same)
+		rc = halo_rechunk(g, x, chunks, &x, err);
+	if (!rc) {
+		halo_overlap_opts_t ov = {.kernel = HALO_OV_RICHARDSON_LUCY, .boundary = o->boundary,
+					  .constant = o->constant, .iterations = (int)o->iterations,
+					  .psf_data = psf};
+		memcpy(ov.depth, depth, sizeof ov.depth);
+		memcpy(ov.pn, pn, sizeof ov.pn);
+		rc = halo_map_overlap(g, x, &ov, &x, err);
+	}
+	if (!rc)
+		rc = halo_to_store(g, x, outp, wo->format == HALO_FMT_TIFF ? NULL : chunks,
+				   (int)info->dtype.kind, wo, o->overwrite, &x, err);
+	if (!rc) {
+		halo_compute_opts_t co = {.memory = o->memory, .quiet = o->quiet, .label = "deconvolve"};
+		rc = halo_graph_compute(g, &co, st, err);
+	}
+	halo_graph_free(g);
+	return rc;
 }
 
 int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const float *psf,
@@ -207,27 +232,37 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		fprintf(stderr, "halo: warning: --depth %d,%d,%d is less than half the PSF (%dx%dx%d): "
 				"seams between chunks will show\n",
 			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
+	/* Checked before StarPU starts, so that a refusal is immediate. */
 	if (halo_output_begin(outp, o->overwrite, &out, err))
 		goto fail;
 	if (halo_runtime_init(&o->rt, &rt, err))
 		goto fail;
 	halo_signals_install();
-	if (halo_writer_create(halo_output_tmp_path(out), &info, &wo, &w, err))
-		goto fail;
 	if (why && !o->quiet)
 		fprintf(stderr, "halo: mode %s: %s\n", exact ? "exact" : "overlap", why);
 	double t0 = halo_now();
-	if (exact ? halo_deconvolve_exact(r, w, psf, pn, &dopts, &stats, err)
-		     : halo_deconvolve_run(r, w, psf, pn, &dopts, &stats, err))
-		goto fail;
-	if (halo_writer_finish(w, err))
-		goto fail;
-	halo_writer_close(w);
-	w = NULL;
-	int rc = halo_output_commit(out, err);
-	out = NULL;
-	if (rc)
-		goto fail;
+	if (!exact) {
+		halo_output_abort(out);
+		out = NULL;
+		halo_reader_close(r);
+		r = NULL;
+		halo_compute_stats_t st;
+		if (deconvolve_graph(o, in, psf, pn, outp, &info, &wo, dopts.depth, &st, err))
+			goto fail;
+	} else {
+		if (halo_writer_create(halo_output_tmp_path(out), &info, &wo, &w, err))
+			goto fail;
+		if (halo_deconvolve_exact(r, w, psf, pn, &dopts, &stats, err))
+			goto fail;
+		if (halo_writer_finish(w, err))
+			goto fail;
+		halo_writer_close(w);
+		w = NULL;
+		int rc = halo_output_commit(out, err);
+		out = NULL;
+		if (rc)
+			goto fail;
+	}
 	double secs = halo_now() - t0;
 	double mvox = (double)(info.shape[0] * info.shape[1] * info.shape[2]) * 1e-6;
 	int ncpu = (int)starpu_cpu_worker_get_count(), ncuda = (int)starpu_cuda_worker_get_count();
@@ -252,7 +287,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		       "%ld iterations on %d CPU + %d CUDA workers: %.2f s, %.1f Mvox*iter/s\n",
 		       in, outp, (long long)info.shape[0], (long long)info.shape[1],
 		       (long long)info.shape[2], (long long)info.chunks[0], (long long)info.chunks[1],
-		       (long long)info.chunks[2], mode, boundary_name(o->boundary), o->iterations, ncpu,
+		       (long long)info.chunks[2], mode, halo_boundary_name(o->boundary), o->iterations, ncpu,
 		       ncuda, secs, mvox * (double)o->iterations / secs);
 	}
 	status = HALO_EXIT_OK;

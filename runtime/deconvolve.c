@@ -238,12 +238,12 @@ void halo_fftw_wisdom_path(char *out, size_t len)
 }
 
 struct rl_kernel {
-	halo_stream_kernel_t kernel;
+	halo_overlap_kernel_t kernel;
 	struct rl_ctx ctx;
 };
 
 int halo_rl_kernel_create(const float *psf, const int pn[3], int iterations, int threads,
-			  halo_stream_kernel_t **out, halo_error_t *err)
+			  halo_overlap_kernel_t **out, halo_error_t *err)
 {
 	struct rl_kernel *k = calloc(1, sizeof *k);
 	if (!k)
@@ -257,12 +257,12 @@ int halo_rl_kernel_create(const float *psf, const int pn[3], int iterations, int
 		free(k);
 		return rc;
 	}
-	k->kernel = (halo_stream_kernel_t){.submit = rl_submit, .ctx = &k->ctx};
+	k->kernel = (halo_overlap_kernel_t){.submit = rl_submit, .ctx = &k->ctx};
 	*out = &k->kernel;
 	return HALO_OK;
 }
 
-int halo_rl_kernel_destroy(halo_stream_kernel_t *kernel, halo_error_t *err)
+int halo_rl_kernel_destroy(halo_overlap_kernel_t *kernel, halo_error_t *err)
 {
 	if (!kernel)
 		return HALO_OK;
@@ -273,45 +273,4 @@ int halo_rl_kernel_destroy(halo_stream_kernel_t *kernel, halo_error_t *err)
 	free(k);
 	return failed ? halo_error_set(err, HALO_ENOMEM, "out of memory computing the PSF spectrum")
 		      : HALO_OK;
-}
-
-int halo_deconvolve_run(halo_reader_t *in, halo_writer_t *out, const float *psf,
-			const int pn[3], const halo_deconv_opts_t *o, halo_stream_stats_t *stats,
-			halo_error_t *err)
-{
-	int64_t minh[3];
-	halo_deconv_min_haloed(halo_writer_info(out), o, minh);
-	for (int d = 0; d < 3; d++)
-		if (pn[d] > minh[d])
-			return halo_error_set(err, HALO_EINVAL,
-					      "the PSF (%dx%dx%d) is larger than the smallest haloed chunk "
-					      "(%lldx%lldx%lld); use larger --chunks or --depth",
-					      pn[0], pn[1], pn[2], (long long)minh[0], (long long)minh[1],
-					      (long long)minh[2]);
-
-	/* With fewer chunks than CPU workers, each RL task takes the idle
-	 * workers' cores as FFTW and OpenMP threads (StarPU's idle workers
-	 * sleep, so nothing is oversubscribed). */
-	const halo_volume_info_t *oi = halo_writer_info(out);
-	int64_t chunks = 1;
-	for (int d = 0; d < 3; d++)
-		chunks *= (oi->shape[d] + oi->chunks[d] - 1) / oi->chunks[d];
-	int ncpu = (int)starpu_cpu_worker_get_count();
-	halo_stream_kernel_t *kernel;
-	int rc = halo_rl_kernel_create(psf, pn, o->iterations,
-				       chunks < ncpu ? (int)(ncpu / chunks) : 1, &kernel, err);
-	if (rc)
-		return rc;
-	halo_stream_opts_t so = o->stream;
-	so.kernel = kernel;
-	memcpy(so.depth, o->depth, sizeof so.depth);
-	so.boundary = o->boundary;
-	so.constant = o->constant;
-	rc = halo_stream_run(in, out, &so, stats, err);
-	halo_error_t kerr = {0};
-	if (halo_rl_kernel_destroy(kernel, &kerr) && !rc) {
-		*err = kerr;
-		rc = kerr.code;
-	}
-	return rc;
 }

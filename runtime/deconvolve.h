@@ -1,12 +1,13 @@
-/* Chunked Richardson-Lucy over a whole volume: a chunk stream whose kernel
- * is the rl codelet (dask's map_overlap of RL). The PSF's spectrum is
- * computed once per haloed chunk shape by an otf task and shared read-only
- * by all RL tasks of that shape. */
+/* Chunked Richardson-Lucy: map_overlap's RL kernel (the overlap mode,
+ * used by graphs) and the exact mode. The PSF's spectrum is computed once
+ * per haloed chunk shape by an otf task and shared read-only by all RL
+ * tasks of that shape. */
 #ifndef HALO_RUNTIME_DECONVOLVE_H
 #define HALO_RUNTIME_DECONVOLVE_H
 
 #include "halo.h"
 #include "io/volume.h"
+#include "runtime/kernel.h"
 #include "runtime/stream.h"
 
 #include <starpu.h>
@@ -34,17 +35,10 @@ void halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opt
  * spectrum for its shape (one otf task per shape). threads: FFTW threads
  * per task, for when there are fewer chunks than cores. */
 int halo_rl_kernel_create(const float *psf, const int pn[3], int iterations, int threads,
-			  halo_stream_kernel_t **out, halo_error_t *err);
+			  halo_overlap_kernel_t **out, halo_error_t *err);
 /* Waits for the kernel's tasks and frees it; fails when a spectrum could
  * not be computed. */
-int halo_rl_kernel_destroy(halo_stream_kernel_t *kernel, halo_error_t *err);
-
-/* Deconvolves in into out (whose chunks give the tasks) on the running
- * StarPU. Fails before any work when the PSF is larger than the smallest
- * haloed chunk. */
-int halo_deconvolve_run(halo_reader_t *in, halo_writer_t *out, const float *psf,
-			const int pn[3], const halo_deconv_opts_t *o, halo_stream_stats_t *stats,
-			halo_error_t *err);
+int halo_rl_kernel_destroy(halo_overlap_kernel_t *kernel, halo_error_t *err);
 
 /* Exact mode: whole-volume RL computed chunk by chunk, exchanging halos
  * every half-iteration (forward: estimate -> ratio, backward: ratio ->

@@ -2,8 +2,7 @@
  *
  * Tasks: read (CPU: decode one stored input chunk into a StarPU-owned
  * block), gather (assemble a block from the input chunks it overlaps,
- * codelets/gather.c), the optional kernel (map_overlap's function, e.g.
- * RL), and write (CPU: encode and store one output chunk). StarPU owns
+ * codelets/gather.c) and write (CPU: encode and store one output chunk). StarPU owns
  * every chunk buffer (home node -1), which is what makes
  * starpu_data_unregister_submit safe and lets CUDA workers receive chunks
  * without extra copies. This file plans and submits; the I/O tasks and the
@@ -24,20 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The submitter's state. Work is organised in units: a unit gathers its
- * source region from input chunks (and runs the kernel, if any). Without a
- * kernel, or when the compute blocks are the output chunks, a unit is an
- * output chunk and is written directly; otherwise units are compute blocks
- * (dask's rechunked blocks) and each output chunk is gathered from the
- * results of the blocks it overlaps. */
+/* The submitter's state: each output chunk is gathered from the input
+ * chunks it overlaps, then written. */
 struct stream {
 	struct halo_stream_job job;
-	struct halo_axis in[3], out[3], unit[3];
-	int two_level;
+	struct halo_axis in[3], out[3];
 	starpu_data_handle_t *inputs;  /* per input chunk; NULL when not live */
-	int32_t *input_uses;           /* units left to read each input chunk */
-	starpu_data_handle_t *results; /* per unit, two-level only */
-	int32_t *result_uses;          /* output chunks left to read each result */
+	int32_t *input_uses;           /* output chunks left to read each input chunk */
 	starpu_data_handle_t token;    /* orders writes when the output needs it */
 	int64_t *lists[3];             /* scratch for input_list */
 };
@@ -52,68 +44,41 @@ static int64_t count3(const struct halo_axis *g)
 	return g[0].nblocks * g[1].nblocks * g[2].nblocks;
 }
 
-/* The source region of unit j along axis d: [*a, *b) in input coordinates,
- * beyond the volume where a halo is asked for. */
+/* The source region of output chunk j along axis d: [*a, *b) in input
+ * coordinates. */
 static void region(const struct stream *s, int d, int64_t j, int64_t *a, int64_t *b)
 {
 	const struct halo_stream_job *job = &s->job;
-	const halo_stream_opts_t *o = job->opts;
 	int64_t n = job->ii->shape[d], f = job->factor[d];
-	int64_t start = s->unit[d].start[j], end = s->unit[d].start[j + 1];
-	if (o->kernel) {
-		*a = start - o->depth[d];
-		*b = end + o->depth[d];
-		if (o->boundary == HALO_BOUNDARY_NONE) {
-			*a = *a < 0 ? 0 : *a;
-			*b = *b > n ? n : *b;
-		}
-	} else {
-		*a = start * f;
-		*b = end * f < n ? end * f : n;
-	}
+	*a = s->out[d].start[j] * f;
+	*b = s->out[d].start[j + 1] * f < n ? s->out[d].start[j + 1] * f : n;
 }
 
-/* The input chunks (sorted, distinct) that unit j reads along axis d.
- * Returns how many; list has room for every chunk of the axis. */
+/* The input chunks (sorted, distinct) that output chunk j reads along axis
+ * d. Returns how many; list has room for every chunk of the axis. */
 static int64_t input_list(const struct stream *s, int d, int64_t j, int64_t *list)
 {
-	const halo_stream_opts_t *o = s->job.opts;
 	int64_t a, b;
 	region(s, d, j, &a, &b);
-	return halo_axis_blocks_touched(&s->in[d], a, b,
-					o->kernel ? o->boundary : HALO_BOUNDARY_NONE, list);
+	return halo_axis_blocks_touched(&s->in[d], a, b, HALO_BOUNDARY_NONE, list);
 }
 
-/* The units (a contiguous range) that output chunk j covers along axis d. */
-static void unit_range(const struct stream *s, int d, int64_t j, int64_t *lo, int64_t *hi)
-{
-	*lo = halo_axis_find(&s->unit[d], s->out[d].start[j]);
-	*hi = halo_axis_find(&s->unit[d], s->out[d].start[j + 1] - 1);
-}
-
-/* How many units read each input chunk, and (two-level) how many output
- * chunks read each unit's result: per axis, then as products. */
+/* How many output chunks read each input chunk: per axis, then as
+ * products. */
 static int count_uses(struct stream *s, halo_error_t *err)
 {
-	int64_t *in_count[3] = {NULL, NULL, NULL}, *res_count[3] = {NULL, NULL, NULL};
+	int64_t *in_count[3] = {NULL, NULL, NULL};
 	int rc = HALO_OK;
 	for (int d = 0; d < 3; d++) {
 		in_count[d] = calloc((size_t)s->in[d].nblocks, sizeof **in_count);
-		res_count[d] = calloc((size_t)s->unit[d].nblocks, sizeof **res_count);
-		if (!in_count[d] || !res_count[d]) {
+		if (!in_count[d]) {
 			rc = halo_error_set(err, HALO_ENOMEM, "out of memory planning chunks");
 			goto out;
 		}
-		for (int64_t j = 0; j < s->unit[d].nblocks; j++) {
+		for (int64_t j = 0; j < s->out[d].nblocks; j++) {
 			int64_t k = input_list(s, d, j, s->lists[d]);
 			for (int64_t i = 0; i < k; i++)
 				in_count[d][s->lists[d][i]]++;
-		}
-		for (int64_t j = 0; s->two_level && j < s->out[d].nblocks; j++) {
-			int64_t lo, hi;
-			unit_range(s, d, j, &lo, &hi);
-			for (int64_t u = lo; u <= hi; u++)
-				res_count[d][u]++;
 		}
 	}
 	int64_t i[3];
@@ -122,16 +87,9 @@ static int count_uses(struct stream *s, halo_error_t *err)
 			for (i[2] = 0; i[2] < s->in[2].nblocks; i[2]++)
 				s->input_uses[flat(s->in, i)] =
 					(int32_t)(in_count[0][i[0]] * in_count[1][i[1]] * in_count[2][i[2]]);
-	for (i[0] = 0; s->two_level && i[0] < s->unit[0].nblocks; i[0]++)
-		for (i[1] = 0; i[1] < s->unit[1].nblocks; i[1]++)
-			for (i[2] = 0; i[2] < s->unit[2].nblocks; i[2]++)
-				s->result_uses[flat(s->unit, i)] =
-					(int32_t)(res_count[0][i[0]] * res_count[1][i[1]] * res_count[2][i[2]]);
 out:
-	for (int d = 0; d < 3; d++) {
+	for (int d = 0; d < 3; d++)
 		free(in_count[d]);
-		free(res_count[d]);
-	}
 	return rc;
 }
 
@@ -161,55 +119,32 @@ static starpu_data_handle_t input_handle(struct stream *s, const int64_t idx[3])
 	return h;
 }
 
-/* Submits a gather of the given sources into dst; a failure stops the job. */
-static void submit_gather(struct halo_stream_job *job, struct halo_gather_args *ga,
-			  starpu_data_handle_t *src, starpu_data_handle_t dst)
-{
-	halo_error_t e = {0};
-	if (halo__gather_submit(ga, src, dst, &e))
-		halo__stream_fail(job, &e);
-}
-
-/* Submits unit u: gather of its (haloed) region, then the kernel if any.
- * The result goes to `result` (a whole output chunk when single-level, the
- * unit's exact extent otherwise). */
-static void submit_unit(struct stream *s, const int64_t u[3], starpu_data_handle_t result)
+/* Output chunk j: gathered from the input chunks it overlaps (converted,
+ * downsampled), then written. */
+static void submit_output(struct stream *s, const int64_t j[3])
 {
 	struct halo_stream_job *job = &s->job;
-	const halo_stream_opts_t *o = job->opts;
 	const halo_volume_info_t *ii = job->ii, *oi = job->oi;
-	int64_t cnt[3], a[3], b[3];
-	for (int d = 0; d < 3; d++) {
-		cnt[d] = input_list(s, d, u[d], s->lists[d]);
-		region(s, d, u[d], &a[d], &b[d]);
-	}
+	int64_t cnt[3];
+	for (int d = 0; d < 3; d++)
+		cnt[d] = input_list(s, d, j[d], s->lists[d]);
 	int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
 	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
-	starpu_data_handle_t *src = malloc((size_t)(nsrc + 1) * sizeof *src);
+	starpu_data_handle_t *src = malloc((size_t)nsrc * sizeof *src);
 	if (!ga || !src) {
 		free(ga);
 		free(src);
 		halo__stream_fail_nomem(job);
 		return;
 	}
-	*ga = (struct halo_gather_args){
-		.nsrc = nsrc, .src_kind = ii->dtype.kind,
-		.dst_kind = o->kernel ? HALO_F4 : oi->dtype.kind, .fill = oi->fill,
-		.boundary = o->kernel ? o->boundary : HALO_BOUNDARY_NONE, .constant = o->constant,
-	};
+	*ga = (struct halo_gather_args){.nsrc = nsrc, .src_kind = ii->dtype.kind,
+					.dst_kind = oi->dtype.kind, .fill = oi->fill};
 	for (int d = 0; d < 3; d++) {
 		ga->src_shape[d] = ii->shape[d];
 		ga->factor[d] = job->factor[d];
-		if (o->kernel) {
-			/* The haloed block is exactly the region: no padding. */
-			ga->dst_origin[d] = a[d];
-			ga->dst_dims[d] = b[d] - a[d];
-			ga->dst_shape[d] = b[d];
-		} else {
-			ga->dst_origin[d] = u[d] * oi->chunks[d];
-			ga->dst_dims[d] = oi->chunks[d];
-			ga->dst_shape[d] = oi->shape[d];
-		}
+		ga->dst_origin[d] = j[d] * oi->chunks[d];
+		ga->dst_dims[d] = oi->chunks[d];
+		ga->dst_shape[d] = oi->shape[d];
 	}
 	int k = 0;
 	for (int64_t iz = 0; iz < cnt[0]; iz++)
@@ -222,12 +157,12 @@ static void submit_unit(struct stream *s, const int64_t u[3], starpu_data_handle
 				}
 				src[k] = input_handle(s, idx);
 			}
-	starpu_data_handle_t gathered = result;
-	if (o->kernel)
-		gathered = halo__block_register(ga->dst_dims, sizeof(float));
-	submit_gather(job, ga, src, gathered);
+	starpu_data_handle_t chunk = halo__block_register(oi->chunks, halo_dtype_size(oi->dtype));
+	halo_error_t e = {0};
+	if (halo__gather_submit(ga, src, chunk, &e))
+		halo__stream_fail(job, &e);
 
-	/* Inputs this unit was the last reader of can go. */
+	/* Inputs this chunk was the last reader of can go. */
 	for (int64_t iz = 0; iz < cnt[0]; iz++)
 		for (int64_t iy = 0; iy < cnt[1]; iy++)
 			for (int64_t ix = 0; ix < cnt[2]; ix++) {
@@ -239,94 +174,6 @@ static void submit_unit(struct stream *s, const int64_t u[3], starpu_data_handle
 				}
 			}
 	free(src);
-	if (!o->kernel)
-		return;
-	int trim[3], valid[3];
-	for (int d = 0; d < 3; d++) {
-		int64_t start = s->unit[d].start[u[d]], end = s->unit[d].start[u[d] + 1];
-		trim[d] = (int)(start - a[d]);
-		valid[d] = (int)(end - start);
-	}
-	halo_error_t e = {0};
-	if (o->kernel->submit(o->kernel->ctx, gathered, result, trim, valid, &job->kernel_failed, &e))
-		halo__stream_fail(job, &e);
-	starpu_data_unregister_submit(gathered);
-}
-
-/* Two-level: the result of unit u, submitted on first use. */
-static starpu_data_handle_t result_handle(struct stream *s, const int64_t u[3])
-{
-	int64_t f = flat(s->unit, u);
-	if (!s->results[f]) {
-		int64_t dims[3];
-		for (int d = 0; d < 3; d++)
-			dims[d] = s->unit[d].start[u[d] + 1] - s->unit[d].start[u[d]];
-		s->results[f] = halo__block_register(dims, sizeof(float));
-		submit_unit(s, u, s->results[f]);
-	}
-	return s->results[f];
-}
-
-/* Two-level: output chunk j gathered from the unit results it overlaps. */
-static void assemble_output(struct stream *s, const int64_t j[3], starpu_data_handle_t chunk)
-{
-	struct halo_stream_job *job = &s->job;
-	const halo_volume_info_t *oi = job->oi;
-	int64_t lo[3], hi[3];
-	for (int d = 0; d < 3; d++)
-		unit_range(s, d, j[d], &lo[d], &hi[d]);
-	int nsrc = (int)((hi[0] - lo[0] + 1) * (hi[1] - lo[1] + 1) * (hi[2] - lo[2] + 1));
-	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
-	starpu_data_handle_t *src = malloc((size_t)nsrc * sizeof *src);
-	if (!ga || !src) {
-		free(ga);
-		free(src);
-		halo__stream_fail_nomem(job);
-		return;
-	}
-	*ga = (struct halo_gather_args){.nsrc = nsrc, .src_kind = HALO_F4, .dst_kind = HALO_F4};
-	for (int d = 0; d < 3; d++) {
-		ga->src_shape[d] = oi->shape[d];
-		ga->dst_origin[d] = j[d] * oi->chunks[d];
-		ga->dst_dims[d] = oi->chunks[d];
-		ga->dst_shape[d] = oi->shape[d];
-		ga->factor[d] = 1;
-	}
-	int k = 0;
-	int64_t u[3];
-	for (u[0] = lo[0]; u[0] <= hi[0]; u[0]++)
-		for (u[1] = lo[1]; u[1] <= hi[1]; u[1]++)
-			for (u[2] = lo[2]; u[2] <= hi[2]; u[2]++, k++) {
-				for (int d = 0; d < 3; d++) {
-					ga->src[k].origin[d] = s->unit[d].start[u[d]];
-					ga->src[k].dims[d] = s->unit[d].start[u[d] + 1] - s->unit[d].start[u[d]];
-				}
-				src[k] = result_handle(s, u);
-			}
-	submit_gather(job, ga, src, chunk);
-	for (u[0] = lo[0]; u[0] <= hi[0]; u[0]++)
-		for (u[1] = lo[1]; u[1] <= hi[1]; u[1]++)
-			for (u[2] = lo[2]; u[2] <= hi[2]; u[2]++) {
-				int64_t f = flat(s->unit, u);
-				if (--s->result_uses[f] == 0) {
-					starpu_data_unregister_submit(s->results[f]);
-					s->results[f] = NULL;
-				}
-			}
-	free(src);
-}
-
-/* Output chunk j: computed (one or two levels), then written. */
-static void submit_output(struct stream *s, const int64_t j[3])
-{
-	struct halo_stream_job *job = &s->job;
-	const halo_volume_info_t *oi = job->oi;
-	size_t elsize = job->opts->kernel ? sizeof(float) : halo_dtype_size(oi->dtype);
-	starpu_data_handle_t chunk = halo__block_register(oi->chunks, elsize);
-	if (s->two_level)
-		assemble_output(s, j, chunk);
-	else
-		submit_unit(s, j, chunk);
 
 	struct halo_stream_io_arg *wa = malloc(sizeof *wa);
 	struct starpu_task *wt = wa ? starpu_task_create() : NULL;
@@ -336,7 +183,7 @@ static void submit_output(struct stream *s, const int64_t j[3])
 		starpu_data_unregister_submit(chunk);
 		return;
 	}
-	*wa = (struct halo_stream_io_arg){.job = job, .out = job->out, .from = job->result_kind,
+	*wa = (struct halo_stream_io_arg){.job = job, .out = job->out, .from = oi->dtype.kind,
 					   .idx = {j[0], j[1], j[2]}};
 	wt->cl = &halo__stream_write_cl;
 	wt->nbuffers = s->token ? 2 : 1;
@@ -369,20 +216,6 @@ static int inflight_limit(const struct stream *s, uint64_t memory)
 			       halo_dtype_size(oi->dtype) +
 		       (uint64_t)(ii->chunks[0] * ii->chunks[1] * ii->chunks[2]) *
 			       halo_dtype_size(ii->dtype);
-	if (job->opts->kernel) {
-		/* The haloed block, the float32 result and the kernel's buffers
-		 * (about three haloed blocks for RL), for the largest unit. */
-		uint64_t haloed = 4;
-		for (int d = 0; d < 3; d++) {
-			int64_t big = 0;
-			for (int64_t k = 0; k < s->unit[d].nblocks; k++) {
-				int64_t len = s->unit[d].start[k + 1] - s->unit[d].start[k];
-				big = len > big ? len : big;
-			}
-			haloed *= (uint64_t)(big + 2 * job->opts->depth[d]);
-		}
-		per += 4 * haloed + (uint64_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]) * 4;
-	}
 	uint64_t budget = memory ? memory : halo_memory_default();
 	uint64_t limit = per ? budget / per : 1;
 	uint64_t cap = 4 * (uint64_t)starpu_worker_get_count() + 4;
@@ -394,34 +227,16 @@ static int inflight_limit(const struct stream *s, uint64_t memory)
 static int plan(struct stream *s, halo_error_t *err)
 {
 	const struct halo_stream_job *job = &s->job;
-	const halo_stream_opts_t *o = job->opts;
-	for (int d = 0; d < 3; d++) {
+	for (int d = 0; d < 3; d++)
 		if (halo_axis_regular(&s->in[d], job->ii->shape[d], job->ii->chunks[d]) ||
 		    halo_axis_regular(&s->out[d], job->oi->shape[d], job->oi->chunks[d]))
 			return halo_error_set(err, HALO_ENOMEM, "out of memory planning chunks");
-		if (!o->kernel) {
-			if (halo_axis_regular(&s->unit[d], job->oi->shape[d], job->oi->chunks[d]))
-				return halo_error_set(err, HALO_ENOMEM, "out of memory planning chunks");
-			continue;
-		}
-		if (halo_axis_min_blocks(&s->unit[d], &s->out[d], o->depth[d]))
-			return halo_error_set(err, HALO_EINVAL,
-					      "a halo of %d voxels is deeper than the volume (%lld voxels "
-					      "on axis %d)", o->depth[d], (long long)job->oi->shape[d], d);
-		if (!halo_axis_equal(&s->unit[d], &s->out[d]))
-			s->two_level = 1;
-	}
-	int64_t nin = count3(s->in), nunit = count3(s->unit);
+	int64_t nin = count3(s->in);
 	s->inputs = calloc((size_t)nin, sizeof *s->inputs);
 	s->input_uses = calloc((size_t)nin, sizeof *s->input_uses);
-	if (s->two_level) {
-		s->results = calloc((size_t)nunit, sizeof *s->results);
-		s->result_uses = calloc((size_t)nunit, sizeof *s->result_uses);
-	}
 	for (int d = 0; d < 3; d++)
 		s->lists[d] = calloc((size_t)s->in[d].nblocks + 1, sizeof *s->lists[d]);
-	if (!s->inputs || !s->input_uses || (s->two_level && (!s->results || !s->result_uses)) ||
-	    !s->lists[0] || !s->lists[1] || !s->lists[2])
+	if (!s->inputs || !s->input_uses || !s->lists[0] || !s->lists[1] || !s->lists[2])
 		return halo_error_set(err, HALO_ENOMEM, "out of memory for %lld chunks", (long long)nin);
 	return count_uses(s, err);
 }
@@ -430,13 +245,10 @@ static void stream_free(struct stream *s)
 {
 	free(s->inputs);
 	free(s->input_uses);
-	free(s->results);
-	free(s->result_uses);
 	for (int d = 0; d < 3; d++) {
 		free(s->lists[d]);
 		halo_axis_free(&s->in[d]);
 		halo_axis_free(&s->out[d]);
-		halo_axis_free(&s->unit[d]);
 	}
 }
 
@@ -449,7 +261,6 @@ int halo_stream_run(halo_reader_t *in, halo_writer_t *out, const halo_stream_opt
 			.factor = {1, f, f}, .opts = opts},
 	};
 	struct halo_stream_job *job = &s.job;
-	job->result_kind = opts->kernel ? HALO_F4 : job->oi->dtype.kind;
 	pthread_mutex_init(&job->lock, NULL);
 	pthread_cond_init(&job->cond, NULL);
 	int rc = plan(&s, err);
@@ -477,9 +288,6 @@ drain:
 	for (int64_t i = 0; i < count3(s.in); i++)
 		if (s.inputs[i])
 			starpu_data_unregister_submit(s.inputs[i]);
-	for (int64_t i = 0; s.two_level && i < count3(s.unit); i++)
-		if (s.results[i])
-			starpu_data_unregister_submit(s.results[i]);
 	halo__stream_wait(job, 1, &progress);
 	starpu_task_wait_for_all();
 	if (s.token)
@@ -496,9 +304,6 @@ drain:
 	if (job->failed) {
 		*err = job->err;
 		rc = job->err.code ? job->err.code : HALO_EIO;
-	} else if (job->kernel_failed) {
-		rc = halo_error_set(err, HALO_ENOMEM, "out of memory in a %s task",
-				    opts->label ? opts->label : "compute");
 	} else if (halo_interrupted()) {
 		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
 	}

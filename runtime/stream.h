@@ -17,28 +17,11 @@
 
 #include <starpu.h>
 
-/* A per-chunk computation between assembly and writing (map_overlap's
- * function): it receives the haloed float32 chunk and fills the output
- * chunk (float32, whole chunk size). trim is where the chunk's own voxels
- * start inside the haloed block; valid how many of them lie in the volume. */
-typedef struct halo_stream_kernel {
-	int (*submit)(void *ctx, starpu_data_handle_t haloed, starpu_data_handle_t out,
-		      const int trim[3], const int valid[3], int *failed, halo_error_t *err);
-	void *ctx;
-} halo_stream_kernel_t;
-
 typedef struct halo_stream_opts {
 	uint64_t memory;   /* bytes of chunks in flight; 0: a quarter of RAM */
 	int downsample;    /* 1, or 2 for an OME pyramid level (y and x) */
 	int quiet;         /* no progress line */
 	const char *label; /* progress label, e.g. "convert" */
-	/* map_overlap: with a kernel, each output chunk's region grows by depth
-	 * voxels per side, filled at the volume's faces by the boundary rule
-	 * (enum halo_boundary; NONE clips the region at the faces). */
-	const halo_stream_kernel_t *kernel;
-	int depth[3];
-	int boundary;
-	double constant;
 } halo_stream_opts_t;
 
 typedef struct halo_stream_stats {

@@ -19,8 +19,7 @@ struct halo_stream_job {
 	const halo_volume_info_t *ii, *oi;
 	int factor[3];
 	const halo_stream_opts_t *opts;
-	halo_dtype_kind_t result_kind; /* what the write tasks receive */
-	int kernel_failed;             /* set by kernel tasks (out of memory) */
+	int kernel_failed;             /* set by map_overlap kernels (out of memory) */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int inflight;

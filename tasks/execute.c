@@ -33,7 +33,7 @@ struct pstate {
 	halo_writer_t *writer;
 	starpu_data_handle_t token; /* stores that must be written in order (TIFF) */
 	starpu_data_handle_t buffer; /* from_buffer: the whole array */
-	halo_stream_kernel_t *kernel; /* map_overlap */
+	halo_overlap_kernel_t *kernel; /* map_overlap */
 	struct halo_reduce_partial *partials; /* scalar reductions */
 };
 
@@ -423,7 +423,7 @@ static int open_outputs(struct exec *x, int limit, halo_error_t *err)
 				if (!s->kernel)
 					rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
 				else
-					*s->kernel = (halo_stream_kernel_t){.submit = uniform_submit,
+					*s->kernel = (halo_overlap_kernel_t){.submit = uniform_submit,
 									    .ctx = (void *)e};
 			}
 		} else if (p->kind == HALO_PN_REDUCE && e->axis < 0) {

@@ -125,6 +125,7 @@ static int grid_regular(halo_expr_t *e, const int64_t chunks[3], halo_error_t *e
 	return HALO_OK;
 }
 
+/* want_tiff: 1 TIFF only, 0 Zarr only, -1 either. */
 static int source_from_reader(halo_graph_t *g, const char *path, int want_tiff, halo_expr_t **out,
 			      halo_error_t *err)
 {
@@ -133,7 +134,7 @@ static int source_from_reader(halo_graph_t *g, const char *path, int want_tiff, 
 	if (rc)
 		return rc;
 	int is_tiff = halo_reader_format(r) == HALO_FMT_TIFF;
-	if (is_tiff != want_tiff) {
+	if (want_tiff >= 0 && is_tiff != want_tiff) {
 		halo_reader_close(r);
 		return halo_error_set(err, HALO_EINVAL, "%s: is %s; use %s", path,
 				      is_tiff ? "a TIFF file" : "not a TIFF file",
@@ -161,6 +162,11 @@ int halo_from_zarr(halo_graph_t *g, const char *path, halo_expr_t **out, halo_er
 int halo_from_tiff(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err)
 {
 	return source_from_reader(g, path, 1, out, err);
+}
+
+int halo_from_path(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err)
+{
+	return source_from_reader(g, path, -1, out, err);
 }
 
 /* ndim user values (leading axes first) into 3 internal ones. */
@@ -401,11 +407,20 @@ int halo_map_overlap(halo_graph_t *g, halo_expr_t *a, const halo_overlap_opts_t 
 	if (o->kernel == HALO_OV_RICHARDSON_LUCY) {
 		if (o->iterations < 1)
 			return halo_error_set(err, HALO_EINVAL, "iterations must be >= 1");
-		if (!o->psf)
+		if (o->psf_data) {
+			size_t np = (size_t)o->pn[0] * o->pn[1] * o->pn[2];
+			psf = malloc(np * sizeof *psf);
+			if (!psf)
+				return halo_error_set(err, HALO_ENOMEM, "out of memory");
+			memcpy(psf, o->psf_data, np * sizeof *psf);
+			memcpy(pn, o->pn, sizeof pn);
+		} else if (!o->psf) {
 			return halo_error_set(err, HALO_EINVAL, "richardson_lucy needs a psf");
-		int rc = halo_psf_load(o->psf, &psf, pn, err);
-		if (rc)
-			return rc;
+		} else {
+			int rc = halo_psf_load(o->psf, &psf, pn, err);
+			if (rc)
+				return rc;
+		}
 	} else if (o->size < 1 || o->size % 2 == 0) {
 		return halo_error_set(err, HALO_EINVAL, "uniform: size must be odd and >= 1");
 	}
@@ -521,7 +536,7 @@ int halo_reduce(halo_graph_t *g, halo_expr_t *a, halo_reduce_fn_t fn, int axis,
 }
 
 int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64_t *chunks,
-		  const halo_writer_opts_t *wo, int overwrite, halo_expr_t **out,
+		  int dtype, const halo_writer_opts_t *wo, int overwrite, halo_expr_t **out,
 		  halo_error_t *err)
 {
 	if (a->ndim == 0)
@@ -543,6 +558,8 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 			c[0] = a->shape[0] < 16 ? a->shape[0] : 16;
 	}
 	uint64_t bytes = halo_dtype_size((halo_dtype_t){a->dtype, 0});
+	if (dtype >= 0 && halo_dtype_size((halo_dtype_t){(halo_dtype_kind_t)dtype, 0}) > bytes)
+		bytes = halo_dtype_size((halo_dtype_t){(halo_dtype_kind_t)dtype, 0});
 	for (int d = 0; d < 3; d++) {
 		if (c[d] < 1)
 			return halo_error_set(err, HALO_EINVAL, "chunks must be >= 1");
@@ -577,7 +594,8 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
 	e->wopts = *wo;
 	e->overwrite = overwrite;
-	e->info = (halo_volume_info_t){.ndim = a->ndim, .dtype = {a->dtype, 0},
+	e->info = (halo_volume_info_t){.ndim = a->ndim,
+				       .dtype = {dtype < 0 ? a->dtype : (halo_dtype_kind_t)dtype, 0},
 				       .voxel = {1, 1, 1}};
 	memcpy(e->info.shape, a->shape, sizeof e->info.shape);
 	memcpy(e->info.chunks, c, sizeof c);
@@ -638,15 +656,21 @@ const char *halo_reduce_name(halo_reduce_fn_t fn)
 	return red_names[fn];
 }
 
+static const char *const boundary_names[] = {
+	[HALO_BOUNDARY_NONE] = "none", [HALO_BOUNDARY_PERIODIC] = "periodic",
+	[HALO_BOUNDARY_REFLECT] = "reflect", [HALO_BOUNDARY_NEAREST] = "nearest",
+	[HALO_BOUNDARY_CONSTANT] = "constant",
+};
+
+const char *halo_boundary_name(int b)
+{
+	return boundary_names[b];
+}
+
 int halo_boundary_parse(const char *s, int *out)
 {
-	static const char *const names[] = {
-		[HALO_BOUNDARY_NONE] = "none", [HALO_BOUNDARY_PERIODIC] = "periodic",
-		[HALO_BOUNDARY_REFLECT] = "reflect", [HALO_BOUNDARY_NEAREST] = "nearest",
-		[HALO_BOUNDARY_CONSTANT] = "constant",
-	};
 	for (int i = 0; i < 5; i++)
-		if (strcmp(s, names[i]) == 0) {
+		if (strcmp(s, boundary_names[i]) == 0) {
 			*out = i;
 			return 0;
 		}

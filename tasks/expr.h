@@ -108,6 +108,8 @@ const char *halo_op_name(const halo_expr_t *e);
  * (shape, dtype, chunks) and nothing else. */
 int halo_from_zarr(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err);
 int halo_from_tiff(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err);
+/* Any format halo reads (Zarr, OME-Zarr, TIFF). */
+int halo_from_path(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err);
 /* data: C order, native byte order; borrowed until the graph is freed. */
 int halo_from_buffer(halo_graph_t *g, const void *data, halo_dtype_kind_t dtype, int ndim,
 		     const int64_t *shape, const int64_t *chunks, halo_expr_t **out,
@@ -129,7 +131,9 @@ typedef struct halo_overlap_opts {
 	int boundary;       /* enum halo_boundary */
 	double constant;
 	int iterations;     /* richardson_lucy */
-	const char *psf;    /* richardson_lucy: TIFF or Zarr path */
+	const char *psf;    /* richardson_lucy: TIFF or Zarr path, or: */
+	const float *psf_data; /* a normalised PSF of shape pn, copied */
+	int pn[3];
 	int size;           /* uniform: filter width (odd) */
 } halo_overlap_opts_t;
 
@@ -144,9 +148,11 @@ int halo_reduce(halo_graph_t *g, halo_expr_t *a, halo_reduce_fn_t fn, int axis,
 		halo_expr_t **out, halo_error_t *err);
 
 /* Stores a at path (Zarr, OME-Zarr or TIFF by wo->format). chunks: ndim
- * entries or NULL for a's first chunk sizes. */
+ * entries or NULL for a's first chunk sizes. dtype: the stored type, or
+ * -1 for a's; unlike astype this conversion rounds to nearest and
+ * saturates, which is what a float result written as integers needs. */
 int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64_t *chunks,
-		  const halo_writer_opts_t *wo, int overwrite, halo_expr_t **out,
+		  int dtype, const halo_writer_opts_t *wo, int overwrite, halo_expr_t **out,
 		  halo_error_t *err);
 
 /* Names for pipeline files and messages. */
@@ -156,6 +162,7 @@ int halo_ew_arity(halo_ew_t fn);
 int halo_reduce_parse(const char *s, halo_reduce_fn_t *out);
 const char *halo_reduce_name(halo_reduce_fn_t fn);
 int halo_boundary_parse(const char *s, int *out);
+const char *halo_boundary_name(int boundary);
 
 /* numpy's result dtype of kernel fn on a (and b); -1 when halo cannot
  * store it (numpy would give int64). */

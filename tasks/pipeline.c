@@ -231,9 +231,9 @@ static int parse_overlap(struct ctx *c, json_t *names, halo_expr_t **out)
 
 static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t **out)
 {
-	static const char *const zarr_fields[] = {"input", "path", "chunks", "compressor", "clevel",
-						  "shuffle", "ome", "pyramid", "overwrite", NULL};
-	static const char *const tiff_fields[] = {"input", "path", "overwrite", NULL};
+	static const char *const zarr_fields[] = {"input", "path", "chunks", "dtype", "compressor",
+						  "clevel", "shuffle", "ome", "pyramid", "overwrite", NULL};
+	static const char *const tiff_fields[] = {"input", "path", "dtype", "overwrite", NULL};
 	int tiff = strcmp(op, "to_tiff") == 0;
 	halo_expr_t *a;
 	char path[4096];
@@ -254,8 +254,14 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 	int ome = 0, overwrite = 0, given = 0;
 	long clevel = 5, pyramid = 0;
 	int64_t chunks[3];
-	const char *compressor = NULL, *shuffle = NULL;
-	rc = get_bool(c, "overwrite", &overwrite);
+	const char *compressor = NULL, *shuffle = NULL, *dtname = NULL;
+	halo_dtype_t dt = {(halo_dtype_kind_t)0, 0};
+	rc = get_string(c, "dtype", 0, &dtname);
+	if (!rc && dtname && halo_dtype_parse(dtname, "dtype", &dt, NULL))
+		return fail(c, HALO_EINVAL, "unknown dtype \"%s\" (uint8, uint16, uint32, int8, int16, "
+			    "int32, float32, float64)", dtname);
+	if (!rc)
+		rc = get_bool(c, "overwrite", &overwrite);
 	if (!rc && a->ndim > 0)
 		rc = get_ints(c, "chunks", a->ndim, 1, chunks, &given);
 	if (!rc)
@@ -295,8 +301,8 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 			return fail(c, HALO_EINVAL, "unknown shuffle \"%s\" (none, byte, bit)", shuffle);
 		wo.codec.shuffle = m;
 	}
-	return wrap(c, halo_to_store(c->g, a, path, given ? chunks : NULL, &wo, overwrite, out,
-				     c->err));
+	return wrap(c, halo_to_store(c->g, a, path, given ? chunks : NULL, dtname ? (int)dt.kind : -1,
+				     &wo, overwrite, out, c->err));
 }
 
 static int parse_step(struct ctx *c, const char *op, json_t *names, halo_expr_t **out)
