@@ -6,6 +6,7 @@
 #include "codelets/rl.h"
 #include "codelets/fft.h"
 #include "codelets/rl_math.h"
+#include "util/signals.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -181,7 +182,8 @@ int halo_rl_compute(const float *image, const int n[3], const float *otf, int it
 	memcpy(est, image, (size_t)N * sizeof *est);
 	ptrdiff_t nc = (ptrdiff_t)w->ncplx;
 	float *spec = (float *)w->spec;
-	for (int it = 0; it < iterations; it++) {
+	/* After SIGINT the run is abandoned: stop within an iteration. */
+	for (int it = 0; it < iterations && !halo_interrupted(); it++) {
 		halo_fft_r2c(w, est);
 		step(STEP_OTF, spec, otf, NULL, nc, nthreads);
 		halo_fft_c2r(w, tmp);
