@@ -1,0 +1,185 @@
+/* The graph layer from C: expressions over an in-memory array
+ * (halo_from_buffer) computed on StarPU equal what this test computes
+ * element by element; lowering culls and fuses as documented; the fused
+ * elementwise arithmetic follows numpy's rules (float32 stays float32,
+ * integer arithmetic wraps, float to int truncates). */
+#include "config.h"
+#include "halo.h"
+#include "codelets/elementwise.h"
+#include "io/volume.h"
+#include "tasks/execute.h"
+#include "tasks/plan.h"
+#include "tests/tap.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { NZ = 10, NY = 11, NX = 12 };
+
+static void test_ew_math(void)
+{
+	/* LOAD uint16 -> CAST float32 -> SQRT; LOAD int8 -> ADD int8 (wraps). */
+	struct halo_ew_prog p = {.nin = 1, .nops = 3, .in_kind = {HALO_U2}};
+	p.ops[0] = (struct halo_ew_instr){.op = HALO_EWOP_LOAD, .kind = HALO_U2, .a = 0};
+	p.ops[1] = (struct halo_ew_instr){.op = HALO_EWOP_CAST, .kind = HALO_F4, .a = 0};
+	p.ops[2] = (struct halo_ew_instr){.op = HALO_EWOP_SQRT, .kind = HALO_F4, .a = 1, .b = -1};
+	uint16_t in[1000];
+	float out[1000];
+	for (int i = 0; i < 1000; i++)
+		in[i] = (uint16_t)(i * 65);
+	const void *ins[1] = {in};
+	halo_ew_run(&p, ins, out, 1000);
+	int bad = 0;
+	for (int i = 0; i < 1000; i++)
+		bad += out[i] != sqrtf((float)in[i]);
+	tap_int_eq(bad, 0, "uint16 -> float32 -> sqrt, 1000 elements across strips");
+
+	struct halo_ew_prog q = {.nin = 1, .nops = 2, .in_kind = {HALO_I1}};
+	q.ops[0] = (struct halo_ew_instr){.op = HALO_EWOP_LOAD, .kind = HALO_I1, .a = 0};
+	q.ops[1] = (struct halo_ew_instr){.op = HALO_EWOP_ADD, .kind = HALO_I1, .a = 0, .b = 0};
+	int8_t i8[3] = {100, -100, 7}, o8[3];
+	const void *ins8[1] = {i8};
+	halo_ew_run(&q, ins8, o8, 3);
+	tap_ok(o8[0] == -56 && o8[1] == 56 && o8[2] == 14, "int8 add wraps as numpy: %d %d %d",
+	       o8[0], o8[1], o8[2]);
+
+	struct halo_ew_prog c = {.nin = 1, .nops = 2, .in_kind = {HALO_F4}};
+	c.ops[0] = (struct halo_ew_instr){.op = HALO_EWOP_LOAD, .kind = HALO_F4, .a = 0};
+	c.ops[1] = (struct halo_ew_instr){.op = HALO_EWOP_CAST, .kind = HALO_I2, .a = 0};
+	float f[4] = {2.9f, -2.9f, 1e9f, NAN};
+	int16_t o16[4];
+	const void *insf[1] = {f};
+	halo_ew_run(&c, insf, o16, 4);
+	tap_ok(o16[0] == 2 && o16[1] == -2 && o16[3] == 0, "float -> int16 truncates: %d %d, NaN %d",
+	       o16[0], o16[1], o16[3]);
+}
+
+static void test_types(void)
+{
+	tap_int_eq(halo_dtype_promote(HALO_U2, HALO_I2), HALO_I4, "uint16 + int16 = int32");
+	tap_int_eq(halo_dtype_promote(HALO_U1, HALO_I1), HALO_I2, "uint8 + int8 = int16");
+	tap_int_eq(halo_dtype_promote(HALO_I4, HALO_F4), HALO_F8, "int32 + float32 = float64");
+	tap_int_eq(halo_dtype_promote(HALO_U2, HALO_F4), HALO_F4, "uint16 + float32 = float32");
+	tap_int_eq(halo_dtype_promote(HALO_U4, HALO_I1), -1, "uint32 + int8 = int64: refused");
+	double lohi[2] = {-10, 700};
+	tap_int_eq(halo_ew_result(HALO_EW_CLIP, HALO_U2, HALO_U2, lohi), HALO_I4,
+		   "clip(uint16, -10, 700) is int32 (value-based casting)");
+	tap_int_eq(halo_ew_result(HALO_EW_CLIP, HALO_I2, HALO_I2, lohi), HALO_I2,
+		   "clip(int16, -10, 700) stays int16");
+	tap_int_eq(halo_ew_result(HALO_EW_DIV, HALO_U1, HALO_U1, NULL), HALO_F8,
+		   "uint8 / uint8 is float64");
+}
+
+static void test_compute(void)
+{
+	static float data[NZ * NY * NX];
+	for (int i = 0; i < NZ * NY * NX; i++)
+		data[i] = (float)((i * 37) % 101) * 0.5f - 7.0f;
+	halo_graph_t *g = halo_graph_new();
+	halo_error_t err = {0};
+	halo_expr_t *a, *s, *t, *sum, *unused;
+	int64_t shape[3] = {NZ, NY, NX}, chunks[3] = {4, 5, 6}, re[3] = {3, -1, 7};
+	double p[2] = {2.0, 1.0};
+	int rc = halo_from_buffer(g, data, HALO_F4, 3, shape, chunks, &a, &err);
+	rc = rc ? rc : halo_rechunk(g, a, re, &t, &err);
+	rc = rc ? rc : halo_map_blocks(g, HALO_EW_SCALE, t, NULL, p, &s, &err);
+	rc = rc ? rc : halo_map_blocks(g, HALO_EW_ABS, s, NULL, NULL, &s, &err);
+	rc = rc ? rc : halo_map_blocks(g, HALO_EW_SQRT, a, NULL, NULL, &unused, &err);
+	rc = rc ? rc : halo_reduce(g, s, HALO_RED_SUM, -1, &sum, &err);
+	if (!tap_ok(rc == HALO_OK, "graph built: %s", err.msg)) {
+		halo_graph_free(g);
+		return;
+	}
+	halo_plan_t *plan;
+	rc = halo_plan_build(g, &plan, &err);
+	tap_ok(rc == HALO_OK && plan->n == 4,
+	       "plan: source, rechunk, one fused scale+abs, sum (sqrt culled): %d nodes", rc ? -1 : plan->n);
+	int fused = 0;
+	for (int i = 0; !rc && i < plan->n; i++)
+		fused += plan->nodes[i]->kind == HALO_PN_FUSED && plan->nodes[i]->prog.nops == 3;
+	tap_int_eq(fused, 1, "scale and abs run as one program (load, scale, abs)");
+	halo_plan_free(plan);
+
+	halo_compute_opts_t co = {.quiet = 1};
+	halo_compute_stats_t st;
+	rc = halo_graph_compute(g, &co, &st, &err);
+	tap_ok(rc == HALO_OK, "computed: %s", err.msg);
+	/* |2x+1| summed in float64 from float32 terms. */
+	double want_abs = 0;
+	for (int i = 0; i < NZ * NY * NX; i++)
+		want_abs += fabs((double)(data[i] * 2.0f + 1.0f));
+	tap_near(sum->result, want_abs, 1e-6 * want_abs, "sum |2x+1| over 12 x 3 x 2 rechunked chunks");
+	tap_ok(sum->has_result && st.tasks > 0, "result set, %lld tasks", (long long)st.tasks);
+	halo_graph_free(g);
+}
+
+static void test_store_axis(void)
+{
+	static uint16_t data[NZ * NY * NX];
+	for (int i = 0; i < NZ * NY * NX; i++)
+		data[i] = (uint16_t)((i * 7919) % 4093);
+	const char *tmp = getenv("HALO_TEST_TMP");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/graph-mip.zarr", tmp ? tmp : "/tmp");
+	halo_graph_t *g = halo_graph_new();
+	halo_error_t err = {0};
+	halo_expr_t *a, *m, *o;
+	int64_t shape[3] = {NZ, NY, NX}, chunks[3] = {3, 4, 5};
+	halo_writer_opts_t wo = {.format = HALO_FMT_ZARR, .codec = {.id = HALO_CODEC_NONE}};
+	int rc = halo_from_buffer(g, data, HALO_U2, 3, shape, chunks, &a, &err);
+	rc = rc ? rc : halo_reduce(g, a, HALO_RED_MAX, 1, &m, &err);
+	rc = rc ? rc : halo_to_store(g, m, path, NULL, -1, &wo, 1, &o, &err);
+	halo_compute_opts_t co = {.quiet = 1};
+	rc = rc ? rc : halo_graph_compute(g, &co, NULL, &err);
+	tap_ok(rc == HALO_OK, "max along axis 1 stored: %s", err.msg);
+	halo_graph_free(g);
+	halo_reader_t *r;
+	if (rc || halo_reader_open(path, &r, &err)) {
+		tap_ok(0, "read back: %s", err.msg);
+		return;
+	}
+	const halo_volume_info_t *info = halo_reader_info(r);
+	tap_ok(info->ndim == 2 && info->shape[1] == NZ && info->shape[2] == NX &&
+	       info->dtype.kind == HALO_U2, "2D uint16 result of shape %lldx%lld",
+	       (long long)info->shape[1], (long long)info->shape[2]);
+	int bad = 0;
+	uint16_t *chunk = malloc(sizeof(uint16_t) * (size_t)(info->chunks[1] * info->chunks[2]));
+	for (int64_t cz = 0; chunk && cz * info->chunks[1] < NZ; cz++)
+		for (int64_t cx = 0; cx * info->chunks[2] < NX; cx++) {
+			int64_t idx[3] = {0, cz, cx};
+			if (halo_reader_read_chunk(r, idx, chunk, &err)) {
+				bad++;
+				continue;
+			}
+			for (int64_t z = cz * info->chunks[1]; z < NZ && z < (cz + 1) * info->chunks[1]; z++)
+				for (int64_t x = cx * info->chunks[2]; x < NX && x < (cx + 1) * info->chunks[2]; x++) {
+					uint16_t want = 0;
+					for (int y = 0; y < NY; y++)
+						want = data[(z * NY + y) * NX + x] > want ? data[(z * NY + y) * NX + x] : want;
+					bad += chunk[(z - cz * info->chunks[1]) * info->chunks[2] +
+						     (x - cx * info->chunks[2])] != want;
+				}
+		}
+	tap_int_eq(bad, 0, "every projected value equals the maximum along y");
+	free(chunk);
+	halo_reader_close(r);
+}
+
+int main(void)
+{
+	test_ew_math();
+	test_types();
+	halo_runtime_opts_t opts;
+	halo_runtime_opts_init(&opts);
+	opts.ncuda = 0;
+	halo_runtime_t *rt = NULL;
+	halo_error_t err = {0};
+	if (tap_ok(halo_runtime_init(&opts, &rt, &err) == HALO_OK, "runtime: %s", err.msg)) {
+		test_compute();
+		test_store_axis();
+		halo_runtime_shutdown(rt);
+	}
+	return tap_done();
+}
