@@ -5,7 +5,7 @@
 #include "cli/cli.h"
 #include "io/outdir.h"
 #include "io/volume.h"
-#include "runtime/stream.h"
+#include "tasks/execute.h"
 #include "util/signals.h"
 #include "util/util.h"
 
@@ -175,32 +175,35 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 					      o->shuffle);
 	}
 	wo->codec = codec;
-	wo->attrs = halo_reader_attrs(r);
 	return HALO_OK;
 }
 
-static int run_pyramid(halo_writer_t *w, const char *tmp, int levels,
-		       const halo_stream_opts_t *so, halo_error_t *err)
+/* A conversion is the pipeline `from -> to_zarr/to_tiff` with the output's
+ * chunks and type: the store rechunks and converts (rounding to nearest,
+ * saturating), and writes the pyramid levels after level 0. */
+static int convert_graph(const struct convert_opts *o, const halo_volume_info_t *info,
+			 halo_writer_opts_t *wo, halo_compute_stats_t *st, halo_error_t *err)
 {
-	for (int l = 1; l <= levels; l++) {
-		char prev[4096];
-		snprintf(prev, sizeof prev, "%s/%d", tmp, l - 1);
-		halo_reader_t *r;
-		halo_writer_t *lw;
-		int rc = halo_reader_open(prev, &r, err);
-		if (rc)
-			return rc;
-		rc = halo_writer_add_level(w, l, &lw, err);
-		if (!rc) {
-			halo_stream_opts_t lo = *so;
-			lo.downsample = 2;
-			rc = halo_stream_run(r, lw, &lo, NULL, err);
-		}
-		halo_reader_close(r);
-		if (rc)
-			return rc;
+	halo_graph_t *g = halo_graph_new();
+	halo_expr_t *x;
+	if (!g)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	int rc = halo_from_path(g, o->in, &x, err);
+	if (!rc) {
+		wo->attrs = halo_reader_attrs(x->reader);
+		rc = halo_to_store(g, x, o->out, info->chunks + (3 - info->ndim),
+				   (int)info->dtype.kind, wo, o->overwrite, &x, err);
 	}
-	return HALO_OK;
+	if (!rc) {
+		/* The voxel size travels with the data, whatever the formats. */
+		memcpy(x->info.voxel, info->voxel, sizeof x->info.voxel);
+		memcpy(x->info.unit, info->unit, sizeof x->info.unit);
+		x->info.fill = info->fill;
+		halo_compute_opts_t co = {.memory = o->memory, .quiet = o->quiet, .label = "convert"};
+		rc = halo_graph_compute(g, &co, st, err);
+	}
+	halo_graph_free(g);
+	return rc;
 }
 
 int halo_cli_convert(int argc, char **argv)
@@ -212,12 +215,11 @@ int halo_cli_convert(int argc, char **argv)
 
 	halo_error_t err = {0};
 	halo_reader_t *r = NULL;
-	halo_writer_t *w = NULL;
 	halo_output_t *out = NULL;
 	halo_runtime_t *rt = NULL;
 	halo_volume_info_t info;
 	halo_writer_opts_t wo = {0};
-	halo_stream_stats_t stats = {0};
+	halo_compute_stats_t stats = {0};
 	status = HALO_EXIT_FAIL;
 
 	if (halo_reader_open(o.in, &r, &err))
@@ -228,27 +230,18 @@ int halo_cli_convert(int argc, char **argv)
 	}
 	if (plan(&o, r, &info, &wo, &err))
 		goto fail;
+	halo_reader_close(r);
+	r = NULL;
+	/* Checked before StarPU starts, so that a refusal is immediate. */
 	if (halo_output_begin(o.out, o.overwrite, &out, &err))
 		goto fail;
+	halo_output_abort(out);
+	out = NULL;
 	if (halo_runtime_init(&o.rt, &rt, &err))
 		goto fail;
 	halo_signals_install();
-	if (halo_writer_create(halo_output_tmp_path(out), &info, &wo, &w, &err))
+	if (convert_graph(&o, &info, &wo, &stats, &err))
 		goto fail;
-	halo_stream_opts_t so = {.memory = o.memory, .quiet = o.quiet, .label = "convert"};
-	if (halo_stream_run(r, w, &so, &stats, &err))
-		goto fail;
-	if (wo.pyramid && run_pyramid(w, halo_output_tmp_path(out), wo.pyramid, &so, &err))
-		goto fail;
-	if (halo_writer_finish(w, &err))
-		goto fail;
-	halo_writer_close(w);
-	w = NULL;
-	if (halo_output_commit(out, &err)) {
-		out = NULL;
-		goto fail;
-	}
-	out = NULL;
 	if (!o.quiet) {
 		double mb = (double)(stats.bytes_read + stats.bytes_written) / 1e6;
 		printf("convert: %s -> %s: %lldx%lldx%lld %s, chunks %lldx%lldx%lld, %lld chunks in "
@@ -264,7 +257,6 @@ int halo_cli_convert(int argc, char **argv)
 fail:
 	halo_cli_error(&err);
 done:
-	halo_writer_close(w);
 	halo_output_abort(out);
 	halo_runtime_shutdown(rt);
 	halo_reader_close(r);

@@ -501,6 +501,8 @@ int halo_reduce(halo_graph_t *g, halo_expr_t *a, halo_reduce_fn_t fn, int axis,
 	if (axis < -1 || axis >= a->ndim)
 		return halo_error_set(err, HALO_EINVAL, "axis %d out of range for a %dD array", axis,
 				      a->ndim);
+	if (a->ndim == 1)
+		axis = -1; /* the only axis: a scalar, as numpy */
 	halo_expr_t *e = node_add(g, HALO_OP_REDUCE, a, NULL, err);
 	if (!e)
 		return HALO_ENOMEM;

@@ -177,11 +177,19 @@ static int parse_overlap(struct ctx *c, json_t *names, halo_expr_t **out)
 		rc = get_input(c, "input", names, &a);
 	if (!rc)
 		rc = get_string(c, "kernel", 1, &kernel);
-	if (!rc)
+	halo_overlap_opts_t o = {0};
+	json_t *b = field(c, "boundary");
+	if (!rc && json_is_number(b)) {
+		/* dask: a number is a constant boundary of that value */
+		boundary = "constant";
+		o.constant = json_number_value(b);
+		if (field(c, "constant"))
+			return fail(c, HALO_EINVAL, "a numeric boundary is the constant; drop \"constant\"");
+	} else if (!rc) {
 		rc = get_string(c, "boundary", 0, &boundary);
+	}
 	if (rc)
 		return rc;
-	halo_overlap_opts_t o = {0};
 	if (strcmp(kernel, "richardson_lucy") == 0)
 		o.kernel = HALO_OV_RICHARDSON_LUCY;
 	else if (strcmp(kernel, "uniform") == 0)

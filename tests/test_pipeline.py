@@ -196,7 +196,8 @@ def uniform_ref(ref, size, depth, boundary):
 
 
 for boundary, dask_boundary in [("reflect", "reflect"), ("periodic", "periodic"),
-                                ("nearest", "nearest"), ("constant", 7.5), ("none", "none")]:
+                                ("nearest", "nearest"), ("constant", 7.5), ("none", "none"),
+                                (-3, -3)]:
     step = {"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "f", "size": 5,
             "depth": [2, 3, 2], "boundary": boundary}
     if boundary == "constant":
