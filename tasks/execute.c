@@ -573,10 +573,13 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 	}
 	uint64_t budget = o->memory ? o->memory : halo_memory_default(), front, per;
 	halo_plan_memory(plan, &front, &per);
-	/* Tiny chunks need many in flight, or the submitter sleeps and wakes
-	 * for each one; big ones are bounded by the budget. */
+	/* Enough in flight to keep every worker busy: tiny chunks need many,
+	 * or the submitter sleeps and wakes for each one; more than about
+	 * 32 MiB per worker only costs memory and cache. */
+	uint64_t w = starpu_worker_get_count();
 	uint64_t lim = budget > front ? (budget - front) / per : 1;
-	uint64_t cap = 64 * (uint64_t)starpu_worker_get_count() + 64;
+	uint64_t cap = w * (32u << 20) / per;
+	cap = cap < 4 * w + 4 ? 4 * w + 4 : cap > 64 * w + 64 ? 64 * w + 64 : cap;
 	int limit = lim < 1 ? 1 : lim > cap ? (int)cap : (int)lim;
 	rc = open_outputs(&x, limit, err);
 	if (rc)
