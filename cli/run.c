@@ -119,9 +119,11 @@ int halo_cli_run(int argc, char **argv)
 			const halo_expr_t *e = halo_graph_node(g, i);
 			if (!e->has_result)
 				continue;
-			char *name = json_dumps(json_string(e->name), JSON_ENCODE_ANY);
+			json_t *js = json_string(e->name);
+			char *name = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
 			printf("%s%s: ", k++ ? ", " : "", name ? name : "\"?\"");
 			free(name);
+			json_decref(js);
 			if (isnan(e->result) || isinf(e->result))
 				printf("null");
 			else

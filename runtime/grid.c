@@ -135,3 +135,15 @@ void halo_axis_free(struct halo_axis *a)
 	a->start = NULL;
 	a->nblocks = 0;
 }
+
+int halo_axis_copy(struct halo_axis *dst, const struct halo_axis *src)
+{
+	size_t bytes = (size_t)(src->nblocks + 1) * sizeof *src->start;
+	dst->n = src->n;
+	dst->nblocks = src->nblocks;
+	dst->start = malloc(bytes);
+	if (!dst->start)
+		return -1;
+	memcpy(dst->start, src->start, bytes);
+	return 0;
+}

@@ -24,6 +24,9 @@ int halo_axis_min_blocks(struct halo_axis *a, const struct halo_axis *from, int6
 
 int halo_axis_equal(const struct halo_axis *a, const struct halo_axis *b);
 
+/* dst becomes a copy of src; -1 when out of memory. */
+int halo_axis_copy(struct halo_axis *dst, const struct halo_axis *src);
+
 /* The block holding voxel g (0 <= g < n). */
 int64_t halo_axis_find(const struct halo_axis *a, int64_t g);
 

@@ -105,15 +105,9 @@ static halo_expr_t *node_add(halo_graph_t *g, halo_op_t op, halo_expr_t *a, halo
 
 static int grid_copy(halo_expr_t *e, const halo_expr_t *a, halo_error_t *err)
 {
-	for (int d = 0; d < 3; d++) {
-		struct halo_axis *x = &e->grid[d];
-		x->n = a->grid[d].n;
-		x->nblocks = a->grid[d].nblocks;
-		x->start = malloc((size_t)(x->nblocks + 1) * sizeof *x->start);
-		if (!x->start)
+	for (int d = 0; d < 3; d++)
+		if (halo_axis_copy(&e->grid[d], &a->grid[d]))
 			return halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
-		memcpy(x->start, a->grid[d].start, (size_t)(x->nblocks + 1) * sizeof *x->start);
-	}
 	return HALO_OK;
 }
 
@@ -523,14 +517,8 @@ int halo_reduce(halo_graph_t *g, halo_expr_t *a, halo_reduce_fn_t fn, int axis,
 		if (d == in_axis)
 			continue;
 		e->shape[k] = a->shape[d];
-		struct halo_axis *x = &e->grid[k];
-		x->n = a->grid[d].n;
-		x->nblocks = a->grid[d].nblocks;
-		x->start = malloc((size_t)(x->nblocks + 1) * sizeof *x->start);
-		if (!x->start)
+		if (halo_axis_copy(&e->grid[k--], &a->grid[d]))
 			return halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
-		memcpy(x->start, a->grid[d].start, (size_t)(x->nblocks + 1) * sizeof *x->start);
-		k--;
 	}
 	e->shape[0] = 1;
 	return halo_axis_regular(&e->grid[0], 1, 1) ? halo_error_set(err, HALO_ENOMEM, "out of memory")
