@@ -35,19 +35,23 @@ enum {
 	HALO_OPT_VERBOSE,
 	HALO_OPT_HELP,
 	HALO_OPT_JSON,
+	HALO_OPT_TRACE,
 };
 
 #define HALO_CLI_RUNTIME_OPTIONS                                  \
 	{"ncpu", required_argument, NULL, HALO_OPT_NCPU},         \
 	{"ncuda", required_argument, NULL, HALO_OPT_NCUDA},       \
 	{"sched", required_argument, NULL, HALO_OPT_SCHED},       \
-	{"verbose", no_argument, NULL, HALO_OPT_VERBOSE}
+	{"verbose", no_argument, NULL, HALO_OPT_VERBOSE},         \
+	{"trace", required_argument, NULL, HALO_OPT_TRACE}
 
 #define HALO_CLI_RUNTIME_HELP                                                  \
 	"  --ncpu N        CPU workers (default: all cores, or STARPU_NCPU)\n"     \
 	"  --ncuda N       CUDA workers (default: all GPUs, or STARPU_NCUDA)\n"    \
 	"  --sched NAME    StarPU scheduler: dmda (default), eager, lws, heft, ...\n" \
-	"  --verbose       let StarPU print its own messages\n"
+	"  --verbose       let StarPU print its own messages\n"                 \
+	"  --trace FILE    record every task in FILE (Chrome trace JSON; see\n"  \
+	"                  'halo trace --help')\n"
 
 /* Applies one runtime option to opts. Returns 1 if opt was a runtime option
  * (and 0 on success through *rc), 0 if it is not one of them. */
@@ -73,6 +77,11 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
  * HALO_EXIT_USAGE. c is what getopt_long returned (':' for a missing value
  * when the optstring starts with ':', '?' otherwise); bad is argv[optind-1]. */
 int halo_cli_usage_error(const char *cmd, int c, const char *bad);
+
+/* Writes the trace asked for with --trace (a failure to write it turns a
+ * successful status into 1, with one line), stops StarPU, returns the
+ * status. */
+int halo_cli_finish(halo_runtime_t *rt, int status);
 
 /* Prints "halo: MESSAGE" on stderr, one line. */
 void halo_cli_error(const halo_error_t *err);

@@ -258,7 +258,7 @@ fail:
 	halo_cli_error(&err);
 done:
 	halo_output_abort(out);
-	halo_runtime_shutdown(rt);
+	status = halo_cli_finish(rt, status);
 	halo_reader_close(r);
 	return status;
 }

@@ -297,7 +297,7 @@ fail:
 done:
 	halo_writer_close(w);
 	halo_output_abort(out);
-	halo_runtime_shutdown(rt);
+	status = halo_cli_finish(rt, status);
 	halo_reader_close(r);
 	return status;
 }

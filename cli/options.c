@@ -27,6 +27,9 @@ int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
 	case HALO_OPT_VERBOSE:
 		opts->verbose = 1;
 		return 1;
+	case HALO_OPT_TRACE:
+		opts->trace = arg;
+		return 1;
 	}
 	return 0;
 }
@@ -82,6 +85,17 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 		return c;
 	}
 	return -1;
+}
+
+int halo_cli_finish(halo_runtime_t *rt, int status)
+{
+	halo_error_t err = {0};
+	if (halo_runtime_trace_save(rt, &err) && status == HALO_EXIT_OK) {
+		halo_cli_error(&err);
+		status = HALO_EXIT_FAIL;
+	}
+	halo_runtime_shutdown(rt);
+	return status;
 }
 
 void halo_cli_error(const halo_error_t *err)

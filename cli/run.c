@@ -153,7 +153,7 @@ fail:
 	halo_cli_error(&err);
 done:
 	halo_plan_free(plan);
-	halo_runtime_shutdown(rt);
+	status = halo_cli_finish(rt, status);
 	halo_graph_free(g);
 	return status;
 }

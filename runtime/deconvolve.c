@@ -3,6 +3,7 @@
  * into a chunk stream. */
 #include "config.h"
 #include "runtime/deconvolve.h"
+#include "runtime/trace.h"
 #include "codelets/fft.h"
 #include "codelets/gather.h"
 #include "codelets/rl.h"
@@ -147,7 +148,7 @@ int halo__otf_get(struct halo_otf_cache *c, const int n[3], starpu_data_handle_t
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
 	}
 	*args = (struct halo_otf_args){.n = {n[0], n[1], n[2]}, .failed = &c->failed};
-	int rc = starpu_task_insert(&halo_otf_cl, STARPU_R, c->psf, STARPU_W, e->handle,
+	int rc = HALO_TASK_INSERT(&halo_otf_cl, STARPU_R, c->psf, STARPU_W, e->handle,
 				    STARPU_CL_ARGS, args, sizeof *args, STARPU_NAME, "otf", 0);
 	if (rc)
 		return halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can compute the PSF spectrum");
@@ -205,7 +206,7 @@ static int rl_submit(void *ctx, starpu_data_handle_t haloed, starpu_data_handle_
 				   .failed = failed};
 	memcpy(a->trim, trim, sizeof a->trim);
 	memcpy(a->valid, valid, sizeof a->valid);
-	rc = starpu_task_insert(&halo_rl_cl, STARPU_R, haloed, STARPU_R, otf, STARPU_W, out,
+	rc = HALO_TASK_INSERT(&halo_rl_cl, STARPU_R, haloed, STARPU_R, otf, STARPU_W, out,
 				STARPU_CL_ARGS, a, sizeof *a, STARPU_NAME, "rl", 0);
 	if (rc)
 		return halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can run Richardson-Lucy");

@@ -21,6 +21,7 @@
 #include "runtime/deconvolve.h"
 #include "runtime/grid.h"
 #include "runtime/stream_job.h"
+#include "runtime/trace.h"
 #include "util/progress.h"
 #include "util/signals.h"
 
@@ -261,6 +262,7 @@ static int submit_half(struct exact *x, struct halo_otf_cache *otfs, int forward
 	 * the chunk, which leaves the result exact. */
 	int64_t hd[3], start[3], dims[3];
 	int after[3];
+	halo_trace_label(forward ? "exact forward" : "exact backward", u);
 	unit_extent(x, u, start, dims);
 	for (int d = 0; d < 3; d++) {
 		int64_t need = dims[d] + before[d] + after_min[d];
@@ -281,10 +283,10 @@ static int submit_half(struct exact *x, struct halo_otf_cache *otfs, int forward
 		*args = (struct halo_rl_half_args){.off = {before[0], before[1], before[2]},
 						   .failed = &x->failed};
 		int64_t f = flat(x, u);
-		rc = forward ? starpu_task_insert(&halo_rl_forward_cl, STARPU_R, h, STARPU_R, x->image[f],
+		rc = forward ? HALO_TASK_INSERT(&halo_rl_forward_cl, STARPU_R, h, STARPU_R, x->image[f],
 						  STARPU_R, otf, STARPU_W, x->ratio[f], STARPU_CL_ARGS,
 						  args, sizeof *args, 0)
-			     : starpu_task_insert(&halo_rl_backward_cl, STARPU_R, h, STARPU_R, otf,
+			     : HALO_TASK_INSERT(&halo_rl_backward_cl, STARPU_R, h, STARPU_R, otf,
 						  STARPU_RW, x->est[f], STARPU_CL_ARGS, args,
 						  sizeof *args, 0);
 		if (rc)
@@ -343,7 +345,8 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const float *ps
 				x.ratio[f] = halo__block_register(dims, sizeof(float));
 				struct unit_arg *a = malloc(sizeof *a);
 				*a = (struct unit_arg){&x, {u[0], u[1], u[2]}};
-				starpu_task_insert(&load_cl, STARPU_W, x.image[f], STARPU_W, x.est[f],
+				halo_trace_label("exact load", u);
+				HALO_TASK_INSERT(&load_cl, STARPU_W, x.image[f], STARPU_W, x.est[f],
 						   STARPU_CL_ARGS, a, sizeof *a, 0);
 			}
 	for (int it = 0; it < o->iterations && !rc && !stopped(&x); it++) {
@@ -377,7 +380,8 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const float *ps
 				t->cl_arg = a;
 				t->cl_arg_size = sizeof *a;
 				t->cl_arg_free = 1;
-				if (starpu_task_submit(t) && !rc)
+				halo_trace_label("exact store", u);
+				if (halo_task_submit(t) && !rc)
 					rc = halo_error_set(err, HALO_ERUNTIME,
 							    "no StarPU worker can write chunks");
 			}

@@ -9,6 +9,7 @@
  */
 #include "config.h"
 #include "runtime/runtime.h"
+#include "runtime/trace.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 struct halo_runtime {
 	char sched[64];
+	char *trace; /* where to write the trace, or NULL */
 };
 
 /* StarPU can only be initialised once at a time per process. */
@@ -153,7 +155,25 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	}
 	runtime_active = 1;
 	*out = rt;
+	if (opts->trace) {
+		rt->trace = strdup(opts->trace);
+		if (!rt->trace || halo_trace_begin(err)) {
+			halo_runtime_shutdown(rt);
+			*out = NULL;
+			return halo_error_set(err, HALO_ENOMEM, "out of memory for the trace");
+		}
+	}
 	return HALO_OK;
+}
+
+int halo_runtime_trace_save(halo_runtime_t *rt, halo_error_t *err)
+{
+	if (!rt || !rt->trace)
+		return HALO_OK;
+	int rc = halo_trace_end(rt->trace, err);
+	free(rt->trace);
+	rt->trace = NULL;
+	return rc;
 }
 
 void halo_runtime_shutdown(halo_runtime_t *rt)
@@ -161,6 +181,9 @@ void halo_runtime_shutdown(halo_runtime_t *rt)
 	if (!rt)
 		return;
 	starpu_task_wait_for_all();
+	if (rt->trace)
+		halo_trace_end(NULL, NULL); /* dropped: nobody asked to save it */
+	free(rt->trace);
 	starpu_shutdown();
 	runtime_active = 0;
 	free(rt);

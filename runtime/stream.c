@@ -12,6 +12,7 @@
 #include "codelets/gather.h"
 #include "runtime/grid.h"
 #include "runtime/stream_job.h"
+#include "runtime/trace.h"
 #include "util/progress.h"
 #include "util/signals.h"
 
@@ -126,6 +127,7 @@ static void submit_output(struct stream *s, const int64_t j[3])
 	struct halo_stream_job *job = &s->job;
 	const halo_volume_info_t *ii = job->ii, *oi = job->oi;
 	int64_t cnt[3];
+	halo_trace_label(job->opts->label, j);
 	for (int d = 0; d < 3; d++)
 		cnt[d] = input_list(s, d, j[d], s->lists[d]);
 	int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);

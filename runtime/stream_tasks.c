@@ -5,6 +5,7 @@
 #include "config.h"
 #include "runtime/stream_job.h"
 #include "io/scratch.h"
+#include "runtime/trace.h"
 #include "util/signals.h"
 
 #include <stdlib.h>
@@ -118,7 +119,7 @@ struct starpu_codelet halo__stream_write_cl = {
 
 int halo__stream_submit(struct starpu_task *t, struct halo_stream_job *job)
 {
-	int rc = starpu_task_submit(t);
+	int rc = halo_task_submit(t);
 	if (rc == 0)
 		return 0;
 	halo_error_t e;
@@ -199,7 +200,7 @@ int halo__gather_submit(struct halo_gather_args *ga, const starpu_data_handle_t 
 	t->cl_arg = ga;
 	t->cl_arg_size = halo_gather_args_size(n);
 	t->cl_arg_free = 1;
-	int rc = starpu_task_submit(t);
+	int rc = halo_task_submit(t);
 	if (rc) {
 		starpu_task_destroy(t); /* frees ga and the handle arrays */
 		return halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can run the gather task (%s)",

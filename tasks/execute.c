@@ -17,6 +17,7 @@
 #include "io/outdir.h"
 #include "runtime/deconvolve.h"
 #include "runtime/stream_job.h"
+#include "runtime/trace.h"
 #include "util/signals.h"
 
 #include <math.h>
@@ -124,6 +125,7 @@ static void gather(struct exec *x, halo_pnode_t *p, int k, const int64_t j[3],
 		halo_pnode_block(in, c, ga->src[i].origin, ga->src[i].dims, valid);
 		src[i++] = chunk(x, in, c);
 	}
+	halo_trace_label(p->expr->name, j); /* the inputs relabelled */
 	halo_error_t e = {0};
 	x->tasks++;
 	if (halo__gather_submit(ga, src, dst, &e))
@@ -187,6 +189,7 @@ static void fused(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_da
 		dh[k] = chunk(x, p->in[k], j);
 		dm[k] = STARPU_R;
 	}
+	halo_trace_label(p->expr->name, j);
 	dh[p->nin] = h;
 	dm[p->nin] = STARPU_W;
 	t->nbuffers = p->nin + 1;
@@ -210,7 +213,7 @@ static int uniform_submit(void *ctx, starpu_data_handle_t haloed, starpu_data_ha
 		a->trim[d] = trim[d];
 		a->valid[d] = valid[d];
 	}
-	if (starpu_task_insert(&halo_uniform_cl, STARPU_R, haloed, STARPU_W, out, STARPU_CL_ARGS, a,
+	if (HALO_TASK_INSERT(&halo_uniform_cl, STARPU_R, haloed, STARPU_W, out, STARPU_CL_ARGS, a,
 			       sizeof *a, STARPU_NAME, "uniform", 0))
 		return halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can run the uniform filter");
 	return HALO_OK;
@@ -272,6 +275,7 @@ static void reduce_axis(struct exec *x, halo_pnode_t *p, const int64_t j[3],
 		t->nbuffers = 2;
 		t->handles[0] = chunk(x, in, c);
 		t->modes[0] = STARPU_R;
+		halo_trace_label(e->name, j);
 		t->handles[1] = acc;
 		t->modes[1] = first ? STARPU_W : STARPU_RW;
 		submitted(x, t);
@@ -302,6 +306,7 @@ static starpu_data_handle_t chunk(struct exec *x, halo_pnode_t *p, const int64_t
 	halo_pnode_block(p, j, origin, dims, valid);
 	starpu_data_handle_t h = halo__block_register(dims, elsize(p));
 	s->h[f] = h;
+	halo_trace_label(p->expr->name, j);
 	switch (p->kind) {
 	case HALO_PN_SOURCE: read_source(x, p, j, h); break;
 	case HALO_PN_FUSED: fused(x, p, j, h); break;
@@ -369,6 +374,7 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 	}
 	t->handles[0] = chunk(x, in, j);
 	t->modes[0] = STARPU_R;
+	halo_trace_label(p->expr->name, j);
 	inflight_add(&x->job, 1);
 	x->tasks++;
 	if (halo__stream_submit(t, &x->job))

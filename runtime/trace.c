@@ -1,0 +1,422 @@
+/* Task traces (see trace.h). Dependencies are derived at submission, in
+ * submission order, exactly as StarPU derives its implicit ones: a task
+ * that reads a handle depends on the last task submitted before it that
+ * writes that handle. Times come from StarPU's task profiling, read in a
+ * callback that wraps the task's own. */
+#include "config.h"
+#include "runtime/trace.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct rec {
+	uint64_t id;
+	struct starpu_task *task; /* valid until the callback returns */
+	const char *codelet;
+	char step[48];
+	int64_t chunk[3];
+	int has_chunk;
+	double submit, ready, start, end, expected; /* microseconds; expected NaN if unknown */
+	int worker;
+	double mem_used; /* bytes in use on the worker's memory node at the end */
+	uint32_t ndeps;
+	uint64_t *deps;
+	void (*cb)(void *);
+	void *cb_arg;
+	struct rec *next;
+};
+
+/* Last writer of each handle: open addressing on the handle's address. */
+struct slot {
+	const void *handle;
+	uint64_t id;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	int active;
+	struct rec *head, *tail;
+	uint64_t n;
+	char step[48];
+	int64_t chunk[3];
+	int has_chunk;
+	struct slot *slots;
+	size_t cap, used;
+} T = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+int halo_trace_active(void)
+{
+	return __atomic_load_n(&T.active, __ATOMIC_RELAXED);
+}
+
+int halo_trace_begin(halo_error_t *err)
+{
+	T.cap = 1 << 12;
+	T.slots = calloc(T.cap, sizeof *T.slots);
+	if (!T.slots)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory for the trace");
+	starpu_profiling_status_set(STARPU_PROFILING_ENABLE);
+	__atomic_store_n(&T.active, 1, __ATOMIC_RELAXED);
+	return HALO_OK;
+}
+
+void halo_trace_label(const char *step, const int64_t chunk[3])
+{
+	if (!halo_trace_active())
+		return;
+	pthread_mutex_lock(&T.lock);
+	snprintf(T.step, sizeof T.step, "%s", step ? step : "");
+	T.has_chunk = chunk != NULL;
+	if (chunk)
+		memcpy(T.chunk, chunk, sizeof T.chunk);
+	pthread_mutex_unlock(&T.lock);
+}
+
+static size_t slot_of(const void *h)
+{
+	uintptr_t x = (uintptr_t)h;
+	x ^= x >> 17;
+	x *= UINT64_C(0xed5ad4bb);
+	x ^= x >> 11;
+	return (size_t)x & (T.cap - 1);
+}
+
+static struct slot *find(const void *h)
+{
+	size_t i = slot_of(h);
+	while (T.slots[i].handle && T.slots[i].handle != h)
+		i = (i + 1) & (T.cap - 1);
+	return &T.slots[i];
+}
+
+static int grow(void)
+{
+	struct slot *old = T.slots;
+	size_t n = T.cap;
+	struct slot *s = calloc(2 * n, sizeof *s);
+	if (!s)
+		return -1;
+	T.slots = s;
+	T.cap = 2 * n;
+	for (size_t i = 0; i < n; i++)
+		if (old[i].handle)
+			*find(old[i].handle) = old[i];
+	free(old);
+	return 0;
+}
+
+static double us(const struct timespec *ts)
+{
+	return (double)ts->tv_sec * 1e6 + (double)ts->tv_nsec * 1e-3;
+}
+
+static void trace_cb(void *arg)
+{
+	struct rec *r = arg;
+	struct starpu_task *t = r->task;
+	struct starpu_profiling_task_info *pi = t->profiling_info;
+	if (pi) {
+		r->submit = us(&pi->submit_time);
+		r->ready = us(&pi->push_start_time);
+		r->start = us(&pi->start_time);
+		r->end = us(&pi->end_time);
+		r->worker = pi->workerid;
+	}
+	if (r->worker >= 0) {
+		struct starpu_perfmodel_arch *arch =
+			starpu_worker_get_perf_archtype(r->worker, t->sched_ctx);
+		double e = arch && t->cl && t->cl->model
+				   ? starpu_task_expected_length(t, arch, starpu_task_get_implementation(t))
+				   : NAN;
+		r->expected = e > 0 ? e : NAN;
+		unsigned node = starpu_worker_get_memory_node((unsigned)r->worker);
+		starpu_ssize_t total = starpu_memory_get_total(node);
+		starpu_ssize_t avail = starpu_memory_get_available(node);
+		r->mem_used = total > 0 && avail >= 0 ? (double)(total - avail) : NAN;
+	}
+	r->task = NULL;
+	if (r->cb)
+		r->cb(r->cb_arg);
+}
+
+int halo_task_submit(struct starpu_task *t)
+{
+	if (!halo_trace_active())
+		return starpu_task_submit(t);
+	unsigned nb = STARPU_TASK_GET_NBUFFERS(t);
+	struct rec *r = calloc(1, sizeof *r);
+	uint64_t *deps = nb ? malloc(nb * sizeof *deps) : NULL;
+	if (!r || (nb && !deps)) {
+		free(r);
+		free(deps);
+		return starpu_task_submit(t); /* untraced rather than not run */
+	}
+	pthread_mutex_lock(&T.lock);
+	r->id = ++T.n;
+	r->task = t;
+	r->codelet = t->cl && t->cl->name ? t->cl->name : "task";
+	memcpy(r->step, T.step, sizeof r->step);
+	memcpy(r->chunk, T.chunk, sizeof r->chunk);
+	r->has_chunk = T.has_chunk;
+	r->worker = -1;
+	r->expected = NAN;
+	r->deps = deps;
+	for (unsigned i = 0; i < nb; i++) {
+		starpu_data_handle_t h = STARPU_TASK_GET_HANDLE(t, i);
+		enum starpu_data_access_mode m = STARPU_TASK_GET_MODE(t, i);
+		if (T.used * 2 >= T.cap && grow() < 0)
+			break;
+		struct slot *s = find(h);
+		if ((m & STARPU_R) && s->handle) {
+			uint32_t k = 0;
+			while (k < r->ndeps && r->deps[k] != s->id)
+				k++;
+			if (k == r->ndeps)
+				r->deps[r->ndeps++] = s->id;
+		}
+		if (m & STARPU_W) {
+			if (!s->handle)
+				T.used++;
+			s->handle = h;
+			s->id = r->id;
+		}
+	}
+	if (T.tail)
+		T.tail->next = r;
+	else
+		T.head = r;
+	T.tail = r;
+	pthread_mutex_unlock(&T.lock);
+	r->cb = t->callback_func;
+	r->cb_arg = t->callback_arg;
+	t->callback_func = trace_cb;
+	t->callback_arg = r;
+	return starpu_task_submit(t);
+}
+
+int halo__task_insert_built(struct starpu_task *t)
+{
+	if (!t)
+		return -ENOMEM;
+	int rc = halo_task_submit(t);
+	if (rc)
+		starpu_task_destroy(t);
+	return rc;
+}
+
+/* ---- writing ---- */
+
+struct ev {
+	double t;
+	int delta;
+};
+
+static int ev_cmp(const void *a, const void *b)
+{
+	double x = ((const struct ev *)a)->t, y = ((const struct ev *)b)->t;
+	return x < y ? -1 : x > y;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+/* Chrome trace processes: 1 for the CPU cores, 2 + n for CUDA device n. */
+static int pid_of(int worker)
+{
+	if (worker < 0)
+		return 0;
+	return starpu_worker_get_type(worker) == STARPU_CUDA_WORKER
+		       ? 2 + starpu_worker_get_devid(worker) : 1;
+}
+
+static double num(double v)
+{
+	return isfinite(v) ? v : -1;
+}
+
+static void write_events(FILE *f, struct rec **byid, uint64_t n, double base)
+{
+	int first = 1;
+	unsigned long long flow = 0;
+#define SEP() (first ? (first = 0, "") : ",\n")
+	/* Tracks: a process per device, a thread per worker. */
+	fprintf(f, "%s{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":1,\"args\":{\"name\":\"CPU cores\"}}",
+		SEP());
+	for (unsigned w = 0; w < starpu_worker_get_count(); w++) {
+		char name[128];
+		starpu_worker_get_name((int)w, name, sizeof name);
+		int pid = pid_of((int)w);
+		if (pid > 1)
+			fprintf(f, "%s{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"args\":{\"name\":"
+				   "\"CUDA %d\"}}", SEP(), pid, pid - 2);
+		fprintf(f, "%s{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%u,\"args\":{\"name\":",
+			SEP(), pid, w);
+		char label[192];
+		snprintf(label, sizeof label, "%s (PU %d)", name, starpu_worker_get_bindid((int)w));
+		json_str(f, label);
+		fprintf(f, "}}");
+	}
+	for (uint64_t i = 1; i <= n; i++) {
+		const struct rec *r = byid[i];
+		if (!r || r->worker < 0)
+			continue;
+		fprintf(f, "%s{\"ph\":\"X\",\"name\":", SEP());
+		json_str(f, r->codelet);
+		fprintf(f, ",\"cat\":");
+		json_str(f, r->step[0] ? r->step : r->codelet);
+		fprintf(f, ",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"id\":%llu,\"step\":",
+			pid_of(r->worker), r->worker, r->start - base, r->end - r->start,
+			(unsigned long long)r->id);
+		json_str(f, r->step);
+		if (r->has_chunk)
+			fprintf(f, ",\"chunk\":[%lld,%lld,%lld]", (long long)r->chunk[0],
+				(long long)r->chunk[1], (long long)r->chunk[2]);
+		fprintf(f, ",\"worker\":%d,\"submit\":%.3f,\"ready\":%.3f,\"expected\":%.3f,\"deps\":[",
+			r->worker, r->submit - base, r->ready - base, num(r->expected));
+		for (uint32_t k = 0; k < r->ndeps; k++)
+			fprintf(f, "%s%llu", k ? "," : "", (unsigned long long)r->deps[k]);
+		fprintf(f, "]}}");
+		/* Flow arrows from the producers. */
+		for (uint32_t k = 0; k < r->ndeps; k++) {
+			const struct rec *p = r->deps[k] <= n ? byid[r->deps[k]] : NULL;
+			if (!p || p->worker < 0)
+				continue;
+			fprintf(f, "%s{\"ph\":\"s\",\"name\":\"data\",\"cat\":\"data\",\"id\":%llu,\"pid\":%d,"
+				   "\"tid\":%d,\"ts\":%.3f}", SEP(), ++flow,
+				pid_of(p->worker), p->worker, p->end - base);
+			fprintf(f, "%s{\"ph\":\"f\",\"bp\":\"e\",\"name\":\"data\",\"cat\":\"data\",\"id\":%llu,"
+				   "\"pid\":%d,\"tid\":%d,\"ts\":%.3f}", SEP(),
+				flow, pid_of(r->worker), r->worker,
+				r->start - base);
+		}
+		if (isfinite(r->mem_used))
+			fprintf(f, "%s{\"ph\":\"C\",\"name\":\"memory in use (MB), node %u\",\"pid\":%d,"
+				   "\"ts\":%.3f,\"args\":{\"MB\":%.3f}}", SEP(),
+				starpu_worker_get_memory_node((unsigned)r->worker), pid_of(r->worker),
+				r->end - base, r->mem_used / 1e6);
+	}
+	/* Tasks ready (pushed to the scheduler, not started) over time. */
+	struct ev *evs = malloc(2 * (n + 1) * sizeof *evs);
+	size_t ne = 0;
+	for (uint64_t i = 1; evs && i <= n; i++)
+		if (byid[i] && byid[i]->worker >= 0) {
+			evs[ne++] = (struct ev){byid[i]->ready - base, 1};
+			evs[ne++] = (struct ev){byid[i]->start - base, -1};
+		}
+	if (evs) {
+		qsort(evs, ne, sizeof *evs, ev_cmp);
+		int ready = 0;
+		for (size_t i = 0; i < ne; i++) {
+			ready += evs[i].delta;
+			if (i + 1 < ne && evs[i + 1].t == evs[i].t)
+				continue;
+			fprintf(f, "%s{\"ph\":\"C\",\"name\":\"tasks ready\",\"pid\":1,\"ts\":%.3f,"
+				   "\"args\":{\"tasks\":%d}}", SEP(), evs[i].t, ready);
+		}
+		free(evs);
+	}
+#undef SEP
+}
+
+static void write_other(FILE *f, double makespan)
+{
+	fprintf(f, "\"otherData\":{\"producer\":\"halo %s\",\"scheduler\":", halo_version_string());
+	struct starpu_sched_policy *policy = starpu_sched_ctx_get_sched_policy(0);
+	const char *sched = policy ? policy->policy_name : "";
+	json_str(f, sched ? sched : "");
+	fprintf(f, ",\"makespan_us\":%.3f,\"workers\":%u,\"links\":[", makespan,
+		starpu_worker_get_count());
+	int nb = starpu_bus_get_count(), first = 1;
+	for (int b = 0; b < nb; b++) {
+		struct starpu_profiling_bus_info bi;
+		if (starpu_bus_get_profiling_info(b, &bi) != 0 || bi.transfer_count == 0)
+			continue;
+		fprintf(f, "%s{\"src\":%d,\"dst\":%d,\"bytes\":%lld,\"transfers\":%d,\"us\":%.3f}",
+			first ? "" : ",", starpu_bus_get_src(b), starpu_bus_get_dst(b),
+			(long long)bi.transferred_bytes, bi.transfer_count, us(&bi.total_time));
+		first = 0;
+	}
+	fprintf(f, "]}");
+}
+
+static void trace_free(void)
+{
+	for (struct rec *r = T.head, *next; r; r = next) {
+		next = r->next;
+		free(r->deps);
+		free(r);
+	}
+	free(T.slots);
+	T.head = T.tail = NULL;
+	T.slots = NULL;
+	T.n = T.cap = T.used = 0;
+	T.step[0] = '\0';
+	T.has_chunk = 0;
+}
+
+int halo_trace_end(const char *path, halo_error_t *err)
+{
+	if (!halo_trace_active())
+		return HALO_OK;
+	starpu_task_wait_for_all();
+	__atomic_store_n(&T.active, 0, __ATOMIC_RELAXED);
+	if (!path) {
+		trace_free();
+		starpu_profiling_status_set(STARPU_PROFILING_DISABLE);
+		return HALO_OK;
+	}
+	int rc = HALO_OK;
+	struct rec **byid = calloc(T.n + 1, sizeof *byid);
+	if (!byid) {
+		trace_free();
+		return halo_error_set(err, HALO_ENOMEM, "out of memory writing the trace");
+	}
+	double base = INFINITY, last = 0;
+	for (struct rec *r = T.head; r; r = r->next) {
+		byid[r->id] = r;
+		if (r->worker >= 0) {
+			base = r->submit < base ? r->submit : base;
+			last = r->end > last ? r->end : last;
+		}
+	}
+	if (!isfinite(base))
+		base = last = 0;
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.halo-tmp-%ld", path, (long)getpid());
+	FILE *f = fopen(tmp, "w");
+	if (!f) {
+		rc = halo_error_set(err, errno == ENOENT ? HALO_ENOENT : HALO_EIO, "%s: cannot create: %s",
+				    path, strerror(errno));
+	} else {
+		fprintf(f, "{\"displayTimeUnit\":\"ms\",\n\"traceEvents\":[\n");
+		write_events(f, byid, T.n, base);
+		fprintf(f, "\n],\n");
+		write_other(f, last - base);
+		fprintf(f, "}\n");
+		if (ferror(f) | (fclose(f) != 0) || rename(tmp, path) != 0) {
+			rc = halo_error_set(err, HALO_EIO, "%s: cannot write the trace: %s", path,
+					    strerror(errno));
+			unlink(tmp);
+		}
+	}
+	free(byid);
+	trace_free();
+	starpu_profiling_status_set(STARPU_PROFILING_DISABLE);
+	return rc;
+}
