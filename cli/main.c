@@ -14,6 +14,7 @@ static const halo_cli_cmd_t commands[] = {
 	{"graph", "print a pipeline's graph (Graphviz DOT) or its task counts", halo_cli_graph},
 	{"info", "describe halo, StarPU, the workers and the machine", halo_cli_info},
 	{"run", "run a pipeline file (dask.array-like steps) over every core and GPU", halo_cli_run},
+	{"trace", "summarise a trace recorded with --trace; critical path; compare two", halo_cli_trace},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -1,0 +1,303 @@
+/* `halo trace summary|critical-path|compare`: what a trace recorded with
+ * --trace says about a run: where the time went per codelet and worker,
+ * how busy each worker was, what moved over each link, the longest chain
+ * of dependent tasks, and two runs side by side. */
+#include "config.h"
+#include "cli/cli.h"
+#include "cli/trace_stats.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char trace_help[] =
+	"usage: halo trace summary FILE [--json]\n"
+	"       halo trace critical-path FILE [--json]\n"
+	"       halo trace compare A B [--json]\n\n"
+	"FILE is a trace written by --trace (run, deconvolve, convert, demo): Chrome\n"
+	"Trace Event JSON, which Perfetto (ui.perfetto.dev) and chrome://tracing open.\n"
+	"summary: per codelet and worker kind the count, total, mean, p50 and p95\n"
+	"duration and the mean error of StarPU's performance model; per worker the\n"
+	"utilisation and idle share; bytes and time per link; the makespan.\n"
+	"critical-path: the longest chain of dependent tasks, how far the makespan\n"
+	"is above it and above the work/workers bound, and the tasks on it.\n"
+	"compare: the figures of two traces side by side, with B/A ratios.\n\n"
+	"  --json          one JSON object instead of tables\n";
+
+static void print_summary(const char *path, const struct trace *tr)
+{
+	printf("%s: %zu tasks, makespan %.3f ms, scheduler %s, %d workers\n", path, tr->n,
+	       tr->makespan / 1e3, tr->scheduler ? tr->scheduler : "?", tr->nworkers);
+	struct trace_group *g;
+	size_t ng;
+	if (trace_groups(tr, &g, &ng) == 0) {
+		printf("\n%-16s %-5s %8s %11s %10s %10s %10s %10s\n", "codelet", "kind", "count",
+		       "total ms", "mean ms", "p50 ms", "p95 ms", "model err");
+		for (size_t k = 0; k < ng; k++) {
+			printf("%-16s %-5s %8zu %11.3f %10.4f %10.4f %10.4f ", g[k].codelet,
+			       g[k].cuda ? "cuda" : "cpu", g[k].count, g[k].total / 1e3, g[k].mean / 1e3,
+			       g[k].p50 / 1e3, g[k].p95 / 1e3);
+			if (g[k].model_error >= 0)
+				printf("%9.0f%%\n", 100 * g[k].model_error);
+			else
+				printf("%10s\n", "-");
+		}
+		free(g);
+	}
+	printf("\n%-32s %11s %12s %8s\n", "worker", "busy ms", "utilisation", "idle");
+	for (int w = 0; w < tr->nworkers; w++) {
+		double u = tr->makespan > 0 ? tr->workers[w].busy / tr->makespan : 0;
+		printf("%-32s %11.3f %11.1f%% %7.1f%%\n", tr->workers[w].name, tr->workers[w].busy / 1e3,
+		       100 * u, 100 * (1 - u));
+	}
+	json_t *links = json_object_get(json_object_get(tr->root, "otherData"), "links");
+	if (!json_array_size(links)) {
+		printf("\nlinks: no transfers (every task ran in host memory)\n");
+		return;
+	}
+	printf("\n%-16s %12s %10s %10s\n", "link", "MB", "transfers", "ms");
+	size_t i;
+	json_t *l;
+	json_array_foreach(links, i, l) {
+		char name[32];
+		snprintf(name, sizeof name, "node %d -> %d",
+			 (int)json_integer_value(json_object_get(l, "src")),
+			 (int)json_integer_value(json_object_get(l, "dst")));
+		printf("%-16s %12.3f %10lld %10.3f\n", name,
+		       (double)json_integer_value(json_object_get(l, "bytes")) / 1e6,
+		       (long long)json_integer_value(json_object_get(l, "transfers")),
+		       json_number_value(json_object_get(l, "us")) / 1e3);
+	}
+}
+
+static json_t *critical_json(const struct trace *tr, int with_tasks)
+{
+	size_t *path, len;
+	double cp = trace_critical_path(tr, &path, &len);
+	double work = 0;
+	for (size_t i = 0; i < tr->n; i++)
+		work += tr->tasks[i].end - tr->tasks[i].start;
+	double bound = tr->nworkers ? work / tr->nworkers : 0;
+	json_t *o = json_object();
+	json_object_set_new(o, "critical_path_us", json_real(cp));
+	json_object_set_new(o, "makespan_us", json_real(tr->makespan));
+	json_object_set_new(o, "work_us", json_real(work));
+	json_object_set_new(o, "workers", json_integer(tr->nworkers));
+	json_object_set_new(o, "work_bound_us", json_real(bound));
+	json_object_set_new(o, "makespan_over_path", json_real(cp > 0 ? tr->makespan / cp : 0));
+	json_object_set_new(o, "makespan_over_bound", json_real(bound > 0 ? tr->makespan / bound : 0));
+	if (with_tasks) {
+		json_t *tasks = json_array();
+		for (size_t k = 0; k < len; k++) {
+			const struct trace_task *t = &tr->tasks[path[k]];
+			json_t *x = json_object();
+			json_object_set_new(x, "id", json_integer((json_int_t)t->id));
+			json_object_set_new(x, "codelet", json_string(t->codelet));
+			json_object_set_new(x, "step", json_string(t->step));
+			if (t->has_chunk)
+				json_object_set_new(x, "chunk", json_pack("[III]", (json_int_t)t->chunk[0],
+									  (json_int_t)t->chunk[1],
+									  (json_int_t)t->chunk[2]));
+			json_object_set_new(x, "worker", json_integer(t->worker));
+			json_object_set_new(x, "duration_us", json_real(t->end - t->start));
+			json_array_append_new(tasks, x);
+		}
+		json_object_set_new(o, "tasks", tasks);
+	}
+	free(path);
+	return o;
+}
+
+static void print_critical(const char *path, const struct trace *tr, const json_t *o)
+{
+	double cp = json_real_value(json_object_get(o, "critical_path_us"));
+	double bound = json_real_value(json_object_get(o, "work_bound_us"));
+	json_t *tasks = json_object_get(o, "tasks");
+	printf("%s: critical path %.3f ms over %zu tasks; makespan %.3f ms is %.2fx the path and "
+	       "%.2fx the work/workers bound (%.3f ms of work on %d workers)\n", path, cp / 1e3,
+	       json_array_size(tasks), tr->makespan / 1e3,
+	       json_real_value(json_object_get(o, "makespan_over_path")),
+	       json_real_value(json_object_get(o, "makespan_over_bound")), bound * tr->nworkers / 1e3,
+	       tr->nworkers);
+	printf("\n%8s  %-14s %-20s %-14s %6s %10s\n", "id", "codelet", "step", "chunk", "worker", "ms");
+	size_t i;
+	json_t *x;
+	json_array_foreach(tasks, i, x) {
+		char chunk[48] = "";
+		json_t *c = json_object_get(x, "chunk");
+		if (c)
+			snprintf(chunk, sizeof chunk, "(%lld,%lld,%lld)",
+				 (long long)json_integer_value(json_array_get(c, 0)),
+				 (long long)json_integer_value(json_array_get(c, 1)),
+				 (long long)json_integer_value(json_array_get(c, 2)));
+		printf("%8lld  %-14s %-20s %-14s %6lld %10.4f\n",
+		       (long long)json_integer_value(json_object_get(x, "id")),
+		       json_string_value(json_object_get(x, "codelet")),
+		       json_string_value(json_object_get(x, "step")), chunk,
+		       (long long)json_integer_value(json_object_get(x, "worker")),
+		       json_real_value(json_object_get(x, "duration_us")) / 1e3);
+	}
+}
+
+/* The figures compared: makespan, work, critical path, and per codelet
+ * total and mean time. */
+static json_t *figures(const struct trace *tr)
+{
+	json_t *o = json_object();
+	json_t *c = critical_json(tr, 0);
+	json_object_set_new(o, "makespan_us", json_real(tr->makespan));
+	json_object_set_new(o, "tasks", json_real((double)tr->n));
+	json_object_set(o, "work_us", json_object_get(c, "work_us"));
+	json_object_set(o, "critical_path_us", json_object_get(c, "critical_path_us"));
+	json_decref(c);
+	struct trace_group *g;
+	size_t ng;
+	if (trace_groups(tr, &g, &ng) == 0) {
+		for (size_t k = 0; k < ng; k++) {
+			char key[96];
+			snprintf(key, sizeof key, "%s/%s total_us", g[k].codelet, g[k].cuda ? "cuda" : "cpu");
+			json_object_set_new(o, key, json_real(g[k].total));
+			snprintf(key, sizeof key, "%s/%s mean_us", g[k].codelet, g[k].cuda ? "cuda" : "cpu");
+			json_object_set_new(o, key, json_real(g[k].mean));
+		}
+		free(g);
+	}
+	return o;
+}
+
+static json_t *compare_json(const struct trace *a, const struct trace *b)
+{
+	json_t *fa = figures(a), *fb = figures(b), *rows = json_array();
+	const char *key;
+	json_t *v;
+	json_object_foreach(fa, key, v) {
+		json_t *w = json_object_get(fb, key);
+		double x = json_number_value(v), y = w ? json_number_value(w) : NAN;
+		json_t *r = json_object();
+		json_object_set_new(r, "figure", json_string(key));
+		json_object_set_new(r, "a", json_real(x));
+		json_object_set_new(r, "b", isfinite(y) ? json_real(y) : json_null());
+		json_object_set_new(r, "b_over_a", isfinite(y) && x > 0 ? json_real(y / x) : json_null());
+		json_array_append_new(rows, r);
+	}
+	json_object_foreach(fb, key, v) {
+		if (json_object_get(fa, key))
+			continue;
+		json_array_append_new(rows, json_pack("{s:s,s:n,s:f,s:n}", "figure", key, "a", "b",
+						      json_number_value(v), "b_over_a"));
+	}
+	json_decref(fa);
+	json_decref(fb);
+	json_t *o = json_object();
+	json_object_set_new(o, "scheduler_a", json_string(a->scheduler ? a->scheduler : ""));
+	json_object_set_new(o, "scheduler_b", json_string(b->scheduler ? b->scheduler : ""));
+	json_object_set_new(o, "figures", rows);
+	return o;
+}
+
+static void print_compare(const char *pa, const char *pb, const json_t *o)
+{
+	printf("A: %s (%s)\nB: %s (%s)\n\n%-32s %14s %14s %8s\n", pa,
+	       json_string_value(json_object_get(o, "scheduler_a")), pb,
+	       json_string_value(json_object_get(o, "scheduler_b")), "figure", "A", "B", "B/A");
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(o, "figures"), i, r) {
+		const char *fig = json_string_value(json_object_get(r, "figure"));
+		int us = strstr(fig, "_us") != NULL;
+		double scale = us ? 1e-3 : 1;
+		char name[64];
+		snprintf(name, sizeof name, "%s", fig);
+		char *p = strstr(name, "_us");
+		if (p)
+			strcpy(p, " ms");
+		printf("%-32s", name);
+		json_t *vals[2] = {json_object_get(r, "a"), json_object_get(r, "b")};
+		for (int k = 0; k < 2; k++) {
+			if (json_is_number(vals[k]))
+				printf(" %14.3f", json_number_value(vals[k]) * scale);
+			else
+				printf(" %14s", "-");
+		}
+		json_t *ratio = json_object_get(r, "b_over_a");
+		if (json_is_number(ratio))
+			printf(" %7.2fx\n", json_number_value(ratio));
+		else
+			printf(" %8s\n", "-");
+	}
+}
+
+static int print_json(json_t *o)
+{
+	int rc = json_dumpf(o, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+	printf("\n");
+	json_decref(o);
+	return rc == 0 ? HALO_EXIT_OK : HALO_EXIT_FAIL;
+}
+
+int halo_cli_trace(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, HALO_OPT_JSON},
+		{"help", no_argument, NULL, HALO_OPT_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	int c, status, json = 0;
+	halo_runtime_opts_t unused;
+	halo_runtime_opts_init(&unused);
+	halo_cli_options_begin();
+	while ((c = halo_cli_next_option(argc, argv, "trace", longopts, trace_help, &unused,
+					 &status)) != -1) {
+		if (c == HALO_CLI_DONE)
+			return status;
+		if (c == HALO_OPT_JSON)
+			json = 1;
+	}
+	int nargs = argc - optind;
+	const char *cmd = nargs > 0 ? argv[optind] : "";
+	int want = strcmp(cmd, "compare") == 0 ? 3 : 2;
+	if ((strcmp(cmd, "summary") && strcmp(cmd, "critical-path") && strcmp(cmd, "compare")) ||
+	    nargs != want) {
+		fprintf(stderr, "halo: trace: needs 'summary FILE', 'critical-path FILE' or 'compare A B'; "
+				"see 'halo trace --help'\n");
+		return HALO_EXIT_USAGE;
+	}
+	halo_error_t err = {0};
+	struct trace a = {0}, b = {0};
+	status = HALO_EXIT_FAIL;
+	if (trace_load(argv[optind + 1], &a, &err) ||
+	    (want == 3 && trace_load(argv[optind + 2], &b, &err))) {
+		halo_cli_error(&err);
+		goto done;
+	}
+	if (strcmp(cmd, "summary") == 0) {
+		if (json) {
+			status = print_json(trace_summary_json(&a));
+		} else {
+			print_summary(argv[optind + 1], &a);
+			status = HALO_EXIT_OK;
+		}
+	} else if (strcmp(cmd, "critical-path") == 0) {
+		json_t *o = critical_json(&a, 1);
+		if (json) {
+			status = print_json(o);
+		} else {
+			print_critical(argv[optind + 1], &a, o);
+			json_decref(o);
+			status = HALO_EXIT_OK;
+		}
+	} else {
+		json_t *o = compare_json(&a, &b);
+		if (json) {
+			status = print_json(o);
+		} else {
+			print_compare(argv[optind + 1], argv[optind + 2], o);
+			json_decref(o);
+			status = HALO_EXIT_OK;
+		}
+	}
+done:
+	trace_free(&a);
+	trace_free(&b);
+	return status;
+}

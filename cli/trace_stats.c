@@ -1,0 +1,317 @@
+/* Reading halo traces and their figures (see trace_stats.h). */
+#include "config.h"
+#include "cli/trace_stats.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double num(const json_t *o, const char *key, double dflt)
+{
+	const json_t *v = json_object_get(o, key);
+	return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+static int by_id(const void *a, const void *b)
+{
+	uint64_t x = ((const struct trace_task *)a)->id, y = ((const struct trace_task *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+int trace_load(const char *path, struct trace *tr, halo_error_t *err)
+{
+	memset(tr, 0, sizeof *tr);
+	json_error_t je;
+	tr->root = json_load_file(path, 0, &je);
+	if (!tr->root) {
+		if (je.line < 1)
+			return halo_error_set(err, HALO_ENOENT, "%s: %s", path, je.text);
+		return halo_error_set(err, HALO_EFORMAT, "%s: not a trace: line %d: %s", path, je.line,
+				      je.text);
+	}
+	json_t *events = json_object_get(tr->root, "traceEvents");
+	json_t *other = json_object_get(tr->root, "otherData");
+	const char *producer = json_string_value(json_object_get(other, "producer"));
+	if (!json_is_array(events) || !producer || strncmp(producer, "halo ", 5) != 0) {
+		trace_free(tr);
+		return halo_error_set(err, HALO_EFORMAT, "%s: not a halo trace (no traceEvents written "
+				      "by halo --trace)", path);
+	}
+	tr->makespan = num(other, "makespan_us", 0);
+	tr->scheduler = json_string_value(json_object_get(other, "scheduler"));
+	size_t nx = 0, ndeps = 0, i;
+	json_t *e;
+	json_array_foreach(events, i, e) {
+		const char *ph = json_string_value(json_object_get(e, "ph"));
+		if (ph && strcmp(ph, "X") == 0) {
+			nx++;
+			ndeps += json_array_size(json_object_get(json_object_get(e, "args"), "deps"));
+		}
+	}
+	tr->tasks = calloc(nx ? nx : 1, sizeof *tr->tasks);
+	tr->deps = calloc(ndeps ? ndeps : 1, sizeof *tr->deps);
+	if (!tr->tasks || !tr->deps) {
+		trace_free(tr);
+		return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", path);
+	}
+	size_t d = 0;
+	json_array_foreach(events, i, e) {
+		const char *ph = json_string_value(json_object_get(e, "ph"));
+		if (!ph)
+			continue;
+		json_t *args = json_object_get(e, "args");
+		const char *ename = json_string_value(json_object_get(e, "name"));
+		if (strcmp(ph, "M") == 0 && ename && strcmp(ename, "thread_name") == 0) {
+			struct trace_worker *w = realloc(tr->workers, (size_t)(tr->nworkers + 1) * sizeof *w);
+			if (!w)
+				continue;
+			tr->workers = w;
+			w += tr->nworkers++;
+			memset(w, 0, sizeof *w);
+			w->id = (int)num(e, "tid", -1);
+			w->cuda = num(e, "pid", 1) >= 2;
+			const char *name = json_string_value(json_object_get(args, "name"));
+			snprintf(w->name, sizeof w->name, "%s", name ? name : "?");
+			continue;
+		}
+		if (strcmp(ph, "X") != 0)
+			continue;
+		struct trace_task *t = &tr->tasks[tr->n];
+		json_t *id = json_object_get(args, "id"), *deps = json_object_get(args, "deps");
+		double ts = num(e, "ts", NAN), dur = num(e, "dur", NAN);
+		if (!json_is_integer(id) || !isfinite(ts) || !isfinite(dur) || !json_is_array(deps)) {
+			trace_free(tr);
+			return halo_error_set(err, HALO_EFORMAT, "%s: task event %zu lacks id, ts, dur or deps",
+					      path, i);
+		}
+		t->id = (uint64_t)json_integer_value(id);
+		t->codelet = json_string_value(json_object_get(e, "name"));
+		t->step = json_string_value(json_object_get(args, "step"));
+		t->codelet = t->codelet ? t->codelet : "?";
+		t->step = t->step ? t->step : "";
+		t->worker = (int)num(args, "worker", num(e, "tid", -1));
+		t->start = ts;
+		t->end = ts + dur;
+		t->submit = num(args, "submit", ts);
+		t->ready = num(args, "ready", ts);
+		t->expected = num(args, "expected", -1);
+		json_t *c = json_object_get(args, "chunk");
+		if (json_array_size(c) == 3) {
+			t->has_chunk = 1;
+			for (int k = 0; k < 3; k++)
+				t->chunk[k] = json_integer_value(json_array_get(c, (size_t)k));
+		}
+		t->deps = tr->deps + d;
+		size_t k;
+		json_t *v;
+		json_array_foreach(deps, k, v)
+			tr->deps[d++] = (uint64_t)json_integer_value(v);
+		t->ndeps = json_array_size(deps);
+		tr->n++;
+	}
+	qsort(tr->tasks, tr->n, sizeof *tr->tasks, by_id);
+	for (size_t k = 0; k < tr->n; k++)
+		for (int w = 0; w < tr->nworkers; w++)
+			if (tr->workers[w].id == tr->tasks[k].worker)
+				tr->workers[w].busy += tr->tasks[k].end - tr->tasks[k].start;
+	return HALO_OK;
+}
+
+void trace_free(struct trace *tr)
+{
+	json_decref(tr->root);
+	free(tr->tasks);
+	free(tr->deps);
+	free(tr->workers);
+	memset(tr, 0, sizeof *tr);
+}
+
+static int cuda_of(const struct trace *tr, int worker)
+{
+	for (int w = 0; w < tr->nworkers; w++)
+		if (tr->workers[w].id == worker)
+			return tr->workers[w].cuda;
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int by_total(const void *a, const void *b)
+{
+	double x = ((const struct trace_group *)a)->total, y = ((const struct trace_group *)b)->total;
+	return x > y ? -1 : x < y;
+}
+
+/* numpy.percentile's default (linear interpolation) of sorted v. */
+static double percentile(const double *v, size_t n, double q)
+{
+	double pos = q * (double)(n - 1);
+	size_t lo = (size_t)pos;
+	size_t hi = lo + 1 < n ? lo + 1 : lo;
+	return v[lo] + (v[hi] - v[lo]) * (pos - (double)lo);
+}
+
+int trace_groups(const struct trace *tr, struct trace_group **out, size_t *n)
+{
+	struct trace_group *g = NULL;
+	size_t ng = 0;
+	double *durs = malloc((tr->n ? tr->n : 1) * sizeof *durs);
+	if (!durs)
+		return -1;
+	for (size_t i = 0; i < tr->n; i++) {
+		const struct trace_task *t = &tr->tasks[i];
+		int cuda = cuda_of(tr, t->worker);
+		size_t k = 0;
+		while (k < ng && (strcmp(g[k].codelet, t->codelet) != 0 || g[k].cuda != cuda))
+			k++;
+		if (k == ng) {
+			struct trace_group *ng2 = realloc(g, (ng + 1) * sizeof *g);
+			if (!ng2) {
+				free(g);
+				free(durs);
+				return -1;
+			}
+			g = ng2;
+			memset(&g[ng], 0, sizeof *g);
+			snprintf(g[ng].codelet, sizeof g[ng].codelet, "%s", t->codelet);
+			g[ng++].cuda = cuda;
+		}
+	}
+	for (size_t k = 0; k < ng; k++) {
+		size_t m = 0, nerr = 0;
+		double err = 0;
+		for (size_t i = 0; i < tr->n; i++) {
+			const struct trace_task *t = &tr->tasks[i];
+			if (strcmp(g[k].codelet, t->codelet) != 0 || cuda_of(tr, t->worker) != g[k].cuda)
+				continue;
+			double dur = t->end - t->start;
+			durs[m++] = dur;
+			g[k].total += dur;
+			if (t->expected > 0) {
+				err += fabs(dur - t->expected) / t->expected;
+				nerr++;
+			}
+		}
+		qsort(durs, m, sizeof *durs, cmp_double);
+		g[k].count = m;
+		g[k].mean = g[k].total / (double)m;
+		g[k].p50 = percentile(durs, m, 0.5);
+		g[k].p95 = percentile(durs, m, 0.95);
+		g[k].model_error = nerr ? err / (double)nerr : -1;
+	}
+	free(durs);
+	qsort(g, ng, sizeof *g, by_total);
+	*out = g;
+	*n = ng;
+	return 0;
+}
+
+static size_t index_of(const struct trace *tr, uint64_t id)
+{
+	size_t lo = 0, hi = tr->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (tr->tasks[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < tr->n && tr->tasks[lo].id == id ? lo : (size_t)-1;
+}
+
+double trace_critical_path(const struct trace *tr, size_t **path, size_t *len)
+{
+	*path = NULL;
+	*len = 0;
+	if (!tr->n)
+		return 0;
+	/* Producers have smaller ids (they were submitted first). */
+	double *cp = malloc(tr->n * sizeof *cp);
+	size_t *prev = malloc(tr->n * sizeof *prev);
+	if (!cp || !prev) {
+		free(cp);
+		free(prev);
+		return -1;
+	}
+	size_t best = 0;
+	for (size_t i = 0; i < tr->n; i++) {
+		const struct trace_task *t = &tr->tasks[i];
+		cp[i] = 0;
+		prev[i] = (size_t)-1;
+		for (size_t k = 0; k < t->ndeps; k++) {
+			size_t j = index_of(tr, t->deps[k]);
+			if (j < i && cp[j] > cp[i]) {
+				cp[i] = cp[j];
+				prev[i] = j;
+			}
+		}
+		cp[i] += t->end - t->start;
+		if (cp[i] > cp[best])
+			best = i;
+	}
+	size_t n = 0;
+	for (size_t i = best; i != (size_t)-1; i = prev[i])
+		n++;
+	*path = malloc(n * sizeof **path);
+	if (*path) {
+		size_t k = n;
+		for (size_t i = best; i != (size_t)-1; i = prev[i])
+			(*path)[--k] = i;
+		*len = n;
+	}
+	double length = cp[best];
+	free(cp);
+	free(prev);
+	return length;
+}
+
+json_t *trace_summary_json(const struct trace *tr)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "tasks", json_integer((json_int_t)tr->n));
+	json_object_set_new(o, "makespan_us", json_real(tr->makespan));
+	json_object_set_new(o, "scheduler", json_string(tr->scheduler ? tr->scheduler : ""));
+	json_t *groups = json_array();
+	struct trace_group *g;
+	size_t ng;
+	if (trace_groups(tr, &g, &ng) == 0) {
+		for (size_t k = 0; k < ng; k++) {
+			json_t *x = json_object();
+			json_object_set_new(x, "codelet", json_string(g[k].codelet));
+			json_object_set_new(x, "worker_kind", json_string(g[k].cuda ? "cuda" : "cpu"));
+			json_object_set_new(x, "count", json_integer((json_int_t)g[k].count));
+			json_object_set_new(x, "total_us", json_real(g[k].total));
+			json_object_set_new(x, "mean_us", json_real(g[k].mean));
+			json_object_set_new(x, "p50_us", json_real(g[k].p50));
+			json_object_set_new(x, "p95_us", json_real(g[k].p95));
+			json_object_set_new(x, "model_error", g[k].model_error >= 0 ? json_real(g[k].model_error)
+										 : json_null());
+			json_array_append_new(groups, x);
+		}
+		free(g);
+	}
+	json_object_set_new(o, "codelets", groups);
+	json_t *workers = json_array();
+	double busy = 0;
+	for (int w = 0; w < tr->nworkers; w++) {
+		const struct trace_worker *x = &tr->workers[w];
+		double u = tr->makespan > 0 ? x->busy / tr->makespan : 0;
+		busy += x->busy;
+		json_t *j = json_object();
+		json_object_set_new(j, "worker", json_integer(x->id));
+		json_object_set_new(j, "name", json_string(x->name));
+		json_object_set_new(j, "busy_us", json_real(x->busy));
+		json_object_set_new(j, "utilisation", json_real(u));
+		json_object_set_new(j, "idle_share", json_real(1 - u));
+		json_array_append_new(workers, j);
+	}
+	json_object_set_new(o, "workers", workers);
+	json_object_set_new(o, "work_us", json_real(busy));
+	json_t *links = json_object_get(json_object_get(tr->root, "otherData"), "links");
+	json_object_set_new(o, "links", links ? json_incref(links) : json_array());
+	return o;
+}

@@ -1,0 +1,168 @@
+"""--trace and halo trace: a traced pipeline has every task exactly once
+with consistent times (submit <= ready <= start <= end, a consumer starts
+after its producers end), labelled with its step and chunk; the file parses
+with python's json; summary, critical-path and compare equal what this test
+recomputes from the JSON itself; bad input gets one line and exit 1."""
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import tifffile
+import zarr
+
+sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
+from haloutil import check, done, halo, path  # noqa: E402
+
+rng = np.random.default_rng(5)
+src = path("tr-in.zarr")
+shutil.rmtree(src, ignore_errors=True)
+z = zarr.open(src, mode="w", shape=(20, 30, 40), chunks=(7, 16, 16), dtype="u2")
+z[...] = rng.integers(0, 1000, z.shape, dtype=np.uint16)
+steps = [
+    {"name": "raw", "op": "from_zarr", "path": src},
+    {"name": "re", "op": "rechunk", "input": "raw", "chunks": [10, 15, 20]},
+    {"name": "f", "op": "astype", "input": "re", "dtype": "float32"},
+    {"name": "s", "op": "map_blocks", "kernel": "scale", "input": "f", "scale": 0.5},
+    {"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "s", "depth": 1},
+    {"name": "mip", "op": "max", "input": "u", "axis": 0},
+    {"name": "total", "op": "sum", "input": "u"},
+    {"name": "out", "op": "to_zarr", "input": "u", "path": path("tr-out.zarr"), "overwrite": True},
+    {"name": "outmip", "op": "to_zarr", "input": "mip", "path": path("tr-mip.zarr"),
+     "overwrite": True}]
+pipe = path("tr.json")
+with open(pipe, "w") as f:
+    json.dump({"steps": steps}, f)
+
+
+def traced(name, *opts):
+    t = path(name)
+    r = halo("run", pipe, "--json", "--trace", t, *opts, check_rc=0)
+    ok = r.returncode == 0 and os.path.exists(t)
+    return (json.loads(r.stdout) if ok else {}), (json.load(open(t)) if ok else {"traceEvents": []})
+
+
+res, tr = traced("a.trace.json", "--sched", "dmda")
+check(res.get("tasks", -1) > 0, "traced run", res)
+ev = tr["traceEvents"]
+tasks = [e for e in ev if e.get("ph") == "X"]
+ids = [t["args"]["id"] for t in tasks]
+check(len(tasks) == res.get("tasks") and sorted(ids) == list(range(1, len(ids) + 1)),
+      f"every task exactly once ({len(tasks)} of {res.get('tasks')})")
+by = {t["args"]["id"]: t for t in tasks}
+eps = 0.01
+bad = [t for t in tasks if not (0 <= t["args"]["submit"] <= t["args"]["ready"] + eps
+                                and t["args"]["ready"] <= t["ts"] + eps and t["dur"] >= 0)]
+check(not bad, "submit <= ready <= start <= end for every task", bad[:3])
+late = [(t["args"]["id"], d) for t in tasks for d in t["args"]["deps"]
+        if t["ts"] + eps < by[d]["ts"] + by[d]["dur"]]
+check(not late, "every consumer starts after its producers end", late[:5])
+check(sum(len(t["args"]["deps"]) for t in tasks) > len(tasks),
+      "dependencies recorded (gathers read several chunks)")
+names = {s["name"] for s in steps}
+check(all(t["args"]["step"] in names for t in tasks) and all("chunk" in t["args"] for t in tasks),
+      "each task is labelled with its step and chunk",
+      {t["args"]["step"] for t in tasks} - names)
+kinds = {t["name"] for t in tasks}
+check({"read", "gather", "elementwise", "uniform", "reduce", "reduce_axis", "write"} <= kinds,
+      "the codelets of the plan appear", kinds)
+flows = [e for e in ev if e.get("ph") in "sf"]
+check(len(flows) == 2 * sum(len(t["args"]["deps"]) for t in tasks),
+      "a flow arrow (start and finish) per dependency")
+meta = [e for e in ev if e.get("ph") == "M" and e["name"] == "thread_name"]
+check(len(meta) == 2 and all("PU" in m["args"]["name"] for m in meta),
+      "one track per worker, named with its PU", meta)
+check(any(e.get("ph") == "C" and e["name"] == "tasks ready" for e in ev),
+      "a tasks-ready counter")
+
+# summary equals sums recomputed here.
+r = halo("trace", "summary", path("a.trace.json"), "--json", check_rc=0)
+s = json.loads(r.stdout or "{}")
+ok = True
+for g in s.get("codelets", []):
+    mine = [t["dur"] for t in tasks if t["name"] == g["codelet"]]
+    ok &= g["count"] == len(mine) and abs(g["total_us"] - sum(mine)) < 1e-3 * max(1, len(mine))
+    ok &= abs(g["p50_us"] - float(np.percentile(mine, 50))) < 1e-3
+    ok &= abs(g["p95_us"] - float(np.percentile(mine, 95))) < 1e-3
+check(ok and sum(g["count"] for g in s.get("codelets", [])) == len(tasks),
+      "summary: count, total, p50 and p95 per codelet equal the recomputed ones", s.get("codelets"))
+makespan = max(t["ts"] + t["dur"] for t in tasks)
+check(abs(s.get("makespan_us", -1) - makespan) < 1e-2, "summary: makespan",
+      (s.get("makespan_us"), makespan))
+busy = {}
+for t in tasks:
+    busy[t["tid"]] = busy.get(t["tid"], 0) + t["dur"]
+check(all(abs(w["busy_us"] - busy.get(w["worker"], 0)) < 1e-2 for w in s.get("workers", []))
+      and all(abs(w["utilisation"] + w["idle_share"] - 1) < 1e-9 for w in s.get("workers", [])),
+      "summary: busy time and utilisation per worker", s.get("workers"))
+r = halo("trace", "summary", path("a.trace.json"), check_rc=0)
+check("codelet" in r.stdout and "utilisation" in r.stdout, "summary as a table")
+
+# critical path: this test's own longest chain.
+cp = {}
+for i in sorted(by):
+    t = by[i]
+    cp[i] = t["dur"] + max([cp[d] for d in t["args"]["deps"]], default=0)
+r = halo("trace", "critical-path", path("a.trace.json"), "--json", check_rc=0)
+c = json.loads(r.stdout or "{}")
+check(abs(c.get("critical_path_us", -1) - max(cp.values())) < 1e-2,
+      "critical path length equals the recomputed longest chain",
+      (c.get("critical_path_us"), max(cp.values())))
+chain = c.get("tasks", [])
+check(len(chain) > 1 and
+      all(chain[k]["id"] in by[chain[k + 1]["id"]]["args"]["deps"] for k in range(len(chain) - 1)),
+      "the tasks on the path each depend on the one before")
+check(c.get("makespan_us", 0) >= c.get("critical_path_us", 1) - 1e-6 and
+      abs(c.get("work_bound_us", -1) - sum(t["dur"] for t in tasks) / 2) < 1e-2,
+      "makespan above the path; work/workers bound recomputed")
+
+# compare: two schedulers side by side.
+res_b, tr_b = traced("b.trace.json", "--sched", "eager")
+r = halo("trace", "compare", path("a.trace.json"), path("b.trace.json"), "--json", check_rc=0)
+cmp = json.loads(r.stdout or "{}")
+rows = {x["figure"]: x for x in cmp.get("figures", [])}
+mb = max(t["ts"] + t["dur"] for t in tr_b["traceEvents"] if t.get("ph") == "X") if res_b else 0
+check(cmp.get("scheduler_a") == "dmda" and cmp.get("scheduler_b") == "eager" and
+      abs(rows.get("makespan_us", {}).get("b_over_a", -1) - mb / makespan) < 1e-3,
+      "compare: dmda against eager, makespan ratio", rows.get("makespan_us"))
+r = halo("trace", "compare", path("a.trace.json"), path("b.trace.json"), check_rc=0)
+check("B/A" in r.stdout, "compare as a table")
+
+# Other commands trace too.
+img = path("tr-img.zarr")
+shutil.rmtree(img, ignore_errors=True)
+zi = zarr.open(img, mode="w", shape=(16, 24, 24), chunks=(8, 12, 12), dtype="u2")
+zi[...] = rng.integers(100, 200, zi.shape, dtype=np.uint16)
+tifffile.imwrite(path("tr-psf.tif"), np.ones((3, 3, 3), np.float32), photometric="minisblack")
+r = halo("deconvolve", img, path("tr-psf.tif"), path("tr-dec.zarr"), "--mode", "exact",
+         "--iterations", "2", "--overwrite", "--quiet", "--trace", path("dec.trace.json"),
+         check_rc=0)
+steps_dec = {e["args"]["step"] for e in json.load(open(path("dec.trace.json")))["traceEvents"]
+             if e.get("ph") == "X"} if r.returncode == 0 else set()
+check({"exact forward", "exact backward"} <= steps_dec, "deconvolve --mode exact --trace", steps_dec)
+r = halo("convert", img, path("tr-conv.zarr"), "--chunks", "4,24,24", "--overwrite", "--quiet",
+         "--trace", path("conv.trace.json"), check_rc=0)
+check(r.returncode == 0 and halo("trace", "summary", path("conv.trace.json")).returncode == 0,
+      "convert --trace, then summary")
+
+# Bad input: one line, exit 1.
+with open(path("a.trace.json")) as f:
+    text = f.read()
+with open(path("trunc.json"), "w") as f:
+    f.write(text[: len(text) // 2])
+with open(path("foreign.json"), "w") as f:
+    json.dump({"traceEvents": [], "otherData": {"producer": "something else"}}, f)
+for name, want in [("trunc.json", "not a trace"), ("foreign.json", "not a halo trace"),
+                   ("missing.json", "missing.json")]:
+    r = halo("trace", "summary", path(name))
+    line = r.stderr.strip()
+    check(r.returncode == 1 and want in line and "\n" not in line and path(name) in line,
+          f"trace summary of {name}: one line, exit 1", line)
+r = halo("trace", "critical-path")
+check(r.returncode == 2, "trace without a file: usage error")
+r = halo("run", pipe, "--quiet", "--trace", path("no/such/dir/t.json"))
+check(r.returncode == 1 and "no/such/dir/t.json" in r.stderr, "unwritable trace path: exit 1",
+      r.stderr)
+
+done()
