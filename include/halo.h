@@ -82,6 +82,7 @@ typedef struct halo_runtime_opts {
 	int verbose;        /* 0: StarPU's own messages are silenced */
 	uint64_t memory;    /* host bytes StarPU may hold; 0: half of RAM, or
 			     * STARPU_LIMIT_CPU_MEM (MiB) when set */
+	const char *trace;  /* record every task; halo_runtime_trace_save writes it */
 } halo_runtime_opts_t;
 
 /* Fills opts with the defaults described above. */
@@ -92,6 +93,10 @@ void halo_runtime_opts_init(halo_runtime_opts_t *opts);
  * worker. *out is owned by the caller until halo_runtime_shutdown(). */
 int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		      halo_error_t *err);
+
+/* Writes the trace asked for with opts->trace (Chrome Trace Event JSON,
+ * docs/trace.md); a no-op without one. Call it before shutdown. */
+int halo_runtime_trace_save(halo_runtime_t *rt, halo_error_t *err);
 
 /* Waits for every submitted task, stops StarPU and frees rt; NULL is a no-op. */
 void halo_runtime_shutdown(halo_runtime_t *rt);
