@@ -4,6 +4,7 @@
  * of dependent tasks, and two runs side by side. */
 #include "config.h"
 #include "cli/cli.h"
+#include "cli/trace_html.h"
 #include "cli/trace_stats.h"
 
 #include <math.h>
@@ -13,7 +14,8 @@
 static const char trace_help[] =
 	"usage: halo trace summary FILE [--json]\n"
 	"       halo trace critical-path FILE [--json]\n"
-	"       halo trace compare A B [--json]\n\n"
+	"       halo trace compare A B [--json]\n"
+	"       halo trace html FILE -o REPORT.html\n\n"
 	"FILE is a trace written by --trace (run, deconvolve, convert, demo): Chrome\n"
 	"Trace Event JSON, which Perfetto (ui.perfetto.dev) and chrome://tracing open.\n"
 	"summary: per codelet and worker kind the count, total, mean, p50 and p95\n"
@@ -21,8 +23,11 @@ static const char trace_help[] =
 	"utilisation and idle share; bytes and time per link; the makespan.\n"
 	"critical-path: the longest chain of dependent tasks, how far the makespan\n"
 	"is above it and above the work/workers bound, and the tasks on it.\n"
-	"compare: the figures of two traces side by side, with B/A ratios.\n\n"
-	"  --json          one JSON object instead of tables\n";
+	"compare: the figures of two traces side by side, with B/A ratios.\n"
+	"html: one self-contained HTML file (works offline): a Gantt chart by worker\n"
+	"with zoom, utilisation over time, and the summary tables.\n\n"
+	"  --json          one JSON object instead of tables\n"
+	"  -o FILE         html: the report to write\n";
 
 static void print_summary(const char *path, const struct trace *tr)
 {
@@ -243,23 +248,28 @@ int halo_cli_trace(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	int c, status, json = 0;
+	const char *report = NULL;
 	halo_runtime_opts_t unused;
 	halo_runtime_opts_init(&unused);
 	halo_cli_options_begin();
+	halo_cli_options_short(":ho:");
 	while ((c = halo_cli_next_option(argc, argv, "trace", longopts, trace_help, &unused,
 					 &status)) != -1) {
 		if (c == HALO_CLI_DONE)
 			return status;
 		if (c == HALO_OPT_JSON)
 			json = 1;
+		if (c == 'o')
+			report = optarg;
 	}
 	int nargs = argc - optind;
 	const char *cmd = nargs > 0 ? argv[optind] : "";
 	int want = strcmp(cmd, "compare") == 0 ? 3 : 2;
-	if ((strcmp(cmd, "summary") && strcmp(cmd, "critical-path") && strcmp(cmd, "compare")) ||
-	    nargs != want) {
-		fprintf(stderr, "halo: trace: needs 'summary FILE', 'critical-path FILE' or 'compare A B'; "
-				"see 'halo trace --help'\n");
+	if ((strcmp(cmd, "summary") && strcmp(cmd, "critical-path") && strcmp(cmd, "compare") &&
+	     strcmp(cmd, "html")) ||
+	    nargs != want || (strcmp(cmd, "html") == 0) != (report != NULL)) {
+		fprintf(stderr, "halo: trace: needs 'summary FILE', 'critical-path FILE', 'compare A B' "
+				"or 'html FILE -o REPORT'; see 'halo trace --help'\n");
 		return HALO_EXIT_USAGE;
 	}
 	halo_error_t err = {0};
@@ -277,6 +287,16 @@ int halo_cli_trace(int argc, char **argv)
 			print_summary(argv[optind + 1], &a);
 			status = HALO_EXIT_OK;
 		}
+	} else if (strcmp(cmd, "html") == 0) {
+		json_t *o = critical_json(&a, 1);
+		json_object_set_new(o, "length", json_integer((json_int_t)json_array_size(
+							  json_object_get(o, "tasks"))));
+		json_object_del(o, "tasks");
+		if (trace_html_write(&a, argv[optind + 1], o, report, &err))
+			halo_cli_error(&err);
+		else
+			status = HALO_EXIT_OK;
+		json_decref(o);
 	} else if (strcmp(cmd, "critical-path") == 0) {
 		json_t *o = critical_json(&a, 1);
 		if (json) {

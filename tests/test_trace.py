@@ -6,10 +6,12 @@ recomputes from the JSON itself; bad input gets one line and exit 1."""
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
 import tifffile
+from PIL import Image
 import zarr
 
 sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
@@ -128,6 +130,35 @@ check(cmp.get("scheduler_a") == "dmda" and cmp.get("scheduler_b") == "eager" and
       "compare: dmda against eager, makespan ratio", rows.get("makespan_us"))
 r = halo("trace", "compare", path("a.trace.json"), path("b.trace.json"), check_rc=0)
 check("B/A" in r.stdout, "compare as a table")
+
+# The HTML report, drawn by a real browser.
+report = path("report.html")
+r = halo("trace", "html", path("a.trace.json"), "-o", report, check_rc=0)
+html = open(report).read() if r.returncode == 0 else ""
+check("<script>" in html and "http" not in html.split("<script>")[1],
+      "html: one file, nothing fetched from the network")
+chromium = shutil.which("chromium")
+if chromium:
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--enable-logging=stderr", "--window-size=1280,900"]
+    d = subprocess.run(base + ["--dump-dom", "file://" + report], capture_output=True, text=True,
+                       timeout=120)
+    check(f'data-drawn="{len(tasks)}"' in d.stdout,
+          "html: the script ran to the end in Chromium (every task drawn)", d.stderr[-500:])
+    check("Uncaught" not in d.stderr and "CONSOLE" not in d.stderr, "html: no console errors",
+          d.stderr[-500:])
+    shot = path("report.png")
+    subprocess.run(base + ["--screenshot=" + shot, "file://" + report], capture_output=True,
+                   timeout=120)
+    img = np.asarray(Image.open(shot).convert("RGB")) if os.path.exists(shot) else np.zeros((1, 1, 3))
+    # The Gantt canvas: below the title and legend, left of the tables.
+    gantt = img[150:260, 190:1200] if img.shape[0] > 260 else img
+    colours = {tuple(p) for p in gantt.reshape(-1, 3)[::7]}
+    inked = float(np.mean(gantt.sum(axis=2) < 600))
+    check(len(colours) >= 6 and inked > 0.2,
+          f"html: the Gantt is drawn ({len(colours)} colours, {inked:.0%} inked)")
+else:
+    check(False, "html: chromium is installed (scripts/setup installs it)")
 
 # Other commands trace too.
 img = path("tr-img.zarr")
