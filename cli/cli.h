@@ -37,6 +37,7 @@ enum {
 	HALO_OPT_HELP,
 	HALO_OPT_JSON,
 	HALO_OPT_TRACE,
+	HALO_OPT_TRACE_FXT,
 };
 
 #define HALO_CLI_RUNTIME_OPTIONS                                  \
@@ -44,7 +45,8 @@ enum {
 	{"ncuda", required_argument, NULL, HALO_OPT_NCUDA},       \
 	{"sched", required_argument, NULL, HALO_OPT_SCHED},       \
 	{"verbose", no_argument, NULL, HALO_OPT_VERBOSE},         \
-	{"trace", required_argument, NULL, HALO_OPT_TRACE}
+	{"trace", required_argument, NULL, HALO_OPT_TRACE},       \
+	{"trace-fxt", required_argument, NULL, HALO_OPT_TRACE_FXT}
 
 #define HALO_CLI_RUNTIME_HELP                                                  \
 	"  --ncpu N        CPU workers (default: all cores, or STARPU_NCPU)\n"     \
@@ -52,7 +54,9 @@ enum {
 	"  --sched NAME    StarPU scheduler: dmda (default), eager, lws, heft, ...\n" \
 	"  --verbose       let StarPU print its own messages\n"                 \
 	"  --trace FILE    record every task in FILE (Chrome trace JSON; see\n"  \
-	"                  'halo trace --help')\n"
+	"                  'halo trace --help')\n"                               \
+	"  --trace-fxt DIR keep StarPU's own FxT trace in DIR, with its Paje\n"   \
+	"                  conversion (paje.trace, for ViTE)\n"
 
 /* Applies one runtime option to opts. Returns 1 if opt was a runtime option
  * (and 0 on success through *rc), 0 if it is not one of them. */
@@ -79,9 +83,9 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
  * when the optstring starts with ':', '?' otherwise); bad is argv[optind-1]. */
 int halo_cli_usage_error(const char *cmd, int c, const char *bad);
 
-/* Writes the trace asked for with --trace (a failure to write it turns a
- * successful status into 1, with one line), stops StarPU, returns the
- * status. */
+/* Ends the run (halo_runtime_finish: traces written, StarPU stopped); a
+ * failure there turns a successful status into 1, with one line. Returns
+ * the status. */
 int halo_cli_finish(halo_runtime_t *rt, int status);
 
 /* Prints "halo: MESSAGE" on stderr, one line. */

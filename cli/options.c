@@ -30,6 +30,9 @@ int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
 	case HALO_OPT_TRACE:
 		opts->trace = arg;
 		return 1;
+	case HALO_OPT_TRACE_FXT:
+		opts->trace_fxt = arg;
+		return 1;
 	}
 	return 0;
 }
@@ -90,11 +93,10 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 int halo_cli_finish(halo_runtime_t *rt, int status)
 {
 	halo_error_t err = {0};
-	if (halo_runtime_trace_save(rt, &err) && status == HALO_EXIT_OK) {
+	if (halo_runtime_finish(rt, &err) && status == HALO_EXIT_OK) {
 		halo_cli_error(&err);
 		status = HALO_EXIT_FAIL;
 	}
-	halo_runtime_shutdown(rt);
 	return status;
 }
 

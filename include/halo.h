@@ -82,7 +82,8 @@ typedef struct halo_runtime_opts {
 	int verbose;        /* 0: StarPU's own messages are silenced */
 	uint64_t memory;    /* host bytes StarPU may hold; 0: half of RAM, or
 			     * STARPU_LIMIT_CPU_MEM (MiB) when set */
-	const char *trace;  /* record every task; halo_runtime_trace_save writes it */
+	const char *trace;  /* record every task; halo_runtime_finish writes it */
+	const char *trace_fxt; /* keep StarPU's FxT trace in this folder, with Paje */
 } halo_runtime_opts_t;
 
 /* Fills opts with the defaults described above. */
@@ -94,9 +95,11 @@ void halo_runtime_opts_init(halo_runtime_opts_t *opts);
 int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		      halo_error_t *err);
 
-/* Writes the trace asked for with opts->trace (Chrome Trace Event JSON,
- * docs/trace.md); a no-op without one. Call it before shutdown. */
-int halo_runtime_trace_save(halo_runtime_t *rt, halo_error_t *err);
+/* Ends a run: writes the trace asked for with opts->trace (Chrome Trace
+ * Event JSON, docs/trace.md), stops StarPU, converts the FxT trace asked
+ * for with opts->trace_fxt to Paje (starpu_fxt_tool), and frees rt.
+ * Returns the first error; NULL is a no-op. */
+int halo_runtime_finish(halo_runtime_t *rt, halo_error_t *err);
 
 /* Waits for every submitted task, stops StarPU and frees rt; NULL is a no-op. */
 void halo_runtime_shutdown(halo_runtime_t *rt);

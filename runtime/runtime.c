@@ -10,16 +10,20 @@
 #include "config.h"
 #include "runtime/runtime.h"
 #include "runtime/trace.h"
+#include "io/fs.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <starpu.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct halo_runtime {
 	char sched[64];
 	char *trace; /* where to write the trace, or NULL */
+	char *fxt;   /* where StarPU writes its FxT trace, or NULL */
 };
 
 /* StarPU can only be initialised once at a time per process. */
@@ -114,6 +118,20 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	/* A StarPU built with FxT otherwise records a trace of every run into
 	 * /tmp and costs a few microseconds per task; tracing is opt-in. */
 	setenv("STARPU_FXT_TRACE", "0", 0);
+	if (opts->trace_fxt) {
+		char prefix[4096];
+		int n = snprintf(prefix, sizeof prefix, "%s/", opts->trace_fxt);
+		rt->fxt = strdup(opts->trace_fxt);
+		if (n < 0 || (size_t)n >= sizeof prefix || !rt->fxt ||
+		    halo_fs_mkdirs(opts->trace_fxt, err)) {
+			free(rt->fxt);
+			free(rt);
+			return err && err->code ? err->code
+						: halo_error_set(err, HALO_EINVAL, "--trace-fxt: bad folder");
+		}
+		setenv("STARPU_FXT_TRACE", "1", 1);
+		setenv("STARPU_FXT_PREFIX", prefix, 1);
+	}
 	/* StarPU caches chunk allocations in main memory only under a limit;
 	 * without one every chunk costs fresh pages (page faults that took a
 	 * third of a convert's time). The limit is a ceiling, not a target:
@@ -166,13 +184,50 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	return HALO_OK;
 }
 
-int halo_runtime_trace_save(halo_runtime_t *rt, halo_error_t *err)
+/* StarPU's FxT file (prof_file_USER_RANK) in dir, converted by
+ * starpu_fxt_tool into paje.trace (for ViTE), tasks.rec, dag.dot, ... */
+static int fxt_convert(const char *dir, halo_error_t *err)
 {
-	if (!rt || !rt->trace)
+	DIR *d = opendir(dir);
+	char file[4096] = "";
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (strncmp(e->d_name, "prof_file_", 10) == 0)
+			snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
+	if (d)
+		closedir(d);
+	if (!file[0])
+		return halo_error_set(err, HALO_ENOENT, "%s: StarPU wrote no FxT trace", dir);
+	fflush(NULL); /* or the child would write the parent's buffered output */
+	pid_t pid = fork();
+	if (pid == 0) {
+		char log[4096];
+		snprintf(log, sizeof log, "%s/starpu_fxt_tool.log", dir);
+		if (!freopen(log, "w", stdout) || !freopen(log, "a", stderr))
+			_exit(127);
+		execl(HALO_STARPU_BINDIR "/starpu_fxt_tool", "starpu_fxt_tool", "-i", file, "-d", dir,
+		      (char *)NULL);
+		_exit(127);
+	}
+	int status = 0;
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+		return halo_error_set(err, HALO_ERUNTIME,
+				      "%s: starpu_fxt_tool could not convert the FxT trace (see "
+				      "starpu_fxt_tool.log there)", dir);
+	return HALO_OK;
+}
+
+int halo_runtime_finish(halo_runtime_t *rt, halo_error_t *err)
+{
+	if (!rt)
 		return HALO_OK;
-	int rc = halo_trace_end(rt->trace, err);
-	free(rt->trace);
-	rt->trace = NULL;
+	int rc = rt->trace ? halo_trace_end(rt->trace, err) : HALO_OK;
+	char *fxt = rt->fxt;
+	rt->fxt = NULL;
+	halo_runtime_shutdown(rt);
+	if (fxt && !rc)
+		rc = fxt_convert(fxt, err);
+	free(fxt);
 	return rc;
 }
 
@@ -186,6 +241,7 @@ void halo_runtime_shutdown(halo_runtime_t *rt)
 	free(rt->trace);
 	starpu_shutdown();
 	runtime_active = 0;
+	free(rt->fxt);
 	free(rt);
 }
 

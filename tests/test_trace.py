@@ -177,6 +177,16 @@ r = halo("convert", img, path("tr-conv.zarr"), "--chunks", "4,24,24", "--overwri
 check(r.returncode == 0 and halo("trace", "summary", path("conv.trace.json")).returncode == 0,
       "convert --trace, then summary")
 
+# StarPU's own FxT trace, kept and converted to Paje for ViTE.
+fxt = path("fxt")
+shutil.rmtree(fxt, ignore_errors=True)
+r = halo("run", pipe, "--quiet", "--trace-fxt", fxt, check_rc=0)
+paje = open(os.path.join(fxt, "paje.trace"), errors="replace").read() \
+    if os.path.exists(os.path.join(fxt, "paje.trace")) else ""
+check(r.returncode == 0 and r.stdout.count("total:") == 1 and "PajeDefineContainerType" in paje
+      and "uniform" in paje and any(n.startswith("prof_file_") for n in os.listdir(fxt)),
+      "--trace-fxt keeps the FxT trace and its Paje conversion", r.stdout)
+
 # Bad input: one line, exit 1.
 with open(path("a.trace.json")) as f:
     text = f.read()
