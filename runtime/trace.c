@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,14 @@ struct rec {
 	struct rec *next;
 };
 
+/* Records live until the trace is written: they come from blocks of a
+ * bump allocator (one malloc per megabyte, not two per task). */
+struct block {
+	struct block *next;
+	size_t used, cap;
+	max_align_t data[];
+};
+
 /* Last writer of each handle: open addressing on the handle's address. */
 struct slot {
 	const void *handle;
@@ -47,7 +56,26 @@ static struct {
 	int has_chunk;
 	struct slot *slots;
 	size_t cap, used;
+	struct block *blocks;
 } T = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Zeroed memory from the current block; the caller holds T.lock. */
+static void *bump(size_t bytes)
+{
+	bytes = (bytes + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+	struct block *b = T.blocks;
+	if (!b || b->cap - b->used < bytes) {
+		size_t cap = bytes > (1u << 20) ? bytes : (1u << 20);
+		b = malloc(sizeof *b + cap);
+		if (!b)
+			return NULL;
+		*b = (struct block){.next = T.blocks, .cap = cap};
+		T.blocks = b;
+	}
+	void *p = (char *)b->data + b->used;
+	b->used += bytes;
+	return memset(p, 0, bytes);
+}
 
 int halo_trace_active(void)
 {
@@ -149,14 +177,13 @@ int halo_task_submit(struct starpu_task *t)
 	if (!halo_trace_active())
 		return starpu_task_submit(t);
 	unsigned nb = STARPU_TASK_GET_NBUFFERS(t);
-	struct rec *r = calloc(1, sizeof *r);
-	uint64_t *deps = nb ? malloc(nb * sizeof *deps) : NULL;
+	pthread_mutex_lock(&T.lock);
+	struct rec *r = bump(sizeof *r);
+	uint64_t *deps = r && nb ? bump(nb * sizeof *deps) : NULL;
 	if (!r || (nb && !deps)) {
-		free(r);
-		free(deps);
+		pthread_mutex_unlock(&T.lock);
 		return starpu_task_submit(t); /* untraced rather than not run */
 	}
-	pthread_mutex_lock(&T.lock);
 	r->id = ++T.n;
 	r->task = t;
 	r->codelet = t->cl && t->cl->name ? t->cl->name : "task";
@@ -357,11 +384,11 @@ static void write_other(FILE *f, double makespan)
 
 static void trace_free(void)
 {
-	for (struct rec *r = T.head, *next; r; r = next) {
-		next = r->next;
-		free(r->deps);
-		free(r);
+	for (struct block *b = T.blocks, *next; b; b = next) {
+		next = b->next;
+		free(b);
 	}
+	T.blocks = NULL;
 	free(T.slots);
 	T.head = T.tail = NULL;
 	T.slots = NULL;
