@@ -2,8 +2,10 @@
 Tests run under Debian's /usr/bin/python3 so numpy, zarr, dask, scipy and
 tifffile are the distribution's, independent of halo."""
 import os
+import signal
 import subprocess
 import sys
+import time
 
 HALO = os.environ.get("HALO", "./halo")
 TMP = os.environ.get("HALO_TEST_TMP", "/tmp")
@@ -49,3 +51,23 @@ def halo(*args, check_rc=None, timeout=600):
 
 def path(name):
     return os.path.join(TMP, name)
+
+
+def interrupt(args, after, name, limit):
+    """Runs halo ARGS, sends SIGINT after `after` seconds and checks that it
+    exits 1 saying so within `limit` seconds, leaving nothing whose name
+    contains `name` in the test folder (skips when it finished first)."""
+    proc = subprocess.Popen([HALO, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    if proc.poll() is not None:
+        proc.communicate()
+        skip("SIGINT", "the run finished before the signal")
+        return
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    took = time.time() - t0
+    check(proc.returncode == 1 and "interrupted" in err, "SIGINT: exit 1, says interrupted", err)
+    check(took < limit, f"SIGINT: stopped within {took:.1f} s")
+    check(not [f for f in os.listdir(TMP) if name in f], "SIGINT: no output, no temporary left")
