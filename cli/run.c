@@ -3,6 +3,7 @@
  * complete, and scalar reductions are printed as "STEP: VALUE". */
 #include "config.h"
 #include "cli/cli.h"
+#include "runtime/stream.h"
 #include "tasks/execute.h"
 #include "tasks/pipeline.h"
 #include "util/signals.h"
@@ -106,6 +107,13 @@ int halo_cli_run(int argc, char **argv)
 		status = HALO_EXIT_OK;
 		goto done;
 	}
+	uint64_t front, per, budget = memory ? memory : halo_memory_default();
+	halo_plan_memory(plan, &front, &per);
+	if (front + per > budget && !quiet)
+		fprintf(stderr, "halo: warning: map_overlap keeps %.1f MB of chunks resident for halos "
+				"and each output chunk in flight holds %.1f MB, more than --memory %.1f MB; "
+				"smaller chunks along the first axis lower it\n",
+			(double)front / 1e6, (double)per / 1e6, (double)budget / 1e6);
 	if (halo_runtime_init(&rt_opts, &rt, &err))
 		goto fail;
 	halo_signals_install();

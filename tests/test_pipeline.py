@@ -261,6 +261,9 @@ ref = da.map_overlap(lambda b: rl(b, psf, 6), da.from_array(img.astype(np.float3
                                                              chunks=(10, 16, 13)),
                      depth=4, boundary="reflect", trim=True, dtype=np.float32).compute()
 same(out, ref, "map_overlap richardson_lucy (relative paths) equals dask + numpy RL", rtol=1e-4)
+r = halo("run", path("rl.json"), "--memory", "64K")
+check(r.returncode == 0 and "halo: warning: map_overlap keeps" in r.stderr and "--memory" in r.stderr,
+      "a budget below what halos need: a warning, and the run completes", r.stderr)
 
 # 7. Reductions: scalars, and along each axis (a maximum projection first).
 for src, ref in [(pu16, du16), (pf32, df32)]:
