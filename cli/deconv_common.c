@@ -6,6 +6,7 @@
 #include "codelets/gather.h"
 #include "io/outdir.h"
 #include "runtime/deconvolve.h"
+#include "runtime/grid.h"
 #include "tasks/execute.h"
 #include "util/progress.h"
 #include "util/signals.h"
@@ -14,6 +15,7 @@
 #include <starpu.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
 	OPT_ITER = 1200, OPT_CHUNKS, OPT_DEPTH, OPT_BOUNDARY, OPT_DTYPE, OPT_MEMORY,
@@ -69,6 +71,10 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 			rc = halo__parse_int(optarg, 1, 100000, "--iterations", &o->iterations, &err);
 			break;
 		case OPT_CHUNKS:
+			if (strcmp(optarg, "auto") == 0) {
+				o->nchunks = -1;
+				break;
+			}
 			rc = halo__parse_int_list(optarg, 3, 3, 1, "--chunks", o->chunks, &n, &err);
 			o->nchunks = n;
 			break;
@@ -178,8 +184,20 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		for (int d = 0; d < 3; d++)
 			info.chunks[d] = dflt[d] < ii->shape[d] ? dflt[d] : ii->shape[d];
 	}
-	if (o->nchunks)
+	if (o->nchunks > 0)
 		memcpy(info.chunks, o->chunks, sizeof info.chunks);
+	if (o->nchunks < 0) {
+		/* Every CPU worker gets two chunks when the volume allows, and one
+		 * RL task's image, estimate, two work buffers and spectrum (about
+		 * 24 bytes per haloed voxel) fit its share of the budget. */
+		long ncpu = o->rt.ncpu > 0 ? o->rt.ncpu : sysconf(_SC_NPROCESSORS_ONLN);
+		ncpu = ncpu > 0 ? ncpu : 1;
+		uint64_t budget = o->memory ? o->memory : halo_memory_default();
+		int depth[3];
+		for (int d = 0; d < 3; d++)
+			depth[d] = o->ndepth ? (int)o->depth[d] : pn[d];
+		halo_chunks_auto(info.shape, depth, 24.0, budget / (uint64_t)ncpu, 2 * ncpu, info.chunks);
+	}
 	halo_writer_opts_t wo = {.format = halo_format_from_path(outp),
 				 .codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1}};
 	if (wo.format == HALO_FMT_TIFF) {

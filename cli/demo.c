@@ -23,7 +23,7 @@ static const char demo_help[] =
 	"into DIR/deconvolved.ome.zarr (open it in napari) and prints the error against\n"
 	"the truth before and after.\n\n"
 	"  --iterations N        RL iterations (default 20)\n"
-	"  --chunks Z,Y,X        chunks (default 48,128,128)\n"
+	"  --chunks Z,Y,X|auto   chunks (default 48,128,128)\n"
 	"  --mode, --depth, --boundary, --memory, --quiet as for 'halo deconvolve'\n"
 	HALO_CLI_RUNTIME_HELP;
 

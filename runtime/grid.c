@@ -147,3 +147,32 @@ int halo_axis_copy(struct halo_axis *dst, const struct halo_axis *src)
 	memcpy(dst->start, src->start, bytes);
 	return 0;
 }
+
+void halo_chunks_auto(const int64_t shape[3], const int depth[3], double bytes_per_voxel,
+		      uint64_t per_task, int64_t min_chunks, int64_t out[3])
+{
+	int64_t floor[3];
+	for (int d = 0; d < 3; d++) {
+		out[d] = shape[d];
+		floor[d] = 4 * (int64_t)depth[d] > 8 ? 4 * (int64_t)depth[d] : 8;
+		floor[d] = floor[d] < shape[d] ? floor[d] : shape[d];
+	}
+	for (;;) {
+		double haloed = bytes_per_voxel;
+		int64_t n = 1;
+		for (int d = 0; d < 3; d++) {
+			haloed *= (double)(out[d] + 2 * (int64_t)depth[d]);
+			n *= (shape[d] + out[d] - 1) / out[d];
+		}
+		if (haloed <= (double)per_task && n >= min_chunks)
+			return;
+		int best = -1;
+		for (int d = 0; d < 3; d++)
+			if (out[d] > floor[d] && (best < 0 || out[d] > out[best]))
+				best = d;
+		if (best < 0)
+			return; /* as small as is sensible */
+		int64_t half = ((out[best] + 1) / 2 + 7) / 8 * 8;
+		out[best] = half > floor[best] ? (half < out[best] ? half : floor[best]) : floor[best];
+	}
+}

@@ -39,4 +39,15 @@ int64_t halo_axis_blocks_touched(const struct halo_axis *a, int64_t lo, int64_t 
 
 void halo_axis_free(struct halo_axis *a);
 
+/* Chunks for map_overlap work (--chunks auto) on shape with a halo of
+ * depth voxels per side: the largest whose haloed block, at
+ * bytes_per_voxel (what one task holds per haloed voxel), fits per_task
+ * bytes, split further until there are at least min_chunks chunks when
+ * the volume allows. The largest axis is halved first, so chunks stay
+ * near cubes; no axis goes below max(4 x depth, 8) voxels (there the halo
+ * would outweigh the chunk); sizes are multiples of 8, which FFTs like,
+ * unless they cover a whole axis. */
+void halo_chunks_auto(const int64_t shape[3], const int depth[3], double bytes_per_voxel,
+		      uint64_t per_task, int64_t min_chunks, int64_t out[3]);
+
 #endif

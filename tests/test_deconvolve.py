@@ -159,4 +159,18 @@ expect = np.clip(np.rint(ref), 0, 65535)
 check(out is not None and out.dtype == np.uint16 and np.abs(out - expect).max() <= 1,
       "--dtype uint16: rounded result", r.stderr)
 
+# --chunks auto: the chunks it picks, as stored, give the dask result.
+img = specimen((40, 64, 72), "uint16")
+psf = make_psf((5, 5, 5))
+out, r = run(write_input(img, (40, 64, 72), "auto.zarr"), write_psf(psf, "apsf.tif"),
+             "--chunks", "auto", "--depth", "5,5,5", "--ncpu", "2", "--memory", "16M",
+             "--iterations", "3")
+chunks = zarr.open(path("out.zarr"), mode="r").chunks if out is not None else None
+n = int(np.prod([-(-s // c) for s, c in zip(img.shape, chunks)])) if chunks else 0
+check(chunks is not None and n >= 4 and all(c % 8 == 0 or c == s or c == 20
+                                             for c, s in zip(chunks, img.shape)),
+      f"--chunks auto: {chunks}, {n} chunks for 2 workers")
+if chunks:
+    err = rel(out, dask_ref(img, psf, chunks, (5, 5, 5), "reflect", 3))
+    check(err <= 1e-4, f"--chunks auto equals dask with those chunks (rel {err:.2e})")
 done()
