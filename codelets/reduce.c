@@ -3,6 +3,7 @@
 #include "codelets/reduce.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static inline double at(const void *p, halo_dtype_kind_t k, size_t i)
@@ -37,24 +38,47 @@ void halo_reduce_combine(struct halo_reduce_partial *a, const struct halo_reduce
 	a->max = nmax(a->max, b->max);
 }
 
+static void partial_row(struct halo_reduce_partial *r, const void *p, halo_dtype_kind_t kind,
+			size_t n)
+{
+	double s = 0;
+	for (size_t x = 0; x < n; x++) {
+		double v = at(p, kind, x);
+		s += v;
+		r->min = nmin(r->min, v);
+		r->max = nmax(r->max, v);
+	}
+	r->sum += s;
+}
+
 static void partial_cpu(void *buffers[], void *cl_arg)
 {
 	const struct halo_reduce_args *a = cl_arg;
-	const void *p = (const void *)STARPU_BLOCK_GET_PTR(buffers[0]);
+	const struct halo_ew_prog *prog = a->prog;
 	size_t ldy = STARPU_BLOCK_GET_LDY(buffers[0]), ldz = STARPU_BLOCK_GET_LDZ(buffers[0]);
 	struct halo_reduce_partial r = {0, INFINITY, -INFINITY};
+	static const size_t elsize[HALO_DTYPE_COUNT] = {1, 2, 4, 1, 2, 4, 4, 8};
+	double *row = prog ? malloc((size_t)a->valid[2] * sizeof *row) : NULL;
+	if (prog && !row) {
+		*a->out = (struct halo_reduce_partial){NAN, NAN, NAN};
+		return;
+	}
 	for (int64_t z = 0; z < a->valid[0]; z++)
 		for (int64_t y = 0; y < a->valid[1]; y++) {
-			size_t row = (size_t)z * ldz + (size_t)y * ldy;
-			double s = 0;
-			for (int64_t x = 0; x < a->valid[2]; x++) {
-				double v = at(p, a->kind, row + (size_t)x);
-				s += v;
-				r.min = nmin(r.min, v);
-				r.max = nmax(r.max, v);
+			size_t off = (size_t)z * ldz + (size_t)y * ldy;
+			if (!prog) {
+				const char *p = (const char *)STARPU_BLOCK_GET_PTR(buffers[0]);
+				partial_row(&r, p + off * elsize[a->kind], a->kind, (size_t)a->valid[2]);
+				continue;
 			}
-			r.sum += s;
+			const void *in[HALO_EW_MAXIN];
+			for (int k = 0; k < prog->nin; k++)
+				in[k] = (const char *)STARPU_BLOCK_GET_PTR(buffers[k]) +
+					off * elsize[prog->in_kind[k]];
+			halo_ew_run(prog, in, row, (size_t)a->valid[2]);
+			partial_row(&r, row, a->kind, (size_t)a->valid[2]);
 		}
+	free(row);
 	*a->out = r;
 }
 
@@ -112,7 +136,7 @@ static struct starpu_perfmodel partial_model = {.type = STARPU_HISTORY_BASED, .s
 static struct starpu_perfmodel axis_model = {.type = STARPU_HISTORY_BASED, .symbol = "halo_reduce_axis"};
 
 struct starpu_codelet halo_reduce_partial_cl = {
-	.cpu_funcs = {partial_cpu}, .nbuffers = 1, .modes = {STARPU_R},
+	.cpu_funcs = {partial_cpu}, .nbuffers = STARPU_VARIABLE_NBUFFERS,
 	.model = &partial_model, .name = "reduce",
 };
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <starpu.h>
 
+#include "codelets/elementwise.h"
 #include "util/dtype.h"
 
 typedef enum halo_reduce_fn { HALO_RED_SUM, HALO_RED_MIN, HALO_RED_MAX, HALO_RED_MEAN } halo_reduce_fn_t;
@@ -26,9 +27,13 @@ struct halo_reduce_args {
 	int first;               /* the first chunk along the axis: initialise */
 	double count;            /* finish: elements along the axis (mean) */
 	struct halo_reduce_partial *out; /* scalar partials: where to put it */
+	/* Scalar partials of an elementwise chain's result, computed row by
+	 * row without storing it: the buffers are the program's inputs and
+	 * kind its result type. NULL: one buffer, reduced as it is. */
+	const struct halo_ew_prog *prog;
 };
 
-/* buffers: input (R). Fills *args->out. */
+/* buffers: input (R), or the program's inputs (R). Fills *args->out. */
 extern struct starpu_codelet halo_reduce_partial_cl;
 /* buffers: input (R), float64 accumulator (W when first, else RW). */
 extern struct starpu_codelet halo_reduce_axis_cl;

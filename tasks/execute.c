@@ -358,12 +358,18 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 		t->modes[1] = STARPU_RW;
 		t->callback_func = halo__stream_write_done;
 		t->callback_arg = wa;
+		t->handles[0] = chunk(x, in, j);
+		t->modes[0] = STARPU_R;
 	} else {
+		/* A fused chain's program runs inside: its inputs are the task's. */
+		const struct halo_ew_prog *prog = p->prog.nops ? &p->prog : NULL;
 		struct halo_reduce_args *ra = malloc(sizeof *ra);
 		if (ra) {
 			int64_t o[3], dims[3];
-			*ra = (struct halo_reduce_args){.fn = p->expr->red, .kind = in->expr->dtype,
-							.out = &s->partials[halo_pnode_flat(p, j)]};
+			*ra = (struct halo_reduce_args){
+				.fn = p->expr->red, .prog = prog,
+				.kind = prog ? prog->ops[prog->nops - 1].kind : in->expr->dtype,
+				.out = &s->partials[halo_pnode_flat(p, j)]};
 			halo_pnode_block(in, j, o, dims, ra->valid);
 		}
 		t = task_new(x, &halo_reduce_partial_cl, ra, sizeof *ra);
@@ -371,15 +377,19 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 			return;
 		t->callback_func = partial_done;
 		t->callback_arg = &x->job;
+		t->nbuffers = p->nin;
+		for (int k = 0; k < p->nin; k++) {
+			t->handles[k] = chunk(x, p->in[k], j);
+			t->modes[k] = STARPU_R;
+		}
 	}
-	t->handles[0] = chunk(x, in, j);
-	t->modes[0] = STARPU_R;
 	halo_trace_label(p->expr->name, j);
 	inflight_add(&x->job, 1);
 	x->tasks++;
 	if (halo__stream_submit(t, &x->job))
 		inflight_add(&x->job, -1);
-	release(x, in, j);
+	for (int k = 0; k < p->nin; k++)
+		release(x, p->in[k], j);
 }
 
 static int open_outputs(struct exec *x, int limit, halo_error_t *err)

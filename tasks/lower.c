@@ -278,8 +278,49 @@ static int bypassable(const halo_pnode_t *q)
 	return 1;
 }
 
+/* Removes q from the plan (its readers no longer use it). */
+static void drop(halo_plan_t *plan, int i)
+{
+	free(plan->nodes[i]->uses);
+	free(plan->nodes[i]);
+	memmove(plan->nodes + i, plan->nodes + i + 1, (size_t)(plan->n - i - 1) * sizeof *plan->nodes);
+	plan->n--;
+}
+
+/* An elementwise chain read only by a reduction to a scalar runs inside
+ * the reduction's task, row by row: its result is never stored (dask
+ * fuses the chain into the reduction's per-chunk step the same way). */
+static void fuse_into_reductions(halo_plan_t *plan)
+{
+	for (int i = 0; i < plan->n; i++) {
+		halo_pnode_t *q = plan->nodes[i];
+		if (q->kind != HALO_PN_REDUCE || q->expr->axis >= 0 || q->in[0]->kind != HALO_PN_FUSED)
+			continue;
+		halo_pnode_t *f = q->in[0];
+		int readers = 0;
+		for (int k = 0; k < plan->n; k++)
+			for (int m = 0; m < plan->nodes[k]->nin; m++)
+				readers += plan->nodes[k]->in[m] == f;
+		if (readers != 1)
+			continue;
+		q->prog = f->prog;
+		q->nin = f->nin;
+		memcpy(q->in, f->in, sizeof q->in);
+		char label[2 * sizeof q->label + 2];
+		snprintf(label, sizeof label, "%s+%s", f->label, q->label);
+		snprintf(q->label, sizeof q->label, "%.*s", (int)sizeof q->label - 1, label);
+		for (int k = 0; k < plan->n; k++)
+			if (plan->nodes[k] == f) {
+				drop(plan, k);
+				break;
+			}
+		i = -1; /* indices moved: start over */
+	}
+}
+
 static void bypass(halo_plan_t *plan)
 {
+	fuse_into_reductions(plan);
 	for (int changed = 1; changed;) {
 		changed = 0;
 		for (int i = 0; i < plan->n; i++) {
@@ -298,10 +339,7 @@ static void bypass(halo_plan_t *plan)
 			for (int k = 0; k < plan->n; k++)
 				if (plan->nodes[k]->kind == HALO_PN_OVERLAP && plan->nodes[k]->in[0] == q)
 					plan->nodes[k]->in[0] = q->in[0];
-			free(q->uses);
-			free(q);
-			memmove(plan->nodes + i, plan->nodes + i + 1, (size_t)(plan->n - i - 1) * sizeof *plan->nodes);
-			plan->n--;
+			drop(plan, i);
 			changed = 1;
 			break;
 		}

@@ -34,7 +34,7 @@ struct halo_pnode {
 	halo_pnode_t *in[HALO_EW_MAXIN];
 	int nin;
 	char label[160];          /* step names; "a+b+c" for a fused chain */
-	struct halo_ew_prog prog; /* FUSED */
+	struct halo_ew_prog prog; /* FUSED; REDUCE to a scalar: a chain run inside (nops > 0) */
 	const struct halo_axis *grid; /* its tasks' grid: expr's, or the input's for a scalar */
 	int64_t nchunks;
 	int padded[3];            /* regular grid: buffers are whole chunks */

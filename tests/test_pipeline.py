@@ -289,6 +289,31 @@ for src, ref in [(pu16, du16), (pf32, df32)]:
             same(path(f"{fn}{axis}.zarr"), want, f"{fn} along axis {axis} of {ref.dtype}",
                  rtol=1e-6 if want.dtype.kind == "f" else 0.0)
 
+# A chain that only feeds reductions to scalars runs inside them.
+steps = [{"name": "a", "op": "from_zarr", "path": pi16},
+         {"name": "f", "op": "astype", "input": "a", "dtype": "float32"},
+         {"name": "s", "op": "map_blocks", "kernel": "scale", "input": "f", "scale": 0.25,
+          "offset": -3}]
+for fn in ["sum", "min", "max", "mean"]:
+    steps.append({"name": fn, "op": fn, "input": "s"})
+pf = pipeline("fusedred", steps)
+res = run_json(pf).get("results", {})
+ref = di16.astype(np.float32) * 0.25 + -3.0
+for fn in ["sum", "min", "max", "mean"]:
+    want = float(getattr(ref, fn)().compute())
+    got = res.get(fn, float("nan"))
+    check(abs(got - want) <= 1e-6 * max(abs(want), 1), f"{fn} of a fused chain", f"{got} vs {want}")
+one = pipeline("fusedred1", steps[:3] + [{"name": "sum", "op": "sum", "input": "s"}])
+fst = json.loads(halo("graph", "stats", one, "--json", check_rc=0).stdout or "{}")
+check(fst.get("plan_nodes") == 2 and fst.get("tasks") == 2 * 50,
+      "a chain read only by one reduction runs inside its task (read + reduce per chunk)", fst)
+got = run_json(one).get("results", {}).get("sum", float("nan"))
+want = float(ref.sum().compute())
+check(abs(got - want) <= 1e-6 * abs(want), "... with the same sum", f"{got} vs {want}")
+fst = json.loads(halo("graph", "stats", pf, "--json", check_rc=0).stdout or "{}")
+check(fst.get("tasks_by_kind", {}).get("elementwise") == 50,
+      "a chain four reductions read is computed once per chunk", fst)
+
 # 8. TIFF in and out, 2D arrays.
 tifffile.imwrite(path("in.tif"), u16)
 run(pipeline("tif", [
