@@ -46,12 +46,6 @@ typedef enum halo_ov { HALO_OV_RICHARDSON_LUCY, HALO_OV_UNIFORM } halo_ov_t;
 typedef struct halo_graph halo_graph_t;
 typedef struct halo_expr halo_expr_t;
 
-/* Reads a chunk of a from_buffer source into buf (the chunk's buffer:
- * dims[0] x dims[1] x dims[2] elements starting at voxel origin). */
-typedef struct halo_buffer_source {
-	const void *data; /* C order, native byte order, shape of the array */
-} halo_buffer_source_t;
-
 struct halo_expr {
 	int id;
 	char name[64];     /* the step's name (pipeline) or "op-N" */
