@@ -181,14 +181,17 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 /* A conversion is the pipeline `from -> to_zarr/to_tiff` with the output's
  * chunks and type: the store rechunks and converts (rounding to nearest,
  * saturating), and writes the pyramid levels after level 0. */
-static int convert_graph(const struct convert_opts *o, const halo_volume_info_t *info,
-			 halo_writer_opts_t *wo, halo_compute_stats_t *st, halo_error_t *err)
+static int convert_graph(const struct convert_opts *o, halo_reader_t *r,
+			 const halo_volume_info_t *info, halo_writer_opts_t *wo,
+			 halo_compute_stats_t *st, halo_error_t *err)
 {
 	halo_graph_t *g = halo_graph_new();
 	halo_expr_t *x;
-	if (!g)
+	if (!g) {
+		halo_reader_close(r);
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
-	int rc = halo_from_path(g, o->in, &x, err);
+	}
+	int rc = halo_from_reader(g, r, &x, err);
 	if (!rc) {
 		wo->attrs = halo_reader_attrs(x->reader);
 		rc = halo_to_store(g, x, o->out, info->chunks + (3 - info->ndim),
@@ -230,8 +233,6 @@ int halo_cli_convert(int argc, char **argv)
 	}
 	if (plan(&o, r, &info, &wo, &err))
 		goto fail;
-	halo_reader_close(r);
-	r = NULL;
 	/* Checked before StarPU starts, so that a refusal is immediate. */
 	if (halo_output_begin(o.out, o.overwrite, &out, &err))
 		goto fail;
@@ -240,7 +241,9 @@ int halo_cli_convert(int argc, char **argv)
 	if (halo_runtime_init(&o.rt, &rt, &err))
 		goto fail;
 	halo_signals_install();
-	if (convert_graph(&o, &info, &wo, &stats, &err))
+	halo_reader_t *src = r;
+	r = NULL; /* the graph owns it */
+	if (convert_graph(&o, src, &info, &wo, &stats, &err))
 		goto fail;
 	if (!o.quiet) {
 		double mb = (double)(stats.bytes_read + stats.bytes_written) / 1e6;

@@ -125,16 +125,18 @@ bad_value:
 /* Overlap mode is the graph `from -> [rechunk] -> map_overlap
  * richardson_lucy -> to_zarr/to_tiff`: what `halo run` builds from the
  * equivalent pipeline file (docs/pipeline.md). */
-static int deconvolve_graph(const struct halo_deconv_cli *o, const char *in, const float *psf,
+static int deconvolve_graph(const struct halo_deconv_cli *o, halo_reader_t *in, const float *psf,
 			    const int pn[3], const char *outp, const halo_volume_info_t *info,
 			    const halo_writer_opts_t *wo, const int depth[3],
 			    halo_compute_stats_t *st, halo_error_t *err)
 {
 	halo_graph_t *g = halo_graph_new();
 	halo_expr_t *x;
-	if (!g)
+	if (!g) {
+		halo_reader_close(in);
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
-	int nd = info->ndim, rc = halo_from_path(g, in, &x, err);
+	}
+	int nd = info->ndim, rc = halo_from_reader(g, in, &x, err);
 	const int64_t *chunks = info->chunks + (3 - nd);
 	int same = 1;
 	for (int d = 0; !rc && d < 3; d++)
@@ -262,10 +264,10 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (!exact) {
 		halo_output_abort(out);
 		out = NULL;
-		halo_reader_close(r);
-		r = NULL;
+		halo_reader_t *src = r;
+		r = NULL; /* the graph owns it */
 		halo_compute_stats_t st;
-		if (deconvolve_graph(o, in, psf, pn, outp, &info, &wo, dopts.depth, &st, err))
+		if (deconvolve_graph(o, src, psf, pn, outp, &info, &wo, dopts.depth, &st, err))
 			goto fail;
 	} else {
 		if (halo_writer_create(halo_output_tmp_path(out), &info, &wo, &w, err))

@@ -134,6 +134,11 @@ static int source_from_reader(halo_graph_t *g, const char *path, int want_tiff, 
 				      is_tiff ? "a TIFF file" : "not a TIFF file",
 				      is_tiff ? "from_tiff" : "from_zarr");
 	}
+	return halo_from_reader(g, r, out, err);
+}
+
+int halo_from_reader(halo_graph_t *g, halo_reader_t *r, halo_expr_t **out, halo_error_t *err)
+{
 	halo_expr_t *e = node_add(g, HALO_OP_SOURCE, NULL, NULL, err);
 	if (!e) {
 		halo_reader_close(r);

@@ -104,6 +104,8 @@ int halo_from_zarr(halo_graph_t *g, const char *path, halo_expr_t **out, halo_er
 int halo_from_tiff(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err);
 /* Any format halo reads (Zarr, OME-Zarr, TIFF). */
 int halo_from_path(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err);
+/* A reader already open: the graph owns it from now on (also on failure). */
+int halo_from_reader(halo_graph_t *g, halo_reader_t *r, halo_expr_t **out, halo_error_t *err);
 /* data: C order, native byte order; borrowed until the graph is freed. */
 int halo_from_buffer(halo_graph_t *g, const void *data, halo_dtype_kind_t dtype, int ndim,
 		     const int64_t *shape, const int64_t *chunks, halo_expr_t **out,
