@@ -26,6 +26,7 @@ int halo_cli_demo(int argc, char **argv);
 int halo_cli_run(int argc, char **argv);
 int halo_cli_graph(int argc, char **argv);
 int halo_cli_trace(int argc, char **argv);
+int halo_cli_bench(int argc, char **argv);
 
 /* Long options every StarPU-running command accepts; their values are
  * above 1000 so they never clash with a short option letter. */

@@ -26,11 +26,12 @@ static json_t *workers_json(const halo_worker_info_t *w, int n)
 {
 	json_t *arr = json_array();
 	for (int i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:i, s:s, s:i, s:i, s:i, s:s, s:I}",
+		json_array_append_new(arr, json_pack("{s:i, s:s, s:i, s:i, s:i, s:s, s:I, s:f}",
 			"id", w[i].id, "kind", w[i].is_cuda ? "cuda" : "cpu",
 			"devid", w[i].devid, "bindid", w[i].bindid,
 			"memory_node", w[i].memory_node, "name", w[i].name,
-			"memory_bytes", (json_int_t)w[i].memory_bytes));
+			"memory_bytes", (json_int_t)w[i].memory_bytes,
+			"peak_bandwidth_gbs", w[i].peak_gbs));
 	return arr;
 }
 
@@ -81,8 +82,8 @@ static void print_text(const json_t *d, const halo_worker_info_t *w, int n)
 	printf("workers: %d CPU, %d CUDA\n", I(wk, "cpu"), I(wk, "cuda"));
 	for (int i = 0; i < n; i++) {
 		if (w[i].is_cuda)
-			printf("  %2d  cuda %-3d %s, %.1f GiB\n", w[i].id, w[i].devid, w[i].name,
-			       (double)w[i].memory_bytes / (1 << 30));
+			printf("  %2d  cuda %-3d %s, %.1f GiB, %.0f GB/s peak\n", w[i].id, w[i].devid,
+			       w[i].name, (double)w[i].memory_bytes / (1 << 30), w[i].peak_gbs);
 		else
 			printf("  %2d  cpu  %-3d %s, bound to PU %d\n", w[i].id, w[i].devid,
 			       w[i].name, w[i].bindid);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 static const halo_cli_cmd_t commands[] = {
+	{"bench", "measure halo over CPU/GPU configurations against numpy, scipy, CuPy, dask", halo_cli_bench},
 	{"convert", "convert between TIFF, Zarr and OME-Zarr; rechunk; change dtype", halo_cli_convert},
 	{"deconvolve", "Richardson-Lucy deconvolution of a volume, chunk by chunk with halos", halo_cli_deconvolve},
 	{"demo", "deconvolve a built-in synthetic sample and report the error", halo_cli_demo},

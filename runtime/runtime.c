@@ -19,6 +19,9 @@
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef HALO_USE_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 struct halo_runtime {
 	char sched[64];
@@ -268,6 +271,13 @@ int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
 		starpu_ssize_t total = starpu_memory_get_total((unsigned)w[i].memory_node);
 		w[i].memory_bytes = total > 0 ? (uint64_t)total : 0;
 		starpu_worker_get_name(i, w[i].name, sizeof w[i].name);
+#ifdef HALO_USE_CUDA
+		int khz = 0, bits = 0;
+		if (w[i].is_cuda &&
+		    cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, w[i].devid) == cudaSuccess &&
+		    cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, w[i].devid) == cudaSuccess)
+			w[i].peak_gbs = 2.0 * khz * 1e3 * (bits / 8.0) / 1e9; /* double data rate */
+#endif
 	}
 	*out = w;
 	*count = n;

@@ -16,6 +16,8 @@ typedef struct halo_worker_info {
 	int memory_node;      /* StarPU memory node the worker computes from */
 	uint64_t memory_bytes;/* size of that memory node as StarPU sees it */
 	char name[128];       /* StarPU's worker name, e.g. "CUDA 0 (H100 ...)" */
+	double peak_gbs;      /* CUDA: the device's peak memory bandwidth in GB/s
+			       * (memory clock x bus width x 2); 0 for CPUs */
 } halo_worker_info_t;
 
 /* Describes the workers StarPU started. *out is malloc'ed; the caller frees. */

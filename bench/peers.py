@@ -1,0 +1,262 @@
+#!/usr/bin/python3
+"""The peers `halo bench` measures halo against, run on the same machine in
+the same invocation. Each peer prints one JSON line:
+
+  {"peer": "scipy", "label": "...", "available": true, "times_s": [...]}
+  {"peer": "cupy", "available": false, "reason": "No module named 'cupy'"}
+
+Times exclude the interpreter's start and imports (python is timed from
+the first call of the work), and each run follows `--warmup` untimed runs.
+
+  peers.py rl --shape Z,Y,X --psf N --iterations I [--threads T]
+  peers.py deconvolve --input IN.zarr --psf PSF.tif --chunks Z,Y,X --depth Z,Y,X
+                      --iterations I --out DIR [--compare HALO_OUT.zarr]
+  peers.py convert --input IN.zarr --chunks Z,Y,X --out DIR
+
+common: --repeat R --warmup W --threads T --only NAME,NAME
+
+rl: the RL iterations on one float32 chunk (periodic), the seed's way:
+numpy.fft (float64 inside), scipy.fft in float32 with workers = threads,
+and CuPy (cupy.fft, float32) when cupy imports and sees a GPU.
+deconvolve: the seed's whole pipeline, dask.array.map_overlap of a numpy
+RL over a Zarr volume (uint16 -> float32, boundary reflect, depth as halo)
+to a float32 Zarr, with dask's threaded scheduler on --threads threads;
+with cupy, the same graph with the RL of each block on the GPU.
+convert: rechunking a Zarr volume with python zarr + dask (threaded).
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+
+def ints(s):
+    return tuple(int(v) for v in s.split(","))
+
+
+def emit(peer, label, times=None, reason=None, **extra):
+    d = {"peer": peer, "label": label, "available": reason is None}
+    if reason is None:
+        d["times_s"] = times
+    else:
+        d["reason"] = reason
+    d.update(extra)
+    print(json.dumps(d), flush=True)
+
+
+def timed(fn, repeat, warmup):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def gaussian_psf(np, n):
+    # The same PSF halo bench writes: sigma n/6 on each axis, sum 1.
+    g = np.meshgrid(*[np.arange(n) - n // 2] * 3, indexing="ij")
+    s = max(n / 6.0, 0.5)
+    p = np.exp(-0.5 * sum((a / s) ** 2 for a in g))
+    return p / p.sum()
+
+
+def centred_otf(np, psf, shape, rfftn):
+    # PSF zero-padded to shape and rolled so its centre voxel is the origin.
+    pad = np.zeros(shape, dtype=psf.dtype)
+    pad[tuple(slice(0, n) for n in psf.shape)] = psf
+    pad = np.roll(pad, tuple(-(n // 2) for n in psf.shape), axis=(0, 1, 2))
+    return rfftn(pad)
+
+
+def rl_numpy(np, image, psf, iterations):
+    """The seed's RL on one block: numpy.fft, so float64 inside."""
+    shape = image.shape
+    if any(p > s for p, s in zip(psf.shape, shape)):
+        raise ValueError("PSF larger than the block")
+    H = centred_otf(np, psf.astype(np.float64), shape, np.fft.rfftn)
+    img = image.astype(np.float64)
+    est = img.copy()
+    for _ in range(iterations):
+        conv = np.fft.irfftn(np.fft.rfftn(est) * H, s=shape)
+        ratio = img / np.maximum(conv, 1e-12)
+        est *= np.fft.irfftn(np.fft.rfftn(ratio) * np.conj(H), s=shape)
+    return est.astype(np.float32)
+
+
+def rl_cupy(cp, image, psf, iterations):
+    """The seed's GPU RL on one block: cupy.fft in float32."""
+    shape = image.shape
+    H = centred_otf(cp, cp.asarray(psf, dtype=cp.float32), shape, cp.fft.rfftn)
+    img = cp.asarray(image, dtype=cp.float32)
+    est = img.copy()
+    for _ in range(iterations):
+        conv = cp.fft.irfftn(cp.fft.rfftn(est) * H, s=shape)
+        ratio = img / cp.maximum(conv, cp.float32(1e-12))
+        est *= cp.fft.irfftn(cp.fft.rfftn(ratio) * cp.conj(H), s=shape)
+    return est
+
+
+def import_cupy():
+    try:
+        import cupy as cp
+        cp.cuda.runtime.getDeviceCount()
+        return cp, None
+    except Exception as e:  # no module, no driver or no GPU
+        return None, str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def peer_rl(a, want):
+    import numpy as np
+    shape = ints(a.shape)
+    rng = np.random.default_rng(0)
+    img = (rng.poisson(100, size=shape) + 10).astype(np.float32)
+    psf = gaussian_psf(np, a.psf)
+    if "numpy" in want:
+        t = timed(lambda: rl_numpy(np, img, psf, a.iterations), a.repeat, a.warmup)
+        emit("numpy", "numpy.fft RL (seed style, float64)", t)
+    if "scipy" in want:
+        try:
+            import scipy.fft
+        except ImportError as e:
+            emit("scipy", "scipy.fft float32", reason=str(e))
+        else:
+            H = centred_otf(np, psf.astype(np.float32), shape,
+                            lambda x: scipy.fft.rfftn(x, workers=a.threads))
+
+            def run():
+                est = img.copy()
+                for _ in range(a.iterations):
+                    f = scipy.fft.rfftn(est, workers=a.threads)
+                    conv = scipy.fft.irfftn(f * H, s=shape, workers=a.threads)
+                    ratio = img / np.maximum(conv, np.float32(1e-12))
+                    f = scipy.fft.rfftn(ratio, workers=a.threads)
+                    est *= scipy.fft.irfftn(f * np.conj(H), s=shape, workers=a.threads)
+            emit("scipy", f"scipy.fft float32, workers={a.threads}",
+                 timed(run, a.repeat, a.warmup))
+    if "cupy" in want:
+        cp, why = import_cupy()
+        if cp is None:
+            emit("cupy", "CuPy (seed's GPU code)", reason=why)
+        else:
+            dev = cp.asarray(img)
+
+            def run():
+                rl_cupy(cp, dev, psf, a.iterations)
+                cp.cuda.Stream.null.synchronize()
+            name = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
+            emit("cupy", f"CuPy float32 on {name}", timed(run, a.repeat, a.warmup))
+
+
+def max_rel_diff(np, a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+def peer_deconvolve(a, want):
+    import numpy as np
+    try:
+        import dask
+        import dask.array as da
+        import tifffile
+        import zarr
+    except ImportError as e:
+        for p in sorted(want & {"dask", "dask-cupy"}):
+            emit(p, "dask.array map_overlap", reason=str(e))
+        return
+    psf = tifffile.imread(a.psf).astype(np.float64)
+    psf /= psf.sum()
+    depth = ints(a.depth)
+    chunks = ints(a.chunks)
+    os.makedirs(a.out, exist_ok=True)
+    variants = []
+    if "dask" in want:
+        variants.append(("dask", f"dask.array map_overlap + numpy RL, {a.threads} threads",
+                         lambda b: rl_numpy(np, b, psf, a.iterations)))
+    if "dask-cupy" in want:
+        cp, why = import_cupy()
+        if cp is None:
+            emit("dask-cupy", "dask.array map_overlap + CuPy RL", reason=why)
+        else:
+            variants.append(("dask-cupy", "dask.array map_overlap + CuPy RL",
+                             lambda b: cp.asnumpy(rl_cupy(cp, b, psf, a.iterations))))
+    for peer, label, rl in variants:
+        out = os.path.join(a.out, peer + ".zarr")
+
+        def run():
+            shutil.rmtree(out, ignore_errors=True)
+            x = da.from_zarr(a.input).rechunk(chunks).astype(np.float32)
+            y = x.map_overlap(rl, depth=depth, boundary="reflect", dtype=np.float32)
+            with dask.config.set(scheduler="threads", num_workers=a.threads):
+                y.to_zarr(out)
+        times = timed(run, a.repeat, a.warmup)
+        extra = {}
+        if a.compare:
+            extra["max_rel_diff"] = max_rel_diff(np, zarr.open(a.compare, mode="r")[:],
+                                                 zarr.open(out, mode="r")[:])
+        emit(peer, label, times, **extra)
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def peer_convert(a, want):
+    if "dask" not in want:
+        return
+    try:
+        import dask
+        import dask.array as da
+        import zarr  # noqa: F401 (to_zarr needs it)
+    except ImportError as e:
+        emit("dask", "python zarr + dask rechunk", reason=str(e))
+        return
+    out = os.path.join(a.out, "dask-convert.zarr")
+    os.makedirs(a.out, exist_ok=True)
+
+    def run():
+        shutil.rmtree(out, ignore_errors=True)
+        with dask.config.set(scheduler="threads", num_workers=a.threads):
+            da.from_zarr(a.input).rechunk(ints(a.chunks)).to_zarr(out)
+    emit("dask", f"python zarr + dask rechunk, {a.threads} threads",
+         timed(run, a.repeat, a.warmup))
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workload", choices=["rl", "deconvolve", "convert"])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--only", default="numpy,scipy,cupy,dask,dask-cupy")
+    ap.add_argument("--shape", default="64,256,256")
+    ap.add_argument("--psf", default="15")
+    ap.add_argument("--iterations", type=int, default=20)
+    ap.add_argument("--input")
+    ap.add_argument("--chunks")
+    ap.add_argument("--depth")
+    ap.add_argument("--out")
+    ap.add_argument("--compare")
+    a = ap.parse_args()
+    want = set(a.only.split(","))
+    try:
+        import numpy  # noqa: F401
+    except ImportError as e:
+        for p in sorted(want):
+            emit(p, p, reason=str(e))
+        return 0
+    if a.workload == "rl":
+        a.psf = int(a.psf)
+        peer_rl(a, want)
+    elif a.workload == "deconvolve":
+        peer_deconvolve(a, want)
+    else:
+        peer_convert(a, want)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,923 @@
+/* `halo bench`: runs the named workloads (rl, deconvolve, convert) over
+ * configurations of halo (CPU workers, GPUs, schedulers, chunk shapes) and,
+ * in the same invocation, the peers present on the machine
+ * (bench/peers.py: numpy, scipy.fft, CuPy, dask), then prints a table of
+ * ratios and writes JSON and an SVG plot (bench_report.c).
+ *
+ * Each halo configuration runs in processes of its own, because StarPU's
+ * workers and scheduler are fixed when it starts: the whole command for
+ * deconvolve and convert (end to end, as a user runs it), a process that
+ * times the RL codelet alone for rl (bench_rl.c). */
+#include "config.h"
+#include "cli/bench.h"
+#include "cli/cli.h"
+#include "io/fs.h"
+#include "io/volume.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char bench_help[] =
+	"usage: halo bench [WORKLOAD...] [options]\n\n"
+	"Measures halo on this machine over configurations, and the peers present\n"
+	"(the seed's numpy RL, scipy.fft, CuPy, dask.array) in the same run; prints\n"
+	"each figure as the median of --repeat runs after --warmup runs, with min\n"
+	"and max, and how many times faster halo is than each peer.\n\n"
+	"workloads (default: all three):\n"
+	"  rl            the RL codelet on one chunk (--shape), timed in-process\n"
+	"  deconvolve    halo deconvolve on a generated uint16 Zarr volume (--size),\n"
+	"                whole process, against dask.array map_overlap of numpy RL\n"
+	"  convert       halo convert (rechunk) of the same volume, against zarr + dask\n\n"
+	"configurations (comma-separated lists; every combination is run):\n"
+	"  --ncpu LIST         CPU workers, numbers or 'all' (default 1,all)\n"
+	"  --ncuda LIST        GPUs, numbers or 'all' (default 0,all with a GPU, else 0)\n"
+	"  --sched LIST        StarPU schedulers, or 'all' for eager,lws,dm,dmda,dmdas\n"
+	"                      (default dmda)\n"
+	"  --chunks Z,Y,X      chunk shape for deconvolve and convert; repeat the option\n"
+	"                      for several (default: half the volume on each axis)\n"
+	"  --mode LIST         deconvolve: overlap, exact (default overlap)\n\n"
+	"workload sizes:\n"
+	"  --shape Z,Y,X       rl chunk (default 64,256,256)\n"
+	"  --size Z,Y,X        generated volume (default 64,256,256)\n"
+	"  --input ZARR        deconvolve and convert this volume instead\n"
+	"  --psf N             Gaussian PSF of N^3 voxels (default 15)\n"
+	"  --depth Z,Y,X       overlap halo (default: the PSF size)\n"
+	"  --iterations N      RL iterations (default 20)\n\n"
+	"measuring and output:\n"
+	"  --repeat N          timed runs per figure (default 3)\n"
+	"  --warmup N          untimed runs first (default 1)\n"
+	"  --peers LIST|none   peers to run: numpy,scipy,cupy,dask,dask-cupy (default all)\n"
+	"  --python PATH       interpreter for the peers (default /usr/bin/python3,\n"
+	"                      where scripts/setup installs numpy, scipy and dask)\n"
+	"  --json FILE         every measurement and the machine, as JSON\n"
+	"  --plot FILE.svg     throughput per configuration and bandwidth per peak\n"
+	"  --trace FILE        one extra traced run per halo configuration, written to\n"
+	"                      FILE with the configuration added to its name\n"
+	"  --dir DIR           work folder, kept (default: a temporary one, removed)\n"
+	"  --quiet             no progress line\n";
+
+enum {
+	OPT_NCPU = 1, OPT_NCUDA, OPT_SCHED, OPT_CHUNKS, OPT_MODE, OPT_SHAPE, OPT_SIZE,
+	OPT_INPUT, OPT_PSF, OPT_DEPTH, OPT_ITER, OPT_REPEAT, OPT_WARMUP, OPT_PEERS,
+	OPT_PYTHON, OPT_JSON, OPT_PLOT, OPT_TRACE, OPT_DIR, OPT_QUIET
+};
+
+#define MAXLIST 16
+
+struct bench_opts {
+	int want[3];                      /* rl, deconvolve, convert */
+	int cpus[MAXLIST], ncpus;         /* -1: all */
+	int gpus[MAXLIST], ngpus;
+	const char *scheds[MAXLIST];
+	int nscheds;
+	int64_t chunks[MAXLIST][3];
+	int nchunks;
+	const char *modes[2];
+	int nmodes;
+	int64_t shape[3], size[3], depth[3];
+	int ndepth;
+	long psf, iterations, repeat, warmup;
+	char peers[128];
+	const char *python, *json, *plot, *trace, *dir, *input;
+	int quiet;
+};
+
+/* Everything a run of the bench needs beyond its options. */
+struct bench_ctx {
+	const struct bench_opts *o;
+	char self[PATH_MAX], peers_py[PATH_MAX], dir[PATH_MAX];
+	char input[PATH_MAX + 128], psf[PATH_MAX + 128];
+	int cores, ngpu;
+	int done, total; /* progress, in measured configurations */
+	double started;
+};
+
+static const char *const workload_names[3] = {"rl", "deconvolve", "convert"};
+static const char *const all_scheds[] = {"eager", "lws", "dm", "dmda", "dmdas"};
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* "1,2,all" -> {1, 2, -1}. */
+static int parse_counts(const char *s, const char *what, int *out, int *n, halo_error_t *err)
+{
+	char buf[256];
+	snprintf(buf, sizeof buf, "%s", s);
+	*n = 0;
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		long v = -1;
+		if (*n == MAXLIST)
+			return halo_error_set(err, HALO_EINVAL, "%s: at most %d values", what, MAXLIST);
+		if (strcmp(t, "all") != 0 && halo__parse_int(t, 0, 4096, what, &v, err))
+			return HALO_EINVAL;
+		out[(*n)++] = (int)v;
+	}
+	return *n ? HALO_OK : halo_error_set(err, HALO_EINVAL, "%s: no value given", what);
+}
+
+static int parse_names(char *s, const char *what, const char **out, int max, int *n,
+		       halo_error_t *err)
+{
+	*n = 0;
+	for (char *save = NULL, *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (*n == max)
+			return halo_error_set(err, HALO_EINVAL, "%s: at most %d values", what, max);
+		out[(*n)++] = t;
+	}
+	return *n ? HALO_OK : halo_error_set(err, HALO_EINVAL, "%s: no value given", what);
+}
+
+static int parse_option(int c, char *arg, struct bench_opts *o, halo_error_t *err)
+{
+	int n;
+	switch (c) {
+	case OPT_NCPU:
+		return parse_counts(arg, "--ncpu", o->cpus, &o->ncpus, err);
+	case OPT_NCUDA:
+		return parse_counts(arg, "--ncuda", o->gpus, &o->ngpus, err);
+	case OPT_SCHED:
+		if (strcmp(arg, "all") == 0) {
+			o->nscheds = (int)(sizeof all_scheds / sizeof *all_scheds);
+			memcpy(o->scheds, all_scheds, sizeof all_scheds);
+			return HALO_OK;
+		}
+		return parse_names(arg, "--sched", o->scheds, MAXLIST, &o->nscheds, err);
+	case OPT_CHUNKS:
+		if (o->nchunks == MAXLIST)
+			return halo_error_set(err, HALO_EINVAL, "--chunks: at most %d shapes", MAXLIST);
+		return halo__parse_int_list(arg, 3, 3, 1, "--chunks", o->chunks[o->nchunks++], &n,
+					    err);
+	case OPT_MODE:
+		if (parse_names(arg, "--mode", o->modes, 2, &o->nmodes, err))
+			return HALO_EINVAL;
+		for (int i = 0; i < o->nmodes; i++)
+			if (strcmp(o->modes[i], "overlap") && strcmp(o->modes[i], "exact"))
+				return halo_error_set(err, HALO_EINVAL,
+						      "--mode: '%s' is not overlap or exact", o->modes[i]);
+		return HALO_OK;
+	case OPT_SHAPE:
+		return halo__parse_int_list(arg, 3, 3, 1, "--shape", o->shape, &n, err);
+	case OPT_SIZE:
+		return halo__parse_int_list(arg, 3, 3, 1, "--size", o->size, &n, err);
+	case OPT_DEPTH:
+		return halo__parse_int_list(arg, 3, 3, 0, "--depth", o->depth, &o->ndepth, err);
+	case OPT_PSF:
+		return halo__parse_int(arg, 1, 1024, "--psf", &o->psf, err);
+	case OPT_ITER:
+		return halo__parse_int(arg, 1, 100000, "--iterations", &o->iterations, err);
+	case OPT_REPEAT:
+		return halo__parse_int(arg, 1, 64, "--repeat", &o->repeat, err);
+	case OPT_WARMUP:
+		return halo__parse_int(arg, 0, 64, "--warmup", &o->warmup, err);
+	case OPT_PEERS:
+		snprintf(o->peers, sizeof o->peers, "%s", arg);
+		return HALO_OK;
+	case OPT_INPUT: o->input = arg; return HALO_OK;
+	case OPT_PYTHON: o->python = arg; return HALO_OK;
+	case OPT_JSON: o->json = arg; return HALO_OK;
+	case OPT_PLOT: o->plot = arg; return HALO_OK;
+	case OPT_TRACE: o->trace = arg; return HALO_OK;
+	case OPT_DIR: o->dir = arg; return HALO_OK;
+	case OPT_QUIET: o->quiet = 1; return HALO_OK;
+	}
+	return HALO_OK;
+}
+
+/* Runs argv, waits for it and returns its exit status (-1 when it could not
+ * start or was killed). Its stdout goes to *out (malloc'ed) when out is
+ * not NULL, else nowhere; the last line it wrote on stderr to errline. */
+static int spawn(const struct bench_ctx *b, char *const argv[], char **out, char *errline,
+		 size_t errlen, double *seconds)
+{
+	char errpath[PATH_MAX + 16];
+	snprintf(errpath, sizeof errpath, "%s/stderr.txt", b->dir);
+	int fd[2] = {-1, -1};
+	if (out && pipe(fd) != 0)
+		return -1;
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	if (out) {
+		posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+		posix_spawn_file_actions_addclose(&fa, fd[0]);
+		posix_spawn_file_actions_addclose(&fa, fd[1]);
+	} else {
+		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	}
+	posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	double t0 = now();
+	pid_t pid;
+	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (out) {
+		close(fd[1]);
+		size_t len = 0, cap = 4096;
+		char *buf = malloc(cap);
+		ssize_t got;
+		while (buf && rc == 0 && (got = read(fd[0], buf + len, cap - len - 1)) > 0) {
+			len += (size_t)got;
+			if (cap - len < 2048) {
+				char *nb = realloc(buf, cap *= 2);
+				if (!nb) {
+					free(buf);
+					buf = NULL;
+				}
+				buf = nb;
+			}
+		}
+		close(fd[0]);
+		if (buf)
+			buf[len] = '\0';
+		*out = buf;
+	}
+	int status = -1;
+	if (rc == 0 && waitpid(pid, &status, 0) == pid)
+		status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	else
+		status = -1;
+	if (seconds)
+		*seconds = now() - t0;
+	errline[0] = '\0';
+	FILE *f = fopen(errpath, "r");
+	char line[1024];
+	while (f && fgets(line, sizeof line, f))
+		if (line[0] != '\n') {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(errline, errlen, "%s", line);
+		}
+	if (f)
+		fclose(f);
+	if (rc != 0)
+		snprintf(errline, errlen, "%s: %s", argv[0], strerror(rc));
+	return status;
+}
+
+static void progress(struct bench_ctx *b, const char *what)
+{
+	if (b->o->quiet || !isatty(2))
+		return;
+	double t = now() - b->started;
+	fprintf(stderr, "\r\033[K[%d/%d] %s", b->done, b->total, what);
+	if (b->done > 0)
+		fprintf(stderr, "  %.0f s, ETA %.0f s", t, t / b->done * (b->total - b->done));
+	fflush(stderr);
+}
+
+/* The machine, from `halo info --json` run as a child (the parent never
+ * starts StarPU). */
+static int describe_machine(struct bench_ctx *b, struct bench_report *rep, halo_error_t *err)
+{
+	char *out = NULL, errline[512];
+	char *argv[] = {b->self, "info", "--json", NULL};
+	int st = spawn(b, argv, &out, errline, sizeof errline, NULL);
+	json_error_t je;
+	rep->machine = st == 0 && out ? json_loads(out, 0, &je) : NULL;
+	free(out);
+	if (!rep->machine)
+		return halo_error_set(err, HALO_ERUNTIME, "halo info failed: %s", errline);
+	json_t *w = json_object_get(rep->machine, "workers");
+	b->ngpu = (int)json_integer_value(json_object_get(w, "cuda"));
+	b->cores = (int)json_integer_value(
+		json_object_get(json_object_get(rep->machine, "topology"), "cores"));
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(w, "list"), i, v)
+		if (!strcmp(json_string_value(json_object_get(v, "kind")), "cuda")) {
+			rep->gpu_peak_gbs = json_real_value(json_object_get(v, "peak_bandwidth_gbs"));
+			break;
+		}
+	return HALO_OK;
+}
+
+struct copy_job {
+	char *src, *dst;
+	size_t len;
+};
+
+static void *copy_part(void *arg)
+{
+	struct copy_job *j = arg;
+	memcpy(j->dst, j->src, j->len);
+	return NULL;
+}
+
+/* The CPU side's peak: the best of 5 parallel copies of 512 MiB over every
+ * core, counting bytes read and written (STREAM's copy convention). */
+static double cpu_copy_gbs(int threads)
+{
+	size_t len = (size_t)512 << 20;
+	char *src = malloc(len), *dst = malloc(len);
+	if (!src || !dst || threads < 1 || threads > 256) {
+		free(src);
+		free(dst);
+		return 0;
+	}
+	memset(src, 1, len);
+	memset(dst, 2, len);
+	double best = 0;
+	for (int rep = 0; rep < 5; rep++) {
+		pthread_t th[256];
+		struct copy_job jobs[256];
+		size_t part = len / (size_t)threads;
+		double t0 = now();
+		for (int i = 0; i < threads; i++) {
+			jobs[i] = (struct copy_job){src + part * (size_t)i, dst + part * (size_t)i, part};
+			pthread_create(&th[i], NULL, copy_part, &jobs[i]);
+		}
+		for (int i = 0; i < threads; i++)
+			pthread_join(th[i], NULL);
+		double gbs = 2.0 * (double)(part * (size_t)threads) / (now() - t0) / 1e9;
+		best = gbs > best ? gbs : best;
+	}
+	free(src);
+	free(dst);
+	return best;
+}
+
+/* Writes a volume chunk by chunk from gen (NULL: the PSF). */
+static int write_inputs(struct bench_ctx *b, halo_error_t *err)
+{
+	const struct bench_opts *o = b->o;
+	int pn = (int)o->psf;
+	snprintf(b->psf, sizeof b->psf, "%s/psf.tif", b->dir);
+	halo_volume_info_t pinfo = {.ndim = 3, .dtype = {HALO_F4, 0}, .shape = {pn, pn, pn},
+				    .chunks = {pn, pn, pn}, .voxel = {1, 1, 1}};
+	halo_writer_opts_t pwo = {.format = HALO_FMT_TIFF};
+	float *p = malloc((size_t)pn * pn * pn * sizeof *p);
+	if (!p)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	bench_gaussian_psf(p, pn);
+	halo_writer_t *w;
+	int rc = halo_writer_create(b->psf, &pinfo, &pwo, &w, err);
+	if (!rc) {
+		rc = halo_writer_write_chunk(w, (int64_t[3]){0, 0, 0}, p, err);
+		if (!rc)
+			rc = halo_writer_finish(w, err);
+		halo_writer_close(w);
+	}
+	free(p);
+	if (rc || o->input) {
+		snprintf(b->input, sizeof b->input, "%s", o->input ? o->input : "");
+		return rc;
+	}
+
+	/* A uint16 volume as microscopes write it (blosc lz4, byte shuffle):
+	 * a smooth structure plus noise, so it compresses like real data. */
+	snprintf(b->input, sizeof b->input, "%s/input.zarr", b->dir);
+	const int64_t *s = o->size;
+	halo_volume_info_t info = {.ndim = 3, .dtype = {HALO_U2, 0}, .voxel = {1, 1, 1},
+				   .shape = {s[0], s[1], s[2]},
+				   .chunks = {(s[0] + 1) / 2, (s[1] + 3) / 4, (s[2] + 3) / 4}};
+	halo_writer_opts_t wo = {.format = HALO_FMT_ZARR,
+				 .codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5,
+					   .shuffle = 1}};
+	const int64_t *c = info.chunks;
+	uint16_t *chunk = malloc((size_t)(c[0] * c[1] * c[2]) * sizeof *chunk);
+	if (!chunk)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	if ((rc = halo_writer_create(b->input, &info, &wo, &w, err))) {
+		free(chunk);
+		return rc;
+	}
+	uint64_t r = 0x2545f4914f6cdd1dull;
+	for (int64_t cz = 0; !rc && cz * c[0] < s[0]; cz++)
+		for (int64_t cy = 0; !rc && cy * c[1] < s[1]; cy++)
+			for (int64_t cx = 0; !rc && cx * c[2] < s[2]; cx++) {
+				size_t i = 0;
+				for (int64_t z = cz * c[0]; z < (cz + 1) * c[0]; z++)
+					for (int64_t y = cy * c[1]; y < (cy + 1) * c[1]; y++)
+						for (int64_t x = cx * c[2]; x < (cx + 1) * c[2]; x++) {
+							r ^= r >> 12, r ^= r << 25, r ^= r >> 27;
+							double v = 200 + 150 * sin(0.31 * z) * sin(0.23 * y) *
+										 sin(0.17 * x);
+							chunk[i++] = (uint16_t)(v + (double)(r >> 59));
+						}
+				rc = halo_writer_write_chunk(w, (int64_t[3]){cz, cy, cx}, chunk, err);
+			}
+	if (!rc)
+		rc = halo_writer_finish(w, err);
+	halo_writer_close(w);
+	free(chunk);
+	return rc;
+}
+
+static void add_run(struct bench_workload *w, const struct bench_run *r)
+{
+	struct bench_run *nr = realloc(w->runs, (size_t)(w->nruns + 1) * sizeof *nr);
+	if (!nr)
+		return;
+	w->runs = nr;
+	w->runs[w->nruns++] = *r;
+}
+
+/* The command that runs halo once in configuration c; trace: the file to
+ * record to, or NULL. argv points into store. */
+static void halo_argv(const struct bench_ctx *b, const struct bench_workload *w,
+		      const struct bench_cfg *c, const char *trace, int repeat, int warmup,
+		      char store[][PATH_MAX + 256], char **argv)
+{
+	const struct bench_opts *o = b->o;
+	int n = 0;
+#define ARG(...) (snprintf(store[n], sizeof store[n], __VA_ARGS__), argv[n] = store[n], n++)
+	ARG("%s", b->self);
+	if (!strcmp(w->name, "rl")) {
+		ARG("bench");
+		ARG("--rl-child");
+		ARG("--shape=%lld,%lld,%lld", (long long)o->shape[0], (long long)o->shape[1],
+		    (long long)o->shape[2]);
+		ARG("--psf=%ld", o->psf);
+		ARG("--iterations=%ld", o->iterations);
+		ARG("--repeat=%d", repeat);
+		ARG("--warmup=%d", warmup);
+	} else {
+		ARG("%s", w->name);
+		ARG("%s", b->input);
+		if (!strcmp(w->name, "deconvolve")) {
+			ARG("%s", b->psf);
+			ARG("%s/out.zarr", b->dir);
+			ARG("--iterations=%ld", o->iterations);
+			if (!strcmp(c->mode, "exact"))
+				ARG("--mode=exact");
+			else
+				ARG("--depth=%lld,%lld,%lld", (long long)o->depth[0],
+				    (long long)o->depth[1], (long long)o->depth[2]);
+		} else {
+			ARG("%s/converted.zarr", b->dir);
+			ARG("--compressor=lz4");
+			ARG("--clevel=5");
+			ARG("--shuffle=byte");
+		}
+		ARG("--chunks=%lld,%lld,%lld", (long long)c->chunks[0], (long long)c->chunks[1],
+		    (long long)c->chunks[2]);
+		ARG("--overwrite");
+		ARG("--quiet");
+	}
+	if (c->ncpu >= 0)
+		ARG("--ncpu=%d", c->ncpu);
+	ARG("--ncuda=%d", c->ncuda < 0 ? b->ngpu : c->ncuda);
+	ARG("--sched=%s", c->sched);
+	if (trace)
+		ARG("--trace=%s", trace);
+#undef ARG
+	argv[n] = NULL;
+}
+
+/* FILE.json -> FILE-rl-cpu2-gpu0-dmda.json */
+static void trace_name(const char *pattern, const char *label, char *out, size_t len)
+{
+	const char *dot = strrchr(pattern, '.');
+	const char *slash = strrchr(pattern, '/');
+	if (!dot || (slash && dot < slash))
+		dot = pattern + strlen(pattern);
+	snprintf(out, len, "%.*s-%s%s", (int)(dot - pattern), pattern, label, dot);
+	for (char *p = out + (dot - pattern); *p && p < out + len; p++)
+		if (*p == ' ' || *p == '=')
+			*p = *p == ' ' ? '-' : '_';
+}
+
+static int measure_halo(struct bench_ctx *b, struct bench_workload *w, const struct bench_cfg *c,
+			halo_error_t *err)
+{
+	const struct bench_opts *o = b->o;
+	struct bench_run r = {.tool = "halo", .cfg = *c, .available = 1, .max_rel_diff = -1};
+	bench_cfg_label(w, c, r.label, sizeof r.label);
+	char progress_line[256];
+	snprintf(progress_line, sizeof progress_line, "%s: halo %s", w->name, r.label);
+	progress(b, progress_line);
+	static char store[48][PATH_MAX + 256];
+	char *argv[48], errline[PATH_MAX + 128];
+	int in_process = !strcmp(w->name, "rl");
+	if (o->trace) {
+		char label[200];
+		snprintf(label, sizeof label, "%s-%s", w->name, r.label);
+		trace_name(o->trace, label, r.trace, sizeof r.trace);
+		halo_argv(b, w, c, r.trace, 1, 0, store, argv);
+		if (spawn(b, argv, NULL, errline, sizeof errline, NULL) != 0)
+			return halo_error_set(err, HALO_ERUNTIME, "halo bench %s %s (traced): %s",
+					      w->name, r.label, errline);
+	}
+	if (in_process) {
+		char *out = NULL;
+		halo_argv(b, w, c, NULL, (int)o->repeat, (int)o->warmup, store, argv);
+		int st = spawn(b, argv, &out, errline, sizeof errline, NULL);
+		json_error_t je;
+		json_t *j = st == 0 && out ? json_loads(out, JSON_DISABLE_EOF_CHECK, &je) : NULL;
+		free(out);
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(j, "times_s"), i, v)
+			if (r.ntimes < 64)
+				r.times[r.ntimes++] = json_number_value(v);
+		json_decref(j);
+		if (!r.ntimes)
+			return halo_error_set(err, HALO_ERUNTIME, "halo bench rl %s: %s", r.label,
+					      *errline ? errline : "no times reported");
+	} else {
+		halo_argv(b, w, c, NULL, 0, 0, store, argv);
+		for (long i = 0; i < o->warmup + o->repeat; i++) {
+			double t;
+			if (spawn(b, argv, NULL, errline, sizeof errline, &t) != 0)
+				return halo_error_set(err, HALO_ERUNTIME, "halo %s %s: %s", w->name,
+						      r.label, errline);
+			if (i >= o->warmup)
+				r.times[r.ntimes++] = t;
+		}
+	}
+	add_run(w, &r);
+	b->done++;
+	return HALO_OK;
+}
+
+/* Runs bench/peers.py for a workload; each JSON line it prints is a run. */
+static void measure_peers(struct bench_ctx *b, struct bench_workload *w, const char *only)
+{
+	const struct bench_opts *o = b->o;
+	char list[128] = "";
+	for (const char *p = only; *p;) {
+		size_t l = strcspn(p, ",");
+		char name[32];
+		snprintf(name, sizeof name, "%.*s", (int)l, p);
+		if (!strcmp(o->peers, "all") || strstr(o->peers, name))
+			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+				 *list ? "," : "", name);
+		p += l + (p[l] == ',');
+	}
+	if (!*list)
+		return;
+	char progress_line[256];
+	snprintf(progress_line, sizeof progress_line, "%s: peers %s", w->name, list);
+	progress(b, progress_line);
+	static char store[40][PATH_MAX + 256];
+	char *argv[40], errline[PATH_MAX + 128];
+	int n = 0;
+#define ARG(...) (snprintf(store[n], sizeof store[n], __VA_ARGS__), argv[n] = store[n], n++)
+	ARG("%s", o->python);
+	ARG("%s", b->peers_py);
+	ARG("%s", w->name);
+	ARG("--only=%s", list);
+	ARG("--repeat=%ld", o->repeat);
+	ARG("--warmup=%ld", o->warmup);
+	ARG("--threads=%d", b->cores);
+	ARG("--iterations=%ld", o->iterations);
+	if (!strcmp(w->name, "rl")) {
+		ARG("--psf=%ld", o->psf);
+		ARG("--shape=%lld,%lld,%lld", (long long)o->shape[0], (long long)o->shape[1],
+		    (long long)o->shape[2]);
+	} else {
+		/* The peers run with halo's first chunk shape (and overlap depth). */
+		const struct bench_cfg *c = &w->runs[0].cfg;
+		ARG("--psf=%s", b->psf);
+		ARG("--input=%s", b->input);
+		ARG("--out=%s/peers", b->dir);
+		ARG("--chunks=%lld,%lld,%lld", (long long)c->chunks[0], (long long)c->chunks[1],
+		    (long long)c->chunks[2]);
+		ARG("--depth=%lld,%lld,%lld", (long long)o->depth[0], (long long)o->depth[1],
+		    (long long)o->depth[2]);
+		if (!strcmp(w->name, "deconvolve"))
+			ARG("--compare=%s/out.zarr", b->dir);
+	}
+#undef ARG
+	argv[n] = NULL;
+	char *out = NULL;
+	int st = access(b->peers_py, R_OK) == 0
+			 ? spawn(b, argv, &out, errline, sizeof errline, NULL)
+			 : (snprintf(errline, sizeof errline, "%s: not found", b->peers_py), -1);
+	int got = 0;
+	for (char *save = NULL, *line = out ? strtok_r(out, "\n", &save) : NULL; line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		json_error_t je;
+		json_t *j = json_loads(line, 0, &je);
+		const char *peer = json_string_value(json_object_get(j, "peer"));
+		if (!peer) {
+			json_decref(j);
+			continue;
+		}
+		struct bench_run r = {.max_rel_diff = -1};
+		snprintf(r.tool, sizeof r.tool, "%s", peer);
+		snprintf(r.label, sizeof r.label, "%s",
+			 json_string_value(json_object_get(j, "label")) ?: peer);
+		r.available = json_is_true(json_object_get(j, "available"));
+		snprintf(r.reason, sizeof r.reason, "%s",
+			 json_string_value(json_object_get(j, "reason")) ?: "");
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(j, "times_s"), i, v)
+			if (r.ntimes < 64)
+				r.times[r.ntimes++] = json_number_value(v);
+		if (json_is_number(json_object_get(j, "max_rel_diff")))
+			r.max_rel_diff = json_number_value(json_object_get(j, "max_rel_diff"));
+		add_run(w, &r);
+		got++;
+		json_decref(j);
+	}
+	free(out);
+	if (st != 0 || !got) {
+		/* The interpreter or the script failed: say so once for the list. */
+		struct bench_run r = {.available = 0, .max_rel_diff = -1};
+		snprintf(r.tool, sizeof r.tool, "peers");
+		snprintf(r.label, sizeof r.label, "%s", list);
+		snprintf(r.reason, sizeof r.reason, "%s", *errline ? errline : "no output");
+		add_run(w, &r);
+	}
+	b->done++;
+}
+
+static int add_cfg(struct bench_cfg *out, int n, int max, struct bench_cfg c,
+		   const int64_t chunks[3])
+{
+	if (n < max) {
+		out[n] = c;
+		memcpy(out[n].chunks, chunks, sizeof out[n].chunks);
+	}
+	return n + 1;
+}
+
+/* Every configuration of a workload, in a stable order: rl on CPUs, then
+ * on one GPU alone (it is one chunk); convert on CPUs (it has no GPU
+ * codelets); deconvolve on every CPU and GPU count, CPU+GPU included,
+ * with each scheduler, chunk shape and mode. Returns how many. */
+static int configs(const struct bench_ctx *b, const char *name, struct bench_cfg *out, int max)
+{
+	const struct bench_opts *o = b->o;
+	int n = 0, any_gpu = 0;
+	for (int g = 0; g < o->ngpus; g++)
+		any_gpu |= o->gpus[g] > 0;
+	if (!strcmp(name, "rl")) {
+		for (int c = 0; c < o->ncpus; c++)
+			if (o->cpus[c] != 0)
+				n = add_cfg(out, n, max, (struct bench_cfg){.ncpu = o->cpus[c], .sched = o->scheds[0]},
+				    o->chunks[0]);
+		if (any_gpu)
+			n = add_cfg(out, n, max, (struct bench_cfg){.ncpu = 0, .ncuda = 1, .sched = o->scheds[0]}, o->chunks[0]);
+		return n < max ? n : max;
+	}
+	int cpus[MAXLIST + 1], ncpus = 0, deconv = !strcmp(name, "deconvolve");
+	for (int i = 0; i < o->ncpus; i++)
+		cpus[ncpus++] = o->cpus[i];
+	if (any_gpu && deconv)
+		cpus[ncpus++] = 0; /* the GPUs alone */
+	for (int c = 0; c < ncpus; c++)
+		for (int g = 0; g < (deconv ? o->ngpus : 1); g++)
+			for (int s = 0; s < o->nscheds; s++)
+				for (int k = 0; k < o->nchunks; k++)
+					for (int m = 0; m < (deconv ? o->nmodes : 1); m++) {
+						int ngpu = deconv ? o->gpus[g] : 0;
+						if (cpus[c] == 0 && ngpu == 0)
+							continue;
+						n = add_cfg(out, n, max,
+							    (struct bench_cfg){.ncpu = cpus[c], .ncuda = ngpu,
+									       .sched = o->scheds[s], .mode = o->modes[m]},
+							    o->chunks[k]);
+					}
+	return n < max ? n : max;
+}
+
+static int run_workload(struct bench_ctx *b, struct bench_workload *w, halo_error_t *err)
+{
+	const struct bench_opts *o = b->o;
+	struct bench_cfg cfg[256];
+	int n = configs(b, w->name, cfg, 256);
+	if (n == 0)
+		return halo_error_set(err, HALO_EINVAL, "bench %s: no configuration to run "
+				      "(--ncpu 0 needs a GPU)", w->name);
+	for (int i = 0; i < n; i++)
+		if (measure_halo(b, w, &cfg[i], err))
+			return HALO_ERUNTIME;
+	if (strcmp(o->peers, "none"))
+		measure_peers(b, w,
+			      !strcmp(w->name, "rl")           ? "numpy,scipy,cupy"
+			      : !strcmp(w->name, "deconvolve") ? "dask,dask-cupy"
+							       : "dask");
+	return HALO_OK;
+}
+
+static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *err)
+{
+	struct bench_opts *o = (struct bench_opts *)b->o;
+	ssize_t len = readlink("/proc/self/exe", b->self, sizeof b->self - 1);
+	if (len <= 0)
+		return halo_error_set(err, HALO_EIO, "cannot find the halo executable");
+	b->self[len] = '\0';
+	const char *env = getenv("HALO_BENCH_PEERS");
+	if (env)
+		snprintf(b->peers_py, sizeof b->peers_py, "%s", env);
+	else
+		snprintf(b->peers_py, sizeof b->peers_py, "%.*s/bench/peers.py",
+			 (int)(strrchr(b->self, '/') - b->self), b->self);
+	if (o->dir) {
+		if (halo_fs_mkdirs(o->dir, err))
+			return HALO_EIO;
+		snprintf(b->dir, sizeof b->dir, "%s", o->dir);
+	} else {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(b->dir, sizeof b->dir, "%s/halo-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		if (!mkdtemp(b->dir))
+			return halo_error_set(err, HALO_EIO, "%s: %s", b->dir, strerror(errno));
+	}
+	if (describe_machine(b, rep, err))
+		return HALO_ERUNTIME;
+	if (!o->ngpus) {
+		o->gpus[o->ngpus++] = 0;
+		if (b->ngpu)
+			o->gpus[o->ngpus++] = -1;
+	}
+	for (int i = 0; i < o->ngpus; i++) {
+		if (o->gpus[i] < 0)
+			o->gpus[i] = b->ngpu;
+		if (o->gpus[i] > b->ngpu)
+			return halo_error_set(err, HALO_EINVAL, "--ncuda %d: this machine has %d GPU%s",
+					      o->gpus[i], b->ngpu, b->ngpu == 1 ? "" : "s");
+	}
+	for (int i = 0; i < o->ncpus; i++)
+		if (o->cpus[i] > b->cores)
+			return halo_error_set(err, HALO_EINVAL, "--ncpu %d: this machine has %d cores",
+					      o->cpus[i], b->cores);
+	if (!o->ndepth)
+		o->depth[0] = o->depth[1] = o->depth[2] = o->psf;
+	if (!o->nchunks) {
+		const int64_t *s = o->size;
+		int64_t def[3] = {(s[0] + 1) / 2, (s[1] + 1) / 2, (s[2] + 1) / 2};
+		if (o->input) {
+			halo_reader_t *r;
+			if (halo_reader_open(o->input, &r, err))
+				return HALO_EIO;
+			const int64_t *is = halo_reader_info(r)->shape;
+			for (int a = 0; a < 3; a++)
+				def[a] = (is[a] + 1) / 2;
+			halo_reader_close(r);
+		}
+		memcpy(o->chunks[o->nchunks++], def, sizeof def);
+	}
+	return HALO_OK;
+}
+
+static void describe_workloads(struct bench_ctx *b, struct bench_report *rep)
+{
+	const struct bench_opts *o = b->o;
+	int64_t vs[3] = {o->size[0], o->size[1], o->size[2]};
+	if (o->input) {
+		halo_reader_t *r;
+		if (halo_reader_open(o->input, &r, NULL) == HALO_OK) {
+			memcpy(vs, halo_reader_info(r)->shape, sizeof vs);
+			halo_reader_close(r);
+		}
+	}
+	double rl_vox = (double)o->shape[0] * o->shape[1] * o->shape[2];
+	double vol_vox = (double)vs[0] * vs[1] * vs[2];
+	for (int i = 0; i < 3; i++) {
+		if (!o->want[i])
+			continue;
+		struct bench_workload *w = &rep->workloads[rep->nworkloads++];
+		*w = (struct bench_workload){.name = workload_names[i]};
+		if (i == 0) {
+			w->units = "Mvox*iter/s";
+			w->work = rl_vox * o->iterations / 1e6;
+			/* Traffic of one iteration if each step streams its arrays
+			 * once: 4 real<->complex FFTs (read + write: 8 B/voxel each),
+			 * 2 spectrum products (24 B/voxel each: two half-size complex
+			 * arrays in, one out), ratio and update (12 B/voxel each). */
+			w->bytes = 80.0 * rl_vox * o->iterations;
+			snprintf(w->about, sizeof w->about,
+				 "RL on one %lldx%lldx%lld float32 chunk, PSF %ld^3, %ld iterations",
+				 (long long)o->shape[0], (long long)o->shape[1],
+				 (long long)o->shape[2], o->psf, o->iterations);
+		} else if (i == 1) {
+			w->units = "Mvox*iter/s";
+			w->work = vol_vox * o->iterations / 1e6;
+			snprintf(w->about, sizeof w->about,
+				 "uint16 Zarr %lldx%lldx%lld -> float32 RL, PSF %ld^3, %ld iterations, "
+				 "reflect, depth %lld,%lld,%lld (whole process)",
+				 (long long)vs[0], (long long)vs[1], (long long)vs[2], o->psf,
+				 o->iterations, (long long)o->depth[0], (long long)o->depth[1],
+				 (long long)o->depth[2]);
+		} else {
+			w->units = "MB/s";
+			w->work = vol_vox * 2 / 1e6; /* uint16 */
+			snprintf(w->about, sizeof w->about,
+				 "rechunk uint16 Zarr %lldx%lldx%lld, blosc lz4 (whole process)",
+				 (long long)vs[0], (long long)vs[1], (long long)vs[2]);
+		}
+		int n = configs(b, w->name, (struct bench_cfg[256]){0}, 256);
+		b->total += n + (strcmp(o->peers, "none") != 0);
+	}
+}
+
+int halo_cli_bench(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "--rl-child"))
+		return bench_rl_child(argc, argv);
+	static const struct option longopts[] = {
+		{"ncpu", required_argument, NULL, OPT_NCPU},
+		{"ncuda", required_argument, NULL, OPT_NCUDA},
+		{"sched", required_argument, NULL, OPT_SCHED},
+		{"chunks", required_argument, NULL, OPT_CHUNKS},
+		{"mode", required_argument, NULL, OPT_MODE},
+		{"shape", required_argument, NULL, OPT_SHAPE},
+		{"size", required_argument, NULL, OPT_SIZE},
+		{"input", required_argument, NULL, OPT_INPUT},
+		{"psf", required_argument, NULL, OPT_PSF},
+		{"depth", required_argument, NULL, OPT_DEPTH},
+		{"iterations", required_argument, NULL, OPT_ITER},
+		{"repeat", required_argument, NULL, OPT_REPEAT},
+		{"warmup", required_argument, NULL, OPT_WARMUP},
+		{"peers", required_argument, NULL, OPT_PEERS},
+		{"python", required_argument, NULL, OPT_PYTHON},
+		{"json", required_argument, NULL, OPT_JSON},
+		{"plot", required_argument, NULL, OPT_PLOT},
+		{"trace", required_argument, NULL, OPT_TRACE},
+		{"dir", required_argument, NULL, OPT_DIR},
+		{"quiet", no_argument, NULL, OPT_QUIET},
+		{"help", no_argument, NULL, HALO_OPT_HELP},
+		{0},
+	};
+	struct bench_opts o = {.cpus = {1, -1}, .ncpus = 2, .scheds = {"dmda"}, .nscheds = 1,
+			       .modes = {"overlap"}, .nmodes = 1, .shape = {64, 256, 256},
+			       .size = {64, 256, 256}, .psf = 15, .iterations = 20, .repeat = 3,
+			       .warmup = 1, .peers = "all"};
+	/* Debian's interpreter is where scripts/setup puts numpy, scipy and dask. */
+	o.python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+	halo_runtime_opts_t unused;
+	halo_runtime_opts_init(&unused);
+	halo_error_t err = {0};
+	int c, status;
+	halo_cli_options_begin();
+	while ((c = halo_cli_next_option(argc, argv, "bench", longopts, bench_help, &unused,
+					 &status)) != -1) {
+		if (c == HALO_CLI_DONE)
+			return status;
+		if (parse_option(c, optarg, &o, &err)) {
+			halo_cli_error(&err);
+			return HALO_EXIT_FAIL;
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		int k = 0;
+		while (k < 3 && strcmp(argv[i], workload_names[k]))
+			k++;
+		if (k == 3) {
+			fprintf(stderr, "halo: bench: unknown workload '%s' (rl, deconvolve, convert)\n",
+				argv[i]);
+			return HALO_EXIT_USAGE;
+		}
+		o.want[k] = 1;
+	}
+	if (optind == argc)
+		o.want[0] = o.want[1] = o.want[2] = 1;
+
+	struct bench_ctx b = {.o = &o, .started = now()};
+	struct bench_workload workloads[3];
+	struct bench_report rep = {.repeat = (int)o.repeat, .warmup = (int)o.warmup,
+				   .workloads = workloads};
+	status = HALO_EXIT_FAIL;
+	if (setup(&b, &rep, &err))
+		goto fail;
+	/* After setup, so that nothing is left behind when an option is bad. */
+	describe_workloads(&b, &rep);
+	if (o.want[0])
+		rep.cpu_copy_gbs = cpu_copy_gbs(b.cores);
+	if ((o.want[1] || o.want[2]) && write_inputs(&b, &err))
+		goto fail;
+	for (int i = 0; i < rep.nworkloads; i++)
+		if (run_workload(&b, &workloads[i], &err))
+			goto fail;
+	if (!o.quiet && isatty(2))
+		fprintf(stderr, "\r\033[K");
+	bench_report_table(stdout, &rep);
+	if (o.json && bench_report_json(o.json, &rep)) {
+		halo_error_set(&err, HALO_EIO, "%s: %s", o.json, strerror(errno));
+		goto fail;
+	}
+	if (o.plot && bench_report_svg(o.plot, &rep)) {
+		halo_error_set(&err, HALO_EIO, "%s: %s", o.plot, strerror(errno));
+		goto fail;
+	}
+	status = HALO_EXIT_OK;
+	goto out;
+fail:
+	if (!o.quiet && isatty(2))
+		fprintf(stderr, "\r\033[K");
+	halo_cli_error(&err);
+out:
+	if (!o.dir && b.dir[0])
+		halo_fs_remove_tree(b.dir);
+	for (int i = 0; i < rep.nworkloads; i++)
+		free(workloads[i].runs);
+	json_decref(rep.machine);
+	return status;
+}

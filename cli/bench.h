@@ -1,0 +1,77 @@
+/* `halo bench`: what the measuring (bench.c), the in-process RL
+ * measurement (bench_rl.c) and the reports (bench_report.c) share. */
+#ifndef HALO_CLI_BENCH_H
+#define HALO_CLI_BENCH_H
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* One configuration of halo: ncpu/ncuda -1 mean all. */
+struct bench_cfg {
+	int ncpu, ncuda;
+	const char *sched;
+	int64_t chunks[3]; /* deconvolve and convert */
+	const char *mode;  /* deconvolve: "overlap" or "exact" */
+};
+
+/* One measured tool (halo in one configuration, or a peer). */
+struct bench_run {
+	char tool[32];     /* "halo" or the peer's name */
+	char label[160];
+	struct bench_cfg cfg;
+	int available;
+	char reason[PATH_MAX + 128];  /* why a peer could not run */
+	double times[64];
+	int ntimes;
+	double max_rel_diff; /* against halo's result; < 0 when not measured */
+	char trace[4096];    /* the trace recorded for this configuration, or "" */
+};
+
+struct bench_workload {
+	const char *name;
+	char about[256];
+	const char *units;     /* "Mvox*iter/s" or "MB/s" */
+	double work;           /* per run, in the units' numerator */
+	double bytes;          /* memory traffic per run by the model (rl), else 0 */
+	struct bench_run *runs;
+	int nruns;
+};
+
+struct bench_report {
+	json_t *machine;        /* halo info --json */
+	double cpu_copy_gbs;    /* measured copy bandwidth over every core */
+	double gpu_peak_gbs;    /* the first GPU's peak, 0 without one */
+	int repeat, warmup;
+	struct bench_workload *workloads;
+	int nworkloads;
+};
+
+double bench_median(const struct bench_run *r);
+double bench_min(const struct bench_run *r);
+double bench_max(const struct bench_run *r);
+
+/* The peak bandwidth that a run's throughput is measured against: the
+ * GPU's when it ran on GPUs only, the measured CPU copy bandwidth when on
+ * CPUs only, their sum when on both. */
+double bench_peak_gbs(const struct bench_report *rep, const struct bench_run *r);
+
+/* "cpu=2 gpu=0 dmda 32x128x128" */
+void bench_cfg_label(const struct bench_workload *w, const struct bench_cfg *c, char *out,
+		     size_t len);
+
+void bench_report_table(FILE *f, const struct bench_report *rep);
+/* JSON and SVG reports: 0, or -1 with errno set. Written atomically. */
+int bench_report_json(const char *path, const struct bench_report *rep);
+int bench_report_svg(const char *path, const struct bench_report *rep);
+
+/* A Gaussian PSF of n^3 voxels, sigma n/6 on each axis, sum 1 (peers.py
+ * builds the same). */
+void bench_gaussian_psf(float *p, int n);
+
+/* The hidden `halo bench --rl-child` mode: one chunk of RL in this
+ * process, printing one JSON line of per-run times. Returns an exit status. */
+int bench_rl_child(int argc, char **argv);
+
+#endif

@@ -1,0 +1,348 @@
+/* `halo bench`'s reports: the terminal table (halo's speed-up over each
+ * peer), the JSON with every measurement, and an SVG plot of throughput per
+ * configuration and of achieved bandwidth as a share of the peak. */
+#include "config.h"
+#include "cli/bench.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+double bench_median(const struct bench_run *r)
+{
+	double t[64];
+	memcpy(t, r->times, (size_t)r->ntimes * sizeof *t);
+	qsort(t, (size_t)r->ntimes, sizeof *t, cmp_double);
+	int n = r->ntimes;
+	return n == 0 ? 0 : n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+double bench_min(const struct bench_run *r)
+{
+	double m = r->ntimes ? r->times[0] : 0;
+	for (int i = 1; i < r->ntimes; i++)
+		m = r->times[i] < m ? r->times[i] : m;
+	return m;
+}
+
+double bench_max(const struct bench_run *r)
+{
+	double m = r->ntimes ? r->times[0] : 0;
+	for (int i = 1; i < r->ntimes; i++)
+		m = r->times[i] > m ? r->times[i] : m;
+	return m;
+}
+
+static int is_halo(const struct bench_run *r)
+{
+	return !strcmp(r->tool, "halo");
+}
+
+static int is_gpu_peer(const struct bench_run *r)
+{
+	return strstr(r->tool, "cupy") != NULL;
+}
+
+double bench_peak_gbs(const struct bench_report *rep, const struct bench_run *r)
+{
+	int gpu = is_halo(r) ? r->cfg.ncuda != 0 : is_gpu_peer(r);
+	int cpu = is_halo(r) ? r->cfg.ncpu != 0 : !is_gpu_peer(r);
+	return (gpu ? rep->gpu_peak_gbs : 0) + (cpu ? rep->cpu_copy_gbs : 0);
+}
+
+void bench_cfg_label(const struct bench_workload *w, const struct bench_cfg *c, char *out,
+		     size_t len)
+{
+	char cpu[16];
+	if (c->ncpu < 0)
+		snprintf(cpu, sizeof cpu, "all");
+	else
+		snprintf(cpu, sizeof cpu, "%d", c->ncpu);
+	if (!strcmp(w->name, "rl"))
+		snprintf(out, len, "cpu=%s gpu=%d", cpu, c->ncuda);
+	else if (!strcmp(w->name, "convert"))
+		snprintf(out, len, "cpu=%s %s %lldx%lldx%lld", cpu, c->sched,
+			 (long long)c->chunks[0], (long long)c->chunks[1], (long long)c->chunks[2]);
+	else
+		snprintf(out, len, "cpu=%s gpu=%d %s %lldx%lldx%lld %s", cpu, c->ncuda, c->sched,
+			 (long long)c->chunks[0], (long long)c->chunks[1], (long long)c->chunks[2],
+			 c->mode);
+}
+
+static double throughput(const struct bench_workload *w, double seconds)
+{
+	return seconds > 0 ? w->work / seconds : 0;
+}
+
+static const char *run_name(const struct bench_run *r, char *buf, size_t len)
+{
+	if (is_halo(r))
+		snprintf(buf, len, "halo %s", r->label);
+	else
+		snprintf(buf, len, "%s", r->label);
+	return buf;
+}
+
+void bench_report_table(FILE *f, const struct bench_report *rep)
+{
+	for (int k = 0; k < rep->nworkloads; k++) {
+		const struct bench_workload *w = &rep->workloads[k];
+		fprintf(f, "%s%s: %s\n", k ? "\n" : "", w->name, w->about);
+		fprintf(f, "  seconds: median of %d runs after %d warm-up%s (min, max); "
+			   "vs X: X's median / halo's\n",
+			rep->repeat, rep->warmup, rep->warmup == 1 ? "" : "s");
+		fprintf(f, "  %-44s %8s %8s %8s %12s", "", "median", "min", "max", w->units);
+		if (w->bytes > 0)
+			fprintf(f, " %7s %6s", "GB/s", "%peak");
+		for (int p = 0; p < w->nruns; p++)
+			if (!is_halo(&w->runs[p]) && w->runs[p].available)
+				fprintf(f, " vs %-6.6s", w->runs[p].tool);
+		fputc('\n', f);
+		for (int i = 0; i < w->nruns; i++) {
+			const struct bench_run *r = &w->runs[i];
+			char name[200];
+			run_name(r, name, sizeof name);
+			if (!r->available) {
+				fprintf(f, "  %-44.44s unavailable: %s\n", name, r->reason);
+				continue;
+			}
+			double med = bench_median(r);
+			fprintf(f, "  %-44.44s %8.3f %8.3f %8.3f %12.1f", name, med, bench_min(r),
+				bench_max(r), throughput(w, med));
+			if (w->bytes > 0) {
+				double gbs = w->bytes / med / 1e9, peak = bench_peak_gbs(rep, r);
+				fprintf(f, " %7.1f %5.0f%%", gbs, peak > 0 ? 100 * gbs / peak : 0);
+			}
+			for (int p = 0; p < w->nruns && is_halo(r); p++)
+				if (!is_halo(&w->runs[p]) && w->runs[p].available)
+					fprintf(f, " %8.2fx", bench_median(&w->runs[p]) / med);
+			fputc('\n', f);
+		}
+		for (int i = 0; i < w->nruns; i++)
+			if (w->runs[i].max_rel_diff >= 0)
+				fprintf(f, "  %s's result against halo's: max relative difference %.1e\n",
+					w->runs[i].tool, w->runs[i].max_rel_diff);
+	}
+	if (rep->cpu_copy_gbs > 0 || rep->gpu_peak_gbs > 0)
+		fprintf(f, "\npeak bandwidth: CPU %.1f GB/s (measured copy, all cores)%s",
+			rep->cpu_copy_gbs, rep->gpu_peak_gbs > 0 ? "" : "\n");
+	if (rep->gpu_peak_gbs > 0)
+		fprintf(f, ", GPU %.0f GB/s (specification)\n", rep->gpu_peak_gbs);
+}
+
+/* Writes to path through a temporary name, so a reader never sees half. */
+static FILE *open_tmp(const char *path, char *tmp, size_t len)
+{
+	snprintf(tmp, len, "%s.tmp-%ld", path, (long)getpid());
+	return fopen(tmp, "w");
+}
+
+static int close_tmp(FILE *f, const char *tmp, const char *path)
+{
+	int bad = ferror(f);
+	if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+		int e = errno ? errno : EIO;
+		remove(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *run_json(const struct bench_report *rep, const struct bench_workload *w,
+			const struct bench_run *r)
+{
+	json_t *j = json_pack("{s:s, s:s, s:b}", "tool", r->tool, "label", r->label, "available",
+			      r->available);
+	if (!r->available) {
+		json_object_set_new(j, "reason", json_string(r->reason));
+		return j;
+	}
+	if (is_halo(r)) {
+		json_t *c = json_pack("{s:i, s:i, s:s}", "ncpu", r->cfg.ncpu, "ncuda", r->cfg.ncuda,
+				      "sched", r->cfg.sched);
+		if (strcmp(w->name, "rl")) {
+			json_object_set_new(c, "chunks", json_pack("[I, I, I]", (json_int_t)r->cfg.chunks[0],
+								   (json_int_t)r->cfg.chunks[1],
+								   (json_int_t)r->cfg.chunks[2]));
+		}
+		if (!strcmp(w->name, "deconvolve"))
+			json_object_set_new(c, "mode", json_string(r->cfg.mode));
+		json_object_set_new(j, "config", c);
+		if (r->trace[0])
+			json_object_set_new(j, "trace", json_string(r->trace));
+	}
+	json_t *t = json_array();
+	for (int i = 0; i < r->ntimes; i++)
+		json_array_append_new(t, json_real(r->times[i]));
+	double med = bench_median(r);
+	json_object_set_new(j, "times_s", t);
+	json_object_set_new(j, "median_s", json_real(med));
+	json_object_set_new(j, "min_s", json_real(bench_min(r)));
+	json_object_set_new(j, "max_s", json_real(bench_max(r)));
+	json_object_set_new(j, "throughput", json_real(throughput(w, med)));
+	if (w->bytes > 0) {
+		double gbs = w->bytes / med / 1e9, peak = bench_peak_gbs(rep, r);
+		json_object_set_new(j, "bandwidth_gbs", json_real(gbs));
+		json_object_set_new(j, "peak_gbs", json_real(peak));
+		json_object_set_new(j, "bandwidth_fraction", json_real(peak > 0 ? gbs / peak : 0));
+	}
+	if (r->max_rel_diff >= 0)
+		json_object_set_new(j, "max_rel_diff_vs_halo", json_real(r->max_rel_diff));
+	if (is_halo(r)) {
+		json_t *s = json_object();
+		for (int p = 0; p < w->nruns; p++)
+			if (!is_halo(&w->runs[p]) && w->runs[p].available)
+				json_object_set_new(s, w->runs[p].tool,
+						    json_real(bench_median(&w->runs[p]) / med));
+		json_object_set_new(j, "speedup_vs", s);
+	}
+	return j;
+}
+
+int bench_report_json(const char *path, const struct bench_report *rep)
+{
+	json_t *wl = json_array();
+	for (int k = 0; k < rep->nworkloads; k++) {
+		const struct bench_workload *w = &rep->workloads[k];
+		json_t *runs = json_array();
+		for (int i = 0; i < w->nruns; i++)
+			json_array_append_new(runs, run_json(rep, w, &w->runs[i]));
+		json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:o}", "name", w->name, "about", w->about,
+				      "units", w->units, "work_per_run", w->work, "runs", runs);
+		if (w->bytes > 0)
+			json_object_set_new(o, "model_bytes_per_run", json_real(w->bytes));
+		json_array_append_new(wl, o);
+	}
+	json_t *root = json_pack("{s:O, s:{s:f, s:f}, s:i, s:i, s:o}", "machine", rep->machine,
+				 "peak_bandwidth_gbs", "cpu_copy_measured", rep->cpu_copy_gbs,
+				 "gpu_specification", rep->gpu_peak_gbs, "repeat", rep->repeat,
+				 "warmup", rep->warmup, "workloads", wl);
+	char tmp[4200];
+	FILE *f = open_tmp(path, tmp, sizeof tmp);
+	int rc = -1;
+	if (f) {
+		json_dumpf(root, f, JSON_INDENT(1));
+		fputc('\n', f);
+		rc = close_tmp(f, tmp, path);
+	}
+	json_decref(root);
+	return rc;
+}
+
+static void svg_text(FILE *f, const char *s)
+{
+	for (; *s; s++)
+		switch (*s) {
+		case '&': fputs("&amp;", f); break;
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '"': fputs("&quot;", f); break;
+		default: fputc(*s, f);
+		}
+}
+
+enum { SVG_W = 960, LABEL_W = 380, ROW_H = 20, BAR_W = SVG_W - LABEL_W - 110 };
+
+/* One panel: a bar per available run (value from get), whiskers from lo to
+ * hi when given. Returns the panel's height. */
+static int svg_panel(FILE *f, int y, const char *title, const struct bench_workload *w,
+		     const struct bench_report *rep, int bandwidth)
+{
+	double top = 0;
+	int rows = 0;
+	for (int i = 0; i < w->nruns; i++) {
+		const struct bench_run *r = &w->runs[i];
+		if (!r->available)
+			continue;
+		double v = bandwidth ? 100 * w->bytes / bench_min(r) / 1e9 / bench_peak_gbs(rep, r)
+				     : throughput(w, bench_min(r));
+		top = v > top ? v : top;
+		rows++;
+	}
+	if (!rows || top <= 0)
+		return 0;
+	if (bandwidth && top < 100)
+		top = 100;
+	fprintf(f, "<text x=\"10\" y=\"%d\" font-weight=\"bold\">", y + 16);
+	svg_text(f, title);
+	fprintf(f, "</text>\n");
+	y += 26;
+	for (int i = 0; i < w->nruns; i++) {
+		const struct bench_run *r = &w->runs[i];
+		if (!r->available)
+			continue;
+		double peak = bench_peak_gbs(rep, r);
+		double med, lo, hi;
+		if (bandwidth) {
+			med = 100 * w->bytes / bench_median(r) / 1e9 / peak;
+			lo = 100 * w->bytes / bench_max(r) / 1e9 / peak;
+			hi = 100 * w->bytes / bench_min(r) / 1e9 / peak;
+		} else {
+			med = throughput(w, bench_median(r));
+			lo = throughput(w, bench_max(r));
+			hi = throughput(w, bench_min(r));
+		}
+		char name[200];
+		fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", LABEL_W - 8, y + 14);
+		svg_text(f, run_name(r, name, sizeof name));
+		fprintf(f, "</text>\n");
+		double sx = BAR_W / top;
+		fprintf(f, "<rect class=\"%s\" x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\"/>\n",
+			is_halo(r) ? "halo" : "peer", LABEL_W, y + 3, med * sx, ROW_H - 6);
+		fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#222\"/>\n",
+			LABEL_W + lo * sx, LABEL_W + hi * sx, y + ROW_H / 2, y + ROW_H / 2);
+		fprintf(f, "<text x=\"%.1f\" y=\"%d\">%.1f%s</text>\n", LABEL_W + hi * sx + 6, y + 14,
+			med, bandwidth ? "%" : "");
+		y += ROW_H;
+	}
+	return 26 + rows * ROW_H + 14;
+}
+
+int bench_report_svg(const char *path, const struct bench_report *rep)
+{
+	char tmp[4200];
+	FILE *body = tmpfile();
+	if (!body)
+		return -1;
+	int h = 10;
+	for (int k = 0; k < rep->nworkloads; k++) {
+		const struct bench_workload *w = &rep->workloads[k];
+		char title[400];
+		snprintf(title, sizeof title, "%s: %s (%s, median; whiskers min-max)", w->name,
+			 w->about, w->units);
+		h += svg_panel(body, h, title, w, rep, 0);
+		if (w->bytes > 0) {
+			snprintf(title, sizeof title,
+				 "%s: achieved memory bandwidth (80 B/voxel/iteration model), %% of peak",
+				 w->name);
+			h += svg_panel(body, h, title, w, rep, 1);
+		}
+	}
+	FILE *f = open_tmp(path, tmp, sizeof tmp);
+	if (!f) {
+		fclose(body);
+		return -1;
+	}
+	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+		   "font-family=\"sans-serif\" font-size=\"12\">\n"
+		   "<style>.halo{fill:#2b6cb0}.peer{fill:#a0aec0}</style>\n"
+		   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+		SVG_W, h + 10);
+	rewind(body);
+	char buf[8192];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof buf, body)) > 0)
+		fwrite(buf, 1, n, f);
+	fclose(body);
+	fputs("</svg>\n", f);
+	return close_tmp(f, tmp, path);
+}

@@ -1,0 +1,141 @@
+"""halo bench on a tiny problem: every configuration of the matrix is
+measured once per repeat, each figure in the JSON is recomputed here from
+its own times (median, min, max, throughput, bandwidth by the traffic
+model, speed-up over each peer), the peers present (numpy, scipy.fft, dask)
+ran and dask's deconvolution equals halo's, the traces and the SVG plot
+parse; bad options get one line."""
+import json
+import os
+import shutil
+import statistics
+import sys
+import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
+from haloutil import HALO, check, done, halo, path  # noqa: E402
+
+if not os.path.exists(os.path.join(os.path.dirname(os.path.abspath(HALO)), "bench", "peers.py")):
+    # an out-of-tree build (the sanitizer job): the peers are in the sources
+    os.environ["HALO_BENCH_PEERS"] = os.path.join(os.environ["HALO_SRCDIR"], "bench", "peers.py")
+
+work = path("bench-work")
+shutil.rmtree(work, ignore_errors=True)
+js, svg, trace = path("bench.json"), path("bench.svg"), path("bench-trace.json")
+SHAPE, SIZE, PSF, IT, REPEAT = (8, 24, 20), (12, 40, 36), 5, 3, 2
+r = halo("bench", "rl", "deconvolve", "convert", "--shape", "8,24,20", "--size", "12,40,36",
+         "--psf", PSF, "--iterations", IT, "--repeat", REPEAT, "--warmup", 1,
+         "--sched", "dmda,eager", "--ncpu", "1,all", "--json", js, "--plot", svg,
+         "--trace", trace, "--dir", work, "--quiet", check_rc=0)
+check(r.returncode == 0, "halo bench runs three workloads", r.stderr)
+check(r.stderr == "", "--quiet: nothing on stderr", r.stderr)
+for word in ("rl:", "deconvolve:", "convert:", "vs numpy", "vs scipy", "vs dask",
+             "halo cpu=1 gpu=0", "halo cpu=all gpu=0 eager 6x20x18 overlap"):
+    check(word in r.stdout, f"the table shows '{word}'", r.stdout)
+
+d = json.load(open(js))
+check(d["machine"]["topology"]["cores"] >= 1 and "workers" in d["machine"],
+      "JSON: the machine (halo info) is recorded")
+check(d["repeat"] == REPEAT and d["warmup"] == 1, "JSON: repeat and warm-up recorded")
+cpu_peak = d["peak_bandwidth_gbs"]["cpu_copy_measured"]
+check(cpu_peak > 0.1, "JSON: the measured CPU copy bandwidth is positive", cpu_peak)
+wl = {w["name"]: w for w in d["workloads"]}
+check(list(wl) == ["rl", "deconvolve", "convert"], "JSON: three workloads in order", list(wl))
+
+vox_rl = SHAPE[0] * SHAPE[1] * SHAPE[2]
+vox = SIZE[0] * SIZE[1] * SIZE[2]
+check(abs(wl["rl"]["work_per_run"] - vox_rl * IT / 1e6) < 1e-12, "rl: work = Mvox x iterations")
+check(abs(wl["deconvolve"]["work_per_run"] - vox * IT / 1e6) < 1e-12, "deconvolve: work")
+check(abs(wl["convert"]["work_per_run"] - vox * 2 / 1e6) < 1e-12, "convert: work = uint16 MB")
+check(abs(wl["rl"]["model_bytes_per_run"] - 80 * vox_rl * IT) < 1e-6,
+      "rl: the traffic model is 80 bytes per voxel and iteration")
+
+
+def close(a, b):
+    return abs(a - b) <= 1e-9 * max(1.0, abs(b))
+
+
+expected_configs = {
+    "rl": [(1, 0, None), (-1, 0, None)],
+    "deconvolve": [(1, 0, "dmda"), (1, 0, "eager"), (-1, 0, "dmda"), (-1, 0, "eager")],
+    "convert": [(1, 0, "dmda"), (1, 0, "eager"), (-1, 0, "dmda"), (-1, 0, "eager")],
+}
+for name, w in wl.items():
+    runs = [x for x in w["runs"] if x["tool"] == "halo"]
+    peers = {x["tool"]: x for x in w["runs"] if x["tool"] != "halo"}
+    got = [(x["config"]["ncpu"], x["config"]["ncuda"],
+            None if name == "rl" else x["config"]["sched"]) for x in runs]
+    check(got == expected_configs[name], f"{name}: every configuration measured once", got)
+    ok = True
+    for x in w["runs"]:
+        if not x["available"]:
+            continue
+        t = x["times_s"]
+        ok &= len(t) == REPEAT and all(v > 0 for v in t)
+        ok &= close(x["median_s"], statistics.median(t))
+        ok &= close(x["min_s"], min(t)) and close(x["max_s"], max(t))
+        ok &= close(x["throughput"], w["work_per_run"] / statistics.median(t))
+        if name == "rl":
+            gbs = w["model_bytes_per_run"] / statistics.median(t) / 1e9
+            ok &= close(x["bandwidth_gbs"], gbs)
+            ok &= close(x["bandwidth_fraction"], gbs / x["peak_gbs"])
+        if x["tool"] == "halo":
+            for p, ratio in x["speedup_vs"].items():
+                ok &= close(ratio, statistics.median(peers[p]["times_s"]) / x["median_s"])
+            ok &= set(x["speedup_vs"]) == {p for p, v in peers.items() if v["available"]}
+    check(ok, f"{name}: median, min, max, throughput and ratios recomputed from the times")
+    for x in runs:
+        tr = x.get("trace")
+        ev = json.load(open(tr))["traceEvents"] if tr and os.path.exists(tr) else []
+        cats = {e.get("name") for e in ev if e.get("ph") == "X"}
+        want = {"rl": "rl", "deconvolve": "rl", "convert": "write"}[name]
+        check(any(want in (c or "") for c in cats),
+              f"{name} {x['label']}: its traced run has {want} tasks", sorted(cats)[:10])
+
+rl_peers = {x["tool"]: x for x in wl["rl"]["runs"] if x["tool"] != "halo"}
+check(rl_peers["numpy"]["available"] and rl_peers["scipy"]["available"],
+      "rl: the numpy and scipy.fft peers ran")
+cupy = rl_peers.get("cupy")
+check(cupy is not None and (cupy["available"] or cupy["reason"]),
+      "rl: CuPy ran, or the reason it could not is given", cupy)
+dask = [x for x in wl["deconvolve"]["runs"] if x["tool"] == "dask"]
+check(dask and dask[0]["available"] and dask[0]["max_rel_diff_vs_halo"] < 1e-5,
+      "deconvolve: dask map_overlap of numpy RL gives halo's result",
+      dask and dask[0].get("max_rel_diff_vs_halo"))
+check([x["tool"] for x in wl["convert"]["runs"] if x["available"] and x["tool"] != "halo"]
+      == ["dask"], "convert: the zarr + dask peer ran")
+
+root = ET.parse(svg).getroot()
+rects = [e for e in root.iter("{http://www.w3.org/2000/svg}rect") if e.get("class")]
+bars = sum(1 + (w["name"] == "rl") for w in d["workloads"]
+           for x in w["runs"] if x["available"])
+check(len(rects) == bars, "SVG: one bar per run (and per rl run for bandwidth)",
+      (len(rects), bars))
+check(os.path.isdir(os.path.join(work, "input.zarr")), "--dir keeps the generated volume")
+
+# Peers can be switched off; a missing peers script is reported, not fatal.
+r = halo("bench", "rl", "--shape", "4,8,8", "--psf", 3, "--iterations", 1, "--repeat", 1,
+         "--warmup", 0, "--ncpu", 1, "--peers", "none", "--quiet", check_rc=0)
+check(r.returncode == 0 and "numpy" not in r.stdout, "--peers none runs halo alone", r.stdout)
+env = dict(os.environ, HALO_BENCH_PEERS="/nonexistent/peers.py")
+import subprocess  # noqa: E402
+p = subprocess.run([HALO, "bench", "rl", "--shape", "4,8,8", "--psf", "3", "--iterations", "1",
+                    "--repeat", "1", "--warmup", "0", "--ncpu", "1", "--quiet"],
+                   capture_output=True, text=True, env=env)
+check(p.returncode == 0 and "unavailable: /nonexistent/peers.py: not found" in p.stdout,
+      "a missing peers script is one 'unavailable' row", p.stdout + p.stderr)
+
+cores = d["machine"]["topology"]["cores"]
+for args, rc, msg in [
+        (["--ncpu", str(cores + 1)], 1, f"--ncpu {cores + 1}: this machine has {cores} cores"),
+        (["--ncuda", "9"], 1, "--ncuda 9: this machine has"),
+        (["--mode", "fast"], 1, "--mode: 'fast' is not overlap or exact"),
+        (["--repeat", "0"], 1, "--repeat"),
+        (["--chunks", "1,2"], 1, "--chunks"),
+        (["sharpen"], 2, "unknown workload 'sharpen'"),
+        (["--bogus"], 2, "unknown option '--bogus'")]:
+    r = halo("bench", "rl", *args)
+    lines = r.stderr.strip().splitlines()
+    check(r.returncode == rc and len(lines) == 1 and msg in lines[0] and
+          lines[0].startswith("halo: "),
+          f"bench {' '.join(args)}: exit {rc}, one line", r.stderr)
+done()
