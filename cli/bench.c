@@ -38,9 +38,10 @@ static const char bench_help[] =
 	"and max, and how many times faster halo is than each peer.\n\n"
 	"workloads (default: all three):\n"
 	"  rl            the RL codelet on one chunk (--shape), timed in-process\n"
-	"  deconvolve    halo deconvolve on a generated uint16 Zarr volume (--size),\n"
-	"                whole process, against dask.array map_overlap of numpy RL\n"
-	"  convert       halo convert (rechunk) of the same volume, against zarr + dask\n\n"
+	"  deconvolve    halo deconvolve on a generated uint16 Zarr volume (--size)\n"
+	"                against dask.array map_overlap of numpy RL\n"
+	"  convert       halo convert (rechunk) of the same volume, against zarr + dask\n"
+	"                (both timed as whole processes: start-up and imports included)\n\n"
 	"configurations (comma-separated lists; every combination is run):\n"
 	"  --ncpu LIST         CPU workers, numbers or 'all' (default 1,all)\n"
 	"  --ncuda LIST        GPUs, numbers or 'all' (default 0,all with a GPU, else 0)\n"
@@ -544,35 +545,37 @@ static int measure_halo(struct bench_ctx *b, struct bench_workload *w, const str
 	return HALO_OK;
 }
 
-/* Runs bench/peers.py for a workload; each JSON line it prints is a run. */
-static void measure_peers(struct bench_ctx *b, struct bench_workload *w, const char *only)
+/* Is name one of the comma-separated list? */
+static int listed(const char *list, const char *name)
+{
+	size_t l = strlen(name);
+	for (const char *p = list; *p;) {
+		size_t k = strcspn(p, ",");
+		if (k == l && !strncmp(p, name, l))
+			return 1;
+		p += k + (p[k] == ',');
+	}
+	return 0;
+}
+
+/* Runs bench/peers.py once for the peers in list; adds to out (at most
+ * max) a run per JSON line it prints, with the times the script measured,
+ * and returns how many. *wall: the whole process's seconds. */
+static int peers_once(struct bench_ctx *b, const struct bench_workload *w, const char *list,
+		      long repeat, long warmup, int compare, struct bench_run *out, int max,
+		      double *wall, char *errline, size_t errlen)
 {
 	const struct bench_opts *o = b->o;
-	char list[128] = "";
-	for (const char *p = only; *p;) {
-		size_t l = strcspn(p, ",");
-		char name[32];
-		snprintf(name, sizeof name, "%.*s", (int)l, p);
-		if (!strcmp(o->peers, "all") || strstr(o->peers, name))
-			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
-				 *list ? "," : "", name);
-		p += l + (p[l] == ',');
-	}
-	if (!*list)
-		return;
-	char progress_line[256];
-	snprintf(progress_line, sizeof progress_line, "%s: peers %s", w->name, list);
-	progress(b, progress_line);
 	static char store[40][PATH_MAX + 256];
-	char *argv[40], errline[PATH_MAX + 128];
+	char *argv[40];
 	int n = 0;
 #define ARG(...) (snprintf(store[n], sizeof store[n], __VA_ARGS__), argv[n] = store[n], n++)
 	ARG("%s", o->python);
 	ARG("%s", b->peers_py);
 	ARG("%s", w->name);
 	ARG("--only=%s", list);
-	ARG("--repeat=%ld", o->repeat);
-	ARG("--warmup=%ld", o->warmup);
+	ARG("--repeat=%ld", repeat);
+	ARG("--warmup=%ld", warmup);
 	ARG("--threads=%d", b->cores);
 	ARG("--iterations=%ld", o->iterations);
 	if (!strcmp(w->name, "rl")) {
@@ -589,51 +592,115 @@ static void measure_peers(struct bench_ctx *b, struct bench_workload *w, const c
 		    (long long)c->chunks[2]);
 		ARG("--depth=%lld,%lld,%lld", (long long)o->depth[0], (long long)o->depth[1],
 		    (long long)o->depth[2]);
-		if (!strcmp(w->name, "deconvolve"))
+		if (compare)
 			ARG("--compare=%s/out.zarr", b->dir);
 	}
 #undef ARG
 	argv[n] = NULL;
-	char *out = NULL;
-	int st = access(b->peers_py, R_OK) == 0
-			 ? spawn(b, argv, &out, errline, sizeof errline, NULL)
-			 : (snprintf(errline, sizeof errline, "%s: not found", b->peers_py), -1);
+	if (access(b->peers_py, R_OK) != 0) {
+		snprintf(errline, errlen, "%s: not found", b->peers_py);
+		return 0;
+	}
+	char *text = NULL;
+	spawn(b, argv, &text, errline, errlen, wall);
 	int got = 0;
-	for (char *save = NULL, *line = out ? strtok_r(out, "\n", &save) : NULL; line;
+	for (char *save = NULL, *line = text ? strtok_r(text, "\n", &save) : NULL; line && got < max;
 	     line = strtok_r(NULL, "\n", &save)) {
 		json_error_t je;
 		json_t *j = json_loads(line, 0, &je);
 		const char *peer = json_string_value(json_object_get(j, "peer"));
-		if (!peer) {
-			json_decref(j);
-			continue;
+		if (peer) {
+			struct bench_run *r = &out[got++];
+			*r = (struct bench_run){.max_rel_diff = -1};
+			snprintf(r->tool, sizeof r->tool, "%s", peer);
+			snprintf(r->label, sizeof r->label, "%s",
+				 json_string_value(json_object_get(j, "label")) ?: peer);
+			r->available = json_is_true(json_object_get(j, "available"));
+			snprintf(r->reason, sizeof r->reason, "%s",
+				 json_string_value(json_object_get(j, "reason")) ?: "");
+			size_t i;
+			json_t *v;
+			json_array_foreach(json_object_get(j, "times_s"), i, v)
+				if (r->ntimes < 64)
+					r->times[r->ntimes++] = json_number_value(v);
+			if (json_is_number(json_object_get(j, "max_rel_diff")))
+				r->max_rel_diff = json_number_value(json_object_get(j, "max_rel_diff"));
 		}
-		struct bench_run r = {.max_rel_diff = -1};
-		snprintf(r.tool, sizeof r.tool, "%s", peer);
-		snprintf(r.label, sizeof r.label, "%s",
-			 json_string_value(json_object_get(j, "label")) ?: peer);
-		r.available = json_is_true(json_object_get(j, "available"));
-		snprintf(r.reason, sizeof r.reason, "%s",
-			 json_string_value(json_object_get(j, "reason")) ?: "");
-		size_t i;
-		json_t *v;
-		json_array_foreach(json_object_get(j, "times_s"), i, v)
-			if (r.ntimes < 64)
-				r.times[r.ntimes++] = json_number_value(v);
-		if (json_is_number(json_object_get(j, "max_rel_diff")))
-			r.max_rel_diff = json_number_value(json_object_get(j, "max_rel_diff"));
-		add_run(w, &r);
-		got++;
 		json_decref(j);
 	}
-	free(out);
-	if (st != 0 || !got) {
-		/* The interpreter or the script failed: say so once for the list. */
-		struct bench_run r = {.available = 0, .max_rel_diff = -1};
-		snprintf(r.tool, sizeof r.tool, "peers");
-		snprintf(r.label, sizeof r.label, "%s", list);
-		snprintf(r.reason, sizeof r.reason, "%s", *errline ? errline : "no output");
-		add_run(w, &r);
+	free(text);
+	return got;
+}
+
+static void peers_failed(struct bench_workload *w, const char *list, const char *why)
+{
+	struct bench_run r = {.tool = "peers", .max_rel_diff = -1};
+	snprintf(r.label, sizeof r.label, "%s", list);
+	snprintf(r.reason, sizeof r.reason, "%s", *why ? why : "no output");
+	add_run(w, &r);
+}
+
+/* The peers of a workload. rl's time their RL inside python, like halo's
+ * rl; the pipelines' (deconvolve, convert) are timed as whole processes,
+ * one per run, like halo's commands. */
+static void measure_peers(struct bench_ctx *b, struct bench_workload *w, const char *only)
+{
+	const struct bench_opts *o = b->o;
+	char list[128] = "", errline[PATH_MAX + 128];
+	for (const char *p = only; *p;) {
+		size_t l = strcspn(p, ",");
+		char name[32];
+		snprintf(name, sizeof name, "%.*s", (int)l, p);
+		if (!strcmp(o->peers, "all") || listed(o->peers, name))
+			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+				 *list ? "," : "", name);
+		p += l + (p[l] == ',');
+	}
+	if (!*list)
+		return;
+	char progress_line[256];
+	snprintf(progress_line, sizeof progress_line, "%s: peers %s", w->name, list);
+	progress(b, progress_line);
+	struct bench_run runs[8];
+	double wall;
+	if (!strcmp(w->name, "rl")) {
+		int got = peers_once(b, w, list, o->repeat, o->warmup, 0, runs, 8, &wall, errline,
+				     sizeof errline);
+		for (int i = 0; i < got; i++)
+			add_run(w, &runs[i]);
+		if (!got)
+			peers_failed(w, list, errline);
+	} else {
+		for (const char *p = list; *p;) {
+			size_t l = strcspn(p, ",");
+			char name[32];
+			snprintf(name, sizeof name, "%.*s", (int)l, p);
+			p += l + (p[l] == ',');
+			struct bench_run r = {.ntimes = 0};
+			double times[64];
+			int ntimes = 0;
+			for (long i = 0; i < o->warmup + o->repeat; i++) {
+				int last = i == o->warmup + o->repeat - 1;
+				if (peers_once(b, w, name, 1, 0, last && !strcmp(w->name, "deconvolve"), runs,
+					       1, &wall, errline, sizeof errline) != 1) {
+					snprintf(r.tool, sizeof r.tool, "%s", name);
+					snprintf(r.label, sizeof r.label, "%s", name);
+					snprintf(r.reason, sizeof r.reason, "%s", *errline ? errline : "no output");
+					r.available = 0;
+					break;
+				}
+				r = runs[0];
+				if (!r.available)
+					break;
+				if (i >= o->warmup)
+					times[ntimes++] = wall;
+			}
+			if (r.available) {
+				memcpy(r.times, times, sizeof times);
+				r.ntimes = ntimes;
+			}
+			add_run(w, &r);
+		}
 	}
 	b->done++;
 }
@@ -794,7 +861,8 @@ static void describe_workloads(struct bench_ctx *b, struct bench_report *rep)
 			 * arrays in, one out), ratio and update (12 B/voxel each). */
 			w->bytes = 80.0 * rl_vox * o->iterations;
 			snprintf(w->about, sizeof w->about,
-				 "RL on one %lldx%lldx%lld float32 chunk, PSF %ld^3, %ld iterations",
+				 "RL on one %lldx%lldx%lld float32 chunk, PSF %ld^3, %ld iterations "
+				 "(in process)",
 				 (long long)o->shape[0], (long long)o->shape[1],
 				 (long long)o->shape[2], o->psf, o->iterations);
 		} else if (i == 1) {
@@ -802,7 +870,7 @@ static void describe_workloads(struct bench_ctx *b, struct bench_report *rep)
 			w->work = vol_vox * o->iterations / 1e6;
 			snprintf(w->about, sizeof w->about,
 				 "uint16 Zarr %lldx%lldx%lld -> float32 RL, PSF %ld^3, %ld iterations, "
-				 "reflect, depth %lld,%lld,%lld (whole process)",
+				 "reflect, depth %lld,%lld,%lld (whole processes)",
 				 (long long)vs[0], (long long)vs[1], (long long)vs[2], o->psf,
 				 o->iterations, (long long)o->depth[0], (long long)o->depth[1],
 				 (long long)o->depth[2]);
@@ -810,7 +878,7 @@ static void describe_workloads(struct bench_ctx *b, struct bench_report *rep)
 			w->units = "MB/s";
 			w->work = vol_vox * 2 / 1e6; /* uint16 */
 			snprintf(w->about, sizeof w->about,
-				 "rechunk uint16 Zarr %lldx%lldx%lld, blosc lz4 (whole process)",
+				 "rechunk uint16 Zarr %lldx%lldx%lld, blosc lz4 (whole processes)",
 				 (long long)vs[0], (long long)vs[1], (long long)vs[2]);
 		}
 		int n = configs(b, w->name, (struct bench_cfg[256]){0}, 256);

@@ -5,11 +5,7 @@
 #ifndef HALO_ELEMENTWISE_MATH_H
 #define HALO_ELEMENTWISE_MATH_H
 
-#ifdef __CUDACC__
-#define HALO_HD __host__ __device__
-#else
-#define HALO_HD
-#endif
+#include "util/hd.h"
 
 /* y = a * x + b, the map_blocks "scale/offset" kernel. */
 HALO_HD static inline float halo_math_scale_offset(float x, float a, float b)

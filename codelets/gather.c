@@ -4,6 +4,7 @@
  * float64, since sums of many uint16 values overflow float32's mantissa. */
 #include "config.h"
 #include "codelets/gather.h"
+#include "codelets/gather_math.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +16,24 @@ static struct starpu_perfmodel gather_model = {
 	.symbol = "halo_gather",
 };
 
+/* Averaging (pyramid levels) has no CUDA implementation. */
+static int gather_can_execute(unsigned worker, struct starpu_task *task, unsigned nimpl)
+{
+	(void)nimpl;
+	if (starpu_worker_get_type((int)worker) != STARPU_CUDA_WORKER)
+		return 1;
+	const struct halo_gather_args *a = task->cl_arg;
+	return a->factor[0] == 1 && a->factor[1] == 1 && a->factor[2] == 1;
+}
+
 struct starpu_codelet halo_gather_cl = {
+	.can_execute = gather_can_execute,
 	.cpu_funcs = {gather_cpu},
 	.cpu_funcs_name = {"gather_cpu"},
+#ifdef HALO_USE_CUDA
+	.cuda_funcs = {halo__gather_cuda},
+	.cuda_flags = {STARPU_CUDA_ASYNC},
+#endif
 	.nbuffers = STARPU_VARIABLE_NBUFFERS,
 	.model = &gather_model,
 	.name = "gather",
@@ -122,6 +138,14 @@ static void average(const struct halo_gather_args *a, const void *const *src, vo
 	free(sum);
 }
 
+static int reaches_outside(const struct halo_gather_args *a)
+{
+	for (int d = 0; d < 3; d++)
+		if (a->dst_origin[d] < 0 || a->dst_origin[d] + a->dst_dims[d] > a->src_shape[d])
+			return 1;
+	return 0;
+}
+
 /* The distinct source chunk origins along axis d, in listing order, with
  * each one's extent (sources may differ in size, e.g. at the volume's edge). */
 static int axis_origins(const struct halo_gather_args *a, int d, int64_t *out, int64_t *extent)
@@ -139,6 +163,49 @@ static int axis_origins(const struct halo_gather_args *a, int d, int64_t *out, i
 	return n;
 }
 
+size_t halo__gather_space(const struct halo_gather_args *a)
+{
+	const int64_t *n = a->dst_dims;
+	return (size_t)(2 * (n[0] + n[1] + n[2])) + 5 * (size_t)a->nsrc + 2;
+}
+
+void halo__gather_plan(const struct halo_gather_args *a, int64_t *space,
+		       struct halo_gather_plan *p)
+{
+	const int64_t *o = a->dst_origin, *n = a->dst_dims;
+	/* Past the source's faces the boundary rule says where a voxel comes
+	 * from; without one (or inside) a voxel is the source's own. */
+	int mapped = a->boundary != HALO_BOUNDARY_NONE && reaches_outside(a);
+	*p = (struct halo_gather_plan){.src_kind = a->src_kind, .dst_kind = a->dst_kind,
+				       .fill = a->fill, .outside = mapped ? a->constant : a->fill};
+	int64_t *dims = space, *origins = dims + 3 * a->nsrc, *extent = origins + a->nsrc + 1;
+	int64_t *t = extent + a->nsrc + 1;
+	for (int i = 0; i < a->nsrc; i++)
+		memcpy(dims + 3 * i, a->src[i].dims, sizeof a->src[i].dims);
+	p->dims = dims;
+	for (int d = 0; d < 3; d++) {
+		int64_t *pos = t, *off = t + n[d];
+		t += 2 * n[d];
+		p->n[d] = n[d];
+		p->limit[d] = mapped ? n[d] : min64(n[d], a->dst_shape[d] - o[d]);
+		p->norig[d] = axis_origins(a, d, origins, extent);
+		for (int64_t i = 0; i < n[d]; i++) {
+			int64_t g = o[d] + i;
+			int64_t m = mapped ? halo_boundary_map(g, a->src_shape[d], a->boundary)
+					   : g < a->src_shape[d] ? g : -1;
+			pos[i] = -1;
+			off[i] = 0;
+			for (int j = 0; m >= 0 && j < p->norig[d]; j++)
+				if (m >= origins[j] && m < origins[j] + extent[j]) {
+					pos[i] = j;
+					off[i] = m - origins[j];
+				}
+		}
+		p->pos[d] = pos;
+		p->off[d] = off;
+	}
+}
+
 /* Haloed regions that reach past the source's faces: each destination
  * index maps through the boundary rule to a source chunk and an offset,
  * per axis, so the inner loop is two table lookups per voxel. */
@@ -146,28 +213,13 @@ static void copy_mapped(const struct halo_gather_args *a, const void *const *src
 {
 	halo_dtype_t sdt = {a->src_kind, 0}, ddt = {a->dst_kind, 0};
 	size_t ssize = halo_dtype_size(sdt), dsize = halo_dtype_size(ddt);
-	const int64_t *o = a->dst_origin, *n = a->dst_dims;
-	int64_t *origins[3] = {NULL, NULL, NULL}, *extent[3] = {NULL, NULL, NULL},
-		*pos[3] = {NULL, NULL, NULL}, *off[3] = {NULL, NULL, NULL};
-	int norig[3];
-	for (int d = 0; d < 3; d++) {
-		origins[d] = malloc((size_t)(a->nsrc + 1) * sizeof(int64_t));
-		extent[d] = malloc((size_t)(a->nsrc + 1) * sizeof(int64_t));
-		pos[d] = malloc((size_t)n[d] * sizeof(int64_t));
-		off[d] = malloc((size_t)n[d] * sizeof(int64_t));
-		if (!origins[d] || !extent[d] || !pos[d] || !off[d])
-			goto out;
-		norig[d] = axis_origins(a, d, origins[d], extent[d]);
-		for (int64_t t = 0; t < n[d]; t++) {
-			int64_t m = halo_boundary_map(o[d] + t, a->src_shape[d], a->boundary);
-			pos[d][t] = -1;
-			for (int j = 0; m >= 0 && j < norig[d]; j++)
-				if (m >= origins[d][j] && m < origins[d][j] + extent[d][j]) {
-					pos[d][t] = j;
-					off[d][t] = m - origins[d][j];
-				}
-		}
-	}
+	const int64_t *n = a->dst_dims;
+	int64_t *space = malloc(halo__gather_space(a) * sizeof *space);
+	if (!space)
+		return; /* as in average(): chunks are sized so that this never happens */
+	struct halo_gather_plan p;
+	halo__gather_plan(a, space, &p);
+	const int64_t *const *pos = p.pos, *const *off = p.off;
 	for (int64_t z = 0; z < n[0]; z++)
 		for (int64_t y = 0; y < n[1]; y++) {
 			unsigned char *row = (unsigned char *)dst + (size_t)((z * n[1] + y) * n[2]) * dsize;
@@ -191,7 +243,8 @@ static void copy_mapped(const struct halo_gather_args *a, const void *const *src
 					halo_dtype_fill(row + (size_t)x * dsize, a->dst_kind, a->constant,
 							(size_t)(end - x));
 				} else {
-					int k = (int)((pos[0][z] * norig[1] + pos[1][y]) * norig[2] + pos[2][x]);
+					int k = (int)((pos[0][z] * p.norig[1] + pos[1][y]) * p.norig[2] +
+						      pos[2][x]);
 					const struct halo_gather_src *s = &a->src[k];
 					size_t si = (size_t)((off[0][z] * s->dims[1] + off[1][y]) * s->dims[2] +
 							     off[2][x]);
@@ -201,21 +254,7 @@ static void copy_mapped(const struct halo_gather_args *a, const void *const *src
 				x = end;
 			}
 		}
-out:
-	for (int d = 0; d < 3; d++) {
-		free(origins[d]);
-		free(extent[d]);
-		free(pos[d]);
-		free(off[d]);
-	}
-}
-
-static int reaches_outside(const struct halo_gather_args *a)
-{
-	for (int d = 0; d < 3; d++)
-		if (a->dst_origin[d] < 0 || a->dst_origin[d] + a->dst_dims[d] > a->src_shape[d])
-			return 1;
-	return 0;
+	free(space);
 }
 
 void halo_gather_run(const struct halo_gather_args *a, const void *const *src, void *dst)

@@ -79,4 +79,16 @@ extern struct starpu_codelet halo_gather_cl;
 /* The arithmetic, independent of StarPU: src[i] points at source chunk i. */
 void halo_gather_run(const struct halo_gather_args *a, const void *const *src, void *dst);
 
+/* The per-axis tables of gather_math.h for a gather that does not average
+ * (factor 1): space holds halo__gather_space(a) int64 values, and p's
+ * pointers point into it. */
+struct halo_gather_plan;
+size_t halo__gather_space(const struct halo_gather_args *a);
+void halo__gather_plan(const struct halo_gather_args *a, int64_t *space,
+		       struct halo_gather_plan *p);
+
+#ifdef HALO_USE_CUDA
+void halo__gather_cuda(void *buffers[], void *cl_arg);
+#endif
+
 #endif

@@ -4,6 +4,7 @@
  * two short loops while staying memory-bound on large chunks. */
 #include "config.h"
 #include "util/dtype.h"
+#include "util/dtype_scalar.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -102,43 +103,29 @@ void halo_dtype_byteswap(void *p, size_t elsize, size_t n)
 	}
 }
 
+/* The kind is a constant inside each case, so the compiler turns every
+ * loop into a plain typed copy. */
+#define EACH_KIND(k, stmt)                                                           \
+	switch (k) {                                                                 \
+	case HALO_U1: { const int K = HALO_U1; stmt; } break;                        \
+	case HALO_U2: { const int K = HALO_U2; stmt; } break;                        \
+	case HALO_U4: { const int K = HALO_U4; stmt; } break;                        \
+	case HALO_I1: { const int K = HALO_I1; stmt; } break;                        \
+	case HALO_I2: { const int K = HALO_I2; stmt; } break;                        \
+	case HALO_I4: { const int K = HALO_I4; stmt; } break;                        \
+	case HALO_F4: { const int K = HALO_F4; stmt; } break;                        \
+	case HALO_F8: { const int K = HALO_F8; stmt; } break;                        \
+	default: break;                                                              \
+	}
+
 static void load(const void *src, halo_dtype_kind_t k, double *d, size_t n)
 {
-	switch (k) {
-	case HALO_U1: for (size_t i = 0; i < n; i++) d[i] = ((const uint8_t *)src)[i]; break;
-	case HALO_U2: for (size_t i = 0; i < n; i++) d[i] = ((const uint16_t *)src)[i]; break;
-	case HALO_U4: for (size_t i = 0; i < n; i++) d[i] = ((const uint32_t *)src)[i]; break;
-	case HALO_I1: for (size_t i = 0; i < n; i++) d[i] = ((const int8_t *)src)[i]; break;
-	case HALO_I2: for (size_t i = 0; i < n; i++) d[i] = ((const int16_t *)src)[i]; break;
-	case HALO_I4: for (size_t i = 0; i < n; i++) d[i] = ((const int32_t *)src)[i]; break;
-	case HALO_F4: for (size_t i = 0; i < n; i++) d[i] = ((const float *)src)[i]; break;
-	case HALO_F8: memcpy(d, src, n * sizeof *d); break;
-	default: break;
-	}
-}
-
-/* Nearest integer (ties to even), clamped to [lo, hi]; NaN gives 0. */
-static inline double to_int_range(double v, double lo, double hi)
-{
-	if (v != v)
-		return 0;
-	v = nearbyint(v);
-	return v < lo ? lo : v > hi ? hi : v;
+	EACH_KIND(k, for (size_t i = 0; i < n; i++) d[i] = halo_dtype_load1(src, i, K))
 }
 
 static void store(const double *d, void *dst, halo_dtype_kind_t k, size_t n)
 {
-	switch (k) {
-	case HALO_U1: for (size_t i = 0; i < n; i++) ((uint8_t *)dst)[i] = (uint8_t)to_int_range(d[i], 0, UINT8_MAX); break;
-	case HALO_U2: for (size_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = (uint16_t)to_int_range(d[i], 0, UINT16_MAX); break;
-	case HALO_U4: for (size_t i = 0; i < n; i++) ((uint32_t *)dst)[i] = (uint32_t)to_int_range(d[i], 0, UINT32_MAX); break;
-	case HALO_I1: for (size_t i = 0; i < n; i++) ((int8_t *)dst)[i] = (int8_t)to_int_range(d[i], INT8_MIN, INT8_MAX); break;
-	case HALO_I2: for (size_t i = 0; i < n; i++) ((int16_t *)dst)[i] = (int16_t)to_int_range(d[i], INT16_MIN, INT16_MAX); break;
-	case HALO_I4: for (size_t i = 0; i < n; i++) ((int32_t *)dst)[i] = (int32_t)to_int_range(d[i], INT32_MIN, INT32_MAX); break;
-	case HALO_F4: for (size_t i = 0; i < n; i++) ((float *)dst)[i] = (float)d[i]; break;
-	case HALO_F8: memcpy(dst, d, n * sizeof *d); break;
-	default: break;
-	}
+	EACH_KIND(k, for (size_t i = 0; i < n; i++) halo_dtype_store1(dst, i, K, d[i]))
 }
 
 void halo_dtype_convert(const void *src, halo_dtype_kind_t skind, void *dst,

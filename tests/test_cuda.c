@@ -1,0 +1,277 @@
+/* The CUDA side of the RL codelet. Everywhere: the arithmetic the GPU
+ * kernels run (codelets/rl_math.h, compiled here by the C compiler) gives
+ * what an independent complex/real computation gives, zeros included, and
+ * the CUDA gather's per-voxel rule gives what the CPU gather gives; the
+ * RL task on a CPU worker equals halo_rl_compute for even and odd shapes,
+ * trimmed and untrimmed. With a CUDA device, the same task pinned to a GPU
+ * worker gives the CPU's chunk to 1e-4 (max relative); without one those
+ * checks are skipped, saying so. */
+#include "config.h"
+#include "halo.h"
+#include "codelets/gather.h"
+#include "codelets/gather_math.h"
+#include "codelets/rl.h"
+#include "codelets/rl_math.h"
+#include "tests/tap.h"
+
+#include <complex.h>
+#include <math.h>
+#include <starpu.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void math_checks(void)
+{
+	const float in[][4] = {{1.5f, -2.0f, 0.25f, 3.0f}, {0, 1, -1, 0}, {-3, 0.5f, 2, -2}};
+	int bad = 0;
+	for (size_t k = 0; k < sizeof in / sizeof in[0]; k++)
+		for (int cj = 0; cj < 2; cj++) {
+			float re = in[k][0], im = in[k][1];
+			halo_rl_cmul(&re, &im, in[k][2], in[k][3], cj);
+			double complex h = in[k][2] + in[k][3] * I;
+			double complex want = (in[k][0] + in[k][1] * I) * (cj ? conj(h) : h);
+			bad += fabs(re - creal(want)) > 1e-6 || fabs(im - cimag(want)) > 1e-6;
+		}
+	tap_int_eq(bad, 0, "rl_math: spectrum times OTF and times its conjugate");
+	tap_near(halo_rl_ratio(6.0f, 3.0f), 2.0, 1e-7, "rl_math: ratio = image / blurred");
+	tap_ok(halo_rl_ratio(0.0f, 0.0f) == 0.0f, "rl_math: 0 / 0 gives 0, not NaN");
+	float r = halo_rl_ratio(1.0f, -1e-3f);
+	tap_ok(isfinite(r) && r == 1.0f / HALO_RL_EPS, "rl_math: blurred below eps divides by eps");
+	tap_near(halo_rl_update(2.5f, 0.4f), 1.0, 1e-7, "rl_math: estimate times correction");
+}
+
+/* The CUDA gather kernel's rule (gather_math.h), run voxel by voxel on
+ * the CPU, gives exactly what the CPU gather gives: a haloed chunk reaching
+ * past every face under each boundary, uint16 -> float32 and float32 ->
+ * uint8 (rounding, saturation), and a clipped destination with padding. */
+static int first_worker(enum starpu_worker_archtype type);
+
+/* The gather task pinned to a GPU worker: dst (n elements of size) or NULL
+ * when it could not run. */
+static void *gather_on_gpu(int cuda, const struct halo_gather_args *a, const void *const *src,
+			   size_t n, size_t size)
+{
+	struct starpu_data_descr descr[9];
+	for (int k = 0; k < a->nsrc; k++) {
+		const int64_t *d = a->src[k].dims;
+		size_t es = halo_dtype_size((halo_dtype_t){a->src_kind, 0});
+		starpu_block_data_register(&descr[k].handle, STARPU_MAIN_RAM, (uintptr_t)src[k],
+					   (uint32_t)d[2], (uint32_t)(d[2] * d[1]), (uint32_t)d[2],
+					   (uint32_t)d[1], (uint32_t)d[0], es);
+		descr[k].mode = STARPU_R;
+	}
+	const int64_t *dd = a->dst_dims;
+	starpu_block_data_register(&descr[a->nsrc].handle, -1, 0, (uint32_t)dd[2],
+				   (uint32_t)(dd[2] * dd[1]), (uint32_t)dd[2], (uint32_t)dd[1],
+				   (uint32_t)dd[0], size);
+	descr[a->nsrc].mode = STARPU_W;
+	size_t asz = halo_gather_args_size(a->nsrc);
+	void *copy = malloc(asz);
+	memcpy(copy, a, asz);
+	int rc = starpu_task_insert(&halo_gather_cl, STARPU_DATA_MODE_ARRAY, descr, a->nsrc + 1,
+				    STARPU_CL_ARGS, copy, asz, STARPU_EXECUTE_ON_WORKER, cuda, 0);
+	void *out = malloc(n * size);
+	if (rc == 0) {
+		starpu_data_acquire(descr[a->nsrc].handle, STARPU_R);
+		memcpy(out, starpu_data_get_local_ptr(descr[a->nsrc].handle), n * size);
+		starpu_data_release(descr[a->nsrc].handle);
+	}
+	for (int k = 0; k <= a->nsrc; k++)
+		starpu_data_unregister(descr[k].handle);
+	return rc == 0 ? out : (free(out), NULL);
+}
+
+static void gather_checks(void)
+{
+	enum { NSRC = 8 };
+	const int64_t shape[3] = {7, 9, 11}, cs[3] = {4, 5, 6};
+	uint16_t *chunks[NSRC];
+	float *fchunks[NSRC];
+	struct halo_gather_args *a = calloc(1, halo_gather_args_size(NSRC));
+	a->nsrc = NSRC;
+	memcpy(a->src_shape, shape, sizeof a->src_shape);
+	for (int k = 0; k < NSRC; k++) {
+		int64_t g[3] = {k >> 2, (k >> 1) & 1, k & 1};
+		for (int d = 0; d < 3; d++) {
+			a->src[k].origin[d] = g[d] * cs[d];
+			a->src[k].dims[d] = cs[d];
+		}
+		chunks[k] = malloc(4 * 5 * 6 * sizeof **chunks);
+		fchunks[k] = malloc(4 * 5 * 6 * sizeof **fchunks);
+		for (int i = 0; i < 4 * 5 * 6; i++) {
+			chunks[k][i] = (uint16_t)(k * 1000 + i * 7);
+			fchunks[k][i] = (float)(k * 60 + i) * 0.37f - 20.0f;
+		}
+	}
+	const struct {
+		int boundary, src_kind, dst_kind;
+		int64_t origin[3], dims[3], dst_shape[3];
+	} cases[] = {
+		{HALO_BOUNDARY_PERIODIC, HALO_U2, HALO_F4, {-2, -3, 3}, {11, 14, 12}, {7, 9, 11}},
+		{HALO_BOUNDARY_REFLECT, HALO_U2, HALO_F4, {-3, 4, -7}, {12, 9, 20}, {7, 9, 11}},
+		{HALO_BOUNDARY_NEAREST, HALO_F4, HALO_U1, {-1, -2, -2}, {9, 13, 15}, {7, 9, 11}},
+		{HALO_BOUNDARY_CONSTANT, HALO_F4, HALO_F4, {2, -4, 5}, {8, 10, 9}, {7, 9, 11}},
+		{HALO_BOUNDARY_NONE, HALO_U2, HALO_F4, {1, 2, 3}, {5, 6, 7}, {7, 9, 11}},
+		{HALO_BOUNDARY_NONE, HALO_F4, HALO_U2, {4, 5, 6}, {4, 5, 6}, {6, 8, 10}},
+	};
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		a->boundary = cases[c].boundary;
+		a->src_kind = (halo_dtype_kind_t)cases[c].src_kind;
+		a->dst_kind = (halo_dtype_kind_t)cases[c].dst_kind;
+		a->constant = 3.5;
+		a->fill = 9;
+		a->factor[0] = a->factor[1] = a->factor[2] = 1;
+		memcpy(a->dst_origin, cases[c].origin, sizeof a->dst_origin);
+		memcpy(a->dst_dims, cases[c].dims, sizeof a->dst_dims);
+		memcpy(a->dst_shape, cases[c].dst_shape, sizeof a->dst_shape);
+		size_t n = (size_t)(a->dst_dims[0] * a->dst_dims[1] * a->dst_dims[2]);
+		double *cpu = calloc(n, sizeof *cpu), *rule = calloc(n, sizeof *rule);
+		const void *src[NSRC];
+		for (int k = 0; k < NSRC; k++)
+			src[k] = a->src_kind == HALO_U2 ? (const void *)chunks[k] : (const void *)fchunks[k];
+		halo_gather_run(a, src, cpu);
+		int64_t *space = malloc(halo__gather_space(a) * sizeof *space);
+		struct halo_gather_plan p;
+		halo__gather_plan(a, space, &p);
+		for (int64_t z = 0; z < a->dst_dims[0]; z++)
+			for (int64_t y = 0; y < a->dst_dims[1]; y++)
+				for (int64_t x = 0; x < a->dst_dims[2]; x++)
+					halo_gather_voxel(&p, src, z, y, x, rule);
+		size_t size = halo_dtype_size((halo_dtype_t){a->dst_kind, 0});
+		tap_ok(memcmp(cpu, rule, n * size) == 0,
+		       "gather_math: the GPU's per-voxel rule equals the CPU gather, case %zu "
+		       "(boundary %d, %d -> %d)", c, a->boundary, a->src_kind, a->dst_kind);
+		int cuda = first_worker(STARPU_CUDA_WORKER);
+		void *gpu = cuda >= 0 ? gather_on_gpu(cuda, a, src, n, size) : NULL;
+		if (cuda < 0)
+			tap_skip("no CUDA device on this machine", "gather on a GPU worker, case %zu", c);
+		else
+			tap_ok(gpu && memcmp(cpu, gpu, n * size) == 0,
+			       "gather on a GPU worker equals the CPU gather, case %zu", c);
+		free(gpu);
+		free(space);
+		free(cpu);
+		free(rule);
+	}
+	for (int k = 0; k < NSRC; k++) {
+		free(chunks[k]);
+		free(fchunks[k]);
+	}
+	free(a);
+}
+
+static int first_worker(enum starpu_worker_archtype type)
+{
+	for (unsigned i = 0; i < starpu_worker_get_count(); i++)
+		if (starpu_worker_get_type((int)i) == type)
+			return (int)i;
+	return -1;
+}
+
+static float *run_on(int worker, starpu_data_handle_t img, starpu_data_handle_t otf,
+		     const int on[3], const struct halo_rl_args *a)
+{
+	starpu_data_handle_t out;
+	starpu_block_data_register(&out, -1, 0, (uint32_t)on[2], (uint32_t)(on[2] * on[1]),
+				   (uint32_t)on[2], (uint32_t)on[1], (uint32_t)on[0], sizeof(float));
+	struct halo_rl_args *copy = malloc(sizeof *copy); /* StarPU frees it */
+	*copy = *a;
+	int rc = starpu_task_insert(&halo_rl_cl, STARPU_R, img, STARPU_R, otf, STARPU_W, out,
+				    STARPU_CL_ARGS, copy, sizeof *copy, STARPU_EXECUTE_ON_WORKER,
+				    worker, 0);
+	size_t n = (size_t)on[0] * on[1] * on[2];
+	float *res = malloc(n * sizeof *res);
+	if (rc == 0 && res) {
+		starpu_data_acquire(out, STARPU_R);
+		memcpy(res, starpu_data_get_local_ptr(out), n * sizeof *res);
+		starpu_data_release(out);
+	}
+	starpu_data_unregister(out);
+	return rc == 0 ? res : (free(res), NULL);
+}
+
+static double max_rel(const float *a, const float *b, size_t n)
+{
+	double d = 0, m = 0;
+	for (size_t i = 0; i < n; i++) {
+		d = fmax(d, fabs((double)a[i] - b[i]));
+		m = fmax(m, fabs((double)b[i]));
+	}
+	return m > 0 ? d / m : d;
+}
+
+/* One shape: image n, PSF pn, output on at trim, iterations it. */
+static void compare(const int n[3], const int pn[3], const int trim[3], const int on[3], int it)
+{
+	size_t nv = (size_t)n[0] * n[1] * n[2], np = (size_t)pn[0] * pn[1] * pn[2];
+	size_t no = (size_t)on[0] * on[1] * on[2];
+	float *img, *otf, *psf = malloc(np * sizeof *psf), *ref = malloc(no * sizeof *ref);
+	starpu_malloc((void **)&img, nv * sizeof *img);
+	starpu_malloc((void **)&otf, halo_otf_floats(n) * sizeof *otf);
+	double sum = 0;
+	for (size_t i = 0; i < np; i++)
+		sum += psf[i] = (float)(1.0 + (i * 7919 % 13)) * (i % 3 ? 1.0f : 0.3f);
+	for (size_t i = 0; i < np; i++)
+		psf[i] = (float)(psf[i] / sum);
+	for (size_t i = 0; i < nv; i++)
+		img[i] = i % 17 ? (float)((i * 2654435761u) % 1000) * 0.1f + 5.0f : 0.0f;
+	int valid[3] = {on[0], on[1], on[2]};
+	halo_otf_compute(psf, pn, n, otf);
+	halo_rl_compute(img, n, otf, it, trim, valid, ref, on, 1);
+
+	starpu_data_handle_t hi, ho;
+	starpu_block_data_register(&hi, STARPU_MAIN_RAM, (uintptr_t)img, (uint32_t)n[2],
+				   (uint32_t)(n[2] * n[1]), (uint32_t)n[2], (uint32_t)n[1],
+				   (uint32_t)n[0], sizeof(float));
+	starpu_vector_data_register(&ho, STARPU_MAIN_RAM, (uintptr_t)otf,
+				    (uint32_t)halo_otf_floats(n), sizeof(float));
+	struct halo_rl_args a = {.iterations = it, .threads = 1};
+	memcpy(a.trim, trim, sizeof a.trim);
+	memcpy(a.valid, valid, sizeof a.valid);
+	int cuda = first_worker(STARPU_CUDA_WORKER);
+	float *cpu = run_on(first_worker(STARPU_CPU_WORKER), hi, ho, on, &a);
+	float *gpu = cuda >= 0 ? run_on(cuda, hi, ho, on, &a) : NULL;
+	char what[160];
+	snprintf(what, sizeof what, "%dx%dx%d, PSF %dx%dx%d, %d iterations, out %dx%dx%d", n[0],
+		 n[1], n[2], pn[0], pn[1], pn[2], it, on[0], on[1], on[2]);
+	if (tap_ok(cpu != NULL, "RL task ran on a CPU worker: %s", what)) {
+		double r = max_rel(cpu, ref, no);
+		tap_ok(r <= 1e-6, "CPU task = halo_rl_compute (%.1e): %s", r, what);
+	}
+	if (cuda < 0)
+		tap_skip("no CUDA device on this machine", "RL on a GPU worker: %s", what);
+	else if (tap_ok(gpu != NULL, "RL task ran on a GPU worker: %s", what)) {
+		double g = max_rel(gpu, cpu, no);
+		tap_ok(g <= 1e-4, "GPU = CPU to 1e-4 (%.1e): %s", g, what);
+	}
+	starpu_data_unregister(hi);
+	starpu_data_unregister(ho);
+	starpu_free(img);
+	starpu_free(otf);
+	free(psf);
+	free(ref);
+	free(gpu);
+	free(cpu);
+}
+
+int main(void)
+{
+	math_checks();
+	halo_runtime_opts_t opts;
+	halo_runtime_opts_init(&opts);
+	opts.ncpu = 1;
+#ifndef HALO_USE_CUDA
+	opts.ncuda = 0; /* halo's RL codelet has no CUDA implementation here */
+#endif
+	halo_runtime_t *rt = NULL;
+	halo_error_t err = {0};
+	if (!tap_ok(halo_runtime_init(&opts, &rt, &err) == HALO_OK, "runtime starts: %s", err.msg))
+		return tap_done();
+	gather_checks();
+	compare((int[3]){16, 24, 32}, (int[3]){5, 7, 3}, (int[3]){0, 0, 0}, (int[3]){16, 24, 32}, 10);
+	compare((int[3]){17, 23, 31}, (int[3]){4, 6, 5}, (int[3]){3, 2, 5}, (int[3]){9, 15, 21}, 25);
+	compare((int[3]){64, 96, 80}, (int[3]){15, 15, 15}, (int[3]){7, 7, 7}, (int[3]){50, 82, 66},
+		5);
+	halo_runtime_shutdown(rt);
+	return tap_done();
+}
