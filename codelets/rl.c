@@ -47,6 +47,10 @@ struct starpu_codelet halo_rl_backward_cl = {
 struct starpu_codelet halo_otf_cl = {
 	.cpu_funcs = {otf_cpu},
 	.cpu_funcs_name = {"otf_cpu"},
+#ifdef HALO_USE_CUDA
+	/* The spectrum is made where it is used: no OTF crosses the bus. */
+	.cuda_funcs = {halo__otf_cuda},
+#endif
 	.nbuffers = 2,
 	.modes = {STARPU_R, STARPU_W},
 	.model = &otf_model,
@@ -66,27 +70,19 @@ struct starpu_codelet halo_rl_cl = {
 	.name = "rl",
 };
 
-static inline int wrap(int i, int n)
-{
-	int r = i % n;
-	return r < 0 ? r + n : r;
-}
-
 int halo_otf_compute(const float *psf, const int pn[3], const int n[3], float *otf)
 {
 	struct halo_fft_work *w = halo_fft_work(n, 1);
 	if (!w)
 		return -1;
 	memset(w->a, 0, w->nreal * sizeof *w->a);
-	/* Circular placement: PSF voxel i goes to (i - pn//2) mod n, so the
-	 * centre voxel sits at the origin (odd and even sizes alike). */
 	for (int z = 0; z < pn[0]; z++)
 		for (int y = 0; y < pn[1]; y++) {
-			size_t dst = ((size_t)wrap(z - pn[0] / 2, n[0]) * (size_t)n[1] +
-				      (size_t)wrap(y - pn[1] / 2, n[1])) * (size_t)n[2];
+			size_t dst = ((size_t)halo_otf_place(z, pn[0], n[0]) * (size_t)n[1] +
+				      (size_t)halo_otf_place(y, pn[1], n[1])) * (size_t)n[2];
 			const float *row = psf + ((size_t)z * pn[1] + (size_t)y) * pn[2];
 			for (int x = 0; x < pn[2]; x++)
-				w->a[dst + (size_t)wrap(x - pn[2] / 2, n[2])] += row[x];
+				w->a[dst + (size_t)halo_otf_place(x, pn[2], n[2])] += row[x];
 		}
 	halo_fft_r2c(w, w->a);
 	float scale = 1.0f / (float)w->nreal;

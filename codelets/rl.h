@@ -62,6 +62,7 @@ int halo_rl_backward_compute(const float *haloed, const int n[3], const float *o
 
 #ifdef HALO_USE_CUDA
 void halo__rl_cuda(void *buffers[], void *cl_arg);
+void halo__otf_cuda(void *buffers[], void *cl_arg);
 #endif
 
 /* Number of floats in the spectrum of a real array of shape n. */

@@ -152,6 +152,64 @@ static unsigned blocks_for(size_t n)
 	return (unsigned)((n + 255) / 256);
 }
 
+/* One thread per PSF voxel; atomics because a PSF longer than the chunk
+ * folds several voxels onto one. */
+static __global__ void place_kernel(float *real, const float *psf, int p0, int p1, int p2, int n0,
+				    int n1, int n2)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i >= (size_t)p0 * p1 * p2)
+		return;
+	int x = (int)(i % p2), y = (int)(i / p2 % p1), z = (int)(i / ((size_t)p1 * p2));
+	size_t d = ((size_t)halo_otf_place(z, p0, n0) * n1 + halo_otf_place(y, p1, n1)) * n2 +
+		   halo_otf_place(x, p2, n2);
+	atomicAdd(&real[d], psf[i]);
+}
+
+static __global__ void scale_kernel(float *v, size_t n, float s)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n)
+		v[i] *= s;
+}
+
+/* The otf codelet on a GPU: the PSF placed circularly, one R2C transform,
+ * scaled by 1/N as on the CPU (halo_otf_compute). It runs once per chunk
+ * shape and memory node, so the plan is made and destroyed here and the
+ * stream synchronised before returning. */
+extern "C" void halo__otf_cuda(void *buffers[], void *cl_arg)
+{
+	const struct halo_otf_args *a = (const struct halo_otf_args *)cl_arg;
+	cudaStream_t stream = starpu_cuda_get_local_stream();
+	const int *n = a->n;
+	int p0 = (int)STARPU_BLOCK_GET_NZ(buffers[0]), p1 = (int)STARPU_BLOCK_GET_NY(buffers[0]);
+	int p2 = (int)STARPU_BLOCK_GET_NX(buffers[0]);
+	const float *psf = (const float *)STARPU_BLOCK_GET_PTR(buffers[0]);
+	cufftComplex *otf = (cufftComplex *)STARPU_VECTOR_GET_PTR(buffers[1]);
+	size_t nreal = (size_t)n[0] * n[1] * n[2];
+	float *real = NULL;
+	cufftHandle plan;
+	int ok = cudaMalloc((void **)&real, nreal * sizeof *real) == cudaSuccess;
+	int planned = ok && cufftPlan3d(&plan, n[0], n[1], n[2], CUFFT_R2C) == CUFFT_SUCCESS;
+	if (planned) {
+		cufftSetStream(plan, stream);
+		ok &= cudaMemsetAsync(real, 0, nreal * sizeof *real, stream) == cudaSuccess;
+		size_t np = (size_t)p0 * p1 * p2;
+		place_kernel<<<blocks_for(np), 256, 0, stream>>>(real, psf, p0, p1, p2, n[0], n[1],
+								  n[2]);
+		ok &= cufftExecR2C(plan, real, otf) == CUFFT_SUCCESS;
+		size_t nc = 2 * (size_t)n[0] * n[1] * (n[2] / 2 + 1);
+		scale_kernel<<<blocks_for(nc), 256, 0, stream>>>((float *)otf, nc,
+								  1.0f / (float)nreal);
+		ok &= cudaStreamSynchronize(stream) == cudaSuccess;
+		ok &= cudaGetLastError() == cudaSuccess;
+		cufftDestroy(plan);
+	}
+	cudaFree(real);
+	if (!(ok && planned) && a->failed)
+		__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
+}
+
 extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)
 {
 	const struct halo_rl_args *a = (const struct halo_rl_args *)cl_arg;

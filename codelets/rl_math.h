@@ -17,6 +17,15 @@
  * zero, which keeps zeros in the image from producing NaN or Inf. */
 #define HALO_RL_EPS 1e-12f
 
+/* Where voxel i of a PSF of pn voxels lands, along one axis of n, when the
+ * PSF is placed circularly with its centre voxel (pn//2) at the origin:
+ * (i - pn//2) mod n (odd and even sizes alike; a PSF longer than n folds). */
+HALO_HD static inline int halo_otf_place(int i, int pn, int n)
+{
+	int r = (i - pn / 2) % n;
+	return r < 0 ? r + n : r;
+}
+
 /* (re, im) *= (hr, hi), or by its conjugate when conj is 1. */
 HALO_HD static inline void halo_rl_cmul(float *re, float *im, float hr, float hi, int conj)
 {

@@ -38,6 +38,16 @@ static void math_checks(void)
 	float r = halo_rl_ratio(1.0f, -1e-3f);
 	tap_ok(isfinite(r) && r == 1.0f / HALO_RL_EPS, "rl_math: blurred below eps divides by eps");
 	tap_near(halo_rl_update(2.5f, 0.4f), 1.0, 1e-7, "rl_math: estimate times correction");
+	/* Placement: the centre voxel pn//2 lands on 0, the rest wraps like
+	 * numpy's roll(-(pn//2)); a PSF longer than the axis folds. */
+	bad = 0;
+	for (int pn = 1; pn <= 9; pn++)
+		for (int n = 1; n <= 12; n++)
+			for (int i = 0; i < pn; i++) {
+				int want = ((i - pn / 2) % n + n) % n;
+				bad += halo_otf_place(i, pn, n) != want;
+			}
+	tap_int_eq(bad, 0, "rl_math: circular PSF placement, centre at the origin");
 }
 
 /* The CUDA gather kernel's rule (gather_math.h), run voxel by voxel on
@@ -200,6 +210,33 @@ static double max_rel(const float *a, const float *b, size_t n)
 	return m > 0 ? d / m : d;
 }
 
+/* The otf codelet pinned to a GPU worker against halo_otf_compute's want. */
+static void otf_on_gpu(int cuda, const float *psf, const int pn[3], const int n[3],
+		       const float *want)
+{
+	starpu_data_handle_t hp, ho;
+	starpu_block_data_register(&hp, STARPU_MAIN_RAM, (uintptr_t)psf, (uint32_t)pn[2],
+				   (uint32_t)(pn[2] * pn[1]), (uint32_t)pn[2], (uint32_t)pn[1],
+				   (uint32_t)pn[0], sizeof(float));
+	size_t nf = halo_otf_floats(n);
+	starpu_vector_data_register(&ho, -1, 0, (uint32_t)nf, sizeof(float));
+	int failed = 0;
+	struct halo_otf_args *a = malloc(sizeof *a);
+	*a = (struct halo_otf_args){.n = {n[0], n[1], n[2]}, .failed = &failed};
+	int rc = starpu_task_insert(&halo_otf_cl, STARPU_R, hp, STARPU_W, ho, STARPU_CL_ARGS, a,
+				    sizeof *a, STARPU_EXECUTE_ON_WORKER, cuda, 0);
+	double d = INFINITY;
+	if (rc == 0) {
+		starpu_data_acquire(ho, STARPU_R);
+		d = max_rel(starpu_data_get_local_ptr(ho), want, nf);
+		starpu_data_release(ho);
+	}
+	tap_ok(rc == 0 && !failed && d <= 1e-5, "PSF spectrum on a GPU = CPU to 1e-5 (%.1e), %dx%dx%d",
+	       d, n[0], n[1], n[2]);
+	starpu_data_unregister(hp);
+	starpu_data_unregister(ho);
+}
+
 /* One shape: image n, PSF pn, output on at trim, iterations it. */
 static void compare(const int n[3], const int pn[3], const int trim[3], const int on[3], int it)
 {
@@ -229,6 +266,8 @@ static void compare(const int n[3], const int pn[3], const int trim[3], const in
 	memcpy(a.trim, trim, sizeof a.trim);
 	memcpy(a.valid, valid, sizeof a.valid);
 	int cuda = first_worker(STARPU_CUDA_WORKER);
+	if (cuda >= 0)
+		otf_on_gpu(cuda, psf, pn, n, otf);
 	float *cpu = run_on(first_worker(STARPU_CPU_WORKER), hi, ho, on, &a);
 	float *gpu = cuda >= 0 ? run_on(cuda, hi, ho, on, &a) : NULL;
 	char what[160];
