@@ -1,5 +1,6 @@
 /* `halo trace html`: one self-contained HTML file (no network, no files
- * beside it) with a Gantt chart of the tasks by worker (wheel to zoom,
+ * beside it) with a Gantt chart of the tasks by worker and of the data
+ * transfers by link (wheel to zoom,
  * drag to pan, hover for a task), utilisation over time, and the summary
  * tables. The data is embedded as JSON; the drawing is a small script on
  * two canvases. */
@@ -24,7 +25,8 @@ static const char page_head[] =
 	"padding:4px 6px;display:none;white-space:pre}\n.legend span{display:inline-block;"
 	"margin-right:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}\n"
 	"</style></head><body>\n<h1>halo trace</h1><p id=\"meta\"></p>\n"
-	"<h2>Tasks by worker</h2><p>Wheel: zoom; drag: pan; double-click: reset.</p>\n"
+	"<h2>Tasks by worker, data transfers by link</h2><p>Wheel: zoom; drag: pan; "
+	"double-click: reset.</p>\n"
 	"<div class=\"legend\" id=\"legend\"></div><canvas id=\"gantt\" width=\"1200\" "
 	"height=\"300\"></canvas>\n<h2>Utilisation over time</h2><canvas id=\"util\" width=\"1200\" "
 	"height=\"120\"></canvas>\n<h2>Codelets</h2><table id=\"codelets\"></table>\n"
@@ -44,14 +46,21 @@ static const char page_script[] =
 	"D.codelets.forEach((n,i)=>{const s=document.createElement('span');s.innerHTML='<i style=\"background:'"
 	"+color(i)+'\"></i>'+n;lg.appendChild(s);});\n"
 	"const g=document.getElementById('gantt'),gx=g.getContext('2d');\n"
-	"const rowH=Math.max(14,Math.min(40,Math.floor(260/Math.max(1,D.workers.length))));\n"
-	"g.height=rowH*D.workers.length+30;\n"
+	"const nrows=D.workers.length+D.links.length;\n"
+	"const rowH=Math.max(14,Math.min(40,Math.floor(260/Math.max(1,nrows))));\n"
+	"g.height=rowH*nrows+30;\n"
 	"const left=170,W=g.width-left-10,end=Math.max(1,D.summary.makespan_us);\n"
 	"let t0=0,t1=end;\n"
-	"const row={};D.workers.forEach((w,i)=>row[w.id]=i);\n"
+	"const row={},lrow={};D.workers.forEach((w,i)=>row[w.id]=i);"
+	"D.links.forEach((l,j)=>lrow[l.id]=D.workers.length+j);\n"
 	"function drawGantt(){gx.clearRect(0,0,g.width,g.height);gx.font='12px sans-serif';"
 	"gx.fillStyle='#222';D.workers.forEach((w,i)=>{gx.fillText(w.name.slice(0,24),4,i*rowH+rowH*0.7);"
 	"gx.fillStyle=i%2?'#fafafa':'#f2f2f2';gx.fillRect(left,i*rowH,W,rowH);gx.fillStyle='#222';});"
+	"D.links.forEach((l,j)=>{const i=D.workers.length+j;gx.fillText(l.name.slice(0,28),4,i*rowH+rowH*0.7);"
+	"gx.fillStyle='#eef3f8';gx.fillRect(left,i*rowH,W,rowH);gx.fillStyle='#222';});"
+	"const k0=W/(t1-t0);for(const t of D.transfers){const a=t[1],b=t[1]+t[2];if(b<t0||a>t1)continue;"
+	"gx.fillStyle='rgba(60,60,60,0.45)';gx.fillRect(left+(a-t0)*k0,lrow[t[0]]*rowH+3,"
+	"Math.max(1,(b-a)*k0),rowH-6);}"
 	"const k=W/(t1-t0);for(const t of D.tasks){const a=t[1],b=t[1]+t[2];if(b<t0||a>t1)continue;"
 	"const x=left+(a-t0)*k,w=Math.max(1,(b-a)*k);gx.fillStyle=color(t[3]);"
 	"gx.fillRect(x,row[t[0]]*rowH+2,w,rowH-4);}"
@@ -75,7 +84,12 @@ static const char page_script[] =
 	"g.addEventListener('mousemove',e=>{const r=g.getBoundingClientRect(),x=e.clientX-r.left,"
 	"y=e.clientY-r.top;if(drag){const d=(e.clientX-drag.x)/W*(drag.t1-drag.t0);t0=Math.max(0,drag.t0-d);"
 	"t1=Math.min(end,t0+(drag.t1-drag.t0));drawGantt();return;}const wi=Math.floor(y/rowH),"
-	"tm=t0+(x-left)/W*(t1-t0);const w=D.workers[wi];let hit=null;if(w&&x>left)for(const t of D.tasks)"
+	"tm=t0+(x-left)/W*(t1-t0);const li=wi-D.workers.length;if(li>=0&&li<D.links.length&&x>left){"
+	"const l=D.links[li];const h=D.transfers.find(t=>t[0]==l.id&&t[1]<=tm&&t[1]+t[2]>=tm);"
+	"if(!h){tip.style.display='none';return;}tip.style.display='block';tip.style.left=(e.clientX+12)+'px';"
+	"tip.style.top=(e.clientY+12)+'px';tip.textContent=l.name+'\\n'+D.steps[h[3]]+': '+"
+	"(h[4]/1e6).toFixed(3)+' MB\\nstart '+ms(h[1])+' ms, '+ms(h[2])+' ms';return;}"
+	"const w=D.workers[wi];let hit=null;if(w&&x>left)for(const t of D.tasks)"
 	"if(t[0]==w.id&&t[1]<=tm&&t[1]+t[2]>=tm){hit=t;break;}if(!hit){tip.style.display='none';return;}"
 	"tip.style.display='block';tip.style.left=(e.clientX+12)+'px';tip.style.top=(e.clientY+12)+'px';"
 	"tip.textContent='task '+hit[6]+': '+D.codelets[hit[3]]+'\\nstep '+D.steps[hit[4]]+' chunk ('+hit[5]"
@@ -128,6 +142,18 @@ int trace_html_write(const struct trace *tr, const char *source, json_t *critica
 	for (int w = 0; w < tr->nworkers; w++)
 		json_array_append_new(workers, json_pack("{s:i,s:s,s:b}", "id", tr->workers[w].id, "name",
 							 tr->workers[w].name, "cuda", tr->workers[w].cuda));
+	json_t *links = json_array(), *transfers = json_array();
+	for (int l = 0; l < tr->nlinks; l++)
+		json_array_append_new(links, json_pack("{s:i,s:s}", "id", tr->links[l].id, "name",
+						       tr->links[l].name));
+	for (size_t i = 0; i < tr->ntransfers; i++) {
+		const struct trace_transfer *t = &tr->transfers[i];
+		json_array_append_new(transfers, json_pack("[i,f,f,I,f]", t->link, t->start,
+							   t->end - t->start, intern(steps, t->step),
+							   t->bytes));
+	}
+	json_object_set_new(d, "links", links);
+	json_object_set_new(d, "transfers", transfers);
 	json_object_set_new(d, "source", json_string(source));
 	json_object_set_new(d, "tasks", tasks);
 	json_object_set_new(d, "codelets", codelets);

@@ -18,6 +18,13 @@ static int by_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The data transfers (from FxT) sit on their own tracks, not workers'. */
+static int is_transfer(const json_t *e)
+{
+	const char *cat = json_string_value(json_object_get(e, "cat"));
+	return cat && strcmp(cat, "transfer") == 0;
+}
+
 int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 {
 	memset(tr, 0, sizeof *tr);
@@ -39,18 +46,21 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 	}
 	tr->makespan = num(other, "makespan_us", 0);
 	tr->scheduler = json_string_value(json_object_get(other, "scheduler"));
-	size_t nx = 0, ndeps = 0, i;
+	size_t nx = 0, nt = 0, ndeps = 0, i;
 	json_t *e;
 	json_array_foreach(events, i, e) {
 		const char *ph = json_string_value(json_object_get(e, "ph"));
-		if (ph && strcmp(ph, "X") == 0) {
+		if (ph && strcmp(ph, "X") == 0 && is_transfer(e)) {
+			nt++;
+		} else if (ph && strcmp(ph, "X") == 0) {
 			nx++;
 			ndeps += json_array_size(json_object_get(json_object_get(e, "args"), "deps"));
 		}
 	}
 	tr->tasks = calloc(nx ? nx : 1, sizeof *tr->tasks);
 	tr->deps = calloc(ndeps ? ndeps : 1, sizeof *tr->deps);
-	if (!tr->tasks || !tr->deps) {
+	tr->transfers = calloc(nt ? nt : 1, sizeof *tr->transfers);
+	if (!tr->tasks || !tr->deps || !tr->transfers) {
 		trace_free(tr);
 		return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", path);
 	}
@@ -61,6 +71,27 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 			continue;
 		json_t *args = json_object_get(e, "args");
 		const char *ename = json_string_value(json_object_get(e, "name"));
+		if (strcmp(ph, "M") == 0 && ename && strcmp(ename, "thread_name") == 0 &&
+		    num(e, "pid", 0) == HALO_TRACE_TRANSFER_PID) {
+			struct trace_link *l = realloc(tr->links, (size_t)(tr->nlinks + 1) * sizeof *l);
+			if (!l)
+				continue;
+			tr->links = l;
+			l += tr->nlinks++;
+			l->id = (int)num(e, "tid", -1);
+			const char *name = json_string_value(json_object_get(args, "name"));
+			snprintf(l->name, sizeof l->name, "%s", name ? name : "?");
+			continue;
+		}
+		if (strcmp(ph, "X") == 0 && is_transfer(e)) {
+			struct trace_transfer *t = &tr->transfers[tr->ntransfers++];
+			t->link = (int)num(e, "tid", -1);
+			t->start = num(e, "ts", 0);
+			t->end = t->start + num(e, "dur", 0);
+			t->bytes = num(args, "bytes", 0);
+			t->step = ename ? ename : "data";
+			continue;
+		}
 		if (strcmp(ph, "M") == 0 && ename && strcmp(ename, "thread_name") == 0) {
 			struct trace_worker *w = realloc(tr->workers, (size_t)(tr->nworkers + 1) * sizeof *w);
 			if (!w)
@@ -74,7 +105,7 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 			snprintf(w->name, sizeof w->name, "%s", name ? name : "?");
 			continue;
 		}
-		if (strcmp(ph, "X") != 0)
+		if (strcmp(ph, "X") != 0 || is_transfer(e))
 			continue;
 		struct trace_task *t = &tr->tasks[tr->n];
 		json_t *id = json_object_get(args, "id"), *deps = json_object_get(args, "deps");
@@ -123,6 +154,8 @@ void trace_free(struct trace *tr)
 	free(tr->tasks);
 	free(tr->deps);
 	free(tr->workers);
+	free(tr->transfers);
+	free(tr->links);
 	memset(tr, 0, sizeof *tr);
 }
 

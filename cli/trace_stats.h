@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "halo.h"
+#include "runtime/trace.h"
 
 struct trace_task {
 	uint64_t id;
@@ -26,8 +27,25 @@ struct trace_worker {
 	double busy;
 };
 
+/* One data transfer (traces recorded where data moves between memory
+ * nodes): on track `link` (tid), named after the step whose data it is. */
+struct trace_transfer {
+	int link;
+	double start, end, bytes;
+	const char *step; /* borrowed */
+};
+
+struct trace_link {
+	int id;
+	char name[96]; /* "node 0, RAM -> node 1, CUDA 0" */
+};
+
 struct trace {
 	json_t *root;
+	struct trace_transfer *transfers;
+	size_t ntransfers;
+	struct trace_link *links;
+	int nlinks;
 	struct trace_task *tasks; /* sorted by id */
 	size_t n;
 	uint64_t *deps;           /* storage for every task's deps */

@@ -10,9 +10,9 @@
 #include "config.h"
 #include "runtime/runtime.h"
 #include "runtime/trace.h"
+#include "runtime/fxt.h"
 #include "io/fs.h"
 
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <starpu.h>
@@ -27,6 +27,8 @@ struct halo_runtime {
 	char sched[64];
 	char *trace; /* where to write the trace, or NULL */
 	char *fxt;   /* where StarPU writes its FxT trace, or NULL */
+	int fxt_tmp; /* fxt is halo's own folder, for the trace's transfers */
+	int stopped; /* StarPU has been shut down */
 };
 
 /* StarPU can only be initialised once at a time per process. */
@@ -81,6 +83,22 @@ static int sched_check(const char *name, const char *source, halo_error_t *err)
 			      source, name, list, modular);
 }
 
+/* Whether data can move between memory nodes: a GPU StarPU may use, or
+ * StarPU's out-of-core swap to disk. Decided before StarPU starts, since
+ * FxT must be on from the start. */
+static int several_memory_nodes(const halo_runtime_opts_t *opts)
+{
+	if (getenv("STARPU_DISK_SWAP"))
+		return 1;
+#ifdef HALO_USE_CUDA
+	int n = 0;
+	if (opts->ncuda != 0 && cudaGetDeviceCount(&n) == cudaSuccess && n > 0)
+		return 1;
+#endif
+	(void)opts;
+	return 0;
+}
+
 int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		      halo_error_t *err)
 {
@@ -122,15 +140,29 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	 * /tmp and costs a few microseconds per task; tracing is opt-in. */
 	setenv("STARPU_FXT_TRACE", "0", 0);
 	if (opts->trace_fxt) {
-		char prefix[4096];
-		int n = snprintf(prefix, sizeof prefix, "%s/", opts->trace_fxt);
 		rt->fxt = strdup(opts->trace_fxt);
-		if (n < 0 || (size_t)n >= sizeof prefix || !rt->fxt ||
-		    halo_fs_mkdirs(opts->trace_fxt, err)) {
+		if (!rt->fxt || halo_fs_mkdirs(opts->trace_fxt, err)) {
 			free(rt->fxt);
 			free(rt);
 			return err && err->code ? err->code
 						: halo_error_set(err, HALO_EINVAL, "--trace-fxt: bad folder");
+		}
+	} else if (opts->trace && halo__fxt_available() && several_memory_nodes(opts)) {
+		/* Only FxT records each data transfer; when there can be
+		 * transfers, record it into a folder of halo's own. */
+		const char *tmp = getenv("TMPDIR");
+		char dir[4096];
+		snprintf(dir, sizeof dir, "%s/halo-fxt-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		if (mkdtemp(dir) && (rt->fxt = strdup(dir)))
+			rt->fxt_tmp = 1;
+	}
+	if (rt->fxt) {
+		char prefix[4096];
+		int n = snprintf(prefix, sizeof prefix, "%s/", rt->fxt);
+		if (n < 0 || (size_t)n >= sizeof prefix) {
+			free(rt->fxt);
+			free(rt);
+			return halo_error_set(err, HALO_EINVAL, "--trace-fxt: folder name too long");
 		}
 		setenv("STARPU_FXT_TRACE", "1", 1);
 		setenv("STARPU_FXT_PREFIX", prefix, 1);
@@ -178,7 +210,7 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	*out = rt;
 	if (opts->trace) {
 		rt->trace = strdup(opts->trace);
-		if (!rt->trace || halo_trace_begin(err)) {
+		if (!rt->trace || halo_trace_begin(rt->fxt != NULL, err)) {
 			halo_runtime_shutdown(rt);
 			*out = NULL;
 			return halo_error_set(err, HALO_ENOMEM, "out of memory for the trace");
@@ -191,16 +223,9 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
  * starpu_fxt_tool into paje.trace (for ViTE), tasks.rec, dag.dot, ... */
 static int fxt_convert(const char *dir, halo_error_t *err)
 {
-	DIR *d = opendir(dir);
-	char file[4096] = "";
-	struct dirent *e;
-	while (d && (e = readdir(d)))
-		if (strncmp(e->d_name, "prof_file_", 10) == 0)
-			snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
-	if (d)
-		closedir(d);
-	if (!file[0])
-		return halo_error_set(err, HALO_ENOENT, "%s: StarPU wrote no FxT trace", dir);
+	char file[4096];
+	if (halo__fxt_file(dir, file, sizeof file, err))
+		return HALO_ENOENT;
 	fflush(NULL); /* or the child would write the parent's buffered output */
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -220,17 +245,35 @@ static int fxt_convert(const char *dir, halo_error_t *err)
 	return HALO_OK;
 }
 
+static void stop_starpu(void *arg)
+{
+	halo_runtime_t *rt = arg;
+	starpu_task_wait_for_all();
+	starpu_shutdown();
+	runtime_active = 0;
+	rt->stopped = 1;
+}
+
 int halo_runtime_finish(halo_runtime_t *rt, halo_error_t *err)
 {
 	if (!rt)
 		return HALO_OK;
-	int rc = rt->trace ? halo_trace_end(rt->trace, err) : HALO_OK;
+	/* The trace shuts StarPU down itself once it has what it needs, then
+	 * reads the transfers from the FxT file that StarPU flushes. */
+	int rc = rt->trace ? halo_trace_end(rt->trace, rt->fxt, stop_starpu, rt, err) : HALO_OK;
+	free(rt->trace);
+	rt->trace = NULL;
 	char *fxt = rt->fxt;
+	int convert = fxt && !rt->fxt_tmp;
 	rt->fxt = NULL;
-	halo_runtime_shutdown(rt);
-	if (fxt && !rc)
+	if (!rt->stopped)
+		stop_starpu(rt);
+	if (convert && !rc)
 		rc = fxt_convert(fxt, err);
+	if (fxt && rt->fxt_tmp)
+		halo_fs_remove_tree(fxt);
 	free(fxt);
+	free(rt);
 	return rc;
 }
 
@@ -240,10 +283,12 @@ void halo_runtime_shutdown(halo_runtime_t *rt)
 		return;
 	starpu_task_wait_for_all();
 	if (rt->trace)
-		halo_trace_end(NULL, NULL); /* dropped: nobody asked to save it */
+		halo_trace_end(NULL, NULL, NULL, NULL, NULL); /* dropped: nobody asked to save it */
 	free(rt->trace);
-	starpu_shutdown();
-	runtime_active = 0;
+	if (!rt->stopped)
+		stop_starpu(rt);
+	if (rt->fxt && rt->fxt_tmp)
+		halo_fs_remove_tree(rt->fxt);
 	free(rt->fxt);
 	free(rt);
 }

@@ -5,6 +5,7 @@
  * callback that wraps the task's own. */
 #include "config.h"
 #include "runtime/trace.h"
+#include "runtime/fxt.h"
 
 #include <errno.h>
 #include <math.h>
@@ -25,8 +26,9 @@ struct rec {
 	double submit, ready, start, end, expected; /* microseconds; expected NaN if unknown */
 	int worker;
 	double mem_used; /* bytes in use on the worker's memory node at the end */
-	uint32_t ndeps;
+	uint32_t ndeps, nwh;
 	uint64_t *deps;
+	const void **wh; /* the handles it writes, to name the data transfers carry */
 	void (*cb)(void *);
 	void *cb_arg;
 	struct rec *next;
@@ -57,6 +59,8 @@ static struct {
 	struct slot *slots;
 	size_t cap, used;
 	struct block *blocks;
+	int fxt;          /* FxT records the transfers: clock marks taken */
+	double mark_us[2];
 } T = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Zeroed memory from the current block; the caller holds T.lock. */
@@ -82,13 +86,22 @@ int halo_trace_active(void)
 	return __atomic_load_n(&T.active, __ATOMIC_RELAXED);
 }
 
-int halo_trace_begin(halo_error_t *err)
+static void mark(int which)
+{
+	T.mark_us[which] = starpu_timing_now();
+	starpu_fxt_trace_user_event(which ? HALO_FXT_MARK_END : HALO_FXT_MARK_BEGIN);
+}
+
+int halo_trace_begin(int fxt, halo_error_t *err)
 {
 	T.cap = 1 << 12;
 	T.slots = calloc(T.cap, sizeof *T.slots);
 	if (!T.slots)
 		return halo_error_set(err, HALO_ENOMEM, "out of memory for the trace");
 	starpu_profiling_status_set(STARPU_PROFILING_ENABLE);
+	T.fxt = fxt;
+	if (fxt)
+		mark(0);
 	__atomic_store_n(&T.active, 1, __ATOMIC_RELAXED);
 	return HALO_OK;
 }
@@ -180,7 +193,8 @@ int halo_task_submit(struct starpu_task *t)
 	pthread_mutex_lock(&T.lock);
 	struct rec *r = bump(sizeof *r);
 	uint64_t *deps = r && nb ? bump(nb * sizeof *deps) : NULL;
-	if (!r || (nb && !deps)) {
+	const void **wh = deps && T.fxt ? bump(nb * sizeof *wh) : NULL;
+	if (!r || (nb && !deps) || (nb && T.fxt && !wh)) {
 		pthread_mutex_unlock(&T.lock);
 		return starpu_task_submit(t); /* untraced rather than not run */
 	}
@@ -193,6 +207,7 @@ int halo_task_submit(struct starpu_task *t)
 	r->worker = -1;
 	r->expected = NAN;
 	r->deps = deps;
+	r->wh = wh;
 	for (unsigned i = 0; i < nb; i++) {
 		starpu_data_handle_t h = STARPU_TASK_GET_HANDLE(t, i);
 		enum starpu_data_access_mode m = STARPU_TASK_GET_MODE(t, i);
@@ -207,6 +222,8 @@ int halo_task_submit(struct starpu_task *t)
 				r->deps[r->ndeps++] = s->id;
 		}
 		if (m & STARPU_W) {
+			if (wh)
+				wh[r->nwh++] = h;
 			if (!s->handle)
 				T.used++;
 			s->handle = h;
@@ -382,6 +399,101 @@ static void write_other(FILE *f, double makespan)
 	fprintf(f, "]}");
 }
 
+/* A memory node's name, taken while StarPU runs: "RAM", "CUDA 0", "disk". */
+static void node_name(unsigned node, char *out, size_t len)
+{
+	switch (starpu_node_get_kind(node)) {
+	case STARPU_CPU_RAM: snprintf(out, len, "node %u, RAM", node); break;
+	case STARPU_CUDA_RAM:
+		snprintf(out, len, "node %u, CUDA %d", node, starpu_memory_node_get_devid(node));
+		break;
+	case STARPU_DISK_RAM: snprintf(out, len, "node %u, disk", node); break;
+	default: snprintf(out, len, "node %u", node); break;
+	}
+}
+
+/* Who wrote a handle, and when: transfers are named after the task whose
+ * result they carry (the last writer of the handle that had ended when the
+ * transfer began; handles' addresses are reused over a run). */
+struct writer {
+	uintptr_t handle;
+	double end;
+	const struct rec *rec;
+};
+
+static int writer_cmp(const void *a, const void *b)
+{
+	const struct writer *x = a, *y = b;
+	if (x->handle != y->handle)
+		return x->handle < y->handle ? -1 : 1;
+	return (x->end > y->end) - (x->end < y->end);
+}
+
+static const struct rec *producer(const struct writer *w, size_t n, uintptr_t h, double t)
+{
+	size_t lo = 0, hi = n; /* first entry with handle >= h */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (w[mid].handle < h)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	const struct rec *best = NULL;
+	for (size_t i = lo; i < n && w[i].handle == h && w[i].end <= t + 1.0; i++)
+		best = w[i].rec;
+	return best;
+}
+
+/* One track per link (src -> dst memory node) in a "data transfers"
+ * process; each transfer an X event named after the data it carries. */
+static void write_transfers(FILE *f, const struct halo_transfer *t, size_t n, double base,
+			    char (*names)[48], int nnodes)
+{
+	enum { PID = HALO_TRACE_TRANSFER_PID };
+	size_t nw = 0;
+	for (const struct rec *r = T.head; r; r = r->next)
+		nw += r->worker >= 0 ? r->nwh : 0;
+	struct writer *w = malloc((nw ? nw : 1) * sizeof *w);
+	nw = 0;
+	for (const struct rec *r = T.head; w && r; r = r->next)
+		for (uint32_t k = 0; r->worker >= 0 && k < r->nwh; k++)
+			w[nw++] = (struct writer){(uintptr_t)r->wh[k], r->end, r};
+	if (w)
+		qsort(w, nw, sizeof *w, writer_cmp);
+	fprintf(f, ",\n{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,"
+		   "\"args\":{\"name\":\"data transfers\"}}", PID);
+	unsigned char seen[64][64] = {{0}};
+	static const char *const kinds[] = {"fetch", "prefetch", "idle prefetch"};
+	for (size_t i = 0; i < n; i++) {
+		int s = t[i].src, d = t[i].dst;
+		if (s < 0 || d < 0 || s >= nnodes || d >= nnodes || s >= 64 || d >= 64)
+			continue;
+		if (!seen[s][d]) {
+			seen[s][d] = 1;
+			fprintf(f, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%d,"
+				   "\"args\":{\"name\":\"%s -> %s\"}}", PID, s * 64 + d, names[s], names[d]);
+		}
+		const struct rec *p = w ? producer(w, nw, t[i].handle, t[i].start) : NULL;
+		fprintf(f, ",\n{\"ph\":\"X\",\"name\":");
+		json_str(f, p && p->step[0] ? p->step : "data");
+		fprintf(f, ",\"cat\":\"transfer\",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,"
+			   "\"args\":{\"bytes\":%llu,\"src\":%d,\"dst\":%d,\"kind\":\"%s\"",
+			PID, s * 64 + d, t[i].start - base, t[i].end - t[i].start,
+			(unsigned long long)t[i].bytes, s, d,
+			kinds[t[i].prefetch >= 0 && t[i].prefetch <= 2 ? t[i].prefetch : 0]);
+		if (p) {
+			fprintf(f, ",\"producer\":%llu,\"step\":", (unsigned long long)p->id);
+			json_str(f, p->step);
+			if (p->has_chunk)
+				fprintf(f, ",\"chunk\":[%lld,%lld,%lld]", (long long)p->chunk[0],
+					(long long)p->chunk[1], (long long)p->chunk[2]);
+		}
+		fprintf(f, "}}");
+	}
+	free(w);
+}
+
 static void trace_free(void)
 {
 	for (struct block *b = T.blocks, *next; b; b = next) {
@@ -395,23 +507,34 @@ static void trace_free(void)
 	T.n = T.cap = T.used = 0;
 	T.step[0] = '\0';
 	T.has_chunk = 0;
+	T.fxt = 0;
 }
 
-int halo_trace_end(const char *path, halo_error_t *err)
+int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), void *stop_arg,
+		   halo_error_t *err)
 {
-	if (!halo_trace_active())
+	if (!halo_trace_active()) {
+		if (stop)
+			stop(stop_arg);
 		return HALO_OK;
+	}
 	starpu_task_wait_for_all();
+	if (T.fxt)
+		mark(1);
 	__atomic_store_n(&T.active, 0, __ATOMIC_RELAXED);
 	if (!path) {
 		trace_free();
 		starpu_profiling_status_set(STARPU_PROFILING_DISABLE);
+		if (stop)
+			stop(stop_arg);
 		return HALO_OK;
 	}
 	int rc = HALO_OK;
 	struct rec **byid = calloc(T.n + 1, sizeof *byid);
 	if (!byid) {
 		trace_free();
+		if (stop)
+			stop(stop_arg);
 		return halo_error_set(err, HALO_ENOMEM, "out of memory writing the trace");
 	}
 	double base = INFINITY, last = 0;
@@ -424,18 +547,37 @@ int halo_trace_end(const char *path, halo_error_t *err)
 	}
 	if (!isfinite(base))
 		base = last = 0;
+	char names[64][48];
+	int nnodes = (int)starpu_memory_nodes_get_count();
+	for (int i = 0; i < nnodes && i < 64; i++)
+		node_name((unsigned)i, names[i], sizeof names[i]);
 	char tmp[4096];
 	snprintf(tmp, sizeof tmp, "%s.halo-tmp-%ld", path, (long)getpid());
 	FILE *f = fopen(tmp, "w");
-	if (!f) {
+	if (!f)
 		rc = halo_error_set(err, errno == ENOENT ? HALO_ENOENT : HALO_EIO, "%s: cannot create: %s",
 				    path, strerror(errno));
-	} else {
-		fprintf(f, "{\"displayTimeUnit\":\"ms\",\n\"traceEvents\":[\n");
-		write_events(f, byid, T.n, base);
-		fprintf(f, "\n],\n");
+	if (f) {
+		/* Everything that asks StarPU comes before it stops: the
+		 * transfers, last, are read from the FxT file it leaves. */
+		fprintf(f, "{\"displayTimeUnit\":\"ms\",\n");
 		write_other(f, last - base);
-		fprintf(f, "}\n");
+		fprintf(f, ",\n\"traceEvents\":[\n");
+		write_events(f, byid, T.n, base);
+	}
+	starpu_profiling_status_set(STARPU_PROFILING_DISABLE);
+	if (stop)
+		stop(stop_arg);
+	if (f && fxt_dir && T.fxt) {
+		struct halo_transfer *t = NULL;
+		size_t nt = 0;
+		rc = halo__fxt_transfers(fxt_dir, T.mark_us, &t, &nt, err);
+		if (!rc)
+			write_transfers(f, t, nt, base, names, nnodes < 64 ? nnodes : 64);
+		free(t);
+	}
+	if (f) {
+		fprintf(f, "\n]}\n");
 		if (ferror(f) | (fclose(f) != 0) || rename(tmp, path) != 0) {
 			rc = halo_error_set(err, HALO_EIO, "%s: cannot write the trace: %s", path,
 					    strerror(errno));
@@ -444,6 +586,5 @@ int halo_trace_end(const char *path, halo_error_t *err)
 	}
 	free(byid);
 	trace_free();
-	starpu_profiling_status_set(STARPU_PROFILING_DISABLE);
 	return rc;
 }

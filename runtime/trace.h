@@ -16,8 +16,13 @@
 
 #include "halo.h"
 
-/* Starts recording (turns StarPU's task profiling on). */
-int halo_trace_begin(halo_error_t *err);
+/* The Chrome trace process whose tracks (one per link) hold the data
+ * transfers; their events have "cat":"transfer". */
+#define HALO_TRACE_TRANSFER_PID 1000
+
+/* Starts recording (turns StarPU's task profiling on). fxt: StarPU records
+ * an FxT trace, from which halo_trace_end reads each data transfer. */
+int halo_trace_begin(int fxt, halo_error_t *err);
 int halo_trace_active(void);
 
 /* The step and chunk that the tasks this thread submits next belong to
@@ -33,7 +38,11 @@ int halo_task_submit(struct starpu_task *t);
 int halo__task_insert_built(struct starpu_task *t);
 
 /* Waits for every task, writes the trace to path (atomically: a temporary
- * name renamed into place; NULL drops it), stops recording and frees it. */
-int halo_trace_end(const char *path, halo_error_t *err);
+ * name renamed into place; NULL drops it), stops recording and frees it.
+ * stop (when not NULL) shuts StarPU down once the trace no longer needs it;
+ * then, with fxt_dir, the data transfers are read from the FxT file StarPU
+ * wrote there and added on tracks per link. */
+int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), void *stop_arg,
+		   halo_error_t *err);
 
 #endif

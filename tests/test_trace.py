@@ -15,7 +15,7 @@ from PIL import Image
 import zarr
 
 sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
-from haloutil import check, done, halo, path  # noqa: E402
+from haloutil import HALO, check, done, halo, path  # noqa: E402
 
 rng = np.random.default_rng(5)
 src = path("tr-in.zarr")
@@ -176,6 +176,71 @@ r = halo("convert", img, path("tr-conv.zarr"), "--chunks", "4,24,24", "--overwri
          "--trace", path("conv.trace.json"), check_rc=0)
 check(r.returncode == 0 and halo("trace", "summary", path("conv.trace.json")).returncode == 0,
       "convert --trace, then summary")
+
+# Data transfers, one event each. StarPU's out-of-core swap is a second
+# memory node on any machine: with a 2 MiB limit on RAM, chunks move to
+# disk and back; the trace must hold exactly the transfers StarPU counted.
+swimg = path("sw-img.zarr")
+shutil.rmtree(swimg, ignore_errors=True)
+zs = zarr.open(swimg, mode="w", shape=(32, 96, 96), chunks=(16, 48, 48), dtype="u2")
+zs[...] = rng.integers(100, 200, zs.shape, dtype=np.uint16)
+swtmp, swap = path("sw-tmp"), path("sw-swap")
+for d in (swtmp, swap):
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+env = dict(os.environ, TMPDIR=swtmp, STARPU_LIMIT_CPU_MEM="2", STARPU_DISK_SWAP=swap,
+           STARPU_DISK_SWAP_BACKEND="unistd", STARPU_DISK_SWAP_SIZE="200")
+args = ["deconvolve", swimg, path("tr-psf.tif"), None, "--mode", "exact", "--iterations", "2",
+        "--overwrite", "--quiet"]
+args[3] = path("sw-out.zarr")
+p = subprocess.run([HALO, *args, "--trace", path("sw.trace.json")], env=env,
+                   capture_output=True, text=True)
+args[3] = path("sw-ref.zarr")
+q = subprocess.run([HALO, *args], capture_output=True, text=True)
+check(p.returncode == 0 and q.returncode == 0, "deconvolve with StarPU's disk swap, traced",
+      p.stderr + q.stderr)
+check(np.array_equal(zarr.open(path("sw-out.zarr"))[:], zarr.open(path("sw-ref.zarr"))[:]),
+      "swapping to disk and back changes no voxel")
+tr = json.load(open(path("sw.trace.json"))) if p.returncode == 0 else {"traceEvents": [],
+                                                                        "otherData": {}}
+ev = tr["traceEvents"]
+xfer = [e for e in ev if e.get("cat") == "transfer"]
+tasks_sw = {e["args"]["id"]: e for e in ev if e.get("ph") == "X" and e.get("cat") != "transfer"}
+links = tr["otherData"].get("links", [])
+per_link = {}
+for e in xfer:
+    k = (e["args"]["src"], e["args"]["dst"])
+    n, b = per_link.get(k, (0, 0))
+    per_link[k] = (n + 1, b + e["args"]["bytes"])
+check(xfer and {(l["src"], l["dst"]): (l["transfers"], l["bytes"]) for l in links} == per_link,
+      "one event per transfer: counts and bytes per link equal StarPU's totals",
+      (per_link, links))
+span = tr["otherData"].get("makespan_us", 0)
+check(all(e["dur"] >= 0 and -1 <= e["ts"] and e["ts"] + e["dur"] <= span + 1000 for e in xfer),
+      "transfers have consistent times inside the run")
+tracks = {e["tid"]: e["args"]["name"] for e in ev
+          if e.get("ph") == "M" and e.get("pid") == 1000 and e.get("name") == "thread_name"}
+check(all(e["pid"] == 1000 and tracks.get(e["tid"], "").startswith(
+    f"node {e['args']['src']}, ") and f"-> node {e['args']['dst']}, " in tracks[e["tid"]]
+    for e in xfer) and any("disk" in n for n in tracks.values()),
+    "transfers sit on one track per link, named after its memory nodes", tracks)
+named = [e for e in xfer if "producer" in e["args"]]
+ok = all(e["args"]["producer"] in tasks_sw and
+         tasks_sw[e["args"]["producer"]]["ts"] + tasks_sw[e["args"]["producer"]]["dur"]
+         <= e["ts"] + 2 and e["name"] == tasks_sw[e["args"]["producer"]]["args"]["step"] and
+         e["args"].get("chunk") == tasks_sw[e["args"]["producer"]]["args"].get("chunk")
+         for e in named)
+check(len(named) >= len(xfer) // 2 and ok,
+      "transfers name the task whose data they carry, which ended before they began",
+      (len(named), len(xfer)))
+check(os.listdir(swtmp) == [], "the FxT trace halo recorded for the transfers is removed",
+      os.listdir(swtmp))
+r = halo("trace", "summary", path("sw.trace.json"), "--json", check_rc=0)
+check(r.returncode == 0 and sum(c["count"] for c in json.loads(r.stdout)["codelets"])
+      == len(tasks_sw), "summary counts tasks, not transfers")
+r = halo("trace", "html", path("sw.trace.json"), "-o", path("sw.html"), check_rc=0)
+check(r.returncode == 0 and f'"transfers":[[' in open(path("sw.html")).read(),
+      "the HTML report carries the transfers for its link rows")
 
 # StarPU's own FxT trace, kept and converted to Paje for ViTE.
 fxt = path("fxt")
