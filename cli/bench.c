@@ -16,19 +16,10 @@
 #include "util/util.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <math.h>
-#include <pthread.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 static const char bench_help[] =
 	"usage: halo bench [WORKLOAD...] [options]\n\n"
@@ -76,44 +67,34 @@ enum {
 	OPT_PYTHON, OPT_JSON, OPT_PLOT, OPT_TRACE, OPT_DIR, OPT_QUIET
 };
 
-#define MAXLIST 16
-
-struct bench_opts {
-	int want[3];                      /* rl, deconvolve, convert */
-	int cpus[MAXLIST], ncpus;         /* -1: all */
-	int gpus[MAXLIST], ngpus;
-	const char *scheds[MAXLIST];
-	int nscheds;
-	int64_t chunks[MAXLIST][3];
-	int nchunks;
-	const char *modes[2];
-	int nmodes;
-	int64_t shape[3], size[3], depth[3];
-	int ndepth;
-	long psf, iterations, repeat, warmup;
-	char peers[128];
-	const char *python, *json, *plot, *trace, *dir, *input;
-	int quiet;
-};
-
-/* Everything a run of the bench needs beyond its options. */
-struct bench_ctx {
-	const struct bench_opts *o;
-	char self[PATH_MAX], peers_py[PATH_MAX], dir[PATH_MAX];
-	char input[PATH_MAX + 128], psf[PATH_MAX + 128];
-	int cores, ngpu;
-	int done, total; /* progress, in measured configurations */
-	double started;
-};
-
 static const char *const workload_names[3] = {"rl", "deconvolve", "convert"};
 static const char *const all_scheds[] = {"eager", "lws", "dm", "dmda", "dmdas"};
 
-static double now(void)
+double bench_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void bench_progress(struct bench_ctx *b, const char *what)
+{
+	if (b->o->quiet || !isatty(2))
+		return;
+	double t = bench_now() - b->started;
+	fprintf(stderr, "\r\033[K[%d/%d] %s", b->done, b->total, what);
+	if (b->done > 0)
+		fprintf(stderr, "  %.0f s, ETA %.0f s", t, t / b->done * (b->total - b->done));
+	fflush(stderr);
+}
+
+void bench_add_run(struct bench_workload *w, const struct bench_run *r)
+{
+	struct bench_run *nr = realloc(w->runs, (size_t)(w->nruns + 1) * sizeof *nr);
+	if (!nr)
+		return;
+	w->runs = nr;
+	w->runs[w->nruns++] = *r;
 }
 
 /* "1,2,all" -> {1, 2, -1}. */
@@ -201,92 +182,13 @@ static int parse_option(int c, char *arg, struct bench_opts *o, halo_error_t *er
 	return HALO_OK;
 }
 
-/* Runs argv, waits for it and returns its exit status (-1 when it could not
- * start or was killed). Its stdout goes to *out (malloc'ed) when out is
- * not NULL, else nowhere; the last line it wrote on stderr to errline. */
-static int spawn(const struct bench_ctx *b, char *const argv[], char **out, char *errline,
-		 size_t errlen, double *seconds)
-{
-	char errpath[PATH_MAX + 16];
-	snprintf(errpath, sizeof errpath, "%s/stderr.txt", b->dir);
-	int fd[2] = {-1, -1};
-	if (out && pipe(fd) != 0)
-		return -1;
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	if (out) {
-		posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
-		posix_spawn_file_actions_addclose(&fa, fd[0]);
-		posix_spawn_file_actions_addclose(&fa, fd[1]);
-	} else {
-		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	}
-	posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	double t0 = now();
-	pid_t pid;
-	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (out) {
-		close(fd[1]);
-		size_t len = 0, cap = 4096;
-		char *buf = malloc(cap);
-		ssize_t got;
-		while (buf && rc == 0 && (got = read(fd[0], buf + len, cap - len - 1)) > 0) {
-			len += (size_t)got;
-			if (cap - len < 2048) {
-				char *nb = realloc(buf, cap *= 2);
-				if (!nb) {
-					free(buf);
-					buf = NULL;
-				}
-				buf = nb;
-			}
-		}
-		close(fd[0]);
-		if (buf)
-			buf[len] = '\0';
-		*out = buf;
-	}
-	int status = -1;
-	if (rc == 0 && waitpid(pid, &status, 0) == pid)
-		status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	else
-		status = -1;
-	if (seconds)
-		*seconds = now() - t0;
-	errline[0] = '\0';
-	FILE *f = fopen(errpath, "r");
-	char line[1024];
-	while (f && fgets(line, sizeof line, f))
-		if (line[0] != '\n') {
-			line[strcspn(line, "\n")] = '\0';
-			snprintf(errline, errlen, "%s", line);
-		}
-	if (f)
-		fclose(f);
-	if (rc != 0)
-		snprintf(errline, errlen, "%s: %s", argv[0], strerror(rc));
-	return status;
-}
-
-static void progress(struct bench_ctx *b, const char *what)
-{
-	if (b->o->quiet || !isatty(2))
-		return;
-	double t = now() - b->started;
-	fprintf(stderr, "\r\033[K[%d/%d] %s", b->done, b->total, what);
-	if (b->done > 0)
-		fprintf(stderr, "  %.0f s, ETA %.0f s", t, t / b->done * (b->total - b->done));
-	fflush(stderr);
-}
-
 /* The machine, from `halo info --json` run as a child (the parent never
  * starts StarPU). */
 static int describe_machine(struct bench_ctx *b, struct bench_report *rep, halo_error_t *err)
 {
 	char *out = NULL, errline[512];
 	char *argv[] = {b->self, "info", "--json", NULL};
-	int st = spawn(b, argv, &out, errline, sizeof errline, NULL);
+	int st = bench_spawn(b, argv, &out, errline, sizeof errline, NULL);
 	json_error_t je;
 	rep->machine = st == 0 && out ? json_loads(out, 0, &je) : NULL;
 	free(out);
@@ -304,127 +206,6 @@ static int describe_machine(struct bench_ctx *b, struct bench_report *rep, halo_
 			break;
 		}
 	return HALO_OK;
-}
-
-struct copy_job {
-	char *src, *dst;
-	size_t len;
-};
-
-static void *copy_part(void *arg)
-{
-	struct copy_job *j = arg;
-	memcpy(j->dst, j->src, j->len);
-	return NULL;
-}
-
-/* The CPU side's peak: the best of 5 parallel copies of 512 MiB over every
- * core, counting bytes read and written (STREAM's copy convention). */
-static double cpu_copy_gbs(int threads)
-{
-	size_t len = (size_t)512 << 20;
-	char *src = malloc(len), *dst = malloc(len);
-	if (!src || !dst || threads < 1 || threads > 256) {
-		free(src);
-		free(dst);
-		return 0;
-	}
-	memset(src, 1, len);
-	memset(dst, 2, len);
-	double best = 0;
-	for (int rep = 0; rep < 5; rep++) {
-		pthread_t th[256];
-		struct copy_job jobs[256];
-		size_t part = len / (size_t)threads;
-		double t0 = now();
-		for (int i = 0; i < threads; i++) {
-			jobs[i] = (struct copy_job){src + part * (size_t)i, dst + part * (size_t)i, part};
-			pthread_create(&th[i], NULL, copy_part, &jobs[i]);
-		}
-		for (int i = 0; i < threads; i++)
-			pthread_join(th[i], NULL);
-		double gbs = 2.0 * (double)(part * (size_t)threads) / (now() - t0) / 1e9;
-		best = gbs > best ? gbs : best;
-	}
-	free(src);
-	free(dst);
-	return best;
-}
-
-/* Writes a volume chunk by chunk from gen (NULL: the PSF). */
-static int write_inputs(struct bench_ctx *b, halo_error_t *err)
-{
-	const struct bench_opts *o = b->o;
-	int pn = (int)o->psf;
-	snprintf(b->psf, sizeof b->psf, "%s/psf.tif", b->dir);
-	halo_volume_info_t pinfo = {.ndim = 3, .dtype = {HALO_F4, 0}, .shape = {pn, pn, pn},
-				    .chunks = {pn, pn, pn}, .voxel = {1, 1, 1}};
-	halo_writer_opts_t pwo = {.format = HALO_FMT_TIFF};
-	float *p = malloc((size_t)pn * pn * pn * sizeof *p);
-	if (!p)
-		return halo_error_set(err, HALO_ENOMEM, "out of memory");
-	bench_gaussian_psf(p, pn);
-	halo_writer_t *w;
-	int rc = halo_writer_create(b->psf, &pinfo, &pwo, &w, err);
-	if (!rc) {
-		rc = halo_writer_write_chunk(w, (int64_t[3]){0, 0, 0}, p, err);
-		if (!rc)
-			rc = halo_writer_finish(w, err);
-		halo_writer_close(w);
-	}
-	free(p);
-	if (rc || o->input) {
-		snprintf(b->input, sizeof b->input, "%s", o->input ? o->input : "");
-		return rc;
-	}
-
-	/* A uint16 volume as microscopes write it (blosc lz4, byte shuffle):
-	 * a smooth structure plus noise, so it compresses like real data. */
-	snprintf(b->input, sizeof b->input, "%s/input.zarr", b->dir);
-	const int64_t *s = o->size;
-	halo_volume_info_t info = {.ndim = 3, .dtype = {HALO_U2, 0}, .voxel = {1, 1, 1},
-				   .shape = {s[0], s[1], s[2]},
-				   .chunks = {(s[0] + 1) / 2, (s[1] + 3) / 4, (s[2] + 3) / 4}};
-	halo_writer_opts_t wo = {.format = HALO_FMT_ZARR,
-				 .codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5,
-					   .shuffle = 1}};
-	const int64_t *c = info.chunks;
-	uint16_t *chunk = malloc((size_t)(c[0] * c[1] * c[2]) * sizeof *chunk);
-	if (!chunk)
-		return halo_error_set(err, HALO_ENOMEM, "out of memory");
-	if ((rc = halo_writer_create(b->input, &info, &wo, &w, err))) {
-		free(chunk);
-		return rc;
-	}
-	uint64_t r = 0x2545f4914f6cdd1dull;
-	for (int64_t cz = 0; !rc && cz * c[0] < s[0]; cz++)
-		for (int64_t cy = 0; !rc && cy * c[1] < s[1]; cy++)
-			for (int64_t cx = 0; !rc && cx * c[2] < s[2]; cx++) {
-				size_t i = 0;
-				for (int64_t z = cz * c[0]; z < (cz + 1) * c[0]; z++)
-					for (int64_t y = cy * c[1]; y < (cy + 1) * c[1]; y++)
-						for (int64_t x = cx * c[2]; x < (cx + 1) * c[2]; x++) {
-							r ^= r >> 12, r ^= r << 25, r ^= r >> 27;
-							double v = 200 + 150 * sin(0.31 * z) * sin(0.23 * y) *
-										 sin(0.17 * x);
-							chunk[i++] = (uint16_t)(v + (double)(r >> 59));
-						}
-				rc = halo_writer_write_chunk(w, (int64_t[3]){cz, cy, cx}, chunk, err);
-			}
-	if (!rc)
-		rc = halo_writer_finish(w, err);
-	halo_writer_close(w);
-	free(chunk);
-	return rc;
-}
-
-static void add_run(struct bench_workload *w, const struct bench_run *r)
-{
-	struct bench_run *nr = realloc(w->runs, (size_t)(w->nruns + 1) * sizeof *nr);
-	if (!nr)
-		return;
-	w->runs = nr;
-	w->runs[w->nruns++] = *r;
 }
 
 /* The command that runs halo once in configuration c; trace: the file to
@@ -500,7 +281,7 @@ static int measure_halo(struct bench_ctx *b, struct bench_workload *w, const str
 	bench_cfg_label(w, c, r.label, sizeof r.label);
 	char progress_line[256];
 	snprintf(progress_line, sizeof progress_line, "%s: halo %s", w->name, r.label);
-	progress(b, progress_line);
+	bench_progress(b, progress_line);
 	static char store[48][PATH_MAX + 256];
 	char *argv[48], errline[PATH_MAX + 128];
 	int in_process = !strcmp(w->name, "rl");
@@ -509,14 +290,14 @@ static int measure_halo(struct bench_ctx *b, struct bench_workload *w, const str
 		snprintf(label, sizeof label, "%s-%s", w->name, r.label);
 		trace_name(o->trace, label, r.trace, sizeof r.trace);
 		halo_argv(b, w, c, r.trace, 1, 0, store, argv);
-		if (spawn(b, argv, NULL, errline, sizeof errline, NULL) != 0)
+		if (bench_spawn(b, argv, NULL, errline, sizeof errline, NULL) != 0)
 			return halo_error_set(err, HALO_ERUNTIME, "halo bench %s %s (traced): %s",
 					      w->name, r.label, errline);
 	}
 	if (in_process) {
 		char *out = NULL;
 		halo_argv(b, w, c, NULL, (int)o->repeat, (int)o->warmup, store, argv);
-		int st = spawn(b, argv, &out, errline, sizeof errline, NULL);
+		int st = bench_spawn(b, argv, &out, errline, sizeof errline, NULL);
 		json_error_t je;
 		json_t *j = st == 0 && out ? json_loads(out, JSON_DISABLE_EOF_CHECK, &je) : NULL;
 		free(out);
@@ -533,176 +314,16 @@ static int measure_halo(struct bench_ctx *b, struct bench_workload *w, const str
 		halo_argv(b, w, c, NULL, 0, 0, store, argv);
 		for (long i = 0; i < o->warmup + o->repeat; i++) {
 			double t;
-			if (spawn(b, argv, NULL, errline, sizeof errline, &t) != 0)
+			if (bench_spawn(b, argv, NULL, errline, sizeof errline, &t) != 0)
 				return halo_error_set(err, HALO_ERUNTIME, "halo %s %s: %s", w->name,
 						      r.label, errline);
 			if (i >= o->warmup)
 				r.times[r.ntimes++] = t;
 		}
 	}
-	add_run(w, &r);
+	bench_add_run(w, &r);
 	b->done++;
 	return HALO_OK;
-}
-
-/* Is name one of the comma-separated list? */
-static int listed(const char *list, const char *name)
-{
-	size_t l = strlen(name);
-	for (const char *p = list; *p;) {
-		size_t k = strcspn(p, ",");
-		if (k == l && !strncmp(p, name, l))
-			return 1;
-		p += k + (p[k] == ',');
-	}
-	return 0;
-}
-
-/* Runs bench/peers.py once for the peers in list; adds to out (at most
- * max) a run per JSON line it prints, with the times the script measured,
- * and returns how many. *wall: the whole process's seconds. */
-static int peers_once(struct bench_ctx *b, const struct bench_workload *w, const char *list,
-		      long repeat, long warmup, int compare, struct bench_run *out, int max,
-		      double *wall, char *errline, size_t errlen)
-{
-	const struct bench_opts *o = b->o;
-	static char store[40][PATH_MAX + 256];
-	char *argv[40];
-	int n = 0;
-#define ARG(...) (snprintf(store[n], sizeof store[n], __VA_ARGS__), argv[n] = store[n], n++)
-	ARG("%s", o->python);
-	ARG("%s", b->peers_py);
-	ARG("%s", w->name);
-	ARG("--only=%s", list);
-	ARG("--repeat=%ld", repeat);
-	ARG("--warmup=%ld", warmup);
-	ARG("--threads=%d", b->cores);
-	ARG("--iterations=%ld", o->iterations);
-	if (!strcmp(w->name, "rl")) {
-		ARG("--psf=%ld", o->psf);
-		ARG("--shape=%lld,%lld,%lld", (long long)o->shape[0], (long long)o->shape[1],
-		    (long long)o->shape[2]);
-	} else {
-		/* The peers run with halo's first chunk shape (and overlap depth). */
-		const struct bench_cfg *c = &w->runs[0].cfg;
-		ARG("--psf=%s", b->psf);
-		ARG("--input=%s", b->input);
-		ARG("--out=%s/peers", b->dir);
-		ARG("--chunks=%lld,%lld,%lld", (long long)c->chunks[0], (long long)c->chunks[1],
-		    (long long)c->chunks[2]);
-		ARG("--depth=%lld,%lld,%lld", (long long)o->depth[0], (long long)o->depth[1],
-		    (long long)o->depth[2]);
-		if (compare)
-			ARG("--compare=%s/out.zarr", b->dir);
-	}
-#undef ARG
-	argv[n] = NULL;
-	if (access(b->peers_py, R_OK) != 0) {
-		snprintf(errline, errlen, "%s: not found", b->peers_py);
-		return 0;
-	}
-	char *text = NULL;
-	spawn(b, argv, &text, errline, errlen, wall);
-	int got = 0;
-	for (char *save = NULL, *line = text ? strtok_r(text, "\n", &save) : NULL; line && got < max;
-	     line = strtok_r(NULL, "\n", &save)) {
-		json_error_t je;
-		json_t *j = json_loads(line, 0, &je);
-		const char *peer = json_string_value(json_object_get(j, "peer"));
-		if (peer) {
-			struct bench_run *r = &out[got++];
-			*r = (struct bench_run){.max_rel_diff = -1};
-			snprintf(r->tool, sizeof r->tool, "%s", peer);
-			snprintf(r->label, sizeof r->label, "%s",
-				 json_string_value(json_object_get(j, "label")) ?: peer);
-			r->available = json_is_true(json_object_get(j, "available"));
-			snprintf(r->reason, sizeof r->reason, "%s",
-				 json_string_value(json_object_get(j, "reason")) ?: "");
-			size_t i;
-			json_t *v;
-			json_array_foreach(json_object_get(j, "times_s"), i, v)
-				if (r->ntimes < 64)
-					r->times[r->ntimes++] = json_number_value(v);
-			if (json_is_number(json_object_get(j, "max_rel_diff")))
-				r->max_rel_diff = json_number_value(json_object_get(j, "max_rel_diff"));
-		}
-		json_decref(j);
-	}
-	free(text);
-	return got;
-}
-
-static void peers_failed(struct bench_workload *w, const char *list, const char *why)
-{
-	struct bench_run r = {.tool = "peers", .max_rel_diff = -1};
-	snprintf(r.label, sizeof r.label, "%s", list);
-	snprintf(r.reason, sizeof r.reason, "%s", *why ? why : "no output");
-	add_run(w, &r);
-}
-
-/* The peers of a workload. rl's time their RL inside python, like halo's
- * rl; the pipelines' (deconvolve, convert) are timed as whole processes,
- * one per run, like halo's commands. */
-static void measure_peers(struct bench_ctx *b, struct bench_workload *w, const char *only)
-{
-	const struct bench_opts *o = b->o;
-	char list[128] = "", errline[PATH_MAX + 128];
-	for (const char *p = only; *p;) {
-		size_t l = strcspn(p, ",");
-		char name[32];
-		snprintf(name, sizeof name, "%.*s", (int)l, p);
-		if (!strcmp(o->peers, "all") || listed(o->peers, name))
-			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
-				 *list ? "," : "", name);
-		p += l + (p[l] == ',');
-	}
-	if (!*list)
-		return;
-	char progress_line[256];
-	snprintf(progress_line, sizeof progress_line, "%s: peers %s", w->name, list);
-	progress(b, progress_line);
-	struct bench_run runs[8];
-	double wall;
-	if (!strcmp(w->name, "rl")) {
-		int got = peers_once(b, w, list, o->repeat, o->warmup, 0, runs, 8, &wall, errline,
-				     sizeof errline);
-		for (int i = 0; i < got; i++)
-			add_run(w, &runs[i]);
-		if (!got)
-			peers_failed(w, list, errline);
-	} else {
-		for (const char *p = list; *p;) {
-			size_t l = strcspn(p, ",");
-			char name[32];
-			snprintf(name, sizeof name, "%.*s", (int)l, p);
-			p += l + (p[l] == ',');
-			struct bench_run r = {.ntimes = 0};
-			double times[64];
-			int ntimes = 0;
-			for (long i = 0; i < o->warmup + o->repeat; i++) {
-				int last = i == o->warmup + o->repeat - 1;
-				if (peers_once(b, w, name, 1, 0, last && !strcmp(w->name, "deconvolve"), runs,
-					       1, &wall, errline, sizeof errline) != 1) {
-					snprintf(r.tool, sizeof r.tool, "%s", name);
-					snprintf(r.label, sizeof r.label, "%s", name);
-					snprintf(r.reason, sizeof r.reason, "%s", *errline ? errline : "no output");
-					r.available = 0;
-					break;
-				}
-				r = runs[0];
-				if (!r.available)
-					break;
-				if (i >= o->warmup)
-					times[ntimes++] = wall;
-			}
-			if (r.available) {
-				memcpy(r.times, times, sizeof times);
-				r.ntimes = ntimes;
-			}
-			add_run(w, &r);
-		}
-	}
-	b->done++;
 }
 
 static int add_cfg(struct bench_cfg *out, int n, int max, struct bench_cfg c,
@@ -767,7 +388,7 @@ static int run_workload(struct bench_ctx *b, struct bench_workload *w, halo_erro
 		if (measure_halo(b, w, &cfg[i], err))
 			return HALO_ERUNTIME;
 	if (strcmp(o->peers, "none"))
-		measure_peers(b, w,
+		bench_measure_peers(b, w,
 			      !strcmp(w->name, "rl")           ? "numpy,scipy,cupy"
 			      : !strcmp(w->name, "deconvolve") ? "dask,dask-cupy"
 							       : "dask");
@@ -948,7 +569,7 @@ int halo_cli_bench(int argc, char **argv)
 	if (optind == argc)
 		o.want[0] = o.want[1] = o.want[2] = 1;
 
-	struct bench_ctx b = {.o = &o, .started = now()};
+	struct bench_ctx b = {.o = &o, .started = bench_now()};
 	struct bench_workload workloads[3];
 	struct bench_report rep = {.repeat = (int)o.repeat, .warmup = (int)o.warmup,
 				   .workloads = workloads};
@@ -958,8 +579,8 @@ int halo_cli_bench(int argc, char **argv)
 	/* After setup, so that nothing is left behind when an option is bad. */
 	describe_workloads(&b, &rep);
 	if (o.want[0])
-		rep.cpu_copy_gbs = cpu_copy_gbs(b.cores);
-	if ((o.want[1] || o.want[2]) && write_inputs(&b, &err))
+		rep.cpu_copy_gbs = bench_cpu_copy_gbs(b.cores);
+	if ((o.want[1] || o.want[2]) && bench_write_inputs(&b, &err))
 		goto fail;
 	for (int i = 0; i < rep.nworkloads; i++)
 		if (run_workload(&b, &workloads[i], &err))

@@ -8,6 +8,39 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "halo.h"
+
+#define MAXLIST 16
+
+/* halo bench's options. */
+struct bench_opts {
+	int want[3];                      /* rl, deconvolve, convert */
+	int cpus[MAXLIST], ncpus;         /* -1: all */
+	int gpus[MAXLIST], ngpus;
+	const char *scheds[MAXLIST];
+	int nscheds;
+	int64_t chunks[MAXLIST][3];
+	int nchunks;
+	const char *modes[2];
+	int nmodes;
+	int64_t shape[3], size[3], depth[3];
+	int ndepth;
+	long psf, iterations, repeat, warmup;
+	char peers[128];
+	const char *python, *json, *plot, *trace, *dir, *input;
+	int quiet;
+};
+
+/* Everything a run of the bench needs beyond its options. */
+struct bench_ctx {
+	const struct bench_opts *o;
+	char self[PATH_MAX], peers_py[PATH_MAX], dir[PATH_MAX];
+	char input[PATH_MAX + 128], psf[PATH_MAX + 128];
+	int cores, ngpu;
+	int done, total; /* progress, in measured configurations */
+	double started;
+};
+
 /* One configuration of halo: ncpu/ncuda -1 mean all. */
 struct bench_cfg {
 	int ncpu, ncuda;
@@ -48,6 +81,21 @@ struct bench_report {
 	int nworkloads;
 };
 
+/* bench.c */
+double bench_now(void);
+void bench_progress(struct bench_ctx *b, const char *what);
+void bench_add_run(struct bench_workload *w, const struct bench_run *r);
+
+/* bench_peers.c: child processes and the peers (bench/peers.py). */
+int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char *errline,
+		size_t errlen, double *seconds);
+void bench_measure_peers(struct bench_ctx *b, struct bench_workload *w, const char *only);
+
+/* bench_inputs.c: what the workloads run on, and the CPU's peak. */
+int bench_write_inputs(struct bench_ctx *b, halo_error_t *err);
+double bench_cpu_copy_gbs(int threads);
+
+/* bench_report.c */
 double bench_median(const struct bench_run *r);
 double bench_min(const struct bench_run *r);
 double bench_max(const struct bench_run *r);

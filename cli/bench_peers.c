@@ -1,0 +1,244 @@
+/* `halo bench`'s child processes: halo itself in each configuration, and
+ * bench/peers.py, which runs the peers (numpy, scipy.fft, CuPy, dask) and
+ * prints one JSON line per peer. */
+#include "config.h"
+#include "cli/bench.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Runs argv, waits for it and returns its exit status (-1 when it could not
+ * start or was killed). Its stdout goes to *out (malloc'ed) when out is
+ * not NULL, else nowhere; the last line it wrote on stderr to errline. */
+int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char *errline,
+		 size_t errlen, double *seconds)
+{
+	char errpath[PATH_MAX + 16];
+	snprintf(errpath, sizeof errpath, "%s/stderr.txt", b->dir);
+	int fd[2] = {-1, -1};
+	if (out && pipe(fd) != 0)
+		return -1;
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	if (out) {
+		posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+		posix_spawn_file_actions_addclose(&fa, fd[0]);
+		posix_spawn_file_actions_addclose(&fa, fd[1]);
+	} else {
+		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	}
+	posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	double t0 = bench_now();
+	pid_t pid;
+	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (out) {
+		close(fd[1]);
+		size_t len = 0, cap = 4096;
+		char *buf = malloc(cap);
+		ssize_t got;
+		while (buf && rc == 0 && (got = read(fd[0], buf + len, cap - len - 1)) > 0) {
+			len += (size_t)got;
+			if (cap - len < 2048) {
+				char *nb = realloc(buf, cap *= 2);
+				if (!nb) {
+					free(buf);
+					buf = NULL;
+				}
+				buf = nb;
+			}
+		}
+		close(fd[0]);
+		if (buf)
+			buf[len] = '\0';
+		*out = buf;
+	}
+	int status = -1;
+	if (rc == 0 && waitpid(pid, &status, 0) == pid)
+		status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	else
+		status = -1;
+	if (seconds)
+		*seconds = bench_now() - t0;
+	errline[0] = '\0';
+	FILE *f = fopen(errpath, "r");
+	char line[1024];
+	while (f && fgets(line, sizeof line, f))
+		if (line[0] != '\n') {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(errline, errlen, "%s", line);
+		}
+	if (f)
+		fclose(f);
+	if (rc != 0)
+		snprintf(errline, errlen, "%s: %s", argv[0], strerror(rc));
+	return status;
+}
+
+/* Is name one of the comma-separated list? */
+static int listed(const char *list, const char *name)
+{
+	size_t l = strlen(name);
+	for (const char *p = list; *p;) {
+		size_t k = strcspn(p, ",");
+		if (k == l && !strncmp(p, name, l))
+			return 1;
+		p += k + (p[k] == ',');
+	}
+	return 0;
+}
+
+/* Runs bench/peers.py once for the peers in list; adds to out (at most
+ * max) a run per JSON line it prints, with the times the script measured,
+ * and returns how many. *wall: the whole process's seconds. */
+static int peers_once(struct bench_ctx *b, const struct bench_workload *w, const char *list,
+		      long repeat, long warmup, int compare, struct bench_run *out, int max,
+		      double *wall, char *errline, size_t errlen)
+{
+	const struct bench_opts *o = b->o;
+	static char store[40][PATH_MAX + 256];
+	char *argv[40];
+	int n = 0;
+#define ARG(...) (snprintf(store[n], sizeof store[n], __VA_ARGS__), argv[n] = store[n], n++)
+	ARG("%s", o->python);
+	ARG("%s", b->peers_py);
+	ARG("%s", w->name);
+	ARG("--only=%s", list);
+	ARG("--repeat=%ld", repeat);
+	ARG("--warmup=%ld", warmup);
+	ARG("--threads=%d", b->cores);
+	ARG("--iterations=%ld", o->iterations);
+	if (!strcmp(w->name, "rl")) {
+		ARG("--psf=%ld", o->psf);
+		ARG("--shape=%lld,%lld,%lld", (long long)o->shape[0], (long long)o->shape[1],
+		    (long long)o->shape[2]);
+	} else {
+		/* The peers run with halo's first chunk shape (and overlap depth). */
+		const struct bench_cfg *c = &w->runs[0].cfg;
+		ARG("--psf=%s", b->psf);
+		ARG("--input=%s", b->input);
+		ARG("--out=%s/peers", b->dir);
+		ARG("--chunks=%lld,%lld,%lld", (long long)c->chunks[0], (long long)c->chunks[1],
+		    (long long)c->chunks[2]);
+		ARG("--depth=%lld,%lld,%lld", (long long)o->depth[0], (long long)o->depth[1],
+		    (long long)o->depth[2]);
+		if (compare)
+			ARG("--compare=%s/out.zarr", b->dir);
+	}
+#undef ARG
+	argv[n] = NULL;
+	if (access(b->peers_py, R_OK) != 0) {
+		snprintf(errline, errlen, "%s: not found", b->peers_py);
+		return 0;
+	}
+	char *text = NULL;
+	bench_spawn(b, argv, &text, errline, errlen, wall);
+	int got = 0;
+	for (char *save = NULL, *line = text ? strtok_r(text, "\n", &save) : NULL; line && got < max;
+	     line = strtok_r(NULL, "\n", &save)) {
+		json_error_t je;
+		json_t *j = json_loads(line, 0, &je);
+		const char *peer = json_string_value(json_object_get(j, "peer"));
+		if (peer) {
+			struct bench_run *r = &out[got++];
+			*r = (struct bench_run){.max_rel_diff = -1};
+			snprintf(r->tool, sizeof r->tool, "%s", peer);
+			snprintf(r->label, sizeof r->label, "%s",
+				 json_string_value(json_object_get(j, "label")) ?: peer);
+			r->available = json_is_true(json_object_get(j, "available"));
+			snprintf(r->reason, sizeof r->reason, "%s",
+				 json_string_value(json_object_get(j, "reason")) ?: "");
+			size_t i;
+			json_t *v;
+			json_array_foreach(json_object_get(j, "times_s"), i, v)
+				if (r->ntimes < 64)
+					r->times[r->ntimes++] = json_number_value(v);
+			if (json_is_number(json_object_get(j, "max_rel_diff")))
+				r->max_rel_diff = json_number_value(json_object_get(j, "max_rel_diff"));
+		}
+		json_decref(j);
+	}
+	free(text);
+	return got;
+}
+
+static void peers_failed(struct bench_workload *w, const char *list, const char *why)
+{
+	struct bench_run r = {.tool = "peers", .max_rel_diff = -1};
+	snprintf(r.label, sizeof r.label, "%s", list);
+	snprintf(r.reason, sizeof r.reason, "%s", *why ? why : "no output");
+	bench_add_run(w, &r);
+}
+
+/* The peers of a workload. rl's time their RL inside python, like halo's
+ * rl; the pipelines' (deconvolve, convert) are timed as whole processes,
+ * one per run, like halo's commands. */
+void bench_measure_peers(struct bench_ctx *b, struct bench_workload *w, const char *only)
+{
+	const struct bench_opts *o = b->o;
+	char list[128] = "", errline[PATH_MAX + 128];
+	for (const char *p = only; *p;) {
+		size_t l = strcspn(p, ",");
+		char name[32];
+		snprintf(name, sizeof name, "%.*s", (int)l, p);
+		if (!strcmp(o->peers, "all") || listed(o->peers, name))
+			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+				 *list ? "," : "", name);
+		p += l + (p[l] == ',');
+	}
+	if (!*list)
+		return;
+	char progress_line[256];
+	snprintf(progress_line, sizeof progress_line, "%s: peers %s", w->name, list);
+	bench_progress(b, progress_line);
+	struct bench_run runs[8];
+	double wall;
+	if (!strcmp(w->name, "rl")) {
+		int got = peers_once(b, w, list, o->repeat, o->warmup, 0, runs, 8, &wall, errline,
+				     sizeof errline);
+		for (int i = 0; i < got; i++)
+			bench_add_run(w, &runs[i]);
+		if (!got)
+			peers_failed(w, list, errline);
+	} else {
+		for (const char *p = list; *p;) {
+			size_t l = strcspn(p, ",");
+			char name[32];
+			snprintf(name, sizeof name, "%.*s", (int)l, p);
+			p += l + (p[l] == ',');
+			struct bench_run r = {.ntimes = 0};
+			double times[64];
+			int ntimes = 0;
+			for (long i = 0; i < o->warmup + o->repeat; i++) {
+				int last = i == o->warmup + o->repeat - 1;
+				if (peers_once(b, w, name, 1, 0, last && !strcmp(w->name, "deconvolve"), runs,
+					       1, &wall, errline, sizeof errline) != 1) {
+					snprintf(r.tool, sizeof r.tool, "%s", name);
+					snprintf(r.label, sizeof r.label, "%s", name);
+					snprintf(r.reason, sizeof r.reason, "%s", *errline ? errline : "no output");
+					r.available = 0;
+					break;
+				}
+				r = runs[0];
+				if (!r.available)
+					break;
+				if (i >= o->warmup)
+					times[ntimes++] = wall;
+			}
+			if (r.available) {
+				memcpy(r.times, times, sizeof times);
+				r.ntimes = ntimes;
+			}
+			bench_add_run(w, &r);
+		}
+	}
+	b->done++;
+}
+
