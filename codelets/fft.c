@@ -116,6 +116,8 @@ struct halo_fft_work *halo_fft_work(const int n[3], int nthreads)
 	const char *planner = getenv("HALO_FFTW_PLANNER");
 	if (planner && strcmp(planner, "estimate") == 0)
 		flags = FFTW_ESTIMATE;
+	else if (planner && strcmp(planner, "patient") == 0)
+		flags = FFTW_PATIENT;
 	/* Planning with FFTW_MEASURE overwrites the arrays; they hold nothing yet. */
 	w->r2c = fftwf_plan_dft_r2c_3d(n[0], n[1], n[2], w->a, w->spec, flags);
 	w->c2r = fftwf_plan_dft_c2r_3d(n[0], n[1], n[2], w->spec, w->b, flags);
