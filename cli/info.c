@@ -45,10 +45,11 @@ static json_t *describe(const halo_runtime_t *rt, const halo_topology_t *topo,
 	for (int i = 0; i < n; i++)
 		w[i].is_cuda ? ncuda++ : ncpu++;
 	return json_pack(
-		"{s:s, s:{s:s, s:b, s:b, s:b, s:s}, s:{s:i, s:i, s:o},"
+		"{s:s, s:{s:i, s:i}, s:{s:s, s:b, s:b, s:b, s:s}, s:{s:i, s:i, s:o},"
 		" s:{s:s, s:i, s:i, s:i, s:i, s:s},"
 		" s:{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s}}",
 		"halo", halo_version_string(),
+		"mpi", "rank", halo_runtime_rank(rt), "ranks", halo_runtime_ranks(rt),
 		"starpu", "version", lib.starpu, "cuda", lib.starpu_cuda,
 		"fxt", lib.starpu_fxt, "mpi", lib.starpu_mpi,
 		"scheduler", halo_runtime_sched(rt),
@@ -79,6 +80,9 @@ static void print_text(const json_t *d, const halo_worker_info_t *w, int n)
 	printf("halo %s\n", S(d, "halo"));
 	printf("StarPU %s: CUDA %s, FxT %s, MPI %s; scheduler %s\n", S(sp, "version"),
 	       B(sp, "cuda"), B(sp, "fxt"), B(sp, "mpi"), S(sp, "scheduler"));
+	const json_t *mp = json_object_get(d, "mpi");
+	if (I(mp, "ranks") > 1)
+		printf("MPI: rank %d of %d\n", I(mp, "rank"), I(mp, "ranks"));
 	printf("workers: %d CPU, %d CUDA\n", I(wk, "cpu"), I(wk, "cuda"));
 	for (int i = 0; i < n; i++) {
 		if (w[i].is_cuda)
@@ -112,6 +116,7 @@ int halo_cli_info(int argc, char **argv)
 	};
 	halo_runtime_opts_t ropts;
 	halo_runtime_opts_init(&ropts);
+	ropts.distributed = 1; /* every rank describes itself */
 	halo_error_t err = {0};
 	int as_json = 0, c, status;
 

@@ -84,6 +84,8 @@ typedef struct halo_runtime_opts {
 			     * STARPU_LIMIT_CPU_MEM (MiB) when set */
 	const char *trace;  /* record every task; halo_runtime_finish writes it */
 	const char *trace_fxt; /* keep StarPU's FxT trace in this folder, with Paje */
+	int distributed;    /* the caller can run on several MPI ranks; otherwise
+			     * starting under mpirun with more than one is an error */
 } halo_runtime_opts_t;
 
 /* Fills opts with the defaults described above. */
@@ -106,6 +108,11 @@ void halo_runtime_shutdown(halo_runtime_t *rt);
 
 /* The scheduling policy StarPU is actually using (static string). */
 const char *halo_runtime_sched(const halo_runtime_t *rt);
+
+/* Under mpirun: this process's rank and the number of ranks (0 and 1
+ * otherwise). */
+int halo_runtime_rank(const halo_runtime_t *rt);
+int halo_runtime_ranks(const halo_runtime_t *rt);
 
 /* NULL-terminated list of StarPU's predefined scheduler names (static). */
 const char *const *halo_sched_names(void);

@@ -22,6 +22,10 @@
 #ifdef HALO_USE_CUDA
 #include <cuda_runtime_api.h>
 #endif
+#ifdef HALO_HAVE_MPI
+#include <mpi.h>
+#include <starpu_mpi.h>
+#endif
 
 struct halo_runtime {
 	char sched[64];
@@ -29,6 +33,8 @@ struct halo_runtime {
 	char *fxt;   /* where StarPU writes its FxT trace, or NULL */
 	int fxt_tmp; /* fxt is halo's own folder, for the trace's transfers */
 	int stopped; /* StarPU has been shut down */
+	int mpi;     /* started under mpirun: StarPU-MPI, MPI initialised here */
+	int rank, ranks;
 };
 
 /* StarPU can only be initialised once at a time per process. */
@@ -81,6 +87,46 @@ static int sched_check(const char *name, const char *source, halo_error_t *err)
 	return halo_error_set(err, HALO_EINVAL,
 			      "%s: unknown scheduler '%.64s' (known: %s and %d modular-* policies)",
 			      source, name, list, modular);
+}
+
+/* Started by mpirun (or srun with PMI)? Then halo runs on StarPU-MPI. */
+static int mpi_launched(void)
+{
+	return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+}
+
+/* starpu_init, or under mpirun MPI and StarPU-MPI. halo initialises MPI
+ * itself, with MPI_THREAD_MULTIPLE, so that its own collectives (the
+ * run's outcome, scalar results) may run beside StarPU-MPI's thread.
+ * Returns StarPU's code, or -EPROTO with err set. */
+static int start(halo_runtime_t *rt, struct starpu_conf *conf, halo_error_t *err)
+{
+#ifdef HALO_HAVE_MPI
+	if (mpi_launched()) {
+		int provided = 0;
+		if (MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS) {
+			halo_error_set(err, HALO_ERUNTIME, "MPI_Init_thread failed");
+			return -EPROTO;
+		}
+		if (provided < MPI_THREAD_MULTIPLE) {
+			MPI_Finalize();
+			halo_error_set(err, HALO_ERUNTIME, "this MPI library does not support "
+				       "MPI_THREAD_MULTIPLE, which halo needs beside StarPU-MPI");
+			return -EPROTO;
+		}
+		MPI_Comm_rank(MPI_COMM_WORLD, &rt->rank);
+		MPI_Comm_size(MPI_COMM_WORLD, &rt->ranks);
+		int rc = starpu_mpi_init_conf(NULL, NULL, 0, MPI_COMM_WORLD, conf);
+		if (rc)
+			MPI_Finalize();
+		else
+			rt->mpi = 1;
+		return rc;
+	}
+#endif
+	(void)rt;
+	(void)err;
+	return starpu_init(conf);
 }
 
 /* Whether data can move between memory nodes: a GPU StarPU may use, or
@@ -195,7 +241,12 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	conf.nmic = 0;
 	conf.nmpi_ms = 0;
 
-	int rc = starpu_init(&conf);
+	rt->ranks = 1;
+	int rc = start(rt, &conf, err);
+	if (rc == -EPROTO) {
+		free(rt);
+		return HALO_ERUNTIME;
+	}
 	if (rc == -ENODEV) {
 		free(rt);
 		return halo_error_set(err, HALO_ERUNTIME,
@@ -208,6 +259,13 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	}
 	runtime_active = 1;
 	*out = rt;
+	if (rt->ranks > 1 && !opts->distributed) {
+		halo_runtime_shutdown(rt);
+		*out = NULL;
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "this command runs in one process; under mpirun it does not "
+				      "run on %d ranks yet (halo info does)", rt->ranks);
+	}
 	if (opts->trace) {
 		rt->trace = strdup(opts->trace);
 		if (!rt->trace || halo_trace_begin(rt->fxt != NULL, err)) {
@@ -249,7 +307,13 @@ static void stop_starpu(void *arg)
 {
 	halo_runtime_t *rt = arg;
 	starpu_task_wait_for_all();
-	starpu_shutdown();
+#ifdef HALO_HAVE_MPI
+	if (rt->mpi) {
+		starpu_mpi_shutdown();
+		MPI_Finalize();
+	} else
+#endif
+		starpu_shutdown();
 	runtime_active = 0;
 	rt->stopped = 1;
 }
@@ -296,6 +360,16 @@ void halo_runtime_shutdown(halo_runtime_t *rt)
 const char *halo_runtime_sched(const halo_runtime_t *rt)
 {
 	return rt->sched;
+}
+
+int halo_runtime_rank(const halo_runtime_t *rt)
+{
+	return rt ? rt->rank : 0;
+}
+
+int halo_runtime_ranks(const halo_runtime_t *rt)
+{
+	return rt ? rt->ranks : 1;
 }
 
 int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,

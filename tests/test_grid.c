@@ -2,6 +2,7 @@
  * ensure_minimum_chunksize (the expected blocks are what dask 2022.12's
  * function returns for the same input). */
 #include "config.h"
+#include "runtime/distribution.h"
 #include "runtime/grid.h"
 #include "tests/tap.h"
 
@@ -62,8 +63,83 @@ static void check_auto(const int64_t shape[3], const int depth[3], uint64_t per_
 	       haloed / 1e6, (double)per_task / 1e6, (long long)n, (long long)min_chunks);
 }
 
+/* Every chunk of a regular grid has one owner in [0, n); every rank owns
+ * at least one chunk; owners never decrease along an axis (blocks are
+ * contiguous); and the rank grid is the expected one. */
+static void check_distribution(const int64_t shape[3], const int64_t chunk[3], int n,
+			       const int want_p[3])
+{
+	int64_t nc[3];
+	for (int a = 0; a < 3; a++)
+		nc[a] = (shape[a] + chunk[a] - 1) / chunk[a];
+	halo_distribution_t d;
+	halo_distribution_make(shape, nc, n, &d);
+	int owned[64] = {0}, bad = 0;
+	for (int64_t z = 0; z < nc[0]; z++)
+		for (int64_t y = 0; y < nc[1]; y++)
+			for (int64_t x = 0; x < nc[2]; x++) {
+				int64_t j[3] = {z, y, x}, o[3], dims[3];
+				for (int a = 0; a < 3; a++) {
+					o[a] = j[a] * chunk[a];
+					dims[a] = shape[a] - o[a] < chunk[a] ? shape[a] - o[a] : chunk[a];
+				}
+				int r = halo_distribution_owner(&d, o, dims);
+				if (r < 0 || r >= n) {
+					bad++;
+					continue;
+				}
+				owned[r]++;
+				/* the rank coordinates of the next chunk along each axis
+				 * are not smaller */
+				for (int a = 0; a < 3 && !d.linear; a++) {
+					if (j[a] + 1 >= nc[a])
+						continue;
+					int64_t o2[3] = {o[0], o[1], o[2]};
+					o2[a] += chunk[a];
+					int64_t d2[3] = {dims[0], dims[1], dims[2]};
+					d2[a] = shape[a] - o2[a] < chunk[a] ? shape[a] - o2[a] : chunk[a];
+					int r2 = halo_distribution_owner(&d, o2, d2);
+					int stride = a == 0 ? d.p[1] * d.p[2] : a == 1 ? d.p[2] : 1;
+					bad += (r2 / stride) % d.p[a] < (r / stride) % d.p[a];
+				}
+			}
+	int empty = 0, lo = owned[0], hi = owned[0];
+	for (int r = 0; r < n; r++) {
+		empty += owned[r] == 0;
+		lo = owned[r] < lo ? owned[r] : lo;
+		hi = owned[r] > hi ? owned[r] : hi;
+	}
+	if (!want_p) {
+		/* dealt out in runs of the flattened grid: nearly equal */
+		tap_ok(d.linear && bad == 0 && empty == 0 && hi - lo <= 1,
+		       "distribution of %lldx%lldx%lld over %d ranks: runs of %d to %d chunks",
+		       (long long)shape[0], (long long)shape[1], (long long)shape[2], n, lo, hi);
+		return;
+	}
+	tap_ok(!d.linear && bad == 0 && empty == 0 && d.p[0] == want_p[0] && d.p[1] == want_p[1] &&
+	       d.p[2] == want_p[2],
+	       "distribution of %lldx%lldx%lld in %lldx%lldx%lld chunks over %d ranks: grid %dx%dx%d "
+	       "(want %dx%dx%d), %d bad, %d ranks empty",
+	       (long long)shape[0], (long long)shape[1], (long long)shape[2], (long long)chunk[0],
+	       (long long)chunk[1], (long long)chunk[2], n, d.p[0], d.p[1], d.p[2], want_p[0],
+	       want_p[1], want_p[2], bad, empty);
+}
+
 int main(void)
 {
+	/* a cube: the slowest axis is cut first */
+	check_distribution((int64_t[]){64, 64, 64}, (int64_t[]){16, 16, 16}, 2, (int[]){2, 1, 1});
+	check_distribution((int64_t[]){64, 64, 64}, (int64_t[]){16, 16, 16}, 4, (int[]){2, 2, 1});
+	check_distribution((int64_t[]){64, 64, 64}, (int64_t[]){16, 16, 16}, 8, (int[]){2, 2, 2});
+	/* a thin volume is cut across its large axes (smaller faces) */
+	check_distribution((int64_t[]){40, 2048, 2048}, (int64_t[]){40, 256, 256}, 4,
+			   (int[]){1, 2, 2});
+	/* 3 ranks over uneven chunk counts (issue #10's non-dividing grids) */
+	check_distribution((int64_t[]){40, 48, 56}, (int64_t[]){20, 24, 28}, 3, NULL);
+	check_distribution((int64_t[]){50, 48, 56}, (int64_t[]){10, 24, 28}, 3, (int[]){3, 1, 1});
+	/* too few chunks along the cheap axis: a grid that leaves no rank idle */
+	check_distribution((int64_t[]){100, 100, 100}, (int64_t[]){100, 100, 25}, 4,
+			   (int[]){1, 1, 4});
 	check_auto((int64_t[]){950, 2048, 2048}, (int[]){8, 16, 16}, UINT64_C(1) << 30, 32);
 	check_auto((int64_t[]){950, 2048, 2048}, (int[]){8, 16, 16}, UINT64_C(64) << 20, 4);
 	check_auto((int64_t[]){64, 192, 192}, (int[]){9, 11, 13}, UINT64_C(6) << 30, 4);
