@@ -3,6 +3,7 @@
 #include "config.h"
 #include "cli/cli.h"
 #include "cli/deconv_common.h"
+#include "runtime/mpi.h"
 #include "codelets/gather.h"
 #include "io/outdir.h"
 #include "runtime/deconvolve.h"
@@ -155,7 +156,8 @@ static int deconvolve_graph(const struct halo_deconv_cli *o, halo_reader_t *in, 
 		rc = halo_to_store(g, x, outp, wo->format == HALO_FMT_TIFF ? NULL : chunks,
 				   (int)info->dtype.kind, wo, o->overwrite, &x, err);
 	if (!rc) {
-		halo_compute_opts_t co = {.memory = o->memory, .quiet = o->quiet, .label = "deconvolve"};
+		halo_compute_opts_t co = {.memory = o->memory, .label = "deconvolve",
+					  .quiet = o->quiet || halo__mpi_rank() != 0};
 		rc = halo_graph_compute(g, &co, st, err);
 	}
 	halo_graph_free(g);
@@ -245,10 +247,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		halo_error_set(err, HALO_EINVAL, "--depth applies to overlap mode, not --mode exact");
 		goto fail;
 	}
-	if (exact)
-		memset(dopts.depth, 0, sizeof dopts.depth);
-	else if (dopts.depth[0] < pn[0] / 2 || dopts.depth[1] < pn[1] / 2 ||
-		 dopts.depth[2] < pn[2] / 2)
+	if (!exact && (dopts.depth[0] < pn[0] / 2 || dopts.depth[1] < pn[1] / 2 ||
+		       dopts.depth[2] < pn[2] / 2))
 		fprintf(stderr, "halo: warning: --depth %d,%d,%d is less than half the PSF (%dx%dx%d): "
 				"seams between chunks will show\n",
 			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
@@ -258,7 +258,21 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (halo_runtime_init(&o->rt, &rt, err))
 		goto fail;
 	halo_signals_install();
-	if (why && !o->quiet)
+	/* Under mpirun the overlap mode's graph is shared by the ranks; the
+	 * exact mode runs in one process only, for now. */
+	int ranks = halo_runtime_ranks(rt), speaker = halo_runtime_rank(rt) == 0;
+	if (ranks > 1 && exact && o->mode == 1) {
+		halo_error_set(err, HALO_EUNSUPPORTED, "--mode exact runs in one process; under "
+			       "mpirun use --mode overlap");
+		goto fail;
+	}
+	if (ranks > 1 && exact) {
+		exact = 0;
+		why = "the exact mode runs in one process, not on several MPI ranks";
+	}
+	if (exact)
+		memset(dopts.depth, 0, sizeof dopts.depth);
+	if (why && !o->quiet && speaker)
 		fprintf(stderr, "halo: mode %s: %s\n", exact ? "exact" : "overlap", why);
 	double t0 = halo_now();
 	if (!exact) {
@@ -296,7 +310,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 			res->depth[d] = dopts.depth[d];
 		}
 	}
-	if (!o->quiet) {
+	if (!o->quiet && speaker) {
 		char mode[64];
 		if (exact)
 			snprintf(mode, sizeof mode, "exact");
@@ -313,7 +327,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	status = HALO_EXIT_OK;
 	goto done;
 fail:
-	halo_cli_error(err);
+	if (halo_runtime_rank(rt) == 0) /* under mpirun the ranks agree: one says it */
+		halo_cli_error(err);
 done:
 	halo_writer_close(w);
 	halo_output_abort(out);

@@ -40,6 +40,7 @@ int halo_cli_deconvolve(int argc, char **argv)
 	int status;
 	if (halo_deconv_cli_parse(argc, argv, "deconvolve", deconvolve_help, 3, 3, &o, &status))
 		return status;
+	o.rt.distributed = 1; /* the overlap mode runs on every MPI rank */
 	const char *in = o.args[0], *psf_path = o.args[1], *outp = o.args[2];
 	halo_error_t err = {0};
 	float *psf = NULL;

@@ -91,6 +91,7 @@ int halo_cli_run(int argc, char **argv)
 		return HALO_EXIT_USAGE;
 	}
 	rt_opts.memory = memory;
+	rt_opts.distributed = 1; /* under mpirun the ranks share the graph */
 	halo_graph_t *g = NULL;
 	halo_plan_t *plan = NULL;
 	halo_runtime_t *rt = NULL;
@@ -117,9 +118,21 @@ int halo_cli_run(int argc, char **argv)
 	if (halo_runtime_init(&rt_opts, &rt, &err))
 		goto fail;
 	halo_signals_install();
-	halo_compute_opts_t co = {.memory = memory, .quiet = quiet || json, .label = "run"};
-	if (halo_plan_execute(plan, &co, &st, &err))
+	/* Under mpirun rank 0 speaks for all (the ranks agree on the outcome). */
+	int speaker = halo_runtime_rank(rt) == 0;
+	halo_compute_opts_t co = {.memory = memory, .quiet = quiet || json || !speaker,
+				  .label = "run"};
+	if (halo_plan_execute(plan, &co, &st, &err)) {
+		if (!speaker) {
+			status = HALO_EXIT_FAIL;
+			goto done;
+		}
 		goto fail;
+	}
+	if (!speaker) {
+		status = HALO_EXIT_OK;
+		goto done;
+	}
 	if (json) {
 		printf("{\"results\": {");
 		int k = 0;

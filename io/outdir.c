@@ -20,9 +20,18 @@ struct halo_output {
 	int overwrite;
 };
 
+/* Names temporary outputs; the same on every MPI rank of a run. */
+static long run_id;
+
+void halo_output_set_run_id(long id)
+{
+	run_id = id;
+}
+
 static char *with_suffix(const char *path, const char *tag)
 {
-	/* ".NAME.halo-TAG-PID" in the same directory as path. */
+	/* ".NAME.halo-TAG-ID" in the same directory as path (ID: the pid,
+	 * or rank 0's under MPI). */
 	char *copy1 = strdup(path), *copy2 = strdup(path);
 	char *out = NULL;
 	if (copy1 && copy2) {
@@ -31,15 +40,16 @@ static char *with_suffix(const char *path, const char *tag)
 		size_t n = strlen(dir) + strlen(base) + strlen(tag) + 40;
 		out = malloc(n);
 		if (out)
-			snprintf(out, n, "%s/.%s.halo-%s-%ld", dir, base, tag, (long)getpid());
+			snprintf(out, n, "%s/.%s.halo-%s-%ld", dir, base, tag,
+				 run_id ? run_id : (long)getpid());
 	}
 	free(copy1);
 	free(copy2);
 	return out;
 }
 
-int halo_output_begin(const char *final, int overwrite, halo_output_t **out,
-		      halo_error_t *err)
+static int begin(const char *final, int overwrite, int clean, halo_output_t **out,
+		 halo_error_t *err)
 {
 	*out = NULL;
 	size_t len = strlen(final);
@@ -68,9 +78,21 @@ int halo_output_begin(const char *final, int overwrite, halo_output_t **out,
 	}
 	o->final = trimmed;
 	o->overwrite = overwrite;
-	halo_fs_remove_tree(o->tmp); /* left over by a killed run of this pid */
+	if (clean)
+		halo_fs_remove_tree(o->tmp); /* left over by a killed run of this pid */
 	*out = o;
 	return HALO_OK;
+}
+
+int halo_output_begin(const char *final, int overwrite, halo_output_t **out,
+		      halo_error_t *err)
+{
+	return begin(final, overwrite, 1, out, err);
+}
+
+int halo_output_join(const char *final, int overwrite, halo_output_t **out, halo_error_t *err)
+{
+	return begin(final, overwrite, 0, out, err);
 }
 
 const char *halo_output_tmp_path(const halo_output_t *o)
@@ -122,6 +144,12 @@ fail:
 	free(old);
 	halo_output_abort(o);
 	return rc;
+}
+
+void halo_output_release(halo_output_t *o)
+{
+	if (o)
+		output_free(o);
 }
 
 void halo_output_abort(halo_output_t *o)

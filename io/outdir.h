@@ -15,6 +15,10 @@ typedef struct halo_output halo_output_t;
 int halo_output_begin(const char *final, int overwrite, halo_output_t **out,
 		      halo_error_t *err);
 
+/* The same output as another process's halo_output_begin (MPI rank 0,
+ * with the same run id): its temporary path, left as it is. */
+int halo_output_join(const char *final, int overwrite, halo_output_t **out, halo_error_t *err);
+
 /* The temporary path to write to; borrowed until commit or abort. */
 const char *halo_output_tmp_path(const halo_output_t *o);
 const char *halo_output_final_path(const halo_output_t *o);
@@ -26,6 +30,15 @@ int halo_output_commit(halo_output_t *o, halo_error_t *err);
 /* Removes whatever was written under the temporary name and frees o;
  * NULL is a no-op. */
 void halo_output_abort(halo_output_t *o);
+
+/* Frees o without touching what was written: another process (MPI rank 0)
+ * commits or removes it. */
+void halo_output_release(halo_output_t *o);
+
+/* The number in temporary names (default: the process id). Every MPI rank
+ * of a run sets rank 0's, so that all write into the same temporary
+ * output. */
+void halo_output_set_run_id(long id);
 
 /* 1 when the two paths name the same existing file or directory. */
 int halo_path_same(const char *a, const char *b);

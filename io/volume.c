@@ -278,8 +278,8 @@ void halo_reader_close(halo_reader_t *r)
 /* ---- writers ---- */
 
 static int zarr_create_for(const char *path, const halo_volume_info_t *info,
-			   const halo_codec_t *codec, const json_t *attrs, halo_zarr_t **out,
-			   halo_error_t *err)
+			   const halo_codec_t *codec, const json_t *attrs, int attach,
+			   halo_zarr_t **out, halo_error_t *err)
 {
 	halo_zarr_meta_t m;
 	int off = info->ndim == 2 ? 1 : 0;
@@ -287,7 +287,7 @@ static int zarr_create_for(const char *path, const halo_volume_info_t *info,
 	m.codec = *codec;
 	m.fill = info->fill;
 	m.attrs = (json_t *)attrs; /* halo_zarr_create copies it */
-	return halo_zarr_create(path, &m, out, err);
+	return attach ? halo_zarr_attach(path, &m, out, err) : halo_zarr_create(path, &m, out, err);
 }
 
 static int write_text(const char *dir, const char *name, json_t *doc, halo_error_t *err)
@@ -315,7 +315,9 @@ int halo_writer_create(const char *path, const halo_volume_info_t *info,
 	w->opts = *opts;
 	w->nlevels = 1;
 	int rc;
-	if (opts->format == HALO_FMT_TIFF) {
+	if (opts->format == HALO_FMT_TIFF && opts->attach) {
+		rc = halo_error_set(err, HALO_EUNSUPPORTED, "%s: a TIFF is written by one process", path);
+	} else if (opts->format == HALO_FMT_TIFF) {
 		halo_tiff_info_t ti = {.ndim = info->ndim, .dtype = info->dtype};
 		for (int d = 0; d < 3; d++) {
 			ti.shape[d] = info->shape[d];
@@ -330,14 +332,16 @@ int halo_writer_create(const char *path, const halo_volume_info_t *info,
 		char level0[4096];
 		snprintf(level0, sizeof level0, "%s/0", path);
 		json_t *group = json_pack("{s:i}", "zarr_format", 2);
-		rc = halo_fs_mkdirs(path, err);
-		if (!rc)
+		rc = opts->attach ? HALO_OK : halo_fs_mkdirs(path, err);
+		if (!rc && !opts->attach)
 			rc = write_text(path, ".zgroup", group, err);
 		json_decref(group);
 		if (!rc)
-			rc = zarr_create_for(level0, info, &opts->codec, NULL, &w->zarr, err);
+			rc = zarr_create_for(level0, info, &opts->codec, NULL, opts->attach, &w->zarr,
+					     err);
 	} else {
-		rc = zarr_create_for(path, info, &opts->codec, opts->attrs, &w->zarr, err);
+		rc = zarr_create_for(path, info, &opts->codec, opts->attrs, opts->attach, &w->zarr,
+				     err);
 	}
 	if (rc) {
 		halo_writer_close(w);

@@ -51,6 +51,8 @@ typedef struct halo_writer_opts {
 	halo_codec_t codec;  /* Zarr outputs */
 	int pyramid;         /* OME-Zarr: extra levels, each 2x smaller in y, x */
 	const json_t *attrs; /* plain Zarr: .zattrs to write (copied); may be NULL */
+	int attach;          /* Zarr: another process created the output; write
+			      * chunks into it, no metadata (MPI ranks > 0) */
 } halo_writer_opts_t;
 
 /* Guesses the output format from the name: .tif or .tiff is TIFF,

@@ -225,7 +225,7 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 	return HALO_OK;
 }
 
-int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t **out,
+int halo_zarr_attach(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t **out,
 		     halo_error_t *err)
 {
 	*out = NULL;
@@ -240,7 +240,18 @@ int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t
 	z->meta.attrs = meta->attrs ? json_deep_copy(meta->attrs) : NULL;
 	z->chunk_bytes = meta_chunk_bytes(meta);
 	z->writable = 1;
-	int rc = halo_fs_mkdirs(path, err);
+	*out = z;
+	return HALO_OK;
+}
+
+int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t **out,
+		     halo_error_t *err)
+{
+	halo_zarr_t *z;
+	int rc = halo_zarr_attach(path, meta, &z, err);
+	if (rc)
+		return rc;
+	rc = halo_fs_mkdirs(path, err);
 	json_t *doc = rc ? NULL : halo__zarr_v2_json(&z->meta);
 	char *file = rc ? NULL : join(path, ".zarray");
 	char *text = doc ? json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS) : NULL;

@@ -3,6 +3,7 @@
  * into a chunk stream. */
 #include "config.h"
 #include "runtime/deconvolve.h"
+#include "runtime/mpi.h"
 #include "runtime/trace.h"
 #include "codelets/fft.h"
 #include "codelets/gather.h"
@@ -142,6 +143,7 @@ int halo__otf_get(struct halo_otf_cache *c, const int n[3], starpu_data_handle_t
 	struct halo_otf_entry *e = &c->entries[c->count];
 	memcpy(e->n, n, sizeof e->n);
 	starpu_vector_data_register(&e->handle, -1, 0, (uint32_t)halo_otf_floats(n), sizeof(float));
+	halo__mpi_register(e->handle, 0); /* under MPI: rank 0 computes, the others receive it */
 	struct halo_otf_args *args = malloc(sizeof *args);
 	if (!args) {
 		starpu_data_unregister_submit(e->handle);
@@ -169,6 +171,7 @@ int halo__otf_cache_init(struct halo_otf_cache *c, const float *psf, const int p
 	starpu_block_data_register(&c->psf, STARPU_MAIN_RAM, (uintptr_t)c->psf_copy, (uint32_t)pn[2],
 				   (uint32_t)(pn[2] * pn[1]), (uint32_t)pn[2], (uint32_t)pn[1],
 				   (uint32_t)pn[0], sizeof(float));
+	halo__mpi_register(c->psf, 0);
 	return HALO_OK;
 }
 

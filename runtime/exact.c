@@ -230,7 +230,7 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 				}
 				src[k] = from[flat(x, c)];
 			}
-	starpu_data_handle_t h = halo__block_register(hdims, sizeof(float));
+	starpu_data_handle_t h = halo__block_register(hdims, sizeof(float), 0);
 	int rc = halo__gather_submit(ga, src, h, err);
 	free(src);
 	if (rc) {
@@ -340,9 +340,9 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const float *ps
 			for (u[2] = 0; u[2] < x.grid[2].nblocks; u[2]++) {
 				int64_t s[3], dims[3], f = flat(&x, u);
 				unit_extent(&x, u, s, dims);
-				x.image[f] = halo__block_register(dims, sizeof(float));
-				x.est[f] = halo__block_register(dims, sizeof(float));
-				x.ratio[f] = halo__block_register(dims, sizeof(float));
+				x.image[f] = halo__block_register(dims, sizeof(float), 0);
+				x.est[f] = halo__block_register(dims, sizeof(float), 0);
+				x.ratio[f] = halo__block_register(dims, sizeof(float), 0);
 				struct unit_arg *a = malloc(sizeof *a);
 				*a = (struct unit_arg){&x, {u[0], u[1], u[2]}};
 				halo_trace_label("exact load", u);

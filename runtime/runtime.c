@@ -11,6 +11,8 @@
 #include "runtime/runtime.h"
 #include "runtime/trace.h"
 #include "runtime/fxt.h"
+#include "runtime/mpi.h"
+#include "io/outdir.h"
 #include "io/fs.h"
 
 #include <stdlib.h>
@@ -117,10 +119,14 @@ static int start(halo_runtime_t *rt, struct starpu_conf *conf, halo_error_t *err
 		MPI_Comm_rank(MPI_COMM_WORLD, &rt->rank);
 		MPI_Comm_size(MPI_COMM_WORLD, &rt->ranks);
 		int rc = starpu_mpi_init_conf(NULL, NULL, 0, MPI_COMM_WORLD, conf);
-		if (rc)
+		if (rc) {
 			MPI_Finalize();
-		else
-			rt->mpi = 1;
+			return rc;
+		}
+		rt->mpi = 1;
+		halo__mpi_set(rt->rank, rt->ranks);
+		/* Temporary outputs are named after rank 0's process. */
+		halo_output_set_run_id(halo__mpi_bcast_long((long)getpid()));
 		return rc;
 	}
 #endif
@@ -260,11 +266,12 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	runtime_active = 1;
 	*out = rt;
 	if (rt->ranks > 1 && !opts->distributed) {
+		int ranks = rt->ranks;
 		halo_runtime_shutdown(rt);
 		*out = NULL;
 		return halo_error_set(err, HALO_EUNSUPPORTED,
 				      "this command runs in one process; under mpirun it does not "
-				      "run on %d ranks yet (halo info does)", rt->ranks);
+				      "run on %d ranks yet", ranks);
 	}
 	if (opts->trace) {
 		rt->trace = strdup(opts->trace);
@@ -311,6 +318,7 @@ static void stop_starpu(void *arg)
 	if (rt->mpi) {
 		starpu_mpi_shutdown();
 		MPI_Finalize();
+		halo__mpi_set(0, 1);
 	} else
 #endif
 		starpu_shutdown();

@@ -101,7 +101,7 @@ static starpu_data_handle_t input_handle(struct stream *s, const int64_t idx[3])
 	if (s->inputs[f])
 		return s->inputs[f];
 	const halo_volume_info_t *ii = s->job.ii;
-	starpu_data_handle_t h = halo__block_register(ii->chunks, halo_dtype_size(ii->dtype));
+	starpu_data_handle_t h = halo__block_register(ii->chunks, halo_dtype_size(ii->dtype), 0);
 	s->inputs[f] = h;
 	struct halo_stream_io_arg *ra = malloc(sizeof *ra);
 	struct starpu_task *t = ra ? starpu_task_create() : NULL;
@@ -159,7 +159,7 @@ static void submit_output(struct stream *s, const int64_t j[3])
 				}
 				src[k] = input_handle(s, idx);
 			}
-	starpu_data_handle_t chunk = halo__block_register(oi->chunks, halo_dtype_size(oi->dtype));
+	starpu_data_handle_t chunk = halo__block_register(oi->chunks, halo_dtype_size(oi->dtype), 0);
 	halo_error_t e = {0};
 	if (halo__gather_submit(ga, src, chunk, &e))
 		halo__stream_fail(job, &e);

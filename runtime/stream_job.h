@@ -53,15 +53,17 @@ void halo__stream_fail(struct halo_stream_job *job, const halo_error_t *e);
 void halo__stream_fail_nomem(struct halo_stream_job *job);
 /* The job failed or SIGINT/SIGTERM arrived. */
 int halo__stream_stopped(struct halo_stream_job *job);
-/* starpu_task_submit, turning a refusal into the job's error; 0 on success. */
+/* starpu_task_submit, turning a refusal into the job's error (-1); 0 when
+ * submitted, HALO_TASK_ELSEWHERE when another MPI rank runs it. */
 int halo__stream_submit(struct starpu_task *t, struct halo_stream_job *job);
 /* Waits until fewer than limit output chunks are in flight (or the job
  * stopped), redrawing the progress line meanwhile. */
 void halo__stream_wait(struct halo_stream_job *job, int limit, halo_progress_t *p);
 
 /* Registers a StarPU-owned contiguous 3D block (home node -1, allocated
- * on first write) of dims z, y, x. */
-starpu_data_handle_t halo__block_register(const int64_t dims[3], size_t elsize);
+ * on first write) of dims z, y, x; owner: the MPI rank that holds it when
+ * the graph is distributed (runtime/mpi.h). */
+starpu_data_handle_t halo__block_register(const int64_t dims[3], size_t elsize, int owner);
 
 /* Submits a gather task of src[0..ga->nsrc) (read) into dst (written). ga
  * is malloc'ed and passes to StarPU, which frees it (freed here when the

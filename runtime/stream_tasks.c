@@ -5,6 +5,7 @@
 #include "config.h"
 #include "runtime/stream_job.h"
 #include "io/scratch.h"
+#include "runtime/mpi.h"
 #include "runtime/trace.h"
 #include "util/signals.h"
 
@@ -120,8 +121,8 @@ struct starpu_codelet halo__stream_write_cl = {
 int halo__stream_submit(struct starpu_task *t, struct halo_stream_job *job)
 {
 	int rc = halo_task_submit(t);
-	if (rc == 0)
-		return 0;
+	if (rc >= 0)
+		return rc;
 	halo_error_t e;
 	halo_error_set(&e, HALO_ERUNTIME, "no StarPU worker can run the %s task (%s)",
 		       t->cl->name, strerror(-rc));
@@ -166,11 +167,12 @@ uint64_t halo_memory_default(void)
 }
 
 
-starpu_data_handle_t halo__block_register(const int64_t dims[3], size_t elsize)
+starpu_data_handle_t halo__block_register(const int64_t dims[3], size_t elsize, int owner)
 {
 	starpu_data_handle_t h;
 	uint32_t nx = (uint32_t)dims[2], ny = (uint32_t)dims[1];
 	starpu_block_data_register(&h, -1, 0, nx, nx * ny, nx, ny, (uint32_t)dims[0], elsize);
+	halo__mpi_register(h, owner);
 	return h;
 }
 
@@ -201,7 +203,7 @@ int halo__gather_submit(struct halo_gather_args *ga, const starpu_data_handle_t 
 	t->cl_arg_size = halo_gather_args_size(n);
 	t->cl_arg_free = 1;
 	int rc = halo_task_submit(t);
-	if (rc) {
+	if (rc < 0) {
 		starpu_task_destroy(t); /* frees ga and the handle arrays */
 		return halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can run the gather task (%s)",
 				      strerror(-rc));

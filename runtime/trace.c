@@ -6,6 +6,7 @@
 #include "config.h"
 #include "runtime/trace.h"
 #include "runtime/fxt.h"
+#include "runtime/mpi.h"
 
 #include <errno.h>
 #include <math.h>
@@ -185,7 +186,7 @@ static void trace_cb(void *arg)
 		r->cb(r->cb_arg);
 }
 
-int halo_task_submit(struct starpu_task *t)
+static int submit_traced(struct starpu_task *t)
 {
 	if (!halo_trace_active())
 		return starpu_task_submit(t);
@@ -243,14 +244,25 @@ int halo_task_submit(struct starpu_task *t)
 	return starpu_task_submit(t);
 }
 
+int halo_task_submit(struct starpu_task *t)
+{
+	if (!halo__mpi_active())
+		return submit_traced(t);
+	struct halo_mpi_post post;
+	t = halo__mpi_build(t, &post);
+	int rc = post.failed ? -ENOMEM : t ? submit_traced(t) : HALO_TASK_ELSEWHERE;
+	halo__mpi_post(&post);
+	return rc;
+}
+
 int halo__task_insert_built(struct starpu_task *t)
 {
 	if (!t)
 		return -ENOMEM;
 	int rc = halo_task_submit(t);
-	if (rc)
+	if (rc < 0)
 		starpu_task_destroy(t);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- writing ---- */

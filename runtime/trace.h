@@ -30,10 +30,13 @@ int halo_trace_active(void);
 void halo_trace_label(const char *step, const int64_t chunk[3]);
 
 /* starpu_task_submit(t), recording t when a trace is active. Returns
- * StarPU's code. */
+ * StarPU's code, or HALO_TASK_ELSEWHERE when another MPI rank runs it
+ * (runtime/mpi.h; t is gone then). */
+enum { HALO_TASK_ELSEWHERE = 1 };
 int halo_task_submit(struct starpu_task *t);
 
-/* starpu_task_insert's arguments, submitted through halo_task_submit. */
+/* starpu_task_insert's arguments, submitted through halo_task_submit;
+ * 0 also when another rank runs it. */
 #define HALO_TASK_INSERT(cl, ...) halo__task_insert_built(starpu_task_build((cl), __VA_ARGS__))
 int halo__task_insert_built(struct starpu_task *t);
 

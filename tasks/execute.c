@@ -16,6 +16,8 @@
 #include "codelets/reduce.h"
 #include "io/outdir.h"
 #include "runtime/deconvolve.h"
+#include "runtime/distribution.h"
+#include "runtime/mpi.h"
 #include "runtime/stream_job.h"
 #include "runtime/trace.h"
 #include "util/signals.h"
@@ -43,6 +45,9 @@ struct exec {
 	halo_plan_t *plan;
 	struct pstate *st;
 	int64_t tasks;
+	int rank, ranks;          /* MPI: every rank walks the same graph */
+	halo_distribution_t dist; /* who owns which chunk (runtime/distribution.h) */
+	int64_t ref[3];           /* the array shape the distribution cuts */
 };
 
 static size_t elsize(const halo_pnode_t *p)
@@ -73,6 +78,24 @@ static struct starpu_task *task_new(struct exec *x, struct starpu_codelet *cl, v
 }
 
 static starpu_data_handle_t chunk(struct exec *x, halo_pnode_t *p, const int64_t j[3]);
+
+/* The rank owning chunk j of p: where its block sits in the reference
+ * array (arrays of other shapes, e.g. reductions along an axis, are
+ * scaled onto it). */
+static int owner(const struct exec *x, const halo_pnode_t *p, const int64_t j[3])
+{
+	if (x->ranks <= 1)
+		return 0;
+	int64_t origin[3], dims[3], valid[3], o[3], d[3];
+	halo_pnode_block(p, j, origin, dims, valid);
+	for (int a = 0; a < 3; a++) {
+		double f = (double)x->ref[a] / (double)p->expr->shape[a];
+		o[a] = (int64_t)((double)origin[a] * f);
+		d[a] = (int64_t)((double)valid[a] * f);
+		d[a] = d[a] > 0 ? d[a] : 1;
+	}
+	return halo_distribution_owner(&x->dist, o, d);
+}
 
 /* One read of chunk c of p is done: the handle goes after the last. */
 static void release(struct exec *x, halo_pnode_t *p, const int64_t c[3])
@@ -237,7 +260,7 @@ static void overlap(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_
 		val[d] = (int)valid[d];
 	}
 	/* The haloed block is exactly the region: no padding. */
-	starpu_data_handle_t haloed = halo__block_register(hd, sizeof(float));
+	starpu_data_handle_t haloed = halo__block_register(hd, sizeof(float), owner(x, p, j));
 	gather(x, p, 0, j, a, hd, b, HALO_F4, e->boundary, e->constant, haloed);
 	halo_error_t err = {0};
 	struct pstate *s = &x->st[p->id];
@@ -258,7 +281,7 @@ static void reduce_axis(struct exec *x, halo_pnode_t *p, const int64_t j[3],
 	halo_pnode_t *in = p->in[0];
 	int64_t origin[3], dims[3], valid[3], cnt[3], **lists = x->st[p->id].lists;
 	halo_pnode_block(p, j, origin, dims, valid);
-	starpu_data_handle_t acc = halo__block_register(dims, sizeof(double));
+	starpu_data_handle_t acc = halo__block_register(dims, sizeof(double), owner(x, p, j));
 	halo_plan_inputs(p, 0, j, lists, cnt);
 	int first = 1;
 	FOR_INPUTS(lists, cnt, c) {
@@ -304,7 +327,7 @@ static starpu_data_handle_t chunk(struct exec *x, halo_pnode_t *p, const int64_t
 		return s->h[f];
 	int64_t origin[3], dims[3], valid[3];
 	halo_pnode_block(p, j, origin, dims, valid);
-	starpu_data_handle_t h = halo__block_register(dims, elsize(p));
+	starpu_data_handle_t h = halo__block_register(dims, elsize(p), owner(x, p, j));
 	s->h[f] = h;
 	halo_trace_label(p->expr->name, j);
 	switch (p->kind) {
@@ -413,17 +436,35 @@ static int open_outputs(struct exec *x, int limit, halo_error_t *err)
 							      "steps \"%s\" and \"%s\" both write %s",
 							      o->name, e->name, e->path);
 			}
-			rc = halo_output_begin(e->path, e->overwrite, &s->output, err);
-			if (!rc)
-				rc = halo_writer_create(halo_output_tmp_path(s->output), &e->info,
-							&e->wopts, &s->writer, err);
-			if (!rc && halo_writer_ordered(s->writer))
+			/* Under MPI rank 0 creates the output; the others join
+			 * and write their chunks into it (a TIFF: rank 0 writes
+			 * it all). */
+			if (x->rank == 0) {
+				rc = halo_output_begin(e->path, e->overwrite, &s->output, err);
+				if (!rc)
+					rc = halo_writer_create(halo_output_tmp_path(s->output), &e->info,
+								&e->wopts, &s->writer, err);
+			}
+			rc = halo__mpi_agree(rc, err);
+			if (!rc && x->rank > 0)
+				rc = halo_output_join(e->path, e->overwrite, &s->output, err);
+			int tiff = e->wopts.format == HALO_FMT_TIFF;
+			if (!rc && x->rank > 0 && !tiff) {
+				halo_writer_opts_t wo = e->wopts;
+				wo.attach = 1;
+				rc = halo_writer_create(halo_output_tmp_path(s->output), &e->info, &wo,
+							&s->writer, err);
+			}
+			if (!rc && (tiff || halo_writer_ordered(s->writer))) {
 				starpu_void_data_register(&s->token);
+				halo__mpi_register(s->token, 0);
+			}
 		} else if (p->kind == HALO_PN_SOURCE && e->buffer) {
 			starpu_block_data_register(&s->buffer, STARPU_MAIN_RAM, (uintptr_t)e->buffer,
 						   (uint32_t)e->shape[2], (uint32_t)(e->shape[2] * e->shape[1]),
 						   (uint32_t)e->shape[2], (uint32_t)e->shape[1],
 						   (uint32_t)e->shape[0], elsize(p));
+			halo__mpi_register(s->buffer, 0);
 		} else if (p->kind == HALO_PN_OVERLAP) {
 			if (e->ov == HALO_OV_RICHARDSON_LUCY) {
 				int ncpu = (int)starpu_cpu_worker_get_count();
@@ -484,11 +525,21 @@ static int write_pyramid(struct pstate *s, int levels, const halo_compute_opts_t
 static int finish_outputs(struct exec *x, const halo_compute_opts_t *o, halo_error_t *err)
 {
 	halo_plan_t *plan = x->plan;
+	/* Every rank's chunks are written: rank 0 finishes the outputs alone
+	 * (pyramids, metadata, the rename), the others let go of them. Every
+	 * rank takes part in each collective below, failed or not. */
+	halo__mpi_barrier();
+	halo__mpi_distribute(0);
+	int rc = HALO_OK;
 	for (int i = 0; i < plan->n; i++) {
 		halo_pnode_t *p = plan->nodes[i];
 		struct pstate *s = &x->st[p->id];
 		halo_expr_t *e = p->expr;
 		if (p->kind == HALO_PN_REDUCE && e->axis < 0) {
+			/* Each partial was computed on one rank and is zero on
+			 * the others: a sum gathers them all. */
+			halo__mpi_sum((double *)s->partials,
+				      (size_t)p->nchunks * sizeof *s->partials / sizeof(double));
 			struct halo_reduce_partial r = {0, INFINITY, -INFINITY};
 			for (int64_t f = 0; f < p->nchunks; f++)
 				halo_reduce_combine(&r, &s->partials[f]);
@@ -497,16 +548,17 @@ static int finish_outputs(struct exec *x, const halo_compute_opts_t *o, halo_err
 				  : e->red == HALO_RED_MAX ? r.max : r.sum / count;
 			e->has_result = 1;
 		}
-		if (p->kind != HALO_PN_STORE)
+		if (p->kind != HALO_PN_STORE || rc || x->rank != 0)
 			continue;
-		int rc = e->wopts.pyramid ? write_pyramid(s, e->wopts.pyramid, o, err) : HALO_OK;
+		rc = e->wopts.pyramid ? write_pyramid(s, e->wopts.pyramid, o, err) : HALO_OK;
 		if (!rc)
 			rc = halo_writer_finish(s->writer, err);
 		if (rc)
-			return halo_error_prefix(err, "step \"%s\"", e->name);
+			halo_error_prefix(err, "step \"%s\"", e->name);
 	}
+	rc = halo__mpi_agree(rc, err);
 	/* Everything is complete: now the outputs appear. */
-	for (int i = 0; i < plan->n; i++) {
+	for (int i = 0; !rc && i < plan->n; i++) {
 		struct pstate *s = &x->st[plan->nodes[i]->id];
 		if (!s->output)
 			continue;
@@ -514,11 +566,12 @@ static int finish_outputs(struct exec *x, const halo_compute_opts_t *o, halo_err
 		s->writer = NULL;
 		halo_output_t *out = s->output;
 		s->output = NULL;
-		int rc = halo_output_commit(out, err);
-		if (rc)
-			return rc;
+		if (x->rank == 0)
+			rc = halo_output_commit(out, err);
+		else
+			halo_output_release(out);
 	}
-	return HALO_OK;
+	return halo__mpi_agree(rc, err);
 }
 
 static void exec_free(struct exec *x, halo_error_t *err, int *rc)
@@ -597,6 +650,23 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 	uint64_t cap = w * (32u << 20) / per;
 	cap = cap < 4 * w + 4 ? 4 * w + 4 : cap > 64 * w + 64 ? 64 * w + 64 : cap;
 	int limit = lim < 1 ? 1 : lim > cap ? (int)cap : (int)lim;
+	/* Several MPI ranks: cut the largest array of the graph into blocks,
+	 * one per rank; from here until the outputs are finished every rank
+	 * registers and submits the same things in the same order. */
+	x.rank = halo__mpi_rank();
+	x.ranks = halo__mpi_ranks();
+	if (x.ranks > 1) {
+		const halo_pnode_t *big = plan->nodes[0];
+		for (int i = 1; i < plan->n; i++) {
+			const int64_t *a = plan->nodes[i]->expr->shape, *b = big->expr->shape;
+			if (a[0] * a[1] * a[2] > b[0] * b[1] * b[2])
+				big = plan->nodes[i];
+		}
+		int64_t nc[3] = {big->grid[0].nblocks, big->grid[1].nblocks, big->grid[2].nblocks};
+		memcpy(x.ref, big->expr->shape, sizeof x.ref);
+		halo_distribution_make(x.ref, nc, x.ranks, &x.dist);
+		halo__mpi_distribute(1);
+	}
 	rc = open_outputs(&x, limit, err);
 	if (rc)
 		goto out;
@@ -619,7 +689,10 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		if (!next)
 			break;
 		halo__stream_wait(job, limit, &progress);
-		if (halo__stream_stopped(job))
+		/* Other ranks wait for this one's data: under MPI a failed run
+		 * walks on, its tasks doing nothing, and the ranks agree at the
+		 * end. */
+		if (halo__stream_stopped(job) && x.ranks == 1)
 			break;
 		int64_t f = x.st[next->id].next++, j[3];
 		j[2] = f % next->grid[2].nblocks;
@@ -652,9 +725,21 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 	} else if (halo_interrupted()) {
 		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
 	}
+	rc = halo__mpi_agree(rc, err);
+	if (st && x.ranks > 1) {
+		/* Each rank read and wrote its own chunks. */
+		double io[4] = {(double)st->chunks_read, (double)st->chunks_written,
+				(double)st->bytes_read, (double)st->bytes_written};
+		halo__mpi_sum(io, 4);
+		st->chunks_read = (int64_t)io[0];
+		st->chunks_written = (int64_t)io[1];
+		st->bytes_read = (uint64_t)io[2];
+		st->bytes_written = (uint64_t)io[3];
+	}
 	if (!rc)
 		rc = finish_outputs(&x, o, err);
 out:
+	halo__mpi_distribute(0);
 	exec_free(&x, err, &rc);
 	pthread_cond_destroy(&job->cond);
 	pthread_mutex_destroy(&job->lock);

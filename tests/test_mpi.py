@@ -1,20 +1,32 @@
 """halo under mpirun (StarPU-MPI): every rank starts with its rank and the
-number of ranks. Skipped, saying so, when this halo was built without
-StarPU-MPI or mpirun is missing."""
+number of ranks; `halo run` and `halo deconvolve` (overlap mode) on 2 and 3
+ranks, with chunk grids that do not divide among them, give exactly the
+single-process result; every input chunk is read once, by its owner; the
+bytes StarPU-MPI moves between ranks are the chunks that the other rank's
+haloed chunks need, recomputed here from the chunk grid and the block
+distribution; a corrupt chunk on rank 1 fails every rank with one line
+naming the rank, step and chunk, and leaves nothing. Skipped, saying so,
+when this halo was built without StarPU-MPI or mpirun is missing."""
+import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
 
+import numpy as np
+import tifffile
 import zarr
 
 sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
 from haloutil import HALO, check, done, halo, path, skip  # noqa: E402
 
-# OpenMPI refuses root unless told, and must not look for other hosts.
+# OpenMPI refuses root unless told, and must not look for other hosts. Its
+# components stay loaded, so that the sanitizer job can name (and
+# tests/lsan.supp suppress) the memory OpenMPI itself never frees.
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_btl="self,vader")
+           OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_btl="self,vader",
+           OMPI_MCA_mca_base_component_disable_dlclose="1")
 
 
 def mpirun(n, *args, timeout=300, outdir=None):
@@ -61,4 +73,159 @@ check(r.returncode != 0 and len(lines) == 2 and
       all("does not run on 2 ranks yet" in l for l in lines) and
       not os.path.exists(path("mpi-out.zarr")),
       "a command without MPI support refuses several ranks with one line", r.stderr[-1500:])
+
+# --- halo run on several ranks --------------------------------------------
+SHAPE, RAW, RE, DEPTH = (40, 48, 56), (20, 24, 28), (16, 24, 20), 2
+rng = np.random.default_rng(3)
+src = path("mpi-src.zarr")
+shutil.rmtree(src, ignore_errors=True)
+zs = zarr.open(src, mode="w", shape=SHAPE, chunks=RAW, dtype="u2")
+zs[...] = rng.integers(0, 1000, SHAPE, dtype=np.uint16)
+
+
+def pipeline(name, source):
+    steps = [
+        {"name": "raw", "op": "from_zarr", "path": source},
+        {"name": "re", "op": "rechunk", "input": "raw", "chunks": list(RE)},
+        {"name": "f", "op": "astype", "input": "re", "dtype": "float32"},
+        {"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "f", "depth": DEPTH,
+         "boundary": "reflect", "size": 3},
+        {"name": "s", "op": "map_blocks", "kernel": "scale", "input": "u", "scale": 0.5,
+         "offset": 1},
+        {"name": "out", "op": "to_zarr", "input": "s", "path": path(name + ".zarr"),
+         "overwrite": True},
+        {"name": "total", "op": "sum", "input": "s"},
+        {"name": "peak", "op": "max", "input": "u"}]
+    p = path(name + ".json")
+    with open(p, "w") as f:
+        json.dump({"steps": steps}, f)
+    shutil.rmtree(path(name + ".zarr"), ignore_errors=True)
+    return p
+
+
+r = halo("run", pipeline("mpi-1", src), "--json", check_rc=0)
+ref = json.loads(r.stdout) if r.returncode == 0 else {}
+ref_out = zarr.open(path("mpi-1.zarr"), mode="r")[:] if r.returncode == 0 else None
+
+
+def owners(n):
+    """The block distribution of runtime/distribution.c over the source's
+    chunk grid (the plan's largest array): chunk (z, y, x) -> rank."""
+    nc = [-(-s // c) for s, c in zip(SHAPE, RAW)]
+    best = None
+    for p0 in range(n, 0, -1):
+        for p1 in range(n // p0, 0, -1):
+            if n % p0 or (n // p0) % p1:
+                continue
+            p = (p0, p1, n // p0 // p1)
+            fits = all(p[a] <= nc[a] for a in range(3))
+            area = sum((p[a] - 1) * SHAPE[(a + 1) % 3] * SHAPE[(a + 2) % 3] for a in range(3))
+            if best is None or (fits, -area) > (best[0], -best[1]):
+                best = (fits, area, p)
+    fits, _, p = best
+
+    def owner(origin, dims):
+        if not fits:  # runs of the flattened chunk grid
+            size = [-(-s // k) for s, k in zip(SHAPE, nc)]
+            k = [min((o + d // 2) // c, m - 1) for o, d, c, m in zip(origin, dims, size, nc)]
+            flat = (k[0] * nc[1] + k[1]) * nc[2] + k[2]
+            return flat * n // (nc[0] * nc[1] * nc[2])
+        c = [min(max((2 * o + d) * p[a] // (2 * SHAPE[a]), 0), p[a] - 1)
+             for a, (o, d) in enumerate(zip(origin, dims))]
+        return (c[0] * p[1] + c[1]) * p[2] + c[2]
+    return owner
+
+
+def blocks(chunk):
+    for j in itertools.product(*[range(-(-s // c)) for s, c in zip(SHAPE, chunk)]):
+        o = [a * c for a, c in zip(j, chunk)]
+        yield j, o, [min(c, s - a) for a, c, s in zip(o, chunk, SHAPE)]
+
+
+def expected_bytes(n):
+    """Bytes each rank must receive: the raw chunks its haloed map_overlap
+    chunks touch (the halo clipped at the faces, as reflect reads inside)
+    that another rank owns, each once (StarPU-MPI caches them)."""
+    owner = owners(n)
+    raw_owner = {j: owner(o, d) for j, o, d in blocks(RAW)}
+    need = {}
+    for _, o, d in blocks(RE):
+        r = owner(o, d)
+        lo = [max(a - DEPTH, 0) for a in o]
+        hi = [min(a + b + DEPTH, s) for a, b, s in zip(o, d, SHAPE)]
+        for j in itertools.product(*[range(l // c, (h - 1) // c + 1)
+                                     for l, h, c in zip(lo, hi, RAW)]):
+            if raw_owner[j] != r:
+                need.setdefault((raw_owner[j], r), set()).add(j)
+    return {k: sum(int(np.prod([min(c, s - a * c) for a, c, s in zip(j, RAW, SHAPE)])) * 2
+                   for j in v) for k, v in need.items()}
+
+
+def comm_stats(text):
+    """STARPU_COMM_STATS lines: {(src, dst): bytes}."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("[starpu_comm_stats][") and ":" in line.split("]")[1]:
+            pair = line.split("][")[1].split("]")[0]
+            a, b = (int(v) for v in pair.split(":"))
+            val = float(line.split("\t")[1].split()[0])
+            if val > 0:
+                out[(a, b)] = int(val)
+    return out
+
+
+for n in (2, 3):
+    name = f"mpi-{n}"
+    ENV["STARPU_COMM_STATS"] = "1"
+    r = mpirun(n, "run", pipeline(name, src), "--json")
+    del ENV["STARPU_COMM_STATS"]
+    got = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {}
+    check(r.returncode == 0 and got.get("results") == ref.get("results"),
+          f"run on {n} ranks: the scalar results of one process", (got, ref, r.stderr[-1500:]))
+    out = zarr.open(path(name + ".zarr"), mode="r")[:] if r.returncode == 0 else None
+    check(out is not None and ref_out is not None and np.array_equal(out, ref_out),
+          f"run on {n} ranks: the output equals one process's, voxel for voxel")
+    check(got.get("chunks_read") == ref.get("chunks_read") == 8,
+          f"run on {n} ranks: every input chunk read once, by one rank", (got, ref))
+    moved, want = comm_stats(r.stderr), expected_bytes(n)
+    check(moved == want and want, f"run on {n} ranks: StarPU-MPI moved exactly the chunks the other "
+          f"ranks' halos need", (moved, want))
+    check(not [f for f in os.listdir(os.path.dirname(path("x"))) if f.startswith(f".{name}.zarr")],
+          f"run on {n} ranks: no temporary output left")
+
+# deconvolve (overlap mode) on several ranks: the single-process result
+tifffile.imwrite(path("mpi-psf.tif"), np.exp(-np.sum(np.square(np.meshgrid(
+    *[np.arange(5) - 2] * 3, indexing="ij")), axis=0) / 3).astype(np.float32),
+    photometric="minisblack")
+dec = ["deconvolve", src, path("mpi-psf.tif"), None, "--iterations", 4, "--chunks",
+       ",".join(map(str, RE)), "--overwrite", "--quiet"]
+dec[3] = path("mpi-dec-1.zarr")
+r1 = halo(*dec, "--mode", "overlap", check_rc=0)
+for n in (2, 3):
+    dec[3] = path(f"mpi-dec-{n}.zarr")
+    r = mpirun(n, *dec)
+    ok = r.returncode == 0 and r1.returncode == 0
+    a = zarr.open(path("mpi-dec-1.zarr"), mode="r")[:] if ok else None
+    b = zarr.open(dec[3], mode="r")[:] if ok else None
+    diff = float(np.abs(a - b).max() / np.abs(a).max()) if ok else None
+    check(ok and diff <= 1e-6, f"deconvolve on {n} ranks: the single-process result ({diff})",
+          r.stderr[-1500:])
+r = mpirun(2, *dec, "--mode", "exact")
+lines = [l for l in r.stderr.splitlines() if l.startswith("halo: ")]
+check(r.returncode != 0 and len(lines) == 1 and "--mode exact runs in one process" in lines[0],
+      "deconvolve --mode exact under mpirun: one line saying it runs in one process", r.stderr)
+
+# A corrupt chunk that rank 1 owns stops every rank; nothing is written.
+bad = path("mpi-bad.zarr")
+shutil.rmtree(bad, ignore_errors=True)
+shutil.copytree(src, bad)
+with open(os.path.join(bad, "1.1.1"), "wb") as f:
+    f.write(b"garbage")
+r = mpirun(2, "run", pipeline("mpi-badout", bad), "--quiet")
+lines = [l for l in r.stderr.splitlines() if l.startswith("halo: ")]
+check(r.returncode != 0 and len(lines) == 1 and "rank 1" in lines[0] and 'step "raw"' in lines[0]
+      and "1.1.1" in lines[0], "a corrupt chunk on rank 1: one line naming rank, step and chunk",
+      r.stderr[-1500:])
+check(not [f for f in os.listdir(os.path.dirname(path("x"))) if "mpi-badout" in f and
+           not f.endswith(".json")], "a failed run on several ranks leaves no output")
 done()

@@ -1,0 +1,180 @@
+/* StarPU-MPI for halo's graphs (see mpi.h). */
+#include "config.h"
+#include "runtime/mpi.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef HALO_HAVE_MPI
+#include <mpi.h>
+#include <starpu_mpi.h>
+#endif
+
+static int my_rank, nranks = 1, distributing;
+static int64_t next_tag;
+
+void halo__mpi_set(int rank, int ranks)
+{
+	my_rank = rank;
+	nranks = ranks > 0 ? ranks : 1;
+	next_tag = 0;
+}
+
+int halo__mpi_rank(void)
+{
+	return my_rank;
+}
+
+int halo__mpi_ranks(void)
+{
+	return nranks;
+}
+
+void halo__mpi_distribute(int on)
+{
+	distributing = on;
+}
+
+int halo__mpi_active(void)
+{
+	return nranks > 1 && distributing;
+}
+
+#ifdef HALO_HAVE_MPI
+void halo__mpi_register(starpu_data_handle_t h, int owner)
+{
+	if (halo__mpi_active())
+		starpu_mpi_data_register(h, next_tag++, owner);
+}
+
+struct starpu_task *halo__mpi_build(struct starpu_task *t, struct halo_mpi_post *p)
+{
+	memset(p, 0, sizeof *p);
+	if (!halo__mpi_active())
+		return t;
+	int n = (int)STARPU_TASK_GET_NBUFFERS(t), exec = -1;
+	p->descr = malloc((size_t)(n ? n : 1) * sizeof *p->descr);
+	/* t was never submitted: destroy it here, not on completion. */
+	t->destroy = 0;
+	if (!p->descr) {
+		starpu_task_destroy(t);
+		p->failed = 1;
+		return NULL;
+	}
+	for (int i = 0; i < n; i++) {
+		p->descr[i].handle = STARPU_TASK_GET_HANDLE(t, i);
+		p->descr[i].mode = STARPU_TASK_GET_MODE(t, i);
+		if (exec < 0 && (p->descr[i].mode & STARPU_W))
+			exec = starpu_mpi_data_get_rank(p->descr[i].handle);
+	}
+	if (exec < 0)
+		exec = n ? starpu_mpi_data_get_rank(p->descr[0].handle) : 0;
+	*p = (struct halo_mpi_post){.cl = t->cl, .descr = p->descr, .n = n, .exec = exec,
+				    .active = 1};
+	struct starpu_task *nt = starpu_mpi_task_build(MPI_COMM_WORLD, t->cl, STARPU_DATA_MODE_ARRAY,
+						       p->descr, n, STARPU_EXECUTE_ON_NODE, exec, 0);
+	if (nt) {
+		nt->cl_arg = t->cl_arg;
+		nt->cl_arg_size = t->cl_arg_size;
+		nt->cl_arg_free = t->cl_arg_free;
+		nt->callback_func = t->callback_func;
+		nt->callback_arg = t->callback_arg;
+		/* StarPU-MPI's build marks these to be freed; ours are not its. */
+		nt->callback_arg_free = t->callback_arg_free;
+		nt->prologue_callback_arg_free = t->prologue_callback_arg_free;
+		nt->prologue_callback_pop_arg_free = t->prologue_callback_pop_arg_free;
+		nt->name = t->name;
+		nt->priority = t->priority;
+		t->cl_arg_free = 0;
+		t->callback_func = NULL;
+	}
+	starpu_task_destroy(t);
+	return nt;
+}
+
+void halo__mpi_post(struct halo_mpi_post *p)
+{
+	if (!p->active)
+		return;
+	starpu_mpi_task_post_build(MPI_COMM_WORLD, p->cl, STARPU_DATA_MODE_ARRAY, p->descr, p->n,
+				   STARPU_EXECUTE_ON_NODE, p->exec, 0);
+	free(p->descr);
+	p->active = 0;
+}
+
+void halo__mpi_barrier(void)
+{
+	if (nranks > 1)
+		MPI_Barrier(MPI_COMM_WORLD);
+}
+
+void halo__mpi_sum(double *v, size_t n)
+{
+	if (nranks > 1 && n)
+		MPI_Allreduce(MPI_IN_PLACE, v, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+long halo__mpi_bcast_long(long v)
+{
+	if (nranks > 1)
+		MPI_Bcast(&v, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+	return v;
+}
+
+int halo__mpi_agree(int rc, halo_error_t *err)
+{
+	if (nranks <= 1)
+		return rc;
+	int mine = rc ? my_rank : nranks, first = nranks;
+	MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+	if (first == nranks)
+		return HALO_OK;
+	halo_error_t e = {0};
+	if (my_rank == first && err)
+		e = *err;
+	MPI_Bcast(&e, (int)sizeof e, MPI_BYTE, first, MPI_COMM_WORLD);
+	if (err) {
+		*err = e;
+		halo_error_prefix(err, "rank %d", first);
+	}
+	return e.code ? e.code : HALO_ERUNTIME;
+}
+#else
+void halo__mpi_register(starpu_data_handle_t h, int owner)
+{
+	(void)h;
+	(void)owner;
+}
+
+struct starpu_task *halo__mpi_build(struct starpu_task *t, struct halo_mpi_post *p)
+{
+	memset(p, 0, sizeof *p);
+	return t;
+}
+
+void halo__mpi_post(struct halo_mpi_post *p)
+{
+	(void)p;
+}
+
+void halo__mpi_barrier(void)
+{
+}
+
+void halo__mpi_sum(double *v, size_t n)
+{
+	(void)v;
+	(void)n;
+}
+
+long halo__mpi_bcast_long(long v)
+{
+	return v;
+}
+
+int halo__mpi_agree(int rc, halo_error_t *err)
+{
+	(void)err;
+	return rc;
+}
+#endif
