@@ -91,6 +91,23 @@ static int sched_check(const char *name, const char *source, halo_error_t *err)
 			      source, name, list, modular);
 }
 
+/* Each MPI rank writes its own trace: rank r > 0 inserts ".rankR"
+ * before the extension (run.json -> run.rank1.json). */
+static char *trace_path(const char *path, int rank)
+{
+	if (rank == 0)
+		return strdup(path);
+	size_t n = strlen(path) + 24;
+	char *out = malloc(n);
+	if (!out)
+		return NULL;
+	const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+	if (!dot || (slash && dot < slash))
+		dot = path + strlen(path);
+	snprintf(out, n, "%.*s.rank%d%s", (int)(dot - path), path, rank, dot);
+	return out;
+}
+
 /* Started by mpirun (or srun with PMI)? Then halo runs on StarPU-MPI. */
 static int mpi_launched(void)
 {
@@ -274,7 +291,7 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 				      "run on %d ranks yet", ranks);
 	}
 	if (opts->trace) {
-		rt->trace = strdup(opts->trace);
+		rt->trace = trace_path(opts->trace, rt->rank);
 		if (!rt->trace || halo_trace_begin(rt->fxt != NULL, err)) {
 			halo_runtime_shutdown(rt);
 			*out = NULL;

@@ -193,6 +193,24 @@ for n in (2, 3):
     check(not [f for f in os.listdir(os.path.dirname(path("x"))) if f.startswith(f".{name}.zarr")],
           f"run on {n} ranks: no temporary output left")
 
+# --trace: one file per rank, and each task of the run in exactly one.
+tr = path("mpi-trace.json")
+for f in (tr, path("mpi-trace.rank1.json")):
+    if os.path.exists(f):
+        os.remove(f)
+r = mpirun(2, "run", pipeline("mpi-t", src), "--quiet", "--trace", tr)
+
+
+def task_events(f):
+    return [e for e in json.load(open(f))["traceEvents"] if e.get("ph") == "X"]
+
+
+ok = r.returncode == 0 and os.path.exists(tr) and os.path.exists(path("mpi-trace.rank1.json"))
+n0 = len(task_events(tr)) if ok else 0
+n1 = len(task_events(path("mpi-trace.rank1.json"))) if ok else 0
+check(ok and n0 > 0 and n1 > 0 and n0 + n1 == ref.get("tasks"),
+      "--trace on 2 ranks: a trace per rank, every task in exactly one", (n0, n1, ref.get("tasks")))
+
 # deconvolve (overlap mode) on several ranks: the single-process result
 tifffile.imwrite(path("mpi-psf.tif"), np.exp(-np.sum(np.square(np.meshgrid(
     *[np.arange(5) - 2] * 3, indexing="ij")), axis=0) / 3).astype(np.float32),
