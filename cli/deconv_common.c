@@ -164,6 +164,49 @@ static int deconvolve_graph(const struct halo_deconv_cli *o, halo_reader_t *in, 
 	return rc;
 }
 
+/* The exact mode on several MPI ranks: rank 0 creates the output, the
+ * others join it; each rank writes the chunks it owns (a TIFF: rank 0
+ * writes them all), and rank 0 commits once every rank has finished. */
+static int exact_distributed(const struct halo_deconv_cli *o, halo_reader_t *r, const float *psf,
+			     const int pn[3], const halo_deconv_opts_t *dopts, const char *outp,
+			     const halo_volume_info_t *info, const halo_writer_opts_t *wo,
+			     halo_stream_stats_t *stats, halo_error_t *err)
+{
+	int rank0 = halo__mpi_rank() == 0, tiff = wo->format == HALO_FMT_TIFF;
+	halo_output_t *out = NULL;
+	halo_writer_t *w = NULL;
+	int rc = HALO_OK;
+	if (rank0) {
+		rc = halo_output_begin(outp, o->overwrite, &out, err);
+		if (!rc)
+			rc = halo_writer_create(halo_output_tmp_path(out), info, wo, &w, err);
+	}
+	rc = halo__mpi_agree(rc, err);
+	if (!rc && !rank0) {
+		rc = halo_output_join(outp, o->overwrite, &out, err);
+		halo_writer_opts_t attach = *wo;
+		attach.attach = 1;
+		if (!rc && !tiff)
+			rc = halo_writer_create(halo_output_tmp_path(out), info, &attach, &w, err);
+	}
+	rc = halo__mpi_agree(rc, err);
+	if (!rc)
+		rc = halo__mpi_agree(halo_deconvolve_exact(r, w, info, psf, pn, dopts, stats, err), err);
+	halo__mpi_barrier(); /* every rank's chunks are written */
+	if (!rc && rank0)
+		rc = halo_writer_finish(w, err);
+	halo_writer_close(w);
+	if (!rc && rank0) {
+		rc = halo_output_commit(out, err);
+		out = NULL;
+	} else if (!rc) {
+		halo_output_release(out);
+		out = NULL;
+	}
+	halo_output_abort(out);
+	return halo__mpi_agree(rc, err);
+}
+
 int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const float *psf,
 			const int pn[3], const char *outp, struct halo_deconv_result *res,
 			halo_error_t *err)
@@ -258,17 +301,11 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (halo_runtime_init(&o->rt, &rt, err))
 		goto fail;
 	halo_signals_install();
-	/* Under mpirun the overlap mode's graph is shared by the ranks; the
-	 * exact mode runs in one process only, for now. */
 	int ranks = halo_runtime_ranks(rt), speaker = halo_runtime_rank(rt) == 0;
-	if (ranks > 1 && exact && o->mode == 1) {
-		halo_error_set(err, HALO_EUNSUPPORTED, "--mode exact runs in one process; under "
-			       "mpirun use --mode overlap");
-		goto fail;
-	}
-	if (ranks > 1 && exact) {
-		exact = 0;
-		why = "the exact mode runs in one process, not on several MPI ranks";
+	if (ranks > 1) {
+		/* Rank 0 names and creates the output for every rank. */
+		halo_output_abort(out);
+		out = NULL;
 	}
 	if (exact)
 		memset(dopts.depth, 0, sizeof dopts.depth);
@@ -283,10 +320,10 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		halo_compute_stats_t st;
 		if (deconvolve_graph(o, src, psf, pn, outp, &info, &wo, dopts.depth, &st, err))
 			goto fail;
-	} else {
+	} else if (ranks == 1) {
 		if (halo_writer_create(halo_output_tmp_path(out), &info, &wo, &w, err))
 			goto fail;
-		if (halo_deconvolve_exact(r, w, psf, pn, &dopts, &stats, err))
+		if (halo_deconvolve_exact(r, w, &info, psf, pn, &dopts, &stats, err))
 			goto fail;
 		if (halo_writer_finish(w, err))
 			goto fail;
@@ -296,6 +333,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		out = NULL;
 		if (rc)
 			goto fail;
+	} else if (exact_distributed(o, r, psf, pn, &dopts, outp, &info, &wo, &stats, err)) {
+		goto fail;
 	}
 	double secs = halo_now() - t0;
 	double mvox = (double)(info.shape[0] * info.shape[1] * info.shape[2]) * 1e-6;

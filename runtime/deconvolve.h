@@ -43,10 +43,13 @@ int halo_rl_kernel_destroy(halo_overlap_kernel_t *kernel, halo_error_t *err);
 /* Exact mode: whole-volume RL computed chunk by chunk, exchanging halos
  * every half-iteration (forward: estimate -> ratio, backward: ratio ->
  * estimate), with the boundary rule at the volume's faces (not none).
- * Chunks are out's chunks; o->depth is ignored. */
-int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const float *psf,
-			  const int pn[3], const halo_deconv_opts_t *o, halo_stream_stats_t *stats,
-			  halo_error_t *err);
+ * Chunks are oi's (the output's); o->depth is ignored. Under several MPI
+ * ranks each rank reads and writes the chunks it owns (out is NULL on
+ * ranks that write nothing: a TIFF is written by rank 0) and only the halo
+ * slabs cross ranks. */
+int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volume_info_t *oi,
+			  const float *psf, const int pn[3], const halo_deconv_opts_t *o,
+			  halo_stream_stats_t *stats, halo_error_t *err);
 
 /* One PSF spectrum handle per FFT shape, computed on first use (internal to
  * runtime/). */

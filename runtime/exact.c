@@ -19,7 +19,9 @@
 #include "codelets/rl.h"
 #include "io/scratch.h"
 #include "runtime/deconvolve.h"
+#include "runtime/distribution.h"
 #include "runtime/grid.h"
+#include "runtime/mpi.h"
 #include "runtime/stream_job.h"
 #include "runtime/trace.h"
 #include "util/progress.h"
@@ -40,6 +42,9 @@ struct exact {
 	halo_error_t err;              /* first I/O error */
 	int io_failed;
 	int64_t *lists[3];
+	int ranks;                     /* MPI ranks sharing the run */
+	halo_distribution_t dist;      /* their blocks of chunks */
+	int64_t *runs[3];              /* scratch for distributed exchanges */
 };
 
 struct unit_arg {
@@ -182,6 +187,130 @@ static int64_t flat(const struct exact *x, const int64_t i[3])
 	return (i[0] * x->grid[1].nblocks + i[1]) * x->grid[2].nblocks + i[2];
 }
 
+/* The MPI rank that owns chunk u (0 in one process). */
+static int owner(const struct exact *x, const int64_t u[3])
+{
+	if (x->ranks <= 1)
+		return 0;
+	int64_t start[3], dims[3];
+	unit_extent(x, u, start, dims);
+	return halo_distribution_owner(&x->dist, start, dims);
+}
+
+/* Splits positions [0, hd) of a haloed axis starting at global a into runs
+ * that one source chunk fills in order: run k is [r[2k], r[2k+1]) with
+ * source block r[...] (-1: the boundary's constant). Returns the count. */
+static int axis_runs(const struct halo_axis *ax, int64_t a, int64_t hd, int64_t n, int boundary,
+		     int64_t *bounds, int64_t *block)
+{
+	int k = 0;
+	int64_t prev_m = 0, prev_b = -2;
+	for (int64_t t = 0; t < hd; t++) {
+		int64_t m = halo_boundary_map(a + t, n, boundary);
+		int64_t b = m < 0 ? -1 : halo_axis_find(ax, m);
+		if (t == 0 || b != prev_b || (b >= 0 && m != prev_m + 1)) {
+			bounds[k] = t;
+			block[k] = b;
+			k++;
+		}
+		prev_m = m;
+		prev_b = b;
+	}
+	bounds[k] = hd;
+	return k;
+}
+
+/* The distributed halo exchange: the haloed block is cut into cells that
+ * one source chunk each fills (the boundary rule applied); the owner of
+ * that chunk fills the cell, so only the cells (the halo slabs) cross
+ * ranks, and the owner of u assembles them. */
+static starpu_data_handle_t exchange_cells(struct exact *x, starpu_data_handle_t *from,
+					   const int64_t u[3], const int64_t a[3],
+					   const int64_t hdims[3], int boundary, double constant,
+					   halo_error_t *err)
+{
+	int nr[3];
+	int64_t *bounds[3], *block[3];
+	for (int d = 0; d < 3; d++) {
+		bounds[d] = x->runs[d];
+		block[d] = x->runs[d] + hdims[d] + 1;
+		nr[d] = axis_runs(&x->grid[d], a[d], hdims[d], x->oi->shape[d], boundary, bounds[d],
+				  block[d]);
+	}
+	int ncell = nr[0] * nr[1] * nr[2];
+	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(ncell));
+	starpu_data_handle_t *cells = malloc((size_t)ncell * sizeof *cells);
+	if (!ga || !cells) {
+		free(ga);
+		free(cells);
+		halo_error_set(err, HALO_ENOMEM, "out of memory submitting tasks");
+		return NULL;
+	}
+	*ga = (struct halo_gather_args){.nsrc = ncell, .src_kind = HALO_F4, .dst_kind = HALO_F4,
+					.factor = {1, 1, 1}};
+	for (int d = 0; d < 3; d++) {
+		ga->src_shape[d] = ga->dst_shape[d] = a[d] + hdims[d];
+		ga->dst_origin[d] = a[d];
+		ga->dst_dims[d] = hdims[d];
+	}
+	int k = 0, rc = HALO_OK;
+	for (int i0 = 0; i0 < nr[0]; i0++)
+		for (int i1 = 0; i1 < nr[1]; i1++)
+			for (int i2 = 0; i2 < nr[2]; i2++, k++) {
+				int ii[3] = {i0, i1, i2};
+				int64_t c[3], co[3], cd[3];
+				int inside = 1;
+				for (int d = 0; d < 3; d++) {
+					c[d] = block[d][ii[d]];
+					inside &= c[d] >= 0;
+					co[d] = a[d] + bounds[d][ii[d]];
+					cd[d] = bounds[d][ii[d] + 1] - bounds[d][ii[d]];
+					ga->src[k].origin[d] = co[d];
+					ga->src[k].dims[d] = cd[d];
+				}
+				/* Filled where its data lives: by the source chunk's
+				 * owner, or (the boundary's constant) by u's. */
+				int who = inside ? owner(x, c) : owner(x, u);
+				cells[k] = halo__block_register(cd, sizeof(float), who);
+				struct halo_gather_args *fa = calloc(1, halo_gather_args_size(1));
+				if (!fa) {
+					rc = halo_error_set(err, HALO_ENOMEM, "out of memory submitting tasks");
+					continue;
+				}
+				*fa = (struct halo_gather_args){.nsrc = inside, .src_kind = HALO_F4,
+								.dst_kind = HALO_F4, .boundary = boundary,
+								.constant = constant, .factor = {1, 1, 1}};
+				for (int d = 0; d < 3; d++) {
+					fa->src_shape[d] = x->oi->shape[d];
+					fa->dst_origin[d] = co[d];
+					fa->dst_dims[d] = cd[d];
+					fa->dst_shape[d] = co[d] + cd[d];
+				}
+				starpu_data_handle_t src = NULL;
+				if (inside) {
+					unit_extent(x, c, fa->src[0].origin, fa->src[0].dims);
+					src = from[flat(x, c)];
+				}
+				if (!rc)
+					rc = halo__gather_submit(fa, &src, cells[k], err);
+				else
+					free(fa);
+			}
+	starpu_data_handle_t h = halo__block_register(hdims, sizeof(float), owner(x, u));
+	if (!rc)
+		rc = halo__gather_submit(ga, cells, h, err);
+	else
+		free(ga);
+	for (int i = 0; i < ncell; i++)
+		starpu_data_unregister_submit(cells[i]);
+	free(cells);
+	if (rc) {
+		starpu_data_unregister_submit(h);
+		return NULL;
+	}
+	return h;
+}
+
 /* Submits the halo exchange of `from` around chunk u ([start - before,
  * end + after) per axis) and returns the haloed block's handle. */
 static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from,
@@ -193,9 +322,12 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 	for (int d = 0; d < 3; d++) {
 		a[d] = start[d] - before[d];
 		hdims[d] = dims[d] + before[d] + after[d];
+	}
+	if (halo__mpi_active())
+		return exchange_cells(x, from, u, a, hdims, boundary, constant, err);
+	for (int d = 0; d < 3; d++)
 		cnt[d] = halo_axis_blocks_touched(&x->grid[d], a[d], a[d] + hdims[d], boundary,
 						  x->lists[d]);
-	}
 	int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
 	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
 	starpu_data_handle_t *src = malloc((size_t)(nsrc + 1) * sizeof *src);
@@ -230,7 +362,7 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 				}
 				src[k] = from[flat(x, c)];
 			}
-	starpu_data_handle_t h = halo__block_register(hdims, sizeof(float), 0);
+	starpu_data_handle_t h = halo__block_register(hdims, sizeof(float), owner(x, u));
 	int rc = halo__gather_submit(ga, src, h, err);
 	free(src);
 	if (rc) {
@@ -296,14 +428,14 @@ static int submit_half(struct exact *x, struct halo_otf_cache *otfs, int forward
 	return rc;
 }
 
-int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const float *psf,
-			  const int pn[3], const halo_deconv_opts_t *o, halo_stream_stats_t *stats,
-			  halo_error_t *err)
+int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volume_info_t *oi,
+			  const float *psf, const int pn[3], const halo_deconv_opts_t *o,
+			  halo_stream_stats_t *stats, halo_error_t *err)
 {
 	if (o->boundary == HALO_BOUNDARY_NONE)
 		return halo_error_set(err, HALO_EINVAL, "--boundary none has no exact whole-volume "
 				      "meaning; use overlap mode or another boundary");
-	struct exact x = {.in = in, .out = out, .ii = halo_reader_info(in), .oi = halo_writer_info(out)};
+	struct exact x = {.in = in, .out = out, .ii = halo_reader_info(in), .oi = oi, .ranks = 1};
 	pthread_mutex_init(&x.lock, NULL);
 	struct halo_otf_cache otfs;
 	int fb[3], fa[3], rc = HALO_OK;
@@ -317,8 +449,18 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const float *ps
 			rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
 		n *= x.grid[d].nblocks;
 		x.lists[d] = calloc((size_t)x.grid[d].nblocks + 1, sizeof *x.lists[d]);
-		if (!x.lists[d])
+		/* a haloed axis: the chunk, the PSF, and a little to a smooth size */
+		x.runs[d] = calloc(4 * ((size_t)x.oi->chunks[d] + (size_t)pn[d] + 64), sizeof *x.runs[d]);
+		if (!x.lists[d] || !x.runs[d])
 			rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
+	/* Several MPI ranks: each owns a block of the chunks, and every rank
+	 * registers and submits the same things in the same order. */
+	if (halo__mpi_ranks() > 1) {
+		int64_t nb[3] = {x.grid[0].nblocks, x.grid[1].nblocks, x.grid[2].nblocks};
+		x.ranks = halo__mpi_ranks();
+		halo_distribution_make(x.oi->shape, nb, x.ranks, &x.dist);
+		halo__mpi_distribute(1);
 	}
 	x.image = calloc((size_t)n, sizeof *x.image);
 	x.est = calloc((size_t)n, sizeof *x.est);
@@ -340,16 +482,19 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const float *ps
 			for (u[2] = 0; u[2] < x.grid[2].nblocks; u[2]++) {
 				int64_t s[3], dims[3], f = flat(&x, u);
 				unit_extent(&x, u, s, dims);
-				x.image[f] = halo__block_register(dims, sizeof(float), 0);
-				x.est[f] = halo__block_register(dims, sizeof(float), 0);
-				x.ratio[f] = halo__block_register(dims, sizeof(float), 0);
+				int who = owner(&x, u);
+				x.image[f] = halo__block_register(dims, sizeof(float), who);
+				x.est[f] = halo__block_register(dims, sizeof(float), who);
+				x.ratio[f] = halo__block_register(dims, sizeof(float), who);
 				struct unit_arg *a = malloc(sizeof *a);
 				*a = (struct unit_arg){&x, {u[0], u[1], u[2]}};
 				halo_trace_label("exact load", u);
 				HALO_TASK_INSERT(&load_cl, STARPU_W, x.image[f], STARPU_W, x.est[f],
 						   STARPU_CL_ARGS, a, sizeof *a, 0);
 			}
-	for (int it = 0; it < o->iterations && !rc && !stopped(&x); it++) {
+	/* Under MPI the other ranks wait for this one's halos: a failed run
+	 * walks on (its tasks do nothing) and the ranks agree at the end. */
+	for (int it = 0; it < o->iterations && !rc && (x.ranks > 1 || !stopped(&x)); it++) {
 		for (int half = 1; half >= 0 && !rc; half--)
 			for (u[0] = 0; !rc && u[0] < x.grid[0].nblocks; u[0]++)
 				for (u[1] = 0; !rc && u[1] < x.grid[1].nblocks; u[1]++)
@@ -363,8 +508,11 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const float *ps
 		halo_progress_update(&progress, it + 1, 0);
 	}
 	starpu_data_handle_t token = NULL;
-	if (!rc && halo_writer_ordered(out))
+	if (!rc && (!out || halo_writer_ordered(out))) {
+		/* TIFF pages in order (rank 0 writes them all under MPI) */
 		starpu_void_data_register(&token);
+		halo__mpi_register(token, 0);
+	}
 	for (u[0] = 0; !rc && u[0] < x.grid[0].nblocks; u[0]++)
 		for (u[1] = 0; u[1] < x.grid[1].nblocks; u[1]++)
 			for (u[2] = 0; u[2] < x.grid[2].nblocks; u[2]++) {
@@ -381,7 +529,7 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const float *ps
 				t->cl_arg_size = sizeof *a;
 				t->cl_arg_free = 1;
 				halo_trace_label("exact store", u);
-				if (halo_task_submit(t) && !rc)
+				if (halo_task_submit(t) < 0 && !rc)
 					rc = halo_error_set(err, HALO_ERUNTIME,
 							    "no StarPU worker can write chunks");
 			}
@@ -411,10 +559,12 @@ out:
 		if (x.ratio && x.ratio[i])
 			starpu_data_unregister(x.ratio[i]);
 	}
+	halo__mpi_distribute(0);
 	free(x.image);
 	free(x.est);
 	free(x.ratio);
 	for (int d = 0; d < 3; d++) {
+		free(x.runs[d]);
 		free(x.lists[d]);
 		halo_axis_free(&x.grid[d]);
 	}

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "runtime/mpi.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,8 +135,12 @@ int halo__mpi_agree(int rc, halo_error_t *err)
 		e = *err;
 	MPI_Bcast(&e, (int)sizeof e, MPI_BYTE, first, MPI_COMM_WORLD);
 	if (err) {
+		/* Once: an outcome agreed on earlier already names its rank. */
+		char mark[32];
+		snprintf(mark, sizeof mark, "rank %d: ", first);
 		*err = e;
-		halo_error_prefix(err, "rank %d", first);
+		if (strncmp(err->msg, mark, strlen(mark)) != 0)
+			halo_error_prefix(err, "rank %d", first);
 	}
 	return e.code ? e.code : HALO_ERUNTIME;
 }
