@@ -55,6 +55,20 @@ static void print_summary(const char *path, const struct trace *tr)
 		printf("%-32s %11.3f %11.1f%% %7.1f%%\n", tr->workers[w].name, tr->workers[w].busy / 1e3,
 		       100 * u, 100 * (1 - u));
 	}
+	json_t *mpi = json_object_get(json_object_get(tr->root, "otherData"), "mpi");
+	json_t *sent = json_object_get(mpi, "bytes_sent");
+	if (json_array_size(sent) > 1) {
+		printf("\n%-16s %12s\n", "MPI", "MB sent");
+		size_t a, b;
+		json_t *row, *v;
+		json_array_foreach(sent, a, row)
+			json_array_foreach(row, b, v)
+				if (json_number_value(v) > 0) {
+					char name[64];
+					snprintf(name, sizeof name, "rank %zu -> %zu", a, b);
+					printf("%-16s %12.3f\n", name, json_number_value(v) / 1e6);
+				}
+	}
 	json_t *links = json_object_get(json_object_get(tr->root, "otherData"), "links");
 	if (!json_array_size(links)) {
 		printf("\nlinks: no transfers (every task ran in host memory)\n");

@@ -72,7 +72,7 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 		json_t *args = json_object_get(e, "args");
 		const char *ename = json_string_value(json_object_get(e, "name"));
 		if (strcmp(ph, "M") == 0 && ename && strcmp(ename, "thread_name") == 0 &&
-		    num(e, "pid", 0) == HALO_TRACE_TRANSFER_PID) {
+		    (long)num(e, "pid", 0) % HALO_TRACE_RANK_PIDS == HALO_TRACE_TRANSFER_PID) {
 			struct trace_link *l = realloc(tr->links, (size_t)(tr->nlinks + 1) * sizeof *l);
 			if (!l)
 				continue;
@@ -100,7 +100,7 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 			w += tr->nworkers++;
 			memset(w, 0, sizeof *w);
 			w->id = (int)num(e, "tid", -1);
-			w->cuda = num(e, "pid", 1) >= 2;
+			w->cuda = (long)num(e, "pid", 1) % HALO_TRACE_RANK_PIDS >= 2;
 			const char *name = json_string_value(json_object_get(args, "name"));
 			snprintf(w->name, sizeof w->name, "%s", name ? name : "?");
 			continue;
@@ -346,5 +346,8 @@ json_t *trace_summary_json(const struct trace *tr)
 	json_object_set_new(o, "work_us", json_real(busy));
 	json_t *links = json_object_get(json_object_get(tr->root, "otherData"), "links");
 	json_object_set_new(o, "links", links ? json_incref(links) : json_array());
+	json_t *mpi = json_object_get(json_object_get(tr->root, "otherData"), "mpi");
+	if (mpi)
+		json_object_set(o, "mpi_bytes_sent", json_object_get(mpi, "bytes_sent"));
 	return o;
 }

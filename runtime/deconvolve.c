@@ -124,11 +124,12 @@ void halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opt
 	}
 }
 
-int halo__otf_get(struct halo_otf_cache *c, const int n[3], starpu_data_handle_t *out,
+int halo__otf_get(struct halo_otf_cache *c, const int n[3], int rank, starpu_data_handle_t *out,
 		  halo_error_t *err)
 {
+	rank = rank < c->nranks ? rank : 0;
 	for (int i = 0; i < c->count; i++)
-		if (!memcmp(c->entries[i].n, n, sizeof c->entries[i].n)) {
+		if (!memcmp(c->entries[i].n, n, sizeof c->entries[i].n) && c->entries[i].rank == rank) {
 			*out = c->entries[i].handle;
 			return HALO_OK;
 		}
@@ -142,15 +143,17 @@ int halo__otf_get(struct halo_otf_cache *c, const int n[3], starpu_data_handle_t
 	}
 	struct halo_otf_entry *e = &c->entries[c->count];
 	memcpy(e->n, n, sizeof e->n);
+	e->rank = rank;
 	starpu_vector_data_register(&e->handle, -1, 0, (uint32_t)halo_otf_floats(n), sizeof(float));
-	halo__mpi_register(e->handle, 0); /* under MPI: rank 0 computes, the others receive it */
+	/* Under MPI each rank computes the spectra its tasks use: none crosses. */
+	halo__mpi_register(e->handle, rank);
 	struct halo_otf_args *args = malloc(sizeof *args);
 	if (!args) {
 		starpu_data_unregister_submit(e->handle);
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
 	}
 	*args = (struct halo_otf_args){.n = {n[0], n[1], n[2]}, .failed = &c->failed};
-	int rc = HALO_TASK_INSERT(&halo_otf_cl, STARPU_R, c->psf, STARPU_W, e->handle,
+	int rc = HALO_TASK_INSERT(&halo_otf_cl, STARPU_R, c->psf[rank], STARPU_W, e->handle,
 				    STARPU_CL_ARGS, args, sizeof *args, STARPU_NAME, "otf", 0);
 	if (rc)
 		return halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can compute the PSF spectrum");
@@ -168,10 +171,18 @@ int halo__otf_cache_init(struct halo_otf_cache *c, const float *psf, const int p
 	if (!c->psf_copy)
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
 	memcpy(c->psf_copy, psf, np * sizeof(float));
-	starpu_block_data_register(&c->psf, STARPU_MAIN_RAM, (uintptr_t)c->psf_copy, (uint32_t)pn[2],
-				   (uint32_t)(pn[2] * pn[1]), (uint32_t)pn[2], (uint32_t)pn[1],
-				   (uint32_t)pn[0], sizeof(float));
-	halo__mpi_register(c->psf, 0);
+	/* Every rank has the PSF: one read-only handle per rank, each owned
+	 * by its rank, so that no rank sends it to another. */
+	c->nranks = halo__mpi_active() ? halo__mpi_ranks() : 1;
+	c->psf = calloc((size_t)c->nranks, sizeof *c->psf);
+	if (!c->psf)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	for (int r = 0; r < c->nranks; r++) {
+		starpu_block_data_register(&c->psf[r], STARPU_MAIN_RAM, (uintptr_t)c->psf_copy,
+					   (uint32_t)pn[2], (uint32_t)(pn[2] * pn[1]), (uint32_t)pn[2],
+					   (uint32_t)pn[1], (uint32_t)pn[0], sizeof(float));
+		halo__mpi_register(c->psf[r], r);
+	}
 	return HALO_OK;
 }
 
@@ -179,8 +190,9 @@ void halo__otf_cache_release(struct halo_otf_cache *c)
 {
 	for (int i = 0; i < c->count; i++)
 		starpu_data_unregister(c->entries[i].handle);
-	if (c->psf)
-		starpu_data_unregister(c->psf);
+	for (int r = 0; c->psf && r < c->nranks; r++)
+		starpu_data_unregister(c->psf[r]);
+	free(c->psf);
 	starpu_free(c->psf_copy);
 	free(c->entries);
 	memset(c, 0, sizeof *c);
@@ -199,7 +211,7 @@ static int rl_submit(void *ctx, starpu_data_handle_t haloed, starpu_data_handle_
 	int n[3] = {(int)starpu_block_get_nz(haloed), (int)starpu_block_get_ny(haloed),
 		    (int)starpu_block_get_nx(haloed)};
 	starpu_data_handle_t otf = NULL;
-	int rc = halo__otf_get(&c->otf, n, &otf, err);
+	int rc = halo__otf_get(&c->otf, n, halo__mpi_owner(out), &otf, err);
 	if (rc)
 		return rc;
 	struct halo_rl_args *a = malloc(sizeof *a);

@@ -55,11 +55,13 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
  * runtime/). */
 struct halo_otf_entry {
 	int n[3];
+	int rank;      /* the MPI rank that computes and uses it */
 	starpu_data_handle_t handle;
 };
 
 struct halo_otf_cache {
-	starpu_data_handle_t psf;
+	starpu_data_handle_t *psf; /* one per MPI rank (one in one process) */
+	int nranks;
 	float *psf_copy;
 	struct halo_otf_entry *entries;
 	int count, cap;
@@ -68,7 +70,7 @@ struct halo_otf_cache {
 
 int halo__otf_cache_init(struct halo_otf_cache *c, const float *psf, const int pn[3],
 			 halo_error_t *err);
-int halo__otf_get(struct halo_otf_cache *c, const int n[3], starpu_data_handle_t *out,
+int halo__otf_get(struct halo_otf_cache *c, const int n[3], int rank, starpu_data_handle_t *out,
 		  halo_error_t *err);
 /* Waits for the tasks using the handles and unregisters them. */
 void halo__otf_cache_release(struct halo_otf_cache *c);

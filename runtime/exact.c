@@ -407,7 +407,7 @@ static int submit_half(struct exact *x, struct halo_otf_cache *otfs, int forward
 		return err->code;
 	int n[3] = {(int)hd[0], (int)hd[1], (int)hd[2]};
 	starpu_data_handle_t otf;
-	int rc = halo__otf_get(otfs, n, &otf, err);
+	int rc = halo__otf_get(otfs, n, owner(x, u), &otf, err);
 	struct halo_rl_half_args *args = rc ? NULL : malloc(sizeof *args);
 	if (!rc && !args)
 		rc = halo_error_set(err, HALO_ENOMEM, "out of memory");

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "runtime/mpi.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +15,30 @@
 static int my_rank, nranks = 1, distributing;
 static int64_t next_tag;
 
+/* What StarPU-MPI sends, counted as it decides (every rank counts every
+ * task, so each knows the whole matrix): data goes to the rank that runs a
+ * task reading it, unless that rank still holds the copy it received (the
+ * cache), which a write by the owner invalidates. Per tag, the ranks that
+ * hold a valid copy (up to 64 ranks are counted). */
+static uint64_t *holders;
+static int64_t nholders;
+static double *sent; /* nranks x nranks bytes, [from * nranks + to] */
+
 void halo__mpi_set(int rank, int ranks)
 {
 	my_rank = rank;
 	nranks = ranks > 0 ? ranks : 1;
 	next_tag = 0;
+	free(holders);
+	holders = NULL;
+	nholders = 0;
+	free(sent);
+	sent = nranks > 1 ? calloc((size_t)nranks * (size_t)nranks, sizeof *sent) : NULL;
+}
+
+const double *halo__mpi_bytes(void)
+{
+	return sent;
 }
 
 int halo__mpi_rank(void)
@@ -48,6 +68,43 @@ void halo__mpi_register(starpu_data_handle_t h, int owner)
 		starpu_mpi_data_register(h, next_tag++, owner);
 }
 
+/* The transfers the task's execution on exec implies (see holders). */
+static void count(const struct starpu_data_descr *d, int n, int exec)
+{
+	if (!sent || nranks > 64)
+		return;
+	for (int i = 0; i < n; i++) {
+		int64_t tag = starpu_mpi_data_get_tag(d[i].handle);
+		int own = starpu_mpi_data_get_rank(d[i].handle);
+		if (tag < 0 || own < 0 || own >= nranks)
+			continue;
+		if (tag >= nholders) {
+			int64_t m = tag + 1 > 2 * nholders ? tag + 1 : 2 * nholders;
+			uint64_t *h = realloc(holders, (size_t)m * sizeof *h);
+			if (!h)
+				return;
+			memset(h + nholders, 0, (size_t)(m - nholders) * sizeof *h);
+			holders = h;
+			nholders = m;
+		}
+		if ((d[i].mode & STARPU_R) && exec != own && !(holders[tag] >> exec & 1)) {
+			sent[own * nranks + exec] += (double)starpu_data_get_size(d[i].handle);
+			holders[tag] |= UINT64_C(1) << exec;
+		}
+		if (d[i].mode & STARPU_W) {
+			holders[tag] = 0; /* the copies elsewhere are stale */
+			if (exec != own) /* sent back to its owner afterwards */
+				sent[exec * nranks + own] += (double)starpu_data_get_size(d[i].handle);
+		}
+	}
+}
+
+int halo__mpi_owner(starpu_data_handle_t h)
+{
+	int r = halo__mpi_active() ? starpu_mpi_data_get_rank(h) : 0;
+	return r > 0 ? r : 0;
+}
+
 struct starpu_task *halo__mpi_build(struct starpu_task *t, struct halo_mpi_post *p)
 {
 	memset(p, 0, sizeof *p);
@@ -72,6 +129,7 @@ struct starpu_task *halo__mpi_build(struct starpu_task *t, struct halo_mpi_post 
 		exec = n ? starpu_mpi_data_get_rank(p->descr[0].handle) : 0;
 	*p = (struct halo_mpi_post){.cl = t->cl, .descr = p->descr, .n = n, .exec = exec,
 				    .active = 1};
+	count(p->descr, n, exec);
 	struct starpu_task *nt = starpu_mpi_task_build(MPI_COMM_WORLD, t->cl, STARPU_DATA_MODE_ARRAY,
 						       p->descr, n, STARPU_EXECUTE_ON_NODE, exec, 0);
 	if (nt) {
@@ -145,6 +203,12 @@ int halo__mpi_agree(int rc, halo_error_t *err)
 	return e.code ? e.code : HALO_ERUNTIME;
 }
 #else
+int halo__mpi_owner(starpu_data_handle_t h)
+{
+	(void)h;
+	return 0;
+}
+
 void halo__mpi_register(starpu_data_handle_t h, int owner)
 {
 	(void)h;

@@ -25,6 +25,8 @@ int halo__mpi_active(void);
 
 /* Gives h the next tag and its owner (when distributing). */
 void halo__mpi_register(starpu_data_handle_t h, int owner);
+/* The rank that owns h (0 when not distributing). */
+int halo__mpi_owner(starpu_data_handle_t h);
 
 /* StarPU-MPI's view of one task, kept between build and post. */
 struct halo_mpi_post {
@@ -42,6 +44,10 @@ struct halo_mpi_post {
  * submitting, on every rank. Without distribution returns t. */
 struct starpu_task *halo__mpi_build(struct starpu_task *t, struct halo_mpi_post *post);
 void halo__mpi_post(struct halo_mpi_post *post);
+
+/* Bytes StarPU-MPI sent from rank to rank so far in this run, as
+ * [from * ranks + to] (NULL with one rank). */
+const double *halo__mpi_bytes(void);
 
 void halo__mpi_barrier(void);
 /* Sums n doubles over the ranks, in place, on every rank. */

@@ -36,6 +36,7 @@ struct halo_runtime {
 	int fxt_tmp; /* fxt is halo's own folder, for the trace's transfers */
 	int stopped; /* StarPU has been shut down */
 	int mpi;     /* started under mpirun: StarPU-MPI, MPI initialised here */
+	char *trace_final; /* rank 0 of several: the joined trace */
 	int rank, ranks;
 };
 
@@ -89,23 +90,6 @@ static int sched_check(const char *name, const char *source, halo_error_t *err)
 	return halo_error_set(err, HALO_EINVAL,
 			      "%s: unknown scheduler '%.64s' (known: %s and %d modular-* policies)",
 			      source, name, list, modular);
-}
-
-/* Each MPI rank writes its own trace: rank r > 0 inserts ".rankR"
- * before the extension (run.json -> run.rank1.json). */
-static char *trace_path(const char *path, int rank)
-{
-	if (rank == 0)
-		return strdup(path);
-	size_t n = strlen(path) + 24;
-	char *out = malloc(n);
-	if (!out)
-		return NULL;
-	const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
-	if (!dot || (slash && dot < slash))
-		dot = path + strlen(path);
-	snprintf(out, n, "%.*s.rank%d%s", (int)(dot - path), path, rank, dot);
-	return out;
 }
 
 /* Started by mpirun (or srun with PMI)? Then halo runs on StarPU-MPI. */
@@ -291,7 +275,11 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 				      "run on %d ranks yet", ranks);
 	}
 	if (opts->trace) {
-		rt->trace = trace_path(opts->trace, rt->rank);
+		char part[4096];
+		if (rt->ranks > 1) /* each rank its part; rank 0 joins them at the end */
+			halo__trace_rank_path(opts->trace, rt->rank, part, sizeof part);
+		rt->trace = strdup(rt->ranks > 1 ? part : opts->trace);
+		rt->trace_final = rt->ranks > 1 && rt->rank == 0 ? strdup(opts->trace) : NULL;
 		if (!rt->trace || halo_trace_begin(rt->fxt != NULL, err)) {
 			halo_runtime_shutdown(rt);
 			*out = NULL;
@@ -350,8 +338,11 @@ int halo_runtime_finish(halo_runtime_t *rt, halo_error_t *err)
 	/* The trace shuts StarPU down itself once it has what it needs, then
 	 * reads the transfers from the FxT file that StarPU flushes. */
 	int rc = rt->trace ? halo_trace_end(rt->trace, rt->fxt, stop_starpu, rt, err) : HALO_OK;
+	if (!rc && rt->trace_final)
+		rc = halo__trace_merge(rt->trace_final, rt->ranks, err);
 	free(rt->trace);
-	rt->trace = NULL;
+	free(rt->trace_final);
+	rt->trace = rt->trace_final = NULL;
 	char *fxt = rt->fxt;
 	int convert = fxt && !rt->fxt_tmp;
 	rt->fxt = NULL;
@@ -374,6 +365,7 @@ void halo_runtime_shutdown(halo_runtime_t *rt)
 	if (rt->trace)
 		halo_trace_end(NULL, NULL, NULL, NULL, NULL); /* dropped: nobody asked to save it */
 	free(rt->trace);
+	free(rt->trace_final);
 	if (!rt->stopped)
 		stop_starpu(rt);
 	if (rt->fxt && rt->fxt_tmp)

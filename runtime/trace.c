@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct rec {
@@ -390,7 +391,7 @@ static void write_events(FILE *f, struct rec **byid, uint64_t n, double base)
 #undef SEP
 }
 
-static void write_other(FILE *f, double makespan)
+static void write_other(FILE *f, double makespan, double base)
 {
 	fprintf(f, "\"otherData\":{\"producer\":\"halo %s\",\"scheduler\":", halo_version_string());
 	struct starpu_sched_policy *policy = starpu_sched_ctx_get_sched_policy(0);
@@ -408,7 +409,24 @@ static void write_other(FILE *f, double makespan)
 			(long long)bi.transferred_bytes, bi.transfer_count, us(&bi.total_time));
 		first = 0;
 	}
-	fprintf(f, "]}");
+	fprintf(f, "]");
+	/* The wall-clock time of ts 0, to line up the traces of MPI ranks. */
+	struct timespec rt;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	fprintf(f, ",\"t0_unix_us\":%.3f", us(&rt) - (starpu_timing_now() - base));
+	const double *bytes = halo__mpi_bytes();
+	int n = halo__mpi_ranks();
+	if (bytes && n > 1) {
+		fprintf(f, ",\"mpi\":{\"rank\":%d,\"ranks\":%d,\"bytes_sent\":[", halo__mpi_rank(), n);
+		for (int i = 0; i < n; i++) {
+			fprintf(f, "%s[", i ? "," : "");
+			for (int j = 0; j < n; j++)
+				fprintf(f, "%s%.0f", j ? "," : "", bytes[i * n + j]);
+			fprintf(f, "]");
+		}
+		fprintf(f, "]}");
+	}
+	fprintf(f, "}");
 }
 
 /* A memory node's name, taken while StarPU runs: "RAM", "CUDA 0", "disk". */
@@ -573,7 +591,7 @@ int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), 
 		/* Everything that asks StarPU comes before it stops: the
 		 * transfers, last, are read from the FxT file it leaves. */
 		fprintf(f, "{\"displayTimeUnit\":\"ms\",\n");
-		write_other(f, last - base);
+		write_other(f, last - base, base);
 		fprintf(f, ",\n\"traceEvents\":[\n");
 		write_events(f, byid, T.n, base);
 	}

@@ -19,6 +19,9 @@
 /* The Chrome trace process whose tracks (one per link) hold the data
  * transfers; their events have "cat":"transfer". */
 #define HALO_TRACE_TRANSFER_PID 1000
+/* A trace joined from several MPI ranks moves rank r's pids up by r times
+ * this (and its worker ids by r * 1000, its task ids by r * 1e9). */
+#define HALO_TRACE_RANK_PIDS 100000
 
 /* Starts recording (turns StarPU's task profiling on). fxt: StarPU records
  * an FxT trace, from which halo_trace_end reads each data transfer. */
@@ -47,5 +50,11 @@ int halo__task_insert_built(struct starpu_task *t);
  * wrote there and added on tracks per link. */
 int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), void *stop_arg,
 		   halo_error_t *err);
+
+/* Several MPI ranks: where rank r writes its part of the trace at path
+ * (path with ".rankR" before its extension), and rank 0's joining of the
+ * parts into path once every rank has written its own. */
+void halo__trace_rank_path(const char *path, int rank, char *out, size_t len);
+int halo__trace_merge(const char *path, int ranks, halo_error_t *err);
 
 #endif

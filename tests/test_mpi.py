@@ -197,23 +197,38 @@ for n in (2, 3):
     check(not [f for f in os.listdir(os.path.dirname(path("x"))) if f.startswith(f".{name}.zarr")],
           f"run on {n} ranks: no temporary output left")
 
-# --trace: one file per rank, and each task of the run in exactly one.
+# --trace on several ranks: one trace, a process per rank, each task of the
+# run in it once, and the bytes sent between ranks those StarPU-MPI counted.
 tr = path("mpi-trace.json")
-for f in (tr, path("mpi-trace.rank1.json")):
-    if os.path.exists(f):
-        os.remove(f)
+if os.path.exists(tr):
+    os.remove(tr)
+ENV["STARPU_COMM_STATS"] = "1"
 r = mpirun(2, "run", pipeline("mpi-t", src), "--quiet", "--trace", tr)
-
-
-def task_events(f):
-    return [e for e in json.load(open(f))["traceEvents"] if e.get("ph") == "X"]
-
-
-ok = r.returncode == 0 and os.path.exists(tr) and os.path.exists(path("mpi-trace.rank1.json"))
-n0 = len(task_events(tr)) if ok else 0
-n1 = len(task_events(path("mpi-trace.rank1.json"))) if ok else 0
-check(ok and n0 > 0 and n1 > 0 and n0 + n1 == ref.get("tasks"),
-      "--trace on 2 ranks: a trace per rank, every task in exactly one", (n0, n1, ref.get("tasks")))
+del ENV["STARPU_COMM_STATS"]
+doc = json.load(open(tr)) if r.returncode == 0 and os.path.exists(tr) else {"traceEvents": []}
+tasks = [e for e in doc["traceEvents"] if e.get("ph") == "X" and e.get("cat") != "transfer"]
+procs = {e["args"]["name"] for e in doc["traceEvents"]
+         if e.get("ph") == "M" and e.get("name") == "process_name"}
+check(len(tasks) == ref.get("tasks") and len({e["args"]["id"] for e in tasks}) == len(tasks) and
+      {e["args"]["rank"] for e in tasks} == {0, 1},
+      "--trace on 2 ranks: one trace holding every task once, from both ranks",
+      (len(tasks), ref.get("tasks")))
+check({"rank 0: CPU cores", "rank 1: CPU cores"} <= procs and
+      not os.path.exists(path("mpi-trace.rank0.json")) and
+      not os.path.exists(path("mpi-trace.rank1.json")),
+      "--trace on 2 ranks: a process per rank; the per-rank parts are gone", procs)
+sent = doc.get("otherData", {}).get("mpi", {}).get("bytes_sent", [])
+got = {(a, b): v for a, row in enumerate(sent) for b, v in enumerate(row) if v}
+check(got == comm_stats(r.stderr) == expected_bytes(2) and got,
+      "--trace on 2 ranks: bytes sent between ranks = StarPU-MPI's count = the halo volume",
+      (got, comm_stats(r.stderr), expected_bytes(2)))
+r = halo("trace", "summary", tr, "--json", check_rc=0)
+summ = json.loads(r.stdout) if r.returncode == 0 else {}
+check(summ.get("mpi_bytes_sent") == sent and len(summ.get("workers", [])) == len(
+      {(e["args"]["rank"], e["args"]["worker"]) for e in tasks}),
+      "trace summary: bytes between ranks, and each rank's workers apart", summ.get("workers"))
+r = halo("trace", "summary", tr, check_rc=0)
+check("rank 0 -> 1" in r.stdout, "trace summary prints the bytes between ranks", r.stdout)
 
 # deconvolve (overlap mode) on several ranks: the single-process result
 tifffile.imwrite(path("mpi-psf.tif"), np.exp(-np.sum(np.square(np.meshgrid(
@@ -259,8 +274,8 @@ def reflect(g, n):
 def exact_bytes(n):
     """Bytes from rank to rank: per half-iteration, the cells of each
     chunk's haloed block that a chunk of another rank fills (the halo
-    slabs, as runtime/exact.c cuts them), and once per rank and FFT shape
-    the PSF spectrum from rank 0."""
+    slabs, as runtime/exact.c cuts them), and nothing else (each rank reads
+    its own image chunks and computes its own PSF spectra)."""
     owner = owners(n, RE)
     c = PSF // 2
     moved = {}
@@ -268,11 +283,8 @@ def exact_bytes(n):
     def add(k, b):
         if k[0] != k[1]:
             moved[k] = moved.get(k, 0) + b
-    spectra = {}
     for j, o, d in blocks(RE):
         me = owner(o, d)
-        fft = tuple(smooth(x + PSF - 1) for x in d)
-        spectra.setdefault(me, set()).add(fft)
         for before, after in ((PSF - 1 - c, c), (c, PSF - 1 - c)):  # forward, backward
             runs = []
             for a in range(3):
@@ -292,9 +304,6 @@ def exact_bytes(n):
                 so = [(v // RE[a]) * RE[a] for a, v in enumerate(src)]
                 sd = [min(RE[a], SHAPE[a] - so[a]) for a in range(3)]
                 add((owner(so, sd), me), cz[2] * cy[2] * cx[2] * 4 * IT)
-    for r, shapes in spectra.items():
-        for f in shapes:
-            add((0, r), 2 * f[0] * f[1] * (f[2] // 2 + 1) * 4)
     return moved
 
 
@@ -308,7 +317,7 @@ r1 = halo(*ex, check_rc=0)
 for n in (2, 3):
     ex[3] = path(f"mpi-ex-{n}.zarr")
     ENV["STARPU_COMM_STATS"] = "1"
-    r = mpirun(n, *ex)
+    r = mpirun(n, *ex, "--trace", path(f"mpi-ex-{n}.trace.json"))
     del ENV["STARPU_COMM_STATS"]
     ok = r.returncode == 0 and r1.returncode == 0
     a = zarr.open(path("mpi-ex-1.zarr"), mode="r")[:] if ok else None
@@ -317,8 +326,13 @@ for n in (2, 3):
     check(ok and diff <= 1e-6, f"deconvolve --mode exact on {n} ranks: the single-process "
           f"result ({diff})", r.stderr[-1500:])
     moved, want = comm_stats(r.stderr), exact_bytes(n)
-    check(moved == want and want, f"exact mode on {n} ranks: only the halo slabs (and the PSF "
-          f"spectra) crossed ranks", (moved, want))
+    check(moved == want and want, f"exact mode on {n} ranks: only the halo slabs crossed ranks",
+          (moved, want))
+    r = halo("trace", "summary", path(f"mpi-ex-{n}.trace.json"), "--json", check_rc=0)
+    sent = json.loads(r.stdout).get("mpi_bytes_sent", []) if r.returncode == 0 else []
+    got = {(a, b): v for a, row in enumerate(sent) for b, v in enumerate(row) if v}
+    check(got == want, f"exact mode on {n} ranks: trace summary's bytes between ranks are the "
+          f"slabs", (got, want))
 
 # A corrupt chunk that rank 1 owns stops every rank; nothing is written.
 bad = path("mpi-bad.zarr")
