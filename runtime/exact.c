@@ -492,9 +492,11 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 				HALO_TASK_INSERT(&load_cl, STARPU_W, x.image[f], STARPU_W, x.est[f],
 						   STARPU_CL_ARGS, a, sizeof *a, 0);
 			}
-	/* Under MPI the other ranks wait for this one's halos: a failed run
-	 * walks on (its tasks do nothing) and the ranks agree at the end. */
-	for (int it = 0; it < o->iterations && !rc && (x.ranks > 1 || !stopped(&x)); it++) {
+	/* Under MPI the other ranks wait for this one's halos: the ranks stop
+	 * together, between iterations, when any failed (or was interrupted). */
+	for (int it = 0; it < o->iterations && !rc &&
+			 !(x.ranks > 1 ? halo__mpi_any(stopped(&x)) : stopped(&x));
+	     it++) {
 		for (int half = 1; half >= 0 && !rc; half--)
 			for (u[0] = 0; !rc && u[0] < x.grid[0].nblocks; u[0]++)
 				for (u[1] = 0; !rc && u[1] < x.grid[1].nblocks; u[1]++)

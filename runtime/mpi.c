@@ -180,6 +180,13 @@ long halo__mpi_bcast_long(long v)
 	return v;
 }
 
+int halo__mpi_any(int flag)
+{
+	if (nranks > 1)
+		MPI_Allreduce(MPI_IN_PLACE, &flag, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+	return flag;
+}
+
 int halo__mpi_agree(int rc, halo_error_t *err)
 {
 	if (nranks <= 1)
@@ -239,6 +246,11 @@ void halo__mpi_sum(double *v, size_t n)
 long halo__mpi_bcast_long(long v)
 {
 	return v;
+}
+
+int halo__mpi_any(int flag)
+{
+	return flag;
 }
 
 int halo__mpi_agree(int rc, halo_error_t *err)

@@ -54,6 +54,9 @@ void halo__mpi_barrier(void);
 void halo__mpi_sum(double *v, size_t n);
 /* Rank 0's value, on every rank. */
 long halo__mpi_bcast_long(long v);
+/* Whether flag is set on any rank (every rank must call it at the same
+ * point of the same walk). */
+int halo__mpi_any(int flag);
 /* The ranks agree on an outcome: when any failed, every rank returns the
  * error of the lowest failing rank, prefixed with "rank R". */
 int halo__mpi_agree(int rc, halo_error_t *err);

@@ -673,6 +673,7 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 	halo_progress_t progress;
 	halo_progress_init(&progress, o->label ? o->label : "run", total, o->quiet);
 	double start = halo_now();
+	int64_t asked = 0;
 	for (;;) {
 		/* The root furthest behind goes next, so outputs sharing inputs
 		 * advance together and shared chunks are freed early. */
@@ -689,10 +690,11 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		if (!next)
 			break;
 		halo__stream_wait(job, limit, &progress);
-		/* Other ranks wait for this one's data: under MPI a failed run
-		 * walks on, its tasks doing nothing, and the ranks agree at the
-		 * end. */
-		if (halo__stream_stopped(job) && x.ranks == 1)
+		/* Other ranks wait for this one's data: under MPI the ranks stop
+		 * together, at the same point of the walk, when any failed (or
+		 * was interrupted); they ask each other every 16 output chunks. */
+		if (x.ranks == 1 ? halo__stream_stopped(job)
+				 : ++asked % 16 == 0 && halo__mpi_any(halo__stream_stopped(job)))
 			break;
 		int64_t f = x.st[next->id].next++, j[3];
 		j[2] = f % next->grid[2].nblocks;

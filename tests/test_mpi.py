@@ -347,4 +347,11 @@ check(r.returncode != 0 and len(lines) == 1 and "rank 1" in lines[0] and 'step "
       r.stderr[-1500:])
 check(not [f for f in os.listdir(os.path.dirname(path("x"))) if "mpi-badout" in f and
            not f.endswith(".json")], "a failed run on several ranks leaves no output")
+ex[1], ex[3] = bad, path("mpi-ex-bad.zarr")
+r = mpirun(3, *ex)
+lines = [l for l in r.stderr.splitlines() if l.startswith("halo: ")]
+check(r.returncode != 0 and len(lines) == 1 and "rank " in lines[0] and "1.1.1" in lines[0] and
+      not [f for f in os.listdir(os.path.dirname(path("x"))) if "mpi-ex-bad" in f],
+      "exact mode on 3 ranks, a corrupt chunk: one line naming rank and chunk; nothing left",
+      r.stderr[-1500:])
 done()
