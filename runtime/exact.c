@@ -44,7 +44,6 @@ struct exact {
 	int64_t *lists[3];
 	int ranks;                     /* MPI ranks sharing the run */
 	halo_distribution_t dist;      /* their blocks of chunks */
-	int64_t *runs[3];              /* scratch for distributed exchanges */
 };
 
 struct unit_arg {
@@ -197,118 +196,19 @@ static int owner(const struct exact *x, const int64_t u[3])
 	return halo_distribution_owner(&x->dist, start, dims);
 }
 
-/* Splits positions [0, hd) of a haloed axis starting at global a into runs
- * that one source chunk fills in order: run k is [r[2k], r[2k+1]) with
- * source block r[...] (-1: the boundary's constant). Returns the count. */
-static int axis_runs(const struct halo_axis *ax, int64_t a, int64_t hd, int64_t n, int boundary,
-		     int64_t *bounds, int64_t *block)
-{
-	int k = 0;
-	int64_t prev_m = 0, prev_b = -2;
-	for (int64_t t = 0; t < hd; t++) {
-		int64_t m = halo_boundary_map(a + t, n, boundary);
-		int64_t b = m < 0 ? -1 : halo_axis_find(ax, m);
-		if (t == 0 || b != prev_b || (b >= 0 && m != prev_m + 1)) {
-			bounds[k] = t;
-			block[k] = b;
-			k++;
-		}
-		prev_m = m;
-		prev_b = b;
-	}
-	bounds[k] = hd;
-	return k;
-}
+/* A source chunk for a distributed halo exchange (gather_cells.c). */
+struct cell_ctx {
+	struct exact *x;
+	starpu_data_handle_t *from;
+};
 
-/* The distributed halo exchange: the haloed block is cut into cells that
- * one source chunk each fills (the boundary rule applied); the owner of
- * that chunk fills the cell, so only the cells (the halo slabs) cross
- * ranks, and the owner of u assembles them. */
-static starpu_data_handle_t exchange_cells(struct exact *x, starpu_data_handle_t *from,
-					   const int64_t u[3], const int64_t a[3],
-					   const int64_t hdims[3], int boundary, double constant,
-					   halo_error_t *err)
+static starpu_data_handle_t cell_source(void *ctx, const int64_t c[3], int64_t origin[3],
+					int64_t dims[3], int *who)
 {
-	int nr[3];
-	int64_t *bounds[3], *block[3];
-	for (int d = 0; d < 3; d++) {
-		bounds[d] = x->runs[d];
-		block[d] = x->runs[d] + hdims[d] + 1;
-		nr[d] = axis_runs(&x->grid[d], a[d], hdims[d], x->oi->shape[d], boundary, bounds[d],
-				  block[d]);
-	}
-	int ncell = nr[0] * nr[1] * nr[2];
-	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(ncell));
-	starpu_data_handle_t *cells = malloc((size_t)ncell * sizeof *cells);
-	if (!ga || !cells) {
-		free(ga);
-		free(cells);
-		halo_error_set(err, HALO_ENOMEM, "out of memory submitting tasks");
-		return NULL;
-	}
-	*ga = (struct halo_gather_args){.nsrc = ncell, .src_kind = HALO_F4, .dst_kind = HALO_F4,
-					.factor = {1, 1, 1}};
-	for (int d = 0; d < 3; d++) {
-		ga->src_shape[d] = ga->dst_shape[d] = a[d] + hdims[d];
-		ga->dst_origin[d] = a[d];
-		ga->dst_dims[d] = hdims[d];
-	}
-	int k = 0, rc = HALO_OK;
-	for (int i0 = 0; i0 < nr[0]; i0++)
-		for (int i1 = 0; i1 < nr[1]; i1++)
-			for (int i2 = 0; i2 < nr[2]; i2++, k++) {
-				int ii[3] = {i0, i1, i2};
-				int64_t c[3], co[3], cd[3];
-				int inside = 1;
-				for (int d = 0; d < 3; d++) {
-					c[d] = block[d][ii[d]];
-					inside &= c[d] >= 0;
-					co[d] = a[d] + bounds[d][ii[d]];
-					cd[d] = bounds[d][ii[d] + 1] - bounds[d][ii[d]];
-					ga->src[k].origin[d] = co[d];
-					ga->src[k].dims[d] = cd[d];
-				}
-				/* Filled where its data lives: by the source chunk's
-				 * owner, or (the boundary's constant) by u's. */
-				int who = inside ? owner(x, c) : owner(x, u);
-				cells[k] = halo__block_register(cd, sizeof(float), who);
-				struct halo_gather_args *fa = calloc(1, halo_gather_args_size(1));
-				if (!fa) {
-					rc = halo_error_set(err, HALO_ENOMEM, "out of memory submitting tasks");
-					continue;
-				}
-				*fa = (struct halo_gather_args){.nsrc = inside, .src_kind = HALO_F4,
-								.dst_kind = HALO_F4, .boundary = boundary,
-								.constant = constant, .factor = {1, 1, 1}};
-				for (int d = 0; d < 3; d++) {
-					fa->src_shape[d] = x->oi->shape[d];
-					fa->dst_origin[d] = co[d];
-					fa->dst_dims[d] = cd[d];
-					fa->dst_shape[d] = co[d] + cd[d];
-				}
-				starpu_data_handle_t src = NULL;
-				if (inside) {
-					unit_extent(x, c, fa->src[0].origin, fa->src[0].dims);
-					src = from[flat(x, c)];
-				}
-				if (!rc)
-					rc = halo__gather_submit(fa, &src, cells[k], err);
-				else
-					free(fa);
-			}
-	starpu_data_handle_t h = halo__block_register(hdims, sizeof(float), owner(x, u));
-	if (!rc)
-		rc = halo__gather_submit(ga, cells, h, err);
-	else
-		free(ga);
-	for (int i = 0; i < ncell; i++)
-		starpu_data_unregister_submit(cells[i]);
-	free(cells);
-	if (rc) {
-		starpu_data_unregister_submit(h);
-		return NULL;
-	}
-	return h;
+	struct cell_ctx *cc = ctx;
+	unit_extent(cc->x, c, origin, dims);
+	*who = owner(cc->x, c);
+	return cc->from[flat(cc->x, c)];
 }
 
 /* Submits the halo exchange of `from` around chunk u ([start - before,
@@ -323,8 +223,25 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 		a[d] = start[d] - before[d];
 		hdims[d] = dims[d] + before[d] + after[d];
 	}
-	if (halo__mpi_active())
-		return exchange_cells(x, from, u, a, hdims, boundary, constant, err);
+	if (halo__mpi_active()) {
+		/* Several ranks: only the halo slabs cross them. */
+		struct halo_gather_args proto = {.src_kind = HALO_F4, .dst_kind = HALO_F4,
+						 .boundary = boundary, .constant = constant,
+						 .factor = {1, 1, 1}};
+		for (int d = 0; d < 3; d++) {
+			proto.src_shape[d] = x->oi->shape[d];
+			proto.dst_origin[d] = a[d];
+			proto.dst_dims[d] = hdims[d];
+			proto.dst_shape[d] = a[d] + hdims[d];
+		}
+		struct cell_ctx cc = {x, from};
+		starpu_data_handle_t h = halo__block_register(hdims, sizeof(float), owner(x, u));
+		if (halo__gather_cells_submit(&proto, x->grid, cell_source, &cc, owner(x, u), h, err)) {
+			starpu_data_unregister_submit(h);
+			return NULL;
+		}
+		return h;
+	}
 	for (int d = 0; d < 3; d++)
 		cnt[d] = halo_axis_blocks_touched(&x->grid[d], a[d], a[d] + hdims[d], boundary,
 						  x->lists[d]);
@@ -449,9 +366,7 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 			rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
 		n *= x.grid[d].nblocks;
 		x.lists[d] = calloc((size_t)x.grid[d].nblocks + 1, sizeof *x.lists[d]);
-		/* a haloed axis: the chunk, the PSF, and a little to a smooth size */
-		x.runs[d] = calloc(4 * ((size_t)x.oi->chunks[d] + (size_t)pn[d] + 64), sizeof *x.runs[d]);
-		if (!x.lists[d] || !x.runs[d])
+		if (!x.lists[d])
 			rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
 	}
 	/* Several MPI ranks: each owns a block of the chunks, and every rank
@@ -566,7 +481,6 @@ out:
 	free(x.est);
 	free(x.ratio);
 	for (int d = 0; d < 3; d++) {
-		free(x.runs[d]);
 		free(x.lists[d]);
 		halo_axis_free(&x.grid[d]);
 	}

@@ -115,6 +115,22 @@ static void release(struct exec *x, halo_pnode_t *p, const int64_t c[3])
 			for (int64_t s2 = 0, c[3]; s2 < cnt[2] &&                           \
 			     (c[0] = lists[0][s0], c[1] = lists[1][s1], c[2] = lists[2][s2], 1); s2++)
 
+/* A source chunk of a distributed gather (runtime/gather_cells.c). */
+struct cell_ctx {
+	struct exec *x;
+	halo_pnode_t *in;
+};
+
+static starpu_data_handle_t cell_source(void *ctx, const int64_t c[3], int64_t origin[3],
+					int64_t dims[3], int *who)
+{
+	struct cell_ctx *cc = ctx;
+	int64_t valid[3];
+	halo_pnode_block(cc->in, c, origin, dims, valid);
+	*who = owner(cc->x, cc->in, c);
+	return chunk(cc->x, cc->in, c);
+}
+
 /* A gather task from input k's chunks that p's chunk j reads into dst,
  * which covers [origin, origin + dims) of an array of dst_shape. */
 static void gather(struct exec *x, halo_pnode_t *p, int k, const int64_t j[3],
@@ -124,6 +140,28 @@ static void gather(struct exec *x, halo_pnode_t *p, int k, const int64_t j[3],
 	halo_pnode_t *in = p->in[k];
 	int64_t cnt[3], **lists = x->st[p->id].lists;
 	halo_plan_inputs(p, k, j, lists, cnt);
+	if (x->ranks > 1) {
+		/* Several ranks: only the parts of the inputs that j needs
+		 * cross them. */
+		struct halo_gather_args proto = {.src_kind = in->expr->dtype, .dst_kind = dst_kind,
+						 .boundary = boundary, .constant = constant,
+						 .factor = {1, 1, 1}};
+		for (int d = 0; d < 3; d++) {
+			proto.src_shape[d] = in->expr->shape[d];
+			proto.dst_origin[d] = origin[d];
+			proto.dst_dims[d] = dims[d];
+			proto.dst_shape[d] = dst_shape[d];
+		}
+		struct cell_ctx cc = {x, in};
+		halo_error_t e = {0};
+		x->tasks++;
+		if (halo__gather_cells_submit(&proto, in->grid, cell_source, &cc, owner(x, p, j), dst,
+					      &e))
+			halo__stream_fail(&x->job, &e);
+		FOR_INPUTS(lists, cnt, c)
+			release(x, in, c);
+		return;
+	}
 	int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
 	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
 	starpu_data_handle_t *src = malloc((size_t)nsrc * sizeof *src);

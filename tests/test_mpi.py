@@ -146,23 +146,47 @@ def blocks(chunk):
         yield j, o, [min(c, s - a) for a, c, s in zip(o, chunk, SHAPE)]
 
 
+def reflect(g, n):
+    r = g % (2 * n)
+    return r if r < n else 2 * n - 1 - r
+
+
+def slab_bytes(owner, out_grid, src_grid, halos, elbytes, reps):
+    """Bytes from rank to rank when each haloed block of out_grid is cut,
+    axis by axis, into runs that one chunk of src_grid fills in order
+    (reflect at the faces), and a cell crosses ranks when its source chunk
+    belongs to another rank than the block (runtime/gather_cells.c). halos:
+    (before, after(size of the chunk along the axis)) per gather of a
+    block; reps: how many times each gather happens."""
+    moved = {}
+    for _, o, d in blocks(out_grid):
+        me = owner(o, d)
+        for before, after in halos:
+            runs = []
+            for a in range(3):
+                lo, hd = o[a] - before, d[a] + before + after(d[a])
+                ax, prev = [], None
+                for t in range(hd):
+                    m = reflect(lo + t, SHAPE[a])
+                    if prev is None or m // src_grid[a] != prev // src_grid[a] or m != prev + 1:
+                        ax.append([m, 0])
+                    ax[-1][1] += 1
+                    prev = m
+                runs.append(ax)
+            for cz, cy, cx in itertools.product(*runs):
+                so = [(v[0] // src_grid[a]) * src_grid[a] for a, v in enumerate((cz, cy, cx))]
+                sd = [min(src_grid[a], SHAPE[a] - so[a]) for a in range(3)]
+                src_rank = owner(so, sd)
+                if src_rank != me:
+                    k = (src_rank, me)
+                    moved[k] = moved.get(k, 0) + cz[1] * cy[1] * cx[1] * elbytes * reps
+    return moved
+
+
 def expected_bytes(n):
-    """Bytes each rank must receive: the raw chunks its haloed map_overlap
-    chunks touch (the halo clipped at the faces, as reflect reads inside)
-    that another rank owns, each once (StarPU-MPI caches them)."""
-    owner = owners(n)
-    raw_owner = {j: owner(o, d) for j, o, d in blocks(RAW)}
-    need = {}
-    for _, o, d in blocks(RE):
-        r = owner(o, d)
-        lo = [max(a - DEPTH, 0) for a in o]
-        hi = [min(a + b + DEPTH, s) for a, b, s in zip(o, d, SHAPE)]
-        for j in itertools.product(*[range(l // c, (h - 1) // c + 1)
-                                     for l, h, c in zip(lo, hi, RAW)]):
-            if raw_owner[j] != r:
-                need.setdefault((raw_owner[j], r), set()).add(j)
-    return {k: sum(int(np.prod([min(c, s - a * c) for a, c, s in zip(j, RAW, SHAPE)])) * 2
-                   for j in v) for k, v in need.items()}
+    """halo run: each float32 haloed block of map_overlap gathers the parts
+    of the uint16 source chunks it needs (converted where they live)."""
+    return slab_bytes(owners(n), RE, RAW, [(DEPTH, lambda d: DEPTH)], 4, 1)
 
 
 def comm_stats(text):
@@ -207,12 +231,28 @@ r = mpirun(2, "run", pipeline("mpi-t", src), "--quiet", "--trace", tr)
 del ENV["STARPU_COMM_STATS"]
 doc = json.load(open(tr)) if r.returncode == 0 and os.path.exists(tr) else {"traceEvents": []}
 tasks = [e for e in doc["traceEvents"] if e.get("ph") == "X" and e.get("cat") != "transfer"]
+one = path("mpi-trace-1.json")
+halo("run", pipeline("mpi-t1", src), "--quiet", "--trace", one, check_rc=0)
+ref_tasks = [e for e in json.load(open(one))["traceEvents"] if e.get("ph") == "X"]
+
+
+def per_codelet(evs):
+    """Tasks per codelet, gathers aside (on several ranks a haloed block is
+    gathered from slabs, so there are more)."""
+    out = {}
+    for e in evs:
+        if e["name"] != "gather":
+            out[e["name"]] = out.get(e["name"], 0) + 1
+    return out
+
+
+check(per_codelet(tasks) == per_codelet(ref_tasks) and
+      len({e["args"]["id"] for e in tasks}) == len(tasks) and
+      {e["args"]["rank"] for e in tasks} == {0, 1},
+      "--trace on 2 ranks: one trace with each read, filter, reduction and write task once, "
+      "from both ranks", (per_codelet(tasks), per_codelet(ref_tasks)))
 procs = {e["args"]["name"] for e in doc["traceEvents"]
          if e.get("ph") == "M" and e.get("name") == "process_name"}
-check(len(tasks) == ref.get("tasks") and len({e["args"]["id"] for e in tasks}) == len(tasks) and
-      {e["args"]["rank"] for e in tasks} == {0, 1},
-      "--trace on 2 ranks: one trace holding every task once, from both ranks",
-      (len(tasks), ref.get("tasks")))
 check({"rank 0: CPU cores", "rank 1: CPU cores"} <= procs and
       not os.path.exists(path("mpi-trace.rank0.json")) and
       not os.path.exists(path("mpi-trace.rank1.json")),
@@ -266,45 +306,17 @@ def smooth(n):
         n += 1
 
 
-def reflect(g, n):
-    r = g % (2 * n)
-    return r if r < n else 2 * n - 1 - r
-
-
 def exact_bytes(n):
-    """Bytes from rank to rank: per half-iteration, the cells of each
-    chunk's haloed block that a chunk of another rank fills (the halo
-    slabs, as runtime/exact.c cuts them), and nothing else (each rank reads
-    its own image chunks and computes its own PSF spectra)."""
-    owner = owners(n, RE)
+    """Exact mode: per half-iteration, the slabs of each chunk's haloed
+    block (FFT-sized: the chunk, the PSF, more halo up to a smooth size)
+    that chunks of other ranks fill, and nothing else (each rank reads its
+    own image chunks and computes its own PSF spectra)."""
     c = PSF // 2
-    moved = {}
 
-    def add(k, b):
-        if k[0] != k[1]:
-            moved[k] = moved.get(k, 0) + b
-    for j, o, d in blocks(RE):
-        me = owner(o, d)
-        for before, after in ((PSF - 1 - c, c), (c, PSF - 1 - c)):  # forward, backward
-            runs = []
-            for a in range(3):
-                lo = o[a] - before
-                hd = d[a] + before + after + (smooth(d[a] + PSF - 1) - (d[a] + PSF - 1))
-                ax, prev = [], None
-                for t in range(hd):
-                    m = reflect(lo + t, SHAPE[a])
-                    blk = m // RE[a]
-                    if prev is None or blk != prev[0] or m != prev[1] + 1:
-                        ax.append([blk, m, 0])
-                    ax[-1][2] += 1
-                    prev = (blk, m)
-                runs.append(ax)
-            for cz, cy, cx in itertools.product(*runs):
-                src = [cz[1], cy[1], cx[1]]
-                so = [(v // RE[a]) * RE[a] for a, v in enumerate(src)]
-                sd = [min(RE[a], SHAPE[a] - so[a]) for a in range(3)]
-                add((owner(so, sd), me), cz[2] * cy[2] * cx[2] * 4 * IT)
-    return moved
+    def pad(d):
+        return smooth(d + PSF - 1) - (d + PSF - 1)
+    halos = [(PSF - 1 - c, lambda d: c + pad(d)), (c, lambda d: PSF - 1 - c + pad(d))]
+    return slab_bytes(owners(n, RE), RE, RE, halos, 4, IT)
 
 
 tifffile.imwrite(path("mpi-psf5.tif"), np.exp(-np.sum(np.square(np.meshgrid(
