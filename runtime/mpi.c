@@ -20,6 +20,7 @@ static int64_t next_tag;
  * task reading it, unless that rank still holds the copy it received (the
  * cache), which a write by the owner invalidates. Per tag, the ranks that
  * hold a valid copy (up to 64 ranks are counted). */
+static int64_t built; /* tasks built so far: the same count on every rank */
 static uint64_t *holders;
 static int64_t nholders;
 static double *sent; /* nranks x nranks bytes, [from * nranks + to] */
@@ -29,6 +30,7 @@ void halo__mpi_set(int rank, int ranks)
 	my_rank = rank;
 	nranks = ranks > 0 ? ranks : 1;
 	next_tag = 0;
+	built = 0;
 	free(holders);
 	holders = NULL;
 	nholders = 0;
@@ -39,6 +41,11 @@ void halo__mpi_set(int rank, int ranks)
 const double *halo__mpi_bytes(void)
 {
 	return sent;
+}
+
+int64_t halo__mpi_task_index(void)
+{
+	return built;
 }
 
 int halo__mpi_rank(void)
@@ -105,6 +112,11 @@ int halo__mpi_owner(starpu_data_handle_t h)
 	return r > 0 ? r : 0;
 }
 
+int64_t halo__mpi_tag(starpu_data_handle_t h)
+{
+	return halo__mpi_active() ? (int64_t)starpu_mpi_data_get_tag(h) : -1;
+}
+
 struct starpu_task *halo__mpi_build(struct starpu_task *t, struct halo_mpi_post *p)
 {
 	memset(p, 0, sizeof *p);
@@ -130,6 +142,7 @@ struct starpu_task *halo__mpi_build(struct starpu_task *t, struct halo_mpi_post 
 	*p = (struct halo_mpi_post){.cl = t->cl, .descr = p->descr, .n = n, .exec = exec,
 				    .active = 1};
 	count(p->descr, n, exec);
+	built++;
 	struct starpu_task *nt = starpu_mpi_task_build(MPI_COMM_WORLD, t->cl, STARPU_DATA_MODE_ARRAY,
 						       p->descr, n, STARPU_EXECUTE_ON_NODE, exec, 0);
 	if (nt) {
@@ -214,6 +227,12 @@ int halo__mpi_owner(starpu_data_handle_t h)
 {
 	(void)h;
 	return 0;
+}
+
+int64_t halo__mpi_tag(starpu_data_handle_t h)
+{
+	(void)h;
+	return -1;
 }
 
 void halo__mpi_register(starpu_data_handle_t h, int owner)

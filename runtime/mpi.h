@@ -9,6 +9,7 @@
 #define HALO_RUNTIME_MPI_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <starpu.h>
 
 #include "halo.h"
@@ -25,8 +26,12 @@ int halo__mpi_active(void);
 
 /* Gives h the next tag and its owner (when distributing). */
 void halo__mpi_register(starpu_data_handle_t h, int owner);
-/* The rank that owns h (0 when not distributing). */
+/* The rank that owns h (0 when not distributing), and its tag (-1). */
 int halo__mpi_owner(starpu_data_handle_t h);
+int64_t halo__mpi_tag(starpu_data_handle_t h);
+/* The number of tasks built so far on this rank, the same on every rank:
+ * after halo__mpi_build, the task's index in the run. */
+int64_t halo__mpi_task_index(void);
 
 /* StarPU-MPI's view of one task, kept between build and post. */
 struct halo_mpi_post {

@@ -31,6 +31,13 @@ struct rec {
 	uint32_t ndeps, nwh;
 	uint64_t *deps;
 	const void **wh; /* the handles it writes, to name the data transfers carry */
+	int64_t gid;     /* MPI: the task's index in the run, the same on every rank */
+	uint32_t nmpi;   /* MPI: the tagged data it reads and writes */
+	struct mpi_ref {
+		int64_t tag;
+		double bytes;
+		int written;
+	} *mpi;
 	void (*cb)(void *);
 	void *cb_arg;
 	struct rec *next;
@@ -210,6 +217,19 @@ static int submit_traced(struct starpu_task *t)
 	r->expected = NAN;
 	r->deps = deps;
 	r->wh = wh;
+	if (halo__mpi_active() && nb) {
+		/* For the flows between ranks that a joined trace draws. */
+		r->gid = halo__mpi_task_index() - 1;
+		r->mpi = bump(nb * sizeof *r->mpi);
+		for (unsigned i = 0; r->mpi && i < nb; i++) {
+			starpu_data_handle_t h = STARPU_TASK_GET_HANDLE(t, i);
+			enum starpu_data_access_mode m = STARPU_TASK_GET_MODE(t, i);
+			int64_t tag = halo__mpi_tag(h);
+			if (tag >= 0)
+				r->mpi[r->nmpi++] = (struct mpi_ref){tag, (double)starpu_data_get_size(h),
+								     (m & STARPU_W) != 0};
+		}
+	}
 	for (unsigned i = 0; i < nb; i++) {
 		starpu_data_handle_t h = STARPU_TASK_GET_HANDLE(t, i);
 		enum starpu_data_access_mode m = STARPU_TASK_GET_MODE(t, i);
@@ -344,6 +364,13 @@ static void write_events(FILE *f, struct rec **byid, uint64_t n, double base)
 		if (r->has_chunk)
 			fprintf(f, ",\"chunk\":[%lld,%lld,%lld]", (long long)r->chunk[0],
 				(long long)r->chunk[1], (long long)r->chunk[2]);
+		if (r->mpi) {
+			fprintf(f, ",\"gid\":%lld,\"mpi\":[", (long long)r->gid);
+			for (uint32_t k = 0; k < r->nmpi; k++)
+				fprintf(f, "%s[%lld,%.0f,%d]", k ? "," : "", (long long)r->mpi[k].tag,
+					r->mpi[k].bytes, r->mpi[k].written);
+			fprintf(f, "]");
+		}
 		fprintf(f, ",\"worker\":%d,\"submit\":%.3f,\"ready\":%.3f,\"expected\":%.3f,\"deps\":[",
 			r->worker, r->submit - base, r->ready - base, num(r->expected));
 		for (uint32_t k = 0; k < r->ndeps; k++)

@@ -72,6 +72,88 @@ static void add_rank(json_t *events, json_t *doc, int r, double shift)
 	}
 }
 
+/* A task that wrote tagged data, for the flows between ranks. */
+struct writer {
+	int64_t tag, gid;
+	json_t *event;
+};
+
+static int writer_cmp(const void *a, const void *b)
+{
+	const struct writer *x = a, *y = b;
+	if (x->tag != y->tag)
+		return x->tag < y->tag ? -1 : 1;
+	return (x->gid > y->gid) - (x->gid < y->gid);
+}
+
+static json_int_t ival(const json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+/* A flow arrow from each task that wrote data on one rank to each task
+ * that read that version on another: the version is the last write before
+ * the reader in the run's task order, which every rank shares (gid). */
+static json_int_t add_flows(json_t *events, json_int_t first_id)
+{
+	size_t n = 0, i, k;
+	json_t *e, *ref;
+	json_array_foreach(events, i, e)
+		json_array_foreach(json_object_get(json_object_get(e, "args"), "mpi"), k, ref)
+			n += json_integer_value(json_array_get(ref, 2)) != 0;
+	struct writer *w = malloc((n ? n : 1) * sizeof *w);
+	if (!w)
+		return 0;
+	n = 0;
+	json_array_foreach(events, i, e) {
+		json_t *args = json_object_get(e, "args");
+		json_array_foreach(json_object_get(args, "mpi"), k, ref)
+			if (json_integer_value(json_array_get(ref, 2)))
+				w[n++] = (struct writer){json_integer_value(json_array_get(ref, 0)),
+							 ival(args, "gid"), e};
+	}
+	qsort(w, n, sizeof *w, writer_cmp);
+	json_int_t id = first_id, count = 0;
+	size_t total = json_array_size(events);
+	for (i = 0; i < total; i++) {
+		e = json_array_get(events, i);
+		json_t *args = json_object_get(e, "args");
+		json_int_t gid = ival(args, "gid"), rank = ival(args, "rank");
+		json_array_foreach(json_object_get(args, "mpi"), k, ref) {
+			if (json_integer_value(json_array_get(ref, 2)))
+				continue;
+			int64_t tag = json_integer_value(json_array_get(ref, 0));
+			size_t lo = 0, hi = n; /* the first writer of tag */
+			while (lo < hi) {
+				size_t mid = (lo + hi) / 2;
+				if (w[mid].tag < tag || (w[mid].tag == tag && w[mid].gid < gid))
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo == 0 || w[lo - 1].tag != tag)
+				continue;
+			json_t *src = w[lo - 1].event, *sargs = json_object_get(src, "args");
+			if (ival(sargs, "rank") == rank)
+				continue;
+			double end = json_number_value(json_object_get(src, "ts")) +
+				     json_number_value(json_object_get(src, "dur"));
+			json_array_append_new(events, json_pack(
+				"{s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:{s:f}}", "ph", "s", "name", "MPI",
+				"cat", "mpi", "id", id, "pid", ival(src, "pid"), "tid", ival(src, "tid"),
+				"ts", end, "args", "bytes", json_number_value(json_array_get(ref, 1))));
+			json_array_append_new(events, json_pack(
+				"{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f}", "ph", "f", "bp", "e", "name",
+				"MPI", "cat", "mpi", "id", id, "pid", ival(e, "pid"), "tid", ival(e, "tid"),
+				"ts", json_number_value(json_object_get(e, "ts"))));
+			id++;
+			count++;
+		}
+	}
+	free(w);
+	return count;
+}
+
 int halo__trace_merge(const char *path, int ranks, halo_error_t *err)
 {
 	json_t **docs = calloc((size_t)ranks, sizeof *docs);
@@ -114,6 +196,10 @@ int halo__trace_merge(const char *path, int ranks, halo_error_t *err)
 		add_rank(events, docs[r], r, shift);
 	}
 	if (!rc) {
+		json_int_t flows = add_flows(events, (json_int_t)(ranks * ID_STRIDE) + 1);
+		json_t *mpi0 = json_object_get(json_object_get(docs[0], "otherData"), "mpi");
+		if (mpi0)
+			json_object_set_new(mpi0, "flows", json_integer(flows));
 		json_t *o0 = json_object_get(docs[0], "otherData");
 		json_t *other = json_pack("{s:O, s:O, s:f, s:I, s:O, s:f, s:O, s:o}", "producer",
 					  json_object_get(o0, "producer"), "scheduler",

@@ -262,6 +262,21 @@ got = {(a, b): v for a, row in enumerate(sent) for b, v in enumerate(row) if v}
 check(got == comm_stats(r.stderr) == expected_bytes(2) and got,
       "--trace on 2 ranks: bytes sent between ranks = StarPU-MPI's count = the halo volume",
       (got, comm_stats(r.stderr), expected_bytes(2)))
+flows = {}
+for e in doc["traceEvents"]:
+    if e.get("cat") == "mpi":
+        flows.setdefault(e["id"], {})[e["ph"]] = e
+by_pair = {}
+order_ok = True
+for f in flows.values():
+    if "s" in f and "f" in f:
+        k = (f["s"]["pid"] // 100000, f["f"]["pid"] // 100000)
+        by_pair[k] = by_pair.get(k, 0) + f["s"]["args"]["bytes"]
+        order_ok &= f["f"]["ts"] >= f["s"]["ts"] - 1000  # clocks lined up to ~1 ms
+check(by_pair == got and order_ok and doc["otherData"]["mpi"].get("flows") == len(flows),
+      "--trace on 2 ranks: a flow per MPI transfer, from the task that wrote the data on one "
+      "rank to the task that read it on the other; their bytes add up to the bytes sent",
+      (by_pair, got))
 r = halo("trace", "summary", tr, "--json", check_rc=0)
 summ = json.loads(r.stdout) if r.returncode == 0 else {}
 check(summ.get("mpi_bytes_sent") == sent and len(summ.get("workers", [])) == len(
