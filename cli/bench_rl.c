@@ -9,7 +9,6 @@
 #include "runtime/deconvolve.h"
 #include "util/util.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,17 +24,8 @@ static double now(void)
 
 void bench_gaussian_psf(float *p, int n)
 {
-	double s = n / 6.0 > 0.5 ? n / 6.0 : 0.5, sum = 0;
-	for (int z = 0; z < n; z++)
-		for (int y = 0; y < n; y++)
-			for (int x = 0; x < n; x++) {
-				double a = (z - n / 2) / s, b = (y - n / 2) / s, c = (x - n / 2) / s;
-				double v = exp(-0.5 * (a * a + b * b + c * c));
-				p[((size_t)z * n + (size_t)y) * n + (size_t)x] = (float)v;
-				sum += v;
-			}
-	for (size_t i = 0; i < (size_t)n * n * n; i++)
-		p[i] = (float)(p[i] / sum);
+	double s = n / 6.0 > 0.5 ? n / 6.0 : 0.5;
+	halo_cli_gaussian_psf(p, (int[3]){n, n, n}, (double[3]){s, s, s});
 }
 
 static int measure(const int n[3], int pn, int iterations, int warmup, int repeat,

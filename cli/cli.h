@@ -89,6 +89,10 @@ int halo_cli_usage_error(const char *cmd, int c, const char *bad);
  * the status. */
 int halo_cli_finish(halo_runtime_t *rt, int status);
 
+/* A Gaussian PSF of pn voxels, centred on voxel pn//2, sum 1 (the demo's
+ * and halo bench's). */
+void halo_cli_gaussian_psf(float *p, const int pn[3], const double sigma[3]);
+
 /* Prints "halo: MESSAGE" on stderr, one line. */
 void halo_cli_error(const halo_error_t *err);
 

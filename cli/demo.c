@@ -103,19 +103,19 @@ static void make_truth(float *t)
 }
 
 /* An anisotropic Gaussian, wider in z as a widefield PSF is. */
-static void make_psf(float *p)
+void halo_cli_gaussian_psf(float *p, const int pn[3], const double sigma[3])
 {
-	const double sz = 2.6, sy = 1.3, sx = 1.3;
 	double sum = 0;
-	for (int z = 0; z < PZ; z++)
-		for (int y = 0; y < PY; y++)
-			for (int x = 0; x < PX; x++) {
-				double a = (z - PZ / 2) / sz, b = (y - PY / 2) / sy, c = (x - PX / 2) / sx;
+	for (int z = 0; z < pn[0]; z++)
+		for (int y = 0; y < pn[1]; y++)
+			for (int x = 0; x < pn[2]; x++) {
+				double a = (z - pn[0] / 2) / sigma[0], b = (y - pn[1] / 2) / sigma[1];
+				double c = (x - pn[2] / 2) / sigma[2];
 				double v = exp(-0.5 * (a * a + b * b + c * c));
-				p[((size_t)z * PY + (size_t)y) * PX + (size_t)x] = (float)v;
+				p[((size_t)z * pn[1] + (size_t)y) * pn[2] + (size_t)x] = (float)v;
 				sum += v;
 			}
-	for (size_t i = 0; i < (size_t)PZ * PY * PX; i++)
+	for (size_t i = 0; i < (size_t)pn[0] * pn[1] * pn[2]; i++)
 		p[i] = (float)(p[i] / sum);
 }
 
@@ -250,8 +250,8 @@ int halo_cli_demo(int argc, char **argv)
 	snprintf(out_path, sizeof out_path, "%s/deconvolved.ome.zarr", dir);
 
 	make_truth(truth);
-	make_psf(psf);
 	int n3[3] = {NZ, NY, NX}, pn[3] = {PZ, PY, PX};
+	halo_cli_gaussian_psf(psf, pn, (double[3]){2.6, 1.3, 1.3});
 	if (halo_otf_compute(psf, pn, n3, otf) || halo_convolve_compute(truth, n3, otf, blurred)) {
 		halo_error_set(&err, HALO_ENOMEM, "out of memory blurring the specimen");
 		goto fail;

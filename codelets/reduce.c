@@ -2,23 +2,11 @@
 #include "config.h"
 #include "codelets/reduce.h"
 
+#include "util/dtype_scalar.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static inline double at(const void *p, halo_dtype_kind_t k, size_t i)
-{
-	switch (k) {
-	case HALO_U1: return ((const uint8_t *)p)[i];
-	case HALO_U2: return ((const uint16_t *)p)[i];
-	case HALO_U4: return ((const uint32_t *)p)[i];
-	case HALO_I1: return ((const int8_t *)p)[i];
-	case HALO_I2: return ((const int16_t *)p)[i];
-	case HALO_I4: return ((const int32_t *)p)[i];
-	case HALO_F4: return ((const float *)p)[i];
-	default: return ((const double *)p)[i];
-	}
-}
 
 /* NaN wins, as in numpy's minimum and maximum. */
 static inline double nmax(double a, double b)
@@ -43,7 +31,7 @@ static void partial_row(struct halo_reduce_partial *r, const void *p, halo_dtype
 {
 	double s = 0;
 	for (size_t x = 0; x < n; x++) {
-		double v = at(p, kind, x);
+		double v = halo_dtype_load1(p, x, kind);
 		s += v;
 		r->min = nmin(r->min, v);
 		r->max = nmax(r->max, v);
@@ -101,7 +89,7 @@ static void axis_cpu(void *buffers[], void *cl_arg)
 				c[a->axis] = k;
 				c[u] = i;
 				c[w] = j;
-				double v = at(p, a->kind, (size_t)c[0] * ldz + (size_t)c[1] * ldy + (size_t)c[2]);
+				double v = halo_dtype_load1(p, (size_t)c[0] * ldz + (size_t)c[1] * ldy + (size_t)c[2], a->kind);
 				r = a->fn == HALO_RED_MIN ? nmin(r, v) : a->fn == HALO_RED_MAX ? nmax(r, v) : r + v;
 			}
 			acc[(size_t)i * aldy + (size_t)j] = r;
