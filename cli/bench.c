@@ -201,7 +201,8 @@ static int describe_machine(struct bench_ctx *b, struct bench_report *rep, halo_
 	size_t i;
 	json_t *v;
 	json_array_foreach(json_object_get(w, "list"), i, v)
-		if (!strcmp(json_string_value(json_object_get(v, "kind")), "cuda")) {
+		if (json_string_value(json_object_get(v, "kind")) &&
+		    !strcmp(json_string_value(json_object_get(v, "kind")), "cuda")) {
 			rep->gpu_peak_gbs = json_real_value(json_object_get(v, "peak_bandwidth_gbs"));
 			break;
 		}

@@ -41,11 +41,15 @@ double bench_cpu_copy_gbs(int threads)
 		struct copy_job jobs[256];
 		size_t part = len / (size_t)threads;
 		double t0 = bench_now();
+		int started = 0;
 		for (int i = 0; i < threads; i++) {
 			jobs[i] = (struct copy_job){src + part * (size_t)i, dst + part * (size_t)i, part};
-			pthread_create(&th[i], NULL, copy_part, &jobs[i]);
+			if (pthread_create(&th[started], NULL, copy_part, &jobs[i]) == 0)
+				started++;
+			else
+				copy_part(&jobs[i]);
 		}
-		for (int i = 0; i < threads; i++)
+		for (int i = 0; i < started; i++)
 			pthread_join(th[i], NULL);
 		double gbs = 2.0 * (double)(part * (size_t)threads) / (bench_now() - t0) / 1e9;
 		best = gbs > best ? gbs : best;

@@ -252,8 +252,9 @@ static void svg_text(FILE *f, const char *s)
 
 enum { SVG_W = 960, LABEL_W = 380, ROW_H = 20, BAR_W = SVG_W - LABEL_W - 110 };
 
-/* One panel: a bar per available run (value from get), whiskers from lo to
- * hi when given. Returns the panel's height. */
+/* One panel: a bar per available run, the median throughput (or achieved
+ * bandwidth as a share of the peak), whiskers from the slowest run to the
+ * fastest. Returns the panel's height. */
 static int svg_panel(FILE *f, int y, const char *title, const struct bench_workload *w,
 		     const struct bench_report *rep, int bandwidth)
 {
@@ -261,7 +262,7 @@ static int svg_panel(FILE *f, int y, const char *title, const struct bench_workl
 	int rows = 0;
 	for (int i = 0; i < w->nruns; i++) {
 		const struct bench_run *r = &w->runs[i];
-		if (!r->available)
+		if (!r->available || (bandwidth && bench_peak_gbs(rep, r) <= 0))
 			continue;
 		double v = bandwidth ? 100 * w->bytes / bench_min(r) / 1e9 / bench_peak_gbs(rep, r)
 				     : throughput(w, bench_min(r));
@@ -278,9 +279,9 @@ static int svg_panel(FILE *f, int y, const char *title, const struct bench_workl
 	y += 26;
 	for (int i = 0; i < w->nruns; i++) {
 		const struct bench_run *r = &w->runs[i];
-		if (!r->available)
-			continue;
 		double peak = bench_peak_gbs(rep, r);
+		if (!r->available || (bandwidth && peak <= 0))
+			continue;
 		double med, lo, hi;
 		if (bandwidth) {
 			med = 100 * w->bytes / bench_median(r) / 1e9 / peak;

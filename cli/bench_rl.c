@@ -11,16 +11,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum { OPT_SHAPE = 1, OPT_PSF, OPT_ITER, OPT_REPEAT, OPT_WARMUP };
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 void bench_gaussian_psf(float *p, int n)
 {
@@ -62,13 +54,13 @@ static int measure(const int n[3], int pn, int iterations, int warmup, int repea
 				   (uint32_t)n[2], (uint32_t)n[1], (uint32_t)n[0], sizeof(float));
 	int failed = 0;
 	for (int i = 0; !rc && i < warmup + repeat; i++) {
-		double t0 = now();
+		double t0 = bench_now();
 		rc = k->submit(k->ctx, in, out, (int[3]){0, 0, 0}, n, &failed, err);
 		starpu_task_wait_for_all();
 		if (!rc && failed)
 			rc = halo_error_set(err, HALO_ENOMEM, "out of memory running the RL task");
 		if (i >= warmup)
-			times[i - warmup] = now() - t0;
+			times[i - warmup] = bench_now() - t0;
 	}
 	starpu_data_unregister(in);
 	starpu_data_unregister(out);

@@ -302,6 +302,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		goto fail;
 	halo_signals_install();
 	int ranks = halo_runtime_ranks(rt), speaker = halo_runtime_rank(rt) == 0;
+	dopts.stream.quiet |= !speaker;
 	if (ranks > 1) {
 		/* Rank 0 names and creates the output for every rank. */
 		halo_output_abort(out);

@@ -18,6 +18,13 @@ static int by_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A link's track: its tid (64 * src + dst node) within its rank's process
+ * (a trace joined from MPI ranks has one per rank). */
+static int link_id(const json_t *e)
+{
+	return (int)((long)num(e, "pid", 0) / HALO_TRACE_RANK_PIDS) * 4096 + (int)num(e, "tid", -1);
+}
+
 /* The data transfers (from FxT) sit on their own tracks, not workers'. */
 static int is_transfer(const json_t *e)
 {
@@ -78,14 +85,14 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 				continue;
 			tr->links = l;
 			l += tr->nlinks++;
-			l->id = (int)num(e, "tid", -1);
+			l->id = link_id(e);
 			const char *name = json_string_value(json_object_get(args, "name"));
 			snprintf(l->name, sizeof l->name, "%s", name ? name : "?");
 			continue;
 		}
 		if (strcmp(ph, "X") == 0 && is_transfer(e)) {
 			struct trace_transfer *t = &tr->transfers[tr->ntransfers++];
-			t->link = (int)num(e, "tid", -1);
+			t->link = link_id(e);
 			t->start = num(e, "ts", 0);
 			t->end = t->start + num(e, "dur", 0);
 			t->bytes = num(args, "bytes", 0);

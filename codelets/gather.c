@@ -190,12 +190,14 @@ void halo__gather_plan(const struct halo_gather_args *a, int64_t *space,
 		p->limit[d] = mapped ? n[d] : min64(n[d], a->dst_shape[d] - o[d]);
 		p->norig[d] = axis_origins(a, d, origins, extent);
 		for (int64_t i = 0; i < n[d]; i++) {
+			/* Unmapped, a block may lie at negative coordinates (the
+			 * cells of a distributed gather): any source holding g. */
 			int64_t g = o[d] + i;
-			int64_t m = mapped ? halo_boundary_map(g, a->src_shape[d], a->boundary)
-					   : g < a->src_shape[d] ? g : -1;
+			int64_t m = mapped ? halo_boundary_map(g, a->src_shape[d], a->boundary) : g;
+			int some = mapped ? m >= 0 : g < a->src_shape[d];
 			pos[i] = -1;
 			off[i] = 0;
-			for (int j = 0; m >= 0 && j < p->norig[d]; j++)
+			for (int j = 0; some && j < p->norig[d]; j++)
 				if (m >= origins[j] && m < origins[j] + extent[j]) {
 					pos[i] = j;
 					off[i] = m - origins[j];

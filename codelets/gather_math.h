@@ -5,7 +5,7 @@
  * chunk position (among the distinct source origins on that axis, in
  * listing order) holds it and at which offset, or -1 when no source does
  * (the boundary's constant, or padding). The tables are built on the host
- * by halo__gather_tables, so the boundary rule runs once per index instead
+ * by halo__gather_plan, so the boundary rule runs once per index instead
  * of once per voxel. */
 #ifndef HALO_CODELET_GATHER_MATH_H
 #define HALO_CODELET_GATHER_MATH_H

@@ -66,11 +66,11 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 
 /* Creates a new array directory at path (its parent must exist) and writes
  * its metadata; meta->attrs is written as .zattrs when not NULL. */
+int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t **out,
+		     halo_error_t *err);
 /* Writes chunks into an array another process created (MPI ranks > 0):
  * nothing is written on disk here. */
 int halo_zarr_attach(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t **out,
-		     halo_error_t *err);
-int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t **out,
 		     halo_error_t *err);
 
 /* Compresses and writes chunk idx from buf (native order, full chunk size:

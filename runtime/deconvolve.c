@@ -175,8 +175,11 @@ int halo__otf_cache_init(struct halo_otf_cache *c, const float *psf, const int p
 	 * by its rank, so that no rank sends it to another. */
 	c->nranks = halo__mpi_active() ? halo__mpi_ranks() : 1;
 	c->psf = calloc((size_t)c->nranks, sizeof *c->psf);
-	if (!c->psf)
+	if (!c->psf) {
+		starpu_free(c->psf_copy);
+		c->psf_copy = NULL;
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
 	for (int r = 0; r < c->nranks; r++) {
 		starpu_block_data_register(&c->psf[r], STARPU_MAIN_RAM, (uintptr_t)c->psf_copy,
 					   (uint32_t)pn[2], (uint32_t)(pn[2] * pn[1]), (uint32_t)pn[2],

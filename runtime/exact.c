@@ -236,7 +236,8 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 		}
 		struct cell_ctx cc = {x, from};
 		starpu_data_handle_t h = halo__block_register(hdims, sizeof(float), owner(x, u));
-		if (halo__gather_cells_submit(&proto, x->grid, cell_source, &cc, owner(x, u), h, err)) {
+		if (halo__gather_cells_submit(&proto, x->grid, cell_source, &cc, owner(x, u), h,
+					      "exact exchange", u, err)) {
 			starpu_data_unregister_submit(h);
 			return NULL;
 		}
@@ -409,9 +410,12 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 			}
 	/* Under MPI the other ranks wait for this one's halos: the ranks stop
 	 * together, between iterations, when any failed (or was interrupted). */
-	for (int it = 0; it < o->iterations && !rc &&
-			 !(x.ranks > 1 ? halo__mpi_any(stopped(&x)) : stopped(&x));
-	     it++) {
+	for (int it = 0; it < o->iterations; it++) {
+		int stop = rc || stopped(&x);
+		if (x.ranks > 1)
+			stop = halo__mpi_any(stop);
+		if (stop)
+			break;
 		for (int half = 1; half >= 0 && !rc; half--)
 			for (u[0] = 0; !rc && u[0] < x.grid[0].nblocks; u[0]++)
 				for (u[1] = 0; !rc && u[1] < x.grid[1].nblocks; u[1]++)
@@ -424,6 +428,8 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 			starpu_task_wait_for_n_submitted((unsigned)(4 * 2 * n));
 		halo_progress_update(&progress, it + 1, 0);
 	}
+	if (x.ranks > 1)
+		rc = halo__mpi_agree(rc, err); /* the ranks go on to the stores together */
 	starpu_data_handle_t token = NULL;
 	if (!rc && (!out || halo_writer_ordered(out))) {
 		/* TIFF pages in order (rank 0 writes them all under MPI) */

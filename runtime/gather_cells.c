@@ -8,19 +8,20 @@
 #include "config.h"
 #include "runtime/mpi.h"
 #include "runtime/stream_job.h"
+#include "runtime/trace.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs of positions [0, n) of an axis of the block starting at global o:
- * run k is [bounds[k], bounds[k+1]) with source block blk[k] (-1: the
- * boundary's constant; -2: padding beyond the destination, left to the
- * join). Returns the count. */
+/* Runs of positions [0, n) of an axis of the block starting at global o
+ * whose voxels one source block holds: run k is [bounds[k], bounds[k+1])
+ * with source block blk[k] (-1: the boundary's constant; -2: padding
+ * beyond the destination, left to the join). Returns the count. */
 static int axis_runs(const struct halo_axis *ax, int64_t o, int64_t n, int64_t limit,
 		     int64_t src_n, int boundary, int64_t *bounds, int64_t *blk)
 {
 	int k = 0;
-	int64_t prev_m = 0, prev_b = -3;
+	int64_t prev_b = -3;
 	for (int64_t t = 0; t < n; t++) {
 		int64_t g = o + t, m, b;
 		if (t >= limit) {
@@ -31,12 +32,13 @@ static int axis_runs(const struct halo_axis *ax, int64_t o, int64_t n, int64_t l
 							   : halo_boundary_map(g, src_n, boundary);
 			b = m < 0 ? -1 : halo_axis_find(ax, m);
 		}
-		if (t == 0 || b != prev_b || (b >= 0 && m != prev_m + 1)) {
+		/* A cell may map through the boundary in any order: it only
+		 * needs one source chunk. */
+		if (t == 0 || b != prev_b) {
 			bounds[k] = t;
 			blk[k] = b;
 			k++;
 		}
-		prev_m = m;
 		prev_b = b;
 	}
 	bounds[k] = n;
@@ -45,7 +47,8 @@ static int axis_runs(const struct halo_axis *ax, int64_t o, int64_t n, int64_t l
 
 int halo__gather_cells_submit(const struct halo_gather_args *proto, const struct halo_axis ax[3],
 			      halo_cell_source_fn source, void *ctx, int dst_owner,
-			      starpu_data_handle_t dst, halo_error_t *err)
+			      starpu_data_handle_t dst, const char *step, const int64_t chunk[3],
+			      halo_error_t *err)
 {
 	const int64_t *o = proto->dst_origin, *n = proto->dst_dims;
 	int mapped = proto->boundary != HALO_BOUNDARY_NONE;
@@ -110,6 +113,7 @@ int halo__gather_cells_submit(const struct halo_gather_args *proto, const struct
 				if (inside)
 					src = source(ctx, c, fa->src[0].origin, fa->src[0].dims, &who);
 				starpu_data_handle_t cell = halo__block_register(cd, elsize, who);
+				halo_trace_label(step, chunk); /* source() may have submitted */
 				rc = halo__gather_submit(fa, &src, cell, err);
 				cells[ncell] = cell;
 				for (int d = 0; d < 3; d++) {
@@ -119,6 +123,7 @@ int halo__gather_cells_submit(const struct halo_gather_args *proto, const struct
 				ncell++;
 			}
 	join->nsrc = ncell;
+	halo_trace_label(step, chunk);
 	if (!rc)
 		rc = halo__gather_submit(join, cells, dst, err);
 	else

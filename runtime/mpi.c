@@ -214,10 +214,9 @@ int halo__mpi_agree(int rc, halo_error_t *err)
 	MPI_Bcast(&e, (int)sizeof e, MPI_BYTE, first, MPI_COMM_WORLD);
 	if (err) {
 		/* Once: an outcome agreed on earlier already names its rank. */
-		char mark[32];
-		snprintf(mark, sizeof mark, "rank %d: ", first);
+		int r, used = 0;
 		*err = e;
-		if (strncmp(err->msg, mark, strlen(mark)) != 0)
+		if (!(sscanf(err->msg, "rank %d: %n", &r, &used) == 1 && used > 0))
 			halo_error_prefix(err, "rank %d", first);
 	}
 	return e.code ? e.code : HALO_ERUNTIME;

@@ -250,18 +250,17 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 
 	rt->ranks = 1;
 	int rc = start(rt, &conf, err);
-	if (rc == -EPROTO) {
+	if (rc) {
+		if (rt->fxt_tmp)
+			halo_fs_remove_tree(rt->fxt);
+		free(rt->fxt);
 		free(rt);
-		return HALO_ERUNTIME;
-	}
-	if (rc == -ENODEV) {
-		free(rt);
-		return halo_error_set(err, HALO_ERUNTIME,
-				      "StarPU found no worker to run on (--ncpu %d, --ncuda %d)",
-				      opts->ncpu, opts->ncuda);
-	}
-	if (rc != 0) {
-		free(rt);
+		if (rc == -EPROTO)
+			return HALO_ERUNTIME;
+		if (rc == -ENODEV)
+			return halo_error_set(err, HALO_ERUNTIME,
+					      "StarPU found no worker to run on (--ncpu %d, --ncuda %d)",
+					      opts->ncpu, opts->ncuda);
 		return halo_error_set(err, HALO_ERUNTIME, "starpu_init failed: %s", strerror(-rc));
 	}
 	runtime_active = 1;
@@ -276,8 +275,10 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	}
 	if (opts->trace) {
 		char part[4096];
-		if (rt->ranks > 1) /* each rank its part; rank 0 joins them at the end */
+		if (rt->ranks > 1) { /* each rank its part; rank 0 joins them at the end */
 			halo__trace_rank_path(opts->trace, rt->rank, part, sizeof part);
+			unlink(part); /* left by an earlier run: rank 0 must not join it */
+		}
 		rt->trace = strdup(rt->ranks > 1 ? part : opts->trace);
 		rt->trace_final = rt->ranks > 1 && rt->rank == 0 ? strdup(opts->trace) : NULL;
 		if (!rt->trace || halo_trace_begin(rt->fxt != NULL, err)) {

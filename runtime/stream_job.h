@@ -76,11 +76,13 @@ int halo__gather_submit(struct halo_gather_args *ga, const starpu_data_handle_t 
  * share the run: only the parts of source chunks the block needs cross
  * ranks (runtime/gather_cells.c). source(ctx, c, origin, dims, &owner)
  * returns source chunk c's handle, its extent and its owner; dst is
- * written on dst_owner. proto is not taken over. */
+ * written on dst_owner; step and chunk label the tasks in traces. proto
+ * is not taken over. */
 typedef starpu_data_handle_t (*halo_cell_source_fn)(void *ctx, const int64_t c[3],
 						    int64_t origin[3], int64_t dims[3], int *owner);
 int halo__gather_cells_submit(const struct halo_gather_args *proto, const struct halo_axis ax[3],
 			      halo_cell_source_fn source, void *ctx, int dst_owner,
-			      starpu_data_handle_t dst, halo_error_t *err);
+			      starpu_data_handle_t dst, const char *step, const int64_t chunk[3],
+			      halo_error_t *err);
 
 #endif

@@ -120,12 +120,13 @@ struct starpu_codelet halo__stream_write_cl = {
 
 int halo__stream_submit(struct starpu_task *t, struct halo_stream_job *job)
 {
+	const char *name = t->cl->name;
 	int rc = halo_task_submit(t);
 	if (rc >= 0)
 		return rc;
 	halo_error_t e;
-	halo_error_set(&e, HALO_ERUNTIME, "no StarPU worker can run the %s task (%s)",
-		       t->cl->name, strerror(-rc));
+	halo_error_set(&e, HALO_ERUNTIME, "no StarPU worker can run the %s task (%s)", name,
+		       strerror(-rc));
 	halo__stream_fail(job, &e);
 	return -1;
 }
@@ -202,9 +203,8 @@ int halo__gather_submit(struct halo_gather_args *ga, const starpu_data_handle_t 
 	t->cl_arg = ga;
 	t->cl_arg_size = halo_gather_args_size(n);
 	t->cl_arg_free = 1;
-	int rc = halo_task_submit(t);
+	int rc = halo_task_submit(t); /* on failure it frees ga and the handle arrays */
 	if (rc < 0) {
-		starpu_task_destroy(t); /* frees ga and the handle arrays */
 		return halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can run the gather task (%s)",
 				      strerror(-rc));
 	}

@@ -265,13 +265,25 @@ static int submit_traced(struct starpu_task *t)
 	return starpu_task_submit(t);
 }
 
+/* A task that could not be submitted: never run, freed here. */
+static int refused(struct starpu_task *t, int rc)
+{
+	t->destroy = 0;
+	starpu_task_destroy(t);
+	return rc;
+}
+
 int halo_task_submit(struct starpu_task *t)
 {
-	if (!halo__mpi_active())
-		return submit_traced(t);
+	if (!halo__mpi_active()) {
+		int rc = submit_traced(t);
+		return rc < 0 ? refused(t, rc) : rc;
+	}
 	struct halo_mpi_post post;
 	t = halo__mpi_build(t, &post);
 	int rc = post.failed ? -ENOMEM : t ? submit_traced(t) : HALO_TASK_ELSEWHERE;
+	if (rc < 0 && t)
+		refused(t, rc);
 	halo__mpi_post(&post);
 	return rc;
 }
@@ -281,8 +293,6 @@ int halo__task_insert_built(struct starpu_task *t)
 	if (!t)
 		return -ENOMEM;
 	int rc = halo_task_submit(t);
-	if (rc < 0)
-		starpu_task_destroy(t);
 	return rc < 0 ? rc : 0;
 }
 

@@ -33,8 +33,9 @@ int halo_trace_active(void);
 void halo_trace_label(const char *step, const int64_t chunk[3]);
 
 /* starpu_task_submit(t), recording t when a trace is active. Returns
- * StarPU's code, or HALO_TASK_ELSEWHERE when another MPI rank runs it
- * (runtime/mpi.h; t is gone then). */
+ * StarPU's code (t is destroyed when it is negative), or
+ * HALO_TASK_ELSEWHERE when another MPI rank runs it (runtime/mpi.h; t is
+ * gone then too). */
 enum { HALO_TASK_ELSEWHERE = 1 };
 int halo_task_submit(struct starpu_task *t);
 

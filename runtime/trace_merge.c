@@ -53,7 +53,10 @@ static void add_rank(json_t *events, json_t *doc, int r, double shift)
 			snprintf(label, sizeof label, "rank %d: %s", r, name ? name : "");
 			json_object_set_new(args, "name", json_string(label));
 		}
-		if (!transfer && json_object_get(e, "tid") && ph && strcmp(ph, "C"))
+		/* Worker tracks take the rank into their ids; the transfer
+		 * tracks stay apart already by their rank's pid. */
+		json_int_t pid = json_integer_value(json_object_get(e, "pid")) % PID_STRIDE;
+		if (pid != HALO_TRACE_TRANSFER_PID && json_object_get(e, "tid") && ph && strcmp(ph, "C"))
 			shift_int(e, "tid", (json_int_t)r * WORKER_STRIDE);
 		if (ph && !strcmp(ph, "X") && !transfer) {
 			shift_int(args, "worker", (json_int_t)r * WORKER_STRIDE);
@@ -201,7 +204,7 @@ int halo__trace_merge(const char *path, int ranks, halo_error_t *err)
 		if (mpi0)
 			json_object_set_new(mpi0, "flows", json_integer(flows));
 		json_t *o0 = json_object_get(docs[0], "otherData");
-		json_t *other = json_pack("{s:O, s:O, s:f, s:I, s:O, s:f, s:O, s:o}", "producer",
+		json_t *other = json_pack("{s:O, s:O, s:f, s:I, s:o, s:f, s:O, s:o}", "producer",
 					  json_object_get(o0, "producer"), "scheduler",
 					  json_object_get(o0, "scheduler"), "makespan_us", end, "workers",
 					  workers, "links", links, "t0_unix_us", t0, "mpi",

@@ -156,7 +156,7 @@ static void gather(struct exec *x, halo_pnode_t *p, int k, const int64_t j[3],
 		halo_error_t e = {0};
 		x->tasks++;
 		if (halo__gather_cells_submit(&proto, in->grid, cell_source, &cc, owner(x, p, j), dst,
-					      &e))
+					      p->expr->name, j, &e))
 			halo__stream_fail(&x->job, &e);
 		FOR_INPUTS(lists, cnt, c)
 			release(x, in, c);
@@ -526,9 +526,13 @@ static int open_outputs(struct exec *x, int limit, halo_error_t *err)
 			if (!s->partials)
 				rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
 		}
+		if (rc && (e->op == HALO_OP_STORE || e->op == HALO_OP_MAP_OVERLAP))
+			halo_error_prefix(err, "step \"%s\"", e->name);
+		/* Under MPI every rank goes through every step: a step that
+		 * failed on one rank fails on all. */
+		rc = halo__mpi_agree(rc, err);
 		if (rc)
-			return e->op == HALO_OP_STORE || e->op == HALO_OP_MAP_OVERLAP
-				       ? halo_error_prefix(err, "step \"%s\"", e->name) : rc;
+			return rc;
 	}
 	return HALO_OK;
 }

@@ -153,9 +153,9 @@ def reflect(g, n):
 
 def slab_bytes(owner, out_grid, src_grid, halos, elbytes, reps):
     """Bytes from rank to rank when each haloed block of out_grid is cut,
-    axis by axis, into runs that one chunk of src_grid fills in order
-    (reflect at the faces), and a cell crosses ranks when its source chunk
-    belongs to another rank than the block (runtime/gather_cells.c). halos:
+    axis by axis, into runs that one chunk of src_grid fills (reflect at
+    the faces), and a cell crosses ranks when its source chunk belongs to
+    another rank than the block (runtime/gather_cells.c). halos:
     (before, after(size of the chunk along the axis)) per gather of a
     block; reps: how many times each gather happens."""
     moved = {}
@@ -168,7 +168,7 @@ def slab_bytes(owner, out_grid, src_grid, halos, elbytes, reps):
                 ax, prev = [], None
                 for t in range(hd):
                     m = reflect(lo + t, SHAPE[a])
-                    if prev is None or m // src_grid[a] != prev // src_grid[a] or m != prev + 1:
+                    if prev is None or m // src_grid[a] != prev // src_grid[a]:
                         ax.append([m, 0])
                     ax[-1][1] += 1
                     prev = m
