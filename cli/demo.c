@@ -5,6 +5,7 @@
  * truth the result is. Deterministic: the same seed gives the same files. */
 #include "config.h"
 #include "cli/cli.h"
+#include "runtime/runtime.h"
 #include "cli/deconv_common.h"
 #include "codelets/rl.h"
 #include "io/fs.h"
@@ -223,6 +224,11 @@ int halo_cli_demo(int argc, char **argv)
 	int status;
 	if (halo_deconv_cli_parse(argc, argv, "demo", demo_help, 0, 1, &o, &status))
 		return status;
+	if (halo__runtime_launched_ranks() > 1) {
+		/* Every rank would write the same sample files at once. */
+		fprintf(stderr, "halo: demo runs in one process; run it without mpirun\n");
+		return HALO_EXIT_FAIL;
+	}
 	const char *dir = o.args[0] ? o.args[0] : "halo-demo";
 	if (!o.nchunks) {
 		o.chunks[0] = 48;

@@ -98,6 +98,13 @@ static int mpi_launched(void)
 	return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
 }
 
+int halo__runtime_launched_ranks(void)
+{
+	const char *n = getenv("OMPI_COMM_WORLD_SIZE");
+	n = n ? n : getenv("PMI_SIZE");
+	return n && atoi(n) > 1 ? atoi(n) : 1;
+}
+
 /* starpu_init, or under mpirun MPI and StarPU-MPI. halo initialises MPI
  * itself, with MPI_THREAD_MULTIPLE, so that its own collectives (the
  * run's outcome, scalar results) may run beside StarPU-MPI's thread.
@@ -208,6 +215,21 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		snprintf(dir, sizeof dir, "%s/halo-fxt-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 		if (mkdtemp(dir) && (rt->fxt = strdup(dir)))
 			rt->fxt_tmp = 1;
+	}
+	const char *mpi_rank = getenv("OMPI_COMM_WORLD_RANK");
+	mpi_rank = mpi_rank ? mpi_rank : getenv("PMI_RANK");
+	mpi_rank = mpi_rank ? mpi_rank : getenv("PMIX_RANK");
+	if (rt->fxt && mpi_rank && !rt->fxt_tmp) {
+		/* Under mpirun each rank keeps (and converts) its own FxT trace. */
+		char dir[4096];
+		snprintf(dir, sizeof dir, "%s/rank%s", rt->fxt, mpi_rank);
+		free(rt->fxt);
+		rt->fxt = strdup(dir);
+		if (!rt->fxt || halo_fs_mkdirs(dir, err)) {
+			free(rt->fxt);
+			free(rt);
+			return err && err->code ? err->code : halo_error_set(err, HALO_ENOMEM, "out of memory");
+		}
 	}
 	if (rt->fxt) {
 		char prefix[4096];

@@ -24,6 +24,10 @@ typedef struct halo_worker_info {
 int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
 			  int *count, halo_error_t *err);
 
+/* How many processes mpirun (or srun) started, from their environment,
+ * before MPI is initialised; 1 without one. */
+int halo__runtime_launched_ranks(void);
+
 typedef struct halo_topology {
 	int packages, numa_nodes, cores, pus;
 	char hwloc_version[32];

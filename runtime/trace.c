@@ -638,9 +638,18 @@ int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), 
 	if (f && fxt_dir && T.fxt) {
 		struct halo_transfer *t = NULL;
 		size_t nt = 0;
-		rc = halo__fxt_transfers(fxt_dir, T.mark_us, &t, &nt, err);
-		if (!rc)
+		halo_error_t ferr = {0};
+		if (halo__fxt_transfers(fxt_dir, T.mark_us, &t, &nt, &ferr) == HALO_OK) {
 			write_transfers(f, t, nt, base, names, nnodes < 64 ? nnodes : 64);
+		} else {
+			/* The run succeeded: keep its trace, and say what is missing. */
+			fprintf(f, ",\n{\"ph\":\"i\",\"s\":\"g\",\"ts\":0,\"pid\":%d,\"name\":",
+				HALO_TRACE_TRANSFER_PID);
+			char what[HALO_ERROR_MSG_MAX + 64];
+			snprintf(what, sizeof what, "data transfers not recorded: %s", ferr.msg);
+			json_str(f, what);
+			fprintf(f, "}");
+		}
 		free(t);
 	}
 	if (f) {

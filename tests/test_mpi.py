@@ -77,6 +77,13 @@ check(r.returncode != 0 and len(lines) == 2 and
       not os.path.exists(path("mpi-out.zarr")),
       "a command without MPI support refuses several ranks with one line", r.stderr[-1500:])
 
+demo = path("mpi-demo")
+shutil.rmtree(demo, ignore_errors=True)
+r = mpirun(2, "demo", demo, "--quiet")
+lines = [l for l in r.stderr.splitlines() if l.startswith("halo: ")]
+check(r.returncode != 0 and lines and all("demo runs in one process" in l for l in lines) and
+      not os.path.exists(demo), "demo under mpirun: refuses before writing its sample", r.stderr)
+
 # --- halo run on several ranks --------------------------------------------
 SHAPE, RAW, RE, DEPTH = (40, 48, 56), (20, 24, 28), (16, 24, 20), 2
 rng = np.random.default_rng(3)
@@ -284,6 +291,14 @@ check(summ.get("mpi_bytes_sent") == sent and len(summ.get("workers", [])) == len
       "trace summary: bytes between ranks, and each rank's workers apart", summ.get("workers"))
 r = halo("trace", "summary", tr, check_rc=0)
 check("rank 0 -> 1" in r.stdout, "trace summary prints the bytes between ranks", r.stdout)
+
+# --trace-fxt: each rank keeps and converts its own FxT trace.
+fxt = path("mpi-fxt")
+shutil.rmtree(fxt, ignore_errors=True)
+r = mpirun(2, "run", pipeline("mpi-f", src), "--quiet", "--trace-fxt", fxt)
+check(r.returncode == 0 and all(os.path.exists(os.path.join(fxt, f"rank{k}", "paje.trace"))
+                                for k in (0, 1)),
+      "--trace-fxt on 2 ranks: a Paje trace per rank in DIR/rankR", r.stderr[-1500:])
 
 # deconvolve (overlap mode) on several ranks: the single-process result
 tifffile.imwrite(path("mpi-psf.tif"), np.exp(-np.sum(np.square(np.meshgrid(
