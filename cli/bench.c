@@ -264,14 +264,12 @@ static void halo_argv(const struct bench_ctx *b, const struct bench_workload *w,
 /* FILE.json -> FILE-rl-cpu2-gpu0-dmda.json */
 static void trace_name(const char *pattern, const char *label, char *out, size_t len)
 {
-	const char *dot = strrchr(pattern, '.');
-	const char *slash = strrchr(pattern, '/');
-	if (!dot || (slash && dot < slash))
-		dot = pattern + strlen(pattern);
-	snprintf(out, len, "%.*s-%s%s", (int)(dot - pattern), pattern, label, dot);
-	for (char *p = out + (dot - pattern); *p && p < out + len; p++)
+	char insert[256];
+	snprintf(insert, sizeof insert, "-%s", label);
+	for (char *p = insert; *p; p++)
 		if (*p == ' ' || *p == '=')
 			*p = *p == ' ' ? '-' : '_';
+	halo_fs_insert_before_ext(pattern, insert, out, len);
 }
 
 static int measure_halo(struct bench_ctx *b, struct bench_workload *w, const struct bench_cfg *c,

@@ -118,6 +118,14 @@ int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *
 	return HALO_OK;
 }
 
+void halo_fs_insert_before_ext(const char *path, const char *insert, char *out, size_t len)
+{
+	const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+	if (!dot || (slash && dot < slash))
+		dot = path + strlen(path);
+	snprintf(out, len, "%.*s%s%s", (int)(dot - path), path, insert, dot);
+}
+
 int halo_fs_mkdirs(const char *path, halo_error_t *err)
 {
 	char *p = strdup(path);

@@ -28,6 +28,9 @@ int halo_fs_mkdirs(const char *path, halo_error_t *err);
 int halo_fs_remove_tree(const char *path);
 
 int halo_fs_exists(const char *path);
+/* path with insert put before its extension ("run.json", ".rank1" ->
+ * "run.rank1.json"; at the end when it has none). */
+void halo_fs_insert_before_ext(const char *path, const char *insert, char *out, size_t len);
 int halo_fs_is_dir(const char *path);
 
 /* Maps errno to a halo code. */

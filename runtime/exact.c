@@ -217,72 +217,55 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 				     const int64_t u[3], const int before[3], const int after[3],
 				     int boundary, double constant, int64_t hdims[3], halo_error_t *err)
 {
-	int64_t start[3], dims[3], a[3], cnt[3];
+	int64_t start[3], dims[3], cnt[3];
 	unit_extent(x, u, start, dims);
+	struct halo_gather_args proto = {.src_kind = HALO_F4, .dst_kind = HALO_F4,
+					 .boundary = boundary, .constant = constant,
+					 .factor = {1, 1, 1}};
 	for (int d = 0; d < 3; d++) {
-		a[d] = start[d] - before[d];
 		hdims[d] = dims[d] + before[d] + after[d];
+		proto.src_shape[d] = x->oi->shape[d];
+		proto.dst_origin[d] = start[d] - before[d];
+		proto.dst_dims[d] = hdims[d];
+		proto.dst_shape[d] = proto.dst_origin[d] + hdims[d];
 	}
+	starpu_data_handle_t h = halo__block_register(hdims, sizeof(float), owner(x, u));
+	int rc;
 	if (halo__mpi_active()) {
 		/* Several ranks: only the halo slabs cross them. */
-		struct halo_gather_args proto = {.src_kind = HALO_F4, .dst_kind = HALO_F4,
-						 .boundary = boundary, .constant = constant,
-						 .factor = {1, 1, 1}};
-		for (int d = 0; d < 3; d++) {
-			proto.src_shape[d] = x->oi->shape[d];
-			proto.dst_origin[d] = a[d];
-			proto.dst_dims[d] = hdims[d];
-			proto.dst_shape[d] = a[d] + hdims[d];
-		}
 		struct cell_ctx cc = {x, from};
-		starpu_data_handle_t h = halo__block_register(hdims, sizeof(float), owner(x, u));
-		if (halo__gather_cells_submit(&proto, x->grid, cell_source, &cc, owner(x, u), h,
-					      "exact exchange", u, err)) {
+		rc = halo__gather_cells_submit(&proto, x->grid, cell_source, &cc, owner(x, u), h,
+					       "exact exchange", u, err);
+	} else {
+		for (int d = 0; d < 3; d++)
+			cnt[d] = halo_axis_blocks_touched(&x->grid[d], proto.dst_origin[d],
+							  proto.dst_shape[d], boundary, x->lists[d]);
+		int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
+		struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
+		starpu_data_handle_t *src = malloc((size_t)(nsrc + 1) * sizeof *src);
+		if (!ga || !src) {
+			free(ga);
+			free(src);
 			starpu_data_unregister_submit(h);
+			halo_error_set(err, HALO_ENOMEM, "out of memory submitting tasks");
 			return NULL;
 		}
-		return h;
-	}
-	for (int d = 0; d < 3; d++)
-		cnt[d] = halo_axis_blocks_touched(&x->grid[d], a[d], a[d] + hdims[d], boundary,
-						  x->lists[d]);
-	int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
-	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
-	starpu_data_handle_t *src = malloc((size_t)(nsrc + 1) * sizeof *src);
-	if (!ga || !src) {
-		free(ga);
-		free(src);
-		halo_error_set(err, HALO_ENOMEM, "out of memory submitting tasks");
-		return NULL;
-	}
-	*ga = (struct halo_gather_args){.nsrc = nsrc, .src_kind = HALO_F4, .dst_kind = HALO_F4,
-					.boundary = boundary, .constant = constant};
-	for (int d = 0; d < 3; d++) {
-		ga->src_shape[d] = x->oi->shape[d];
-		ga->dst_origin[d] = a[d];
-		ga->dst_dims[d] = hdims[d];
-		ga->dst_shape[d] = a[d] + hdims[d];
-		ga->factor[d] = 1;
-	}
-	int k = 0;
-	int64_t c[3];
-	for (int64_t iz = 0; iz < cnt[0]; iz++)
-		for (int64_t iy = 0; iy < cnt[1]; iy++)
-			for (int64_t ix = 0; ix < cnt[2]; ix++, k++) {
-				c[0] = x->lists[0][iz];
-				c[1] = x->lists[1][iy];
-				c[2] = x->lists[2][ix];
-				int64_t s[3], e[3];
-				unit_extent(x, c, s, e);
-				for (int d = 0; d < 3; d++) {
-					ga->src[k].origin[d] = s[d];
-					ga->src[k].dims[d] = e[d];
+		*ga = proto;
+		ga->nsrc = nsrc;
+		int k = 0;
+		int64_t c[3];
+		for (int64_t iz = 0; iz < cnt[0]; iz++)
+			for (int64_t iy = 0; iy < cnt[1]; iy++)
+				for (int64_t ix = 0; ix < cnt[2]; ix++, k++) {
+					c[0] = x->lists[0][iz];
+					c[1] = x->lists[1][iy];
+					c[2] = x->lists[2][ix];
+					unit_extent(x, c, ga->src[k].origin, ga->src[k].dims);
+					src[k] = from[flat(x, c)];
 				}
-				src[k] = from[flat(x, c)];
-			}
-	starpu_data_handle_t h = halo__block_register(hdims, sizeof(float), owner(x, u));
-	int rc = halo__gather_submit(ga, src, h, err);
-	free(src);
+		rc = halo__gather_submit(ga, src, h, err);
+		free(src);
+	}
 	if (rc) {
 		starpu_data_unregister_submit(h);
 		return NULL;

@@ -6,6 +6,7 @@
  * bytes StarPU-MPI sent between ranks are in otherData.mpi. */
 #include "config.h"
 #include "runtime/trace.h"
+#include "io/fs.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -20,10 +21,9 @@ enum { PID_STRIDE = HALO_TRACE_RANK_PIDS, WORKER_STRIDE = 1000 };
 
 void halo__trace_rank_path(const char *path, int rank, char *out, size_t len)
 {
-	const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
-	if (!dot || (slash && dot < slash))
-		dot = path + strlen(path);
-	snprintf(out, len, "%.*s.rank%d%s", (int)(dot - path), path, rank, dot);
+	char insert[32];
+	snprintf(insert, sizeof insert, ".rank%d", rank);
+	halo_fs_insert_before_ext(path, insert, out, len);
 }
 
 static void shift_int(json_t *o, const char *key, json_int_t by)

@@ -140,58 +140,48 @@ static void gather(struct exec *x, halo_pnode_t *p, int k, const int64_t j[3],
 	halo_pnode_t *in = p->in[k];
 	int64_t cnt[3], **lists = x->st[p->id].lists;
 	halo_plan_inputs(p, k, j, lists, cnt);
+	struct halo_gather_args proto = {.src_kind = in->expr->dtype, .dst_kind = dst_kind,
+					 .boundary = boundary, .constant = constant,
+					 .factor = {1, 1, 1}};
+	for (int d = 0; d < 3; d++) {
+		proto.src_shape[d] = in->expr->shape[d];
+		proto.dst_origin[d] = origin[d];
+		proto.dst_dims[d] = dims[d];
+		proto.dst_shape[d] = dst_shape[d];
+	}
+	halo_error_t e = {0};
+	int rc = HALO_OK;
+	x->tasks++;
 	if (x->ranks > 1) {
 		/* Several ranks: only the parts of the inputs that j needs
 		 * cross them. */
-		struct halo_gather_args proto = {.src_kind = in->expr->dtype, .dst_kind = dst_kind,
-						 .boundary = boundary, .constant = constant,
-						 .factor = {1, 1, 1}};
-		for (int d = 0; d < 3; d++) {
-			proto.src_shape[d] = in->expr->shape[d];
-			proto.dst_origin[d] = origin[d];
-			proto.dst_dims[d] = dims[d];
-			proto.dst_shape[d] = dst_shape[d];
-		}
 		struct cell_ctx cc = {x, in};
-		halo_error_t e = {0};
-		x->tasks++;
-		if (halo__gather_cells_submit(&proto, in->grid, cell_source, &cc, owner(x, p, j), dst,
-					      p->expr->name, j, &e))
-			halo__stream_fail(&x->job, &e);
-		FOR_INPUTS(lists, cnt, c)
-			release(x, in, c);
-		return;
-	}
-	int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
-	struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
-	starpu_data_handle_t *src = malloc((size_t)nsrc * sizeof *src);
-	if (!ga || !src) {
-		free(ga);
+		rc = halo__gather_cells_submit(&proto, in->grid, cell_source, &cc, owner(x, p, j), dst,
+					       p->expr->name, j, &e);
+	} else {
+		int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
+		struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
+		starpu_data_handle_t *src = malloc((size_t)nsrc * sizeof *src);
+		if (!ga || !src) {
+			free(ga);
+			free(src);
+			halo__stream_fail_nomem(&x->job);
+			return;
+		}
+		*ga = proto;
+		ga->nsrc = nsrc;
+		int i = 0;
+		FOR_INPUTS(lists, cnt, c) {
+			int64_t valid[3];
+			halo_pnode_block(in, c, ga->src[i].origin, ga->src[i].dims, valid);
+			src[i++] = chunk(x, in, c);
+		}
+		halo_trace_label(p->expr->name, j); /* the inputs relabelled */
+		rc = halo__gather_submit(ga, src, dst, &e);
 		free(src);
-		halo__stream_fail_nomem(&x->job);
-		return;
 	}
-	*ga = (struct halo_gather_args){.nsrc = nsrc, .src_kind = in->expr->dtype,
-					.dst_kind = dst_kind, .boundary = boundary,
-					.constant = constant, .factor = {1, 1, 1}};
-	for (int d = 0; d < 3; d++) {
-		ga->src_shape[d] = in->expr->shape[d];
-		ga->dst_origin[d] = origin[d];
-		ga->dst_dims[d] = dims[d];
-		ga->dst_shape[d] = dst_shape[d];
-	}
-	int i = 0;
-	FOR_INPUTS(lists, cnt, c) {
-		int64_t valid[3];
-		halo_pnode_block(in, c, ga->src[i].origin, ga->src[i].dims, valid);
-		src[i++] = chunk(x, in, c);
-	}
-	halo_trace_label(p->expr->name, j); /* the inputs relabelled */
-	halo_error_t e = {0};
-	x->tasks++;
-	if (halo__gather_submit(ga, src, dst, &e))
+	if (rc)
 		halo__stream_fail(&x->job, &e);
-	free(src);
 	FOR_INPUTS(lists, cnt, c)
 		release(x, in, c);
 }
