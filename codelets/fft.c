@@ -1,14 +1,18 @@
-/* Per-thread FFTW plans and buffers (see fft.h). Plans are executed with
- * FFTW's new-array interface on buffers that all come from fftwf_malloc, so
- * they share the alignment the plans were made with. */
+/* Per-thread FFTW plans and buffers, and the plane and column passes (see
+ * fft.h). Plans are made once and executed with FFTW's new-array interface
+ * on every plane and row: rows are padded to a multiple of four complex
+ * values and every buffer comes from fftwf_malloc, so each array a plan
+ * runs on has the alignment it was planned with. */
 #include "config.h"
 #include "codelets/fft.h"
+#include "codelets/rl_math.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_SHAPES 8
+#define MAX_THREADS 64
 
 struct fft_cache {
 	struct halo_fft_work work[MAX_SHAPES];
@@ -22,12 +26,15 @@ static pthread_mutex_t wisdom_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void work_free(struct halo_fft_work *w)
 {
-	if (w->r2c)
-		fftwf_destroy_plan(w->r2c);
-	if (w->c2r)
-		fftwf_destroy_plan(w->c2r);
+	fftwf_plan plans[] = {w->plane_r2c, w->plane_c2r, w->z_fwd, w->z_inv};
+	for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++)
+		if (plans[i])
+			fftwf_destroy_plan(plans[i]);
+	if (w->plane)
+		for (int t = 0; t < w->nthreads; t++)
+			fftwf_free(w->plane[t]);
+	free(w->plane);
 	fftwf_free(w->a);
-	fftwf_free(w->b);
 	fftwf_free(w->spec);
 	memset(w, 0, sizeof *w);
 }
@@ -43,8 +50,10 @@ static void cache_free(void *v)
 static void init_key(void)
 {
 	pthread_key_create(&cache_key, cache_free);
-	fftwf_make_planner_thread_safe();
+	/* Besides multi-threaded plans, this creates FFTW's planner here, once:
+	 * two workers planning first at the same time would race to make it. */
 	fftwf_init_threads();
+	fftwf_make_planner_thread_safe();
 }
 
 void halo_fft_init(const char *wisdom_file)
@@ -76,9 +85,43 @@ void halo_fft_save_wisdom(void)
 	pthread_mutex_unlock(&wisdom_lock);
 }
 
+static unsigned planner_flags(void)
+{
+	const char *planner = getenv("HALO_FFTW_PLANNER");
+	if (planner && strcmp(planner, "estimate") == 0)
+		return FFTW_ESTIMATE;
+	if (planner && strcmp(planner, "patient") == 0)
+		return FFTW_PATIENT;
+	return FFTW_MEASURE;
+}
+
+/* Plans on the buffers they will run on (planning with FFTW_MEASURE
+ * overwrites them; they hold nothing yet). */
+static int make_plans(struct halo_fft_work *w)
+{
+	unsigned flags = planner_flags();
+	int n0 = w->n[0], n1 = w->n[1], n2 = w->n[2];
+	int plane[2] = {n1, n2}, spec_embed[2] = {n1, w->pitch};
+	int stride = n1 * w->pitch;
+	fftwf_plan_with_nthreads(1);
+	w->plane_r2c = fftwf_plan_many_dft_r2c(2, plane, 1, w->plane[0], NULL, 1, 0, w->spec,
+					       spec_embed, 1, 0, flags);
+	w->plane_c2r = fftwf_plan_many_dft_c2r(2, plane, 1, w->spec, spec_embed, 1, 0,
+					       w->plane[0], NULL, 1, 0, flags);
+	w->z_fwd = fftwf_plan_many_dft(1, &n0, w->nh, w->spec, NULL, stride, 1, w->spec, NULL,
+				       stride, 1, FFTW_FORWARD, flags);
+	w->z_inv = fftwf_plan_many_dft(1, &n0, w->nh, w->spec, NULL, stride, 1, w->spec, NULL,
+				       stride, 1, FFTW_BACKWARD, flags);
+	return w->plane_r2c && w->plane_c2r && w->z_fwd && w->z_inv ? 0 : -1;
+}
+
 struct halo_fft_work *halo_fft_work(const int n[3], int nthreads)
 {
 	pthread_once(&init_once, init_key);
+	if (nthreads < 1)
+		nthreads = 1;
+	if (nthreads > MAX_THREADS)
+		nthreads = MAX_THREADS;
 	struct fft_cache *c = pthread_getspecific(cache_key);
 	if (!c) {
 		c = calloc(1, sizeof *c);
@@ -102,26 +145,16 @@ struct halo_fft_work *halo_fft_work(const int n[3], int nthreads)
 	struct halo_fft_work *w = &c->work[c->count];
 	memcpy(w->n, n, sizeof w->n);
 	w->nthreads = nthreads;
+	w->nh = n[2] / 2 + 1;
+	w->pitch = (w->nh + 3) & ~3;
 	w->nreal = (size_t)n[0] * (size_t)n[1] * (size_t)n[2];
-	w->ncplx = (size_t)n[0] * (size_t)n[1] * (size_t)(n[2] / 2 + 1);
 	w->a = fftwf_alloc_real(w->nreal);
-	w->b = fftwf_alloc_real(w->nreal);
-	w->spec = fftwf_alloc_complex(w->ncplx);
-	if (!w->a || !w->b || !w->spec) {
-		work_free(w);
-		return NULL;
-	}
-	fftwf_plan_with_nthreads(nthreads > 1 ? nthreads : 1);
-	unsigned flags = FFTW_MEASURE;
-	const char *planner = getenv("HALO_FFTW_PLANNER");
-	if (planner && strcmp(planner, "estimate") == 0)
-		flags = FFTW_ESTIMATE;
-	else if (planner && strcmp(planner, "patient") == 0)
-		flags = FFTW_PATIENT;
-	/* Planning with FFTW_MEASURE overwrites the arrays; they hold nothing yet. */
-	w->r2c = fftwf_plan_dft_r2c_3d(n[0], n[1], n[2], w->a, w->spec, flags);
-	w->c2r = fftwf_plan_dft_c2r_3d(n[0], n[1], n[2], w->spec, w->b, flags);
-	if (!w->r2c || !w->c2r) {
+	w->spec = fftwf_alloc_complex((size_t)n[0] * (size_t)n[1] * (size_t)w->pitch);
+	w->plane = calloc((size_t)nthreads, sizeof *w->plane);
+	int ok = w->a && w->spec && w->plane;
+	for (int t = 0; ok && t < nthreads; t++)
+		ok = (w->plane[t] = fftwf_alloc_real((size_t)n[1] * (size_t)n[2])) != NULL;
+	if (!ok || make_plans(w)) {
 		work_free(w);
 		return NULL;
 	}
@@ -129,12 +162,100 @@ struct halo_fft_work *halo_fft_work(const int n[3], int nthreads)
 	return w;
 }
 
-void halo_fft_r2c(struct halo_fft_work *w, float *in)
+/* Runs job(t) for t < w->nthreads, job 0 on this thread. Threads are
+ * started per pass: tens of microseconds against milliseconds of work,
+ * and nothing spins between passes. */
+struct pass {
+	struct halo_fft_work *w;
+	int t;
+	void (*job)(const struct pass *);
+	/* plane passes */
+	int flags, z0, z1;
+	halo_fft_plane_fn fn;
+	void *arg;
+	/* column passes */
+	const float *otf;
+	int conj;
+};
+
+static void *pass_run(void *p)
 {
-	fftwf_execute_dft_r2c(w->r2c, in, w->spec);
+	const struct pass *ps = p;
+	ps->job(ps);
+	return NULL;
 }
 
-void halo_fft_c2r(struct halo_fft_work *w, float *out)
+static void pass_all(const struct pass *proto)
 {
-	fftwf_execute_dft_c2r(w->c2r, w->spec, out);
+	int nt = proto->w->nthreads;
+	struct pass jobs[MAX_THREADS];
+	pthread_t tid[MAX_THREADS];
+	int started[MAX_THREADS] = {0};
+	for (int t = 1; t < nt; t++) {
+		jobs[t] = *proto;
+		jobs[t].t = t;
+		started[t] = pthread_create(&tid[t], NULL, pass_run, &jobs[t]) == 0;
+	}
+	pass_run((void *)proto); /* t is 0 */
+	for (int t = 1; t < nt; t++) {
+		if (started[t])
+			pthread_join(tid[t], NULL);
+		else
+			pass_run(&jobs[t]); /* no thread to be had: do it here */
+	}
+}
+
+static void planes_job(const struct pass *p)
+{
+	struct halo_fft_work *w = p->w;
+	size_t plane_spec = (size_t)w->n[1] * (size_t)w->pitch;
+	float *buf = w->plane[p->t];
+	int span = p->z1 - p->z0, nt = w->nthreads;
+	for (int z = p->z0 + span * p->t / nt; z < p->z0 + span * (p->t + 1) / nt; z++) {
+		fftwf_complex *s = w->spec + (size_t)z * plane_spec;
+		if (p->flags & HALO_FFT_INVERSE)
+			fftwf_execute_dft_c2r(w->plane_c2r, s, buf);
+		p->fn(p->arg, z, buf);
+		if (p->flags & HALO_FFT_FORWARD)
+			fftwf_execute_dft_r2c(w->plane_r2c, buf, s);
+	}
+}
+
+void halo_fft_planes(struct halo_fft_work *w, int flags, int z0, int z1, halo_fft_plane_fn fn,
+		     void *arg)
+{
+	pass_all(&(struct pass){.w = w, .job = planes_job, .flags = flags, .z0 = z0, .z1 = z1,
+				.fn = fn, .arg = arg});
+}
+
+static void columns_job(const struct pass *p)
+{
+	struct halo_fft_work *w = p->w;
+	int n0 = w->n[0], n1 = w->n[1], nh = w->nh, nt = w->nthreads;
+	size_t plane_spec = (size_t)n1 * (size_t)w->pitch;
+	for (int y = n1 * p->t / nt; y < n1 * (p->t + 1) / nt; y++) {
+		fftwf_complex *row = w->spec + (size_t)y * (size_t)w->pitch;
+		fftwf_execute_dft(w->z_fwd, row, row);
+		if (!p->otf)
+			continue;
+		for (int z = 0; z < n0; z++) {
+			float *s = (float *)(row + (size_t)z * plane_spec);
+			const float *h = p->otf + 2 * ((size_t)z * (size_t)n1 + (size_t)y) * (size_t)nh;
+			/* Two loops so that each inlines a constant conj. */
+			if (p->conj)
+#pragma omp simd
+				for (int x = 0; x < nh; x++)
+					halo_rl_cmul(&s[2 * x], &s[2 * x + 1], h[2 * x], h[2 * x + 1], 1);
+			else
+#pragma omp simd
+				for (int x = 0; x < nh; x++)
+					halo_rl_cmul(&s[2 * x], &s[2 * x + 1], h[2 * x], h[2 * x + 1], 0);
+		}
+		fftwf_execute_dft(w->z_inv, row, row);
+	}
+}
+
+void halo_fft_columns(struct halo_fft_work *w, const float *otf, int conj)
+{
+	pass_all(&(struct pass){.w = w, .job = columns_job, .otf = otf, .conj = conj});
 }

@@ -1,9 +1,21 @@
-/* FFTW3 (single precision) plans and work buffers for the CPU codelets.
+/* 3D real FFTs for the CPU codelets, split into passes over z-planes and
+ * y-rows so that the elementwise arithmetic runs while the data is in
+ * cache (FFTW3, single precision).
  *
- * FFTW's planner is not thread-safe and planning with FFTW_MEASURE costs
- * up to seconds, so each worker thread keeps its plans and aligned buffers
- * per shape for the life of the process, the planner is made thread-safe
- * once, and wisdom is loaded from and saved to disk so later runs plan in
+ * A 3D transform is 2D transforms of the z-planes and 1D transforms along
+ * z. halo runs them as separate passes instead of one 3D plan: a plane pass
+ * takes a plane's spectrum back to real values, hands the plane (about the
+ * size of a core's L2 cache) to a callback (RL's ratio or update), and
+ * transforms it forward again before moving on; a column pass transforms a
+ * y-row of columns along z, multiplies by the PSF's spectrum and transforms
+ * back. A Richardson-Lucy iteration is then four passes over memory instead
+ * of four 3D transforms plus four elementwise sweeps (1.3-1.6x faster on
+ * 128x256x256), and each pass splits over threads by planes or rows.
+ *
+ * FFTW's planner is not thread-safe and planning with FFTW_MEASURE costs up
+ * to seconds, so each worker thread keeps its plans and buffers per shape
+ * for the life of the process, the planner is made thread-safe once, and
+ * wisdom is loaded from and saved to disk so later runs plan in
  * milliseconds. */
 #ifndef HALO_FFT_H
 #define HALO_FFT_H
@@ -13,11 +25,14 @@
 
 struct halo_fft_work {
 	int n[3];              /* real shape z, y, x */
-	size_t nreal, ncplx;   /* n0*n1*n2 and n0*n1*(n2/2+1) */
-	float *a, *b;          /* real arrays of nreal */
-	fftwf_complex *spec;   /* ncplx */
-	fftwf_plan r2c, c2r;   /* planned a -> spec and spec -> b */
+	int nh;                /* n2/2+1: complex values per spectrum row */
+	int pitch;             /* nh rounded up so rows and planes stay aligned */
+	size_t nreal;          /* n0*n1*n2 */
+	float *a;              /* a real array of nreal for the caller */
+	fftwf_complex *spec;   /* the spectrum, n0*n1 rows of pitch values */
+	float **plane;         /* a real n1*n2 plane per thread */
 	int nthreads;
+	fftwf_plan plane_r2c, plane_c2r, z_fwd, z_inv;
 };
 
 /* Makes FFTW's planner thread-safe and loads wisdom (once per process).
@@ -28,12 +43,29 @@ void halo_fft_init(const char *wisdom_file);
 void halo_fft_save_wisdom(void);
 
 /* The calling thread's plans and buffers for shape n, made on first use;
- * NULL when out of memory. nthreads > 1 plans multi-threaded transforms. */
+ * NULL when out of memory. Passes run on nthreads threads (the caller's
+ * included). */
 struct halo_fft_work *halo_fft_work(const int n[3], int nthreads);
 
-/* Forward transform of in (an nreal array allocated like w->a) into w->spec,
- * and inverse of w->spec into out (destroys w->spec). */
-void halo_fft_r2c(struct halo_fft_work *w, float *in);
-void halo_fft_c2r(struct halo_fft_work *w, float *out);
+/* Called for each plane z of a plane pass with that plane's real values
+ * (n1*n2, contiguous) in buf; it may read and rewrite them. */
+typedef void (*halo_fft_plane_fn)(void *arg, int z, float *buf);
+
+enum {
+	HALO_FFT_INVERSE = 1, /* plane z of the spectrum -> buf before fn */
+	HALO_FFT_FORWARD = 2, /* buf -> plane z of the spectrum after fn */
+};
+
+/* A plane pass over planes z0 <= z < z1. Without HALO_FFT_INVERSE, fn
+ * fills buf; an inverse pass leaves the spectrum's planes undefined. */
+void halo_fft_planes(struct halo_fft_work *w, int flags, int z0, int z1, halo_fft_plane_fn fn,
+		     void *arg);
+
+/* A column pass: the transform along z, then the spectrum times otf
+ * (interleaved complex, n0*n1*nh, the layout of a 3D r2c transform), or
+ * its conjugate when conj is 1, then the inverse transform along z. With
+ * otf NULL, only the forward transform: the spectrum is then the 3D
+ * transform of what the plane pass put in. */
+void halo_fft_columns(struct halo_fft_work *w, const float *otf, int conj);
 
 #endif

@@ -1,7 +1,7 @@
-/* CPU implementations of the otf and rl codelets on FFTW (see rl.h). An
- * iteration is two real-to-complex and two complex-to-real transforms with
- * the elementwise steps of rl_math.h fused into the loops between them, so
- * each step is one pass over memory. */
+/* CPU implementations of the otf and rl codelets on FFTW (see rl.h). The
+ * 3D transforms run as plane and column passes (fft.h) with the elementwise
+ * steps of rl_math.h applied to each plane while it is in cache: an
+ * iteration is four passes over memory. */
 #include "config.h"
 #include "codelets/rl.h"
 #include "codelets/fft.h"
@@ -70,6 +70,46 @@ struct starpu_codelet halo_rl_cl = {
 	.name = "rl",
 };
 
+/* Plane callbacks: each gets the plane's index and its real values. */
+struct plane_io {
+	const float *src;     /* planes read (image, estimate, PSF) */
+	float *dst;           /* planes written */
+	const float *image;   /* RL's observed image */
+	size_t plane;         /* n1 * n2 */
+};
+
+static void load_plane(void *arg, int z, float *buf)
+{
+	const struct plane_io *io = arg;
+	memcpy(buf, io->src + (size_t)z * io->plane, io->plane * sizeof *buf);
+}
+
+static void store_plane(void *arg, int z, float *buf)
+{
+	const struct plane_io *io = arg;
+	memcpy(io->dst + (size_t)z * io->plane, buf, io->plane * sizeof *buf);
+}
+
+static void ratio_plane(void *arg, int z, float *buf)
+{
+	const struct plane_io *io = arg;
+	const float *img = io->image + (size_t)z * io->plane;
+#pragma omp simd
+	for (size_t i = 0; i < io->plane; i++)
+		buf[i] = halo_rl_ratio(img[i], buf[i]);
+}
+
+/* The estimate is updated, and buf takes its new values for the next
+ * forward transform. */
+static void update_plane(void *arg, int z, float *buf)
+{
+	const struct plane_io *io = arg;
+	float *est = io->dst + (size_t)z * io->plane;
+#pragma omp simd
+	for (size_t i = 0; i < io->plane; i++)
+		buf[i] = est[i] = halo_rl_update(est[i], buf[i]);
+}
+
 int halo_otf_compute(const float *psf, const int pn[3], const int n[3], float *otf)
 {
 	struct halo_fft_work *w = halo_fft_work(n, 1);
@@ -84,73 +124,18 @@ int halo_otf_compute(const float *psf, const int pn[3], const int n[3], float *o
 			for (int x = 0; x < pn[2]; x++)
 				w->a[dst + (size_t)halo_otf_place(x, pn[2], n[2])] += row[x];
 		}
-	halo_fft_r2c(w, w->a);
+	struct plane_io io = {.src = w->a, .plane = (size_t)n[1] * (size_t)n[2]};
+	halo_fft_planes(w, HALO_FFT_FORWARD, 0, n[0], load_plane, &io);
+	halo_fft_columns(w, NULL, 0);
 	float scale = 1.0f / (float)w->nreal;
-	const float *s = (const float *)w->spec;
-	for (size_t i = 0; i < 2 * w->ncplx; i++)
-		otf[i] = s[i] * scale;
+	size_t rows = (size_t)n[0] * (size_t)n[1];
+	for (size_t r = 0; r < rows; r++) {
+		const float *s = (const float *)(w->spec + r * (size_t)w->pitch);
+		float *o = otf + 2 * r * (size_t)w->nh;
+		for (int i = 0; i < 2 * w->nh; i++)
+			o[i] = s[i] * scale;
+	}
 	return 0;
-}
-
-/* The elementwise steps, each over a range [lo, hi) so that a parallel
- * task can split them over its threads. */
-enum rl_step { STEP_OTF, STEP_OTF_CONJ, STEP_RATIO, STEP_UPDATE };
-
-struct step_job {
-	enum rl_step step;
-	float *x;            /* spectrum (OTF steps) or work array */
-	const float *y;      /* OTF, image, or correction */
-	float *est;          /* STEP_UPDATE's estimate */
-	ptrdiff_t lo, hi;
-};
-
-static void *step_run(void *arg)
-{
-	struct step_job *j = arg;
-	float *x = j->x;
-	const float *y = j->y;
-	switch (j->step) {
-	case STEP_OTF:
-	case STEP_OTF_CONJ:
-		for (ptrdiff_t i = j->lo; i < j->hi; i++)
-			halo_rl_cmul(&x[2 * i], &x[2 * i + 1], y[2 * i], y[2 * i + 1],
-				     j->step == STEP_OTF_CONJ);
-		break;
-	case STEP_RATIO:
-		for (ptrdiff_t i = j->lo; i < j->hi; i++)
-			x[i] = halo_rl_ratio(y[i], x[i]);
-		break;
-	case STEP_UPDATE:
-		for (ptrdiff_t i = j->lo; i < j->hi; i++)
-			j->est[i] = halo_rl_update(j->est[i], x[i]);
-		break;
-	}
-	return NULL;
-}
-
-/* Runs a step over n elements on nthreads threads (this one included).
- * Threads are started per step: a few tens of microseconds against
- * milliseconds of work, and nothing spins between steps to steal cores
- * from FFTW's threads. */
-static void step(enum rl_step st, float *x, const float *y, float *est, ptrdiff_t n, int nthreads)
-{
-	enum { MAX_THREADS = 64 };
-	if (nthreads > MAX_THREADS)
-		nthreads = MAX_THREADS;
-	struct step_job jobs[MAX_THREADS];
-	pthread_t tid[MAX_THREADS];
-	int started[MAX_THREADS] = {0};
-	for (int t = 0; t < nthreads; t++)
-		jobs[t] = (struct step_job){st, x, y, est, n * t / nthreads, n * (t + 1) / nthreads};
-	for (int t = 1; t < nthreads; t++)
-		started[t] = pthread_create(&tid[t], NULL, step_run, &jobs[t]) == 0;
-	step_run(&jobs[0]);
-	for (int t = 1; t < nthreads; t++) {
-		if (started[t])
-			pthread_join(tid[t], NULL);
-		else
-			step_run(&jobs[t]); /* no thread to be had: do it here */
-	}
 }
 
 int halo_convolve_compute(const float *image, const int n[3], const float *otf, float *out)
@@ -158,11 +143,10 @@ int halo_convolve_compute(const float *image, const int n[3], const float *otf, 
 	struct halo_fft_work *w = halo_fft_work(n, 1);
 	if (!w)
 		return -1;
-	memcpy(w->a, image, w->nreal * sizeof *w->a);
-	halo_fft_r2c(w, w->a);
-	step(STEP_OTF, (float *)w->spec, otf, NULL, (ptrdiff_t)w->ncplx, 1);
-	halo_fft_c2r(w, w->b);
-	memcpy(out, w->b, w->nreal * sizeof *out);
+	struct plane_io io = {.src = image, .dst = out, .plane = (size_t)n[1] * (size_t)n[2]};
+	halo_fft_planes(w, HALO_FFT_FORWARD, 0, n[0], load_plane, &io);
+	halo_fft_columns(w, otf, 0);
+	halo_fft_planes(w, HALO_FFT_INVERSE, 0, n[0], store_plane, &io);
 	return 0;
 }
 
@@ -173,21 +157,20 @@ int halo_rl_compute(const float *image, const int n[3], const float *otf, int it
 	struct halo_fft_work *w = halo_fft_work(n, nthreads);
 	if (!w)
 		return -1;
-	float *est = w->a, *tmp = w->b;
-	ptrdiff_t N = (ptrdiff_t)w->nreal;
-	memcpy(est, image, (size_t)N * sizeof *est);
-	ptrdiff_t nc = (ptrdiff_t)w->ncplx;
-	float *spec = (float *)w->spec;
+	float *est = w->a;
+	struct plane_io io = {.src = image, .dst = est, .image = image,
+			      .plane = (size_t)n[1] * (size_t)n[2]};
+	/* The estimate starts as the image; each update pass rewrites it. */
+	memcpy(est, image, w->nreal * sizeof *est);
+	halo_fft_planes(w, HALO_FFT_FORWARD, 0, n[0], load_plane, &io);
 	/* After SIGINT the run is abandoned: stop within an iteration. */
 	for (int it = 0; it < iterations && !halo_interrupted(); it++) {
-		halo_fft_r2c(w, est);
-		step(STEP_OTF, spec, otf, NULL, nc, nthreads);
-		halo_fft_c2r(w, tmp);
-		step(STEP_RATIO, tmp, image, NULL, N, nthreads);
-		halo_fft_r2c(w, tmp);
-		step(STEP_OTF_CONJ, spec, otf, NULL, nc, nthreads);
-		halo_fft_c2r(w, tmp);
-		step(STEP_UPDATE, tmp, NULL, est, N, nthreads);
+		int last = it == iterations - 1;
+		halo_fft_columns(w, otf, 0);
+		halo_fft_planes(w, HALO_FFT_INVERSE | HALO_FFT_FORWARD, 0, n[0], ratio_plane, &io);
+		halo_fft_columns(w, otf, 1);
+		halo_fft_planes(w, HALO_FFT_INVERSE | (last ? 0 : HALO_FFT_FORWARD), 0, n[0],
+				update_plane, &io);
 	}
 	memset(out, 0, (size_t)on[0] * (size_t)on[1] * (size_t)on[2] * sizeof *out);
 	for (int z = 0; z < valid[0]; z++)
@@ -199,51 +182,68 @@ int halo_rl_compute(const float *image, const int n[3], const float *otf, int it
 	return 0;
 }
 
-/* w->b = the haloed block convolved (or correlated, conj) with the PSF. */
-static struct halo_fft_work *half_transform(const float *haloed, const int n[3],
-					    const float *otf, int conj)
+/* The exact mode's half-iterations: the haloed block is convolved (or
+ * correlated, conj) with the PSF, and only the planes of the chunk inside
+ * it are transformed back, each handed to a window callback. */
+struct half_io {
+	struct plane_io io;
+	const int *n, *on, *off;
+	const float *image;   /* forward: the chunk's image */
+	float *chunk;         /* forward: ratio; backward: estimate */
+};
+
+static void forward_window(void *arg, int z, float *buf)
+{
+	const struct half_io *h = arg;
+	int cz = z - h->off[0];
+	for (int y = 0; y < h->on[1]; y++) {
+		size_t o = ((size_t)cz * h->on[1] + (size_t)y) * h->on[2];
+		const float *b = buf + (size_t)(y + h->off[1]) * h->n[2] + h->off[2];
+#pragma omp simd
+		for (int x = 0; x < h->on[2]; x++)
+			h->chunk[o + x] = halo_rl_ratio(h->image[o + x], b[x]);
+	}
+}
+
+static void backward_window(void *arg, int z, float *buf)
+{
+	const struct half_io *h = arg;
+	int cz = z - h->off[0];
+	for (int y = 0; y < h->on[1]; y++) {
+		size_t o = ((size_t)cz * h->on[1] + (size_t)y) * h->on[2];
+		const float *b = buf + (size_t)(y + h->off[1]) * h->n[2] + h->off[2];
+#pragma omp simd
+		for (int x = 0; x < h->on[2]; x++)
+			h->chunk[o + x] = halo_rl_update(h->chunk[o + x], b[x]);
+	}
+}
+
+static int half_transform(const float *haloed, const int n[3], const float *otf, int conj,
+			  struct half_io *h, halo_fft_plane_fn window)
 {
 	struct halo_fft_work *w = halo_fft_work(n, 1);
 	if (!w)
-		return NULL;
-	memcpy(w->a, haloed, w->nreal * sizeof *w->a);
-	halo_fft_r2c(w, w->a);
-	step(conj ? STEP_OTF_CONJ : STEP_OTF, (float *)w->spec, otf, NULL, (ptrdiff_t)w->ncplx, 1);
-	halo_fft_c2r(w, w->b);
-	return w;
-}
-
-static inline size_t at(const int n[3], int z, int y, int x)
-{
-	return ((size_t)z * (size_t)n[1] + (size_t)y) * (size_t)n[2] + (size_t)x;
+		return -1;
+	h->io = (struct plane_io){.src = haloed, .plane = (size_t)n[1] * (size_t)n[2]};
+	h->n = n;
+	halo_fft_planes(w, HALO_FFT_FORWARD, 0, n[0], load_plane, &h->io);
+	halo_fft_columns(w, otf, conj);
+	halo_fft_planes(w, HALO_FFT_INVERSE, h->off[0], h->off[0] + h->on[0], window, h);
+	return 0;
 }
 
 int halo_rl_forward_compute(const float *haloed, const int n[3], const float *otf,
 			    const float *image, const int on[3], const int off[3], float *ratio)
 {
-	struct halo_fft_work *w = half_transform(haloed, n, otf, 0);
-	if (!w)
-		return -1;
-	for (int z = 0; z < on[0]; z++)
-		for (int y = 0; y < on[1]; y++)
-			for (int x = 0; x < on[2]; x++)
-				ratio[at(on, z, y, x)] = halo_rl_ratio(
-					image[at(on, z, y, x)], w->b[at(n, z + off[0], y + off[1], x + off[2])]);
-	return 0;
+	struct half_io h = {.on = on, .off = off, .image = image, .chunk = ratio};
+	return half_transform(haloed, n, otf, 0, &h, forward_window);
 }
 
 int halo_rl_backward_compute(const float *haloed, const int n[3], const float *otf, float *est,
 			     const int on[3], const int off[3])
 {
-	struct halo_fft_work *w = half_transform(haloed, n, otf, 1);
-	if (!w)
-		return -1;
-	for (int z = 0; z < on[0]; z++)
-		for (int y = 0; y < on[1]; y++)
-			for (int x = 0; x < on[2]; x++)
-				est[at(on, z, y, x)] = halo_rl_update(
-					est[at(on, z, y, x)], w->b[at(n, z + off[0], y + off[1], x + off[2])]);
-	return 0;
+	struct half_io h = {.on = on, .off = off, .chunk = est};
+	return half_transform(haloed, n, otf, 1, &h, backward_window);
 }
 
 static void block_shape(void *buf, int n[3])
