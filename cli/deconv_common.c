@@ -8,6 +8,7 @@
 #include "io/outdir.h"
 #include "runtime/deconvolve.h"
 #include "runtime/grid.h"
+#include "runtime/runtime.h"
 #include "tasks/execute.h"
 #include "util/progress.h"
 #include "util/signals.h"
@@ -234,16 +235,14 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (o->nchunks > 0)
 		memcpy(info.chunks, o->chunks, sizeof info.chunks);
 	if (o->nchunks < 0) {
-		/* Every CPU worker gets two chunks when the volume allows, and one
-		 * RL task's image, estimate, two work buffers and spectrum (about
-		 * 24 bytes per haloed voxel) fit its share of the budget. */
 		long ncpu = o->rt.ncpu > 0 ? o->rt.ncpu : sysconf(_SC_NPROCESSORS_ONLN);
-		ncpu = ncpu > 0 ? ncpu : 1;
-		uint64_t budget = o->memory ? o->memory : halo_memory_default();
+		uint64_t budget = o->memory ? o->memory : halo_memory_default(), gpu_bytes;
+		int ngpu = halo_runtime_gpu_memory(&o->rt, &gpu_bytes);
 		int depth[3];
 		for (int d = 0; d < 3; d++)
 			depth[d] = o->ndepth ? (int)o->depth[d] : pn[d];
-		halo_chunks_auto(info.shape, depth, 24.0, budget / (uint64_t)ncpu, 2 * ncpu, info.chunks);
+		halo_deconv_chunks_auto(info.shape, depth, budget, (int)ncpu, gpu_bytes, ngpu,
+					info.chunks);
 	}
 	halo_writer_opts_t wo = {.format = halo_format_from_path(outp),
 				 .codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1}};

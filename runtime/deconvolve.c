@@ -3,6 +3,7 @@
  * into a chunk stream. */
 #include "config.h"
 #include "runtime/deconvolve.h"
+#include "runtime/grid.h"
 #include "runtime/mpi.h"
 #include "runtime/trace.h"
 #include "codelets/fft.h"
@@ -107,6 +108,22 @@ static int64_t haloed_len(int64_t start, int64_t c, int64_t n, int depth, int bo
 		b = b > n ? n : b;
 	}
 	return b - a;
+}
+
+void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3], uint64_t cpu_budget,
+			     int ncpu, uint64_t gpu_bytes, int ngpu, int64_t out[3])
+{
+	/* A CPU task holds the haloed image, the estimate, the half spectrum
+	 * and the result: about 16 bytes per haloed voxel. A GPU holds per
+	 * task the haloed image, result and spectrum handles, the codelet's
+	 * estimate, work array and spectrum, and two cuFFT work areas (about
+	 * 40 bytes), while StarPU prefetches the next tasks' data: 64 bytes
+	 * per haloed voxel in 90 % of the smallest GPU. */
+	ncpu = ncpu > 0 ? ncpu : 1;
+	double voxels = (double)cpu_budget / (double)ncpu / 16.0;
+	if (ngpu > 0 && 0.9 * (double)gpu_bytes / 64.0 < voxels)
+		voxels = 0.9 * (double)gpu_bytes / 64.0;
+	halo_chunks_auto(shape, depth, 1.0, (uint64_t)voxels, 2 * (int64_t)(ncpu + ngpu), out);
 }
 
 void halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opts_t *o,

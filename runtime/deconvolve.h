@@ -30,6 +30,14 @@ int halo_psf_load(const char *path, float **psf, int pn[3], halo_error_t *err);
 void halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opts_t *o,
 			    int64_t min_haloed[3]);
 
+/* --chunks auto for overlap-mode RL: chunks whose haloed block fits one
+ * task's share of the host memory budget (cpu_budget over ncpu workers)
+ * and, with ngpu GPUs, of the smallest GPU's memory (gpu_bytes), with at
+ * least two chunks per worker when the volume allows (see halo_chunks_auto
+ * for the shape rules). */
+void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3], uint64_t cpu_budget,
+			     int ncpu, uint64_t gpu_bytes, int ngpu, int64_t out[3]);
+
 /* map_overlap's Richardson-Lucy kernel for chunk streams and graphs:
  * each haloed chunk gets `iterations` RL iterations with the PSF's
  * spectrum for its shape (one otf task per shape). threads: FFTW threads

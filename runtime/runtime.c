@@ -143,6 +143,29 @@ static int start(halo_runtime_t *rt, struct starpu_conf *conf, halo_error_t *err
 	return starpu_init(conf);
 }
 
+int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes)
+{
+	*min_bytes = 0;
+	int used = 0;
+#ifdef HALO_USE_CUDA
+	int n = 0;
+	if (opts->ncuda == 0 || cudaGetDeviceCount(&n) != cudaSuccess)
+		n = 0;
+	if (opts->ncuda > 0 && opts->ncuda < n)
+		n = opts->ncuda;
+	for (int d = 0; d < n; d++) {
+		struct cudaDeviceProp p;
+		if (cudaGetDeviceProperties(&p, d) != cudaSuccess)
+			continue;
+		if (!used || (uint64_t)p.totalGlobalMem < *min_bytes)
+			*min_bytes = (uint64_t)p.totalGlobalMem;
+		used++;
+	}
+#endif
+	(void)opts;
+	return used;
+}
+
 /* Whether data can move between memory nodes: a GPU StarPU may use, or
  * StarPU's out-of-core swap to disk. Decided before StarPU starts, since
  * FxT must be on from the start. */

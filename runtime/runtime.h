@@ -28,6 +28,11 @@ int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
  * before MPI is initialised; 1 without one. */
 int halo__runtime_launched_ranks(void);
 
+/* The GPUs StarPU would use with these options (--ncuda N: the first N
+ * visible devices), asked of CUDA before StarPU starts: returns how many,
+ * and the smallest one's memory in *min_bytes (0 when none). */
+int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes);
+
 typedef struct halo_topology {
 	int packages, numa_nodes, cores, pus;
 	char hwloc_version[32];

@@ -3,6 +3,7 @@
  * function returns for the same input). */
 #include "config.h"
 #include "runtime/distribution.h"
+#include "runtime/deconvolve.h"
 #include "runtime/grid.h"
 #include "tests/tap.h"
 
@@ -34,6 +35,47 @@ static void check_min_blocks(int64_t size, const int64_t *in, int nin, const int
 	tap_str_eq(g, w, "ensure_minimum_chunksize");
 	halo_axis_free(&from);
 	halo_axis_free(&got);
+}
+
+static double haloed_voxels(const int64_t c[3], const int depth[3])
+{
+	double v = 1;
+	for (int d = 0; d < 3; d++)
+		v *= (double)(c[d] + 2 * depth[d]);
+	return v;
+}
+
+/* deconvolve's --chunks auto: 16 bytes per haloed voxel of each CPU
+ * worker's share, 64 of the smallest GPU's memory (90 % of it), two chunks
+ * per worker; a small GPU makes the chunks smaller, no GPU leaves them. */
+static void check_rl_auto(void)
+{
+	const int64_t shape[3] = {950, 2048, 2048};
+	const int depth[3] = {15, 15, 15};
+	uint64_t gib = UINT64_C(1) << 30;
+	int64_t cpu[3], gpu[3], big_gpu[3], cpu3[3];
+	halo_deconv_chunks_auto(shape, depth, 64 * gib, 2, 0, 0, cpu);
+	halo_deconv_chunks_auto(shape, depth, 64 * gib, 2, 4 * gib, 1, gpu);
+	/* 16 GiB over 2 CPUs: 0.5 G voxels a task; an 80 GiB GPU allows 1.1 G.
+	 * Compared with 3 CPU workers so that both want 6 chunks. */
+	halo_deconv_chunks_auto(shape, depth, 24 * gib, 3, 0, 0, cpu3);
+	halo_deconv_chunks_auto(shape, depth, 16 * gib, 2, 80 * gib, 1, big_gpu);
+	tap_ok(haloed_voxels(cpu, depth) <= 64.0 * gib / 2 / 16,
+	       "RL auto, CPU only: haloed chunk %.0f voxels <= the worker's share / 16 B",
+	       haloed_voxels(cpu, depth));
+	tap_ok(haloed_voxels(gpu, depth) <= 0.9 * 4.0 * gib / 64 &&
+		       haloed_voxels(gpu, depth) < haloed_voxels(cpu, depth),
+	       "RL auto, a 4 GiB GPU: haloed chunk %.0f voxels <= 90 %% of it / 64 B, smaller than "
+	       "CPU only", haloed_voxels(gpu, depth));
+	tap_ok(memcmp(big_gpu, cpu3, sizeof cpu3) == 0,
+	       "RL auto, an 80 GiB GPU: the CPU share decides (%lldx%lldx%lld)", (long long)big_gpu[0],
+	       (long long)big_gpu[1], (long long)big_gpu[2]);
+	int64_t small[3], n = 1;
+	halo_deconv_chunks_auto((int64_t[]){64, 64, 64}, (int[]){2, 2, 2}, 64 * gib, 4, 80 * gib, 2,
+				small);
+	for (int d = 0; d < 3; d++)
+		n *= (64 + small[d] - 1) / small[d];
+	tap_ok(n >= 12, "RL auto, 4 CPUs + 2 GPUs on 64^3: %lld chunks, two per worker", (long long)n);
 }
 
 /* --chunks auto: the properties it promises, on volumes of the seed's
@@ -145,6 +187,7 @@ int main(void)
 	check_auto((int64_t[]){64, 192, 192}, (int[]){9, 11, 13}, UINT64_C(6) << 30, 4);
 	check_auto((int64_t[]){20, 30, 1000}, (int[]){2, 2, 2}, UINT64_C(1) << 20, 2);
 	check_auto((int64_t[]){5, 6, 7}, (int[]){1, 1, 1}, 1, 100);
+	check_rl_auto();
 	int64_t c[3];
 	halo_chunks_auto((int64_t[]){950, 2048, 2048}, (int[]){8, 16, 16}, 24.0, UINT64_C(1) << 30, 32, c);
 	int64_t big = c[0] > c[1] ? c[0] : c[1], small = c[0] < c[1] ? c[0] : c[1];
