@@ -289,8 +289,11 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		halo_error_set(err, HALO_EINVAL, "--depth applies to overlap mode, not --mode exact");
 		goto fail;
 	}
-	if (!exact && (dopts.depth[0] < pn[0] / 2 || dopts.depth[1] < pn[1] / 2 ||
-		       dopts.depth[2] < pn[2] / 2))
+	/* Seams appear only between chunks: an axis in one chunk has none. */
+	int thin = 0;
+	for (int d = 0; d < 3; d++)
+		thin |= dopts.depth[d] < pn[d] / 2 && info.chunks[d] < info.shape[d];
+	if (!exact && thin)
 		fprintf(stderr, "halo: warning: --depth %d,%d,%d is less than half the PSF (%dx%dx%d): "
 				"seams between chunks will show\n",
 			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
