@@ -11,12 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SHAPES 8
+/* Plans are small, so many shapes are kept (a volume's edge chunks with
+ * boundary none give up to 27 haloed shapes); the large arrays are one
+ * pair per thread, sized for the largest shape seen, so a worker holds
+ * one task's worth of them whatever the number of shapes. */
+#define MAX_SHAPES 32
 #define MAX_THREADS 64
 
 struct fft_cache {
 	struct halo_fft_work work[MAX_SHAPES];
 	int count;
+	float *a;
+	fftwf_complex *spec;
+	size_t cap_real, cap_cplx;
 };
 
 static pthread_key_t cache_key;
@@ -34,8 +41,6 @@ static void work_free(struct halo_fft_work *w)
 		for (int t = 0; t < w->nthreads; t++)
 			fftwf_free(w->plane[t]);
 	free(w->plane);
-	fftwf_free(w->a);
-	fftwf_free(w->spec);
 	memset(w, 0, sizeof *w);
 }
 
@@ -44,6 +49,8 @@ static void cache_free(void *v)
 	struct fft_cache *c = v;
 	for (int i = 0; i < c->count; i++)
 		work_free(&c->work[i]);
+	fftwf_free(c->a);
+	fftwf_free(c->spec);
 	free(c);
 }
 
@@ -115,6 +122,28 @@ static int make_plans(struct halo_fft_work *w)
 	return w->plane_r2c && w->plane_c2r && w->z_fwd && w->z_inv ? 0 : -1;
 }
 
+/* Makes the thread's arrays hold at least nreal reals and ncplx complex
+ * values. fftwf_malloc gives every allocation the same SIMD alignment, so
+ * plans made on the old arrays run on the new ones. */
+static int grow(struct fft_cache *c, size_t nreal, size_t ncplx)
+{
+	if (nreal > c->cap_real) {
+		fftwf_free(c->a);
+		c->cap_real = 0;
+		if (!(c->a = fftwf_alloc_real(nreal)))
+			return -1;
+		c->cap_real = nreal;
+	}
+	if (ncplx > c->cap_cplx) {
+		fftwf_free(c->spec);
+		c->cap_cplx = 0;
+		if (!(c->spec = fftwf_alloc_complex(ncplx)))
+			return -1;
+		c->cap_cplx = ncplx;
+	}
+	return 0;
+}
+
 struct halo_fft_work *halo_fft_work(const int n[3], int nthreads)
 {
 	pthread_once(&init_once, init_key);
@@ -130,10 +159,18 @@ struct halo_fft_work *halo_fft_work(const int n[3], int nthreads)
 			return NULL;
 		}
 	}
+	size_t nreal = (size_t)n[0] * (size_t)n[1] * (size_t)n[2];
+	int pitch = ((n[2] / 2 + 1) + 3) & ~3;
+	if (grow(c, nreal, (size_t)n[0] * (size_t)n[1] * (size_t)pitch))
+		return NULL;
 	for (int i = 0; i < c->count; i++) {
 		struct halo_fft_work *w = &c->work[i];
-		if (w->n[0] == n[0] && w->n[1] == n[1] && w->n[2] == n[2] && w->nthreads == nthreads)
+		if (w->n[0] == n[0] && w->n[1] == n[1] && w->n[2] == n[2] &&
+		    w->nthreads == nthreads) {
+			w->a = c->a;
+			w->spec = c->spec;
 			return w;
+		}
 	}
 	/* A full cache drops its oldest shape. */
 	if (c->count == MAX_SHAPES) {
@@ -146,12 +183,12 @@ struct halo_fft_work *halo_fft_work(const int n[3], int nthreads)
 	memcpy(w->n, n, sizeof w->n);
 	w->nthreads = nthreads;
 	w->nh = n[2] / 2 + 1;
-	w->pitch = (w->nh + 3) & ~3;
-	w->nreal = (size_t)n[0] * (size_t)n[1] * (size_t)n[2];
-	w->a = fftwf_alloc_real(w->nreal);
-	w->spec = fftwf_alloc_complex((size_t)n[0] * (size_t)n[1] * (size_t)w->pitch);
+	w->pitch = pitch;
+	w->nreal = nreal;
+	w->a = c->a;
+	w->spec = c->spec;
 	w->plane = calloc((size_t)nthreads, sizeof *w->plane);
-	int ok = w->a && w->spec && w->plane;
+	int ok = w->plane != NULL;
 	for (int t = 0; ok && t < nthreads; t++)
 		ok = (w->plane[t] = fftwf_alloc_real((size_t)n[1] * (size_t)n[2])) != NULL;
 	if (!ok || make_plans(w)) {

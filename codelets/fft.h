@@ -13,8 +13,8 @@
  * 128x256x256), and each pass splits over threads by planes or rows.
  *
  * FFTW's planner is not thread-safe and planning with FFTW_MEASURE costs up
- * to seconds, so each worker thread keeps its plans and buffers per shape
- * for the life of the process, the planner is made thread-safe once, and
+ * to seconds, so each worker thread keeps its plans per shape for the life
+ * of the process (and one set of large arrays for all its shapes), the planner is made thread-safe once, and
  * wisdom is loaded from and saved to disk so later runs plan in
  * milliseconds. */
 #ifndef HALO_FFT_H
@@ -29,7 +29,10 @@ struct halo_fft_work {
 	int pitch;             /* nh rounded up so rows and planes stay aligned */
 	size_t nreal;          /* n0*n1*n2 */
 	float *a;              /* a real array of nreal for the caller */
-	fftwf_complex *spec;   /* the spectrum, n0*n1 rows of pitch values */
+	fftwf_complex *spec;   /* the spectrum, n0*n1 rows of pitch values;
+				* a and spec are the thread's, shared by all
+				* its shapes: valid until its next
+				* halo_fft_work() */
 	float **plane;         /* a real n1*n2 plane per thread */
 	int nthreads;
 	fftwf_plan plane_r2c, plane_c2r, z_fwd, z_inv;
