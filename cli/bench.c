@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "io/fs.h"
 #include "io/volume.h"
+#include "runtime/deconvolve.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -46,7 +47,8 @@ static const char bench_help[] =
 	"  --size Z,Y,X        generated volume (default 64,256,256)\n"
 	"  --input ZARR        deconvolve and convert this volume instead\n"
 	"  --psf N             Gaussian PSF of N^3 voxels (default 15)\n"
-	"  --depth Z,Y,X       overlap halo (default: the PSF size)\n"
+	"  --depth Z,Y,X       overlap halo (default: halo deconvolve's for the first\n"
+	"                      --chunks: the PSF size, grown to FFT-friendly sizes)\n"
 	"  --iterations N      RL iterations (default 20)\n\n"
 	"measuring and output:\n"
 	"  --repeat N          timed runs per figure (default 3)\n"
@@ -435,8 +437,6 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 		if (o->cpus[i] > b->cores)
 			return halo_error_set(err, HALO_EINVAL, "--ncpu %d: this machine has %d cores",
 					      o->cpus[i], b->cores);
-	if (!o->ndepth)
-		o->depth[0] = o->depth[1] = o->depth[2] = o->psf;
 	if (!o->nchunks) {
 		const int64_t *s = o->size;
 		int64_t def[3] = {(s[0] + 1) / 2, (s[1] + 1) / 2, (s[2] + 1) / 2};
@@ -450,6 +450,14 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 			halo_reader_close(r);
 		}
 		memcpy(o->chunks[o->nchunks++], def, sizeof def);
+	}
+	if (!o->ndepth) {
+		/* halo deconvolve's own default for the first chunk shape, which
+		 * the peers run with too. */
+		int pn[3] = {(int)o->psf, (int)o->psf, (int)o->psf}, depth[3];
+		halo_deconv_default_depth(o->chunks[0], pn, depth);
+		for (int d = 0; d < 3; d++)
+			o->depth[d] = depth[d];
 	}
 	return HALO_OK;
 }

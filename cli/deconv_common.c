@@ -254,8 +254,11 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		.iterations = (int)o->iterations, .boundary = o->boundary, .constant = o->constant,
 		.stream = {.memory = o->memory, .quiet = o->quiet, .label = "deconvolve"},
 	};
-	for (int d = 0; d < 3; d++)
-		dopts.depth[d] = o->ndepth ? (int)o->depth[d] : pn[d];
+	if (o->ndepth)
+		for (int d = 0; d < 3; d++)
+			dopts.depth[d] = (int)o->depth[d];
+	else
+		halo_deconv_default_depth(info.chunks, pn, dopts.depth);
 	int64_t minh[3];
 	halo_deconv_min_haloed(&info, &dopts, minh);
 	for (int d = 0; d < 3; d++)

@@ -63,6 +63,19 @@ static void init_key(void)
 	fftwf_make_planner_thread_safe();
 }
 
+int halo_fft_good_size(int n, int step)
+{
+	for (int m = n > 1 ? n : 1; m <= 2 * n + step; m += step) {
+		int r = m;
+		for (int p = 2; p <= 7; p++)
+			while (r % p == 0)
+				r /= p;
+		if (r == 1)
+			return m;
+	}
+	return 0;
+}
+
 void halo_fft_init(const char *wisdom_file)
 {
 	pthread_once(&init_once, init_key);

@@ -38,6 +38,12 @@ struct halo_fft_work {
 	fftwf_plan plane_r2c, plane_c2r, z_fwd, z_inv;
 };
 
+/* The smallest m >= n with m - n a multiple of step whose prime factors
+ * are all 2, 3, 5 or 7: sizes FFTW (and cuFFT) transform fastest. A prime
+ * size such as 47 costs several times more than 48 (0 when none up to
+ * 2n). */
+int halo_fft_good_size(int n, int step);
+
 /* Makes FFTW's planner thread-safe and loads wisdom (once per process).
  * wisdom_file may be NULL for no wisdom. */
 void halo_fft_init(const char *wisdom_file);

@@ -11,6 +11,7 @@
 #include "codelets/rl.h"
 #include "io/fs.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,15 @@ void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3], uint64_
 	if (ngpu > 0 && 0.9 * (double)gpu_bytes / 64.0 < voxels)
 		voxels = 0.9 * (double)gpu_bytes / 64.0;
 	halo_chunks_auto(shape, depth, 1.0, (uint64_t)voxels, 2 * (int64_t)(ncpu + ngpu), out);
+}
+
+void halo_deconv_default_depth(const int64_t chunks[3], const int pn[3], int depth[3])
+{
+	for (int d = 0; d < 3; d++) {
+		int64_t want = chunks[d] + 2 * (int64_t)pn[d];
+		int good = want < INT_MAX / 4 ? halo_fft_good_size((int)want, 2) : 0;
+		depth[d] = good ? (int)((good - chunks[d]) / 2) : pn[d];
+	}
 }
 
 void halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opts_t *o,

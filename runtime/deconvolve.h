@@ -38,6 +38,13 @@ void halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opt
 void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3], uint64_t cpu_budget,
 			     int ncpu, uint64_t gpu_bytes, int ngpu, int64_t out[3]);
 
+/* The default overlap depth: at least the PSF's size on each axis, grown
+ * (by a few voxels) until a chunk of the given shape with its halo on both
+ * sides has an FFT-friendly size (halo_fft_good_size): a larger halo only
+ * brings the chunked result closer to whole-volume RL, while a haloed size
+ * with a large prime factor makes every FFT several times slower. */
+void halo_deconv_default_depth(const int64_t chunks[3], const int pn[3], int depth[3]);
+
 /* map_overlap's Richardson-Lucy kernel for chunk streams and graphs:
  * each haloed chunk gets `iterations` RL iterations with the PSF's
  * spectrum for its shape (one otf task per shape). threads: FFTW threads

@@ -3,10 +3,12 @@
  * even shapes; convolving with a displaced single voxel is a circular
  * shift for more shapes than one thread keeps plans for (the oldest are
  * dropped, the shared arrays grow and are reused by smaller shapes); RL on
- * two threads equals RL on one bit for bit. */
+ * two threads equals RL on one bit for bit; FFT-friendly sizes and the
+ * default overlap depth made of them. */
 #include "config.h"
 #include "codelets/fft.h"
 #include "codelets/rl.h"
+#include "runtime/deconvolve.h"
 #include "tests/tap.h"
 
 #include <math.h>
@@ -125,8 +127,32 @@ static void check_threads(const int n[3])
 	free(two);
 }
 
+static void check_sizes(void)
+{
+	static const int cases[][3] = {
+		/* n, step, want */
+		{94, 2, 96}, {286, 2, 288}, {47, 1, 48}, {47, 2, 49}, {11, 2, 15},
+		{97, 1, 98}, {1, 1, 1}, {256, 2, 256}, {1021, 2, 1029},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char what[64];
+		snprintf(what, sizeof what, "good FFT size from %d in steps of %d", cases[i][0],
+			 cases[i][1]);
+		tap_int_eq(halo_fft_good_size(cases[i][0], cases[i][1]), cases[i][2], what);
+	}
+	int d[3];
+	halo_deconv_default_depth((int64_t[3]){64, 256, 256}, (int[3]){15, 15, 15}, d);
+	tap_ok(d[0] == 16 && d[1] == 16 && d[2] == 16,
+	       "default depth, 64x256x256 chunks, 15^3 PSF: 16,16,16 (haloed 96x288x288, "
+	       "not 94x286x286): %d,%d,%d", d[0], d[1], d[2]);
+	halo_deconv_default_depth((int64_t[3]){10, 13, 12}, (int[3]){3, 5, 5}, d);
+	tap_ok(d[0] == 3 && d[1] == 6 && d[2] == 6, "default depth, 10x13x12 chunks, 3x5x5 PSF: "
+	       "3,6,6 (haloed 16x25x24): %d,%d,%d", d[0], d[1], d[2]);
+}
+
 int main(void)
 {
+	check_sizes();
 	halo_fft_init(NULL);
 	check_otf((int[3]){8, 10, 12}, (int[3]){3, 5, 4});
 	check_otf((int[3]){7, 9, 11}, (int[3]){5, 4, 6});
