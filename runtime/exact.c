@@ -275,18 +275,6 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 
 /* The smallest 2,3,5,7-smooth size >= n: FFTW and cuFFT are several times
  * slower on sizes with large prime factors (96 + 10 = 106 = 2 * 53). */
-static int64_t smooth_size(int64_t n)
-{
-	for (int64_t m = n;; m++) {
-		int64_t r = m;
-		for (int p = 2; p <= 7; p++)
-			while (r % p == 0)
-				r /= p;
-		if (r == 1)
-			return m;
-	}
-}
-
 static int submit_half(struct exact *x, struct halo_otf_cache *otfs, int forward,
 		       const int64_t u[3], const int before[3], const int after_min[3],
 		       const halo_deconv_opts_t *o, halo_error_t *err)
@@ -299,7 +287,7 @@ static int submit_half(struct exact *x, struct halo_otf_cache *otfs, int forward
 	unit_extent(x, u, start, dims);
 	for (int d = 0; d < 3; d++) {
 		int64_t need = dims[d] + before[d] + after_min[d];
-		after[d] = after_min[d] + (int)(smooth_size(need) - need);
+		after[d] = after_min[d] + (halo_fft_good_size((int)need, 1) - (int)need);
 	}
 	starpu_data_handle_t h = exchange(x, forward ? x->est : x->ratio, u, before, after,
 					  o->boundary,
