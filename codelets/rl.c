@@ -182,44 +182,38 @@ int halo_rl_compute(const float *image, const int n[3], const float *otf, int it
 	return 0;
 }
 
-/* The exact mode's half-iterations: the haloed block is convolved (or
- * correlated, conj) with the PSF, and only the planes of the chunk inside
- * it are transformed back, each handed to a window callback. */
+/* The exact mode's half-iterations: the haloed block is convolved with the
+ * PSF (forward) or correlated with it (backward), and only the planes of
+ * the chunk inside it are transformed back. Forward turns them into the
+ * chunk's ratio, backward multiplies them into the chunk's estimate. */
 struct half_io {
 	struct plane_io io;
 	const int *n, *on, *off;
-	const float *image;   /* forward: the chunk's image */
+	const float *image;   /* the chunk's image; NULL going backward */
 	float *chunk;         /* forward: ratio; backward: estimate */
 };
 
-static void forward_window(void *arg, int z, float *buf)
+static void half_window(void *arg, int z, float *buf)
 {
 	const struct half_io *h = arg;
 	int cz = z - h->off[0];
 	for (int y = 0; y < h->on[1]; y++) {
 		size_t o = ((size_t)cz * h->on[1] + (size_t)y) * h->on[2];
 		const float *b = buf + (size_t)(y + h->off[1]) * h->n[2] + h->off[2];
+		float *c = h->chunk + o;
+		if (h->image)
 #pragma omp simd
-		for (int x = 0; x < h->on[2]; x++)
-			h->chunk[o + x] = halo_rl_ratio(h->image[o + x], b[x]);
+			for (int x = 0; x < h->on[2]; x++)
+				c[x] = halo_rl_ratio(h->image[o + x], b[x]);
+		else
+#pragma omp simd
+			for (int x = 0; x < h->on[2]; x++)
+				c[x] = halo_rl_update(c[x], b[x]);
 	}
 }
 
-static void backward_window(void *arg, int z, float *buf)
-{
-	const struct half_io *h = arg;
-	int cz = z - h->off[0];
-	for (int y = 0; y < h->on[1]; y++) {
-		size_t o = ((size_t)cz * h->on[1] + (size_t)y) * h->on[2];
-		const float *b = buf + (size_t)(y + h->off[1]) * h->n[2] + h->off[2];
-#pragma omp simd
-		for (int x = 0; x < h->on[2]; x++)
-			h->chunk[o + x] = halo_rl_update(h->chunk[o + x], b[x]);
-	}
-}
-
-static int half_transform(const float *haloed, const int n[3], const float *otf, int conj,
-			  struct half_io *h, halo_fft_plane_fn window)
+static int half_transform(const float *haloed, const int n[3], const float *otf,
+			  struct half_io *h)
 {
 	struct halo_fft_work *w = halo_fft_work(n, 1);
 	if (!w)
@@ -227,8 +221,8 @@ static int half_transform(const float *haloed, const int n[3], const float *otf,
 	h->io = (struct plane_io){.src = haloed, .plane = (size_t)n[1] * (size_t)n[2]};
 	h->n = n;
 	halo_fft_planes(w, HALO_FFT_FORWARD, 0, n[0], load_plane, &h->io);
-	halo_fft_columns(w, otf, conj);
-	halo_fft_planes(w, HALO_FFT_INVERSE, h->off[0], h->off[0] + h->on[0], window, h);
+	halo_fft_columns(w, otf, h->image == NULL);
+	halo_fft_planes(w, HALO_FFT_INVERSE, h->off[0], h->off[0] + h->on[0], half_window, h);
 	return 0;
 }
 
@@ -236,14 +230,14 @@ int halo_rl_forward_compute(const float *haloed, const int n[3], const float *ot
 			    const float *image, const int on[3], const int off[3], float *ratio)
 {
 	struct half_io h = {.on = on, .off = off, .image = image, .chunk = ratio};
-	return half_transform(haloed, n, otf, 0, &h, forward_window);
+	return half_transform(haloed, n, otf, &h);
 }
 
 int halo_rl_backward_compute(const float *haloed, const int n[3], const float *otf, float *est,
 			     const int on[3], const int off[3])
 {
 	struct half_io h = {.on = on, .off = off, .chunk = est};
-	return half_transform(haloed, n, otf, 1, &h, backward_window);
+	return half_transform(haloed, n, otf, &h);
 }
 
 static void block_shape(void *buf, int n[3])
