@@ -9,7 +9,7 @@
  * transforms it forward again before moving on; a column pass transforms a
  * y-row of columns along z, multiplies by the PSF's spectrum and transforms
  * back. A Richardson-Lucy iteration is then four passes over memory instead
- * of four 3D transforms plus four elementwise sweeps (1.3-1.6x faster on
+ * of four 3D transforms plus four elementwise sweeps (1.2-1.4x faster on
  * 128x256x256), and each pass splits over threads by planes or rows.
  *
  * FFTW's planner is not thread-safe and planning with FFTW_MEASURE costs up

@@ -171,15 +171,8 @@ int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes
  * FxT must be on from the start. */
 static int several_memory_nodes(const halo_runtime_opts_t *opts)
 {
-	if (getenv("STARPU_DISK_SWAP"))
-		return 1;
-#ifdef HALO_USE_CUDA
-	int n = 0;
-	if (opts->ncuda != 0 && cudaGetDeviceCount(&n) == cudaSuccess && n > 0)
-		return 1;
-#endif
-	(void)opts;
-	return 0;
+	uint64_t gpu_bytes;
+	return getenv("STARPU_DISK_SWAP") || halo_runtime_gpu_memory(opts, &gpu_bytes) > 0;
 }
 
 int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
