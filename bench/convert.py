@@ -57,7 +57,6 @@ def run_halo():
 
 
 def run_dask():
-    shutil.rmtree(out, ignore_errors=True)
     a = da.from_zarr(src).rechunk(rechunk)
     with dask.config.set(scheduler="threads", num_workers=args.threads):
         a.to_zarr(out, compressor=compressor, overwrite=True)
@@ -69,7 +68,6 @@ def run_cat():
 
 
 def run_cp():
-    shutil.rmtree(out, ignore_errors=True)
     subprocess.run(["cp", "-r", src, out], check=True)
 
 
@@ -96,10 +94,21 @@ def run_codec_floor():
         list(ex.map(work, keys))
 
 
+def fresh():
+    """Untimed, before every run: no output from the previous run to
+    replace, and its dirty pages written back, so that no run pays for
+    another's writeback or for unlinking its files (about 1 s here, mostly
+    waiting on the filesystem)."""
+    shutil.rmtree(out, ignore_errors=True)
+    os.sync()
+
+
 def measure(fn):
+    fresh()
     fn()  # warm-up
     times = []
     for _ in range(args.repeat):
+        fresh()
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)

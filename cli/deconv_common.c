@@ -198,7 +198,7 @@ static int exact_distributed(const struct halo_deconv_cli *o, halo_reader_t *r, 
 		rc = halo_writer_finish(w, err);
 	halo_writer_close(w);
 	if (!rc && rank0) {
-		rc = halo_output_commit(out, err);
+		rc = halo_runtime_output_commit(out, err);
 		out = NULL;
 	} else if (!rc) {
 		halo_output_release(out);
@@ -335,7 +335,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 			goto fail;
 		halo_writer_close(w);
 		w = NULL;
-		int rc = halo_output_commit(out, err);
+		int rc = halo_runtime_output_commit(out, err);
 		out = NULL;
 		if (rc)
 			goto fail;

@@ -95,6 +95,8 @@ int halo_fs_read_scratch(const char *path, int slot, void **data, size_t *len,
 	return rc;
 }
 
+enum { WRITE_PIECE = 128 << 10 };
+
 int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *err)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -103,7 +105,12 @@ int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *
 	const unsigned char *p = data;
 	size_t done = 0;
 	while (done < len) {
-		ssize_t w = write(fd, p + done, len - done);
+		/* In pieces, as cp and cat write: with large page-cache folios a
+		 * whole-chunk write() allocates folios as big as the chunk, which
+		 * cost this VM twice the kernel time of 128 KiB pieces (see
+		 * bench/README.md). */
+		size_t piece = len - done < WRITE_PIECE ? len - done : WRITE_PIECE;
+		ssize_t w = write(fd, p + done, piece);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {

@@ -396,6 +396,22 @@ int halo_runtime_finish(halo_runtime_t *rt, halo_error_t *err)
 	return rc;
 }
 
+int halo_runtime_output_commit(halo_output_t *out, halo_error_t *err)
+{
+	/* StarPU keeps its last idle worker polling for tasks in a busy loop,
+	 * and replacing an output waits seconds on the filesystem (unlinking
+	 * the old one): paused, that worker sleeps and leaves its core to the
+	 * kernel's writeback. Measured on 2 cores: halo convert of 2 GiB with
+	 * --overwrite, 4.1-5.1 s -> 3.4-3.8 s, one CPU-second less. */
+	int paused = starpu_is_initialized();
+	if (paused)
+		starpu_pause();
+	int rc = halo_output_commit(out, err);
+	if (paused)
+		starpu_resume();
+	return rc;
+}
+
 void halo_runtime_shutdown(halo_runtime_t *rt)
 {
 	if (!rt)

@@ -18,6 +18,7 @@
 #include "runtime/deconvolve.h"
 #include "runtime/distribution.h"
 #include "runtime/mpi.h"
+#include "runtime/runtime.h"
 #include "runtime/stream_job.h"
 #include "runtime/trace.h"
 #include "util/signals.h"
@@ -599,7 +600,7 @@ static int finish_outputs(struct exec *x, const halo_compute_opts_t *o, halo_err
 		halo_output_t *out = s->output;
 		s->output = NULL;
 		if (x->rank == 0)
-			rc = halo_output_commit(out, err);
+			rc = halo_runtime_output_commit(out, err);
 		else
 			halo_output_release(out);
 	}
