@@ -7,6 +7,8 @@ the same invocation. Each peer prints one JSON line:
 
 Times exclude the interpreter's start and imports (python is timed from
 the first call of the work), and each run follows `--warmup` untimed runs.
+rl's peers first run one untimed iteration (FFT plans, kernels, first
+touch), as halo's rl does its warm-up in the same process.
 
   peers.py rl --shape Z,Y,X --psf N --iterations I [--threads T]
   peers.py deconvolve --input IN.zarr --psf PSF.tif --chunks Z,Y,X --depth Z,Y,X
@@ -117,6 +119,7 @@ def peer_rl(a, want):
     img = (rng.poisson(100, size=shape) + 10).astype(np.float32)
     psf = gaussian_psf(np, a.psf)
     if "numpy" in want:
+        rl_numpy(np, img, psf, 1)
         t = timed(lambda: rl_numpy(np, img, psf, a.iterations), a.repeat, a.warmup)
         emit("numpy", "numpy.fft RL (seed style, float64)", t)
     if "scipy" in want:
@@ -128,14 +131,15 @@ def peer_rl(a, want):
             H = centred_otf(np, psf.astype(np.float32), shape,
                             lambda x: scipy.fft.rfftn(x, workers=a.threads))
 
-            def run():
+            def run(iterations=a.iterations):
                 est = img.copy()
-                for _ in range(a.iterations):
+                for _ in range(iterations):
                     f = scipy.fft.rfftn(est, workers=a.threads)
                     conv = scipy.fft.irfftn(f * H, s=shape, workers=a.threads)
                     ratio = img / np.maximum(conv, np.float32(1e-12))
                     f = scipy.fft.rfftn(ratio, workers=a.threads)
                     est *= scipy.fft.irfftn(f * np.conj(H), s=shape, workers=a.threads)
+            run(1)
             emit("scipy", f"scipy.fft float32, workers={a.threads}",
                  timed(run, a.repeat, a.warmup))
     if "cupy" in want:
@@ -145,9 +149,10 @@ def peer_rl(a, want):
         else:
             dev = cp.asarray(img)
 
-            def run():
-                rl_cupy(cp, dev, psf, a.iterations)
+            def run(iterations=a.iterations):
+                rl_cupy(cp, dev, psf, iterations)
                 cp.cuda.Stream.null.synchronize()
+            run(1)
             name = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
             emit("cupy", f"CuPy float32 on {name}", timed(run, a.repeat, a.warmup))
 

@@ -27,7 +27,9 @@ static const char bench_help[] =
 	"Measures halo on this machine over configurations, and the peers present\n"
 	"(the seed's numpy RL, scipy.fft, CuPy, dask.array) in the same run; prints\n"
 	"each figure as the median of --repeat runs after --warmup runs, with min\n"
-	"and max, and how many times faster halo is than each peer.\n\n"
+	"and max, and how many times faster halo is than each peer. Runs go in\n"
+	"rounds, one run of every configuration and peer each, so that a shared\n"
+	"machine's slow minutes fall on halo and its peers alike.\n\n"
 	"workloads (default: all three):\n"
 	"  rl            the RL codelet on one chunk (--shape), timed in-process\n"
 	"  deconvolve    halo deconvolve on a generated uint16 Zarr volume (--size)\n"
@@ -51,8 +53,9 @@ static const char bench_help[] =
 	"                      --chunks: the PSF size, grown to FFT-friendly sizes)\n"
 	"  --iterations N      RL iterations (default 20)\n\n"
 	"measuring and output:\n"
-	"  --repeat N          timed runs per figure (default 3)\n"
-	"  --warmup N          untimed runs first (default 1)\n"
+	"  --repeat N          timed rounds: runs per figure (default 3)\n"
+	"  --warmup N          untimed rounds first (default 1); rl also warms up\n"
+	"                      in each process (one run, one iteration for peers)\n"
 	"  --peers LIST|none   peers to run: numpy,scipy,cupy,dask,dask-cupy (default all)\n"
 	"  --python PATH       interpreter for the peers (default /usr/bin/python3,\n"
 	"                      where scripts/setup installs numpy, scipy and dask)\n"
@@ -274,55 +277,51 @@ static void trace_name(const char *pattern, const char *label, char *out, size_t
 	halo_fs_insert_before_ext(pattern, insert, out, len);
 }
 
-static int measure_halo(struct bench_ctx *b, struct bench_workload *w, const struct bench_cfg *c,
-			halo_error_t *err)
+/* One round's run of halo in configuration c, added to r when keep. The
+ * first call also records the trace, in a run of its own. */
+static int measure_halo(struct bench_ctx *b, struct bench_workload *w, struct bench_run *r,
+			int keep, halo_error_t *err)
 {
 	const struct bench_opts *o = b->o;
-	struct bench_run r = {.tool = "halo", .cfg = *c, .available = 1, .max_rel_diff = -1};
-	bench_cfg_label(w, c, r.label, sizeof r.label);
+	const struct bench_cfg *c = &r->cfg;
 	char progress_line[256];
-	snprintf(progress_line, sizeof progress_line, "%s: halo %s", w->name, r.label);
+	snprintf(progress_line, sizeof progress_line, "%s: halo %s", w->name, r->label);
 	bench_progress(b, progress_line);
 	static char store[48][PATH_MAX + 256];
 	char *argv[48], errline[PATH_MAX + 128];
-	int in_process = !strcmp(w->name, "rl");
-	if (o->trace) {
+	if (o->trace && !*r->trace) {
 		char label[200];
-		snprintf(label, sizeof label, "%s-%s", w->name, r.label);
-		trace_name(o->trace, label, r.trace, sizeof r.trace);
-		halo_argv(b, w, c, r.trace, 1, 0, store, argv);
+		snprintf(label, sizeof label, "%s-%s", w->name, r->label);
+		trace_name(o->trace, label, r->trace, sizeof r->trace);
+		halo_argv(b, w, c, r->trace, 1, 0, store, argv);
 		if (bench_spawn(b, argv, NULL, errline, sizeof errline, NULL) != 0)
 			return halo_error_set(err, HALO_ERUNTIME, "halo bench %s %s (traced): %s",
-					      w->name, r.label, errline);
+					      w->name, r->label, errline);
 	}
-	if (in_process) {
+	double t = 0;
+	if (!strcmp(w->name, "rl")) {
+		/* In a process of its own, after one untimed run there (FFTW
+		 * plans, the OTF, first touch of the buffers). */
 		char *out = NULL;
-		halo_argv(b, w, c, NULL, (int)o->repeat, (int)o->warmup, store, argv);
+		halo_argv(b, w, c, NULL, 1, 1, store, argv);
 		int st = bench_spawn(b, argv, &out, errline, sizeof errline, NULL);
 		json_error_t je;
 		json_t *j = st == 0 && out ? json_loads(out, JSON_DISABLE_EOF_CHECK, &je) : NULL;
 		free(out);
-		size_t i;
-		json_t *v;
-		json_array_foreach(json_object_get(j, "times_s"), i, v)
-			if (r.ntimes < 64)
-				r.times[r.ntimes++] = json_number_value(v);
+		json_t *v = json_array_get(json_object_get(j, "times_s"), 0);
+		t = json_is_number(v) ? json_number_value(v) : -1;
 		json_decref(j);
-		if (!r.ntimes)
-			return halo_error_set(err, HALO_ERUNTIME, "halo bench rl %s: %s", r.label,
+		if (t < 0)
+			return halo_error_set(err, HALO_ERUNTIME, "halo bench rl %s: %s", r->label,
 					      *errline ? errline : "no times reported");
 	} else {
 		halo_argv(b, w, c, NULL, 0, 0, store, argv);
-		for (long i = 0; i < o->warmup + o->repeat; i++) {
-			double t;
-			if (bench_spawn(b, argv, NULL, errline, sizeof errline, &t) != 0)
-				return halo_error_set(err, HALO_ERUNTIME, "halo %s %s: %s", w->name,
-						      r.label, errline);
-			if (i >= o->warmup)
-				r.times[r.ntimes++] = t;
-		}
+		if (bench_spawn(b, argv, NULL, errline, sizeof errline, &t) != 0)
+			return halo_error_set(err, HALO_ERUNTIME, "halo %s %s: %s", w->name, r->label,
+					      errline);
 	}
-	bench_add_run(w, &r);
+	if (keep && r->ntimes < 64)
+		r->times[r->ntimes++] = t;
 	b->done++;
 	return HALO_OK;
 }
@@ -377,6 +376,9 @@ static int configs(const struct bench_ctx *b, const char *name, struct bench_cfg
 	return n < max ? n : max;
 }
 
+/* Rounds of every configuration and every peer, one run each, so that a
+ * shared machine's slow minutes fall on halo and its peers alike rather
+ * than on whichever ran then; the first --warmup rounds are not kept. */
 static int run_workload(struct bench_ctx *b, struct bench_workload *w, halo_error_t *err)
 {
 	const struct bench_opts *o = b->o;
@@ -385,15 +387,34 @@ static int run_workload(struct bench_ctx *b, struct bench_workload *w, halo_erro
 	if (n == 0)
 		return halo_error_set(err, HALO_EINVAL, "bench %s: no configuration to run "
 				      "(--ncpu 0 needs a GPU)", w->name);
-	for (int i = 0; i < n; i++)
-		if (measure_halo(b, w, &cfg[i], err))
-			return HALO_ERUNTIME;
-	if (strcmp(o->peers, "none"))
-		bench_measure_peers(b, w,
-			      !strcmp(w->name, "rl")           ? "numpy,scipy,cupy"
-			      : !strcmp(w->name, "deconvolve") ? "dask,dask-cupy"
-							       : "dask");
-	return HALO_OK;
+	struct bench_run *runs = calloc((size_t)n, sizeof *runs);
+	struct bench_peers *peers = bench_peers_begin(b, w, &cfg[0]);
+	if (!runs || !peers) {
+		free(runs);
+		bench_peers_end(peers, w);
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < n; i++) {
+		runs[i] = (struct bench_run){.tool = "halo", .cfg = cfg[i], .available = 1,
+					     .max_rel_diff = -1};
+		bench_cfg_label(w, &cfg[i], runs[i].label, sizeof runs[i].label);
+	}
+	int rc = HALO_OK;
+	long rounds = o->warmup + o->repeat;
+	for (long k = 0; !rc && k < rounds; k++) {
+		for (int i = 0; !rc && i < n; i++)
+			rc = measure_halo(b, w, &runs[i], k >= o->warmup, err);
+		if (!rc)
+			bench_peers_round(b, peers, w, k >= o->warmup, k == rounds - 1);
+	}
+	for (int i = 0; !rc && i < n; i++)
+		bench_add_run(w, &runs[i]);
+	if (!rc)
+		bench_peers_end(peers, w);
+	else
+		bench_peers_end(peers, NULL);
+	free(runs);
+	return rc;
 }
 
 static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *err)
@@ -510,7 +531,8 @@ static void describe_workloads(struct bench_ctx *b, struct bench_report *rep)
 				 (long long)vs[0], (long long)vs[1], (long long)vs[2]);
 		}
 		int n = configs(b, w->name, (struct bench_cfg[256]){0}, 256);
-		b->total += n + (strcmp(o->peers, "none") != 0);
+		b->total += (int)(o->warmup + o->repeat) *
+			    (n + bench_peers_count(b, w->name));
 	}
 }
 

@@ -89,7 +89,19 @@ void bench_add_run(struct bench_workload *w, const struct bench_run *r);
 /* bench_peers.c: child processes and the peers (bench/peers.py). */
 int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char *errline,
 		size_t errlen, double *seconds);
-void bench_measure_peers(struct bench_ctx *b, struct bench_workload *w, const char *only);
+struct bench_peers;
+/* Progress steps a round of a workload's peers takes. */
+int bench_peers_count(const struct bench_ctx *b, const char *workload);
+/* A workload's peers, measured in rounds between halo's; NULL when out of
+ * memory; first: halo's first configuration, whose chunks and depth the
+ * pipelines' peers use. keep: the round counts (not a warm-up); last: the final round
+ * (when dask's result is compared with halo's). end adds the runs to w
+ * (none when w is NULL) and frees p. */
+struct bench_peers *bench_peers_begin(const struct bench_ctx *b, const struct bench_workload *w,
+				      const struct bench_cfg *first);
+void bench_peers_round(struct bench_ctx *b, struct bench_peers *p,
+		       const struct bench_workload *w, int keep, int last);
+void bench_peers_end(struct bench_peers *p, struct bench_workload *w);
 
 /* bench_inputs.c: what the workloads run on, and the CPU's peak. */
 int bench_write_inputs(struct bench_ctx *b, halo_error_t *err);

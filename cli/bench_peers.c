@@ -98,8 +98,9 @@ static int listed(const char *list, const char *name)
 /* Runs bench/peers.py once for the peers in list; adds to out (at most
  * max) a run per JSON line it prints, with the times the script measured,
  * and returns how many. *wall: the whole process's seconds. */
-static int peers_once(struct bench_ctx *b, const struct bench_workload *w, const char *list,
-		      long repeat, long warmup, int compare, struct bench_run *out, int max,
+static int peers_once(struct bench_ctx *b, const struct bench_workload *w,
+		      const struct bench_cfg *c, const char *list, long repeat, long warmup,
+		      int compare, struct bench_run *out, int max,
 		      double *wall, char *errline, size_t errlen)
 {
 	const struct bench_opts *o = b->o;
@@ -121,7 +122,6 @@ static int peers_once(struct bench_ctx *b, const struct bench_workload *w, const
 		    (long long)o->shape[2]);
 	} else {
 		/* The peers run with halo's first chunk shape (and overlap depth). */
-		const struct bench_cfg *c = &w->runs[0].cfg;
 		ARG("--psf=%s", b->psf);
 		ARG("--input=%s", b->input);
 		ARG("--out=%s/peers", b->dir);
@@ -169,76 +169,149 @@ static int peers_once(struct bench_ctx *b, const struct bench_workload *w, const
 	return got;
 }
 
-static void peers_failed(struct bench_workload *w, const char *list, const char *why)
+/* The peers of a workload that --peers lets run, comma-separated. */
+static void peer_list(const struct bench_ctx *b, const char *workload, char *list, size_t len)
 {
-	struct bench_run r = {.tool = "peers", .max_rel_diff = -1};
-	snprintf(r.label, sizeof r.label, "%s", list);
-	snprintf(r.reason, sizeof r.reason, "%s", *why ? why : "no output");
-	bench_add_run(w, &r);
-}
-
-/* The peers of a workload. rl's time their RL inside python, like halo's
- * rl; the pipelines' (deconvolve, convert) are timed as whole processes,
- * one per run, like halo's commands. */
-void bench_measure_peers(struct bench_ctx *b, struct bench_workload *w, const char *only)
-{
-	const struct bench_opts *o = b->o;
-	char list[128] = "", errline[PATH_MAX + 128];
+	const char *only = !strcmp(workload, "rl")	     ? "numpy,scipy,cupy"
+			   : !strcmp(workload, "deconvolve") ? "dask,dask-cupy"
+							     : "dask";
+	*list = '\0';
 	for (const char *p = only; *p;) {
 		size_t l = strcspn(p, ",");
 		char name[32];
 		snprintf(name, sizeof name, "%.*s", (int)l, p);
-		if (!strcmp(o->peers, "all") || listed(o->peers, name))
-			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
-				 *list ? "," : "", name);
+		if (!strcmp(b->o->peers, "all") || listed(b->o->peers, name))
+			snprintf(list + strlen(list), len - strlen(list), "%s%s", *list ? "," : "",
+				 name);
 		p += l + (p[l] == ',');
 	}
-	if (!*list)
-		return;
-	char progress_line[256];
-	snprintf(progress_line, sizeof progress_line, "%s: peers %s", w->name, list);
-	bench_progress(b, progress_line);
-	struct bench_run runs[8];
-	double wall;
-	if (!strcmp(w->name, "rl")) {
-		int got = peers_once(b, w, list, o->repeat, o->warmup, 0, runs, 8, &wall, errline,
-				     sizeof errline);
-		for (int i = 0; i < got; i++)
-			bench_add_run(w, &runs[i]);
-		if (!got)
-			peers_failed(w, list, errline);
-	} else {
-		for (const char *p = list; *p;) {
-			size_t l = strcspn(p, ",");
-			char name[32];
-			snprintf(name, sizeof name, "%.*s", (int)l, p);
-			p += l + (p[l] == ',');
-			struct bench_run r = {.ntimes = 0};
-			double times[64];
-			int ntimes = 0;
-			for (long i = 0; i < o->warmup + o->repeat; i++) {
-				int last = i == o->warmup + o->repeat - 1;
-				if (peers_once(b, w, name, 1, 0, last && !strcmp(w->name, "deconvolve"), runs,
-					       1, &wall, errline, sizeof errline) != 1) {
-					snprintf(r.tool, sizeof r.tool, "%s", name);
-					snprintf(r.label, sizeof r.label, "%s", name);
-					snprintf(r.reason, sizeof r.reason, "%s", *errline ? errline : "no output");
-					r.available = 0;
-					break;
-				}
-				r = runs[0];
-				if (!r.available)
-					break;
-				if (i >= o->warmup)
-					times[ntimes++] = wall;
-			}
-			if (r.available) {
-				memcpy(r.times, times, sizeof times);
-				r.ntimes = ntimes;
-			}
-			bench_add_run(w, &r);
-		}
-	}
-	b->done++;
 }
 
+/* The peers' runs across rounds. rl's peers run in one process a round
+ * and report their RL times from inside python, like halo's rl; the
+ * pipelines' peers (deconvolve, convert) are timed as whole processes, one
+ * per peer and round, like halo's commands. */
+struct bench_peers {
+	char list[128];
+	struct bench_cfg first;       /* halo's first configuration */
+	struct bench_run runs[8];
+	int n;                        /* runs known; -1 before the first round */
+	char why[PATH_MAX + 128];     /* why rl's peers gave nothing */
+};
+
+int bench_peers_count(const struct bench_ctx *b, const char *workload)
+{
+	char list[128];
+	peer_list(b, workload, list, sizeof list);
+	if (!*list)
+		return 0;
+	if (!strcmp(workload, "rl"))
+		return 1;
+	int n = 1;
+	for (const char *p = list; *p; p++)
+		n += *p == ',';
+	return n;
+}
+
+struct bench_peers *bench_peers_begin(const struct bench_ctx *b, const struct bench_workload *w,
+				      const struct bench_cfg *first)
+{
+	struct bench_peers *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->first = *first;
+	peer_list(b, w->name, p->list, sizeof p->list);
+	p->n = -1;
+	return p;
+}
+
+/* Adds this round's time of each available peer to what it reported in
+ * the first round. */
+static void add_round(struct bench_run *acc, const struct bench_run *now, double t, int keep)
+{
+	if (!acc->available)
+		return;
+	if (!now->available) {
+		*acc = *now;
+		acc->ntimes = 0;
+		return;
+	}
+	if (keep && acc->ntimes < 64)
+		acc->times[acc->ntimes++] = t;
+	if (now->max_rel_diff >= 0)
+		acc->max_rel_diff = now->max_rel_diff;
+}
+
+static void first_round(struct bench_run *acc, const struct bench_run *now)
+{
+	*acc = *now;
+	acc->ntimes = 0;
+}
+
+void bench_peers_round(struct bench_ctx *b, struct bench_peers *p,
+		       const struct bench_workload *w, int keep, int last)
+{
+	if (!*p->list)
+		return;
+	char progress_line[256], errline[PATH_MAX + 128];
+	snprintf(progress_line, sizeof progress_line, "%s: peers %s", w->name, p->list);
+	bench_progress(b, progress_line);
+	struct bench_run now[8];
+	double wall;
+	if (!strcmp(w->name, "rl")) {
+		int got = peers_once(b, w, &p->first, p->list, 1, 0, 0, now, 8, &wall, errline, sizeof errline);
+		if (p->n < 0) {
+			p->n = got;
+			for (int i = 0; i < got; i++)
+				first_round(&p->runs[i], &now[i]);
+			if (!got)
+				snprintf(p->why, sizeof p->why, "%s", *errline ? errline : "no output");
+		}
+		for (int i = 0; i < p->n; i++) {
+			struct bench_run lost = p->runs[i];
+			snprintf(lost.reason, sizeof lost.reason, "no output in a later round: %.2000s",
+				 errline);
+			lost.available = 0;
+			add_round(&p->runs[i], i < got ? &now[i] : &lost,
+				  i < got && now[i].ntimes ? now[i].times[0] : 0, keep);
+		}
+		b->done++;
+		return;
+	}
+	int i = 0;
+	for (const char *s = p->list; *s; i++, b->done++) {
+		size_t l = strcspn(s, ",");
+		char name[32];
+		snprintf(name, sizeof name, "%.*s", (int)l, s);
+		s += l + (s[l] == ',');
+		if (p->n >= 0 && !p->runs[i].available)
+			continue;
+		if (peers_once(b, w, &p->first, name, 1, 0, last && !strcmp(w->name, "deconvolve"), now, 1,
+			       &wall, errline, sizeof errline) != 1) {
+			now[0] = (struct bench_run){.max_rel_diff = -1};
+			snprintf(now[0].tool, sizeof now[0].tool, "%s", name);
+			snprintf(now[0].label, sizeof now[0].label, "%s", name);
+			snprintf(now[0].reason, sizeof now[0].reason, "%s",
+				 *errline ? errline : "no output");
+		}
+		if (p->n < 0 || i >= p->n)
+			first_round(&p->runs[i], &now[0]);
+		add_round(&p->runs[i], &now[0], wall, keep);
+	}
+	p->n = i;
+}
+
+void bench_peers_end(struct bench_peers *p, struct bench_workload *w)
+{
+	if (p && w && *p->list) {
+		if (p->n <= 0) {
+			struct bench_run r = {.tool = "peers", .max_rel_diff = -1};
+			snprintf(r.label, sizeof r.label, "%s", p->list);
+			snprintf(r.reason, sizeof r.reason, "%s", *p->why ? p->why : "no output");
+			bench_add_run(w, &r);
+		}
+		for (int i = 0; i < p->n; i++)
+			bench_add_run(w, &p->runs[i]);
+	}
+	free(p);
+}

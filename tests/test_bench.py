@@ -124,6 +124,28 @@ p = subprocess.run([HALO, "bench", "rl", "--shape", "4,8,8", "--psf", "3", "--it
 check(p.returncode == 0 and "unavailable: /nonexistent/peers.py: not found" in p.stdout,
       "a missing peers script is one 'unavailable' row", p.stdout + p.stderr)
 
+# Rounds: every round runs halo and then the peers once, so each peer
+# process is started warm-up + repeat times and reports one time a round.
+log = path("peer-calls.txt")
+fake = path("fake-peers.py")
+with open(fake, "w") as f:
+    f.write("import json, sys\n"
+            f"open({log!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+            "print(json.dumps({'peer': 'numpy', 'label': 'fake', 'available': True,"
+            " 'times_s': [10.0 + len(open(" + repr(log) + ").readlines())]}))\n")
+p = subprocess.run([HALO, "bench", "rl", "--shape", "4,8,8", "--psf", "3", "--iterations", "1",
+                    "--repeat", "3", "--warmup", "2", "--ncpu", "1", "--peers", "numpy",
+                    "--json", path("rounds.json"), "--quiet"],
+                   capture_output=True, text=True, env=dict(os.environ, HALO_BENCH_PEERS=fake))
+calls = open(log).read().splitlines() if os.path.exists(log) else []
+check(p.returncode == 0 and len(calls) == 5 and all("--repeat=1" in c for c in calls),
+      "bench: the peers run once per round, warm-up rounds included", calls)
+runs = {x["tool"]: x for x in json.load(open(path("rounds.json")))["workloads"][0]["runs"]} \
+    if p.returncode == 0 else {}
+check(runs.get("numpy", {}).get("times_s") == [13.0, 14.0, 15.0] and
+      len(runs.get("halo", {}).get("times_s", [])) == 3,
+      "bench: the warm-up rounds' times are dropped, one time kept per round", runs)
+
 cores = d["machine"]["topology"]["cores"]
 for args, rc, msg in [
         (["--ncpu", str(cores + 1)], 1, f"--ncpu {cores + 1}: this machine has {cores} cores"),
