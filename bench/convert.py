@@ -2,8 +2,9 @@
 """Benchmark: rechunking a uint16 Zarr volume (blosc lz4, byte shuffle),
 halo convert against python zarr + dask (threaded scheduler, same number of
 threads), with cat and cp of the same bytes as the I/O ceiling. All runs
-are side by side in one invocation; each figure is the median of --repeat
-runs after one warm-up, with min and max.
+are side by side in one invocation, in rounds of one run of each tool;
+each figure is the median of --repeat rounds after a warm-up round, with
+min and max.
 
 usage: bench/convert.py [--gib 2] [--repeat 3] [--dir /tmp/halo-bench] [--halo ./halo]
 """
@@ -103,23 +104,23 @@ def fresh():
     os.sync()
 
 
-def measure(fn):
-    fresh()
-    fn()  # warm-up
-    times = []
-    for _ in range(args.repeat):
-        fresh()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), min(times), max(times)
+def measure(tools):
+    """Rounds of one run of every tool (the first round a warm-up), so that
+    the machine's slow minutes fall on all tools alike."""
+    times = {name: [] for name, _ in tools}
+    for r in range(args.repeat + 1):
+        for name, fn in tools:
+            fresh()
+            t = time.perf_counter()
+            fn()
+            if r:
+                times[name].append(time.perf_counter() - t)
+    return {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()}
 
 
-results = {}
-for name, fn in [("halo convert", run_halo), ("zarr + dask threads", run_dask),
-                 ("codec work only", run_codec_floor),
-                 ("cat (read only)", run_cat), ("cp -r (read + write)", run_cp)]:
-    results[name] = measure(fn)
+results = measure([("halo convert", run_halo), ("zarr + dask threads", run_dask),
+                   ("codec work only", run_codec_floor),
+                   ("cat (read only)", run_cat), ("cp -r (read + write)", run_cp)])
 
 # Check that both produced the same volume (sampled, to keep it quick).
 run_halo()

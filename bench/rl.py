@@ -2,8 +2,9 @@
 """Benchmark of the RL kernel on one chunk: halo (one 128x256x256 float32
 chunk, periodic, no halo, so the task is the codelet plus chunk I/O) against
 scipy.fft float32 RL with workers = cores and a numpy RL in the seed's style
-(numpy.fft, float64 inside). 15^3 PSF, 20 iterations. Each figure is the
-median of --repeat runs after a warm-up, with min and max; ratios are
+(numpy.fft, float64 inside). 15^3 PSF, 20 iterations. Runs go in rounds
+of one run of each tool; each figure is the
+median of --repeat rounds after a warm-up round, with min and max; ratios are
 measured in this one run.
 
 usage: bench/rl.py [--repeat 3] [--halo ./halo] [--sched dmda] [--deconwolf PATH]
@@ -92,21 +93,27 @@ def run_numpy():
     return est
 
 
-def measure(fn, repeat):
-    fn()
-    t = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        t.append(time.perf_counter() - t0)
-    return statistics.median(t), min(t), max(t)
+def measure(tools):
+    """Rounds of one run of every tool (the first round a warm-up), so that
+    the machine's slow minutes fall on all tools alike; a tool with fewer
+    runs drops out of the later rounds."""
+    times = {name: [] for name, _, _ in tools}
+    for r in range(max(n for _, _, n in tools) + 1):
+        for name, fn, n in tools:
+            if r <= n:
+                t0 = time.perf_counter()
+                fn()
+                if r:
+                    times[name].append(time.perf_counter() - t0)
+    return {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()}
 
 
-res = {"halo (whole process)": measure(run_halo, args.repeat)}
+tools = [("halo (whole process)", run_halo, args.repeat)]
 if args.deconwolf:
-    res["deconwolf (whole process)"] = measure(run_deconwolf, args.repeat)
-res["scipy.fft float32"] = measure(run_scipy, args.repeat)
-res["numpy (seed style)"] = measure(run_numpy, max(1, args.repeat // 2))
+    tools.append(("deconwolf (whole process)", run_deconwolf, args.repeat))
+tools += [("scipy.fft float32", run_scipy, args.repeat),
+          ("numpy (seed style)", run_numpy, max(1, args.repeat // 2))]
+res = measure(tools)
 mvox = np.prod(shape) / 1e6
 h = res["halo (whole process)"][0]
 print(f"one chunk {shape} float32, PSF 15^3, {iters} iterations, {cores} cores, "
