@@ -95,12 +95,13 @@ static int listed(const char *list, const char *name)
 	return 0;
 }
 
-/* Runs bench/peers.py once for the peers in list; adds to out (at most
- * max) a run per JSON line it prints, with the times the script measured,
- * and returns how many. *wall: the whole process's seconds. */
+/* Runs bench/peers.py once for the peers in list, one timed run each;
+ * adds to out (at most max) a run per JSON line it prints, with the time
+ * the script measured, and returns how many. *wall: the whole process's
+ * seconds. */
 static int peers_once(struct bench_ctx *b, const struct bench_workload *w,
-		      const struct bench_cfg *c, const char *list, long repeat, long warmup,
-		      int compare, struct bench_run *out, int max,
+		      const struct bench_cfg *c, const char *list, int compare,
+		      struct bench_run *out, int max,
 		      double *wall, char *errline, size_t errlen)
 {
 	const struct bench_opts *o = b->o;
@@ -112,8 +113,8 @@ static int peers_once(struct bench_ctx *b, const struct bench_workload *w,
 	ARG("%s", b->peers_py);
 	ARG("%s", w->name);
 	ARG("--only=%s", list);
-	ARG("--repeat=%ld", repeat);
-	ARG("--warmup=%ld", warmup);
+	ARG("--repeat=1");
+	ARG("--warmup=0");
 	ARG("--threads=%d", b->cores);
 	ARG("--iterations=%ld", o->iterations);
 	if (!strcmp(w->name, "rl")) {
@@ -259,7 +260,7 @@ void bench_peers_round(struct bench_ctx *b, struct bench_peers *p,
 	struct bench_run now[8];
 	double wall;
 	if (!strcmp(w->name, "rl")) {
-		int got = peers_once(b, w, &p->first, p->list, 1, 0, 0, now, 8, &wall, errline, sizeof errline);
+		int got = peers_once(b, w, &p->first, p->list, 0, now, 8, &wall, errline, sizeof errline);
 		if (p->n < 0) {
 			p->n = got;
 			for (int i = 0; i < got; i++)
@@ -286,7 +287,7 @@ void bench_peers_round(struct bench_ctx *b, struct bench_peers *p,
 		s += l + (s[l] == ',');
 		if (p->n >= 0 && !p->runs[i].available)
 			continue;
-		if (peers_once(b, w, &p->first, name, 1, 0, last && !strcmp(w->name, "deconvolve"), now, 1,
+		if (peers_once(b, w, &p->first, name, last && !strcmp(w->name, "deconvolve"), now, 1,
 			       &wall, errline, sizeof errline) != 1) {
 			now[0] = (struct bench_run){.max_rel_diff = -1};
 			snprintf(now[0].tool, sizeof now[0].tool, "%s", name);
