@@ -105,10 +105,9 @@ int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *
 	const unsigned char *p = data;
 	size_t done = 0;
 	while (done < len) {
-		/* In pieces, as cp and cat write: with large page-cache folios a
-		 * whole-chunk write() allocates folios as big as the chunk, which
-		 * cost this VM twice the kernel time of 128 KiB pieces (see
-		 * bench/README.md). */
+		/* In pieces, as cp and cat write: one write() of a whole
+		 * 2.3 MB chunk took the kernel (6.18, ext4) twice the time of
+		 * 128 KiB pieces (bench/README.md, session 5). */
 		size_t piece = len - done < WRITE_PIECE ? len - done : WRITE_PIECE;
 		ssize_t w = write(fd, p + done, piece);
 		if (w < 0 && errno == EINTR)
