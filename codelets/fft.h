@@ -33,7 +33,8 @@ struct halo_fft_work {
 				* a and spec are the thread's, shared by all
 				* its shapes: valid until its next
 				* halo_fft_work() */
-	float **plane;         /* a real n1*n2 plane per thread */
+	float **plane;         /* per thread: a real n1*n2 plane, or a column
+				 * pass's slab of n0 rows of pitch values */
 	int nthreads;
 	fftwf_plan plane_r2c, plane_c2r, z_fwd, z_inv;
 };

@@ -273,14 +273,13 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 	return h;
 }
 
-/* The smallest 2,3,5,7-smooth size >= n: FFTW and cuFFT are several times
- * slower on sizes with large prime factors (96 + 10 = 106 = 2 * 53). */
 static int submit_half(struct exact *x, struct halo_otf_cache *otfs, int forward,
 		       const int64_t u[3], const int before[3], const int after_min[3],
 		       const halo_deconv_opts_t *o, halo_error_t *err)
 {
-	/* The transform is padded to a smooth size with more real halo after
-	 * the chunk, which leaves the result exact. */
+	/* The transform is padded to a 2,3,5,7-smooth size (FFTW and cuFFT
+	 * are several times slower on sizes such as 96 + 10 = 106 = 2 * 53)
+	 * with more real halo after the chunk, which leaves the result exact. */
 	int64_t hd[3], start[3], dims[3];
 	int after[3];
 	halo_trace_label(forward ? "exact forward" : "exact backward", u);

@@ -402,7 +402,8 @@ int halo_runtime_output_commit(halo_output_t *out, halo_error_t *err)
 	 * and replacing an output waits seconds on the filesystem (unlinking
 	 * the old one): paused, that worker sleeps and leaves its core to the
 	 * kernel's writeback. Measured on 2 cores: halo convert of 2 GiB with
-	 * --overwrite, 4.1-5.1 s -> 3.4-3.8 s, one CPU-second less. */
+	 * --overwrite, 4.63 s -> 3.27 s median, a CPU-second less
+	 * (bench/README.md). */
 	int paused = starpu_is_initialized();
 	if (paused)
 		starpu_pause();
