@@ -59,6 +59,8 @@ struct bench_run {
 	double times[64];
 	int ntimes;
 	double max_rel_diff; /* against halo's result; < 0 when not measured */
+	int fused;           /* rl on a GPU: the elementwise steps ran in cuFFT
+			      * callbacks (see bench_run_bytes) */
 	char trace[4096];    /* the trace recorded for this configuration, or "" */
 };
 
@@ -68,6 +70,8 @@ struct bench_workload {
 	const char *units;     /* "Mvox*iter/s" or "MB/s" */
 	double work;           /* per run, in the units' numerator */
 	double bytes;          /* memory traffic per run by the model (rl), else 0 */
+	double fused_bytes;    /* the same with the elementwise steps in cuFFT
+				* callbacks */
 	struct bench_run *runs;
 	int nruns;
 };
@@ -84,6 +88,9 @@ struct bench_report {
 /* bench.c */
 double bench_now(void);
 void bench_progress(struct bench_ctx *b, const char *what);
+/* The model's memory traffic for one run of r (0: no model). */
+double bench_run_bytes(const struct bench_workload *w, const struct bench_run *r);
+
 void bench_add_run(struct bench_workload *w, const struct bench_run *r);
 
 /* bench_peers.c: child processes and the peers (bench/peers.py). */

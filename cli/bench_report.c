@@ -51,6 +51,11 @@ static int is_gpu_peer(const struct bench_run *r)
 	return strstr(r->tool, "cupy") != NULL;
 }
 
+double bench_run_bytes(const struct bench_workload *w, const struct bench_run *r)
+{
+	return r->fused ? w->fused_bytes : w->bytes;
+}
+
 double bench_peak_gbs(const struct bench_report *rep, const struct bench_run *r)
 {
 	int gpu = is_halo(r) ? r->cfg.ncuda != 0 : is_gpu_peer(r);
@@ -118,7 +123,8 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 			fprintf(f, "  %-44.44s %8.3f %8.3f %8.3f %12.1f", name, med, bench_min(r),
 				bench_max(r), throughput(w, med));
 			if (w->bytes > 0) {
-				double gbs = w->bytes / med / 1e9, peak = bench_peak_gbs(rep, r);
+				double gbs = bench_run_bytes(w, r) / med / 1e9;
+				double peak = bench_peak_gbs(rep, r);
 				fprintf(f, " %7.1f %5.0f%%", gbs, peak > 0 ? 100 * gbs / peak : 0);
 			}
 			for (int p = 0; p < w->nruns && is_halo(r); p++)
@@ -176,6 +182,11 @@ static json_t *run_json(const struct bench_report *rep, const struct bench_workl
 		}
 		if (!strcmp(w->name, "deconvolve"))
 			json_object_set_new(c, "mode", json_string(r->cfg.mode));
+		/* The GPU's elementwise steps: in cuFFT's callbacks, or as
+		 * kernels where cuFFT could not link them. */
+		if (!strcmp(w->name, "rl") && r->cfg.ncuda)
+			json_object_set_new(c, "cuda_rl",
+					    json_string(r->fused ? "callbacks" : "kernels"));
 		json_object_set_new(j, "config", c);
 		if (r->trace[0])
 			json_object_set_new(j, "trace", json_string(r->trace));
@@ -190,7 +201,8 @@ static json_t *run_json(const struct bench_report *rep, const struct bench_workl
 	json_object_set_new(j, "max_s", json_real(bench_max(r)));
 	json_object_set_new(j, "throughput", json_real(throughput(w, med)));
 	if (w->bytes > 0) {
-		double gbs = w->bytes / med / 1e9, peak = bench_peak_gbs(rep, r);
+		double gbs = bench_run_bytes(w, r) / med / 1e9, peak = bench_peak_gbs(rep, r);
+		json_object_set_new(j, "model_bytes", json_real(bench_run_bytes(w, r)));
 		json_object_set_new(j, "bandwidth_gbs", json_real(gbs));
 		json_object_set_new(j, "peak_gbs", json_real(peak));
 		json_object_set_new(j, "bandwidth_fraction", json_real(peak > 0 ? gbs / peak : 0));
@@ -264,7 +276,8 @@ static int svg_panel(FILE *f, int y, const char *title, const struct bench_workl
 		const struct bench_run *r = &w->runs[i];
 		if (!r->available || (bandwidth && bench_peak_gbs(rep, r) <= 0))
 			continue;
-		double v = bandwidth ? 100 * w->bytes / bench_min(r) / 1e9 / bench_peak_gbs(rep, r)
+		double v = bandwidth ? 100 * bench_run_bytes(w, r) / bench_min(r) / 1e9 /
+					       bench_peak_gbs(rep, r)
 				     : throughput(w, bench_min(r));
 		top = v > top ? v : top;
 		rows++;
@@ -284,9 +297,9 @@ static int svg_panel(FILE *f, int y, const char *title, const struct bench_workl
 			continue;
 		double med, lo, hi;
 		if (bandwidth) {
-			med = 100 * w->bytes / bench_median(r) / 1e9 / peak;
-			lo = 100 * w->bytes / bench_max(r) / 1e9 / peak;
-			hi = 100 * w->bytes / bench_min(r) / 1e9 / peak;
+			med = 100 * bench_run_bytes(w, r) / bench_median(r) / 1e9 / peak;
+			lo = 100 * bench_run_bytes(w, r) / bench_max(r) / 1e9 / peak;
+			hi = 100 * bench_run_bytes(w, r) / bench_min(r) / 1e9 / peak;
 		} else {
 			med = throughput(w, bench_median(r));
 			lo = throughput(w, bench_max(r));

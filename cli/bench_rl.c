@@ -6,6 +6,7 @@
 #include "config.h"
 #include "cli/bench.h"
 #include "cli/cli.h"
+#include "codelets/rl.h"
 #include "runtime/deconvolve.h"
 #include "util/util.h"
 
@@ -131,7 +132,14 @@ int bench_rl_child(int argc, char **argv)
 		printf("{\"times_s\": [");
 		for (long i = 0; i < repeat; i++)
 			printf("%s%.6f", i ? ", " : "", times[i]);
-		printf("]}\n");
+		printf("]");
+#ifdef HALO_USE_CUDA
+		int fused, kernels, last_error;
+		halo_rl_cuda_plans(&fused, &kernels, &last_error);
+		if (fused || kernels)
+			printf(", \"cuda_rl\": \"%s\"", kernels ? "kernels" : "callbacks");
+#endif
+		printf("}\n");
 	}
 	return halo_cli_finish(rt, status);
 }

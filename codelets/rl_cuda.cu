@@ -1,12 +1,22 @@
 /* CUDA implementation of the rl codelet (see rl.h): cuFFT R2C/C2R plans and
  * device work buffers kept per worker thread and shape, bound to StarPU's
  * per-worker stream, so a task is a sequence of asynchronous launches with
- * no host round trip (STARPU_CUDA_ASYNC). An iteration is 2 R2C + 2 C2R
- * transforms and four small elementwise kernels whose arithmetic is
- * rl_math.h, the same functions the CPU implementation and its tests run. */
+ * no host round trip (STARPU_CUDA_ASYNC).
+ *
+ * An iteration is 2 R2C + 2 C2R transforms and nothing else: the two C2R
+ * plans carry cuFFT callbacks (rl_callbacks.cu, linked into cuFFT's kernels
+ * when the plan is made) that multiply the spectrum by the OTF as it is
+ * loaded and store the ratio, or the next estimate, instead of the
+ * transform's output. The estimate alternates between two buffers, the
+ * ratio taking whichever is free. The elementwise work then costs no extra pass over
+ * device memory. Where cuFFT cannot link the callbacks (no nvJitLink, a
+ * GPU it cannot build them for) or HALO_CUFFT_CALLBACKS=0, the same steps
+ * run as four small kernels per iteration. Either way the arithmetic is
+ * rl_math.h, the functions the CPU implementation and its tests run. */
 #include "config.h"
 
 #include <cufft.h>
+#include <cufftXt.h>
 #include <pthread.h>
 #include <starpu.h>
 #include <stdlib.h>
@@ -15,17 +25,27 @@
 extern "C" {
 #include "codelets/rl.h"
 }
+#include "codelets/rl_callbacks.h"
+#include "codelets/rl_callbacks_fatbin.h"
 #include "codelets/rl_math.h"
 
 #define MAX_SHAPES 4
 
+enum { R2C, C2R, C2R_RATIO, C2R_UPDATE, NPLANS };
+
 struct gpu_work {
 	int n[3];
+	int want_fused;        /* callbacks asked for (part of the cache key) */
+	int fused;             /* and cuFFT linked them */
 	size_t nreal, ncplx;
 	float *est, *tmp;
 	cufftComplex *spec;
-	cufftHandle r2c, c2r;
-	int ready;
+	void *area;            /* one cuFFT work area for all plans: they run
+				* one after another on the worker's stream */
+	struct halo_rl_cb_params *params;
+	/* R2C always; fused: C2R_RATIO and C2R_UPDATE, otherwise C2R */
+	cufftHandle plan[NPLANS];
+	int made[NPLANS];
 };
 
 struct gpu_cache {
@@ -35,16 +55,18 @@ struct gpu_cache {
 
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static int fused_plans, kernel_plans, last_fallback;
 
 static void work_free(struct gpu_work *w)
 {
-	if (!w->ready)
-		return;
-	cufftDestroy(w->r2c);
-	cufftDestroy(w->c2r);
+	for (int i = 0; i < NPLANS; i++)
+		if (w->made[i])
+			cufftDestroy(w->plan[i]);
 	cudaFree(w->est);
 	cudaFree(w->tmp);
 	cudaFree(w->spec);
+	cudaFree(w->area);
+	cudaFree(w->params);
 	memset(w, 0, sizeof *w);
 }
 
@@ -61,6 +83,73 @@ static void make_key(void)
 	pthread_key_create(&cache_key, cache_free);
 }
 
+/* Plan k of w, of type, without its own work area, with the named
+ * callbacks (NULL for none); the largest work area is kept in *area.
+ * Returns the cuFFT error, CUFFT_SUCCESS when made. */
+static cufftResult plan_3d(struct gpu_work *w, int k, cufftType type, const char *load,
+			   const char *store, size_t *area)
+{
+	cufftHandle *h = &w->plan[k];
+	void *info = w->params;
+	cufftResult r = cufftCreate(h);
+	if (r != CUFFT_SUCCESS)
+		return r;
+	const void *fatbin = halo_rl_callbacks_fatbin;
+	size_t fatbin_size = sizeof halo_rl_callbacks_fatbin;
+	size_t size = 0;
+	r = cufftSetAutoAllocation(*h, 0);
+	/* cuFFT links LTO callbacks into the plan's kernels, so they are
+	 * given before the plan is made. */
+	if (r == CUFFT_SUCCESS && load)
+		r = cufftXtSetJITCallback(*h, load, fatbin, fatbin_size, CUFFT_CB_LD_COMPLEX,
+					  &info);
+	if (r == CUFFT_SUCCESS && store)
+		r = cufftXtSetJITCallback(*h, store, fatbin, fatbin_size, CUFFT_CB_ST_REAL,
+					  &info);
+	if (r == CUFFT_SUCCESS)
+		r = cufftMakePlan3d(*h, w->n[0], w->n[1], w->n[2], type, &size);
+	if (r != CUFFT_SUCCESS) {
+		cufftDestroy(*h);
+		return r;
+	}
+	w->made[k] = 1;
+	if (size > *area)
+		*area = size;
+	return CUFFT_SUCCESS;
+}
+
+/* The fused plans, or else the plain ones; -1 when not even those. */
+static int make_plans(struct gpu_work *w, cudaStream_t stream)
+{
+	size_t area = 0;
+	if (plan_3d(w, R2C, CUFFT_R2C, NULL, NULL, &area) != CUFFT_SUCCESS)
+		return -1;
+	if (w->want_fused) {
+		cufftResult r = plan_3d(w, C2R_RATIO, CUFFT_C2R, "halo_rl_cb_load_otf",
+					"halo_rl_cb_store_ratio", &area);
+		if (r == CUFFT_SUCCESS)
+			r = plan_3d(w, C2R_UPDATE, CUFFT_C2R, "halo_rl_cb_load_otf_conj",
+				    "halo_rl_cb_store_update", &area);
+		w->fused = r == CUFFT_SUCCESS;
+		if (!w->fused) {
+			__atomic_store_n(&last_fallback, (int)r, __ATOMIC_RELAXED);
+			if (w->made[C2R_RATIO])
+				cufftDestroy(w->plan[C2R_RATIO]);
+			w->made[C2R_RATIO] = 0;
+		}
+	}
+	if (!w->fused && plan_3d(w, C2R, CUFFT_C2R, NULL, NULL, &area) != CUFFT_SUCCESS)
+		return -1;
+	if (cudaMalloc(&w->area, area ? area : 1) != cudaSuccess)
+		return -1;
+	for (int i = 0; i < NPLANS; i++)
+		if (w->made[i] && (cufftSetWorkArea(w->plan[i], w->area) != CUFFT_SUCCESS ||
+				   cufftSetStream(w->plan[i], stream) != CUFFT_SUCCESS))
+			return -1;
+	__atomic_add_fetch(w->fused ? &fused_plans : &kernel_plans, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
 /* The calling worker's plans and buffers for shape n; NULL on failure. */
 static struct gpu_work *gpu_work_get(const int n[3], cudaStream_t stream)
 {
@@ -73,8 +162,11 @@ static struct gpu_work *gpu_work_get(const int n[3], cudaStream_t stream)
 			return NULL;
 		}
 	}
+	const char *cb = getenv("HALO_CUFFT_CALLBACKS");
+	int want_fused = !(cb && strcmp(cb, "0") == 0);
 	for (int i = 0; i < c->count; i++)
-		if (!memcmp(c->work[i].n, n, sizeof c->work[i].n))
+		if (!memcmp(c->work[i].n, n, sizeof c->work[i].n) &&
+		    c->work[i].want_fused == want_fused)
 			return &c->work[i];
 	if (c->count == MAX_SHAPES) {
 		work_free(&c->work[0]);
@@ -84,29 +176,35 @@ static struct gpu_work *gpu_work_get(const int n[3], cudaStream_t stream)
 	}
 	struct gpu_work *w = &c->work[c->count];
 	memcpy(w->n, n, sizeof w->n);
+	w->want_fused = want_fused;
 	w->nreal = (size_t)n[0] * n[1] * n[2];
 	w->ncplx = (size_t)n[0] * n[1] * (n[2] / 2 + 1);
 	if (cudaMalloc((void **)&w->est, w->nreal * sizeof(float)) != cudaSuccess ||
 	    cudaMalloc((void **)&w->tmp, w->nreal * sizeof(float)) != cudaSuccess ||
-	    cudaMalloc((void **)&w->spec, w->ncplx * sizeof(cufftComplex)) != cudaSuccess) {
-		cudaFree(w->est);
-		cudaFree(w->tmp);
-		memset(w, 0, sizeof *w);
+	    cudaMalloc((void **)&w->spec, w->ncplx * sizeof(cufftComplex)) != cudaSuccess ||
+	    cudaMalloc((void **)&w->params, sizeof *w->params) != cudaSuccess ||
+	    make_plans(w, stream) < 0) {
+		work_free(w);
 		return NULL;
 	}
-	if (cufftPlan3d(&w->r2c, n[0], n[1], n[2], CUFFT_R2C) != CUFFT_SUCCESS ||
-	    cufftPlan3d(&w->c2r, n[0], n[1], n[2], CUFFT_C2R) != CUFFT_SUCCESS) {
-		cudaFree(w->est);
-		cudaFree(w->tmp);
-		cudaFree(w->spec);
-		memset(w, 0, sizeof *w);
-		return NULL;
-	}
-	cufftSetStream(w->r2c, stream);
-	cufftSetStream(w->c2r, stream);
-	w->ready = 1;
 	c->count++;
 	return w;
+}
+
+extern "C" void halo_rl_cuda_plans(int *fused, int *kernels, int *last_error)
+{
+	*fused = __atomic_load_n(&fused_plans, __ATOMIC_RELAXED);
+	*kernels = __atomic_load_n(&kernel_plans, __ATOMIC_RELAXED);
+	*last_error = __atomic_load_n(&last_fallback, __ATOMIC_RELAXED);
+}
+
+static __global__ void params_kernel(struct halo_rl_cb_params *p, const float2 *otf,
+				     const float *image, float *est0, float *est1)
+{
+	p->otf = otf;
+	p->image = image;
+	p->est[0] = est0;
+	p->est[1] = est1;
 }
 
 static __global__ void otf_kernel(float2 *spec, const float2 *otf, size_t n, int conj)
@@ -230,18 +328,32 @@ extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)
 	size_t N = w->nreal, NC = w->ncplx;
 	int ok = cudaMemcpyAsync(w->est, image, N * sizeof(float), cudaMemcpyDeviceToDevice,
 				 stream) == cudaSuccess;
+	float *est = w->est, *other = w->tmp;
+	if (w->fused)
+		params_kernel<<<1, 1, 0, stream>>>(w->params, otf, image, w->est, w->tmp);
 	for (int it = 0; ok && it < a->iterations; it++) {
-		ok &= cufftExecR2C(w->r2c, w->est, w->spec) == CUFFT_SUCCESS;
+		if (w->fused) {
+			/* other: the ratio, then the next estimate */
+			ok &= cufftExecR2C(w->plan[R2C], est, w->spec) == CUFFT_SUCCESS;
+			ok &= cufftExecC2R(w->plan[C2R_RATIO], w->spec, other) == CUFFT_SUCCESS;
+			ok &= cufftExecR2C(w->plan[R2C], other, w->spec) == CUFFT_SUCCESS;
+			ok &= cufftExecC2R(w->plan[C2R_UPDATE], w->spec, other) == CUFFT_SUCCESS;
+			float *t = est;
+			est = other;
+			other = t;
+			continue;
+		}
+		ok &= cufftExecR2C(w->plan[R2C], w->est, w->spec) == CUFFT_SUCCESS;
 		otf_kernel<<<blocks_for(NC), 256, 0, stream>>>((float2 *)w->spec, otf, NC, 0);
-		ok &= cufftExecC2R(w->c2r, w->spec, w->tmp) == CUFFT_SUCCESS;
+		ok &= cufftExecC2R(w->plan[C2R], w->spec, w->tmp) == CUFFT_SUCCESS;
 		ratio_kernel<<<blocks_for(N), 256, 0, stream>>>(w->tmp, image, N);
-		ok &= cufftExecR2C(w->r2c, w->tmp, w->spec) == CUFFT_SUCCESS;
+		ok &= cufftExecR2C(w->plan[R2C], w->tmp, w->spec) == CUFFT_SUCCESS;
 		otf_kernel<<<blocks_for(NC), 256, 0, stream>>>((float2 *)w->spec, otf, NC, 1);
-		ok &= cufftExecC2R(w->c2r, w->spec, w->tmp) == CUFFT_SUCCESS;
+		ok &= cufftExecC2R(w->plan[C2R], w->spec, w->tmp) == CUFFT_SUCCESS;
 		update_kernel<<<blocks_for(N), 256, 0, stream>>>(w->est, w->tmp, N);
 	}
 	size_t total = (size_t)on[0] * on[1] * on[2];
-	trim_kernel<<<blocks_for(total), 256, 0, stream>>>(out, on[0], on[1], on[2], w->est, n[1],
+	trim_kernel<<<blocks_for(total), 256, 0, stream>>>(out, on[0], on[1], on[2], est, n[1],
 							    n[2], a->trim[0], a->trim[1], a->trim[2],
 							    a->valid[0], a->valid[1], a->valid[2]);
 	ok &= cudaGetLastError() == cudaSuccess;

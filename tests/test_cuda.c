@@ -4,8 +4,9 @@
  * the CUDA gather's per-voxel rule gives what the CPU gather gives; the
  * RL task on a CPU worker equals halo_rl_compute for even and odd shapes,
  * trimmed and untrimmed. With a CUDA device, the same task pinned to a GPU
- * worker gives the CPU's chunk to 1e-4 (max relative); without one those
- * checks are skipped, saying so. */
+ * worker gives the CPU's chunk to 1e-4 (max relative), with the
+ * elementwise steps fused into cuFFT callbacks and as separate kernels;
+ * without one those checks are skipped, saying so. */
 #include "config.h"
 #include "halo.h"
 #include "codelets/gather.h"
@@ -270,6 +271,10 @@ static void compare(const int n[3], const int pn[3], const int trim[3], const in
 		otf_on_gpu(cuda, psf, pn, n, otf);
 	float *cpu = run_on(first_worker(STARPU_CPU_WORKER), hi, ho, on, &a);
 	float *gpu = cuda >= 0 ? run_on(cuda, hi, ho, on, &a) : NULL;
+	/* The fallback path: the elementwise steps as kernels, not callbacks. */
+	setenv("HALO_CUFFT_CALLBACKS", "0", 1);
+	float *gpuk = cuda >= 0 ? run_on(cuda, hi, ho, on, &a) : NULL;
+	unsetenv("HALO_CUFFT_CALLBACKS");
 	char what[160];
 	snprintf(what, sizeof what, "%dx%dx%d, PSF %dx%dx%d, %d iterations, out %dx%dx%d", n[0],
 		 n[1], n[2], pn[0], pn[1], pn[2], it, on[0], on[1], on[2]);
@@ -282,6 +287,8 @@ static void compare(const int n[3], const int pn[3], const int trim[3], const in
 	else if (tap_ok(gpu != NULL, "RL task ran on a GPU worker: %s", what)) {
 		double g = max_rel(gpu, cpu, no);
 		tap_ok(g <= 1e-4, "GPU = CPU to 1e-4 (%.1e): %s", g, what);
+		g = gpuk ? max_rel(gpuk, cpu, no) : INFINITY;
+		tap_ok(g <= 1e-4, "GPU with kernels, no callbacks = CPU to 1e-4 (%.1e): %s", g, what);
 	}
 	starpu_data_unregister(hi);
 	starpu_data_unregister(ho);
@@ -290,6 +297,7 @@ static void compare(const int n[3], const int pn[3], const int trim[3], const in
 	free(psf);
 	free(ref);
 	free(gpu);
+	free(gpuk);
 	free(cpu);
 }
 
@@ -311,6 +319,16 @@ int main(void)
 	compare((int[3]){17, 23, 31}, (int[3]){4, 6, 5}, (int[3]){3, 2, 5}, (int[3]){9, 15, 21}, 25);
 	compare((int[3]){64, 96, 80}, (int[3]){15, 15, 15}, (int[3]){7, 7, 7}, (int[3]){50, 82, 66},
 		5);
+#ifdef HALO_USE_CUDA
+	int fused, kernels, last_error;
+	halo_rl_cuda_plans(&fused, &kernels, &last_error);
+	if (first_worker(STARPU_CUDA_WORKER) < 0)
+		tap_skip("no CUDA device on this machine", "cuFFT links RL's callbacks");
+	else
+		tap_ok(fused > 0 && last_error == 0,
+		       "cuFFT links RL's callbacks: %d fused plan sets, %d with kernels, "
+		       "last cuFFT error %d", fused, kernels, last_error);
+#endif
 	halo_runtime_shutdown(rt);
 	return tap_done();
 }
