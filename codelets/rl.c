@@ -29,6 +29,10 @@ static struct starpu_perfmodel backward_model = {.type = STARPU_HISTORY_BASED,
 struct starpu_codelet halo_rl_forward_cl = {
 	.cpu_funcs = {forward_cpu},
 	.cpu_funcs_name = {"forward_cpu"},
+#ifdef HALO_USE_CUDA
+	.cuda_funcs = {halo__rl_forward_cuda},
+	.cuda_flags = {STARPU_CUDA_ASYNC},
+#endif
 	.nbuffers = 4,
 	.modes = {STARPU_R, STARPU_R, STARPU_R, STARPU_W},
 	.model = &forward_model,
@@ -38,6 +42,10 @@ struct starpu_codelet halo_rl_forward_cl = {
 struct starpu_codelet halo_rl_backward_cl = {
 	.cpu_funcs = {backward_cpu},
 	.cpu_funcs_name = {"backward_cpu"},
+#ifdef HALO_USE_CUDA
+	.cuda_funcs = {halo__rl_backward_cuda},
+	.cuda_flags = {STARPU_CUDA_ASYNC},
+#endif
 	.nbuffers = 3,
 	.modes = {STARPU_R, STARPU_R, STARPU_RW},
 	.model = &backward_model,

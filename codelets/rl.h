@@ -63,6 +63,8 @@ int halo_rl_backward_compute(const float *haloed, const int n[3], const float *o
 #ifdef HALO_USE_CUDA
 void halo__rl_cuda(void *buffers[], void *cl_arg);
 void halo__otf_cuda(void *buffers[], void *cl_arg);
+void halo__rl_forward_cuda(void *buffers[], void *cl_arg);
+void halo__rl_backward_cuda(void *buffers[], void *cl_arg);
 /* How the GPU RL plans made so far in this process run: sets of plans with
  * the elementwise steps fused into cuFFT callbacks, sets that run them as
  * kernels, and the cuFFT error that made the last fused set fall back to

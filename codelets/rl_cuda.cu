@@ -1,18 +1,21 @@
-/* CUDA implementation of the rl codelet (see rl.h): cuFFT R2C/C2R plans and
- * device work buffers kept per worker thread and shape, bound to StarPU's
- * per-worker stream, so a task is a sequence of asynchronous launches with
- * no host round trip (STARPU_CUDA_ASYNC).
+/* CUDA implementations of the otf, rl, rl_forward and rl_backward codelets
+ * (see rl.h): cuFFT R2C/C2R plans and device work buffers kept per worker
+ * thread and shape, bound to StarPU's per-worker stream, so a task is a
+ * sequence of asynchronous launches with no host round trip
+ * (STARPU_CUDA_ASYNC).
  *
- * An iteration is 2 R2C + 2 C2R transforms and nothing else: the two C2R
- * plans carry cuFFT callbacks (rl_callbacks.cu, linked into cuFFT's kernels
- * when the plan is made) that multiply the spectrum by the OTF as it is
- * loaded and store the ratio, or the next estimate, instead of the
- * transform's output. The estimate alternates between two buffers, the
- * ratio taking whichever is free. The elementwise work then costs no extra pass over
- * device memory. Where cuFFT cannot link the callbacks (no nvJitLink, a
- * GPU it cannot build them for) or HALO_CUFFT_CALLBACKS=0, the same steps
- * run as four small kernels per iteration. Either way the arithmetic is
- * rl_math.h, the functions the CPU implementation and its tests run. */
+ * An rl iteration is 2 R2C + 2 C2R transforms and nothing else: the two
+ * C2R plans carry cuFFT callbacks (rl_callbacks.cu, linked into cuFFT's
+ * kernels when the plan is made) that multiply the spectrum by the OTF as
+ * it is loaded and store the ratio, or the next estimate, instead of the
+ * transform's output, so the elementwise work costs no pass over device
+ * memory of its own. The estimate alternates between two buffers, the
+ * ratio taking whichever is free. An exact-mode half-iteration is one R2C,
+ * one C2R loading the spectrum times the OTF, and a kernel that cuts the
+ * chunk out of the result. Where cuFFT cannot link the callbacks (no
+ * nvJitLink) or HALO_CUFFT_CALLBACKS=0, the products, ratio and update run
+ * as small kernels instead. Either way the arithmetic is rl_math.h, the
+ * functions the CPU implementation and its tests run. */
 #include "config.h"
 
 #include <cufft.h>
@@ -29,21 +32,37 @@ extern "C" {
 #include "codelets/rl_callbacks_fatbin.h"
 #include "codelets/rl_math.h"
 
-#define MAX_SHAPES 4
+/* An exact-mode run has up to 8 haloed shapes (interior and edge chunks
+ * per axis); with callbacks, making a plan means linking them (JIT). */
+#define MAX_SHAPES 8
 
-enum { R2C, C2R, C2R_RATIO, C2R_UPDATE, NPLANS };
+/* Plans: R2C always; with callbacks C2R_FWD (times the OTF) and C2R_BWD
+ * (times its conjugate), otherwise C2R and kernels. */
+enum { R2C, C2R, C2R_FWD, C2R_BWD, NPLANS };
+
+/* What the plans are for: whole RL iterations (rl), whose C2R transforms
+ * also store the ratio and the next estimate, or the exact mode's
+ * half-iterations (rl_forward, rl_backward), whose C2R output is windowed
+ * into the chunk by a kernel. */
+enum { WORK_RL, WORK_HALF, NKINDS };
+
+static const char *const fused_callbacks[NKINDS][2][2] = {
+	[WORK_RL] = {{"halo_rl_cb_load_otf", "halo_rl_cb_store_ratio"},
+		     {"halo_rl_cb_load_otf_conj", "halo_rl_cb_store_update"}},
+	[WORK_HALF] = {{"halo_rl_cb_load_otf", NULL}, {"halo_rl_cb_load_otf_conj", NULL}},
+};
 
 struct gpu_work {
 	int n[3];
+	int kind;
 	int want_fused;        /* callbacks asked for (part of the cache key) */
 	int fused;             /* and cuFFT linked them */
 	size_t nreal, ncplx;
-	float *est, *tmp;
+	float *est, *tmp;      /* est: rl only */
 	cufftComplex *spec;
 	void *area;            /* one cuFFT work area for all plans: they run
 				* one after another on the worker's stream */
 	struct halo_rl_cb_params *params;
-	/* R2C always; fused: C2R_RATIO and C2R_UPDATE, otherwise C2R */
 	cufftHandle plan[NPLANS];
 	int made[NPLANS];
 };
@@ -125,17 +144,16 @@ static int make_plans(struct gpu_work *w, cudaStream_t stream)
 	if (plan_3d(w, R2C, CUFFT_R2C, NULL, NULL, &area) != CUFFT_SUCCESS)
 		return -1;
 	if (w->want_fused) {
-		cufftResult r = plan_3d(w, C2R_RATIO, CUFFT_C2R, "halo_rl_cb_load_otf",
-					"halo_rl_cb_store_ratio", &area);
+		const char *const(*cb)[2] = fused_callbacks[w->kind];
+		cufftResult r = plan_3d(w, C2R_FWD, CUFFT_C2R, cb[0][0], cb[0][1], &area);
 		if (r == CUFFT_SUCCESS)
-			r = plan_3d(w, C2R_UPDATE, CUFFT_C2R, "halo_rl_cb_load_otf_conj",
-				    "halo_rl_cb_store_update", &area);
+			r = plan_3d(w, C2R_BWD, CUFFT_C2R, cb[1][0], cb[1][1], &area);
 		w->fused = r == CUFFT_SUCCESS;
 		if (!w->fused) {
 			__atomic_store_n(&last_fallback, (int)r, __ATOMIC_RELAXED);
-			if (w->made[C2R_RATIO])
-				cufftDestroy(w->plan[C2R_RATIO]);
-			w->made[C2R_RATIO] = 0;
+			if (w->made[C2R_FWD])
+				cufftDestroy(w->plan[C2R_FWD]);
+			w->made[C2R_FWD] = 0;
 		}
 	}
 	if (!w->fused && plan_3d(w, C2R, CUFFT_C2R, NULL, NULL, &area) != CUFFT_SUCCESS)
@@ -150,8 +168,9 @@ static int make_plans(struct gpu_work *w, cudaStream_t stream)
 	return 0;
 }
 
-/* The calling worker's plans and buffers for shape n; NULL on failure. */
-static struct gpu_work *gpu_work_get(const int n[3], cudaStream_t stream)
+/* The calling worker's plans and buffers of kind for shape n; NULL on
+ * failure. */
+static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stream)
 {
 	pthread_once(&cache_once, make_key);
 	struct gpu_cache *c = (struct gpu_cache *)pthread_getspecific(cache_key);
@@ -165,7 +184,7 @@ static struct gpu_work *gpu_work_get(const int n[3], cudaStream_t stream)
 	const char *cb = getenv("HALO_CUFFT_CALLBACKS");
 	int want_fused = !(cb && strcmp(cb, "0") == 0);
 	for (int i = 0; i < c->count; i++)
-		if (!memcmp(c->work[i].n, n, sizeof c->work[i].n) &&
+		if (!memcmp(c->work[i].n, n, sizeof c->work[i].n) && c->work[i].kind == kind &&
 		    c->work[i].want_fused == want_fused)
 			return &c->work[i];
 	if (c->count == MAX_SHAPES) {
@@ -176,10 +195,12 @@ static struct gpu_work *gpu_work_get(const int n[3], cudaStream_t stream)
 	}
 	struct gpu_work *w = &c->work[c->count];
 	memcpy(w->n, n, sizeof w->n);
+	w->kind = kind;
 	w->want_fused = want_fused;
 	w->nreal = (size_t)n[0] * n[1] * n[2];
 	w->ncplx = (size_t)n[0] * n[1] * (n[2] / 2 + 1);
-	if (cudaMalloc((void **)&w->est, w->nreal * sizeof(float)) != cudaSuccess ||
+	if ((kind == WORK_RL &&
+	     cudaMalloc((void **)&w->est, w->nreal * sizeof(float)) != cudaSuccess) ||
 	    cudaMalloc((void **)&w->tmp, w->nreal * sizeof(float)) != cudaSuccess ||
 	    cudaMalloc((void **)&w->spec, w->ncplx * sizeof(cufftComplex)) != cudaSuccess ||
 	    cudaMalloc((void **)&w->params, sizeof *w->params) != cudaSuccess ||
@@ -319,7 +340,7 @@ extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)
 	const float *image = (const float *)STARPU_BLOCK_GET_PTR(buffers[0]);
 	const float2 *otf = (const float2 *)STARPU_VECTOR_GET_PTR(buffers[1]);
 	float *out = (float *)STARPU_BLOCK_GET_PTR(buffers[2]);
-	struct gpu_work *w = gpu_work_get(n, stream);
+	struct gpu_work *w = gpu_work_get(n, WORK_RL, stream);
 	if (!w) {
 		if (a->failed)
 			__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
@@ -335,9 +356,9 @@ extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)
 		if (w->fused) {
 			/* other: the ratio, then the next estimate */
 			ok &= cufftExecR2C(w->plan[R2C], est, w->spec) == CUFFT_SUCCESS;
-			ok &= cufftExecC2R(w->plan[C2R_RATIO], w->spec, other) == CUFFT_SUCCESS;
+			ok &= cufftExecC2R(w->plan[C2R_FWD], w->spec, other) == CUFFT_SUCCESS;
 			ok &= cufftExecR2C(w->plan[R2C], other, w->spec) == CUFFT_SUCCESS;
-			ok &= cufftExecC2R(w->plan[C2R_UPDATE], w->spec, other) == CUFFT_SUCCESS;
+			ok &= cufftExecC2R(w->plan[C2R_BWD], w->spec, other) == CUFFT_SUCCESS;
 			float *t = est;
 			est = other;
 			other = t;
@@ -359,4 +380,69 @@ extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)
 	ok &= cudaGetLastError() == cudaSuccess;
 	if (!ok && a->failed)
 		__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
+}
+
+/* The chunk's voxels of a half-iteration's convolved block: forward (image
+ * given) the ratio, backward the estimate times the correction. */
+static __global__ void window_kernel(float *chunk, int o0, int o1, int o2, const float *full,
+				     int n1, int n2, int f0, int f1, int f2, const float *image)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i >= (size_t)o0 * o1 * o2)
+		return;
+	int x = (int)(i % o2), y = (int)(i / o2 % o1), z = (int)(i / ((size_t)o1 * o2));
+	float v = full[((size_t)(z + f0) * n1 + (y + f1)) * n2 + (x + f2)];
+	chunk[i] = image ? halo_rl_ratio(image[i], v) : halo_rl_update(chunk[i], v);
+}
+
+/* A half-iteration on a GPU (see rl.h): the haloed block convolved with
+ * the PSF (forward) or correlated with it (backward), the OTF product in
+ * the C2R's load callback or a kernel, then the chunk's window. */
+static void half_cuda(void *haloed_buf, void *otf_buf, const float *image, void *chunk_buf,
+		      const struct halo_rl_half_args *a, int backward)
+{
+	cudaStream_t stream = starpu_cuda_get_local_stream();
+	int n[3] = {(int)STARPU_BLOCK_GET_NZ(haloed_buf), (int)STARPU_BLOCK_GET_NY(haloed_buf),
+		    (int)STARPU_BLOCK_GET_NX(haloed_buf)};
+	int on[3] = {(int)STARPU_BLOCK_GET_NZ(chunk_buf), (int)STARPU_BLOCK_GET_NY(chunk_buf),
+		     (int)STARPU_BLOCK_GET_NX(chunk_buf)};
+	const float *haloed = (const float *)STARPU_BLOCK_GET_PTR(haloed_buf);
+	const float2 *otf = (const float2 *)STARPU_VECTOR_GET_PTR(otf_buf);
+	float *chunk = (float *)STARPU_BLOCK_GET_PTR(chunk_buf);
+	struct gpu_work *w = gpu_work_get(n, WORK_HALF, stream);
+	if (!w) {
+		if (a->failed)
+			__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	/* A C2R transform may overwrite its input: the spectrum is w's own. */
+	int ok = cufftExecR2C(w->plan[R2C], (cufftReal *)haloed, w->spec) == CUFFT_SUCCESS;
+	if (w->fused) {
+		params_kernel<<<1, 1, 0, stream>>>(w->params, otf, NULL, NULL, NULL);
+		ok &= cufftExecC2R(w->plan[backward ? C2R_BWD : C2R_FWD], w->spec, w->tmp) ==
+		      CUFFT_SUCCESS;
+	} else {
+		otf_kernel<<<blocks_for(w->ncplx), 256, 0, stream>>>((float2 *)w->spec, otf, w->ncplx,
+								      backward);
+		ok &= cufftExecC2R(w->plan[C2R], w->spec, w->tmp) == CUFFT_SUCCESS;
+	}
+	size_t total = (size_t)on[0] * on[1] * on[2];
+	window_kernel<<<blocks_for(total), 256, 0, stream>>>(chunk, on[0], on[1], on[2], w->tmp,
+							      n[1], n[2], a->off[0], a->off[1],
+							      a->off[2], backward ? NULL : image);
+	ok &= cudaGetLastError() == cudaSuccess;
+	if (!ok && a->failed)
+		__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
+}
+
+extern "C" void halo__rl_forward_cuda(void *buffers[], void *cl_arg)
+{
+	half_cuda(buffers[0], buffers[2], (const float *)STARPU_BLOCK_GET_PTR(buffers[1]),
+		  buffers[3], (const struct halo_rl_half_args *)cl_arg, 0);
+}
+
+extern "C" void halo__rl_backward_cuda(void *buffers[], void *cl_arg)
+{
+	half_cuda(buffers[0], buffers[1], NULL, buffers[2],
+		  (const struct halo_rl_half_args *)cl_arg, 1);
 }

@@ -6,7 +6,8 @@
  * trimmed and untrimmed. With a CUDA device, the same task pinned to a GPU
  * worker gives the CPU's chunk to 1e-4 (max relative), with the
  * elementwise steps fused into cuFFT callbacks and as separate kernels;
- * without one those checks are skipped, saying so. */
+ * without one those checks are skipped, saying so. The exact mode's
+ * half-iteration tasks are checked the same way. */
 #include "config.h"
 #include "halo.h"
 #include "codelets/gather.h"
@@ -301,6 +302,115 @@ static void compare(const int n[3], const int pn[3], const int trim[3], const in
 	free(cpu);
 }
 
+/* One exact-mode half-iteration task pinned to worker (-1: none): the
+ * chunk it leaves (forward: the ratio; backward: est0 times the
+ * correction), or NULL when it could not run. */
+static float *half_on(int worker, int forward, const float *haloed, const int n[3],
+		      starpu_data_handle_t otf, const float *image, const float *est0,
+		      const int on[3], const int off[3])
+{
+	if (worker < 0)
+		return NULL;
+	size_t nc = (size_t)on[0] * on[1] * on[2];
+	float *chunk = malloc(nc * sizeof *chunk);
+	memcpy(chunk, forward ? image : est0, nc * sizeof *chunk); /* forward overwrites it */
+	starpu_data_handle_t hh, hc, hi = NULL;
+	starpu_block_data_register(&hh, STARPU_MAIN_RAM, (uintptr_t)haloed, (uint32_t)n[2],
+				   (uint32_t)(n[2] * n[1]), (uint32_t)n[2], (uint32_t)n[1],
+				   (uint32_t)n[0], sizeof(float));
+	starpu_block_data_register(&hc, STARPU_MAIN_RAM, (uintptr_t)chunk, (uint32_t)on[2],
+				   (uint32_t)(on[2] * on[1]), (uint32_t)on[2], (uint32_t)on[1],
+				   (uint32_t)on[0], sizeof(float));
+	int failed = 0;
+	struct halo_rl_half_args *a = malloc(sizeof *a);
+	*a = (struct halo_rl_half_args){.off = {off[0], off[1], off[2]}, .failed = &failed};
+	int rc;
+	if (forward) {
+		starpu_block_data_register(&hi, STARPU_MAIN_RAM, (uintptr_t)image, (uint32_t)on[2],
+					   (uint32_t)(on[2] * on[1]), (uint32_t)on[2],
+					   (uint32_t)on[1], (uint32_t)on[0], sizeof(float));
+		rc = starpu_task_insert(&halo_rl_forward_cl, STARPU_R, hh, STARPU_R, hi, STARPU_R,
+					otf, STARPU_W, hc, STARPU_CL_ARGS, a, sizeof *a,
+					STARPU_EXECUTE_ON_WORKER, worker, 0);
+	} else {
+		rc = starpu_task_insert(&halo_rl_backward_cl, STARPU_R, hh, STARPU_R, otf, STARPU_RW,
+					hc, STARPU_CL_ARGS, a, sizeof *a, STARPU_EXECUTE_ON_WORKER,
+					worker, 0);
+	}
+	starpu_task_wait_for_all();
+	starpu_data_unregister(hh);
+	starpu_data_unregister(hc);
+	if (hi)
+		starpu_data_unregister(hi);
+	if (rc || failed) {
+		free(chunk);
+		return NULL;
+	}
+	return chunk;
+}
+
+/* The exact mode's half-iterations: on a CPU worker exactly
+ * halo_rl_forward/backward_compute, on a GPU worker the same to 1e-4,
+ * with the OTF product in cuFFT's load callback and as a kernel. */
+static void compare_half(const int n[3], const int pn[3], const int on[3], const int off[3])
+{
+	size_t nv = (size_t)n[0] * n[1] * n[2], np = (size_t)pn[0] * pn[1] * pn[2];
+	size_t nc = (size_t)on[0] * on[1] * on[2];
+	float *haloed = malloc(nv * sizeof *haloed), *psf = malloc(np * sizeof *psf), *otf;
+	float *image = malloc(nc * sizeof *image), *est = malloc(nc * sizeof *est);
+	float *ratio = malloc(nc * sizeof *ratio), *next = malloc(nc * sizeof *next);
+	starpu_malloc((void **)&otf, halo_otf_floats(n) * sizeof *otf);
+	for (size_t i = 0; i < np; i++)
+		psf[i] = 1.0f / (float)np * (i % 5 ? 1.2f : 0.2f);
+	for (size_t i = 0; i < nv; i++)
+		haloed[i] = (float)((i * 2654435761u) % 997) * 0.01f + 1.0f;
+	for (size_t i = 0; i < nc; i++) {
+		image[i] = i % 11 ? (float)(i * 40503u % 503) * 0.02f : 0.0f;
+		est[i] = next[i] = (float)(i * 7919u % 89) * 0.05f + 0.5f;
+	}
+	halo_otf_compute(psf, pn, n, otf);
+	halo_rl_forward_compute(haloed, n, otf, image, on, off, ratio);
+	halo_rl_backward_compute(haloed, n, otf, next, on, off);
+	starpu_data_handle_t ho;
+	starpu_vector_data_register(&ho, STARPU_MAIN_RAM, (uintptr_t)otf,
+				    (uint32_t)halo_otf_floats(n), sizeof(float));
+	int cpu = first_worker(STARPU_CPU_WORKER), cuda = first_worker(STARPU_CUDA_WORKER);
+	char what[160];
+	snprintf(what, sizeof what, "haloed %dx%dx%d, chunk %dx%dx%d at %d,%d,%d", n[0], n[1], n[2],
+		 on[0], on[1], on[2], off[0], off[1], off[2]);
+	for (int forward = 1; forward >= 0; forward--) {
+		const char *dir = forward ? "forward" : "backward";
+		const float *want = forward ? ratio : next;
+		float *c = half_on(cpu, forward, haloed, n, ho, image, est, on, off);
+		tap_ok(c && max_rel(c, want, nc) == 0, "exact %s task on a CPU worker = halo_rl_%s_compute: %s",
+		       dir, dir, what);
+		free(c);
+		if (cuda < 0) {
+			tap_skip("no CUDA device on this machine", "exact %s on a GPU worker: %s", dir,
+				 what);
+			continue;
+		}
+		for (int kernels = 0; kernels < 2; kernels++) {
+			if (kernels)
+				setenv("HALO_CUFFT_CALLBACKS", "0", 1);
+			float *g = half_on(cuda, forward, haloed, n, ho, image, est, on, off);
+			unsetenv("HALO_CUFFT_CALLBACKS");
+			double d = g ? max_rel(g, want, nc) : INFINITY;
+			tap_ok(d <= 1e-4, "exact %s on a GPU worker (%s) = CPU to 1e-4 (%.1e): %s", dir,
+			       kernels ? "kernels" : "callbacks", d, what);
+			free(g);
+		}
+	}
+	starpu_data_unregister(ho);
+	starpu_free(otf);
+	free(haloed);
+	free(psf);
+	free(image);
+	free(est);
+	free(ratio);
+	free(next);
+}
+
 int main(void)
 {
 	math_checks();
@@ -319,6 +429,10 @@ int main(void)
 	compare((int[3]){17, 23, 31}, (int[3]){4, 6, 5}, (int[3]){3, 2, 5}, (int[3]){9, 15, 21}, 25);
 	compare((int[3]){64, 96, 80}, (int[3]){15, 15, 15}, (int[3]){7, 7, 7}, (int[3]){50, 82, 66},
 		5);
+	compare_half((int[3]){20, 26, 31}, (int[3]){5, 7, 6}, (int[3]){10, 12, 14},
+		     (int[3]){4, 6, 7});
+	compare_half((int[3]){32, 40, 48}, (int[3]){9, 9, 9}, (int[3]){17, 25, 33},
+		     (int[3]){8, 7, 6});
 #ifdef HALO_USE_CUDA
 	int fused, kernels, last_error;
 	halo_rl_cuda_plans(&fused, &kernels, &last_error);
