@@ -27,6 +27,7 @@
 
 extern "C" {
 #include "codelets/rl.h"
+#include "util/signals.h"
 }
 #include "codelets/rl_callbacks.h"
 #include "codelets/rl_callbacks_fatbin.h"
@@ -54,6 +55,7 @@ static const char *const fused_callbacks[NKINDS][2][2] = {
 
 struct gpu_work {
 	int n[3];
+	cudaStream_t stream;   /* the plans are bound to it */
 	int kind;
 	int want_fused;        /* callbacks asked for (part of the cache key) */
 	int fused;             /* and cuFFT linked them */
@@ -185,9 +187,12 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 	int want_fused = !(cb && strcmp(cb, "0") == 0);
 	for (int i = 0; i < c->count; i++)
 		if (!memcmp(c->work[i].n, n, sizeof c->work[i].n) && c->work[i].kind == kind &&
-		    c->work[i].want_fused == want_fused)
+		    c->work[i].want_fused == want_fused && c->work[i].stream == stream)
 			return &c->work[i];
 	if (c->count == MAX_SHAPES) {
+		/* The previous task's launches may still use the oldest
+		 * entry's plans and buffers. */
+		cudaStreamSynchronize(c->work[0].stream);
 		work_free(&c->work[0]);
 		memmove(&c->work[0], &c->work[1], (MAX_SHAPES - 1) * sizeof c->work[0]);
 		memset(&c->work[MAX_SHAPES - 1], 0, sizeof c->work[0]);
@@ -195,6 +200,7 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 	}
 	struct gpu_work *w = &c->work[c->count];
 	memcpy(w->n, n, sizeof w->n);
+	w->stream = stream;
 	w->kind = kind;
 	w->want_fused = want_fused;
 	w->nreal = (size_t)n[0] * n[1] * n[2];
@@ -352,7 +358,8 @@ extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)
 	float *est = w->est, *other = w->tmp;
 	if (w->fused)
 		params_kernel<<<1, 1, 0, stream>>>(w->params, otf, image, w->est, w->tmp);
-	for (int it = 0; ok && it < a->iterations; it++) {
+	/* After SIGINT the run is abandoned: stop launching iterations. */
+	for (int it = 0; ok && it < a->iterations && !halo_interrupted(); it++) {
 		if (w->fused) {
 			/* other: the ratio, then the next estimate */
 			ok &= cufftExecR2C(w->plan[R2C], est, w->spec) == CUFFT_SUCCESS;
