@@ -182,6 +182,7 @@ struct halo_fft_work *halo_fft_work(const int n[3], int nthreads)
 		    w->nthreads == nthreads) {
 			w->a = c->a;
 			w->spec = c->spec;
+			w->share = NULL;
 			return w;
 		}
 	}
@@ -201,13 +202,11 @@ struct halo_fft_work *halo_fft_work(const int n[3], int nthreads)
 	w->a = c->a;
 	w->spec = c->spec;
 	w->plane = calloc((size_t)nthreads, sizeof *w->plane);
-	int ok = w->plane != NULL;
 	/* Each thread's buffer holds a real plane or a y-row's slab of
 	 * columns (n0 rows of pitch complex values). */
 	size_t plane = (size_t)n[1] * (size_t)n[2], slab = 2 * (size_t)n[0] * (size_t)pitch;
-	for (int t = 0; ok && t < nthreads; t++)
-		ok = (w->plane[t] = fftwf_alloc_real(plane > slab ? plane : slab)) != NULL;
-	if (!ok || make_plans(w)) {
+	w->plane_floats = plane > slab ? plane : slab;
+	if (!w->plane || !(w->plane[0] = fftwf_alloc_real(w->plane_floats)) || make_plans(w)) {
 		work_free(w);
 		return NULL;
 	}
@@ -215,12 +214,12 @@ struct halo_fft_work *halo_fft_work(const int n[3], int nthreads)
 	return w;
 }
 
-/* Runs job(t) for t < w->nthreads, job 0 on this thread. Threads are
- * started per pass: tens of microseconds against milliseconds of work,
- * and nothing spins between passes. */
+/* Runs job(t) for t < nt, job 0 on this thread, nt as w->share says.
+ * Threads are started per pass: tens of microseconds against milliseconds
+ * of work, and nothing spins between passes. */
 struct pass {
 	struct halo_fft_work *w;
-	int t;
+	int t, nt;
 	void (*job)(const struct pass *);
 	/* plane passes */
 	int flags, z0, z1;
@@ -238,18 +237,24 @@ static void *pass_run(void *p)
 	return NULL;
 }
 
-static void pass_all(const struct pass *proto)
+static void pass_all(struct pass first)
 {
-	int nt = proto->w->nthreads;
+	struct halo_fft_work *w = first.w;
+	int nt = w->share ? w->share(w->nthreads) : w->nthreads;
+	nt = nt < 1 ? 1 : nt > w->nthreads ? w->nthreads : nt;
+	for (int t = 1; t < nt; t++)
+		if (!w->plane[t] && !(w->plane[t] = fftwf_alloc_real(w->plane_floats)))
+			nt = t; /* out of memory: fewer threads */
+	first.nt = nt;
 	struct pass jobs[MAX_THREADS];
 	pthread_t tid[MAX_THREADS];
 	int started[MAX_THREADS] = {0};
 	for (int t = 1; t < nt; t++) {
-		jobs[t] = *proto;
+		jobs[t] = first;
 		jobs[t].t = t;
 		started[t] = pthread_create(&tid[t], NULL, pass_run, &jobs[t]) == 0;
 	}
-	pass_run((void *)proto); /* t is 0 */
+	pass_run(&first); /* t is 0 */
 	for (int t = 1; t < nt; t++) {
 		if (started[t])
 			pthread_join(tid[t], NULL);
@@ -263,7 +268,7 @@ static void planes_job(const struct pass *p)
 	struct halo_fft_work *w = p->w;
 	size_t plane_spec = (size_t)w->n[1] * (size_t)w->pitch;
 	float *buf = w->plane[p->t];
-	int span = p->z1 - p->z0, nt = w->nthreads;
+	int span = p->z1 - p->z0, nt = p->nt;
 	for (int z = p->z0 + span * p->t / nt; z < p->z0 + span * (p->t + 1) / nt; z++) {
 		fftwf_complex *s = w->spec + (size_t)z * plane_spec;
 		if (p->flags & HALO_FFT_INVERSE)
@@ -277,14 +282,14 @@ static void planes_job(const struct pass *p)
 void halo_fft_planes(struct halo_fft_work *w, int flags, int z0, int z1, halo_fft_plane_fn fn,
 		     void *arg)
 {
-	pass_all(&(struct pass){.w = w, .job = planes_job, .flags = flags, .z0 = z0, .z1 = z1,
+	pass_all((struct pass){.w = w, .job = planes_job, .flags = flags, .z0 = z0, .z1 = z1,
 				.fn = fn, .arg = arg});
 }
 
 static void columns_job(const struct pass *p)
 {
 	struct halo_fft_work *w = p->w;
-	int n0 = w->n[0], n1 = w->n[1], nh = w->nh, nt = w->nthreads;
+	int n0 = w->n[0], n1 = w->n[1], nh = w->nh, nt = p->nt;
 	size_t plane_spec = (size_t)n1 * (size_t)w->pitch;
 	fftwf_complex *slab = (fftwf_complex *)w->plane[p->t];
 	size_t row_bytes = (size_t)nh * sizeof *slab;
@@ -319,5 +324,5 @@ static void columns_job(const struct pass *p)
 
 void halo_fft_columns(struct halo_fft_work *w, const float *otf, int conj)
 {
-	pass_all(&(struct pass){.w = w, .job = columns_job, .otf = otf, .conj = conj});
+	pass_all((struct pass){.w = w, .job = columns_job, .otf = otf, .conj = conj});
 }

@@ -34,8 +34,15 @@ struct halo_fft_work {
 				* its shapes: valid until its next
 				* halo_fft_work() */
 	float **plane;         /* per thread: a real n1*n2 plane, or a column
-				 * pass's slab of n0 rows of pitch values */
-	int nthreads;
+				 * pass's slab of n0 rows of pitch values
+				 * (plane_floats; made on a thread's first
+				 * pass) */
+	size_t plane_floats;
+	int nthreads;          /* at most this many threads per pass */
+	/* When set, called before each pass: how many threads it may use
+	 * (1..max), so that a task takes cores that fall idle while it runs.
+	 * halo_fft_work() clears it. */
+	int (*share)(int max);
 	fftwf_plan plane_r2c, plane_c2r, z_fwd, z_inv;
 };
 
@@ -53,8 +60,8 @@ void halo_fft_init(const char *wisdom_file);
 void halo_fft_save_wisdom(void);
 
 /* The calling thread's plans and buffers for shape n, made on first use;
- * NULL when out of memory. Passes run on nthreads threads (the caller's
- * included). */
+ * NULL when out of memory. Passes run on up to nthreads threads (the
+ * caller's included; see share). */
 struct halo_fft_work *halo_fft_work(const int n[3], int nthreads);
 
 /* Called for each plane z of a plane pass with that plane's real values

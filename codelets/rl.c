@@ -160,11 +160,12 @@ int halo_convolve_compute(const float *image, const int n[3], const float *otf, 
 
 int halo_rl_compute(const float *image, const int n[3], const float *otf, int iterations,
 		    const int trim[3], const int valid[3], float *out, const int on[3],
-		    int nthreads)
+		    int nthreads, int (*share)(int max))
 {
 	struct halo_fft_work *w = halo_fft_work(n, nthreads);
 	if (!w)
 		return -1;
+	w->share = share;
 	float *est = w->a;
 	struct plane_io io = {.src = image, .dst = est, .image = image,
 			      .plane = (size_t)n[1] * (size_t)n[2]};
@@ -265,6 +266,23 @@ static void otf_cpu(void *buffers[], void *cl_arg)
 		__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
 }
 
+/* CPU rl tasks executing now. */
+static int rl_running;
+
+/* How many threads a running rl task takes for its next pass. StarPU's
+ * ready count is the tasks executing or waiting for a worker: when it is
+ * no more than the rl tasks running, no task waits and the CPU workers
+ * without one are idle, so the running tasks share every CPU worker's core
+ * (the last tasks of a run, or fewer chunks than cores). Otherwise one. */
+static int share_idle_cores(int max)
+{
+	int running = __atomic_load_n(&rl_running, __ATOMIC_RELAXED);
+	if (running < 1 || starpu_task_nready() > running)
+		return 1;
+	int t = (int)starpu_cpu_worker_get_count() / running;
+	return t < 1 ? 1 : t > max ? max : t;
+}
+
 static void rl_cpu(void *buffers[], void *cl_arg)
 {
 	const struct halo_rl_args *a = cl_arg;
@@ -284,11 +302,14 @@ static void rl_cpu(void *buffers[], void *cl_arg)
 		nthreads = a->threads;
 		widened = 1;
 	}
+	__atomic_add_fetch(&rl_running, 1, __ATOMIC_RELAXED);
 	if (halo_rl_compute((const float *)STARPU_BLOCK_GET_PTR(buffers[0]), n,
 			    (const float *)STARPU_VECTOR_GET_PTR(buffers[1]), a->iterations, a->trim,
-			    a->valid, (float *)STARPU_BLOCK_GET_PTR(buffers[2]), on, nthreads) < 0 &&
+			    a->valid, (float *)STARPU_BLOCK_GET_PTR(buffers[2]), on, nthreads,
+			    share_idle_cores) < 0 &&
 	    a->failed)
 		__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&rl_running, 1, __ATOMIC_RELAXED);
 	if (widened)
 		pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
 }

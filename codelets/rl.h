@@ -31,8 +31,8 @@ struct halo_rl_args {
 	int trim[3];   /* first voxel of the output inside the haloed image */
 	int valid[3];  /* voxels of the result that lie in the volume; the rest
 			* of the result block (edge padding) is set to 0 */
-	int threads;   /* threads for this task: more than 1 only when CPU
-			* workers would otherwise idle (fewer chunks than cores) */
+	int threads;   /* the most threads this task may use: it takes the
+			* cores of idle CPU workers while no task waits */
 	int *failed;
 };
 
@@ -84,8 +84,10 @@ static inline size_t halo_otf_floats(const int n[3])
 int halo_otf_compute(const float *psf, const int pn[3], const int n[3], float *otf);
 /* out = image convolved with the PSF whose spectrum is otf (circular). */
 int halo_convolve_compute(const float *image, const int n[3], const float *otf, float *out);
+/* RL on up to nthreads threads; share, when not NULL, says before each
+ * pass how many of them to use (see halo_fft_work's share). */
 int halo_rl_compute(const float *image, const int n[3], const float *otf, int iterations,
 		    const int trim[3], const int valid[3], float *out, const int on[3],
-		    int nthreads);
+		    int nthreads, int (*share)(int max));
 
 #endif

@@ -47,8 +47,8 @@ void halo_deconv_default_depth(const int64_t chunks[3], const int pn[3], int dep
 
 /* map_overlap's Richardson-Lucy kernel for chunk streams and graphs:
  * each haloed chunk gets `iterations` RL iterations with the PSF's
- * spectrum for its shape (one otf task per shape). threads: FFTW threads
- * per task, for when there are fewer chunks than cores. */
+ * spectrum for its shape (one otf task per shape). threads: the most
+ * threads a task may use, on cores that no other task needs (see rl.c). */
 int halo_rl_kernel_create(const float *psf, const int pn[3], int iterations, int threads,
 			  halo_overlap_kernel_t **out, halo_error_t *err);
 /* Waits for the kernel's tasks and frees it; fails when a spectrum could

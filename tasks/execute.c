@@ -444,7 +444,7 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 		release(x, p->in[k], j);
 }
 
-static int open_outputs(struct exec *x, int limit, halo_error_t *err)
+static int open_outputs(struct exec *x, halo_error_t *err)
 {
 	halo_plan_t *plan = x->plan;
 	for (int i = 0; i < plan->n; i++) {
@@ -496,13 +496,12 @@ static int open_outputs(struct exec *x, int limit, halo_error_t *err)
 			halo__mpi_register(s->buffer, 0);
 		} else if (p->kind == HALO_PN_OVERLAP) {
 			if (e->ov == HALO_OV_RICHARDSON_LUCY) {
-				int ncpu = (int)starpu_cpu_worker_get_count();
-				/* Fewer chunks in flight than cores (few chunks, or a
-				 * tight budget): each task takes the idle cores as
-				 * FFTW threads. */
-				int64_t busy = p->nchunks < limit ? p->nchunks : limit;
-				int threads = busy < ncpu ? (int)(ncpu / busy) : 1;
-				rc = halo_rl_kernel_create(e->psf, e->pn, e->iterations, threads,
+				/* Each task may take every core: while no task
+				 * waits for a worker (few chunks, a tight budget, the
+				 * end of a run), the running tasks share the idle
+				 * workers' cores (see rl.c). */
+				rc = halo_rl_kernel_create(e->psf, e->pn, e->iterations,
+							   (int)starpu_cpu_worker_get_count(),
 							   &s->kernel, err);
 			} else {
 				s->kernel = calloc(1, sizeof *s->kernel);
@@ -700,7 +699,7 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		halo_distribution_make(x.ref, nc, x.ranks, &x.dist);
 		halo__mpi_distribute(1);
 	}
-	rc = open_outputs(&x, limit, err);
+	rc = open_outputs(&x, err);
 	if (rc)
 		goto out;
 	halo_progress_t progress;

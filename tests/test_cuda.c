@@ -256,7 +256,7 @@ static void compare(const int n[3], const int pn[3], const int trim[3], const in
 		img[i] = i % 17 ? (float)((i * 2654435761u) % 1000) * 0.1f + 5.0f : 0.0f;
 	int valid[3] = {on[0], on[1], on[2]};
 	halo_otf_compute(psf, pn, n, otf);
-	halo_rl_compute(img, n, otf, it, trim, valid, ref, on, 1);
+	halo_rl_compute(img, n, otf, it, trim, valid, ref, on, 1, NULL);
 
 	starpu_data_handle_t hi, ho;
 	starpu_block_data_register(&hi, STARPU_MAIN_RAM, (uintptr_t)img, (uint32_t)n[2],

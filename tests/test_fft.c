@@ -117,8 +117,8 @@ static void check_threads(const int n[3])
 	float *one = malloc(nreal * sizeof *one), *two = malloc(nreal * sizeof *two);
 	int zero[3] = {0, 0, 0};
 	int rc = halo_otf_compute(psf, (int[3]){5, 5, 5}, n, otf);
-	rc |= halo_rl_compute(img, n, otf, 4, zero, n, one, n, 1);
-	rc |= halo_rl_compute(img, n, otf, 4, zero, n, two, n, 2);
+	rc |= halo_rl_compute(img, n, otf, 4, zero, n, one, n, 1, NULL);
+	rc |= halo_rl_compute(img, n, otf, 4, zero, n, two, n, 2, NULL);
 	tap_ok(rc == 0 && memcmp(one, two, nreal * sizeof *one) == 0,
 	       "RL %dx%dx%d on 2 threads equals 1 thread bit for bit", n[0], n[1], n[2]);
 	free(img);
