@@ -344,7 +344,9 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	}
 	double secs = halo_now() - t0;
 	double mvox = (double)(info.shape[0] * info.shape[1] * info.shape[2]) * 1e-6;
-	int ncpu = (int)starpu_cpu_worker_get_count(), ncuda = (int)starpu_cuda_worker_get_count();
+	/* With the GPUs alone, the one CPU worker only reads and writes. */
+	int ncpu = halo_runtime_gpus_alone() ? 0 : (int)starpu_cpu_worker_get_count();
+	int ncuda = (int)starpu_cuda_worker_get_count();
 	if (res) {
 		*res = (struct halo_deconv_result){.seconds = secs, .ncpu = ncpu, .ncuda = ncuda,
 			.exact = exact,

@@ -42,6 +42,12 @@ struct halo_runtime {
 
 /* StarPU can only be initialised once at a time per process. */
 static int runtime_active;
+static int gpus_alone;
+
+int halo_runtime_gpus_alone(void)
+{
+	return gpus_alone;
+}
 
 void halo_runtime_opts_init(halo_runtime_opts_t *opts)
 {
@@ -276,6 +282,9 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	conf.sched_policy_name = rt->sched;
 	if (opts->ncpu >= 0)
 		conf.ncpus = opts->ncpu;
+	gpus_alone = opts->ncpu == 0 && opts->ncuda != 0;
+	if (gpus_alone)
+		conf.ncpus = 1; /* chunk I/O only */
 	if (opts->ncuda >= 0)
 		conf.ncuda = opts->ncuda;
 	/* starpu_conf_init() has already read STARPU_NCPU and friends into
@@ -303,6 +312,12 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	}
 	runtime_active = 1;
 	*out = rt;
+	if (gpus_alone && starpu_cuda_worker_get_count() == 0) {
+		halo_runtime_shutdown(rt);
+		*out = NULL;
+		return halo_error_set(err, HALO_ERUNTIME, "--ncpu 0 runs on GPUs alone, and StarPU "
+				      "found no GPU to run on");
+	}
 	if (rt->ranks > 1 && !opts->distributed) {
 		int ranks = rt->ranks;
 		halo_runtime_shutdown(rt);

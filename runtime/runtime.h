@@ -28,6 +28,12 @@ int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
  * before MPI is initialised; 1 without one. */
 int halo__runtime_launched_ranks(void);
 
+/* --ncpu 0 with GPUs: the compute runs on the GPUs alone. Reading and
+ * writing chunks are CPU codelets, so one CPU worker is started for them,
+ * and every task whose codelet has a CUDA implementation is kept to the
+ * GPUs (halo_task_submit). */
+int halo_runtime_gpus_alone(void);
+
 /* The GPUs StarPU would use with these options (--ncuda N: the first N
  * visible devices), asked of CUDA before StarPU starts: returns how many,
  * and the smallest one's memory in *min_bytes (0 when none). */

@@ -7,6 +7,7 @@
 #include "runtime/trace.h"
 #include "runtime/fxt.h"
 #include "runtime/mpi.h"
+#include "runtime/runtime.h"
 
 #include <errno.h>
 #include <math.h>
@@ -275,6 +276,8 @@ static int refused(struct starpu_task *t, int rc)
 
 int halo_task_submit(struct starpu_task *t)
 {
+	if (halo_runtime_gpus_alone() && t->cl && t->cl->cuda_funcs[0])
+		t->where = STARPU_CUDA;
 	if (!halo__mpi_active()) {
 		int rc = submit_traced(t);
 		return rc < 0 ? refused(t, rc) : rc;

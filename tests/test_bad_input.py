@@ -225,6 +225,12 @@ expect_deconv_error("negative depth", img, good_psf, "--depth", "--depth", "1,-2
 expect_deconv_error("chunks arity", img, good_psf, "--chunks", "--chunks", "4,4")
 expect_deconv_error("chunks zero", img, good_psf, "--chunks", "--chunks", "4,0,4")
 expect_deconv_error("unknown boundary", img, good_psf, "unknown 'wrap'", "--boundary", "wrap")
+gpus = json.loads(halo("info", "--json").stdout)["workers"]["cuda"]
+if gpus:
+    skip("deconvolve --ncpu 0 without a GPU", "this machine has a GPU")
+else:
+    expect_deconv_error("--ncpu 0 without a GPU", img, good_psf, "--ncpu 0 runs on GPUs alone",
+                        "--ncpu", "0")
 r = halo("deconvolve", img, good_psf, img, "--overwrite")
 check(r.returncode == 1 and "same as INPUT" in r.stderr, "deconvolve OUTPUT equal to INPUT refused",
       r.stderr)
