@@ -24,19 +24,19 @@ static __device__ cufftComplex times_otf(const void *in, unsigned long long i, c
 	return s;
 }
 
-__device__ cufftComplex halo_rl_cb_load_otf(void *in, unsigned long long i, void *info, void *)
+__device__ cufftComplex HALO_RL_CB_LOAD_OTF(void *in, unsigned long long i, void *info, void *)
 {
 	return times_otf(in, i, info, 0);
 }
 
-__device__ cufftComplex halo_rl_cb_load_otf_conj(void *in, unsigned long long i, void *info,
-						 void *)
+__device__ cufftComplex HALO_RL_CB_LOAD_OTF_CONJ(void *in, unsigned long long i, void *info,
+						  void *)
 {
 	return times_otf(in, i, info, 1);
 }
 
 /* The blurred estimate becomes the ratio in the transform's own output. */
-__device__ void halo_rl_cb_store_ratio(void *out, unsigned long long i, cufftReal blurred,
+__device__ void HALO_RL_CB_STORE_RATIO(void *out, unsigned long long i, cufftReal blurred,
 				       void *info, void *)
 {
 	const struct halo_rl_cb_params *p = (const struct halo_rl_cb_params *)info;
@@ -47,7 +47,7 @@ __device__ void halo_rl_cb_store_ratio(void *out, unsigned long long i, cufftRea
  * of the estimate's two buffers, from the current estimate in the other.
  * Not updating in place keeps every callback idempotent, so nothing
  * depends on how often cuFFT stores an element. */
-__device__ void halo_rl_cb_store_update(void *out, unsigned long long i, cufftReal correction,
+__device__ void HALO_RL_CB_STORE_UPDATE(void *out, unsigned long long i, cufftReal correction,
 					void *info, void *)
 {
 	const struct halo_rl_cb_params *p = (const struct halo_rl_cb_params *)info;
@@ -56,9 +56,9 @@ __device__ void halo_rl_cb_store_update(void *out, unsigned long long i, cufftRe
 }
 
 /* cuFFT finds the callbacks by name with these exact types. */
-static_assert(std::is_same<decltype(&halo_rl_cb_load_otf), cufftJITCallbackLoadC>::value &&
-		      std::is_same<decltype(&halo_rl_cb_load_otf_conj), cufftJITCallbackLoadC>::value,
+static_assert(std::is_same<decltype(&HALO_RL_CB_LOAD_OTF), cufftJITCallbackLoadC>::value &&
+		      std::is_same<decltype(&HALO_RL_CB_LOAD_OTF_CONJ), cufftJITCallbackLoadC>::value,
 	      "load callbacks must have cuFFT's LTO signature");
-static_assert(std::is_same<decltype(&halo_rl_cb_store_ratio), cufftJITCallbackStoreR>::value &&
-		      std::is_same<decltype(&halo_rl_cb_store_update), cufftJITCallbackStoreR>::value,
+static_assert(std::is_same<decltype(&HALO_RL_CB_STORE_RATIO), cufftJITCallbackStoreR>::value &&
+		      std::is_same<decltype(&HALO_RL_CB_STORE_UPDATE), cufftJITCallbackStoreR>::value,
 	      "store callbacks must have cuFFT's LTO signature");

@@ -47,10 +47,12 @@ enum { R2C, C2R, C2R_FWD, C2R_BWD, NPLANS };
  * into the chunk by a kernel. */
 enum { WORK_RL, WORK_HALF, NKINDS };
 
+#define LOAD_OTF HALO_RL_CB_NAME(HALO_RL_CB_LOAD_OTF)
+#define LOAD_OTF_CONJ HALO_RL_CB_NAME(HALO_RL_CB_LOAD_OTF_CONJ)
 static const char *const fused_callbacks[NKINDS][2][2] = {
-	[WORK_RL] = {{"halo_rl_cb_load_otf", "halo_rl_cb_store_ratio"},
-		     {"halo_rl_cb_load_otf_conj", "halo_rl_cb_store_update"}},
-	[WORK_HALF] = {{"halo_rl_cb_load_otf", NULL}, {"halo_rl_cb_load_otf_conj", NULL}},
+	[WORK_RL] = {{LOAD_OTF, HALO_RL_CB_NAME(HALO_RL_CB_STORE_RATIO)},
+		     {LOAD_OTF_CONJ, HALO_RL_CB_NAME(HALO_RL_CB_STORE_UPDATE)}},
+	[WORK_HALF] = {{LOAD_OTF, NULL}, {LOAD_OTF_CONJ, NULL}},
 };
 
 struct gpu_work {
