@@ -362,25 +362,24 @@ extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)
 		params_kernel<<<1, 1, 0, stream>>>(w->params, otf, image, w->est, w->tmp);
 	/* After SIGINT the run is abandoned: stop launching iterations. */
 	for (int it = 0; ok && it < a->iterations && !halo_interrupted(); it++) {
+		ok &= cufftExecR2C(w->plan[R2C], est, w->spec) == CUFFT_SUCCESS;
 		if (w->fused) {
 			/* other: the ratio, then the next estimate */
-			ok &= cufftExecR2C(w->plan[R2C], est, w->spec) == CUFFT_SUCCESS;
 			ok &= cufftExecC2R(w->plan[C2R_FWD], w->spec, other) == CUFFT_SUCCESS;
 			ok &= cufftExecR2C(w->plan[R2C], other, w->spec) == CUFFT_SUCCESS;
 			ok &= cufftExecC2R(w->plan[C2R_BWD], w->spec, other) == CUFFT_SUCCESS;
 			float *t = est;
 			est = other;
 			other = t;
-			continue;
+		} else {
+			otf_kernel<<<blocks_for(NC), 256, 0, stream>>>((float2 *)w->spec, otf, NC, 0);
+			ok &= cufftExecC2R(w->plan[C2R], w->spec, other) == CUFFT_SUCCESS;
+			ratio_kernel<<<blocks_for(N), 256, 0, stream>>>(other, image, N);
+			ok &= cufftExecR2C(w->plan[R2C], other, w->spec) == CUFFT_SUCCESS;
+			otf_kernel<<<blocks_for(NC), 256, 0, stream>>>((float2 *)w->spec, otf, NC, 1);
+			ok &= cufftExecC2R(w->plan[C2R], w->spec, other) == CUFFT_SUCCESS;
+			update_kernel<<<blocks_for(N), 256, 0, stream>>>(est, other, N);
 		}
-		ok &= cufftExecR2C(w->plan[R2C], w->est, w->spec) == CUFFT_SUCCESS;
-		otf_kernel<<<blocks_for(NC), 256, 0, stream>>>((float2 *)w->spec, otf, NC, 0);
-		ok &= cufftExecC2R(w->plan[C2R], w->spec, w->tmp) == CUFFT_SUCCESS;
-		ratio_kernel<<<blocks_for(N), 256, 0, stream>>>(w->tmp, image, N);
-		ok &= cufftExecR2C(w->plan[R2C], w->tmp, w->spec) == CUFFT_SUCCESS;
-		otf_kernel<<<blocks_for(NC), 256, 0, stream>>>((float2 *)w->spec, otf, NC, 1);
-		ok &= cufftExecC2R(w->plan[C2R], w->spec, w->tmp) == CUFFT_SUCCESS;
-		update_kernel<<<blocks_for(N), 256, 0, stream>>>(w->est, w->tmp, N);
 	}
 	size_t total = (size_t)on[0] * on[1] * on[2];
 	trim_kernel<<<blocks_for(total), 256, 0, stream>>>(out, on[0], on[1], on[2], est, n[1],
