@@ -87,9 +87,13 @@ static double throughput(const struct bench_workload *w, double seconds)
 	return seconds > 0 ? w->work / seconds : 0;
 }
 
-static const char *run_name(const struct bench_run *r, char *buf, size_t len)
+static const char *run_name(const struct bench_workload *w, const struct bench_run *r,
+			    char *buf, size_t len)
 {
-	if (is_halo(r))
+	/* rl on a GPU: whether cuFFT took the callbacks. */
+	if (is_halo(r) && !strcmp(w->name, "rl") && r->cfg.ncuda)
+		snprintf(buf, len, "halo %s, %s", r->label, r->fused ? "callbacks" : "kernels");
+	else if (is_halo(r))
 		snprintf(buf, len, "halo %s", r->label);
 	else
 		snprintf(buf, len, "%s", r->label);
@@ -114,7 +118,7 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 		for (int i = 0; i < w->nruns; i++) {
 			const struct bench_run *r = &w->runs[i];
 			char name[200];
-			run_name(r, name, sizeof name);
+			run_name(w, r, name, sizeof name);
 			if (!r->available) {
 				fprintf(f, "  %-44.44s unavailable: %s\n", name, r->reason);
 				continue;
@@ -307,7 +311,7 @@ static int svg_panel(FILE *f, int y, const char *title, const struct bench_workl
 		}
 		char name[200];
 		fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", LABEL_W - 8, y + 14);
-		svg_text(f, run_name(r, name, sizeof name));
+		svg_text(f, run_name(w, r, name, sizeof name));
 		fprintf(f, "</text>\n");
 		double sx = BAR_W / top;
 		fprintf(f, "<rect class=\"%s\" x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\"/>\n",
