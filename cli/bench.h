@@ -101,9 +101,9 @@ struct bench_peers;
 int bench_peers_count(const struct bench_ctx *b, const char *workload);
 /* A workload's peers, measured in rounds between halo's; NULL when out of
  * memory; first: halo's first configuration, whose chunks and depth the
- * pipelines' peers use. keep: the round counts (not a warm-up); last: the final round
- * (when dask's result is compared with halo's). end adds the runs to w
- * (none when w is NULL) and frees p. */
+ * pipelines' peers use. keep: the round counts (not a warm-up); last: the
+ * final round (when dask's result is compared with halo's). end adds the
+ * runs to w (none when w is NULL) and frees p. */
 struct bench_peers *bench_peers_begin(const struct bench_ctx *b, const struct bench_workload *w,
 				      const struct bench_cfg *first);
 void bench_peers_round(struct bench_ctx *b, struct bench_peers *p,

@@ -14,9 +14,9 @@
  *
  * FFTW's planner is not thread-safe and planning with FFTW_MEASURE costs up
  * to seconds, so each worker thread keeps its plans per shape for the life
- * of the process (and one set of large arrays for all its shapes), the planner is made thread-safe once, and
- * wisdom is loaded from and saved to disk so later runs plan in
- * milliseconds. */
+ * of the process (and one set of large arrays for all its shapes), the
+ * planner is made thread-safe once, and wisdom is loaded from and saved to
+ * disk so later runs plan in milliseconds. */
 #ifndef HALO_FFT_H
 #define HALO_FFT_H
 
