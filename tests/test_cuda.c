@@ -180,12 +180,20 @@ static int first_worker(enum starpu_worker_archtype type)
 	return -1;
 }
 
+/* A contiguous float block of shape n, in main memory at p, or with no
+ * home (p NULL) for StarPU to allocate where a task writes it. */
+static void float_block(starpu_data_handle_t *h, const float *p, const int n[3])
+{
+	starpu_block_data_register(h, p ? STARPU_MAIN_RAM : -1, (uintptr_t)p, (uint32_t)n[2],
+				   (uint32_t)(n[2] * n[1]), (uint32_t)n[2], (uint32_t)n[1],
+				   (uint32_t)n[0], sizeof(float));
+}
+
 static float *run_on(int worker, starpu_data_handle_t img, starpu_data_handle_t otf,
 		     const int on[3], const struct halo_rl_args *a)
 {
 	starpu_data_handle_t out;
-	starpu_block_data_register(&out, -1, 0, (uint32_t)on[2], (uint32_t)(on[2] * on[1]),
-				   (uint32_t)on[2], (uint32_t)on[1], (uint32_t)on[0], sizeof(float));
+	float_block(&out, NULL, on);
 	struct halo_rl_args *copy = malloc(sizeof *copy); /* StarPU frees it */
 	*copy = *a;
 	int rc = starpu_task_insert(&halo_rl_cl, STARPU_R, img, STARPU_R, otf, STARPU_W, out,
@@ -217,9 +225,7 @@ static void otf_on_gpu(int cuda, const float *psf, const int pn[3], const int n[
 		       const float *want)
 {
 	starpu_data_handle_t hp, ho;
-	starpu_block_data_register(&hp, STARPU_MAIN_RAM, (uintptr_t)psf, (uint32_t)pn[2],
-				   (uint32_t)(pn[2] * pn[1]), (uint32_t)pn[2], (uint32_t)pn[1],
-				   (uint32_t)pn[0], sizeof(float));
+	float_block(&hp, psf, pn);
 	size_t nf = halo_otf_floats(n);
 	starpu_vector_data_register(&ho, -1, 0, (uint32_t)nf, sizeof(float));
 	int failed = 0;
@@ -259,9 +265,7 @@ static void compare(const int n[3], const int pn[3], const int trim[3], const in
 	halo_rl_compute(img, n, otf, it, trim, valid, ref, on, 1, NULL);
 
 	starpu_data_handle_t hi, ho;
-	starpu_block_data_register(&hi, STARPU_MAIN_RAM, (uintptr_t)img, (uint32_t)n[2],
-				   (uint32_t)(n[2] * n[1]), (uint32_t)n[2], (uint32_t)n[1],
-				   (uint32_t)n[0], sizeof(float));
+	float_block(&hi, img, n);
 	starpu_vector_data_register(&ho, STARPU_MAIN_RAM, (uintptr_t)otf,
 				    (uint32_t)halo_otf_floats(n), sizeof(float));
 	struct halo_rl_args a = {.iterations = it, .threads = 1};
@@ -315,20 +319,14 @@ static float *half_on(int worker, int forward, const float *haloed, const int n[
 	float *chunk = malloc(nc * sizeof *chunk);
 	memcpy(chunk, forward ? image : est0, nc * sizeof *chunk); /* forward overwrites it */
 	starpu_data_handle_t hh, hc, hi = NULL;
-	starpu_block_data_register(&hh, STARPU_MAIN_RAM, (uintptr_t)haloed, (uint32_t)n[2],
-				   (uint32_t)(n[2] * n[1]), (uint32_t)n[2], (uint32_t)n[1],
-				   (uint32_t)n[0], sizeof(float));
-	starpu_block_data_register(&hc, STARPU_MAIN_RAM, (uintptr_t)chunk, (uint32_t)on[2],
-				   (uint32_t)(on[2] * on[1]), (uint32_t)on[2], (uint32_t)on[1],
-				   (uint32_t)on[0], sizeof(float));
+	float_block(&hh, haloed, n);
+	float_block(&hc, chunk, on);
 	int failed = 0;
 	struct halo_rl_half_args *a = malloc(sizeof *a);
 	*a = (struct halo_rl_half_args){.off = {off[0], off[1], off[2]}, .failed = &failed};
 	int rc;
 	if (forward) {
-		starpu_block_data_register(&hi, STARPU_MAIN_RAM, (uintptr_t)image, (uint32_t)on[2],
-					   (uint32_t)(on[2] * on[1]), (uint32_t)on[2],
-					   (uint32_t)on[1], (uint32_t)on[0], sizeof(float));
+		float_block(&hi, image, on);
 		rc = starpu_task_insert(&halo_rl_forward_cl, STARPU_R, hh, STARPU_R, hi, STARPU_R,
 					otf, STARPU_W, hc, STARPU_CL_ARGS, a, sizeof *a,
 					STARPU_EXECUTE_ON_WORKER, worker, 0);
