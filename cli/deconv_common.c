@@ -246,10 +246,6 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	}
 	halo_writer_opts_t wo = {.format = halo_format_from_path(outp),
 				 .codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1}};
-	if (wo.format == HALO_FMT_TIFF) {
-		info.chunks[1] = ii->shape[1];
-		info.chunks[2] = ii->shape[2];
-	}
 	halo_deconv_opts_t dopts = {
 		.iterations = (int)o->iterations, .boundary = o->boundary, .constant = o->constant,
 		.stream = {.memory = o->memory, .quiet = o->quiet, .label = "deconvolve"},
@@ -260,7 +256,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	else
 		halo_deconv_default_depth(info.chunks, pn, dopts.depth);
 	int64_t minh[3];
-	halo_deconv_min_haloed(&info, &dopts, minh);
+	if (halo_deconv_min_haloed(&info, &dopts, minh, err))
+		goto fail;
 	for (int d = 0; d < 3; d++)
 		if (pn[d] > minh[d]) {
 			halo_error_set(err, HALO_EINVAL,
@@ -287,6 +284,13 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		      : o->boundary == HALO_BOUNDARY_NONE ? "boundary none"
 		      : exact ? "the working set fits the memory budget"
 			      : "the working set exceeds the memory budget";
+	}
+	/* A TIFF is written page by page: the exact mode's chunks, which
+	 * are the output's, span whole planes. Overlap mode keeps its chunks,
+	 * which decide its result; its graph writes TIFF pages itself. */
+	if (exact && wo.format == HALO_FMT_TIFF) {
+		info.chunks[1] = ii->shape[1];
+		info.chunks[2] = ii->shape[2];
 	}
 	if (exact && o->ndepth) {
 		halo_error_set(err, HALO_EINVAL, "--depth applies to overlap mode, not --mode exact");

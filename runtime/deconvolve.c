@@ -100,17 +100,6 @@ out:
 	return rc;
 }
 
-static int64_t haloed_len(int64_t start, int64_t c, int64_t n, int depth, int boundary)
-{
-	int64_t end = start + c < n ? start + c : n;
-	int64_t a = start - depth, b = end + depth;
-	if (boundary == HALO_BOUNDARY_NONE) {
-		a = a < 0 ? 0 : a;
-		b = b > n ? n : b;
-	}
-	return b - a;
-}
-
 void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3], uint64_t cpu_budget,
 			     int ncpu, uint64_t gpu_bytes, int ngpu, int64_t out[3])
 {
@@ -136,19 +125,23 @@ void halo_deconv_default_depth(const int64_t chunks[3], const int pn[3], int dep
 	}
 }
 
-void halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opts_t *o,
-			    int64_t min_haloed[3])
+int halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opts_t *o,
+			   int64_t min_haloed[3], halo_error_t *err)
 {
-	/* The first, an interior and the last chunk cover every case. */
 	for (int d = 0; d < 3; d++) {
-		int64_t c = out->chunks[d], n = out->shape[d], last = (n - 1) / c * c;
-		int64_t starts[3] = {0, c < n ? c : 0, last}, best = INT64_MAX;
-		for (int i = 0; i < 3; i++) {
-			int64_t len = haloed_len(starts[i], c, n, o->depth[d], o->boundary);
-			best = len < best ? len : best;
-		}
-		min_haloed[d] = best;
+		struct halo_axis chunks = {0}, blocks = {0};
+		if (halo_axis_regular(&chunks, out->shape[d], out->chunks[d]))
+			return halo_error_set(err, HALO_ENOMEM, "out of memory");
+		/* Blocks merged as map_overlap merges them; a depth deeper than
+		 * the axis is refused later, where the graph is built. */
+		const struct halo_axis *a = &chunks;
+		if (!halo_axis_min_blocks(&blocks, &chunks, o->depth[d] ? o->depth[d] : 1))
+			a = &blocks;
+		min_haloed[d] = halo_axis_min_haloed(a, o->depth[d], o->boundary);
+		halo_axis_free(&chunks);
+		halo_axis_free(&blocks);
 	}
+	return HALO_OK;
 }
 
 int halo__otf_get(struct halo_otf_cache *c, const int n[3], int rank, starpu_data_handle_t *out,

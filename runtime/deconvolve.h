@@ -25,10 +25,11 @@ typedef struct halo_deconv_opts {
  * malloc'ed; the caller frees it. */
 int halo_psf_load(const char *path, float **psf, int pn[3], halo_error_t *err);
 
-/* The smallest haloed chunk along each axis for this volume, chunking and
- * depth (edge chunks are smaller; boundary none clips at the faces). */
-void halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opts_t *o,
-			    int64_t min_haloed[3]);
+/* The smallest haloed block along each axis for this volume, chunking and
+ * depth: edge chunks are smaller, chunks thinner than the depth merge as
+ * in map_overlap, boundary none clips at the faces. */
+int halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opts_t *o,
+			   int64_t min_haloed[3], halo_error_t *err);
 
 /* --chunks auto for overlap-mode RL: chunks whose haloed block fits one
  * task's share of the host memory budget (cpu_budget over ncpu workers)

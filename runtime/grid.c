@@ -79,6 +79,20 @@ int halo_axis_min_blocks(struct halo_axis *a, const struct halo_axis *from, int6
 	return 0;
 }
 
+int64_t halo_axis_min_haloed(const struct halo_axis *a, int64_t depth, int boundary)
+{
+	int64_t best = INT64_MAX;
+	for (int64_t k = 0; k < a->nblocks; k++) {
+		int64_t lo = a->start[k] - depth, hi = a->start[k + 1] + depth;
+		if (boundary == HALO_BOUNDARY_NONE) {
+			lo = lo < 0 ? 0 : lo;
+			hi = hi > a->n ? a->n : hi;
+		}
+		best = hi - lo < best ? hi - lo : best;
+	}
+	return best;
+}
+
 int halo_axis_equal(const struct halo_axis *a, const struct halo_axis *b)
 {
 	return a->n == b->n && a->nblocks == b->nblocks &&

@@ -37,6 +37,11 @@ int64_t halo_axis_find(const struct halo_axis *a, int64_t g);
 int64_t halo_axis_blocks_touched(const struct halo_axis *a, int64_t lo, int64_t hi, int boundary,
 				 int64_t *list);
 
+/* The shortest block of the axis once each block is widened by depth on
+ * both sides (clipped to the axis under boundary none): the smallest FFT
+ * a map_overlap over these blocks does along the axis. */
+int64_t halo_axis_min_haloed(const struct halo_axis *a, int64_t depth, int boundary);
+
 void halo_axis_free(struct halo_axis *a);
 
 /* Chunks for map_overlap work (--chunks auto) on shape with a halo of

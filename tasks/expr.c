@@ -473,16 +473,7 @@ int halo_map_overlap(halo_graph_t *g, halo_expr_t *a, const halo_overlap_opts_t 
 		return rc;
 	if (psf) {
 		for (int d = 0; d < 3; d++) {
-			int64_t h = INT64_MAX;
-			for (int64_t k = 0; k < e->grid[d].nblocks; k++) {
-				int64_t lo = e->grid[d].start[k] - o->depth[d];
-				int64_t hi = e->grid[d].start[k + 1] + o->depth[d];
-				if (e->boundary == HALO_BOUNDARY_NONE) {
-					lo = lo < 0 ? 0 : lo;
-					hi = hi > e->shape[d] ? e->shape[d] : hi;
-				}
-				h = hi - lo < h ? hi - lo : h;
-			}
+			int64_t h = halo_axis_min_haloed(&e->grid[d], o->depth[d], e->boundary);
 			if (pn[d] > h)
 				return halo_error_set(err, HALO_EINVAL,
 						      "the PSF (%dx%dx%d) is larger than the smallest "

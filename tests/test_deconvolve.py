@@ -116,6 +116,39 @@ for shape, chunks, ps, depth, boundary, dtype in cases:
           f"{dtype} {shape} chunks {chunks} psf {ps} depth {depth} {boundary}: "
           f"map_overlap equal (rel {err:.2e})", r.stderr)
 
+# A TIFF output is written page by page, but overlap mode still computes
+# on the input's chunks (or --chunks): the result is dask's with those.
+img = specimen((12, 14, 16), "float32")
+img[6, 7, 8] = 3000
+psf = make_psf((3, 3, 3), asym=True)
+tif = path("out.tif")
+for chunks, opts in [((6, 7, 8), ()), ((5, 6, 7), ("--chunks", "5,6,7"))]:
+    r = halo("deconvolve", write_input(img, (6, 7, 8)), write_psf(psf), tif, "--quiet",
+             "--overwrite", "--depth", "3,3,3", "--iterations", "10", *opts, check_rc=0)
+    err = rel(tifffile.imread(tif), dask_ref(img, psf, chunks, (3, 3, 3), "reflect", 10)) \
+        if r.returncode == 0 else 1
+    check(err <= 2e-4, f"TIFF output, chunks {chunks}: map_overlap equal (rel {err:.2e})",
+          r.stderr)
+
+# Chunks thinner than the depth merge before the PSF is measured against
+# the haloed blocks, as dask does: (3,3,1) in z merges into (3,4), whose
+# smallest haloed block (7) holds a 6-voxel PSF; 8 voxels do not fit.
+img = specimen((7, 8, 8), "float32")
+inp = write_input(img, (3, 8, 8))
+for pz, ok in [(6, True), (8, False)]:
+    psf = make_psf((pz, 1, 1))
+    p = path(f"psf{pz}.zarr")
+    zarr.open(p, mode="w", shape=psf.shape, chunks=psf.shape, dtype="f4")[:] = psf
+    out, r = run(inp, p, "--depth", "2,0,0", "--iterations", "5")
+    if ok:
+        err = rel(out, dask_ref(img, psf, (3, 8, 8), (2, 0, 0), "reflect", 5)) \
+            if out is not None else 1
+        check(err <= 2e-4, f"merged chunks hold a {pz}-voxel PSF: map_overlap equal "
+              f"(rel {err:.2e})", r.stderr)
+    else:
+        check(r.returncode == 1 and "larger than the smallest haloed chunk (7x8x8)" in r.stderr,
+              f"a {pz}-voxel PSF exceeds the merged haloed blocks: refused", r.stderr)
+
 # 3. In overlap mode the default depth is the PSF size grown until the
 # haloed chunk has no prime factor above 7, the default boundary reflect,
 # and --chunks rechunks before deconvolving.
