@@ -50,6 +50,10 @@ int halo_cli_deconvolve(int argc, char **argv)
 		halo_error_set(&err, HALO_EINVAL, "%s: OUTPUT is the same as INPUT", outp);
 		goto fail;
 	}
+	if (strcmp(psf_path, outp) == 0 || halo_path_same(psf_path, outp)) {
+		halo_error_set(&err, HALO_EINVAL, "%s: OUTPUT is the same as PSF", outp);
+		goto fail;
+	}
 	if (halo_psf_load(psf_path, &psf, pn, &err))
 		goto fail;
 	status = halo_deconv_cli_run(&o, in, psf, pn, outp, NULL, &err);

@@ -234,6 +234,11 @@ else:
 r = halo("deconvolve", img, good_psf, img, "--overwrite")
 check(r.returncode == 1 and "same as INPUT" in r.stderr, "deconvolve OUTPUT equal to INPUT refused",
       r.stderr)
+before = open(good_psf, "rb").read() if os.path.isfile(good_psf) else None
+r = halo("deconvolve", img, good_psf, good_psf, "--overwrite")
+check(r.returncode == 1 and "same as PSF" in r.stderr and before is not None
+      and open(good_psf, "rb").read() == before, "deconvolve OUTPUT equal to PSF refused, PSF kept",
+      r.stderr)
 r = halo("deconvolve", img, good_psf, path("small_depth.zarr"), "--depth", "0,0,0", "--quiet",
          "--iterations", "2")
 check(r.returncode == 0 and "warning" in r.stderr and "less than half the PSF" in r.stderr,
