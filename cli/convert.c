@@ -231,6 +231,11 @@ int halo_cli_convert(int argc, char **argv)
 		halo_error_set(&err, HALO_EINVAL, "%s: OUT is the same as IN", o.out);
 		goto fail;
 	}
+	if (halo_path_within(o.out, o.in) || halo_path_within(o.in, o.out)) {
+		halo_error_set(&err, HALO_EINVAL, "%s: OUT lies %s IN (%s)", o.out,
+			       halo_path_within(o.out, o.in) ? "inside" : "around", o.in);
+		goto fail;
+	}
 	if (plan(&o, r, &info, &wo, &err))
 		goto fail;
 	/* Checked before StarPU starts, so that a refusal is immediate. */

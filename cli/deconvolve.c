@@ -46,13 +46,18 @@ int halo_cli_deconvolve(int argc, char **argv)
 	float *psf = NULL;
 	int pn[3];
 	status = HALO_EXIT_FAIL;
-	if (strcmp(in, outp) == 0 || halo_path_same(in, outp)) {
-		halo_error_set(&err, HALO_EINVAL, "%s: OUTPUT is the same as INPUT", outp);
-		goto fail;
-	}
-	if (strcmp(psf_path, outp) == 0 || halo_path_same(psf_path, outp)) {
-		halo_error_set(&err, HALO_EINVAL, "%s: OUTPUT is the same as PSF", outp);
-		goto fail;
+	const char *inputs[2][2] = {{in, "INPUT"}, {psf_path, "PSF"}};
+	for (int i = 0; i < 2; i++) {
+		const char *p = inputs[i][0], *name = inputs[i][1];
+		if (strcmp(p, outp) == 0 || halo_path_same(p, outp)) {
+			halo_error_set(&err, HALO_EINVAL, "%s: OUTPUT is the same as %s", outp, name);
+			goto fail;
+		}
+		if (halo_path_within(outp, p) || halo_path_within(p, outp)) {
+			halo_error_set(&err, HALO_EINVAL, "%s: OUTPUT lies %s %s (%s)", outp,
+				       halo_path_within(outp, p) ? "inside" : "around", name, p);
+			goto fail;
+		}
 	}
 	if (halo_psf_load(psf_path, &psf, pn, &err))
 		goto fail;

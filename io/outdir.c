@@ -166,3 +166,32 @@ int halo_path_same(const char *a, const char *b)
 	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
 	       sa.st_ino == sb.st_ino;
 }
+
+int halo_path_within(const char *inner, const char *outer)
+{
+	struct stat so, si;
+	if (stat(outer, &so) != 0)
+		return 0;
+	/* The deepest part of inner that exists, made absolute and canonical
+	 * so that its ancestors are its prefixes. */
+	char *p = strdup(inner), *real = NULL;
+	while (p && !(real = realpath(p, NULL))) {
+		char *copy = strdup(p), *up = copy ? dirname(copy) : NULL; /* dirname writes */
+		char *next = up && strcmp(up, p) != 0 ? strdup(up) : NULL;
+		free(copy);
+		free(p);
+		p = next;
+	}
+	free(p);
+	int found = 0;
+	for (char *c = real; c && !found;) {
+		found = stat(c, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino;
+		char *slash = strrchr(c, '/');
+		if (!slash || slash == c)
+			c = found || strcmp(c, "/") == 0 ? NULL : strcpy(c, "/");
+		else
+			*slash = '\0';
+	}
+	free(real);
+	return found;
+}

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "io/volume.h"
 #include "io/fs.h"
+#include "io/scratch.h"
 #include "io/tiff.h"
 
 #include <stdio.h>
@@ -17,6 +18,7 @@ struct halo_reader {
 	halo_volume_info_t info;
 	halo_zarr_t *zarr;
 	halo_tiff_t *tiff;
+	int crop; /* stored chunks are larger than the array on some axis */
 };
 
 #define MAX_LEVELS 16
@@ -137,10 +139,21 @@ static int zarr_info(halo_reader_t *r, halo_error_t *err)
 	}
 	int off = m->ndim - 3;
 	info->ndim = m->ndim == 2 ? 2 : 3;
+	for (int d = 0; d < off; d++)
+		r->crop |= m->chunks[d] > 1; /* a leading axis of length 1 */
 	for (int d = 0; d < 3; d++) {
 		int src = off + d;
 		info->shape[d] = src >= 0 ? m->shape[src] : 1;
+		if (info->shape[d] < 1)
+			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: the array is empty (an axis "
+					      "of length 0)", r->path);
+		/* zarr keeps chunks larger than the array; halo's chunks end
+		 * at the array (halo_reader_read_chunk crops). */
 		info->chunks[d] = src >= 0 ? m->chunks[src] : 1;
+		if (info->chunks[d] > info->shape[d]) {
+			info->chunks[d] = info->shape[d];
+			r->crop = 1;
+		}
 	}
 	info->dtype = m->dtype;
 	info->fill = m->fill;
@@ -244,6 +257,29 @@ const halo_codec_t *halo_reader_codec(const halo_reader_t *r)
 	return r->zarr ? &halo_zarr_meta(r->zarr)->codec : NULL;
 }
 
+/* A stored chunk larger than the array on some axis (then its only chunk
+ * on that axis): decoded whole, and the part inside the array copied out
+ * as a chunk of info->chunks. */
+static int read_cropped(halo_reader_t *r, const int64_t *zidx, void *buf, halo_error_t *err)
+{
+	const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
+	const halo_volume_info_t *info = &r->info;
+	unsigned char *full = halo_scratch(HALO_SCRATCH_CONVERT, halo_zarr_chunk_bytes(r->zarr));
+	if (!full)
+		return halo_error_set(err, HALO_ENOMEM, "%s: out of memory reading a chunk", r->path);
+	int rc = halo_zarr_read_chunk(r->zarr, zidx, full, err);
+	if (rc)
+		return rc;
+	int off = m->ndim - 3;
+	int64_t sy = off + 1 >= 0 ? m->chunks[off + 1] : 1, sx = m->chunks[off + 2];
+	size_t el = halo_dtype_size(info->dtype), row = (size_t)info->chunks[2] * el;
+	for (int64_t z = 0; z < info->chunks[0]; z++)
+		for (int64_t y = 0; y < info->chunks[1]; y++)
+			memcpy((unsigned char *)buf + (size_t)(z * info->chunks[1] + y) * row,
+			       full + (size_t)((z * sy + y) * sx) * el, row);
+	return HALO_OK;
+}
+
 int halo_reader_read_chunk(halo_reader_t *r, const int64_t idx[3], void *buf,
 			   halo_error_t *err)
 {
@@ -254,7 +290,9 @@ int halo_reader_read_chunk(halo_reader_t *r, const int64_t idx[3], void *buf,
 		for (int d = 0; d < 3; d++)
 			if (off + d >= 0)
 				zidx[off + d] = idx[d];
-		return halo_zarr_read_chunk(r->zarr, zidx, buf, err);
+		if (!r->crop)
+			return halo_zarr_read_chunk(r->zarr, zidx, buf, err);
+		return read_cropped(r, zidx, buf, err);
 	}
 	const halo_volume_info_t *info = &r->info;
 	int64_t z0 = idx[0] * info->chunks[0];
@@ -285,7 +323,7 @@ static int zarr_create_for(const char *path, const halo_volume_info_t *info,
 	int off = info->ndim == 2 ? 1 : 0;
 	halo_zarr_meta_init(&m, info->ndim, info->shape + off, info->chunks + off, info->dtype);
 	m.codec = *codec;
-	m.fill = info->fill;
+	m.fill = halo_dtype_cast(info->fill, info->dtype.kind); /* the data's cast */
 	m.attrs = (json_t *)attrs; /* halo_zarr_create copies it */
 	return attach ? halo_zarr_attach(path, &m, out, err) : halo_zarr_create(path, &m, out, err);
 }

@@ -238,6 +238,11 @@ int halo_zarr_attach(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t
 	}
 	z->meta = *meta;
 	z->meta.attrs = meta->attrs ? json_deep_copy(meta->attrs) : NULL;
+	int rc = halo__zarr_check_sizes(&z->meta, path, err);
+	if (rc) {
+		halo_zarr_close(z);
+		return rc;
+	}
 	z->chunk_bytes = meta_chunk_bytes(meta);
 	z->writable = 1;
 	*out = z;

@@ -20,6 +20,9 @@
 #include "util/dtype.h"
 
 #define HALO_MAXDIM 8
+/* The most chunks an array may have: the planner keeps a few bytes per
+ * chunk, and past this a chunk grid is a mistake rather than a volume. */
+#define HALO_MAX_CHUNKS ((int64_t)1 << 28)
 
 typedef enum { HALO_CODEC_NONE, HALO_CODEC_BLOSC } halo_codec_id_t;
 

@@ -93,18 +93,26 @@ static int parse_blosc(const json_t *c, const char *file, const char *field,
 	return HALO_OK;
 }
 
-static int check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *err)
+int halo__zarr_check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *err)
 {
 	if (m->ndim == 0)
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: 0-dimensional arrays are not supported", file);
-	uint64_t bytes = halo_dtype_size(m->dtype);
-	for (int d = 0; d < m->ndim; d++)
-		bytes *= (uint64_t)m->chunks[d];
+	/* In floating point, so that no product of huge sizes wraps around. */
+	double bytes = (double)halo_dtype_size(m->dtype), count = 1;
+	for (int d = 0; d < m->ndim; d++) {
+		bytes *= (double)m->chunks[d];
+		count *= ceil((double)m->shape[d] / (double)m->chunks[d]);
+	}
 	/* blosc stores sizes as 32-bit ints. */
-	if (bytes > (uint64_t)INT32_MAX - 64)
+	if (bytes > (double)(INT32_MAX - 64))
 		return halo_error_set(err, HALO_EUNSUPPORTED,
-				      "%s: a chunk holds %.2f GiB, more than the 2 GiB limit", file,
-				      (double)bytes / (1 << 30));
+				      "%s: a chunk holds %.3g GiB, more than the 2 GiB limit", file,
+				      bytes / (1 << 30));
+	/* Each chunk costs the planner a few bytes: beyond this, memory. */
+	if (count > (double)HALO_MAX_CHUNKS)
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "%s: %.3g chunks, more than halo's limit of %lld; the chunks are "
+				      "too small for the shape", file, count, (long long)HALO_MAX_CHUNKS);
 	if (m->codec.shuffle == -1)
 		m->codec.shuffle = halo_dtype_size(m->dtype) == 1 ? 2 : 1;
 	return HALO_OK;
@@ -176,7 +184,7 @@ int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *
 	}
 	if ((rc = parse_fill(json_object_get(root, "fill_value"), file, m, err)))
 		return rc;
-	return check_sizes(m, file, err);
+	return halo__zarr_check_sizes(m, file, err);
 }
 
 int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *m,
@@ -262,7 +270,7 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 		return field_error(err, file, "codecs", "has no 'bytes' codec");
 	if ((rc = parse_fill(json_object_get(root, "fill_value"), file, m, err)))
 		return rc;
-	return check_sizes(m, file, err);
+	return halo__zarr_check_sizes(m, file, err);
 }
 
 json_t *halo__zarr_v2_json(const halo_zarr_meta_t *m)

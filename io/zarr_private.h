@@ -17,6 +17,9 @@ int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *
 			halo_error_t *err);
 int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *m,
 			halo_error_t *err);
+/* Refuses chunks over 2 GiB and more than HALO_MAX_CHUNKS chunks, naming
+ * file; fills in blosc's default shuffle. */
+int halo__zarr_check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *err);
 /* .zarray contents for m; the caller owns the result. */
 json_t *halo__zarr_v2_json(const halo_zarr_meta_t *m);
 /* HALO_OK when c-blosc knows this compressor name. */

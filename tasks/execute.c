@@ -455,11 +455,12 @@ static int open_outputs(struct exec *x, halo_error_t *err)
 		if (p->kind == HALO_PN_STORE) {
 			for (int k = 0; k < plan->n; k++) {
 				const halo_expr_t *o = plan->nodes[k]->expr;
-				if (o->op == HALO_OP_SOURCE && o->reader &&
-				    halo_path_same(halo_reader_path(o->reader), e->path))
+				const char *src = o->op == HALO_OP_SOURCE && o->reader
+						  ? halo_reader_path(o->reader) : NULL;
+				if (src && (halo_path_within(e->path, src) || halo_path_within(src, e->path)))
 					return halo_error_set(err, HALO_EINVAL,
-							      "step \"%s\": %s is also the input of step "
-							      "\"%s\"", e->name, e->path, o->name);
+							      "step \"%s\": writing %s would change the "
+							      "input of step \"%s\"", e->name, e->path, o->name);
 				if (k < i && o->op == HALO_OP_STORE && strcmp(o->path, e->path) == 0)
 					return halo_error_set(err, HALO_EINVAL,
 							      "steps \"%s\" and \"%s\" both write %s",

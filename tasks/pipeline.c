@@ -254,8 +254,10 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 		return rc;
 	for (int i = 0; i < halo_graph_count(c->g); i++) {
 		const halo_expr_t *e = halo_graph_node(c->g, i);
-		if (e->reader && halo_path_same(halo_reader_path(e->reader), path))
-			return fail(c, HALO_EINVAL, "%s is the input of step \"%s\"", path, e->name);
+		if (e->reader && (halo_path_within(path, halo_reader_path(e->reader)) ||
+				  halo_path_within(halo_reader_path(e->reader), path)))
+			return fail(c, HALO_EINVAL, "writing %s would change the input of step \"%s\"",
+				    path, e->name);
 	}
 	halo_writer_opts_t wo = {.codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5,
 					   .shuffle = 1}};

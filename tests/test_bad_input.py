@@ -107,6 +107,13 @@ expect_error("uncompressed chunk of the wrong size", p, "0.0.0: chunk holds 7 by
 p = good_array("huge.zarr")
 edit_zarray(p, shape=[4096, 4096, 4096], chunks=[2048, 2048, 1024])
 expect_error("chunk over 2 GiB", p, "2 GiB")
+edit_zarray(p, shape=[2**62, 4, 4], chunks=[1, 4, 4])
+expect_error("too many chunks", p, "more than halo's limit")
+edit_zarray(p, shape=[100, 100, 100], chunks=[2**40] * 3)
+expect_error("chunk size overflowing 64 bits", p, "2 GiB")
+
+p = good_array("empty-axis.zarr", shape=(0, 4, 4), chunks=(2, 2, 2))
+expect_error("an axis of length 0", p, "empty-axis.zarr: the array is empty")
 
 # TIFF: truncated and multi-channel.
 import tifffile  # noqa: E402
@@ -150,6 +157,11 @@ before = digest(p)
 r = halo("convert", p, p, "--overwrite")
 check(r.returncode == 1 and "same as IN" in r.stderr and digest(p) == before,
       "OUT equal to IN is refused", r.stderr)
+# OUT inside IN would change IN; replacing OUT around IN would delete it.
+for out, where in [(os.path.join(p, "sub.zarr"), "inside"), (os.path.dirname(p), "around")]:
+    r = halo("convert", p, out, "--overwrite")
+    check(r.returncode == 1 and f"OUT lies {where} IN" in r.stderr and digest(p) == before,
+          f"OUT {where} IN is refused, IN untouched", r.stderr)
 
 # A full disk: a 1 MiB tmpfs, when this machine lets us mount one.
 mnt = path("small-fs")

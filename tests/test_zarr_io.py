@@ -129,6 +129,19 @@ out = zarr.open(dst, mode="r")
 check(out.shape == (37, 41) and out.chunks == (10, 20) and same(out[:], data),
       "2D array: shape, chunks and values", (out.shape, out.chunks))
 
+# zarr keeps chunks larger than the array (and leading axes of length 1):
+# each stored chunk holds more than the array, and halo reads the part
+# inside it.
+for shape, chunks in [((5, 11, 13), (8, 16, 16)), ((5, 11, 13), (2, 16, 4)),
+                      ((11, 13), (16, 16)), ((1, 5, 12, 13), (2, 3, 16, 5))]:
+    data = sample("<u2", shape)
+    z = zarr.open(src, mode="w", shape=shape, chunks=chunks, dtype="<u2")
+    z[:] = data
+    r = convert(src, dst)
+    got = zarr.open(dst, mode="r")[:] if r.returncode == 0 else None
+    check(got is not None and np.array_equal(got.reshape(shape), data),
+          f"chunks {chunks} larger than the array {shape}: values", r.stderr)
+
 # 7. Casting: round to nearest (ties to even), saturate, NaN -> 0.
 src, dst = path("cast.zarr"), path("cast_out.zarr")
 vals = np.array([-5.0, -0.5, 0.49, 0.5, 1.5, 2.5, 65534.6, 65535.4, 7e4, np.nan, np.inf],
@@ -143,6 +156,18 @@ for target, lo, hi in [("uint16", 0, 65535), ("int8", -128, 127), ("uint8", 0, 2
     got = zarr.open(dst, mode="r")[:]
     check(got.dtype == np.dtype(target) and np.array_equal(got, expect),
           f"float32 -> {target}: nearest, saturating", f"got {got.ravel()[:11]}\nwant {expect.ravel()[:11]}")
+
+# The fill value is cast like the data, so that python zarr opens the
+# output and reads missing chunks as the cast fill.
+for fill, target, want in [(float("nan"), "uint8", 0), (float("inf"), "uint8", 255),
+                           (1e9, "int16", 32767), (-5.0, "uint16", 0), (2.5, "uint8", 2)]:
+    z = zarr.open(src, mode="w", shape=(4, 4, 4), chunks=(2, 4, 4), dtype="<f4",
+                  fill_value=fill)
+    z[:2] = 1
+    r = convert(src, dst, "--dtype", target)
+    got = zarr.open(dst, mode="r") if r.returncode == 0 else None
+    check(got is not None and got.fill_value == want and np.all(got[2:] == want),
+          f"fill {fill} -> {target}: fill_value {want}", r.stderr)
 
 # 8. Zarr v3 input (zarr.json; bytes + blosc; default and v2 key encodings),
 # written by hand with numcodecs as the codec oracle.

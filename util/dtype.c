@@ -150,6 +150,15 @@ void halo_dtype_convert(const void *src, halo_dtype_kind_t skind, void *dst,
 	}
 }
 
+double halo_dtype_cast(double value, halo_dtype_kind_t kind)
+{
+	unsigned char one[8];
+	double back;
+	store(&value, one, kind, 1);
+	load(one, kind, &back, 1);
+	return back;
+}
+
 void halo_dtype_fill(void *dst, halo_dtype_kind_t kind, double value, size_t n)
 {
 	unsigned char one[8];

@@ -44,6 +44,10 @@ void halo_dtype_byteswap(void *p, size_t elsize, size_t n);
 void halo_dtype_convert(const void *src, halo_dtype_kind_t skind, void *dst,
 			halo_dtype_kind_t dkind, size_t n);
 
+/* value as a voxel of kind holds it: rounded to nearest, saturated, NaN
+ * as 0 for integer kinds (the rules of halo_dtype_convert). */
+double halo_dtype_cast(double value, halo_dtype_kind_t kind);
+
 /* Fills n elements of dst with value converted to kind (same rounding and
  * saturation as halo_dtype_convert). */
 void halo_dtype_fill(void *dst, halo_dtype_kind_t kind, double value, size_t n);
