@@ -15,10 +15,12 @@
 #include "io/outdir.h"
 #include "io/fs.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <starpu.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef HALO_USE_CUDA
@@ -181,6 +183,33 @@ static int several_memory_nodes(const halo_runtime_opts_t *opts)
 	return getenv("STARPU_DISK_SWAP") || halo_runtime_gpu_memory(opts, &gpu_bytes) > 0;
 }
 
+/* StarPU keeps its performance models and bus calibration in the first
+ * of $XDG_CACHE_HOME, $STARPU_HOME and $HOME (StarPU 1.3's order), under
+ * .starpu, and aborts when it cannot create them there. Without such a
+ * writable folder (a service account, a read-only container) they go to
+ * a private folder under $TMPDIR instead. */
+static void starpu_home_fallback(void)
+{
+	const char *names[] = {"XDG_CACHE_HOME", "STARPU_HOME", "HOME"}, *home = NULL;
+	for (int i = 0; i < 3 && !home; i++)
+		home = getenv(names[i]);
+	char dir[4096];
+	struct stat st;
+	if (home && *home) {
+		snprintf(dir, sizeof dir, "%s/.starpu", home);
+		const char *probe = stat(dir, &st) == 0 ? dir : home;
+		if (stat(probe, &st) == 0 && S_ISDIR(st.st_mode) && access(probe, W_OK | X_OK) == 0)
+			return;
+	}
+	const char *tmp = getenv("TMPDIR");
+	snprintf(dir, sizeof dir, "%s/halo-starpu-%ld", tmp && *tmp ? tmp : "/tmp", (long)getuid());
+	if ((mkdir(dir, 0700) == 0 || errno == EEXIST) && stat(dir, &st) == 0 &&
+	    st.st_uid == getuid() && access(dir, W_OK | X_OK) == 0) {
+		unsetenv("XDG_CACHE_HOME");
+		setenv("STARPU_HOME", dir, 1);
+	}
+}
+
 int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		      halo_error_t *err)
 {
@@ -276,6 +305,8 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	char limit[32];
 	snprintf(limit, sizeof limit, "%llu", (unsigned long long)(mem >> 20));
 	setenv("STARPU_LIMIT_CPU_MEM", limit, opts->memory != 0);
+
+	starpu_home_fallback();
 
 	struct starpu_conf conf;
 	starpu_conf_init(&conf);

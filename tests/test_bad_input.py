@@ -13,7 +13,7 @@ import numpy as np
 import zarr
 
 sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
-from haloutil import check, done, halo, interrupt, path, skip  # noqa: E402
+from haloutil import HALO, check, done, halo, interrupt, path, skip  # noqa: E402
 
 
 def digest(p):
@@ -157,6 +157,18 @@ before = digest(p)
 r = halo("convert", p, p, "--overwrite")
 check(r.returncode == 1 and "same as IN" in r.stderr and digest(p) == before,
       "OUT equal to IN is refused", r.stderr)
+# Without a writable home StarPU would abort: its models go under TMPDIR.
+tmpdir = path("tmp-home")
+os.makedirs(tmpdir, exist_ok=True)
+env = dict(os.environ, HOME=os.path.join(p, ".zarray"), TMPDIR=tmpdir)
+for name in ["STARPU_HOME", "XDG_CACHE_HOME"]:  # StarPU looks at these before HOME
+    env.pop(name, None)
+r = subprocess.run([HALO, "convert", p, path("home_out.zarr"),
+                    "--quiet"], capture_output=True, text=True, env=env)
+check(r.returncode == 0 and r.stderr == "" and
+      os.path.isdir(os.path.join(tmpdir, f"halo-starpu-{os.getuid()}", ".starpu")),
+      "HOME not a writable folder: runs, StarPU's files under TMPDIR", r.stderr[-300:])
+
 # OUT inside IN would change IN; replacing OUT around IN would delete it.
 for out, where in [(os.path.join(p, "sub.zarr"), "inside"), (os.path.dirname(p), "around")]:
     r = halo("convert", p, out, "--overwrite")
