@@ -10,7 +10,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <tiffio.h>
+#include <unistd.h>
 
 struct halo_tiff {
 	TIFF *tif;
@@ -20,6 +22,10 @@ struct halo_tiff {
 	int64_t page;          /* current directory (reader) or pages written */
 	pthread_mutex_t lock;
 	char last_error[256];  /* libtiff's last message for this file */
+	/* An ImageJ stack over 4 GiB has one directory: its pages follow the
+	 * first, uncompressed, from this offset. */
+	int64_t contig_offset;
+	int contig;
 };
 
 static int capture(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
@@ -69,11 +75,27 @@ static int sample_dtype(uint16_t format, uint16_t bits, halo_dtype_t *dt)
 	return -1;
 }
 
-/* ImageJ writes "ImageJ=1.x\nimages=N\nslices=N\nspacing=0.2\nunit=micron\n". */
-static void parse_imagej(const char *desc, halo_tiff_info_t *info)
+/* A "key=N" line of an ImageJ description; 0 when absent. */
+static long imagej_count(const char *desc, const char *key)
 {
-	if (!desc || strncmp(desc, "ImageJ=", 7) != 0)
-		return;
+	char pat[32];
+	snprintf(pat, sizeof pat, "\n%s=", key);
+	const char *p = strstr(desc, pat);
+	return p ? strtol(p + strlen(pat), NULL, 10) : 0;
+}
+
+/* ImageJ writes "ImageJ=1.x\nimages=N\nslices=N\nspacing=0.2\nunit=micron\n"
+ * (and channels=, frames= for hyperstacks). */
+static int parse_imagej(halo_tiff_t *t, const char *desc, long *images, halo_error_t *err)
+{
+	halo_tiff_info_t *info = &t->info;
+	long channels = imagej_count(desc, "channels"), frames = imagej_count(desc, "frames");
+	if (channels > 1 || frames > 1)
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "%s: an ImageJ hyperstack of %ld channels and %ld time points; "
+				      "halo reads one channel at one time (split the stack first)",
+				      t->path, channels > 1 ? channels : 1, frames > 1 ? frames : 1);
+	*images = imagej_count(desc, "images");
 	const char *p = strstr(desc, "\nspacing=");
 	if (p)
 		info->voxel[0] = strtod(p + 9, NULL);
@@ -88,6 +110,89 @@ static void parse_imagej(const char *desc, halo_tiff_info_t *info)
 	}
 	if (!(info->voxel[0] > 0))
 		info->voxel[0] = 1;
+	return HALO_OK;
+}
+
+/* The value of attribute name in the first element tag of xml, e.g.
+ * "Pixels" (with or without a namespace prefix); 0 when absent. */
+static int xml_attr(const char *xml, const char *tag, const char *name, char *out, size_t len)
+{
+	char open[40];
+	snprintf(open, sizeof open, "%s ", tag);
+	for (const char *p = strstr(xml, open); p; p = strstr(p + 1, open)) {
+		if (p == xml || (p[-1] != '<' && p[-1] != ':'))
+			continue;
+		const char *end = strchr(p, '>');
+		char pat[40];
+		snprintf(pat, sizeof pat, " %s=\"", name);
+		const char *a = strstr(p, pat);
+		if (!a || (end && a > end))
+			return 0;
+		a += strlen(pat);
+		size_t n = strcspn(a, "\"");
+		snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), a);
+		return 1;
+	}
+	return 0;
+}
+
+/* OME-TIFF: one image of one channel at one time point, its physical
+ * pixel sizes as the voxel size. */
+static int parse_ome(halo_tiff_t *t, const char *xml, halo_error_t *err)
+{
+	char v[64];
+	long c = xml_attr(xml, "Pixels", "SizeC", v, sizeof v) ? strtol(v, NULL, 10) : 1;
+	long tp = xml_attr(xml, "Pixels", "SizeT", v, sizeof v) ? strtol(v, NULL, 10) : 1;
+	int images = 0;
+	for (const char *p = strstr(xml, "Pixels "); p; p = strstr(p + 1, "Pixels "))
+		images += p > xml && (p[-1] == '<' || p[-1] == ':');
+	if (images > 1)
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: an OME-TIFF of %d images; halo "
+				      "reads files of one image", t->path, images);
+	if (c > 1 || tp > 1)
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "%s: an OME-TIFF of %ld channels and %ld time points; halo reads "
+				      "one channel at one time (split the image first)", t->path, c, tp);
+	static const char *const size[3] = {"PhysicalSizeZ", "PhysicalSizeY", "PhysicalSizeX"};
+	for (int d = 0; d < 3; d++)
+		if (xml_attr(xml, "Pixels", size[d], v, sizeof v) && strtod(v, NULL) > 0)
+			t->info.voxel[d] = strtod(v, NULL);
+	char unit[sizeof t->info.unit];
+	snprintf(unit, sizeof unit, "%s", "\xc2\xb5m"); /* OME's default */
+	xml_attr(xml, "Pixels", "PhysicalSizeXUnit", unit, sizeof unit);
+	snprintf(t->info.unit, sizeof t->info.unit, "%s", unit);
+	return HALO_OK;
+}
+
+/* An ImageJ stack stored with one directory: the first page's strips must
+ * be uncompressed and contiguous, and the file long enough for all. */
+static int contiguous_stack(halo_tiff_t *t, long images, uint32_t w, uint32_t h,
+			    halo_error_t *err)
+{
+	uint16_t compression = COMPRESSION_NONE;
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_COMPRESSION, &compression);
+	uint64_t *offsets = NULL, *counts = NULL;
+	tstrip_t strips = TIFFNumberOfStrips(t->tif);
+	size_t page = (size_t)w * h * halo_dtype_size(t->info.dtype), total = 0;
+	int ok = !TIFFIsTiled(t->tif) && compression == COMPRESSION_NONE &&
+		 TIFFGetField(t->tif, TIFFTAG_STRIPOFFSETS, &offsets) &&
+		 TIFFGetField(t->tif, TIFFTAG_STRIPBYTECOUNTS, &counts);
+	for (tstrip_t s = 0; ok && s < strips; s++) {
+		ok = offsets[s] == offsets[0] + total;
+		total += counts[s];
+	}
+	if (!ok || total != page)
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: ImageJ says %ld images but the "
+				      "file holds one page, not stored as one contiguous stack",
+				      t->path, images);
+	struct stat st;
+	if (fstat(TIFFFileno(t->tif), &st) != 0 ||
+	    (uint64_t)st.st_size < offsets[0] + (uint64_t)images * page)
+		return halo_error_set(err, HALO_EFORMAT, "%s: truncated: ImageJ says %ld images of "
+				      "%zu bytes", t->path, images, page);
+	t->contig_offset = (int64_t)offsets[0];
+	t->contig = 1;
+	return HALO_OK;
 }
 
 int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
@@ -127,14 +232,29 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 				    "%s: unsupported sample type (%u-bit, format %u)", path, bits, format);
 		goto fail;
 	}
+	uint32_t depth = 1;
+	if (TIFFGetField(t->tif, TIFFTAG_IMAGEDEPTH, &depth) && depth > 1) {
+		rc = halo_error_set(err, HALO_EUNSUPPORTED, "%s: a volumetric (ImageDepth %u) TIFF; "
+				    "halo reads stacks of 2D pages", path, depth);
+		goto fail;
+	}
 	info->voxel[0] = info->voxel[1] = info->voxel[2] = 1;
 	char *desc = NULL;
-	if (TIFFGetField(t->tif, TIFFTAG_IMAGEDESCRIPTION, &desc))
-		parse_imagej(desc, info);
+	long images = 0;
+	int imagej = 0;
+	if (TIFFGetField(t->tif, TIFFTAG_IMAGEDESCRIPTION, &desc) && desc) {
+		if ((imagej = strncmp(desc, "ImageJ=", 7) == 0))
+			rc = parse_imagej(t, desc, &images, err);
+		else if (strstr(desc, "<OME") && strstr(desc, "Pixels"))
+			rc = parse_ome(t, desc, err);
+		if (rc)
+			goto fail;
+	}
 	float xres = 0, yres = 0;
-	if (TIFFGetField(t->tif, TIFFTAG_XRESOLUTION, &xres) && xres > 0 && info->unit[0])
+	/* ImageJ keeps y and x pixel sizes as resolutions, in its unit. */
+	if (imagej && TIFFGetField(t->tif, TIFFTAG_XRESOLUTION, &xres) && xres > 0 && info->unit[0])
 		info->voxel[2] = 1.0 / xres;
-	if (TIFFGetField(t->tif, TIFFTAG_YRESOLUTION, &yres) && yres > 0 && info->unit[0])
+	if (imagej && TIFFGetField(t->tif, TIFFTAG_YRESOLUTION, &yres) && yres > 0 && info->unit[0])
 		info->voxel[1] = 1.0 / yres;
 
 	/* Every page must match the first; counting them also finds a file
@@ -164,6 +284,11 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	}
 	TIFFSetDirectory(t->tif, 0);
 	t->page = 0;
+	if (pages == 1 && images > 1) {
+		if ((rc = contiguous_stack(t, images, w, h, err)))
+			goto fail;
+		pages = (tdir_t)images;
+	}
 	info->ndim = pages > 1 ? 3 : 2;
 	info->shape[0] = pages;
 	info->shape[1] = h;
@@ -239,6 +364,19 @@ int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
 	size_t page_bytes = (size_t)t->info.shape[1] * (size_t)t->info.shape[2] *
 			    halo_dtype_size(t->info.dtype);
 	int rc = HALO_OK;
+	if (t->contig) {
+		size_t want = (size_t)nz * page_bytes;
+		ssize_t got = pread(TIFFFileno(t->tif), buf, want,
+				    (off_t)(t->contig_offset + z0 * (int64_t)page_bytes));
+		if (got != (ssize_t)want)
+			return halo_error_set(err, HALO_EFORMAT, "%s: pages %lld to %lld are unreadable "
+					      "or truncated", t->path, (long long)z0,
+					      (long long)(z0 + nz - 1));
+		if (TIFFIsByteSwapped(t->tif))
+			halo_dtype_byteswap(buf, halo_dtype_size(t->info.dtype),
+					    want / halo_dtype_size(t->info.dtype));
+		return HALO_OK;
+	}
 	pthread_mutex_lock(&t->lock);
 	for (int64_t z = z0; z < z0 + nz && !rc; z++) {
 		t->last_error[0] = '\0';

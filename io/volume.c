@@ -77,18 +77,30 @@ halo_format_t halo_format_from_path(const char *path)
 
 void halo_unit_normalise(const char *in, char *out, size_t len)
 {
-	static const char *const micro[] = {"micron", "microns", "um", "\xc2\xb5m", "\\u00B5m",
-					    "micrometer", "micrometre"};
-	for (size_t i = 0; i < sizeof micro / sizeof micro[0]; i++)
-		if (strcmp(in, micro[i]) == 0) {
-			snprintf(out, len, "micrometer");
+	/* OME-NGFF's length units (UDUNITS-2 names) and the spellings ImageJ
+	 * and OME-XML use for the common ones. */
+	static const char *const ngff[] = {
+		"angstrom", "attometer", "centimeter", "decimeter", "exameter", "femtometer", "foot",
+		"gigameter", "hectometer", "inch", "kilometer", "megameter", "meter", "micrometer",
+		"mile", "millimeter", "nanometer", "parsec", "petameter", "picometer", "terameter",
+		"yard", "yoctometer", "yottameter", "zeptometer", "zettameter"};
+	static const char *const alias[][2] = {
+		{"micron", "micrometer"}, {"microns", "micrometer"}, {"um", "micrometer"},
+		{"\xc2\xb5m", "micrometer"}, {"\xce\xbcm", "micrometer"}, {"\\u00B5m", "micrometer"},
+		{"micrometre", "micrometer"}, {"nm", "nanometer"}, {"mm", "millimeter"},
+		{"cm", "centimeter"}, {"m", "meter"}, {"km", "kilometer"}, {"pm", "picometer"},
+		{"\xc3\x85", "angstrom"}, {"\xe2\x84\xab", "angstrom"}, {"A", "angstrom"},
+		{"nanometre", "nanometer"}, {"millimetre", "millimeter"}, {"centimetre", "centimeter"},
+		{"metre", "meter"}};
+	for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
+		if (strcmp(in, alias[i][0]) == 0)
+			in = alias[i][1];
+	for (size_t i = 0; i < sizeof ngff / sizeof ngff[0]; i++)
+		if (strcmp(in, ngff[i]) == 0) {
+			snprintf(out, len, "%s", in);
 			return;
 		}
-	if (strcmp(in, "nm") == 0)
-		in = "nanometer";
-	else if (strcmp(in, "mm") == 0)
-		in = "millimeter";
-	snprintf(out, len, "%s", in);
+	out[0] = '\0'; /* "pixel" and the like: no length unit */
 }
 
 /* Reads OME-NGFF multiscales from a group's attributes: the first

@@ -81,8 +81,9 @@ int halo_writer_add_level(halo_writer_t *w, int level, halo_writer_t **out, halo
 int halo_writer_finish(halo_writer_t *w, halo_error_t *err);
 void halo_writer_close(halo_writer_t *w);
 
-/* Maps unit spellings found in TIFF/ImageJ files ("micron", "um", "µm")
- * to OME-NGFF names ("micrometer"); unknown spellings are kept. */
+/* Maps the length units of TIFF/ImageJ/OME-XML files ("micron", "um",
+ * "µm", "cm") to OME-NGFF's names ("micrometer", "centimeter"); anything
+ * that is not a length NGFF knows ("pixel") becomes "". */
 void halo_unit_normalise(const char *in, char *out, size_t len);
 
 #endif

@@ -71,6 +71,56 @@ check(all(a.get("unit") == "micrometer" for a in ms.get("axes", [])),
 check(np.array_equal(zarr.open(os.path.join(dst, "0"), mode="r")[:], data),
       "ImageJ TIFF values")
 
+# ImageJ stores a stack over 4 GiB with one directory, its pages following
+# the first (tifffile's truncate=True): read in either byte order.
+for order in ["<", ">"]:
+    data = sample("uint16", (6, 20, 30)).astype(order + "u2")
+    src = path(f"contig{order == '>'}.tif")
+    tifffile.imwrite(src, data, imagej=True, truncate=True, byteorder=order,
+                     metadata={"axes": "ZYX", "spacing": 0.5, "unit": "um"})
+    r = convert(src, path("contig.zarr"))
+    got = zarr.open(path("contig.zarr"), mode="r")[:] if r.returncode == 0 else None
+    check(got is not None and np.array_equal(got, data.astype("u2")),
+          f"ImageJ contiguous stack, byte order '{order}': all 6 pages", r.stderr)
+raw = open(src, "rb").read()
+open(path("contig_cut.tif"), "wb").write(raw[:-100])
+r = convert(path("contig_cut.tif"), path("cut.zarr"))
+check(r.returncode == 1 and "contig_cut.tif: truncated" in r.stderr, "truncated contiguous stack",
+      r.stderr)
+
+# OME-TIFF: physical sizes and unit become the voxel size.
+data = sample("uint16", (6, 16, 16))
+tifffile.imwrite(path("one.ome.tif"), data, metadata={
+    "axes": "ZYX", "PhysicalSizeX": 0.1, "PhysicalSizeY": 0.2, "PhysicalSizeZ": 0.5,
+    "PhysicalSizeXUnit": "nm"})
+r = convert(path("one.ome.tif"), path("one.ome.zarr"))
+ms = json.load(open(path("one.ome.zarr/.zattrs")))["multiscales"][0] if r.returncode == 0 else {}
+check(ms and ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [0.5, 0.2, 0.1]
+      and ms["axes"][2]["unit"] == "nanometer"
+      and np.array_equal(zarr.open(path("one.ome.zarr/0"), mode="r")[:], data),
+      "OME-TIFF: PhysicalSize* and unit carried into OME-Zarr", (ms, r.stderr))
+# ImageJ "cm" is NGFF's "centimeter"; "pixel" is no length (the default).
+for unit, want in [("cm", "centimeter"), ("pixel", "micrometer")]:
+    tifffile.imwrite(path("unit.tif"), data, imagej=True,
+                     metadata={"axes": "ZYX", "spacing": 2.0, "unit": unit})
+    r = convert(path("unit.tif"), path("unit.ome.zarr"))
+    got = json.load(open(path("unit.ome.zarr/.zattrs")))["multiscales"][0]["axes"][0]["unit"] \
+        if r.returncode == 0 else None
+    check(got == want, f"ImageJ unit {unit!r} -> {want!r}", (got, r.stderr))
+
+# Stacks that are not one channel at one time, and volumetric (SGI)
+# TIFFs, are refused rather than read as z.
+a = sample("uint16", (2, 3, 2, 8, 8))
+tifffile.imwrite(path("hyper.tif"), a, imagej=True, metadata={"axes": "TZCYX"})
+tifffile.imwrite(path("chan.ome.tif"), a[0], metadata={"axes": "ZCYX"})
+tifffile.imwrite(path("vol.tif"), sample("uint16", (8, 32, 32)), tile=(4, 16, 16), volumetric=True)
+for name, needle in [("hyper.tif", "an ImageJ hyperstack of 2 channels and 2 time points"),
+                     ("chan.ome.tif", "an OME-TIFF of 2 channels and 1 time points"),
+                     ("vol.tif", "a volumetric (ImageDepth 8)")]:
+    r = convert(path(name), path("refused.zarr"))
+    check(r.returncode == 1 and f"{name}: {needle}" in r.stderr and
+          not os.path.exists(path("refused.zarr")), f"{name}: refused, one line", r.stderr)
+
 # 4. halo writes TIFF; tifffile reads it (pages in order, metadata kept).
 for dt in ["uint16", "float32", "uint8"]:
     data = sample(dt, (37, 21, 30))
