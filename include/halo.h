@@ -69,6 +69,10 @@ int halo_error_set(halo_error_t *err, int code, const char *fmt, ...)
 int halo_error_prefix(halo_error_t *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Replaces every occurrence of from in err->msg with to: a temporary
+ * output's name with the name the user gave. */
+void halo_error_replace(halo_error_t *err, const char *from, const char *to);
+
 const char *halo_version_string(void);
 
 /* ---- runtime: StarPU initialised from halo's options ---- */

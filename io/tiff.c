@@ -54,8 +54,12 @@ static TIFF *open_with_handlers(halo_tiff_t *t, const char *mode)
 
 static int tiff_fail(halo_tiff_t *t, int code, const char *what, halo_error_t *err)
 {
-	return halo_error_set(err, code, "%s: %s%s%s", t->path, what,
-			      t->last_error[0] ? ": " : "", t->last_error);
+	/* libtiff often starts its message with the file name again. */
+	const char *detail = t->last_error;
+	size_t n = strlen(t->path);
+	if (strncmp(detail, t->path, n) == 0 && strncmp(detail + n, ": ", 2) == 0)
+		detail += n + 2;
+	return halo_error_set(err, code, "%s: %s%s%s", t->path, what, *detail ? ": " : "", detail);
 }
 
 static int sample_dtype(uint16_t format, uint16_t bits, halo_dtype_t *dt)

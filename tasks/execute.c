@@ -51,6 +51,13 @@ struct exec {
 	int64_t ref[3];           /* the array shape the distribution cuts */
 };
 
+/* Prefixes err with the step's name when the user named it. */
+static int step_prefix(halo_error_t *err, const halo_expr_t *e)
+{
+	const char *name = halo_expr_step(e);
+	return name ? halo_error_prefix(err, "step \"%s\"", name) : err->code;
+}
+
 static size_t elsize(const halo_pnode_t *p)
 {
 	return halo_dtype_size((halo_dtype_t){p->expr->dtype, 0});
@@ -215,7 +222,7 @@ static void read_source(struct exec *x, halo_pnode_t *p, const int64_t j[3],
 	struct halo_stream_io_arg *ra = malloc(sizeof *ra);
 	if (ra)
 		*ra = (struct halo_stream_io_arg){.job = &x->job, .in = p->expr->reader,
-						  .step = p->expr->name, .idx = {j[0], j[1], j[2]}};
+						  .step = halo_expr_step(p->expr), .idx = {j[0], j[1], j[2]}};
 	struct starpu_task *t = task_new(x, &halo__stream_read_cl, ra, sizeof *ra);
 	if (!t)
 		return;
@@ -295,7 +302,7 @@ static void overlap(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_
 	struct pstate *s = &x->st[p->id];
 	x->tasks++;
 	if (s->kernel->submit(s->kernel->ctx, haloed, h, trim, val, &x->job.kernel_failed, &err)) {
-		halo_error_prefix(&err, "step \"%s\"", e->name);
+		step_prefix(&err, e);
 		halo__stream_fail(&x->job, &err);
 	}
 	starpu_data_unregister_submit(haloed);
@@ -400,7 +407,7 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 		struct halo_stream_io_arg *wa = malloc(sizeof *wa);
 		if (wa)
 			*wa = (struct halo_stream_io_arg){.job = &x->job, .out = s->writer,
-							  .from = in->expr->dtype, .step = p->expr->name,
+							  .from = in->expr->dtype, .step = halo_expr_step(p->expr),
 							  .idx = {j[0], j[1], j[2]}};
 		t = task_new(x, &halo__stream_write_cl, wa, sizeof *wa);
 		if (!t)
@@ -518,7 +525,7 @@ static int open_outputs(struct exec *x, halo_error_t *err)
 				rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
 		}
 		if (rc && (e->op == HALO_OP_STORE || e->op == HALO_OP_MAP_OVERLAP))
-			halo_error_prefix(err, "step \"%s\"", e->name);
+			step_prefix(err, e);
 		/* Under MPI every rank goes through every step: a step that
 		 * failed on one rank fails on all. */
 		rc = halo__mpi_agree(rc, err);
@@ -587,7 +594,7 @@ static int finish_outputs(struct exec *x, const halo_compute_opts_t *o, halo_err
 		if (!rc)
 			rc = halo_writer_finish(s->writer, err);
 		if (rc)
-			halo_error_prefix(err, "step \"%s\"", e->name);
+			step_prefix(err, e);
 	}
 	rc = halo__mpi_agree(rc, err);
 	/* Everything is complete: now the outputs appear. */
@@ -617,9 +624,10 @@ static void exec_free(struct exec *x, halo_error_t *err, int *rc)
 		if (s->kernel) {
 			halo_error_t kerr = {0};
 			if (p->expr->ov == HALO_OV_RICHARDSON_LUCY) {
-				if (halo_rl_kernel_destroy(s->kernel, &kerr) && !*rc)
-					*rc = halo_error_set(err, kerr.code, "step \"%s\": %s", p->expr->name,
-							     kerr.msg);
+				if (halo_rl_kernel_destroy(s->kernel, &kerr) && !*rc) {
+					*err = kerr;
+					*rc = step_prefix(err, p->expr);
+				}
 			} else {
 				free(s->kernel);
 			}
@@ -629,6 +637,8 @@ static void exec_free(struct exec *x, halo_error_t *err, int *rc)
 		if (s->buffer)
 			starpu_data_unregister(s->buffer);
 		halo_writer_close(s->writer);
+		if (s->output && *rc) /* the user knows OUT, not its temporary name */
+			halo_error_replace(err, halo_output_tmp_path(s->output), p->expr->path);
 		halo_output_abort(s->output);
 		free(s->h);
 		free(s->left);

@@ -48,8 +48,15 @@ halo_expr_t *halo_graph_node(const halo_graph_t *g, int i)
 
 void halo_expr_set_name(halo_expr_t *e, const char *name)
 {
-	if (name && *name)
+	if (name && *name) {
 		snprintf(e->name, sizeof e->name, "%s", name);
+		e->named = 1;
+	}
+}
+
+const char *halo_expr_step(const halo_expr_t *e)
+{
+	return e->named ? e->name : NULL;
 }
 
 const char *halo_op_name(const halo_expr_t *e)

@@ -49,6 +49,7 @@ typedef struct halo_expr halo_expr_t;
 struct halo_expr {
 	int id;
 	char name[64];     /* the step's name (pipeline) or "op-N" */
+	int named;         /* name given by the user */
 	halo_op_t op;
 	halo_expr_t *in[2];
 	int nin;
@@ -97,6 +98,10 @@ halo_expr_t *halo_graph_node(const halo_graph_t *g, int i);
 /* Names a node (pipeline step names); "" keeps "op-N". */
 void halo_expr_set_name(halo_expr_t *e, const char *name);
 const char *halo_op_name(const halo_expr_t *e);
+/* The name errors should cite: a pipeline step's, or NULL for the nodes
+ * halo builds itself (convert, deconvolve), whose "op-N" names mean
+ * nothing to the user. */
+const char *halo_expr_step(const halo_expr_t *e);
 
 /* Sources. from_zarr and from_tiff open the file to read its metadata
  * (shape, dtype, chunks) and nothing else. */

@@ -93,7 +93,7 @@ expect_error("filters", p, "filter 'delta'")
 
 p = good_array("corrupt.zarr")
 open(os.path.join(p, "1.0.1"), "wb").write(b"\x02\x01garbage that is not blosc" * 3)
-expect_error("corrupt chunk", p, "1.0.1")
+expect_error("corrupt chunk", p, f"halo: {p}/1.0.1: chunk is not valid blosc data")
 
 p = good_array("short.zarr")
 blob = numcodecs.Blosc().encode(np.zeros(10, dtype="<u2").tobytes())
@@ -186,8 +186,10 @@ if mounted:
                          compressor=None)
         r = halo("convert", big, os.path.join(mnt, "out.zarr"), "--compressor", "none")
         lines = r.stderr.strip().splitlines()
-        check(r.returncode == 1 and len(lines) == 1 and "No space left" in lines[0],
-              "disk full: one line, exit 1", r.stderr)
+        out = os.path.join(mnt, "out.zarr")
+        check(r.returncode == 1 and len(lines) == 1 and "No space left" in lines[0] and
+              lines[0].startswith(f"halo: {out}/") and ".halo-" not in lines[0],
+              "disk full: one line naming OUT's chunk, exit 1", r.stderr)
         check(os.listdir(mnt) == [], "disk full: nothing left on the full disk", os.listdir(mnt))
     finally:
         subprocess.run(["umount", mnt])

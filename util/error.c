@@ -78,6 +78,26 @@ int halo_error_prefix(halo_error_t *err, const char *fmt, ...)
 	return err->code;
 }
 
+void halo_error_replace(halo_error_t *err, const char *from, const char *to)
+{
+	if (!err || !*from)
+		return;
+	char out[HALO_ERROR_MSG_MAX];
+	size_t n = 0, lf = strlen(from), lt = strlen(to);
+	for (const char *p = err->msg; *p && n < sizeof out - 1;) {
+		if (strncmp(p, from, lf) == 0) {
+			size_t k = lt < sizeof out - 1 - n ? lt : sizeof out - 1 - n;
+			memcpy(out + n, to, k);
+			n += k;
+			p += lf;
+		} else {
+			out[n++] = *p++;
+		}
+	}
+	out[n] = '\0';
+	memcpy(err->msg, out, n + 1);
+}
+
 const char *halo_version_string(void)
 {
 	return PACKAGE_VERSION;
