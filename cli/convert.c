@@ -156,6 +156,8 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 	const halo_codec_t *in_codec = halo_reader_codec(r);
 	if (in_codec && in_codec->id == HALO_CODEC_BLOSC)
 		codec = *in_codec;
+	else if (in_codec)
+		codec.id = in_codec->id; /* none; --compressor gets blosc's defaults */
 	if (o->compressor) {
 		int rc = halo_codec_parse(o->compressor, &codec, err);
 		if (rc)

@@ -5,6 +5,8 @@
 #include "io/zarr_private.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int field_error(halo_error_t *err, const char *file, const char *field,
@@ -33,6 +35,28 @@ static int parse_int_list(const json_t *arr, const char *file, const char *field
 	return HALO_OK;
 }
 
+/* Zarr v3 gives a float's fill as its IEEE 754 bits in hex, "0x7fc00000"
+ * for a float32 NaN. Returns 0 when s is not that. */
+static int parse_hex_float(const char *s, halo_zarr_meta_t *m)
+{
+	size_t digits = 2 * halo_dtype_size(m->dtype);
+	if (strncmp(s, "0x", 2) != 0 || strlen(s + 2) != digits || strspn(s + 2,
+	    "0123456789abcdefABCDEF") != digits || !halo_dtype_is_float(m->dtype))
+		return 0;
+	uint64_t bits = strtoull(s + 2, NULL, 16);
+	if (digits == 8) {
+		uint32_t b = (uint32_t)bits;
+		float f;
+		memcpy(&f, &b, sizeof f);
+		m->fill = f;
+	} else {
+		double d;
+		memcpy(&d, &bits, sizeof d);
+		m->fill = d;
+	}
+	return 1;
+}
+
 static int parse_fill(const json_t *v, const char *file, halo_zarr_meta_t *m,
 		      halo_error_t *err)
 {
@@ -52,7 +76,7 @@ static int parse_fill(const json_t *v, const char *file, halo_zarr_meta_t *m,
 			m->fill = INFINITY;
 		else if (strcmp(s, "-Infinity") == 0)
 			m->fill = -INFINITY;
-		else
+		else if (!parse_hex_float(s, m))
 			return field_error(err, file, "fill_value", "is not a number");
 	} else {
 		return field_error(err, file, "fill_value", "is not a number");
@@ -242,6 +266,10 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 	if (m->separator != '.' && m->separator != '/')
 		return field_error(err, file, "chunk_key_encoding", "separator is not '.' or '/'");
 
+	const json_t *st = json_object_get(root, "storage_transformers");
+	if (json_array_size(st) > 0)
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: storage_transformers are not "
+				      "supported", file);
 	const json_t *codecs = json_object_get(root, "codecs");
 	if (!json_is_array(codecs) || json_array_size(codecs) == 0)
 		return field_error(err, file, "codecs", "is missing or empty");

@@ -84,6 +84,14 @@ check(same(zarr.open(dst, mode="r")[:], data) and meta["compressor"] is None,
       "no compressor in and out, '.' separator in")
 check(os.path.isdir(os.path.join(dst, "0")) and meta["dimension_separator"] == "/",
       "halo writes '/' chunk keys", meta)
+# Without --compressor the output keeps the input's (none); --compressor
+# then starts from blosc's defaults (level 5, byte shuffle).
+for opts, want in [((), None), (("--compressor", "zstd"), ("zstd", 5, 1))]:
+    r = convert(src, dst, *opts)
+    c = json.load(open(os.path.join(dst, ".zarray")))["compressor"] if r.returncode == 0 else 0
+    got = c and (c["cname"], c["clevel"], c["shuffle"])
+    check(got == want and same(zarr.open(dst, mode="r")[:], data),
+          f"uncompressed input, {' '.join(opts) or 'no --compressor'}: compressor {want}", c)
 src2 = path("slash.zarr")
 z = zarr.open(src2, mode="w", shape=(7, 9, 11), chunks=(3, 4, 5), dtype="<f4",
               dimension_separator="/")
@@ -212,6 +220,26 @@ for encoding, endian, blosc in [("default", "little", True), ("v2", "big", True)
     r = convert(src, dst)
     ok = r.returncode == 0 and same(zarr.open(dst, mode="r")[:], data)
     check(ok, f"zarr v3 input: {encoding} keys, {endian} endian, blosc={blosc}", r.stderr)
+
+# v3 gives a float's fill as hex bits; a missing chunk reads as it.
+# Storage transformers (which change where bytes live) are refused.
+data = sample("<f4", (6, 10, 13))
+for hexfill, want in [("0x7fc00000", np.nan), ("0x40200000", 2.5)]:
+    write_v3(src, data, (4, 4, 5), "default", "little", False)
+    meta = json.load(open(os.path.join(src, "zarr.json")))
+    meta["fill_value"] = hexfill
+    json.dump(meta, open(os.path.join(src, "zarr.json"), "w"))
+    os.remove(os.path.join(src, "c/1/2/2"))
+    r = convert(src, dst)
+    expect = data.copy()
+    expect[4:, 8:, 10:] = want
+    check(r.returncode == 0 and same(zarr.open(dst, mode="r")[:], expect),
+          f"zarr v3 fill_value {hexfill}: missing chunk reads {want}", r.stderr)
+meta["storage_transformers"] = [{"name": "chunk-manifest-json"}]
+json.dump(meta, open(os.path.join(src, "zarr.json"), "w"))
+r = convert(src, dst)
+check(r.returncode == 1 and "storage_transformers are not supported" in r.stderr,
+      "zarr v3 storage_transformers refused", r.stderr)
 
 # 9. OME-Zarr output with a pyramid, checked field by field.
 src, dst = path("ome_src.zarr"), path("out.ome.zarr")
