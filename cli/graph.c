@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char graph_help[] =
 	"usage: halo graph dot PIPELINE.json [--tasks] [-o FILE]\n"
@@ -97,18 +98,28 @@ int halo_cli_graph(int argc, char **argv)
 		status = stats(g, p, seconds, json);
 		goto done;
 	}
-	if (outfile && !(f = fopen(outfile, "w"))) {
-		halo_error_set(&err, HALO_EIO, "%s: cannot create: %s", outfile, strerror(errno));
-		goto fail;
+	/* Written beside OUTFILE and renamed: no half-written file. */
+	char tmp[4096] = "";
+	if (outfile) {
+		snprintf(tmp, sizeof tmp, "%s.halo-tmp-%ld", outfile, (long)getpid());
+		if (!(f = fopen(tmp, "w"))) {
+			f = stdout;
+			tmp[0] = '\0';
+			halo_error_set(&err, HALO_EIO, "%s: cannot create: %s", outfile, strerror(errno));
+			goto fail;
+		}
 	}
 	if (halo_graph_dot(g, p, tasks, f, &err))
 		goto fail;
-	if (f != stdout && fclose(f) != 0) {
+	if (f != stdout) {
+		int bad = ferror(f) | fclose(f);
 		f = stdout;
-		halo_error_set(&err, HALO_EIO, "%s: write failed", outfile);
-		goto fail;
+		if (bad || rename(tmp, outfile) != 0) {
+			halo_error_set(&err, HALO_EIO, "%s: cannot write: %s", outfile, strerror(errno));
+			goto fail;
+		}
+		tmp[0] = '\0';
 	}
-	f = stdout;
 	status = HALO_EXIT_OK;
 	goto done;
 fail:
@@ -116,6 +127,8 @@ fail:
 done:
 	if (f != stdout)
 		fclose(f);
+	if (tmp[0])
+		unlink(tmp);
 	halo_plan_free(p);
 	halo_graph_free(g);
 	return status;

@@ -208,16 +208,32 @@ int halo_from_buffer(halo_graph_t *g, const void *data, halo_dtype_kind_t dtype,
 	return grid_regular(e, c, err);
 }
 
+/* A full reduction's scalar is a result to print, not an array: no step
+ * takes it as input. */
+static int no_scalar(const halo_expr_t *a, const halo_expr_t *b, const char *what,
+		     halo_error_t *err)
+{
+	const halo_expr_t *in[2] = {a, b};
+	for (int i = 0; i < 2; i++)
+		if (in[i] && in[i]->ndim == 0)
+			return halo_error_set(err, HALO_EINVAL, "%s: its input \"%s\" is a scalar (a "
+					      "reduction over every axis), not an array", what,
+					      in[i]->name[0] ? in[i]->name : halo_op_name(in[i]));
+	return HALO_OK;
+}
+
 int halo_rechunk(halo_graph_t *g, halo_expr_t *a, const int64_t *chunks, halo_expr_t **out,
 		 halo_error_t *err)
 {
+	if (no_scalar(a, NULL, "rechunk", err))
+		return err->code;
 	int64_t c[3];
 	to3(a->ndim, chunks, 1, c);
 	for (int d = 0; d < 3; d++) {
-		if (c[d] == -1)
-			c[d] = a->grid[d].start[1] - a->grid[d].start[0];
+		if (c[d] == -1) /* as dask: the whole axis */
+			c[d] = a->shape[d];
 		if (c[d] < 1)
-			return halo_error_set(err, HALO_EINVAL, "chunks must be >= 1 (or -1 to keep)");
+			return halo_error_set(err, HALO_EINVAL, "chunks must be >= 1 (or -1: the whole axis)");
 		if (c[d] > a->shape[d])
 			c[d] = a->shape[d];
 	}
@@ -231,6 +247,8 @@ int halo_rechunk(halo_graph_t *g, halo_expr_t *a, const int64_t *chunks, halo_ex
 int halo_astype(halo_graph_t *g, halo_expr_t *a, halo_dtype_kind_t dtype, halo_expr_t **out,
 		halo_error_t *err)
 {
+	if (no_scalar(a, NULL, "astype", err))
+		return err->code;
 	halo_expr_t *e = node_add(g, HALO_OP_ASTYPE, a, NULL, err);
 	if (!e)
 		return HALO_ENOMEM;
@@ -350,6 +368,8 @@ static int grids_equal(const halo_expr_t *a, const halo_expr_t *b)
 int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *b,
 		    const double p[2], halo_expr_t **out, halo_error_t *err)
 {
+	if (no_scalar(a, b, halo_ew_name(fn), err))
+		return err->code;
 	int arity = halo_ew_arity(fn);
 	if ((arity == 2) != (b != NULL))
 		return halo_error_set(err, HALO_EINVAL, "kernel %s takes %d array%s", halo_ew_name(fn),
@@ -364,12 +384,17 @@ int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *
 	if (fn == HALO_EW_SCALE && !p)
 		q[0] = 1;
 	int t = halo_ew_result(fn, a->dtype, b ? b->dtype : a->dtype, q);
-	if (t < 0)
+	if (t < 0 && b)
 		return halo_error_set(err, HALO_EUNSUPPORTED,
 				      "kernel %s of %s and %s gives int64 in numpy, which halo does not "
 				      "store; add an astype step", halo_ew_name(fn),
 				      halo_dtype_name((halo_dtype_t){a->dtype, 0}),
 				      halo_dtype_name((halo_dtype_t){b->dtype, 0}));
+	if (t < 0)
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "kernel %s of %s with %g and %g gives int64 in numpy, which halo "
+				      "does not store; add an astype step", halo_ew_name(fn),
+				      halo_dtype_name((halo_dtype_t){a->dtype, 0}), q[0], q[1]);
 	if (b && !grids_equal(a, b)) {
 		/* dask unifies chunks by rechunking; so does halo, to a's grid. */
 		int64_t c[3];
@@ -400,6 +425,8 @@ int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *
 int halo_map_overlap(halo_graph_t *g, halo_expr_t *a, const halo_overlap_opts_t *o,
 		     halo_expr_t **out, halo_error_t *err)
 {
+	if (no_scalar(a, NULL, "map_overlap", err))
+		return err->code;
 	float *psf = NULL;
 	int pn[3] = {0, 0, 0};
 	for (int d = 0; d < 3; d++) {
@@ -495,6 +522,8 @@ int halo_map_overlap(halo_graph_t *g, halo_expr_t *a, const halo_overlap_opts_t 
 int halo_reduce(halo_graph_t *g, halo_expr_t *a, halo_reduce_fn_t fn, int axis,
 		halo_expr_t **out, halo_error_t *err)
 {
+	if (no_scalar(a, NULL, halo_reduce_name(fn), err))
+		return err->code;
 	if (axis < -1 || axis >= a->ndim)
 		return halo_error_set(err, HALO_EINVAL, "axis %d out of range for a %dD array", axis,
 				      a->ndim);

@@ -116,7 +116,7 @@ int halo_from_buffer(halo_graph_t *g, const void *data, halo_dtype_kind_t dtype,
 		     const int64_t *shape, const int64_t *chunks, halo_expr_t **out,
 		     halo_error_t *err);
 
-/* chunks: ndim entries; -1 keeps that axis' chunking. */
+/* chunks: ndim entries; -1 takes the whole axis, as in dask. */
 int halo_rechunk(halo_graph_t *g, halo_expr_t *a, const int64_t *chunks, halo_expr_t **out,
 		 halo_error_t *err);
 int halo_astype(halo_graph_t *g, halo_expr_t *a, halo_dtype_kind_t dtype, halo_expr_t **out,

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <libgen.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,26 +98,28 @@ static int get_bool(struct ctx *c, const char *name, int *out)
 }
 
 /* An integer, or a list of one per axis of an ndim array. */
+/* Sizes and depths: at most INT32_MAX, so no cast to int wraps. */
+static int int_ok(const json_t *x, long min)
+{
+	return json_is_integer(x) && json_integer_value(x) >= min &&
+	       json_integer_value(x) <= INT32_MAX;
+}
+
 static int get_ints(struct ctx *c, const char *name, int ndim, long min, int64_t out[3], int *given)
 {
 	json_t *v = field(c, name);
 	*given = 0;
 	if (!v)
 		return HALO_OK;
-	if (json_is_integer(v) && json_integer_value(v) >= min) {
-		for (int d = 0; d < ndim; d++)
-			out[d] = json_integer_value(v);
-		*given = 1;
-		return HALO_OK;
-	}
-	if (!json_is_array(v) || (int)json_array_size(v) != ndim)
+	int scalar = !json_is_array(v);
+	if (!scalar && (int)json_array_size(v) != ndim)
 		return fail(c, HALO_EINVAL, "field \"%s\" must be an integer or a list of %d integers",
 			    name, ndim);
 	for (int d = 0; d < ndim; d++) {
-		json_t *x = json_array_get(v, (size_t)d);
-		if (!json_is_integer(x) || json_integer_value(x) < min)
-			return fail(c, HALO_EINVAL, "field \"%s\": entry %d must be an integer >= %ld",
-				    name, d, min);
+		json_t *x = scalar ? v : json_array_get(v, (size_t)d);
+		if (!int_ok(x, min))
+			return fail(c, HALO_EINVAL, "field \"%s\"%s must hold integers from %ld to %d",
+				    name, scalar ? "" : " (a list)", min, INT32_MAX);
 		out[d] = json_integer_value(x);
 	}
 	*given = 1;

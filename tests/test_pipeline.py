@@ -78,9 +78,10 @@ du16 = da.from_zarr(pu16)
 df32 = da.from_zarr(pf32)
 di16 = da.from_zarr(pi16)
 
-# 1. rechunk, to any chunking (irregular edges, -1 keeps an axis).
-for chunks, want in [([10, 20, 20], (10, 20, 20)), ([23, 1, 41], (23, 1, 41)),
-                     ([4, -1, 7], (4, 16, 7)), ([100, 100, 100], (23, 37, 41))]:
+# 1. rechunk, to any chunking (irregular edges, -1 for a whole axis), with
+# the chunks dask gives for the same request.
+for chunks in [[10, 20, 20], [23, 1, 41], [4, -1, 7], [100, 100, 100]]:
+    want = du16.rechunk(tuple(chunks)).chunksize
     out = path("re.zarr")
     run(pipeline("re", [
         {"name": "a", "op": "from_zarr", "path": pu16},
@@ -357,6 +358,19 @@ bad = [
     ([{"name": "d", "op": "to_zarr", "input": "a", "path": pu16, "overwrite": True}],
      f'writing {pu16} would change the input of step "a"'),
     ([{"name": "d", "op": "map_blocks", "kernel": "abs", "input": "a"}], "nothing to compute"),
+    ([{"name": "c", "op": "map_blocks", "kernel": "clip", "input": "a", "lo": -3000000000,
+       "hi": 5}, {"name": "m", "op": "max", "input": "c"}],
+     'step "c": kernel clip of uint16 with -3e+09 and 5 gives int64 in numpy'),
+    ([{"name": "s", "op": "sum", "input": "a"}, {"name": "t", "op": "astype", "input": "s",
+                                                 "dtype": "float32"}],
+     'step "t": astype: its input "s" is a scalar'),
+    ([{"name": "s", "op": "sum", "input": "a"}, {"name": "t", "op": "sum", "input": "s"}],
+     'step "t": sum: its input "s" is a scalar'),
+    ([{"name": "s", "op": "max", "input": "a"},
+      {"name": "t", "op": "map_blocks", "kernel": "add", "inputs": ["s", "a"]}],
+     'step "t": add: its input "s" is a scalar'),
+    ([{"name": "d", "op": "map_overlap", "kernel": "uniform", "input": "a", "size": 3,
+       "depth": 4294967297}], 'step "d": field "depth" must hold integers from 0 to 2147483647'),
 ]
 for steps, want in bad:
     p = pipeline("bad", base + steps)
@@ -372,6 +386,15 @@ check(r.returncode == 1 and f"halo: {p}: line 2" in r.stderr, "malformed JSON: l
       r.stderr)
 r = halo("run", path("no-such.json"))
 check(r.returncode == 1 and "no-such.json" in r.stderr, "missing pipeline file", r.stderr)
+# graph dot writes its file whole or not at all.
+p = pipeline("dot", base + [{"name": "d", "op": "map_blocks", "kernel": "abs", "input": "a"},
+                            {"name": "o", "op": "sum", "input": "d"}])
+for target in [path("no-such-dir/x.dot"), path("")]:
+    r = halo("graph", "dot", p, "-o", target)
+    check(r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and
+          not [f for f in os.listdir(path("")) if ".halo-tmp" in f],
+          f"graph dot -o {os.path.basename(target.rstrip('/')) or 'a folder'}: one line, no file",
+          r.stderr)
 r = halo("run", "--frob", path("no-such.json"))
 check(r.returncode == 2, "unknown option: usage error", r.stderr)
 

@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +69,8 @@ int halo__parse_int_list(const char *s, int min_n, int max_n, long min, const ch
 					      what, s);
 		if (v < min)
 			return halo_error_set(err, HALO_EINVAL, "%s: %lld must be at least %ld", what, v, min);
+		if (v > INT32_MAX) /* sizes and depths: none is that large */
+			return halo_error_set(err, HALO_EINVAL, "%s: %lld is too large", what, v);
 		if (count == max_n)
 			return halo_error_set(err, HALO_EINVAL, "%s: '%s' has more than %d values", what, s, max_n);
 		out[count++] = v;
