@@ -6,6 +6,7 @@
 #include "io/outdir.h"
 #include "io/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -48,6 +49,43 @@ static char *with_suffix(const char *path, const char *tag)
 	return out;
 }
 
+/* What --overwrite may replace: what halo writes (a Zarr array or group,
+ * a TIFF) or an empty file or folder, never a folder of other files. */
+static int replaceable(const char *path)
+{
+	static const char *const meta[] = {".zarray", ".zgroup", "zarr.json"};
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return 1;
+	if (S_ISDIR(st.st_mode)) {
+		char f[4096];
+		for (size_t i = 0; i < sizeof meta / sizeof meta[0]; i++) {
+			snprintf(f, sizeof f, "%s/%s", path, meta[i]);
+			if (halo_fs_exists(f))
+				return 1;
+		}
+		DIR *d = opendir(path);
+		struct dirent *e;
+		int empty = d != NULL;
+		while (d && empty && (e = readdir(d)))
+			empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+		if (d)
+			closedir(d);
+		return empty;
+	}
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (st.st_size == 0)
+		return 1;
+	unsigned char magic[4] = {0};
+	FILE *fp = fopen(path, "rb");
+	size_t n = fp ? fread(magic, 1, sizeof magic, fp) : 0;
+	if (fp)
+		fclose(fp);
+	return n == 4 && ((magic[0] == 'I' && magic[1] == 'I' && (magic[2] == 42 || magic[2] == 43)) ||
+			  (magic[0] == 'M' && magic[1] == 'M' && (magic[3] == 42 || magic[3] == 43)));
+}
+
 static int begin(const char *final, int overwrite, int clean, halo_output_t **out,
 		 halo_error_t *err)
 {
@@ -62,6 +100,11 @@ static int begin(const char *final, int overwrite, int clean, halo_output_t **ou
 		free(trimmed);
 		return halo_error_set(err, HALO_EEXIST, "%s: already exists (use --overwrite to replace it)",
 				      final);
+	}
+	if (halo_fs_exists(trimmed) && !replaceable(trimmed)) {
+		free(trimmed);
+		return halo_error_set(err, HALO_EEXIST, "%s: exists and is not a Zarr array or group, "
+				      "nor a TIFF; halo replaces only what it writes", final);
 	}
 	char *parent = strdup(trimmed);
 	int parent_ok = parent && halo_fs_is_dir(dirname(parent));

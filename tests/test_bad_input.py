@@ -152,6 +152,18 @@ check(r.returncode == 0 and zarr.open(out, mode="r").shape == (6, 8, 10),
 check(not [f for f in os.listdir(os.path.dirname(out)) if ".halo-" in f],
       "no temporary names left beside OUT")
 
+# --overwrite replaces what halo writes, never a folder of other files or
+# a file that is not a TIFF.
+for name, make in [("notes", lambda q: (os.makedirs(q), open(os.path.join(q, "f"), "w").write("x"))),
+                   ("notes.txt", lambda q: open(q, "w").write("keep me"))]:
+    q = path(name)
+    make(q)
+    before_q = digest(q)
+    r = halo("convert", p, q, "--overwrite")
+    check(r.returncode == 1 and "is not a Zarr array or group, nor a TIFF" in r.stderr and
+          digest(q) == before_q, f"--overwrite refuses to replace {name}, which halo did not write",
+          r.stderr)
+
 # OUT == IN.
 before = digest(p)
 r = halo("convert", p, p, "--overwrite")
