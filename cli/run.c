@@ -127,6 +127,8 @@ int halo_cli_run(int argc, char **argv)
 			status = HALO_EXIT_FAIL;
 			goto done;
 		}
+		if (err.code != HALO_EINTR)
+			halo_error_prefix(&err, "%s", argv[optind]);
 		goto fail;
 	}
 	if (!speaker) {

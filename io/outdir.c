@@ -98,7 +98,8 @@ static int begin(const char *final, int overwrite, int clean, halo_output_t **ou
 		trimmed[--len] = '\0';
 	if (halo_fs_exists(trimmed) && !overwrite) {
 		free(trimmed);
-		return halo_error_set(err, HALO_EEXIST, "%s: already exists (use --overwrite to replace it)",
+		return halo_error_set(err, HALO_EEXIST, "%s: already exists (--overwrite, or \"overwrite\": "
+				      "true in a pipeline, replaces it)",
 				      final);
 	}
 	if (halo_fs_exists(trimmed) && !replaceable(trimmed)) {

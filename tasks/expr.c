@@ -508,6 +508,11 @@ int halo_map_overlap(halo_graph_t *g, halo_expr_t *a, const halo_overlap_opts_t 
 	if (psf) {
 		for (int d = 0; d < 3; d++) {
 			int64_t h = halo_axis_min_haloed(&e->grid[d], o->depth[d], e->boundary);
+			if (pn[d] > h && d < 3 - e->ndim)
+				return halo_error_set(err, HALO_EINVAL,
+						      "the PSF (%dx%dx%d) has %d planes; a %dD array "
+						      "needs a PSF of one plane", pn[0], pn[1], pn[2],
+						      pn[d], e->ndim);
 			if (pn[d] > h)
 				return halo_error_set(err, HALO_EINVAL,
 						      "the PSF (%dx%dx%d) is larger than the smallest "

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "tasks/pipeline.h"
 #include "codelets/gather.h"
+#include "io/fs.h"
 #include "io/outdir.h"
 
 #include <jansson.h>
@@ -447,6 +448,8 @@ int halo_pipeline_load(const char *file, halo_graph_t **out, halo_error_t *err)
 	*out = NULL;
 	struct ctx c = {.file = file, .err = err};
 	json_error_t je;
+	if (halo_fs_is_dir(file))
+		return halo_error_set(err, HALO_EINVAL, "%s: is a folder, not a pipeline file", file);
 	json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
 		if (je.line < 1)
@@ -497,6 +500,14 @@ int halo_pipeline_load(const char *file, halo_graph_t **out, halo_error_t *err)
 			rc = fail(&c, HALO_EINVAL, "the name is longer than 63 characters");
 			goto out;
 		}
+		/* Names go into one-line errors and DOT labels. */
+		for (const char *q = c.step; *q; q++)
+			if ((unsigned char)*q < 0x20 || *q == '"' || *q == '\\' || *q == 0x7f) {
+				c.step = NULL;
+				rc = fail(&c, HALO_EINVAL, "step %zu: a name may not hold control "
+					  "characters, quotes or backslashes", i + 1);
+				goto out;
+			}
 		if (json_object_get(names, c.step)) {
 			rc = fail(&c, HALO_EINVAL, "a step of this name comes earlier");
 			goto out;

@@ -371,6 +371,10 @@ bad = [
      'step "t": add: its input "s" is a scalar'),
     ([{"name": "d", "op": "map_overlap", "kernel": "uniform", "input": "a", "size": 3,
        "depth": 4294967297}], 'step "d": field "depth" must hold integers from 0 to 2147483647'),
+    ([{"name": "two\nlines", "op": "map_blocks", "kernel": "abs", "input": "a"}],
+     "step 2: a name may not hold control characters, quotes or backslashes"),
+    ([{"name": 'a"b', "op": "map_blocks", "kernel": "abs", "input": "a"}],
+     "step 2: a name may not hold control characters, quotes or backslashes"),
 ]
 for steps, want in bad:
     p = pipeline("bad", base + steps)
@@ -383,6 +387,9 @@ with open(p, "w") as f:
     f.write('{"steps": [\n  {"name": "a", "op": "from_zarr" "path": "x"}\n]}\n')
 r = halo("run", p)
 check(r.returncode == 1 and f"halo: {p}: line 2" in r.stderr, "malformed JSON: line and column",
+      r.stderr)
+r = halo("run", path(""))
+check(r.returncode == 1 and "is a folder, not a pipeline file" in r.stderr, "a folder as PIPELINE",
       r.stderr)
 r = halo("run", path("no-such.json"))
 check(r.returncode == 1 and "no-such.json" in r.stderr, "missing pipeline file", r.stderr)
@@ -405,8 +412,9 @@ write_zarr(u16, (7, 16, 16), "keep.zarr")
 before = zarr.open(out, mode="r")[...]
 r = halo("run", pipeline("keep", base + [{"name": "o", "op": "to_zarr", "input": "a",
                                             "path": out}]), "--quiet")
-check(r.returncode == 1 and 'step "o"' in r.stderr and "exists" in r.stderr,
-      "an existing output without overwrite: error", r.stderr)
+check(r.returncode == 1 and r.stderr.startswith("halo: ") and ".json: step \"o\"" in r.stderr
+      and '"overwrite": true' in r.stderr, "an existing output without overwrite: error naming "
+      "the pipeline, the step and the fix", r.stderr)
 check(np.array_equal(zarr.open(out, mode="r")[...], before), "... and it is untouched")
 cpath = write_zarr(u16, (7, 16, 16), "corrupt.zarr")
 with open(os.path.join(cpath, "1.1.0"), "wb") as f:
