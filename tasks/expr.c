@@ -5,6 +5,7 @@
 #include "codelets/gather.h"
 #include "runtime/deconvolve.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,7 +317,16 @@ static int scalar_type(double v, halo_dtype_kind_t k)
 	return -1;
 }
 
-int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const double p[2])
+/* numpy 1.x's min_scalar_type of a Python float: the narrowest float
+ * whose range holds it. */
+static int float_scalar_type(double v)
+{
+	double m = fabs(v);
+	return m <= 3.4028234663852886e38 || !isfinite(v) ? HALO_F4 : HALO_F8;
+}
+
+int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const double p[2],
+		   int real)
 {
 	switch (fn) {
 	case HALO_EW_SCALE:
@@ -324,18 +334,24 @@ int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const
 		 * integer array into float64. */
 		return is_int(a) ? HALO_F8 : (int)a;
 	case HALO_EW_CLIP: {
-		/* numpy 1.x value-based casting: an integer bound the array's
-		 * type cannot hold promotes it; float bounds make it float64. */
-		if (!is_int(a))
-			return a;
-		if (!integral(p[0]) || !integral(p[1]))
+		/* numpy 1.x value-based casting: a bound of a higher kind than
+		 * the array (a float beside integers) takes its default type,
+		 * float64; otherwise each bound counts as the narrowest type
+		 * holding its value. */
+		int floats = (real & 3) || !integral(p[0]) || !integral(p[1]);
+		if (is_int(a) && floats)
 			return HALO_F8;
 		int t = a;
 		for (int i = 0; i < 2 && t >= 0; i++) {
-			if (fits(p[i], (halo_dtype_kind_t)t))
+			int m;
+			if ((real >> i & 1) || !integral(p[i]))
+				m = float_scalar_type(p[i]);
+			else if (is_int(a) && fits(p[i], (halo_dtype_kind_t)t))
 				continue;
-			int m = scalar_type(p[i], (halo_dtype_kind_t)t);
-			t = m < 0 ? -1 : halo_dtype_promote((halo_dtype_kind_t)t, (halo_dtype_kind_t)m);
+			else /* signed beside a signed array, or when negative */
+				m = scalar_type(p[i], is_int(a) ? (halo_dtype_kind_t)t : HALO_U1);
+			t = m < 0 ? (is_int(a) ? -1 : HALO_F8)
+				  : halo_dtype_promote((halo_dtype_kind_t)t, (halo_dtype_kind_t)m);
 		}
 		return t;
 	}
@@ -366,7 +382,7 @@ static int grids_equal(const halo_expr_t *a, const halo_expr_t *b)
 }
 
 int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *b,
-		    const double p[2], halo_expr_t **out, halo_error_t *err)
+		    const double p[2], int real, halo_expr_t **out, halo_error_t *err)
 {
 	if (no_scalar(a, b, halo_ew_name(fn), err))
 		return err->code;
@@ -383,7 +399,7 @@ int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *
 	double q[2] = {p ? p[0] : 0, p ? p[1] : 0};
 	if (fn == HALO_EW_SCALE && !p)
 		q[0] = 1;
-	int t = halo_ew_result(fn, a->dtype, b ? b->dtype : a->dtype, q);
+	int t = halo_ew_result(fn, a->dtype, b ? b->dtype : a->dtype, q, real);
 	if (t < 0 && b)
 		return halo_error_set(err, HALO_EUNSUPPORTED,
 				      "kernel %s of %s and %s gives int64 in numpy, which halo does not "

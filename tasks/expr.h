@@ -122,9 +122,11 @@ int halo_rechunk(halo_graph_t *g, halo_expr_t *a, const int64_t *chunks, halo_ex
 int halo_astype(halo_graph_t *g, halo_expr_t *a, halo_dtype_kind_t dtype, halo_expr_t **out,
 		halo_error_t *err);
 /* b is the second array of a binary kernel, NULL otherwise; p are the
- * kernel's scalars (scale: scale, offset; clip: lo, hi). */
+ * kernel's scalars (scale: scale, offset; clip: lo, hi); bit i of real
+ * says p[i] was written as a float (1.0, not 1), which numpy's casting
+ * tells apart. */
 int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *b,
-		    const double p[2], halo_expr_t **out, halo_error_t *err);
+		    const double p[2], int real, halo_expr_t **out, halo_error_t *err);
 
 typedef struct halo_overlap_opts {
 	halo_ov_t kernel;
@@ -167,7 +169,8 @@ const char *halo_boundary_name(int boundary);
 
 /* numpy's result dtype of kernel fn on a (and b); -1 when halo cannot
  * store it (numpy would give int64). */
-int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const double p[2]);
+int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const double p[2],
+		   int real);
 /* numpy.result_type of two arrays; -1 for int64. */
 int halo_dtype_promote(halo_dtype_kind_t a, halo_dtype_kind_t b);
 

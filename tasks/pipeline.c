@@ -75,6 +75,13 @@ static int get_number(struct ctx *c, const char *name, double *out)
 	return HALO_OK;
 }
 
+/* 1 when field name is written as a float (1.0), which numpy types
+ * differently from an integer (1). */
+static int is_real(struct ctx *c, const char *name)
+{
+	return json_is_real(field(c, name));
+}
+
 static int get_int(struct ctx *c, const char *name, long min, long max, long *out)
 {
 	json_t *v = field(c, name);
@@ -421,7 +428,8 @@ static int parse_step(struct ctx *c, const char *op, json_t *names, halo_expr_t 
 		if ((fn != HALO_EW_SCALE && (field(c, "scale") || field(c, "offset"))) ||
 		    (fn != HALO_EW_CLIP && (field(c, "lo") || field(c, "hi"))))
 			return fail(c, HALO_EINVAL, "kernel %s takes no such parameter", kernel);
-		return wrap(c, halo_map_blocks(c->g, fn, a, b, p, out, c->err));
+		int real = fn == HALO_EW_CLIP ? is_real(c, "lo") | is_real(c, "hi") << 1 : 0;
+		return wrap(c, halo_map_blocks(c->g, fn, a, b, p, real, out, c->err));
 	}
 	if (strcmp(op, "map_overlap") == 0)
 		return parse_overlap(c, names, out);

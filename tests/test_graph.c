@@ -64,11 +64,11 @@ static void test_types(void)
 	tap_int_eq(halo_dtype_promote(HALO_U2, HALO_F4), HALO_F4, "uint16 + float32 = float32");
 	tap_int_eq(halo_dtype_promote(HALO_U4, HALO_I1), -1, "uint32 + int8 = int64: refused");
 	double lohi[2] = {-10, 700};
-	tap_int_eq(halo_ew_result(HALO_EW_CLIP, HALO_U2, HALO_U2, lohi), HALO_I4,
+	tap_int_eq(halo_ew_result(HALO_EW_CLIP, HALO_U2, HALO_U2, lohi, 0), HALO_I4,
 		   "clip(uint16, -10, 700) is int32 (value-based casting)");
-	tap_int_eq(halo_ew_result(HALO_EW_CLIP, HALO_I2, HALO_I2, lohi), HALO_I2,
+	tap_int_eq(halo_ew_result(HALO_EW_CLIP, HALO_I2, HALO_I2, lohi, 0), HALO_I2,
 		   "clip(int16, -10, 700) stays int16");
-	tap_int_eq(halo_ew_result(HALO_EW_DIV, HALO_U1, HALO_U1, NULL), HALO_F8,
+	tap_int_eq(halo_ew_result(HALO_EW_DIV, HALO_U1, HALO_U1, NULL, 0), HALO_F8,
 		   "uint8 / uint8 is float64");
 }
 
@@ -84,9 +84,9 @@ static void test_compute(void)
 	double p[2] = {2.0, 1.0};
 	int rc = halo_from_buffer(g, data, HALO_F4, 3, shape, chunks, &a, &err);
 	rc = rc ? rc : halo_rechunk(g, a, re, &t, &err);
-	rc = rc ? rc : halo_map_blocks(g, HALO_EW_SCALE, t, NULL, p, &s, &err);
-	rc = rc ? rc : halo_map_blocks(g, HALO_EW_ABS, s, NULL, NULL, &s, &err);
-	rc = rc ? rc : halo_map_blocks(g, HALO_EW_SQRT, a, NULL, NULL, &unused, &err);
+	rc = rc ? rc : halo_map_blocks(g, HALO_EW_SCALE, t, NULL, p, 0, &s, &err);
+	rc = rc ? rc : halo_map_blocks(g, HALO_EW_ABS, s, NULL, NULL, 0, &s, &err);
+	rc = rc ? rc : halo_map_blocks(g, HALO_EW_SQRT, a, NULL, NULL, 0, &unused, &err);
 	rc = rc ? rc : halo_reduce(g, s, HALO_RED_SUM, -1, &sum, &err);
 	if (!tap_ok(rc == HALO_OK, "graph built: %s", err.msg)) {
 		halo_graph_free(g);

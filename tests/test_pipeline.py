@@ -159,6 +159,18 @@ for x in names:
             want[f"{kernel}_{x}_{y}"] = str(t)
             steps.append({"name": f"{kernel}_{x}_{y}", "op": "map_blocks", "kernel": kernel,
                           "inputs": [x, y]})
+# clip's bounds as numpy 1.x casts Python scalars: value-based, and a
+# float (even 0.0) beside integers gives float64.
+bounds = [(0, 100), (0.0, 100.0), (-1, 5), (0, 70000), (0, 65504), (0.5, 2), (0, 1e39),
+          (-3000000000, 5)]
+for x in names:
+    for k, (lo, hi) in enumerate(bounds):
+        t = np.clip(np.ones(1, NP[x]), lo, hi).dtype
+        if t.itemsize == 8 and t.kind in "iu":
+            continue
+        want[f"clip{k}_{x}"] = str(t)
+        steps.append({"name": f"clip{k}_{x}", "op": "map_blocks", "kernel": "clip", "input": x,
+                      "lo": lo, "hi": hi})
 steps.append({"name": "o", "op": "sum", "input": "uint8"})
 r = halo("graph", "dot", pipeline("types", steps), check_rc=0)
 got = {}
@@ -167,7 +179,7 @@ for line in r.stdout.splitlines():
         parts = line.split('label="')[1].split("\\n")
         got[parts[0]] = parts[2].split()[1]
 bad = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
-check(not bad and len(got) == len(want), f"numpy's result types for {len(want)} kernel/type pairs",
+check(not bad and len(got) == len(want), f"numpy's result types for {len(want)} kernel/type/bound cases",
       bad)
 r = halo("run", pipeline("i64", steps[:8] + [{"name": "x", "op": "map_blocks", "kernel": "add",
                                                "inputs": ["uint32", "int8"]}]))
