@@ -151,6 +151,9 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 		return halo_error_set(err, HALO_EINVAL, "--chunks: a chunk of %.2f GiB exceeds the 2 GiB limit",
 				      (double)bytes / (1 << 30));
 
+	if (wo->format == HALO_FMT_TIFF && (o->compressor || o->clevel >= 0 || o->shuffle))
+		return halo_error_set(err, HALO_EINVAL, "%s: --compressor, --clevel and --shuffle "
+				      "apply to Zarr; halo writes TIFF uncompressed", o->out);
 	/* Keep the input's compression unless told otherwise. */
 	halo_codec_t codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1};
 	const halo_codec_t *in_codec = halo_reader_codec(r);

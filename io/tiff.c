@@ -7,6 +7,7 @@
 #include "io/tiff.h"
 #include "io/fs.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ struct halo_tiff {
 	 * first, uncompressed, from this offset. */
 	int64_t contig_offset;
 	int contig;
+	uint64_t *diroff; /* writer: each page's directory */
 };
 
 static int capture(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
@@ -168,6 +170,22 @@ static int parse_ome(halo_tiff_t *t, const char *xml, halo_error_t *err)
 	return HALO_OK;
 }
 
+/* tifffile's JSON description, as halo writes it for the types ImageJ
+ * lacks: "spacing" (z, y, x) and "unit" give the voxel size. */
+static void parse_shaped(halo_tiff_t *t, const char *desc)
+{
+	json_t *root = json_loads(desc, 0, NULL);
+	const json_t *sp = json_object_get(root, "spacing");
+	if (json_array_size(sp) == 3)
+		for (int d = 0; d < 3; d++)
+			if (json_number_value(json_array_get(sp, (size_t)d)) > 0)
+				t->info.voxel[d] = json_number_value(json_array_get(sp, (size_t)d));
+	const char *unit = json_string_value(json_object_get(root, "unit"));
+	if (unit)
+		snprintf(t->info.unit, sizeof t->info.unit, "%s", unit);
+	json_decref(root);
+}
+
 /* An ImageJ stack stored with one directory: the first page's strips must
  * be uncompressed and contiguous, and the file long enough for all. */
 static int contiguous_stack(halo_tiff_t *t, long images, uint32_t w, uint32_t h,
@@ -251,6 +269,8 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 			rc = parse_imagej(t, desc, &images, err);
 		else if (strstr(desc, "<OME") && strstr(desc, "Pixels"))
 			rc = parse_ome(t, desc, err);
+		else if (desc[0] == '{')
+			parse_shaped(t, desc);
 		if (rc)
 			goto fail;
 	}
@@ -394,6 +414,112 @@ int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
 	return rc;
 }
 
+static const uint16_t sample_formats[HALO_DTYPE_COUNT] = {
+	[HALO_U1] = SAMPLEFORMAT_UINT, [HALO_U2] = SAMPLEFORMAT_UINT, [HALO_U4] = SAMPLEFORMAT_UINT,
+	[HALO_I1] = SAMPLEFORMAT_INT,  [HALO_I2] = SAMPLEFORMAT_INT,  [HALO_I4] = SAMPLEFORMAT_INT,
+	[HALO_F4] = SAMPLEFORMAT_IEEEFP, [HALO_F8] = SAMPLEFORMAT_IEEEFP,
+};
+
+/* Rows per strip: about 256 KiB, large enough for throughput, small
+ * enough for readers that load strips whole. */
+static uint32_t strip_rows(const halo_tiff_info_t *info)
+{
+	size_t row = (size_t)info->shape[2] * halo_dtype_size(info->dtype);
+	uint32_t rows = (uint32_t)((256u << 10) / (row ? row : 1));
+	return rows ? rows : 1;
+}
+
+/* Every page's directory, written before any pixel (their strip arrays
+ * deferred, then placeholders): the pages' data then follow one another
+ * contiguously, as in ImageJ's own files. ImageJ reads a stack whose
+ * description counts its images from the first page's offset, and
+ * tifffile does the same when the second directory lies beyond the
+ * stack's bytes; with directories between the pages both read garbage. */
+static int write_directories(halo_tiff_t *t, halo_error_t *err)
+{
+	const halo_tiff_info_t *info = &t->info;
+	uint32_t w = (uint32_t)info->shape[2], h = (uint32_t)info->shape[1];
+	size_t el = halo_dtype_size(info->dtype);
+	int64_t n = info->shape[0];
+	/* ImageJ reads 8- and 16-bit integers and float32; the other types
+	 * get tifffile's JSON description, which halo reads back too. */
+	char desc[512];
+	halo_dtype_kind_t k = info->dtype.kind;
+	int imagej = k == HALO_U1 || k == HALO_U2 || k == HALO_I2 || k == HALO_F4;
+	if (imagej)
+		snprintf(desc, sizeof desc, "ImageJ=1.11a\nimages=%lld\nslices=%lld\n%s%s%sspacing=%.9g\n"
+			 "loop=false\n", (long long)n, (long long)n, info->unit[0] ? "unit=" : "",
+			 info->unit, info->unit[0] ? "\n" : "", info->voxel[0]);
+	else
+		snprintf(desc, sizeof desc, "{\"shape\": [%lld, %lld, %lld], \"spacing\": [%.9g, %.9g, "
+			 "%.9g], \"unit\": \"%s\"}", (long long)n, (long long)h, (long long)w,
+			 info->voxel[0], info->voxel[1], info->voxel[2], info->unit);
+	TIFF *tif = t->tif;
+	for (int64_t z = 0; z < n; z++) {
+		TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, w);
+		TIFFSetField(tif, TIFFTAG_IMAGELENGTH, h);
+		TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1);
+		TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, (uint16_t)(el * 8));
+		TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, sample_formats[info->dtype.kind]);
+		TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+		TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+		TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_NONE);
+		TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, strip_rows(info));
+		if (imagej && info->unit[0]) {
+			TIFFSetField(tif, TIFFTAG_XRESOLUTION, (float)(1.0 / info->voxel[2]));
+			TIFFSetField(tif, TIFFTAG_YRESOLUTION, (float)(1.0 / info->voxel[1]));
+			TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_NONE);
+		}
+		if (z == 0)
+			TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, desc);
+		if (info->ndim == 3) {
+			TIFFSetField(tif, TIFFTAG_SUBFILETYPE, FILETYPE_PAGE);
+			TIFFSetField(tif, TIFFTAG_PAGENUMBER, (uint16_t)z, (uint16_t)n);
+		}
+		if (!TIFFDeferStrileArrayWriting(tif) || !TIFFWriteCheck(tif, 0, "halo") ||
+		    !TIFFWriteDirectory(tif))
+			return tiff_fail(t, HALO_EIO, "cannot write its directories", err);
+	}
+	/* One walk down the chain, keeping each directory's offset: moving
+	 * to page z by number would walk from the first (quadratic). */
+	if (!(t->diroff = malloc((size_t)n * sizeof *t->diroff)))
+		return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", t->path);
+	int ok = TIFFSetDirectory(tif, 0);
+	for (int64_t z = 0; z < n && ok; z++) {
+		t->diroff[z] = TIFFCurrentDirOffset(tif);
+		ok = TIFFForceStrileArrayWriting(tif) && (z + 1 == n || TIFFReadDirectory(tif));
+	}
+	return ok ? HALO_OK : tiff_fail(t, HALO_EIO, "cannot write its directories", err);
+}
+
+int halo_tiff_write_pages(halo_tiff_t *t, int64_t z0, int64_t nz, const void *buf,
+			  halo_error_t *err)
+{
+	const halo_tiff_info_t *info = &t->info;
+	uint32_t h = (uint32_t)info->shape[1], rows = strip_rows(info);
+	size_t row = (size_t)info->shape[2] * halo_dtype_size(info->dtype);
+	if (z0 != t->page)
+		return halo_error_set(err, HALO_EINVAL, "%s: pages written out of order (%lld, expected %lld)",
+				      t->path, (long long)z0, (long long)t->page);
+	for (int64_t z = z0; z < z0 + nz; z++) {
+		TIFF *tif = t->tif;
+		if (!TIFFSetSubDirectory(tif, t->diroff[z]))
+			return tiff_fail(t, HALO_EIO, "write failed", err);
+		const unsigned char *page = (const unsigned char *)buf + (size_t)(z - z0) * h * row;
+		for (uint32_t y = 0; y < h; y += rows) {
+			uint32_t n = h - y < rows ? h - y : rows;
+			if (TIFFWriteEncodedStrip(tif, y / rows, (void *)(page + (size_t)y * row),
+						  (tmsize_t)(n * row)) < 0)
+				return tiff_fail(t, HALO_EIO, "write failed", err);
+		}
+		/* Only the strip arrays changed: rewritten in place. */
+		if (!TIFFFlush(tif))
+			return tiff_fail(t, HALO_EIO, "write failed", err);
+		t->page++;
+	}
+	return HALO_OK;
+}
+
 int halo_tiff_create(const char *path, const halo_tiff_info_t *info, halo_tiff_t **out,
 		     halo_error_t *err)
 {
@@ -411,8 +537,8 @@ int halo_tiff_create(const char *path, const halo_tiff_info_t *info, halo_tiff_t
 	/* Classic TIFF offsets are 32-bit; keep 64 MiB for the directories. */
 	int big = bytes > (UINT64_C(4) << 30) - (UINT64_C(64) << 20);
 	t->tif = open_with_handlers(t, big ? "w8" : "w");
-	if (!t->tif) {
-		int rc = tiff_fail(t, HALO_EIO, "cannot create", err);
+	int rc = t->tif ? write_directories(t, err) : tiff_fail(t, HALO_EIO, "cannot create", err);
+	if (rc) {
 		halo_tiff_close(t, NULL);
 		return rc;
 	}
@@ -420,66 +546,6 @@ int halo_tiff_create(const char *path, const halo_tiff_info_t *info, halo_tiff_t
 	return HALO_OK;
 }
 
-static const uint16_t sample_formats[HALO_DTYPE_COUNT] = {
-	[HALO_U1] = SAMPLEFORMAT_UINT, [HALO_U2] = SAMPLEFORMAT_UINT, [HALO_U4] = SAMPLEFORMAT_UINT,
-	[HALO_I1] = SAMPLEFORMAT_INT,  [HALO_I2] = SAMPLEFORMAT_INT,  [HALO_I4] = SAMPLEFORMAT_INT,
-	[HALO_F4] = SAMPLEFORMAT_IEEEFP, [HALO_F8] = SAMPLEFORMAT_IEEEFP,
-};
-
-int halo_tiff_write_pages(halo_tiff_t *t, int64_t z0, int64_t nz, const void *buf,
-			  halo_error_t *err)
-{
-	const halo_tiff_info_t *info = &t->info;
-	uint32_t w = (uint32_t)info->shape[2], h = (uint32_t)info->shape[1];
-	size_t el = halo_dtype_size(info->dtype);
-	size_t row = (size_t)w * el;
-	if (z0 != t->page)
-		return halo_error_set(err, HALO_EINVAL, "%s: pages written out of order (%lld, expected %lld)",
-				      t->path, (long long)z0, (long long)t->page);
-	char desc[256];
-	snprintf(desc, sizeof desc, "ImageJ=1.11a\nimages=%lld\nslices=%lld\n%s%s%sspacing=%.9g\nloop=false\n",
-		 (long long)info->shape[0], (long long)info->shape[0],
-		 info->unit[0] ? "unit=" : "", info->unit, info->unit[0] ? "\n" : "", info->voxel[0]);
-	/* About 256 KiB per strip: large enough for throughput, small enough
-	 * for readers that load strips whole. */
-	uint32_t rows_per_strip = (uint32_t)((256u << 10) / (row ? row : 1));
-	if (rows_per_strip < 1)
-		rows_per_strip = 1;
-	for (int64_t z = z0; z < z0 + nz; z++) {
-		TIFF *tif = t->tif;
-		TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, w);
-		TIFFSetField(tif, TIFFTAG_IMAGELENGTH, h);
-		TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1);
-		TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, (uint16_t)(el * 8));
-		TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, sample_formats[info->dtype.kind]);
-		TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
-		TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-		TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_NONE);
-		TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, rows_per_strip);
-		if (info->unit[0]) {
-			TIFFSetField(tif, TIFFTAG_XRESOLUTION, (float)(1.0 / info->voxel[2]));
-			TIFFSetField(tif, TIFFTAG_YRESOLUTION, (float)(1.0 / info->voxel[1]));
-			TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_NONE);
-		}
-		if (z == 0)
-			TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, desc);
-		if (info->ndim == 3) {
-			TIFFSetField(tif, TIFFTAG_SUBFILETYPE, FILETYPE_PAGE);
-			TIFFSetField(tif, TIFFTAG_PAGENUMBER, (uint16_t)z, (uint16_t)info->shape[0]);
-		}
-		const unsigned char *page = (const unsigned char *)buf + (size_t)(z - z0) * h * row;
-		for (uint32_t y = 0; y < h; y += rows_per_strip) {
-			uint32_t n = h - y < rows_per_strip ? h - y : rows_per_strip;
-			if (TIFFWriteEncodedStrip(tif, y / rows_per_strip, (void *)(page + (size_t)y * row),
-						  (tmsize_t)(n * row)) < 0)
-				return tiff_fail(t, HALO_EIO, "write failed", err);
-		}
-		if (!TIFFWriteDirectory(tif))
-			return tiff_fail(t, HALO_EIO, "write failed", err);
-		t->page++;
-	}
-	return HALO_OK;
-}
 
 int halo_tiff_close(halo_tiff_t *t, halo_error_t *err)
 {
@@ -492,6 +558,7 @@ int halo_tiff_close(halo_tiff_t *t, halo_error_t *err)
 		TIFFClose(t->tif);
 	}
 	pthread_mutex_destroy(&t->lock);
+	free(t->diroff);
 	free(t->path);
 	free(t);
 	return rc;

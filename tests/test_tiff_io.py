@@ -132,6 +132,28 @@ for dt in ["uint16", "float32", "uint8"]:
     check(got is not None and got.dtype == np.dtype(dt) and np.array_equal(got, data),
           f"halo-written TIFF ({dt}, 37 pages) read by tifffile", r.stderr)
 
+# Page data lie one after another, as ImageJ (which reads a stack whose
+# description counts its images from the first page on) and tifffile
+# (which does too when the directories allow) expect: 2 and 3 pages of any
+# size, and the types ImageJ lacks (tifffile's JSON description instead).
+for dt, shape in [("uint16", (2, 300, 400)), ("float32", (2, 4, 5)), ("float32", (3, 4, 5)),
+                  ("float64", (2, 6, 7)), ("int32", (5, 6, 7)), ("int8", (2, 3, 3))]:
+    data = sample(dt, shape)
+    src, dst = path("few.zarr"), path("few.tif")
+    zarr.open(src, mode="w", shape=shape, chunks=(1,) + shape[1:], dtype=dt)[:] = data
+    r = convert(src, dst)
+    if r.returncode:
+        check(False, f"{dt} {shape} to TIFF", r.stderr)
+        continue
+    tf = tifffile.TiffFile(dst)
+    offs = [p.dataoffsets[0] for p in tf.pages]
+    page = int(np.prod(shape[1:])) * np.dtype(dt).itemsize
+    check(np.array_equal(tf.asarray(), data) and
+          offs == [offs[0] + k * page for k in range(shape[0])] and
+          (tf.is_imagej if dt in ("uint16", "float32") else tf.is_shaped),
+          f"{dt} {shape}: pages contiguous, read by tifffile", (offs, r.stderr))
+    tf.close()
+
 # The OME voxel size round-trips through TIFF's ImageJ metadata.
 src = dst
 back = path("back.ome.zarr")
