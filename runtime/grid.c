@@ -150,6 +150,28 @@ void halo_axis_free(struct halo_axis *a)
 	a->nblocks = 0;
 }
 
+int halo_axis_common(struct halo_axis *out, const struct halo_axis *a, const struct halo_axis *b)
+{
+	if (a->nblocks == 1 && b->nblocks > 1)
+		return halo_axis_copy(out, b);
+	if (b->nblocks == 1 || halo_axis_equal(a, b))
+		return halo_axis_copy(out, a);
+	out->n = a->n;
+	if (alloc_starts(out, a->nblocks + b->nblocks) < 0)
+		return -1;
+	int64_t i = 0, j = 0, k = 0;
+	while (i <= a->nblocks || j <= b->nblocks) {
+		int64_t x = i <= a->nblocks ? a->start[i] : INT64_MAX;
+		int64_t y = j <= b->nblocks ? b->start[j] : INT64_MAX;
+		int64_t m = x < y ? x : y;
+		out->start[k++] = m;
+		i += x == m;
+		j += y == m;
+	}
+	out->nblocks = k - 1;
+	return 0;
+}
+
 int halo_axis_copy(struct halo_axis *dst, const struct halo_axis *src)
 {
 	size_t bytes = (size_t)(src->nblocks + 1) * sizeof *src->start;

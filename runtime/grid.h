@@ -24,6 +24,11 @@ int halo_axis_min_blocks(struct halo_axis *a, const struct halo_axis *from, int6
 
 int halo_axis_equal(const struct halo_axis *a, const struct halo_axis *b);
 
+/* dask.array.core.common_blockdim for two partitions of one axis: the one
+ * with several blocks when the other has one, else the blocks between
+ * every boundary of either. -1 when out of memory. */
+int halo_axis_common(struct halo_axis *out, const struct halo_axis *a, const struct halo_axis *b);
+
 /* dst becomes a copy of src; -1 when out of memory. */
 int halo_axis_copy(struct halo_axis *dst, const struct halo_axis *src);
 

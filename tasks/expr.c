@@ -412,24 +412,39 @@ int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *
 				      "does not store; add an astype step", halo_ew_name(fn),
 				      halo_dtype_name((halo_dtype_t){a->dtype, 0}), q[0], q[1]);
 	if (b && !grids_equal(a, b)) {
-		/* dask unifies chunks by rechunking; so does halo, to a's grid. */
-		int64_t c[3];
+		/* As dask's unify_chunks: both rechunked to the common blocks. */
+		struct halo_axis common[3] = {{0}};
 		for (int d = 0; d < 3; d++)
-			c[d] = a->grid[d].start[1] - a->grid[d].start[0];
-		int64_t uc[3];
-		for (int d = 0; d < a->ndim; d++)
-			uc[d] = c[3 - a->ndim + d];
-		int rc = halo_rechunk(g, b, uc, &b, err);
+			if (halo_axis_common(&common[d], &a->grid[d], &b->grid[d])) {
+				for (int k = 0; k <= d; k++)
+					halo_axis_free(&common[k]);
+				return halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
+			}
+		halo_expr_t **x[2] = {&a, &b};
+		int rc = HALO_OK;
+		for (int i = 0; i < 2 && !rc; i++) {
+			int same = 1;
+			for (int d = 0; d < 3; d++)
+				same &= halo_axis_equal(&common[d], &(*x[i])->grid[d]);
+			halo_expr_t *r = same ? NULL : node_add(g, HALO_OP_RECHUNK, *x[i], NULL, err);
+			for (int d = 0; r && d < 3 && !rc; d++)
+				if (halo_axis_copy(&r->grid[d], &common[d]))
+					rc = halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
+			if (!same && !r)
+				rc = HALO_ENOMEM;
+			if (r)
+				*x[i] = r;
+		}
+		for (int d = 0; d < 3; d++)
+			halo_axis_free(&common[d]);
 		if (rc)
 			return rc;
-		if (!grids_equal(a, b))
-			return halo_error_set(err, HALO_EUNSUPPORTED,
-					      "kernel %s: the arrays' chunk grids cannot be unified; add a "
-					      "rechunk step", halo_ew_name(fn));
 	}
 	halo_expr_t *e = node_add(g, HALO_OP_MAP_BLOCKS, a, b, err);
 	if (!e)
 		return HALO_ENOMEM;
+	if (b && b->ndim > e->ndim)
+		e->ndim = b->ndim; /* (Y,X) with (1,Y,X): (1,Y,X), as numpy broadcasts */
 	e->ew = fn;
 	e->p[0] = q[0];
 	e->p[1] = q[1];

@@ -230,6 +230,21 @@ for boundary, dask_boundary in [("reflect", "reflect"), ("periodic", "periodic")
     same(out, uniform_ref(du16.astype(np.float32), 5, {0: 2, 1: 3, 2: 2}, dask_boundary),
          f"map_overlap uniform, boundary {boundary}", rtol=2e-6)
 
+# Arrays with different chunks meet in their common blocks, as in dask, so
+# a map_overlap after them sees the same blocks (u16 in 7x16x16, i16 in
+# 5x20x9).
+out = path("mix.zarr")
+run(pipeline("mix", [
+    {"name": "a", "op": "from_zarr", "path": pu16},
+    {"name": "b", "op": "from_zarr", "path": pi16},
+    {"name": "s", "op": "map_blocks", "kernel": "add", "inputs": ["a", "b"]},
+    {"name": "f", "op": "astype", "input": "s", "dtype": "float32"},
+    {"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "f", "size": 7, "depth": 1,
+     "boundary": "reflect"},
+    {"name": "o", "op": "to_zarr", "input": "u", "path": out, "overwrite": True}]))
+same(out, uniform_ref((du16 + di16).astype(np.float32), 7, 1, "reflect"),
+     "mixed chunks unified as dask does, then map_overlap (seams where blocks meet)", rtol=2e-6)
+
 # A halo deeper than the chunks: dask merges blocks first, so does halo.
 out = path("deep.zarr")
 r = run_json(pipeline("deep", [
