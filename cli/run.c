@@ -90,6 +90,11 @@ int halo_cli_run(int argc, char **argv)
 		fprintf(stderr, "halo: run: needs one PIPELINE.json; see 'halo run --help'\n");
 		return HALO_EXIT_USAGE;
 	}
+	if (dry && json) {
+		fprintf(stderr, "halo: run: --json reports a run and --dry-run runs nothing; 'halo graph "
+				"stats --json' describes the plan\n");
+		return HALO_EXIT_USAGE;
+	}
 	rt_opts.memory = memory;
 	rt_opts.distributed = 1; /* under mpirun the ranks share the graph */
 	halo_graph_t *g = NULL;
