@@ -1,9 +1,11 @@
 /* `halo info`: what halo is running on. It starts StarPU with the given
  * options and reports the workers StarPU really started, because that (not
  * what the machine has) decides where tasks go. The same description, as
- * JSON, is what benchmarks embed to say which machine produced a number. */
+ * JSON, is what benchmarks embed to say which machine produced a number.
+ * `halo info VOLUME` describes a volume instead, as halo reads it. */
 #include "config.h"
 #include "cli/cli.h"
+#include "io/volume.h"
 #include "runtime/runtime.h"
 
 #include <jansson.h>
@@ -11,10 +13,13 @@
 #include <string.h>
 
 static const char info_help[] =
-	"usage: halo info [--json] [--ncpu N] [--ncuda N] [--sched NAME]\n\n"
+	"usage: halo info [--json] [--ncpu N] [--ncuda N] [--sched NAME]\n"
+	"       halo info VOLUME [--json]\n\n"
 	"Prints halo's version, StarPU's version and compiled-in features, the\n"
 	"workers StarPU starts with these options, the hwloc topology and the\n"
-	"versions of FFTW, cuFFT, c-blosc, libtiff and jansson.\n\n"
+	"versions of FFTW, cuFFT, c-blosc, libtiff and jansson. With VOLUME (Zarr,\n"
+	"OME-Zarr or TIFF), describes it as halo reads it: format, shape, chunks,\n"
+	"element type, compression, fill value and voxel size.\n\n"
 	"  --json          print the same as one JSON object\n" HALO_CLI_RUNTIME_HELP;
 
 static const char *yes_no(int v)
@@ -106,6 +111,70 @@ static void print_text(const json_t *d, const halo_worker_info_t *w, int n)
 #undef B
 }
 
+static int describe_volume(const char *path, int as_json)
+{
+	halo_reader_t *r;
+	halo_error_t err = {0};
+	if (halo_reader_open(path, &r, &err)) {
+		halo_cli_error(&err);
+		return HALO_EXIT_FAIL;
+	}
+	const halo_volume_info_t *v = halo_reader_info(r);
+	const halo_codec_t *codec = halo_reader_codec(r);
+	static const char *const formats[] = {"zarr", "ome-zarr", "tiff"};
+	static const char *const shuffles[] = {"none", "byte", "bit"};
+	int first = v->ndim == 2 ? 1 : 0;
+	int64_t nchunks = 1;
+	json_t *shape = json_array(), *chunks = json_array(), *voxel = json_array();
+	for (int d = first; d < 3; d++) {
+		json_array_append_new(shape, json_integer(v->shape[d]));
+		json_array_append_new(chunks, json_integer(v->chunks[d]));
+		json_array_append_new(voxel, json_real(v->voxel[d]));
+		nchunks *= (v->shape[d] + v->chunks[d] - 1) / v->chunks[d];
+	}
+	json_t *comp = !codec || codec->id == HALO_CODEC_NONE
+		       ? json_null()
+		       : json_pack("{s:s, s:i, s:s}", "cname", codec->cname, "clevel", codec->clevel,
+				   "shuffle", shuffles[codec->shuffle % 3]);
+	json_t *desc = json_pack("{s:s, s:s, s:o, s:o, s:I, s:s, s:s, s:o, s:f, s:o, s:s}",
+		"path", path, "format", formats[halo_reader_format(r)], "shape", shape, "chunks", chunks,
+		"nchunks", (json_int_t)nchunks, "dtype", halo_dtype_name(v->dtype),
+		"byte_order", halo_dtype_size(v->dtype) == 1 ? "|" : v->dtype.big_endian ? ">" : "<",
+		"compressor", comp, "fill_value", v->fill, "voxel", voxel, "unit", v->unit);
+	if (as_json) {
+		if (json_dumpf(desc, stdout, JSON_INDENT(2)) == 0)
+			putchar('\n');
+	} else {
+		char dims[3][96];
+		const char *sep[3] = {"x", "x", ""};
+		dims[0][0] = dims[1][0] = dims[2][0] = '\0';
+		size_t n[3] = {0, 0, 0};
+		for (int d = first; d < 3; d++) {
+			n[0] += (size_t)snprintf(dims[0] + n[0], sizeof dims[0] - n[0], "%lld%s",
+						 (long long)v->shape[d], sep[d]);
+			n[1] += (size_t)snprintf(dims[1] + n[1], sizeof dims[1] - n[1], "%lld%s",
+						 (long long)v->chunks[d], sep[d]);
+			n[2] += (size_t)snprintf(dims[2] + n[2], sizeof dims[2] - n[2], "%g%s", v->voxel[d],
+						 sep[d]);
+		}
+		printf("%s: %s, %dD\n", path, formats[halo_reader_format(r)], v->ndim);
+		printf("  shape       %s\n", dims[0]);
+		printf("  chunks      %s (%lld chunks)\n", dims[1], (long long)nchunks);
+		printf("  dtype       %s%s\n", halo_dtype_name(v->dtype),
+		       v->dtype.big_endian && halo_dtype_size(v->dtype) > 1 ? " (big-endian)" : "");
+		if (codec && codec->id == HALO_CODEC_BLOSC)
+			printf("  compressor  blosc %s, level %d, %s shuffle\n", codec->cname,
+			       codec->clevel, shuffles[codec->shuffle % 3]);
+		else
+			printf("  compressor  none\n");
+		printf("  fill value  %g\n", v->fill);
+		printf("  voxel       %s %s\n", dims[2], v->unit[0] ? v->unit : "(no unit)");
+	}
+	json_decref(desc);
+	halo_reader_close(r);
+	return HALO_EXIT_OK;
+}
+
 int halo_cli_info(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -128,11 +197,13 @@ int halo_cli_info(int argc, char **argv)
 		if (c == HALO_OPT_JSON)
 			as_json = 1;
 	}
-	if (optind < argc) {
+	if (optind + 1 < argc) {
 		fprintf(stderr, "halo: info: unexpected argument '%s'; see 'halo info --help'\n",
-			argv[optind]);
+			argv[optind + 1]);
 		return HALO_EXIT_USAGE;
 	}
+	if (optind < argc)
+		return describe_volume(argv[optind], as_json);
 
 	halo_topology_t topo;
 	if (halo_topology_get(&topo, &err)) {

@@ -57,5 +57,26 @@ d2 = json.loads(subprocess.run([halo, "info", "--json", "--ncuda", "0"], env=env
 check(d2["workers"]["cpu"] == 1, "STARPU_NCPU=1 is honoured without --ncpu")
 check(d2["starpu"]["scheduler"] == "eager", "STARPU_SCHED is honoured without --sched")
 
+# halo info VOLUME against python zarr's view of the same array.
+import tempfile  # noqa: E402
+
+import numcodecs  # noqa: E402
+import zarr  # noqa: E402
+
+with tempfile.TemporaryDirectory(dir=os.environ.get("HALO_TEST_TMP")) as tmp:
+    p = os.path.join(tmp, "v.zarr")
+    z = zarr.open(p, mode="w", shape=(5, 11, 13), chunks=(2, 4, 13), dtype=">i2", fill_value=-3,
+                  compressor=numcodecs.Blosc(cname="zstd", clevel=7, shuffle=2))
+    v = json.loads(subprocess.run([halo, "info", p, "--json"], check=True, capture_output=True,
+                                  text=True).stdout)
+    check(v["format"] == "zarr" and v["shape"] == list(z.shape) and v["chunks"] == list(z.chunks)
+          and v["nchunks"] == z.nchunks and v["dtype"] == "int16" and v["byte_order"] == ">"
+          and v["compressor"] == {"cname": "zstd", "clevel": 7, "shuffle": "bit"}
+          and v["fill_value"] == -3, f"halo info VOLUME --json matches python zarr: {v}")
+    r = subprocess.run([halo, "info", os.path.join(tmp, "none.zarr")], capture_output=True,
+                       text=True)
+    check(r.returncode == 1 and r.stderr.startswith("halo: ") and "none.zarr" in r.stderr,
+          "halo info of a missing volume: one line, exit 1")
+
 print(f"1..{n}")
 raise SystemExit(1 if failed else 0)
