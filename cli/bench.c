@@ -14,9 +14,11 @@
 #include "io/fs.h"
 #include "io/volume.h"
 #include "runtime/deconvolve.h"
+#include "util/signals.h"
 #include "util/util.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -542,6 +544,40 @@ static void describe_workloads(struct bench_ctx *b, struct bench_report *rep)
 	}
 }
 
+/* What can be checked before minutes of runs: schedulers, peers, and
+ * that the report files can be created. */
+static int check_options(const struct bench_opts *o, halo_error_t *err)
+{
+	for (int i = 0; i < o->nscheds; i++)
+		if (halo_sched_check(o->scheds[i], "--sched", err))
+			return err->code;
+	static const char *const peers[] = {"numpy", "scipy", "cupy", "dask", "dask-cupy", "none",
+					    "all"};
+	for (const char *p = o->peers; *p;) {
+		size_t l = strcspn(p, ","), k = 0;
+		while (k < sizeof peers / sizeof *peers &&
+		       (strlen(peers[k]) != l || strncmp(p, peers[k], l)))
+			k++;
+		if (k == sizeof peers / sizeof *peers)
+			return halo_error_set(err, HALO_EINVAL, "--peers: unknown peer '%.*s' (numpy, "
+					      "scipy, cupy, dask, dask-cupy, none, all)", (int)l, p);
+		p += l + (p[l] == ',');
+	}
+	const char *files[2][2] = {{o->json, "--json"}, {o->plot, "--plot"}};
+	for (int i = 0; i < 2; i++) {
+		const char *f = files[i][0];
+		if (!f)
+			continue;
+		char *dir = strdup(f);
+		int ok = dir && halo_fs_is_dir(dirname(dir)) && !halo_fs_is_dir(f);
+		free(dir);
+		if (!ok)
+			return halo_error_set(err, HALO_EINVAL, "%s: %s: cannot be created (a folder, "
+					      "or its folder does not exist)", files[i][1], f);
+	}
+	return HALO_OK;
+}
+
 int halo_cli_bench(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--rl-child"))
@@ -603,6 +639,12 @@ int halo_cli_bench(int argc, char **argv)
 	}
 	if (optind == argc)
 		o.want[0] = o.want[1] = o.want[2] = 1;
+	if (check_options(&o, &err)) {
+		halo_cli_error(&err);
+		return HALO_EXIT_FAIL;
+	}
+	/* SIGINT/SIGTERM stop the runs, the child included (bench_spawn). */
+	halo_signals_install();
 
 	struct bench_ctx b = {.o = &o, .started = bench_now()};
 	struct bench_workload workloads[3];
@@ -620,6 +662,8 @@ int halo_cli_bench(int argc, char **argv)
 	for (int i = 0; i < rep.nworkloads; i++)
 		if (run_workload(&b, &workloads[i], &err))
 			goto fail;
+	if (halo_interrupted())
+		goto fail;
 	if (!o.quiet && isatty(2))
 		fprintf(stderr, "\r\033[K");
 	bench_report_table(stdout, &rep);
@@ -636,6 +680,8 @@ int halo_cli_bench(int argc, char **argv)
 fail:
 	if (!o.quiet && isatty(2))
 		fprintf(stderr, "\r\033[K");
+	if (halo_interrupted()) /* whatever the child said as it stopped */
+		halo_error_set(&err, HALO_EINTR, "interrupted; no report written");
 	halo_cli_error(&err);
 out:
 	if (!o.dir && b.dir[0])

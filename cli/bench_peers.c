@@ -3,9 +3,12 @@
  * prints one JSON line per peer. */
 #include "config.h"
 #include "cli/bench.h"
+#include "util/signals.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +47,13 @@ int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char 
 		size_t len = 0, cap = 4096;
 		char *buf = malloc(cap);
 		ssize_t got;
-		while (buf && rc == 0 && (got = read(fd[0], buf + len, cap - len - 1)) > 0) {
+		while (buf && rc == 0 && ((got = read(fd[0], buf + len, cap - len - 1)) > 0 ||
+					  (got < 0 && errno == EINTR))) {
+			if (got < 0) { /* a signal: the child stops too, then EOF */
+				if (halo_interrupted())
+					kill(pid, SIGTERM);
+				continue;
+			}
 			len += (size_t)got;
 			if (cap - len < 2048) {
 				char *nb = realloc(buf, cap *= 2);
@@ -61,9 +70,12 @@ int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char 
 		*out = buf;
 	}
 	int status = -1;
-	if (rc == 0 && waitpid(pid, &status, 0) == pid)
-		status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	else
+	pid_t got = -1;
+	while (rc == 0 && (got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+		if (halo_interrupted())
+			kill(pid, SIGTERM); /* halo bench's own SIGTERM must not orphan it */
+	status = rc == 0 && got == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	if (halo_interrupted())
 		status = -1;
 	if (seconds)
 		*seconds = bench_now() - t0;

@@ -15,6 +15,7 @@
 #include "util/util.h"
 
 #include <starpu.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,7 +33,7 @@ static int parse_boundary(const char *s, int *b, double *v, halo_error_t *err)
 	if (strncmp(s, "constant=", 9) == 0) {
 		char *end;
 		*v = strtod(s + 9, &end);
-		if (end != s + 9 && !*end) {
+		if (end != s + 9 && !*end && isfinite(*v)) { /* NaN or Inf would fill the halo */
 			*b = HALO_BOUNDARY_CONSTANT;
 			return HALO_OK;
 		}
@@ -104,8 +105,8 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 	}
 	int nargs = argc - optind;
 	if (nargs < nmin || nargs > nmax) {
-		fprintf(stderr, "halo: %s: needs %d argument%s, got %d; see 'halo %s --help'\n", cmd,
-			nmax, nmax == 1 ? "" : "s", nargs, cmd);
+		fprintf(stderr, "halo: %s: takes %s%d argument%s, got %d; see 'halo %s --help'\n", cmd,
+			nmin < nmax ? "at most " : "", nmax, nmax == 1 ? "" : "s", nargs, cmd);
 		*status = HALO_EXIT_USAGE;
 		return 1;
 	}

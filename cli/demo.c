@@ -9,7 +9,9 @@
 #include "cli/deconv_common.h"
 #include "codelets/rl.h"
 #include "io/fs.h"
+#include "io/outdir.h"
 #include "io/volume.h"
+#include "util/signals.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -130,11 +132,18 @@ static int write_volume(const char *path, const float *v, const int64_t shape[3]
 	memcpy(info.chunks, chunks, sizeof info.chunks);
 	halo_writer_opts_t wo = {.format = halo_format_from_path(path),
 				 .codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1}};
-	halo_fs_remove_tree(path);
-	halo_writer_t *w;
-	int rc = halo_writer_create(path, &info, &wo, &w, err);
+	/* Under a temporary name and renamed into place, like every output:
+	 * an interrupted demo leaves no half-written volume. */
+	halo_output_t *out;
+	halo_writer_t *w = NULL;
+	int rc = halo_output_begin(path, 1, &out, err);
 	if (rc)
 		return rc;
+	if ((rc = halo_writer_create(halo_output_tmp_path(out), &info, &wo, &w, err))) {
+		halo_error_replace(err, halo_output_tmp_path(out), path);
+		halo_output_abort(out);
+		return rc;
+	}
 	size_t n = (size_t)(chunks[0] * chunks[1] * chunks[2]);
 	float *f = malloc(n * sizeof *f);
 	void *buf = malloc(n * halo_dtype_size(info.dtype));
@@ -156,10 +165,19 @@ static int write_volume(const char *path, const float *v, const int64_t shape[3]
 				halo_dtype_convert(f, HALO_F4, buf, kind, n);
 				int64_t idx[3] = {cz, cy, cx};
 				rc = halo_writer_write_chunk(w, idx, buf, err);
+				if (!rc && halo_interrupted())
+					rc = halo_error_set(err, HALO_EINTR, "interrupted; %s was not "
+							    "written", path);
 			}
 	if (!rc)
 		rc = halo_writer_finish(w, err);
 	halo_writer_close(w);
+	if (!rc)
+		rc = halo_output_commit(out, err);
+	else {
+		halo_error_replace(err, halo_output_tmp_path(out), path);
+		halo_output_abort(out);
+	}
 	free(f);
 	free(buf);
 	return rc;
@@ -236,6 +254,7 @@ int halo_cli_demo(int argc, char **argv)
 		o.nchunks = 3;
 	}
 	o.overwrite = 1;
+	halo_signals_install();
 
 	halo_error_t err = {0};
 	size_t n = (size_t)NZ * NY * NX;

@@ -120,6 +120,9 @@ int halo_runtime_ranks(const halo_runtime_t *rt);
 
 /* NULL-terminated list of StarPU's predefined scheduler names (static). */
 const char *const *halo_sched_names(void);
+/* HALO_OK when StarPU knows scheduler name; else an error naming source
+ * (the option or variable that gave it) and the known policies. */
+int halo_sched_check(const char *name, const char *source, halo_error_t *err);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 #include "io/fs.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <starpu.h>
@@ -80,7 +81,7 @@ static int sched_known(const char *name)
 	return 0;
 }
 
-static int sched_check(const char *name, const char *source, halo_error_t *err)
+int halo_sched_check(const char *name, const char *source, halo_error_t *err)
 {
 	if (sched_known(name))
 		return HALO_OK;
@@ -223,6 +224,16 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		return halo_error_set(err, HALO_ERUNTIME, "StarPU is already running in this process");
 	if (opts->ncpu < -1 || opts->ncuda < -1)
 		return halo_error_set(err, HALO_EINVAL, "worker counts must be >= 0");
+	if (opts->trace) {
+		/* Found now, not after the run it was to record. */
+		char *dir = strdup(opts->trace);
+		int ok = dir && *opts->trace && halo_fs_is_dir(dirname(dir)) &&
+			 !halo_fs_is_dir(opts->trace);
+		free(dir);
+		if (!ok)
+			return halo_error_set(err, HALO_EINVAL, "--trace: '%s' cannot be created (a "
+					      "folder, or its folder does not exist)", opts->trace);
+	}
 
 	const char *sched = opts->sched;
 	const char *sched_source = "--sched";
@@ -231,7 +242,7 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		sched_source = "STARPU_SCHED";
 	}
 	if (sched && *sched) {
-		int rc = sched_check(sched, sched_source, err);
+		int rc = halo_sched_check(sched, sched_source, err);
 		if (rc)
 			return rc;
 	} else {

@@ -263,6 +263,11 @@ expect_deconv_error("negative depth", img, good_psf, "--depth", "--depth", "1,-2
 expect_deconv_error("chunks arity", img, good_psf, "--chunks", "--chunks", "4,4")
 expect_deconv_error("chunks zero", img, good_psf, "--chunks", "--chunks", "4,0,4")
 expect_deconv_error("unknown boundary", img, good_psf, "unknown 'wrap'", "--boundary", "wrap")
+expect_deconv_error("infinite constant boundary", img, good_psf, "unknown 'constant=inf'",
+                    "--boundary", "constant=inf")
+expect_deconv_error("--trace into a missing folder", img, good_psf,
+                    "--trace: 'no-such-dir/t.json' cannot be created", "--trace",
+                    "no-such-dir/t.json")
 gpus = json.loads(halo("info", "--json").stdout)["workers"]["cuda"]
 if gpus:
     skip("deconvolve --ncpu 0 without a GPU", "this machine has a GPU")
