@@ -43,6 +43,16 @@ int main(int argc, char **argv)
 		return HALO_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
+	if (strcmp(cmd, "help") == 0 && argc > 2) {
+		/* "halo help X" is "halo X --help". */
+		for (size_t i = 0; i < NCOMMANDS; i++)
+			if (strcmp(argv[2], commands[i].name) == 0) {
+				char *args[] = {argv[2], "--help", NULL};
+				return commands[i].run(2, args);
+			}
+		fprintf(stderr, "halo: help: unknown command '%s'; see 'halo --help'\n", argv[2]);
+		return HALO_EXIT_USAGE;
+	}
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		usage(stdout);
 		return HALO_EXIT_OK;
