@@ -209,6 +209,28 @@ int halo_from_buffer(halo_graph_t *g, const void *data, halo_dtype_kind_t dtype,
 	return grid_regular(e, c, err);
 }
 
+/* a itself when its blocks are grid's, else a rechunk of a to grid (a
+ * copy of it: irregular blocks, as map_overlap's merge and unified
+ * chunks give). */
+static int rechunk_to(halo_graph_t *g, halo_expr_t *a, const struct halo_axis grid[3],
+		      halo_expr_t **out, halo_error_t *err)
+{
+	int same = 1;
+	for (int d = 0; d < 3; d++)
+		same &= halo_axis_equal(&grid[d], &a->grid[d]);
+	*out = a;
+	if (same)
+		return HALO_OK;
+	halo_expr_t *r = node_add(g, HALO_OP_RECHUNK, a, NULL, err);
+	if (!r)
+		return HALO_ENOMEM;
+	*out = r;
+	for (int d = 0; d < 3; d++)
+		if (halo_axis_copy(&r->grid[d], &grid[d]))
+			return halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
+	return HALO_OK;
+}
+
 /* A full reduction's scalar is a result to print, not an array: no step
  * takes it as input. */
 static int no_scalar(const halo_expr_t *a, const halo_expr_t *b, const char *what,
@@ -420,21 +442,9 @@ int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *
 					halo_axis_free(&common[k]);
 				return halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
 			}
-		halo_expr_t **x[2] = {&a, &b};
-		int rc = HALO_OK;
-		for (int i = 0; i < 2 && !rc; i++) {
-			int same = 1;
-			for (int d = 0; d < 3; d++)
-				same &= halo_axis_equal(&common[d], &(*x[i])->grid[d]);
-			halo_expr_t *r = same ? NULL : node_add(g, HALO_OP_RECHUNK, *x[i], NULL, err);
-			for (int d = 0; r && d < 3 && !rc; d++)
-				if (halo_axis_copy(&r->grid[d], &common[d]))
-					rc = halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
-			if (!same && !r)
-				rc = HALO_ENOMEM;
-			if (r)
-				*x[i] = r;
-		}
+		int rc = rechunk_to(g, a, common, &a, err);
+		if (!rc)
+			rc = rechunk_to(g, b, common, &b, err);
 		for (int d = 0; d < 3; d++)
 			halo_axis_free(&common[d]);
 		if (rc)
@@ -490,9 +500,8 @@ int halo_map_overlap(halo_graph_t *g, halo_expr_t *a, const halo_overlap_opts_t 
 	}
 
 	/* dask's ensure_minimum_chunksize: blocks at least as deep as the halo. */
-	halo_expr_t *src = a;
+	halo_expr_t *src;
 	struct halo_axis merged[3] = {{0}};
-	int need = 0;
 	for (int d = 0; d < 3; d++) {
 		if (halo_axis_min_blocks(&merged[d], &a->grid[d], o->depth[d] ? o->depth[d] : 1)) {
 			for (int k = 0; k < d; k++)
@@ -502,21 +511,13 @@ int halo_map_overlap(halo_graph_t *g, halo_expr_t *a, const halo_overlap_opts_t 
 					      "(%lld on axis %d)", o->depth[d], (long long)a->shape[d],
 					      d - (3 - a->ndim));
 		}
-		need |= !halo_axis_equal(&merged[d], &a->grid[d]);
 	}
-	if (need) {
-		halo_expr_t *r = node_add(g, HALO_OP_RECHUNK, a, NULL, err);
-		if (!r) {
-			for (int d = 0; d < 3; d++)
-				halo_axis_free(&merged[d]);
-			free(psf);
-			return HALO_ENOMEM;
-		}
-		memcpy(r->grid, merged, sizeof merged);
-		src = r;
-	} else {
-		for (int d = 0; d < 3; d++)
-			halo_axis_free(&merged[d]);
+	int rc = rechunk_to(g, a, merged, &src, err);
+	for (int d = 0; d < 3; d++)
+		halo_axis_free(&merged[d]);
+	if (rc) {
+		free(psf);
+		return rc;
 	}
 	halo_expr_t *e = node_add(g, HALO_OP_MAP_OVERLAP, src, NULL, err);
 	if (!e) {
@@ -533,7 +534,7 @@ int halo_map_overlap(halo_graph_t *g, halo_expr_t *a, const halo_overlap_opts_t 
 	e->psf = psf;
 	memcpy(e->pn, pn, sizeof pn);
 	*out = e;
-	int rc = grid_copy(e, src, err);
+	rc = grid_copy(e, src, err);
 	if (rc)
 		return rc;
 	if (psf) {
