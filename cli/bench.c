@@ -18,7 +18,6 @@
 #include "util/util.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -566,12 +565,7 @@ static int check_options(const struct bench_opts *o, halo_error_t *err)
 	const char *files[2][2] = {{o->json, "--json"}, {o->plot, "--plot"}};
 	for (int i = 0; i < 2; i++) {
 		const char *f = files[i][0];
-		if (!f)
-			continue;
-		char *dir = strdup(f);
-		int ok = dir && halo_fs_is_dir(dirname(dir)) && !halo_fs_is_dir(f);
-		free(dir);
-		if (!ok)
+		if (f && !halo_fs_creatable(f))
 			return halo_error_set(err, HALO_EINVAL, "%s: %s: cannot be created (a folder, "
 					      "or its folder does not exist)", files[i][1], f);
 	}

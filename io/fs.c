@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,4 +181,12 @@ int halo_fs_is_dir(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int halo_fs_creatable(const char *path)
+{
+	char *dir = strdup(path);
+	int ok = dir && *path && halo_fs_is_dir(dirname(dir)) && !halo_fs_is_dir(path);
+	free(dir);
+	return ok;
 }

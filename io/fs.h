@@ -32,6 +32,9 @@ int halo_fs_exists(const char *path);
  * "run.rank1.json"; at the end when it has none). */
 void halo_fs_insert_before_ext(const char *path, const char *insert, char *out, size_t len);
 int halo_fs_is_dir(const char *path);
+/* 1 when a file can be created at path as far as can be told before
+ * writing it: a name, in a folder that exists, not itself a folder. */
+int halo_fs_creatable(const char *path);
 
 /* Maps errno to a halo code. */
 int halo_fs_errno_code(int e);

@@ -16,7 +16,6 @@
 #include "io/fs.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <starpu.h>
@@ -226,11 +225,7 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		return halo_error_set(err, HALO_EINVAL, "worker counts must be >= 0");
 	if (opts->trace) {
 		/* Found now, not after the run it was to record. */
-		char *dir = strdup(opts->trace);
-		int ok = dir && *opts->trace && halo_fs_is_dir(dirname(dir)) &&
-			 !halo_fs_is_dir(opts->trace);
-		free(dir);
-		if (!ok)
+		if (!halo_fs_creatable(opts->trace))
 			return halo_error_set(err, HALO_EINVAL, "--trace: '%s' cannot be created (a "
 					      "folder, or its folder does not exist)", opts->trace);
 	}
