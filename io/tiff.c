@@ -446,14 +446,21 @@ static int write_directories(halo_tiff_t *t, halo_error_t *err)
 	char desc[512];
 	halo_dtype_kind_t k = info->dtype.kind;
 	int imagej = k == HALO_U1 || k == HALO_U2 || k == HALO_I2 || k == HALO_F4;
-	if (imagej)
+	if (imagej) {
 		snprintf(desc, sizeof desc, "ImageJ=1.11a\nimages=%lld\nslices=%lld\n%s%s%sspacing=%.9g\n"
 			 "loop=false\n", (long long)n, (long long)n, info->unit[0] ? "unit=" : "",
 			 info->unit, info->unit[0] ? "\n" : "", info->voxel[0]);
-	else
-		snprintf(desc, sizeof desc, "{\"shape\": [%lld, %lld, %lld], \"spacing\": [%.9g, %.9g, "
-			 "%.9g], \"unit\": \"%s\"}", (long long)n, (long long)h, (long long)w,
-			 info->voxel[0], info->voxel[1], info->voxel[2], info->unit);
+	} else {
+		/* jansson escapes the unit, which comes from the input. */
+		json_t *d = json_pack("{s:[I,I,I], s:[f,f,f], s:s}", "shape", (json_int_t)n,
+				      (json_int_t)h, (json_int_t)w, "spacing", info->voxel[0],
+				      info->voxel[1], info->voxel[2], "unit", info->unit);
+		size_t len = d ? json_dumpb(d, desc, sizeof desc - 1, 0) : 0;
+		json_decref(d);
+		if (!len || len > sizeof desc - 1)
+			return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", t->path);
+		desc[len] = '\0';
+	}
 	TIFF *tif = t->tif;
 	for (int64_t z = 0; z < n; z++) {
 		TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, w);
