@@ -41,19 +41,25 @@ enum {
 	HALO_OPT_TRACE_FXT,
 };
 
-#define HALO_CLI_RUNTIME_OPTIONS                                  \
+/* The workers' options, for every command that starts StarPU; commands
+ * that run tasks take the trace options too (`halo info` runs none). */
+#define HALO_CLI_WORKER_OPTIONS                                   \
 	{"ncpu", required_argument, NULL, HALO_OPT_NCPU},         \
 	{"ncuda", required_argument, NULL, HALO_OPT_NCUDA},       \
 	{"sched", required_argument, NULL, HALO_OPT_SCHED},       \
-	{"verbose", no_argument, NULL, HALO_OPT_VERBOSE},         \
+	{"verbose", no_argument, NULL, HALO_OPT_VERBOSE}
+#define HALO_CLI_RUNTIME_OPTIONS                                  \
+	HALO_CLI_WORKER_OPTIONS,                                  \
 	{"trace", required_argument, NULL, HALO_OPT_TRACE},       \
 	{"trace-fxt", required_argument, NULL, HALO_OPT_TRACE_FXT}
 
-#define HALO_CLI_RUNTIME_HELP                                                  \
+#define HALO_CLI_WORKER_HELP                                                   \
 	"  --ncpu N        CPU workers (default: all cores, or STARPU_NCPU)\n"     \
 	"  --ncuda N       CUDA workers (default: all GPUs, or STARPU_NCUDA)\n"    \
 	"  --sched NAME    StarPU scheduler: dmda (default), eager, lws, heft, ...\n" \
-	"  --verbose       let StarPU print its own messages\n"                 \
+	"  --verbose       let StarPU print its own messages\n"
+#define HALO_CLI_RUNTIME_HELP                                                  \
+	HALO_CLI_WORKER_HELP                                                   \
 	"  --trace FILE    record every task in FILE (Chrome trace JSON; see\n"  \
 	"                  'halo trace --help')\n"                               \
 	"  --trace-fxt DIR keep StarPU's own FxT trace in DIR, with its Paje\n"   \

@@ -20,7 +20,7 @@ static const char info_help[] =
 	"versions of FFTW, cuFFT, c-blosc, libtiff and jansson. With VOLUME (Zarr,\n"
 	"OME-Zarr or TIFF), describes it as halo reads it: format, shape, chunks,\n"
 	"element type, compression, fill value and voxel size.\n\n"
-	"  --json          print the same as one JSON object\n" HALO_CLI_RUNTIME_HELP;
+	"  --json          print the same as one JSON object\n" HALO_CLI_WORKER_HELP;
 
 static const char *yes_no(int v)
 {
@@ -178,7 +178,7 @@ static int describe_volume(const char *path, int as_json)
 int halo_cli_info(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		HALO_CLI_RUNTIME_OPTIONS,
+		HALO_CLI_WORKER_OPTIONS,
 		{"json", no_argument, NULL, HALO_OPT_JSON},
 		{"help", no_argument, NULL, HALO_OPT_HELP},
 		{NULL, 0, NULL, 0},

@@ -355,6 +355,22 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		return halo_error_set(err, HALO_ERUNTIME, "--ncpu 0 runs on GPUs alone, and StarPU "
 				      "found no GPU to run on");
 	}
+	/* StarPU quietly starts fewer CUDA workers than asked for when the
+	 * GPUs are not there; a run (or a benchmark labelled gpu=N) that asked
+	 * for them must not go on without them. */
+	if (opts->ncuda > 0 && (int)starpu_cuda_worker_get_count() < opts->ncuda) {
+		int found = (int)starpu_cuda_worker_get_count();
+		halo_runtime_shutdown(rt);
+		*out = NULL;
+		return halo_error_set(err, HALO_ERUNTIME, "--ncuda %d: StarPU found %d GPU%s to run on%s",
+				      opts->ncuda, found, found == 1 ? "" : "s",
+#ifdef HALO_USE_CUDA
+				      ""
+#else
+				      " (this halo is built without CUDA)"
+#endif
+				      );
+	}
 	if (rt->ranks > 1 && !opts->distributed) {
 		int ranks = rt->ranks;
 		halo_runtime_shutdown(rt);
