@@ -122,6 +122,11 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 			return halo_error_set(err, HALO_EFORMAT, "%s: task event %zu lacks id, ts, dur or deps",
 					      path, i);
 		}
+		if (dur < 0 || json_integer_value(id) < 0) {
+			trace_free(tr);
+			return halo_error_set(err, HALO_EFORMAT, "%s: task event %zu has a negative %s",
+					      path, i, dur < 0 ? "duration" : "id");
+		}
 		t->id = (uint64_t)json_integer_value(id);
 		t->codelet = json_string_value(json_object_get(e, "name"));
 		t->step = json_string_value(json_object_get(args, "step"));
@@ -148,6 +153,13 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 		tr->n++;
 	}
 	qsort(tr->tasks, tr->n, sizeof *tr->tasks, by_id);
+	for (size_t k = 1; k < tr->n; k++)
+		if (tr->tasks[k].id == tr->tasks[k - 1].id) {
+			uint64_t dup = tr->tasks[k].id;
+			trace_free(tr);
+			return halo_error_set(err, HALO_EFORMAT, "%s: two tasks have id %llu", path,
+					      (unsigned long long)dup);
+		}
 	for (size_t k = 0; k < tr->n; k++)
 		for (int w = 0; w < tr->nworkers; w++)
 			if (tr->workers[w].id == tr->tasks[k].worker)

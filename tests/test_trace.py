@@ -259,8 +259,19 @@ with open(path("trunc.json"), "w") as f:
     f.write(text[: len(text) // 2])
 with open(path("foreign.json"), "w") as f:
     json.dump({"traceEvents": [], "otherData": {"producer": "something else"}}, f)
+# Hand-edited traces: a negative duration, and two tasks with one id.
+doc = json.loads(text)
+tasks = [e for e in doc["traceEvents"] if e.get("ph") == "X" and "deps" in e.get("args", {})]
+tasks[0]["dur"] = -5
+with open(path("negdur.json"), "w") as f:
+    json.dump(doc, f)
+tasks[0]["dur"] = 5
+tasks[1]["args"]["id"] = tasks[0]["args"]["id"]
+with open(path("dupid.json"), "w") as f:
+    json.dump(doc, f)
 for name, want in [("trunc.json", "not a trace"), ("foreign.json", "not a halo trace"),
-                   ("missing.json", "missing.json")]:
+                   ("missing.json", "missing.json"), ("negdur.json", "negative duration"),
+                   ("dupid.json", "two tasks have id")]:
     r = halo("trace", "summary", path(name))
     line = r.stderr.strip()
     check(r.returncode == 1 and want in line and "\n" not in line and path(name) in line,
