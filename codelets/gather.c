@@ -83,7 +83,7 @@ static void copy_direct(const struct halo_gather_args *a, const void *const *src
 	}
 }
 
-static void average(const struct halo_gather_args *a, const void *const *src, void *dst)
+static int average(const struct halo_gather_args *a, const void *const *src, void *dst)
 {
 	halo_dtype_t sdt = {a->src_kind, 0}, ddt = {a->dst_kind, 0};
 	size_t ssize = halo_dtype_size(sdt), dsize = halo_dtype_size(ddt);
@@ -93,11 +93,9 @@ static void average(const struct halo_gather_args *a, const void *const *src, vo
 	double *sum = calloc(count, sizeof *sum);
 	double *row = malloc((size_t)a->src[0].dims[2] * sizeof *row);
 	if (!sum || !row) {
-		/* No way to report from a codelet; the caller sizes chunks so
-		 * that this never happens, and the result is then all fill. */
 		free(sum);
 		free(row);
-		return;
+		return -1;
 	}
 	for (int i = 0; i < a->nsrc; i++) {
 		const struct halo_gather_src *s = &a->src[i];
@@ -136,6 +134,7 @@ static void average(const struct halo_gather_args *a, const void *const *src, vo
 		}
 	free(row);
 	free(sum);
+	return 0;
 }
 
 static int reaches_outside(const struct halo_gather_args *a)
@@ -211,14 +210,14 @@ void halo__gather_plan(const struct halo_gather_args *a, int64_t *space,
 /* Haloed regions that reach past the source's faces: each destination
  * index maps through the boundary rule to a source chunk and an offset,
  * per axis, so the inner loop is two table lookups per voxel. */
-static void copy_mapped(const struct halo_gather_args *a, const void *const *src, void *dst)
+static int copy_mapped(const struct halo_gather_args *a, const void *const *src, void *dst)
 {
 	halo_dtype_t sdt = {a->src_kind, 0}, ddt = {a->dst_kind, 0};
 	size_t ssize = halo_dtype_size(sdt), dsize = halo_dtype_size(ddt);
 	const int64_t *n = a->dst_dims;
 	int64_t *space = malloc(halo__gather_space(a) * sizeof *space);
 	if (!space)
-		return; /* as in average(): chunks are sized so that this never happens */
+		return -1;
 	struct halo_gather_plan p;
 	halo__gather_plan(a, space, &p);
 	const int64_t *const *pos = p.pos, *const *off = p.off;
@@ -257,20 +256,20 @@ static void copy_mapped(const struct halo_gather_args *a, const void *const *src
 			}
 		}
 	free(space);
+	return 0;
 }
 
-void halo_gather_run(const struct halo_gather_args *a, const void *const *src, void *dst)
+int halo_gather_run(const struct halo_gather_args *a, const void *const *src, void *dst)
 {
-	if (a->boundary != HALO_BOUNDARY_NONE && reaches_outside(a)) {
-		copy_mapped(a, src, dst);
-		return;
-	}
+	if (a->boundary != HALO_BOUNDARY_NONE && reaches_outside(a))
+		return copy_mapped(a, src, dst);
 	halo_dtype_t ddt = {a->dst_kind, 0};
 	if (a->factor[0] == 1 && a->factor[1] == 1 && a->factor[2] == 1)
 		copy_direct(a, src, dst);
-	else if (a->nsrc > 0)
-		average(a, src, dst);
+	else if (a->nsrc > 0 && average(a, src, dst))
+		return -1;
 	fill_padding(a, dst, halo_dtype_size(ddt));
+	return 0;
 }
 
 static void gather_cpu(void *buffers[], void *cl_arg)
@@ -279,5 +278,6 @@ static void gather_cpu(void *buffers[], void *cl_arg)
 	const void *src[a->nsrc > 0 ? a->nsrc : 1];
 	for (int i = 0; i < a->nsrc; i++)
 		src[i] = (const void *)STARPU_BLOCK_GET_PTR(buffers[i]);
-	halo_gather_run(a, src, (void *)STARPU_BLOCK_GET_PTR(buffers[a->nsrc]));
+	if (halo_gather_run(a, src, (void *)STARPU_BLOCK_GET_PTR(buffers[a->nsrc])))
+		halo_gather_fail(a);
 }

@@ -64,6 +64,8 @@ struct halo_gather_args {
 	double fill;           /* padding beyond dst_shape */
 	int boundary;          /* enum halo_boundary: beyond the source's faces */
 	double constant;       /* HALO_BOUNDARY_CONSTANT's value */
+	int *failed;           /* set when the task fails (out of memory, a GPU
+				* error); may be NULL */
 	struct halo_gather_src src[]; /* nsrc entries, in buffer order */
 };
 
@@ -76,8 +78,16 @@ static inline size_t halo_gather_args_size(int nsrc)
  * block interfaces; cl_arg is a struct halo_gather_args. */
 extern struct starpu_codelet halo_gather_cl;
 
-/* The arithmetic, independent of StarPU: src[i] points at source chunk i. */
-void halo_gather_run(const struct halo_gather_args *a, const void *const *src, void *dst);
+/* The arithmetic, independent of StarPU: src[i] points at source chunk i.
+ * Returns 0, or -1 when out of memory (dst is then incomplete). */
+int halo_gather_run(const struct halo_gather_args *a, const void *const *src, void *dst);
+
+/* What a gather task does when it cannot complete: sets *a->failed. */
+static inline void halo_gather_fail(const struct halo_gather_args *a)
+{
+	if (a->failed)
+		__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
+}
 
 /* The per-axis tables of gather_math.h for a gather that does not average
  * (factor 1): space holds halo__gather_space(a) int64 values, and p's

@@ -39,8 +39,10 @@ extern "C" void halo__gather_cuda(void *buffers[], void *cl_arg)
 	size_t bytes = nspace * sizeof(int64_t) + ptrs;
 	/* One upload: the tables, then the sources' device pointers. */
 	char *host = (char *)malloc(bytes);
-	if (!host)
-		return; /* as on the CPU: chunks are sized so that this never happens */
+	if (!host) {
+		halo_gather_fail(a);
+		return;
+	}
 	int64_t *space = (int64_t *)host;
 	struct halo_gather_plan p;
 	halo__gather_plan(a, space, &p);
@@ -50,11 +52,12 @@ extern "C" void halo__gather_cuda(void *buffers[], void *cl_arg)
 	char *dev = NULL;
 	if (cudaMallocAsync((void **)&dev, bytes, stream) != cudaSuccess) {
 		free(host);
+		halo_gather_fail(a);
 		return;
 	}
 	/* From pageable memory the copy is staged before the call returns, so
 	 * host can be freed at once. */
-	cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream);
+	cudaError_t rc = cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream);
 	for (int d = 0; d < 3; d++) {
 		p.pos[d] = rebase(p.pos[d], space, dev);
 		p.off[d] = rebase(p.off[d], space, dev);
@@ -62,9 +65,13 @@ extern "C" void halo__gather_cuda(void *buffers[], void *cl_arg)
 	p.dims = rebase(p.dims, space, dev);
 	free(host);
 	size_t total = (size_t)(a->dst_dims[0] * a->dst_dims[1] * a->dst_dims[2]);
-	if (total > 0)
+	if (rc == cudaSuccess && total > 0) {
 		gather_kernel<<<(unsigned)((total + 255) / 256), 256, 0, stream>>>(
 			p, (const void *const *)(dev + nspace * sizeof(int64_t)),
 			(void *)STARPU_BLOCK_GET_PTR(buffers[a->nsrc]), total);
+		rc = cudaGetLastError(); /* a launch failure, e.g. no kernel for this GPU */
+	}
+	if (rc != cudaSuccess)
+		halo_gather_fail(a);
 	cudaFreeAsync(dev, stream);
 }

@@ -67,6 +67,11 @@ struct gpu_work {
 	void *area;            /* one cuFFT work area for all plans: they run
 				* one after another on the worker's stream */
 	struct halo_rl_cb_params *params;
+	void **info;           /* the callbacks' caller info, {params}: on the
+				* heap, since cuFFT's docs do not say whether it
+				* keeps the array or copies it, and entries move */
+	size_t area_bytes;
+	size_t accounted;      /* bytes told to StarPU's memory manager */
 	cufftHandle plan[NPLANS];
 	int made[NPLANS];
 };
@@ -90,9 +95,12 @@ static void work_free(struct gpu_work *w)
 	cudaFree(w->spec);
 	cudaFree(w->area);
 	cudaFree(w->params);
+	free(w->info);
 	memset(w, 0, sizeof *w);
 }
 
+/* At thread exit (StarPU shutting down) the accounting no longer matters,
+ * so cache_free does not give the bytes back. */
 static void cache_free(void *v)
 {
 	struct gpu_cache *c = (struct gpu_cache *)v;
@@ -113,7 +121,6 @@ static cufftResult plan_3d(struct gpu_work *w, int k, cufftType type, const char
 			   const char *store, size_t *area)
 {
 	cufftHandle *h = &w->plan[k];
-	void *info = w->params;
 	cufftResult r = cufftCreate(h);
 	if (r != CUFFT_SUCCESS)
 		return r;
@@ -125,10 +132,10 @@ static cufftResult plan_3d(struct gpu_work *w, int k, cufftType type, const char
 	 * given before the plan is made. */
 	if (r == CUFFT_SUCCESS && load)
 		r = cufftXtSetJITCallback(*h, load, fatbin, fatbin_size, CUFFT_CB_LD_COMPLEX,
-					  &info);
+					  w->info);
 	if (r == CUFFT_SUCCESS && store)
 		r = cufftXtSetJITCallback(*h, store, fatbin, fatbin_size, CUFFT_CB_ST_REAL,
-					  &info);
+					  w->info);
 	if (r == CUFFT_SUCCESS)
 		r = cufftMakePlan3d(*h, w->n[0], w->n[1], w->n[2], type, &size);
 	if (r != CUFFT_SUCCESS) {
@@ -164,6 +171,7 @@ static int make_plans(struct gpu_work *w, cudaStream_t stream)
 		return -1;
 	if (cudaMalloc(&w->area, area ? area : 1) != cudaSuccess)
 		return -1;
+	w->area_bytes = area;
 	for (int i = 0; i < NPLANS; i++)
 		if (w->made[i] && (cufftSetWorkArea(w->plan[i], w->area) != CUFFT_SUCCESS ||
 				   cufftSetStream(w->plan[i], stream) != CUFFT_SUCCESS))
@@ -185,6 +193,8 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 			return NULL;
 		}
 	}
+	int worker = starpu_worker_get_id();
+	unsigned node = worker >= 0 ? starpu_worker_get_memory_node((unsigned)worker) : 0;
 	const char *cb = getenv("HALO_CUFFT_CALLBACKS");
 	int want_fused = !(cb && strcmp(cb, "0") == 0);
 	for (int i = 0; i < c->count; i++)
@@ -195,6 +205,8 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 		/* The previous task's launches may still use the oldest
 		 * entry's plans and buffers. */
 		cudaStreamSynchronize(c->work[0].stream);
+		if (c->work[0].accounted)
+			starpu_memory_deallocate(node, c->work[0].accounted);
 		work_free(&c->work[0]);
 		memmove(&c->work[0], &c->work[1], (MAX_SHAPES - 1) * sizeof c->work[0]);
 		memset(&c->work[MAX_SHAPES - 1], 0, sizeof c->work[0]);
@@ -212,10 +224,25 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 	    cudaMalloc((void **)&w->tmp, w->nreal * sizeof(float)) != cudaSuccess ||
 	    cudaMalloc((void **)&w->spec, w->ncplx * sizeof(cufftComplex)) != cudaSuccess ||
 	    cudaMalloc((void **)&w->params, sizeof *w->params) != cudaSuccess ||
-	    make_plans(w, stream) < 0) {
+	    !(w->info = (void **)malloc(sizeof *w->info))) {
 		work_free(w);
 		return NULL;
 	}
+	*w->info = w->params;
+	if (make_plans(w, stream) < 0) {
+		work_free(w);
+		return NULL;
+	}
+	/* These buffers live beside StarPU's data on the GPU: counted in its
+	 * memory manager, they make StarPU evict chunks sooner instead of
+	 * filling the GPU up to its own limit (90 %) and leaving a later
+	 * shape no room. OVERFLOW: never wait here, inside a task. */
+	w->accounted = (w->est ? w->nreal * sizeof(float) : 0) + w->nreal * sizeof(float) +
+		       w->ncplx * sizeof(cufftComplex) + w->area_bytes;
+	if (worker < 0)
+		w->accounted = 0;
+	else
+		starpu_memory_allocate(node, w->accounted, STARPU_MEMORY_OVERFLOW);
 	c->count++;
 	return w;
 }
@@ -319,7 +346,7 @@ extern "C" void halo__otf_cuda(void *buffers[], void *cl_arg)
 	int ok = cudaMalloc((void **)&real, nreal * sizeof *real) == cudaSuccess;
 	int planned = ok && cufftPlan3d(&plan, n[0], n[1], n[2], CUFFT_R2C) == CUFFT_SUCCESS;
 	if (planned) {
-		cufftSetStream(plan, stream);
+		ok &= cufftSetStream(plan, stream) == CUFFT_SUCCESS;
 		ok &= cudaMemsetAsync(real, 0, nreal * sizeof *real, stream) == cudaSuccess;
 		size_t np = (size_t)p0 * p1 * p2;
 		place_kernel<<<blocks_for(np), 256, 0, stream>>>(real, psf, p0, p1, p2, n[0], n[1],

@@ -126,7 +126,11 @@ static void load_cpu(void *buffers[], void *cl_arg)
 		ga->factor[d] = 1;
 	}
 	float *image = (float *)STARPU_BLOCK_GET_PTR(buffers[0]);
-	halo_gather_run(ga, src, image);
+	if (halo_gather_run(ga, src, image)) {
+		halo_error_set(&e, HALO_ENOMEM, "out of memory reading the image");
+		io_fail(x, &e);
+		goto out;
+	}
 	memcpy((void *)STARPU_BLOCK_GET_PTR(buffers[1]), image,
 	       (size_t)(dims[0] * dims[1] * dims[2]) * sizeof(float));
 out:
@@ -221,7 +225,7 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 	unit_extent(x, u, start, dims);
 	struct halo_gather_args proto = {.src_kind = HALO_F4, .dst_kind = HALO_F4,
 					 .boundary = boundary, .constant = constant,
-					 .factor = {1, 1, 1}};
+					 .factor = {1, 1, 1}, .failed = &x->failed};
 	for (int d = 0; d < 3; d++) {
 		hdims[d] = dims[d] + before[d] + after[d];
 		proto.src_shape[d] = x->oi->shape[d];

@@ -140,7 +140,8 @@ static void submit_output(struct stream *s, const int64_t j[3])
 		return;
 	}
 	*ga = (struct halo_gather_args){.nsrc = nsrc, .src_kind = ii->dtype.kind,
-					.dst_kind = oi->dtype.kind, .fill = oi->fill};
+					.dst_kind = oi->dtype.kind, .fill = oi->fill,
+					.failed = &job->kernel_failed};
 	for (int d = 0; d < 3; d++) {
 		ga->src_shape[d] = ii->shape[d];
 		ga->factor[d] = job->factor[d];
@@ -306,6 +307,9 @@ drain:
 	if (job->failed) {
 		*err = job->err;
 		rc = job->err.code ? job->err.code : HALO_EIO;
+	} else if (job->kernel_failed) {
+		rc = halo_error_set(err, HALO_ENOMEM, "a task failed: out of memory%s",
+				    starpu_cuda_worker_get_count() ? " or a GPU error" : "");
 	} else if (halo_interrupted()) {
 		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
 	}

@@ -20,7 +20,7 @@ struct halo_stream_job {
 	const halo_volume_info_t *ii, *oi;
 	int factor[3];
 	const halo_stream_opts_t *opts;
-	int kernel_failed;             /* set by map_overlap kernels (out of memory) */
+	int kernel_failed;             /* set by compute and gather tasks (out of memory, GPU errors) */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int inflight;

@@ -27,7 +27,8 @@ void halo__stream_fail(struct halo_stream_job *job, const halo_error_t *e)
 
 int halo__stream_stopped(struct halo_stream_job *job)
 {
-	return __atomic_load_n(&job->failed, __ATOMIC_RELAXED) || halo_interrupted();
+	return __atomic_load_n(&job->failed, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&job->kernel_failed, __ATOMIC_RELAXED) || halo_interrupted();
 }
 
 static void read_cpu(void *buffers[], void *cl_arg)

@@ -150,7 +150,7 @@ static void gather(struct exec *x, halo_pnode_t *p, int k, const int64_t j[3],
 	halo_plan_inputs(p, k, j, lists, cnt);
 	struct halo_gather_args proto = {.src_kind = in->expr->dtype, .dst_kind = dst_kind,
 					 .boundary = boundary, .constant = constant,
-					 .factor = {1, 1, 1}};
+					 .factor = {1, 1, 1}, .failed = &x->job.kernel_failed};
 	for (int d = 0; d < 3; d++) {
 		proto.src_shape[d] = in->expr->shape[d];
 		proto.dst_origin[d] = origin[d];
@@ -207,7 +207,8 @@ static void read_source(struct exec *x, halo_pnode_t *p, const int64_t j[3],
 			return;
 		}
 		*ga = (struct halo_gather_args){.nsrc = 1, .src_kind = p->expr->dtype,
-						.dst_kind = p->expr->dtype, .factor = {1, 1, 1}};
+						.dst_kind = p->expr->dtype, .factor = {1, 1, 1},
+						.failed = &x->job.kernel_failed};
 		for (int d = 0; d < 3; d++) {
 			ga->src_shape[d] = ga->dst_shape[d] = ga->src[0].dims[d] = p->expr->shape[d];
 			ga->dst_origin[d] = origin[d];
@@ -766,7 +767,8 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		*err = job->err;
 		rc = job->err.code ? job->err.code : HALO_EIO;
 	} else if (job->kernel_failed) {
-		rc = halo_error_set(err, HALO_ENOMEM, "out of memory in a map_overlap task");
+		rc = halo_error_set(err, HALO_ENOMEM, "a task failed: out of memory%s",
+				    starpu_cuda_worker_get_count() ? " or a GPU error" : "");
 	} else if (halo_interrupted()) {
 		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
 	}

@@ -165,6 +165,21 @@ static void gather_checks(void)
 		free(cpu);
 		free(rule);
 	}
+	/* An averaging gather whose sums do not fit in memory reports it
+	 * (before, it returned with the destination unwritten). */
+	a->boundary = HALO_BOUNDARY_NONE;
+	a->src_kind = HALO_U2;
+	a->dst_kind = HALO_U2;
+	for (int d = 0; d < 3; d++) {
+		a->factor[d] = 2;
+		a->dst_origin[d] = 0;
+		a->dst_dims[d] = a->dst_shape[d] = (int64_t)1 << 15;
+	}
+	const void *src[NSRC];
+	for (int k = 0; k < NSRC; k++)
+		src[k] = chunks[k];
+	tap_ok(halo_gather_run(a, src, NULL) == -1,
+	       "an averaging gather out of memory returns -1, and writes nothing");
 	for (int k = 0; k < NSRC; k++) {
 		free(chunks[k]);
 		free(fchunks[k]);
