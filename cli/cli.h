@@ -56,7 +56,7 @@ enum {
 #define HALO_CLI_WORKER_HELP                                                   \
 	"  --ncpu N        CPU workers (default: all cores, or STARPU_NCPU)\n"     \
 	"  --ncuda N       CUDA workers (default: all GPUs, or STARPU_NCUDA)\n"    \
-	"  --sched NAME    StarPU scheduler: dmda (default), eager, lws, heft, ...\n" \
+	"  --sched NAME    StarPU scheduler: dmda (default), eager, lws, dmdas, ...\n" \
 	"  --verbose       let StarPU print its own messages\n"
 #define HALO_CLI_RUNTIME_HELP                                                  \
 	HALO_CLI_WORKER_HELP                                                   \
@@ -84,6 +84,10 @@ void halo_cli_options_begin(void);
 void halo_cli_options_short(const char *optstring);
 int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct option *longopts,
 			 const char *help, halo_runtime_opts_t *rt, int *status);
+
+/* Refuses a --trace or --trace-fxt that names or lies inside one of paths
+ * (NULL-terminated): the command's inputs and outputs. */
+int halo_cli_check_trace(const halo_runtime_opts_t *o, const char *const *paths, halo_error_t *err);
 
 /* Reports a getopt_long failure as one line on stderr and returns
  * HALO_EXIT_USAGE. c is what getopt_long returned (':' for a missing value

@@ -59,6 +59,8 @@ int halo_cli_deconvolve(int argc, char **argv)
 			goto fail;
 		}
 	}
+	if (halo_cli_check_trace(&o.rt, (const char *const[]){in, psf_path, outp, NULL}, &err))
+		goto fail;
 	if (halo_psf_load(psf_path, &psf, pn, &err))
 		goto fail;
 	status = halo_deconv_cli_run(&o, in, psf, pn, outp, NULL, &err);

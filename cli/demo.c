@@ -267,12 +267,14 @@ int halo_cli_demo(int argc, char **argv)
 		halo_error_set(&err, HALO_ENOMEM, "out of memory");
 		goto fail;
 	}
-	if (halo_fs_mkdirs(dir, &err))
-		goto fail;
 	snprintf(image_path, sizeof image_path, "%s/image.zarr", dir);
 	snprintf(psf_path, sizeof psf_path, "%s/psf.tif", dir);
 	snprintf(truth_path, sizeof truth_path, "%s/truth.zarr", dir);
 	snprintf(out_path, sizeof out_path, "%s/deconvolved.ome.zarr", dir);
+	if (halo_cli_check_trace(&o.rt, (const char *const[]){image_path, psf_path, truth_path,
+							     out_path, NULL}, &err) ||
+	    halo_fs_mkdirs(dir, &err))
+		goto fail;
 
 	make_truth(truth);
 	int n3[3] = {NZ, NY, NX}, pn[3] = {PZ, PY, PX};

@@ -3,6 +3,7 @@
  * counts of tasks, edges and bytes. */
 #include "config.h"
 #include "cli/cli.h"
+#include "io/outdir.h"
 #include "tasks/pipeline.h"
 #include "tasks/plan.h"
 #include "util/progress.h"
@@ -20,7 +21,7 @@ static const char graph_help[] =
 	"stats prints the counts of steps, tasks, edges and bytes after culling\n"
 	"and fusion, and how long building and lowering the graph took.\n\n"
 	"  --tasks         dot: the chunk task graph\n"
-	"  -o FILE         dot: write to FILE instead of standard output\n"
+	"  -o FILE         dot: write to FILE instead of standard output ('-')\n"
 	"  --json          stats: one JSON object\n";
 
 enum { OPT_TASKS = 1400 };
@@ -81,7 +82,19 @@ int halo_cli_graph(int argc, char **argv)
 		return HALO_EXIT_USAGE;
 	}
 	int dot = strcmp(argv[optind], "dot") == 0;
+	if (dot ? json : tasks || outfile) {
+		fprintf(stderr, "halo: graph: %s applies to '%s' only; see 'halo graph --help'\n",
+			dot ? "--json" : tasks ? "--tasks" : "-o", dot ? "stats" : "dot");
+		return HALO_EXIT_USAGE;
+	}
+	if (outfile && strcmp(outfile, "-") == 0)
+		outfile = NULL; /* the usual name for standard output */
 	halo_error_t err = {0};
+	if (outfile && halo_path_within(outfile, argv[optind + 1])) {
+		halo_error_set(&err, HALO_EINVAL, "%s: -o would overwrite the pipeline", outfile);
+		halo_cli_error(&err);
+		return HALO_EXIT_FAIL;
+	}
 	halo_graph_t *g = NULL;
 	halo_plan_t *p = NULL;
 	FILE *f = stdout;

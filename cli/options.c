@@ -2,7 +2,10 @@
  * options and the one-line usage errors (exit 2) that a typo deserves. */
 #include "config.h"
 #include "cli/cli.h"
+#include "io/outdir.h"
 #include "util/util.h"
+
+#include <string.h>
 
 
 int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
@@ -22,19 +25,36 @@ int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
 			opts->ncuda = (int)v;
 		return 1;
 	case HALO_OPT_SCHED:
+		if (!*arg)
+			*rc = halo_error_set(err, HALO_EINVAL, "--sched: empty scheduler name");
 		opts->sched = arg;
 		return 1;
 	case HALO_OPT_VERBOSE:
 		opts->verbose = 1;
 		return 1;
 	case HALO_OPT_TRACE:
-		opts->trace = arg;
-		return 1;
 	case HALO_OPT_TRACE_FXT:
-		opts->trace_fxt = arg;
+		if (!*arg)
+			*rc = halo_error_set(err, HALO_EINVAL, "%s: empty file name",
+					     opt == HALO_OPT_TRACE ? "--trace" : "--trace-fxt");
+		*(opt == HALO_OPT_TRACE ? &opts->trace : &opts->trace_fxt) = arg;
 		return 1;
 	}
 	return 0;
+}
+
+int halo_cli_check_trace(const halo_runtime_opts_t *o, const char *const *paths, halo_error_t *err)
+{
+	const char *opt[2] = {"--trace", "--trace-fxt"}, *val[2] = {o->trace, o->trace_fxt};
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; val[k] && paths[i]; i++)
+			if (halo_path_within(val[k], paths[i])) /* writing it would destroy that */
+				return halo_error_set(err, HALO_EINVAL, "%s: '%s' %s %s, which this run "
+						      "reads or writes", opt[k], val[k],
+						      halo_path_same(val[k], paths[i]) ||
+						      !strcmp(val[k], paths[i]) ? "is" : "lies inside",
+						      paths[i]);
+	return HALO_OK;
 }
 
 int halo_cli_usage_error(const char *cmd, int c, const char *bad)
@@ -45,6 +65,41 @@ int halo_cli_usage_error(const char *cmd, int c, const char *bad)
 	else
 		fprintf(stderr, "halo: %s: unknown option '%s'; see 'halo %s --help'\n",
 			cmd, bad, cmd);
+	return HALO_EXIT_USAGE;
+}
+
+/* getopt_long's '?' covers an unknown option, a value given to a flag and
+ * an ambiguous abbreviation; each gets its own line. An unknown letter in
+ * a cluster (-xy) leaves optind on the cluster, so the letter itself
+ * (optopt) is named, not argv[optind - 1]. */
+static int bad_option(const char *cmd, int c, char **argv, const struct option *longopts)
+{
+	const char *arg = argv[optind - 1];
+	if (c == '?' && strncmp(arg, "--", 2) != 0 && optopt > 0 && optopt < 128) {
+		char letter[3] = {'-', (char)optopt, 0};
+		return halo_cli_usage_error(cmd, c, letter);
+	}
+	if (c != '?' || strncmp(arg, "--", 2) != 0)
+		return halo_cli_usage_error(cmd, c, arg);
+	const char *name = arg + 2, *eq = strchr(name, '=');
+	size_t len = eq ? (size_t)(eq - name) : strlen(name);
+	char matches[256] = "";
+	int nmatch = 0;
+	for (const struct option *o = longopts; o->name; o++) {
+		if (strncmp(o->name, name, len) != 0)
+			continue;
+		if (strlen(o->name) == len) { /* an exact match failed: it took a value */
+			fprintf(stderr, "halo: %s: option '--%s' takes no value; see 'halo %s --help'\n",
+				cmd, o->name, cmd);
+			return HALO_EXIT_USAGE;
+		}
+		size_t used = strlen(matches);
+		snprintf(matches + used, sizeof matches - used, "%s--%s", nmatch ? ", " : "", o->name);
+		nmatch++;
+	}
+	if (nmatch < 2)
+		return halo_cli_usage_error(cmd, c, arg);
+	fprintf(stderr, "halo: %s: option '--%.*s' is ambiguous: %s\n", cmd, (int)len, name, matches);
 	return HALO_EXIT_USAGE;
 }
 
@@ -82,7 +137,7 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 			return HALO_CLI_DONE;
 		}
 		if (c == '?' || c == ':') {
-			*status = halo_cli_usage_error(cmd, c, argv[optind - 1]);
+			*status = bad_option(cmd, c, argv, longopts);
 			return HALO_CLI_DONE;
 		}
 		return c;

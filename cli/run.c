@@ -55,6 +55,29 @@ static void print_value(FILE *f, const halo_expr_t *e)
 		fprintf(f, "%lld", (long long)e->result);
 }
 
+/* The trace must not land on the pipeline file or on any file it reads or
+ * writes. */
+static int check_trace(const halo_runtime_opts_t *ro, const char *file, const halo_graph_t *g,
+		       halo_error_t *err)
+{
+	int n = halo_graph_count(g), k = 0;
+	const char **paths = malloc((size_t)(n + 2) * sizeof *paths);
+	if (!paths)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	paths[k++] = file;
+	for (int i = 0; i < n; i++) {
+		const halo_expr_t *e = halo_graph_node(g, i);
+		if (e->reader)
+			paths[k++] = halo_reader_path(e->reader);
+		else if (e->path)
+			paths[k++] = e->path;
+	}
+	paths[k] = NULL;
+	int rc = halo_cli_check_trace(ro, paths, err);
+	free(paths);
+	return rc;
+}
+
 int halo_cli_run(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -102,7 +125,7 @@ int halo_cli_run(int argc, char **argv)
 	halo_runtime_t *rt = NULL;
 	halo_compute_stats_t st = {0};
 	status = HALO_EXIT_FAIL;
-	if (halo_pipeline_load(argv[optind], &g, &err))
+	if (halo_pipeline_load(argv[optind], &g, &err) || check_trace(&rt_opts, argv[optind], g, &err))
 		goto fail;
 	if (halo_plan_build(g, &plan, &err)) {
 		halo_error_prefix(&err, "%s", argv[optind]);

@@ -4,6 +4,7 @@
  * of dependent tasks, and two runs side by side. */
 #include "config.h"
 #include "cli/cli.h"
+#include "io/outdir.h"
 #include "cli/trace_html.h"
 #include "cli/trace_stats.h"
 
@@ -286,9 +287,18 @@ int halo_cli_trace(int argc, char **argv)
 				"or 'html FILE -o REPORT'; see 'halo trace --help'\n");
 		return HALO_EXIT_USAGE;
 	}
+	if (json && report) {
+		fprintf(stderr, "halo: trace: html writes a report, not JSON; see 'halo trace --help'\n");
+		return HALO_EXIT_USAGE;
+	}
 	halo_error_t err = {0};
 	struct trace a = {0}, b = {0};
 	status = HALO_EXIT_FAIL;
+	if (report && halo_path_within(report, argv[optind + 1])) {
+		halo_error_set(&err, HALO_EINVAL, "%s: -o would overwrite the trace", report);
+		halo_cli_error(&err);
+		return status;
+	}
 	if (trace_load(argv[optind + 1], &a, &err) ||
 	    (want == 3 && trace_load(argv[optind + 2], &b, &err))) {
 		halo_cli_error(&err);

@@ -47,7 +47,7 @@ enum halo_errno {
 #undef HALO__ERR_ENUM
 };
 
-#define HALO_ERROR_MSG_MAX 512
+#define HALO_ERROR_MSG_MAX 8192
 
 typedef struct halo_error {
 	int code;                      /* HALO_OK or a HALO_E* value */

@@ -154,6 +154,8 @@ int halo_fs_mkdirs(const char *path, halo_error_t *err)
 		}
 	}
 	free(p);
+	if (!halo_fs_is_dir(path))
+		return halo_error_set(err, HALO_EINVAL, "%s: exists and is not a folder", path);
 	return HALO_OK;
 }
 
@@ -185,8 +187,9 @@ int halo_fs_is_dir(const char *path)
 
 int halo_fs_creatable(const char *path)
 {
-	char *dir = strdup(path);
-	int ok = dir && *path && halo_fs_is_dir(dirname(dir)) && !halo_fs_is_dir(path);
-	free(dir);
+	char *copy = strdup(path), *dir = copy ? dirname(copy) : NULL; /* dirname writes */
+	int ok = dir && *path && halo_fs_is_dir(dir) && !halo_fs_is_dir(path) &&
+		 access(dir, W_OK | X_OK) == 0 && (access(path, F_OK) != 0 || access(path, W_OK) == 0);
+	free(copy);
 	return ok;
 }

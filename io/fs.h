@@ -33,7 +33,8 @@ int halo_fs_exists(const char *path);
 void halo_fs_insert_before_ext(const char *path, const char *insert, char *out, size_t len);
 int halo_fs_is_dir(const char *path);
 /* 1 when a file can be created at path as far as can be told before
- * writing it: a name, in a folder that exists, not itself a folder. */
+ * writing it: a name, in a folder that exists and may be written, not
+ * itself a folder, and writable if it exists. */
 int halo_fs_creatable(const char *path);
 
 /* Maps errno to a halo code. */

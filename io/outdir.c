@@ -211,11 +211,49 @@ int halo_path_same(const char *a, const char *b)
 	       sa.st_ino == sb.st_ino;
 }
 
+/* path made absolute through the real path of its deepest existing
+ * ancestor (path itself need not exist); NULL when out of memory. */
+static char *canonical(const char *path)
+{
+	char *head = strdup(path), *real = NULL, *out = NULL;
+	size_t n = head ? strlen(head) : 0;
+	while (n > 1 && head[n - 1] == '/')
+		head[--n] = '\0';
+	/* Cut names off the end until what is left exists. */
+	while (head && !(real = realpath(*head ? head : ".", NULL))) {
+		char *slash = strrchr(head, '/');
+		if (!slash)
+			*head = '\0';
+		else
+			*(slash == head ? slash + 1 : slash) = '\0';
+	}
+	const char *rest = head ? path + strlen(head) : "";
+	while (*rest == '/')
+		rest++;
+	if (real && (out = malloc(strlen(real) + strlen(rest) + 2)))
+		sprintf(out, "%s%s%s", real, *rest && strcmp(real, "/") ? "/" : "", rest);
+	free(real);
+	free(head);
+	if (out) {
+		size_t m = strlen(out);
+		while (m > 1 && out[m - 1] == '/')
+			out[--m] = '\0';
+	}
+	return out;
+}
+
 int halo_path_within(const char *inner, const char *outer)
 {
 	struct stat so, si;
-	if (stat(outer, &so) != 0)
-		return 0;
+	if (stat(outer, &so) != 0) {
+		/* outer is still to be made: compare the names. */
+		char *ci = canonical(inner), *co = canonical(outer);
+		size_t n = co ? strlen(co) : 0;
+		int clash = ci && co && strncmp(ci, co, n) == 0 && (ci[n] == '\0' || ci[n] == '/');
+		free(ci);
+		free(co);
+		return clash;
+	}
 	/* The deepest part of inner that exists, made absolute and canonical
 	 * so that its ancestors are its prefixes. */
 	char *p = strdup(inner), *real = NULL;

@@ -43,9 +43,9 @@ void halo_output_set_run_id(long id);
 /* 1 when the two paths name the same existing file or directory. */
 int halo_path_same(const char *a, const char *b);
 
-/* 1 when inner is outer or lies below it (inner need not exist yet; outer
- * must). Writing inner then changes outer, and replacing outer deletes
- * inner. */
+/* 1 when inner is outer or lies below it. Neither need exist yet (then
+ * their names are compared, made absolute through their folders). Writing
+ * inner then changes outer, and replacing outer deletes inner. */
 int halo_path_within(const char *inner, const char *outer);
 
 #endif

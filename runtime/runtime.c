@@ -186,9 +186,10 @@ static int several_memory_nodes(const halo_runtime_opts_t *opts)
 /* StarPU keeps its performance models and bus calibration in the first
  * of $XDG_CACHE_HOME, $STARPU_HOME and $HOME (StarPU 1.3's order), under
  * .starpu, and aborts when it cannot create them there. Without such a
- * writable folder (a service account, a read-only container) they go to
- * a private folder under $TMPDIR instead. */
-static void starpu_home_fallback(void)
+ * writable folder (a service account, a read-only container, /proc) they
+ * go to a private folder under $TMPDIR or else /tmp; with none of those
+ * either, halo says so instead of letting StarPU abort. */
+static int starpu_home_fallback(halo_error_t *err)
 {
 	const char *names[] = {"XDG_CACHE_HOME", "STARPU_HOME", "HOME"}, *home = NULL;
 	for (int i = 0; i < 3 && !home; i++)
@@ -196,18 +197,41 @@ static void starpu_home_fallback(void)
 	char dir[4096];
 	struct stat st;
 	if (home && *home) {
+		/* Made now to find out whether it can be (StarPU would make it). */
 		snprintf(dir, sizeof dir, "%s/.starpu", home);
-		const char *probe = stat(dir, &st) == 0 ? dir : home;
-		if (stat(probe, &st) == 0 && S_ISDIR(st.st_mode) && access(probe, W_OK | X_OK) == 0)
-			return;
+		if ((mkdir(dir, 0755) == 0 || errno == EEXIST) && stat(dir, &st) == 0 &&
+		    S_ISDIR(st.st_mode) && access(dir, W_OK | X_OK) == 0)
+			return HALO_OK;
 	}
-	const char *tmp = getenv("TMPDIR");
-	snprintf(dir, sizeof dir, "%s/halo-starpu-%ld", tmp && *tmp ? tmp : "/tmp", (long)getuid());
-	if ((mkdir(dir, 0700) == 0 || errno == EEXIST) && stat(dir, &st) == 0 &&
-	    st.st_uid == getuid() && access(dir, W_OK | X_OK) == 0) {
-		unsetenv("XDG_CACHE_HOME");
-		setenv("STARPU_HOME", dir, 1);
+	const char *tmps[] = {getenv("TMPDIR"), "/tmp"};
+	for (int i = 0; i < 2; i++) {
+		if (!tmps[i] || !*tmps[i] || stat(tmps[i], &st) != 0 || !S_ISDIR(st.st_mode))
+			continue;
+		snprintf(dir, sizeof dir, "%s/halo-starpu-%ld", tmps[i], (long)getuid());
+		if ((mkdir(dir, 0700) == 0 || errno == EEXIST) && stat(dir, &st) == 0 &&
+		    S_ISDIR(st.st_mode) && st.st_uid == getuid() && access(dir, W_OK | X_OK) == 0) {
+			unsetenv("XDG_CACHE_HOME");
+			setenv("STARPU_HOME", dir, 1);
+			return HALO_OK;
+		}
 	}
+	return halo_error_set(err, HALO_ERUNTIME, "no writable folder for StarPU's performance "
+			      "models ($HOME/.starpu, $TMPDIR, /tmp); set STARPU_HOME to one");
+}
+
+/* StarPU aborts on a worker count it cannot read in its environment, even
+ * one that an option overrides (starpu_conf_init reads them all). */
+static int check_env_count(const char *name, halo_error_t *err)
+{
+	const char *v = getenv(name);
+	if (!v)
+		return HALO_OK;
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (!*v || *end || errno || n < 0 || n > 4096)
+		return halo_error_set(err, HALO_EINVAL, "%s='%s': not a number of workers", name, v);
+	return HALO_OK;
 }
 
 int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
@@ -226,9 +250,18 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	if (opts->trace) {
 		/* Found now, not after the run it was to record. */
 		if (!halo_fs_creatable(opts->trace))
-			return halo_error_set(err, HALO_EINVAL, "--trace: '%s' cannot be created (a "
-					      "folder, or its folder does not exist)", opts->trace);
+			return halo_error_set(err, HALO_EINVAL, "--trace: '%s' cannot be written (a "
+					      "folder, its folder does not exist, or no permission)",
+					      opts->trace);
 	}
+
+	int bad = check_env_count("STARPU_NCPU", err);
+	if (!bad)
+		bad = check_env_count("STARPU_NCUDA", err);
+	if (!bad)
+		bad = starpu_home_fallback(err);
+	if (bad)
+		return bad;
 
 	const char *sched = opts->sched;
 	const char *sched_source = "--sched";
@@ -261,7 +294,7 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		if (!rt->fxt || halo_fs_mkdirs(opts->trace_fxt, err)) {
 			free(rt->fxt);
 			free(rt);
-			return err && err->code ? err->code
+			return err && err->code ? halo_error_prefix(err, "--trace-fxt")
 						: halo_error_set(err, HALO_EINVAL, "--trace-fxt: bad folder");
 		}
 	} else if (opts->trace && halo__fxt_available() && several_memory_nodes(opts)) {
@@ -312,7 +345,6 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	snprintf(limit, sizeof limit, "%llu", (unsigned long long)(mem >> 20));
 	setenv("STARPU_LIMIT_CPU_MEM", limit, opts->memory != 0);
 
-	starpu_home_fallback();
 
 	struct starpu_conf conf;
 	starpu_conf_init(&conf);
@@ -341,10 +373,24 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		free(rt);
 		if (rc == -EPROTO)
 			return HALO_ERUNTIME;
-		if (rc == -ENODEV)
-			return halo_error_set(err, HALO_ERUNTIME,
-					      "StarPU found no worker to run on (--ncpu %d, --ncuda %d)",
-					      opts->ncpu, opts->ncuda);
+		if (rc == -ENODEV) {
+			/* Name what asked for no worker: an option, or the environment. */
+			const char *cpu = getenv("STARPU_NCPU"), *gpu = getenv("STARPU_NCUDA");
+			char asked[160], c[64], g[64];
+			if (opts->ncpu >= 0)
+				snprintf(c, sizeof c, "--ncpu %d", opts->ncpu);
+			else
+				snprintf(c, sizeof c, "STARPU_NCPU=%.40s", cpu ? cpu : "");
+			if (opts->ncuda >= 0)
+				snprintf(g, sizeof g, "--ncuda %d", opts->ncuda);
+			else if (gpu)
+				snprintf(g, sizeof g, "STARPU_NCUDA=%.40s", gpu);
+			else
+				snprintf(g, sizeof g, "no GPU");
+			snprintf(asked, sizeof asked, "%s, %s", c, g);
+			return halo_error_set(err, HALO_ERUNTIME, "StarPU found no worker to run on (%s)",
+					      asked);
+		}
 		return halo_error_set(err, HALO_ERUNTIME, "starpu_init failed: %s", strerror(-rc));
 	}
 	runtime_active = 1;
@@ -358,12 +404,15 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	/* StarPU quietly starts fewer CUDA workers than asked for when the
 	 * GPUs are not there; a run (or a benchmark labelled gpu=N) that asked
 	 * for them must not go on without them. */
-	if (opts->ncuda > 0 && (int)starpu_cuda_worker_get_count() < opts->ncuda) {
+	const char *env_ncuda = getenv("STARPU_NCUDA");
+	int asked = opts->ncuda >= 0 ? opts->ncuda : env_ncuda ? atoi(env_ncuda) : 0;
+	if (asked > 0 && (int)starpu_cuda_worker_get_count() < asked) {
 		int found = (int)starpu_cuda_worker_get_count();
 		halo_runtime_shutdown(rt);
 		*out = NULL;
-		return halo_error_set(err, HALO_ERUNTIME, "--ncuda %d: StarPU found %d GPU%s to run on%s",
-				      opts->ncuda, found, found == 1 ? "" : "s",
+		return halo_error_set(err, HALO_ERUNTIME, "%s%d: StarPU found %d GPU%s to run on%s",
+				      opts->ncuda >= 0 ? "--ncuda " : "STARPU_NCUDA=", asked, found,
+				      found == 1 ? "" : "s",
 #ifdef HALO_USE_CUDA
 				      ""
 #else

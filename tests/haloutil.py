@@ -38,10 +38,11 @@ def done():
     sys.exit(1 if _failed else 0)
 
 
-def halo(*args, check_rc=None, timeout=600):
-    """Runs halo; returns CompletedProcess (text)."""
+def halo(*args, check_rc=None, timeout=600, env=None):
+    """Runs halo; returns CompletedProcess (text). env: variables to add."""
     r = subprocess.run([HALO, *map(str, args)], capture_output=True, text=True,
-                       timeout=timeout, stdin=subprocess.DEVNULL)
+                       timeout=timeout, stdin=subprocess.DEVNULL,
+                       env={**os.environ, **env} if env else None)
     if check_rc is not None and r.returncode != check_rc:
         print(f"# halo {' '.join(map(str, args))} exited {r.returncode}", flush=True)
         for line in (r.stdout + r.stderr).splitlines()[:20]:

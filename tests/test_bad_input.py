@@ -266,14 +266,32 @@ expect_deconv_error("unknown boundary", img, good_psf, "unknown 'wrap'", "--boun
 expect_deconv_error("infinite constant boundary", img, good_psf, "unknown 'constant=inf'",
                     "--boundary", "constant=inf")
 expect_deconv_error("--trace into a missing folder", img, good_psf,
-                    "--trace: 'no-such-dir/t.json' cannot be created", "--trace",
+                    "--trace: 'no-such-dir/t.json' cannot be written", "--trace",
                     "no-such-dir/t.json")
+# A trace must not be written over (or into) a file the run reads or writes.
+psf_before = open(good_psf, "rb").read()
+expect_deconv_error("--trace onto the PSF", img, good_psf, "which this run reads or writes",
+                    "--trace", good_psf)
+check(open(good_psf, "rb").read() == psf_before, "deconvolve --trace onto the PSF: PSF kept")
+expect_deconv_error("--trace inside the input", img, good_psf, "lies inside",
+                    "--trace", os.path.join(img, ".zarray"))
+expect_deconv_error("--trace-fxt inside the output", img, good_psf, "lies inside",
+                    "--trace-fxt", path("bad_out.zarr/fxt"))
 gpus = json.loads(halo("info", "--json").stdout)["workers"]["cuda"]
 if gpus:
     skip("deconvolve --ncpu 0 without a GPU", "this machine has a GPU")
 else:
     expect_deconv_error("--ncpu 0 without a GPU", img, good_psf, "--ncpu 0 runs on GPUs alone",
                         "--ncpu", "0")
+# StarPU aborts on settings it cannot read or use; halo says what is wrong.
+for var, val, needle in [("STARPU_NCPU", "abc", "STARPU_NCPU='abc': not a number of workers"),
+                         ("STARPU_NCUDA", "-3", "STARPU_NCUDA='-3': not a number of workers")]:
+    r = halo("info", "--ncpu", "1", env={var: val})
+    check(r.returncode == 1 and r.stderr.strip() == "halo: " + needle,
+          f"{var}={val}: one line, exit 1 (StarPU aborted)", r.stderr)
+r = halo("info", env={"XDG_CACHE_HOME": "/proc"})
+check(r.returncode == 0 and "workers:" in r.stdout,
+      "an unusable XDG_CACHE_HOME falls back to a private folder (StarPU aborted)", r.stderr)
 r = halo("deconvolve", img, good_psf, img, "--overwrite")
 check(r.returncode == 1 and "same as INPUT" in r.stderr, "deconvolve OUTPUT equal to INPUT refused",
       r.stderr)
