@@ -146,6 +146,11 @@ static int deconvolve_graph(const struct halo_deconv_cli *o, halo_reader_t *in, 
 		same &= x->grid[d].start[1] - x->grid[d].start[0] == info->chunks[d];
 	if (!rc && !same)
 		rc = halo_rechunk(g, x, chunks, &x, err);
+	/* The seed's pipeline: astype(float32), then map_overlap, so a
+	 * constant boundary pads the float image (the plan bypasses the cast:
+	 * the haloed chunks are assembled in float32 anyway). */
+	if (!rc && x->dtype != HALO_F4 && x->dtype != HALO_F8)
+		rc = halo_astype(g, x, HALO_F4, &x, err);
 	if (!rc) {
 		halo_overlap_opts_t ov = {.kernel = HALO_OV_RICHARDSON_LUCY, .boundary = o->boundary,
 					  .constant = o->constant, .iterations = (int)o->iterations,

@@ -172,9 +172,28 @@ static int parse_ome(halo_tiff_t *t, const char *xml, halo_error_t *err)
 
 /* tifffile's JSON description, as halo writes it for the types ImageJ
  * lacks: "spacing" (z, y, x) and "unit" give the voxel size. */
-static void parse_shaped(halo_tiff_t *t, const char *desc)
+/* tifffile's description of the array it wrote: {"shape": [...]} with
+ * halo's spacing and unit when halo wrote it. A shape of more than three
+ * axes beyond unit ones is refused (its pages would read as one stack);
+ * (1, Y, X) stays 3D (*ndim = 3). */
+static int parse_shaped(halo_tiff_t *t, const char *desc, int *ndim, halo_error_t *err)
 {
 	json_t *root = json_loads(desc, 0, NULL);
+	const json_t *shape = json_object_get(root, "shape");
+	size_t n = json_array_size(shape), lead = 0;
+	for (size_t i = 0; i + 2 < n; i++)
+		lead += json_integer_value(json_array_get(shape, i)) != 1;
+	if (lead > 1) {
+		char dims[128] = "";
+		for (size_t i = 0; i < n && strlen(dims) < sizeof dims - 24; i++)
+			snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%lld", i ? "x" : "",
+				 (long long)json_integer_value(json_array_get(shape, i)));
+		json_decref(root);
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: a %zuD image (%s); halo reads 2D and "
+				      "3D volumes", t->path, n, dims);
+	}
+	if (n == 3)
+		*ndim = 3;
 	const json_t *sp = json_object_get(root, "spacing");
 	if (json_array_size(sp) == 3)
 		for (int d = 0; d < 3; d++)
@@ -184,6 +203,7 @@ static void parse_shaped(halo_tiff_t *t, const char *desc)
 	if (unit)
 		snprintf(t->info.unit, sizeof t->info.unit, "%s", unit);
 	json_decref(root);
+	return HALO_OK;
 }
 
 /* An ImageJ stack stored with one directory: the first page's strips must
@@ -263,14 +283,14 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	info->voxel[0] = info->voxel[1] = info->voxel[2] = 1;
 	char *desc = NULL;
 	long images = 0;
-	int imagej = 0;
+	int imagej = 0, shaped_ndim = 0;
 	if (TIFFGetField(t->tif, TIFFTAG_IMAGEDESCRIPTION, &desc) && desc) {
 		if ((imagej = strncmp(desc, "ImageJ=", 7) == 0))
 			rc = parse_imagej(t, desc, &images, err);
 		else if (strstr(desc, "<OME") && strstr(desc, "Pixels"))
 			rc = parse_ome(t, desc, err);
 		else if (desc[0] == '{')
-			parse_shaped(t, desc);
+			rc = parse_shaped(t, desc, &shaped_ndim, err);
 		if (rc)
 			goto fail;
 	}
@@ -313,7 +333,7 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 			goto fail;
 		pages = (tdir_t)images;
 	}
-	info->ndim = pages > 1 ? 3 : 2;
+	info->ndim = pages > 1 || shaped_ndim == 3 ? 3 : 2;
 	info->shape[0] = pages;
 	info->shape[1] = h;
 	info->shape[2] = w;

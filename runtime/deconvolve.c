@@ -71,17 +71,21 @@ int halo_psf_load(const char *path, float **psf, int pn[3], halo_error_t *err)
 	free(row);
 	if (rc)
 		goto out;
-	double sum = 0;
+	/* Summed as fractions of the largest value: a float64 PSF of huge
+	 * values would overflow the sum (and normalise to zeros). */
+	double sum = 0, big = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!isfinite(vol[i])) {
 			rc = halo_error_set(err, HALO_EINVAL, "%s: the PSF holds NaN or Inf", path);
 			goto out;
 		}
-		sum += vol[i];
+		big = fabs(vol[i]) > big ? fabs(vol[i]) : big;
 	}
+	for (size_t i = 0; big > 0 && i < n; i++)
+		sum += (vol[i] /= big);
 	if (!(sum > 0)) {
 		rc = halo_error_set(err, HALO_EINVAL, "%s: the PSF sums to %g; it must be positive",
-				    path, sum);
+				    path, sum * big);
 		goto out;
 	}
 	*psf = malloc(n * sizeof **psf);

@@ -298,7 +298,10 @@ static void overlap(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_
 	}
 	/* The haloed block is exactly the region: no padding. */
 	starpu_data_handle_t haloed = halo__block_register(hd, sizeof(float), owner(x, p, j));
-	gather(x, p, 0, j, a, hd, b, HALO_F4, e->boundary, e->constant, haloed);
+	/* dask pads in the type of map_overlap's input (its logical one: an
+	 * astype to float that the plan bypassed still counts). */
+	gather(x, p, 0, j, a, hd, b, HALO_F4, e->boundary,
+	       halo_dtype_cast_unsafe(e->constant, e->in[0]->dtype), haloed);
 	halo_error_t err = {0};
 	struct pstate *s = &x->st[p->id];
 	x->tasks++;

@@ -129,6 +129,10 @@ expect_error("RGB TIFF", t, "single-channel")
 t = path("text.tif")
 open(t, "w").write("not a tiff at all\n")
 expect_error("not a TIFF", t, "text.tif")
+t = path("four.tif")
+tifffile.imwrite(t, np.zeros((2, 4, 8, 8), dtype="f4"), photometric="minisblack")
+expect_error("4D tifffile array (its pages read as one stack before)", t,
+             "a 4D image (2x4x8x8); halo reads 2D and 3D volumes")
 
 # Bad option values are errors (exit 1); unknown options are usage errors (2).
 p = good_array("ok.zarr")
@@ -268,6 +272,20 @@ expect_deconv_error("infinite constant boundary", img, good_psf, "unknown 'const
 expect_deconv_error("--trace into a missing folder", img, good_psf,
                     "--trace: 'no-such-dir/t.json' cannot be written", "--trace",
                     "no-such-dir/t.json")
+# A float64 PSF of huge values normalises like any other (its sum overflowed
+# to inf, and the result was all zeros).
+huge, ones = path("huge_psf.zarr"), path("ones_psf.zarr")
+for p_, v in [(huge, 1e308), (ones, 1.0)]:
+    z = zarr.open(p_, mode="w", shape=(3, 3, 3), chunks=(3, 3, 3), dtype="f8")
+    z[:] = v
+outs = []
+for p_ in (huge, ones):
+    o = path(os.path.basename(p_) + ".out.zarr")
+    halo("deconvolve", img, p_, o, "--iterations", "2", "--quiet", "--overwrite", check_rc=0)
+    outs.append(zarr.open(o, mode="r")[:] if os.path.exists(o) else None)
+check(outs[0] is not None and outs[1] is not None and np.array_equal(outs[0], outs[1])
+      and outs[1].max() > 0, "a PSF of 1e308s deconvolves as a PSF of ones")
+
 # A trace must not be written over (or into) a file the run reads or writes.
 psf_before = open(good_psf, "rb").read()
 expect_deconv_error("--trace onto the PSF", img, good_psf, "which this run reads or writes",

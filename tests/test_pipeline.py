@@ -230,6 +230,20 @@ for boundary, dask_boundary in [("reflect", "reflect"), ("periodic", "periodic")
     same(out, uniform_ref(du16.astype(np.float32), 5, {0: 2, 1: 3, 2: 2}, dask_boundary),
          f"map_overlap uniform, boundary {boundary}", rtol=2e-6)
 
+# Straight on uint16, dask pads in uint16: a constant 5.5 pads 5, -1 pads 65535.
+for boundary in [5.5, -1]:
+    out = path("ovu.zarr")
+    run(pipeline("ovu", [
+        {"name": "a", "op": "from_zarr", "path": pu16},
+        {"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "a", "size": 5,
+         "depth": 2, "boundary": boundary},
+        {"name": "o", "op": "to_zarr", "input": "u", "path": out, "overwrite": True}]))
+    ref = da.map_overlap(lambda b: ndi.uniform_filter(b.astype(np.float32), 5, mode="reflect"),
+                         du16, depth=2, boundary=boundary, trim=True,
+                         dtype=np.float32).compute()
+    same(out, ref, f"map_overlap on uint16, constant {boundary}: padded in uint16 as dask does",
+         rtol=2e-6)
+
 # Arrays with different chunks meet in their common blocks, as in dask, so
 # a map_overlap after them sees the same blocks (u16 in 7x16x16, i16 in
 # 5x20x9).

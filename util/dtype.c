@@ -159,6 +159,27 @@ double halo_dtype_cast(double value, halo_dtype_kind_t kind)
 	return back;
 }
 
+double halo_dtype_cast_unsafe(double value, halo_dtype_kind_t kind)
+{
+	if (kind == HALO_F8 || !isfinite(value))
+		return value;
+	if (kind == HALO_F4)
+		return (double)(float)value;
+	double t = trunc(value);
+	if (t < -9.2e18 || t > 9.2e18)
+		return halo_dtype_cast(value, kind);
+	int64_t i = (int64_t)t;
+	switch (kind) {
+	case HALO_U1: return (uint8_t)i;
+	case HALO_U2: return (uint16_t)i;
+	case HALO_U4: return (uint32_t)i;
+	case HALO_I1: return (int8_t)i;
+	case HALO_I2: return (int16_t)i;
+	case HALO_I4: return (int32_t)i;
+	default: return (double)i;
+	}
+}
+
 void halo_dtype_fill(void *dst, halo_dtype_kind_t kind, double value, size_t n)
 {
 	unsigned char one[8];

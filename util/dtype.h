@@ -48,6 +48,11 @@ void halo_dtype_convert(const void *src, halo_dtype_kind_t skind, void *dst,
  * as 0 for integer kinds (the rules of halo_dtype_convert). */
 double halo_dtype_cast(double value, halo_dtype_kind_t kind);
 
+/* value as numpy's unsafe cast (astype) gives it to kind, on x86: integer
+ * kinds truncate toward zero and wrap around; float32 rounds. This is how
+ * numpy (and so dask.array) pads an array with a constant. */
+double halo_dtype_cast_unsafe(double value, halo_dtype_kind_t kind);
+
 /* Fills n elements of dst with value converted to kind (same rounding and
  * saturation as halo_dtype_convert). */
 void halo_dtype_fill(void *dst, halo_dtype_kind_t kind, double value, size_t n);
