@@ -46,13 +46,35 @@ static void print_plan(const halo_plan_t *p)
 	       (double)per / 1e6, (double)front / 1e6);
 }
 
-static void print_value(FILE *f, const halo_expr_t *e)
+/* The shortest text that reads back as the result (as numpy prints it):
+ * of a float32 for float32 results, of a float64 otherwise. NaN and the
+ * infinities as numpy writes them; in JSON, which has no such numbers, as
+ * the strings "nan", "inf", "-inf". */
+static void print_value(FILE *f, const halo_expr_t *e, int json)
 {
-	if (e->dtype == HALO_F4 || e->red == HALO_RED_MEAN || isnan(e->result) || isinf(e->result) ||
-	    e->result != (double)(int64_t)e->result)
-		fprintf(f, "%.9g", e->result);
-	else
-		fprintf(f, "%lld", (long long)e->result);
+	double v = e->result;
+	if (isnan(v) || isinf(v)) {
+		const char *t = isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
+		fprintf(f, json ? "\"%s\"" : "%s", t);
+		return;
+	}
+	/* As numpy types them: a sum of integers is an integer, a mean of
+	 * float32 a float32 and of integers a float64. */
+	halo_dtype_kind_t in = e->in[0]->dtype;
+	halo_dtype_kind_t kind = e->red == HALO_RED_MEAN && in != HALO_F4 ? HALO_F8 : in;
+	int f32 = kind == HALO_F4;
+	if (kind != HALO_F4 && kind != HALO_F8 && fabs(v) < 9.2e18) {
+		fprintf(f, "%lld", (long long)v);
+		return;
+	}
+	char buf[40];
+	for (int p = 1; p <= 17; p++) {
+		snprintf(buf, sizeof buf, "%.*g", p, f32 ? (double)(float)v : v);
+		double back = strtod(buf, NULL);
+		if (f32 ? (float)back == (float)v : back == v)
+			break;
+	}
+	fprintf(f, "%s%s", buf, strpbrk(buf, ".e") ? "" : ".0"); /* a float reads as one */
 }
 
 /* The trace must not land on the pipeline file or on any file it reads or
@@ -175,10 +197,7 @@ int halo_cli_run(int argc, char **argv)
 			printf("%s%s: ", k++ ? ", " : "", name ? name : "\"?\"");
 			free(name);
 			json_decref(js);
-			if (isnan(e->result) || isinf(e->result))
-				printf("null");
-			else
-				print_value(stdout, e);
+			print_value(stdout, e, 1);
 		}
 		printf("}, \"tasks\": %lld, \"chunks_read\": %lld, \"chunks_written\": %lld, "
 		       "\"bytes_read\": %llu, \"bytes_written\": %llu, \"seconds\": %.6f}\n",
@@ -190,7 +209,7 @@ int halo_cli_run(int argc, char **argv)
 			if (!e->has_result)
 				continue;
 			printf("%s: ", e->name);
-			print_value(stdout, e);
+			print_value(stdout, e, 0);
 			printf("\n");
 		}
 		if (!quiet)

@@ -331,6 +331,29 @@ for src, ref in [(pu16, du16), (pf32, df32)]:
             same(path(f"{fn}{axis}.zarr"), want, f"{fn} along axis {axis} of {ref.dtype}",
                  rtol=1e-6 if want.dtype.kind == "f" else 0.0)
 
+# Scalars print as numpy prints them: every digit a float64 needs, float32
+# results as float32, integer sums as integers; NaN and the infinities
+# (JSON strings in --json, which has no such numbers).
+zarr.open(path("digits.zarr"), mode="w", shape=(1, 1, 2), chunks=(1, 1, 2),
+          dtype="f8")[:] = [[[123456789.123456, 1.0]]]
+zarr.open(path("f32s.zarr"), mode="w", shape=(1, 1, 3), chunks=(1, 1, 3),
+          dtype="f4")[:] = [[[0.1, 0.2, 0.3]]]
+zarr.open(path("infs.zarr"), mode="w", shape=(1, 1, 4), chunks=(1, 1, 4),
+          dtype="f4")[:] = [[[1, np.inf, -np.inf, 2]]]
+for src, arr in [("digits.zarr", None), ("f32s.zarr", None), ("infs.zarr", None), (pu16, du16)]:
+    a = arr.compute() if arr is not None else zarr.open(path(src), mode="r")[:]
+    steps = [{"name": "a", "op": "from_zarr", "path": path(src) if arr is None else src}]
+    steps += [{"name": fn, "op": fn, "input": "a"} for fn in ["sum", "min", "max", "mean"]]
+    p_ = pipeline("digits", steps)
+    with np.errstate(invalid="ignore"):
+        want = {fn: str(getattr(a, fn)()) for fn in ["sum", "min", "max", "mean"]}
+    text = run(p_).stdout
+    got = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    check(got == want, f"scalars of {os.path.basename(src)} print as numpy's", f"{got} vs {want}")
+    res = run_json(p_).get("results", {})
+    jwant = {k: v if v in ("nan", "inf", "-inf") else float(v) for k, v in want.items()}
+    check(res == jwant, f"... and in --json", f"{res} vs {jwant}")
+
 # A chain that only feeds reductions to scalars runs inside them.
 steps = [{"name": "a", "op": "from_zarr", "path": pi16},
          {"name": "f", "op": "astype", "input": "a", "dtype": "float32"},
