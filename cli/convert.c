@@ -23,8 +23,8 @@ static const char convert_help[] =
 	"  --dtype T             uint8, uint16, uint32, int8, int16, int32, float32, float64\n"
 	"  --compressor NAME     none, lz4, lz4hc, blosclz, zstd, zlib (blosc; default: the\n"
 	"                        input's, else lz4)\n"
-	"  --clevel N            compression level 0-9 (default 5)\n"
-	"  --shuffle MODE        none, byte, bit (default byte)\n"
+	"  --clevel N            compression level 0-9 (default: the input's, else 5)\n"
+	"  --shuffle MODE        none, byte, bit (default: the input's, else byte)\n"
 	"  --ome                 write OME-Zarr (also when OUT ends in .ome.zarr)\n"
 	"  --pyramid N           OME-Zarr: add N levels, each 2x smaller in y and x (mean)\n"
 	"  --memory SIZE         bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
@@ -120,7 +120,9 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 		int rc = halo_dtype_parse(o->dtype, "--dtype", &info->dtype, err);
 		if (rc)
 			return rc;
-		info->dtype.big_endian = 0;
+		if (info->dtype.big_endian)
+			return halo_error_set(err, HALO_EINVAL, "--dtype: '%s': halo writes little-endian "
+					      "arrays; give the type without '>'", o->dtype);
 	}
 	if (halo_reader_format(r) == HALO_FMT_TIFF && wo->format != HALO_FMT_TIFF) {
 		static const int64_t dflt[3] = {64, 256, 256};
@@ -134,8 +136,9 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 	}
 	if (o->nchunks) {
 		int off = 3 - o->nchunks;
-		if (o->nchunks == 2 && ii->ndim == 3)
-			return halo_error_set(err, HALO_EINVAL, "--chunks: the input is 3D; give Z,Y,X");
+		if (o->nchunks != (ii->ndim == 3 ? 3 : 2))
+			return halo_error_set(err, HALO_EINVAL, "--chunks: the input is %s", ii->ndim == 3 ?
+					      "3D; give Z,Y,X" : "2D; give Y,X");
 		for (int d = 0; d < o->nchunks; d++)
 			info->chunks[off + d] = o->chunks[d];
 		if (wo->format == HALO_FMT_TIFF &&
@@ -179,6 +182,9 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 			return halo_error_set(err, HALO_EINVAL, "--shuffle: unknown '%s' (none, byte, bit)",
 					      o->shuffle);
 	}
+	if (codec.id != HALO_CODEC_BLOSC && (o->clevel >= 0 || o->shuffle))
+		return halo_error_set(err, HALO_EINVAL, "--clevel and --shuffle apply to blosc; the "
+				      "output is uncompressed (--compressor NAME compresses it)");
 	wo->codec = codec;
 	return HALO_OK;
 }

@@ -102,6 +102,13 @@ static int begin(const char *final, int overwrite, int clean, halo_output_t **ou
 				      "true in a pipeline, replaces it)",
 				      final);
 	}
+	struct stat lst;
+	if (lstat(trimmed, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+		free(trimmed);
+		/* Renaming over it would replace the link, not what it names. */
+		return halo_error_set(err, HALO_EEXIST, "%s: is a symbolic link; give the path it "
+				      "points to, which --overwrite may replace", final);
+	}
 	if (halo_fs_exists(trimmed) && !replaceable(trimmed)) {
 		free(trimmed);
 		return halo_error_set(err, HALO_EEXIST, "%s: exists and is not a Zarr array or group, "

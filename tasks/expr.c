@@ -628,6 +628,15 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 	if (bytes > (uint64_t)INT32_MAX - 64)
 		return halo_error_set(err, HALO_EINVAL, "a chunk of %.2f GiB exceeds the 2 GiB limit",
 				      (double)bytes / (1 << 30));
+	/* Levels past a 1x1 plane would repeat it. */
+	int64_t plane = a->shape[1] > a->shape[2] ? a->shape[1] : a->shape[2];
+	int useful = 0;
+	while (useful < 30 && ((int64_t)1 << useful) < plane)
+		useful++;
+	if (wo->pyramid > useful)
+		return halo_error_set(err, HALO_EINVAL, "%d pyramid levels: a %lldx%lld plane halves to 1x1 "
+				      "after %d level%s", wo->pyramid, (long long)a->shape[1],
+				      (long long)a->shape[2], useful, useful == 1 ? "" : "s");
 	/* The writer needs its regular grid: rechunk when a's differs. */
 	int same = 1;
 	for (int d = 0; d < 3; d++) {

@@ -143,6 +143,17 @@ expect_error("chunks arity", p, "--chunks", "--chunks", "4,4,4,4")
 expect_error("unknown dtype", p, "--dtype", "--dtype", "complex64")
 expect_error("pyramid without OME", p, "--pyramid", "--pyramid", "2")
 expect_error("unknown option", p, "--frobnicate", "--frobnicate", code=2)
+# Options that would be ignored are refused.
+flat = good_array("flat.zarr", shape=(8, 10), chunks=(4, 5))
+expect_error("three chunk sizes for a 2D input", flat, "the input is 2D; give Y,X",
+             "--chunks", "9,4,5")
+expect_error("big-endian --dtype", p, "halo writes little-endian", "--dtype", ">u2")
+expect_error("--clevel without compression", p, "apply to blosc", "--compressor", "none",
+             "--clevel", "3")
+expect_error("pyramid levels past 1x1", p, "8x10 plane halves to 1x1 after 4 levels",
+             "--ome", "--pyramid", "5")
+expect_error("--memory 0", p, "no memory at all", "--memory", "0")
+expect_error("hex --memory", p, "is not a size", "--memory", "0x10G")
 
 # OUT exists: refused without --overwrite and left untouched; replaced with it.
 out = good_array("existing.zarr", shape=(2, 2, 2), chunks=(2, 2, 2))
@@ -166,6 +177,18 @@ for name, make in [("notes", lambda q: (os.makedirs(q), open(os.path.join(q, "f"
     r = halo("convert", p, q, "--overwrite")
     check(r.returncode == 1 and "is not a Zarr array or group, nor a TIFF" in r.stderr and
           digest(q) == before_q, f"--overwrite refuses to replace {name}, which halo did not write",
+          r.stderr)
+
+# Nor a symbolic link: renaming over it would replace the link, dangling,
+# looping or naming a Zarr.
+for name, target in [("dangling", "nowhere"), ("loop", "loop"), ("link.zarr", out)]:
+    q = path(name)
+    if os.path.lexists(q):
+        os.unlink(q)
+    os.symlink(target, q)
+    r = halo("convert", p, q, "--overwrite")
+    check(r.returncode == 1 and "is a symbolic link" in r.stderr and os.path.islink(q)
+          and os.readlink(q) == target, f"--overwrite refuses to replace the {name} link",
           r.stderr)
 
 # OUT == IN.

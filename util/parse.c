@@ -31,8 +31,10 @@ int halo__parse_size(const char *s, const char *what, uint64_t *out,
 {
 	char *end;
 	errno = 0;
-	if (!isdigit((unsigned char)*s))
-		return halo_error_set(err, HALO_EINVAL, "%s: '%s' is not a size", what, s);
+	/* Decimal only: strtod would also take hex (0x10G) and exponents. */
+	if (!isdigit((unsigned char)*s) || strspn(s, "0123456789.") < strcspn(s, "KMGTkmgtiBb"))
+		return halo_error_set(err, HALO_EINVAL, "%s: '%s' is not a size (e.g. 512M, 2G)",
+				      what, s);
 	double v = strtod(s, &end);
 	unsigned shift = 0;
 	switch (toupper((unsigned char)*end)) {
@@ -51,6 +53,8 @@ int halo__parse_size(const char *s, const char *what, uint64_t *out,
 	double bytes = v * (double)((uint64_t)1 << shift);
 	if (bytes > 9.0e18)
 		return halo_error_set(err, HALO_EINVAL, "%s: '%s' is too large", what, s);
+	if (bytes < 1)
+		return halo_error_set(err, HALO_EINVAL, "%s: '%s' is no memory at all", what, s);
 	*out = (uint64_t)bytes;
 	return HALO_OK;
 }
