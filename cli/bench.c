@@ -562,6 +562,15 @@ static int check_options(const struct bench_opts *o, halo_error_t *err)
 					      "scipy, cupy, dask, dask-cupy, none, all)", (int)l, p);
 		p += l + (p[l] == ',');
 	}
+	if (strchr(o->python, '/') && access(o->python, X_OK) != 0)
+		return halo_error_set(err, HALO_EINVAL, "--python: %s: %s", o->python,
+				      halo_fs_exists(o->python) ? "not executable" : "no such file");
+	int64_t least = o->shape[0] < o->shape[1] ? o->shape[0] : o->shape[1];
+	least = least < o->shape[2] ? least : o->shape[2];
+	if (o->want[0] && o->psf > least)
+		return halo_error_set(err, HALO_EINVAL, "--psf %ld is larger than the rl chunk "
+				      "(--shape %lld,%lld,%lld)", o->psf, (long long)o->shape[0],
+				      (long long)o->shape[1], (long long)o->shape[2]);
 	const char *files[2][2] = {{o->json, "--json"}, {o->plot, "--plot"}};
 	for (int i = 0; i < 2; i++) {
 		const char *f = files[i][0];

@@ -85,7 +85,8 @@ int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char 
 	while (f && fgets(line, sizeof line, f))
 		if (line[0] != '\n') {
 			line[strcspn(line, "\n")] = '\0';
-			snprintf(errline, errlen, "%s", line);
+			/* A halo child's "halo: " would repeat the parent's. */
+			snprintf(errline, errlen, "%s", line + (strncmp(line, "halo: ", 6) ? 0 : 6));
 		}
 	if (f)
 		fclose(f);

@@ -33,10 +33,13 @@ static int parse_boundary(const char *s, int *b, double *v, halo_error_t *err)
 	if (strncmp(s, "constant=", 9) == 0) {
 		char *end;
 		*v = strtod(s + 9, &end);
-		if (end != s + 9 && !*end && isfinite(*v)) { /* NaN or Inf would fill the halo */
+		if (end != s + 9 && !*end && isfinite(*v)) {
 			*b = HALO_BOUNDARY_CONSTANT;
 			return HALO_OK;
 		}
+		if (end != s + 9 && !*end) /* NaN or Inf would fill the halo */
+			return halo_error_set(err, HALO_EINVAL, "--boundary: '%s': the constant must "
+					      "be a finite number", s);
 	}
 	return halo_error_set(err, HALO_EINVAL,
 			      "--boundary: unknown '%s' (periodic, reflect, nearest, constant[=V], none)", s);

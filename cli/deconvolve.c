@@ -27,9 +27,11 @@ static const char deconvolve_help[] =
 	"  --chunks Z,Y,X|auto   output chunks (default: the input's; rechunks first);\n"
 	"                        auto: near-cubes, two per CPU worker at least, each\n"
 	"                        task's working set within its share of --memory\n"
-	"  --depth Z,Y,X         overlap halo per side (default: the PSF's size)\n"
+	"  --depth Z,Y,X         overlap halo per side (default: the PSF's size, grown\n"
+	"                        so that haloed chunks are FFT-friendly sizes)\n"
 	"  --boundary B          reflect (default), periodic, nearest, constant[=V], none\n"
-	"  --dtype T             output type (default float32); integers round, saturate\n"
+	"  --dtype T             output type (default float32); integers round to\n"
+	"                        nearest (ties to even), saturate; NaN becomes 0\n"
 	"  --memory SIZE         bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
 	"  --overwrite           replace an existing OUT\n"
 	"  --quiet               no progress line or summary\n" HALO_CLI_RUNTIME_HELP;

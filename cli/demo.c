@@ -247,6 +247,13 @@ int halo_cli_demo(int argc, char **argv)
 		fprintf(stderr, "halo: demo runs in one process; run it without mpirun\n");
 		return HALO_EXIT_FAIL;
 	}
+	if (o.dtype || o.overwrite) {
+		/* Shared with deconvolve's parser, but not the demo's: it replaces
+		 * its own files, and its error figures are for float32. */
+		fprintf(stderr, "halo: demo: %s is for 'halo deconvolve'; see 'halo demo --help'\n",
+			o.dtype ? "--dtype" : "--overwrite");
+		return HALO_EXIT_USAGE;
+	}
 	const char *dir = o.args[0] ? o.args[0] : "halo-demo";
 	if (!o.nchunks) {
 		o.chunks[0] = 48;

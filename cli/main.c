@@ -28,7 +28,7 @@ static void usage(FILE *f)
 		   "commands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\n'halo COMMAND --help' describes a command's options.\n");
+	fprintf(f, "\n'halo COMMAND --help' (or 'halo help COMMAND') describes a command's options.\n");
 }
 
 int main(int argc, char **argv)
@@ -43,6 +43,13 @@ int main(int argc, char **argv)
 		return HALO_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
+	int top = strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0 ||
+		  strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0;
+	if (top && argc > (strcmp(cmd, "help") == 0 ? 3 : 2)) {
+		fprintf(stderr, "halo: unexpected argument '%s' after '%s'; see 'halo --help'\n",
+			argv[strcmp(cmd, "help") == 0 ? 3 : 2], cmd);
+		return HALO_EXIT_USAGE;
+	}
 	if (strcmp(cmd, "help") == 0 && argc > 2) {
 		/* "halo help X" is "halo X --help". */
 		for (size_t i = 0; i < NCOMMANDS; i++)

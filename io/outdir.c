@@ -114,12 +114,15 @@ static int begin(const char *final, int overwrite, int clean, halo_output_t **ou
 		return halo_error_set(err, HALO_EEXIST, "%s: exists and is not a Zarr array or group, "
 				      "nor a TIFF; halo replaces only what it writes", final);
 	}
-	char *parent = strdup(trimmed);
-	int parent_ok = parent && halo_fs_is_dir(dirname(parent));
-	free(parent);
-	if (!parent_ok) {
+	char *copy = strdup(trimmed), *parent = copy ? dirname(copy) : NULL; /* dirname writes */
+	int parent_ok = parent && halo_fs_is_dir(parent);
+	int writable = parent_ok && access(parent, W_OK | X_OK) == 0;
+	free(copy);
+	if (!parent_ok || !writable) {
 		free(trimmed);
-		return halo_error_set(err, HALO_ENOENT, "%s: parent directory does not exist", final);
+		return halo_error_set(err, parent_ok ? HALO_EIO : HALO_ENOENT, "%s: %s", final,
+				      parent_ok ? "no permission to write in its folder"
+						: "parent directory does not exist");
 	}
 	halo_output_t *o = calloc(1, sizeof *o);
 	if (!o || !(o->tmp = with_suffix(trimmed, "tmp"))) {

@@ -290,7 +290,7 @@ expect_deconv_error("negative depth", img, good_psf, "--depth", "--depth", "1,-2
 expect_deconv_error("chunks arity", img, good_psf, "--chunks", "--chunks", "4,4")
 expect_deconv_error("chunks zero", img, good_psf, "--chunks", "--chunks", "4,0,4")
 expect_deconv_error("unknown boundary", img, good_psf, "unknown 'wrap'", "--boundary", "wrap")
-expect_deconv_error("infinite constant boundary", img, good_psf, "unknown 'constant=inf'",
+expect_deconv_error("infinite constant boundary", img, good_psf, "the constant must be a finite number",
                     "--boundary", "constant=inf")
 expect_deconv_error("--trace into a missing folder", img, good_psf,
                     "--trace: 'no-such-dir/t.json' cannot be written", "--trace",

@@ -17,8 +17,11 @@ int halo__parse_int(const char *s, long min, long max, const char *what,
 	char *end;
 	errno = 0;
 	long v = strtol(s, &end, 10);
-	if (!*s || *end || errno == ERANGE || isspace((unsigned char)*s))
+	if (!*s || *end || isspace((unsigned char)*s))
 		return halo_error_set(err, HALO_EINVAL, "%s: '%s' is not an integer", what, s);
+	if (errno == ERANGE)
+		return halo_error_set(err, HALO_EINVAL, "%s: %s is out of range [%ld, %ld]", what, s,
+				      min, max);
 	if (v < min || v > max)
 		return halo_error_set(err, HALO_EINVAL, "%s: %ld is out of range [%ld, %ld]",
 				      what, v, min, max);
