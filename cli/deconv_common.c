@@ -81,11 +81,11 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 				o->nchunks = -1;
 				break;
 			}
-			rc = halo__parse_int_list(optarg, 3, 3, 1, "--chunks", o->chunks, &n, &err);
+			rc = halo__parse_int_list(optarg, 2, 3, 1, "--chunks", o->chunks, &n, &err);
 			o->nchunks = n;
 			break;
 		case OPT_DEPTH:
-			rc = halo__parse_int_list(optarg, 3, 3, 0, "--depth", o->depth, &n, &err);
+			rc = halo__parse_int_list(optarg, 2, 3, 0, "--depth", o->depth, &n, &err);
 			o->ndepth = n;
 			break;
 		case OPT_BOUNDARY: rc = parse_boundary(optarg, &o->boundary, &o->constant, &err); break;
@@ -235,6 +235,28 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (halo_reader_open(in, &r, err))
 		goto fail;
 	const halo_volume_info_t *ii = halo_reader_info(r);
+	/* --chunks and --depth take Y,X for a 2D image (one plane: no halo
+	 * along z) and Z,Y,X for a volume. */
+	struct halo_deconv_cli o2 = *o;
+	const char *names[2] = {"--chunks", "--depth"};
+	int *counts[2] = {&o2.nchunks, &o2.ndepth};
+	int64_t *vals[2] = {o2.chunks, o2.depth};
+	for (int k = 0; k < 2; k++) {
+		if (*counts[k] <= 0)
+			continue;
+		if (*counts[k] != (ii->ndim == 3 ? 3 : 2)) {
+			halo_error_set(err, HALO_EINVAL, "%s: %s is %dD; give %s", names[k], in, ii->ndim,
+				       ii->ndim == 3 ? "Z,Y,X" : "Y,X");
+			goto fail;
+		}
+		if (*counts[k] == 2) {
+			vals[k][2] = vals[k][1];
+			vals[k][1] = vals[k][0];
+			vals[k][0] = k == 0 ? 1 : 0;
+			*counts[k] = 3;
+		}
+	}
+	o = &o2;
 	halo_volume_info_t info = *ii;
 	info.dtype = (halo_dtype_t){HALO_F4, 0};
 	if (o->dtype)
@@ -269,6 +291,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 			dopts.depth[d] = (int)o->depth[d];
 	else
 		halo_deconv_default_depth(info.chunks, pn, dopts.depth);
+	if (ii->ndim < 3)
+		dopts.depth[0] = 0;
 	int64_t minh[3];
 	if (halo_deconv_min_haloed(&info, &dopts, minh, err))
 		goto fail;

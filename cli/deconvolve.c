@@ -63,7 +63,12 @@ int halo_cli_deconvolve(int argc, char **argv)
 	}
 	if (halo_cli_check_trace(&o.rt, (const char *const[]){in, psf_path, outp, NULL}, &err))
 		goto fail;
-	if (halo_psf_load(psf_path, &psf, pn, &err))
+	halo_reader_t *probe; /* the image's dimensions decide the PSF's */
+	if (halo_reader_open(in, &probe, &err))
+		goto fail;
+	int ndim = halo_reader_info(probe)->ndim;
+	halo_reader_close(probe);
+	if (halo_psf_load(psf_path, ndim, &psf, pn, &err))
 		goto fail;
 	status = halo_deconv_cli_run(&o, in, psf, pn, outp, NULL, &err);
 	free(psf);

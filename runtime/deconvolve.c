@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int halo_psf_load(const char *path, float **psf, int pn[3], halo_error_t *err)
+int halo_psf_load(const char *path, int image_ndim, float **psf, int pn[3], halo_error_t *err)
 {
 	halo_reader_t *r;
 	*psf = NULL;
@@ -29,9 +29,10 @@ int halo_psf_load(const char *path, float **psf, int pn[3], halo_error_t *err)
 	size_t chunk_n = (size_t)(info->chunks[0] * info->chunks[1] * info->chunks[2]);
 	double *vol = NULL;
 	unsigned char *chunk = NULL;
-	if (info->ndim != 3 || info->shape[0] < 1) {
-		rc = halo_error_set(err, HALO_EINVAL, "%s: the PSF must be 3D (it is %dD)", path,
-				    info->ndim);
+	/* A 2D image takes a 2D PSF (one plane) or a 3D one. */
+	if ((info->ndim != 3 && !(info->ndim == 2 && image_ndim == 2)) || info->shape[0] < 1) {
+		rc = halo_error_set(err, HALO_EINVAL, "%s: the PSF must be %s (it is %dD)", path,
+				    image_ndim == 2 ? "2D or 3D" : "3D", info->ndim);
 		goto out;
 	}
 	if (n > (size_t)1 << 28) {

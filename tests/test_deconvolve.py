@@ -194,6 +194,26 @@ r = halo("deconvolve", inp, write_psf(psf), out_path, "--overwrite", "--mode", "
 check(r.returncode == 1 and "--depth applies to overlap mode" in r.stderr,
       "--mode exact with --depth is an error", r.stderr)
 
+# A 2D image takes a 2D PSF, and --chunks/--depth as Y,X (references: the
+# same image as one plane).
+img2 = specimen((40, 44), "float32")
+psf2 = make_psf((1, 5, 7), asym=True)
+p2 = path("psf2d.tif")
+tifffile.imwrite(p2, psf2[0].astype(np.float32), photometric="minisblack")
+out, r = run(write_input(img2, (40, 44), "in2d.zarr"), p2, "--boundary", "periodic", "--depth",
+             "0,0", "--iterations", "10")
+err = rel(out, rl(img2[None], psf2, 10)[0]) if out is not None else 1
+check(err <= 1e-4 and out.shape == (40, 44), f"2D image, 2D PSF = 2D RL (rel {err:.2e})",
+      r.stderr)
+out, r = run(write_input(img2, (40, 44), "in2d.zarr"), p2, "--chunks", "20,22", "--depth", "3,4",
+             "--iterations", "10")
+ref = da.map_overlap(lambda b: rl(b, psf2, 10), da.from_array(img2[None].astype(np.float64),
+                     chunks=(1, 20, 22)), depth=(0, 3, 4), boundary="reflect", trim=True,
+                     dtype=np.float64).compute(scheduler="sync")[0]
+err = rel(out, ref) if out is not None else 1
+check(err <= 2e-4, f"2D image in 20x22 chunks, depth 3,4: map_overlap equal (rel {err:.2e})",
+      r.stderr)
+
 # 4. Zeros in the image give no NaN or Inf.
 img = np.zeros((12, 14, 16), dtype="float32")
 img[6, 7, 8] = 100
