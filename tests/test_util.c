@@ -55,7 +55,7 @@ static void test_parse_int(void)
 static void test_parse_size(void)
 {
 	static const struct { const char *s; uint64_t v; } good[] = {
-		{"0", 0}, {"1048576", 1048576}, {"2G", 2ull << 30}, {"512M", 512ull << 20},
+		{"1048576", 1048576}, {"2G", 2ull << 30}, {"512M", 512ull << 20},
 		{"512MiB", 512ull << 20}, {"1.5g", 3ull << 29}, {"4k", 4096}, {"1T", 1ull << 40},
 		{"100B", 100},
 	};
@@ -65,7 +65,8 @@ static void test_parse_size(void)
 		tap_ok(rc == 0 && v == good[i].v, "size '%s' = %llu (got %llu, rc %d)", good[i].s,
 		       (unsigned long long)good[i].v, (unsigned long long)v, rc);
 	}
-	static const char *bad[] = {"", "G", "2X", "-1G", "2GG", "1e30T"};
+	static const char *bad[] = {"", "G", "2X", "-1G", "2GG", "1e30T", "0", "0G", "0.4",
+				    "0x10G", "1e3G"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		uint64_t v;
 		tap_int_eq(halo__parse_size(bad[i], "--memory", &v, NULL), HALO_EINVAL, bad[i]);
