@@ -17,6 +17,7 @@
 #include <starpu.h>
 #include <math.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,7 +31,7 @@ static int parse_boundary(const char *s, int *b, double *v, halo_error_t *err)
 	*v = 0;
 	if (halo_boundary_parse(s, b) == 0)
 		return HALO_OK;
-	if (strncmp(s, "constant=", 9) == 0) {
+	if (strncmp(s, "constant=", 9) == 0 && !isspace((unsigned char)s[9])) {
 		char *end;
 		*v = strtod(s + 9, &end);
 		if (end != s + 9 && !*end && isfinite(*v)) {
@@ -338,10 +339,6 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	int thin = 0;
 	for (int d = 0; d < 3; d++)
 		thin |= dopts.depth[d] < pn[d] / 2 && info.chunks[d] < info.shape[d];
-	if (!exact && thin)
-		fprintf(stderr, "halo: warning: --depth %d,%d,%d is less than half the PSF (%dx%dx%d): "
-				"seams between chunks will show\n",
-			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
 	/* Checked before StarPU starts, so that a refusal is immediate. */
 	if (halo_output_begin(outp, o->overwrite, &out, err))
 		goto fail;
@@ -359,6 +356,11 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		memset(dopts.depth, 0, sizeof dopts.depth);
 	if (why && !o->quiet && speaker)
 		fprintf(stderr, "halo: mode %s: %s\n", exact ? "exact" : "overlap", why);
+	/* Warnings once the run is sure to start: an error stays one line. */
+	if (!exact && thin && speaker)
+		fprintf(stderr, "halo: warning: --depth %d,%d,%d is less than half the PSF (%dx%dx%d): "
+				"seams between chunks will show\n",
+			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
 	double t0 = halo_now();
 	if (!exact) {
 		halo_output_abort(out);

@@ -202,6 +202,11 @@ int halo_cli_info(int argc, char **argv)
 			argv[optind + 1]);
 		return HALO_EXIT_USAGE;
 	}
+	if (optind < argc && (ropts.ncpu >= 0 || ropts.ncuda >= 0 || ropts.sched || ropts.verbose)) {
+		fprintf(stderr, "halo: info: --ncpu, --ncuda, --sched and --verbose describe the "
+				"machine, not VOLUME; see 'halo info --help'\n");
+		return HALO_EXIT_USAGE;
+	}
 	if (optind < argc)
 		return describe_volume(argv[optind], as_json);
 

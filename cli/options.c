@@ -5,6 +5,7 @@
 #include "io/outdir.h"
 #include "util/util.h"
 
+#include <starpu.h>
 #include <string.h>
 
 
@@ -15,12 +16,13 @@ int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
 	*rc = HALO_OK;
 	switch (opt) {
 	case HALO_OPT_NCPU:
-		*rc = halo__parse_int(arg, 0, 4096, "--ncpu", &v, err);
+		/* StarPU's compiled-in limits: more would quietly be fewer. */
+		*rc = halo__parse_int(arg, 0, STARPU_MAXCPUS, "--ncpu", &v, err);
 		if (!*rc)
 			opts->ncpu = (int)v;
 		return 1;
 	case HALO_OPT_NCUDA:
-		*rc = halo__parse_int(arg, 0, 64, "--ncuda", &v, err);
+		*rc = halo__parse_int(arg, 0, STARPU_MAXCUDADEVS, "--ncuda", &v, err);
 		if (!*rc)
 			opts->ncuda = (int)v;
 		return 1;
@@ -123,6 +125,15 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 	halo_error_t err = {0};
 	int c, rc;
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		/* "--trace --quiet" lost its value, rather than naming a file
+		 * "--quiet". */
+		if (optarg && optind >= 2 && argv[optind - 1] == optarg && strncmp(optarg, "--", 2) == 0 &&
+		    optarg[2] && c != '?' && c != ':') {
+			fprintf(stderr, "halo: %s: option '%s' needs a value (got '%s'); see 'halo %s "
+				"--help'\n", cmd, argv[optind - 2], optarg, cmd);
+			*status = HALO_EXIT_USAGE;
+			return HALO_CLI_DONE;
+		}
 		if (halo_cli_runtime_option(c, optarg, rt, &err, &rc)) {
 			if (rc) {
 				halo_cli_error(&err);

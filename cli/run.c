@@ -3,6 +3,7 @@
  * complete, and scalar reductions are printed as "STEP: VALUE". */
 #include "config.h"
 #include "cli/cli.h"
+#include "io/fs.h"
 #include "runtime/stream.h"
 #include "tasks/execute.h"
 #include "tasks/pipeline.h"
@@ -153,23 +154,30 @@ int halo_cli_run(int argc, char **argv)
 		halo_error_prefix(&err, "%s", argv[optind]);
 		goto fail;
 	}
+	/* A dry run starts no StarPU, but what it would start with is checked. */
+	if (dry && rt_opts.sched && halo_sched_check(rt_opts.sched, "--sched", &err))
+		goto fail;
+	if (dry && rt_opts.trace && !halo_fs_creatable(rt_opts.trace)) {
+		halo_error_set(&err, HALO_EINVAL, "--trace: '%s' cannot be written", rt_opts.trace);
+		goto fail;
+	}
 	if (dry) {
 		print_plan(plan);
 		status = HALO_EXIT_OK;
 		goto done;
 	}
-	uint64_t front, per, budget = memory ? memory : halo_memory_default();
-	halo_plan_memory(plan, &front, &per);
-	if (front + per > budget && !quiet)
-		fprintf(stderr, "halo: warning: map_overlap keeps %.1f MB of chunks resident for halos "
-				"and each output chunk in flight holds %.1f MB, more than --memory %.1f MB; "
-				"smaller chunks along the first axis lower it\n",
-			(double)front / 1e6, (double)per / 1e6, (double)budget / 1e6);
 	if (halo_runtime_init(&rt_opts, &rt, &err))
 		goto fail;
 	halo_signals_install();
 	/* Under mpirun rank 0 speaks for all (the ranks agree on the outcome). */
 	int speaker = halo_runtime_rank(rt) == 0;
+	uint64_t front, per, budget = memory ? memory : halo_memory_default();
+	halo_plan_memory(plan, &front, &per);
+	if (front + per > budget && !quiet && speaker)
+		fprintf(stderr, "halo: warning: map_overlap keeps %.1f MB of chunks resident for halos "
+				"and each output chunk in flight holds %.1f MB, more than --memory %.1f MB; "
+				"smaller chunks along the first axis lower it\n",
+			(double)front / 1e6, (double)per / 1e6, (double)budget / 1e6);
 	halo_compute_opts_t co = {.memory = memory, .quiet = quiet || json || !speaker,
 				  .label = "run"};
 	if (halo_plan_execute(plan, &co, &st, &err)) {

@@ -343,6 +343,9 @@ check(r.returncode == 1 and "same as PSF" in r.stderr and before is not None
       r.stderr)
 r = halo("deconvolve", img, good_psf, path("small_depth.zarr"), "--depth", "0,0,0", "--quiet",
          "--iterations", "2")
+r2 = halo("deconvolve", img, good_psf, path("small_depth.zarr"), "--depth", "0,0,0")
+check(r2.returncode == 1 and len(r2.stderr.strip().splitlines()) == 1 and "already exists" in r2.stderr,
+      "a run refused (OUT exists) prints its error alone, not the depth warning first", r2.stderr)
 check(r.returncode == 0 and "warning" in r.stderr and "less than half the PSF" in r.stderr,
       "depth < psf//2 prints a warning", r.stderr)
 

@@ -71,7 +71,7 @@ int halo__parse_int_list(const char *s, int min_n, int max_n, long min, const ch
 		char *end;
 		errno = 0;
 		long long v = strtoll(p, &end, 10);
-		if (end == p || errno == ERANGE || (*end && *end != ','))
+		if (end == p || errno == ERANGE || (*end && *end != ',') || isspace((unsigned char)*p))
 			return halo_error_set(err, HALO_EINVAL, "%s: '%s' is not a list of integers like 64,256,256",
 					      what, s);
 		if (v < min)
