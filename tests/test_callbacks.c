@@ -43,7 +43,7 @@ static nvJitLinkResult link_for(const char *arch, int with_callbacks, char *log,
 
 int main(void)
 {
-	static const char *const archs[] = {"-arch=sm_80", "-arch=sm_90", "-arch=sm_100"};
+	static const char *const archs[] = {"-arch=sm_75", "-arch=sm_80", "-arch=sm_90", "-arch=sm_100"};
 	char log[512];
 	for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++) {
 		nvJitLinkResult r = link_for(archs[i], 1, log, sizeof log);
