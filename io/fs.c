@@ -159,18 +159,34 @@ int halo_fs_mkdirs(const char *path, halo_error_t *err)
 	return HALO_OK;
 }
 
+/* nftw passes no context, and one removal runs at a time per thread. */
+static _Thread_local int (*stop_asked)(void);
+
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (stop_asked && stop_asked())
+		return 1;
 	remove(path);
 	return 0;
 }
 
-int halo_fs_remove_tree(const char *path)
+int halo_fs_remove_tree_until(const char *path, int (*stop)(void))
 {
 	struct stat st;
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -1;
-	return nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	stop_asked = stop;
+	int rc = nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	stop_asked = NULL;
+	return rc;
+}
+
+int halo_fs_remove_tree(const char *path)
+{
+	return halo_fs_remove_tree_until(path, NULL);
 }
 
 int halo_fs_exists(const char *path)

@@ -26,6 +26,8 @@ int halo_fs_mkdirs(const char *path, halo_error_t *err);
 
 /* rm -rf; a missing path is fine. */
 int halo_fs_remove_tree(const char *path);
+/* The same, stopping early (returning 1) once stop() returns non-zero. */
+int halo_fs_remove_tree_until(const char *path, int (*stop)(void));
 
 int halo_fs_exists(const char *path);
 /* path with insert put before its extension ("run.json", ".rank1" ->

@@ -5,8 +5,10 @@
 #include "config.h"
 #include "io/outdir.h"
 #include "io/fs.h"
+#include "util/signals.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 struct halo_output {
 	char *final;
 	char *tmp;
+	char *old;       /* the output it replaces, moved aside while committing */
 	int overwrite;
 };
 
@@ -86,6 +89,41 @@ static int replaceable(const char *path)
 			  (magic[0] == 'M' && magic[1] == 'M' && (magic[3] == 42 || magic[3] == 43)));
 }
 
+/* Removes what killed runs left beside final: ".NAME.halo-tmp-PID" (an
+ * output never committed) and ".NAME.halo-old-PID" (an old copy not fully
+ * removed), when no process PID runs here any more, or it is this one (a
+ * pid reused). */
+static void remove_stale(const char *final)
+{
+	char *copy1 = strdup(final), *copy2 = strdup(final);
+	const char *dir = copy1 ? dirname(copy1) : NULL, *base = copy2 ? basename(copy2) : NULL;
+	DIR *d = dir && base ? opendir(dir) : NULL;
+	struct dirent *e;
+	size_t nb = base ? strlen(base) : 0;
+	while (d && (e = readdir(d))) {
+		const char *n = e->d_name, *tag = n + 1 + nb;
+		if (n[0] != '.' || strncmp(n + 1, base, nb) != 0 ||
+		    (strncmp(tag, ".halo-tmp-", 10) != 0 && strncmp(tag, ".halo-old-", 10) != 0))
+			continue;
+		char *end;
+		long pid = strtol(tag + 10, &end, 10);
+		if (*end || pid <= 0 || (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 ||
+								    errno != ESRCH)))
+			continue;
+		size_t len = strlen(dir) + strlen(n) + 2;
+		char *path = malloc(len);
+		if (path) {
+			snprintf(path, len, "%s/%s", dir, n);
+			halo_fs_remove_tree(path);
+		}
+		free(path);
+	}
+	if (d)
+		closedir(d);
+	free(copy1);
+	free(copy2);
+}
+
 static int begin(const char *final, int overwrite, int clean, halo_output_t **out,
 		 halo_error_t *err)
 {
@@ -133,7 +171,7 @@ static int begin(const char *final, int overwrite, int clean, halo_output_t **ou
 	o->final = trimmed;
 	o->overwrite = overwrite;
 	if (clean)
-		halo_fs_remove_tree(o->tmp); /* left over by a killed run of this pid */
+		remove_stale(trimmed);
 	*out = o;
 	return HALO_OK;
 }
@@ -163,41 +201,85 @@ static void output_free(halo_output_t *o)
 {
 	free(o->final);
 	free(o->tmp);
+	free(o->old);
 	free(o);
+}
+
+/* Puts the new output in place, an old one moved aside (o->old); on
+ * failure the old one is back and the new one still under its temporary
+ * name. */
+static int swap(halo_output_t *o, halo_error_t *err)
+{
+	if (halo_fs_exists(o->final)) {
+		if (!o->overwrite)
+			return halo_error_set(err, HALO_EEXIST, "%s: appeared while writing; not replaced",
+					      o->final);
+		o->old = with_suffix(o->final, "old");
+		if (!o->old || rename(o->final, o->old) < 0) {
+			free(o->old);
+			o->old = NULL;
+			return halo_error_set(err, HALO_EIO, "%s: cannot move the old output aside: %s",
+					      o->final, strerror(errno));
+		}
+	}
+	if (rename(o->tmp, o->final) < 0) {
+		int rc = halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", o->final,
+					strerror(errno));
+		if (o->old && rename(o->old, o->final) == 0) {
+			free(o->old);
+			o->old = NULL;
+		}
+		return rc;
+	}
+	return HALO_OK;
+}
+
+/* Undoes swap: the new output back under its temporary name, the old one
+ * back in place. */
+static void unswap(halo_output_t *o)
+{
+	if (rename(o->final, o->tmp) == 0 && o->old && rename(o->old, o->final) == 0) {
+		free(o->old);
+		o->old = NULL;
+	}
+}
+
+/* Removes the old copy, unless a signal asks to stop: the output is in
+ * place by then, and what is left of the old copy the next run to this
+ * output removes (remove_stale). Frees o. */
+static void finish(halo_output_t *o)
+{
+	if (o->old && halo_fs_remove_tree_until(o->old, halo_interrupted))
+		fprintf(stderr, "halo: %s: written; removing the old copy was interrupted, and the next "
+				"run to it removes the rest (%s)\n", o->final, o->old);
+	output_free(o);
+}
+
+int halo_outputs_commit(halo_output_t **o, int n, halo_error_t *err)
+{
+	int rc = HALO_OK, done = 0;
+	while (done < n && !(rc = swap(o[done], err)))
+		done++;
+	if (rc) {
+		/* All or none: the outputs already in place go back. */
+		while (done-- > 0)
+			unswap(o[done]);
+		for (int i = 0; i < n; i++) {
+			if (o[i]->old) /* could not be put back: keep it, under its name */
+				fprintf(stderr, "halo: %s: the old copy is kept as %s\n", o[i]->final,
+					o[i]->old);
+			halo_output_abort(o[i]);
+		}
+		return rc;
+	}
+	for (int i = 0; i < n; i++)
+		finish(o[i]);
+	return HALO_OK;
 }
 
 int halo_output_commit(halo_output_t *o, halo_error_t *err)
 {
-	int rc = HALO_OK;
-	char *old = NULL;
-	if (halo_fs_exists(o->final)) {
-		if (!o->overwrite) {
-			rc = halo_error_set(err, HALO_EEXIST, "%s: appeared while writing; not replaced",
-					    o->final);
-			goto fail;
-		}
-		old = with_suffix(o->final, "old");
-		if (!old || rename(o->final, old) < 0) {
-			rc = halo_error_set(err, HALO_EIO, "%s: cannot move the old output aside: %s",
-					    o->final, strerror(errno));
-			goto fail;
-		}
-	}
-	if (rename(o->tmp, o->final) < 0) {
-		rc = halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", o->final, strerror(errno));
-		if (old)
-			rename(old, o->final);
-		goto fail;
-	}
-	if (old)
-		halo_fs_remove_tree(old);
-	free(old);
-	output_free(o);
-	return HALO_OK;
-fail:
-	free(old);
-	halo_output_abort(o);
-	return rc;
+	return halo_outputs_commit(&o, 1, err);
 }
 
 void halo_output_release(halo_output_t *o)

@@ -27,6 +27,11 @@ const char *halo_output_final_path(const halo_output_t *o);
  * replaced only when overwrite was given) and frees o. */
 int halo_output_commit(halo_output_t *o, halo_error_t *err);
 
+/* Commits n outputs all or none: when one cannot be put in place, those
+ * already renamed go back and the old outputs they replaced return. Frees
+ * every o[i] either way. */
+int halo_outputs_commit(halo_output_t **o, int n, halo_error_t *err);
+
 /* Removes whatever was written under the temporary name and frees o;
  * NULL is a no-op. */
 void halo_output_abort(halo_output_t *o);

@@ -515,6 +515,11 @@ int halo_runtime_finish(halo_runtime_t *rt, halo_error_t *err)
 
 int halo_runtime_output_commit(halo_output_t *out, halo_error_t *err)
 {
+	return halo_runtime_outputs_commit(&out, 1, err);
+}
+
+int halo_runtime_outputs_commit(halo_output_t **outs, int n, halo_error_t *err)
+{
 	/* StarPU keeps its last idle worker polling for tasks in a busy loop,
 	 * and replacing an output waits seconds on the filesystem (unlinking
 	 * the old one): paused, that worker sleeps and leaves its core to the
@@ -524,7 +529,7 @@ int halo_runtime_output_commit(halo_output_t *out, halo_error_t *err)
 	int paused = starpu_is_initialized();
 	if (paused)
 		starpu_pause();
-	int rc = halo_output_commit(out, err);
+	int rc = halo_outputs_commit(outs, n, err);
 	if (paused)
 		starpu_resume();
 	return rc;

@@ -39,10 +39,11 @@ int halo_runtime_gpus_alone(void);
  * and the smallest one's memory in *min_bytes (0 when none). */
 int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes);
 
-/* halo_output_commit (io/outdir.h) with StarPU's workers paused, for
- * when every task is done: see runtime.c for why. */
+/* halo_output_commit and halo_outputs_commit (io/outdir.h) with StarPU's
+ * workers paused, for when every task is done: see runtime.c for why. */
 struct halo_output;
 int halo_runtime_output_commit(struct halo_output *out, halo_error_t *err);
+int halo_runtime_outputs_commit(struct halo_output **outs, int n, halo_error_t *err);
 
 typedef struct halo_topology {
 	int packages, numa_nodes, cores, pus;

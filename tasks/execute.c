@@ -601,20 +601,27 @@ static int finish_outputs(struct exec *x, const halo_compute_opts_t *o, halo_err
 			step_prefix(err, e);
 	}
 	rc = halo__mpi_agree(rc, err);
-	/* Everything is complete: now the outputs appear. */
-	for (int i = 0; !rc && i < plan->n; i++) {
+	if (rc)
+		return rc;
+	/* Everything is complete: now the outputs appear, all or none. */
+	halo_output_t **outs = malloc((size_t)plan->n * sizeof *outs);
+	if (!outs)
+		return halo__mpi_agree(halo_error_set(err, HALO_ENOMEM, "out of memory"), err);
+	int n = 0;
+	for (int i = 0; i < plan->n; i++) {
 		struct pstate *s = &x->st[plan->nodes[i]->id];
 		if (!s->output)
 			continue;
 		halo_writer_close(s->writer);
 		s->writer = NULL;
-		halo_output_t *out = s->output;
-		s->output = NULL;
 		if (x->rank == 0)
-			rc = halo_runtime_output_commit(out, err);
+			outs[n++] = s->output;
 		else
-			halo_output_release(out);
+			halo_output_release(s->output);
+		s->output = NULL;
 	}
+	rc = n ? halo_runtime_outputs_commit(outs, n, err) : HALO_OK;
+	free(outs);
 	return halo__mpi_agree(rc, err);
 }
 

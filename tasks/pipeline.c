@@ -531,6 +531,25 @@ int halo_pipeline_load(const char *file, halo_graph_t **out, halo_error_t *err)
 		halo_expr_set_name(e, c.step);
 		json_object_set_new(names, c.step, json_integer(e->id));
 	}
+	/* A PSF is an input too: no step may write over it. */
+	json_array_foreach(steps, i, step) {
+		char psf[4096];
+		const char *op = json_string_value(json_object_get(step, "op"));
+		c.obj = step;
+		c.step = json_string_value(json_object_get(step, "name"));
+		if (!op || strcmp(op, "map_overlap") || !json_object_get(step, "psf") ||
+		    get_path(&c, "psf", psf, sizeof psf))
+			continue;
+		for (int k = 0; k < halo_graph_count(c.g); k++) {
+			const halo_expr_t *e = halo_graph_node(c.g, k);
+			if (e->op == HALO_OP_STORE && e->path &&
+			    (halo_path_within(e->path, psf) || halo_path_within(psf, e->path))) {
+				rc = fail(&c, HALO_EINVAL, "step \"%s\" writes %s, which would change this "
+					  "step's psf", e->name, e->path);
+				goto out;
+			}
+		}
+	}
 out:
 	json_decref(names);
 	json_decref(root);

@@ -5,15 +5,17 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numcodecs
 import numpy as np
 import zarr
 
 sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
-from haloutil import HALO, check, done, halo, interrupt, path, skip  # noqa: E402
+from haloutil import HALO, TMP, check, done, halo, interrupt, path, skip  # noqa: E402
 
 
 def digest(p):
@@ -241,6 +243,29 @@ big = good_array("slow.zarr", shape=(128, 256, 256), chunks=(8, 64, 64))
 out = path("interrupted.zarr")
 interrupt(["convert", big, out, "--compressor", "zstd", "--clevel", "9", "--chunks", "4,32,32",
            "--ncpu", "1", "--quiet"], 1.0, "interrupted", 5)
+
+# A second SIGINT kills at once; the next run to the same OUT removes what
+# the killed one left.
+proc = subprocess.Popen([HALO, "convert", big, out, "--compressor", "zstd", "--clevel", "9",
+                         "--chunks", "4,32,32", "--ncpu", "1", "--quiet"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+time.sleep(1.0)
+if proc.poll() is None:
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    t0 = time.time()
+    proc.communicate(timeout=60)
+    check(proc.returncode == -signal.SIGINT and time.time() - t0 < 2,
+          "a second SIGINT kills at once", proc.returncode)
+    halo("convert", p, out, "--quiet", check_rc=0)
+    check(not [f for f in os.listdir(TMP) if "interrupted.zarr.halo" in f],
+          "the next run to that OUT removes what the killed run left")
+    shutil.rmtree(out, ignore_errors=True)
+else:
+    proc.communicate()
+    skip("a second SIGINT kills at once", "the run finished before the signal")
+    skip("the next run removes what the killed run left", "the run finished first")
 
 # ---- halo deconvolve ----
 img = good_array("dimg.zarr", shape=(12, 16, 16), chunks=(6, 8, 8))

@@ -1,8 +1,9 @@
-/* SIGINT/SIGTERM handling for long runs: the handler only records the
- * signal; the submission loop and the tasks poll halo_interrupted() and wind
- * down, so outputs are removed and StarPU shuts down cleanly. A second
- * signal restores the default action, so an impatient user can still kill
- * the process at once. */
+/* SIGINT/SIGTERM/SIGHUP handling for long runs: the handler only records
+ * the signal; the submission loop and the tasks poll halo_interrupted() and
+ * wind down, so outputs are removed and StarPU shuts down cleanly. A second
+ * signal kills the process at once, as an impatient user means it to (its
+ * temporary output is removed by the next run to the same OUT). SIGPIPE is
+ * ignored: a closed pipe is a write error. */
 #ifndef HALO_SIGNALS_H
 #define HALO_SIGNALS_H
 

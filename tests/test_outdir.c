@@ -1,0 +1,111 @@
+/* Atomic outputs (io/outdir.c): several outputs commit all or none, and
+ * what killed runs left beside an output is removed by the next run to it. */
+#include "config.h"
+#include "io/fs.h"
+#include "io/outdir.h"
+#include "tests/tap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static char dir[4096];
+
+static const char *at(const char *name)
+{
+	static char buf[4][4096];
+	static int k;
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+	return buf[k];
+}
+
+/* A one-file "output": a folder holding what. */
+static void make(const char *path, const char *what)
+{
+	char f[4096];
+	mkdir(path, 0755);
+	snprintf(f, sizeof f, "%s/.zarray", path);
+	FILE *fp = fopen(f, "w");
+	if (fp) {
+		fputs(what, fp);
+		fclose(fp);
+	}
+}
+
+static int holds(const char *path, const char *what)
+{
+	char f[4096], got[64] = "";
+	snprintf(f, sizeof f, "%s/.zarray", path);
+	FILE *fp = fopen(f, "r");
+	if (!fp)
+		return 0;
+	if (!fgets(got, sizeof got, fp))
+		got[0] = '\0';
+	fclose(fp);
+	return strcmp(got, what) == 0;
+}
+
+static void all_or_none(void)
+{
+	halo_error_t err = {0};
+	halo_output_t *o[2] = {NULL, NULL};
+	make(at("one.zarr"), "old one");
+	int rc = halo_output_begin(at("one.zarr"), 1, &o[0], &err) ||
+		 halo_output_begin(at("two.zarr"), 0, &o[1], &err);
+	tap_ok(!rc, "two outputs begun: %s", err.msg);
+	if (rc)
+		return;
+	make(halo_output_tmp_path(o[0]), "new one");
+	make(halo_output_tmp_path(o[1]), "new two");
+	make(at("two.zarr"), "someone else's"); /* appears while the run writes */
+	rc = halo_outputs_commit(o, 2, &err);
+	tap_ok(rc == HALO_EEXIST && strstr(err.msg, "appeared while writing"),
+	       "the second output cannot be committed: %s", err.msg);
+	tap_ok(holds(at("one.zarr"), "old one"),
+	       "... so the first is not replaced either: the old one is back");
+	tap_ok(holds(at("two.zarr"), "someone else's"), "... and the other process's is untouched");
+
+	/* Both committed: the old copy goes. */
+	memset(&err, 0, sizeof err);
+	halo_fs_remove_tree(at("two.zarr"));
+	rc = halo_output_begin(at("one.zarr"), 1, &o[0], &err) ||
+	     halo_output_begin(at("two.zarr"), 0, &o[1], &err);
+	make(halo_output_tmp_path(o[0]), "new one");
+	make(halo_output_tmp_path(o[1]), "new two");
+	rc = rc || halo_outputs_commit(o, 2, &err);
+	tap_ok(!rc && holds(at("one.zarr"), "new one") && holds(at("two.zarr"), "new two"),
+	       "both committed: %s", err.msg);
+}
+
+static void stale(void)
+{
+	/* pid 2^22 + 1 is above Linux's pid_max default and so never runs. */
+	make(at(".three.zarr.halo-tmp-4194305"), "killed");
+	make(at(".three.zarr.halo-old-4194305"), "killed");
+	make(at(".threefold.zarr.halo-tmp-4194305"), "another output's");
+	make(at(".three.zarr.halo-tmp-1"), "init's: alive"); /* pid 1 always runs */
+	halo_error_t err = {0};
+	halo_output_t *o = NULL;
+	int rc = halo_output_begin(at("three.zarr"), 0, &o, &err);
+	tap_ok(!rc && !halo_fs_exists(at(".three.zarr.halo-tmp-4194305")) &&
+	       !halo_fs_exists(at(".three.zarr.halo-old-4194305")),
+	       "what a killed run left beside the output is removed: %s", err.msg);
+	tap_ok(halo_fs_exists(at(".threefold.zarr.halo-tmp-4194305")) &&
+	       halo_fs_exists(at(".three.zarr.halo-tmp-1")),
+	       "... not another output's, nor a running process's");
+	halo_output_abort(o);
+}
+
+int main(void)
+{
+	const char *tmp = getenv("HALO_TEST_TMP");
+	snprintf(dir, sizeof dir, "%s/outdir", tmp ? tmp : "/tmp");
+	halo_fs_remove_tree(dir);
+	mkdir(dir, 0755);
+	all_or_none();
+	stale();
+	halo_fs_remove_tree(dir);
+	return tap_done();
+}
