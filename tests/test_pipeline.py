@@ -421,7 +421,7 @@ bad = [
      'step "d": field "inputs": no earlier step is named "b"'),
     ([{"name": "d", "op": "to_zarr", "input": "a", "path": pu16, "overwrite": True}],
      f'writing {pu16} would change the input of step "a"'),
-    ([{"name": "d", "op": "map_overlap", "kernel": "richardson_lucy", "input": "a", "depth": 1,
+    ([{"name": "d", "op": "map_overlap", "kernel": "richardson_lucy", "input": "a", "depth": 5,
        "psf": "psf.tif"}, {"name": "o", "op": "to_tiff", "input": "d", "path": "psf.tif",
                            "overwrite": True}],
      "which would change this step's psf"),
