@@ -34,16 +34,6 @@ static int64_t wrap(halo_dtype_kind_t k, uint64_t v)
 	}
 }
 
-/* Float to integer as numpy's astype on x86: truncation toward zero; NaN
- * and values beyond int64 (undefined in C and in numpy) become 0 here. The
- * result then wraps to the type like any integer. */
-static int64_t ftoi(halo_dtype_kind_t k, double v)
-{
-	if (!(v > -9.2e18 && v < 9.2e18))
-		return 0;
-	return wrap(k, (uint64_t)(int64_t)v);
-}
-
 union reg {
 	float f[STRIP];
 	double d[STRIP];
@@ -99,7 +89,7 @@ static void cast(const union reg *a, halo_dtype_kind_t from, union reg *r, halo_
 		else if (rt == R_F64)
 			r->d[e] = rf == R_I64 ? (double)a->i[e] : v;
 		else
-			r->i[e] = rf == R_I64 ? wrap(to, (uint64_t)a->i[e]) : ftoi(to, v);
+			r->i[e] = rf == R_I64 ? wrap(to, (uint64_t)a->i[e]) : halo_dtype_ftoi(to, v);
 	}
 }
 

@@ -159,25 +159,35 @@ double halo_dtype_cast(double value, halo_dtype_kind_t kind)
 	return back;
 }
 
+/* x86's truncating conversion to int32 (cvttsd2si): NaN and values out of
+ * range give INT32_MIN. */
+static int32_t cvt32(double v)
+{
+	return v >= -2147483648.0 && v < 2147483648.0 ? (int32_t)v : INT32_MIN;
+}
+
+int64_t halo_dtype_ftoi(halo_dtype_kind_t kind, double v)
+{
+	switch (kind) {
+	case HALO_U1: return (uint8_t)cvt32(v);
+	case HALO_U2: return (uint16_t)cvt32(v);
+	case HALO_I1: return (int8_t)cvt32(v);
+	case HALO_I2: return (int16_t)cvt32(v);
+	case HALO_I4: return cvt32(v);
+	case HALO_U4: /* numpy's loop: the upper half shifted into int32's range */
+		return v >= 2147483648.0 ? (uint32_t)cvt32(v - 2147483648.0) ^ 0x80000000u
+					 : (uint32_t)cvt32(v);
+	default: return (int64_t)v;
+	}
+}
+
 double halo_dtype_cast_unsafe(double value, halo_dtype_kind_t kind)
 {
-	if (kind == HALO_F8 || !isfinite(value))
+	if (kind == HALO_F8)
 		return value;
 	if (kind == HALO_F4)
 		return (double)(float)value;
-	double t = trunc(value);
-	if (t < -9.2e18 || t > 9.2e18)
-		return halo_dtype_cast(value, kind);
-	int64_t i = (int64_t)t;
-	switch (kind) {
-	case HALO_U1: return (uint8_t)i;
-	case HALO_U2: return (uint16_t)i;
-	case HALO_U4: return (uint32_t)i;
-	case HALO_I1: return (int8_t)i;
-	case HALO_I2: return (int16_t)i;
-	case HALO_I4: return (int32_t)i;
-	default: return (double)i;
-	}
+	return (double)halo_dtype_ftoi(kind, value);
 }
 
 void halo_dtype_fill(void *dst, halo_dtype_kind_t kind, double value, size_t n)

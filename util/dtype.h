@@ -48,9 +48,15 @@ void halo_dtype_convert(const void *src, halo_dtype_kind_t skind, void *dst,
  * as 0 for integer kinds (the rules of halo_dtype_convert). */
 double halo_dtype_cast(double value, halo_dtype_kind_t kind);
 
-/* value as numpy's unsafe cast (astype) gives it to kind, on x86: integer
- * kinds truncate toward zero and wrap around; float32 rounds. This is how
- * numpy (and so dask.array) pads an array with a constant. */
+/* A float as numpy 1.24's astype turns it into the integer kind on x86
+ * (where C leaves it undefined): truncated toward zero through a 32-bit
+ * conversion, whose NaN and out-of-range results are INT32_MIN, then the
+ * low bits kept; uint32 converts its upper half shifted down. */
+int64_t halo_dtype_ftoi(halo_dtype_kind_t kind, double v);
+
+/* value as numpy's astype gives it to kind (halo_dtype_ftoi for integer
+ * kinds; float32 rounds). This is how numpy, and so dask.array, pads an
+ * array with a constant. */
 double halo_dtype_cast_unsafe(double value, halo_dtype_kind_t kind);
 
 /* Fills n elements of dst with value converted to kind (same rounding and
