@@ -418,6 +418,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	status = HALO_EXIT_OK;
 	goto done;
 fail:
+	if (out) /* errors name OUTPUT, not its temporary name */
+		halo_error_replace(err, halo_output_tmp_path(out), outp);
 	if (halo_runtime_rank(rt) == 0) /* under mpirun the ranks agree: one says it */
 		halo_cli_error(err);
 done:

@@ -71,33 +71,44 @@ int halo_cli_usage_error(const char *cmd, int c, const char *bad)
 }
 
 /* getopt_long's '?' covers an unknown option, a value given to a flag and
- * an ambiguous abbreviation; each gets its own line. An unknown letter in
- * a cluster (-xy) leaves optind on the cluster, so the letter itself
- * (optopt) is named, not argv[optind - 1]. */
-static int bad_option(const char *cmd, int c, char **argv, const struct option *longopts)
+ * an ambiguous abbreviation; each gets its own line. `before` is optind
+ * before the call: an unknown letter inside a cluster (-xy) leaves optind
+ * where it was, so the letter itself (optopt) is named then. */
+static int bad_option(const char *cmd, int c, char **argv, int before,
+		      const struct option *longopts)
 {
 	const char *arg = argv[optind - 1];
-	if (c == '?' && strncmp(arg, "--", 2) != 0 && optopt > 0 && optopt < 128) {
+	int long_arg = optind > before && strncmp(arg, "--", 2) == 0;
+	if (c == '?' && !long_arg && optopt) {
 		char letter[3] = {'-', (char)optopt, 0};
-		return halo_cli_usage_error(cmd, c, letter);
+		/* A byte of a multibyte character: name the whole argument. */
+		const char *whole = optind > before ? arg : argv[optind];
+		return halo_cli_usage_error(cmd, c, (unsigned char)optopt < 128 ? letter : whole);
 	}
-	if (c != '?' || strncmp(arg, "--", 2) != 0)
+	if (c != '?' || !long_arg)
 		return halo_cli_usage_error(cmd, c, arg);
 	const char *name = arg + 2, *eq = strchr(name, '=');
 	size_t len = eq ? (size_t)(eq - name) : strlen(name);
 	char matches[256] = "";
+	const struct option *only = NULL;
 	int nmatch = 0;
 	for (const struct option *o = longopts; o->name; o++) {
 		if (strncmp(o->name, name, len) != 0)
 			continue;
 		if (strlen(o->name) == len) { /* an exact match failed: it took a value */
-			fprintf(stderr, "halo: %s: option '--%s' takes no value; see 'halo %s --help'\n",
-				cmd, o->name, cmd);
-			return HALO_EXIT_USAGE;
+			only = o;
+			nmatch = 1;
+			break;
 		}
 		size_t used = strlen(matches);
 		snprintf(matches + used, sizeof matches - used, "%s--%s", nmatch ? ", " : "", o->name);
+		only = o;
 		nmatch++;
+	}
+	if (nmatch == 1 && eq && only->has_arg == no_argument) {
+		fprintf(stderr, "halo: %s: option '--%s' takes no value; see 'halo %s --help'\n", cmd,
+			only->name, cmd);
+		return HALO_EXIT_USAGE;
 	}
 	if (nmatch < 2)
 		return halo_cli_usage_error(cmd, c, arg);
@@ -124,7 +135,8 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 {
 	halo_error_t err = {0};
 	int c, rc;
-	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+	for (int before = optind; (c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1;
+	     before = optind) {
 		/* "--trace --quiet" lost its value, rather than naming a file
 		 * "--quiet". */
 		if (optarg && optind >= 2 && argv[optind - 1] == optarg && strncmp(optarg, "--", 2) == 0 &&
@@ -148,7 +160,7 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 			return HALO_CLI_DONE;
 		}
 		if (c == '?' || c == ':') {
-			*status = bad_option(cmd, c, argv, longopts);
+			*status = bad_option(cmd, c, argv, before, longopts);
 			return HALO_CLI_DONE;
 		}
 		return c;

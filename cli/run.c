@@ -68,23 +68,30 @@ static void print_value(FILE *f, const halo_expr_t *e, int json)
 		fprintf(f, "%lld", (long long)v);
 		return;
 	}
-	char buf[40];
-	for (int p = 1; p <= 17; p++) {
-		snprintf(buf, sizeof buf, "%.*g", p, f32 ? (double)(float)v : v);
+	char buf[64];
+	int p = 1;
+	double x = f32 ? (double)(float)v : v;
+	for (; p <= 17; p++) {
+		snprintf(buf, sizeof buf, "%.*g", p, x);
 		double back = strtod(buf, NULL);
 		if (f32 ? (float)back == (float)v : back == v)
 			break;
 	}
+	/* numpy writes 1e-4 <= |v| < 1e16 positionally (250.0, not 2.5e+02). */
+	if (strchr(buf, 'e') && fabs(x) >= 1e-4 && fabs(x) < 1e16) {
+		int digits = p - 1 - (int)floor(log10(fabs(x)));
+		snprintf(buf, sizeof buf, "%.*f", digits > 0 ? digits : 0, x);
+	}
 	fprintf(f, "%s%s", buf, strpbrk(buf, ".e") ? "" : ".0"); /* a float reads as one */
 }
 
-/* The trace must not land on the pipeline file or on any file it reads or
- * writes. */
+/* The trace must not land on the pipeline file or on any file it reads
+ * (sources, PSFs) or writes. */
 static int check_trace(const halo_runtime_opts_t *ro, const char *file, const halo_graph_t *g,
 		       halo_error_t *err)
 {
 	int n = halo_graph_count(g), k = 0;
-	const char **paths = malloc((size_t)(n + 2) * sizeof *paths);
+	const char **paths = malloc((size_t)(2 * n + 2) * sizeof *paths);
 	if (!paths)
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
 	paths[k++] = file;
@@ -92,8 +99,10 @@ static int check_trace(const halo_runtime_opts_t *ro, const char *file, const ha
 		const halo_expr_t *e = halo_graph_node(g, i);
 		if (e->reader)
 			paths[k++] = halo_reader_path(e->reader);
-		else if (e->path)
+		if (e->path)
 			paths[k++] = e->path;
+		if (e->psf_path)
+			paths[k++] = e->psf_path;
 	}
 	paths[k] = NULL;
 	int rc = halo_cli_check_trace(ro, paths, err);

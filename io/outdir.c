@@ -8,12 +8,13 @@
 #include "util/signals.h"
 
 #include <dirent.h>
-#include <signal.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,8 @@ struct halo_output {
 	char *final;
 	char *tmp;
 	char *old;       /* the output it replaces, moved aside while committing */
+	char *lock;      /* held while the output is in the making */
+	int lock_fd;
 	int overwrite;
 };
 
@@ -89,10 +92,23 @@ static int replaceable(const char *path)
 			  (magic[0] == 'M' && magic[1] == 'M' && (magic[3] == 42 || magic[3] == 43)));
 }
 
-/* Removes what killed runs left beside final: ".NAME.halo-tmp-PID" (an
- * output never committed) and ".NAME.halo-old-PID" (an old copy not fully
- * removed), when no process PID runs here any more, or it is this one (a
- * pid reused). */
+/* A run holds an flock on ".NAME.halo-lock-ID" from halo_output_begin
+ * until its output is committed or removed, so that another run can tell
+ * a live temporary output from one a killed run left, whatever host or
+ * PID namespace it runs in (a pid alone cannot tell). */
+static int lock_held_elsewhere(const char *lock)
+{
+	int fd = open(lock, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return errno != ENOENT; /* no lock file: nobody holds it */
+	int held = flock(fd, LOCK_EX | LOCK_NB) != 0; /* or flock unsupported: keep out */
+	close(fd);
+	return held;
+}
+
+/* Removes what killed runs left beside final: ".NAME.halo-tmp-ID" (an
+ * output never committed) and ".NAME.halo-old-ID" (an old copy not fully
+ * removed, or, when final is missing, the only copy: put back). */
 static void remove_stale(const char *final)
 {
 	char *copy1 = strdup(final), *copy2 = strdup(final);
@@ -103,20 +119,24 @@ static void remove_stale(const char *final)
 	while (d && (e = readdir(d))) {
 		const char *n = e->d_name, *tag = n + 1 + nb;
 		if (n[0] != '.' || strncmp(n + 1, base, nb) != 0 ||
-		    (strncmp(tag, ".halo-tmp-", 10) != 0 && strncmp(tag, ".halo-old-", 10) != 0))
+		    (strncmp(tag, ".halo-tmp-", 10) != 0 && strncmp(tag, ".halo-old-", 10) != 0) ||
+		    !tag[10] || strspn(tag + 10, "0123456789") != strlen(tag + 10))
 			continue;
-		char *end;
-		long pid = strtol(tag + 10, &end, 10);
-		if (*end || pid <= 0 || (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 ||
-								    errno != ESRCH)))
-			continue;
-		size_t len = strlen(dir) + strlen(n) + 2;
-		char *path = malloc(len);
-		if (path) {
+		size_t len = strlen(dir) + strlen(n) + 8;
+		char *path = malloc(len), *lock = malloc(len);
+		if (path && lock) {
 			snprintf(path, len, "%s/%s", dir, n);
-			halo_fs_remove_tree(path);
+			snprintf(lock, len, "%s/.%s.halo-lock-%s", dir, base, tag + 10);
+			if (!lock_held_elsewhere(lock)) {
+				if (tag[6] == 'o' && !halo_fs_exists(final))
+					rename(path, final);
+				else
+					halo_fs_remove_tree(path);
+				unlink(lock);
+			}
 		}
 		free(path);
+		free(lock);
 	}
 	if (d)
 		closedir(d);
@@ -134,6 +154,8 @@ static int begin(const char *final, int overwrite, int clean, halo_output_t **ou
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
 	while (len > 1 && trimmed[len - 1] == '/')
 		trimmed[--len] = '\0';
+	if (clean) /* first: an old copy put back is an existing output */
+		remove_stale(trimmed);
 	if (halo_fs_exists(trimmed) && !overwrite) {
 		free(trimmed);
 		return halo_error_set(err, HALO_EEXIST, "%s: already exists (--overwrite, or \"overwrite\": "
@@ -170,8 +192,16 @@ static int begin(const char *final, int overwrite, int clean, halo_output_t **ou
 	}
 	o->final = trimmed;
 	o->overwrite = overwrite;
-	if (clean)
-		remove_stale(trimmed);
+	o->lock_fd = -1;
+	if (clean) {
+		/* Held until commit or abort (see lock_held_elsewhere). */
+		if ((o->lock = with_suffix(trimmed, "lock")) &&
+		    (o->lock_fd = open(o->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) >= 0 &&
+		    flock(o->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+			close(o->lock_fd);
+			o->lock_fd = -1;
+		}
+	}
 	*out = o;
 	return HALO_OK;
 }
@@ -199,9 +229,14 @@ const char *halo_output_final_path(const halo_output_t *o)
 
 static void output_free(halo_output_t *o)
 {
+	if (o->lock_fd >= 0) {
+		unlink(o->lock); /* before the lock goes, so no run sees it unheld */
+		close(o->lock_fd);
+	}
 	free(o->final);
 	free(o->tmp);
 	free(o->old);
+	free(o->lock);
 	free(o);
 }
 
@@ -313,6 +348,8 @@ static char *canonical(const char *path)
 		head[--n] = '\0';
 	/* Cut names off the end until what is left exists. */
 	while (head && !(real = realpath(*head ? head : ".", NULL))) {
+		if (!*head)
+			break; /* not even "." resolves (the folder was deleted) */
 		char *slash = strrchr(head, '/');
 		if (!slash)
 			*head = '\0';
@@ -338,10 +375,12 @@ int halo_path_within(const char *inner, const char *outer)
 {
 	struct stat so, si;
 	if (stat(outer, &so) != 0) {
-		/* outer is still to be made: compare the names. */
+		/* outer is still to be made: compare the names (as given, when
+		 * they cannot be made absolute). */
 		char *ci = canonical(inner), *co = canonical(outer);
-		size_t n = co ? strlen(co) : 0;
-		int clash = ci && co && strncmp(ci, co, n) == 0 && (ci[n] == '\0' || ci[n] == '/');
+		const char *a = ci && co ? ci : inner, *b = ci && co ? co : outer;
+		size_t n = strlen(b);
+		int clash = strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
 		free(ci);
 		free(co);
 		return clash;

@@ -28,6 +28,7 @@ void halo_graph_free(halo_graph_t *g)
 		halo_expr_t *e = g->nodes[i];
 		halo_reader_close(e->reader);
 		free(e->psf);
+		free(e->psf_path);
 		free(e->path);
 		for (int d = 0; d < 3; d++)
 			halo_axis_free(&e->grid[d]);
@@ -532,6 +533,7 @@ int halo_map_overlap(halo_graph_t *g, halo_expr_t *a, const halo_overlap_opts_t 
 	e->iterations = o->iterations;
 	e->size = o->size;
 	e->psf = psf;
+	e->psf_path = o->psf && !o->psf_data ? strdup(o->psf) : NULL; /* an input too */
 	memcpy(e->pn, pn, sizeof pn);
 	*out = e;
 	rc = grid_copy(e, src, err);

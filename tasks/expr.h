@@ -77,6 +77,7 @@ struct halo_expr {
 	int iterations;
 	int size;                 /* uniform filter width */
 	float *psf;               /* owned, normalised */
+	char *psf_path;           /* owned; the file it came from, if any */
 	int pn[3];
 
 	/* reduce; axis is internal (0..2) or -1 for all axes */

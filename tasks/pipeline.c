@@ -532,18 +532,14 @@ int halo_pipeline_load(const char *file, halo_graph_t **out, halo_error_t *err)
 		json_object_set_new(names, c.step, json_integer(e->id));
 	}
 	/* A PSF is an input too: no step may write over it. */
-	json_array_foreach(steps, i, step) {
-		char psf[4096];
-		const char *op = json_string_value(json_object_get(step, "op"));
-		c.obj = step;
-		c.step = json_string_value(json_object_get(step, "name"));
-		if (!op || strcmp(op, "map_overlap") || !json_object_get(step, "psf") ||
-		    get_path(&c, "psf", psf, sizeof psf))
-			continue;
-		for (int k = 0; k < halo_graph_count(c.g); k++) {
-			const halo_expr_t *e = halo_graph_node(c.g, k);
+	for (int k = 0; k < halo_graph_count(c.g); k++) {
+		const halo_expr_t *m = halo_graph_node(c.g, k);
+		for (int j = 0; m->psf_path && j < halo_graph_count(c.g); j++) {
+			const halo_expr_t *e = halo_graph_node(c.g, j);
 			if (e->op == HALO_OP_STORE && e->path &&
-			    (halo_path_within(e->path, psf) || halo_path_within(psf, e->path))) {
+			    (halo_path_within(e->path, m->psf_path) ||
+			     halo_path_within(m->psf_path, e->path))) {
+				c.step = m->name;
 				rc = fail(&c, HALO_EINVAL, "step \"%s\" writes %s, which would change this "
 					  "step's psf", e->name, e->path);
 				goto out;

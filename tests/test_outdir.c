@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static char dir[4096];
 
@@ -72,30 +75,46 @@ static void all_or_none(void)
 	halo_fs_remove_tree(at("two.zarr"));
 	rc = halo_output_begin(at("one.zarr"), 1, &o[0], &err) ||
 	     halo_output_begin(at("two.zarr"), 0, &o[1], &err);
-	make(halo_output_tmp_path(o[0]), "new one");
-	make(halo_output_tmp_path(o[1]), "new two");
-	rc = rc || halo_outputs_commit(o, 2, &err);
+	if (!rc) {
+		make(halo_output_tmp_path(o[0]), "new one");
+		make(halo_output_tmp_path(o[1]), "new two");
+		rc = halo_outputs_commit(o, 2, &err);
+	}
 	tap_ok(!rc && holds(at("one.zarr"), "new one") && holds(at("two.zarr"), "new two"),
 	       "both committed: %s", err.msg);
 }
 
 static void stale(void)
 {
-	/* pid 2^22 + 1 is above Linux's pid_max default and so never runs. */
-	make(at(".three.zarr.halo-tmp-4194305"), "killed");
-	make(at(".three.zarr.halo-old-4194305"), "killed");
-	make(at(".threefold.zarr.halo-tmp-4194305"), "another output's");
-	make(at(".three.zarr.halo-tmp-1"), "init's: alive"); /* pid 1 always runs */
+	/* Left by killed runs (their locks gone with them): a temporary
+	 * output, and an old copy whose output is in place. */
+	make(at(".three.zarr.halo-tmp-41"), "killed");
+	make(at("four.zarr"), "new four");
+	make(at(".four.zarr.halo-old-41"), "killed");
+	/* A killed run's old copy whose output never came: the only copy. */
+	make(at(".five.zarr.halo-old-41"), "old five");
+	/* A live run's (anywhere: its lock is held), and another output's. */
+	make(at(".three.zarr.halo-tmp-77"), "live");
+	int fd = open(at(".three.zarr.halo-lock-77"), O_RDWR | O_CREAT, 0644);
+	int held = fd >= 0 && flock(fd, LOCK_EX) == 0;
+	make(at(".threefold.zarr.halo-tmp-41"), "another output's");
 	halo_error_t err = {0};
-	halo_output_t *o = NULL;
-	int rc = halo_output_begin(at("three.zarr"), 0, &o, &err);
-	tap_ok(!rc && !halo_fs_exists(at(".three.zarr.halo-tmp-4194305")) &&
-	       !halo_fs_exists(at(".three.zarr.halo-old-4194305")),
-	       "what a killed run left beside the output is removed: %s", err.msg);
-	tap_ok(halo_fs_exists(at(".threefold.zarr.halo-tmp-4194305")) &&
-	       halo_fs_exists(at(".three.zarr.halo-tmp-1")),
-	       "... not another output's, nor a running process's");
-	halo_output_abort(o);
+	halo_output_t *o[3] = {NULL, NULL, NULL};
+	int rc = halo_output_begin(at("three.zarr"), 0, &o[0], &err) ||
+		 halo_output_begin(at("four.zarr"), 1, &o[1], &err);
+	tap_ok(!rc && !halo_fs_exists(at(".three.zarr.halo-tmp-41")) &&
+	       !halo_fs_exists(at(".four.zarr.halo-old-41")) && holds(at("four.zarr"), "new four"),
+	       "what killed runs left beside an output is removed: %s", err.msg);
+	tap_ok(held && halo_fs_exists(at(".three.zarr.halo-tmp-77")) &&
+	       halo_fs_exists(at(".threefold.zarr.halo-tmp-41")),
+	       "... not a live run's (its lock is held), nor another output's");
+	rc = halo_output_begin(at("five.zarr"), 0, &o[2], &err);
+	tap_ok(rc == HALO_EEXIST && holds(at("five.zarr"), "old five"),
+	       "an old copy whose replacement never came is put back: %s", err.msg);
+	halo_output_abort(o[0]);
+	halo_output_abort(o[1]);
+	if (fd >= 0)
+		close(fd);
 }
 
 int main(void)

@@ -357,9 +357,14 @@ zarr.open(path("digits.zarr"), mode="w", shape=(1, 1, 2), chunks=(1, 1, 2),
           dtype="f8")[:] = [[[123456789.123456, 1.0]]]
 zarr.open(path("f32s.zarr"), mode="w", shape=(1, 1, 3), chunks=(1, 1, 3),
           dtype="f4")[:] = [[[0.1, 0.2, 0.3]]]
+zarr.open(path("round.zarr"), mode="w", shape=(1, 1, 3), chunks=(1, 1, 3),
+          dtype="f8")[:] = [[[250.0, 1e6, -100.0]]]
+zarr.open(path("tiny.zarr"), mode="w", shape=(1, 1, 2), chunks=(1, 1, 2),
+          dtype="f4")[:] = [[[1e-5, 3e20]]]
 zarr.open(path("infs.zarr"), mode="w", shape=(1, 1, 4), chunks=(1, 1, 4),
           dtype="f4")[:] = [[[1, np.inf, -np.inf, 2]]]
-for src, arr in [("digits.zarr", None), ("f32s.zarr", None), ("infs.zarr", None), (pu16, du16)]:
+for src, arr in [("digits.zarr", None), ("f32s.zarr", None), ("infs.zarr", None),
+                 ("round.zarr", None), ("tiny.zarr", None), (pu16, du16)]:
     a = arr.compute() if arr is not None else zarr.open(path(src), mode="r")[:]
     steps = [{"name": "a", "op": "from_zarr", "path": path(src) if arr is None else src}]
     steps += [{"name": fn, "op": fn, "input": "a"} for fn in ["sum", "min", "max", "mean"]]

@@ -20,15 +20,16 @@ static void on_signal(int sig)
 
 void halo_signals_install(void)
 {
-	struct sigaction sa;
+	/* SIGHUP: the terminal or ssh session closed. A signal already
+	 * ignored (nohup, a background job's SIGINT) stays ignored. */
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+	struct sigaction sa, old;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL); /* the terminal or ssh session closed */
-	/* A closed pipe on stdout is a write error to report, not a death. */
-	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+			sigaction(sigs[i], &sa, NULL);
 }
 
 int halo_interrupted(void)

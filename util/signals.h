@@ -2,8 +2,8 @@
  * the signal; the submission loop and the tasks poll halo_interrupted() and
  * wind down, so outputs are removed and StarPU shuts down cleanly. A second
  * signal kills the process at once, as an impatient user means it to (its
- * temporary output is removed by the next run to the same OUT). SIGPIPE is
- * ignored: a closed pipe is a write error. */
+ * temporary output is removed by the next run to the same OUT). Signals
+ * already ignored (nohup) stay ignored. */
 #ifndef HALO_SIGNALS_H
 #define HALO_SIGNALS_H
 
