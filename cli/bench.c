@@ -576,7 +576,7 @@ static int check_options(const struct bench_opts *o, halo_error_t *err)
 		const char *f = files[i][0];
 		if (f && !halo_fs_creatable(f))
 			return halo_error_set(err, HALO_EINVAL, "%s: %s: cannot be created (a folder, "
-					      "or its folder does not exist)", files[i][1], f);
+					      "its folder does not exist, or no permission)", files[i][1], f);
 	}
 	return HALO_OK;
 }

@@ -87,7 +87,7 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 
 /* Refuses a --trace or --trace-fxt that names or lies inside one of paths
  * (NULL-terminated): the command's inputs and outputs. */
-int halo_cli_check_trace(const halo_runtime_opts_t *o, const char *const *paths, halo_error_t *err);
+int halo_cli_trace_check(const halo_runtime_opts_t *o, const char *const *paths, halo_error_t *err);
 
 /* Reports a getopt_long failure as one line on stderr and returns
  * HALO_EXIT_USAGE. c is what getopt_long returned (':' for a missing value

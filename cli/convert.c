@@ -247,7 +247,7 @@ int halo_cli_convert(int argc, char **argv)
 			       halo_path_within(o.out, o.in) ? "inside" : "around", o.in);
 		goto fail;
 	}
-	if (halo_cli_check_trace(&o.rt, (const char *const[]){o.in, o.out, NULL}, &err))
+	if (halo_cli_trace_check(&o.rt, (const char *const[]){o.in, o.out, NULL}, &err))
 		goto fail;
 	if (plan(&o, r, &info, &wo, &err))
 		goto fail;

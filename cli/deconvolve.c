@@ -61,7 +61,7 @@ int halo_cli_deconvolve(int argc, char **argv)
 			goto fail;
 		}
 	}
-	if (halo_cli_check_trace(&o.rt, (const char *const[]){in, psf_path, outp, NULL}, &err))
+	if (halo_cli_trace_check(&o.rt, (const char *const[]){in, psf_path, outp, NULL}, &err))
 		goto fail;
 	halo_reader_t *probe; /* the image's dimensions decide the PSF's */
 	if (halo_reader_open(in, &probe, &err))

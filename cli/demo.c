@@ -278,7 +278,7 @@ int halo_cli_demo(int argc, char **argv)
 	snprintf(psf_path, sizeof psf_path, "%s/psf.tif", dir);
 	snprintf(truth_path, sizeof truth_path, "%s/truth.zarr", dir);
 	snprintf(out_path, sizeof out_path, "%s/deconvolved.ome.zarr", dir);
-	if (halo_cli_check_trace(&o.rt, (const char *const[]){image_path, psf_path, truth_path,
+	if (halo_cli_trace_check(&o.rt, (const char *const[]){image_path, psf_path, truth_path,
 							     out_path, NULL}, &err) ||
 	    halo_fs_mkdirs(dir, &err))
 		goto fail;

@@ -82,7 +82,7 @@ int halo_cli_graph(int argc, char **argv)
 		return HALO_EXIT_USAGE;
 	}
 	int dot = strcmp(argv[optind], "dot") == 0;
-	if (dot ? json : tasks || outfile) {
+	if (dot ? json : (tasks || outfile)) {
 		fprintf(stderr, "halo: graph: %s applies to '%s' only; see 'halo graph --help'\n",
 			dot ? "--json" : tasks ? "--tasks" : "-o", dot ? "stats" : "dot");
 		return HALO_EXIT_USAGE;

@@ -39,13 +39,16 @@ int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
 		if (!*arg)
 			*rc = halo_error_set(err, HALO_EINVAL, "%s: empty file name",
 					     opt == HALO_OPT_TRACE ? "--trace" : "--trace-fxt");
-		*(opt == HALO_OPT_TRACE ? &opts->trace : &opts->trace_fxt) = arg;
+		if (opt == HALO_OPT_TRACE)
+			opts->trace = arg;
+		else
+			opts->trace_fxt = arg;
 		return 1;
 	}
 	return 0;
 }
 
-int halo_cli_check_trace(const halo_runtime_opts_t *o, const char *const *paths, halo_error_t *err)
+int halo_cli_trace_check(const halo_runtime_opts_t *o, const char *const *paths, halo_error_t *err)
 {
 	const char *opt[2] = {"--trace", "--trace-fxt"}, *val[2] = {o->trace, o->trace_fxt};
 	for (int k = 0; k < 2; k++)

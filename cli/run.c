@@ -3,7 +3,6 @@
  * complete, and scalar reductions are printed as "STEP: VALUE". */
 #include "config.h"
 #include "cli/cli.h"
-#include "io/fs.h"
 #include "runtime/stream.h"
 #include "tasks/execute.h"
 #include "tasks/pipeline.h"
@@ -105,7 +104,7 @@ static int check_trace(const halo_runtime_opts_t *ro, const char *file, const ha
 			paths[k++] = e->psf_path;
 	}
 	paths[k] = NULL;
-	int rc = halo_cli_check_trace(ro, paths, err);
+	int rc = halo_cli_trace_check(ro, paths, err);
 	free(paths);
 	return rc;
 }
@@ -164,12 +163,8 @@ int halo_cli_run(int argc, char **argv)
 		goto fail;
 	}
 	/* A dry run starts no StarPU, but what it would start with is checked. */
-	if (dry && rt_opts.sched && halo_sched_check(rt_opts.sched, "--sched", &err))
+	if (dry && halo_runtime_opts_check(&rt_opts, &err))
 		goto fail;
-	if (dry && rt_opts.trace && !halo_fs_creatable(rt_opts.trace)) {
-		halo_error_set(&err, HALO_EINVAL, "--trace: '%s' cannot be written", rt_opts.trace);
-		goto fail;
-	}
 	if (dry) {
 		print_plan(plan);
 		status = HALO_EXIT_OK;

@@ -72,6 +72,7 @@ struct gpu_work {
 				* keeps the array or copies it, and entries move */
 	size_t area_bytes;
 	size_t accounted;      /* bytes told to StarPU's memory manager */
+	unsigned node;         /* ... of this memory node */
 	cufftHandle plan[NPLANS];
 	int made[NPLANS];
 };
@@ -206,7 +207,7 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 		 * entry's plans and buffers. */
 		cudaStreamSynchronize(c->work[0].stream);
 		if (c->work[0].accounted)
-			starpu_memory_deallocate(node, c->work[0].accounted);
+			starpu_memory_deallocate(c->work[0].node, c->work[0].accounted);
 		work_free(&c->work[0]);
 		memmove(&c->work[0], &c->work[1], (MAX_SHAPES - 1) * sizeof c->work[0]);
 		memset(&c->work[MAX_SHAPES - 1], 0, sizeof c->work[0]);
@@ -239,6 +240,7 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 	 * shape no room. OVERFLOW: never wait here, inside a task. */
 	w->accounted = (w->est ? w->nreal * sizeof(float) : 0) + w->nreal * sizeof(float) +
 		       w->ncplx * sizeof(cufftComplex) + w->area_bytes;
+	w->node = node;
 	if (worker < 0)
 		w->accounted = 0;
 	else

@@ -95,6 +95,11 @@ typedef struct halo_runtime_opts {
 /* Fills opts with the defaults described above. */
 void halo_runtime_opts_init(halo_runtime_opts_t *opts);
 
+/* The checks halo_runtime_init makes before starting anything (worker
+ * counts, the trace file, STARPU_NCPU/NCUDA, the scheduler), for a caller
+ * that will not start StarPU (a dry run). */
+int halo_runtime_opts_check(const halo_runtime_opts_t *opts, halo_error_t *err);
+
 /* Starts StarPU once per process. Fails with HALO_EINVAL for an unknown
  * scheduler or negative worker counts, HALO_ERUNTIME when StarPU starts no
  * worker. *out is owned by the caller until halo_runtime_shutdown(). */

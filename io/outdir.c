@@ -251,10 +251,11 @@ static int swap(halo_output_t *o, halo_error_t *err)
 					      o->final);
 		o->old = with_suffix(o->final, "old");
 		if (!o->old || rename(o->final, o->old) < 0) {
+			int e = o->old ? errno : ENOMEM;
 			free(o->old);
 			o->old = NULL;
 			return halo_error_set(err, HALO_EIO, "%s: cannot move the old output aside: %s",
-					      o->final, strerror(errno));
+					      o->final, strerror(e));
 		}
 	}
 	if (rename(o->tmp, o->final) < 0) {
@@ -284,7 +285,7 @@ static void unswap(halo_output_t *o)
  * output removes (remove_stale). Frees o. */
 static void finish(halo_output_t *o)
 {
-	if (o->old && halo_fs_remove_tree_until(o->old, halo_interrupted))
+	if (o->old && halo_fs_remove_tree_until(o->old, halo_interrupted) == 1)
 		fprintf(stderr, "halo: %s: written; removing the old copy was interrupted, and the next "
 				"run to it removes the rest (%s)\n", o->final, o->old);
 	output_free(o);

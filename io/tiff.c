@@ -170,12 +170,11 @@ static int parse_ome(halo_tiff_t *t, const char *xml, halo_error_t *err)
 	return HALO_OK;
 }
 
-/* tifffile's JSON description, as halo writes it for the types ImageJ
- * lacks: "spacing" (z, y, x) and "unit" give the voxel size. */
-/* tifffile's description of the array it wrote: {"shape": [...]} with
- * halo's spacing and unit when halo wrote it. A shape of more than three
- * axes beyond unit ones is refused (its pages would read as one stack);
- * (1, Y, X) stays 3D (*ndim = 3). */
+/* tifffile's JSON description of the array it wrote, {"shape": [...]},
+ * with "spacing" (z, y, x) and "unit" for the voxel size when halo wrote
+ * it (for the types ImageJ lacks). A shape of more than three axes beyond
+ * unit ones is refused (its pages would read as one stack); (1, Y, X)
+ * stays 3D (*ndim = 3). */
 static int parse_shaped(halo_tiff_t *t, const char *desc, int *ndim, halo_error_t *err)
 {
 	json_t *root = json_loads(desc, 0, NULL);

@@ -63,7 +63,8 @@ static void io_fail(struct exact *x, const halo_error_t *e)
 
 static int stopped(struct exact *x)
 {
-	return __atomic_load_n(&x->io_failed, __ATOMIC_RELAXED) || halo_interrupted();
+	return __atomic_load_n(&x->io_failed, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&x->failed, __ATOMIC_RELAXED) || halo_interrupted();
 }
 
 static void unit_extent(const struct exact *x, const int64_t idx[3], int64_t start[3],
@@ -440,7 +441,7 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 		*err = x.err;
 		rc = x.err.code ? x.err.code : HALO_EIO;
 	} else if (!rc && (x.failed || otf_failed)) {
-		rc = halo_error_set(err, HALO_ENOMEM, "out of memory in Richardson-Lucy");
+		rc = halo__task_failed_error(err);
 	} else if (!rc && halo_interrupted()) {
 		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
 	}

@@ -229,9 +229,31 @@ static int check_env_count(const char *name, halo_error_t *err)
 	char *end;
 	errno = 0;
 	long n = strtol(v, &end, 10);
-	if (!*v || *end || errno || n < 0 || n > 4096)
-		return halo_error_set(err, HALO_EINVAL, "%s='%s': not a number of workers", name, v);
+	/* More than StarPU is built for would quietly be fewer. */
+	long most = strcmp(name, "STARPU_NCPU") == 0 ? STARPU_MAXCPUS : STARPU_MAXCUDADEVS;
+	if (!*v || *end || errno || n < 0 || n > most)
+		return halo_error_set(err, HALO_EINVAL, "%s='%s': not a number of workers (0 to %ld)",
+				      name, v, most);
 	return HALO_OK;
+}
+
+int halo_runtime_opts_check(const halo_runtime_opts_t *opts, halo_error_t *err)
+{
+	if (opts->ncpu < -1 || opts->ncuda < -1)
+		return halo_error_set(err, HALO_EINVAL, "worker counts must be >= 0");
+	/* Found now, not after the run it was to record. */
+	if (opts->trace && !halo_fs_creatable(opts->trace))
+		return halo_error_set(err, HALO_EINVAL, "--trace: '%s' cannot be written (a folder, its "
+				      "folder does not exist, or no permission)", opts->trace);
+	int bad = check_env_count("STARPU_NCPU", err);
+	if (!bad)
+		bad = check_env_count("STARPU_NCUDA", err);
+	if (bad)
+		return bad;
+	if (opts->sched)
+		return halo_sched_check(opts->sched, "--sched", err);
+	const char *env = getenv("STARPU_SCHED");
+	return env && *env ? halo_sched_check(env, "STARPU_SCHED", err) : HALO_OK;
 }
 
 int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
@@ -245,37 +267,14 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	*out = NULL;
 	if (runtime_active)
 		return halo_error_set(err, HALO_ERUNTIME, "StarPU is already running in this process");
-	if (opts->ncpu < -1 || opts->ncuda < -1)
-		return halo_error_set(err, HALO_EINVAL, "worker counts must be >= 0");
-	if (opts->trace) {
-		/* Found now, not after the run it was to record. */
-		if (!halo_fs_creatable(opts->trace))
-			return halo_error_set(err, HALO_EINVAL, "--trace: '%s' cannot be written (a "
-					      "folder, its folder does not exist, or no permission)",
-					      opts->trace);
-	}
-
-	int bad = check_env_count("STARPU_NCPU", err);
-	if (!bad)
-		bad = check_env_count("STARPU_NCUDA", err);
+	int bad = halo_runtime_opts_check(opts, err);
 	if (!bad)
 		bad = starpu_home_fallback(err);
 	if (bad)
 		return bad;
-
-	const char *sched = opts->sched;
-	const char *sched_source = "--sched";
-	if (!sched) {
-		sched = getenv("STARPU_SCHED");
-		sched_source = "STARPU_SCHED";
-	}
-	if (sched && *sched) {
-		int rc = halo_sched_check(sched, sched_source, err);
-		if (rc)
-			return rc;
-	} else {
+	const char *sched = opts->sched ? opts->sched : getenv("STARPU_SCHED");
+	if (!sched || !*sched)
 		sched = "dmda";
-	}
 
 	halo_runtime_t *rt = calloc(1, sizeof *rt);
 	if (!rt)
@@ -379,8 +378,10 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 			char asked[160], c[64], g[64];
 			if (opts->ncpu >= 0)
 				snprintf(c, sizeof c, "--ncpu %d", opts->ncpu);
+			else if (cpu)
+				snprintf(c, sizeof c, "STARPU_NCPU=%.40s", cpu);
 			else
-				snprintf(c, sizeof c, "STARPU_NCPU=%.40s", cpu ? cpu : "");
+				snprintf(c, sizeof c, "all CPUs");
 			if (opts->ncuda >= 0)
 				snprintf(g, sizeof g, "--ncuda %d", opts->ncuda);
 			else if (gpu)

@@ -25,6 +25,12 @@ void halo__stream_fail(struct halo_stream_job *job, const halo_error_t *e)
 	pthread_mutex_unlock(&job->lock);
 }
 
+int halo__task_failed_error(halo_error_t *err)
+{
+	return halo_error_set(err, HALO_ENOMEM, "a task failed: out of memory%s",
+			      starpu_cuda_worker_get_count() ? " or a GPU error" : "");
+}
+
 int halo__stream_stopped(struct halo_stream_job *job)
 {
 	return __atomic_load_n(&job->failed, __ATOMIC_RELAXED) ||

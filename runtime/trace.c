@@ -188,7 +188,8 @@ static void trace_cb(void *arg)
 		unsigned node = starpu_worker_get_memory_node((unsigned)r->worker);
 		starpu_ssize_t total = starpu_memory_get_total(node);
 		starpu_ssize_t avail = starpu_memory_get_available(node);
-		r->mem_used = total > 0 && avail >= 0 ? (double)(total - avail) : NAN;
+		/* halo's own GPU buffers are counted too: avail may go below 0 */
+		r->mem_used = total > 0 ? (double)(total - avail) : NAN;
 	}
 	r->task = NULL;
 	if (r->cb)

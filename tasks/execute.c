@@ -777,8 +777,7 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		*err = job->err;
 		rc = job->err.code ? job->err.code : HALO_EIO;
 	} else if (job->kernel_failed) {
-		rc = halo_error_set(err, HALO_ENOMEM, "a task failed: out of memory%s",
-				    starpu_cuda_worker_get_count() ? " or a GPU error" : "");
+		rc = halo__task_failed_error(err);
 	} else if (halo_interrupted()) {
 		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
 	}

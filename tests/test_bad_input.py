@@ -350,8 +350,8 @@ else:
     expect_deconv_error("--ncpu 0 without a GPU", img, good_psf, "--ncpu 0 runs on GPUs alone",
                         "--ncpu", "0")
 # StarPU aborts on settings it cannot read or use; halo says what is wrong.
-for var, val, needle in [("STARPU_NCPU", "abc", "STARPU_NCPU='abc': not a number of workers"),
-                         ("STARPU_NCUDA", "-3", "STARPU_NCUDA='-3': not a number of workers")]:
+for var, val, needle in [("STARPU_NCPU", "abc", "STARPU_NCPU='abc': not a number of workers (0 to 256)"),
+                         ("STARPU_NCUDA", "-3", "STARPU_NCUDA='-3': not a number of workers (0 to 16)")]:
     r = halo("info", "--ncpu", "1", env={var: val})
     check(r.returncode == 1 and r.stderr.strip() == "halo: " + needle,
           f"{var}={val}: one line, exit 1 (StarPU aborted)", r.stderr)
