@@ -339,6 +339,14 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	int thin = 0;
 	for (int d = 0; d < 3; d++)
 		thin |= dopts.depth[d] < pn[d] / 2 && info.chunks[d] < info.shape[d];
+	/* What the tasks running at once hold (about 32 bytes per haloed voxel
+	 * each, and exact mode's three volumes): StarPU may hold that much
+	 * whatever --memory says, or it could never allocate them. */
+	uint64_t haloed = 32, vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]);
+	for (int d = 0; d < 3; d++)
+		haloed *= (uint64_t)(info.chunks[d] + 2 * (dopts.depth[d] > pn[d] ? dopts.depth[d] : pn[d]));
+	long workers = o->rt.ncpu > 0 ? o->rt.ncpu : sysconf(_SC_NPROCESSORS_ONLN);
+	o2.rt.memory_floor = haloed * (uint64_t)(workers > 0 ? workers : 1) + (exact ? 12 * vox : 0);
 	/* Checked before StarPU starts, so that a refusal is immediate. */
 	if (halo_output_begin(outp, o->overwrite, &out, err))
 		goto fail;

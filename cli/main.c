@@ -6,6 +6,7 @@
 
 #include <malloc.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static const halo_cli_cmd_t commands[] = {
 	{"bench", "measure halo over CPU/GPU configurations against numpy, scipy, CuPy, dask", halo_cli_bench},
@@ -38,6 +39,13 @@ int main(int argc, char **argv)
 	 * kernel after each burst (a third of the per-task cost otherwise). */
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	mallopt(M_TOP_PAD, 64 << 20);
+	/* Chunk files, StarPU's and FFTW's files: take what the hard limit on
+	 * open files allows, as a soft limit of 1024 or less can run short. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max < 65536 ? nofile.rlim_max : 65536;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	if (argc < 2) {
 		fprintf(stderr, "halo: no command given; see 'halo --help'\n");
 		return HALO_EXIT_USAGE;

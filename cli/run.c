@@ -170,13 +170,16 @@ int halo_cli_run(int argc, char **argv)
 		status = HALO_EXIT_OK;
 		goto done;
 	}
+	uint64_t front, per, budget = memory ? memory : halo_memory_default();
+	halo_plan_memory(plan, &front, &per);
+	/* Below what the halos and one chunk in flight need StarPU could never
+	 * allocate a task's buffers: it may hold that much (with room). */
+	rt_opts.memory_floor = 2 * (front + per);
 	if (halo_runtime_init(&rt_opts, &rt, &err))
 		goto fail;
 	halo_signals_install();
 	/* Under mpirun rank 0 speaks for all (the ranks agree on the outcome). */
 	int speaker = halo_runtime_rank(rt) == 0;
-	uint64_t front, per, budget = memory ? memory : halo_memory_default();
-	halo_plan_memory(plan, &front, &per);
 	if (front + per > budget && !quiet && speaker)
 		fprintf(stderr, "halo: warning: map_overlap keeps %.1f MB of chunks resident for halos "
 				"and each output chunk in flight holds %.1f MB, more than --memory %.1f MB; "

@@ -86,6 +86,9 @@ typedef struct halo_runtime_opts {
 	int verbose;        /* 0: StarPU's own messages are silenced */
 	uint64_t memory;    /* host bytes StarPU may hold; 0: half of RAM, or
 			     * STARPU_LIMIT_CPU_MEM (MiB) when set */
+	uint64_t memory_floor; /* what the run's tasks hold at once at least:
+				* StarPU may hold that much whatever memory
+				* says (below it, it could never allocate) */
 	const char *trace;  /* record every task; halo_runtime_finish writes it */
 	const char *trace_fxt; /* keep StarPU's FxT trace in this folder, with Paje */
 	int distributed;    /* the caller can run on several MPI ranks; otherwise

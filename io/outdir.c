@@ -119,19 +119,22 @@ static void remove_stale(const char *final)
 	while (d && (e = readdir(d))) {
 		const char *n = e->d_name, *tag = n + 1 + nb;
 		if (n[0] != '.' || strncmp(n + 1, base, nb) != 0 ||
-		    (strncmp(tag, ".halo-tmp-", 10) != 0 && strncmp(tag, ".halo-old-", 10) != 0) ||
-		    !tag[10] || strspn(tag + 10, "0123456789") != strlen(tag + 10))
+		    (strncmp(tag, ".halo-tmp-", 10) != 0 && strncmp(tag, ".halo-old-", 10) != 0 &&
+		     strncmp(tag, ".halo-lock-", 11) != 0))
+			continue;
+		const char *id = tag + (tag[6] == 'l' ? 11 : 10);
+		if (!*id || strspn(id, "0123456789") != strlen(id))
 			continue;
 		size_t len = strlen(dir) + strlen(n) + 8;
 		char *path = malloc(len), *lock = malloc(len);
 		if (path && lock) {
 			snprintf(path, len, "%s/%s", dir, n);
-			snprintf(lock, len, "%s/.%s.halo-lock-%s", dir, base, tag + 10);
+			snprintf(lock, len, "%s/.%s.halo-lock-%s", dir, base, id);
 			if (!lock_held_elsewhere(lock)) {
 				if (tag[6] == 'o' && !halo_fs_exists(final))
 					rename(path, final);
 				else
-					halo_fs_remove_tree(path);
+					halo_fs_remove_tree(path); /* the lock file itself too */
 				unlink(lock);
 			}
 		}
@@ -288,6 +291,9 @@ static void finish(halo_output_t *o)
 	if (o->old && halo_fs_remove_tree_until(o->old, halo_interrupted) == 1)
 		fprintf(stderr, "halo: %s: written; removing the old copy was interrupted, and the next "
 				"run to it removes the rest (%s)\n", o->final, o->old);
+	else if (o->old && halo_fs_exists(o->old)) /* a read-only folder in it, say */
+		fprintf(stderr, "halo: %s: written; the old copy could not be removed: %s\n",
+			o->final, o->old);
 	output_free(o);
 }
 

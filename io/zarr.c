@@ -189,6 +189,14 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 	halo_error_t e2 = {0};
 	int rc = halo_fs_read_scratch(file, HALO_SCRATCH_FILE, &data, &len, &e2);
 	if (rc == HALO_ENOENT) {
+		/* A missing chunk is fill_value, unless the array itself went
+		 * (removed while being read): that is no volume of fill. */
+		char meta[4096], meta3[4096];
+		snprintf(meta, sizeof meta, "%s/.zarray", z->path);
+		snprintf(meta3, sizeof meta3, "%s/zarr.json", z->path);
+		if (!halo_fs_exists(meta) && !halo_fs_exists(meta3))
+			return halo_error_set(err, HALO_ENOENT, "%s: the array was removed while being "
+					      "read", z->path);
 		halo_dtype_fill(buf, m->dtype.kind, m->fill, nel);
 		return HALO_OK;
 	}

@@ -130,8 +130,8 @@ int halo__zarr_check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *
 	/* blosc stores sizes as 32-bit ints. */
 	if (bytes > (double)(INT32_MAX - 64))
 		return halo_error_set(err, HALO_EUNSUPPORTED,
-				      "%s: a chunk holds %.3g GiB, more than the 2 GiB limit", file,
-				      bytes / (1 << 30));
+				      "%s: a chunk holds %.0f bytes, more than blosc's limit of %d", file,
+				      bytes, INT32_MAX - 64);
 	/* Each chunk costs the planner a few bytes: beyond this, memory. */
 	if (count > (double)HALO_MAX_CHUNKS)
 		return halo_error_set(err, HALO_EUNSUPPORTED,

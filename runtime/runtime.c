@@ -20,6 +20,7 @@
 #include <string.h>
 #include <starpu.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -250,6 +251,11 @@ int halo_runtime_opts_check(const halo_runtime_opts_t *opts, halo_error_t *err)
 		bad = check_env_count("STARPU_NCUDA", err);
 	if (bad)
 		return bad;
+	/* StarPU aborts when it cannot open its calibration files. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < 64)
+		return halo_error_set(err, HALO_EINVAL, "only %llu open files allowed (ulimit -n); "
+				      "halo needs at least 64", (unsigned long long)nofile.rlim_cur);
 	if (opts->sched)
 		return halo_sched_check(opts->sched, "--sched", err);
 	const char *env = getenv("STARPU_SCHED");
@@ -340,6 +346,8 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
 		mem = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 2 : (UINT64_C(4) << 30);
 	}
+	if (mem < opts->memory_floor)
+		mem = opts->memory_floor;
 	char limit[32];
 	snprintf(limit, sizeof limit, "%llu", (unsigned long long)(mem >> 20));
 	setenv("STARPU_LIMIT_CPU_MEM", limit, opts->memory != 0);

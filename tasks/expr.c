@@ -628,8 +628,8 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 		bytes *= (uint64_t)c[d];
 	}
 	if (bytes > (uint64_t)INT32_MAX - 64)
-		return halo_error_set(err, HALO_EINVAL, "a chunk of %.2f GiB exceeds the 2 GiB limit",
-				      (double)bytes / (1 << 30));
+		return halo_error_set(err, HALO_EINVAL, "a chunk of %llu bytes exceeds blosc's limit of %d",
+				      (unsigned long long)bytes, INT32_MAX - 64);
 	/* Levels past a 1x1 plane would repeat it. */
 	int64_t plane = a->shape[1] > a->shape[2] ? a->shape[1] : a->shape[2];
 	int useful = 0;
