@@ -117,12 +117,9 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 	if (o->pyramid && wo->format != HALO_FMT_OME_ZARR)
 		return halo_error_set(err, HALO_EINVAL, "--pyramid needs an OME-Zarr output (--ome or *.ome.zarr)");
 	if (o->dtype) {
-		int rc = halo_dtype_parse(o->dtype, "--dtype", &info->dtype, err);
+		int rc = halo_dtype_parse_output(o->dtype, "--dtype", &info->dtype, err);
 		if (rc)
 			return rc;
-		if (info->dtype.big_endian)
-			return halo_error_set(err, HALO_EINVAL, "--dtype: '%s': halo writes little-endian "
-					      "arrays; give the type without '>'", o->dtype);
 	}
 	if (halo_reader_format(r) == HALO_FMT_TIFF && wo->format != HALO_FMT_TIFF) {
 		static const int64_t dflt[3] = {64, 256, 256};

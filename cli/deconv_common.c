@@ -118,13 +118,8 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 		o->args[i] = argv[optind + i];
 	if (o->dtype) {
 		halo_dtype_t dt;
-		if (halo_dtype_parse(o->dtype, "--dtype", &dt, &err))
+		if (halo_dtype_parse_output(o->dtype, "--dtype", &dt, &err))
 			goto bad_value;
-		if (dt.big_endian) {
-			halo_error_set(&err, HALO_EINVAL, "--dtype: '%s': halo writes little-endian "
-				       "arrays; give the type without '>'", o->dtype);
-			goto bad_value;
-		}
 	}
 	o->rt.memory = o->memory;
 	return 0;

@@ -238,6 +238,20 @@ static int check_env_count(const char *name, halo_error_t *err)
 	return HALO_OK;
 }
 
+/* What asked for a worker count, in words: the option when given, else the
+ * environment variable, else none. */
+static void worker_ask(char *buf, size_t len, int given, const char *opt, const char *env,
+		       const char *none)
+{
+	const char *v = getenv(env);
+	if (given >= 0)
+		snprintf(buf, len, "--%s %d", opt, given);
+	else if (v)
+		snprintf(buf, len, "%s=%.40s", env, v);
+	else
+		snprintf(buf, len, "%s", none);
+}
+
 int halo_runtime_opts_check(const halo_runtime_opts_t *opts, halo_error_t *err)
 {
 	if (opts->ncpu < -1 || opts->ncuda < -1)
@@ -352,7 +366,6 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	snprintf(limit, sizeof limit, "%llu", (unsigned long long)(mem >> 20));
 	setenv("STARPU_LIMIT_CPU_MEM", limit, opts->memory != 0);
 
-
 	struct starpu_conf conf;
 	starpu_conf_init(&conf);
 	conf.sched_policy_name = rt->sched;
@@ -381,24 +394,11 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		if (rc == -EPROTO)
 			return HALO_ERUNTIME;
 		if (rc == -ENODEV) {
-			/* Name what asked for no worker: an option, or the environment. */
-			const char *cpu = getenv("STARPU_NCPU"), *gpu = getenv("STARPU_NCUDA");
-			char asked[160], c[64], g[64];
-			if (opts->ncpu >= 0)
-				snprintf(c, sizeof c, "--ncpu %d", opts->ncpu);
-			else if (cpu)
-				snprintf(c, sizeof c, "STARPU_NCPU=%.40s", cpu);
-			else
-				snprintf(c, sizeof c, "all CPUs");
-			if (opts->ncuda >= 0)
-				snprintf(g, sizeof g, "--ncuda %d", opts->ncuda);
-			else if (gpu)
-				snprintf(g, sizeof g, "STARPU_NCUDA=%.40s", gpu);
-			else
-				snprintf(g, sizeof g, "no GPU");
-			snprintf(asked, sizeof asked, "%s, %s", c, g);
-			return halo_error_set(err, HALO_ERUNTIME, "StarPU found no worker to run on (%s)",
-					      asked);
+			char c[64], g[64];
+			worker_ask(c, sizeof c, opts->ncpu, "ncpu", "STARPU_NCPU", "all CPUs");
+			worker_ask(g, sizeof g, opts->ncuda, "ncuda", "STARPU_NCUDA", "no GPU");
+			return halo_error_set(err, HALO_ERUNTIME, "StarPU found no worker to run on (%s, %s)",
+					      c, g);
 		}
 		return halo_error_set(err, HALO_ERUNTIME, "starpu_init failed: %s", strerror(-rc));
 	}
@@ -417,11 +417,12 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	int asked = opts->ncuda >= 0 ? opts->ncuda : env_ncuda ? atoi(env_ncuda) : 0;
 	if (asked > 0 && (int)starpu_cuda_worker_get_count() < asked) {
 		int found = (int)starpu_cuda_worker_get_count();
+		char g[64];
+		worker_ask(g, sizeof g, opts->ncuda, "ncuda", "STARPU_NCUDA", "");
 		halo_runtime_shutdown(rt);
 		*out = NULL;
-		return halo_error_set(err, HALO_ERUNTIME, "%s%d: StarPU found %d GPU%s to run on%s",
-				      opts->ncuda >= 0 ? "--ncuda " : "STARPU_NCUDA=", asked, found,
-				      found == 1 ? "" : "s",
+		return halo_error_set(err, HALO_ERUNTIME, "%s: StarPU found %d GPU%s to run on%s", g,
+				      found, found == 1 ? "" : "s",
 #ifdef HALO_USE_CUDA
 				      ""
 #else

@@ -49,6 +49,16 @@ int halo_dtype_parse(const char *s, const char *what, halo_dtype_t *out, halo_er
 			      what, s);
 }
 
+int halo_dtype_parse_output(const char *s, const char *what, halo_dtype_t *out,
+			    halo_error_t *err)
+{
+	int rc = halo_dtype_parse(s, what, out, err);
+	if (!rc && out->big_endian)
+		return halo_error_set(err, HALO_EINVAL, "%s: '%s': halo writes little-endian arrays; "
+				      "give the type without '>'", what, s);
+	return rc;
+}
+
 size_t halo_dtype_size(halo_dtype_t dt)
 {
 	return (size_t)dtypes[dt.kind].size;

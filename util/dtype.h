@@ -28,6 +28,11 @@ typedef struct halo_dtype {
  * ("uint16", "float32"). `what` names the value in the message. */
 int halo_dtype_parse(const char *s, const char *what, halo_dtype_t *out, halo_error_t *err);
 
+/* The same for a type halo is to write: native (little-endian) order only,
+ * so that a '>' asked for is refused rather than ignored. */
+int halo_dtype_parse_output(const char *s, const char *what, halo_dtype_t *out,
+			    halo_error_t *err);
+
 size_t halo_dtype_size(halo_dtype_t dt);
 int halo_dtype_is_float(halo_dtype_t dt);
 /* "uint16", "float32", ... */
