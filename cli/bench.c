@@ -329,6 +329,20 @@ static int measure_halo(struct bench_ctx *b, struct bench_workload *w, struct be
 	return HALO_OK;
 }
 
+/* Drops the values seen earlier in v[0..n); returns how many are left. */
+static int distinct(int *v, int n)
+{
+	int m = 0;
+	for (int i = 0; i < n; i++) {
+		int seen = 0;
+		for (int j = 0; j < m; j++)
+			seen |= v[j] == v[i];
+		if (!seen)
+			v[m++] = v[i];
+	}
+	return m;
+}
+
 static int add_cfg(struct bench_cfg *out, int n, int max, struct bench_cfg c,
 		   const int64_t chunks[3])
 {
@@ -363,6 +377,7 @@ static int configs(const struct bench_ctx *b, const char *name, struct bench_cfg
 		cpus[ncpus++] = o->cpus[i];
 	if (any_gpu && deconv)
 		cpus[ncpus++] = 0; /* the GPUs alone */
+	ncpus = distinct(cpus, ncpus);
 	for (int c = 0; c < ncpus; c++)
 		for (int g = 0; g < (deconv ? o->ngpus : 1); g++)
 			for (int s = 0; s < o->nscheds; s++)
@@ -457,6 +472,10 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 			return halo_error_set(err, HALO_EINVAL, "--ncuda %d: this machine has %d GPU%s",
 					      o->gpus[i], b->ngpu, b->ngpu == 1 ? "" : "s");
 	}
+	/* 'all' may name a count also listed ('--ncuda 1,all' on one GPU, or
+	 * '0,all' on none): each configuration is measured once. */
+	o->ngpus = distinct(o->gpus, o->ngpus);
+	o->ncpus = distinct(o->cpus, o->ncpus);
 	for (int i = 0; i < o->ncpus; i++)
 		if (o->cpus[i] > b->cores)
 			return halo_error_set(err, HALO_EINVAL, "--ncpu %d: this machine has %d cores",

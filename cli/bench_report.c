@@ -141,11 +141,16 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 				fprintf(f, "  %s's result against halo's: max relative difference %.1e\n",
 					w->runs[i].tool, w->runs[i].max_rel_diff);
 	}
-	if (rep->cpu_copy_gbs > 0 || rep->gpu_peak_gbs > 0)
-		fprintf(f, "\npeak bandwidth: CPU %.1f GB/s (measured copy, all cores)%s",
-			rep->cpu_copy_gbs, rep->gpu_peak_gbs > 0 ? "" : "\n");
+	/* Only rl measures the CPU's copy bandwidth: no "CPU 0.0 GB/s" elsewhere. */
+	const char *sep = "\npeak bandwidth: ";
+	if (rep->cpu_copy_gbs > 0) {
+		fprintf(f, "%sCPU %.1f GB/s (measured copy, all cores)", sep, rep->cpu_copy_gbs);
+		sep = ", ";
+	}
 	if (rep->gpu_peak_gbs > 0)
-		fprintf(f, ", GPU %.0f GB/s (specification)\n", rep->gpu_peak_gbs);
+		fprintf(f, "%sGPU %.0f GB/s (specification)", sep, rep->gpu_peak_gbs);
+	if (rep->cpu_copy_gbs > 0 || rep->gpu_peak_gbs > 0)
+		fputc('\n', f);
 }
 
 /* Writes to path through a temporary name, so a reader never sees half. */

@@ -68,7 +68,8 @@ void halo__rl_backward_cuda(void *buffers[], void *cl_arg);
 /* How the GPU RL plans made so far in this process run: sets of plans with
  * the elementwise steps fused into cuFFT callbacks, sets that run them as
  * kernels, and the cuFFT error that made the last fused set fall back to
- * kernels (0: none did). Set HALO_CUFFT_CALLBACKS=0 to ask for kernels. */
+ * kernels (0: none did). Kernels are the default; HALO_CUFFT_CALLBACKS=1
+ * asks for callbacks. */
 void halo_rl_cuda_plans(int *fused, int *kernels, int *last_error);
 #endif
 

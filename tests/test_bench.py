@@ -112,6 +112,50 @@ check(len(rects) == bars, "SVG: one bar per run (and per rl run for bandwidth)",
       (len(rects), bars))
 check(os.path.isdir(os.path.join(work, "input.zarr")), "--dir keeps the generated volume")
 
+
+def generated(shape):
+    """The volume bench writes, voxel by voxel: 200 + 150 sin(.31z) sin(.23y)
+    sin(.17x) plus 0..31 from a xorshift stream drawn over each stored
+    (full-size) chunk in turn."""
+    import math
+    import numpy as np
+    ch = ((shape[0] + 1) // 2, (shape[1] + 3) // 4, (shape[2] + 3) // 4)
+    out, r, m = np.zeros(shape, np.uint16), 0x2545f4914f6cdd1d, (1 << 64) - 1
+    for cz in range(-(-shape[0] // ch[0])):
+        for cy in range(-(-shape[1] // ch[1])):
+            for cx in range(-(-shape[2] // ch[2])):
+                for z in range(cz * ch[0], (cz + 1) * ch[0]):
+                    for y in range(cy * ch[1], (cy + 1) * ch[1]):
+                        for x in range(cx * ch[2], (cx + 1) * ch[2]):
+                            r ^= r >> 12
+                            r ^= (r << 25) & m
+                            r ^= r >> 27
+                            if z < shape[0] and y < shape[1] and x < shape[2]:
+                                v = 200 + 150 * math.sin(0.31 * z) * math.sin(0.23 * y) * \
+                                    math.sin(0.17 * x)
+                                out[z, y, x] = int(v + (r >> 59))
+    return out
+
+
+import zarr  # noqa: E402
+import numpy  # noqa: E402
+got = zarr.open(os.path.join(work, "input.zarr"), mode="r")
+check(got.dtype == numpy.uint16 and numpy.array_equal(got[:], generated(SIZE)),
+      "the generated volume is the documented structure plus noise, edge chunks included")
+
+# 'all' naming a count also listed is one configuration, and a workload
+# that measured no CPU copy bandwidth prints none.
+dd = path("bench-dedup.json")
+r = halo("bench", "deconvolve", "--size", "8,16,16", "--psf", 3, "--iterations", 1, "--repeat", 1,
+         "--warmup", 0, "--ncpu", "1,1,all", "--ncuda", "0,all", "--peers", "none", "--json", dd,
+         "--quiet", check_rc=0)
+runs = [x for x in json.load(open(dd))["workloads"][0]["runs"]] if r.returncode == 0 else []
+check([(x["config"]["ncpu"], x["config"]["ncuda"]) for x in runs] == [(1, 0), (-1, 0)],
+      "--ncpu 1,1,all --ncuda 0,all on a machine without GPU: two configurations",
+      r.stdout + r.stderr)
+check("CPU 0.0" not in r.stdout and "peak bandwidth" not in r.stdout,
+      "deconvolve alone prints no CPU bandwidth it did not measure", r.stdout)
+
 # Peers can be switched off; a missing peers script is reported, not fatal.
 r = halo("bench", "rl", "--shape", "4,8,8", "--psf", 3, "--iterations", 1, "--repeat", 1,
          "--warmup", 0, "--ncpu", 1, "--peers", "none", "--quiet", check_rc=0)
