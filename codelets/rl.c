@@ -8,6 +8,7 @@
 #include "codelets/rl_math.h"
 #include "util/signals.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
@@ -19,6 +20,8 @@ static void rl_cpu(void *buffers[], void *cl_arg);
 static void forward_cpu(void *buffers[], void *cl_arg);
 static void backward_cpu(void *buffers[], void *cl_arg);
 
+static int rl_can_execute(unsigned workerid, struct starpu_task *task, unsigned nimpl);
+
 static struct starpu_perfmodel otf_model = {.type = STARPU_HISTORY_BASED, .symbol = "halo_otf"};
 static struct starpu_perfmodel rl_model = {.type = STARPU_HISTORY_BASED, .symbol = "halo_rl"};
 static struct starpu_perfmodel forward_model = {.type = STARPU_HISTORY_BASED,
@@ -29,6 +32,7 @@ static struct starpu_perfmodel backward_model = {.type = STARPU_HISTORY_BASED,
 struct starpu_codelet halo_rl_forward_cl = {
 	.cpu_funcs = {forward_cpu},
 	.cpu_funcs_name = {"forward_cpu"},
+	.can_execute = rl_can_execute,
 #ifdef HALO_USE_CUDA
 	.cuda_funcs = {halo__rl_forward_cuda},
 	.cuda_flags = {STARPU_CUDA_ASYNC},
@@ -42,6 +46,7 @@ struct starpu_codelet halo_rl_forward_cl = {
 struct starpu_codelet halo_rl_backward_cl = {
 	.cpu_funcs = {backward_cpu},
 	.cpu_funcs_name = {"backward_cpu"},
+	.can_execute = rl_can_execute,
 #ifdef HALO_USE_CUDA
 	.cuda_funcs = {halo__rl_backward_cuda},
 	.cuda_flags = {STARPU_CUDA_ASYNC},
@@ -68,6 +73,7 @@ struct starpu_codelet halo_otf_cl = {
 struct starpu_codelet halo_rl_cl = {
 	.cpu_funcs = {rl_cpu},
 	.cpu_funcs_name = {"rl_cpu"},
+	.can_execute = rl_can_execute,
 #ifdef HALO_USE_CUDA
 	.cuda_funcs = {halo__rl_cuda},
 	.cuda_flags = {STARPU_CUDA_ASYNC},
@@ -254,6 +260,28 @@ static void block_shape(void *buf, int n[3])
 	n[0] = (int)STARPU_BLOCK_GET_NZ(buf);
 	n[1] = (int)STARPU_BLOCK_GET_NY(buf);
 	n[2] = (int)STARPU_BLOCK_GET_NX(buf);
+}
+
+int halo_rl_cpu_may_run(double work, double expected)
+{
+	return work <= HALO_RL_CPU_CALIBRATE_WORK || !isnan(expected);
+}
+
+static int rl_can_execute(unsigned workerid, struct starpu_task *task, unsigned nimpl)
+{
+	if (starpu_worker_get_type((int)workerid) != STARPU_CPU_WORKER ||
+	    starpu_cuda_worker_get_count() == 0)
+		return 1;
+	starpu_data_handle_t h = STARPU_TASK_GET_HANDLE(task, 0);
+	double work = (double)starpu_block_get_nx(h) * starpu_block_get_ny(h) *
+		      starpu_block_get_nz(h);
+	if (task->cl == &halo_rl_cl)
+		work *= ((const struct halo_rl_args *)task->cl_arg)->iterations;
+	if (work <= HALO_RL_CPU_CALIBRATE_WORK)
+		return 1;
+	struct starpu_perfmodel_arch *arch =
+		starpu_worker_get_perf_archtype((int)workerid, task->sched_ctx);
+	return halo_rl_cpu_may_run(work, starpu_task_expected_length(task, arch, nimpl));
 }
 
 static void otf_cpu(void *buffers[], void *cl_arg)

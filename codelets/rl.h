@@ -55,6 +55,18 @@ extern struct starpu_codelet halo_rl_forward_cl;
 /* Buffers: haloed ratio (R, block), OTF (R), estimate chunk (RW, block). */
 extern struct starpu_codelet halo_rl_backward_cl;
 
+/* Whether a CPU worker may take an RL task of `work` voxel-iterations
+ * (haloed voxels times iterations; 1 iteration for a half) on a machine
+ * with GPUs, given the time StarPU's model expects of it there (NaN: none
+ * yet). StarPU's dmda sends a task whose model has no measurement for an
+ * arch to that arch, to calibrate it; on a CPU+GPU machine that put a
+ * seed-sized chunk (50 G voxel-iterations, half an hour on a core) on each
+ * CPU worker while the GPU would have done it in 3 s. So a CPU calibrates
+ * only on tasks up to HALO_RL_CPU_CALIBRATE_WORK, a few seconds on a core;
+ * larger ones run on CPUs once a CPU-only run has measured their shape. */
+#define HALO_RL_CPU_CALIBRATE_WORK 256e6
+int halo_rl_cpu_may_run(double work, double expected);
+
 int halo_rl_forward_compute(const float *haloed, const int n[3], const float *otf,
 			    const float *image, const int on[3], const int off[3], float *ratio);
 int halo_rl_backward_compute(const float *haloed, const int n[3], const float *otf, float *est,

@@ -425,6 +425,36 @@ static void compare_half(const int n[3], const int pn[3], const int on[3], const
 	free(next);
 }
 
+/* A CPU worker takes an RL task too large to calibrate on (a seed-sized
+ * chunk) only where no GPU could run it; small ones always. */
+static void cpu_calibration_checks(void)
+{
+	tap_ok(halo_rl_cpu_may_run(HALO_RL_CPU_CALIBRATE_WORK, NAN) &&
+		       !halo_rl_cpu_may_run(2 * HALO_RL_CPU_CALIBRATE_WORK, NAN) &&
+		       halo_rl_cpu_may_run(2 * HALO_RL_CPU_CALIBRATE_WORK, 30.0),
+	       "a CPU calibrates RL on small tasks only; measured shapes run at any size");
+	starpu_data_handle_t h[3];
+	starpu_block_data_register(&h[0], -1, 0, 1152, 1152 * 1152, 1152, 1152, 384, sizeof(float));
+	starpu_vector_data_register(&h[1], -1, 0, 1, sizeof(float));
+	starpu_block_data_register(&h[2], -1, 0, 1024, 1024 * 1024, 1024, 1024, 256, sizeof(float));
+	struct halo_rl_args a = {.iterations = 100, .threads = 1};
+	struct starpu_task *t = starpu_task_create();
+	t->cl = &halo_rl_cl;
+	t->cl_arg = &a;
+	t->cl_arg_size = sizeof a;
+	t->destroy = 0;
+	for (int i = 0; i < 3; i++)
+		STARPU_TASK_SET_HANDLE(t, h[i], i);
+	int cpu = first_worker(STARPU_CPU_WORKER), gpus = (int)starpu_cuda_worker_get_count();
+	int can = cpu >= 0 && starpu_worker_can_execute_task((unsigned)cpu, t, 0);
+	tap_ok(can == (gpus == 0),
+	       "an uncalibrated 384x1152x1152 chunk, 100 iterations: %s a CPU worker (%d GPUs)",
+	       can ? "runs on" : "is kept off", gpus);
+	starpu_task_destroy(t);
+	for (int i = 0; i < 3; i++)
+		starpu_data_unregister(h[i]);
+}
+
 int main(void)
 {
 	math_checks();
@@ -439,6 +469,7 @@ int main(void)
 	if (!tap_ok(halo_runtime_init(&opts, &rt, &err) == HALO_OK, "runtime starts: %s", err.msg))
 		return tap_done();
 	gather_checks();
+	cpu_calibration_checks();
 	compare((int[3]){16, 24, 32}, (int[3]){5, 7, 3}, (int[3]){0, 0, 0}, (int[3]){16, 24, 32}, 10);
 	compare((int[3]){17, 23, 31}, (int[3]){4, 6, 5}, (int[3]){3, 2, 5}, (int[3]){9, 15, 21}, 25);
 	compare((int[3]){64, 96, 80}, (int[3]){15, 15, 15}, (int[3]){7, 7, 7}, (int[3]){50, 82, 66},
