@@ -121,6 +121,21 @@ void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3], uint64_
 	halo_chunks_auto(shape, depth, 1.0, (uint64_t)voxels, 2 * (int64_t)(ncpu + ngpu), out);
 }
 
+void halo_deconv_chunks_fit_depth(int64_t chunks[3], const int64_t shape[3], const int depth[3])
+{
+	for (int d = 0; d < 3; d++) {
+		if (chunks[d] >= shape[d] || chunks[d] + 2 * (int64_t)depth[d] >= INT_MAX / 4)
+			continue;
+		for (int64_t c = chunks[d]; c >= 1 && c >= chunks[d] - chunks[d] / 8; c--) {
+			int n = (int)(c + 2 * (int64_t)depth[d]);
+			if (halo_fft_good_size(n, 1) == n) {
+				chunks[d] = c;
+				break;
+			}
+		}
+	}
+}
+
 void halo_deconv_default_depth(const int64_t chunks[3], const int pn[3], int depth[3])
 {
 	for (int d = 0; d < 3; d++) {

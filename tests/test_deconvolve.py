@@ -238,18 +238,41 @@ expect = np.clip(np.rint(ref), 0, 65535)
 check(out is not None and out.dtype == np.uint16 and np.abs(out - expect).max() <= 1,
       "--dtype uint16: rounded result", r.stderr)
 
-# --chunks auto: the chunks it picks, as stored, give the dask result.
+# --chunks auto: the chunks it picks, as stored, give the dask result. With
+# --depth 7 a chunk of 32 would be 46 = 2 x 23 with its halo: auto takes 31
+# (45 = 3^2 x 5), so that no FFT of the run has a prime factor over 7.
+
+
+def smooth(n):
+    for p in (2, 3, 5, 7):
+        while n % p == 0:
+            n //= p
+    return n == 1
+
+
 img = specimen((40, 64, 72), "uint16")
 psf = make_psf((5, 5, 5))
 out, r = run(write_input(img, (40, 64, 72), "auto.zarr"), write_psf(psf, "apsf.tif"),
-             "--chunks", "auto", "--depth", "5,5,5", "--ncpu", "2", "--memory", "16M",
+             "--chunks", "auto", "--depth", "7,7,7", "--ncpu", "2", "--memory", "16M",
              "--iterations", "3")
 chunks = zarr.open(path("out.zarr"), mode="r").chunks if out is not None else None
 n = int(np.prod([-(-s // c) for s, c in zip(img.shape, chunks)])) if chunks else 0
-check(chunks is not None and n >= 4 and all(c % 8 == 0 or c == s or c == 20
+check(chunks is not None and n >= 4 and all(c == s or smooth(c + 14) and c >= 28
                                              for c, s in zip(chunks, img.shape)),
-      f"--chunks auto: {chunks}, {n} chunks for 2 workers")
+      f"--chunks auto: {chunks}, {n} chunks for 2 workers, FFT-friendly with their halo")
+check(r.stderr.count("warning") == 0, "--chunks auto: no FFT-size warning", r.stderr)
 if chunks:
-    err = rel(out, dask_ref(img, psf, chunks, (5, 5, 5), "reflect", 3))
+    err = rel(out, dask_ref(img, psf, chunks, (7, 7, 7), "reflect", 3))
     check(err <= 1e-4, f"--chunks auto equals dask with those chunks (rel {err:.2e})")
+
+# Chunks that --depth makes FFT-unfriendly are run, with one warning per axis.
+out, r = run(path("auto.zarr"), path("apsf.tif"), "--chunks", "20,33,36", "--depth", "5,5,5",
+             "--iterations", "1")
+warn = [x for x in r.stderr.splitlines() if "warning" in x]
+check(out is not None and warn == [
+    "halo: warning: a chunk with its halo is 43 voxels along y (prime factor 43), which FFTs "
+    "are slow on; --depth 6 along y makes it 45",
+    "halo: warning: a chunk with its halo is 46 voxels along x (prime factor 23), which FFTs "
+    "are slow on; --depth 6 along x makes it 48"], "FFT-unfriendly haloed chunks: a warning "
+      "per axis with the --depth that avoids it", r.stderr)
 done()
