@@ -100,6 +100,37 @@ static const char *run_name(const struct bench_workload *w, const struct bench_r
 	return buf;
 }
 
+/* The run of w in r's configuration but with ncpu CPUs and ncuda GPUs. */
+static const struct bench_run *sibling(const struct bench_workload *w, const struct bench_run *r,
+				       int ncpu, int ncuda)
+{
+	for (int i = 0; i < w->nruns; i++) {
+		const struct bench_cfg *c = &w->runs[i].cfg;
+		if (is_halo(&w->runs[i]) && w->runs[i].available && c->ncpu == ncpu &&
+		    c->ncuda == ncuda && !strcmp(c->sched, r->cfg.sched) &&
+		    !memcmp(c->chunks, r->cfg.chunks, sizeof c->chunks) &&
+		    !strcmp(c->mode ? c->mode : "", r->cfg.mode ? r->cfg.mode : ""))
+			return &w->runs[i];
+	}
+	return NULL;
+}
+
+/* How much of the CPUs' and the GPUs' throughputs apart a CPU+GPU run of
+ * deconvolve reaches together (1: they add up); 0 when one is missing. */
+static double co_scheduling(const struct bench_workload *w, const struct bench_run *r,
+			    double *cpu, double *gpu)
+{
+	if (strcmp(w->name, "deconvolve") || !is_halo(r) || !r->available || !r->cfg.ncpu ||
+	    !r->cfg.ncuda)
+		return 0;
+	const struct bench_run *c = sibling(w, r, r->cfg.ncpu, 0), *g = sibling(w, r, 0, r->cfg.ncuda);
+	if (!c || !g)
+		return 0;
+	*cpu = throughput(w, bench_median(c));
+	*gpu = throughput(w, bench_median(g));
+	return *cpu + *gpu > 0 ? throughput(w, bench_median(r)) / (*cpu + *gpu) : 0;
+}
+
 void bench_report_table(FILE *f, const struct bench_report *rep)
 {
 	for (int k = 0; k < rep->nworkloads; k++) {
@@ -135,6 +166,12 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 				if (!is_halo(&w->runs[p]) && w->runs[p].available)
 					fprintf(f, " %8.2fx", bench_median(&w->runs[p]) / med);
 			fputc('\n', f);
+		}
+		for (int i = 0; i < w->nruns; i++) {
+			double cpu, gpu, frac = co_scheduling(w, &w->runs[i], &cpu, &gpu);
+			if (frac > 0)
+				fprintf(f, "  halo %s: %.2f of CPUs alone + GPUs alone (%.1f + %.1f %s)\n",
+					w->runs[i].label, frac, cpu, gpu, w->units);
 		}
 		for (int i = 0; i < w->nruns; i++)
 			if (w->runs[i].max_rel_diff >= 0)
@@ -218,6 +255,11 @@ static json_t *run_json(const struct bench_report *rep, const struct bench_workl
 	}
 	if (r->max_rel_diff >= 0)
 		json_object_set_new(j, "max_rel_diff_vs_halo", json_real(r->max_rel_diff));
+	double cpu, gpu, frac = co_scheduling(w, r, &cpu, &gpu);
+	if (frac > 0)
+		json_object_set_new(j, "co_scheduling",
+				    json_pack("{s:f, s:f, s:f}", "fraction_of_sum", frac,
+					      "cpu_only_throughput", cpu, "gpu_only_throughput", gpu));
 	if (is_halo(r)) {
 		json_t *s = json_object();
 		for (int p = 0; p < w->nruns; p++)
