@@ -424,7 +424,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	}
 	double secs = halo_now() - t0;
 	double mvox = (double)(info.shape[0] * info.shape[1] * info.shape[2]) * 1e-6;
-	/* With the GPUs alone, the one CPU worker only reads and writes. */
+	/* With the GPUs alone, the CPU workers only read and write. */
 	int ncpu = halo_runtime_gpus_alone() ? 0 : (int)starpu_cpu_worker_get_count();
 	int ncuda = (int)starpu_cuda_worker_get_count();
 	if (res) {
