@@ -222,7 +222,7 @@ static int exact_distributed(const struct halo_deconv_cli *o, halo_reader_t *r, 
 
 /* A chunk with its halo of a size with a prime factor over 7 makes every
  * FFT of the run slower (1.7x per voxel at 152 = 8 x 19 against 150): says
- * so, with the nearest --depth that avoids it, for each chunked axis. */
+ * so, with the next larger --depth that avoids it, for each chunked axis. */
 static void warn_fft_sizes(const halo_volume_info_t *info, const int depth[3])
 {
 	static const char axis[3] = {'z', 'y', 'x'};
@@ -395,7 +395,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		fprintf(stderr, "halo: warning: --depth %d,%d,%d is less than half the PSF (%dx%dx%d): "
 				"seams between chunks will show\n",
 			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
-	if (!exact && o->ndepth && o->nchunks >= 0 && speaker)
+	if (!exact && o->ndepth && speaker)
 		warn_fft_sizes(&info, dopts.depth);
 	double t0 = halo_now();
 	if (!exact) {

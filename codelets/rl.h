@@ -63,7 +63,8 @@ extern struct starpu_codelet halo_rl_backward_cl;
  * seed-sized chunk (50 G voxel-iterations, half an hour on a core) on each
  * CPU worker while the GPU would have done it in 3 s. So a CPU calibrates
  * only on tasks up to HALO_RL_CPU_CALIBRATE_WORK, a few seconds on a core;
- * larger ones run on CPUs once a CPU-only run has measured their shape. */
+ * larger ones run on CPUs once CPU-only runs have measured their shape and
+ * iterations (StarPU wants 10 measurements, STARPU_CALIBRATE_MINIMUM). */
 #define HALO_RL_CPU_CALIBRATE_WORK 256e6
 int halo_rl_cpu_may_run(double work, double expected);
 

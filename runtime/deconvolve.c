@@ -126,7 +126,14 @@ void halo_deconv_chunks_fit_depth(int64_t chunks[3], const int64_t shape[3], con
 	for (int d = 0; d < 3; d++) {
 		if (chunks[d] >= shape[d] || chunks[d] + 2 * (int64_t)depth[d] >= INT_MAX / 4)
 			continue;
-		for (int64_t c = chunks[d]; c >= 1 && c >= chunks[d] - chunks[d] / 8; c--) {
+		/* Neither more chunks (a sliver at the end) nor an axis below
+		 * 4x the depth, as halo_chunks_auto promises. */
+		int64_t count = (shape[d] + chunks[d] - 1) / chunks[d];
+		int64_t least = 4 * (int64_t)depth[d] > 8 ? 4 * (int64_t)depth[d] : 8;
+		for (int64_t c = chunks[d];
+		     c >= 1 && c >= least && c >= chunks[d] - chunks[d] / 8 &&
+		     (shape[d] + c - 1) / c == count;
+		     c--) {
 			int n = (int)(c + 2 * (int64_t)depth[d]);
 			if (halo_fft_good_size(n, 1) == n) {
 				chunks[d] = c;

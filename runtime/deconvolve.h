@@ -41,9 +41,10 @@ void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3], uint64_
 			     int ncpu, uint64_t gpu_bytes, int ngpu, int64_t out[3]);
 
 /* With a depth fixed by the user, --chunks auto shrinks each chunked
- * axis's chunk (by at most an eighth) until the chunk with its halo on
- * both sides has an FFT-friendly size: a 152-voxel axis (8 x 19) made FFTW
- * 1.7x slower per voxel than 150. Axes in one chunk stay whole. */
+ * axis's chunk (by at most an eighth, keeping the number of chunks and
+ * 4x the depth) until the chunk with its halo on both sides has an
+ * FFT-friendly size: a 152-voxel axis (8 x 19) made FFTW 1.7x slower per
+ * voxel than 150. Axes in one chunk stay whole. */
 void halo_deconv_chunks_fit_depth(int64_t chunks[3], const int64_t shape[3], const int depth[3]);
 
 /* The default overlap depth: at least the PSF's size on each axis, grown

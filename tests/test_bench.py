@@ -143,8 +143,7 @@ got = zarr.open(os.path.join(work, "input.zarr"), mode="r")
 check(got.dtype == numpy.uint16 and numpy.array_equal(got[:], generated(SIZE)),
       "the generated volume is the documented structure plus noise, edge chunks included")
 
-# 'all' naming a count also listed is one configuration, and a workload
-# that measured no CPU copy bandwidth prints none.
+# 'all' naming a count also listed is one configuration.
 dd = path("bench-dedup.json")
 r = halo("bench", "deconvolve", "--size", "8,16,16", "--psf", 3, "--iterations", 1, "--repeat", 1,
          "--warmup", 0, "--ncpu", "1,1,all", "--ncuda", "0,all", "--peers", "none", "--json", dd,
@@ -153,8 +152,6 @@ runs = [x for x in json.load(open(dd))["workloads"][0]["runs"]] if r.returncode 
 check([(x["config"]["ncpu"], x["config"]["ncuda"]) for x in runs] == [(1, 0), (-1, 0)],
       "--ncpu 1,1,all --ncuda 0,all on a machine without GPU: two configurations",
       r.stdout + r.stderr)
-check("CPU 0.0" not in r.stdout and "peak bandwidth" not in r.stdout,
-      "deconvolve alone prints no CPU bandwidth it did not measure", r.stdout)
 
 # Peers can be switched off; a missing peers script is reported, not fatal.
 r = halo("bench", "rl", "--shape", "4,8,8", "--psf", 3, "--iterations", 1, "--repeat", 1,
