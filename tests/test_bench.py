@@ -148,7 +148,7 @@ dd = path("bench-dedup.json")
 r = halo("bench", "deconvolve", "--size", "8,16,16", "--psf", 3, "--iterations", 1, "--repeat", 1,
          "--warmup", 0, "--ncpu", "1,1,all", "--ncuda", "0,all", "--peers", "none", "--json", dd,
          "--quiet", check_rc=0)
-runs = [x for x in json.load(open(dd))["workloads"][0]["runs"]] if r.returncode == 0 else []
+runs = json.load(open(dd))["workloads"][0]["runs"] if r.returncode == 0 else []
 check([(x["config"]["ncpu"], x["config"]["ncuda"]) for x in runs] == [(1, 0), (-1, 0)],
       "--ncpu 1,1,all --ncuda 0,all on a machine without GPU: two configurations",
       r.stdout + r.stderr)
