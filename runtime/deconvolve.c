@@ -129,7 +129,7 @@ void halo_deconv_chunks_fit_depth(int64_t chunks[3], const int64_t shape[3], con
 		/* Neither more chunks (a sliver at the end) nor an axis below
 		 * 4x the depth, as halo_chunks_auto promises. */
 		int64_t count = (shape[d] + chunks[d] - 1) / chunks[d];
-		int64_t least = 4 * (int64_t)depth[d] > 8 ? 4 * (int64_t)depth[d] : 8;
+		int64_t least = halo_chunks_auto_least(depth[d]);
 		for (int64_t c = chunks[d];
 		     c >= 1 && c >= least && c >= chunks[d] - chunks[d] / 8 &&
 		     (shape[d] + c - 1) / c == count;

@@ -190,7 +190,7 @@ void halo_chunks_auto(const int64_t shape[3], const int depth[3], double bytes_p
 	int64_t floor[3];
 	for (int d = 0; d < 3; d++) {
 		out[d] = shape[d];
-		floor[d] = 4 * (int64_t)depth[d] > 8 ? 4 * (int64_t)depth[d] : 8;
+		floor[d] = halo_chunks_auto_least(depth[d]);
 		floor[d] = floor[d] < shape[d] ? floor[d] : shape[d];
 	}
 	for (;;) {
