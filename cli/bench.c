@@ -48,6 +48,7 @@ static const char bench_help[] =
 	"workload sizes:\n"
 	"  --shape Z,Y,X       rl chunk (default 64,256,256)\n"
 	"  --size Z,Y,X        generated volume (default 64,256,256)\n"
+	"  --input-chunks Z,Y,X  its chunks (default: half of it in z, a quarter in y, x)\n"
 	"  --input ZARR        deconvolve and convert this volume instead\n"
 	"  --psf N             Gaussian PSF of N^3 voxels (default 15)\n"
 	"  --depth Z,Y,X       overlap halo (default: halo deconvolve's for the first\n"
@@ -65,12 +66,23 @@ static const char bench_help[] =
 	"  --trace FILE        one extra traced run per halo configuration, written to\n"
 	"                      FILE with the configuration added to its name\n"
 	"  --dir DIR           work folder, kept (default: a temporary one, removed)\n"
-	"  --quiet             no progress line\n";
+	"  --quiet             no progress line\n\n"
+	"simulation:\n"
+	"  --simulate DIR      predict deconvolve instead of running it: halo-sim (halo\n"
+	"                      on StarPU with SimGrid) replays every task for as long\n"
+	"                      as the performance models that a real machine recorded\n"
+	"                      in DIR (STARPU_PERF_MODEL_DIR=DIR halo bench deconvolve\n"
+	"                      ... there, same --chunks, --depth, --iterations) say.\n"
+	"                      --ncpu and --ncuda may exceed what it had: added GPUs\n"
+	"                      are copies of its GPU 0, each on its own PCIe link.\n"
+	"                      --size may be any size (no data is written; give the\n"
+	"                      recorded --input-chunks). One run per configuration,\n"
+	"                      no peers; the times are simulated ones\n";
 
 enum {
 	OPT_NCPU = 1, OPT_NCUDA, OPT_SCHED, OPT_CHUNKS, OPT_MODE, OPT_SHAPE, OPT_SIZE,
 	OPT_INPUT, OPT_PSF, OPT_DEPTH, OPT_ITER, OPT_REPEAT, OPT_WARMUP, OPT_PEERS,
-	OPT_PYTHON, OPT_JSON, OPT_PLOT, OPT_TRACE, OPT_DIR, OPT_QUIET
+	OPT_PYTHON, OPT_JSON, OPT_PLOT, OPT_TRACE, OPT_DIR, OPT_QUIET, OPT_SIMULATE, OPT_INPUT_CHUNKS
 };
 
 static const char *const workload_names[3] = {"rl", "deconvolve", "convert"};
@@ -162,6 +174,8 @@ static int parse_option(int c, char *arg, struct bench_opts *o, halo_error_t *er
 		return HALO_OK;
 	case OPT_SHAPE:
 		return halo__parse_int_list(arg, 3, 3, 1, "--shape", o->shape, &n, err);
+	case OPT_INPUT_CHUNKS:
+		return halo__parse_int_list(arg, 3, 3, 1, "--input-chunks", o->input_chunks, &n, err);
 	case OPT_SIZE:
 		return halo__parse_int_list(arg, 3, 3, 1, "--size", o->size, &n, err);
 	case OPT_DEPTH:
@@ -184,6 +198,7 @@ static int parse_option(int c, char *arg, struct bench_opts *o, halo_error_t *er
 	case OPT_TRACE: o->trace = arg; return HALO_OK;
 	case OPT_DIR: o->dir = arg; return HALO_OK;
 	case OPT_QUIET: o->quiet = 1; return HALO_OK;
+	case OPT_SIMULATE: o->simulate = arg; return HALO_OK;
 	}
 	return HALO_OK;
 }
@@ -224,7 +239,7 @@ static void halo_argv(const struct bench_ctx *b, const struct bench_workload *w,
 	const struct bench_opts *o = b->o;
 	int n = 0;
 #define ARG(...) (snprintf(store[n], sizeof store[n], __VA_ARGS__), argv[n] = store[n], n++)
-	ARG("%s", b->self);
+	ARG("%s", o->simulate ? b->sim_exe : b->self);
 	if (!strcmp(w->name, "rl")) {
 		ARG("bench");
 		ARG("--rl-child");
@@ -255,7 +270,8 @@ static void halo_argv(const struct bench_ctx *b, const struct bench_workload *w,
 		ARG("--chunks=%lld,%lld,%lld", (long long)c->chunks[0], (long long)c->chunks[1],
 		    (long long)c->chunks[2]);
 		ARG("--overwrite");
-		ARG("--quiet");
+		if (!o->simulate) /* halo-sim's summary line is the result */
+			ARG("--quiet");
 	}
 	if (c->ncpu >= 0)
 		ARG("--ncpu=%d", c->ncpu);
@@ -317,6 +333,14 @@ static int measure_halo(struct bench_ctx *b, struct bench_workload *w, struct be
 		if (t < 0)
 			return halo_error_set(err, HALO_ERUNTIME, "halo bench rl %s: %s", r->label,
 					      *errline ? errline : "no times reported");
+	} else if (o->simulate) {
+		char *out = NULL;
+		halo_argv(b, w, c, NULL, 0, 0, store, argv);
+		bench_spawn(b, argv, &out, errline, sizeof errline, NULL);
+		int rc = bench_sim_result(b, out, errline, &t, err);
+		free(out);
+		if (rc)
+			return rc;
 	} else {
 		halo_argv(b, w, c, NULL, 0, 0, store, argv);
 		if (bench_spawn(b, argv, NULL, errline, sizeof errline, &t) != 0)
@@ -458,8 +482,12 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 		if (!mkdtemp(b->dir))
 			return halo_error_set(err, HALO_EIO, "%s: %s", b->dir, strerror(errno));
 	}
-	if (describe_machine(b, rep, err))
+	if (o->simulate) {
+		if (bench_sim_setup(b, rep, err))
+			return err->code;
+	} else if (describe_machine(b, rep, err)) {
 		return HALO_ERUNTIME;
+	}
 	if (!o->ngpus) {
 		o->gpus[o->ngpus++] = 0;
 		if (b->ngpu)
@@ -545,10 +573,11 @@ static void describe_workloads(struct bench_ctx *b, struct bench_report *rep)
 			w->work = vol_vox * o->iterations / 1e6;
 			snprintf(w->about, sizeof w->about,
 				 "uint16 Zarr %lldx%lldx%lld -> float32 RL, PSF %ld^3, %ld iterations, "
-				 "reflect, depth %lld,%lld,%lld (whole processes)",
+				 "reflect, depth %lld,%lld,%lld (%s)",
 				 (long long)vs[0], (long long)vs[1], (long long)vs[2], o->psf,
 				 o->iterations, (long long)o->depth[0], (long long)o->depth[1],
-				 (long long)o->depth[2]);
+				 (long long)o->depth[2],
+				 o->simulate ? "simulated by halo-sim" : "whole processes");
 		} else {
 			w->units = "MB/s";
 			w->work = vol_vox * 2 / 1e6; /* uint16 */
@@ -612,6 +641,7 @@ int halo_cli_bench(int argc, char **argv)
 		{"mode", required_argument, NULL, OPT_MODE},
 		{"shape", required_argument, NULL, OPT_SHAPE},
 		{"size", required_argument, NULL, OPT_SIZE},
+		{"input-chunks", required_argument, NULL, OPT_INPUT_CHUNKS},
 		{"input", required_argument, NULL, OPT_INPUT},
 		{"psf", required_argument, NULL, OPT_PSF},
 		{"depth", required_argument, NULL, OPT_DEPTH},
@@ -625,6 +655,7 @@ int halo_cli_bench(int argc, char **argv)
 		{"trace", required_argument, NULL, OPT_TRACE},
 		{"dir", required_argument, NULL, OPT_DIR},
 		{"quiet", no_argument, NULL, OPT_QUIET},
+		{"simulate", required_argument, NULL, OPT_SIMULATE},
 		{"help", no_argument, NULL, HALO_OPT_HELP},
 		{0},
 	};
@@ -661,6 +692,22 @@ int halo_cli_bench(int argc, char **argv)
 	}
 	if (optind == argc)
 		o.want[0] = o.want[1] = o.want[2] = 1;
+	if (o.simulate) {
+		if (optind < argc && (o.want[0] || o.want[2])) {
+			fprintf(stderr, "halo: bench: --simulate runs the deconvolve workload only\n");
+			return HALO_EXIT_USAGE;
+		}
+		if (o.trace || o.input) {
+			fprintf(stderr, "halo: bench: --simulate takes no --%s\n",
+				o.trace ? "trace" : "input");
+			return HALO_EXIT_USAGE;
+		}
+		/* A simulation gives the same time every run, and has no peers. */
+		o.want[0] = o.want[2] = 0;
+		o.repeat = 1;
+		o.warmup = 0;
+		snprintf(o.peers, sizeof o.peers, "none");
+	}
 	if (check_options(&o, &err)) {
 		halo_cli_error(&err);
 		return HALO_EXIT_FAIL;

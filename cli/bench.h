@@ -24,10 +24,12 @@ struct bench_opts {
 	const char *modes[2];
 	int nmodes;
 	int64_t shape[3], size[3], depth[3];
+	int64_t input_chunks[3];          /* 0: half the volume in z, a quarter in y, x */
 	int ndepth;
 	long psf, iterations, repeat, warmup;
 	char peers[128];
 	const char *python, *json, *plot, *trace, *dir, *input;
+	const char *simulate;              /* recorded models: run halo-sim */
 	int quiet;
 };
 
@@ -37,6 +39,7 @@ struct bench_ctx {
 	char self[PATH_MAX], peers_py[PATH_MAX], dir[PATH_MAX];
 	char input[PATH_MAX + 128], psf[PATH_MAX + 128];
 	int cores, ngpu;
+	char sim_exe[PATH_MAX], sim_host[256]; /* --simulate */
 	int done, total; /* progress, in measured configurations */
 	double started;
 };
@@ -113,6 +116,14 @@ void bench_peers_end(struct bench_peers *p, struct bench_workload *w);
 /* bench_inputs.c: what the workloads run on, and the CPU's peak. */
 int bench_write_inputs(struct bench_ctx *b, halo_error_t *err);
 double bench_cpu_copy_gbs(int threads);
+
+/* bench_simulate.c: --simulate. setup finds halo-sim and the recorded
+ * machine, resolves 'all' and the counts to simulate into o's lists, writes
+ * the machine simulated under b->dir and points StarPU's environment at
+ * it. result reads a halo-sim run's simulated seconds from its output. */
+int bench_sim_setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *err);
+int bench_sim_result(const struct bench_ctx *b, const char *out, const char *errline,
+		     double *seconds, halo_error_t *err);
 
 /* bench_report.c */
 double bench_median(const struct bench_run *r);

@@ -82,8 +82,10 @@ int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char 
 	errline[0] = '\0';
 	FILE *f = fopen(errpath, "r");
 	char line[1024];
+	int kept = 0; /* StarPU's own reason for an abort outranks what follows */
 	while (f && fgets(line, sizeof line, f))
-		if (line[0] != '\n') {
+		if (line[0] != '\n' && !kept) {
+			kept = strstr(line, "[assert failure]") != NULL;
 			line[strcspn(line, "\n")] = '\0';
 			/* A halo child's "halo: " would repeat the parent's. */
 			snprintf(errline, errlen, "%s", line + (strncmp(line, "halo: ", 6) ? 0 : 6));

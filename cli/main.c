@@ -4,6 +4,10 @@
 #include "config.h"
 #include "cli/cli.h"
 
+/* In halo-sim (StarPU built with SimGrid) this renames main() to
+ * starpu_main(), which StarPU runs as a simulated process. */
+#include <starpu.h>
+
 #include <malloc.h>
 #include <string.h>
 #include <sys/resource.h>

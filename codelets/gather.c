@@ -33,6 +33,8 @@ struct starpu_codelet halo_gather_cl = {
 #ifdef HALO_USE_CUDA
 	.cuda_funcs = {halo__gather_cuda},
 	.cuda_flags = {STARPU_CUDA_ASYNC},
+#elif defined(HALO_SIMULATE)
+	.cuda_funcs = {HALO_SIMULATED_CUDA},
 #endif
 	.nbuffers = STARPU_VARIABLE_NBUFFERS,
 	.model = &gather_model,

@@ -133,7 +133,10 @@ struct starpu_codelet halo_reduce_axis_cl = {
 	.model = &axis_model, .name = "reduce_axis",
 };
 
+static struct starpu_perfmodel finish_model = {.type = STARPU_HISTORY_BASED,
+					       .symbol = "halo_reduce_finish"};
+
 struct starpu_codelet halo_reduce_finish_cl = {
 	.cpu_funcs = {finish_cpu}, .nbuffers = 2, .modes = {STARPU_RW, STARPU_W},
-	.name = "reduce_finish",
+	.model = &finish_model, .name = "reduce_finish",
 };

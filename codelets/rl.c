@@ -40,6 +40,8 @@ struct starpu_codelet halo_rl_forward_cl = {
 #ifdef HALO_USE_CUDA
 	.cuda_funcs = {halo__rl_forward_cuda},
 	.cuda_flags = {STARPU_CUDA_ASYNC},
+#elif defined(HALO_SIMULATE)
+	.cuda_funcs = {HALO_SIMULATED_CUDA},
 #endif
 	.nbuffers = 4,
 	.modes = {STARPU_R, STARPU_R, STARPU_R, STARPU_W},
@@ -54,6 +56,8 @@ struct starpu_codelet halo_rl_backward_cl = {
 #ifdef HALO_USE_CUDA
 	.cuda_funcs = {halo__rl_backward_cuda},
 	.cuda_flags = {STARPU_CUDA_ASYNC},
+#elif defined(HALO_SIMULATE)
+	.cuda_funcs = {HALO_SIMULATED_CUDA},
 #endif
 	.nbuffers = 3,
 	.modes = {STARPU_R, STARPU_R, STARPU_RW},
@@ -67,6 +71,8 @@ struct starpu_codelet halo_otf_cl = {
 #ifdef HALO_USE_CUDA
 	/* The spectrum is made where it is used: no OTF crosses the bus. */
 	.cuda_funcs = {halo__otf_cuda},
+#elif defined(HALO_SIMULATE)
+	.cuda_funcs = {HALO_SIMULATED_CUDA},
 #endif
 	.nbuffers = 2,
 	.modes = {STARPU_R, STARPU_W},
@@ -81,6 +87,8 @@ struct starpu_codelet halo_rl_cl = {
 #ifdef HALO_USE_CUDA
 	.cuda_funcs = {halo__rl_cuda},
 	.cuda_flags = {STARPU_CUDA_ASYNC},
+#elif defined(HALO_SIMULATE)
+	.cuda_funcs = {HALO_SIMULATED_CUDA},
 #endif
 	.nbuffers = 3,
 	.modes = {STARPU_R, STARPU_R, STARPU_W},

@@ -16,6 +16,8 @@ struct starpu_codelet halo_scale_cl = {
 #ifdef HALO_USE_CUDA
 	.cuda_funcs = {halo__scale_cuda},
 	.cuda_flags = {STARPU_CUDA_ASYNC},
+#elif defined(HALO_SIMULATE)
+	.cuda_funcs = {HALO_SIMULATED_CUDA},
 #endif
 	.nbuffers = 1,
 	.modes = {STARPU_RW},

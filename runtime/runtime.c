@@ -101,11 +101,13 @@ int halo_sched_check(const char *name, const char *source, halo_error_t *err)
 			      source, name, list, modular);
 }
 
+#ifdef HALO_HAVE_MPI
 /* Started by mpirun (or srun with PMI)? Then halo runs on StarPU-MPI. */
 static int mpi_launched(void)
 {
 	return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
 }
+#endif
 
 int halo__runtime_launched_ranks(void)
 {

@@ -199,13 +199,13 @@ static void submit_output(struct stream *s, const int64_t j[3])
 	wt->cl_arg_free = 1;
 	wt->callback_func = halo__stream_write_done;
 	wt->callback_arg = wa;
-	pthread_mutex_lock(&job->lock);
+	starpu_pthread_mutex_lock(&job->lock);
 	job->inflight++;
-	pthread_mutex_unlock(&job->lock);
+	starpu_pthread_mutex_unlock(&job->lock);
 	if (halo__stream_submit(wt, job)) {
-		pthread_mutex_lock(&job->lock);
+		starpu_pthread_mutex_lock(&job->lock);
 		job->inflight--;
-		pthread_mutex_unlock(&job->lock);
+		starpu_pthread_mutex_unlock(&job->lock);
 	}
 	starpu_data_unregister_submit(chunk);
 }
@@ -264,8 +264,8 @@ int halo_stream_run(halo_reader_t *in, halo_writer_t *out, const halo_stream_opt
 			.factor = {1, f, f}, .opts = opts},
 	};
 	struct halo_stream_job *job = &s.job;
-	pthread_mutex_init(&job->lock, NULL);
-	pthread_cond_init(&job->cond, NULL);
+	starpu_pthread_mutex_init(&job->lock, NULL);
+	starpu_pthread_cond_init(&job->cond, NULL);
 	int rc = plan(&s, err);
 	if (rc)
 		goto out;
@@ -314,7 +314,7 @@ drain:
 	}
 out:
 	stream_free(&s);
-	pthread_cond_destroy(&job->cond);
-	pthread_mutex_destroy(&job->lock);
+	starpu_pthread_cond_destroy(&job->cond);
+	starpu_pthread_mutex_destroy(&job->lock);
 	return rc;
 }

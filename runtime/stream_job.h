@@ -21,8 +21,8 @@ struct halo_stream_job {
 	int factor[3];
 	const halo_stream_opts_t *opts;
 	int kernel_failed;             /* set by compute and gather tasks (out of memory, GPU errors) */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	starpu_pthread_mutex_t lock; /* StarPU's, so that a simulated run */
+	starpu_pthread_cond_t cond;  /* (SimGrid) waits in simulated time */
 	int inflight;
 	int64_t written, read;
 	uint64_t bytes_read, bytes_written;

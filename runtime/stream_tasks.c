@@ -16,13 +16,13 @@
 
 void halo__stream_fail(struct halo_stream_job *job, const halo_error_t *e)
 {
-	pthread_mutex_lock(&job->lock);
+	starpu_pthread_mutex_lock(&job->lock);
 	if (!job->failed) {
 		job->failed = 1;
 		job->err = *e;
 	}
-	pthread_cond_broadcast(&job->cond);
-	pthread_mutex_unlock(&job->lock);
+	starpu_pthread_cond_broadcast(&job->cond);
+	starpu_pthread_mutex_unlock(&job->lock);
 }
 
 int halo__task_failed_error(halo_error_t *err)
@@ -53,10 +53,10 @@ static void read_cpu(void *buffers[], void *cl_arg)
 	}
 	size_t n = (size_t)STARPU_BLOCK_GET_NX(buffers[0]) * STARPU_BLOCK_GET_NY(buffers[0]) *
 		   STARPU_BLOCK_GET_NZ(buffers[0]) * STARPU_BLOCK_GET_ELEMSIZE(buffers[0]);
-	pthread_mutex_lock(&job->lock);
+	starpu_pthread_mutex_lock(&job->lock);
 	job->read++;
 	job->bytes_read += n;
-	pthread_mutex_unlock(&job->lock);
+	starpu_pthread_mutex_unlock(&job->lock);
 }
 
 static void write_cpu(void *buffers[], void *cl_arg)
@@ -95,13 +95,13 @@ void halo__stream_write_done(void *arg)
 	struct halo_stream_job *job = a->job;
 	const halo_volume_info_t *oi = halo_writer_info(a->out);
 	halo_dtype_t dt = oi->dtype;
-	pthread_mutex_lock(&job->lock);
+	starpu_pthread_mutex_lock(&job->lock);
 	job->inflight--;
 	job->written++;
 	job->bytes_written += (uint64_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]) *
 			      halo_dtype_size(dt);
-	pthread_cond_broadcast(&job->cond);
-	pthread_mutex_unlock(&job->lock);
+	starpu_pthread_cond_broadcast(&job->cond);
+	starpu_pthread_mutex_unlock(&job->lock);
 }
 
 static struct starpu_perfmodel read_model = {.type = STARPU_HISTORY_BASED, .symbol = "halo_read"};
@@ -149,8 +149,13 @@ void halo__stream_fail_nomem(struct halo_stream_job *job)
  * stopped), redrawing the progress line meanwhile. */
 void halo__stream_wait(struct halo_stream_job *job, int limit, halo_progress_t *p)
 {
-	pthread_mutex_lock(&job->lock);
+	starpu_pthread_mutex_lock(&job->lock);
 	while (job->inflight >= limit && !job->failed && !halo_interrupted()) {
+#ifdef HALO_SIMULATE
+		/* Simulated time: nothing to redraw meanwhile (and SimGrid
+		 * 3.32's timed wait can lose the mutex). */
+		starpu_pthread_cond_wait(&job->cond, &job->lock);
+#else
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 100 * 1000 * 1000;
@@ -158,14 +163,15 @@ void halo__stream_wait(struct halo_stream_job *job, int limit, halo_progress_t *
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&job->cond, &job->lock, &ts);
+		starpu_pthread_cond_timedwait(&job->cond, &job->lock, &ts);
+#endif
 		int64_t done = job->written;
 		uint64_t bytes = job->bytes_read + job->bytes_written;
-		pthread_mutex_unlock(&job->lock);
+		starpu_pthread_mutex_unlock(&job->lock);
 		halo_progress_update(p, done, bytes);
-		pthread_mutex_lock(&job->lock);
+		starpu_pthread_mutex_lock(&job->lock);
 	}
-	pthread_mutex_unlock(&job->lock);
+	starpu_pthread_mutex_unlock(&job->lock);
 }
 
 uint64_t halo_memory_default(void)

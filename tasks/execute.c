@@ -387,18 +387,18 @@ static starpu_data_handle_t chunk(struct exec *x, halo_pnode_t *p, const int64_t
 static void partial_done(void *arg)
 {
 	struct halo_stream_job *job = arg;
-	pthread_mutex_lock(&job->lock);
+	starpu_pthread_mutex_lock(&job->lock);
 	job->inflight--;
 	job->written++;
-	pthread_cond_broadcast(&job->cond);
-	pthread_mutex_unlock(&job->lock);
+	starpu_pthread_cond_broadcast(&job->cond);
+	starpu_pthread_mutex_unlock(&job->lock);
 }
 
 static void inflight_add(struct halo_stream_job *job, int n)
 {
-	pthread_mutex_lock(&job->lock);
+	starpu_pthread_mutex_lock(&job->lock);
 	job->inflight += n;
-	pthread_mutex_unlock(&job->lock);
+	starpu_pthread_mutex_unlock(&job->lock);
 }
 
 /* Submits output chunk j of root p: a write, or a scalar partial. */
@@ -665,8 +665,8 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 {
 	struct exec x = {.plan = plan};
 	struct halo_stream_job *job = &x.job;
-	pthread_mutex_init(&job->lock, NULL);
-	pthread_cond_init(&job->cond, NULL);
+	starpu_pthread_mutex_init(&job->lock, NULL);
+	starpu_pthread_cond_init(&job->cond, NULL);
 	int rc = HALO_OK;
 	int64_t total = 0;
 	x.st = calloc((size_t)plan->n, sizeof *x.st);
@@ -797,8 +797,8 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 out:
 	halo__mpi_distribute(0);
 	exec_free(&x, err, &rc);
-	pthread_cond_destroy(&job->cond);
-	pthread_mutex_destroy(&job->lock);
+	starpu_pthread_cond_destroy(&job->cond);
+	starpu_pthread_mutex_destroy(&job->lock);
 	return rc;
 }
 

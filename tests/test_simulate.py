@@ -1,0 +1,142 @@
+"""halo bench --simulate: performance models recorded by real runs here
+are replayed by halo-sim (StarPU on SimGrid). The simulated times follow
+the recorded ones, shrink with more cores, are the same on every run, and a
+GPU added to the models (one whose tasks take a tenth of a core's: this
+machine has none to record) takes work off the CPUs; machines larger than
+the recorded one are simulated; missing models and wrong options get one
+line."""
+import json
+import os
+import re
+import shutil
+import sys
+
+sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
+from haloutil import HALO, check, done, halo, path, skip  # noqa: E402
+
+SIM = os.path.join(os.path.dirname(os.path.abspath(HALO)), "halo-sim")
+if not os.access(SIM, os.X_OK):
+    skip("halo bench --simulate", "no halo-sim in this build (HALO_NO_SIMGRID=1)")
+    done()
+    sys.exit(0)
+
+models = path("sim-models")
+shutil.rmtree(models, ignore_errors=True)
+SHAPE = ["--size", "64,192,192", "--chunks", "32,96,96", "--psf", "7", "--iterations", "20"]
+env = dict(os.environ, STARPU_PERF_MODEL_DIR=models)
+real_json = path("sim-real.json")
+r = halo("bench", "deconvolve", *SHAPE, "--ncpu", "1,2", "--repeat", 2, "--warmup", 1,
+         "--peers", "none", "--quiet", "--json", real_json, env=env, check_rc=0)
+check(r.returncode == 0, "real runs record their models", r.stderr)
+hosts = [f[:-len(".platform.v4.xml")] for f in os.listdir(os.path.join(models, "bus"))
+         if f.endswith(".platform.v4.xml")]
+check(len(hosts) == 1, "one machine's models recorded", hosts)
+host = hosts[0]
+
+
+def bench_times(js):
+    d = json.load(open(js))
+    runs = d["workloads"][0]["runs"]
+    return d, {(x["config"]["ncpu"], x["config"]["ncuda"]): x["median_s"] for x in runs}
+
+
+def simulate(*args, json_name="sim.json", model_dir=models):
+    js = path(json_name)
+    r = halo("bench", "deconvolve", *SHAPE, "--simulate", model_dir, *args, "--quiet",
+             "--json", js, check_rc=0)
+    return r, (bench_times(js) if r.returncode == 0 else (None, {}))
+
+
+_, real = bench_times(real_json)
+r, (d, sim) = simulate("--ncpu", "1,2,8")
+check(r.returncode == 0, "halo bench --simulate runs", r.stderr)
+check("simulated by halo-sim" in r.stdout, "the table says the times are simulated", r.stdout)
+if d:
+    m = d["machine"]["simulated"]
+    check(m["host"] == host and m["recorded_cpus"] == os.cpu_count() and m["cpus"] == 8 and
+          m["gpus"] == 0, "JSON: the recorded and the simulated machine", m)
+    for n in (1, 2):
+        ratio = sim[(n, 0)] / real[(n, 0)]
+        check(0.4 < ratio < 1.6, f"{n} CPU: the simulated time follows the measured one",
+              (sim[(n, 0)], real[(n, 0)]))
+    check(sim[(1, 0)] > sim[(2, 0)] > sim[(8, 0)],
+          "more simulated cores, less time", sim)
+    # 8 chunks: 8 cores run all their RL at once
+    check(sim[(8, 0)] < 0.5 * sim[(1, 0)], "8 simulated cores: at least 2x one core", sim)
+    _, (_, again) = simulate("--ncpu", "1,2,8", json_name="sim2.json")
+    check(again == sim, "a simulation gives the same times every run", (again, sim))
+
+
+def add_gpu(src, dst, speedup=10.0):
+    """The recorded models with a GPU 0: a CUDA copy of every CPU
+    measurement, speedup times faster, and CUDA0 with its PCIe links in
+    the platform file."""
+    shutil.copytree(src, dst)
+    for root, _, files in os.walk(os.path.join(dst, "codelets")):
+        for f in files:
+            p = os.path.join(root, f)
+            text = open(p).read()
+            head, comb0 = text.split("####################\n# COMB_0\n", 1)
+            comb0 = comb0.split("####################\n# COMB_1\n")[0]
+            # device type 0 (CPU) -> 1 (CUDA)
+            cuda = re.sub(r"(# device type \([^)]*\)\n)0\n", r"\g<1>1\n", comb0, count=1)
+            cuda = cuda.replace("cpu0_impl0 (Comb0)", "cuda0_impl0 (Comb1)")
+            rows = []
+            for line in cuda.split("\n"):
+                cols = line.split()
+                if len(cols) == 8 and re.fullmatch(r"[0-9a-f]{8}", cols[0]):
+                    mean, dev, s, s2 = (float(c) for c in cols[3:7])
+                    cols[3:7] = [f"{mean / speedup:e}", f"{dev / speedup:e}",
+                                 f"{s / speedup:e}", f"{s2 / speedup ** 2:e}"]
+                    line = "\t".join(cols)
+                rows.append(line)
+            n = int(re.search(r"# number of combinations\n(\d+)", head).group(1))
+            head = head.replace(f"# number of combinations\n{n}",
+                                f"# number of combinations\n{n + 1}")
+            text = text.replace(text[:len(head)], head, 1)
+            text = text.rstrip("\n") + "\n\n####################\n# COMB_%d\n" % n + "\n".join(rows)
+            open(p, "w").write(text)
+    plat = os.path.join(dst, "bus", host + ".platform.v4.xml")
+    x = open(plat).read()
+    x = x.replace('   <host id="RAM"',
+                  '   <host id="CUDA0" speed="2000000000f">\n'
+                  '     <prop id="memsize" value="17179869184"/>\n   </host>\n'
+                  '   <host id="RAM"', 1)
+    x = x.replace(" </AS>",
+                  '   <link id="RAM-CUDA0" bandwidth="12000000000Bps" latency="0.00001s"/>\n'
+                  '   <link id="CUDA0-RAM" bandwidth="12000000000Bps" latency="0.00001s"/>\n'
+                  " </AS>", 1)
+    open(plat, "w").write(x)
+
+
+gpu_models = path("sim-models-gpu")
+shutil.rmtree(gpu_models, ignore_errors=True)
+add_gpu(models, gpu_models)
+r, (d, g) = simulate("--ncpu", "2", "--ncuda", "0,1,4", json_name="sim-gpu.json",
+                     model_dir=gpu_models)
+check(r.returncode == 0, "a machine with a GPU is simulated", r.stderr)
+if d:
+    check(d["machine"]["simulated"]["recorded_gpus"] == 1 and
+          d["machine"]["simulated"]["gpus"] == 4, "JSON: 1 GPU recorded, 4 simulated",
+          d["machine"])
+    check(g[(2, 1)] < 0.8 * g[(2, 0)], "a GPU 10x faster than a core shortens the run", g)
+    check(g[(2, 4)] <= g[(2, 1)] * 1.01, "4 GPUs take no longer than 1", g)
+    only = simulate("--ncpu", "0", "--ncuda", "1", json_name="sim-gpu0.json",
+                    model_dir=gpu_models)
+    check(only[0].returncode == 0 and (0, 1) in only[1][1],
+          "--ncpu 0: the GPU with I/O workers", only[0].stderr)
+
+# One line for each mistake, and nothing simulated.
+r, _ = simulate("--ncuda", "1")
+check(r.returncode == 1 and "without a GPU" in r.stderr and r.stderr.count("\n") == 1,
+      "GPUs from models recorded without one: one line", r.stderr)
+r = halo("bench", "deconvolve", "--simulate", path("no-such-models"), "--quiet", check_rc=1)
+check("no StarPU performance models" in r.stderr and r.stderr.count("\n") == 1,
+      "a folder without models: one line", r.stderr)
+r = halo("bench", "deconvolve", "--size", "64,192,192", "--chunks", "16,96,96", "--psf", "7",
+         "--iterations", "20", "--simulate", models, "--quiet", check_rc=1)
+check("has no measurement of" in r.stderr and "--chunks" in r.stderr and
+      r.stderr.count("\n") == 1, "a chunk shape never recorded: one line of advice", r.stderr)
+r = halo("bench", "rl", "--simulate", models, check_rc=2)
+check("deconvolve workload only" in r.stderr, "--simulate rl is refused", r.stderr)
+done()
