@@ -91,10 +91,10 @@ def add_gpu(src, dst, speedup=10.0):
                     line = "\t".join(cols)
                 rows.append(line)
             n = int(re.search(r"# number of combinations\n(\d+)", head).group(1))
-            head = head.replace(f"# number of combinations\n{n}",
-                                f"# number of combinations\n{n + 1}")
-            text = text.replace(text[:len(head)], head, 1)
-            text = text.rstrip("\n") + "\n\n####################\n# COMB_%d\n" % n + "\n".join(rows)
+            text = head.replace(f"# number of combinations\n{n}",
+                                f"# number of combinations\n{n + 1}") + text[len(head):]
+            text = (text.rstrip("\n") + "\n\n####################\n# COMB_%d\n" % n +
+                    "\n".join(rows) + "\n")
             open(p, "w").write(text)
     plat = os.path.join(dst, "bus", host + ".platform.v4.xml")
     x = open(plat).read()
