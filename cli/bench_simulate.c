@@ -348,6 +348,9 @@ int bench_sim_setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t 
 	setenv("STARPU_HOSTNAME", b->sim_host, 1);
 	setenv("STARPU_PERF_MODEL_HOMOGENEOUS_CUDA", "1", 1);
 	setenv("STARPU_CALIBRATE_MINIMUM", "1", 1);
+	char cores[16];
+	snprintf(cores, sizeof cores, "%d", ncpu);
+	setenv("HALO_SIM_CORES", cores, 1); /* --ncpu 0: a quarter of them do the I/O */
 	rep->machine = json_pack("{s:{s:s,s:s,s:i,s:i,s:i,s:i,s:f}}", "simulated", "models",
 				 o->simulate, "host", b->sim_host, "recorded_cpus", r.ncpu,
 				 "recorded_gpus", r.ngpu, "cpus", ncpu, "gpus", ngpu,

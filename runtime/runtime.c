@@ -379,6 +379,11 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		 * (1 to 8). With one, an H100 waited for reads and writes 37 %
 		 * of a 20-iteration run of 64x256x256 chunks. */
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+#ifdef HALO_SIMULATE
+		/* The simulated machine's (halo bench --simulate). */
+		if (getenv("HALO_SIM_CORES"))
+			cores = atol(getenv("HALO_SIM_CORES"));
+#endif
 		conf.ncpus = cores >= 32 ? 8 : cores >= 8 ? (int)(cores / 4) : 1;
 	}
 	if (opts->ncuda >= 0)
