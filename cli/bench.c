@@ -487,6 +487,8 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 			return err->code;
 	} else if (describe_machine(b, rep, err)) {
 		return HALO_ERUNTIME;
+	} else {
+		bench_sim_record();
 	}
 	if (!o->ngpus) {
 		o->gpus[o->ngpus++] = 0;

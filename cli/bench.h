@@ -122,6 +122,9 @@ double bench_cpu_copy_gbs(int threads);
  * the machine simulated under b->dir and points StarPU's environment at
  * it. result reads a halo-sim run's simulated seconds from its output. */
 int bench_sim_setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *err);
+/* With STARPU_PERF_MODEL_DIR set, a real bench notes this machine's
+ * memory beside the models it records (DIR/halo/HOST.json), for --simulate. */
+void bench_sim_record(void);
 int bench_sim_result(const struct bench_ctx *b, const char *out, const char *errline,
 		     double *seconds, halo_error_t *err);
 

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "cli/bench.h"
 #include "io/fs.h"
+#include "runtime/runtime.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -304,6 +305,51 @@ static int copy_models(const char *src, const char *dst, const char *host, halo_
 	return rc;
 }
 
+/* StarPU's name for this machine in its model files. */
+static void starpu_host(char *host, size_t len)
+{
+	const char *forced = getenv("STARPU_HOSTNAME");
+	if (forced && *forced) {
+		snprintf(host, len, "%s", forced);
+		return;
+	}
+	if (gethostname(host, len - 1) != 0)
+		snprintf(host, len, "unknown");
+	host[len - 1] = '\0';
+	host[strcspn(host, ".")] = '\0';
+}
+
+void bench_sim_record(void)
+{
+	const char *dir = getenv("STARPU_PERF_MODEL_DIR");
+	if (!dir || !*dir)
+		return;
+	char host[256], path[PATH_MAX + 300];
+	starpu_host(host, sizeof host);
+	snprintf(path, sizeof path, "%s/halo", dir);
+	json_t *j = json_pack("{s:I}", "ram_bytes", (json_int_t)halo_machine_ram());
+	char *text = j ? json_dumps(j, 0) : NULL;
+	halo_error_t ignored;
+	if (text && !halo_fs_mkdirs(path, &ignored)) {
+		snprintf(path, sizeof path, "%s/halo/%s.json", dir, host);
+		halo_fs_write(path, text, strlen(text), &ignored);
+	}
+	free(text);
+	json_decref(j);
+}
+
+/* The recorded machine's memory (bench_sim_record), or 0. */
+static double recorded_ram(const char *dir, const char *host)
+{
+	char path[PATH_MAX + 300];
+	snprintf(path, sizeof path, "%s/halo/%s.json", dir, host);
+	json_error_t je;
+	json_t *j = json_load_file(path, 0, &je);
+	double ram = json_number_value(json_object_get(j, "ram_bytes"));
+	json_decref(j);
+	return ram > 0 ? ram : 0;
+}
+
 int bench_sim_setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *err)
 {
 	struct bench_opts *o = (struct bench_opts *)b->o;
@@ -351,10 +397,17 @@ int bench_sim_setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t 
 	char cores[16];
 	snprintf(cores, sizeof cores, "%d", ncpu);
 	setenv("HALO_SIM_CORES", cores, 1); /* --ncpu 0: a quarter of them do the I/O */
-	rep->machine = json_pack("{s:{s:s,s:s,s:i,s:i,s:i,s:i,s:f}}", "simulated", "models",
+	/* Memory budgets (chunks in flight) as there, when it was recorded. */
+	double ram = recorded_ram(o->simulate, b->sim_host);
+	char rams[32];
+	snprintf(rams, sizeof rams, "%.0f", ram);
+	if (ram > 0)
+		setenv("HALO_SIM_RAM", rams, 1);
+	rep->machine = json_pack("{s:{s:s,s:s,s:i,s:i,s:i,s:i,s:f,s:o}}", "simulated", "models",
 				 o->simulate, "host", b->sim_host, "recorded_cpus", r.ncpu,
 				 "recorded_gpus", r.ngpu, "cpus", ncpu, "gpus", ngpu,
-				 "gpu_memory_bytes", r.memsize > 0 ? r.memsize : 0.0);
+				 "gpu_memory_bytes", r.memsize > 0 ? r.memsize : 0.0,
+				 "recorded_ram_bytes", ram > 0 ? json_real(ram) : json_null());
 	return rep->machine ? HALO_OK : halo_error_set(err, HALO_ENOMEM, "out of memory");
 }
 

@@ -296,7 +296,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (o->nchunks > 0)
 		memcpy(info.chunks, o->chunks, sizeof info.chunks);
 	if (o->nchunks < 0) {
-		long ncpu = o->rt.ncpu > 0 ? o->rt.ncpu : sysconf(_SC_NPROCESSORS_ONLN);
+		long ncpu = o->rt.ncpu > 0 ? o->rt.ncpu : halo_machine_cores();
 		uint64_t budget = o->memory ? o->memory : halo_memory_default(), gpu_bytes;
 		int ngpu = halo_runtime_gpu_memory(&o->rt, &gpu_bytes);
 		int depth[3];
@@ -371,7 +371,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	uint64_t haloed = 32, vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]);
 	for (int d = 0; d < 3; d++)
 		haloed *= (uint64_t)(info.chunks[d] + 2 * (dopts.depth[d] > pn[d] ? dopts.depth[d] : pn[d]));
-	long workers = o->rt.ncpu > 0 ? o->rt.ncpu : sysconf(_SC_NPROCESSORS_ONLN);
+	long workers = o->rt.ncpu > 0 ? o->rt.ncpu : halo_machine_cores();
 	o2.rt.memory_floor = haloed * (uint64_t)(workers > 0 ? workers : 1) + (exact ? 12 * vox : 0);
 	/* Checked before StarPU starts, so that a refusal is immediate. */
 	if (halo_output_begin(outp, o->overwrite, &out, err))

@@ -359,8 +359,8 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	 * halo's submitters keep far less in flight. */
 	uint64_t mem = opts->memory;
 	if (!mem) {
-		long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-		mem = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 2 : (UINT64_C(4) << 30);
+		uint64_t ram = halo_machine_ram();
+		mem = ram ? ram / 2 : (UINT64_C(4) << 30);
 	}
 	if (mem < opts->memory_floor)
 		mem = opts->memory_floor;
@@ -378,12 +378,7 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		/* CPU workers for the chunk I/O only: a quarter of the cores
 		 * (1 to 8). With one, an H100 waited for reads and writes 37 %
 		 * of a 20-iteration run of 64x256x256 chunks. */
-		long cores = sysconf(_SC_NPROCESSORS_ONLN);
-#ifdef HALO_SIMULATE
-		/* The simulated machine's (halo bench --simulate). */
-		if (getenv("HALO_SIM_CORES"))
-			cores = atol(getenv("HALO_SIM_CORES"));
-#endif
+		long cores = halo_machine_cores();
 		conf.ncpus = cores >= 32 ? 8 : cores >= 8 ? (int)(cores / 4) : 1;
 	}
 	if (opts->ncuda >= 0)

@@ -56,6 +56,13 @@ typedef struct halo_topology {
  * process and cached, since loading it costs milliseconds. */
 int halo_topology_get(halo_topology_t *out, halo_error_t *err);
 
+/* The online CPUs and the physical memory in bytes, which the defaults
+ * (workers, memory budgets) are worked out from. In halo-sim they are the
+ * simulated machine's (HALO_SIM_CORES, HALO_SIM_RAM from halo bench
+ * --simulate). */
+long halo_machine_cores(void);
+uint64_t halo_machine_ram(void);
+
 typedef struct halo_libraries {
 	char starpu[32];
 	int starpu_cuda, starpu_fxt, starpu_mpi; /* compiled into StarPU */

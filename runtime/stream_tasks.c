@@ -6,6 +6,7 @@
 #include "runtime/stream_job.h"
 #include "io/scratch.h"
 #include "runtime/mpi.h"
+#include "runtime/runtime.h"
 #include "runtime/trace.h"
 #include "util/signals.h"
 
@@ -176,8 +177,8 @@ void halo__stream_wait(struct halo_stream_job *job, int limit, halo_progress_t *
 
 uint64_t halo_memory_default(void)
 {
-	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
-	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 4 : (UINT64_C(1) << 30);
+	uint64_t ram = halo_machine_ram();
+	return ram ? ram / 4 : (UINT64_C(1) << 30);
 }
 
 

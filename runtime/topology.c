@@ -9,7 +9,9 @@
 #include <hwloc.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static pthread_once_t topo_once = PTHREAD_ONCE_INIT;
 static halo_topology_t topo_cached;
@@ -40,6 +42,32 @@ static void topo_load(void)
 	const char *model = pkg ? hwloc_obj_get_info_by_name(pkg, "CPUModel") : NULL;
 	snprintf(o->cpu_model, sizeof o->cpu_model, "%s", model ? model : "");
 	hwloc_topology_destroy(t);
+}
+
+static long sim_value(const char *name)
+{
+#ifdef HALO_SIMULATE
+	const char *v = getenv(name);
+	return v ? atol(v) : 0;
+#else
+	(void)name;
+	return 0;
+#endif
+}
+
+long halo_machine_cores(void)
+{
+	long n = sim_value("HALO_SIM_CORES");
+	return n > 0 ? n : sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+uint64_t halo_machine_ram(void)
+{
+	long sim = sim_value("HALO_SIM_RAM");
+	if (sim > 0)
+		return (uint64_t)sim;
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
 }
 
 int halo_topology_get(halo_topology_t *out, halo_error_t *err)

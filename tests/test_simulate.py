@@ -55,6 +55,11 @@ if d:
     m = d["machine"]["simulated"]
     check(m["host"] == host and m["recorded_cpus"] == os.cpu_count() and m["cpus"] == 8 and
           m["gpus"] == 0, "JSON: the recorded and the simulated machine", m)
+    ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    noted = json.load(open(os.path.join(models, "halo", host + ".json")))
+    check(noted["ram_bytes"] == ram and m["recorded_ram_bytes"] == ram,
+          "the recording notes this machine's memory, and the simulation uses it",
+          (noted, m.get("recorded_ram_bytes"), ram))
     for n in (1, 2):
         ratio = sim[(n, 0)] / real[(n, 0)]
         check(0.4 < ratio < 1.6, f"{n} CPU: the simulated time follows the measured one",
