@@ -426,5 +426,7 @@ int bench_sim_result(const struct bench_ctx *b, const char *out, const char *err
 				      "(--chunks, --depth, --iterations, --mode) on the recorded "
 				      "machine with STARPU_PERF_MODEL_DIR=%s first", b->o->simulate,
 				      (int)strcspn(cl + 8, " "), cl + 8, b->o->simulate);
+	if (!strncmp(errline, "halo-sim: ", 10))
+		errline += 10;
 	return halo_error_set(err, HALO_ERUNTIME, "halo-sim: %s", *errline ? errline : "no result");
 }

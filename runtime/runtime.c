@@ -83,6 +83,13 @@ static int sched_known(const char *name)
 
 int halo_sched_check(const char *name, const char *source, halo_error_t *err)
 {
+	/* StarPU's heteroprio takes its priority buckets from the application
+	 * (starpu_sched_ctx's init callback); without them it aborts on the
+	 * first task a GPU could run (seen in halo-sim with a GPU). */
+	if (strcmp(name, "heteroprio") == 0)
+		return halo_error_set(err, HALO_EINVAL, "%s: heteroprio needs per-codelet priority "
+				      "buckets, which halo does not set up; modular-heteroprio, dmda "
+				      "or dmdas schedule halo's tasks", source);
 	if (sched_known(name))
 		return HALO_OK;
 	/* The modular-* variants are many and rarely wanted: count them. */
