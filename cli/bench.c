@@ -75,9 +75,12 @@ static const char bench_help[] =
 	"                      ... there, same --chunks, --depth, --iterations) say.\n"
 	"                      --ncpu and --ncuda may exceed what it had: added GPUs\n"
 	"                      are copies of its GPU 0, each on its own PCIe link.\n"
-	"                      --size may be any size (no data is written; give the\n"
-	"                      recorded --input-chunks). One run per configuration,\n"
-	"                      no peers; the times are simulated ones\n";
+	"                      No data is written, so --size may be large, but its\n"
+	"                      chunks (--input-chunks too) and edge chunks must have\n"
+	"                      been recorded. The machine simulated has the largest\n"
+	"                      --ncpu's cores (with --ncpu 0 a quarter of them read\n"
+	"                      and write). One run per configuration, no peers; the\n"
+	"                      times are simulated, without process start-up\n";
 
 enum {
 	OPT_NCPU = 1, OPT_NCUDA, OPT_SCHED, OPT_CHUNKS, OPT_MODE, OPT_SHAPE, OPT_SIZE,

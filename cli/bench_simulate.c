@@ -118,9 +118,10 @@ static int read_platform(const char *dir, const char *host, struct recorded *r,
 	free(s);
 	if (r->ncpu < 1)
 		return halo_error_set(err, HALO_EINVAL, "%s: no CPU in this platform file", path);
-	if (r->ngpu && (r->memsize <= 0 || r->down_bw <= 0 || r->up_bw <= 0))
-		return halo_error_set(err, HALO_EINVAL, "%s: GPU 0's memory or links are missing",
-				      path);
+	if (r->ngpu && (r->memsize <= 0 || r->down_bw <= 0 || r->up_bw <= 0 || r->down_lat < 0 ||
+			r->up_lat < 0))
+		return halo_error_set(err, HALO_EINVAL, "%s: GPU 0's memory, or the bandwidth or "
+				      "latency of its links to RAM, is missing or negative", path);
 	return HALO_OK;
 }
 
@@ -377,14 +378,16 @@ int bench_sim_setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t 
 	if (ngpu && !r.ngpu)
 		return halo_error_set(err, HALO_EINVAL, "--simulate: %s was recorded on a machine "
 				      "without a GPU: it cannot predict GPUs", o->simulate);
-	if (ncpu > 256 || ngpu > 16)
-		return halo_error_set(err, HALO_EINVAL, "--simulate: at most 256 CPUs and 16 GPUs");
+	if (ngpu > 16 || ncpu + ngpu > HALO_SIM_MAXWORKERS)
+		return halo_error_set(err, HALO_EINVAL, "--simulate: at most 16 GPUs and %d workers "
+				      "in all (halo-sim's StarPU)", HALO_SIM_MAXWORKERS);
 	b->cores = ncpu;
 	b->ngpu = ngpu;
 	char models[PATH_MAX + 16];
 	snprintf(models, sizeof models, "%s/models", b->dir);
 	char bus[PATH_MAX + 32];
 	snprintf(bus, sizeof bus, "%s/bus", models);
+	halo_fs_remove_tree(models); /* a kept --dir may hold another DIR's */
 	if (halo_fs_mkdirs(bus, err) || copy_models(o->simulate, models, b->sim_host, err) ||
 	    write_machine(models, b->sim_host, &r, ncpu, ngpu, err))
 		return err->code;
@@ -423,9 +426,17 @@ int bench_sim_result(const struct bench_ctx *b, const char *out, const char *err
 	if (cl && strstr(cl, "does not have a perfmodel"))
 		return halo_error_set(err, HALO_EINVAL, "--simulate: %s has no measurement of the "
 				      "'%.*s' tasks of this run: run the same halo bench deconvolve "
-				      "(--chunks, --depth, --iterations, --mode) on the recorded "
-				      "machine with STARPU_PERF_MODEL_DIR=%s first", b->o->simulate,
+				      "(--input-chunks, --chunks, --depth, --iterations, --mode, and a "
+				      "--size with the same edge chunks) on the recorded machine with "
+				      "STARPU_PERF_MODEL_DIR=%s first", b->o->simulate,
 				      (int)strcspn(cl + 8, " "), cl + 8, b->o->simulate);
+	const char *bad = strstr(errline, "Incorrect performance model file ");
+	if (bad) {
+		const char *f = strrchr(bad, '/');
+		return halo_error_set(err, HALO_EINVAL, "--simulate: %s: the performance model of "
+				      "%.*s is corrupt", b->o->simulate,
+				      f ? (int)strcspn(f + 1, " .") : 0, f ? f + 1 : "");
+	}
 	if (!strncmp(errline, "halo-sim: ", 10))
 		errline += 10;
 	return halo_error_set(err, HALO_ERUNTIME, "halo-sim: %s", *errline ? errline : "no result");

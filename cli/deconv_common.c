@@ -23,6 +23,13 @@
 #include <string.h>
 #include <unistd.h>
 
+/* halo-sim's seconds are read back by halo bench --simulate: all of them. */
+#ifdef HALO_SIMULATE
+#define SECONDS_FMT "%.6f"
+#else
+#define SECONDS_FMT "%.2f"
+#endif
+
 enum {
 	OPT_ITER = 1200, OPT_CHUNKS, OPT_DEPTH, OPT_BOUNDARY, OPT_DTYPE, OPT_MEMORY,
 	OPT_OVERWRITE, OPT_QUIET, OPT_MODE,
@@ -445,7 +452,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 			snprintf(mode, sizeof mode, "overlap depth %d,%d,%d", dopts.depth[0],
 				 dopts.depth[1], dopts.depth[2]);
 		printf("deconvolve: %s -> %s: %lldx%lldx%lld, chunks %lldx%lldx%lld, %s, boundary %s, "
-		       "%ld iterations on %d CPU + %d CUDA workers: %.2f s, %.1f Mvox*iter/s\n",
+		       "%ld iterations on %d CPU + %d CUDA workers: " SECONDS_FMT " s, %.1f Mvox*iter/s\n",
 		       in, outp, (long long)info.shape[0], (long long)info.shape[1],
 		       (long long)info.shape[2], (long long)info.chunks[0], (long long)info.chunks[1],
 		       (long long)info.chunks[2], mode, halo_boundary_name(o->boundary), o->iterations, ncpu,

@@ -70,6 +70,8 @@ if d:
     check(sim[(8, 0)] < 0.5 * sim[(1, 0)], "8 simulated cores: at least 2x one core", sim)
     _, (_, again) = simulate("--ncpu", "1,2,8", json_name="sim2.json")
     check(again == sim, "a simulation gives the same times every run", (again, sim))
+    check(any(abs(t * 100 - round(t * 100)) > 1e-6 for t in sim.values()),
+          "simulated times keep more than centiseconds", sim)
 
 
 def add_gpu(src, dst, speedup=10.0):
@@ -142,6 +144,33 @@ r = halo("bench", "deconvolve", "--size", "64,192,192", "--chunks", "16,96,96", 
          "--iterations", "20", "--simulate", models, "--quiet", check_rc=1)
 check("has no measurement of" in r.stderr and "--chunks" in r.stderr and
       r.stderr.count("\n") == 1, "a chunk shape never recorded: one line of advice", r.stderr)
+r, _ = simulate("--ncpu", "200")
+check(r.returncode == 1 and "workers in all" in r.stderr and r.stderr.count("\n") == 1,
+      "more workers than halo-sim's StarPU has: one line", r.stderr)
+broken = path("sim-models-broken")
+shutil.rmtree(broken, ignore_errors=True)
+shutil.copytree(models, broken)
+rl_model = [os.path.join(root, f) for root, _, fs in os.walk(os.path.join(broken, "codelets"))
+            for f in fs if f.startswith("halo_rl.")][0]
+text = open(rl_model).read()
+open(rl_model, "w").write(text[:len(text) // 2])  # cut inside its table
+r, _ = simulate("--ncpu", "2", model_dir=broken)
+check(r.returncode == 1 and "halo_rl is corrupt" in r.stderr and broken in r.stderr and
+      r.stderr.count("\n") == 1, "a corrupt model file: one line naming it", r.stderr)
+# A kept --dir must not lend the models of an earlier simulation.
+keep = path("sim-keep")
+shutil.rmtree(keep, ignore_errors=True)
+simulate("--ncpu", "2", "--dir", keep)
+os.remove(rl_model)
+r, _ = simulate("--ncpu", "2", "--dir", keep, model_dir=broken)
+check(r.returncode == 1 and "no measurement of the 'halo_rl'" in r.stderr,
+      "a kept --dir holds no models of an earlier simulation", r.stderr)
+plat = os.path.join(gpu_models, "bus", host + ".platform.v4.xml")
+text = open(plat).read()
+open(plat, "w").write(text.replace('latency="0.00001s"', 'latency="-1s"'))
+r, _ = simulate("--ncuda", "1", model_dir=gpu_models)
+check(r.returncode == 1 and "negative" in r.stderr and r.stderr.count("\n") == 1,
+      "a GPU link of negative latency: one line", r.stderr)
 r = halo("bench", "rl", "--simulate", models, check_rc=2)
 check("deconvolve workload only" in r.stderr, "--simulate rl is refused", r.stderr)
 done()
