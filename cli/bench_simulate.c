@@ -21,9 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* StarPU's bus files are matrices over its memory nodes (STARPU_MAXNODES
- * in the StarPU that reads them). */
-#define SIM_MAXNODES 32
+/* StarPU's bus files are matrices over its memory nodes: STARPU_MAXNODES
+ * of the StarPU that reads them. */
+#define SIM_MAXNODES HALO_SIM_MAXNODES
 
 /* What the recorded machine's platform file says. */
 struct recorded {
