@@ -136,10 +136,17 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 	for (int k = 0; k < rep->nworkloads; k++) {
 		const struct bench_workload *w = &rep->workloads[k];
 		fprintf(f, "%s%s: %s\n", k ? "\n" : "", w->name, w->about);
-		fprintf(f, "  seconds: median of %d runs after %d warm-up%s (min, max); "
+		fprintf(f, "  seconds: median of %d run%s after %d warm-up%s (min, max); "
 			   "vs X: X's median / halo's\n",
-			rep->repeat, rep->warmup, rep->warmup == 1 ? "" : "s");
-		fprintf(f, "  %-44s %8s %8s %8s %12s", "", "median", "min", "max", w->units);
+			rep->repeat, rep->repeat == 1 ? "" : "s", rep->warmup, rep->warmup == 1 ? "" : "s");
+		/* As wide as the longest name (modular-* schedulers are long). */
+		int wide = 44;
+		for (int i = 0; i < w->nruns; i++) {
+			char name[200];
+			run_name(w, &w->runs[i], name, sizeof name);
+			wide = (int)strlen(name) > wide ? (int)strlen(name) : wide;
+		}
+		fprintf(f, "  %-*s %8s %8s %8s %12s", wide, "", "median", "min", "max", w->units);
 		if (w->bytes > 0)
 			fprintf(f, " %7s %6s", "GB/s", "%peak");
 		for (int p = 0; p < w->nruns; p++)
@@ -151,11 +158,11 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 			char name[200];
 			run_name(w, r, name, sizeof name);
 			if (!r->available) {
-				fprintf(f, "  %-44.44s unavailable: %s\n", name, r->reason);
+				fprintf(f, "  %-*s unavailable: %s\n", wide, name, r->reason);
 				continue;
 			}
 			double med = bench_median(r);
-			fprintf(f, "  %-44.44s %8.3f %8.3f %8.3f %12.1f", name, med, bench_min(r),
+			fprintf(f, "  %-*s %8.3f %8.3f %8.3f %12.1f", wide, name, med, bench_min(r),
 				bench_max(r), throughput(w, med));
 			if (w->bytes > 0) {
 				double gbs = bench_run_bytes(w, r) / med / 1e9;
