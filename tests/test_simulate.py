@@ -1,6 +1,7 @@
 """halo bench --simulate: performance models recorded by real runs here
 are replayed by halo-sim (StarPU on SimGrid). The simulated times follow
-the recorded ones, shrink with more cores, are the same on every run, and a
+the times halo reports for the same runs (in process, as a simulation has
+no start-up), shrink with more cores, are the same on every run, and a
 GPU added to the models (one whose tasks take a tenth of a core's: this
 machine has none to record) takes work off the CPUs; machines larger than
 the recorded one are simulated; missing models and wrong options get one
@@ -24,10 +25,33 @@ models = path("sim-models")
 shutil.rmtree(models, ignore_errors=True)
 SHAPE = ["--size", "64,192,192", "--chunks", "32,96,96", "--psf", "7", "--iterations", "20"]
 env = dict(os.environ, STARPU_PERF_MODEL_DIR=models)
-real_json = path("sim-real.json")
+real_dir = path("sim-real")
+shutil.rmtree(real_dir, ignore_errors=True)
 r = halo("bench", "deconvolve", *SHAPE, "--ncpu", "1,2", "--repeat", 2, "--warmup", 1,
-         "--peers", "none", "--quiet", "--json", real_json, env=env, check_rc=0)
+         "--peers", "none", "--quiet", "--dir", real_dir, env=env, check_rc=0)
 check(r.returncode == 0, "real runs record their models", r.stderr)
+depth = re.search(r"depth (\d+,\d+,\d+)", r.stdout)
+depth = depth.group(1) if depth else "8,8,8"
+
+
+def in_process(ncpu):
+    """The seconds halo deconvolve reports for its run on the bench's
+    volume (start-up excluded, as in a simulation), best of two; on a copy
+    of the models, which the runs update."""
+    scratch = path("sim-models-scratch")
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(models, scratch)
+    best = None
+    for _ in range(2):
+        r = halo("deconvolve", os.path.join(real_dir, "input.zarr"),
+                 os.path.join(real_dir, "psf.tif"), path("sim-real-out.zarr"), "--chunks",
+                 "32,96,96", "--depth", depth, "--iterations", "20", "--ncpu", ncpu,
+                 "--ncuda", "0", "--overwrite", env={"STARPU_PERF_MODEL_DIR": scratch})
+        m = re.search(r"workers: ([0-9.]+) s,", r.stdout)
+        if m:
+            best = min(best or 1e9, float(m.group(1)))
+    return best
+
 hosts = [f[:-len(".platform.v4.xml")] for f in os.listdir(os.path.join(models, "bus"))
          if f.endswith(".platform.v4.xml")]
 check(len(hosts) == 1, "one machine's models recorded", hosts)
@@ -47,7 +71,6 @@ def simulate(*args, json_name="sim.json", model_dir=models):
     return r, (bench_times(js) if r.returncode == 0 else (None, {}))
 
 
-_, real = bench_times(real_json)
 r, (d, sim) = simulate("--ncpu", "1,2,8")
 check(r.returncode == 0, "halo bench --simulate runs", r.stderr)
 check("simulated by halo-sim" in r.stdout, "the table says the times are simulated", r.stdout)
@@ -61,9 +84,10 @@ if d:
           "the recording notes this machine's memory, and the simulation uses it",
           (noted, m.get("recorded_ram_bytes"), ram))
     for n in (1, 2):
-        ratio = sim[(n, 0)] / real[(n, 0)]
-        check(0.4 < ratio < 1.6, f"{n} CPU: the simulated time follows the measured one",
-              (sim[(n, 0)], real[(n, 0)]))
+        real = in_process(n)
+        ratio = sim[(n, 0)] / real if real else 0
+        check(0.5 < ratio < 1.5, f"{n} CPU: the simulated time follows halo's own (in process)",
+              (sim[(n, 0)], real))
     check(sim[(1, 0)] > sim[(2, 0)] > sim[(8, 0)],
           "more simulated cores, less time", sim)
     # 8 chunks: 8 cores run all their RL at once
