@@ -136,9 +136,14 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 	for (int k = 0; k < rep->nworkloads; k++) {
 		const struct bench_workload *w = &rep->workloads[k];
 		fprintf(f, "%s%s: %s\n", k ? "\n" : "", w->name, w->about);
-		fprintf(f, "  seconds: median of %d run%s after %d warm-up%s (min, max); "
-			   "vs X: X's median / halo's\n",
-			rep->repeat, rep->repeat == 1 ? "" : "s", rep->warmup, rep->warmup == 1 ? "" : "s");
+		if (json_object_get(rep->machine, "simulated"))
+			fprintf(f, "  seconds simulated by halo-sim, one run each (a simulation "
+				   "repeats itself exactly)\n");
+		else
+			fprintf(f, "  seconds: median of %d run%s after %d warm-up%s (min, max); "
+				   "vs X: X's median / halo's\n",
+				rep->repeat, rep->repeat == 1 ? "" : "s", rep->warmup,
+				rep->warmup == 1 ? "" : "s");
 		/* As wide as the longest name (modular-* schedulers are long). */
 		int wide = 44;
 		for (int i = 0; i < w->nruns; i++) {
