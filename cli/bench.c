@@ -12,6 +12,7 @@
 #include "cli/bench.h"
 #include "cli/cli.h"
 #include "io/fs.h"
+#include "io/outdir.h"
 #include "io/volume.h"
 #include "runtime/deconvolve.h"
 #include "util/signals.h"
@@ -624,6 +625,13 @@ static int check_options(const struct bench_opts *o, halo_error_t *err)
 		return halo_error_set(err, HALO_EINVAL, "--psf %ld is larger than the rl chunk "
 				      "(--shape %lld,%lld,%lld)", o->psf, (long long)o->shape[0],
 				      (long long)o->shape[1], (long long)o->shape[2]);
+	/* The recorded models are only read: the work folder (emptied of an
+	 * earlier simulation's models) may neither hold them nor lie in them. */
+	if (o->simulate && o->dir &&
+	    (halo_path_within(o->dir, o->simulate) || halo_path_within(o->simulate, o->dir)))
+		return halo_error_set(err, HALO_EINVAL, "--dir %s: the models of --simulate %s are "
+				      "only read; give a work folder outside them", o->dir,
+				      o->simulate);
 	const char *files[2][2] = {{o->json, "--json"}, {o->plot, "--plot"}};
 	for (int i = 0; i < 2; i++) {
 		const char *f = files[i][0];

@@ -195,6 +195,10 @@ open(plat, "w").write(text.replace('latency="0.00001s"', 'latency="-1s"'))
 r, _ = simulate("--ncuda", "1", model_dir=gpu_models)
 check(r.returncode == 1 and "negative" in r.stderr and r.stderr.count("\n") == 1,
       "a GPU link of negative latency: one line", r.stderr)
+r = halo("bench", "deconvolve", "--simulate", models, "--dir", os.path.join(models, "work"),
+         "--quiet", check_rc=1)
+check("only read" in r.stderr and not os.path.exists(os.path.join(models, "work")),
+      "--dir inside the recorded models is refused, nothing written there", r.stderr)
 r = halo("bench", "rl", "--simulate", models, check_rc=2)
 check("deconvolve workload only" in r.stderr, "--simulate rl is refused", r.stderr)
 done()
