@@ -383,9 +383,9 @@ int bench_sim_setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t 
 				      "in all (halo-sim's StarPU)", HALO_SIM_MAXWORKERS);
 	b->cores = ncpu;
 	b->ngpu = ngpu;
-	char models[PATH_MAX + 16];
-	snprintf(models, sizeof models, "%s/models", b->dir);
-	char bus[PATH_MAX + 32];
+	char models[PATH_MAX + 32];
+	snprintf(models, sizeof models, "%s/simulated-machine", b->dir);
+	char bus[PATH_MAX + 48];
 	snprintf(bus, sizeof bus, "%s/bus", models);
 	halo_fs_remove_tree(models); /* a kept --dir may hold another DIR's */
 	if (halo_fs_mkdirs(bus, err) || copy_models(o->simulate, models, b->sim_host, err) ||
