@@ -220,6 +220,7 @@ struct halo_fft_work *halo_fft_work(const int n[3], int nthreads)
 struct pass {
 	struct halo_fft_work *w;
 	int t, nt;
+	int *next;   /* the next plane or row to take, shared by the threads */
 	void (*job)(const struct pass *);
 	/* plane passes */
 	int flags, z0, z1;
@@ -246,6 +247,8 @@ static void pass_all(struct pass first)
 		if (!w->plane[t] && !(w->plane[t] = fftwf_alloc_real(w->plane_floats)))
 			nt = t; /* out of memory: fewer threads */
 	first.nt = nt;
+	int next = 0;
+	first.next = &next;
 	struct pass jobs[MAX_THREADS];
 	pthread_t tid[MAX_THREADS];
 	int started[MAX_THREADS] = {0};
@@ -268,8 +271,9 @@ static void planes_job(const struct pass *p)
 	struct halo_fft_work *w = p->w;
 	size_t plane_spec = (size_t)w->n[1] * (size_t)w->pitch;
 	float *buf = w->plane[p->t];
-	int span = p->z1 - p->z0, nt = p->nt;
-	for (int z = p->z0 + span * p->t / nt; z < p->z0 + span * (p->t + 1) / nt; z++) {
+	/* Planes are taken one at a time rather than in fixed shares, so a
+	 * thread slowed by a busy core does fewer (shared machines). */
+	for (int z; (z = p->z0 + __atomic_fetch_add(p->next, 1, __ATOMIC_RELAXED)) < p->z1;) {
 		fftwf_complex *s = w->spec + (size_t)z * plane_spec;
 		if (p->flags & HALO_FFT_INVERSE)
 			fftwf_execute_dft_c2r(w->plane_c2r, s, buf);
@@ -289,11 +293,11 @@ void halo_fft_planes(struct halo_fft_work *w, int flags, int z0, int z1, halo_ff
 static void columns_job(const struct pass *p)
 {
 	struct halo_fft_work *w = p->w;
-	int n0 = w->n[0], n1 = w->n[1], nh = w->nh, nt = p->nt;
+	int n0 = w->n[0], n1 = w->n[1], nh = w->nh;
 	size_t plane_spec = (size_t)n1 * (size_t)w->pitch;
 	fftwf_complex *slab = (fftwf_complex *)w->plane[p->t];
 	size_t row_bytes = (size_t)nh * sizeof *slab;
-	for (int y = n1 * p->t / nt; y < n1 * (p->t + 1) / nt; y++) {
+	for (int y; (y = __atomic_fetch_add(p->next, 1, __ATOMIC_RELAXED)) < n1;) {
 		/* The y-row's columns are n0 rows a plane apart: transformed in
 		 * a contiguous copy, they stay in cache, where FFTW would copy
 		 * them through its own buffers anyway (1.3x faster z transforms
