@@ -340,8 +340,9 @@ static int measure_halo(struct bench_ctx *b, struct bench_workload *w, struct be
 	} else if (o->simulate) {
 		char *out = NULL;
 		halo_argv(b, w, c, NULL, 0, 0, store, argv);
-		bench_spawn(b, argv, &out, errline, sizeof errline, NULL);
-		int rc = bench_sim_result(b, out, errline, &t, err);
+		/* A run that printed its time and then failed failed. */
+		int st = bench_spawn(b, argv, &out, errline, sizeof errline, NULL);
+		int rc = bench_sim_result(b, st == 0 ? out : NULL, errline, &t, err);
 		free(out);
 		if (rc)
 			return rc;

@@ -46,6 +46,8 @@ static int find_host(const char *dir, char *host, size_t len, halo_error_t *err)
 	char bus[PATH_MAX + 8], names[512] = "";
 	snprintf(bus, sizeof bus, "%s/bus", dir);
 	const char *want = getenv("STARPU_HOSTNAME");
+	if (want && !*want) /* empty is unset, as for StarPU */
+		want = NULL;
 	DIR *d = opendir(bus);
 	int found = 0;
 	struct dirent *e;
@@ -179,6 +181,17 @@ static void platform(struct text *t, const struct recorded *r, int ncpu, int ngp
 	put(t, "<?xml version='1.0'?>\n<!DOCTYPE platform SYSTEM "
 	       "'http://simgrid.gforge.inria.fr/simgrid%s.dtd'>\n<platform version=\"%d\">\n",
 	    v4 ? "/simgrid" : "", v4 ? 4 : 3);
+	/* StarPU's own network settings (as in the files it records): without
+	 * them SimGrid's default model multiplies each copy's latency by 13
+	 * and caps its bandwidth by a TCP window. */
+	char dash = v4 ? '-' : '_';
+	put(t, " <config id=\"General\">\n"
+	       "   <prop id=\"network/TCP%cgamma\" value=\"-1\"></prop>\n"
+	       "   <prop id=\"network/latency%cfactor\" value=\"1\"></prop>\n"
+	       "   <prop id=\"network/bandwidth%cfactor\" value=\"1\"></prop>\n"
+	       "   <prop id=\"network/crosstraffic\" value=\"0\"></prop>\n"
+	       "   <prop id=\"network/weight%cS\" value=\"0.0\"></prop>\n </config>\n",
+	    dash, dash, dash, dash);
 	put(t, " <AS id=\"AS0\" routing=\"Full\">\n   <host id=\"MAIN\" %s=\"1%s\"/>\n", speed, f);
 	for (int i = 0; i < ncpu; i++)
 		put(t, "   <host id=\"CPU%d\" %s=\"2000000000%s\"/>\n", i, speed, f);
