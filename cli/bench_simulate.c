@@ -415,10 +415,11 @@ int bench_sim_setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t 
 	setenv("HALO_SIM_CORES", cores, 1); /* --ncpu 0: a quarter of them do the I/O */
 	/* Memory budgets (chunks in flight) as there, when it was recorded. */
 	double ram = recorded_ram(o->simulate, b->sim_host);
-	char rams[32];
-	snprintf(rams, sizeof rams, "%.0f", ram);
-	if (ram > 0)
+	if (ram > 0) {
+		char rams[32];
+		snprintf(rams, sizeof rams, "%.0f", ram);
 		setenv("HALO_SIM_RAM", rams, 1);
+	}
 	rep->machine = json_pack("{s:{s:s,s:s,s:i,s:i,s:i,s:i,s:f,s:o}}", "simulated", "models",
 				 o->simulate, "host", b->sim_host, "recorded_cpus", r.ncpu,
 				 "recorded_gpus", r.ngpu, "cpus", ncpu, "gpus", ngpu,

@@ -49,6 +49,13 @@ int64_t halo_axis_min_haloed(const struct halo_axis *a, int64_t depth, int bound
 
 void halo_axis_free(struct halo_axis *a);
 
+/* The smallest chunk along an axis that halo_chunks_auto picks for a halo
+ * of depth voxels per side (before capping at the axis's length). */
+static inline int64_t halo_chunks_auto_least(int depth)
+{
+	return 4 * (int64_t)depth > 8 ? 4 * (int64_t)depth : 8;
+}
+
 /* Chunks for map_overlap work (--chunks auto) on shape with a halo of
  * depth voxels per side: the largest whose haloed block, at
  * bytes_per_voxel (what one task holds per haloed voxel), fits per_task
@@ -57,13 +64,6 @@ void halo_axis_free(struct halo_axis *a);
  * near cubes; no axis goes below max(4 x depth, 8) voxels (there the halo
  * would outweigh the chunk); sizes are multiples of 8, which FFTs like,
  * unless they cover a whole axis. */
-/* The smallest chunk along an axis that halo_chunks_auto picks for a halo
- * of depth voxels per side (before capping at the axis's length). */
-static inline int64_t halo_chunks_auto_least(int depth)
-{
-	return 4 * (int64_t)depth > 8 ? 4 * (int64_t)depth : 8;
-}
-
 void halo_chunks_auto(const int64_t shape[3], const int depth[3], double bytes_per_voxel,
 		      uint64_t per_task, int64_t min_chunks, int64_t out[3]);
 
