@@ -703,6 +703,12 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 	uint64_t lim = budget > front ? (budget - front) / per : 1;
 	uint64_t cap = w * (32u << 20) / per;
 	cap = cap < 4 * w + 4 ? 4 * w + 4 : cap > 64 * w + 64 ? 64 * w + 64 : cap;
+	/* The schedulers place a task when it is submitted, so the window is
+	 * how far ahead they see: a GPU far faster than a core leaves the
+	 * cores idle unless the window holds its whole queue. */
+	const char *env = getenv("HALO_INFLIGHT");
+	if (env && atoi(env) > 0)
+		cap = (uint64_t)atoi(env);
 	int limit = lim < 1 ? 1 : lim > cap ? (int)cap : (int)lim;
 	/* Several MPI ranks: cut the largest array of the graph into blocks,
 	 * one per rank; from here until the outputs are finished every rank
