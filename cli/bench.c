@@ -332,7 +332,7 @@ static int measure_halo(struct bench_ctx *b, struct bench_workload *w, struct be
 		json_t *v = json_array_get(json_object_get(j, "times_s"), 0);
 		t = json_is_number(v) ? json_number_value(v) : -1;
 		const char *path = json_string_value(json_object_get(j, "cuda_rl"));
-		r->fused = path && !strcmp(path, "callbacks");
+		snprintf(r->cuda_rl, sizeof r->cuda_rl, "%s", path ? path : "kernels");
 		json_decref(j);
 		if (t < 0)
 			return halo_error_set(err, HALO_ERUNTIME, "halo bench rl %s: %s", r->label,
@@ -566,10 +566,6 @@ static void describe_workloads(struct bench_ctx *b, struct bench_report *rep)
 			 * 2 spectrum products (24 B/voxel each: two half-size complex
 			 * arrays in, one out), ratio and update (12 B/voxel each). */
 			w->bytes = 80.0 * rl_vox * o->iterations;
-			/* Fused into the transforms, the products, ratio and
-			 * update only read the OTF twice (4 B/voxel each), the
-			 * image and the estimate, and write the estimate. */
-			w->fused_bytes = 52.0 * rl_vox * o->iterations;
 			snprintf(w->about, sizeof w->about,
 				 "RL on one %lldx%lldx%lld float32 chunk, PSF %ld^3, %ld iterations "
 				 "(in process)",

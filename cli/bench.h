@@ -62,8 +62,8 @@ struct bench_run {
 	double times[64];
 	int ntimes;
 	double max_rel_diff; /* against halo's result; < 0 when not measured */
-	int fused;           /* rl on a GPU: the elementwise steps ran in cuFFT
-			      * callbacks (see bench_run_bytes) */
+	char cuda_rl[20];    /* rl on a GPU: how the elementwise steps ran
+			      * (halo_rl_cuda_path; see bench_run_bytes) */
 	char trace[4096];    /* the trace recorded for this configuration, or "" */
 };
 
@@ -73,8 +73,6 @@ struct bench_workload {
 	const char *units;     /* "Mvox*iter/s" or "MB/s" */
 	double work;           /* per run, in the units' numerator */
 	double bytes;          /* memory traffic per run by the model (rl), else 0 */
-	double fused_bytes;    /* the same with the elementwise steps in cuFFT
-				* callbacks */
 	struct bench_run *runs;
 	int nruns;
 };

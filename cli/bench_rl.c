@@ -137,7 +137,7 @@ int bench_rl_child(int argc, char **argv)
 		int fused, kernels, last_error;
 		halo_rl_cuda_plans(&fused, &kernels, &last_error);
 		if (fused || kernels)
-			printf(", \"cuda_rl\": \"%s\"", kernels ? "kernels" : "callbacks");
+			printf(", \"cuda_rl\": \"%s\"", halo_rl_cuda_path());
 #endif
 		printf("}\n");
 	}

@@ -82,8 +82,12 @@ void halo__rl_backward_cuda(void *buffers[], void *cl_arg);
  * the elementwise steps fused into cuFFT callbacks, sets that run them as
  * kernels, and the cuFFT error that made the last fused set fall back to
  * kernels (0: none did). Kernels are the default; HALO_CUFFT_CALLBACKS=1
- * asks for callbacks. */
+ * asks for callbacks, =load or =store for only the OTF products or only
+ * the ratio and update. */
 void halo_rl_cuda_plans(int *fused, int *kernels, int *last_error);
+/* How the last plan set made runs those steps: "kernels", "callbacks",
+ * "load callbacks" or "store callbacks". */
+const char *halo_rl_cuda_path(void);
 #endif
 
 /* Number of floats in the spectrum of a real array of shape n. */

@@ -13,11 +13,12 @@
  * ratio taking whichever is free. An exact-mode half-iteration is one R2C,
  * one C2R loading the spectrum times the OTF, and a kernel that cuts the
  * chunk out of the result. That fused form is what HALO_CUFFT_CALLBACKS=1
- * asks for; by default, and where cuFFT cannot link the callbacks (no
- * nvJitLink), the products, ratio and update run as four small kernels,
- * which measured faster on an H100 (cuFFT's kernels with callbacks linked
- * in are slower than its own). Either way the arithmetic is rl_math.h, the
- * functions the CPU implementation and its tests run. */
+ * asks for ("load" or "store" fuses only the OTF products, or only the
+ * ratio and update); by default, and where cuFFT cannot link the callbacks
+ * (no nvJitLink), the products, ratio and update run as four small
+ * kernels, which measured faster on an H100 (cuFFT's kernels with
+ * callbacks linked in are slower than its own). Either way the arithmetic
+ * is rl_math.h, the functions the CPU implementation and its tests run. */
 #include "config.h"
 
 #include <cufft.h>
@@ -49,6 +50,10 @@ enum { R2C, C2R, C2R_FWD, C2R_BWD, NPLANS };
  * into the chunk by a kernel. */
 enum { WORK_RL, WORK_HALF, NKINDS };
 
+/* Which steps run inside cuFFT: the OTF products as load callbacks, the
+ * ratio and the update as store callbacks. */
+enum { CB_LOAD = 1, CB_STORE = 2 };
+
 #define LOAD_OTF HALO_RL_CB_NAME(HALO_RL_CB_LOAD_OTF)
 #define LOAD_OTF_CONJ HALO_RL_CB_NAME(HALO_RL_CB_LOAD_OTF_CONJ)
 static const char *const fused_callbacks[NKINDS][2][2] = {
@@ -61,8 +66,8 @@ struct gpu_work {
 	int n[3];
 	cudaStream_t stream;   /* the plans are bound to it */
 	int kind;
-	int want_fused;        /* callbacks asked for (part of the cache key) */
-	int fused;             /* and cuFFT linked them */
+	int want_cb;           /* CB_* asked for (part of the cache key) */
+	int cb;                /* CB_* that cuFFT linked: all of want_cb, or none */
 	size_t nreal, ncplx;
 	float *est, *tmp;      /* est: rl only */
 	cufftComplex *spec;
@@ -86,7 +91,7 @@ struct gpu_cache {
 
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-static int fused_plans, kernel_plans, last_fallback;
+static int fused_plans, kernel_plans, last_fallback, last_cb;
 
 static void work_free(struct gpu_work *w)
 {
@@ -157,20 +162,27 @@ static int make_plans(struct gpu_work *w, cudaStream_t stream)
 	size_t area = 0;
 	if (plan_3d(w, R2C, CUFFT_R2C, NULL, NULL, &area) != CUFFT_SUCCESS)
 		return -1;
-	if (w->want_fused) {
+	/* Half-iterations window the C2R output with a kernel of their own:
+	 * no store callbacks there. */
+	int want = w->kind == WORK_HALF ? w->want_cb & CB_LOAD : w->want_cb;
+	if (want) {
 		const char *const(*cb)[2] = fused_callbacks[w->kind];
-		cufftResult r = plan_3d(w, C2R_FWD, CUFFT_C2R, cb[0][0], cb[0][1], &area);
+		const char *load[2] = {want & CB_LOAD ? cb[0][0] : NULL,
+				       want & CB_LOAD ? cb[1][0] : NULL};
+		const char *store[2] = {want & CB_STORE ? cb[0][1] : NULL,
+					want & CB_STORE ? cb[1][1] : NULL};
+		cufftResult r = plan_3d(w, C2R_FWD, CUFFT_C2R, load[0], store[0], &area);
 		if (r == CUFFT_SUCCESS)
-			r = plan_3d(w, C2R_BWD, CUFFT_C2R, cb[1][0], cb[1][1], &area);
-		w->fused = r == CUFFT_SUCCESS;
-		if (!w->fused) {
+			r = plan_3d(w, C2R_BWD, CUFFT_C2R, load[1], store[1], &area);
+		w->cb = r == CUFFT_SUCCESS ? want : 0;
+		if (!w->cb) {
 			__atomic_store_n(&last_fallback, (int)r, __ATOMIC_RELAXED);
 			if (w->made[C2R_FWD])
 				cufftDestroy(w->plan[C2R_FWD]);
 			w->made[C2R_FWD] = 0;
 		}
 	}
-	if (!w->fused && plan_3d(w, C2R, CUFFT_C2R, NULL, NULL, &area) != CUFFT_SUCCESS)
+	if (!w->cb && plan_3d(w, C2R, CUFFT_C2R, NULL, NULL, &area) != CUFFT_SUCCESS)
 		return -1;
 	if (cudaMalloc(&w->area, area ? area : 1) != cudaSuccess)
 		return -1;
@@ -179,7 +191,8 @@ static int make_plans(struct gpu_work *w, cudaStream_t stream)
 		if (w->made[i] && (cufftSetWorkArea(w->plan[i], w->area) != CUFFT_SUCCESS ||
 				   cufftSetStream(w->plan[i], stream) != CUFFT_SUCCESS))
 			return -1;
-	__atomic_add_fetch(w->fused ? &fused_plans : &kernel_plans, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(w->cb ? &fused_plans : &kernel_plans, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&last_cb, w->cb, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -198,13 +211,17 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 	}
 	int worker = starpu_worker_get_id();
 	unsigned node = worker >= 0 ? starpu_worker_get_memory_node((unsigned)worker) : 0;
-	const char *cb = getenv("HALO_CUFFT_CALLBACKS");
+	const char *env = getenv("HALO_CUFFT_CALLBACKS");
 	/* Kernels by default: on an H100 (cuFFT 12.0) they beat the fused
 	 * callbacks by 1.14-1.22x, whose kernels cuFFT links slower. */
-	int want_fused = cb && strcmp(cb, "1") == 0;
+	int want_cb = !env ? 0
+		      : !strcmp(env, "1") ? CB_LOAD | CB_STORE
+		      : !strcmp(env, "load") ? CB_LOAD
+		      : !strcmp(env, "store") ? CB_STORE
+					      : 0;
 	for (int i = 0; i < c->count; i++)
 		if (!memcmp(c->work[i].n, n, sizeof c->work[i].n) && c->work[i].kind == kind &&
-		    c->work[i].want_fused == want_fused && c->work[i].stream == stream)
+		    c->work[i].want_cb == want_cb && c->work[i].stream == stream)
 			return &c->work[i];
 	if (c->count == MAX_SHAPES) {
 		/* The previous task's launches may still use the oldest
@@ -221,7 +238,7 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 	memcpy(w->n, n, sizeof w->n);
 	w->stream = stream;
 	w->kind = kind;
-	w->want_fused = want_fused;
+	w->want_cb = want_cb;
 	w->nreal = (size_t)n[0] * n[1] * n[2];
 	w->ncplx = (size_t)n[0] * n[1] * (n[2] / 2 + 1);
 	if ((kind == WORK_RL &&
@@ -258,6 +275,13 @@ extern "C" void halo_rl_cuda_plans(int *fused, int *kernels, int *last_error)
 	*fused = __atomic_load_n(&fused_plans, __ATOMIC_RELAXED);
 	*kernels = __atomic_load_n(&kernel_plans, __ATOMIC_RELAXED);
 	*last_error = __atomic_load_n(&last_fallback, __ATOMIC_RELAXED);
+}
+
+extern "C" const char *halo_rl_cuda_path(void)
+{
+	static const char *const names[] = {"kernels", "load callbacks", "store callbacks",
+					    "callbacks"};
+	return names[__atomic_load_n(&last_cb, __ATOMIC_RELAXED) & 3];
 }
 
 static __global__ void params_kernel(struct halo_rl_cb_params *p, const float2 *otf,
@@ -391,26 +415,29 @@ extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)
 	int ok = cudaMemcpyAsync(w->est, image, N * sizeof(float), cudaMemcpyDeviceToDevice,
 				 stream) == cudaSuccess;
 	float *est = w->est, *other = w->tmp;
-	if (w->fused)
+	int load = w->cb & CB_LOAD, store = w->cb & CB_STORE;
+	cufftHandle fwd = w->plan[w->cb ? C2R_FWD : C2R], bwd = w->plan[w->cb ? C2R_BWD : C2R];
+	if (w->cb)
 		params_kernel<<<1, 1, 0, stream>>>(w->params, otf, image, w->est, w->tmp);
 	/* After SIGINT the run is abandoned: stop launching iterations. */
 	for (int it = 0; ok && it < a->iterations && !halo_interrupted(); it++) {
+		/* other: the blurred estimate, the ratio, the correction; with
+		 * store callbacks the next estimate, which swaps with est. */
 		ok &= cufftExecR2C(w->plan[R2C], est, w->spec) == CUFFT_SUCCESS;
-		if (w->fused) {
-			/* other: the ratio, then the next estimate */
-			ok &= cufftExecC2R(w->plan[C2R_FWD], w->spec, other) == CUFFT_SUCCESS;
-			ok &= cufftExecR2C(w->plan[R2C], other, w->spec) == CUFFT_SUCCESS;
-			ok &= cufftExecC2R(w->plan[C2R_BWD], w->spec, other) == CUFFT_SUCCESS;
+		if (!load)
+			otf_kernel<<<blocks_for(NC), 256, 0, stream>>>((float2 *)w->spec, otf, NC, 0);
+		ok &= cufftExecC2R(fwd, w->spec, other) == CUFFT_SUCCESS;
+		if (!store)
+			ratio_kernel<<<blocks_for(N), 256, 0, stream>>>(other, image, N);
+		ok &= cufftExecR2C(w->plan[R2C], other, w->spec) == CUFFT_SUCCESS;
+		if (!load)
+			otf_kernel<<<blocks_for(NC), 256, 0, stream>>>((float2 *)w->spec, otf, NC, 1);
+		ok &= cufftExecC2R(bwd, w->spec, other) == CUFFT_SUCCESS;
+		if (store) {
 			float *t = est;
 			est = other;
 			other = t;
 		} else {
-			otf_kernel<<<blocks_for(NC), 256, 0, stream>>>((float2 *)w->spec, otf, NC, 0);
-			ok &= cufftExecC2R(w->plan[C2R], w->spec, other) == CUFFT_SUCCESS;
-			ratio_kernel<<<blocks_for(N), 256, 0, stream>>>(other, image, N);
-			ok &= cufftExecR2C(w->plan[R2C], other, w->spec) == CUFFT_SUCCESS;
-			otf_kernel<<<blocks_for(NC), 256, 0, stream>>>((float2 *)w->spec, otf, NC, 1);
-			ok &= cufftExecC2R(w->plan[C2R], w->spec, other) == CUFFT_SUCCESS;
 			update_kernel<<<blocks_for(N), 256, 0, stream>>>(est, other, N);
 		}
 	}
@@ -458,7 +485,7 @@ static void half_cuda(void *haloed_buf, void *otf_buf, const float *image, void 
 	}
 	/* A C2R transform may overwrite its input: the spectrum is w's own. */
 	int ok = cufftExecR2C(w->plan[R2C], (cufftReal *)haloed, w->spec) == CUFFT_SUCCESS;
-	if (w->fused) {
+	if (w->cb) {
 		params_kernel<<<1, 1, 0, stream>>>(w->params, otf, NULL, NULL, NULL);
 		ok &= cufftExecC2R(w->plan[backward ? C2R_BWD : C2R_FWD], w->spec, w->tmp) ==
 		      CUFFT_SUCCESS;
