@@ -442,7 +442,9 @@ int bench_sim_result(const struct bench_ctx *b, const char *out, const char *err
 				      "'%.*s' tasks of this run: run the same halo bench deconvolve "
 				      "(--input-chunks, --chunks, --depth, --iterations, --mode, and a "
 				      "--size with the same edge chunks) on the recorded machine with "
-				      "STARPU_PERF_MODEL_DIR=%s first", b->o->simulate,
+				      "STARPU_PERF_MODEL_DIR=%s first, with --repeat 3 or more (StarPU "
+				      "drops a task size's first measurement, and flushes the others "
+				      "when they differ by more than STARPU_HISTORY_MAX_ERROR %%)", b->o->simulate,
 				      (int)strcspn(cl + 8, " "), cl + 8, b->o->simulate);
 	const char *bad = strstr(errline, "Incorrect performance model file ");
 	if (bad) {

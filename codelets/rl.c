@@ -280,6 +280,13 @@ static uint32_t rl_footprint(struct starpu_task *task)
 	return starpu_hash_crc32c_be((uint32_t)a->iterations, starpu_task_data_footprint(task));
 }
 
+const char *halo_rl_callbacks_choice(const int n[3], const char *env)
+{
+	if (env && *env)
+		return env;
+	return (double)n[0] * n[1] * n[2] >= HALO_RL_STORE_CALLBACKS_MIN ? "store" : "0";
+}
+
 int halo_rl_cpu_may_run(double work, double expected)
 {
 	return work <= HALO_RL_CPU_CALIBRATE_WORK || !isnan(expected);

@@ -68,6 +68,16 @@ extern struct starpu_codelet halo_rl_backward_cl;
 #define HALO_RL_CPU_CALIBRATE_WORK 256e6
 int halo_rl_cpu_may_run(double work, double expected);
 
+/* From this many voxels in a chunk the GPU runs the ratio and the update
+ * inside cuFFT's C2R transforms (store callbacks) unless
+ * HALO_CUFFT_CALLBACKS says otherwise: on an H100 that was 1.14x faster
+ * than kernels at 384x1152x1152 (the seed pipeline's haloed chunk) and
+ * 0.89x as fast at 128x256x256. */
+#define HALO_RL_STORE_CALLBACKS_MIN (1 << 28)
+/* What HALO_CUFFT_CALLBACKS means for a chunk of shape n: env when set and
+ * not empty, else "store" from HALO_RL_STORE_CALLBACKS_MIN voxels, "0". */
+const char *halo_rl_callbacks_choice(const int n[3], const char *env);
+
 int halo_rl_forward_compute(const float *haloed, const int n[3], const float *otf,
 			    const float *image, const int on[3], const int off[3], float *ratio);
 int halo_rl_backward_compute(const float *haloed, const int n[3], const float *otf, float *est,
@@ -81,9 +91,9 @@ void halo__rl_backward_cuda(void *buffers[], void *cl_arg);
 /* How the GPU RL plans made so far in this process run: sets of plans with
  * the elementwise steps fused into cuFFT callbacks, sets that run them as
  * kernels, and the cuFFT error that made the last fused set fall back to
- * kernels (0: none did). Kernels are the default; HALO_CUFFT_CALLBACKS=1
- * asks for callbacks, =load or =store for only the OTF products or only
- * the ratio and update. */
+ * kernels (0: none did). HALO_CUFFT_CALLBACKS=1 asks for callbacks, =load
+ * or =store for only the OTF products or only the ratio and update, =0
+ * for kernels; by default, halo_rl_callbacks_choice. */
 void halo_rl_cuda_plans(int *fused, int *kernels, int *last_error);
 /* How the last plan set made runs those steps: "kernels", "callbacks",
  * "load callbacks" or "store callbacks". */

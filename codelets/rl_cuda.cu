@@ -14,11 +14,13 @@
  * one C2R loading the spectrum times the OTF, and a kernel that cuts the
  * chunk out of the result. That fused form is what HALO_CUFFT_CALLBACKS=1
  * asks for ("load" or "store" fuses only the OTF products, or only the
- * ratio and update); by default, and where cuFFT cannot link the callbacks
- * (no nvJitLink), the products, ratio and update run as four small
- * kernels, which measured faster on an H100 (cuFFT's kernels with
- * callbacks linked in are slower than its own). Either way the arithmetic
- * is rl_math.h, the functions the CPU implementation and its tests run. */
+ * ratio and update). By default large chunks fuse the stores, and smaller
+ * ones, or where cuFFT cannot link callbacks (no nvJitLink), run the
+ * products, ratio and update as four small kernels
+ * (halo_rl_callbacks_choice: cuFFT's kernels with callbacks linked in are
+ * slower than its own, which only large transforms make up for). Either
+ * way the arithmetic is rl_math.h, the functions the CPU implementation
+ * and its tests run. */
 #include "config.h"
 
 #include <cufft.h>
@@ -211,11 +213,8 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 	}
 	int worker = starpu_worker_get_id();
 	unsigned node = worker >= 0 ? starpu_worker_get_memory_node((unsigned)worker) : 0;
-	const char *env = getenv("HALO_CUFFT_CALLBACKS");
-	/* Kernels by default: on an H100 (cuFFT 12.0) they beat the fused
-	 * callbacks by 1.14-1.22x, whose kernels cuFFT links slower. */
-	int want_cb = !env ? 0
-		      : !strcmp(env, "1") ? CB_LOAD | CB_STORE
+	const char *env = halo_rl_callbacks_choice(n, getenv("HALO_CUFFT_CALLBACKS"));
+	int want_cb = !strcmp(env, "1") ? CB_LOAD | CB_STORE
 		      : !strcmp(env, "load") ? CB_LOAD
 		      : !strcmp(env, "store") ? CB_STORE
 					      : 0;

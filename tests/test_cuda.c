@@ -439,6 +439,12 @@ static void cpu_calibration_checks(void)
 		       !halo_rl_cpu_may_run(2 * HALO_RL_CPU_CALIBRATE_WORK, NAN) &&
 		       halo_rl_cpu_may_run(2 * HALO_RL_CPU_CALIBRATE_WORK, 30.0),
 	       "a CPU calibrates RL on small tasks only; measured shapes run at any size");
+	tap_ok(!strcmp(halo_rl_callbacks_choice((int[3]){128, 256, 256}, NULL), "0") &&
+		       !strcmp(halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, NULL), "store") &&
+		       !strcmp(halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, ""), "store") &&
+		       !strcmp(halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, "0"), "0") &&
+		       !strcmp(halo_rl_callbacks_choice((int[3]){8, 8, 8}, "1"), "1"),
+	       "GPU RL fuses the stores from 2^28 voxels unless HALO_CUFFT_CALLBACKS says");
 	starpu_data_handle_t h[3];
 	/* An odd shape and count, so that no model on disk has measured it. */
 	starpu_block_data_register(&h[0], -1, 0, 1151, 1151 * 1153, 1151, 1153, 383, sizeof(float));
