@@ -563,7 +563,7 @@ static void describe_workloads(struct bench_ctx *b, struct bench_report *rep)
 			w->work = rl_vox * o->iterations / 1e6;
 			/* Traffic of one iteration if each step streams its arrays
 			 * once: 4 real<->complex FFTs (read + write: 8 B/voxel each),
-			 * 2 spectrum products (24 B/voxel each: two half-size complex
+			 * 2 spectrum products (12 B/voxel each: two half-size complex
 			 * arrays in, one out), ratio and update (12 B/voxel each). */
 			w->bytes = 80.0 * rl_vox * o->iterations;
 			snprintf(w->about, sizeof w->about,

@@ -53,9 +53,9 @@ static int is_gpu_peer(const struct bench_run *r)
 
 double bench_run_bytes(const struct bench_workload *w, const struct bench_run *r)
 {
-	/* Fused into the transforms (cuFFT callbacks), the products only read
-	 * the OTF twice (4 B/voxel each) instead of 24 B/voxel; the ratio and
-	 * update read the image and the estimate and write the estimate
+	/* Fused into the transforms (cuFFT callbacks), the two products only
+	 * read the OTF (4 B/voxel each) instead of 12 B/voxel each; the ratio
+	 * and update read the image and the estimate and write the estimate
 	 * (12 B/voxel) instead of 24. */
 	int load = strstr(r->cuda_rl, "load") || !strcmp(r->cuda_rl, "callbacks");
 	int store = strstr(r->cuda_rl, "store") || !strcmp(r->cuda_rl, "callbacks");

@@ -282,8 +282,10 @@ static uint32_t rl_footprint(struct starpu_task *task)
 
 const char *halo_rl_callbacks_choice(const int n[3], const char *env)
 {
-	if (env && *env)
-		return env;
+	static const char *const paths[] = {"0", "1", "load", "store"};
+	for (int i = 0; env && i < 4; i++)
+		if (!strcmp(env, paths[i]))
+			return paths[i];
 	return (double)n[0] * n[1] * n[2] >= HALO_RL_STORE_CALLBACKS_MIN ? "store" : "0";
 }
 

@@ -74,8 +74,9 @@ int halo_rl_cpu_may_run(double work, double expected);
  * than kernels at 384x1152x1152 (the seed pipeline's haloed chunk) and
  * 0.89x as fast at 128x256x256. */
 #define HALO_RL_STORE_CALLBACKS_MIN (1 << 28)
-/* What HALO_CUFFT_CALLBACKS means for a chunk of shape n: env when set and
- * not empty, else "store" from HALO_RL_STORE_CALLBACKS_MIN voxels, "0". */
+/* What HALO_CUFFT_CALLBACKS means for a chunk of shape n: env when it is
+ * 0, 1, load or store, else "store" from HALO_RL_STORE_CALLBACKS_MIN
+ * voxels, "0" below. */
 const char *halo_rl_callbacks_choice(const int n[3], const char *env);
 
 int halo_rl_forward_compute(const float *haloed, const int n[3], const float *otf,

@@ -5,6 +5,7 @@
 #include "runtime/deconvolve.h"
 #include "runtime/grid.h"
 #include "runtime/mpi.h"
+#include "runtime/runtime.h"
 #include "runtime/trace.h"
 #include "codelets/fft.h"
 #include "codelets/gather.h"
@@ -252,7 +253,31 @@ struct rl_ctx {
 	struct halo_otf_cache otf;
 	int iterations;
 	int threads;
+	int probed;    /* the GPU's speedup was noted */
 };
+
+/* A CPU worker's time for this rl task over a GPU worker's, by StarPU's
+ * models; 0 when either is not known or a kind of worker is missing. */
+static double rl_gpu_speedup(starpu_data_handle_t haloed, starpu_data_handle_t otf,
+			     starpu_data_handle_t out, struct halo_rl_args *a)
+{
+	int cpu, gpu;
+	if (starpu_worker_get_ids_by_type(STARPU_CPU_WORKER, &cpu, 1) < 1 ||
+	    starpu_worker_get_ids_by_type(STARPU_CUDA_WORKER, &gpu, 1) < 1)
+		return 0;
+	struct starpu_task *t = starpu_task_create();
+	t->cl = &halo_rl_cl;
+	t->handles[0] = haloed;
+	t->handles[1] = otf;
+	t->handles[2] = out;
+	t->cl_arg = a;
+	t->cl_arg_size = sizeof *a;
+	t->destroy = 0; /* never submitted: destroyed here */
+	double tc = starpu_task_expected_length(t, starpu_worker_get_perf_archtype(cpu, 0), 0);
+	double tg = starpu_task_expected_length(t, starpu_worker_get_perf_archtype(gpu, 0), 0);
+	starpu_task_destroy(t);
+	return tc > 0 && tg > 0 ? tc / tg : 0; /* NaN compares false */
+}
 
 static int rl_submit(void *ctx, starpu_data_handle_t haloed, starpu_data_handle_t out,
 		     const int trim[3], const int valid[3], int *failed, halo_error_t *err)
@@ -271,6 +296,10 @@ static int rl_submit(void *ctx, starpu_data_handle_t haloed, starpu_data_handle_
 				   .failed = failed};
 	memcpy(a->trim, trim, sizeof a->trim);
 	memcpy(a->valid, valid, sizeof a->valid);
+	if (!c->probed) {
+		c->probed = 1;
+		halo_runtime_gpu_speedup_set(rl_gpu_speedup(haloed, otf, out, a));
+	}
 	rc = HALO_TASK_INSERT(&halo_rl_cl, STARPU_R, haloed, STARPU_R, otf, STARPU_W, out,
 				STARPU_CL_ARGS, a, sizeof *a, STARPU_NAME, "rl", 0);
 	if (rc)

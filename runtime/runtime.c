@@ -52,6 +52,18 @@ int halo_runtime_gpus_alone(void)
 	return gpus_alone;
 }
 
+static double gpu_speedup;
+
+void halo_runtime_gpu_speedup_set(double speedup)
+{
+	gpu_speedup = speedup;
+}
+
+double halo_runtime_gpu_speedup(void)
+{
+	return gpu_speedup;
+}
+
 void halo_runtime_opts_init(halo_runtime_opts_t *opts)
 {
 	memset(opts, 0, sizeof *opts);

@@ -35,6 +35,13 @@ int halo__runtime_launched_ranks(void);
  * GPUs (halo_task_submit). */
 int halo_runtime_gpus_alone(void);
 
+/* How many times faster than a CPU worker a GPU worker should run the
+ * run's heaviest task, by StarPU's performance models (0: not known). The
+ * kernel that submits that task (rl) notes it at its first chunk, and the
+ * executor, on the same thread, sizes the chunks in flight by it. */
+void halo_runtime_gpu_speedup_set(double speedup);
+double halo_runtime_gpu_speedup(void);
+
 /* The GPUs StarPU would use with these options (--ncuda N: the first N
  * visible devices), asked of CUDA before StarPU starts: returns how many,
  * and the smallest one's memory in *min_bytes (0 when none). */

@@ -660,6 +660,27 @@ static void exec_free(struct exec *x, halo_error_t *err, int *rc)
 	free(x->st);
 }
 
+/* With GPUs, StarPU pins the host buffers of every chunk in flight, and
+ * cudaHostAlloc, serialised in the CUDA driver, stalls the GPU workers' own
+ * calls: on an H100 beside 15 CPU workers, 72 chunks in flight ran at
+ * 0.62-0.64 of the CPUs' and the GPU's throughputs added, 20 chunks at
+ * 0.87. A wide window pays only where it lets CPU workers compute: dmda
+ * gives one a task when the GPUs' queues would take longer than it, so a
+ * GPU more than cap/GPUs times faster than a CPU worker (the H100 was 311x
+ * a Xeon core on rl) keeps every task whatever the window. halo-sim, with a
+ * GPU 20x a core, needed the wide one: 34.3 s against 50.0 s. */
+int halo__inflight_limit(uint64_t lim, uint64_t cap, uint64_t workers, uint64_t ncuda,
+			 double speedup, int gpus_alone)
+{
+	if (ncuda && (gpus_alone || speedup >= (double)cap / (double)ncuda)) {
+		uint64_t busy = workers + 4 + 4 * ncuda;
+		busy = busy > 24 ? busy : 24;
+		cap = cap < busy ? cap : busy;
+	}
+	uint64_t limit = lim < cap ? lim : cap;
+	return limit < 1 ? 1 : (int)limit;
+}
+
 int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_compute_stats_t *st,
 		      halo_error_t *err)
 {
@@ -703,19 +724,20 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 	uint64_t lim = budget > front ? (budget - front) / per : 1;
 	uint64_t cap = w * (32u << 20) / per;
 	cap = cap < 4 * w + 4 ? 4 * w + 4 : cap > 64 * w + 64 ? 64 * w + 64 : cap;
-	/* With GPUs, StarPU pins the host buffers of every chunk in flight, and
-	 * cudaHostAlloc, serialised in the CUDA driver, stalls the GPU workers'
-	 * own calls: on an H100 beside 15 CPU workers, 72 chunks in flight ran
-	 * at 0.62-0.64 of the CPUs' and the GPU's throughputs added, 20 chunks
-	 * at 0.87. A few chunks per GPU more than keep the workers busy. */
-	uint64_t ncuda = starpu_cuda_worker_get_count();
-	uint64_t gpu_cap = w + 4 + 4 * ncuda > 24 ? w + 4 + 4 * ncuda : 24;
-	if (ncuda && cap > gpu_cap)
-		cap = gpu_cap;
 	const char *env = getenv("HALO_INFLIGHT");
-	if (env && atoi(env) > 0)
-		cap = (uint64_t)atoi(env);
-	int limit = lim < 1 ? 1 : lim > cap ? (int)cap : (int)lim;
+	if (env && *env) {
+		char *end;
+		long n = strtol(env, &end, 10);
+		if (*end || n < 1 || n > 1 << 20) {
+			rc = halo_error_set(err, HALO_EINVAL,
+					    "HALO_INFLIGHT=%s: not a number of chunks (1 to %d)", env,
+					    1 << 20);
+			goto out;
+		}
+		cap = (uint64_t)n;
+	}
+	uint64_t ncuda = env && *env ? 0 : starpu_cuda_worker_get_count();
+	halo_runtime_gpu_speedup_set(0);
 	/* Several MPI ranks: cut the largest array of the graph into blocks,
 	 * one per rank; from here until the outputs are finished every rank
 	 * registers and submits the same things in the same order. */
@@ -755,7 +777,11 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		}
 		if (!next)
 			break;
-		halo__stream_wait(job, limit, &progress);
+		/* The kernel notes the GPUs' speedup at its first chunk. */
+		halo__stream_wait(job,
+				  halo__inflight_limit(lim, cap, w, ncuda, halo_runtime_gpu_speedup(),
+						       halo_runtime_gpus_alone()),
+				  &progress);
 		/* Other ranks wait for this one's data: under MPI the ranks stop
 		 * together, at the same point of the walk, when any failed (or
 		 * was interrupted); they ask each other every 16 output chunks. */

@@ -30,6 +30,15 @@ typedef struct halo_compute_stats {
 int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_compute_stats_t *st,
 		      halo_error_t *err);
 
+/* How many output chunks a run keeps in flight: at most lim (what the
+ * memory budget holds) and cap (enough for the workers). With GPUs that
+ * keep every compute task (speedup, a CPU worker's time over a GPU's, of
+ * at least cap / ncuda; or --ncpu 0) no more than keeps the workers busy,
+ * max(24, workers + 4 + 4 * ncuda): see execute.c. ncuda 0: no GPU, or
+ * the number is fixed (HALO_INFLIGHT). */
+int halo__inflight_limit(uint64_t lim, uint64_t cap, uint64_t workers, uint64_t ncuda,
+			 double speedup, int gpus_alone);
+
 /* Lowers and executes g. */
 int halo_graph_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute_stats_t *st,
 		       halo_error_t *err);

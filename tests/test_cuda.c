@@ -442,6 +442,8 @@ static void cpu_calibration_checks(void)
 	tap_ok(!strcmp(halo_rl_callbacks_choice((int[3]){128, 256, 256}, NULL), "0") &&
 		       !strcmp(halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, NULL), "store") &&
 		       !strcmp(halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, ""), "store") &&
+		       !strcmp(halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, "yes"), "store") &&
+		       !strcmp(halo_rl_callbacks_choice((int[3]){8, 8, 8}, "store"), "store") &&
 		       !strcmp(halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, "0"), "0") &&
 		       !strcmp(halo_rl_callbacks_choice((int[3]){8, 8, 8}, "1"), "1"),
 	       "GPU RL fuses the stores from 2^28 voxels unless HALO_CUFFT_CALLBACKS says");

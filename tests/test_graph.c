@@ -167,9 +167,31 @@ static void test_store_axis(void)
 	halo_reader_close(r);
 }
 
+/* The chunks in flight (halo__inflight_limit): a GPU far faster than a CPU
+ * worker keeps every task, and then a narrow window saves pinned memory;
+ * one that the CPUs can help keeps the wide one. */
+static void test_inflight(void)
+{
+	tap_int_eq(halo__inflight_limit(1000, 72, 16, 1, 311, 0), 24,
+		   "in flight: H100-like GPU (311x a CPU worker), 16 workers: 24");
+	tap_int_eq(halo__inflight_limit(1000, 72, 16, 1, 20, 0), 72,
+		   "in flight: GPU 20x a CPU worker: the wide window");
+	tap_int_eq(halo__inflight_limit(1000, 72, 16, 1, 0, 0), 72,
+		   "in flight: speedup not known yet: the wide window");
+	tap_int_eq(halo__inflight_limit(1000, 72, 5, 1, 0, 1), 24, "in flight: --ncpu 0: narrow");
+	tap_int_eq(halo__inflight_limit(1000, 292, 72, 8, 311, 0), 108,
+		   "in flight: 64 CPU workers + 8 GPUs: workers + 4 + 4 per GPU");
+	tap_int_eq(halo__inflight_limit(1000, 292, 72, 8, 30, 0), 292,
+		   "in flight: 8 GPUs 30x a CPU worker: the wide window");
+	tap_int_eq(halo__inflight_limit(10, 72, 16, 1, 311, 0), 10, "in flight: the memory budget first");
+	tap_int_eq(halo__inflight_limit(1000, 72, 16, 0, 311, 0), 72, "in flight: no GPU: the wide window");
+	tap_int_eq(halo__inflight_limit(0, 72, 16, 0, 0, 0), 1, "in flight: at least one chunk");
+}
+
 int main(void)
 {
 	test_ew_math();
+	test_inflight();
 	test_types();
 	halo_runtime_opts_t opts;
 	halo_runtime_opts_init(&opts);
