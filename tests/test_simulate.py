@@ -212,4 +212,29 @@ check("only read" in r.stderr and not os.path.exists(os.path.join(models, "work"
       "--dir inside the recorded models is refused, nothing written there", r.stderr)
 r = halo("bench", "rl", "--simulate", models, check_rc=2)
 check("deconvolve workload only" in r.stderr, "--simulate rl is refused", r.stderr)
+
+# Models recorded on an H100 beside 16 Xeon cores (bench/models/README.md).
+# There a GPU worker ran rl 311x faster than a CPU worker, so a run keeps
+# the narrow window, max(24, workers + 4 + 4 x GPUs) = 24 chunks in flight,
+# as its rl kernel learns from the models at its first chunk.
+H100 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "models", "h100")
+
+
+def h100(ncpu, inflight=None):
+    js = path("sim-h100.json")
+    r = halo("bench", "deconvolve", "--size", "256,1024,2048", "--chunks", "64,256,256",
+             "--iterations", "20", "--simulate", H100, "--ncpu", ncpu, "--ncuda", 1, "--quiet",
+             "--json", js, check_rc=0, env={"HALO_INFLIGHT": inflight} if inflight else None)
+    return bench_times(js)[1].get((ncpu, 1)) if r.returncode == 0 else None
+
+
+alone, both = h100(0), h100(15)
+# Traced there: 1.74 s for the GPU with its I/O workers (in process).
+check(alone and 0.5 < alone / 1.74 < 1.5, "H100 models: the GPU alone as traced there",
+      alone)
+check(both and both <= alone, "H100 models: 15 CPU workers beside the GPU do not slow it",
+      (both, alone))
+narrow, wide = h100(15, "24"), h100(15, "72")
+check(both == narrow != wide, "H100 models: a GPU 311x a CPU worker narrows the window to 24",
+      (both, narrow, wide))
 done()
