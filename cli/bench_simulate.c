@@ -391,9 +391,10 @@ int bench_sim_setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t 
 	if (ngpu && !r.ngpu)
 		return halo_error_set(err, HALO_EINVAL, "--simulate: %s was recorded on a machine "
 				      "without a GPU: it cannot predict GPUs", o->simulate);
-	if (ngpu > 16 || ncpu + ngpu > HALO_SIM_MAXWORKERS)
-		return halo_error_set(err, HALO_EINVAL, "--simulate: at most 16 GPUs and %d workers "
-				      "in all (halo-sim's StarPU)", HALO_SIM_MAXWORKERS);
+	if (ngpu > HALO_SIM_MAXCUDA || ncpu + ngpu > HALO_SIM_MAXWORKERS)
+		return halo_error_set(err, HALO_EINVAL, "--simulate: at most %d GPUs and %d workers "
+				      "in all (halo-sim's StarPU)", HALO_SIM_MAXCUDA,
+				      HALO_SIM_MAXWORKERS);
 	b->cores = ncpu;
 	b->ngpu = ngpu;
 	char models[PATH_MAX + 32];
