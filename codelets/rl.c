@@ -280,13 +280,13 @@ static uint32_t rl_footprint(struct starpu_task *task)
 	return starpu_hash_crc32c_be((uint32_t)a->iterations, starpu_task_data_footprint(task));
 }
 
-const char *halo_rl_callbacks_choice(const int n[3], const char *env)
+int halo_rl_callbacks_choice(const int n[3], const char *env)
 {
-	static const char *const paths[] = {"0", "1", "load", "store"};
-	for (int i = 0; env && i < 4; i++)
-		if (!strcmp(env, paths[i]))
-			return paths[i];
-	return (double)n[0] * n[1] * n[2] >= HALO_RL_STORE_CALLBACKS_MIN ? "store" : "0";
+	static const char *const values[] = {"0", "load", "store", "1"}; /* by mask */
+	for (int mask = 0; env && mask < 4; mask++)
+		if (!strcmp(env, values[mask]))
+			return mask;
+	return (double)n[0] * n[1] * n[2] >= HALO_RL_STORE_CALLBACKS_MIN ? HALO_RL_CB_STORE : 0;
 }
 
 int halo_rl_cpu_may_run(double work, double expected)

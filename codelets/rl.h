@@ -74,10 +74,13 @@ int halo_rl_cpu_may_run(double work, double expected);
  * than kernels at 384x1152x1152 (the seed pipeline's haloed chunk) and
  * 0.89x as fast at 128x256x256. */
 #define HALO_RL_STORE_CALLBACKS_MIN (1 << 28)
-/* What HALO_CUFFT_CALLBACKS means for a chunk of shape n: env when it is
- * 0, 1, load or store, else "store" from HALO_RL_STORE_CALLBACKS_MIN
- * voxels, "0" below. */
-const char *halo_rl_callbacks_choice(const int n[3], const char *env);
+/* The RL steps a GPU runs inside cuFFT: the OTF products as load
+ * callbacks, the ratio and the update as store callbacks. */
+enum { HALO_RL_CB_LOAD = 1, HALO_RL_CB_STORE = 2 };
+/* Those steps for a chunk of shape n, as HALO_CUFFT_CALLBACKS (env) says:
+ * 0 none, 1 all, load, store; any other value or none, the store callbacks
+ * from HALO_RL_STORE_CALLBACKS_MIN voxels and none below. */
+int halo_rl_callbacks_choice(const int n[3], const char *env);
 
 int halo_rl_forward_compute(const float *haloed, const int n[3], const float *otf,
 			    const float *image, const int on[3], const int off[3], float *ratio);

@@ -52,10 +52,6 @@ enum { R2C, C2R, C2R_FWD, C2R_BWD, NPLANS };
  * into the chunk by a kernel. */
 enum { WORK_RL, WORK_HALF, NKINDS };
 
-/* Which steps run inside cuFFT: the OTF products as load callbacks, the
- * ratio and the update as store callbacks. */
-enum { CB_LOAD = 1, CB_STORE = 2 };
-
 #define LOAD_OTF HALO_RL_CB_NAME(HALO_RL_CB_LOAD_OTF)
 #define LOAD_OTF_CONJ HALO_RL_CB_NAME(HALO_RL_CB_LOAD_OTF_CONJ)
 static const char *const fused_callbacks[NKINDS][2][2] = {
@@ -68,8 +64,8 @@ struct gpu_work {
 	int n[3];
 	cudaStream_t stream;   /* the plans are bound to it */
 	int kind;
-	int want_cb;           /* CB_* asked for (part of the cache key) */
-	int cb;                /* CB_* that cuFFT linked: all of want_cb, or none */
+	int want_cb;           /* HALO_RL_CB_* asked for (part of the cache key) */
+	int cb;                /* HALO_RL_CB_* that cuFFT linked: want_cb or none */
 	size_t nreal, ncplx;
 	float *est, *tmp;      /* est: rl only */
 	cufftComplex *spec;
@@ -166,13 +162,13 @@ static int make_plans(struct gpu_work *w, cudaStream_t stream)
 		return -1;
 	/* Half-iterations window the C2R output with a kernel of their own:
 	 * no store callbacks there. */
-	int want = w->kind == WORK_HALF ? w->want_cb & CB_LOAD : w->want_cb;
+	int want = w->kind == WORK_HALF ? w->want_cb & HALO_RL_CB_LOAD : w->want_cb;
 	if (want) {
 		const char *const(*cb)[2] = fused_callbacks[w->kind];
-		const char *load[2] = {want & CB_LOAD ? cb[0][0] : NULL,
-				       want & CB_LOAD ? cb[1][0] : NULL};
-		const char *store[2] = {want & CB_STORE ? cb[0][1] : NULL,
-					want & CB_STORE ? cb[1][1] : NULL};
+		const char *load[2] = {want & HALO_RL_CB_LOAD ? cb[0][0] : NULL,
+				       want & HALO_RL_CB_LOAD ? cb[1][0] : NULL};
+		const char *store[2] = {want & HALO_RL_CB_STORE ? cb[0][1] : NULL,
+					want & HALO_RL_CB_STORE ? cb[1][1] : NULL};
 		cufftResult r = plan_3d(w, C2R_FWD, CUFFT_C2R, load[0], store[0], &area);
 		if (r == CUFFT_SUCCESS)
 			r = plan_3d(w, C2R_BWD, CUFFT_C2R, load[1], store[1], &area);
@@ -213,11 +209,7 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 	}
 	int worker = starpu_worker_get_id();
 	unsigned node = worker >= 0 ? starpu_worker_get_memory_node((unsigned)worker) : 0;
-	const char *env = halo_rl_callbacks_choice(n, getenv("HALO_CUFFT_CALLBACKS"));
-	int want_cb = !strcmp(env, "1") ? CB_LOAD | CB_STORE
-		      : !strcmp(env, "load") ? CB_LOAD
-		      : !strcmp(env, "store") ? CB_STORE
-					      : 0;
+	int want_cb = halo_rl_callbacks_choice(n, getenv("HALO_CUFFT_CALLBACKS"));
 	for (int i = 0; i < c->count; i++)
 		if (!memcmp(c->work[i].n, n, sizeof c->work[i].n) && c->work[i].kind == kind &&
 		    c->work[i].want_cb == want_cb && c->work[i].stream == stream)
@@ -414,7 +406,7 @@ extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)
 	int ok = cudaMemcpyAsync(w->est, image, N * sizeof(float), cudaMemcpyDeviceToDevice,
 				 stream) == cudaSuccess;
 	float *est = w->est, *other = w->tmp;
-	int load = w->cb & CB_LOAD, store = w->cb & CB_STORE;
+	int load = w->cb & HALO_RL_CB_LOAD, store = w->cb & HALO_RL_CB_STORE;
 	cufftHandle fwd = w->plan[w->cb ? C2R_FWD : C2R], bwd = w->plan[w->cb ? C2R_BWD : C2R];
 	if (w->cb)
 		params_kernel<<<1, 1, 0, stream>>>(w->params, otf, image, w->est, w->tmp);

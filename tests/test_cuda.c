@@ -195,6 +195,10 @@ static int first_worker(enum starpu_worker_archtype type)
 	return -1;
 }
 
+/* Every value of HALO_CUFFT_CALLBACKS: kernels, all callbacks, load only,
+ * store only. */
+static const char *const cb_paths[] = {"0", "1", "load", "store"};
+
 /* A contiguous float block of shape n, in main memory at p, or with no
  * home (p NULL) for StarPU to allocate where a task writes it. */
 static void float_block(starpu_data_handle_t *h, const float *p, const int n[3])
@@ -292,10 +296,9 @@ static void compare(const int n[3], const int pn[3], const int trim[3], const in
 	float *cpu = run_on(first_worker(STARPU_CPU_WORKER), hi, ho, on, &a);
 	/* Every GPU path: the elementwise steps as kernels (the default), in
 	 * cuFFT's callbacks, and half of them in each. */
-	static const char *const paths[] = {"0", "1", "load", "store"};
 	float *gpu[4] = {NULL};
 	for (int p = 0; p < 4 && cuda >= 0; p++) {
-		setenv("HALO_CUFFT_CALLBACKS", paths[p], 1);
+		setenv("HALO_CUFFT_CALLBACKS", cb_paths[p], 1);
 		gpu[p] = run_on(cuda, hi, ho, on, &a);
 	}
 	unsetenv("HALO_CUFFT_CALLBACKS");
@@ -410,14 +413,13 @@ static void compare_half(const int n[3], const int pn[3], const int on[3], const
 			continue;
 		}
 		/* A half-iteration has no store callbacks: "store" runs kernels. */
-		static const char *const paths[] = {"0", "1", "load", "store"};
 		for (int p = 0; p < 4; p++) {
-			setenv("HALO_CUFFT_CALLBACKS", paths[p], 1);
+			setenv("HALO_CUFFT_CALLBACKS", cb_paths[p], 1);
 			float *g = half_on(cuda, forward, haloed, n, ho, image, est, on, off);
 			unsetenv("HALO_CUFFT_CALLBACKS");
 			double d = g ? max_rel(g, want, nc) : INFINITY;
 			tap_ok(d <= 1e-4, "exact %s on a GPU worker (HALO_CUFFT_CALLBACKS=%s) = CPU to "
-			       "1e-4 (%.1e): %s", dir, paths[p], d, what);
+			       "1e-4 (%.1e): %s", dir, cb_paths[p], d, what);
 			free(g);
 		}
 	}
@@ -439,13 +441,15 @@ static void cpu_calibration_checks(void)
 		       !halo_rl_cpu_may_run(2 * HALO_RL_CPU_CALIBRATE_WORK, NAN) &&
 		       halo_rl_cpu_may_run(2 * HALO_RL_CPU_CALIBRATE_WORK, 30.0),
 	       "a CPU calibrates RL on small tasks only; measured shapes run at any size");
-	tap_ok(!strcmp(halo_rl_callbacks_choice((int[3]){128, 256, 256}, NULL), "0") &&
-		       !strcmp(halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, NULL), "store") &&
-		       !strcmp(halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, ""), "store") &&
-		       !strcmp(halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, "yes"), "store") &&
-		       !strcmp(halo_rl_callbacks_choice((int[3]){8, 8, 8}, "store"), "store") &&
-		       !strcmp(halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, "0"), "0") &&
-		       !strcmp(halo_rl_callbacks_choice((int[3]){8, 8, 8}, "1"), "1"),
+	const int store = HALO_RL_CB_STORE, all = HALO_RL_CB_LOAD | HALO_RL_CB_STORE;
+	tap_ok(halo_rl_callbacks_choice((int[3]){128, 256, 256}, NULL) == 0 &&
+		       halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, NULL) == store &&
+		       halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, "") == store &&
+		       halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, "yes") == store &&
+		       halo_rl_callbacks_choice((int[3]){8, 8, 8}, "store") == store &&
+		       halo_rl_callbacks_choice((int[3]){8, 8, 8}, "load") == HALO_RL_CB_LOAD &&
+		       halo_rl_callbacks_choice((int[3]){384, 1152, 1152}, "0") == 0 &&
+		       halo_rl_callbacks_choice((int[3]){8, 8, 8}, "1") == all,
 	       "GPU RL fuses the stores from 2^28 voxels unless HALO_CUFFT_CALLBACKS says");
 	starpu_data_handle_t h[3];
 	/* An odd shape and count, so that no model on disk has measured it. */
