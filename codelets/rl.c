@@ -96,6 +96,16 @@ struct starpu_codelet halo_rl_cl = {
 	.name = "rl",
 };
 
+#ifdef HALO_USE_CUDA
+/* No model: it runs once per GPU, on the worker it is given. */
+struct starpu_codelet halo_rl_warm_cl = {
+	.cuda_funcs = {halo__rl_warm_cuda},
+	.nbuffers = 1,
+	.modes = {STARPU_R},
+	.name = "rl_warm",
+};
+#endif
+
 /* Plane callbacks: each gets the plane's index and its real values. */
 struct plane_io {
 	const float *src;     /* planes read (image, estimate, PSF) */

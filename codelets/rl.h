@@ -40,6 +40,14 @@ struct halo_rl_args {
  * for the image's shape), result (STARPU_W, block of float: a whole chunk). */
 extern struct starpu_codelet halo_rl_cl;
 
+#ifdef HALO_USE_CUDA
+/* rl_warm, on one chosen CUDA worker: makes that worker's RL plans and
+ * buffers for the shape in cl_arg (int[3], z, y, x) ahead of its first rl
+ * task. Buffer: the OTF for that shape (STARPU_R), so that its copy on the
+ * GPU is made too. A failure is left to the rl task to meet and report. */
+extern struct starpu_codelet halo_rl_warm_cl;
+#endif
+
 /* The exact mode's half-iterations (whole-volume RL computed chunk by
  * chunk): forward turns the estimate with its halo into the chunk's ratio,
  * backward the ratio with its halo into the chunk's new estimate. off is
@@ -90,6 +98,7 @@ int halo_rl_backward_compute(const float *haloed, const int n[3], const float *o
 #ifdef HALO_USE_CUDA
 void halo__rl_cuda(void *buffers[], void *cl_arg);
 void halo__otf_cuda(void *buffers[], void *cl_arg);
+void halo__rl_warm_cuda(void *buffers[], void *cl_arg);
 void halo__rl_forward_cuda(void *buffers[], void *cl_arg);
 void halo__rl_backward_cuda(void *buffers[], void *cl_arg);
 /* How the GPU RL plans made so far in this process run: sets of plans with

@@ -385,6 +385,12 @@ extern "C" void halo__otf_cuda(void *buffers[], void *cl_arg)
 		__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
 }
 
+extern "C" void halo__rl_warm_cuda(void *buffers[], void *cl_arg)
+{
+	(void)buffers;
+	gpu_work_get((const int *)cl_arg, WORK_RL, starpu_cuda_get_local_stream());
+}
+
 extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)
 {
 	const struct halo_rl_args *a = (const struct halo_rl_args *)cl_arg;

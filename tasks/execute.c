@@ -279,11 +279,14 @@ static int uniform_submit(void *ctx, starpu_data_handle_t haloed, starpu_data_ha
 	return HALO_OK;
 }
 
-static void overlap(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_data_handle_t h)
+/* Chunk j of a map_overlap with its halo: the region [a, b) of the input
+ * (hd = b - a), where the chunk's own voxels start (trim) and how many of
+ * them lie in the array (val). */
+static void overlap_region(const halo_pnode_t *p, const int64_t j[3], int64_t a[3], int64_t b[3],
+			   int64_t hd[3], int trim[3], int val[3])
 {
 	const halo_expr_t *e = p->expr;
-	int64_t origin[3], dims[3], valid[3], a[3], b[3], hd[3];
-	int trim[3], val[3];
+	int64_t origin[3], dims[3], valid[3];
 	halo_pnode_block(p, j, origin, dims, valid);
 	for (int d = 0; d < 3; d++) {
 		a[d] = origin[d] - e->depth[d];
@@ -296,6 +299,14 @@ static void overlap(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_
 		trim[d] = (int)(origin[d] - a[d]);
 		val[d] = (int)valid[d];
 	}
+}
+
+static void overlap(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_data_handle_t h)
+{
+	const halo_expr_t *e = p->expr;
+	int64_t a[3], b[3], hd[3];
+	int trim[3], val[3];
+	overlap_region(p, j, a, b, hd, trim, val);
 	/* The haloed block is exactly the region: no padding. */
 	starpu_data_handle_t haloed = halo__block_register(hd, sizeof(float), owner(x, p, j));
 	/* dask pads in the type of map_overlap's input (its logical one: an
@@ -756,6 +767,23 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		halo__mpi_distribute(1);
 	}
 	rc = open_outputs(&x, err);
+	/* The kernels' one-off setup, for the haloed shape of a middle chunk
+	 * (edge chunks may be smaller). Under MPI every rank would have to
+	 * do the same: left to the first chunks. */
+	for (int i = 0; !rc && x.ranks == 1 && i < plan->n; i++) {
+		halo_pnode_t *p = plan->nodes[i];
+		halo_overlap_kernel_t *k = x.st[i].kernel;
+		if (p->kind != HALO_PN_OVERLAP || !k->prepare)
+			continue;
+		int64_t j[3], a[3], b[3], hd[3];
+		int trim[3], val[3];
+		for (int d = 0; d < 3; d++)
+			j[d] = p->grid[d].nblocks / 2;
+		overlap_region(p, j, a, b, hd, trim, val);
+		rc = k->prepare(k->ctx, (int[3]){(int)hd[0], (int)hd[1], (int)hd[2]}, err);
+		if (rc)
+			step_prefix(err, p->expr);
+	}
 	if (rc)
 		goto out;
 	halo_progress_t progress;

@@ -330,6 +330,58 @@ static void compare(const int n[3], const int pn[3], const int trim[3], const in
 	free(cpu);
 }
 
+#ifdef HALO_USE_CUDA
+/* rl_warm (deconvolve runs it on each GPU before the first read) makes the
+ * worker's plan set for a shape, and the rl task that follows uses it:
+ * one plan set more after the warm task, none after the rl task, whose
+ * result is still the CPU's. */
+static void warm_checks(void)
+{
+	int cuda = first_worker(STARPU_CUDA_WORKER);
+	if (cuda < 0) {
+		tap_skip("no CUDA device on this machine", "rl_warm makes the plans rl uses");
+		return;
+	}
+	int n[3] = {20, 30, 36}, pn[3] = {5, 5, 5};
+	size_t nv = (size_t)n[0] * n[1] * n[2], np = (size_t)pn[0] * pn[1] * pn[2];
+	float *img, *otf, psf[125];
+	starpu_malloc((void **)&img, nv * sizeof *img);
+	starpu_malloc((void **)&otf, halo_otf_floats(n) * sizeof *otf);
+	for (size_t i = 0; i < np; i++)
+		psf[i] = (float)(1 + i % 4) / 311.0f; /* sums to 1 */
+	for (size_t i = 0; i < nv; i++)
+		img[i] = (float)((i * 40503u) % 977) + 1.0f;
+	halo_otf_compute(psf, pn, n, otf);
+	starpu_data_handle_t hi, ho;
+	float_block(&hi, img, n);
+	starpu_vector_data_register(&ho, STARPU_MAIN_RAM, (uintptr_t)otf,
+				    (uint32_t)halo_otf_floats(n), sizeof(float));
+	int f0, k0, e, f1, k1, f2, k2;
+	halo_rl_cuda_plans(&f0, &k0, &e);
+	int *shape = malloc(sizeof n); /* StarPU frees it */
+	memcpy(shape, n, sizeof n);
+	int rc = starpu_task_insert(&halo_rl_warm_cl, STARPU_R, ho, STARPU_CL_ARGS, shape,
+				    sizeof n, STARPU_EXECUTE_ON_WORKER, cuda, 0);
+	starpu_task_wait_for_all();
+	halo_rl_cuda_plans(&f1, &k1, &e);
+	tap_ok(rc == 0 && f1 + k1 == f0 + k0 + 1, "rl_warm made one plan set (%d before, %d after)",
+	       f0 + k0, f1 + k1);
+	struct halo_rl_args a = {.iterations = 8, .threads = 1, .valid = {n[0], n[1], n[2]}};
+	float *gpu = run_on(cuda, hi, ho, n, &a), *cpu = run_on(first_worker(STARPU_CPU_WORKER),
+								 hi, ho, n, &a);
+	halo_rl_cuda_plans(&f2, &k2, &e);
+	double d = gpu && cpu ? max_rel(gpu, cpu, nv) : INFINITY;
+	tap_ok(f2 + k2 == f1 + k1 && d <= 1e-4,
+	       "the rl task after it made no plans (%d sets) and = CPU to 1e-4 (%.1e)", f2 + k2, d);
+	starpu_data_unregister(hi);
+	starpu_data_unregister(ho);
+	starpu_free(img);
+	starpu_free(otf);
+	free(gpu);
+	free(cpu);
+}
+#endif
+
 /* One exact-mode half-iteration task pinned to worker (-1: none): the
  * chunk it leaves (forward: the ratio; backward: est0 times the
  * correction), or NULL when it could not run. */
@@ -498,6 +550,7 @@ int main(void)
 	compare_half((int[3]){32, 40, 48}, (int[3]){9, 9, 9}, (int[3]){17, 25, 33},
 		     (int[3]){8, 7, 6});
 #ifdef HALO_USE_CUDA
+	warm_checks();
 	int fused, kernels, last_error;
 	halo_rl_cuda_plans(&fused, &kernels, &last_error);
 	if (first_worker(STARPU_CUDA_WORKER) < 0)
