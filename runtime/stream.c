@@ -304,14 +304,7 @@ drain:
 			.seconds = halo_now() - start,
 		};
 	}
-	if (job->failed) {
-		*err = job->err;
-		rc = job->err.code ? job->err.code : HALO_EIO;
-	} else if (job->kernel_failed) {
-		rc = halo__task_failed_error(err);
-	} else if (halo_interrupted()) {
-		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
-	}
+	rc = halo__stream_result(job, err);
 out:
 	stream_free(&s);
 	starpu_pthread_cond_destroy(&job->cond);

@@ -58,6 +58,9 @@ int halo__stream_stopped(struct halo_stream_job *job);
 /* The error of a run in which a compute or gather task failed (tasks
  * cannot say why: out of memory, or on a GPU a CUDA error). */
 int halo__task_failed_error(halo_error_t *err);
+/* How a job ended, once its tasks are done: its first error, a failed
+ * task, SIGINT/SIGTERM, or HALO_OK. */
+int halo__stream_result(const struct halo_stream_job *job, halo_error_t *err);
 /* starpu_task_submit, turning a refusal into the job's error (-1); 0 when
  * submitted, HALO_TASK_ELSEWHERE when another MPI rank runs it. */
 int halo__stream_submit(struct starpu_task *t, struct halo_stream_job *job);

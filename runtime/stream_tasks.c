@@ -32,6 +32,19 @@ int halo__task_failed_error(halo_error_t *err)
 			      starpu_cuda_worker_get_count() ? " or a GPU error" : "");
 }
 
+int halo__stream_result(const struct halo_stream_job *job, halo_error_t *err)
+{
+	if (job->failed) {
+		*err = job->err;
+		return job->err.code ? job->err.code : HALO_EIO;
+	}
+	if (job->kernel_failed)
+		return halo__task_failed_error(err);
+	if (halo_interrupted())
+		return halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
+	return HALO_OK;
+}
+
 int halo__stream_stopped(struct halo_stream_job *job)
 {
 	return __atomic_load_n(&job->failed, __ATOMIC_RELAXED) ||

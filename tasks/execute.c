@@ -839,14 +839,7 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 			.bytes_read = job->bytes_read, .bytes_written = job->bytes_written,
 			.seconds = halo_now() - start,
 		};
-	if (job->failed) {
-		*err = job->err;
-		rc = job->err.code ? job->err.code : HALO_EIO;
-	} else if (job->kernel_failed) {
-		rc = halo__task_failed_error(err);
-	} else if (halo_interrupted()) {
-		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
-	}
+	rc = halo__stream_result(job, err);
 	rc = halo__mpi_agree(rc, err);
 	if (st && x.ranks > 1) {
 		/* Each rank read and wrote its own chunks. */
