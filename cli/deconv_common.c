@@ -303,13 +303,15 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (o->nchunks > 0)
 		memcpy(info.chunks, o->chunks, sizeof info.chunks);
 	if (o->nchunks < 0) {
-		long ncpu = o->rt.ncpu > 0 ? o->rt.ncpu : halo_machine_cores();
-		uint64_t budget = o->memory ? o->memory : halo_memory_default(), gpu_bytes;
-		int ngpu = halo_runtime_gpu_memory(&o->rt, &gpu_bytes);
+		halo_deconv_machine_t m = {.memory = o->memory ? o->memory : halo_memory_default()};
+		m.ngpu = halo_runtime_gpu_memory(&o->rt, &m.gpu_bytes, &m.gpu_gbs);
+		/* --ncpu 0 with a GPU: the CPU workers only read and write. */
+		m.ncpu = o->rt.ncpu > 0 ? (int)o->rt.ncpu
+					: o->rt.ncpu == 0 && m.ngpu ? 0 : (int)halo_machine_cores();
 		int depth[3];
 		for (int d = 0; d < 3; d++)
 			depth[d] = o->ndepth ? (int)o->depth[d] : pn[d];
-		halo_deconv_chunks_auto(info.shape, depth, budget, (int)ncpu, gpu_bytes, ngpu,
+		halo_deconv_chunks_auto(info.shape, depth, &m, halo_dtype_size(info.dtype),
 					info.chunks);
 		if (o->ndepth)
 			halo_deconv_chunks_fit_depth(info.chunks, info.shape, depth);

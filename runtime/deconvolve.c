@@ -106,20 +106,41 @@ out:
 	return rc;
 }
 
-void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3], uint64_t cpu_budget,
-			     int ncpu, uint64_t gpu_bytes, int ngpu, int64_t out[3])
+void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
+			     const halo_deconv_machine_t *m, size_t out_elsize, int64_t out[3])
 {
 	/* A CPU task holds the haloed image, the estimate, the half spectrum
 	 * and the result: about 16 bytes per haloed voxel. A GPU holds per
 	 * task the haloed image, result and spectrum handles, the codelet's
 	 * estimate, work array and spectrum, and two cuFFT work areas (about
 	 * 40 bytes), while StarPU prefetches the next tasks' data: 64 bytes
-	 * per haloed voxel in 90 % of the smallest GPU. */
-	ncpu = ncpu > 0 ? ncpu : 1;
-	double voxels = (double)cpu_budget / (double)ncpu / 16.0;
-	if (ngpu > 0 && 0.9 * (double)gpu_bytes / 64.0 < voxels)
-		voxels = 0.9 * (double)gpu_bytes / 64.0;
-	halo_chunks_auto(shape, depth, 1.0, (uint64_t)voxels, 2 * (int64_t)(ncpu + ngpu), out);
+	 * per haloed voxel. */
+	int ncpu = m->ncpu > 0 ? m->ncpu : 0, ngpu = m->ngpu > 0 ? m->ngpu : 0;
+	double gpu_voxels = 0.9 * (double)m->gpu_bytes / 64.0, voxels;
+	int64_t min_chunks;
+	if (ngpu && m->gpu_gbs >= 4.0 * ncpu * HALO_CORE_GBS) {
+		voxels = (double)m->memory / 2.0 / 16.0;
+		voxels = gpu_voxels < voxels ? gpu_voxels : voxels;
+		min_chunks = 4 * (int64_t)ngpu;
+	} else {
+		voxels = (double)m->memory / (ncpu ? ncpu : 1) / 16.0;
+		if (ngpu && gpu_voxels < voxels)
+			voxels = gpu_voxels;
+		min_chunks = 2 * (int64_t)((ncpu ? ncpu : 1) + ngpu);
+	}
+	halo_chunks_auto(shape, depth, 1.0, (uint64_t)voxels, min_chunks, out);
+	/* blosc's limit on a chunk, after the halo's: halve the largest axis. */
+	for (;;) {
+		double bytes = (double)out_elsize;
+		int big = 0;
+		for (int d = 0; d < 3; d++) {
+			bytes *= (double)out[d];
+			big = out[d] > out[big] ? d : big;
+		}
+		if (bytes <= (double)(INT32_MAX - 64) || out[big] <= 8)
+			return;
+		out[big] = ((out[big] + 1) / 2 + 7) / 8 * 8;
+	}
 }
 
 void halo_deconv_chunks_fit_depth(int64_t chunks[3], const int64_t shape[3], const int depth[3])

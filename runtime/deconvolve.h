@@ -32,13 +32,34 @@ int halo_psf_load(const char *path, int image_ndim, float **psf, int pn[3], halo
 int halo_deconv_min_haloed(const halo_volume_info_t *out, const halo_deconv_opts_t *o,
 			   int64_t min_haloed[3], halo_error_t *err);
 
-/* --chunks auto for overlap-mode RL: chunks whose haloed block fits one
- * task's share of the host memory budget (cpu_budget over ncpu workers)
- * and, with ngpu GPUs, of the smallest GPU's memory (gpu_bytes), with at
- * least two chunks per worker when the volume allows (see halo_chunks_auto
- * for the shape rules). */
-void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3], uint64_t cpu_budget,
-			     int ncpu, uint64_t gpu_bytes, int ngpu, int64_t out[3]);
+/* What --chunks auto sizes RL's chunks for. */
+typedef struct halo_deconv_machine {
+	uint64_t memory;    /* the host memory budget (--memory) */
+	int ncpu;           /* CPU workers that may run RL (0: GPUs alone) */
+	int ngpu;           /* GPUs */
+	uint64_t gpu_bytes; /* the smallest GPU's memory */
+	double gpu_gbs;     /* the GPUs' peak memory bandwidths, added up, GB/s */
+} halo_deconv_machine_t;
+
+/* A core's share of a server's memory bandwidth, which bounds RL on CPUs
+ * as the GPU's bounds it on GPUs: on the H100 machine (16 Xeon cores, a
+ * measured copy of 101.7 GB/s) RL ran 34x faster on the GPU (3352 GB/s
+ * peak) than on every core, and the bandwidths differ 33x. */
+#define HALO_CORE_GBS 6.4
+
+/* --chunks auto for overlap-mode RL, with output elements of out_elsize
+ * bytes (a chunk stays within blosc's 2 GiB). Where the GPUs would do 80 %
+ * of the work or more (their bandwidth against HALO_CORE_GBS per CPU
+ * worker; always with --ncpu 0), chunks are as large as the smallest GPU
+ * takes (64 bytes per haloed voxel in 90 % of it) and two of them fit the
+ * host budget, at least four per GPU so that reading and writing overlap
+ * the compute: fewer, larger chunks carry less halo (on the seed's volume,
+ * CPU-sized chunks would give the GPU 1.7x the voxels). Otherwise every
+ * worker gets two chunks, each fitting a CPU worker's share of the budget
+ * (16 bytes per haloed voxel) and the GPU. See halo_chunks_auto for the
+ * shape rules. */
+void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
+			     const halo_deconv_machine_t *m, size_t out_elsize, int64_t out[3]);
 
 /* With a depth fixed by the user, --chunks auto shrinks each chunked
  * axis's chunk (by at most an eighth, keeping the number of chunks and

@@ -173,9 +173,25 @@ static int start(halo_runtime_t *rt, struct starpu_conf *conf, halo_error_t *err
 	return starpu_init(conf);
 }
 
-int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes)
+/* A device's peak memory bandwidth in GB/s: memory clock x bus width x 2
+ * (double data rate); 0 when CUDA does not say. */
+static double peak_gbs(int dev)
+{
+	int khz = 0, bits = 0;
+#ifdef HALO_USE_CUDA
+	if (cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, dev) != cudaSuccess ||
+	    cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, dev) != cudaSuccess)
+		return 0;
+#endif
+	(void)dev;
+	return 2.0 * khz * 1e3 * (bits / 8.0) / 1e9;
+}
+
+int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes, double *gbs)
 {
 	*min_bytes = 0;
+	if (gbs)
+		*gbs = 0;
 	int used = 0;
 #ifdef HALO_USE_CUDA
 	int n = 0;
@@ -189,6 +205,8 @@ int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes
 			continue;
 		if (!used || (uint64_t)p.totalGlobalMem < *min_bytes)
 			*min_bytes = (uint64_t)p.totalGlobalMem;
+		if (gbs)
+			*gbs += peak_gbs(d);
 		used++;
 	}
 #endif
@@ -202,7 +220,7 @@ int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes
 static int several_memory_nodes(const halo_runtime_opts_t *opts)
 {
 	uint64_t gpu_bytes;
-	return getenv("STARPU_DISK_SWAP") || halo_runtime_gpu_memory(opts, &gpu_bytes) > 0;
+	return getenv("STARPU_DISK_SWAP") || halo_runtime_gpu_memory(opts, &gpu_bytes, NULL) > 0;
 }
 
 /* StarPU keeps its performance models and bus calibration in the first
@@ -621,13 +639,8 @@ int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
 		starpu_ssize_t total = starpu_memory_get_total((unsigned)w[i].memory_node);
 		w[i].memory_bytes = total > 0 ? (uint64_t)total : 0;
 		starpu_worker_get_name(i, w[i].name, sizeof w[i].name);
-#ifdef HALO_USE_CUDA
-		int khz = 0, bits = 0;
-		if (w[i].is_cuda &&
-		    cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, w[i].devid) == cudaSuccess &&
-		    cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, w[i].devid) == cudaSuccess)
-			w[i].peak_gbs = 2.0 * khz * 1e3 * (bits / 8.0) / 1e9; /* double data rate */
-#endif
+		if (w[i].is_cuda)
+			w[i].peak_gbs = peak_gbs(w[i].devid);
 	}
 	*out = w;
 	*count = n;

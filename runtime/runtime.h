@@ -44,8 +44,9 @@ double halo_runtime_gpu_speedup(void);
 
 /* The GPUs StarPU would use with these options (--ncuda N: the first N
  * visible devices), asked of CUDA before StarPU starts: returns how many,
- * and the smallest one's memory in *min_bytes (0 when none). */
-int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes);
+ * the smallest one's memory in *min_bytes (0 when none) and, when gbs is
+ * not NULL, their peak memory bandwidths added up in *gbs (GB/s). */
+int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes, double *gbs);
 
 /* halo_output_commit and halo_outputs_commit (io/outdir.h) with StarPU's
  * workers paused, for when every task is done: see runtime.c for why. */

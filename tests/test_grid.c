@@ -45,21 +45,39 @@ static double haloed_voxels(const int64_t c[3], const int depth[3])
 	return v;
 }
 
+static int64_t chunk_count(const int64_t shape[3], const int64_t c[3])
+{
+	int64_t n = 1;
+	for (int d = 0; d < 3; d++)
+		n *= (shape[d] + c[d] - 1) / c[d];
+	return n;
+}
+
+static void rl_auto(const int64_t shape[3], const int depth[3], uint64_t memory, int ncpu,
+		    uint64_t gpu_bytes, int ngpu, double gpu_gbs, int64_t out[3])
+{
+	halo_deconv_machine_t m = {.memory = memory, .ncpu = ncpu, .ngpu = ngpu,
+				   .gpu_bytes = gpu_bytes, .gpu_gbs = gpu_gbs};
+	halo_deconv_chunks_auto(shape, depth, &m, 4, out);
+}
+
 /* deconvolve's --chunks auto: 16 bytes per haloed voxel of each CPU
  * worker's share, 64 of the smallest GPU's memory (90 % of it), two chunks
- * per worker; a small GPU makes the chunks smaller, no GPU leaves them. */
+ * per worker; a small GPU makes the chunks smaller, no GPU leaves them.
+ * GPUs that would do 80 % of the work size the chunks alone. */
 static void check_rl_auto(void)
 {
 	const int64_t shape[3] = {950, 2048, 2048};
 	const int depth[3] = {15, 15, 15};
 	uint64_t gib = UINT64_C(1) << 30;
 	int64_t cpu[3], gpu[3], big_gpu[3], cpu3[3];
-	halo_deconv_chunks_auto(shape, depth, 64 * gib, 2, 0, 0, cpu);
-	halo_deconv_chunks_auto(shape, depth, 64 * gib, 2, 4 * gib, 1, gpu);
+	rl_auto(shape, depth, 64 * gib, 2, 0, 0, 0, cpu);
+	rl_auto(shape, depth, 64 * gib, 2, 4 * gib, 1, 20, gpu);
 	/* 16 GiB over 2 CPUs: 0.5 G voxels a task; an 80 GiB GPU allows 1.1 G.
-	 * Compared with 3 CPU workers so that both want 6 chunks. */
-	halo_deconv_chunks_auto(shape, depth, 24 * gib, 3, 0, 0, cpu3);
-	halo_deconv_chunks_auto(shape, depth, 16 * gib, 2, 80 * gib, 1, big_gpu);
+	 * Compared with 3 CPU workers so that both want 6 chunks; the GPU is
+	 * given 2 cores' bandwidth, so the CPUs do a third of the work. */
+	rl_auto(shape, depth, 24 * gib, 3, 0, 0, 0, cpu3);
+	rl_auto(shape, depth, 16 * gib, 2, 80 * gib, 1, 2 * HALO_CORE_GBS, big_gpu);
 	tap_ok(haloed_voxels(cpu, depth) <= 64.0 * gib / 2 / 16,
 	       "RL auto, CPU only: haloed chunk %.0f voxels <= the worker's share / 16 B",
 	       haloed_voxels(cpu, depth));
@@ -68,14 +86,43 @@ static void check_rl_auto(void)
 	       "RL auto, a 4 GiB GPU: haloed chunk %.0f voxels <= 90 %% of it / 64 B, smaller than "
 	       "CPU only", haloed_voxels(gpu, depth));
 	tap_ok(memcmp(big_gpu, cpu3, sizeof cpu3) == 0,
-	       "RL auto, an 80 GiB GPU: the CPU share decides (%lldx%lldx%lld)", (long long)big_gpu[0],
-	       (long long)big_gpu[1], (long long)big_gpu[2]);
-	int64_t small[3], n = 1;
-	halo_deconv_chunks_auto((int64_t[]){64, 64, 64}, (int[]){2, 2, 2}, 64 * gib, 4, 80 * gib, 2,
-				small);
-	for (int d = 0; d < 3; d++)
-		n *= (64 + small[d] - 1) / small[d];
-	tap_ok(n >= 12, "RL auto, 4 CPUs + 2 GPUs on 64^3: %lld chunks, two per worker", (long long)n);
+	       "RL auto, an 80 GiB GPU as fast as 2 cores: the CPU share decides (%lldx%lldx%lld)",
+	       (long long)big_gpu[0], (long long)big_gpu[1], (long long)big_gpu[2]);
+	int64_t small[3];
+	rl_auto((int64_t[]){64, 64, 64}, (int[]){2, 2, 2}, 64 * gib, 4, 80 * gib, 2,
+		8 * HALO_CORE_GBS, small);
+	tap_ok(chunk_count((int64_t[]){64, 64, 64}, small) >= 12,
+	       "RL auto, 4 CPUs + 2 GPUs on 64^3: %lld chunks, two per worker",
+	       (long long)chunk_count((int64_t[]){64, 64, 64}, small));
+
+	/* The device machine: 16 cores, an 80 GB H100 (3352 GB/s), RAM/4 of
+	 * 32 GB, the seed's volume and depth. */
+	const int seed_depth[3] = {64, 64, 64};
+	int64_t h100[3], h100_gpu_alone[3], h100_as_cpus[3];
+	rl_auto(shape, seed_depth, 32 * gib, 16, 80 * gib, 1, 3352, h100);
+	rl_auto(shape, seed_depth, 32 * gib, 0, 80 * gib, 1, 3352, h100_gpu_alone);
+	rl_auto(shape, seed_depth, 32 * gib, 16, 80 * gib, 1, 0, h100_as_cpus);
+	double hv = haloed_voxels(h100, seed_depth);
+	tap_ok(hv <= 0.9 * 80.0 * gib / 64 && hv <= 32.0 * gib / 32 &&
+		       chunk_count(shape, h100) >= 4 &&
+		       hv * (double)chunk_count(shape, h100) <
+			       0.6 * haloed_voxels(h100_as_cpus, seed_depth) *
+				       (double)chunk_count(shape, h100_as_cpus),
+	       "RL auto, 16 cores + an H100: %lldx%lldx%lld (%lld chunks) fit the GPU and two the "
+	       "budget, with under 0.6x the haloed voxels of chunks for 17 equal workers "
+	       "(%lldx%lldx%lld)",
+	       (long long)h100[0], (long long)h100[1], (long long)h100[2],
+	       (long long)chunk_count(shape, h100), (long long)h100_as_cpus[0],
+	       (long long)h100_as_cpus[1], (long long)h100_as_cpus[2]);
+	tap_ok(memcmp(h100, h100_gpu_alone, sizeof h100) == 0,
+	       "RL auto, the H100 alone (--ncpu 0): the same chunks");
+	/* Memory enough for a 4 GiB chunk: blosc's limit halves it. */
+	int64_t huge[3];
+	rl_auto((int64_t[]){1024, 1024, 1024}, (int[]){4, 4, 4}, 1024 * gib, 1, 1024 * gib, 1,
+		1e5, huge);
+	tap_ok(4.0 * (double)(huge[0] * huge[1] * huge[2]) <= (double)INT32_MAX - 64,
+	       "RL auto keeps a float32 chunk within blosc's 2 GiB (%lldx%lldx%lld)",
+	       (long long)huge[0], (long long)huge[1], (long long)huge[2]);
 }
 
 /* --chunks auto: the properties it promises, on volumes of the seed's
