@@ -19,7 +19,9 @@ common: --repeat R --warmup W --threads T --only NAME,NAME
 
 rl: the RL iterations on one float32 chunk (periodic), the seed's way:
 numpy.fft (float64 inside), scipy.fft in float32 with workers = threads,
-and CuPy (cupy.fft, float32) when cupy imports and sees a GPU.
+and CuPy (cupy.fft, float32) when cupy imports and sees a GPU; cufft: not
+RL but its four cuFFT transforms an iteration alone, through CuPy, the
+floor that the library sets under any GPU RL built on it.
 deconvolve: the seed's whole pipeline, dask.array.map_overlap of a numpy
 RL over a Zarr volume (uint16 -> float32, boundary reflect, depth as halo)
 to a float32 Zarr, with dask's threaded scheduler on --threads threads;
@@ -155,6 +157,23 @@ def peer_rl(a, want):
             run(1)
             name = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
             emit("cupy", f"CuPy float32 on {name}", timed(run, a.repeat, a.warmup))
+    if "cufft" in want:
+        # Not RL: the four transforms of each iteration and nothing else,
+        # the time cuFFT itself takes (the floor under any GPU RL on it).
+        cp, why = import_cupy()
+        if cp is None:
+            emit("cufft", "cuFFT alone (4 transforms an iteration)", reason=why)
+        else:
+            dev = cp.asarray(img)
+
+            def run(iterations=a.iterations):
+                x = dev
+                for _ in range(2 * iterations):
+                    x = cp.fft.irfftn(cp.fft.rfftn(x), s=shape)
+                cp.cuda.Stream.null.synchronize()
+            run(1)
+            emit("cufft", "cuFFT alone via CuPy: 4 transforms an iteration, no RL",
+                 timed(run, a.repeat, a.warmup))
 
 
 def max_rel_diff(np, a, b):

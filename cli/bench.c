@@ -59,7 +59,9 @@ static const char bench_help[] =
 	"  --repeat N          timed rounds: runs per figure (default 3)\n"
 	"  --warmup N          untimed rounds first (default 1); rl also warms up\n"
 	"                      in each process (one run, one iteration for peers)\n"
-	"  --peers LIST|none   peers to run: numpy,scipy,cupy,dask,dask-cupy (default all)\n"
+	"  --peers LIST|none   peers to run: numpy,scipy,cupy,dask,dask-cupy (default all),\n"
+	"                      and cufft: rl's four cuFFT transforms an iteration alone,\n"
+	"                      through CuPy (not RL: the floor the library sets)\n"
 	"  --python PATH       interpreter for the peers (default /usr/bin/python3,\n"
 	"                      where scripts/setup installs numpy, scipy and dask)\n"
 	"  --json FILE         every measurement and the machine, as JSON\n"
@@ -601,8 +603,8 @@ static int check_options(const struct bench_opts *o, halo_error_t *err)
 	for (int i = 0; i < o->nscheds; i++)
 		if (halo_sched_check(o->scheds[i], "--sched", err))
 			return err->code;
-	static const char *const peers[] = {"numpy", "scipy", "cupy", "dask", "dask-cupy", "none",
-					    "all"};
+	static const char *const peers[] = {"numpy", "scipy", "cupy", "cufft", "dask", "dask-cupy",
+					    "none", "all"};
 	for (const char *p = o->peers; *p;) {
 		size_t l = strcspn(p, ","), k = 0;
 		while (k < sizeof peers / sizeof *peers &&
@@ -610,7 +612,7 @@ static int check_options(const struct bench_opts *o, halo_error_t *err)
 			k++;
 		if (k == sizeof peers / sizeof *peers)
 			return halo_error_set(err, HALO_EINVAL, "--peers: unknown peer '%.*s' (numpy, "
-					      "scipy, cupy, dask, dask-cupy, none, all)", (int)l, p);
+					      "scipy, cupy, cufft, dask, dask-cupy, none, all)", (int)l, p);
 		p += l + (p[l] == ',');
 	}
 	if (strchr(o->python, '/') && access(o->python, X_OK) != 0)

@@ -188,7 +188,7 @@ static int peers_once(struct bench_ctx *b, const struct bench_workload *w,
 /* The peers of a workload that --peers lets run, comma-separated. */
 static void peer_list(const struct bench_ctx *b, const char *workload, char *list, size_t len)
 {
-	const char *only = !strcmp(workload, "rl")	     ? "numpy,scipy,cupy"
+	const char *only = !strcmp(workload, "rl")	     ? "numpy,scipy,cupy,cufft"
 			   : !strcmp(workload, "deconvolve") ? "dask,dask-cupy"
 							     : "dask";
 	*list = '\0';

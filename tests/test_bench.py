@@ -97,6 +97,9 @@ check(rl_peers["numpy"]["available"] and rl_peers["scipy"]["available"],
 cupy = rl_peers.get("cupy")
 check(cupy is not None and (cupy["available"] or cupy["reason"]),
       "rl: CuPy ran, or the reason it could not is given", cupy)
+cufft = rl_peers.get("cufft")
+check(cufft is not None and (cufft["available"] or cufft["reason"]),
+      "rl: cuFFT alone ran, or the reason it could not is given", cufft)
 dask = [x for x in wl["deconvolve"]["runs"] if x["tool"] == "dask"]
 check(dask and dask[0]["available"] and dask[0]["max_rel_diff_vs_halo"] < 1e-5,
       "deconvolve: dask map_overlap of numpy RL gives halo's result",
