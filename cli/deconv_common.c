@@ -306,8 +306,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		halo_deconv_machine_t m = {.memory = o->memory ? o->memory : halo_memory_default()};
 		m.ngpu = halo_runtime_gpu_memory(&o->rt, &m.gpu_bytes, &m.gpu_gbs);
 		/* --ncpu 0 with a GPU: the CPU workers only read and write. */
-		m.ncpu = o->rt.ncpu > 0 ? (int)o->rt.ncpu
-					: o->rt.ncpu == 0 && m.ngpu ? 0 : (int)halo_machine_cores();
+		int ncpu = halo_runtime_worker_count(o->rt.ncpu, "STARPU_NCPU");
+		m.ncpu = ncpu > 0 ? ncpu : ncpu == 0 && m.ngpu ? 0 : (int)halo_machine_cores();
 		int depth[3];
 		for (int d = 0; d < 3; d++)
 			depth[d] = o->ndepth ? (int)o->depth[d] : pn[d];

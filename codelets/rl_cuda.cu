@@ -388,7 +388,10 @@ extern "C" void halo__otf_cuda(void *buffers[], void *cl_arg)
 extern "C" void halo__rl_warm_cuda(void *buffers[], void *cl_arg)
 {
 	(void)buffers;
-	gpu_work_get((const int *)cl_arg, WORK_RL, starpu_cuda_get_local_stream());
+	/* A failure is the rl task's to meet and report, not a stale error
+	 * for its cudaGetLastError. */
+	if (!gpu_work_get((const int *)cl_arg, WORK_RL, starpu_cuda_get_local_stream()))
+		(void)cudaGetLastError();
 }
 
 extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)

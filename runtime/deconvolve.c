@@ -119,7 +119,13 @@ void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
 	double gpu_voxels = 0.9 * (double)m->gpu_bytes / 64.0, voxels;
 	int64_t min_chunks;
 	if (ngpu && m->gpu_gbs >= 4.0 * ncpu * HALO_CORE_GBS) {
-		voxels = (double)m->memory / 2.0 / 16.0;
+		/* The executor counts per chunk in flight about 34 bytes per
+		 * haloed voxel (the input, float32 and output chunks, and RL's
+		 * 20 bytes) and keeps up to a quarter of the budget for the
+		 * input layers that neighbours share (halo_plan_memory): two
+		 * chunks in flight, so that one is read and written while the
+		 * GPU works on the other. */
+		voxels = 0.75 * (double)m->memory / 2.0 / 34.0;
 		voxels = gpu_voxels < voxels ? gpu_voxels : voxels;
 		min_chunks = 4 * (int64_t)ngpu;
 	} else {
@@ -347,13 +353,11 @@ static int rl_prepare(void *ctx, const int n[3], halo_error_t *err)
 	starpu_data_handle_t otf;
 	int rc = halo__otf_get(&c->otf, n, 0, &otf, err);
 	for (int i = 0; !rc && i < count; i++) {
-		struct starpu_task *t = starpu_task_create();
 		int *shape = malloc(3 * sizeof *shape);
-		if (!shape) {
-			starpu_task_destroy(t);
+		if (!shape)
 			break; /* an optimisation only: rl tasks make their own plans */
-		}
 		memcpy(shape, n, 3 * sizeof *shape);
+		struct starpu_task *t = starpu_task_create();
 		t->cl = &halo_rl_warm_cl;
 		t->handles[0] = otf;
 		t->cl_arg = shape;

@@ -48,16 +48,16 @@ typedef struct halo_deconv_machine {
 #define HALO_CORE_GBS 6.4
 
 /* --chunks auto for overlap-mode RL, with output elements of out_elsize
- * bytes (a chunk stays within blosc's 2 GiB). Where the GPUs would do 80 %
- * of the work or more (their bandwidth against HALO_CORE_GBS per CPU
- * worker; always with --ncpu 0), chunks are as large as the smallest GPU
- * takes (64 bytes per haloed voxel in 90 % of it) and two of them fit the
- * host budget, at least four per GPU so that reading and writing overlap
- * the compute: fewer, larger chunks carry less halo (on the seed's volume,
- * CPU-sized chunks would give the GPU 1.7x the voxels). Otherwise every
- * worker gets two chunks, each fitting a CPU worker's share of the budget
- * (16 bytes per haloed voxel) and the GPU. See halo_chunks_auto for the
- * shape rules. */
+ * bytes. Where the GPUs would do 80 % of the work or more (their bandwidth
+ * against HALO_CORE_GBS per CPU worker; always with --ncpu 0), chunks are
+ * as large as the smallest GPU takes (64 bytes per haloed voxel in 90 % of
+ * it) while two stay in flight within the host budget, at least four per
+ * GPU: fewer, larger chunks carry less halo (on the seed's volume, chunks
+ * for every CPU worker would give the GPU 1.4x the voxels). Otherwise
+ * every worker gets two chunks, each fitting a CPU worker's share of the
+ * budget (16 bytes per haloed voxel) and the GPU. See halo_chunks_auto for
+ * the shape rules; last, a chunk over blosc's 2 GiB is halved along its
+ * largest axis, whatever the depth. */
 void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
 			     const halo_deconv_machine_t *m, size_t out_elsize, int64_t out[3]);
 

@@ -16,6 +16,7 @@
 #include "io/fs.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <starpu.h>
@@ -187,6 +188,16 @@ static double peak_gbs(int dev)
 	return 2.0 * khz * 1e3 * (bits / 8.0) / 1e9;
 }
 
+int halo_runtime_worker_count(int given, const char *env)
+{
+	const char *v = getenv(env);
+	if (given >= 0 || !v || !*v)
+		return given;
+	char *end;
+	long n = strtol(v, &end, 10);
+	return *end || n < 0 || n > INT_MAX ? -1 : (int)n;
+}
+
 int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes, double *gbs)
 {
 	*min_bytes = 0;
@@ -194,11 +205,11 @@ int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes
 		*gbs = 0;
 	int used = 0;
 #ifdef HALO_USE_CUDA
-	int n = 0;
-	if (opts->ncuda == 0 || cudaGetDeviceCount(&n) != cudaSuccess)
+	int n = 0, want = halo_runtime_worker_count(opts->ncuda, "STARPU_NCUDA");
+	if (want == 0 || cudaGetDeviceCount(&n) != cudaSuccess)
 		n = 0;
-	if (opts->ncuda > 0 && opts->ncuda < n)
-		n = opts->ncuda;
+	if (want > 0 && want < n)
+		n = want;
 	for (int d = 0; d < n; d++) {
 		struct cudaDeviceProp p;
 		if (cudaGetDeviceProperties(&p, d) != cudaSuccess)

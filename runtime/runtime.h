@@ -42,6 +42,11 @@ int halo_runtime_gpus_alone(void);
 void halo_runtime_gpu_speedup_set(double speedup);
 double halo_runtime_gpu_speedup(void);
 
+/* A worker count as StarPU will take it: the option when given (>= 0),
+ * else the environment variable env (STARPU_NCPU, STARPU_NCUDA), else -1
+ * (StarPU's default: all). */
+int halo_runtime_worker_count(int given, const char *env);
+
 /* The GPUs StarPU would use with these options (--ncuda N: the first N
  * visible devices), asked of CUDA before StarPU starts: returns how many,
  * the smallest one's memory in *min_bytes (0 when none) and, when gbs is

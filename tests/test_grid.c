@@ -96,30 +96,36 @@ static void check_rl_auto(void)
 	       (long long)chunk_count((int64_t[]){64, 64, 64}, small));
 
 	/* The device machine: 16 cores, an 80 GB H100 (3352 GB/s), RAM/4 of
-	 * 32 GB, the seed's volume and depth. */
+	 * 32 GiB, the seed's volume and depth; then three times the budget. */
 	const int seed_depth[3] = {64, 64, 64};
-	int64_t h100[3], h100_gpu_alone[3], h100_as_cpus[3];
+	int64_t h100[3], h100_gpu_alone[3], h100_as_cpus[3], h100_96[3];
 	rl_auto(shape, seed_depth, 32 * gib, 16, 80 * gib, 1, 3352, h100);
 	rl_auto(shape, seed_depth, 32 * gib, 0, 80 * gib, 1, 3352, h100_gpu_alone);
 	rl_auto(shape, seed_depth, 32 * gib, 16, 80 * gib, 1, 0, h100_as_cpus);
-	double hv = haloed_voxels(h100, seed_depth);
-	tap_ok(hv <= 0.9 * 80.0 * gib / 64 && hv <= 32.0 * gib / 32 &&
-		       chunk_count(shape, h100) >= 4 &&
-		       hv * (double)chunk_count(shape, h100) <
-			       0.6 * haloed_voxels(h100_as_cpus, seed_depth) *
-				       (double)chunk_count(shape, h100_as_cpus),
-	       "RL auto, 16 cores + an H100: %lldx%lldx%lld (%lld chunks) fit the GPU and two the "
-	       "budget, with under 0.6x the haloed voxels of chunks for 17 equal workers "
+	rl_auto(shape, seed_depth, 96 * gib, 16, 80 * gib, 1, 3352, h100_96);
+	double hv = haloed_voxels(h100, seed_depth), hv96 = haloed_voxels(h100_96, seed_depth);
+	double all_cpus = haloed_voxels(h100_as_cpus, seed_depth) *
+			  (double)chunk_count(shape, h100_as_cpus);
+	/* The executor's count per chunk in flight: 34 B per haloed voxel,
+	 * after a quarter of the budget kept for shared input layers. */
+	tap_ok(2 * 34 * hv <= 0.75 * 32.0 * gib && chunk_count(shape, h100) >= 4 &&
+		       hv * (double)chunk_count(shape, h100) < 0.75 * all_cpus,
+	       "RL auto, 16 cores + an H100: %lldx%lldx%lld (%lld chunks), two in flight within "
+	       "32 GiB, with under 0.75x the haloed voxels of chunks for 17 equal workers "
 	       "(%lldx%lldx%lld)",
 	       (long long)h100[0], (long long)h100[1], (long long)h100[2],
 	       (long long)chunk_count(shape, h100), (long long)h100_as_cpus[0],
 	       (long long)h100_as_cpus[1], (long long)h100_as_cpus[2]);
 	tap_ok(memcmp(h100, h100_gpu_alone, sizeof h100) == 0,
 	       "RL auto, the H100 alone (--ncpu 0): the same chunks");
-	/* Memory enough for a 4 GiB chunk: blosc's limit halves it. */
+	tap_ok(2 * 34 * hv96 <= 0.75 * 96.0 * gib && hv96 <= 0.9 * 80.0 * gib / 64 && hv96 > hv &&
+		       hv96 * (double)chunk_count(shape, h100_96) < hv * (double)chunk_count(shape, h100),
+	       "RL auto, the H100 with --memory 96G: larger chunks (%lldx%lldx%lld), fewer haloed "
+	       "voxels", (long long)h100_96[0], (long long)h100_96[1], (long long)h100_96[2]);
+	/* One CPU worker and a huge budget would take 512x1024x1024 float32,
+	 * 2 GiB: one chunk over blosc's limit, halved. */
 	int64_t huge[3];
-	rl_auto((int64_t[]){1024, 1024, 1024}, (int[]){4, 4, 4}, 1024 * gib, 1, 1024 * gib, 1,
-		1e5, huge);
+	rl_auto((int64_t[]){1024, 1024, 1024}, (int[]){4, 4, 4}, 1024 * gib, 1, 0, 0, 0, huge);
 	tap_ok(4.0 * (double)(huge[0] * huge[1] * huge[2]) <= (double)INT32_MAX - 64,
 	       "RL auto keeps a float32 chunk within blosc's 2 GiB (%lldx%lldx%lld)",
 	       (long long)huge[0], (long long)huge[1], (long long)huge[2]);
