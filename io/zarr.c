@@ -312,7 +312,9 @@ int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *
 		char dir[4096];
 		snprintf(dir, sizeof dir, "%s", file);
 		*strrchr(dir, '/') = '\0';
-		rc = halo_fs_mkdirs(dir, err);
+		/* One stat for the chunks after a folder's first, not a mkdir
+		 * per level of the path. */
+		rc = halo_fs_is_dir(dir) ? HALO_OK : halo_fs_mkdirs(dir, err);
 	}
 	if (!rc && m->codec.id == HALO_CODEC_NONE) {
 		rc = halo_fs_write(file, buf, z->chunk_bytes, err);
