@@ -4,6 +4,7 @@
 #include "config.h"
 #include "halo.h"
 #include "codelets/scale.h"
+#include "runtime/runtime.h"
 #include "tests/tap.h"
 
 #include <math.h>
@@ -102,9 +103,24 @@ static void test_scheduler_list(void)
 	tap_ok(eager && dmda && lws, "StarPU's policies include eager, dmda and lws");
 }
 
+/* A worker count as StarPU takes it: the option, else STARPU_NCUDA, else
+ * -1 (all); a value StarPU would refuse counts as none. */
+static void test_worker_count(void)
+{
+	unsetenv("STARPU_NCUDA");
+	tap_int_eq(halo_runtime_worker_count(-1, "STARPU_NCUDA"), -1, "no option, no variable: all");
+	setenv("STARPU_NCUDA", "3", 1);
+	tap_int_eq(halo_runtime_worker_count(-1, "STARPU_NCUDA"), 3, "STARPU_NCUDA=3");
+	tap_int_eq(halo_runtime_worker_count(0, "STARPU_NCUDA"), 0, "--ncuda 0 over STARPU_NCUDA");
+	setenv("STARPU_NCUDA", "2x", 1);
+	tap_int_eq(halo_runtime_worker_count(-1, "STARPU_NCUDA"), -1, "STARPU_NCUDA=2x: all");
+	unsetenv("STARPU_NCUDA");
+}
+
 int main(void)
 {
 	test_scheduler_list();
+	test_worker_count();
 	static const char *scheds[] = {"eager", "dmda"};
 	for (int s = 0; s < 2; s++)
 		for (int ncpu = 1; ncpu <= 2; ncpu++)
