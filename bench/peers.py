@@ -255,7 +255,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--only", default="numpy,scipy,cupy,dask,dask-cupy")
+    ap.add_argument("--only", default="numpy,scipy,cupy,cufft,dask,dask-cupy")
     ap.add_argument("--shape", default="64,256,256")
     ap.add_argument("--psf", default="15")
     ap.add_argument("--iterations", type=int, default=20)

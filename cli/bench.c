@@ -38,7 +38,9 @@ static const char bench_help[] =
 	"                against dask.array map_overlap of numpy RL\n"
 	"  convert       halo convert (rechunk) of the same volume, against zarr + dask\n"
 	"                (both timed as whole processes: start-up and imports included)\n\n"
-	"configurations (comma-separated lists; every combination is run):\n"
+	"configurations (comma-separated lists; deconvolve runs every combination,\n"
+	"rl each --ncpu and one GPU with the first scheduler, convert each --ncpu,\n"
+	"--sched and --chunks):\n"
 	"  --ncpu LIST         CPU workers, numbers or 'all' (default 1,all)\n"
 	"  --ncuda LIST        GPUs, numbers or 'all' (default 0,all with a GPU, else 0)\n"
 	"  --sched LIST        StarPU schedulers, or 'all' for eager,lws,dm,dmda,dmdas\n"
@@ -281,7 +283,7 @@ static void halo_argv(const struct bench_ctx *b, const struct bench_workload *w,
 	}
 	if (c->ncpu >= 0)
 		ARG("--ncpu=%d", c->ncpu);
-	ARG("--ncuda=%d", c->ncuda < 0 ? b->ngpu : c->ncuda);
+	ARG("--ncuda=%d", c->ncuda);
 	ARG("--sched=%s", c->sched);
 	if (trace)
 		ARG("--trace=%s", trace);
@@ -289,7 +291,7 @@ static void halo_argv(const struct bench_ctx *b, const struct bench_workload *w,
 	argv[n] = NULL;
 }
 
-/* FILE.json -> FILE-rl-cpu2-gpu0-dmda.json */
+/* FILE.json -> FILE-rl-cpu_all-gpu_0.json */
 static void trace_name(const char *pattern, const char *label, char *out, size_t len)
 {
 	char insert[256];
@@ -385,9 +387,11 @@ static int add_cfg(struct bench_cfg *out, int n, int max, struct bench_cfg c,
 }
 
 /* Every configuration of a workload, in a stable order: rl on CPUs, then
- * on one GPU alone (it is one chunk); convert on CPUs (it has no GPU
- * codelets); deconvolve on every CPU and GPU count, CPU+GPU included,
- * with each scheduler, chunk shape and mode. Returns how many. */
+ * on one GPU alone (it is one chunk), with the first scheduler; convert on
+ * CPUs (it has no GPU codelets), with each scheduler and chunk shape;
+ * deconvolve on every CPU and GPU count, CPU+GPU included, with each
+ * scheduler, chunk shape and mode. Returns how many, of which the first
+ * max are in out. */
 static int configs(const struct bench_ctx *b, const char *name, struct bench_cfg *out, int max)
 {
 	const struct bench_opts *o = b->o;
@@ -401,7 +405,7 @@ static int configs(const struct bench_ctx *b, const char *name, struct bench_cfg
 				    o->chunks[0]);
 		if (any_gpu)
 			n = add_cfg(out, n, max, (struct bench_cfg){.ncpu = 0, .ncuda = 1, .sched = o->scheds[0]}, o->chunks[0]);
-		return n < max ? n : max;
+		return n;
 	}
 	int cpus[MAXLIST + 1], ncpus = 0, deconv = !strcmp(name, "deconvolve");
 	for (int i = 0; i < o->ncpus; i++)
@@ -422,7 +426,7 @@ static int configs(const struct bench_ctx *b, const char *name, struct bench_cfg
 									       .sched = o->scheds[s], .mode = o->modes[m]},
 							    o->chunks[k]);
 					}
-	return n < max ? n : max;
+	return n;
 }
 
 /* Rounds of every configuration and every peer, one run each, so that a
@@ -431,8 +435,8 @@ static int configs(const struct bench_ctx *b, const char *name, struct bench_cfg
 static int run_workload(struct bench_ctx *b, struct bench_workload *w, halo_error_t *err)
 {
 	const struct bench_opts *o = b->o;
-	struct bench_cfg cfg[256];
-	int n = configs(b, w->name, cfg, 256);
+	struct bench_cfg cfg[MAXCFG];
+	int n = configs(b, w->name, cfg, MAXCFG);
 	if (n == 0)
 		return halo_error_set(err, HALO_EINVAL, "bench %s: no configuration to run "
 				      "(--ncpu 0 needs a GPU)", w->name);
@@ -440,7 +444,7 @@ static int run_workload(struct bench_ctx *b, struct bench_workload *w, halo_erro
 	struct bench_peers *peers = bench_peers_begin(b, w, &cfg[0]);
 	if (!runs || !peers) {
 		free(runs);
-		bench_peers_end(peers, w);
+		bench_peers_end(peers, NULL);
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
 	}
 	for (int i = 0; i < n; i++) {
@@ -451,8 +455,13 @@ static int run_workload(struct bench_ctx *b, struct bench_workload *w, halo_erro
 	int rc = HALO_OK;
 	long rounds = o->warmup + o->repeat;
 	for (long k = 0; !rc && k < rounds; k++) {
-		for (int i = 0; !rc && i < n; i++)
+		/* In the last round the first configuration runs last: the
+		 * peers run with its chunks, and compare their result with the
+		 * output it leaves. */
+		for (int j = 0; !rc && j < n; j++) {
+			int i = k == rounds - 1 ? (j + 1) % n : j;
 			rc = measure_halo(b, w, &runs[i], k >= o->warmup, err);
+		}
 		if (!rc)
 			bench_peers_round(b, peers, w, k >= o->warmup, k == rounds - 1);
 	}
@@ -542,7 +551,7 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 	return HALO_OK;
 }
 
-static void describe_workloads(struct bench_ctx *b, struct bench_report *rep)
+static int describe_workloads(struct bench_ctx *b, struct bench_report *rep, halo_error_t *err)
 {
 	const struct bench_opts *o = b->o;
 	int64_t vs[3] = {o->size[0], o->size[1], o->size[2]};
@@ -590,10 +599,14 @@ static void describe_workloads(struct bench_ctx *b, struct bench_report *rep)
 				 "rechunk uint16 Zarr %lldx%lldx%lld, blosc lz4 (whole processes)",
 				 (long long)vs[0], (long long)vs[1], (long long)vs[2]);
 		}
-		int n = configs(b, w->name, (struct bench_cfg[256]){0}, 256);
+		int n = configs(b, w->name, NULL, 0);
+		if (n > MAXCFG)
+			return halo_error_set(err, HALO_EINVAL, "bench %s: %d configurations, more than "
+					      "%d; give shorter lists", w->name, n, MAXCFG);
 		b->total += (int)(o->warmup + o->repeat) *
 			    (n + bench_peers_count(b, w->name));
 	}
+	return HALO_OK;
 }
 
 /* What can be checked before minutes of runs: schedulers, peers, and
@@ -613,6 +626,9 @@ static int check_options(const struct bench_opts *o, halo_error_t *err)
 		if (k == sizeof peers / sizeof *peers)
 			return halo_error_set(err, HALO_EINVAL, "--peers: unknown peer '%.*s' (numpy, "
 					      "scipy, cupy, cufft, dask, dask-cupy, none, all)", (int)l, p);
+		if (k >= sizeof peers / sizeof *peers - 2 && strlen(o->peers) != l)
+			return halo_error_set(err, HALO_EINVAL, "--peers: '%s' stands alone, not in a "
+					      "list", peers[k]);
 		p += l + (p[l] == ',');
 	}
 	if (strchr(o->python, '/') && access(o->python, X_OK) != 0)
@@ -735,7 +751,8 @@ int halo_cli_bench(int argc, char **argv)
 	if (setup(&b, &rep, &err))
 		goto fail;
 	/* After setup, so that nothing is left behind when an option is bad. */
-	describe_workloads(&b, &rep);
+	if (describe_workloads(&b, &rep, &err))
+		goto fail;
 	if (o.want[0])
 		rep.cpu_copy_gbs = bench_cpu_copy_gbs(b.cores);
 	if ((o.want[1] || o.want[2]) && bench_write_inputs(&b, &err))

@@ -11,6 +11,7 @@
 #include "halo.h"
 
 #define MAXLIST 16
+#define MAXCFG 256 /* configurations a workload may have */
 
 /* halo bench's options. */
 struct bench_opts {
