@@ -90,9 +90,6 @@ struct bench_report {
 /* bench.c */
 double bench_now(void);
 void bench_progress(struct bench_ctx *b, const char *what);
-/* The model's memory traffic for one run of r (0: no model). */
-double bench_run_bytes(const struct bench_workload *w, const struct bench_run *r);
-
 void bench_add_run(struct bench_workload *w, const struct bench_run *r);
 
 /* bench_peers.c: child processes and the peers (bench/peers.py). */
@@ -128,15 +125,6 @@ int bench_sim_result(const struct bench_ctx *b, const char *out, const char *err
 		     double *seconds, halo_error_t *err);
 
 /* bench_report.c */
-double bench_median(const struct bench_run *r);
-double bench_min(const struct bench_run *r);
-double bench_max(const struct bench_run *r);
-
-/* The peak bandwidth that a run's throughput is measured against: the
- * GPU's when it ran on GPUs only, the measured CPU copy bandwidth when on
- * CPUs only, their sum when on both. */
-double bench_peak_gbs(const struct bench_report *rep, const struct bench_run *r);
-
 /* "cpu=2 gpu=0 dmda 32x128x128" */
 void bench_cfg_label(const struct bench_workload *w, const struct bench_cfg *c, char *out,
 		     size_t len);

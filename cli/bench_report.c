@@ -16,7 +16,7 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-double bench_median(const struct bench_run *r)
+static double bench_median(const struct bench_run *r)
 {
 	double t[64];
 	memcpy(t, r->times, (size_t)r->ntimes * sizeof *t);
@@ -25,7 +25,7 @@ double bench_median(const struct bench_run *r)
 	return n == 0 ? 0 : n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
-double bench_min(const struct bench_run *r)
+static double bench_min(const struct bench_run *r)
 {
 	double m = r->ntimes ? r->times[0] : 0;
 	for (int i = 1; i < r->ntimes; i++)
@@ -33,7 +33,7 @@ double bench_min(const struct bench_run *r)
 	return m;
 }
 
-double bench_max(const struct bench_run *r)
+static double bench_max(const struct bench_run *r)
 {
 	double m = r->ntimes ? r->times[0] : 0;
 	for (int i = 1; i < r->ntimes; i++)
@@ -51,7 +51,8 @@ static int is_gpu_peer(const struct bench_run *r)
 	return strstr(r->tool, "cupy") != NULL || !strcmp(r->tool, "cufft");
 }
 
-double bench_run_bytes(const struct bench_workload *w, const struct bench_run *r)
+/* The model's memory traffic for one run of r (0: no model). */
+static double bench_run_bytes(const struct bench_workload *w, const struct bench_run *r)
 {
 	/* Fused into the transforms (cuFFT callbacks), the two products only
 	 * read the OTF (4 B/voxel each) instead of 12 B/voxel each; the ratio
@@ -69,7 +70,10 @@ double bench_run_bytes(const struct bench_workload *w, const struct bench_run *r
 	return w->bytes * (32 + (load ? 8 : 24) + (store ? 12 : 24)) / 80;
 }
 
-double bench_peak_gbs(const struct bench_report *rep, const struct bench_run *r)
+/* The peak bandwidth that a run's throughput is measured against: the
+ * GPU's when it ran on GPUs only, the measured CPU copy bandwidth when on
+ * CPUs only, their sum when on both. */
+static double bench_peak_gbs(const struct bench_report *rep, const struct bench_run *r)
 {
 	int gpu = is_halo(r) ? r->cfg.ncuda != 0 : is_gpu_peer(r);
 	int cpu = is_halo(r) ? r->cfg.ncpu != 0 : !is_gpu_peer(r);
