@@ -57,10 +57,8 @@ int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char 
 			len += (size_t)got;
 			if (cap - len < 2048) {
 				char *nb = realloc(buf, cap *= 2);
-				if (!nb) {
+				if (!nb)
 					free(buf);
-					buf = NULL;
-				}
 				buf = nb;
 			}
 		}
