@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "io/outdir.h"
 #include "cli/trace_html.h"
+#include "io/fs.h"
 #include "cli/trace_stats.h"
 
 #include <math.h>
@@ -76,7 +77,7 @@ static void print_summary(const char *path, const struct trace *tr)
 		printf("\nlinks: no transfers (every task ran in host memory)\n");
 		return;
 	}
-	printf("\n%-16s %12s %10s %10s\n", "link", "MB", "transfers", "ms");
+	printf("\n%-16s %12s %10s\n", "link", "MB", "transfers");
 	size_t i;
 	json_t *l;
 	json_array_foreach(links, i, l) {
@@ -84,10 +85,9 @@ static void print_summary(const char *path, const struct trace *tr)
 		snprintf(name, sizeof name, "node %d -> %d",
 			 (int)json_integer_value(json_object_get(l, "src")),
 			 (int)json_integer_value(json_object_get(l, "dst")));
-		printf("%-16s %12.3f %10lld %10.3f\n", name,
+		printf("%-16s %12.3f %10lld\n", name,
 		       (double)json_integer_value(json_object_get(l, "bytes")) / 1e6,
-		       (long long)json_integer_value(json_object_get(l, "transfers")),
-		       json_number_value(json_object_get(l, "us")) / 1e3);
+		       (long long)json_integer_value(json_object_get(l, "transfers")));
 	}
 }
 
@@ -134,6 +134,10 @@ static void print_critical(const char *path, const struct trace *tr, const json_
 	double cp = json_real_value(json_object_get(o, "critical_path_us"));
 	double bound = json_real_value(json_object_get(o, "work_bound_us"));
 	json_t *tasks = json_object_get(o, "tasks");
+	if (!tr->n) {
+		printf("%s: no tasks (makespan %.3f ms)\n", path, tr->makespan / 1e3);
+		return;
+	}
 	printf("%s: critical path %.3f ms over %zu tasks; makespan %.3f ms is %.2fx the path and "
 	       "%.2fx the work/workers bound (%.3f ms of work on %d workers)\n", path, cp / 1e3,
 	       json_array_size(tasks), tr->makespan / 1e3,
@@ -297,6 +301,12 @@ int halo_cli_trace(int argc, char **argv)
 	status = HALO_EXIT_FAIL;
 	if (report && halo_path_within(report, argv[optind + 1])) {
 		halo_error_set(&err, HALO_EINVAL, "%s: -o would overwrite the trace", report);
+		halo_cli_error(&err);
+		return status;
+	}
+	if (report && !halo_fs_is_dir(report) && !halo_fs_creatable(report)) {
+		halo_error_set(&err, HALO_EINVAL, "%s: cannot be written here (not a regular file, no "
+			       "folder, or no permission)", report);
 		halo_cli_error(&err);
 		return status;
 	}

@@ -94,17 +94,17 @@ static const char page_script[] =
 	"tip.style.display='block';tip.style.left=(e.clientX+12)+'px';tip.style.top=(e.clientY+12)+'px';"
 	"tip.textContent='task '+hit[6]+': '+D.codelets[hit[3]]+'\\nstep '+D.steps[hit[4]]+' chunk ('+hit[5]"
 	"+')\\nstart '+ms(hit[1])+' ms, '+ms(hit[2])+' ms';});\n"
-	"function table(id,head,rows){const t=document.getElementById(id);t.innerHTML='<tr>'+head.map("
-	"h=>'<th>'+h+'</th>').join('')+'</tr>'+rows.map(r=>'<tr>'+r.map(c=>'<td>'+c+'</td>').join('')"
-	"+'</tr>').join('');}\n"
+	"function table(id,head,rows){const t=document.getElementById(id);t.textContent='';"
+	"for(const r of [head].concat(rows)){const tr=t.insertRow();for(const c of r){"
+	"const td=document.createElement(r===head?'th':'td');td.textContent=c;tr.appendChild(td);}}}\n"
 	"table('codelets',['codelet','kind','count','total ms','mean ms','p50 ms','p95 ms','model error'],"
 	"D.summary.codelets.map(c=>[c.codelet,c.worker_kind,c.count,ms(c.total_us),ms(c.mean_us),"
 	"ms(c.p50_us),ms(c.p95_us),c.model_error==null?'-':(100*c.model_error).toFixed(0)+'%']));\n"
 	"table('workers',['worker','busy ms','utilisation','idle'],D.summary.workers.map(w=>[w.name,"
 	"ms(w.busy_us),(100*w.utilisation).toFixed(1)+'%',(100*w.idle_share).toFixed(1)+'%']));\n"
-	"table('links',['link','MB','transfers','ms'],D.summary.links.length?D.summary.links.map(l=>"
-	"['node '+l.src+' &rarr; '+l.dst,(l.bytes/1e6).toFixed(3),l.transfers,ms(l.us)]):"
-	"[['no transfers (every task ran in host memory)','','','']]);\n"
+	"table('links',['link','MB','transfers'],D.summary.links.length?D.summary.links.map(l=>"
+	"['node '+l.src+' \u2192 '+l.dst,(l.bytes/1e6).toFixed(3),l.transfers]):"
+	"[['no transfers (every task ran in host memory)','','']]);\n"
 	"document.getElementById('critical').textContent='critical path '+ms(D.critical.critical_path_us)"
 	"+' ms over '+D.critical.length+' tasks; makespan '+(D.critical.makespan_over_path).toFixed(2)"
 	"+'x the path, '+(D.critical.makespan_over_bound).toFixed(2)+'x the work/workers bound';\n"
@@ -165,9 +165,10 @@ int trace_html_write(const struct trace *tr, const char *source, json_t *critica
 	json_decref(d);
 	if (!data)
 		return halo_error_set(err, HALO_ENOMEM, "out of memory writing %s", out);
-	/* "</" cannot appear inside a script element. */
-	for (char *p = data; (p = strstr(p, "</")); p++)
-		p[1] = '\x01';
+	/* No '<' inside a script element ("</script", "<!--<script" end or
+	 * confuse it): JSON strings take it as \u003c. */
+	for (char *p = data; (p = strchr(p, '<')); p++)
+		*p = '\x01';
 	char tmp[4096];
 	snprintf(tmp, sizeof tmp, "%s.halo-tmp-%ld", out, (long)getpid());
 	FILE *f = fopen(tmp, "w");
@@ -178,7 +179,7 @@ int trace_html_write(const struct trace *tr, const char *source, json_t *critica
 		fputs(page_head, f);
 		for (const char *p = data; *p; p++) {
 			if (*p == '\x01')
-				fputs("\\/", f);
+				fputs("\\u003c", f);
 			else
 				fputc(*p, f);
 		}

@@ -1,7 +1,9 @@
 /* Reading halo traces and their figures (see trace_stats.h). */
 #include "config.h"
 #include "cli/trace_stats.h"
+#include "io/fs.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,21 +27,42 @@ static int link_id(const json_t *e)
 	return (int)((long)num(e, "pid", 0) / HALO_TRACE_RANK_PIDS) * 4096 + (int)num(e, "tid", -1);
 }
 
-/* The data transfers (from FxT) sit on their own tracks, not workers'. */
+/* The data transfers (from FxT) sit on their own process's tracks, not
+ * workers' (their cat, "transfer", may also be a step's name). */
 static int is_transfer(const json_t *e)
 {
-	const char *cat = json_string_value(json_object_get(e, "cat"));
-	return cat && strcmp(cat, "transfer") == 0;
+	return (long)num(e, "pid", 0) % HALO_TRACE_RANK_PIDS == HALO_TRACE_TRANSFER_PID;
+}
+
+/* An integer field that fits an int, or dflt when absent; -1 as an error
+ * when present but not such an integer. */
+static int int_field(const json_t *o, const char *key, long dflt, long *out)
+{
+	const json_t *v = json_object_get(o, key);
+	if (!v) {
+		*out = dflt;
+		return 0;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < INT_MIN || json_integer_value(v) > INT_MAX)
+		return -1;
+	*out = (long)json_integer_value(v);
+	return 0;
 }
 
 int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 {
 	memset(tr, 0, sizeof *tr);
+	if (halo_fs_is_dir(path))
+		return halo_error_set(err, HALO_EINVAL, "%s: a folder, not a trace", path);
 	json_error_t je;
 	tr->root = json_load_file(path, 0, &je);
 	if (!tr->root) {
-		if (je.line < 1)
-			return halo_error_set(err, HALO_ENOENT, "%s: %s", path, je.text);
+		if (je.line < 1) { /* jansson's "unable to open PATH: why": the why */
+			const char *why = strrchr(je.text, ':');
+			for (why = why ? why + 1 : je.text; *why == ' '; why++)
+				;
+			return halo_error_set(err, HALO_ENOENT, "%s: %s", path, why);
+		}
 		return halo_error_set(err, HALO_EFORMAT, "%s: not a trace: line %d: %s", path, je.line,
 				      je.text);
 	}
@@ -51,7 +74,11 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 		return halo_error_set(err, HALO_EFORMAT, "%s: not a halo trace (no traceEvents written "
 				      "by halo --trace)", path);
 	}
-	tr->makespan = num(other, "makespan_us", 0);
+	tr->makespan = num(other, "makespan_us", NAN);
+	if (!isfinite(tr->makespan) || tr->makespan < 0) {
+		trace_free(tr);
+		return halo_error_set(err, HALO_EFORMAT, "%s: no valid makespan_us in otherData", path);
+	}
 	tr->scheduler = json_string_value(json_object_get(other, "scheduler"));
 	size_t nx = 0, nt = 0, ndeps = 0, i;
 	json_t *e;
@@ -117,7 +144,8 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 		struct trace_task *t = &tr->tasks[tr->n];
 		json_t *id = json_object_get(args, "id"), *deps = json_object_get(args, "deps");
 		double ts = num(e, "ts", NAN), dur = num(e, "dur", NAN);
-		if (!json_is_integer(id) || !isfinite(ts) || !isfinite(dur) || !json_is_array(deps)) {
+		if (!json_is_integer(id) || !isfinite(ts) || !isfinite(dur) || !isfinite(ts + dur) ||
+		    !json_is_array(deps)) {
 			trace_free(tr);
 			return halo_error_set(err, HALO_EFORMAT, "%s: task event %zu lacks id, ts, dur or deps",
 					      path, i);
@@ -132,21 +160,36 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 		t->step = json_string_value(json_object_get(args, "step"));
 		t->codelet = t->codelet ? t->codelet : "?";
 		t->step = t->step ? t->step : "";
-		t->worker = (int)num(args, "worker", num(e, "tid", -1));
+		long worker, tid, chunk[3] = {0};
+		json_t *c = json_object_get(args, "chunk");
+		int bad = int_field(e, "tid", -1, &tid) || int_field(args, "worker", tid, &worker) ||
+			  (c && json_array_size(c) != 3);
+		for (size_t k = 0; !bad && k < json_array_size(c); k++) {
+			const json_t *ck = json_array_get(c, k);
+			bad = !json_is_integer(ck) || json_integer_value(ck) < 0;
+			chunk[k] = bad ? 0 : (long)json_integer_value(ck);
+		}
+		size_t k;
+		json_t *v;
+		json_array_foreach(deps, k, v)
+			bad |= !json_is_integer(v) || json_integer_value(v) < 0;
+		if (bad) {
+			trace_free(tr);
+			return halo_error_set(err, HALO_EFORMAT, "%s: task event %zu has a worker, chunk "
+					      "or dependency that is not a valid index", path, i);
+		}
+		t->worker = (int)worker;
 		t->start = ts;
 		t->end = ts + dur;
 		t->submit = num(args, "submit", ts);
 		t->ready = num(args, "ready", ts);
 		t->expected = num(args, "expected", -1);
-		json_t *c = json_object_get(args, "chunk");
-		if (json_array_size(c) == 3) {
+		if (c) {
 			t->has_chunk = 1;
-			for (int k = 0; k < 3; k++)
-				t->chunk[k] = json_integer_value(json_array_get(c, (size_t)k));
+			for (int k2 = 0; k2 < 3; k2++)
+				t->chunk[k2] = chunk[k2];
 		}
 		t->deps = tr->deps + d;
-		size_t k;
-		json_t *v;
 		json_array_foreach(deps, k, v)
 			tr->deps[d++] = (uint64_t)json_integer_value(v);
 		t->ndeps = json_array_size(deps);
@@ -229,7 +272,7 @@ int trace_groups(const struct trace *tr, struct trace_group **out, size_t *n)
 			}
 			g = ng2;
 			memset(&g[ng], 0, sizeof *g);
-			snprintf(g[ng].codelet, sizeof g[ng].codelet, "%s", t->codelet);
+			g[ng].codelet = t->codelet;
 			g[ng++].cuda = cuda;
 		}
 	}

@@ -62,7 +62,7 @@ void trace_free(struct trace *tr);
 
 /* Per codelet and worker kind. */
 struct trace_group {
-	char codelet[64];
+	const char *codelet; /* the trace's own string: valid while it is loaded */
 	int cuda;
 	size_t count;
 	double total, mean, p50, p95;

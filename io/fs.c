@@ -204,7 +204,11 @@ int halo_fs_is_dir(const char *path)
 int halo_fs_creatable(const char *path)
 {
 	char *copy = strdup(path), *dir = copy ? dirname(copy) : NULL; /* dirname writes */
-	int ok = dir && *path && halo_fs_is_dir(dir) && !halo_fs_is_dir(path) &&
+	/* Outputs are written beside and renamed into place, which would
+	 * replace a link, a FIFO or a device rather than write to it. */
+	struct stat st;
+	int other = lstat(path, &st) == 0 && !S_ISREG(st.st_mode);
+	int ok = dir && *path && !other && halo_fs_is_dir(dir) && !halo_fs_is_dir(path) &&
 		 access(dir, W_OK | X_OK) == 0 && (access(path, F_OK) != 0 || access(path, W_OK) == 0);
 	free(copy);
 	return ok;

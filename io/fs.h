@@ -36,7 +36,8 @@ void halo_fs_insert_before_ext(const char *path, const char *insert, char *out, 
 int halo_fs_is_dir(const char *path);
 /* 1 when a file can be created at path as far as can be told before
  * writing it: a name, in a folder that exists and may be written, not
- * itself a folder, and writable if it exists. */
+ * itself a folder, and if it exists a writable regular file (not a link,
+ * FIFO or device, which renaming into place would replace). */
 int halo_fs_creatable(const char *path);
 
 /* Maps errno to a halo code. */

@@ -308,8 +308,9 @@ int halo_runtime_opts_check(const halo_runtime_opts_t *opts, halo_error_t *err)
 		return halo_error_set(err, HALO_EINVAL, "worker counts must be >= 0");
 	/* Found now, not after the run it was to record. */
 	if (opts->trace && !halo_fs_creatable(opts->trace))
-		return halo_error_set(err, HALO_EINVAL, "--trace: '%s' cannot be written (a folder, its "
-				      "folder does not exist, or no permission)", opts->trace);
+		return halo_error_set(err, HALO_EINVAL, "--trace: '%s' cannot be written (a folder or "
+				      "not a regular file, its folder does not exist, or no "
+				      "permission)", opts->trace);
 	int bad = check_env_count("STARPU_NCPU", err);
 	if (!bad)
 		bad = check_env_count("STARPU_NCUDA", err);

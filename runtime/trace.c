@@ -23,7 +23,7 @@ struct rec {
 	uint64_t id;
 	struct starpu_task *task; /* valid until the callback returns */
 	const char *codelet;
-	char step[48];
+	char step[64];        /* a pipeline step's name (at most 63 bytes) */
 	int64_t chunk[3];
 	int has_chunk;
 	double submit, ready, start, end, expected; /* microseconds; expected NaN if unknown */
@@ -63,7 +63,7 @@ static struct {
 	int active;
 	struct rec *head, *tail;
 	uint64_t n;
-	char step[48];
+	char step[64];
 	int64_t chunk[3];
 	int has_chunk;
 	struct slot *slots;
@@ -122,6 +122,14 @@ void halo_trace_label(const char *step, const int64_t chunk[3])
 		return;
 	pthread_mutex_lock(&T.lock);
 	snprintf(T.step, sizeof T.step, "%s", step ? step : "");
+	/* A longer label is cut at a character, not inside one: the trace
+	 * must stay UTF-8 for its readers. */
+	size_t n = strlen(T.step);
+	if (step && n < strlen(step)) {
+		while (n > 0 && ((unsigned char)step[n] & 0xC0) == 0x80)
+			n--;
+		T.step[n] = '\0';
+	}
 	T.has_chunk = chunk != NULL;
 	if (chunk)
 		memcpy(T.chunk, chunk, sizeof T.chunk);
@@ -179,12 +187,11 @@ static void trace_cb(void *arg)
 		r->worker = pi->workerid;
 	}
 	if (r->worker >= 0) {
-		struct starpu_perfmodel_arch *arch =
-			starpu_worker_get_perf_archtype(r->worker, t->sched_ctx);
-		double e = arch && t->cl && t->cl->model
-				   ? starpu_task_expected_length(t, arch, starpu_task_get_implementation(t))
-				   : NAN;
-		r->expected = e > 0 ? e : NAN;
+		/* What the scheduler expected when it placed the task (dm*
+		 * schedulers; none for eager and the like): asked of the model
+		 * now, the estimate would already count this very run. */
+		double e = t->predicted;
+		r->expected = e > 0 && isfinite(e) ? e : NAN;
 		unsigned node = starpu_worker_get_memory_node((unsigned)r->worker);
 		starpu_ssize_t total = starpu_memory_get_total(node);
 		starpu_ssize_t avail = starpu_memory_get_available(node);
@@ -450,9 +457,11 @@ static void write_other(FILE *f, double makespan, double base)
 		struct starpu_profiling_bus_info bi;
 		if (starpu_bus_get_profiling_info(b, &bi) != 0 || bi.transfer_count == 0)
 			continue;
-		fprintf(f, "%s{\"src\":%d,\"dst\":%d,\"bytes\":%lld,\"transfers\":%d,\"us\":%.3f}",
+		/* Not bi.total_time: that is how long the bus was profiled,
+		 * not how long it moved data. */
+		fprintf(f, "%s{\"src\":%d,\"dst\":%d,\"bytes\":%lld,\"transfers\":%d}",
 			first ? "" : ",", starpu_bus_get_src(b), starpu_bus_get_dst(b),
-			(long long)bi.transferred_bytes, bi.transfer_count, us(&bi.total_time));
+			(long long)bi.transferred_bytes, bi.transfer_count);
 		first = 0;
 	}
 	fprintf(f, "]");

@@ -44,9 +44,17 @@ static void add_rank(json_t *events, json_t *doc, int r, double shift)
 		if (json_is_number(ts))
 			json_object_set_new(e, "ts", json_real(json_number_value(ts) + shift));
 		const char *ph = json_string_value(json_object_get(e, "ph"));
-		const char *cat = json_string_value(json_object_get(e, "cat"));
 		json_t *args = json_object_get(e, "args");
-		int transfer = cat && !strcmp(cat, "transfer");
+		/* Transfers are known by their process, not by their cat
+		 * ("transfer"), which may also be a step's name. */
+		json_int_t pid = json_integer_value(json_object_get(e, "pid")) % PID_STRIDE;
+		int transfer = pid == HALO_TRACE_TRANSFER_PID;
+		/* The rank's own clock, like ts. */
+		json_t *v;
+		if (ph && !strcmp(ph, "X") && !transfer)
+			for (const char *const *k = (const char *const[]){"submit", "ready", NULL}; *k; k++)
+				if (json_is_number(v = json_object_get(args, *k)))
+					json_object_set_new(args, *k, json_real(json_number_value(v) + shift));
 		if (ph && !strcmp(ph, "M")) {
 			const char *name = json_string_value(json_object_get(args, "name"));
 			char label[256];
@@ -55,8 +63,7 @@ static void add_rank(json_t *events, json_t *doc, int r, double shift)
 		}
 		/* Worker tracks take the rank into their ids; the transfer
 		 * tracks stay apart already by their rank's pid. */
-		json_int_t pid = json_integer_value(json_object_get(e, "pid")) % PID_STRIDE;
-		if (pid != HALO_TRACE_TRANSFER_PID && json_object_get(e, "tid") && ph && strcmp(ph, "C"))
+		if (!transfer && json_object_get(e, "tid") && ph && strcmp(ph, "C"))
 			shift_int(e, "tid", (json_int_t)r * WORKER_STRIDE);
 		if (ph && !strcmp(ph, "X") && !transfer) {
 			shift_int(args, "worker", (json_int_t)r * WORKER_STRIDE);

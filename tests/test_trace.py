@@ -4,6 +4,7 @@ after its producers end), labelled with its step and chunk; the file parses
 with python's json; summary, critical-path and compare equal what this test
 recomputes from the JSON itself; bad input gets one line and exit 1."""
 import json
+import stat
 import os
 import shutil
 import subprocess
@@ -269,13 +270,83 @@ tasks[0]["dur"] = 5
 tasks[1]["args"]["id"] = tasks[0]["args"]["id"]
 with open(path("dupid.json"), "w") as f:
     json.dump(doc, f)
+tasks = [e for e in json.loads(text)["traceEvents"]
+         if e.get("ph") == "X" and "deps" in e.get("args", {})]
+
+
+def edited(name, edit):
+    d = json.loads(text)
+    edit(d, [e for e in d["traceEvents"] if e.get("ph") == "X" and "deps" in e.get("args", {})])
+    with open(path(name), "w") as f:
+        json.dump(d, f)
+
+
+edited("huge.json", lambda d, t: t[0].update(ts=1e308, dur=1e308))
+edited("nomakespan.json", lambda d, t: d["otherData"].pop("makespan_us"))
+edited("baddeps.json", lambda d, t: t[-1]["args"].update(deps=[1, "x"]))
+edited("badworker.json", lambda d, t: t[0]["args"].update(worker=1e30))
+edited("badchunk.json", lambda d, t: t[0]["args"].update(chunk=[0, 1]))
 for name, want in [("trunc.json", "not a trace"), ("foreign.json", "not a halo trace"),
-                   ("missing.json", "missing.json"), ("negdur.json", "negative duration"),
-                   ("dupid.json", "two tasks have id")]:
+                   ("missing.json", "No such file"), ("negdur.json", "negative duration"),
+                   ("dupid.json", "two tasks have id"), ("huge.json", "lacks id, ts, dur"),
+                   ("nomakespan.json", "no valid makespan_us"),
+                   ("baddeps.json", "not a valid index"), ("badworker.json", "not a valid index"),
+                   ("badchunk.json", "not a valid index")]:
     r = halo("trace", "summary", path(name))
     line = r.stderr.strip()
     check(r.returncode == 1 and want in line and "\n" not in line and path(name) in line,
           f"trace summary of {name}: one line, exit 1", line)
+r = halo("trace", "summary", path("."))
+check(r.returncode == 1 and "a folder, not a trace" in r.stderr, "trace summary of a folder",
+      r.stderr)
+
+# A codelet named longer than any fixed buffer, a task whose step is called
+# "transfer" (a transfer's cat), and markup in a name.
+long_name = "c" * 200
+
+
+def odd_names(d, t):
+    t[0]["name"] = long_name
+    t[1]["cat"] = "transfer"
+    t[2]["name"] = "a<!--<script></script>"
+
+
+edited("odd.json", odd_names)
+r = halo("trace", "summary", path("odd.json"), "--json", check_rc=0)
+got = json.loads(r.stdout) if r.returncode == 0 else {}
+counted = sum(c["count"] for c in got.get("codelets", []))
+check(r.returncode == 0 and counted == len(tasks) and
+      any(c["codelet"] == long_name for c in got.get("codelets", [])),
+      "summary: a 200-character codelet keeps its name, a step named 'transfer' stays a task",
+      (counted, len(tasks)))
+r = halo("trace", "html", path("odd.json"), "-o", path("odd.html"), check_rc=0)
+page = open(path("odd.html")).read() if r.returncode == 0 else ""
+start = page.find("const D = ")
+data = page[start:page.find("\n", start)] if start >= 0 else ""
+check(r.returncode == 0 and "<" not in data and "\\u003c!--\\u003cscript" in data,
+      "html: no '<' inside the page's data (a name with <!--<script is escaped)", data[:80])
+fifo = path("report.fifo")
+if not os.path.exists(fifo):
+    os.mkfifo(fifo)
+r = halo("trace", "html", path("a.trace.json"), "-o", fifo)
+check(r.returncode == 1 and stat.S_ISFIFO(os.stat(fifo).st_mode) and "not a regular file" in
+      r.stderr, "html -o a FIFO: refused, the FIFO left as it was", r.stderr)
+
+# A step name of 62 bytes in 31 characters: whole in the trace, which
+# stays UTF-8 (it used to be cut at 47 bytes, inside a character).
+utf = "\u00e9" * 31
+upipe = path("utf.json")
+with open(upipe, "w") as f:
+    json.dump({"steps": [steps[0], dict(steps[1], name=utf, input=steps[0]["name"]),
+                         {"name": "o", "op": "to_zarr", "input": utf,
+                          "path": path("utf-out.zarr"), "overwrite": True}]}, f)
+r = halo("run", upipe, "--quiet", "--trace", path("utf.trace.json"), check_rc=0)
+r2 = halo("trace", "summary", path("utf.trace.json"), check_rc=0) if r.returncode == 0 else r
+named = {e["args"].get("step") for e in json.load(open(path("utf.trace.json")))["traceEvents"]
+         if e.get("ph") == "X"} if r.returncode == 0 else set()
+check(r2.returncode == 0 and utf in named, "a 62-byte UTF-8 step name is whole in the trace",
+      r.stderr + r2.stderr)
+
 r = halo("trace", "critical-path")
 check(r.returncode == 2, "trace without a file: usage error")
 r = halo("run", pipe, "--quiet", "--trace", path("no/such/dir/t.json"))
