@@ -261,6 +261,12 @@ int halo_rechunk(halo_graph_t *g, halo_expr_t *a, const int64_t *chunks, halo_ex
 		if (c[d] > a->shape[d])
 			c[d] = a->shape[d];
 	}
+	/* StarPU's blocks index a plane with 32 bits (a Zarr source's chunks
+	 * stay within blosc's 2 GiB anyway). */
+	if ((double)c[1] * (double)c[2] > (double)UINT32_MAX)
+		return halo_error_set(err, HALO_EINVAL, "rechunk: chunks of %lldx%lld voxels per plane, "
+				      "more than 2^32, which a chunk task cannot address",
+				      (long long)c[1], (long long)c[2]);
 	halo_expr_t *e = node_add(g, HALO_OP_RECHUNK, a, NULL, err);
 	if (!e)
 		return HALO_ENOMEM;

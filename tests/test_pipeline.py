@@ -468,6 +468,13 @@ bad = [
     ([{"name": 'a"b', "op": "map_blocks", "kernel": "abs", "input": "a"}],
      "step 2: a name may not hold control characters, quotes or backslashes"),
 ]
+# A plane of more than 2^32 voxels (metadata only: nothing is written).
+zarr.open(path("wide.zarr"), mode="w", shape=(1, 70000, 70000), chunks=(1, 10000, 10000),
+          dtype="u1", fill_value=1)
+bad.append(([{"name": "w", "op": "from_zarr", "path": path("wide.zarr")},
+             {"name": "r", "op": "rechunk", "input": "w", "chunks": [-1, -1, -1]},
+             {"name": "s", "op": "sum", "input": "r"}],
+            'step "r": rechunk: chunks of 70000x70000 voxels per plane, more than 2^32'))
 for steps, want in bad:
     p = pipeline("bad", base + steps)
     r = halo("run", p, "--quiet")
