@@ -195,6 +195,14 @@ double halo_dtype_cast_unsafe(double value, halo_dtype_kind_t kind)
 {
 	if (kind == HALO_F8)
 		return value;
+	/* One scalar, which numpy converts by C's cast: on x86 through int64
+	 * (cvttsd2si, INT64_MIN when out of range), then the low 32 bits; the
+	 * array loop of halo_dtype_ftoi differs only for uint32. */
+	if (kind == HALO_U4)
+		return (double)(uint32_t)(value > -9223372036854775808.0 &&
+						  value < 9223372036854775808.0
+					  ? (int64_t)value
+					  : INT64_MIN);
 	if (kind == HALO_F4)
 		return (double)(float)value;
 	return (double)halo_dtype_ftoi(kind, value);

@@ -59,9 +59,10 @@ double halo_dtype_cast(double value, halo_dtype_kind_t kind);
  * low bits kept; uint32 converts its upper half shifted down. */
 int64_t halo_dtype_ftoi(halo_dtype_kind_t kind, double v);
 
-/* value as numpy's astype gives it to kind (halo_dtype_ftoi for integer
- * kinds; float32 rounds). This is how numpy, and so dask.array, pads an
- * array with a constant. */
+/* value as numpy converts one scalar to kind, which is how numpy, and so
+ * dask.array, pads an array with a constant: halo_dtype_ftoi for integer
+ * kinds but uint32 (through int64: 1e10 gives 1410065408, where an array's
+ * astype gives 0), float32 rounds. */
 double halo_dtype_cast_unsafe(double value, halo_dtype_kind_t kind);
 
 /* Fills n elements of dst with value converted to kind (same rounding and
