@@ -144,36 +144,38 @@ def peer_rl(a, want):
             run(1)
             emit("scipy", f"scipy.fft float32, workers={a.threads}",
                  timed(run, a.repeat, a.warmup))
-    if "cupy" in want:
-        cp, why = import_cupy()
-        if cp is None:
-            emit("cupy", "CuPy (seed's GPU code)", reason=why)
-        else:
-            dev = cp.asarray(img)
+    gpu_peers = [p for p in ("cupy", "cufft") if p in want]
+    cp, why = import_cupy() if gpu_peers else (None, None)
+    dev = cp.asarray(img) if cp is not None else None
 
-            def run(iterations=a.iterations):
-                rl_cupy(cp, dev, psf, iterations)
-                cp.cuda.Stream.null.synchronize()
-            run(1)
-            name = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
-            emit("cupy", f"CuPy float32 on {name}", timed(run, a.repeat, a.warmup))
-    if "cufft" in want:
+    def gpu_peer(peer, missing, label, work):
+        """One GPU peer: work(iterations) on dev, timed to the end of its
+        kernels, after one untimed iteration; missing labels it without
+        CuPy or a GPU."""
+        if cp is None:
+            emit(peer, missing, reason=why)
+            return
+
+        def run(iterations=a.iterations):
+            work(iterations)
+            cp.cuda.Stream.null.synchronize()
+        run(1)
+        name = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
+        emit(peer, f"{label} on {name}", timed(run, a.repeat, a.warmup))
+
+    def transforms_only(iterations):
+        x = dev
+        for _ in range(2 * iterations):
+            x = cp.fft.irfftn(cp.fft.rfftn(x), s=shape)
+
+    if "cupy" in gpu_peers:
+        gpu_peer("cupy", "CuPy (seed's GPU code)", "CuPy float32",
+                 lambda it: rl_cupy(cp, dev, psf, it))
+    if "cufft" in gpu_peers:
         # Not RL: the four transforms of each iteration and nothing else,
         # the time cuFFT itself takes (the floor under any GPU RL on it).
-        cp, why = import_cupy()
-        if cp is None:
-            emit("cufft", "cuFFT alone (4 transforms an iteration)", reason=why)
-        else:
-            dev = cp.asarray(img)
-
-            def run(iterations=a.iterations):
-                x = dev
-                for _ in range(2 * iterations):
-                    x = cp.fft.irfftn(cp.fft.rfftn(x), s=shape)
-                cp.cuda.Stream.null.synchronize()
-            run(1)
-            emit("cufft", "cuFFT alone via CuPy: 4 transforms an iteration, no RL",
-                 timed(run, a.repeat, a.warmup))
+        gpu_peer("cufft", "cuFFT alone (4 transforms an iteration)",
+                 "cuFFT alone via CuPy: 4 transforms an iteration, no RL,", transforms_only)
 
 
 def max_rel_diff(np, a, b):
