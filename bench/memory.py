@@ -69,7 +69,8 @@ res = json.loads(r.stdout)
 rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1)) * 1024
 wall = re.search(r"Elapsed \(wall clock\) time.*: (.*)", r.stderr).group(1)
 stored = len([n for n in os.listdir(src) if not n.startswith(".")])
-budget = float(args.memory.rstrip("G")) * (1 << 30)
+unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+budget = float(args.memory.rstrip("KMGTB")) * unit.get(args.memory.rstrip("B")[-1:].upper(), 1)
 print(f"volume {shape} uint16 ({np.prod(shape) * 2 / (1 << 30):.1f} GiB), --memory {args.memory}, "
       f"RL {args.iterations} iterations, 9^3 PSF")
 print(f"peak RSS {rss / (1 << 30):.2f} GiB = {rss / budget:.2f} x the budget (goal < 1.5)")

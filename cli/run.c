@@ -42,7 +42,7 @@ static void print_plan(const halo_plan_t *p)
 	halo_plan_memory(p, &front, &per);
 	printf("plan: %d nodes, %lld tasks, %lld edges, %lld chunks (%.1f MB)\n", p->n,
 	       (long long)st.tasks, (long long)st.edges, (long long)st.chunks, (double)st.bytes / 1e6);
-	printf("memory: %.1f MB per output chunk in flight, %.1f MB kept for halos\n",
+	printf("memory: %.1f MB per output chunk in flight, %.1f MB shared by neighbouring chunks\n",
 	       (double)per / 1e6, (double)front / 1e6);
 }
 
@@ -181,9 +181,9 @@ int halo_cli_run(int argc, char **argv)
 	/* Under mpirun rank 0 speaks for all (the ranks agree on the outcome). */
 	int speaker = halo_runtime_rank(rt) == 0;
 	if (front + per > budget && !quiet && speaker)
-		fprintf(stderr, "halo: warning: map_overlap keeps %.1f MB of chunks resident for halos "
-				"and each output chunk in flight holds %.1f MB, more than --memory %.1f MB; "
-				"smaller chunks along the first axis lower it\n",
+		fprintf(stderr, "halo: warning: %.1f MB of chunks shared by neighbouring chunks (halos, "
+				"rechunks) stay resident and each output chunk in flight holds %.1f MB, more "
+				"than --memory %.1f MB; smaller chunks along the first axis lower it\n",
 			(double)front / 1e6, (double)per / 1e6, (double)budget / 1e6);
 	halo_compute_opts_t co = {.memory = memory, .quiet = quiet || json || !speaker,
 				  .label = "run"};

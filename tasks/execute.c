@@ -728,6 +728,18 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 	}
 	uint64_t budget = o->memory ? o->memory : halo_memory_default(), front, per;
 	halo_plan_memory(plan, &front, &per);
+	/* Under StarPU's own limit a task whose buffers do not fit waits for
+	 * memory that only later tasks would free: the run would hang. */
+	starpu_ssize_t ceiling = starpu_memory_get_total(STARPU_MAIN_RAM);
+	if (ceiling > 0 && (uint64_t)ceiling < front + per) {
+		rc = halo_error_set(err, HALO_ENOMEM,
+				    "the graph holds %.1f MB at once (%.1f MB of chunks shared by "
+				    "neighbouring chunks, %.1f MB per output chunk), more than StarPU's "
+				    "limit of %.1f MB (--memory or STARPU_LIMIT_CPU_MEM)",
+				    (double)(front + per) / 1e6, (double)front / 1e6, (double)per / 1e6,
+				    (double)ceiling / 1e6);
+		goto out;
+	}
 	/* Enough in flight to keep every worker busy: tiny chunks need many,
 	 * or the submitter sleeps and wakes for each one; more than about
 	 * 32 MiB per worker only costs memory and cache. */

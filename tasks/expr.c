@@ -3,6 +3,7 @@
 #include "config.h"
 #include "tasks/expr.h"
 #include "codelets/gather.h"
+#include "io/zarr.h"
 #include "runtime/deconvolve.h"
 
 #include <math.h>
@@ -122,6 +123,17 @@ static int grid_copy(halo_expr_t *e, const halo_expr_t *a, halo_error_t *err)
 
 static int grid_regular(halo_expr_t *e, const int64_t chunks[3], halo_error_t *err)
 {
+	/* The walk keeps a handle and a use count per chunk: as for a Zarr
+	 * source, more chunks than that mean chunks too small to be worth a
+	 * task each. */
+	double count = 1;
+	for (int d = 0; d < 3; d++)
+		count *= ceil((double)e->shape[d] / (double)chunks[d]);
+	if (count > (double)HALO_MAX_CHUNKS)
+		return halo_error_set(err, HALO_EINVAL, "%.3g chunks of %lldx%lldx%lld, more than "
+				      "halo's limit of %lld; the chunks are too small for the shape",
+				      count, (long long)chunks[0], (long long)chunks[1],
+				      (long long)chunks[2], (long long)HALO_MAX_CHUNKS);
 	for (int d = 0; d < 3; d++)
 		if (halo_axis_regular(&e->grid[d], e->shape[d], chunks[d]))
 			return halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");

@@ -394,10 +394,16 @@ int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err)
 	}
 	/* Fusion, from the outputs back: an elementwise step joins the chain
 	 * of its consumers when they are all elementwise and in one chain
-	 * (dask's blockwise fusion); otherwise it ends a chain of its own. */
+	 * (dask's blockwise fusion); otherwise it ends a chain of its own. A
+	 * step adds at most two loads, two casts and its operation to the
+	 * chain's program, and one input besides the chain's first: a chain
+	 * of CHAIN steps always fits one, and a longer one is cut (each cut
+	 * costs a memory pass). */
+	enum { CHAIN = HALO_EW_MAXOPS / 5 < HALO_EW_MAXIN - 1 ? HALO_EW_MAXOPS / 5 : HALO_EW_MAXIN - 1 };
 	for (int i = n - 1; i >= 0; i--) {
 		halo_expr_t *e = halo_graph_node(g, i);
 		L.group[i] = -1;
+		L.reg[i] = 0; /* here: the steps of the chain i ends */
 		if (!needed[i] || !elementwise(e))
 			continue;
 		int joined = -2;
@@ -408,7 +414,8 @@ int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err)
 			int grp = elementwise(c) ? L.group[k] : -1;
 			joined = joined == -2 || joined == grp ? grp : -1;
 		}
-		L.group[i] = joined >= 0 ? joined : i;
+		L.group[i] = joined >= 0 && L.reg[joined] < CHAIN ? joined : i;
+		L.reg[L.group[i]]++;
 	}
 	int roots = 0;
 	for (int i = 0; i < n; i++) {
@@ -535,6 +542,97 @@ static uint64_t largest_chunk(const halo_pnode_t *p, const int depth[3], size_t 
 	return bytes;
 }
 
+/* What input k's chunks cost while p's chunks are computed one after
+ * another in C order, as the executor walks them: a chunk read by several
+ * of p's chunks is held from the first to the last (shared: the most held
+ * at once, and on average what each of p's chunks adds), one read by a
+ * single chunk only while that chunk is in flight (exclusive: the most
+ * any chunk reads). A chunk's readers are a product of per-axis block
+ * ranges, so the first and the last in C order are the ranges' ends. */
+static void input_memory(const halo_pnode_t *p, int k, uint64_t *shared, uint64_t *added,
+			 uint64_t *exclusive)
+{
+	const halo_pnode_t *in = p->in[k];
+	size_t es = halo_dtype_size((halo_dtype_t){in->expr->dtype, 0});
+	int64_t *lo[3] = {NULL, NULL, NULL}, *hi[3] = {NULL, NULL, NULL}, *list = NULL;
+	int64_t *held = calloc((size_t)p->nchunks + 1, sizeof *held);
+	uint64_t *own = calloc((size_t)p->nchunks, sizeof *own);
+	int64_t most = 1;
+	int od_of[3] = {-1, -1, -1}, ok = held && own;
+	for (int d = 0; d < 3; d++) {
+		most = in->grid[d].nblocks > most ? in->grid[d].nblocks : most;
+		lo[d] = malloc((size_t)in->grid[d].nblocks * sizeof **lo);
+		hi[d] = malloc((size_t)in->grid[d].nblocks * sizeof **hi);
+		ok = ok && lo[d] && hi[d];
+	}
+	ok = ok && (list = malloc((size_t)most * sizeof *list));
+	*shared = *added = *exclusive = 0;
+	if (!ok) {
+		/* No room to work it out: as if every chunk were held. */
+		*shared = es * (uint64_t)(in->expr->shape[0] * in->expr->shape[1] * in->expr->shape[2]);
+		goto out;
+	}
+	for (int od = 0; od < 3; od++) {
+		int d = input_axis(p, od);
+		if (d < 0)
+			continue;
+		od_of[d] = od;
+		for (int64_t i = 0; i < in->grid[d].nblocks; i++)
+			lo[d][i] = INT64_MAX, hi[d][i] = -1;
+		for (int64_t jd = 0; jd < p->grid[od].nblocks; jd++) {
+			int64_t n = axis_list(p, k, d, jd, list);
+			for (int64_t s = 0; s < n; s++) {
+				lo[d][list[s]] = jd < lo[d][list[s]] ? jd : lo[d][list[s]];
+				hi[d][list[s]] = jd > hi[d][list[s]] ? jd : hi[d][list[s]];
+			}
+		}
+	}
+	uint64_t total = 0;
+	int64_t c[3];
+	for (c[0] = 0; c[0] < in->grid[0].nblocks; c[0]++)
+		for (c[1] = 0; c[1] < in->grid[1].nblocks; c[1]++)
+			for (c[2] = 0; c[2] < in->grid[2].nblocks; c[2]++) {
+				int64_t first[3] = {0, 0, 0}, last[3], origin[3], dims[3], valid[3];
+				int read = 1;
+				for (int od = 0; od < 3; od++)
+					last[od] = p->grid[od].nblocks - 1;
+				for (int d = 0; d < 3; d++) {
+					if (od_of[d] < 0)
+						continue; /* reduced: read by every chunk */
+					first[od_of[d]] = lo[d][c[d]];
+					last[od_of[d]] = hi[d][c[d]];
+					read &= hi[d][c[d]] >= 0;
+				}
+				if (!read)
+					continue;
+				halo_pnode_block(in, c, origin, dims, valid);
+				uint64_t bytes = es * (uint64_t)(dims[0] * dims[1] * dims[2]);
+				int64_t f = halo_pnode_flat(p, first), l = halo_pnode_flat(p, last);
+				if (f == l) {
+					own[f] += bytes;
+				} else {
+					held[f] += (int64_t)bytes;
+					held[l + 1] -= (int64_t)bytes;
+					total += bytes;
+				}
+			}
+	int64_t now = 0;
+	for (int64_t f = 0; f < p->nchunks; f++) {
+		now += held[f];
+		*shared = (uint64_t)now > *shared ? (uint64_t)now : *shared;
+		*exclusive = own[f] > *exclusive ? own[f] : *exclusive;
+	}
+	*added = total / (uint64_t)p->nchunks;
+out:
+	for (int d = 0; d < 3; d++) {
+		free(lo[d]);
+		free(hi[d]);
+	}
+	free(list);
+	free(held);
+	free(own);
+}
+
 void halo_plan_memory(const halo_plan_t *plan, uint64_t *front, uint64_t *per)
 {
 	*front = 0;
@@ -542,17 +640,21 @@ void halo_plan_memory(const halo_plan_t *plan, uint64_t *front, uint64_t *per)
 	for (int i = 0; i < plan->n; i++) {
 		const halo_pnode_t *p = plan->nodes[i];
 		const halo_expr_t *e = p->expr;
-		size_t es = p->kind == HALO_PN_REDUCE ? sizeof(double)
-			    : halo_dtype_size((halo_dtype_t){e->dtype, 0});
-		*per += largest_chunk(p, NULL, es);
-		if (p->kind != HALO_PN_OVERLAP)
-			continue;
-		*per += largest_chunk(p, e->depth, sizeof(float)) *
-			(e->ov == HALO_OV_RICHARDSON_LUCY ? 5 : 2);
-		const halo_pnode_t *in = p->in[0];
-		uint64_t layer = largest_chunk(in, NULL, halo_dtype_size((halo_dtype_t){in->expr->dtype, 0})) *
-				 (uint64_t)(in->grid[1].nblocks * in->grid[2].nblocks);
-		*front += layer * (uint64_t)(in->grid[0].nblocks < 2 ? 1 : 2);
+		/* Every chunk is some task's input, counted there, but a
+		 * store's, which is compressed into a buffer of its size. */
+		if (p->kind == HALO_PN_STORE)
+			*per += largest_chunk(p, NULL, halo_dtype_size((halo_dtype_t){e->dtype, 0}));
+		if (p->kind == HALO_PN_REDUCE && e->axis >= 0)
+			*per += largest_chunk(p, NULL, sizeof(double)); /* the accumulator */
+		if (p->kind == HALO_PN_OVERLAP)
+			*per += largest_chunk(p, e->depth, sizeof(float)) *
+				(e->ov == HALO_OV_RICHARDSON_LUCY ? 5 : 2);
+		for (int k = 0; k < p->nin; k++) {
+			uint64_t shared, added, exclusive;
+			input_memory(p, k, &shared, &added, &exclusive);
+			*front += shared;
+			*per += added + exclusive;
+		}
 	}
 	if (!*per)
 		*per = 1;

@@ -77,11 +77,14 @@ typedef struct halo_plan_stats {
 
 void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st);
 
-/* Memory the walk needs: front, what stays resident for halos whatever
- * the budget (map_overlap's input chunks of the layer being computed and
- * of the next one along the outermost axis: choose chunks so that it is
- * a small part of the budget), and per, the bytes each output chunk in
- * flight holds (a chunk of every node, haloed blocks, kernel work space). */
+/* Memory the walk needs, from the chunk grids: front, the chunks that
+ * several chunks of a node read (halos, a rechunk's wide input chunks,
+ * the chunks along a reduced axis), the most held at once from their
+ * first reader to their last in C order, whatever the budget; and per,
+ * what each output chunk in flight adds (the chunks only it reads, its
+ * share of newly read shared ones, haloed blocks and kernel work space,
+ * accumulators, the store's buffer). Upper bounds: StarPU, limited to
+ * the budget, could otherwise wait forever for memory. */
 void halo_plan_memory(const halo_plan_t *p, uint64_t *front, uint64_t *per);
 const char *halo_pn_kind_name(halo_pn_kind_t k);
 

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "halo.h"
 #include "codelets/elementwise.h"
+#include "codelets/gather.h"
 #include "io/volume.h"
 #include "tasks/execute.h"
 #include "tasks/plan.h"
@@ -167,6 +168,71 @@ static void test_store_axis(void)
 	halo_reader_close(r);
 }
 
+/* The memory of a graph's walk (halo_plan_memory), worked out by hand for
+ * the shapes where the executor once waited forever under a small
+ * --memory: a chunk shared by neighbouring chunks stays from its first
+ * reader to its last (front), one read by a single chunk counts with
+ * that chunk (per). */
+static void plan_memory_of(halo_graph_t *g, const char *what, uint64_t front, uint64_t per)
+{
+	halo_plan_t *plan;
+	halo_error_t err = {0};
+	if (!tap_ok(halo_plan_build(g, &plan, &err) == HALO_OK, "%s: plan: %s", what, err.msg))
+		return;
+	uint64_t f, q;
+	halo_plan_memory(plan, &f, &q);
+	tap_ok(f == front && q == per, "%s: %llu B shared, %llu B per output chunk (want %llu, %llu)",
+	       what, (unsigned long long)f, (unsigned long long)q, (unsigned long long)front,
+	       (unsigned long long)per);
+	halo_plan_free(plan);
+}
+
+static void test_memory(void)
+{
+	static uint16_t data[8 * 32 * 32];
+	int64_t shape[3] = {8, 32, 32}, planes[3] = {1, 32, 32}, cubes[3] = {4, 8, 8};
+	halo_writer_opts_t wo = {.format = HALO_FMT_ZARR, .codec = {.id = HALO_CODEC_NONE}};
+	halo_error_t err = {0};
+	halo_expr_t *a, *b, *o;
+
+	/* Planes of 2048 B rechunked to 4x8x8 (512 B): the 4 planes of a
+	 * layer serve its 16 chunks; per chunk, the rechunked one, its
+	 * store's buffer and 16384 B of planes over 32 chunks. */
+	halo_graph_t *g = halo_graph_new();
+	int rc = halo_from_buffer(g, data, HALO_U2, 3, shape, planes, &a, &err);
+	rc = rc ? rc : halo_rechunk(g, a, cubes, &b, &err);
+	rc = rc ? rc : halo_to_store(g, b, "unused.zarr", NULL, -1, &wo, 1, &o, &err);
+	if (tap_ok(rc == HALO_OK, "rechunk graph: %s", err.msg))
+		plan_memory_of(g, "rechunk of planes", 4 * 2048, 512 + 512 + 512);
+	halo_graph_free(g);
+
+	/* A maximum along z of 4x8x8 chunks: both chunks along z for each
+	 * 8x8 result, its float64 accumulator, the result and its store. */
+	g = halo_graph_new();
+	rc = halo_from_buffer(g, data, HALO_U2, 3, shape, cubes, &a, &err);
+	rc = rc ? rc : halo_reduce(g, a, HALO_RED_MAX, 0, &b, &err);
+	rc = rc ? rc : halo_to_store(g, b, "unused.zarr", NULL, -1, &wo, 1, &o, &err);
+	if (tap_ok(rc == HALO_OK, "reduction graph: %s", err.msg))
+		plan_memory_of(g, "max along z", 0, 2 * 512 + 8 * 8 * 8 + 128 + 128);
+	halo_graph_free(g);
+
+	/* A 3-wide uniform filter over float32 planes (4096 B): each
+	 * plane serves three chunks, so three are held; per chunk, the
+	 * haloed block twice (3x34x34 float32), the result, its store, and
+	 * a plane's worth of new input. */
+	static float fdata[8 * 32 * 32];
+	g = halo_graph_new();
+	halo_overlap_opts_t ov = {.kernel = HALO_OV_UNIFORM, .depth = {1, 1, 1},
+				  .boundary = HALO_BOUNDARY_REFLECT, .size = 3};
+	rc = halo_from_buffer(g, fdata, HALO_F4, 3, shape, planes, &a, &err);
+	rc = rc ? rc : halo_map_overlap(g, a, &ov, &b, &err);
+	rc = rc ? rc : halo_to_store(g, b, "unused.zarr", NULL, -1, &wo, 1, &o, &err);
+	if (tap_ok(rc == HALO_OK, "map_overlap graph: %s", err.msg))
+		plan_memory_of(g, "map_overlap of planes", 3 * 4096,
+			       2 * 3 * 34 * 34 * 4 + 4096 + 4096 + 4096);
+	halo_graph_free(g);
+}
+
 /* The chunks in flight (halo__inflight_limit): a GPU far faster than a CPU
  * worker keeps every task, and then a narrow window saves pinned memory;
  * one that the CPUs can help keeps the wide one. */
@@ -193,6 +259,7 @@ int main(void)
 	test_ew_math();
 	test_inflight();
 	test_types();
+	test_memory();
 	halo_runtime_opts_t opts;
 	halo_runtime_opts_init(&opts);
 	opts.ncuda = 0;

@@ -9,6 +9,7 @@ read exactly once; halo graph's counts match the chunk grids."""
 import json
 import os
 import shutil
+import subprocess
 import sys
 import warnings
 
@@ -323,7 +324,7 @@ ref = da.map_overlap(lambda b: rl(b, psf, 6), da.from_array(img.astype(np.float3
                      depth=4, boundary="reflect", trim=True, dtype=np.float32).compute()
 same(out, ref, "map_overlap richardson_lucy (relative paths) equals dask + numpy RL", rtol=1e-4)
 r = halo("run", path("rl.json"), "--memory", "64K")
-check(r.returncode == 0 and "halo: warning: map_overlap keeps" in r.stderr and "--memory" in r.stderr,
+check(r.returncode == 0 and "MB of chunks shared by neighbouring chunks" in r.stderr and "--memory" in r.stderr,
       "a budget below what halos need: a warning, and the run completes", r.stderr)
 
 # 7. Reductions: scalars, and along each axis (a maximum projection first).
@@ -475,6 +476,13 @@ bad.append(([{"name": "w", "op": "from_zarr", "path": path("wide.zarr")},
              {"name": "r", "op": "rechunk", "input": "w", "chunks": [-1, -1, -1]},
              {"name": "s", "op": "sum", "input": "r"}],
             'step "r": rechunk: chunks of 70000x70000 voxels per plane, more than 2^32'))
+# More chunks than the walk keeps track of (a rechunk as a Zarr source).
+zarr.open(path("huge.zarr"), mode="w", shape=(1024, 1024, 1024), chunks=(64, 256, 256),
+          dtype="u2")
+bad.append(([{"name": "h", "op": "from_zarr", "path": path("huge.zarr")},
+             {"name": "r", "op": "rechunk", "input": "h", "chunks": [1, 1, 1]},
+             {"name": "s", "op": "sum", "input": "r"}],
+            'step "r": 1.07e+09 chunks of 1x1x1, more than halo\'s limit of 268435456'))
 for steps, want in bad:
     p = pipeline("bad", base + steps)
     r = halo("run", p, "--quiet")
@@ -561,5 +569,64 @@ check(json.loads(r.stdout or "{}").get("plan_nodes") == 3, "a step no output nee
       r.stdout)
 r = halo("graph", "dot", unused, check_rc=0)
 check("style=dashed" in r.stdout, "graph dot draws culled steps dashed")
+
+# 11. A tight --memory. Chunks that neighbouring chunks share (a rechunk's
+# planes, the chunks along a reduced axis) were once not counted: the walk
+# let more chunks into flight than StarPU's limit held, and the run waited
+# for memory forever. Now it finishes, with the same values.
+big = rng.integers(0, 4000, (32, 256, 256), dtype=np.uint16)
+tight = [
+    ("rechunk of planes", write_zarr(big, (1, 256, 256), "planes.zarr"),
+     {"op": "rechunk", "chunks": [32, 32, 32]}, big),
+    ("max along z", write_zarr(big, (16, 32, 32), "cubes.zarr"),
+     {"op": "max", "axis": 0}, big.max(axis=0)),
+]
+for what, src, step, ref in tight:
+    out = path("tight.zarr")
+    p = pipeline("tight", [{"name": "a", "op": "from_zarr", "path": src},
+                           {"name": "b", "input": "a", **step},
+                           {"name": "o", "op": "to_zarr", "input": "b", "path": out,
+                            "overwrite": True}])
+    try:
+        r = halo("run", p, "--quiet", "--memory", "1M", timeout=60)
+    except subprocess.TimeoutExpired:
+        check(False, f"--memory 1M, {what}: finishes", "still running after 60 s")
+        continue
+    if check(r.returncode == 0, f"--memory 1M, {what}: finishes", r.stderr):
+        same(out, ref, f"--memory 1M, {what}: values")
+# Under a StarPU limit too small for the shared chunks: one line, no hang,
+# nothing written.
+out = path("tight-convert.zarr")
+shutil.rmtree(out, ignore_errors=True)
+try:
+    r = halo("convert", path("planes.zarr"), out, "--chunks", "32,32,32",
+             env={"STARPU_LIMIT_CPU_MEM": "2"}, timeout=60)
+    check(r.returncode == 1 and len(r.stderr.splitlines()) == 1
+          and "more than StarPU's limit of 2.1 MB" in r.stderr and not os.path.exists(out),
+          "STARPU_LIMIT_CPU_MEM below a layer of shared chunks: one line, exit 1, no output",
+          r.stderr)
+except subprocess.TimeoutExpired:
+    check(False, "STARPU_LIMIT_CPU_MEM below a layer of shared chunks: no hang")
+
+# 12. A chain longer than one fused program holds (60 steps, 70 operations) is
+# cut into several, not refused; the values are numpy's.
+steps = [{"name": "a", "op": "from_zarr", "path": pu16}]
+ref = u16.astype(np.float64)
+prev = "a"
+for i in range(60):
+    if i % 6 == 5:
+        steps.append({"name": f"r{i}", "op": "rechunk", "input": "a", "chunks": [7, 16, 16]})
+        steps.append({"name": f"s{i}", "op": "map_blocks", "kernel": "add",
+                      "inputs": [prev, f"r{i}"]})
+        ref = ref + u16
+    else:
+        steps.append({"name": f"s{i}", "op": "map_blocks", "kernel": "scale", "input": prev,
+                      "scale": 1.01, "offset": -0.5})
+        ref = ref * 1.01 - 0.5
+    prev = f"s{i}"
+out = path("long-chain.zarr")
+steps.append({"name": "o", "op": "to_zarr", "input": prev, "path": out, "overwrite": True})
+if check(run(pipeline("long-chain", steps)).returncode == 0, "a chain of 60 elementwise steps runs"):
+    same(out, ref, "a chain of 60 elementwise steps equals numpy")
 
 done()
