@@ -383,11 +383,13 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	long workers = o->rt.ncpu > 0 ? o->rt.ncpu : halo_machine_cores();
 	o2.rt.memory_floor = haloed * (uint64_t)(workers > 0 ? workers : 1) + (exact ? 12 * vox : 0);
 	/* And the input chunks that neighbouring chunks share: the layers
-	 * along z one haloed chunk spans, and the next (the executor refuses
-	 * to start under less, halo_plan_memory). */
+	 * along z one haloed chunk spans, and the next, and with a periodic
+	 * boundary the first and last, which the far end reads (the executor
+	 * refuses to start under less, halo_plan_memory). */
 	int64_t span = info.chunks[0] + 2 * dopts.depth[0], inz = ii->chunks[0] > 0 ? ii->chunks[0] : 1;
-	o2.rt.memory_floor += (uint64_t)(((span + inz - 1) / inz + 1) * inz * ii->shape[1] *
-					 ii->shape[2]) * halo_dtype_size(ii->dtype);
+	int64_t layers = (span + inz - 1) / inz + 1 + (o->boundary == HALO_BOUNDARY_PERIODIC ? 2 : 0);
+	o2.rt.memory_floor += (uint64_t)(layers * inz * ii->shape[1] * ii->shape[2]) *
+			      halo_dtype_size(ii->dtype);
 	/* Checked before StarPU starts, so that a refusal is immediate. */
 	if (halo_output_begin(outp, o->overwrite, &out, err))
 		goto fail;

@@ -729,8 +729,11 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 	uint64_t budget = o->memory ? o->memory : halo_memory_default(), front, per;
 	halo_plan_memory(plan, &front, &per);
 	/* Under StarPU's own limit a task whose buffers do not fit waits for
-	 * memory that only later tasks would free: the run would hang. */
+	 * memory that only later tasks would free: the run would hang. So
+	 * the chunks in flight stay within it too. */
 	starpu_ssize_t ceiling = starpu_memory_get_total(STARPU_MAIN_RAM);
+	if (ceiling > 0 && (uint64_t)ceiling < budget)
+		budget = (uint64_t)ceiling;
 	if (ceiling > 0 && (uint64_t)ceiling < front + per) {
 		rc = halo_error_set(err, HALO_ENOMEM,
 				    "the graph holds %.1f MB at once (%.1f MB of chunks shared by "

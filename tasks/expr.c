@@ -121,19 +121,27 @@ static int grid_copy(halo_expr_t *e, const halo_expr_t *a, halo_error_t *err)
 	return HALO_OK;
 }
 
+/* The walk keeps a handle and a use count per chunk: as for a Zarr source,
+ * more chunks than that mean chunks too small to be worth a task each. */
+static int chunk_count_check(double count, const char *what, halo_error_t *err)
+{
+	if (count <= (double)HALO_MAX_CHUNKS)
+		return HALO_OK;
+	return halo_error_set(err, HALO_EINVAL, "%.3g chunks%s, more than halo's limit of %lld; the "
+			      "chunks are too small for the shape", count, what,
+			      (long long)HALO_MAX_CHUNKS);
+}
+
 static int grid_regular(halo_expr_t *e, const int64_t chunks[3], halo_error_t *err)
 {
-	/* The walk keeps a handle and a use count per chunk: as for a Zarr
-	 * source, more chunks than that mean chunks too small to be worth a
-	 * task each. */
+	char what[96];
 	double count = 1;
 	for (int d = 0; d < 3; d++)
 		count *= ceil((double)e->shape[d] / (double)chunks[d]);
-	if (count > (double)HALO_MAX_CHUNKS)
-		return halo_error_set(err, HALO_EINVAL, "%.3g chunks of %lldx%lldx%lld, more than "
-				      "halo's limit of %lld; the chunks are too small for the shape",
-				      count, (long long)chunks[0], (long long)chunks[1],
-				      (long long)chunks[2], (long long)HALO_MAX_CHUNKS);
+	snprintf(what, sizeof what, " of %lldx%lldx%lld", (long long)chunks[0], (long long)chunks[1],
+		 (long long)chunks[2]);
+	if (chunk_count_check(count, what, err))
+		return err->code;
 	for (int d = 0; d < 3; d++)
 		if (halo_axis_regular(&e->grid[d], e->shape[d], chunks[d]))
 			return halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
@@ -234,6 +242,9 @@ static int rechunk_to(halo_graph_t *g, halo_expr_t *a, const struct halo_axis gr
 	*out = a;
 	if (same)
 		return HALO_OK;
+	if (chunk_count_check((double)grid[0].nblocks * (double)grid[1].nblocks *
+			      (double)grid[2].nblocks, " (the inputs' common blocks)", err))
+		return err->code;
 	halo_expr_t *r = node_add(g, HALO_OP_RECHUNK, a, NULL, err);
 	if (!r)
 		return HALO_ENOMEM;

@@ -483,6 +483,14 @@ bad.append(([{"name": "h", "op": "from_zarr", "path": path("huge.zarr")},
              {"name": "r", "op": "rechunk", "input": "h", "chunks": [1, 1, 1]},
              {"name": "s", "op": "sum", "input": "r"}],
             'step "r": 1.07e+09 chunks of 1x1x1, more than halo\'s limit of 268435456'))
+# Two inputs whose common blocks are too many.
+zarr.open(path("huge3.zarr"), mode="w", shape=(1024, 1024, 1024), chunks=(3, 3, 3), dtype="u2")
+zarr.open(path("huge2.zarr"), mode="w", shape=(1024, 1024, 1024), chunks=(2, 2, 2), dtype="u2")
+bad.append(([{"name": "h3", "op": "from_zarr", "path": path("huge3.zarr")},
+             {"name": "h2", "op": "from_zarr", "path": path("huge2.zarr")},
+             {"name": "c", "op": "map_blocks", "kernel": "add", "inputs": ["h3", "h2"]},
+             {"name": "s", "op": "sum", "input": "c"}],
+            'step "c": 3.19e+08 chunks (the inputs\' common blocks), more than halo\'s limit'))
 for steps, want in bad:
     p = pipeline("bad", base + steps)
     r = halo("run", p, "--quiet")
@@ -594,6 +602,23 @@ for what, src, step, ref in tight:
         continue
     if check(r.returncode == 0, f"--memory 1M, {what}: finishes", r.stderr):
         same(out, ref, f"--memory 1M, {what}: values")
+# Under a StarPU limit below the default budget, the chunks in flight keep
+# within it (20 went into 6 MiB, and the run waited forever).
+small = rng.integers(0, 4000, (128, 128, 128), dtype=np.uint16)
+out = path("tight.zarr")
+p = pipeline("tight", [{"name": "a", "op": "from_zarr",
+                        "path": write_zarr(small, (16, 16, 16), "small.zarr")},
+                       {"name": "b", "op": "map_overlap", "kernel": "uniform", "input": "a",
+                        "size": 3, "depth": 1},
+                       {"name": "o", "op": "to_zarr", "input": "b", "path": out,
+                        "chunks": [64, 64, 64], "overwrite": True}])
+try:
+    r = halo("run", p, "--quiet", env={"STARPU_LIMIT_CPU_MEM": "6"}, timeout=60)
+    if check(r.returncode == 0, "STARPU_LIMIT_CPU_MEM=6: the chunks in flight fit it", r.stderr):
+        same(out, ndi.uniform_filter(small.astype(np.float32), 3, mode="reflect"),
+             "STARPU_LIMIT_CPU_MEM=6: values", rtol=1e-6)
+except subprocess.TimeoutExpired:
+    check(False, "STARPU_LIMIT_CPU_MEM=6: the chunks in flight fit it", "still running after 60 s")
 # Under a StarPU limit too small for the shared chunks: one line, no hang,
 # nothing written.
 out = path("tight-convert.zarr")
