@@ -598,7 +598,7 @@ static void input_memory(const halo_pnode_t *p, int k, uint64_t *shared, uint64_
 					last[od] = p->grid[od].nblocks - 1;
 				for (int d = 0; d < 3; d++) {
 					if (od_of[d] < 0)
-						continue; /* reduced: read by every chunk */
+						continue; /* the reduced axis: no output axis */
 					first[od_of[d]] = lo[d][c[d]];
 					last[od_of[d]] = hi[d][c[d]];
 					read &= hi[d][c[d]] >= 0;
