@@ -633,29 +633,70 @@ out:
 	free(own);
 }
 
+/* The most chunks of input k one chunk of p reads. */
+static uint64_t inputs_per_chunk(const halo_pnode_t *p, int k)
+{
+	const halo_pnode_t *in = p->in[k];
+	int64_t most = 1;
+	for (int d = 0; d < 3; d++)
+		most = in->grid[d].nblocks > most ? in->grid[d].nblocks : most;
+	int64_t *list = malloc((size_t)most * sizeof *list);
+	uint64_t count = 1;
+	for (int od = 0; od < 3; od++) {
+		int d = input_axis(p, od);
+		int64_t m = 0;
+		for (int64_t jd = 0; list && d >= 0 && jd < p->grid[od].nblocks; jd++) {
+			int64_t n = axis_list(p, k, d, jd, list);
+			m = n > m ? n : m;
+		}
+		count *= (uint64_t)(d < 0 ? 1 : list ? m : in->grid[d].nblocks);
+	}
+	if (p->kind == HALO_PN_REDUCE && p->expr->axis >= 0)
+		count *= (uint64_t)in->grid[p->expr->axis].nblocks;
+	free(list);
+	return count;
+}
+
 void halo_plan_memory(const halo_plan_t *plan, uint64_t *front, uint64_t *per)
 {
 	*front = 0;
 	*per = 0;
+	/* How many chunks of each node one output chunk may hold at once:
+	 * the executor submits all the chunks an output chunk needs before
+	 * the next, so a node with chunks smaller than its reader's counts
+	 * as many times (outputs first: readers come after their inputs). */
+	uint64_t *times = calloc((size_t)plan->n, sizeof *times);
+	for (int i = plan->n - 1; times && i >= 0; i--) {
+		const halo_pnode_t *p = plan->nodes[i];
+		if (p->root)
+			times[p->id] = 1;
+		for (int k = 0; k < p->nin; k++) {
+			uint64_t t = times[p->id] * inputs_per_chunk(p, k);
+			times[p->in[k]->id] = t > times[p->in[k]->id] ? t : times[p->in[k]->id];
+		}
+	}
 	for (int i = 0; i < plan->n; i++) {
 		const halo_pnode_t *p = plan->nodes[i];
 		const halo_expr_t *e = p->expr;
+		uint64_t own = 0;
 		/* Every chunk is some task's input, counted there, but a
 		 * store's, which is compressed into a buffer of its size. */
 		if (p->kind == HALO_PN_STORE)
-			*per += largest_chunk(p, NULL, halo_dtype_size((halo_dtype_t){e->dtype, 0}));
+			own += largest_chunk(p, NULL, halo_dtype_size((halo_dtype_t){e->dtype, 0}));
 		if (p->kind == HALO_PN_REDUCE && e->axis >= 0)
-			*per += largest_chunk(p, NULL, sizeof(double)); /* the accumulator */
+			own += largest_chunk(p, NULL, sizeof(double)); /* the accumulator */
 		if (p->kind == HALO_PN_OVERLAP)
-			*per += largest_chunk(p, e->depth, sizeof(float)) *
-				(e->ov == HALO_OV_RICHARDSON_LUCY ? 5 : 2);
+			own += largest_chunk(p, e->depth, sizeof(float)) *
+			       (e->ov == HALO_OV_RICHARDSON_LUCY ? 5 : 2);
 		for (int k = 0; k < p->nin; k++) {
 			uint64_t shared, added, exclusive;
 			input_memory(p, k, &shared, &added, &exclusive);
 			*front += shared;
-			*per += added + exclusive;
+			own += added + exclusive;
 		}
+		*per += own * (times && times[p->id] ? times[p->id] : 1);
 	}
+	free(times);
 	if (!*per)
 		*per = 1;
 }

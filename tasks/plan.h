@@ -83,10 +83,11 @@ void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st);
  * first reader to their last in C order, whatever the budget; and per,
  * what each output chunk in flight adds (the chunks only it reads, its
  * share of newly read shared ones, haloed blocks and kernel work space,
- * accumulators, the store's buffer). Each node is taken as walked in its
- * own C order, as a node feeding an output is; one between others goes in
- * its reader's order and can hold more (docs/pipeline.md). StarPU,
- * limited to the budget, waits forever for memory it lacks. */
+ * accumulators, the store's buffer), each node as many times as one
+ * output chunk needs its chunks. Shared chunks are taken as held in each
+ * node's own C order; a node whose reader asks in another order, or that
+ * two outputs share, can hold more (docs/pipeline.md). StarPU, limited
+ * to the budget, waits forever for memory it lacks. */
 void halo_plan_memory(const halo_plan_t *p, uint64_t *front, uint64_t *per);
 const char *halo_pn_kind_name(halo_pn_kind_t k);
 

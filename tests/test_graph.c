@@ -231,6 +231,20 @@ static void test_memory(void)
 		plan_memory_of(g, "map_overlap of planes", 3 * 4096,
 			       2 * 3 * 34 * 34 * 4 + 4096 + 4096 + 4096);
 	halo_graph_free(g);
+
+	/* The same filter on 4x8x8 chunks stored as 8x16x16: each output
+	 * chunk needs 8 filtered chunks at once, each with its haloed block
+	 * twice (6x10x10 float32) and a chunk's worth of new input; every
+	 * input chunk is shared, and all 32 are held across the layers. */
+	int64_t small[3] = {4, 8, 8}, big[3] = {8, 16, 16};
+	g = halo_graph_new();
+	rc = halo_from_buffer(g, fdata, HALO_F4, 3, shape, small, &a, &err);
+	rc = rc ? rc : halo_map_overlap(g, a, &ov, &b, &err);
+	rc = rc ? rc : halo_to_store(g, b, "unused.zarr", big, -1, &wo, 1, &o, &err);
+	if (tap_ok(rc == HALO_OK, "map_overlap stored in larger chunks: %s", err.msg))
+		plan_memory_of(g, "map_overlap stored in larger chunks", 32 * 1024,
+			       8192 + 8192 + 8 * 1024 + 8 * (2 * 6 * 10 * 10 * 4 + 1024));
+	halo_graph_free(g);
 }
 
 /* The chunks in flight (halo__inflight_limit): a GPU far faster than a CPU

@@ -603,7 +603,8 @@ for what, src, step, ref in tight:
     if check(r.returncode == 0, f"--memory 1M, {what}: finishes", r.stderr):
         same(out, ref, f"--memory 1M, {what}: values")
 # Under a StarPU limit below the default budget, the chunks in flight keep
-# within it (20 went into 6 MiB, and the run waited forever).
+# within it (20 went into 6 MiB, and the run waited forever); 6 MiB is now
+# below what one output chunk may hold (64 filtered chunks), so: refused.
 small = rng.integers(0, 4000, (128, 128, 128), dtype=np.uint16)
 out = path("tight.zarr")
 p = pipeline("tight", [{"name": "a", "op": "from_zarr",
@@ -612,13 +613,16 @@ p = pipeline("tight", [{"name": "a", "op": "from_zarr",
                         "size": 3, "depth": 1},
                        {"name": "o", "op": "to_zarr", "input": "b", "path": out,
                         "chunks": [64, 64, 64], "overwrite": True}])
-try:
-    r = halo("run", p, "--quiet", env={"STARPU_LIMIT_CPU_MEM": "6"}, timeout=60)
-    if check(r.returncode == 0, "STARPU_LIMIT_CPU_MEM=6: the chunks in flight fit it", r.stderr):
+for mib, ok in [("6", 1), ("12", 0)]:
+    what = f"STARPU_LIMIT_CPU_MEM={mib}: " + ("refused, one line" if ok else "runs within it")
+    try:
+        r = halo("run", p, "--quiet", env={"STARPU_LIMIT_CPU_MEM": mib}, timeout=60)
+    except subprocess.TimeoutExpired:
+        check(False, what, "still running after 60 s")
+        continue
+    if check(r.returncode == ok and len(r.stderr.splitlines()) == ok, what, r.stderr) and not ok:
         same(out, ndi.uniform_filter(small.astype(np.float32), 3, mode="reflect"),
-             "STARPU_LIMIT_CPU_MEM=6: values", rtol=1e-6)
-except subprocess.TimeoutExpired:
-    check(False, "STARPU_LIMIT_CPU_MEM=6: the chunks in flight fit it", "still running after 60 s")
+             f"STARPU_LIMIT_CPU_MEM={mib}: values", rtol=1e-6)
 # Under a StarPU limit too small for the shared chunks: one line, no hang,
 # nothing written.
 out = path("tight-convert.zarr")
