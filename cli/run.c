@@ -29,7 +29,7 @@ static const char run_help[] =
 
 enum { OPT_MEMORY = 1300, OPT_DRY_RUN, OPT_QUIET };
 
-static void print_plan(const halo_plan_t *p)
+static void print_plan(halo_plan_t *p)
 {
 	halo_plan_stats_t st;
 	halo_plan_stats(p, &st);

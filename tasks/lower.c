@@ -547,10 +547,11 @@ static uint64_t largest_chunk(const halo_pnode_t *p, const int depth[3], size_t 
  * of p's chunks is held from the first to the last (shared: the most held
  * at once, and on average what each of p's chunks adds), one read by a
  * single chunk only while that chunk is in flight (exclusive: the most
- * any chunk reads). A chunk's readers are a product of per-axis block
- * ranges, so the first and the last in C order are the ranges' ends. */
+ * any chunk reads), and reads, the most chunks of it one chunk of p
+ * reads. A chunk's readers are a product of per-axis block ranges, so the
+ * first and the last in C order are the ranges' ends. */
 static void input_memory(const halo_pnode_t *p, int k, uint64_t *shared, uint64_t *added,
-			 uint64_t *exclusive)
+			 uint64_t *exclusive, uint64_t *reads)
 {
 	const halo_pnode_t *in = p->in[k];
 	size_t es = halo_dtype_size((halo_dtype_t){in->expr->dtype, 0});
@@ -567,9 +568,13 @@ static void input_memory(const halo_pnode_t *p, int k, uint64_t *shared, uint64_
 	}
 	ok = ok && (list = malloc((size_t)most * sizeof *list));
 	*shared = *added = *exclusive = 0;
+	/* Along a reduced axis one chunk reads every block. */
+	*reads = p->kind == HALO_PN_REDUCE && p->expr->axis >= 0
+		 ? (uint64_t)in->grid[p->expr->axis].nblocks : 1;
 	if (!ok) {
 		/* No room to work it out: as if every chunk were held. */
 		*shared = es * (uint64_t)(in->expr->shape[0] * in->expr->shape[1] * in->expr->shape[2]);
+		*reads = (uint64_t)in->nchunks;
 		goto out;
 	}
 	for (int od = 0; od < 3; od++) {
@@ -579,13 +584,16 @@ static void input_memory(const halo_pnode_t *p, int k, uint64_t *shared, uint64_
 		od_of[d] = od;
 		for (int64_t i = 0; i < in->grid[d].nblocks; i++)
 			lo[d][i] = INT64_MAX, hi[d][i] = -1;
+		int64_t most_read = 0;
 		for (int64_t jd = 0; jd < p->grid[od].nblocks; jd++) {
 			int64_t n = axis_list(p, k, d, jd, list);
+			most_read = n > most_read ? n : most_read;
 			for (int64_t s = 0; s < n; s++) {
 				lo[d][list[s]] = jd < lo[d][list[s]] ? jd : lo[d][list[s]];
 				hi[d][list[s]] = jd > hi[d][list[s]] ? jd : hi[d][list[s]];
 			}
 		}
+		*reads *= (uint64_t)most_read;
 	}
 	uint64_t total = 0;
 	int64_t c[3];
@@ -633,70 +641,66 @@ out:
 	free(own);
 }
 
-/* The most chunks of input k one chunk of p reads. */
-static uint64_t inputs_per_chunk(const halo_pnode_t *p, int k)
+void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per)
 {
-	const halo_pnode_t *in = p->in[k];
-	int64_t most = 1;
-	for (int d = 0; d < 3; d++)
-		most = in->grid[d].nblocks > most ? in->grid[d].nblocks : most;
-	int64_t *list = malloc((size_t)most * sizeof *list);
-	uint64_t count = 1;
-	for (int od = 0; od < 3; od++) {
-		int d = input_axis(p, od);
-		int64_t m = 0;
-		for (int64_t jd = 0; list && d >= 0 && jd < p->grid[od].nblocks; jd++) {
-			int64_t n = axis_list(p, k, d, jd, list);
-			m = n > m ? n : m;
-		}
-		count *= (uint64_t)(d < 0 ? 1 : list ? m : in->grid[d].nblocks);
+	if (plan->per) {
+		*front = plan->front;
+		*per = plan->per;
+		return;
 	}
-	if (p->kind == HALO_PN_REDUCE && p->expr->axis >= 0)
-		count *= (uint64_t)in->grid[p->expr->axis].nblocks;
-	free(list);
-	return count;
-}
-
-void halo_plan_memory(const halo_plan_t *plan, uint64_t *front, uint64_t *per)
-{
 	*front = 0;
 	*per = 0;
-	/* How many chunks of each node one output chunk may hold at once:
-	 * the executor submits all the chunks an output chunk needs before
-	 * the next, so a node with chunks smaller than its reader's counts
-	 * as many times (outputs first: readers come after their inputs). */
+	/* own: what one chunk of a node holds; times: how many of its chunks
+	 * one output chunk may hold at once, since the executor submits all
+	 * an output chunk needs before the next (a node with chunks smaller
+	 * than its reader's counts as many times). */
+	uint64_t *own = calloc((size_t)plan->n, sizeof *own);
 	uint64_t *times = calloc((size_t)plan->n, sizeof *times);
-	for (int i = plan->n - 1; times && i >= 0; i--) {
-		const halo_pnode_t *p = plan->nodes[i];
-		if (p->root)
-			times[p->id] = 1;
-		for (int k = 0; k < p->nin; k++) {
-			uint64_t t = times[p->id] * inputs_per_chunk(p, k);
-			times[p->in[k]->id] = t > times[p->in[k]->id] ? t : times[p->in[k]->id];
-		}
-	}
+	uint64_t (*reads)[HALO_EW_MAXIN] = calloc((size_t)plan->n, sizeof *reads);
+	int counted = own && times && reads; /* otherwise: each node once */
 	for (int i = 0; i < plan->n; i++) {
 		const halo_pnode_t *p = plan->nodes[i];
 		const halo_expr_t *e = p->expr;
-		uint64_t own = 0;
+		uint64_t bytes = 0;
 		/* Every chunk is some task's input, counted there, but a
 		 * store's, which is compressed into a buffer of its size. */
 		if (p->kind == HALO_PN_STORE)
-			own += largest_chunk(p, NULL, halo_dtype_size((halo_dtype_t){e->dtype, 0}));
+			bytes += largest_chunk(p, NULL, halo_dtype_size((halo_dtype_t){e->dtype, 0}));
 		if (p->kind == HALO_PN_REDUCE && e->axis >= 0)
-			own += largest_chunk(p, NULL, sizeof(double)); /* the accumulator */
+			bytes += largest_chunk(p, NULL, sizeof(double)); /* the accumulator */
 		if (p->kind == HALO_PN_OVERLAP)
-			own += largest_chunk(p, e->depth, sizeof(float)) *
-			       (e->ov == HALO_OV_RICHARDSON_LUCY ? 5 : 2);
+			bytes += largest_chunk(p, e->depth, sizeof(float)) *
+				 (e->ov == HALO_OV_RICHARDSON_LUCY ? 5 : 2);
 		for (int k = 0; k < p->nin; k++) {
-			uint64_t shared, added, exclusive;
-			input_memory(p, k, &shared, &added, &exclusive);
+			uint64_t shared, added, exclusive, r;
+			input_memory(p, k, &shared, &added, &exclusive, &r);
 			*front += shared;
-			own += added + exclusive;
+			bytes += added + exclusive;
+			if (counted)
+				reads[i][k] = r;
 		}
-		*per += own * (times && times[p->id] ? times[p->id] : 1);
+		if (counted)
+			own[i] = bytes;
+		else
+			*per += bytes;
 	}
+	/* Readers come after their inputs: outputs first. */
+	for (int i = plan->n - 1; counted && i >= 0; i--) {
+		const halo_pnode_t *p = plan->nodes[i];
+		if (p->root)
+			times[i] = 1;
+		for (int k = 0; k < p->nin; k++) {
+			uint64_t t = times[i] * reads[i][k];
+			times[p->in[k]->id] = t > times[p->in[k]->id] ? t : times[p->in[k]->id];
+		}
+	}
+	for (int i = 0; counted && i < plan->n; i++)
+		*per += own[i] * (times[i] ? times[i] : 1);
+	free(own);
 	free(times);
+	free(reads);
 	if (!*per)
 		*per = 1;
+	plan->front = *front;
+	plan->per = *per;
 }
