@@ -51,7 +51,7 @@ static json_t *describe(const halo_runtime_t *rt, const halo_topology_t *topo,
 		w[i].is_cuda ? ncuda++ : ncpu++;
 	return json_pack(
 		"{s:s, s:{s:i, s:i}, s:{s:s, s:b, s:b, s:b, s:s}, s:{s:i, s:i, s:o},"
-		" s:{s:s, s:i, s:i, s:i, s:i, s:s},"
+		" s:{s:s, s:i, s:i, s:i, s:i, s:s, s:I},"
 		" s:{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s}}",
 		"halo", halo_version_string(),
 		"mpi", "rank", halo_runtime_rank(rt), "ranks", halo_runtime_ranks(rt),
@@ -61,7 +61,7 @@ static json_t *describe(const halo_runtime_t *rt, const halo_topology_t *topo,
 		"workers", "cpu", ncpu, "cuda", ncuda, "list", workers_json(w, n),
 		"topology", "hwloc", lib.hwloc, "packages", topo->packages,
 		"numa_nodes", topo->numa_nodes, "cores", topo->cores, "pus", topo->pus,
-		"cpu_model", topo->cpu_model,
+		"cpu_model", topo->cpu_model, "numa_bytes", (json_int_t)topo->numa_bytes,
 		"libraries", "halo_cuda", lib.halo_cuda, "fftw", lib.fftw,
 		"cufft", lib.cufft, "cuda_runtime", lib.cuda_runtime,
 		"cuda_driver", lib.cuda_driver, "blosc", lib.blosc, "libtiff", lib.tiff,
@@ -101,6 +101,8 @@ static void print_text(const json_t *d, const halo_worker_info_t *w, int n)
 	       S(tp, "hwloc"), I(tp, "packages"), I(tp, "packages") == 1 ? "" : "s",
 	       I(tp, "numa_nodes"), I(tp, "numa_nodes") == 1 ? "" : "s", I(tp, "cores"),
 	       I(tp, "pus"), *S(tp, "cpu_model") ? "; " : "", S(tp, "cpu_model"));
+	printf("memory: %.1f GiB in the NUMA nodes (StarPU's main memory at most)\n",
+	       (double)json_integer_value(json_object_get(tp, "numa_bytes")) / (1 << 30));
 	printf("libraries: FFTW %s; cuFFT %s; CUDA runtime %s, driver %s; c-blosc %s;"
 	       " libtiff %s; jansson %s\n",
 	       S(lb, "fftw"), or_none(S(lb, "cufft"), "not built in"),

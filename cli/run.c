@@ -39,7 +39,7 @@ static void print_plan(halo_plan_t *p)
 		       (long long)q->nchunks, q->nchunks == 1 ? "" : "s");
 	}
 	uint64_t front, per;
-	halo_plan_memory(p, &front, &per);
+	halo_plan_memory(p, &front, &per, NULL);
 	printf("plan: %d nodes, %lld tasks, %lld edges, %lld chunks (%.1f MB)\n", p->n,
 	       (long long)st.tasks, (long long)st.edges, (long long)st.chunks, (double)st.bytes / 1e6);
 	printf("memory: %.1f MB per output chunk in flight, %.1f MB shared by neighbouring chunks\n",
@@ -171,7 +171,7 @@ int halo_cli_run(int argc, char **argv)
 		goto done;
 	}
 	uint64_t front, per, budget = memory ? memory : halo_memory_default();
-	halo_plan_memory(plan, &front, &per);
+	halo_plan_memory(plan, &front, &per, NULL);
 	/* Below what the halos and one chunk in flight need StarPU could never
 	 * allocate a task's buffers: it may hold that much (with room). */
 	rt_opts.memory_floor = 2 * (front + per);

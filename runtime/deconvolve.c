@@ -343,7 +343,7 @@ static int rl_submit(void *ctx, starpu_data_handle_t haloed, starpu_data_handle_
  * 15 CPU workers reading, the spectrum took 328 ms instead of 3, and every
  * chunk's RL waits for it. Skipped under MPI, where every rank must submit
  * the same tasks in the same order. */
-static int rl_prepare(void *ctx, const int n[3], halo_error_t *err)
+static int rl_prepare(void *ctx, const int n[3], const int out[3], halo_error_t *err)
 {
 	struct rl_ctx *c = ctx;
 	int ids[STARPU_NMAXWORKERS];
@@ -370,6 +370,23 @@ static int rl_prepare(void *ctx, const int n[3], halo_error_t *err)
 	}
 	/* Nothing else runs yet: the stream has submitted no task. */
 	starpu_task_wait_for_all();
+	/* The GPUs' speedup before the first read, so that the executor
+	 * can keep the CPUs to the I/O from the start where they would run
+	 * no RL (halo_runtime_gpus_lead). Handles never allocated. */
+	starpu_data_handle_t h[2] = {NULL, NULL};
+	const int *dims[2] = {n, out};
+	for (int i = 0; !rc && i < 2; i++)
+		starpu_block_data_register(&h[i], -1, 0, (uint32_t)dims[i][2],
+					   (uint32_t)(dims[i][2] * dims[i][1]), (uint32_t)dims[i][2],
+					   (uint32_t)dims[i][1], (uint32_t)dims[i][0], sizeof(float));
+	if (!rc && !c->probed) {
+		struct halo_rl_args a = {.iterations = c->iterations, .threads = c->threads};
+		c->probed = 1;
+		halo_runtime_gpu_speedup_set(rl_gpu_speedup(h[0], otf, h[1], &a));
+	}
+	for (int i = 0; i < 2; i++)
+		if (h[i])
+			starpu_data_unregister(h[i]);
 	return rc;
 }
 #endif

@@ -16,9 +16,10 @@ typedef struct halo_overlap_kernel {
 	int (*submit)(void *ctx, starpu_data_handle_t haloed, starpu_data_handle_t out,
 		      const int trim[3], const int valid[3], int *failed, halo_error_t *err);
 	/* When set, called once before the stream reads anything, with the
-	 * haloed shape most chunks have: for one-off device setup that would
-	 * otherwise queue behind the first reads (see rl_prepare). */
-	int (*prepare)(void *ctx, const int haloed[3], halo_error_t *err);
+	 * haloed and result shapes most chunks have: for one-off device setup
+	 * that would otherwise queue behind the first reads, and StarPU's
+	 * view of the GPUs' speedup (see rl_prepare). */
+	int (*prepare)(void *ctx, const int haloed[3], const int out[3], halo_error_t *err);
 	void *ctx;
 } halo_overlap_kernel_t;
 

@@ -54,6 +54,34 @@ int halo_runtime_gpus_alone(void)
 }
 
 static double gpu_speedup;
+static int gpus_lead;
+static uint32_t io_mask[(STARPU_NMAXWORKERS + 31) / 32];
+static unsigned io_mask_len;
+
+/* The CPU workers for chunk I/O when GPUs do the compute: a quarter of
+ * the cores, 1 to 8. With one, an H100 waited for reads and writes 37 %
+ * of a 20-iteration run of 64x256x256 chunks. */
+static int io_worker_count(void)
+{
+	long cores = halo_machine_cores();
+	return cores >= 32 ? 8 : cores >= 8 ? (int)(cores / 4) : 1;
+}
+
+void halo_runtime_gpus_lead_set(int lead)
+{
+	gpus_lead = lead && !gpus_alone && io_mask_len;
+}
+
+int halo_runtime_gpus_lead(void)
+{
+	return gpus_lead;
+}
+
+const uint32_t *halo__runtime_io_workers(unsigned *len)
+{
+	*len = io_mask_len;
+	return io_mask;
+}
 
 void halo_runtime_gpu_speedup_set(double speedup)
 {
@@ -423,13 +451,8 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	if (opts->ncpu >= 0)
 		conf.ncpus = opts->ncpu;
 	gpus_alone = opts->ncpu == 0 && opts->ncuda != 0;
-	if (gpus_alone) {
-		/* CPU workers for the chunk I/O only: a quarter of the cores
-		 * (1 to 8). With one, an H100 waited for reads and writes 37 %
-		 * of a 20-iteration run of 64x256x256 chunks. */
-		long cores = halo_machine_cores();
-		conf.ncpus = cores >= 32 ? 8 : cores >= 8 ? (int)(cores / 4) : 1;
-	}
+	if (gpus_alone)
+		conf.ncpus = io_worker_count();
 	if (opts->ncuda >= 0)
 		conf.ncuda = opts->ncuda;
 	/* starpu_conf_init() has already read STARPU_NCPU and friends into
@@ -460,6 +483,19 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	}
 	runtime_active = 1;
 	*out = rt;
+	gpus_lead = 0;
+	memset(io_mask, 0, sizeof io_mask);
+	io_mask_len = 0;
+	if (!gpus_alone && starpu_cuda_worker_get_count() > 0) {
+		int ids[STARPU_NMAXWORKERS];
+		int n = (int)starpu_worker_get_ids_by_type(STARPU_CPU_WORKER, ids, STARPU_NMAXWORKERS);
+		n = n < io_worker_count() ? n : io_worker_count();
+		for (int i = 0; i < n; i++) {
+			io_mask[ids[i] / 32] |= UINT32_C(1) << (ids[i] % 32);
+			io_mask_len = (unsigned)ids[i] / 32 + 1 > io_mask_len ? (unsigned)ids[i] / 32 + 1
+									    : io_mask_len;
+		}
+	}
 	if (gpus_alone && starpu_cuda_worker_get_count() == 0) {
 		halo_runtime_shutdown(rt);
 		*out = NULL;

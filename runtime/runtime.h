@@ -42,6 +42,19 @@ int halo_runtime_gpus_alone(void);
 void halo_runtime_gpu_speedup_set(double speedup);
 double halo_runtime_gpu_speedup(void);
 
+/* CPUs and GPUs together where the GPUs do all the compute: StarPU's
+ * models say a GPU runs the heaviest task so much faster than a CPU
+ * worker that the CPUs would get none of it (the executor decides, with
+ * the chunks in flight). Then a run goes as with --ncpu 0: tasks a GPU
+ * can take go to the GPUs, and the I/O to as many CPU workers as --ncpu 0
+ * starts; on the H100, 15 CPU workers reading at once queued the GPU's
+ * first transfers behind their pinned allocations for half a second, and
+ * gathers made on CPUs sent haloed blocks over PCIe (halo_task_submit). */
+void halo_runtime_gpus_lead_set(int lead);
+int halo_runtime_gpus_lead(void);
+/* The CPU workers chunk I/O goes to then (a StarPU workerids mask). */
+const uint32_t *halo__runtime_io_workers(unsigned *len);
+
 /* A worker count as StarPU will take it: the option when given (>= 0),
  * else the environment variable env (STARPU_NCPU, STARPU_NCUDA), else -1
  * (StarPU's default: all). */
@@ -61,6 +74,7 @@ int halo_runtime_outputs_commit(struct halo_output **outs, int n, halo_error_t *
 
 typedef struct halo_topology {
 	int packages, numa_nodes, cores, pus;
+	uint64_t numa_bytes;  /* memory in the NUMA nodes: StarPU's main memory */
 	char hwloc_version[32];
 	char cpu_model[128];  /* first package's CPUModel info, or "" */
 } halo_topology_t;
@@ -69,10 +83,12 @@ typedef struct halo_topology {
  * process and cached, since loading it costs milliseconds. */
 int halo_topology_get(halo_topology_t *out, halo_error_t *err);
 
-/* The online CPUs and the physical memory in bytes, which the defaults
- * (workers, memory budgets) are worked out from. In halo-sim they are the
- * simulated machine's (HALO_SIM_CORES, HALO_SIM_RAM from halo bench
- * --simulate). */
+/* The online CPUs and the memory in bytes, which the defaults (workers,
+ * memory budgets) are worked out from. The memory is the kernel's figure,
+ * or hwloc's NUMA nodes' where smaller, since StarPU never allocates more
+ * main memory than those hold (on the H100 device machine, a VM: 15.7 of
+ * its 126 GiB). In halo-sim they are the simulated machine's
+ * (HALO_SIM_CORES, HALO_SIM_RAM from halo bench --simulate). */
 long halo_machine_cores(void);
 uint64_t halo_machine_ram(void);
 

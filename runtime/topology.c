@@ -35,6 +35,7 @@ static void topo_load(void)
 	o->numa_nodes = count_type(t, HWLOC_OBJ_NUMANODE);
 	o->cores = count_type(t, HWLOC_OBJ_CORE);
 	o->pus = count_type(t, HWLOC_OBJ_PU);
+	o->numa_bytes = hwloc_get_root_obj(t)->total_memory;
 	unsigned v = hwloc_get_api_version();
 	snprintf(o->hwloc_version, sizeof o->hwloc_version, "%u.%u.%u",
 		 v >> 16, (v >> 8) & 0xff, v & 0xff);
@@ -67,7 +68,10 @@ uint64_t halo_machine_ram(void)
 	if (sim > 0)
 		return (uint64_t)sim;
 	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
-	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+	uint64_t ram = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+	pthread_once(&topo_once, topo_load);
+	uint64_t numa = topo_rc ? 0 : topo_cached.numa_bytes;
+	return numa && (numa < ram || !ram) ? numa : ram;
 }
 
 int halo_topology_get(halo_topology_t *out, halo_error_t *err)

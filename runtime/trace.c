@@ -284,13 +284,18 @@ static int refused(struct starpu_task *t, int rc)
 
 int halo_task_submit(struct starpu_task *t)
 {
-	if (halo_runtime_gpus_alone() && t->cl && t->cl->cuda_funcs[0]) {
-		/* Tasks a GPU can take go to the GPUs; the rest (pyramid
-		 * averaging) stay with the CPU worker that does the I/O. */
-		int gpu = starpu_worker_get_by_type(STARPU_CUDA_WORKER, 0);
+	int lead = halo_runtime_gpus_lead(), gpu = -1;
+	if ((halo_runtime_gpus_alone() || lead) && t->cl && t->cl->cuda_funcs[0]) {
+		/* Tasks a GPU can take go to the GPUs; the rest (reads,
+		 * writes, pyramid averaging) to the CPU workers for I/O. */
+		gpu = starpu_worker_get_by_type(STARPU_CUDA_WORKER, 0);
 		if (gpu >= 0 && (!t->cl->can_execute || t->cl->can_execute((unsigned)gpu, t, 0)))
 			t->where = STARPU_CUDA;
+		else
+			gpu = -1;
 	}
+	if (lead && gpu < 0 && !t->execute_on_a_specific_worker)
+		t->workerids = (uint32_t *)halo__runtime_io_workers(&t->workerids_len);
 	if (!halo__mpi_active()) {
 		int rc = submit_traced(t);
 		return rc < 0 ? refused(t, rc) : rc;

@@ -680,10 +680,15 @@ static void exec_free(struct exec *x, halo_error_t *err, int *rc)
  * GPU more than cap/GPUs times faster than a CPU worker (the H100 was 311x
  * a Xeon core on rl) keeps every task whatever the window. halo-sim, with a
  * GPU 20x a core, needed the wide one: 34.3 s against 50.0 s. */
+static int gpus_lead(uint64_t cap, uint64_t ncuda, double speedup)
+{
+	return ncuda && speedup >= (double)cap / (double)ncuda;
+}
+
 int halo__inflight_limit(uint64_t lim, uint64_t cap, uint64_t workers, uint64_t ncuda,
 			 double speedup, int gpus_alone)
 {
-	if (ncuda && (gpus_alone || speedup >= (double)cap / (double)ncuda)) {
+	if (ncuda && (gpus_alone || gpus_lead(cap, ncuda, speedup))) {
 		uint64_t busy = workers + 4 + 4 * ncuda;
 		busy = busy > 24 ? busy : 24;
 		cap = cap < busy ? cap : busy;
@@ -726,20 +731,20 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		if (p->root)
 			total += p->nchunks;
 	}
-	uint64_t budget = o->memory ? o->memory : halo_memory_default(), front, per;
-	halo_plan_memory(plan, &front, &per);
+	uint64_t budget = o->memory ? o->memory : halo_memory_default(), front, per, outside;
+	halo_plan_memory(plan, &front, &per, &outside);
 	/* Under StarPU's own limit a task whose buffers do not fit waits for
 	 * memory that only later tasks would free: the run would hang. So
-	 * the chunks in flight stay within it too. */
+	 * the chunks in flight stay within it too, counting what StarPU
+	 * allocates (not the kernels' work arrays or the store's buffer). */
+	uint64_t held = per > outside ? per - outside : 1;
 	starpu_ssize_t ceiling = starpu_memory_get_total(STARPU_MAIN_RAM);
-	if (ceiling > 0 && (uint64_t)ceiling < budget)
-		budget = (uint64_t)ceiling;
-	if (ceiling > 0 && (uint64_t)ceiling < front + per) {
+	if (ceiling > 0 && (uint64_t)ceiling < front + held) {
 		rc = halo_error_set(err, HALO_ENOMEM,
 				    "the graph holds %.1f MB at once (%.1f MB of chunks shared by "
 				    "neighbouring chunks, %.1f MB per output chunk), more than StarPU's "
 				    "limit of %.1f MB (--memory or STARPU_LIMIT_CPU_MEM)",
-				    (double)(front + per) / 1e6, (double)front / 1e6, (double)per / 1e6,
+				    (double)(front + held) / 1e6, (double)front / 1e6, (double)held / 1e6,
 				    (double)ceiling / 1e6);
 		goto out;
 	}
@@ -748,8 +753,11 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 	 * 32 MiB per worker only costs memory and cache. */
 	uint64_t w = starpu_worker_get_count();
 	uint64_t lim = budget > front ? (budget - front) / per : 1;
+	if (ceiling > 0 && ((uint64_t)ceiling - front) / held < lim)
+		lim = ((uint64_t)ceiling - front) / held;
 	uint64_t cap = w * (32u << 20) / per;
 	cap = cap < 4 * w + 4 ? 4 * w + 4 : cap > 64 * w + 64 ? 64 * w + 64 : cap;
+	uint64_t wide = cap, gpus = starpu_cuda_worker_get_count();
 	const char *env = getenv("HALO_INFLIGHT");
 	if (env && *env) {
 		char *end;
@@ -799,7 +807,7 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		for (int d = 0; d < 3; d++)
 			j[d] = (p->grid[d].nblocks - 1) / 2;
 		overlap_region(p, j, a, b, hd, trim, val);
-		rc = k->prepare(k->ctx, (int[3]){(int)hd[0], (int)hd[1], (int)hd[2]}, err);
+		rc = k->prepare(k->ctx, (int[3]){(int)hd[0], (int)hd[1], (int)hd[2]}, val, err);
 		if (rc)
 			step_prefix(err, p->expr);
 	}
@@ -823,9 +831,12 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		}
 		if (!next)
 			break;
-		/* The kernel notes the GPUs' speedup at its first chunk. */
+		/* The kernel notes the GPUs' speedup in prepare, or else at
+		 * its first chunk. */
+		double speedup = halo_runtime_gpu_speedup();
+		halo_runtime_gpus_lead_set(gpus_lead(wide, gpus, speedup));
 		halo__stream_wait(job,
-				  halo__inflight_limit(lim, cap, w, ncuda, halo_runtime_gpu_speedup(),
+				  halo__inflight_limit(lim, cap, w, ncuda, speedup,
 						       halo_runtime_gpus_alone()),
 				  &progress);
 		/* Other ranks wait for this one's data: under MPI the ranks stop
@@ -872,6 +883,7 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 	if (!rc)
 		rc = finish_outputs(&x, o, err);
 out:
+	halo_runtime_gpus_lead_set(0);
 	halo__mpi_distribute(0);
 	exec_free(&x, err, &rc);
 	starpu_pthread_cond_destroy(&job->cond);

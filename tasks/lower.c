@@ -641,36 +641,49 @@ out:
 	free(own);
 }
 
-void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per)
+void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t *outside)
 {
+	uint64_t ignored;
+	outside = outside ? outside : &ignored;
 	if (plan->per) {
 		*front = plan->front;
 		*per = plan->per;
+		*outside = plan->outside;
 		return;
 	}
 	*front = 0;
 	*per = 0;
+	*outside = 0;
 	/* own: what one chunk of a node holds; times: how many of its chunks
 	 * one output chunk may hold at once, since the executor submits all
 	 * an output chunk needs before the next (a node with chunks smaller
 	 * than its reader's counts as many times). */
 	uint64_t *own = calloc((size_t)plan->n, sizeof *own);
+	uint64_t *away = calloc((size_t)plan->n, sizeof *away);
 	uint64_t *times = calloc((size_t)plan->n, sizeof *times);
 	uint64_t (*reads)[HALO_EW_MAXIN] = calloc((size_t)plan->n, sizeof *reads);
-	int counted = own && times && reads; /* otherwise: each node once */
+	int counted = own && away && times && reads; /* otherwise: each node once */
 	for (int i = 0; i < plan->n; i++) {
 		const halo_pnode_t *p = plan->nodes[i];
 		const halo_expr_t *e = p->expr;
-		uint64_t bytes = 0;
+		uint64_t bytes = 0, apart = 0;
 		/* Every chunk is some task's input, counted there, but a
-		 * store's, which is compressed into a buffer of its size. */
+		 * store's, which is compressed into a buffer of its size
+		 * (malloc'd: outside StarPU's limit). */
 		if (p->kind == HALO_PN_STORE)
-			bytes += largest_chunk(p, NULL, halo_dtype_size((halo_dtype_t){e->dtype, 0}));
+			apart += largest_chunk(p, NULL, halo_dtype_size((halo_dtype_t){e->dtype, 0}));
 		if (p->kind == HALO_PN_REDUCE && e->axis >= 0)
 			bytes += largest_chunk(p, NULL, sizeof(double)); /* the accumulator */
-		if (p->kind == HALO_PN_OVERLAP)
-			bytes += largest_chunk(p, e->depth, sizeof(float)) *
-				 (e->ov == HALO_OV_RICHARDSON_LUCY ? 5 : 2);
+		/* The haloed block and the kernel's result are StarPU's; RL's
+		 * three work arrays are FFTW's (and on a GPU worker not in
+		 * main memory at all). */
+		if (p->kind == HALO_PN_OVERLAP) {
+			uint64_t haloed = largest_chunk(p, e->depth, sizeof(float));
+			bytes += 2 * haloed;
+			if (e->ov == HALO_OV_RICHARDSON_LUCY)
+				apart += 3 * haloed;
+		}
+		bytes += apart;
 		for (int k = 0; k < p->nin; k++) {
 			uint64_t shared, added, exclusive, r;
 			input_memory(p, k, &shared, &added, &exclusive, &r);
@@ -679,10 +692,13 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per)
 			if (counted)
 				reads[i][k] = r;
 		}
-		if (counted)
+		if (counted) {
 			own[i] = bytes;
-		else
+			away[i] = apart;
+		} else {
 			*per += bytes;
+			*outside += apart;
+		}
 	}
 	/* Readers come after their inputs: outputs first. */
 	for (int i = plan->n - 1; counted && i >= 0; i--) {
@@ -694,13 +710,17 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per)
 			times[p->in[k]->id] = t > times[p->in[k]->id] ? t : times[p->in[k]->id];
 		}
 	}
-	for (int i = 0; counted && i < plan->n; i++)
+	for (int i = 0; counted && i < plan->n; i++) {
 		*per += own[i] * (times[i] ? times[i] : 1);
+		*outside += away[i] * (times[i] ? times[i] : 1);
+	}
 	free(own);
+	free(away);
 	free(times);
 	free(reads);
 	if (!*per)
 		*per = 1;
 	plan->front = *front;
 	plan->per = *per;
+	plan->outside = *outside;
 }

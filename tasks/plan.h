@@ -45,7 +45,7 @@ struct halo_pnode {
 typedef struct halo_plan {
 	halo_pnode_t **nodes;     /* inputs before consumers */
 	int n;
-	uint64_t front, per;      /* halo_plan_memory's, once worked out (per > 0) */
+	uint64_t front, per, outside; /* halo_plan_memory's, once worked out (per > 0) */
 } halo_plan_t;
 
 int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err);
@@ -89,8 +89,10 @@ void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st);
  * node's own C order; a node whose reader asks in another order, or that
  * two outputs share, can hold more (docs/pipeline.md). StarPU, limited
  * to the budget, waits forever for memory it lacks. Worked out once per
- * plan (it walks every chunk of every node). */
-void halo_plan_memory(halo_plan_t *p, uint64_t *front, uint64_t *per);
+ * plan (it walks every chunk of every node). outside (may be NULL): the
+ * part of per that StarPU does not allocate (kernels' work arrays, the
+ * store's buffer), which its limit does not bound. */
+void halo_plan_memory(halo_plan_t *p, uint64_t *front, uint64_t *per, uint64_t *outside);
 const char *halo_pn_kind_name(halo_pn_kind_t k);
 
 /* Graphviz DOT: the expression graph, or (tasks) every chunk task with its

@@ -180,7 +180,7 @@ static void plan_memory_of(halo_graph_t *g, const char *what, uint64_t front, ui
 	if (!tap_ok(halo_plan_build(g, &plan, &err) == HALO_OK, "%s: plan: %s", what, err.msg))
 		return;
 	uint64_t f, q;
-	halo_plan_memory(plan, &f, &q);
+	halo_plan_memory(plan, &f, &q, NULL);
 	tap_ok(f == front && q == per, "%s: %llu B shared, %llu B per output chunk (want %llu, %llu)",
 	       what, (unsigned long long)f, (unsigned long long)q, (unsigned long long)front,
 	       (unsigned long long)per);
