@@ -294,7 +294,7 @@ int halo_task_submit(struct starpu_task *t)
 		else
 			gpu = -1;
 	}
-	if (lead && gpu < 0 && !t->execute_on_a_specific_worker)
+	if (lead && gpu < 0 && t->cl && !t->execute_on_a_specific_worker)
 		t->workerids = (uint32_t *)halo__runtime_io_workers(&t->workerids_len);
 	if (!halo__mpi_active()) {
 		int rc = submit_traced(t);
