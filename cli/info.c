@@ -51,7 +51,7 @@ static json_t *describe(const halo_runtime_t *rt, const halo_topology_t *topo,
 		w[i].is_cuda ? ncuda++ : ncpu++;
 	return json_pack(
 		"{s:s, s:{s:i, s:i}, s:{s:s, s:b, s:b, s:b, s:s}, s:{s:i, s:i, s:o},"
-		" s:{s:s, s:i, s:i, s:i, s:i, s:s, s:I},"
+		" s:{s:s, s:i, s:i, s:i, s:i, s:s, s:I, s:I},"
 		" s:{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s}}",
 		"halo", halo_version_string(),
 		"mpi", "rank", halo_runtime_rank(rt), "ranks", halo_runtime_ranks(rt),
@@ -62,6 +62,7 @@ static json_t *describe(const halo_runtime_t *rt, const halo_topology_t *topo,
 		"topology", "hwloc", lib.hwloc, "packages", topo->packages,
 		"numa_nodes", topo->numa_nodes, "cores", topo->cores, "pus", topo->pus,
 		"cpu_model", topo->cpu_model, "numa_bytes", (json_int_t)topo->numa_bytes,
+		"ram_bytes", (json_int_t)topo->ram_bytes,
 		"libraries", "halo_cuda", lib.halo_cuda, "fftw", lib.fftw,
 		"cufft", lib.cufft, "cuda_runtime", lib.cuda_runtime,
 		"cuda_driver", lib.cuda_driver, "blosc", lib.blosc, "libtiff", lib.tiff,
@@ -101,7 +102,8 @@ static void print_text(const json_t *d, const halo_worker_info_t *w, int n)
 	       S(tp, "hwloc"), I(tp, "packages"), I(tp, "packages") == 1 ? "" : "s",
 	       I(tp, "numa_nodes"), I(tp, "numa_nodes") == 1 ? "" : "s", I(tp, "cores"),
 	       I(tp, "pus"), *S(tp, "cpu_model") ? "; " : "", S(tp, "cpu_model"));
-	printf("memory: %.1f GiB in the NUMA nodes (StarPU's main memory at most)\n",
+	printf("memory: %.1f GiB, %.1f GiB of it in hwloc's NUMA nodes (all StarPU allocates in)\n",
+	       (double)json_integer_value(json_object_get(tp, "ram_bytes")) / (1 << 30),
 	       (double)json_integer_value(json_object_get(tp, "numa_bytes")) / (1 << 30));
 	printf("libraries: FFTW %s; cuFFT %s; CUDA runtime %s, driver %s; c-blosc %s;"
 	       " libtiff %s; jansson %s\n",

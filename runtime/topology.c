@@ -23,6 +23,12 @@ static int count_type(hwloc_topology_t t, hwloc_obj_type_t type)
 	return n < 0 ? 0 : n;
 }
 
+static uint64_t kernel_ram(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+}
+
 static void topo_load(void)
 {
 	hwloc_topology_t t;
@@ -36,6 +42,7 @@ static void topo_load(void)
 	o->cores = count_type(t, HWLOC_OBJ_CORE);
 	o->pus = count_type(t, HWLOC_OBJ_PU);
 	o->numa_bytes = hwloc_get_root_obj(t)->total_memory;
+	o->ram_bytes = kernel_ram();
 	unsigned v = hwloc_get_api_version();
 	snprintf(o->hwloc_version, sizeof o->hwloc_version, "%u.%u.%u",
 		 v >> 16, (v >> 8) & 0xff, v & 0xff);
@@ -67,8 +74,7 @@ uint64_t halo_machine_ram(void)
 	long sim = sim_value("HALO_SIM_RAM");
 	if (sim > 0)
 		return (uint64_t)sim;
-	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
-	uint64_t ram = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+	uint64_t ram = kernel_ram();
 	pthread_once(&topo_once, topo_load);
 	uint64_t numa = topo_rc ? 0 : topo_cached.numa_bytes;
 	return numa && (numa < ram || !ram) ? numa : ram;

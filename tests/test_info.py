@@ -38,6 +38,18 @@ check(topo["pus"] == pus, f"PUs: halo {topo['pus']}, hwloc-calc {pus}")
 check(topo["pus"] == len(os.sched_getaffinity(0)) or topo["pus"] == os.cpu_count(),
       f"PUs: halo {topo['pus']}, os {os.cpu_count()}")
 check(topo["packages"] == hwloc_count("package"), "packages match hwloc-calc")
+# Memory: the kernel's, and the NUMA nodes' as sysfs gives them (hwloc's
+# source, and what StarPU caps main memory at).
+ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+numa = 0
+for node in os.listdir("/sys/devices/system/node"):
+    f = os.path.join("/sys/devices/system/node", node, "meminfo")
+    if node.startswith("node") and os.path.exists(f):
+        numa += sum(int(line.split()[3]) * 1024 for line in open(f)
+                    if line.split()[2:3] == ["MemTotal:"])
+check(topo["ram_bytes"] == ram, f"RAM: halo {topo['ram_bytes']}, os {ram}")
+check(numa == 0 or topo["numa_bytes"] == numa,
+      f"NUMA nodes' memory: halo {topo['numa_bytes']}, sysfs {numa}")
 check(d["starpu"]["version"] == "1.3.10", f"StarPU version {d['starpu']['version']}")
 check(d["starpu"]["fxt"] is True, "StarPU has FxT")
 check(d["starpu"]["mpi"] is True, "StarPU has MPI")
