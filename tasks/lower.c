@@ -4,6 +4,7 @@
 #include "tasks/plan.h"
 #include "codelets/gather.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -542,103 +543,149 @@ static uint64_t largest_chunk(const halo_pnode_t *p, const int depth[3], size_t 
 	return bytes;
 }
 
-/* What input k's chunks cost while p's chunks are computed one after
- * another in C order, as the executor walks them: a chunk read by several
- * of p's chunks is held from the first to the last (shared: the most held
- * at once, and on average what each of p's chunks adds), one read by a
- * single chunk only while that chunk is in flight (exclusive: the most
- * any chunk reads), and reads, the most chunks of it one chunk of p
- * reads. A chunk's readers are a product of per-axis block ranges, so the
- * first and the last in C order are the ranges' ends. */
-static void input_memory(const halo_pnode_t *p, int k, uint64_t *shared, uint64_t *added,
-			 uint64_t *exclusive, uint64_t *reads)
+/* When the executor's walk reaches each chunk: the walk takes the output
+ * chunks in C order (several outputs side by side, by the fraction each
+ * has done), and submits all an output chunk needs before the next, so
+ * a chunk of any node is needed from the first output chunk that reads it
+ * (through the nodes between) to the last. Output chunk k of n falls at
+ * time k * T / n, T the most chunks of an output. A node's readers are a
+ * product of per-axis block ranges, so these times are sums of per-axis
+ * terms: first = first0 + sum of first[d][j_d], last likewise, the
+ * per-axis terms the least (most) over the readers' blocks. A node read
+ * by two nodes takes the least first and the most last of each term,
+ * which may only widen the span. */
+struct walk_time {
+	double *first[3], *last[3];
+	double first0, last0;
+	int set;
+};
+
+/* Merges what p's readers say into input k's times (q). */
+static void walk_time_of_input(const halo_pnode_t *p, int k, const struct walk_time *wp,
+			       struct walk_time *q, int64_t *list)
+{
+	const halo_pnode_t *in = p->in[k];
+	double f0 = wp->first0, l0 = wp->last0;
+	double *f[3] = {NULL, NULL, NULL}, *l[3] = {NULL, NULL, NULL};
+	int ok = 1, mapped[3] = {0, 0, 0};
+	for (int d = 0; d < 3; d++) {
+		f[d] = malloc((size_t)in->grid[d].nblocks * sizeof **f);
+		l[d] = malloc((size_t)in->grid[d].nblocks * sizeof **l);
+		ok = ok && f[d] && l[d];
+		for (int64_t c = 0; ok && c < in->grid[d].nblocks; c++)
+			f[d][c] = HUGE_VAL, l[d][c] = -HUGE_VAL;
+	}
+	for (int od = 0; ok && od < 3; od++) {
+		int d = input_axis(p, od);
+		double lo = HUGE_VAL, hi = -HUGE_VAL;
+		for (int64_t jd = 0; jd < p->grid[od].nblocks; jd++) {
+			lo = wp->first[od][jd] < lo ? wp->first[od][jd] : lo;
+			hi = wp->last[od][jd] > hi ? wp->last[od][jd] : hi;
+			if (d < 0)
+				continue;
+			mapped[d] = 1;
+			int64_t n = axis_list(p, k, d, jd, list);
+			for (int64_t s = 0; s < n; s++) {
+				f[d][list[s]] = wp->first[od][jd] < f[d][list[s]] ? wp->first[od][jd]
+										   : f[d][list[s]];
+				l[d][list[s]] = wp->last[od][jd] > l[d][list[s]] ? wp->last[od][jd]
+										 : l[d][list[s]];
+			}
+		}
+		if (d < 0) { /* an axis the input lacks: every block of it reads */
+			f0 += lo;
+			l0 += hi;
+		}
+	}
+	/* The reduced axis: every block is read by the same chunks. */
+	for (int d = 0; ok && d < 3; d++)
+		for (int64_t c = 0; !mapped[d] && c < in->grid[d].nblocks; c++)
+			f[d][c] = l[d][c] = 0;
+	if (!ok) { /* no room to work it out: the whole walk */
+		for (int d = 0; d < 3; d++)
+			for (int64_t c = 0; q->first[d] && c < in->grid[d].nblocks; c++)
+				q->first[d][c] = q->last[d][c] = 0;
+		q->first0 = 0;
+		q->last0 = HUGE_VAL;
+		q->set = 1;
+	} else {
+		for (int d = 0; d < 3; d++)
+			for (int64_t c = 0; c < in->grid[d].nblocks; c++) {
+				if (!q->set || f[d][c] < q->first[d][c])
+					q->first[d][c] = f[d][c];
+				if (!q->set || l[d][c] > q->last[d][c])
+					q->last[d][c] = l[d][c];
+			}
+		q->first0 = !q->set || f0 < q->first0 ? f0 : q->first0;
+		q->last0 = !q->set || l0 > q->last0 ? l0 : q->last0;
+		q->set = 1;
+	}
+	for (int d = 0; d < 3; d++) {
+		free(f[d]);
+		free(l[d]);
+	}
+}
+
+/* Input k's chunks over the walk, as p reads them (p's times wp, input
+ * times from p alone in wq): a chunk needed across several output
+ * chunks is held from the first to the last (added to held, a difference
+ * array over the walk, and to shared), one needed by a single output
+ * chunk only while it is in flight (added to that output chunk's
+ * exclusive bytes). reads: the most chunks of it one chunk of p reads. */
+static void input_memory(const halo_pnode_t *p, int k, const struct walk_time *wq, int64_t T,
+			 int64_t *held, uint64_t *excl, uint64_t *shared, uint64_t *reads,
+			 int64_t *list)
 {
 	const halo_pnode_t *in = p->in[k];
 	size_t es = halo_dtype_size((halo_dtype_t){in->expr->dtype, 0});
-	int64_t *lo[3] = {NULL, NULL, NULL}, *hi[3] = {NULL, NULL, NULL}, *list = NULL;
-	int64_t *held = calloc((size_t)p->nchunks + 1, sizeof *held);
-	uint64_t *own = calloc((size_t)p->nchunks, sizeof *own);
-	int64_t most = 1;
-	int od_of[3] = {-1, -1, -1}, ok = held && own;
-	for (int d = 0; d < 3; d++) {
-		most = in->grid[d].nblocks > most ? in->grid[d].nblocks : most;
-		lo[d] = malloc((size_t)in->grid[d].nblocks * sizeof **lo);
-		hi[d] = malloc((size_t)in->grid[d].nblocks * sizeof **hi);
-		ok = ok && lo[d] && hi[d];
-	}
-	ok = ok && (list = malloc((size_t)most * sizeof *list));
-	*shared = *added = *exclusive = 0;
 	/* Along a reduced axis one chunk reads every block. */
 	*reads = p->kind == HALO_PN_REDUCE && p->expr->axis >= 0
 		 ? (uint64_t)in->grid[p->expr->axis].nblocks : 1;
-	if (!ok) {
-		/* No room to work it out: as if every chunk were held. */
-		*shared = es * (uint64_t)(in->expr->shape[0] * in->expr->shape[1] * in->expr->shape[2]);
-		*reads = (uint64_t)in->nchunks;
-		goto out;
-	}
 	for (int od = 0; od < 3; od++) {
 		int d = input_axis(p, od);
 		if (d < 0)
 			continue;
-		od_of[d] = od;
-		for (int64_t i = 0; i < in->grid[d].nblocks; i++)
-			lo[d][i] = INT64_MAX, hi[d][i] = -1;
-		int64_t most_read = 0;
+		int64_t most = 0;
 		for (int64_t jd = 0; jd < p->grid[od].nblocks; jd++) {
 			int64_t n = axis_list(p, k, d, jd, list);
-			most_read = n > most_read ? n : most_read;
-			for (int64_t s = 0; s < n; s++) {
-				lo[d][list[s]] = jd < lo[d][list[s]] ? jd : lo[d][list[s]];
-				hi[d][list[s]] = jd > hi[d][list[s]] ? jd : hi[d][list[s]];
-			}
+			most = n > most ? n : most;
 		}
-		*reads *= (uint64_t)most_read;
+		*reads *= (uint64_t)most;
 	}
-	uint64_t total = 0;
 	int64_t c[3];
 	for (c[0] = 0; c[0] < in->grid[0].nblocks; c[0]++)
 		for (c[1] = 0; c[1] < in->grid[1].nblocks; c[1]++)
 			for (c[2] = 0; c[2] < in->grid[2].nblocks; c[2]++) {
-				int64_t first[3] = {0, 0, 0}, last[3], origin[3], dims[3], valid[3];
-				int read = 1;
-				for (int od = 0; od < 3; od++)
-					last[od] = p->grid[od].nblocks - 1;
+				double f = wq->first0, l = wq->last0;
 				for (int d = 0; d < 3; d++) {
-					if (od_of[d] < 0)
-						continue; /* the reduced axis: no output axis */
-					first[od_of[d]] = lo[d][c[d]];
-					last[od_of[d]] = hi[d][c[d]];
-					read &= hi[d][c[d]] >= 0;
+					f += wq->first[d][c[d]];
+					l += wq->last[d][c[d]];
 				}
-				if (!read)
-					continue;
+				if (f > l)
+					continue; /* read by no chunk */
+				int64_t origin[3], dims[3], valid[3];
 				halo_pnode_block(in, c, origin, dims, valid);
 				uint64_t bytes = es * (uint64_t)(dims[0] * dims[1] * dims[2]);
-				int64_t f = halo_pnode_flat(p, first), l = halo_pnode_flat(p, last);
-				if (f == l) {
-					own[f] += bytes;
+				int64_t tf = f < 0 ? 0 : f >= (double)T ? T - 1 : (int64_t)f;
+				int64_t tl = l < 0 ? 0 : l >= (double)T ? T - 1 : (int64_t)l;
+				if (tf == tl) {
+					excl[tf] += bytes;
 				} else {
-					held[f] += (int64_t)bytes;
-					held[l + 1] -= (int64_t)bytes;
-					total += bytes;
+					held[tf] += (int64_t)bytes;
+					held[tl + 1] -= (int64_t)bytes;
+					*shared += bytes;
 				}
 			}
-	int64_t now = 0;
-	for (int64_t f = 0; f < p->nchunks; f++) {
-		now += held[f];
-		*shared = (uint64_t)now > *shared ? (uint64_t)now : *shared;
-		*exclusive = own[f] > *exclusive ? own[f] : *exclusive;
-	}
-	*added = total / (uint64_t)p->nchunks;
-out:
-	for (int d = 0; d < 3; d++) {
-		free(lo[d]);
-		free(hi[d]);
-	}
-	free(list);
-	free(held);
-	free(own);
+}
+
+static void walk_time_free(struct walk_time *w, int n)
+{
+	for (int i = 0; w && i < n; i++)
+		for (int d = 0; d < 3; d++) {
+			free(w[i].first[d]);
+			free(w[i].last[d]);
+		}
+	free(w);
 }
 
 void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t *outside)
@@ -654,18 +701,44 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 	*front = 0;
 	*per = 0;
 	*outside = 0;
-	/* own: what one chunk of a node holds; times: how many of its chunks
-	 * one output chunk may hold at once, since the executor submits all
-	 * an output chunk needs before the next (a node with chunks smaller
-	 * than its reader's counts as many times). */
-	uint64_t *own = calloc((size_t)plan->n, sizeof *own);
-	uint64_t *away = calloc((size_t)plan->n, sizeof *away);
-	uint64_t *times = calloc((size_t)plan->n, sizeof *times);
-	uint64_t (*reads)[HALO_EW_MAXIN] = calloc((size_t)plan->n, sizeof *reads);
-	int counted = own && away && times && reads; /* otherwise: each node once */
+	int64_t T = 1, most = 1;
 	for (int i = 0; i < plan->n; i++) {
 		const halo_pnode_t *p = plan->nodes[i];
+		T = p->root && p->nchunks > T ? p->nchunks : T;
+		for (int d = 0; d < 3; d++)
+			most = p->grid[d].nblocks > most ? p->grid[d].nblocks : most;
+	}
+	/* times: how many of a node's chunks one output chunk may hold at
+	 * once, since the executor submits all an output chunk needs before
+	 * the next (a node with chunks smaller than its reader's counts as
+	 * many times); the per-chunk costs below count that many times. */
+	struct walk_time *w = calloc((size_t)plan->n, sizeof *w);
+	uint64_t *times = calloc((size_t)plan->n, sizeof *times);
+	int64_t *held = calloc((size_t)T + 1, sizeof *held), *list = malloc((size_t)most * sizeof *list);
+	uint64_t *excl = calloc((size_t)T, sizeof *excl), shared = 0;
+	int ok = w && times && held && list && excl;
+	for (int i = 0; ok && i < plan->n; i++)
+		for (int d = 0; d < 3; d++) {
+			size_t nb = (size_t)plan->nodes[i]->grid[d].nblocks;
+			w[i].first[d] = malloc(nb * sizeof **w[i].first);
+			w[i].last[d] = malloc(nb * sizeof **w[i].last);
+			ok = w[i].first[d] && w[i].last[d];
+		}
+	/* Readers come after their inputs: outputs first. */
+	for (int i = plan->n - 1; ok && i >= 0; i--) {
+		const halo_pnode_t *p = plan->nodes[i];
 		const halo_expr_t *e = p->expr;
+		if (p->root) {
+			double scale = (double)T / (double)p->nchunks, stride = scale;
+			for (int d = 2; d >= 0; d--) {
+				for (int64_t j = 0; j < p->grid[d].nblocks; j++)
+					w[i].first[d][j] = w[i].last[d][j] = (double)j * stride;
+				stride *= (double)p->grid[d].nblocks;
+			}
+			w[i].first0 = w[i].last0 = 0;
+			w[i].set = 1;
+			times[i] = 1;
+		}
 		uint64_t bytes = 0, apart = 0;
 		/* Every chunk is some task's input, counted there, but a
 		 * store's, which is compressed into a buffer of its size
@@ -683,41 +756,58 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 			if (e->ov == HALO_OV_RICHARDSON_LUCY)
 				apart += 3 * haloed;
 		}
-		bytes += apart;
-		for (int k = 0; k < p->nin; k++) {
-			uint64_t shared, added, exclusive, r;
-			input_memory(p, k, &shared, &added, &exclusive, &r);
-			*front += shared;
-			bytes += added + exclusive;
-			if (counted)
-				reads[i][k] = r;
-		}
-		if (counted) {
-			own[i] = bytes;
-			away[i] = apart;
-		} else {
-			*per += bytes;
-			*outside += apart;
+		if (!w[i].set)
+			continue; /* no output reads it */
+		uint64_t t = times[i] ? times[i] : 1;
+		*per += (bytes + apart) * t;
+		*outside += apart * t;
+		for (int k = 0; ok && k < p->nin; k++) {
+			struct walk_time mine = {0};
+			const halo_pnode_t *in = p->in[k];
+			uint64_t r;
+			for (int d = 0; d < 3; d++) {
+				size_t nb = (size_t)in->grid[d].nblocks;
+				mine.first[d] = malloc(nb * sizeof **mine.first);
+				mine.last[d] = malloc(nb * sizeof **mine.last);
+				ok = ok && mine.first[d] && mine.last[d];
+			}
+			if (ok) {
+				walk_time_of_input(p, k, &w[i], &mine, list);
+				input_memory(p, k, &mine, T, held, excl, &shared, &r, list);
+				walk_time_of_input(p, k, &w[i], &w[in->id], list);
+				times[in->id] = t * r > times[in->id] ? t * r : times[in->id];
+			}
+			for (int d = 0; d < 3; d++) {
+				free(mine.first[d]);
+				free(mine.last[d]);
+			}
 		}
 	}
-	/* Readers come after their inputs: outputs first. */
-	for (int i = plan->n - 1; counted && i >= 0; i--) {
-		const halo_pnode_t *p = plan->nodes[i];
-		if (p->root)
-			times[i] = 1;
-		for (int k = 0; k < p->nin; k++) {
-			uint64_t t = times[i] * reads[i][k];
-			times[p->in[k]->id] = t > times[p->in[k]->id] ? t : times[p->in[k]->id];
+	if (ok) {
+		int64_t now = 0;
+		uint64_t most_excl = 0;
+		for (int64_t f = 0; f < T; f++) {
+			now += held[f];
+			*front = (uint64_t)now > *front ? (uint64_t)now : *front;
+			most_excl = excl[f] > most_excl ? excl[f] : most_excl;
+		}
+		/* Each output chunk also brings, on average, its share of
+		 * the shared chunks. */
+		*per += most_excl + shared / (uint64_t)T;
+	} else {
+		/* No room to work it out: as if every chunk were held. */
+		*front = 0;
+		for (int i = 0; i < plan->n; i++) {
+			const int64_t *s = plan->nodes[i]->expr->shape;
+			*front += halo_dtype_size((halo_dtype_t){plan->nodes[i]->expr->dtype, 0}) *
+				  (uint64_t)(s[0] * s[1] * s[2]);
 		}
 	}
-	for (int i = 0; counted && i < plan->n; i++) {
-		*per += own[i] * (times[i] ? times[i] : 1);
-		*outside += away[i] * (times[i] ? times[i] : 1);
-	}
-	free(own);
-	free(away);
+	walk_time_free(w, plan->n);
 	free(times);
-	free(reads);
+	free(held);
+	free(list);
+	free(excl);
 	if (!*per)
 		*per = 1;
 	plan->front = *front;

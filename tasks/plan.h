@@ -79,17 +79,15 @@ typedef struct halo_plan_stats {
 void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st);
 
 /* Memory the walk needs, from the chunk grids: front, the chunks that
- * several chunks of a node read (halos, a rechunk's wide input chunks,
- * the chunks along a reduced axis), the most held at once from their
- * first reader to their last in C order, whatever the budget; and per,
- * what each output chunk in flight adds (the chunks only it reads, its
- * share of newly read shared ones, haloed blocks and kernel work space,
- * accumulators, the store's buffer), each node as many times as one
- * output chunk needs its chunks. Shared chunks are taken as held in each
- * node's own C order; a node whose reader asks in another order, or that
- * two outputs share, can hold more (docs/pipeline.md). StarPU, limited
- * to the budget, waits forever for memory it lacks. Worked out once per
- * plan (it walks every chunk of every node). outside (may be NULL): the
+ * several output chunks need (halos, a rechunk's wide input chunks, the
+ * chunks along a reduced axis), the most held at once from the first
+ * output chunk that needs one, through the nodes between, to the last,
+ * whatever the budget; and per, what each output chunk in flight adds
+ * (the chunks only it needs, its share of the shared ones, haloed blocks
+ * and kernel work space, accumulators, the store's buffer), each node's
+ * own costs as many times as one output chunk needs its chunks. StarPU,
+ * limited to the budget, waits forever for memory it lacks. Worked out
+ * once per plan (it walks every chunk of every node). outside (may be NULL): the
  * part of per that StarPU does not allocate (kernels' work arrays, the
  * store's buffer), which its limit does not bound. */
 void halo_plan_memory(halo_plan_t *p, uint64_t *front, uint64_t *per, uint64_t *outside);

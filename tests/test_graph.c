@@ -232,18 +232,42 @@ static void test_memory(void)
 			       2 * 3 * 34 * 34 * 4 + 4096 + 4096 + 4096);
 	halo_graph_free(g);
 
-	/* The same filter on 4x8x8 chunks stored as 8x16x16: each output
-	 * chunk needs 8 filtered chunks at once, each with its haloed block
-	 * twice (6x10x10 float32) and a chunk's worth of new input; every
-	 * input chunk is shared, and all 32 are held across the layers. */
+	/* The same filter on 4x8x8 chunks stored as 8x16x16 (2x2 output
+	 * chunks, both layers each): each output chunk needs 8 filtered
+	 * chunks at once, each with its haloed block twice (6x10x10
+	 * float32), and their rechunk into the stored chunk. An input
+	 * column (y, x) of 2 chunks is needed by the output chunks its
+	 * neighbours fall in: the corner columns by one (exclusive, one
+	 * column per output chunk), the others from the first to the last;
+	 * the second and third output chunks hold 10 of the 12 other
+	 * columns. Per chunk, the shared 24 chunks' average share, 6144. */
 	int64_t small[3] = {4, 8, 8}, big[3] = {8, 16, 16};
 	g = halo_graph_new();
 	rc = halo_from_buffer(g, fdata, HALO_F4, 3, shape, small, &a, &err);
 	rc = rc ? rc : halo_map_overlap(g, a, &ov, &b, &err);
 	rc = rc ? rc : halo_to_store(g, b, "unused.zarr", big, -1, &wo, 1, &o, &err);
 	if (tap_ok(rc == HALO_OK, "map_overlap stored in larger chunks: %s", err.msg))
-		plan_memory_of(g, "map_overlap stored in larger chunks", 32 * 1024,
-			       8192 + 8192 + 8 * 1024 + 8 * (2 * 6 * 10 * 10 * 4 + 1024));
+		plan_memory_of(g, "map_overlap stored in larger chunks", 10 * 2 * 1024,
+			       8192 + 8192 + 8192 + 2048 + 8 * 2 * 6 * 10 * 10 * 4 + 6144);
+	halo_graph_free(g);
+
+	/* Planes rechunked to 1x8x8 and then to 8x8x8: each output chunk
+	 * reads its 8 small chunks, one from every plane, so every plane is
+	 * needed from the first output chunk to the last. Counted in the
+	 * middle node's own order, one plane was held: the walk let more
+	 * chunks into flight than a tight --memory held, and it waited for
+	 * memory forever. Per chunk: the 8 small chunks, the stored chunk,
+	 * its store's buffer and a sixteenth of the planes. */
+	int64_t tiles[3] = {1, 8, 8}, bricks[3] = {8, 8, 8};
+	halo_expr_t *c;
+	g = halo_graph_new();
+	rc = halo_from_buffer(g, data, HALO_U2, 3, shape, planes, &a, &err);
+	rc = rc ? rc : halo_rechunk(g, a, tiles, &b, &err);
+	rc = rc ? rc : halo_rechunk(g, b, bricks, &c, &err);
+	rc = rc ? rc : halo_to_store(g, c, "unused.zarr", NULL, -1, &wo, 1, &o, &err);
+	if (tap_ok(rc == HALO_OK, "rechunks across axes: %s", err.msg))
+		plan_memory_of(g, "rechunk of a rechunk across axes", 8 * 2048,
+			       8 * 128 + 1024 + 1024 + 8 * 2048 / 16);
 	halo_graph_free(g);
 }
 
