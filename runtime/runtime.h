@@ -29,10 +29,10 @@ int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
 int halo__runtime_launched_ranks(void);
 
 /* --ncpu 0 with GPUs: the compute runs on the GPUs alone. Reading and
- * writing chunks are CPU codelets, so a quarter of the cores (1 to 8) are
- * started as CPU workers for them,
- * and every task whose codelet has a CUDA implementation is kept to the
- * GPUs (halo_task_submit). */
+ * writing chunks are CPU codelets, so a quarter of the cores (1 to 8, and
+ * at least 4 per GPU) are started as CPU workers for them, and every task
+ * whose codelet has a CUDA implementation is kept to the GPUs
+ * (halo_task_submit). */
 int halo_runtime_gpus_alone(void);
 
 /* How many times faster than a CPU worker a GPU worker should run the

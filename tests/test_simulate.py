@@ -229,12 +229,13 @@ check("deconvolve workload only" in r.stderr, "--simulate rl is refused", r.stde
 H100 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "models", "h100")
 
 
-def h100(ncpu, inflight=None):
+def h100(ncpu, inflight=None, ncuda=1):
     js = path("sim-h100.json")
     r = halo("bench", "deconvolve", "--size", "256,1024,2048", "--chunks", "64,256,256",
-             "--iterations", "20", "--simulate", H100, "--ncpu", ncpu, "--ncuda", 1, "--quiet",
-             "--json", js, check_rc=0, env={"HALO_INFLIGHT": inflight} if inflight else None)
-    return bench_times(js)[1].get((ncpu, 1)) if r.returncode == 0 else None
+             "--iterations", "20", "--simulate", H100, "--ncpu", ncpu, "--ncuda", ncuda,
+             "--quiet", "--json", js, check_rc=0,
+             env={"HALO_INFLIGHT": inflight} if inflight else None)
+    return bench_times(js)[1].get((ncpu, ncuda)) if r.returncode == 0 else None
 
 
 alone, both = h100(0), h100(15)
@@ -249,4 +250,9 @@ check(both and abs(both / alone - 1) < 0.05,
 narrow, wide = h100(15, "24"), h100(15, "72")
 check(both == narrow != wide, "H100 models: a GPU 311x a CPU worker narrows the window to 24",
       (both, narrow, wide))
+# With 4 I/O workers whatever the GPUs, 4 of them took 0.98 s (0.65 of one
+# GPU's time): at least 4 per GPU now.
+four = h100(0, ncuda=4)
+check(four and alone and four < 0.5 * alone, "H100 models: I/O workers for 4 GPUs alone",
+      (four, alone))
 done()
