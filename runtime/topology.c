@@ -1,4 +1,5 @@
-/* The machine as hwloc sees it: packages, NUMA nodes, cores and PUs.
+/* The machine as hwloc sees it: packages, NUMA nodes, cores, PUs and the
+ * memory in the NUMA nodes (all StarPU allocates main memory in).
  *
  * StarPU binds its workers with hwloc too, so halo's counts and StarPU's
  * placement agree. The topology is loaded once and kept for the process;
