@@ -458,8 +458,9 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		/* Within the cores the GPUs' own workers leave. */
 		uint64_t bytes;
 		int gpus = opts->ncuda > 0 ? opts->ncuda : halo_runtime_gpu_memory(opts, &bytes, NULL);
+		int io = io_worker_count(gpus);
 		long left = halo_machine_cores() - gpus;
-		conf.ncpus = io_worker_count(gpus) < left ? io_worker_count(gpus) : left > 1 ? (int)left : 1;
+		conf.ncpus = io < left ? io : left > 1 ? (int)left : 1;
 	}
 	if (opts->ncuda >= 0)
 		conf.ncuda = opts->ncuda;
@@ -499,9 +500,9 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		int n = (int)starpu_worker_get_ids_by_type(STARPU_CPU_WORKER, ids, STARPU_NMAXWORKERS);
 		n = n < io ? n : io;
 		for (int i = 0; i < n; i++) {
-			io_mask[ids[i] / 32] |= UINT32_C(1) << (ids[i] % 32);
-			io_mask_len = (unsigned)ids[i] / 32 + 1 > io_mask_len ? (unsigned)ids[i] / 32 + 1
-									    : io_mask_len;
+			unsigned word = (unsigned)ids[i] / 32;
+			io_mask[word] |= UINT32_C(1) << (ids[i] % 32);
+			io_mask_len = word + 1 > io_mask_len ? word + 1 : io_mask_len;
 		}
 	}
 	if (gpus_alone && starpu_cuda_worker_get_count() == 0) {

@@ -560,70 +560,61 @@ struct walk_time {
 	int set;
 };
 
-/* Merges what p's readers say into input k's times (q). */
+/* Input k's times as p's chunks (times wp) read it, into q, whose arrays
+ * have the input's block counts. */
 static void walk_time_of_input(const halo_pnode_t *p, int k, const struct walk_time *wp,
 			       struct walk_time *q, int64_t *list)
 {
 	const halo_pnode_t *in = p->in[k];
-	double f0 = wp->first0, l0 = wp->last0;
-	double *f[3] = {NULL, NULL, NULL}, *l[3] = {NULL, NULL, NULL};
-	int ok = 1, mapped[3] = {0, 0, 0};
-	for (int d = 0; d < 3; d++) {
-		f[d] = malloc((size_t)in->grid[d].nblocks * sizeof **f);
-		l[d] = malloc((size_t)in->grid[d].nblocks * sizeof **l);
-		ok = ok && f[d] && l[d];
-		for (int64_t c = 0; ok && c < in->grid[d].nblocks; c++)
-			f[d][c] = HUGE_VAL, l[d][c] = -HUGE_VAL;
-	}
-	for (int od = 0; ok && od < 3; od++) {
+	int mapped[3] = {0, 0, 0};
+	q->first0 = wp->first0;
+	q->last0 = wp->last0;
+	for (int d = 0; d < 3; d++)
+		for (int64_t c = 0; c < in->grid[d].nblocks; c++)
+			q->first[d][c] = HUGE_VAL, q->last[d][c] = -HUGE_VAL;
+	for (int od = 0; od < 3; od++) {
 		int d = input_axis(p, od);
 		double lo = HUGE_VAL, hi = -HUGE_VAL;
 		for (int64_t jd = 0; jd < p->grid[od].nblocks; jd++) {
-			lo = wp->first[od][jd] < lo ? wp->first[od][jd] : lo;
-			hi = wp->last[od][jd] > hi ? wp->last[od][jd] : hi;
+			double f = wp->first[od][jd], l = wp->last[od][jd];
+			lo = f < lo ? f : lo;
+			hi = l > hi ? l : hi;
 			if (d < 0)
 				continue;
 			mapped[d] = 1;
 			int64_t n = axis_list(p, k, d, jd, list);
 			for (int64_t s = 0; s < n; s++) {
-				f[d][list[s]] = wp->first[od][jd] < f[d][list[s]] ? wp->first[od][jd]
-										   : f[d][list[s]];
-				l[d][list[s]] = wp->last[od][jd] > l[d][list[s]] ? wp->last[od][jd]
-										 : l[d][list[s]];
+				double *qf = &q->first[d][list[s]], *ql = &q->last[d][list[s]];
+				*qf = f < *qf ? f : *qf;
+				*ql = l > *ql ? l : *ql;
 			}
 		}
 		if (d < 0) { /* an axis the input lacks: every block of it reads */
-			f0 += lo;
-			l0 += hi;
+			q->first0 += lo;
+			q->last0 += hi;
 		}
 	}
 	/* The reduced axis: every block is read by the same chunks. */
-	for (int d = 0; ok && d < 3; d++)
+	for (int d = 0; d < 3; d++)
 		for (int64_t c = 0; !mapped[d] && c < in->grid[d].nblocks; c++)
-			f[d][c] = l[d][c] = 0;
-	if (!ok) { /* no room to work it out: the whole walk */
-		for (int d = 0; d < 3; d++)
-			for (int64_t c = 0; q->first[d] && c < in->grid[d].nblocks; c++)
-				q->first[d][c] = q->last[d][c] = 0;
-		q->first0 = 0;
-		q->last0 = HUGE_VAL;
-		q->set = 1;
-	} else {
-		for (int d = 0; d < 3; d++)
-			for (int64_t c = 0; c < in->grid[d].nblocks; c++) {
-				if (!q->set || f[d][c] < q->first[d][c])
-					q->first[d][c] = f[d][c];
-				if (!q->set || l[d][c] > q->last[d][c])
-					q->last[d][c] = l[d][c];
-			}
-		q->first0 = !q->set || f0 < q->first0 ? f0 : q->first0;
-		q->last0 = !q->set || l0 > q->last0 ? l0 : q->last0;
-		q->set = 1;
-	}
-	for (int d = 0; d < 3; d++) {
-		free(f[d]);
-		free(l[d]);
-	}
+			q->first[d][c] = q->last[d][c] = 0;
+	q->set = 1;
+}
+
+/* A node read by several: the least first and the most last of each term. */
+static void walk_time_merge(struct walk_time *dst, const struct walk_time *src,
+			    const halo_pnode_t *node)
+{
+	for (int d = 0; d < 3; d++)
+		for (int64_t c = 0; c < node->grid[d].nblocks; c++) {
+			if (!dst->set || src->first[d][c] < dst->first[d][c])
+				dst->first[d][c] = src->first[d][c];
+			if (!dst->set || src->last[d][c] > dst->last[d][c])
+				dst->last[d][c] = src->last[d][c];
+		}
+	dst->first0 = !dst->set || src->first0 < dst->first0 ? src->first0 : dst->first0;
+	dst->last0 = !dst->set || src->last0 > dst->last0 ? src->last0 : dst->last0;
+	dst->set = 1;
 }
 
 /* Input k's chunks over the walk, as p reads them (p's times wp, input
@@ -722,7 +713,7 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 			size_t nb = (size_t)plan->nodes[i]->grid[d].nblocks;
 			w[i].first[d] = malloc(nb * sizeof **w[i].first);
 			w[i].last[d] = malloc(nb * sizeof **w[i].last);
-			ok = w[i].first[d] && w[i].last[d];
+			ok = ok && w[i].first[d] && w[i].last[d];
 		}
 	/* Readers come after their inputs: outputs first. */
 	for (int i = plan->n - 1; ok && i >= 0; i--) {
@@ -739,6 +730,8 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 			w[i].set = 1;
 			times[i] = 1;
 		}
+		if (!w[i].set)
+			continue; /* no output reads it */
 		uint64_t bytes = 0, apart = 0;
 		/* Every chunk is some task's input, counted there, but a
 		 * store's, which is compressed into a buffer of its size
@@ -756,8 +749,6 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 			if (e->ov == HALO_OV_RICHARDSON_LUCY)
 				apart += 3 * haloed;
 		}
-		if (!w[i].set)
-			continue; /* no output reads it */
 		uint64_t t = times[i] ? times[i] : 1;
 		*per += (bytes + apart) * t;
 		*outside += apart * t;
@@ -774,7 +765,7 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 			if (ok) {
 				walk_time_of_input(p, k, &w[i], &mine, list);
 				input_memory(p, k, &mine, T, held, excl, &shared, &r, list);
-				walk_time_of_input(p, k, &w[i], &w[in->id], list);
+				walk_time_merge(&w[in->id], &mine, in);
 				times[in->id] = t * r > times[in->id] ? t * r : times[in->id];
 			}
 			for (int d = 0; d < 3; d++) {

@@ -87,9 +87,9 @@ void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st);
  * and kernel work space, accumulators, the store's buffer), each node's
  * own costs as many times as one output chunk needs its chunks. StarPU,
  * limited to the budget, waits forever for memory it lacks. Worked out
- * once per plan (it walks every chunk of every node). outside (may be NULL): the
- * part of per that StarPU does not allocate (kernels' work arrays, the
- * store's buffer), which its limit does not bound. */
+ * once per plan (it walks every chunk of every node). outside (may be
+ * NULL): the part of per that StarPU does not allocate (kernels' work
+ * arrays, the store's buffer), which its limit does not bound. */
 void halo_plan_memory(halo_plan_t *p, uint64_t *front, uint64_t *per, uint64_t *outside);
 const char *halo_pn_kind_name(halo_pn_kind_t k);
 
