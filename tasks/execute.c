@@ -771,6 +771,10 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		cap = (uint64_t)n;
 	}
 	uint64_t ncuda = env && *env ? 0 : starpu_cuda_worker_get_count();
+	/* HALO_GPUS_LEAD=0 leaves the CPU workers on compute tasks, to
+	 * measure what sending them to I/O gains. */
+	env = getenv("HALO_GPUS_LEAD");
+	int lead = !env || strcmp(env, "0");
 	halo_runtime_gpu_speedup_set(0);
 	/* Several MPI ranks: cut the largest array of the graph into blocks,
 	 * one per rank; from here until the outputs are finished every rank
@@ -834,7 +838,7 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		/* The kernel notes the GPUs' speedup in prepare, or else at
 		 * its first chunk. */
 		double speedup = halo_runtime_gpu_speedup();
-		halo_runtime_gpus_lead_set(gpus_lead(wide, gpus, speedup));
+		halo_runtime_gpus_lead_set(lead && gpus_lead(wide, gpus, speedup));
 		halo__stream_wait(job,
 				  halo__inflight_limit(lim, cap, w, ncuda, speedup,
 						       halo_runtime_gpus_alone()),
