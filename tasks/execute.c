@@ -855,6 +855,9 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		j[0] = f / next->grid[2].nblocks / next->grid[1].nblocks;
 		submit_root(&x, next, j);
 	}
+	/* Every chunk is submitted: the parked CPU workers may take what
+	 * remains. */
+	halo_runtime_gpus_lead_set(0);
 	/* Handles whose readers were never submitted (the run stopped). */
 	for (int i = 0; i < plan->n; i++)
 		for (int64_t f = 0; f < plan->nodes[i]->nchunks; f++)
