@@ -102,9 +102,13 @@ static void print_text(const json_t *d, const halo_worker_info_t *w, int n)
 	       S(tp, "hwloc"), I(tp, "packages"), I(tp, "packages") == 1 ? "" : "s",
 	       I(tp, "numa_nodes"), I(tp, "numa_nodes") == 1 ? "" : "s", I(tp, "cores"),
 	       I(tp, "pus"), *S(tp, "cpu_model") ? "; " : "", S(tp, "cpu_model"));
-	printf("memory: %.1f GiB, %.1f GiB of it in hwloc's NUMA nodes (all StarPU allocates in)\n",
+	double main_ram = 0;
+	for (int i = 0; i < n && !main_ram; i++)
+		main_ram = w[i].is_cuda ? 0 : (double)w[i].memory_bytes;
+	printf("memory: %.1f GiB (%.1f GiB in hwloc's NUMA nodes); StarPU's main memory %.1f GiB\n",
 	       (double)json_integer_value(json_object_get(tp, "ram_bytes")) / (1 << 30),
-	       (double)json_integer_value(json_object_get(tp, "numa_bytes")) / (1 << 30));
+	       (double)json_integer_value(json_object_get(tp, "numa_bytes")) / (1 << 30),
+	       main_ram / (1 << 30));
 	printf("libraries: FFTW %s; cuFFT %s; CUDA runtime %s, driver %s; c-blosc %s;"
 	       " libtiff %s; jansson %s\n",
 	       S(lb, "fftw"), or_none(S(lb, "cufft"), "not built in"),

@@ -103,6 +103,9 @@ static int in_io_mask(int id)
 
 static void park_idle_cpus(void)
 {
+#ifdef STARPU_SIMGRID
+	return; /* simulated workers do not spin, and a parked one would need a model */
+#endif
 	const char *env = getenv("HALO_PARK");
 	if (env && !strcmp(env, "0"))
 		return;

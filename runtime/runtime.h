@@ -75,7 +75,7 @@ int halo_runtime_outputs_commit(struct halo_output **outs, int n, halo_error_t *
 typedef struct halo_topology {
 	int packages, numa_nodes, cores, pus;
 	uint64_t ram_bytes;   /* the kernel's figure */
-	uint64_t numa_bytes;  /* in the NUMA nodes: all StarPU allocates in */
+	uint64_t numa_bytes;  /* in hwloc's NUMA nodes: on some VMs far less */
 	char hwloc_version[32];
 	char cpu_model[128];  /* first package's CPUModel info, or "" */
 } halo_topology_t;

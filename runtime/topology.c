@@ -1,5 +1,6 @@
 /* The machine as hwloc sees it: packages, NUMA nodes, cores, PUs and the
- * memory in the NUMA nodes (all StarPU allocates main memory in).
+ * memory in the NUMA nodes, which on some VMs is far less than the
+ * kernel's figure (StarPU is patched to count the larger).
  *
  * StarPU binds its workers with hwloc too, so halo's counts and StarPU's
  * placement agree. The topology is loaded once and kept for the process;
@@ -78,7 +79,7 @@ uint64_t halo_machine_ram(void)
 	uint64_t ram = kernel_ram();
 	pthread_once(&topo_once, topo_load);
 	uint64_t numa = topo_rc ? 0 : topo_cached.numa_bytes;
-	return numa && (numa < ram || !ram) ? numa : ram;
+	return numa > ram ? numa : ram;
 }
 
 int halo_topology_get(halo_topology_t *out, halo_error_t *err)

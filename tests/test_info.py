@@ -50,6 +50,24 @@ for node in os.listdir("/sys/devices/system/node"):
 check(topo["ram_bytes"] == ram, f"RAM: halo {topo['ram_bytes']}, os {ram}")
 check(numa == 0 or topo["numa_bytes"] == numa,
       f"NUMA nodes' memory: halo {topo['numa_bytes']}, sysfs {numa}")
+# By default halo gives StarPU half the machine's memory, the larger of
+# the two figures; STARPU_LIMIT_CPU_MEM (MiB) may ask for anything up to
+# the larger, beyond the NUMA nodes' figure (halo's StarPU patch: on some
+# VMs the NUMA nodes hold a fraction of the kernel's MemTotal).
+main = [w["memory_bytes"] for w in d["workers"]["list"] if w["kind"] == "cpu"]
+half = max(ram, topo["numa_bytes"]) // 2 >> 20 << 20
+check(main and all(m == half for m in main),
+      f"StarPU's main memory {main[:1]}, expected half of max(kernel, NUMA nodes) = {half}")
+limit = (topo["numa_bytes"] + ram) // 2 // 2**20
+out = subprocess.run([halo, "info", "--json", "--ncuda", "0"], capture_output=True, text=True,
+                     env=dict(os.environ, STARPU_LIMIT_CPU_MEM=str(limit)))
+main = [w["memory_bytes"] for w in json.loads(out.stdout)["workers"]["list"]
+        if w["kind"] == "cpu"] if out.returncode == 0 else []
+check(main and main[0] == limit * 2**20,
+      f"STARPU_LIMIT_CPU_MEM={limit} (MiB): StarPU's main memory {main[:1]}")
+text = subprocess.run([halo, "info", "--ncuda", "0"], capture_output=True, text=True,
+                      env=dict(os.environ, STARPU_LIMIT_CPU_MEM="1024")).stdout
+check("StarPU's main memory 1.0 GiB" in text, "halo info prints StarPU's main memory")
 check(d["starpu"]["version"] == "1.3.10", f"StarPU version {d['starpu']['version']}")
 check(d["starpu"]["fxt"] is True, "StarPU has FxT")
 check(d["starpu"]["mpi"] is True, "StarPU has MPI")
