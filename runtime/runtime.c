@@ -106,9 +106,6 @@ static void park_idle_cpus(void)
 #ifdef STARPU_SIMGRID
 	return; /* simulated workers do not spin, and a parked one would need a model */
 #endif
-	const char *env = getenv("HALO_PARK");
-	if (env && !strcmp(env, "0"))
-		return;
 	int ids[STARPU_NMAXWORKERS];
 	int n = (int)starpu_worker_get_ids_by_type(STARPU_CPU_WORKER, ids, STARPU_NMAXWORKERS);
 	starpu_pthread_mutex_lock(&park_lock);
