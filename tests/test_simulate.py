@@ -90,14 +90,15 @@ if d:
     m = d["machine"]["simulated"]
     check(m["host"] == host and m["recorded_cpus"] == os.cpu_count() and m["cpus"] == 8 and
           m["gpus"] == 0, "JSON: the recorded and the simulated machine", m)
-    # The kernel's figure, or the NUMA nodes' where smaller (StarPU's).
+    # The larger of the kernel's figure and the NUMA nodes' (StarPU's, as
+    # halo patches it).
     ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     numa = 0
     for f in glob.glob("/sys/devices/system/node/node*/meminfo"):
         for line in open(f):
             if line.split()[2:3] == ["MemTotal:"]:
                 numa += int(line.split()[3]) * 1024
-    ram = numa if 0 < numa < ram else ram
+    ram = max(numa, ram)
     noted = json.load(open(os.path.join(models, "halo", host + ".json")))
     check(noted["ram_bytes"] == ram and m["recorded_ram_bytes"] == ram,
           "the recording notes this machine's memory, and the simulation uses it",
