@@ -141,15 +141,12 @@ bad_value:
 /* Overlap mode is the graph `from -> [rechunk] -> map_overlap
  * richardson_lucy -> to_zarr/to_tiff`: what `halo run` builds from the
  * equivalent pipeline file (docs/pipeline.md). */
-/* The seed's pipeline as a graph, and its plan, made before StarPU starts
- * so that StarPU's floor is what the plan holds (halo_plan_memory). The
- * graph owns IN; the caller frees both. */
 static int deconvolve_graph(const struct halo_deconv_cli *o, halo_reader_t *in, const float *psf,
 			    const int pn[3], const char *outp, const halo_volume_info_t *info,
-			    const halo_writer_opts_t *wo, const int depth[3], halo_graph_t **gout,
-			    halo_plan_t **plan, halo_error_t *err)
+			    const halo_writer_opts_t *wo, const int depth[3],
+			    halo_compute_stats_t *st, halo_error_t *err)
 {
-	halo_graph_t *g = *gout = halo_graph_new();
+	halo_graph_t *g = halo_graph_new();
 	halo_expr_t *x;
 	if (!g) {
 		halo_reader_close(in);
@@ -178,7 +175,13 @@ static int deconvolve_graph(const struct halo_deconv_cli *o, halo_reader_t *in, 
 	if (!rc)
 		rc = halo_to_store(g, x, outp, wo->format == HALO_FMT_TIFF ? NULL : chunks,
 				   (int)info->dtype.kind, wo, o->overwrite, &x, err);
-	return rc ? rc : halo_plan_build(g, plan, err);
+	if (!rc) {
+		halo_compute_opts_t co = {.memory = o->memory, .label = "deconvolve",
+					  .quiet = o->quiet || halo__mpi_rank() != 0};
+		rc = halo_graph_compute(g, &co, st, err);
+	}
+	halo_graph_free(g);
+	return rc;
 }
 
 /* The exact mode on several MPI ranks: rank 0 creates the output, the
@@ -259,8 +262,6 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	halo_writer_t *w = NULL;
 	halo_output_t *out = NULL;
 	halo_runtime_t *rt = NULL;
-	halo_graph_t *g = NULL;
-	halo_plan_t *plan = NULL;
 	halo_stream_stats_t stats = {0};
 	int status = HALO_EXIT_FAIL;
 	if (halo_reader_open(in, &r, err))
@@ -303,7 +304,9 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		memcpy(info.chunks, o->chunks, sizeof info.chunks);
 	if (o->nchunks < 0) {
 		halo_deconv_machine_t m = {.memory = o->memory ? o->memory : halo_memory_default()};
-		/* No more than the machine has, whatever --memory says. */
+		/* StarPU holds no more than this, whatever --memory says: on
+		 * the H100 machine, chunks sized for --memory 96G went one at
+		 * a time under its 15.7 GiB. */
 		uint64_t ram = halo_machine_ram();
 		m.memory = ram && m.memory > ram ? ram : m.memory;
 		m.ngpu = halo_runtime_gpu_memory(&o->rt, &m.gpu_bytes, &m.gpu_gbs);
@@ -376,34 +379,25 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	int thin = 0;
 	for (int d = 0; d < 3; d++)
 		thin |= dopts.depth[d] < pn[d] / 2 && info.chunks[d] < info.shape[d];
+	/* What the tasks running at once hold (about 32 bytes per haloed voxel
+	 * each, and exact mode's three volumes): StarPU may hold that much
+	 * whatever --memory says, or it could never allocate them. */
+	uint64_t haloed = 32, vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]);
+	for (int d = 0; d < 3; d++)
+		haloed *= (uint64_t)(info.chunks[d] + 2 * (dopts.depth[d] > pn[d] ? dopts.depth[d] : pn[d]));
+	long workers = o->rt.ncpu > 0 ? o->rt.ncpu : halo_machine_cores();
+	o2.rt.memory_floor = haloed * (uint64_t)(workers > 0 ? workers : 1) + (exact ? 12 * vox : 0);
+	/* And the input chunks that neighbouring chunks share: the layers
+	 * along z one haloed chunk spans, and the next, and with a periodic
+	 * boundary the first and last, which the far end reads (the executor
+	 * refuses to start under less, halo_plan_memory). */
+	int64_t span = info.chunks[0] + 2 * dopts.depth[0], inz = ii->chunks[0] > 0 ? ii->chunks[0] : 1;
+	int64_t layers = (span + inz - 1) / inz + 1 + (o->boundary == HALO_BOUNDARY_PERIODIC ? 2 : 0);
+	o2.rt.memory_floor += (uint64_t)(layers * inz * ii->shape[1] * ii->shape[2]) *
+			      halo_dtype_size(ii->dtype);
 	/* Checked before StarPU starts, so that a refusal is immediate. */
 	if (halo_output_begin(outp, o->overwrite, &out, err))
 		goto fail;
-	/* What the run holds at least, which StarPU may hold whatever
-	 * --memory says, or it could never allocate it: the plan's chunks
-	 * shared by neighbouring chunks and one output chunk in flight, with
-	 * room (as halo run); exact mode's three volumes and the haloed
-	 * chunks of the tasks running at once (about 32 bytes per voxel),
-	 * with the input planes they read. */
-	if (!exact) {
-		halo_reader_t *src = r;
-		r = NULL; /* the graph owns it */
-		if (deconvolve_graph(o, src, psf, pn, outp, &info, &wo, dopts.depth, &g, &plan, err))
-			goto fail;
-		uint64_t front, per;
-		halo_plan_memory(plan, &front, &per, NULL);
-		o2.rt.memory_floor = 2 * (front + per);
-	} else {
-		uint64_t haloed = 32, vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]);
-		for (int d = 0; d < 3; d++)
-			haloed *= (uint64_t)(info.chunks[d] + 2 * (dopts.depth[d] > pn[d] ? dopts.depth[d] : pn[d]));
-		long workers = o->rt.ncpu > 0 ? o->rt.ncpu : halo_machine_cores();
-		int64_t span = info.chunks[0] + 2 * dopts.depth[0], inz = ii->chunks[0] > 0 ? ii->chunks[0] : 1;
-		int64_t layers = (span + inz - 1) / inz + 1 + (o->boundary == HALO_BOUNDARY_PERIODIC ? 2 : 0);
-		o2.rt.memory_floor = haloed * (uint64_t)(workers > 0 ? workers : 1) + 12 * vox +
-				     (uint64_t)(layers * inz * ii->shape[1] * ii->shape[2]) *
-					     halo_dtype_size(ii->dtype);
-	}
 	if (halo_runtime_init(&o->rt, &rt, err))
 		goto fail;
 	halo_signals_install();
@@ -429,10 +423,10 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (!exact) {
 		halo_output_abort(out);
 		out = NULL;
-		halo_compute_opts_t co = {.memory = o->memory, .label = "deconvolve",
-					  .quiet = o->quiet || !speaker};
+		halo_reader_t *src = r;
+		r = NULL; /* the graph owns it */
 		halo_compute_stats_t st;
-		if (halo_plan_execute(plan, &co, &st, err))
+		if (deconvolve_graph(o, src, psf, pn, outp, &info, &wo, dopts.depth, &st, err))
 			goto fail;
 	} else if (ranks == 1) {
 		if (halo_writer_create(halo_output_tmp_path(out), &info, &wo, &w, err))
@@ -489,8 +483,6 @@ fail:
 done:
 	halo_writer_close(w);
 	halo_output_abort(out);
-	halo_plan_free(plan);
-	halo_graph_free(g);
 	status = halo_cli_finish(rt, status);
 	halo_reader_close(r);
 	return status;
