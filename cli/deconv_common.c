@@ -304,9 +304,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		memcpy(info.chunks, o->chunks, sizeof info.chunks);
 	if (o->nchunks < 0) {
 		halo_deconv_machine_t m = {.memory = o->memory ? o->memory : halo_memory_default()};
-		/* StarPU holds no more than this, whatever --memory says: on
-		 * the H100 machine, chunks sized for --memory 96G went one at
-		 * a time under its 15.7 GiB. */
+		/* No more than the machine has, whatever --memory says. */
 		uint64_t ram = halo_machine_ram();
 		m.memory = ram && m.memory > ram ? ram : m.memory;
 		m.ngpu = halo_runtime_gpu_memory(&o->rt, &m.gpu_bytes, &m.gpu_gbs);

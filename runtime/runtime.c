@@ -106,6 +106,10 @@ static void park_idle_cpus(void)
 #ifdef STARPU_SIMGRID
 	return; /* simulated workers do not spin, and a parked one would need a model */
 #endif
+	/* Under MPI the tasks are rebuilt without their worker mask, so dmda
+	 * could queue one behind a parked worker's park task: a deadlock. */
+	if (halo__mpi_active())
+		return;
 	int ids[STARPU_NMAXWORKERS];
 	int n = (int)starpu_worker_get_ids_by_type(STARPU_CPU_WORKER, ids, STARPU_NMAXWORKERS);
 	starpu_pthread_mutex_lock(&park_lock);
