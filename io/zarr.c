@@ -1,7 +1,8 @@
 /* Zarr chunk I/O on c-blosc (see zarr.h). The contexts of c-blosc
  * (blosc_*_ctx) are used so that any StarPU worker can read or write a chunk
  * without the library's global lock; halo parallelises across chunks, so
- * each call uses one blosc thread. */
+ * each call uses one blosc thread unless its caller lends it idle cores
+ * (halo_zarr_codec_threads). */
 #include "config.h"
 #include "io/zarr_private.h"
 #include "io/fs.h"
@@ -14,6 +15,13 @@
 #include <string.h>
 
 static const char *const cnames[] = {"lz4", "lz4hc", "blosclz", "zstd", "zlib"};
+
+static _Thread_local int codec_threads = 1;
+
+void halo_zarr_codec_threads(int n)
+{
+	codec_threads = n > 1 ? n : 1;
+}
 
 int halo__blosc_cname_ok(const char *cname)
 {
@@ -222,7 +230,7 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 					      "%s: chunk decompresses to %zu bytes, expected %zu", file,
 					      nbytes, z->chunk_bytes);
 		}
-		int got = blosc_decompress_ctx(data, buf, z->chunk_bytes, 1);
+		int got = blosc_decompress_ctx(data, buf, z->chunk_bytes, codec_threads);
 		if (got < 0 || (size_t)got != z->chunk_bytes) {
 			return halo_error_set(err, HALO_EFORMAT, "%s: chunk fails to decompress (corrupt)",
 					      file);
@@ -326,7 +334,7 @@ int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *
 		} else {
 			int n = blosc_compress_ctx(m->codec.clevel, m->codec.shuffle, elsize,
 						   z->chunk_bytes, buf, dst, cap, m->codec.cname,
-						   (size_t)m->codec.blocksize, 1);
+						   (size_t)m->codec.blocksize, codec_threads);
 			rc = n <= 0 ? halo_error_set(err, HALO_EIO, "%s: blosc compression failed", file)
 				    : halo_fs_write(file, dst, (size_t)n, err);
 		}

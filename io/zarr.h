@@ -84,6 +84,11 @@ int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *
 
 void halo_zarr_close(halo_zarr_t *z);
 
+/* Blosc threads for the chunks the calling thread reads or writes from now
+ * on (default 1): a caller whose cores would otherwise idle lends them to
+ * one large chunk. */
+void halo_zarr_codec_threads(int n);
+
 /* Fills meta with a v2 array description: given dtype, shape and chunks,
  * blosc lz4 with byte shuffle, "/" separator, fill 0. */
 void halo_zarr_meta_init(halo_zarr_meta_t *meta, int ndim, const int64_t *shape,

@@ -106,11 +106,16 @@ static void load_cpu(void *buffers[], void *cl_arg)
 	*ga = (struct halo_gather_args){.nsrc = nsrc, .src_kind = ii->dtype.kind, .dst_kind = HALO_F4};
 	int k = 0;
 	int64_t c[3];
+	struct halo_io_lend lend;
+	halo__io_begin(chunk_bytes, &lend);
 	for (c[0] = lo[0]; c[0] <= hi[0]; c[0]++)
 		for (c[1] = lo[1]; c[1] <= hi[1]; c[1]++)
 			for (c[2] = lo[2]; c[2] <= hi[2]; c[2]++, k++) {
 				src[k] = bufs + (size_t)k * chunk_bytes;
-				if (halo_reader_read_chunk(x->in, c, bufs + (size_t)k * chunk_bytes, &e)) {
+				int rc = halo_reader_read_chunk(x->in, c, bufs + (size_t)k * chunk_bytes,
+								&e);
+				if (rc) {
+					halo__io_end(&lend);
 					io_fail(x, &e);
 					goto out;
 				}
@@ -119,6 +124,7 @@ static void load_cpu(void *buffers[], void *cl_arg)
 					ga->src[k].dims[d] = ii->chunks[d];
 				}
 			}
+	halo__io_end(&lend);
 	for (int d = 0; d < 3; d++) {
 		ga->src_shape[d] = ii->shape[d];
 		ga->dst_origin[d] = start[d];
@@ -169,7 +175,11 @@ static void store_cpu(void *buffers[], void *cl_arg)
 		buf = full + n;
 		halo_dtype_convert(full, HALO_F4, buf, oi->dtype.kind, n);
 	}
-	if (halo_writer_write_chunk(x->out, a->idx, buf, &e))
+	struct halo_io_lend lend;
+	halo__io_begin(n * halo_dtype_size(oi->dtype), &lend);
+	int rc = halo_writer_write_chunk(x->out, a->idx, buf, &e);
+	halo__io_end(&lend);
+	if (rc)
 		io_fail(x, &e);
 }
 

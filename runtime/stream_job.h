@@ -5,6 +5,7 @@
 #define HALO_RUNTIME_STREAM_JOB_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <starpu.h>
 
 #include "codelets/gather.h"
@@ -54,6 +55,15 @@ void halo__stream_fail(struct halo_stream_job *job, const halo_error_t *e);
 void halo__stream_fail_nomem(struct halo_stream_job *job);
 /* The job failed or SIGINT/SIGTERM arrived. */
 int halo__stream_stopped(struct halo_stream_job *job);
+
+/* Around an I/O task's reading or writing of `bytes`: lends it the cores
+ * that would otherwise idle, as blosc threads (see stream_tasks.c). */
+struct halo_io_lend {
+	cpu_set_t saved;
+	int widened;
+};
+void halo__io_begin(size_t bytes, struct halo_io_lend *l);
+void halo__io_end(struct halo_io_lend *l);
 
 /* The error of a run in which a compute or gather task failed (tasks
  * cannot say why: out of memory, or on a GPU a CUDA error). */

@@ -92,6 +92,15 @@ for opts, want in [((), None), (("--compressor", "zstd"), ("zstd", 5, 1))]:
     got = c and (c["cname"], c["clevel"], c["shuffle"])
     check(got == want and same(zarr.open(dst, mode="r")[:], data),
           f"uncompressed input, {' '.join(opts) or 'no --compressor'}: compressor {want}", c)
+# Chunks of 16 MiB and more: where nothing but I/O is left to run (here
+# the one read, and the last write), blosc gets the idle cores as threads.
+big = sample("<u2", (32, 512, 1024))
+src3, dst3 = path("big.zarr"), path("big_out.zarr")
+zarr.open(src3, mode="w", shape=big.shape, chunks=big.shape, dtype="<u2",
+          compressor=numcodecs.Blosc("lz4", 5, 1))[:] = big
+r = convert(src3, dst3, "--chunks", "16,512,1024", "--compressor", "zstd")
+check(r.returncode == 0 and same(zarr.open(dst3, mode="r")[:], big),
+      "a 32 MiB chunk rechunked into two of 16 MiB, zstd: python reads them back", r.stderr)
 src2 = path("slash.zarr")
 z = zarr.open(src2, mode="w", shape=(7, 9, 11), chunks=(3, 4, 5), dtype="<f4",
               dimension_separator="/")
