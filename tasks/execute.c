@@ -753,8 +753,16 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 	 * 32 MiB per worker only costs memory and cache. */
 	uint64_t w = starpu_worker_get_count();
 	uint64_t lim = budget > front ? (budget - front) / per : 1;
+	/* Where the GPUs run the kernels, their work arrays are not in main
+	 * memory: at the seed's chunks RL's alone held the window to about
+	 * two chunks, and the GPU waited for each write before the next
+	 * chunk's reads. */
+	uint64_t gpu_per = per - halo_plan_gpu_work(plan);
+	uint64_t gpu_lim = budget > front ? (budget - front) / gpu_per : 1;
 	if (ceiling > 0 && ((uint64_t)ceiling - front) / held < lim)
 		lim = ((uint64_t)ceiling - front) / held;
+	if (ceiling > 0 && ((uint64_t)ceiling - front) / held < gpu_lim)
+		gpu_lim = ((uint64_t)ceiling - front) / held;
 	uint64_t cap = w * (32u << 20) / per;
 	cap = cap < 4 * w + 4 ? 4 * w + 4 : cap > 64 * w + 64 ? 64 * w + 64 : cap;
 	uint64_t wide = cap, gpus = starpu_cuda_worker_get_count();
@@ -839,8 +847,9 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		 * its first chunk. */
 		double speedup = halo_runtime_gpu_speedup();
 		halo_runtime_gpus_lead_set(lead && gpus_lead(wide, gpus, speedup));
+		int gpus_run = halo_runtime_gpus_alone() || halo_runtime_gpus_lead();
 		halo__stream_wait(job,
-				  halo__inflight_limit(lim, cap, w, ncuda, speedup,
+				  halo__inflight_limit(gpus_run ? gpu_lim : lim, cap, w, ncuda, speedup,
 						       halo_runtime_gpus_alone()),
 				  &progress);
 		/* Other ranks wait for this one's data: under MPI the ranks stop

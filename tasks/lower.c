@@ -692,6 +692,7 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 	*front = 0;
 	*per = 0;
 	*outside = 0;
+	plan->gpu_work = 0;
 	int64_t T = 1, most = 1;
 	for (int i = 0; i < plan->n; i++) {
 		const halo_pnode_t *p = plan->nodes[i];
@@ -732,7 +733,7 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 		}
 		if (!w[i].set)
 			continue; /* no output reads it */
-		uint64_t bytes = 0, apart = 0;
+		uint64_t bytes = 0, apart = 0, gpu = 0;
 		/* Every chunk is some task's input, counted there, but a
 		 * store's, which is compressed into a buffer of its size
 		 * (malloc'd: outside StarPU's limit). */
@@ -746,12 +747,15 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 		if (p->kind == HALO_PN_OVERLAP) {
 			uint64_t haloed = largest_chunk(p, e->depth, sizeof(float));
 			bytes += 2 * haloed;
-			if (e->ov == HALO_OV_RICHARDSON_LUCY)
+			if (e->ov == HALO_OV_RICHARDSON_LUCY) {
 				apart += 3 * haloed;
+				gpu += 3 * haloed;
+			}
 		}
 		uint64_t t = times[i] ? times[i] : 1;
 		*per += (bytes + apart) * t;
 		*outside += apart * t;
+		plan->gpu_work += gpu * t;
 		for (int k = 0; ok && k < p->nin; k++) {
 			struct walk_time mine = {0};
 			const halo_pnode_t *in = p->in[k];
@@ -804,4 +808,11 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 	plan->front = *front;
 	plan->per = *per;
 	plan->outside = *outside;
+}
+
+uint64_t halo_plan_gpu_work(halo_plan_t *plan)
+{
+	uint64_t front, per;
+	halo_plan_memory(plan, &front, &per, NULL);
+	return plan->gpu_work < per ? plan->gpu_work : 0;
 }

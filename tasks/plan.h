@@ -46,6 +46,7 @@ typedef struct halo_plan {
 	halo_pnode_t **nodes;     /* inputs before consumers */
 	int n;
 	uint64_t front, per, outside; /* halo_plan_memory's, once worked out (per > 0) */
+	uint64_t gpu_work;            /* halo_plan_gpu_work's, with them */
 } halo_plan_t;
 
 int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err);
@@ -91,6 +92,9 @@ void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st);
  * NULL): the part of per that StarPU does not allocate (kernels' work
  * arrays, the store's buffer), which its limit does not bound. */
 void halo_plan_memory(halo_plan_t *p, uint64_t *front, uint64_t *per, uint64_t *outside);
+/* The part of halo_plan_memory's per that a GPU holds instead of the host
+ * when it runs the kernels: their work arrays (RL's three). */
+uint64_t halo_plan_gpu_work(halo_plan_t *p);
 const char *halo_pn_kind_name(halo_pn_kind_t k);
 
 /* Graphviz DOT: the expression graph, or (tasks) every chunk task with its

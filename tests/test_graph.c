@@ -232,6 +232,31 @@ static void test_memory(void)
 			       2 * 3 * 34 * 34 * 4 + 4096 + 4096 + 4096);
 	halo_graph_free(g);
 
+	/* Richardson-Lucy instead: RL's three work arrays, another three
+	 * haloed blocks, are counted where a CPU runs it, and are what a
+	 * GPU holds instead (halo_plan_gpu_work). */
+	static const float psf[27] = {[13] = 1};
+	halo_overlap_opts_t rl = {.kernel = HALO_OV_RICHARDSON_LUCY, .depth = {1, 1, 1},
+				  .boundary = HALO_BOUNDARY_REFLECT, .iterations = 2,
+				  .psf_data = psf, .pn = {3, 3, 3}};
+	g = halo_graph_new();
+	rc = halo_from_buffer(g, fdata, HALO_F4, 3, shape, planes, &a, &err);
+	rc = rc ? rc : halo_map_overlap(g, a, &rl, &b, &err);
+	rc = rc ? rc : halo_to_store(g, b, "unused.zarr", NULL, -1, &wo, 1, &o, &err);
+	halo_plan_t *plan = NULL;
+	if (tap_ok(rc == HALO_OK && halo_plan_build(g, &plan, &err) == HALO_OK,
+		   "RL graph: %s", err.msg)) {
+		uint64_t f, q, gpu = halo_plan_gpu_work(plan);
+		halo_plan_memory(plan, &f, &q, NULL);
+		tap_ok(f == 3 * 4096 && q == 5 * 3 * 34 * 34 * 4 + 3 * 4096 &&
+			       gpu == 3 * 3 * 34 * 34 * 4,
+		       "RL of planes: %llu B per output chunk, %llu B of it on a GPU (want %d, %d)",
+		       (unsigned long long)q, (unsigned long long)gpu, 5 * 3 * 34 * 34 * 4 + 3 * 4096,
+		       3 * 3 * 34 * 34 * 4);
+		halo_plan_free(plan);
+	}
+	halo_graph_free(g);
+
 	/* The same filter on 4x8x8 chunks stored as 8x16x16 (2x2 output
 	 * chunks, both layers each): each output chunk needs 8 filtered
 	 * chunks at once, each with its haloed block twice (6x10x10
