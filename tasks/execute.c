@@ -697,6 +697,17 @@ int halo__inflight_limit(uint64_t lim, uint64_t cap, uint64_t workers, uint64_t 
 	return limit < 1 ? 1 : (int)limit;
 }
 
+/* Output chunks in flight within the budget (per each, beyond the shared
+ * front) and within StarPU's limit (held each of what it allocates). */
+static uint64_t window(uint64_t budget, uint64_t front, uint64_t per, starpu_ssize_t ceiling,
+		       uint64_t held)
+{
+	uint64_t lim = budget > front ? (budget - front) / per : 1;
+	if (ceiling > 0 && ((uint64_t)ceiling - front) / held < lim)
+		lim = ((uint64_t)ceiling - front) / held;
+	return lim;
+}
+
 int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_compute_stats_t *st,
 		      halo_error_t *err)
 {
@@ -752,17 +763,12 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 	 * or the submitter sleeps and wakes for each one; more than about
 	 * 32 MiB per worker only costs memory and cache. */
 	uint64_t w = starpu_worker_get_count();
-	uint64_t lim = budget > front ? (budget - front) / per : 1;
+	uint64_t lim = window(budget, front, per, ceiling, held);
 	/* Where the GPUs run the kernels, their work arrays are not in main
 	 * memory: at the seed's chunks RL's alone held the window to about
 	 * two chunks, and the GPU waited for each write before the next
 	 * chunk's reads. */
-	uint64_t gpu_per = per - halo_plan_gpu_work(plan);
-	uint64_t gpu_lim = budget > front ? (budget - front) / gpu_per : 1;
-	if (ceiling > 0 && ((uint64_t)ceiling - front) / held < lim)
-		lim = ((uint64_t)ceiling - front) / held;
-	if (ceiling > 0 && ((uint64_t)ceiling - front) / held < gpu_lim)
-		gpu_lim = ((uint64_t)ceiling - front) / held;
+	uint64_t gpu_lim = window(budget, front, per - halo_plan_gpu_work(plan), ceiling, held);
 	uint64_t cap = w * (32u << 20) / per;
 	cap = cap < 4 * w + 4 ? 4 * w + 4 : cap > 64 * w + 64 ? 64 * w + 64 : cap;
 	uint64_t wide = cap, gpus = starpu_cuda_worker_get_count();
