@@ -346,19 +346,38 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		}
 	int exact = o->mode == 1;
 	const char *why = NULL;
+	long workers = o->rt.ncpu > 0 ? o->rt.ncpu : halo_machine_cores();
+	workers = workers > 0 ? workers : 1;
+	/* Exact mode keeps image, estimate and ratio resident (three float32
+	 * volumes), and each running task a haloed block: under less,
+	 * StarPU waits forever for memory (296 MB needed for 64x512x512 on 2
+	 * workers; it hung at 290). Counted twice, for the rest of a task's
+	 * buffers. A StarPU limit set by hand binds unless --memory replaces
+	 * it (halo_runtime_init). */
+	uint64_t vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]), haloed = 4;
+	for (int d = 0; d < 3; d++)
+		haloed *= (uint64_t)(info.chunks[d] + 2 * pn[d]);
+	uint64_t resident = 12 * vox + 2 * haloed * (uint64_t)workers;
+	const char *limit_env = o->memory ? NULL : getenv("STARPU_LIMIT_CPU_MEM");
+	uint64_t limit = limit_env && *limit_env ? strtoull(limit_env, NULL, 10) << 20 : 0;
+	int over_limit = limit && resident > limit;
+	if (exact && over_limit) {
+		halo_error_set(err, HALO_ENOMEM,
+			       "--mode exact holds about %.0f MB at once, more than "
+			       "STARPU_LIMIT_CPU_MEM=%s MB; raise it, or use --mode overlap",
+			       (double)resident / 1e6, limit_env);
+		goto fail;
+	}
 	if (o->mode < 0) {
-		/* Exact mode keeps image, estimate and ratio resident (three
-		 * float32 volumes) plus about four haloed chunks of buffers per
+		/* The budget also holds about four haloed chunks of buffers per
 		 * worker; an explicit --depth asks for overlap mode. */
-		uint64_t vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]);
-		uint64_t haloed = 4;
-		for (int d = 0; d < 3; d++)
-			haloed *= (uint64_t)(info.chunks[d] + 2 * pn[d]);
 		uint64_t need = 12 * vox + 4 * haloed * 16;
 		uint64_t budget = o->memory ? o->memory : halo_memory_default();
-		exact = !o->ndepth && o->boundary != HALO_BOUNDARY_NONE && need <= budget;
+		exact = !o->ndepth && o->boundary != HALO_BOUNDARY_NONE && need <= budget &&
+			!over_limit;
 		why = o->ndepth ? "--depth given"
 		      : o->boundary == HALO_BOUNDARY_NONE ? "boundary none"
+		      : over_limit ? "the working set exceeds STARPU_LIMIT_CPU_MEM"
 		      : exact ? "the working set fits the memory budget"
 			      : "the working set exceeds the memory budget";
 	}
@@ -380,11 +399,10 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	/* What the tasks running at once hold (about 32 bytes per haloed voxel
 	 * each, and exact mode's three volumes): StarPU may hold that much
 	 * whatever --memory says, or it could never allocate them. */
-	uint64_t haloed = 32, vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]);
+	uint64_t held = 32;
 	for (int d = 0; d < 3; d++)
-		haloed *= (uint64_t)(info.chunks[d] + 2 * (dopts.depth[d] > pn[d] ? dopts.depth[d] : pn[d]));
-	long workers = o->rt.ncpu > 0 ? o->rt.ncpu : halo_machine_cores();
-	o2.rt.memory_floor = haloed * (uint64_t)(workers > 0 ? workers : 1) + (exact ? 12 * vox : 0);
+		held *= (uint64_t)(info.chunks[d] + 2 * (dopts.depth[d] > pn[d] ? dopts.depth[d] : pn[d]));
+	o2.rt.memory_floor = held * (uint64_t)workers + (exact ? 12 * vox : 0);
 	/* And the input chunks that neighbouring chunks share: the layers
 	 * along z one haloed chunk spans, and the next, and with a periodic
 	 * boundary the first and last, which the far end reads (the executor

@@ -101,6 +101,25 @@ check(a is not None and b is not None and np.array_equal(a, b),
       "exact: same result on 1 CPU/eager and 2 CPUs/dmda")
 check(a is not None and np.abs(a - ref).max() / np.abs(ref).max() <= 1e-4,
       "exact: uint16 input")
+# A StarPU limit set by hand (STARPU_LIMIT_CPU_MEM, MB) under what exact
+# mode holds at once (25 MB of volumes here) made StarPU wait forever for
+# memory. Asked for: one line, nothing written. Chosen by halo: overlap,
+# whose chunks fit.
+src, psfp, out = path("lim_in.zarr"), path("lim_psf.tif"), path("lim_out.zarr")
+shutil.rmtree(out, ignore_errors=True)
+zarr.open(src, mode="w", shape=(32, 256, 256), chunks=(16, 64, 64),
+          dtype="float32")[:] = specimen((32, 256, 256))
+tifffile.imwrite(psfp, make_psf((5, 5, 5)).astype(np.float32), photometric="minisblack")
+lim = {"STARPU_LIMIT_CPU_MEM": "20"}
+r = halo("deconvolve", src, psfp, out, "--mode", "exact", "--iterations", 2, env=lim,
+         timeout=120, check_rc=1)
+check(r.returncode == 1 and "STARPU_LIMIT_CPU_MEM=20 MB" in r.stderr and
+      len(r.stderr.strip().splitlines()) == 1 and not os.path.exists(out),
+      "exact mode over STARPU_LIMIT_CPU_MEM: one line, nothing written", r.stderr)
+r = halo("deconvolve", src, psfp, out, "--iterations", 2, env=lim, timeout=120, check_rc=0)
+check(r.returncode == 0 and "mode overlap: the working set exceeds STARPU_LIMIT_CPU_MEM" in
+      r.stderr and zarr.open(out, mode="r").shape == (32, 256, 256),
+      "over STARPU_LIMIT_CPU_MEM halo picks overlap mode, and it runs", r.stderr)
 # boundary none has no whole-volume meaning.
 _, r = run(img, (5, 6, 7), psf, "none", 5)
 check(r.returncode == 1 and "none" in r.stderr and len(r.stderr.strip().splitlines()) == 1,
