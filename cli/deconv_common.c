@@ -353,12 +353,14 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	 * StarPU waits forever for memory (296 MB needed for 64x512x512 on 2
 	 * workers; it hung at 290). Counted twice, for the rest of a task's
 	 * buffers. A StarPU limit set by hand binds unless --memory replaces
-	 * it (halo_runtime_init). */
+	 * it (halo_runtime_init), or StarPU may swap to disk
+	 * (STARPU_DISK_SWAP). */
 	uint64_t vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]), haloed = 4;
 	for (int d = 0; d < 3; d++)
 		haloed *= (uint64_t)(info.chunks[d] + 2 * pn[d]);
 	uint64_t resident = 12 * vox + 2 * haloed * (uint64_t)workers;
-	const char *limit_env = o->memory ? NULL : getenv("STARPU_LIMIT_CPU_MEM");
+	const char *swap = getenv("STARPU_DISK_SWAP");
+	const char *limit_env = o->memory || (swap && *swap) ? NULL : getenv("STARPU_LIMIT_CPU_MEM");
 	uint64_t limit = limit_env && *limit_env ? strtoull(limit_env, NULL, 10) << 20 : 0;
 	int over_limit = limit && resident > limit;
 	if (exact && over_limit) {
