@@ -543,6 +543,62 @@ static uint64_t largest_chunk(const halo_pnode_t *p, const int depth[3], size_t 
 	return bytes;
 }
 
+/* The haloed length of each block of an axis (as the executor's
+ * overlap_region cuts it), once each, into len; returns how many. */
+static int haloed_lengths(const int64_t *start, int64_t nblocks, int64_t extent, int depth,
+			  int boundary, int64_t *len)
+{
+	int n = 0;
+	for (int64_t k = 0; k < nblocks; k++) {
+		int64_t end = start[k + 1] < extent ? start[k + 1] : extent;
+		int64_t a = start[k] - depth, b = end + depth;
+		if (boundary == HALO_BOUNDARY_NONE) {
+			a = a < 0 ? 0 : a;
+			b = b > extent ? extent : b;
+		}
+		int i = 0;
+		while (i < n && len[i] != b - a)
+			i++;
+		if (i == n)
+			len[n++] = b - a;
+	}
+	return n;
+}
+
+uint64_t halo_spectra_bytes(const int64_t *const start[3], const int64_t nblocks[3],
+			    const int64_t extent[3], const int depth[3], int boundary)
+{
+	int64_t *len[3] = {NULL, NULL, NULL};
+	int n[3];
+	uint64_t bytes = 0;
+	for (int d = 0; d < 3; d++) {
+		len[d] = malloc((size_t)(nblocks[d] > 0 ? nblocks[d] : 1) * sizeof *len[d]);
+		if (!len[d])
+			goto out;
+		n[d] = haloed_lengths(start[d], nblocks[d], extent[d], depth[d], boundary, len[d]);
+	}
+	/* One spectrum per shape, of halo_otf_floats floats: the half
+	 * spectrum of the last axis, complex. Irregular chunks could give
+	 * many shapes: past 4096, each counts as the largest. */
+	if ((uint64_t)n[0] * (uint64_t)n[1] * (uint64_t)n[2] > 4096) {
+		int64_t big[3] = {0, 0, 0};
+		for (int d = 0; d < 3; d++)
+			for (int i = 0; i < n[d]; i++)
+				big[d] = len[d][i] > big[d] ? len[d][i] : big[d];
+		bytes = (uint64_t)n[0] * (uint64_t)n[1] * (uint64_t)n[2] * 8 *
+			(uint64_t)(big[0] * big[1] * (big[2] / 2 + 1));
+		goto out;
+	}
+	for (int i = 0; i < n[0]; i++)
+		for (int j = 0; j < n[1]; j++)
+			for (int k = 0; k < n[2]; k++)
+				bytes += 8 * (uint64_t)(len[0][i] * len[1][j] * (len[2][k] / 2 + 1));
+out:
+	for (int d = 0; d < 3; d++)
+		free(len[d]);
+	return bytes;
+}
+
 /* When the executor's walk reaches each chunk: the walk takes the output
  * chunks in C order (several outputs side by side, by the fraction each
  * has done), and submits all an output chunk needs before the next, so
@@ -707,7 +763,7 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 	struct walk_time *w = calloc((size_t)plan->n, sizeof *w);
 	uint64_t *times = calloc((size_t)plan->n, sizeof *times);
 	int64_t *held = calloc((size_t)T + 1, sizeof *held), *list = malloc((size_t)most * sizeof *list);
-	uint64_t *excl = calloc((size_t)T, sizeof *excl), shared = 0;
+	uint64_t *excl = calloc((size_t)T, sizeof *excl), shared = 0, spectra = 0;
 	int ok = w && times && held && list && excl;
 	for (int i = 0; ok && i < plan->n; i++)
 		for (int d = 0; d < 3; d++) {
@@ -752,6 +808,12 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 				gpu += 3 * haloed;
 			}
 		}
+		/* RL keeps one PSF spectrum per haloed shape all run long. */
+		if (p->kind == HALO_PN_OVERLAP && e->ov == HALO_OV_RICHARDSON_LUCY) {
+			const int64_t *st[3] = {p->grid[0].start, p->grid[1].start, p->grid[2].start};
+			int64_t nb[3] = {p->grid[0].nblocks, p->grid[1].nblocks, p->grid[2].nblocks};
+			spectra += halo_spectra_bytes(st, nb, e->shape, e->depth, e->boundary);
+		}
 		uint64_t t = times[i] ? times[i] : 1;
 		*per += (bytes + apart) * t;
 		*outside += apart * t;
@@ -789,6 +851,7 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 		/* Each output chunk also brings, on average, its share of
 		 * the shared chunks. */
 		*per += most_excl + shared / (uint64_t)T;
+		*front += spectra;
 	} else {
 		/* No room to work it out: as if every chunk were held. */
 		*front = 0;

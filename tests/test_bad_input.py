@@ -358,6 +358,17 @@ for var, val, needle in [("STARPU_NCPU", "abc", "STARPU_NCPU='abc': not a number
     r = halo("info", "--ncpu", "1", env={var: val})
     check(r.returncode == 1 and r.stderr.strip() == "halo: " + needle,
           f"{var}={val}: one line, exit 1 (StarPU aborted)", r.stderr)
+# RL keeps a PSF spectrum per haloed shape all run long: with boundary
+# none, 27 shapes in 3x3x3 chunks, 121 MB here beyond the chunks' 49 MB.
+# Under a StarPU limit set by hand between the two, StarPU waited forever.
+spectra = good_array("spectra.zarr", shape=(64, 512, 512), chunks=(22, 171, 171))
+r = halo("deconvolve", spectra, psf_file("psf9.tif", np.ones((9, 9, 9))), path("bad_out.zarr"),
+         "--mode", "overlap", "--boundary", "none", "--iterations", "1",
+         env={"STARPU_LIMIT_CPU_MEM": "150"}, timeout=120)
+check(r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and
+      "PSF spectra" in r.stderr and "limit of 157.3 MB" in r.stderr and
+      not os.path.exists(path("bad_out.zarr")),
+      "RL's PSF spectra over a hand-set StarPU limit: one line, nothing written", r.stderr)
 r = halo("info", env={"XDG_CACHE_HOME": "/proc"})
 check(r.returncode == 0 and "workers:" in r.stdout,
       "an unusable XDG_CACHE_HOME falls back to a private folder (StarPU aborted)", r.stderr)

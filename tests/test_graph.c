@@ -234,7 +234,8 @@ static void test_memory(void)
 
 	/* Richardson-Lucy instead: RL's three work arrays, another three
 	 * haloed blocks, are counted where a CPU runs it, and are what a
-	 * GPU holds instead (halo_plan_gpu_work). */
+	 * GPU holds instead (halo_plan_gpu_work); its PSF spectrum, one for
+	 * the one haloed shape (3x34x(34/2+1) complex), is held all along. */
 	static const float psf[27] = {[13] = 1};
 	halo_overlap_opts_t rl = {.kernel = HALO_OV_RICHARDSON_LUCY, .depth = {1, 1, 1},
 				  .boundary = HALO_BOUNDARY_REFLECT, .iterations = 2,
@@ -248,14 +249,29 @@ static void test_memory(void)
 		   "RL graph: %s", err.msg)) {
 		uint64_t f, q, gpu = halo_plan_gpu_work(plan);
 		halo_plan_memory(plan, &f, &q, NULL);
-		tap_ok(f == 3 * 4096 && q == 5 * 3 * 34 * 34 * 4 + 3 * 4096 &&
+		tap_ok(f == 3 * 4096 + 8 * 3 * 34 * 18 && q == 5 * 3 * 34 * 34 * 4 + 3 * 4096 &&
 			       gpu == 3 * 3 * 34 * 34 * 4,
-		       "RL of planes: %llu B per output chunk, %llu B of it on a GPU (want %d, %d)",
-		       (unsigned long long)q, (unsigned long long)gpu, 5 * 3 * 34 * 34 * 4 + 3 * 4096,
-		       3 * 3 * 34 * 34 * 4);
+		       "RL of planes: %llu B shared, %llu B per output chunk, %llu B of it on a GPU "
+		       "(want %d, %d, %d)",
+		       (unsigned long long)f, (unsigned long long)q, (unsigned long long)gpu,
+		       3 * 4096 + 8 * 3 * 34 * 18, 5 * 3 * 34 * 34 * 4 + 3 * 4096, 3 * 3 * 34 * 34 * 4);
 		halo_plan_free(plan);
 	}
 	halo_graph_free(g);
+
+	/* RL's spectra on 64x512x512 in 22x171x171 chunks, depth 9: with
+	 * boundary none the haloed lengths are 31, 40, 29 along z and 180,
+	 * 189, 179 along y and x (27 shapes), with reflect 40, 38 and 189,
+	 * 188 (8 shapes); the last axis keeps n/2+1 complex values. */
+	static const int64_t zs[] = {0, 22, 44, 64}, ys[] = {0, 171, 342, 512};
+	const int64_t *starts[3] = {zs, ys, ys}, nblk[3] = {3, 3, 3}, ext[3] = {64, 512, 512};
+	const int dep[3] = {9, 9, 9};
+	uint64_t none = halo_spectra_bytes(starts, nblk, ext, dep, HALO_BOUNDARY_NONE);
+	uint64_t refl = halo_spectra_bytes(starts, nblk, ext, dep, HALO_BOUNDARY_REFLECT);
+	tap_ok(none == 8ull * (31 + 40 + 29) * (180 + 189 + 179) * (91 + 95 + 90) &&
+		       refl == 8ull * (40 + 38) * (189 + 188) * (95 + 95),
+	       "PSF spectra: %llu B for 27 shapes (boundary none), %llu B for 8 (reflect)",
+	       (unsigned long long)none, (unsigned long long)refl);
 
 	/* The same filter on 4x8x8 chunks stored as 8x16x16 (2x2 output
 	 * chunks, both layers each): each output chunk needs 8 filtered
