@@ -753,9 +753,10 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 	if (ceiling > 0 && (uint64_t)ceiling < front + held) {
 		rc = halo_error_set(err, HALO_ENOMEM,
 				    "the graph holds %.1f MB at once (%.1f MB of chunks shared by "
-				    "neighbouring chunks and of PSF spectra, %.1f MB per output chunk), "
-				    "more than StarPU's limit of %.1f MB (--memory or STARPU_LIMIT_CPU_MEM)",
-				    (double)(front + held) / 1e6, (double)front / 1e6, (double)held / 1e6,
+				    "neighbouring chunks%s, %.1f MB per output chunk), more than StarPU's "
+				    "limit of %.1f MB (--memory or STARPU_LIMIT_CPU_MEM)",
+				    (double)(front + held) / 1e6, (double)front / 1e6,
+				    plan->spectra ? " and of PSF spectra" : "", (double)held / 1e6,
 				    (double)ceiling / 1e6);
 		goto out;
 	}

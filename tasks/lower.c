@@ -749,6 +749,7 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 	*per = 0;
 	*outside = 0;
 	plan->gpu_work = 0;
+	plan->spectra = 0;
 	int64_t T = 1, most = 1;
 	for (int i = 0; i < plan->n; i++) {
 		const halo_pnode_t *p = plan->nodes[i];
@@ -852,6 +853,7 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 		 * the shared chunks. */
 		*per += most_excl + shared / (uint64_t)T;
 		*front += spectra;
+		plan->spectra = spectra;
 	} else {
 		/* No room to work it out: as if every chunk were held. */
 		*front = 0;

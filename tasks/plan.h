@@ -47,6 +47,7 @@ typedef struct halo_plan {
 	int n;
 	uint64_t front, per, outside; /* halo_plan_memory's, once worked out (per > 0) */
 	uint64_t gpu_work;            /* halo_plan_gpu_work's, with them */
+	uint64_t spectra;             /* RL's PSF spectra, in front */
 } halo_plan_t;
 
 int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err);
