@@ -806,14 +806,14 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 			bytes += 2 * haloed;
 			if (e->ov == HALO_OV_RICHARDSON_LUCY) {
 				apart += 3 * haloed;
-				gpu += 3 * haloed;
+				gpu = 3 * haloed;
+				/* And one PSF spectrum per haloed shape, all run. */
+				const int64_t *st[3] = {p->grid[0].start, p->grid[1].start,
+							p->grid[2].start};
+				int64_t nb[3] = {p->grid[0].nblocks, p->grid[1].nblocks,
+						 p->grid[2].nblocks};
+				spectra += halo_spectra_bytes(st, nb, e->shape, e->depth, e->boundary);
 			}
-		}
-		/* RL keeps one PSF spectrum per haloed shape all run long. */
-		if (p->kind == HALO_PN_OVERLAP && e->ov == HALO_OV_RICHARDSON_LUCY) {
-			const int64_t *st[3] = {p->grid[0].start, p->grid[1].start, p->grid[2].start};
-			int64_t nb[3] = {p->grid[0].nblocks, p->grid[1].nblocks, p->grid[2].nblocks};
-			spectra += halo_spectra_bytes(st, nb, e->shape, e->depth, e->boundary);
 		}
 		uint64_t t = times[i] ? times[i] : 1;
 		*per += (bytes + apart) * t;
