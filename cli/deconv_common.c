@@ -407,7 +407,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		held *= (uint64_t)(info.chunks[d] + 2 * (dopts.depth[d] > pn[d] ? dopts.depth[d] : pn[d]));
 	o2.rt.memory_floor = held * (uint64_t)workers + (exact ? 12 * vox : 0);
 	/* Overlap mode's RL keeps a PSF spectrum per haloed shape all run
-	 * long (up to 27 with boundary none): 135 MB beyond the rest for
+	 * long (up to 27 with boundary none): 121 MB beyond the rest for
 	 * 64x512x512 in 3x3x3 chunks, where a limit of 150 MB hung. */
 	struct halo_axis ax[3] = {{0}};
 	int axes_ok = 1;
