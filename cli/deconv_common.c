@@ -413,11 +413,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	int axes_ok = 1;
 	for (int d = 0; d < 3; d++)
 		axes_ok &= halo_axis_regular(&ax[d], info.shape[d], info.chunks[d]) == 0;
-	if (!exact && axes_ok) {
-		const int64_t *st[3] = {ax[0].start, ax[1].start, ax[2].start};
-		int64_t nb[3] = {ax[0].nblocks, ax[1].nblocks, ax[2].nblocks};
-		o2.rt.memory_floor += halo_spectra_bytes(st, nb, info.shape, dopts.depth, o->boundary);
-	}
+	if (!exact && axes_ok)
+		o2.rt.memory_floor += halo_spectra_bytes(ax, dopts.depth, o->boundary);
 	for (int d = 0; d < 3; d++)
 		halo_axis_free(&ax[d]);
 	/* And the input chunks that neighbouring chunks share: the layers

@@ -543,59 +543,45 @@ static uint64_t largest_chunk(const halo_pnode_t *p, const int depth[3], size_t 
 	return bytes;
 }
 
-/* The haloed length of each block of an axis (as the executor's
- * overlap_region cuts it), once each, into len; returns how many. */
-static int haloed_lengths(const int64_t *start, int64_t nblocks, int64_t extent, int depth,
-			  int boundary, int64_t *len)
+/* The sum of f over the distinct haloed lengths of an axis's blocks (as
+ * the executor's overlap_region cuts them): f(n) = n, or n / 2 + 1 for the
+ * last axis, whose spectrum is half. -1 when out of memory. */
+static int64_t haloed_lengths_sum(const struct halo_axis *a, int depth, int boundary, int half)
 {
+	int64_t *len = malloc((size_t)(a->nblocks > 0 ? a->nblocks : 1) * sizeof *len), sum = 0;
+	if (!len)
+		return -1;
 	int n = 0;
-	for (int64_t k = 0; k < nblocks; k++) {
-		int64_t end = start[k + 1] < extent ? start[k + 1] : extent;
-		int64_t a = start[k] - depth, b = end + depth;
+	for (int64_t k = 0; k < a->nblocks; k++) {
+		int64_t lo = a->start[k] - depth, hi = a->start[k + 1] + depth;
 		if (boundary == HALO_BOUNDARY_NONE) {
-			a = a < 0 ? 0 : a;
-			b = b > extent ? extent : b;
+			lo = lo < 0 ? 0 : lo;
+			hi = hi > a->n ? a->n : hi;
 		}
 		int i = 0;
-		while (i < n && len[i] != b - a)
+		while (i < n && len[i] != hi - lo)
 			i++;
-		if (i == n)
-			len[n++] = b - a;
+		if (i == n) {
+			len[n++] = hi - lo;
+			sum += half ? (hi - lo) / 2 + 1 : hi - lo;
+		}
 	}
-	return n;
+	free(len);
+	return sum;
 }
 
-uint64_t halo_spectra_bytes(const int64_t *const start[3], const int64_t nblocks[3],
-			    const int64_t extent[3], const int depth[3], int boundary)
+uint64_t halo_spectra_bytes(const struct halo_axis ax[3], const int depth[3], int boundary)
 {
-	int64_t *len[3] = {NULL, NULL, NULL};
-	int n[3];
-	uint64_t bytes = 0;
+	/* One spectrum of halo_otf_floats floats per distinct shape: a sum
+	 * over every combination of per-axis lengths of their product, so
+	 * the product of the per-axis sums. */
+	uint64_t bytes = 2 * sizeof(float);
 	for (int d = 0; d < 3; d++) {
-		len[d] = malloc((size_t)(nblocks[d] > 0 ? nblocks[d] : 1) * sizeof *len[d]);
-		if (!len[d])
-			goto out;
-		n[d] = haloed_lengths(start[d], nblocks[d], extent[d], depth[d], boundary, len[d]);
+		int64_t s = haloed_lengths_sum(&ax[d], depth[d], boundary, d == 2);
+		if (s < 0)
+			return 0;
+		bytes *= (uint64_t)s;
 	}
-	/* One spectrum per shape, of halo_otf_floats floats: the half
-	 * spectrum of the last axis, complex. Irregular chunks could give
-	 * many shapes: past 4096, each counts as the largest. */
-	if ((uint64_t)n[0] * (uint64_t)n[1] * (uint64_t)n[2] > 4096) {
-		int64_t big[3] = {0, 0, 0};
-		for (int d = 0; d < 3; d++)
-			for (int i = 0; i < n[d]; i++)
-				big[d] = len[d][i] > big[d] ? len[d][i] : big[d];
-		bytes = (uint64_t)n[0] * (uint64_t)n[1] * (uint64_t)n[2] * 8 *
-			(uint64_t)(big[0] * big[1] * (big[2] / 2 + 1));
-		goto out;
-	}
-	for (int i = 0; i < n[0]; i++)
-		for (int j = 0; j < n[1]; j++)
-			for (int k = 0; k < n[2]; k++)
-				bytes += 8 * (uint64_t)(len[0][i] * len[1][j] * (len[2][k] / 2 + 1));
-out:
-	for (int d = 0; d < 3; d++)
-		free(len[d]);
 	return bytes;
 }
 
@@ -808,11 +794,7 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 				apart += 3 * haloed;
 				gpu = 3 * haloed;
 				/* And one PSF spectrum per haloed shape, all run. */
-				const int64_t *st[3] = {p->grid[0].start, p->grid[1].start,
-							p->grid[2].start};
-				int64_t nb[3] = {p->grid[0].nblocks, p->grid[1].nblocks,
-						 p->grid[2].nblocks};
-				spectra += halo_spectra_bytes(st, nb, e->shape, e->depth, e->boundary);
+				spectra += halo_spectra_bytes(p->grid, e->depth, e->boundary);
 			}
 		}
 		uint64_t t = times[i] ? times[i] : 1;

@@ -93,12 +93,10 @@ void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st);
  * NULL): the part of per that StarPU does not allocate (kernels' work
  * arrays, the store's buffer), which its limit does not bound. */
 void halo_plan_memory(halo_plan_t *p, uint64_t *front, uint64_t *per, uint64_t *outside);
-/* The bytes of the PSF spectra RL keeps for a grid (start[d]: nblocks[d] + 1
- * block starts of each axis, over extent[d] voxels): one per distinct
+/* The bytes of the PSF spectra RL keeps for a grid: one per distinct
  * haloed shape, up to 27 with boundary none. halo_plan_memory counts them
- * in front. */
-uint64_t halo_spectra_bytes(const int64_t *const start[3], const int64_t nblocks[3],
-			    const int64_t extent[3], const int depth[3], int boundary);
+ * in front. 0 when out of memory. */
+uint64_t halo_spectra_bytes(const struct halo_axis ax[3], const int depth[3], int boundary);
 /* The part of halo_plan_memory's per that a GPU holds instead of the host
  * when it runs the kernels: their work arrays (RL's three). */
 uint64_t halo_plan_gpu_work(halo_plan_t *p);

@@ -263,11 +263,11 @@ static void test_memory(void)
 	 * boundary none the haloed lengths are 31, 40, 29 along z and 180,
 	 * 189, 179 along y and x (27 shapes), with reflect 40, 38 and 189,
 	 * 188 (8 shapes); the last axis keeps n/2+1 complex values. */
-	static const int64_t zs[] = {0, 22, 44, 64}, ys[] = {0, 171, 342, 512};
-	const int64_t *starts[3] = {zs, ys, ys}, nblk[3] = {3, 3, 3}, ext[3] = {64, 512, 512};
+	static int64_t zs[] = {0, 22, 44, 64}, ys[] = {0, 171, 342, 512};
+	const struct halo_axis axes[3] = {{64, 3, zs}, {512, 3, ys}, {512, 3, ys}};
 	const int dep[3] = {9, 9, 9};
-	uint64_t none = halo_spectra_bytes(starts, nblk, ext, dep, HALO_BOUNDARY_NONE);
-	uint64_t refl = halo_spectra_bytes(starts, nblk, ext, dep, HALO_BOUNDARY_REFLECT);
+	uint64_t none = halo_spectra_bytes(axes, dep, HALO_BOUNDARY_NONE);
+	uint64_t refl = halo_spectra_bytes(axes, dep, HALO_BOUNDARY_REFLECT);
 	tap_ok(none == 8ull * (31 + 40 + 29) * (180 + 189 + 179) * (91 + 95 + 90) &&
 		       refl == 8ull * (40 + 38) * (189 + 188) * (95 + 95),
 	       "PSF spectra: %llu B for 27 shapes (boundary none), %llu B for 8 (reflect)",
