@@ -69,6 +69,11 @@ void halo__io_begin(size_t bytes, struct halo_io_lend *l)
 {
 	int running = __atomic_add_fetch(&io_running, 1, __ATOMIC_RELAXED);
 	l->widened = 0;
+	/* Most chunks are too small for a second thread: no system call, no
+	 * StarPU lock for them (a pipeline may have 100,000). */
+	size_t most = bytes / (8u << 20);
+	if (most < 2)
+		return;
 	int gpus = halo_runtime_gpus_lead() || halo_runtime_gpus_alone();
 	if (!gpus && starpu_task_nready() > running)
 		return;
@@ -86,7 +91,6 @@ void halo__io_begin(size_t bytes, struct halo_io_lend *l)
 	}
 	int cores = gpus ? CPU_COUNT(&set) : (int)starpu_cpu_worker_get_count();
 	int threads = cores / running;
-	size_t most = bytes / (8u << 20);
 	threads = (size_t)threads > most ? (int)most : threads;
 	if (threads < 2 || pthread_getaffinity_np(pthread_self(), sizeof l->saved, &l->saved) ||
 	    pthread_setaffinity_np(pthread_self(), sizeof set, &set))
