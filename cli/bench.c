@@ -340,6 +340,7 @@ static int measure_halo(struct bench_ctx *b, struct bench_workload *w, struct be
 		t = json_is_number(v) ? json_number_value(v) : -1;
 		const char *path = json_string_value(json_object_get(j, "cuda_rl"));
 		snprintf(r->cuda_rl, sizeof r->cuda_rl, "%s", path ? path : "kernels");
+		r->cuda_graphs = json_integer_value(json_object_get(j, "cuda_graphs")) > 0;
 		json_decref(j);
 		if (t < 0)
 			return halo_error_set(err, HALO_ERUNTIME, "halo bench rl %s: %s", r->label,

@@ -65,6 +65,7 @@ struct bench_run {
 	double max_rel_diff; /* against halo's result; < 0 when not measured */
 	char cuda_rl[20];    /* rl on a GPU: how the elementwise steps ran
 			      * (halo_rl_cuda_path; see bench_run_bytes) */
+	int cuda_graphs;     /* ... and whether its iterations ran as CUDA graphs */
 	char trace[4096];    /* the trace recorded for this configuration, or "" */
 };
 

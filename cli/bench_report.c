@@ -109,7 +109,8 @@ static const char *run_name(const struct bench_workload *w, const struct bench_r
 {
 	/* rl on a GPU: whether cuFFT took the callbacks. */
 	if (is_halo(r) && !strcmp(w->name, "rl") && r->cfg.ncuda)
-		snprintf(buf, len, "halo %s, %s", r->label, r->cuda_rl[0] ? r->cuda_rl : "kernels");
+		snprintf(buf, len, "halo %s, %s%s", r->label, r->cuda_rl[0] ? r->cuda_rl : "kernels",
+			 r->cuda_graphs ? ", graphs" : "");
 	else if (is_halo(r))
 		snprintf(buf, len, "halo %s", r->label);
 	else
@@ -259,9 +260,11 @@ static json_t *run_json(const struct bench_report *rep, const struct bench_workl
 			json_object_set_new(c, "mode", json_string(r->cfg.mode));
 		/* The GPU's elementwise steps: in cuFFT's callbacks, or as
 		 * kernels where cuFFT could not link them. */
-		if (!strcmp(w->name, "rl") && r->cfg.ncuda)
+		if (!strcmp(w->name, "rl") && r->cfg.ncuda) {
 			json_object_set_new(c, "cuda_rl",
 					    json_string(r->cuda_rl[0] ? r->cuda_rl : "kernels"));
+			json_object_set_new(c, "cuda_graphs", json_boolean(r->cuda_graphs));
+		}
 		json_object_set_new(j, "config", c);
 		if (r->trace[0])
 			json_object_set_new(j, "trace", json_string(r->trace));

@@ -134,10 +134,12 @@ int bench_rl_child(int argc, char **argv)
 			printf("%s%.6f", i ? ", " : "", times[i]);
 		printf("]");
 #ifdef HALO_USE_CUDA
-		int fused, kernels, last_error;
+		int fused, kernels, last_error, graphs, graph_failures;
 		halo_rl_cuda_plans(&fused, &kernels, &last_error);
+		halo_rl_cuda_graphs(&graphs, &graph_failures);
 		if (fused || kernels)
-			printf(", \"cuda_rl\": \"%s\"", halo_rl_cuda_path());
+			printf(", \"cuda_rl\": \"%s\", \"cuda_graphs\": %d, \"cuda_graph_failures\": %d",
+			       halo_rl_cuda_path(), graphs, graph_failures);
 #endif
 		printf("}\n");
 	}

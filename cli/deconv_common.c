@@ -406,6 +406,16 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	for (int d = 0; d < 3; d++)
 		held *= (uint64_t)(info.chunks[d] + 2 * (dopts.depth[d] > pn[d] ? dopts.depth[d] : pn[d]));
 	o2.rt.memory_floor = held * (uint64_t)workers + (exact ? 12 * vox : 0);
+	/* The largest chunk buffer in main memory, which decides whether
+	 * StarPU pins them (halo__runtime_pins): an input chunk, a haloed
+	 * block (float32) or an output chunk. */
+	uint64_t inb = halo_dtype_size(ii->dtype), hb = sizeof(float), ob = halo_dtype_size(info.dtype);
+	for (int d = 0; d < 3; d++) {
+		inb *= (uint64_t)(ii->chunks[d] > 0 ? ii->chunks[d] : 1);
+		hb *= (uint64_t)(info.chunks[d] + 2 * dopts.depth[d]);
+		ob *= (uint64_t)info.chunks[d];
+	}
+	o2.rt.chunk_bytes = inb > hb ? (inb > ob ? inb : ob) : (hb > ob ? hb : ob);
 	/* Overlap mode's RL keeps a PSF spectrum per haloed shape all run
 	 * long (up to 27 with boundary none): 121 MB beyond the rest for
 	 * 64x512x512 in 3x3x3 chunks, where a limit of 150 MB hung. */

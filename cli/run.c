@@ -175,6 +175,7 @@ int halo_cli_run(int argc, char **argv)
 	/* Below what the halos and one chunk in flight need StarPU could never
 	 * allocate a task's buffers: it may hold that much (with room). */
 	rt_opts.memory_floor = 2 * (front + per);
+	rt_opts.chunk_bytes = halo_plan_largest_chunk(plan);
 	if (halo_runtime_init(&rt_opts, &rt, &err))
 		goto fail;
 	halo_signals_install();

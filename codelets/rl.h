@@ -108,6 +108,9 @@ void halo__rl_backward_cuda(void *buffers[], void *cl_arg);
  * or =store for only the OTF products or only the ratio and update, =0
  * for kernels; by default, halo_rl_callbacks_choice. */
 void halo_rl_cuda_plans(int *fused, int *kernels, int *last_error);
+/* CUDA graphs of RL iterations captured so far, and captures that failed
+ * (those plan sets launch every kernel; HALO_CUDA_GRAPHS=0 asks for that). */
+void halo_rl_cuda_graphs(int *made, int *failed);
 /* How the last plan set made runs those steps: "kernels", "callbacks",
  * "load callbacks" or "store callbacks". */
 const char *halo_rl_cuda_path(void);

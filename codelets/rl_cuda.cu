@@ -20,7 +20,14 @@
  * (halo_rl_callbacks_choice: cuFFT's kernels with callbacks linked in are
  * slower than its own, which only large transforms make up for). Either
  * way the arithmetic is rl_math.h, the functions the CPU implementation
- * and its tests run. */
+ * and its tests run.
+ *
+ * A seed-sized rl task is some 2,000 launches, more than CUDA queues
+ * without blocking the launching thread; that thread is StarPU's GPU
+ * worker, which also starts and completes the worker's transfers. So the
+ * iterations go in blocks of GRAPH_ITERATIONS captured once per worker and
+ * shape as a CUDA graph, one launch each, and the task returns while the
+ * GPU works (HALO_CUDA_GRAPHS=0: launch every kernel, as before). */
 #include "config.h"
 
 #include <cufft.h>
@@ -41,6 +48,10 @@ extern "C" {
 /* An exact-mode run has up to 8 haloed shapes (interior and edge chunks
  * per axis); with callbacks, making a plan means linking them (JIT). */
 #define MAX_SHAPES 8
+
+/* Iterations per graph launch: even, so that the estimate ends in the
+ * buffer it started in (store callbacks swap the two). */
+#define GRAPH_ITERATIONS 10
 
 /* Plans: R2C always; with callbacks C2R_FWD (times the OTF) and C2R_BWD
  * (times its conjugate), otherwise C2R and kernels. */
@@ -80,6 +91,8 @@ struct gpu_work {
 	unsigned node;         /* ... of this memory node */
 	cufftHandle plan[NPLANS];
 	int made[NPLANS];
+	cudaGraphExec_t graph; /* rl: GRAPH_ITERATIONS iterations, once made */
+	int graph_failed;      /* capture failed: launch kernels one by one */
 };
 
 struct gpu_cache {
@@ -89,13 +102,15 @@ struct gpu_cache {
 
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-static int fused_plans, kernel_plans, last_fallback, last_cb;
+static int fused_plans, kernel_plans, last_fallback, last_cb, graphs_made, graphs_failed;
 
 static void work_free(struct gpu_work *w)
 {
 	for (int i = 0; i < NPLANS; i++)
 		if (w->made[i])
 			cufftDestroy(w->plan[i]);
+	if (w->graph)
+		cudaGraphExecDestroy(w->graph);
 	cudaFree(w->est);
 	cudaFree(w->tmp);
 	cudaFree(w->spec);
@@ -268,6 +283,12 @@ extern "C" void halo_rl_cuda_plans(int *fused, int *kernels, int *last_error)
 	*last_error = __atomic_load_n(&last_fallback, __ATOMIC_RELAXED);
 }
 
+extern "C" void halo_rl_cuda_graphs(int *made, int *failed)
+{
+	*made = __atomic_load_n(&graphs_made, __ATOMIC_RELAXED);
+	*failed = __atomic_load_n(&graphs_failed, __ATOMIC_RELAXED);
+}
+
 extern "C" const char *halo_rl_cuda_path(void)
 {
 	static const char *const names[] = {"kernels", "load callbacks", "store callbacks",
@@ -284,21 +305,24 @@ static __global__ void params_kernel(struct halo_rl_cb_params *p, const float2 *
 	p->est[1] = est1;
 }
 
-static __global__ void otf_kernel(float2 *spec, const float2 *otf, size_t n, int conj)
+/* The OTF and the image come through the params, as for the callbacks, so
+ * that a captured graph serves every task of its worker and shape. */
+static __global__ void otf_kernel(float2 *spec, const struct halo_rl_cb_params *p, size_t n,
+				  int conj)
 {
 	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i < n) {
-		float2 s = spec[i], h = otf[i];
+		float2 s = spec[i], h = p->otf[i];
 		halo_rl_cmul(&s.x, &s.y, h.x, h.y, conj);
 		spec[i] = s;
 	}
 }
 
-static __global__ void ratio_kernel(float *blurred, const float *image, size_t n)
+static __global__ void ratio_kernel(float *blurred, const struct halo_rl_cb_params *p, size_t n)
 {
 	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i < n)
-		blurred[i] = halo_rl_ratio(image[i], blurred[i]);
+		blurred[i] = halo_rl_ratio(p->image[i], blurred[i]);
 }
 
 static __global__ void update_kernel(float *est, const float *corr, size_t n)
@@ -394,6 +418,63 @@ extern "C" void halo__rl_warm_cuda(void *buffers[], void *cl_arg)
 		(void)cudaGetLastError();
 }
 
+/* One RL iteration's launches on w's stream, from *est; other: the blurred
+ * estimate, the ratio, the correction, and with store callbacks the next
+ * estimate, which then swaps with *est. 0 when a cuFFT call failed. */
+static int rl_iteration(struct gpu_work *w, float **est, float **other)
+{
+	int load = w->cb & HALO_RL_CB_LOAD, store = w->cb & HALO_RL_CB_STORE;
+	cufftHandle fwd = w->plan[w->cb ? C2R_FWD : C2R], bwd = w->plan[w->cb ? C2R_BWD : C2R];
+	size_t N = w->nreal, NC = w->ncplx;
+	float2 *spec = (float2 *)w->spec;
+	int ok = cufftExecR2C(w->plan[R2C], *est, w->spec) == CUFFT_SUCCESS;
+	if (!load)
+		otf_kernel<<<blocks_for(NC), 256, 0, w->stream>>>(spec, w->params, NC, 0);
+	ok &= cufftExecC2R(fwd, w->spec, *other) == CUFFT_SUCCESS;
+	if (!store)
+		ratio_kernel<<<blocks_for(N), 256, 0, w->stream>>>(*other, w->params, N);
+	ok &= cufftExecR2C(w->plan[R2C], *other, w->spec) == CUFFT_SUCCESS;
+	if (!load)
+		otf_kernel<<<blocks_for(NC), 256, 0, w->stream>>>(spec, w->params, NC, 1);
+	ok &= cufftExecC2R(bwd, w->spec, *other) == CUFFT_SUCCESS;
+	if (store) {
+		float *t = *est;
+		*est = *other;
+		*other = t;
+	} else {
+		update_kernel<<<blocks_for(N), 256, 0, w->stream>>>(*est, *other, N);
+	}
+	return ok;
+}
+
+/* w's graph of GRAPH_ITERATIONS iterations, captured at its first use;
+ * NULL where capture fails (cuFFT does not capture every kind of plan),
+ * and then never tried again for w. Thread-local capture: other threads'
+ * CUDA calls go on meanwhile. */
+static cudaGraphExec_t rl_graph(struct gpu_work *w)
+{
+	if (w->graph || w->graph_failed)
+		return w->graph;
+	cudaGraph_t g = NULL;
+	if (cudaStreamBeginCapture(w->stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess) {
+		float *est = w->est, *other = w->tmp;
+		int ok = 1;
+		for (int i = 0; i < GRAPH_ITERATIONS; i++)
+			ok &= rl_iteration(w, &est, &other);
+		if (cudaStreamEndCapture(w->stream, &g) == cudaSuccess && ok && g &&
+		    cudaGraphInstantiate(&w->graph, g, 0) != cudaSuccess)
+			w->graph = NULL;
+		if (g)
+			cudaGraphDestroy(g);
+	}
+	if (!w->graph) {
+		(void)cudaGetLastError();
+		w->graph_failed = 1;
+	}
+	__atomic_add_fetch(w->graph ? &graphs_made : &graphs_failed, 1, __ATOMIC_RELAXED);
+	return w->graph;
+}
+
 extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)
 {
 	const struct halo_rl_args *a = (const struct halo_rl_args *)cl_arg;
@@ -411,36 +492,21 @@ extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)
 			__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
 		return;
 	}
-	size_t N = w->nreal, NC = w->ncplx;
-	int ok = cudaMemcpyAsync(w->est, image, N * sizeof(float), cudaMemcpyDeviceToDevice,
-				 stream) == cudaSuccess;
+	int ok = cudaMemcpyAsync(w->est, image, w->nreal * sizeof(float),
+				 cudaMemcpyDeviceToDevice, stream) == cudaSuccess;
+	params_kernel<<<1, 1, 0, stream>>>(w->params, otf, image, w->est, w->tmp);
 	float *est = w->est, *other = w->tmp;
-	int load = w->cb & HALO_RL_CB_LOAD, store = w->cb & HALO_RL_CB_STORE;
-	cufftHandle fwd = w->plan[w->cb ? C2R_FWD : C2R], bwd = w->plan[w->cb ? C2R_BWD : C2R];
-	if (w->cb)
-		params_kernel<<<1, 1, 0, stream>>>(w->params, otf, image, w->est, w->tmp);
+	const char *graphs = getenv("HALO_CUDA_GRAPHS");
+	cudaGraphExec_t g = a->iterations >= GRAPH_ITERATIONS && !(graphs && !strcmp(graphs, "0"))
+				    ? rl_graph(w)
+				    : NULL;
+	int it = 0;
 	/* After SIGINT the run is abandoned: stop launching iterations. */
-	for (int it = 0; ok && it < a->iterations && !halo_interrupted(); it++) {
-		/* other: the blurred estimate, the ratio, the correction; with
-		 * store callbacks the next estimate, which swaps with est. */
-		ok &= cufftExecR2C(w->plan[R2C], est, w->spec) == CUFFT_SUCCESS;
-		if (!load)
-			otf_kernel<<<blocks_for(NC), 256, 0, stream>>>((float2 *)w->spec, otf, NC, 0);
-		ok &= cufftExecC2R(fwd, w->spec, other) == CUFFT_SUCCESS;
-		if (!store)
-			ratio_kernel<<<blocks_for(N), 256, 0, stream>>>(other, image, N);
-		ok &= cufftExecR2C(w->plan[R2C], other, w->spec) == CUFFT_SUCCESS;
-		if (!load)
-			otf_kernel<<<blocks_for(NC), 256, 0, stream>>>((float2 *)w->spec, otf, NC, 1);
-		ok &= cufftExecC2R(bwd, w->spec, other) == CUFFT_SUCCESS;
-		if (store) {
-			float *t = est;
-			est = other;
-			other = t;
-		} else {
-			update_kernel<<<blocks_for(N), 256, 0, stream>>>(est, other, N);
-		}
-	}
+	for (; ok && g && it + GRAPH_ITERATIONS <= a->iterations && !halo_interrupted();
+	     it += GRAPH_ITERATIONS)
+		ok &= cudaGraphLaunch(g, stream) == cudaSuccess;
+	for (; ok && it < a->iterations && !halo_interrupted(); it++)
+		ok &= rl_iteration(w, &est, &other);
 	size_t total = (size_t)on[0] * on[1] * on[2];
 	trim_kernel<<<blocks_for(total), 256, 0, stream>>>(out, on[0], on[1], on[2], est, n[1],
 							    n[2], a->trim[0], a->trim[1], a->trim[2],
@@ -485,13 +551,13 @@ static void half_cuda(void *haloed_buf, void *otf_buf, const float *image, void 
 	}
 	/* A C2R transform may overwrite its input: the spectrum is w's own. */
 	int ok = cufftExecR2C(w->plan[R2C], (cufftReal *)haloed, w->spec) == CUFFT_SUCCESS;
+	params_kernel<<<1, 1, 0, stream>>>(w->params, otf, NULL, NULL, NULL);
 	if (w->cb) {
-		params_kernel<<<1, 1, 0, stream>>>(w->params, otf, NULL, NULL, NULL);
 		ok &= cufftExecC2R(w->plan[backward ? C2R_BWD : C2R_FWD], w->spec, w->tmp) ==
 		      CUFFT_SUCCESS;
 	} else {
-		otf_kernel<<<blocks_for(w->ncplx), 256, 0, stream>>>((float2 *)w->spec, otf, w->ncplx,
-								      backward);
+		otf_kernel<<<blocks_for(w->ncplx), 256, 0, stream>>>((float2 *)w->spec, w->params,
+								      w->ncplx, backward);
 		ok &= cufftExecC2R(w->plan[C2R], w->spec, w->tmp) == CUFFT_SUCCESS;
 	}
 	size_t total = (size_t)on[0] * on[1] * on[2];

@@ -5,7 +5,8 @@
  * RL task on a CPU worker equals halo_rl_compute for even and odd shapes,
  * trimmed and untrimmed. With a CUDA device, the same task pinned to a GPU
  * worker gives the CPU's chunk to 1e-4 (max relative), with the
- * elementwise steps fused into cuFFT callbacks and as separate kernels;
+ * elementwise steps fused into cuFFT callbacks and as separate kernels,
+ * in CUDA graphs and launched one by one;
  * without one those checks are skipped, saying so. The exact mode's
  * half-iteration tasks are checked the same way. */
 #include "config.h"
@@ -296,12 +297,16 @@ static void compare(const int n[3], const int pn[3], const int trim[3], const in
 	float *cpu = run_on(first_worker(STARPU_CPU_WORKER), hi, ho, on, &a);
 	/* Every GPU path: the elementwise steps as kernels (the default), in
 	 * cuFFT's callbacks, and half of them in each. */
-	float *gpu[4] = {NULL};
+	float *gpu[5] = {NULL};
 	for (int p = 0; p < 4 && cuda >= 0; p++) {
 		setenv("HALO_CUFFT_CALLBACKS", cb_paths[p], 1);
 		gpu[p] = run_on(cuda, hi, ho, on, &a);
 	}
 	unsetenv("HALO_CUFFT_CALLBACKS");
+	/* ... and the kernels launched one by one, not as CUDA graphs. */
+	setenv("HALO_CUDA_GRAPHS", "0", 1);
+	gpu[4] = cuda >= 0 ? run_on(cuda, hi, ho, on, &a) : NULL;
+	unsetenv("HALO_CUDA_GRAPHS");
 	char what[160];
 	snprintf(what, sizeof what, "%dx%dx%d, PSF %dx%dx%d, %d iterations, out %dx%dx%d", n[0],
 		 n[1], n[2], pn[0], pn[1], pn[2], it, on[0], on[1], on[2]);
@@ -313,8 +318,8 @@ static void compare(const int n[3], const int pn[3], const int trim[3], const in
 		tap_skip("no CUDA device on this machine", "RL on a GPU worker: %s", what);
 	else if (tap_ok(gpu[0] != NULL, "RL task ran on a GPU worker: %s", what)) {
 		static const char *const names[] = {"kernels", "callbacks", "load callbacks",
-						    "store callbacks"};
-		for (int p = 0; p < 4; p++) {
+						    "store callbacks", "kernels, no graphs"};
+		for (int p = 0; p < 5; p++) {
 			double g = gpu[p] && cpu ? max_rel(gpu[p], cpu, no) : INFINITY;
 			tap_ok(g <= 1e-4, "GPU with %s = CPU to 1e-4 (%.1e): %s", names[p], g, what);
 		}
@@ -325,7 +330,7 @@ static void compare(const int n[3], const int pn[3], const int trim[3], const in
 	starpu_free(otf);
 	free(psf);
 	free(ref);
-	for (int p = 0; p < 4; p++)
+	for (int p = 0; p < 5; p++)
 		free(gpu[p]);
 	free(cpu);
 }
@@ -559,6 +564,15 @@ int main(void)
 		tap_ok(fused > 0 && last_error == 0,
 		       "cuFFT links RL's callbacks: %d fused plan sets, %d with kernels, "
 		       "last cuFFT error %d", fused, kernels, last_error);
+	/* compare's runs of 10 and 25 iterations: at least the plain plans
+	 * (kernels) capture; cuFFT may refuse some plans with callbacks. */
+	int graphs, graph_failures;
+	halo_rl_cuda_graphs(&graphs, &graph_failures);
+	if (first_worker(STARPU_CUDA_WORKER) < 0)
+		tap_skip("no CUDA device on this machine", "RL iterations run as CUDA graphs");
+	else
+		tap_ok(graphs > 0, "RL iterations run as CUDA graphs: %d captured, %d captures failed",
+		       graphs, graph_failures);
 #endif
 	halo_runtime_shutdown(rt);
 	return tap_done();
