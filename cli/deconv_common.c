@@ -231,6 +231,15 @@ static int exact_distributed(const struct halo_deconv_cli *o, halo_reader_t *r, 
 /* A chunk with its halo of a size with a prime factor over 7 makes every
  * FFT of the run slower (1.7x per voxel at 152 = 8 x 19 against 150): says
  * so, with the next larger --depth that avoids it, for each chunked axis. */
+/* Voxels of a chunk with pad[d] more on each side of axis d. */
+static uint64_t padded_voxels(const int64_t chunks[3], const int pad[3])
+{
+	uint64_t v = 1;
+	for (int d = 0; d < 3; d++)
+		v *= (uint64_t)(chunks[d] + 2 * pad[d]);
+	return v;
+}
+
 static void warn_fft_sizes(const halo_volume_info_t *info, const int depth[3])
 {
 	static const char axis[3] = {'z', 'y', 'x'};
@@ -356,9 +365,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	 * buffers. A StarPU limit set by hand binds unless --memory replaces
 	 * it (halo_runtime_init), or StarPU may swap to disk
 	 * (STARPU_DISK_SWAP). */
-	uint64_t vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]), haloed = 4;
-	for (int d = 0; d < 3; d++)
-		haloed *= (uint64_t)(info.chunks[d] + 2 * pn[d]);
+	uint64_t vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]);
+	uint64_t haloed = sizeof(float) * padded_voxels(info.chunks, pn);
 	uint64_t resident = 12 * vox + 2 * haloed * (uint64_t)workers;
 	const char *swap = getenv("STARPU_DISK_SWAP");
 	const char *limit_env = o->memory || (swap && *swap) ? NULL : getenv("STARPU_LIMIT_CPU_MEM");
@@ -402,20 +410,22 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	/* What the tasks running at once hold (about 32 bytes per haloed voxel
 	 * each, and exact mode's three volumes): StarPU may hold that much
 	 * whatever --memory says, or it could never allocate them. */
-	uint64_t held = 32;
-	for (int d = 0; d < 3; d++)
-		held *= (uint64_t)(info.chunks[d] + 2 * (dopts.depth[d] > pn[d] ? dopts.depth[d] : pn[d]));
-	o2.rt.memory_floor = held * (uint64_t)workers + (exact ? 12 * vox : 0);
+	int wide[3], none[3] = {0};
+	int64_t inc[3];
+	for (int d = 0; d < 3; d++) {
+		wide[d] = dopts.depth[d] > pn[d] ? dopts.depth[d] : pn[d];
+		inc[d] = ii->chunks[d] > 0 ? ii->chunks[d] : 1;
+	}
+	o2.rt.memory_floor = 32 * padded_voxels(info.chunks, wide) * (uint64_t)workers +
+			     (exact ? 12 * vox : 0);
 	/* The largest chunk buffer in main memory, which decides whether
 	 * StarPU pins them (halo__runtime_pins): an input chunk, a haloed
 	 * block (float32) or an output chunk. */
-	uint64_t inb = halo_dtype_size(ii->dtype), hb = sizeof(float), ob = halo_dtype_size(info.dtype);
-	for (int d = 0; d < 3; d++) {
-		inb *= (uint64_t)(ii->chunks[d] > 0 ? ii->chunks[d] : 1);
-		hb *= (uint64_t)(info.chunks[d] + 2 * dopts.depth[d]);
-		ob *= (uint64_t)info.chunks[d];
-	}
-	o2.rt.chunk_bytes = inb > hb ? (inb > ob ? inb : ob) : (hb > ob ? hb : ob);
+	uint64_t bufs[3] = {halo_dtype_size(ii->dtype) * padded_voxels(inc, none),
+			    sizeof(float) * padded_voxels(info.chunks, dopts.depth),
+			    halo_dtype_size(info.dtype) * padded_voxels(info.chunks, none)};
+	for (int i = 0; i < 3; i++)
+		o2.rt.chunk_bytes = bufs[i] > o2.rt.chunk_bytes ? bufs[i] : o2.rt.chunk_bytes;
 	/* Overlap mode's RL keeps a PSF spectrum per haloed shape all run
 	 * long (up to 27 with boundary none): 121 MB beyond the rest for
 	 * 64x512x512 in 3x3x3 chunks, where a limit of 150 MB hung. */

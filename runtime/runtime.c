@@ -331,9 +331,6 @@ int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes
 	return used;
 }
 
-/* Whether data can move between memory nodes: a GPU StarPU may use, or
- * StarPU's out-of-core swap to disk. Decided before StarPU starts, since
- * FxT must be on from the start. */
 /* With GPUs StarPU pins each host buffer it allocates (cudaHostAlloc),
  * in the thread that needs it, often the GPU worker's, which meanwhile
  * starts nothing: about half a second per GB, serialised in the driver
@@ -351,6 +348,9 @@ int halo__runtime_pins(uint64_t chunk_bytes)
 	return chunk_bytes <= PIN_MAX;
 }
 
+/* Whether data can move between memory nodes: a GPU StarPU may use, or
+ * StarPU's out-of-core swap to disk. Decided before StarPU starts, since
+ * FxT must be on from the start. */
 static int several_memory_nodes(const halo_runtime_opts_t *opts)
 {
 	uint64_t gpu_bytes;
