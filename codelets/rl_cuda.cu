@@ -22,12 +22,12 @@
  * way the arithmetic is rl_math.h, the functions the CPU implementation
  * and its tests run.
  *
- * A seed-sized rl task is some 2,000 launches, more than CUDA queues
- * without blocking the launching thread; that thread is StarPU's GPU
- * worker, which also starts and completes the worker's transfers. So the
- * iterations go in blocks of GRAPH_ITERATIONS captured once per worker and
- * shape as a CUDA graph, one launch each, and the task returns while the
- * GPU works (HALO_CUDA_GRAPHS=0: launch every kernel, as before). */
+ * An iteration is up to some twenty launches (cuFFT splits a 3D transform
+ * into several kernels), whose gaps show on small chunks. So iterations
+ * go in blocks of GRAPH_ITERATIONS captured once per worker and shape as
+ * a CUDA graph, one launch each: on an H100, 20 iterations of 128x256x256
+ * took 8.63 ms against 9.28 ms (HALO_CUDA_GRAPHS=0: every kernel launched,
+ * as before); the same at 384x1152x1152. */
 #include "config.h"
 
 #include <cufft.h>
