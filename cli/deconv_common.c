@@ -228,9 +228,6 @@ static int exact_distributed(const struct halo_deconv_cli *o, halo_reader_t *r, 
 	return halo__mpi_agree(rc, err);
 }
 
-/* A chunk with its halo of a size with a prime factor over 7 makes every
- * FFT of the run slower (1.7x per voxel at 152 = 8 x 19 against 150): says
- * so, with the next larger --depth that avoids it, for each chunked axis. */
 /* Voxels of a chunk with pad[d] more on each side of axis d. */
 static uint64_t padded_voxels(const int64_t chunks[3], const int pad[3])
 {
@@ -240,6 +237,9 @@ static uint64_t padded_voxels(const int64_t chunks[3], const int pad[3])
 	return v;
 }
 
+/* A chunk with its halo of a size with a prime factor over 7 makes every
+ * FFT of the run slower (1.7x per voxel at 152 = 8 x 19 against 150): says
+ * so, with the next larger --depth that avoids it, for each chunked axis. */
 static void warn_fft_sizes(const halo_volume_info_t *info, const int depth[3])
 {
 	static const char axis[3] = {'z', 'y', 'x'};
