@@ -140,8 +140,8 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 			info->chunks[off + d] = o->chunks[d];
 		if (wo->format == HALO_FMT_TIFF &&
 		    (info->chunks[1] != ii->shape[1] || info->chunks[2] != ii->shape[2]))
-			return halo_error_set(err, HALO_EINVAL,
-					      "--chunks: TIFF output is written in whole pages; give Z,%lld,%lld",
+			return halo_error_set(err, HALO_EINVAL, "--chunks: TIFF output is written in "
+					      "whole pages; give %s%lld,%lld", ii->ndim == 3 ? "Z," : "",
 					      (long long)ii->shape[1], (long long)ii->shape[2]);
 	}
 	uint64_t bytes = halo_dtype_size(info->dtype);

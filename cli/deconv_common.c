@@ -342,18 +342,6 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		halo_deconv_default_depth(info.chunks, pn, dopts.depth);
 	if (ii->ndim < 3)
 		dopts.depth[0] = 0;
-	int64_t minh[3];
-	if (halo_deconv_min_haloed(&info, &dopts, minh, err))
-		goto fail;
-	for (int d = 0; d < 3; d++)
-		if (pn[d] > minh[d]) {
-			halo_error_set(err, HALO_EINVAL,
-				       "%s: the PSF (%dx%dx%d) is larger than the smallest haloed chunk "
-				       "(%lldx%lldx%lld); use larger --chunks or --depth",
-				       o->args[1] ? o->args[1] : "PSF", pn[0], pn[1], pn[2],
-				       (long long)minh[0], (long long)minh[1], (long long)minh[2]);
-			goto fail;
-		}
 	int exact = o->mode == 1;
 	const char *why = NULL;
 	long workers = o->rt.ncpu > 0 ? o->rt.ncpu : halo_machine_cores();
@@ -402,6 +390,35 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (exact && o->ndepth) {
 		halo_error_set(err, HALO_EINVAL, "--depth applies to overlap mode, not --mode exact");
 		goto fail;
+	}
+	/* Overlap mode's halos: exact mode reads its neighbours whole and
+	 * takes any PSF. */
+	if (!exact) {
+		for (int d = 0; d < 3; d++) {
+			/* map_overlap takes no halo deeper than the volume: the
+			 * default stops there, a given depth is refused. */
+			if (!o->ndepth && dopts.depth[d] > info.shape[d])
+				dopts.depth[d] = (int)info.shape[d];
+			if (dopts.depth[d] > info.shape[d] && o->boundary != HALO_BOUNDARY_NONE) {
+				halo_error_set(err, HALO_EINVAL, "%s: a depth of %d on axis %d is "
+					       "deeper than the volume (%lld); give a smaller --depth, "
+					       "--boundary none or --mode exact", in, dopts.depth[d],
+					       d - (3 - ii->ndim), (long long)info.shape[d]);
+				goto fail;
+			}
+		}
+		int64_t minh[3];
+		if (halo_deconv_min_haloed(&info, &dopts, minh, err))
+			goto fail;
+		for (int d = 0; d < 3; d++)
+			if (pn[d] > minh[d]) {
+				halo_error_set(err, HALO_EINVAL, "%s: the PSF (%dx%dx%d) is larger than "
+					       "the smallest haloed chunk (%lldx%lldx%lld); use larger "
+					       "--chunks or --depth, or --mode exact",
+					       o->args[1] ? o->args[1] : "PSF", pn[0], pn[1], pn[2],
+					       (long long)minh[0], (long long)minh[1], (long long)minh[2]);
+				goto fail;
+			}
 	}
 	/* Seams appear only between chunks: an axis in one chunk has none. */
 	int thin = 0;

@@ -23,7 +23,8 @@ static const char demo_help[] =
 	"blurs it with a 3D Gaussian PSF and adds Poisson noise, writes image.zarr,\n"
 	"psf.tif and truth.zarr under DIR (default: halo-demo), deconvolves the image\n"
 	"into DIR/deconvolved.ome.zarr (open it in napari) and prints the error against\n"
-	"the truth before and after.\n\n"
+	"the truth before and after. It replaces these files on later runs, but\n"
+	"refuses a DIR that holds such names and was not written by the demo.\n\n"
 	"  --iterations N        RL iterations (default 20)\n"
 	"  --chunks Z,Y,X|auto   chunks (default 48,128,128)\n"
 	"  --mode, --depth, --boundary, --memory, --quiet as for 'halo deconvolve'\n"
@@ -282,6 +283,26 @@ static double error_vs_truth(const float *x, const float *t, size_t n, double of
 	return sqrt(e / tt);
 }
 
+/* The demo replaces its own files on every run, but never a user's: a
+ * folder that holds one of its file names is the demo's only if a run
+ * marked it so. */
+static int claim_folder(const char *dir, const char *const *paths, halo_error_t *err)
+{
+	char mark[4096];
+	snprintf(mark, sizeof mark, "%s/.halo-demo", dir);
+	if (!halo_fs_exists(mark))
+		for (const char *const *p = paths; *p; p++)
+			if (halo_fs_exists(*p))
+				return halo_error_set(err, HALO_EEXIST, "%s: already exists and is not "
+						      "from 'halo demo'; give the demo another folder",
+						      *p);
+	int rc = halo_fs_mkdirs(dir, err);
+	if (rc)
+		return rc;
+	static const char text[] = "halo demo writes here and replaces its files on each run\n";
+	return halo_fs_exists(mark) ? HALO_OK : halo_fs_write(mark, text, sizeof text - 1, err);
+}
+
 int halo_cli_demo(int argc, char **argv)
 {
 	struct halo_deconv_cli o;
@@ -325,7 +346,8 @@ int halo_cli_demo(int argc, char **argv)
 	snprintf(out_path, sizeof out_path, "%s/deconvolved.ome.zarr", dir);
 	if (halo_cli_trace_check(&o.rt, (const char *const[]){image_path, psf_path, truth_path,
 							     out_path, NULL}, &err) ||
-	    halo_fs_mkdirs(dir, &err))
+	    claim_folder(dir, (const char *const[]){image_path, psf_path, truth_path, out_path,
+						    NULL}, &err))
 		goto fail;
 
 	make_truth(truth);

@@ -144,14 +144,21 @@ static int describe_volume(const char *path, int as_json)
 		       ? json_null()
 		       : json_pack("{s:s, s:i, s:s}", "cname", codec->cname, "clevel", codec->clevel,
 				   "shuffle", shuffles[codec->shuffle % 3]);
-	json_t *desc = json_pack("{s:s, s:s, s:o, s:o, s:I, s:s, s:s, s:o, s:f, s:o, s:s}",
+	json_t *desc = json_pack("{s:s, s:s, s:o, s:o, s:I, s:s, s:s, s:o, s:o, s:o, s:s}",
 		"path", path, "format", formats[halo_reader_format(r)], "shape", shape, "chunks", chunks,
 		"nchunks", (json_int_t)nchunks, "dtype", halo_dtype_name(v->dtype),
 		"byte_order", halo_dtype_size(v->dtype) == 1 ? "|" : v->dtype.big_endian ? ">" : "<",
-		"compressor", comp, "fill_value", v->fill, "voxel", voxel, "unit", v->unit);
+		"compressor", comp, "fill_value", halo_zarr_fill_json(v->fill, v->dtype), "voxel", voxel,
+		"unit", v->unit);
 	if (as_json) {
-		if (json_dumpf(desc, stdout, JSON_INDENT(2)) == 0)
-			putchar('\n');
+		if (!desc || json_dumpf(desc, stdout, JSON_INDENT(2)) != 0) {
+			halo_reader_close(r);
+			json_decref(desc);
+			halo_error_set(&err, HALO_EIO, "%s: cannot describe this volume as JSON", path);
+			halo_cli_error(&err);
+			return HALO_EXIT_FAIL;
+		}
+		putchar('\n');
 	} else {
 		char dims[3][96];
 		const char *sep[3] = {"x", "x", ""};

@@ -41,18 +41,39 @@ static int read_all(int fd, const char *path, unsigned char *buf, size_t size, h
 	return HALO_OK;
 }
 
-/* Opens a regular file for reading and returns its size. */
+ssize_t halo_fs_pread_all(int fd, void *buf, size_t size, off_t offset)
+{
+	size_t got = 0;
+	while (got < size) {
+		/* Linux moves at most 2 GiB - 4 KiB per call. */
+		ssize_t r = pread(fd, (unsigned char *)buf + got, size - got, offset + (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/* Opens a regular file for reading and returns its size. O_NONBLOCK so
+ * that a FIFO put in a file's place is refused instead of waiting for a
+ * writer forever. */
 static int open_regular(const char *path, int *fd, size_t *size, halo_error_t *err)
 {
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	*fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (*fd < 0)
 		return halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", path, strerror(errno));
 	struct stat st;
-	if (fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int e = S_ISDIR(st.st_mode) ? EISDIR : errno;
+	int e = fstat(*fd, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+	if (e || !S_ISREG(st.st_mode)) {
 		close(*fd);
-		return halo_error_set(err, HALO_EIO, "%s: %s", path, strerror(e));
+		return halo_error_set(err, HALO_EIO, "%s: %s", path,
+				      e ? strerror(e) : "not a regular file");
 	}
+	fcntl(*fd, F_SETFL, fcntl(*fd, F_GETFL) & ~O_NONBLOCK);
 	*size = (size_t)st.st_size;
 	return HALO_OK;
 }
@@ -79,7 +100,7 @@ int halo_fs_read(const char *path, void **data, size_t *len, halo_error_t *err)
 	return HALO_OK;
 }
 
-int halo_fs_read_scratch(const char *path, int slot, void **data, size_t *len,
+int halo_fs_read_scratch(const char *path, int slot, size_t max, void **data, size_t *len,
 			 halo_error_t *err)
 {
 	int fd;
@@ -87,6 +108,11 @@ int halo_fs_read_scratch(const char *path, int slot, void **data, size_t *len,
 	int rc = open_regular(path, &fd, &size, err);
 	if (rc)
 		return rc;
+	if (size > max) {
+		close(fd);
+		return halo_error_set(err, HALO_EFORMAT, "%s: holds %zu bytes, more than the %zu it "
+				      "can", path, size, max);
+	}
 	unsigned char *buf = halo_scratch(slot, size ? size : 1);
 	rc = buf ? read_all(fd, path, buf, size, err)
 		 : halo_error_set(err, HALO_ENOMEM, "%s: out of memory reading %zu bytes", path, size);

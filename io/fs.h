@@ -4,6 +4,7 @@
 #define HALO_IO_FS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "halo.h"
 
@@ -13,9 +14,13 @@ int halo_fs_read(const char *path, void **data, size_t *len, halo_error_t *err);
 
 /* Like halo_fs_read, into the calling thread's scratch buffer `slot`
  * (io/scratch.h): *data is valid until that thread's next use of the slot
- * and must not be freed. */
-int halo_fs_read_scratch(const char *path, int slot, void **data, size_t *len,
+ * and must not be freed. A file of more than max bytes is refused unread. */
+int halo_fs_read_scratch(const char *path, int slot, size_t max, void **data, size_t *len,
 			 halo_error_t *err);
+
+/* pread until size bytes, end of file or an error (-1, errno set):
+ * returns the bytes read, short only at end of file. */
+ssize_t halo_fs_pread_all(int fd, void *buf, size_t size, off_t offset);
 
 /* Writes len bytes to path, creating or truncating it; ENOSPC gives
  * HALO_ENOSPC. */

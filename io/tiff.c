@@ -8,6 +8,7 @@
 #include "io/fs.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,14 +175,20 @@ static int parse_ome(halo_tiff_t *t, const char *xml, halo_error_t *err)
  * with "spacing" (z, y, x) and "unit" for the voxel size when halo wrote
  * it (for the types ImageJ lacks). A shape of more than three axes beyond
  * unit ones is refused (its pages would read as one stack); (1, Y, X)
- * stays 3D (*ndim = 3). */
-static int parse_shaped(halo_tiff_t *t, const char *desc, int *ndim, halo_error_t *err)
+ * stays 3D (*ndim = 3). *pages: the pages the shape describes (0 when it
+ * says nothing usable). */
+static int parse_shaped(halo_tiff_t *t, const char *desc, int *ndim, long *pages,
+			halo_error_t *err)
 {
 	json_t *root = json_loads(desc, 0, NULL);
 	const json_t *shape = json_object_get(root, "shape");
 	size_t n = json_array_size(shape), lead = 0;
-	for (size_t i = 0; i + 2 < n; i++)
-		lead += json_integer_value(json_array_get(shape, i)) != 1;
+	*pages = n >= 2 ? 1 : 0;
+	for (size_t i = 0; i + 2 < n; i++) {
+		json_int_t v = json_integer_value(json_array_get(shape, i));
+		lead += v != 1;
+		*pages = v > 0 && v <= INT32_MAX && *pages <= INT32_MAX ? *pages * v : 0;
+	}
 	if (lead > 1) {
 		char dims[128] = "";
 		for (size_t i = 0; i < n && strlen(dims) < sizeof dims - 24; i++)
@@ -205,8 +212,9 @@ static int parse_shaped(halo_tiff_t *t, const char *desc, int *ndim, halo_error_
 	return HALO_OK;
 }
 
-/* An ImageJ stack stored with one directory: the first page's strips must
- * be uncompressed and contiguous, and the file long enough for all. */
+/* A stack stored with one directory, as ImageJ does above 4 GiB and
+ * tifffile with truncate=True: the first page's strips must be
+ * uncompressed and contiguous, and the file long enough for all. */
 static int contiguous_stack(halo_tiff_t *t, long images, uint32_t w, uint32_t h,
 			    halo_error_t *err)
 {
@@ -222,15 +230,18 @@ static int contiguous_stack(halo_tiff_t *t, long images, uint32_t w, uint32_t h,
 		ok = offsets[s] == offsets[0] + total;
 		total += counts[s];
 	}
-	if (!ok || total != page)
-		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: ImageJ says %ld images but the "
-				      "file holds one page, not stored as one contiguous stack",
+	if (!ok || !page || total != page)
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: its description says %ld pages but "
+				      "the file holds one, not stored as one contiguous stack",
 				      t->path, images);
 	struct stat st;
-	if (fstat(TIFFFileno(t->tif), &st) != 0 ||
-	    (uint64_t)st.st_size < offsets[0] + (uint64_t)images * page)
-		return halo_error_set(err, HALO_EFORMAT, "%s: truncated: ImageJ says %ld images of "
-				      "%zu bytes", t->path, images, page);
+	/* Divided, not multiplied: images comes from the file and may be
+	 * anything. */
+	if (images > INT32_MAX || fstat(TIFFFileno(t->tif), &st) != 0 ||
+	    (uint64_t)st.st_size < offsets[0] ||
+	    ((uint64_t)st.st_size - offsets[0]) / page < (uint64_t)images)
+		return halo_error_set(err, HALO_EFORMAT, "%s: truncated: its description says %ld "
+				      "pages of %zu bytes", t->path, images, page);
 	t->contig_offset = (int64_t)offsets[0];
 	t->contig = 1;
 	return HALO_OK;
@@ -281,15 +292,15 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	}
 	info->voxel[0] = info->voxel[1] = info->voxel[2] = 1;
 	char *desc = NULL;
-	long images = 0;
+	long described = 0; /* pages, as the description counts them */
 	int imagej = 0, shaped_ndim = 0;
 	if (TIFFGetField(t->tif, TIFFTAG_IMAGEDESCRIPTION, &desc) && desc) {
 		if ((imagej = strncmp(desc, "ImageJ=", 7) == 0))
-			rc = parse_imagej(t, desc, &images, err);
+			rc = parse_imagej(t, desc, &described, err);
 		else if (strstr(desc, "<OME") && strstr(desc, "Pixels"))
 			rc = parse_ome(t, desc, err);
 		else if (desc[0] == '{')
-			rc = parse_shaped(t, desc, &shaped_ndim, err);
+			rc = parse_shaped(t, desc, &shaped_ndim, &described, err);
 		if (rc)
 			goto fail;
 	}
@@ -299,6 +310,9 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 		info->voxel[2] = 1.0 / xres;
 	if (imagej && TIFFGetField(t->tif, TIFFTAG_YRESOLUTION, &yres) && yres > 0 && info->unit[0])
 		info->voxel[1] = 1.0 / yres;
+	for (int d = 0; d < 3; d++) /* garbage in the metadata: as if absent */
+		if (!(isfinite(info->voxel[d]) && info->voxel[d] > 0))
+			info->voxel[d] = 1;
 
 	/* Every page must match the first; counting them also finds a file
 	 * truncated in its directory chain. */
@@ -309,7 +323,7 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	}
 	for (tdir_t p = 1; p < pages; p++) {
 		uint32_t pw = 0, ph = 0;
-		uint16_t pbits = 0, pformat = SAMPLEFORMAT_UINT;
+		uint16_t pbits = 0, pformat = SAMPLEFORMAT_UINT, pspp = 1;
 		if (!TIFFSetDirectory(t->tif, p)) {
 			rc = tiff_fail(t, HALO_EFORMAT, "cannot read page directory", err);
 			goto fail;
@@ -318,6 +332,13 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 		TIFFGetField(t->tif, TIFFTAG_IMAGELENGTH, &ph);
 		TIFFGetFieldDefaulted(t->tif, TIFFTAG_BITSPERSAMPLE, &pbits);
 		TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLEFORMAT, &pformat);
+		TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLESPERPIXEL, &pspp);
+		if (pspp != 1) {
+			rc = halo_error_set(err, HALO_EUNSUPPORTED, "%s: page %u has %u samples per "
+					    "pixel; only single-channel images are supported",
+					    path, (unsigned)p, pspp);
+			goto fail;
+		}
 		if (pw != w || ph != h || pbits != bits || pformat != format) {
 			rc = halo_error_set(err, HALO_EUNSUPPORTED,
 					    "%s: page %u is %ux%u, %u-bit; page 0 is %ux%u, %u-bit",
@@ -327,10 +348,18 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	}
 	TIFFSetDirectory(t->tif, 0);
 	t->page = 0;
-	if (pages == 1 && images > 1) {
-		if ((rc = contiguous_stack(t, images, w, h, err)))
+	/* A description that counts other pages than the file's: several
+	 * series, or a file cut short; either way not one volume. */
+	if (pages > 1 && described > 0 && described != (long)pages) {
+		rc = halo_error_set(err, HALO_EUNSUPPORTED, "%s: its description says %ld pages "
+				    "but the file has %u (several series in one file?)", path,
+				    described, (unsigned)pages);
+		goto fail;
+	}
+	if (pages == 1 && described > 1) {
+		if ((rc = contiguous_stack(t, described, w, h, err)))
 			goto fail;
-		pages = (tdir_t)images;
+		pages = (tdir_t)described;
 	}
 	info->ndim = pages > 1 || shaped_ndim == 3 ? 3 : 2;
 	info->shape[0] = pages;
@@ -409,8 +438,8 @@ int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
 	int rc = HALO_OK;
 	if (t->contig) {
 		size_t want = (size_t)nz * page_bytes;
-		ssize_t got = pread(TIFFFileno(t->tif), buf, want,
-				    (off_t)(t->contig_offset + z0 * (int64_t)page_bytes));
+		ssize_t got = halo_fs_pread_all(TIFFFileno(t->tif), buf, want,
+						(off_t)(t->contig_offset + z0 * (int64_t)page_bytes));
 		if (got != (ssize_t)want)
 			return halo_error_set(err, HALO_EFORMAT, "%s: pages %lld to %lld are unreadable "
 					      "or truncated", t->path, (long long)z0,

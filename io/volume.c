@@ -7,10 +7,13 @@
 #include "io/scratch.h"
 #include "io/tiff.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 struct halo_reader {
 	halo_format_t format;
@@ -105,7 +108,9 @@ void halo_unit_normalise(const char *in, char *out, size_t len)
 
 /* Reads OME-NGFF multiscales from a group's attributes: the first
  * dataset's path, the voxel size (dataset scale times any multiscale-level
- * scale) and the spatial unit. Returns 0 when attrs holds no multiscales. */
+ * scale) and the spatial unit (OME-NGFF's name, or none). Returns 0 when
+ * attrs holds no multiscales, -1 when a scale is not a positive finite
+ * number. */
 static int ome_level0(const json_t *attrs, char *dataset, size_t len, double voxel[3],
 		      char *unit, size_t ulen)
 {
@@ -126,13 +131,18 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 			size_t n = json_array_size(scale);
 			if (!type || strcmp(type, "scale") != 0 || n < 2)
 				continue;
-			for (int d = 0; d < 3 && (size_t)d < n; d++)
-				voxel[2 - d] *= json_number_value(json_array_get(scale, n - 1 - (size_t)d));
+			for (int d = 0; d < 3 && (size_t)d < n; d++) {
+				const json_t *v = json_array_get(scale, n - 1 - (size_t)d);
+				voxel[2 - d] *= json_is_number(v) ? json_number_value(v) : NAN;
+			}
 		}
+	for (int d = 0; d < 3; d++)
+		if (!(isfinite(voxel[d]) && voxel[d] > 0))
+			return -1;
 	const json_t *axes = json_object_get(ms, "axes");
 	const json_t *last = json_array_get(axes, json_array_size(axes) ? json_array_size(axes) - 1 : 0);
 	const char *u = json_string_value(json_object_get(last, "unit"));
-	snprintf(unit, ulen, "%s", u ? u : "");
+	halo_unit_normalise(u ? u : "", unit, ulen);
 	return 1;
 }
 
@@ -175,8 +185,14 @@ static int zarr_info(halo_reader_t *r, halo_error_t *err)
 int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 {
 	*out = NULL;
-	if (!halo_fs_exists(path))
-		return halo_error_set(err, HALO_ENOENT, "%s: no such file or directory", path);
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return errno == ENOENT
+		       ? halo_error_set(err, HALO_ENOENT, "%s: no such file or directory", path)
+		       : halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", path, strerror(errno));
+	/* A FIFO or device would block the reader or read as garbage. */
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		return halo_error_set(err, HALO_EFORMAT, "%s: not a file or a folder", path);
 	halo_reader_t *r = calloc(1, sizeof *r);
 	if (!r || !(r->path = strdup(path))) {
 		free(r);
@@ -218,8 +234,13 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 	if (halo_fs_read(attrs_file, &text, &len, NULL) == HALO_OK) {
 		json_t *attrs = json_loadb(text, len, 0, NULL);
 		free(text);
-		ome = attrs && ome_level0(attrs, dataset, sizeof dataset, voxel, unit, sizeof unit);
+		ome = attrs ? ome_level0(attrs, dataset, sizeof dataset, voxel, unit, sizeof unit) : 0;
 		json_decref(attrs);
+	}
+	if (ome < 0) {
+		rc = halo_error_set(err, HALO_EFORMAT, "%s: a multiscales scale is not a positive, "
+				    "finite number", attrs_file);
+		goto fail;
 	}
 	if (ome) {
 		char array[4096 + 1024];

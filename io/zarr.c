@@ -195,7 +195,8 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 	void *data;
 	size_t len;
 	halo_error_t e2 = {0};
-	int rc = halo_fs_read_scratch(file, HALO_SCRATCH_FILE, &data, &len, &e2);
+	size_t max = z->chunk_bytes + (m->codec.id == HALO_CODEC_NONE ? 0 : BLOSC_MAX_OVERHEAD);
+	int rc = halo_fs_read_scratch(file, HALO_SCRATCH_FILE, max, &data, &len, &e2);
 	if (rc == HALO_ENOENT) {
 		/* A missing chunk is fill_value, unless the array itself went
 		 * (removed while being read): that is no volume of fill. */

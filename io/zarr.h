@@ -48,6 +48,10 @@ typedef struct halo_zarr_meta {
 	json_t *attrs;                /* .zattrs (v2) or attributes (v3); owned */
 } halo_zarr_meta_t;
 
+/* A fill value as zarr's JSON writes it: an integer for integer types,
+ * "NaN", "Infinity" or "-Infinity" where JSON has no number. */
+json_t *halo_zarr_fill_json(double fill, halo_dtype_t dtype);
+
 typedef struct halo_zarr halo_zarr_t;
 
 /* Opens an array for reading. path is an array directory (.zarray or

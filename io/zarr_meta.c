@@ -81,6 +81,13 @@ static int parse_fill(const json_t *v, const char *file, halo_zarr_meta_t *m,
 	} else {
 		return field_error(err, file, "fill_value", "is not a number");
 	}
+	/* An integer type's fill must be one of its values: rounding 1.5 or
+	 * saturating -5 would fill missing chunks with a value the file does
+	 * not hold. */
+	if (!halo_dtype_is_float(m->dtype) &&
+	    ((json_is_number(v) && !json_is_integer(v)) || halo_dtype_cast(m->fill, m->dtype.kind) != m->fill))
+		return halo_error_set(err, HALO_EFORMAT, "%s: field 'fill_value' is not a value of type %s",
+				      file, halo_dtype_name(m->dtype));
 	return HALO_OK;
 }
 
@@ -251,8 +258,10 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 
 	const json_t *enc = json_object_get(root, "chunk_key_encoding");
 	const char *ename = json_string_value(json_object_get(enc, "name"));
-	const char *esep = json_string_value(
-		json_object_get(json_object_get(enc, "configuration"), "separator"));
+	const json_t *sepv = json_object_get(json_object_get(enc, "configuration"), "separator");
+	const char *esep = json_string_value(sepv);
+	if (sepv && !esep)
+		return field_error(err, file, "chunk_key_encoding", "separator is not a string");
 	if (ename && strcmp(ename, "v2") == 0) {
 		m->v3_default_keys = 0;
 		m->separator = esep ? esep[0] : '.';
@@ -267,6 +276,8 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 		return field_error(err, file, "chunk_key_encoding", "separator is not '.' or '/'");
 
 	const json_t *st = json_object_get(root, "storage_transformers");
+	if (st && !json_is_array(st))
+		return field_error(err, file, "storage_transformers", "is not a list");
 	if (json_array_size(st) > 0)
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: storage_transformers are not "
 				      "supported", file);
@@ -280,7 +291,11 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 		const char *name = json_string_value(json_object_get(c, "name"));
 		const json_t *conf = json_object_get(c, "configuration");
 		if (name && strcmp(name, "bytes") == 0 && !seen_bytes) {
-			const char *endian = json_string_value(json_object_get(conf, "endian"));
+			const json_t *ev = json_object_get(conf, "endian");
+			const char *endian = json_string_value(ev);
+			if (ev && (!endian || (strcmp(endian, "big") && strcmp(endian, "little"))))
+				return field_error(err, file, "codecs.bytes.endian",
+						   "is not \"little\" or \"big\"");
 			m->dtype.big_endian = endian && strcmp(endian, "big") == 0 &&
 					      halo_dtype_size(m->dtype) > 1;
 			seen_bytes = 1;
@@ -296,9 +311,39 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 	}
 	if (!seen_bytes)
 		return field_error(err, file, "codecs", "has no 'bytes' codec");
-	if ((rc = parse_fill(json_object_get(root, "fill_value"), file, m, err)))
+	/* The v3 spec: a member not known here must be refused unless it says
+	 * it may be ignored ({"must_understand": false}). */
+	static const char *const known[] = {"zarr_format", "node_type", "shape", "data_type",
+		"chunk_grid", "chunk_key_encoding", "fill_value", "codecs", "attributes",
+		"storage_transformers", "dimension_names"};
+	const char *key;
+	const json_t *val;
+	json_object_foreach((json_t *)root, key, val) {
+		size_t k = 0;
+		while (k < sizeof known / sizeof known[0] && strcmp(key, known[k]) != 0)
+			k++;
+		if (k == sizeof known / sizeof known[0] &&
+		    !json_is_false(json_object_get(val, "must_understand")))
+			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: field '%s' is an extension "
+					      "halo does not understand", file, key);
+	}
+	const json_t *fill = json_object_get(root, "fill_value");
+	if (!fill)
+		return field_error(err, file, "fill_value", "is missing");
+	if ((rc = parse_fill(fill, file, m, err)))
 		return rc;
 	return halo__zarr_check_sizes(m, file, err);
+}
+
+json_t *halo_zarr_fill_json(double fill, halo_dtype_t dtype)
+{
+	if (isnan(fill))
+		return json_string("NaN");
+	if (isinf(fill))
+		return json_string(fill > 0 ? "Infinity" : "-Infinity");
+	if (halo_dtype_is_float(dtype))
+		return json_real(fill);
+	return json_integer((json_int_t)fill);
 }
 
 json_t *halo__zarr_v2_json(const halo_zarr_meta_t *m)
@@ -315,17 +360,7 @@ json_t *halo__zarr_v2_json(const halo_zarr_meta_t *m)
 		comp = json_pack("{s:s, s:s, s:i, s:i, s:i}", "id", "blosc", "cname",
 				 m->codec.cname, "clevel", m->codec.clevel, "shuffle",
 				 m->codec.shuffle, "blocksize", m->codec.blocksize);
-	json_t *fill;
-	if (m->fill_null)
-		fill = json_null();
-	else if (isnan(m->fill))
-		fill = json_string("NaN");
-	else if (isinf(m->fill))
-		fill = json_string(m->fill > 0 ? "Infinity" : "-Infinity");
-	else if (halo_dtype_is_float(m->dtype))
-		fill = json_real(m->fill);
-	else
-		fill = json_integer((json_int_t)m->fill);
+	json_t *fill = m->fill_null ? json_null() : halo_zarr_fill_json(m->fill, m->dtype);
 	char sep[2] = {m->separator, 0};
 	return json_pack("{s:i, s:o, s:o, s:s, s:o, s:o, s:s, s:n, s:s}", "zarr_format", 2,
 			 "shape", shape, "chunks", chunks, "dtype", dt, "compressor", comp,

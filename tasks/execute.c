@@ -483,10 +483,21 @@ static int open_outputs(struct exec *x, halo_error_t *err)
 					return halo_error_set(err, HALO_EINVAL,
 							      "step \"%s\": writing %s would change the "
 							      "input of step \"%s\"", e->name, e->path, o->name);
-				if (k < i && o->op == HALO_OP_STORE && strcmp(o->path, e->path) == 0)
+				/* However they are spelled ("./a.zarr"), and one
+				 * inside the other: replacing the outer deletes it. */
+				int in = k < i && o->op == HALO_OP_STORE &&
+					 halo_path_within(e->path, o->path),
+				    out = k < i && o->op == HALO_OP_STORE &&
+					  halo_path_within(o->path, e->path);
+				if (in && out)
 					return halo_error_set(err, HALO_EINVAL,
 							      "steps \"%s\" and \"%s\" both write %s",
 							      o->name, e->name, e->path);
+				if (in || out)
+					return halo_error_set(err, HALO_EINVAL,
+							      "steps \"%s\" and \"%s\" write %s and %s, "
+							      "one inside the other", o->name, e->name,
+							      o->path, e->path);
 			}
 			/* Under MPI rank 0 creates the output; the others join
 			 * and write their chunks into it (a TIFF: rank 0 writes

@@ -27,7 +27,8 @@ def digest(p):
         dirs.sort()
         for f in sorted(files):
             h.update(f.encode())
-            h.update(open(os.path.join(root, f), "rb").read())
+            if os.path.isfile(os.path.join(root, f)):  # not a FIFO: reading it would block
+                h.update(open(os.path.join(root, f), "rb").read())
     return h.hexdigest()
 
 
@@ -135,6 +136,77 @@ t = path("four.tif")
 tifffile.imwrite(t, np.zeros((2, 4, 8, 8), dtype="f4"), photometric="minisblack")
 expect_error("4D tifffile array (its pages read as one stack before)", t,
              "a 4D image (2x4x8x8); halo reads 2D and 3D volumes")
+
+t = path("mixed-spp.tif")
+with tifffile.TiffWriter(t) as w:
+    w.write(np.zeros((8, 8), "u1"), photometric="minisblack")
+    w.write(np.zeros((8, 8, 3), "u1"), photometric="rgb")
+expect_error("a later page with three samples per pixel", t, "page 1 has 3 samples per pixel")
+t = path("two-series.tif")
+tifffile.imwrite(t, np.zeros((2, 8, 8), "<u2"), photometric="minisblack")
+tifffile.imwrite(t, np.zeros((8, 8), "<u2"), photometric="minisblack", append=True)
+expect_error("two tifffile series (they read as one 3-page volume before)", t,
+             "its description says 2 pages but the file has 3")
+t = path("ij-wrap.tif")
+tifffile.imwrite(t, np.zeros((16, 16), "u1"), photometric="minisblack", metadata=None,
+                 description="ImageJ=1.11a\nimages=4294967296\nslices=4294967296\n")
+expect_error("ImageJ's image count times the page size wrapping around 2^64", t,
+             "truncated: its description says 4294967296 pages of 256 bytes")
+# Integer fills must be values of the type (-5 read as 0, 1.5 as 2 before).
+for fill, dt in [(-5, "<u2"), (1.5, "<u2"), ("NaN", "<u2"), (200, "|i1")]:
+    p = good_array(f"fill-{dt[1:]}-{fill}.zarr")
+    edit_zarray(p, fill_value=fill, dtype=dt)
+    expect_error(f"fill_value {fill} for {dt}", p, "field 'fill_value' is not a value of type")
+p = good_array("fifo.zarr")
+os.remove(os.path.join(p, "0.0.0"))
+os.mkfifo(os.path.join(p, "0.0.0"))
+expect_error("a FIFO in a chunk's place (halo waited for a writer forever)", p,
+             "0.0.0: not a regular file")
+p = good_array("overlong.zarr", compressor=None)
+with open(os.path.join(p, "0.0.0"), "ab") as f:
+    f.write(b"\0" * 1000)
+expect_error("a chunk file longer than any chunk, refused unread", p,
+             "0.0.0: holds 1120 bytes, more than the 120 it can")
+# Zarr v3: what halo does not understand is refused, not guessed.
+v3 = path("v3bad.zarr")
+
+
+def v3_array(**changes):
+    shutil.rmtree(v3, ignore_errors=True)
+    os.makedirs(v3)
+    meta = {"zarr_format": 3, "node_type": "array", "shape": [2, 2, 2], "data_type": "uint16",
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2, 2, 2]}},
+            "chunk_key_encoding": {"name": "default"}, "fill_value": 0,
+            "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}]}
+    meta.update(changes)
+    json.dump({k: v for k, v in meta.items() if v is not None},
+              open(os.path.join(v3, "zarr.json"), "w"))
+    return v3
+
+
+expect_error("v3 endian 'BIG' (read as little before)",
+             v3_array(codecs=[{"name": "bytes", "configuration": {"endian": "BIG"}}]),
+             "field 'codecs.bytes.endian' is not")
+expect_error("v3 without fill_value", v3_array(fill_value=None), "field 'fill_value' is missing")
+expect_error("v3 extension that must be understood", v3_array(my_ext={"x": 1}),
+             "field 'my_ext' is an extension halo does not understand")
+p = v3_array(my_ext={"must_understand": False})
+r = halo("info", p)
+check(r.returncode == 0, "v3 extension with must_understand false is ignored", r.stderr)
+expect_error("v3 storage_transformers as an object", v3_array(storage_transformers={}),
+             "field 'storage_transformers' is not a list")
+# OME-Zarr scales must be positive and finite (an infinite one wrote 2 of 3 scales).
+om = path("bad-scale.ome.zarr")
+shutil.rmtree(om, ignore_errors=True)
+zarr.open(os.path.join(om, "0"), mode="w", shape=(2, 4, 4), chunks=(2, 4, 4), dtype="<u2")
+open(os.path.join(om, ".zgroup"), "w").write('{"zarr_format": 2}')
+tr = [{"type": "scale", "scale": [1e300, 1, 1]}]
+json.dump({"multiscales": [{"datasets": [{"path": "0", "coordinateTransformations": tr}],
+                            "coordinateTransformations": tr}]},
+          open(os.path.join(om, ".zattrs"), "w"))
+expect_error("OME scales multiplying to infinity", om,
+             ".zattrs: a multiscales scale is not a positive, finite number",
+             out_name="bad_out.ome.zarr")
 
 # Bad option values are errors (exit 1); unknown options are usage errors (2).
 p = good_array("ok.zarr")
@@ -298,6 +370,13 @@ def expect_deconv_error(name, inp, psf, needle, *opts, code=1):
 
 
 expect_deconv_error("2D PSF", img, psf_file("psf2d.tif", np.ones((5, 5))), "must be 3D")
+thin = good_array("thin.zarr", shape=(1, 16, 16), chunks=(1, 8, 8))
+expect_deconv_error("--depth deeper than the volume, naming the input", thin, good_psf,
+                    "thin.zarr: a depth of 2 on axis 0 is deeper than the volume (1)",
+                    "--depth", "2,1,1")
+expect_deconv_error("overlap mode on a volume thinner than the PSF", thin,
+                    psf_file("psf5.tif", np.ones((5, 3, 3))),
+                    "larger than the smallest haloed chunk (3x", "--mode", "overlap")
 expect_deconv_error("PSF larger than a haloed chunk", img,
                     psf_file("psf_big.tif", np.ones((3, 3, 41))), "larger than the smallest haloed chunk",
                     "--depth", "1,1,1")

@@ -5,6 +5,7 @@ every run."""
 import json
 import os
 import re
+import shutil
 import sys
 
 import numpy as np
@@ -50,4 +51,17 @@ check(r2.returncode == 0 and r2.stdout == "", "a second run reuses the folder; -
       r2.stdout + r2.stderr)
 check(np.array_equal(zarr.open(os.path.join(d, "image.zarr"), mode="r")[:], first),
       "the second run writes the same image, voxel for voxel")
+
+# A folder with a user's file of one of the demo's names is not the demo's.
+u = path("demo-user")
+shutil.rmtree(u, ignore_errors=True)
+os.makedirs(u)
+with open(os.path.join(u, "psf.tif"), "wb") as f:
+    f.write(b"the user's own PSF")
+r3 = halo("demo", u, "--iterations", "1", "--quiet", check_rc=0)
+check(r3.returncode == 1 and r3.stderr.count("\n") == 1 and "psf.tif" in r3.stderr
+      and open(os.path.join(u, "psf.tif"), "rb").read() == b"the user's own PSF"
+      and sorted(os.listdir(u)) == ["psf.tif"],
+      "demo refuses a folder holding a user's file of one of its names, and writes nothing",
+      r3.stderr)
 done()

@@ -91,6 +91,7 @@ check(d2["starpu"]["scheduler"] == "eager", "STARPU_SCHED is honoured without --
 import tempfile  # noqa: E402
 
 import numcodecs  # noqa: E402
+import numpy as np  # noqa: E402
 import zarr  # noqa: E402
 
 with tempfile.TemporaryDirectory(dir=os.environ.get("HALO_TEST_TMP")) as tmp:
@@ -103,6 +104,14 @@ with tempfile.TemporaryDirectory(dir=os.environ.get("HALO_TEST_TMP")) as tmp:
           and v["nchunks"] == z.nchunks and v["dtype"] == "int16" and v["byte_order"] == ">"
           and v["compressor"] == {"cname": "zstd", "clevel": 7, "shuffle": "bit"}
           and v["fill_value"] == -3, f"halo info VOLUME --json matches python zarr: {v}")
+    # A NaN fill, which JSON has no number for (nothing was printed, exit 0).
+    q = os.path.join(tmp, "nan.zarr")
+    zarr.open(q, mode="w", shape=(2, 3, 4), dtype="<f4", fill_value=np.nan)
+    r = subprocess.run([halo, "info", q, "--json"], capture_output=True, text=True)
+    v = json.loads(r.stdout) if r.returncode == 0 and r.stdout else {}
+    check(v.get("fill_value") == "NaN" and isinstance(json.loads(subprocess.run(
+          [halo, "info", p, "--json"], capture_output=True, text=True).stdout)["fill_value"], int),
+          "a NaN fill is \"NaN\", as zarr writes it; an integer fill is an integer")
     r = subprocess.run([halo, "info", os.path.join(tmp, "none.zarr")], capture_output=True,
                        text=True)
     check(r.returncode == 1 and r.stderr.startswith("halo: ") and "none.zarr" in r.stderr,

@@ -483,6 +483,14 @@ bad.append(([{"name": "h", "op": "from_zarr", "path": path("huge.zarr")},
              {"name": "r", "op": "rechunk", "input": "h", "chunks": [1, 1, 1]},
              {"name": "s", "op": "sum", "input": "r"}],
             'step "r": 1.07e+09 chunks of 1x1x1, more than halo\'s limit of 268435456'))
+# Two outputs at one path spelled two ways, or one inside the other: found
+# before anything runs (the first failed after computing it all).
+bad.append(([{"name": "o1", "op": "to_zarr", "input": "a", "path": path("dup.zarr")},
+             {"name": "o2", "op": "to_zarr", "input": "a", "path": "./dup.zarr"}],
+            'steps "o1" and "o2" both write'))
+bad.append(([{"name": "o1", "op": "to_zarr", "input": "a", "path": path("dup.zarr")},
+             {"name": "o2", "op": "to_zarr", "input": "a", "path": path("dup.zarr/in.zarr")}],
+            "one inside the other"))
 # Two inputs whose common blocks are too many.
 zarr.open(path("huge3.zarr"), mode="w", shape=(1024, 1024, 1024), chunks=(3, 3, 3), dtype="u2")
 zarr.open(path("huge2.zarr"), mode="w", shape=(1024, 1024, 1024), chunks=(2, 2, 2), dtype="u2")

@@ -82,6 +82,14 @@ for order in ["<", ">"]:
     got = zarr.open(path("contig.zarr"), mode="r")[:] if r.returncode == 0 else None
     check(got is not None and np.array_equal(got, data.astype("u2")),
           f"ImageJ contiguous stack, byte order '{order}': all 6 pages", r.stderr)
+# The same from tifffile's own description (shape), not ImageJ's (only the
+# first page was read before).
+data = sample("float32", (5, 12, 7))
+tifffile.imwrite(path("shaped-contig.tif"), data, truncate=True, photometric="minisblack")
+r = convert(path("shaped-contig.tif"), path("shaped-contig.zarr"))
+check(r.returncode == 0 and np.array_equal(zarr.open(path("shaped-contig.zarr"), mode="r")[:],
+                                           data),
+      "tifffile's truncate=True without ImageJ: all 5 pages", r.stderr)
 raw = open(src, "rb").read()
 open(path("contig_cut.tif"), "wb").write(raw[:-100])
 r = convert(path("contig_cut.tif"), path("cut.zarr"))
@@ -167,6 +175,24 @@ with tifffile.TiffFile(path("vox_out.tif")) as t:
 check(abs(float(ij.get("spacing", 0)) - 1.5) < 1e-6 and ij.get("unit") == "micron",
       "TIFF output keeps ImageJ spacing and unit", ij)
 check(abs(xres[0] / xres[1] - 2.0) < 1e-4, "TIFF output keeps the x resolution", xres)
+# An OME-Zarr unit is read as NGFF's name, or none: a unit holding
+# "\nchannels=2" went verbatim into the ImageJ description, and halo then
+# refused its own TIFF as a hyperstack.
+for unit, want in [("um", "micron"), ("um\nchannels=2", None)]:
+    om = path("unit-in.ome.zarr")
+    shutil.rmtree(om, ignore_errors=True)
+    zarr.open(os.path.join(om, "0"), mode="w", shape=(2, 4, 4), dtype="<u2")[:] = 7
+    open(os.path.join(om, ".zgroup"), "w").write('{"zarr_format": 2}')
+    axes = [{"name": n, "type": "space", "unit": unit} for n in "zyx"]
+    json.dump({"multiscales": [{"version": "0.4", "axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [2, 1, 1]}]}]}]},
+        open(os.path.join(om, ".zattrs"), "w"))
+    r = convert(om, path("unit-out.tif"))
+    back = halo("info", path("unit-out.tif"), "--json", check_rc=0)
+    ij = tifffile.TiffFile(path("unit-out.tif")).imagej_metadata if r.returncode == 0 else {}
+    check(r.returncode == 0 and back.returncode == 0 and (ij or {}).get("unit") == want
+          and "channels" not in (ij or {}), f"OME unit {unit!r} -> ImageJ unit {want!r}",
+          (r.stderr, back.stderr, ij))
 
 # 5. A float32 TIFF converted to uint16 Zarr rounds and saturates.
 data = (rng.standard_normal((3, 10, 10)) * 40000).astype("float32")
