@@ -84,10 +84,9 @@ static int parse_fill(const json_t *v, const char *file, halo_zarr_meta_t *m,
 	/* An integer type's fill must be one of its values: rounding 1.5 or
 	 * saturating -5 would fill missing chunks with a value the file does
 	 * not hold. */
-	if (!halo_dtype_is_float(m->dtype) &&
-	    ((json_is_number(v) && !json_is_integer(v)) || halo_dtype_cast(m->fill, m->dtype.kind) != m->fill))
-		return halo_error_set(err, HALO_EFORMAT, "%s: field 'fill_value' is not a value of type %s",
-				      file, halo_dtype_name(m->dtype));
+	if (!halo_dtype_is_float(m->dtype) && halo_dtype_cast(m->fill, m->dtype.kind) != m->fill)
+		return halo_error_set(err, HALO_EFORMAT, "%s: field 'fill_value' is not a value of "
+				      "type %s", file, halo_dtype_name(m->dtype));
 	return HALO_OK;
 }
 
