@@ -109,6 +109,14 @@ static int check_trace(const halo_runtime_opts_t *ro, const char *file, const ha
 	return rc;
 }
 
+static void warn_memory(uint64_t front, uint64_t per, uint64_t budget)
+{
+	fprintf(stderr, "halo: warning: %.1f MB of chunks shared by neighbouring chunks (halos, "
+			"rechunks) stay resident and each output chunk in flight holds %.1f MB, more "
+			"than --memory %.1f MB; smaller chunks along the first axis lower it\n",
+		(double)front / 1e6, (double)per / 1e6, (double)budget / 1e6);
+}
+
 int halo_cli_run(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -165,13 +173,15 @@ int halo_cli_run(int argc, char **argv)
 	/* A dry run starts no StarPU, but what it would start with is checked. */
 	if (dry && halo_runtime_opts_check(&rt_opts, &err))
 		goto fail;
+	uint64_t front, per, budget = memory ? memory : halo_memory_default();
+	halo_plan_memory(plan, &front, &per, NULL);
 	if (dry) {
+		if (front + per > budget && !quiet)
+			warn_memory(front, per, budget);
 		print_plan(plan);
 		status = HALO_EXIT_OK;
 		goto done;
 	}
-	uint64_t front, per, budget = memory ? memory : halo_memory_default();
-	halo_plan_memory(plan, &front, &per, NULL);
 	/* Below what the halos and one chunk in flight need StarPU could never
 	 * allocate a task's buffers: it may hold that much (with room). */
 	rt_opts.memory_floor = 2 * (front + per);
@@ -182,10 +192,7 @@ int halo_cli_run(int argc, char **argv)
 	/* Under mpirun rank 0 speaks for all (the ranks agree on the outcome). */
 	int speaker = halo_runtime_rank(rt) == 0;
 	if (front + per > budget && !quiet && speaker)
-		fprintf(stderr, "halo: warning: %.1f MB of chunks shared by neighbouring chunks (halos, "
-				"rechunks) stay resident and each output chunk in flight holds %.1f MB, more "
-				"than --memory %.1f MB; smaller chunks along the first axis lower it\n",
-			(double)front / 1e6, (double)per / 1e6, (double)budget / 1e6);
+		warn_memory(front, per, budget);
 	halo_compute_opts_t co = {.memory = memory, .quiet = quiet || json || !speaker,
 				  .label = "run"};
 	if (halo_plan_execute(plan, &co, &st, &err)) {

@@ -7,6 +7,7 @@
 #include "io/tiff.h"
 #include "io/fs.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -63,6 +64,15 @@ static int tiff_fail(halo_tiff_t *t, int code, const char *what, halo_error_t *e
 	if (strncmp(detail, t->path, n) == 0 && strncmp(detail + n, ": ", 2) == 0)
 		detail += n + 2;
 	return halo_error_set(err, code, "%s: %s%s%s", t->path, what, *detail ? ": " : "", detail);
+}
+
+/* A failed write: a full disk says so (libtiff only reports "Write error"). */
+static int write_fail(halo_tiff_t *t, const char *what, halo_error_t *err)
+{
+	int e = errno;
+	if (e == ENOSPC || e == EDQUOT)
+		return halo_error_set(err, HALO_ENOSPC, "%s: %s: %s", t->path, what, strerror(e));
+	return tiff_fail(t, HALO_EIO, what, err);
 }
 
 static int sample_dtype(uint16_t format, uint16_t bits, halo_dtype_t *dt)
@@ -533,7 +543,7 @@ static int write_directories(halo_tiff_t *t, halo_error_t *err)
 		}
 		if (!TIFFDeferStrileArrayWriting(tif) || !TIFFWriteCheck(tif, 0, "halo") ||
 		    !TIFFWriteDirectory(tif))
-			return tiff_fail(t, HALO_EIO, "cannot write its directories", err);
+			return write_fail(t, "cannot write its directories", err);
 	}
 	/* One walk down the chain, keeping each directory's offset: moving
 	 * to page z by number would walk from the first (quadratic). */
@@ -544,7 +554,7 @@ static int write_directories(halo_tiff_t *t, halo_error_t *err)
 		t->diroff[z] = TIFFCurrentDirOffset(tif);
 		ok = TIFFForceStrileArrayWriting(tif) && (z + 1 == n || TIFFReadDirectory(tif));
 	}
-	return ok ? HALO_OK : tiff_fail(t, HALO_EIO, "cannot write its directories", err);
+	return ok ? HALO_OK : write_fail(t, "cannot write its directories", err);
 }
 
 int halo_tiff_write_pages(halo_tiff_t *t, int64_t z0, int64_t nz, const void *buf,
@@ -559,17 +569,17 @@ int halo_tiff_write_pages(halo_tiff_t *t, int64_t z0, int64_t nz, const void *bu
 	for (int64_t z = z0; z < z0 + nz; z++) {
 		TIFF *tif = t->tif;
 		if (!TIFFSetSubDirectory(tif, t->diroff[z]))
-			return tiff_fail(t, HALO_EIO, "write failed", err);
+			return write_fail(t, "write failed", err);
 		const unsigned char *page = (const unsigned char *)buf + (size_t)(z - z0) * h * row;
 		for (uint32_t y = 0; y < h; y += rows) {
 			uint32_t n = h - y < rows ? h - y : rows;
 			if (TIFFWriteEncodedStrip(tif, y / rows, (void *)(page + (size_t)y * row),
 						  (tmsize_t)(n * row)) < 0)
-				return tiff_fail(t, HALO_EIO, "write failed", err);
+				return write_fail(t, "write failed", err);
 		}
 		/* Only the strip arrays changed: rewritten in place. */
 		if (!TIFFFlush(tif))
-			return tiff_fail(t, HALO_EIO, "write failed", err);
+			return write_fail(t, "write failed", err);
 		t->page++;
 	}
 	return HALO_OK;
@@ -609,7 +619,7 @@ int halo_tiff_close(halo_tiff_t *t, halo_error_t *err)
 	int rc = HALO_OK;
 	if (t->tif) {
 		if (t->writing && !TIFFFlush(t->tif))
-			rc = tiff_fail(t, HALO_EIO, "flush failed", err);
+			rc = write_fail(t, "flush failed", err);
 		TIFFClose(t->tif);
 	}
 	pthread_mutex_destroy(&t->lock);

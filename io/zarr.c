@@ -172,7 +172,10 @@ size_t halo_zarr_chunk_bytes(const halo_zarr_t *z)
 
 /* "<path>/<key>" for chunk idx, as zarr names it: "0.1.2" or "0/1/2" in
  * v2, "c/0/1/2" with v3's default encoding. */
-static void chunk_file(const halo_zarr_t *z, const int64_t *idx, char *out, size_t len)
+/* The chunk's file name; an error when it does not fit in len (a cut
+ * name would read or write another file). */
+static int chunk_file(const halo_zarr_t *z, const int64_t *idx, char *out, size_t len,
+		      halo_error_t *err)
 {
 	const halo_zarr_meta_t *m = &z->meta;
 	int v3_prefix = m->zarr_format == 3 && m->v3_default_keys;
@@ -182,6 +185,8 @@ static void chunk_file(const halo_zarr_t *z, const int64_t *idx, char *out, size
 			out[n++] = m->separator;
 		n += (size_t)snprintf(out + n, len - n, "%lld", (long long)idx[d]);
 	}
+	return n < len ? HALO_OK : halo_error_set(err, HALO_EINVAL, "%s: path too long for its "
+						  "chunk files", z->path);
 }
 
 int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
@@ -189,14 +194,16 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 {
 	const halo_zarr_meta_t *m = &z->meta;
 	char file[4096];
-	chunk_file(z, idx, file, sizeof file);
+	int rc = chunk_file(z, idx, file, sizeof file, err);
+	if (rc)
+		return rc;
 	size_t elsize = halo_dtype_size(m->dtype);
 	size_t nel = z->chunk_bytes / elsize;
 	void *data;
 	size_t len;
 	halo_error_t e2 = {0};
 	size_t max = z->chunk_bytes + (m->codec.id == HALO_CODEC_NONE ? 0 : BLOSC_MAX_OVERHEAD);
-	int rc = halo_fs_read_scratch(file, HALO_SCRATCH_FILE, max, &data, &len, &e2);
+	rc = halo_fs_read_scratch(file, HALO_SCRATCH_FILE, max, &data, &len, &e2);
 	if (rc == HALO_ENOENT) {
 		/* A missing chunk is fill_value, unless the array itself went
 		 * (removed while being read): that is no volume of fill. */
@@ -305,7 +312,9 @@ int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *
 {
 	const halo_zarr_meta_t *m = &z->meta;
 	char file[4096];
-	chunk_file(z, idx, file, sizeof file);
+	int rc = chunk_file(z, idx, file, sizeof file, err);
+	if (rc)
+		return rc;
 	size_t elsize = halo_dtype_size(m->dtype);
 	void *swapped = NULL;
 	if (m->dtype.big_endian) {
@@ -316,7 +325,7 @@ int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *
 		halo_dtype_byteswap(swapped, elsize, z->chunk_bytes / elsize);
 		buf = swapped;
 	}
-	int rc = HALO_OK;
+	rc = HALO_OK;
 	if (m->separator == '/' && m->ndim > 1) {
 		char dir[4096];
 		snprintf(dir, sizeof dir, "%s", file);

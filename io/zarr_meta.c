@@ -113,13 +113,17 @@ static int parse_blosc(const json_t *c, const char *file, const char *field,
 			       : strcmp(s, "shuffle") == 0 ? 1
 			       : strcmp(s, "bitshuffle") == 0 ? 2 : -2;
 	} else {
-		codec->shuffle = json_is_integer(shuffle) ? (int)json_integer_value(shuffle) : -2;
+		json_int_t v = json_is_integer(shuffle) ? json_integer_value(shuffle) : -2;
+		codec->shuffle = v >= -1 && v <= 2 ? (int)v : -2;
 	}
 	/* numcodecs' -1 (AUTOSHUFFLE) means bit shuffle for 1-byte types and
 	 * byte shuffle otherwise; it is resolved when the typesize is known. */
 	if (codec->shuffle < -1 || codec->shuffle > 2)
 		return field_error(err, file, field, "has an unknown shuffle");
-	codec->blocksize = json_is_integer(blocksize) ? (int)json_integer_value(blocksize) : 0;
+	json_int_t bs = json_is_integer(blocksize) ? json_integer_value(blocksize) : 0;
+	if (bs < 0 || bs > INT32_MAX)
+		return field_error(err, file, field, "has a blocksize out of range");
+	codec->blocksize = (int)bs;
 	return HALO_OK;
 }
 

@@ -304,6 +304,13 @@ if mounted:
               lines[0].startswith(f"halo: {out}/") and ".halo-" not in lines[0],
               "disk full: one line naming OUT's chunk, exit 1", r.stderr)
         check(os.listdir(mnt) == [], "disk full: nothing left on the full disk", os.listdir(mnt))
+        tif = os.path.join(mnt, "out.tif")
+        r = halo("convert", big, tif)
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 1 and len(lines) == 1 and "No space left" in lines[0] and
+              lines[0].startswith(f"halo: {tif}: ") and os.listdir(mnt) == [],
+              "disk full writing TIFF: says so (not libtiff's 'Write error'), nothing left",
+              r.stderr)
     finally:
         subprocess.run(["umount", mnt])
 else:

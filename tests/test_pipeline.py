@@ -326,6 +326,9 @@ same(out, ref, "map_overlap richardson_lucy (relative paths) equals dask + numpy
 r = halo("run", path("rl.json"), "--memory", "64K")
 check(r.returncode == 0 and "MB of chunks shared by neighbouring chunks" in r.stderr and "--memory" in r.stderr,
       "a budget below what halos need: a warning, and the run completes", r.stderr)
+r = halo("run", path("rl.json"), "--memory", "64K", "--dry-run")
+check(r.returncode == 0 and "MB of chunks shared by neighbouring chunks" in r.stderr,
+      "--dry-run gives the same warning", r.stderr)
 
 # 7. Reductions: scalars, and along each axis (a maximum projection first).
 for src, ref in [(pu16, du16), (pf32, df32)]:
