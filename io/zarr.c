@@ -171,9 +171,8 @@ size_t halo_zarr_chunk_bytes(const halo_zarr_t *z)
 }
 
 /* "<path>/<key>" for chunk idx, as zarr names it: "0.1.2" or "0/1/2" in
- * v2, "c/0/1/2" with v3's default encoding. */
-/* The chunk's file name; an error when it does not fit in len (a cut
- * name would read or write another file). */
+ * v2, "c/0/1/2" with v3's default encoding. An error when it does not fit
+ * in len: a cut name would read or write another file. */
 static int chunk_file(const halo_zarr_t *z, const int64_t *idx, char *out, size_t len,
 		      halo_error_t *err)
 {
