@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -198,6 +199,9 @@ static int parse_option(int c, char *arg, struct bench_opts *o, halo_error_t *er
 	case OPT_WARMUP:
 		return halo__parse_int(arg, 0, 64, "--warmup", &o->warmup, err);
 	case OPT_PEERS:
+		if (!*arg)
+			return halo_error_set(err, HALO_EINVAL, "--peers: no value given (none, or a "
+					      "list)");
 		snprintf(o->peers, sizeof o->peers, "%s", arg);
 		return HALO_OK;
 	case OPT_INPUT: o->input = arg; return HALO_OK;
@@ -321,7 +325,9 @@ static int measure_halo(struct bench_ctx *b, struct bench_workload *w, struct be
 		char label[200];
 		snprintf(label, sizeof label, "%s-%s", w->name, r->label);
 		trace_name(o->trace, label, r->trace, sizeof r->trace);
-		halo_argv(b, w, c, r->trace, 1, 0, store, argv);
+		/* rl warms up in its process, as when timed; the trace
+		 * starts after it. */
+		halo_argv(b, w, c, r->trace, 1, !strcmp(w->name, "rl"), store, argv);
 		if (bench_spawn(b, argv, NULL, errline, sizeof errline, NULL) != 0)
 			return halo_error_set(err, HALO_ERUNTIME, "halo bench %s %s (traced): %s",
 					      w->name, r->label, errline);
@@ -380,9 +386,21 @@ static int distinct(int *v, int n)
 	return m;
 }
 
+static int same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Appends c with chunks, unless out already holds it (a list naming one
+ * value twice would measure it twice, and trace both into one file). */
 static int add_cfg(struct bench_cfg *out, int n, int max, struct bench_cfg c,
 		   const int64_t chunks[3])
 {
+	for (int i = 0; i < n && i < max; i++)
+		if (out[i].ncpu == c.ncpu && out[i].ncuda == c.ncuda &&
+		    same_str(out[i].sched, c.sched) && same_str(out[i].mode, c.mode) &&
+		    !memcmp(out[i].chunks, chunks, sizeof out[i].chunks))
+			return n;
 	if (n < max) {
 		out[n] = c;
 		memcpy(out[n].chunks, chunks, sizeof out[n].chunks);
@@ -468,6 +486,10 @@ static int run_workload(struct bench_ctx *b, struct bench_workload *w, halo_erro
 		}
 		if (!rc)
 			bench_peers_round(b, peers, w, k >= o->warmup, k == rounds - 1);
+		/* Ctrl-C: nothing more is started (the child it stopped may
+		 * have ended as if all was well). */
+		if (!rc && halo_interrupted())
+			rc = halo_error_set(err, HALO_EINTR, "interrupted");
 	}
 	for (int i = 0; !rc && i < n; i++)
 		bench_add_run(w, &runs[i]);
@@ -651,8 +673,13 @@ static int check_options(const struct bench_opts *o, halo_error_t *err)
 		return halo_error_set(err, HALO_EINVAL, "--dir %s: the models of --simulate %s are "
 				      "only read; give a work folder outside them", o->dir,
 				      o->simulate);
-	const char *files[2][2] = {{o->json, "--json"}, {o->plot, "--plot"}};
-	for (int i = 0; i < 2; i++) {
+	size_t pl = o->plot ? strlen(o->plot) : 0;
+	if (o->plot && (pl < 4 || strcasecmp(o->plot + pl - 4, ".svg") != 0))
+		return halo_error_set(err, HALO_EINVAL, "--plot %s: halo draws SVG; give a name "
+				      "ending in .svg", o->plot);
+	/* --trace names a pattern: each run's file goes beside it. */
+	const char *files[3][2] = {{o->json, "--json"}, {o->plot, "--plot"}, {o->trace, "--trace"}};
+	for (int i = 0; i < 3; i++) {
 		const char *f = files[i][0];
 		if (f && !halo_fs_creatable(f))
 			return halo_error_set(err, HALO_EINVAL, "%s: %s: cannot be created (a folder, "
@@ -761,7 +788,7 @@ int halo_cli_bench(int argc, char **argv)
 		rep.cpu_copy_gbs = bench_cpu_copy_gbs(b.cores);
 	if ((o.want[1] || o.want[2]) && bench_write_inputs(&b, &err))
 		goto fail;
-	for (int i = 0; i < rep.nworkloads; i++)
+	for (int i = 0; i < rep.nworkloads && !halo_interrupted(); i++)
 		if (run_workload(&b, &workloads[i], &err))
 			goto fail;
 	if (halo_interrupted())

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "cli/bench.h"
 #include "io/volume.h"
+#include "util/signals.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -142,7 +143,9 @@ int bench_write_inputs(struct bench_ctx *b, halo_error_t *err)
 							chunk[i++] = (uint16_t)(v + (double)(r >> 59));
 						}
 					}
-				rc = halo_writer_write_chunk(w, (int64_t[3]){cz, cy, cx}, chunk, err);
+				rc = halo_interrupted()
+				     ? halo_error_set(err, HALO_EINTR, "interrupted")
+				     : halo_writer_write_chunk(w, (int64_t[3]){cz, cy, cx}, chunk, err);
 			}
 	if (!rc)
 		rc = halo_writer_finish(w, err);

@@ -23,6 +23,10 @@ extern char **environ;
 int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char *errline,
 		 size_t errlen, double *seconds)
 {
+	if (halo_interrupted()) { /* after Ctrl-C nothing new starts */
+		snprintf(errline, errlen, "interrupted");
+		return -1;
+	}
 	char errpath[PATH_MAX + 16];
 	snprintf(errpath, sizeof errpath, "%s/stderr.txt", b->dir);
 	int fd[2] = {-1, -1};

@@ -317,9 +317,12 @@ int bench_report_json(const char *path, const struct bench_report *rep)
 			json_object_set_new(o, "model_bytes_per_run", json_real(w->bytes));
 		json_array_append_new(wl, o);
 	}
-	json_t *root = json_pack("{s:O, s:{s:f, s:f}, s:i, s:i, s:o}", "machine", rep->machine,
-				 "peak_bandwidth_gbs", "cpu_copy_measured", rep->cpu_copy_gbs,
-				 "gpu_specification", rep->gpu_peak_gbs, "repeat", rep->repeat,
+	/* A peak not measured (no rl run, no GPU) is null, not 0. */
+	json_t *cpu_peak = rep->cpu_copy_gbs > 0 ? json_real(rep->cpu_copy_gbs) : json_null(),
+	       *gpu_peak = rep->gpu_peak_gbs > 0 ? json_real(rep->gpu_peak_gbs) : json_null();
+	json_t *root = json_pack("{s:O, s:{s:o, s:o}, s:i, s:i, s:o}", "machine", rep->machine,
+				 "peak_bandwidth_gbs", "cpu_copy_measured", cpu_peak,
+				 "gpu_specification", gpu_peak, "repeat", rep->repeat,
 				 "warmup", rep->warmup, "workloads", wl);
 	char tmp[4200];
 	FILE *f = open_tmp(path, tmp, sizeof tmp);

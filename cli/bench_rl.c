@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "codelets/rl.h"
 #include "runtime/deconvolve.h"
+#include "runtime/trace.h"
 #include "util/util.h"
 
 #include <stdlib.h>
@@ -62,6 +63,8 @@ static int measure(const int n[3], int pn, int iterations, int warmup, int repea
 			rc = halo_error_set(err, HALO_ENOMEM, "out of memory running the RL task");
 		if (i >= warmup)
 			times[i - warmup] = bench_now() - t0;
+		if (i == warmup - 1) /* a trace shows the timed runs only */
+			halo_trace_restart();
 	}
 	starpu_data_unregister(in);
 	starpu_data_unregister(out);

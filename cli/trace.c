@@ -240,7 +240,8 @@ static void print_compare(const char *pa, const char *pb, const json_t *o)
 		json_t *vals[2] = {json_object_get(r, "a"), json_object_get(r, "b")};
 		for (int k = 0; k < 2; k++) {
 			if (json_is_number(vals[k]))
-				printf(" %14.3f", json_number_value(vals[k]) * scale);
+				printf(strcmp(fig, "tasks") ? " %14.3f" : " %14.0f",
+				       json_number_value(vals[k]) * scale);
 			else
 				printf(" %14s", "-");
 		}

@@ -600,6 +600,19 @@ static void trace_free(void)
 	T.fxt = 0;
 }
 
+void halo_trace_restart(void)
+{
+	if (!halo_trace_active())
+		return;
+	starpu_task_wait_for_all();
+	int fxt = T.fxt;
+	__atomic_store_n(&T.active, 0, __ATOMIC_RELAXED);
+	trace_free();
+	/* Enabling StarPU's profiling again zeroes its bus totals; the FxT
+	 * reader keeps the last begin mark, and the transfers after it. */
+	halo_trace_begin(fxt, NULL);
+}
+
 int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), void *stop_arg,
 		   halo_error_t *err)
 {
@@ -663,7 +676,11 @@ int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), 
 		size_t nt = 0;
 		halo_error_t ferr = {0};
 		if (halo__fxt_transfers(fxt_dir, T.mark_us, &t, &nt, &ferr) == HALO_OK) {
-			write_transfers(f, t, nt, base, names, nnodes < 64 ? nnodes : 64);
+			size_t kept = 0; /* none before the trace (re)started */
+			for (size_t i = 0; i < nt; i++)
+				if (t[i].start >= T.mark_us[0])
+					t[kept++] = t[i];
+			write_transfers(f, t, kept, base, names, nnodes < 64 ? nnodes : 64);
 		} else {
 			/* The run succeeded: keep its trace, and say what is missing. */
 			fprintf(f, ",\n{\"ph\":\"i\",\"s\":\"g\",\"ts\":0,\"pid\":%d,\"name\":",

@@ -93,6 +93,10 @@ for name, w in wl.items():
         want = {"rl": "rl", "deconvolve": "rl", "convert": "write"}[name]
         check(any(want in (c or "") for c in cats),
               f"{name} {x['label']}: its traced run has {want} tasks", sorted(cats)[:10])
+        if name == "rl":  # after the warm-up: one task, no PSF spectrum (made in the warm-up)
+            steps = [e for e in ev if e.get("ph") == "X" and e.get("cat") != "transfer"]
+            check(len(steps) == 1, f"rl {x['label']}: the trace holds the timed run alone",
+                  [e.get("name") for e in steps])
 
 rl_peers = {x["tool"]: x for x in wl["rl"]["runs"] if x["tool"] != "halo"}
 check(rl_peers["numpy"]["available"] and rl_peers["scipy"]["available"],
@@ -223,4 +227,24 @@ for args, rc, msg in [
     check(r.returncode == rc and len(lines) == 1 and msg in lines[0] and
           lines[0].startswith("halo: "),
           f"bench {' '.join(args)}: exit {rc}, one line", r.stderr)
+# Ctrl-C while bench writes its input volume: it stops at once (it wrote the
+# whole volume, then ran a convert, before), says so, and leaves no work folder.
+import signal  # noqa: E402
+import time  # noqa: E402
+
+tmp = path("bench-sigint")
+shutil.rmtree(tmp, ignore_errors=True)
+os.makedirs(tmp)
+proc = subprocess.Popen([HALO, "bench", "convert", "--size", "256,1024,1024", "--repeat", "1",
+                         "--warmup", "0", "--ncpu", "1", "--peers", "none"],
+                        env=dict(os.environ, TMPDIR=tmp), stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True)
+time.sleep(1.0)
+t0 = time.time()
+proc.send_signal(signal.SIGINT)
+_, err = proc.communicate(timeout=120)
+took = time.time() - t0
+check(proc.returncode == 1 and "interrupted" in err and took < 2 and os.listdir(tmp) == [],
+      f"bench: SIGINT stops it within {took:.1f} s, nothing left", (proc.returncode, err,
+                                                                     os.listdir(tmp)))
 done()
