@@ -255,17 +255,24 @@ static int rechunk_to(halo_graph_t *g, halo_expr_t *a, const struct halo_axis gr
 	return HALO_OK;
 }
 
-/* A full reduction's scalar is a result to print, not an array: no step
- * takes it as input. */
+/* A full reduction's scalar is a result to print, not an array, and a
+ * store writes a file and holds none (its chunks were never computed into
+ * data a step can read): no step takes either as input. */
 static int no_scalar(const halo_expr_t *a, const halo_expr_t *b, const char *what,
 		     halo_error_t *err)
 {
 	const halo_expr_t *in[2] = {a, b};
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
+		const char *name = in[i] && in[i]->name[0] ? in[i]->name
+				   : in[i] ? halo_op_name(in[i]) : "";
 		if (in[i] && in[i]->ndim == 0)
 			return halo_error_set(err, HALO_EINVAL, "%s: its input \"%s\" is a scalar (a "
-					      "reduction over every axis), not an array", what,
-					      in[i]->name[0] ? in[i]->name : halo_op_name(in[i]));
+					      "reduction over every axis), not an array", what, name);
+		if (in[i] && in[i]->op == HALO_OP_STORE)
+			return halo_error_set(err, HALO_EINVAL, "%s: its input \"%s\" writes %s and "
+					      "gives no array; read that step's input instead", what,
+					      name, in[i]->path);
+	}
 	return HALO_OK;
 }
 
@@ -629,6 +636,9 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 		  int dtype, const halo_writer_opts_t *wo, int overwrite, halo_expr_t **out,
 		  halo_error_t *err)
 {
+	if (a->op == HALO_OP_STORE)
+		return no_scalar(a, NULL, wo->format == HALO_FMT_TIFF ? "to_tiff" : "to_zarr",
+				 err);
 	if (a->ndim == 0)
 		return halo_error_set(err, HALO_EINVAL, "a scalar cannot be stored");
 	if (a->ndim == 1)

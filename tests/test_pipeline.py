@@ -494,6 +494,14 @@ bad.append(([{"name": "o1", "op": "to_zarr", "input": "a", "path": path("dup.zar
 bad.append(([{"name": "o1", "op": "to_zarr", "input": "a", "path": path("dup.zarr")},
              {"name": "o2", "op": "to_zarr", "input": "a", "path": path("dup.zarr/in.zarr")}],
             "one inside the other"))
+# A store's step as another step's input: it holds no array (StarPU
+# aborted on the never-written data).
+bad.append(([{"name": "o1", "op": "to_zarr", "input": "a", "path": path("st.zarr")},
+             {"name": "t", "op": "to_tiff", "input": "o1", "path": path("st.tif")}],
+            'step "t": to_tiff: its input "o1" writes'))
+bad.append(([{"name": "o1", "op": "to_zarr", "input": "a", "path": path("st.zarr")},
+             {"name": "m", "op": "map_blocks", "kernel": "abs", "input": "o1"}],
+            'step "m": abs: its input "o1" writes'))
 # Two inputs whose common blocks are too many.
 zarr.open(path("huge3.zarr"), mode="w", shape=(1024, 1024, 1024), chunks=(3, 3, 3), dtype="u2")
 zarr.open(path("huge2.zarr"), mode="w", shape=(1024, 1024, 1024), chunks=(2, 2, 2), dtype="u2")
