@@ -183,5 +183,12 @@ int halo_cli_finish(halo_runtime_t *rt, int status)
 
 void halo_cli_error(const halo_error_t *err)
 {
-	fprintf(stderr, "halo: %s\n", err->msg[0] ? err->msg : halo_strerror(err->code));
+	/* One line, whatever a bad file put in the message (a parser's
+	 * "near '...'" quotes its bytes): control characters become '?'. */
+	char line[sizeof err->msg];
+	snprintf(line, sizeof line, "%s", err->msg[0] ? err->msg : halo_strerror(err->code));
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	fprintf(stderr, "halo: %s\n", line);
 }

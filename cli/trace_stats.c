@@ -14,6 +14,26 @@ static double num(const json_t *o, const char *key, double dflt)
 	return json_is_number(v) ? json_number_value(v) : dflt;
 }
 
+/* src into dst, cut (when it must be) at a character, not inside one: a
+ * cut UTF-8 sequence makes the JSON writers drop the whole name. */
+static void copy_name(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src);
+	size_t n = strlen(dst);
+	if (src[n]) {
+		while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+			n--;
+		dst[n] = '\0';
+	}
+}
+
+/* An id (pid, tid): dflt unless an int's worth (casting 9e15 is undefined). */
+static int inum(const json_t *o, const char *key, int dflt)
+{
+	double v = num(o, key, dflt);
+	return v >= INT_MIN && v <= INT_MAX ? (int)v : dflt;
+}
+
 static int by_id(const void *a, const void *b)
 {
 	uint64_t x = ((const struct trace_task *)a)->id, y = ((const struct trace_task *)b)->id;
@@ -24,14 +44,14 @@ static int by_id(const void *a, const void *b)
  * (a trace joined from MPI ranks has one per rank). */
 static int link_id(const json_t *e)
 {
-	return (int)((long)num(e, "pid", 0) / HALO_TRACE_RANK_PIDS) * 4096 + (int)num(e, "tid", -1);
+	return inum(e, "pid", 0) / HALO_TRACE_RANK_PIDS * 4096 + inum(e, "tid", -1);
 }
 
 /* The data transfers (from FxT) sit on their own process's tracks, not
  * workers' (their cat, "transfer", may also be a step's name). */
 static int is_transfer(const json_t *e)
 {
-	return (long)num(e, "pid", 0) % HALO_TRACE_RANK_PIDS == HALO_TRACE_TRANSFER_PID;
+	return inum(e, "pid", 0) % HALO_TRACE_RANK_PIDS == HALO_TRACE_TRANSFER_PID;
 }
 
 /* An integer field that fits an int, or dflt when absent; -1 as an error
@@ -106,7 +126,7 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 		json_t *args = json_object_get(e, "args");
 		const char *ename = json_string_value(json_object_get(e, "name"));
 		if (strcmp(ph, "M") == 0 && ename && strcmp(ename, "thread_name") == 0 &&
-		    (long)num(e, "pid", 0) % HALO_TRACE_RANK_PIDS == HALO_TRACE_TRANSFER_PID) {
+		    inum(e, "pid", 0) % HALO_TRACE_RANK_PIDS == HALO_TRACE_TRANSFER_PID) {
 			struct trace_link *l = realloc(tr->links, (size_t)(tr->nlinks + 1) * sizeof *l);
 			if (!l)
 				continue;
@@ -114,7 +134,7 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 			l += tr->nlinks++;
 			l->id = link_id(e);
 			const char *name = json_string_value(json_object_get(args, "name"));
-			snprintf(l->name, sizeof l->name, "%s", name ? name : "?");
+			copy_name(l->name, sizeof l->name, name ? name : "?");
 			continue;
 		}
 		if (strcmp(ph, "X") == 0 && is_transfer(e)) {
@@ -133,10 +153,10 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 			tr->workers = w;
 			w += tr->nworkers++;
 			memset(w, 0, sizeof *w);
-			w->id = (int)num(e, "tid", -1);
-			w->cuda = (long)num(e, "pid", 1) % HALO_TRACE_RANK_PIDS >= 2;
+			w->id = inum(e, "tid", -1);
+			w->cuda = inum(e, "pid", 1) % HALO_TRACE_RANK_PIDS >= 2;
 			const char *name = json_string_value(json_object_get(args, "name"));
-			snprintf(w->name, sizeof w->name, "%s", name ? name : "?");
+			copy_name(w->name, sizeof w->name, name ? name : "?");
 			continue;
 		}
 		if (strcmp(ph, "X") != 0 || is_transfer(e))
@@ -299,7 +319,8 @@ int trace_groups(const struct trace *tr, struct trace_group **out, size_t *n)
 		g[k].model_error = nerr ? err / (double)nerr : -1;
 	}
 	free(durs);
-	qsort(g, ng, sizeof *g, by_total);
+	if (ng) /* g may be NULL then, which qsort must not get */
+		qsort(g, ng, sizeof *g, by_total);
 	*out = g;
 	*n = ng;
 	return 0;

@@ -302,6 +302,27 @@ for name, want in [("trunc.json", "not a trace"), ("foreign.json", "not a halo t
 r = halo("trace", "summary", path("."))
 check(r.returncode == 1 and "a folder, not a trace" in r.stderr, "trace summary of a folder",
       r.stderr)
+# Found by fuzzing: a thread id past int's range (an undefined cast, which
+# the sanitizer build stops on), and a parser message quoting a control
+# character (two lines on stderr).
+edited("bigtid.json", lambda d, t: [e.update(tid=9.0072e15) for e in d["traceEvents"]
+                                    if e.get("name") == "thread_name"])
+for cmd in ("summary", "critical-path"):
+    r = halo("trace", cmd, path("bigtid.json"))
+    check(r.returncode in (0, 1) and r.stderr.count("\n") <= 1,
+          f"trace {cmd} with a thread id past int's range", r.stderr)
+# A worker name cut inside a UTF-8 character vanished from the JSON.
+edited("utf8.json", lambda d, t: [e["args"].update(name="a" * 126 + "\u00e9") for e in
+                                  d["traceEvents"] if e.get("name") == "thread_name"])
+r = halo("trace", "summary", path("utf8.json"), "--json", check_rc=0)
+ws = json.loads(r.stdout).get("workers", []) if r.returncode == 0 else []
+check(ws and all(w.get("name", "").startswith("a" * 100) for w in ws),
+      "a long worker name is cut at a character and kept", r.stdout[-300:] + r.stderr)
+with open(path("ctrl.json"), "w") as f:
+    f.write('{"displayTimeUnit": "ms", \x1e}')
+r = halo("trace", "summary", path("ctrl.json"))
+check(r.returncode == 1 and r.stderr.count("\n") == 1 and "\x1e" not in r.stderr,
+      "a control character quoted by the JSON parser stays on one line", r.stderr)
 
 # A codelet named longer than any fixed buffer, a task whose step is called
 # "transfer" (a transfer's cat), and markup in a name.
