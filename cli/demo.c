@@ -290,7 +290,8 @@ static int claim_folder(const char *dir, const char *const *paths, halo_error_t 
 {
 	char mark[4096];
 	snprintf(mark, sizeof mark, "%s/.halo-demo", dir);
-	if (!halo_fs_exists(mark))
+	int marked = halo_fs_exists(mark);
+	if (!marked)
 		for (const char *const *p = paths; *p; p++)
 			if (halo_fs_exists(*p))
 				return halo_error_set(err, HALO_EEXIST, "%s: already exists and is not "
@@ -300,7 +301,7 @@ static int claim_folder(const char *dir, const char *const *paths, halo_error_t 
 	if (rc)
 		return rc;
 	static const char text[] = "halo demo writes here and replaces its files on each run\n";
-	return halo_fs_exists(mark) ? HALO_OK : halo_fs_write(mark, text, sizeof text - 1, err);
+	return marked ? HALO_OK : halo_fs_write(mark, text, sizeof text - 1, err);
 }
 
 int halo_cli_demo(int argc, char **argv)

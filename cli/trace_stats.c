@@ -2,6 +2,7 @@
 #include "config.h"
 #include "cli/trace_stats.h"
 #include "io/fs.h"
+#include "util/util.h"
 
 #include <limits.h>
 #include <math.h>
@@ -12,19 +13,6 @@ static double num(const json_t *o, const char *key, double dflt)
 {
 	const json_t *v = json_object_get(o, key);
 	return json_is_number(v) ? json_number_value(v) : dflt;
-}
-
-/* src into dst, cut (when it must be) at a character, not inside one: a
- * cut UTF-8 sequence makes the JSON writers drop the whole name. */
-static void copy_name(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src);
-	size_t n = strlen(dst);
-	if (src[n]) {
-		while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
-			n--;
-		dst[n] = '\0';
-	}
 }
 
 /* An id (pid, tid): dflt unless an int's worth (casting 9e15 is undefined). */
@@ -134,7 +122,7 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 			l += tr->nlinks++;
 			l->id = link_id(e);
 			const char *name = json_string_value(json_object_get(args, "name"));
-			copy_name(l->name, sizeof l->name, name ? name : "?");
+			halo__copy_utf8(l->name, sizeof l->name, name ? name : "?");
 			continue;
 		}
 		if (strcmp(ph, "X") == 0 && is_transfer(e)) {
@@ -156,7 +144,7 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 			w->id = inum(e, "tid", -1);
 			w->cuda = inum(e, "pid", 1) % HALO_TRACE_RANK_PIDS >= 2;
 			const char *name = json_string_value(json_object_get(args, "name"));
-			copy_name(w->name, sizeof w->name, name ? name : "?");
+			halo__copy_utf8(w->name, sizeof w->name, name ? name : "?");
 			continue;
 		}
 		if (strcmp(ph, "X") != 0 || is_transfer(e))

@@ -25,22 +25,6 @@ int halo_fs_errno_code(int e)
 	}
 }
 
-/* Reads the open file fd of `size` bytes into buf. */
-static int read_all(int fd, const char *path, unsigned char *buf, size_t size, halo_error_t *err)
-{
-	size_t got = 0;
-	while (got < size) {
-		ssize_t r = read(fd, buf + got, size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return halo_error_set(err, HALO_EIO, "%s: %s", path,
-					      r < 0 ? strerror(errno) : "file shrank while reading");
-		got += (size_t)r;
-	}
-	return HALO_OK;
-}
-
 ssize_t halo_fs_pread_all(int fd, void *buf, size_t size, off_t offset)
 {
 	size_t got = 0;
@@ -56,6 +40,16 @@ ssize_t halo_fs_pread_all(int fd, void *buf, size_t size, off_t offset)
 		got += (size_t)r;
 	}
 	return (ssize_t)got;
+}
+
+/* Reads the file fd, just opened, of `size` bytes into buf. */
+static int read_all(int fd, const char *path, unsigned char *buf, size_t size, halo_error_t *err)
+{
+	ssize_t got = halo_fs_pread_all(fd, buf, size, 0);
+	if (got != (ssize_t)size)
+		return halo_error_set(err, HALO_EIO, "%s: %s", path,
+				      got < 0 ? strerror(errno) : "file shrank while reading");
+	return HALO_OK;
 }
 
 /* Opens a regular file for reading and returns its size. O_NONBLOCK so

@@ -8,6 +8,7 @@
 #include "runtime/fxt.h"
 #include "runtime/mpi.h"
 #include "runtime/runtime.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -121,15 +122,8 @@ void halo_trace_label(const char *step, const int64_t chunk[3])
 	if (!halo_trace_active())
 		return;
 	pthread_mutex_lock(&T.lock);
-	snprintf(T.step, sizeof T.step, "%s", step ? step : "");
-	/* A longer label is cut at a character, not inside one: the trace
-	 * must stay UTF-8 for its readers. */
-	size_t n = strlen(T.step);
-	if (step && n < strlen(step)) {
-		while (n > 0 && ((unsigned char)step[n] & 0xC0) == 0x80)
-			n--;
-		T.step[n] = '\0';
-	}
+	/* The trace must stay UTF-8 for its readers. */
+	halo__copy_utf8(T.step, sizeof T.step, step ? step : "");
 	T.has_chunk = chunk != NULL;
 	if (chunk)
 		memcpy(T.chunk, chunk, sizeof T.chunk);

@@ -483,12 +483,12 @@ static int open_outputs(struct exec *x, halo_error_t *err)
 					return halo_error_set(err, HALO_EINVAL,
 							      "step \"%s\": writing %s would change the "
 							      "input of step \"%s\"", e->name, e->path, o->name);
+				if (k >= i || o->op != HALO_OP_STORE)
+					continue;
 				/* However they are spelled ("./a.zarr"), and one
 				 * inside the other: replacing the outer deletes it. */
-				int in = k < i && o->op == HALO_OP_STORE &&
-					 halo_path_within(e->path, o->path),
-				    out = k < i && o->op == HALO_OP_STORE &&
-					  halo_path_within(o->path, e->path);
+				int in = halo_path_within(e->path, o->path),
+				    out = halo_path_within(o->path, e->path);
 				if (in && out)
 					return halo_error_set(err, HALO_EINVAL,
 							      "steps \"%s\" and \"%s\" both write %s",

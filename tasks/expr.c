@@ -258,17 +258,18 @@ static int rechunk_to(halo_graph_t *g, halo_expr_t *a, const struct halo_axis gr
 /* A full reduction's scalar is a result to print, not an array, and a
  * store writes a file and holds none (its chunks were never computed into
  * data a step can read): no step takes either as input. */
-static int no_scalar(const halo_expr_t *a, const halo_expr_t *b, const char *what,
-		     halo_error_t *err)
+static int arrays_only(const halo_expr_t *a, const halo_expr_t *b, const char *what,
+		       halo_error_t *err)
 {
 	const halo_expr_t *in[2] = {a, b};
 	for (int i = 0; i < 2; i++) {
-		const char *name = in[i] && in[i]->name[0] ? in[i]->name
-				   : in[i] ? halo_op_name(in[i]) : "";
-		if (in[i] && in[i]->ndim == 0)
+		if (!in[i])
+			continue;
+		const char *name = in[i]->name[0] ? in[i]->name : halo_op_name(in[i]);
+		if (in[i]->ndim == 0)
 			return halo_error_set(err, HALO_EINVAL, "%s: its input \"%s\" is a scalar (a "
 					      "reduction over every axis), not an array", what, name);
-		if (in[i] && in[i]->op == HALO_OP_STORE)
+		if (in[i]->op == HALO_OP_STORE)
 			return halo_error_set(err, HALO_EINVAL, "%s: its input \"%s\" writes %s and "
 					      "gives no array; read that step's input instead", what,
 					      name, in[i]->path);
@@ -279,7 +280,7 @@ static int no_scalar(const halo_expr_t *a, const halo_expr_t *b, const char *wha
 int halo_rechunk(halo_graph_t *g, halo_expr_t *a, const int64_t *chunks, halo_expr_t **out,
 		 halo_error_t *err)
 {
-	if (no_scalar(a, NULL, "rechunk", err))
+	if (arrays_only(a, NULL, "rechunk", err))
 		return err->code;
 	int64_t c[3];
 	to3(a->ndim, chunks, 1, c);
@@ -307,7 +308,7 @@ int halo_rechunk(halo_graph_t *g, halo_expr_t *a, const int64_t *chunks, halo_ex
 int halo_astype(halo_graph_t *g, halo_expr_t *a, halo_dtype_kind_t dtype, halo_expr_t **out,
 		halo_error_t *err)
 {
-	if (no_scalar(a, NULL, "astype", err))
+	if (arrays_only(a, NULL, "astype", err))
 		return err->code;
 	halo_expr_t *e = node_add(g, HALO_OP_ASTYPE, a, NULL, err);
 	if (!e)
@@ -443,7 +444,7 @@ static int grids_equal(const halo_expr_t *a, const halo_expr_t *b)
 int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *b,
 		    const double p[2], int real, halo_expr_t **out, halo_error_t *err)
 {
-	if (no_scalar(a, b, halo_ew_name(fn), err))
+	if (arrays_only(a, b, halo_ew_name(fn), err))
 		return err->code;
 	int arity = halo_ew_arity(fn);
 	if ((arity == 2) != (b != NULL))
@@ -503,7 +504,7 @@ int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *
 int halo_map_overlap(halo_graph_t *g, halo_expr_t *a, const halo_overlap_opts_t *o,
 		     halo_expr_t **out, halo_error_t *err)
 {
-	if (no_scalar(a, NULL, "map_overlap", err))
+	if (arrays_only(a, NULL, "map_overlap", err))
 		return err->code;
 	float *psf = NULL;
 	int pn[3] = {0, 0, 0};
@@ -597,7 +598,7 @@ int halo_map_overlap(halo_graph_t *g, halo_expr_t *a, const halo_overlap_opts_t 
 int halo_reduce(halo_graph_t *g, halo_expr_t *a, halo_reduce_fn_t fn, int axis,
 		halo_expr_t **out, halo_error_t *err)
 {
-	if (no_scalar(a, NULL, halo_reduce_name(fn), err))
+	if (arrays_only(a, NULL, halo_reduce_name(fn), err))
 		return err->code;
 	if (axis < -1 || axis >= a->ndim)
 		return halo_error_set(err, HALO_EINVAL, "axis %d out of range for a %dD array", axis,
@@ -637,7 +638,7 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 		  halo_error_t *err)
 {
 	if (a->op == HALO_OP_STORE)
-		return no_scalar(a, NULL, wo->format == HALO_FMT_TIFF ? "to_tiff" : "to_zarr",
+		return arrays_only(a, NULL, wo->format == HALO_FMT_TIFF ? "to_tiff" : "to_zarr",
 				 err);
 	if (a->ndim == 0)
 		return halo_error_set(err, HALO_EINVAL, "a scalar cannot be stored");

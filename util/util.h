@@ -1,5 +1,5 @@
-/* Internal helpers shared by every layer: parsing of command-line values.
- * Not part of the public API (names start with halo__). */
+/* Internal helpers shared by every layer: parsing of command-line values,
+ * and text. Not part of the public API (names start with halo__). */
 #ifndef HALO_UTIL_H
 #define HALO_UTIL_H
 
@@ -21,5 +21,9 @@ int halo__parse_size(const char *s, const char *what, uint64_t *out,
 /* Parses "64,256,256": between min_n and max_n integers, each >= min. */
 int halo__parse_int_list(const char *s, int min_n, int max_n, long min, const char *what,
 			 int64_t *out, int *n, halo_error_t *err);
+
+/* src into dst (len bytes), cut where it must be at a character, not
+ * inside one: a cut UTF-8 sequence makes JSON writers refuse the string. */
+void halo__copy_utf8(char *dst, size_t len, const char *src);
 
 #endif

@@ -1,0 +1,17 @@
+/* Text helpers shared by the layers (see util.h). */
+#include "config.h"
+#include "util/util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void halo__copy_utf8(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src);
+	size_t n = strlen(dst);
+	if (src[n]) {
+		while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+			n--;
+		dst[n] = '\0';
+	}
+}
