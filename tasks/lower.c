@@ -295,7 +295,10 @@ static void fuse_into_reductions(halo_plan_t *plan)
 {
 	for (int i = 0; i < plan->n; i++) {
 		halo_pnode_t *q = plan->nodes[i];
-		if (q->kind != HALO_PN_REDUCE || q->expr->axis >= 0 || q->in[0]->kind != HALO_PN_FUSED)
+		/* Once: a chain too long for one program is cut into several
+		 * fused nodes, and only the last one runs inside. */
+		if (q->kind != HALO_PN_REDUCE || q->expr->axis >= 0 || q->prog.nops > 0 ||
+		    q->in[0]->kind != HALO_PN_FUSED)
 			continue;
 		halo_pnode_t *f = q->in[0];
 		int readers = 0;

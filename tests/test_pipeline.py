@@ -407,6 +407,25 @@ fst = json.loads(halo("graph", "stats", pf, "--json", check_rc=0).stdout or "{}"
 check(fst.get("tasks_by_kind", {}).get("elementwise") == 50,
       "a chain four reductions read is computed once per chunk", fst)
 
+# A chain longer than one elementwise program (cut into several fused
+# steps) before a scalar reduction: every step counts (the reduction took
+# in only the first cut's steps).
+steps = [{"name": "a", "op": "from_zarr", "path": pi16},
+         {"name": "s0", "op": "astype", "input": "a", "dtype": "float32"}]
+for i in range(1, 21):
+    steps.append({"name": f"s{i}", "op": "map_blocks", "kernel": "add",
+                  "inputs": [f"s{i - 1}", "s0" if i % 3 == 0 else f"s{i - 1}"]} if i % 2 else
+                 {"name": f"s{i}", "op": "map_blocks", "kernel": "scale", "input": f"s{i - 1}",
+                  "offset": 1})
+steps.append({"name": "sum", "op": "sum", "input": "s20"})
+ref = di16.astype(np.float32)
+x = {0: ref}
+for i in range(1, 21):
+    x[i] = x[i - 1] + (x[0] if i % 3 == 0 else x[i - 1]) if i % 2 else x[i - 1] + 1
+got = run_json(pipeline("longchain", steps)).get("results", {}).get("sum", float("nan"))
+want = float(x[20].sum().compute())
+check(abs(got - want) <= 1e-5 * abs(want), "a 20-step chain into a scalar sum", f"{got} vs {want}")
+
 # 8. TIFF in and out, 2D arrays.
 tifffile.imwrite(path("in.tif"), u16)
 run(pipeline("tif", [
