@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,10 +37,24 @@ void halo_output_set_run_id(long id)
 	run_id = id;
 }
 
+long halo_output_run_id(void)
+{
+	/* The pid with random bits beside it: containers that share a
+	 * folder often run halo under the same small pid, and two runs
+	 * writing into one temporary output both "succeeded". */
+	if (!run_id) {
+		uint32_t r = 0;
+		if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+			r = (uint32_t)time(NULL) ^ (uint32_t)clock();
+		run_id = ((long)getpid() << 24) | (long)(r & 0xffffff);
+	}
+	return run_id;
+}
+
 static char *with_suffix(const char *path, const char *tag)
 {
-	/* ".NAME.halo-TAG-ID" in the same directory as path (ID: the pid,
-	 * or rank 0's under MPI). */
+	/* ".NAME.halo-TAG-ID" in the same directory as path (ID: the run's,
+	 * rank 0's under MPI). */
 	char *copy1 = strdup(path), *copy2 = strdup(path);
 	char *out = NULL;
 	if (copy1 && copy2) {
@@ -47,8 +63,7 @@ static char *with_suffix(const char *path, const char *tag)
 		size_t n = strlen(dir) + strlen(base) + strlen(tag) + 40;
 		out = malloc(n);
 		if (out)
-			snprintf(out, n, "%s/.%s.halo-%s-%ld", dir, base, tag,
-				 run_id ? run_id : (long)getpid());
+			snprintf(out, n, "%s/.%s.halo-%s-%ld", dir, base, tag, halo_output_run_id());
 	}
 	free(copy1);
 	free(copy2);
@@ -147,6 +162,8 @@ static void remove_stale(const char *final)
 	free(copy2);
 }
 
+static void output_free(halo_output_t *o);
+
 static int begin(const char *final, int overwrite, int clean, halo_output_t **out,
 		 halo_error_t *err)
 {
@@ -201,8 +218,14 @@ static int begin(const char *final, int overwrite, int clean, halo_output_t **ou
 		if ((o->lock = with_suffix(trimmed, "lock")) &&
 		    (o->lock_fd = open(o->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) >= 0 &&
 		    flock(o->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+			int busy = errno == EWOULDBLOCK;
 			close(o->lock_fd);
 			o->lock_fd = -1;
+			if (busy) { /* another run drew the same id: never share */
+				output_free(o);
+				return halo_error_set(err, HALO_EEXIST, "%s: another halo run is "
+						      "writing it", final);
+			}
 		}
 	}
 	*out = o;

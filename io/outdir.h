@@ -40,10 +40,12 @@ void halo_output_abort(halo_output_t *o);
  * commits or removes it. */
 void halo_output_release(halo_output_t *o);
 
-/* The number in temporary names (default: the process id). Every MPI rank
+/* The number in temporary names (default: halo_output_run_id's). Every MPI rank
  * of a run sets rank 0's, so that all write into the same temporary
  * output. */
 void halo_output_set_run_id(long id);
+/* The run's id: the one set, or drawn once (pid and random bits). */
+long halo_output_run_id(void);
 
 /* 1 when the two paths name the same existing file or directory. */
 int halo_path_same(const char *a, const char *b);

@@ -270,8 +270,8 @@ static int start(halo_runtime_t *rt, struct starpu_conf *conf, halo_error_t *err
 		}
 		rt->mpi = 1;
 		halo__mpi_set(rt->rank, rt->ranks);
-		/* Temporary outputs are named after rank 0's process. */
-		halo_output_set_run_id(halo__mpi_bcast_long((long)getpid()));
+		/* Temporary outputs are named after rank 0's run. */
+		halo_output_set_run_id(halo__mpi_bcast_long(halo_output_run_id()));
 		return rc;
 	}
 #endif

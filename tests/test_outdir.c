@@ -117,6 +117,26 @@ static void stale(void)
 		close(fd);
 }
 
+/* Two runs that drew one id (the same pid in two containers sharing a
+ * folder, before ids had random bits): the second is refused, never
+ * writes into the first's temporary output. */
+static void same_id(void)
+{
+	long a = halo_output_run_id(), b = halo_output_run_id();
+	tap_ok(a == b && a > 0 && (a >> 24) == (long)getpid(), "a run's id is drawn once, pid first");
+	halo_output_set_run_id(99);
+	int fd = open(at(".six.zarr.halo-lock-99"), O_RDWR | O_CREAT, 0644);
+	int held = fd >= 0 && flock(fd, LOCK_EX) == 0;
+	halo_error_t err = {0};
+	halo_output_t *o = NULL;
+	int rc = halo_output_begin(at("six.zarr"), 1, &o, &err);
+	tap_ok(held && rc == HALO_EEXIST && !o && strstr(err.msg, "another halo run is writing"),
+	       "a run whose id another live run holds is refused: %s", err.msg);
+	if (fd >= 0)
+		close(fd);
+	halo_output_set_run_id(a);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("HALO_TEST_TMP");
@@ -125,6 +145,7 @@ int main(void)
 	mkdir(dir, 0755);
 	all_or_none();
 	stale();
+	same_id();
 	halo_fs_remove_tree(dir);
 	return tap_done();
 }
