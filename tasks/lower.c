@@ -669,14 +669,15 @@ static void walk_time_merge(struct walk_time *dst, const struct walk_time *src,
  * chunk only while it is in flight (added to that output chunk's
  * exclusive bytes). reads: the most chunks of it one chunk of p reads. */
 static void input_memory(const halo_pnode_t *p, int k, const struct walk_time *wq, int64_t T,
-			 int64_t *held, uint64_t *excl, uint64_t *shared, uint64_t *reads,
-			 int64_t *list)
+			 int64_t *held, uint64_t *excl, uint64_t *shared, const uint64_t tp[3],
+			 uint64_t tin[3], int64_t *list)
 {
 	const halo_pnode_t *in = p->in[k];
 	size_t es = halo_dtype_size((halo_dtype_t){in->expr->dtype, 0});
 	/* Along a reduced axis one chunk reads every block. */
-	*reads = p->kind == HALO_PN_REDUCE && p->expr->axis >= 0
-		 ? (uint64_t)in->grid[p->expr->axis].nblocks : 1;
+	for (int d = 0; d < 3; d++)
+		tin[d] = p->kind == HALO_PN_REDUCE && p->expr->axis == d
+			 ? (uint64_t)in->grid[d].nblocks : 1;
 	for (int od = 0; od < 3; od++) {
 		int d = input_axis(p, od);
 		if (d < 0)
@@ -686,7 +687,13 @@ static void input_memory(const halo_pnode_t *p, int k, const struct walk_time *w
 			int64_t n = axis_list(p, k, d, jd, list);
 			most = n > most ? n : most;
 		}
-		*reads *= (uint64_t)most;
+		/* tp consecutive blocks of p read the blocks one reads and
+		 * those their further extent covers, not tp times as many:
+		 * chained halos widen the region, they do not multiply it. */
+		uint64_t nb = (uint64_t)in->grid[d].nblocks, np = (uint64_t)p->grid[od].nblocks;
+		uint64_t step = (nb + np - 1) / (np ? np : 1);
+		uint64_t t = (tp[od] - 1) * (step ? step : 1) + (uint64_t)most;
+		tin[d] = t < nb ? t : nb;
 	}
 	int64_t c[3];
 	for (c[0] = 0; c[0] < in->grid[0].nblocks; c[0]++)
@@ -746,12 +753,12 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 		for (int d = 0; d < 3; d++)
 			most = p->grid[d].nblocks > most ? p->grid[d].nblocks : most;
 	}
-	/* times: how many of a node's chunks one output chunk may hold at
+	/* times: per axis, how many of a node's blocks one output chunk may hold at
 	 * once, since the executor submits all an output chunk needs before
 	 * the next (a node with chunks smaller than its reader's counts as
 	 * many times); the per-chunk costs below count that many times. */
 	struct walk_time *w = calloc((size_t)plan->n, sizeof *w);
-	uint64_t *times = calloc((size_t)plan->n, sizeof *times);
+	uint64_t (*times)[3] = calloc((size_t)plan->n, sizeof *times); /* per axis */
 	int64_t *held = calloc((size_t)T + 1, sizeof *held), *list = malloc((size_t)most * sizeof *list);
 	uint64_t *excl = calloc((size_t)T, sizeof *excl), shared = 0, spectra = 0;
 	int ok = w && times && held && list && excl;
@@ -775,7 +782,7 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 			}
 			w[i].first0 = w[i].last0 = 0;
 			w[i].set = 1;
-			times[i] = 1;
+			times[i][0] = times[i][1] = times[i][2] = 1;
 		}
 		if (!w[i].set)
 			continue; /* no output reads it */
@@ -800,14 +807,16 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 				spectra += halo_spectra_bytes(p->grid, e->depth, e->boundary);
 			}
 		}
-		uint64_t t = times[i] ? times[i] : 1;
+		for (int d = 0; d < 3; d++)
+			times[i][d] = times[i][d] ? times[i][d] : 1;
+		uint64_t t = times[i][0] * times[i][1] * times[i][2];
 		*per += (bytes + apart) * t;
 		*outside += apart * t;
 		plan->gpu_work += gpu * t;
 		for (int k = 0; ok && k < p->nin; k++) {
 			struct walk_time mine = {0};
 			const halo_pnode_t *in = p->in[k];
-			uint64_t r;
+			uint64_t r[3];
 			for (int d = 0; d < 3; d++) {
 				size_t nb = (size_t)in->grid[d].nblocks;
 				mine.first[d] = malloc(nb * sizeof **mine.first);
@@ -816,9 +825,10 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 			}
 			if (ok) {
 				walk_time_of_input(p, k, &w[i], &mine, list);
-				input_memory(p, k, &mine, T, held, excl, &shared, &r, list);
+				input_memory(p, k, &mine, T, held, excl, &shared, times[i], r, list);
 				walk_time_merge(&w[in->id], &mine, in);
-				times[in->id] = t * r > times[in->id] ? t * r : times[in->id];
+				for (int d = 0; d < 3; d++)
+					times[in->id][d] = r[d] > times[in->id][d] ? r[d] : times[in->id][d];
 			}
 			for (int d = 0; d < 3; d++) {
 				free(mine.first[d]);
