@@ -500,10 +500,12 @@ static int write_directories(halo_tiff_t *t, halo_error_t *err)
 	size_t el = halo_dtype_size(info->dtype);
 	int64_t n = info->shape[0];
 	/* ImageJ reads 8- and 16-bit integers and float32; the other types
-	 * get tifffile's JSON description, which halo reads back too. */
+	 * get tifffile's JSON description, which halo reads back too, and so
+	 * does a 3D volume of one plane, which ImageJ's would make 2D. */
 	char desc[512];
 	halo_dtype_kind_t k = info->dtype.kind;
-	int imagej = k == HALO_U1 || k == HALO_U2 || k == HALO_I2 || k == HALO_F4;
+	int imagej = (k == HALO_U1 || k == HALO_U2 || k == HALO_I2 || k == HALO_F4) &&
+		     !(info->ndim == 3 && n == 1);
 	if (imagej) {
 		snprintf(desc, sizeof desc, "ImageJ=1.11a\nimages=%lld\nslices=%lld\n%s%s%sspacing=%.9g\n"
 			 "loop=false\n", (long long)n, (long long)n, info->unit[0] ? "unit=" : "",
@@ -513,6 +515,8 @@ static int write_directories(halo_tiff_t *t, halo_error_t *err)
 		json_t *d = json_pack("{s:[I,I,I], s:[f,f,f], s:s}", "shape", (json_int_t)n,
 				      (json_int_t)h, (json_int_t)w, "spacing", info->voxel[0],
 				      info->voxel[1], info->voxel[2], "unit", info->unit);
+		if (d && info->ndim == 2) /* (Y, X), as tifffile writes a 2D array */
+			json_array_remove(json_object_get(d, "shape"), 0);
 		size_t len = d ? json_dumpb(d, desc, sizeof desc - 1, 0) : 0;
 		json_decref(d);
 		if (!len || len > sizeof desc - 1)

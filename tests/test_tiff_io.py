@@ -162,6 +162,21 @@ for dt, shape in [("uint16", (2, 300, 400)), ("float32", (2, 4, 5)), ("float32",
           f"{dt} {shape}: pages contiguous, read by tifffile", (offs, r.stderr))
     tf.close()
 
+# A 2D array stays 2D and a 3D one of one plane 3D, for tifffile and for
+# halo, whatever the type (uint32 2D came back 3D, uint16 (1, Y, X) 2D).
+for dt in ["uint8", "uint16", "int16", "float32", "uint32", "int8", "int32", "float64"]:
+    for shape in [(13, 17), (1, 13, 17)]:
+        data = sample(dt, shape)
+        src, dst = path("nd.zarr"), path("nd.tif")
+        zarr.open(src, mode="w", shape=shape, chunks=shape, dtype=dt)[:] = data
+        r = convert(src, dst)
+        got = tifffile.imread(dst) if r.returncode == 0 else None
+        back = halo("info", dst, "--json", check_rc=0)
+        hshape = json.loads(back.stdout).get("shape") if back.returncode == 0 else None
+        check(got is not None and got.shape == shape and np.array_equal(got, data) and
+              hshape == list(shape), f"{dt} {shape} to TIFF keeps its dimensions",
+              (None if got is None else got.shape, hshape, r.stderr))
+
 # The OME voxel size round-trips through TIFF's ImageJ metadata.
 src = dst
 back = path("back.ome.zarr")
