@@ -187,8 +187,8 @@ static int parse_ome(halo_tiff_t *t, const char *xml, halo_error_t *err)
  * unit ones is refused (its pages would read as one stack); (1, Y, X)
  * stays 3D (*ndim = 3). *pages: the pages the shape describes (0 when it
  * says nothing usable). */
-static int parse_shaped(halo_tiff_t *t, const char *desc, int *ndim, long *pages,
-			halo_error_t *err)
+static int parse_shaped(halo_tiff_t *t, const char *desc, uint32_t w, uint32_t h, int *ndim,
+			long *pages, halo_error_t *err)
 {
 	json_t *root = json_loads(desc, 0, NULL);
 	const json_t *shape = json_object_get(root, "shape");
@@ -199,12 +199,20 @@ static int parse_shaped(halo_tiff_t *t, const char *desc, int *ndim, long *pages
 		lead += v != 1;
 		*pages = v > 0 && v <= INT32_MAX && *pages <= INT32_MAX ? *pages * v : 0;
 	}
-	if (lead > 1) {
+	/* tifffile stores (Z, Y, 1) as one Z x Y page: its pages are then no
+	 * planes of the shape, which would read transposed. */
+	int planes = n < 2 || (json_integer_value(json_array_get(shape, n - 2)) == (json_int_t)h &&
+			       json_integer_value(json_array_get(shape, n - 1)) == (json_int_t)w);
+	if (lead > 1 || !planes) {
 		char dims[128] = "";
 		for (size_t i = 0; i < n && strlen(dims) < sizeof dims - 24; i++)
 			snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%lld", i ? "x" : "",
 				 (long long)json_integer_value(json_array_get(shape, i)));
 		json_decref(root);
+		if (!planes)
+			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: a %s image stored as %ux%u "
+					      "pages, not one page per plane; halo cannot read it "
+					      "(save it as Zarr)", t->path, dims, h, w);
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: a %zuD image (%s); halo reads 2D and "
 				      "3D volumes", t->path, n, dims);
 	}
@@ -310,7 +318,7 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 		else if (strstr(desc, "<OME") && strstr(desc, "Pixels"))
 			rc = parse_ome(t, desc, err);
 		else if (desc[0] == '{')
-			rc = parse_shaped(t, desc, &shaped_ndim, &described, err);
+			rc = parse_shaped(t, desc, w, h, &shaped_ndim, &described, err);
 		if (rc)
 			goto fail;
 	}

@@ -116,6 +116,15 @@ for unit, want in [("cm", "centimeter"), ("pixel", "micrometer")]:
         if r.returncode == 0 else None
     check(got == want, f"ImageJ unit {unit!r} -> {want!r}", (got, r.stderr))
 
+# tifffile stores an array whose last axis is 1 as pages that are no
+# planes of it ((1, 5, 1) as one 1x5 page): refused, not read transposed.
+for shape in [(1, 5, 1), (5, 4, 1)]:
+    p = path("lastone.tif")
+    tifffile.imwrite(p, sample("uint16", shape), photometric="minisblack")
+    r = halo("info", p, check_rc=0)
+    check(r.returncode == 1 and "not one page per plane" in r.stderr and
+          len(r.stderr.splitlines()) == 1, f"a TIFF of shape {shape} is refused", r.stderr)
+
 # Stacks that are not one channel at one time, and volumetric (SGI)
 # TIFFs, are refused rather than read as z.
 a = sample("uint16", (2, 3, 2, 8, 8))
