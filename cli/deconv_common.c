@@ -335,11 +335,18 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		.iterations = (int)o->iterations, .boundary = o->boundary, .constant = o->constant,
 		.stream = {.memory = o->memory, .quiet = o->quiet, .label = "deconvolve"},
 	};
-	if (o->ndepth)
+	if (o->ndepth) {
 		for (int d = 0; d < 3; d++)
 			dopts.depth[d] = (int)o->depth[d];
-	else
-		halo_deconv_default_depth(info.chunks, pn, dopts.depth);
+	} else {
+		/* From the chunks as they are: --chunks longer than an axis
+		 * makes one chunk of the axis's length, which the depth must
+		 * round to a good FFT size. */
+		int64_t real[3];
+		for (int d = 0; d < 3; d++)
+			real[d] = info.chunks[d] < info.shape[d] ? info.chunks[d] : info.shape[d];
+		halo_deconv_default_depth(real, pn, dopts.depth);
+	}
 	if (ii->ndim < 3)
 		dopts.depth[0] = 0;
 	int exact = o->mode == 1;
@@ -347,15 +354,25 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	long workers = o->rt.ncpu > 0 ? o->rt.ncpu : halo_machine_cores();
 	workers = workers > 0 ? workers : 1;
 	/* Exact mode keeps image, estimate and ratio resident (three float32
-	 * volumes), and each running task a haloed block: under less,
-	 * StarPU waits forever for memory (296 MB needed for 64x512x512 on 2
-	 * workers; it hung at 290). Counted twice, for the rest of a task's
-	 * buffers. A StarPU limit set by hand binds unless --memory replaces
-	 * it (halo_runtime_init), or StarPU may swap to disk
-	 * (STARPU_DISK_SWAP). */
+	 * volumes), each running task a haloed block counted twice (for the
+	 * rest of its buffers; FFTW's are outside StarPU's limit), and a PSF
+	 * spectrum per haloed shape: under
+	 * less, StarPU waits forever for memory (296 MB needed for
+	 * 64x512x512 on 2 workers; it hung at 290). Its chunks span whole
+	 * planes when the output is a TIFF (see below). A StarPU limit set by
+	 * hand binds unless --memory replaces it (halo_runtime_init), or
+	 * StarPU may swap to disk (STARPU_DISK_SWAP). */
 	uint64_t vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]);
+	int64_t exc[3] = {info.chunks[0], info.chunks[1], info.chunks[2]};
+	if (wo.format == HALO_FMT_TIFF) {
+		exc[1] = ii->shape[1];
+		exc[2] = ii->shape[2];
+	}
+	uint64_t hv = padded_voxels(exc, pn), shapes = 1;
+	for (int d = 0; d < 3; d++)
+		shapes *= exc[d] < info.shape[d] && info.shape[d] % exc[d] ? 2 : 1;
 	uint64_t haloed = sizeof(float) * padded_voxels(info.chunks, pn);
-	uint64_t resident = 12 * vox + 2 * haloed * (uint64_t)workers;
+	uint64_t resident = 12 * vox + 8 * hv * (uint64_t)workers + 4 * hv * shapes;
 	const char *swap = getenv("STARPU_DISK_SWAP");
 	const char *limit_env = o->memory || (swap && *swap) ? NULL : getenv("STARPU_LIMIT_CPU_MEM");
 	uint64_t limit = limit_env && *limit_env ? strtoull(limit_env, NULL, 10) << 20 : 0;
@@ -399,10 +416,10 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 			 * default stops there, a given depth is refused. */
 			if (!o->ndepth && dopts.depth[d] > info.shape[d])
 				dopts.depth[d] = (int)info.shape[d];
-			if (dopts.depth[d] > info.shape[d] && o->boundary != HALO_BOUNDARY_NONE) {
+			if (dopts.depth[d] > info.shape[d]) {
 				halo_error_set(err, HALO_EINVAL, "%s: a depth of %d on axis %d is "
 					       "deeper than the volume (%lld); give a smaller --depth, "
-					       "--boundary none or --mode exact", in, dopts.depth[d],
+					       "or --mode exact", in, dopts.depth[d],
 					       d - (3 - ii->ndim), (long long)info.shape[d]);
 				goto fail;
 			}

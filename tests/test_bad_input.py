@@ -381,6 +381,9 @@ thin = good_array("thin.zarr", shape=(1, 16, 16), chunks=(1, 8, 8))
 expect_deconv_error("--depth deeper than the volume, naming the input", thin, good_psf,
                     "thin.zarr: a depth of 2 on axis 0 is deeper than the volume (1)",
                     "--depth", "2,1,1")
+expect_deconv_error("... with --boundary none too, in one line (its advice, once)", thin,
+                    good_psf, "thin.zarr: a depth of 2 on axis 0 is deeper than the volume (1)",
+                    "--depth", "2,1,1", "--boundary", "none")
 expect_deconv_error("overlap mode on a volume thinner than the PSF", thin,
                     psf_file("psf5.tif", np.ones((5, 3, 3))),
                     "larger than the smallest haloed chunk (3x", "--mode", "overlap")

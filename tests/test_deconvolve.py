@@ -180,6 +180,19 @@ check(depth == (3, 6, 6) and err <= 2e-4,
       r.stderr)
 check(zarr.open(path("out.zarr"), mode="r").chunks == chunks, "--chunks sets the output chunks")
 
+# --chunks longer than an axis is one chunk of the axis's length: the
+# default depth is grown from that (24 + 2x8 = 40), not from the number
+# given (28 + 2x7 = 42 made 38 = 2 x 19 on the real chunk).
+img = specimen((8, 8, 24), "float32")
+psf = make_psf((1, 1, 7))
+src = write_input(img, (8, 8, 24))
+a, ra = run(src, write_psf(psf), "--chunks", "8,8,28", "--iterations", "20", "--mode", "overlap")
+b, rb = run(src, write_psf(psf), "--chunks", "8,8,24", "--iterations", "20", "--mode", "overlap")
+ref = dask_ref(img, psf, (8, 8, 24), default_depth((8, 8, 24), (1, 1, 7)), "reflect", 20)
+check(a is not None and b is not None and np.array_equal(a, b) and rel(a, ref) <= 2e-4,
+      "--chunks longer than the volume: the depth of the chunk it makes",
+      (ra.stderr, rb.stderr, rel(a, ref) if a is not None else None))
+
 # Without --mode, a volume that fits the memory budget runs in exact mode
 # (one line says so), and an explicit --depth means overlap mode.
 inp = write_input(img, chunks)

@@ -5,6 +5,7 @@ rule (estimate: n-1-c before and c after; ratio: mirrored, and padded with
 is numpy float64, computed here; errors are max |halo - ref| / max |ref|."""
 import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -120,6 +121,19 @@ r = halo("deconvolve", src, psfp, out, "--iterations", 2, env=lim, timeout=120, 
 check(r.returncode == 0 and "mode overlap: the working set exceeds STARPU_LIMIT_CPU_MEM" in
       r.stderr and zarr.open(out, mode="r").shape == (32, 256, 256),
       "over STARPU_LIMIT_CPU_MEM halo picks overlap mode, and it runs", r.stderr)
+# To a TIFF, exact mode's chunks span whole planes: the check counts them
+# so (it counted the Zarr chunks, picked exact mode, and StarPU waited
+# forever).
+wide, outt = path("lim_wide.zarr"), path("lim_out.tif")
+zarr.open(wide, mode="w", shape=(8, 256, 256), chunks=(4, 32, 32),
+          dtype="float32")[:] = specimen((8, 256, 256))
+try:
+    r = halo("deconvolve", wide, psfp, outt, "--iterations", 2, "--overwrite",
+             env={"STARPU_LIMIT_CPU_MEM": "11"}, timeout=60, check_rc=0)
+    check("mode exact" not in r.stderr, "to a TIFF under STARPU_LIMIT_CPU_MEM, no exact mode "
+          "that cannot fit", r.stderr)
+except subprocess.TimeoutExpired:
+    check(False, "to a TIFF under STARPU_LIMIT_CPU_MEM, no exact mode that cannot fit (it hung)")
 # boundary none has no whole-volume meaning.
 _, r = run(img, (5, 6, 7), psf, "none", 5)
 check(r.returncode == 1 and "none" in r.stderr and len(r.stderr.strip().splitlines()) == 1,
