@@ -24,6 +24,7 @@
 #include "util/signals.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -719,8 +720,8 @@ static uint64_t window(uint64_t budget, uint64_t front, uint64_t per, starpu_ssi
 	return lim;
 }
 
-int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_compute_stats_t *st,
-		      halo_error_t *err)
+static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_compute_stats_t *st,
+			halo_error_t *err)
 {
 	struct exec x = {.plan = plan};
 	struct halo_stream_job *job = &x.job;
@@ -923,6 +924,64 @@ out:
 	starpu_pthread_cond_destroy(&job->cond);
 	starpu_pthread_mutex_destroy(&job->lock);
 	return rc;
+}
+
+/* Submission recurses once per step between an output and its sources
+ * (chunk, then the task that fills it, then its inputs' chunks), about
+ * 9 KB of stack a step: a pipeline over ~900 steps deep overflowed the
+ * main thread's 8 MB. Deep plans are submitted from a thread with a
+ * stack to match. */
+#define STACK_PER_STEP (128u << 10)
+#define DEEPEST_PLAN 20000
+
+struct deep_run {
+	halo_plan_t *plan;
+	const halo_compute_opts_t *o;
+	halo_compute_stats_t *st;
+	halo_error_t *err;
+	int rc;
+};
+
+static void *deep_main(void *arg)
+{
+	struct deep_run *d = arg;
+	d->rc = plan_execute(d->plan, d->o, d->st, d->err);
+	return NULL;
+}
+
+int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_compute_stats_t *st,
+		      halo_error_t *err)
+{
+	int *level = calloc((size_t)plan->n + 1, sizeof *level), deepest = 0;
+	if (!level)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory planning the graph");
+	for (int i = 0; i < plan->n; i++) { /* inputs come before their readers */
+		const halo_pnode_t *p = plan->nodes[i];
+		for (int k = 0; k < p->nin; k++)
+			level[i] = level[p->in[k]->id] + 1 > level[i] ? level[p->in[k]->id] + 1 : level[i];
+		deepest = level[i] > deepest ? level[i] : deepest;
+	}
+	free(level);
+	if (deepest < 64)
+		return plan_execute(plan, o, st, err);
+	if (deepest > DEEPEST_PLAN)
+		return halo_error_set(err, HALO_EINVAL, "the pipeline is %d steps deep; halo runs "
+				      "up to %d", deepest, DEEPEST_PLAN);
+	struct deep_run d = {.plan = plan, .o = o, .st = st, .err = err};
+	pthread_attr_t attr;
+	pthread_t tid;
+	int started = 0;
+	if (pthread_attr_init(&attr) == 0) {
+		started = pthread_attr_setstacksize(&attr, (size_t)(deepest + 64) * STACK_PER_STEP) ==
+				  0 &&
+			  pthread_create(&tid, &attr, deep_main, &d) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (!started)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory for a pipeline %d steps deep",
+				      deepest);
+	pthread_join(tid, NULL);
+	return d.rc;
 }
 
 int halo_graph_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute_stats_t *st,

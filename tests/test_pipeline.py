@@ -448,6 +448,17 @@ got = run_json(pipeline("longchain", steps)).get("results", {}).get("sum", float
 want = float(x[20].sum().compute())
 check(abs(got - want) <= 1e-5 * abs(want), "a 20-step chain into a scalar sum", f"{got} vs {want}")
 
+# A pipeline 1000 steps deep (submission recurses once a step: it
+# overflowed the stack at about 900 and died with no message).
+a = np.arange(120, dtype=np.uint16).reshape(4, 5, 6)
+steps = [{"name": "r0", "op": "from_zarr", "path": write_zarr(a, (2, 2, 2), "deep.zarr")}]
+for i in range(1, 1001):
+    steps.append({"name": f"r{i}", "op": "rechunk", "input": f"r{i - 1}",
+                  "chunks": [2 + i % 2, 2, 3 - i % 2]})
+steps.append({"name": "s", "op": "sum", "input": "r1000"})
+got = run_json(pipeline("deep", steps)).get("results", {}).get("s")
+check(got == int(a.sum()), "a pipeline 1000 steps deep", got)
+
 # 8. TIFF in and out, 2D arrays.
 tifffile.imwrite(path("in.tif"), u16)
 run(pipeline("tif", [
