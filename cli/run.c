@@ -10,6 +10,7 @@
 #include "util/util.h"
 
 #include <jansson.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,21 +68,48 @@ static void print_value(FILE *f, const halo_expr_t *e, int json)
 		fprintf(f, "%lld", (long long)v);
 		return;
 	}
-	char buf[64];
-	int p = 1;
+	/* The fewest significant digits that read back as the same value
+	 * (as a float32 for float32 results), then laid out as numpy does:
+	 * positionally for 1e-4 <= |v| < 1e16 (123456790.0, not the float's
+	 * exact 123456792), else as 1.5e-05. */
+	char sci[64], digits[32], out[96];
 	double x = f32 ? (double)(float)v : v;
-	for (; p <= 17; p++) {
-		snprintf(buf, sizeof buf, "%.*g", p, x);
-		double back = strtod(buf, NULL);
+	for (int p = 0; p <= 16; p++) {
+		snprintf(sci, sizeof sci, "%.*e", p, x);
+		double back = strtod(sci, NULL);
 		if (f32 ? (float)back == (float)v : back == v)
 			break;
 	}
-	/* numpy writes 1e-4 <= |v| < 1e16 positionally (250.0, not 2.5e+02). */
-	if (strchr(buf, 'e') && fabs(x) >= 1e-4 && fabs(x) < 1e16) {
-		int digits = p - 1 - (int)floor(log10(fabs(x)));
-		snprintf(buf, sizeof buf, "%.*f", digits > 0 ? digits : 0, x);
+	const char *mark = strchr(sci, 'e');
+	int exp10 = atoi(mark + 1), n = 0, k = 0;
+	for (const char *c = sci; c < mark; c++)
+		if (isdigit((unsigned char)*c))
+			digits[n++] = *c;
+	while (n > 1 && digits[n - 1] == '0')
+		n--;
+	if (signbit(x))
+		out[k++] = '-';
+	if (x == 0 || (fabs(x) >= 1e-4 && fabs(x) < 1e16)) {
+		/* Digit i of the number has weight 10^(exp10 - i). */
+		int last = n - 1 - exp10 > 1 ? n - 1 - exp10 : 1;
+		for (int w = exp10 > 0 ? exp10 : 0; w >= -last; w--) {
+			int i = exp10 - w;
+			out[k++] = i >= 0 && i < n ? digits[i] : '0';
+			if (w == 0)
+				out[k++] = '.';
+		}
+	} else {
+		out[k++] = digits[0];
+		if (n > 1) {
+			out[k++] = '.';
+			for (int i = 1; i < n; i++)
+				out[k++] = digits[i];
+		}
+		k += snprintf(out + k, sizeof out - (size_t)k, "e%c%02d", exp10 < 0 ? '-' : '+',
+			      abs(exp10));
 	}
-	fprintf(f, "%s%s", buf, strpbrk(buf, ".e") ? "" : ".0"); /* a float reads as one */
+	out[k] = '\0';
+	fputs(out, f);
 }
 
 /* The trace must not land on the pipeline file or on any file it reads

@@ -389,8 +389,15 @@ zarr.open(path("tiny.zarr"), mode="w", shape=(1, 1, 2), chunks=(1, 1, 2),
           dtype="f4")[:] = [[[1e-5, 3e20]]]
 zarr.open(path("infs.zarr"), mode="w", shape=(1, 1, 4), chunks=(1, 1, 4),
           dtype="f4")[:] = [[[1, np.inf, -np.inf, 2]]]
+# float32 values whose shortest digits end before the decimal point
+# (123456792 printed whole), and one just under 1e-4 once a float32.
+zarr.open(path("big32.zarr"), mode="w", shape=(1, 1, 3), chunks=(1, 1, 3),
+          dtype="f4")[:] = [[[123456789.0, 3e10, -2.5e15]]]
+zarr.open(path("edge32.zarr"), mode="w", shape=(1, 1, 2), chunks=(1, 1, 2),
+          dtype="f4")[:] = [[[1e-4, 1e-4]]]
 for src, arr in [("digits.zarr", None), ("f32s.zarr", None), ("infs.zarr", None),
-                 ("round.zarr", None), ("tiny.zarr", None), (pu16, du16)]:
+                 ("round.zarr", None), ("tiny.zarr", None), ("big32.zarr", None),
+                 ("edge32.zarr", None), (pu16, du16)]:
     a = arr.compute() if arr is not None else zarr.open(path(src), mode="r")[:]
     steps = [{"name": "a", "op": "from_zarr", "path": path(src) if arr is None else src}]
     steps += [{"name": fn, "op": fn, "input": "a"} for fn in ["sum", "min", "max", "mean"]]
