@@ -198,9 +198,14 @@ int halo_cli_run(int argc, char **argv)
 		halo_error_prefix(&err, "%s", argv[optind]);
 		goto fail;
 	}
-	/* A dry run starts no StarPU, but what it would start with is checked. */
+	/* A dry run starts no StarPU, but what it would start with is checked,
+	 * and what the run would refuse before computing. */
 	if (dry && halo_runtime_opts_check(&rt_opts, &err))
 		goto fail;
+	if (dry && halo_plan_check(plan, memory, &err)) {
+		halo_error_prefix(&err, "%s", argv[optind]);
+		goto fail;
+	}
 	uint64_t front, per, budget = memory ? memory : halo_memory_default();
 	halo_plan_memory(plan, &front, &per, NULL);
 	if (dry) {

@@ -164,45 +164,63 @@ static void remove_stale(const char *final)
 
 static void output_free(halo_output_t *o);
 
+/* Whether final (trimmed: without trailing slashes) may be written. */
+static int writable(const char *final, const char *trimmed, int overwrite, halo_error_t *err)
+{
+	if (halo_fs_exists(trimmed) && !overwrite)
+		return halo_error_set(err, HALO_EEXIST, "%s: already exists (--overwrite, or \"overwrite\": "
+				      "true in a pipeline, replaces it)",
+				      final);
+	struct stat lst;
+	if (lstat(trimmed, &lst) == 0 && S_ISLNK(lst.st_mode))
+		/* Renaming over it would replace the link, not what it names. */
+		return halo_error_set(err, HALO_EEXIST, "%s: is a symbolic link; give the path it "
+				      "points to, which --overwrite may replace", final);
+	if (halo_fs_exists(trimmed) && !replaceable(trimmed))
+		return halo_error_set(err, HALO_EEXIST, "%s: exists and is not a Zarr array or group, "
+				      "nor a TIFF; halo replaces only what it writes", final);
+	char *copy = strdup(trimmed), *parent = copy ? dirname(copy) : NULL; /* dirname writes */
+	int parent_ok = parent && halo_fs_is_dir(parent);
+	int can = parent_ok && access(parent, W_OK | X_OK) == 0;
+	free(copy);
+	if (!parent_ok || !can)
+		return halo_error_set(err, parent_ok ? HALO_EIO : HALO_ENOENT, "%s: %s", final,
+				      parent_ok ? "no permission to write in its folder"
+						: "parent directory does not exist");
+	return HALO_OK;
+}
+
+static char *trim(const char *final)
+{
+	char *trimmed = strdup(final);
+	size_t len = trimmed ? strlen(trimmed) : 0;
+	while (len > 1 && trimmed[len - 1] == '/')
+		trimmed[--len] = '\0';
+	return trimmed;
+}
+
+int halo_output_check(const char *final, int overwrite, halo_error_t *err)
+{
+	char *trimmed = trim(final);
+	int rc = trimmed ? writable(final, trimmed, overwrite, err)
+			 : halo_error_set(err, HALO_ENOMEM, "out of memory");
+	free(trimmed);
+	return rc;
+}
+
 static int begin(const char *final, int overwrite, int clean, halo_output_t **out,
 		 halo_error_t *err)
 {
 	*out = NULL;
-	size_t len = strlen(final);
-	char *trimmed = strdup(final);
+	char *trimmed = trim(final);
 	if (!trimmed)
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
-	while (len > 1 && trimmed[len - 1] == '/')
-		trimmed[--len] = '\0';
 	if (clean) /* first: an old copy put back is an existing output */
 		remove_stale(trimmed);
-	if (halo_fs_exists(trimmed) && !overwrite) {
+	int rc = writable(final, trimmed, overwrite, err);
+	if (rc) {
 		free(trimmed);
-		return halo_error_set(err, HALO_EEXIST, "%s: already exists (--overwrite, or \"overwrite\": "
-				      "true in a pipeline, replaces it)",
-				      final);
-	}
-	struct stat lst;
-	if (lstat(trimmed, &lst) == 0 && S_ISLNK(lst.st_mode)) {
-		free(trimmed);
-		/* Renaming over it would replace the link, not what it names. */
-		return halo_error_set(err, HALO_EEXIST, "%s: is a symbolic link; give the path it "
-				      "points to, which --overwrite may replace", final);
-	}
-	if (halo_fs_exists(trimmed) && !replaceable(trimmed)) {
-		free(trimmed);
-		return halo_error_set(err, HALO_EEXIST, "%s: exists and is not a Zarr array or group, "
-				      "nor a TIFF; halo replaces only what it writes", final);
-	}
-	char *copy = strdup(trimmed), *parent = copy ? dirname(copy) : NULL; /* dirname writes */
-	int parent_ok = parent && halo_fs_is_dir(parent);
-	int writable = parent_ok && access(parent, W_OK | X_OK) == 0;
-	free(copy);
-	if (!parent_ok || !writable) {
-		free(trimmed);
-		return halo_error_set(err, parent_ok ? HALO_EIO : HALO_ENOENT, "%s: %s", final,
-				      parent_ok ? "no permission to write in its folder"
-						: "parent directory does not exist");
+		return rc;
 	}
 	halo_output_t *o = calloc(1, sizeof *o);
 	if (!o || !(o->tmp = with_suffix(trimmed, "tmp"))) {

@@ -44,6 +44,11 @@ void halo_output_release(halo_output_t *o);
  * of a run sets rank 0's, so that all write into the same temporary
  * output. */
 void halo_output_set_run_id(long id);
+
+/* What halo_output_begin would refuse (an existing output without
+ * overwrite, a symbolic link, something halo did not write, a missing or
+ * read-only folder), checked without touching anything. */
+int halo_output_check(const char *final, int overwrite, halo_error_t *err);
 /* The run's id: the one set, or drawn once (pid and random bits). */
 long halo_output_run_id(void);
 

@@ -26,6 +26,7 @@ struct halo_stream_job {
 	starpu_pthread_cond_t cond;  /* (SimGrid) waits in simulated time */
 	int inflight;
 	int64_t written, read;
+	int64_t partials;              /* scalar reductions' per-chunk results (progress only) */
 	uint64_t bytes_read, bytes_written;
 	int failed;
 	halo_error_t err;

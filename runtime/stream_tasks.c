@@ -249,7 +249,7 @@ void halo__stream_wait(struct halo_stream_job *job, int limit, halo_progress_t *
 		}
 		starpu_pthread_cond_timedwait(&job->cond, &job->lock, &ts);
 #endif
-		int64_t done = job->written;
+		int64_t done = job->written + job->partials;
 		uint64_t bytes = job->bytes_read + job->bytes_written;
 		starpu_pthread_mutex_unlock(&job->lock);
 		halo_progress_update(p, done, bytes);

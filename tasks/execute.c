@@ -401,7 +401,7 @@ static void partial_done(void *arg)
 	struct halo_stream_job *job = arg;
 	starpu_pthread_mutex_lock(&job->lock);
 	job->inflight--;
-	job->written++;
+	job->partials++;
 	starpu_pthread_cond_broadcast(&job->cond);
 	starpu_pthread_mutex_unlock(&job->lock);
 }
@@ -467,6 +467,63 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 		release(x, p->in[k], j);
 }
 
+/* Store step i's path against the sources' and the earlier stores'. */
+static int store_clashes(const halo_plan_t *plan, int i, halo_error_t *err)
+{
+	const halo_expr_t *e = plan->nodes[i]->expr;
+	for (int k = 0; k < plan->n; k++) {
+		const halo_expr_t *o = plan->nodes[k]->expr;
+		const char *src = o->op == HALO_OP_SOURCE && o->reader ? halo_reader_path(o->reader)
+								       : NULL;
+		if (src && (halo_path_within(e->path, src) || halo_path_within(src, e->path)))
+			return halo_error_set(err, HALO_EINVAL,
+					      "step \"%s\": writing %s would change the input of "
+					      "step \"%s\"", e->name, e->path, o->name);
+		if (k >= i || o->op != HALO_OP_STORE)
+			continue;
+		/* However they are spelled ("./a.zarr"), and one inside the
+		 * other: replacing the outer deletes it. */
+		int in = halo_path_within(e->path, o->path), out = halo_path_within(o->path, e->path);
+		if (in && out)
+			return halo_error_set(err, HALO_EINVAL, "steps \"%s\" and \"%s\" both write %s",
+					      o->name, e->name, e->path);
+		if (in || out)
+			return halo_error_set(err, HALO_EINVAL,
+					      "steps \"%s\" and \"%s\" write %s and %s, one inside "
+					      "the other", o->name, e->name, o->path, e->path);
+	}
+	return HALO_OK;
+}
+
+int halo_plan_check(halo_plan_t *plan, uint64_t memory, halo_error_t *err)
+{
+	for (int i = 0; i < plan->n; i++) {
+		const halo_expr_t *e = plan->nodes[i]->expr;
+		if (plan->nodes[i]->kind != HALO_PN_STORE)
+			continue;
+		int rc = store_clashes(plan, i, err);
+		if (!rc && (rc = halo_output_check(e->path, e->overwrite, err)))
+			step_prefix(err, e);
+		if (rc)
+			return rc;
+	}
+	/* A limit the user set binds (runtime.c); halo's own is never under
+	 * what the graph holds. */
+	const char *env = getenv("STARPU_LIMIT_CPU_MEM");
+	uint64_t front, per, outside;
+	halo_plan_memory(plan, &front, &per, &outside);
+	uint64_t held = per > outside ? per - outside : 1;
+	uint64_t ceiling = !memory && env && *env ? strtoull(env, NULL, 10) << 20 : 0;
+	if (ceiling && ceiling < front + held)
+		return halo_error_set(err, HALO_ENOMEM,
+				      "the graph holds %.1f MB at once (%.1f MB of chunks shared by "
+				      "neighbouring chunks%s, %.1f MB per output chunk), more than "
+				      "STARPU_LIMIT_CPU_MEM=%s MB", (double)(front + held) / 1e6,
+				      (double)front / 1e6, plan->spectra ? " and of PSF spectra" : "",
+				      (double)held / 1e6, env);
+	return HALO_OK;
+}
+
 static int open_outputs(struct exec *x, halo_error_t *err)
 {
 	halo_plan_t *plan = x->plan;
@@ -476,30 +533,8 @@ static int open_outputs(struct exec *x, halo_error_t *err)
 		const halo_expr_t *e = p->expr;
 		int rc = HALO_OK;
 		if (p->kind == HALO_PN_STORE) {
-			for (int k = 0; k < plan->n; k++) {
-				const halo_expr_t *o = plan->nodes[k]->expr;
-				const char *src = o->op == HALO_OP_SOURCE && o->reader
-						  ? halo_reader_path(o->reader) : NULL;
-				if (src && (halo_path_within(e->path, src) || halo_path_within(src, e->path)))
-					return halo_error_set(err, HALO_EINVAL,
-							      "step \"%s\": writing %s would change the "
-							      "input of step \"%s\"", e->name, e->path, o->name);
-				if (k >= i || o->op != HALO_OP_STORE)
-					continue;
-				/* However they are spelled ("./a.zarr"), and one
-				 * inside the other: replacing the outer deletes it. */
-				int in = halo_path_within(e->path, o->path),
-				    out = halo_path_within(o->path, e->path);
-				if (in && out)
-					return halo_error_set(err, HALO_EINVAL,
-							      "steps \"%s\" and \"%s\" both write %s",
-							      o->name, e->name, e->path);
-				if (in || out)
-					return halo_error_set(err, HALO_EINVAL,
-							      "steps \"%s\" and \"%s\" write %s and %s, "
-							      "one inside the other", o->name, e->name,
-							      o->path, e->path);
-			}
+			if ((rc = store_clashes(plan, i, err)))
+				return rc;
 			/* Under MPI rank 0 creates the output; the others join
 			 * and write their chunks into it (a TIFF: rank 0 writes
 			 * it all). */
@@ -895,7 +930,8 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 			}
 	halo__stream_wait(job, 1, &progress);
 	starpu_task_wait_for_all();
-	halo_progress_update(&progress, job->written, job->bytes_read + job->bytes_written);
+	halo_progress_update(&progress, job->written + job->partials,
+			     job->bytes_read + job->bytes_written);
 	halo_progress_finish(&progress);
 	if (st)
 		*st = (halo_compute_stats_t){

@@ -30,6 +30,13 @@ typedef struct halo_compute_stats {
 int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_compute_stats_t *st,
 		      halo_error_t *err);
 
+/* What halo_plan_execute would refuse before computing anything: a store
+ * over an input or another store, an output that exists without overwrite
+ * or whose folder is missing, a graph over a STARPU_LIMIT_CPU_MEM set by
+ * hand (memory: --memory, which replaces it; 0 if not given). Nothing is
+ * written. */
+int halo_plan_check(halo_plan_t *plan, uint64_t memory, halo_error_t *err);
+
 /* How many output chunks a run keeps in flight: at most lim (what the
  * memory budget holds) and cap (enough for the workers). With GPUs that
  * keep every compute task (speedup, a CPU worker's time over a GPU's, of

@@ -419,7 +419,10 @@ steps = [{"name": "a", "op": "from_zarr", "path": pi16},
 for fn in ["sum", "min", "max", "mean"]:
     steps.append({"name": fn, "op": fn, "input": "s"})
 pf = pipeline("fusedred", steps)
-res = run_json(pf).get("results", {})
+rj = run_json(pf)
+check(rj.get("chunks_written") == 0 and rj.get("chunks_read") == 50,
+      "reductions to scalars write no chunks (their partial results are none)", rj)
+res = rj.get("results", {})
 ref = di16.astype(np.float32) * 0.25 + -3.0
 for fn in ["sum", "min", "max", "mean"]:
     want = float(getattr(ref, fn)().compute())
@@ -569,12 +572,21 @@ bad.append(([{"name": "h3", "op": "from_zarr", "path": path("huge3.zarr")},
              {"name": "c", "op": "map_blocks", "kernel": "add", "inputs": ["h3", "h2"]},
              {"name": "s", "op": "sum", "input": "c"}],
             'step "c": 3.19e+08 chunks (the inputs\' common blocks), more than halo\'s limit'))
+# An output there already, without "overwrite".
+os.makedirs(path("there.zarr"), exist_ok=True)
+bad.append(([{"name": "o", "op": "to_zarr", "input": "a", "path": path("there.zarr")}],
+            "there.zarr: already exists"))
 for steps, want in bad:
     p = pipeline("bad", base + steps)
     r = halo("run", p, "--quiet")
     line = r.stderr.strip()
     check(r.returncode == 1 and line.startswith(f"halo: {p}: ") and want in line
           and "\n" not in line, f"error: {want}", line)
+    # --dry-run finds what the run refuses before computing, writing nothing.
+    r = halo("run", p, "--dry-run")
+    line = r.stderr.strip()
+    check(r.returncode == 1 and line.startswith(f"halo: {p}: ") and want in line and
+          not [f for f in os.listdir(path("")) if ".halo-" in f], "... and --dry-run says so", line)
 p = path("bad.json")
 with open(p, "w") as f:
     f.write('{"steps": [\n  {"name": "a", "op": "from_zarr" "path": "x"}\n]}\n')
