@@ -8,6 +8,7 @@
  * starpu_main(), which StarPU runs as a simulated process. */
 #include <starpu.h>
 
+#include <errno.h>
 #include <malloc.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -36,7 +37,21 @@ static void usage(FILE *f)
 	fprintf(f, "\n'halo COMMAND --help' (or 'halo help COMMAND') describes a command's options.\n");
 }
 
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+	int rc = dispatch(argc, argv);
+	/* Results on a full disk or a closed pipe are lost: say so. */
+	errno = 0;
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "halo: standard output: %s\n", errno ? strerror(errno) : "write error");
+		return rc ? rc : HALO_EXIT_FAIL;
+	}
+	return rc;
+}
+
+static int dispatch(int argc, char **argv)
 {
 	/* Chunks and tasks are allocated and freed by the hundred thousand:
 	 * keep freed memory in the heap instead of trimming it back to the

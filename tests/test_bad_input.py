@@ -477,4 +477,10 @@ check(r2.returncode == 1 and len(r2.stderr.strip().splitlines()) == 1 and "alrea
 check(r.returncode == 0 and "warning" in r.stderr and "less than half the PSF" in r.stderr,
       "depth < psf//2 prints a warning", r.stderr)
 
+# Results lost to a full disk are an error, not exit 0.
+with open("/dev/full", "w") as full:
+    r = subprocess.run([HALO, "info", img], stdout=full, stderr=subprocess.PIPE, text=True)
+check(r.returncode == 1 and "halo: standard output: No space left on device" in r.stderr,
+      "stdout on a full disk: exit 1, one line", r.stderr)
+
 done()
