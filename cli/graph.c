@@ -90,11 +90,6 @@ int halo_cli_graph(int argc, char **argv)
 	if (outfile && strcmp(outfile, "-") == 0)
 		outfile = NULL; /* the usual name for standard output */
 	halo_error_t err = {0};
-	if (outfile && halo_path_within(outfile, argv[optind + 1])) {
-		halo_error_set(&err, HALO_EINVAL, "%s: -o would overwrite the pipeline", outfile);
-		halo_cli_error(&err);
-		return HALO_EXIT_FAIL;
-	}
 	halo_graph_t *g = NULL;
 	halo_plan_t *p = NULL;
 	FILE *f = stdout;
@@ -105,6 +100,20 @@ int halo_cli_graph(int argc, char **argv)
 	if (halo_plan_build(g, &p, &err)) {
 		halo_error_prefix(&err, "%s", argv[optind + 1]);
 		goto fail;
+	}
+	if (outfile) { /* nor any file the pipeline reads or writes */
+		const char **paths = halo_pipeline_paths(argv[optind + 1], g);
+		for (int i = 0; paths && paths[i]; i++)
+			if (halo_path_within(outfile, paths[i])) {
+				halo_error_set(&err, HALO_EINVAL, "%s: -o would overwrite %s, which the "
+					       "pipeline reads or writes", outfile, paths[i]);
+				break;
+			}
+		if (!paths)
+			halo_error_set(&err, HALO_ENOMEM, "out of memory");
+		free(paths);
+		if (err.code)
+			goto fail;
 	}
 	double seconds = halo_now() - t0;
 	if (!dot) {

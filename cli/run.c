@@ -117,21 +117,9 @@ static void print_value(FILE *f, const halo_expr_t *e, int json)
 static int check_trace(const halo_runtime_opts_t *ro, const char *file, const halo_graph_t *g,
 		       halo_error_t *err)
 {
-	int n = halo_graph_count(g), k = 0;
-	const char **paths = malloc((size_t)(2 * n + 2) * sizeof *paths);
+	const char **paths = halo_pipeline_paths(file, g);
 	if (!paths)
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
-	paths[k++] = file;
-	for (int i = 0; i < n; i++) {
-		const halo_expr_t *e = halo_graph_node(g, i);
-		if (e->reader)
-			paths[k++] = halo_reader_path(e->reader);
-		if (e->path)
-			paths[k++] = e->path;
-		if (e->psf_path)
-			paths[k++] = e->psf_path;
-	}
-	paths[k] = NULL;
 	int rc = halo_cli_trace_check(ro, paths, err);
 	free(paths);
 	return rc;

@@ -556,3 +556,23 @@ out:
 	*out = c.g;
 	return HALO_OK;
 }
+
+const char **halo_pipeline_paths(const char *file, const halo_graph_t *g)
+{
+	int n = halo_graph_count(g), k = 0;
+	const char **paths = malloc((size_t)(3 * n + 2) * sizeof *paths);
+	if (!paths)
+		return NULL;
+	paths[k++] = file;
+	for (int i = 0; i < n; i++) {
+		const halo_expr_t *e = halo_graph_node(g, i);
+		if (e->reader)
+			paths[k++] = halo_reader_path(e->reader);
+		if (e->path)
+			paths[k++] = e->path;
+		if (e->psf_path)
+			paths[k++] = e->psf_path;
+	}
+	paths[k] = NULL;
+	return paths;
+}

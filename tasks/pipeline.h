@@ -11,4 +11,9 @@
  * "FILE: step "NAME": problem". */
 int halo_pipeline_load(const char *file, halo_graph_t **out, halo_error_t *err);
 
+/* Every file a run of g touches: file (the pipeline), what its steps read
+ * (sources, PSFs) and what they write; NULL-terminated, malloc'd (the
+ * strings are g's), or NULL when out of memory. */
+const char **halo_pipeline_paths(const char *file, const halo_graph_t *g);
+
 #endif

@@ -607,6 +607,13 @@ for target in [path("no-such-dir/x.dot"), path("")]:
           not [f for f in os.listdir(path("")) if ".halo-tmp" in f],
           f"graph dot -o {os.path.basename(target.rstrip('/')) or 'a folder'}: one line, no file",
           r.stderr)
+# Nor over the pipeline or a file it reads or writes (an input's .zarray).
+for target in [p, path("u16.zarr/.zarray")]:
+    before = open(target, "rb").read()
+    r = halo("graph", "dot", p, "-o", target)
+    check(r.returncode == 1 and "-o would overwrite" in r.stderr and
+          open(target, "rb").read() == before, f"graph dot -o {os.path.basename(target)} refused",
+          r.stderr)
 r = halo("run", "--frob", path("no-such.json"))
 check(r.returncode == 2, "unknown option: usage error", r.stderr)
 
