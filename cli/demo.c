@@ -322,6 +322,10 @@ int halo_cli_demo(int argc, char **argv)
 			o.dtype ? "--dtype" : "--overwrite");
 		return HALO_EXIT_USAGE;
 	}
+	if (o.nchunks > 0 && o.nchunks != 3) {
+		fprintf(stderr, "halo: demo: --chunks takes Z,Y,X or auto (the sample is 3D)\n");
+		return HALO_EXIT_USAGE;
+	}
 	const char *dir = o.args[0] ? o.args[0] : "halo-demo";
 	if (!o.nchunks) {
 		o.chunks[0] = 48;
@@ -367,8 +371,11 @@ int halo_cli_demo(int argc, char **argv)
 		blurred[i] = (float)poisson(blurred[i] + background);
 	}
 	int64_t shape[3] = {NZ, NY, NX}, pshape[3] = {PZ, PY, PX};
-	if (write_volume(image_path, blurred, shape, o.chunks, HALO_U2, &err) ||
-	    write_volume(truth_path, truth, shape, o.chunks, HALO_F4, &err) ||
+	/* The sample files in the default chunks: --chunks (or auto) is the
+	 * run's, which rechunks them. */
+	static const int64_t stored[3] = {48, 128, 128};
+	if (write_volume(image_path, blurred, shape, stored, HALO_U2, &err) ||
+	    write_volume(truth_path, truth, shape, stored, HALO_F4, &err) ||
 	    write_volume(psf_path, psf, pshape, pshape, HALO_F4, &err))
 		goto fail;
 	if (!o.quiet)

@@ -64,4 +64,11 @@ check(r3.returncode == 1 and r3.stderr.count("\n") == 1 and "psf.tif" in r3.stde
       and sorted(os.listdir(u)) == ["psf.tif"],
       "demo refuses a folder holding a user's file of one of its names, and writes nothing",
       r3.stderr)
+# --chunks is the run's: auto picks chunks (it wrote the sample files in
+# zero-sized chunks and failed); Y,X is a usage error for the 3D sample.
+r4 = halo("demo", path("demo-auto"), "--chunks", "auto", "--iterations", "1", check_rc=0)
+check(r4.returncode == 0 and "chunks," in r4.stdout, "demo --chunks auto runs", r4.stderr)
+r5 = halo("demo", path("demo-yx"), "--chunks", "128,128", check_rc=0)
+check(r5.returncode == 2 and "Z,Y,X or auto" in r5.stderr and not os.path.exists(path("demo-yx")),
+      "demo --chunks Y,X: usage error, nothing written", r5.stderr)
 done()
