@@ -211,8 +211,15 @@ static int exact_distributed(const struct halo_deconv_cli *o, halo_reader_t *r, 
 			rc = halo_writer_create(halo_output_tmp_path(out), info, &attach, &w, err);
 	}
 	rc = halo__mpi_agree(rc, err);
-	if (!rc)
-		rc = halo__mpi_agree(halo_deconvolve_exact(r, w, info, psf, pn, dopts, stats, err), err);
+	/* Errors name OUTPUT, not the temporary name it is written under;
+	 * replaced on the rank that failed, before its message is shared. */
+	char *tmp = out ? strdup(halo_output_tmp_path(out)) : NULL;
+	if (!rc) {
+		rc = halo_deconvolve_exact(r, w, info, psf, pn, dopts, stats, err);
+		if (rc && tmp)
+			halo_error_replace(err, tmp, outp);
+		rc = halo__mpi_agree(rc, err);
+	}
 	halo__mpi_barrier(); /* every rank's chunks are written */
 	if (!rc && rank0)
 		rc = halo_writer_finish(w, err);
@@ -225,6 +232,9 @@ static int exact_distributed(const struct halo_deconv_cli *o, halo_reader_t *r, 
 		out = NULL;
 	}
 	halo_output_abort(out);
+	if (rc && tmp)
+		halo_error_replace(err, tmp, outp);
+	free(tmp);
 	return halo__mpi_agree(rc, err);
 }
 
