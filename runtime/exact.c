@@ -382,6 +382,7 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 	double t0 = halo_now();
 	halo_progress_t progress;
 	halo_progress_init(&progress, "deconvolve (exact)", (int64_t)o->iterations, o->stream.quiet);
+	progress.unit = "iterations";
 
 	int64_t u[3];
 	for (u[0] = 0; u[0] < x.grid[0].nblocks; u[0]++)
@@ -415,9 +416,11 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 							  : submit_half(&x, &otfs, 0, u, fa, fb, o, err);
 		/* Keep at most about two iterations of tasks queued, so memory
 		 * for haloed blocks stays bounded. */
-		if (it >= 2)
+		if (it >= 2) {
 			starpu_task_wait_for_n_submitted((unsigned)(4 * 2 * n));
-		halo_progress_update(&progress, it + 1, 0);
+			/* what remains queued is the last two iterations' */
+			halo_progress_update(&progress, it - 1, 0);
+		}
 	}
 	if (x.ranks > 1)
 		rc = halo__mpi_agree(rc, err); /* the ranks go on to the stores together */
@@ -448,6 +451,7 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 							    "no StarPU worker can write chunks");
 			}
 	starpu_task_wait_for_all();
+	halo_progress_update(&progress, o->iterations, 0);
 	halo_progress_finish(&progress);
 	if (token)
 		starpu_data_unregister(token);

@@ -13,7 +13,7 @@ import tifffile
 import zarr
 
 sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
-from haloutil import check, done, halo, path  # noqa: E402
+from haloutil import HALO, check, done, halo, path  # noqa: E402
 
 rng = np.random.default_rng(11)
 MODES = {"periodic": "wrap", "reflect": "symmetric", "nearest": "edge"}
@@ -138,4 +138,14 @@ except subprocess.TimeoutExpired:
 _, r = run(img, (5, 6, 7), psf, "none", 5)
 check(r.returncode == 1 and "none" in r.stderr and len(r.stderr.strip().splitlines()) == 1,
       "exact with --boundary none is a one-line error", r.stderr)
+# On a terminal the progress line counts iterations (it said "chunks" and
+# "0.0 MB/s"), and ends at all of them.
+cmd = " ".join([HALO, "deconvolve", src, psfp, path("tty.zarr"), "--mode", "exact",
+                "--iterations", "6", "--overwrite"])
+r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
+                   timeout=120)
+lines = [x for x in r.stdout.replace("\r", "\n").splitlines() if "deconvolve (exact):" in x]
+check(r.returncode == 0 and lines and "6/6 iterations" in lines[-1] and
+      all("iterations/s" in x and "MB/s" not in x for x in lines),
+      "exact mode's progress line counts iterations", lines)
 done()

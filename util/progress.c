@@ -25,6 +25,7 @@ double halo_now(void)
 void halo_progress_init(halo_progress_t *p, const char *label, int64_t total, int quiet)
 {
 	p->label = label;
+	p->unit = "chunks";
 	p->total = total;
 	p->start = p->last = halo_now();
 	p->enabled = !quiet && isatty(STDERR_FILENO);
@@ -42,11 +43,15 @@ void halo_progress_update(halo_progress_t *p, int64_t done, uint64_t bytes)
 	double elapsed = now - p->start;
 	double rate = elapsed > 0 ? (double)done / elapsed : 0;
 	double eta = rate > 0 ? (double)(p->total - done) / rate : 0;
-	int eta_s = (int)(eta + 0.5);
-	fprintf(stderr, "\r%s: %lld/%lld chunks, %.1f chunks/s, %.1f MB/s, ETA %d:%02d:%02d  ",
-		p->label, (long long)done, (long long)p->total, rate,
-		elapsed > 0 ? (double)bytes / elapsed / 1e6 : 0.0, eta_s / 3600, eta_s / 60 % 60,
-		eta_s % 60);
+	/* Early in a huge run the rate may promise centuries: capped (and
+	 * kept in range of the integer it is printed from). */
+	long long eta_s = eta < 3600.0 * 9999 ? (long long)(eta + 0.5) : 3600LL * 9999;
+	char mbs[32] = "";
+	if (bytes && elapsed > 0)
+		snprintf(mbs, sizeof mbs, ", %.1f MB/s", (double)bytes / elapsed / 1e6);
+	fprintf(stderr, "\r%s: %lld/%lld %s, %.1f %s/s%s, ETA %lld:%02lld:%02lld  ", p->label,
+		(long long)done, (long long)p->total, p->unit, rate, p->unit, mbs, eta_s / 3600,
+		eta_s / 60 % 60, eta_s % 60);
 	fflush(stderr);
 	p->drawn = 1;
 }

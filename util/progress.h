@@ -8,6 +8,7 @@
 
 typedef struct halo_progress {
 	const char *label;
+	const char *unit; /* what is counted: "chunks" unless set after init */
 	int64_t total;
 	double start, last;
 	int enabled;
@@ -15,7 +16,8 @@ typedef struct halo_progress {
 } halo_progress_t;
 
 void halo_progress_init(halo_progress_t *p, const char *label, int64_t total, int quiet);
-/* done units of total, bytes moved so far (for the MB/s figure). */
+/* done units of total, bytes moved so far (for the MB/s figure; none
+ * shown while 0). */
 void halo_progress_update(halo_progress_t *p, int64_t done, uint64_t bytes);
 /* Clears the line; the caller prints its own summary. */
 void halo_progress_finish(halo_progress_t *p);
