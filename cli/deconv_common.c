@@ -243,7 +243,7 @@ static uint64_t padded_voxels(const int64_t chunks[3], const int pad[3])
 {
 	uint64_t v = 1;
 	for (int d = 0; d < 3; d++)
-		v *= (uint64_t)(chunks[d] + 2 * pad[d]);
+		v *= (uint64_t)(chunks[d] + 2 * (int64_t)pad[d]);
 	return v;
 }
 
@@ -485,7 +485,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	 * along z one haloed chunk spans, and the next, and with a periodic
 	 * boundary the first and last, which the far end reads (the executor
 	 * refuses to start under less, halo_plan_memory). */
-	int64_t span = info.chunks[0] + 2 * dopts.depth[0], inz = ii->chunks[0] > 0 ? ii->chunks[0] : 1;
+	int64_t span = info.chunks[0] + 2 * (int64_t)dopts.depth[0], inz = ii->chunks[0] > 0 ? ii->chunks[0] : 1;
 	int64_t layers = (span + inz - 1) / inz + 1 + (o->boundary == HALO_BOUNDARY_PERIODIC ? 2 : 0);
 	o2.rt.memory_floor += (uint64_t)(layers * inz * ii->shape[1] * ii->shape[2]) *
 			      halo_dtype_size(ii->dtype);

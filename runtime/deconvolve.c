@@ -230,8 +230,10 @@ int halo__otf_get(struct halo_otf_cache *c, const int n[3], int rank, starpu_dat
 	*args = (struct halo_otf_args){.n = {n[0], n[1], n[2]}, .failed = &c->failed};
 	int rc = HALO_TASK_INSERT(&halo_otf_cl, STARPU_R, c->psf[rank], STARPU_W, e->handle,
 				    STARPU_CL_ARGS, args, sizeof *args, STARPU_NAME, "otf", 0);
-	if (rc)
+	if (rc) {
+		starpu_data_unregister_submit(e->handle);
 		return halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can compute the PSF spectrum");
+	}
 	c->count++;
 	*out = e->handle;
 	return HALO_OK;

@@ -395,10 +395,16 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 				x.est[f] = halo__block_register(dims, sizeof(float), who);
 				x.ratio[f] = halo__block_register(dims, sizeof(float), who);
 				struct unit_arg *a = malloc(sizeof *a);
+				if (!a) {
+					rc = rc ? rc : halo_error_set(err, HALO_ENOMEM, "out of memory");
+					continue;
+				}
 				*a = (struct unit_arg){&x, {u[0], u[1], u[2]}};
 				halo_trace_label("exact load", u);
-				HALO_TASK_INSERT(&load_cl, STARPU_W, x.image[f], STARPU_W, x.est[f],
-						   STARPU_CL_ARGS, a, sizeof *a, 0);
+				if (HALO_TASK_INSERT(&load_cl, STARPU_W, x.image[f], STARPU_W, x.est[f],
+						     STARPU_CL_ARGS, a, sizeof *a, 0) && !rc)
+					rc = halo_error_set(err, HALO_ERUNTIME,
+							    "no StarPU worker can read chunks");
 			}
 	/* Under MPI the other ranks wait for this one's halos: the ranks stop
 	 * together, between iterations, when any failed (or was interrupted). */
@@ -431,9 +437,13 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 		halo__mpi_register(token, 0);
 	}
 	for (u[0] = 0; !rc && u[0] < x.grid[0].nblocks; u[0]++)
-		for (u[1] = 0; u[1] < x.grid[1].nblocks; u[1]++)
-			for (u[2] = 0; u[2] < x.grid[2].nblocks; u[2]++) {
+		for (u[1] = 0; !rc && u[1] < x.grid[1].nblocks; u[1]++)
+			for (u[2] = 0; !rc && u[2] < x.grid[2].nblocks; u[2]++) {
 				struct unit_arg *a = malloc(sizeof *a);
+				if (!a) {
+					rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
+					break;
+				}
 				*a = (struct unit_arg){&x, {u[0], u[1], u[2]}};
 				struct starpu_task *t = starpu_task_create();
 				t->cl = &store_cl;
