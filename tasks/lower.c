@@ -2,6 +2,7 @@
  * elementwise chains, and the per-chunk input lists and use counts. */
 #include "config.h"
 #include "tasks/plan.h"
+#include "util/util.h"
 #include "codelets/gather.h"
 
 #include <math.h>
@@ -120,8 +121,9 @@ static void label_group(const struct lower *L, halo_graph_t *g, halo_pnode_t *p)
 		const halo_expr_t *e = halo_graph_node(g, i);
 		if (L->group[i] != p->expr->id)
 			continue;
-		size_t len = strlen(p->label);
-		snprintf(p->label + len, sizeof p->label - len, "%s%s", len ? "+" : "", e->name);
+		char label[sizeof p->label + sizeof e->name + 2];
+		snprintf(label, sizeof label, "%s%s%s", p->label, p->label[0] ? "+" : "", e->name);
+		halo__copy_utf8(p->label, sizeof p->label, label); /* DOT wants whole characters */
 	}
 }
 
@@ -312,7 +314,7 @@ static void fuse_into_reductions(halo_plan_t *plan)
 		memcpy(q->in, f->in, sizeof q->in);
 		char label[2 * sizeof q->label + 2];
 		snprintf(label, sizeof label, "%s+%s", f->label, q->label);
-		snprintf(q->label, sizeof q->label, "%.*s", (int)sizeof q->label - 1, label);
+		halo__copy_utf8(q->label, sizeof q->label, label);
 		for (int k = 0; k < plan->n; k++)
 			if (plan->nodes[k] == f) {
 				drop(plan, k);

@@ -210,6 +210,9 @@ static int parse_overlap(struct ctx *c, json_t *names, halo_expr_t **out)
 	if (halo_boundary_parse(boundary, &o.boundary))
 		return fail(c, HALO_EINVAL,
 			    "unknown boundary \"%s\" (reflect, periodic, nearest, constant, none)", boundary);
+	if (field(c, "constant") && o.boundary != HALO_BOUNDARY_CONSTANT)
+		return fail(c, HALO_EINVAL, "\"constant\" applies to boundary \"constant\", not "
+			    "\"%s\"", boundary);
 	rc = get_number(c, "constant", &o.constant);
 	if (rc)
 		return rc;
@@ -439,6 +442,8 @@ static int parse_step(struct ctx *c, const char *op, json_t *names, halo_expr_t 
 		rc = check_fields(c, allowed);
 		if (!rc)
 			rc = get_input(c, "input", names, &a);
+		if (!rc && a->ndim == 0 && field(c, "axis"))
+			return fail(c, HALO_EINVAL, "\"axis\": the input is a scalar, which has none");
 		if (!rc)
 			rc = get_int(c, "axis", 0, a->ndim - 1, &axis);
 		if (rc)
@@ -505,7 +510,7 @@ int halo_pipeline_load(const char *file, halo_graph_t **out, halo_error_t *err)
 		}
 		c.step = json_string_value(name);
 		if (strlen(c.step) >= sizeof(((halo_expr_t *)0)->name)) {
-			rc = fail(&c, HALO_EINVAL, "the name is longer than 63 characters");
+			rc = fail(&c, HALO_EINVAL, "the name is longer than 63 bytes");
 			goto out;
 		}
 		/* Names go into one-line errors and DOT labels. */

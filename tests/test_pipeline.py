@@ -21,7 +21,7 @@ import tifffile
 import zarr
 
 sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
-from haloutil import check, done, halo, interrupt, path  # noqa: E402
+from haloutil import HALO, check, done, halo, interrupt, path  # noqa: E402
 
 warnings.filterwarnings("ignore", category=RuntimeWarning)  # NaN from sqrt(-1): expected
 rng = np.random.default_rng(11)
@@ -576,6 +576,13 @@ bad.append(([{"name": "h3", "op": "from_zarr", "path": path("huge3.zarr")},
 os.makedirs(path("there.zarr"), exist_ok=True)
 bad.append(([{"name": "o", "op": "to_zarr", "input": "a", "path": path("there.zarr")}],
             "there.zarr: already exists"))
+# A constant beside another boundary, an axis on a scalar.
+bad.append(([{"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "a", "depth": 1,
+              "boundary": "reflect", "constant": 5}],
+            '"constant" applies to boundary "constant", not "reflect"'))
+bad.append(([{"name": "s", "op": "sum", "input": "a"},
+             {"name": "t", "op": "max", "input": "s", "axis": 0}],
+            '"axis": the input is a scalar'))
 for steps, want in bad:
     p = pipeline("bad", base + steps)
     r = halo("run", p, "--quiet")
@@ -607,6 +614,17 @@ for target in [path("no-such-dir/x.dot"), path("")]:
           not [f for f in os.listdir(path("")) if ".halo-tmp" in f],
           f"graph dot -o {os.path.basename(target.rstrip('/')) or 'a folder'}: one line, no file",
           r.stderr)
+# Labels of long fused chains are cut at a character: DOT stays UTF-8.
+long = base + [{"name": "é" * 30 + str(i), "op": "map_blocks", "kernel": "abs",
+                "input": "a" if i == 0 else "é" * 30 + str(i - 1)} for i in range(6)]
+long.append({"name": "s", "op": "sum", "input": "é" * 30 + "5"})
+r = subprocess.run([HALO, "graph", "dot", pipeline("utf", long), "--tasks"], capture_output=True)
+try:
+    text = r.stdout.decode("utf-8")
+except UnicodeDecodeError:
+    text = None
+check(r.returncode == 0 and text is not None and "digraph" in text,
+      "graph dot of long non-ASCII step names is UTF-8", r.stderr)
 # Nor over the pipeline or a file it reads or writes (an input's .zarray).
 for target in [p, path("u16.zarr/.zarray")]:
     before = open(target, "rb").read()
