@@ -374,8 +374,16 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 	x.ratio = calloc((size_t)n, sizeof *x.ratio);
 	if (!rc && (!x.image || !x.est || !x.ratio))
 		rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
-	if (rc || (rc = halo__otf_cache_init(&otfs, psf, pn, err)))
+	int otfs_made = !rc && !(rc = halo__otf_cache_init(&otfs, psf, pn, err));
+	/* A rank that failed here leaves the others no partner for the
+	 * collectives below: all stop together. */
+	if (x.ranks > 1)
+		rc = halo__mpi_agree(rc, err);
+	if (rc) {
+		if (otfs_made)
+			halo__otf_cache_release(&otfs);
 		goto out;
+	}
 	char wisdom[4096];
 	halo_fftw_wisdom_path(wisdom, sizeof wisdom);
 	halo_fft_init(wisdom[0] ? wisdom : NULL);
