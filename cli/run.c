@@ -188,7 +188,8 @@ int halo_cli_run(int argc, char **argv)
 	}
 	/* A dry run starts no StarPU, but what it would start with is checked,
 	 * and what the run would refuse before computing. */
-	if (dry && halo_runtime_opts_check(&rt_opts, &err))
+	if (dry && (halo_runtime_opts_check(&rt_opts, &err) ||
+		    halo_runtime_devices_check(&rt_opts, &err)))
 		goto fail;
 	if (dry && halo_plan_check(plan, memory, &err)) {
 		halo_error_prefix(&err, "%s", argv[optind]);

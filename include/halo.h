@@ -105,6 +105,9 @@ void halo_runtime_opts_init(halo_runtime_opts_t *opts);
  * counts, the trace file, STARPU_NCPU/NCUDA, the scheduler), for a caller
  * that will not start StarPU (a dry run). */
 int halo_runtime_opts_check(const halo_runtime_opts_t *opts, halo_error_t *err);
+/* Whether the workers asked for are there (GPUs counted by CUDA, no
+ * StarPU started): what halo_runtime_init refuses, for a dry run. */
+int halo_runtime_devices_check(const halo_runtime_opts_t *opts, halo_error_t *err);
 
 /* Starts StarPU once per process. Fails with HALO_EINVAL for an unknown
  * scheduler or negative worker counts, HALO_ERUNTIME when StarPU starts no

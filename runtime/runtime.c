@@ -425,6 +425,28 @@ static void worker_ask(char *buf, size_t len, int given, const char *opt, const 
 		snprintf(buf, len, "%s", none);
 }
 
+int halo_runtime_devices_check(const halo_runtime_opts_t *opts, halo_error_t *err)
+{
+	halo_runtime_opts_t all = *opts;
+	all.ncuda = -1; /* every GPU there is */
+	uint64_t bytes;
+	int found = halo_runtime_gpu_memory(&all, &bytes, NULL);
+	int ncpu = halo_runtime_worker_count(opts->ncpu, "STARPU_NCPU");
+	int asked = halo_runtime_worker_count(opts->ncuda, "STARPU_NCUDA");
+	if (ncpu == 0 && !found && asked != 0)
+		return halo_error_set(err, HALO_ERUNTIME, "--ncpu 0 runs on GPUs alone, and there is "
+				      "no GPU to run on");
+	if (asked > found) {
+		char g[64];
+		worker_ask(g, sizeof g, opts->ncuda, "ncuda", "STARPU_NCUDA", "");
+		return halo_error_set(err, HALO_ERUNTIME, "%s: there %s %d GPU%s to run on", g,
+				      found == 1 ? "is" : "are", found, found == 1 ? "" : "s");
+	}
+	if (ncpu == 0 && asked == 0)
+		return halo_error_set(err, HALO_EINVAL, "no worker: --ncpu 0 and --ncuda 0");
+	return HALO_OK;
+}
+
 int halo_runtime_opts_check(const halo_runtime_opts_t *opts, halo_error_t *err)
 {
 	if (opts->ncpu < -1 || opts->ncuda < -1)

@@ -614,6 +614,10 @@ for target in [path("no-such-dir/x.dot"), path("")]:
           not [f for f in os.listdir(path("")) if ".halo-tmp" in f],
           f"graph dot -o {os.path.basename(target.rstrip('/')) or 'a folder'}: one line, no file",
           r.stderr)
+# --dry-run checks the workers as the run does.
+r = halo("run", pipeline("dot", base + [{"name": "s", "op": "sum", "input": "a"}]), "--dry-run",
+         "--ncpu", "0", "--ncuda", "0")
+check(r.returncode == 1 and "no worker" in r.stderr, "--dry-run with no worker refused", r.stderr)
 # Labels of long fused chains are cut at a character: DOT stays UTF-8.
 long = base + [{"name": "é" * 30 + str(i), "op": "map_blocks", "kernel": "abs",
                 "input": "a" if i == 0 else "é" * 30 + str(i - 1)} for i in range(6)]
