@@ -51,6 +51,7 @@ extern "C" void halo__gather_cuda(void *buffers[], void *cl_arg)
 		src[i] = (void *)STARPU_BLOCK_GET_PTR(buffers[i]);
 	char *dev = NULL;
 	if (cudaMallocAsync((void **)&dev, bytes, stream) != cudaSuccess) {
+		(void)cudaGetLastError(); /* not the next task's error */
 		free(host);
 		halo_gather_fail(a);
 		return;
@@ -71,7 +72,9 @@ extern "C" void halo__gather_cuda(void *buffers[], void *cl_arg)
 			(void *)STARPU_BLOCK_GET_PTR(buffers[a->nsrc]), total);
 		rc = cudaGetLastError(); /* a launch failure, e.g. no kernel for this GPU */
 	}
-	if (rc != cudaSuccess)
+	if (rc != cudaSuccess) {
+		(void)cudaGetLastError();
 		halo_gather_fail(a);
+	}
 	cudaFreeAsync(dev, stream);
 }

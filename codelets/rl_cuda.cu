@@ -405,8 +405,11 @@ extern "C" void halo__otf_cuda(void *buffers[], void *cl_arg)
 		cufftDestroy(plan);
 	}
 	cudaFree(real);
-	if (!(ok && planned) && a->failed)
-		__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
+	if (!(ok && planned)) {
+		(void)cudaGetLastError(); /* not the next task's error */
+		if (a->failed)
+			__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
+	}
 }
 
 extern "C" void halo__rl_warm_cuda(void *buffers[], void *cl_arg)
@@ -488,6 +491,7 @@ extern "C" void halo__rl_cuda(void *buffers[], void *cl_arg)
 	float *out = (float *)STARPU_BLOCK_GET_PTR(buffers[2]);
 	struct gpu_work *w = gpu_work_get(n, WORK_RL, stream);
 	if (!w) {
+		(void)cudaGetLastError(); /* a failed cudaMalloc's: not the next task's */
 		if (a->failed)
 			__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
 		return;
@@ -545,6 +549,7 @@ static void half_cuda(void *haloed_buf, void *otf_buf, const float *image, void 
 	float *chunk = (float *)STARPU_BLOCK_GET_PTR(chunk_buf);
 	struct gpu_work *w = gpu_work_get(n, WORK_HALF, stream);
 	if (!w) {
+		(void)cudaGetLastError(); /* a failed cudaMalloc's: not the next task's */
 		if (a->failed)
 			__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
 		return;

@@ -454,6 +454,12 @@ int halo_rl_kernel_create(const float *psf, const int pn[3], int iterations, int
 	return HALO_OK;
 }
 
+int halo_rl_kernel_failed(const halo_overlap_kernel_t *kernel)
+{
+	return kernel && __atomic_load_n(&((const struct rl_kernel *)kernel)->ctx.otf.failed,
+					 __ATOMIC_RELAXED);
+}
+
 int halo_rl_kernel_destroy(halo_overlap_kernel_t *kernel, halo_error_t *err)
 {
 	if (!kernel)

@@ -84,6 +84,9 @@ int halo_rl_kernel_create(const float *psf, const int pn[3], int iterations, int
 /* Waits for the kernel's tasks and frees it; fails when a spectrum could
  * not be computed. */
 int halo_rl_kernel_destroy(halo_overlap_kernel_t *kernel, halo_error_t *err);
+/* Whether a PSF spectrum of the kernel failed (out of memory): its
+ * results are garbage, and no output may be committed. */
+int halo_rl_kernel_failed(const halo_overlap_kernel_t *kernel);
 
 /* Exact mode: whole-volume RL computed chunk by chunk, exchanging halos
  * every half-iteration (forward: estimate -> ratio, backward: ratio ->

@@ -951,7 +951,15 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 		st->bytes_read = (uint64_t)io[2];
 		st->bytes_written = (uint64_t)io[3];
 	}
-	if (!rc)
+	/* A PSF spectrum that failed made its chunks garbage: commit nothing
+	 * (the error itself comes from exec_free). */
+	int spectra_failed = 0;
+	for (int i = 0; i < plan->n; i++)
+		spectra_failed |= plan->nodes[i]->kind == HALO_PN_OVERLAP &&
+				  plan->nodes[i]->expr->ov == HALO_OV_RICHARDSON_LUCY &&
+				  halo_rl_kernel_failed(x.st[i].kernel);
+	spectra_failed = halo__mpi_any(spectra_failed);
+	if (!rc && !spectra_failed)
 		rc = finish_outputs(&x, o, err);
 out:
 	halo_runtime_gpus_lead_set(0);
