@@ -54,10 +54,11 @@ def path(name):
     return os.path.join(TMP, name)
 
 
-def interrupt(args, after, name, limit):
-    """Runs halo ARGS, sends SIGINT after `after` seconds and checks that it
-    exits 1 saying so within `limit` seconds, leaving nothing whose name
-    contains `name` in the test folder (skips when it finished first)."""
+def interrupt(args, after, name, limit, sig=signal.SIGINT, twice=False):
+    """Runs halo ARGS, sends SIGINT (or sig) after `after` seconds and checks
+    that it exits 1 saying so within `limit` seconds, leaving nothing whose
+    name contains `name` in the test folder (skips when it finished first).
+    twice: the signal goes out twice at once, as timeout(1) sends it."""
     proc = subprocess.Popen([HALO, *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     time.sleep(after)
@@ -66,9 +67,12 @@ def interrupt(args, after, name, limit):
         skip("SIGINT", "the run finished before the signal")
         return
     t0 = time.time()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
+    if twice:
+        proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     took = time.time() - t0
-    check(proc.returncode == 1 and "interrupted" in err, "SIGINT: exit 1, says interrupted", err)
-    check(took < limit, f"SIGINT: stopped within {took:.1f} s")
-    check(not [f for f in os.listdir(TMP) if name in f], "SIGINT: no output, no temporary left")
+    what = signal.Signals(sig).name + (" twice" if twice else "")
+    check(proc.returncode == 1 and "interrupted" in err, f"{what}: exit 1, says interrupted", err)
+    check(took < limit, f"{what}: stopped within {took:.1f} s")
+    check(not [f for f in os.listdir(TMP) if name in f], f"{what}: no output, no temporary left")

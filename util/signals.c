@@ -4,17 +4,32 @@
 
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 
 static volatile sig_atomic_t received;
+static volatile long first_ms; /* when it came (monotonic) */
+
+static long now_ms(void)
+{
+	struct timespec t; /* clock_gettime is async-signal-safe */
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 static void on_signal(int sig)
 {
 	if (received) {
-		/* The second one kills, as the user meant. */
+		/* The same signal again at once is one sender's duplicate:
+		 * timeout(1) and `kill -- -PGID` signal the process and then
+		 * its group, and acting on that one left the temporary output
+		 * behind. Any later one kills, as the user meant. */
+		if (sig == received && now_ms() - first_ms < 100)
+			return;
 		signal(sig, SIG_DFL);
 		raise(sig);
 		return;
 	}
+	first_ms = now_ms();
 	received = sig;
 }
 
