@@ -323,10 +323,15 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 			goto fail;
 	}
 	float xres = 0, yres = 0;
-	/* ImageJ keeps y and x pixel sizes as resolutions, in its unit. */
-	if (imagej && TIFFGetField(t->tif, TIFFTAG_XRESOLUTION, &xres) && xres > 0 && info->unit[0])
+	uint16_t resunit = RESUNIT_INCH;
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_RESOLUTIONUNIT, &resunit);
+	/* ImageJ keeps y and x pixel sizes as resolutions, in its unit, or
+	 * with no unit in no ResolutionUnit (as halo writes a volume whose
+	 * unit is unknown); not a writer's default dots per inch. */
+	int sized = imagej && (info->unit[0] || resunit == RESUNIT_NONE);
+	if (sized && TIFFGetField(t->tif, TIFFTAG_XRESOLUTION, &xres) && xres > 0)
 		info->voxel[2] = 1.0 / xres;
-	if (imagej && TIFFGetField(t->tif, TIFFTAG_YRESOLUTION, &yres) && yres > 0 && info->unit[0])
+	if (sized && TIFFGetField(t->tif, TIFFTAG_YRESOLUTION, &yres) && yres > 0)
 		info->voxel[1] = 1.0 / yres;
 	for (int d = 0; d < 3; d++) /* garbage in the metadata: as if absent */
 		if (!(isfinite(info->voxel[d]) && info->voxel[d] > 0))
@@ -542,7 +547,7 @@ static int write_directories(halo_tiff_t *t, halo_error_t *err)
 		TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
 		TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_NONE);
 		TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, strip_rows(info));
-		if (imagej && info->unit[0]) {
+		if (imagej && (info->unit[0] || info->voxel[1] != 1 || info->voxel[2] != 1)) {
 			TIFFSetField(tif, TIFFTAG_XRESOLUTION, (float)(1.0 / info->voxel[2]));
 			TIFFSetField(tif, TIFFTAG_YRESOLUTION, (float)(1.0 / info->voxel[1]));
 			TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_NONE);

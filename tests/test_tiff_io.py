@@ -199,6 +199,19 @@ with tifffile.TiffFile(path("vox_out.tif")) as t:
 check(abs(float(ij.get("spacing", 0)) - 1.5) < 1e-6 and ij.get("unit") == "micron",
       "TIFF output keeps ImageJ spacing and unit", ij)
 check(abs(xres[0] / xres[1] - 2.0) < 1e-4, "TIFF output keeps the x resolution", xres)
+# Without a unit too (ImageJ "pixel", or none): y and x were written as 1.
+tifffile.imwrite(path("px.tif"), data, imagej=True, resolution=(2.0, 4.0),
+                 metadata={"spacing": 3.0, "unit": "pixel", "axes": "ZYX"})
+convert(path("px.tif"), path("px_out.tif"))
+r = halo("info", path("px_out.tif"), "--json", check_rc=0)
+vox = json.loads(r.stdout).get("voxel") if r.returncode == 0 else None
+check(vox is not None and np.allclose(vox, [3.0, 0.25, 0.5]),
+      "TIFF output keeps y and x pixel sizes without a unit", (vox, r.stderr))
+# A plain TIFF's dots per inch are no voxel size.
+tifffile.imwrite(path("dpi.tif"), data, photometric="minisblack", resolution=(72, 72))
+r = halo("info", path("dpi.tif"), "--json", check_rc=0)
+check(r.returncode == 0 and json.loads(r.stdout).get("voxel") == [1, 1, 1],
+      "a plain TIFF's 72 dpi is no voxel size", r.stdout)
 # An OME-Zarr unit is read as NGFF's name, or none: a unit holding
 # "\nchannels=2" went verbatim into the ImageJ description, and halo then
 # refused its own TIFF as a hyperstack.
