@@ -5,6 +5,7 @@
  * TIFFSetDirectory walks the IFD chain from the start on every call. */
 #include "config.h"
 #include "io/tiff.h"
+#include "io/units.h"
 #include "io/fs.h"
 
 #include <errno.h>
@@ -174,10 +175,15 @@ static int parse_ome(halo_tiff_t *t, const char *xml, halo_error_t *err)
 	for (int d = 0; d < 3; d++)
 		if (xml_attr(xml, "Pixels", size[d], v, sizeof v) && strtod(v, NULL) > 0)
 			t->info.voxel[d] = strtod(v, NULL);
-	char unit[sizeof t->info.unit];
-	snprintf(unit, sizeof unit, "%s", "\xc2\xb5m"); /* OME's default */
-	xml_attr(xml, "Pixels", "PhysicalSizeXUnit", unit, sizeof unit);
-	snprintf(t->info.unit, sizeof t->info.unit, "%s", unit);
+	static const char *const unit_attr[3] = {"PhysicalSizeZUnit", "PhysicalSizeYUnit",
+						 "PhysicalSizeXUnit"};
+	char units[3][sizeof t->info.unit];
+	for (int d = 0; d < 3; d++) {
+		snprintf(units[d], sizeof units[d], "%s", "\xc2\xb5m"); /* OME's default */
+		xml_attr(xml, "Pixels", unit_attr[d], units[d], sizeof units[d]);
+	}
+	halo_units_common((const char *const[3]){units[0], units[1], units[2]}, t->info.voxel,
+			  t->info.unit, sizeof t->info.unit);
 	return HALO_OK;
 }
 

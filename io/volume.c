@@ -78,34 +78,6 @@ halo_format_t halo_format_from_path(const char *path)
 	return HALO_FMT_ZARR;
 }
 
-void halo_unit_normalise(const char *in, char *out, size_t len)
-{
-	/* OME-NGFF's length units (UDUNITS-2 names) and the spellings ImageJ
-	 * and OME-XML use for the common ones. */
-	static const char *const ngff[] = {
-		"angstrom", "attometer", "centimeter", "decimeter", "exameter", "femtometer", "foot",
-		"gigameter", "hectometer", "inch", "kilometer", "megameter", "meter", "micrometer",
-		"mile", "millimeter", "nanometer", "parsec", "petameter", "picometer", "terameter",
-		"yard", "yoctometer", "yottameter", "zeptometer", "zettameter"};
-	static const char *const alias[][2] = {
-		{"micron", "micrometer"}, {"microns", "micrometer"}, {"um", "micrometer"},
-		{"\xc2\xb5m", "micrometer"}, {"\xce\xbcm", "micrometer"}, {"\\u00B5m", "micrometer"},
-		{"micrometre", "micrometer"}, {"nm", "nanometer"}, {"mm", "millimeter"},
-		{"cm", "centimeter"}, {"m", "meter"}, {"km", "kilometer"}, {"pm", "picometer"},
-		{"\xc3\x85", "angstrom"}, {"\xe2\x84\xab", "angstrom"}, {"A", "angstrom"},
-		{"nanometre", "nanometer"}, {"millimetre", "millimeter"}, {"centimetre", "centimeter"},
-		{"metre", "meter"}};
-	for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
-		if (strcmp(in, alias[i][0]) == 0)
-			in = alias[i][1];
-	for (size_t i = 0; i < sizeof ngff / sizeof ngff[0]; i++)
-		if (strcmp(in, ngff[i]) == 0) {
-			snprintf(out, len, "%s", in);
-			return;
-		}
-	out[0] = '\0'; /* "pixel" and the like: no length unit */
-}
-
 /* Reads OME-NGFF multiscales from a group's attributes: the first
  * dataset's path, the voxel size (dataset scale times any multiscale-level
  * scale) and the spatial unit (OME-NGFF's name, or none). Returns 0 when
@@ -140,9 +112,12 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 		if (!(isfinite(voxel[d]) && voxel[d] > 0))
 			return -1;
 	const json_t *axes = json_object_get(ms, "axes");
-	const json_t *last = json_array_get(axes, json_array_size(axes) ? json_array_size(axes) - 1 : 0);
-	const char *u = json_string_value(json_object_get(last, "unit"));
-	halo_unit_normalise(u ? u : "", unit, ulen);
+	size_t na = json_array_size(axes);
+	const char *units[3] = {NULL, NULL, NULL};
+	for (int d = 0; d < 3 && (size_t)d < na; d++)
+		units[2 - d] = json_string_value(json_object_get(json_array_get(axes, na - 1 - (size_t)d),
+								 "unit"));
+	halo_units_common(units, voxel, unit, ulen);
 	return 1;
 }
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "halo.h"
+#include "io/units.h"
 #include "util/dtype.h"
 #include "io/zarr.h"
 
@@ -81,9 +82,5 @@ int halo_writer_add_level(halo_writer_t *w, int level, halo_writer_t **out, halo
 int halo_writer_finish(halo_writer_t *w, halo_error_t *err);
 void halo_writer_close(halo_writer_t *w);
 
-/* Maps the length units of TIFF/ImageJ/OME-XML files ("micron", "um",
- * "µm", "cm") to OME-NGFF's names ("micrometer", "centimeter"); anything
- * that is not a length NGFF knows ("pixel") becomes "". */
-void halo_unit_normalise(const char *in, char *out, size_t len);
 
 #endif

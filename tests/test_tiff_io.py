@@ -103,10 +103,26 @@ tifffile.imwrite(path("one.ome.tif"), data, metadata={
     "PhysicalSizeXUnit": "nm"})
 r = convert(path("one.ome.tif"), path("one.ome.zarr"))
 ms = json.load(open(path("one.ome.zarr/.zattrs")))["multiscales"][0] if r.returncode == 0 else {}
-check(ms and ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [0.5, 0.2, 0.1]
+# Y and Z have OME's default unit, micrometres: in x's nanometres they are
+# 1000x larger (all three were taken as nanometres).
+check(ms and np.allclose(ms["datasets"][0]["coordinateTransformations"][0]["scale"],
+                         [500, 200, 0.1], rtol=1e-12)
       and ms["axes"][2]["unit"] == "nanometer"
       and np.array_equal(zarr.open(path("one.ome.zarr/0"), mode="r")[:], data),
-      "OME-TIFF: PhysicalSize* and unit carried into OME-Zarr", (ms, r.stderr))
+      "OME-TIFF: PhysicalSize* and units, per axis, carried into OME-Zarr", (ms, r.stderr))
+# An OME-Zarr whose axes have different units: one unit, sizes converted.
+g = zarr.open_group(path("mixu.ome.zarr"), mode="w")
+g.create_dataset("0", data=data)
+g.attrs["multiscales"] = [{"version": "0.4", "axes": [
+    {"name": "z", "type": "space", "unit": "micrometer"},
+    {"name": "y", "type": "space", "unit": "nanometer"},
+    {"name": "x", "type": "space", "unit": "nanometer"}],
+    "datasets": [{"path": "0", "coordinateTransformations": [
+        {"type": "scale", "scale": [0.5, 100, 100]}]}]}]
+r = halo("info", path("mixu.ome.zarr"), "--json", check_rc=0)
+j = json.loads(r.stdout) if r.returncode == 0 else {}
+check(np.allclose(j.get("voxel", [0, 0, 0]), [500, 100, 100], rtol=1e-12) and
+      j.get("unit") == "nanometer", "OME-Zarr axes in different units: one unit", j)
 # ImageJ "cm" is NGFF's "centimeter"; "pixel" is no length (the default).
 for unit, want in [("cm", "centimeter"), ("pixel", "micrometer")]:
     tifffile.imwrite(path("unit.tif"), data, imagej=True,
