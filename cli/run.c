@@ -47,6 +47,51 @@ static void print_plan(halo_plan_t *p)
 	       (double)per / 1e6, (double)front / 1e6);
 }
 
+static int reads_back(const char *text, double x, int f32)
+{
+	double back = strtod(text, NULL);
+	return f32 ? (float)back == (float)x : back == x;
+}
+
+/* x in "%.*e" form with the fewest digits that read back as x, the one
+ * nearest x when several do: at a power of two the nearest decimal of a
+ * length may not read back while its neighbour does (2^-24 is
+ * 5.960464477539063e-08). */
+static void shortest(double x, int f32, char *sci, size_t len)
+{
+	for (int p = 0; p <= 16; p++) {
+		snprintf(sci, len, "%.*e", p, x);
+		if (reads_back(sci, x, f32))
+			return;
+		/* The neighbours of its last digit: M +- 1 units of 10^(E - p). */
+		long long m = 0;
+		for (const char *c = sci; *c && *c != 'e'; c++)
+			if (isdigit((unsigned char)*c))
+				m = m * 10 + (*c - '0');
+		int e = atoi(strchr(sci, 'e') + 1) - p;
+		char best[64] = "";
+		long double gap = 0;
+		for (int s = -1; s <= 1; s += 2) {
+			char cand[64];
+			snprintf(cand, sizeof cand, "%s%llde%d", x < 0 ? "-" : "", m + s, e);
+			long double d = fabsl(strtold(cand, NULL) - (long double)x);
+			if (m + s > 0 && reads_back(cand, x, f32) && (!best[0] || d < gap)) {
+				/* as "%.*e" writes it: d.ddde+XX */
+				char dg[32];
+				int nd = snprintf(dg, sizeof dg, "%lld", m + s), ex = e + nd - 1;
+				snprintf(best, sizeof best, "%s%c%s%se%c%02d", x < 0 ? "-" : "", dg[0],
+					 nd > 1 ? "." : "", dg + 1, ex < 0 ? '-' : '+', abs(ex));
+				gap = d;
+			}
+		}
+		if (best[0]) {
+			snprintf(sci, len, "%s", best);
+			return;
+		}
+	}
+	snprintf(sci, len, "%.16e", x);
+}
+
 /* The shortest text that reads back as the result (as numpy prints it):
  * of a float32 for float32 results, of a float64 otherwise. NaN and the
  * infinities as numpy writes them; in JSON, which has no such numbers, as
@@ -74,12 +119,7 @@ static void print_value(FILE *f, const halo_expr_t *e, int json)
 	 * exact 123456792), else as 1.5e-05. */
 	char sci[64], digits[32], out[96];
 	double x = f32 ? (double)(float)v : v;
-	for (int p = 0; p <= 16; p++) {
-		snprintf(sci, sizeof sci, "%.*e", p, x);
-		double back = strtod(sci, NULL);
-		if (f32 ? (float)back == (float)v : back == v)
-			break;
-	}
+	shortest(x, f32, sci, sizeof sci);
 	const char *mark = strchr(sci, 'e');
 	int exp10 = atoi(mark + 1), n = 0, k = 0;
 	for (const char *c = sci; c < mark; c++)

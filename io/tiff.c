@@ -172,18 +172,19 @@ static int parse_ome(halo_tiff_t *t, const char *xml, halo_error_t *err)
 				      "%s: an OME-TIFF of %ld channels and %ld time points; halo reads "
 				      "one channel at one time (split the image first)", t->path, c, tp);
 	static const char *const size[3] = {"PhysicalSizeZ", "PhysicalSizeY", "PhysicalSizeX"};
-	for (int d = 0; d < 3; d++)
-		if (xml_attr(xml, "Pixels", size[d], v, sizeof v) && strtod(v, NULL) > 0)
-			t->info.voxel[d] = strtod(v, NULL);
 	static const char *const unit_attr[3] = {"PhysicalSizeZUnit", "PhysicalSizeYUnit",
 						 "PhysicalSizeXUnit"};
 	char units[3][sizeof t->info.unit];
+	const char *given[3] = {NULL, NULL, units[2]}; /* the sizes to convert */
 	for (int d = 0; d < 3; d++) {
+		if (xml_attr(xml, "Pixels", size[d], v, sizeof v) && strtod(v, NULL) > 0) {
+			t->info.voxel[d] = strtod(v, NULL);
+			given[d] = units[d];
+		}
 		snprintf(units[d], sizeof units[d], "%s", "\xc2\xb5m"); /* OME's default */
 		xml_attr(xml, "Pixels", unit_attr[d], units[d], sizeof units[d]);
 	}
-	halo_units_common((const char *const[3]){units[0], units[1], units[2]}, t->info.voxel,
-			  t->info.unit, sizeof t->info.unit);
+	halo_units_common(given, t->info.voxel, t->info.unit, sizeof t->info.unit);
 	return HALO_OK;
 }
 

@@ -3,6 +3,7 @@
 #include "io/units.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void halo_unit_normalise(const char *in, char *out, size_t len)
@@ -33,35 +34,53 @@ void halo_unit_normalise(const char *in, char *out, size_t len)
 	out[0] = '\0'; /* "pixel" and the like: no length unit */
 }
 
-/* Metres in one of NGFF's length units; 0 for none. */
-static double metres(const char *ngff)
+/* One of NGFF's length units in metres, as m x 10^e (m is 1 for the
+ * metric ones, so that converting between them multiplies by an exact
+ * power of ten: 0.5 um is 500 nm, not 499.99999999999994). 0 for none. */
+static double metres(const char *ngff, int *e)
 {
 	static const struct {
 		const char *name;
 		double m;
+		int e;
 	} units[] = {
-		{"angstrom", 1e-10}, {"attometer", 1e-18}, {"centimeter", 1e-2}, {"decimeter", 1e-1},
-		{"exameter", 1e18}, {"femtometer", 1e-15}, {"foot", 0.3048}, {"gigameter", 1e9},
-		{"hectometer", 1e2}, {"inch", 0.0254}, {"kilometer", 1e3}, {"megameter", 1e6},
-		{"meter", 1}, {"micrometer", 1e-6}, {"mile", 1609.344}, {"millimeter", 1e-3},
-		{"nanometer", 1e-9}, {"parsec", 3.0856775814913673e16}, {"petameter", 1e15},
-		{"picometer", 1e-12}, {"terameter", 1e12}, {"yard", 0.9144}, {"yoctometer", 1e-24},
-		{"yottameter", 1e24}, {"zeptometer", 1e-21}, {"zettameter", 1e21}};
+		{"angstrom", 1, -10}, {"attometer", 1, -18}, {"centimeter", 1, -2},
+		{"decimeter", 1, -1}, {"exameter", 1, 18}, {"femtometer", 1, -15},
+		{"foot", 0.3048, 0}, {"gigameter", 1, 9}, {"hectometer", 1, 2}, {"inch", 0.0254, 0},
+		{"kilometer", 1, 3}, {"megameter", 1, 6}, {"meter", 1, 0}, {"micrometer", 1, -6},
+		{"mile", 1609.344, 0}, {"millimeter", 1, -3}, {"nanometer", 1, -9},
+		{"parsec", 3.0856775814913673e16, 0}, {"petameter", 1, 15}, {"picometer", 1, -12},
+		{"terameter", 1, 12}, {"yard", 0.9144, 0}, {"yoctometer", 1, -24},
+		{"yottameter", 1, 24}, {"zeptometer", 1, -21}, {"zettameter", 1, 21}};
 	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-		if (strcmp(ngff, units[i].name) == 0)
+		if (strcmp(ngff, units[i].name) == 0) {
+			*e = units[i].e;
 			return units[i].m;
+		}
+	*e = 0;
 	return 0;
 }
 
 void halo_units_common(const char *const units[3], double voxel[3], char *out, size_t len)
 {
 	char x[32], u[32];
+	int ex, eu;
 	halo_unit_normalise(units[2] ? units[2] : "", x, sizeof x);
+	double to = metres(x, &ex);
 	for (int d = 0; d < 2; d++) {
-		halo_unit_normalise(units[d] ? units[d] : "", u, sizeof u);
-		double from = metres(u), to = metres(x);
-		if (from > 0 && to > 0 && from != to)
-			voxel[d] *= from / to;
+		if (!units[d]) /* no size given: nothing to convert */
+			continue;
+		halo_unit_normalise(units[d], u, sizeof u);
+		double from = metres(u, &eu);
+		if (!(from > 0 && to > 0) || (from == to && eu == ex))
+			continue;
+		voxel[d] *= from / to;
+		/* One multiplication or division by 10^k, exact as a double up
+		 * to 10^22 (one rounding, not k). */
+		double p10 = 1;
+		for (int k = abs(eu - ex); k > 0; k--)
+			p10 *= 10;
+		voxel[d] = eu > ex ? voxel[d] * p10 : voxel[d] / p10;
 	}
 	snprintf(out, len, "%s", x);
 }

@@ -13,7 +13,8 @@ void halo_unit_normalise(const char *in, char *out, size_t len);
 
 /* One unit for a voxel size given per axis (z, y, x) in units of any
  * spelling: the x axis's (NGFF's name, or none), the other axes' sizes
- * converted to it when theirs differ and both are lengths. A z step in
+ * converted to it when theirs differ and both are lengths (a NULL unit:
+ * that axis's size was not given, and stays as it is). A z step in
  * micrometres beside y and x in nanometres was taken as nanometres (1000x
  * too small). */
 void halo_units_common(const char *const units[3], double voxel[3], char *out, size_t len);

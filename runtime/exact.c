@@ -469,7 +469,8 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 							    "no StarPU worker can write chunks");
 			}
 	starpu_task_wait_for_all();
-	halo_progress_update(&progress, o->iterations, 0);
+	if (!rc && !stopped(&x))
+		halo_progress_update(&progress, o->iterations, 0);
 	halo_progress_finish(&progress);
 	if (token)
 		starpu_data_unregister(token);

@@ -495,13 +495,19 @@ static int store_clashes(const halo_plan_t *plan, int i, halo_error_t *err)
 	return HALO_OK;
 }
 
+static int plan_depth(const halo_plan_t *plan);
+static int depth_check(int deepest, halo_error_t *err);
+
 int halo_plan_check(halo_plan_t *plan, uint64_t memory, halo_error_t *err)
 {
+	int rc = depth_check(plan_depth(plan), err);
+	if (rc)
+		return rc;
 	for (int i = 0; i < plan->n; i++) {
 		const halo_expr_t *e = plan->nodes[i]->expr;
 		if (plan->nodes[i]->kind != HALO_PN_STORE)
 			continue;
-		int rc = store_clashes(plan, i, err);
+		rc = store_clashes(plan, i, err);
 		if (!rc && (rc = halo_output_check(e->path, e->overwrite, err)))
 			step_prefix(err, e);
 		if (rc)
@@ -951,15 +957,17 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 		st->bytes_read = (uint64_t)io[2];
 		st->bytes_written = (uint64_t)io[3];
 	}
-	/* A PSF spectrum that failed made its chunks garbage: commit nothing
-	 * (the error itself comes from exec_free). */
+	/* A PSF spectrum that failed made its chunks garbage: commit nothing,
+	 * on any rank. */
 	int spectra_failed = 0;
 	for (int i = 0; i < plan->n; i++)
 		spectra_failed |= plan->nodes[i]->kind == HALO_PN_OVERLAP &&
 				  plan->nodes[i]->expr->ov == HALO_OV_RICHARDSON_LUCY &&
 				  halo_rl_kernel_failed(x.st[i].kernel);
-	spectra_failed = halo__mpi_any(spectra_failed);
-	if (!rc && !spectra_failed)
+	if (halo__mpi_any(spectra_failed) && !rc)
+		rc = halo_error_set(err, HALO_ENOMEM, "out of memory computing a PSF spectrum%s",
+				    x.ranks > 1 ? " (on some rank)" : "");
+	if (!rc)
 		rc = finish_outputs(&x, o, err);
 out:
 	halo_runtime_gpus_lead_set(0);
@@ -993,12 +1001,13 @@ static void *deep_main(void *arg)
 	return NULL;
 }
 
-int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_compute_stats_t *st,
-		      halo_error_t *err)
+/* The longest chain of steps from a source to an output; -1 when out of
+ * memory. */
+static int plan_depth(const halo_plan_t *plan)
 {
 	int *level = calloc((size_t)plan->n + 1, sizeof *level), deepest = 0;
 	if (!level)
-		return halo_error_set(err, HALO_ENOMEM, "out of memory planning the graph");
+		return -1;
 	for (int i = 0; i < plan->n; i++) { /* inputs come before their readers */
 		const halo_pnode_t *p = plan->nodes[i];
 		for (int k = 0; k < p->nin; k++)
@@ -1006,11 +1015,32 @@ int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_comp
 		deepest = level[i] > deepest ? level[i] : deepest;
 	}
 	free(level);
-	if (deepest < 64)
-		return plan_execute(plan, o, st, err);
+	return deepest;
+}
+
+static int depth_check(int deepest, halo_error_t *err)
+{
+	if (deepest < 0)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory planning the graph");
 	if (deepest > DEEPEST_PLAN)
 		return halo_error_set(err, HALO_EINVAL, "the pipeline is %d steps deep; halo runs "
 				      "up to %d", deepest, DEEPEST_PLAN);
+	return HALO_OK;
+}
+
+int halo_plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_compute_stats_t *st,
+		      halo_error_t *err)
+{
+	int deepest = plan_depth(plan);
+	int rc = depth_check(deepest, err);
+	if (rc)
+		return rc;
+#ifdef HALO_SIMULATE
+	/* SimGrid's blocking calls work only in its own actors. */
+	return plan_execute(plan, o, st, err);
+#endif
+	if (deepest < 64)
+		return plan_execute(plan, o, st, err);
 	struct deep_run d = {.plan = plan, .o = o, .st = st, .err = err};
 	pthread_attr_t attr;
 	pthread_t tid;

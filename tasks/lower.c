@@ -684,17 +684,21 @@ static void input_memory(const halo_pnode_t *p, int k, const struct walk_time *w
 		int d = input_axis(p, od);
 		if (d < 0)
 			continue;
-		int64_t most = 0;
+		/* tp consecutive blocks of p read the blocks one reads and
+		 * those the next ones reach further, not tp times as many:
+		 * chained halos widen the region, they do not multiply it. step:
+		 * the most a block's first input block lies past the one
+		 * before's (not the mean: a short last block lowers that). */
+		int64_t most = 0, step = 1, first = 0;
 		for (int64_t jd = 0; jd < p->grid[od].nblocks; jd++) {
 			int64_t n = axis_list(p, k, d, jd, list);
 			most = n > most ? n : most;
+			if (n > 0 && jd > 0 && list[0] - first > step)
+				step = list[0] - first;
+			first = n > 0 ? list[0] : first;
 		}
-		/* tp consecutive blocks of p read the blocks one reads and
-		 * those their further extent covers, not tp times as many:
-		 * chained halos widen the region, they do not multiply it. */
-		uint64_t nb = (uint64_t)in->grid[d].nblocks, np = (uint64_t)p->grid[od].nblocks;
-		uint64_t step = (nb + np - 1) / (np ? np : 1);
-		uint64_t t = (tp[od] - 1) * (step ? step : 1) + (uint64_t)most;
+		uint64_t nb = (uint64_t)in->grid[d].nblocks;
+		uint64_t t = (tp[od] - 1) * (uint64_t)step + (uint64_t)most;
 		tin[d] = t < nb ? t : nb;
 	}
 	int64_t c[3];

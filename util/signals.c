@@ -20,9 +20,9 @@ static void on_signal(int sig)
 {
 	if (received) {
 		/* The same signal again at once is one sender's duplicate:
-		 * timeout(1) and `kill -- -PGID` signal the process and then
-		 * its group, and acting on that one left the temporary output
-		 * behind. Any later one kills, as the user meant. */
+		 * timeout(1) signals the process and then its group, and
+		 * acting on that one left the temporary output behind. Any
+		 * later one kills, as the user meant. */
 		if (sig == received && now_ms() - first_ms < 100)
 			return;
 		signal(sig, SIG_DFL);
