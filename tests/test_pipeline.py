@@ -272,6 +272,23 @@ r = run(p6)
 if check(r.returncode == 0, "six chained overlaps run", r.stderr):
     same(out, ref.compute(), "... and equal dask's six map_overlaps", rtol=2e-6)
 
+# The estimate is never under what a run holds: fine chunks, an overlap
+# and coarser rechunks, where two 30-wide blocks span 12 blocks of 5 but
+# the axis's mean step (its last block short) counted 11: 4.2 MB per output
+# chunk where its 20 x 12 x 12 overlap blocks come to 4.7 MB.
+zarr.open(path("fine.zarr"), mode="w", shape=(40, 96, 96), chunks=(40, 96, 96), dtype="f4")
+pfine = pipeline("fine", [
+    {"name": "s", "op": "from_zarr", "path": path("fine.zarr")},
+    {"name": "a", "op": "rechunk", "input": "s", "chunks": [1, 5, 5]},
+    {"name": "b", "op": "map_overlap", "kernel": "uniform", "input": "a", "size": 3, "depth": 1},
+    {"name": "c", "op": "rechunk", "input": "b", "chunks": [10, 30, 30]},
+    {"name": "d", "op": "rechunk", "input": "c", "chunks": [20, 60, 60]},
+    {"name": "o", "op": "to_zarr", "input": "d", "path": path("fine_out.zarr"), "overwrite": True}])
+dry = halo("run", pfine, "--dry-run", check_rc=0)
+per = re.search(r"memory: ([0-9.]+) MB per output chunk", dry.stdout + dry.stderr)
+check(per is not None and float(per.group(1)) >= 4.6,
+      "the memory estimate covers blocks that advance unevenly", dry.stdout + dry.stderr)
+
 # Straight on uint16, dask pads in uint16: a constant 5.5 pads 5, -1 pads 65535.
 for boundary in [5.5, -1]:
     out = path("ovu.zarr")
