@@ -366,12 +366,11 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	/* Exact mode keeps image, estimate and ratio resident (three float32
 	 * volumes), each running task a haloed block counted twice (for the
 	 * rest of its buffers; FFTW's are outside StarPU's limit), and a PSF
-	 * spectrum per haloed shape: under
-	 * less, StarPU waits forever for memory (296 MB needed for
-	 * 64x512x512 on 2 workers; it hung at 290). Its chunks span whole
-	 * planes when the output is a TIFF (see below). A StarPU limit set by
-	 * hand binds unless --memory replaces it (halo_runtime_init), or
-	 * StarPU may swap to disk (STARPU_DISK_SWAP). */
+	 * spectrum per haloed shape: under less, StarPU waits forever for
+	 * memory (296 MB needed for 64x512x512 on 2 workers; it hung at
+	 * 290). Its chunks span whole planes when the output is a TIFF (see
+	 * below). A StarPU limit set by hand binds unless --memory replaces it
+	 * (halo_runtime_init), or StarPU may swap to disk (STARPU_DISK_SWAP). */
 	uint64_t vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]);
 	int64_t exc[3] = {info.chunks[0], info.chunks[1], info.chunks[2]};
 	if (wo.format == HALO_FMT_TIFF) {

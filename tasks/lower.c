@@ -669,7 +669,8 @@ static void walk_time_merge(struct walk_time *dst, const struct walk_time *src,
  * chunks is held from the first to the last (added to held, a difference
  * array over the walk, and to shared), one needed by a single output
  * chunk only while it is in flight (added to that output chunk's
- * exclusive bytes). reads: the most chunks of it one chunk of p reads. */
+ * exclusive bytes). tp: per axis of p, the blocks of p one output chunk
+ * may hold; tin gets the same for the input, per its axes. */
 static void input_memory(const halo_pnode_t *p, int k, const struct walk_time *wq, int64_t T,
 			 int64_t *held, uint64_t *excl, uint64_t *shared, const uint64_t tp[3],
 			 uint64_t tin[3], int64_t *list)
@@ -759,10 +760,10 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 		for (int d = 0; d < 3; d++)
 			most = p->grid[d].nblocks > most ? p->grid[d].nblocks : most;
 	}
-	/* times: per axis, how many of a node's blocks one output chunk may hold at
-	 * once, since the executor submits all an output chunk needs before
-	 * the next (a node with chunks smaller than its reader's counts as
-	 * many times); the per-chunk costs below count that many times. */
+	/* times: per axis, how many of a node's blocks one output chunk may
+	 * hold at once, since the executor submits all an output chunk needs
+	 * before the next (a node with chunks smaller than its reader's counts
+	 * as many times); the per-chunk costs below count their product. */
 	struct walk_time *w = calloc((size_t)plan->n, sizeof *w);
 	uint64_t (*times)[3] = calloc((size_t)plan->n, sizeof *times); /* per axis */
 	int64_t *held = calloc((size_t)T + 1, sizeof *held), *list = malloc((size_t)most * sizeof *list);
