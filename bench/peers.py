@@ -25,7 +25,10 @@ floor that the library sets under any GPU RL built on it.
 deconvolve: the seed's whole pipeline, dask.array.map_overlap of a numpy
 RL over a Zarr volume (uint16 -> float32, boundary reflect, depth as halo)
 to a float32 Zarr, with dask's threaded scheduler on --threads threads;
-with cupy, the same graph with the RL of each block on the GPU.
+with cupy, the same graph with the RL of each block on the GPU. Its Zarr
+I/O is python zarr's, or tensorstore's where zarr does not import (the
+GPU machines' python 3.12 has tensorstore; Debian's numcodecs is built
+for 3.11): the label says which.
 convert: rechunking a Zarr volume with python zarr + dask (threaded).
 """
 import argparse
@@ -179,11 +182,91 @@ def peer_rl(a, want):
                  "cuFFT alone via CuPy: 4 transforms an iteration, no RL,", transforms_only)
 
 
-def zarr_max_rel_diff(dask, da, np, a, b, threads):
+def import_dask(np):
+    """dask and dask.array. Debian's dask 2022.12 reads names that numpy 2
+    removed (a GPU machine's python may have numpy 2 and only such a dask
+    carried to it): alias them to what replaced them, for the peer alone."""
+    import sys
+    import types
+    for old, new in (("round_", "round"), ("in1d", "isin"), ("float_", "float64")):
+        if not hasattr(np, old):
+            setattr(np, old, getattr(np, new))
+    if "numpy.compat" not in sys.modules:
+        try:
+            import numpy.compat  # noqa: F401
+        except ImportError:
+            compat = types.ModuleType("numpy.compat")
+            compat.basestring = str
+            sys.modules["numpy.compat"] = compat
+    import dask
+    import dask.array as da
+    return dask, da
+
+
+class ZarrIO:
+    """Zarr arrays as dask arrays, through python zarr or, where zarr (and
+    its numcodecs) cannot be installed, through tensorstore: the peer's
+    graph is the same either way."""
+
+    def __init__(self, da):
+        self.da = da
+        try:
+            import zarr  # noqa: F401 (from_zarr and to_zarr need it)
+            self.via = None
+        except ImportError as e:
+            try:
+                import tensorstore
+            except ImportError:
+                raise e from None
+            self.ts = tensorstore
+            self.via = "tensorstore " + tensorstore.__version__
+
+    def _open(self, path, **kw):
+        spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": path}}
+        spec.update(kw.pop("spec", {}))
+        return self.ts.open(spec, **kw).result()
+
+    def read(self, path):
+        if self.via is None:
+            return self.da.from_zarr(path)
+        with open(os.path.join(path, ".zarray")) as f:
+            chunks = tuple(json.load(f)["chunks"])
+        return self.da.from_array(TsBlocks(self._open(path, read=True)), chunks=chunks,
+                                  lock=False, fancy=False)
+
+    def write(self, y, path):
+        if self.via is None:
+            return y.to_zarr(path)
+        meta = {"shape": list(y.shape), "chunks": [c[0] for c in y.chunks],
+                "dtype": y.dtype.str,
+                "compressor": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1}}
+        out = self._open(path, create=True, delete_existing=True,
+                         spec={"metadata": meta})
+        self.da.store(y, TsBlocks(out), lock=False)
+
+
+class TsBlocks:
+    """A tensorstore array as dask reads and stores blocks of it."""
+
+    def __init__(self, store):
+        import numpy as np
+        self.store = store
+        self.shape = tuple(store.shape)
+        self.dtype = np.dtype(store.dtype.numpy_dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, index):
+        return self.store[index].read().result()
+
+    def __setitem__(self, index, value):
+        self.store[index].write(value).result()
+
+
+def zarr_max_rel_diff(dask, zio, np, a, b, threads):
     """max_rel_diff of two Zarr arrays block by block: the seed's volume is
     16 GB of float32 a side, too much to hold twice in float64."""
-    x = da.from_zarr(a).astype(np.float64)
-    y = da.from_zarr(b).astype(np.float64)
+    x = zio.read(a).astype(np.float64)
+    y = zio.read(b).astype(np.float64)
     with dask.config.set(scheduler="threads", num_workers=threads):
         d, m = dask.compute(abs(x - y).max(), abs(y).max())
     return float(d / max(m, 1e-30))
@@ -192,10 +275,9 @@ def zarr_max_rel_diff(dask, da, np, a, b, threads):
 def peer_deconvolve(a, want):
     import numpy as np
     try:
-        import dask
-        import dask.array as da
+        dask, da = import_dask(np)
         import tifffile
-        import zarr  # noqa: F401 (from_zarr and to_zarr need it)
+        zio = ZarrIO(da)
     except ImportError as e:
         for p in sorted(want & {"dask", "dask-cupy"}):
             emit(p, "dask.array map_overlap", reason=str(e))
@@ -230,15 +312,17 @@ def peer_deconvolve(a, want):
 
         def run():
             shutil.rmtree(out, ignore_errors=True)
-            x = da.from_zarr(a.input).rechunk(chunks).astype(np.float32)
+            x = zio.read(a.input).rechunk(chunks).astype(np.float32)
             y = x.map_overlap(rl, depth=depth, boundary="reflect", dtype=np.float32)
             with dask.config.set(scheduler="threads", num_workers=a.threads):
-                y.to_zarr(out)
+                zio.write(y, out)
         times = timed(run, a.repeat, a.warmup)
         extra = {}
         if a.compare:
-            extra["max_rel_diff"] = zarr_max_rel_diff(dask, da, np, a.compare, out,
+            extra["max_rel_diff"] = zarr_max_rel_diff(dask, zio, np, a.compare, out,
                                                       a.threads)
+        if zio.via:
+            label += f", Zarr through {zio.via}"
         emit(peer, label, times, **extra)
         shutil.rmtree(out, ignore_errors=True)
 
