@@ -668,7 +668,9 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 		bytes *= (uint64_t)c[d];
 	}
 	if (bytes > (uint64_t)INT32_MAX - 64)
-		return halo_error_set(err, HALO_EINVAL, "a chunk of %llu bytes exceeds blosc's limit of %d",
+		return halo_error_set(err, HALO_EINVAL, "%s: chunks of %lldx%lldx%lld are %llu bytes, "
+				      "more than blosc's limit of %d (give smaller chunks)", path,
+				      (long long)c[0], (long long)c[1], (long long)c[2],
 				      (unsigned long long)bytes, INT32_MAX - 64);
 	/* Levels past a 1x1 plane would repeat it. */
 	int64_t plane = a->shape[1] > a->shape[2] ? a->shape[1] : a->shape[2];
