@@ -219,7 +219,7 @@ class ZarrIO:
             except ImportError:
                 raise e from None
             self.ts = tensorstore
-            self.via = "tensorstore " + tensorstore.__version__
+            self.via = ("tensorstore " + getattr(tensorstore, "__version__", "")).strip()
 
     def _open(self, path, **kw):
         spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": path}}
