@@ -1,7 +1,7 @@
 # scripts/bundle packs halo for a GPU machine without apt: the archive is
-# under 64 MiB, holds halo, the CUDA tests, the peers and the run script,
-# and, unpacked elsewhere, halo and test_cuda find every library that is
-# not the C library's or CUDA's inside it (nothing from /opt/halo-deps or
+# under 64 MiB, holds halo, the CUDA tests, the peers (with a dask) and
+# the run script, and, unpacked elsewhere, halo and test_cuda find every
+# library that is not the C library's or CUDA's inside it (nothing from /opt/halo-deps or
 # the distribution's FFTW, hwloc, blosc, tiff, jansson), and run from it.
 . "$HALO_SRCDIR/tests/tap.sh"
 
@@ -25,6 +25,25 @@ b=$tmp/halo-bundle
 for f in halo run tests/test_cuda bench/peers.py VERSION; do
 	if [ -e "$b/$f" ]; then ok "the bundle holds $f"; else not_ok "the bundle holds $f"; fi
 done
+# The dask peers' dask, for a GPU machine whose python has none: the
+# bundle's copy imports through peers.py and computes a map_overlap.
+if [ -d "$b/python/dask" ] &&
+	PYTHONPATH=$b/python /usr/bin/python3 -c '
+import sys
+sys.path.insert(0, sys.argv[1] + "/bench")
+import numpy as np
+from peers import import_dask
+dask, da = import_dask(np)
+assert dask.__file__.startswith(sys.argv[1] + "/python/"), dask.__file__
+x = da.from_array(np.arange(60.0).reshape(3, 4, 5), chunks=(2, 2, 3))
+y = x.map_overlap(lambda b: b * 2, depth=1, boundary="reflect").compute()
+assert (y == 2 * np.arange(60.0).reshape(3, 4, 5)).all()
+' "$b" >"$tmp/dask" 2>&1; then
+	ok "the bundle's dask imports and computes through peers.py"
+else
+	not_ok "the bundle's dask imports and computes through peers.py"
+	diag "$(cat "$tmp/dask" 2>/dev/null)"
+fi
 for exe in halo tests/test_cuda; do
 	libs=$(LD_LIBRARY_PATH=$b/lib ldd "$b/$exe" 2>&1)
 	outside=$(printf '%s\n' "$libs" | grep '=>' | grep -v "=> $b/lib/" |
