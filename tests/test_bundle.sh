@@ -1,8 +1,9 @@
 # scripts/bundle packs halo for a GPU machine without apt: the archive is
 # under 64 MiB, holds halo, the CUDA tests, the peers (with a dask) and
 # the run script, and, unpacked elsewhere, halo and test_cuda find every
-# library that is not the C library's or CUDA's inside it (nothing from /opt/halo-deps or
-# the distribution's FFTW, hwloc, blosc, tiff, jansson), and run from it.
+# library that is not the C library's or CUDA's inside it (nothing from
+# /opt/halo-deps or the distribution's FFTW, hwloc, blosc, tiff, jansson),
+# and run from it.
 . "$HALO_SRCDIR/tests/tap.sh"
 
 tmp=$HALO_TEST_TMP/bundle
