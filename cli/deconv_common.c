@@ -334,8 +334,14 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		int depth[3];
 		for (int d = 0; d < 3; d++)
 			depth[d] = o->ndepth ? (int)o->depth[d] : pn[d];
-		halo_deconv_chunks_auto(info.shape, depth, &m, halo_dtype_size(info.dtype),
-					info.chunks);
+		if (halo_deconv_chunks_auto(info.shape, depth, &m, halo_dtype_size(info.dtype),
+					    info.chunks) &&
+		    !o->quiet)
+			fprintf(stderr, "halo: warning: --chunks auto: even its smallest chunks "
+				"(%lldx%lldx%lld) need more memory per task than the budget leaves "
+				"each worker\n",
+				(long long)info.chunks[0], (long long)info.chunks[1],
+				(long long)info.chunks[2]);
 		if (o->ndepth)
 			halo_deconv_chunks_fit_depth(info.chunks, info.shape, depth);
 	}
@@ -380,7 +386,6 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	uint64_t hv = padded_voxels(exc, pn), shapes = 1;
 	for (int d = 0; d < 3; d++)
 		shapes *= exc[d] < info.shape[d] && info.shape[d] % exc[d] ? 2 : 1;
-	uint64_t haloed = sizeof(float) * padded_voxels(info.chunks, pn);
 	uint64_t resident = 12 * vox + 8 * hv * (uint64_t)workers + 4 * hv * shapes;
 	const char *swap = getenv("STARPU_DISK_SWAP");
 	const char *limit_env = o->memory || (swap && *swap) ? NULL : getenv("STARPU_LIMIT_CPU_MEM");
@@ -394,11 +399,9 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		goto fail;
 	}
 	if (o->mode < 0) {
-		/* The budget also holds about four haloed chunks of buffers per
-		 * worker; an explicit --depth asks for overlap mode. */
-		uint64_t need = 12 * vox + 4 * haloed * 16;
+		/* An explicit --depth asks for overlap mode. */
 		uint64_t budget = o->memory ? o->memory : halo_memory_default();
-		exact = !o->ndepth && o->boundary != HALO_BOUNDARY_NONE && need <= budget &&
+		exact = !o->ndepth && o->boundary != HALO_BOUNDARY_NONE && resident <= budget &&
 			!over_limit;
 		why = o->ndepth ? "--depth given"
 		      : o->boundary == HALO_BOUNDARY_NONE ? "boundary none"

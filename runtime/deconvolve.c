@@ -106,8 +106,8 @@ out:
 	return rc;
 }
 
-void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
-			     const halo_deconv_machine_t *m, size_t out_elsize, int64_t out[3])
+int halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
+			    const halo_deconv_machine_t *m, size_t out_elsize, int64_t out[3])
 {
 	/* A CPU task holds the haloed image, the estimate, the half spectrum
 	 * and the result: about 16 bytes per haloed voxel. A GPU holds per
@@ -134,7 +134,7 @@ void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
 			voxels = gpu_voxels;
 		min_chunks = 2 * (int64_t)((ncpu ? ncpu : 1) + ngpu);
 	}
-	halo_chunks_auto(shape, depth, 1.0, (uint64_t)voxels, min_chunks, out);
+	int over = halo_chunks_auto(shape, depth, 1.0, (uint64_t)voxels, min_chunks, out);
 	/* blosc's limit on a chunk, after the halo's: halve the largest axis. */
 	for (;;) {
 		double bytes = (double)out_elsize;
@@ -144,7 +144,7 @@ void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
 			big = out[d] > out[big] ? d : big;
 		}
 		if (bytes <= (double)(INT32_MAX - 64) || out[big] <= 8)
-			return;
+			return over;
 		out[big] = ((out[big] + 1) / 2 + 7) / 8 * 8;
 	}
 }
@@ -155,9 +155,10 @@ void halo_deconv_chunks_fit_depth(int64_t chunks[3], const int64_t shape[3], con
 		if (chunks[d] >= shape[d] || chunks[d] + 2 * (int64_t)depth[d] >= INT_MAX / 4)
 			continue;
 		/* Neither more chunks (a sliver at the end) nor an axis below
-		 * 4x the depth, as halo_chunks_auto promises. */
+		 * 4x the depth, as halo_chunks_auto promises (its multiples
+		 * of 8 give way to the FFT's sizes here). */
 		int64_t count = (shape[d] + chunks[d] - 1) / chunks[d];
-		int64_t least = halo_chunks_auto_least(depth[d]);
+		int64_t least = 4 * (int64_t)depth[d];
 		for (int64_t c = chunks[d];
 		     c >= 1 && c >= least && c >= chunks[d] - chunks[d] / 8 &&
 		     (shape[d] + c - 1) / c == count;

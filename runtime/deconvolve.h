@@ -57,8 +57,9 @@ typedef struct halo_deconv_machine {
  * every worker gets two chunks, each fitting a CPU worker's share of the
  * budget (16 bytes per haloed voxel) and the GPU. See halo_chunks_auto for
  * the shape rules; last, a chunk over blosc's 2 GiB is halved along its
- * largest axis, whatever the depth. */
-void halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
+ * largest axis, whatever the depth. Returns 1 where even the smallest
+ * chunks it makes need more memory than the budget gives them. */
+int halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
 			     const halo_deconv_machine_t *m, size_t out_elsize, int64_t out[3]);
 
 /* With a depth fixed by the user, --chunks auto shrinks each chunked

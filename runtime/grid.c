@@ -184,8 +184,8 @@ int halo_axis_copy(struct halo_axis *dst, const struct halo_axis *src)
 	return 0;
 }
 
-void halo_chunks_auto(const int64_t shape[3], const int depth[3], double bytes_per_voxel,
-		      uint64_t per_task, int64_t min_chunks, int64_t out[3])
+int halo_chunks_auto(const int64_t shape[3], const int depth[3], double bytes_per_voxel,
+		     uint64_t per_task, int64_t min_chunks, int64_t out[3])
 {
 	int64_t floor[3];
 	for (int d = 0; d < 3; d++) {
@@ -201,13 +201,13 @@ void halo_chunks_auto(const int64_t shape[3], const int depth[3], double bytes_p
 			n *= (shape[d] + out[d] - 1) / out[d];
 		}
 		if (haloed <= (double)per_task && n >= min_chunks)
-			return;
+			return 0;
 		int best = -1;
 		for (int d = 0; d < 3; d++)
 			if (out[d] > floor[d] && (best < 0 || out[d] > out[best]))
 				best = d;
-		if (best < 0)
-			return; /* as small as is sensible */
+		if (best < 0) /* as small as is sensible */
+			return haloed > (double)per_task;
 		int64_t half = ((out[best] + 1) / 2 + 7) / 8 * 8;
 		out[best] = half > floor[best] ? (half < out[best] ? half : floor[best]) : floor[best];
 	}

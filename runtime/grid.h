@@ -50,10 +50,12 @@ int64_t halo_axis_min_haloed(const struct halo_axis *a, int64_t depth, int bound
 void halo_axis_free(struct halo_axis *a);
 
 /* The smallest chunk along an axis that halo_chunks_auto picks for a halo
- * of depth voxels per side (before capping at the axis's length). */
+ * of depth voxels per side (before capping at the axis's length): 4 x the
+ * depth, rounded up to a multiple of 8. */
 static inline int64_t halo_chunks_auto_least(int depth)
 {
-	return 4 * (int64_t)depth > 8 ? 4 * (int64_t)depth : 8;
+	int64_t least = (4 * (int64_t)depth + 7) / 8 * 8;
+	return least > 8 ? least : 8;
 }
 
 /* Chunks for map_overlap work (--chunks auto) on shape with a halo of
@@ -61,10 +63,11 @@ static inline int64_t halo_chunks_auto_least(int depth)
  * bytes_per_voxel (what one task holds per haloed voxel), fits per_task
  * bytes, split further until there are at least min_chunks chunks when
  * the volume allows. The largest axis is halved first, so chunks stay
- * near cubes; no axis goes below max(4 x depth, 8) voxels (there the halo
+ * near cubes; no axis goes below halo_chunks_auto_least (there the halo
  * would outweigh the chunk); sizes are multiples of 8, which FFTs like,
- * unless they cover a whole axis. */
-void halo_chunks_auto(const int64_t shape[3], const int depth[3], double bytes_per_voxel,
-		      uint64_t per_task, int64_t min_chunks, int64_t out[3]);
+ * unless they cover a whole axis. Returns 1 where even those smallest
+ * chunks hold more than per_task bytes, else 0. */
+int halo_chunks_auto(const int64_t shape[3], const int depth[3], double bytes_per_voxel,
+		     uint64_t per_task, int64_t min_chunks, int64_t out[3]);
 
 #endif

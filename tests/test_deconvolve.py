@@ -202,6 +202,21 @@ for opts, want in [((), "halo: mode exact: the working set fits the memory budge
     shutil.rmtree(out_path, ignore_errors=True)
     r = halo("deconvolve", inp, write_psf(psf), out_path, "--iterations", "3", *opts)
     check(r.returncode == 0 and want in r.stderr, f"mode chosen and said: {want}", r.stderr)
+# The budget is weighed against exact mode's own working set: 64x128x128
+# (three float32 volumes, 12.6 MB, and the blocks in work, about 4 MB)
+# takes exact mode within 40 MB (a rule that counted 256 bytes per haloed
+# voxel chose overlap).
+big = write_input(np.full((64, 128, 128), 100, np.uint16), (32, 64, 64), "budget.zarr")
+for mem, want in [("40M", "mode exact: the working set fits the memory budget"),
+                  ("14M", "mode overlap: the working set exceeds the memory budget")]:
+    r = halo("deconvolve", big, write_psf(make_psf((5, 5, 5))), out_path, "--iterations", "1",
+             "--memory", mem, "--overwrite")
+    check(r.returncode == 0 and want in r.stderr, f"--memory {mem}: {want}", r.stderr)
+# --chunks auto under a budget that not even its smallest chunks fit says so.
+r = halo("deconvolve", big, write_psf(make_psf((3, 3, 3))), out_path, "--iterations", "1",
+         "--memory", "200K", "--mode", "overlap", "--chunks", "auto", "--overwrite")
+check("warning: --chunks auto: even its smallest chunks (16x16x16) need more memory" in r.stderr,
+      "--chunks auto under too small a budget warns", r.stderr)
 r = halo("deconvolve", inp, write_psf(psf), out_path, "--overwrite", "--mode", "exact",
          "--depth", "2,2,2")
 check(r.returncode == 1 and "--depth applies to overlap mode" in r.stderr,

@@ -137,25 +137,29 @@ static void check_auto(const int64_t shape[3], const int depth[3], uint64_t per_
 		       int64_t min_chunks)
 {
 	int64_t c[3];
-	halo_chunks_auto(shape, depth, 24.0, per_task, min_chunks, c);
+	int over = halo_chunks_auto(shape, depth, 24.0, per_task, min_chunks, c);
 	double haloed = 24.0;
 	int64_t n = 1;
 	int ok_sizes = 1, at_floor = 1;
 	for (int d = 0; d < 3; d++) {
-		int64_t floor = 4 * depth[d] > 8 ? 4 * depth[d] : 8;
+		/* 4 x the depth, rounded up to a multiple of 8. */
+		int64_t floor = 8;
+		while (floor < 4 * depth[d])
+			floor += 8;
 		floor = floor < shape[d] ? floor : shape[d];
 		haloed *= (double)(c[d] + 2 * depth[d]);
 		n *= (shape[d] + c[d] - 1) / c[d];
-		ok_sizes &= c[d] >= floor && c[d] <= shape[d] && (c[d] % 8 == 0 || c[d] == shape[d] ||
-								 c[d] == floor);
+		ok_sizes &= c[d] >= floor && c[d] <= shape[d] && (c[d] % 8 == 0 || c[d] == shape[d]);
 		at_floor &= c[d] == floor;
 	}
 	tap_ok(ok_sizes, "auto %lldx%lldx%lld: chunks %lldx%lldx%lld within bounds, multiples of 8",
 	       (long long)shape[0], (long long)shape[1], (long long)shape[2], (long long)c[0],
 	       (long long)c[1], (long long)c[2]);
 	tap_ok(at_floor || (haloed <= (double)per_task && n >= min_chunks),
-	       "... the haloed block fits (%.0f MB of %.0f MB) and there are %lld >= %lld chunks",
+	       "... at the floor, or the haloed block fits (%.0f MB of %.0f MB) and there are %lld >= %lld chunks",
 	       haloed / 1e6, (double)per_task / 1e6, (long long)n, (long long)min_chunks);
+	tap_ok(over == (haloed > (double)per_task),
+	       "... and says %s the budget (%d)", over ? "it overruns" : "it keeps within", over);
 }
 
 /* Every chunk of a regular grid has one owner in [0, n); every rank owns
@@ -240,6 +244,9 @@ int main(void)
 	check_auto((int64_t[]){64, 192, 192}, (int[]){9, 11, 13}, UINT64_C(6) << 30, 4);
 	check_auto((int64_t[]){20, 30, 1000}, (int[]){2, 2, 2}, UINT64_C(1) << 20, 2);
 	check_auto((int64_t[]){5, 6, 7}, (int[]){1, 1, 1}, 1, 100);
+	/* A tight budget: the floor, 4x each depth rounded up to 8
+	 * (64x48x56), and the overrun said. */
+	check_auto((int64_t[]){96, 256, 256}, (int[]){15, 11, 13}, UINT64_C(1) << 20, 4);
 	check_rl_auto();
 	int64_t c[3];
 	halo_chunks_auto((int64_t[]){950, 2048, 2048}, (int[]){8, 16, 16}, 24.0, UINT64_C(1) << 30, 32, c);
