@@ -248,7 +248,10 @@ int halo_cli_convert(int argc, char **argv)
 		goto fail;
 	if (plan(&o, r, &info, &wo, &err))
 		goto fail;
-	/* Checked before StarPU starts, so that a refusal is immediate. */
+	/* Checked before StarPU starts, so that a refusal is immediate (and
+	 * with signals recorded meanwhile, so that no lock is left behind;
+	 * StarPU's start installs its own handlers, replaced again below). */
+	halo_signals_install();
 	if (halo_output_begin(o.out, o.overwrite, &out, &err))
 		goto fail;
 	halo_output_abort(out);

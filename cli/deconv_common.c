@@ -491,7 +491,11 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	int64_t layers = (span + inz - 1) / inz + 1 + (o->boundary == HALO_BOUNDARY_PERIODIC ? 2 : 0);
 	o2.rt.memory_floor += (uint64_t)(layers * inz * ii->shape[1] * ii->shape[2]) *
 			      halo_dtype_size(ii->dtype);
-	/* Checked before StarPU starts, so that a refusal is immediate. */
+	/* Checked before StarPU starts, so that a refusal is immediate. A
+	 * signal from here on is only recorded, so that the run removes its
+	 * lock and temporary output; StarPU's start installs its own
+	 * handlers, which halo's replace again. */
+	halo_signals_install();
 	if (halo_output_begin(outp, o->overwrite, &out, err))
 		goto fail;
 	if (halo_runtime_init(&o->rt, &rt, err))

@@ -328,6 +328,25 @@ interrupt(["convert", big, out, "--compressor", "zstd", "--clevel", "9", "--chun
 interrupt(["convert", big, out, "--compressor", "zstd", "--clevel", "9", "--chunks", "4,32,32",
            "--ncpu", "1", "--quiet"], 1.0, "interrupted", 5, sig=signal.SIGTERM, twice=True)
 
+# A signal in a run's first milliseconds, before StarPU has started, left
+# the output's lock file behind: at each delay, the run either finished or
+# left nothing.
+early = []
+tifffile.imwrite(path("early_psf.tif"), np.ones((3, 3, 3), np.float32), photometric="minisblack")
+for cmd in (["convert", big, out, "--chunks", "16,64,64"],
+            ["deconvolve", big, path("early_psf.tif"), out, "--iterations", "1"]):
+    for delay in (0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.06):
+        proc = subprocess.Popen([HALO, *cmd, "--quiet"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        left = [f for f in os.listdir(TMP) if "interrupted.zarr" in f]
+        if left and proc.returncode != 0:
+            early.append((cmd[0], delay, proc.returncode, left))
+        shutil.rmtree(out, ignore_errors=True)
+check(not early, "SIGTERM in a run's first milliseconds: no lock or temporary left", early)
+
 # A second SIGINT kills at once (FFTW's patient planning does not look at
 # the first for seconds); the next run to the same OUT removes what the
 # killed one left.
