@@ -20,6 +20,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <ctype.h>
+#include <float.h>
 #include <limits.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,13 +45,15 @@ static int parse_boundary(const char *s, int *b, double *v, halo_error_t *err)
 	if (strncmp(s, "constant=", 9) == 0 && !isspace((unsigned char)s[9])) {
 		char *end;
 		*v = strtod(s + 9, &end);
-		if (end != s + 9 && !*end && isfinite(*v)) {
+		if (end != s + 9 && !*end && fabs(*v) <= FLT_MAX) {
 			*b = HALO_BOUNDARY_CONSTANT;
 			return HALO_OK;
 		}
-		if (end != s + 9 && !*end) /* NaN or Inf would fill the halo */
+		/* NaN, Inf, or a value float32 RL would hold as Inf, would fill
+		 * the result. */
+		if (end != s + 9 && !*end)
 			return halo_error_set(err, HALO_EINVAL, "--boundary: '%s': the constant must "
-					      "be a finite number", s);
+					      "be a finite float32 number (at most 3.4e38 in size)", s);
 	}
 	return halo_error_set(err, HALO_EINVAL,
 			      "--boundary: unknown '%s' (periodic, reflect, nearest, constant[=V], none)", s);

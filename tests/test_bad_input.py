@@ -437,8 +437,10 @@ expect_deconv_error("negative depth", img, good_psf, "--depth", "--depth", "1,-2
 expect_deconv_error("chunks arity", img, good_psf, "--chunks", "--chunks", "4,4")
 expect_deconv_error("chunks zero", img, good_psf, "--chunks", "--chunks", "4,0,4")
 expect_deconv_error("unknown boundary", img, good_psf, "unknown 'wrap'", "--boundary", "wrap")
-expect_deconv_error("infinite constant boundary", img, good_psf, "the constant must be a finite number",
+expect_deconv_error("infinite constant boundary", img, good_psf, "the constant must be a finite float32",
                     "--boundary", "constant=inf")
+expect_deconv_error("a constant float32 cannot hold (it filled the result with inf)", img,
+                    good_psf, "finite float32 number", "--boundary", "constant=1e300")
 expect_deconv_error("--trace into a missing folder", img, good_psf,
                     "--trace: 'no-such-dir/t.json' cannot be written", "--trace",
                     "no-such-dir/t.json")
