@@ -182,11 +182,22 @@ static int writable(const char *final, const char *trimmed, int overwrite, halo_
 	char *copy = strdup(trimmed), *parent = copy ? dirname(copy) : NULL; /* dirname writes */
 	int parent_ok = parent && halo_fs_is_dir(parent);
 	int can = parent_ok && access(parent, W_OK | X_OK) == 0;
+	/* The lock's name beside it, the longest halo makes, must fit the
+	 * folder's limit on a name. */
+	long name_max = parent_ok ? pathconf(parent, _PC_NAME_MAX) : -1;
 	free(copy);
 	if (!parent_ok || !can)
 		return halo_error_set(err, parent_ok ? HALO_EIO : HALO_ENOENT, "%s: %s", final,
 				      parent_ok ? "no permission to write in its folder"
 						: "parent directory does not exist");
+	const char *base = strrchr(trimmed, '/');
+	base = base ? base + 1 : trimmed;
+	char lock[64];
+	size_t extra = (size_t)snprintf(lock, sizeof lock, "..halo-lock-%ld", halo_output_run_id());
+	if (name_max > 0 && strlen(base) + extra > (size_t)name_max)
+		return halo_error_set(err, HALO_EINVAL, "%s: the name is too long for the temporary "
+				      "names halo writes beside it (%ld bytes at most here)", final,
+				      name_max - (long)extra);
 	return HALO_OK;
 }
 
@@ -233,9 +244,19 @@ static int begin(const char *final, int overwrite, int clean, halo_output_t **ou
 	o->lock_fd = -1;
 	if (clean) {
 		/* Held until commit or abort (see lock_held_elsewhere). */
-		if ((o->lock = with_suffix(trimmed, "lock")) &&
-		    (o->lock_fd = open(o->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) >= 0 &&
-		    flock(o->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		if (!(o->lock = with_suffix(trimmed, "lock"))) {
+			output_free(o);
+			return halo_error_set(err, HALO_ENOMEM, "out of memory");
+		}
+		if ((o->lock_fd = open(o->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+			/* Without it a later run would take this one's output for a
+			 * killed run's. */
+			rc = halo_error_set(err, HALO_EIO, "%s: cannot create %s beside it: %s", final,
+					    o->lock, strerror(errno));
+			output_free(o);
+			return rc;
+		}
+		if (flock(o->lock_fd, LOCK_EX | LOCK_NB) != 0) {
 			int busy = errno == EWOULDBLOCK;
 			close(o->lock_fd);
 			o->lock_fd = -1;

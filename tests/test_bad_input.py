@@ -328,6 +328,21 @@ interrupt(["convert", big, out, "--compressor", "zstd", "--clevel", "9", "--chun
 interrupt(["convert", big, out, "--compressor", "zstd", "--clevel", "9", "--chunks", "4,32,32",
            "--ncpu", "1", "--quiet"], 1.0, "interrupted", 5, sig=signal.SIGTERM, twice=True)
 
+# An output name too long for the lock and temporary names beside it (a
+# 250-byte name failed with "File name too long", and a 233-byte one ran
+# without a lock): refused up front, nothing written.
+longdir = path("longname")
+shutil.rmtree(longdir, ignore_errors=True)
+os.makedirs(longdir)
+r = halo("convert", good_array("long_src.zarr"), os.path.join(longdir, "a" * 240 + ".zarr"))
+check(r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and
+      "the name is too long for the temporary names halo writes" in r.stderr and
+      os.listdir(longdir) == [], "an output name too long for halo's temporary names: refused",
+      (r.stderr, os.listdir(longdir)))
+r = halo("convert", good_array("long_src.zarr"), os.path.join(longdir, "a" * 200 + ".zarr"))
+check(r.returncode == 0 and os.listdir(longdir) == ["a" * 200 + ".zarr"],
+      "... a 205-byte name is written, with nothing beside it", (r.stderr, os.listdir(longdir)))
+
 # A signal in a run's first milliseconds, before StarPU has started, left
 # the output's lock file behind: at each delay, the run either finished or
 # left nothing.
