@@ -272,6 +272,15 @@ static int contiguous_stack(halo_tiff_t *t, long images, uint32_t w, uint32_t h,
 	return HALO_OK;
 }
 
+/* For messages: what TIFF's SampleFormat tag says. */
+static const char *sample_format_name(unsigned format)
+{
+	return format == SAMPLEFORMAT_INT      ? "signed"
+	       : format == SAMPLEFORMAT_IEEEFP ? "float"
+	       : format == SAMPLEFORMAT_UINT   ? "unsigned"
+					       : "of another sample format";
+}
+
 int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 {
 	*out = NULL;
@@ -371,8 +380,9 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 		}
 		if (pw != w || ph != h || pbits != bits || pformat != format) {
 			rc = halo_error_set(err, HALO_EUNSUPPORTED,
-					    "%s: page %u is %ux%u, %u-bit; page 0 is %ux%u, %u-bit",
-					    path, (unsigned)p, pw, ph, pbits, w, h, bits);
+					    "%s: page %u is %ux%u, %u-bit %s; page 0 is %ux%u, %u-bit %s",
+					    path, (unsigned)p, pw, ph, pbits, sample_format_name(pformat),
+					    w, h, bits, sample_format_name(format));
 			goto fail;
 		}
 	}

@@ -343,6 +343,14 @@ r = halo("convert", good_array("long_src.zarr"), os.path.join(longdir, "a" * 200
 check(r.returncode == 0 and os.listdir(longdir) == ["a" * 200 + ".zarr"],
       "... a 205-byte name is written, with nothing beside it", (r.stderr, os.listdir(longdir)))
 
+# Pages that differ only in their sign say so (both read "16-bit" before).
+mixed = path("mixed_sign.tif")
+with tifffile.TiffWriter(mixed) as tw:
+    tw.write(np.zeros((8, 6), np.uint16), photometric="minisblack")
+    tw.write(np.zeros((8, 6), np.int16), photometric="minisblack")
+expect_error("pages of one size and depth, one signed", mixed,
+             "page 1 is 6x8, 16-bit signed; page 0 is 6x8, 16-bit unsigned")
+
 # A signal in a run's first milliseconds, before StarPU has started, left
 # the output's lock file behind: at each delay, the run either finished or
 # left nothing.
