@@ -482,7 +482,7 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 	} else if (!rc && (x.failed || otf_failed)) {
 		rc = halo__task_failed_error(err);
 	} else if (!rc && halo_interrupted()) {
-		rc = halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
+		rc = halo_error_set(err, HALO_EINTR, "interrupted; no output was written");
 	}
 	if (stats)
 		*stats = (halo_stream_stats_t){.chunks_written = n, .seconds = halo_now() - t0};

@@ -456,6 +456,9 @@ int halo_runtime_opts_check(const halo_runtime_opts_t *opts, halo_error_t *err)
 		return halo_error_set(err, HALO_EINVAL, "--trace: '%s' cannot be written (a folder or "
 				      "not a regular file, its folder does not exist, or no "
 				      "permission)", opts->trace);
+	if (opts->trace && !halo_trace_replaceable(opts->trace))
+		return halo_error_set(err, HALO_EEXIST, "--trace: '%s' exists and is not a halo "
+				      "trace; halo replaces only its own", opts->trace);
 	int bad = check_env_count("STARPU_NCPU", err);
 	if (!bad)
 		bad = check_env_count("STARPU_NCUDA", err);

@@ -44,7 +44,7 @@ int halo__stream_result(const struct halo_stream_job *job, halo_error_t *err)
 	if (job->kernel_failed)
 		return halo__task_failed_error(err);
 	if (halo_interrupted())
-		return halo_error_set(err, HALO_EINTR, "interrupted; nothing was written");
+		return halo_error_set(err, HALO_EINTR, "interrupted; no output was written");
 	return HALO_OK;
 }
 

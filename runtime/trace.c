@@ -607,6 +607,18 @@ void halo_trace_restart(void)
 	halo_trace_begin(fxt, NULL);
 }
 
+int halo_trace_replaceable(const char *path)
+{
+	static const char sig[] = "{\"displayTimeUnit\"";
+	char head[sizeof sig] = {0};
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return 1;
+	size_t n = fread(head, 1, sizeof sig - 1, f);
+	fclose(f);
+	return n == 0 || memcmp(head, sig, sizeof sig - 1) == 0;
+}
+
 int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), void *stop_arg,
 		   halo_error_t *err)
 {

@@ -47,6 +47,10 @@ int halo_task_submit(struct starpu_task *t);
 #define HALO_TASK_INSERT(cl, ...) halo__task_insert_built(starpu_task_build((cl), __VA_ARGS__))
 int halo__task_insert_built(struct starpu_task *t);
 
+/* Whether path may take a trace: absent, empty, or a trace halo wrote
+ * (its first bytes say), never a user's other file. */
+int halo_trace_replaceable(const char *path);
+
 /* Waits for every task, writes the trace to path (atomically: a temporary
  * name renamed into place; NULL drops it), stops recording and frees it.
  * stop (when not NULL) shuts StarPU down once the trace no longer needs it;

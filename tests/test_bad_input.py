@@ -486,6 +486,19 @@ psf_before = open(good_psf, "rb").read()
 expect_deconv_error("--trace onto the PSF", img, good_psf, "which this run reads or writes",
                     "--trace", good_psf)
 check(open(good_psf, "rb").read() == psf_before, "deconvolve --trace onto the PSF: PSF kept")
+# Nor over a file of the user's that is not a trace (notes were replaced by
+# a trace, silently); a trace of an earlier run is replaced.
+notes = path("notes.txt")
+open(notes, "w").write("my notes\n")
+expect_deconv_error("--trace onto a file that is not a trace", img, good_psf,
+                    "exists and is not a halo trace", "--trace", notes)
+check(open(notes).read() == "my notes\n", "deconvolve --trace onto notes: notes kept")
+trace = path("again.json")
+for i in range(2):
+    r = halo("deconvolve", img, good_psf, path("traced.zarr"), "--iterations", "1", "--quiet",
+             "--overwrite", "--trace", trace)
+check(r.returncode == 0 and json.load(open(trace))["traceEvents"],
+      "--trace replaces a trace of an earlier run", r.stderr)
 expect_deconv_error("--trace inside the input", img, good_psf, "lies inside",
                     "--trace", os.path.join(img, ".zarray"))
 expect_deconv_error("--trace-fxt inside the output", img, good_psf, "lies inside",
