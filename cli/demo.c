@@ -286,22 +286,46 @@ static double error_vs_truth(const float *x, const float *t, size_t n, double of
 /* The demo replaces its own files on every run, but never a user's: a
  * folder that holds one of its file names is the demo's only if a run
  * marked it so. */
-static int claim_folder(const char *dir, const char *const *paths, halo_error_t *err)
+/* *fresh: 2 where this run made the folder, 1 where it marked a folder
+ * that was there, 0 where an earlier demo had (see unclaim_folder). */
+static int claim_folder(const char *dir, const char *const *paths, int *fresh, halo_error_t *err)
 {
 	char mark[4096];
 	snprintf(mark, sizeof mark, "%s/.halo-demo", dir);
 	int marked = halo_fs_exists(mark);
+	*fresh = 0;
 	if (!marked)
 		for (const char *const *p = paths; *p; p++)
 			if (halo_fs_exists(*p))
 				return halo_error_set(err, HALO_EEXIST, "%s: already exists and is not "
 						      "from 'halo demo'; give the demo another folder",
 						      *p);
+	int made = !halo_fs_exists(dir);
 	int rc = halo_fs_mkdirs(dir, err);
 	if (rc)
 		return rc;
 	static const char text[] = "halo demo writes here and replaces its files on each run\n";
-	return marked ? HALO_OK : halo_fs_write(mark, text, sizeof text - 1, err);
+	if (marked)
+		return HALO_OK;
+	*fresh = made ? 2 : 1;
+	return halo_fs_write(mark, text, sizeof text - 1, err);
+}
+
+/* A demo that failed or was interrupted takes back what it added to a
+ * folder that was not the demo's before it (one of an earlier demo keeps
+ * the files the next run replaces). */
+static void unclaim_folder(const char *dir, const char *const *paths, int fresh)
+{
+	char mark[4096];
+	snprintf(mark, sizeof mark, "%s/.halo-demo", dir);
+	if (fresh == 2) {
+		halo_fs_remove_tree(dir);
+	} else if (fresh == 1) {
+		/* None of these names was there before the claim. */
+		for (const char *const *p = paths; *p; p++)
+			halo_fs_remove_tree(*p);
+		halo_fs_remove_tree(mark);
+	}
 }
 
 int halo_cli_demo(int argc, char **argv)
@@ -340,6 +364,8 @@ int halo_cli_demo(int argc, char **argv)
 	float *truth = calloc(n, sizeof *truth), *blurred = malloc(n * sizeof *blurred);
 	float *psf = malloc((size_t)PZ * PY * PX * sizeof *psf);
 	char image_path[4096], psf_path[4096], truth_path[4096], out_path[4096];
+	const char *const ours[] = {image_path, psf_path, truth_path, out_path, NULL};
+	int fresh = 0;
 	status = HALO_EXIT_FAIL;
 	if (!truth || !blurred || !psf) {
 		halo_error_set(&err, HALO_ENOMEM, "out of memory");
@@ -349,10 +375,7 @@ int halo_cli_demo(int argc, char **argv)
 	snprintf(psf_path, sizeof psf_path, "%s/psf.tif", dir);
 	snprintf(truth_path, sizeof truth_path, "%s/truth.zarr", dir);
 	snprintf(out_path, sizeof out_path, "%s/deconvolved.ome.zarr", dir);
-	if (halo_cli_trace_check(&o.rt, (const char *const[]){image_path, psf_path, truth_path,
-							     out_path, NULL}, &err) ||
-	    claim_folder(dir, (const char *const[]){image_path, psf_path, truth_path, out_path,
-						    NULL}, &err))
+	if (halo_cli_trace_check(&o.rt, ours, &err) || claim_folder(dir, ours, &fresh, &err))
 		goto fail;
 
 	make_truth(truth);
@@ -421,6 +444,8 @@ int halo_cli_demo(int argc, char **argv)
 fail:
 	halo_cli_error(&err);
 out:
+	if (status != HALO_EXIT_OK)
+		unclaim_folder(dir, ours, fresh);
 	free(truth);
 	free(blurred);
 	free(psf);

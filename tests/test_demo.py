@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -13,7 +14,7 @@ import tifffile
 import zarr
 
 sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
-from haloutil import check, done, halo, path  # noqa: E402
+from haloutil import check, done, halo, path, skip  # noqa: E402
 
 d = path("demo")
 r = halo("demo", d, "--iterations", "6", check_rc=0)
@@ -71,4 +72,25 @@ check(r4.returncode == 0 and "chunks," in r4.stdout, "demo --chunks auto runs", 
 r5 = halo("demo", path("demo-yx"), "--chunks", "128,128", check_rc=0)
 check(r5.returncode == 2 and "Z,Y,X or auto" in r5.stderr and not os.path.exists(path("demo-yx")),
       "demo --chunks Y,X: usage error, nothing written", r5.stderr)
+# A demo that fails takes back what it added: the folder it made (a full
+# disk left one holding only its marker), or its files in a folder that was
+# there; an earlier demo's folder keeps its files for the next run.
+small = path("demo-small")
+os.makedirs(small, exist_ok=True)
+if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", small],
+                  capture_output=True).returncode == 0:
+    try:
+        os.makedirs(os.path.join(small, "there"))
+        for sub in ("new/d", "there"):
+            r6 = halo("demo", os.path.join(small, sub), "--iterations", "1", "--quiet",
+                      check_rc=0)
+            left = os.listdir(os.path.join(small, sub.split("/")[0]))
+            check(r6.returncode == 1 and r6.stderr.count("\n") == 1 and
+                  "No space left" in r6.stderr and left == [],
+                  f"demo on a full disk ({sub}): one error, nothing of its own left",
+                  (r6.stderr, left))
+    finally:
+        subprocess.run(["umount", small])
+else:
+    skip("demo on a full disk", "cannot mount a small tmpfs here")
 done()
