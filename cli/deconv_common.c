@@ -373,12 +373,13 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	long workers = o->rt.ncpu > 0 ? o->rt.ncpu : halo_machine_cores();
 	workers = workers > 0 ? workers : 1;
 	/* Exact mode keeps image, estimate and ratio resident (three float32
-	 * volumes), each running task a haloed block counted twice (for the
-	 * rest of its buffers; FFTW's are outside StarPU's limit), and a PSF
-	 * spectrum per haloed shape: under less, StarPU waits forever for
-	 * memory (296 MB needed for 64x512x512 on 2 workers; it hung at
-	 * 290). Its chunks span whole planes when the output is a TIFF (see
-	 * below). A StarPU limit set by hand binds unless --memory replaces it
+	 * volumes) and a PSF spectrum per haloed shape, and the halo
+	 * exchanges run ahead of the RL halves: up to a haloed block per
+	 * chunk (FFTW's arrays are outside StarPU's limit). Under less StarPU
+	 * waits forever for memory: 64x256x256 in 16x64x64 chunks, whose
+	 * three volumes are 48 MiB, hung at a limit of 67 MiB, not at 68.
+	 * Its chunks span whole planes when the output is a TIFF (see below).
+	 * A StarPU limit set by hand binds unless --memory replaces it
 	 * (halo_runtime_init), or StarPU may swap to disk (STARPU_DISK_SWAP). */
 	uint64_t vox = (uint64_t)(info.shape[0] * info.shape[1] * info.shape[2]);
 	int64_t exc[3] = {info.chunks[0], info.chunks[1], info.chunks[2]};
@@ -386,19 +387,21 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		exc[1] = ii->shape[1];
 		exc[2] = ii->shape[2];
 	}
-	uint64_t hv = padded_voxels(exc, pn), shapes = 1;
-	for (int d = 0; d < 3; d++)
+	uint64_t hv = padded_voxels(exc, pn), shapes = 1, nchunks = 1;
+	for (int d = 0; d < 3; d++) {
 		shapes *= exc[d] < info.shape[d] && info.shape[d] % exc[d] ? 2 : 1;
-	uint64_t resident = 12 * vox + 8 * hv * (uint64_t)workers + 4 * hv * shapes;
+		nchunks *= (uint64_t)((info.shape[d] + exc[d] - 1) / exc[d]);
+	}
+	uint64_t resident = 12 * vox + 4 * hv * (nchunks + shapes);
 	const char *swap = getenv("STARPU_DISK_SWAP");
 	const char *limit_env = o->memory || (swap && *swap) ? NULL : getenv("STARPU_LIMIT_CPU_MEM");
 	uint64_t limit = limit_env && *limit_env ? strtoull(limit_env, NULL, 10) << 20 : 0;
 	int over_limit = limit && resident > limit;
 	if (exact && over_limit) {
 		halo_error_set(err, HALO_ENOMEM,
-			       "--mode exact holds about %.0f MB at once, more than "
-			       "STARPU_LIMIT_CPU_MEM=%s MB; raise it, or use --mode overlap",
-			       (double)resident / 1e6, limit_env);
+			       "--mode exact holds about %.0f MiB at once, more than "
+			       "STARPU_LIMIT_CPU_MEM=%s (MiB); raise it, or use --mode overlap",
+			       ceil((double)resident / 1048576.0), limit_env);
 		goto fail;
 	}
 	if (o->mode < 0) {

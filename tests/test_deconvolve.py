@@ -203,7 +203,7 @@ for opts, want in [((), "halo: mode exact: the working set fits the memory budge
     r = halo("deconvolve", inp, write_psf(psf), out_path, "--iterations", "3", *opts)
     check(r.returncode == 0 and want in r.stderr, f"mode chosen and said: {want}", r.stderr)
 # The budget is weighed against exact mode's own working set: 64x128x128
-# (three float32 volumes, 12.6 MB, and the blocks in work, about 4 MB)
+# (three float32 volumes, 12.6 MB, and a haloed block per chunk, 8 MB)
 # takes exact mode within 40 MB (a rule that counted 256 bytes per haloed
 # voxel chose overlap).
 big = write_input(np.full((64, 128, 128), 100, np.uint16), (32, 64, 64), "budget.zarr")

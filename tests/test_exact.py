@@ -114,13 +114,27 @@ tifffile.imwrite(psfp, make_psf((5, 5, 5)).astype(np.float32), photometric="mini
 lim = {"STARPU_LIMIT_CPU_MEM": "20"}
 r = halo("deconvolve", src, psfp, out, "--mode", "exact", "--iterations", 2, env=lim,
          timeout=120, check_rc=1)
-check(r.returncode == 1 and "STARPU_LIMIT_CPU_MEM=20 MB" in r.stderr and
+check(r.returncode == 1 and "STARPU_LIMIT_CPU_MEM=20 (MiB)" in r.stderr and
       len(r.stderr.strip().splitlines()) == 1 and not os.path.exists(out),
       "exact mode over STARPU_LIMIT_CPU_MEM: one line, nothing written", r.stderr)
 r = halo("deconvolve", src, psfp, out, "--iterations", 2, env=lim, timeout=120, check_rc=0)
 check(r.returncode == 0 and "mode overlap: the working set exceeds STARPU_LIMIT_CPU_MEM" in
       r.stderr and zarr.open(out, mode="r").shape == (32, 256, 256),
       "over STARPU_LIMIT_CPU_MEM halo picks overlap mode, and it runs", r.stderr)
+# Limits between what the three volumes need and what the halo exchanges
+# running ahead add (a haloed block per chunk): StarPU waited forever at
+# 27-33 MiB here (24 MiB of volumes, 32 chunks). Each limit now runs or is
+# one line.
+for mib in (27, 30, 33, 36):
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        r = halo("deconvolve", src, psfp, out, "--mode", "exact", "--iterations", 2,
+                 env={"STARPU_LIMIT_CPU_MEM": str(mib)}, timeout=60, check_rc=0)
+        check(r.returncode == 0 or (r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+                                    and f"STARPU_LIMIT_CPU_MEM={mib} (MiB)" in r.stderr),
+              f"exact mode under STARPU_LIMIT_CPU_MEM={mib}: runs or is refused", r.stderr)
+    except subprocess.TimeoutExpired:
+        check(False, f"exact mode under STARPU_LIMIT_CPU_MEM={mib}: runs or is refused (it hung)")
 # To a TIFF, exact mode's chunks span whole planes: the check counts them
 # so (it counted the Zarr chunks, picked exact mode, and StarPU waited
 # forever).
