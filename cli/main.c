@@ -3,6 +3,8 @@
  * 2 usage error. Only this file's main() ends the process. */
 #include "config.h"
 #include "cli/cli.h"
+#include "io/outdir.h"
+#include "util/signals.h"
 
 /* In halo-sim (StarPU built with SimGrid) this renames main() to
  * starpu_main(), which StarPU runs as a simulated process. */
@@ -41,6 +43,9 @@ static int dispatch(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
+	/* A run stuck after Ctrl-C (or SIGTERM) is ended without its
+	 * temporary outputs (util/signals.h). */
+	halo_signals_on_stuck(halo_outputs_abandon);
 	int rc = dispatch(argc, argv);
 	/* Results on a full disk or a closed pipe are lost: say so. */
 	errno = 0;

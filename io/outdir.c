@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,46 @@ struct halo_output {
 	char *lock;      /* held while the output is in the making */
 	int lock_fd;
 	int overwrite;
+	struct halo_output *next; /* in the list of outputs in the making */
 };
+
+/* This process's outputs in the making (begun, not yet committed or
+ * aborted), for halo_outputs_abandon. */
+static pthread_mutex_t making_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct halo_output *making;
+
+static void making_add(struct halo_output *o)
+{
+	pthread_mutex_lock(&making_mutex);
+	o->next = making;
+	making = o;
+	pthread_mutex_unlock(&making_mutex);
+}
+
+static void making_remove(struct halo_output *o)
+{
+	pthread_mutex_lock(&making_mutex);
+	for (struct halo_output **p = &making; *p; p = &(*p)->next)
+		if (*p == o) {
+			*p = o->next;
+			break;
+		}
+	pthread_mutex_unlock(&making_mutex);
+}
+
+void halo_outputs_abandon(void)
+{
+	/* Called where the process is about to end with other threads stuck:
+	 * one that holds the list leaves it alone. */
+	if (pthread_mutex_trylock(&making_mutex) != 0)
+		return;
+	for (struct halo_output *o = making; o; o = o->next) {
+		halo_fs_remove_tree(o->tmp);
+		if (o->lock_fd >= 0)
+			unlink(o->lock);
+	}
+	pthread_mutex_unlock(&making_mutex);
+}
 
 /* Names temporary outputs; the same on every MPI rank of a run. */
 static long run_id;
@@ -266,6 +306,7 @@ static int begin(const char *final, int overwrite, int clean, halo_output_t **ou
 						      "writing it", final);
 			}
 		}
+		making_add(o);
 	}
 	*out = o;
 	return HALO_OK;
@@ -294,6 +335,7 @@ const char *halo_output_final_path(const halo_output_t *o)
 
 static void output_free(halo_output_t *o)
 {
+	making_remove(o);
 	if (o->lock_fd >= 0) {
 		unlink(o->lock); /* before the lock goes, so no run sees it unheld */
 		close(o->lock_fd);

@@ -370,6 +370,35 @@ for cmd in (["convert", big, out, "--chunks", "16,64,64"],
         shutil.rmtree(out, ignore_errors=True)
 check(not early, "SIGTERM in a run's first milliseconds: no lock or temporary left", early)
 
+# A run that does not wind down after a signal (FFTW's patient planning
+# does not look at it for seconds; a StarPU waiting for memory it cannot
+# get never does) is ended after HALO_INTERRUPT_GRACE seconds, its
+# temporary output removed (it ignored SIGTERM until a SIGKILL, and left
+# it behind).
+stuckimg = good_array("stuck.zarr", shape=(64, 256, 256), chunks=(64, 256, 256))
+tifffile.imwrite(path("stuck_psf.tif"), np.ones((3, 3, 3), np.float32), photometric="minisblack")
+wisdom = path("fresh.wisdom")
+if os.path.exists(wisdom):
+    os.remove(wisdom)
+proc = subprocess.Popen([HALO, "deconvolve", stuckimg, path("stuck_psf.tif"), out,
+                         "--iterations", "1", "--quiet", "--depth", "0,0,0"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                        env={**os.environ, "HALO_FFTW_PLANNER": "patient",
+                             "HALO_FFTW_WISDOM": wisdom, "HALO_INTERRUPT_GRACE": "1"})
+time.sleep(1.0)
+if proc.poll() is None:
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    took = time.time() - t0
+    check(proc.returncode == 1 and "did not wind down in time" in err and took < 3 and
+          not [f for f in os.listdir(TMP) if "interrupted.zarr" in f],
+          f"a run still busy {took:.1f} s after SIGTERM is ended, nothing left",
+          (proc.returncode, err))
+else:
+    proc.communicate()
+    skip("a run still busy after SIGTERM is ended", "the run finished before the signal")
+
 # A second SIGINT kills at once (FFTW's patient planning does not look at
 # the first for seconds); the next run to the same OUT removes what the
 # killed one left.

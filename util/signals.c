@@ -2,12 +2,79 @@
 #include "config.h"
 #include "util/signals.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t received;
 static volatile long first_ms; /* when it came (monotonic) */
+
+/* The watchdog: a thread that sleeps until the first signal, then gives
+ * the run grace_s seconds to wind down. A run whose StarPU waits
+ * forever (for memory it cannot get, say) never polls the signal again;
+ * then the watchdog removes what the run was writing and ends the
+ * process, where otherwise only a second signal (or SIGKILL) would, and
+ * leave the temporary output behind. */
+static sem_t wake;
+static int watching;
+static void (*stuck_fn)(void);
+
+#ifndef HALO_SIMULATE /* SimGrid runs the simulated machine's threads */
+static unsigned grace_s = 15; /* HALO_INTERRUPT_GRACE */
+
+static void *watchdog(void *arg)
+{
+	(void)arg;
+	while (sem_wait(&wake) != 0 && errno == EINTR)
+		;
+	struct timespec left = {(time_t)grace_s, 0};
+	while (nanosleep(&left, &left) != 0 && errno == EINTR)
+		;
+	if (stuck_fn)
+		stuck_fn();
+	static const char msg[] = "halo: interrupted, and the run did not wind down in time: "
+				  "stopped; no output was written\n";
+	ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+	(void)w;
+	_exit(1);
+}
+#endif
+
+static void watchdog_start(void)
+{
+#ifndef HALO_SIMULATE
+	const char *env = getenv("HALO_INTERRUPT_GRACE");
+	if (env && *env) {
+		char *end;
+		unsigned long v = strtoul(env, &end, 10);
+		if (!*end && v <= 86400)
+			grace_s = (unsigned)v;
+	}
+	pthread_t t;
+	pthread_attr_t a;
+	sigset_t all, old;
+	if (sem_init(&wake, 0, 0) != 0 || pthread_attr_init(&a) != 0)
+		return;
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&a, 256 * 1024);
+	/* The signals go to the other threads, whose waits they may cut. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	watching = pthread_create(&t, &a, watchdog, NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&a);
+#endif
+}
+
+void halo_signals_on_stuck(void (*fn)(void))
+{
+	stuck_fn = fn;
+}
 
 static long now_ms(void)
 {
@@ -31,10 +98,14 @@ static void on_signal(int sig)
 	}
 	first_ms = now_ms();
 	received = sig;
+	if (watching)
+		sem_post(&wake); /* async-signal-safe */
 }
 
 void halo_signals_install(void)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, watchdog_start);
 	/* SIGHUP: the terminal or ssh session closed. A signal already
 	 * ignored (nohup, a background job's SIGINT) stays ignored. */
 	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};

@@ -4,11 +4,17 @@
  * signal kills the process at once, as an impatient user means it to (its
  * temporary output is removed by the next run to the same OUT), but the
  * same signal within 0.1 s of the first, a sender's duplicate, is
- * ignored. Signals already ignored (nohup) stay ignored. */
+ * ignored. Signals already ignored (nohup) stay ignored. A run that has
+ * not wound down 15 s after the first signal is ended (see
+ * halo_signals_on_stuck). */
 #ifndef HALO_SIGNALS_H
 #define HALO_SIGNALS_H
 
 void halo_signals_install(void);
+/* fn removes what the run was writing where, 15 s after the first signal
+ * (HALO_INTERRUPT_GRACE seconds), the process is still running (its StarPU
+ * stuck): then the process ends with status 1. */
+void halo_signals_on_stuck(void (*fn)(void));
 /* The signal number received, or 0. */
 int halo_interrupted(void);
 
