@@ -213,11 +213,11 @@ class ZarrIO:
         try:
             import zarr  # noqa: F401 (from_zarr and to_zarr need it)
             self.via = None
-        except ImportError as e:
+        except Exception as e:  # missing, or built for another numpy
             try:
                 import tensorstore
             except ImportError:
-                raise e from None
+                raise ImportError(str(e)) from None
             self.ts = tensorstore
             self.via = ("tensorstore " + getattr(tensorstore, "__version__", "")).strip()
 

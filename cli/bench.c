@@ -771,7 +771,10 @@ int halo_cli_bench(int argc, char **argv)
 		halo_cli_error(&err);
 		return HALO_EXIT_FAIL;
 	}
-	/* SIGINT/SIGTERM stop the runs, the child included (bench_spawn). */
+	/* SIGINT/SIGTERM stop the runs, the child included (bench_spawn),
+	 * which it waits for however long they take to wind down: no
+	 * watchdog ends it first (util/signals.h). */
+	halo_signals_on_stuck(NULL);
 	halo_signals_install();
 
 	struct bench_ctx b = {.o = &o, .started = bench_now()};

@@ -325,6 +325,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	}
 	if (o->nchunks > 0)
 		memcpy(info.chunks, o->chunks, sizeof info.chunks);
+	int auto_over = 0;
 	if (o->nchunks < 0) {
 		halo_deconv_machine_t m = {.memory = o->memory ? o->memory : halo_memory_default()};
 		/* No more than the machine has, whatever --memory says. */
@@ -337,14 +338,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		int depth[3];
 		for (int d = 0; d < 3; d++)
 			depth[d] = o->ndepth ? (int)o->depth[d] : pn[d];
-		if (halo_deconv_chunks_auto(info.shape, depth, &m, halo_dtype_size(info.dtype),
-					    info.chunks) &&
-		    !o->quiet)
-			fprintf(stderr, "halo: warning: --chunks auto: even its smallest chunks "
-				"(%lldx%lldx%lld) need more memory per task than the budget leaves "
-				"each worker\n",
-				(long long)info.chunks[0], (long long)info.chunks[1],
-				(long long)info.chunks[2]);
+		auto_over = halo_deconv_chunks_auto(info.shape, depth, &m,
+						    halo_dtype_size(info.dtype), info.chunks);
 		if (o->ndepth)
 			halo_deconv_chunks_fit_depth(info.chunks, info.shape, depth);
 	}
@@ -460,7 +455,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	for (int d = 0; d < 3; d++)
 		thin |= dopts.depth[d] < pn[d] / 2 && info.chunks[d] < info.shape[d];
 	/* What the tasks running at once hold (about 32 bytes per haloed voxel
-	 * each, and exact mode's three volumes): StarPU may hold that much
+	 * each, and exact mode's working set, resident): StarPU may hold that much
 	 * whatever --memory says, or it could never allocate them. */
 	int wide[3], none[3] = {0};
 	int64_t inc[3];
@@ -469,7 +464,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		inc[d] = ii->chunks[d] > 0 ? ii->chunks[d] : 1;
 	}
 	o2.rt.memory_floor = 32 * padded_voxels(info.chunks, wide) * (uint64_t)workers +
-			     (exact ? 12 * vox : 0);
+			     (exact ? resident : 0);
 	/* The largest chunk buffer in main memory, which decides whether
 	 * StarPU pins them (halo__runtime_pins): an input chunk, a haloed
 	 * block (float32) or an output chunk. */
@@ -525,6 +520,11 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
 	if (!exact && o->ndepth && speaker)
 		warn_fft_sizes(&info, dopts.depth);
+	if (auto_over && !o->quiet && speaker)
+		fprintf(stderr, "halo: warning: --chunks auto: even its smallest chunks "
+			"(%lldx%lldx%lld) need more memory per task than the budget leaves each "
+			"worker\n",
+			(long long)info.chunks[0], (long long)info.chunks[1], (long long)info.chunks[2]);
 	double t0 = halo_now();
 	if (!exact) {
 		halo_output_abort(out);

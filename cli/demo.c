@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char demo_help[] =
 	"usage: halo demo [DIR] [options]\n\n"
@@ -287,45 +288,47 @@ static double error_vs_truth(const float *x, const float *t, size_t n, double of
  * folder that holds one of its file names is the demo's only if a run
  * marked it so. */
 /* *fresh: 2 where this run made the folder, 1 where it marked a folder
- * that was there, 0 where an earlier demo had (see unclaim_folder). */
+ * that was there, 0 where an earlier demo had (see unclaim_folder). The
+ * names are checked once the folder exists, so that a DIR spelled through
+ * a folder that did not exist yet ("new/..") names what it will. */
 static int claim_folder(const char *dir, const char *const *paths, int *fresh, halo_error_t *err)
 {
 	char mark[4096];
 	snprintf(mark, sizeof mark, "%s/.halo-demo", dir);
-	int marked = halo_fs_exists(mark);
 	*fresh = 0;
-	if (!marked)
-		for (const char *const *p = paths; *p; p++)
-			if (halo_fs_exists(*p))
-				return halo_error_set(err, HALO_EEXIST, "%s: already exists and is not "
-						      "from 'halo demo'; give the demo another folder",
-						      *p);
 	int made = !halo_fs_exists(dir);
 	int rc = halo_fs_mkdirs(dir, err);
 	if (rc)
 		return rc;
-	static const char text[] = "halo demo writes here and replaces its files on each run\n";
-	if (marked)
+	if (halo_fs_exists(mark))
 		return HALO_OK;
+	for (const char *const *p = paths; *p; p++)
+		if (halo_fs_exists(*p)) {
+			if (made)
+				rmdir(dir); /* only where empty */
+			return halo_error_set(err, HALO_EEXIST, "%s: already exists and is not from "
+					      "'halo demo'; give the demo another folder", *p);
+		}
+	static const char text[] = "halo demo writes here and replaces its files on each run\n";
 	*fresh = made ? 2 : 1;
 	return halo_fs_write(mark, text, sizeof text - 1, err);
 }
 
 /* A demo that failed or was interrupted takes back what it added to a
- * folder that was not the demo's before it (one of an earlier demo keeps
- * the files the next run replaces). */
+ * folder that was not the demo's before it: its own names, which were not
+ * there, the marker, and the folder where it made it and it is empty (one
+ * of an earlier demo keeps the files the next run replaces). */
 static void unclaim_folder(const char *dir, const char *const *paths, int fresh)
 {
+	if (!fresh)
+		return;
 	char mark[4096];
 	snprintf(mark, sizeof mark, "%s/.halo-demo", dir);
-	if (fresh == 2) {
-		halo_fs_remove_tree(dir);
-	} else if (fresh == 1) {
-		/* None of these names was there before the claim. */
-		for (const char *const *p = paths; *p; p++)
-			halo_fs_remove_tree(*p);
-		halo_fs_remove_tree(mark);
-	}
+	for (const char *const *p = paths; *p; p++)
+		halo_fs_remove_tree(*p);
+	halo_fs_remove_tree(mark);
+	if (fresh == 2)
+		rmdir(dir);
 }
 
 int halo_cli_demo(int argc, char **argv)

@@ -55,18 +55,23 @@ static void making_remove(struct halo_output *o)
 	pthread_mutex_unlock(&making_mutex);
 }
 
-void halo_outputs_abandon(void)
+int halo_outputs_abandon(void)
 {
 	/* Called where the process is about to end with other threads stuck:
-	 * one that holds the list leaves it alone. */
-	if (pthread_mutex_trylock(&making_mutex) != 0)
-		return;
-	for (struct halo_output *o = making; o; o = o->next) {
+	 * a thread stuck holding the list leaves it alone. */
+	int locked = 0;
+	for (int i = 0; i < 50 && !(locked = pthread_mutex_trylock(&making_mutex) == 0); i++)
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	if (!locked)
+		return 0;
+	int n = 0;
+	for (struct halo_output *o = making; o; o = o->next, n++) {
 		halo_fs_remove_tree(o->tmp);
 		if (o->lock_fd >= 0)
 			unlink(o->lock);
 	}
 	pthread_mutex_unlock(&making_mutex);
+	return n;
 }
 
 /* Names temporary outputs; the same on every MPI rank of a run. */
@@ -222,18 +227,19 @@ static int writable(const char *final, const char *trimmed, int overwrite, halo_
 	char *copy = strdup(trimmed), *parent = copy ? dirname(copy) : NULL; /* dirname writes */
 	int parent_ok = parent && halo_fs_is_dir(parent);
 	int can = parent_ok && access(parent, W_OK | X_OK) == 0;
-	/* The lock's name beside it, the longest halo makes, must fit the
-	 * folder's limit on a name. */
+	/* The lock's name beside it (".NAME.halo-lock-ID"), the longest halo
+	 * makes, must fit the folder's limit on a name. */
 	long name_max = parent_ok ? pathconf(parent, _PC_NAME_MAX) : -1;
 	free(copy);
 	if (!parent_ok || !can)
 		return halo_error_set(err, parent_ok ? HALO_EIO : HALO_ENOENT, "%s: %s", final,
 				      parent_ok ? "no permission to write in its folder"
 						: "parent directory does not exist");
+	/* Counted with the longest run id, so that a name is taken or
+	 * refused the same way on every run and every MPI rank. */
 	const char *base = strrchr(trimmed, '/');
 	base = base ? base + 1 : trimmed;
-	char lock[64];
-	size_t extra = (size_t)snprintf(lock, sizeof lock, "..halo-lock-%ld", halo_output_run_id());
+	size_t extra = strlen("..halo-lock-") + 19;
 	if (name_max > 0 && strlen(base) + extra > (size_t)name_max)
 		return halo_error_set(err, HALO_EINVAL, "%s: the name is too long for the temporary "
 				      "names halo writes beside it (%ld bytes at most here)", final,
@@ -305,6 +311,9 @@ static int begin(const char *final, int overwrite, int clean, halo_output_t **ou
 				return halo_error_set(err, HALO_EEXIST, "%s: another halo run is "
 						      "writing it", final);
 			}
+			/* No flock here (NFS without locking): no lock file either,
+			 * which later runs would take for a live run's. */
+			unlink(o->lock);
 		}
 		making_add(o);
 	}

@@ -43,8 +43,8 @@ void halo_output_release(halo_output_t *o);
 /* Removes what this process's outputs in the making have written, and
  * their locks, leaving the outputs themselves to be freed by nobody: for
  * a process about to end while its other threads are stuck (see
- * halo_signals_on_stuck). */
-void halo_outputs_abandon(void);
+ * halo_signals_on_stuck). Returns how many it removed. */
+int halo_outputs_abandon(void);
 
 /* The number in temporary names (default: halo_output_run_id's). Every MPI rank
  * of a run sets rank 0's, so that all write into the same temporary

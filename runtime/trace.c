@@ -613,7 +613,7 @@ int halo_trace_replaceable(const char *path)
 	char head[sizeof sig] = {0};
 	FILE *f = fopen(path, "rb");
 	if (!f)
-		return 1;
+		return errno == ENOENT; /* one that cannot be read is not known to be halo's */
 	size_t n = fread(head, 1, sizeof sig - 1, f);
 	fclose(f);
 	return n == 0 || memcmp(head, sig, sizeof sig - 1) == 0;

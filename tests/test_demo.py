@@ -65,6 +65,20 @@ check(r3.returncode == 1 and r3.stderr.count("\n") == 1 and "psf.tif" in r3.stde
       and sorted(os.listdir(u)) == ["psf.tif"],
       "demo refuses a folder holding a user's file of one of its names, and writes nothing",
       r3.stderr)
+# A folder named through one that does not exist yet ("new/..") is the
+# folder it names: a user's image.zarr there is seen and kept (the check
+# missed it, and a failed run would have removed the folder's contents).
+dx = path("demo-dotdot")
+shutil.rmtree(dx, ignore_errors=True)
+os.makedirs(os.path.join(dx, "image.zarr"))
+open(os.path.join(dx, "image.zarr", "mine"), "w").write("the user's")
+open(os.path.join(dx, "notes"), "w").write("the user's")
+r7 = halo("demo", os.path.join(dx, "new", ".."), "--iterations", "1", "--quiet", check_rc=0)
+check(r7.returncode == 1 and "image.zarr: already exists" in r7.stderr and
+      open(os.path.join(dx, "image.zarr", "mine")).read() == "the user's" and
+      open(os.path.join(dx, "notes")).read() == "the user's",
+      "demo DIR spelled 'new/..' refuses a folder holding a user's image.zarr, keeps it",
+      r7.stderr)
 # --chunks is the run's: auto picks chunks (it wrote the sample files in
 # zero-sized chunks and failed); Y,X is a usage error for the 3D sample.
 r4 = halo("demo", path("demo-auto"), "--chunks", "auto", "--iterations", "1", check_rc=0)

@@ -11,10 +11,11 @@
 #define HALO_SIGNALS_H
 
 void halo_signals_install(void);
-/* fn removes what the run was writing where, 15 s after the first signal
- * (HALO_INTERRUPT_GRACE seconds), the process is still running (its StarPU
- * stuck): then the process ends with status 1. */
-void halo_signals_on_stuck(void (*fn)(void));
+/* fn removes what the run was writing (returning how many outputs) where,
+ * 15 s after the first signal (HALO_INTERRUPT_GRACE seconds), the process
+ * is still running, its StarPU stuck: then the process ends with status 1.
+ * NULL (the default) lets the process run on. */
+void halo_signals_on_stuck(int (*fn)(void));
 /* The signal number received, or 0. */
 int halo_interrupted(void);
 
