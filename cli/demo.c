@@ -286,11 +286,11 @@ static double error_vs_truth(const float *x, const float *t, size_t n, double of
 
 /* The demo replaces its own files on every run, but never a user's: a
  * folder that holds one of its file names is the demo's only if a run
- * marked it so. */
-/* *fresh: 2 where this run made the folder, 1 where it marked a folder
- * that was there, 0 where an earlier demo had (see unclaim_folder). The
- * names are checked once the folder exists, so that a DIR spelled through
- * a folder that did not exist yet ("new/..") names what it will. */
+ * marked it so. The names are checked once the folder exists, so that a
+ * DIR spelled through a folder that did not exist yet ("new/..") names
+ * what it will. *fresh: 2 where this run made the folder, 1 where it
+ * marked a folder that was there, 0 where an earlier demo had (see
+ * unclaim_folder). */
 static int claim_folder(const char *dir, const char *const *paths, int *fresh, halo_error_t *err)
 {
 	char mark[4096];

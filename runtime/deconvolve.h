@@ -60,7 +60,7 @@ typedef struct halo_deconv_machine {
  * largest axis, whatever the depth. Returns 1 where even the smallest
  * chunks it makes need more memory than the budget gives them. */
 int halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
-			     const halo_deconv_machine_t *m, size_t out_elsize, int64_t out[3]);
+			    const halo_deconv_machine_t *m, size_t out_elsize, int64_t out[3]);
 
 /* With a depth fixed by the user, --chunks auto shrinks each chunked
  * axis's chunk (by at most an eighth, keeping the number of chunks and
