@@ -98,17 +98,18 @@ static void shortest(double x, int f32, char *sci, size_t len)
  * the strings "nan", "inf", "-inf". */
 static void print_value(FILE *f, const halo_expr_t *e, int json)
 {
-	double v = e->result;
+	/* As numpy types them: a sum of integers is an integer, a mean of
+	 * float32 a float32 and of integers a float64. A float32 result over
+	 * float32's range is an infinity, as numpy's. */
+	halo_dtype_kind_t in = e->in[0]->dtype;
+	halo_dtype_kind_t kind = e->red == HALO_RED_MEAN && in != HALO_F4 ? HALO_F8 : in;
+	int f32 = kind == HALO_F4;
+	double v = f32 ? (double)(float)e->result : e->result;
 	if (isnan(v) || isinf(v)) {
 		const char *t = isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
 		fprintf(f, json ? "\"%s\"" : "%s", t);
 		return;
 	}
-	/* As numpy types them: a sum of integers is an integer, a mean of
-	 * float32 a float32 and of integers a float64. */
-	halo_dtype_kind_t in = e->in[0]->dtype;
-	halo_dtype_kind_t kind = e->red == HALO_RED_MEAN && in != HALO_F4 ? HALO_F8 : in;
-	int f32 = kind == HALO_F4;
 	if (kind != HALO_F4 && kind != HALO_F8 && fabs(v) < 9.2e18) {
 		fprintf(f, "%lld", (long long)v);
 		return;
@@ -118,7 +119,7 @@ static void print_value(FILE *f, const halo_expr_t *e, int json)
 	 * positionally for 1e-4 <= |v| < 1e16 (123456790.0, not the float's
 	 * exact 123456792), else as 1.5e-05. */
 	char sci[64], digits[32], out[96];
-	double x = f32 ? (double)(float)v : v;
+	double x = v;
 	shortest(x, f32, sci, sizeof sci);
 	const char *mark = strchr(sci, 'e');
 	int exp10 = atoi(mark + 1), n = 0, k = 0;

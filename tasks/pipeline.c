@@ -177,6 +177,22 @@ static int check_fields(struct ctx *c, const char *const *allowed)
 	return HALO_OK;
 }
 
+/* An integer as numpy 1.x puts it in an array of kind k, as dask pads
+ * with it: modulo 2^bits in an integer array (4294967301 pads a uint16
+ * array with 5), where going through a double would saturate. */
+static double integer_as(json_int_t v, halo_dtype_kind_t k)
+{
+	switch (k) {
+	case HALO_U1: return (double)(uint8_t)v;
+	case HALO_U2: return (double)(uint16_t)v;
+	case HALO_U4: return (double)(uint32_t)v;
+	case HALO_I1: return (double)(int8_t)(uint8_t)v;
+	case HALO_I2: return (double)(int16_t)(uint16_t)v;
+	case HALO_I4: return (double)(int32_t)(uint32_t)v;
+	default: return (double)v;
+	}
+}
+
 static int parse_overlap(struct ctx *c, json_t *names, halo_expr_t **out)
 {
 	static const char *const allowed[] = {"input", "kernel", "depth", "boundary", "constant",
@@ -216,6 +232,9 @@ static int parse_overlap(struct ctx *c, json_t *names, halo_expr_t **out)
 	rc = get_number(c, "constant", &o.constant);
 	if (rc)
 		return rc;
+	json_t *k = json_is_number(b) ? b : field(c, "constant");
+	if (json_is_integer(k))
+		o.constant = integer_as(json_integer_value(k), a->dtype);
 	int64_t depth[3] = {0, 0, 0};
 	int given;
 	rc = get_ints(c, "depth", a->ndim, 0, depth, &given);

@@ -801,4 +801,34 @@ steps.append({"name": "o", "op": "to_zarr", "input": prev, "path": out, "overwri
 if check(run(pipeline("long-chain", steps)).returncode == 0, "a chain of 60 elementwise steps runs"):
     same(out, ref, "a chain of 60 elementwise steps equals numpy")
 
+# 13. A float32 sum over float32's range prints inf, as numpy's (it
+# crashed: the float64 total was finite, its float32 was not).
+big = write_zarr(np.array([[3e38, 3e38]], np.float32), (1, 2), "f32-over.zarr")
+p = pipeline("f32-over", [{"name": "a", "op": "from_zarr", "path": big},
+                          {"name": "s", "op": "sum", "input": "a"}])
+r = halo("run", p, check_rc=0)
+check(r.returncode == 0 and r.stdout.startswith("s: inf\n"),
+      "a float32 sum over float32's range prints inf", (r.returncode, r.stdout, r.stderr))
+check(run_json(p).get("results", {}).get("s") == "inf", "... and --json gives \"inf\"")
+
+# 14. An integer constant boundary outside int32 pads as dask does, modulo
+# the input type's range (4294967301 padded a uint16 array with 0, not 5).
+u = np.arange(12, dtype=np.uint16).reshape(3, 4)
+for dt, val in [("uint16", 4294967301), ("int32", 3000000000), ("uint8", -2147483649)]:
+    a = u.astype(NP[dt])
+    src = write_zarr(a, (2, 2), f"wrap-const-{dt}.zarr")
+    out = path(f"wrap-const-{dt}-out.zarr")
+    p = pipeline(f"wrap-const-{dt}", [
+        {"name": "a", "op": "from_zarr", "path": src},
+        {"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "a", "depth": 1,
+         "size": 3, "boundary": val},
+        {"name": "o", "op": "to_zarr", "input": "u", "path": out, "overwrite": True}])
+    pad = np.array(val, np.int64).astype(NP[dt])  # numpy's wrap, as np.pad in dask
+    padded = np.pad(a.astype(np.float64), 1, constant_values=float(pad))
+    ref = ndi.uniform_filter(padded, 3, mode="constant")[1:-1, 1:-1]
+    if check(run(p).returncode == 0, f"constant boundary {val} on {dt} runs"):
+        got = zarr.open(out, mode="r")[...].astype(np.float64)
+        check(np.allclose(got, ref, rtol=1e-5), f"constant boundary {val} on {dt} pads with "
+              f"{int(pad)}, as dask", np.abs(got - ref).max())
+
 done()
