@@ -15,6 +15,7 @@
 #include "io/outdir.h"
 #include "io/volume.h"
 #include "runtime/deconvolve.h"
+#include "runtime/trace.h"
 #include "util/signals.h"
 #include "util/util.h"
 
@@ -125,12 +126,24 @@ void bench_add_run(struct bench_workload *w, const struct bench_run *r)
 	w->runs[w->nruns++] = *r;
 }
 
+/* A list with an empty item ("1,", ",all", "1,,2"): strtok would pass
+ * over it, and a mistyped list would run as a shorter one. */
+static int empty_item(const char *s, const char *what, halo_error_t *err)
+{
+	size_t len = strlen(s);
+	if (len && s[0] != ',' && s[len - 1] != ',' && !strstr(s, ",,"))
+		return HALO_OK;
+	return halo_error_set(err, HALO_EINVAL, "%s: '%s' has an empty item", what, s);
+}
+
 /* "1,2,all" -> {1, 2, -1}. */
 static int parse_counts(const char *s, const char *what, int *out, int *n, halo_error_t *err)
 {
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s", s);
 	*n = 0;
+	if (*s && empty_item(s, what, err))
+		return HALO_EINVAL;
 	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		long v = -1;
 		if (*n == MAXLIST)
@@ -146,6 +159,8 @@ static int parse_names(char *s, const char *what, const char **out, int max, int
 		       halo_error_t *err)
 {
 	*n = 0;
+	if (*s && empty_item(s, what, err))
+		return HALO_EINVAL;
 	for (char *save = NULL, *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		if (*n == max)
 			return halo_error_set(err, HALO_EINVAL, "%s: at most %d values", what, max);
@@ -451,6 +466,44 @@ static int configs(const struct bench_ctx *b, const char *name, struct bench_cfg
 	return n;
 }
 
+static int same_file(const char *a, const char *b)
+{
+	return halo_path_within(a, b) && halo_path_within(b, a);
+}
+
+/* The files a bench writes, checked before its first run rather than
+ * after minutes of them: each configuration's trace replaces only a halo
+ * trace, and no two of them, the report and the plot are one file. */
+static int check_outputs(struct bench_ctx *b, const struct bench_report *rep, halo_error_t *err)
+{
+	const struct bench_opts *o = b->o;
+	if (o->json && o->plot && same_file(o->json, o->plot))
+		return halo_error_set(err, HALO_EINVAL, "--json and --plot name one file, %s",
+				      o->json);
+	for (int i = 0; o->trace && i < rep->nworkloads; i++) {
+		const struct bench_workload *w = &rep->workloads[i];
+		struct bench_cfg cfg[MAXCFG];
+		int n = configs(b, w->name, cfg, MAXCFG);
+		for (int j = 0; j < n; j++) {
+			char run[200], label[256], name[PATH_MAX + 256];
+			bench_cfg_label(w, &cfg[j], run, sizeof run);
+			snprintf(label, sizeof label, "%s-%s", w->name, run);
+			trace_name(o->trace, label, name, sizeof name);
+			if (!halo_trace_replaceable(name))
+				return halo_error_set(err, HALO_EEXIST, "--trace: '%s' exists and is "
+						      "not a halo trace; halo replaces only its own",
+						      name);
+			if ((o->json && same_file(name, o->json)) ||
+			    (o->plot && same_file(name, o->plot)))
+				return halo_error_set(err, HALO_EINVAL, "--trace: '%s' is also the "
+						      "%s file", name,
+						      o->json && same_file(name, o->json) ? "--json"
+											  : "--plot");
+		}
+	}
+	return HALO_OK;
+}
+
 /* Rounds of every configuration and every peer, one run each, so that a
  * shared machine's slow minutes fall on halo and its peers alike rather
  * than on whichever ran then; the first --warmup rounds are not kept. */
@@ -568,11 +621,23 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 	}
 	if (!o->ndepth) {
 		/* halo deconvolve's own default for the first chunk shape, which
-		 * the peers run with too. */
+		 * the peers run with too: from the chunks as they are on the
+		 * volume, and no deeper than it. */
+		int64_t shape[3], real[3];
+		memcpy(shape, o->size, sizeof shape);
+		if (o->input) {
+			halo_reader_t *r;
+			if (halo_reader_open(o->input, &r, err))
+				return HALO_EIO;
+			memcpy(shape, halo_reader_info(r)->shape, sizeof shape);
+			halo_reader_close(r);
+		}
 		int pn[3] = {(int)o->psf, (int)o->psf, (int)o->psf}, depth[3];
-		halo_deconv_default_depth(o->chunks[0], pn, depth);
 		for (int d = 0; d < 3; d++)
-			o->depth[d] = depth[d];
+			real[d] = o->chunks[0][d] < shape[d] ? o->chunks[0][d] : shape[d];
+		halo_deconv_default_depth(real, pn, depth);
+		for (int d = 0; d < 3; d++)
+			o->depth[d] = depth[d] < shape[d] ? depth[d] : shape[d];
 	}
 	return HALO_OK;
 }
@@ -785,7 +850,7 @@ int halo_cli_bench(int argc, char **argv)
 	if (setup(&b, &rep, &err))
 		goto fail;
 	/* After setup, so that nothing is left behind when an option is bad. */
-	if (describe_workloads(&b, &rep, &err))
+	if (describe_workloads(&b, &rep, &err) || check_outputs(&b, &rep, &err))
 		goto fail;
 	if (o.want[0])
 		rep.cpu_copy_gbs = bench_cpu_copy_gbs(b.cores);

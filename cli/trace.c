@@ -311,6 +311,13 @@ int halo_cli_trace(int argc, char **argv)
 		halo_cli_error(&err);
 		return status;
 	}
+	if (report && !halo_fs_is_dir(report) &&
+	    !halo_fs_replaceable_report(report, "<!DOCTYPE html>")) {
+		halo_error_set(&err, HALO_EEXIST, "%s: exists and is not a halo report; halo replaces "
+			       "only its own", report);
+		halo_cli_error(&err);
+		return status;
+	}
 	if (trace_load(argv[optind + 1], &a, &err) ||
 	    (want == 3 && trace_load(argv[optind + 2], &b, &err))) {
 		halo_cli_error(&err);

@@ -221,6 +221,18 @@ int halo_fs_is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+int halo_fs_replaceable_report(const char *path, const char *sig)
+{
+	char head[64] = {0};
+	size_t len = strlen(sig) < sizeof head ? strlen(sig) : sizeof head;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return errno == ENOENT;
+	size_t n = fread(head, 1, len, f);
+	fclose(f);
+	return n == 0 || (n == len && memcmp(head, sig, len) == 0);
+}
+
 int halo_fs_creatable(const char *path)
 {
 	char *copy = strdup(path), *dir = copy ? dirname(copy) : NULL; /* dirname writes */

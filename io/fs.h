@@ -45,6 +45,11 @@ int halo_fs_is_dir(const char *path);
  * FIFO or device, which renaming into place would replace). */
 int halo_fs_creatable(const char *path);
 
+/* 1 when a report halo writes may replace what is at path: nothing, an
+ * empty file, or a file that begins with sig (what halo writes there),
+ * never a user's other file, nor one that cannot be read. */
+int halo_fs_replaceable_report(const char *path, const char *sig);
+
 /* Maps errno to a halo code. */
 int halo_fs_errno_code(int e);
 

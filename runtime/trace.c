@@ -5,6 +5,7 @@
  * callback that wraps the task's own. */
 #include "config.h"
 #include "runtime/trace.h"
+#include "io/fs.h"
 #include "runtime/fxt.h"
 #include "runtime/mpi.h"
 #include "runtime/runtime.h"
@@ -609,14 +610,7 @@ void halo_trace_restart(void)
 
 int halo_trace_replaceable(const char *path)
 {
-	static const char sig[] = "{\"displayTimeUnit\"";
-	char head[sizeof sig] = {0};
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return errno == ENOENT; /* one that cannot be read is not known to be halo's */
-	size_t n = fread(head, 1, sizeof sig - 1, f);
-	fclose(f);
-	return n == 0 || memcmp(head, sig, sizeof sig - 1) == 0;
+	return halo_fs_replaceable_report(path, "{\"displayTimeUnit\"");
 }
 
 int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), void *stop_arg,

@@ -247,4 +247,33 @@ took = time.time() - t0
 check(proc.returncode == 1 and "interrupted" in err and took < 2 and os.listdir(tmp) == [],
       f"bench: SIGINT stops it within {took:.1f} s, nothing left", (proc.returncode, err,
                                                                      os.listdir(tmp)))
+
+# Found before any run (a trace name clash ended a bench after its warm-up,
+# measurements lost; a report written over a trace, or a plot over the
+# report, went unsaid), and lists with an empty item are refused.
+clash = path("bench-clash")
+shutil.rmtree(clash, ignore_errors=True)
+os.makedirs(clash)
+open(os.path.join(clash, "w-rl-cpu_1-gpu_0.json"), "w").write("my notes\n")
+small = ["bench", "rl", "--shape", "8,16,16", "--psf", "3", "--iterations", "1", "--repeat", "1",
+         "--warmup", "0", "--peers", "none", "--ncpu", "1", "--quiet"]
+for extra, needle in [(["--trace", os.path.join(clash, "w.json")], "is not a halo trace"),
+                      (["--trace", os.path.join(clash, "x.json"), "--json",
+                        os.path.join(clash, "x-rl-cpu_1-gpu_0.json")], "is also the --json file"),
+                      (["--json", os.path.join(clash, "r.svg"), "--plot",
+                        os.path.join(clash, "r.svg")], "--json and --plot name one file"),
+                      (["--sched", "dmda,"], "has an empty item")]:
+    t0 = time.time()
+    r = halo(*small, *extra, check_rc=0)
+    check(r.returncode == 1 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+          and sorted(os.listdir(clash)) == ["w-rl-cpu_1-gpu_0.json"] and time.time() - t0 < 5,
+          f"bench refuses at once: {needle}", (r.stderr, os.listdir(clash)))
+# The default depth is deconvolve's, no deeper than the volume: chunks
+# larger than a 16-voxel axis were refused ("a depth of 20 on axis 0").
+r = halo("bench", "deconvolve", "--size", "16,64,64", "--chunks", "100,100,100", "--iterations",
+         "1", "--repeat", "1", "--warmup", "0", "--peers", "none", "--ncpu", "1", "--quiet",
+         check_rc=0)
+check(r.returncode == 0 and "depth 16,16,16" in r.stdout,
+      "bench deconvolve: chunks larger than the volume run, the depth capped at it",
+      (r.stdout, r.stderr))
 done()

@@ -136,6 +136,14 @@ check("B/A" in r.stdout, "compare as a table")
 report = path("report.html")
 r = halo("trace", "html", path("a.trace.json"), "-o", report, check_rc=0)
 html = open(report).read() if r.returncode == 0 else ""
+# -o replaces a report of halo's, never a user's other file (it did, silently).
+r2 = halo("trace", "html", path("a.trace.json"), "-o", report, check_rc=0)
+mine = path("mine.html")
+open(mine, "w").write("<p>my page\n")
+r3 = halo("trace", "html", path("a.trace.json"), "-o", mine, check_rc=0)
+check(r2.returncode == 0 and r3.returncode == 1 and "is not a halo report" in r3.stderr and
+      open(mine).read() == "<p>my page\n",
+      "html -o replaces its own report, not a user's page", (r2.stderr, r3.stderr))
 check("<script>" in html and "http" not in html.split("<script>")[1],
       "html: one file, nothing fetched from the network")
 chromium = shutil.which("chromium")
