@@ -750,6 +750,14 @@ static int check_options(const struct bench_opts *o, halo_error_t *err)
 			return halo_error_set(err, HALO_EINVAL, "%s: %s: cannot be created (a folder, "
 					      "its folder does not exist, or no permission)", files[i][1], f);
 	}
+	/* A report replaces only a report of halo's (as bench_report.c
+	 * begins them), never a user's other file. */
+	const char *sigs[2] = {"{\n \"machine\"", "<svg xmlns=\"http://www.w3.org/2000/svg\""};
+	for (int i = 0; i < 2; i++)
+		if (files[i][0] && !halo_fs_replaceable_report(files[i][0], sigs[i]))
+			return halo_error_set(err, HALO_EEXIST, "%s %s: exists and is not a halo "
+					      "bench report; halo replaces only its own", files[i][1],
+					      files[i][0]);
 	return HALO_OK;
 }
 

@@ -3,6 +3,7 @@
  * counts of tasks, edges and bytes. */
 #include "config.h"
 #include "cli/cli.h"
+#include "io/fs.h"
 #include "io/outdir.h"
 #include "tasks/pipeline.h"
 #include "tasks/plan.h"
@@ -112,6 +113,9 @@ int halo_cli_graph(int argc, char **argv)
 		if (!paths)
 			halo_error_set(&err, HALO_ENOMEM, "out of memory");
 		free(paths);
+		if (!err.code && !halo_fs_replaceable_report(outfile, "digraph halo"))
+			halo_error_set(&err, HALO_EEXIST, "%s: exists and is not a halo graph; halo "
+				       "replaces only its own", outfile);
 		if (err.code)
 			goto fail;
 	}

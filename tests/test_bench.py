@@ -262,7 +262,9 @@ for extra, needle in [(["--trace", os.path.join(clash, "w.json")], "is not a hal
                         os.path.join(clash, "x-rl-cpu_1-gpu_0.json")], "is also the --json file"),
                       (["--json", os.path.join(clash, "r.svg"), "--plot",
                         os.path.join(clash, "r.svg")], "--json and --plot name one file"),
-                      (["--sched", "dmda,"], "has an empty item")]:
+                      (["--sched", "dmda,"], "has an empty item"),
+                      (["--json", os.path.join(clash, "w-rl-cpu_1-gpu_0.json")],
+                       "is not a halo bench report")]:
     t0 = time.time()
     r = halo(*small, *extra, check_rc=0)
     check(r.returncode == 1 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1

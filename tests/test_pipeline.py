@@ -638,6 +638,15 @@ for target in [path("no-such-dir/x.dot"), path("")]:
           not [f for f in os.listdir(path("")) if ".halo-tmp" in f],
           f"graph dot -o {os.path.basename(target.rstrip('/')) or 'a folder'}: one line, no file",
           r.stderr)
+# -o replaces a graph of halo's, never a user's other file (it did, silently).
+mydot = path("my.dot")
+open(mydot, "w").write("my notes\n")
+r = halo("graph", "dot", p, "-o", mydot, check_rc=0)
+r2 = halo("graph", "dot", p, "-o", path("again.dot"), check_rc=0)
+r3 = halo("graph", "dot", p, "-o", path("again.dot"), check_rc=0)
+check(r.returncode == 1 and "is not a halo graph" in r.stderr and
+      open(mydot).read() == "my notes\n" and r2.returncode == 0 and r3.returncode == 0,
+      "graph dot -o replaces its own graph, not a user's file", (r.stderr, r3.stderr))
 # --dry-run checks the workers as the run does.
 r = halo("run", pipeline("dot", base + [{"name": "s", "op": "sum", "input": "a"}]), "--dry-run",
          "--ncpu", "0", "--ncuda", "0")
