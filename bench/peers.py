@@ -330,9 +330,9 @@ def peer_deconvolve(a, want):
 def peer_convert(a, want):
     if "dask" not in want:
         return
+    import numpy as np
     try:
-        import dask
-        import dask.array as da
+        dask, da = import_dask(np)
         import zarr  # noqa: F401 (to_zarr needs it)
     except ImportError as e:
         emit("dask", "python zarr + dask rechunk", reason=str(e))

@@ -311,11 +311,12 @@ static void halo_argv(const struct bench_ctx *b, const struct bench_workload *w,
 	argv[n] = NULL;
 }
 
-/* FILE.json -> FILE-rl-cpu_all-gpu_0.json */
-static void trace_name(const char *pattern, const char *label, char *out, size_t len)
+/* FILE.json, workload rl, run "cpu=all gpu=0" -> FILE-rl-cpu_all-gpu_0.json */
+static void trace_name(const char *pattern, const char *workload, const char *run, char *out,
+		       size_t len)
 {
 	char insert[256];
-	snprintf(insert, sizeof insert, "-%s", label);
+	snprintf(insert, sizeof insert, "-%s-%s", workload, run);
 	for (char *p = insert; *p; p++)
 		if (*p == ' ' || *p == '=')
 			*p = *p == ' ' ? '-' : '_';
@@ -337,9 +338,7 @@ static int measure_halo(struct bench_ctx *b, struct bench_workload *w, struct be
 	static char store[48][PATH_MAX + 256];
 	char *argv[48], errline[PATH_MAX + 128];
 	if (o->trace && keep && !*r->trace) {
-		char label[200];
-		snprintf(label, sizeof label, "%s-%s", w->name, r->label);
-		trace_name(o->trace, label, r->trace, sizeof r->trace);
+		trace_name(o->trace, w->name, r->label, r->trace, sizeof r->trace);
 		/* rl warms up in its process, as when timed; the trace
 		 * starts after it. */
 		halo_argv(b, w, c, r->trace, 1, !strcmp(w->name, "rl"), store, argv);
@@ -485,20 +484,19 @@ static int check_outputs(struct bench_ctx *b, const struct bench_report *rep, ha
 		struct bench_cfg cfg[MAXCFG];
 		int n = configs(b, w->name, cfg, MAXCFG);
 		for (int j = 0; j < n; j++) {
-			char run[200], label[256], name[PATH_MAX + 256];
+			char run[200], name[PATH_MAX + 256];
 			bench_cfg_label(w, &cfg[j], run, sizeof run);
-			snprintf(label, sizeof label, "%s-%s", w->name, run);
-			trace_name(o->trace, label, name, sizeof name);
+			trace_name(o->trace, w->name, run, name, sizeof name);
 			if (!halo_trace_replaceable(name))
 				return halo_error_set(err, HALO_EEXIST, "--trace: '%s' exists and is "
 						      "not a halo trace; halo replaces only its own",
 						      name);
-			if ((o->json && same_file(name, o->json)) ||
-			    (o->plot && same_file(name, o->plot)))
+			const char *also = o->json && same_file(name, o->json)   ? "--json"
+					   : o->plot && same_file(name, o->plot) ? "--plot"
+										 : NULL;
+			if (also)
 				return halo_error_set(err, HALO_EINVAL, "--trace: '%s' is also the "
-						      "%s file", name,
-						      o->json && same_file(name, o->json) ? "--json"
-											  : "--plot");
+						      "%s file", name, also);
 		}
 	}
 	return HALO_OK;
@@ -605,33 +603,26 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 		if (o->cpus[i] > b->cores)
 			return halo_error_set(err, HALO_EINVAL, "--ncpu %d: this machine has %d cores",
 					      o->cpus[i], b->cores);
+	/* The volume deconvolve and convert run on: --input's, or --size. */
+	int64_t shape[3];
+	memcpy(shape, o->size, sizeof shape);
+	if (o->input && (!o->nchunks || !o->ndepth)) {
+		halo_reader_t *r;
+		if (halo_reader_open(o->input, &r, err))
+			return HALO_EIO;
+		memcpy(shape, halo_reader_info(r)->shape, sizeof shape);
+		halo_reader_close(r);
+	}
 	if (!o->nchunks) {
-		const int64_t *s = o->size;
-		int64_t def[3] = {(s[0] + 1) / 2, (s[1] + 1) / 2, (s[2] + 1) / 2};
-		if (o->input) {
-			halo_reader_t *r;
-			if (halo_reader_open(o->input, &r, err))
-				return HALO_EIO;
-			const int64_t *is = halo_reader_info(r)->shape;
-			for (int a = 0; a < 3; a++)
-				def[a] = (is[a] + 1) / 2;
-			halo_reader_close(r);
-		}
-		memcpy(o->chunks[o->nchunks++], def, sizeof def);
+		for (int d = 0; d < 3; d++)
+			o->chunks[0][d] = (shape[d] + 1) / 2;
+		o->nchunks = 1;
 	}
 	if (!o->ndepth) {
 		/* halo deconvolve's own default for the first chunk shape, which
 		 * the peers run with too: from the chunks as they are on the
 		 * volume, and no deeper than it. */
-		int64_t shape[3], real[3];
-		memcpy(shape, o->size, sizeof shape);
-		if (o->input) {
-			halo_reader_t *r;
-			if (halo_reader_open(o->input, &r, err))
-				return HALO_EIO;
-			memcpy(shape, halo_reader_info(r)->shape, sizeof shape);
-			halo_reader_close(r);
-		}
+		int64_t real[3];
 		int pn[3] = {(int)o->psf, (int)o->psf, (int)o->psf}, depth[3];
 		for (int d = 0; d < 3; d++)
 			real[d] = o->chunks[0][d] < shape[d] ? o->chunks[0][d] : shape[d];

@@ -119,8 +119,7 @@ static void print_value(FILE *f, const halo_expr_t *e, int json)
 	 * positionally for 1e-4 <= |v| < 1e16 (123456790.0, not the float's
 	 * exact 123456792), else as 1.5e-05. */
 	char sci[64], digits[32], out[96];
-	double x = v;
-	shortest(x, f32, sci, sizeof sci);
+	shortest(v, f32, sci, sizeof sci);
 	const char *mark = strchr(sci, 'e');
 	int exp10 = atoi(mark + 1), n = 0, k = 0;
 	for (const char *c = sci; c < mark; c++)
@@ -128,9 +127,9 @@ static void print_value(FILE *f, const halo_expr_t *e, int json)
 			digits[n++] = *c;
 	while (n > 1 && digits[n - 1] == '0')
 		n--;
-	if (signbit(x))
+	if (signbit(v))
 		out[k++] = '-';
-	if (x == 0 || (fabs(x) >= 1e-4 && fabs(x) < 1e16)) {
+	if (v == 0 || (fabs(v) >= 1e-4 && fabs(v) < 1e16)) {
 		/* Digit i of the number has weight 10^(exp10 - i). */
 		int last = n - 1 - exp10 > 1 ? n - 1 - exp10 : 1;
 		for (int w = exp10 > 0 ? exp10 : 0; w >= -last; w--) {

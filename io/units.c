@@ -6,15 +6,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* OME-NGFF's length units (UDUNITS-2 names), each in metres as m x 10^e
+ * (m is 1 for the metric ones, so that converting between them multiplies
+ * by an exact power of ten: 0.5 um is 500 nm, not 499.99999999999994). */
+static const struct {
+	const char *name;
+	double m;
+	int e;
+} lengths[] = {
+	{"angstrom", 1, -10}, {"attometer", 1, -18}, {"centimeter", 1, -2},
+	{"decimeter", 1, -1}, {"exameter", 1, 18}, {"femtometer", 1, -15},
+	{"foot", 0.3048, 0}, {"gigameter", 1, 9}, {"hectometer", 1, 2}, {"inch", 0.0254, 0},
+	{"kilometer", 1, 3}, {"megameter", 1, 6}, {"meter", 1, 0}, {"micrometer", 1, -6},
+	{"mile", 1609.344, 0}, {"millimeter", 1, -3}, {"nanometer", 1, -9},
+	{"parsec", 3.0856775814913673e16, 0}, {"petameter", 1, 15}, {"picometer", 1, -12},
+	{"terameter", 1, 12}, {"yard", 0.9144, 0}, {"yoctometer", 1, -24},
+	{"yottameter", 1, 24}, {"zeptometer", 1, -21}, {"zettameter", 1, 21}};
+
+static int unit_index(const char *name)
+{
+	for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++)
+		if (strcmp(name, lengths[i].name) == 0)
+			return (int)i;
+	return -1;
+}
+
 void halo_unit_normalise(const char *in, char *out, size_t len)
 {
-	/* OME-NGFF's length units (UDUNITS-2 names) and the spellings ImageJ
-	 * and OME-XML use for the common ones. */
-	static const char *const ngff[] = {
-		"angstrom", "attometer", "centimeter", "decimeter", "exameter", "femtometer", "foot",
-		"gigameter", "hectometer", "inch", "kilometer", "megameter", "meter", "micrometer",
-		"mile", "millimeter", "nanometer", "parsec", "petameter", "picometer", "terameter",
-		"yard", "yoctometer", "yottameter", "zeptometer", "zettameter"};
+	/* The spellings ImageJ and OME-XML use for the common ones. */
 	static const char *const alias[][2] = {
 		{"micron", "micrometer"}, {"microns", "micrometer"}, {"um", "micrometer"},
 		{"\xc2\xb5m", "micrometer"}, {"\xce\xbcm", "micrometer"}, {"\\u00B5m", "micrometer"},
@@ -26,39 +45,16 @@ void halo_unit_normalise(const char *in, char *out, size_t len)
 	for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
 		if (strcmp(in, alias[i][0]) == 0)
 			in = alias[i][1];
-	for (size_t i = 0; i < sizeof ngff / sizeof ngff[0]; i++)
-		if (strcmp(in, ngff[i]) == 0) {
-			snprintf(out, len, "%s", in);
-			return;
-		}
-	out[0] = '\0'; /* "pixel" and the like: no length unit */
+	/* "pixel" and the like: no length unit */
+	snprintf(out, len, "%s", unit_index(in) >= 0 ? in : "");
 }
 
-/* One of NGFF's length units in metres, as m x 10^e (m is 1 for the
- * metric ones, so that converting between them multiplies by an exact
- * power of ten: 0.5 um is 500 nm, not 499.99999999999994). 0 for none. */
+/* An NGFF length unit in metres, as m x 10^e; 0 for none. */
 static double metres(const char *ngff, int *e)
 {
-	static const struct {
-		const char *name;
-		double m;
-		int e;
-	} units[] = {
-		{"angstrom", 1, -10}, {"attometer", 1, -18}, {"centimeter", 1, -2},
-		{"decimeter", 1, -1}, {"exameter", 1, 18}, {"femtometer", 1, -15},
-		{"foot", 0.3048, 0}, {"gigameter", 1, 9}, {"hectometer", 1, 2}, {"inch", 0.0254, 0},
-		{"kilometer", 1, 3}, {"megameter", 1, 6}, {"meter", 1, 0}, {"micrometer", 1, -6},
-		{"mile", 1609.344, 0}, {"millimeter", 1, -3}, {"nanometer", 1, -9},
-		{"parsec", 3.0856775814913673e16, 0}, {"petameter", 1, 15}, {"picometer", 1, -12},
-		{"terameter", 1, 12}, {"yard", 0.9144, 0}, {"yoctometer", 1, -24},
-		{"yottameter", 1, 24}, {"zeptometer", 1, -21}, {"zettameter", 1, 21}};
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-		if (strcmp(ngff, units[i].name) == 0) {
-			*e = units[i].e;
-			return units[i].m;
-		}
-	*e = 0;
-	return 0;
+	int i = unit_index(ngff);
+	*e = i >= 0 ? lengths[i].e : 0;
+	return i >= 0 ? lengths[i].m : 0;
 }
 
 void halo_units_common(const char *const units[3], double voxel[3], char *out, size_t len)
