@@ -147,9 +147,10 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 	uint64_t bytes = halo_dtype_size(info->dtype);
 	for (int d = 0; d < 3; d++) /* chunks past the array shrink to it */
 		bytes *= (uint64_t)(info->chunks[d] < ii->shape[d] ? info->chunks[d] : ii->shape[d]);
-	if (bytes > (uint64_t)INT32_MAX - 64)
+	if (bytes > HALO_ZARR_MAX_CHUNK_BYTES)
 		return halo_error_set(err, HALO_EINVAL, "--chunks: a chunk of %llu bytes exceeds blosc's "
-				      "limit of %d", (unsigned long long)bytes, INT32_MAX - 64);
+				      "limit of %llu", (unsigned long long)bytes,
+				      (unsigned long long)HALO_ZARR_MAX_CHUNK_BYTES);
 
 	if (wo->format == HALO_FMT_TIFF && (o->compressor || o->clevel >= 0 || o->shuffle))
 		return halo_error_set(err, HALO_EINVAL, "%s: --compressor, --clevel and --shuffle "

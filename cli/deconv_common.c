@@ -7,6 +7,7 @@
 #include "codelets/fft.h"
 #include "codelets/gather.h"
 #include "io/outdir.h"
+#include "io/zarr.h"
 #include "runtime/deconvolve.h"
 #include "runtime/grid.h"
 #include "runtime/runtime.h"
@@ -147,7 +148,7 @@ bad_value:
  * equivalent pipeline file (docs/pipeline.md). */
 static int deconvolve_graph(const struct halo_deconv_cli *o, halo_reader_t *in, const float *psf,
 			    const int pn[3], const char *outp, const halo_volume_info_t *info,
-			    const halo_writer_opts_t *wo, const int depth[3],
+			    const halo_writer_opts_t *wo, const int depth[3], const int64_t stored[3],
 			    halo_compute_stats_t *st, halo_error_t *err)
 {
 	halo_graph_t *g = halo_graph_new();
@@ -177,7 +178,7 @@ static int deconvolve_graph(const struct halo_deconv_cli *o, halo_reader_t *in, 
 		rc = halo_map_overlap(g, x, &ov, &x, err);
 	}
 	if (!rc)
-		rc = halo_to_store(g, x, outp, wo->format == HALO_FMT_TIFF ? NULL : chunks,
+		rc = halo_to_store(g, x, outp, wo->format == HALO_FMT_TIFF ? NULL : stored + (3 - nd),
 				   (int)info->dtype.kind, wo, o->overwrite, &x, err);
 	if (!rc) {
 		halo_compute_opts_t co = {.memory = o->memory, .label = "deconvolve",
@@ -338,8 +339,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		int depth[3];
 		for (int d = 0; d < 3; d++)
 			depth[d] = o->ndepth ? (int)o->depth[d] : pn[d];
-		auto_over = halo_deconv_chunks_auto(info.shape, depth, &m,
-						    halo_dtype_size(info.dtype), info.chunks);
+		auto_over = halo_deconv_chunks_auto(info.shape, depth, &m, info.chunks);
 		if (o->ndepth)
 			halo_deconv_chunks_fit_depth(info.chunks, info.shape, depth);
 	}
@@ -417,6 +417,16 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		info.chunks[1] = ii->shape[1];
 		info.chunks[2] = ii->shape[2];
 	}
+	/* Chunks over blosc's 2 GiB are stored in pieces: a GPU runs fewer,
+	 * larger chunks faster (less halo). Exact mode's result does not
+	 * depend on its chunks, which are the output's. */
+	int64_t stored[3];
+	for (int d = 0; d < 3; d++)
+		stored[d] = info.chunks[d] < info.shape[d] ? info.chunks[d] : info.shape[d];
+	int pieces = wo.format != HALO_FMT_TIFF &&
+		     halo_zarr_chunks_fit(stored, halo_dtype_size(info.dtype));
+	if (exact)
+		memcpy(info.chunks, stored, sizeof stored);
 	if (exact && o->ndepth) {
 		halo_error_set(err, HALO_EINVAL, "--depth applies to overlap mode, not --mode exact");
 		goto fail;
@@ -520,6 +530,10 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
 	if (!exact && o->ndepth && speaker)
 		warn_fft_sizes(&info, dopts.depth);
+	if (pieces && !o->quiet && speaker)
+		fprintf(stderr, "halo: note: %s is stored in chunks of %lldx%lldx%lld (blosc takes "
+				"at most 2 GiB a chunk)\n", outp, (long long)stored[0],
+			(long long)stored[1], (long long)stored[2]);
 	if (auto_over && !o->quiet && speaker)
 		fprintf(stderr, "halo: warning: --chunks auto: even its smallest chunks "
 			"(%lldx%lldx%lld) need more memory per task than the budget leaves each "
@@ -532,7 +546,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		halo_reader_t *src = r;
 		r = NULL; /* the graph owns it */
 		halo_compute_stats_t st;
-		if (deconvolve_graph(o, src, psf, pn, outp, &info, &wo, dopts.depth, &st, err))
+		if (deconvolve_graph(o, src, psf, pn, outp, &info, &wo, dopts.depth, stored, &st,
+				     err))
 			goto fail;
 	} else if (ranks == 1) {
 		if (halo_writer_create(halo_output_tmp_path(out), &info, &wo, &w, err))

@@ -60,6 +60,23 @@ void halo_zarr_meta_init(halo_zarr_meta_t *m, int ndim, const int64_t *shape,
 	m->separator = '/';
 }
 
+int halo_zarr_chunks_fit(int64_t chunks[3], size_t elsize)
+{
+	int changed = 0;
+	for (;;) {
+		double bytes = (double)elsize;
+		int big = 0;
+		for (int d = 0; d < 3; d++) {
+			bytes *= (double)chunks[d];
+			big = chunks[d] > chunks[big] ? d : big;
+		}
+		if (bytes <= (double)HALO_ZARR_MAX_CHUNK_BYTES || chunks[big] <= 1)
+			return changed;
+		chunks[big] = (chunks[big] + 1) / 2;
+		changed = 1;
+	}
+}
+
 static size_t meta_chunk_bytes(const halo_zarr_meta_t *m)
 {
 	size_t n = halo_dtype_size(m->dtype);

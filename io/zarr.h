@@ -23,6 +23,8 @@
 /* The most chunks an array may have: the planner keeps a few bytes per
  * chunk, and past this a chunk grid is a mistake rather than a volume. */
 #define HALO_MAX_CHUNKS ((int64_t)1 << 28)
+/* The most bytes a chunk may hold: blosc keeps sizes in 32-bit ints. */
+#define HALO_ZARR_MAX_CHUNK_BYTES ((uint64_t)INT32_MAX - 64)
 
 typedef enum { HALO_CODEC_NONE, HALO_CODEC_BLOSC } halo_codec_id_t;
 
@@ -97,6 +99,12 @@ void halo_zarr_codec_threads(int n);
  * blosc lz4 with byte shuffle, "/" separator, fill 0. */
 void halo_zarr_meta_init(halo_zarr_meta_t *meta, int ndim, const int64_t *shape,
 			 const int64_t *chunks, halo_dtype_t dtype);
+
+/* Shrinks chunks (3 axes) of elsize-byte elements until one holds at
+ * most HALO_ZARR_MAX_CHUNK_BYTES, halving the largest axis (rounded up,
+ * so that the halves tile the chunk): a computation's chunks stored in
+ * pieces blosc takes. Returns 1 where they changed. */
+int halo_zarr_chunks_fit(int64_t chunks[3], size_t elsize);
 
 /* Parses a codec name as given on the command line: none, lz4, lz4hc,
  * blosclz, zstd, zlib. */

@@ -137,11 +137,10 @@ int halo__zarr_check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *
 		bytes *= (double)m->chunks[d];
 		count *= ceil((double)m->shape[d] / (double)m->chunks[d]);
 	}
-	/* blosc stores sizes as 32-bit ints. */
-	if (bytes > (double)(INT32_MAX - 64))
+	if (bytes > (double)HALO_ZARR_MAX_CHUNK_BYTES)
 		return halo_error_set(err, HALO_EUNSUPPORTED,
-				      "%s: a chunk holds %.0f bytes, more than blosc's limit of %d", file,
-				      bytes, INT32_MAX - 64);
+				      "%s: a chunk holds %.0f bytes, more than blosc's limit of %llu", file,
+				      bytes, (unsigned long long)HALO_ZARR_MAX_CHUNK_BYTES);
 	/* Each chunk costs the planner a few bytes: beyond this, memory. */
 	if (count > (double)HALO_MAX_CHUNKS)
 		return halo_error_set(err, HALO_EUNSUPPORTED,

@@ -107,7 +107,7 @@ out:
 }
 
 int halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
-			    const halo_deconv_machine_t *m, size_t out_elsize, int64_t out[3])
+			    const halo_deconv_machine_t *m, int64_t out[3])
 {
 	/* A CPU task holds the haloed image, the estimate, the half spectrum
 	 * and the result: about 16 bytes per haloed voxel. A GPU holds per
@@ -134,19 +134,7 @@ int halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
 			voxels = gpu_voxels;
 		min_chunks = 2 * (int64_t)((ncpu ? ncpu : 1) + ngpu);
 	}
-	int over = halo_chunks_auto(shape, depth, 1.0, (uint64_t)voxels, min_chunks, out);
-	/* blosc's limit on a chunk, after the halo's: halve the largest axis. */
-	for (;;) {
-		double bytes = (double)out_elsize;
-		int big = 0;
-		for (int d = 0; d < 3; d++) {
-			bytes *= (double)out[d];
-			big = out[d] > out[big] ? d : big;
-		}
-		if (bytes <= (double)(INT32_MAX - 64) || out[big] <= 8)
-			return over;
-		out[big] = ((out[big] + 1) / 2 + 7) / 8 * 8;
-	}
+	return halo_chunks_auto(shape, depth, 1.0, (uint64_t)voxels, min_chunks, out);
 }
 
 void halo_deconv_chunks_fit_depth(int64_t chunks[3], const int64_t shape[3], const int depth[3])

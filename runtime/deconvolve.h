@@ -47,8 +47,7 @@ typedef struct halo_deconv_machine {
  * peak) than on every core, and the bandwidths differ 33x. */
 #define HALO_CORE_GBS 6.4
 
-/* --chunks auto for overlap-mode RL, with output elements of out_elsize
- * bytes. Where the GPUs would do 80 % of the work or more (their bandwidth
+/* --chunks auto for overlap-mode RL. Where the GPUs would do 80 % of the work or more (their bandwidth
  * against HALO_CORE_GBS per CPU worker; always with --ncpu 0), chunks are
  * as large as the smallest GPU takes (64 bytes per haloed voxel in 90 % of
  * it) while two stay in flight within the host budget, at least four per
@@ -56,11 +55,11 @@ typedef struct halo_deconv_machine {
  * for every CPU worker would give the GPU 1.4x the voxels). Otherwise
  * every worker gets two chunks, each fitting a CPU worker's share of the
  * budget (16 bytes per haloed voxel) and the GPU. See halo_chunks_auto for
- * the shape rules; last, a chunk over blosc's 2 GiB is halved along its
- * largest axis, whatever the depth. Returns 1 where even the smallest
+ * the shape rules. Chunks over blosc's 2 GiB are stored in pieces
+ * (halo_zarr_chunks_fit). Returns 1 where even the smallest
  * chunks it makes need more memory than the budget gives them. */
 int halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
-			    const halo_deconv_machine_t *m, size_t out_elsize, int64_t out[3]);
+			    const halo_deconv_machine_t *m, int64_t out[3]);
 
 /* With a depth fixed by the user, --chunks auto shrinks each chunked
  * axis's chunk (by at most an eighth, keeping the number of chunks and

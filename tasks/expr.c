@@ -667,11 +667,12 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 		c[d] = c[d] > a->shape[d] ? a->shape[d] : c[d];
 		bytes *= (uint64_t)c[d];
 	}
-	if (bytes > (uint64_t)INT32_MAX - 64)
+	if (bytes > HALO_ZARR_MAX_CHUNK_BYTES)
 		return halo_error_set(err, HALO_EINVAL, "%s: chunks of %lldx%lldx%lld are %llu bytes, "
-				      "more than blosc's limit of %d (give smaller chunks)", path,
+				      "more than blosc's limit of %llu (give smaller chunks)", path,
 				      (long long)c[0], (long long)c[1], (long long)c[2],
-				      (unsigned long long)bytes, INT32_MAX - 64);
+				      (unsigned long long)bytes,
+				      (unsigned long long)HALO_ZARR_MAX_CHUNK_BYTES);
 	/* Levels past a 1x1 plane would repeat it. */
 	int64_t plane = a->shape[1] > a->shape[2] ? a->shape[1] : a->shape[2];
 	int useful = 0;

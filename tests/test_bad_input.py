@@ -476,12 +476,6 @@ expect_deconv_error("NaN in the PSF", img, psf_file("psfnan.tif", nan), "NaN")
 cplx = good_array("cimg.zarr", shape=(6, 8, 8), chunks=(6, 8, 8))
 edit_zarray(cplx, dtype="<c8")
 expect_deconv_error("image of unknown dtype", cplx, good_psf, "unsupported dtype '<c8'")
-# A 1024^3 uint16 array with no chunk stored: nothing to read before the refusal.
-empty = path("bigempty.zarr")
-zarr.open(empty, mode="w", shape=(1024, 1024, 1024), chunks=(256, 256, 256), dtype="<u2")
-expect_deconv_error("float32 output chunks over blosc's 2 GiB, naming OUTPUT", empty, good_psf,
-                    "bad_out.zarr: chunks of 1024x1024x1024 are 4294967296 bytes, more than blosc's",
-                    "--chunks", "1024,1024,1024", "--mode", "overlap")
 expect_deconv_error("missing PSF", img, path("nopsf.tif"), "nopsf.tif: no such file")
 expect_deconv_error("iterations < 1", img, good_psf, "--iterations", "--iterations", "0")
 expect_deconv_error("depth arity", img, good_psf, "--depth", "--depth", "1,2")

@@ -2,6 +2,7 @@
  * ensure_minimum_chunksize (the expected blocks are what dask 2022.12's
  * function returns for the same input). */
 #include "config.h"
+#include "io/zarr.h"
 #include "runtime/distribution.h"
 #include "runtime/deconvolve.h"
 #include "runtime/grid.h"
@@ -58,7 +59,7 @@ static void rl_auto(const int64_t shape[3], const int depth[3], uint64_t memory,
 {
 	halo_deconv_machine_t m = {.memory = memory, .ncpu = ncpu, .ngpu = ngpu,
 				   .gpu_bytes = gpu_bytes, .gpu_gbs = gpu_gbs};
-	halo_deconv_chunks_auto(shape, depth, &m, 4, out);
+	halo_deconv_chunks_auto(shape, depth, &m, out);
 }
 
 /* deconvolve's --chunks auto: 16 bytes per haloed voxel of each CPU
@@ -122,13 +123,43 @@ static void check_rl_auto(void)
 		       hv96 * (double)chunk_count(shape, h100_96) < hv * (double)chunk_count(shape, h100),
 	       "RL auto, the H100 with --memory 96G: larger chunks (%lldx%lldx%lld), fewer haloed "
 	       "voxels", (long long)h100_96[0], (long long)h100_96[1], (long long)h100_96[2]);
-	/* One CPU worker and a huge budget would take 512x1024x1024 float32,
-	 * 2 GiB: one chunk over blosc's limit, halved. */
+	/* One CPU worker and a huge budget: two chunks of 512x1024x1024
+	 * float32, 2 GiB, over blosc's limit: computed whole, stored in
+	 * pieces (they were halved). */
 	int64_t huge[3];
 	rl_auto((int64_t[]){1024, 1024, 1024}, (int[]){4, 4, 4}, 1024 * gib, 1, 0, 0, 0, huge);
-	tap_ok(4.0 * (double)(huge[0] * huge[1] * huge[2]) <= (double)INT32_MAX - 64,
-	       "RL auto keeps a float32 chunk within blosc's 2 GiB (%lldx%lldx%lld)",
-	       (long long)huge[0], (long long)huge[1], (long long)huge[2]);
+	tap_ok(huge[0] == 512 && huge[1] == 1024 && huge[2] == 1024,
+	       "RL auto is not bound by blosc's 2 GiB (%lldx%lldx%lld)", (long long)huge[0],
+	       (long long)huge[1], (long long)huge[2]);
+}
+
+/* Stored chunks within blosc's limit: the largest axis halved, rounded up,
+ * until they fit; chunks that fit stay. */
+static void check_chunks_fit(void)
+{
+	static const struct {
+		int64_t in[3], want[3];
+		size_t elsize;
+	} cases[] = {
+		{{950, 1024, 1024}, {950, 512, 1024}, 4},
+		{{512, 1024, 1024}, {512, 512, 1024}, 4},
+		{{511, 1024, 1024}, {511, 1024, 1024}, 4},
+		{{2001, 1024, 1024}, {1001, 512, 1024}, 4},
+		{{1, 1, 600000001}, {1, 1, 300000001}, 4},
+		{{64, 256, 256}, {64, 256, 256}, 8},
+		{{4096, 4096, 4096}, {512, 1024, 1024}, 2},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int64_t c[3];
+		memcpy(c, cases[i].in, sizeof c);
+		int changed = halo_zarr_chunks_fit(c, cases[i].elsize);
+		tap_ok(memcmp(c, cases[i].want, sizeof c) == 0 &&
+			       changed == (memcmp(cases[i].in, cases[i].want, sizeof c) != 0),
+		       "%lldx%lldx%lld of %zu bytes stored as %lldx%lldx%lld",
+		       (long long)cases[i].in[0], (long long)cases[i].in[1],
+		       (long long)cases[i].in[2], cases[i].elsize, (long long)c[0],
+		       (long long)c[1], (long long)c[2]);
+	}
 }
 
 /* --chunks auto: the properties it promises, on volumes of the seed's
@@ -248,6 +279,7 @@ int main(void)
 	 * (64x48x56), and the overrun said. */
 	check_auto((int64_t[]){96, 256, 256}, (int[]){15, 11, 13}, UINT64_C(1) << 20, 4);
 	check_rl_auto();
+	check_chunks_fit();
 	int64_t c[3];
 	halo_chunks_auto((int64_t[]){950, 2048, 2048}, (int[]){8, 16, 16}, 24.0, UINT64_C(1) << 30, 32, c);
 	int64_t big = c[0] > c[1] ? c[0] : c[1], small = c[0] < c[1] ? c[0] : c[1];
