@@ -3,6 +3,7 @@ converts (rechunking, casting), python reads halo's output and compares
 value for value. Covers every dtype and byte order, every blosc compressor
 and shuffle, both separators, edge chunks, missing chunks and fill values,
 arrays inside groups, Zarr v3 input and OME-Zarr output."""
+import glob
 import json
 import os
 import shutil
@@ -295,5 +296,32 @@ back = path("ome_back.zarr")
 r = convert(dst, back)
 check(r.returncode == 0 and same(zarr.open(back, mode="r")[:], data),
       "OME-Zarr input reads level 0", r.stderr)
+
+# StarPU keeps a history entry per gather footprint, and reads and
+# writes all of them at every run: the same output chunks gathered from
+# other input chunks (other sources at every edge) add none.
+models = path("gather-models")
+shutil.rmtree(models, ignore_errors=True)
+
+
+def gather_entries():
+    n = 0
+    for f in glob.glob(os.path.join(models, "codelets", "*", "halo_gather*")):
+        lines = open(f).read().splitlines()
+        n += sum(int(lines[i + 1]) for i, l in enumerate(lines) if l == "# number of entries")
+    return n
+
+
+vol = np.arange(30 * 41 * 37, dtype="<u2").reshape(30, 41, 37)
+counts = []
+for i, ch in enumerate([(7, 9, 11), (13, 6, 8), (5, 17, 10)]):
+    src = path(f"fp_src{i}.zarr")
+    zarr.open(src, mode="w", shape=vol.shape, chunks=ch, dtype="<u2")[:] = vol
+    r = halo("convert", src, path("fp_out.zarr"), "--chunks", "16,16,16", "--overwrite",
+             "--quiet", env={"STARPU_PERF_MODEL_DIR": models})
+    counts.append(gather_entries() if r.returncode == 0 else -1)
+check(counts[0] > 0 and counts[1] == counts[0] and counts[2] == counts[0],
+      "gather's performance model: one entry per output chunk shape, whatever the input "
+      "chunks", f"entries after each run: {counts}")
 
 done()
