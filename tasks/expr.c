@@ -661,12 +661,19 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 	uint64_t bytes = halo_dtype_size((halo_dtype_t){a->dtype, 0});
 	if (dtype >= 0 && halo_dtype_size((halo_dtype_t){(halo_dtype_kind_t)dtype, 0}) > bytes)
 		bytes = halo_dtype_size((halo_dtype_t){(halo_dtype_kind_t)dtype, 0});
+	size_t elsize = bytes;
 	for (int d = 0; d < 3; d++) {
 		if (c[d] < 1)
 			return halo_error_set(err, HALO_EINVAL, "chunks must be >= 1");
 		c[d] = c[d] > a->shape[d] ? a->shape[d] : c[d];
-		bytes *= (uint64_t)c[d];
 	}
+	/* The input's chunks, where no chunks are given, are stored in
+	 * pieces blosc takes (as halo deconvolve does); given ones are
+	 * kept or refused. */
+	if (!chunks && wo->format != HALO_FMT_TIFF)
+		halo_zarr_chunks_fit(c, elsize);
+	for (int d = 0; d < 3; d++)
+		bytes *= (uint64_t)c[d];
 	if (bytes > HALO_ZARR_MAX_CHUNK_BYTES)
 		return halo_error_set(err, HALO_EINVAL, "%s: chunks of %lldx%lldx%lld are %llu bytes, "
 				      "more than blosc's limit of %llu (give smaller chunks)", path,

@@ -729,6 +729,19 @@ check(json.loads(r.stdout or "{}").get("plan_nodes") == 3, "a step no output nee
       r.stdout)
 r = halo("graph", "dot", unused, check_rc=0)
 check("style=dashed" in r.stdout, "graph dot draws culled steps dashed")
+# to_zarr without chunks stores the input's chunks, in pieces where they
+# are over blosc's 2 GiB: 512x1024x1024 uint16 (1 GiB, no chunk stored:
+# nothing is read) as float32 is 2 GiB a chunk, written as 4 pieces of
+# 512x512x1024 (it was refused).
+huge = path("huge_u16.zarr")
+zarr.open(huge, mode="w", shape=(1024, 1024, 1024), chunks=(512, 1024, 1024), dtype="<u2")
+pieces = pipeline("pieces", [
+    {"name": "raw", "op": "from_zarr", "path": huge},
+    {"name": "f", "op": "astype", "input": "raw", "dtype": "float32"},
+    {"name": "out", "op": "to_zarr", "input": "f", "path": path("pieces_out.zarr")}])
+r = halo("graph", "stats", pieces, "--json", check_rc=0)
+check(json.loads(r.stdout or "{}").get("tasks_by_kind", {}).get("write") == 4,
+      "to_zarr stores chunks over blosc's 2 GiB in pieces", r.stdout + r.stderr)
 
 # 11. A tight --memory. Chunks that neighbouring chunks share (a rechunk's
 # planes, the chunks along a reduced axis) were once not counted: the walk
