@@ -144,13 +144,27 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 					      "whole pages; give %s%lld,%lld", ii->ndim == 3 ? "Z," : "",
 					      (long long)ii->shape[1], (long long)ii->shape[2]);
 	}
-	uint64_t bytes = halo_dtype_size(info->dtype);
-	for (int d = 0; d < 3; d++) /* chunks past the array shrink to it */
-		bytes *= (uint64_t)(info->chunks[d] < ii->shape[d] ? info->chunks[d] : ii->shape[d]);
-	if (bytes > HALO_ZARR_MAX_CHUNK_BYTES)
-		return halo_error_set(err, HALO_EINVAL, "--chunks: a chunk of %llu bytes exceeds blosc's "
-				      "limit of %llu", (unsigned long long)bytes,
-				      (unsigned long long)HALO_ZARR_MAX_CHUNK_BYTES);
+	int64_t c[3]; /* chunks past the array shrink to it */
+	for (int d = 0; d < 3; d++)
+		c[d] = info->chunks[d] < ii->shape[d] ? info->chunks[d] : ii->shape[d];
+	size_t elsize = halo_dtype_size(info->dtype);
+	/* In floating point, so that no product of huge sizes wraps around. */
+	double plane = (double)elsize * (double)c[1] * (double)c[2];
+	if (wo->format == HALO_FMT_TIFF) {
+		/* Pages have no blosc limit; fewer planes at once where they are
+		 * large keep memory near one chunk's worth. */
+		while (c[0] > 1 && plane * (double)c[0] > (double)HALO_ZARR_MAX_CHUNK_BYTES)
+			c[0] = (c[0] + 1) / 2;
+		info->chunks[0] = c[0];
+	} else if (o->nchunks) {
+		if (plane * (double)c[0] > (double)HALO_ZARR_MAX_CHUNK_BYTES)
+			return halo_error_set(err, HALO_EINVAL, "--chunks: a chunk of %.0f bytes exceeds "
+					      "blosc's limit of %llu", plane * (double)c[0],
+					      (unsigned long long)HALO_ZARR_MAX_CHUNK_BYTES);
+	} else if (halo_zarr_chunks_fit(c, elsize)) {
+		/* The input's chunks in a wider type: stored in pieces. */
+		memcpy(info->chunks, c, sizeof c);
+	}
 
 	if (wo->format == HALO_FMT_TIFF && (o->compressor || o->clevel >= 0 || o->shuffle))
 		return halo_error_set(err, HALO_EINVAL, "%s: --compressor, --clevel and --shuffle "
