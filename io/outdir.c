@@ -167,8 +167,9 @@ static int lock_held_elsewhere(const char *lock)
 }
 
 /* Removes what killed runs left beside final: ".NAME.halo-tmp-ID" (an
- * output never committed) and ".NAME.halo-old-ID" (an old copy not fully
- * removed, or, when final is missing, the only copy: put back). */
+ * output never committed), ".NAME.halo-old-ID" (an old copy not fully
+ * removed, or, when final is missing, the only copy: put back) and
+ * ".NAME.halo-new-ID" (a lock not yet in place, lock_create). */
 static void remove_stale(const char *final)
 {
 	char *copy1 = strdup(final), *copy2 = strdup(final);
@@ -180,7 +181,7 @@ static void remove_stale(const char *final)
 		const char *n = e->d_name, *tag = n + 1 + nb;
 		if (n[0] != '.' || strncmp(n + 1, base, nb) != 0 ||
 		    (strncmp(tag, ".halo-tmp-", 10) != 0 && strncmp(tag, ".halo-old-", 10) != 0 &&
-		     strncmp(tag, ".halo-lock-", 11) != 0))
+		     strncmp(tag, ".halo-lock-", 11) != 0 && strncmp(tag, ".halo-new-", 10) != 0))
 			continue;
 		const char *id = tag + (tag[6] == 'l' ? 11 : 10);
 		if (!*id || strspn(id, "0123456789") != strlen(id))
@@ -189,7 +190,10 @@ static void remove_stale(const char *final)
 		char *path = malloc(len), *lock = malloc(len);
 		if (path && lock) {
 			snprintf(path, len, "%s/%s", dir, n);
-			snprintf(lock, len, "%s/.%s.halo-lock-%s", dir, base, id);
+			if (tag[6] == 'n') /* a lock not yet linked into place is its own */
+				snprintf(lock, len, "%s", path);
+			else
+				snprintf(lock, len, "%s/.%s.halo-lock-%s", dir, base, id);
 			if (!lock_held_elsewhere(lock)) {
 				if (tag[6] == 'o' && !halo_fs_exists(final))
 					rename(path, final);
@@ -265,6 +269,60 @@ int halo_output_check(const char *final, int overwrite, halo_error_t *err)
 	return rc;
 }
 
+/* The lock is made and locked under a name of its own (".NAME.halo-new-ID")
+ * and then linked to its real one: a lock file under its real name is
+ * always held, so that no run starting at the same moment takes it, in
+ * between, for a killed run's and removes the output it guards. */
+static int lock_create(halo_output_t *o, const char *final, halo_error_t *err)
+{
+	char *fresh = with_suffix(o->final, "new");
+	if (!fresh)
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	int rc = HALO_OK, e = 0;
+	/* A run starting meanwhile may find the fresh name before its flock
+	 * and remove it (remove_stale): then link finds nothing; again. */
+	for (int tries = 0; tries < 3 && !rc; tries++) {
+		int fd = open(fresh, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			/* Without it a later run would take this one's output
+			 * for a killed run's. */
+			rc = halo_error_set(err, HALO_EIO, "%s: cannot create %s beside it: %s", final,
+					    fresh, strerror(errno));
+			break;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+			/* No flock here (NFS without locking): no lock file
+			 * either, which later runs would take for a live run's. */
+			close(fd);
+			unlink(fresh);
+			break;
+		}
+		int linked = link(fresh, o->lock) == 0;
+		e = errno;
+		/* A filesystem without hard links: rename, which would replace
+		 * the lock of a run that drew the same id (1 in 2^24 of a pid). */
+		if (!linked && (e == EPERM || e == ENOTSUP || e == EOPNOTSUPP))
+			linked = rename(fresh, o->lock) == 0;
+		if (linked) {
+			o->lock_fd = fd;
+			unlink(fresh);
+			break;
+		}
+		close(fd);
+		unlink(fresh);
+		if (e == EEXIST) /* another run drew the same id: never share */
+			rc = halo_error_set(err, HALO_EEXIST, "%s: another halo run is writing it", final);
+		else if (e != ENOENT)
+			rc = halo_error_set(err, HALO_EIO, "%s: cannot create %s beside it: %s", final,
+					    o->lock, strerror(e));
+	}
+	if (!rc && o->lock_fd < 0 && e == ENOENT)
+		rc = halo_error_set(err, HALO_EIO, "%s: cannot create %s beside it: %s", final,
+				    o->lock, strerror(e));
+	free(fresh);
+	return rc;
+}
+
 static int begin(const char *final, int overwrite, int clean, halo_output_t **out,
 		 halo_error_t *err)
 {
@@ -294,26 +352,9 @@ static int begin(const char *final, int overwrite, int clean, halo_output_t **ou
 			output_free(o);
 			return halo_error_set(err, HALO_ENOMEM, "out of memory");
 		}
-		if ((o->lock_fd = open(o->lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
-			/* Without it a later run would take this one's output for a
-			 * killed run's. */
-			rc = halo_error_set(err, HALO_EIO, "%s: cannot create %s beside it: %s", final,
-					    o->lock, strerror(errno));
+		if ((rc = lock_create(o, final, err))) {
 			output_free(o);
 			return rc;
-		}
-		if (flock(o->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-			int busy = errno == EWOULDBLOCK;
-			close(o->lock_fd);
-			o->lock_fd = -1;
-			if (busy) { /* another run drew the same id: never share */
-				output_free(o);
-				return halo_error_set(err, HALO_EEXIST, "%s: another halo run is "
-						      "writing it", final);
-			}
-			/* No flock here (NFS without locking): no lock file either,
-			 * which later runs would take for a live run's. */
-			unlink(o->lock);
 		}
 		making_add(o);
 	}

@@ -117,6 +117,35 @@ static void stale(void)
 		close(fd);
 }
 
+/* A run's lock appears under its real name already held: made and locked
+ * under ".NAME.halo-new-ID", then linked into place. Before, it was created
+ * and then locked, and a run starting in between took it for a killed
+ * run's and removed the live run's temporary output. */
+static void lock_in_place(void)
+{
+	int fd = open(at(".seven.zarr.halo-new-77"), O_RDWR | O_CREAT, 0644);
+	int held = fd >= 0 && flock(fd, LOCK_EX) == 0;
+	close(open(at(".seven.zarr.halo-new-41"), O_RDWR | O_CREAT, 0644));
+	halo_error_t err = {0};
+	halo_output_t *o = NULL;
+	int rc = halo_output_begin(at("seven.zarr"), 0, &o, &err);
+	char lock[64], fresh[64];
+	snprintf(lock, sizeof lock, ".seven.zarr.halo-lock-%ld", halo_output_run_id());
+	snprintf(fresh, sizeof fresh, ".seven.zarr.halo-new-%ld", halo_output_run_id());
+	int probe = open(at(lock), O_RDWR);
+	int locked = probe >= 0 && flock(probe, LOCK_EX | LOCK_NB) != 0;
+	tap_ok(!rc && locked && !halo_fs_exists(at(fresh)),
+	       "a run's lock is in place and held, its fresh name gone: %s", err.msg);
+	tap_ok(held && halo_fs_exists(at(".seven.zarr.halo-new-77")) &&
+		       !halo_fs_exists(at(".seven.zarr.halo-new-41")),
+	       "a lock a killed run left before linking it is removed, a live run's kept");
+	if (probe >= 0)
+		close(probe);
+	halo_output_abort(o);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Two runs that drew one id (the same pid in two containers sharing a
  * folder, before ids had random bits): the second is refused, never
  * writes into the first's temporary output. */
@@ -145,6 +174,7 @@ int main(void)
 	mkdir(dir, 0755);
 	all_or_none();
 	stale();
+	lock_in_place();
 	same_id();
 	halo_fs_remove_tree(dir);
 	return tap_done();
