@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -46,6 +47,10 @@ int main(int argc, char **argv)
 	/* A run stuck after Ctrl-C (or SIGTERM) is ended without its
 	 * temporary outputs (util/signals.h). */
 	halo_signals_on_stuck(halo_outputs_abandon);
+	/* A file over `ulimit -f` is then an error write() reports (EFBIG,
+	 * named with its file), not a silent death that leaves temporary
+	 * outputs behind. */
+	signal(SIGXFSZ, SIG_IGN);
 	int rc = dispatch(argc, argv);
 	/* Results on a full disk or a closed pipe are lost: say so. */
 	errno = 0;

@@ -317,6 +317,23 @@ else:
     skip("disk full", "cannot mount a small tmpfs here")
     skip("disk full: nothing left", "cannot mount a small tmpfs here")
 
+# A file over `ulimit -f`: one line naming it, nothing left (SIGXFSZ
+# killed halo silently, leaving its lock and temporary output).
+import resource  # noqa: E402
+
+fsz = good_array("fsz.zarr", shape=(16, 64, 64), chunks=(8, 64, 64), compressor=None)
+fsz_dir = path("fsz-out")
+shutil.rmtree(fsz_dir, ignore_errors=True)
+os.makedirs(fsz_dir)
+r = subprocess.run([HALO, "convert", fsz, os.path.join(fsz_dir, "o.zarr"), "--compressor", "none"],
+                   capture_output=True, text=True, timeout=120,
+                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384)))
+lines = r.stderr.strip().splitlines()
+check(r.returncode == 1 and len(lines) == 1 and "File too large" in lines[0] and
+      os.path.join(fsz_dir, "o.zarr") in lines[0] and os.listdir(fsz_dir) == [],
+      "a file over ulimit -f: one line naming it, exit 1, nothing left",
+      f"{r.returncode} {r.stderr} {os.listdir(fsz_dir)}")
+
 # SIGINT during a run: exits non-zero soon, leaves no OUT.
 big = good_array("slow.zarr", shape=(128, 256, 256), chunks=(8, 64, 64))
 out = path("interrupted.zarr")
