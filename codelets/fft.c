@@ -7,9 +7,13 @@
 #include "codelets/fft.h"
 #include "codelets/rl_math.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Plans are small, so many shapes are kept (a volume's edge chunks with
  * boundary none give up to 27 haloed shapes); the large arrays are one
@@ -76,31 +80,71 @@ int halo_fft_good_size(int n, int step)
 	return 0;
 }
 
-void halo_fft_init(const char *wisdom_file)
+/* Whether path may be read and replaced as wisdom: missing, or a regular
+ * file that is empty or begins as FFTW's export does. Anything else (a
+ * user's file named by HALO_FFTW_WISDOM, /dev/null, a folder, /dev/full,
+ * whose zeros FFTW's reader reads forever) is left alone. */
+static int wisdom_file_ok(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return errno == ENOENT;
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (st.st_size == 0)
+		return 1;
+	char head[6] = {0};
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+	if (f)
+		fclose(f);
+	return n == sizeof head && memcmp(head, "(fftw-", sizeof head) == 0;
+}
+
+int halo_fft_init(const char *wisdom_file)
 {
 	pthread_once(&init_once, init_key);
 	pthread_mutex_lock(&wisdom_lock);
+	int rc = 0;
 	if (wisdom_file && !wisdom_path) {
-		wisdom_path = strdup(wisdom_file);
-		fftwf_import_wisdom_from_filename(wisdom_file);
+		if (wisdom_file_ok(wisdom_file)) {
+			wisdom_path = strdup(wisdom_file);
+			fftwf_import_wisdom_from_filename(wisdom_file);
+		} else {
+			rc = -1;
+		}
 	}
 	pthread_mutex_unlock(&wisdom_lock);
+	return rc;
 }
 
 void halo_fft_save_wisdom(void)
 {
 	pthread_mutex_lock(&wisdom_lock);
-	if (wisdom_path) {
-		/* Written beside and renamed, so a concurrent run never reads a
-		 * half-written file. */
-		size_t n = strlen(wisdom_path) + 16;
+	if (wisdom_path && wisdom_file_ok(wisdom_path)) {
+		/* Written beside under a name of its own and renamed, so that a
+		 * concurrent run never reads a half-written file, nor two runs
+		 * write into one. */
+		size_t n = strlen(wisdom_path) + 8;
 		char *tmp = malloc(n);
+		int fd = -1;
 		if (tmp) {
-			snprintf(tmp, n, "%s.tmp", wisdom_path);
-			if (fftwf_export_wisdom_to_filename(tmp))
-				rename(tmp, wisdom_path);
-			free(tmp);
+			snprintf(tmp, n, "%s.XXXXXX", wisdom_path);
+			fd = mkstemp(tmp);
 		}
+		FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+		if (f) {
+			fchmod(fd, 0644);
+			fftwf_export_wisdom_to_file(f);
+			int ok = fflush(f) == 0 && !ferror(f);
+			ok &= fclose(f) == 0;
+			if (!ok || rename(tmp, wisdom_path) != 0)
+				unlink(tmp);
+		} else if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		free(tmp);
 	}
 	pthread_mutex_unlock(&wisdom_lock);
 }

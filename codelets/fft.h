@@ -53,8 +53,10 @@ struct halo_fft_work {
 int halo_fft_good_size(int n, int step);
 
 /* Makes FFTW's planner thread-safe and loads wisdom (once per process).
- * wisdom_file may be NULL for no wisdom. */
-void halo_fft_init(const char *wisdom_file);
+ * wisdom_file may be NULL for no wisdom. Returns -1 where wisdom_file is
+ * not a wisdom file (exists, but is not a regular file empty or written
+ * by FFTW): it is then neither read nor replaced. */
+int halo_fft_init(const char *wisdom_file);
 
 /* Saves the accumulated wisdom (best effort). */
 void halo_fft_save_wisdom(void);

@@ -390,7 +390,7 @@ static int rl_prepare(void *ctx, const int n[3], const int out[3], halo_error_t 
 }
 #endif
 
-void halo_fftw_wisdom_path(char *out, size_t len)
+static void wisdom_path(char *out, size_t len)
 {
 	const char *env = getenv("HALO_FFTW_WISDOM");
 	if (env) {
@@ -415,6 +415,21 @@ void halo_fftw_wisdom_path(char *out, size_t len)
 	snprintf(out, len, "%s/fftw-wisdom-f32", dir);
 }
 
+static void wisdom_load_once(void)
+{
+	char path[4096 + 32]; /* a folder's path and the file's name */
+	wisdom_path(path, sizeof path);
+	if (path[0] && halo_fft_init(path) != 0)
+		fprintf(stderr, "halo: warning: %s is not an FFTW wisdom file; halo neither reads "
+				"nor replaces it (FFTW plans afresh)\n", path);
+}
+
+void halo_fftw_wisdom_load(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, wisdom_load_once);
+}
+
 struct rl_kernel {
 	halo_overlap_kernel_t kernel;
 	struct rl_ctx ctx;
@@ -426,9 +441,7 @@ int halo_rl_kernel_create(const float *psf, const int pn[3], int iterations, int
 	struct rl_kernel *k = calloc(1, sizeof *k);
 	if (!k)
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
-	char wisdom[4096];
-	halo_fftw_wisdom_path(wisdom, sizeof wisdom);
-	halo_fft_init(wisdom[0] ? wisdom : NULL);
+	halo_fftw_wisdom_load();
 	k->ctx = (struct rl_ctx){.iterations = iterations, .threads = threads > 1 ? threads : 1};
 	int rc = halo__otf_cache_init(&k->ctx.otf, psf, pn, err);
 	if (rc) {

@@ -123,9 +123,10 @@ int halo__otf_get(struct halo_otf_cache *c, const int n[3], int rank, starpu_dat
 /* Waits for the tasks using the handles and unregisters them. */
 void halo__otf_cache_release(struct halo_otf_cache *c);
 
-/* Where FFTW wisdom is kept between runs: $HALO_FFTW_WISDOM, else
- * $XDG_CACHE_HOME/halo/fftw-wisdom-f32, else ~/.cache/halo/...; the
- * directory is created. Writes "" when no location is usable. */
-void halo_fftw_wisdom_path(char *out, size_t len);
+/* Loads FFTW wisdom kept between runs (halo_fft_init) from
+ * $HALO_FFTW_WISDOM, else $XDG_CACHE_HOME/halo/fftw-wisdom-f32, else
+ * ~/.cache/halo/... (the directory is created), once per process; says so
+ * where that file is not FFTW's, which is then left alone. */
+void halo_fftw_wisdom_load(void);
 
 #endif

@@ -384,9 +384,7 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 			halo__otf_cache_release(&otfs);
 		goto out;
 	}
-	char wisdom[4096];
-	halo_fftw_wisdom_path(wisdom, sizeof wisdom);
-	halo_fft_init(wisdom[0] ? wisdom : NULL);
+	halo_fftw_wisdom_load();
 	double t0 = halo_now();
 	halo_progress_t progress;
 	halo_progress_init(&progress, "deconvolve (exact)", (int64_t)o->iterations, o->stream.quiet);

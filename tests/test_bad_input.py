@@ -387,6 +387,26 @@ for cmd in (["convert", big, out, "--chunks", "16,64,64"],
         shutil.rmtree(out, ignore_errors=True)
 check(not early, "SIGTERM in a run's first milliseconds: no lock or temporary left", early)
 
+# HALO_FFTW_WISDOM naming something that is not FFTW's wisdom: a user's
+# file (it was replaced by wisdom), a folder (a DIR.tmp was left beside
+# it), /dev/full (FFTW's reader read its zeros forever). Each is left
+# alone, with a warning, and the run goes on.
+mine = path("my-notes.txt")
+with open(mine, "w") as f:
+    f.write("not wisdom\n")
+wdir = path("wisdom-dir")
+shutil.rmtree(wdir, ignore_errors=True)
+os.makedirs(wdir)
+wimg = good_array("wimg.zarr", shape=(8, 16, 16), chunks=(8, 16, 16))
+tifffile.imwrite(path("w_psf.tif"), np.ones((3, 3, 3), np.float32), photometric="minisblack")
+for target, what in [(mine, "a user's file"), (wdir, "a folder"), ("/dev/full", "/dev/full")]:
+    r = halo("deconvolve", wimg, path("w_psf.tif"), path("w_out.zarr"), "--iterations", "2",
+             "--overwrite", "--quiet", timeout=60, env={"HALO_FFTW_WISDOM": target})
+    left = [n for n in os.listdir(TMP) if n.startswith(os.path.basename(target) + ".")]
+    check(r.returncode == 0 and "is not an FFTW wisdom file" in r.stderr and not left and
+          (target != mine or open(mine).read() == "not wisdom\n"),
+          f"HALO_FFTW_WISDOM naming {what}: left alone, with a warning", (r.stderr, left))
+
 # A run that does not wind down after a signal (FFTW's patient planning
 # does not look at it for seconds; a StarPU waiting for memory it cannot
 # get never does) is ended after HALO_INTERRUPT_GRACE seconds, its
