@@ -365,6 +365,17 @@ static int several_memory_nodes(const halo_runtime_opts_t *opts)
  * either, halo says so instead of letting StarPU abort. */
 static int starpu_home_fallback(halo_error_t *err)
 {
+	/* Where the user chose a folder for the models, it is that or an
+	 * error: StarPU aborted on one it could not write. */
+	const char *models = getenv("STARPU_PERF_MODEL_DIR");
+	if (models && *models) {
+		struct stat ms;
+		halo_fs_mkdirs(models, NULL);
+		if (stat(models, &ms) != 0 || !S_ISDIR(ms.st_mode) || access(models, W_OK | X_OK) != 0)
+			return halo_error_set(err, HALO_ERUNTIME, "STARPU_PERF_MODEL_DIR=%s: not a folder "
+					      "halo can write StarPU's performance models in", models);
+		return HALO_OK;
+	}
 	const char *names[] = {"XDG_CACHE_HOME", "STARPU_HOME", "HOME"}, *home = NULL;
 	for (int i = 0; i < 3 && !home; i++)
 		home = getenv(names[i]);

@@ -282,6 +282,14 @@ check(r.returncode == 0 and r.stderr == "" and
       os.path.isdir(os.path.join(tmpdir, f"halo-starpu-{os.getuid()}", ".starpu")),
       "HOME not a writable folder: runs, StarPU's files under TMPDIR", r.stderr[-300:])
 
+# A STARPU_PERF_MODEL_DIR that cannot hold the models: one line (StarPU
+# aborted with a backtrace).
+r = halo("convert", p, path("pmd_out.zarr"), "--quiet",
+         env={"STARPU_PERF_MODEL_DIR": os.path.join(p, ".zarray")})
+check(r.returncode == 1 and r.stderr.count("\n") == 1 and
+      "STARPU_PERF_MODEL_DIR=" in r.stderr and "not a folder" in r.stderr,
+      "STARPU_PERF_MODEL_DIR not a folder: one line, exit 1", r.stderr[-300:])
+
 # OUT inside IN would change IN; replacing OUT around IN would delete it.
 for out, where in [(os.path.join(p, "sub.zarr"), "inside"), (os.path.dirname(p), "around")]:
     r = halo("convert", p, out, "--overwrite")
