@@ -402,29 +402,41 @@ static void output_free(halo_output_t *o)
  * name. */
 static int swap(halo_output_t *o, halo_error_t *err)
 {
-	if (halo_fs_exists(o->final)) {
-		if (!o->overwrite)
-			return halo_error_set(err, HALO_EEXIST, "%s: appeared while writing; not replaced",
-					      o->final);
-		o->old = with_suffix(o->final, "old");
-		if (!o->old || rename(o->final, o->old) < 0) {
-			int e = o->old ? errno : ENOMEM;
-			free(o->old);
-			o->old = NULL;
-			return halo_error_set(err, HALO_EIO, "%s: cannot move the old output aside: %s",
-					      o->final, strerror(e));
+	/* Runs replacing one output at once (--overwrite) each move aside
+	 * what is in place and put theirs there; another run may move it
+	 * first (ENOENT) or put its own in place first (ENOTEMPTY): then the
+	 * move is tried again, and the last run's output stays. */
+	for (int tries = 0;; tries++) {
+		int again = tries < 16;
+		if (halo_fs_exists(o->final)) {
+			if (!o->overwrite)
+				return halo_error_set(err, HALO_EEXIST, "%s: appeared while writing; not "
+						      "replaced", o->final);
+			if (!o->old && !(o->old = with_suffix(o->final, "old")))
+				return halo_error_set(err, HALO_ENOMEM, "out of memory");
+			/* What an earlier try moved aside: another run's output,
+			 * or the one this run replaces; either way superseded. */
+			halo_fs_remove_tree(o->old);
+			if (rename(o->final, o->old) < 0) {
+				int e = errno;
+				if (e == ENOENT && again)
+					continue;
+				return halo_error_set(err, HALO_EIO, "%s: cannot move the old output "
+						      "aside: %s", o->final, strerror(e));
+			}
 		}
-	}
-	if (rename(o->tmp, o->final) < 0) {
-		int rc = halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", o->final,
-					strerror(errno));
+		if (rename(o->tmp, o->final) == 0)
+			return HALO_OK;
+		int e = errno;
+		if ((e == ENOTEMPTY || e == EEXIST) && o->overwrite && again)
+			continue;
+		int rc = halo_error_set(err, halo_fs_errno_code(e), "%s: %s", o->final, strerror(e));
 		if (o->old && rename(o->old, o->final) == 0) {
 			free(o->old);
 			o->old = NULL;
 		}
 		return rc;
 	}
-	return HALO_OK;
 }
 
 /* Undoes swap: the new output back under its temporary name, the old one
