@@ -290,7 +290,11 @@ static int lock_create(halo_output_t *o, const char *final, halo_error_t *err)
 					    fresh, strerror(errno));
 			break;
 		}
-		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		/* Another run may hold it for a moment, checking whether it is
+		 * a killed run's (remove_stale): wait for that. */
+		int got = flock(fd, LOCK_EX | LOCK_NB) == 0 ||
+			  (errno == EWOULDBLOCK && flock(fd, LOCK_EX) == 0);
+		if (!got) {
 			/* No flock here (NFS without locking): no lock file
 			 * either, which later runs would take for a live run's. */
 			close(fd);
@@ -299,10 +303,13 @@ static int lock_create(halo_output_t *o, const char *final, halo_error_t *err)
 		}
 		int linked = link(fresh, o->lock) == 0;
 		e = errno;
-		/* A filesystem without hard links: rename, which would replace
-		 * the lock of a run that drew the same id (1 in 2^24 of a pid). */
-		if (!linked && (e == EPERM || e == ENOTSUP || e == EOPNOTSUPP))
+		/* A filesystem without hard links (EPERM, ENOSYS on FUSE, ...):
+		 * rename, which would replace the lock of a run that drew the
+		 * same id (1 in 2^24 of a pid). */
+		if (!linked && e != EEXIST && e != ENOENT) {
 			linked = rename(fresh, o->lock) == 0;
+			e = linked ? 0 : errno;
+		}
 		if (linked) {
 			o->lock_fd = fd;
 			unlink(fresh);

@@ -101,9 +101,10 @@ void halo_zarr_meta_init(halo_zarr_meta_t *meta, int ndim, const int64_t *shape,
 			 const int64_t *chunks, halo_dtype_t dtype);
 
 /* Shrinks chunks (3 axes) of elsize-byte elements until one holds at
- * most HALO_ZARR_MAX_CHUNK_BYTES, halving the largest axis (rounded up,
- * so that the halves tile the chunk): a computation's chunks stored in
- * pieces blosc takes. Returns 1 where they changed. */
+ * most HALO_ZARR_MAX_CHUNK_BYTES, halving the largest axis, rounded up: a
+ * computation's chunks stored in pieces blosc takes (an odd axis's last
+ * piece then spans two computed chunks, which works, at the cost of one
+ * more read). Returns 1 where they changed. */
 int halo_zarr_chunks_fit(int64_t chunks[3], size_t elsize);
 
 /* Parses a codec name as given on the command line: none, lz4, lz4hc,

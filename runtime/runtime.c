@@ -368,7 +368,9 @@ static int starpu_home_fallback(halo_error_t *err)
 	/* Where the user chose a folder for the models, it is that or an
 	 * error: StarPU aborted on one it could not write. */
 	const char *models = getenv("STARPU_PERF_MODEL_DIR");
-	if (models && *models) {
+	if (models && !*models) /* StarPU would take it for "/" */
+		unsetenv("STARPU_PERF_MODEL_DIR");
+	else if (models) {
 		struct stat ms;
 		halo_fs_mkdirs(models, NULL);
 		if (stat(models, &ms) != 0 || !S_ISDIR(ms.st_mode) || access(models, W_OK | X_OK) != 0)

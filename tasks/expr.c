@@ -669,12 +669,18 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 	}
 	/* The input's chunks, where no chunks are given, are stored in
 	 * pieces blosc takes (as halo deconvolve does); given ones are
-	 * kept or refused. */
-	if (!chunks && wo->format != HALO_FMT_TIFF)
+	 * kept or refused. TIFF has no blosc: large pages go fewer at a
+	 * time, one at least, however large. */
+	if (wo->format == HALO_FMT_TIFF) {
+		while (c[0] > 1 && (double)elsize * (double)c[0] * (double)c[1] * (double)c[2] >
+					   (double)HALO_ZARR_MAX_CHUNK_BYTES)
+			c[0] = (c[0] + 1) / 2;
+	} else if (!chunks) {
 		halo_zarr_chunks_fit(c, elsize);
+	}
 	for (int d = 0; d < 3; d++)
 		bytes *= (uint64_t)c[d];
-	if (bytes > HALO_ZARR_MAX_CHUNK_BYTES)
+	if (wo->format != HALO_FMT_TIFF && bytes > HALO_ZARR_MAX_CHUNK_BYTES)
 		return halo_error_set(err, HALO_EINVAL, "%s: chunks of %lldx%lldx%lld are %llu bytes, "
 				      "more than blosc's limit of %llu (give smaller chunks)", path,
 				      (long long)c[0], (long long)c[1], (long long)c[2],

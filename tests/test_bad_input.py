@@ -289,6 +289,11 @@ r = halo("convert", p, path("pmd_out.zarr"), "--quiet",
 check(r.returncode == 1 and r.stderr.count("\n") == 1 and
       "STARPU_PERF_MODEL_DIR=" in r.stderr and "not a folder" in r.stderr,
       "STARPU_PERF_MODEL_DIR not a folder: one line, exit 1", r.stderr[-300:])
+# An empty one is StarPU's "/" (as root it made /codelets and /bus): unset.
+r = halo("convert", p, path("pmd_out.zarr"), "--quiet", "--overwrite",
+         env={"STARPU_PERF_MODEL_DIR": ""})
+check(r.returncode == 0 and not os.path.exists("/codelets") and not os.path.exists("/bus"),
+      "an empty STARPU_PERF_MODEL_DIR is the default, not /", r.stderr[-300:])
 
 # OUT inside IN would change IN; replacing OUT around IN would delete it.
 for out, where in [(os.path.join(p, "sub.zarr"), "inside"), (os.path.dirname(p), "around")]:

@@ -742,6 +742,17 @@ pieces = pipeline("pieces", [
 r = halo("graph", "stats", pieces, "--json", check_rc=0)
 check(json.loads(r.stdout or "{}").get("tasks_by_kind", {}).get("write") == 4,
       "to_zarr stores chunks over blosc's 2 GiB in pieces", r.stdout + r.stderr)
+# TIFF has no blosc limit: 1 GiB float32 pages go one at a time (four
+# pages at once were refused as over blosc's limit).
+pages = path("pages_u16.zarr")
+zarr.open(pages, mode="w", shape=(4, 16384, 16384), chunks=(1, 16384, 16384), dtype="<u2")
+tiff_pages = pipeline("tiff_pages", [
+    {"name": "raw", "op": "from_zarr", "path": pages},
+    {"name": "f", "op": "astype", "input": "raw", "dtype": "float32"},
+    {"name": "out", "op": "to_tiff", "input": "f", "path": path("pages_out.tif")}])
+r = halo("graph", "stats", tiff_pages, "--json", check_rc=0)
+check(json.loads(r.stdout or "{}").get("tasks_by_kind", {}).get("write") == 4,
+      "to_tiff writes pages over 2 GiB together one at a time", r.stdout + r.stderr)
 
 # 11. A tight --memory. Chunks that neighbouring chunks share (a rechunk's
 # planes, the chunks along a reduced axis) were once not counted: the walk
