@@ -729,30 +729,25 @@ check(json.loads(r.stdout or "{}").get("plan_nodes") == 3, "a step no output nee
       r.stdout)
 r = halo("graph", "dot", unused, check_rc=0)
 check("style=dashed" in r.stdout, "graph dot draws culled steps dashed")
-# to_zarr without chunks stores the input's chunks, in pieces where they
-# are over blosc's 2 GiB: 512x1024x1024 uint16 (1 GiB, no chunk stored:
-# nothing is read) as float32 is 2 GiB a chunk, written as 4 pieces of
-# 512x512x1024 (it was refused).
-huge = path("huge_u16.zarr")
-zarr.open(huge, mode="w", shape=(1024, 1024, 1024), chunks=(512, 1024, 1024), dtype="<u2")
-pieces = pipeline("pieces", [
-    {"name": "raw", "op": "from_zarr", "path": huge},
-    {"name": "f", "op": "astype", "input": "raw", "dtype": "float32"},
-    {"name": "out", "op": "to_zarr", "input": "f", "path": path("pieces_out.zarr")}])
-r = halo("graph", "stats", pieces, "--json", check_rc=0)
-check(json.loads(r.stdout or "{}").get("tasks_by_kind", {}).get("write") == 4,
-      "to_zarr stores chunks over blosc's 2 GiB in pieces", r.stdout + r.stderr)
-# TIFF has no blosc limit: 1 GiB float32 pages go one at a time (four
-# pages at once were refused as over blosc's limit).
-pages = path("pages_u16.zarr")
-zarr.open(pages, mode="w", shape=(4, 16384, 16384), chunks=(1, 16384, 16384), dtype="<u2")
-tiff_pages = pipeline("tiff_pages", [
-    {"name": "raw", "op": "from_zarr", "path": pages},
-    {"name": "f", "op": "astype", "input": "raw", "dtype": "float32"},
-    {"name": "out", "op": "to_tiff", "input": "f", "path": path("pages_out.tif")}])
-r = halo("graph", "stats", tiff_pages, "--json", check_rc=0)
-check(json.loads(r.stdout or "{}").get("tasks_by_kind", {}).get("write") == 4,
-      "to_tiff writes pages over 2 GiB together one at a time", r.stdout + r.stderr)
+# Stored chunks over blosc's 2 GiB (uint16 arrays with no chunk stored:
+# nothing is read, the plan is counted), both once refused: to_zarr
+# without chunks stores the input's in pieces (512x1024x1024 as float32,
+# 2 GiB, in 4 pieces of 512x512x1024); TIFF has no blosc, and 1 GiB
+# float32 pages go one at a time.
+for name, shape, chunks, op, out, what in [
+        ("huge", (1024, 1024, 1024), (512, 1024, 1024), "to_zarr", "pieces_out.zarr",
+         "to_zarr stores chunks over blosc's 2 GiB in pieces"),
+        ("pages", (4, 16384, 16384), (1, 16384, 16384), "to_tiff", "pages_out.tif",
+         "to_tiff writes pages over 2 GiB together one at a time")]:
+    src = path(name + "_u16.zarr")
+    zarr.open(src, mode="w", shape=shape, chunks=chunks, dtype="<u2")
+    pl = pipeline(name, [
+        {"name": "raw", "op": "from_zarr", "path": src},
+        {"name": "f", "op": "astype", "input": "raw", "dtype": "float32"},
+        {"name": "out", "op": op, "input": "f", "path": path(out)}])
+    r = halo("graph", "stats", pl, "--json", check_rc=0)
+    check(json.loads(r.stdout or "{}").get("tasks_by_kind", {}).get("write") == 4, what,
+          r.stdout + r.stderr)
 
 # 11. A tight --memory. Chunks that neighbouring chunks share (a rechunk's
 # planes, the chunks along a reduced axis) were once not counted: the walk
