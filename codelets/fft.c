@@ -101,6 +101,21 @@ static int wisdom_file_ok(const char *path)
 	return n == sizeof head && memcmp(head, "(fftw-", sizeof head) == 0;
 }
 
+/* The process's umask, read where reading it does not change it (umask()
+ * would, for every thread at once): /proc/self/status, else 022. */
+static mode_t current_umask(void)
+{
+	unsigned m = 022;
+	char line[128];
+	FILE *f = fopen("/proc/self/status", "r");
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "Umask: %o", &m) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (mode_t)m;
+}
+
 int halo_fft_init(const char *wisdom_file)
 {
 	pthread_once(&init_once, init_key);
@@ -134,7 +149,7 @@ void halo_fft_save_wisdom(void)
 		}
 		FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
 		if (f) {
-			fchmod(fd, 0644);
+			fchmod(fd, 0666 & ~current_umask()); /* mkstemp's is 0600 */
 			fftwf_export_wisdom_to_file(f);
 			int ok = fflush(f) == 0 && !ferror(f);
 			ok &= fclose(f) == 0;

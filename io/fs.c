@@ -120,7 +120,8 @@ enum { WRITE_PIECE = 128 << 10 };
 
 int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *err)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* The umask decides (a group's shared folder under umask 002). */
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (fd < 0)
 		return halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", path, strerror(errno));
 	const unsigned char *p = data;
@@ -162,7 +163,7 @@ int halo_fs_mkdirs(const char *path, halo_error_t *err)
 		if (*s == '/' || *s == '\0') {
 			char c = *s;
 			*s = '\0';
-			if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+			if (mkdir(p, 0777) < 0 && errno != EEXIST) {
 				int e = errno;
 				int rc = halo_error_set(err, halo_fs_errno_code(e), "%s: %s", p, strerror(e));
 				free(p);

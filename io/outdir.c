@@ -234,11 +234,22 @@ static int writable(const char *final, const char *trimmed, int overwrite, halo_
 	/* The lock's name beside it (".NAME.halo-lock-ID"), the longest halo
 	 * makes, must fit the folder's limit on a name. */
 	long name_max = parent_ok ? pathconf(parent, _PC_NAME_MAX) : -1;
-	free(copy);
-	if (!parent_ok || !can)
+	if (!parent_ok || !can) {
+		free(copy);
 		return halo_error_set(err, parent_ok ? HALO_EIO : HALO_ENOENT, "%s: %s", final,
 				      parent_ok ? "no permission to write in its folder"
 						: "parent directory does not exist");
+	}
+	/* In a sticky folder (/tmp) only a file's or the folder's owner may
+	 * move it: refused now, not after the whole computation. */
+	struct stat pst, tst;
+	uid_t me = geteuid();
+	int foreign = overwrite && me != 0 && stat(parent, &pst) == 0 && (pst.st_mode & S_ISVTX) &&
+		      pst.st_uid != me && lstat(trimmed, &tst) == 0 && tst.st_uid != me;
+	free(copy);
+	if (foreign)
+		return halo_error_set(err, HALO_EIO, "%s: belongs to another user in a sticky folder "
+				      "(such as /tmp), where only its owner may replace it", final);
 	/* Counted with the longest run id, so that a name is taken or
 	 * refused the same way on every run and every MPI rank. */
 	const char *base = strrchr(trimmed, '/');
@@ -426,6 +437,8 @@ static int swap(halo_output_t *o, halo_error_t *err)
 			halo_fs_remove_tree(o->old);
 			if (rename(o->final, o->old) < 0) {
 				int e = errno;
+				free(o->old); /* nothing is kept aside */
+				o->old = NULL;
 				if (e == ENOENT && again)
 					continue;
 				return halo_error_set(err, HALO_EIO, "%s: cannot move the old output "

@@ -400,9 +400,11 @@ static void wisdom_path(char *out, size_t len)
 	const char *cache = getenv("XDG_CACHE_HOME");
 	const char *home = getenv("HOME");
 	char dir[4096];
-	if (cache && *cache)
+	/* Folders made under a home or cache folder that exists, never the
+	 * home itself (HOME may name one that is not there). */
+	if (cache && *cache && halo_fs_is_dir(cache))
 		snprintf(dir, sizeof dir, "%s/halo", cache);
-	else if (home && *home)
+	else if (home && *home && halo_fs_is_dir(home))
 		snprintf(dir, sizeof dir, "%s/.cache/halo", home);
 	else {
 		out[0] = '\0';

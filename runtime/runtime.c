@@ -358,11 +358,12 @@ static int several_memory_nodes(const halo_runtime_opts_t *opts)
 }
 
 /* StarPU keeps its performance models and bus calibration in the first
- * of $XDG_CACHE_HOME, $STARPU_HOME and $HOME (StarPU 1.3's order), under
- * .starpu, and aborts when it cannot create them there. Without such a
- * writable folder (a service account, a read-only container, /proc) they
- * go to a private folder under $TMPDIR or else /tmp; with none of those
- * either, halo says so instead of letting StarPU abort. */
+ * of $XDG_CACHE_HOME, $STARPU_HOME and $HOME that is set (StarPU 1.3's
+ * order), under .starpu, and aborts when it cannot create them there.
+ * halo takes the first of them, in that order, where .starpu can be
+ * written (unsetting the ones before it, which StarPU would take); else
+ * a private folder under $TMPDIR or /tmp; with none of those either, it
+ * says so instead of letting StarPU abort. */
 static int starpu_home_fallback(halo_error_t *err)
 {
 	/* Where the user chose a folder for the models, it is that or an
@@ -378,32 +379,51 @@ static int starpu_home_fallback(halo_error_t *err)
 					      "halo can write StarPU's performance models in", models);
 		return HALO_OK;
 	}
-	const char *names[] = {"XDG_CACHE_HOME", "STARPU_HOME", "HOME"}, *home = NULL;
-	for (int i = 0; i < 3 && !home; i++)
-		home = getenv(names[i]);
+	const char *names[] = {"XDG_CACHE_HOME", "STARPU_HOME", "HOME"};
 	char dir[4096];
 	struct stat st;
-	if (home && *home) {
+	for (int i = 0; i < 3; i++) {
+		const char *home = getenv(names[i]);
+		if (!home || !*home)
+			continue;
 		/* Made now to find out whether it can be (StarPU would make it). */
 		snprintf(dir, sizeof dir, "%s/.starpu", home);
-		if ((mkdir(dir, 0755) == 0 || errno == EEXIST) && stat(dir, &st) == 0 &&
-		    S_ISDIR(st.st_mode) && access(dir, W_OK | X_OK) == 0)
+		if ((mkdir(dir, 0777) == 0 || errno == EEXIST) && stat(dir, &st) == 0 &&
+		    S_ISDIR(st.st_mode) && access(dir, W_OK | X_OK) == 0) {
+			for (int j = 0; j < i; j++)
+				unsetenv(names[j]);
 			return HALO_OK;
+		}
 	}
+	/* In a shared folder such as /tmp the name must be this user's own
+	 * folder, not a link or another user's folder (lstat: a link swapped
+	 * in after a check would send StarPU's files elsewhere; in a sticky
+	 * folder no one else can rename the user's own entry). */
 	const char *tmps[] = {getenv("TMPDIR"), "/tmp"};
+	int taken = 0;
 	for (int i = 0; i < 2; i++) {
 		if (!tmps[i] || !*tmps[i] || stat(tmps[i], &st) != 0 || !S_ISDIR(st.st_mode))
 			continue;
 		snprintf(dir, sizeof dir, "%s/halo-starpu-%ld", tmps[i], (long)getuid());
-		if ((mkdir(dir, 0700) == 0 || errno == EEXIST) && stat(dir, &st) == 0 &&
-		    S_ISDIR(st.st_mode) && st.st_uid == getuid() && access(dir, W_OK | X_OK) == 0) {
+		mkdir(dir, 0700);
+		if (lstat(dir, &st) != 0)
+			continue;
+		if (!S_ISDIR(st.st_mode) || st.st_uid != getuid()) {
+			taken = 1;
+			continue;
+		}
+		if ((st.st_mode & 077) && chmod(dir, 0700) != 0)
+			continue;
+		if (access(dir, W_OK | X_OK) == 0) {
 			unsetenv("XDG_CACHE_HOME");
 			setenv("STARPU_HOME", dir, 1);
 			return HALO_OK;
 		}
 	}
 	return halo_error_set(err, HALO_ERUNTIME, "no writable folder for StarPU's performance "
-			      "models ($HOME/.starpu, $TMPDIR, /tmp); set STARPU_HOME to one");
+			      "models ($XDG_CACHE_HOME, $STARPU_HOME or $HOME, then $TMPDIR or /tmp%s); "
+			      "set STARPU_HOME to one",
+			      taken ? ", where halo-starpu-UID is another user's or a link" : "");
 }
 
 /* StarPU aborts on a worker count it cannot read in its environment, even

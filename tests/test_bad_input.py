@@ -282,6 +282,43 @@ check(r.returncode == 0 and r.stderr == "" and
       os.path.isdir(os.path.join(tmpdir, f"halo-starpu-{os.getuid()}", ".starpu")),
       "HOME not a writable folder: runs, StarPU's files under TMPDIR", r.stderr[-300:])
 
+# StarPU's folder under TMPDIR must be this user's own: a link there (a
+# link swapped in after a check sent another user's models elsewhere) is
+# passed over for /tmp's, and nothing is written where it points.
+tmpdir2 = path("tmp-home2")
+shutil.rmtree(tmpdir2, ignore_errors=True)
+os.makedirs(tmpdir2)
+elsewhere = path("tmp-elsewhere")
+shutil.rmtree(elsewhere, ignore_errors=True)
+os.makedirs(elsewhere)
+os.symlink(elsewhere, os.path.join(tmpdir2, f"halo-starpu-{os.getuid()}"))
+env = dict(os.environ, HOME=os.path.join(p, ".zarray"), TMPDIR=tmpdir2)
+for name in ["STARPU_HOME", "XDG_CACHE_HOME", "STARPU_PERF_MODEL_DIR"]:
+    env.pop(name, None)
+r = subprocess.run([HALO, "convert", p, path("home_out2.zarr"), "--quiet", "--overwrite"],
+                   capture_output=True, text=True, env=env)
+check(r.returncode == 0 and os.listdir(elsewhere) == [],
+      "a link for StarPU's folder under TMPDIR is not followed", r.stderr[-300:])
+# An unusable XDG_CACHE_HOME gives way to the user's STARPU_HOME (it went
+# to TMPDIR, whatever STARPU_HOME said).
+own = path("own-starpu-home")
+shutil.rmtree(own, ignore_errors=True)
+os.makedirs(own)
+env = dict(os.environ, XDG_CACHE_HOME=os.path.join(p, ".zarray"), STARPU_HOME=own)
+env.pop("STARPU_PERF_MODEL_DIR", None)
+r = subprocess.run([HALO, "convert", p, path("home_out3.zarr"), "--quiet", "--overwrite"],
+                   capture_output=True, text=True, env=env)
+check(r.returncode == 0 and os.path.isdir(os.path.join(own, ".starpu", "sampling")),
+      "an unusable XDG_CACHE_HOME gives way to STARPU_HOME", r.stderr[-300:])
+# Outputs follow the umask: a group's shared folder under umask 002 gets
+# group-writable folders and files (0755 and 0644 were fixed).
+r = subprocess.run([HALO, "convert", p, path("umask_out.zarr"), "--quiet", "--overwrite"],
+                   capture_output=True, text=True, preexec_fn=lambda: os.umask(0o002))
+modes = {oct(os.stat(os.path.join(d, n)).st_mode & 0o777)
+         for d, ds, fs in os.walk(path("umask_out.zarr")) for n in ds + fs}
+check(r.returncode == 0 and modes == {"0o775", "0o664"}, "outputs follow the umask (002)",
+      (r.stderr, modes))
+
 # A STARPU_PERF_MODEL_DIR that cannot hold the models: one line (StarPU
 # aborted with a backtrace).
 r = halo("convert", p, path("pmd_out.zarr"), "--quiet",
