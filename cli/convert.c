@@ -149,20 +149,15 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 		c[d] = info->chunks[d] < ii->shape[d] ? info->chunks[d] : ii->shape[d];
 	size_t elsize = halo_dtype_size(info->dtype);
 	/* In floating point, so that no product of huge sizes wraps around. */
-	double plane = (double)elsize * (double)c[1] * (double)c[2];
-	if (wo->format == HALO_FMT_TIFF) {
-		/* Pages have no blosc limit; fewer planes at once where they are
-		 * large keep memory near one chunk's worth. */
-		while (c[0] > 1 && plane * (double)c[0] > (double)HALO_ZARR_MAX_CHUNK_BYTES)
-			c[0] = (c[0] + 1) / 2;
-		info->chunks[0] = c[0];
-	} else if (o->nchunks) {
-		if (plane * (double)c[0] > (double)HALO_ZARR_MAX_CHUNK_BYTES)
+	double bytes = (double)elsize * (double)c[0] * (double)c[1] * (double)c[2];
+	if (wo->format != HALO_FMT_TIFF && o->nchunks) {
+		if (bytes > (double)HALO_ZARR_MAX_CHUNK_BYTES)
 			return halo_error_set(err, HALO_EINVAL, "--chunks: a chunk of %.0f bytes exceeds "
-					      "blosc's limit of %llu", plane * (double)c[0],
+					      "blosc's limit of %llu", bytes,
 					      (unsigned long long)HALO_ZARR_MAX_CHUNK_BYTES);
-	} else if (halo_zarr_chunks_fit(c, elsize)) {
-		/* The input's chunks in a wider type: stored in pieces. */
+	} else if (halo_volume_chunks_fit(wo->format, c, elsize) || wo->format == HALO_FMT_TIFF) {
+		/* The input's chunks in a wider type stored in pieces, or
+		 * TIFF's pages fewer at a time. */
 		memcpy(info->chunks, c, sizeof c);
 	}
 

@@ -6,8 +6,8 @@
 #include "config.h"
 #include "codelets/fft.h"
 #include "codelets/rl_math.h"
+#include "io/fs.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,19 +86,7 @@ int halo_fft_good_size(int n, int step)
  * whose zeros FFTW's reader reads forever) is left alone. */
 static int wisdom_file_ok(const char *path)
 {
-	struct stat st;
-	if (stat(path, &st) != 0)
-		return errno == ENOENT;
-	if (!S_ISREG(st.st_mode))
-		return 0;
-	if (st.st_size == 0)
-		return 1;
-	char head[6] = {0};
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(head, 1, sizeof head, f) : 0;
-	if (f)
-		fclose(f);
-	return n == sizeof head && memcmp(head, "(fftw-", sizeof head) == 0;
+	return halo_fs_replaceable_report(path, "(fftw-");
 }
 
 /* The process's umask, read where reading it does not change it (umask()

@@ -226,9 +226,14 @@ int halo_fs_replaceable_report(const char *path, const char *sig)
 {
 	char head[64] = {0};
 	size_t len = strlen(sig) < sizeof head ? strlen(sig) : sizeof head;
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return errno == ENOENT;
+	if (!S_ISREG(st.st_mode))
+		return 0;
 	FILE *f = fopen(path, "rb");
 	if (!f)
-		return errno == ENOENT;
+		return 0;
 	size_t n = fread(head, 1, len, f);
 	fclose(f);
 	return n == 0 || (n == len && memcmp(head, sig, len) == 0);

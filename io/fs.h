@@ -45,9 +45,10 @@ int halo_fs_is_dir(const char *path);
  * FIFO or device, which renaming into place would replace). */
 int halo_fs_creatable(const char *path);
 
-/* 1 when a report halo writes may replace what is at path: nothing, an
- * empty file, or a file that begins with sig (what halo writes there),
- * never a user's other file, nor one that cannot be read. */
+/* 1 when a file halo writes (a report, FFTW's wisdom) may replace what is
+ * at path: nothing, an empty regular file, or a regular file that begins
+ * with sig (what halo writes there); never a user's other file, a folder
+ * or a device, nor one that cannot be read. */
 int halo_fs_replaceable_report(const char *path, const char *sig);
 
 /* Maps errno to a halo code. */

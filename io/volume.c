@@ -69,6 +69,19 @@ static int is_tiff_file(const char *path)
 			  (m[0] == 'M' && m[1] == 'M' && m[2] == 0 && (m[3] == 42 || m[3] == 43)));
 }
 
+int halo_volume_chunks_fit(halo_format_t format, int64_t chunks[3], size_t elsize)
+{
+	if (format != HALO_FMT_TIFF)
+		return halo_zarr_chunks_fit(chunks, elsize);
+	/* In floating point, so that no product of huge sizes wraps around. */
+	double plane = (double)elsize * (double)chunks[1] * (double)chunks[2];
+	int changed = 0;
+	for (; chunks[0] > 1 && plane * (double)chunks[0] > (double)HALO_ZARR_MAX_CHUNK_BYTES;
+	     changed = 1)
+		chunks[0] = (chunks[0] + 1) / 2;
+	return changed;
+}
+
 halo_format_t halo_format_from_path(const char *path)
 {
 	if (ends_with(path, ".tif") || ends_with(path, ".tiff"))

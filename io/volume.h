@@ -60,6 +60,13 @@ typedef struct halo_writer_opts {
  * .ome.zarr is OME-Zarr, anything else Zarr. */
 halo_format_t halo_format_from_path(const char *path);
 
+/* Holds chunks (3 axes) of elsize-byte elements to
+ * HALO_ZARR_MAX_CHUNK_BYTES for an output of format: Zarr's in pieces blosc
+ * takes (halo_zarr_chunks_fit), TIFF's in fewer planes at a time, one at
+ * least (pages have no such limit; memory stays near a chunk's worth).
+ * Returns 1 where they changed. */
+int halo_volume_chunks_fit(halo_format_t format, int64_t chunks[3], size_t elsize);
+
 /* Creates the output at path (a temporary path from io/outdir.h). For TIFF
  * info->chunks[1..2] must equal the shape: TIFF is written in z slabs, in
  * order. */

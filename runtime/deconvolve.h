@@ -47,17 +47,18 @@ typedef struct halo_deconv_machine {
  * peak) than on every core, and the bandwidths differ 33x. */
 #define HALO_CORE_GBS 6.4
 
-/* --chunks auto for overlap-mode RL. Where the GPUs would do 80 % of the work or more (their bandwidth
- * against HALO_CORE_GBS per CPU worker; always with --ncpu 0), chunks are
- * as large as the smallest GPU takes (64 bytes per haloed voxel in 90 % of
- * it) while two stay in flight within the host budget, at least four per
- * GPU: fewer, larger chunks carry less halo (on the seed's volume, chunks
- * for every CPU worker would give the GPU 1.4x the voxels). Otherwise
- * every worker gets two chunks, each fitting a CPU worker's share of the
- * budget (16 bytes per haloed voxel) and the GPU. See halo_chunks_auto for
- * the shape rules. Chunks over blosc's 2 GiB are stored in pieces
- * (halo_zarr_chunks_fit). Returns 1 where even the smallest
- * chunks it makes need more memory than the budget gives them. */
+/* --chunks auto for overlap-mode RL. Where the GPUs would do 80 % of the
+ * work or more (their bandwidth against HALO_CORE_GBS per CPU worker;
+ * always with --ncpu 0), chunks are as large as the smallest GPU takes (64
+ * bytes per haloed voxel in 90 % of it) while two stay in flight within
+ * the host budget, at least four per GPU: fewer, larger chunks carry less
+ * halo (on the seed's volume, chunks for every CPU worker would give the
+ * GPU 1.4x the voxels). Otherwise every worker gets two chunks, each
+ * fitting a CPU worker's share of the budget (16 bytes per haloed voxel)
+ * and the GPU. See halo_chunks_auto for the shape rules. Chunks over
+ * blosc's 2 GiB are stored in pieces (halo_zarr_chunks_fit). Returns 1
+ * where even the smallest chunks it makes need more memory than the budget
+ * gives them. */
 int halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
 			    const halo_deconv_machine_t *m, int64_t out[3]);
 
@@ -125,8 +126,9 @@ void halo__otf_cache_release(struct halo_otf_cache *c);
 
 /* Loads FFTW wisdom kept between runs (halo_fft_init) from
  * $HALO_FFTW_WISDOM, else $XDG_CACHE_HOME/halo/fftw-wisdom-f32, else
- * ~/.cache/halo/... (the directory is created), once per process; says so
- * where that file is not FFTW's, which is then left alone. */
+ * ~/.cache/halo/... (made where that home or cache folder exists), once
+ * per process; says so where that file is not FFTW's, which is then left
+ * alone. */
 void halo_fftw_wisdom_load(void);
 
 #endif

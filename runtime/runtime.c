@@ -364,6 +364,11 @@ static int several_memory_nodes(const halo_runtime_opts_t *opts)
  * written (unsetting the ones before it, which StarPU would take); else
  * a private folder under $TMPDIR or /tmp; with none of those either, it
  * says so instead of letting StarPU abort. */
+static int writable_dir(const char *dir)
+{
+	return halo_fs_is_dir(dir) && access(dir, W_OK | X_OK) == 0;
+}
+
 static int starpu_home_fallback(halo_error_t *err)
 {
 	/* Where the user chose a folder for the models, it is that or an
@@ -372,9 +377,8 @@ static int starpu_home_fallback(halo_error_t *err)
 	if (models && !*models) /* StarPU would take it for "/" */
 		unsetenv("STARPU_PERF_MODEL_DIR");
 	else if (models) {
-		struct stat ms;
 		halo_fs_mkdirs(models, NULL);
-		if (stat(models, &ms) != 0 || !S_ISDIR(ms.st_mode) || access(models, W_OK | X_OK) != 0)
+		if (!writable_dir(models))
 			return halo_error_set(err, HALO_ERUNTIME, "STARPU_PERF_MODEL_DIR=%s: not a folder "
 					      "halo can write StarPU's performance models in", models);
 		return HALO_OK;
@@ -388,8 +392,7 @@ static int starpu_home_fallback(halo_error_t *err)
 			continue;
 		/* Made now to find out whether it can be (StarPU would make it). */
 		snprintf(dir, sizeof dir, "%s/.starpu", home);
-		if ((mkdir(dir, 0777) == 0 || errno == EEXIST) && stat(dir, &st) == 0 &&
-		    S_ISDIR(st.st_mode) && access(dir, W_OK | X_OK) == 0) {
+		if ((mkdir(dir, 0777) == 0 || errno == EEXIST) && writable_dir(dir)) {
 			for (int j = 0; j < i; j++)
 				unsetenv(names[j]);
 			return HALO_OK;

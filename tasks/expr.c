@@ -671,13 +671,8 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 	 * pieces blosc takes (as halo deconvolve does); given ones are
 	 * kept or refused. TIFF has no blosc: large pages go fewer at a
 	 * time, one at least, however large. */
-	if (wo->format == HALO_FMT_TIFF) {
-		while (c[0] > 1 && (double)elsize * (double)c[0] * (double)c[1] * (double)c[2] >
-					   (double)HALO_ZARR_MAX_CHUNK_BYTES)
-			c[0] = (c[0] + 1) / 2;
-	} else if (!chunks) {
-		halo_zarr_chunks_fit(c, elsize);
-	}
+	if (wo->format == HALO_FMT_TIFF || !chunks)
+		halo_volume_chunks_fit(wo->format, c, elsize);
 	for (int d = 0; d < 3; d++)
 		bytes *= (uint64_t)c[d];
 	if (wo->format != HALO_FMT_TIFF && bytes > HALO_ZARR_MAX_CHUNK_BYTES)

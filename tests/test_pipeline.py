@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import warnings
@@ -21,7 +22,7 @@ import tifffile
 import zarr
 
 sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
-from haloutil import HALO, check, done, halo, interrupt, path  # noqa: E402
+from haloutil import HALO, check, done, halo, interrupt, path, skip  # noqa: E402
 
 warnings.filterwarnings("ignore", category=RuntimeWarning)  # NaN from sqrt(-1): expected
 rng = np.random.default_rng(11)
@@ -647,6 +648,20 @@ r3 = halo("graph", "dot", p, "-o", path("again.dot"), check_rc=0)
 check(r.returncode == 1 and "is not a halo graph" in r.stderr and
       open(mydot).read() == "my notes\n" and r2.returncode == 0 and r3.returncode == 0,
       "graph dot -o replaces its own graph, not a user's file", (r.stderr, r3.stderr))
+# Nor a device: a /dev/null (its twin here) would have been renamed over.
+fake_null = path("fake-null")
+if os.path.exists(fake_null):
+    os.remove(fake_null)
+try:
+    os.mknod(fake_null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+except OSError:
+    skip("graph dot -o a device is refused", "cannot make a device node here")
+else:
+    r = halo("graph", "dot", p, "-o", fake_null)
+    check(r.returncode == 1 and "is not a halo graph" in r.stderr and
+          stat.S_ISCHR(os.stat(fake_null).st_mode),
+          "graph dot -o a device is refused, the device left as it is", r.stderr)
+    os.remove(fake_null)
 # --dry-run checks the workers as the run does.
 r = halo("run", pipeline("dot", base + [{"name": "s", "op": "sum", "input": "a"}]), "--dry-run",
          "--ncpu", "0", "--ncuda", "0")
