@@ -74,6 +74,10 @@ static inline size_t halo_gather_args_size(int nsrc)
 	return sizeof(struct halo_gather_args) + (size_t)nsrc * sizeof(struct halo_gather_src);
 }
 
+/* The key of a's entries in gather's performance model (what its time
+ * follows; see gather.c), for tasks that gather too. */
+uint32_t halo_gather_footprint(const struct halo_gather_args *a);
+
 /* Buffers: nsrc sources (STARPU_R) then the destination (STARPU_W), all
  * block interfaces; cl_arg is a struct halo_gather_args. */
 extern struct starpu_codelet halo_gather_cl;

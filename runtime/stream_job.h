@@ -42,12 +42,17 @@ struct halo_stream_io_arg {
 	halo_dtype_kind_t from; /* write: the element type of the block */
 	const char *step;       /* graphs: the step named in errors, or NULL */
 	int64_t idx[3];
+	/* write: when set, the block is first gathered from the task's first
+	 * gather->nsrc buffers (see halo__stream_write_cl). */
+	struct halo_gather_args *gather;
 };
 
 /* read: decodes input chunk idx into its block (STARPU_W). write: encodes
  * and stores output chunk idx from its block (STARPU_R), converting to the
- * output type; a second buffer, when given, is an ordering token
- * (STARPU_RW) that serialises writes in submission order (TIFF pages). */
+ * output type, or, with a gather, from the block it assembles from its
+ * sources (STARPU_R each) in a scratch buffer; a last buffer, when given,
+ * is an ordering token (STARPU_RW) that serialises writes in submission
+ * order (TIFF pages). */
 extern struct starpu_codelet halo__stream_read_cl, halo__stream_write_cl;
 /* write's callback: one output chunk less in flight. */
 void halo__stream_write_done(void *arg);

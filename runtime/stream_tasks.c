@@ -146,23 +146,41 @@ static void write_cpu(void *buffers[], void *cl_arg)
 	if (halo__stream_stopped(job))
 		return;
 	halo_error_t e = {0};
-	const void *buf = (const void *)STARPU_BLOCK_GET_PTR(buffers[0]);
 	const halo_volume_info_t *oi = halo_writer_info(a->out);
 	halo_dtype_kind_t want = oi->dtype.kind;
-	if (a->from != want) {
-		size_t n = (size_t)STARPU_BLOCK_GET_NX(buffers[0]) * STARPU_BLOCK_GET_NY(buffers[0]) *
-			   STARPU_BLOCK_GET_NZ(buffers[0]);
-		void *conv = halo_scratch(HALO_SCRATCH_CONVERT, n * halo_dtype_size(oi->dtype));
-		if (!conv) {
-			halo_error_set(&e, HALO_ENOMEM, "out of memory converting a chunk");
+	const void *buf;
+	size_t bytes;
+	if (a->gather) {
+		const struct halo_gather_args *g = a->gather;
+		bytes = (size_t)(g->dst_dims[0] * g->dst_dims[1] * g->dst_dims[2]) *
+			halo_dtype_size(oi->dtype);
+		const void *src[g->nsrc > 0 ? g->nsrc : 1];
+		for (int i = 0; i < g->nsrc; i++)
+			src[i] = (const void *)STARPU_BLOCK_GET_PTR(buffers[i]);
+		void *block = halo_scratch(HALO_SCRATCH_CONVERT, bytes);
+		if (!block || halo_gather_run(g, src, block)) {
+			halo_error_set(&e, HALO_ENOMEM, "out of memory assembling a chunk");
 			halo__stream_fail(job, &e);
 			return;
 		}
-		halo_dtype_convert(buf, a->from, conv, want, n);
-		buf = conv;
+		buf = block;
+	} else {
+		buf = (const void *)STARPU_BLOCK_GET_PTR(buffers[0]);
+		bytes = block_bytes(buffers[0]);
+		if (a->from != want) {
+			size_t n = bytes / halo_dtype_size((halo_dtype_t){a->from, 0});
+			void *conv = halo_scratch(HALO_SCRATCH_CONVERT, n * halo_dtype_size(oi->dtype));
+			if (!conv) {
+				halo_error_set(&e, HALO_ENOMEM, "out of memory converting a chunk");
+				halo__stream_fail(job, &e);
+				return;
+			}
+			halo_dtype_convert(buf, a->from, conv, want, n);
+			buf = conv;
+		}
 	}
 	struct halo_io_lend lend;
-	halo__io_begin(block_bytes(buffers[0]), &lend);
+	halo__io_begin(bytes, &lend);
 	int rc = halo_writer_write_chunk(a->out, a->idx, buf, &e);
 	halo__io_end(&lend);
 	if (rc) {
@@ -189,7 +207,19 @@ void halo__stream_write_done(void *arg)
 }
 
 static struct starpu_perfmodel read_model = {.type = STARPU_HISTORY_BASED, .symbol = "halo_read"};
-static struct starpu_perfmodel write_model = {.type = STARPU_HISTORY_BASED, .symbol = "halo_write"};
+/* A write that gathers reads as many chunks as its output overlaps, and
+ * StarPU's default footprint would hash every one's shape: an entry for
+ * nearly every chunk at a volume's edges, as gather's model had. Keyed
+ * instead as a gather is (its output's shape and types, how short its
+ * rows are), apart from plain writes. */
+static uint32_t write_footprint(struct starpu_task *task)
+{
+	const struct halo_stream_io_arg *a = task->cl_arg;
+	return a->gather ? ~halo_gather_footprint(a->gather) : starpu_task_data_footprint(task);
+}
+
+static struct starpu_perfmodel write_model = {.type = STARPU_HISTORY_BASED, .symbol = "halo_write",
+					      .footprint = write_footprint};
 
 struct starpu_codelet halo__stream_read_cl = {
 	.cpu_funcs = {read_cpu},

@@ -140,15 +140,14 @@ static starpu_data_handle_t cell_source(void *ctx, const int64_t c[3], int64_t o
 	return chunk(cc->x, cc->in, c);
 }
 
-/* A gather task from input k's chunks that p's chunk j reads into dst,
- * which covers [origin, origin + dims) of an array of dst_shape. */
-static void gather(struct exec *x, halo_pnode_t *p, int k, const int64_t j[3],
-		   const int64_t origin[3], const int64_t dims[3], const int64_t dst_shape[3],
-		   halo_dtype_kind_t dst_kind, int boundary, double constant, starpu_data_handle_t dst)
+/* The gather of input k's chunks that p's chunk j reads into a block
+ * covering [origin, origin + dims) of an array of dst_shape. */
+static struct halo_gather_args gather_proto(struct exec *x, const halo_pnode_t *p, int k,
+					    const int64_t origin[3], const int64_t dims[3],
+					    const int64_t dst_shape[3], halo_dtype_kind_t dst_kind,
+					    int boundary, double constant)
 {
-	halo_pnode_t *in = p->in[k];
-	int64_t cnt[3], **lists = x->st[p->id].lists;
-	halo_plan_inputs(p, k, j, lists, cnt);
+	const halo_pnode_t *in = p->in[k];
 	struct halo_gather_args proto = {.src_kind = in->expr->dtype, .dst_kind = dst_kind,
 					 .boundary = boundary, .constant = constant,
 					 .factor = {1, 1, 1}, .failed = &x->job.kernel_failed};
@@ -158,6 +157,49 @@ static void gather(struct exec *x, halo_pnode_t *p, int k, const int64_t j[3],
 		proto.dst_dims[d] = dims[d];
 		proto.dst_shape[d] = dst_shape[d];
 	}
+	return proto;
+}
+
+/* proto's arguments with the sources listed in lists, cnt (of input k of
+ * p), in ga (allocated with extra bytes in front), and their handles in
+ * src (nsrc of them, allocated). -1 when out of memory (the job failed). */
+static int gather_sources(struct exec *x, halo_pnode_t *p, int k, int64_t *const lists[3],
+			  const int64_t cnt[3], const struct halo_gather_args *proto, size_t extra,
+			  void **ga_mem, starpu_data_handle_t **src)
+{
+	halo_pnode_t *in = p->in[k];
+	int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
+	*ga_mem = calloc(1, extra + halo_gather_args_size(nsrc));
+	*src = malloc((size_t)(nsrc > 0 ? nsrc : 1) * sizeof **src);
+	if (!*ga_mem || !*src) {
+		free(*ga_mem);
+		free(*src);
+		halo__stream_fail_nomem(&x->job);
+		return -1;
+	}
+	struct halo_gather_args *ga = (struct halo_gather_args *)((char *)*ga_mem + extra);
+	*ga = *proto;
+	ga->nsrc = nsrc;
+	int i = 0;
+	FOR_INPUTS(lists, cnt, c) {
+		int64_t valid[3];
+		halo_pnode_block(in, c, ga->src[i].origin, ga->src[i].dims, valid);
+		(*src)[i++] = chunk(x, in, c);
+	}
+	return 0;
+}
+
+/* A gather task from input k's chunks that p's chunk j reads into dst,
+ * which covers [origin, origin + dims) of an array of dst_shape. */
+static void gather(struct exec *x, halo_pnode_t *p, int k, const int64_t j[3],
+		   const int64_t origin[3], const int64_t dims[3], const int64_t dst_shape[3],
+		   halo_dtype_kind_t dst_kind, int boundary, double constant, starpu_data_handle_t dst)
+{
+	halo_pnode_t *in = p->in[k];
+	int64_t cnt[3], **lists = x->st[p->id].lists;
+	halo_plan_inputs(p, k, j, lists, cnt);
+	struct halo_gather_args proto =
+		gather_proto(x, p, k, origin, dims, dst_shape, dst_kind, boundary, constant);
 	halo_error_t e = {0};
 	int rc = HALO_OK;
 	x->tasks++;
@@ -168,23 +210,10 @@ static void gather(struct exec *x, halo_pnode_t *p, int k, const int64_t j[3],
 		rc = halo__gather_cells_submit(&proto, in->grid, cell_source, &cc, owner(x, p, j), dst,
 					       p->expr->name, j, &e);
 	} else {
-		int nsrc = (int)(cnt[0] * cnt[1] * cnt[2]);
-		struct halo_gather_args *ga = calloc(1, halo_gather_args_size(nsrc));
-		starpu_data_handle_t *src = malloc((size_t)nsrc * sizeof *src);
-		if (!ga || !src) {
-			free(ga);
-			free(src);
-			halo__stream_fail_nomem(&x->job);
+		void *ga;
+		starpu_data_handle_t *src;
+		if (gather_sources(x, p, k, lists, cnt, &proto, 0, &ga, &src))
 			return;
-		}
-		*ga = proto;
-		ga->nsrc = nsrc;
-		int i = 0;
-		FOR_INPUTS(lists, cnt, c) {
-			int64_t valid[3];
-			halo_pnode_block(in, c, ga->src[i].origin, ga->src[i].dims, valid);
-			src[i++] = chunk(x, in, c);
-		}
 		halo_trace_label(p->expr->name, j); /* the inputs relabelled */
 		rc = halo__gather_submit(ga, src, dst, &e);
 		free(src);
@@ -413,13 +442,96 @@ static void inflight_add(struct halo_stream_job *job, int n)
 	starpu_pthread_mutex_unlock(&job->lock);
 }
 
+/* Chunks up to this size that a store writes straight from a rechunk are
+ * gathered by the write task itself, into a scratch buffer the encoder
+ * then reads from cache, rather than by a gather task into a block of
+ * their own: one task and one trip through memory less per chunk. Larger
+ * ones keep their gather task (each worker's scratch buffer would outgrow
+ * --memory). */
+#define FUSED_GATHER_MAX ((size_t)16 << 20)
+
+/* Whether store p writes its chunk j by gathering it from the rechunk
+ * before it (p's input, which nothing else reads), on one rank. */
+static int store_gathers(const struct exec *x, const halo_pnode_t *p, const int64_t j[3])
+{
+	const halo_pnode_t *in = p->in[0];
+	if (x->ranks > 1 || in->kind != HALO_PN_GATHER)
+		return 0;
+	const struct pstate *s = &x->st[in->id];
+	int64_t f = halo_pnode_flat(in, j), origin[3], dims[3], valid[3];
+	halo_pnode_block(in, j, origin, dims, valid);
+	size_t bytes = (size_t)(dims[0] * dims[1] * dims[2]) *
+		       halo_dtype_size(halo_writer_info(x->st[p->id].writer)->dtype);
+	return !s->h[f] && s->left[f] == 1 && bytes <= FUSED_GATHER_MAX;
+}
+
+/* The write task of store p's chunk j, gathering it from the inputs of the
+ * rechunk before it (store_gathers), which cnt and that rechunk's lists
+ * name; NULL when out of memory (the job failed). */
+static struct starpu_task *store_gathered(struct exec *x, halo_pnode_t *p, const int64_t j[3],
+					  int64_t cnt[3])
+{
+	halo_pnode_t *g = p->in[0];
+	struct pstate *s = &x->st[p->id];
+	int64_t **lists = x->st[g->id].lists, origin[3], dims[3], valid[3];
+	halo_plan_inputs(g, 0, j, lists, cnt);
+	halo_pnode_block(g, j, origin, dims, valid);
+	/* A rechunk keeps its input's type: converting to the output's in
+	 * the gather is the one conversion the write would make. */
+	halo_dtype_kind_t kind = halo_writer_info(s->writer)->dtype.kind;
+	struct halo_gather_args proto = gather_proto(x, g, 0, origin, dims, g->expr->shape, kind,
+						     HALO_BOUNDARY_NONE, 0);
+	void *mem;
+	starpu_data_handle_t *src;
+	if (gather_sources(x, g, 0, lists, cnt, &proto, sizeof(struct halo_stream_io_arg), &mem,
+			   &src))
+		return NULL;
+	struct halo_stream_io_arg *wa = mem;
+	*wa = (struct halo_stream_io_arg){.job = &x->job, .out = s->writer, .from = kind,
+					  .step = halo_expr_step(p->expr), .idx = {j[0], j[1], j[2]},
+					  .gather = (struct halo_gather_args *)(wa + 1)};
+	int nsrc = wa->gather->nsrc, n = nsrc + (s->token ? 1 : 0);
+	enum starpu_data_access_mode *modes = malloc((size_t)n * sizeof *modes);
+	starpu_data_handle_t *handles = realloc(src, (size_t)n * sizeof *handles);
+	if (!modes || !handles) {
+		free(wa);
+		free(modes);
+		free(handles ? handles : src);
+		halo__stream_fail_nomem(&x->job);
+		return NULL;
+	}
+	struct starpu_task *t = task_new(x, &halo__stream_write_cl, wa, 0);
+	if (!t) {
+		free(modes);
+		free(handles);
+		return NULL;
+	}
+	for (int i = 0; i < nsrc; i++)
+		modes[i] = STARPU_R;
+	if (s->token) {
+		handles[nsrc] = s->token;
+		modes[nsrc] = STARPU_RW;
+	}
+	t->nbuffers = n;
+	t->dyn_handles = handles; /* StarPU frees dyn_handles and dyn_modes */
+	t->dyn_modes = modes;
+	t->callback_func = halo__stream_write_done;
+	t->callback_arg = wa;
+	return t;
+}
+
 /* Submits output chunk j of root p: a write, or a scalar partial. */
 static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 {
 	struct pstate *s = &x->st[p->id];
 	halo_pnode_t *in = p->in[0];
 	struct starpu_task *t;
-	if (p->kind == HALO_PN_STORE) {
+	int gathers = p->kind == HALO_PN_STORE && store_gathers(x, p, j);
+	int64_t gcnt[3];
+	if (gathers) {
+		if (!(t = store_gathered(x, p, j, gcnt)))
+			return;
+	} else if (p->kind == HALO_PN_STORE) {
 		struct halo_stream_io_arg *wa = malloc(sizeof *wa);
 		if (wa)
 			*wa = (struct halo_stream_io_arg){.job = &x->job, .out = s->writer,
@@ -463,6 +575,10 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 	x->tasks++;
 	if (halo__stream_submit(t, &x->job))
 		inflight_add(&x->job, -1);
+	/* The rechunk's chunk was never made: its inputs were read instead. */
+	if (gathers)
+		FOR_INPUTS(x->st[in->id].lists, gcnt, c)
+			release(x, in->in[0], c);
 	for (int k = 0; k < p->nin; k++)
 		release(x, p->in[k], j);
 }

@@ -186,6 +186,31 @@ r = halo("convert", img, path("tr-conv.zarr"), "--chunks", "4,24,24", "--overwri
 check(r.returncode == 0 and halo("trace", "summary", path("conv.trace.json")).returncode == 0,
       "convert --trace, then summary")
 
+
+def kinds_of(trace):
+    return {e["name"] for e in json.load(open(trace))["traceEvents"]
+            if e.get("ph") == "X" and e.get("cat") != "transfer"}
+
+
+# A rechunk that only a store reads is gathered by the write tasks, up to
+# 16 MiB chunks; larger ones keep their gather tasks. Both give the input.
+check(r.returncode == 0 and kinds_of(path("conv.trace.json")) == {"read", "write"},
+      "convert: the write tasks gather their chunks", kinds_of(path("conv.trace.json")))
+wide = path("tr-wide.zarr")
+wide_data = rng.integers(0, 60000, (3, 1500, 1500), dtype=np.uint16)
+zarr.open(wide, mode="w", shape=wide_data.shape, chunks=(1, 700, 1500), dtype="u2")[...] = wide_data
+for chunks, dtype, want in [("2,1500,1500", "float32", {"read", "gather", "write"}),
+                            ("2,1500,1300", "float32", {"read", "write"}),
+                            ("3,1500,1500", "uint16", {"read", "write"})]:
+    out = path("tr-wide-out.zarr")
+    r = halo("convert", wide, out, "--chunks", chunks, "--dtype", dtype, "--overwrite", "--quiet",
+             "--trace", path("wide.trace.json"), check_rc=0)
+    got = kinds_of(path("wide.trace.json")) if r.returncode == 0 else set()
+    same = r.returncode == 0 and np.array_equal(zarr.open(out, mode="r")[...],
+                                                wide_data.astype(dtype))
+    check(got == want and same, f"convert --chunks {chunks} --dtype {dtype}: tasks {sorted(want)}, "
+          "output equals the input", (got, r.stderr))
+
 # Data transfers, one event each. StarPU's out-of-core swap is a second
 # memory node on any machine: with a 2 MiB limit on RAM, chunks move to
 # disk and back; the trace must hold exactly the transfers StarPU counted.
@@ -369,7 +394,7 @@ check(r.returncode == 1 and stat.S_ISFIFO(os.stat(fifo).st_mode) and "not a regu
 utf = "\u00e9" * 31
 upipe = path("utf.json")
 with open(upipe, "w") as f:
-    json.dump({"steps": [steps[0], dict(steps[1], name=utf, input=steps[0]["name"]),
+    json.dump({"steps": [steps[0], dict(steps[2], name=utf, input=steps[0]["name"]),
                          {"name": "o", "op": "to_zarr", "input": utf,
                           "path": path("utf-out.zarr"), "overwrite": True}]}, f)
 r = halo("run", upipe, "--quiet", "--trace", path("utf.trace.json"), check_rc=0)

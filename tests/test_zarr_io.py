@@ -300,29 +300,43 @@ check(r.returncode == 0 and same(zarr.open(back, mode="r")[:], data),
 # StarPU keeps a history entry per gather footprint, and reads and
 # writes all of them at every run: the same output chunks gathered from
 # other input chunks (other sources at every edge, rows of the same power
-# of two) add none. CPUs only: a GPU's entries would come on top.
+# of two) add none. CPUs only: a GPU's entries would come on top. A
+# rechunk that only a store reads is gathered by the write task itself
+# (halo convert's), so a step comes between.
 models = path("gather-models")
 shutil.rmtree(models, ignore_errors=True)
 
 
-def gather_entries():
+def gather_entries(symbol="halo_gather"):
     n = 0
-    for f in glob.glob(os.path.join(models, "codelets", "*", "halo_gather*")):
+    for f in glob.glob(os.path.join(models, "codelets", "*", symbol + "*")):
         lines = open(f).read().splitlines()
         n += sum(int(lines[i + 1]) for i, l in enumerate(lines) if l == "# number of entries")
     return n
 
 
 vol = np.arange(30 * 41 * 37, dtype="<u2").reshape(30, 41, 37)
-counts = []
+counts, writes = [], []
 for i, ch in enumerate([(7, 9, 11), (13, 6, 8), (5, 17, 10)]):
     src = path(f"fp_src{i}.zarr")
     zarr.open(src, mode="w", shape=vol.shape, chunks=ch, dtype="<u2")[:] = vol
-    r = halo("convert", src, path("fp_out.zarr"), "--chunks", "16,16,16", "--overwrite",
-             "--quiet", "--ncuda", "0", env={"STARPU_PERF_MODEL_DIR": models})
+    pipe = path("fp.json")
+    with open(pipe, "w") as f:
+        json.dump({"steps": [
+            {"name": "raw", "op": "from_zarr", "path": src},
+            {"name": "re", "op": "rechunk", "input": "raw", "chunks": [16, 16, 16]},
+            {"name": "f", "op": "astype", "input": "re", "dtype": "float32"},
+            {"name": "out", "op": "to_zarr", "input": "f", "path": path("fp_out.zarr"),
+             "overwrite": True}]}, f)
+    r = halo("run", pipe, "--quiet", "--ncuda", "0", env={"STARPU_PERF_MODEL_DIR": models})
     counts.append(gather_entries() if r.returncode == 0 else -1)
+    r = halo("convert", src, path("fp_conv.zarr"), "--chunks", "16,16,16", "--overwrite",
+             "--quiet", "--ncuda", "0", env={"STARPU_PERF_MODEL_DIR": models})
+    writes.append(gather_entries("halo_write") if r.returncode == 0 else -1)
 check(counts[0] > 0 and counts[1] == counts[0] and counts[2] == counts[0],
       "gather's performance model: one entry per output chunk shape and row length, "
       "whatever the input chunks", f"entries after each run: {counts}")
+check(writes[0] > 0 and writes[1] == writes[0] and writes[2] == writes[0],
+      "write's model, for writes that gather (convert): likewise", f"entries: {writes}")
 
 done()
