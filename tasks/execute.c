@@ -442,48 +442,24 @@ static void inflight_add(struct halo_stream_job *job, int n)
 	starpu_pthread_mutex_unlock(&job->lock);
 }
 
-/* Chunks up to this size that a store writes straight from a rechunk are
- * gathered by the write task itself, into a scratch buffer the encoder
- * then reads from cache, rather than by a gather task into a block of
- * their own: one task and one trip through memory less per chunk. Larger
- * ones keep their gather task (each worker's scratch buffer would outgrow
- * --memory). */
-#define FUSED_GATHER_MAX ((size_t)16 << 20)
-
-/* Whether store p writes its chunk j by gathering it from the rechunk
- * before it (p's input, which nothing else reads), on one rank. */
-static int store_gathers(const struct exec *x, const halo_pnode_t *p, const int64_t j[3])
-{
-	const halo_pnode_t *in = p->in[0];
-	if (x->ranks > 1 || in->kind != HALO_PN_GATHER)
-		return 0;
-	const struct pstate *s = &x->st[in->id];
-	int64_t f = halo_pnode_flat(in, j), origin[3], dims[3], valid[3];
-	halo_pnode_block(in, j, origin, dims, valid);
-	size_t bytes = (size_t)(dims[0] * dims[1] * dims[2]) *
-		       halo_dtype_size(halo_writer_info(x->st[p->id].writer)->dtype);
-	return !s->h[f] && s->left[f] == 1 && bytes <= FUSED_GATHER_MAX;
-}
-
-/* The write task of store p's chunk j, gathering it from the inputs of the
- * rechunk before it (store_gathers), which cnt and that rechunk's lists
- * name; NULL when out of memory (the job failed). */
+/* The write task of store p's chunk j, which it gathers from its input's
+ * chunks (p->gathers), named by cnt and p's lists; NULL when out of memory
+ * (the job failed). */
 static struct starpu_task *store_gathered(struct exec *x, halo_pnode_t *p, const int64_t j[3],
 					  int64_t cnt[3])
 {
-	halo_pnode_t *g = p->in[0];
 	struct pstate *s = &x->st[p->id];
-	int64_t **lists = x->st[g->id].lists, origin[3], dims[3], valid[3];
-	halo_plan_inputs(g, 0, j, lists, cnt);
-	halo_pnode_block(g, j, origin, dims, valid);
-	/* A rechunk keeps its input's type: converting to the output's in
-	 * the gather is the one conversion the write would make. */
+	int64_t **lists = s->lists, origin[3], dims[3], valid[3];
+	halo_plan_inputs(p, 0, j, lists, cnt);
+	halo_pnode_block(p, j, origin, dims, valid);
+	/* Converted to the output's type in the gather: the one conversion
+	 * the write would make (a rechunk keeps its input's type). */
 	halo_dtype_kind_t kind = halo_writer_info(s->writer)->dtype.kind;
-	struct halo_gather_args proto = gather_proto(x, g, 0, origin, dims, g->expr->shape, kind,
+	struct halo_gather_args proto = gather_proto(x, p, 0, origin, dims, p->expr->shape, kind,
 						     HALO_BOUNDARY_NONE, 0);
 	void *mem;
 	starpu_data_handle_t *src;
-	if (gather_sources(x, g, 0, lists, cnt, &proto, sizeof(struct halo_stream_io_arg), &mem,
+	if (gather_sources(x, p, 0, lists, cnt, &proto, sizeof(struct halo_stream_io_arg), &mem,
 			   &src))
 		return NULL;
 	struct halo_stream_io_arg *wa = mem;
@@ -526,10 +502,14 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 	struct pstate *s = &x->st[p->id];
 	halo_pnode_t *in = p->in[0];
 	struct starpu_task *t;
-	int gathers = p->kind == HALO_PN_STORE && store_gathers(x, p, j);
-	int64_t gcnt[3];
-	if (gathers) {
-		if (!(t = store_gathered(x, p, j, gcnt)))
+	/* A store that gathers (halo_plan_build) does it in its write task,
+	 * but over several ranks, where a gather task brings the parts it
+	 * needs across them. */
+	int own_task = p->gathers && x->ranks == 1;
+	int64_t cnt[3];
+	starpu_data_handle_t block = NULL;
+	if (own_task) {
+		if (!(t = store_gathered(x, p, j, cnt)))
 			return;
 	} else if (p->kind == HALO_PN_STORE) {
 		struct halo_stream_io_arg *wa = malloc(sizeof *wa);
@@ -545,7 +525,14 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 		t->modes[1] = STARPU_RW;
 		t->callback_func = halo__stream_write_done;
 		t->callback_arg = wa;
-		t->handles[0] = chunk(x, in, j);
+		if (p->gathers) {
+			int64_t origin[3], dims[3], valid[3];
+			halo_pnode_block(p, j, origin, dims, valid);
+			block = halo__block_register(dims, elsize(in), owner(x, p, j));
+			gather(x, p, 0, j, origin, dims, p->expr->shape, in->expr->dtype,
+			       HALO_BOUNDARY_NONE, 0, block);
+		}
+		t->handles[0] = block ? block : chunk(x, in, j);
 		t->modes[0] = STARPU_R;
 	} else {
 		/* A fused chain's program runs inside: its inputs are the task's. */
@@ -575,12 +562,15 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 	x->tasks++;
 	if (halo__stream_submit(t, &x->job))
 		inflight_add(&x->job, -1);
-	/* The rechunk's chunk was never made: its inputs were read instead. */
-	if (gathers)
-		FOR_INPUTS(x->st[in->id].lists, gcnt, c)
-			release(x, in->in[0], c);
-	for (int k = 0; k < p->nin; k++)
-		release(x, p->in[k], j);
+	if (own_task) {
+		FOR_INPUTS(s->lists, cnt, c)
+			release(x, in, c);
+	} else if (block) {
+		starpu_data_unregister_submit(block); /* gather released the inputs */
+	} else {
+		for (int k = 0; k < p->nin; k++)
+			release(x, p->in[k], j);
+	}
 }
 
 /* Store step i's path against the sources' and the earlier stores'. */

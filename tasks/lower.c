@@ -173,7 +173,7 @@ static int64_t axis_list(const halo_pnode_t *p, int k, int d, int64_t jd, int64_
 			list[i] = i;
 		return ia->nblocks;
 	}
-	if (p->kind != HALO_PN_GATHER && p->kind != HALO_PN_OVERLAP) {
+	if (p->kind != HALO_PN_GATHER && p->kind != HALO_PN_OVERLAP && !p->gathers) {
 		list[0] = jd;
 		return 1;
 	}
@@ -324,6 +324,44 @@ static void fuse_into_reductions(halo_plan_t *plan)
 	}
 }
 
+/* Chunks up to this size that a store writes straight from a rechunk are
+ * assembled by the write task itself, in a buffer of its thread that the
+ * encoder then reads from cache: no gather task, no block of their own,
+ * one trip through memory less. Larger ones keep the rechunk's tasks (a
+ * buffer per worker would outgrow --memory). */
+#define STORE_GATHER_MAX ((uint64_t)16 << 20)
+
+static uint64_t largest_chunk(const halo_pnode_t *p, const int depth[3], size_t elsize);
+
+/* A rechunk read by one store alone (halo convert's) becomes part of it. */
+static void fuse_into_stores(halo_plan_t *plan)
+{
+	for (int i = 0; i < plan->n; i++) {
+		halo_pnode_t *q = plan->nodes[i], *store = NULL;
+		if (q->kind != HALO_PN_GATHER)
+			continue;
+		int readers = 0;
+		for (int k = 0; k < plan->n; k++)
+			for (int m = 0; m < plan->nodes[k]->nin; m++)
+				if (plan->nodes[k]->in[m] == q) {
+					readers++;
+					store = plan->nodes[k];
+				}
+		/* The chunk is assembled in the output's type. */
+		if (readers != 1 || store->kind != HALO_PN_STORE ||
+		    largest_chunk(store, NULL, halo_dtype_size(store->expr->info.dtype)) >
+			    STORE_GATHER_MAX)
+			continue;
+		store->in[0] = q->in[0];
+		store->gathers = 1;
+		char label[2 * sizeof q->label + 2];
+		snprintf(label, sizeof label, "%s+%s", q->label, store->label);
+		halo__copy_utf8(store->label, sizeof store->label, label);
+		drop(plan, i);
+		i--;
+	}
+}
+
 static void bypass(halo_plan_t *plan)
 {
 	fuse_into_reductions(plan);
@@ -350,6 +388,7 @@ static void bypass(halo_plan_t *plan)
 			break;
 		}
 	}
+	fuse_into_stores(plan);
 	for (int i = 0; i < plan->n; i++)
 		plan->nodes[i]->id = i;
 }
@@ -799,6 +838,9 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 		 * (malloc'd: outside StarPU's limit). */
 		if (p->kind == HALO_PN_STORE)
 			apart += largest_chunk(p, NULL, halo_dtype_size((halo_dtype_t){e->dtype, 0}));
+		/* And one it assembles into (a buffer of each worker's). */
+		if (p->gathers)
+			apart += largest_chunk(p, NULL, halo_dtype_size(e->info.dtype));
 		if (p->kind == HALO_PN_REDUCE && e->axis >= 0)
 			bytes += largest_chunk(p, NULL, sizeof(double)); /* the accumulator */
 		/* The haloed block and the kernel's result are StarPU's; RL's

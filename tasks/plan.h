@@ -40,6 +40,8 @@ struct halo_pnode {
 	int padded[3];            /* regular grid: buffers are whole chunks */
 	int32_t *uses;            /* per chunk: tasks that read it */
 	int root;                 /* an output: store or scalar reduction */
+	int gathers;              /* STORE: assembles each chunk from its input's
+				   * that it overlaps (a rechunk only it read) */
 };
 
 typedef struct halo_plan {

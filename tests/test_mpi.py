@@ -376,6 +376,19 @@ for n in (2, 3):
     check(got == want, f"exact mode on {n} ranks: trace summary's bytes between ranks are the "
           f"slabs", (got, want))
 
+# A rechunk only a store reads is assembled in the write task on one rank;
+# on several, a gather task brings the parts across ranks first.
+rs = path("mpi-rs.json")
+with open(rs, "w") as f:
+    json.dump({"steps": [{"name": "raw", "op": "from_zarr", "path": src},
+                         {"name": "re", "op": "rechunk", "input": "raw", "chunks": list(RE)},
+                         {"name": "out", "op": "to_zarr", "input": "re", "path": path("mpi-rs.zarr"),
+                          "dtype": "float32", "overwrite": True}]}, f)
+r = mpirun(2, "run", rs, "--quiet")
+got = zarr.open(path("mpi-rs.zarr"), mode="r") if r.returncode == 0 else None
+check(got is not None and got.chunks == RE and np.array_equal(got[...], zs[...].astype(np.float32)),
+      "rechunk and store on 2 ranks: the input, in the new chunks", r.stderr[-1500:])
+
 # A corrupt chunk that rank 1 owns stops every rank; nothing is written.
 bad = path("mpi-bad.zarr")
 shutil.rmtree(bad, ignore_errors=True)
