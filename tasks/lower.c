@@ -333,7 +333,9 @@ static void fuse_into_reductions(halo_plan_t *plan)
 
 static uint64_t largest_chunk(const halo_pnode_t *p, const int depth[3], size_t elsize);
 
-/* A rechunk read by one store alone (halo convert's) becomes part of it. */
+/* A rechunk read by one Zarr store alone (halo convert's) becomes part of
+ * it. Not a TIFF's: its writes go one at a time, in page order, and the
+ * gathers are better done meanwhile, in parallel, by tasks of their own. */
 static void fuse_into_stores(halo_plan_t *plan)
 {
 	for (int i = 0; i < plan->n; i++) {
@@ -349,6 +351,7 @@ static void fuse_into_stores(halo_plan_t *plan)
 				}
 		/* The chunk is assembled in the output's type. */
 		if (readers != 1 || store->kind != HALO_PN_STORE ||
+		    store->expr->wopts.format == HALO_FMT_TIFF ||
 		    largest_chunk(store, NULL, halo_dtype_size(store->expr->info.dtype)) >
 			    STORE_GATHER_MAX)
 			continue;

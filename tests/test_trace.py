@@ -192,8 +192,9 @@ def kinds_of(trace):
             if e.get("ph") == "X" and e.get("cat") != "transfer"}
 
 
-# A rechunk that only a store reads is gathered by the write tasks, up to
-# 16 MiB chunks; larger ones keep their gather tasks. Both give the input.
+# A rechunk that only a Zarr store reads is gathered by the write tasks, up
+# to 16 MiB chunks; larger ones keep their gather tasks, as TIFF's do
+# (written in order, one at a time). All give the input.
 check(r.returncode == 0 and kinds_of(path("conv.trace.json")) == {"read", "write"},
       "convert: the write tasks gather their chunks", kinds_of(path("conv.trace.json")))
 wide = path("tr-wide.zarr")
@@ -210,6 +211,12 @@ for chunks, dtype, want in [("2,1500,1500", "float32", {"read", "gather", "write
                                                 wide_data.astype(dtype))
     check(got == want and same, f"convert --chunks {chunks} --dtype {dtype}: tasks {sorted(want)}, "
           "output equals the input", (got, r.stderr))
+r = halo("convert", wide, path("tr-wide.tif"), "--overwrite", "--quiet",
+         "--trace", path("wide.trace.json"), check_rc=0)
+got = kinds_of(path("wide.trace.json")) if r.returncode == 0 else set()
+check(got == {"read", "gather", "write"} and r.returncode == 0 and
+      np.array_equal(tifffile.imread(path("tr-wide.tif")), wide_data),
+      "convert to TIFF: gather tasks apart, output equals the input", (got, r.stderr))
 
 # Data transfers, one event each. StarPU's out-of-core swap is a second
 # memory node on any machine: with a 2 MiB limit on RAM, chunks move to
