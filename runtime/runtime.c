@@ -227,13 +227,14 @@ int halo_sched_check(const char *name, const char *source, halo_error_t *err)
 			      source, name, list, modular);
 }
 
-#ifdef HALO_HAVE_MPI
-/* Started by mpirun (or srun with PMI)? Then halo runs on StarPU-MPI. */
-static int mpi_launched(void)
+int halo__runtime_mpi_launched(void)
 {
+#ifdef HALO_HAVE_MPI
 	return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
-}
+#else
+	return 0;
 #endif
+}
 
 int halo__runtime_launched_ranks(void)
 {
@@ -249,7 +250,7 @@ int halo__runtime_launched_ranks(void)
 static int start(halo_runtime_t *rt, struct starpu_conf *conf, halo_error_t *err)
 {
 #ifdef HALO_HAVE_MPI
-	if (mpi_launched()) {
+	if (halo__runtime_mpi_launched()) {
 		int provided = 0;
 		if (MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS) {
 			halo_error_set(err, HALO_ERUNTIME, "MPI_Init_thread failed");

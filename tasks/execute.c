@@ -502,13 +502,8 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 	struct pstate *s = &x->st[p->id];
 	halo_pnode_t *in = p->in[0];
 	struct starpu_task *t;
-	/* A store that gathers (halo_plan_build) does it in its write task,
-	 * but over several ranks, where a gather task brings the parts it
-	 * needs across them. */
-	int own_task = p->gathers && x->ranks == 1;
-	int64_t cnt[3];
-	starpu_data_handle_t block = NULL;
-	if (own_task) {
+	int64_t cnt[3]; /* a store that gathers: its inputs' block lists */
+	if (p->gathers) {
 		if (!(t = store_gathered(x, p, j, cnt)))
 			return;
 	} else if (p->kind == HALO_PN_STORE) {
@@ -525,14 +520,7 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 		t->modes[1] = STARPU_RW;
 		t->callback_func = halo__stream_write_done;
 		t->callback_arg = wa;
-		if (p->gathers) {
-			int64_t origin[3], dims[3], valid[3];
-			halo_pnode_block(p, j, origin, dims, valid);
-			block = halo__block_register(dims, elsize(in), owner(x, p, j));
-			gather(x, p, 0, j, origin, dims, p->expr->shape, in->expr->dtype,
-			       HALO_BOUNDARY_NONE, 0, block);
-		}
-		t->handles[0] = block ? block : chunk(x, in, j);
+		t->handles[0] = chunk(x, in, j);
 		t->modes[0] = STARPU_R;
 	} else {
 		/* A fused chain's program runs inside: its inputs are the task's. */
@@ -562,11 +550,9 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 	x->tasks++;
 	if (halo__stream_submit(t, &x->job))
 		inflight_add(&x->job, -1);
-	if (own_task) {
+	if (p->gathers) {
 		FOR_INPUTS(s->lists, cnt, c)
 			release(x, in, c);
-	} else if (block) {
-		starpu_data_unregister_submit(block); /* gather released the inputs */
 	} else {
 		for (int k = 0; k < p->nin; k++)
 			release(x, p->in[k], j);

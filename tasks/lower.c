@@ -2,6 +2,7 @@
  * elementwise chains, and the per-chunk input lists and use counts. */
 #include "config.h"
 #include "tasks/plan.h"
+#include "runtime/runtime.h"
 #include "util/util.h"
 #include "codelets/gather.h"
 
@@ -335,9 +336,13 @@ static uint64_t largest_chunk(const halo_pnode_t *p, const int depth[3], size_t 
 
 /* A rechunk read by one Zarr store alone (halo convert's) becomes part of
  * it. Not a TIFF's: its writes go one at a time, in page order, and the
- * gathers are better done meanwhile, in parallel, by tasks of their own. */
+ * gathers are better done meanwhile, in parallel, by tasks of their own.
+ * Nor under MPI, where a gather task brings the parts of a chunk across
+ * ranks (runtime/gather_cells.c). */
 static void fuse_into_stores(halo_plan_t *plan)
 {
+	if (halo__runtime_mpi_launched())
+		return;
 	for (int i = 0; i < plan->n; i++) {
 		halo_pnode_t *q = plan->nodes[i], *store = NULL;
 		if (q->kind != HALO_PN_GATHER)

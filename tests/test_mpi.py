@@ -376,8 +376,8 @@ for n in (2, 3):
     check(got == want, f"exact mode on {n} ranks: trace summary's bytes between ranks are the "
           f"slabs", (got, want))
 
-# A rechunk only a store reads is assembled in the write task on one rank;
-# on several, a gather task brings the parts across ranks first.
+# A rechunk only a store reads is assembled in the write task in one
+# process; under mpirun a gather task brings the parts across ranks.
 rs = path("mpi-rs.json")
 with open(rs, "w") as f:
     json.dump({"steps": [{"name": "raw", "op": "from_zarr", "path": src},
