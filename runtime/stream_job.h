@@ -49,10 +49,10 @@ struct halo_stream_io_arg {
 
 /* read: decodes input chunk idx into its block (STARPU_W). write: encodes
  * and stores output chunk idx from its block (STARPU_R), converting to the
- * output type, or, with a gather, from the block it assembles from its
- * sources (STARPU_R each) in a scratch buffer; a last buffer, when given,
- * is an ordering token (STARPU_RW) that serialises writes in submission
- * order (TIFF pages). */
+ * output type; a second buffer, when given, is an ordering token
+ * (STARPU_RW) that serialises writes in submission order (TIFF pages).
+ * With a gather, its buffers are instead the sources (STARPU_R each) of
+ * the block it assembles in a scratch buffer. */
 extern struct starpu_codelet halo__stream_read_cl, halo__stream_write_cl;
 /* write's callback: one output chunk less in flight. */
 void halo__stream_write_done(void *arg);

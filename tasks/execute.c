@@ -466,30 +466,23 @@ static struct starpu_task *store_gathered(struct exec *x, halo_pnode_t *p, const
 	*wa = (struct halo_stream_io_arg){.job = &x->job, .out = s->writer, .from = kind,
 					  .step = halo_expr_step(p->expr), .idx = {j[0], j[1], j[2]},
 					  .gather = (struct halo_gather_args *)(wa + 1)};
-	int nsrc = wa->gather->nsrc, n = nsrc + (s->token ? 1 : 0);
-	enum starpu_data_access_mode *modes = malloc((size_t)n * sizeof *modes);
-	starpu_data_handle_t *handles = realloc(src, (size_t)n * sizeof *handles);
-	if (!modes || !handles) {
-		free(wa);
-		free(modes);
-		free(handles ? handles : src);
-		halo__stream_fail_nomem(&x->job);
-		return NULL;
-	}
-	struct starpu_task *t = task_new(x, &halo__stream_write_cl, wa, 0);
+	/* No ordering token: TIFF stores do not gather (fuse_into_stores). */
+	int nsrc = wa->gather->nsrc;
+	enum starpu_data_access_mode *modes = malloc((size_t)(nsrc > 0 ? nsrc : 1) * sizeof *modes);
+	struct starpu_task *t = modes ? task_new(x, &halo__stream_write_cl, wa, 0) : NULL;
 	if (!t) {
+		if (!modes) {
+			free(wa);
+			halo__stream_fail_nomem(&x->job);
+		}
 		free(modes);
-		free(handles);
+		free(src);
 		return NULL;
 	}
 	for (int i = 0; i < nsrc; i++)
 		modes[i] = STARPU_R;
-	if (s->token) {
-		handles[nsrc] = s->token;
-		modes[nsrc] = STARPU_RW;
-	}
-	t->nbuffers = n;
-	t->dyn_handles = handles; /* StarPU frees dyn_handles and dyn_modes */
+	t->nbuffers = nsrc;
+	t->dyn_handles = src; /* StarPU frees dyn_handles and dyn_modes */
 	t->dyn_modes = modes;
 	t->callback_func = halo__stream_write_done;
 	t->callback_arg = wa;
