@@ -311,13 +311,24 @@ r = subprocess.run([HALO, "convert", p, path("home_out3.zarr"), "--quiet", "--ov
 check(r.returncode == 0 and os.path.isdir(os.path.join(own, ".starpu", "sampling")),
       "an unusable XDG_CACHE_HOME gives way to STARPU_HOME", r.stderr[-300:])
 # Outputs follow the umask: a group's shared folder under umask 002 gets
-# group-writable folders and files (0755 and 0644 were fixed).
+# group-writable folders and files (0755 and 0644 were fixed). So do
+# StarPU's model files, written beside and renamed (they were 0644).
+umask_home = path("umask-starpu-home")
+shutil.rmtree(umask_home, ignore_errors=True)
+os.makedirs(umask_home)
+env = dict(os.environ, STARPU_HOME=umask_home)
+for name in ["XDG_CACHE_HOME", "STARPU_PERF_MODEL_DIR"]:
+    env.pop(name, None)
 r = subprocess.run([HALO, "convert", p, path("umask_out.zarr"), "--quiet", "--overwrite"],
-                   capture_output=True, text=True, preexec_fn=lambda: os.umask(0o002))
+                   capture_output=True, text=True, env=env, preexec_fn=lambda: os.umask(0o002))
 modes = {oct(os.stat(os.path.join(d, n)).st_mode & 0o777)
          for d, ds, fs in os.walk(path("umask_out.zarr")) for n in ds + fs}
 check(r.returncode == 0 and modes == {"0o775", "0o664"}, "outputs follow the umask (002)",
       (r.stderr, modes))
+models = {os.path.relpath(os.path.join(d, n), umask_home): oct(os.stat(os.path.join(d, n)).st_mode & 0o777)
+          for d, _, fs in os.walk(umask_home) for n in fs}
+check(any("halo_write" in n for n in models) and
+      set(models.values()) == {"0o664"}, "StarPU's model files follow the umask (002)", models)
 
 # A STARPU_PERF_MODEL_DIR that cannot hold the models: one line (StarPU
 # aborted with a backtrace).
