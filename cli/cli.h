@@ -93,6 +93,9 @@ int halo_cli_trace_check(const halo_runtime_opts_t *o, const char *const *paths,
  * HALO_EXIT_USAGE. c is what getopt_long returned (':' for a missing value
  * when the optstring starts with ':', '?' otherwise); bad is argv[optind-1]. */
 int halo_cli_usage_error(const char *cmd, int c, const char *bad);
+/* An empty path among args (a variable that was not set, "$OUT"): one
+ * line naming it and -1; 0 when none is empty. */
+int halo_cli_empty_args(const char *cmd, char **args, int n);
 
 /* Ends the run (halo_runtime_finish: traces written, StarPU stopped); a
  * failure there turns a successful status into 1, with one line. Returns

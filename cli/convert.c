@@ -94,6 +94,10 @@ static int parse(int argc, char **argv, struct convert_opts *o, int *status)
 		*status = HALO_EXIT_USAGE;
 		return 1;
 	}
+	if (halo_cli_empty_args("convert", argv + optind, 2)) {
+		*status = HALO_EXIT_USAGE;
+		return 1;
+	}
 	o->in = argv[optind];
 	o->out = argv[optind + 1];
 	return 0;

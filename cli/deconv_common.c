@@ -128,6 +128,10 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 		*status = HALO_EXIT_USAGE;
 		return 1;
 	}
+	if (halo_cli_empty_args(cmd, argv + optind, nargs)) {
+		*status = HALO_EXIT_USAGE;
+		return 1;
+	}
 	for (int i = 0; i < nargs; i++)
 		o->args[i] = argv[optind + i];
 	if (o->dtype) {
@@ -530,6 +534,11 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
 	if (!exact && o->ndepth && speaker)
 		warn_fft_sizes(&info, dopts.depth);
+	/* Padding below zero makes the blurred estimate cross RL's floor:
+	 * the ratio then reaches 1e9 and float32 rounding carries it inside. */
+	if (o->boundary == HALO_BOUNDARY_CONSTANT && o->constant < 0 && speaker)
+		fprintf(stderr, "halo: warning: --boundary constant=%g is negative: Richardson-Lucy "
+				"assumes non-negative data and diverges on negative values\n", o->constant);
 	if (pieces && !o->quiet && speaker)
 		fprintf(stderr, "halo: note: %s is stored in chunks of %lldx%lldx%lld (blosc takes "
 				"at most 2 GiB a chunk)\n", outp, (long long)stored[0],

@@ -73,6 +73,17 @@ int halo_cli_usage_error(const char *cmd, int c, const char *bad)
 	return HALO_EXIT_USAGE;
 }
 
+int halo_cli_empty_args(const char *cmd, char **args, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!args[i][0]) {
+			fprintf(stderr, "halo: %s: argument %d is an empty path; see 'halo %s --help'\n",
+				cmd, i + 1, cmd);
+			return -1;
+		}
+	return 0;
+}
+
 /* getopt_long's '?' covers an unknown option, a value given to a flag and
  * an ambiguous abbreviation; each gets its own line. `before` is optind
  * before the call: an unknown letter inside a cluster (-xy) leaves optind

@@ -217,9 +217,10 @@ static int parse_shaped(halo_tiff_t *t, const char *desc, uint32_t w, uint32_t h
 				 (long long)json_integer_value(json_array_get(shape, i)));
 		json_decref(root);
 		if (!planes)
-			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: a %s image stored as %ux%u "
-					      "pages, not one page per plane; halo cannot read it "
-					      "(save it as Zarr)", t->path, dims, h, w);
+			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: a %s image stored in pages "
+					      "of %ux%u (tifffile's layout for a last axis of 1), not "
+					      "a page per plane; halo cannot read it (save it as Zarr)",
+					      t->path, dims, h, w);
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: a %zuD image (%s); halo reads 2D and "
 				      "3D volumes", t->path, n, dims);
 	}

@@ -489,9 +489,11 @@ static json_t *multiscales(const halo_writer_t *w)
 							  "coordinateTransformations", "type", "scale",
 							  "scale", scale));
 	}
-	return json_pack("{s:[{s:s, s:s, s:o, s:o, s:{s:s, s:s}}]}", "multiscales", "version", "0.4",
-			 "name", "image", "axes", axes, "datasets", datasets, "metadata",
-			 "method", "mean over 2x2 blocks in y and x", "software", "halo " PACKAGE_VERSION);
+	json_t *meta = json_pack("{s:s}", "software", "halo " PACKAGE_VERSION);
+	if (w->nlevels > 1)
+		json_object_set_new(meta, "method", json_string("mean over 2x2 blocks in y and x"));
+	return json_pack("{s:[{s:s, s:s, s:o, s:o, s:o}]}", "multiscales", "version", "0.4",
+			 "name", "image", "axes", axes, "datasets", datasets, "metadata", meta);
 }
 
 int halo_writer_finish(halo_writer_t *w, halo_error_t *err)

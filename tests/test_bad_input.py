@@ -665,6 +665,15 @@ check(r2.returncode == 1 and len(r2.stderr.strip().splitlines()) == 1 and "alrea
       "a run refused (OUT exists) prints its error alone, not the depth warning first", r2.stderr)
 check(r.returncode == 0 and "warning" in r.stderr and "less than half the PSF" in r.stderr,
       "depth < psf//2 prints a warning", r.stderr)
+r = halo("deconvolve", img, good_psf, path("neg_const.zarr"), "--boundary", "constant=-1",
+         "--quiet", "--iterations", "1")
+check(r.returncode == 0 and "warning: --boundary constant=-1 is negative" in r.stderr,
+      "a negative constant boundary prints a warning", r.stderr)
+# An empty path (an unset variable) is named, not taken for the folder.
+for argv in [("convert", "", path("empty_out.zarr")), ("deconvolve", img, good_psf, "")]:
+    r = halo(*argv)
+    check(r.returncode == 2 and "is an empty path" in r.stderr and
+          len(r.stderr.splitlines()) == 1, f"{argv[0]}: an empty path named", r.stderr)
 
 # Results lost to a full disk are an error, not exit 0.
 with open("/dev/full", "w") as full:

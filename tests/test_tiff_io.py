@@ -109,6 +109,8 @@ check(ms and ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [500,
       and ms["axes"][2]["unit"] == "nanometer"
       and np.array_equal(zarr.open(path("one.ome.zarr/0"), mode="r")[:], data),
       "OME-TIFF: PhysicalSize* and units, per axis, carried into OME-Zarr", (ms, r.stderr))
+check(ms and "method" not in ms["metadata"], "OME: no downsampling method without a pyramid",
+      ms.get("metadata"))
 # An OME-Zarr whose axes have different units: one unit, sizes converted.
 g = zarr.open_group(path("mixu.ome.zarr"), mode="w")
 g.create_dataset("0", data=data)
@@ -144,7 +146,7 @@ for shape in [(1, 5, 1), (5, 4, 1)]:
     p = path("lastone.tif")
     tifffile.imwrite(p, sample("uint16", shape), photometric="minisblack")
     r = halo("info", p, check_rc=0)
-    check(r.returncode == 1 and "not one page per plane" in r.stderr and
+    check(r.returncode == 1 and "not a page per plane" in r.stderr and
           len(r.stderr.splitlines()) == 1, f"a TIFF of shape {shape} is refused", r.stderr)
 
 # Stacks that are not one channel at one time, and volumetric (SGI)

@@ -268,6 +268,8 @@ check([d["path"] for d in ms["datasets"]] == ["0", "1", "2"], "OME: three datase
       ms["datasets"])
 scales = [d["coordinateTransformations"][0]["scale"] for d in ms["datasets"]]
 check(scales == [[1, 1, 1], [1, 2, 2], [1, 4, 4]], "OME: scale transforms double in y, x", scales)
+check(ms["metadata"].get("method", "").startswith("mean over 2x2"), "OME: the pyramid's method",
+      ms.get("metadata"))
 lvl = [zarr.open(os.path.join(dst, str(i)), mode="r")[:] for i in range(3)]
 check(same(lvl[0], data), "OME: level 0 equals the input")
 
