@@ -167,9 +167,11 @@ static int lock_held_elsewhere(const char *lock)
 }
 
 /* Removes what killed runs left beside final: ".NAME.halo-tmp-ID" (an
- * output never committed), ".NAME.halo-old-ID" (an old copy not fully
- * removed, or, when final is missing, the only copy: put back) and
- * ".NAME.halo-new-ID" (a lock not yet in place, lock_create). */
+ * output never committed), ".NAME.halo-old-ID" (an old copy moved aside
+ * for the new one, which did not take its place: when final is missing,
+ * the only copy, put back), ".NAME.halo-del-ID" (an old copy replaced,
+ * not fully removed) and ".NAME.halo-new-ID" (a lock not yet in place,
+ * lock_create). */
 static void remove_stale(const char *final)
 {
 	char *copy1 = strdup(final), *copy2 = strdup(final);
@@ -181,7 +183,8 @@ static void remove_stale(const char *final)
 		const char *n = e->d_name, *tag = n + 1 + nb;
 		if (n[0] != '.' || strncmp(n + 1, base, nb) != 0 ||
 		    (strncmp(tag, ".halo-tmp-", 10) != 0 && strncmp(tag, ".halo-old-", 10) != 0 &&
-		     strncmp(tag, ".halo-lock-", 11) != 0 && strncmp(tag, ".halo-new-", 10) != 0))
+		     strncmp(tag, ".halo-del-", 10) != 0 && strncmp(tag, ".halo-lock-", 11) != 0 &&
+		     strncmp(tag, ".halo-new-", 10) != 0))
 			continue;
 		const char *id = tag + (tag[6] == 'l' ? 11 : 10);
 		if (!*id || strspn(id, "0123456789") != strlen(id))
@@ -474,6 +477,16 @@ static void unswap(halo_output_t *o)
  * output removes (remove_stale). Frees o. */
 static void finish(halo_output_t *o)
 {
+	/* Renamed first: a half-removed ".halo-old-" would be put back as
+	 * the output were the output then deleted (remove_stale), where a
+	 * ".halo-del-" is only ever removed. */
+	char *del = o->old ? with_suffix(o->final, "del") : NULL;
+	if (del && rename(o->old, del) == 0) {
+		free(o->old);
+		o->old = del;
+	} else {
+		free(del);
+	}
 	if (o->old && halo_fs_remove_tree_until(o->old, halo_interrupted) == 1)
 		fprintf(stderr, "halo: %s: written; removing the old copy was interrupted, and the next "
 				"run to it removes the rest (%s)\n", o->final, o->old);

@@ -111,6 +111,14 @@ static void stale(void)
 	rc = halo_output_begin(at("five.zarr"), 0, &o[2], &err);
 	tap_ok(rc == HALO_EEXIST && holds(at("five.zarr"), "old five"),
 	       "an old copy whose replacement never came is put back: %s", err.msg);
+	/* A replaced copy half removed, its replacement deleted since: it
+	 * was put back as the output, and then --overwrite refused it. */
+	make(at(".six.zarr.halo-del-41"), "half removed six");
+	halo_output_t *six = NULL;
+	rc = halo_output_begin(at("six.zarr"), 0, &six, &err);
+	tap_ok(!rc && !halo_fs_exists(at("six.zarr")) && !halo_fs_exists(at(".six.zarr.halo-del-41")),
+	       "a replaced copy half removed is removed, not put back: %s", err.msg);
+	halo_output_abort(six);
 	halo_output_abort(o[0]);
 	halo_output_abort(o[1]);
 	if (fd >= 0)
