@@ -184,8 +184,15 @@ int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *
 		return halo_error_set(err, HALO_EUNSUPPORTED,
 				      "%s: field 'order' is '%s'; only C order is supported", file,
 				      order);
+	/* compressor, filters and fill_value may be null but not missing, as
+	 * python zarr requires: a .zarray without them was not written by a
+	 * Zarr library, and its chunks may not be what a default says. */
+	static const char *const required[] = {"compressor", "filters", "fill_value"};
+	for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
+		if (!json_object_get(root, required[i]))
+			return field_error(err, file, required[i], "is missing (null if none)");
 	const json_t *filters = json_object_get(root, "filters");
-	if (filters && !json_is_null(filters)) {
+	if (!json_is_null(filters)) {
 		if (!json_is_array(filters))
 			return field_error(err, file, "filters", "is not a list");
 		if (json_array_size(filters) > 0) {
@@ -196,7 +203,7 @@ int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *
 		}
 	}
 	const json_t *comp = json_object_get(root, "compressor");
-	if (!comp || json_is_null(comp)) {
+	if (json_is_null(comp)) {
 		m->codec.id = HALO_CODEC_NONE;
 	} else {
 		const char *id = json_string_value(json_object_get(comp, "id"));

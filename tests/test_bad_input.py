@@ -75,6 +75,14 @@ meta = json.load(open(os.path.join(p, ".zarray")))
 del meta["shape"]
 json.dump(meta, open(os.path.join(p, ".zarray"), "w"))
 expect_error("missing field", p, "field 'shape' is missing")
+# compressor, filters and fill_value may be null but, as python zarr
+# requires, present (a missing compressor read blosc chunks as raw bytes).
+for field in ["compressor", "filters", "fill_value"]:
+    p = good_array(f"no_{field}.zarr")
+    meta = json.load(open(os.path.join(p, ".zarray")))
+    del meta[field]
+    json.dump(meta, open(os.path.join(p, ".zarray"), "w"))
+    expect_error(f"missing {field}", p, f"field '{field}' is missing")
 
 p = good_array("complex.zarr")
 edit_zarray(p, dtype="<c8")
