@@ -344,12 +344,22 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	TIFFGetFieldDefaulted(t->tif, TIFFTAG_RESOLUTIONUNIT, &resunit);
 	/* ImageJ keeps y and x pixel sizes as resolutions, in its unit, or
 	 * with no unit in no ResolutionUnit (as halo writes a volume whose
-	 * unit is unknown); not a writer's default dots per inch. */
-	int sized = imagej && (info->unit[0] || resunit == RESUNIT_NONE);
+	 * unit is unknown); where its description names no unit, ImageJ takes
+	 * inches or centimetres from ResolutionUnit. Another writer's
+	 * resolution counts in centimetres only: in inches it is mostly a
+	 * default 72 dpi, no pixel size. */
+	int plain = !imagej && !info->unit[0] && !(desc && strstr(desc, "<OME"));
+	if (imagej && !info->unit[0] && (resunit == RESUNIT_INCH || resunit == RESUNIT_CENTIMETER))
+		snprintf(info->unit, sizeof info->unit, "%s", resunit == RESUNIT_INCH ? "inch" : "cm");
+	double scale = plain ? 1e4 : 1; /* centimetres in micrometres */
+	int sized = imagej ? info->unit[0] || resunit == RESUNIT_NONE
+			   : plain && resunit == RESUNIT_CENTIMETER;
 	if (sized && TIFFGetField(t->tif, TIFFTAG_XRESOLUTION, &xres) && xres > 0)
-		info->voxel[2] = 1.0 / xres;
+		info->voxel[2] = scale / xres;
 	if (sized && TIFFGetField(t->tif, TIFFTAG_YRESOLUTION, &yres) && yres > 0)
-		info->voxel[1] = 1.0 / yres;
+		info->voxel[1] = scale / yres;
+	if (sized && plain)
+		snprintf(info->unit, sizeof info->unit, "%s", "micrometer");
 	for (int d = 0; d < 3; d++) /* garbage in the metadata: as if absent */
 		if (!(isfinite(info->voxel[d]) && info->voxel[d] > 0))
 			info->voxel[d] = 1;

@@ -68,6 +68,26 @@ check(scale is not None and np.allclose(scale, [0.8, 0.25, 0.25], rtol=1e-5),
       "ImageJ spacing and resolution become the OME scale", scale)
 check(all(a.get("unit") == "micrometer" for a in ms.get("axes", [])),
       "ImageJ unit 'micron' becomes 'micrometer'", ms.get("axes"))
+# ResolutionUnit: ImageJ without a unit takes it from the tag; another
+# TIFF's resolution counts in centimetres (micrometres out), not in
+# inches (a writer's default 72 dpi says nothing of the pixels).
+flat = sample("uint16", (3, 4, 5))
+cases = [(dict(imagej=True, resolution=(100, 200), resolutionunit="CENTIMETER",
+               metadata={"axes": "ZYX", "spacing": 2}), [2, 0.005, 0.01], "centimeter"),
+         (dict(photometric="minisblack", resolution=(1000, 2000), resolutionunit="CENTIMETER"),
+          [1, 5, 10], "micrometer"),
+         (dict(photometric="minisblack", resolution=(72, 72), resolutionunit="INCH"),
+          [1, 1, 1], None)]
+for i, (kw, want, unit) in enumerate(cases):
+    tifffile.imwrite(path(f"resunit{i}.tif"), flat, **kw)
+    r = convert(path(f"resunit{i}.tif"), path(f"resunit{i}.ome.zarr"))
+    ms = json.load(open(path(f"resunit{i}.ome.zarr/.zattrs")))["multiscales"][0] \
+        if r.returncode == 0 else {}
+    scale = ms.get("datasets", [{}])[0].get("coordinateTransformations", [{}])[0].get("scale")
+    check(scale is not None and np.allclose(scale, want, rtol=1e-6) and
+          (unit is None or ms["axes"][2]["unit"] == unit),
+          f"ResolutionUnit: {kw.get('resolutionunit')}, imagej={kw.get('imagej', False)}",
+          (scale, ms.get("axes"), r.stderr))
 check(np.array_equal(zarr.open(os.path.join(dst, "0"), mode="r")[:], data),
       "ImageJ TIFF values")
 
