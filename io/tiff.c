@@ -114,6 +114,10 @@ static int parse_imagej(halo_tiff_t *t, const char *desc, long *images, halo_err
 				      "halo reads one channel at one time (split the stack first)",
 				      t->path, channels > 1 ? channels : 1, frames > 1 ? frames : 1);
 	*images = imagej_count(desc, "images");
+	long slices = imagej_count(desc, "slices");
+	if (slices > 0 && *images > 0 && slices != *images)
+		return halo_error_set(err, HALO_EFORMAT, "%s: the ImageJ description says %ld slices "
+				      "but %ld images", t->path, slices, *images);
 	const char *p = strstr(desc, "\nspacing=");
 	if (p)
 		info->voxel[0] = strtod(p + 9, NULL);

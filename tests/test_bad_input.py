@@ -160,6 +160,11 @@ tifffile.imwrite(t, np.zeros((16, 16), "u1"), photometric="minisblack", metadata
                  description="ImageJ=1.11a\nimages=4294967296\nslices=4294967296\n")
 expect_error("ImageJ's image count times the page size wrapping around 2^64", t,
              "truncated: its description says 4294967296 pages of 256 bytes")
+t = path("ij-slices.tif")
+tifffile.imwrite(t, np.zeros((5, 8, 8), "u1"), photometric="minisblack", metadata=None,
+                 description="ImageJ=1.11a\nimages=5\nslices=7\n")
+expect_error("ImageJ slices that are not its images (tifffile reads 7 planes)", t,
+             "says 7 slices but 5 images")
 # Integer fills must be values of the type (-5 read as 0, 1.5 as 2 before).
 for fill, dt in [(-5, "<u2"), (1.5, "<u2"), ("NaN", "<u2"), (200, "|i1")]:
     p = good_array(f"fill-{dt[1:]}-{fill}.zarr")
