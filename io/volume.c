@@ -93,18 +93,39 @@ halo_format_t halo_format_from_path(const char *path)
 
 /* Reads OME-NGFF multiscales from a group's attributes: the first
  * dataset's path, the voxel size (dataset scale times any multiscale-level
- * scale) and the spatial unit (OME-NGFF's name, or none). Returns 0 when
- * attrs holds no multiscales, -1 when a scale is not a positive finite
- * number. */
+ * scale), the spatial unit (OME-NGFF's name, or none) and the number of
+ * axes (0 when not given). Returns 0 when attrs holds no multiscales, -1
+ * with why filled when its metadata cannot describe a z, y, x volume. */
 static int ome_level0(const json_t *attrs, char *dataset, size_t len, double voxel[3],
-		      char *unit, size_t ulen)
+		      char *unit, size_t ulen, size_t *naxes, char *why, size_t wlen)
 {
 	const json_t *ms = json_array_get(json_object_get(attrs, "multiscales"), 0);
+	if (!ms)
+		return 0;
 	const json_t *ds = json_array_get(json_object_get(ms, "datasets"), 0);
 	const char *p = json_string_value(json_object_get(ds, "path"));
-	if (!p)
-		return 0;
+	if (!p) {
+		snprintf(why, wlen, "multiscales has no dataset with a path");
+		return -1;
+	}
 	snprintf(dataset, len, "%s", p);
+	const json_t *axes = json_object_get(ms, "axes");
+	size_t na = *naxes = json_array_size(axes);
+	/* Space axes come last, as z, y, x: halo reads the last axes so,
+	 * and would label x, y, z as z, y, x. */
+	static const char *const names[3] = {"z", "y", "x"};
+	for (size_t d = 0; d < 3 && d < na; d++) {
+		const json_t *a = json_array_get(axes, na - 1 - d);
+		const char *name = json_string_value(json_object_get(a, "name"));
+		const char *type = json_string_value(json_object_get(a, "type"));
+		if (type && strcmp(type, "space") != 0 && d >= 2)
+			break; /* a 2D image's y, x */
+		if (!name || strcmp(name, names[2 - d]) != 0) {
+			snprintf(why, wlen, "axis %zu is '%s' where halo reads '%s' (space axes last, "
+				 "in the order z, y, x)", na - d, name ? name : "?", names[2 - d]);
+			return -1;
+		}
+	}
 	voxel[0] = voxel[1] = voxel[2] = 1;
 	const json_t *lists[2] = {json_object_get(ds, "coordinateTransformations"),
 				  json_object_get(ms, "coordinateTransformations")};
@@ -114,18 +135,22 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 			const char *type = json_string_value(json_object_get(t, "type"));
 			const json_t *scale = json_object_get(t, "scale");
 			size_t n = json_array_size(scale);
-			if (!type || strcmp(type, "scale") != 0 || n < 2)
+			if (!type || strcmp(type, "scale") != 0)
 				continue;
+			if (n < 2 || (na && n != na)) {
+				snprintf(why, wlen, "a scale of %zu values for %zu axes", n, na);
+				return -1;
+			}
 			for (int d = 0; d < 3 && (size_t)d < n; d++) {
 				const json_t *v = json_array_get(scale, n - 1 - (size_t)d);
 				voxel[2 - d] *= json_is_number(v) ? json_number_value(v) : NAN;
 			}
 		}
 	for (int d = 0; d < 3; d++)
-		if (!(isfinite(voxel[d]) && voxel[d] > 0))
+		if (!(isfinite(voxel[d]) && voxel[d] > 0)) {
+			snprintf(why, wlen, "a multiscales scale is not a positive, finite number");
 			return -1;
-	const json_t *axes = json_object_get(ms, "axes");
-	size_t na = json_array_size(axes);
+		}
 	const char *units[3] = {NULL, NULL, NULL};
 	for (int d = 0; d < 3 && (size_t)d < na; d++)
 		units[2 - d] = json_string_value(json_object_get(json_array_get(axes, na - 1 - (size_t)d),
@@ -218,16 +243,19 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 	size_t len;
 	char dataset[1024], unit[sizeof ((halo_volume_info_t *)0)->unit];
 	double voxel[3];
+	size_t naxes = 0;
+	char why[160];
 	int ome = 0;
 	if (halo_fs_read(attrs_file, &text, &len, NULL) == HALO_OK) {
 		json_t *attrs = json_loadb(text, len, 0, NULL);
 		free(text);
-		ome = attrs ? ome_level0(attrs, dataset, sizeof dataset, voxel, unit, sizeof unit) : 0;
+		ome = attrs ? ome_level0(attrs, dataset, sizeof dataset, voxel, unit, sizeof unit,
+					 &naxes, why, sizeof why)
+			    : 0;
 		json_decref(attrs);
 	}
 	if (ome < 0) {
-		rc = halo_error_set(err, HALO_EFORMAT, "%s: a multiscales scale is not a positive, "
-				    "finite number", attrs_file);
+		rc = halo_error_set(err, HALO_EFORMAT, "%s: %s", attrs_file, why);
 		goto fail;
 	}
 	if (ome) {
@@ -236,6 +264,12 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 		r->format = HALO_FMT_OME_ZARR;
 		if ((rc = halo_zarr_open(array, &r->zarr, err)))
 			goto fail;
+		int ndim = halo_zarr_meta(r->zarr)->ndim;
+		if (naxes && naxes != (size_t)ndim) {
+			rc = halo_error_set(err, HALO_EFORMAT, "%s: %zu axes for the %dD array %s",
+					    attrs_file, naxes, ndim, dataset);
+			goto fail;
+		}
 		for (int d = 0; d < 3; d++)
 			info->voxel[d] = voxel[d];
 		snprintf(info->unit, sizeof info->unit, "%s", unit);

@@ -220,6 +220,20 @@ json.dump({"multiscales": [{"datasets": [{"path": "0", "coordinateTransformation
 expect_error("OME scales multiplying to infinity", om,
              ".zattrs: a multiscales scale is not a positive, finite number",
              out_name="bad_out.ome.zarr")
+# Metadata that does not describe the array: refused, not read by position
+# (x, y, z relabelled z, y, x; a 2-value scale left z at 1).
+zyx = [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"]
+for what, ms, needle in [
+        ("axes x, y, z", {"axes": zyx[::-1], "datasets": [{"path": "0"}]},
+         "axis 3 is 'z' where halo reads 'x'"),
+        ("a scale of 2 values", {"axes": zyx, "datasets": [{"path": "0", "coordinateTransformations":
+                                                            [{"type": "scale", "scale": [0.5, 0.5]}]}]},
+         "a scale of 2 values for 3 axes"),
+        ("no datasets", {"axes": zyx, "datasets": []}, "multiscales has no dataset"),
+        ("4 axes for a 3D array", {"axes": [{"name": "c", "type": "channel"}] + zyx,
+                                   "datasets": [{"path": "0"}]}, "4 axes for the 3D array 0")]:
+    json.dump({"multiscales": [dict(ms, version="0.4")]}, open(os.path.join(om, ".zattrs"), "w"))
+    expect_error(f"OME-Zarr: {what}", om, needle, out_name="bad_out.ome.zarr")
 
 # Bad option values are errors (exit 1); unknown options are usage errors (2).
 p = good_array("ok.zarr")
