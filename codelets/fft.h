@@ -34,10 +34,11 @@ struct halo_fft_work {
 				* its shapes: valid until its next
 				* halo_fft_work() */
 	float **plane;         /* per thread: a real n1*n2 plane, or a column
-				 * pass's slab of n0 rows of pitch values
+				 * pass's slab of n0 pieces of rows*pitch values
 				 * (plane_floats; made on a thread's first
 				 * pass) */
 	size_t plane_floats;
+	int rows;              /* y-rows per column-pass slab (divides n1) */
 	int nthreads;          /* at most this many threads per pass */
 	/* When set, called before each pass: how many threads it may use
 	 * (1..max), so that a task takes cores that fall idle while it runs.
