@@ -116,7 +116,9 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 	static const char *const names[3] = {"z", "y", "x"};
 	for (size_t d = 0; d < 3 && d < na; d++) {
 		const json_t *a = json_array_get(axes, na - 1 - d);
-		const char *name = json_string_value(json_object_get(a, "name"));
+		/* OME-NGFF 0.3 lists names alone: "axes": ["z", "y", "x"] */
+		const char *name = json_is_string(a) ? json_string_value(a)
+						     : json_string_value(json_object_get(a, "name"));
 		const char *type = json_string_value(json_object_get(a, "type"));
 		if (type && strcmp(type, "space") != 0 && d >= 2)
 			break; /* a 2D image's y, x */

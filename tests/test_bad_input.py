@@ -234,6 +234,11 @@ for what, ms, needle in [
                                    "datasets": [{"path": "0"}]}, "4 axes for the 3D array 0")]:
     json.dump({"multiscales": [dict(ms, version="0.4")]}, open(os.path.join(om, ".zattrs"), "w"))
     expect_error(f"OME-Zarr: {what}", om, needle, out_name="bad_out.ome.zarr")
+# OME-NGFF 0.3 lists the axes as names.
+json.dump({"multiscales": [{"version": "0.3", "axes": ["z", "y", "x"], "datasets": [{"path": "0"}]}]},
+          open(os.path.join(om, ".zattrs"), "w"))
+r = halo("info", om)
+check(r.returncode == 0 and "4x4" in r.stdout, "OME-Zarr 0.3: axes as names are read", r.stderr)
 
 # Bad option values are errors (exit 1); unknown options are usage errors (2).
 p = good_array("ok.zarr")
