@@ -344,26 +344,29 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 			goto fail;
 	}
 	float xres = 0, yres = 0;
-	uint16_t resunit = RESUNIT_INCH;
-	TIFFGetFieldDefaulted(t->tif, TIFFTAG_RESOLUTIONUNIT, &resunit);
+	uint16_t resunit = RESUNIT_INCH; /* TIFF's default where the tag is absent */
+	int has_unit = TIFFGetField(t->tif, TIFFTAG_RESOLUTIONUNIT, &resunit);
+	int has_x = TIFFGetField(t->tif, TIFFTAG_XRESOLUTION, &xres) && xres > 0;
+	int has_y = TIFFGetField(t->tif, TIFFTAG_YRESOLUTION, &yres) && yres > 0;
 	/* ImageJ keeps y and x pixel sizes as resolutions, in its unit, or
 	 * with no unit in no ResolutionUnit (as halo writes a volume whose
-	 * unit is unknown); where its description names no unit, ImageJ takes
-	 * inches or centimetres from ResolutionUnit. Another writer's
-	 * resolution counts in centimetres only: in inches it is mostly a
-	 * default 72 dpi, no pixel size. */
-	int plain = !imagej && !info->unit[0] && !(desc && strstr(desc, "<OME"));
-	if (imagej && !info->unit[0] && (resunit == RESUNIT_INCH || resunit == RESUNIT_CENTIMETER))
+	 * unit is unknown). Where its description names no unit, ImageJ
+	 * takes centimetres from the tag, or inches but not at 72 dpi (a
+	 * writer's default, no pixel size). */
+	if (imagej && !info->unit[0] && has_unit &&
+	    (resunit == RESUNIT_CENTIMETER || (resunit == RESUNIT_INCH && has_x && xres != 72)))
 		snprintf(info->unit, sizeof info->unit, "%s", resunit == RESUNIT_INCH ? "inch" : "cm");
-	double scale = plain ? 1e4 : 1; /* centimetres in micrometres */
-	int sized = imagej ? info->unit[0] || resunit == RESUNIT_NONE
-			   : plain && resunit == RESUNIT_CENTIMETER;
-	if (sized && TIFFGetField(t->tif, TIFFTAG_XRESOLUTION, &xres) && xres > 0)
-		info->voxel[2] = scale / xres;
-	if (sized && TIFFGetField(t->tif, TIFFTAG_YRESOLUTION, &yres) && yres > 0)
-		info->voxel[1] = scale / yres;
-	if (sized && plain)
-		snprintf(info->unit, sizeof info->unit, "%s", "micrometer");
+	if (imagej && (info->unit[0] || resunit == RESUNIT_NONE)) {
+		if (has_x)
+			info->voxel[2] = 1.0 / xres;
+		if (has_y)
+			info->voxel[1] = 1.0 / yres;
+	}
+	/* Another writer's resolution counts in centimetres only (in inches
+	 * it is mostly that default), and for a single plane: a stack's z
+	 * spacing would be made up. */
+	int plain_cm = !imagej && !info->unit[0] && !(desc && strstr(desc, "<OME")) && has_unit &&
+		       resunit == RESUNIT_CENTIMETER && has_x && has_y;
 	for (int d = 0; d < 3; d++) /* garbage in the metadata: as if absent */
 		if (!(isfinite(info->voxel[d]) && info->voxel[d] > 0))
 			info->voxel[d] = 1;
@@ -417,6 +420,11 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 		pages = (tdir_t)described;
 	}
 	info->ndim = pages > 1 || shaped_ndim == 3 ? 3 : 2;
+	if (plain_cm && info->ndim == 2 && isfinite(1e4 / xres) && isfinite(1e4 / yres)) {
+		info->voxel[2] = 1e4 / xres;
+		info->voxel[1] = 1e4 / yres;
+		snprintf(info->unit, sizeof info->unit, "%s", "micrometer");
+	}
 	info->shape[0] = pages;
 	info->shape[1] = h;
 	info->shape[2] = w;

@@ -68,26 +68,35 @@ check(scale is not None and np.allclose(scale, [0.8, 0.25, 0.25], rtol=1e-5),
       "ImageJ spacing and resolution become the OME scale", scale)
 check(all(a.get("unit") == "micrometer" for a in ms.get("axes", [])),
       "ImageJ unit 'micron' becomes 'micrometer'", ms.get("axes"))
-# ResolutionUnit: ImageJ without a unit takes it from the tag; another
-# TIFF's resolution counts in centimetres (micrometres out), not in
-# inches (a writer's default 72 dpi says nothing of the pixels).
+# ResolutionUnit: ImageJ without a unit takes it from the tag (inches not
+# at 72 dpi, a writer's default); another TIFF's resolution counts in
+# centimetres (micrometres out) for a single plane only (a stack's z
+# would be made up), not in inches.
 flat = sample("uint16", (3, 4, 5))
-cases = [(dict(imagej=True, resolution=(100, 200), resolutionunit="CENTIMETER",
-               metadata={"axes": "ZYX", "spacing": 2}), [2, 0.005, 0.01], "centimeter"),
-         (dict(photometric="minisblack", resolution=(1000, 2000), resolutionunit="CENTIMETER"),
-          [1, 5, 10], "micrometer"),
-         (dict(photometric="minisblack", resolution=(72, 72), resolutionunit="INCH"),
+ij = {"axes": "ZYX", "spacing": 2}
+cases = [(flat, dict(imagej=True, resolution=(100, 200), resolutionunit="CENTIMETER", metadata=ij),
+          [2, 0.005, 0.01], "centimeter"),
+         (flat, dict(imagej=True, resolution=(72, 72), resolutionunit="INCH", metadata=ij),
+          [2, 1, 1], None),
+         (flat, dict(imagej=True, resolution=(300, 300), resolutionunit="INCH", metadata=ij),
+          [2, 1 / 300, 1 / 300], "inch"),
+         (flat[0], dict(photometric="minisblack", resolution=(1000, 2000), resolutionunit="CENTIMETER"),
+          [5, 10], "micrometer"),
+         (flat, dict(photometric="minisblack", resolution=(1000, 2000), resolutionunit="CENTIMETER"),
+          [1, 1, 1], None),
+         (flat, dict(photometric="minisblack", resolution=(72, 72), resolutionunit="INCH"),
           [1, 1, 1], None)]
-for i, (kw, want, unit) in enumerate(cases):
-    tifffile.imwrite(path(f"resunit{i}.tif"), flat, **kw)
+for i, (arr, kw, want, unit) in enumerate(cases):
+    tifffile.imwrite(path(f"resunit{i}.tif"), arr, **kw)
     r = convert(path(f"resunit{i}.tif"), path(f"resunit{i}.ome.zarr"))
     ms = json.load(open(path(f"resunit{i}.ome.zarr/.zattrs")))["multiscales"][0] \
         if r.returncode == 0 else {}
     scale = ms.get("datasets", [{}])[0].get("coordinateTransformations", [{}])[0].get("scale")
+    units = {a.get("unit") for a in ms.get("axes", [])}
     check(scale is not None and np.allclose(scale, want, rtol=1e-6) and
-          (unit is None or ms["axes"][2]["unit"] == unit),
-          f"ResolutionUnit: {kw.get('resolutionunit')}, imagej={kw.get('imagej', False)}",
-          (scale, ms.get("axes"), r.stderr))
+          (units == {unit} if unit else units.isdisjoint({"inch", "centimeter"})),
+          f"ResolutionUnit: {kw.get('resolutionunit')} {kw['resolution']}, "
+          f"imagej={kw.get('imagej', False)}, {arr.ndim}D", (scale, ms.get("axes"), r.stderr))
 check(np.array_equal(zarr.open(os.path.join(dst, "0"), mode="r")[:], data),
       "ImageJ TIFF values")
 
