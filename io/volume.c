@@ -93,11 +93,13 @@ halo_format_t halo_format_from_path(const char *path)
 
 /* Reads OME-NGFF multiscales from a group's attributes: the first
  * dataset's path, the voxel size (dataset scale times any multiscale-level
- * scale), the spatial unit (OME-NGFF's name, or none) and the number of
- * axes (0 when not given). Returns 0 when attrs holds no multiscales, -1
- * with why filled when its metadata cannot describe a z, y, x volume. */
+ * scale), the spatial unit (OME-NGFF's name, or none), the number of
+ * axes (0 when not given) and how many of the last are space axes (2 or
+ * 3). Returns 0 when attrs holds no multiscales, -1 with why filled when
+ * its metadata cannot describe a z, y, x volume. */
 static int ome_level0(const json_t *attrs, char *dataset, size_t len, double voxel[3],
-		      char *unit, size_t ulen, size_t *naxes, char *why, size_t wlen)
+		      char *unit, size_t ulen, size_t *naxes, size_t *nspace, char *why,
+		      size_t wlen)
 {
 	const json_t *ms = json_array_get(json_object_get(attrs, "multiscales"), 0);
 	if (!ms)
@@ -111,6 +113,7 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 	snprintf(dataset, len, "%s", p);
 	const json_t *axes = json_object_get(ms, "axes");
 	size_t na = *naxes = json_array_size(axes);
+	*nspace = na < 3 ? na : 3;
 	/* Space axes come last, as z, y, x: halo reads the last axes so,
 	 * and would label x, y, z as z, y, x. */
 	static const char *const names[3] = {"z", "y", "x"};
@@ -120,8 +123,13 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 		const char *name = json_is_string(a) ? json_string_value(a)
 						     : json_string_value(json_object_get(a, "name"));
 		const char *type = json_string_value(json_object_get(a, "type"));
-		if (type && strcmp(type, "space") != 0 && d >= 2)
-			break; /* a 2D image's y, x */
+		/* A 2D image's y, x after a channel or time axis (typed, or
+		 * named c or t in 0.3, where axes have no type) */
+		if (d == 2 && (type ? strcmp(type, "space") != 0
+				    : name && (!strcmp(name, "c") || !strcmp(name, "t")))) {
+			*nspace = 2;
+			break;
+		}
 		if (!name || strcmp(name, names[2 - d]) != 0) {
 			snprintf(why, wlen, "axis %zu is '%s' where halo reads '%s' (space axes last, "
 				 "in the order z, y, x)", na - d, name ? name : "?", names[2 - d]);
@@ -137,7 +145,8 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 			const char *type = json_string_value(json_object_get(t, "type"));
 			const json_t *scale = json_object_get(t, "scale");
 			size_t n = json_array_size(scale);
-			if (!type || strcmp(type, "scale") != 0)
+			/* A scale given by "path" (a file of values) is not read */
+			if (!type || strcmp(type, "scale") != 0 || !json_is_array(scale))
 				continue;
 			if (n < 2 || (na && n != na)) {
 				snprintf(why, wlen, "a scale of %zu values for %zu axes", n, na);
@@ -153,6 +162,8 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 			snprintf(why, wlen, "a multiscales scale is not a positive, finite number");
 			return -1;
 		}
+	if (*nspace == 2)
+		voxel[0] = 1; /* a channel's or a time's scale is no z spacing */
 	const char *units[3] = {NULL, NULL, NULL};
 	for (int d = 0; d < 3 && (size_t)d < na; d++)
 		units[2 - d] = json_string_value(json_object_get(json_array_get(axes, na - 1 - (size_t)d),
@@ -245,14 +256,14 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 	size_t len;
 	char dataset[1024], unit[sizeof ((halo_volume_info_t *)0)->unit];
 	double voxel[3];
-	size_t naxes = 0;
+	size_t naxes = 0, nspace = 0;
 	char why[160];
 	int ome = 0;
 	if (halo_fs_read(attrs_file, &text, &len, NULL) == HALO_OK) {
 		json_t *attrs = json_loadb(text, len, 0, NULL);
 		free(text);
 		ome = attrs ? ome_level0(attrs, dataset, sizeof dataset, voxel, unit, sizeof unit,
-					 &naxes, why, sizeof why)
+					 &naxes, &nspace, why, sizeof why)
 			    : 0;
 		json_decref(attrs);
 	}
@@ -266,12 +277,22 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 		r->format = HALO_FMT_OME_ZARR;
 		if ((rc = halo_zarr_open(array, &r->zarr, err)))
 			goto fail;
-		int ndim = halo_zarr_meta(r->zarr)->ndim;
-		if (naxes && naxes != (size_t)ndim) {
+		const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
+		if (naxes && naxes != (size_t)m->ndim) {
 			rc = halo_error_set(err, HALO_EFORMAT, "%s: %zu axes for the %dD array %s",
-					    attrs_file, naxes, ndim, dataset);
+					    attrs_file, naxes, m->ndim, dataset);
 			goto fail;
 		}
+		/* Channels or time points beside a 2D image's y, x: one of
+		 * each, or it is no volume (3D ones are refused below). */
+		for (size_t i = 0; i + nspace < naxes; i++)
+			if (m->shape[i] != 1) {
+				rc = halo_error_set(err, HALO_EUNSUPPORTED, "%s: axis %zu (not a space "
+						    "axis) has %lld values; halo reads one channel at "
+						    "one time", attrs_file, i + 1,
+						    (long long)m->shape[i]);
+				goto fail;
+			}
 		for (int d = 0; d < 3; d++)
 			info->voxel[d] = voxel[d];
 		snprintf(info->unit, sizeof info->unit, "%s", unit);

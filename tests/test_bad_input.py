@@ -231,14 +231,24 @@ for what, ms, needle in [
          "a scale of 2 values for 3 axes"),
         ("no datasets", {"axes": zyx, "datasets": []}, "multiscales has no dataset"),
         ("4 axes for a 3D array", {"axes": [{"name": "c", "type": "channel"}] + zyx,
-                                   "datasets": [{"path": "0"}]}, "4 axes for the 3D array 0")]:
+                                   "datasets": [{"path": "0"}]}, "4 axes for the 3D array 0"),
+        # Two channels of a 2D image were read as two z planes.
+        ("channels c, y, x", {"axes": [{"name": "c", "type": "channel"}] + zyx[1:],
+                              "datasets": [{"path": "0"}]}, "axis 1 (not a space axis) has 2 values"),
+        ("0.3 time points t, y, x", {"axes": ["t", "y", "x"], "datasets": [{"path": "0"}]},
+         "axis 1 (not a space axis) has 2 values")]:
     json.dump({"multiscales": [dict(ms, version="0.4")]}, open(os.path.join(om, ".zattrs"), "w"))
     expect_error(f"OME-Zarr: {what}", om, needle, out_name="bad_out.ome.zarr")
-# OME-NGFF 0.3 lists the axes as names.
+# OME-NGFF 0.3 lists the axes as names; a scale given by "path" is not read.
 json.dump({"multiscales": [{"version": "0.3", "axes": ["z", "y", "x"], "datasets": [{"path": "0"}]}]},
           open(os.path.join(om, ".zattrs"), "w"))
 r = halo("info", om)
 check(r.returncode == 0 and "4x4" in r.stdout, "OME-Zarr 0.3: axes as names are read", r.stderr)
+json.dump({"multiscales": [{"version": "0.4", "axes": zyx, "datasets": [{"path": "0", "coordinateTransformations":
+                                                                      [{"type": "scale", "path": "s"}]}]}]},
+          open(os.path.join(om, ".zattrs"), "w"))
+r = halo("info", om)
+check(r.returncode == 0, "OME-Zarr: a scale given by path is passed over", r.stderr)
 
 # Bad option values are errors (exit 1); unknown options are usage errors (2).
 p = good_array("ok.zarr")
