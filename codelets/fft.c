@@ -256,11 +256,11 @@ struct halo_fft_work *halo_fft_work(const int n[3], int nthreads)
 	 * make each piece a longer contiguous run (1 KiB at 128x256x256 with
 	 * one row), which copies faster: 4 rows took that shape's RL from
 	 * 1.044 to 1.005 s on 2 cores (medians of 18). Slabs stay within
-	 * 640 KiB, about a core's L2. */
+	 * 640 KiB, about a core's L2, and each thread gets two at least. */
 	size_t row_bytes = (size_t)n[0] * (size_t)pitch * sizeof(fftwf_complex);
 	w->rows = 1;
 	for (int r = 4; r > 1 && w->rows == 1; r--)
-		if (n[1] % r == 0 && r * row_bytes <= 640 << 10)
+		if (n[1] % r == 0 && r * row_bytes <= 640 << 10 && n[1] / r >= 2 * nthreads)
 			w->rows = r;
 	size_t plane = (size_t)n[1] * (size_t)n[2],
 	       slab = 2 * (size_t)n[0] * (size_t)w->rows * (size_t)pitch;
