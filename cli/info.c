@@ -217,6 +217,8 @@ int halo_cli_info(int argc, char **argv)
 			argv[optind + 1]);
 		return HALO_EXIT_USAGE;
 	}
+	if (halo_cli_empty_args("info", argv + optind, argc - optind))
+		return HALO_EXIT_USAGE;
 	if (optind < argc && (ropts.ncpu >= 0 || ropts.ncuda >= 0 || ropts.sched || ropts.verbose)) {
 		fprintf(stderr, "halo: info: --ncpu, --ncuda, --sched and --verbose describe the "
 				"machine, not VOLUME; see 'halo info --help'\n");

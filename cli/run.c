@@ -208,6 +208,8 @@ int halo_cli_run(int argc, char **argv)
 		fprintf(stderr, "halo: run: needs one PIPELINE.json; see 'halo run --help'\n");
 		return HALO_EXIT_USAGE;
 	}
+	if (halo_cli_empty_args("run", argv + optind, 1))
+		return HALO_EXIT_USAGE;
 	if (dry && json) {
 		fprintf(stderr, "halo: run: --json reports a run and --dry-run runs nothing; 'halo graph "
 				"stats --json' describes the plan\n");

@@ -712,7 +712,8 @@ r = halo("deconvolve", img, good_psf, path("neg_const.zarr"), "--boundary", "con
 check(r.returncode == 0 and "warning: --boundary constant=-1 is negative" in r.stderr,
       "a negative constant boundary prints a warning", r.stderr)
 # An empty path (an unset variable) is named, not taken for the folder.
-for argv in [("convert", "", path("empty_out.zarr")), ("deconvolve", img, good_psf, "")]:
+for argv in [("convert", "", path("empty_out.zarr")), ("deconvolve", img, good_psf, ""),
+             ("info", ""), ("run", "")]:
     r = halo(*argv)
     check(r.returncode == 2 and "is an empty path" in r.stderr and
           len(r.stderr.splitlines()) == 1, f"{argv[0]}: an empty path named", r.stderr)
