@@ -18,10 +18,12 @@ static const char graph_help[] =
 	"       halo graph stats PIPELINE.json [--json]\n\n"
 	"dot prints the pipeline's graph in Graphviz DOT (render it with\n"
 	"'dot -Tsvg'): its steps, steps no output needs in gray; with --tasks,\n"
-	"every chunk task with its chunk coordinates and the chunks it reads.\n"
+	"every chunk of every step with its coordinates and the chunks it reads\n"
+	"(stats' \"chunks\"; a map_overlap chunk is two tasks: its halo and its\n"
+	"kernel).\n"
 	"stats prints the counts of steps, tasks, edges and bytes after culling\n"
 	"and fusion, and how long building and lowering the graph took.\n\n"
-	"  --tasks         dot: the chunk task graph\n"
+	"  --tasks         dot: the chunk graph\n"
 	"  -o FILE         dot: write to FILE instead of standard output ('-')\n"
 	"  --json          stats: one JSON object\n";
 

@@ -734,8 +734,9 @@ check(r.stdout.startswith("digraph") and r.stdout.count("->") == 7,
       "graph dot: one node per step, one edge per input", r.stdout)
 r = halo("graph", "dot", pc, "--tasks", "-o", path("t.dot"), check_rc=0)
 dot = open(path("t.dot")).read()
-check(dot.count("elementwise (3,2,2)") == 1 and dot.count("->") == st.get("edges"),
-      "graph dot --tasks: chunk coordinates and every edge", dot[:300])
+check(dot.count("elementwise (3,2,2)") == 1 and dot.count("->") == st.get("edges") and
+      dot.count("[label=") == st.get("chunks"),
+      "graph dot --tasks: chunk coordinates, every chunk and every edge", dot[:300])
 unused = pipeline("unused", chain[:-1] + [
     {"name": "x", "op": "map_overlap", "kernel": "uniform", "input": "f", "depth": 1},
     chain[-1]])
