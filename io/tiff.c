@@ -30,6 +30,12 @@ struct halo_tiff {
 	 * first, uncompressed, from this offset. */
 	int64_t contig_offset;
 	int contig;
+	/* tifffile writes a (3 or 4, Y, X) array as one RGB page of separate
+	 * sample planes, and a (Z, Y, 1) one as one Z x Y page: the planes
+	 * are then its sample planes, or its rows (the whole page read once). */
+	uint16_t sample_planes;
+	int row_planes;
+	unsigned char *whole;
 	uint64_t *diroff; /* writer: each page's directory */
 };
 
@@ -192,6 +198,20 @@ static int parse_ome(halo_tiff_t *t, const char *xml, halo_error_t *err)
 	return HALO_OK;
 }
 
+/* Whether desc is tifffile's JSON description of an array of shape
+ * (a, b, c). */
+static int shaped_as(const char *desc, json_int_t a, json_int_t b, json_int_t c)
+{
+	json_t *root = desc[0] == '{' ? json_loads(desc, 0, NULL) : NULL;
+	const json_t *shape = json_object_get(root, "shape");
+	json_int_t want[3] = {a, b, c};
+	int same = json_array_size(shape) == 3;
+	for (size_t i = 0; i < 3 && same; i++)
+		same = json_integer_value(json_array_get(shape, i)) == want[i];
+	json_decref(root);
+	return same;
+}
+
 /* tifffile's JSON description of the array it wrote, {"shape": [...]},
  * with "spacing" (z, y, x) and "unit" for the voxel size when halo wrote
  * it (for the types ImageJ lacks). A shape of more than three axes beyond
@@ -210,10 +230,11 @@ static int parse_shaped(halo_tiff_t *t, const char *desc, uint32_t w, uint32_t h
 		lead += v != 1;
 		*pages = v > 0 && v <= INT32_MAX && *pages <= INT32_MAX ? *pages * v : 0;
 	}
-	/* tifffile stores (Z, Y, 1) as one Z x Y page: its pages are then no
-	 * planes of the shape, which would read transposed. */
-	int planes = n < 2 || (json_integer_value(json_array_get(shape, n - 2)) == (json_int_t)h &&
-			       json_integer_value(json_array_get(shape, n - 1)) == (json_int_t)w);
+	/* Pages that are no planes of the shape would read transposed (a
+	 * (Z, Y, 1) volume is one Z x Y page: t->row_planes). */
+	int planes = t->row_planes || n < 2 ||
+		     (json_integer_value(json_array_get(shape, n - 2)) == (json_int_t)h &&
+		      json_integer_value(json_array_get(shape, n - 1)) == (json_int_t)w);
 	if (lead > 1 || !planes) {
 		char dims[128] = "";
 		for (size_t i = 0; i < n && strlen(dims) < sizeof dims - 24; i++)
@@ -222,9 +243,8 @@ static int parse_shaped(halo_tiff_t *t, const char *desc, uint32_t w, uint32_t h
 		json_decref(root);
 		if (!planes)
 			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: a %s image stored in pages "
-					      "of %ux%u (tifffile's layout for a last axis of 1), not "
-					      "a page per plane; halo cannot read it (save it as Zarr)",
-					      t->path, dims, h, w);
+					      "of %ux%u, not a page per plane; halo cannot read it "
+					      "(save it as Zarr)", t->path, dims, h, w);
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: a %zuD image (%s); halo reads 2D and "
 				      "3D volumes", t->path, n, dims);
 	}
@@ -311,13 +331,24 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	TIFFGetFieldDefaulted(t->tif, TIFFTAG_BITSPERSAMPLE, &bits);
 	TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLEFORMAT, &format);
 	TIFFGetFieldDefaulted(t->tif, TIFFTAG_PLANARCONFIG, &planar);
-	if (spp != 1) {
+	halo_tiff_info_t *info = &t->info;
+	char *desc = NULL;
+	if (TIFFNumberOfDirectories(t->tif) == 1 &&
+	    TIFFGetField(t->tif, TIFFTAG_IMAGEDESCRIPTION, &desc) && desc) {
+		if (spp > 1 && planar == PLANARCONFIG_SEPARATE && shaped_as(desc, spp, h, w))
+			t->sample_planes = spp;
+		else if (spp == 1 && shaped_as(desc, h, w, 1))
+			t->row_planes = 1;
+	}
+	/* Interleaved samples are colour, or an array whose last axis
+	 * tifffile took for colour. */
+	if (spp != 1 && !t->sample_planes) {
 		rc = halo_error_set(err, HALO_EUNSUPPORTED,
-				    "%s: %u samples per pixel; only single-channel images are supported",
-				    path, spp);
+				    "%s: %u samples per pixel; only single-channel images are "
+				    "supported (tifffile stores an array whose last axis is 3 or 4 "
+				    "so unless given photometric='minisblack')", path, spp);
 		goto fail;
 	}
-	halo_tiff_info_t *info = &t->info;
 	if (sample_dtype(format, bits, &info->dtype) < 0) {
 		rc = halo_error_set(err, HALO_EUNSUPPORTED,
 				    "%s: unsupported sample type (%u-bit, format %u)", path, bits, format);
@@ -330,7 +361,7 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 		goto fail;
 	}
 	info->voxel[0] = info->voxel[1] = info->voxel[2] = 1;
-	char *desc = NULL;
+	desc = NULL;
 	long described = 0; /* pages, as the description counts them */
 	int imagej = 0, shaped_ndim = 0;
 	if (TIFFGetField(t->tif, TIFFTAG_IMAGEDESCRIPTION, &desc) && desc) {
@@ -414,7 +445,20 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 				    described, (unsigned)pages);
 		goto fail;
 	}
-	if (pages == 1 && described > 1) {
+	if (t->sample_planes) {
+		pages = t->sample_planes;
+	} else if (t->row_planes) {
+		/* Its rows are planes of width x 1 voxels. */
+		if ((uint64_t)h * w * halo_dtype_size(info->dtype) > (UINT64_C(1) << 30)) {
+			rc = halo_error_set(err, HALO_EUNSUPPORTED, "%s: a %ux%ux1 volume stored as "
+					    "one page; halo reads such a page up to 1 GiB (save it "
+					    "as Zarr)", path, h, w);
+			goto fail;
+		}
+		pages = h;
+		h = w;
+		w = 1;
+	} else if (pages == 1 && described > 1) {
 		if ((rc = contiguous_stack(t, described, w, h, err)))
 			goto fail;
 		pages = (tdir_t)described;
@@ -442,6 +486,8 @@ const halo_tiff_info_t *halo_tiff_info(const halo_tiff_t *t)
 
 static int goto_page(halo_tiff_t *t, int64_t z)
 {
+	if (t->sample_planes || t->row_planes) /* every plane is in page 0 */
+		return 1;
 	if (z == t->page)
 		return 1;
 	if (z == t->page + 1 && TIFFReadDirectory(t->tif)) {
@@ -454,11 +500,11 @@ static int goto_page(halo_tiff_t *t, int64_t z)
 	return 1;
 }
 
-/* Reads the current page into dst (height * width elements). */
-static int read_page(halo_tiff_t *t, unsigned char *dst)
+/* Reads sample plane `sample` of the current page (h rows of w pixels)
+ * into dst. */
+static int read_image(halo_tiff_t *t, uint16_t sample, uint32_t h, uint32_t w, unsigned char *dst)
 {
-	size_t el = halo_dtype_size(t->info.dtype);
-	uint32_t w = (uint32_t)t->info.shape[2], h = (uint32_t)t->info.shape[1];
+	size_t px = halo_dtype_size(t->info.dtype);
 	if (TIFFIsTiled(t->tif)) {
 		uint32_t tw = 0, th = 0;
 		TIFFGetField(t->tif, TIFFTAG_TILEWIDTH, &tw);
@@ -469,28 +515,49 @@ static int read_page(halo_tiff_t *t, unsigned char *dst)
 			return 0;
 		for (uint32_t y = 0; y < h; y += th)
 			for (uint32_t x = 0; x < w; x += tw) {
-				if (TIFFReadTile(t->tif, tile, x, y, 0, 0) < 0) {
+				if (TIFFReadTile(t->tif, tile, x, y, 0, sample) < 0) {
 					free(tile);
 					return 0;
 				}
 				uint32_t ny = h - y < th ? h - y : th, nx = w - x < tw ? w - x : tw;
 				for (uint32_t r = 0; r < ny; r++)
-					memcpy(dst + ((size_t)(y + r) * w + x) * el,
-					       tile + (size_t)r * tw * el, (size_t)nx * el);
+					memcpy(dst + ((size_t)(y + r) * w + x) * px,
+					       tile + (size_t)r * tw * px, (size_t)nx * px);
 			}
 		free(tile);
 		return 1;
 	}
-	size_t page_bytes = (size_t)w * h * el;
+	size_t page_bytes = (size_t)w * h * px;
 	size_t done = 0;
-	tstrip_t strips = TIFFNumberOfStrips(t->tif);
-	for (tstrip_t s = 0; s < strips && done < page_bytes; s++) {
+	/* Separate planes' strips are sample by sample */
+	tstrip_t strips = TIFFNumberOfStrips(t->tif) / (t->sample_planes ? t->sample_planes : 1);
+	for (tstrip_t s = sample * strips; s < (sample + 1) * strips && done < page_bytes; s++) {
 		tmsize_t n = TIFFReadEncodedStrip(t->tif, s, dst + done, (tmsize_t)(page_bytes - done));
 		if (n < 0)
 			return 0;
 		done += (size_t)n;
 	}
 	return done == page_bytes;
+}
+
+/* Reads plane z, at the current page, into dst (height * width elements). */
+static int read_plane(halo_tiff_t *t, int64_t z, unsigned char *dst)
+{
+	const int64_t *n = t->info.shape;
+	size_t el = halo_dtype_size(t->info.dtype), row = (size_t)n[1] * (size_t)n[2] * el;
+	if (!t->row_planes)
+		return read_image(t, t->sample_planes ? (uint16_t)z : 0, (uint32_t)n[1],
+				  (uint32_t)n[2], dst);
+	if (!t->whole) {
+		t->whole = malloc((size_t)n[0] * row);
+		if (!t->whole || !read_image(t, 0, (uint32_t)n[0], (uint32_t)n[1], t->whole)) {
+			free(t->whole);
+			t->whole = NULL;
+			return 0;
+		}
+	}
+	memcpy(dst, t->whole + (size_t)z * row, row);
+	return 1;
 }
 
 int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
@@ -515,7 +582,8 @@ int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
 	pthread_mutex_lock(&t->lock);
 	for (int64_t z = z0; z < z0 + nz && !rc; z++) {
 		t->last_error[0] = '\0';
-		if (!goto_page(t, z) || !read_page(t, (unsigned char *)buf + (size_t)(z - z0) * page_bytes)) {
+		if (!goto_page(t, z) ||
+		    !read_plane(t, z, (unsigned char *)buf + (size_t)(z - z0) * page_bytes)) {
 			char what[64];
 			snprintf(what, sizeof what, "page %lld is unreadable or truncated", (long long)z);
 			rc = tiff_fail(t, HALO_EFORMAT, what, err);
@@ -680,6 +748,7 @@ int halo_tiff_close(halo_tiff_t *t, halo_error_t *err)
 		TIFFClose(t->tif);
 	}
 	pthread_mutex_destroy(&t->lock);
+	free(t->whole);
 	free(t->diroff);
 	free(t->path);
 	free(t);

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 
 import numpy as np
 import tifffile
@@ -169,14 +170,36 @@ for unit, want in [("cm", "centimeter"), ("pixel", "micrometer")]:
         if r.returncode == 0 else None
     check(got == want, f"ImageJ unit {unit!r} -> {want!r}", (got, r.stderr))
 
-# tifffile stores an array whose last axis is 1 as pages that are no
-# planes of it ((1, 5, 1) as one 1x5 page): refused, not read transposed.
-for shape in [(1, 5, 1), (5, 4, 1)]:
-    p = path("lastone.tif")
-    tifffile.imwrite(p, sample("uint16", shape), photometric="minisblack")
-    r = halo("info", p, check_rc=0)
-    check(r.returncode == 1 and "not a page per plane" in r.stderr and
-          len(r.stderr.splitlines()) == 1, f"a TIFF of shape {shape} is refused", r.stderr)
+# tifffile stores some 3D arrays in one page that is no plane of them: a
+# last axis of 1 as one Z x Y page, a first axis of 3 or 4 as one RGB
+# page of separate sample planes (a 3-plane PSF saved without
+# photometric="minisblack" was refused). They read as tifffile reads them,
+# strips or tiles, compressed or not.
+layouts = [((1, 5, 1), "uint16", dict(photometric="minisblack")),
+           ((5, 4, 1), "float32", {}), ((40, 7, 1), "int16", dict(compression="zlib")),
+           ((3, 40, 50), "uint16", {}), ((4, 33, 20), "float64", dict(compression="zlib")),
+           ((3, 32, 48), "int16", dict(tile=(16, 16))), ((3, 3, 3), "uint16", dict(planarconfig="separate"))]
+for shape, dt, kw in layouts:
+    p = path("onepage.tif")
+    want = sample(dt, shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tifffile.imwrite(p, want, **kw)
+        got = tifffile.imread(p)
+    r = convert(p, path("onepage.zarr"))
+    check(r.returncode == 0 and got.shape == shape and np.array_equal(got, want) and
+          np.array_equal(zarr.open(path("onepage.zarr"), mode="r")[:], want),
+          f"tifffile's one-page {shape} {dt} {kw} reads as tifffile reads it", r.stderr)
+# Interleaved samples (colour, or a last axis of 3 tifffile took for it)
+# stay refused, with the way out named.
+p = path("lastthree.tif")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    tifffile.imwrite(p, sample("float32", (3, 3, 3)))
+r = halo("info", p, check_rc=0)
+check(r.returncode == 1 and "3 samples per pixel" in r.stderr and "minisblack" in r.stderr and
+      len(r.stderr.splitlines()) == 1, "a last axis of 3 stored as RGB: refused, saying how to save it",
+      r.stderr)
 
 # Stacks that are not one channel at one time, and volumetric (SGI)
 # TIFFs, are refused rather than read as z.
