@@ -512,6 +512,15 @@ int halo_pipeline_load(const char *file, halo_graph_t **out, halo_error_t *err)
 			rc = fail(&c, HALO_EINVAL, "unknown field \"%s\"", key);
 			goto out;
 		}
+		/* A later format would say so: a file halo cannot know is refused. */
+		if (!strcmp(key, "version") && !(json_is_integer(v) && json_integer_value(v) == 1)) {
+			rc = fail(&c, HALO_EINVAL, "\"version\" is 1, the only version of this format");
+			goto out;
+		}
+		if (!strcmp(key, "description") && !json_is_string(v)) {
+			rc = fail(&c, HALO_EINVAL, "\"description\" is not a string");
+			goto out;
+		}
 	}
 	size_t i;
 	json_t *step;

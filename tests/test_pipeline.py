@@ -619,6 +619,20 @@ for steps, want in bad:
     line = r.stderr.strip()
     check(r.returncode == 1 and line.startswith(f"halo: {p}: ") and want in line and
           not [f for f in os.listdir(path("")) if ".halo-" in f], "... and --dry-run says so", line)
+# Top-level fields of the wrong kind (they were passed over).
+for top, want in [({"version": "banana"}, '"version" is 1'), ({"version": 2}, '"version" is 1'),
+                  ({"description": 5}, '"description" is not a string')]:
+    p = path("badtop.json")
+    with open(p, "w") as f:
+        json.dump(dict(top, steps=base + [{"name": "m", "op": "max", "input": "a"}]), f)
+    r = halo("run", p, "--quiet")
+    check(r.returncode == 1 and want in r.stderr and len(r.stderr.splitlines()) == 1,
+          f"top-level {top} refused", r.stderr)
+p = path("goodtop.json")
+with open(p, "w") as f:
+    json.dump({"version": 1, "description": "max", "steps": base + [{"name": "m", "op": "max", "input": "a"}]}, f)
+r = halo("run", p, "--quiet")
+check(r.returncode == 0, "version 1 and a description are taken", r.stderr)
 p = path("bad.json")
 with open(p, "w") as f:
     f.write('{"steps": [\n  {"name": "a", "op": "from_zarr" "path": "x"}\n]}\n')
