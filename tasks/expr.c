@@ -390,9 +390,12 @@ int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const
 {
 	switch (fn) {
 	case HALO_EW_SCALE:
-		/* A Python float scalar keeps a float array's type and turns an
-		 * integer array into float64. */
-		return is_int(a) ? HALO_F8 : (int)a;
+		/* A Python float scalar keeps a float array's type, unless its
+		 * value is beyond float32's range, and turns an integer array
+		 * into float64. */
+		if (is_int(a) || float_scalar_type(p[0]) == HALO_F8 || float_scalar_type(p[1]) == HALO_F8)
+			return HALO_F8;
+		return a;
 	case HALO_EW_CLIP: {
 		/* numpy 1.x value-based casting: a bound of a higher kind than
 		 * the array (a float beside integers) takes its default type,

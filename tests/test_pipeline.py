@@ -503,6 +503,16 @@ run(pipeline("tif", [
 got = tifffile.imread(path("out.tif"))
 check(got.dtype == np.float64 and np.array_equal(got, u16 * 2.0), "from_tiff -> scale -> to_tiff",
       got.dtype)
+# A scale beyond float32's range makes float32 float64, as numpy's
+# value-based casting does (it gave float32 inf).
+run(pipeline("bigscale", [
+    {"name": "a", "op": "from_tiff", "path": "in.tif"},
+    {"name": "f", "op": "astype", "input": "a", "dtype": "float32"},
+    {"name": "s", "op": "map_blocks", "kernel": "scale", "input": "f", "scale": 1e39},
+    {"name": "o", "op": "to_tiff", "input": "s", "path": "big.tif", "overwrite": True}]))
+got, want = tifffile.imread(path("big.tif")), u16.astype(np.float32) * 1e39
+check(got.dtype == want.dtype == np.float64 and np.array_equal(got, want),
+      "scale 1e39 of float32 is float64, as in numpy", got.dtype)
 img2 = rng.integers(0, 255, (45, 61), dtype=np.uint8)
 p2 = write_zarr(img2, (16, 20), "img2.zarr")
 run(pipeline("two", [
