@@ -344,6 +344,9 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 			return fail(c, HALO_EINVAL, "unknown shuffle \"%s\" (none, byte, bit)", shuffle);
 		wo.codec.shuffle = m;
 	}
+	if (compressor && wo.codec.id == HALO_CODEC_NONE && (field(c, "clevel") || shuffle))
+		return fail(c, HALO_EINVAL, "fields \"clevel\" and \"shuffle\" apply to blosc; "
+			    "\"compressor\": \"none\" stores chunks uncompressed");
 	return wrap(c, halo_to_store(c->g, a, path, given ? chunks : NULL, dtname ? (int)dt.kind : -1,
 				     &wo, overwrite, out, c->err));
 }

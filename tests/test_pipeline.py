@@ -611,6 +611,9 @@ bad.append(([{"name": "h3", "op": "from_zarr", "path": path("huge3.zarr")},
 os.makedirs(path("there.zarr"), exist_ok=True)
 bad.append(([{"name": "o", "op": "to_zarr", "input": "a", "path": path("there.zarr")}],
             "there.zarr: already exists"))
+# Blosc's settings with no blosc (convert refused them; a pipeline took them).
+bad.append(([{"name": "o", "op": "to_zarr", "input": "a", "path": path("nc.zarr"),
+              "compressor": "none", "clevel": 3}], '"clevel" and "shuffle" apply to blosc'))
 # A constant beside another boundary, an axis on a scalar.
 bad.append(([{"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "a", "depth": 1,
               "boundary": "reflect", "constant": 5}],
