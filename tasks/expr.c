@@ -377,12 +377,12 @@ static int scalar_type(double v, halo_dtype_kind_t k)
 	return -1;
 }
 
-/* numpy 1.x's min_scalar_type of a Python float: the narrowest float
- * whose range holds it. */
+/* numpy 1.x's min_scalar_type of a Python float: float32 strictly
+ * within +-3.4e38 (its test, a little inside float32's range), else
+ * float64. */
 static int float_scalar_type(double v)
 {
-	double m = fabs(v);
-	return m <= 3.4028234663852886e38 || !isfinite(v) ? HALO_F4 : HALO_F8;
+	return fabs(v) < 3.4e38 || !isfinite(v) ? HALO_F4 : HALO_F8;
 }
 
 int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const double p[2],

@@ -516,7 +516,7 @@ int halo_pipeline_load(const char *file, halo_graph_t **out, halo_error_t *err)
 			goto out;
 		}
 		/* A later format would say so: a file halo cannot know is refused. */
-		if (!strcmp(key, "version") && !(json_is_integer(v) && json_integer_value(v) == 1)) {
+		if (!strcmp(key, "version") && !(json_is_number(v) && json_number_value(v) == 1)) {
 			rc = fail(&c, HALO_EINVAL, "\"version\" is 1, the only version of this format");
 			goto out;
 		}
