@@ -333,8 +333,9 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	TIFFGetFieldDefaulted(t->tif, TIFFTAG_PLANARCONFIG, &planar);
 	halo_tiff_info_t *info = &t->info;
 	char *desc = NULL;
-	if (TIFFNumberOfDirectories(t->tif) == 1 &&
-	    TIFFGetField(t->tif, TIFFTAG_IMAGEDESCRIPTION, &desc) && desc) {
+	if (!TIFFGetField(t->tif, TIFFTAG_IMAGEDESCRIPTION, &desc))
+		desc = NULL;
+	if (desc && TIFFNumberOfDirectories(t->tif) == 1) {
 		if (spp > 1 && planar == PLANARCONFIG_SEPARATE && shaped_as(desc, spp, h, w))
 			t->sample_planes = spp;
 		else if (spp == 1 && shaped_as(desc, h, w, 1))
@@ -365,10 +366,9 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 		goto fail;
 	}
 	info->voxel[0] = info->voxel[1] = info->voxel[2] = 1;
-	desc = NULL;
 	long described = 0; /* pages, as the description counts them */
 	int imagej = 0, shaped_ndim = 0;
-	if (TIFFGetField(t->tif, TIFFTAG_IMAGEDESCRIPTION, &desc) && desc) {
+	if (desc) {
 		if ((imagej = strncmp(desc, "ImageJ=", 7) == 0))
 			rc = parse_imagej(t, desc, &described, err);
 		else if (strstr(desc, "<OME") && strstr(desc, "Pixels"))
@@ -510,7 +510,7 @@ static int goto_page(halo_tiff_t *t, int64_t z)
  * into dst. */
 static int read_image(halo_tiff_t *t, uint16_t sample, uint32_t h, uint32_t w, unsigned char *dst)
 {
-	size_t px = halo_dtype_size(t->info.dtype);
+	size_t el = halo_dtype_size(t->info.dtype);
 	if (TIFFIsTiled(t->tif)) {
 		uint32_t tw = 0, th = 0;
 		TIFFGetField(t->tif, TIFFTAG_TILEWIDTH, &tw);
@@ -527,13 +527,13 @@ static int read_image(halo_tiff_t *t, uint16_t sample, uint32_t h, uint32_t w, u
 				}
 				uint32_t ny = h - y < th ? h - y : th, nx = w - x < tw ? w - x : tw;
 				for (uint32_t r = 0; r < ny; r++)
-					memcpy(dst + ((size_t)(y + r) * w + x) * px,
-					       tile + (size_t)r * tw * px, (size_t)nx * px);
+					memcpy(dst + ((size_t)(y + r) * w + x) * el,
+					       tile + (size_t)r * tw * el, (size_t)nx * el);
 			}
 		free(tile);
 		return 1;
 	}
-	size_t page_bytes = (size_t)w * h * px;
+	size_t page_bytes = (size_t)w * h * el;
 	size_t done = 0;
 	/* Separate planes' strips are sample by sample */
 	tstrip_t strips = TIFFNumberOfStrips(t->tif) / (t->sample_planes ? t->sample_planes : 1);
