@@ -390,9 +390,9 @@ int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const
 {
 	switch (fn) {
 	case HALO_EW_SCALE:
-		/* A Python float scalar keeps a float array's type, unless its
-		 * value is beyond float32's range, and turns an integer array
-		 * into float64. */
+		/* A Python float scalar keeps a float array's type, unless
+		 * numpy's cut takes it for float64 (float_scalar_type), and turns
+		 * an integer array into float64. */
 		if (is_int(a) || float_scalar_type(p[0]) == HALO_F8 || float_scalar_type(p[1]) == HALO_F8)
 			return HALO_F8;
 		return a;
