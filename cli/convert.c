@@ -222,6 +222,7 @@ static int convert_graph(const struct convert_opts *o, halo_reader_t *r,
 	if (!rc) {
 		/* The voxel size travels with the data, whatever the formats. */
 		memcpy(x->info.voxel, info->voxel, sizeof x->info.voxel);
+		memcpy(x->info.origin, info->origin, sizeof x->info.origin);
 		memcpy(x->info.unit, info->unit, sizeof x->info.unit);
 		x->info.fill = info->fill;
 		halo_compute_opts_t co = {.memory = o->memory, .quiet = o->quiet, .label = "convert"};

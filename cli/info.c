@@ -133,23 +133,27 @@ static int describe_volume(const char *path, int as_json)
 	static const char *const shuffles[] = {"none", "byte", "bit"};
 	int first = v->ndim == 2 ? 1 : 0;
 	int64_t nchunks = 1;
-	json_t *shape = json_array(), *chunks = json_array(), *voxel = json_array();
+	json_t *shape = json_array(), *chunks = json_array(), *voxel = json_array(),
+	       *origin = json_array();
+	int moved = 0;
 	for (int d = first; d < 3; d++) {
 		json_array_append_new(shape, json_integer(v->shape[d]));
 		json_array_append_new(chunks, json_integer(v->chunks[d]));
 		json_array_append_new(voxel, json_real(v->voxel[d]));
+		json_array_append_new(origin, json_real(v->origin[d]));
+		moved |= v->origin[d] != 0;
 		nchunks *= (v->shape[d] + v->chunks[d] - 1) / v->chunks[d];
 	}
 	json_t *comp = !codec || codec->id == HALO_CODEC_NONE
 		       ? json_null()
 		       : json_pack("{s:s, s:i, s:s}", "cname", codec->cname, "clevel", codec->clevel,
 				   "shuffle", shuffles[codec->shuffle % 3]);
-	json_t *desc = json_pack("{s:s, s:s, s:o, s:o, s:I, s:s, s:s, s:o, s:o, s:o, s:s}",
+	json_t *desc = json_pack("{s:s, s:s, s:o, s:o, s:I, s:s, s:s, s:o, s:o, s:o, s:o, s:s}",
 		"path", path, "format", formats[halo_reader_format(r)], "shape", shape, "chunks", chunks,
 		"nchunks", (json_int_t)nchunks, "dtype", halo_dtype_name(v->dtype),
 		"byte_order", halo_dtype_size(v->dtype) == 1 ? "|" : v->dtype.big_endian ? ">" : "<",
 		"compressor", comp, "fill_value", halo_zarr_fill_json(v->fill, v->dtype), "voxel", voxel,
-		"unit", v->unit);
+		"origin", origin, "unit", v->unit);
 	if (as_json) {
 		if (!desc || json_dumpf(desc, stdout, JSON_INDENT(2)) != 0) {
 			halo_reader_close(r);
@@ -160,10 +164,10 @@ static int describe_volume(const char *path, int as_json)
 		}
 		putchar('\n');
 	} else {
-		char dims[3][96];
+		char dims[4][96];
 		const char *sep[3] = {"x", "x", ""};
-		dims[0][0] = dims[1][0] = dims[2][0] = '\0';
-		size_t n[3] = {0, 0, 0};
+		dims[0][0] = dims[1][0] = dims[2][0] = dims[3][0] = '\0';
+		size_t n[4] = {0, 0, 0, 0};
 		for (int d = first; d < 3; d++) {
 			n[0] += (size_t)snprintf(dims[0] + n[0], sizeof dims[0] - n[0], "%lld%s",
 						 (long long)v->shape[d], sep[d]);
@@ -171,6 +175,8 @@ static int describe_volume(const char *path, int as_json)
 						 (long long)v->chunks[d], sep[d]);
 			n[2] += (size_t)snprintf(dims[2] + n[2], sizeof dims[2] - n[2], "%g%s", v->voxel[d],
 						 sep[d]);
+			n[3] += (size_t)snprintf(dims[3] + n[3], sizeof dims[3] - n[3], "%g%s",
+						 v->origin[d], d < 2 ? ", " : "");
 		}
 		printf("%s: %s, %dD\n", path, formats[halo_reader_format(r)], v->ndim);
 		printf("  shape       %s\n", dims[0]);
@@ -184,6 +190,8 @@ static int describe_volume(const char *path, int as_json)
 			printf("  compressor  none\n");
 		printf("  fill value  %g\n", v->fill);
 		printf("  voxel       %s %s\n", dims[2], v->unit[0] ? v->unit : "(no unit)");
+		if (moved)
+			printf("  origin      (%s) %s\n", dims[3], v->unit[0] ? v->unit : "(no unit)");
 	}
 	json_decref(desc);
 	halo_reader_close(r);

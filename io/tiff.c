@@ -194,7 +194,7 @@ static int parse_ome(halo_tiff_t *t, const char *xml, halo_error_t *err)
 		snprintf(units[d], sizeof units[d], "%s", "\xc2\xb5m"); /* OME's default */
 		xml_attr(xml, "Pixels", unit_attr[d], units[d], sizeof units[d]);
 	}
-	halo_units_common(given, t->info.voxel, t->info.unit, sizeof t->info.unit);
+	halo_units_common(given, t->info.voxel, NULL, t->info.unit, sizeof t->info.unit);
 	return HALO_OK;
 }
 

@@ -57,7 +57,20 @@ static double metres(const char *ngff, int *e)
 	return i >= 0 ? lengths[i].m : 0;
 }
 
-void halo_units_common(const char *const units[3], double voxel[3], char *out, size_t len)
+/* v in units of m_from x 10^e_from, to units of m_to x 10^e_to. One
+ * multiplication or division by 10^k, exact as a double up to 10^22 (one
+ * rounding, not k). */
+static double convert(double v, double from, int e_from, double to, int e_to)
+{
+	v *= from / to;
+	double p10 = 1;
+	for (int k = abs(e_from - e_to); k > 0; k--)
+		p10 *= 10;
+	return e_from > e_to ? v * p10 : v / p10;
+}
+
+void halo_units_common(const char *const units[3], double voxel[3], double origin[3], char *out,
+		       size_t len)
 {
 	char x[32], u[32];
 	int ex, eu;
@@ -70,13 +83,9 @@ void halo_units_common(const char *const units[3], double voxel[3], char *out, s
 		double from = metres(u, &eu);
 		if (!(from > 0 && to > 0) || (from == to && eu == ex))
 			continue;
-		voxel[d] *= from / to;
-		/* One multiplication or division by 10^k, exact as a double up
-		 * to 10^22 (one rounding, not k). */
-		double p10 = 1;
-		for (int k = abs(eu - ex); k > 0; k--)
-			p10 *= 10;
-		voxel[d] = eu > ex ? voxel[d] * p10 : voxel[d] / p10;
+		voxel[d] = convert(voxel[d], from, eu, to, ex);
+		if (origin)
+			origin[d] = convert(origin[d], from, eu, to, ex);
 	}
 	snprintf(out, len, "%s", x);
 }

@@ -16,7 +16,9 @@ void halo_unit_normalise(const char *in, char *out, size_t len);
  * converted to it when theirs differ and both are lengths (a NULL unit:
  * that axis's size was not given, and stays as it is). A z step in
  * micrometres beside y and x in nanometres was taken as nanometres (1000x
- * too small). */
-void halo_units_common(const char *const units[3], double voxel[3], char *out, size_t len);
+ * too small). origin, when not NULL, is a position in the same units,
+ * converted alike. */
+void halo_units_common(const char *const units[3], double voxel[3], double origin[3], char *out,
+		       size_t len);
 
 #endif

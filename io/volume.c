@@ -92,14 +92,15 @@ halo_format_t halo_format_from_path(const char *path)
 }
 
 /* Reads OME-NGFF multiscales from a group's attributes: the first
- * dataset's path, the voxel size (dataset scale times any multiscale-level
- * scale), the spatial unit (OME-NGFF's name, or none), the number of
+ * dataset's path, the voxel size and the position of voxel (0, 0, 0) (the
+ * dataset's scale and translation, then the multiscale-level ones), the
+ * spatial unit (OME-NGFF's name, or none), the number of
  * axes (0 when not given) and how many of the last are space axes (2 or
  * 3). Returns 0 when attrs holds no multiscales, -1 with why filled when
  * its metadata cannot describe a z, y, x volume. */
 static int ome_level0(const json_t *attrs, char *dataset, size_t len, double voxel[3],
-		      char *unit, size_t ulen, size_t *naxes, size_t *nspace, char *why,
-		      size_t wlen)
+		      double origin[3], char *unit, size_t ulen, size_t *naxes, size_t *nspace,
+		      char *why, size_t wlen)
 {
 	const json_t *ms = json_array_get(json_object_get(attrs, "multiscales"), 0);
 	if (!ms)
@@ -137,38 +138,53 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 		}
 	}
 	voxel[0] = voxel[1] = voxel[2] = 1;
+	origin[0] = origin[1] = origin[2] = 0;
+	/* world = ms_scale * (ds_scale * index + ds_translation) + ms_translation,
+	 * each list applied in its order (scale, then translation) */
 	const json_t *lists[2] = {json_object_get(ds, "coordinateTransformations"),
 				  json_object_get(ms, "coordinateTransformations")};
 	for (int l = 0; l < 2; l++)
 		for (size_t i = 0; i < json_array_size(lists[l]); i++) {
 			const json_t *t = json_array_get(lists[l], i);
 			const char *type = json_string_value(json_object_get(t, "type"));
-			const json_t *scale = json_object_get(t, "scale");
-			size_t n = json_array_size(scale);
-			/* A scale given by "path" (a file of values) is not read */
-			if (!type || strcmp(type, "scale") != 0 || !json_is_array(scale))
+			int scale = type && strcmp(type, "scale") == 0;
+			const json_t *v = type ? json_object_get(t, type) : NULL;
+			size_t n = json_array_size(v);
+			/* Values given by "path" (a file of them) are not read */
+			if (!(scale || (type && strcmp(type, "translation") == 0)) || !json_is_array(v))
 				continue;
 			if (n < 2 || (na && n != na)) {
-				snprintf(why, wlen, "a scale of %zu values for %zu axes", n, na);
+				snprintf(why, wlen, "a %s of %zu values for %zu axes", type, n, na);
 				return -1;
 			}
 			for (int d = 0; d < 3 && (size_t)d < n; d++) {
-				const json_t *v = json_array_get(scale, n - 1 - (size_t)d);
-				voxel[2 - d] *= json_is_number(v) ? json_number_value(v) : NAN;
+				const json_t *e = json_array_get(v, n - 1 - (size_t)d);
+				double x = json_is_number(e) ? json_number_value(e) : NAN;
+				if (scale) {
+					voxel[2 - d] *= x;
+					origin[2 - d] *= x;
+				} else {
+					origin[2 - d] += x;
+				}
 			}
 		}
 	for (int d = 0; d < 3; d++)
 		if (!(isfinite(voxel[d]) && voxel[d] > 0)) {
 			snprintf(why, wlen, "a multiscales scale is not a positive, finite number");
 			return -1;
+		} else if (!isfinite(origin[d])) {
+			snprintf(why, wlen, "a multiscales translation is not a finite number");
+			return -1;
 		}
-	if (*nspace == 2)
-		voxel[0] = 1; /* a channel's or a time's scale is no z spacing */
+	if (*nspace == 2) { /* a channel's or a time's scale is no z spacing */
+		voxel[0] = 1;
+		origin[0] = 0;
+	}
 	const char *units[3] = {NULL, NULL, NULL};
 	for (int d = 0; d < 3 && (size_t)d < na; d++)
 		units[2 - d] = json_string_value(json_object_get(json_array_get(axes, na - 1 - (size_t)d),
 								 "unit"));
-	halo_units_common(units, voxel, unit, ulen);
+	halo_units_common(units, voxel, origin, unit, ulen);
 	return 1;
 }
 
@@ -255,15 +271,15 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 	void *text;
 	size_t len;
 	char dataset[1024], unit[sizeof ((halo_volume_info_t *)0)->unit];
-	double voxel[3];
+	double voxel[3], origin[3];
 	size_t naxes = 0, nspace = 0;
 	char why[160];
 	int ome = 0;
 	if (halo_fs_read(attrs_file, &text, &len, NULL) == HALO_OK) {
 		json_t *attrs = json_loadb(text, len, 0, NULL);
 		free(text);
-		ome = attrs ? ome_level0(attrs, dataset, sizeof dataset, voxel, unit, sizeof unit,
-					 &naxes, &nspace, why, sizeof why)
+		ome = attrs ? ome_level0(attrs, dataset, sizeof dataset, voxel, origin, unit,
+					 sizeof unit, &naxes, &nspace, why, sizeof why)
 			    : 0;
 		json_decref(attrs);
 	}
@@ -293,8 +309,8 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 						    (long long)m->shape[i]);
 				goto fail;
 			}
-		for (int d = 0; d < 3; d++)
-			info->voxel[d] = voxel[d];
+		memcpy(info->voxel, voxel, sizeof info->voxel);
+		memcpy(info->origin, origin, sizeof info->origin);
 		snprintf(info->unit, sizeof info->unit, "%s", unit);
 	} else {
 		r->format = HALO_FMT_ZARR;
@@ -535,16 +551,30 @@ static json_t *multiscales(const halo_writer_t *w)
 	for (int d = first; d < 3; d++)
 		json_array_append_new(axes, json_pack("{s:s, s:s, s:s}", "name", names[d], "type",
 						      "space", "unit", unit));
+	int moved = 0;
+	for (int d = first; d < 3; d++)
+		moved |= w->info.origin[d] != 0;
 	json_t *datasets = json_array();
 	for (int l = 0; l < w->nlevels; l++) {
-		json_t *scale = json_array();
-		for (int d = first; d < 3; d++)
-			json_array_append_new(scale, json_real(w->info.voxel[d] * (d ? (double)(1 << l) : 1.0)));
+		json_t *scale = json_array(), *shift = json_array();
+		for (int d = first; d < 3; d++) {
+			double f = d ? (double)(1 << l) : 1.0;
+			json_array_append_new(scale, json_real(w->info.voxel[d] * f));
+			/* A level's voxel is the mean of f x f: its centre lies
+			 * (f - 1) / 2 level-0 voxels on. */
+			json_array_append_new(shift, json_real(w->info.origin[d] +
+							       w->info.voxel[d] * (f - 1) / 2));
+		}
+		json_t *ts = json_pack("[{s:s, s:o}]", "type", "scale", "scale", scale);
+		if (moved || l)
+			json_array_append_new(ts, json_pack("{s:s, s:o}", "type", "translation",
+							    "translation", shift));
+		else
+			json_decref(shift);
 		char path[16];
 		snprintf(path, sizeof path, "%d", l);
-		json_array_append_new(datasets, json_pack("{s:s, s:[{s:s, s:o}]}", "path", path,
-							  "coordinateTransformations", "type", "scale",
-							  "scale", scale));
+		json_array_append_new(datasets, json_pack("{s:s, s:o}", "path", path,
+							  "coordinateTransformations", ts));
 	}
 	json_t *meta = json_pack("{s:s}", "software", "halo " PACKAGE_VERSION);
 	if (w->nlevels > 1)

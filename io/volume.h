@@ -22,6 +22,8 @@ typedef struct halo_volume_info {
 	halo_dtype_t dtype;
 	double fill;        /* value of missing chunks and of padding */
 	double voxel[3];    /* physical size of a voxel, z, y, x */
+	double origin[3];   /* physical position of voxel (0, 0, 0), z, y, x
+			     * (OME-Zarr's translation; 0 elsewhere) */
 	char unit[32];      /* OME-NGFF unit name ("micrometer"), "" if unknown */
 } halo_volume_info_t;
 

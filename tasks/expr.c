@@ -728,6 +728,7 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 		if (s->op == HALO_OP_SOURCE && s->reader) {
 			if (s->ndim == a->ndim) {
 				memcpy(e->info.voxel, s->info.voxel, sizeof e->info.voxel);
+				memcpy(e->info.origin, s->info.origin, sizeof e->info.origin);
 				memcpy(e->info.unit, s->info.unit, sizeof e->info.unit);
 			}
 			break;

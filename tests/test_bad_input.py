@@ -229,6 +229,16 @@ for what, ms, needle in [
         ("a scale of 2 values", {"axes": zyx, "datasets": [{"path": "0", "coordinateTransformations":
                                                             [{"type": "scale", "scale": [0.5, 0.5]}]}]},
          "a scale of 2 values for 3 axes"),
+        ("a translation of 2 values", {"axes": zyx, "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [1, 1, 1]}, {"type": "translation", "translation": [5, 5]}]}]},
+         "a translation of 2 values for 3 axes"),
+        ("a translation that is no number", {"axes": zyx, "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [1, 1, 1]}, {"type": "translation", "translation": [0, "a", 0]}]}]},
+         "a multiscales translation is not a finite number"),
+        ("a translation scaled to infinity", {"axes": zyx, "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [1, 1, 1]}, {"type": "translation", "translation": [0, 1e300, 0]}]}],
+            "coordinateTransformations": [{"type": "scale", "scale": [1, 1e10, 1]}]},
+         "a multiscales translation is not a finite number"),
         ("no datasets", {"axes": zyx, "datasets": []}, "multiscales has no dataset"),
         ("4 axes for a 3D array", {"axes": [{"name": "c", "type": "channel"}] + zyx,
                                    "datasets": [{"path": "0"}]}, "4 axes for the 3D array 0"),

@@ -268,6 +268,11 @@ check([d["path"] for d in ms["datasets"]] == ["0", "1", "2"], "OME: three datase
       ms["datasets"])
 scales = [d["coordinateTransformations"][0]["scale"] for d in ms["datasets"]]
 check(scales == [[1, 1, 1], [1, 2, 2], [1, 4, 4]], "OME: scale transforms double in y, x", scales)
+# A level's voxel is the mean of 2^l x 2^l: its centre is (2^l - 1) / 2 on.
+shifts = [d["coordinateTransformations"][1:] for d in ms["datasets"]]
+check(shifts == [[], [{"type": "translation", "translation": [0, 0.5, 0.5]}],
+                 [{"type": "translation", "translation": [0, 1.5, 1.5]}]],
+      "OME: pyramid levels translated to their voxels' centres", shifts)
 check(ms["metadata"].get("method", "").startswith("mean over 2x2"), "OME: the pyramid's method",
       ms.get("metadata"))
 lvl = [zarr.open(os.path.join(dst, str(i)), mode="r")[:] for i in range(3)]
@@ -298,6 +303,44 @@ back = path("ome_back.zarr")
 r = convert(dst, back)
 check(r.returncode == 0 and same(zarr.open(back, mode="r")[:], data),
       "OME-Zarr input reads level 0", r.stderr)
+# A translation (the dataset's, then the multiscale's, each after its
+# scale) gives the position of voxel 0, carried into OME-Zarr outputs.
+src = path("moved.ome.zarr")
+g = zarr.open_group(src, mode="w")
+g.create_dataset("0", data=data, chunks=(5, 16, 16))
+g.attrs["multiscales"] = [{"version": "0.4", "axes": [
+    {"name": "z", "type": "space", "unit": "micrometer"},
+    {"name": "y", "type": "space", "unit": "nanometer"},
+    {"name": "x", "type": "space", "unit": "nanometer"}],
+    "datasets": [{"path": "0", "coordinateTransformations": [
+        {"type": "scale", "scale": [0.5, 100, 100]},
+        {"type": "translation", "translation": [2, 300, -50]}]}],
+    "coordinateTransformations": [{"type": "scale", "scale": [2, 2, 2]},
+                                  {"type": "translation", "translation": [1, 1, 1]}]}]
+# world = 2 * (scale * i + translation) + 1, z converted from micrometres
+want_voxel, want_origin = [1000, 200, 200], [5000, 601, -99]
+r = halo("info", src, "--json")
+j = json.loads(r.stdout) if r.returncode == 0 else {}
+check(j.get("voxel") == want_voxel and j.get("origin") == want_origin,
+      "OME translation read as the position of voxel 0", (j, r.stderr))
+r = convert(src, path("moved_out.ome.zarr"), "--pyramid", "1")
+ds = json.load(open(path("moved_out.ome.zarr/.zattrs")))["multiscales"][0]["datasets"] \
+    if r.returncode == 0 else []
+check([d["coordinateTransformations"] for d in ds] == [
+    [{"type": "scale", "scale": want_voxel},
+     {"type": "translation", "translation": want_origin}],
+    [{"type": "scale", "scale": [1000, 400, 400]},
+     {"type": "translation", "translation": [5000, 701, 1]}]],
+    "OME translation carried by convert, each level's voxel centre", (ds, r.stderr))
+pipe = path("moved.json")
+json.dump({"steps": [{"name": "a", "op": "from_zarr", "path": src},
+                     {"name": "b", "op": "astype", "input": "a", "dtype": "float32"},
+                     {"name": "o", "op": "to_zarr", "input": "b", "ome": True,
+                      "path": path("moved_run.zarr"), "overwrite": True}]}, open(pipe, "w"))
+r = halo("run", pipe, "--quiet")
+j = json.loads(halo("info", path("moved_run.zarr"), "--json").stdout) if r.returncode == 0 else {}
+check(j.get("origin") == want_origin and j.get("voxel") == want_voxel,
+      "OME translation carried through a pipeline", (j, r.stderr))
 
 # StarPU keeps a history entry per gather footprint, and reads and
 # writes all of them at every run: the same output chunks gathered from
