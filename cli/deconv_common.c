@@ -123,8 +123,8 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 	}
 	int nargs = argc - optind;
 	if (nargs < nmin || nargs > nmax) {
-		fprintf(stderr, "halo: %s: takes %s%d argument%s, got %d; see 'halo %s --help'\n", cmd,
-			nmin < nmax ? "at most " : "", nmax, nmax == 1 ? "" : "s", nargs, cmd);
+		halo_cli_usage_line("%s: takes %s%d argument%s, got %d; see 'halo %s --help'", cmd,
+				    nmin < nmax ? "at most " : "", nmax, nmax == 1 ? "" : "s", nargs, cmd);
 		*status = HALO_EXIT_USAGE;
 		return 1;
 	}
@@ -579,6 +579,12 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	/* With the GPUs alone, the CPU workers only read and write. */
 	int ncpu = halo_runtime_gpus_alone() ? 0 : (int)starpu_cpu_worker_get_count();
 	int ncuda = (int)starpu_cuda_worker_get_count();
+	if (ranks > 1) { /* every rank's workers */
+		double n[2] = {ncpu, ncuda};
+		halo__mpi_sum(n, 2);
+		ncpu = (int)n[0];
+		ncuda = (int)n[1];
+	}
 	if (res) {
 		*res = (struct halo_deconv_result){.seconds = secs, .ncpu = ncpu, .ncuda = ncuda,
 			.exact = exact,
@@ -590,18 +596,20 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		}
 	}
 	if (!o->quiet && speaker) {
-		char mode[64];
+		char mode[64], across[32] = "";
+		if (ranks > 1)
+			snprintf(across, sizeof across, " over %d ranks", ranks);
 		if (exact)
 			snprintf(mode, sizeof mode, "exact");
 		else
 			snprintf(mode, sizeof mode, "overlap depth %d,%d,%d", dopts.depth[0],
 				 dopts.depth[1], dopts.depth[2]);
 		printf("deconvolve: %s -> %s: %lldx%lldx%lld, chunks %lldx%lldx%lld, %s, boundary %s, "
-		       "%ld iterations on %d CPU + %d CUDA workers: " SECONDS_FMT " s, %.1f Mvox*iter/s\n",
+		       "%ld iterations on %d CPU + %d CUDA workers%s: " SECONDS_FMT " s, %.1f Mvox*iter/s\n",
 		       in, outp, (long long)info.shape[0], (long long)info.shape[1],
 		       (long long)info.shape[2], (long long)info.chunks[0], (long long)info.chunks[1],
 		       (long long)info.chunks[2], mode, halo_boundary_name(o->boundary), o->iterations, ncpu,
-		       ncuda, secs, mvox * (double)o->iterations / secs);
+		       ncuda, across, secs, mvox * (double)o->iterations / secs);
 	}
 	status = HALO_EXIT_OK;
 	goto done;

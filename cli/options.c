@@ -3,10 +3,15 @@
 #include "config.h"
 #include "cli/cli.h"
 #include "io/outdir.h"
+#include "runtime/runtime.h"
+#include "util/signals.h"
 #include "util/util.h"
 
 #include <starpu.h>
+#include <errno.h>
+#include <stdarg.h>
 #include <string.h>
+#include <time.h>
 
 
 int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
@@ -62,14 +67,26 @@ int halo_cli_trace_check(const halo_runtime_opts_t *o, const char *const *paths,
 	return HALO_OK;
 }
 
+void halo_cli_usage_line(const char *fmt, ...)
+{
+	/* Under mpirun every rank reads the same command line: one says it. */
+	if (halo__runtime_launched_rank() > 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("halo: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
 int halo_cli_usage_error(const char *cmd, int c, const char *bad)
 {
 	if (c == ':')
-		fprintf(stderr, "halo: %s: option '%s' needs a value; see 'halo %s --help'\n",
-			cmd, bad, cmd);
+		halo_cli_usage_line("%s: option '%s' needs a value; see 'halo %s --help'", cmd, bad,
+				    cmd);
 	else
-		fprintf(stderr, "halo: %s: unknown option '%s'; see 'halo %s --help'\n",
-			cmd, bad, cmd);
+		halo_cli_usage_line("%s: unknown option '%s'; see 'halo %s --help'", cmd, bad, cmd);
 	return HALO_EXIT_USAGE;
 }
 
@@ -77,8 +94,8 @@ int halo_cli_empty_args(const char *cmd, char **args, int n)
 {
 	for (int i = 0; i < n; i++)
 		if (!args[i][0]) {
-			fprintf(stderr, "halo: %s: argument %d is an empty path; see 'halo %s --help'\n",
-				cmd, i + 1, cmd);
+			halo_cli_usage_line("%s: argument %d is an empty path; see 'halo %s --help'",
+					    cmd, i + 1, cmd);
 			return -1;
 		}
 	return 0;
@@ -120,13 +137,13 @@ static int bad_option(const char *cmd, int c, char **argv, int before,
 		nmatch++;
 	}
 	if (nmatch == 1 && eq && only->has_arg == no_argument) {
-		fprintf(stderr, "halo: %s: option '--%s' takes no value; see 'halo %s --help'\n", cmd,
-			only->name, cmd);
+		halo_cli_usage_line("%s: option '--%s' takes no value; see 'halo %s --help'", cmd,
+				    only->name, cmd);
 		return HALO_EXIT_USAGE;
 	}
 	if (nmatch < 2)
 		return halo_cli_usage_error(cmd, c, arg);
-	fprintf(stderr, "halo: %s: option '--%.*s' is ambiguous: %s\n", cmd, (int)len, name, matches);
+	halo_cli_usage_line("%s: option '--%.*s' is ambiguous: %s", cmd, (int)len, name, matches);
 	return HALO_EXIT_USAGE;
 }
 
@@ -155,8 +172,8 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 		 * "--quiet". */
 		if (optarg && optind >= 2 && argv[optind - 1] == optarg && strncmp(optarg, "--", 2) == 0 &&
 		    optarg[2] && c != '?' && c != ':') {
-			fprintf(stderr, "halo: %s: option '%s' needs a value (got '%s'); see 'halo %s "
-				"--help'\n", cmd, argv[optind - 2], optarg, cmd);
+			halo_cli_usage_line("%s: option '%s' needs a value (got '%s'); see 'halo %s "
+					    "--help'", cmd, argv[optind - 2], optarg, cmd);
 			*status = HALO_EXIT_USAGE;
 			return HALO_CLI_DONE;
 		}
@@ -201,5 +218,20 @@ void halo_cli_error(const halo_error_t *err)
 	for (char *p = line; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
+	int rank = halo__runtime_launched_rank();
+	if (rank > 0) {
+		/* Under mpirun every rank checks the same options and files, so
+		 * most failures are every rank's: rank 0 says it, and mpirun
+		 * ends the others when it exits (after the run starts the ranks
+		 * agree, and only rank 0 comes here). A rank still running a
+		 * moment later failed on its own, and says so. */
+		struct timespec wait = {2, 0};
+		while (nanosleep(&wait, &wait) != 0 && errno == EINTR && !halo_interrupted())
+			;
+		if (halo_interrupted())
+			return;
+		fprintf(stderr, "halo: rank %d: %s\n", rank, line);
+		return;
+	}
 	fprintf(stderr, "halo: %s\n", line);
 }

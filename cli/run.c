@@ -3,6 +3,7 @@
  * complete, and scalar reductions are printed as "STEP: VALUE". */
 #include "config.h"
 #include "cli/cli.h"
+#include "runtime/runtime.h"
 #include "runtime/stream.h"
 #include "tasks/execute.h"
 #include "tasks/pipeline.h"
@@ -205,14 +206,14 @@ int halo_cli_run(int argc, char **argv)
 		}
 	}
 	if (argc - optind != 1) {
-		fprintf(stderr, "halo: run: needs one PIPELINE.json; see 'halo run --help'\n");
+		halo_cli_usage_line("run: needs one PIPELINE.json; see 'halo run --help'");
 		return HALO_EXIT_USAGE;
 	}
 	if (halo_cli_empty_args("run", argv + optind, 1))
 		return HALO_EXIT_USAGE;
 	if (dry && json) {
-		fprintf(stderr, "halo: run: --json reports a run and --dry-run runs nothing; 'halo graph "
-				"stats --json' describes the plan\n");
+		halo_cli_usage_line("run: --json reports a run and --dry-run runs nothing; 'halo graph "
+				    "stats --json' describes the plan");
 		return HALO_EXIT_USAGE;
 	}
 	rt_opts.memory = memory;
@@ -240,9 +241,12 @@ int halo_cli_run(int argc, char **argv)
 	uint64_t front, per, budget = memory ? memory : halo_memory_default();
 	halo_plan_memory(plan, &front, &per, NULL);
 	if (dry) {
-		if (front + per > budget && !quiet)
+		/* Under mpirun every rank has the same plan: one prints it. */
+		int speaker = halo__runtime_launched_rank() == 0;
+		if (front + per > budget && !quiet && speaker)
 			warn_memory(front, per, budget);
-		print_plan(plan);
+		if (speaker)
+			print_plan(plan);
 		status = HALO_EXIT_OK;
 		goto done;
 	}

@@ -43,6 +43,11 @@ static int capture(TIFF *tif, void *user, const char *module, const char *fmt, v
 {
 	struct halo_tiff *t = user;
 	vsnprintf(t->last_error, sizeof t->last_error, fmt, ap);
+	/* Reading by strip, libtiff names row -1 as an unsigned number. */
+	static const char row[] = " at scanline 4294967295";
+	char *p = strstr(t->last_error, row);
+	if (p)
+		memmove(p, p + sizeof row - 1, strlen(p + sizeof row - 1) + 1);
 	return 1; /* handled: libtiff prints nothing */
 }
 

@@ -200,6 +200,18 @@ int halo__mpi_any(int flag)
 	return flag;
 }
 
+/* Whether an outcome agreed on earlier already named its rank, maybe
+ * behind a step's or a file's name added since. */
+static int names_rank(const char *msg)
+{
+	for (const char *p = msg; (p = strstr(p, "rank ")); p++) {
+		int r, used = 0;
+		if ((p == msg || p[-1] == ' ') && sscanf(p, "rank %d: %n", &r, &used) == 1 && used > 0)
+			return 1;
+	}
+	return 0;
+}
+
 int halo__mpi_agree(int rc, halo_error_t *err)
 {
 	if (nranks <= 1)
@@ -213,10 +225,8 @@ int halo__mpi_agree(int rc, halo_error_t *err)
 		e = *err;
 	MPI_Bcast(&e, (int)sizeof e, MPI_BYTE, first, MPI_COMM_WORLD);
 	if (err) {
-		/* Once: an outcome agreed on earlier already names its rank. */
-		int r, used = 0;
 		*err = e;
-		if (!(sscanf(err->msg, "rank %d: %n", &r, &used) == 1 && used > 0))
+		if (!names_rank(err->msg))
 			halo_error_prefix(err, "rank %d", first);
 	}
 	return e.code ? e.code : HALO_ERUNTIME;

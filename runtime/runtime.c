@@ -236,6 +236,16 @@ int halo__runtime_mpi_launched(void)
 #endif
 }
 
+int halo__runtime_launched_rank(void)
+{
+	if (!halo__runtime_mpi_launched())
+		return 0;
+	const char *r = getenv("OMPI_COMM_WORLD_RANK");
+	r = r ? r : getenv("PMI_RANK");
+	r = r ? r : getenv("PMIX_RANK");
+	return r ? atoi(r) : 0;
+}
+
 int halo__runtime_launched_ranks(void)
 {
 	const char *n = getenv("OMPI_COMM_WORLD_SIZE");

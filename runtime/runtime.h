@@ -27,6 +27,9 @@ int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
 /* How many processes mpirun (or srun) started, from their environment,
  * before MPI is initialised; 1 without one. */
 int halo__runtime_launched_ranks(void);
+/* This process's rank among them, from the same environment; 0 without
+ * mpirun or without MPI support. */
+int halo__runtime_launched_rank(void);
 /* Whether halo runs on StarPU-MPI: started by mpirun (or srun with PMI)
  * and built with it. */
 int halo__runtime_mpi_launched(void);

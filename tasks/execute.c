@@ -88,6 +88,35 @@ static struct starpu_task *task_new(struct exec *x, struct starpu_codelet *cl, v
 
 static starpu_data_handle_t chunk(struct exec *x, halo_pnode_t *p, const int64_t j[3]);
 
+static int64_t voxels(const halo_pnode_t *p)
+{
+	return p->expr->shape[0] * p->expr->shape[1] * p->expr->shape[2];
+}
+
+static int64_t nchunks(const halo_pnode_t *p)
+{
+	return p->grid[0].nblocks * p->grid[1].nblocks * p->grid[2].nblocks;
+}
+
+/* The array whose chunk grid the ranks share out: one of the largest,
+ * and of those the one with the coarsest grid that still has a chunk for
+ * every rank. Its chunks are the largest units of work, and those of
+ * finer grids follow them. Another choice idles ranks: a TIFF input,
+ * one chunk rechunked into several, gave all of them to rank 0. */
+static const halo_pnode_t *reference_node(const halo_plan_t *plan, int ranks)
+{
+	const halo_pnode_t *big = plan->nodes[0];
+	for (int i = 1; i < plan->n; i++) {
+		const halo_pnode_t *p = plan->nodes[i];
+		int64_t c = nchunks(p), b = nchunks(big);
+		if (voxels(p) > voxels(big) ||
+		    (voxels(p) == voxels(big) &&
+		     (b < ranks ? c > b : c >= ranks && c < b)))
+			big = p;
+	}
+	return big;
+}
+
 /* The rank owning chunk j of p: where its block sits in the reference
  * array (arrays of other shapes, e.g. reductions along an axis, are
  * scaled onto it). */
@@ -935,12 +964,7 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 	x.rank = halo__mpi_rank();
 	x.ranks = halo__mpi_ranks();
 	if (x.ranks > 1) {
-		const halo_pnode_t *big = plan->nodes[0];
-		for (int i = 1; i < plan->n; i++) {
-			const int64_t *a = plan->nodes[i]->expr->shape, *b = big->expr->shape;
-			if (a[0] * a[1] * a[2] > b[0] * b[1] * b[2])
-				big = plan->nodes[i];
-		}
+		const halo_pnode_t *big = reference_node(plan, x.ranks);
 		int64_t nc[3] = {big->grid[0].nblocks, big->grid[1].nblocks, big->grid[2].nblocks};
 		memcpy(x.ref, big->expr->shape, sizeof x.ref);
 		halo_distribution_make(x.ref, nc, x.ranks, &x.dist);

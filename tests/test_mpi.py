@@ -72,10 +72,32 @@ shutil.rmtree(src, ignore_errors=True)
 zarr.open(src, mode="w", shape=(4, 8, 8), chunks=(2, 4, 4), dtype="u2")[:] = 7
 r = mpirun(2, "convert", src, path("mpi-out.zarr"), "--overwrite")
 lines = [l for l in r.stderr.splitlines() if l.startswith("halo: ")]
-check(r.returncode != 0 and len(lines) == 2 and
-      all("does not run on 2 ranks yet" in l for l in lines) and
+check(r.returncode != 0 and len(lines) == 1 and "does not run on 2 ranks yet" in lines[0] and
       not os.path.exists(path("mpi-out.zarr")),
       "a command without MPI support refuses several ranks with one line", r.stderr[-1500:])
+# Every rank checks the same options and files: a failure before the run
+# is said once (it was once per rank, as many as mpirun let through).
+for what, args in [("a missing PSF", ["deconvolve", src, path("no-psf.tif"), path("mpi-x.zarr")]),
+                   ("an unknown option", ["deconvolve", "--iteration", "3", src, src, src]),
+                   ("a bad value", ["run", path("no.json"), "--ncpu", "-1"])]:
+    r = mpirun(3, *args)
+    lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
+    check(r.returncode != 0 and len(lines) == 1 and "rank" not in lines[0],
+          f"mpirun -np 3, {what}: one line", r.stderr[-1500:])
+# A failure of one rank's own is said by that rank, naming it.
+tifffile.imwrite(path("mpi-psf0.tif"), np.ones((3, 3, 3), np.float32), photometric="minisblack")
+wrap = path("mpi-rank1-fails.sh")
+with open(wrap, "w") as f:
+    f.write(f"#!/bin/sh\n[ \"$OMPI_COMM_WORLD_RANK$PMI_RANK\" = 1 ] && set -- \"$1\" \"$2\" "
+            f"{path('no-psf.tif')} \"$4\"\nexec {HALO} \"$@\"\n")
+os.chmod(wrap, 0o755)
+r = subprocess.run(["mpirun", "-np", "2", wrap, "deconvolve", src, path("mpi-psf0.tif"),
+                    path("mpi-x.zarr")], env=ENV, capture_output=True, text=True, timeout=300,
+                   stdin=subprocess.DEVNULL)
+lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
+check(r.returncode != 0 and len(lines) == 1 and
+      lines[0].startswith("halo: rank 1: ") and "no-psf.tif" in lines[0],
+      "mpirun -np 2, rank 1's PSF missing: one line naming rank 1", r.stderr[-1500:])
 
 demo = path("mpi-demo")
 shutil.rmtree(demo, ignore_errors=True)
@@ -113,6 +135,9 @@ def pipeline(name, source):
     return p
 
 
+r = mpirun(2, "run", pipeline("mpi-dry", src), "--dry-run")
+check(r.returncode == 0 and r.stdout.count("\nplan: ") == 1,
+      "run --dry-run on 2 ranks: the plan printed once", r.stdout[-1500:] + r.stderr[-1500:])
 r = halo("run", pipeline("mpi-1", src), "--json", check_rc=0)
 ref = json.loads(r.stdout) if r.returncode == 0 else {}
 ref_out = zarr.open(path("mpi-1.zarr"), mode="r")[:] if r.returncode == 0 else None
@@ -310,7 +335,9 @@ dec[3] = path("mpi-dec-1.zarr")
 r1 = halo(*dec, check_rc=0)
 for n in (2, 3):
     dec[3] = path(f"mpi-dec-{n}.zarr")
-    r = mpirun(n, *dec)
+    r = mpirun(n, *[a for a in dec if a != "--quiet"], "--ncpu", 1)
+    check(f"on {n} CPU + 0 CUDA workers over {n} ranks:" in r.stdout,
+          f"deconvolve on {n} ranks: the summary counts every rank's workers", r.stdout)
     ok = r.returncode == 0 and r1.returncode == 0
     a = zarr.open(path("mpi-dec-1.zarr"), mode="r")[:] if ok else None
     b = zarr.open(dec[3], mode="r")[:] if ok else None
@@ -319,6 +346,21 @@ for n in (2, 3):
           f"result ({diff})",
           r.stderr[-1500:])
 
+# A TIFF input is one chunk: its rechunked chunks are what the ranks share
+# (rank 0 ran every RL task, the others idled).
+tifffile.imwrite(path("mpi-in.tif"), zs[...], photometric="minisblack")
+tr = path("mpi-tiff-trace.json")
+dec[1], dec[3] = path("mpi-in.tif"), path("mpi-dec-tif.zarr")
+r = mpirun(2, *dec, "--trace", tr)
+ok = r.returncode == 0 and r1.returncode == 0
+evs = json.load(open(tr))["traceEvents"] if ok else []
+rl_ranks = sorted(e["args"]["rank"] for e in evs if e.get("ph") == "X" and e["name"] == "rl")
+b = zarr.open(dec[3], mode="r")[:] if ok else None
+# Cut across z at 20, the chunks' centres at z 8, 24 and 36 give 6 and 12.
+check(ok and rl_ranks == [0] * 6 + [1] * 12 and np.array_equal(a, b),
+      "deconvolve of a TIFF (one chunk) on 2 ranks: each rank runs the RL tasks of its block; "
+      "the single-process result", (rl_ranks, r.stderr[-1500:]))
+dec[1] = src
 
 # The exact mode on several ranks: the single-process result, and only the
 # halo slabs cross ranks (plus the PSF spectra, computed by rank 0).
