@@ -403,6 +403,17 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 			       ceil((double)resident / 1048576.0), limit_env);
 		goto fail;
 	}
+	/* Nor over --memory, which it would exceed (StarPU cannot evict what
+	 * the run holds resident) unless StarPU may swap to disk: a 1 GiB
+	 * volume held 8.5 GiB under --memory 1G, a 4 GiB one met the kernel's
+	 * OOM killer. */
+	if (exact && o->memory && resident > o->memory && !(swap && *swap)) {
+		halo_error_set(err, HALO_ENOMEM,
+			       "--mode exact holds about %.0f MiB at once, more than --memory "
+			       "(%.0f MiB); raise it, set STARPU_DISK_SWAP, or use --mode overlap",
+			       ceil((double)resident / 1048576.0), (double)o->memory / 1048576.0);
+		goto fail;
+	}
 	if (o->mode < 0) {
 		/* An explicit --depth asks for overlap mode. */
 		uint64_t budget = o->memory ? o->memory : halo_memory_default();

@@ -121,6 +121,15 @@ r = halo("deconvolve", src, psfp, out, "--iterations", 2, env=lim, timeout=120, 
 check(r.returncode == 0 and "mode overlap: the working set exceeds STARPU_LIMIT_CPU_MEM" in
       r.stderr and zarr.open(out, mode="r").shape == (32, 256, 256),
       "over STARPU_LIMIT_CPU_MEM halo picks overlap mode, and it runs", r.stderr)
+# So is --memory under it (StarPU's limit was raised to what exact mode
+# holds: a 1 GiB volume held 8.5 GiB under --memory 1G), unless StarPU
+# may swap to disk.
+shutil.rmtree(out, ignore_errors=True)
+r = halo("deconvolve", src, psfp, out, "--mode", "exact", "--iterations", 2, "--memory", "20M",
+         timeout=120, check_rc=1)
+check(r.returncode == 1 and "more than --memory (20 MiB)" in r.stderr and
+      len(r.stderr.strip().splitlines()) == 1 and not os.path.exists(out),
+      "exact mode over --memory: one line, nothing written", r.stderr)
 # Limits between what the three volumes need and what the halo exchanges
 # running ahead add (a haloed block per chunk): StarPU waited forever at
 # 27-33 MiB here (24 MiB of volumes, 32 chunks). Each limit now runs or is
