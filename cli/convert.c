@@ -3,6 +3,7 @@
  * tasks over every CPU worker. The output appears only when complete. */
 #include "config.h"
 #include "cli/cli.h"
+#include "cli/compute.h"
 #include "io/outdir.h"
 #include "io/volume.h"
 #include "tasks/execute.h"
@@ -226,7 +227,7 @@ static int convert_graph(const struct convert_opts *o, halo_reader_t *r,
 		memcpy(x->info.unit, info->unit, sizeof x->info.unit);
 		x->info.fill = info->fill;
 		halo_compute_opts_t co = {.memory = o->memory, .quiet = o->quiet, .label = "convert"};
-		rc = halo_graph_compute(g, &co, st, err);
+		rc = halo_cli_compute(g, &co, st, err);
 	}
 	halo_graph_free(g);
 	return rc;

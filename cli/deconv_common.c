@@ -2,6 +2,7 @@
  * deconv_common.h). */
 #include "config.h"
 #include "cli/cli.h"
+#include "cli/compute.h"
 #include "cli/deconv_common.h"
 #include "runtime/mpi.h"
 #include "codelets/fft.h"
@@ -187,7 +188,7 @@ static int deconvolve_graph(const struct halo_deconv_cli *o, halo_reader_t *in, 
 	if (!rc) {
 		halo_compute_opts_t co = {.memory = o->memory, .label = "deconvolve",
 					  .quiet = o->quiet || halo__mpi_rank() != 0};
-		rc = halo_graph_compute(g, &co, st, err);
+		rc = halo_cli_compute(g, &co, st, err);
 	}
 	halo_graph_free(g);
 	return rc;

@@ -3,6 +3,7 @@
  * complete, and scalar reductions are printed as "STEP: VALUE". */
 #include "config.h"
 #include "cli/cli.h"
+#include "cli/compute.h"
 #include "runtime/runtime.h"
 #include "runtime/stream.h"
 #include "tasks/execute.h"
@@ -166,14 +167,6 @@ static int check_trace(const halo_runtime_opts_t *ro, const char *file, const ha
 	return rc;
 }
 
-static void warn_memory(uint64_t front, uint64_t per, uint64_t budget)
-{
-	fprintf(stderr, "halo: warning: %.1f MB of chunks shared by neighbouring chunks (halos, "
-			"rechunks) stay resident and each output chunk in flight holds %.1f MB, more "
-			"than --memory %.1f MB; smaller chunks along the first axis lower it\n",
-		(double)front / 1e6, (double)per / 1e6, (double)budget / 1e6);
-}
-
 int halo_cli_run(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -243,8 +236,8 @@ int halo_cli_run(int argc, char **argv)
 	if (dry) {
 		/* Under mpirun every rank has the same plan: one prints it. */
 		int speaker = halo__runtime_launched_rank() == 0;
-		if (front + per > budget && !quiet && speaker)
-			warn_memory(front, per, budget);
+		if (front + per > budget && speaker)
+			halo_cli_warn_memory(front, per, budget);
 		if (speaker)
 			print_plan(plan);
 		status = HALO_EXIT_OK;
@@ -259,8 +252,8 @@ int halo_cli_run(int argc, char **argv)
 	halo_signals_install();
 	/* Under mpirun rank 0 speaks for all (the ranks agree on the outcome). */
 	int speaker = halo_runtime_rank(rt) == 0;
-	if (front + per > budget && !quiet && speaker)
-		warn_memory(front, per, budget);
+	if (front + per > budget && speaker)
+		halo_cli_warn_memory(front, per, budget);
 	halo_compute_opts_t co = {.memory = memory, .quiet = quiet || json || !speaker,
 				  .label = "run"};
 	if (halo_plan_execute(plan, &co, &st, &err)) {

@@ -249,6 +249,10 @@ out, r = run(write_input(img, (48, 96, 96), "tight.zarr"), write_psf(make_psf((5
              "--memory", "1M", "--iterations", "2", "--mode", "overlap")
 check(out is not None and r.returncode == 0 and np.isfinite(out).all(),
       "--memory below one task's buffers: the run completes", r.stderr)
+# and says so, as halo run does (a wide volume held 2.5 GB under 1G, unsaid)
+check("MB of chunks shared by neighbouring chunks (halos, rechunks) stay resident" in r.stderr
+      and "more than --memory 1.0 MB" in r.stderr, "--memory below what stays resident: a warning",
+      r.stderr)
 
 # 4. Zeros in the image give no NaN or Inf.
 img = np.zeros((12, 14, 16), dtype="float32")

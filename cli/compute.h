@@ -1,0 +1,18 @@
+/* Running a graph for a command (see compute.c). */
+#ifndef HALO_CLI_COMPUTE_H
+#define HALO_CLI_COMPUTE_H
+
+#include <stdint.h>
+
+#include "tasks/execute.h"
+
+/* Runs g as halo_graph_compute does, after a warning (on rank 0 alone
+ * under mpirun; --quiet silences progress, not warnings) when the chunks that stay resident
+ * and one output chunk in flight need more than o->memory, which the run
+ * then exceeds. */
+int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute_stats_t *st,
+		     halo_error_t *err);
+/* The warning: front bytes resident, per bytes an output chunk in flight */
+void halo_cli_warn_memory(uint64_t front, uint64_t per, uint64_t budget);
+
+#endif
