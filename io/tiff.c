@@ -143,6 +143,13 @@ static int parse_imagej(halo_tiff_t *t, const char *desc, long *images, halo_err
 	}
 	if (!(info->voxel[0] > 0))
 		info->voxel[0] = 1;
+	/* In pixels, as ImageJ's calibration keeps them: voxel i lies at
+	 * (i - origin) * size. halo_tiff_open scales them once the sizes are
+	 * known. */
+	static const char *const origins[3] = {"\nzorigin=", "\nyorigin=", "\nxorigin="};
+	for (int d = 0; d < 3; d++)
+		if ((p = strstr(desc, origins[d])))
+			info->origin[d] = strtod(p + strlen(origins[d]), NULL);
 	return HALO_OK;
 }
 
@@ -260,6 +267,10 @@ static int parse_shaped(halo_tiff_t *t, const char *desc, uint32_t w, uint32_t h
 		for (int d = 0; d < 3; d++)
 			if (json_number_value(json_array_get(sp, (size_t)d)) > 0)
 				t->info.voxel[d] = json_number_value(json_array_get(sp, (size_t)d));
+	const json_t *at = json_object_get(root, "origin"); /* halo's own */
+	if (json_array_size(at) == 3)
+		for (int d = 0; d < 3; d++)
+			t->info.origin[d] = json_number_value(json_array_get(at, (size_t)d));
 	const char *unit = json_string_value(json_object_get(root, "unit"));
 	if (unit)
 		snprintf(t->info.unit, sizeof t->info.unit, "%s", unit);
@@ -407,9 +418,14 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	 * spacing would be made up. */
 	int plain_cm = !imagej && !info->unit[0] && !(desc && strstr(desc, "<OME")) && has_unit &&
 		       resunit == RESUNIT_CENTIMETER && has_x && has_y;
-	for (int d = 0; d < 3; d++) /* garbage in the metadata: as if absent */
+	for (int d = 0; d < 3; d++) { /* garbage in the metadata: as if absent */
 		if (!(isfinite(info->voxel[d]) && info->voxel[d] > 0))
 			info->voxel[d] = 1;
+		if (imagej)
+			info->origin[d] *= -info->voxel[d];
+		if (!isfinite(info->origin[d]))
+			info->origin[d] = 0;
+	}
 
 	/* Every page must match the first; counting them also finds a file
 	 * truncated in its directory chain. */
@@ -638,10 +654,17 @@ static int write_directories(halo_tiff_t *t, halo_error_t *err)
 	halo_dtype_kind_t k = info->dtype.kind;
 	int imagej = (k == HALO_U1 || k == HALO_U2 || k == HALO_I2 || k == HALO_F4) &&
 		     !(info->ndim == 3 && n == 1);
+	int moved = info->origin[0] != 0 || info->origin[1] != 0 || info->origin[2] != 0;
 	if (imagej) {
+		/* ImageJ's origin is in pixels: voxel i lies at (i - origin) * size */
+		char at[3][40] = {"", "", ""};
+		for (int d = 0; d < 3; d++)
+			if (info->origin[d] != 0)
+				snprintf(at[d], sizeof at[d], "%corigin=%.9g\n", "zyx"[d],
+					 -info->origin[d] / info->voxel[d]);
 		snprintf(desc, sizeof desc, "ImageJ=1.11a\nimages=%lld\nslices=%lld\n%s%s%sspacing=%.9g\n"
-			 "loop=false\n", (long long)n, (long long)n, info->unit[0] ? "unit=" : "",
-			 info->unit, info->unit[0] ? "\n" : "", info->voxel[0]);
+			 "loop=false\n%s%s%s", (long long)n, (long long)n, info->unit[0] ? "unit=" : "",
+			 info->unit, info->unit[0] ? "\n" : "", info->voxel[0], at[2], at[1], at[0]);
 	} else {
 		/* jansson escapes the unit, which comes from the input. */
 		json_t *d = json_pack("{s:[I,I,I], s:[f,f,f], s:s}", "shape", (json_int_t)n,
@@ -649,6 +672,9 @@ static int write_directories(halo_tiff_t *t, halo_error_t *err)
 				      info->voxel[1], info->voxel[2], "unit", info->unit);
 		if (d && info->ndim == 2) /* (Y, X), as tifffile writes a 2D array */
 			json_array_remove(json_object_get(d, "shape"), 0);
+		if (d && moved)
+			json_object_set_new(d, "origin", json_pack("[f,f,f]", info->origin[0],
+								   info->origin[1], info->origin[2]));
 		size_t len = d ? json_dumpb(d, desc, sizeof desc - 1, 0) : 0;
 		json_decref(d);
 		if (!len || len > sizeof desc - 1)

@@ -19,6 +19,8 @@ typedef struct halo_tiff_info {
 	int64_t shape[3];    /* pages, height, width */
 	halo_dtype_t dtype;
 	double voxel[3];     /* z, y, x; 1 when unknown */
+	double origin[3];    /* z, y, x: where voxel 0 lies, in unit (ImageJ's
+			      * origin); 0 when unknown */
 	char unit[32];       /* as found ("micron", "um", ...), "" when unknown */
 } halo_tiff_info_t;
 
@@ -31,8 +33,8 @@ int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
 			 halo_error_t *err);
 
 /* Creates a TIFF for writing; BigTIFF when the pixel data exceed 4 GiB
- * minus room for the directories. info->unit and voxel go into ImageJ
- * metadata. */
+ * minus room for the directories. info->unit, voxel and origin go into
+ * ImageJ metadata. */
 int halo_tiff_create(const char *path, const halo_tiff_info_t *info, halo_tiff_t **out,
 		     halo_error_t *err);
 

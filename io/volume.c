@@ -252,6 +252,7 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 		for (int d = 0; d < 3; d++) {
 			info->shape[d] = ti->shape[d];
 			info->voxel[d] = ti->voxel[d];
+			info->origin[d] = ti->origin[d];
 		}
 		info->chunks[0] = tiff_chunk_depth(ti);
 		info->chunks[1] = ti->shape[1];
@@ -454,6 +455,7 @@ int halo_writer_create(const char *path, const halo_volume_info_t *info,
 		for (int d = 0; d < 3; d++) {
 			ti.shape[d] = info->shape[d];
 			ti.voxel[d] = info->voxel[d];
+			ti.origin[d] = info->origin[d];
 		}
 		snprintf(ti.unit, sizeof ti.unit, "%s",
 			 strcmp(info->unit, "micrometer") == 0 ? "micron" : info->unit);

@@ -283,6 +283,26 @@ r = halo("info", path("px_out.tif"), "--json", check_rc=0)
 vox = json.loads(r.stdout).get("voxel") if r.returncode == 0 else None
 check(vox is not None and np.allclose(vox, [3.0, 0.25, 0.5]),
       "TIFF output keeps y and x pixel sizes without a unit", (vox, r.stderr))
+# ImageJ's origin (in pixels: voxel i lies at (i - origin) * size) is the
+# position of voxel 0, and goes back out in pixels, or in tifffile's JSON
+# description for the types ImageJ lacks.
+tifffile.imwrite(path("at.tif"), data, imagej=True, resolution=(5.0, 5.0),
+                 metadata={"spacing": 0.5, "unit": "um", "axes": "ZYX", "xorigin": 10,
+                           "yorigin": -4, "zorigin": 2})
+r = halo("info", path("at.tif"), "--json", check_rc=0)
+at = json.loads(r.stdout).get("origin") if r.returncode == 0 else None
+check(at is not None and np.allclose(at, [-1.0, 0.8, -2.0]),
+      "ImageJ xorigin, yorigin, zorigin read as the position of voxel 0", (at, r.stderr))
+for dtype, name in [("uint16", "at_out.tif"), ("float64", "at_out64.tif")]:
+    convert(path("at.tif"), path(name), "--dtype", dtype)
+    r = halo("info", path(name), "--json", check_rc=0)
+    back = json.loads(r.stdout).get("origin") if r.returncode == 0 else None
+    check(back is not None and np.allclose(back, at), f"{dtype} TIFF output keeps the origin",
+          (back, r.stderr))
+with tifffile.TiffFile(path("at_out.tif")) as t:
+    ij = t.imagej_metadata or {}
+check([ij.get(k) for k in ("xorigin", "yorigin", "zorigin")] == [10, -4, 2],
+      "TIFF output writes ImageJ's origins in pixels", ij)
 # A plain TIFF's dots per inch are no voxel size.
 tifffile.imwrite(path("dpi.tif"), data, photometric="minisblack", resolution=(72, 72))
 r = halo("info", path("dpi.tif"), "--json", check_rc=0)
