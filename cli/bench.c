@@ -743,7 +743,7 @@ static int check_options(const struct bench_opts *o, halo_error_t *err)
 	}
 	/* A report replaces only a report of halo's (as bench_report.c
 	 * begins them), never a user's other file. */
-	const char *sigs[2] = {"{\n \"machine\"", "<svg xmlns=\"http://www.w3.org/2000/svg\""};
+	const char *sigs[2] = {"{\n \"machine\"", "<style>.halo{fill:"};
 	for (int i = 0; i < 2; i++)
 		if (files[i][0] && !halo_fs_replaceable_report(files[i][0], sigs[i]))
 			return halo_error_set(err, HALO_EEXIST, "%s %s: exists and is not a halo "

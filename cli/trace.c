@@ -23,7 +23,7 @@ static const char trace_help[] =
 	"chrome://tracing open.\n"
 	"summary: per codelet and worker kind the count, total, mean, p50 and p95\n"
 	"duration and the mean error of StarPU's performance model; per worker the\n"
-	"utilisation and idle share; bytes and time per link; the makespan.\n"
+	"utilisation and idle share; bytes and transfers per link; the makespan.\n"
 	"critical-path: the longest chain of dependent tasks, how far the makespan\n"
 	"is above it and above the work/workers bound, and the tasks on it.\n"
 	"compare: the figures of two traces side by side, with B/A ratios.\n"
@@ -312,7 +312,7 @@ int halo_cli_trace(int argc, char **argv)
 		return status;
 	}
 	if (report && !halo_fs_is_dir(report) &&
-	    !halo_fs_replaceable_report(report, "<!DOCTYPE html>")) {
+	    !halo_fs_replaceable_report(report, "<title>halo trace</title>")) {
 		halo_error_set(&err, HALO_EEXIST, "%s: exists and is not a halo report; halo replaces "
 			       "only its own", report);
 		halo_cli_error(&err);

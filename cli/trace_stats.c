@@ -57,6 +57,15 @@ static int int_field(const json_t *o, const char *key, long dflt, long *out)
 	return 0;
 }
 
+/* Microseconds in 31 years: a time beyond it is no run halo recorded, and
+ * sums of such times overflow to inf (which JSON cannot hold). */
+#define MAX_US 1e15
+
+static int sane_time(double v)
+{
+	return isfinite(v) && fabs(v) <= MAX_US;
+}
+
 int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 {
 	memset(tr, 0, sizeof *tr);
@@ -83,7 +92,7 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 				      "by halo --trace)", path);
 	}
 	tr->makespan = num(other, "makespan_us", NAN);
-	if (!isfinite(tr->makespan) || tr->makespan < 0) {
+	if (!sane_time(tr->makespan) || tr->makespan < 0) {
 		trace_free(tr);
 		return halo_error_set(err, HALO_EFORMAT, "%s: no valid makespan_us in otherData", path);
 	}
@@ -131,6 +140,12 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 			t->start = num(e, "ts", 0);
 			t->end = t->start + num(e, "dur", 0);
 			t->bytes = num(args, "bytes", 0);
+			if (!sane_time(t->start) || !sane_time(t->end) || t->end < t->start ||
+			    !(t->bytes >= 0 && t->bytes <= 1e18)) {
+				trace_free(tr);
+				return halo_error_set(err, HALO_EFORMAT, "%s: transfer event %zu has a "
+						      "time, duration or size out of range", path, i);
+			}
 			t->step = ename ? ename : "data";
 			continue;
 		}
@@ -158,6 +173,11 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 			return halo_error_set(err, HALO_EFORMAT, "%s: task event %zu lacks id, ts, dur or deps",
 					      path, i);
 		}
+		if (!sane_time(ts) || !sane_time(ts + dur)) {
+			trace_free(tr);
+			return halo_error_set(err, HALO_EFORMAT, "%s: task event %zu has a time beyond "
+					      "31 years", path, i);
+		}
 		if (dur < 0 || json_integer_value(id) < 0) {
 			trace_free(tr);
 			return halo_error_set(err, HALO_EFORMAT, "%s: task event %zu has a negative %s",
@@ -171,7 +191,7 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 		long worker, tid, chunk[3] = {0};
 		json_t *c = json_object_get(args, "chunk");
 		int bad = int_field(e, "tid", -1, &tid) || int_field(args, "worker", tid, &worker) ||
-			  (c && json_array_size(c) != 3);
+			  worker < 0 || (c && json_array_size(c) != 3);
 		for (size_t k = 0; !bad && k < json_array_size(c); k++) {
 			const json_t *ck = json_array_get(c, k);
 			bad = !json_is_integer(ck) || json_integer_value(ck) < 0;
@@ -191,7 +211,9 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 		t->end = ts + dur;
 		t->submit = num(args, "submit", ts);
 		t->ready = num(args, "ready", ts);
-		t->expected = num(args, "expected", -1);
+		/* No estimate below a nanosecond: error ratios would overflow */
+		double expected = num(args, "expected", -1);
+		t->expected = expected >= 1e-3 && expected <= MAX_US ? expected : -1;
 		if (c) {
 			t->has_chunk = 1;
 			for (int k2 = 0; k2 < 3; k2++)
@@ -202,6 +224,15 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 			tr->deps[d++] = (uint64_t)json_integer_value(v);
 		t->ndeps = json_array_size(deps);
 		tr->n++;
+	}
+	double last = 0;
+	for (size_t k = 0; k < tr->n; k++)
+		last = tr->tasks[k].end > last ? tr->tasks[k].end : last;
+	if (last > tr->makespan + 1) { /* halo's makespan is its last task's end */
+		double makespan = tr->makespan;
+		trace_free(tr);
+		return halo_error_set(err, HALO_EFORMAT, "%s: makespan_us %.3f ends before the last "
+				      "task (%.3f)", path, makespan, last);
 	}
 	qsort(tr->tasks, tr->n, sizeof *tr->tasks, by_id);
 	for (size_t k = 1; k < tr->n; k++)

@@ -224,8 +224,7 @@ int halo_fs_is_dir(const char *path)
 
 int halo_fs_replaceable_report(const char *path, const char *sig)
 {
-	char head[64] = {0};
-	size_t len = strlen(sig) < sizeof head ? strlen(sig) : sizeof head;
+	char head[257];
 	struct stat st;
 	if (stat(path, &st) != 0)
 		return errno == ENOENT;
@@ -234,9 +233,11 @@ int halo_fs_replaceable_report(const char *path, const char *sig)
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return 0;
-	size_t n = fread(head, 1, len, f);
+	size_t n = fread(head, 1, sizeof head - 1, f);
 	fclose(f);
-	return n == 0 || (n == len && memcmp(head, sig, len) == 0);
+	head[n] = '\0';
+	/* memmem, not strstr: a NUL in a binary file ends no search */
+	return n == 0 || memmem(head, n, sig, strlen(sig)) != NULL;
 }
 
 int halo_fs_creatable(const char *path)

@@ -46,8 +46,9 @@ int halo_fs_is_dir(const char *path);
 int halo_fs_creatable(const char *path);
 
 /* 1 when a file halo writes (a report, FFTW's wisdom) may replace what is
- * at path: nothing, an empty regular file, or a regular file that begins
- * with sig (what halo writes there); never a user's other file, a folder
+ * at path: nothing, an empty regular file, or a regular file whose first
+ * 256 bytes hold sig (what marks halo's own: a format's usual opening,
+ * such as an HTML page's, does not); never a user's other file, a folder
  * or a device, nor one that cannot be read. */
 int halo_fs_replaceable_report(const char *path, const char *sig);
 

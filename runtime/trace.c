@@ -610,7 +610,9 @@ void halo_trace_restart(void)
 
 int halo_trace_replaceable(const char *path)
 {
-	return halo_fs_replaceable_report(path, "{\"displayTimeUnit\"");
+	/* halo's (runtime/trace.c and trace_merge.c write it so), not any
+	 * Chrome trace */
+	return halo_fs_replaceable_report(path, "\"otherData\":{\"producer\":\"halo ");
 }
 
 int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), void *stop_arg,

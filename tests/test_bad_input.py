@@ -673,6 +673,13 @@ open(notes, "w").write("my notes\n")
 expect_deconv_error("--trace onto a file that is not a trace", img, good_psf,
                     "exists and is not a halo trace", "--trace", notes)
 check(open(notes).read() == "my notes\n", "deconvolve --trace onto notes: notes kept")
+# Another profiler's Chrome trace begins as halo's does: its producer decides.
+chrome = path("chrome.json")
+other = '{"displayTimeUnit":"ns","traceEvents":[{"ph":"X","name":"p","pid":1,"tid":1,"ts":0,"dur":5}]}\n'
+open(chrome, "w").write(other)
+expect_deconv_error("--trace onto another tool's Chrome trace", img, good_psf,
+                    "exists and is not a halo trace", "--trace", chrome)
+check(open(chrome).read() == other, "deconvolve --trace onto a Chrome trace: kept")
 trace = path("again.json")
 for i in range(2):
     r = halo("deconvolve", img, good_psf, path("traced.zarr"), "--iterations", "1", "--quiet",

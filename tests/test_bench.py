@@ -270,6 +270,13 @@ for extra, needle in [(["--trace", os.path.join(clash, "w.json")], "is not a hal
     check(r.returncode == 1 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
           and sorted(os.listdir(clash)) == ["w-rl-cpu_1-gpu_0.json"] and time.time() - t0 < 5,
           f"bench refuses at once: {needle}", (r.stderr, os.listdir(clash)))
+# A plot replaces halo's own SVG only (any SVG begins as halo's does).
+svg = os.path.join(clash, "mine.svg")
+mine = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>\n'
+open(svg, "w").write(mine)
+r = halo(*small, "--plot", svg)
+check(r.returncode == 1 and "is not a halo bench report" in r.stderr and open(svg).read() == mine,
+      "bench --plot onto a user's SVG: refused, kept", r.stderr)
 # The default depth is deconvolve's, no deeper than the volume: chunks
 # larger than a 16-voxel axis were refused ("a depth of 20 on axis 0").
 r = halo("bench", "deconvolve", "--size", "16,64,64", "--chunks", "100,100,100", "--iterations",

@@ -144,6 +144,13 @@ r3 = halo("trace", "html", path("a.trace.json"), "-o", mine, check_rc=0)
 check(r2.returncode == 0 and r3.returncode == 1 and "is not a halo report" in r3.stderr and
       open(mine).read() == "<p>my page\n",
       "html -o replaces its own report, not a user's page", (r2.stderr, r3.stderr))
+# An HTML5 page begins as halo's report does: halo's title marks its own.
+page5 = "<!DOCTYPE html>\n<html><head><title>My notes</title></head><body>x</body></html>\n"
+open(mine, "w").write(page5)
+r3 = halo("trace", "html", path("a.trace.json"), "-o", mine)
+check(r3.returncode == 1 and "is not a halo report" in r3.stderr and open(mine).read() == page5,
+      "html -o: a user's HTML5 page is not replaced", r3.stderr)
+check("innerHTML" not in html, "html: names from the trace are set as text, never parsed as markup")
 check("<script>" in html and "http" not in html.split("<script>")[1],
       "html: one file, nothing fetched from the network")
 chromium = shutil.which("chromium")
@@ -329,12 +336,18 @@ edited("nomakespan.json", lambda d, t: d["otherData"].pop("makespan_us"))
 edited("baddeps.json", lambda d, t: t[-1]["args"].update(deps=[1, "x"]))
 edited("badworker.json", lambda d, t: t[0]["args"].update(worker=1e30))
 edited("badchunk.json", lambda d, t: t[0]["args"].update(chunk=[0, 1]))
+# Finite but absurd: sums reached inf, which --json dropped without a word.
+edited("hugedur.json", lambda d, t: t[0].update(dur=1.7e308))
+edited("zeromakespan.json", lambda d, t: d["otherData"].update(makespan_us=0))
+edited("negworker.json", lambda d, t: t[0]["args"].update(worker=-1))
 for name, want in [("trunc.json", "not a trace"), ("foreign.json", "not a halo trace"),
                    ("missing.json", "No such file"), ("negdur.json", "negative duration"),
                    ("dupid.json", "two tasks have id"), ("huge.json", "lacks id, ts, dur"),
                    ("nomakespan.json", "no valid makespan_us"),
                    ("baddeps.json", "not a valid index"), ("badworker.json", "not a valid index"),
-                   ("badchunk.json", "not a valid index")]:
+                   ("badchunk.json", "not a valid index"), ("hugedur.json", "beyond 31 years"),
+                   ("zeromakespan.json", "ends before the last task"),
+                   ("negworker.json", "not a valid index")]:
     r = halo("trace", "summary", path(name))
     line = r.stderr.strip()
     check(r.returncode == 1 and want in line and "\n" not in line and path(name) in line,
