@@ -107,13 +107,12 @@ int halo_cli_finish(halo_runtime_t *rt, int status);
 void halo_cli_gaussian_psf(float *p, const int pn[3], const double sigma[3]);
 
 /* Prints "halo: MESSAGE" on stderr, one line. Under mpirun a rank other
- * than 0 waits 2 s first, in which mpirun ends it when rank 0 failed too,
- * and names itself: "halo: rank R: MESSAGE". */
+ * than 0 waits 5 s first, in which mpirun ends it when rank 0 failed too,
+ * and then names itself: "halo: rank R: MESSAGE". */
 void halo_cli_error(const halo_error_t *err);
 
-/* Prints "halo: " and the formatted line (no newline in fmt) on stderr:
- * a usage error, which every rank under mpirun shares, so rank 0 alone
- * prints it. */
+/* The same for a usage error: "halo: " and the formatted line (no newline
+ * in fmt). */
 void halo_cli_usage_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

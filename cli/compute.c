@@ -8,12 +8,15 @@
 
 #include <stdio.h>
 
-void halo_cli_warn_memory(uint64_t front, uint64_t per, uint64_t budget)
+void halo_cli_warn_memory(uint64_t front, uint64_t per, uint64_t memory)
 {
-	fprintf(stderr, "halo: warning: %.1f MB of chunks shared by neighbouring chunks (halos, "
-			"rechunks) stay resident and each output chunk in flight holds %.1f MB, more "
-			"than --memory %.1f MB; smaller chunks along the first axis lower it\n",
-		(double)front / 1e6, (double)per / 1e6, (double)budget / 1e6);
+	uint64_t budget = memory ? memory : halo_memory_default();
+	fprintf(stderr, "halo: warning: %.3g MB of chunks shared by neighbouring chunks (halos, "
+			"rechunks) stay resident and each output chunk in flight holds %.3g MB, more "
+			"than %s %.3g MB; smaller chunks along the first axis lower it\n",
+		(double)front / 1e6, (double)per / 1e6,
+		memory ? "--memory" : "the default memory budget (a quarter of RAM)",
+		(double)budget / 1e6);
 }
 
 int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute_stats_t *st,
@@ -29,7 +32,7 @@ int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute
 	uint64_t front, per, budget = o->memory ? o->memory : halo_memory_default();
 	halo_plan_memory(plan, &front, &per, NULL);
 	if (front + per > budget && halo__runtime_launched_rank() == 0)
-		halo_cli_warn_memory(front, per, budget);
+		halo_cli_warn_memory(front, per, o->memory);
 	rc = halo_plan_execute(plan, o, st, err);
 	halo_plan_free(plan);
 	return rc;

@@ -12,7 +12,8 @@
  * then exceeds. */
 int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute_stats_t *st,
 		     halo_error_t *err);
-/* The warning: front bytes resident, per bytes an output chunk in flight */
-void halo_cli_warn_memory(uint64_t front, uint64_t per, uint64_t budget);
+/* The warning: front bytes resident, per bytes an output chunk in flight,
+ * against memory (--memory, or 0 for the default budget) */
+void halo_cli_warn_memory(uint64_t front, uint64_t per, uint64_t memory);
 
 #endif

@@ -392,16 +392,18 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		shapes *= exc[d] < info.shape[d] && info.shape[d] % exc[d] ? 2 : 1;
 		nchunks *= (uint64_t)((info.shape[d] + exc[d] - 1) / exc[d]);
 	}
-	uint64_t resident = 12 * vox + 4 * hv * (nchunks + shapes);
+	/* Under mpirun each rank holds its own blocks: --memory is per rank. */
+	uint64_t nr = (uint64_t)halo__runtime_launched_ranks();
+	uint64_t resident = (12 * vox + nr - 1) / nr + 4 * hv * ((nchunks + nr - 1) / nr + shapes);
 	const char *swap = getenv("STARPU_DISK_SWAP");
 	const char *limit_env = o->memory || (swap && *swap) ? NULL : getenv("STARPU_LIMIT_CPU_MEM");
 	uint64_t limit = limit_env && *limit_env ? strtoull(limit_env, NULL, 10) << 20 : 0;
 	int over_limit = limit && resident > limit;
 	if (exact && over_limit) {
 		halo_error_set(err, HALO_ENOMEM,
-			       "--mode exact holds about %.0f MiB at once, more than "
-			       "STARPU_LIMIT_CPU_MEM=%s (MiB); raise it, or use --mode overlap",
-			       ceil((double)resident / 1048576.0), limit_env);
+			       "%s: --mode exact holds about %.3g MiB at once, more than "
+			       "STARPU_LIMIT_CPU_MEM=%s (MiB); raise it, or use --mode overlap", in,
+			       (double)resident / 1048576.0, limit_env);
 		goto fail;
 	}
 	/* Nor over --memory, which it would exceed (StarPU cannot evict what
@@ -410,9 +412,9 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	 * OOM killer. */
 	if (exact && o->memory && resident > o->memory && !(swap && *swap)) {
 		halo_error_set(err, HALO_ENOMEM,
-			       "--mode exact holds about %.0f MiB at once, more than --memory "
-			       "(%.0f MiB); raise it, set STARPU_DISK_SWAP, or use --mode overlap",
-			       ceil((double)resident / 1048576.0), (double)o->memory / 1048576.0);
+			       "%s: --mode exact holds about %.3g MiB at once, more than --memory "
+			       "(%.3g MiB); raise it, set STARPU_DISK_SWAP, or use --mode overlap", in,
+			       (double)resident / 1048576.0, (double)o->memory / 1048576.0);
 		goto fail;
 	}
 	if (o->mode < 0) {

@@ -76,15 +76,15 @@ static int dispatch(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &nofile);
 	}
 	if (argc < 2) {
-		fprintf(stderr, "halo: no command given; see 'halo --help'\n");
+		halo_cli_usage_line("no command given; see 'halo --help'");
 		return HALO_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
 	int top = strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0 ||
 		  strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0;
 	if (top && argc > (strcmp(cmd, "help") == 0 ? 3 : 2)) {
-		fprintf(stderr, "halo: unexpected argument '%s' after '%s'; see 'halo --help'\n",
-			argv[strcmp(cmd, "help") == 0 ? 3 : 2], cmd);
+		halo_cli_usage_line("unexpected argument '%s' after '%s'; see 'halo --help'",
+				    argv[strcmp(cmd, "help") == 0 ? 3 : 2], cmd);
 		return HALO_EXIT_USAGE;
 	}
 	if (strcmp(cmd, "help") == 0 && argc > 2) {
@@ -94,7 +94,7 @@ static int dispatch(int argc, char **argv)
 				char *args[] = {argv[2], "--help", NULL};
 				return commands[i].run(2, args);
 			}
-		fprintf(stderr, "halo: help: unknown command '%s'; see 'halo --help'\n", argv[2]);
+		halo_cli_usage_line("help: unknown command '%s'; see 'halo --help'", argv[2]);
 		return HALO_EXIT_USAGE;
 	}
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
@@ -109,8 +109,8 @@ static int dispatch(int argc, char **argv)
 		if (strcmp(cmd, commands[i].name) == 0)
 			return commands[i].run(argc - 1, argv + 1);
 	if (cmd[0] == '-')
-		fprintf(stderr, "halo: unknown option '%s'; see 'halo --help'\n", cmd);
+		halo_cli_usage_line("unknown option '%s'; see 'halo --help'", cmd);
 	else
-		fprintf(stderr, "halo: unknown command '%s'; see 'halo --help'\n", cmd);
+		halo_cli_usage_line("unknown command '%s'; see 'halo --help'", cmd);
 	return HALO_EXIT_USAGE;
 }

@@ -67,17 +67,36 @@ int halo_cli_trace_check(const halo_runtime_opts_t *o, const char *const *paths,
 	return HALO_OK;
 }
 
+/* Prints "halo: LINE". Under mpirun every rank reads the same command
+ * line and files, so most failures before the ranks connect are every
+ * rank's: rank 0 says it, and mpirun ends the others when it exits (in
+ * about 1 s here); after they connect the ranks agree, and only rank 0
+ * comes here. Another rank waits 5 s for that end first (rank 0 may
+ * start late on another node), and then, having failed on its own, says
+ * so naming itself. A launcher that ends no job at a failed rank (srun
+ * without --kill-on-bad-exit) gets a line from each. */
+static void say(const char *line)
+{
+	int rank = halo__runtime_launched_rank();
+	if (rank > 0) {
+		struct timespec wait = {5, 0};
+		while (nanosleep(&wait, &wait) != 0 && errno == EINTR && !halo_interrupted())
+			;
+		if (!halo_interrupted())
+			fprintf(stderr, "halo: rank %d: %s\n", rank, line);
+		return;
+	}
+	fprintf(stderr, "halo: %s\n", line);
+}
+
 void halo_cli_usage_line(const char *fmt, ...)
 {
-	/* Under mpirun every rank reads the same command line: one says it. */
-	if (halo__runtime_launched_rank() > 0)
-		return;
+	char line[sizeof ((halo_error_t *)0)->msg];
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("halo: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
+	say(line);
 }
 
 int halo_cli_usage_error(const char *cmd, int c, const char *bad)
@@ -218,20 +237,5 @@ void halo_cli_error(const halo_error_t *err)
 	for (char *p = line; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
-	int rank = halo__runtime_launched_rank();
-	if (rank > 0) {
-		/* Under mpirun every rank checks the same options and files, so
-		 * most failures are every rank's: rank 0 says it, and mpirun
-		 * ends the others when it exits (after the run starts the ranks
-		 * agree, and only rank 0 comes here). A rank still running a
-		 * moment later failed on its own, and says so. */
-		struct timespec wait = {2, 0};
-		while (nanosleep(&wait, &wait) != 0 && errno == EINTR && !halo_interrupted())
-			;
-		if (halo_interrupted())
-			return;
-		fprintf(stderr, "halo: rank %d: %s\n", rank, line);
-		return;
-	}
-	fprintf(stderr, "halo: %s\n", line);
+	say(line);
 }

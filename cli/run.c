@@ -237,7 +237,7 @@ int halo_cli_run(int argc, char **argv)
 		/* Under mpirun every rank has the same plan: one prints it. */
 		int speaker = halo__runtime_launched_rank() == 0;
 		if (front + per > budget && speaker)
-			halo_cli_warn_memory(front, per, budget);
+			halo_cli_warn_memory(front, per, memory);
 		if (speaker)
 			print_plan(plan);
 		status = HALO_EXIT_OK;
@@ -253,7 +253,7 @@ int halo_cli_run(int argc, char **argv)
 	/* Under mpirun rank 0 speaks for all (the ranks agree on the outcome). */
 	int speaker = halo_runtime_rank(rt) == 0;
 	if (front + per > budget && speaker)
-		halo_cli_warn_memory(front, per, budget);
+		halo_cli_warn_memory(front, per, memory);
 	halo_compute_opts_t co = {.memory = memory, .quiet = quiet || json || !speaker,
 				  .label = "run"};
 	if (halo_plan_execute(plan, &co, &st, &err)) {

@@ -224,7 +224,7 @@ int halo_fs_is_dir(const char *path)
 
 int halo_fs_replaceable_report(const char *path, const char *sig)
 {
-	char head[257];
+	char head[256];
 	struct stat st;
 	if (stat(path, &st) != 0)
 		return errno == ENOENT;
@@ -233,10 +233,8 @@ int halo_fs_replaceable_report(const char *path, const char *sig)
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return 0;
-	size_t n = fread(head, 1, sizeof head - 1, f);
+	size_t n = fread(head, 1, sizeof head, f);
 	fclose(f);
-	head[n] = '\0';
-	/* memmem, not strstr: a NUL in a binary file ends no search */
 	return n == 0 || memmem(head, n, sig, strlen(sig)) != NULL;
 }
 

@@ -421,7 +421,7 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	for (int d = 0; d < 3; d++) { /* garbage in the metadata: as if absent */
 		if (!(isfinite(info->voxel[d]) && info->voxel[d] > 0))
 			info->voxel[d] = 1;
-		if (imagej)
+		if (imagej && info->origin[d] != 0) /* not -0 */
 			info->origin[d] *= -info->voxel[d];
 		if (!isfinite(info->origin[d]))
 			info->origin[d] = 0;
@@ -657,10 +657,10 @@ static int write_directories(halo_tiff_t *t, halo_error_t *err)
 	int moved = info->origin[0] != 0 || info->origin[1] != 0 || info->origin[2] != 0;
 	if (imagej) {
 		/* ImageJ's origin is in pixels: voxel i lies at (i - origin) * size */
-		char at[3][40] = {"", "", ""};
+		char at[3][48] = {"", "", ""};
 		for (int d = 0; d < 3; d++)
 			if (info->origin[d] != 0)
-				snprintf(at[d], sizeof at[d], "%corigin=%.9g\n", "zyx"[d],
+				snprintf(at[d], sizeof at[d], "%corigin=%.17g\n", "zyx"[d],
 					 -info->origin[d] / info->voxel[d]);
 		snprintf(desc, sizeof desc, "ImageJ=1.11a\nimages=%lld\nslices=%lld\n%s%s%sspacing=%.9g\n"
 			 "loop=false\n%s%s%s", (long long)n, (long long)n, info->unit[0] ? "unit=" : "",

@@ -34,7 +34,8 @@ int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
 
 /* Creates a TIFF for writing; BigTIFF when the pixel data exceed 4 GiB
  * minus room for the directories. info->unit, voxel and origin go into
- * ImageJ metadata. */
+ * ImageJ metadata, or tifffile's JSON description for the types ImageJ
+ * lacks. */
 int halo_tiff_create(const char *path, const halo_tiff_info_t *info, halo_tiff_t **out,
 		     halo_error_t *err);
 

@@ -23,7 +23,8 @@ typedef struct halo_volume_info {
 	double fill;        /* value of missing chunks and of padding */
 	double voxel[3];    /* physical size of a voxel, z, y, x */
 	double origin[3];   /* physical position of voxel (0, 0, 0), z, y, x
-			     * (OME-Zarr's translation; 0 elsewhere) */
+			     * (OME-Zarr's translation, ImageJ's origin; 0
+			     * when unknown) */
 	char unit[32];      /* OME-NGFF unit name ("micrometer"), "" if unknown */
 } halo_volume_info_t;
 

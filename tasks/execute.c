@@ -98,22 +98,27 @@ static int64_t nchunks(const halo_pnode_t *p)
 	return p->grid[0].nblocks * p->grid[1].nblocks * p->grid[2].nblocks;
 }
 
-/* The array whose chunk grid the ranks share out: one of the largest,
- * and of those the one with the coarsest grid that still has a chunk for
- * every rank. Its chunks are the largest units of work, and those of
- * finer grids follow them. Another choice idles ranks: a TIFF input,
- * one chunk rechunked into several, gave all of them to rank 0. */
+/* The array whose chunk grid the ranks share out: of those with a chunk
+ * for every rank (else of all), the largest, and of those the coarsest
+ * grid. Its chunks are the largest units of work, and those of finer
+ * grids follow them. Another choice idles ranks: a TIFF input is one
+ * chunk, and gave rank 0 all the work done on its rechunked copy. */
+static int better_reference(const halo_pnode_t *p, const halo_pnode_t *than, int ranks)
+{
+	int64_t c = nchunks(p), b = nchunks(than);
+	if ((c >= ranks) != (b >= ranks))
+		return c >= ranks;
+	if (voxels(p) != voxels(than))
+		return voxels(p) > voxels(than);
+	return c >= ranks ? c < b : c > b;
+}
+
 static const halo_pnode_t *reference_node(const halo_plan_t *plan, int ranks)
 {
 	const halo_pnode_t *big = plan->nodes[0];
-	for (int i = 1; i < plan->n; i++) {
-		const halo_pnode_t *p = plan->nodes[i];
-		int64_t c = nchunks(p), b = nchunks(big);
-		if (voxels(p) > voxels(big) ||
-		    (voxels(p) == voxels(big) &&
-		     (b < ranks ? c > b : c >= ranks && c < b)))
-			big = p;
-	}
+	for (int i = 1; i < plan->n; i++)
+		if (better_reference(plan->nodes[i], big, ranks))
+			big = plan->nodes[i];
 	return big;
 }
 

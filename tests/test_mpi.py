@@ -11,6 +11,7 @@ when this halo was built without StarPU-MPI or mpirun is missing."""
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -78,7 +79,8 @@ check(r.returncode != 0 and len(lines) == 1 and "does not run on 2 ranks yet" in
 # Every rank checks the same options and files: a failure before the run
 # is said once (it was once per rank, as many as mpirun let through).
 for what, args in [("a missing PSF", ["deconvolve", src, path("no-psf.tif"), path("mpi-x.zarr")]),
-                   ("an unknown option", ["deconvolve", "--iteration", "3", src, src, src]),
+                   ("an unknown option", ["deconvolve", "--bogus", "3", src, src, src]),
+                   ("an unknown command", ["bogus"]),
                    ("a bad value", ["run", path("no.json"), "--ncpu", "-1"])]:
     r = mpirun(3, *args)
     lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
@@ -361,6 +363,25 @@ check(ok and rl_ranks == [0] * 6 + [1] * 12 and np.array_equal(a, b),
       "deconvolve of a TIFF (one chunk) on 2 ranks: each rank runs the RL tasks of its block; "
       "the single-process result", (rl_ranks, r.stderr[-1500:]))
 dec[1] = src
+# Nor when the work is on a smaller array (a projection) than the input.
+proj = path("mpi-proj.json")
+json.dump({"steps": [{"name": "a", "op": "from_tiff", "path": path("mpi-in.tif")},
+                     {"name": "p", "op": "max", "input": "a", "axis": 0},
+                     {"name": "c", "op": "rechunk", "input": "p", "chunks": [16, 16]},
+                     {"name": "u", "op": "map_overlap", "input": "c", "kernel": "uniform",
+                      "depth": 1},
+                     {"name": "o", "op": "to_zarr", "input": "u", "path": path("mpi-proj.zarr"),
+                      "overwrite": True}]}, open(proj, "w"))
+ref = None
+if halo("run", proj, "--quiet", check_rc=0).returncode == 0:
+    ref = zarr.open(path("mpi-proj.zarr"), mode="r")[:]
+r = mpirun(2, "run", proj, "--quiet", "--trace", tr)
+evs = json.load(open(tr))["traceEvents"] if r.returncode == 0 else []
+ranks = {e["args"]["rank"] for e in evs if e.get("ph") == "X" and e["name"] == "uniform"}
+out = zarr.open(path("mpi-proj.zarr"), mode="r")[:] if r.returncode == 0 else None
+check(ranks == {0, 1} and ref is not None and np.array_equal(out, ref),
+      "run on 2 ranks, the filter on a projection of a TIFF: both ranks filter; one process's "
+      "result", (ranks, r.stderr[-1500:]))
 
 # The exact mode on several ranks: the single-process result, and only the
 # halo slabs cross ranks (plus the PSF spectra, computed by rank 0).
@@ -417,6 +438,17 @@ for n in (2, 3):
     got = {(a, b): v for a, row in enumerate(sent) for b, v in enumerate(row) if v}
     check(got == want, f"exact mode on {n} ranks: trace summary's bytes between ranks are the "
           f"slabs", (got, want))
+# --memory is per rank: exact mode over it alone runs on 2 ranks, each
+# holding its own blocks (the whole volume's figure refused it).
+ex[3] = path("mpi-ex-mem.zarr")
+r = halo(*ex, "--memory", "1K")
+m = re.search(r"holds about ([0-9.]+) MiB", r.stderr)
+mem = f"{float(m.group(1)) * 0.8:.3f}M" if m else "1K"
+r1 = halo(*ex, "--memory", mem)
+r2 = mpirun(2, *ex, "--memory", mem)
+check(m and r1.returncode == 1 and "more than --memory" in r1.stderr and r2.returncode == 0,
+      f"exact mode within --memory {mem} per rank on 2 ranks, over it in one process",
+      (r1.stderr, r2.stderr[-1500:]))
 
 # A rechunk only a store reads is assembled in the write task in one
 # process; under mpirun a gather task brings the parts across ranks.

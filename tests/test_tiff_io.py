@@ -303,6 +303,9 @@ with tifffile.TiffFile(path("at_out.tif")) as t:
     ij = t.imagej_metadata or {}
 check([ij.get(k) for k in ("xorigin", "yorigin", "zorigin")] == [10, -4, 2],
       "TIFF output writes ImageJ's origins in pixels", ij)
+r = halo("info", path("vox.tif"), "--json", check_rc=0)
+check(r.returncode == 0 and json.loads(r.stdout).get("origin") == [0, 0, 0] and "-0" not in r.stdout,
+      "an ImageJ TIFF without origins: origin 0 (not -0)", r.stdout)
 # A plain TIFF's dots per inch are no voxel size.
 tifffile.imwrite(path("dpi.tif"), data, photometric="minisblack", resolution=(72, 72))
 r = halo("info", path("dpi.tif"), "--json", check_rc=0)

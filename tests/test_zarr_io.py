@@ -341,6 +341,24 @@ r = halo("run", pipe, "--quiet")
 j = json.loads(halo("info", path("moved_run.zarr"), "--json").stdout) if r.returncode == 0 else {}
 check(j.get("origin") == want_origin and j.get("voxel") == want_voxel,
       "OME translation carried through a pipeline", (j, r.stderr))
+# A 2D image behind a channel axis: the channel's translation is no z.
+src = path("moved2d.ome.zarr")
+g = zarr.open_group(src, mode="w")
+g.create_dataset("0", data=data[:1], chunks=(1, 16, 16))
+g.attrs["multiscales"] = [{"version": "0.4", "axes": [
+    {"name": "c", "type": "channel"}, {"name": "y", "type": "space", "unit": "micrometer"},
+    {"name": "x", "type": "space", "unit": "micrometer"}],
+    "datasets": [{"path": "0", "coordinateTransformations": [
+        {"type": "scale", "scale": [1, 0.5, 0.25]},
+        {"type": "translation", "translation": [7, 3, -2]}]}]}]
+r = halo("info", src, "--json")
+j = json.loads(r.stdout) if r.returncode == 0 else {}
+check(j.get("origin") == [0, 3, -2] and j.get("voxel") == [1, 0.5, 0.25],
+      "OME 2D image after a channel axis: y, x origin, the channel's dropped", (j, r.stderr))
+# convert says so when what stays resident exceeds --memory, as run does.
+r = convert(path("ome_src.zarr"), path("tight.zarr"), "--chunks", "5,37,30", "--memory", "1K")
+check(r.returncode == 0 and "stay resident" in r.stderr and "more than --memory" in r.stderr,
+      "convert under too small a --memory: a warning, and it runs", r.stderr)
 
 # StarPU keeps a history entry per gather footprint, and reads and
 # writes all of them at every run: the same output chunks gathered from
