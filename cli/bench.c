@@ -509,10 +509,7 @@ static int run_workload(struct bench_ctx *b, struct bench_workload *w, halo_erro
 {
 	const struct bench_opts *o = b->o;
 	struct bench_cfg cfg[MAXCFG];
-	int n = configs(b, w->name, cfg, MAXCFG);
-	if (n == 0)
-		return halo_error_set(err, HALO_EINVAL, "bench %s: no configuration to run "
-				      "(--ncpu 0 needs a GPU)", w->name);
+	int n = configs(b, w->name, cfg, MAXCFG); /* at least 1: describe_workloads */
 	struct bench_run *runs = calloc((size_t)n, sizeof *runs);
 	struct bench_peers *peers = bench_peers_begin(b, w, &cfg[0]);
 	if (!runs || !peers) {
@@ -566,6 +563,7 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 		snprintf(b->peers_py, sizeof b->peers_py, "%.*s/bench/peers.py",
 			 (int)(strrchr(b->self, '/') - b->self), b->self);
 	if (o->dir) {
+		b->made_dir = !halo_fs_is_dir(o->dir);
 		if (halo_fs_mkdirs(o->dir, err))
 			return HALO_EIO;
 		snprintf(b->dir, sizeof b->dir, "%s", o->dir);
@@ -682,6 +680,10 @@ static int describe_workloads(struct bench_ctx *b, struct bench_report *rep, hal
 				 (long long)vs[0], (long long)vs[1], (long long)vs[2]);
 		}
 		int n = configs(b, w->name, NULL, 0);
+		if (n == 0) /* before any run, and a GPU machine's convert too */
+			return halo_error_set(err, HALO_EINVAL, "bench %s: no configuration to run "
+					      "(%s)", w->name, i == 2 ? "it runs on CPU workers, and "
+					      "--ncpu is 0" : "--ncpu 0 needs a GPU");
 		if (n > MAXCFG)
 			return halo_error_set(err, HALO_EINVAL, "bench %s: %d configurations, more than "
 					      "%d; give shorter lists", w->name, n, MAXCFG);
@@ -700,6 +702,8 @@ static int check_options(const struct bench_opts *o, halo_error_t *err)
 			return err->code;
 	static const char *const peers[] = {"numpy", "scipy", "cupy", "cufft", "dask", "dask-cupy",
 					    "none", "all"};
+	if (empty_item(o->peers, "--peers", err))
+		return err->code;
 	for (const char *p = o->peers; *p;) {
 		size_t l = strcspn(p, ","), k = 0;
 		while (k < sizeof peers / sizeof *peers &&
@@ -855,6 +859,7 @@ int halo_cli_bench(int argc, char **argv)
 		rep.cpu_copy_gbs = bench_cpu_copy_gbs(b.cores);
 	if ((o.want[1] || o.want[2]) && bench_write_inputs(&b, &err))
 		goto fail;
+	b.ran = 1; /* from here the work folder holds what the runs left */
 	for (int i = 0; i < rep.nworkloads && !halo_interrupted(); i++)
 		if (run_workload(&b, &workloads[i], &err))
 			goto fail;
@@ -880,7 +885,9 @@ fail:
 		halo_error_set(&err, HALO_EINTR, "interrupted; no report written");
 	halo_cli_error(&err);
 out:
-	if (!o.dir && b.dir[0])
+	/* A work folder of halo's own goes, and so does one --dir made for
+	 * runs that a bad option stopped before the first */
+	if (b.dir[0] && (!o.dir || (b.made_dir && !b.ran)))
 		halo_fs_remove_tree(b.dir);
 	for (int i = 0; i < rep.nworkloads; i++)
 		free(workloads[i].runs);

@@ -38,6 +38,8 @@ struct bench_opts {
 struct bench_ctx {
 	const struct bench_opts *o;
 	char self[PATH_MAX], peers_py[PATH_MAX], dir[PATH_MAX];
+	int made_dir; /* --dir did not exist */
+	int ran;      /* the runs began */
 	char input[PATH_MAX + 128], psf[PATH_MAX + 128];
 	int cores, ngpu;
 	char sim_exe[PATH_MAX], sim_host[256]; /* --simulate */

@@ -76,6 +76,7 @@ int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char 
 	while (rc == 0 && (got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
 		if (halo_interrupted())
 			kill(pid, SIGTERM); /* halo bench's own SIGTERM must not orphan it */
+	int signo = rc == 0 && got == pid && WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 	status = rc == 0 && got == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	if (halo_interrupted())
 		status = -1;
@@ -96,6 +97,8 @@ int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char 
 		fclose(f);
 	if (rc != 0)
 		snprintf(errline, errlen, "%s: %s", argv[0], strerror(rc));
+	else if (!errline[0] && signo) /* a reason, not an empty line */
+		snprintf(errline, errlen, "killed by signal %d (%s)", signo, strsignal(signo));
 	return status;
 }
 

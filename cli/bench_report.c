@@ -185,7 +185,8 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 				continue;
 			}
 			double med = bench_median(r);
-			fprintf(f, "  %-*s %8.3f %8.3f %8.3f %12.1f", wide, name, med, bench_min(r),
+			/* Four significant figures: a tiny chunk's rl is under 1 ms */
+			fprintf(f, "  %-*s %8.4g %8.4g %8.4g %12.1f", wide, name, med, bench_min(r),
 				bench_max(r), throughput(w, med));
 			if (w->bytes > 0) {
 				double gbs = bench_run_bytes(w, r) / med / 1e9;
@@ -348,13 +349,22 @@ static void svg_text(FILE *f, const char *s)
 		}
 }
 
+/* Widths in pixels. Text is measured at 7.2 px a character (DejaVu Sans
+ * at 12 px averages 6.9; bold titles 7.6 over 0.95 of their width), and
+ * the label column and canvas grow to hold the longest: fixed widths cut
+ * modular-* schedulers' labels and deconvolve's titles. */
 enum { SVG_W = 960, LABEL_W = 380, ROW_H = 20, BAR_W = SVG_W - LABEL_W - 110 };
+
+static int text_px(const char *s, double per_char)
+{
+	return (int)(strlen(s) * per_char) + 1;
+}
 
 /* One panel: a bar per available run, the median throughput (or achieved
  * bandwidth as a share of the peak), whiskers from the slowest run to the
  * fastest. Returns the panel's height. */
 static int svg_panel(FILE *f, int y, const char *title, const struct bench_workload *w,
-		     const struct bench_report *rep, int bandwidth)
+		     const struct bench_report *rep, int bandwidth, int label_w)
 {
 	double top = 0;
 	int rows = 0;
@@ -392,42 +402,59 @@ static int svg_panel(FILE *f, int y, const char *title, const struct bench_workl
 			hi = throughput(w, bench_min(r));
 		}
 		char name[200];
-		fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", LABEL_W - 8, y + 14);
+		fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", label_w - 8, y + 14);
 		svg_text(f, run_name(w, r, name, sizeof name));
 		fprintf(f, "</text>\n");
 		double sx = BAR_W / top;
 		fprintf(f, "<rect class=\"%s\" x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\"/>\n",
-			is_halo(r) ? "halo" : "peer", LABEL_W, y + 3, med * sx, ROW_H - 6);
+			is_halo(r) ? "halo" : "peer", label_w, y + 3, med * sx, ROW_H - 6);
 		fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#222\"/>\n",
-			LABEL_W + lo * sx, LABEL_W + hi * sx, y + ROW_H / 2, y + ROW_H / 2);
-		fprintf(f, "<text x=\"%.1f\" y=\"%d\">%.1f%s</text>\n", LABEL_W + hi * sx + 6, y + 14,
+			label_w + lo * sx, label_w + hi * sx, y + ROW_H / 2, y + ROW_H / 2);
+		fprintf(f, "<text x=\"%.1f\" y=\"%d\">%.1f%s</text>\n", label_w + hi * sx + 6, y + 14,
 			med, bandwidth ? "%" : "");
 		y += ROW_H;
 	}
 	return 26 + rows * ROW_H + 14;
 }
 
+/* A workload's two panel titles: throughput, then bandwidth. */
+static void panel_titles(const struct bench_workload *w, char title[2][400])
+{
+	snprintf(title[0], sizeof title[0], "%s: %s (%s, median; whiskers min-max)", w->name,
+		 w->about, w->units);
+	snprintf(title[1], sizeof title[1],
+		 "%s: achieved memory bandwidth (bytes per voxel and iteration as each run moves "
+		 "them: 80 in float32, fewer in cuFFT's callbacks), %% of peak", w->name);
+}
+
 int bench_report_svg(const char *path, const struct bench_report *rep)
 {
-	char tmp[4200];
+	char tmp[4200], title[2][400], name[200];
+	int label_w = LABEL_W, width = SVG_W;
+	for (int k = 0; k < rep->nworkloads; k++) {
+		const struct bench_workload *w = &rep->workloads[k];
+		for (int i = 0; i < w->nruns; i++) {
+			int lw = text_px(run_name(w, &w->runs[i], name, sizeof name), 7.2) + 16;
+			label_w = lw > label_w ? lw : label_w;
+		}
+		panel_titles(w, title);
+		for (int t = 0; t < (w->bytes > 0 ? 2 : 1); t++) {
+			int tw = text_px(title[t], 7.6) + 20;
+			width = tw > width ? tw : width;
+		}
+	}
+	if (width < label_w + BAR_W + 110)
+		width = label_w + BAR_W + 110;
 	FILE *body = tmpfile();
 	if (!body)
 		return -1;
 	int h = 10;
 	for (int k = 0; k < rep->nworkloads; k++) {
 		const struct bench_workload *w = &rep->workloads[k];
-		char title[400];
-		snprintf(title, sizeof title, "%s: %s (%s, median; whiskers min-max)", w->name,
-			 w->about, w->units);
-		h += svg_panel(body, h, title, w, rep, 0);
-		if (w->bytes > 0) {
-			snprintf(title, sizeof title,
-				 "%s: achieved memory bandwidth (bytes per voxel and iteration as "
-				 "each run moves them: 80 in float32, fewer in cuFFT's callbacks), "
-				 "%% of peak",
-				 w->name);
-			h += svg_panel(body, h, title, w, rep, 1);
-		}
+		panel_titles(w, title);
+		h += svg_panel(body, h, title[0], w, rep, 0, label_w);
+		if (w->bytes > 0)
+			h += svg_panel(body, h, title[1], w, rep, 1, label_w);
 	}
 	FILE *f = open_tmp(path, tmp, sizeof tmp);
 	if (!f) {
@@ -438,7 +465,7 @@ int bench_report_svg(const char *path, const struct bench_report *rep)
 		   "font-family=\"sans-serif\" font-size=\"12\">\n"
 		   "<style>.halo{fill:#2b6cb0}.peer{fill:#a0aec0}</style>\n"
 		   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-		SVG_W, h + 10);
+		width, h + 10);
 	rewind(body);
 	char buf[8192];
 	size_t n;

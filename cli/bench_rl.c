@@ -134,7 +134,7 @@ int bench_rl_child(int argc, char **argv)
 	} else {
 		printf("{\"times_s\": [");
 		for (long i = 0; i < repeat; i++)
-			printf("%s%.6f", i ? ", " : "", times[i]);
+			printf("%s%.9g", i ? ", " : "", times[i]);
 		printf("]");
 #ifdef HALO_USE_CUDA
 		int fused, kernels, last_error, graphs, graph_failures;

@@ -120,6 +120,15 @@ bars = sum(1 + (w["name"] == "rl") for w in d["workloads"]
            for x in w["runs"] if x["available"])
 check(len(rects) == bars, "SVG: one bar per run (and per rl run for bandwidth)",
       (len(rects), bars))
+# Every text inside the canvas at DejaVu Sans's 12 px widths (about 6.9 px a
+# character; bold titles 7.6): deconvolve's titles ran past 960 px.
+texts = list(root.iter("{http://www.w3.org/2000/svg}text"))
+width = float(root.get("width"))
+over = [t.text for t in texts
+        if (float(t.get("x")) + len(t.text or "") * (7.6 if t.get("font-weight") else 6.9)
+            if t.get("text-anchor") != "end" else float(t.get("x"))) > width
+        or (t.get("text-anchor") == "end" and float(t.get("x")) - len(t.text or "") * 6.9 < 0)]
+check(texts and not over, "SVG: every label and title inside the canvas", over[:3])
 check(os.path.isdir(os.path.join(work, "input.zarr")), "--dir keeps the generated volume")
 
 
@@ -263,6 +272,7 @@ for extra, needle in [(["--trace", os.path.join(clash, "w.json")], "is not a hal
                       (["--json", os.path.join(clash, "r.svg"), "--plot",
                         os.path.join(clash, "r.svg")], "--json and --plot name one file"),
                       (["--sched", "dmda,"], "has an empty item"),
+                      (["--peers", "numpy,"], "has an empty item"),
                       (["--json", os.path.join(clash, "w-rl-cpu_1-gpu_0.json")],
                        "is not a halo bench report")]:
     t0 = time.time()
@@ -270,6 +280,14 @@ for extra, needle in [(["--trace", os.path.join(clash, "w.json")], "is not a hal
     check(r.returncode == 1 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
           and sorted(os.listdir(clash)) == ["w-rl-cpu_1-gpu_0.json"] and time.time() - t0 < 5,
           f"bench refuses at once: {needle}", (r.stderr, os.listdir(clash)))
+# A bad option leaves no --dir it made: the folder held the machine's
+# description, and convert's generated inputs.
+for extra, needle in [(["deconvolve", "--ncpu", "999"], "--ncpu 999: this machine has"),
+                      (["convert", "--ncpu", "0"], "no configuration to run (it runs on CPU")]:
+    made = os.path.join(clash, "made")
+    r = halo("bench", *extra, "--dir", made, "--quiet")
+    check(r.returncode == 1 and needle in r.stderr and not os.path.exists(made),
+          f"bench refuses before any run, its --dir gone: {needle}", r.stderr)
 # A plot replaces halo's own SVG only (any SVG begins as halo's does).
 svg = os.path.join(clash, "mine.svg")
 mine = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>\n'
