@@ -6,10 +6,10 @@
 
 #include "tasks/execute.h"
 
-/* Runs g as halo_graph_compute does, after a warning (on rank 0 alone
- * under mpirun; --quiet silences progress, not warnings) when the chunks that stay resident
- * and one output chunk in flight need more than o->memory, which the run
- * then exceeds. */
+/* Runs g as halo_graph_compute does, after a warning when the chunks that
+ * stay resident and one output chunk in flight need more than o->memory,
+ * which the run then exceeds (on rank 0 alone under mpirun; --quiet
+ * silences progress, not warnings). */
 int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute_stats_t *st,
 		     halo_error_t *err);
 /* The warning: front bytes resident, per bytes an output chunk in flight,
