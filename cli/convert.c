@@ -285,7 +285,10 @@ int halo_cli_convert(int argc, char **argv)
 		       "%.2f s (%.1f MB/s decoded in+out)\n",
 		       o.in, o.out, (long long)info.shape[0], (long long)info.shape[1],
 		       (long long)info.shape[2], halo_dtype_name(info.dtype),
-		       (long long)info.chunks[0], (long long)info.chunks[1], (long long)info.chunks[2],
+		       /* as stored: cut to the array */
+		       (long long)(info.chunks[0] < info.shape[0] ? info.chunks[0] : info.shape[0]),
+		       (long long)(info.chunks[1] < info.shape[1] ? info.chunks[1] : info.shape[1]),
+		       (long long)(info.chunks[2] < info.shape[2] ? info.chunks[2] : info.shape[2]),
 		       (long long)stats.chunks_written, stats.seconds,
 		       stats.seconds > 0 ? mb / stats.seconds : 0.0);
 	}

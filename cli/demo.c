@@ -339,7 +339,7 @@ int halo_cli_demo(int argc, char **argv)
 		return status;
 	if (halo__runtime_launched_ranks() > 1) {
 		/* Every rank would write the same sample files at once. */
-		fprintf(stderr, "halo: demo runs in one process; run it without mpirun\n");
+		halo_cli_usage_line("demo runs in one process; run it without mpirun");
 		return HALO_EXIT_FAIL;
 	}
 	if (o.dtype || o.overwrite) {

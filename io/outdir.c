@@ -220,8 +220,9 @@ static void output_free(halo_output_t *o);
 static int writable(const char *final, const char *trimmed, int overwrite, halo_error_t *err)
 {
 	if (halo_fs_exists(trimmed) && !overwrite)
-		return halo_error_set(err, HALO_EEXIST, "%s: already exists (--overwrite, or \"overwrite\": "
-				      "true in a pipeline, replaces it)",
+		return halo_error_set(err, HALO_EEXIST, "%s: already exists (--overwrite of convert and "
+				      "deconvolve, or \"overwrite\": true in a pipeline's step, "
+				      "replaces it)",
 				      final);
 	struct stat lst;
 	if (lstat(trimmed, &lst) == 0 && S_ISLNK(lst.st_mode))

@@ -355,6 +355,12 @@ r = halo("info", src, "--json")
 j = json.loads(r.stdout) if r.returncode == 0 else {}
 check(j.get("origin") == [0, 3, -2] and j.get("voxel") == [1, 0.5, 0.25],
       "OME 2D image after a channel axis: y, x origin, the channel's dropped", (j, r.stderr))
+# The summary names the chunks as stored: cut to the array.
+r = halo("convert", path("ome_src.zarr"), path("big_chunks.zarr"), "--chunks", "1024,1024,1024",
+         "--overwrite")
+check(r.returncode == 0 and "chunks 5x37x30, 1 chunks" in r.stdout and
+      json.load(open(path("big_chunks.zarr/.zarray")))["chunks"] == [5, 37, 30],
+      "convert's summary: the chunks as stored", r.stdout)
 # convert says so when what stays resident exceeds --memory, as run does.
 r = convert(path("ome_src.zarr"), path("tight.zarr"), "--chunks", "5,37,30", "--memory", "1K")
 check(r.returncode == 0 and "stay resident" in r.stderr and "more than --memory" in r.stderr,
