@@ -211,14 +211,15 @@ int halo_sched_check(const char *name, const char *source, halo_error_t *err)
 				      "or dmdas schedule halo's tasks", source);
 	if (sched_known(name))
 		return HALO_OK;
-	/* The modular-* variants are many and rarely wanted: count them. */
+	/* The modular-* variants are many and rarely wanted: count them.
+	 * heteroprio, refused above, is not offered. */
 	char list[400] = "";
 	size_t len = 0;
 	int modular = 0;
 	for (const char *const *n = halo_sched_names(); *n; n++) {
 		if (strncmp(*n, "modular-", 8) == 0)
 			modular++;
-		else if (len + strlen(*n) + 3 < sizeof list)
+		else if (strcmp(*n, "heteroprio") != 0 && len + strlen(*n) + 3 < sizeof list)
 			len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
 						len ? ", " : "", *n);
 	}

@@ -85,6 +85,8 @@ static void test_bad_sched(void)
 	tap_ok(rt == NULL, "no runtime returned on error");
 	tap_ok(strstr(err.msg, "no-such-policy") && strstr(err.msg, "dmda"),
 	       "message names the policy and the known ones: %s", err.msg);
+	tap_ok(!strstr(err.msg, "heteroprio,") && !strstr(err.msg, " heteroprio"),
+	       "and offers no heteroprio, which it refuses: %s", err.msg);
 	opts.sched = "eager";
 	opts.ncpu = 1;
 	tap_ok(halo_runtime_init(&opts, &rt, &err) == HALO_OK,
