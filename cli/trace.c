@@ -286,6 +286,14 @@ int halo_cli_trace(int argc, char **argv)
 	int nargs = argc - optind;
 	const char *cmd = nargs > 0 ? argv[optind] : "";
 	int want = strcmp(cmd, "compare") == 0 ? 3 : 2;
+	if (strcmp(cmd, "html") == 0 && nargs == 2 && !report) {
+		fprintf(stderr, "halo: trace: html needs -o REPORT.html; see 'halo trace --help'\n");
+		return HALO_EXIT_USAGE;
+	}
+	if (report && strcmp(cmd, "html") != 0 && nargs == want) {
+		fprintf(stderr, "halo: trace: -o applies to html only; see 'halo trace --help'\n");
+		return HALO_EXIT_USAGE;
+	}
 	if ((strcmp(cmd, "summary") && strcmp(cmd, "critical-path") && strcmp(cmd, "compare") &&
 	     strcmp(cmd, "html")) ||
 	    nargs != want || (strcmp(cmd, "html") == 0) != (report != NULL)) {

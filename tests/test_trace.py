@@ -355,6 +355,14 @@ for name, want in [("trunc.json", "not a trace"), ("foreign.json", "not a halo t
 r = halo("trace", "summary", path("."))
 check(r.returncode == 1 and "a folder, not a trace" in r.stderr, "trace summary of a folder",
       r.stderr)
+# A missing or misplaced -o is named, not answered with the whole usage.
+for args, want in [(["html", path("a.trace.json")], "html needs -o REPORT.html"),
+                   (["summary", path("a.trace.json"), "-o", path("x.html")],
+                    "-o applies to html only"),
+                   (["summary"], "needs 'summary FILE'")]:
+    r = halo("trace", *args)
+    check(r.returncode == 2 and want in r.stderr and len(r.stderr.strip().splitlines()) == 1,
+          f"trace {' '.join(args[:1])}: usage error names the problem ({want})", r.stderr)
 # Found by fuzzing: a thread id past int's range (an undefined cast, which
 # the sanitizer build stops on), and a parser message quoting a control
 # character (two lines on stderr).
