@@ -8,9 +8,15 @@
 
 #include <stdio.h>
 
-void halo_cli_warn_memory(uint64_t front, uint64_t per, uint64_t memory)
+void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory)
 {
-	uint64_t budget = memory ? memory : halo_memory_default();
+	/* The bound is exceeded rather than never met (StarPU would wait
+	 * forever): a wide volume's layer of input chunks, which the halos
+	 * of the next layer read, held 2.5 GB under --memory 1G, unsaid. */
+	uint64_t front, per, budget = memory ? memory : halo_memory_default();
+	halo_plan_memory(plan, &front, &per, NULL);
+	if (front + per <= budget)
+		return;
 	fprintf(stderr, "halo: warning: %.3g MB of chunks shared by neighbouring chunks (halos, "
 			"rechunks) stay resident and each output chunk in flight holds %.3g MB, more "
 			"than %s %.3g MB; smaller chunks along the first axis lower it\n",
@@ -26,13 +32,8 @@ int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute
 	int rc = halo_plan_build(g, &plan, err);
 	if (rc)
 		return rc;
-	/* The bound is exceeded rather than never met (StarPU would wait
-	 * forever): a wide volume's layer of input chunks, which the halos
-	 * of the next layer read, held 2.5 GB under --memory 1G, unsaid. */
-	uint64_t front, per, budget = o->memory ? o->memory : halo_memory_default();
-	halo_plan_memory(plan, &front, &per, NULL);
-	if (front + per > budget && halo__runtime_launched_rank() == 0)
-		halo_cli_warn_memory(front, per, o->memory);
+	if (halo__runtime_launched_rank() == 0)
+		halo_cli_warn_memory(plan, o->memory);
 	rc = halo_plan_execute(plan, o, st, err);
 	halo_plan_free(plan);
 	return rc;

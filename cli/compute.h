@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "tasks/execute.h"
+#include "tasks/plan.h"
 
 /* Runs g as halo_graph_compute does, after a warning when the chunks that
  * stay resident and one output chunk in flight need more than o->memory,
@@ -12,8 +13,8 @@
  * silences progress, not warnings). */
 int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute_stats_t *st,
 		     halo_error_t *err);
-/* The warning: front bytes resident, per bytes an output chunk in flight,
- * against memory (--memory, or 0 for the default budget) */
-void halo_cli_warn_memory(uint64_t front, uint64_t per, uint64_t memory);
+/* The warning, when plan's resident chunks and one output chunk in flight
+ * exceed memory (--memory, or 0 for the default budget). */
+void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory);
 
 #endif

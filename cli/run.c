@@ -231,20 +231,19 @@ int halo_cli_run(int argc, char **argv)
 		halo_error_prefix(&err, "%s", argv[optind]);
 		goto fail;
 	}
-	uint64_t front, per, budget = memory ? memory : halo_memory_default();
-	halo_plan_memory(plan, &front, &per, NULL);
 	if (dry) {
 		/* Under mpirun every rank has the same plan: one prints it. */
-		int speaker = halo__runtime_launched_rank() == 0;
-		if (front + per > budget && speaker)
-			halo_cli_warn_memory(front, per, memory);
-		if (speaker)
+		if (halo__runtime_launched_rank() == 0) {
+			halo_cli_warn_memory(plan, memory);
 			print_plan(plan);
+		}
 		status = HALO_EXIT_OK;
 		goto done;
 	}
 	/* Below what the halos and one chunk in flight need StarPU could never
 	 * allocate a task's buffers: it may hold that much (with room). */
+	uint64_t front, per;
+	halo_plan_memory(plan, &front, &per, NULL);
 	rt_opts.memory_floor = 2 * (front + per);
 	rt_opts.chunk_bytes = halo_plan_largest_chunk(plan);
 	if (halo_runtime_init(&rt_opts, &rt, &err))
@@ -252,8 +251,8 @@ int halo_cli_run(int argc, char **argv)
 	halo_signals_install();
 	/* Under mpirun rank 0 speaks for all (the ranks agree on the outcome). */
 	int speaker = halo_runtime_rank(rt) == 0;
-	if (front + per > budget && speaker)
-		halo_cli_warn_memory(front, per, memory);
+	if (speaker)
+		halo_cli_warn_memory(plan, memory);
 	halo_compute_opts_t co = {.memory = memory, .quiet = quiet || json || !speaker,
 				  .label = "run"};
 	if (halo_plan_execute(plan, &co, &st, &err)) {
