@@ -7,6 +7,7 @@
 #include "codelets/fft.h"
 #include "codelets/rl_math.h"
 #include "io/fs.h"
+#include "util/simd.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -349,6 +350,21 @@ void halo_fft_planes(struct halo_fft_work *w, int flags, int z0, int z1, halo_ff
 				.fn = fn, .arg = arg});
 }
 
+/* One row of a column pass's spectrum times the PSF's spectrum h, or its
+ * conjugate. */
+HALO_SIMD_CLONES static void times_otf(float *s, const float *h, int nh, int conj)
+{
+	/* Two loops so that each inlines a constant conj. */
+	if (conj)
+#pragma omp simd
+		for (int x = 0; x < nh; x++)
+			halo_rl_cmul(&s[2 * x], &s[2 * x + 1], h[2 * x], h[2 * x + 1], 1);
+	else
+#pragma omp simd
+		for (int x = 0; x < nh; x++)
+			halo_rl_cmul(&s[2 * x], &s[2 * x + 1], h[2 * x], h[2 * x + 1], 0);
+}
+
 static void columns_job(const struct pass *p)
 {
 	struct halo_fft_work *w = p->w;
@@ -370,20 +386,10 @@ static void columns_job(const struct pass *p)
 			memcpy(slab + (size_t)z * srow, row + (size_t)z * plane_spec, copy);
 		fftwf_execute_dft(w->z_fwd, slab, slab);
 		for (int z = 0; p->otf && z < n0; z++)
-			for (int r = 0; r < rows; r++) {
-				float *s = (float *)(slab + (size_t)z * srow + (size_t)r * w->pitch);
-				const float *h = p->otf + 2 * ((size_t)z * (size_t)n1 + (size_t)(y + r)) *
-								   (size_t)nh;
-				/* Two loops so that each inlines a constant conj. */
-				if (p->conj)
-#pragma omp simd
-					for (int x = 0; x < nh; x++)
-						halo_rl_cmul(&s[2 * x], &s[2 * x + 1], h[2 * x], h[2 * x + 1], 1);
-				else
-#pragma omp simd
-					for (int x = 0; x < nh; x++)
-						halo_rl_cmul(&s[2 * x], &s[2 * x + 1], h[2 * x], h[2 * x + 1], 0);
-			}
+			for (int r = 0; r < rows; r++)
+				times_otf((float *)(slab + (size_t)z * srow + (size_t)r * w->pitch),
+					  p->otf + 2 * ((size_t)z * (size_t)n1 + (size_t)(y + r)) * (size_t)nh,
+					  nh, p->conj);
 		if (p->otf)
 			fftwf_execute_dft(w->z_inv, slab, slab);
 		for (int z = 0; z < n0; z++)

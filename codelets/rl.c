@@ -7,6 +7,7 @@
 #include "codelets/fft.h"
 #include "codelets/rl_math.h"
 #include "util/signals.h"
+#include "util/simd.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -126,7 +127,7 @@ static void store_plane(void *arg, int z, float *buf)
 	memcpy(io->dst + (size_t)z * io->plane, buf, io->plane * sizeof *buf);
 }
 
-static void ratio_plane(void *arg, int z, float *buf)
+HALO_SIMD_CLONES static void ratio_plane(void *arg, int z, float *buf)
 {
 	const struct plane_io *io = arg;
 	const float *img = io->image + (size_t)z * io->plane;
@@ -137,7 +138,7 @@ static void ratio_plane(void *arg, int z, float *buf)
 
 /* The estimate is updated, and buf takes its new values for the next
  * forward transform. */
-static void update_plane(void *arg, int z, float *buf)
+HALO_SIMD_CLONES static void update_plane(void *arg, int z, float *buf)
 {
 	const struct plane_io *io = arg;
 	float *est = io->dst + (size_t)z * io->plane;
@@ -230,7 +231,7 @@ struct half_io {
 	float *chunk;         /* forward: ratio; backward: estimate */
 };
 
-static void half_window(void *arg, int z, float *buf)
+HALO_SIMD_CLONES static void half_window(void *arg, int z, float *buf)
 {
 	const struct half_io *h = arg;
 	int cz = z - h->off[0];

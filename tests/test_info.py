@@ -50,6 +50,17 @@ for node in os.listdir("/sys/devices/system/node"):
 check(topo["ram_bytes"] == ram, f"RAM: halo {topo['ram_bytes']}, os {ram}")
 check(numa == 0 or topo["numa_bytes"] == numa,
       f"NUMA nodes' memory: halo {topo['numa_bytes']}, sysfs {numa}")
+# scripts/setup builds FFTW with AVX2 and AVX-512 (bookworm's stops at
+# AVX): the library halo loads is that one, and it says so.
+configured = os.path.join(os.path.dirname(os.path.abspath(halo)), ".halo-configured")
+prefix = [w.split("=", 1)[1] for w in open(configured).read().split()
+          if w.startswith("--with-fftw=")] if os.path.exists(configured) else []
+if prefix and os.uname().machine == "x86_64":
+    ldd = subprocess.run(["ldd", halo], capture_output=True, text=True).stdout
+    loaded = [l.split()[2] for l in ldd.splitlines() if l.split()[:1] == ["libfftw3f.so.3"]]
+    fftw = d["libraries"]["fftw"]
+    check(loaded and loaded[0].startswith(prefix[0] + "/") and "-avx2" in fftw
+          and "-avx512" in fftw, f"FFTW from {loaded}, {fftw}: scripts/setup's, with AVX2 and AVX-512")
 # By default halo gives StarPU half the machine's memory, the larger of
 # the two figures; STARPU_LIMIT_CPU_MEM (MiB) may ask for anything up to
 # the larger, beyond the NUMA nodes' figure (halo's StarPU patch: on some
