@@ -485,22 +485,11 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	/* What the tasks running at once hold (about 32 bytes per haloed voxel
 	 * each, and exact mode's working set, resident): StarPU may hold that much
 	 * whatever --memory says, or it could never allocate them. */
-	int wide[3], none[3] = {0};
-	int64_t inc[3];
-	for (int d = 0; d < 3; d++) {
+	int wide[3];
+	for (int d = 0; d < 3; d++)
 		wide[d] = dopts.depth[d] > pn[d] ? dopts.depth[d] : pn[d];
-		inc[d] = ii->chunks[d] > 0 ? ii->chunks[d] : 1;
-	}
 	o2.rt.memory_floor = 32 * padded_voxels(info.chunks, wide) * (uint64_t)workers +
 			     (exact ? resident : 0);
-	/* The largest chunk buffer in main memory, which decides whether
-	 * StarPU pins them (halo__runtime_pins): an input chunk, a haloed
-	 * block (float32) or an output chunk. */
-	uint64_t bufs[3] = {halo_dtype_size(ii->dtype) * padded_voxels(inc, none),
-			    sizeof(float) * padded_voxels(info.chunks, dopts.depth),
-			    halo_dtype_size(info.dtype) * padded_voxels(info.chunks, none)};
-	for (int i = 0; i < 3; i++)
-		o2.rt.chunk_bytes = bufs[i] > o2.rt.chunk_bytes ? bufs[i] : o2.rt.chunk_bytes;
 	/* Overlap mode's RL keeps a PSF spectrum per haloed shape all run
 	 * long (up to 27 with boundary none): 121 MB beyond the rest for
 	 * 64x512x512 in 3x3x3 chunks, where a limit of 150 MB hung. */

@@ -245,7 +245,6 @@ int halo_cli_run(int argc, char **argv)
 	uint64_t front, per;
 	halo_plan_memory(plan, &front, &per, NULL);
 	rt_opts.memory_floor = 2 * (front + per);
-	rt_opts.chunk_bytes = halo_plan_largest_chunk(plan);
 	if (halo_runtime_init(&rt_opts, &rt, &err))
 		goto fail;
 	halo_signals_install();

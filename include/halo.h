@@ -89,9 +89,6 @@ typedef struct halo_runtime_opts {
 	uint64_t memory_floor; /* what the run's tasks hold at once at least:
 				* StarPU may hold that much whatever memory
 				* says (below it, it could never allocate) */
-	uint64_t chunk_bytes; /* the largest chunk buffer the run holds in main
-			       * memory (0: not known); above 128 MiB StarPU
-			       * does not pin its host buffers */
 	const char *trace;  /* record every task; halo_runtime_finish writes it */
 	const char *trace_fxt; /* keep StarPU's FxT trace in this folder, with Paje */
 	int distributed;    /* the caller can run on several MPI ranks; otherwise

@@ -343,23 +343,6 @@ int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes
 	return used;
 }
 
-/* With GPUs StarPU pins each host buffer it allocates (cudaHostAlloc),
- * in the thread that needs it, often the GPU worker's, which meanwhile
- * starts nothing: about half a second per GB, serialised in the driver
- * against every other CUDA call. Chunks of a few MiB, reused from
- * StarPU's cache, repay it in faster copies (session 14, H100: 128 chunks
- * of 16-32 MiB, GPU 2.36 s pinned, 2.44 s not); GPU-sized ones do not
- * (session 17: the seed's volume in 8 chunks, 249 MB input chunks and
- * 2 GB outputs, 48.8 s pinned, 45.4 s not, the first RL at 4.2 s against
- * 1.6 s). */
-#define PIN_MAX (UINT64_C(128) << 20)
-static int unpinned_here; /* STARPU_DISABLE_PINNING=1 is halo's */
-
-int halo__runtime_pins(uint64_t chunk_bytes)
-{
-	return chunk_bytes <= PIN_MAX;
-}
-
 /* Whether data can move between memory nodes: a GPU StarPU may use, or
  * StarPU's out-of-core swap to disk. Decided before StarPU starts, since
  * FxT must be on from the start. */
@@ -612,13 +595,17 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	char limit[32];
 	snprintf(limit, sizeof limit, "%llu", (unsigned long long)(mem >> 20));
 	setenv("STARPU_LIMIT_CPU_MEM", limit, opts->memory != 0);
-	/* STARPU_DISABLE_PINNING set by the user stays; halo's own setting
-	 * is the run's, not the next one's in this process. */
-	if (unpinned_here)
-		unsetenv("STARPU_DISABLE_PINNING");
-	unpinned_here = !getenv("STARPU_DISABLE_PINNING") && !halo__runtime_pins(opts->chunk_bytes);
-	if (unpinned_here)
-		setenv("STARPU_DISABLE_PINNING", "1", 1);
+	/* With GPUs StarPU pins each host buffer it allocates (cudaHostAlloc),
+	 * in the thread that needs it, often the GPU worker's, which meanwhile
+	 * starts nothing: about half a second per GB, serialised in the driver
+	 * against every other CUDA call. Faster copies never repaid it on an H100:
+	 * the seed's volume in 8 chunks (249 MB input chunks, 2 GB outputs) took
+	 * 48.8 s pinned and 45.4 s not, its first RL at 4.2 s against 1.6 s
+	 * (session 17), and 128 chunks of 16-32 MiB, reused from StarPU's cache,
+	 * 2.39-2.45 s pinned and 2.15-2.17 s not, GPU alone (session 26,
+	 * alternating; 1.94 s against 2.23 s in another call). So halo turns it
+	 * off unless STARPU_DISABLE_PINNING is set (0 pins). */
+	setenv("STARPU_DISABLE_PINNING", "1", 0);
 
 	struct starpu_conf conf;
 	starpu_conf_init(&conf);

@@ -41,11 +41,6 @@ int halo__runtime_mpi_launched(void);
  * (halo_task_submit). */
 int halo_runtime_gpus_alone(void);
 
-/* Whether StarPU pins its host buffers for a run whose largest chunk
- * buffer is chunk_bytes (halo_runtime_opts_t.chunk_bytes): not above
- * 128 MiB, where pinning costs the GPU workers more than it saves. */
-int halo__runtime_pins(uint64_t chunk_bytes);
-
 /* How many times faster than a CPU worker a GPU worker should run the
  * run's heaviest task, by StarPU's performance models (0: not known). The
  * kernel that submits that task (rl) notes it at its first chunk, and the

@@ -927,21 +927,6 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 	plan->outside = *outside;
 }
 
-uint64_t halo_plan_largest_chunk(const halo_plan_t *plan)
-{
-	uint64_t most = 0;
-	for (int i = 0; i < plan->n; i++) {
-		const halo_pnode_t *p = plan->nodes[i];
-		uint64_t b = largest_chunk(p, NULL, halo_dtype_size((halo_dtype_t){p->expr->dtype, 0}));
-		most = b > most ? b : most;
-		if (p->kind == HALO_PN_OVERLAP) {
-			b = largest_chunk(p, p->expr->depth, sizeof(float));
-			most = b > most ? b : most;
-		}
-	}
-	return most;
-}
-
 uint64_t halo_plan_gpu_work(halo_plan_t *plan)
 {
 	uint64_t front, per;

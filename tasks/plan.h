@@ -95,9 +95,6 @@ void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st);
  * NULL): the part of per that StarPU does not allocate (kernels' work
  * arrays, the store's buffer), which its limit does not bound. */
 void halo_plan_memory(halo_plan_t *p, uint64_t *front, uint64_t *per, uint64_t *outside);
-/* The largest chunk buffer a task of the plan reads or writes: a node's
- * chunk, or an overlap's haloed block (float32). */
-uint64_t halo_plan_largest_chunk(const halo_plan_t *p);
 /* The bytes of the PSF spectra RL keeps for a grid: one per distinct
  * haloed shape, up to 27 with boundary none. halo_plan_memory counts them
  * in front. 0 when out of memory. */
