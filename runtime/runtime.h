@@ -54,7 +54,8 @@ double halo_runtime_gpu_speedup(void);
  * the chunks in flight). Then a run goes as with --ncpu 0: tasks a GPU
  * can take go to the GPUs, and the I/O to as many CPU workers as --ncpu 0
  * starts; on the H100, 15 CPU workers reading at once queued the GPU's
- * first transfers behind their pinned allocations for half a second, and
+ * first transfers behind their pinned allocations (StarPU then pinned
+ * every host buffer) for half a second, and
  * gathers made on CPUs sent haloed blocks over PCIe (halo_task_submit). */
 void halo_runtime_gpus_lead_set(int lead);
 int halo_runtime_gpus_lead(void);

@@ -843,11 +843,12 @@ static void exec_free(struct exec *x, halo_error_t *err, int *rc)
 	free(x->st);
 }
 
-/* With GPUs, StarPU pins the host buffers of every chunk in flight, and
- * cudaHostAlloc, serialised in the CUDA driver, stalls the GPU workers' own
- * calls: on an H100 beside 15 CPU workers, 72 chunks in flight ran at
- * 0.62-0.64 of the CPUs' and the GPU's throughputs added, 20 chunks at
- * 0.87. A wide window pays only where it lets CPU workers compute: dmda
+/* On an H100 beside 15 CPU workers, 72 chunks in flight ran at 0.62-0.64
+ * of the CPUs' and the GPU's throughputs added, 20 chunks at 0.87, when
+ * StarPU still pinned every chunk's host buffers (cudaHostAlloc,
+ * serialised in the driver, stalled the GPU workers' own calls; halo no
+ * longer lets it, and 72 stayed 1.07-1.14x slower in the last pinned
+ * runs). A wide window pays only where it lets CPU workers compute: dmda
  * gives one a task when the GPUs' queues would take longer than it, so a
  * GPU more than cap/GPUs times faster than a CPU worker (the H100 was 311x
  * a Xeon core on rl) keeps every task whatever the window. halo-sim, with a

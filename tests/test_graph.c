@@ -313,7 +313,7 @@ static void test_memory(void)
 }
 
 /* The chunks in flight (halo__inflight_limit): a GPU far faster than a CPU
- * worker keeps every task, and then a narrow window saves pinned memory;
+ * worker keeps every task, and then a narrow window saves host memory;
  * one that the CPUs can help keeps the wide one. */
 static void test_inflight(void)
 {
