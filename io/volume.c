@@ -4,6 +4,7 @@
 #include "config.h"
 #include "io/volume.h"
 #include "io/fs.h"
+#include "io/json.h"
 #include "io/scratch.h"
 #include "io/tiff.h"
 
@@ -277,7 +278,7 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 	char why[160];
 	int ome = 0;
 	if (halo_fs_read(attrs_file, &text, &len, NULL) == HALO_OK) {
-		json_t *attrs = json_loadb(text, len, 0, NULL);
+		json_t *attrs = halo_json_loadb(text, len, NULL);
 		free(text);
 		ome = attrs ? ome_level0(attrs, dataset, sizeof dataset, voxel, origin, unit,
 					 sizeof unit, &naxes, &nspace, why, sizeof why)

@@ -5,6 +5,7 @@
  * (halo_zarr_codec_threads). */
 #include "config.h"
 #include "io/zarr_private.h"
+#include "io/json.h"
 #include "io/fs.h"
 #include "io/scratch.h"
 
@@ -109,12 +110,19 @@ static int load_json(const char *file, json_t **out, halo_error_t *err)
 		return rc;
 	}
 	json_error_t je;
-	*out = json_loadb(data, len, 0, &je);
+	*out = halo_json_loadb(data, len, &je);
 	free(data);
 	if (!*out)
 		return halo_error_set(err, HALO_EFORMAT, "%s: malformed JSON at line %d: %s", file,
 				      je.line, je.text);
 	return HALO_OK;
+}
+
+/* Refuses attributes that are not a JSON object (and drops them). */
+static int not_object(json_t *attrs, const char *file, const char *what, halo_error_t *err)
+{
+	json_decref(attrs);
+	return halo_error_set(err, HALO_EFORMAT, "%s: %snot a JSON object", file, what);
 }
 
 int halo_zarr_open(const char *path, halo_zarr_t **out, halo_error_t *err)
@@ -143,7 +151,7 @@ int halo_zarr_open(const char *path, halo_zarr_t **out, halo_error_t *err)
 			if (arc == HALO_OK && json_is_object(attrs))
 				z->meta.attrs = attrs;
 			else if (arc == HALO_OK)
-				json_decref(attrs);
+				rc = not_object(attrs, file, "", err);
 			else if (arc != HALO_ENOENT)
 				rc = arc;
 		}
@@ -156,6 +164,8 @@ int halo_zarr_open(const char *path, halo_zarr_t **out, halo_error_t *err)
 			json_t *attrs = json_object_get(root, "attributes");
 			if (!rc && json_is_object(attrs))
 				z->meta.attrs = json_incref(attrs);
+			else if (!rc && attrs)
+				rc = not_object(json_incref(attrs), file, "field 'attributes' is ", err);
 			json_decref(root);
 		} else if (rc == HALO_ENOENT) {
 			rc = halo_error_set(err, HALO_EFORMAT,
@@ -309,7 +319,7 @@ int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t
 	json_decref(doc);
 	if (!rc && z->meta.attrs) {
 		file = join(path, ".zattrs");
-		text = json_dumps(z->meta.attrs, JSON_INDENT(4) | JSON_SORT_KEYS);
+		text = halo_json_dumps(z->meta.attrs, JSON_INDENT(4) | JSON_SORT_KEYS);
 		rc = file && text ? halo_fs_write(file, text, strlen(text), err)
 				  : halo_error_set(err, HALO_ENOMEM, "out of memory");
 		free(text);

@@ -137,6 +137,24 @@ out = zarr.open(dst, mode="r")
 check(same(out[:], data), "array inside a group is read")
 check(out.attrs.asdict() == {"note": "kept"}, ".zattrs kept", out.attrs.asdict())
 
+# python zarr writes NaN and the infinities in .zattrs as bare tokens
+# (python's json): read and kept as they were, strings that merely say
+# "NaN" kept as strings. Attributes that are no JSON object are refused.
+arr.attrs.put({"vmin": float("nan"), "vmax": float("inf"),
+               "l": [float("-inf"), "NaN", 'a"NaN', 1.5, "Infinity"]})
+r = convert(os.path.join(root, "path/to/array"), dst)
+got = zarr.open(dst, mode="r").attrs.asdict() if r.returncode == 0 else {}
+check(r.returncode == 0 and np.isnan(got["vmin"]) and got["vmax"] == np.inf and
+      got["l"][0] == -np.inf and got["l"][1:] == ["NaN", 'a"NaN', 1.5, "Infinity"],
+      ".zattrs with NaN, Infinity and -Infinity kept", f"{r.stderr} {got}")
+for bad in ["[1, 2]", '"text"', "null"]:
+    open(os.path.join(root, "path/to/array/.zattrs"), "w").write(bad)
+    r = convert(os.path.join(root, "path/to/array"), dst)
+    check(r.returncode == 1 and r.stderr.count("\n") == 1 and
+          ".zattrs: not a JSON object" in r.stderr and not os.path.exists(dst),
+          f".zattrs {bad} refused in one line", r.stderr)
+os.remove(os.path.join(root, "path/to/array/.zattrs"))
+
 # 6. 2D arrays stay 2D.
 src, dst = path("img.zarr"), path("img_out.zarr")
 data = sample("<u2", (37, 41))

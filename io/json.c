@@ -1,0 +1,110 @@
+/* Python's non-finite JSON tokens through jansson (see json.h). */
+#include "io/json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A token becomes the string "\u0000halo:TOKEN": the NUL keeps it apart
+ * from any string a person writes. */
+#define MARK "\"\\u0000halo:"
+static const char *const tokens[] = {"-Infinity", "Infinity", "NaN"};
+
+static int word_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == '+' || c == '-';
+}
+
+/* The token at text[i] outside strings, or NULL. */
+static const char *token_at(const char *text, size_t len, size_t i)
+{
+	if (i > 0 && word_char(text[i - 1]))
+		return NULL;
+	for (size_t t = 0; t < sizeof tokens / sizeof *tokens; t++) {
+		size_t n = strlen(tokens[t]);
+		if (len - i >= n && !memcmp(text + i, tokens[t], n) &&
+		    (i + n == len || !word_char(text[i + n])))
+			return tokens[t];
+	}
+	return NULL;
+}
+
+/* Copies text into out (when not NULL) with the tokens marked; returns the
+ * length. */
+static size_t mark(const char *text, size_t len, char *out)
+{
+	size_t n = 0, ml = strlen(MARK);
+	int in_string = 0;
+	for (size_t i = 0; i < len; i++) {
+		const char *tok = in_string || text[i] == '"' ? NULL : token_at(text, len, i);
+		if (tok) {
+			size_t tl = strlen(tok);
+			if (out) {
+				memcpy(out + n, MARK, ml);
+				memcpy(out + n + ml, tok, tl);
+				out[n + ml + tl] = '"';
+			}
+			n += ml + tl + 1;
+			i += tl - 1;
+			continue;
+		}
+		if (in_string && text[i] == '\\' && i + 1 < len) {
+			if (out)
+				out[n] = text[i];
+			n++, i++; /* the escaped character is copied below */
+		} else if (text[i] == '"') {
+			in_string = !in_string;
+		}
+		if (out)
+			out[n] = text[i];
+		n++;
+	}
+	return n;
+}
+
+json_t *halo_json_loadb(const char *text, size_t len, json_error_t *je)
+{
+	size_t n = mark(text, len, NULL);
+	if (n == len)
+		return json_loadb(text, len, JSON_DECODE_ANY, je);
+	char *buf = malloc(n);
+	if (!buf) {
+		if (je) {
+			memset(je, 0, sizeof *je);
+			snprintf(je->text, sizeof je->text, "out of memory");
+		}
+		return NULL;
+	}
+	mark(text, len, buf);
+	json_t *j = json_loadb(buf, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, je);
+	free(buf);
+	return j;
+}
+
+char *halo_json_dumps(const json_t *j, size_t flags)
+{
+	char *text = json_dumps(j, flags);
+	if (!text)
+		return NULL;
+	size_t ml = strlen(MARK), w = 0;
+	for (size_t r = 0; text[r];) {
+		const char *tok = NULL;
+		if (!strncmp(text + r, MARK, ml) && (r == 0 || text[r - 1] != '\\'))
+			for (size_t t = 0; t < sizeof tokens / sizeof *tokens && !tok; t++) {
+				size_t tl = strlen(tokens[t]);
+				if (!strncmp(text + r + ml, tokens[t], tl) && text[r + ml + tl] == '"')
+					tok = tokens[t];
+			}
+		if (tok) {
+			size_t tl = strlen(tok);
+			memmove(text + w, tok, tl);
+			w += tl;
+			r += ml + tl + 1;
+		} else {
+			text[w++] = text[r++];
+		}
+	}
+	text[w] = '\0';
+	return text;
+}
