@@ -129,6 +129,8 @@ static int describe_volume(const char *path, int as_json)
 	}
 	const halo_volume_info_t *v = halo_reader_info(r);
 	const halo_codec_t *codec = halo_reader_codec(r);
+	halo_stored_t stored;
+	halo_reader_stored(r, &stored);
 	static const char *const formats[] = {"zarr", "ome-zarr", "tiff"};
 	static const char *const shuffles[] = {"none", "byte", "bit"};
 	int first = v->ndim == 2 ? 1 : 0;
@@ -138,7 +140,7 @@ static int describe_volume(const char *path, int as_json)
 	int moved = 0;
 	for (int d = first; d < 3; d++) {
 		json_array_append_new(shape, json_integer(v->shape[d]));
-		json_array_append_new(chunks, json_integer(v->chunks[d]));
+		json_array_append_new(chunks, json_integer(stored.chunks[d]));
 		json_array_append_new(voxel, json_real(v->voxel[d]));
 		json_array_append_new(origin, json_real(v->origin[d]));
 		moved |= v->origin[d] != 0;
@@ -151,9 +153,11 @@ static int describe_volume(const char *path, int as_json)
 	json_t *desc = json_pack("{s:s, s:s, s:o, s:o, s:I, s:s, s:s, s:o, s:o, s:o, s:o, s:s}",
 		"path", path, "format", formats[halo_reader_format(r)], "shape", shape, "chunks", chunks,
 		"nchunks", (json_int_t)nchunks, "dtype", halo_dtype_name(v->dtype),
-		"byte_order", halo_dtype_size(v->dtype) == 1 ? "|" : v->dtype.big_endian ? ">" : "<",
+		"byte_order", halo_dtype_size(v->dtype) == 1 ? "|" : stored.big_endian ? ">" : "<",
 		"compressor", comp, "fill_value", halo_zarr_fill_json(v->fill, v->dtype), "voxel", voxel,
 		"origin", origin, "unit", v->unit);
+	if (desc && stored.compression)
+		json_object_set_new(desc, "compression", json_string(stored.compression));
 	if (as_json) {
 		if (!desc || json_dumpf(desc, stdout, JSON_INDENT(2)) != 0) {
 			halo_reader_close(r);
@@ -172,7 +176,7 @@ static int describe_volume(const char *path, int as_json)
 			n[0] += (size_t)snprintf(dims[0] + n[0], sizeof dims[0] - n[0], "%lld%s",
 						 (long long)v->shape[d], sep[d]);
 			n[1] += (size_t)snprintf(dims[1] + n[1], sizeof dims[1] - n[1], "%lld%s",
-						 (long long)v->chunks[d], sep[d]);
+						 (long long)stored.chunks[d], sep[d]);
 			n[2] += (size_t)snprintf(dims[2] + n[2], sizeof dims[2] - n[2], "%g%s", v->voxel[d],
 						 sep[d]);
 			n[3] += (size_t)snprintf(dims[3] + n[3], sizeof dims[3] - n[3], "%g%s",
@@ -182,8 +186,10 @@ static int describe_volume(const char *path, int as_json)
 		printf("  shape       %s\n", dims[0]);
 		printf("  chunks      %s (%lld chunks)\n", dims[1], (long long)nchunks);
 		printf("  dtype       %s%s\n", halo_dtype_name(v->dtype),
-		       v->dtype.big_endian && halo_dtype_size(v->dtype) > 1 ? " (big-endian)" : "");
-		if (codec && codec->id == HALO_CODEC_BLOSC)
+		       stored.big_endian && halo_dtype_size(v->dtype) > 1 ? " (big-endian)" : "");
+		if (stored.compression)
+			printf("  compression %s\n", stored.compression);
+		else if (codec && codec->id == HALO_CODEC_BLOSC)
 			printf("  compressor  blosc %s, level %d, %s shuffle\n", codec->cname,
 			       codec->clevel, shuffles[codec->shuffle % 3]);
 		else

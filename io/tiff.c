@@ -322,6 +322,36 @@ static const char *sample_format_name(unsigned format)
 					       : "of another sample format";
 }
 
+/* The current directory's compression, by the names people know it by
+ * (libtiff calls tifffile's zlib "AdobeDeflate"). */
+static void compression_name(TIFF *tif, char *out, size_t len)
+{
+	static const struct {
+		uint16_t id;
+		const char *name;
+	} names[] = {{COMPRESSION_NONE, "none"},
+		     {COMPRESSION_LZW, "lzw"},
+		     {COMPRESSION_JPEG, "jpeg"},
+		     {COMPRESSION_ADOBE_DEFLATE, "deflate"},
+		     {COMPRESSION_DEFLATE, "deflate"},
+		     {COMPRESSION_PACKBITS, "packbits"},
+		     {COMPRESSION_LZMA, "lzma"},
+		     {COMPRESSION_ZSTD, "zstd"},
+		     {COMPRESSION_WEBP, "webp"}};
+	uint16_t c = COMPRESSION_NONE;
+	TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &c);
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (names[i].id == c) {
+			snprintf(out, len, "%s", names[i].name);
+			return;
+		}
+	const TIFFCodec *codec = TIFFFindCODEC(c);
+	if (codec)
+		snprintf(out, len, "%s", codec->name);
+	else
+		snprintf(out, len, "%u", c);
+}
+
 int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 {
 	*out = NULL;
@@ -348,6 +378,8 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLEFORMAT, &format);
 	TIFFGetFieldDefaulted(t->tif, TIFFTAG_PLANARCONFIG, &planar);
 	halo_tiff_info_t *info = &t->info;
+	info->big_endian = TIFFIsBigEndian(t->tif);
+	compression_name(t->tif, info->compression, sizeof info->compression);
 	char *desc = NULL;
 	if (!TIFFGetField(t->tif, TIFFTAG_IMAGEDESCRIPTION, &desc))
 		desc = NULL;

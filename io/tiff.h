@@ -22,6 +22,8 @@ typedef struct halo_tiff_info {
 	double origin[3];    /* z, y, x: where voxel 0 lies, in unit (ImageJ's
 			      * origin); 0 when unknown */
 	char unit[32];       /* as found ("micron", "um", ...), "" when unknown */
+	int big_endian;      /* reader: the file's byte order */
+	char compression[16]; /* reader: the first page's ("none", "deflate", ...) */
 } halo_tiff_info_t;
 
 int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err);

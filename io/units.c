@@ -37,6 +37,7 @@ void halo_unit_normalise(const char *in, char *out, size_t len)
 	static const char *const alias[][2] = {
 		{"micron", "micrometer"}, {"microns", "micrometer"}, {"um", "micrometer"},
 		{"\xc2\xb5m", "micrometer"}, {"\xce\xbcm", "micrometer"}, {"\\u00B5m", "micrometer"},
+		{"\xb5m", "micrometer"}, {"\xc5", "angstrom"}, /* Latin-1, as old ImageJ files */
 		{"micrometre", "micrometer"}, {"nm", "nanometer"}, {"mm", "millimeter"},
 		{"cm", "centimeter"}, {"m", "meter"}, {"km", "kilometer"}, {"pm", "picometer"},
 		{"\xc3\x85", "angstrom"}, {"\xe2\x84\xab", "angstrom"}, {"A", "angstrom"},

@@ -353,6 +353,24 @@ const halo_codec_t *halo_reader_codec(const halo_reader_t *r)
 	return r->zarr ? &halo_zarr_meta(r->zarr)->codec : NULL;
 }
 
+void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s)
+{
+	const halo_volume_info_t *v = &r->info;
+	memcpy(s->chunks, v->chunks, sizeof s->chunks);
+	s->big_endian = v->dtype.big_endian;
+	s->compression = NULL;
+	if (r->tiff) {
+		const halo_tiff_info_t *t = halo_tiff_info(r->tiff);
+		s->big_endian = t->big_endian;
+		s->compression = t->compression;
+	} else if (r->zarr) {
+		const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
+		for (int d = 0, src = m->ndim - 3; d < 3; d++, src++)
+			if (src >= 0)
+				s->chunks[d] = m->chunks[src];
+	}
+}
+
 /* A stored chunk larger than the array on some axis (then its only chunk
  * on that axis): decoded whole, and the part inside the array copied out
  * as a chunk of info->chunks. */

@@ -41,6 +41,14 @@ const char *halo_reader_path(const halo_reader_t *r);
 const json_t *halo_reader_attrs(const halo_reader_t *r);
 /* The stored compression of a Zarr input; NULL for TIFF. */
 const halo_codec_t *halo_reader_codec(const halo_reader_t *r);
+/* How the volume is stored where that differs from halo_volume_info_t,
+ * which describes the volume as halo reads it. */
+typedef struct halo_stored {
+	int64_t chunks[3];       /* a Zarr chunk may be larger than the array */
+	int big_endian;          /* a TIFF's bytes (halo reads them native) */
+	const char *compression; /* a TIFF's ("none", "deflate", ...); NULL for Zarr */
+} halo_stored_t;
+void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s);
 /* Reads chunk idx (z, y, x) into buf, which holds one whole chunk
  * (chunks[0]*chunks[1]*chunks[2] elements); parts beyond the volume's edge
  * hold the fill value or padding. */

@@ -123,6 +123,33 @@ with tempfile.TemporaryDirectory(dir=os.environ.get("HALO_TEST_TMP")) as tmp:
     check(v.get("fill_value") == "NaN" and isinstance(json.loads(subprocess.run(
           [halo, "info", p, "--json"], capture_output=True, text=True).stdout)["fill_value"], int),
           "a NaN fill is \"NaN\", as zarr writes it; an integer fill is an integer")
+    # Chunks larger than the array are shown as stored (halo reads them
+    # cropped).
+    q = os.path.join(tmp, "big.zarr")
+    zarr.open(q, mode="w", shape=(3, 4, 5), chunks=(10, 10, 10), dtype="<i2")[:] = 1
+    r = subprocess.run([halo, "info", q], capture_output=True, text=True)
+    v = json.loads(subprocess.run([halo, "info", q, "--json"], capture_output=True,
+                                  text=True).stdout)
+    check(v["chunks"] == [10, 10, 10] and v["nchunks"] == 1 and
+          "chunks      10x10x10 (1 chunks)" in r.stdout,
+          f"chunks larger than the array shown as stored: {v['chunks']}")
+    # A TIFF's compression and byte order, as tifffile wrote them (halo
+    # reads the values native).
+    import tifffile  # noqa: E402
+    q = os.path.join(tmp, "z.tif")
+    tifffile.imwrite(q, np.arange(3 * 8 * 8, dtype="u2").reshape(3, 8, 8), compression="zlib",
+                     byteorder=">")
+    r = subprocess.run([halo, "info", q], capture_output=True, text=True)
+    v = json.loads(subprocess.run([halo, "info", q, "--json"], capture_output=True,
+                                  text=True).stdout)
+    check(v["byte_order"] == ">" and v.get("compression") == "deflate" and
+          v["compressor"] is None and "compression deflate" in r.stdout and
+          "uint16 (big-endian)" in r.stdout, f"a TIFF's compression and byte order: {v}")
+    tifffile.imwrite(q, np.zeros((2, 8, 8), dtype="f4"))
+    v = json.loads(subprocess.run([halo, "info", q, "--json"], capture_output=True,
+                                  text=True).stdout)
+    check(v["byte_order"] == "<" and v.get("compression") == "none",
+          f"an uncompressed little-endian TIFF: {v}")
     r = subprocess.run([halo, "info", os.path.join(tmp, "none.zarr")], capture_output=True,
                        text=True)
     check(r.returncode == 1 and r.stderr.startswith("halo: ") and "none.zarr" in r.stderr,

@@ -69,6 +69,15 @@ check(scale is not None and np.allclose(scale, [0.8, 0.25, 0.25], rtol=1e-5),
       "ImageJ spacing and resolution become the OME scale", scale)
 check(all(a.get("unit") == "micrometer" for a in ms.get("axes", [])),
       "ImageJ unit 'micron' becomes 'micrometer'", ms.get("axes"))
+# Older ImageJ files spell micro in Latin-1 (one byte 0xB5), as tifffile
+# reads it ('µm').
+raw = open(src, "rb").read()
+open(path("latin1.tif"), "wb").write(raw.replace(b"unit=micron\n", b"unit=\xb5m\n\n\n\n\n"))
+check(tifffile.TiffFile(path("latin1.tif")).imagej_metadata.get("unit") == "\u00b5m",
+      "the Latin-1 file as tifffile reads it")
+r = halo("info", path("latin1.tif"), "--json", check_rc=0)
+check(r.returncode == 0 and json.loads(r.stdout)["unit"] == "micrometer",
+      "ImageJ unit 'µm' in Latin-1 becomes 'micrometer'", r.stdout + r.stderr)
 # ResolutionUnit: ImageJ without a unit takes it from the tag (inches not
 # at 72 dpi, a writer's default); another TIFF's resolution counts in
 # centimetres (micrometres out) for a single plane only (a stack's z
