@@ -104,8 +104,8 @@ int halo_fs_read_scratch(const char *path, int slot, size_t max, void **data, si
 		return rc;
 	if (size > max) {
 		close(fd);
-		return halo_error_set(err, HALO_EFORMAT, "%s: holds %zu bytes, more than the %zu it "
-				      "can", path, size, max);
+		return halo_error_set(err, HALO_EFORMAT, "%s: holds %zu bytes, more than a chunk "
+				      "of its array can (%zu)", path, size, max);
 	}
 	unsigned char *buf = halo_scratch(slot, size ? size : 1);
 	rc = buf ? read_all(fd, path, buf, size, err)

@@ -177,9 +177,10 @@ int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *
 	snprintf(what, sizeof what, "%s: field 'dtype'", file);
 	if ((rc = halo_dtype_parse(dtype, what, &m->dtype, err)))
 		return rc;
-	const char *order = json_string_value(json_object_get(root, "order"));
+	const json_t *ov = json_object_get(root, "order");
+	const char *order = json_string_value(ov);
 	if (!order)
-		return field_error(err, file, "order", "is missing");
+		return field_error(err, file, "order", ov ? "is not \"C\" or \"F\"" : "is missing");
 	if (strcmp(order, "C") != 0)
 		return halo_error_set(err, HALO_EUNSUPPORTED,
 				      "%s: field 'order' is '%s'; only C order is supported", file,
@@ -207,10 +208,14 @@ int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *
 		m->codec.id = HALO_CODEC_NONE;
 	} else {
 		const char *id = json_string_value(json_object_get(comp, "id"));
-		if (!id || strcmp(id, "blosc") != 0)
+		if (!json_is_object(comp))
+			return field_error(err, file, "compressor", "is not an object or null");
+		if (!id)
+			return field_error(err, file, "compressor", "has no 'id' string");
+		if (strcmp(id, "blosc") != 0)
 			return halo_error_set(err, HALO_EUNSUPPORTED,
 					      "%s: compressor '%s' is not supported (only blosc)",
-					      file, id ? id : "?");
+					      file, id);
 		if ((rc = parse_blosc(comp, file, "compressor", 0, &m->codec, err)))
 			return rc;
 	}
@@ -267,14 +272,16 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 
 	const json_t *enc = json_object_get(root, "chunk_key_encoding");
 	const char *ename = json_string_value(json_object_get(enc, "name"));
+	if (!ename)
+		return field_error(err, file, "chunk_key_encoding", "is missing or has no name");
 	const json_t *sepv = json_object_get(json_object_get(enc, "configuration"), "separator");
 	const char *esep = json_string_value(sepv);
 	if (sepv && !esep)
 		return field_error(err, file, "chunk_key_encoding", "separator is not a string");
-	if (ename && strcmp(ename, "v2") == 0) {
+	if (strcmp(ename, "v2") == 0) {
 		m->v3_default_keys = 0;
 		m->separator = esep ? esep[0] : '.';
-	} else if (!ename || strcmp(ename, "default") == 0) {
+	} else if (strcmp(ename, "default") == 0) {
 		m->v3_default_keys = 1;
 		m->separator = esep ? esep[0] : '/';
 	} else {
@@ -305,6 +312,9 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 			if (ev && (!endian || (strcmp(endian, "big") && strcmp(endian, "little"))))
 				return field_error(err, file, "codecs.bytes.endian",
 						   "is not \"little\" or \"big\"");
+			if (!ev && halo_dtype_size(m->dtype) > 1)
+				return field_error(err, file, "codecs.bytes.endian",
+						   "is missing (a type of several bytes needs it)");
 			m->dtype.big_endian = endian && strcmp(endian, "big") == 0 &&
 					      halo_dtype_size(m->dtype) > 1;
 			seen_bytes = 1;
@@ -336,9 +346,19 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: field '%s' is an extension "
 					      "halo does not understand", file, key);
 	}
+	const json_t *names = json_object_get(root, "dimension_names");
+	if (names) {
+		int ok = json_is_array(names) && json_array_size(names) == (size_t)m->ndim;
+		for (size_t i = 0; ok && i < json_array_size(names); i++)
+			ok = json_is_string(json_array_get(names, i)) ||
+			     json_is_null(json_array_get(names, i));
+		if (!ok)
+			return field_error(err, file, "dimension_names",
+					   "is not a list of a name (or null) per axis");
+	}
 	const json_t *fill = json_object_get(root, "fill_value");
-	if (!fill)
-		return field_error(err, file, "fill_value", "is missing");
+	if (!fill || json_is_null(fill))
+		return field_error(err, file, "fill_value", "is missing (Zarr v3 has no null fill)");
 	if ((rc = parse_fill(fill, file, m, err)))
 		return rc;
 	return halo__zarr_check_sizes(m, file, err);

@@ -98,6 +98,13 @@ expect_error("gzip compressor", p, "compressor 'gzip' is not supported")
 p = good_array("forder.zarr")
 edit_zarray(p, order="F")
 expect_error("F order", p, "only C order")
+edit_zarray(p, order=1)
+expect_error("order not a string", p, "field 'order' is not \"C\" or \"F\"")
+p = good_array("compstr.zarr")
+edit_zarray(p, compressor="blosc")
+expect_error("compressor not an object", p, "field 'compressor' is not an object or null")
+edit_zarray(p, compressor={"id": 5})
+expect_error("compressor without an id string", p, "field 'compressor' has no 'id' string")
 
 p = good_array("delta.zarr", filters=[numcodecs.Delta(dtype="<u2")])
 expect_error("filters", p, "filter 'delta'")
@@ -186,7 +193,7 @@ p = good_array("overlong.zarr", compressor=None)
 with open(os.path.join(p, "0.0.0"), "ab") as f:
     f.write(b"\0" * 1000)
 expect_error("a chunk file longer than any chunk, refused unread", p,
-             "0.0.0: holds 1120 bytes, more than the 120 it can")
+             "0.0.0: holds 1120 bytes, more than a chunk of its array can (120)")
 # Zarr v3: what halo does not understand is refused, not guessed.
 v3 = path("v3bad.zarr")
 

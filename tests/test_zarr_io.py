@@ -268,6 +268,32 @@ json.dump(meta, open(os.path.join(src, "zarr.json"), "w"))
 r = convert(src, dst)
 check(r.returncode == 1 and "storage_transformers are not supported" in r.stderr,
       "zarr v3 storage_transformers refused", r.stderr)
+# What the v3 spec requires, refused where it is not there: halo would
+# otherwise guess the keys, the fill or the byte order.
+write_v3(src, data, (4, 4, 5), "default", "big", False)
+good = json.load(open(os.path.join(src, "zarr.json")))
+for name, change, needle in [
+        ("no chunk_key_encoding", {"chunk_key_encoding": None},
+         "field 'chunk_key_encoding' is missing"),
+        ("a null fill_value", {"fill_value": None}, "field 'fill_value' is missing"),
+        ("a bytes codec without endian", {"codecs": [{"name": "bytes"}]},
+         "field 'codecs.bytes.endian' is missing"),
+        ("dimension_names of the wrong length", {"dimension_names": ["z"]},
+         "field 'dimension_names' is not a list of a name (or null) per axis"),
+        ("attributes that are no object", {"attributes": [1]},
+         "field 'attributes' is not a JSON object")]:
+    meta = dict(good, **change)
+    if change.get("chunk_key_encoding", 1) is None:
+        del meta["chunk_key_encoding"]
+    json.dump(meta, open(os.path.join(src, "zarr.json"), "w"))
+    r = convert(src, dst)
+    check(r.returncode == 1 and needle in r.stderr and r.stderr.count("\n") == 1,
+          f"zarr v3 with {name} refused in one line", r.stderr)
+meta = dict(good, dimension_names=["z", None, "x"])
+json.dump(meta, open(os.path.join(src, "zarr.json"), "w"))
+r = convert(src, dst)
+check(r.returncode == 0 and same(zarr.open(dst, mode="r")[:], data),
+      "zarr v3 with dimension_names (one null) read", r.stderr)
 
 # 9. OME-Zarr output with a pyramid, checked field by field.
 src, dst = path("ome_src.zarr"), path("out.ome.zarr")
