@@ -724,7 +724,9 @@ static int write_directories(halo_tiff_t *t, halo_error_t *err)
 		TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
 		TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_NONE);
 		TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, strip_rows(info));
-		if (imagej && (info->unit[0] || info->voxel[1] != 1 || info->voxel[2] != 1)) {
+		/* In pixels per unit, as ImageJ writes them; also beside
+		 * tifffile's JSON description, for readers of neither. */
+		if (info->unit[0] || info->voxel[1] != 1 || info->voxel[2] != 1) {
 			TIFFSetField(tif, TIFFTAG_XRESOLUTION, (float)(1.0 / info->voxel[2]));
 			TIFFSetField(tif, TIFFTAG_YRESOLUTION, (float)(1.0 / info->voxel[1]));
 			TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_NONE);

@@ -284,6 +284,18 @@ with tifffile.TiffFile(path("vox_out.tif")) as t:
 check(abs(float(ij.get("spacing", 0)) - 1.5) < 1e-6 and ij.get("unit") == "micron",
       "TIFF output keeps ImageJ spacing and unit", ij)
 check(abs(xres[0] / xres[1] - 2.0) < 1e-4, "TIFF output keeps the x resolution", xres)
+# The types ImageJ lacks keep X and Y resolution tags too, beside the JSON
+# description, for readers of neither.
+r = convert(path("vox.tif"), path("vox64.tif"), "--dtype", "float64")
+with tifffile.TiffFile(path("vox64.tif")) as t:
+    res = (t.pages[0].tags["XResolution"].value, t.pages[0].tags["YResolution"].value) \
+        if "XResolution" in t.pages[0].tags else None
+    shaped = t.is_shaped
+back = halo("info", path("vox64.tif"), "--json", check_rc=0)
+vox = json.loads(back.stdout).get("voxel") if back.returncode == 0 else None
+check(r.returncode == 0 and shaped and res is not None and
+      all(abs(v[0] / v[1] - 2.0) < 1e-4 for v in res) and np.allclose(vox, [1.5, 0.5, 0.5]),
+      "float64 TIFF output: X and Y resolution beside the JSON description", (res, vox))
 # Without a unit too (ImageJ "pixel", or none): y and x were written as 1.
 tifffile.imwrite(path("px.tif"), data, imagej=True, resolution=(2.0, 4.0),
                  metadata={"spacing": 3.0, "unit": "pixel", "axes": "ZYX"})
