@@ -281,15 +281,15 @@ int halo_cli_convert(int argc, char **argv)
 		goto fail;
 	if (!o.quiet) {
 		double mb = (double)(stats.bytes_read + stats.bytes_written) / 1e6;
-		printf("convert: %s -> %s: %lldx%lldx%lld %s, chunks %lldx%lldx%lld, %lld chunks in "
-		       "%.2f s (%.1f MB/s decoded in+out)\n",
-		       o.in, o.out, (long long)info.shape[0], (long long)info.shape[1],
-		       (long long)info.shape[2], halo_dtype_name(info.dtype),
-		       /* as stored: cut to the array */
-		       (long long)(info.chunks[0] < info.shape[0] ? info.chunks[0] : info.shape[0]),
-		       (long long)(info.chunks[1] < info.shape[1] ? info.chunks[1] : info.shape[1]),
-		       (long long)(info.chunks[2] < info.shape[2] ? info.chunks[2] : info.shape[2]),
-		       (long long)stats.chunks_written, stats.seconds,
+		int64_t cut[3]; /* the chunks as stored: cut to the array */
+		for (int d = 0; d < 3; d++)
+			cut[d] = info.chunks[d] < info.shape[d] ? info.chunks[d] : info.shape[d];
+		char shape[72], chunks[72];
+		printf("convert: %s -> %s: %s %s, chunks %s, %lld chunk%s in %.2f s (%.1f MB/s "
+		       "decoded in+out)\n",
+		       o.in, o.out, halo__dims(info.shape, info.ndim, shape, sizeof shape),
+		       halo_dtype_name(info.dtype), halo__dims(cut, info.ndim, chunks, sizeof chunks),
+		       (long long)stats.chunks_written, stats.chunks_written == 1 ? "" : "s", stats.seconds,
 		       stats.seconds > 0 ? mb / stats.seconds : 0.0);
 	}
 	status = HALO_EXIT_OK;

@@ -607,12 +607,13 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		else
 			snprintf(mode, sizeof mode, "overlap depth %d,%d,%d", dopts.depth[0],
 				 dopts.depth[1], dopts.depth[2]);
-		printf("deconvolve: %s -> %s: %lldx%lldx%lld, chunks %lldx%lldx%lld, %s, boundary %s, "
-		       "%ld iterations on %d CPU + %d CUDA workers%s: " SECONDS_FMT " s, %.1f Mvox*iter/s\n",
-		       in, outp, (long long)info.shape[0], (long long)info.shape[1],
-		       (long long)info.shape[2], (long long)info.chunks[0], (long long)info.chunks[1],
-		       (long long)info.chunks[2], mode, halo_boundary_name(o->boundary), o->iterations, ncpu,
-		       ncuda, across, secs, mvox * (double)o->iterations / secs);
+		char shape[72], chunks[72];
+		printf("deconvolve: %s -> %s: %s, chunks %s, %s, boundary %s, %ld iterations on %d "
+		       "CPU + %d CUDA workers%s: " SECONDS_FMT " s, %.1f Mvox*iter/s\n",
+		       in, outp, halo__dims(info.shape, info.ndim, shape, sizeof shape),
+		       halo__dims(info.chunks, info.ndim, chunks, sizeof chunks), mode,
+		       halo_boundary_name(o->boundary), o->iterations, ncpu, ncuda, across, secs,
+		       mvox * (double)o->iterations / secs);
 	}
 	status = HALO_EXIT_OK;
 	goto done;

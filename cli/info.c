@@ -184,7 +184,8 @@ static int describe_volume(const char *path, int as_json)
 		}
 		printf("%s: %s, %dD\n", path, formats[halo_reader_format(r)], v->ndim);
 		printf("  shape       %s\n", dims[0]);
-		printf("  chunks      %s (%lld chunks)\n", dims[1], (long long)nchunks);
+		printf("  chunks      %s (%lld chunk%s)\n", dims[1], (long long)nchunks,
+		       nchunks == 1 ? "" : "s");
 		printf("  dtype       %s%s\n", halo_dtype_name(v->dtype),
 		       stored.big_endian && halo_dtype_size(v->dtype) > 1 ? " (big-endian)" : "");
 		if (stored.compression)

@@ -131,7 +131,7 @@ with tempfile.TemporaryDirectory(dir=os.environ.get("HALO_TEST_TMP")) as tmp:
     v = json.loads(subprocess.run([halo, "info", q, "--json"], capture_output=True,
                                   text=True).stdout)
     check(v["chunks"] == [10, 10, 10] and v["nchunks"] == 1 and
-          "chunks      10x10x10 (1 chunks)" in r.stdout,
+          "chunks      10x10x10 (1 chunk)\n" in r.stdout,
           f"chunks larger than the array shown as stored: {v['chunks']}")
     # A TIFF's compression and byte order, as tifffile wrote them (halo
     # reads the values native).

@@ -56,6 +56,10 @@ convert(src, dst)
 got = zarr.open(dst, mode="r")
 check(got.shape == (33, 50) and np.array_equal(got[:], data), "single-page TIFF is 2D",
       got.shape)
+shutil.rmtree(dst)
+r = halo("convert", src, dst, check_rc=0)
+check(r.returncode == 0 and ": 33x50 uint16, chunks 33x50, 1 chunk in " in r.stdout,
+      "the summary line gives a 2D image's shape in 2D", r.stdout)
 
 # 3. ImageJ metadata gives the voxel size, carried into OME-Zarr.
 data = sample("uint16", (6, 20, 24))

@@ -45,7 +45,8 @@ int halo_dtype_parse(const char *s, const char *what, halo_dtype_t *out, halo_er
 				return HALO_OK;
 			}
 	return halo_error_set(err, HALO_EUNSUPPORTED,
-			      "%s: unsupported dtype '%s' (supported: u1 u2 u4 i1 i2 i4 f4 f8)",
+			      "%s: unsupported dtype '%s' (supported: uint8 uint16 uint32 int8 int16 "
+			      "int32 float32 float64, or numpy's u1 u2 u4 i1 i2 i4 f4 f8)",
 			      what, s);
 }
 

@@ -15,3 +15,12 @@ void halo__copy_utf8(char *dst, size_t len, const char *src)
 		dst[n] = '\0';
 	}
 }
+
+const char *halo__dims(const int64_t v[3], int ndim, char *buf, size_t len)
+{
+	if (ndim == 2)
+		snprintf(buf, len, "%lldx%lld", (long long)v[1], (long long)v[2]);
+	else
+		snprintf(buf, len, "%lldx%lldx%lld", (long long)v[0], (long long)v[1], (long long)v[2]);
+	return buf;
+}
