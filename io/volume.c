@@ -48,17 +48,17 @@ static int64_t tiff_chunk_depth(const halo_tiff_info_t *ti)
 	return n > ti->shape[0] ? ti->shape[0] : n;
 }
 
-static int ends_with(const char *s, const char *suffix)
+int halo_path_has_ext(const char *path, const char *ext)
 {
-	size_t n = strlen(s), m = strlen(suffix);
-	while (n > 1 && s[n - 1] == '/')
+	size_t n = strlen(path), m = strlen(ext);
+	while (n > 1 && path[n - 1] == '/')
 		n--;
-	return n >= m && strncasecmp(s + n - m, suffix, m) == 0;
+	return n >= m && strncasecmp(path + n - m, ext, m) == 0;
 }
 
 static int is_tiff_file(const char *path)
 {
-	if (ends_with(path, ".tif") || ends_with(path, ".tiff"))
+	if (halo_path_has_ext(path, ".tif") || halo_path_has_ext(path, ".tiff"))
 		return 1;
 	FILE *f = fopen(path, "rb");
 	unsigned char m[4] = {0};
@@ -85,9 +85,9 @@ int halo_volume_chunks_fit(halo_format_t format, int64_t chunks[3], size_t elsiz
 
 halo_format_t halo_format_from_path(const char *path)
 {
-	if (ends_with(path, ".tif") || ends_with(path, ".tiff"))
+	if (halo_path_has_ext(path, ".tif") || halo_path_has_ext(path, ".tiff"))
 		return HALO_FMT_TIFF;
-	if (ends_with(path, ".ome.zarr"))
+	if (halo_path_has_ext(path, ".ome.zarr"))
 		return HALO_FMT_OME_ZARR;
 	return HALO_FMT_ZARR;
 }

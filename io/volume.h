@@ -69,6 +69,8 @@ typedef struct halo_writer_opts {
 
 /* Guesses the output format from the name: .tif or .tiff is TIFF,
  * .ome.zarr is OME-Zarr, anything else Zarr. */
+/* Whether path ends in ext (".zarr"), in any case, before trailing '/'. */
+int halo_path_has_ext(const char *path, const char *ext);
 halo_format_t halo_format_from_path(const char *path);
 
 /* Holds chunks (3 axes) of elsize-byte elements to

@@ -5,6 +5,7 @@
 #include "codelets/gather.h"
 #include "io/zarr.h"
 #include "runtime/deconvolve.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -453,12 +454,12 @@ int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *
 	if ((arity == 2) != (b != NULL))
 		return halo_error_set(err, HALO_EINVAL, "kernel %s takes %d array%s", halo_ew_name(fn),
 				      arity, arity == 2 ? "s" : "");
-	if (b && memcmp(a->shape, b->shape, sizeof a->shape) != 0)
-		return halo_error_set(err, HALO_EINVAL,
-				      "kernel %s: shapes differ (%lldx%lldx%lld and %lldx%lldx%lld)",
-				      halo_ew_name(fn), (long long)a->shape[0], (long long)a->shape[1],
-				      (long long)a->shape[2], (long long)b->shape[0],
-				      (long long)b->shape[1], (long long)b->shape[2]);
+	if (b && memcmp(a->shape, b->shape, sizeof a->shape) != 0) {
+		char sa[72], sb[72];
+		return halo_error_set(err, HALO_EINVAL, "kernel %s: shapes differ (%s and %s)",
+				      halo_ew_name(fn), halo__dims(a->shape, a->ndim, sa, sizeof sa),
+				      halo__dims(b->shape, b->ndim, sb, sizeof sb));
+	}
 	double q[2] = {p ? p[0] : 0, p ? p[1] : 0};
 	if (fn == HALO_EW_SCALE && !p)
 		q[0] = 1;

@@ -212,6 +212,8 @@ static int parse_overlap(struct ctx *c, json_t *names, halo_expr_t **out)
 		o.constant = json_number_value(b);
 		if (field(c, "constant"))
 			return fail(c, HALO_EINVAL, "a numeric boundary is the constant; drop \"constant\"");
+	} else if (!rc && b && !json_is_string(b)) {
+		rc = fail(c, HALO_EINVAL, "field \"boundary\" must be a name or a number");
 	} else if (!rc) {
 		rc = get_string(c, "boundary", 0, &boundary);
 	}
@@ -321,10 +323,15 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 		return rc;
 	if (tiff) {
 		wo.format = HALO_FMT_TIFF;
+		if (halo_path_has_ext(path, ".zarr"))
+			return fail(c, HALO_EINVAL, "to_tiff: \"%s\" is a Zarr name; use to_zarr", path);
 	} else {
 		wo.format = ome ? HALO_FMT_OME_ZARR : halo_format_from_path(path);
 		if (wo.format == HALO_FMT_TIFF)
 			return fail(c, HALO_EINVAL, "to_zarr: \"%s\" is a TIFF name; use to_tiff", path);
+		if (!ome && field(c, "ome") && wo.format == HALO_FMT_OME_ZARR)
+			return fail(c, HALO_EINVAL, "field \"ome\" is false but \"%s\" is an OME-Zarr "
+				    "name; drop the field or rename the output", path);
 	}
 	if (pyramid && wo.format != HALO_FMT_OME_ZARR)
 		return fail(c, HALO_EINVAL, "field \"pyramid\" needs an OME-Zarr output (\"ome\": true "
@@ -490,7 +497,10 @@ int halo_pipeline_load(const char *file, halo_graph_t **out, halo_error_t *err)
 		if (je.line < 1)
 			return halo_error_set(err, HALO_ENOENT, "%s: %s", file, je.text);
 		return halo_error_set(err, HALO_EFORMAT, "%s: line %d, column %d: %s", file, je.line,
-				      je.column, je.text);
+				      je.column,
+				      /* jansson names its own flag */
+				      strstr(je.text, "JSON_ALLOW_NUL") ? "\\u0000 is not allowed"
+									: je.text);
 	}
 	char tmp[4096];
 	snprintf(tmp, sizeof tmp, "%s", file);

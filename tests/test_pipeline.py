@@ -637,6 +637,18 @@ bad.append(([{"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "a
 bad.append(([{"name": "s", "op": "sum", "input": "a"},
              {"name": "t", "op": "max", "input": "s", "axis": 0}],
             '"axis": the input is a scalar'))
+# An "ome": false that the name contradicts, a TIFF store named as Zarr
+# (each was written against what it said), a boundary of the wrong kind,
+# and a 2D operand named in 2D.
+bad.append(([{"name": "o", "op": "to_zarr", "input": "a", "path": path("no.ome.zarr"),
+              "ome": False}], 'field "ome" is false but'))
+bad.append(([{"name": "o", "op": "to_tiff", "input": "a", "path": path("t.zarr")}],
+            'to_tiff: "' + path("t.zarr") + '" is a Zarr name; use to_zarr'))
+bad.append(([{"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "a", "depth": 1,
+              "boundary": True}], 'field "boundary" must be a name or a number'))
+bad.append(([{"name": "m", "op": "max", "input": "a", "axis": 0},
+             {"name": "d", "op": "map_blocks", "kernel": "sub", "inputs": ["a", "m"]}],
+            "kernel sub: shapes differ (23x37x41 and 37x41)"))
 for steps, want in bad:
     p = pipeline("bad", base + steps)
     r = halo("run", p, "--quiet")

@@ -18,9 +18,14 @@ void halo__copy_utf8(char *dst, size_t len, const char *src)
 
 const char *halo__dims(const int64_t v[3], int ndim, char *buf, size_t len)
 {
-	if (ndim == 2)
-		snprintf(buf, len, "%lldx%lld", (long long)v[1], (long long)v[2]);
-	else
-		snprintf(buf, len, "%lldx%lldx%lld", (long long)v[0], (long long)v[1], (long long)v[2]);
+	if (ndim < 1 || ndim > 3) {
+		snprintf(buf, len, "a scalar");
+		return buf;
+	}
+	size_t n = 0;
+	buf[0] = '\0';
+	for (int d = 3 - ndim; d < 3 && n < len; d++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%lld", d > 3 - ndim ? "x" : "",
+				      (long long)v[d]);
 	return buf;
 }

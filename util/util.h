@@ -26,7 +26,8 @@ int halo__parse_int_list(const char *s, int min_n, int max_n, long min, const ch
  * inside one: a cut UTF-8 sequence makes JSON writers refuse the string. */
 void halo__copy_utf8(char *dst, size_t len, const char *src);
 
-/* "ZxYxX", or "YxX" for a 2D volume (ndim 2: v[0] is 1); returns buf. */
+/* The last ndim of v: "ZxYxX", "YxX" for a 2D volume, "X", or "a scalar"
+ * (ndim 0); returns buf. */
 const char *halo__dims(const int64_t v[3], int ndim, char *buf, size_t len);
 
 #endif
