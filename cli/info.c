@@ -146,18 +146,19 @@ static int describe_volume(const char *path, int as_json)
 		moved |= v->origin[d] != 0;
 		nchunks *= (v->shape[d] + v->chunks[d] - 1) / v->chunks[d];
 	}
-	json_t *comp = !codec || codec->id == HALO_CODEC_NONE
-		       ? json_null()
-		       : json_pack("{s:s, s:i, s:s}", "cname", codec->cname, "clevel", codec->clevel,
-				   "shuffle", shuffles[codec->shuffle % 3]);
+	/* null for none; a TIFF's compression as {"tiff": NAME} */
+	json_t *comp = json_null();
+	if (stored.compression && strcmp(stored.compression, "none") != 0)
+		comp = json_pack("{s:s}", "tiff", stored.compression);
+	else if (codec && codec->id == HALO_CODEC_BLOSC)
+		comp = json_pack("{s:s, s:i, s:s}", "cname", codec->cname, "clevel", codec->clevel,
+				 "shuffle", shuffles[codec->shuffle % 3]);
 	json_t *desc = json_pack("{s:s, s:s, s:o, s:o, s:I, s:s, s:s, s:o, s:o, s:o, s:o, s:s}",
 		"path", path, "format", formats[halo_reader_format(r)], "shape", shape, "chunks", chunks,
 		"nchunks", (json_int_t)nchunks, "dtype", halo_dtype_name(v->dtype),
 		"byte_order", halo_dtype_size(v->dtype) == 1 ? "|" : stored.big_endian ? ">" : "<",
 		"compressor", comp, "fill_value", halo_zarr_fill_json(v->fill, v->dtype), "voxel", voxel,
 		"origin", origin, "unit", v->unit);
-	if (desc && stored.compression)
-		json_object_set_new(desc, "compression", json_string(stored.compression));
 	if (as_json) {
 		if (!desc || json_dumpf(desc, stdout, JSON_INDENT(2)) != 0) {
 			halo_reader_close(r);

@@ -1,6 +1,7 @@
 /* Python's non-finite JSON tokens through jansson (see json.h). */
 #include "io/json.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,30 +64,9 @@ static size_t mark(const char *text, size_t len, char *out)
 	return n;
 }
 
-json_t *halo_json_loadb(const char *text, size_t len, json_error_t *je)
+/* Turns the marked strings in JSON text back into bare tokens, in place. */
+static void unmark(char *text)
 {
-	size_t n = mark(text, len, NULL);
-	if (n == len)
-		return json_loadb(text, len, JSON_DECODE_ANY, je);
-	char *buf = malloc(n);
-	if (!buf) {
-		if (je) {
-			memset(je, 0, sizeof *je);
-			snprintf(je->text, sizeof je->text, "out of memory");
-		}
-		return NULL;
-	}
-	mark(text, len, buf);
-	json_t *j = json_loadb(buf, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, je);
-	free(buf);
-	return j;
-}
-
-char *halo_json_dumps(const json_t *j, size_t flags)
-{
-	char *text = json_dumps(j, flags);
-	if (!text)
-		return NULL;
 	size_t ml = strlen(MARK), w = 0;
 	for (size_t r = 0; text[r];) {
 		const char *tok = NULL;
@@ -106,5 +86,51 @@ char *halo_json_dumps(const json_t *j, size_t flags)
 		}
 	}
 	text[w] = '\0';
+}
+
+/* Python's json reads a NUL in a string too; jansson needs the flag. */
+#define LOAD_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
+
+json_t *halo_json_loadb(const char *text, size_t len, json_error_t *je)
+{
+	size_t n = mark(text, len, NULL);
+	if (n == len)
+		return json_loadb(text, len, LOAD_FLAGS, je);
+	char *buf = malloc(n);
+	if (!buf) {
+		if (je) {
+			memset(je, 0, sizeof *je);
+			snprintf(je->text, sizeof je->text, "out of memory");
+		}
+		return NULL;
+	}
+	mark(text, len, buf);
+	json_t *j = json_loadb(buf, n, LOAD_FLAGS, je);
+	free(buf);
+	if (!j && je) /* its message quotes the text near the fault */
+		unmark(je->text);
+	return j;
+}
+
+char *halo_json_dumps(const json_t *j, size_t flags)
+{
+	char *text = json_dumps(j, flags);
+	if (text)
+		unmark(text);
 	return text;
+}
+
+int halo_json_nonfinite(const json_t *v, double *out)
+{
+	static const char raw[] = "\0halo:"; /* MARK as a string's bytes */
+	size_t rl = sizeof raw - 1, len = json_string_length(v);
+	const char *s = json_string_value(v);
+	if (!s || len <= rl || memcmp(s, raw, rl) != 0)
+		return 0;
+	for (size_t t = 0; t < sizeof tokens / sizeof *tokens; t++)
+		if (len - rl == strlen(tokens[t]) && !memcmp(s + rl, tokens[t], len - rl)) {
+			*out = t == 0 ? -INFINITY : t == 1 ? INFINITY : NAN;
+			return 1;
+		}
+	return 0;
 }

@@ -7,12 +7,17 @@
 #include <jansson.h>
 #include <stddef.h>
 
-/* Parses text of len bytes like json_loadb, with each bare NaN, Infinity
- * or -Infinity read as a marked string that halo_json_dumps writes back as
- * the token (a number is expected nowhere such a value is valid). */
+/* Parses text of len bytes like json_loadb with JSON_DECODE_ANY (any
+ * value at the top; callers check for an object) and JSON_ALLOW_NUL (a
+ * NUL in a string, as python allows), with each bare NaN, Infinity or
+ * -Infinity read as a marked string: halo_json_dumps writes it back as
+ * the token, and halo_json_nonfinite reads it as a number. */
 json_t *halo_json_loadb(const char *text, size_t len, json_error_t *je);
 
 /* json_dumps(j, flags), with the marked strings as bare tokens again. */
 char *halo_json_dumps(const json_t *j, size_t flags);
+
+/* Whether v is such a marked token; *out then holds its value. */
+int halo_json_nonfinite(const json_t *v, double *out);
 
 #endif

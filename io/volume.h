@@ -67,10 +67,10 @@ typedef struct halo_writer_opts {
 			      * chunks into it, no metadata (MPI ranks > 0) */
 } halo_writer_opts_t;
 
-/* Guesses the output format from the name: .tif or .tiff is TIFF,
- * .ome.zarr is OME-Zarr, anything else Zarr. */
 /* Whether path ends in ext (".zarr"), in any case, before trailing '/'. */
 int halo_path_has_ext(const char *path, const char *ext);
+/* Guesses the output format from the name: .tif or .tiff is TIFF,
+ * .ome.zarr is OME-Zarr, anything else Zarr. */
 halo_format_t halo_format_from_path(const char *path);
 
 /* Holds chunks (3 axes) of elsize-byte elements to

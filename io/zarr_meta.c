@@ -3,6 +3,7 @@
  * facing "unsupported array" cannot tell which of a dozen fields to fix. */
 #include "config.h"
 #include "io/zarr_private.h"
+#include "io/json.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -68,6 +69,8 @@ static int parse_fill(const json_t *v, const char *file, halo_zarr_meta_t *m,
 		m->fill = json_number_value(v);
 	} else if (json_is_boolean(v)) {
 		m->fill = json_is_true(v);
+	} else if (halo_json_nonfinite(v, &m->fill)) {
+		/* a bare NaN or Infinity, as python's json writes them */
 	} else if (json_is_string(v)) {
 		const char *s = json_string_value(v);
 		if (strcmp(s, "NaN") == 0)

@@ -338,8 +338,9 @@ static int rl_submit(void *ctx, starpu_data_handle_t haloed, starpu_data_handle_
  * plans and buffers (rl_warm), made and waited for before the first chunk
  * is read. Made among the first reads instead, each of their driver calls
  * queued behind the pinning of the reads' host buffers (cudaHostAlloc,
- * which the driver serialises, at about 0.65 ms per MiB): on the H100 with
- * 15 CPU workers reading, the spectrum took 328 ms instead of 3, and every
+ * which the driver serialises, at about 0.65 ms per MiB; halo now pins
+ * only where STARPU_DISABLE_PINNING=0 asks): on the H100 with 15 CPU
+ * workers reading, the spectrum took 328 ms instead of 3, and every
  * chunk's RL waits for it. Skipped under MPI, where every rank must submit
  * the same tasks in the same order. */
 static int rl_prepare(void *ctx, const int n[3], const int out[3], halo_error_t *err)

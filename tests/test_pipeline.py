@@ -642,6 +642,8 @@ bad.append(([{"name": "s", "op": "sum", "input": "a"},
 # and a 2D operand named in 2D.
 bad.append(([{"name": "o", "op": "to_zarr", "input": "a", "path": path("no.ome.zarr"),
               "ome": False}], 'field "ome" is false but'))
+bad.append(([{"name": "o", "op": "to_zarr", "input": "a", "path": path("o.tif"), "ome": True}],
+            'to_zarr: "' + path("o.tif") + '" is a TIFF name; use to_tiff'))
 bad.append(([{"name": "o", "op": "to_tiff", "input": "a", "path": path("t.zarr")}],
             'to_tiff: "' + path("t.zarr") + '" is a Zarr name; use to_zarr'))
 bad.append(([{"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "a", "depth": 1,

@@ -27,7 +27,7 @@ int halo__parse_int_list(const char *s, int min_n, int max_n, long min, const ch
 void halo__copy_utf8(char *dst, size_t len, const char *src);
 
 /* The last ndim of v: "ZxYxX", "YxX" for a 2D volume, "X", or "a scalar"
- * (ndim 0); returns buf. */
+ * (ndim 0, or out of range); returns buf. */
 const char *halo__dims(const int64_t v[3], int ndim, char *buf, size_t len);
 
 #endif
