@@ -169,6 +169,12 @@ static int parse_names(char *s, const char *what, const char **out, int max, int
 	return *n ? HALO_OK : halo_error_set(err, HALO_EINVAL, "%s: no value given", what);
 }
 
+/* What a bench writes in its work folder, and the file that says a
+ * folder is one: a kept --dir is reused, but never a user's files. */
+static const char *const own_files[] = {"psf.tif", "input.zarr", "out.zarr", "converted.zarr",
+					"peers", "stderr.txt", "simulated-machine", NULL};
+#define DIR_MARK ".halo-bench"
+
 static int parse_option(int c, char *arg, struct bench_opts *o, halo_error_t *err)
 {
 	int n;
@@ -567,6 +573,11 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 		if (halo_fs_mkdirs(o->dir, err))
 			return HALO_EIO;
 		snprintf(b->dir, sizeof b->dir, "%s", o->dir);
+		static const char text[] = "halo bench writes here and replaces its files on each run\n";
+		char mark[PATH_MAX + 64];
+		snprintf(mark, sizeof mark, "%s/" DIR_MARK, o->dir);
+		if (halo_fs_write(mark, text, sizeof text - 1, err))
+			return HALO_EIO;
 	} else {
 		const char *tmp = getenv("TMPDIR");
 		snprintf(b->dir, sizeof b->dir, "%s/halo-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -604,7 +615,7 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 	/* The volume deconvolve and convert run on: --input's, or --size. */
 	int64_t shape[3];
 	memcpy(shape, o->size, sizeof shape);
-	if (o->input && (!o->nchunks || !o->ndepth)) {
+	if (o->input) {
 		halo_reader_t *r;
 		if (halo_reader_open(o->input, &r, err))
 			return HALO_EIO;
@@ -616,15 +627,26 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 			o->chunks[0][d] = (shape[d] + 1) / 2;
 		o->nchunks = 1;
 	}
+	/* Chunks as they are on the volume, as halo runs them (and labels
+	 * them): larger ones end at its edge, and then may name one shape
+	 * twice, which runs once. */
+	int n = 0;
+	for (int k = 0; k < o->nchunks; k++) {
+		int64_t c[3];
+		for (int d = 0; d < 3; d++)
+			c[d] = o->chunks[k][d] < shape[d] ? o->chunks[k][d] : shape[d];
+		int seen = 0;
+		for (int j = 0; j < n && !seen; j++)
+			seen = !memcmp(o->chunks[j], c, sizeof c);
+		if (!seen)
+			memcpy(o->chunks[n++], c, sizeof c);
+	}
+	o->nchunks = n;
 	if (!o->ndepth) {
 		/* halo deconvolve's own default for the first chunk shape, which
-		 * the peers run with too: from the chunks as they are on the
-		 * volume, and no deeper than it. */
-		int64_t real[3];
+		 * the peers run with too, and no deeper than the volume. */
 		int pn[3] = {(int)o->psf, (int)o->psf, (int)o->psf}, depth[3];
-		for (int d = 0; d < 3; d++)
-			real[d] = o->chunks[0][d] < shape[d] ? o->chunks[0][d] : shape[d];
-		halo_deconv_default_depth(real, pn, depth);
+		halo_deconv_default_depth(o->chunks[0], pn, depth);
 		for (int d = 0; d < 3; d++)
 			o->depth[d] = depth[d] < shape[d] ? depth[d] : shape[d];
 	}
@@ -693,10 +715,36 @@ static int describe_workloads(struct bench_ctx *b, struct bench_report *rep, hal
 	return HALO_OK;
 }
 
-/* What can be checked before minutes of runs: schedulers, peers, and
- * that the report files can be created. */
+/* A --dir that is a bench's, or holds none of its names; and no report
+ * named like one of them. */
+static int check_dir(const struct bench_opts *o, halo_error_t *err)
+{
+	char p[PATH_MAX + 64];
+	snprintf(p, sizeof p, "%s/%s", o->dir, DIR_MARK);
+	int ours = halo_fs_exists(p);
+	const char *files[3][2] = {{o->json, "--json"}, {o->plot, "--plot"}, {o->trace, "--trace"}};
+	for (const char *const *n = own_files; *n; n++) {
+		snprintf(p, sizeof p, "%s/%s", o->dir, *n);
+		if (o->input && !strcmp(*n, "input.zarr"))
+			continue; /* not made: --input is read */
+		if (!ours && halo_fs_exists(p))
+			return halo_error_set(err, HALO_EEXIST, "%s: already exists and is not from "
+					      "'halo bench'; give --dir another folder", p);
+		for (int i = 0; i < 3; i++)
+			if (files[i][0] && halo_path_within(files[i][0], p))
+				return halo_error_set(err, HALO_EINVAL, "%s %s: --dir keeps its %s "
+						      "there; give another name", files[i][1],
+						      files[i][0], *n);
+	}
+	return HALO_OK;
+}
+
+/* What can be checked before minutes of runs: schedulers, peers, the
+ * work folder, and that the report files can be created. */
 static int check_options(const struct bench_opts *o, halo_error_t *err)
 {
+	if (o->dir && check_dir(o, err))
+		return err->code;
 	for (int i = 0; i < o->nscheds; i++)
 		if (halo_sched_check(o->scheds[i], "--sched", err))
 			return err->code;

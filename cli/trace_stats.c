@@ -211,6 +211,12 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 		t->end = ts + dur;
 		t->submit = num(args, "submit", ts);
 		t->ready = num(args, "ready", ts);
+		/* Times count from the run's first submission: none is before. */
+		if (ts < 0 || !(t->submit >= 0) || !(t->ready >= 0)) {
+			trace_free(tr);
+			return halo_error_set(err, HALO_EFORMAT, "%s: task event %zu has a negative time "
+					      "(times count from the first submission)", path, i);
+		}
 		/* No estimate below a nanosecond: error ratios would overflow */
 		double expected = num(args, "expected", -1);
 		t->expected = expected >= 1e-3 && expected <= MAX_US ? expected : -1;

@@ -227,7 +227,7 @@ for args, rc, msg in [
         (["--chunks", "1,2"], 1, "--chunks"),
         (["--peers", "all,none"], 1, "--peers: 'all' stands alone, not in a list"),
         (["deconvolve", "--sched", "eager,lws,ws,prio,random,dm,dmda,dmdas,dmdar",
-          "--ncpu", "1,all"] + ["--chunks=8,8,8"] * 15, 1,
+          "--ncpu", "1,all"] + [f"--chunks=8,8,{8 + k}" for k in range(15)], 1,
          "bench deconvolve: 270 configurations, more than 256"),
         (["sharpen"], 2, "unknown workload 'sharpen'"),
         (["--bogus"], 2, "unknown option '--bogus'")]:
@@ -302,5 +302,39 @@ r = halo("bench", "deconvolve", "--size", "16,64,64", "--chunks", "100,100,100",
          check_rc=0)
 check(r.returncode == 0 and "depth 16,16,16" in r.stdout,
       "bench deconvolve: chunks larger than the volume run, the depth capped at it",
+      (r.stdout, r.stderr))
+# --dir reuses a bench's kept folder, never a user's files of its names
+# (a user's psf.tif was replaced, a Zarr written into their input.zarr),
+# nor writes a report over one of its own files.
+ud = path("bench-userdir")
+shutil.rmtree(ud, ignore_errors=True)
+os.makedirs(ud)
+with open(os.path.join(ud, "psf.tif"), "w") as f:
+    f.write("thesis draft")
+tiny = ["bench", "deconvolve", "--size", "8,16,16", "--psf", 3, "--iterations", "1", "--repeat",
+        "1", "--warmup", "0", "--peers", "none", "--ncpu", "1", "--quiet"]
+r = halo(*tiny, "--dir", ud, check_rc=0)
+check(r.returncode == 1 and "psf.tif: already exists and is not from 'halo bench'" in r.stderr
+      and open(os.path.join(ud, "psf.tif")).read() == "thesis draft",
+      "bench --dir with a user's psf.tif: refused, the file kept", r.stderr)
+kept = path("bench-kept")
+shutil.rmtree(kept, ignore_errors=True)
+r1 = halo(*tiny, "--dir", kept, check_rc=0)
+r2 = halo(*tiny, "--dir", kept, check_rc=0)
+r3 = halo(*tiny, "--dir", kept, "--json", os.path.join(kept, "psf.tif"), check_rc=0)
+check(r1.returncode == 0 and r2.returncode == 0 and r3.returncode == 1 and
+      "--dir keeps its psf.tif there" in r3.stderr,
+      "bench --dir: a kept folder reused; a report named as one of its files refused",
+      (r1.stderr, r2.stderr, r3.stderr))
+# Such chunks are labelled as they run, ending at the volume's edge, and
+# shapes that are then the same run once (three runs of one were made).
+cl = path("bench-clamped.json")
+r = halo("bench", "deconvolve", "--size", "8,16,16", "--psf", 3, "--chunks", "8,16,16",
+         "--chunks", "100,100,100", "--chunks", "8,20,20", "--iterations", "1", "--repeat", "1",
+         "--warmup", "0", "--peers", "none", "--ncpu", "1", "--json", cl, "--quiet", check_rc=0)
+runs = json.load(open(cl))["workloads"][0]["runs"] if r.returncode == 0 else []
+check([x["config"]["chunks"] for x in runs] == [[8, 16, 16]] and
+      "8x16x16 overlap" in r.stdout and "100x100x100" not in r.stdout,
+      "bench: chunks larger than the volume labelled as they run, one shape run once",
       (r.stdout, r.stderr))
 done()

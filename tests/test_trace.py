@@ -340,6 +340,9 @@ edited("badchunk.json", lambda d, t: t[0]["args"].update(chunk=[0, 1]))
 edited("hugedur.json", lambda d, t: t[0].update(dur=1.7e308))
 edited("zeromakespan.json", lambda d, t: d["otherData"].update(makespan_us=0))
 edited("negworker.json", lambda d, t: t[0]["args"].update(worker=-1))
+# Times count from the first submission: none is negative.
+edited("negts.json", lambda d, t: t[0].update(ts=-5000.0))
+edited("negsubmit.json", lambda d, t: t[0]["args"].update(submit=-1.0))
 for name, want in [("trunc.json", "not a trace"), ("foreign.json", "not a halo trace"),
                    ("missing.json", "No such file"), ("negdur.json", "negative duration"),
                    ("dupid.json", "two tasks have id"), ("huge.json", "lacks id, ts, dur"),
@@ -347,7 +350,8 @@ for name, want in [("trunc.json", "not a trace"), ("foreign.json", "not a halo t
                    ("baddeps.json", "not a valid index"), ("badworker.json", "not a valid index"),
                    ("badchunk.json", "not a valid index"), ("hugedur.json", "beyond 31 years"),
                    ("zeromakespan.json", "ends before the last task"),
-                   ("negworker.json", "not a valid index")]:
+                   ("negworker.json", "not a valid index"),
+                   ("negts.json", "negative time"), ("negsubmit.json", "negative time")]:
     r = halo("trace", "summary", path(name))
     line = r.stderr.strip()
     check(r.returncode == 1 and want in line and "\n" not in line and path(name) in line,
