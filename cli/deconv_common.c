@@ -514,18 +514,19 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	 * lock and temporary output; StarPU's start installs its own
 	 * handlers, which halo's replace again. */
 	halo_signals_install();
-	if (halo_output_begin(outp, o->overwrite, &out, err))
+	if (halo_output_check(outp, o->overwrite, err))
 		goto fail;
 	if (halo_runtime_init(&o->rt, &rt, err))
 		goto fail;
 	halo_signals_install();
 	int ranks = halo_runtime_ranks(rt), speaker = halo_runtime_rank(rt) == 0;
 	dopts.stream.quiet |= !speaker;
-	if (ranks > 1) {
-		/* Rank 0 names and creates the output for every rank. */
-		halo_output_abort(out);
-		out = NULL;
-	}
+	/* The lock once the ranks have met: under mpirun a rank that failed
+	 * on its own before (a file only its node lacks) made mpirun kill
+	 * rank 0 holding it. There rank 0 names and creates the output for
+	 * every rank, later. */
+	if (ranks == 1 && halo_output_begin(outp, o->overwrite, &out, err))
+		goto fail;
 	if (exact)
 		memset(dopts.depth, 0, sizeof dopts.depth);
 	if (why && !o->quiet && speaker)

@@ -490,6 +490,16 @@ int halo_runtime_opts_check(const halo_runtime_opts_t *opts, halo_error_t *err)
 	if (opts->trace && !halo_trace_replaceable(opts->trace))
 		return halo_error_set(err, HALO_EEXIST, "--trace: '%s' exists and is not a halo "
 				      "trace; halo replaces only its own", opts->trace);
+	/* Under mpirun each rank writes its part beside FILE first. */
+	int ranks = halo__runtime_launched_ranks();
+	for (int r = 0; opts->trace && ranks > 1 && r < ranks; r++) {
+		char part[4096];
+		halo__trace_rank_path(opts->trace, r, part, sizeof part);
+		if (!halo_trace_replaceable(part))
+			return halo_error_set(err, HALO_EEXIST, "--trace: '%s', where rank %d writes its "
+					      "part, exists and is not a halo trace; halo replaces "
+					      "only its own", part, r);
+	}
 	int bad = check_env_count("STARPU_NCPU", err);
 	if (!bad)
 		bad = check_env_count("STARPU_NCUDA", err);

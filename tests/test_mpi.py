@@ -100,6 +100,10 @@ lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
 check(r.returncode != 0 and len(lines) == 1 and
       lines[0].startswith("halo: rank 1: ") and "no-psf.tif" in lines[0],
       "mpirun -np 2, rank 1's PSF missing: one line naming rank 1", r.stderr[-1500:])
+# Nothing left beside OUT: rank 0 took the output's lock before the ranks
+# met, and mpirun ended it holding the lock.
+left = [f for f in os.listdir(path("")) if "mpi-x.zarr" in f]
+check(left == [], "mpirun -np 2, rank 1's PSF missing: nothing left beside OUT", left)
 
 demo = path("mpi-demo")
 shutil.rmtree(demo, ignore_errors=True)
@@ -260,6 +264,15 @@ for n in (2, 3):
 tr = path("mpi-trace.json")
 if os.path.exists(tr):
     os.remove(tr)
+# A user's file where a rank would write its part of the trace is kept.
+part = path("mpi-trace.rank1.json")
+with open(part, "w") as f:
+    f.write("my notes\n")
+r = mpirun(2, "run", pipeline("mpi-t", src), "--quiet", "--trace", tr)
+check(r.returncode == 1 and "mpi-trace.rank1.json', where rank 1 writes its part" in r.stderr
+      and open(part).read() == "my notes\n" and not os.path.exists(tr),
+      "mpirun --trace: a user's FILE.rank1.json refused and kept", r.stderr[-1500:])
+os.remove(part)
 ENV["STARPU_COMM_STATS"] = "1"
 r = mpirun(2, "run", pipeline("mpi-t", src), "--quiet", "--trace", tr)
 del ENV["STARPU_COMM_STATS"]
