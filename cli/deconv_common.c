@@ -283,6 +283,34 @@ static void warn_fft_sizes(const halo_volume_info_t *info, const int depth[3])
 	}
 }
 
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ ((const unsigned char *)p)[i]) * UINT64_C(1099511628211);
+	return h;
+}
+
+/* Under mpirun every rank reads IN and the PSF itself: a stale copy on
+ * one node crashed StarPU-MPI (another shape) or mixed its values into the
+ * output (another type). What the ranks must share is compared with rank
+ * 0's, and all fail together where it differs. */
+static int same_inputs(const halo_volume_info_t *ii, const float *psf, const int pn[3],
+		       halo_error_t *err)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+	h = fnv(h, ii->shape, sizeof ii->shape);
+	h = fnv(h, ii->chunks, sizeof ii->chunks);
+	h = fnv(h, &ii->dtype, sizeof ii->dtype);
+	h = fnv(h, pn, 3 * sizeof *pn);
+	h = fnv(h, psf, (size_t)pn[0] * (size_t)pn[1] * (size_t)pn[2] * sizeof *psf);
+	long mine = (long)h;
+	int rc = mine == halo__mpi_bcast_long(mine)
+		 ? HALO_OK
+		 : halo_error_set(err, HALO_EINVAL, "its IN or PSF differs from rank 0's (shape, "
+				  "type, chunks or PSF values): every rank must read the same files");
+	return halo__mpi_agree(rc, err);
+}
+
 int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const float *psf,
 			const int pn[3], const char *outp, struct halo_deconv_result *res,
 			halo_error_t *err)
@@ -526,6 +554,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	 * rank 0 holding it. There rank 0 names and creates the output for
 	 * every rank, later. */
 	if (ranks == 1 && halo_output_begin(outp, o->overwrite, &out, err))
+		goto fail;
+	if (ranks > 1 && same_inputs(ii, psf, pn, err))
 		goto fail;
 	if (exact)
 		memset(dopts.depth, 0, sizeof dopts.depth);

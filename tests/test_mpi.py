@@ -104,6 +104,27 @@ check(r.returncode != 0 and len(lines) == 1 and
 # met, and mpirun ended it holding the lock.
 left = [f for f in os.listdir(path("")) if "mpi-x.zarr" in f]
 check(left == [], "mpirun -np 2, rank 1's PSF missing: nothing left beside OUT", left)
+# Rank 1 reading another IN (a stale copy on its node): StarPU-MPI aborted
+# on another shape, and another type was mixed into the output.
+same_src = path("mpi-same.zarr")
+zarr.open(same_src, mode="w", shape=(8, 16, 16), chunks=(4, 8, 8), dtype="u2")[:] = 1
+for name, shape, dt in [("mpi-other-shape.zarr", (8, 16, 12), "u2"),
+                        ("mpi-other-type.zarr", (8, 16, 16), "f4")]:
+    other = path(name)
+    zarr.open(other, mode="w", shape=shape, chunks=(4, 8, 8), dtype=dt)[:] = 1
+    wrap2 = path("mpi-rank1-other.sh")
+    with open(wrap2, "w") as f:
+        f.write(f"#!/bin/sh\n[ \"$OMPI_COMM_WORLD_RANK$PMI_RANK\" = 1 ] && set -- \"$1\" "
+                f"{other} \"$3\" \"$4\" \"$5\"\nexec {HALO} \"$@\"\n")
+    os.chmod(wrap2, 0o755)
+    r = subprocess.run(["mpirun", "-np", "2", wrap2, "deconvolve", same_src, path("mpi-psf0.tif"),
+                        path("mpi-y.zarr"), "--iterations=2"], env=ENV, capture_output=True,
+                       text=True, timeout=300, stdin=subprocess.DEVNULL)
+    lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
+    left = [f for f in os.listdir(path("")) if "mpi-y.zarr" in f]
+    check(r.returncode != 0 and len(lines) == 1 and "rank 1: its IN or PSF differs" in lines[0]
+          and left == [], f"mpirun -np 2, rank 1 reading {name}: one line, nothing left",
+          (r.stderr[-1500:], left))
 
 demo = path("mpi-demo")
 shutil.rmtree(demo, ignore_errors=True)
