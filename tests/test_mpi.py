@@ -86,16 +86,22 @@ for what, args in [("a missing PSF", ["deconvolve", src, path("no-psf.tif"), pat
     lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
     check(r.returncode != 0 and len(lines) == 1 and "rank" not in lines[0],
           f"mpirun -np 3, {what}: one line", r.stderr[-1500:])
+def rank1_reads(arg, value, *args):
+    """mpirun -np 2 halo ARGS, where rank 1 finds value as argument arg
+    (1-based, after halo) instead."""
+    wrap = path("mpi-rank1.sh")
+    with open(wrap, "w") as f:
+        f.write(f"#!/bin/sh\nn=0; for a; do n=$((n + 1)); [ \"$OMPI_COMM_WORLD_RANK$PMI_RANK\" = 1 ]"
+                f" && [ $n = {arg} ] && a={value}; set -- \"$@\" \"$a\"; shift; done\n"
+                f"exec {HALO} \"$@\"\n")
+    os.chmod(wrap, 0o755)
+    return subprocess.run(["mpirun", "-np", "2", wrap, *map(str, args)], env=ENV,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
 # A failure of one rank's own is said by that rank, naming it.
 tifffile.imwrite(path("mpi-psf0.tif"), np.ones((3, 3, 3), np.float32), photometric="minisblack")
-wrap = path("mpi-rank1-fails.sh")
-with open(wrap, "w") as f:
-    f.write(f"#!/bin/sh\n[ \"$OMPI_COMM_WORLD_RANK$PMI_RANK\" = 1 ] && set -- \"$1\" \"$2\" "
-            f"{path('no-psf.tif')} \"$4\"\nexec {HALO} \"$@\"\n")
-os.chmod(wrap, 0o755)
-r = subprocess.run(["mpirun", "-np", "2", wrap, "deconvolve", src, path("mpi-psf0.tif"),
-                    path("mpi-x.zarr")], env=ENV, capture_output=True, text=True, timeout=300,
-                   stdin=subprocess.DEVNULL)
+r = rank1_reads(3, path("no-psf.tif"), "deconvolve", src, path("mpi-psf0.tif"), path("mpi-x.zarr"))
 lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
 check(r.returncode != 0 and len(lines) == 1 and
       lines[0].startswith("halo: rank 1: ") and "no-psf.tif" in lines[0],
@@ -112,14 +118,8 @@ for name, shape, dt in [("mpi-other-shape.zarr", (8, 16, 12), "u2"),
                         ("mpi-other-type.zarr", (8, 16, 16), "f4")]:
     other = path(name)
     zarr.open(other, mode="w", shape=shape, chunks=(4, 8, 8), dtype=dt)[:] = 1
-    wrap2 = path("mpi-rank1-other.sh")
-    with open(wrap2, "w") as f:
-        f.write(f"#!/bin/sh\n[ \"$OMPI_COMM_WORLD_RANK$PMI_RANK\" = 1 ] && set -- \"$1\" "
-                f"{other} \"$3\" \"$4\" \"$5\"\nexec {HALO} \"$@\"\n")
-    os.chmod(wrap2, 0o755)
-    r = subprocess.run(["mpirun", "-np", "2", wrap2, "deconvolve", same_src, path("mpi-psf0.tif"),
-                        path("mpi-y.zarr"), "--iterations=2"], env=ENV, capture_output=True,
-                       text=True, timeout=300, stdin=subprocess.DEVNULL)
+    r = rank1_reads(2, other, "deconvolve", same_src, path("mpi-psf0.tif"), path("mpi-y.zarr"),
+                    "--iterations=2")
     lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
     left = [f for f in os.listdir(path("")) if "mpi-y.zarr" in f]
     check(r.returncode != 0 and len(lines) == 1 and "rank 1: its IN or PSF differs" in lines[0]
