@@ -283,13 +283,6 @@ static void warn_fft_sizes(const halo_volume_info_t *info, const int depth[3])
 	}
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ ((const unsigned char *)p)[i]) * UINT64_C(1099511628211);
-	return h;
-}
-
 /* Under mpirun every rank reads IN and the PSF itself: a stale copy on
  * one node crashed StarPU-MPI (another shape) or mixed its values into the
  * output (another type). What the ranks must share is compared with rank
@@ -297,12 +290,12 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 static int same_inputs(const halo_volume_info_t *ii, const float *psf, const int pn[3],
 		       halo_error_t *err)
 {
-	uint64_t h = UINT64_C(14695981039346656037);
-	h = fnv(h, ii->shape, sizeof ii->shape);
-	h = fnv(h, ii->chunks, sizeof ii->chunks);
-	h = fnv(h, &ii->dtype, sizeof ii->dtype);
-	h = fnv(h, pn, 3 * sizeof *pn);
-	h = fnv(h, psf, (size_t)pn[0] * (size_t)pn[1] * (size_t)pn[2] * sizeof *psf);
+	uint32_t h = starpu_hash_crc32c_be_n(ii->shape, sizeof ii->shape, 0);
+	h = starpu_hash_crc32c_be_n(ii->chunks, sizeof ii->chunks, h);
+	h = starpu_hash_crc32c_be_n(&ii->dtype, sizeof ii->dtype, h);
+	h = starpu_hash_crc32c_be_n(pn, 3 * sizeof *pn, h);
+	size_t psf_bytes = (size_t)pn[0] * (size_t)pn[1] * (size_t)pn[2] * sizeof *psf;
+	h = starpu_hash_crc32c_be_n(psf, psf_bytes, h);
 	long mine = (long)h;
 	int rc = mine == halo__mpi_bcast_long(mine)
 		 ? HALO_OK

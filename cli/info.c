@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "io/volume.h"
 #include "runtime/runtime.h"
+#include "util/util.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -171,13 +172,11 @@ static int describe_volume(const char *path, int as_json)
 	} else {
 		char dims[4][96];
 		const char *sep[3] = {"x", "x", ""};
-		dims[0][0] = dims[1][0] = dims[2][0] = dims[3][0] = '\0';
+		halo__dims(v->shape, v->ndim, dims[0], sizeof dims[0]);
+		halo__dims(stored.chunks, v->ndim, dims[1], sizeof dims[1]);
+		dims[2][0] = dims[3][0] = '\0';
 		size_t n[4] = {0, 0, 0, 0};
 		for (int d = first; d < 3; d++) {
-			n[0] += (size_t)snprintf(dims[0] + n[0], sizeof dims[0] - n[0], "%lld%s",
-						 (long long)v->shape[d], sep[d]);
-			n[1] += (size_t)snprintf(dims[1] + n[1], sizeof dims[1] - n[1], "%lld%s",
-						 (long long)stored.chunks[d], sep[d]);
 			n[2] += (size_t)snprintf(dims[2] + n[2], sizeof dims[2] - n[2], "%g%s", v->voxel[d],
 						 sep[d]);
 			n[3] += (size_t)snprintf(dims[3] + n[3], sizeof dims[3] - n[3], "%g%s",

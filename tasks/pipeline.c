@@ -326,12 +326,14 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 		if (halo_path_has_ext(path, ".zarr"))
 			return fail(c, HALO_EINVAL, "to_tiff: \"%s\" is a Zarr name; use to_zarr", path);
 	} else {
-		if (halo_format_from_path(path) == HALO_FMT_TIFF)
+		wo.format = halo_format_from_path(path);
+		if (wo.format == HALO_FMT_TIFF)
 			return fail(c, HALO_EINVAL, "to_zarr: \"%s\" is a TIFF name; use to_tiff", path);
-		wo.format = ome ? HALO_FMT_OME_ZARR : halo_format_from_path(path);
 		if (!ome && field(c, "ome") && wo.format == HALO_FMT_OME_ZARR)
 			return fail(c, HALO_EINVAL, "field \"ome\" is false but \"%s\" is an OME-Zarr "
 				    "name; drop the field or rename the output", path);
+		if (ome)
+			wo.format = HALO_FMT_OME_ZARR;
 	}
 	if (pyramid && wo.format != HALO_FMT_OME_ZARR)
 		return fail(c, HALO_EINVAL, "field \"pyramid\" needs an OME-Zarr output (\"ome\": true "
