@@ -1,14 +1,15 @@
 /* Executing a plan on StarPU (see execute.h).
  *
  * The walk is demand-driven: output chunks (stores and scalar partials)
- * are visited in C order, outputs interleaved by progress, and each one
- * submits the chunks it needs, recursively, the first time they are
- * needed. A chunk's handle is registered when its producing task is
- * submitted and unregistered (starpu_data_unregister_submit) after the
- * last task that reads it, so only the region being worked on is
- * resident; submission waits while too many output chunks are in flight
- * for the memory budget. Every task of a failed run turns into a no-op
- * (runtime/stream_tasks.c), and outputs are committed only at the end. */
+ * are visited in C order (a rechunk's in tiles, see tile_init), outputs
+ * interleaved by progress, and each one submits the chunks it needs,
+ * recursively, the first time they are needed. A chunk's handle is
+ * registered when its producing task is submitted and unregistered
+ * (starpu_data_unregister_submit) after the last task that reads it, so
+ * only the region being worked on is resident; submission waits while
+ * too many output chunks are in flight for the memory budget. Every task
+ * of a failed run turns into a no-op (runtime/stream_tasks.c), and
+ * outputs are committed only at the end. */
 #include "config.h"
 #include "tasks/execute.h"
 #include "codelets/filter.h"
@@ -33,7 +34,9 @@ struct pstate {
 	starpu_data_handle_t *h;
 	int32_t *left;
 	int64_t *lists[3];       /* scratch for input lists */
-	int64_t next;            /* roots: the next chunk to submit (C order) */
+	int64_t next;            /* roots: chunks submitted so far */
+	int64_t at[3];           /* roots: the next chunk to submit */
+	int64_t tile[3];         /* roots: visited in tiles of this many chunks */
 	halo_output_t *output;   /* stores */
 	halo_writer_t *writer;
 	starpu_data_handle_t token; /* stores that must be written in order (TIFF) */
@@ -51,6 +54,47 @@ struct exec {
 	halo_distribution_t dist; /* who owns which chunk (runtime/distribution.h) */
 	int64_t ref[3];           /* the array shape the distribution cuts */
 };
+
+/* A store that rechunks visits its chunks in tiles, one input chunk's
+ * worth each ((1,2,2) of 128^3 from 64x256x256), so that the chunks
+ * reading the same inputs are gathered one after another while those
+ * are still in the cache, and the inputs are freed sooner; in C order
+ * an input chunk's four readers were eight chunks apart. TIFF stores do
+ * not gather, and write in C order. */
+static void tile_init(const halo_pnode_t *p, int64_t tile[3])
+{
+	for (int d = 0; d < 3; d++) {
+		tile[d] = 1;
+		if (!p->gathers)
+			continue;
+		const struct halo_axis *in = &p->in[0]->grid[d], *out = &p->grid[d];
+		int64_t a = in->start[1] - in->start[0], b = out->start[1] - out->start[0];
+		tile[d] = a > b ? (a + b - 1) / b : 1;
+	}
+}
+
+/* The chunk after `at` in p's visiting order: C order within a tile,
+ * tiles in C order (edge tiles cut at the grid's edge). */
+static void tile_next(const halo_pnode_t *p, const int64_t tile[3], int64_t at[3])
+{
+	int64_t o[3], e[3];
+	for (int d = 0; d < 3; d++) {
+		o[d] = at[d] / tile[d] * tile[d];
+		e[d] = o[d] + tile[d] < p->grid[d].nblocks ? o[d] + tile[d] : p->grid[d].nblocks;
+	}
+	for (int d = 2; d >= 0; d--) {
+		if (++at[d] < e[d])
+			return;
+		at[d] = o[d];
+	}
+	/* The tile is done: the next one's first chunk. */
+	for (int d = 2; d >= 0; d--) {
+		at[d] = o[d] + tile[d];
+		if (at[d] < p->grid[d].nblocks)
+			return;
+		at[d] = 0;
+	}
+}
 
 /* Prefixes err with the step's name when the user named it. */
 static int step_prefix(halo_error_t *err, const halo_expr_t *e)
@@ -912,8 +956,10 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 			goto out;
 		}
 		memcpy(s->left, p->uses, (size_t)p->nchunks * sizeof *s->left);
-		if (p->root)
+		if (p->root) {
 			total += p->nchunks;
+			tile_init(p, s->tile);
+		}
 	}
 	uint64_t budget = o->memory ? o->memory : halo_memory_default(), front, per, outside;
 	halo_plan_memory(plan, &front, &per, &outside);
@@ -1033,10 +1079,10 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 		if (x.ranks == 1 ? halo__stream_stopped(job)
 				 : ++asked % 16 == 0 && halo__mpi_any(halo__stream_stopped(job)))
 			break;
-		int64_t f = x.st[next->id].next++, j[3];
-		j[2] = f % next->grid[2].nblocks;
-		j[1] = f / next->grid[2].nblocks % next->grid[1].nblocks;
-		j[0] = f / next->grid[2].nblocks / next->grid[1].nblocks;
+		struct pstate *s = &x.st[next->id];
+		int64_t j[3] = {s->at[0], s->at[1], s->at[2]};
+		s->next++;
+		tile_next(next, s->tile, s->at);
 		submit_root(&x, next, j);
 	}
 	/* Every chunk is submitted: the parked CPU workers may take what

@@ -94,6 +94,27 @@ for chunks in [[10, 20, 20], [23, 1, 41], [4, -1, 7], [100, 100, 100]]:
     check(zarr.open(out, mode="r").chunks == want, f"rechunk to {chunks}: stored chunks",
           zarr.open(out, mode="r").chunks)
 
+# A rechunk's chunks are submitted in tiles of one input chunk's worth
+# (here 2x2x2 of 4x8x8 in 7x16x16; cut at the edges), each chunk once, so
+# that the chunks reading the same inputs run one after another.
+out, trace = path("re.zarr"), path("re-trace.json")
+run(pipeline("re", [
+    {"name": "a", "op": "from_zarr", "path": pu16},
+    {"name": "r", "op": "rechunk", "input": "a", "chunks": [4, 8, 8]},
+    {"name": "o", "op": "to_zarr", "input": "r", "path": out, "overwrite": True}]),
+    "--trace", trace)
+with open(trace) as f:
+    ev = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X" and e["name"] == "write"]
+got = [tuple(e["args"]["chunk"]) for e in sorted(ev, key=lambda e: e["args"]["id"])]
+grid, tile = (6, 5, 6), (2, 2, 2)
+want = [(tz + z, ty + y, tx + x)
+        for tz in range(0, grid[0], tile[0]) for ty in range(0, grid[1], tile[1])
+        for tx in range(0, grid[2], tile[2])
+        for z in range(min(tile[0], grid[0] - tz)) for y in range(min(tile[1], grid[1] - ty))
+        for x in range(min(tile[2], grid[2] - tx))]
+check(got == want, "a rechunk's chunks are written tile by tile, each once", got[:12])
+same(out, u16, "rechunk in tiles: values")
+
 # 2. astype: float to int truncates, int to int wraps, as numpy.
 for src, dt in [(pf32, "int16"), (pf32, "uint8"), (pi16, "uint8"), (pi16, "float64"),
                 (pu16, "int8"), (pf32, "float64")]:
