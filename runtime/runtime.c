@@ -14,6 +14,7 @@
 #include "runtime/mpi.h"
 #include "io/outdir.h"
 #include "io/fs.h"
+#include "util/signals.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -772,9 +773,13 @@ int halo_runtime_finish(halo_runtime_t *rt, halo_error_t *err)
 	if (!rt)
 		return HALO_OK;
 	/* The trace shuts StarPU down itself once it has what it needs, then
-	 * reads the transfers from the FxT file that StarPU flushes. */
-	int rc = rt->trace ? halo_trace_end(rt->trace, rt->fxt, stop_starpu, rt, err) : HALO_OK;
-	if (!rc && rt->trace_final)
+	 * reads the transfers from the FxT file that StarPU flushes. Under
+	 * mpirun an interrupt is its SIGTERM, and SIGKILL follows a second
+	 * later: too soon to write and join the ranks' traces, so none is
+	 * written rather than parts cut short left behind. */
+	const char *trace = rt->ranks > 1 && halo_interrupted() ? NULL : rt->trace;
+	int rc = rt->trace ? halo_trace_end(trace, rt->fxt, stop_starpu, rt, err) : HALO_OK;
+	if (!rc && trace && rt->trace_final)
 		rc = halo__trace_merge(rt->trace_final, rt->ranks, err);
 	free(rt->trace);
 	free(rt->trace_final);

@@ -13,8 +13,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import tifffile
@@ -517,4 +519,23 @@ check(r.returncode != 0 and len(lines) == 1 and "rank " in lines[0] and "1.1.1" 
       not [f for f in os.listdir(os.path.dirname(path("x"))) if "mpi-ex-bad" in f],
       "exact mode on 3 ranks, a corrupt chunk: one line naming rank and chunk; nothing left",
       r.stderr[-1500:])
+
+# Ctrl-C on mpirun: it sends the ranks SIGTERM, then SIGKILL a second
+# later. A traced run leaves neither output nor trace parts cut short.
+ex[1], ex[3] = src, path("mpi-int.zarr")
+ex[ex.index("--iterations") + 1] = "100000"
+p = subprocess.Popen(["mpirun", "-np", "2", HALO, *ex, "--trace", path("mpi-int.json")], env=ENV,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.PIPE, text=True)
+folder = os.path.dirname(path("x"))
+for _ in range(600):  # until the ranks have begun writing the output
+    if p.poll() is not None or [f for f in os.listdir(folder) if "mpi-int.zarr.halo-tmp" in f]:
+        break
+    time.sleep(0.1)
+time.sleep(1)
+p.send_signal(signal.SIGINT)
+err = p.communicate(timeout=120)[1]
+left = [f for f in os.listdir(folder) if "mpi-int" in f]
+check(p.returncode != 0 and "interrupted" in err and not left,
+      "Ctrl-C on a traced mpirun: nothing left, no trace parts", (p.returncode, left, err[-800:]))
 done()
