@@ -103,6 +103,31 @@ static int step_prefix(halo_error_t *err, const halo_expr_t *e)
 	return name ? halo_error_prefix(err, "step \"%s\"", name) : err->code;
 }
 
+/* Under mpirun every rank opens the sources itself: a stale copy on one
+ * node (another shape, type or chunks) would make the ranks walk
+ * different graphs and StarPU-MPI abort. Each source is compared with
+ * rank 0's, and all fail together where one differs. */
+static int same_sources(const halo_plan_t *plan, halo_error_t *err)
+{
+	int rc = HALO_OK;
+	for (int i = 0; i < plan->n; i++) {
+		const halo_expr_t *e = plan->nodes[i]->expr;
+		if (plan->nodes[i]->kind != HALO_PN_SOURCE || !e->reader)
+			continue;
+		const halo_volume_info_t *in = &e->info;
+		uint32_t h = starpu_hash_crc32c_be_n(in->shape, sizeof in->shape, 0);
+		h = starpu_hash_crc32c_be_n(in->chunks, sizeof in->chunks, h);
+		h = starpu_hash_crc32c_be_n(&in->dtype, sizeof in->dtype, h);
+		if ((long)h != halo__mpi_bcast_long((long)h) && !rc) {
+			rc = halo_error_set(err, HALO_EINVAL,
+					    "%s: differs from rank 0's (shape, type or chunks): every "
+					    "rank must read the same files", halo_reader_path(e->reader));
+			step_prefix(err, e);
+		}
+	}
+	return halo__mpi_agree(rc, err);
+}
+
 static size_t elsize(const halo_pnode_t *p)
 {
 	return halo_dtype_size((halo_dtype_t){p->expr->dtype, 0});
@@ -934,6 +959,10 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 	starpu_pthread_cond_init(&job->cond, NULL);
 	int rc = HALO_OK;
 	int64_t total = 0;
+	/* First: a rank that failed alone below would leave the others
+	 * waiting for it. */
+	if (halo__mpi_ranks() > 1 && (rc = same_sources(plan, err)))
+		goto out;
 	x.st = calloc((size_t)plan->n, sizeof *x.st);
 	if (!x.st) {
 		rc = halo_error_set(err, HALO_ENOMEM, "out of memory");

@@ -128,6 +128,24 @@ for name, shape, dt in [("mpi-other-shape.zarr", (8, 16, 12), "u2"),
           and left == [], f"mpirun -np 2, rank 1 reading {name}: one line, nothing left",
           (r.stderr[-1500:], left))
 
+# The same through halo run: rank 1's pipeline reads another volume.
+for name, shape, dt in [("mpi-other-shape.zarr", (8, 16, 12), "u2"),
+                        ("mpi-other-type.zarr", (8, 16, 16), "f4")]:
+    pipes = []
+    for src_path, tag in [(same_src, "same"), (path(name), "other")]:
+        pipes.append(path(f"mpi-run-{tag}.json"))
+        with open(pipes[-1], "w") as f:
+            json.dump({"steps": [{"name": "raw", "op": "from_zarr", "path": src_path},
+                                 {"name": "o", "op": "to_zarr", "input": "raw",
+                                  "path": path("mpi-z.zarr"), "overwrite": True}]}, f)
+    r = rank1_reads(2, pipes[1], "run", pipes[0], "--quiet")
+    lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
+    left = [f for f in os.listdir(path("")) if "mpi-z.zarr" in f]
+    check(r.returncode != 0 and len(lines) == 1 and 'rank 1: step "raw"' in lines[0] and
+          f"{name}: differs from rank 0's" in lines[0] and left == [],
+          f"halo run on 2 ranks, rank 1 reading {name}: one line naming it, nothing left",
+          (r.stderr[-1500:], left))
+
 demo = path("mpi-demo")
 shutil.rmtree(demo, ignore_errors=True)
 r = mpirun(2, "demo", demo, "--quiet")
