@@ -224,9 +224,13 @@ int halo__mpi_agree(int rc, halo_error_t *err)
 	if (my_rank == first && err)
 		e = *err;
 	MPI_Bcast(&e, (int)sizeof e, MPI_BYTE, first, MPI_COMM_WORLD);
+	/* What every rank says alike (interrupted, by mpirun's SIGTERM to
+	 * them all) names no rank. */
+	int alike = rc && err && !strcmp(err->msg, e.msg);
+	MPI_Allreduce(MPI_IN_PLACE, &alike, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
 	if (err) {
 		*err = e;
-		if (!names_rank(err->msg))
+		if (!alike && !names_rank(err->msg))
 			halo_error_prefix(err, "rank %d", first);
 	}
 	return e.code ? e.code : HALO_ERUNTIME;

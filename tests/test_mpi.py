@@ -554,6 +554,8 @@ time.sleep(1)
 p.send_signal(signal.SIGINT)
 err = p.communicate(timeout=120)[1]
 left = [f for f in os.listdir(folder) if "mpi-int" in f]
-check(p.returncode != 0 and "interrupted" in err and not left,
-      "Ctrl-C on a traced mpirun: nothing left, no trace parts", (p.returncode, left, err[-800:]))
+lines = [l for l in err.splitlines() if l.startswith("halo")]
+check(p.returncode != 0 and lines == ["halo: interrupted; no output was written"] and not left,
+      "Ctrl-C on a traced mpirun: one line naming no rank (every rank's); nothing left, no "
+      "trace parts", (p.returncode, left, err[-800:]))
 done()
