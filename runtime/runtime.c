@@ -12,6 +12,7 @@
 #include "runtime/trace.h"
 #include "runtime/fxt.h"
 #include "runtime/mpi.h"
+#include "runtime/env.h"
 #include "io/outdir.h"
 #include "io/fs.h"
 #include "util/signals.h"
@@ -501,8 +502,9 @@ int halo_runtime_opts_check(const halo_runtime_opts_t *opts, halo_error_t *err)
 					      "part, exists and is not a halo trace; halo replaces "
 					      "only its own", part, r);
 	}
-	int bad = check_env_count("STARPU_NCPU", err);
-	if (!bad)
+	/* An option overrides its variable, which halo_runtime_init unsets. */
+	int bad = opts->ncpu < 0 ? check_env_count("STARPU_NCPU", err) : HALO_OK;
+	if (!bad && opts->ncuda < 0)
 		bad = check_env_count("STARPU_NCUDA", err);
 	if (bad)
 		return bad;
@@ -617,6 +619,24 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	 * alternating; 1.94 s against 2.23 s in another call). So halo turns it
 	 * off unless STARPU_DISABLE_PINNING is set (0 pins). */
 	setenv("STARPU_DISABLE_PINNING", "1", 0);
+	/* What an option sets, StarPU would still read from its variable
+	 * (and abort on junk, or warn of an unknown scheduler twice). */
+	if (opts->ncpu >= 0) {
+		unsetenv("STARPU_NCPU");
+		unsetenv("STARPU_NCPUS");
+	}
+	if (opts->ncuda >= 0)
+		unsetenv("STARPU_NCUDA");
+	if (opts->sched)
+		unsetenv("STARPU_SCHED");
+	int bad_env = halo__env_check(err);
+	if (bad_env) {
+		if (rt->fxt_tmp)
+			halo_fs_remove_tree(rt->fxt);
+		free(rt->fxt);
+		free(rt);
+		return bad_env;
+	}
 
 	struct starpu_conf conf;
 	starpu_conf_init(&conf);

@@ -1021,18 +1021,10 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 	uint64_t cap = w * (32u << 20) / per;
 	cap = cap < 4 * w + 4 ? 4 * w + 4 : cap > 64 * w + 64 ? 64 * w + 64 : cap;
 	uint64_t wide = cap, gpus = starpu_cuda_worker_get_count();
+	/* Checked before StarPU started (runtime/env.c). */
 	const char *env = getenv("HALO_INFLIGHT");
-	if (env && *env) {
-		char *end;
-		long n = strtol(env, &end, 10);
-		if (*end || n < 1 || n > 1 << 20) {
-			rc = halo_error_set(err, HALO_EINVAL,
-					    "HALO_INFLIGHT=%s: not a number of chunks (1 to %d)", env,
-					    1 << 20);
-			goto out;
-		}
-		cap = (uint64_t)n;
-	}
+	if (env && *env)
+		cap = (uint64_t)strtol(env, NULL, 10);
 	uint64_t ncuda = env && *env ? 0 : starpu_cuda_worker_get_count();
 	/* HALO_GPUS_LEAD=0 leaves the CPU workers on compute tasks, to
 	 * measure what sending them to I/O gains. */

@@ -705,10 +705,44 @@ else:
                         "--ncpu", "0")
 # StarPU aborts on settings it cannot read or use; halo says what is wrong.
 for var, val, needle in [("STARPU_NCPU", "abc", "STARPU_NCPU='abc': not a number of workers (0 to 256)"),
-                         ("STARPU_NCUDA", "-3", "STARPU_NCUDA='-3': not a number of workers (0 to 16)")]:
-    r = halo("info", "--ncpu", "1", env={var: val})
+                         ("STARPU_NCUDA", "-3", "STARPU_NCUDA='-3': not a number of workers (0 to 16)"),
+                         # Each of StarPU's numeric variables, in tables
+                         # halo searches: the first, the last, one between,
+                         # a decimal, a per-device one, and its lists.
+                         ("STARPU_LIMIT_CPU_MEM", "abc", "STARPU_LIMIT_CPU_MEM='abc': StarPU "
+                          "needs a whole number, 0 or more there"),
+                         ("STARPU_BACKOFF_MAX", "1x", "STARPU_BACKOFF_MAX='1x': StarPU needs "
+                          "a whole number, 0 or more there"),
+                         ("STARPU_WORKER_TREE", "-1", "STARPU_WORKER_TREE='-1': StarPU needs "
+                          "a whole number, 0 or more there"),
+                         ("STARPU_MIN_PRIO", "x", "STARPU_MIN_PRIO='x': StarPU needs a whole "
+                          "number, 0 or more there"),
+                         ("STARPU_SCHED_ALPHA", "fast", "STARPU_SCHED_ALPHA='fast': StarPU "
+                          "needs a number there"),
+                         ("STARPU_LIMIT_CUDA_0_MEM", "lots", "STARPU_LIMIT_CUDA_0_MEM='lots': "
+                          "StarPU needs a whole number, 0 or more there"),
+                         ("STARPU_WORKERS_CPUID", "abc", "STARPU_WORKERS_CPUID='abc': StarPU "
+                          "needs a list of CPU numbers (0,2,4 or 0-7) there"),
+                         ("HALO_INFLIGHT", "abc", "HALO_INFLIGHT='abc': not a number of "
+                          "chunks (1 to 1048576)"),
+                         ("HALO_FFTW_PLANNER", "slow", "HALO_FFTW_PLANNER='slow': not "
+                          "estimate, measure or patient")]:
+    r = halo("info", env={var: val})
     check(r.returncode == 1 and r.stderr.strip() == "halo: " + needle,
-          f"{var}={val}: one line, exit 1 (StarPU aborted)", r.stderr)
+          f"{var}={val}: one line, exit 1 (StarPU aborted, or halo ignored it)", r.stderr)
+# Well-formed values are StarPU's to use; an option wins over its variable
+# (README), junk in it included, without StarPU's warnings.
+r = halo("info", "--json", env={"STARPU_SCHED_ALPHA": "1.5", "STARPU_WORKERS_CPUID": "0-1",
+                                "STARPU_LIMIT_CUDA_0_MEM": "1000"})
+check(r.returncode == 0 and not r.stderr, "well-formed STARPU_* numbers and lists pass",
+      r.stderr)
+r = halo("info", "--json", "--ncpu", "1", "--ncuda", "0", "--sched", "eager",
+         env={"STARPU_NCPU": "abc", "STARPU_NCUDA": "x", "STARPU_SCHED": "nope"})
+info = json.loads(r.stdout) if r.returncode == 0 else {}
+check(r.returncode == 0 and not r.stderr and info["workers"]["cpu"] == 1 and
+      info["starpu"]["scheduler"] == "eager",
+      "--ncpu, --ncuda and --sched win over junk in STARPU_NCPU, STARPU_NCUDA and STARPU_SCHED",
+      r.stderr)
 # RL keeps a PSF spectrum per haloed shape all run long: with boundary
 # none, 27 shapes in 3x3x3 chunks, 121 MB here beyond the chunks' 49 MB.
 # Under a StarPU limit set by hand between the two, StarPU waited forever.
