@@ -219,6 +219,10 @@ static void output_free(halo_output_t *o);
 /* Whether final (trimmed: without trailing slashes) may be written. */
 static int writable(const char *final, const char *trimmed, int overwrite, halo_error_t *err)
 {
+	/* '-' is standard output to many tools; here it would be a folder. */
+	if (!strcmp(final, "-"))
+		return halo_error_set(err, HALO_EINVAL, "-: halo writes volumes to files, not to "
+				      "standard output; name a file");
 	if (halo_fs_exists(trimmed) && !overwrite)
 		return halo_error_set(err, HALO_EEXIST, "%s: already exists (--overwrite of convert and "
 				      "deconvolve, or \"overwrite\": true in a pipeline's step, "

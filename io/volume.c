@@ -228,6 +228,9 @@ static int zarr_info(halo_reader_t *r, halo_error_t *err)
 int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 {
 	*out = NULL;
+	if (!strcmp(path, "-"))
+		return halo_error_set(err, HALO_EINVAL, "-: halo reads volumes from files, not from "
+				      "standard input; name a file");
 	struct stat st;
 	if (stat(path, &st) != 0)
 		return errno == ENOENT

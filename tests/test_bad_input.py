@@ -65,6 +65,14 @@ def expect_error(name, src, needle, *opts, code=1, out_name="bad_out.zarr"):
 expect_error("missing input", path("no-such.zarr"), "no-such.zarr: no such file")
 os.makedirs(path("empty.zarr"), exist_ok=True)
 expect_error("not a Zarr", path("empty.zarr"), "not a Zarr array")
+# '-' (standard input or output to many tools) is refused, not a folder
+# named '-' written or read in the current one.
+expect_error("'-' as IN", "-", "-: halo reads volumes from files, not from standard input")
+r = subprocess.run([HALO, "convert", good_array("dash.zarr"), "-"], cwd=path(""),
+                   capture_output=True, text=True, stdin=subprocess.DEVNULL)
+check(r.returncode == 1 and r.stderr.strip() == "halo: -: halo writes volumes to files, not to "
+      "standard output; name a file" and not os.path.exists(path("-")),
+      "'-' as OUT: one line, nothing written", r.stderr)
 
 p = good_array("malformed.zarr")
 open(os.path.join(p, ".zarray"), "w").write('{"zarr_format": 2, "shape": [6, 8,')
