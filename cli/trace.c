@@ -132,7 +132,6 @@ static json_t *critical_json(const struct trace *tr, int with_tasks)
 static void print_critical(const char *path, const struct trace *tr, const json_t *o)
 {
 	double cp = json_real_value(json_object_get(o, "critical_path_us"));
-	double bound = json_real_value(json_object_get(o, "work_bound_us"));
 	json_t *tasks = json_object_get(o, "tasks");
 	if (!tr->n) {
 		printf("%s: no tasks (makespan %.3f ms)\n", path, tr->makespan / 1e3);
@@ -142,8 +141,8 @@ static void print_critical(const char *path, const struct trace *tr, const json_
 	       "%.2fx the work/workers bound (%.3f ms of work on %d workers)\n", path, cp / 1e3,
 	       json_array_size(tasks), tr->makespan / 1e3,
 	       json_real_value(json_object_get(o, "makespan_over_path")),
-	       json_real_value(json_object_get(o, "makespan_over_bound")), bound * tr->nworkers / 1e3,
-	       tr->nworkers);
+	       json_real_value(json_object_get(o, "makespan_over_bound")),
+	       json_real_value(json_object_get(o, "work_us")) / 1e3, tr->nworkers);
 	printf("\n%8s  %-14s %-20s %-14s %6s %10s\n", "id", "codelet", "step", "chunk", "worker", "ms");
 	size_t i;
 	json_t *x;

@@ -248,10 +248,37 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 			return halo_error_set(err, HALO_EFORMAT, "%s: two tasks have id %llu", path,
 					      (unsigned long long)dup);
 		}
+	/* Tasks are numbered as submitted, after what they depend on: a
+	 * dependency on a later task (itself, a cycle) is an edited trace,
+	 * whose critical path would quietly leave it out. One on a task the
+	 * trace lacks is kept out (bench forgets its warm-up's tasks). */
 	for (size_t k = 0; k < tr->n; k++)
-		for (int w = 0; w < tr->nworkers; w++)
-			if (tr->workers[w].id == tr->tasks[k].worker)
-				tr->workers[w].busy += tr->tasks[k].end - tr->tasks[k].start;
+		for (size_t j = 0; j < tr->tasks[k].ndeps; j++)
+			if (tr->tasks[k].deps[j] >= tr->tasks[k].id) {
+				unsigned long long a = tr->tasks[k].id, b = tr->tasks[k].deps[j];
+				trace_free(tr);
+				return halo_error_set(err, HALO_EFORMAT, "%s: task %llu depends on task "
+						      "%llu, not submitted before it", path, a, b);
+			}
+	for (size_t k = 0; k < tr->n; k++) {
+		int w = 0;
+		while (w < tr->nworkers && tr->workers[w].id != tr->tasks[k].worker)
+			w++;
+		/* A worker the trace names no thread for still worked. */
+		if (w == tr->nworkers) {
+			struct trace_worker *more = realloc(tr->workers, (size_t)(w + 1) * sizeof *more);
+			if (!more) {
+				trace_free(tr);
+				return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", path);
+			}
+			tr->workers = more;
+			memset(&more[w], 0, sizeof *more);
+			more[w].id = tr->tasks[k].worker;
+			snprintf(more[w].name, sizeof more[w].name, "worker %d", more[w].id);
+			tr->nworkers++;
+		}
+		tr->workers[w].busy += tr->tasks[k].end - tr->tasks[k].start;
+	}
 	return HALO_OK;
 }
 
