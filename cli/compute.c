@@ -5,6 +5,7 @@
 #include "runtime/runtime.h"
 #include "runtime/stream.h"
 #include "tasks/plan.h"
+#include "util/util.h"
 
 #include <stdio.h>
 
@@ -17,12 +18,13 @@ void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory)
 	halo_plan_memory(plan, &front, &per, NULL);
 	if (front + per <= budget)
 		return;
-	fprintf(stderr, "halo: warning: %.3g MB of chunks shared by neighbouring chunks (halos, "
-			"rechunks) stay resident and each output chunk in flight holds %.3g MB, more "
-			"than %s %.3g MB; smaller chunks along the first axis lower it\n",
-		(double)front / 1e6, (double)per / 1e6,
+	char a[32], b[32], c[32];
+	fprintf(stderr, "halo: warning: %s of chunks shared by neighbouring chunks (halos, "
+			"rechunks) stay resident and each output chunk in flight holds %s, more "
+			"than %s %s; smaller chunks along the first axis lower it\n",
+		halo__bytes(front, a, sizeof a), halo__bytes(per, b, sizeof b),
 		memory ? "--memory" : "the default memory budget (a quarter of RAM)",
-		(double)budget / 1e6);
+		halo__bytes(budget, c, sizeof c));
 }
 
 int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute_stats_t *st,

@@ -238,15 +238,16 @@ static int writable(const char *final, const char *trimmed, int overwrite, halo_
 				      "nor a TIFF; halo replaces only what it writes", final);
 	char *copy = strdup(trimmed), *parent = copy ? dirname(copy) : NULL; /* dirname writes */
 	int parent_ok = parent && halo_fs_is_dir(parent);
-	int can = parent_ok && access(parent, W_OK | X_OK) == 0;
+	int can = parent_ok && access(parent, W_OK | X_OK) == 0, rofs = !can && errno == EROFS;
 	/* The lock's name beside it (".NAME.halo-lock-ID"), the longest halo
 	 * makes, must fit the folder's limit on a name. */
 	long name_max = parent_ok ? pathconf(parent, _PC_NAME_MAX) : -1;
 	if (!parent_ok || !can) {
 		free(copy);
 		return halo_error_set(err, parent_ok ? HALO_EIO : HALO_ENOENT, "%s: %s", final,
-				      parent_ok ? "no permission to write in its folder"
-						: "parent directory does not exist");
+				      rofs ? "its folder is on a read-only filesystem"
+				      : parent_ok ? "no permission to write in its folder"
+						  : "parent directory does not exist");
 	}
 	/* In a sticky folder (/tmp) only a file's or the folder's owner may
 	 * move it: refused now, not after the whole computation. */

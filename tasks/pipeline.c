@@ -8,12 +8,14 @@
 #include "io/fs.h"
 #include "io/outdir.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct ctx {
 	const char *file;
@@ -496,6 +498,10 @@ int halo_pipeline_load(const char *file, halo_graph_t **out, halo_error_t *err)
 		return halo_error_set(err, HALO_EINVAL, "%s: is a folder, not a pipeline file", file);
 	json_t *root = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
+		/* jansson's "unable to open FILE: why" names the file twice. */
+		if (je.line < 1 && access(file, R_OK) != 0)
+			return halo_error_set(err, errno == ENOENT ? HALO_ENOENT : HALO_EIO, "%s: %s",
+					      file, strerror(errno));
 		if (je.line < 1)
 			return halo_error_set(err, HALO_ENOENT, "%s: %s", file, je.text);
 		return halo_error_set(err, HALO_EFORMAT, "%s: line %d, column %d: %s", file, je.line,
@@ -548,7 +554,8 @@ int halo_pipeline_load(const char *file, halo_graph_t **out, halo_error_t *err)
 		c.obj = step;
 		json_t *name = json_object_get(step, "name");
 		if (!json_is_string(name) || !*json_string_value(name)) {
-			rc = fail(&c, HALO_EINVAL, "step %zu: missing \"name\" (a string)", i + 1);
+			rc = fail(&c, HALO_EINVAL, "step %zu: %s \"name\" (a string, not empty)", i + 1,
+				  !name ? "missing" : json_is_string(name) ? "an empty" : "a non-string");
 			goto out;
 		}
 		c.step = json_string_value(name);

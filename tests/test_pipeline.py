@@ -385,10 +385,11 @@ ref = da.map_overlap(lambda b: rl(b, psf, 6), da.from_array(img.astype(np.float3
                      depth=4, boundary="reflect", trim=True, dtype=np.float32).compute()
 same(out, ref, "map_overlap richardson_lucy (relative paths) equals dask + numpy RL", rtol=1e-4)
 r = halo("run", path("rl.json"), "--memory", "64K")
-check(r.returncode == 0 and "MB of chunks shared by neighbouring chunks" in r.stderr and "--memory" in r.stderr,
+check(r.returncode == 0 and "106 kB of chunks shared by neighbouring chunks" in r.stderr and
+      "more than --memory 65.5 kB" in r.stderr,
       "a budget below what halos need: a warning, and the run completes", r.stderr)
 r = halo("run", path("rl.json"), "--memory", "64K", "--dry-run")
-check(r.returncode == 0 and "MB of chunks shared by neighbouring chunks" in r.stderr,
+check(r.returncode == 0 and "kB of chunks shared by neighbouring chunks" in r.stderr,
       "--dry-run gives the same warning", r.stderr)
 
 # 7. Reductions: scalars, and along each axis (a maximum projection first).
@@ -569,6 +570,10 @@ bad = [
        "boundary": "wrap"}], 'step "d": unknown boundary "wrap"'),
     ([{"name": "d", "op": "rechunk", "input": "nope", "chunks": 4}],
      'step "d": field "input": no earlier step is named "nope"'),
+    ([{"name": "", "op": "astype", "input": "a", "dtype": "float32"}],
+     'step 2: an empty "name"'),
+    ([{"name": 5, "op": "astype", "input": "a", "dtype": "float32"}],
+     'step 2: a non-string "name"'),
     ([{"name": "d", "op": "astype", "input": "a", "dtype": "float16"}],
      'step "d": unknown dtype "float16"'),
     ([{"name": "d", "op": "map_blocks", "kernel": "scale", "input": "a", "sacle": 2}],
@@ -683,6 +688,9 @@ for steps, want in bad:
     line = r.stderr.strip()
     check(r.returncode == 1 and line.startswith(f"halo: {p}: ") and want in line and
           not [f for f in os.listdir(path("")) if ".halo-" in f], "... and --dry-run says so", line)
+r = halo("run", path("no-such-pipeline.json"))
+check(r.returncode == 1 and r.stderr.strip() == f"halo: {path('no-such-pipeline.json')}: "
+      "No such file or directory", "a missing pipeline file: named once", r.stderr)
 # Top-level fields of the wrong kind (they were passed over).
 for top, want in [({"version": "banana"}, '"version" is 1'), ({"version": 2}, '"version" is 1'),
                   ({"description": 5}, '"description" is not a string')]:

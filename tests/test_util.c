@@ -95,8 +95,24 @@ static void test_constant_cast(void)
 	       "other integer types: as in an array");
 }
 
+static void test_bytes(void)
+{
+	static const struct {
+		uint64_t v;
+		const char *s;
+	} c[] = {{0, "0 B"},           {1, "1 B"},         {999, "999 B"},
+		 {1000, "1 kB"},       {1048576, "1.05 MB"}, {343040, "343 kB"},
+		 {999999, "1 MB"}, {UINT64_MAX, "18.4 EB"}};
+	for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+		char buf[32];
+		tap_ok(!strcmp(halo__bytes(c[i].v, buf, sizeof buf), c[i].s), "%llu bytes: '%s' (got '%s')",
+		       (unsigned long long)c[i].v, c[i].s, buf);
+	}
+}
+
 int main(void)
 {
+	test_bytes();
 	test_errors();
 	test_constant_cast();
 	test_parse_int();

@@ -29,3 +29,16 @@ const char *halo__dims(const int64_t v[3], int ndim, char *buf, size_t len)
 				      (long long)v[d]);
 	return buf;
 }
+
+const char *halo__bytes(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
+	double v = (double)bytes;
+	int u = 0;
+	while (v >= 999.5 && u < 6) {
+		v /= 1000;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.3g %s" : "%.0f %s", v, units[u]);
+	return buf;
+}
