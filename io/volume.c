@@ -603,8 +603,13 @@ static json_t *multiscales(const halo_writer_t *w)
 	json_t *meta = json_pack("{s:s}", "software", "halo " PACKAGE_VERSION);
 	if (w->nlevels > 1)
 		json_object_set_new(meta, "method", json_string("mean over 2x2 blocks in y and x"));
-	return json_pack("{s:[{s:s, s:s, s:o, s:o, s:o}]}", "multiscales", "version", "0.4",
-			 "name", "image", "axes", axes, "datasets", datasets, "metadata", meta);
+	json_t *ms = json_pack("{s:s, s:s, s:o, s:o, s:o}", "version", "0.4", "name", "image",
+			       "axes", axes, "datasets", datasets, "metadata", meta);
+	/* NGFF 0.4: a multiscale SHOULD name its downscaling (its strict
+	 * schema requires it); one level has none. */
+	if (ms && w->nlevels > 1)
+		json_object_set_new(ms, "type", json_string("mean"));
+	return ms ? json_pack("{s:[o]}", "multiscales", ms) : NULL;
 }
 
 int halo_writer_finish(halo_writer_t *w, halo_error_t *err)

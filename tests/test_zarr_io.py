@@ -332,7 +332,8 @@ shifts = [d["coordinateTransformations"][1:] for d in ms["datasets"]]
 check(shifts == [[], [{"type": "translation", "translation": [0, 0.5, 0.5]}],
                  [{"type": "translation", "translation": [0, 1.5, 1.5]}]],
       "OME: pyramid levels translated to their voxels' centres", shifts)
-check(ms["metadata"].get("method", "").startswith("mean over 2x2"), "OME: the pyramid's method",
+check(ms["metadata"].get("method", "").startswith("mean over 2x2") and ms.get("type") == "mean",
+      "OME: the pyramid's method, and its type (NGFF 0.4's strict schema requires it)",
       ms.get("metadata"))
 lvl = [zarr.open(os.path.join(dst, str(i)), mode="r")[:] for i in range(3)]
 check(same(lvl[0], data), "OME: level 0 equals the input")
