@@ -794,7 +794,7 @@ static int open_outputs(struct exec *x, halo_error_t *err)
 /* OME-Zarr pyramids: each level from the previous one, once level 0 is
  * complete. */
 static int write_pyramid(struct pstate *s, int levels, const halo_compute_opts_t *o,
-			 halo_error_t *err)
+			 halo_compute_stats_t *st, halo_error_t *err)
 {
 	const char *tmp = halo_output_tmp_path(s->output);
 	for (int l = 1; l <= levels; l++) {
@@ -809,7 +809,15 @@ static int write_pyramid(struct pstate *s, int levels, const halo_compute_opts_t
 		if (!rc) {
 			halo_stream_opts_t so = {.memory = o->memory, .quiet = o->quiet,
 						 .label = "pyramid", .downsample = 2};
-			rc = halo_stream_run(r, lw, &so, NULL, err);
+			halo_stream_stats_t ls = {0};
+			rc = halo_stream_run(r, lw, &so, &ls, err);
+			if (st) {
+				st->chunks_read += ls.chunks_read;
+				st->chunks_written += ls.chunks_written;
+				st->pyramid_chunks += ls.chunks_written;
+				st->bytes_read += ls.bytes_read;
+				st->bytes_written += ls.bytes_written;
+			}
 		}
 		halo_reader_close(r);
 		if (rc)
@@ -818,7 +826,8 @@ static int write_pyramid(struct pstate *s, int levels, const halo_compute_opts_t
 	return HALO_OK;
 }
 
-static int finish_outputs(struct exec *x, const halo_compute_opts_t *o, halo_error_t *err)
+static int finish_outputs(struct exec *x, const halo_compute_opts_t *o, halo_compute_stats_t *st,
+			  halo_error_t *err)
 {
 	halo_plan_t *plan = x->plan;
 	/* Every rank's chunks are written: rank 0 finishes the outputs alone
@@ -846,7 +855,7 @@ static int finish_outputs(struct exec *x, const halo_compute_opts_t *o, halo_err
 		}
 		if (p->kind != HALO_PN_STORE || rc || x->rank != 0)
 			continue;
-		rc = e->wopts.pyramid ? write_pyramid(s, e->wopts.pyramid, o, err) : HALO_OK;
+		rc = e->wopts.pyramid ? write_pyramid(s, e->wopts.pyramid, o, st, err) : HALO_OK;
 		if (!rc)
 			rc = halo_writer_finish(s->writer, err);
 		if (rc)
@@ -1150,7 +1159,9 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 		rc = halo_error_set(err, HALO_ENOMEM, "out of memory computing a PSF spectrum%s",
 				    x.ranks > 1 ? " (on some rank)" : "");
 	if (!rc)
-		rc = finish_outputs(&x, o, err);
+		rc = finish_outputs(&x, o, st, err);
+	if (st)
+		st->seconds = halo_now() - start;
 out:
 	halo_runtime_gpus_lead_set(0);
 	halo__mpi_distribute(0);

@@ -20,7 +20,8 @@ typedef struct halo_compute_stats {
 	int64_t chunks_read;    /* stored chunks decoded */
 	int64_t chunks_written;
 	uint64_t bytes_read, bytes_written;
-	double seconds;
+	int64_t pyramid_chunks; /* of OME-Zarr pyramids, also in the counts above */
+	double seconds;         /* pyramids and outputs' metadata included */
 } halo_compute_stats_t;
 
 /* Runs the plan of g: every store is written under a temporary name and

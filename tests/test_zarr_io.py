@@ -316,6 +316,11 @@ data = sample("<u2", (5, 37, 30))
 z = zarr.open(src, mode="w", shape=data.shape, chunks=(5, 16, 16), dtype="<u2")
 z[:] = data
 r = convert(src, dst, "--pyramid", "2")
+# The summary counts the levels too (it gave level 0's time and rate alone).
+r2 = halo("convert", src, path("summary.ome.zarr"), "--pyramid", "2", "--overwrite", check_rc=0)
+# 5x37x30 in 5x16x16 chunks: 6; then 5x19x15: 2, and 5x10x8: 1.
+check("6 chunks (and 3 in 2 pyramid levels) in " in r2.stdout,
+      "convert --pyramid: the summary counts the pyramid's chunks", r2.stdout)
 attrs = json.load(open(os.path.join(dst, ".zattrs")))
 ms = attrs["multiscales"][0]
 check(json.load(open(os.path.join(dst, ".zgroup"))) == {"zarr_format": 2}, "OME: .zgroup")

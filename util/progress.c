@@ -46,12 +46,15 @@ void halo_progress_update(halo_progress_t *p, int64_t done, uint64_t bytes)
 	/* Early in a huge run the rate may promise centuries: capped (and
 	 * kept in range of the integer it is printed from). */
 	long long eta_s = eta < 3600.0 * 9999 ? (long long)(eta + 0.5) : 3600LL * 9999;
-	char mbs[32] = "";
+	char mbs[32] = "", left[32] = "--:--:--";
 	if (bytes && elapsed > 0)
 		snprintf(mbs, sizeof mbs, ", %.1f MB/s", (double)bytes / elapsed / 1e6);
-	fprintf(stderr, "\r%s: %lld/%lld %s, %.1f %s/s%s, ETA %lld:%02lld:%02lld  ", p->label,
-		(long long)done, (long long)p->total, p->unit, rate, p->unit, mbs, eta_s / 3600,
-		eta_s / 60 % 60, eta_s % 60);
+	/* Nothing done, nothing known: no ETA yet. */
+	if (done > 0)
+		snprintf(left, sizeof left, "%lld:%02lld:%02lld", eta_s / 3600, eta_s / 60 % 60,
+			 eta_s % 60);
+	fprintf(stderr, "\r%s: %lld/%lld %s, %.1f %s/s%s, ETA %s  \033[K", p->label,
+		(long long)done, (long long)p->total, p->unit, rate, p->unit, mbs, left);
 	fflush(stderr);
 	p->drawn = 1;
 }
