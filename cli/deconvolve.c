@@ -53,6 +53,16 @@ int halo_cli_deconvolve(int argc, char **argv)
 	float *psf = NULL;
 	int pn[3];
 	status = HALO_EXIT_FAIL;
+	if (halo_cli_trace_check(&o.rt, (const char *const[]){in, psf_path, outp, NULL}, &err))
+		goto fail;
+	halo_reader_t *probe; /* the image's dimensions decide the PSF's */
+	if (halo_reader_open(in, &probe, &err))
+		goto fail;
+	int ndim = halo_reader_info(probe)->ndim;
+	halo_reader_close(probe);
+	if (halo_psf_load(psf_path, ndim, &psf, pn, &err))
+		goto fail;
+	/* Once both are read: a PSF that is no volume (a folder) says so. */
 	const char *inputs[2][2] = {{in, "INPUT"}, {psf_path, "PSF"}};
 	for (int i = 0; i < 2; i++) {
 		const char *p = inputs[i][0], *name = inputs[i][1];
@@ -66,15 +76,6 @@ int halo_cli_deconvolve(int argc, char **argv)
 			goto fail;
 		}
 	}
-	if (halo_cli_trace_check(&o.rt, (const char *const[]){in, psf_path, outp, NULL}, &err))
-		goto fail;
-	halo_reader_t *probe; /* the image's dimensions decide the PSF's */
-	if (halo_reader_open(in, &probe, &err))
-		goto fail;
-	int ndim = halo_reader_info(probe)->ndim;
-	halo_reader_close(probe);
-	if (halo_psf_load(psf_path, ndim, &psf, pn, &err))
-		goto fail;
 	status = halo_deconv_cli_run(&o, in, psf, pn, outp, NULL, &err);
 	free(psf);
 	return status;
