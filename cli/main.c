@@ -37,7 +37,8 @@ static void usage(FILE *f)
 		   "commands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\n'halo COMMAND --help' (or 'halo help COMMAND') describes a command's options.\n");
+	fprintf(f, "\n'halo COMMAND --help' (or -h, or 'halo help COMMAND') describes a command's\n"
+		   "options; an option's value follows it ('--ncpu 4') or an '=' ('--ncpu=4').\n");
 }
 
 static int dispatch(int argc, char **argv);
