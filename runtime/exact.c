@@ -138,6 +138,15 @@ static void load_cpu(void *buffers[], void *cl_arg)
 		io_fail(x, &e);
 		goto out;
 	}
+	/* As in overlap mode (runtime/stream_tasks.c), after the conversion:
+	 * a float64 beyond float32's range is an infinity too. */
+	if (!halo_dtype_all_finite(image, HALO_F4, (size_t)(dims[0] * dims[1] * dims[2]))) {
+		halo_error_set(&e, HALO_EINVAL, "%s: planes %lld-%lld hold NaN or infinity (in "
+			       "float32), which RL cannot deconvolve", halo_reader_path(x->in),
+			       (long long)start[0], (long long)(start[0] + dims[0] - 1));
+		io_fail(x, &e);
+		goto out;
+	}
 	memcpy((void *)STARPU_BLOCK_GET_PTR(buffers[1]), image,
 	       (size_t)(dims[0] * dims[1] * dims[2]) * sizeof(float));
 out:

@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -127,6 +128,14 @@ static void read_cpu(void *buffers[], void *cl_arg)
 	halo__io_begin(n, &lend);
 	int rc = halo_reader_read_chunk(a->in, a->idx, buf, &e);
 	halo__io_end(&lend);
+	/* NaN and infinities spread through RL's convolutions to every voxel
+	 * in reach, and its floor on the ratio's denominator turned a NaN into
+	 * 1e12-fold garbage instead. */
+	halo_dtype_t dt = halo_reader_info(a->in)->dtype;
+	if (!rc && a->finite && !halo_dtype_all_finite(buf, dt.kind, n / halo_dtype_size(dt)))
+		rc = halo_error_set(&e, HALO_EINVAL, "%s: chunk %lld,%lld,%lld holds NaN or infinity, "
+				    "which RL cannot deconvolve", halo_reader_path(a->in),
+				    (long long)a->idx[0], (long long)a->idx[1], (long long)a->idx[2]);
 	if (rc) {
 		if (a->step)
 			halo_error_prefix(&e, "step \"%s\"", a->step);

@@ -37,6 +37,7 @@ struct pstate {
 	int64_t next;            /* roots: chunks submitted so far */
 	int64_t at[3];           /* roots: the next chunk to submit */
 	int64_t tile[3];         /* roots: visited in tiles of this many chunks */
+	int finite;              /* sources: RL reads them, refuse NaN and inf */
 	halo_output_t *output;   /* stores */
 	halo_writer_t *writer;
 	starpu_data_handle_t token; /* stores that must be written in order (TIFF) */
@@ -356,7 +357,8 @@ static void read_source(struct exec *x, halo_pnode_t *p, const int64_t j[3],
 	struct halo_stream_io_arg *ra = malloc(sizeof *ra);
 	if (ra)
 		*ra = (struct halo_stream_io_arg){.job = &x->job, .in = p->expr->reader,
-						  .step = halo_expr_step(p->expr), .idx = {j[0], j[1], j[2]}};
+						  .step = halo_expr_step(p->expr), .finite = s->finite,
+						  .idx = {j[0], j[1], j[2]}};
 	struct starpu_task *t = task_new(x, &halo__stream_read_cl, ra, sizeof *ra);
 	if (!t)
 		return;
@@ -998,6 +1000,14 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 			total += p->nchunks;
 			tile_init(p, s->tile);
 		}
+	}
+	/* The sources an RL step reads, through any steps between (inputs
+	 * come before their consumers in plan order). */
+	for (int i = plan->n - 1; i >= 0; i--) {
+		const halo_pnode_t *p = plan->nodes[i];
+		int rl = p->kind == HALO_PN_OVERLAP && p->expr->ov == HALO_OV_RICHARDSON_LUCY;
+		for (int k = 0; k < p->nin && (rl || x.st[i].finite); k++)
+			x.st[p->in[k]->id].finite = 1;
 	}
 	uint64_t budget = o->memory ? o->memory : halo_memory_default(), front, per, outside;
 	halo_plan_memory(plan, &front, &per, &outside);

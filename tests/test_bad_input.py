@@ -625,6 +625,35 @@ def expect_deconv_error(name, inp, psf, needle, *opts, code=1):
 
 
 expect_deconv_error("2D PSF", img, psf_file("psf2d.tif", np.ones((5, 5))), "must be 3D")
+# NaN or infinity in the image: refused in both modes (exact mode gave
+# finite garbage around it, overlap mode all NaN).
+nan_img = path("nan_img.zarr")
+shutil.rmtree(nan_img, ignore_errors=True)
+zn = zarr.open(nan_img, mode="w", shape=(12, 16, 16), chunks=(6, 8, 8), dtype="f4")
+zn[:] = 1
+zn[7, 3, 12] = np.inf
+expect_deconv_error("an infinity in the image, exact mode", nan_img, good_psf,
+                    "nan_img.zarr: planes 6-11 hold NaN or infinity (in float32), which RL "
+                    "cannot deconvolve", "--mode", "exact")
+zn[7, 3, 12] = np.nan
+expect_deconv_error("a NaN in the image, overlap mode", nan_img, good_psf,
+                    "nan_img.zarr: chunk 1,0,1 holds NaN or infinity, which RL cannot deconvolve",
+                    "--mode", "overlap")
+# A background-subtracted PSF dips below zero: clipped, with a warning (the
+# output was infinities).
+g = np.exp(-np.sum(np.square(np.meshgrid(*[np.arange(7) - 3] * 3, indexing="ij")), axis=0) / 3)
+g = (g - 0.05).astype(np.float32)
+said = f"{np.count_nonzero(g < 0)} negative values in the PSF (down to {g.min() / g.max():.3g} " \
+       "of its peak) set to 0"
+for mode in ("exact", "overlap"):
+    out = path("negpsf.zarr")
+    r = halo("deconvolve", good_array("negpsf_in.zarr", shape=(12, 16, 16), chunks=(6, 8, 8)),
+             psf_file("negpsf.tif", g), out, "--mode", mode, "--iterations", "5",
+             "--overwrite", "--quiet")
+    res = zarr.open(out, mode="r")[:] if r.returncode == 0 else np.array([np.nan])
+    check(r.returncode == 0 and said in r.stderr and np.isfinite(res).all() and res.min() >= 0,
+          f"a PSF with negative values, {mode} mode: clipped with a warning, a finite output",
+          r.stderr)
 thin = good_array("thin.zarr", shape=(1, 16, 16), chunks=(1, 8, 8))
 expect_deconv_error("--depth deeper than the volume, naming the input", thin, good_psf,
                     "thin.zarr: a depth of 2 on axis 0 is deeper than the volume (1)",

@@ -218,3 +218,15 @@ void halo_dtype_fill(void *dst, halo_dtype_kind_t kind, double value, size_t n)
 	for (size_t i = 0; i < n; i++)
 		memcpy(d + i * size, one, size);
 }
+
+int halo_dtype_all_finite(const void *p, halo_dtype_kind_t kind, size_t n)
+{
+	int ok = 1;
+	if (kind == HALO_F4)
+		for (size_t i = 0; i < n; i++)
+			ok &= isfinite(((const float *)p)[i]) != 0;
+	else if (kind == HALO_F8)
+		for (size_t i = 0; i < n; i++)
+			ok &= isfinite(((const double *)p)[i]) != 0;
+	return ok;
+}

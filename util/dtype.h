@@ -69,4 +69,8 @@ double halo_dtype_cast_unsafe(double value, halo_dtype_kind_t kind);
  * saturation as halo_dtype_convert). */
 void halo_dtype_fill(void *dst, halo_dtype_kind_t kind, double value, size_t n);
 
+/* Whether n elements of type kind hold no NaN or infinity (integers
+ * always). */
+int halo_dtype_all_finite(const void *p, halo_dtype_kind_t kind, size_t n);
+
 #endif
