@@ -23,7 +23,7 @@ void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory)
 			"rechunks) stay resident and each output chunk in flight holds %s, more "
 			"than %s %s; smaller chunks along the first axis lower it\n",
 		halo__bytes(front, a, sizeof a), halo__bytes(per, b, sizeof b),
-		memory ? "--memory" : "the default memory budget (a quarter of RAM)",
+		memory ? "--memory" : "the default memory budget (a quarter of the memory it may use)",
 		halo__bytes(budget, c, sizeof c));
 }
 

@@ -356,7 +356,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (o->nchunks < 0) {
 		halo_deconv_machine_t m = {.memory = o->memory ? o->memory : halo_memory_default()};
 		/* No more than the machine has, whatever --memory says. */
-		uint64_t ram = halo_machine_ram();
+		uint64_t ram = halo_machine_memory();
 		m.memory = ram && m.memory > ram ? ram : m.memory;
 		m.ngpu = halo_runtime_gpu_memory(&o->rt, &m.gpu_bytes, &m.gpu_gbs);
 		/* --ncpu 0 with a GPU: the CPU workers only read and write. */

@@ -16,6 +16,7 @@
 #include "io/outdir.h"
 #include "io/fs.h"
 #include "util/signals.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -598,10 +599,14 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	 * without one every chunk costs fresh pages (page faults that took a
 	 * third of a convert's time). The limit is a ceiling, not a target:
 	 * halo's submitters keep far less in flight. */
-	uint64_t mem = opts->memory;
-	if (!mem) {
-		uint64_t ram = halo_machine_ram();
-		mem = ram ? ram / 2 : (UINT64_C(4) << 30);
+	uint64_t mem = opts->memory, usable = halo_machine_memory();
+	if (!mem)
+		mem = usable ? usable / 2 : (UINT64_C(4) << 30);
+	if (opts->memory > usable && usable && halo__runtime_launched_rank() == 0) {
+		char a[32], b[32];
+		fprintf(stderr, "halo: warning: --memory %s is more than the %s this process can use "
+				"(its RAM, or its address-space limit)\n",
+			halo__bytes(opts->memory, a, sizeof a), halo__bytes(usable, b, sizeof b));
 	}
 	if (mem < opts->memory_floor)
 		mem = opts->memory_floor;

@@ -99,6 +99,10 @@ int halo_topology_get(halo_topology_t *out, halo_error_t *err);
  * (HALO_SIM_CORES, HALO_SIM_RAM from halo bench --simulate). */
 long halo_machine_cores(void);
 uint64_t halo_machine_ram(void);
+/* What this process may use, which budgets are worked out from: the RAM,
+ * or the room left under its address-space limit (ulimit -v, a batch
+ * system's vmem) where that is less. */
+uint64_t halo_machine_memory(void);
 
 typedef struct halo_libraries {
 	char starpu[32];

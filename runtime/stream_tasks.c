@@ -299,7 +299,7 @@ void halo__stream_wait(struct halo_stream_job *job, int limit, halo_progress_t *
 
 uint64_t halo_memory_default(void)
 {
-	uint64_t ram = halo_machine_ram();
+	uint64_t ram = halo_machine_memory();
 	return ram ? ram / 4 : (UINT64_C(1) << 30);
 }
 

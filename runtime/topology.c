@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static pthread_once_t topo_once = PTHREAD_ONCE_INIT;
@@ -80,6 +81,27 @@ uint64_t halo_machine_ram(void)
 	pthread_once(&topo_once, topo_load);
 	uint64_t numa = topo_rc ? 0 : topo_cached.numa_bytes;
 	return numa > ram ? numa : ram;
+}
+
+/* Under an address-space limit StarPU's allocations failed past it: it
+ * asserted, or its workers spun retrying forever. */
+uint64_t halo_machine_memory(void)
+{
+	uint64_t ram = halo_machine_ram();
+	struct rlimit as;
+	if (getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur == RLIM_INFINITY)
+		return ram;
+	unsigned long long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%llu", &pages) != 1)
+			pages = 0;
+		fclose(f);
+	}
+	long size = sysconf(_SC_PAGE_SIZE);
+	uint64_t used = (uint64_t)pages * (uint64_t)(size > 0 ? size : 4096);
+	uint64_t room = (uint64_t)as.rlim_cur > used ? (uint64_t)as.rlim_cur - used : 1;
+	return ram && ram < room ? ram : room;
 }
 
 int halo_topology_get(halo_topology_t *out, halo_error_t *err)

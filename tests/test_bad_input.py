@@ -639,6 +639,24 @@ zn[7, 3, 12] = np.nan
 expect_deconv_error("a NaN in the image, overlap mode", nan_img, good_psf,
                     "nan_img.zarr: chunk 1,0,1 holds NaN or infinity, which RL cannot deconvolve",
                     "--mode", "overlap")
+# --memory beyond what the process may use: said. Under an address-space
+# limit the budgets come from the room left under it (StarPU asserted).
+r = halo("deconvolve", img, good_psf, path("mem_out.zarr"), "--memory", "100T", "--overwrite",
+         "--quiet", "--iterations", "1")
+check(r.returncode == 0 and "warning: --memory 110 TB is more than the" in r.stderr,
+      "--memory above the machine's memory: a warning", r.stderr)
+if "ASAN_OPTIONS" in os.environ or json.loads(halo("info", "--json").stdout)["workers"]["cuda"]:
+    # The sanitizer's shadow memory and CUDA's context take terabytes of
+    # address space.
+    skip("under ulimit -v, a --memory above the room left", "ASan or CUDA maps terabytes")
+else:
+    r = subprocess.run(["sh", "-c", 'ulimit -v 1500000 && exec "$@"', "sh", HALO, "deconvolve",
+                        img, good_psf, path("mem_out.zarr"), "--memory", "2G", "--overwrite",
+                        "--quiet", "--iterations", "1"], capture_output=True, text=True,
+                       timeout=300)
+    check(r.returncode == 0 and "warning: --memory 2.15 GB is more than the" in r.stderr,
+          "under ulimit -v, a --memory above the room left: a warning, and the run completes",
+          r.stderr)
 # A background-subtracted PSF dips below zero: clipped, with a warning (the
 # output was infinities).
 g = np.exp(-np.sum(np.square(np.meshgrid(*[np.arange(7) - 3] * 3, indexing="ij")), axis=0) / 3)
