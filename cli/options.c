@@ -8,6 +8,7 @@
 #include "util/util.h"
 
 #include <starpu.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
@@ -53,8 +54,35 @@ int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
 	return 0;
 }
 
+/* A --trace-fxt folder that is new, empty or halo's: StarPU's files
+ * (trace.html, dag.dot, data.rec, ...) replaced a user's of those names. */
+static int fxt_folder_check(const char *dir, halo_error_t *err)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? HALO_OK
+		       : halo_error_set(err, HALO_EINVAL, "--trace-fxt: '%s': %s", dir,
+					errno == ENOTDIR ? "not a folder" : strerror(errno));
+	int ours = 0, others = 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (!strcmp(e->d_name, HALO_FXT_MARK))
+			ours = 1;
+		else
+			others = 1;
+	}
+	closedir(d);
+	return others && !ours
+	       ? halo_error_set(err, HALO_EEXIST, "--trace-fxt: '%s' holds files halo did not write; "
+				"give a new or empty folder", dir)
+	       : HALO_OK;
+}
+
 int halo_cli_trace_check(const halo_runtime_opts_t *o, const char *const *paths, halo_error_t *err)
 {
+	if (o->trace_fxt && fxt_folder_check(o->trace_fxt, err))
+		return err->code;
 	const char *opt[2] = {"--trace", "--trace-fxt"}, *val[2] = {o->trace, o->trace_fxt};
 	for (int k = 0; k < 2; k++)
 		for (int i = 0; val[k] && paths[i]; i++)

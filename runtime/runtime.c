@@ -553,8 +553,14 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	 * /tmp and costs a few microseconds per task; tracing is opt-in. */
 	setenv("STARPU_FXT_TRACE", "0", 0);
 	if (opts->trace_fxt) {
+		/* Marked as halo's: StarPU's files there replace their
+		 * namesakes, which only a folder of halo's may hold. */
+		char mark[4096];
+		snprintf(mark, sizeof mark, "%s/%s", opts->trace_fxt, HALO_FXT_MARK);
+		static const char text[] = "halo --trace-fxt writes here and replaces its files\n";
 		rt->fxt = strdup(opts->trace_fxt);
-		if (!rt->fxt || halo_fs_mkdirs(opts->trace_fxt, err)) {
+		if (!rt->fxt || halo_fs_mkdirs(opts->trace_fxt, err) ||
+		    (!halo_fs_exists(mark) && halo_fs_write(mark, text, sizeof text - 1, err))) {
 			free(rt->fxt);
 			free(rt);
 			return err && err->code ? halo_error_prefix(err, "--trace-fxt")

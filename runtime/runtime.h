@@ -97,6 +97,9 @@ int halo_topology_get(halo_topology_t *out, halo_error_t *err);
  * main memory than those hold (on the H100 device machine, a VM: 15.7 of
  * its 126 GiB). In halo-sim they are the simulated machine's
  * (HALO_SIM_CORES, HALO_SIM_RAM from halo bench --simulate). */
+/* The file that marks a --trace-fxt folder as halo's. */
+#define HALO_FXT_MARK ".halo-fxt"
+
 long halo_machine_cores(void);
 uint64_t halo_machine_ram(void);
 /* What this process may use, which budgets are worked out from: the RAM,

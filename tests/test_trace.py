@@ -305,6 +305,18 @@ paje = open(os.path.join(fxt, "paje.trace"), errors="replace").read() \
 check(r.returncode == 0 and r.stdout.count("total:") == 1 and "PajeDefineContainerType" in paje
       and "uniform" in paje and any(n.startswith("prof_file_") for n in os.listdir(fxt)),
       "--trace-fxt keeps the FxT trace and its Paje conversion", r.stdout)
+r = halo("run", pipe, "--quiet", "--trace-fxt", fxt)
+check(r.returncode == 0, "--trace-fxt into its own folder again", r.stderr)
+# A folder of the user's: StarPU's trace.html, dag.dot, ... replaced theirs.
+mine = path("fxt-mine")
+shutil.rmtree(mine, ignore_errors=True)
+os.makedirs(mine)
+open(os.path.join(mine, "dag.dot"), "w").write("digraph mine {}\n")
+r = halo("run", pipe, "--quiet", "--trace-fxt", mine)
+check(r.returncode == 1 and r.stderr.strip() == f"halo: --trace-fxt: '{mine}' holds files halo "
+      "did not write; give a new or empty folder" and os.listdir(mine) == ["dag.dot"] and
+      open(os.path.join(mine, "dag.dot")).read() == "digraph mine {}\n",
+      "--trace-fxt into a user's folder: refused, their files kept", r.stderr)
 
 # Bad input: one line, exit 1.
 with open(path("a.trace.json")) as f:
