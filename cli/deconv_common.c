@@ -623,14 +623,18 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		}
 	}
 	if (!o->quiet && speaker) {
-		char mode[64], across[32] = "";
+		char mode[96], across[32] = "", depth[72];
 		if (ranks > 1)
 			snprintf(across, sizeof across, " over %d ranks", ranks);
+		/* As --depth takes it: Y,X for a 2D image. */
+		int64_t dd[3] = {dopts.depth[0], dopts.depth[1], dopts.depth[2]};
+		halo__dims(dd, info.ndim, depth, sizeof depth);
+		for (char *c = depth; *c; c++)
+			*c = *c == 'x' ? ',' : *c;
 		if (exact)
 			snprintf(mode, sizeof mode, "exact");
 		else
-			snprintf(mode, sizeof mode, "overlap depth %d,%d,%d", dopts.depth[0],
-				 dopts.depth[1], dopts.depth[2]);
+			snprintf(mode, sizeof mode, "overlap depth %s", depth);
 		char shape[72], chunks[72];
 		printf("deconvolve: %s -> %s: %s, chunks %s, %s, boundary %s, %ld iterations on %d "
 		       "CPU + %d CUDA workers%s: " SECONDS_FMT " s, %.1f Mvox*iter/s\n",

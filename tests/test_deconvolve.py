@@ -241,6 +241,10 @@ ref = da.map_overlap(lambda b: rl(b, psf2, 10), da.from_array(img2[None].astype(
 err = rel(out, ref) if out is not None else 1
 check(err <= 2e-4, f"2D image in 20x22 chunks, depth 3,4: map_overlap equal (rel {err:.2e})",
       r.stderr)
+r = halo("deconvolve", path("in2d.zarr"), p2, path("out2d.zarr"), "--chunks", "20,22", "--depth",
+         "3,4", "--iterations", "1", "--overwrite", check_rc=0)
+check("chunks 20x22, overlap depth 3,4, " in r.stdout,
+      "2D: the summary gives the depth as --depth takes it (Y,X)", r.stdout)
 
 # A --memory below what one task's buffers need: StarPU may hold them
 # anyway (it could never allocate them and spun forever before).
