@@ -116,6 +116,7 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 	*info = *ii;
 	info->dtype.big_endian = 0;
 	wo->format = o->ome ? HALO_FMT_OME_ZARR : halo_format_from_path(o->out);
+	wo->ome_tiff = halo_path_ome_tiff(o->out);
 	if (o->ome && halo_format_from_path(o->out) == HALO_FMT_TIFF)
 		return halo_error_set(err, HALO_EINVAL, "--ome: OUT '%s' is a TIFF name", o->out);
 	wo->pyramid = (int)o->pyramid;

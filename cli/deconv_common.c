@@ -370,6 +370,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 			halo_deconv_chunks_fit_depth(info.chunks, info.shape, depth);
 	}
 	halo_writer_opts_t wo = {.format = halo_format_from_path(outp),
+				 .ome_tiff = halo_path_ome_tiff(outp),
 				 .codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1}};
 	halo_deconv_opts_t dopts = {
 		.iterations = (int)o->iterations, .boundary = o->boundary, .constant = o->constant,

@@ -179,6 +179,7 @@ static int write_volume(const char *path, const float *v, const int64_t shape[3]
 	memcpy(info.shape, shape, sizeof info.shape);
 	memcpy(info.chunks, chunks, sizeof info.chunks);
 	halo_writer_opts_t wo = {.format = halo_format_from_path(path),
+				 .ome_tiff = halo_path_ome_tiff(path),
 				 .codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1}};
 	/* Under a temporary name and renamed into place, like every output:
 	 * an interrupted demo leaves no half-written volume. */

@@ -667,6 +667,47 @@ static uint32_t strip_rows(const halo_tiff_info_t *info)
 	return rows ? rows : 1;
 }
 
+/* An OME-TIFF's description (halo_path_ome_tiff): one image of n planes, XYZCT, with the
+ * voxel size in OME's unit symbols where the unit has one. */
+static int ome_xml(const halo_tiff_info_t *info, uint32_t w, uint32_t h, int64_t n, char *out,
+		   size_t len)
+{
+	static const char *const types[HALO_DTYPE_COUNT] = {
+		[HALO_U1] = "uint8",  [HALO_U2] = "uint16", [HALO_U4] = "uint32", [HALO_I1] = "int8",
+		[HALO_I2] = "int16",  [HALO_I4] = "int32",  [HALO_F4] = "float",  [HALO_F8] = "double"};
+	static const char *const units[][2] = {
+		{"micron", "\xc2\xb5m"}, {"micrometer", "\xc2\xb5m"}, {"nanometer", "nm"},
+		{"millimeter", "mm"},   {"centimeter", "cm"},    {"meter", "m"},
+		{"picometer", "pm"},    {"angstrom", "\xc3\x85"}};
+	const char *sym = NULL;
+	for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+		if (!strcmp(info->unit, units[i][0]))
+			sym = units[i][1];
+	char sizes[320] = "";
+	if (sym) { /* OME's default unit is the micrometre: no size without one */
+		int m = snprintf(sizes, sizeof sizes,
+				 " PhysicalSizeX=\"%.9g\" PhysicalSizeXUnit=\"%s\" PhysicalSizeY=\"%.9g\" "
+				 "PhysicalSizeYUnit=\"%s\"", info->voxel[2], sym, info->voxel[1], sym);
+		if (info->ndim == 3 && m > 0 && (size_t)m < sizeof sizes)
+			snprintf(sizes + m, sizeof sizes - (size_t)m,
+				 " PhysicalSizeZ=\"%.9g\" PhysicalSizeZUnit=\"%s\"", info->voxel[0], sym);
+	}
+	int k = snprintf(out, len,
+			 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+			 "<OME xmlns=\"http://www.openmicroscopy.org/Schemas/OME/2016-06\" "
+			 "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+			 "xsi:schemaLocation=\"http://www.openmicroscopy.org/Schemas/OME/2016-06 "
+			 "http://www.openmicroscopy.org/Schemas/OME/2016-06/ome.xsd\" "
+			 "Creator=\"halo " PACKAGE_VERSION "\">"
+			 "<Image ID=\"Image:0\"><Pixels ID=\"Pixels:0\" DimensionOrder=\"XYZCT\" "
+			 "Type=\"%s\" SizeX=\"%u\" SizeY=\"%u\" SizeZ=\"%lld\" SizeC=\"1\" "
+			 "SizeT=\"1\" BigEndian=\"false\"%s>"
+			 "<Channel ID=\"Channel:0:0\" SamplesPerPixel=\"1\"/>"
+			 "<TiffData IFD=\"0\" PlaneCount=\"%lld\"/></Pixels></Image></OME>",
+			 types[info->dtype.kind], w, h, (long long)n, sizes, (long long)n);
+	return k > 0 && (size_t)k < len;
+}
+
 /* Every page's directory, written before any pixel (their strip arrays
  * deferred, then placeholders): the pages' data then follow one another
  * contiguously, as in ImageJ's own files. ImageJ reads a stack whose
@@ -682,12 +723,16 @@ static int write_directories(halo_tiff_t *t, halo_error_t *err)
 	/* ImageJ reads 8- and 16-bit integers and float32; the other types
 	 * get tifffile's JSON description, which halo reads back too, and so
 	 * does a 3D volume of one plane, which ImageJ's would make 2D. */
-	char desc[512];
+	char desc[2048];
 	halo_dtype_kind_t k = info->dtype.kind;
-	int imagej = (k == HALO_U1 || k == HALO_U2 || k == HALO_I2 || k == HALO_F4) &&
+	int ome = info->ome;
+	int imagej = !ome && (k == HALO_U1 || k == HALO_U2 || k == HALO_I2 || k == HALO_F4) &&
 		     !(info->ndim == 3 && n == 1);
 	int moved = info->origin[0] != 0 || info->origin[1] != 0 || info->origin[2] != 0;
-	if (imagej) {
+	if (ome) {
+		if (!ome_xml(info, w, h, n, desc, sizeof desc))
+			return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", t->path);
+	} else if (imagej) {
 		/* ImageJ's origin is in pixels: voxel i lies at (i - origin) * size */
 		char at[3][48] = {"", "", ""};
 		for (int d = 0; d < 3; d++)

@@ -22,6 +22,7 @@ typedef struct halo_tiff_info {
 	double origin[3];    /* z, y, x: where voxel 0 lies, in unit (ImageJ's
 			      * origin); 0 when unknown */
 	char unit[32];       /* as found ("micron", "um", ...), "" when unknown */
+	int ome;             /* writer: OME-XML instead of ImageJ's metadata */
 	int big_endian;      /* reader: the file's byte order */
 	char compression[16]; /* reader: the first page's ("none", "deflate", ...) */
 } halo_tiff_info_t;

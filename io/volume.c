@@ -83,6 +83,11 @@ int halo_volume_chunks_fit(halo_format_t format, int64_t chunks[3], size_t elsiz
 	return changed;
 }
 
+int halo_path_ome_tiff(const char *path)
+{
+	return halo_path_has_ext(path, ".ome.tif") || halo_path_has_ext(path, ".ome.tiff");
+}
+
 halo_format_t halo_format_from_path(const char *path)
 {
 	if (halo_path_has_ext(path, ".tif") || halo_path_has_ext(path, ".tiff"))
@@ -473,7 +478,7 @@ int halo_writer_create(const char *path, const halo_volume_info_t *info,
 	if (opts->format == HALO_FMT_TIFF && opts->attach) {
 		rc = halo_error_set(err, HALO_EUNSUPPORTED, "%s: a TIFF is written by one process", path);
 	} else if (opts->format == HALO_FMT_TIFF) {
-		halo_tiff_info_t ti = {.ndim = info->ndim, .dtype = info->dtype};
+		halo_tiff_info_t ti = {.ndim = info->ndim, .dtype = info->dtype, .ome = opts->ome_tiff};
 		for (int d = 0; d < 3; d++) {
 			ti.shape[d] = info->shape[d];
 			ti.voxel[d] = info->voxel[d];

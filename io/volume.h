@@ -65,6 +65,8 @@ typedef struct halo_writer_opts {
 	const json_t *attrs; /* plain Zarr: .zattrs to write (copied); may be NULL */
 	int attach;          /* Zarr: another process created the output; write
 			      * chunks into it, no metadata (MPI ranks > 0) */
+	int ome_tiff;        /* TIFF: OME-XML, not ImageJ's metadata (an output
+			      * named *.ome.tif: halo_path_ome_tiff) */
 } halo_writer_opts_t;
 
 /* Whether path ends in ext (".zarr"), in any case, before trailing '/'. */
@@ -72,6 +74,9 @@ int halo_path_has_ext(const char *path, const char *ext);
 /* Guesses the output format from the name: .tif or .tiff is TIFF,
  * .ome.zarr is OME-Zarr, anything else Zarr. */
 halo_format_t halo_format_from_path(const char *path);
+/* Whether path names an OME-TIFF (.ome.tif, .ome.tiff), which Bio-Formats
+ * reads as one: its description must be OME-XML. */
+int halo_path_ome_tiff(const char *path);
 
 /* Holds chunks (3 axes) of elsize-byte elements to
  * HALO_ZARR_MAX_CHUNK_BYTES for an output of format: Zarr's in pieces blosc

@@ -325,6 +325,7 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 		return rc;
 	if (tiff) {
 		wo.format = HALO_FMT_TIFF;
+		wo.ome_tiff = halo_path_ome_tiff(path);
 		if (halo_path_has_ext(path, ".zarr"))
 			return fail(c, HALO_EINVAL, "to_tiff: \"%s\" is a Zarr name; use to_zarr", path);
 	} else {

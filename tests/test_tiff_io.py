@@ -174,6 +174,40 @@ tifffile.imwrite(path("noz.ome.tif"), data, metadata={
 r = halo("info", path("noz.ome.tif"), "--json", check_rc=0)
 j = json.loads(r.stdout) if r.returncode == 0 else {}
 check(j.get("voxel") == [1, 100, 100], "OME-TIFF without PhysicalSizeZ: z stays 1", j)
+# An output named *.ome.tif is an OME-TIFF (Bio-Formats trusts the name):
+# OME-XML with the voxel size in OME's unit symbols, any type, 2D or 3D;
+# tifffile reads it as OME and halo reads the size back.
+for name, src_data, opts in [("o3.ome.tif", data, []), ("o2.ome.tiff", data[0], []),
+                              ("o3f.ome.tif", data, ["--dtype", "float64"])]:
+    src = path("ome_src.zarr")
+    shutil.rmtree(src, ignore_errors=True)
+    zs = zarr.open(src, mode="w", shape=src_data.shape, chunks=src_data.shape, dtype=src_data.dtype)
+    zs[:] = src_data
+    g = zarr.open_group(path("ome_in.ome.zarr"), mode="w")
+    g.create_dataset("0", data=src_data, chunks=src_data.shape)
+    nd = src_data.ndim
+    g.attrs["multiscales"] = [{"version": "0.4", "axes": [
+        {"name": a, "type": "space", "unit": "nanometer"} for a in "zyx"[3 - nd:]],
+        "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [500.0, 100.0, 100.0][3 - nd:]}]}]}]
+    r = convert(path("ome_in.ome.zarr"), path(name), *opts)
+    t = tifffile.TiffFile(path(name)) if r.returncode == 0 else None
+    px = {}
+    if t is not None and t.is_ome:
+        import xml.etree.ElementTree as ET
+        px = ET.fromstring(t.ome_metadata).find(".//{*}Pixels").attrib
+    want = {"SizeX": str(src_data.shape[-1]), "SizeY": str(src_data.shape[-2]),
+            "SizeZ": str(src_data.shape[0]) if nd == 3 else "1", "PhysicalSizeX": "100",
+            "PhysicalSizeXUnit": "nm", "PhysicalSizeY": "100", "DimensionOrder": "XYZCT",
+            "Type": "double" if opts else {"<u2": "uint16"}.get(src_data.dtype.str, "?")}
+    if nd == 3:
+        want.update(PhysicalSizeZ="500", PhysicalSizeZUnit="nm")
+    back = halo("info", path(name), "--json", check_rc=0)
+    vox = json.loads(back.stdout).get("voxel") if back.returncode == 0 else None
+    check(t is not None and t.is_ome and all(px.get(k) == v for k, v in want.items()) and
+          np.array_equal(t.asarray(), src_data) and
+          vox == ([500, 100, 100] if nd == 3 else [100, 100]),
+          f"{name}: an OME-TIFF (OME-XML, voxel size in nm), read back", (px, vox))
 # ImageJ "cm" is NGFF's "centimeter"; "pixel" is no length (the default).
 for unit, want in [("cm", "centimeter"), ("pixel", "micrometer")]:
     tifffile.imwrite(path("unit.tif"), data, imagej=True,
