@@ -667,8 +667,9 @@ static uint32_t strip_rows(const halo_tiff_info_t *info)
 	return rows ? rows : 1;
 }
 
-/* An OME-TIFF's description (halo_path_ome_tiff): one image of n planes, XYZCT, with the
- * voxel size in OME's unit symbols where the unit has one. */
+/* An OME-TIFF's description (halo_path_ome_tiff): one image of n planes,
+ * XYZCT, with the voxel size in OME's unit symbols where the unit has one
+ * (the origin, ImageJ's xorigin..., has no place in it here). */
 static int ome_xml(const halo_tiff_info_t *info, uint32_t w, uint32_t h, int64_t n, char *out,
 		   size_t len)
 {

@@ -106,9 +106,8 @@ static int is_cpu_list(const char *v)
 			return 0;
 		v = end;
 		if (*v == '-') {
-			v++;
-			if (isdigit((unsigned char)*v))
-				strtol(v, (char **)&v, 10);
+			strtol(++v, &end, 10);
+			v = end;
 		}
 		while (*v == ' ' || *v == ',')
 			v++;
