@@ -1,7 +1,7 @@
 /* Executing a plan on StarPU (see execute.h).
  *
  * The walk is demand-driven: output chunks (stores and scalar partials)
- * are visited in C order (a rechunk's in tiles, see tile_init), outputs
+ * are visited in C order (a rechunk's in tiles: halo_pnode_tiles), outputs
  * interleaved by progress, and each one submits the chunks it needs,
  * recursively, the first time they are needed. A chunk's handle is
  * registered when its producing task is submitted and unregistered
@@ -55,24 +55,6 @@ struct exec {
 	halo_distribution_t dist; /* who owns which chunk (runtime/distribution.h) */
 	int64_t ref[3];           /* the array shape the distribution cuts */
 };
-
-/* A store that rechunks visits its chunks in tiles, one input chunk's
- * worth each ((1,2,2) of 128^3 from 64x256x256), so that the chunks
- * reading the same inputs are gathered one after another while those
- * are still in the cache, and the inputs are freed sooner; in C order
- * an input chunk's four readers were eight chunks apart. TIFF stores do
- * not gather, and write in C order. */
-static void tile_init(const halo_pnode_t *p, int64_t tile[3])
-{
-	for (int d = 0; d < 3; d++) {
-		tile[d] = 1;
-		if (!p->gathers)
-			continue;
-		const struct halo_axis *in = &p->in[0]->grid[d], *out = &p->grid[d];
-		int64_t a = in->start[1] - in->start[0], b = out->start[1] - out->start[0];
-		tile[d] = a > b ? (a + b - 1) / b : 1;
-	}
-}
 
 /* The chunk after `at` in p's visiting order: C order within a tile,
  * tiles in C order (edge tiles cut at the grid's edge). */
@@ -998,7 +980,7 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 		memcpy(s->left, p->uses, (size_t)p->nchunks * sizeof *s->left);
 		if (p->root) {
 			total += p->nchunks;
-			tile_init(p, s->tile);
+			halo_pnode_tiles(p, s->tile);
 		}
 	}
 	/* The sources an RL step reads, through any steps between (inputs

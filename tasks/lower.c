@@ -785,6 +785,18 @@ static void walk_time_free(struct walk_time *w, int n)
 	free(w);
 }
 
+void halo_pnode_tiles(const halo_pnode_t *p, int64_t tile[3])
+{
+	for (int d = 0; d < 3; d++) {
+		tile[d] = 1;
+		if (!p->gathers)
+			continue;
+		const struct halo_axis *in = &p->in[0]->grid[d], *out = &p->grid[d];
+		int64_t a = in->start[1] - in->start[0], b = out->start[1] - out->start[0];
+		tile[d] = a > b ? (a + b - 1) / b : 1;
+	}
+}
+
 void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t *outside)
 {
 	uint64_t ignored;
@@ -828,11 +840,19 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 		const halo_pnode_t *p = plan->nodes[i];
 		const halo_expr_t *e = p->expr;
 		if (p->root) {
-			double scale = (double)T / (double)p->nchunks, stride = scale;
+			/* Its visiting order (halo_pnode_tiles), per axis: a
+			 * tile's place among the tiles and a chunk's in its tile
+			 * (edge tiles counted whole). */
+			int64_t tile[3];
+			halo_pnode_tiles(p, tile);
+			double scale = (double)T / (double)p->nchunks, inner = scale;
+			double outer = scale * (double)(tile[0] * tile[1] * tile[2]);
 			for (int d = 2; d >= 0; d--) {
 				for (int64_t j = 0; j < p->grid[d].nblocks; j++)
-					w[i].first[d][j] = w[i].last[d][j] = (double)j * stride;
-				stride *= (double)p->grid[d].nblocks;
+					w[i].first[d][j] = w[i].last[d][j] =
+						(double)(j / tile[d]) * outer + (double)(j % tile[d]) * inner;
+				inner *= (double)tile[d];
+				outer *= (double)((p->grid[d].nblocks + tile[d] - 1) / tile[d]);
 			}
 			w[i].first0 = w[i].last0 = 0;
 			w[i].set = 1;

@@ -114,6 +114,18 @@ want = [(tz + z, ty + y, tx + x)
         for x in range(min(tile[2], grid[2] - tx))]
 check(got == want, "a rechunk's chunks are written tile by tile, each once", got[:12])
 same(out, u16, "rechunk in tiles: values")
+# So an input chunk is held while its tile is written, not until the next
+# row: a row of 16 input chunks (2 deep) in C order, one tile's 2 here.
+wide = path("wide.zarr")
+zw = zarr.open(wide, mode="w", shape=(16, 64, 4096), chunks=(8, 32, 256), dtype="u2")
+r = halo("run", pipeline("wide", [
+    {"name": "a", "op": "from_zarr", "path": wide},
+    {"name": "r", "op": "rechunk", "input": "a", "chunks": [16, 16, 128]},
+    {"name": "o", "op": "to_zarr", "input": "r", "path": path("wide-out.zarr"),
+     "overwrite": True}]), "--dry-run")
+m = re.search(r"([0-9.]+) MB shared by neighbouring chunks", r.stdout + r.stderr)
+check(m and abs(float(m.group(1)) - 2 * 8 * 32 * 256 * 2 / 1e6) < 0.06,
+      "a wide rechunk holds one tile's input chunks, not a row's", (r.stdout + r.stderr)[-300:])
 
 # 2. astype: float to int truncates, int to int wraps, as numpy.
 for src, dt in [(pf32, "int16"), (pf32, "uint8"), (pi16, "uint8"), (pi16, "float64"),
