@@ -608,6 +608,14 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 	 * '0,all' on none): each configuration is measured once. */
 	o->ngpus = distinct(o->gpus, o->ngpus);
 	o->ncpus = distinct(o->cpus, o->ncpus);
+	int any_gpu = 0, zero = 0;
+	for (int i = 0; i < o->ngpus; i++)
+		any_gpu |= o->gpus[i] > 0;
+	for (int i = 0; i < o->ncpus; i++)
+		zero |= o->cpus[i] == 0;
+	if (zero && !any_gpu && o->ncpus > 1 && !o->quiet)
+		fprintf(stderr, "halo: bench: note: --ncpu 0 runs on GPUs alone and no GPU is "
+				"asked for: those configurations are left out\n");
 	for (int i = 0; i < o->ncpus; i++)
 		if (o->cpus[i] > b->cores)
 			return halo_error_set(err, HALO_EINVAL, "--ncpu %d: this machine has %d cores",
@@ -657,10 +665,18 @@ static int describe_workloads(struct bench_ctx *b, struct bench_report *rep, hal
 {
 	const struct bench_opts *o = b->o;
 	int64_t vs[3] = {o->size[0], o->size[1], o->size[2]};
+	/* The generated volume's, or --input's (it said uint16 and counted 2
+	 * bytes a voxel whatever --input held). */
+	char what[64] = "uint16 Zarr";
+	double el = 2;
 	if (o->input) {
 		halo_reader_t *r;
 		if (halo_reader_open(o->input, &r, NULL) == HALO_OK) {
-			memcpy(vs, halo_reader_info(r)->shape, sizeof vs);
+			const halo_volume_info_t *in = halo_reader_info(r);
+			memcpy(vs, in->shape, sizeof vs);
+			el = (double)halo_dtype_size(in->dtype);
+			snprintf(what, sizeof what, "%s %s", halo_dtype_name(in->dtype),
+				 halo_reader_format(r) == HALO_FMT_TIFF ? "TIFF" : "Zarr");
 			halo_reader_close(r);
 		}
 	}
@@ -688,18 +704,18 @@ static int describe_workloads(struct bench_ctx *b, struct bench_report *rep, hal
 			w->units = "Mvox*iter/s";
 			w->work = vol_vox * o->iterations / 1e6;
 			snprintf(w->about, sizeof w->about,
-				 "uint16 Zarr %lldx%lldx%lld -> float32 RL, PSF %ld^3, %ld iterations, "
+				 "%s %lldx%lldx%lld -> float32 RL, PSF %ld^3, %ld iterations, "
 				 "reflect, depth %lld,%lld,%lld (%s)",
-				 (long long)vs[0], (long long)vs[1], (long long)vs[2], o->psf,
+				 what, (long long)vs[0], (long long)vs[1], (long long)vs[2], o->psf,
 				 o->iterations, (long long)o->depth[0], (long long)o->depth[1],
 				 (long long)o->depth[2],
 				 o->simulate ? "simulated by halo-sim" : "whole processes");
 		} else {
 			w->units = "MB/s";
-			w->work = vol_vox * 2 / 1e6; /* uint16 */
+			w->work = vol_vox * el / 1e6;
 			snprintf(w->about, sizeof w->about,
-				 "rechunk uint16 Zarr %lldx%lldx%lld, blosc lz4 (whole processes)",
-				 (long long)vs[0], (long long)vs[1], (long long)vs[2]);
+				 "rechunk %s %lldx%lldx%lld into a blosc lz4 Zarr (whole processes)",
+				 what, (long long)vs[0], (long long)vs[1], (long long)vs[2]);
 		}
 		int n = configs(b, w->name, NULL, 0);
 		if (n == 0) /* before any run, and a GPU machine's convert too */
@@ -887,6 +903,11 @@ int halo_cli_bench(int argc, char **argv)
 		halo_cli_error(&err);
 		return HALO_EXIT_FAIL;
 	}
+	/* Each configuration says how many CPU workers its runs have, and
+	 * 'all' is every core: not what STARPU_NCPU says in the runs, which
+	 * the report would still have called 'all'. */
+	unsetenv("STARPU_NCPU");
+	unsetenv("STARPU_NCPUS");
 	/* SIGINT/SIGTERM stop the runs, the child included (bench_spawn),
 	 * which it waits for however long they take to wind down: no
 	 * watchdog ends it first (util/signals.h). */

@@ -295,6 +295,17 @@ open(svg, "w").write(mine)
 r = halo(*small, "--plot", svg)
 check(r.returncode == 1 and "is not a halo bench report" in r.stderr and open(svg).read() == mine,
       "bench --plot onto a user's SVG: refused, kept", r.stderr)
+# --input of another type: described as it is, and its MB/s counted in
+# its bytes (it said uint16, at 2 bytes a voxel, whatever it held).
+f32 = os.path.join(clash, "f32.zarr")
+zarr.open(f32, mode="w", shape=(24, 40, 48), chunks=(12, 20, 24), dtype="f4")[:] = 1
+rep = os.path.join(clash, "f32.json")
+r = halo("bench", "convert", "--input", f32, "--ncpu", "1", "--repeat", "1", "--warmup", "0",
+         "--peers", "none", "--quiet", "--json", rep, check_rc=0)
+w = json.load(open(rep))["workloads"][0] if r.returncode == 0 else {}
+check(w.get("about", "").startswith("rechunk float32 Zarr 24x40x48") and
+      abs(w.get("work_per_run", 0) - 24 * 40 * 48 * 4 / 1e6) < 1e-9,
+      "bench convert --input float32: described and counted as float32", w)
 # The default depth is deconvolve's, no deeper than the volume: chunks
 # larger than a 16-voxel axis were refused ("a depth of 20 on axis 0").
 r = halo("bench", "deconvolve", "--size", "16,64,64", "--chunks", "100,100,100", "--iterations",
