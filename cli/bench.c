@@ -578,6 +578,14 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 		snprintf(mark, sizeof mark, "%s/" DIR_MARK, o->dir);
 		if (halo_fs_write(mark, text, sizeof text - 1, err))
 			return HALO_EIO;
+		/* A kept folder holds the last run's outputs: an earlier bench's
+		 * of another volume stayed beside this one's. */
+		static const char *const outputs[] = {"out.zarr", "converted.zarr"};
+		for (int i = 0; i < 2; i++) {
+			char p[PATH_MAX + 64];
+			snprintf(p, sizeof p, "%s/%s", o->dir, outputs[i]);
+			halo_fs_remove_tree(p);
+		}
 	} else {
 		const char *tmp = getenv("TMPDIR");
 		snprintf(b->dir, sizeof b->dir, "%s/halo-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");

@@ -130,6 +130,19 @@ over = [t.text for t in texts
         or (t.get("text-anchor") == "end" and float(t.get("x")) - len(t.text or "") * 6.9 < 0)]
 check(texts and not over, "SVG: every label and title inside the canvas", over[:3])
 check(os.path.isdir(os.path.join(work, "input.zarr")), "--dir keeps the generated volume")
+# Each run keeps its own outputs only: a convert's stayed beside a later
+# bench's volume of another size.
+kept = path("bench-kept")
+shutil.rmtree(kept, ignore_errors=True)
+common = ["--size", "16,32,32", "--repeat", "1", "--warmup", "0", "--peers", "none", "--ncpu",
+          "1", "--quiet", "--dir", kept]
+r1 = halo("bench", "convert", *common, check_rc=0)
+had = os.path.isdir(os.path.join(kept, "converted.zarr"))
+r2 = halo("bench", "deconvolve", "--psf", "3", "--iterations", "1", *common, check_rc=0)
+check(r1.returncode == 0 and r2.returncode == 0 and had and
+      not os.path.exists(os.path.join(kept, "converted.zarr")) and
+      os.path.isdir(os.path.join(kept, "out.zarr")),
+      "--dir holds the last bench's outputs only", sorted(os.listdir(kept)))
 
 
 def generated(shape):
