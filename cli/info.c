@@ -31,14 +31,21 @@ static const char *yes_no(int v)
 static json_t *workers_json(const halo_worker_info_t *w, int n)
 {
 	json_t *arr = json_array();
+	/* A CPU worker's peak is not known here (bench measures a copy's). */
 	for (int i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:i, s:s, s:i, s:i, s:i, s:s, s:I, s:f}",
+		json_array_append_new(arr, json_pack("{s:i, s:s, s:i, s:i, s:i, s:s, s:I, s:o}",
 			"id", w[i].id, "kind", w[i].is_cuda ? "cuda" : "cpu",
 			"devid", w[i].devid, "bindid", w[i].bindid,
 			"memory_node", w[i].memory_node, "name", w[i].name,
 			"memory_bytes", (json_int_t)w[i].memory_bytes,
-			"peak_bandwidth_gbs", w[i].peak_gbs));
+			"peak_bandwidth_gbs", w[i].is_cuda ? json_real(w[i].peak_gbs) : json_null()));
 	return arr;
+}
+
+/* What is absent (no CUDA driver) is null, as the text's "none". */
+static json_t *or_null(const char *s)
+{
+	return s && *s ? json_string(s) : json_null();
 }
 
 /* Builds the whole description; the caller owns the result. */
@@ -53,7 +60,7 @@ static json_t *describe(const halo_runtime_t *rt, const halo_topology_t *topo,
 	return json_pack(
 		"{s:s, s:{s:i, s:i}, s:{s:s, s:b, s:b, s:b, s:s}, s:{s:i, s:i, s:o},"
 		" s:{s:s, s:i, s:i, s:i, s:i, s:s, s:I, s:I},"
-		" s:{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s}}",
+		" s:{s:b, s:s, s:o, s:o, s:o, s:s, s:s, s:s}}",
 		"halo", halo_version_string(),
 		"mpi", "rank", halo_runtime_rank(rt), "ranks", halo_runtime_ranks(rt),
 		"starpu", "version", lib.starpu, "cuda", lib.starpu_cuda,
@@ -65,8 +72,8 @@ static json_t *describe(const halo_runtime_t *rt, const halo_topology_t *topo,
 		"cpu_model", topo->cpu_model, "numa_bytes", (json_int_t)topo->numa_bytes,
 		"ram_bytes", (json_int_t)topo->ram_bytes,
 		"libraries", "halo_cuda", lib.halo_cuda, "fftw", lib.fftw,
-		"cufft", lib.cufft, "cuda_runtime", lib.cuda_runtime,
-		"cuda_driver", lib.cuda_driver, "blosc", lib.blosc, "libtiff", lib.tiff,
+		"cufft", or_null(lib.cufft), "cuda_runtime", or_null(lib.cuda_runtime),
+		"cuda_driver", or_null(lib.cuda_driver), "blosc", lib.blosc, "libtiff", lib.tiff,
 		"jansson", lib.jansson);
 }
 
