@@ -635,8 +635,14 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 		halo_reader_t *r;
 		if (halo_reader_open(o->input, &r, err))
 			return HALO_EIO;
+		int ndim = halo_reader_info(r)->ndim;
 		memcpy(shape, halo_reader_info(r)->shape, sizeof shape);
 		halo_reader_close(r);
+		/* Its runs take Z,Y,X chunks: a 2D one failed in the first run,
+		 * naming a --chunks the user never gave. */
+		if (ndim != 3)
+			return halo_error_set(err, HALO_EINVAL, "--input %s: is %dD; bench runs on 3D "
+					      "volumes", o->input, ndim);
 	}
 	if (!o->nchunks) {
 		for (int d = 0; d < 3; d++)

@@ -308,6 +308,15 @@ open(svg, "w").write(mine)
 r = halo(*small, "--plot", svg)
 check(r.returncode == 1 and "is not a halo bench report" in r.stderr and open(svg).read() == mine,
       "bench --plot onto a user's SVG: refused, kept", r.stderr)
+# A 2D --input is refused before any run (its first run failed, naming a
+# --chunks the user never gave), and leaves no --dir.
+in2d = os.path.join(clash, "in2d.zarr")
+zarr.open(in2d, mode="w", shape=(20, 24), chunks=(10, 12), dtype="u2")[:] = 1
+made = os.path.join(clash, "made2d")
+r = halo("bench", "convert", "--input", in2d, "--ncpu", "1", "--repeat", "1", "--peers", "none",
+         "--dir", made)
+check(r.returncode == 1 and r.stderr.strip() == f"halo: --input {in2d}: is 2D; bench runs on 3D "
+      "volumes" and not os.path.exists(made), "bench --input of a 2D volume: one line", r.stderr)
 # --input of another type: described as it is, and its MB/s counted in
 # its bytes (it said uint16, at 2 bytes a voxel, whatever it held).
 f32 = os.path.join(clash, "f32.zarr")
