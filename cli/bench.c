@@ -672,6 +672,14 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 		for (int d = 0; d < 3; d++)
 			o->depth[d] = depth[d] < shape[d] ? depth[d] : shape[d];
 	}
+	/* Refused now, not by the first run naming bench's own input. */
+	for (int d = 0; d < 3; d++)
+		if (o->depth[d] > shape[d])
+			return halo_error_set(err, HALO_EINVAL, "--depth %lld,%lld,%lld: deeper than the "
+					      "volume (%lldx%lldx%lld)", (long long)o->depth[0],
+					      (long long)o->depth[1], (long long)o->depth[2],
+					      (long long)shape[0], (long long)shape[1],
+					      (long long)shape[2]);
 	return HALO_OK;
 }
 

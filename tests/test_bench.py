@@ -308,6 +308,12 @@ open(svg, "w").write(mine)
 r = halo(*small, "--plot", svg)
 check(r.returncode == 1 and "is not a halo bench report" in r.stderr and open(svg).read() == mine,
       "bench --plot onto a user's SVG: refused, kept", r.stderr)
+made = os.path.join(clash, "made-depth")
+r = halo("bench", "deconvolve", "--size", "16,32,32", "--depth", "100,100,100", "--ncpu", "1",
+         "--repeat", "1", "--peers", "none", "--dir", made)
+check(r.returncode == 1 and r.stderr.strip() == "halo: --depth 100,100,100: deeper than the "
+      "volume (16x32x32)" and not os.path.exists(made),
+      "bench --depth deeper than the volume: refused before any run, no --dir left", r.stderr)
 # A 2D --input is refused before any run (its first run failed, naming a
 # --chunks the user never gave), and leaves no --dir.
 in2d = os.path.join(clash, "in2d.zarr")
