@@ -616,6 +616,17 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 	 * '0,all' on none): each configuration is measured once. */
 	o->ngpus = distinct(o->gpus, o->ngpus);
 	o->ncpus = distinct(o->cpus, o->ncpus);
+	/* Without GPUs 'all' is every core: a count of all of them names
+	 * the same runs (with GPUs StarPU keeps a core for each). */
+	int all = 0;
+	for (int i = 0; i < o->ncpus; i++)
+		all |= o->cpus[i] < 0;
+	for (int i = 0; all && !b->ngpu && i < o->ncpus; i++)
+		if (o->cpus[i] == b->cores) {
+			memmove(&o->cpus[i], &o->cpus[i + 1], (size_t)(o->ncpus - i - 1) * sizeof *o->cpus);
+			o->ncpus--;
+			break;
+		}
 	int any_gpu = 0, zero = 0;
 	for (int i = 0; i < o->ngpus; i++)
 		any_gpu |= o->gpus[i] > 0;

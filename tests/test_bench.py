@@ -314,6 +314,18 @@ r = halo("bench", "deconvolve", "--size", "16,32,32", "--depth", "100,100,100", 
 check(r.returncode == 1 and r.stderr.strip() == "halo: --depth 100,100,100: deeper than the "
       "volume (16x32x32)" and not os.path.exists(made),
       "bench --depth deeper than the volume: refused before any run, no --dir left", r.stderr)
+# Without a GPU, 'all' and the number of cores are one configuration.
+info = json.loads(halo("info", "--json").stdout)
+if not info["workers"]["cuda"]:
+    cores = info["topology"]["cores"]
+    rep = os.path.join(clash, "all.json")
+    r = halo("bench", "rl", "--shape", "8,8,8", "--psf", "3", "--iterations", "1", "--repeat", "1",
+             "--warmup", "0", "--peers", "none", "--ncpu", f"1,all,{cores}", "--quiet", "--json",
+             rep, check_rc=0)
+    runs = json.load(open(rep))["workloads"][0]["runs"] if r.returncode == 0 else []
+    labels = sorted(x["label"] for x in runs)
+    check(len(labels) == 2 and any("cpu=all" in x for x in labels),
+          f"bench --ncpu 1,all,{cores} on {cores} cores and no GPU: two configurations", labels)
 # A 2D --input is refused before any run (its first run failed, naming a
 # --chunks the user never gave), and leaves no --dir.
 in2d = os.path.join(clash, "in2d.zarr")
