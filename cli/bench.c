@@ -249,6 +249,9 @@ static int describe_machine(struct bench_ctx *b, struct bench_report *rep, halo_
 	free(out);
 	if (!rep->machine)
 		return halo_error_set(err, HALO_ERUNTIME, "halo info failed: %s", errline);
+	/* halo info's default scheduler is no run's: each run's is in its
+	 * configuration. */
+	json_object_del(json_object_get(rep->machine, "starpu"), "scheduler");
 	json_t *w = json_object_get(rep->machine, "workers");
 	b->ngpu = (int)json_integer_value(json_object_get(w, "cuda"));
 	b->cores = (int)json_integer_value(

@@ -36,6 +36,11 @@ d = json.load(open(js))
 check(d["machine"]["topology"]["cores"] >= 1 and "workers" in d["machine"],
       "JSON: the machine (halo info) is recorded")
 check(d["repeat"] == REPEAT and d["warmup"] == 1, "JSON: repeat and warm-up recorded")
+# The runs here used eager: halo info's default scheduler is no run's.
+check("scheduler" not in d["machine"]["starpu"] and
+      all(x["config"].get("sched") for w in d["workloads"] for x in w["runs"]
+          if x["tool"] == "halo"),
+      "JSON: each run names its scheduler, the machine none", d["machine"]["starpu"])
 cpu_peak = d["peak_bandwidth_gbs"]["cpu_copy_measured"]
 check(cpu_peak > 0.1, "JSON: the measured CPU copy bandwidth is positive", cpu_peak)
 wl = {w["name"]: w for w in d["workloads"]}
