@@ -97,8 +97,12 @@ int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char 
 		fclose(f);
 	if (rc != 0)
 		snprintf(errline, errlen, "%s: %s", argv[0], strerror(rc));
-	else if (!errline[0] && signo) /* a reason, not an empty line */
-		snprintf(errline, errlen, "killed by signal %d (%s)", signo, strsignal(signo));
+	else if (signo) { /* a crash, whatever it printed last */
+		char last[512];
+		snprintf(last, sizeof last, "%s", errline);
+		snprintf(errline, errlen, "%s%skilled by signal %d (%s)", last, *last ? "; " : "",
+			 signo, strsignal(signo));
+	}
 	return status;
 }
 
@@ -160,7 +164,7 @@ static int peers_once(struct bench_ctx *b, const struct bench_workload *w,
 		return 0;
 	}
 	char *text = NULL;
-	bench_spawn(b, argv, &text, errline, errlen, wall);
+	int st = bench_spawn(b, argv, &text, errline, errlen, wall);
 	int got = 0;
 	for (char *save = NULL, *line = text ? strtok_r(text, "\n", &save) : NULL; line && got < max;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -187,6 +191,14 @@ static int peers_once(struct bench_ctx *b, const struct bench_workload *w,
 		json_decref(j);
 	}
 	free(text);
+	/* A script that failed, told from a peer that is not installed (its
+	 * line says "unavailable"). */
+	if (!got && st > 0) {
+		char why[512];
+		snprintf(why, sizeof why, "%s", errline);
+		snprintf(errline, errlen, "peers.py exited with status %d%s%s", st, *why ? ": " : "",
+			 why);
+	}
 	return got;
 }
 
@@ -253,7 +265,11 @@ static void add_round(struct bench_run *acc, const struct bench_run *now, double
 	if (!acc->available)
 		return;
 	if (!now->available) {
-		*acc = *now;
+		/* Its name and label stay; its earlier times go, since a median
+		 * of fewer rounds than halo's would not compare. */
+		snprintf(acc->reason, sizeof acc->reason, "failed in a later round: %.2000s",
+			 now->reason);
+		acc->available = 0;
 		acc->ntimes = 0;
 		return;
 	}
@@ -290,8 +306,8 @@ void bench_peers_round(struct bench_ctx *b, struct bench_peers *p,
 		}
 		for (int i = 0; i < p->n; i++) {
 			struct bench_run lost = p->runs[i];
-			snprintf(lost.reason, sizeof lost.reason, "no output in a later round: %.2000s",
-				 errline);
+			snprintf(lost.reason, sizeof lost.reason, "%.2000s",
+				 *errline ? errline : "no output");
 			lost.available = 0;
 			add_round(&p->runs[i], i < got ? &now[i] : &lost,
 				  i < got && now[i].ntimes ? now[i].times[0] : 0, keep);

@@ -331,6 +331,22 @@ if not info["workers"]["cuda"]:
     labels = sorted(x["label"] for x in runs)
     check(len(labels) == 2 and any("cpu=all" in x for x in labels),
           f"bench --ncpu 1,all,{cores} on {cores} cores and no GPU: two configurations", labels)
+# A peers script that crashed or failed says so, unlike a peer that is not
+# installed ("unavailable: ...").
+for body, want in [("echo oops >&2; kill -SEGV $$", "oops; killed by signal 11"),
+                   ("echo broken >&2; exit 3", "peers.py exited with status 3: broken")]:
+    fake = os.path.join(clash, "py.sh")
+    with open(fake, "w") as f:
+        f.write(f"#!/bin/sh\n{body}\n")
+    os.chmod(fake, 0o755)
+    rep = os.path.join(clash, "peers.json")
+    r = halo("bench", "convert", "--size", "16,32,32", "--ncpu", "1", "--repeat", "1",
+             "--warmup", "0", "--peers", "dask", "--python", fake, "--quiet", "--json", rep,
+             check_rc=0)
+    runs = json.load(open(rep))["workloads"][0]["runs"] if r.returncode == 0 else []
+    dask = [x for x in runs if x["tool"] == "dask"]
+    check(dask and not dask[0]["available"] and want in dask[0].get("reason", ""),
+          f"a peers script that {'crashed' if 'SEGV' in body else 'failed'}: said", dask)
 # A 2D --input is refused before any run (its first run failed, naming a
 # --chunks the user never gave), and leaves no --dir.
 in2d = os.path.join(clash, "in2d.zarr")
