@@ -290,14 +290,11 @@ static void warn_fft_sizes(const halo_volume_info_t *info, const int depth[3])
 static int same_inputs(const halo_volume_info_t *ii, const float *psf, const int pn[3],
 		       halo_error_t *err)
 {
-	uint32_t h = starpu_hash_crc32c_be_n(ii->shape, sizeof ii->shape, 0);
-	h = starpu_hash_crc32c_be_n(ii->chunks, sizeof ii->chunks, h);
-	h = starpu_hash_crc32c_be_n(&ii->dtype, sizeof ii->dtype, h);
+	uint32_t h = halo__mpi_volume_hash(ii, 0);
 	h = starpu_hash_crc32c_be_n(pn, 3 * sizeof *pn, h);
 	size_t psf_bytes = (size_t)pn[0] * (size_t)pn[1] * (size_t)pn[2] * sizeof *psf;
 	h = starpu_hash_crc32c_be_n(psf, psf_bytes, h);
-	long mine = (long)h;
-	int rc = mine == halo__mpi_bcast_long(mine)
+	int rc = !halo__mpi_differs(h)
 		 ? HALO_OK
 		 : halo_error_set(err, HALO_EINVAL, "its IN or PSF differs from rank 0's (shape, "
 				  "type, chunks or PSF values): every rank must read the same files");

@@ -68,6 +68,18 @@ int halo__mpi_active(void)
 	return nranks > 1 && distributing;
 }
 
+int halo__mpi_differs(uint32_t h)
+{
+	return (long)h != halo__mpi_bcast_long((long)h);
+}
+
+uint32_t halo__mpi_volume_hash(const halo_volume_info_t *in, uint32_t h)
+{
+	h = starpu_hash_crc32c_be_n(in->shape, sizeof in->shape, h);
+	h = starpu_hash_crc32c_be_n(in->chunks, sizeof in->chunks, h);
+	return starpu_hash_crc32c_be_n(&in->dtype, sizeof in->dtype, h);
+}
+
 #ifdef HALO_HAVE_MPI
 void halo__mpi_register(starpu_data_handle_t h, int owner)
 {

@@ -13,6 +13,7 @@
 #include <starpu.h>
 
 #include "halo.h"
+#include "io/volume.h"
 
 /* Set by the runtime when StarPU-MPI starts and stops. */
 void halo__mpi_set(int rank, int ranks);
@@ -62,6 +63,15 @@ long halo__mpi_bcast_long(long v);
 /* Whether flag is set on any rank (every rank must call it at the same
  * point of the same walk). */
 int halo__mpi_any(int flag);
+/* Whether this rank's fingerprint h of what it read differs from rank
+ * 0's (every rank calls it at the same point). Under mpirun each rank
+ * reads its inputs itself, and a stale copy on one node made the ranks
+ * walk different graphs or mixed its values into the output. */
+int halo__mpi_differs(uint32_t h);
+/* A volume's shape, chunks and type, added to fingerprint h (StarPU's
+ * CRC32C, as its footprints). */
+uint32_t halo__mpi_volume_hash(const halo_volume_info_t *in, uint32_t h);
+
 /* The ranks agree on an outcome: when any failed, every rank returns the
  * error of the lowest failing rank, prefixed with "rank R". */
 int halo__mpi_agree(int rc, halo_error_t *err);

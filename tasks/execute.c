@@ -86,10 +86,9 @@ static int step_prefix(halo_error_t *err, const halo_expr_t *e)
 	return name ? halo_error_prefix(err, "step \"%s\"", name) : err->code;
 }
 
-/* Under mpirun every rank opens the sources itself: a stale copy on one
- * node (another shape, type or chunks) would make the ranks walk
- * different graphs and StarPU-MPI abort. Each source is compared with
- * rank 0's, and all fail together where one differs. */
+/* Under mpirun every rank opens the sources itself (halo__mpi_differs):
+ * each source is compared with rank 0's, and all fail together where one
+ * differs. */
 static int same_sources(const halo_plan_t *plan, halo_error_t *err)
 {
 	int rc = HALO_OK;
@@ -97,11 +96,7 @@ static int same_sources(const halo_plan_t *plan, halo_error_t *err)
 		const halo_expr_t *e = plan->nodes[i]->expr;
 		if (plan->nodes[i]->kind != HALO_PN_SOURCE || !e->reader)
 			continue;
-		const halo_volume_info_t *in = &e->info;
-		uint32_t h = starpu_hash_crc32c_be_n(in->shape, sizeof in->shape, 0);
-		h = starpu_hash_crc32c_be_n(in->chunks, sizeof in->chunks, h);
-		h = starpu_hash_crc32c_be_n(&in->dtype, sizeof in->dtype, h);
-		if ((long)h != halo__mpi_bcast_long((long)h) && !rc) {
+		if (halo__mpi_differs(halo__mpi_volume_hash(&e->info, 0)) && !rc) {
 			rc = halo_error_set(err, HALO_EINVAL,
 					    "%s: differs from rank 0's (shape, type or chunks): every "
 					    "rank must read the same files", halo_reader_path(e->reader));
