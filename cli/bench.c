@@ -437,12 +437,19 @@ static int add_cfg(struct bench_cfg *out, int n, int max, struct bench_cfg c,
  * deconvolve on every CPU and GPU count, CPU+GPU included, with each
  * scheduler, chunk shape and mode. Returns how many, of which the first
  * max are in out. */
+/* Whether --ncuda asks for a GPU in any configuration. */
+static int asks_gpu(const struct bench_opts *o)
+{
+	int any = 0;
+	for (int g = 0; g < o->ngpus; g++)
+		any |= o->gpus[g] > 0;
+	return any;
+}
+
 static int configs(const struct bench_ctx *b, const char *name, struct bench_cfg *out, int max)
 {
 	const struct bench_opts *o = b->o;
-	int n = 0, any_gpu = 0;
-	for (int g = 0; g < o->ngpus; g++)
-		any_gpu |= o->gpus[g] > 0;
+	int n = 0, any_gpu = asks_gpu(o);
 	if (!strcmp(name, "rl")) {
 		for (int c = 0; c < o->ncpus; c++)
 			if (o->cpus[c] != 0)
@@ -630,27 +637,33 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 			o->ncpus--;
 			break;
 		}
-	int any_gpu = 0, zero = 0;
-	for (int i = 0; i < o->ngpus; i++)
-		any_gpu |= o->gpus[i] > 0;
+	int zero = 0;
 	for (int i = 0; i < o->ncpus; i++)
 		zero |= o->cpus[i] == 0;
-	if (zero && !any_gpu && o->ncpus > 1 && !o->quiet)
+	if (zero && !asks_gpu(o) && o->ncpus > 1 && !o->quiet)
 		fprintf(stderr, "halo: bench: note: --ncpu 0 runs on GPUs alone and no GPU is "
 				"asked for: those configurations are left out\n");
 	for (int i = 0; i < o->ncpus; i++)
 		if (o->cpus[i] > b->cores)
 			return halo_error_set(err, HALO_EINVAL, "--ncpu %d: this machine has %d cores",
 					      o->cpus[i], b->cores);
-	/* The volume deconvolve and convert run on: --input's, or --size. */
-	int64_t shape[3];
-	memcpy(shape, o->size, sizeof shape);
+	/* The volume deconvolve and convert run on: --input's, or --size
+	 * (its reports said uint16 and counted 2 bytes a voxel whatever
+	 * --input held). */
+	int64_t *shape = b->vol;
+	memcpy(shape, o->size, sizeof b->vol);
+	snprintf(b->vol_what, sizeof b->vol_what, "uint16 Zarr");
+	b->vol_el = 2;
 	if (o->input) {
 		halo_reader_t *r;
 		if (halo_reader_open(o->input, &r, err))
 			return HALO_EIO;
-		int ndim = halo_reader_info(r)->ndim;
-		memcpy(shape, halo_reader_info(r)->shape, sizeof shape);
+		const halo_volume_info_t *in = halo_reader_info(r);
+		int ndim = in->ndim;
+		memcpy(shape, in->shape, sizeof b->vol);
+		b->vol_el = (double)halo_dtype_size(in->dtype);
+		snprintf(b->vol_what, sizeof b->vol_what, "%s %s", halo_dtype_name(in->dtype),
+			 halo_reader_format(r) == HALO_FMT_TIFF ? "TIFF" : "Zarr");
 		halo_reader_close(r);
 		/* Its runs take Z,Y,X chunks: a 2D one failed in the first run,
 		 * naming a --chunks the user never gave. */
@@ -700,22 +713,8 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 static int describe_workloads(struct bench_ctx *b, struct bench_report *rep, halo_error_t *err)
 {
 	const struct bench_opts *o = b->o;
-	int64_t vs[3] = {o->size[0], o->size[1], o->size[2]};
-	/* The generated volume's, or --input's (it said uint16 and counted 2
-	 * bytes a voxel whatever --input held). */
-	char what[64] = "uint16 Zarr";
-	double el = 2;
-	if (o->input) {
-		halo_reader_t *r;
-		if (halo_reader_open(o->input, &r, NULL) == HALO_OK) {
-			const halo_volume_info_t *in = halo_reader_info(r);
-			memcpy(vs, in->shape, sizeof vs);
-			el = (double)halo_dtype_size(in->dtype);
-			snprintf(what, sizeof what, "%s %s", halo_dtype_name(in->dtype),
-				 halo_reader_format(r) == HALO_FMT_TIFF ? "TIFF" : "Zarr");
-			halo_reader_close(r);
-		}
-	}
+	const int64_t *vs = b->vol;
+	const char *what = b->vol_what;
 	double rl_vox = (double)o->shape[0] * o->shape[1] * o->shape[2];
 	double vol_vox = (double)vs[0] * vs[1] * vs[2];
 	for (int i = 0; i < 3; i++) {
@@ -748,7 +747,7 @@ static int describe_workloads(struct bench_ctx *b, struct bench_report *rep, hal
 				 o->simulate ? "simulated by halo-sim" : "whole processes");
 		} else {
 			w->units = "MB/s";
-			w->work = vol_vox * el / 1e6;
+			w->work = vol_vox * b->vol_el / 1e6;
 			snprintf(w->about, sizeof w->about,
 				 "rechunk %s %lldx%lldx%lld into a blosc lz4 Zarr (whole processes)",
 				 what, (long long)vs[0], (long long)vs[1], (long long)vs[2]);

@@ -42,6 +42,11 @@ struct bench_ctx {
 	int ran;      /* the runs began */
 	char input[PATH_MAX + 128], psf[PATH_MAX + 128];
 	int cores, ngpu;
+	/* The volume deconvolve and convert run on (--input's, or --size's
+	 * uint16 Zarr): its shape, type and format, its bytes per voxel. */
+	int64_t vol[3];
+	char vol_what[64];
+	double vol_el;
 	char sim_exe[PATH_MAX], sim_host[256]; /* --simulate */
 	int done, total; /* progress, in measured configurations */
 	double started;
