@@ -520,6 +520,17 @@ int halo_runtime_opts_check(const halo_runtime_opts_t *opts, halo_error_t *err)
 	return env && *env ? halo_sched_check(env, "STARPU_SCHED", err) : HALO_OK;
 }
 
+/* A start that failed: its FxT folder of its own (not --trace-fxt's)
+ * goes, with rt. Returns rc. */
+static int init_undo(halo_runtime_t *rt, int rc)
+{
+	if (rt->fxt && rt->fxt_tmp)
+		halo_fs_remove_tree(rt->fxt);
+	free(rt->fxt);
+	free(rt);
+	return rc;
+}
+
 int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		      halo_error_t *err)
 {
@@ -561,10 +572,10 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		rt->fxt = strdup(opts->trace_fxt);
 		if (!rt->fxt || halo_fs_mkdirs(opts->trace_fxt, err) ||
 		    (!halo_fs_exists(mark) && halo_fs_write(mark, text, sizeof text - 1, err))) {
-			free(rt->fxt);
-			free(rt);
-			return err && err->code ? halo_error_prefix(err, "--trace-fxt")
-						: halo_error_set(err, HALO_EINVAL, "--trace-fxt: bad folder");
+			return init_undo(rt, err && err->code
+						     ? halo_error_prefix(err, "--trace-fxt")
+						     : halo_error_set(err, HALO_EINVAL,
+								      "--trace-fxt: bad folder"));
 		}
 	} else if (opts->trace && halo__fxt_available() && several_memory_nodes(opts)) {
 		/* Only FxT records each data transfer; when there can be
@@ -584,20 +595,17 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		snprintf(dir, sizeof dir, "%s/rank%s", rt->fxt, mpi_rank);
 		free(rt->fxt);
 		rt->fxt = strdup(dir);
-		if (!rt->fxt || halo_fs_mkdirs(dir, err)) {
-			free(rt->fxt);
-			free(rt);
-			return err && err->code ? err->code : halo_error_set(err, HALO_ENOMEM, "out of memory");
-		}
+		if (!rt->fxt || halo_fs_mkdirs(dir, err))
+			return init_undo(rt, err && err->code ? err->code
+							      : halo_error_set(err, HALO_ENOMEM,
+									       "out of memory"));
 	}
 	if (rt->fxt) {
 		char prefix[4096];
 		int n = snprintf(prefix, sizeof prefix, "%s/", rt->fxt);
-		if (n < 0 || (size_t)n >= sizeof prefix) {
-			free(rt->fxt);
-			free(rt);
-			return halo_error_set(err, HALO_EINVAL, "--trace-fxt: folder name too long");
-		}
+		if (n < 0 || (size_t)n >= sizeof prefix)
+			return init_undo(rt, halo_error_set(err, HALO_EINVAL,
+							    "--trace-fxt: folder name too long"));
 		setenv("STARPU_FXT_TRACE", "1", 1);
 		setenv("STARPU_FXT_PREFIX", prefix, 1);
 	}
@@ -641,13 +649,8 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	if (opts->sched)
 		unsetenv("STARPU_SCHED");
 	int bad_env = halo__env_check(err);
-	if (bad_env) {
-		if (rt->fxt_tmp)
-			halo_fs_remove_tree(rt->fxt);
-		free(rt->fxt);
-		free(rt);
-		return bad_env;
-	}
+	if (bad_env)
+		return init_undo(rt, bad_env);
 
 	struct starpu_conf conf;
 	starpu_conf_init(&conf);
@@ -676,10 +679,7 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	rt->ranks = 1;
 	int rc = start(rt, &conf, err);
 	if (rc) {
-		if (rt->fxt_tmp)
-			halo_fs_remove_tree(rt->fxt);
-		free(rt->fxt);
-		free(rt);
+		init_undo(rt, rc);
 		if (rc == -EPROTO)
 			return HALO_ERUNTIME;
 		if (rc == -ENODEV) {
