@@ -8,6 +8,7 @@
 #include "runtime/env.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,11 +81,17 @@ static int per_device_limit(const char *name)
 	return 0;
 }
 
-static int is_whole(const char *v)
+static int is_in(const char *v, long lo, long hi)
 {
 	char *end;
 	long n = strtol(v, &end, 10);
-	return !*end && n >= 0;
+	return *v && !*end && n >= lo && n <= hi;
+}
+
+/* As StarPU reads them: an empty value is 0. */
+static int is_whole(const char *v)
+{
+	return !*v || is_in(v, 0, LONG_MAX);
 }
 
 static int is_real(const char *v)
@@ -114,13 +121,6 @@ static int is_cpu_list(const char *v)
 		n++;
 	}
 	return n > 0;
-}
-
-static int is_in(const char *v, long lo, long hi)
-{
-	char *end;
-	long n = strtol(v, &end, 10);
-	return *v && !*end && n >= lo && n <= hi;
 }
 
 static int halo_knobs_check(halo_error_t *err)
