@@ -3,6 +3,7 @@
  * configuration and of achieved bandwidth as a share of the peak. */
 #include "config.h"
 #include "cli/bench.h"
+#include "io/fs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -221,25 +222,6 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 		fputc('\n', f);
 }
 
-/* Writes to path through a temporary name, so a reader never sees half. */
-static FILE *open_tmp(const char *path, char *tmp, size_t len)
-{
-	snprintf(tmp, len, "%s.tmp-%ld", path, (long)getpid());
-	return fopen(tmp, "w");
-}
-
-static int close_tmp(FILE *f, const char *tmp, const char *path)
-{
-	int bad = ferror(f);
-	if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
-		int e = errno ? errno : EIO;
-		remove(tmp);
-		errno = e;
-		return -1;
-	}
-	return 0;
-}
-
 static json_t *run_json(const struct bench_report *rep, const struct bench_workload *w,
 			const struct bench_run *r)
 {
@@ -326,12 +308,12 @@ int bench_report_json(const char *path, const struct bench_report *rep)
 				 "gpu_specification", gpu_peak, "repeat", rep->repeat,
 				 "warmup", rep->warmup, "workloads", wl);
 	char tmp[4200];
-	FILE *f = open_tmp(path, tmp, sizeof tmp);
+	FILE *f = halo_fs_tmp_open(path, tmp, sizeof tmp);
 	int rc = -1;
 	if (f) {
 		json_dumpf(root, f, JSON_INDENT(1));
 		fputc('\n', f);
-		rc = close_tmp(f, tmp, path);
+		rc = halo_fs_tmp_close(f, tmp, path);
 	}
 	json_decref(root);
 	return rc;
@@ -456,7 +438,7 @@ int bench_report_svg(const char *path, const struct bench_report *rep)
 		if (w->bytes > 0)
 			h += svg_panel(body, h, title[1], w, rep, 1, label_w);
 	}
-	FILE *f = open_tmp(path, tmp, sizeof tmp);
+	FILE *f = halo_fs_tmp_open(path, tmp, sizeof tmp);
 	if (!f) {
 		fclose(body);
 		return -1;
@@ -473,5 +455,5 @@ int bench_report_svg(const char *path, const struct bench_report *rep)
 		fwrite(buf, 1, n, f);
 	fclose(body);
 	fputs("</svg>\n", f);
-	return close_tmp(f, tmp, path);
+	return halo_fs_tmp_close(f, tmp, path);
 }

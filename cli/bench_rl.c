@@ -146,5 +146,5 @@ int bench_rl_child(int argc, char **argv)
 #endif
 		printf("}\n");
 	}
-	return halo_cli_finish(rt, status);
+	return halo_cli_finish(rt, status, &err);
 }

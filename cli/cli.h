@@ -98,9 +98,10 @@ int halo_cli_usage_error(const char *cmd, int c, const char *bad);
 int halo_cli_empty_args(const char *cmd, char **args, int n);
 
 /* Ends the run (halo_runtime_finish: traces written, StarPU stopped); a
- * failure there turns a successful status into 1, with one line. Returns
- * the status. */
-int halo_cli_finish(halo_runtime_t *rt, int status);
+ * failure there turns a successful status into 1, with one line. failed:
+ * the run's error where status says it failed (its trace records it).
+ * Returns the status. */
+int halo_cli_finish(halo_runtime_t *rt, int status, const halo_error_t *failed);
 
 /* A Gaussian PSF of pn voxels, centred on voxel pn//2, sum 1 (the demo's
  * and halo bench's). */

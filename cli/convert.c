@@ -303,7 +303,7 @@ fail:
 	halo_cli_error(&err);
 done:
 	halo_output_abort(out);
-	status = halo_cli_finish(rt, status);
+	status = halo_cli_finish(rt, status, &err);
 	halo_reader_close(r);
 	return status;
 }

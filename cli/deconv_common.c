@@ -256,6 +256,19 @@ static uint64_t padded_voxels(const int64_t chunks[3], const int pad[3])
 	return v;
 }
 
+/* The first block along an axis cut in chunks and merged as map_overlap
+ * merges chunks thinner than the halo (runtime/grid.h): all but the last
+ * come out alike. 0 when that fails. */
+static int64_t merged_block(int64_t n, int64_t chunk, int depth)
+{
+	struct halo_axis reg = {0}, merged = {0};
+	int64_t len = halo_axis_regular(&reg, n, chunk) == 0 &&
+		      halo_axis_min_blocks(&merged, &reg, depth) == 0 ? merged.start[1] : 0;
+	halo_axis_free(&reg);
+	halo_axis_free(&merged);
+	return len;
+}
+
 /* A chunk with its halo of a size with a prime factor over 7 makes every
  * FFT of the run slower (1.7x per voxel at 152 = 8 x 19 against 150): says
  * so, with the next larger --depth that avoids it, for each chunked axis. */
@@ -263,9 +276,15 @@ static void warn_fft_sizes(const halo_volume_info_t *info, const int depth[3])
 {
 	static const char axis[3] = {'z', 'y', 'x'};
 	for (int d = 3 - info->ndim; d < 3; d++) {
-		int64_t n = info->chunks[d] + 2 * (int64_t)depth[d];
-		if (info->chunks[d] >= info->shape[d] || depth[d] == 0 || n >= INT_MAX / 4 ||
-		    halo_fft_good_size((int)n, 1) == n)
+		if (info->chunks[d] >= info->shape[d] || depth[d] == 0)
+			continue;
+		/* Chunks thinner than the halo are merged first: no --depth
+		 * to advise then, since it changes the merging too. */
+		int merged = info->chunks[d] < depth[d];
+		int64_t block = merged ? merged_block(info->shape[d], info->chunks[d], depth[d])
+				       : info->chunks[d];
+		int64_t n = block + 2 * (int64_t)depth[d];
+		if (!block || n >= INT_MAX / 4 || halo_fft_good_size((int)n, 1) == n)
 			continue;
 		int64_t p = 2, r = n, big = 1;
 		for (; p * p <= r; p++)
@@ -273,10 +292,10 @@ static void warn_fft_sizes(const halo_volume_info_t *info, const int depth[3])
 				big = p;
 		big = r > 1 ? r : big;
 		int good = halo_fft_good_size((int)n, 2);
-		fprintf(stderr, "halo: warning: a chunk with its halo is %lld voxels along %c "
+		fprintf(stderr, "halo: warning: a %s with its halo is %lld voxels along %c "
 				"(prime factor %lld), which FFTs are slow on",
-			(long long)n, axis[d], (long long)big);
-		if (good)
+			merged ? "block of merged chunks" : "chunk", (long long)n, axis[d], (long long)big);
+		if (good && !merged)
 			fprintf(stderr, "; --depth %lld along %c makes it %d",
 				(long long)((good - info->chunks[d]) / 2), axis[d], good);
 		fputc('\n', stderr);
@@ -651,7 +670,7 @@ fail:
 done:
 	halo_writer_close(w);
 	halo_output_abort(out);
-	status = halo_cli_finish(rt, status);
+	status = halo_cli_finish(rt, status, err);
 	halo_reader_close(r);
 	return status;
 }

@@ -128,10 +128,9 @@ int halo_cli_graph(int argc, char **argv)
 		goto done;
 	}
 	/* Written beside OUTFILE and renamed: no half-written file. */
-	char tmp[4096] = "";
+	char tmp[4200] = "";
 	if (outfile) {
-		snprintf(tmp, sizeof tmp, "%s.halo-tmp-%ld", outfile, (long)getpid());
-		if (!(f = fopen(tmp, "w"))) {
+		if (!(f = halo_fs_tmp_open(outfile, tmp, sizeof tmp))) {
 			f = stdout;
 			tmp[0] = '\0';
 			halo_error_set(&err, HALO_EIO, "%s: cannot create: %s", outfile, strerror(errno));
@@ -141,13 +140,14 @@ int halo_cli_graph(int argc, char **argv)
 	if (halo_graph_dot(g, p, tasks, f, &err))
 		goto fail;
 	if (f != stdout) {
-		int bad = ferror(f) | fclose(f);
+		FILE *written = f;
 		f = stdout;
-		if (bad || rename(tmp, outfile) != 0) {
+		int bad = halo_fs_tmp_close(written, tmp, outfile);
+		tmp[0] = '\0'; /* renamed into place, or removed */
+		if (bad) {
 			halo_error_set(&err, HALO_EIO, "%s: cannot write: %s", outfile, strerror(errno));
 			goto fail;
 		}
-		tmp[0] = '\0';
 	}
 	status = HALO_EXIT_OK;
 	goto done;

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "cli/cli.h"
 #include "io/outdir.h"
+#include "runtime/runtime.h"
 #include "util/signals.h"
 
 /* In halo-sim (StarPU built with SimGrid) this renames main() to
@@ -43,11 +44,19 @@ static void usage(FILE *f)
 
 static int dispatch(int argc, char **argv);
 
+/* What a run stuck after Ctrl-C leaves is removed as it ends: its
+ * temporary outputs (their count is returned) and its FxT folder. */
+static int abandon(void)
+{
+	halo_runtime_abandon();
+	return halo_outputs_abandon();
+}
+
 int main(int argc, char **argv)
 {
 	/* A run stuck after Ctrl-C (or SIGTERM) is ended without its
-	 * temporary outputs (util/signals.h). */
-	halo_signals_on_stuck(halo_outputs_abandon);
+	 * temporary files (util/signals.h). */
+	halo_signals_on_stuck(abandon);
 	/* A file over `ulimit -f` is then an error write() reports (EFBIG,
 	 * named with its file), not a silent death that leaves temporary
 	 * outputs behind. */

@@ -83,6 +83,13 @@ int halo_cli_trace_check(const halo_runtime_opts_t *o, const char *const *paths,
 {
 	if (o->trace_fxt && fxt_folder_check(o->trace_fxt, err))
 		return err->code;
+	/* The trace would be a folder StarPU makes, or a file among its files. */
+	if (o->trace && o->trace_fxt && halo_path_within(o->trace, o->trace_fxt))
+		return halo_error_set(err, HALO_EINVAL, "--trace: '%s' %s --trace-fxt's folder '%s'; "
+				      "give them separate places", o->trace,
+				      halo_path_same(o->trace, o->trace_fxt) ||
+				      !strcmp(o->trace, o->trace_fxt) ? "is" : "lies inside",
+				      o->trace_fxt);
 	const char *opt[2] = {"--trace", "--trace-fxt"}, *val[2] = {o->trace, o->trace_fxt};
 	for (int k = 0; k < 2; k++)
 		for (int i = 0; val[k] && paths[i]; i++)
@@ -246,10 +253,11 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 	return -1;
 }
 
-int halo_cli_finish(halo_runtime_t *rt, int status)
+int halo_cli_finish(halo_runtime_t *rt, int status, const halo_error_t *failed)
 {
 	halo_error_t err = {0};
-	if (halo_runtime_finish(rt, &err) && status == HALO_EXIT_OK) {
+	if (halo_runtime_finish(rt, status == HALO_EXIT_OK ? NULL : failed, &err) &&
+	    status == HALO_EXIT_OK) {
 		halo_cli_error(&err);
 		status = HALO_EXIT_FAIL;
 	}

@@ -167,6 +167,50 @@ static int check_trace(const halo_runtime_opts_t *ro, const char *file, const ha
 	return rc;
 }
 
+static const char *voxel_text(const halo_expr_t *e, char *buf, size_t len)
+{
+	const struct halo_space *s = &e->space;
+	int n = e->ndim < 1 ? 1 : e->ndim, at = 0;
+	for (int d = 3 - n; d < 3 && at >= 0 && (size_t)at < len; d++)
+		at += snprintf(buf + at, len - (size_t)at, "%s%g", d > 3 - n ? "x" : "", s->voxel[d]);
+	if (at >= 0 && (size_t)at < len)
+		snprintf(buf + at, len - (size_t)at, " %s", s->unit[0] ? s->unit : "(no unit)");
+	return buf;
+}
+
+/* The step the user named that e comes from (e itself, or what halo put
+ * after it: the rechunks that unify two inputs' chunks). */
+static const halo_expr_t *named(const halo_expr_t *e)
+{
+	while (!e->named && e->nin == 1)
+		e = e->in[0];
+	return e;
+}
+
+/* A step of two inputs with different voxel sizes gives its outputs the
+ * first's (as they are listed): said once per such step that an output
+ * comes from, since the other's was as likely meant. */
+static void warn_mixed(const halo_graph_t *g)
+{
+	const halo_expr_t *said[16];
+	int nsaid = 0;
+	for (int i = 0; i < halo_graph_count(g); i++) {
+		const halo_expr_t *e = halo_graph_node(g, i), *m = e->op == HALO_OP_STORE ? e->mixed : NULL;
+		int k = 0;
+		while (k < nsaid && said[k] != m)
+			k++;
+		if (!m || k < nsaid)
+			continue;
+		if (nsaid < 16)
+			said[nsaid++] = m;
+		char a[160], b[160];
+		fprintf(stderr, "halo: warning: step \"%s\" combines inputs of different voxel sizes "
+				"(\"%s\": %s; \"%s\": %s); its outputs take the first's\n", m->name,
+			named(m->in[0])->name, voxel_text(m->in[0], a, sizeof a), named(m->in[1])->name,
+			voxel_text(m->in[1], b, sizeof b));
+	}
+}
+
 int halo_cli_run(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -234,6 +278,7 @@ int halo_cli_run(int argc, char **argv)
 	if (dry) {
 		/* Under mpirun every rank has the same plan: one prints it. */
 		if (halo__runtime_launched_rank() == 0) {
+			warn_mixed(g);
 			halo_cli_warn_memory(plan, memory);
 			print_plan(plan);
 		}
@@ -250,8 +295,10 @@ int halo_cli_run(int argc, char **argv)
 	halo_signals_install();
 	/* Under mpirun rank 0 speaks for all (the ranks agree on the outcome). */
 	int speaker = halo_runtime_rank(rt) == 0;
-	if (speaker)
+	if (speaker) {
+		warn_mixed(g);
 		halo_cli_warn_memory(plan, memory);
+	}
 	halo_compute_opts_t co = {.memory = memory, .quiet = quiet || json || !speaker,
 				  .label = "run"};
 	if (halo_plan_execute(plan, &co, &st, &err)) {
@@ -305,7 +352,7 @@ fail:
 	halo_cli_error(&err);
 done:
 	halo_plan_free(plan);
-	status = halo_cli_finish(rt, status);
+	status = halo_cli_finish(rt, status, &err);
 	halo_graph_free(g);
 	return status;
 }

@@ -32,10 +32,20 @@ static const char trace_help[] =
 	"  --json          one JSON object instead of tables\n"
 	"  -o FILE         html: the report to write\n";
 
+/* A trace of a run that failed or was interrupted says so first. */
+static void print_outcome(const struct trace *tr)
+{
+	if (strcmp(tr->outcome, "ok") != 0)
+		printf("the run %s%s%s; %zu task%s did no work after that (left out of the codelet "
+		       "figures)\n", tr->outcome, tr->error ? ": " : "", tr->error ? tr->error : "",
+		       tr->skipped, tr->skipped == 1 ? "" : "s");
+}
+
 static void print_summary(const char *path, const struct trace *tr)
 {
 	printf("%s: %zu tasks, makespan %.3f ms, scheduler %s, %d workers\n", path, tr->n,
 	       tr->makespan / 1e3, tr->scheduler ? tr->scheduler : "?", tr->nworkers);
+	print_outcome(tr);
 	struct trace_group *g;
 	size_t ng;
 	if (trace_groups(tr, &g, &ng) == 0) {
@@ -105,8 +115,10 @@ static json_t *critical_json(const struct trace *tr, int with_tasks)
 	json_object_set_new(o, "work_us", json_real(work));
 	json_object_set_new(o, "workers", json_integer(tr->nworkers));
 	json_object_set_new(o, "work_bound_us", json_real(bound));
-	json_object_set_new(o, "makespan_over_path", json_real(cp > 0 ? tr->makespan / cp : 0));
-	json_object_set_new(o, "makespan_over_bound", json_real(bound > 0 ? tr->makespan / bound : 0));
+	/* No ratio without tasks (null, as compare's). */
+	json_object_set_new(o, "makespan_over_path", cp > 0 ? json_real(tr->makespan / cp) : json_null());
+	json_object_set_new(o, "makespan_over_bound",
+			    bound > 0 ? json_real(tr->makespan / bound) : json_null());
 	if (with_tasks) {
 		json_t *tasks = json_array();
 		for (size_t k = 0; k < len; k++) {
@@ -135,6 +147,7 @@ static void print_critical(const char *path, const struct trace *tr, const json_
 	json_t *tasks = json_object_get(o, "tasks");
 	if (!tr->n) {
 		printf("%s: no tasks (makespan %.3f ms)\n", path, tr->makespan / 1e3);
+		print_outcome(tr);
 		return;
 	}
 	printf("%s: critical path %.3f ms over %zu tasks; makespan %.3f ms is %.2fx the path and "
@@ -143,6 +156,7 @@ static void print_critical(const char *path, const struct trace *tr, const json_
 	       json_real_value(json_object_get(o, "makespan_over_path")),
 	       json_real_value(json_object_get(o, "makespan_over_bound")),
 	       json_real_value(json_object_get(o, "work_us")) / 1e3, tr->nworkers);
+	print_outcome(tr);
 	printf("\n%8s  %-14s %-20s %-14s %6s %10s\n", "id", "codelet", "step", "chunk", "worker", "ms");
 	size_t i;
 	json_t *x;

@@ -6,6 +6,7 @@
  * two canvases. */
 #include "config.h"
 #include "cli/trace_html.h"
+#include "io/fs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -39,9 +40,12 @@ static const char page_script[] =
 	"const C=['#4e79a7','#f28e2b','#e15759','#76b7b2','#59a14f','#edc948','#b07aa1','#ff9da7',"
 	"'#9c755f','#bab0ac'];\n"
 	"const color=i=>C[i%C.length];\n"
-	"const ms=v=>(v/1000).toFixed(3);\n"
+	"const ms=v=>(v/1000).toFixed(3),times=v=>v==null?'-':v.toFixed(2)+'x';\n"
+	"const S=D.summary;\n"
 	"document.getElementById('meta').textContent=D.source+': '+D.tasks.length+' tasks, makespan '"
-	"+ms(D.summary.makespan_us)+' ms, scheduler '+D.summary.scheduler+', '+D.workers.length+' workers';\n"
+	"+ms(S.makespan_us)+' ms, scheduler '+S.scheduler+', '+D.workers.length+' workers'"
+	"+(S.outcome=='ok'?'':'. The run '+S.outcome+(S.error?': '+S.error:'')+'; '+S.skipped_tasks"
+	"+' tasks did no work after that (left out of the codelets table).');\n"
 	"const lg=document.getElementById('legend');\n"
 	"D.codelets.forEach((n,i)=>{const s=document.createElement('span'),b=document.createElement('i');"
 	"b.style.background=color(i);s.append(b,n);lg.appendChild(s);});\n"
@@ -106,8 +110,8 @@ static const char page_script[] =
 	"['node '+l.src+' \u2192 '+l.dst,(l.bytes/1e6).toFixed(3),l.transfers]):"
 	"[['no transfers (every task ran in host memory)','','']]);\n"
 	"document.getElementById('critical').textContent='critical path '+ms(D.critical.critical_path_us)"
-	"+' ms over '+D.critical.length+' tasks; makespan '+(D.critical.makespan_over_path).toFixed(2)"
-	"+'x the path, '+(D.critical.makespan_over_bound).toFixed(2)+'x the work/workers bound';\n"
+	"+' ms over '+D.critical.length+' tasks; makespan '+times(D.critical.makespan_over_path)"
+	"+' the path, '+times(D.critical.makespan_over_bound)+' the work/workers bound';\n"
 	"drawGantt();drawUtil();\n"
 	"document.body.setAttribute('data-drawn',String(D.tasks.length));\n"
 	"</script></body></html>\n";
@@ -169,9 +173,8 @@ int trace_html_write(const struct trace *tr, const char *source, json_t *critica
 	 * confuse it): JSON strings take it as \u003c. */
 	for (char *p = data; (p = strchr(p, '<')); p++)
 		*p = '\x01';
-	char tmp[4096];
-	snprintf(tmp, sizeof tmp, "%s.halo-tmp-%ld", out, (long)getpid());
-	FILE *f = fopen(tmp, "w");
+	char tmp[4200];
+	FILE *f = halo_fs_tmp_open(out, tmp, sizeof tmp);
 	int rc = HALO_OK;
 	if (!f) {
 		rc = halo_error_set(err, HALO_EIO, "%s: cannot create: %s", out, strerror(errno));
@@ -184,10 +187,8 @@ int trace_html_write(const struct trace *tr, const char *source, json_t *critica
 				fputc(*p, f);
 		}
 		fputs(page_script, f);
-		if (ferror(f) | (fclose(f) != 0) || rename(tmp, out) != 0) {
+		if (halo_fs_tmp_close(f, tmp, out) != 0)
 			rc = halo_error_set(err, HALO_EIO, "%s: cannot write: %s", out, strerror(errno));
-			unlink(tmp);
-		}
 	}
 	free(data);
 	return rc;

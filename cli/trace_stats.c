@@ -97,6 +97,10 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 		return halo_error_set(err, HALO_EFORMAT, "%s: no valid makespan_us in otherData", path);
 	}
 	tr->scheduler = json_string_value(json_object_get(other, "scheduler"));
+	/* Traces of halo before 0.1's outcome field were of any run. */
+	tr->outcome = json_string_value(json_object_get(other, "outcome"));
+	tr->outcome = tr->outcome ? tr->outcome : "ok";
+	tr->error = json_string_value(json_object_get(other, "error"));
 	size_t nx = 0, nt = 0, ndeps = 0, i;
 	json_t *e;
 	json_array_foreach(events, i, e) {
@@ -167,7 +171,12 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 		struct trace_task *t = &tr->tasks[tr->n];
 		json_t *id = json_object_get(args, "id"), *deps = json_object_get(args, "deps");
 		double ts = num(e, "ts", NAN), dur = num(e, "dur", NAN);
-		if (!json_is_integer(id) || !isfinite(ts) || !isfinite(dur) || !isfinite(ts + dur) ||
+		if (id && !json_is_integer(id)) {
+			trace_free(tr);
+			return halo_error_set(err, HALO_EFORMAT, "%s: task event %zu has an id that is "
+					      "not an integer", path, i);
+		}
+		if (!id || !isfinite(ts) || !isfinite(dur) || !isfinite(ts + dur) ||
 		    !json_is_array(deps)) {
 			trace_free(tr);
 			return halo_error_set(err, HALO_EFORMAT, "%s: task event %zu lacks id, ts, dur or deps",
@@ -184,6 +193,8 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 					      path, i, dur < 0 ? "duration" : "id");
 		}
 		t->id = (uint64_t)json_integer_value(id);
+		t->skipped = json_is_true(json_object_get(args, "skipped"));
+		tr->skipped += (size_t)t->skipped;
 		t->codelet = json_string_value(json_object_get(e, "name"));
 		t->step = json_string_value(json_object_get(args, "step"));
 		t->codelet = t->codelet ? t->codelet : "?";
@@ -258,7 +269,8 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 				unsigned long long a = tr->tasks[k].id, b = tr->tasks[k].deps[j];
 				trace_free(tr);
 				return halo_error_set(err, HALO_EFORMAT, "%s: task %llu depends on task "
-						      "%llu, not submitted before it", path, a, b);
+						      "%llu, which is not an earlier task (ids count in "
+						      "submission order)", path, a, b);
 			}
 	for (size_t k = 0; k < tr->n; k++) {
 		int w = 0;
@@ -331,6 +343,8 @@ int trace_groups(const struct trace *tr, struct trace_group **out, size_t *n)
 		return -1;
 	for (size_t i = 0; i < tr->n; i++) {
 		const struct trace_task *t = &tr->tasks[i];
+		if (t->skipped)
+			continue;
 		int cuda = cuda_of(tr, t->worker);
 		size_t k = 0;
 		while (k < ng && (strcmp(g[k].codelet, t->codelet) != 0 || g[k].cuda != cuda))
@@ -353,7 +367,8 @@ int trace_groups(const struct trace *tr, struct trace_group **out, size_t *n)
 		double err = 0;
 		for (size_t i = 0; i < tr->n; i++) {
 			const struct trace_task *t = &tr->tasks[i];
-			if (strcmp(g[k].codelet, t->codelet) != 0 || cuda_of(tr, t->worker) != g[k].cuda)
+			if (t->skipped || strcmp(g[k].codelet, t->codelet) != 0 ||
+			    cuda_of(tr, t->worker) != g[k].cuda)
 				continue;
 			double dur = t->end - t->start;
 			durs[m++] = dur;
@@ -443,6 +458,9 @@ json_t *trace_summary_json(const struct trace *tr)
 	json_object_set_new(o, "tasks", json_integer((json_int_t)tr->n));
 	json_object_set_new(o, "makespan_us", json_real(tr->makespan));
 	json_object_set_new(o, "scheduler", json_string(tr->scheduler ? tr->scheduler : ""));
+	json_object_set_new(o, "outcome", json_string(tr->outcome));
+	json_object_set_new(o, "error", tr->error ? json_string(tr->error) : json_null());
+	json_object_set_new(o, "skipped_tasks", json_integer((json_int_t)tr->skipped));
 	json_t *groups = json_array();
 	struct trace_group *g;
 	size_t ng;

@@ -16,6 +16,7 @@ struct trace_task {
 	int worker;
 	int64_t chunk[3];
 	int has_chunk;
+	int skipped; /* did no work: the run had already failed or been interrupted */
 	double submit, ready, start, end, expected; /* us; expected < 0: unknown */
 	size_t ndeps;
 	const uint64_t *deps;
@@ -53,6 +54,8 @@ struct trace {
 	int nworkers;
 	double makespan;
 	const char *scheduler;
+	const char *outcome, *error; /* "ok", "failed" or "interrupted"; error or NULL */
+	size_t skipped;              /* tasks that did no work */
 };
 
 /* Loads and checks a trace; a file that is not JSON, or JSON that is not a
@@ -69,7 +72,8 @@ struct trace_group {
 	double model_error; /* mean |measured - expected| / expected; < 0: no estimates */
 };
 
-/* Groups sorted by total time, largest first; *out is malloc'ed. */
+/* Groups sorted by total time, largest first; *out is malloc'ed. Skipped
+ * tasks are left out: their microseconds would pass for the codelet's. */
 int trace_groups(const struct trace *tr, struct trace_group **out, size_t *n);
 
 /* The longest chain of dependent tasks by duration: its length (us) and

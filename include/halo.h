@@ -115,8 +115,9 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 /* Ends a run: writes the trace asked for with opts->trace (Chrome Trace
  * Event JSON, docs/trace.md), stops StarPU, converts the FxT trace asked
  * for with opts->trace_fxt to Paje (starpu_fxt_tool), and frees rt.
+ * failed: the run's error (the trace records it), NULL when it succeeded.
  * Returns the first error; NULL is a no-op. */
-int halo_runtime_finish(halo_runtime_t *rt, halo_error_t *err);
+int halo_runtime_finish(halo_runtime_t *rt, const halo_error_t *failed, halo_error_t *err);
 
 /* Waits for every submitted task, stops StarPU and frees rt; NULL is a no-op. */
 void halo_runtime_shutdown(halo_runtime_t *rt);

@@ -4,10 +4,13 @@
 #include "io/fs.h"
 #include "io/scratch.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +147,45 @@ int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *
 	if (close(fd) < 0)
 		return halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", path, strerror(errno));
 	return HALO_OK;
+}
+
+FILE *halo_fs_tmp_open(const char *path, char *tmp, size_t len)
+{
+	char *copy1 = strdup(path), *copy2 = strdup(path);
+	const char *dir = copy1 ? dirname(copy1) : NULL, *base = copy2 ? basename(copy2) : NULL;
+	DIR *d = dir && base ? opendir(dir) : NULL;
+	size_t nb = base ? strlen(base) : 0;
+	for (struct dirent *e; d && (e = readdir(d));) {
+		const char *n = e->d_name, *id = n + nb + 10;
+		if (strncmp(n, base, nb) != 0 || strncmp(n + nb, ".halo-tmp-", 10) != 0 || !*id ||
+		    strspn(id, "0123456789") != strlen(id))
+			continue;
+		long pid = strtol(id, NULL, 10);
+		if (pid > 0 && pid <= INT_MAX && kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+			char stale[4096];
+			snprintf(stale, sizeof stale, "%s/%s", dir, n);
+			unlink(stale);
+		}
+	}
+	if (d)
+		closedir(d);
+	free(copy1);
+	free(copy2);
+	snprintf(tmp, len, "%s.halo-tmp-%ld", path, (long)getpid());
+	return fopen(tmp, "w");
+}
+
+int halo_fs_tmp_close(FILE *f, const char *tmp, const char *path)
+{
+	errno = 0;
+	int bad = ferror(f);
+	if ((fclose(f) != 0) | bad || rename(tmp, path) != 0) {
+		int e = errno ? errno : EIO;
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
 }
 
 void halo_fs_insert_before_ext(const char *path, const char *insert, char *out, size_t len)

@@ -4,6 +4,7 @@
 #define HALO_IO_FS_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "halo.h"
@@ -51,6 +52,16 @@ int halo_fs_creatable(const char *path);
  * such as an HTML page's, does not); never a user's other file, a folder
  * or a device, nor one that cannot be read. */
 int halo_fs_replaceable_report(const char *path, const char *sig);
+
+/* A file written under a temporary name beside path ("PATH.halo-tmp-PID")
+ * and renamed into place once whole: readers never see half of it.
+ * Opening first removes the temporary files of writers that are gone (their
+ * process no longer exists: killed while writing), which nothing else
+ * would. NULL (errno set) when it cannot be created. */
+FILE *halo_fs_tmp_open(const char *path, char *tmp, size_t len);
+/* Closes f and renames tmp to path; on any error removes tmp and returns
+ * -1 with errno set. */
+int halo_fs_tmp_close(FILE *f, const char *tmp, const char *path);
 
 /* Maps errno to a halo code. */
 int halo_fs_errno_code(int e);

@@ -27,6 +27,7 @@
 #include "util/progress.h"
 #include "util/signals.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,8 +83,10 @@ static void load_cpu(void *buffers[], void *cl_arg)
 {
 	struct unit_arg *a = cl_arg;
 	struct exact *x = a->x;
-	if (stopped(x))
+	if (stopped(x)) {
+		halo_trace_skipped();
 		return;
+	}
 	const halo_volume_info_t *ii = x->ii;
 	int64_t start[3], dims[3], lo[3], hi[3];
 	unit_extent(x, a->idx, start, dims);
@@ -140,10 +143,23 @@ static void load_cpu(void *buffers[], void *cl_arg)
 	}
 	/* As in overlap mode (runtime/stream_tasks.c), after the conversion:
 	 * a float64 beyond float32's range is an infinity too. */
-	if (!halo_dtype_all_finite(image, HALO_F4, (size_t)(dims[0] * dims[1] * dims[2]))) {
-		halo_error_set(&e, HALO_EINVAL, "%s: planes %lld-%lld hold NaN or infinity (in "
-			       "float32), which RL cannot deconvolve", halo_reader_path(x->in),
-			       (long long)start[0], (long long)(start[0] + dims[0] - 1));
+	size_t n = (size_t)(dims[0] * dims[1] * dims[2]);
+	if (!halo_dtype_all_finite(image, HALO_F4, n)) {
+		size_t i = 0;
+		while (isfinite(image[i]))
+			i++;
+		int64_t at[3] = {start[0] + (int64_t)i / (dims[1] * dims[2]),
+				 start[1] + (int64_t)i / dims[2] % dims[1], start[2] + (int64_t)i % dims[2]};
+		char where[96];
+		if (ii->ndim == 2)
+			snprintf(where, sizeof where, "%lld,%lld (y,x)", (long long)at[1],
+				 (long long)at[2]);
+		else
+			snprintf(where, sizeof where, "%lld,%lld,%lld (z,y,x)", (long long)at[0],
+				 (long long)at[1], (long long)at[2]);
+		halo_error_set(&e, HALO_EINVAL, "%s: the voxel at %s holds %s, which RL cannot "
+			       "deconvolve", halo_reader_path(x->in), where,
+			       isnan(image[i]) ? "NaN" : "an infinity (in float32)");
 		io_fail(x, &e);
 		goto out;
 	}
@@ -160,8 +176,10 @@ static void store_cpu(void *buffers[], void *cl_arg)
 {
 	struct unit_arg *a = cl_arg;
 	struct exact *x = a->x;
-	if (stopped(x))
+	if (stopped(x)) {
+		halo_trace_skipped();
 		return;
+	}
 	const halo_volume_info_t *oi = x->oi;
 	int64_t start[3], dims[3];
 	unit_extent(x, a->idx, start, dims);

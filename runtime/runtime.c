@@ -520,12 +520,29 @@ int halo_runtime_opts_check(const halo_runtime_opts_t *opts, halo_error_t *err)
 	return env && *env ? halo_sched_check(env, "STARPU_SCHED", err) : HALO_OK;
 }
 
-/* A start that failed: its FxT folder of its own (not --trace-fxt's)
- * goes, with rt. Returns rc. */
+/* halo's own FxT folder (not --trace-fxt's) while it exists, for
+ * halo_runtime_abandon: StarPU's file there grows while a stuck run's
+ * buffers flush (5 GB in 60 s, measured). */
+static char own_fxt[4096];
+
+static void own_fxt_remove(void)
+{
+	if (own_fxt[0])
+		halo_fs_remove_tree(own_fxt);
+	own_fxt[0] = '\0';
+}
+
+int halo_runtime_abandon(void)
+{
+	own_fxt_remove();
+	return 0;
+}
+
+/* A start that failed: its FxT folder of its own goes, with rt. Returns
+ * rc. */
 static int init_undo(halo_runtime_t *rt, int rc)
 {
-	if (rt->fxt && rt->fxt_tmp)
-		halo_fs_remove_tree(rt->fxt);
+	own_fxt_remove();
 	free(rt->fxt);
 	free(rt);
 	return rc;
@@ -583,8 +600,10 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		const char *tmp = getenv("TMPDIR");
 		char dir[4096];
 		snprintf(dir, sizeof dir, "%s/halo-fxt-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-		if (mkdtemp(dir) && (rt->fxt = strdup(dir)))
+		if (mkdtemp(dir) && (rt->fxt = strdup(dir))) {
 			rt->fxt_tmp = 1;
+			snprintf(own_fxt, sizeof own_fxt, "%s", dir);
+		}
 	}
 	const char *mpi_rank = getenv("OMPI_COMM_WORLD_RANK");
 	mpi_rank = mpi_rank ? mpi_rank : getenv("PMI_RANK");
@@ -799,7 +818,7 @@ static void stop_starpu(void *arg)
 	rt->stopped = 1;
 }
 
-int halo_runtime_finish(halo_runtime_t *rt, halo_error_t *err)
+int halo_runtime_finish(halo_runtime_t *rt, const halo_error_t *failed, halo_error_t *err)
 {
 	if (!rt)
 		return HALO_OK;
@@ -809,7 +828,7 @@ int halo_runtime_finish(halo_runtime_t *rt, halo_error_t *err)
 	 * later: too soon to write and join the ranks' traces, so none is
 	 * written rather than parts cut short left behind. */
 	const char *trace = rt->ranks > 1 && halo_interrupted() ? NULL : rt->trace;
-	int rc = rt->trace ? halo_trace_end(trace, rt->fxt, stop_starpu, rt, err) : HALO_OK;
+	int rc = rt->trace ? halo_trace_end(trace, rt->fxt, failed, stop_starpu, rt, err) : HALO_OK;
 	if (!rc && trace && rt->trace_final)
 		rc = halo__trace_merge(rt->trace_final, rt->ranks, err);
 	free(rt->trace);
@@ -822,8 +841,7 @@ int halo_runtime_finish(halo_runtime_t *rt, halo_error_t *err)
 		stop_starpu(rt);
 	if (convert && !rc)
 		rc = fxt_convert(fxt, err);
-	if (fxt && rt->fxt_tmp)
-		halo_fs_remove_tree(fxt);
+	own_fxt_remove();
 	free(fxt);
 	free(rt);
 	return rc;
@@ -858,13 +876,12 @@ void halo_runtime_shutdown(halo_runtime_t *rt)
 	halo_runtime_gpus_lead_set(0);
 	starpu_task_wait_for_all();
 	if (rt->trace)
-		halo_trace_end(NULL, NULL, NULL, NULL, NULL); /* dropped: nobody asked to save it */
+		halo_trace_end(NULL, NULL, NULL, NULL, NULL, NULL); /* dropped: nobody asked to save it */
 	free(rt->trace);
 	free(rt->trace_final);
 	if (!rt->stopped)
 		stop_starpu(rt);
-	if (rt->fxt && rt->fxt_tmp)
-		halo_fs_remove_tree(rt->fxt);
+	own_fxt_remove();
 	free(rt->fxt);
 	free(rt);
 }

@@ -119,8 +119,10 @@ static void read_cpu(void *buffers[], void *cl_arg)
 {
 	struct halo_stream_io_arg *a = cl_arg;
 	struct halo_stream_job *job = a->job;
-	if (halo__stream_stopped(job))
+	if (halo__stream_stopped(job)) {
+		halo_trace_skipped();
 		return;
+	}
 	halo_error_t e = {0};
 	void *buf = (void *)STARPU_BLOCK_GET_PTR(buffers[0]);
 	size_t n = block_bytes(buffers[0]);
@@ -152,8 +154,10 @@ static void write_cpu(void *buffers[], void *cl_arg)
 {
 	struct halo_stream_io_arg *a = cl_arg;
 	struct halo_stream_job *job = a->job;
-	if (halo__stream_stopped(job))
+	if (halo__stream_stopped(job)) {
+		halo_trace_skipped();
 		return;
+	}
 	halo_error_t e = {0};
 	const halo_volume_info_t *oi = halo_writer_info(a->out);
 	halo_dtype_kind_t want = oi->dtype.kind;

@@ -9,6 +9,7 @@
 #include "runtime/fxt.h"
 #include "runtime/mpi.h"
 #include "runtime/runtime.h"
+#include "util/signals.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -30,6 +31,7 @@ struct rec {
 	int has_chunk;
 	double submit, ready, start, end, expected; /* microseconds; expected NaN if unknown */
 	int worker;
+	int skipped;     /* halo_trace_skipped */
 	double mem_used; /* bytes in use on the worker's memory node at the end */
 	uint32_t ndeps, nwh;
 	uint64_t *deps;
@@ -269,6 +271,13 @@ static int submit_traced(struct starpu_task *t)
 	return starpu_task_submit(t);
 }
 
+void halo_trace_skipped(void)
+{
+	struct starpu_task *t = halo_trace_active() ? starpu_task_get_current() : NULL;
+	if (t && t->callback_func == trace_cb)
+		((struct rec *)t->callback_arg)->skipped = 1;
+}
+
 /* A task that could not be submitted: never run, freed here. */
 static int refused(struct starpu_task *t, int rc)
 {
@@ -397,6 +406,8 @@ static void write_events(FILE *f, struct rec **byid, uint64_t n, double base)
 					r->mpi[k].bytes, r->mpi[k].written);
 			fprintf(f, "]");
 		}
+		if (r->skipped)
+			fprintf(f, ",\"skipped\":true");
 		fprintf(f, ",\"worker\":%d,\"submit\":%.3f,\"ready\":%.3f,\"expected\":%.3f,\"deps\":[",
 			r->worker, r->submit - base, r->ready - base, num(r->expected));
 		for (uint32_t k = 0; k < r->ndeps; k++)
@@ -444,9 +455,15 @@ static void write_events(FILE *f, struct rec **byid, uint64_t n, double base)
 #undef SEP
 }
 
-static void write_other(FILE *f, double makespan, double base)
+static void write_other(FILE *f, double makespan, double base, const halo_error_t *failed)
 {
-	fprintf(f, "\"otherData\":{\"producer\":\"halo %s\",\"scheduler\":", halo_version_string());
+	fprintf(f, "\"otherData\":{\"producer\":\"halo %s\",\"outcome\":\"%s\"", halo_version_string(),
+		!failed ? "ok" : failed->code == HALO_EINTR || halo_interrupted() ? "interrupted" : "failed");
+	if (failed && (failed->msg[0] || failed->code)) {
+		fprintf(f, ",\"error\":");
+		json_str(f, failed->msg[0] ? failed->msg : halo_strerror(failed->code));
+	}
+	fprintf(f, ",\"scheduler\":");
 	struct starpu_sched_policy *policy = starpu_sched_ctx_get_sched_policy(0);
 	const char *sched = policy ? policy->policy_name : "";
 	json_str(f, sched ? sched : "");
@@ -615,8 +632,8 @@ int halo_trace_replaceable(const char *path)
 	return halo_fs_replaceable_report(path, "\"otherData\":{\"producer\":\"halo ");
 }
 
-int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), void *stop_arg,
-		   halo_error_t *err)
+int halo_trace_end(const char *path, const char *fxt_dir, const halo_error_t *failed,
+		   void (*stop)(void *), void *stop_arg, halo_error_t *err)
 {
 	if (!halo_trace_active()) {
 		if (stop)
@@ -656,9 +673,8 @@ int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), 
 	int nnodes = (int)starpu_memory_nodes_get_count();
 	for (int i = 0; i < nnodes && i < 64; i++)
 		node_name((unsigned)i, names[i], sizeof names[i]);
-	char tmp[4096];
-	snprintf(tmp, sizeof tmp, "%s.halo-tmp-%ld", path, (long)getpid());
-	FILE *f = fopen(tmp, "w");
+	char tmp[4200];
+	FILE *f = halo_fs_tmp_open(path, tmp, sizeof tmp);
 	if (!f)
 		rc = halo_error_set(err, errno == ENOENT ? HALO_ENOENT : HALO_EIO, "%s: cannot create: %s",
 				    path, strerror(errno));
@@ -666,7 +682,7 @@ int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), 
 		/* Everything that asks StarPU comes before it stops: the
 		 * transfers, last, are read from the FxT file it leaves. */
 		fprintf(f, "{\"displayTimeUnit\":\"ms\",\n");
-		write_other(f, last - base, base);
+		write_other(f, last - base, base, failed);
 		fprintf(f, ",\n\"traceEvents\":[\n");
 		write_events(f, byid, T.n, base);
 	}
@@ -694,13 +710,19 @@ int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), 
 		}
 		free(t);
 	}
+	/* Checked at the start too; a user's file put there meanwhile stays. */
+	if (f && !halo_trace_replaceable(path)) {
+		fclose(f);
+		unlink(tmp);
+		f = NULL;
+		rc = halo_error_set(err, HALO_EEXIST, "--trace: '%s' became a file that is not a "
+				    "halo trace during the run; not replaced", path);
+	}
 	if (f) {
 		fprintf(f, "\n]}\n");
-		if (ferror(f) | (fclose(f) != 0) || rename(tmp, path) != 0) {
-			rc = halo_error_set(err, HALO_EIO, "%s: cannot write the trace: %s", path,
-					    strerror(errno));
-			unlink(tmp);
-		}
+		if (halo_fs_tmp_close(f, tmp, path) != 0)
+			rc = halo_error_set(err, halo_fs_errno_code(errno), "%s: cannot write the trace: %s",
+					    path, strerror(errno));
 	}
 	free(byid);
 	trace_free();

@@ -51,13 +51,19 @@ int halo__task_insert_built(struct starpu_task *t);
  * (its first bytes say), never a user's other file. */
 int halo_trace_replaceable(const char *path);
 
+/* Marks the task running on the calling thread as skipped: it returned
+ * without doing its work because the run had already failed or been
+ * interrupted (a trace of a failed run shows how far it got). */
+void halo_trace_skipped(void);
+
 /* Waits for every task, writes the trace to path (atomically: a temporary
  * name renamed into place; NULL drops it), stops recording and frees it.
+ * failed: the run's error, NULL when it succeeded; the trace says which.
  * stop (when not NULL) shuts StarPU down once the trace no longer needs it;
  * then, with fxt_dir, the data transfers are read from the FxT file StarPU
  * wrote there and added on tracks per link. */
-int halo_trace_end(const char *path, const char *fxt_dir, void (*stop)(void *), void *stop_arg,
-		   halo_error_t *err);
+int halo_trace_end(const char *path, const char *fxt_dir, const halo_error_t *failed,
+		   void (*stop)(void *), void *stop_arg, halo_error_t *err);
 
 /* Several MPI ranks: where rank r writes its part of the trace at path
  * (path with ".rankR" before its extension), and rank 0's joining of the

@@ -8,6 +8,7 @@
 #include "runtime/trace.h"
 #include "io/fs.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -216,14 +217,32 @@ int halo__trace_merge(const char *path, int ranks, halo_error_t *err)
 					  json_object_get(o0, "scheduler"), "makespan_us", end, "workers",
 					  workers, "links", links, "t0_unix_us", t0, "mpi",
 					  json_object_get(o0, "mpi"), "rank_makespans_us", makespans);
+		/* The run failed where a rank says so (the first rank's error). */
+		for (int r = 0; other && r < ranks; r++) {
+			json_t *o = json_object_get(docs[r], "otherData");
+			const char *outcome = json_string_value(json_object_get(o, "outcome"));
+			if (outcome && strcmp(outcome, "ok") != 0) {
+				json_object_set(other, "outcome", json_object_get(o, "outcome"));
+				if (json_object_get(o, "error"))
+					json_object_set(other, "error", json_object_get(o, "error"));
+				break;
+			}
+		}
+		if (other && !json_object_get(other, "outcome"))
+			json_object_set_new(other, "outcome", json_string("ok"));
 		json_t *doc = json_pack("{s:s, s:o, s:o}", "displayTimeUnit", "ms", "otherData", other,
 					"traceEvents", events);
 		char tmp[4200];
-		snprintf(tmp, sizeof tmp, "%s.halo-tmp-%ld", path, (long)getpid());
-		if (!doc || json_dump_file(doc, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0) {
+		errno = ENOMEM;
+		FILE *f = doc ? halo_fs_tmp_open(path, tmp, sizeof tmp) : NULL;
+		int bad = !f || json_dumpf(doc, f, JSON_COMPACT) != 0;
+		if (f && bad) {
+			fclose(f);
 			unlink(tmp);
-			rc = halo_error_set(err, HALO_EIO, "%s: cannot write the trace", path);
 		}
+		if (bad || halo_fs_tmp_close(f, tmp, path) != 0)
+			rc = halo_error_set(err, HALO_EIO, "%s: cannot write the trace: %s", path,
+					    strerror(errno));
 		json_decref(doc);
 		events = links = makespans = NULL;
 	}

@@ -17,12 +17,31 @@ static void shape_str(const halo_expr_t *e, char *buf, size_t len)
 		n += snprintf(buf + n, len - (size_t)n, "%s%lld", n ? "x" : "", (long long)e->shape[d]);
 }
 
+/* The first chunk's shape; "(irregular)" after it where the others, but
+ * the last along an axis, are not all alike (merged or unified chunks). */
 static void chunk_str(const halo_expr_t *e, char *buf, size_t len)
 {
-	int n = 0;
-	for (int d = 3 - e->ndim; d < 3; d++)
-		n += snprintf(buf + n, len - (size_t)n, "%s%lld", n ? "x" : "",
-			      (long long)(e->grid[d].start[1] - e->grid[d].start[0]));
+	int n = 0, irregular = 0;
+	for (int d = 3 - e->ndim; d < 3; d++) {
+		const struct halo_axis *a = &e->grid[d];
+		int64_t first = a->start[1] - a->start[0];
+		for (int64_t i = 1; i + 1 < a->nblocks; i++)
+			irregular |= a->start[i + 1] - a->start[i] != first;
+		n += snprintf(buf + n, len - (size_t)n, "%s%lld", n ? "x" : "", (long long)first);
+	}
+	if (irregular)
+		snprintf(buf + n, len - (size_t)n, " (irregular)");
+}
+
+/* A chunk's index as the array's dimensions count it: "(3,2,2)", "(0,3)";
+ * a scalar's partial sums by their input's chunk, in 3D. */
+static const char *index_str(const halo_pnode_t *q, const int64_t j[3], char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "("), nd = q->expr->ndim ? q->expr->ndim : 3;
+	for (int d = 3 - nd; d < 3; d++)
+		n += snprintf(buf + n, len - (size_t)n, "%s%lld", d > 3 - nd ? "," : "", (long long)j[d]);
+	snprintf(buf + n, len - (size_t)n, ")");
+	return buf;
 }
 
 static int expr_graph(const halo_graph_t *g, FILE *f)
@@ -30,7 +49,7 @@ static int expr_graph(const halo_graph_t *g, FILE *f)
 	fprintf(f, "digraph halo {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n");
 	for (int i = 0; i < halo_graph_count(g); i++) {
 		const halo_expr_t *e = halo_graph_node(g, i);
-		char shape[64], chunks[64] = "";
+		char shape[64], chunks[80] = "";
 		shape_str(e, shape, sizeof shape);
 		if (e->ndim)
 			chunk_str(e, chunks, sizeof chunks);
@@ -71,12 +90,13 @@ static int task_graph(const halo_plan_t *p, FILE *f)
 		fprintf(f, "  subgraph cluster_%d {\n    label=\"%s (%s)\";\n", q->id, q->label,
 			halo_pn_kind_name(q->kind));
 		int64_t j[3];
+		char idx[80];
 		for (j[0] = 0; j[0] < q->grid[0].nblocks; j[0]++)
 			for (j[1] = 0; j[1] < q->grid[1].nblocks; j[1]++)
 				for (j[2] = 0; j[2] < q->grid[2].nblocks; j[2]++)
-					fprintf(f, "    p%d_%lld [label=\"%s (%lld,%lld,%lld)\"];\n", q->id,
+					fprintf(f, "    p%d_%lld [label=\"%s %s\"];\n", q->id,
 						(long long)halo_pnode_flat(q, j), halo_pn_kind_name(q->kind),
-						(long long)j[0], (long long)j[1], (long long)j[2]);
+						index_str(q, j, idx, sizeof idx));
 		fprintf(f, "  }\n");
 		for (int k = 0; k < q->nin; k++)
 			for (j[0] = 0; j[0] < q->grid[0].nblocks; j[0]++)

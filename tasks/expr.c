@@ -109,6 +109,17 @@ static halo_expr_t *node_add(halo_graph_t *g, halo_op_t op, halo_expr_t *a, halo
 		e->ndim = a->ndim;
 		memcpy(e->shape, a->shape, sizeof e->shape);
 		e->dtype = a->dtype;
+		e->space = a->space;
+		e->mixed = a->mixed;
+	}
+	if (b) {
+		const struct halo_space *x = &e->space, *y = &b->space;
+		if (!x->known)
+			e->space = *y;
+		else if (y->known && !e->mixed &&
+			 (memcmp(x->voxel, y->voxel, sizeof x->voxel) || strcmp(x->unit, y->unit)))
+			e->mixed = e;
+		e->mixed = e->mixed ? e->mixed : b->mixed;
 	}
 	g->nodes[g->n++] = e;
 	return e;
@@ -176,6 +187,10 @@ int halo_from_reader(halo_graph_t *g, halo_reader_t *r, halo_expr_t **out, halo_
 	}
 	e->reader = r;
 	e->info = *halo_reader_info(r);
+	e->space.known = 1;
+	memcpy(e->space.voxel, e->info.voxel, sizeof e->space.voxel);
+	memcpy(e->space.origin, e->info.origin, sizeof e->space.origin);
+	memcpy(e->space.unit, e->info.unit, sizeof e->space.unit);
 	e->ndim = e->info.ndim;
 	memcpy(e->shape, e->info.shape, sizeof e->shape);
 	e->dtype = e->info.dtype.kind;
@@ -618,16 +633,21 @@ int halo_reduce(halo_graph_t *g, halo_expr_t *a, halo_reduce_fn_t fn, int axis,
 		e->dtype = a->dtype == HALO_F4 ? HALO_F4 : HALO_F8;
 	if (axis < 0) {
 		e->ndim = 0;
+		e->space.known = 0;
 		return HALO_OK;
 	}
 	/* The remaining axes, in order, right-aligned in 3D. */
 	int in_axis = axis + 3 - a->ndim;
 	e->axis = in_axis;
 	e->ndim = a->ndim - 1 ? a->ndim - 1 : 1;
+	e->space.voxel[0] = 1;
+	e->space.origin[0] = 0;
 	int k = 2;
 	for (int d = 2; d >= 0; d--) {
 		if (d == in_axis)
 			continue;
+		e->space.voxel[k] = a->space.voxel[d];
+		e->space.origin[k] = a->space.origin[d];
 		e->shape[k] = a->shape[d];
 		if (halo_axis_copy(&e->grid[k--], &a->grid[d]))
 			return halo_error_set(err, HALO_ENOMEM, "out of memory building the graph");
@@ -724,16 +744,12 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 				       .voxel = {1, 1, 1}};
 	memcpy(e->info.shape, a->shape, sizeof e->info.shape);
 	memcpy(e->info.chunks, c, sizeof c);
-	/* Carry the source's voxel size and unit through, as OME-Zarr needs it. */
-	for (const halo_expr_t *s = a; s; s = s->nin ? s->in[0] : NULL)
-		if (s->op == HALO_OP_SOURCE && s->reader) {
-			if (s->ndim == a->ndim) {
-				memcpy(e->info.voxel, s->info.voxel, sizeof e->info.voxel);
-				memcpy(e->info.origin, s->info.origin, sizeof e->info.origin);
-				memcpy(e->info.unit, s->info.unit, sizeof e->info.unit);
-			}
-			break;
-		}
+	/* The voxel size and unit that OME-Zarr needs, from the source. */
+	if (a->space.known) {
+		memcpy(e->info.voxel, a->space.voxel, sizeof e->info.voxel);
+		memcpy(e->info.origin, a->space.origin, sizeof e->info.origin);
+		memcpy(e->info.unit, a->space.unit, sizeof e->info.unit);
+	}
 	*out = e;
 	return grid_copy(e, a, err);
 }

@@ -46,6 +46,14 @@ typedef enum halo_ov { HALO_OV_RICHARDSON_LUCY, HALO_OV_UNIFORM } halo_ov_t;
 typedef struct halo_graph halo_graph_t;
 typedef struct halo_expr halo_expr_t;
 
+/* Where a node's voxels lie, from the file its data comes from (internal
+ * axes, right-aligned): what an OME-Zarr or TIFF output says. */
+struct halo_space {
+	int known;          /* 0: from no file (from_buffer), or a scalar */
+	double voxel[3], origin[3];
+	char unit[32];
+};
+
 struct halo_expr {
 	int id;
 	char name[64];     /* the step's name (pipeline) or "op-N" */
@@ -59,6 +67,10 @@ struct halo_expr {
 	halo_dtype_kind_t dtype;
 	int consumers;            /* nodes that take this one as input */
 	int live;                 /* set by planning: an output needs it */
+	struct halo_space space;  /* its first input's with one; a reduction
+				   * along an axis drops that axis's */
+	const halo_expr_t *mixed; /* the first step on its way whose two
+				   * inputs' voxel sizes differ (NULL: none) */
 
 	/* source */
 	halo_reader_t *reader;    /* owned */

@@ -633,9 +633,12 @@ zn = zarr.open(nan_img, mode="w", shape=(12, 16, 16), chunks=(6, 8, 8), dtype="f
 zn[:] = 1
 zn[7, 3, 12] = np.inf
 expect_deconv_error("an infinity in the image, exact mode", nan_img, good_psf,
-                    "nan_img.zarr: planes 6-11 hold NaN or infinity (in float32), which RL "
-                    "cannot deconvolve", "--mode", "exact")
+                    "nan_img.zarr: the voxel at 7,3,12 (z,y,x) holds an infinity (in float32), "
+                    "which RL cannot deconvolve", "--mode", "exact")
 zn[7, 3, 12] = np.nan
+expect_deconv_error("a NaN in the image, exact mode", nan_img, good_psf,
+                    "nan_img.zarr: the voxel at 7,3,12 (z,y,x) holds NaN, which RL cannot "
+                    "deconvolve", "--mode", "exact")
 expect_deconv_error("a NaN in the image, overlap mode", nan_img, good_psf,
                     "nan_img.zarr: chunk 1,0,1 holds NaN or infinity, which RL cannot deconvolve",
                     "--mode", "overlap")

@@ -11,6 +11,7 @@ import dask.array as da
 import numpy as np
 import tifffile
 import zarr
+from dask.array.overlap import ensure_minimum_chunksize
 
 sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
 from haloutil import check, done, halo, path  # noqa: E402
@@ -313,4 +314,27 @@ check(out is not None and warn == [
     "halo: warning: a chunk with its halo is 46 voxels along x (prime factor 23), which FFTs "
     "are slow on; --depth 6 along x makes it 48"], "FFT-unfriendly haloed chunks: a warning "
       "per axis with the --depth that avoids it", r.stderr)
+# Chunks thinner than the halo are merged first (as dask does): the warning
+# is about the merged blocks, and advises no --depth (which changes the
+# merging). It named 13 = 3 + 2 x 5 for blocks of 6 (16, fine).
+def largest_prime(n):
+    p, big = 2, 1
+    while p * p <= n:
+        while n % p == 0:
+            n, big = n // p, p
+        p += 1
+    return n if n > 1 else big
+
+
+for depth in (5, 7):
+    first = ensure_minimum_chunksize(depth, (3,) * 13 + (1,))[0]
+    out, r = run(path("auto.zarr"), path("apsf.tif"), "--chunks", "3,60,72", "--depth",
+                 f"{depth},0,0", "--iterations", "1")
+    warn = [x for x in r.stderr.splitlines() if "warning" in x]
+    n = first + 2 * depth
+    want = [] if smooth(n) else [
+        f"halo: warning: a block of merged chunks with its halo is {n} voxels along z "
+        f"(prime factor {largest_prime(n)}), which FFTs are slow on"]
+    check(out is not None and warn == want, f"chunks of 3 merged for --depth {depth}: blocks of "
+          f"{first}, haloed {n}: {'no warning' if not want else 'a warning'}", r.stderr)
 done()

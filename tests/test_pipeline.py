@@ -835,6 +835,20 @@ dot = open(path("t.dot")).read()
 check(dot.count("elementwise (3,2,2)") == 1 and dot.count("->") == st.get("edges") and
       dot.count("[label=") == st.get("chunks"),
       "graph dot --tasks: chunk coordinates, every chunk and every edge", dot[:300])
+# A 2D array's chunks by two indices (they had a leading 0), and unified
+# chunks said to be irregular (the first chunk's shape stood for all).
+a2, b2 = (write_zarr(np.arange(37 * 41, dtype=np.uint16).reshape(37, 41), c, f"dot2d-{i}.zarr")
+          for i, c in enumerate([(10, 12), (7, 9)]))
+p2 = pipeline("dot2d", [{"name": "a", "op": "from_zarr", "path": a2},
+                        {"name": "b", "op": "from_zarr", "path": b2},
+                        {"name": "s", "op": "map_blocks", "inputs": ["a", "b"], "kernel": "add"},
+                        {"name": "o", "op": "to_zarr", "input": "s", "path": path("dot2d.zarr")}])
+steps_dot = halo("graph", "dot", p2, check_rc=0).stdout
+tasks_dot = halo("graph", "dot", p2, "--tasks", check_rc=0).stdout
+check('[label="read (0,3)"]' in tasks_dot and "(0,0,3)" not in tasks_dot and
+      "chunks 7x9 (irregular)" in steps_dot and "chunks 10x12\"" in steps_dot,
+      "graph dot of 2D arrays: chunks by two indices; unified chunks marked irregular",
+      steps_dot + tasks_dot[:400])
 unused = pipeline("unused", chain[:-1] + [
     {"name": "x", "op": "map_overlap", "kernel": "uniform", "input": "f", "depth": 1},
     chain[-1]])
@@ -973,5 +987,56 @@ for dt, val in [("uint16", 4294967301), ("int32", 3000000000), ("uint8", -214748
         got = zarr.open(out, mode="r")[...].astype(np.float64)
         check(np.allclose(got, ref, rtol=1e-5), f"constant boundary {val} on {dt} pads with "
               f"{int(pad)}, as dask", np.abs(got - ref).max())
+
+# 15. Where the voxels lie goes through a reduction along an axis (that
+# axis's size and origin dropped): a maximum projection of an OME-Zarr in
+# nanometers came out as 1 micrometer per pixel at the origin.
+def ome_input(name, scale, unit, translation, seed):
+    p = path(name)
+    shutil.rmtree(p, ignore_errors=True)
+    g = zarr.open_group(p, mode="w")
+    g.create_dataset("0", data=np.random.default_rng(seed).integers(0, 100, (6, 8, 10))
+                     .astype("u2"), chunks=(3, 4, 5))
+    g.attrs["multiscales"] = [{"version": "0.4", "axes": [
+        {"name": n, "type": "space", "unit": unit} for n in "zyx"], "datasets": [
+        {"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": scale},
+            {"type": "translation", "translation": translation}]}]}]
+    return p
+
+
+oa = ome_input("vox-a.ome.zarr", [2.0, 0.3, 0.4], "nanometer", [10.0, 20.0, 30.0], 3)
+ob = ome_input("vox-b.ome.zarr", [5.0, 7.0, 9.0], "micrometer", [0.0, 0.0, 0.0], 4)
+steps = [{"name": "a", "op": "from_zarr", "path": oa}, {"name": "b", "op": "from_zarr", "path": ob}]
+for ax in range(3):
+    steps += [{"name": f"m{ax}", "op": "max", "input": "a", "axis": ax},
+              {"name": f"o{ax}", "op": "to_zarr", "input": f"m{ax}",
+               "path": path(f"vox-m{ax}.ome.zarr"), "overwrite": True}]
+steps += [{"name": "t", "op": "to_tiff", "input": "m0", "path": path("vox-m0.tif"),
+           "overwrite": True},
+          {"name": "ab", "op": "map_blocks", "inputs": ["a", "b"], "kernel": "add"},
+          {"name": "oab", "op": "to_zarr", "input": "ab", "path": path("vox-ab.ome.zarr"),
+           "overwrite": True}]
+r = run(pipeline("voxels", steps))
+check(r.returncode == 0, "reductions of an OME-Zarr input, written as OME-Zarr", r.stderr)
+for ax in range(3):
+    if r.returncode:
+        break
+    ms = json.load(open(path(f"vox-m{ax}.ome.zarr/.zattrs")))["multiscales"][0]
+    tf = {t["type"]: t[t["type"]] for t in ms["datasets"][0]["coordinateTransformations"]}
+    keep = [d for d in range(3) if d != ax]
+    check(tf.get("scale") == [[2.0, 0.3, 0.4][d] for d in keep] and
+          tf.get("translation") == [[10.0, 20.0, 30.0][d] for d in keep] and
+          [a.get("unit") for a in ms["axes"]] == ["nanometer"] * 2,
+          f"max along axis {ax}: the other axes' voxel size, origin and unit", ms)
+if r.returncode == 0:
+    with tifffile.TiffFile(path("vox-m0.tif")) as t:
+        ij = t.imagej_metadata or {}
+        xres = t.pages[0].tags["XResolution"].value
+    check(ij.get("unit") in ("nm", "nanometer") and abs(xres[1] / xres[0] - 0.4) < 1e-6,
+          "... and as a TIFF: the unit and the pixel width", (ij, xres))
+want = ('halo: warning: step "ab" combines inputs of different voxel sizes ("a": 2x0.3x0.4 '
+        'nanometer; "b": 5x7x9 micrometer); its outputs take the first\'s')
+check(r.stderr.strip() == want, "two inputs of different voxel sizes: one warning", r.stderr)
 
 done()

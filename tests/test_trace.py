@@ -9,7 +9,9 @@ import stat
 import os
 import shutil
 import subprocess
+import signal
 import sys
+import time
 
 import numpy as np
 import tifffile
@@ -295,6 +297,75 @@ check(r.returncode == 0 and sum(c["count"] for c in json.loads(r.stdout)["codele
 r = halo("trace", "html", path("sw.trace.json"), "-o", path("sw.html"), check_rc=0)
 check(r.returncode == 0 and f'"transfers":[[' in open(path("sw.html")).read(),
       "the HTML report carries the transfers for its link rows")
+# A run stopped by the watchdog (Ctrl-C, and no wind-down within
+# HALO_INTERRUPT_GRACE) left halo's FxT folder, which grew by gigabytes
+# while a stuck StarPU flushed into it. Signalled once the folder is there.
+p = subprocess.Popen([HALO, *args, "--trace", path("stuck.trace.json")],
+                     env=dict(env, HALO_INTERRUPT_GRACE="0"), stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True)
+t0 = time.time()
+while p.poll() is None and not os.listdir(swtmp) and time.time() - t0 < 60:
+    time.sleep(0.005)
+seen = os.listdir(swtmp)
+p.send_signal(signal.SIGINT)
+_, err = p.communicate(timeout=120)
+check(seen and p.returncode == 1 and "did not wind down in time" in err and
+      os.listdir(swtmp) == [], "a run stopped by the watchdog leaves no FxT folder",
+      (seen, p.returncode, err, os.listdir(swtmp)))
+
+# A failed run's trace says so, and marks the tasks that did no work once
+# the run had failed (they passed for ordinary 1 us writes).
+badin = path("bad-in.zarr")
+shutil.rmtree(badin, ignore_errors=True)
+zb = zarr.open(badin, mode="w", shape=(16, 24, 24), chunks=(4, 12, 12), dtype="u2")
+zb[...] = rng.integers(100, 200, zb.shape, dtype=np.uint16)
+with open(os.path.join(badin, "1.1.1"), "w") as f:
+    f.write("garbage")
+r = halo("convert", badin, path("bad-out.zarr"), "--chunks", "2,6,6", "--overwrite", "--quiet",
+         "--trace", path("failed.trace.json"), "--ncpu", "1")
+ft = json.load(open(path("failed.trace.json"))) if os.path.exists(path("failed.trace.json")) \
+    else {"traceEvents": [], "otherData": {}}
+ftasks = [e for e in ft["traceEvents"] if e.get("ph") == "X"]
+skipped = [e for e in ftasks if e["args"].get("skipped")]
+failing = [e for e in ftasks if e["name"] == "read" and e["args"].get("chunk") == [1, 1, 1]]
+check(r.returncode == 1 and ft["otherData"].get("outcome") == "failed" and
+      "1.1.1" in ft["otherData"].get("error", "") and failing and skipped and
+      all(e["ts"] >= failing[0]["ts"] for e in skipped),
+      "a failed run's trace: outcome, error, and the skipped tasks, all after the failing one",
+      (r.returncode, ft["otherData"], len(skipped)))
+r = halo("trace", "summary", path("failed.trace.json"), "--json", check_rc=0)
+got = json.loads(r.stdout) if r.returncode == 0 else {}
+check(got.get("outcome") == "failed" and got.get("skipped_tasks") == len(skipped) and
+      sum(c["count"] for c in got.get("codelets", [])) == len(ftasks) - len(skipped),
+      "summary: the outcome, and the skipped tasks left out of the codelet figures", got)
+r = halo("trace", "summary", path("failed.trace.json"), check_rc=0)
+check(r.returncode == 0 and f"the run failed: {badin}/1.1.1: " in r.stdout and
+      f"; {len(skipped)} tasks did no work after that" in r.stdout,
+      "summary's text says the run failed, and why", r.stdout)
+check(json.load(open(path("conv.trace.json")))["otherData"].get("outcome") == "ok",
+      "a successful run's trace says ok")
+
+# A killed run's temporary trace ("FILE.halo-tmp-PID") is removed by the
+# next run to write FILE; a live writer's stays.
+gone = subprocess.Popen(["true"])
+gone.wait()
+dead, live = path(f"c2.trace.json.halo-tmp-{gone.pid}"), path(f"c2.trace.json.halo-tmp-{os.getpid()}")
+for name in (dead, live):
+    open(name, "w").write("{half")
+r = halo("convert", img, path("tr-conv.zarr"), "--chunks", "4,24,24", "--overwrite", "--quiet",
+         "--trace", path("c2.trace.json"))
+check(r.returncode == 0 and not os.path.exists(dead) and os.path.exists(live),
+      "a killed run's temporary trace is removed, a live one's kept", r.stderr)
+os.remove(live)
+
+# --trace in --trace-fxt's folder: refused before the run (it computed,
+# then failed writing the trace over StarPU's folder).
+for t in (path("fx-both"), path("fx-both/t.json")):
+    shutil.rmtree(path("fx-both"), ignore_errors=True)
+    r = halo("convert", img, path("fx-out.zarr"), "--trace", t, "--trace-fxt", path("fx-both"))
+    check(r.returncode == 1 and "give them separate places" in r.stderr and
+          r.stderr.count("\n") == 1 and not os.path.exists(path("fx-out.zarr")),
+          f"--trace {os.path.basename(t)} with --trace-fxt fx-both: refused first", r.stderr)
 
 # StarPU's own FxT trace, kept and converted to Paje for ViTE.
 fxt = path("fxt")
@@ -361,6 +432,7 @@ edited("negsubmit.json", lambda d, t: t[0]["args"].update(submit=-1.0))
 # A task depends only on tasks submitted before it (smaller ids).
 edited("selfdep.json", lambda d, t: t[-1]["args"].update(deps=[t[-1]["args"]["id"]]))
 edited("cycle.json", lambda d, t: t[0]["args"].update(deps=[t[-1]["args"]["id"]]))
+edited("strid.json", lambda d, t: t[0]["args"].update(id="1"))
 for name, want in [("trunc.json", "not a trace"), ("foreign.json", "not a halo trace"),
                    ("missing.json", "No such file"), ("negdur.json", "negative duration"),
                    ("dupid.json", "two tasks have id"), ("huge.json", "lacks id, ts, dur"),
@@ -370,8 +442,9 @@ for name, want in [("trunc.json", "not a trace"), ("foreign.json", "not a halo t
                    ("zeromakespan.json", "ends before the last task"),
                    ("negworker.json", "not a valid index"),
                    ("negts.json", "negative time"), ("negsubmit.json", "negative time"),
-                   ("selfdep.json", "not submitted before it"),
-                   ("cycle.json", "not submitted before it")]:
+                   ("selfdep.json", "not an earlier task"),
+                   ("cycle.json", "not an earlier task"),
+                   ("strid.json", "an id that is not an integer")]:
     r = halo("trace", "summary", path(name))
     line = r.stderr.strip()
     check(r.returncode == 1 and want in line and "\n" not in line and path(name) in line,
@@ -398,6 +471,15 @@ check(cj and work and cj["workers"] >= 2 and int(work.group(2)) == cj["workers"]
 r = halo("trace", "summary", path("."))
 check(r.returncode == 1 and "a folder, not a trace" in r.stderr, "trace summary of a folder",
       r.stderr)
+# No tasks: no ratio (they read 0.0, as if the run had been instant).
+edited("notasks.json", lambda d, t: d.update(
+    traceEvents=[e for e in d["traceEvents"] if e.get("ph") != "X"]))
+r = halo("trace", "critical-path", path("notasks.json"), "--json")
+cj = json.loads(r.stdout) if r.returncode == 0 else {}
+check(r.returncode == 0 and "makespan_over_path" in cj and cj["makespan_over_path"] is None and
+      cj["makespan_over_bound"] is None, "critical-path of no tasks: ratios null", r.stdout)
+r = halo("trace", "html", path("notasks.json"), "-o", path("notasks.html"))
+check(r.returncode == 0, "html of no tasks", r.stderr)
 # A missing or misplaced -o is named, not answered with the whole usage.
 for args, want in [(["html", path("a.trace.json")], "html needs -o REPORT.html"),
                    (["summary", path("a.trace.json"), "-o", path("x.html")],
