@@ -97,6 +97,17 @@ int halo_cli_usage_error(const char *cmd, int c, const char *bad);
  * line naming it and -1; 0 when none is empty. */
 int halo_cli_empty_args(const char *cmd, char **args, int n);
 
+/* The command line, kept for halo_cli_same_command (main sets it). */
+void halo_cli_command_set(int argc, char **argv);
+/* Under mpirun: whether this rank runs rank 0's command (its arguments
+ * and, when not NULL, the bytes of file, a pipeline). One with other
+ * options (iterations, chunks, output, a pipeline's steps) hung, aborted in
+ * StarPU-MPI, or wrote a mixed output. (Relative paths from another
+ * working folder read other files: the inputs are compared themselves.)
+ * Every rank calls it at the same point; all fail together
+ * (halo__mpi_agree). */
+int halo_cli_same_command(const char *file, halo_error_t *err);
+
 /* Ends the run (halo_runtime_finish: traces written, StarPU stopped); a
  * failure there turns a successful status into 1, with one line. failed:
  * the run's error where status says it failed (its trace records it).

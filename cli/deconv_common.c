@@ -317,7 +317,8 @@ static int same_inputs(const halo_volume_info_t *ii, const float *psf, const int
 		 ? HALO_OK
 		 : halo_error_set(err, HALO_EINVAL, "its IN or PSF differs from rank 0's (shape, "
 				  "type, chunks or PSF values): every rank must read the same files");
-	return halo__mpi_agree(rc, err);
+	rc = halo__mpi_agree(rc, err);
+	return rc ? rc : halo_cli_same_command(NULL, err);
 }
 
 int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const float *psf,
@@ -566,6 +567,15 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (ranks == 1 && halo_output_begin(outp, o->overwrite, &out, err))
 		goto fail;
 	if (ranks > 1 && same_inputs(ii, psf, pn, err))
+		goto fail;
+	/* Each rank chose the mode from its own memory (--memory's default,
+	 * ulimit -v): ranks of two modes waited on each other forever. */
+	if (ranks > 1 && halo__mpi_agree(halo__mpi_differs((uint32_t)exact)
+					 ? halo_error_set(err, HALO_EINVAL, "from its memory it chose "
+							  "the %s mode, and rank 0 the %s; give --mode "
+							  "to choose for all", exact ? "exact" : "overlap",
+							  exact ? "overlap" : "exact")
+					 : HALO_OK, err))
 		goto fail;
 	if (exact)
 		memset(dopts.depth, 0, sizeof dopts.depth);

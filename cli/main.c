@@ -61,6 +61,7 @@ int main(int argc, char **argv)
 	 * named with its file), not a silent death that leaves temporary
 	 * outputs behind. */
 	signal(SIGXFSZ, SIG_IGN);
+	halo_cli_command_set(argc, argv);
 	int rc = dispatch(argc, argv);
 	/* Results on a full disk or a closed pipe are lost: say so. */
 	errno = 0;

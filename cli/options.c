@@ -2,7 +2,9 @@
  * options and the one-line usage errors (exit 2) that a typo deserves. */
 #include "config.h"
 #include "cli/cli.h"
+#include "io/fs.h"
 #include "io/outdir.h"
+#include "runtime/mpi.h"
 #include "runtime/runtime.h"
 #include "util/signals.h"
 #include "util/util.h"
@@ -11,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -251,6 +254,35 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 		return c;
 	}
 	return -1;
+}
+
+static int command_argc;
+static char **command_argv;
+
+void halo_cli_command_set(int argc, char **argv)
+{
+	command_argc = argc;
+	command_argv = argv;
+}
+
+int halo_cli_same_command(const char *file, halo_error_t *err)
+{
+	uint32_t h = 0;
+	for (int i = 0; i < command_argc; i++)
+		h = starpu_hash_crc32c_be_n(command_argv[i], strlen(command_argv[i]) + 1, h);
+	void *text = NULL;
+	size_t len = 0;
+	if (file && halo_fs_read(file, &text, &len, NULL) == HALO_OK)
+		h = starpu_hash_crc32c_be_n(text, len, h);
+	free(text);
+	int rc = !halo__mpi_differs(h)
+		 ? HALO_OK
+		 : halo_error_set(err, HALO_EINVAL, "its command line%s differs from rank 0's: "
+				  "every rank must run the same command%s", file ? " or this file" : "",
+				  file ? " on the same file" : "");
+	if (rc && file)
+		halo_error_prefix(err, "%s", file);
+	return halo__mpi_agree(rc, err);
 }
 
 int halo_cli_finish(halo_runtime_t *rt, int status, const halo_error_t *failed)

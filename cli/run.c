@@ -295,6 +295,12 @@ int halo_cli_run(int argc, char **argv)
 	halo_signals_install();
 	/* Under mpirun rank 0 speaks for all (the ranks agree on the outcome). */
 	int speaker = halo_runtime_rank(rt) == 0;
+	if (halo_runtime_ranks(rt) > 1 && halo_cli_same_command(argv[optind], &err)) {
+		status = HALO_EXIT_FAIL;
+		if (!speaker)
+			goto done;
+		goto fail;
+	}
 	if (speaker) {
 		warn_mixed(g);
 		halo_cli_warn_memory(plan, memory);

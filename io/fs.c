@@ -156,9 +156,11 @@ FILE *halo_fs_tmp_open(const char *path, char *tmp, size_t len)
 	DIR *d = dir && base ? opendir(dir) : NULL;
 	size_t nb = base ? strlen(base) : 0;
 	for (struct dirent *e; d && (e = readdir(d));) {
-		const char *n = e->d_name, *id = n + nb + 10;
-		if (strncmp(n, base, nb) != 0 || strncmp(n + nb, ".halo-tmp-", 10) != 0 || !*id ||
-		    strspn(id, "0123456789") != strlen(id))
+		const char *n = e->d_name;
+		if (strncmp(n, base, nb) != 0 || strncmp(n + nb, ".halo-tmp-", 10) != 0)
+			continue;
+		const char *id = n + nb + 10;
+		if (!*id || strspn(id, "0123456789") != strlen(id))
 			continue;
 		long pid = strtol(id, NULL, 10);
 		if (pid > 0 && pid <= INT_MAX && kill((pid_t)pid, 0) < 0 && errno == ESRCH) {

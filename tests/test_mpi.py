@@ -112,39 +112,94 @@ check(r.returncode != 0 and len(lines) == 1 and
 # met, and mpirun ended it holding the lock.
 left = [f for f in os.listdir(path("")) if "mpi-x.zarr" in f]
 check(left == [], "mpirun -np 2, rank 1's PSF missing: nothing left beside OUT", left)
+def rank1_in(folder, *args, env1=""):
+    """mpirun -np 2 halo ARGS from folder "a", rank 1 from folder (with
+    env1's assignments): the same command line, other files behind its
+    relative paths (a stale copy on one node)."""
+    wrap = path("mpi-rank1-cd.sh")
+    with open(wrap, "w") as f:
+        f.write(f"#!/bin/sh\n[ \"$OMPI_COMM_WORLD_RANK$PMI_RANK\" = 1 ] && cd {folder} && "
+                f"export {env1 or 'HALO_UNUSED=1'}\nexec {HALO} \"$@\"\n")
+    os.chmod(wrap, 0o755)
+    return subprocess.run(["mpirun", "-np", "2", wrap, *map(str, args)], env=ENV,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+                          cwd=path("a"))
+
+
+def beside(name):
+    return [f for f in os.listdir(path("")) if name in f]
+
+
 # Rank 1 reading another IN (a stale copy on its node): StarPU-MPI aborted
 # on another shape, and another type was mixed into the output.
-same_src = path("mpi-same.zarr")
-zarr.open(same_src, mode="w", shape=(8, 16, 16), chunks=(4, 8, 8), dtype="u2")[:] = 1
-for name, shape, dt in [("mpi-other-shape.zarr", (8, 16, 12), "u2"),
-                        ("mpi-other-type.zarr", (8, 16, 16), "f4")]:
-    other = path(name)
-    zarr.open(other, mode="w", shape=shape, chunks=(4, 8, 8), dtype=dt)[:] = 1
-    r = rank1_reads(2, other, "deconvolve", same_src, path("mpi-psf0.tif"), path("mpi-y.zarr"),
-                    "--iterations=2")
+for d in ("a", "b"):
+    shutil.rmtree(path(d), ignore_errors=True)
+    os.makedirs(path(d))
+    tifffile.imwrite(path(f"{d}/psf.tif"), np.ones((3, 3, 3), np.float32),
+                     photometric="minisblack")
+    with open(path(f"{d}/p.json"), "w") as f:
+        json.dump({"steps": [{"name": "raw", "op": "from_zarr", "path": "in.zarr"},
+                             {"name": "o", "op": "to_zarr", "input": "raw",
+                              "path": path("mpi-z.zarr"), "overwrite": True}]}, f)
+zarr.open(path("a/in.zarr"), mode="w", shape=(8, 16, 16), chunks=(4, 8, 8), dtype="u2")[:] = 1
+for name, shape, dt in [("another shape", (8, 16, 12), "u2"), ("another type", (8, 16, 16), "f4")]:
+    shutil.rmtree(path("b/in.zarr"), ignore_errors=True)
+    zarr.open(path("b/in.zarr"), mode="w", shape=shape, chunks=(4, 8, 8), dtype=dt)[:] = 1
+    r = rank1_in(path("b"), "deconvolve", "in.zarr", "psf.tif", path("mpi-y.zarr"),
+                 "--iterations=2")
     lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
-    left = [f for f in os.listdir(path("")) if "mpi-y.zarr" in f]
     check(r.returncode != 0 and len(lines) == 1 and "rank 1: its IN or PSF differs" in lines[0]
-          and left == [], f"mpirun -np 2, rank 1 reading {name}: one line, nothing left",
-          (r.stderr[-1500:], left))
-
-# The same through halo run: rank 1's pipeline reads another volume.
-for name, shape, dt in [("mpi-other-shape.zarr", (8, 16, 12), "u2"),
-                        ("mpi-other-type.zarr", (8, 16, 16), "f4")]:
-    pipes = []
-    for src_path, tag in [(same_src, "same"), (path(name), "other")]:
-        pipes.append(path(f"mpi-run-{tag}.json"))
-        with open(pipes[-1], "w") as f:
-            json.dump({"steps": [{"name": "raw", "op": "from_zarr", "path": src_path},
-                                 {"name": "o", "op": "to_zarr", "input": "raw",
-                                  "path": path("mpi-z.zarr"), "overwrite": True}]}, f)
-    r = rank1_reads(2, pipes[1], "run", pipes[0], "--quiet")
+          and beside("mpi-y.zarr") == [], f"mpirun -np 2, rank 1's IN of {name}: one line, "
+          "nothing left", (r.stderr[-1500:], beside("mpi-y.zarr")))
+    # The same through halo run: rank 1's pipeline reads the other volume.
+    r = rank1_in(path("b"), "run", "p.json", "--quiet")
     lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
-    left = [f for f in os.listdir(path("")) if "mpi-z.zarr" in f]
     check(r.returncode != 0 and len(lines) == 1 and 'rank 1: step "raw"' in lines[0] and
-          f"{name}: differs from rank 0's" in lines[0] and left == [],
-          f"halo run on 2 ranks, rank 1 reading {name}: one line naming it, nothing left",
-          (r.stderr[-1500:], left))
+          "in.zarr: differs from rank 0's" in lines[0] and beside("mpi-z.zarr") == [],
+          f"halo run on 2 ranks, rank 1's source of {name}: one line naming it, nothing left",
+          (r.stderr[-1500:], beside("mpi-z.zarr")))
+shutil.rmtree(path("b/in.zarr"), ignore_errors=True)
+shutil.copytree(path("a/in.zarr"), path("b/in.zarr"))
+
+# Other options on one rank hung (--iterations, --mode), aborted in
+# StarPU-MPI (--chunks) or wrote a mixed output (OUT, --dtype); so did a
+# pipeline whose steps differ.
+for arg, value in [(5, "--iterations=3"), (5, "--chunks=2,8,8"), (4, path("mpi-y2.zarr"))]:
+    r = rank1_reads(arg, value, "deconvolve", path("a/in.zarr"), path("a/psf.tif"),
+                    path("mpi-y.zarr"), "--iterations=2")
+    lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
+    check(r.returncode != 0 and lines == ["halo: rank 1: its command line differs from rank "
+                                          "0's: every rank must run the same command"] and
+          beside("mpi-y.zarr") == [] and beside("mpi-y2.zarr") == [],
+          f"mpirun -np 2, rank 1 given {os.path.basename(value)}: one line, nothing left",
+          r.stderr[-1500:])
+with open(path("b/p.json"), "w") as f:
+    json.dump({"steps": [{"name": "raw", "op": "from_zarr", "path": "in.zarr"},
+                         {"name": "s", "op": "map_blocks", "input": "raw", "kernel": "scale",
+                          "scale": 2},
+                         {"name": "o", "op": "to_zarr", "input": "s",
+                          "path": path("mpi-z.zarr"), "overwrite": True}]}, f)
+r = rank1_in(path("b"), "run", "p.json", "--quiet")
+lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
+check(r.returncode != 0 and lines == ["halo: rank 1: p.json: its command line or this file "
+                                      "differs from rank 0's: every rank must run the same "
+                                      "command on the same file"] and beside("mpi-z.zarr") == [],
+      "halo run on 2 ranks, rank 1's pipeline of other steps: one line, nothing left",
+      r.stderr[-1500:])
+# Each rank chose the mode from its own memory: exact on one, overlap on
+# the other, and both waited forever. Exact mode holds 1.5 MiB of this
+# volume per rank: over rank 1's limit of 1 MiB.
+for d in ("a", "b"):
+    zarr.open(path(f"{d}/big.zarr"), mode="w", shape=(64, 64, 64), chunks=(32, 32, 32),
+              dtype="u2")[:] = 1
+r = rank1_in(path("b"), "deconvolve", "big.zarr", "psf.tif", path("mpi-y.zarr"),
+             "--iterations=2", env1="STARPU_LIMIT_CPU_MEM=1")
+lines = [l for l in r.stderr.splitlines() if l.startswith("halo: ")]
+check(r.returncode != 0 and lines == ["halo: rank 1: from its memory it chose the overlap "
+                                      "mode, and rank 0 the exact; give --mode to choose for "
+                                      "all"] and beside("mpi-y.zarr") == [],
+      "mpirun -np 2, the ranks' memory choosing two modes: one line, nothing left",
+      r.stderr[-1500:])
 
 demo = path("mpi-demo")
 shutil.rmtree(demo, ignore_errors=True)
