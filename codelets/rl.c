@@ -383,6 +383,8 @@ static void rl_cpu(void *buffers[], void *cl_arg)
 static void forward_cpu(void *buffers[], void *cl_arg)
 {
 	const struct halo_rl_half_args *a = cl_arg;
+	if (halo_rl_half_stopped(a))
+		return;
 	int n[3], on[3];
 	block_shape(buffers[0], n);
 	block_shape(buffers[3], on);
@@ -396,6 +398,8 @@ static void forward_cpu(void *buffers[], void *cl_arg)
 static void backward_cpu(void *buffers[], void *cl_arg)
 {
 	const struct halo_rl_half_args *a = cl_arg;
+	if (halo_rl_half_stopped(a))
+		return;
 	int n[3], on[3];
 	block_shape(buffers[0], n);
 	block_shape(buffers[2], on);

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <starpu.h>
 
+#include "util/signals.h"
+
 /* Codelets cannot return errors: a failing task sets *failed (when not
  * NULL) and leaves its output undefined; the submitter checks it. */
 struct halo_otf_args {
@@ -56,6 +58,14 @@ struct halo_rl_half_args {
 	int off[3];
 	int *failed;
 };
+
+/* Exact mode submits its halves iterations ahead: once the run failed or
+ * was interrupted they do nothing (Ctrl-C waited for 2 to 3 queued
+ * iterations, longer than the signal's grace on a large volume). */
+static inline int halo_rl_half_stopped(const struct halo_rl_half_args *a)
+{
+	return halo_interrupted() || (a->failed && __atomic_load_n(a->failed, __ATOMIC_RELAXED));
+}
 
 /* Buffers: haloed estimate (R, block), image chunk (R, block), OTF (R,
  * vector for the haloed shape), ratio chunk (W, block). */

@@ -539,6 +539,8 @@ static __global__ void window_kernel(float *chunk, int o0, int o1, int o2, const
 static void half_cuda(void *haloed_buf, void *otf_buf, const float *image, void *chunk_buf,
 		      const struct halo_rl_half_args *a, int backward)
 {
+	if (halo_rl_half_stopped(a))
+		return;
 	cudaStream_t stream = starpu_cuda_get_local_stream();
 	int n[3] = {(int)STARPU_BLOCK_GET_NZ(haloed_buf), (int)STARPU_BLOCK_GET_NY(haloed_buf),
 		    (int)STARPU_BLOCK_GET_NX(haloed_buf)};

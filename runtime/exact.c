@@ -45,6 +45,8 @@ struct exact {
 	int64_t *lists[3];
 	int ranks;                     /* MPI ranks sharing the run */
 	halo_distribution_t dist;      /* their blocks of chunks */
+	halo_progress_t progress;      /* chunk-iterations: this rank's backward halves */
+	int64_t done;
 };
 
 struct unit_arg {
@@ -321,6 +323,18 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 	return h;
 }
 
+/* A chunk's iteration is done: the progress line moves (drawn by one
+ * worker at a time; the others go on). */
+static void half_done(void *arg)
+{
+	struct exact *x = arg;
+	int64_t done = __atomic_add_fetch(&x->done, 1, __ATOMIC_RELAXED);
+	if (pthread_mutex_trylock(&x->lock) == 0) {
+		halo_progress_update(&x->progress, done, 0);
+		pthread_mutex_unlock(&x->lock);
+	}
+}
+
 static int submit_half(struct exact *x, struct halo_otf_cache *otfs, int forward,
 		       const int64_t u[3], const int before[3], const int after_min[3],
 		       const halo_deconv_opts_t *o, halo_error_t *err)
@@ -356,7 +370,8 @@ static int submit_half(struct exact *x, struct halo_otf_cache *otfs, int forward
 						  args, sizeof *args, 0)
 			     : HALO_TASK_INSERT(&halo_rl_backward_cl, STARPU_R, h, STARPU_R, otf,
 						  STARPU_RW, x->est[f], STARPU_CL_ARGS, args,
-						  sizeof *args, 0);
+						  sizeof *args, STARPU_CALLBACK_WITH_ARG_NFREE, half_done, x,
+						  0);
 		if (rc)
 			rc = halo_error_set(err, HALO_ERUNTIME, "no StarPU worker can run Richardson-Lucy");
 	}
@@ -413,9 +428,8 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 	}
 	halo_fftw_wisdom_load();
 	double t0 = halo_now();
-	halo_progress_t progress;
-	halo_progress_init(&progress, "deconvolve (exact)", (int64_t)o->iterations, o->stream.quiet);
-	progress.unit = "iterations";
+	halo_progress_init(&x.progress, "deconvolve (exact)", 0, o->stream.quiet);
+	x.progress.unit = "chunk-iterations";
 
 	int64_t u[3];
 	for (u[0] = 0; u[0] < x.grid[0].nblocks; u[0]++)
@@ -424,6 +438,7 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 				int64_t s[3], dims[3], f = flat(&x, u);
 				unit_extent(&x, u, s, dims);
 				int who = owner(&x, u);
+				x.progress.total += (who == halo__mpi_rank()) * o->iterations;
 				x.image[f] = halo__block_register(dims, sizeof(float), who);
 				x.est[f] = halo__block_register(dims, sizeof(float), who);
 				x.ratio[f] = halo__block_register(dims, sizeof(float), who);
@@ -455,11 +470,8 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 							  : submit_half(&x, &otfs, 0, u, fa, fb, o, err);
 		/* Keep at most about two iterations of tasks queued, so memory
 		 * for haloed blocks stays bounded. */
-		if (it >= 2) {
+		if (it >= 2)
 			starpu_task_wait_for_n_submitted((unsigned)(4 * 2 * n));
-			/* what remains queued is the last two iterations' */
-			halo_progress_update(&progress, it - 1, 0);
-		}
 	}
 	if (x.ranks > 1)
 		rc = halo__mpi_agree(rc, err); /* the ranks go on to the stores together */
@@ -494,9 +506,7 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 							    "no StarPU worker can write chunks");
 			}
 	starpu_task_wait_for_all();
-	if (!rc && !stopped(&x))
-		halo_progress_update(&progress, o->iterations, 0);
-	halo_progress_finish(&progress);
+	halo_progress_finish(&x.progress);
 	if (token)
 		starpu_data_unregister(token);
 	int otf_failed = otfs.failed;

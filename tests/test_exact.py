@@ -13,7 +13,7 @@ import tifffile
 import zarr
 
 sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
-from haloutil import HALO, check, done, halo, path  # noqa: E402
+from haloutil import HALO, check, done, halo, interrupt, path  # noqa: E402
 
 rng = np.random.default_rng(11)
 MODES = {"periodic": "wrap", "reflect": "symmetric", "nearest": "edge"}
@@ -161,14 +161,34 @@ except subprocess.TimeoutExpired:
 _, r = run(img, (5, 6, 7), psf, "none", 5)
 check(r.returncode == 1 and "none" in r.stderr and len(r.stderr.strip().splitlines()) == 1,
       "exact with --boundary none is a one-line error", r.stderr)
-# On a terminal the progress line counts iterations (it said "chunks" and
-# "0.0 MB/s"), and ends at all of them.
+# On a terminal the progress line counts each chunk's iterations as they
+# end (it said "chunks" and "0.0 MB/s"; then it moved only after the second
+# iteration), and ends at all of them. It fits the terminal's width: a
+# longer one wraps, and each redraw left a row behind.
 cmd = " ".join([HALO, "deconvolve", src, psfp, path("tty.zarr"), "--mode", "exact",
                 "--iterations", "6", "--overwrite"])
 r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
                    timeout=120)
 lines = [x for x in r.stdout.replace("\r", "\n").splitlines() if "deconvolve (exact):" in x]
-check(r.returncode == 0 and lines and "6/6 iterations" in lines[-1] and
-      all("iterations/s" in x and "MB/s" not in x for x in lines),
-      "exact mode's progress line counts iterations", lines)
+total = 6 * zarr.open(path("tty.zarr"), mode="r").nchunks if r.returncode == 0 else -1
+check(r.returncode == 0 and lines and f"{total}/{total} chunk-iterations" in lines[-1] and
+      all("chunk-iterations/s" in x and "MB/s" not in x for x in lines),
+      "exact mode's progress line counts chunk-iterations", lines)
+r = subprocess.run(["script", "-qec", "stty cols 40; " + cmd, "/dev/null"], capture_output=True,
+                   text=True, timeout=120)
+lines = [x.replace("\x1b[K", "") for x in r.stdout.replace("\r", "\n").splitlines()
+         if "deconvolve (exact)" in x]
+check(r.returncode == 0 and lines and all(len(x) <= 39 for x in lines),
+      "a 40-column terminal: the progress line is cut to 39 columns", lines)
+# Ctrl-C: the halves queued ahead (2 to 3 iterations) ran on after it,
+# 1.4 s here on this volume (longer than the whole grace on a large one).
+slow = path("slow.zarr")
+zarr.open(slow, mode="w", shape=(128, 512, 512), chunks=(16, 128, 128), dtype="float32",
+          compressor=None)[:] = specimen((128, 512, 512))
+g = np.mgrid[-7:8, -7:8, -7:8]
+tifffile.imwrite(path("psf15.tif"), np.exp(-(g ** 2).sum(0) / 8.0).astype(np.float32),
+                 photometric="minisblack")
+interrupt(["deconvolve", slow, path("psf15.tif"), path("slow-out.zarr"), "--mode", "exact",
+           "--iterations", "100", "--quiet"], 2.0, "slow-out",
+          2.0 if "ASAN_OPTIONS" in os.environ else 0.8)
 done()

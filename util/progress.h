@@ -13,6 +13,8 @@ typedef struct halo_progress {
 	double start, last;
 	int enabled;
 	int drawn;
+	int dumb;  /* TERM=dumb: no escape sequences */
+	int width; /* of the line drawn last */
 } halo_progress_t;
 
 void halo_progress_init(halo_progress_t *p, const char *label, int64_t total, int quiet);
