@@ -427,6 +427,21 @@ static void output_free(halo_output_t *o)
 /* Puts the new output in place, an old one moved aside (o->old); on
  * failure the old one is back and the new one still under its temporary
  * name. */
+/* rename() that fails (EEXIST) rather than replace what is at to: a file
+ * put there after the check in swap, which a plain rename replaced (a TIFF
+ * output: a folder is replaced only when empty). Filesystems without
+ * RENAME_NOREPLACE (some NFS) get the plain rename, after that check. */
+static int rename_new(const char *from, const char *to)
+{
+#ifdef RENAME_NOREPLACE
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+#endif
+	return rename(from, to);
+}
+
 static int swap(halo_output_t *o, halo_error_t *err)
 {
 	/* Runs replacing one output at once (--overwrite) each move aside
@@ -454,11 +469,14 @@ static int swap(halo_output_t *o, halo_error_t *err)
 						      "aside: %s", o->final, strerror(e));
 			}
 		}
-		if (rename(o->tmp, o->final) == 0)
+		if ((o->overwrite ? rename(o->tmp, o->final) : rename_new(o->tmp, o->final)) == 0)
 			return HALO_OK;
 		int e = errno;
 		if ((e == ENOTEMPTY || e == EEXIST) && o->overwrite && again)
 			continue;
+		if (e == EEXIST && !o->overwrite)
+			return halo_error_set(err, HALO_EEXIST, "%s: appeared while writing; not "
+					      "replaced", o->final);
 		int rc = halo_error_set(err, halo_fs_errno_code(e), "%s: %s", o->final, strerror(e));
 		if (o->old && rename(o->old, o->final) == 0) {
 			free(o->old);

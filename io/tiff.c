@@ -78,12 +78,14 @@ static int tiff_fail(halo_tiff_t *t, int code, const char *what, halo_error_t *e
 	return halo_error_set(err, code, "%s: %s%s%s", t->path, what, *detail ? ": " : "", detail);
 }
 
-/* A failed write: a full disk says so (libtiff only reports "Write error"). */
+/* A failed write: a full disk, or a file over `ulimit -f`, says so
+ * (libtiff only reports "Write error"). */
 static int write_fail(halo_tiff_t *t, const char *what, halo_error_t *err)
 {
 	int e = errno;
-	if (e == ENOSPC || e == EDQUOT)
-		return halo_error_set(err, HALO_ENOSPC, "%s: %s: %s", t->path, what, strerror(e));
+	if (e == ENOSPC || e == EDQUOT || e == EFBIG)
+		return halo_error_set(err, halo_fs_errno_code(e), "%s: %s: %s", t->path, what,
+				      strerror(e));
 	return tiff_fail(t, HALO_EIO, what, err);
 }
 

@@ -18,7 +18,9 @@
 #include "util/signals.h"
 #include "util/util.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,10 +363,40 @@ static int several_memory_nodes(const halo_runtime_opts_t *opts)
  * halo takes the first of them, in that order, where .starpu can be
  * written (unsetting the ones before it, which StarPU would take); else
  * a private folder under $TMPDIR or /tmp; with none of those either, it
- * says so instead of letting StarPU abort. */
+ * says so instead of letting StarPU abort. Writable means room for 4 KiB
+ * too: on a full disk StarPU's first bus calibration asserted. */
 static int writable_dir(const char *dir)
 {
-	return halo_fs_is_dir(dir) && access(dir, W_OK | X_OK) == 0;
+	if (!halo_fs_is_dir(dir) || access(dir, W_OK | X_OK) != 0)
+		return 0;
+	char probe[4200];
+	snprintf(probe, sizeof probe, "%s/.halo-probe-%ld", dir, (long)getpid());
+	int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return 0;
+	static const char zeros[4096];
+	int ok = write(fd, zeros, sizeof zeros) == (ssize_t)sizeof zeros;
+	ok &= close(fd) == 0;
+	unlink(probe);
+	return ok;
+}
+
+/* An empty bus calibration file (a disk that filled as StarPU wrote it)
+ * made every later start assert: StarPU measures again without it. */
+static void drop_empty_bus_files(const char *sampling)
+{
+	char bus[4200];
+	snprintf(bus, sizeof bus, "%s/bus", sampling);
+	DIR *d = opendir(bus);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char file[4500];
+		struct stat st;
+		snprintf(file, sizeof file, "%s/%s", bus, e->d_name);
+		if (e->d_name[0] != '.' && lstat(file, &st) == 0 && S_ISREG(st.st_mode) && !st.st_size)
+			unlink(file);
+	}
+	if (d)
+		closedir(d);
 }
 
 static int starpu_home_fallback(halo_error_t *err)
@@ -378,7 +410,9 @@ static int starpu_home_fallback(halo_error_t *err)
 		halo_fs_mkdirs(models, NULL);
 		if (!writable_dir(models))
 			return halo_error_set(err, HALO_ERUNTIME, "STARPU_PERF_MODEL_DIR=%s: not a folder "
-					      "halo can write StarPU's performance models in", models);
+					      "halo can write StarPU's performance models in (or full)",
+					      models);
+		drop_empty_bus_files(models);
 		return HALO_OK;
 	}
 	const char *names[] = {"XDG_CACHE_HOME", "STARPU_HOME", "HOME"};
@@ -393,6 +427,8 @@ static int starpu_home_fallback(halo_error_t *err)
 		if ((mkdir(dir, 0777) == 0 || errno == EEXIST) && writable_dir(dir)) {
 			for (int j = 0; j < i; j++)
 				unsetenv(names[j]);
+			snprintf(dir, sizeof dir, "%s/.starpu/sampling", home);
+			drop_empty_bus_files(dir);
 			return HALO_OK;
 		}
 	}
@@ -415,15 +451,17 @@ static int starpu_home_fallback(halo_error_t *err)
 		}
 		if ((st.st_mode & 077) && chmod(dir, 0700) != 0)
 			continue;
-		if (access(dir, W_OK | X_OK) == 0) {
+		if (writable_dir(dir)) {
 			unsetenv("XDG_CACHE_HOME");
 			setenv("STARPU_HOME", dir, 1);
+			strncat(dir, "/.starpu/sampling", sizeof dir - strlen(dir) - 1);
+			drop_empty_bus_files(dir);
 			return HALO_OK;
 		}
 	}
-	return halo_error_set(err, HALO_ERUNTIME, "no writable folder for StarPU's performance "
-			      "models ($XDG_CACHE_HOME, $STARPU_HOME or $HOME, then $TMPDIR or /tmp%s); "
-			      "set STARPU_HOME to one",
+	return halo_error_set(err, HALO_ERUNTIME, "no writable folder with room for StarPU's "
+			      "performance models ($XDG_CACHE_HOME, $STARPU_HOME or $HOME, then $TMPDIR "
+			      "or /tmp%s); set STARPU_HOME to one",
 			      taken ? ", where halo-starpu-UID is another user's or a link" : "");
 }
 

@@ -417,6 +417,26 @@ r = halo("convert", p, path("pmd_out.zarr"), "--quiet", "--overwrite",
 check(r.returncode == 0 and not os.path.exists("/codelets") and not os.path.exists("/bus"),
       "an empty STARPU_PERF_MODEL_DIR is the default, not /", r.stderr[-300:])
 
+# An empty bus calibration file (a disk that filled while StarPU wrote it)
+# made every later start assert, until the user found and deleted it.
+bus_home = path("bus-home")
+shutil.rmtree(bus_home, ignore_errors=True)
+os.makedirs(bus_home)
+env = {k: v for k, v in os.environ.items()
+       if k not in ("XDG_CACHE_HOME", "STARPU_HOME", "STARPU_PERF_MODEL_DIR")}
+env["HOME"] = bus_home
+r = subprocess.run([HALO, "convert", p, path("bus_out.zarr"), "--quiet", "--overwrite"],
+                   capture_output=True, text=True, env=env, timeout=120)
+bus = os.path.join(bus_home, ".starpu", "sampling", "bus")
+emptied = [f for f in os.listdir(bus) if f.endswith(".affinity")] if os.path.isdir(bus) else []
+for f in emptied:
+    open(os.path.join(bus, f), "w").close()
+r = subprocess.run([HALO, "convert", p, path("bus_out.zarr"), "--quiet", "--overwrite"],
+                   capture_output=True, text=True, env=env, timeout=120)
+check(emptied and r.returncode == 0 and
+      all(os.path.getsize(os.path.join(bus, f)) > 0 for f in emptied),
+      "an empty bus calibration file: measured again (StarPU asserted)", (emptied, r.stderr[-300:]))
+
 # OUT inside IN would change IN; replacing OUT around IN would delete it.
 for out, where in [(os.path.join(p, "sub.zarr"), "inside"), (os.path.dirname(p), "around")]:
     r = halo("convert", p, out, "--overwrite")
@@ -446,6 +466,25 @@ if mounted:
               lines[0].startswith(f"halo: {tif}: ") and os.listdir(mnt) == [],
               "disk full writing TIFF: says so (not libtiff's 'Write error'), nothing left",
               r.stderr)
+        # A full HOME: StarPU's first bus calibration asserted (exit 134).
+        # halo takes its private folder in TMPDIR instead.
+        os.makedirs(os.path.join(mnt, "home"))
+        with open(os.path.join(mnt, "filler"), "wb") as f:
+            try:
+                f.write(b"\0" * (2 << 20))
+            except OSError:
+                pass
+        tmpd = path("full-home-tmp")
+        shutil.rmtree(tmpd, ignore_errors=True)
+        os.makedirs(tmpd)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("XDG_CACHE_HOME", "STARPU_HOME", "STARPU_PERF_MODEL_DIR")}
+        env.update(HOME=os.path.join(mnt, "home"), TMPDIR=tmpd)
+        r = subprocess.run([HALO, "convert", p, path("full-home.zarr"), "--quiet", "--overwrite"],
+                           capture_output=True, text=True, env=env, timeout=120)
+        check(r.returncode == 0 and os.path.isdir(os.path.join(
+            tmpd, f"halo-starpu-{os.getuid()}", ".starpu", "sampling")),
+              "a full HOME: StarPU's models go to TMPDIR (StarPU asserted)", r.stderr[-300:])
     finally:
         subprocess.run(["umount", mnt])
 else:
@@ -468,6 +507,13 @@ check(r.returncode == 1 and len(lines) == 1 and "File too large" in lines[0] and
       os.path.join(fsz_dir, "o.zarr") in lines[0] and os.listdir(fsz_dir) == [],
       "a file over ulimit -f: one line naming it, exit 1, nothing left",
       f"{r.returncode} {r.stderr} {os.listdir(fsz_dir)}")
+r = subprocess.run([HALO, "convert", fsz, os.path.join(fsz_dir, "o.tif")],
+                   capture_output=True, text=True, timeout=120,
+                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384)))
+lines = r.stderr.strip().splitlines()
+check(r.returncode == 1 and len(lines) == 1 and "File too large" in lines[0] and
+      os.listdir(fsz_dir) == [], "a TIFF over ulimit -f: says so (libtiff's 'Write error'), "
+      "nothing left", f"{r.returncode} {r.stderr} {os.listdir(fsz_dir)}")
 
 # SIGINT during a run: exits non-zero soon, leaves no OUT.
 big = good_array("slow.zarr", shape=(128, 256, 256), chunks=(8, 64, 64))
