@@ -352,16 +352,27 @@ void bench_sim_record(void)
 	json_decref(j);
 }
 
-/* The recorded machine's memory (bench_sim_record), or 0. */
-static double recorded_ram(const char *dir, const char *host)
+/* The recorded machine's memory (bench_sim_record), or 0 where none was
+ * recorded (models from before halo recorded it). A garbled record is an
+ * error: the chunks in flight, which it decides, changed a prediction 3x. */
+static int recorded_ram(const char *dir, const char *host, double *ram, halo_error_t *err)
 {
 	char path[PATH_MAX + 300];
 	snprintf(path, sizeof path, "%s/halo/%s.json", dir, host);
+	*ram = 0;
+	if (!halo_fs_exists(path))
+		return HALO_OK;
 	json_error_t je;
 	json_t *j = json_load_file(path, 0, &je);
-	double ram = json_number_value(json_object_get(j, "ram_bytes"));
+	json_t *v = json_object_get(j, "ram_bytes");
+	*ram = json_is_number(v) ? json_number_value(v) : 0;
 	json_decref(j);
-	return ram > 0 ? ram : 0;
+	if (!j)
+		return halo_error_set(err, HALO_EFORMAT, "%s: not JSON: %s", path, je.text);
+	if (!(*ram >= 1 << 20 && *ram < 1e18))
+		return halo_error_set(err, HALO_EFORMAT, "%s: ram_bytes is not the machine's memory "
+				      "in bytes", path);
+	return HALO_OK;
 }
 
 int bench_sim_setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *err)
@@ -415,7 +426,9 @@ int bench_sim_setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t 
 	snprintf(cores, sizeof cores, "%d", ncpu);
 	setenv("HALO_SIM_CORES", cores, 1); /* --ncpu 0: a quarter of them do the I/O */
 	/* Memory budgets (chunks in flight) as there, when it was recorded. */
-	double ram = recorded_ram(o->simulate, b->sim_host);
+	double ram;
+	if (recorded_ram(o->simulate, b->sim_host, &ram, err))
+		return err->code;
 	if (ram > 0) {
 		char rams[32];
 		snprintf(rams, sizeof rams, "%.0f", ram);

@@ -201,6 +201,19 @@ open(rl_model, "w").write(text[:len(text) // 2])  # cut inside its table
 r, _ = simulate("--ncpu", "2", model_dir=broken)
 check(r.returncode == 1 and "halo_rl is corrupt" in r.stderr and broken in r.stderr and
       r.stderr.count("\n") == 1, "a corrupt model file: one line naming it", r.stderr)
+# A garbled record of the machine's memory was ignored without a word,
+# though the chunks in flight it decides changed a prediction 3x.
+rec = path("sim-models-ram")
+for bad in ("{bad", '{"ram_bytes": "abc"}', '{"ram_bytes": -5}'):
+    shutil.rmtree(rec, ignore_errors=True)
+    shutil.copytree(models, rec)
+    host_json = [os.path.join(rec, "halo", f) for f in os.listdir(os.path.join(rec, "halo"))]
+    for f in host_json:
+        open(f, "w").write(bad)
+    r, _ = simulate("--ncpu", "2", model_dir=rec)
+    check(host_json and r.returncode == 1 and r.stderr.count("\n") == 1 and
+          host_json[0] in r.stderr, f"a recorded memory of {bad}: one line naming the file",
+          r.stderr)
 # A kept --dir must not lend the models of an earlier simulation.
 keep = path("sim-keep")
 shutil.rmtree(keep, ignore_errors=True)
