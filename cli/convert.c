@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 #include "cli/compute.h"
 #include "io/outdir.h"
+#include "runtime/runtime.h"
 #include "io/volume.h"
 #include "tasks/execute.h"
 #include "util/signals.h"
@@ -271,6 +272,7 @@ int halo_cli_convert(int argc, char **argv)
 	halo_signals_install();
 	if (halo_output_begin(o.out, o.overwrite, &out, &err))
 		goto fail;
+	halo_runtime_memory_warn(o.memory);
 	halo_output_abort(out);
 	out = NULL;
 	if (halo_runtime_init(&o.rt, &rt, &err))

@@ -279,6 +279,7 @@ int halo_cli_run(int argc, char **argv)
 		/* Under mpirun every rank has the same plan: one prints it. */
 		if (halo__runtime_launched_rank() == 0) {
 			warn_mixed(g);
+			halo_runtime_memory_warn(memory);
 			halo_cli_warn_memory(plan, memory);
 			print_plan(plan);
 		}

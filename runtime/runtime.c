@@ -570,6 +570,17 @@ static void own_fxt_remove(void)
 	own_fxt[0] = '\0';
 }
 
+void halo_runtime_memory_warn(uint64_t memory)
+{
+	uint64_t usable = halo_machine_memory();
+	if (memory > usable && usable && halo__runtime_launched_rank() == 0) {
+		char a[32], b[32];
+		fprintf(stderr, "halo: warning: --memory %s is more than the %s this process can use "
+				"(its RAM, or its address-space limit)\n",
+			halo__bytes(memory, a, sizeof a), halo__bytes(usable, b, sizeof b));
+	}
+}
+
 int halo_runtime_abandon(void)
 {
 	own_fxt_remove();
@@ -673,12 +684,7 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	uint64_t mem = opts->memory, usable = halo_machine_memory();
 	if (!mem)
 		mem = usable ? usable / 2 : (UINT64_C(4) << 30);
-	if (opts->memory > usable && usable && halo__runtime_launched_rank() == 0) {
-		char a[32], b[32];
-		fprintf(stderr, "halo: warning: --memory %s is more than the %s this process can use "
-				"(its RAM, or its address-space limit)\n",
-			halo__bytes(opts->memory, a, sizeof a), halo__bytes(usable, b, sizeof b));
-	}
+	halo_runtime_memory_warn(opts->memory);
 	if (mem < opts->memory_floor)
 		mem = opts->memory_floor;
 	char limit[32];

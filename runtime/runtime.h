@@ -73,6 +73,10 @@ int halo_runtime_worker_count(int given, const char *env);
  * not NULL, their peak memory bandwidths added up in *gbs (GB/s). */
 int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes, double *gbs);
 
+/* Warns (rank 0) where --memory is more than this process can use:
+ * halo_runtime_init does, for the commands that give it --memory. */
+void halo_runtime_memory_warn(uint64_t memory);
+
 /* Removes what the runtime keeps on disk for itself (the FxT folder of a
  * traced run), for a run ended while stuck (util/signals.h). Returns 0. */
 int halo_runtime_abandon(void);

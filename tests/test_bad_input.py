@@ -694,6 +694,18 @@ r = halo("deconvolve", img, good_psf, path("mem_out.zarr"), "--memory", "100T", 
          "--quiet", "--iterations", "1")
 check(r.returncode == 0 and "warning: --memory 110 TB is more than the" in r.stderr,
       "--memory above the machine's memory: a warning", r.stderr)
+# convert and run --dry-run said nothing.
+mem_pipe = path("mem_pipe.json")
+with open(mem_pipe, "w") as f:
+    json.dump({"steps": [{"name": "a", "op": "from_zarr", "path": img},
+                         {"name": "o", "op": "to_zarr", "input": "a",
+                          "path": path("mem_run.zarr"), "overwrite": True}]}, f)
+for argv in (["convert", img, path("mem_conv.zarr"), "--overwrite", "--quiet"],
+             ["run", mem_pipe, "--dry-run"]):
+    r = halo(*argv, "--memory", "100T")
+    check(r.returncode == 0 and r.stderr.count("warning: --memory 110 TB is more than the") == 1,
+          f"{argv[0]}{' --dry-run' if 'run' == argv[0] else ''}: --memory above the machine's "
+          "memory: a warning", r.stderr)
 if "ASAN_OPTIONS" in os.environ or json.loads(halo("info", "--json").stdout)["workers"]["cuda"]:
     # The sanitizer's shadow memory and CUDA's context take terabytes of
     # address space.
