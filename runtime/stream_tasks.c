@@ -203,18 +203,21 @@ static void write_cpu(void *buffers[], void *cl_arg)
 	}
 }
 
-/* Runs on the worker after write_cpu: one output chunk less in flight. */
+/* Runs on the worker after write_cpu: one output chunk less in flight,
+ * and one more written unless the run stopped (the progress line counted
+ * a failed run's skipped writes as done). */
 void halo__stream_write_done(void *arg)
 {
 	struct halo_stream_io_arg *a = arg;
 	struct halo_stream_job *job = a->job;
 	const halo_volume_info_t *oi = halo_writer_info(a->out);
 	halo_dtype_t dt = oi->dtype;
+	int wrote = !halo__stream_stopped(job);
 	starpu_pthread_mutex_lock(&job->lock);
 	job->inflight--;
-	job->written++;
-	job->bytes_written += (uint64_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]) *
-			      halo_dtype_size(dt);
+	job->written += wrote;
+	job->bytes_written += (uint64_t)wrote * (uint64_t)(oi->chunks[0] * oi->chunks[1] *
+							      oi->chunks[2]) * halo_dtype_size(dt);
 	starpu_pthread_cond_broadcast(&job->cond);
 	starpu_pthread_mutex_unlock(&job->lock);
 }
