@@ -48,8 +48,10 @@ void halo_progress_update(halo_progress_t *p, int64_t done, uint64_t bytes)
 	if (!p->enabled)
 		return;
 	double now = halo_now();
-	if (now - p->last < 0.2 && done < p->total)
+	/* The last count is drawn at once, and once. */
+	if ((now - p->last < 0.2 && done < p->total) || (p->drawn && done == p->shown && done == p->total))
 		return;
+	p->shown = done;
 	p->last = now;
 	double elapsed = now - p->start;
 	double rate = elapsed > 0 ? (double)done / elapsed : 0;

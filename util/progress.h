@@ -15,6 +15,7 @@ typedef struct halo_progress {
 	int drawn;
 	int dumb;  /* TERM=dumb: no escape sequences */
 	int width; /* of the line drawn last */
+	int64_t shown; /* the count drawn last */
 } halo_progress_t;
 
 void halo_progress_init(halo_progress_t *p, const char *label, int64_t total, int quiet);
