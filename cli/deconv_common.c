@@ -304,10 +304,11 @@ static void warn_fft_sizes(const halo_volume_info_t *info, const int depth[3])
 
 /* Under mpirun every rank reads IN and the PSF itself: a stale copy on
  * one node crashed StarPU-MPI (another shape) or mixed its values into the
- * output (another type). What the ranks must share is compared with rank
- * 0's, and all fail together where it differs. */
+ * output (another type). What the ranks must share (the inputs, the
+ * command line, the mode) is compared with rank 0's, and all fail together
+ * where it differs. */
 static int same_inputs(const halo_volume_info_t *ii, const float *psf, const int pn[3],
-		       halo_error_t *err)
+		       int exact, halo_error_t *err)
 {
 	uint32_t h = halo__mpi_volume_hash(ii, 0);
 	h = starpu_hash_crc32c_be_n(pn, 3 * sizeof *pn, h);
@@ -318,7 +319,18 @@ static int same_inputs(const halo_volume_info_t *ii, const float *psf, const int
 		 : halo_error_set(err, HALO_EINVAL, "its IN or PSF differs from rank 0's (shape, "
 				  "type, chunks or PSF values): every rank must read the same files");
 	rc = halo__mpi_agree(rc, err);
-	return rc ? rc : halo_cli_same_command(NULL, err);
+	if (!rc)
+		rc = halo_cli_same_command(NULL, err);
+	if (rc)
+		return rc;
+	/* Each rank chose the mode from its own memory (--memory's default,
+	 * ulimit -v): ranks of two modes waited on each other forever. */
+	rc = !halo__mpi_differs((uint32_t)exact)
+	     ? HALO_OK
+	     : halo_error_set(err, HALO_EINVAL, "from its memory it chose the %s mode, and rank 0 "
+			      "the %s; give --mode to choose for all", exact ? "exact" : "overlap",
+			      exact ? "overlap" : "exact");
+	return halo__mpi_agree(rc, err);
 }
 
 int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const float *psf,
@@ -566,16 +578,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	 * every rank, later. */
 	if (ranks == 1 && halo_output_begin(outp, o->overwrite, &out, err))
 		goto fail;
-	if (ranks > 1 && same_inputs(ii, psf, pn, err))
-		goto fail;
-	/* Each rank chose the mode from its own memory (--memory's default,
-	 * ulimit -v): ranks of two modes waited on each other forever. */
-	if (ranks > 1 && halo__mpi_agree(halo__mpi_differs((uint32_t)exact)
-					 ? halo_error_set(err, HALO_EINVAL, "from its memory it chose "
-							  "the %s mode, and rank 0 the %s; give --mode "
-							  "to choose for all", exact ? "exact" : "overlap",
-							  exact ? "overlap" : "exact")
-					 : HALO_OK, err))
+	if (ranks > 1 && same_inputs(ii, psf, pn, exact, err))
 		goto fail;
 	if (exact)
 		memset(dopts.depth, 0, sizeof dopts.depth);

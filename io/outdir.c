@@ -424,9 +424,6 @@ static void output_free(halo_output_t *o)
 	free(o);
 }
 
-/* Puts the new output in place, an old one moved aside (o->old); on
- * failure the old one is back and the new one still under its temporary
- * name. */
 /* rename() that fails (EEXIST) rather than replace what is at to: a file
  * put there after the check in swap, which a plain rename replaced (a TIFF
  * output: a folder is replaced only when empty). Filesystems without
@@ -442,6 +439,9 @@ static int rename_new(const char *from, const char *to)
 	return rename(from, to);
 }
 
+/* Puts the new output in place, an old one moved aside (o->old); on
+ * failure the old one is back and the new one still under its temporary
+ * name. */
 static int swap(halo_output_t *o, halo_error_t *err)
 {
 	/* Runs replacing one output at once (--overwrite) each move aside

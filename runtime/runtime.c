@@ -581,10 +581,9 @@ void halo_runtime_memory_warn(uint64_t memory)
 	}
 }
 
-int halo_runtime_abandon(void)
+void halo_runtime_abandon(void)
 {
 	own_fxt_remove();
-	return 0;
 }
 
 /* A start that failed: its FxT folder of its own goes, with rt. Returns

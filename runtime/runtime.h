@@ -78,8 +78,8 @@ int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes
 void halo_runtime_memory_warn(uint64_t memory);
 
 /* Removes what the runtime keeps on disk for itself (the FxT folder of a
- * traced run), for a run ended while stuck (util/signals.h). Returns 0. */
-int halo_runtime_abandon(void);
+ * traced run), for a run ended while stuck (util/signals.h). */
+void halo_runtime_abandon(void);
 
 /* halo_output_commit and halo_outputs_commit (io/outdir.h) with StarPU's
  * workers paused, for when every task is done: see runtime.c for why. */

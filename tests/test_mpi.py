@@ -118,8 +118,8 @@ def rank1_in(folder, *args, env1=""):
     relative paths (a stale copy on one node)."""
     wrap = path("mpi-rank1-cd.sh")
     with open(wrap, "w") as f:
-        f.write(f"#!/bin/sh\n[ \"$OMPI_COMM_WORLD_RANK$PMI_RANK\" = 1 ] && cd {folder} && "
-                f"export {env1 or 'HALO_UNUSED=1'}\nexec {HALO} \"$@\"\n")
+        f.write(f"#!/bin/sh\n[ \"$OMPI_COMM_WORLD_RANK$PMI_RANK\" = 1 ] && cd {folder}"
+                f"{' && export ' + env1 if env1 else ''}\nexec {HALO} \"$@\"\n")
     os.chmod(wrap, 0o755)
     return subprocess.run(["mpirun", "-np", "2", wrap, *map(str, args)], env=ENV,
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,

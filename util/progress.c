@@ -49,7 +49,7 @@ void halo_progress_update(halo_progress_t *p, int64_t done, uint64_t bytes)
 		return;
 	double now = halo_now();
 	/* The last count is drawn at once, and once. */
-	if ((now - p->last < 0.2 && done < p->total) || (p->drawn && done == p->shown && done == p->total))
+	if (done < p->total ? now - p->last < 0.2 : p->drawn && p->shown == done)
 		return;
 	p->shown = done;
 	p->last = now;
@@ -88,6 +88,6 @@ void halo_progress_update(halo_progress_t *p, int64_t done, uint64_t bytes)
 void halo_progress_finish(halo_progress_t *p)
 {
 	if (p->enabled && p->drawn)
-		fprintf(stderr, p->dumb ? "\r%*s\r" : "\r\033[K", p->width, "");
+		fprintf(stderr, "\r%*s%s", p->dumb ? p->width : 0, "", p->dumb ? "\r" : "\033[K");
 	p->drawn = 0;
 }
