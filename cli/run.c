@@ -45,8 +45,9 @@ static void print_plan(halo_plan_t *p)
 	halo_plan_memory(p, &front, &per, NULL);
 	printf("plan: %d nodes, %lld tasks, %lld edges, %lld chunks (%.1f MB)\n", p->n,
 	       (long long)st.tasks, (long long)st.edges, (long long)st.chunks, (double)st.bytes / 1e6);
-	printf("memory: %.1f MB per output chunk in flight, %.1f MB shared by neighbouring chunks\n",
-	       (double)per / 1e6, (double)front / 1e6);
+	char a[32], b[32];
+	printf("memory: %s per output chunk in flight, %s shared by neighbouring chunks\n",
+	       halo__bytes(per, a, sizeof a), halo__bytes(front, b, sizeof b));
 }
 
 static int reads_back(const char *text, double x, int f32)

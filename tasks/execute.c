@@ -1,7 +1,8 @@
 /* Executing a plan on StarPU (see execute.h).
  *
  * The walk is demand-driven: output chunks (stores and scalar partials)
- * are visited in C order (a rechunk's in tiles: halo_pnode_tiles), outputs
+ * are visited in C order, or with a reduced axis innermost (p->order,
+ * halo_plan_memory), a rechunk's in tiles (halo_pnode_tiles), outputs
  * interleaved by progress, and each one submits the chunks it needs,
  * recursively, the first time they are needed. A chunk's handle is
  * registered when its producing task is submitted and unregistered
@@ -56,8 +57,8 @@ struct exec {
 	int64_t ref[3];           /* the array shape the distribution cuts */
 };
 
-/* The chunk after `at` in p's visiting order: C order within a tile,
- * tiles in C order (edge tiles cut at the grid's edge). */
+/* The chunk after `at` in p's visiting order: p->order within a tile,
+ * tiles in p->order (edge tiles cut at the grid's edge). */
 static void tile_next(const halo_pnode_t *p, const int64_t tile[3], int64_t at[3])
 {
 	int64_t o[3], e[3];
@@ -65,13 +66,15 @@ static void tile_next(const halo_pnode_t *p, const int64_t tile[3], int64_t at[3
 		o[d] = at[d] / tile[d] * tile[d];
 		e[d] = o[d] + tile[d] < p->grid[d].nblocks ? o[d] + tile[d] : p->grid[d].nblocks;
 	}
-	for (int d = 2; d >= 0; d--) {
+	for (int k = 2; k >= 0; k--) {
+		int d = p->order[k];
 		if (++at[d] < e[d])
 			return;
 		at[d] = o[d];
 	}
 	/* The tile is done: the next one's first chunk. */
-	for (int d = 2; d >= 0; d--) {
+	for (int k = 2; k >= 0; k--) {
+		int d = p->order[k];
 		at[d] = o[d] + tile[d];
 		if (at[d] < p->grid[d].nblocks)
 			return;

@@ -505,6 +505,8 @@ int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err)
 			snprintf(p->label, sizeof p->label, "%s", e->name);
 		}
 		p->root = p->kind == HALO_PN_STORE || (p->kind == HALO_PN_REDUCE && e->axis < 0);
+		for (int d = 0; d < 3; d++)
+			p->order[d] = d;
 		roots += p->root;
 		p->grid = p->kind == HALO_PN_REDUCE && e->axis < 0 ? p->in[0]->grid : e->grid;
 		p->nchunks = p->grid[0].nblocks * p->grid[1].nblocks * p->grid[2].nblocks;
@@ -797,16 +799,9 @@ void halo_pnode_tiles(const halo_pnode_t *p, int64_t tile[3])
 	}
 }
 
-void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t *outside)
+/* halo_plan_memory's figures for the roots' present orders. */
+static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t *outside)
 {
-	uint64_t ignored;
-	outside = outside ? outside : &ignored;
-	if (plan->per) {
-		*front = plan->front;
-		*per = plan->per;
-		*outside = plan->outside;
-		return;
-	}
 	*front = 0;
 	*per = 0;
 	*outside = 0;
@@ -847,7 +842,8 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 			halo_pnode_tiles(p, tile);
 			double scale = (double)T / (double)p->nchunks, inner = scale;
 			double outer = scale * (double)(tile[0] * tile[1] * tile[2]);
-			for (int d = 2; d >= 0; d--) {
+			for (int k = 2; k >= 0; k--) {
+				int d = p->order[k];
 				for (int64_t j = 0; j < p->grid[d].nblocks; j++)
 					w[i].first[d][j] = w[i].last[d][j] =
 						(double)(j / tile[d]) * outer + (double)(j % tile[d]) * inner;
@@ -942,6 +938,58 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 	free(excl);
 	if (!*per)
 		*per = 1;
+}
+
+/* Roots that may walk with axis a innermost: over arrays of the reduced
+ * array's dimensions (not the reduction's own outputs, whose axes are
+ * others; a sum walks its input's chunks), and not TIFF stores, whose
+ * pages go in order. */
+static int reorderable(const halo_pnode_t *p, int ndim)
+{
+	const halo_expr_t *walked = p->kind == HALO_PN_REDUCE ? p->in[0]->expr : p->expr;
+	return p->root && walked->ndim == ndim &&
+	       !(p->kind == HALO_PN_STORE && p->expr->wopts.format == HALO_FMT_TIFF);
+}
+
+static void set_orders(halo_plan_t *plan, int a, int ndim)
+{
+	for (int i = 0; i < plan->n; i++) {
+		halo_pnode_t *p = plan->nodes[i];
+		if (!reorderable(p, ndim))
+			continue;
+		for (int d = 0, k = 0; d < 3; d++)
+			if (d != a || a < 0)
+				p->order[k++] = d;
+		if (a >= 0)
+			p->order[2] = a;
+	}
+}
+
+void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t *outside)
+{
+	uint64_t ignored;
+	outside = outside ? outside : &ignored;
+	if (plan->per) {
+		*front = plan->front;
+		*per = plan->per;
+		*outside = plan->outside;
+		return;
+	}
+	work_out(plan, front, per, outside);
+	for (int i = 0; i < plan->n; i++) {
+		const halo_pnode_t *r = plan->nodes[i];
+		if (r->kind != HALO_PN_REDUCE || r->root || r->expr->axis == 2)
+			continue; /* axis 2 is innermost in C order already */
+		int ndim = r->in[0]->expr->ndim;
+		uint64_t f, p, o;
+		set_orders(plan, r->expr->axis, ndim);
+		work_out(plan, &f, &p, &o);
+		if (f + p < *front + *per) {
+			*front = f, *per = p, *outside = o;
+			break;
+		}
+		set_orders(plan, -1, ndim);
+	}
 	plan->front = *front;
 	plan->per = *per;
 	plan->outside = *outside;

@@ -42,6 +42,8 @@ struct halo_pnode {
 	int root;                 /* an output: store or scalar reduction */
 	int gathers;              /* STORE: assembles each chunk from its input's
 				   * that it overlaps (a rechunk only it read) */
+	int order[3];             /* roots: the walk's axes, outermost first
+				   * (C order 0, 1, 2; see halo_plan_memory) */
 };
 
 typedef struct halo_plan {
@@ -71,12 +73,12 @@ void halo_plan_inputs(const halo_pnode_t *p, int k, const int64_t j[3], int64_t 
 		      int64_t cnt[3]);
 
 /* A root's chunks are visited in tiles of tile[0] x tile[1] x tile[2]
- * (C order within a tile, tiles in C order): a store that rechunks, one
+ * (p->order within a tile, tiles in p->order): a store that rechunks, one
  * input chunk's worth ((1,2,2) of 128^3 from 64x256x256), so that an
  * input chunk's readers run together and it is freed after them; in C
  * order a row of input chunks stayed resident until the next row of
  * output chunks (a 2 GiB rechunk of a 128x1024x8192 volume peaked at 555
- * MB of RSS, 81 MB in tiles, in the same time). Else 1 x 1 x 1: C order.
+ * MB of RSS, 81 MB in tiles, in the same time). Else 1 x 1 x 1.
  * TIFF stores do not gather, and write in C order. */
 void halo_pnode_tiles(const halo_pnode_t *p, int64_t tile[3]);
 
@@ -103,7 +105,13 @@ void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st);
  * limited to the budget, waits forever for memory it lacks. Worked out
  * once per plan (it walks every chunk of every node). outside (may be
  * NULL): the part of per that StarPU does not allocate (kernels' work
- * arrays, the store's buffer), which its limit does not bound. */
+ * arrays, the store's buffer), which its limit does not bound.
+ * A reduction along an axis visits its input column by column, that axis
+ * innermost; where another output reads the same chunks in C order, they
+ * wait, plane by plane, for the reduction's columns to come back to them
+ * (the whole volume between). So it also chooses the roots' visiting
+ * order (p->order): C order, or the reduced axis innermost for the
+ * outputs of the reduction's input's dimensions, whichever holds less. */
 void halo_plan_memory(halo_plan_t *p, uint64_t *front, uint64_t *per, uint64_t *outside);
 /* The bytes of the PSF spectra RL keeps for a grid: one per distinct
  * haloed shape, up to 27 with boundary none. halo_plan_memory counts them

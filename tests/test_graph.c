@@ -216,6 +216,33 @@ static void test_memory(void)
 		plan_memory_of(g, "max along z", 0, 2 * 512 + 8 * 8 * 8 + 128 + 128);
 	halo_graph_free(g);
 
+	/* And a store of the same array, as float32, beside it (the astype
+	 * runs inside both readers: they share the source's 512 B chunks).
+	 * In C order the store reached the second layer only after the
+	 * projection had read it all: each second-layer chunk was held from
+	 * its column's projection to its store, 24 chunks at once (12288 B).
+	 * With z innermost the store follows the projection column by
+	 * column, and a second-layer chunk waits one step (512 B held). */
+	g = halo_graph_new();
+	halo_expr_t *f32;
+	rc = halo_from_buffer(g, data, HALO_U2, 3, shape, cubes, &a, &err);
+	rc = rc ? rc : halo_astype(g, a, HALO_F4, &f32, &err);
+	rc = rc ? rc : halo_reduce(g, f32, HALO_RED_MAX, 0, &b, &err);
+	rc = rc ? rc : halo_to_store(g, b, "unused.zarr", NULL, -1, &wo, 1, &o, &err);
+	rc = rc ? rc : halo_to_store(g, f32, "unused2.zarr", NULL, -1, &wo, 1, &o, &err);
+	halo_plan_t *plan = NULL;
+	if (tap_ok(rc == HALO_OK && halo_plan_build(g, &plan, &err) == HALO_OK,
+		   "max along z beside a store: %s", err.msg)) {
+		uint64_t f, q;
+		halo_plan_memory(plan, &f, &q, NULL);
+		const int *ord = plan->nodes[plan->n - 1]->order;
+		tap_ok(f == 512 && ord[0] == 1 && ord[1] == 2 && ord[2] == 0,
+		       "max along z beside a store: the store walks z innermost (%d,%d,%d), %llu B "
+		       "shared (want 512)", ord[0], ord[1], ord[2], (unsigned long long)f);
+		halo_plan_free(plan);
+	}
+	halo_graph_free(g);
+
 	/* A 3-wide uniform filter over float32 planes (4096 B): each
 	 * plane serves three chunks, so three are held; per chunk, the
 	 * haloed block twice (3x34x34 float32), the result, its store, and
@@ -244,7 +271,7 @@ static void test_memory(void)
 	rc = halo_from_buffer(g, fdata, HALO_F4, 3, shape, planes, &a, &err);
 	rc = rc ? rc : halo_map_overlap(g, a, &rl, &b, &err);
 	rc = rc ? rc : halo_to_store(g, b, "unused.zarr", NULL, -1, &wo, 1, &o, &err);
-	halo_plan_t *plan = NULL;
+	plan = NULL;
 	if (tap_ok(rc == HALO_OK && halo_plan_build(g, &plan, &err) == HALO_OK,
 		   "RL graph: %s", err.msg)) {
 		uint64_t f, q, gpu = halo_plan_gpu_work(plan);
