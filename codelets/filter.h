@@ -19,8 +19,8 @@ struct halo_filter_args {
 /* buffers: haloed float32 block (R), chunk float32 block (W). */
 extern struct starpu_codelet halo_uniform_cl;
 
-/* The arithmetic: filters block (dims n, C order) in place. Returns -1
- * when out of memory. */
-int halo_uniform_run(float *block, const int64_t n[3], const int size[3]);
+/* The arithmetic: the filtered in (dims n, C order) into out, a buffer of
+ * the same size. Returns -1 when out of memory. */
+int halo_uniform_run(const float *in, float *out, const int64_t n[3], const int size[3]);
 
 #endif
