@@ -11,6 +11,7 @@
 #include "util/signals.h"
 #include "util/util.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -287,14 +288,15 @@ int halo_cli_convert(int argc, char **argv)
 		int64_t cut[3]; /* the chunks as stored: cut to the array */
 		for (int d = 0; d < 3; d++)
 			cut[d] = info.chunks[d] < info.shape[d] ? info.chunks[d] : info.shape[d];
-		char shape[72], chunks[72], levels[64] = "";
+		char shape[72], chunks[72], levels[64] = "", in[PATH_MAX], outp[PATH_MAX];
 		int64_t n = stats.chunks_written - stats.pyramid_chunks;
 		if (stats.pyramid_chunks)
 			snprintf(levels, sizeof levels, " (and %lld in %d pyramid level%s)",
 				 (long long)stats.pyramid_chunks, (int)o.pyramid, o.pyramid == 1 ? "" : "s");
 		printf("convert: %s -> %s: %s %s, chunks %s, %lld chunk%s%s in %.2f s (%.1f MB/s "
 		       "decoded in+out)\n",
-		       o.in, o.out, halo__dims(info.shape, info.ndim, shape, sizeof shape),
+		       halo__shown(o.in, in, sizeof in), halo__shown(o.out, outp, sizeof outp),
+		       halo__dims(info.shape, info.ndim, shape, sizeof shape),
 		       halo_dtype_name(info.dtype), halo__dims(cut, info.ndim, chunks, sizeof chunks),
 		       (long long)n, n == 1 ? "" : "s", levels, stats.seconds,
 		       stats.seconds > 0 ? mb / stats.seconds : 0.0);

@@ -665,10 +665,12 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 			snprintf(mode, sizeof mode, "exact");
 		else
 			snprintf(mode, sizeof mode, "overlap depth %s", depth);
-		char shape[72], chunks[72];
+		char shape[72], chunks[72], shown[2][PATH_MAX];
 		printf("deconvolve: %s -> %s: %s, chunks %s, %s, boundary %s, %ld iterations on %d "
 		       "CPU + %d CUDA workers%s: " SECONDS_FMT " s, %.1f Mvox*iter/s\n",
-		       in, outp, halo__dims(info.shape, info.ndim, shape, sizeof shape),
+		       halo__shown(in, shown[0], sizeof shown[0]),
+		       halo__shown(outp, shown[1], sizeof shown[1]),
+		       halo__dims(info.shape, info.ndim, shape, sizeof shape),
 		       halo__dims(info.chunks, info.ndim, chunks, sizeof chunks), mode,
 		       halo_boundary_name(o->boundary), o->iterations, ncpu, ncuda, across, secs,
 		       mvox * (double)o->iterations / secs);

@@ -301,9 +301,5 @@ void halo_cli_error(const halo_error_t *err)
 	/* One line, whatever a bad file put in the message (a parser's
 	 * "near '...'" quotes its bytes): control characters become '?'. */
 	char line[sizeof err->msg];
-	snprintf(line, sizeof line, "%s", err->msg[0] ? err->msg : halo_strerror(err->code));
-	for (char *p = line; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	say(line);
+	say(halo__shown(err->msg[0] ? err->msg : halo_strerror(err->code), line, sizeof line));
 }

@@ -11,6 +11,7 @@
 #include "codelets/gather.h"
 #include "codelets/rl.h"
 #include "io/fs.h"
+#include "util/util.h"
 
 #include <limits.h>
 #include <math.h>
@@ -101,9 +102,11 @@ int halo_psf_load(const char *path, int image_ndim, float **psf, int pn[3], halo
 				    path, whole * big);
 		goto out;
 	}
+	char shown[PATH_MAX];
 	if (negative && halo__runtime_launched_rank() == 0)
 		fprintf(stderr, "halo: warning: %s: %zu negative value%s in the PSF (down to %.3g "
-				"of its peak) set to 0, which RL needs\n", path, negative,
+				"of its peak) set to 0, which RL needs\n",
+			halo__shown(path, shown, sizeof shown), negative,
 			negative == 1 ? "" : "s", least / peak);
 	*psf = malloc(n * sizeof **psf);
 	if (!*psf) {
@@ -437,9 +440,11 @@ static void wisdom_load_once(void)
 {
 	char path[4096 + 32]; /* a folder's path and the file's name */
 	wisdom_path(path, sizeof path);
+	char shown[sizeof path];
 	if (path[0] && halo_fft_init(path) != 0)
 		fprintf(stderr, "halo: warning: %s is not an FFTW wisdom file; halo neither reads "
-				"nor replaces it (FFTW plans afresh)\n", path);
+				"nor replaces it (FFTW plans afresh)\n",
+			halo__shown(path, shown, sizeof shown));
 }
 
 void halo_fftw_wisdom_load(void)

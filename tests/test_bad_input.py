@@ -74,6 +74,14 @@ check(r.returncode == 1 and r.stderr.strip() == "halo: -: halo writes volumes to
       "standard output; name a file" and not os.path.exists(path("-")),
       "'-' as OUT: one line, nothing written", r.stderr)
 
+# A newline in a file name: the summary stays one line too, as errors do.
+nl = path("new\nline")
+os.makedirs(nl, exist_ok=True)
+r = halo("convert", good_array("new\nline/in.zarr"), os.path.join(nl, "out.zarr"))
+check(r.returncode == 0 and r.stdout.count("\n") == 1 and "new?line/in.zarr -> " in r.stdout,
+      "a newline in IN and OUT: the summary is one line, with '?' for it", r.stdout)
+shutil.rmtree(nl)
+
 p = good_array("malformed.zarr")
 open(os.path.join(p, ".zarray"), "w").write('{"zarr_format": 2, "shape": [6, 8,')
 expect_error("malformed .zarray", p, ".zarray: malformed JSON")

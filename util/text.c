@@ -42,3 +42,12 @@ const char *halo__bytes(uint64_t bytes, char *buf, size_t len)
 	snprintf(buf, len, u ? "%.3g %s" : "%.0f %s", v, units[u]);
 	return buf;
 }
+
+const char *halo__shown(const char *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", s);
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return buf;
+}

@@ -34,4 +34,8 @@ const char *halo__dims(const int64_t v[3], int ndim, char *buf, size_t len);
  * significant digits); returns buf. */
 const char *halo__bytes(uint64_t bytes, char *buf, size_t len);
 
+/* s for a line of output: control characters (a newline in a file name)
+ * become '?', so that a message stays one line; returns buf. */
+const char *halo__shown(const char *s, char *buf, size_t len);
+
 #endif
