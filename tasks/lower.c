@@ -976,6 +976,7 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 		return;
 	}
 	work_out(plan, front, per, outside);
+	uint64_t gpu_work = plan->gpu_work, spectra = plan->spectra;
 	for (int i = 0; i < plan->n; i++) {
 		const halo_pnode_t *r = plan->nodes[i];
 		if (r->kind != HALO_PN_REDUCE || r->root || r->expr->axis == 2)
@@ -989,6 +990,8 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 			break;
 		}
 		set_orders(plan, -1, ndim);
+		plan->gpu_work = gpu_work;
+		plan->spectra = spectra;
 	}
 	plan->front = *front;
 	plan->per = *per;
