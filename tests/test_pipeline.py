@@ -428,6 +428,33 @@ for src, ref in [(pu16, du16), (pf32, df32)]:
             same(path(f"{fn}{axis}.zarr"), want, f"{fn} along axis {axis} of {ref.dtype}",
                  rtol=1e-6 if want.dtype.kind == "f" else 0.0)
 
+# NaN along an axis wins, as in numpy, in every chunk along it, and int8's
+# negative values convert on the way in.
+nans = f32.copy()
+nans[3, 5, :] = np.nan
+nans[:, 30, 40] = np.nan
+nans[20, :, 7] = np.nan
+i8 = rng.integers(-128, 128, (23, 37, 41), dtype=np.int8)
+for name, arr in [("nan", nans), ("i8", i8)]:
+    src = write_zarr(arr, (7, 16, 16), f"{name}.zarr")
+    steps = [{"name": "a", "op": "from_zarr", "path": src}]
+    for axis in range(3):
+        for fn in ["max", "min", "sum", "mean"]:
+            steps += [{"name": f"{fn}{axis}", "op": fn, "input": "a", "axis": axis},
+                      {"name": f"o{fn}{axis}", "op": "to_zarr", "input": f"{fn}{axis}",
+                       "path": path(f"{name}-{fn}{axis}.zarr"), "overwrite": True}]
+    r = run(pipeline(name, steps))
+    check(r.returncode == 0, f"reductions along each axis of {name}.zarr", r.stderr)
+    for axis in range(3):
+        for fn in ["max", "min", "sum", "mean"]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                want = getattr(np, fn)(arr.astype(np.float64), axis=axis)
+            kind = np.float64 if fn == "sum" and arr.dtype.kind == "i" else \
+                (np.float64 if fn == "mean" and arr.dtype.kind == "i" else arr.dtype)
+            same(path(f"{name}-{fn}{axis}.zarr"), want.astype(kind),
+                 f"{fn} along axis {axis} of {name}.zarr", rtol=1e-6 if fn in ("sum", "mean") else 0)
+
 # A projection beside a store and a sum of the same filtered array: the
 # store and the sum walk with z innermost, the projection's order (in C
 # order they held the whole volume, 129 kB, where the store alone holds
