@@ -793,11 +793,10 @@ static int write_pyramid(struct pstate *s, int levels, const halo_compute_opts_t
 						 .label = "pyramid", .downsample = 2};
 			halo_stream_stats_t ls = {0};
 			rc = halo_stream_run(r, lw, &so, &ls, err);
+			/* Its reads are of levels just written, not of inputs. */
 			if (st) {
-				st->chunks_read += ls.chunks_read;
 				st->chunks_written += ls.chunks_written;
 				st->pyramid_chunks += ls.chunks_written;
-				st->bytes_read += ls.bytes_read;
 				st->bytes_written += ls.bytes_written;
 			}
 		}

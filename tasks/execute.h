@@ -17,7 +17,7 @@ typedef struct halo_compute_opts {
 
 typedef struct halo_compute_stats {
 	int64_t tasks;          /* StarPU tasks submitted */
-	int64_t chunks_read;    /* stored chunks decoded */
+	int64_t chunks_read;    /* input chunks decoded (not a pyramid's own levels) */
 	int64_t chunks_written;
 	uint64_t bytes_read, bytes_written;
 	int64_t pyramid_chunks; /* of OME-Zarr pyramids, also in the counts above */

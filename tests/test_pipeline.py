@@ -363,6 +363,13 @@ r = run_json(pipeline("deep", [
 same(out, uniform_ref(di16.astype(np.float32), 13, 6, "periodic"),
      "map_overlap with depth > chunk (blocks merged as dask does)", rtol=2e-6)
 check(r.get("chunks_read") == 5 * 2 * 5, "every input chunk is read exactly once", r)
+# An OME-Zarr pyramid reads back the levels it wrote: not input chunks.
+r = run_json(pipeline("pyr", [
+    {"name": "a", "op": "from_zarr", "path": pi16},
+    {"name": "o", "op": "to_zarr", "input": "a", "path": path("pyr.ome.zarr"), "pyramid": 2,
+     "overwrite": True}]))
+check(r.get("chunks_read") == 5 * 2 * 5 and r.get("bytes_read") == 5 * 2 * 5 * (5 * 20 * 9 * 2),
+      "... a pyramid's reads of the levels it wrote are not counted as input", r)
 
 # 6. Richardson-Lucy through map_overlap equals dask.map_overlap of numpy RL.
 def rl(block, psf, iters):
