@@ -79,9 +79,11 @@ static double identity(halo_reduce_fn_t fn)
 static void combine_row(double *acc, const double *v, size_t n, halo_reduce_fn_t fn)
 {
 	if (fn == HALO_RED_MIN) {
+#pragma omp simd
 		for (size_t j = 0; j < n; j++)
 			acc[j] = nmin(acc[j], v[j]);
 	} else if (fn == HALO_RED_MAX) {
+#pragma omp simd
 		for (size_t j = 0; j < n; j++)
 			acc[j] = nmax(acc[j], v[j]);
 	} else {

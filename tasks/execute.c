@@ -1,7 +1,7 @@
 /* Executing a plan on StarPU (see execute.h).
  *
  * The walk is demand-driven: output chunks (stores and scalar partials)
- * are visited in C order, or with a reduced axis innermost (p->order,
+ * are visited in C order, or with z or y innermost (p->order, chosen by
  * halo_plan_memory), a rechunk's in tiles (halo_pnode_tiles), outputs
  * interleaved by progress, and each one submits the chunks it needs,
  * recursively, the first time they are needed. A chunk's handle is

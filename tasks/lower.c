@@ -940,22 +940,20 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 		*per = 1;
 }
 
-/* Roots that may walk with axis a innermost: over arrays of the reduced
- * array's dimensions (not the reduction's own outputs, whose axes are
- * others; a sum walks its input's chunks), and not TIFF stores, whose
- * pages go in order. */
-static int reorderable(const halo_pnode_t *p, int ndim)
+/* The array a root walks (a sum walks its input's chunks). */
+static int walked_ndim(const halo_pnode_t *p)
 {
-	const halo_expr_t *walked = p->kind == HALO_PN_REDUCE ? p->in[0]->expr : p->expr;
-	return p->root && walked->ndim == ndim &&
-	       !(p->kind == HALO_PN_STORE && p->expr->wopts.format == HALO_FMT_TIFF);
+	return (p->kind == HALO_PN_REDUCE ? p->in[0]->expr : p->expr)->ndim;
 }
 
+/* Roots of ndim dimensions walk with axis a innermost (-1: C order), but
+ * TIFF stores, whose pages go in order. */
 static void set_orders(halo_plan_t *plan, int a, int ndim)
 {
 	for (int i = 0; i < plan->n; i++) {
 		halo_pnode_t *p = plan->nodes[i];
-		if (!reorderable(p, ndim))
+		if (!p->root || walked_ndim(p) != ndim ||
+		    (p->kind == HALO_PN_STORE && p->expr->wopts.format == HALO_FMT_TIFF))
 			continue;
 		for (int d = 0, k = 0; d < 3; d++)
 			if (d != a || a < 0)
@@ -976,23 +974,29 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 		return;
 	}
 	work_out(plan, front, per, outside);
+	/* Where the shared chunks matter (each pass walks every chunk of
+	 * every node), the other axes innermost, per number of dimensions:
+	 * the one that holds the least. */
 	uint64_t gpu_work = plan->gpu_work, spectra = plan->spectra;
-	for (int i = 0; i < plan->n; i++) {
-		const halo_pnode_t *r = plan->nodes[i];
-		if (r->kind != HALO_PN_REDUCE || r->root || r->expr->axis == 2)
-			continue; /* axis 2 is innermost in C order already */
-		int ndim = r->in[0]->expr->ndim;
-		uint64_t f, p, o;
-		set_orders(plan, r->expr->axis, ndim);
-		work_out(plan, &f, &p, &o);
-		if (f + p < *front + *per) {
-			*front = f, *per = p, *outside = o;
-			break;
+	for (int ndim = 3; ndim >= 2 && *front > *per; ndim--) {
+		int best = -1, present = 0;
+		for (int i = 0; i < plan->n; i++)
+			present |= plan->nodes[i]->root && walked_ndim(plan->nodes[i]) == ndim;
+		for (int a = 3 - ndim; present && a < 2; a++) {
+			uint64_t f, p, o;
+			set_orders(plan, a, ndim);
+			work_out(plan, &f, &p, &o);
+			if (f + p < *front + *per) {
+				*front = f, *per = p, *outside = o;
+				gpu_work = plan->gpu_work, spectra = plan->spectra;
+				best = a;
+			} else {
+				set_orders(plan, best, ndim);
+			}
 		}
-		set_orders(plan, -1, ndim);
-		plan->gpu_work = gpu_work;
-		plan->spectra = spectra;
 	}
+	plan->gpu_work = gpu_work;
+	plan->spectra = spectra;
 	plan->front = *front;
 	plan->per = *per;
 	plan->outside = *outside;

@@ -103,15 +103,16 @@ void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st);
  * and kernel work space, accumulators, the store's buffer), each node's
  * own costs as many times as one output chunk needs its chunks. StarPU,
  * limited to the budget, waits forever for memory it lacks. Worked out
- * once per plan (it walks every chunk of every node). outside (may be
+ * once per plan (each try walks every chunk of every node). outside (may be
  * NULL): the part of per that StarPU does not allocate (kernels' work
  * arrays, the store's buffer), which its limit does not bound.
+ * It also chooses the roots' visiting order (p->order), per number of
+ * dimensions: C order, or another axis innermost where that holds less.
  * A reduction along an axis visits its input column by column, that axis
- * innermost; where another output reads the same chunks in C order, they
- * wait, plane by plane, for the reduction's columns to come back to them
- * (the whole volume between). So it also chooses the roots' visiting
- * order (p->order): C order, or the reduced axis innermost for the
- * outputs of the reduction's input's dimensions, whichever holds less. */
+ * innermost; another output of the same chunks in C order left them
+ * waiting, plane by plane, for the projection's columns to come back
+ * (the whole volume between); shallow, wide input chunks rechunked to
+ * cubes hold less with z innermost too. */
 void halo_plan_memory(halo_plan_t *p, uint64_t *front, uint64_t *per, uint64_t *outside);
 /* The bytes of the PSF spectra RL keeps for a grid: one per distinct
  * haloed shape, up to 27 with boundary none. halo_plan_memory counts them

@@ -107,12 +107,12 @@ with open(trace) as f:
     ev = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X" and e["name"] == "write"]
 got = [tuple(e["args"]["chunk"]) for e in sorted(ev, key=lambda e: e["args"]["id"])]
 grid, tile = (6, 5, 6), (2, 2, 2)
-want = [(tz + z, ty + y, tx + x)
-        for tz in range(0, grid[0], tile[0]) for ty in range(0, grid[1], tile[1])
-        for tx in range(0, grid[2], tile[2])
-        for z in range(min(tile[0], grid[0] - tz)) for y in range(min(tile[1], grid[1] - ty))
-        for x in range(min(tile[2], grid[2] - tx))]
-check(got == want, "a rechunk's chunks are written tile by tile, each once", got[:12])
+# Each tile's chunks one after another (whichever axis the walk takes
+# innermost), every chunk once.
+tiles = [tuple(c // t for c, t in zip(chunk, tile)) for chunk in got]
+runs = [t for i, t in enumerate(tiles) if i == 0 or t != tiles[i - 1]]
+check(sorted(got) == sorted(np.ndindex(*grid)) and len(runs) == len(set(runs)) == 3 * 3 * 3,
+      "a rechunk's chunks are written tile by tile, each once", got[:12])
 same(out, u16, "rechunk in tiles: values")
 # So an input chunk is held while its tile is written, not until the next
 # row: a row of 16 input chunks (2 deep) in C order, one tile's 2 here.
