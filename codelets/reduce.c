@@ -96,9 +96,10 @@ static void combine_row(double *acc, const double *v, size_t n, halo_reduce_fn_t
 /* Row by row in memory order: along z or y, each input row combines into
  * a row of the accumulator, so every element still takes its values in
  * axis order (the same results), but the rows stream through the cache,
- * where walking each element's column strode a plane at a time (5.8 ms
- * a 128^3 float32 chunk along z; 1.1 ms so). Along x, rows reduce to
- * one value each. Rows are converted to float64 in pieces of PIECE. */
+ * where walking each element's column strode a plane at a time (a 128^3
+ * float32 chunk along z, in a pipeline on 2 cores: 6.3 ms before, 4.1 ms
+ * so). Along x, rows reduce to one value each. Rows are converted to
+ * float64 in pieces of PIECE. */
 enum { PIECE = 1024 };
 
 static void axis_cpu(void *buffers[], void *cl_arg)
