@@ -210,16 +210,33 @@ static void submit_output(struct stream *s, const int64_t j[3])
 	starpu_data_unregister_submit(chunk);
 }
 
-/* How many output chunks may be in flight within the memory budget. */
-static int inflight_limit(const struct stream *s, uint64_t memory)
+/* How many output chunks may be in flight within the memory budget and
+ * StarPU's limit: each holds its block and the input chunks it reads, the
+ * most along each axis (a pyramid level's chunk reads 2x2 of the level
+ * before). Counting one input chunk each, the pyramid of a 64x512x512
+ * volume under --memory 16M let 12 chunks into flight, 30 MB of buffers:
+ * StarPU waited for memory forever. */
+static int inflight_limit(struct stream *s, uint64_t memory)
 {
 	const struct halo_stream_job *job = &s->job;
 	const halo_volume_info_t *ii = job->ii, *oi = job->oi;
+	uint64_t nin = 1;
+	for (int d = 0; d < 3; d++) {
+		int64_t most = 1;
+		for (int64_t j = 0; j < s->out[d].nblocks; j++) {
+			int64_t n = input_list(s, d, j, s->lists[d]);
+			most = n > most ? n : most;
+		}
+		nin *= (uint64_t)most;
+	}
 	uint64_t per = (uint64_t)(oi->chunks[0] * oi->chunks[1] * oi->chunks[2]) *
 			       halo_dtype_size(oi->dtype) +
-		       (uint64_t)(ii->chunks[0] * ii->chunks[1] * ii->chunks[2]) *
+		       nin * (uint64_t)(ii->chunks[0] * ii->chunks[1] * ii->chunks[2]) *
 			       halo_dtype_size(ii->dtype);
 	uint64_t budget = memory ? memory : halo_memory_default();
+	starpu_ssize_t ceiling = starpu_memory_get_total(STARPU_MAIN_RAM);
+	if (ceiling > 0 && (uint64_t)ceiling < budget)
+		budget = (uint64_t)ceiling;
 	uint64_t limit = per ? budget / per : 1;
 	uint64_t cap = 4 * (uint64_t)starpu_worker_get_count() + 4;
 	if (limit > cap)

@@ -370,6 +370,24 @@ r = run_json(pipeline("pyr", [
      "overwrite": True}]))
 check(r.get("chunks_read") == 5 * 2 * 5 and r.get("bytes_read") == 5 * 2 * 5 * (5 * 20 * 9 * 2),
       "... a pyramid's reads of the levels it wrote are not counted as input", r)
+# Under a tight --memory the pyramid's pass keeps within StarPU's limit: a
+# level's chunk reads 2x2 of the level before, and counting one let 30 MB
+# of chunks into flight under 16 MB; StarPU waited for memory forever.
+pyr_big = np.random.default_rng(5).integers(0, 60000, (64, 512, 512), dtype=np.uint16)
+pbig = write_zarr(pyr_big, (16, 128, 128), "pyr-big.zarr")
+try:
+    r = halo("run", pipeline("pyr-tight", [
+        {"name": "a", "op": "from_zarr", "path": pbig},
+        {"name": "o", "op": "to_zarr", "input": "a", "path": path("pyr-tight.ome.zarr"),
+         "pyramid": 1, "overwrite": True}]), "--memory", "16M", "--quiet", timeout=120)
+    ok = r.returncode == 0 and np.array_equal(zarr.open(path("pyr-tight.ome.zarr/0"))[...], pyr_big)
+    check(ok and zarr.open(path("pyr-tight.ome.zarr/1")).shape == (64, 256, 256),
+          "a pyramid under --memory 16M completes", r.stderr)
+except subprocess.TimeoutExpired:
+    check(False, "a pyramid under --memory 16M completes", "hung for 120 s")
+    for f in os.listdir(path("")):  # what the killed run left
+        if f.startswith("pyr-tight.ome.zarr.halo-"):
+            shutil.rmtree(path(f))
 
 # 6. Richardson-Lucy through map_overlap equals dask.map_overlap of numpy RL.
 def rl(block, psf, iters):
