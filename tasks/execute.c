@@ -45,6 +45,10 @@ struct pstate {
 	starpu_data_handle_t buffer; /* from_buffer: the whole array */
 	halo_overlap_kernel_t *kernel; /* map_overlap */
 	struct halo_reduce_partial *partials; /* scalar reductions */
+	int followed;            /* a reduction follows its chunks (follow) */
+	starpu_data_handle_t *acc; /* reductions that follow: accumulators */
+	int32_t *todo;           /* and the input chunks each awaits */
+	halo_pnode_t *store;     /* and the store of their result */
 };
 
 struct exec {
@@ -201,13 +205,6 @@ static void release(struct exec *x, halo_pnode_t *p, const int64_t c[3])
 	}
 }
 
-/* Iterates the input chunks of p's chunk j from input k. */
-#define FOR_INPUTS(lists, cnt, c)                                                           \
-	for (int64_t s0 = 0; s0 < cnt[0]; s0++)                                             \
-		for (int64_t s1 = 0; s1 < cnt[1]; s1++)                                     \
-			for (int64_t s2 = 0, c[3]; s2 < cnt[2] &&                           \
-			     (c[0] = lists[0][s0], c[1] = lists[1][s1], c[2] = lists[2][s2], 1); s2++)
-
 /* A source chunk of a distributed gather (runtime/gather_cells.c). */
 struct cell_ctx {
 	struct exec *x;
@@ -265,7 +262,7 @@ static int gather_sources(struct exec *x, halo_pnode_t *p, int k, int64_t *const
 	*ga = *proto;
 	ga->nsrc = nsrc;
 	int i = 0;
-	FOR_INPUTS(lists, cnt, c) {
+	HALO_FOR_BLOCKS(lists, cnt, c) {
 		int64_t valid[3];
 		halo_pnode_block(in, c, ga->src[i].origin, ga->src[i].dims, valid);
 		(*src)[i++] = chunk(x, in, c);
@@ -304,7 +301,7 @@ static void gather(struct exec *x, halo_pnode_t *p, int k, const int64_t j[3],
 	}
 	if (rc)
 		halo__stream_fail(&x->job, &e);
-	FOR_INPUTS(lists, cnt, c)
+	HALO_FOR_BLOCKS(lists, cnt, c)
 		release(x, in, c);
 }
 
@@ -438,43 +435,40 @@ static void overlap(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_
 	starpu_data_unregister_submit(haloed);
 }
 
-/* Reduction along an axis: a chain of tasks over the input chunks along
- * it into a float64 accumulator, then one task to the result's type. */
-static void reduce_axis(struct exec *x, halo_pnode_t *p, const int64_t j[3],
-			starpu_data_handle_t h)
+/* Adds input chunk c of p, a reduction along an axis, to chunk j's
+ * accumulator (first: the first of its column, which sets it). */
+static void reduce_add(struct exec *x, halo_pnode_t *p, const int64_t j[3], const int64_t c[3],
+		       starpu_data_handle_t acc, int first)
 {
-	const halo_expr_t *e = p->expr;
 	halo_pnode_t *in = p->in[0];
-	int64_t origin[3], dims[3], valid[3], cnt[3], **lists = x->st[p->id].lists;
-	halo_pnode_block(p, j, origin, dims, valid);
-	starpu_data_handle_t acc = halo__block_register(dims, sizeof(double), owner(x, p, j));
-	halo_plan_inputs(p, 0, j, lists, cnt);
-	int first = 1;
-	FOR_INPUTS(lists, cnt, c) {
-		struct halo_reduce_args *ra = malloc(sizeof *ra);
-		if (ra) {
-			int64_t io[3], idims[3];
-			*ra = (struct halo_reduce_args){.fn = e->red, .kind = in->expr->dtype,
-							.axis = e->axis, .first = first};
-			halo_pnode_block(in, c, io, idims, ra->valid);
-		}
-		struct starpu_task *t = task_new(x, &halo_reduce_axis_cl, ra, sizeof *ra);
-		if (!t)
-			break;
-		t->nbuffers = 2;
-		t->handles[0] = chunk(x, in, c);
-		t->modes[0] = STARPU_R;
-		halo_trace_label(e->name, j);
-		t->handles[1] = acc;
-		t->modes[1] = first ? STARPU_W : STARPU_RW;
-		submitted(x, t);
-		release(x, in, c);
-		first = 0;
+	struct halo_reduce_args *ra = malloc(sizeof *ra);
+	if (ra) {
+		int64_t io[3], idims[3];
+		*ra = (struct halo_reduce_args){.fn = p->expr->red, .kind = in->expr->dtype,
+						.axis = p->expr->axis, .first = first};
+		halo_pnode_block(in, c, io, idims, ra->valid);
 	}
+	struct starpu_task *t = task_new(x, &halo_reduce_axis_cl, ra, sizeof *ra);
+	if (!t)
+		return;
+	t->nbuffers = 2;
+	t->handles[0] = chunk(x, in, c);
+	t->modes[0] = STARPU_R;
+	halo_trace_label(p->expr->name, j);
+	t->handles[1] = acc;
+	t->modes[1] = first ? STARPU_W : STARPU_RW;
+	submitted(x, t);
+	release(x, in, c);
+}
+
+/* The accumulator into the result's type, h. */
+static void reduce_finish(struct exec *x, halo_pnode_t *p, starpu_data_handle_t acc,
+			  starpu_data_handle_t h)
+{
 	struct halo_reduce_args *fa = malloc(sizeof *fa);
 	if (fa)
-		*fa = (struct halo_reduce_args){.fn = e->red, .kind = e->dtype,
-						.count = (double)in->expr->shape[e->axis]};
+		*fa = (struct halo_reduce_args){.fn = p->expr->red, .kind = p->expr->dtype,
+						.count = (double)p->in[0]->expr->shape[p->expr->axis]};
 	struct starpu_task *t = task_new(x, &halo_reduce_finish_cl, fa, sizeof *fa);
 	if (t) {
 		t->handles[0] = acc;
@@ -482,6 +476,64 @@ static void reduce_axis(struct exec *x, halo_pnode_t *p, const int64_t j[3],
 		submitted(x, t);
 	}
 	starpu_data_unregister_submit(acc);
+}
+
+/* Reduction along an axis: a chain of tasks over the input chunks along
+ * it into a float64 accumulator, then one task to the result's type. */
+static void reduce_axis(struct exec *x, halo_pnode_t *p, const int64_t j[3],
+			starpu_data_handle_t h)
+{
+	int64_t origin[3], dims[3], valid[3], cnt[3], **lists = x->st[p->id].lists;
+	halo_pnode_block(p, j, origin, dims, valid);
+	starpu_data_handle_t acc = halo__block_register(dims, sizeof(double), owner(x, p, j));
+	halo_plan_inputs(p, 0, j, lists, cnt);
+	int first = 1;
+	HALO_FOR_BLOCKS(lists, cnt, c) {
+		reduce_add(x, p, j, c, acc, first);
+		first = 0;
+	}
+	reduce_finish(x, p, acc, h);
+}
+
+static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3]);
+
+/* Chunk c of in, just made: the reductions that follow the walk add it
+ * to its column, and store the column when it was the last. */
+static void follow(struct exec *x, halo_pnode_t *in, const int64_t c[3])
+{
+	for (int i = in->id + 1; i < x->plan->n; i++) {
+		halo_pnode_t *p = x->plan->nodes[i];
+		if (!p->follows || p->kind != HALO_PN_REDUCE || p->in[0] != in)
+			continue;
+		struct pstate *s = &x->st[i];
+		int64_t j[3], origin[3], dims[3], valid[3];
+		halo_pnode_column(p, c, j);
+		int64_t f = halo_pnode_flat(p, j);
+		halo_pnode_block(p, j, origin, dims, valid);
+		int first = !s->acc[f];
+		if (first) {
+			s->acc[f] = halo__block_register(dims, sizeof(double), owner(x, p, j));
+			s->todo[f] = (int32_t)in->grid[p->expr->axis].nblocks;
+		}
+		reduce_add(x, p, j, c, s->acc[f], first);
+		if (--s->todo[f])
+			continue;
+		s->h[f] = halo__block_register(dims, elsize(p), owner(x, p, j));
+		halo_trace_label(p->expr->name, j);
+		reduce_finish(x, p, s->acc[f], s->h[f]);
+		s->acc[f] = NULL;
+		/* The store's chunks it completes (through a rechunk, several
+		 * columns may make one). */
+		struct pstate *ss = &x->st[s->store->id];
+		int64_t cnt[3];
+		halo_pnode_stored_in(s->store, j, s->lists, cnt);
+		HALO_FOR_BLOCKS(s->lists, cnt, js) {
+			if (--ss->todo[halo_pnode_flat(s->store, js)])
+				continue;
+			ss->next++;
+			submit_root(x, s->store, js);
+		}
+	}
 }
 
 /* Chunk j of p: its handle, with the task that fills it submitted. */
@@ -507,6 +559,8 @@ static starpu_data_handle_t chunk(struct exec *x, halo_pnode_t *p, const int64_t
 	case HALO_PN_REDUCE: reduce_axis(x, p, j, h); break;
 	case HALO_PN_STORE: break;
 	}
+	if (s->followed)
+		follow(x, p, j);
 	return h;
 }
 
@@ -629,7 +683,7 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 	if (halo__stream_submit(t, &x->job))
 		inflight_add(&x->job, -1);
 	if (p->gathers) {
-		FOR_INPUTS(s->lists, cnt, c)
+		HALO_FOR_BLOCKS(s->lists, cnt, c)
 			release(x, in, c);
 	} else {
 		for (int k = 0; k < p->nin; k++)
@@ -896,6 +950,8 @@ static void exec_free(struct exec *x, halo_error_t *err, int *rc)
 		free(s->h);
 		free(s->left);
 		free(s->partials);
+		free(s->acc);
+		free(s->todo);
 		for (int d = 0; d < 3; d++)
 			free(s->lists[d]);
 	}
@@ -967,6 +1023,11 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 		for (int k = 0; k < p->nin; k++)
 			for (int d = 0; d < 3; d++)
 				most = p->in[k]->grid[d].nblocks > most ? p->in[k]->grid[d].nblocks : most;
+		/* A projection that follows and its store list each other's. */
+		for (int k = 0; p->follows && k < plan->n; k++)
+			for (int d = 0; d < 3; d++)
+				most = plan->nodes[k]->grid[d].nblocks > most ? plan->nodes[k]->grid[d].nblocks
+									     : most;
 		for (int d = 0; d < 3; d++)
 			s->lists[d] = malloc((size_t)most * sizeof *s->lists[d]);
 		if (!s->h || !s->left || !s->lists[0] || !s->lists[1] || !s->lists[2]) {
@@ -975,6 +1036,32 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 			goto out;
 		}
 		memcpy(s->left, p->uses, (size_t)p->nchunks * sizeof *s->left);
+		if (p->follows && p->kind == HALO_PN_REDUCE) {
+			s->acc = calloc((size_t)p->nchunks, sizeof *s->acc);
+			s->todo = calloc((size_t)p->nchunks, sizeof *s->todo);
+			x.st[p->in[0]->id].followed = 1;
+			if (!s->acc || !s->todo) {
+				rc = halo_error_set(err, HALO_ENOMEM, "out of memory for %lld chunks",
+						    (long long)p->nchunks);
+				goto out;
+			}
+		}
+		if (p->follows && p->kind == HALO_PN_STORE) {
+			/* How many of the reduction's chunks each of its own needs. */
+			x.st[halo_pnode_projection(p)->id].store = p;
+			s->todo = malloc((size_t)p->nchunks * sizeof *s->todo);
+			if (!s->todo) {
+				rc = halo_error_set(err, HALO_ENOMEM, "out of memory for %lld chunks",
+						    (long long)p->nchunks);
+				goto out;
+			}
+			int64_t js[3];
+			for (js[0] = 0; js[0] < p->grid[0].nblocks; js[0]++)
+				for (js[1] = 0; js[1] < p->grid[1].nblocks; js[1]++)
+					for (js[2] = 0; js[2] < p->grid[2].nblocks; js[2]++)
+						s->todo[halo_pnode_flat(p, js)] =
+							(int32_t)halo_pnode_stored_needs(p, js, s->lists);
+		}
 		if (p->root) {
 			total += p->nchunks;
 			halo_pnode_tiles(p, s->tile);
@@ -1076,7 +1163,7 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 		for (int i = 0; i < plan->n; i++) {
 			halo_pnode_t *p = plan->nodes[i];
 			double done = (double)x.st[i].next / (double)p->nchunks;
-			if (p->root && x.st[i].next < p->nchunks && done < least) {
+			if (p->root && !p->follows && x.st[i].next < p->nchunks && done < least) {
 				least = done;
 				next = p;
 			}
@@ -1104,16 +1191,32 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 		tile_next(next, s->tile, s->at);
 		submit_root(&x, next, j);
 	}
+	/* A projection that follows the walk and missed a chunk would be
+	 * stored with fill values where its columns are. */
+	for (int i = 0; i < plan->n && !halo__stream_stopped(job); i++)
+		if (plan->nodes[i]->follows && plan->nodes[i]->kind == HALO_PN_STORE &&
+		    x.st[i].next < plan->nodes[i]->nchunks) {
+			halo_error_t e = {0};
+			halo_error_set(&e, HALO_EINVAL, "internal error: step \"%s\": %lld of %lld "
+				       "chunks made", plan->nodes[i]->expr->name,
+				       (long long)x.st[i].next, (long long)plan->nodes[i]->nchunks);
+			halo__stream_fail(job, &e);
+		}
 	/* Every chunk is submitted: the parked CPU workers may take what
 	 * remains. */
 	halo_runtime_gpus_lead_set(0);
 	/* Handles whose readers were never submitted (the run stopped). */
 	for (int i = 0; i < plan->n; i++)
-		for (int64_t f = 0; f < plan->nodes[i]->nchunks; f++)
+		for (int64_t f = 0; f < plan->nodes[i]->nchunks; f++) {
 			if (x.st[i].h[f]) {
 				starpu_data_unregister_submit(x.st[i].h[f]);
 				x.st[i].h[f] = NULL;
 			}
+			if (x.st[i].acc && x.st[i].acc[f]) {
+				starpu_data_unregister_submit(x.st[i].acc[f]);
+				x.st[i].acc[f] = NULL;
+			}
+		}
 	halo__stream_wait(job, 1, &progress);
 	starpu_task_wait_for_all();
 	halo_progress_update(&progress, job->written + job->partials,

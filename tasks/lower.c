@@ -164,6 +164,14 @@ static int input_axis(const halo_pnode_t *p, int od)
 	return rem[od - 1];
 }
 
+void halo_pnode_column(const halo_pnode_t *p, const int64_t c[3], int64_t j[3])
+{
+	for (int od = 0; od < 3; od++) {
+		int d = input_axis(p, od);
+		j[od] = d < 0 ? 0 : c[d];
+	}
+}
+
 /* Blocks of input k's axis d that p's chunk at block jd (of the matching
  * output axis) reads. */
 static int64_t axis_list(const halo_pnode_t *p, int k, int d, int64_t jd, int64_t *list)
@@ -401,6 +409,96 @@ static void bypass(halo_plan_t *plan)
 		plan->nodes[i]->id = i;
 }
 
+halo_pnode_t *halo_pnode_projection(const halo_pnode_t *store)
+{
+	halo_pnode_t *r = store->in[0];
+	return r->kind == HALO_PN_REDUCE ? r : r->in[0];
+}
+
+void halo_pnode_stored_in(const halo_pnode_t *store, const int64_t j[3], int64_t *lists[3],
+			  int64_t cnt[3])
+{
+	const halo_pnode_t *p = halo_pnode_projection(store);
+	for (int d = 0; d < 3; d++) {
+		const struct halo_axis *a = &p->grid[d];
+		if (store->in[0] == p && !store->gathers) {
+			lists[d][0] = j[d];
+			cnt[d] = 1;
+		} else {
+			cnt[d] = halo_axis_blocks_touched(&store->grid[d], a->start[j[d]],
+							  a->start[j[d] + 1], HALO_BOUNDARY_NONE,
+							  lists[d]);
+		}
+	}
+}
+
+int64_t halo_pnode_stored_needs(const halo_pnode_t *store, const int64_t js[3], int64_t *lists[3])
+{
+	int64_t cnt[3];
+	const halo_pnode_t *p = halo_pnode_projection(store);
+	halo_plan_inputs(store->in[0] == p ? store : store->in[0], 0, js, lists, cnt);
+	return cnt[0] * cnt[1] * cnt[2];
+}
+
+/* A reduction along an axis that only a store reads (a projection)
+ * follows the walk of the other outputs: each input chunk is added to
+ * its column's accumulator when the walk makes it, and the column is
+ * stored when its last chunk is in. Walked on its own, column by column,
+ * it held every input chunk from its column's turn to the other outputs'
+ * (projections along z and x beside a store: the whole volume). It needs
+ * another output that reads its input (every step reads all of its
+ * input's chunks); where none does, the first projection without one
+ * walks, and the others may follow it. */
+static int mark_followers(halo_plan_t *plan)
+{
+	int n = plan->n, rc = HALO_OK;
+	char *cand = calloc((size_t)n, 1), *driven = calloc((size_t)n, 1);
+	int *readers = calloc((size_t)n, sizeof *readers);
+	if (!cand || !driven || !readers) {
+		rc = HALO_ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < plan->nodes[i]->nin; k++)
+			readers[plan->nodes[i]->in[k]->id]++;
+	for (int i = 0; i < n; i++) {
+		const halo_pnode_t *p = plan->nodes[i], *r = p->nin ? p->in[0] : NULL;
+		if (p->kind != HALO_PN_STORE)
+			continue;
+		/* Through a rechunk that only it reads (a TIFF's whole planes). */
+		if (r->kind == HALO_PN_GATHER && readers[r->id] == 1 && !p->gathers)
+			r = r->in[0];
+		cand[i] = r->kind == HALO_PN_REDUCE && r->expr->axis >= 0 && readers[r->id] == 1 &&
+			  (p->expr->wopts.format != HALO_FMT_TIFF || p->nchunks == 1);
+	}
+	for (;;) {
+		memset(driven, 0, (size_t)n);
+		for (int i = n - 1; i >= 0; i--) {
+			const halo_pnode_t *p = plan->nodes[i];
+			driven[i] |= p->root && !cand[i];
+			for (int k = 0; driven[i] && k < p->nin; k++)
+				driven[p->in[k]->id] = 1;
+		}
+		int walks = -1;
+		for (int i = 0; i < n && walks < 0; i++)
+			if (cand[i] && !driven[halo_pnode_projection(plan->nodes[i])->in[0]->id])
+				walks = i;
+		if (walks < 0)
+			break;
+		cand[walks] = 0;
+	}
+	for (int i = 0; i < n; i++)
+		if (cand[i]) { /* the store, any rechunk between, the reduction */
+			plan->nodes[i]->follows = plan->nodes[i]->in[0]->follows = 1;
+			halo_pnode_projection(plan->nodes[i])->follows = 1;
+		}
+out:
+	free(cand);
+	free(driven);
+	free(readers);
+	return rc;
+}
+
 static halo_pn_kind_t kind_of(const halo_expr_t *e)
 {
 	switch (e->op) {
@@ -531,6 +629,8 @@ int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err)
 		if (rc)
 			goto out;
 	}
+	if (mark_followers(plan))
+		rc = halo_error_set(err, HALO_ENOMEM, "out of memory planning the graph");
 out:
 	free(L.of);
 	free(L.group);
@@ -713,6 +813,25 @@ static void walk_time_merge(struct walk_time *dst, const struct walk_time *src,
 	dst->set = 1;
 }
 
+/* Time t (a fraction of the walk's T steps) as a step. */
+static int64_t step_of(double t, int64_t T)
+{
+	return t < 0 ? 0 : t >= (double)T ? T - 1 : (int64_t)t;
+}
+
+/* Bytes held from step a to step b (one output chunk's own if a == b). */
+static void hold(int64_t a, int64_t b, uint64_t bytes, int64_t *held, uint64_t *excl,
+		 uint64_t *shared)
+{
+	if (a >= b) {
+		excl[b] += bytes;
+	} else {
+		held[a] += (int64_t)bytes;
+		held[b + 1] -= (int64_t)bytes;
+		*shared += bytes;
+	}
+}
+
 /* Input k's chunks over the walk, as p reads them (p's times wp, input
  * times from p alone in wq): a chunk needed across several output
  * chunks is held from the first to the last (added to held, a difference
@@ -764,17 +883,73 @@ static void input_memory(const halo_pnode_t *p, int k, const struct walk_time *w
 					continue; /* read by no chunk */
 				int64_t origin[3], dims[3], valid[3];
 				halo_pnode_block(in, c, origin, dims, valid);
-				uint64_t bytes = es * (uint64_t)(dims[0] * dims[1] * dims[2]);
-				int64_t tf = f < 0 ? 0 : f >= (double)T ? T - 1 : (int64_t)f;
-				int64_t tl = l < 0 ? 0 : l >= (double)T ? T - 1 : (int64_t)l;
-				if (tf == tl) {
-					excl[tf] += bytes;
-				} else {
-					held[tf] += (int64_t)bytes;
-					held[tl + 1] -= (int64_t)bytes;
-					*shared += bytes;
-				}
+				hold(step_of(f, T), step_of(l, T),
+				     es * (uint64_t)(dims[0] * dims[1] * dims[2]), held, excl, shared);
 			}
+}
+
+/* A store that follows the walk (store->follows) and the reduction it
+ * stores: each of the reduction's chunks has a float64 accumulator from
+ * its column's first input chunk to its last, as the other outputs' walk
+ * (times wq of its input) makes them, then a result until the store's
+ * chunks that read it have all theirs. -1 when out of memory. */
+static int follower_memory(const halo_pnode_t *store, const struct walk_time *wq, int64_t T,
+			   int64_t *held, uint64_t *excl, uint64_t *shared)
+{
+	const halo_pnode_t *p = halo_pnode_projection(store), *in = p->in[0];
+	int64_t most = 1, *lists[3], cnt[3], j[3];
+	for (int d = 0; d < 3; d++) {
+		most = in->grid[d].nblocks > most ? in->grid[d].nblocks : most;
+		most = store->grid[d].nblocks > most ? store->grid[d].nblocks : most;
+	}
+	for (int d = 0; d < 3; d++)
+		lists[d] = malloc((size_t)most * sizeof *lists[d]);
+	int64_t *done = malloc((size_t)p->nchunks * sizeof *done); /* a column's last step */
+	int64_t *stored = calloc((size_t)store->nchunks, sizeof *stored);
+	int rc = lists[0] && lists[1] && lists[2] && done && stored ? 0 : -1;
+	size_t es = halo_dtype_size((halo_dtype_t){p->expr->dtype, 0});
+	for (int pass = 0; !rc && pass < 3; pass++)
+		for (int64_t f = 0; f < p->nchunks; f++) {
+			int64_t origin[3], dims[3], valid[3];
+			j[0] = f / (p->grid[1].nblocks * p->grid[2].nblocks);
+			j[1] = f / p->grid[2].nblocks % p->grid[1].nblocks;
+			j[2] = f % p->grid[2].nblocks;
+			halo_pnode_block(p, j, origin, dims, valid);
+			uint64_t n = (uint64_t)(dims[0] * dims[1] * dims[2]);
+			if (pass == 0) {
+				halo_plan_inputs(p, 0, j, lists, cnt);
+				double first = wq->first0, last = wq->last0;
+				for (int d = 0; d < 3; d++) {
+					double lo = HUGE_VAL, hi = -HUGE_VAL;
+					for (int64_t s = 0; s < cnt[d]; s++) {
+						double a = wq->first[d][lists[d][s]];
+						double b = wq->last[d][lists[d][s]];
+						lo = a < lo ? a : lo;
+						hi = b > hi ? b : hi;
+					}
+					first += lo;
+					last += hi;
+				}
+				done[f] = step_of(last, T);
+				hold(step_of(first, T), done[f], 8 * n, held, excl, shared);
+				continue;
+			}
+			/* Pass 1: each store chunk's last step; pass 2: until then. */
+			halo_pnode_stored_in(store, j, lists, cnt);
+			int64_t until = done[f];
+			HALO_FOR_BLOCKS(lists, cnt, js) {
+				int64_t *t = &stored[halo_pnode_flat(store, js)];
+				*t = pass == 1 && done[f] > *t ? done[f] : *t;
+				until = *t > until ? *t : until;
+			}
+			if (pass == 2)
+				hold(done[f], until, es * n, held, excl, shared);
+		}
+	for (int d = 0; d < 3; d++)
+		free(lists[d]);
+	free(done);
+	free(stored);
+	return rc;
 }
 
 static void walk_time_free(struct walk_time *w, int n)
@@ -810,7 +985,7 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 	int64_t T = 1, most = 1;
 	for (int i = 0; i < plan->n; i++) {
 		const halo_pnode_t *p = plan->nodes[i];
-		T = p->root && p->nchunks > T ? p->nchunks : T;
+		T = p->root && !p->follows && p->nchunks > T ? p->nchunks : T;
 		for (int d = 0; d < 3; d++)
 			most = p->grid[d].nblocks > most ? p->grid[d].nblocks : most;
 	}
@@ -834,7 +1009,7 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 	for (int i = plan->n - 1; ok && i >= 0; i--) {
 		const halo_pnode_t *p = plan->nodes[i];
 		const halo_expr_t *e = p->expr;
-		if (p->root) {
+		if (p->root && !p->follows) {
 			/* Its visiting order (halo_pnode_tiles), per axis: a
 			 * tile's place among the tiles and a chunk's in its tile
 			 * (edge tiles counted whole). */
@@ -909,6 +1084,11 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 			}
 		}
 	}
+	for (int i = 0; ok && i < plan->n; i++)
+		if (plan->nodes[i]->follows && plan->nodes[i]->kind == HALO_PN_STORE)
+			ok = !follower_memory(plan->nodes[i],
+					      &w[halo_pnode_projection(plan->nodes[i])->in[0]->id], T,
+					      held, excl, &shared);
 	if (ok) {
 		int64_t now = 0;
 		uint64_t most_excl = 0;
@@ -952,7 +1132,7 @@ static void set_orders(halo_plan_t *plan, int a, int ndim)
 {
 	for (int i = 0; i < plan->n; i++) {
 		halo_pnode_t *p = plan->nodes[i];
-		if (!p->root || walked_ndim(p) != ndim ||
+		if (!p->root || p->follows || walked_ndim(p) != ndim ||
 		    (p->kind == HALO_PN_STORE && p->expr->wopts.format == HALO_FMT_TIFF))
 			continue;
 		for (int d = 0, k = 0; d < 3; d++)
@@ -981,7 +1161,8 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 	for (int ndim = 3; ndim >= 2 && *front > *per; ndim--) {
 		int best = -1, present = 0;
 		for (int i = 0; i < plan->n; i++)
-			present |= plan->nodes[i]->root && walked_ndim(plan->nodes[i]) == ndim;
+			present |= plan->nodes[i]->root && !plan->nodes[i]->follows &&
+				   walked_ndim(plan->nodes[i]) == ndim;
 		for (int a = 3 - ndim; present && a < 2; a++) {
 			uint64_t f, p, o;
 			set_orders(plan, a, ndim);

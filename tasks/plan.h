@@ -44,6 +44,8 @@ struct halo_pnode {
 				   * that it overlaps (a rechunk only it read) */
 	int order[3];             /* roots: the walk's axes, outermost first
 				   * (C order 0, 1, 2; see halo_plan_memory) */
+	int follows;              /* a reduction along an axis and its store that
+				   * other outputs' walk drives (halo_plan_build) */
 };
 
 typedef struct halo_plan {
@@ -71,6 +73,26 @@ void halo_pnode_block(const halo_pnode_t *p, const int64_t j[3], int64_t origin[
  * cnt[d] block indices in lists[d] (each with room for that axis' blocks). */
 void halo_plan_inputs(const halo_pnode_t *p, int k, const int64_t j[3], int64_t *lists[3],
 		      int64_t cnt[3]);
+
+/* The chunk of p, a reduction along an axis, that its input's chunk c
+ * falls in. */
+void halo_pnode_column(const halo_pnode_t *p, const int64_t c[3], int64_t j[3]);
+
+/* Iterates the blocks c[3] of per-axis lists (halo_plan_inputs'). */
+#define HALO_FOR_BLOCKS(lists, cnt, c)                                                      \
+	for (int64_t s0 = 0; s0 < cnt[0]; s0++)                                             \
+		for (int64_t s1 = 0; s1 < cnt[1]; s1++)                                     \
+			for (int64_t s2 = 0, c[3]; s2 < cnt[2] &&                           \
+			     (c[0] = lists[0][s0], c[1] = lists[1][s1], c[2] = lists[2][s2], 1); s2++)
+
+/* A store that follows (p->follows): the reduction it stores, directly
+ * or through a rechunk; the chunks of the store that chunk j of that
+ * reduction goes into (lists as halo_plan_inputs'); and how many of the
+ * reduction's chunks the store's chunk js needs. */
+halo_pnode_t *halo_pnode_projection(const halo_pnode_t *store);
+void halo_pnode_stored_in(const halo_pnode_t *store, const int64_t j[3], int64_t *lists[3],
+			  int64_t cnt[3]);
+int64_t halo_pnode_stored_needs(const halo_pnode_t *store, const int64_t js[3], int64_t *lists[3]);
 
 /* A root's chunks are visited in tiles of tile[0] x tile[1] x tile[2]
  * (p->order within a tile, tiles in p->order): a store that rechunks, one

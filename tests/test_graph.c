@@ -216,15 +216,15 @@ static void test_memory(void)
 		plan_memory_of(g, "max along z", 0, 2 * 512 + 8 * 8 * 8 + 128 + 128);
 	halo_graph_free(g);
 
-	/* And a store of the same array, as float32, beside it (the astype
-	 * runs inside both readers: they share the source's 512 B chunks).
-	 * In C order the store reached the second layer only after the
-	 * projection had read it all: each second-layer chunk was held from
-	 * its column's projection to its store, 24 chunks at once (12288 B).
-	 * With z innermost the store follows the projection column by
-	 * column, and a second-layer chunk waits one step (512 B held). */
+	/* And a store of the same array, as float32, beside it: the
+	 * projection follows the store's walk, adding each chunk to its
+	 * column's float64 accumulator (512 B) as the store makes it. In C
+	 * order every column's accumulator lived from the first layer to
+	 * the second (8192 B); with z innermost one column's does, for one
+	 * step (512 B). Walked on its own, column by column, the projection
+	 * held the second layer's chunks until the store reached them. */
 	g = halo_graph_new();
-	halo_expr_t *f32;
+	halo_expr_t *f32, *bx;
 	rc = halo_from_buffer(g, data, HALO_U2, 3, shape, cubes, &a, &err);
 	rc = rc ? rc : halo_astype(g, a, HALO_F4, &f32, &err);
 	rc = rc ? rc : halo_reduce(g, f32, HALO_RED_MAX, 0, &b, &err);
@@ -235,10 +235,30 @@ static void test_memory(void)
 		   "max along z beside a store: %s", err.msg)) {
 		uint64_t f, q;
 		halo_plan_memory(plan, &f, &q, NULL);
-		const int *ord = plan->nodes[plan->n - 1]->order;
-		tap_ok(f == 512 && ord[0] == 1 && ord[1] == 2 && ord[2] == 0,
-		       "max along z beside a store: the store walks z innermost (%d,%d,%d), %llu B "
-		       "shared (want 512)", ord[0], ord[1], ord[2], (unsigned long long)f);
+		const halo_pnode_t *last = plan->nodes[plan->n - 1];
+		tap_ok(f == 512 && last->order[0] == 1 && last->order[1] == 2 && last->order[2] == 0 &&
+			       plan->nodes[plan->n - 2]->follows && !last->follows,
+		       "max along z beside a store: it follows the store, which walks z innermost "
+		       "(%d,%d,%d), %llu B shared (want 512)", last->order[0], last->order[1],
+		       last->order[2], (unsigned long long)f);
+		halo_plan_free(plan);
+	}
+	/* And its maximum along x too: rows of 4x8 (256 B of accumulator)
+	 * complete in four steps. z innermost holds a column and two rows
+	 * (1024 B), C order every column (8192 B) and a row. */
+	rc = rc ? rc : halo_reduce(g, f32, HALO_RED_MAX, 2, &bx, &err);
+	rc = rc ? rc : halo_to_store(g, bx, "unused3.zarr", NULL, -1, &wo, 1, &o, &err);
+	plan = NULL;
+	if (tap_ok(rc == HALO_OK && halo_plan_build(g, &plan, &err) == HALO_OK,
+		   "max along z and x beside a store: %s", err.msg)) {
+		uint64_t f, q;
+		halo_plan_memory(plan, &f, &q, NULL);
+		int follow = 0;
+		for (int i = 0; i < plan->n; i++)
+			follow += plan->nodes[i]->follows;
+		tap_ok(f == 1024 && follow == 4,
+		       "max along z and x beside a store: both follow it (%d nodes), %llu B shared "
+		       "(want 1024)", follow, (unsigned long long)f);
 		halo_plan_free(plan);
 	}
 	halo_graph_free(g);

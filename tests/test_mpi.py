@@ -492,6 +492,25 @@ check(ranks == {0, 1} and ref is not None and np.array_equal(out, ref),
       "run on 2 ranks, the filter on a projection of a TIFF: both ranks filter; one process's "
       "result", (ranks, r.stderr[-1500:]))
 
+# Projections that follow a store's walk: each rank adds the chunks it
+# makes to columns that may be the other rank's. numpy's results.
+fol = path("mpi-follow.json")
+steps = [{"name": "a", "op": "from_zarr", "path": src},
+         {"name": "o", "op": "to_zarr", "input": "a", "path": path("mpi-fol.zarr"),
+          "overwrite": True}]
+for fn, ax in [("max", 0), ("sum", 2)]:
+    steps += [{"name": f"{fn}{ax}", "op": fn, "input": "a", "axis": ax},
+              {"name": f"o{fn}{ax}", "op": "to_zarr", "input": f"{fn}{ax}",
+               "path": path(f"mpi-{fn}{ax}.zarr"), "overwrite": True}]
+json.dump({"steps": steps}, open(fol, "w"))
+r = mpirun(2, "run", fol, "--quiet")
+ok = r.returncode == 0
+vol = zs[...]
+check(ok and np.array_equal(zarr.open(path("mpi-fol.zarr"), mode="r")[:], vol) and
+      np.array_equal(zarr.open(path("mpi-max0.zarr"), mode="r")[:], vol.max(axis=0)) and
+      np.array_equal(zarr.open(path("mpi-sum2.zarr"), mode="r")[:], vol.sum(axis=2)),
+      "run on 2 ranks, a store and its projections along z and x: numpy's", r.stderr[-1500:])
+
 # The exact mode on several ranks: the single-process result, and only the
 # halo slabs cross ranks (plus the PSF spectra, computed by rank 0).
 PSF, IT = 5, 3
