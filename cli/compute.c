@@ -18,13 +18,14 @@ void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory)
 	halo_plan_memory(plan, &front, &per, NULL);
 	if (front + per <= budget)
 		return;
+	/* The shared chunks are mostly layers along the walk's outer axis. */
 	char a[32], b[32], c[32];
 	fprintf(stderr, "halo: warning: %s of chunks shared by neighbouring chunks (halos, "
 			"rechunks) stay resident and each output chunk in flight holds %s, more "
-			"than %s %s; smaller chunks along the first axis lower it\n",
+			"than %s %s; smaller chunks%s lower it\n",
 		halo__bytes(front, a, sizeof a), halo__bytes(per, b, sizeof b),
 		memory ? "--memory" : "the default memory budget (a quarter of the memory it may use)",
-		halo__bytes(budget, c, sizeof c));
+		halo__bytes(budget, c, sizeof c), front > per ? " along the first axis" : "");
 }
 
 int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute_stats_t *st,
