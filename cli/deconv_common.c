@@ -443,34 +443,48 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		shapes *= exc[d] < info.shape[d] && info.shape[d] % exc[d] ? 2 : 1;
 		nchunks *= (uint64_t)((info.shape[d] + exc[d] - 1) / exc[d]);
 	}
-	/* Under mpirun each rank holds its own blocks: --memory is per rank. */
-	uint64_t nr = (uint64_t)halo__runtime_launched_ranks();
-	uint64_t resident = (12 * vox + nr - 1) / nr + 4 * hv * ((nchunks + nr - 1) / nr + shapes);
+	/* Under mpirun each rank holds its own blocks: --memory is per rank.
+	 * StarPU's bookkeeping counts too, per chunk: a handle is about 16
+	 * KiB (a replicate for each of 32 memory nodes), each chunk has
+	 * three, and each queued half a haloed block's and two tasks, up to
+	 * about three iterations ahead. Measured, 64x128x128 with a 9x7x7 PSF
+	 * in 4x8x8 chunks: 441 MB of RSS at 1 iteration, 838 MB from 4 on,
+	 * where the three volumes are 13 MB (2x4x4: 3.4 GB, OOM-killed
+	 * without --memory when this was not counted). */
+	uint64_t nr = (uint64_t)halo__runtime_launched_ranks(), mine = (nchunks + nr - 1) / nr;
+	uint64_t ahead = o->iterations < 3 ? (uint64_t)o->iterations : 3;
+	uint64_t resident = (12 * vox + nr - 1) / nr + 4 * hv * (mine + shapes) +
+			    mine * (ahead + 1) * (48u << 10);
 	const char *swap = getenv("STARPU_DISK_SWAP");
 	const char *limit_env = o->memory || (swap && *swap) ? NULL : getenv("STARPU_LIMIT_CPU_MEM");
 	uint64_t limit = limit_env && *limit_env ? strtoull(limit_env, NULL, 10) << 20 : 0;
 	int over_limit = limit && resident > limit;
+	char held[32], bound[32];
+	halo__bytes(resident, held, sizeof held);
 	if (exact && over_limit) {
 		halo_error_set(err, HALO_ENOMEM,
-			       "%s: --mode exact holds about %.3g MiB at once, more than "
-			       "STARPU_LIMIT_CPU_MEM=%s (MiB); raise it, or use --mode overlap", in,
-			       (double)resident / 1048576.0, limit_env);
+			       "%s: --mode exact holds about %s at once, more than "
+			       "STARPU_LIMIT_CPU_MEM=%s (MiB); raise it, or use --mode overlap", in, held,
+			       limit_env);
 		goto fail;
 	}
-	/* Nor over --memory, which it would exceed (StarPU cannot evict what
-	 * the run holds resident) unless StarPU may swap to disk: a 1 GiB
-	 * volume held 8.5 GiB under --memory 1G, a 4 GiB one met the kernel's
-	 * OOM killer. */
-	if (exact && o->memory && resident > o->memory && !(swap && *swap)) {
+	/* Nor over --memory or the default budget, which it would exceed
+	 * (StarPU cannot evict what the run holds resident) unless StarPU may
+	 * swap to disk: a 1 GiB volume held 8.5 GiB under --memory 1G, a 4
+	 * GiB one met the kernel's OOM killer. */
+	uint64_t budget = o->memory ? o->memory : halo_memory_default();
+	if (exact && !limit && resident > budget && !(swap && *swap)) {
 		halo_error_set(err, HALO_ENOMEM,
-			       "%s: --mode exact holds about %.3g MiB at once, more than --memory "
-			       "(%.3g MiB); raise it, set STARPU_DISK_SWAP, or use --mode overlap", in,
-			       (double)resident / 1048576.0, (double)o->memory / 1048576.0);
+			       "%s: --mode exact holds about %s at once, more than %s (%s); %s, set "
+			       "STARPU_DISK_SWAP, or use --mode overlap", in, held,
+			       o->memory ? "--memory"
+					 : "the default memory budget, a quarter of the memory it may use",
+			       halo__bytes(budget, bound, sizeof bound),
+			       o->memory ? "raise it" : "give a larger --memory");
 		goto fail;
 	}
 	if (o->mode < 0) {
 		/* An explicit --depth asks for overlap mode. */
-		uint64_t budget = o->memory ? o->memory : halo_memory_default();
 		exact = !o->ndepth && o->boundary != HALO_BOUNDARY_NONE && resident <= budget &&
 			!over_limit;
 		why = o->ndepth ? "--depth given"

@@ -570,8 +570,9 @@ for n in (2, 3):
 # holding its own blocks (the whole volume's figure refused it).
 ex[3] = path("mpi-ex-mem.zarr")
 r = halo(*ex, "--memory", "1K")
-m = re.search(r"holds about ([0-9.]+) MiB", r.stderr)
-mem = f"{float(m.group(1)) * 0.8:.3f}M" if m else "1K"
+m = re.search(r"holds about ([0-9.]+) (kB|MB|GB)", r.stderr)
+mem = f"{float(m.group(1)) * {'kB': 1e3, 'MB': 1e6, 'GB': 1e9}[m.group(2)] * 0.8 / 1024:.0f}K" \
+    if m else "1K"
 r1 = halo(*ex, "--memory", mem)
 r2 = mpirun(2, *ex, "--memory", mem)
 check(m and r1.returncode == 1 and "more than --memory" in r1.stderr and r2.returncode == 0,
