@@ -478,10 +478,13 @@ static int parse_step(struct ctx *c, const char *op, json_t *names, halo_expr_t 
 			rc = get_input(c, "input", names, &a);
 		if (!rc && a->ndim == 0 && field(c, "axis"))
 			return fail(c, HALO_EINVAL, "\"axis\": the input is a scalar, which has none");
+		/* Negative axes count from the last, as numpy's. */
 		if (!rc)
-			rc = get_int(c, "axis", 0, a->ndim - 1, &axis);
+			rc = get_int(c, "axis", -a->ndim, a->ndim - 1, &axis);
 		if (rc)
 			return rc;
+		if (field(c, "axis") && axis < 0)
+			axis += a->ndim;
 		return wrap(c, halo_reduce(c->g, a, red, (int)axis, out, c->err));
 	}
 	if (strcmp(op, "to_zarr") == 0 || strcmp(op, "to_tiff") == 0)
@@ -522,8 +525,12 @@ int halo_pipeline_load(const char *file, halo_graph_t **out, halo_error_t *err)
 		rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (!json_is_array(steps) || json_array_size(steps) == 0) {
+	if (!json_is_array(steps)) {
 		rc = fail(&c, HALO_EINVAL, "expected an object with \"steps\": a list of steps");
+		goto out;
+	}
+	if (json_array_size(steps) == 0) {
+		rc = fail(&c, HALO_EINVAL, "\"steps\" is empty: nothing to compute");
 		goto out;
 	}
 	const char *key;

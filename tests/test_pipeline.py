@@ -518,7 +518,7 @@ steps = [{"name": "a", "op": "from_zarr", "path": pu16},
          {"name": "rz", "op": "rechunk", "input": "z", "chunks": [20, 9]},
          {"name": "oz", "op": "to_zarr", "input": "rz", "path": path("walks-z.zarr"),
           "overwrite": True},
-         {"name": "x", "op": "sum", "input": "a", "axis": 2},
+         {"name": "x", "op": "sum", "input": "a", "axis": -1},
          {"name": "ox", "op": "to_tiff", "input": "x", "path": path("follows-x.tif"),
           "overwrite": True},
          {"name": "y", "op": "min", "input": "a", "axis": 1},
@@ -530,7 +530,7 @@ check(r.returncode == 0 and zarr.open(path("walks-z.zarr"), mode="r").chunks == 
 same(path("walks-z.zarr"), u16.max(axis=0), "... the one that walks")
 check(r.returncode == 0 and np.array_equal(tifffile.imread(path("follows-x.tif")),
                                            u16.sum(axis=2, dtype=np.float64)),
-      "... a sum that follows it, as a TIFF")
+      "... a sum that follows it (axis -1, numpy's last), as a TIFF")
 same(path("follows-y.zarr"), u16.min(axis=1), "... a minimum that follows it")
 
 # Scalars print as numpy prints them: every digit a float64 needs, float32
@@ -817,6 +817,14 @@ for top, want in [({"version": "banana"}, '"version" is 1'), ({"version": 2}, '"
     r = halo("run", p, "--quiet")
     check(r.returncode == 1 and want in r.stderr and len(r.stderr.splitlines()) == 1,
           f"top-level {top} refused", r.stderr)
+for top, want in [({"steps": []}, '"steps" is empty: nothing to compute'),
+                  ({"steps": {}}, '"steps": a list of steps')]:
+    p = path("badtop.json")
+    with open(p, "w") as f:
+        json.dump(top, f)
+    r = halo("run", p, "--quiet")
+    check(r.returncode == 1 and want in r.stderr and len(r.stderr.splitlines()) == 1,
+          f"{top} refused", r.stderr)
 p = path("goodtop.json")
 with open(p, "w") as f:
     json.dump({"version": 1.0, "description": "max", "steps": base + [{"name": "m", "op": "max", "input": "a"}]}, f)
