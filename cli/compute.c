@@ -1,5 +1,6 @@
 /* Running a graph for a command (convert, deconvolve, run): the warning
- * when what must stay resident exceeds --memory, then the plan. */
+ * when what must stay resident exceeds --memory, then the plan; the note
+ * when an output cannot keep the input's voxel size. */
 #include "config.h"
 #include "cli/compute.h"
 #include "runtime/runtime.h"
@@ -7,6 +8,7 @@
 #include "tasks/plan.h"
 #include "util/util.h"
 
+#include <limits.h>
 #include <stdio.h>
 
 void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory)
@@ -26,6 +28,18 @@ void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory)
 		halo__bytes(front, a, sizeof a), halo__bytes(per, b, sizeof b),
 		memory ? "--memory" : "the default memory budget (a quarter of the memory it may use)",
 		halo__bytes(budget, c, sizeof c), front > per ? " along the first axis" : "");
+}
+
+void halo_cli_note_voxel(const char *in, const halo_volume_info_t *info, halo_format_t out,
+			 const char *keeps)
+{
+	const double *v = info->voxel;
+	if (out != HALO_FMT_ZARR || (!info->unit[0] && v[0] == 1 && v[1] == 1 && v[2] == 1))
+		return;
+	char shown[PATH_MAX];
+	fprintf(stderr, "halo: note: %s's voxel size (%gx%gx%g%s%s) is not kept: a plain Zarr has "
+			"no place for it (%s keeps it)\n", halo__shown(in, shown, sizeof shown), v[0],
+		v[1], v[2], info->unit[0] ? " " : "", info->unit, keeps);
 }
 
 int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute_stats_t *st,

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "io/volume.h"
 #include "tasks/execute.h"
 #include "tasks/plan.h"
 
@@ -16,5 +17,9 @@ int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute
 /* The warning, when plan's resident chunks and one output chunk in flight
  * exceed memory (--memory, or 0 for the default budget). */
 void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory);
+/* A note on stderr when in's voxel size is known and the output format
+ * out has no place for it (plain Zarr); keeps: what would keep it. */
+void halo_cli_note_voxel(const char *in, const halo_volume_info_t *info, halo_format_t out,
+			 const char *keeps);
 
 #endif

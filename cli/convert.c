@@ -267,6 +267,8 @@ int halo_cli_convert(int argc, char **argv)
 		goto fail;
 	if (plan(&o, r, &info, &wo, &err))
 		goto fail;
+	if (!o.quiet)
+		halo_cli_note_voxel(o.in, &info, wo.format, "--ome, an OUT ending in .ome.zarr, or a TIFF");
 	/* Checked before StarPU starts, so that a refusal is immediate (and
 	 * with signals recorded meanwhile, so that no lock is left behind;
 	 * StarPU's start installs its own handlers, replaced again below). */

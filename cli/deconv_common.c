@@ -610,6 +610,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (o->boundary == HALO_BOUNDARY_CONSTANT && o->constant < 0 && speaker)
 		fprintf(stderr, "halo: warning: --boundary constant=%g is negative: Richardson-Lucy "
 				"assumes non-negative data and diverges on negative values\n", o->constant);
+	if (!o->quiet && speaker)
+		halo_cli_note_voxel(in, ii, wo.format, "an OUT ending in .ome.zarr, or a TIFF");
 	if (pieces && !o->quiet && speaker)
 		fprintf(stderr, "halo: note: %s is stored in chunks of %lldx%lldx%lld (blosc takes "
 				"at most 2 GiB a chunk)\n", outp, (long long)stored[0],

@@ -73,6 +73,12 @@ check(scale is not None and np.allclose(scale, [0.8, 0.25, 0.25], rtol=1e-5),
       "ImageJ spacing and resolution become the OME scale", scale)
 check(all(a.get("unit") == "micrometer" for a in ms.get("axes", [])),
       "ImageJ unit 'micron' becomes 'micrometer'", ms.get("axes"))
+# A plain Zarr has no place for it: a note says so (it was lost silently).
+r = halo("convert", src, path("imagej.zarr"), check_rc=0)
+check(r.returncode == 0 and r.stderr.strip() == f"halo: note: {src}'s voxel size (0.8x0.25x0.25 "
+      "micrometer) is not kept: a plain Zarr has no place for it (--ome, an OUT ending in "
+      ".ome.zarr, or a TIFF keeps it)", "to a plain Zarr, a note that the voxel size is not kept",
+      r.stderr)
 # Older ImageJ files spell micro in Latin-1 (one byte 0xB5), as tifffile
 # reads it ('µm').
 raw = open(src, "rb").read()
