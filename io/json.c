@@ -91,11 +91,24 @@ static void unmark(char *text)
 /* Python's json reads a NUL in a string too; jansson needs the flag. */
 #define LOAD_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
 
+/* Integers beyond int64, which python writes (a uint64 id in .zattrs),
+ * are read as reals: jansson refused the whole file. */
+static json_t *load(const char *text, size_t len, json_error_t *je)
+{
+	json_error_t mine;
+	json_t *j = json_loadb(text, len, LOAD_FLAGS, &mine);
+	if (!j && strstr(mine.text, "too big"))
+		j = json_loadb(text, len, LOAD_FLAGS | JSON_DECODE_INT_AS_REAL, &mine);
+	if (!j && je)
+		*je = mine;
+	return j;
+}
+
 json_t *halo_json_loadb(const char *text, size_t len, json_error_t *je)
 {
 	size_t n = mark(text, len, NULL);
 	if (n == len)
-		return json_loadb(text, len, LOAD_FLAGS, je);
+		return load(text, len, je);
 	char *buf = malloc(n);
 	if (!buf) {
 		if (je) {
@@ -105,7 +118,7 @@ json_t *halo_json_loadb(const char *text, size_t len, json_error_t *je)
 		return NULL;
 	}
 	mark(text, len, buf);
-	json_t *j = json_loadb(buf, n, LOAD_FLAGS, je);
+	json_t *j = load(buf, n, je);
 	free(buf);
 	if (!j && je) /* its message quotes the text near the fault */
 		unmark(je->text);

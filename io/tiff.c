@@ -8,6 +8,7 @@
 #include "io/units.h"
 #include "io/fs.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -115,6 +116,21 @@ static long imagej_count(const char *desc, const char *key)
 	return p ? strtol(p + strlen(pat), NULL, 10) : 0;
 }
 
+/* The text of a "key=..." line of an ImageJ description into out; 0 when
+ * absent. */
+static int imagej_text(const char *desc, const char *key, char *out, size_t len)
+{
+	char pat[32];
+	snprintf(pat, sizeof pat, "\n%s=", key);
+	const char *p = strstr(desc, pat);
+	if (!p)
+		return 0;
+	p += strlen(pat);
+	size_t n = strcspn(p, "\n");
+	snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), p);
+	return 1;
+}
+
 /* ImageJ writes "ImageJ=1.x\nimages=N\nslices=N\nspacing=0.2\nunit=micron\n"
  * (and channels=, frames= for hyperstacks). */
 static int parse_imagej(halo_tiff_t *t, const char *desc, long *images, halo_error_t *err)
@@ -134,15 +150,7 @@ static int parse_imagej(halo_tiff_t *t, const char *desc, long *images, halo_err
 	const char *p = strstr(desc, "\nspacing=");
 	if (p)
 		info->voxel[0] = strtod(p + 9, NULL);
-	p = strstr(desc, "\nunit=");
-	if (p) {
-		p += 6;
-		size_t n = strcspn(p, "\n");
-		if (n >= sizeof info->unit)
-			n = sizeof info->unit - 1;
-		memcpy(info->unit, p, n);
-		info->unit[n] = '\0';
-	}
+	imagej_text(desc, "unit", info->unit, sizeof info->unit);
 	if (!(info->voxel[0] > 0))
 		info->voxel[0] = 1;
 	/* In pixels, as ImageJ's calibration keeps them: voxel i lies at
@@ -155,39 +163,62 @@ static int parse_imagej(halo_tiff_t *t, const char *desc, long *images, halo_err
 	return HALO_OK;
 }
 
-/* The value of attribute name in the first element tag of xml, e.g.
- * "Pixels" (with or without a namespace prefix); 0 when absent. */
+/* The next start tag named tag (with or without a namespace prefix) in
+ * xml from p on: where its name starts; NULL when none. */
+static const char *xml_tag(const char *xml, const char *p, const char *tag)
+{
+	size_t n = strlen(tag);
+	for (p = strstr(p, tag); p; p = strstr(p + 1, tag)) {
+		if (!p[n] || !strchr(" \t\r\n/>", p[n]))
+			continue;
+		const char *q = p - 1; /* past a prefix to the '<' (not "</") */
+		if (q >= xml && *q == ':')
+			while (--q >= xml && (isalnum((unsigned char)*q) || strchr("_-.", *q)))
+				;
+		if (q >= xml && *q == '<')
+			return p;
+	}
+	return NULL;
+}
+
+/* The value of attribute name in the first start tag named tag of xml,
+ * e.g. "Pixels" (XML allows any white space around the '=' and either
+ * quote); 0 when absent. */
 static int xml_attr(const char *xml, const char *tag, const char *name, char *out, size_t len)
 {
-	char open[40];
-	snprintf(open, sizeof open, "%s ", tag);
-	for (const char *p = strstr(xml, open); p; p = strstr(p + 1, open)) {
-		if (p == xml || (p[-1] != '<' && p[-1] != ':'))
+	const char *p = xml_tag(xml, xml, tag);
+	if (!p)
+		return 0;
+	const char *end = strchr(p, '>');
+	size_t n = strlen(name);
+	for (const char *a = strstr(p, name); a && (!end || a < end); a = strstr(a + 1, name)) {
+		if (!strchr(" \t\r\n", a[-1]))
 			continue;
-		const char *end = strchr(p, '>');
-		char pat[40];
-		snprintf(pat, sizeof pat, " %s=\"", name);
-		const char *a = strstr(p, pat);
-		if (!a || (end && a > end))
-			return 0;
-		a += strlen(pat);
-		size_t n = strcspn(a, "\"");
-		snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), a);
+		const char *v = a + n + strspn(a + n, " \t\r\n");
+		if (*v != '=')
+			continue;
+		v += 1 + strspn(v + 1, " \t\r\n");
+		if (*v != '"' && *v != '\'')
+			continue;
+		const char *close = strchr(v + 1, *v);
+		size_t k = close ? (size_t)(close - v - 1) : strlen(v + 1);
+		snprintf(out, len, "%.*s", (int)(k < len ? k : len - 1), v + 1);
 		return 1;
 	}
 	return 0;
 }
 
 /* OME-TIFF: one image of one channel at one time point, its physical
- * pixel sizes as the voxel size. */
-static int parse_ome(halo_tiff_t *t, const char *xml, halo_error_t *err)
+ * pixel sizes as the voxel size; planes: its SizeZ (0 when not given). */
+static int parse_ome(halo_tiff_t *t, const char *xml, long *planes, halo_error_t *err)
 {
 	char v[64];
+	*planes = xml_attr(xml, "Pixels", "SizeZ", v, sizeof v) ? strtol(v, NULL, 10) : 0;
 	long c = xml_attr(xml, "Pixels", "SizeC", v, sizeof v) ? strtol(v, NULL, 10) : 1;
 	long tp = xml_attr(xml, "Pixels", "SizeT", v, sizeof v) ? strtol(v, NULL, 10) : 1;
 	int images = 0;
-	for (const char *p = strstr(xml, "Pixels "); p; p = strstr(p + 1, "Pixels "))
-		images += p > xml && (p[-1] == '<' || p[-1] == ':');
+	for (const char *p = xml_tag(xml, xml, "Pixels"); p; p = xml_tag(xml, p + 1, "Pixels"))
+		images++;
 	if (images > 1)
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: an OME-TIFF of %d images; halo "
 				      "reads files of one image", t->path, images);
@@ -417,12 +448,13 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	}
 	info->voxel[0] = info->voxel[1] = info->voxel[2] = 1;
 	long described = 0; /* pages, as the description counts them */
+	long ome_planes = 0; /* planes, as an OME-XML counts them */
 	int imagej = 0, shaped_ndim = 0;
 	if (desc) {
 		if ((imagej = strncmp(desc, "ImageJ=", 7) == 0))
 			rc = parse_imagej(t, desc, &described, err);
 		else if (strstr(desc, "<OME") && strstr(desc, "Pixels"))
-			rc = parse_ome(t, desc, err);
+			rc = parse_ome(t, desc, &ome_planes, err);
 		else if (desc[0] == '{')
 			rc = parse_shaped(t, desc, w, h, &shaped_ndim, &described, err);
 		if (rc)
@@ -446,6 +478,15 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 			info->voxel[2] = 1.0 / xres;
 		if (has_y)
 			info->voxel[1] = 1.0 / yres;
+	}
+	/* ImageJ names the z and y units where they differ from x's
+	 * (zunit=, yunit=): the sizes in x's. */
+	char zu[32], yu[32];
+	if (imagej && info->unit[0] &&
+	    (imagej_text(desc, "zunit", zu, sizeof zu) | imagej_text(desc, "yunit", yu, sizeof yu))) {
+		const char *units[3] = {strstr(desc, "\nzunit=") ? zu : info->unit,
+					strstr(desc, "\nyunit=") ? yu : info->unit, info->unit};
+		halo_units_common(units, info->voxel, NULL, info->unit, sizeof info->unit);
 	}
 	/* Another writer's resolution counts in centimetres only (in inches
 	 * it is mostly that default), and for a single plane: a stack's z
@@ -523,6 +564,13 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 		if ((rc = contiguous_stack(t, described, w, h, err)))
 			goto fail;
 		pages = (tdir_t)described;
+	}
+	/* A file cut short, or one file of a multi-file OME-TIFF. */
+	if (ome_planes > 0 && ome_planes != (long)pages) {
+		rc = halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML says %ld planes but the "
+				    "file has %u (one file of several?)", path, ome_planes,
+				    (unsigned)pages);
+		goto fail;
 	}
 	info->ndim = pages > 1 || shaped_ndim == 3 ? 3 : 2;
 	if (plain_cm && info->ndim == 2 && isfinite(1e4 / xres) && isfinite(1e4 / yres)) {
@@ -841,10 +889,15 @@ int halo_tiff_create(const char *path, const halo_tiff_info_t *info, halo_tiff_t
 	pthread_mutex_init(&t->lock, NULL);
 	t->info = *info;
 	t->writing = 1;
-	uint64_t bytes = (uint64_t)info->shape[0] * (uint64_t)info->shape[1] *
-			 (uint64_t)info->shape[2] * halo_dtype_size(info->dtype);
-	/* Classic TIFF offsets are 32-bit; keep 64 MiB for the directories. */
-	int big = bytes > (UINT64_C(4) << 30) - (UINT64_C(64) << 20);
+	uint64_t pages = (uint64_t)info->shape[0], rows = (uint64_t)info->shape[1];
+	uint64_t bytes = pages * rows * (uint64_t)info->shape[2] * halo_dtype_size(info->dtype);
+	/* Classic TIFF offsets are 32-bit. Each page adds its directory
+	 * (about 160 bytes measured; 1 KiB counted) and a strip's offset and
+	 * size (8 bytes, a strip a row at worst): a million small pages add
+	 * a few hundred MB where the pixels stayed under 4 GiB, and libtiff
+	 * failed at the last pages. 16 MiB more for the descriptions. */
+	bytes += pages * (1024 + 8 * rows) + (UINT64_C(16) << 20);
+	int big = bytes > (UINT64_C(4) << 30);
 	t->tif = open_with_handlers(t, big ? "w8" : "w");
 	int rc = t->tif ? write_directories(t, err) : tiff_fail(t, HALO_EIO, "cannot create", err);
 	if (rc) {

@@ -286,11 +286,16 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 	char why[160];
 	int ome = 0;
 	if (halo_fs_read(attrs_file, &text, &len, NULL) == HALO_OK) {
-		json_t *attrs = halo_json_loadb(text, len, NULL);
+		json_error_t je;
+		json_t *attrs = halo_json_loadb(text, len, &je);
 		free(text);
-		ome = attrs ? ome_level0(attrs, dataset, sizeof dataset, voxel, origin, unit,
-					 sizeof unit, &naxes, &nspace, why, sizeof why)
-			    : 0;
+		if (!attrs) { /* it was taken for absent: "not a Zarr array" */
+			snprintf(why, sizeof why, "malformed JSON at line %d: %.100s", je.line, je.text);
+			ome = -1;
+		} else {
+			ome = ome_level0(attrs, dataset, sizeof dataset, voxel, origin, unit,
+					 sizeof unit, &naxes, &nspace, why, sizeof why);
+		}
 		json_decref(attrs);
 	}
 	if (ome < 0) {

@@ -403,4 +403,45 @@ expect = np.clip(np.rint(data.astype(np.float64)), 0, 65535).astype("uint16")
 check(np.array_equal(zarr.open(path("f.zarr"), mode="r")[:], expect),
       "TIFF float32 -> Zarr uint16 rounds and saturates")
 
+# OME-XML as XML allows it: white space other than one space after the
+# element name and around '=', single quotes, a namespace prefix (a
+# newline after <Pixels hid the channel count and the voxel size).
+def info(f):
+    r = halo("info", f, "--json", check_rc=0)
+    return json.loads(r.stdout) if r.returncode == 0 else {"error": r.stderr}
+
+
+head = '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0">'
+pix = ('{open}\n  ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" SizeX="16" SizeY="16" '
+       'SizeZ = \'{z}\' SizeC="{c}" SizeT="1"\t PhysicalSizeX=\'0.1\' PhysicalSizeXUnit=\'nm\' '
+       'PhysicalSizeY="0.1" PhysicalSizeYUnit="nm" PhysicalSizeZ="0.5" PhysicalSizeZUnit="um">'
+       '<TiffData IFD="0" PlaneCount="{n}"/>{close}</Image></OME>')
+for opn, cls in [("<Pixels", "</Pixels>"), ("<ome:Pixels", "</ome:Pixels>")]:
+    tifffile.imwrite(path("ws.ome.tif"), np.zeros((3, 16, 16), "u2"), photometric="minisblack",
+                     metadata=None, description=head + pix.format(open=opn, close=cls, z=3, c=1, n=3))
+    i = info(path("ws.ome.tif"))
+    check(i.get("shape") == [3, 16, 16] and i.get("unit") == "nanometer" and
+          np.allclose(i.get("voxel", 0), [500, 0.1, 0.1]),
+          f"OME-XML with {opn} and white space, single quotes: shape and voxel size (in nm)", i)
+tifffile.imwrite(path("ws2c.ome.tif"), np.zeros((6, 16, 16), "u2"), photometric="minisblack",
+                 metadata=None, description=head + pix.format(open="<Pixels", close="</Pixels>",
+                                                              z=3, c=2, n=6))
+check("2 channels" in info(path("ws2c.ome.tif")).get("error", ""),
+      "... two channels behind a newline: refused, not read as 6 planes")
+# A SizeZ the file does not have: cut short, or one file of several.
+tifffile.imwrite(path("short.ome.tif"), np.zeros((4, 16, 16), "u2"), photometric="minisblack",
+                 metadata=None, description=head + pix.format(open="<Pixels", close="</Pixels>",
+                                                              z=8, c=1, n=8))
+check("says 8 planes but the file has 4" in info(path("short.ome.tif")).get("error", ""),
+      "an OME-TIFF of 4 pages whose OME-XML says 8 planes is refused")
+# ImageJ names the z unit where it differs from x's (zunit=): 0.5 um of z
+# beside 100 nm of y and x is 500 nm, not 0.5.
+tifffile.imwrite(path("zunit.tif"), np.zeros((4, 16, 16), "u2"), photometric="minisblack",
+                 metadata=None, resolution=(1 / 100, 1 / 100), resolutionunit="NONE",
+                 description="ImageJ=1.53t\nimages=4\nslices=4\nunit=nm\nzunit=micron\n"
+                             "spacing=0.5\nloop=false\n")
+i = info(path("zunit.tif"))
+check(np.allclose(i.get("voxel", 0), [500, 100, 100]) and i.get("unit") == "nanometer",
+      "ImageJ's zunit: the z spacing in x's unit", i)
+
 done()

@@ -136,6 +136,26 @@ convert(os.path.join(root, "path/to/array"), dst)
 out = zarr.open(dst, mode="r")
 check(same(out[:], data), "array inside a group is read")
 check(out.attrs.asdict() == {"note": "kept"}, ".zattrs kept", out.attrs.asdict())
+# An integer beyond int64 in .zattrs (python writes any): read as a real,
+# in a plain array and in an OME-Zarr group (the group was taken for a
+# plain array and refused, the array refused as malformed JSON).
+arr.attrs["serial"] = 2**64 - 1
+convert(os.path.join(root, "path/to/array"), dst)
+out = zarr.open(dst, mode="r")
+check(same(out[:], data) and out.attrs.asdict().get("serial") == float(2**64 - 1),
+      "an integer over int64 in .zattrs: read, kept as a real", out.attrs.asdict())
+ome = path("serial.ome.zarr")
+convert(path("group_out.zarr"), ome)
+zarr.open_group(ome, mode="a").attrs["serial"] = 2**64 - 1
+r = halo("info", ome, "--json", check_rc=0)
+check(r.returncode == 0 and json.loads(r.stdout)["shape"] == [5, 6, 7],
+      "... and in an OME-Zarr group's", r.stderr)
+# A group's .zattrs that is not JSON is named (it was taken for absent).
+with open(os.path.join(ome, ".zattrs"), "w") as f:
+    f.write('{"multiscales": ')
+r = halo("info", ome, check_rc=0)
+check(r.returncode == 1 and r.stderr.startswith(f"halo: {ome}/.zattrs: malformed JSON"),
+      "a group's malformed .zattrs is named", r.stderr)
 
 # python zarr writes NaN and the infinities in .zattrs as bare tokens
 # (python's json): read and kept as they were, strings that merely say
