@@ -107,15 +107,6 @@ static int sample_dtype(uint16_t format, uint16_t bits, halo_dtype_t *dt)
 	return -1;
 }
 
-/* A "key=N" line of an ImageJ description; 0 when absent. */
-static long imagej_count(const char *desc, const char *key)
-{
-	char pat[32];
-	snprintf(pat, sizeof pat, "\n%s=", key);
-	const char *p = strstr(desc, pat);
-	return p ? strtol(p + strlen(pat), NULL, 10) : 0;
-}
-
 /* The text of a "key=..." line of an ImageJ description into out; 0 when
  * absent. */
 static int imagej_text(const char *desc, const char *key, char *out, size_t len)
@@ -129,6 +120,19 @@ static int imagej_text(const char *desc, const char *key, char *out, size_t len)
 	size_t n = strcspn(p, "\n");
 	snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), p);
 	return 1;
+}
+
+/* A "key=N" line's count or number; 0 when absent. */
+static long imagej_count(const char *desc, const char *key)
+{
+	char v[64];
+	return imagej_text(desc, key, v, sizeof v) ? strtol(v, NULL, 10) : 0;
+}
+
+static double imagej_number(const char *desc, const char *key)
+{
+	char v[64];
+	return imagej_text(desc, key, v, sizeof v) ? strtod(v, NULL) : 0;
 }
 
 /* ImageJ writes "ImageJ=1.x\nimages=N\nslices=N\nspacing=0.2\nunit=micron\n"
@@ -147,19 +151,16 @@ static int parse_imagej(halo_tiff_t *t, const char *desc, long *images, halo_err
 	if (slices > 0 && *images > 0 && slices != *images)
 		return halo_error_set(err, HALO_EFORMAT, "%s: the ImageJ description says %ld slices "
 				      "but %ld images", t->path, slices, *images);
-	const char *p = strstr(desc, "\nspacing=");
-	if (p)
-		info->voxel[0] = strtod(p + 9, NULL);
+	info->voxel[0] = imagej_number(desc, "spacing");
 	imagej_text(desc, "unit", info->unit, sizeof info->unit);
 	if (!(info->voxel[0] > 0))
 		info->voxel[0] = 1;
 	/* In pixels, as ImageJ's calibration keeps them: voxel i lies at
 	 * (i - origin) * size. halo_tiff_open scales them once the sizes are
 	 * known. */
-	static const char *const origins[3] = {"\nzorigin=", "\nyorigin=", "\nxorigin="};
+	static const char *const origins[3] = {"zorigin", "yorigin", "xorigin"};
 	for (int d = 0; d < 3; d++)
-		if ((p = strstr(desc, origins[d])))
-			info->origin[d] = strtod(p + strlen(origins[d]), NULL);
+		info->origin[d] = imagej_number(desc, origins[d]);
 	return HALO_OK;
 }
 
@@ -482,10 +483,10 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	/* ImageJ names the z and y units where they differ from x's
 	 * (zunit=, yunit=): the sizes in x's. */
 	char zu[32], yu[32];
-	if (imagej && info->unit[0] &&
-	    (imagej_text(desc, "zunit", zu, sizeof zu) | imagej_text(desc, "yunit", yu, sizeof yu))) {
-		const char *units[3] = {strstr(desc, "\nzunit=") ? zu : info->unit,
-					strstr(desc, "\nyunit=") ? yu : info->unit, info->unit};
+	int has_zu = imagej && imagej_text(desc, "zunit", zu, sizeof zu);
+	int has_yu = imagej && imagej_text(desc, "yunit", yu, sizeof yu);
+	if (info->unit[0] && (has_zu || has_yu)) {
+		const char *units[3] = {has_zu ? zu : info->unit, has_yu ? yu : info->unit, info->unit};
 		halo_units_common(units, info->voxel, NULL, info->unit, sizeof info->unit);
 	}
 	/* Another writer's resolution counts in centimetres only (in inches
