@@ -1,5 +1,6 @@
 /* Python's non-finite JSON tokens through jansson (see json.h). */
 #include "io/json.h"
+#include "io/fs.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -146,4 +147,25 @@ int halo_json_nonfinite(const json_t *v, double *out)
 			return 1;
 		}
 	return 0;
+}
+
+int halo_json_load_file(const char *file, json_t **out, halo_error_t *err)
+{
+	void *data;
+	size_t len;
+	halo_error_t e2 = {0};
+	int rc = halo_fs_read(file, &data, &len, &e2);
+	if (rc == HALO_ENOENT)
+		return rc;
+	if (rc) {
+		*err = e2;
+		return rc;
+	}
+	json_error_t je;
+	*out = halo_json_loadb(data, len, &je);
+	free(data);
+	if (!*out)
+		return halo_error_set(err, HALO_EFORMAT, "%s: malformed JSON at line %d: %s", file,
+				      je.line, je.text);
+	return HALO_OK;
 }

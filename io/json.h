@@ -7,6 +7,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "halo.h"
+
 /* Parses text of len bytes like json_loadb with JSON_DECODE_ANY (any
  * value at the top; callers check for an object) and JSON_ALLOW_NUL (a
  * NUL in a string, as python allows), with each bare NaN, Infinity or
@@ -19,5 +21,11 @@ char *halo_json_dumps(const json_t *j, size_t flags);
 
 /* Whether v is such a marked token; *out then holds its value. */
 int halo_json_nonfinite(const json_t *v, double *out);
+
+/* Reads and parses file as halo_json_loadb does into *out; a missing
+ * file gives HALO_ENOENT and no message, so callers can probe for
+ * .zarray / zarr.json; malformed JSON gives HALO_EFORMAT naming the file,
+ * the line and the fault. */
+int halo_json_load_file(const char *file, json_t **out, halo_error_t *err);
 
 #endif

@@ -278,26 +278,22 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 	/* An OME-Zarr group: read its first (full-resolution) dataset. */
 	char attrs_file[4096];
 	snprintf(attrs_file, sizeof attrs_file, "%s/.zattrs", path);
-	void *text;
-	size_t len;
 	char dataset[1024], unit[sizeof ((halo_volume_info_t *)0)->unit];
 	double voxel[3], origin[3];
 	size_t naxes = 0, nspace = 0;
 	char why[160];
-	int ome = 0;
-	if (halo_fs_read(attrs_file, &text, &len, NULL) == HALO_OK) {
-		json_error_t je;
-		json_t *attrs = halo_json_loadb(text, len, &je);
-		free(text);
-		if (!attrs) { /* it was taken for absent: "not a Zarr array" */
-			snprintf(why, sizeof why, "malformed JSON at line %d: %.100s", je.line, je.text);
-			ome = -1;
-		} else {
-			ome = ome_level0(attrs, dataset, sizeof dataset, voxel, origin, unit,
-					 sizeof unit, &naxes, &nspace, why, sizeof why);
-		}
-		json_decref(attrs);
+	json_t *attrs = NULL;
+	halo_error_t aerr = {0};
+	/* Malformed, it is named; unreadable, taken for absent. */
+	if (halo_json_load_file(attrs_file, &attrs, &aerr) == HALO_EFORMAT) {
+		*err = aerr;
+		rc = HALO_EFORMAT;
+		goto fail;
 	}
+	int ome = attrs ? ome_level0(attrs, dataset, sizeof dataset, voxel, origin, unit, sizeof unit,
+				     &naxes, &nspace, why, sizeof why)
+			: 0;
+	json_decref(attrs);
 	if (ome < 0) {
 		rc = halo_error_set(err, HALO_EFORMAT, "%s: %s", attrs_file, why);
 		goto fail;

@@ -95,29 +95,6 @@ static char *join(const char *dir, const char *name)
 	return p;
 }
 
-/* Loads and parses a JSON file; a missing file gives HALO_ENOENT and no
- * message, so callers can probe for .zarray / zarr.json. */
-static int load_json(const char *file, json_t **out, halo_error_t *err)
-{
-	void *data;
-	size_t len;
-	halo_error_t e2 = {0};
-	int rc = halo_fs_read(file, &data, &len, &e2);
-	if (rc == HALO_ENOENT)
-		return rc;
-	if (rc) {
-		*err = e2;
-		return rc;
-	}
-	json_error_t je;
-	*out = halo_json_loadb(data, len, &je);
-	free(data);
-	if (!*out)
-		return halo_error_set(err, HALO_EFORMAT, "%s: malformed JSON at line %d: %s", file,
-				      je.line, je.text);
-	return HALO_OK;
-}
-
 /* Refuses attributes that are not a JSON object (and drops them). */
 static int not_object(json_t *attrs, const char *file, const char *what, halo_error_t *err)
 {
@@ -139,7 +116,7 @@ int halo_zarr_open(const char *path, halo_zarr_t **out, halo_error_t *err)
 	}
 	char *file = join(path, ".zarray");
 	json_t *root = NULL;
-	int rc = file ? load_json(file, &root, err) : HALO_ENOMEM;
+	int rc = file ? halo_json_load_file(file, &root, err) : HALO_ENOMEM;
 	if (rc == HALO_OK) {
 		rc = halo__zarr_parse_v2(root, file, &z->meta, err);
 		json_decref(root);
@@ -147,7 +124,7 @@ int halo_zarr_open(const char *path, halo_zarr_t **out, halo_error_t *err)
 			free(file);
 			file = join(path, ".zattrs");
 			json_t *attrs = NULL;
-			int arc = file ? load_json(file, &attrs, err) : HALO_ENOMEM;
+			int arc = file ? halo_json_load_file(file, &attrs, err) : HALO_ENOMEM;
 			if (arc == HALO_OK && json_is_object(attrs))
 				z->meta.attrs = attrs;
 			else if (arc == HALO_OK)
@@ -158,7 +135,7 @@ int halo_zarr_open(const char *path, halo_zarr_t **out, halo_error_t *err)
 	} else if (rc == HALO_ENOENT) {
 		free(file);
 		file = join(path, "zarr.json");
-		rc = file ? load_json(file, &root, err) : HALO_ENOMEM;
+		rc = file ? halo_json_load_file(file, &root, err) : HALO_ENOMEM;
 		if (rc == HALO_OK) {
 			rc = halo__zarr_parse_v3(root, file, &z->meta, err);
 			json_t *attrs = json_object_get(root, "attributes");
