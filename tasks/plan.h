@@ -130,11 +130,11 @@ void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st);
  * arrays, the store's buffer), which its limit does not bound.
  * It also chooses the roots' visiting order (p->order), per number of
  * dimensions: C order, or another axis innermost where that holds less.
- * A reduction along an axis visits its input column by column, that axis
- * innermost; another output of the same chunks in C order left them
- * waiting, plane by plane, for the projection's columns to come back
- * (the whole volume between); shallow, wide input chunks rechunked to
- * cubes hold less with z innermost too. */
+ * A projection that walks (none other to follow, p->follows unset)
+ * visits its input column by column, that axis innermost; shallow, wide
+ * input chunks rechunked to cubes hold less with z innermost too. Those
+ * that follow hold an accumulator per unfinished column, whichever order
+ * the walk takes (z innermost finishes columns one at a time). */
 void halo_plan_memory(halo_plan_t *p, uint64_t *front, uint64_t *per, uint64_t *outside);
 /* The bytes of the PSF spectra RL keeps for a grid: one per distinct
  * haloed shape, up to 27 with boundary none. halo_plan_memory counts them
