@@ -35,7 +35,10 @@ struct halo_pnode {
 	int nin;
 	char label[160];          /* step names; "a+b+c" for a fused chain */
 	struct halo_ew_prog prog; /* FUSED; REDUCE to a scalar: a chain run inside (nops > 0) */
-	const struct halo_axis *grid; /* its tasks' grid: expr's, or the input's for a scalar */
+	const struct halo_axis *grid; /* its tasks' grid: expr's, the input's for a
+				       * scalar, or thin */
+	struct halo_axis thin[3]; /* a grid of thinner z-chunks (thinned) */
+	int thinned;
 	int64_t nchunks;
 	int padded[3];            /* regular grid: buffers are whole chunks */
 	int32_t *uses;            /* per chunk: tasks that read it */

@@ -359,6 +359,69 @@ static void test_memory(void)
 	halo_graph_free(g);
 }
 
+/* z-blocks of the plan's map_overlap node and of its elementwise one
+ * (-1: none), in a plan of g. */
+static void overlap_slabs(halo_graph_t *g, int64_t *ov, int64_t *ew)
+{
+	halo_plan_t *plan = NULL;
+	halo_error_t err = {0};
+	*ov = *ew = -1;
+	if (!tap_ok(halo_plan_build(g, &plan, &err) == HALO_OK, "plan: %s", err.msg))
+		return;
+	for (int i = 0; i < plan->n; i++) {
+		if (plan->nodes[i]->kind == HALO_PN_OVERLAP)
+			*ov = plan->nodes[i]->grid[0].nblocks;
+		if (plan->nodes[i]->kind == HALO_PN_FUSED)
+			*ew = plan->nodes[i]->grid[0].nblocks;
+	}
+	halo_plan_free(plan);
+}
+
+/* A uniform filter over 64-plane chunks that a TIFF store reads in
+ * 16-page chunks computes in slabs of 16 pages or a multiple, at least 4
+ * x its depth, with the elementwise steps after it, where its depth
+ * covers its radius (the result does not depend on the chunks): not with
+ * a shallow depth, a deep one, or for RL. */
+static void test_thin(void)
+{
+	static float vol[64 * 16 * 16];
+	static const float psf[27] = {[13] = 1};
+	int64_t shape[3] = {64, 16, 16}, chunks[3] = {64, 8, 8}, ov, ew;
+	halo_writer_opts_t tiff = {.format = HALO_FMT_TIFF};
+	struct {
+		halo_overlap_opts_t o;
+		int cast;
+		int64_t want;
+		const char *what;
+	} cases[] = {
+		{{.kernel = HALO_OV_UNIFORM, .depth = {1, 1, 1}, .size = 3}, 0, 4, "depth 1"},
+		{{.kernel = HALO_OV_UNIFORM, .depth = {1, 1, 1}, .size = 3}, 1, 4, "depth 1, then a cast"},
+		{{.kernel = HALO_OV_UNIFORM, .depth = {5, 1, 1}, .size = 3}, 0, 2, "depth 5: 32 pages"},
+		{{.kernel = HALO_OV_UNIFORM, .depth = {9, 1, 1}, .size = 3}, 0, 2, "depth 9: 48 pages"},
+		{{.kernel = HALO_OV_UNIFORM, .depth = {17, 1, 1}, .size = 3}, 0, 1, "depth 17: 64"},
+		{{.kernel = HALO_OV_UNIFORM, .depth = {0, 1, 1}, .size = 3}, 0, 1, "depth 0 < radius"},
+		{{.kernel = HALO_OV_RICHARDSON_LUCY, .depth = {1, 1, 1}, .iterations = 1,
+		  .psf_data = psf, .pn = {3, 3, 3}}, 0, 1, "RL"},
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+		halo_graph_t *g = halo_graph_new();
+		halo_error_t err = {0};
+		halo_expr_t *a, *b, *o;
+		cases[k].o.boundary = HALO_BOUNDARY_REFLECT;
+		int rc = halo_from_buffer(g, vol, HALO_F4, 3, shape, chunks, &a, &err);
+		rc = rc ? rc : halo_map_overlap(g, a, &cases[k].o, &b, &err);
+		rc = rc || !cases[k].cast ? rc : halo_astype(g, b, HALO_U2, &b, &err);
+		rc = rc ? rc : halo_to_store(g, b, "unused.tif", NULL, -1, &tiff, 1, &o, &err);
+		if (tap_ok(rc == HALO_OK, "%s: graph: %s", cases[k].what, err.msg)) {
+			overlap_slabs(g, &ov, &ew);
+			tap_ok(ov == cases[k].want && ew == (cases[k].cast ? ov : -1),
+			       "map_overlap into a TIFF, %s: %lld slabs (want %lld), %lld cast",
+			       cases[k].what, (long long)ov, (long long)cases[k].want, (long long)ew);
+		}
+		halo_graph_free(g);
+	}
+}
+
 /* The chunks in flight (halo__inflight_limit): a GPU far faster than a CPU
  * worker keeps every task, and then a narrow window saves host memory;
  * one that the CPUs can help keeps the wide one. */
@@ -386,6 +449,7 @@ int main(void)
 	test_inflight();
 	test_types();
 	test_memory();
+	test_thin();
 	halo_runtime_opts_t opts;
 	halo_runtime_opts_init(&opts);
 	opts.ncuda = 0;

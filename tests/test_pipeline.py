@@ -285,6 +285,36 @@ for boundary, dask_boundary in [("reflect", "reflect"), ("periodic", "periodic")
     same(out, uniform_ref(du16.astype(np.float32), 5, {0: 2, 1: 3, 2: 2}, dask_boundary),
          f"map_overlap uniform, boundary {boundary}", rtol=2e-6)
 
+# A uniform filter whose depth covers its radius, into a TIFF (16-page
+# chunks) from 40-plane chunks, computes in 16-plane slabs (5 of them, a
+# third the memory) across the input's chunks, and equals dask's on the
+# input's chunks; through a cast too.
+thick = rng.integers(0, 4000, (80, 24, 20), dtype=np.uint16)
+pthick = write_zarr(thick, (40, 12, 10), "thick.zarr")
+for boundary, dask_boundary, cast in [("reflect", "reflect", None), ("none", "none", None),
+                                      ("constant", 7.5, "uint16")]:
+    step = {"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "f", "size": 3,
+            "depth": 1, "boundary": boundary}
+    if boundary == "constant":
+        step["constant"] = 7.5
+    steps = [{"name": "a", "op": "from_zarr", "path": pthick},
+             {"name": "f", "op": "astype", "input": "a", "dtype": "float32"}, step]
+    if cast:
+        steps.append({"name": "c", "op": "astype", "input": "u", "dtype": cast})
+    steps.append({"name": "o", "op": "to_tiff", "input": steps[-1]["name"],
+                  "path": path("thin.tif"), "overwrite": True})
+    pt = pipeline("thin", steps)
+    ts = json.loads(halo("graph", "stats", pt, "--json", check_rc=0).stdout or "{}")
+    check(ts.get("tasks_by_kind", {}).get("map_overlap") == 2 * 5 * 2 * 2,
+          f"uniform into a TIFF ({boundary}): 16-plane slabs, 2 tasks each", ts)
+    run(pt)
+    want = uniform_ref(da.from_zarr(pthick).astype(np.float32), 3, 1, dask_boundary)
+    want = want.astype(cast) if cast else want
+    got = tifffile.imread(path("thin.tif"))
+    check(got.dtype == want.dtype and np.array_equal(got, want),
+          f"... and equals dask's on the input's chunks ({boundary}{', ' + cast if cast else ''})",
+          got.dtype)
+
 # Chained overlaps widen the region an output chunk needs, they do not
 # multiply it: six in a row on a 0.1 MB array ran (the estimate grew 27x
 # per step, to 300 GB, and the run was refused).
