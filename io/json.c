@@ -1,4 +1,4 @@
-/* Python's non-finite JSON tokens through jansson (see json.h). */
+/* Python's JSON tokens that jansson refuses, through jansson (see json.h). */
 #include "io/json.h"
 #include "io/fs.h"
 
@@ -18,18 +18,51 @@ static int word_char(char c)
 	       c == '_' || c == '.' || c == '+' || c == '-';
 }
 
-/* The token at text[i] outside strings, or NULL. */
-static const char *token_at(const char *text, size_t len, size_t i)
+/* Whether the n digits at s (after a '-' when negative) are over
+ * int64's range. */
+static int over_int64(const char *s, size_t n, int negative)
+{
+	const char *most = negative ? "9223372036854775808" : "9223372036854775807";
+	while (n > 1 && *s == '0')
+		s++, n--;
+	return n > 19 || (n == 19 && memcmp(s, most, 19) > 0);
+}
+
+/* The length of the token at text[i] outside strings to mark (0: none):
+ * NaN, Infinity, -Infinity, or an integer beyond int64, which python
+ * writes (a uint64 id in .zattrs) and jansson refuses. Marked, such an
+ * integer is written back digit for digit; read as a real it lost digits,
+ * and reading the whole file so made every integer in it a real. */
+static size_t token_at(const char *text, size_t len, size_t i)
 {
 	if (i > 0 && word_char(text[i - 1]))
-		return NULL;
+		return 0;
 	for (size_t t = 0; t < sizeof tokens / sizeof *tokens; t++) {
 		size_t n = strlen(tokens[t]);
 		if (len - i >= n && !memcmp(text + i, tokens[t], n) &&
 		    (i + n == len || !word_char(text[i + n])))
-			return tokens[t];
+			return n;
 	}
-	return NULL;
+	size_t d = i + (text[i] == '-'), e = d;
+	while (e < len && text[e] >= '0' && text[e] <= '9')
+		e++;
+	if (e == d || (e < len && word_char(text[e])) || !over_int64(text + d, e - d, d > i))
+		return 0;
+	return e - i;
+}
+
+/* Whether the text after a mark, s, is a marked token (its length in *n). */
+static int marked(const char *s, size_t *n)
+{
+	for (size_t t = 0; t < sizeof tokens / sizeof *tokens; t++) {
+		*n = strlen(tokens[t]);
+		if (!strncmp(s, tokens[t], *n) && s[*n] == '"')
+			return 1;
+	}
+	*n = s[0] == '-';
+	while (s[*n] >= '0' && s[*n] <= '9')
+		(*n)++;
+	return *n > (size_t)(s[0] == '-') && s[*n] == '"';
 }
 
 /* Copies text into out (when not NULL) with the tokens marked; returns the
@@ -39,12 +72,11 @@ static size_t mark(const char *text, size_t len, char *out)
 	size_t n = 0, ml = strlen(MARK);
 	int in_string = 0;
 	for (size_t i = 0; i < len; i++) {
-		const char *tok = in_string || text[i] == '"' ? NULL : token_at(text, len, i);
-		if (tok) {
-			size_t tl = strlen(tok);
+		size_t tl = in_string || text[i] == '"' ? 0 : token_at(text, len, i);
+		if (tl) {
 			if (out) {
 				memcpy(out + n, MARK, ml);
-				memcpy(out + n + ml, tok, tl);
+				memcpy(out + n + ml, text + i, tl);
 				out[n + ml + tl] = '"';
 			}
 			n += ml + tl + 1;
@@ -70,16 +102,10 @@ static void unmark(char *text)
 {
 	size_t ml = strlen(MARK), w = 0;
 	for (size_t r = 0; text[r];) {
-		const char *tok = NULL;
-		if (!strncmp(text + r, MARK, ml) && (r == 0 || text[r - 1] != '\\'))
-			for (size_t t = 0; t < sizeof tokens / sizeof *tokens && !tok; t++) {
-				size_t tl = strlen(tokens[t]);
-				if (!strncmp(text + r + ml, tokens[t], tl) && text[r + ml + tl] == '"')
-					tok = tokens[t];
-			}
-		if (tok) {
-			size_t tl = strlen(tok);
-			memmove(text + w, tok, tl);
+		size_t tl;
+		if (!strncmp(text + r, MARK, ml) && (r == 0 || text[r - 1] != '\\') &&
+		    marked(text + r + ml, &tl)) {
+			memmove(text + w, text + r + ml, tl);
 			w += tl;
 			r += ml + tl + 1;
 		} else {
@@ -92,24 +118,11 @@ static void unmark(char *text)
 /* Python's json reads a NUL in a string too; jansson needs the flag. */
 #define LOAD_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
 
-/* Integers beyond int64, which python writes (a uint64 id in .zattrs),
- * are read as reals: jansson refused the whole file. */
-static json_t *load(const char *text, size_t len, json_error_t *je)
-{
-	json_error_t mine;
-	json_t *j = json_loadb(text, len, LOAD_FLAGS, &mine);
-	if (!j && strstr(mine.text, "too big"))
-		j = json_loadb(text, len, LOAD_FLAGS | JSON_DECODE_INT_AS_REAL, &mine);
-	if (!j && je)
-		*je = mine;
-	return j;
-}
-
 json_t *halo_json_loadb(const char *text, size_t len, json_error_t *je)
 {
 	size_t n = mark(text, len, NULL);
 	if (n == len)
-		return load(text, len, je);
+		return json_loadb(text, len, LOAD_FLAGS, je);
 	char *buf = malloc(n);
 	if (!buf) {
 		if (je) {
@@ -119,7 +132,7 @@ json_t *halo_json_loadb(const char *text, size_t len, json_error_t *je)
 		return NULL;
 	}
 	mark(text, len, buf);
-	json_t *j = load(buf, n, je);
+	json_t *j = json_loadb(buf, n, LOAD_FLAGS, je);
 	free(buf);
 	if (!j && je) /* its message quotes the text near the fault */
 		unmark(je->text);

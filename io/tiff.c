@@ -122,13 +122,7 @@ static int imagej_text(const char *desc, const char *key, char *out, size_t len)
 	return 1;
 }
 
-/* A "key=N" line's count or number; 0 when absent. */
-static long imagej_count(const char *desc, const char *key)
-{
-	char v[64];
-	return imagej_text(desc, key, v, sizeof v) ? strtol(v, NULL, 10) : 0;
-}
-
+/* A "key=N" line's number; 0 when absent. */
 static double imagej_number(const char *desc, const char *key)
 {
 	char v[64];
@@ -140,14 +134,15 @@ static double imagej_number(const char *desc, const char *key)
 static int parse_imagej(halo_tiff_t *t, const char *desc, long *images, halo_error_t *err)
 {
 	halo_tiff_info_t *info = &t->info;
-	long channels = imagej_count(desc, "channels"), frames = imagej_count(desc, "frames");
+	long channels = (long)imagej_number(desc, "channels");
+	long frames = (long)imagej_number(desc, "frames");
 	if (channels > 1 || frames > 1)
 		return halo_error_set(err, HALO_EUNSUPPORTED,
 				      "%s: an ImageJ hyperstack of %ld channels and %ld time points; "
 				      "halo reads one channel at one time (split the stack first)",
 				      t->path, channels > 1 ? channels : 1, frames > 1 ? frames : 1);
-	*images = imagej_count(desc, "images");
-	long slices = imagej_count(desc, "slices");
+	*images = (long)imagej_number(desc, "images");
+	long slices = (long)imagej_number(desc, "slices");
 	if (slices > 0 && *images > 0 && slices != *images)
 		return halo_error_set(err, HALO_EFORMAT, "%s: the ImageJ description says %ld slices "
 				      "but %ld images", t->path, slices, *images);
@@ -170,7 +165,7 @@ static const char *xml_tag(const char *xml, const char *p, const char *tag)
 {
 	size_t n = strlen(tag);
 	for (p = strstr(p, tag); p; p = strstr(p + 1, tag)) {
-		if (!p[n] || !strchr(" \t\r\n/>", p[n]))
+		if (p == xml || !p[n] || !strchr(" \t\r\n/>", p[n]))
 			continue;
 		const char *q = p - 1; /* past a prefix to the '<' (not "</") */
 		if (q >= xml && *q == ':')
@@ -187,26 +182,33 @@ static const char *xml_tag(const char *xml, const char *p, const char *tag)
  * quote); 0 when absent. */
 static int xml_attr(const char *xml, const char *tag, const char *name, char *out, size_t len)
 {
+	static const char space[] = " \t\r\n";
 	const char *p = xml_tag(xml, xml, tag);
 	if (!p)
 		return 0;
-	const char *end = strchr(p, '>');
 	size_t n = strlen(name);
-	for (const char *a = strstr(p, name); a && (!end || a < end); a = strstr(a + 1, name)) {
-		if (!strchr(" \t\r\n", a[-1]))
-			continue;
-		const char *v = a + n + strspn(a + n, " \t\r\n");
-		if (*v != '=')
-			continue;
-		v += 1 + strspn(v + 1, " \t\r\n");
-		if (*v != '"' && *v != '\'')
-			continue;
-		const char *close = strchr(v + 1, *v);
-		size_t k = close ? (size_t)(close - v - 1) : strlen(v + 1);
-		snprintf(out, len, "%.*s", (int)(k < len ? k : len - 1), v + 1);
-		return 1;
+	/* Attribute by attribute: a value may hold '>' or another's name. */
+	for (p += strlen(tag);;) {
+		p += strspn(p, space);
+		const char *a = p;
+		p += strcspn(p, " \t\r\n=/>");
+		size_t an = (size_t)(p - a);
+		p += strspn(p, space);
+		if (!an || *p != '=')
+			return 0;
+		p += 1 + strspn(p + 1, space);
+		if (*p != '"' && *p != '\'')
+			return 0;
+		const char *close = strchr(p + 1, *p);
+		if (!close)
+			return 0;
+		if (an == n && !memcmp(a, name, n)) {
+			size_t k = (size_t)(close - p - 1);
+			snprintf(out, len, "%.*s", (int)(k < len ? k : len - 1), p + 1);
+			return 1;
+		}
+		p = close + 1;
 	}
-	return 0;
 }
 
 /* OME-TIFF: one image of one channel at one time point, its physical

@@ -428,6 +428,15 @@ tifffile.imwrite(path("ws2c.ome.tif"), np.zeros((6, 16, 16), "u2"), photometric=
                                                               z=3, c=2, n=6))
 check("2 channels" in info(path("ws2c.ome.tif")).get("error", ""),
       "... two channels behind a newline: refused, not read as 6 planes")
+# A '>' or another attribute's name inside a value comes before the sizes
+# (the search stopped at the first '>' and read no voxel size).
+tifffile.imwrite(path("gt.ome.tif"), np.zeros((3, 16, 16), "u2"), photometric="minisblack",
+                 metadata=None, description=head + pix.format(
+                     open='<Pixels Name="a>b SizeZ=\'9\' PhysicalSizeZ=\'7\'"', close="</Pixels>",
+                     z=3, c=1, n=3))
+i = info(path("gt.ome.tif"))
+check(i.get("shape") == [3, 16, 16] and np.allclose(i.get("voxel", 0), [500, 0.1, 0.1]),
+      "OME-XML with '>' and attribute names inside a value: the sizes after it", i)
 # A SizeZ the file does not have: cut short, or one file of several.
 tifffile.imwrite(path("short.ome.tif"), np.zeros((4, 16, 16), "u2"), photometric="minisblack",
                  metadata=None, description=head + pix.format(open="<Pixels", close="</Pixels>",

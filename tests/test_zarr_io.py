@@ -136,14 +136,32 @@ convert(os.path.join(root, "path/to/array"), dst)
 out = zarr.open(dst, mode="r")
 check(same(out[:], data), "array inside a group is read")
 check(out.attrs.asdict() == {"note": "kept"}, ".zattrs kept", out.attrs.asdict())
-# An integer beyond int64 in .zattrs (python writes any): read as a real,
-# in a plain array and in an OME-Zarr group (the group was taken for a
-# plain array and refused, the array refused as malformed JSON).
-arr.attrs["serial"] = 2**64 - 1
+# Integers beyond int64 in .zattrs (python writes any) are kept digit for
+# digit, and the others stay integers, in a plain array and in an
+# OME-Zarr group (the group was taken for a plain array and refused, the
+# array refused as malformed JSON; then the whole file was read as reals).
+big = {"serial": 2**64 - 1, "low": -2**63 - 5, "edge": -2**63, "id": 12345678901234567,
+       "n": 5, "deep": [1, {"x": 10**30}]}
+arr.attrs.update(big)
 convert(os.path.join(root, "path/to/array"), dst)
 out = zarr.open(dst, mode="r")
-check(same(out[:], data) and out.attrs.asdict().get("serial") == float(2**64 - 1),
-      "an integer over int64 in .zattrs: read, kept as a real", out.attrs.asdict())
+got = out.attrs.asdict()
+check(same(out[:], data) and all(got.get(k) == v and type(got.get(k)) is type(v)
+                                 for k, v in big.items()),
+      "integers over int64 in .zattrs: kept digit for digit, the others integers", got)
+# ... and in a Zarr v3 array's attributes, beside zarr_format (3 was read
+# as 3.0 and refused).
+v3 = path("v3_big.zarr")
+os.makedirs(v3, exist_ok=True)
+with open(os.path.join(v3, "zarr.json"), "w") as f:
+    json.dump({"zarr_format": 3, "node_type": "array", "shape": [2, 3], "data_type": "uint16",
+               "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2, 3]}},
+               "chunk_key_encoding": {"name": "default"}, "fill_value": 9,
+               "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}],
+               "attributes": {"id": 2**64 - 1}}, f)
+r = halo("info", v3, "--json", check_rc=0)
+check(r.returncode == 0 and json.loads(r.stdout or "{}").get("shape") == [2, 3],
+      "a Zarr v3 array with an integer over int64 in its attributes", r.stderr)
 ome = path("serial.ome.zarr")
 convert(path("group_out.zarr"), ome)
 zarr.open_group(ome, mode="a").attrs["serial"] = 2**64 - 1
