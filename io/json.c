@@ -2,6 +2,7 @@
 #include "io/json.h"
 #include "io/fs.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,10 +30,11 @@ static int over_int64(const char *s, size_t n, int negative)
 }
 
 /* The length of the token at text[i] outside strings to mark (0: none):
- * NaN, Infinity, -Infinity, or an integer beyond int64, which python
- * writes (a uint64 id in .zattrs) and jansson refuses. Marked, such an
- * integer is written back digit for digit; read as a real it lost digits,
- * and reading the whole file so made every integer in it a real. */
+ * NaN, Infinity, -Infinity, or a number python writes and jansson
+ * refuses: an integer beyond int64 (a uint64 id in .zattrs) or a real
+ * beyond double's range (1e400, which python reads as inf). Marked, it is
+ * written back as it was; an integer read as a real lost digits, and
+ * reading the whole file so made every integer in it a real. */
 static size_t token_at(const char *text, size_t len, size_t i)
 {
 	if (i > 0 && word_char(text[i - 1]))
@@ -46,9 +48,20 @@ static size_t token_at(const char *text, size_t len, size_t i)
 	size_t d = i + (text[i] == '-'), e = d;
 	while (e < len && text[e] >= '0' && text[e] <= '9')
 		e++;
-	if (e == d || (e < len && word_char(text[e])) || !over_int64(text + d, e - d, d > i))
+	if (e == d)
 		return 0;
-	return e - i;
+	if (e == len || !word_char(text[e]))
+		return over_int64(text + d, e - d, d > i) ? e - i : 0;
+	while (e < len && word_char(text[e]))
+		e++;
+	char num[512];
+	if (e - i >= sizeof num)
+		return 0;
+	memcpy(num, text + i, e - i);
+	num[e - i] = '\0';
+	errno = 0;
+	double v = strtod(num, NULL);
+	return errno == ERANGE && isinf(v) ? e - i : 0;
 }
 
 /* Whether the text after a mark, s, is a marked token (its length in *n). */
@@ -60,9 +73,11 @@ static int marked(const char *s, size_t *n)
 			return 1;
 	}
 	*n = s[0] == '-';
-	while (s[*n] >= '0' && s[*n] <= '9')
+	if (s[*n] < '0' || s[*n] > '9')
+		return 0;
+	while (word_char(s[*n]))
 		(*n)++;
-	return *n > (size_t)(s[0] == '-') && s[*n] == '"';
+	return s[*n] == '"';
 }
 
 /* Copies text into out (when not NULL) with the tokens marked; returns the

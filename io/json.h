@@ -1,7 +1,7 @@
 /* Zarr metadata's JSON as python writes it: json.dumps emits NaN,
  * Infinity and -Infinity as bare tokens (python zarr puts them in .zattrs),
- * which JSON and jansson refuse, and integers of any size, which jansson
- * refuses beyond int64. */
+ * which JSON and jansson refuse, and numbers of any size, which jansson
+ * refuses beyond int64 and double. */
 #ifndef HALO_IO_JSON_H
 #define HALO_IO_JSON_H
 
@@ -13,7 +13,7 @@
 /* Parses text of len bytes like json_loadb with JSON_DECODE_ANY (any
  * value at the top; callers check for an object) and JSON_ALLOW_NUL (a
  * NUL in a string, as python allows), with each bare NaN, Infinity or
- * -Infinity, and each integer beyond int64, read as a marked string:
+ * -Infinity, and each number beyond int64 or double, read as a marked string:
  * halo_json_dumps writes it back as the token, and halo_json_nonfinite
  * reads the first three as numbers. */
 json_t *halo_json_loadb(const char *text, size_t len, json_error_t *je);

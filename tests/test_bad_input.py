@@ -164,6 +164,31 @@ r = halo("convert", good_array("for-tiff.zarr"), t, "--quiet", "--overwrite", ch
 data = open(t, "rb").read()
 open(t, "wb").write(data[: len(data) - 100])
 expect_error("truncated TIFF written by halo", t, "is unreadable or truncated: Read error; got")
+# Deflate strips and tiles damaged inside (zeros over the second half, or
+# bytes flipped) decoded to garbage without an error: libtiff stops once
+# a strip is full. Their checksums are checked; intact ones read as written.
+deflate = np.arange(9 * 70 * 90, dtype="<u2").reshape(9, 70, 90)
+for kind, opts in [("strips", {}), ("tiles", {"tile": (32, 32)}),
+                   ("strips with a predictor", {"predictor": 2}),
+                   ("3-row strips", {"rowsperstrip": 3})]:
+    t = path("deflate.tif")
+    tifffile.imwrite(t, deflate, compression="zlib", **opts)
+    r = halo("convert", t, path("deflate.zarr"), "--overwrite", "--quiet", check_rc=0)
+    check(r.returncode == 0 and np.array_equal(zarr.open(path("deflate.zarr"), mode="r")[:], deflate),
+          f"deflate TIFF in {kind}: read as written", r.stderr)
+    with tifffile.TiffFile(t) as f:
+        o, n = f.pages[4].dataoffsets[-1], f.pages[4].databytecounts[-1]
+    for damage in ["zeros", "flipped"]:
+        b = bytearray(open(t, "rb").read())
+        if damage == "zeros":
+            b[o + n // 2:o + n] = bytes(n - n // 2)
+        else:
+            for i in range(n // 3, n // 3 + 20):
+                b[o + i] ^= 0x5A
+        bad = path(f"deflate-{damage}.tif")
+        open(bad, "wb").write(bytes(b))
+        expect_error(f"deflate TIFF in {kind}, {damage} inside a strip", bad,
+                     "page 4 is unreadable or truncated: ")  # libtiff's word or the checksum's
 t = path("rgb.tif")
 tifffile.imwrite(t, np.zeros((16, 16, 3), dtype="u1"), photometric="rgb")
 expect_error("RGB TIFF", t, "single-channel")

@@ -253,6 +253,13 @@ r = halo("info", p, check_rc=0)
 check(r.returncode == 1 and "3 samples per pixel" in r.stderr and "minisblack" in r.stderr and
       len(r.stderr.splitlines()) == 1, "a last axis of 3 stored as RGB: refused, saying how to save it",
       r.stderr)
+# Two samples saved as minisblack: that advice would not help.
+p = path("twosamples.tif")
+tifffile.imwrite(p, np.zeros((30, 40, 2), np.uint8), photometric="minisblack", extrasamples=[2])
+r = halo("info", p, check_rc=0)
+check(r.returncode == 1 and "2 samples per pixel" in r.stderr and "minisblack" not in r.stderr and
+      "split the channels" in r.stderr, "two samples in minisblack: refused, not told to use minisblack",
+      r.stderr)
 
 # Stacks that are not one channel at one time, and volumetric (SGI)
 # TIFFs, are refused rather than read as z.

@@ -149,6 +149,16 @@ got = out.attrs.asdict()
 check(same(out[:], data) and all(got.get(k) == v and type(got.get(k)) is type(v)
                                  for k, v in big.items()),
       "integers over int64 in .zattrs: kept digit for digit, the others integers", got)
+# Reals beyond double (python reads 1e400 as inf) were refused as malformed.
+src_attrs = os.path.join(root, "path/to/array/.zattrs")
+with open(src_attrs, "w") as f:
+    f.write('{"d": 1e400, "m": -1.5E+999, "x": 2.5}')
+convert(os.path.join(root, "path/to/array"), dst)
+text = open(os.path.join(dst, ".zattrs")).read()
+check("1e400" in text and "-1.5E+999" in text and
+      zarr.open(dst, mode="r").attrs.asdict() == {"d": np.inf, "m": -np.inf, "x": 2.5},
+      "reals beyond double in .zattrs: kept as written", text)
+arr.attrs.put({"note": "kept"})
 # ... and in a Zarr v3 array's attributes, beside zarr_format (3 was read
 # as 3.0 and refused).
 v3 = path("v3_big.zarr")
