@@ -3,6 +3,7 @@
  * when an output cannot keep the input's voxel size. */
 #include "config.h"
 #include "cli/compute.h"
+#include "io/volume.h"
 #include "runtime/runtime.h"
 #include "runtime/stream.h"
 #include "tasks/plan.h"
@@ -20,14 +21,28 @@ void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory)
 	halo_plan_memory(plan, &front, &per, NULL);
 	if (front + per <= budget)
 		return;
+	/* An input's stored chunk larger than the array, decoded whole, is
+	 * no chunk that the command's --chunks shrink. */
+	uint64_t whole = 0;
+	for (int i = 0; i < plan->n; i++)
+		if (plan->nodes[i]->kind == HALO_PN_SOURCE && plan->nodes[i]->expr->reader) {
+			uint64_t w = halo_reader_scratch_bytes(plan->nodes[i]->expr->reader);
+			whole = w > whole ? w : whole;
+		}
 	/* The shared chunks are mostly layers along the walk's outer axis. */
-	char a[32], b[32], c[32];
+	char a[32], b[32], c[32], d[32], why[128];
+	if (2 * whole > per)
+		snprintf(why, sizeof why, "%s of it decodes a stored chunk of the input, larger "
+			 "than the array, whole", halo__bytes(whole, d, sizeof d));
+	else
+		snprintf(why, sizeof why, "smaller chunks%s lower it",
+			 front > per ? " along the first axis" : "");
 	fprintf(stderr, "halo: warning: %s of chunks shared by neighbouring chunks (halos, "
 			"rechunks) stay resident and each output chunk in flight holds %s, more "
-			"than %s %s; smaller chunks%s lower it\n",
+			"than %s %s; %s\n",
 		halo__bytes(front, a, sizeof a), halo__bytes(per, b, sizeof b),
 		memory ? "--memory" : "the default memory budget (a quarter of the memory it may use)",
-		halo__bytes(budget, c, sizeof c), front > per ? " along the first axis" : "");
+		halo__bytes(budget, c, sizeof c), why);
 }
 
 void halo_cli_note_voxel(const char *in, const halo_volume_info_t *info, halo_format_t out,

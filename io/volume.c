@@ -380,6 +380,11 @@ void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s)
 	}
 }
 
+uint64_t halo_reader_scratch_bytes(const halo_reader_t *r)
+{
+	return r->zarr && r->crop ? (uint64_t)halo_zarr_chunk_bytes(r->zarr) : 0;
+}
+
 /* A stored chunk larger than the array on some axis (then its only chunk
  * on that axis): decoded whole, and the part inside the array copied out
  * as a chunk of info->chunks. */

@@ -1119,6 +1119,9 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 		 * (malloc'd: outside StarPU's limit). */
 		if (p->kind == HALO_PN_STORE)
 			apart += largest_chunk(p, NULL, halo_dtype_size((halo_dtype_t){e->dtype, 0}));
+		/* A stored chunk larger than the array, decoded whole. */
+		if (p->kind == HALO_PN_SOURCE && e->reader)
+			apart += halo_reader_scratch_bytes(e->reader);
 		/* And one it assembles into (a buffer of each worker's). */
 		if (p->gathers)
 			apart += largest_chunk(p, NULL, halo_dtype_size(e->info.dtype));
