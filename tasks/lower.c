@@ -274,9 +274,9 @@ out:
 /* map_overlap assembles its haloed blocks from any chunk grid and converts
  * to float32 on the way, so a rechunk, or a chain of casts to float types
  * (each exact or rounding once to float32), that feeds only map_overlap
- * steps needs no task of its own: one memory pass and one copy of every
- * chunk less. The seed pipeline (from_zarr, rechunk, astype float32,
- * map_overlap) becomes read, map_overlap, write. */
+ * steps (or rechunks: reads_through) needs no task of its own: one memory
+ * pass and one copy of every chunk less. The seed pipeline (from_zarr,
+ * rechunk, astype float32, map_overlap) becomes read, map_overlap, write. */
 static int bypassable(const halo_pnode_t *q)
 {
 	if (q->kind == HALO_PN_GATHER)
@@ -298,6 +298,20 @@ static void node_free(halo_pnode_t *p)
 	for (int d = 0; d < 3; d++)
 		halo_axis_free(&p->thin[d]);
 	free(p);
+}
+
+/* Whether r, a reader of q (bypassable), can read q's input instead:
+ * map_overlap, or a rechunk of one cast, which the rechunk does as it
+ * assembles (a float32 layer of uint16 chunks, rechunked into a TIFF's
+ * pages, held the float32 layer besides the uint16 one). One cast only:
+ * f64 -> f32 -> f64 in one step would skip a rounding. Not a rechunk of a
+ * rechunk: the fine chunks an output chunk then needs at once can be
+ * many more, each a StarPU handle of ~16 KiB (1x5x5 chunks rechunked to
+ * 10x30x30, then 20x60x60: 55 MB of RSS, 75 MB without the middle one). */
+static int reads_through(const halo_pnode_t *r, const halo_pnode_t *q)
+{
+	return r->kind == HALO_PN_OVERLAP ||
+	       (r->kind == HALO_PN_GATHER && q->kind == HALO_PN_FUSED && q->prog.nops <= 2);
 }
 
 /* Removes q from the plan (its readers no longer use it). */
@@ -371,8 +385,12 @@ static void fuse_into_stores(halo_plan_t *plan)
 					readers++;
 					store = plan->nodes[k];
 				}
-		/* The chunk is assembled in the output's type. */
+		/* The chunk is assembled in the output's type: from a
+		 * rechunk's, where the rechunk converts (a cast it reads
+		 * through), lest a value be rounded twice in one step. */
 		if (readers != 1 || store->kind != HALO_PN_STORE ||
+		    (q->in[0]->expr->dtype != q->expr->dtype &&
+		     store->expr->info.dtype.kind != q->expr->dtype) ||
 		    store->expr->wopts.format == HALO_FMT_TIFF ||
 		    largest_chunk(store, NULL, halo_dtype_size(store->expr->info.dtype)) >
 			    STORE_GATHER_MAX)
@@ -468,7 +486,7 @@ static int bypass(halo_plan_t *plan)
 			for (int k = 0; k < plan->n; k++)
 				for (int m = 0; m < plan->nodes[k]->nin; m++)
 					if (plan->nodes[k]->in[m] == q) {
-						if (plan->nodes[k]->kind == HALO_PN_OVERLAP)
+						if (reads_through(plan->nodes[k], q))
 							readers++;
 						else
 							others++;
@@ -476,7 +494,7 @@ static int bypass(halo_plan_t *plan)
 			if (!bypassable(q) || !readers || others)
 				continue;
 			for (int k = 0; k < plan->n; k++)
-				if (plan->nodes[k]->kind == HALO_PN_OVERLAP && plan->nodes[k]->in[0] == q)
+				if (plan->nodes[k]->in[0] == q)
 					plan->nodes[k]->in[0] = q->in[0];
 			drop(plan, i);
 			changed = 1;

@@ -315,6 +315,32 @@ for boundary, dask_boundary, cast in [("reflect", "reflect", None), ("none", "no
           f"... and equals dask's on the input's chunks ({boundary}{', ' + cast if cast else ''})",
           got.dtype)
 
+# A rechunk reads through one cast to a float type, converting as it
+# assembles: a TIFF of astype float32 held the float32 layer beside the
+# uint16 one. Not where a store would then convert again in the same step
+# (float64 2.5000001 through float32 2.5 stored as uint16 is 2, not 3).
+pc32 = pipeline("cast-tiff", [
+    {"name": "a", "op": "from_zarr", "path": pthick},
+    {"name": "f", "op": "astype", "input": "a", "dtype": "float32"},
+    {"name": "o", "op": "to_tiff", "input": "f", "path": path("cast.tif"), "overwrite": True}])
+ts = json.loads(halo("graph", "stats", pc32, "--json", check_rc=0).stdout or "{}")
+check(ts.get("plan_nodes") == 3 and ts.get("tasks_by_kind", {}).get("elementwise", 0) == 0,
+      "astype float32 into a TIFF: read, rechunk (converting), write", ts)
+run(pc32)
+got = tifffile.imread(path("cast.tif"))
+check(got.dtype == np.float32 and np.array_equal(got, thick.astype(np.float32)),
+      "... and the TIFF equals numpy's astype", got.dtype)
+halves = np.resize(np.array([2.5000001, 3.4999999, -0.5, 70000.2, 1.5], np.float64), (6, 10, 9))
+phalves = write_zarr(halves, (3, 5, 9), "halves.zarr")
+out = path("halves_out.zarr")
+run(pipeline("halves", [
+    {"name": "a", "op": "from_zarr", "path": phalves},
+    {"name": "f", "op": "astype", "input": "a", "dtype": "float32"},
+    {"name": "o", "op": "to_zarr", "input": "f", "path": out, "chunks": [2, 4, 4],
+     "dtype": "uint16", "overwrite": True}]))
+same(out, np.clip(np.rint(halves.astype(np.float32)), 0, 65535).astype(np.uint16),
+     "float64 -> astype float32 -> rechunked uint16 store: rounded from float32, once each")
+
 # Chained overlaps widen the region an output chunk needs, they do not
 # multiply it: six in a row on a 0.1 MB array ran (the estimate grew 27x
 # per step, to 300 GB, and the run was refused).
