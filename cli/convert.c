@@ -117,6 +117,8 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 	const halo_volume_info_t *ii = halo_reader_info(r);
 	*info = *ii;
 	info->dtype.big_endian = 0;
+	if (halo_path_check_output(o->out, err))
+		return err->code;
 	wo->format = o->ome ? HALO_FMT_OME_ZARR : halo_format_from_path(o->out);
 	wo->ome_tiff = halo_path_ome_tiff(o->out);
 	if (o->ome && halo_format_from_path(o->out) == HALO_FMT_TIFF)

@@ -579,7 +579,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	 * lock and temporary output; StarPU's start installs its own
 	 * handlers, which halo's replace again. */
 	halo_signals_install();
-	if (halo_output_check(outp, o->overwrite, err))
+	if (halo_path_check_output(outp, err) || halo_output_check(outp, o->overwrite, err))
 		goto fail;
 	if (halo_runtime_init(&o->rt, &rt, err))
 		goto fail;

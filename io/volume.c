@@ -88,6 +88,20 @@ int halo_path_ome_tiff(const char *path)
 	return halo_path_has_ext(path, ".ome.tif") || halo_path_has_ext(path, ".ome.tiff");
 }
 
+int halo_path_check_output(const char *path, halo_error_t *err)
+{
+	static const char *const foreign[] = {
+		".h5", ".hdf5", ".hdf", ".n5", ".nii", ".nii.gz", ".npy", ".npz", ".mrc",
+		".png", ".jpg", ".jpeg", ".czi", ".nd2", ".lif", ".ims", ".klb", ".raw",
+	};
+	for (size_t i = 0; i < sizeof foreign / sizeof *foreign; i++)
+		if (halo_path_has_ext(path, foreign[i]))
+			return halo_error_set(err, HALO_EINVAL, "%s: halo writes Zarr (a folder), "
+					      "OME-Zarr (*.ome.zarr) and TIFF (*.tif), not %s files",
+					      path, foreign[i]);
+	return HALO_OK;
+}
+
 halo_format_t halo_format_from_path(const char *path)
 {
 	if (halo_path_has_ext(path, ".tif") || halo_path_has_ext(path, ".tiff"))

@@ -81,6 +81,10 @@ halo_format_t halo_format_from_path(const char *path);
 /* Whether path names an OME-TIFF (.ome.tif, .ome.tiff), which Bio-Formats
  * reads as one: its description must be OME-XML. */
 int halo_path_ome_tiff(const char *path);
+/* An error for an output named as a format halo does not write (x.h5,
+ * x.n5, x.png, ...), which would otherwise be written as a Zarr folder
+ * under that name; HALO_OK otherwise. */
+int halo_path_check_output(const char *path, halo_error_t *err);
 
 /* Holds chunks (3 axes) of elsize-byte elements to
  * HALO_ZARR_MAX_CHUNK_BYTES for an output of format: Zarr's in pieces blosc

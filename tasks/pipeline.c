@@ -323,6 +323,9 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 		rc = get_string(c, "shuffle", 0, &shuffle);
 	if (rc)
 		return rc;
+	halo_error_t e2 = {0};
+	if (halo_path_check_output(path, &e2))
+		return fail(c, HALO_EINVAL, "%s: %s", op, e2.msg);
 	if (tiff) {
 		wo.format = HALO_FMT_TIFF;
 		wo.ome_tiff = halo_path_ome_tiff(path);

@@ -189,6 +189,12 @@ for kind, opts in [("strips", {}), ("tiles", {"tile": (32, 32)}),
         open(bad, "wb").write(bytes(b))
         expect_error(f"deflate TIFF in {kind}, {damage} inside a strip", bad,
                      "page 4 is unreadable or truncated: ")  # libtiff's word or the checksum's
+# An output named as a format halo does not write was written as a Zarr
+# folder under that name.
+for ext in [".h5", ".n5", ".nii.gz"]:
+    expect_error(f"an output named {ext}", good_array("for-h5.zarr"),
+                 f"halo writes Zarr (a folder), OME-Zarr (*.ome.zarr) and TIFF (*.tif), not {ext} files",
+                 out_name="bad_out" + ext)
 t = path("rgb.tif")
 tifffile.imwrite(t, np.zeros((16, 16, 3), dtype="u1"), photometric="rgb")
 expect_error("RGB TIFF", t, "single-channel")
