@@ -238,14 +238,24 @@ static int parse_ome(halo_tiff_t *t, const char *xml, long *planes, halo_error_t
 						 "PhysicalSizeXUnit"};
 	char units[3][sizeof t->info.unit];
 	const char *given[3] = {NULL, NULL, units[2]}; /* the sizes to convert */
+	int has[3] = {0, 0, 0};
 	for (int d = 0; d < 3; d++) {
 		if (xml_attr(xml, "Pixels", size[d], v, sizeof v) && strtod(v, NULL) > 0) {
 			t->info.voxel[d] = strtod(v, NULL);
 			given[d] = units[d];
+			has[d] = 1;
 		}
 		snprintf(units[d], sizeof units[d], "%s", "\xc2\xb5m"); /* OME's default */
 		xml_attr(xml, "Pixels", unit_attr[d], units[d], sizeof units[d]);
 	}
+	/* One in-plane size alone (tifffile writes those it is given):
+	 * pixels are square; y became 1 um beside x's 0.1. */
+	for (int d = 1; d < 3; d++)
+		if (!has[d] && has[3 - d]) {
+			t->info.voxel[d] = t->info.voxel[3 - d];
+			memcpy(units[d], units[3 - d], sizeof units[d]);
+			given[d] = units[d];
+		}
 	halo_units_common(given, t->info.voxel, NULL, t->info.unit, sizeof t->info.unit);
 	return HALO_OK;
 }

@@ -444,6 +444,13 @@ tifffile.imwrite(path("gt.ome.tif"), np.zeros((3, 16, 16), "u2"), photometric="m
 i = info(path("gt.ome.tif"))
 check(i.get("shape") == [3, 16, 16] and np.allclose(i.get("voxel", 0), [500, 0.1, 0.1]),
       "OME-XML with '>' and attribute names inside a value: the sizes after it", i)
+# One in-plane size alone, as tifffile writes what it is given: pixels
+# are square (y was 1 um beside x's 0.1).
+tifffile.imwrite(path("xonly.ome.tif"), np.zeros((3, 16, 16), "u2"),
+                 metadata={"axes": "ZYX", "PhysicalSizeX": 0.1, "PhysicalSizeZ": 0.3})
+i = info(path("xonly.ome.tif"))
+check(np.allclose(i.get("voxel", 0), [0.3, 0.1, 0.1]) and i.get("unit") == "micrometer",
+      "OME-TIFF with PhysicalSizeX and no PhysicalSizeY: square pixels", i)
 # A SizeZ the file does not have: cut short, or one file of several.
 tifffile.imwrite(path("short.ome.tif"), np.zeros((4, 16, 16), "u2"), photometric="minisblack",
                  metadata=None, description=head + pix.format(open="<Pixels", close="</Pixels>",
