@@ -246,8 +246,10 @@ int halo_cli_info(int argc, char **argv)
 				"machine, not VOLUME; see 'halo info --help'\n");
 		return HALO_EXIT_USAGE;
 	}
+	/* A volume is the same file on every rank: described once. */
 	if (optind < argc)
-		return describe_volume(argv[optind], as_json);
+		return halo__runtime_launched_rank() > 0 ? HALO_EXIT_OK
+							  : describe_volume(argv[optind], as_json);
 
 	halo_topology_t topo;
 	if (halo_topology_get(&topo, &err)) {

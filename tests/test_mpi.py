@@ -73,6 +73,10 @@ for n in (2, 3):
 src = path("mpi-in.zarr")
 shutil.rmtree(src, ignore_errors=True)
 zarr.open(src, mode="w", shape=(4, 8, 8), chunks=(2, 4, 4), dtype="u2")[:] = 7
+# A volume is described once, not once per rank.
+r = mpirun(2, "info", src, "--json")
+check(r.returncode == 0 and r.stdout.count('"shape"') == 1, "mpirun -np 2 halo info VOLUME: once",
+      r.stdout[-1500:] + r.stderr[-1500:])
 r = mpirun(2, "convert", src, path("mpi-out.zarr"), "--overwrite")
 lines = [l for l in r.stderr.splitlines() if l.startswith("halo: ")]
 check(r.returncode != 0 and len(lines) == 1 and "does not run on 2 ranks yet" in lines[0] and
