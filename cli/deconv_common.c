@@ -596,8 +596,6 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		goto fail;
 	if (exact)
 		memset(dopts.depth, 0, sizeof dopts.depth);
-	if (why && !o->quiet && speaker)
-		fprintf(stderr, "halo: mode %s: %s\n", exact ? "exact" : "overlap", why);
 	/* Warnings once the run is sure to start: an error stays one line. */
 	if (!exact && thin && speaker)
 		fprintf(stderr, "halo: warning: --depth %d,%d,%d is less than half the PSF (%dx%dx%d): "
@@ -669,7 +667,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		}
 	}
 	if (!o->quiet && speaker) {
-		char mode[96], across[32] = "", depth[72];
+		char mode[160], across[32] = "", depth[72];
 		if (ranks > 1)
 			snprintf(across, sizeof across, " over %d ranks", ranks);
 		/* As --depth takes it: Y,X for a 2D image. */
@@ -677,10 +675,10 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		halo__dims(dd, info.ndim, depth, sizeof depth);
 		for (char *c = depth; *c; c++)
 			*c = *c == 'x' ? ',' : *c;
-		if (exact)
-			snprintf(mode, sizeof mode, "exact");
-		else
-			snprintf(mode, sizeof mode, "overlap depth %s", depth);
+		/* Why, where halo chose: in the summary, so that an input
+		 * refused during the run gets its one line alone. */
+		snprintf(mode, sizeof mode, "%s%s%s%s%s", exact ? "exact" : "overlap depth ",
+			 exact ? "" : depth, why ? " (" : "", why ? why : "", why ? ")" : "");
 		char shape[72], chunks[72], shown[2][PATH_MAX];
 		printf("deconvolve: %s -> %s: %s, chunks %s, %s, boundary %s, %ld iterations on %d "
 		       "CPU + %d CUDA workers%s: " SECONDS_FMT " s, %.1f Mvox*iter/s\n",

@@ -195,24 +195,34 @@ check(a is not None and b is not None and np.array_equal(a, b) and rel(a, ref) <
       (ra.stderr, rb.stderr, rel(a, ref) if a is not None else None))
 
 # Without --mode, a volume that fits the memory budget runs in exact mode
-# (one line says so), and an explicit --depth means overlap mode.
+# (the summary says so, and why), and an explicit --depth means overlap
+# mode.
 inp = write_input(img, chunks)
 out_path = path("mode.zarr")
-for opts, want in [((), "halo: mode exact: the working set fits the memory budget"),
-                   (("--depth", "2,2,2"), "halo: mode overlap: --depth given")]:
+for opts, want in [((), ", exact (the working set fits the memory budget), boundary"),
+                   (("--depth", "2,2,2"), ", overlap depth 2,2,2 (--depth given), boundary")]:
     shutil.rmtree(out_path, ignore_errors=True)
     r = halo("deconvolve", inp, write_psf(psf), out_path, "--iterations", "3", *opts)
-    check(r.returncode == 0 and want in r.stderr, f"mode chosen and said: {want}", r.stderr)
+    check(r.returncode == 0 and want in r.stdout and "mode" not in r.stderr,
+          f"mode chosen and said: {want}", r.stdout + r.stderr)
+# A NaN found during the run is its one line, without the mode's notice
+# before it.
+nan = img.astype(np.float32)
+nan[1, 2, 3] = np.nan
+r = halo("deconvolve", write_input(nan, chunks, "nan.zarr"), write_psf(psf), path("nan_out.zarr"),
+         "--iterations", "3", check_rc=1)
+check(r.returncode == 1 and len(r.stderr.splitlines()) == 1 and "holds NaN" in r.stderr,
+      "a NaN in the input: one line", r.stderr)
 # The budget is weighed against exact mode's own working set: 64x128x128
 # (three float32 volumes, 12.6 MB, and a haloed block per chunk, 8 MB)
 # takes exact mode within 40 MB (a rule that counted 256 bytes per haloed
 # voxel chose overlap).
 big = write_input(np.full((64, 128, 128), 100, np.uint16), (32, 64, 64), "budget.zarr")
-for mem, want in [("40M", "mode exact: the working set fits the memory budget"),
-                  ("14M", "mode overlap: the working set exceeds the memory budget")]:
+for mem, want in [("40M", "exact (the working set fits the memory budget)"),
+                  ("14M", "(the working set exceeds the memory budget)")]:
     r = halo("deconvolve", big, write_psf(make_psf((5, 5, 5))), out_path, "--iterations", "1",
              "--memory", mem, "--overwrite")
-    check(r.returncode == 0 and want in r.stderr, f"--memory {mem}: {want}", r.stderr)
+    check(r.returncode == 0 and want in r.stdout, f"--memory {mem}: {want}", r.stdout + r.stderr)
 # --chunks auto under a budget that not even its smallest chunks fit says so.
 r = halo("deconvolve", big, write_psf(make_psf((3, 3, 3))), out_path, "--iterations", "1",
          "--memory", "200K", "--mode", "overlap", "--chunks", "auto", "--overwrite")
@@ -244,7 +254,7 @@ check(err <= 2e-4, f"2D image in 20x22 chunks, depth 3,4: map_overlap equal (rel
       r.stderr)
 r = halo("deconvolve", path("in2d.zarr"), p2, path("out2d.zarr"), "--chunks", "20,22", "--depth",
          "3,4", "--iterations", "1", "--overwrite", check_rc=0)
-check("chunks 20x22, overlap depth 3,4, " in r.stdout,
+check("chunks 20x22, overlap depth 3,4 (--depth given), " in r.stdout,
       "2D: the summary gives the depth as --depth takes it (Y,X)", r.stdout)
 
 # A --memory below what one task's buffers need: StarPU may hold them
