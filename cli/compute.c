@@ -32,7 +32,7 @@ void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory)
 	/* The shared chunks are mostly layers along the walk's outer axis. */
 	char a[32], b[32], c[32], d[32], why[128];
 	if (2 * whole > per)
-		snprintf(why, sizeof why, "%s of it decodes a stored chunk of the input, larger "
+		snprintf(why, sizeof why, "%s of it reads and decodes a stored chunk of the input, larger "
 			 "than the array, whole", halo__bytes(whole, d, sizeof d));
 	else
 		snprintf(why, sizeof why, "smaller chunks%s lower it",

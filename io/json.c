@@ -19,14 +19,33 @@ static int word_char(char c)
 	       c == '_' || c == '.' || c == '+' || c == '-';
 }
 
-/* Whether the n digits at s (after a '-' when negative) are over
- * int64's range. */
-static int over_int64(const char *s, size_t n, int negative)
+/* The length of the JSON number at s (n bytes), or 0; *real when it has
+ * a fraction or an exponent. */
+static size_t number_len(const char *s, size_t n, int *real)
 {
-	const char *most = negative ? "9223372036854775808" : "9223372036854775807";
-	while (n > 1 && *s == '0')
-		s++, n--;
-	return n > 19 || (n == 19 && memcmp(s, most, 19) > 0);
+	size_t i = s[0] == '-', k;
+	*real = 0;
+	if (i >= n || s[i] < '0' || s[i] > '9')
+		return 0;
+	if (s[i++] != '0') /* no leading zeros */
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+	if (i < n && s[i] == '.') {
+		for (k = ++i; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+		if (i == k)
+			return 0;
+		*real = 1;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i += 1 + (i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-'));
+		for (k = i; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+		if (i == k)
+			return 0;
+		*real = 1;
+	}
+	return i;
 }
 
 /* The length of the token at text[i] outside strings to mark (0: none):
@@ -45,39 +64,27 @@ static size_t token_at(const char *text, size_t len, size_t i)
 		    (i + n == len || !word_char(text[i + n])))
 			return n;
 	}
-	size_t d = i + (text[i] == '-'), e = d;
-	while (e < len && text[e] >= '0' && text[e] <= '9')
-		e++;
-	if (e == d)
+	int real;
+	size_t n = number_len(text + i, len - i, &real);
+	if (!n || (i + n < len && word_char(text[i + n])))
+		return 0; /* none, or not one JSON allows: jansson says why */
+	if (!real) {
+		const char *digits = text + i + (text[i] == '-');
+		size_t nd = n - (text[i] == '-');
+		const char *most = text[i] == '-' ? "9223372036854775808" : "9223372036854775807";
+		return nd > 19 || (nd == 19 && memcmp(digits, most, 19) > 0) ? n : 0;
+	}
+	char small[64], *num = n < sizeof small ? small : malloc(n + 1);
+	if (!num)
 		return 0;
-	if (e == len || !word_char(text[e]))
-		return over_int64(text + d, e - d, d > i) ? e - i : 0;
-	while (e < len && word_char(text[e]))
-		e++;
-	char num[512];
-	if (e - i >= sizeof num)
-		return 0;
-	memcpy(num, text + i, e - i);
-	num[e - i] = '\0';
+	memcpy(num, text + i, n);
+	num[n] = '\0';
 	errno = 0;
 	double v = strtod(num, NULL);
-	return errno == ERANGE && isinf(v) ? e - i : 0;
-}
-
-/* Whether the text after a mark, s, is a marked token (its length in *n). */
-static int marked(const char *s, size_t *n)
-{
-	for (size_t t = 0; t < sizeof tokens / sizeof *tokens; t++) {
-		*n = strlen(tokens[t]);
-		if (!strncmp(s, tokens[t], *n) && s[*n] == '"')
-			return 1;
-	}
-	*n = s[0] == '-';
-	if (s[*n] < '0' || s[*n] > '9')
-		return 0;
-	while (word_char(s[*n]))
-		(*n)++;
-	return s[*n] == '"';
+	int over = errno == ERANGE && isinf(v);
+	if (num != small)
+		free(num);
+	return over ? n : 0;
 }
 
 /* Copies text into out (when not NULL) with the tokens marked; returns the
@@ -117,9 +124,14 @@ static void unmark(char *text)
 {
 	size_t ml = strlen(MARK), w = 0;
 	for (size_t r = 0; text[r];) {
-		size_t tl;
-		if (!strncmp(text + r, MARK, ml) && (r == 0 || text[r - 1] != '\\') &&
-		    marked(text + r + ml, &tl)) {
+		size_t tl = 0;
+		if (!strncmp(text + r, MARK, ml) && (r == 0 || text[r - 1] != '\\')) {
+			/* Only what mark() marks: another string keeps its text. */
+			const char *tok = text + r + ml, *close = strchr(tok, '"');
+			tl = close ? (size_t)(close - tok) : 0;
+			tl = tl && token_at(tok, tl, 0) == tl ? tl : 0;
+		}
+		if (tl) {
 			memmove(text + w, text + r + ml, tl);
 			w += tl;
 			r += ml + tl + 1;
@@ -162,19 +174,20 @@ char *halo_json_dumps(const json_t *j, size_t flags)
 	return text;
 }
 
-int halo_json_nonfinite(const json_t *v, double *out)
+int halo_json_marked_number(const json_t *v, double *out)
 {
 	static const char raw[] = "\0halo:"; /* MARK as a string's bytes */
 	size_t rl = sizeof raw - 1, len = json_string_length(v);
 	const char *s = json_string_value(v);
-	if (!s || len <= rl || memcmp(s, raw, rl) != 0)
+	if (!s || len <= rl || memcmp(s, raw, rl) != 0 || token_at(s + rl, len - rl, 0) != len - rl)
 		return 0;
 	for (size_t t = 0; t < sizeof tokens / sizeof *tokens; t++)
 		if (len - rl == strlen(tokens[t]) && !memcmp(s + rl, tokens[t], len - rl)) {
 			*out = t == 0 ? -INFINITY : t == 1 ? INFINITY : NAN;
 			return 1;
 		}
-	return 0;
+	*out = strtod(s + rl, NULL); /* a number marked: the string ends after it */
+	return 1;
 }
 
 int halo_json_load_file(const char *file, json_t **out, halo_error_t *err)

@@ -14,15 +14,17 @@
  * value at the top; callers check for an object) and JSON_ALLOW_NUL (a
  * NUL in a string, as python allows), with each bare NaN, Infinity or
  * -Infinity, and each number beyond int64 or double, read as a marked string:
- * halo_json_dumps writes it back as the token, and halo_json_nonfinite
- * reads the first three as numbers. */
+ * halo_json_dumps writes it back as the token, and
+ * halo_json_marked_number reads it as a number. */
 json_t *halo_json_loadb(const char *text, size_t len, json_error_t *je);
 
 /* json_dumps(j, flags), with the marked strings as bare tokens again. */
 char *halo_json_dumps(const json_t *j, size_t flags);
 
-/* Whether v is such a marked token; *out then holds its value. */
-int halo_json_nonfinite(const json_t *v, double *out);
+/* Whether v is such a marked token; *out then holds its value as python
+ * reads it (nan, inf, 1e400 as inf, an integer beyond int64 as the
+ * nearest double). */
+int halo_json_marked_number(const json_t *v, double *out);
 
 /* Reads and parses file as halo_json_loadb does into *out; a missing
  * file gives HALO_ENOENT and no message, so callers can probe for

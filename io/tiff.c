@@ -133,20 +133,28 @@ static double imagej_number(const char *desc, const char *key)
 	return imagej_text(desc, key, v, sizeof v) ? strtod(v, NULL) : 0;
 }
 
+/* A "key=N" line's count, within long's range (a cast of 1e300 is
+ * undefined); 0 when absent. */
+static long imagej_count(const char *desc, const char *key)
+{
+	double v = imagej_number(desc, key);
+	return v >= (double)LONG_MAX ? LONG_MAX : v > 0 ? (long)v : 0;
+}
+
 /* ImageJ writes "ImageJ=1.x\nimages=N\nslices=N\nspacing=0.2\nunit=micron\n"
  * (and channels=, frames= for hyperstacks). */
 static int parse_imagej(halo_tiff_t *t, const char *desc, long *images, halo_error_t *err)
 {
 	halo_tiff_info_t *info = &t->info;
-	long channels = (long)imagej_number(desc, "channels");
-	long frames = (long)imagej_number(desc, "frames");
+	long channels = imagej_count(desc, "channels");
+	long frames = imagej_count(desc, "frames");
 	if (channels > 1 || frames > 1)
 		return halo_error_set(err, HALO_EUNSUPPORTED,
 				      "%s: an ImageJ hyperstack of %ld channels and %ld time points; "
 				      "halo reads one channel at one time (split the stack first)",
 				      t->path, channels > 1 ? channels : 1, frames > 1 ? frames : 1);
-	*images = (long)imagej_number(desc, "images");
-	long slices = (long)imagej_number(desc, "slices");
+	*images = imagej_count(desc, "images");
+	long slices = imagej_count(desc, "slices");
 	if (slices > 0 && *images > 0 && slices != *images)
 		return halo_error_set(err, HALO_EFORMAT, "%s: the ImageJ description says %ld slices "
 				      "but %ld images", t->path, slices, *images);
@@ -651,21 +659,27 @@ static int intact(halo_tiff_t *t, uint32_t i, int tiled, const unsigned char *da
 			  &counts) || !counts)
 		return 0;
 	size_t n = (size_t)counts[i];
+	if (n > UINT_MAX || n < 6)
+		return 0;
 	if (n > t->raw_cap) {
 		unsigned char *raw = realloc(t->raw, n);
-		if (!raw)
+		if (!raw) {
+			snprintf(t->last_error, sizeof t->last_error, "out of memory");
 			return 0;
+		}
 		t->raw = raw;
 		t->raw_cap = n;
 	}
 	tmsize_t got = tiled ? TIFFReadRawTile(t->tif, i, t->raw, (tmsize_t)n)
 			     : TIFFReadRawStrip(t->tif, i, t->raw, (tmsize_t)n);
-	if (got <= 0 || (size_t)got != n || n > UINT_MAX)
+	if (got <= 0 || (size_t)got != n)
 		return 0;
-	uint16_t predictor = PREDICTOR_NONE;
+	uint16_t predictor = PREDICTOR_NONE, bits = 8;
 	TIFFGetFieldDefaulted(t->tif, TIFFTAG_PREDICTOR, &predictor);
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_BITSPERSAMPLE, &bits);
 	const unsigned char *sum = t->raw + n - 4;
-	if (predictor == PREDICTOR_NONE && n > 6 && !TIFFIsByteSwapped(t->tif) && len <= UINT_MAX &&
+	int swapped = TIFFIsByteSwapped(t->tif) && bits > 8;
+	if (predictor == PREDICTOR_NONE && !swapped && len <= UINT_MAX &&
 	    adler32(1, data, (uInt)len) ==
 		    ((uLong)sum[0] << 24 | (uLong)sum[1] << 16 | (uLong)sum[2] << 8 | sum[3]))
 		return 1;

@@ -396,7 +396,9 @@ void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s)
 
 uint64_t halo_reader_scratch_bytes(const halo_reader_t *r)
 {
-	return r->zarr && r->crop ? (uint64_t)halo_zarr_chunk_bytes(r->zarr) : 0;
+	/* The file read whole (up to the chunk and blosc's header), then
+	 * the chunk decoded. */
+	return r->zarr && r->crop ? 2 * (uint64_t)halo_zarr_chunk_bytes(r->zarr) + 16 : 0;
 }
 
 /* A stored chunk larger than the array on some axis (then its only chunk

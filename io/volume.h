@@ -50,8 +50,9 @@ typedef struct halo_stored {
 } halo_stored_t;
 void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s);
 /* Bytes a read of one chunk holds besides its buffer, in the reading
- * thread's scratch: a stored chunk larger than the array is decoded whole
- * (chunks of 200x1500x1500 over a 100x1000x1000 array: 900 MB), else 0. */
+ * thread's scratch: a stored chunk larger than the array is read and
+ * decoded whole (chunks of 200x1500x1500 over a 100x1000x1000 array: 900
+ * MB, and up to as much for the file), else 0. */
 uint64_t halo_reader_scratch_bytes(const halo_reader_t *r);
 /* Reads chunk idx (z, y, x) into buf, which holds one whole chunk
  * (chunks[0]*chunks[1]*chunks[2] elements); parts beyond the volume's edge

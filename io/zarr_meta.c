@@ -69,8 +69,9 @@ static int parse_fill(const json_t *v, const char *file, halo_zarr_meta_t *m,
 		m->fill = json_number_value(v);
 	} else if (json_is_boolean(v)) {
 		m->fill = json_is_true(v);
-	} else if (halo_json_nonfinite(v, &m->fill)) {
-		/* a bare NaN or Infinity, as python's json writes them */
+	} else if (halo_json_marked_number(v, &m->fill)) {
+		/* a bare NaN or Infinity, as python's json writes them, or
+		 * a number beyond int64 or double */
 	} else if (json_is_string(v)) {
 		const char *s = json_string_value(v);
 		if (strcmp(s, "NaN") == 0)

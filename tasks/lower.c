@@ -290,6 +290,18 @@ static int bypassable(const halo_pnode_t *q)
 	return 1;
 }
 
+/* p's tasks' grid, and what follows from it; -1 when out of memory. */
+static int set_grid(halo_pnode_t *p, const struct halo_axis *grid)
+{
+	p->grid = grid;
+	p->nchunks = grid[0].nblocks * grid[1].nblocks * grid[2].nblocks;
+	for (int d = 0; d < 3; d++)
+		p->padded[d] = is_regular(&grid[d]);
+	free(p->uses);
+	p->uses = calloc((size_t)p->nchunks, sizeof *p->uses);
+	return p->uses ? 0 : -1;
+}
+
 static void node_free(halo_pnode_t *p)
 {
 	if (!p)
@@ -356,6 +368,20 @@ static void fuse_into_reductions(halo_plan_t *plan)
 	}
 }
 
+/* The only reader of q, or NULL when it has none or several. */
+static halo_pnode_t *sole_reader(const halo_plan_t *plan, const halo_pnode_t *q)
+{
+	halo_pnode_t *r = NULL;
+	for (int k = 0; k < plan->n; k++)
+		for (int m = 0; m < plan->nodes[k]->nin; m++)
+			if (plan->nodes[k]->in[m] == q) {
+				if (r)
+					return NULL;
+				r = plan->nodes[k];
+			}
+	return r;
+}
+
 /* Chunks up to this size that a store writes straight from a rechunk are
  * assembled by the write task itself, in a buffer of its thread that the
  * encoder then reads from cache: no gather task, no block of their own,
@@ -375,20 +401,14 @@ static void fuse_into_stores(halo_plan_t *plan)
 	if (halo__runtime_mpi_launched())
 		return;
 	for (int i = 0; i < plan->n; i++) {
-		halo_pnode_t *q = plan->nodes[i], *store = NULL;
+		halo_pnode_t *q = plan->nodes[i];
 		if (q->kind != HALO_PN_GATHER)
 			continue;
-		int readers = 0;
-		for (int k = 0; k < plan->n; k++)
-			for (int m = 0; m < plan->nodes[k]->nin; m++)
-				if (plan->nodes[k]->in[m] == q) {
-					readers++;
-					store = plan->nodes[k];
-				}
+		halo_pnode_t *store = sole_reader(plan, q);
 		/* The chunk is assembled in the output's type: from a
 		 * rechunk's, where the rechunk converts (a cast it reads
 		 * through), lest a value be rounded twice in one step. */
-		if (readers != 1 || store->kind != HALO_PN_STORE ||
+		if (!store || store->kind != HALO_PN_STORE ||
 		    (q->in[0]->expr->dtype != q->expr->dtype &&
 		     store->expr->info.dtype.kind != q->expr->dtype) ||
 		    store->expr->wopts.format == HALO_FMT_TIFF ||
@@ -405,29 +425,15 @@ static void fuse_into_stores(halo_plan_t *plan)
 	}
 }
 
-/* The only reader of q, or NULL when it has none or several. */
-static halo_pnode_t *sole_reader(const halo_plan_t *plan, const halo_pnode_t *q)
-{
-	halo_pnode_t *r = NULL;
-	for (int k = 0; k < plan->n; k++)
-		for (int m = 0; m < plan->nodes[k]->nin; m++)
-			if (plan->nodes[k]->in[m] == q) {
-				if (r)
-					return NULL;
-				r = plan->nodes[k];
-			}
-	return r;
-}
-
-/* A uniform filter whose depth covers its radius gives the same voxels
- * whatever its chunks. When only a rechunk to thinner z-chunks reads it
- * (a TIFF's 16 pages; through one-input elementwise steps), it and those
- * steps compute in slabs that thin, or as thin as 4 x its depth allows
- * (halos at most half the work): the rechunk's chunk then needs a layer
- * of slabs that thin instead of a layer of the filter's thick chunks (1
- * GiB of uint16 in 64x256x256 chunks filtered into a float32 TIFF held
- * 1.07 GB of RSS at --memory 1G and 256M; now 0.72 and 0.52 GB). -1 when
- * out of memory. */
+/* A uniform filter whose depth along z covers its radius gives the same
+ * voxels whatever its z-chunks. When only a rechunk to thinner z-chunks
+ * reads it (a TIFF's 16 pages; through one-input elementwise steps), it
+ * and those steps compute in slabs that thin, or as thin as 4 x its
+ * depth allows (halos at most half the work): the rechunk's chunk then
+ * needs a layer of slabs that thin instead of a layer of the filter's
+ * thick chunks (1 GiB of uint16 in 64x256x256 chunks filtered into a
+ * float32 TIFF held 1.07 GB of RSS at --memory 1G and 256M; now 0.72 and
+ * 0.52 GB). -1 when out of memory. */
 static int thin_for_rechunk(halo_plan_t *plan)
 {
 	for (int i = 0; i < plan->n; i++) {
@@ -436,9 +442,8 @@ static int thin_for_rechunk(halo_plan_t *plan)
 		if (p->kind != HALO_PN_OVERLAP || e->ov != HALO_OV_UNIFORM || p->thinned ||
 		    !is_regular(&p->grid[0]))
 			continue;
-		int exact = 1;
-		for (int d = 0; d < 3; d++)
-			exact &= d < 3 - e->ndim || e->depth[d] >= e->size / 2;
+		/* Only z's blocks change: its depth must cover the radius. */
+		int exact = e->depth[0] >= e->size / 2;
 		halo_pnode_t *chain[HALO_EW_MAXOPS + 2], *g = p;
 		int n = 0;
 		do {
@@ -463,12 +468,8 @@ static int thin_for_rechunk(halo_plan_t *plan)
 				return -1;
 			}
 			halo_axis_free(&z);
-			q->grid = q->thin;
 			q->thinned = 1;
-			q->nchunks = q->grid[0].nblocks * q->grid[1].nblocks * q->grid[2].nblocks;
-			q->padded[0] = is_regular(&q->grid[0]);
-			free(q->uses);
-			if (!(q->uses = calloc((size_t)q->nchunks, sizeof *q->uses)))
+			if (set_grid(q, q->thin))
 				return -1;
 		}
 	}
@@ -706,17 +707,12 @@ int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err)
 		for (int d = 0; d < 3; d++)
 			p->order[d] = d;
 		roots += p->root;
-		p->grid = p->kind == HALO_PN_REDUCE && e->axis < 0 ? p->in[0]->grid : e->grid;
-		p->nchunks = p->grid[0].nblocks * p->grid[1].nblocks * p->grid[2].nblocks;
-		for (int d = 0; d < 3; d++)
-			p->padded[d] = is_regular(&p->grid[d]);
-		if (p->kind == HALO_PN_REDUCE && e->axis < 0)
-			memcpy(p->padded, p->in[0]->padded, sizeof p->padded);
-		p->uses = calloc((size_t)p->nchunks, sizeof *p->uses);
-		if (!p->uses) {
+		if (set_grid(p, p->kind == HALO_PN_REDUCE && e->axis < 0 ? p->in[0]->grid : e->grid)) {
 			rc = halo_error_set(err, HALO_ENOMEM, "out of memory planning the graph");
 			goto out;
 		}
+		if (p->kind == HALO_PN_REDUCE && e->axis < 0)
+			memcpy(p->padded, p->in[0]->padded, sizeof p->padded);
 	}
 	if (!roots) {
 		rc = halo_error_set(err, HALO_EINVAL,

@@ -379,9 +379,9 @@ static void overlap_slabs(halo_graph_t *g, int64_t *ov, int64_t *ew)
 
 /* A uniform filter over 64-plane chunks that a TIFF store reads in
  * 16-page chunks computes in slabs of 16 pages or a multiple, at least 4
- * x its depth, with the elementwise steps after it, where its depth
- * covers its radius (the result does not depend on the chunks): not with
- * a shallow depth, a deep one, or for RL. */
+ * x its depth, with the elementwise steps after it, where its depth along
+ * z covers its radius (the result does not depend on the z-chunks; y and
+ * x keep theirs): not with a shallow depth, a deep one, or for RL. */
 static void test_thin(void)
 {
 	static float vol[64 * 16 * 16];
@@ -399,7 +399,8 @@ static void test_thin(void)
 		{{.kernel = HALO_OV_UNIFORM, .depth = {5, 1, 1}, .size = 3}, 0, 2, "depth 5: 32 pages"},
 		{{.kernel = HALO_OV_UNIFORM, .depth = {9, 1, 1}, .size = 3}, 0, 2, "depth 9: 48 pages"},
 		{{.kernel = HALO_OV_UNIFORM, .depth = {17, 1, 1}, .size = 3}, 0, 1, "depth 17: 64"},
-		{{.kernel = HALO_OV_UNIFORM, .depth = {0, 1, 1}, .size = 3}, 0, 1, "depth 0 < radius"},
+		{{.kernel = HALO_OV_UNIFORM, .depth = {0, 1, 1}, .size = 3}, 0, 1, "z depth 0 < radius"},
+		{{.kernel = HALO_OV_UNIFORM, .depth = {1, 0, 0}, .size = 3}, 0, 4, "y, x depth 0 (kept)"},
 		{{.kernel = HALO_OV_RICHARDSON_LUCY, .depth = {1, 1, 1}, .iterations = 1,
 		  .psf_data = psf, .pn = {3, 3, 3}}, 0, 1, "RL"},
 	};

@@ -158,6 +158,33 @@ text = open(os.path.join(dst, ".zattrs")).read()
 check("1e400" in text and "-1.5E+999" in text and
       zarr.open(dst, mode="r").attrs.asdict() == {"d": np.inf, "m": -np.inf, "x": 2.5},
       "reals beyond double in .zattrs: kept as written", text)
+# Only numbers as JSON writes them are (1e400abc and 0x1p99999 were
+# copied into a .zattrs python cannot read), and a string that looks
+# like halo's mark stays a string.
+for bad_num in ["1e400abc", "0x1p99999", "1.e400", "0099999999999999999999"]:
+    with open(src_attrs, "w") as f:
+        f.write('{"a": %s}' % bad_num)
+    r = convert(os.path.join(root, "path/to/array"), dst)
+    check(r.returncode == 1 and "malformed JSON" in r.stderr, f".zattrs with {bad_num}: refused",
+          r.stderr)
+with open(src_attrs, "w") as f:
+    f.write('{"s": "\\u0000halo:1abc", "t": "\\u0000halo:12"}')
+convert(os.path.join(root, "path/to/array"), dst)
+got = zarr.open(dst, mode="r").attrs.asdict()
+check(got == {"s": "\0halo:1abc", "t": "\0halo:12"}, "strings that look like halo's mark stay strings",
+      got)
+# A fill_value beyond int64 or double, as python reads it.
+for fill, want in [("100000000000000000000", 1e20), ("1e400", np.inf)]:
+    fv = path("bigfill.zarr")
+    shutil.rmtree(fv, ignore_errors=True)
+    os.makedirs(fv)
+    with open(os.path.join(fv, ".zarray"), "w") as f:
+        f.write('{"zarr_format": 2, "shape": [2, 3], "chunks": [2, 3], "dtype": "<f8", '
+                '"compressor": null, "fill_value": %s, "filters": null, "order": "C"}' % fill)
+    r = convert(fv, path("bigfill_out.zarr"))
+    check(r.returncode == 0 and np.all(zarr.open(path("bigfill_out.zarr"), mode="r")[:] == want) and
+          np.all(zarr.open(fv, mode="r")[:] == want), f"fill_value {fill}: read as python does",
+          r.stderr)
 arr.attrs.put({"note": "kept"})
 # ... and in a Zarr v3 array's attributes, beside zarr_format (3 was read
 # as 3.0 and refused).
@@ -240,13 +267,14 @@ for shape, chunks in [((5, 11, 13), (8, 16, 16)), ((5, 11, 13), (2, 16, 4)),
     got = zarr.open(dst, mode="r")[:] if r.returncode == 0 else None
     check(got is not None and np.array_equal(got.reshape(shape), data),
           f"chunks {chunks} larger than the array {shape}: values", r.stderr)
-# Such a chunk is decoded whole: the memory plan counts it, and says so
-# where it is over --memory (5 MB for a 0.1 MB array; it went unsaid).
+# Such a chunk is read and decoded whole: the memory plan counts it, and
+# says so where it is over --memory (5 MB, and as much for the file, for
+# a 0.1 MB array; it went unsaid).
 z = zarr.open(src, mode="w", shape=(8, 60, 50), chunks=(16, 400, 400), dtype="<u2")
 z[:] = sample("<u2", (8, 60, 50))
 r = halo("convert", src, dst, "--overwrite", "--memory", "4M", check_rc=0)
-check(r.returncode == 0 and "5.12 MB of it decodes a stored chunk of the input, larger than the "
-      "array, whole" in r.stderr and same(zarr.open(dst, mode="r")[:], z[:]),
+check(r.returncode == 0 and "10.2 MB of it reads and decodes a stored chunk of the input, larger "
+      "than the array, whole" in r.stderr and same(zarr.open(dst, mode="r")[:], z[:]),
       "a stored chunk larger than the array is counted, and named when over --memory", r.stderr)
 
 # 7. Casting: round to nearest (ties to even), saturate, NaN -> 0.
