@@ -4,8 +4,10 @@ Zarr, python compares; halo writes TIFF, tifffile reads it back."""
 import json
 import os
 import shutil
+import struct
 import sys
 import warnings
+import zlib
 
 import numpy as np
 import tifffile
@@ -409,6 +411,27 @@ convert(path("f.tif"), path("f.zarr"), "--dtype", "uint16")
 expect = np.clip(np.rint(data.astype(np.float64)), 0, 65535).astype("uint16")
 check(np.array_equal(zarr.open(path("f.zarr"), mode="r")[:], expect),
       "TIFF float32 -> Zarr uint16 rounds and saturates")
+
+# A deflate last strip written full height (libtiff accepts it, for files
+# in the wild): libtiff 4.5 decoded its last sample wrong (4.7e-41 for
+# 1516.25); it is decoded whole and its rows kept.
+p = path("lastfull.tif")
+a = np.arange(37 * 41, dtype=np.float32).reshape(37, 41) + 0.25
+tifffile.imwrite(p, a, compression="zlib", rowsperstrip=8)
+with tifffile.TiffFile(p) as f:
+    ot, ct = f.pages[0].tags["StripOffsets"], f.pages[0].tags["StripByteCounts"]
+    fmt = {3: "<H", 4: "<I", 16: "<Q"}
+    ofmt, cfmt = fmt[int(ot.dtype)], fmt[int(ct.dtype)]
+tall = np.full((8, 41), 99, np.float32)
+tall[:5] = a[32:]
+data = zlib.compress(tall.tobytes())
+b = bytearray(open(p, "rb").read())
+struct.pack_into(ofmt, b, ot.valueoffset + 4 * struct.calcsize(ofmt), len(b))
+struct.pack_into(cfmt, b, ct.valueoffset + 4 * struct.calcsize(cfmt), len(data))
+open(p, "wb").write(bytes(b) + data)
+r = convert(p, path("lastfull.zarr"))
+check(r.returncode == 0 and np.array_equal(zarr.open(path("lastfull.zarr"), mode="r")[:], a),
+      "a deflate last strip written full height: every value", r.stderr)
 
 # OME-XML as XML allows it: white space other than one space after the
 # element name and around '=', single quotes, a namespace prefix (a
