@@ -439,8 +439,7 @@ static int thin_for_rechunk(halo_plan_t *plan)
 	for (int i = 0; i < plan->n; i++) {
 		halo_pnode_t *p = plan->nodes[i];
 		const halo_expr_t *e = p->expr;
-		if (p->kind != HALO_PN_OVERLAP || e->ov != HALO_OV_UNIFORM || p->thinned ||
-		    !is_regular(&p->grid[0]))
+		if (p->kind != HALO_PN_OVERLAP || e->ov != HALO_OV_UNIFORM || !is_regular(&p->grid[0]))
 			continue;
 		/* Only z's blocks change: its depth must cover the radius. */
 		int exact = e->depth[0] >= e->size / 2;
@@ -468,7 +467,6 @@ static int thin_for_rechunk(halo_plan_t *plan)
 				return -1;
 			}
 			halo_axis_free(&z);
-			q->thinned = 1;
 			if (set_grid(q, q->thin))
 				return -1;
 		}

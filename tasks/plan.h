@@ -37,8 +37,7 @@ struct halo_pnode {
 	struct halo_ew_prog prog; /* FUSED; REDUCE to a scalar: a chain run inside (nops > 0) */
 	const struct halo_axis *grid; /* its tasks' grid: expr's, the input's for a
 				       * scalar, or thin */
-	struct halo_axis thin[3]; /* a grid of thinner z-chunks (thinned) */
-	int thinned;
+	struct halo_axis thin[3]; /* its own grid of thinner z-chunks, if any */
 	int64_t nchunks;
 	int padded[3];            /* regular grid: buffers are whole chunks */
 	int32_t *uses;            /* per chunk: tasks that read it */
