@@ -97,8 +97,10 @@ int halo_fs_read(const char *path, void **data, size_t *len, halo_error_t *err)
 	return HALO_OK;
 }
 
-int halo_fs_read_scratch(const char *path, int slot, size_t max, void **data, size_t *len,
-			 halo_error_t *err)
+/* Reads path into buf (max bytes), or, where buf is NULL, into the
+ * calling thread's scratch slot, returned in *data. */
+static int read_bounded(const char *path, void *buf, int slot, size_t max, void **data,
+			size_t *len, halo_error_t *err)
 {
 	int fd;
 	size_t size;
@@ -110,13 +112,25 @@ int halo_fs_read_scratch(const char *path, int slot, size_t max, void **data, si
 		return halo_error_set(err, HALO_EFORMAT, "%s: holds %zu bytes, more than a chunk "
 				      "of its array can (%zu)", path, size, max);
 	}
-	unsigned char *buf = halo_scratch(slot, size ? size : 1);
+	buf = buf ? buf : halo_scratch(slot, size ? size : 1);
 	rc = buf ? read_all(fd, path, buf, size, err)
 		 : halo_error_set(err, HALO_ENOMEM, "%s: out of memory reading %zu bytes", path, size);
 	close(fd);
-	*data = buf;
+	if (data)
+		*data = buf;
 	*len = size;
 	return rc;
+}
+
+int halo_fs_read_scratch(const char *path, int slot, size_t max, void **data, size_t *len,
+			 halo_error_t *err)
+{
+	return read_bounded(path, NULL, slot, max, data, len, err);
+}
+
+int halo_fs_read_into(const char *path, void *buf, size_t max, size_t *len, halo_error_t *err)
+{
+	return read_bounded(path, buf, 0, max, NULL, len, err);
 }
 
 enum { WRITE_PIECE = 128 << 10 };

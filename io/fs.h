@@ -19,6 +19,10 @@ int halo_fs_read(const char *path, void **data, size_t *len, halo_error_t *err);
 int halo_fs_read_scratch(const char *path, int slot, size_t max, void **data, size_t *len,
 			 halo_error_t *err);
 
+/* Like halo_fs_read, into buf, which holds max bytes; a larger file is
+ * refused unread. */
+int halo_fs_read_into(const char *path, void *buf, size_t max, size_t *len, halo_error_t *err);
+
 /* pread until size bytes, end of file or an error (-1, errno set):
  * returns the bytes read, short only at end of file. */
 ssize_t halo_fs_pread_all(int fd, void *buf, size_t size, off_t offset);

@@ -396,9 +396,12 @@ void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s)
 
 uint64_t halo_reader_scratch_bytes(const halo_reader_t *r)
 {
-	/* The file read whole (up to the chunk and blosc's header), then
-	 * the chunk decoded. */
-	return r->zarr && r->crop ? 2 * (uint64_t)halo_zarr_chunk_bytes(r->zarr) + 16 : 0;
+	if (!r->zarr || !r->crop)
+		return 0;
+	/* The chunk, and a compressed one's file (up to the chunk and
+	 * blosc's header) read whole before. */
+	uint64_t chunk = (uint64_t)halo_zarr_chunk_bytes(r->zarr);
+	return halo_zarr_meta(r->zarr)->codec.id == HALO_CODEC_NONE ? chunk : 2 * chunk + 16;
 }
 
 /* A stored chunk larger than the array on some axis (then its only chunk

@@ -202,11 +202,16 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 		return rc;
 	size_t elsize = halo_dtype_size(m->dtype);
 	size_t nel = z->chunk_bytes / elsize;
-	void *data;
+	void *data = NULL;
 	size_t len;
 	halo_error_t e2 = {0};
-	size_t max = z->chunk_bytes + (m->codec.id == HALO_CODEC_NONE ? 0 : BLOSC_MAX_OVERHEAD);
-	rc = halo_fs_read_scratch(file, HALO_SCRATCH_FILE, max, &data, &len, &e2);
+	/* Raw chunks go straight into buf: no copy, and no scratch buffer
+	 * of their size in each reading thread. */
+	if (m->codec.id == HALO_CODEC_NONE)
+		rc = halo_fs_read_into(file, buf, z->chunk_bytes, &len, &e2);
+	else
+		rc = halo_fs_read_scratch(file, HALO_SCRATCH_FILE,
+					  z->chunk_bytes + BLOSC_MAX_OVERHEAD, &data, &len, &e2);
 	if (rc == HALO_ENOENT) {
 		/* A missing chunk is fill_value, unless the array itself went
 		 * (removed while being read): that is no volume of fill. */
@@ -228,7 +233,6 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 			return halo_error_set(err, HALO_EFORMAT, "%s: chunk holds %zu bytes, expected %zu",
 					      file, len, z->chunk_bytes);
 		}
-		memcpy(buf, data, len);
 	} else {
 		size_t nbytes = 0, cbytes = 0, blocksize = 0;
 		if (len < BLOSC_MIN_HEADER_LENGTH ||
