@@ -435,10 +435,21 @@ static void overlap(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_
 	starpu_data_unregister_submit(haloed);
 }
 
+/* A walked chunk of a projection's input is added: one less in flight. */
+static void walked_done(void *arg)
+{
+	struct halo_stream_job *job = arg;
+	starpu_pthread_mutex_lock(&job->lock);
+	job->inflight--;
+	starpu_pthread_cond_broadcast(&job->cond);
+	starpu_pthread_mutex_unlock(&job->lock);
+}
+
 /* Adds input chunk c of p, a reduction along an axis, to chunk j's
- * accumulator (first: the first of its column, which sets it). */
+ * accumulator (first: the first of its column, which sets it); walked:
+ * c was walked for p (in->drives), and is in flight until added. */
 static void reduce_add(struct exec *x, halo_pnode_t *p, const int64_t j[3], const int64_t c[3],
-		       starpu_data_handle_t acc, int first)
+		       starpu_data_handle_t acc, int first, int walked)
 {
 	halo_pnode_t *in = p->in[0];
 	struct halo_reduce_args *ra = malloc(sizeof *ra);
@@ -457,6 +468,10 @@ static void reduce_add(struct exec *x, halo_pnode_t *p, const int64_t j[3], cons
 	halo_trace_label(p->expr->name, j);
 	t->handles[1] = acc;
 	t->modes[1] = first ? STARPU_W : STARPU_RW;
+	if (walked) {
+		t->callback_func = walked_done;
+		t->callback_arg = &x->job;
+	}
 	submitted(x, t);
 	release(x, in, c);
 }
@@ -489,7 +504,7 @@ static void reduce_axis(struct exec *x, halo_pnode_t *p, const int64_t j[3],
 	halo_plan_inputs(p, 0, j, lists, cnt);
 	int first = 1;
 	HALO_FOR_BLOCKS(lists, cnt, c) {
-		reduce_add(x, p, j, c, acc, first);
+		reduce_add(x, p, j, c, acc, first, 0);
 		first = 0;
 	}
 	reduce_finish(x, p, acc, h);
@@ -501,6 +516,7 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3]);
  * to its column, and store the column when it was the last. */
 static void follow(struct exec *x, halo_pnode_t *in, const int64_t c[3])
 {
+	int walked = in->drives; /* the first to add it says so */
 	for (int i = in->id + 1; i < x->plan->n; i++) {
 		halo_pnode_t *p = x->plan->nodes[i];
 		if (!p->follows || p->kind != HALO_PN_REDUCE || p->in[0] != in)
@@ -515,7 +531,8 @@ static void follow(struct exec *x, halo_pnode_t *in, const int64_t c[3])
 			s->acc[f] = halo__block_register(dims, sizeof(double), owner(x, p, j));
 			s->todo[f] = (int32_t)in->grid[p->expr->axis].nblocks;
 		}
-		reduce_add(x, p, j, c, s->acc[f], first);
+		reduce_add(x, p, j, c, s->acc[f], first, walked);
+		walked = 0;
 		if (--s->todo[f])
 			continue;
 		s->h[f] = halo__block_register(dims, elsize(p), owner(x, p, j));
@@ -632,6 +649,13 @@ static struct starpu_task *store_gathered(struct exec *x, halo_pnode_t *p, const
 static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 {
 	struct pstate *s = &x->st[p->id];
+	if (p->drives) { /* made, its followers add it (follow) */
+		if (!s->h[halo_pnode_flat(p, j)]) {
+			inflight_add(&x->job, 1);
+			chunk(x, p, j);
+		}
+		return;
+	}
 	halo_pnode_t *in = p->in[0];
 	struct starpu_task *t;
 	int64_t cnt[3]; /* a store that gathers: its inputs' block lists */
@@ -1062,10 +1086,9 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 						s->todo[halo_pnode_flat(p, js)] =
 							(int32_t)halo_pnode_stored_needs(p, js, s->lists);
 		}
-		if (p->root) {
-			total += p->nchunks;
+		total += p->root ? p->nchunks : 0;
+		if (halo_pnode_walks(p))
 			halo_pnode_tiles(p, s->tile);
-		}
 	}
 	/* The sources an RL step reads, through any steps between (inputs
 	 * come before their consumers in plan order). */
@@ -1163,7 +1186,7 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 		for (int i = 0; i < plan->n; i++) {
 			halo_pnode_t *p = plan->nodes[i];
 			double done = (double)x.st[i].next / (double)p->nchunks;
-			if (p->root && !p->follows && x.st[i].next < p->nchunks && done < least) {
+			if (halo_pnode_walks(p) && x.st[i].next < p->nchunks && done < least) {
 				least = done;
 				next = p;
 			}

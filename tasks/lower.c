@@ -546,8 +546,11 @@ int64_t halo_pnode_stored_needs(const halo_pnode_t *store, const int64_t js[3], 
  * it held every input chunk from its column's turn to the other outputs'
  * (projections along z and x beside a store: the whole volume). It needs
  * another output that reads its input (every step reads all of its
- * input's chunks); where none does, the first projection without one
- * walks, and the others may follow it. */
+ * input's chunks); where none does, that input is walked for it, column
+ * by column (a maximum along z of a filtered 512 MiB volume into a TIFF,
+ * the only output, held the whole filtered volume, 2.7 GB). Under MPI,
+ * where the ranks walk in step, the first projection without one walks
+ * instead, and the others may follow it. */
 static int mark_followers(halo_plan_t *plan)
 {
 	int n = plan->n, rc = HALO_OK;
@@ -574,7 +577,7 @@ static int mark_followers(halo_plan_t *plan)
 		memset(driven, 0, (size_t)n);
 		for (int i = n - 1; i >= 0; i--) {
 			const halo_pnode_t *p = plan->nodes[i];
-			driven[i] |= p->root && !cand[i];
+			driven[i] |= (p->root && !cand[i]) || p->drives;
 			for (int k = 0; driven[i] && k < p->nin; k++)
 				driven[p->in[k]->id] = 1;
 		}
@@ -584,7 +587,17 @@ static int mark_followers(halo_plan_t *plan)
 				walks = i;
 		if (walks < 0)
 			break;
-		cand[walks] = 0;
+		halo_pnode_t *r = halo_pnode_projection(plan->nodes[walks]), *in = r->in[0];
+		if (halo__runtime_mpi_launched()) {
+			cand[walks] = 0;
+			continue;
+		}
+		/* Its columns one at a time: the reduced axis innermost. */
+		in->drives = 1;
+		for (int d = 0, k = 0; d < 3; d++)
+			if (d != r->expr->axis)
+				in->order[k++] = d;
+		in->order[2] = r->expr->axis;
 	}
 	for (int i = 0; i < n; i++)
 		if (cand[i]) { /* the store, any rechunk between, the reduction */
@@ -1079,7 +1092,7 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 	int64_t T = 1, most = 1;
 	for (int i = 0; i < plan->n; i++) {
 		const halo_pnode_t *p = plan->nodes[i];
-		T = p->root && !p->follows && p->nchunks > T ? p->nchunks : T;
+		T = halo_pnode_walks(p) && p->nchunks > T ? p->nchunks : T;
 		for (int d = 0; d < 3; d++)
 			most = p->grid[d].nblocks > most ? p->grid[d].nblocks : most;
 	}
@@ -1103,7 +1116,7 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 	for (int i = plan->n - 1; ok && i >= 0; i--) {
 		const halo_pnode_t *p = plan->nodes[i];
 		const halo_expr_t *e = p->expr;
-		if (p->root && !p->follows) {
+		if (halo_pnode_walks(p)) {
 			/* Its visiting order (halo_pnode_tiles), per axis: a
 			 * tile's place among the tiles and a chunk's in its tile
 			 * (edge tiles counted whole). */
@@ -1134,6 +1147,10 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 		/* A stored chunk larger than the array, decoded whole. */
 		if (p->kind == HALO_PN_SOURCE && e->reader)
 			apart += halo_reader_scratch_bytes(e->reader);
+		/* A walked projection's input: its chunk, until added (no
+		 * walked reader counts it). */
+		if (p->drives)
+			bytes += largest_chunk(p, NULL, halo_dtype_size((halo_dtype_t){e->dtype, 0}));
 		/* And one it assembles into (a buffer of each worker's). */
 		if (p->gathers)
 			apart += largest_chunk(p, NULL, halo_dtype_size(e->info.dtype));

@@ -48,6 +48,8 @@ struct halo_pnode {
 				   * (C order 0, 1, 2; see halo_plan_memory) */
 	int follows;              /* a reduction along an axis and its store that
 				   * other outputs' walk drives (halo_plan_build) */
+	int drives;               /* walked, in order, for the projections that
+				   * follow it where no output else makes it */
 };
 
 typedef struct halo_plan {
@@ -60,6 +62,13 @@ typedef struct halo_plan {
 
 int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err);
 void halo_plan_free(halo_plan_t *p);
+
+/* Whether the executor walks p's chunks in order: an output that follows
+ * no other's walk, or a projection's input walked for it. */
+static inline int halo_pnode_walks(const halo_pnode_t *p)
+{
+	return (p->root && !p->follows) || p->drives;
+}
 
 static inline int64_t halo_pnode_flat(const halo_pnode_t *p, const int64_t j[3])
 {

@@ -206,14 +206,18 @@ static void test_memory(void)
 		plan_memory_of(g, "rechunk of planes", 4 * 2048, 512 + 512 + 512);
 	halo_graph_free(g);
 
-	/* A maximum along z of 4x8x8 chunks: both chunks along z for each
-	 * 8x8 result, its float64 accumulator, the result and its store. */
+	/* A maximum along z of 4x8x8 chunks, the only output: its input is
+	 * walked column by column (z innermost), each chunk added to its
+	 * column's float64 accumulator (512 B), which lives across the
+	 * column's two chunks. Per step, the chunk, the column's result
+	 * (128 B) and the accumulators' share (16 x 512 B over 32 steps).
+	 * Walked by its store, a column's chunks were all made at once. */
 	g = halo_graph_new();
 	rc = halo_from_buffer(g, data, HALO_U2, 3, shape, cubes, &a, &err);
 	rc = rc ? rc : halo_reduce(g, a, HALO_RED_MAX, 0, &b, &err);
 	rc = rc ? rc : halo_to_store(g, b, "unused.zarr", NULL, -1, &wo, 1, &o, &err);
 	if (tap_ok(rc == HALO_OK, "reduction graph: %s", err.msg))
-		plan_memory_of(g, "max along z", 0, 2 * 512 + 8 * 8 * 8 + 128 + 128);
+		plan_memory_of(g, "max along z", 512, 512 + 128 + 16 * 512 / 32);
 	halo_graph_free(g);
 
 	/* And a store of the same array, as float32, beside it: the
