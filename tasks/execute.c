@@ -435,12 +435,14 @@ static void overlap(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_
 	starpu_data_unregister_submit(haloed);
 }
 
-/* A walked chunk of a projection's input is added: one less in flight. */
+/* A walked chunk of a projection's input is added: one less in flight,
+ * one more done (the progress line counts them). */
 static void walked_done(void *arg)
 {
 	struct halo_stream_job *job = arg;
 	starpu_pthread_mutex_lock(&job->lock);
 	job->inflight--;
+	job->partials++;
 	starpu_pthread_cond_broadcast(&job->cond);
 	starpu_pthread_mutex_unlock(&job->lock);
 }
@@ -1086,7 +1088,7 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 						s->todo[halo_pnode_flat(p, js)] =
 							(int32_t)halo_pnode_stored_needs(p, js, s->lists);
 		}
-		total += p->root ? p->nchunks : 0;
+		total += p->root || p->drives ? p->nchunks : 0;
 		if (halo_pnode_walks(p))
 			halo_pnode_tiles(p, s->tile);
 	}
