@@ -435,9 +435,9 @@ static void overlap(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_
 	starpu_data_unregister_submit(haloed);
 }
 
-/* A walked chunk of a projection's input is added: one less in flight,
- * one more done (the progress line counts them). */
-static void walked_done(void *arg)
+/* A scalar reduction's partial, or a walked chunk of a projection's
+ * input added: one less in flight, one more done (the progress line's). */
+static void partial_done(void *arg)
 {
 	struct halo_stream_job *job = arg;
 	starpu_pthread_mutex_lock(&job->lock);
@@ -471,7 +471,7 @@ static void reduce_add(struct exec *x, halo_pnode_t *p, const int64_t j[3], cons
 	t->handles[1] = acc;
 	t->modes[1] = first ? STARPU_W : STARPU_RW;
 	if (walked) {
-		t->callback_func = walked_done;
+		t->callback_func = partial_done;
 		t->callback_arg = &x->job;
 	}
 	submitted(x, t);
@@ -581,16 +581,6 @@ static starpu_data_handle_t chunk(struct exec *x, halo_pnode_t *p, const int64_t
 	if (s->followed)
 		follow(x, p, j);
 	return h;
-}
-
-static void partial_done(void *arg)
-{
-	struct halo_stream_job *job = arg;
-	starpu_pthread_mutex_lock(&job->lock);
-	job->inflight--;
-	job->partials++;
-	starpu_pthread_cond_broadcast(&job->cond);
-	starpu_pthread_mutex_unlock(&job->lock);
 }
 
 static void inflight_add(struct halo_stream_job *job, int n)
