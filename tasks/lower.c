@@ -546,9 +546,9 @@ int64_t halo_pnode_stored_needs(const halo_pnode_t *store, const int64_t js[3], 
  * it held every input chunk from its column's turn to the other outputs'
  * (projections along z and x beside a store: the whole volume). It needs
  * another output that reads its input (every step reads all of its
- * input's chunks); where none does, that input is walked for it, column
- * by column (a maximum along z of a filtered 512 MiB volume into a TIFF,
- * the only output, held the whole filtered volume, 2.7 GB). Under MPI,
+ * input's chunks); where none does, that input is walked for it (a
+ * maximum along z of a filtered 512 MiB volume into a TIFF, the only
+ * output, held the whole filtered volume, 2.7 GB). Under MPI,
  * where the ranks walk in step, the first projection without one walks
  * instead, and the others may follow it. */
 static int mark_followers(halo_plan_t *plan)
@@ -587,17 +587,10 @@ static int mark_followers(halo_plan_t *plan)
 				walks = i;
 		if (walks < 0)
 			break;
-		halo_pnode_t *r = halo_pnode_projection(plan->nodes[walks]), *in = r->in[0];
-		if (halo__runtime_mpi_launched()) {
+		if (halo__runtime_mpi_launched())
 			cand[walks] = 0;
-			continue;
-		}
-		/* Its columns one at a time: the reduced axis innermost. */
-		in->drives = 1;
-		for (int d = 0, k = 0; d < 3; d++)
-			if (d != r->expr->axis)
-				in->order[k++] = d;
-		in->order[2] = r->expr->axis;
+		else /* in the order halo_plan_memory finds best */
+			halo_pnode_projection(plan->nodes[walks])->in[0]->drives = 1;
 	}
 	for (int i = 0; i < n; i++)
 		if (cand[i]) { /* the store, any rechunk between, the reduction */
@@ -1246,7 +1239,7 @@ static void set_orders(halo_plan_t *plan, int a, int ndim)
 {
 	for (int i = 0; i < plan->n; i++) {
 		halo_pnode_t *p = plan->nodes[i];
-		if (!p->root || p->follows || walked_ndim(p) != ndim ||
+		if (!halo_pnode_walks(p) || walked_ndim(p) != ndim ||
 		    (p->kind == HALO_PN_STORE && p->expr->wopts.format == HALO_FMT_TIFF))
 			continue;
 		for (int d = 0, k = 0; d < 3; d++)
@@ -1275,7 +1268,7 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 	for (int ndim = 3; ndim >= 2 && *front > *per; ndim--) {
 		int best = -1, present = 0;
 		for (int i = 0; i < plan->n; i++)
-			present |= plan->nodes[i]->root && !plan->nodes[i]->follows &&
+			present |= halo_pnode_walks(plan->nodes[i]) &&
 				   walked_ndim(plan->nodes[i]) == ndim;
 		for (int a = 3 - ndim; present && a < 2; a++) {
 			uint64_t f, p, o;
