@@ -55,6 +55,7 @@ struct exec {
 	struct halo_stream_job job;
 	halo_plan_t *plan;
 	struct pstate *st;
+	const halo_pnode_t *walked; /* a projection's input whose chunk its walk makes */
 	int64_t tasks;
 	int rank, ranks;          /* MPI: every rank walks the same graph */
 	halo_distribution_t dist; /* who owns which chunk (runtime/distribution.h) */
@@ -518,7 +519,7 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3]);
  * to its column, and store the column when it was the last. */
 static void follow(struct exec *x, halo_pnode_t *in, const int64_t c[3])
 {
-	int walked = in->drives; /* the first to add it says so */
+	int walked = x->walked == in; /* the first to add it says so */
 	for (int i = in->id + 1; i < x->plan->n; i++) {
 		halo_pnode_t *p = x->plan->nodes[i];
 		if (!p->follows || p->kind != HALO_PN_REDUCE || p->in[0] != in)
@@ -644,7 +645,9 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 	if (p->drives) { /* made, its followers add it (follow) */
 		if (!s->h[halo_pnode_flat(p, j)]) {
 			inflight_add(&x->job, 1);
+			x->walked = p;
 			chunk(x, p, j);
+			x->walked = NULL;
 		}
 		return;
 	}

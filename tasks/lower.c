@@ -555,8 +555,8 @@ static int mark_followers(halo_plan_t *plan)
 {
 	int n = plan->n, rc = HALO_OK;
 	char *cand = calloc((size_t)n, 1), *driven = calloc((size_t)n, 1);
-	int *readers = calloc((size_t)n, sizeof *readers);
-	if (!cand || !driven || !readers) {
+	int *readers = calloc((size_t)n, sizeof *readers), *projs = calloc((size_t)n, sizeof *projs);
+	if (!cand || !driven || !readers || !projs) {
 		rc = HALO_ENOMEM;
 		goto out;
 	}
@@ -581,16 +581,28 @@ static int mark_followers(halo_plan_t *plan)
 			for (int k = 0; driven[i] && k < p->nin; k++)
 				driven[p->in[k]->id] = 1;
 		}
-		int walks = -1;
-		for (int i = 0; i < n && walks < 0; i++)
-			if (cand[i] && !driven[halo_pnode_projection(plan->nodes[i])->in[0]->id])
-				walks = i;
-		if (walks < 0)
+		/* An input is walked only where projections alone read it:
+		 * another reader (a filter of it, itself projected) may make
+		 * its chunks in another order, and a chunk made twice was
+		 * added twice. */
+		memset(projs, 0, (size_t)n * sizeof *projs);
+		for (int i = 0; i < n; i++)
+			if (cand[i])
+				projs[halo_pnode_projection(plan->nodes[i])->in[0]->id]++;
+		int walks = -1, undriven = -1;
+		for (int i = n - 1; i >= 0; i--) {
+			int in = cand[i] ? halo_pnode_projection(plan->nodes[i])->in[0]->id : -1;
+			if (in < 0 || driven[in])
+				continue;
+			undriven = i;
+			walks = readers[in] == projs[in] ? i : walks;
+		}
+		if (undriven < 0)
 			break;
-		if (halo__runtime_mpi_launched())
-			cand[walks] = 0;
-		else /* in the order halo_plan_memory finds best */
+		if (walks >= 0 && !halo__runtime_mpi_launched())
 			halo_pnode_projection(plan->nodes[walks])->in[0]->drives = 1;
+		else
+			cand[undriven] = 0;
 	}
 	for (int i = 0; i < n; i++)
 		if (cand[i]) { /* the store, any rechunk between, the reduction */
@@ -601,6 +613,7 @@ out:
 	free(cand);
 	free(driven);
 	free(readers);
+	free(projs);
 	return rc;
 }
 
