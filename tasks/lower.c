@@ -548,9 +548,10 @@ int64_t halo_pnode_stored_needs(const halo_pnode_t *store, const int64_t js[3], 
  * another output that reads its input (every step reads all of its
  * input's chunks); where none does, that input is walked for it (a
  * maximum along z of a filtered 512 MiB volume into a TIFF, the only
- * output, held the whole filtered volume, 2.7 GB). Under MPI,
- * where the ranks walk in step, the first projection without one walks
- * instead, and the others may follow it. */
+ * output, held the whole filtered volume, 2.7 GB). Under MPI, where the
+ * ranks walk in step, or where another step reads that input too, the
+ * first projection without one walks instead, and the others may follow
+ * it. */
 static int mark_followers(halo_plan_t *plan)
 {
 	int n = plan->n, rc = HALO_OK;
