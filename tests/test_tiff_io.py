@@ -446,25 +446,26 @@ pix = ('{open}\n  ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" SizeX="16" 
        'SizeZ = \'{z}\' SizeC="{c}" SizeT="1"\t PhysicalSizeX=\'0.1\' PhysicalSizeXUnit=\'nm\' '
        'PhysicalSizeY="0.1" PhysicalSizeYUnit="nm" PhysicalSizeZ="0.5" PhysicalSizeZUnit="um">'
        '<TiffData IFD="0" PlaneCount="{n}"/>{close}</Image></OME>')
+
+
+def ome_info(name, pages, z, c=1, n=None, opn="<Pixels", cls="</Pixels>"):
+    """halo info of a TIFF of `pages` pages whose OME-XML is pix's."""
+    tifffile.imwrite(path(name), np.zeros((pages, 16, 16), "u2"), photometric="minisblack",
+                     metadata=None, description=head + pix.format(open=opn, close=cls, z=z, c=c,
+                                                                  n=pages if n is None else n))
+    return info(path(name))
+
+
 for opn, cls in [("<Pixels", "</Pixels>"), ("<ome:Pixels", "</ome:Pixels>")]:
-    tifffile.imwrite(path("ws.ome.tif"), np.zeros((3, 16, 16), "u2"), photometric="minisblack",
-                     metadata=None, description=head + pix.format(open=opn, close=cls, z=3, c=1, n=3))
-    i = info(path("ws.ome.tif"))
+    i = ome_info("ws.ome.tif", 3, 3, opn=opn, cls=cls)
     check(i.get("shape") == [3, 16, 16] and i.get("unit") == "nanometer" and
           np.allclose(i.get("voxel", 0), [500, 0.1, 0.1]),
           f"OME-XML with {opn} and white space, single quotes: shape and voxel size (in nm)", i)
-tifffile.imwrite(path("ws2c.ome.tif"), np.zeros((6, 16, 16), "u2"), photometric="minisblack",
-                 metadata=None, description=head + pix.format(open="<Pixels", close="</Pixels>",
-                                                              z=3, c=2, n=6))
-check("2 channels" in info(path("ws2c.ome.tif")).get("error", ""),
+check("2 channels" in ome_info("ws2c.ome.tif", 6, 3, c=2).get("error", ""),
       "... two channels behind a newline: refused, not read as 6 planes")
 # A '>' or another attribute's name inside a value comes before the sizes
 # (the search stopped at the first '>' and read no voxel size).
-tifffile.imwrite(path("gt.ome.tif"), np.zeros((3, 16, 16), "u2"), photometric="minisblack",
-                 metadata=None, description=head + pix.format(
-                     open='<Pixels Name="a>b SizeZ=\'9\' PhysicalSizeZ=\'7\'"', close="</Pixels>",
-                     z=3, c=1, n=3))
-i = info(path("gt.ome.tif"))
+i = ome_info("gt.ome.tif", 3, 3, opn='<Pixels Name="a>b SizeZ=\'9\' PhysicalSizeZ=\'7\'"')
 check(i.get("shape") == [3, 16, 16] and np.allclose(i.get("voxel", 0), [500, 0.1, 0.1]),
       "OME-XML with '>' and attribute names inside a value: the sizes after it", i)
 # One in-plane size alone, as tifffile writes what it is given: pixels
@@ -475,10 +476,7 @@ i = info(path("xonly.ome.tif"))
 check(np.allclose(i.get("voxel", 0), [0.3, 0.1, 0.1]) and i.get("unit") == "micrometer",
       "OME-TIFF with PhysicalSizeX and no PhysicalSizeY: square pixels", i)
 # A SizeZ the file does not have: cut short, or one file of several.
-tifffile.imwrite(path("short.ome.tif"), np.zeros((4, 16, 16), "u2"), photometric="minisblack",
-                 metadata=None, description=head + pix.format(open="<Pixels", close="</Pixels>",
-                                                              z=8, c=1, n=8))
-check("says 8 planes but the file has 4" in info(path("short.ome.tif")).get("error", ""),
+check("says 8 planes but the file has 4" in ome_info("short.ome.tif", 4, 8, n=8).get("error", ""),
       "an OME-TIFF of 4 pages whose OME-XML says 8 planes is refused")
 # ImageJ names the z unit where it differs from x's (zunit=): 0.5 um of z
 # beside 100 nm of y and x is 500 nm, not 0.5.
