@@ -24,10 +24,10 @@ static const char convert_help[] =
 	"  --chunks Z,Y,X        output chunk shape (default: the input's; TIFF input\n"
 	"                        to Zarr: 64,256,256; TIFF output: 16 pages a chunk)\n"
 	"  --dtype T             uint8, uint16, uint32, int8, int16, int32, float32, float64\n"
-	"  --compressor NAME     none, lz4, lz4hc, blosclz, zstd, zlib (blosc; default: the\n"
-	"                        input's, else lz4)\n"
+	"  --compressor NAME     none, lz4, lz4hc, blosclz, zstd, zlib (these in blosc),\n"
+	"                        gzip (default: the input's, else blosc lz4)\n"
 	"  --clevel N            compression level 0-9 (default: the input's, else 5)\n"
-	"  --shuffle MODE        none, byte, bit (default: the input's, else byte)\n"
+	"  --shuffle MODE        blosc: none, byte, bit (default: the input's, else byte)\n"
 	"  --ome                 write OME-Zarr (also when OUT ends in .ome.zarr)\n"
 	"  --pyramid N           OME-Zarr: add N levels, each 2x smaller in y and x (mean)\n"
 	"  --memory SIZE         bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
@@ -177,10 +177,10 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 	/* Keep the input's compression unless told otherwise. */
 	halo_codec_t codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1};
 	const halo_codec_t *in_codec = halo_reader_codec(r);
-	if (in_codec && in_codec->id == HALO_CODEC_BLOSC)
+	if (in_codec && in_codec->id != HALO_CODEC_NONE)
 		codec = *in_codec;
 	else if (in_codec)
-		codec.id = in_codec->id; /* none; --compressor gets blosc's defaults */
+		codec.id = HALO_CODEC_NONE;
 	if (o->compressor) {
 		int rc = halo_codec_parse(o->compressor, &codec, err);
 		if (rc)
@@ -199,9 +199,13 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 			return halo_error_set(err, HALO_EINVAL, "--shuffle: unknown '%s' (none, byte, bit)",
 					      o->shuffle);
 	}
-	if (codec.id != HALO_CODEC_BLOSC && (o->clevel >= 0 || o->shuffle))
-		return halo_error_set(err, HALO_EINVAL, "--clevel and --shuffle apply to blosc; the "
-				      "output is uncompressed (--compressor NAME compresses it)");
+	if (codec.id == HALO_CODEC_NONE && (o->clevel >= 0 || o->shuffle))
+		return halo_error_set(err, HALO_EINVAL, "--clevel and --shuffle apply to compressed "
+				      "output; the output is uncompressed (--compressor NAME "
+				      "compresses it)");
+	if (codec.id != HALO_CODEC_BLOSC && o->shuffle)
+		return halo_error_set(err, HALO_EINVAL, "--shuffle applies to blosc; the output's "
+				      "compressor is %s", halo_codec_id_name(codec.id));
 	wo->codec = codec;
 	return HALO_OK;
 }

@@ -161,6 +161,8 @@ static int describe_volume(const char *path, int as_json)
 	else if (codec && codec->id == HALO_CODEC_BLOSC)
 		comp = json_pack("{s:s, s:i, s:s}", "cname", codec->cname, "clevel", codec->clevel,
 				 "shuffle", shuffles[codec->shuffle % 3]);
+	else if (codec && codec->id != HALO_CODEC_NONE)
+		comp = halo_codec_config(codec);
 	json_t *desc = json_pack("{s:s, s:s, s:o, s:o, s:I, s:s, s:s, s:o, s:o, s:o, s:o, s:s}",
 		"path", path, "format", formats[halo_reader_format(r)], "shape", shape, "chunks", chunks,
 		"nchunks", (json_int_t)nchunks, "dtype", halo_dtype_name(v->dtype),
@@ -200,6 +202,9 @@ static int describe_volume(const char *path, int as_json)
 		else if (codec && codec->id == HALO_CODEC_BLOSC)
 			printf("  compressor  blosc %s, level %d, %s shuffle\n", codec->cname,
 			       codec->clevel, shuffles[codec->shuffle % 3]);
+		else if (codec && codec->id != HALO_CODEC_NONE)
+			printf("  compressor  %s, %s %d\n", halo_codec_id_name(codec->id),
+			       halo_codec_level_key(codec->id), codec->clevel);
 		else
 			printf("  compressor  none\n");
 		printf("  fill value  %g\n", v->fill);

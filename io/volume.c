@@ -398,10 +398,11 @@ uint64_t halo_reader_scratch_bytes(const halo_reader_t *r)
 {
 	if (!r->zarr || !r->crop)
 		return 0;
-	/* The chunk, and a compressed one's file (up to the chunk and
-	 * blosc's header) read whole before. */
-	uint64_t chunk = (uint64_t)halo_zarr_chunk_bytes(r->zarr);
-	return halo_zarr_meta(r->zarr)->codec.id == HALO_CODEC_NONE ? chunk : 2 * chunk + 16;
+	/* The chunk, and a compressed one's file (up to the codec's bound)
+	 * read whole before. */
+	size_t chunk = halo_zarr_chunk_bytes(r->zarr);
+	const halo_codec_t *codec = &halo_zarr_meta(r->zarr)->codec;
+	return chunk + (codec->id == HALO_CODEC_NONE ? 0 : halo_codec_bound(codec, chunk));
 }
 
 /* A stored chunk larger than the array on some axis (then its only chunk

@@ -1,50 +1,15 @@
-/* Zarr chunk I/O on c-blosc (see zarr.h). The contexts of c-blosc
- * (blosc_*_ctx) are used so that any StarPU worker can read or write a chunk
- * without the library's global lock; halo parallelises across chunks, so
- * each call uses one blosc thread unless its caller lends it idle cores
- * (halo_zarr_codec_threads). */
+/* Zarr chunk I/O (see zarr.h): chunk keys, whole-chunk reads and writes
+ * through io/codec.h, array metadata files. */
 #include "config.h"
 #include "io/zarr_private.h"
 #include "io/json.h"
 #include "io/fs.h"
 #include "io/scratch.h"
 
-#include <blosc.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *const cnames[] = {"lz4", "lz4hc", "blosclz", "zstd", "zlib"};
-
-static _Thread_local int codec_threads = 1;
-
-void halo_zarr_codec_threads(int n)
-{
-	codec_threads = n > 1 ? n : 1;
-}
-
-int halo__blosc_cname_ok(const char *cname)
-{
-	for (size_t i = 0; i < sizeof cnames / sizeof cnames[0]; i++)
-		if (strcmp(cname, cnames[i]) == 0)
-			return blosc_compname_to_compcode(cname) >= 0 ? HALO_OK : HALO_EUNSUPPORTED;
-	return HALO_EUNSUPPORTED;
-}
-
-int halo_codec_parse(const char *s, halo_codec_t *codec, halo_error_t *err)
-{
-	if (strcmp(s, "none") == 0) {
-		codec->id = HALO_CODEC_NONE;
-		return HALO_OK;
-	}
-	if (halo__blosc_cname_ok(s) != HALO_OK)
-		return halo_error_set(err, HALO_EINVAL,
-				      "--compressor: unknown '%s' (none, lz4, lz4hc, blosclz, zstd, zlib)", s);
-	codec->id = HALO_CODEC_BLOSC;
-	snprintf(codec->cname, sizeof codec->cname, "%s", s);
-	return HALO_OK;
-}
 
 void halo_zarr_meta_init(halo_zarr_meta_t *m, int ndim, const int64_t *shape,
 			 const int64_t *chunks, halo_dtype_t dtype)
@@ -211,7 +176,7 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 		rc = halo_fs_read_into(file, buf, z->chunk_bytes, &len, &e2);
 	else
 		rc = halo_fs_read_scratch(file, HALO_SCRATCH_FILE,
-					  z->chunk_bytes + BLOSC_MAX_OVERHEAD, &data, &len, &e2);
+					  halo_codec_bound(&m->codec, z->chunk_bytes), &data, &len, &e2);
 	if (rc == HALO_ENOENT) {
 		/* A missing chunk is fill_value, unless the array itself went
 		 * (removed while being read): that is no volume of fill. */
@@ -229,27 +194,11 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 		return rc;
 	}
 	if (m->codec.id == HALO_CODEC_NONE) {
-		if (len != z->chunk_bytes) {
+		if (len != z->chunk_bytes)
 			return halo_error_set(err, HALO_EFORMAT, "%s: chunk holds %zu bytes, expected %zu",
 					      file, len, z->chunk_bytes);
-		}
-	} else {
-		size_t nbytes = 0, cbytes = 0, blocksize = 0;
-		if (len < BLOSC_MIN_HEADER_LENGTH ||
-		    blosc_cbuffer_validate(data, len, &nbytes) < 0) {
-			return halo_error_set(err, HALO_EFORMAT, "%s: chunk is not valid blosc data", file);
-		}
-		blosc_cbuffer_sizes(data, &nbytes, &cbytes, &blocksize);
-		if (nbytes != z->chunk_bytes || cbytes != len) {
-			return halo_error_set(err, HALO_EFORMAT,
-					      "%s: chunk decompresses to %zu bytes, expected %zu", file,
-					      nbytes, z->chunk_bytes);
-		}
-		int got = blosc_decompress_ctx(data, buf, z->chunk_bytes, codec_threads);
-		if (got < 0 || (size_t)got != z->chunk_bytes) {
-			return halo_error_set(err, HALO_EFORMAT, "%s: chunk fails to decompress (corrupt)",
-					      file);
-		}
+	} else if ((rc = halo_codec_decode(&m->codec, data, len, buf, z->chunk_bytes, file, err))) {
+		return rc;
 	}
 	if (m->dtype.big_endian)
 		halo_dtype_byteswap(buf, elsize, nel);
@@ -344,17 +293,12 @@ int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *
 	if (!rc && m->codec.id == HALO_CODEC_NONE) {
 		rc = halo_fs_write(file, buf, z->chunk_bytes, err);
 	} else if (!rc) {
-		size_t cap = z->chunk_bytes + BLOSC_MAX_OVERHEAD;
-		void *dst = halo_scratch(HALO_SCRATCH_CODEC, cap);
-		if (!dst) {
-			rc = halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
-		} else {
-			int n = blosc_compress_ctx(m->codec.clevel, m->codec.shuffle, elsize,
-						   z->chunk_bytes, buf, dst, cap, m->codec.cname,
-						   (size_t)m->codec.blocksize, codec_threads);
-			rc = n <= 0 ? halo_error_set(err, HALO_EIO, "%s: blosc compression failed", file)
-				    : halo_fs_write(file, dst, (size_t)n, err);
-		}
+		void *dst = halo_scratch(HALO_SCRATCH_CODEC, halo_codec_bound(&m->codec, z->chunk_bytes));
+		size_t n = 0;
+		rc = !dst ? halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file)
+			  : halo_codec_encode(&m->codec, elsize, buf, z->chunk_bytes, dst, &n, file, err);
+		if (!rc)
+			rc = halo_fs_write(file, dst, n, err);
 	}
 	free(swapped);
 	return rc;

@@ -1,9 +1,9 @@
 /* Zarr arrays on the local filesystem: v2 read and write, v3 read.
  *
- * There is no usable C Zarr library in Debian, so this is Zarr on c-blosc
- * and jansson, following what python zarr 2.13 writes: C order, blosc or no
- * compressor, no filters, "." or "/" chunk keys, edge chunks stored full
- * size. A chunk is read or written whole, in native byte order, by any
+ * There is no usable C Zarr library in Debian, so this is Zarr on the
+ * compression libraries (io/codec.h) and jansson, following what python
+ * zarr 2.13 writes: C order, no filters, "." or "/" chunk keys, edge chunks
+ * stored full size. A chunk is read or written whole, in native byte order, by any
  * thread at once: an open array holds no mutable state after opening.
  *
  * Writers create arrays inside a temporary output directory (io/outdir.h)
@@ -17,24 +17,16 @@
 #include <jansson.h>
 
 #include "halo.h"
+#include "io/codec.h"
 #include "util/dtype.h"
 
 #define HALO_MAXDIM 8
 /* The most chunks an array may have: the planner keeps a few bytes per
  * chunk, and past this a chunk grid is a mistake rather than a volume. */
 #define HALO_MAX_CHUNKS ((int64_t)1 << 28)
-/* The most bytes a chunk may hold: blosc keeps sizes in 32-bit ints. */
+/* The most bytes a chunk may hold: blosc and zlib keep sizes in 32-bit
+ * ints. */
 #define HALO_ZARR_MAX_CHUNK_BYTES ((uint64_t)INT32_MAX - 64)
-
-typedef enum { HALO_CODEC_NONE, HALO_CODEC_BLOSC } halo_codec_id_t;
-
-typedef struct halo_codec {
-	halo_codec_id_t id;
-	char cname[16];  /* blosc: lz4, lz4hc, blosclz, zstd, zlib */
-	int clevel;      /* 0..9 */
-	int shuffle;     /* 0 none, 1 byte, 2 bit */
-	int blocksize;   /* 0: automatic */
-} halo_codec_t;
 
 typedef struct halo_zarr_meta {
 	int zarr_format;              /* 2 or 3 */
@@ -90,11 +82,6 @@ int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *
 
 void halo_zarr_close(halo_zarr_t *z);
 
-/* Blosc threads for the chunks the calling thread reads or writes from now
- * on (default 1): a caller whose cores would otherwise idle lends them to
- * one large chunk. */
-void halo_zarr_codec_threads(int n);
-
 /* Fills meta with a v2 array description: given dtype, shape and chunks,
  * blosc lz4 with byte shuffle, "/" separator, fill 0. */
 void halo_zarr_meta_init(halo_zarr_meta_t *meta, int ndim, const int64_t *shape,
@@ -106,9 +93,5 @@ void halo_zarr_meta_init(halo_zarr_meta_t *meta, int ndim, const int64_t *shape,
  * piece then spans two computed chunks, which works, at the cost of one
  * more read). Returns 1 where they changed. */
 int halo_zarr_chunks_fit(int64_t chunks[3], size_t elsize);
-
-/* Parses a codec name as given on the command line: none, lz4, lz4hc,
- * blosclz, zstd, zlib. */
-int halo_codec_parse(const char *s, halo_codec_t *codec, halo_error_t *err);
 
 #endif

@@ -102,7 +102,7 @@ static int parse_blosc(const json_t *c, const char *file, const char *field,
 	const json_t *shuffle = json_object_get(c, "shuffle");
 	const json_t *blocksize = json_object_get(c, "blocksize");
 	codec->id = HALO_CODEC_BLOSC;
-	if (!cname || halo__blosc_cname_ok(cname) != HALO_OK)
+	if (!cname || halo_codec_blosc_cname_ok(cname) != HALO_OK)
 		return halo_error_set(err, HALO_EUNSUPPORTED,
 				      "%s: field '%s' has unsupported blosc cname '%s'", file,
 				      field, cname ? cname : "(missing)");
@@ -129,6 +129,33 @@ static int parse_blosc(const json_t *c, const char *file, const char *field,
 		return field_error(err, file, field, "has a blocksize out of range");
 	codec->blocksize = (int)bs;
 	return HALO_OK;
+}
+
+/* numcodecs' Zlib, GZip, Zstd and LZ4, and v3's gzip and zstd: a level
+ * (lz4: an acceleration), and for zstd a checksum flag that its frames
+ * carry themselves. */
+static int parse_level(const json_t *c, const char *file, const char *field,
+		       halo_codec_id_t id, halo_codec_t *codec, halo_error_t *err)
+{
+	const char *key = halo_codec_level_key(id);
+	const json_t *level = json_object_get(c, key);
+	if (!json_is_integer(level) || !halo_codec_level_ok(id, json_integer_value(level)))
+		return halo_error_set(err, HALO_EFORMAT, "%s: field '%s' needs a %s %s as an "
+				      "integer in %s", file, field, halo_codec_id_name(id), key,
+				      id == HALO_CODEC_ZSTD ? "zstd's range"
+				      : id == HALO_CODEC_LZ4 ? "int32's range" : "-1..9");
+	codec->id = id;
+	codec->clevel = (int)json_integer_value(level);
+	return HALO_OK;
+}
+
+/* The compressor named id (numcodecs' id, v3's codec name), or NONE. */
+static halo_codec_id_t codec_named(const char *id)
+{
+	for (halo_codec_id_t c = HALO_CODEC_BLOSC; c <= HALO_CODEC_LZ4; c++)
+		if (id && strcmp(id, halo_codec_id_name(c)) == 0)
+			return c;
+	return HALO_CODEC_NONE;
 }
 
 int halo__zarr_check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *err)
@@ -216,11 +243,14 @@ int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *
 			return field_error(err, file, "compressor", "is not an object or null");
 		if (!id)
 			return field_error(err, file, "compressor", "has no 'id' string");
-		if (strcmp(id, "blosc") != 0)
+		halo_codec_id_t cid = codec_named(id);
+		if (cid == HALO_CODEC_NONE)
 			return halo_error_set(err, HALO_EUNSUPPORTED,
-					      "%s: compressor '%s' is not supported (only blosc)",
-					      file, id);
-		if ((rc = parse_blosc(comp, file, "compressor", 0, &m->codec, err)))
+					      "%s: compressor '%s' is not supported (blosc, zlib, gzip, "
+					      "zstd, lz4)", file, id);
+		rc = cid == HALO_CODEC_BLOSC ? parse_blosc(comp, file, "compressor", 0, &m->codec, err)
+					     : parse_level(comp, file, "compressor", cid, &m->codec, err);
+		if (rc)
 			return rc;
 	}
 	const json_t *sep = json_object_get(root, "dimension_separator");
@@ -322,14 +352,21 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 			m->dtype.big_endian = endian && strcmp(endian, "big") == 0 &&
 					      halo_dtype_size(m->dtype) > 1;
 			seen_bytes = 1;
-		} else if (name && strcmp(name, "blosc") == 0 && seen_bytes &&
-			   m->codec.id == HALO_CODEC_NONE) {
-			if ((rc = parse_blosc(conf, file, "codecs.blosc", 1, &m->codec, err)))
+		} else if (seen_bytes && m->codec.id == HALO_CODEC_NONE && name &&
+			   (strcmp(name, "blosc") == 0 || strcmp(name, "gzip") == 0 ||
+			    strcmp(name, "zstd") == 0)) {
+			char field[32];
+			snprintf(field, sizeof field, "codecs.%s", name);
+			halo_codec_id_t cid = codec_named(name);
+			rc = cid == HALO_CODEC_BLOSC ? parse_blosc(conf, file, field, 1, &m->codec, err)
+						     : parse_level(conf, file, field, cid, &m->codec, err);
+			if (rc)
 				return rc;
 		} else {
 			return halo_error_set(err, HALO_EUNSUPPORTED,
 					      "%s: codec '%s' is not supported here (bytes, then "
-					      "optionally blosc)", file, name ? name : "?");
+					      "optionally one of blosc, gzip, zstd)", file,
+					      name ? name : "?");
 		}
 	}
 	if (!seen_bytes)
@@ -388,11 +425,7 @@ json_t *halo__zarr_v2_json(const halo_zarr_meta_t *m)
 		json_array_append_new(shape, json_integer(m->shape[d]));
 		json_array_append_new(chunks, json_integer(m->chunks[d]));
 	}
-	json_t *comp = json_null();
-	if (m->codec.id == HALO_CODEC_BLOSC)
-		comp = json_pack("{s:s, s:s, s:i, s:i, s:i}", "id", "blosc", "cname",
-				 m->codec.cname, "clevel", m->codec.clevel, "shuffle",
-				 m->codec.shuffle, "blocksize", m->codec.blocksize);
+	json_t *comp = halo_codec_config(&m->codec);
 	json_t *fill = m->fill_null ? json_null() : halo_zarr_fill_json(m->fill, m->dtype);
 	char sep[2] = {m->separator, 0};
 	return json_pack("{s:i, s:o, s:o, s:s, s:o, s:o, s:s, s:n, s:s}", "zarr_format", 2,

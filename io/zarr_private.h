@@ -22,7 +22,5 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 int halo__zarr_check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *err);
 /* .zarray contents for m; the caller owns the result. */
 json_t *halo__zarr_v2_json(const halo_zarr_meta_t *m);
-/* HALO_OK when c-blosc knows this compressor name. */
-int halo__blosc_cname_ok(const char *cname);
 
 #endif

@@ -97,13 +97,13 @@ void halo__io_begin(size_t bytes, struct halo_io_lend *l)
 	    pthread_setaffinity_np(pthread_self(), sizeof set, &set))
 		return;
 	l->widened = 1;
-	halo_zarr_codec_threads(threads);
+	halo_codec_threads(threads);
 }
 
 void halo__io_end(struct halo_io_lend *l)
 {
 	if (l->widened) {
-		halo_zarr_codec_threads(1);
+		halo_codec_threads(1);
 		pthread_setaffinity_np(pthread_self(), sizeof l->saved, &l->saved);
 	}
 	__atomic_sub_fetch(&io_running, 1, __ATOMIC_RELAXED);

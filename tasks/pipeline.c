@@ -346,8 +346,8 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 			    "or a .ome.zarr path)");
 	wo.pyramid = (int)pyramid;
 	if (compressor && halo_codec_parse(compressor, &wo.codec, c->err))
-		return fail(c, HALO_EINVAL, "unknown compressor \"%s\" (none, lz4, lz4hc, blosclz, zstd, "
-			    "zlib)", compressor);
+		return fail(c, HALO_EINVAL, "unknown compressor \"%s\" (%s)", compressor,
+			    HALO_CODEC_NAMES);
 	wo.codec.clevel = (int)clevel;
 	if (shuffle) {
 		static const char *const modes[] = {"none", "byte", "bit"};
@@ -360,8 +360,11 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 		wo.codec.shuffle = m;
 	}
 	if (compressor && wo.codec.id == HALO_CODEC_NONE && (field(c, "clevel") || shuffle))
-		return fail(c, HALO_EINVAL, "fields \"clevel\" and \"shuffle\" apply to blosc; "
-			    "\"compressor\": \"none\" stores chunks uncompressed");
+		return fail(c, HALO_EINVAL, "fields \"clevel\" and \"shuffle\" apply to compressed "
+			    "chunks; \"compressor\": \"none\" stores chunks uncompressed");
+	if (wo.codec.id != HALO_CODEC_BLOSC && shuffle)
+		return fail(c, HALO_EINVAL, "field \"shuffle\" applies to blosc; the compressor is "
+			    "\"%s\"", compressor);
 	return wrap(c, halo_to_store(c->g, a, path, given ? chunks : NULL, dtname ? (int)dt.kind : -1,
 				     &wo, overwrite, out, c->err));
 }

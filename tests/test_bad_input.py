@@ -108,8 +108,58 @@ p = good_array("structured.zarr")
 edit_zarray(p, dtype=[["a", "<u2"]])
 expect_error("structured dtype", p, "field 'dtype'")
 
-p = good_array("gzip.zarr", compressor=numcodecs.GZip())
-expect_error("gzip compressor", p, "compressor 'gzip' is not supported")
+p = good_array("bz2.zarr", compressor=numcodecs.BZ2())
+expect_error("bz2 compressor", p, "compressor 'bz2' is not supported (blosc, zlib, gzip, zstd, lz4)")
+
+# numcodecs' Zlib, GZip, Zstd and LZ4 chunks that are damaged, cut short
+# or of another size: one line each, checksums checked to the end.
+raw = (np.arange(60, dtype="<u2") * 1000).tobytes()
+for comp in [numcodecs.GZip(level=1), numcodecs.Zlib(level=1), numcodecs.Zstd(level=1),
+             numcodecs.LZ4()]:
+    cid = comp.codec_id
+    p = good_array(f"{cid}-bad.zarr", compressor=comp)
+    chunk = os.path.join(p, "1.0.1")
+    blob = bytearray(comp.encode(raw))
+    flipped = bytearray(blob)
+    # numcodecs' zstd frames and lz4 blocks carry no checksum: a byte
+    # flipped in the data reads as other values, for python too. halo's
+    # zstd frames carry one (below). Their headers are checked.
+    flipped[{"zstd": 0, "lz4": 5}.get(cid, len(blob) // 2)] ^= 0x55
+    open(chunk, "wb").write(bytes(flipped))
+    expect_error(f"{cid} chunk with a byte flipped", p, "1.0.1: chunk fails to decompress "
+                 f"(corrupt {cid} data")
+    cut = bytes(blob[:len(blob) - 3])
+    open(chunk, "wb").write(cut)
+    expect_error(f"{cid} chunk cut short", p, "1.0.1: chunk " + (
+        f"fails to decompress (corrupt {cid} data" if cid in ("zstd", "lz4")
+        else f"is cut short (truncated {cid} data)"))
+    open(chunk, "wb").write(comp.encode(raw[:20]))
+    expect_error(f"{cid} chunk of the wrong size", p,
+                 "1.0.1: chunk decompresses to 20 bytes, expected 120")
+    open(chunk, "wb").write(comp.encode(raw + raw))
+    expect_error(f"{cid} chunk too large", p, "1.0.1: chunk decompresses to " + (
+        "240 bytes, expected 120" if cid in ("zstd", "lz4") else "more than 120 bytes, its size"))
+    key = "acceleration" if cid == "lz4" else "level"
+    edit_zarray(p, compressor={"id": cid, key: "fast" if cid == "lz4" else 99})
+    expect_error(f"{cid} {key} out of range", p,
+                 f"field 'compressor' needs a {cid} {key} as an integer")
+# halo writes zstd frames with their checksum: python reads them, and a
+# byte flipped anywhere is found.
+p, q = good_array("zstd-sum.zarr", compressor=numcodecs.Zstd(level=3)), path("zstd-sum2.zarr")
+r = halo("convert", p, q, check_rc=0)
+blob = bytearray(open(os.path.join(q, "1", "0", "1"), "rb").read())
+check(r.returncode == 0 and blob[4] & 4 and numcodecs.Zstd().decode(bytes(blob)) ==
+      np.ascontiguousarray(zarr.open(p, mode="r")[3:6, 0:4, 5:10]).tobytes(),
+      "halo's zstd chunks carry a checksum; python reads them", r.stderr)
+blob[len(blob) // 2] ^= 0x55
+open(os.path.join(q, "1", "0", "1"), "wb").write(bytes(blob))
+expect_error("a byte flipped in a zstd chunk halo wrote", q, "1/0/1: chunk fails to decompress "
+             "(corrupt zstd data: Restored data doesn't match checksum)")
+shutil.rmtree(q)
+p = good_array("gzip-junk.zarr", compressor=numcodecs.GZip(level=1))
+open(os.path.join(p, "0.0.0"), "wb").write(numcodecs.GZip(level=1).encode(raw) + b"junk")
+expect_error("gzip chunk followed by junk", p, "0.0.0: chunk fails to decompress (corrupt gzip "
+             "data: incorrect header check)")
 
 p = good_array("forder.zarr")
 edit_zarray(p, order="F")
@@ -262,6 +312,13 @@ expect_error("v3 endian 'BIG' (read as little before)",
              v3_array(codecs=[{"name": "bytes", "configuration": {"endian": "BIG"}}]),
              "field 'codecs.bytes.endian' is not")
 expect_error("v3 without fill_value", v3_array(fill_value=None), "field 'fill_value' is missing")
+expect_error("v3 crc32c codec", v3_array(codecs=[
+    {"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]),
+    "codec 'crc32c' is not supported here (bytes, then optionally one of blosc, gzip, zstd)")
+expect_error("v3 zstd without a level", v3_array(codecs=[
+    {"name": "bytes", "configuration": {"endian": "little"}},
+    {"name": "zstd", "configuration": {"checksum": True}}]),
+    "field 'codecs.zstd' needs a zstd level as an integer in zstd's range")
 expect_error("v3 extension that must be understood", v3_array(my_ext={"x": 1}),
              "field 'my_ext' is an extension halo does not understand")
 p = v3_array(my_ext={"must_understand": False})
@@ -335,7 +392,7 @@ flat = good_array("flat.zarr", shape=(8, 10), chunks=(4, 5))
 expect_error("three chunk sizes for a 2D input", flat, "the input is 2D; give Y,X",
              "--chunks", "9,4,5")
 expect_error("big-endian --dtype", p, "halo writes little-endian", "--dtype", ">u2")
-expect_error("--clevel without compression", p, "apply to blosc", "--compressor", "none",
+expect_error("--clevel without compression", p, "apply to compressed output", "--compressor", "none",
              "--clevel", "3")
 expect_error("pyramid levels past 1x1", p, "8x10 plane halves to 1x1 after 4 levels",
              "--ome", "--pyramid", "5")

@@ -119,6 +119,18 @@ with tempfile.TemporaryDirectory(dir=os.environ.get("HALO_TEST_TMP")) as tmp:
           and v["nchunks"] == z.nchunks and v["dtype"] == "int16" and v["byte_order"] == ">"
           and v["compressor"] == {"cname": "zstd", "clevel": 7, "shuffle": "bit"}
           and v["fill_value"] == -3, f"halo info VOLUME --json matches python zarr: {v}")
+    # numcodecs' other compressors as their config (id and level).
+    for comp in [numcodecs.Zstd(level=-3), numcodecs.GZip(level=9), numcodecs.Zlib(level=1),
+                 numcodecs.LZ4(acceleration=3)]:
+        q = os.path.join(tmp, f"{comp.codec_id}.zarr")
+        zarr.open(q, mode="w", shape=(2, 3, 4), dtype="<u2", compressor=comp)
+        r = subprocess.run([halo, "info", q], capture_output=True, text=True)
+        v = json.loads(subprocess.run([halo, "info", q, "--json"], capture_output=True,
+                                      text=True).stdout)
+        (_, cid), (key, level) = comp.get_config().items()
+        check(v["compressor"] == comp.get_config() and
+              f"compressor  {cid}, {key} {level}\n" in r.stdout,
+              f"halo info: a {comp.codec_id} compressor: {v['compressor']}")
     # A NaN fill, which JSON has no number for (nothing was printed, exit 0).
     q = os.path.join(tmp, "nan.zarr")
     zarr.open(q, mode="w", shape=(2, 3, 4), dtype="<f4", fill_value=np.nan)

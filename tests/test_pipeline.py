@@ -866,7 +866,7 @@ bad.append(([{"name": "o", "op": "to_zarr", "input": "a", "path": path("there.za
             "there.zarr: already exists"))
 # Blosc's settings with no blosc (convert refused them; a pipeline took them).
 bad.append(([{"name": "o", "op": "to_zarr", "input": "a", "path": path("nc.zarr"),
-              "compressor": "none", "clevel": 3}], '"clevel" and "shuffle" apply to blosc'))
+              "compressor": "none", "clevel": 3}], '"clevel" and "shuffle" apply to compressed'))
 # A constant beside another boundary, an axis on a scalar.
 bad.append(([{"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "a", "depth": 1,
               "boundary": "reflect", "constant": 5}],

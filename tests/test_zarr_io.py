@@ -1,7 +1,7 @@
 """Zarr I/O against python zarr 2.13, both directions: python writes, halo
 converts (rechunking, casting), python reads halo's output and compares
 value for value. Covers every dtype and byte order, every blosc compressor
-and shuffle, both separators, edge chunks, missing chunks and fill values,
+and shuffle, numcodecs' Zlib, GZip, Zstd and LZ4, both separators, edge chunks, missing chunks and fill values,
 arrays inside groups, Zarr v3 input and OME-Zarr output."""
 import glob
 import json
@@ -72,6 +72,57 @@ for cname in ["lz4", "lz4hc", "blosclz", "zstd", "zlib"]:
         check(comp.get("cname") == cname and comp.get("shuffle") == shuffle and
               comp.get("clevel") == 3, f"blosc {cname} shuffle {shuffle}: .zarray compressor",
               comp)
+
+# 2b. numcodecs' Zlib, GZip, Zstd (also Zarr v3's default) and LZ4:
+# read, kept by default, level and all; python reads halo's chunks.
+for dt in ["<u2", "<f4"]:
+    data = sample(dt, (12, 20, 30))
+    for comp in [numcodecs.Zlib(level=1), numcodecs.Zlib(level=9), numcodecs.GZip(level=5),
+                 numcodecs.Zstd(level=1), numcodecs.Zstd(level=19), numcodecs.Zstd(level=-5),
+                 numcodecs.LZ4(acceleration=1), numcodecs.LZ4(acceleration=30)]:
+        name = f"{comp.get_config()} {dt}"
+        src, dst = path("nc.zarr"), path("nc_out.zarr")
+        shutil.rmtree(src, ignore_errors=True)
+        zarr.open(src, mode="w", shape=data.shape, chunks=(5, 8, 16), dtype=dt,
+                  compressor=comp)[:] = data
+        r = convert(src, dst, "--chunks", "4,9,11")
+        out = zarr.open(dst, mode="r") if r.returncode == 0 else None
+        check(out is not None and same(out[:], data) and
+              out.compressor.get_config() == comp.get_config(),
+              f"{name}: read, rechunked and written with the input's compressor",
+              r.stderr or out.compressor)
+# gzip asked for, and a level; another kind of compressor starts at level 5
+# (a zstd input's 19 is not a blosc level).
+shutil.rmtree(src, ignore_errors=True)
+zarr.open(src, mode="w", shape=data.shape, chunks=(5, 8, 16), dtype=dt,
+          compressor=numcodecs.Zstd(level=19))[:] = data
+for opts, want in [(("--compressor", "gzip", "--clevel", "2"), numcodecs.GZip(level=2)),
+                   (("--compressor", "gzip"), numcodecs.GZip(level=5)),
+                   (("--compressor", "lz4"), numcodecs.Blosc("lz4", 5, 1)),
+                   (("--clevel", "7"), numcodecs.Zstd(level=7))]:
+    r = convert(src, dst, *opts)
+    out = zarr.open(dst, mode="r") if r.returncode == 0 else None
+    check(out is not None and same(out[:], data) and
+          out.compressor.get_config() == want.get_config(),
+          f"zstd input, {' '.join(opts)}: {want}", r.stderr or out.compressor)
+r = convert(src, dst, "--shuffle", "bit")
+check(r.returncode == 1 and "--shuffle applies to blosc; the output's compressor is zstd"
+      in r.stderr, "zstd output and --shuffle: refused", r.stderr)
+# What python's gzip and zlib read: gzip members one after another, zeros
+# after a gzip stream, anything after a zlib stream.
+for comp, tail in [(numcodecs.GZip(level=1), "members"), (numcodecs.GZip(level=1), b"\0" * 5),
+                   (numcodecs.Zlib(level=1), b"xyz")]:
+    shutil.rmtree(src, ignore_errors=True)
+    zarr.open(src, mode="w", shape=data.shape, chunks=(5, 8, 16), dtype=dt,
+              compressor=comp)[:] = data
+    raw = np.ascontiguousarray(data[:5, :8, :16]).tobytes()
+    blob = (comp.encode(raw[:1000]) + comp.encode(raw[1000:]) if tail == "members"
+            else comp.encode(raw) + tail)
+    assert comp.decode(blob) == raw  # python's reading of it
+    open(os.path.join(src, "0.0.0"), "wb").write(blob)
+    r = convert(src, dst)
+    check(r.returncode == 0 and same(zarr.open(dst, mode="r")[:], data),
+          f"{comp.codec_id} chunk followed by {tail!r:.20}: read as python reads it", r.stderr)
 
 # 3. No compressor, "." separator in, halo's "/" out; compressor none out.
 src, dst = path("raw.zarr"), path("raw_out.zarr")
@@ -306,15 +357,24 @@ for fill, target, want in [(float("nan"), "uint8", 0), (float("inf"), "uint8", 2
 
 # 8. Zarr v3 input (zarr.json; bytes + blosc; default and v2 key encodings),
 # written by hand with numcodecs as the codec oracle.
-def write_v3(root, data, chunks, encoding, endian, blosc):
+def write_v3(root, data, chunks, encoding, endian, codec):
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(root)
     dt = data.dtype.newbyteorder("<" if endian == "little" else ">")
     codecs = [{"name": "bytes", "configuration": {"endian": endian}}]
-    if blosc:
+    comp = None
+    if codec == "blosc":
         codecs.append({"name": "blosc", "configuration": {
             "cname": "zstd", "clevel": 3, "shuffle": "bitshuffle",
             "typesize": dt.itemsize, "blocksize": 0}})
+        comp = numcodecs.Blosc(cname="zstd", clevel=3, shuffle=2)
+    elif codec == "gzip":
+        codecs.append({"name": "gzip", "configuration": {"level": 6}})
+        comp = numcodecs.GZip(level=6)
+    elif codec == "zstd":
+        # zarr-python 3's default; numcodecs 0.11 writes no frame checksum
+        codecs.append({"name": "zstd", "configuration": {"level": 0, "checksum": False}})
+        comp = numcodecs.Zstd(level=0)
     sep = "/" if encoding == "default" else "."
     meta = {"zarr_format": 3, "node_type": "array", "shape": list(data.shape),
             "data_type": np.dtype(data.dtype).name,
@@ -323,7 +383,6 @@ def write_v3(root, data, chunks, encoding, endian, blosc):
             "fill_value": 0, "codecs": codecs, "attributes": {"a": 1}}
     json.dump(meta, open(os.path.join(root, "zarr.json"), "w"))
     grid = [range(0, s, c) for s, c in zip(data.shape, chunks)]
-    comp = numcodecs.Blosc(cname="zstd", clevel=3, shuffle=2) if blosc else None
     for z0 in grid[0]:
         for y0 in grid[1]:
             for x0 in grid[2]:
@@ -339,20 +398,21 @@ def write_v3(root, data, chunks, encoding, endian, blosc):
                 open(f, "wb").write(blob)
 
 
-for encoding, endian, blosc in [("default", "little", True), ("v2", "big", True),
-                                ("default", "big", False)]:
+for encoding, endian, codec in [("default", "little", "blosc"), ("v2", "big", "blosc"),
+                                ("default", "big", None), ("default", "little", "gzip"),
+                                ("default", "little", "zstd")]:
     data = sample("<u2", (6, 10, 13))
     src, dst = path("v3.zarr"), path("v3_out.zarr")
-    write_v3(src, data, (4, 4, 5), encoding, endian, blosc)
+    write_v3(src, data, (4, 4, 5), encoding, endian, codec)
     r = convert(src, dst)
     ok = r.returncode == 0 and same(zarr.open(dst, mode="r")[:], data)
-    check(ok, f"zarr v3 input: {encoding} keys, {endian} endian, blosc={blosc}", r.stderr)
+    check(ok, f"zarr v3 input: {encoding} keys, {endian} endian, codec {codec}", r.stderr)
 
 # v3 gives a float's fill as hex bits; a missing chunk reads as it.
 # Storage transformers (which change where bytes live) are refused.
 data = sample("<f4", (6, 10, 13))
 for hexfill, want in [("0x7fc00000", np.nan), ("0x40200000", 2.5)]:
-    write_v3(src, data, (4, 4, 5), "default", "little", False)
+    write_v3(src, data, (4, 4, 5), "default", "little", None)
     meta = json.load(open(os.path.join(src, "zarr.json")))
     meta["fill_value"] = hexfill
     json.dump(meta, open(os.path.join(src, "zarr.json"), "w"))
@@ -369,7 +429,7 @@ check(r.returncode == 1 and "storage_transformers are not supported" in r.stderr
       "zarr v3 storage_transformers refused", r.stderr)
 # What the v3 spec requires, refused where it is not there: halo would
 # otherwise guess the keys, the fill or the byte order.
-write_v3(src, data, (4, 4, 5), "default", "big", False)
+write_v3(src, data, (4, 4, 5), "default", "big", None)
 good = json.load(open(os.path.join(src, "zarr.json")))
 for name, change, needle in [
         ("no chunk_key_encoding", {"chunk_key_encoding": None},

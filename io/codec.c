@@ -1,0 +1,310 @@
+/* Chunk compressors (see codec.h). blosc's contexts (blosc_*_ctx) are used
+ * so that any StarPU worker can encode or decode without the library's
+ * global lock; halo parallelises across chunks, so each call uses one
+ * blosc thread unless its caller lends it idle cores. zlib and zstd get a
+ * fresh stream per chunk: a chunk is megabytes, and a stream costs
+ * microseconds to set up. */
+#include "config.h"
+#include "io/codec.h"
+
+#include <blosc.h>
+#include <lz4.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+static _Thread_local int codec_threads = 1;
+
+void halo_codec_threads(int n)
+{
+	codec_threads = n > 1 ? n : 1;
+}
+
+static const char *const cnames[] = {"lz4", "lz4hc", "blosclz", "zstd", "zlib"};
+
+int halo_codec_blosc_cname_ok(const char *cname)
+{
+	for (size_t i = 0; i < sizeof cnames / sizeof cnames[0]; i++)
+		if (strcmp(cname, cnames[i]) == 0)
+			return blosc_compname_to_compcode(cname) >= 0 ? HALO_OK : HALO_EUNSUPPORTED;
+	return HALO_EUNSUPPORTED;
+}
+
+const char *halo_codec_id_name(halo_codec_id_t id)
+{
+	static const char *const names[] = {NULL, "blosc", "zlib", "gzip", "zstd", "lz4"};
+	return names[id];
+}
+
+const char *halo_codec_level_key(halo_codec_id_t id)
+{
+	return id == HALO_CODEC_LZ4 ? "acceleration" : "level";
+}
+
+json_t *halo_codec_config(const halo_codec_t *codec)
+{
+	if (codec->id == HALO_CODEC_NONE)
+		return json_null();
+	if (codec->id == HALO_CODEC_BLOSC)
+		return json_pack("{s:s, s:s, s:i, s:i, s:i}", "id", "blosc", "cname", codec->cname,
+				 "clevel", codec->clevel, "shuffle", codec->shuffle, "blocksize",
+				 codec->blocksize);
+	return json_pack("{s:s, s:i}", "id", halo_codec_id_name(codec->id),
+			 halo_codec_level_key(codec->id), codec->clevel);
+}
+
+int halo_codec_level_ok(halo_codec_id_t id, long long level)
+{
+	if (id == HALO_CODEC_ZSTD)
+		return level >= ZSTD_minCLevel() && level <= ZSTD_maxCLevel();
+	if (id == HALO_CODEC_LZ4) /* an acceleration: LZ4 takes any, clamped to 1..65537 */
+		return level >= INT32_MIN && level <= INT32_MAX;
+	return level >= -1 && level <= 9;
+}
+
+int halo_codec_parse(const char *s, halo_codec_t *codec, halo_error_t *err)
+{
+	halo_codec_id_t id;
+	if (strcmp(s, "none") == 0)
+		id = HALO_CODEC_NONE;
+	else if (strcmp(s, "gzip") == 0)
+		id = HALO_CODEC_GZIP;
+	else if (halo_codec_blosc_cname_ok(s) == HALO_OK)
+		id = HALO_CODEC_BLOSC;
+	else
+		return halo_error_set(err, HALO_EINVAL, "--compressor: unknown '%s' (%s)", s,
+				      HALO_CODEC_NAMES);
+	/* A zstd input's level 19 means nothing to blosc. */
+	if (id != codec->id)
+		codec->clevel = 5;
+	if (id == HALO_CODEC_BLOSC && codec->id != HALO_CODEC_BLOSC)
+		codec->shuffle = 1, codec->blocksize = 0;
+	codec->id = id;
+	if (id == HALO_CODEC_BLOSC)
+		snprintf(codec->cname, sizeof codec->cname, "%s", s);
+	return HALO_OK;
+}
+
+/* Room past the worst case for what other writers may add: a gzip
+ * header's name and comment, zstd's skippable frames. */
+#define SLACK 1024
+
+size_t halo_codec_bound(const halo_codec_t *codec, size_t nbytes)
+{
+	switch (codec->id) {
+	case HALO_CODEC_BLOSC: return nbytes + BLOSC_MAX_OVERHEAD;
+	case HALO_CODEC_ZLIB:
+	case HALO_CODEC_GZIP: return compressBound((uLong)nbytes) + SLACK;
+	case HALO_CODEC_ZSTD: return ZSTD_compressBound(nbytes) + SLACK;
+	case HALO_CODEC_LZ4: /* its size in 4 bytes, then LZ4's block */
+		return nbytes <= LZ4_MAX_INPUT_SIZE ? 4 + (size_t)LZ4_compressBound((int)nbytes)
+						    : 4 + nbytes + nbytes / 255 + 16;
+	default: return nbytes;
+	}
+}
+
+static int wrong_size(const char *file, size_t got, size_t nbytes, halo_error_t *err)
+{
+	return halo_error_set(err, HALO_EFORMAT, "%s: chunk decompresses to %zu bytes, expected %zu",
+			      file, got, nbytes);
+}
+
+static int decode_blosc(const void *src, size_t len, void *dst, size_t nbytes, const char *file,
+			halo_error_t *err)
+{
+	size_t got = 0, cbytes = 0, blocksize = 0;
+	if (len < BLOSC_MIN_HEADER_LENGTH || blosc_cbuffer_validate(src, len, &got) < 0)
+		return halo_error_set(err, HALO_EFORMAT, "%s: chunk is not valid blosc data", file);
+	blosc_cbuffer_sizes(src, &got, &cbytes, &blocksize);
+	if (got != nbytes || cbytes != len)
+		return wrong_size(file, got, nbytes, err);
+	int n = blosc_decompress_ctx(src, dst, nbytes, codec_threads);
+	if (n < 0 || (size_t)n != nbytes)
+		return halo_error_set(err, HALO_EFORMAT, "%s: chunk fails to decompress (corrupt)",
+				      file);
+	return HALO_OK;
+}
+
+static int all_zero(const unsigned char *p, size_t n)
+{
+	while (n && !*p)
+		p++, n--;
+	return n == 0;
+}
+
+/* zlib's checks see the whole stream: the Adler-32 or CRC-32 at its end
+ * and, for gzip, the length. */
+static int decode_zlib(int gzip, const void *src, size_t len, void *dst, size_t nbytes,
+		       const char *file, halo_error_t *err)
+{
+	const char *kind = gzip ? "gzip" : "zlib";
+	z_stream s = {0};
+	if (inflateInit2(&s, gzip ? 15 + 16 : 15) != Z_OK)
+		return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
+	s.next_in = (Bytef *)src;
+	s.avail_in = (uInt)len;
+	s.next_out = dst;
+	s.avail_out = (uInt)nbytes;
+	/* What python reads, halo reads: gzip members one after another as
+	 * one, and zeros after the last; anything after a zlib stream (its
+	 * checksum has vouched for the data). Past nbytes, a little more
+	 * room tells a chunk too large from a damaged tail. */
+	unsigned char spill[64];
+	int zr, over = 0;
+	for (;;) {
+		zr = inflate(&s, Z_FINISH);
+		if (zr == Z_STREAM_END && gzip && s.avail_in > 0 && !all_zero(s.next_in, s.avail_in) &&
+		    inflateReset(&s) == Z_OK)
+			continue;
+		if (zr == Z_BUF_ERROR && s.avail_out == 0 && !over) {
+			over = 1;
+			s.next_out = spill;
+			s.avail_out = sizeof spill;
+			continue;
+		}
+		break;
+	}
+	int rc = HALO_OK;
+	size_t got = over ? nbytes + sizeof spill - s.avail_out : nbytes - s.avail_out;
+	if (got > nbytes)
+		rc = halo_error_set(err, HALO_EFORMAT, "%s: chunk decompresses to more than %zu "
+				    "bytes, its size", file, nbytes);
+	else if (zr == Z_STREAM_END && got != nbytes)
+		rc = wrong_size(file, got, nbytes, err);
+	else if (zr == Z_MEM_ERROR)
+		rc = halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
+	else if (zr == Z_BUF_ERROR || zr == Z_OK)
+		rc = halo_error_set(err, HALO_EFORMAT, "%s: chunk is cut short (truncated %s data)",
+				    file, kind);
+	else if (zr != Z_STREAM_END)
+		rc = halo_error_set(err, HALO_EFORMAT, "%s: chunk fails to decompress (corrupt %s "
+				    "data: %s)", file, kind, s.msg ? s.msg : "unknown error");
+	inflateEnd(&s);
+	return rc;
+}
+
+static int decode_zstd(const void *src, size_t len, void *dst, size_t nbytes, const char *file,
+		       halo_error_t *err)
+{
+	size_t n = ZSTD_decompress(dst, nbytes, src, len);
+	if (!ZSTD_isError(n))
+		return n == nbytes ? HALO_OK : wrong_size(file, n, nbytes, err);
+	unsigned long long said = ZSTD_getFrameContentSize(src, len);
+	if (said != ZSTD_CONTENTSIZE_ERROR && said != ZSTD_CONTENTSIZE_UNKNOWN && said > nbytes)
+		return wrong_size(file, (size_t)said, nbytes, err);
+	return halo_error_set(err, HALO_EFORMAT, "%s: chunk fails to decompress (corrupt zstd "
+			      "data: %s)", file, ZSTD_getErrorName(n));
+}
+
+/* numcodecs' LZ4: the decoded size as 4 bytes little-endian, then one
+ * LZ4 block. No checksum: a damaged block may decode to other values. */
+static int decode_lz4(const unsigned char *src, size_t len, void *dst, size_t nbytes,
+		      const char *file, halo_error_t *err)
+{
+	if (len < 4)
+		return halo_error_set(err, HALO_EFORMAT, "%s: chunk is cut short (truncated lz4 data)",
+				      file);
+	uint32_t said = (uint32_t)src[0] | (uint32_t)src[1] << 8 | (uint32_t)src[2] << 16 |
+			(uint32_t)src[3] << 24;
+	if (said != nbytes)
+		return wrong_size(file, said, nbytes, err);
+	int n = len - 4 <= INT32_MAX ? LZ4_decompress_safe((const char *)src + 4, dst,
+							   (int)(len - 4), (int)nbytes) : -1;
+	if (n < 0 || (size_t)n != nbytes)
+		return halo_error_set(err, HALO_EFORMAT, "%s: chunk fails to decompress (corrupt lz4 "
+				      "data)", file);
+	return HALO_OK;
+}
+
+int halo_codec_decode(const halo_codec_t *codec, const void *src, size_t len, void *dst,
+		      size_t nbytes, const char *file, halo_error_t *err)
+{
+	switch (codec->id) {
+	case HALO_CODEC_BLOSC: return decode_blosc(src, len, dst, nbytes, file, err);
+	case HALO_CODEC_ZLIB: return decode_zlib(0, src, len, dst, nbytes, file, err);
+	case HALO_CODEC_GZIP: return decode_zlib(1, src, len, dst, nbytes, file, err);
+	case HALO_CODEC_ZSTD: return decode_zstd(src, len, dst, nbytes, file, err);
+	case HALO_CODEC_LZ4: return decode_lz4(src, len, dst, nbytes, file, err);
+	default:
+		if (len != nbytes)
+			return halo_error_set(err, HALO_EFORMAT, "%s: chunk holds %zu bytes, "
+					      "expected %zu", file, len, nbytes);
+		memcpy(dst, src, nbytes);
+		return HALO_OK;
+	}
+}
+
+static int encode_zlib(int gzip, int level, const void *src, size_t nbytes, void *dst,
+		       size_t cap, size_t *len, const char *file, halo_error_t *err)
+{
+	z_stream s = {0};
+	/* gzip's header as python's gzip writes it for numcodecs: no name,
+	 * no time */
+	if (deflateInit2(&s, level, Z_DEFLATED, gzip ? 15 + 16 : 15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
+	s.next_in = (Bytef *)src;
+	s.avail_in = (uInt)nbytes;
+	s.next_out = dst;
+	s.avail_out = (uInt)cap;
+	int zr = deflate(&s, Z_FINISH);
+	*len = s.total_out;
+	deflateEnd(&s);
+	return zr == Z_STREAM_END ? HALO_OK
+				  : halo_error_set(err, HALO_EIO, "%s: %s compression failed", file,
+						   gzip ? "gzip" : "zlib");
+}
+
+int halo_codec_encode(const halo_codec_t *codec, size_t elsize, const void *src, size_t nbytes,
+		      void *dst, size_t *len, const char *file, halo_error_t *err)
+{
+	size_t cap = halo_codec_bound(codec, nbytes);
+	switch (codec->id) {
+	case HALO_CODEC_BLOSC: {
+		int n = blosc_compress_ctx(codec->clevel, codec->shuffle, elsize, nbytes, src, dst, cap,
+					   codec->cname, (size_t)codec->blocksize, codec_threads);
+		*len = n > 0 ? (size_t)n : 0;
+		return n > 0 ? HALO_OK
+			     : halo_error_set(err, HALO_EIO, "%s: blosc compression failed", file);
+	}
+	case HALO_CODEC_ZLIB:
+	case HALO_CODEC_GZIP:
+		return encode_zlib(codec->id == HALO_CODEC_GZIP, codec->clevel, src, nbytes, dst, cap,
+				   len, file, err);
+	case HALO_CODEC_ZSTD: {
+		/* Frames with their checksum: numcodecs writes none, so a
+		 * damaged chunk decodes to wrong values unseen; every zstd
+		 * reader checks one that is there. */
+		ZSTD_CCtx *cx = ZSTD_createCCtx();
+		if (!cx)
+			return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
+		size_t n = ZSTD_CCtx_setParameter(cx, ZSTD_c_compressionLevel, codec->clevel);
+		if (!ZSTD_isError(n))
+			n = ZSTD_CCtx_setParameter(cx, ZSTD_c_checksumFlag, 1);
+		if (!ZSTD_isError(n))
+			n = ZSTD_compress2(cx, dst, cap, src, nbytes);
+		ZSTD_freeCCtx(cx);
+		*len = ZSTD_isError(n) ? 0 : n;
+		return ZSTD_isError(n) ? halo_error_set(err, HALO_EIO, "%s: zstd compression failed "
+							"(%s)", file, ZSTD_getErrorName(n))
+				       : HALO_OK;
+	}
+	case HALO_CODEC_LZ4: {
+		int n = nbytes <= LZ4_MAX_INPUT_SIZE
+			? LZ4_compress_fast(src, (char *)dst + 4, (int)nbytes, (int)(cap - 4),
+					    codec->clevel) : 0;
+		unsigned char *p = dst;
+		for (int i = 0; i < 4; i++)
+			p[i] = (unsigned char)(nbytes >> 8 * i);
+		*len = n > 0 ? 4 + (size_t)n : 0;
+		return n > 0 ? HALO_OK : halo_error_set(err, HALO_EIO, "%s: lz4 compression failed%s",
+							file, nbytes > LZ4_MAX_INPUT_SIZE ?
+							" (a chunk over LZ4's 2016 MiB)" : "");
+	}
+	default:
+		memcpy(dst, src, nbytes);
+		*len = nbytes;
+		return HALO_OK;
+	}
+}

@@ -1,0 +1,73 @@
+/* The compressors of Zarr chunks: blosc (c-blosc), zlib and gzip (zlib),
+ * zstd (libzstd), lz4 (liblz4), each framed as numcodecs and the Zarr v3 codecs frame it,
+ * so that a chunk python zarr wrote decodes here and the reverse. Every
+ * call is thread-safe: nothing is shared between calls. */
+#ifndef HALO_IO_CODEC_H
+#define HALO_IO_CODEC_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "halo.h"
+
+typedef enum {
+	HALO_CODEC_NONE, HALO_CODEC_BLOSC, HALO_CODEC_ZLIB, HALO_CODEC_GZIP, HALO_CODEC_ZSTD,
+	HALO_CODEC_LZ4
+} halo_codec_id_t;
+
+typedef struct halo_codec {
+	halo_codec_id_t id;
+	char cname[16];  /* blosc: lz4, lz4hc, blosclz, zstd, zlib */
+	int clevel;      /* blosc, zlib, gzip: 0..9; zstd: its own levels;
+			    lz4: its acceleration (1 and up) */
+	int shuffle;     /* blosc: 0 none, 1 byte, 2 bit */
+	int blocksize;   /* blosc: 0 automatic */
+} halo_codec_t;
+
+/* What halo_codec_parse takes, for messages. */
+#define HALO_CODEC_NAMES "none, lz4, lz4hc, blosclz, zstd, zlib (blosc), gzip"
+
+/* Sets codec from a name given by the user (HALO_CODEC_NAMES). A codec of
+ * another kind than before gets level 5; blosc keeps its shuffle. */
+int halo_codec_parse(const char *s, halo_codec_t *codec, halo_error_t *err);
+
+/* numcodecs' id: "blosc", "zlib", "gzip", "zstd", "lz4"; NULL for none. */
+const char *halo_codec_id_name(halo_codec_id_t id);
+
+/* The name numcodecs gives clevel for a non-blosc codec: "level", or
+ * lz4's "acceleration". */
+const char *halo_codec_level_key(halo_codec_id_t id);
+
+/* numcodecs' config of codec, {"id": "blosc", "cname": ...}, as .zarray
+ * holds it; null for none. */
+json_t *halo_codec_config(const halo_codec_t *codec);
+
+/* Whether level is one of the levels of zlib, gzip (-1..9) or zstd, or an
+ * acceleration of lz4. */
+int halo_codec_level_ok(halo_codec_id_t id, long long level);
+
+/* HALO_OK when c-blosc knows this compressor name. */
+int halo_codec_blosc_cname_ok(const char *cname);
+
+/* The most bytes nbytes can encode to (a file larger than this is not one
+ * of codec's chunks of nbytes). */
+size_t halo_codec_bound(const halo_codec_t *codec, size_t nbytes);
+
+/* Decodes len bytes of src into exactly nbytes at dst; anything else (a
+ * corrupt or truncated chunk, one of another size) is an error naming
+ * file. */
+int halo_codec_decode(const halo_codec_t *codec, const void *src, size_t len, void *dst,
+		      size_t nbytes, const char *file, halo_error_t *err);
+
+/* Encodes nbytes of elsize-byte elements at src into dst, which holds
+ * halo_codec_bound() bytes; *len is the encoded size. */
+int halo_codec_encode(const halo_codec_t *codec, size_t elsize, const void *src, size_t nbytes,
+		      void *dst, size_t *len, const char *file, halo_error_t *err);
+
+/* Blosc threads for the chunks the calling thread encodes or decodes from
+ * now on (default 1): a caller whose cores would otherwise idle lends them
+ * to one large chunk. The other codecs use one thread. */
+void halo_codec_threads(int n);
+
+#endif
