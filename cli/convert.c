@@ -25,7 +25,8 @@ static const char convert_help[] =
 	"                        to Zarr: 64,256,256; TIFF output: 16 pages a chunk)\n"
 	"  --dtype T             uint8, uint16, uint32, int8, int16, int32, float32, float64\n"
 	"  --compressor NAME     none, lz4, lz4hc, blosclz, zstd, zlib (these in blosc),\n"
-	"                        gzip (default: the input's, else blosc lz4)\n"
+	"                        gzip (default: the input's, numcodecs' zlib, zstd and\n"
+	"                        lz4 included, else blosc lz4)\n"
 	"  --clevel N            compression level 0-9 (default: the input's, else 5)\n"
 	"  --shuffle MODE        blosc: none, byte, bit (default: the input's, else byte)\n"
 	"  --ome                 write OME-Zarr (also when OUT ends in .ome.zarr)\n"
@@ -163,7 +164,7 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 	if (wo->format != HALO_FMT_TIFF && o->nchunks) {
 		if (bytes > (double)HALO_ZARR_MAX_CHUNK_BYTES)
 			return halo_error_set(err, HALO_EINVAL, "--chunks: a chunk of %.0f bytes exceeds "
-					      "blosc's limit of %llu", bytes,
+					      "Zarr's limit here of %llu (blosc's)", bytes,
 					      (unsigned long long)HALO_ZARR_MAX_CHUNK_BYTES);
 	} else if (halo_volume_chunks_fit(wo->format, c, elsize) || wo->format == HALO_FMT_TIFF) {
 		/* The input's chunks in a wider type stored in pieces, or
@@ -186,6 +187,10 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 		if (rc)
 			return rc;
 	}
+	if (codec.id == HALO_CODEC_LZ4 && o->clevel >= 0)
+		return halo_error_set(err, HALO_EINVAL, "--clevel: the output keeps the input's lz4, "
+				      "which has an acceleration (%d), not a level; --compressor "
+				      "NAME changes the compressor", codec.clevel);
 	if (o->clevel >= 0)
 		codec.clevel = (int)o->clevel;
 	if (o->shuffle) {

@@ -2,8 +2,8 @@
  * so that any StarPU worker can encode or decode without the library's
  * global lock; halo parallelises across chunks, so each call uses one
  * blosc thread unless its caller lends it idle cores. zlib and zstd get a
- * fresh stream per chunk: a chunk is megabytes, and a stream costs
- * microseconds to set up. */
+ * fresh stream per chunk, which costs little beside coding megabytes
+ * (zstd's highest levels excepted: see the README). */
 #include "config.h"
 #include "io/codec.h"
 
@@ -55,13 +55,14 @@ json_t *halo_codec_config(const halo_codec_t *codec)
 			 halo_codec_level_key(codec->id), codec->clevel);
 }
 
-int halo_codec_level_ok(halo_codec_id_t id, long long level)
+int halo_codec_level_clamp(halo_codec_id_t id, long long level)
 {
+	long long lo = -1, hi = 9;
 	if (id == HALO_CODEC_ZSTD)
-		return level >= ZSTD_minCLevel() && level <= ZSTD_maxCLevel();
-	if (id == HALO_CODEC_LZ4) /* an acceleration: LZ4 takes any, clamped to 1..65537 */
-		return level >= INT32_MIN && level <= INT32_MAX;
-	return level >= -1 && level <= 9;
+		lo = ZSTD_minCLevel(), hi = ZSTD_maxCLevel();
+	else if (id == HALO_CODEC_LZ4) /* an acceleration, which LZ4 clamps so */
+		lo = 1, hi = 65537;
+	return (int)(level < lo ? lo : level > hi ? hi : level);
 }
 
 int halo_codec_parse(const char *s, halo_codec_t *codec, halo_error_t *err)
@@ -88,8 +89,8 @@ int halo_codec_parse(const char *s, halo_codec_t *codec, halo_error_t *err)
 }
 
 /* Room past the worst case for what other writers may add: a gzip
- * header's name and comment, zstd's skippable frames. */
-#define SLACK 1024
+ * header's name and comment, zeros after it, zstd's skippable frames. */
+#define SLACK (64 << 10)
 
 size_t halo_codec_bound(const halo_codec_t *codec, size_t nbytes)
 {
@@ -127,11 +128,11 @@ static int decode_blosc(const void *src, size_t len, void *dst, size_t nbytes, c
 	return HALO_OK;
 }
 
-static int all_zero(const unsigned char *p, size_t n)
+/* Skips the zeros python's gzip skips after a member. */
+static void skip_zeros(z_stream *s)
 {
-	while (n && !*p)
-		p++, n--;
-	return n == 0;
+	while (s->avail_in && !*s->next_in)
+		s->next_in++, s->avail_in--;
 }
 
 /* zlib's checks see the whole stream: the Adler-32 or CRC-32 at its end
@@ -148,15 +149,16 @@ static int decode_zlib(int gzip, const void *src, size_t len, void *dst, size_t 
 	s.next_out = dst;
 	s.avail_out = (uInt)nbytes;
 	/* What python reads, halo reads: gzip members one after another as
-	 * one, and zeros after the last; anything after a zlib stream (its
-	 * checksum has vouched for the data). Past nbytes, a little more
-	 * room tells a chunk too large from a damaged tail. */
+	 * one, with zeros between and after them; anything after a zlib
+	 * stream (its checksum has vouched for the data). Past nbytes, a
+	 * little more room tells a chunk too large from a damaged tail. */
 	unsigned char spill[64];
 	int zr, over = 0;
 	for (;;) {
 		zr = inflate(&s, Z_FINISH);
-		if (zr == Z_STREAM_END && gzip && s.avail_in > 0 && !all_zero(s.next_in, s.avail_in) &&
-		    inflateReset(&s) == Z_OK)
+		if (zr == Z_STREAM_END && gzip)
+			skip_zeros(&s);
+		if (zr == Z_STREAM_END && gzip && s.avail_in > 0 && inflateReset(&s) == Z_OK)
 			continue;
 		if (zr == Z_BUF_ERROR && s.avail_out == 0 && !over) {
 			over = 1;
@@ -178,6 +180,9 @@ static int decode_zlib(int gzip, const void *src, size_t len, void *dst, size_t 
 	else if (zr == Z_BUF_ERROR || zr == Z_OK)
 		rc = halo_error_set(err, HALO_EFORMAT, "%s: chunk is cut short (truncated %s data)",
 				    file, kind);
+	else if (zr == Z_NEED_DICT)
+		rc = halo_error_set(err, HALO_EFORMAT, "%s: chunk needs a preset dictionary, which "
+				    "Zarr has no place for", file);
 	else if (zr != Z_STREAM_END)
 		rc = halo_error_set(err, HALO_EFORMAT, "%s: chunk fails to decompress (corrupt %s "
 				    "data: %s)", file, kind, s.msg ? s.msg : "unknown error");
@@ -227,12 +232,7 @@ int halo_codec_decode(const halo_codec_t *codec, const void *src, size_t len, vo
 	case HALO_CODEC_GZIP: return decode_zlib(1, src, len, dst, nbytes, file, err);
 	case HALO_CODEC_ZSTD: return decode_zstd(src, len, dst, nbytes, file, err);
 	case HALO_CODEC_LZ4: return decode_lz4(src, len, dst, nbytes, file, err);
-	default:
-		if (len != nbytes)
-			return halo_error_set(err, HALO_EFORMAT, "%s: chunk holds %zu bytes, "
-					      "expected %zu", file, len, nbytes);
-		memcpy(dst, src, nbytes);
-		return HALO_OK;
+	default: return halo_error_set(err, HALO_EINVAL, "%s: no compressor to decode", file);
 	}
 }
 
@@ -302,9 +302,6 @@ int halo_codec_encode(const halo_codec_t *codec, size_t elsize, const void *src,
 							file, nbytes > LZ4_MAX_INPUT_SIZE ?
 							" (a chunk over LZ4's 2016 MiB)" : "");
 	}
-	default:
-		memcpy(dst, src, nbytes);
-		*len = nbytes;
-		return HALO_OK;
+	default: return halo_error_set(err, HALO_EINVAL, "%s: no compressor to encode", file);
 	}
 }

@@ -43,9 +43,9 @@ const char *halo_codec_level_key(halo_codec_id_t id);
  * holds it; null for none. */
 json_t *halo_codec_config(const halo_codec_t *codec);
 
-/* Whether level is one of the levels of zlib, gzip (-1..9) or zstd, or an
- * acceleration of lz4. */
-int halo_codec_level_ok(halo_codec_id_t id, long long level);
+/* level within the levels of zlib and gzip (-1..9) or zstd, or lz4's
+ * accelerations (1..65537). */
+int halo_codec_level_clamp(halo_codec_id_t id, long long level);
 
 /* HALO_OK when c-blosc knows this compressor name. */
 int halo_codec_blosc_cname_ok(const char *cname);
@@ -54,13 +54,13 @@ int halo_codec_blosc_cname_ok(const char *cname);
  * of codec's chunks of nbytes). */
 size_t halo_codec_bound(const halo_codec_t *codec, size_t nbytes);
 
-/* Decodes len bytes of src into exactly nbytes at dst; anything else (a
+/* Decodes len bytes of src (codec is not none) into exactly nbytes at dst; anything else (a
  * corrupt or truncated chunk, one of another size) is an error naming
  * file. */
 int halo_codec_decode(const halo_codec_t *codec, const void *src, size_t len, void *dst,
 		      size_t nbytes, const char *file, halo_error_t *err);
 
-/* Encodes nbytes of elsize-byte elements at src into dst, which holds
+/* Encodes nbytes of elsize-byte elements at src (codec is not none) into dst, which holds
  * halo_codec_bound() bytes; *len is the encoded size. */
 int halo_codec_encode(const halo_codec_t *codec, size_t elsize, const void *src, size_t nbytes,
 		      void *dst, size_t *len, const char *file, halo_error_t *err);

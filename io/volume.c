@@ -344,6 +344,9 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 	}
 	if ((rc = zarr_info(r, err)))
 		goto fail;
+	/* y, x after channel or time axes of one value: a 2D image stays 2D */
+	if (r->format == HALO_FMT_OME_ZARR && nspace == 2)
+		r->info.ndim = 2;
 	*out = r;
 	return HALO_OK;
 fail:
@@ -480,7 +483,7 @@ static int write_text(const char *dir, const char *name, json_t *doc, halo_error
 {
 	char file[4096];
 	snprintf(file, sizeof file, "%s/%s", dir, name);
-	char *text = json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS);
+	char *text = json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
 	int rc = text ? halo_fs_write(file, text, strlen(text), err)
 		      : halo_error_set(err, HALO_ENOMEM, "out of memory");
 	free(text);

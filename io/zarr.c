@@ -249,7 +249,9 @@ int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t
 	json_decref(doc);
 	if (!rc && z->meta.attrs) {
 		file = join(path, ".zattrs");
-		text = halo_json_dumps(z->meta.attrs, JSON_INDENT(4) | JSON_SORT_KEYS);
+		/* ASCII, as python zarr writes it: zarr 2.13 reads .zattrs so */
+		text = halo_json_dumps(z->meta.attrs, JSON_INDENT(4) | JSON_SORT_KEYS |
+					JSON_ENSURE_ASCII);
 		rc = file && text ? halo_fs_write(file, text, strlen(text), err)
 				  : halo_error_set(err, HALO_ENOMEM, "out of memory");
 		free(text);

@@ -131,22 +131,17 @@ static int parse_blosc(const json_t *c, const char *file, const char *field,
 	return HALO_OK;
 }
 
-/* numcodecs' Zlib, GZip, Zstd and LZ4, and v3's gzip and zstd: a level
- * (lz4: an acceleration), and for zstd a checksum flag that its frames
- * carry themselves. */
-static int parse_level(const json_t *c, const char *file, const char *field,
-		       halo_codec_id_t id, halo_codec_t *codec, halo_error_t *err)
+/* numcodecs' Zlib, GZip, Zstd and LZ4, and v3's gzip and zstd. Decoding
+ * takes no level (lz4: acceleration), so whatever python reads is read
+ * (no level, 1.0, "1", 99); an output that keeps the codec takes the
+ * level clamped to the codec's range, else numcodecs' default, 1. zstd's
+ * checksum flag is in its frames too. */
+static void parse_level(const json_t *c, halo_codec_id_t id, halo_codec_t *codec)
 {
-	const char *key = halo_codec_level_key(id);
-	const json_t *level = json_object_get(c, key);
-	if (!json_is_integer(level) || !halo_codec_level_ok(id, json_integer_value(level)))
-		return halo_error_set(err, HALO_EFORMAT, "%s: field '%s' needs a %s %s as an "
-				      "integer in %s", file, field, halo_codec_id_name(id), key,
-				      id == HALO_CODEC_ZSTD ? "zstd's range"
-				      : id == HALO_CODEC_LZ4 ? "int32's range" : "-1..9");
+	const json_t *level = json_object_get(c, halo_codec_level_key(id));
 	codec->id = id;
-	codec->clevel = (int)json_integer_value(level);
-	return HALO_OK;
+	codec->clevel = json_is_integer(level) ? halo_codec_level_clamp(id, json_integer_value(level))
+					       : 1;
 }
 
 /* The compressor named id (numcodecs' id, v3's codec name), or NONE. */
@@ -248,9 +243,9 @@ int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *
 			return halo_error_set(err, HALO_EUNSUPPORTED,
 					      "%s: compressor '%s' is not supported (blosc, zlib, gzip, "
 					      "zstd, lz4)", file, id);
-		rc = cid == HALO_CODEC_BLOSC ? parse_blosc(comp, file, "compressor", 0, &m->codec, err)
-					     : parse_level(comp, file, "compressor", cid, &m->codec, err);
-		if (rc)
+		if (cid != HALO_CODEC_BLOSC)
+			parse_level(comp, cid, &m->codec);
+		else if ((rc = parse_blosc(comp, file, "compressor", 0, &m->codec, err)))
 			return rc;
 	}
 	const json_t *sep = json_object_get(root, "dimension_separator");
@@ -277,6 +272,10 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 		return field_error(err, file, "zarr_format", "is not 3");
 	m->zarr_format = 3;
 	const char *node = json_string_value(json_object_get(root, "node_type"));
+	if (node && strcmp(node, "group") == 0 &&
+	    json_object_get(json_object_get(root, "attributes"), "ome"))
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: an OME-Zarr 0.5 image (a Zarr v3 "
+				      "group), which halo does not read; it reads OME-Zarr 0.4", file);
 	if (!node || strcmp(node, "array") != 0)
 		return halo_error_set(err, HALO_EFORMAT, "%s: node_type is '%s', not an array",
 				      file, node ? node : "(missing)");
@@ -355,12 +354,10 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 		} else if (seen_bytes && m->codec.id == HALO_CODEC_NONE && name &&
 			   (strcmp(name, "blosc") == 0 || strcmp(name, "gzip") == 0 ||
 			    strcmp(name, "zstd") == 0)) {
-			char field[32];
-			snprintf(field, sizeof field, "codecs.%s", name);
 			halo_codec_id_t cid = codec_named(name);
-			rc = cid == HALO_CODEC_BLOSC ? parse_blosc(conf, file, field, 1, &m->codec, err)
-						     : parse_level(conf, file, field, cid, &m->codec, err);
-			if (rc)
+			if (cid != HALO_CODEC_BLOSC)
+				parse_level(conf, cid, &m->codec);
+			else if ((rc = parse_blosc(conf, file, "codecs.blosc", 1, &m->codec, err)))
 				return rc;
 		} else {
 			return halo_error_set(err, HALO_EUNSUPPORTED,

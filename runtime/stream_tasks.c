@@ -58,7 +58,8 @@ int halo__stream_stopped(struct halo_stream_job *job)
 /* I/O tasks executing now. */
 static int io_running;
 
-/* A chunk's compression or decompression takes blosc threads only where
+/* A chunk's compression or decompression takes blosc threads (the other
+ * codecs and TIFF use one thread, and lent cores idle) only where
  * cores would idle: when the GPUs lead (the CPU workers only read and
  * write, the others are parked) or run alone (the cores beside the I/O
  * workers are no workers at all), or when nothing but I/O is ready (a

@@ -711,8 +711,9 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 	while (useful < 30 && ((int64_t)1 << useful) < plane)
 		useful++;
 	if (wo->pyramid > useful)
-		return halo_error_set(err, HALO_EINVAL, "%d pyramid levels: a %lldx%lld plane halves to 1x1 "
-				      "after %d level%s", wo->pyramid, (long long)a->shape[1],
+		return halo_error_set(err, HALO_EINVAL, "%s: %d pyramid levels, but a %lldx%lld plane "
+				      "halves to 1x1 after %d level%s", path, wo->pyramid,
+				      (long long)a->shape[1],
 				      (long long)a->shape[2], useful, useful == 1 ? "" : "s");
 	/* The writer needs its regular grid: rechunk when a's differs. */
 	int same = 1;
