@@ -70,6 +70,10 @@ enum {
 int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
 			    halo_error_t *err, int *rc);
 
+/* --channel N (time 0) or --time N (time 1) into sel (io/volume.h). */
+struct halo_select;
+int halo_cli_select_option(int time, const char *arg, struct halo_select *sel, halo_error_t *err);
+
 /* Steps through a command's options with getopt_long, handling what every
  * command shares: the runtime options (into *rt), -h/--help (prints help)
  * and unknown options or missing values (one usage line). Returns the next

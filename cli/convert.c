@@ -31,13 +31,16 @@ static const char convert_help[] =
 	"  --shuffle MODE        blosc: none, byte, bit (default: the input's, else byte)\n"
 	"  --ome                 write OME-Zarr (also when OUT ends in .ome.zarr)\n"
 	"  --pyramid N           OME-Zarr: add N levels, each 2x smaller in y and x (mean)\n"
+	"  --channel N, --time N which channel and time point of an input with more\n"
+	"                        (OME-Zarr's axes; a plain Zarr's before z, y, x\n"
+	"                        as t, c), from 0\n"
 	"  --memory SIZE         bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
 	"  --overwrite           replace an existing OUT\n"
 	"  --quiet               no progress line or summary\n" HALO_CLI_RUNTIME_HELP;
 
 enum {
 	OPT_CHUNKS = 1100, OPT_DTYPE, OPT_COMPRESSOR, OPT_CLEVEL, OPT_SHUFFLE, OPT_OME,
-	OPT_PYRAMID, OPT_MEMORY, OPT_OVERWRITE, OPT_QUIET,
+	OPT_PYRAMID, OPT_MEMORY, OPT_OVERWRITE, OPT_QUIET, OPT_CHANNEL, OPT_TIME,
 };
 
 struct convert_opts {
@@ -48,6 +51,7 @@ struct convert_opts {
 	long clevel, pyramid;
 	int ome, overwrite, quiet;
 	uint64_t memory;
+	halo_select_t select;
 	halo_runtime_opts_t rt;
 };
 
@@ -65,12 +69,15 @@ static int parse(int argc, char **argv, struct convert_opts *o, int *status)
 		{"memory", required_argument, NULL, OPT_MEMORY},
 		{"overwrite", no_argument, NULL, OPT_OVERWRITE},
 		{"quiet", no_argument, NULL, OPT_QUIET},
+		{"channel", required_argument, NULL, OPT_CHANNEL},
+		{"time", required_argument, NULL, OPT_TIME},
 		{"help", no_argument, NULL, HALO_OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
 	halo_error_t err = {0};
 	int c, rc = HALO_OK;
 	o->clevel = -1;
+	o->select = (halo_select_t){.channel = -1, .time = -1};
 	halo_runtime_opts_init(&o->rt);
 	halo_cli_options_begin();
 	while ((c = halo_cli_next_option(argc, argv, "convert", longopts, convert_help, &o->rt,
@@ -89,6 +96,10 @@ static int parse(int argc, char **argv, struct convert_opts *o, int *status)
 		case OPT_OME: o->ome = 1; break;
 		case OPT_OVERWRITE: o->overwrite = 1; break;
 		case OPT_QUIET: o->quiet = 1; break;
+		case OPT_CHANNEL:
+		case OPT_TIME:
+			rc = halo_cli_select_option(c == OPT_TIME, optarg, &o->select, &err);
+			break;
 		}
 		if (rc)
 			goto bad_value;
@@ -263,7 +274,7 @@ int halo_cli_convert(int argc, char **argv)
 	halo_compute_stats_t stats = {0};
 	status = HALO_EXIT_FAIL;
 
-	if (halo_reader_open(o.in, &r, &err))
+	if (halo_reader_open_at(o.in, &o.select, &r, &err))
 		goto fail;
 	if (strcmp(o.in, o.out) == 0 || halo_path_same(o.in, o.out)) {
 		halo_error_set(&err, HALO_EINVAL, "%s: OUT is the same as IN", o.out);

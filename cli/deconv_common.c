@@ -36,7 +36,7 @@
 
 enum {
 	OPT_ITER = 1200, OPT_CHUNKS, OPT_DEPTH, OPT_BOUNDARY, OPT_DTYPE, OPT_MEMORY,
-	OPT_OVERWRITE, OPT_QUIET, OPT_MODE,
+	OPT_OVERWRITE, OPT_QUIET, OPT_MODE, OPT_CHANNEL, OPT_TIME,
 };
 
 static int parse_boundary(const char *s, int *b, double *v, halo_error_t *err)
@@ -75,11 +75,14 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 		{"overwrite", no_argument, NULL, OPT_OVERWRITE},
 		{"quiet", no_argument, NULL, OPT_QUIET},
 		{"mode", required_argument, NULL, OPT_MODE},
+		{"channel", required_argument, NULL, OPT_CHANNEL},
+		{"time", required_argument, NULL, OPT_TIME},
 		{"help", no_argument, NULL, HALO_OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
 	memset(o, 0, sizeof *o);
 	o->mode = -1;
+	o->select = (halo_select_t){.channel = -1, .time = -1};
 	o->iterations = 20;
 	o->boundary = HALO_BOUNDARY_REFLECT;
 	halo_runtime_opts_init(&o->rt);
@@ -109,6 +112,10 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 		case OPT_MEMORY: rc = halo__parse_size(optarg, "--memory", &o->memory, &err); break;
 		case OPT_OVERWRITE: o->overwrite = 1; break;
 		case OPT_QUIET: o->quiet = 1; break;
+		case OPT_CHANNEL:
+		case OPT_TIME:
+			rc = halo_cli_select_option(c == OPT_TIME, optarg, &o->select, &err);
+			break;
 		case OPT_MODE:
 			if (strcmp(optarg, "exact") == 0)
 				o->mode = 1;
@@ -343,7 +350,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	halo_runtime_t *rt = NULL;
 	halo_stream_stats_t stats = {0};
 	int status = HALO_EXIT_FAIL;
-	if (halo_reader_open(in, &r, err))
+	if (halo_reader_open_at(in, &o->select, &r, err))
 		goto fail;
 	const halo_volume_info_t *ii = halo_reader_info(r);
 	/* --chunks and --depth take Y,X for a 2D image (one plane: no halo

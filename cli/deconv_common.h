@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "halo.h"
+#include "io/volume.h"
 
 struct halo_deconv_cli {
 	const char *args[3];
@@ -20,6 +21,7 @@ struct halo_deconv_cli {
 	uint64_t memory;
 	int overwrite, quiet;
 	int mode;       /* -1 auto (exact when it fits, else overlap), 0 overlap, 1 exact */
+	halo_select_t select; /* IN's channel and time point */
 	halo_runtime_opts_t rt;
 };
 

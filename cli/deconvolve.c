@@ -37,6 +37,9 @@ static const char deconvolve_help[] =
 	"  --boundary B          reflect (default), periodic, nearest, constant[=V], none\n"
 	"  --dtype T             output type (default float32); integers round to\n"
 	"                        nearest (ties to even), saturate; NaN becomes 0\n"
+	"  --channel N, --time N which channel and time point of an input with more\n"
+	"                        (OME-Zarr's axes; a plain Zarr's before z, y, x\n"
+	"                        as t, c), from 0\n"
 	"  --memory SIZE         bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
 	"  --overwrite           replace an existing OUT\n"
 	"  --quiet               no progress line or summary\n" HALO_CLI_RUNTIME_HELP;
@@ -56,7 +59,7 @@ int halo_cli_deconvolve(int argc, char **argv)
 	if (halo_cli_trace_check(&o.rt, (const char *const[]){in, psf_path, outp, NULL}, &err))
 		goto fail;
 	halo_reader_t *probe; /* the image's dimensions decide the PSF's */
-	if (halo_reader_open(in, &probe, &err))
+	if (halo_reader_open_at(in, &o.select, &probe, &err))
 		goto fail;
 	int ndim = halo_reader_info(probe)->ndim;
 	halo_reader_close(probe);

@@ -131,7 +131,10 @@ static int describe_volume(const char *path, int as_json)
 {
 	halo_reader_t *r;
 	halo_error_t err = {0};
-	if (halo_reader_open(path, &r, &err)) {
+	/* A file of several channels or time points is described by its
+	 * first; --channel and --time pick one where halo reads it. */
+	halo_select_t any = {.channel = -1, .time = -1, .first = 1};
+	if (halo_reader_open_at(path, &any, &r, &err)) {
 		halo_cli_error(&err);
 		return HALO_EXIT_FAIL;
 	}
@@ -163,8 +166,10 @@ static int describe_volume(const char *path, int as_json)
 				 "shuffle", shuffles[codec->shuffle % 3]);
 	else if (codec && codec->id != HALO_CODEC_NONE)
 		comp = halo_codec_config(codec);
-	json_t *desc = json_pack("{s:s, s:s, s:o, s:o, s:I, s:s, s:s, s:o, s:o, s:o, s:o, s:s}",
-		"path", path, "format", formats[halo_reader_format(r)], "shape", shape, "chunks", chunks,
+	json_t *desc = json_pack("{s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s, s:s, s:o, s:o, s:o, s:o, "
+		"s:s}", "path", path, "format", formats[halo_reader_format(r)], "shape", shape,
+		"chunks", chunks, "channels", (json_int_t)stored.channels, "times",
+		(json_int_t)stored.times,
 		"nchunks", (json_int_t)nchunks, "dtype", halo_dtype_name(v->dtype),
 		"byte_order", halo_dtype_size(v->dtype) == 1 ? "|" : stored.big_endian ? ">" : "<",
 		"compressor", comp, "fill_value", halo_zarr_fill_json(v->fill, v->dtype), "voxel", voxel,
@@ -195,6 +200,11 @@ static int describe_volume(const char *path, int as_json)
 		printf("  shape       %s\n", dims[0]);
 		printf("  chunks      %s (%lld chunk%s)\n", dims[1], (long long)nchunks,
 		       nchunks == 1 ? "" : "s");
+		if (stored.channels > 1 || stored.times > 1)
+			printf("  of          %lld channel%s x %lld time point%s (--channel, --time "
+			       "pick one; this is the first)\n", (long long)stored.channels,
+			       stored.channels == 1 ? "" : "s", (long long)stored.times,
+			       stored.times == 1 ? "" : "s");
 		printf("  dtype       %s%s\n", halo_dtype_name(v->dtype),
 		       stored.big_endian && halo_dtype_size(v->dtype) > 1 ? " (big-endian)" : "");
 		if (stored.compression)

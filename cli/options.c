@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "io/fs.h"
 #include "io/outdir.h"
+#include "io/volume.h"
 #include "runtime/mpi.h"
 #include "runtime/runtime.h"
 #include "util/signals.h"
@@ -12,11 +13,20 @@
 #include <starpu.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+int halo_cli_select_option(int time, const char *arg, halo_select_t *sel, halo_error_t *err)
+{
+	long v;
+	int rc = halo__parse_int(arg, 0, LONG_MAX, time ? "--time" : "--channel", &v, err);
+	if (!rc)
+		*(time ? &sel->time : &sel->channel) = v;
+	return rc;
+}
 
 int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
 			    halo_error_t *err, int *rc)

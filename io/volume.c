@@ -22,7 +22,10 @@ struct halo_reader {
 	halo_volume_info_t info;
 	halo_zarr_t *zarr;
 	halo_tiff_t *tiff;
-	int crop; /* stored chunks are larger than the array on some axis */
+	int crop; /* a stored chunk holds more than a chunk of the volume */
+	int src[3];                /* the Zarr axis of z, y, x; -1: none (length 1) */
+	int64_t lead[HALO_MAXDIM]; /* the index read along every other Zarr axis */
+	int64_t channels, times;   /* along the file's channel and time axes */
 };
 
 #define MAX_LEVELS 16
@@ -120,7 +123,7 @@ halo_format_t halo_format_from_path(const char *path)
  * its metadata cannot describe a z, y, x volume. */
 static int ome_level0(const json_t *attrs, char *dataset, size_t len, double voxel[3],
 		      double origin[3], char *unit, size_t ulen, size_t *naxes, size_t *nspace,
-		      char *why, size_t wlen)
+		      char roles[HALO_MAXDIM], char *why, size_t wlen)
 {
 	const json_t *ms = json_array_get(json_object_get(attrs, "multiscales"), 0);
 	if (!ms)
@@ -156,6 +159,15 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 				 "in the order z, y, x)", na - d, name ? name : "?", names[2 - d]);
 			return -1;
 		}
+	}
+	/* The axes before them: channel, time, or another kind ('?') */
+	for (size_t i = 0; i + *nspace < na && i < HALO_MAXDIM; i++) {
+		const json_t *a = json_array_get(axes, i);
+		const char *name = json_is_string(a) ? json_string_value(a)
+						     : json_string_value(json_object_get(a, "name"));
+		const char *type = json_string_value(json_object_get(a, "type"));
+		roles[i] = (type ? !strcmp(type, "channel") : name && !strcmp(name, "c")) ? 'c'
+			 : (type ? !strcmp(type, "time") : name && !strcmp(name, "t")) ? 't' : '?';
 	}
 	voxel[0] = voxel[1] = voxel[2] = 1;
 	origin[0] = origin[1] = origin[2] = 0;
@@ -208,25 +220,74 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 	return 1;
 }
 
+/* What each axis before the space axes is, and which index of it to
+ * read. nspace: the trailing space axes (2 or 3); roles: an OME-Zarr's
+ * ('c' channel, 't' time, '?' other), or NULL for a plain Zarr, whose
+ * last two such axes are taken for channel and time as OME orders them
+ * (t, c, z, y, x). */
+/* A channel or time point past the first asked of a file without such an
+ * axis. */
+static int no_axis(const halo_reader_t *r, const halo_select_t *sel, halo_error_t *err)
+{
+	static const char *const what[2] = {"channel", "time"};
+	int64_t want[2] = {sel ? sel->channel : -1, sel ? sel->time : -1};
+	for (int k = 0; k < 2; k++)
+		if (want[k] > 0)
+			return halo_error_set(err, HALO_EINVAL, "--%s %lld: %s has no %s axis",
+					      what[k], (long long)want[k], r->path, what[k]);
+	return HALO_OK;
+}
+
+static int zarr_axes(halo_reader_t *r, int nspace, const char *roles, const halo_select_t *sel,
+		     const char *attrs_file, halo_error_t *err)
+{
+	const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
+	int nlead = m->ndim - nspace;
+	if (nlead < 0 || m->ndim < 2)
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: %dD array; halo reads 2D and 3D "
+				      "volumes", r->path, m->ndim);
+	int64_t want[2] = {sel ? sel->channel : -1, sel ? sel->time : -1};
+	static const char *const what[2] = {"channel", "time"};
+	int found[2] = {0, 0};
+	r->channels = r->times = 1;
+	for (int a = 0; a < nlead; a++) {
+		char role = roles ? roles[a] : a == nlead - 1 ? 'c' : a == nlead - 2 ? 't' : '?';
+		int k = role == 'c' ? 0 : role == 't' ? 1 : -1;
+		int64_t n = m->shape[a], at = k >= 0 ? want[k] : -1;
+		if (k >= 0) {
+			found[k] = 1;
+			*(k ? &r->times : &r->channels) = n;
+		}
+		if (at >= n && n > 0)
+			return halo_error_set(err, HALO_EINVAL, "--%s %lld: %s has %lld %s%s (0 to "
+					      "%lld)", what[k], (long long)at, r->path, (long long)n,
+					      what[k], n == 1 ? "" : "s", (long long)n - 1);
+		if (at < 0 && n != 1 && !(sel && sel->first))
+			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: axis %d (%s) has %lld values; "
+					      "halo reads one channel at one time%s", attrs_file
+					      ? attrs_file : r->path, a + 1, k >= 0 ? what[k]
+					      : "not a space axis", (long long)n, k == 0
+					      ? " (--channel N picks one)" : k == 1
+					      ? " (--time N picks one)" : "");
+		r->lead[a] = at > 0 ? at : 0;
+		r->crop |= m->chunks[a] > 1;
+	}
+	halo_select_t missing = {.channel = found[0] ? -1 : want[0], .time = found[1] ? -1 : want[1]};
+	int rc = no_axis(r, &missing, err);
+	if (rc)
+		return rc;
+	for (int d = 0; d < 3; d++)
+		r->src[d] = m->ndim - 3 + d >= nlead ? m->ndim - 3 + d : -1;
+	return HALO_OK;
+}
+
 static int zarr_info(halo_reader_t *r, halo_error_t *err)
 {
 	const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
 	halo_volume_info_t *info = &r->info;
-	if (m->ndim != 2 && m->ndim != 3) {
-		/* OME images are often 5D (t, c, z, y, x) with unit t and c. */
-		int lead_ones = 1;
-		for (int d = 0; d < m->ndim - 3; d++)
-			lead_ones &= m->shape[d] == 1;
-		if (m->ndim < 2 || !lead_ones)
-			return halo_error_set(err, HALO_EUNSUPPORTED,
-					      "%s: %dD array; halo reads 2D and 3D volumes", r->path, m->ndim);
-	}
-	int off = m->ndim - 3;
-	info->ndim = m->ndim == 2 ? 2 : 3;
-	for (int d = 0; d < off; d++)
-		r->crop |= m->chunks[d] > 1; /* a leading axis of length 1 */
+	info->ndim = r->src[0] < 0 ? 2 : 3;
 	for (int d = 0; d < 3; d++) {
-		int src = off + d;
+		int src = r->src[d];
 		info->shape[d] = src >= 0 ? m->shape[src] : 1;
 		if (info->shape[d] < 1)
 			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: the array is empty (an axis "
@@ -245,6 +306,12 @@ static int zarr_info(halo_reader_t *r, halo_error_t *err)
 }
 
 int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
+{
+	return halo_reader_open_at(path, NULL, out, err);
+}
+
+int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_t **out,
+			halo_error_t *err)
 {
 	*out = NULL;
 	if (!strcmp(path, "-"))
@@ -282,6 +349,10 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 		info->chunks[2] = ti->shape[2];
 		info->dtype = ti->dtype;
 		halo_unit_normalise(ti->unit, info->unit, sizeof info->unit);
+		/* halo_tiff_open refuses hyperstacks: one channel, one time */
+		if ((rc = no_axis(r, sel, err)))
+			goto fail;
+		r->channels = r->times = 1;
 		*out = r;
 		return HALO_OK;
 	}
@@ -295,7 +366,7 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 	char dataset[1024], unit[sizeof ((halo_volume_info_t *)0)->unit];
 	double voxel[3], origin[3];
 	size_t naxes = 0, nspace = 0;
-	char why[160];
+	char why[160], roles[HALO_MAXDIM];
 	json_t *attrs = NULL;
 	halo_error_t aerr = {0};
 	/* Malformed, it is named; unreadable, taken for absent. */
@@ -305,7 +376,7 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 		goto fail;
 	}
 	int ome = attrs ? ome_level0(attrs, dataset, sizeof dataset, voxel, origin, unit, sizeof unit,
-				     &naxes, &nspace, why, sizeof why)
+				     &naxes, &nspace, roles, why, sizeof why)
 			: 0;
 	json_decref(attrs);
 	if (ome < 0) {
@@ -324,16 +395,6 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 					    attrs_file, naxes, m->ndim, dataset);
 			goto fail;
 		}
-		/* Channels or time points beside a 2D image's y, x: one of
-		 * each, or it is no volume (3D ones are refused below). */
-		for (size_t i = 0; i + nspace < naxes; i++)
-			if (m->shape[i] != 1) {
-				rc = halo_error_set(err, HALO_EUNSUPPORTED, "%s: axis %zu (not a space "
-						    "axis) has %lld values; halo reads one channel at "
-						    "one time", attrs_file, i + 1,
-						    (long long)m->shape[i]);
-				goto fail;
-			}
 		memcpy(info->voxel, voxel, sizeof info->voxel);
 		memcpy(info->origin, origin, sizeof info->origin);
 		snprintf(info->unit, sizeof info->unit, "%s", unit);
@@ -342,11 +403,14 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 		if ((rc = halo_zarr_open(path, &r->zarr, err)))
 			goto fail;
 	}
-	if ((rc = zarr_info(r, err)))
+	/* OME-Zarr names its axes (y, x after channel axes: a 2D image,
+	 * which stays 2D); a plain array's last three are z, y, x. */
+	int named = r->format == HALO_FMT_OME_ZARR && naxes;
+	int ndim = halo_zarr_meta(r->zarr)->ndim;
+	if ((rc = zarr_axes(r, named ? (int)nspace : ndim == 2 ? 2 : 3, named ? roles : NULL, sel,
+			    named ? attrs_file : NULL, err)) ||
+	    (rc = zarr_info(r, err)))
 		goto fail;
-	/* y, x after channel or time axes of one value: a 2D image stays 2D */
-	if (r->format == HALO_FMT_OME_ZARR && nspace == 2)
-		r->info.ndim = 2;
 	*out = r;
 	return HALO_OK;
 fail:
@@ -391,10 +455,12 @@ void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s)
 		s->compression = t->compression;
 	} else if (r->zarr) {
 		const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
-		for (int d = 0, src = m->ndim - 3; d < 3; d++, src++)
-			if (src >= 0)
-				s->chunks[d] = m->chunks[src];
+		for (int d = 0; d < 3; d++)
+			if (r->src[d] >= 0)
+				s->chunks[d] = m->chunks[r->src[d]];
 	}
+	s->channels = r->zarr ? r->channels : 1;
+	s->times = r->zarr ? r->times : 1;
 }
 
 uint64_t halo_reader_scratch_bytes(const halo_reader_t *r)
@@ -408,9 +474,10 @@ uint64_t halo_reader_scratch_bytes(const halo_reader_t *r)
 	return chunk + (codec->id == HALO_CODEC_NONE ? 0 : halo_codec_bound(codec, chunk));
 }
 
-/* A stored chunk larger than the array on some axis (then its only chunk
- * on that axis): decoded whole, and the part inside the array copied out
- * as a chunk of info->chunks. */
+/* A stored chunk that holds more than a chunk of the volume: one larger
+ * than the array on some axis (then its only chunk on that axis), or
+ * several channels or time points. It is decoded whole, and the volume's
+ * part copied out as a chunk of info->chunks. */
 static int read_cropped(halo_reader_t *r, const int64_t *zidx, void *buf, halo_error_t *err)
 {
 	const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
@@ -421,13 +488,20 @@ static int read_cropped(halo_reader_t *r, const int64_t *zidx, void *buf, halo_e
 	int rc = halo_zarr_read_chunk(r->zarr, zidx, full, err);
 	if (rc)
 		return rc;
-	int off = m->ndim - 3;
-	int64_t sy = off + 1 >= 0 ? m->chunks[off + 1] : 1, sx = m->chunks[off + 2];
+	/* Element strides of the stored chunk; where the volume's part
+	 * starts in it. */
+	int64_t stride[HALO_MAXDIM], at = 0, n = 1;
+	for (int a = m->ndim - 1; a >= 0; n *= m->chunks[a--])
+		stride[a] = n;
+	for (int a = 0; a < m->ndim; a++)
+		if (a != r->src[0] && a != r->src[1] && a != r->src[2])
+			at += r->lead[a] % m->chunks[a] * stride[a];
+	int64_t sz = r->src[0] >= 0 ? stride[r->src[0]] : 0, sy = stride[r->src[1]];
 	size_t el = halo_dtype_size(info->dtype), row = (size_t)info->chunks[2] * el;
 	for (int64_t z = 0; z < info->chunks[0]; z++)
 		for (int64_t y = 0; y < info->chunks[1]; y++)
 			memcpy((unsigned char *)buf + (size_t)(z * info->chunks[1] + y) * row,
-			       full + (size_t)((z * sy + y) * sx) * el, row);
+			       full + (size_t)(at + z * sz + y * sy) * el, row);
 	return HALO_OK;
 }
 
@@ -436,11 +510,12 @@ int halo_reader_read_chunk(halo_reader_t *r, const int64_t idx[3], void *buf,
 {
 	if (r->zarr) {
 		const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
-		int64_t zidx[HALO_MAXDIM] = {0};
-		int off = m->ndim - 3;
+		int64_t zidx[HALO_MAXDIM];
+		for (int a = 0; a < m->ndim; a++)
+			zidx[a] = r->lead[a] / m->chunks[a];
 		for (int d = 0; d < 3; d++)
-			if (off + d >= 0)
-				zidx[off + d] = idx[d];
+			if (r->src[d] >= 0)
+				zidx[r->src[d]] = idx[d];
 		if (!r->crop)
 			return halo_zarr_read_chunk(r->zarr, zidx, buf, err);
 		return read_cropped(r, zidx, buf, err);

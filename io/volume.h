@@ -33,6 +33,21 @@ typedef struct halo_reader halo_reader_t;
 /* Opens path read-only: a TIFF file (.tif/.tiff or TIFF magic), a Zarr
  * array directory, or an OME-Zarr group (its first dataset is read). */
 int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err);
+
+/* Which channel and time point of a Zarr array with axes before z, y, x
+ * to read (OME-Zarr's "channel" and "time" axes; a plain array's last two
+ * such axes, as OME orders them: t, c, z, y, x); -1 where its axis must
+ * hold one value. first: the first of each, whatever their number (a
+ * description of the file). */
+typedef struct halo_select {
+	int64_t channel, time;
+	int first;
+} halo_select_t;
+
+/* halo_reader_open reading the channel and time point sel names (NULL:
+ * the only ones). */
+int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_t **out,
+			halo_error_t *err);
 const halo_volume_info_t *halo_reader_info(const halo_reader_t *r);
 halo_format_t halo_reader_format(const halo_reader_t *r);
 const char *halo_reader_path(const halo_reader_t *r);
@@ -47,6 +62,7 @@ typedef struct halo_stored {
 	int64_t chunks[3];       /* a Zarr chunk may be larger than the array */
 	int big_endian;          /* a TIFF's bytes (halo reads them native) */
 	const char *compression; /* a TIFF's ("none", "deflate", ...); NULL for Zarr */
+	int64_t channels, times; /* a Zarr's along its channel and time axes (or 1) */
 } halo_stored_t;
 void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s);
 /* Bytes a read of one chunk holds besides its buffer, in the reading

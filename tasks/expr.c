@@ -161,11 +161,11 @@ static int grid_regular(halo_expr_t *e, const int64_t chunks[3], halo_error_t *e
 }
 
 /* want_tiff: 1 TIFF only, 0 Zarr only, -1 either. */
-static int source_from_reader(halo_graph_t *g, const char *path, int want_tiff, halo_expr_t **out,
-			      halo_error_t *err)
+static int source_from_reader(halo_graph_t *g, const char *path, const halo_select_t *sel,
+			      int want_tiff, halo_expr_t **out, halo_error_t *err)
 {
 	halo_reader_t *r;
-	int rc = halo_reader_open(path, &r, err);
+	int rc = halo_reader_open_at(path, sel, &r, err);
 	if (rc)
 		return rc;
 	int is_tiff = halo_reader_format(r) == HALO_FMT_TIFF;
@@ -198,19 +198,16 @@ int halo_from_reader(halo_graph_t *g, halo_reader_t *r, halo_expr_t **out, halo_
 	return grid_regular(e, e->info.chunks, err);
 }
 
-int halo_from_zarr(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err)
+int halo_from_zarr(halo_graph_t *g, const char *path, const halo_select_t *sel,
+		   halo_expr_t **out, halo_error_t *err)
 {
-	return source_from_reader(g, path, 0, out, err);
+	return source_from_reader(g, path, sel, 0, out, err);
 }
 
-int halo_from_tiff(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err)
+int halo_from_tiff(halo_graph_t *g, const char *path, const halo_select_t *sel,
+		   halo_expr_t **out, halo_error_t *err)
 {
-	return source_from_reader(g, path, 1, out, err);
-}
-
-int halo_from_path(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err)
-{
-	return source_from_reader(g, path, -1, out, err);
+	return source_from_reader(g, path, sel, 1, out, err);
 }
 
 /* ndim user values (leading axes first) into 3 internal ones. */

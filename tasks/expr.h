@@ -117,11 +117,12 @@ const char *halo_op_name(const halo_expr_t *e);
 const char *halo_expr_step(const halo_expr_t *e);
 
 /* Sources. from_zarr and from_tiff open the file to read its metadata
- * (shape, dtype, chunks) and nothing else. */
-int halo_from_zarr(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err);
-int halo_from_tiff(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err);
-/* Any format halo reads (Zarr, OME-Zarr, TIFF). */
-int halo_from_path(halo_graph_t *g, const char *path, halo_expr_t **out, halo_error_t *err);
+ * (shape, dtype, chunks) and nothing else; sel: its channel and time
+ * point (NULL: the only ones). */
+int halo_from_zarr(halo_graph_t *g, const char *path, const halo_select_t *sel,
+		   halo_expr_t **out, halo_error_t *err);
+int halo_from_tiff(halo_graph_t *g, const char *path, const halo_select_t *sel,
+		   halo_expr_t **out, halo_error_t *err);
 /* A reader already open: the graph owns it from now on (also on failure). */
 int halo_from_reader(halo_graph_t *g, halo_reader_t *r, halo_expr_t **out, halo_error_t *err);
 /* data: C order, native byte order; borrowed until the graph is freed. */

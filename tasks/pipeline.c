@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -375,15 +376,21 @@ static int parse_step(struct ctx *c, const char *op, json_t *names, halo_expr_t 
 	halo_expr_t *a = NULL, *b = NULL;
 	halo_reduce_fn_t red;
 	if (strcmp(op, "from_zarr") == 0 || strcmp(op, "from_tiff") == 0) {
-		static const char *const allowed[] = {"path", NULL};
+		static const char *const allowed[] = {"path", "channel", "time", NULL};
 		char path[4096];
+		long channel = -1, time = -1;
 		rc = check_fields(c, allowed);
 		if (!rc)
 			rc = get_path(c, "path", path, sizeof path);
+		if (!rc)
+			rc = get_int(c, "channel", 0, LONG_MAX, &channel);
+		if (!rc)
+			rc = get_int(c, "time", 0, LONG_MAX, &time);
 		if (rc)
 			return rc;
-		rc = op[5] == 'z' ? halo_from_zarr(c->g, path, out, c->err)
-				  : halo_from_tiff(c->g, path, out, c->err);
+		halo_select_t sel = {.channel = channel, .time = time};
+		rc = op[5] == 'z' ? halo_from_zarr(c->g, path, &sel, out, c->err)
+				  : halo_from_tiff(c->g, path, &sel, out, c->err);
 		return wrap(c, rc);
 	}
 	if (strcmp(op, "rechunk") == 0) {

@@ -347,4 +347,15 @@ for depth in (5, 7):
         f"(prime factor {largest_prime(n)}), which FFTs are slow on"]
     check(out is not None and warn == want, f"chunks of 3 merged for --depth {depth}: blocks of "
           f"{first}, haloed {n}: {'no warning' if not want else 'a warning'}", r.stderr)
+
+# One channel of a two-channel volume (c, z, y, x): --channel picks it.
+two = (rng.random((2, 12, 14, 16)) * 1000 + 10).astype(np.float32)
+psf = make_psf((5, 5, 5))
+for c in (0, 1):
+    out, r = run(write_input(two, (1, 12, 14, 16), "two.zarr"), write_psf(psf), "--channel",
+                 str(c), "--boundary", "periodic", "--depth", "0,0,0", "--iterations", "4")
+    ref = rl(two[c], psf, 4)
+    err = rel(out, ref) if out is not None else float("inf")
+    check(err <= 1e-4, f"--channel {c} of a c, z, y, x volume = RL of that channel "
+          f"(rel {err:.2e})", r.stderr)
 done()

@@ -608,6 +608,77 @@ r = convert(path("ome_src.zarr"), path("tight.zarr"), "--chunks", "5,37,30", "--
 check(r.returncode == 0 and "stay resident" in r.stderr and "more than --memory" in r.stderr,
       "convert under too small a --memory: a warning, and it runs", r.stderr)
 
+# 10. Channels and time points: --channel and --time (and a pipeline's
+# "channel", "time") pick one of an OME-Zarr's, or of a plain array's axes
+# before z, y, x (taken as t, c); stored chunks may span several.
+tczyx = sample("<u2", (2, 3, 5, 7, 9))
+axes = ([{"name": "t", "type": "time"}, {"name": "c", "type": "channel"}] +
+        [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"])
+for chunks in [(1, 1, 2, 4, 4), (2, 2, 5, 7, 9)]:
+    src = path("tc.ome.zarr")
+    shutil.rmtree(src, ignore_errors=True)
+    g = zarr.open_group(src, mode="w")
+    g.create_dataset("0", data=tczyx, chunks=chunks)
+    g.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [1, 1, 0.5, 0.2, 0.2]}]}]}]
+    for t in range(2):
+        for c in range(3):
+            r = convert(src, path("tc_out.zarr"), "--channel", str(c), "--time", str(t),
+                        "--chunks", "3,4,5")
+            check(r.returncode == 0 and same(zarr.open(path("tc_out.zarr"), mode="r")[:],
+                                             tczyx[t, c]),
+                  f"OME-Zarr t,c,z,y,x in chunks {chunks}: --time {t} --channel {c}", r.stderr)
+    r = halo("info", src, "--json")
+    j = json.loads(r.stdout) if r.returncode == 0 else {}
+    check(j.get("channels") == 3 and j.get("times") == 2 and j.get("shape") == [5, 7, 9] and
+          j.get("voxel") == [0.5, 0.2, 0.2], "halo info: 3 channels, 2 time points", j)
+r = convert(src, path("tc_out.zarr"), "--channel", "1")
+check(r.returncode == 1 and r.stderr.strip().endswith(
+      "axis 1 (time) has 2 values; halo reads one channel at one time (--time N picks one)"),
+      "a time point not picked: refused, naming --time", r.stderr)
+r = convert(src, path("tc_out.zarr"), "--channel", "3", "--time", "0")
+check(r.returncode == 1 and f"--channel 3: {src} has 3 channels (0 to 2)" in r.stderr,
+      "--channel past the last: refused", r.stderr)
+r = convert(path("raw.zarr"), path("tc_out.zarr"), "--channel", "1")
+check(r.returncode == 1 and "--channel 1: " in r.stderr and "has no channel axis" in r.stderr,
+      "--channel 1 of a volume without channels: refused", r.stderr)
+import tifffile  # noqa: E402
+tifffile.imwrite(path("one.tif"), tczyx[0, 0])
+r = convert(path("one.tif"), path("tc_out.zarr"), "--time", "2")
+check(r.returncode == 1 and f"--time 2: {path('one.tif')} has no time axis" in r.stderr,
+      "--time 2 of a TIFF (no hyperstack): refused", r.stderr)
+r = convert(path("raw.zarr"), path("tc_out.zarr"), "--channel", "0", "--time", "0")
+check(r.returncode == 0, "--channel 0 --time 0 of a volume without them: its only one", r.stderr)
+# A 2D image's channels (c, y, x), and plain arrays of 4 and 5 axes.
+src = path("cyx.ome.zarr")
+shutil.rmtree(src, ignore_errors=True)
+g = zarr.open_group(src, mode="w")
+g.create_dataset("0", data=tczyx[0, :, 0], chunks=(2, 4, 4))
+g.attrs["multiscales"] = [{"version": "0.4", "axes": axes[1:2] + axes[3:],
+                           "datasets": [{"path": "0"}]}]
+r = convert(src, path("tc_out.zarr"), "--channel", "2")
+check(r.returncode == 0 and same(zarr.open(path("tc_out.zarr"), mode="r")[:], tczyx[0, 2, 0]),
+      "OME-Zarr c, y, x: --channel 2 gives that 2D image", r.stderr)
+for arr, opts, want in [(tczyx[1], ("--channel", "2"), tczyx[1, 2]),
+                        (tczyx, ("--channel", "1", "--time", "1"), tczyx[1, 1])]:
+    src = path("plain_tc.zarr")
+    shutil.rmtree(src, ignore_errors=True)
+    zarr.open(src, mode="w", shape=arr.shape, chunks=(1,) * (arr.ndim - 3) + (2, 4, 4),
+              dtype=arr.dtype)[:] = arr
+    r = convert(src, path("tc_out.zarr"), *opts)
+    check(r.returncode == 0 and same(zarr.open(path("tc_out.zarr"), mode="r")[:], want),
+          f"plain {arr.ndim}D Zarr: {' '.join(opts)}", r.stderr)
+# A pipeline's from_zarr takes them as fields.
+pipe = path("tc.json")
+json.dump({"steps": [{"name": "a", "op": "from_zarr", "path": path("tc.ome.zarr"),
+                      "channel": 2, "time": 1},
+                     {"name": "o", "op": "to_zarr", "input": "a", "path": path("tc_run.zarr"),
+                      "overwrite": True}]}, open(pipe, "w"))
+r = halo("run", pipe, "--quiet")
+check(r.returncode == 0 and same(zarr.open(path("tc_run.zarr"), mode="r")[:], tczyx[1, 2]),
+      "pipeline from_zarr with \"channel\": 2, \"time\": 1", r.stderr)
+
 # StarPU keeps a history entry per gather footprint, and reads and
 # writes all of them at every run: the same output chunks gathered from
 # other input chunks (other sources at every edge, rows of the same power
