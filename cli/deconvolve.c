@@ -39,7 +39,8 @@ static const char deconvolve_help[] =
 	"                        nearest (ties to even), saturate; NaN becomes 0\n"
 	"  --channel N, --time N which channel and time point of an input with more\n"
 	"                        (OME-Zarr's axes; a plain Zarr's before z, y, x\n"
-	"                        as t, c), from 0\n"
+	"                        as t, c; an ImageJ hyperstack's, an OME-TIFF's),\n"
+	"                        from 0\n"
 	"  --memory SIZE         bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
 	"  --overwrite           replace an existing OUT\n"
 	"  --quiet               no progress line or summary\n" HALO_CLI_RUNTIME_HELP;

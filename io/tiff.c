@@ -42,6 +42,10 @@ struct halo_tiff {
 	uint64_t *diroff; /* writer: each page's directory */
 	unsigned char *raw; /* a deflate strip or tile as stored (intact) */
 	size_t raw_cap;
+	/* A hyperstack's slice z of the channel and time selected is page
+	 * first + z * zstep; a channel or time point further on, cstep or
+	 * tstep pages. */
+	int64_t first, zstep, cstep, tstep;
 };
 
 static int capture(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
@@ -146,18 +150,17 @@ static long imagej_count(const char *desc, const char *key)
 static int parse_imagej(halo_tiff_t *t, const char *desc, long *images, halo_error_t *err)
 {
 	halo_tiff_info_t *info = &t->info;
-	long channels = imagej_count(desc, "channels");
-	long frames = imagej_count(desc, "frames");
-	if (channels > 1 || frames > 1)
-		return halo_error_set(err, HALO_EUNSUPPORTED,
-				      "%s: an ImageJ hyperstack of %ld channels and %ld time points; "
-				      "halo reads one channel at one time (split the stack first)",
-				      t->path, channels > 1 ? channels : 1, frames > 1 ? frames : 1);
+	info->channels = imagej_count(desc, "channels");
+	info->times = imagej_count(desc, "frames");
 	*images = imagej_count(desc, "images");
 	long slices = imagej_count(desc, "slices");
-	if (slices > 0 && *images > 0 && slices != *images)
+	/* Divided, not multiplied: the counts come from the file. */
+	long per = (info->channels > 1 ? info->channels : 1) * (info->times > 1 ? info->times : 1);
+	if (info->channels > INT32_MAX || info->times > INT32_MAX ||
+	    (slices > 0 && *images > 0 && (*images % per || *images / per != slices)))
 		return halo_error_set(err, HALO_EFORMAT, "%s: the ImageJ description says %ld slices "
-				      "but %ld images", t->path, slices, *images);
+				      "but %ld images%s", t->path, slices, *images,
+				      per > 1 ? " (of its channels and time points)" : "");
 	info->voxel[0] = imagej_number(desc, "spacing");
 	imagej_text(desc, "unit", info->unit, sizeof info->unit);
 	if (!(info->voxel[0] > 0))
@@ -229,18 +232,27 @@ static int parse_ome(halo_tiff_t *t, const char *xml, long *planes, halo_error_t
 {
 	char v[64];
 	*planes = xml_attr(xml, "Pixels", "SizeZ", v, sizeof v) ? strtol(v, NULL, 10) : 0;
-	long c = xml_attr(xml, "Pixels", "SizeC", v, sizeof v) ? strtol(v, NULL, 10) : 1;
-	long tp = xml_attr(xml, "Pixels", "SizeT", v, sizeof v) ? strtol(v, NULL, 10) : 1;
+	t->info.channels = xml_attr(xml, "Pixels", "SizeC", v, sizeof v) ? strtol(v, NULL, 10) : 0;
+	t->info.times = xml_attr(xml, "Pixels", "SizeT", v, sizeof v) ? strtol(v, NULL, 10) : 0;
+	/* Planes in the order of the last three letters, the first fastest */
+	char order[16] = "XYZCT";
+	xml_attr(xml, "Pixels", "DimensionOrder", order, sizeof order);
+	if (strlen(order) != 5 || strncmp(order, "XY", 2) || !strchr(order + 2, 'Z') ||
+	    !strchr(order + 2, 'C') || !strchr(order + 2, 'T'))
+		return halo_error_set(err, HALO_EFORMAT, "%s: its OME-XML has DimensionOrder '%s'",
+				      t->path, order);
+	memcpy(t->info.ome_order, order + 2, 4);
+	if (t->info.channels > INT32_MAX || t->info.times > INT32_MAX || t->info.channels < 0 ||
+	    t->info.times < 0)
+		return halo_error_set(err, HALO_EFORMAT, "%s: its OME-XML has SizeC %lld and SizeT "
+				      "%lld", t->path, (long long)t->info.channels,
+				      (long long)t->info.times);
 	int images = 0;
 	for (const char *p = xml_tag(xml, xml, "Pixels"); p; p = xml_tag(xml, p + 1, "Pixels"))
 		images++;
 	if (images > 1)
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: an OME-TIFF of %d images; halo "
 				      "reads files of one image", t->path, images);
-	if (c > 1 || tp > 1)
-		return halo_error_set(err, HALO_EUNSUPPORTED,
-				      "%s: an OME-TIFF of %ld channels and %ld time points; halo reads "
-				      "one channel at one time (split the image first)", t->path, c, tp);
 	static const char *const size[3] = {"PhysicalSizeZ", "PhysicalSizeY", "PhysicalSizeX"};
 	static const char *const unit_attr[3] = {"PhysicalSizeZUnit", "PhysicalSizeYUnit",
 						 "PhysicalSizeXUnit"};
@@ -595,20 +607,41 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 			goto fail;
 		pages = (tdir_t)described;
 	}
+	/* A hyperstack's pages: slices x channels x time points. */
+	int64_t nc = info->channels > 1 ? info->channels : 1, nt = info->times > 1 ? info->times : 1;
 	/* A file cut short, or one file of a multi-file OME-TIFF. */
-	if (ome_planes > 0 && ome_planes != (long)pages) {
-		rc = halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML says %ld planes but the "
-				    "file has %u (one file of several?)", path, ome_planes,
-				    (unsigned)pages);
+	if (ome_planes > 0 && ((int64_t)pages % (nc * nt) || (int64_t)pages / (nc * nt) != ome_planes)) {
+		rc = halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML says %.0f planes but the "
+				    "file has %u (one file of several?)", path,
+				    (double)ome_planes * (double)nc * (double)nt, (unsigned)pages);
 		goto fail;
 	}
-	info->ndim = pages > 1 || shaped_ndim == 3 ? 3 : 2;
+	int64_t slices = pages;
+	t->zstep = 1;
+	if (nc * nt > 1) {
+		if (t->sample_planes || t->row_planes || pages % (nc * nt)) {
+			rc = halo_error_set(err, HALO_EFORMAT, "%s: %u pages are no whole number of "
+					    "%lld channels x %lld time points", path, (unsigned)pages,
+					    (long long)nc, (long long)nt);
+			goto fail;
+		}
+		slices = pages / (nc * nt);
+		const char *order = info->ome_order[0] ? info->ome_order : "CZT"; /* ImageJ's */
+		int64_t step = 1;
+		for (int i = 0; i < 3; i++) {
+			int64_t *s = order[i] == 'Z' ? &t->zstep : order[i] == 'C' ? &t->cstep
+										    : &t->tstep;
+			*s = step;
+			step *= order[i] == 'Z' ? slices : order[i] == 'C' ? nc : nt;
+		}
+	}
+	info->ndim = slices > 1 || shaped_ndim == 3 ? 3 : 2;
 	if (plain_cm && info->ndim == 2 && isfinite(1e4 / xres) && isfinite(1e4 / yres)) {
 		info->voxel[2] = 1e4 / xres;
 		info->voxel[1] = 1e4 / yres;
 		snprintf(info->unit, sizeof info->unit, "%s", "micrometer");
 	}
-	info->shape[0] = pages;
+	info->shape[0] = slices;
 	info->shape[1] = h;
 	info->shape[2] = w;
 	*out = t;
@@ -623,16 +656,21 @@ const halo_tiff_info_t *halo_tiff_info(const halo_tiff_t *t)
 	return &t->info;
 }
 
+void halo_tiff_select(halo_tiff_t *t, int64_t channel, int64_t time)
+{
+	t->first = channel * t->cstep + time * t->tstep;
+}
+
 static int goto_page(halo_tiff_t *t, int64_t z)
 {
 	if (t->sample_planes || t->row_planes) /* every plane is in page 0 */
 		return 1;
+	/* Forward (a hyperstack's next slice is pages on) directory by
+	 * directory: TIFFSetDirectory walks the chain from the start. */
+	while (t->page < z && z - t->page <= 64 && TIFFReadDirectory(t->tif))
+		t->page++;
 	if (z == t->page)
 		return 1;
-	if (z == t->page + 1 && TIFFReadDirectory(t->tif)) {
-		t->page = z;
-		return 1;
-	}
 	if (!TIFFSetDirectory(t->tif, (tdir_t)z))
 		return 0;
 	t->page = z;
@@ -783,25 +821,32 @@ int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
 			    halo_dtype_size(t->info.dtype);
 	int rc = HALO_OK;
 	if (t->contig) {
-		size_t want = (size_t)nz * page_bytes;
-		ssize_t got = halo_fs_pread_all(TIFFFileno(t->tif), buf, want,
-						(off_t)(t->contig_offset + z0 * (int64_t)page_bytes));
-		if (got != (ssize_t)want)
-			return halo_error_set(err, HALO_EFORMAT, "%s: pages %lld to %lld are unreadable "
-					      "or truncated", t->path, (long long)z0,
-					      (long long)(z0 + nz - 1));
+		/* The slices one after another, or a hyperstack's one by one */
+		int64_t run = t->zstep == 1 ? nz : 1;
+		for (int64_t z = z0; z < z0 + nz; z += run) {
+			int64_t p = t->first + z * t->zstep;
+			size_t want = (size_t)run * page_bytes;
+			unsigned char *dst = (unsigned char *)buf + (size_t)(z - z0) * page_bytes;
+			ssize_t got = halo_fs_pread_all(TIFFFileno(t->tif), dst, want,
+							(off_t)(t->contig_offset + p * (int64_t)page_bytes));
+			if (got != (ssize_t)want)
+				return halo_error_set(err, HALO_EFORMAT, "%s: pages %lld to %lld are "
+						      "unreadable or truncated", t->path, (long long)p,
+						      (long long)(p + run - 1));
+		}
 		if (TIFFIsByteSwapped(t->tif))
 			halo_dtype_byteswap(buf, halo_dtype_size(t->info.dtype),
-					    want / halo_dtype_size(t->info.dtype));
+					    (size_t)nz * page_bytes / halo_dtype_size(t->info.dtype));
 		return HALO_OK;
 	}
 	pthread_mutex_lock(&t->lock);
 	for (int64_t z = z0; z < z0 + nz && !rc; z++) {
+		int64_t p = t->first + z * t->zstep;
 		t->last_error[0] = '\0';
-		if (!goto_page(t, z) ||
-		    !read_plane(t, z, (unsigned char *)buf + (size_t)(z - z0) * page_bytes)) {
+		if (!goto_page(t, p) ||
+		    !read_plane(t, p, (unsigned char *)buf + (size_t)(z - z0) * page_bytes)) {
 			char what[64];
-			snprintf(what, sizeof what, "page %lld is unreadable or truncated", (long long)z);
+			snprintf(what, sizeof what, "page %lld is unreadable or truncated", (long long)p);
 			rc = tiff_fail(t, HALO_EFORMAT, what, err);
 		}
 	}

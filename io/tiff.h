@@ -1,6 +1,8 @@
 /* TIFF volumes through libtiff: one z slice per page, single-channel
  * images, strips or tiles, classic TIFF or BigTIFF. ImageJ's metadata
- * (spacing, unit, resolution) gives the voxel size.
+ * (spacing, unit, resolution) gives the voxel size. An ImageJ hyperstack
+ * or OME-TIFF of several channels or time points is read one channel at
+ * one time (halo_tiff_select).
  *
  * libtiff handles are not thread-safe, so a reader serialises its page reads
  * with a mutex; a writer appends pages strictly in order. */
@@ -25,10 +27,18 @@ typedef struct halo_tiff_info {
 	int ome;             /* writer: OME-XML instead of ImageJ's metadata */
 	int big_endian;      /* reader: the file's byte order */
 	char compression[16]; /* reader: the first page's ("none", "deflate", ...) */
+	int64_t channels, times; /* reader: a hyperstack's (shape[0] counts the
+				  * slices of one); 0 where not given */
+	char ome_order[4];   /* reader: an OME-TIFF's plane order ("ZCT"), "" for
+			      * ImageJ's (CZT) */
 } halo_tiff_info_t;
 
 int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err);
 const halo_tiff_info_t *halo_tiff_info(const halo_tiff_t *t);
+
+/* Reads the slices of one channel and time point of a hyperstack from
+ * now on (the first's until then); both are within the counts. */
+void halo_tiff_select(halo_tiff_t *t, int64_t channel, int64_t time);
 
 /* Reads pages [z0, z0 + nz) into buf (nz * height * width elements, native
  * byte order). Thread-safe. */

@@ -225,57 +225,73 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
  * ('c' channel, 't' time, '?' other), or NULL for a plain Zarr, whose
  * last two such axes are taken for channel and time as OME orders them
  * (t, c, z, y, x). */
-/* A channel or time point past the first asked of a file without such an
- * axis. */
-static int no_axis(const halo_reader_t *r, const halo_select_t *sel, halo_error_t *err)
+static const char *const axis_kinds[2] = {"channel", "time"};
+
+/* The index to read along a channel (k 0) or time (k 1) axis of n values
+ * (0 where the file has no such axis): the one sel asks for, else the
+ * only one, or, describing the file, the first. where: the axis, for
+ * messages. */
+static int pick(const halo_reader_t *r, int k, int64_t n, const halo_select_t *sel,
+		const char *where, int64_t *at, halo_error_t *err)
 {
-	static const char *const what[2] = {"channel", "time"};
-	int64_t want[2] = {sel ? sel->channel : -1, sel ? sel->time : -1};
-	for (int k = 0; k < 2; k++)
-		if (want[k] > 0)
-			return halo_error_set(err, HALO_EINVAL, "--%s %lld: %s has no %s axis",
-					      what[k], (long long)want[k], r->path, what[k]);
+	int64_t want = sel ? (k ? sel->time : sel->channel) : -1;
+	const char *what = axis_kinds[k];
+	*at = want > 0 ? want : 0;
+	if (want > 0 && n == 0)
+		return halo_error_set(err, HALO_EINVAL, "--%s %lld: %s has no %s axis", what,
+				      (long long)want, r->path, what);
+	if (want >= n && want > 0)
+		return halo_error_set(err, HALO_EINVAL, "--%s %lld: %s has %lld %ss (0 to %lld)",
+				      what, (long long)want, r->path, (long long)n, what,
+				      (long long)n - 1);
+	if (want < 0 && n > 1 && !(sel && sel->first))
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s; halo reads one channel at one "
+				      "time (--%s N picks one)", where, what);
 	return HALO_OK;
 }
 
+/* What each axis before the space axes is, and which index of it to
+ * read. nspace: the trailing space axes (2 or 3); roles: an OME-Zarr's
+ * ('c' channel, 't' time, '?' other), or NULL for a plain Zarr, whose
+ * last two such axes are taken for channel and time as OME orders them
+ * (t, c, z, y, x). */
 static int zarr_axes(halo_reader_t *r, int nspace, const char *roles, const halo_select_t *sel,
 		     const char *attrs_file, halo_error_t *err)
 {
 	const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
-	int nlead = m->ndim - nspace;
+	int nlead = m->ndim - nspace, rc;
 	if (nlead < 0 || m->ndim < 2)
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: %dD array; halo reads 2D and 3D "
 				      "volumes", r->path, m->ndim);
-	int64_t want[2] = {sel ? sel->channel : -1, sel ? sel->time : -1};
-	static const char *const what[2] = {"channel", "time"};
-	int found[2] = {0, 0};
-	r->channels = r->times = 1;
+	const char *file = attrs_file ? attrs_file : r->path;
+	int64_t count[2] = {0, 0};
+	int axis[2] = {-1, -1};
 	for (int a = 0; a < nlead; a++) {
 		char role = roles ? roles[a] : a == nlead - 1 ? 'c' : a == nlead - 2 ? 't' : '?';
 		int k = role == 'c' ? 0 : role == 't' ? 1 : -1;
-		int64_t n = m->shape[a], at = k >= 0 ? want[k] : -1;
-		if (k >= 0) {
-			found[k] = 1;
-			*(k ? &r->times : &r->channels) = n;
-		}
-		if (at >= n && n > 0)
-			return halo_error_set(err, HALO_EINVAL, "--%s %lld: %s has %lld %s%s (0 to "
-					      "%lld)", what[k], (long long)at, r->path, (long long)n,
-					      what[k], n == 1 ? "" : "s", (long long)n - 1);
-		if (at < 0 && n != 1 && !(sel && sel->first))
-			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: axis %d (%s) has %lld values; "
-					      "halo reads one channel at one time%s", attrs_file
-					      ? attrs_file : r->path, a + 1, k >= 0 ? what[k]
-					      : "not a space axis", (long long)n, k == 0
-					      ? " (--channel N picks one)" : k == 1
-					      ? " (--time N picks one)" : "");
-		r->lead[a] = at > 0 ? at : 0;
 		r->crop |= m->chunks[a] > 1;
+		r->lead[a] = 0;
+		if (k >= 0) {
+			count[k] = m->shape[a];
+			axis[k] = a;
+		} else if (m->shape[a] != 1) {
+			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: axis %d (not a space axis) "
+					      "has %lld values; halo reads one channel at one time",
+					      file, a + 1, (long long)m->shape[a]);
+		}
 	}
-	halo_select_t missing = {.channel = found[0] ? -1 : want[0], .time = found[1] ? -1 : want[1]};
-	int rc = no_axis(r, &missing, err);
-	if (rc)
-		return rc;
+	for (int k = 0; k < 2; k++) {
+		char where[4200];
+		snprintf(where, sizeof where, "%s: axis %d (%s) has %lld values", file, axis[k] + 1,
+			 axis_kinds[k], (long long)count[k]);
+		int64_t at;
+		if ((rc = pick(r, k, count[k], sel, where, &at, err)))
+			return rc;
+		if (axis[k] >= 0)
+			r->lead[axis[k]] = at;
+	}
+	r->channels = count[0] ? count[0] : 1;
+	r->times = count[1] ? count[1] : 1;
 	for (int d = 0; d < 3; d++)
 		r->src[d] = m->ndim - 3 + d >= nlead ? m->ndim - 3 + d : -1;
 	return HALO_OK;
@@ -349,10 +365,19 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 		info->chunks[2] = ti->shape[2];
 		info->dtype = ti->dtype;
 		halo_unit_normalise(ti->unit, info->unit, sizeof info->unit);
-		/* halo_tiff_open refuses hyperstacks: one channel, one time */
-		if ((rc = no_axis(r, sel, err)))
-			goto fail;
-		r->channels = r->times = 1;
+		/* A hyperstack: the pages of one channel at one time */
+		int64_t at[2], count[2] = {ti->channels, ti->times};
+		for (int k = 0; k < 2; k++) {
+			char where[4200];
+			snprintf(where, sizeof where, "%s: %s of %lld %ss", path,
+				 ti->ome_order[0] ? "an OME-TIFF" : "an ImageJ hyperstack",
+				 (long long)count[k], axis_kinds[k]);
+			if ((rc = pick(r, k, count[k], sel, where, &at[k], err)))
+				goto fail;
+		}
+		r->channels = count[0] ? count[0] : 1;
+		r->times = count[1] ? count[1] : 1;
+		halo_tiff_select(r->tiff, at[0], at[1]);
 		*out = r;
 		return HALO_OK;
 	}
@@ -459,8 +484,8 @@ void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s)
 			if (r->src[d] >= 0)
 				s->chunks[d] = m->chunks[r->src[d]];
 	}
-	s->channels = r->zarr ? r->channels : 1;
-	s->times = r->zarr ? r->times : 1;
+	s->channels = r->channels;
+	s->times = r->times;
 }
 
 uint64_t halo_reader_scratch_bytes(const halo_reader_t *r)

@@ -34,10 +34,10 @@ typedef struct halo_reader halo_reader_t;
  * array directory, or an OME-Zarr group (its first dataset is read). */
 int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err);
 
-/* Which channel and time point of a Zarr array with axes before z, y, x
- * to read (OME-Zarr's "channel" and "time" axes; a plain array's last two
- * such axes, as OME orders them: t, c, z, y, x); -1 where its axis must
- * hold one value. first: the first of each, whatever their number (a
+/* Which channel and time point to read of a Zarr array with axes before
+ * z, y, x (OME-Zarr's "channel" and "time" axes; a plain array's last two
+ * such axes, as OME orders them: t, c, z, y, x), or of an ImageJ
+ * hyperstack or OME-TIFF; -1 where its axis must hold one value. first: the first of each, whatever their number (a
  * description of the file). */
 typedef struct halo_select {
 	int64_t channel, time;
@@ -62,7 +62,7 @@ typedef struct halo_stored {
 	int64_t chunks[3];       /* a Zarr chunk may be larger than the array */
 	int big_endian;          /* a TIFF's bytes (halo reads them native) */
 	const char *compression; /* a TIFF's ("none", "deflate", ...); NULL for Zarr */
-	int64_t channels, times; /* a Zarr's along its channel and time axes (or 1) */
+	int64_t channels, times; /* along its channel and time axes (or 1) */
 } halo_stored_t;
 void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s);
 /* Bytes a read of one chunk holds besides its buffer, in the reading

@@ -263,14 +263,38 @@ check(r.returncode == 1 and "2 samples per pixel" in r.stderr and "minisblack" n
       "split the channels" in r.stderr, "two samples in minisblack: refused, not told to use minisblack",
       r.stderr)
 
-# Stacks that are not one channel at one time, and volumetric (SGI)
-# TIFFs, are refused rather than read as z.
-a = sample("uint16", (2, 3, 2, 8, 8))
-tifffile.imwrite(path("hyper.tif"), a, imagej=True, metadata={"axes": "TZCYX"})
+# Stacks of several channels or time points: ImageJ hyperstacks (planes
+# c fastest, then z, then t) and OME-TIFFs (in their DimensionOrder) are
+# read one channel at one time, as --channel and --time pick it; without
+# them, refused rather than read as z.
+a = sample("uint16", (2, 3, 2, 8, 8))  # t, z, c, y, x
+tifffile.imwrite(path("hyper.tif"), a, imagej=True, metadata={"axes": "TZCYX", "spacing": 0.5,
+                                                              "unit": "um"})
+tifffile.imwrite(path("hyper_one_dir.tif"), a, imagej=True, truncate=True,
+                 metadata={"axes": "TZCYX"})
+tifffile.imwrite(path("hyper2d.tif"), a[0, 0], imagej=True, metadata={"axes": "CYX"})
 tifffile.imwrite(path("chan.ome.tif"), a[0], metadata={"axes": "ZCYX"})
+tifffile.imwrite(path("tc.ome.tif"), a.transpose(2, 0, 1, 3, 4), metadata={"axes": "CTZYX"})
+cases = [("hyper.tif", lambda t, c: a[t, :, c], 2), ("hyper_one_dir.tif", lambda t, c: a[t, :, c], 2),
+         ("hyper2d.tif", lambda t, c: a[0, 0, c], 1), ("chan.ome.tif", lambda t, c: a[0, :, c], 1),
+         ("tc.ome.tif", lambda t, c: a[t, :, c], 2)]
+for name, want, times in cases:
+    for t in range(times):
+        for c in range(2):
+            opts = ["--channel", str(c)] + (["--time", str(t)] if times > 1 else [])
+            r = convert(path(name), path("picked.zarr"), *opts)
+            got = zarr.open(path("picked.zarr"), mode="r")[:] if r.returncode == 0 else None
+            check(got is not None and np.array_equal(got, want(t, c)),
+                  f"{name}: {' '.join(opts)} reads that one", r.stderr)
+r = halo("info", path("hyper.tif"), "--json", check_rc=0)
+i = json.loads(r.stdout) if r.returncode == 0 else {"error": r.stderr}
+check(i.get("channels") == 2 and i.get("times") == 2 and i.get("shape") == [3, 8, 8] and
+      i.get("voxel") == [0.5, 1, 1], "halo info of an ImageJ hyperstack: its counts, its slices", i)
 tifffile.imwrite(path("vol.tif"), sample("uint16", (8, 32, 32)), tile=(4, 16, 16), volumetric=True)
-for name, needle in [("hyper.tif", "an ImageJ hyperstack of 2 channels and 2 time points"),
-                     ("chan.ome.tif", "an OME-TIFF of 2 channels and 1 time points"),
+for name, needle in [("hyper.tif", "an ImageJ hyperstack of 2 channels; halo reads one channel at "
+                      "one time (--channel N picks one)"),
+                     ("chan.ome.tif", "an OME-TIFF of 2 channels; halo reads one channel at one "
+                      "time (--channel N picks one)"),
                      ("vol.tif", "a volumetric (ImageDepth 8)")]:
     r = convert(path(name), path("refused.zarr"))
     check(r.returncode == 1 and f"{name}: {needle}" in r.stderr and
@@ -461,8 +485,9 @@ for opn, cls in [("<Pixels", "</Pixels>"), ("<ome:Pixels", "</ome:Pixels>")]:
     check(i.get("shape") == [3, 16, 16] and i.get("unit") == "nanometer" and
           np.allclose(i.get("voxel", 0), [500, 0.1, 0.1]),
           f"OME-XML with {opn} and white space, single quotes: shape and voxel size (in nm)", i)
-check("2 channels" in ome_info("ws2c.ome.tif", 6, 3, c=2).get("error", ""),
-      "... two channels behind a newline: refused, not read as 6 planes")
+i = ome_info("ws2c.ome.tif", 6, 3, c=2)
+check(i.get("channels") == 2 and i.get("shape") == [3, 16, 16],
+      "... two channels behind a newline: 2 channels of 3 planes, not 6 planes", i)
 # A '>' or another attribute's name inside a value comes before the sizes
 # (the search stopped at the first '>' and read no voxel size).
 i = ome_info("gt.ome.tif", 3, 3, opn='<Pixels Name="a>b SizeZ=\'9\' PhysicalSizeZ=\'7\'"')
