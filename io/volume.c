@@ -220,11 +220,6 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 	return 1;
 }
 
-/* What each axis before the space axes is, and which index of it to
- * read. nspace: the trailing space axes (2 or 3); roles: an OME-Zarr's
- * ('c' channel, 't' time, '?' other), or NULL for a plain Zarr, whose
- * last two such axes are taken for channel and time as OME orders them
- * (t, c, z, y, x). */
 static const char *const axis_kinds[2] = {"channel", "time"};
 
 /* The index to read along a channel (k 0) or time (k 1) axis of n values
@@ -260,9 +255,10 @@ static int zarr_axes(halo_reader_t *r, int nspace, const char *roles, const halo
 {
 	const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
 	int nlead = m->ndim - nspace, rc;
-	if (nlead < 0 || m->ndim < 2)
-		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: %dD array; halo reads 2D and 3D "
-				      "volumes", r->path, m->ndim);
+	if (nlead < 0 || nspace < 2)
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: %dD array%s; halo reads 2D and 3D "
+				      "volumes", r->path, m->ndim, nspace < 2 && m->ndim > 1
+				      ? " of one space axis" : "");
 	const char *file = attrs_file ? attrs_file : r->path;
 	int64_t count[2] = {0, 0};
 	int axis[2] = {-1, -1};
