@@ -154,10 +154,13 @@ static int parse_imagej(halo_tiff_t *t, const char *desc, long *images, halo_err
 	info->times = imagej_count(desc, "frames");
 	*images = imagej_count(desc, "images");
 	long slices = imagej_count(desc, "slices");
-	/* Divided, not multiplied: the counts come from the file. */
+	if (info->channels > INT32_MAX || info->times > INT32_MAX)
+		return halo_error_set(err, HALO_EFORMAT, "%s: the ImageJ description counts %ld "
+				      "channels and %ld frames", t->path, (long)info->channels,
+				      (long)info->times);
+	/* Divided, not multiplied: images comes from the file. */
 	long per = (info->channels > 1 ? info->channels : 1) * (info->times > 1 ? info->times : 1);
-	if (info->channels > INT32_MAX || info->times > INT32_MAX ||
-	    (slices > 0 && *images > 0 && (*images % per || *images / per != slices)))
+	if (slices > 0 && *images > 0 && (*images % per || *images / per != slices))
 		return halo_error_set(err, HALO_EFORMAT, "%s: the ImageJ description says %ld slices "
 				      "but %ld images%s", t->path, slices, *images,
 				      per > 1 ? " (of its channels and time points)" : "");
@@ -226,8 +229,9 @@ static int xml_attr(const char *xml, const char *tag, const char *name, char *ou
 	}
 }
 
-/* OME-TIFF: one image of one channel at one time point, its physical
- * pixel sizes as the voxel size; planes: its SizeZ (0 when not given). */
+/* OME-TIFF: one image, its channel and time point counts and plane order,
+ * its physical pixel sizes as the voxel size; planes: its SizeZ (0 when
+ * not given). */
 static int parse_ome(halo_tiff_t *t, const char *xml, long *planes, halo_error_t *err)
 {
 	char v[64];
@@ -619,10 +623,10 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	int64_t slices = pages;
 	t->zstep = 1;
 	if (nc * nt > 1) {
-		if (t->sample_planes || t->row_planes || pages % (nc * nt)) {
-			rc = halo_error_set(err, HALO_EFORMAT, "%s: %u pages are no whole number of "
-					    "%lld channels x %lld time points", path, (unsigned)pages,
-					    (long long)nc, (long long)nt);
+		if (pages % (nc * nt)) {
+			rc = halo_error_set(err, HALO_EFORMAT, "%s: its %u pages are not a multiple "
+					    "of its %lld channels times %lld time points", path,
+					    (unsigned)pages, (long long)nc, (long long)nt);
 			goto fail;
 		}
 		slices = pages / (nc * nt);
@@ -667,7 +671,7 @@ static int goto_page(halo_tiff_t *t, int64_t z)
 		return 1;
 	/* Forward (a hyperstack's next slice is pages on) directory by
 	 * directory: TIFFSetDirectory walks the chain from the start. */
-	while (t->page < z && z - t->page <= 64 && TIFFReadDirectory(t->tif))
+	while (t->page < z && TIFFReadDirectory(t->tif))
 		t->page++;
 	if (z == t->page)
 		return 1;

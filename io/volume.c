@@ -220,28 +220,33 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 	return 1;
 }
 
-static const char *const axis_kinds[2] = {"channel", "time"};
-
 /* The index to read along a channel (k 0) or time (k 1) axis of n values
- * (0 where the file has no such axis): the one sel asks for, else the
+ * (-1 where the file has no such axis): the one sel asks for, else the
  * only one, or, describing the file, the first. where: the axis, for
- * messages. */
+ * messages ("axis 2", "an ImageJ hyperstack"); sel NULL: a file no option
+ * picks in (a PSF), told without the option. */
 static int pick(const halo_reader_t *r, int k, int64_t n, const halo_select_t *sel,
-		const char *where, int64_t *at, halo_error_t *err)
+		const char *file, const char *where, int64_t *at, halo_error_t *err)
 {
+	static const char *const option[2] = {"channel", "time"};
+	static const char *const noun[2][2] = {{"channel", "channels"}, {"time point", "time points"}};
 	int64_t want = sel ? (k ? sel->time : sel->channel) : -1;
-	const char *what = axis_kinds[k];
 	*at = want > 0 ? want : 0;
-	if (want > 0 && n == 0)
-		return halo_error_set(err, HALO_EINVAL, "--%s %lld: %s has no %s axis", what,
-				      (long long)want, r->path, what);
+	if (n == 0)
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: the array is empty (0 %s)", file,
+				      noun[k][1]);
+	if (want > 0 && n < 0)
+		return halo_error_set(err, HALO_EINVAL, "--%s %lld: %s has no %s axis", option[k],
+				      (long long)want, r->path, option[k]);
 	if (want >= n && want > 0)
-		return halo_error_set(err, HALO_EINVAL, "--%s %lld: %s has %lld %ss (0 to %lld)",
-				      what, (long long)want, r->path, (long long)n, what,
-				      (long long)n - 1);
+		return halo_error_set(err, HALO_EINVAL, "--%s %lld: %s has %lld %s (0 to %lld)",
+				      option[k], (long long)want, r->path, (long long)n,
+				      noun[k][n != 1], (long long)n - 1);
 	if (want < 0 && n > 1 && !(sel && sel->first))
-		return halo_error_set(err, HALO_EUNSUPPORTED, "%s; halo reads one channel at one "
-				      "time (--%s N picks one)", where, what);
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: %lld %s (%s); halo reads one "
+				      "channel at one time%s%s%s", file, (long long)n, noun[k][1],
+				      where, sel ? " (--" : "", sel ? option[k] : "",
+				      sel ? " N picks one)" : "");
 	return HALO_OK;
 }
 
@@ -260,14 +265,17 @@ static int zarr_axes(halo_reader_t *r, int nspace, const char *roles, const halo
 				      "volumes", r->path, m->ndim, nspace < 2 && m->ndim > 1
 				      ? " of one space axis" : "");
 	const char *file = attrs_file ? attrs_file : r->path;
-	int64_t count[2] = {0, 0};
+	int64_t count[2] = {-1, -1};
 	int axis[2] = {-1, -1};
 	for (int a = 0; a < nlead; a++) {
 		char role = roles ? roles[a] : a == nlead - 1 ? 'c' : a == nlead - 2 ? 't' : '?';
 		int k = role == 'c' ? 0 : role == 't' ? 1 : -1;
 		r->crop |= m->chunks[a] > 1;
 		r->lead[a] = 0;
-		if (k >= 0) {
+		if (k >= 0 && axis[k] >= 0) {
+			return halo_error_set(err, HALO_EFORMAT, "%s: axes %d and %d are both %s axes",
+					      file, axis[k] + 1, a + 1, k ? "time" : "channel");
+		} else if (k >= 0) {
 			count[k] = m->shape[a];
 			axis[k] = a;
 		} else if (m->shape[a] != 1) {
@@ -277,17 +285,16 @@ static int zarr_axes(halo_reader_t *r, int nspace, const char *roles, const halo
 		}
 	}
 	for (int k = 0; k < 2; k++) {
-		char where[4200];
-		snprintf(where, sizeof where, "%s: axis %d (%s) has %lld values", file, axis[k] + 1,
-			 axis_kinds[k], (long long)count[k]);
+		char where[24];
+		snprintf(where, sizeof where, "axis %d", axis[k] + 1);
 		int64_t at;
-		if ((rc = pick(r, k, count[k], sel, where, &at, err)))
+		if ((rc = pick(r, k, count[k], sel, file, where, &at, err)))
 			return rc;
 		if (axis[k] >= 0)
 			r->lead[axis[k]] = at;
 	}
-	r->channels = count[0] ? count[0] : 1;
-	r->times = count[1] ? count[1] : 1;
+	r->channels = count[0] > 0 ? count[0] : 1;
+	r->times = count[1] > 0 ? count[1] : 1;
 	for (int d = 0; d < 3; d++)
 		r->src[d] = m->ndim - 3 + d >= nlead ? m->ndim - 3 + d : -1;
 	return HALO_OK;
@@ -362,17 +369,14 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 		info->dtype = ti->dtype;
 		halo_unit_normalise(ti->unit, info->unit, sizeof info->unit);
 		/* A hyperstack: the pages of one channel at one time */
-		int64_t at[2], count[2] = {ti->channels, ti->times};
-		for (int k = 0; k < 2; k++) {
-			char where[4200];
-			snprintf(where, sizeof where, "%s: %s of %lld %ss", path,
-				 ti->ome_order[0] ? "an OME-TIFF" : "an ImageJ hyperstack",
-				 (long long)count[k], axis_kinds[k]);
-			if ((rc = pick(r, k, count[k], sel, where, &at[k], err)))
+		int64_t at[2], count[2] = {ti->channels > 0 ? ti->channels : -1,
+					   ti->times > 0 ? ti->times : -1};
+		for (int k = 0; k < 2; k++)
+			if ((rc = pick(r, k, count[k], sel, path, ti->ome_order[0] ? "an OME-TIFF"
+				       : "an ImageJ hyperstack", &at[k], err)))
 				goto fail;
-		}
-		r->channels = count[0] ? count[0] : 1;
-		r->times = count[1] ? count[1] : 1;
+		r->channels = count[0] > 0 ? count[0] : 1;
+		r->times = count[1] > 0 ? count[1] : 1;
 		halo_tiff_select(r->tiff, at[0], at[1]);
 		*out = r;
 		return HALO_OK;

@@ -37,8 +37,8 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err);
 /* Which channel and time point to read of a Zarr array with axes before
  * z, y, x (OME-Zarr's "channel" and "time" axes; a plain array's last two
  * such axes, as OME orders them: t, c, z, y, x), or of an ImageJ
- * hyperstack or OME-TIFF; -1 where its axis must hold one value. first: the first of each, whatever their number (a
- * description of the file). */
+ * hyperstack or OME-TIFF; -1 where its axis must hold one value. first:
+ * the first of each, whatever their number (a description of the file). */
 typedef struct halo_select {
 	int64_t channel, time;
 	int first;

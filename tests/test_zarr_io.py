@@ -635,7 +635,7 @@ for chunks in [(1, 1, 2, 4, 4), (2, 2, 5, 7, 9)]:
           j.get("voxel") == [0.5, 0.2, 0.2], "halo info: 3 channels, 2 time points", j)
 r = convert(src, path("tc_out.zarr"), "--channel", "1")
 check(r.returncode == 1 and r.stderr.strip().endswith(
-      "axis 1 (time) has 2 values; halo reads one channel at one time (--time N picks one)"),
+      ".zattrs: 2 time points (axis 1); halo reads one channel at one time (--time N picks one)"),
       "a time point not picked: refused, naming --time", r.stderr)
 r = convert(src, path("tc_out.zarr"), "--channel", "3", "--time", "0")
 check(r.returncode == 1 and f"--channel 3: {src} has 3 channels (0 to 2)" in r.stderr,
@@ -648,6 +648,29 @@ tifffile.imwrite(path("one.tif"), tczyx[0, 0])
 r = convert(path("one.tif"), path("tc_out.zarr"), "--time", "2")
 check(r.returncode == 1 and f"--time 2: {path('one.tif')} has no time axis" in r.stderr,
       "--time 2 of a TIFF (no hyperstack): refused", r.stderr)
+# An empty channel axis is an empty array (it read as the fill value); two
+# channel axes are no image; a channel too far is named in the singular.
+src = path("empty_c.zarr")
+shutil.rmtree(src, ignore_errors=True)
+zarr.open(src, mode="w", shape=(0, 5, 7, 9), chunks=(1, 5, 7, 9), dtype="<u2", fill_value=7)
+r = convert(src, path("tc_out.zarr"))
+check(r.returncode == 1 and "the array is empty (0 channels)" in r.stderr,
+      "a channel axis of length 0: refused as empty", r.stderr)
+src = path("cc.ome.zarr")
+shutil.rmtree(src, ignore_errors=True)
+g = zarr.open_group(src, mode="w")
+g.create_dataset("0", data=tczyx[:, :, 0], chunks=(1, 1, 4, 4))
+g.attrs["multiscales"] = [{"version": "0.4", "axes": [axes[1], axes[1]] + axes[3:],
+                           "datasets": [{"path": "0"}]}]
+r = convert(src, path("tc_out.zarr"), "--channel", "1")
+check(r.returncode == 1 and "axes 1 and 2 are both channel axes" in r.stderr,
+      "two channel axes: refused", r.stderr)
+src = path("t1.zarr")
+shutil.rmtree(src, ignore_errors=True)
+zarr.open(src, mode="w", shape=(1, 2, 5, 7, 9), dtype="<u2")
+r = convert(src, path("tc_out.zarr"), "--channel", "0", "--time", "1")
+check(r.returncode == 1 and "has 1 time point (0 to 0)" in r.stderr,
+      "--time 1 of one time point: refused, in the singular", r.stderr)
 r = convert(path("raw.zarr"), path("tc_out.zarr"), "--channel", "0", "--time", "0")
 check(r.returncode == 0, "--channel 0 --time 0 of a volume without them: its only one", r.stderr)
 # A 2D image's channels (c, y, x), and plain arrays of 4 and 5 axes.
