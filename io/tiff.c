@@ -614,7 +614,8 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	/* A hyperstack's pages: slices x channels x time points. */
 	int64_t nc = info->channels > 1 ? info->channels : 1, nt = info->times > 1 ? info->times : 1;
 	/* A file cut short, or one file of a multi-file OME-TIFF. */
-	if (ome_planes > 0 && ((int64_t)pages % (nc * nt) || (int64_t)pages / (nc * nt) != ome_planes)) {
+	if (ome_planes > 0 &&
+	    ((int64_t)pages % (nc * nt) || (int64_t)pages / (nc * nt) != ome_planes)) {
 		rc = halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML says %.0f planes but the "
 				    "file has %u (one file of several?)", path,
 				    (double)ome_planes * (double)nc * (double)nt, (unsigned)pages);
