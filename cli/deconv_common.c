@@ -100,11 +100,11 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 				o->nchunks = -1;
 				break;
 			}
-			rc = halo__parse_int_list(optarg, 2, 3, 1, "--chunks", o->chunks, &n, &err);
+			rc = halo__parse_int_list(optarg, 1, 3, 1, "--chunks", o->chunks, &n, &err);
 			o->nchunks = n;
 			break;
 		case OPT_DEPTH:
-			rc = halo__parse_int_list(optarg, 2, 3, 0, "--depth", o->depth, &n, &err);
+			rc = halo__parse_int_list(optarg, 1, 3, 0, "--depth", o->depth, &n, &err);
 			o->ndepth = n;
 			break;
 		case OPT_BOUNDARY: rc = parse_boundary(optarg, &o->boundary, &o->constant, &err); break;
@@ -354,7 +354,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		goto fail;
 	const halo_volume_info_t *ii = halo_reader_info(r);
 	/* --chunks and --depth take Y,X for a 2D image (one plane: no halo
-	 * along z) and Z,Y,X for a volume. */
+	 * along z) and Z,Y,X for a volume, or one value for every axis. */
 	struct halo_deconv_cli o2 = *o;
 	const char *names[2] = {"--chunks", "--depth"};
 	int *counts[2] = {&o2.nchunks, &o2.ndepth};
@@ -362,6 +362,13 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	for (int k = 0; k < 2; k++) {
 		if (*counts[k] <= 0)
 			continue;
+		if (*counts[k] == 1) {
+			vals[k][1] = vals[k][2] = vals[k][0];
+			if (ii->ndim != 3)
+				vals[k][0] = k == 0 ? 1 : 0;
+			*counts[k] = 3;
+			continue;
+		}
 		if (*counts[k] != (ii->ndim == 3 ? 3 : 2)) {
 			halo_error_set(err, HALO_EINVAL, "%s: %s is %dD; give %s", names[k], in, ii->ndim,
 				       ii->ndim == 3 ? "Z,Y,X" : "Y,X");

@@ -220,34 +220,57 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 	return 1;
 }
 
-/* The index to read along a channel (k 0) or time (k 1) axis of n values
- * (-1 where the file has no such axis): the one sel asks for, else the
- * only one, or, describing the file, the first. where: the axis, for
- * messages ("axis 2", "an ImageJ hyperstack"); sel NULL: a file no option
- * picks in (a PSF), told without the option. */
-static int pick(const halo_reader_t *r, int k, int64_t n, const halo_select_t *sel,
-		const char *file, const char *where, int64_t *at, halo_error_t *err)
+/* The indices to read along the channel (k 0) and time (k 1) axes of n[k]
+ * values (-1 where the file has no such axis): the ones sel asks for,
+ * else the only ones, or, describing the file, the first. where[k]: the
+ * axis, for messages ("axis 1, from 0", "an ImageJ hyperstack"); sel
+ * NULL: a file no option picks in (a PSF). */
+static int pick(const halo_reader_t *r, const int64_t n[2], const char *const where[2],
+		const halo_select_t *sel, const char *file, int64_t at[2], halo_error_t *err)
 {
 	static const char *const option[2] = {"channel", "time"};
 	static const char *const noun[2][2] = {{"channel", "channels"}, {"time point", "time points"}};
-	int64_t want = sel ? (k ? sel->time : sel->channel) : -1;
-	*at = want > 0 ? want : 0;
-	if (n == 0)
-		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: the array is empty (0 %s)", file,
-				      noun[k][1]);
-	if (want > 0 && n < 0)
-		return halo_error_set(err, HALO_EINVAL, "--%s %lld: %s has no %s axis", option[k],
-				      (long long)want, r->path, option[k]);
-	if (want >= n && want > 0)
-		return halo_error_set(err, HALO_EINVAL, "--%s %lld: %s has %lld %s (0 to %lld)",
-				      option[k], (long long)want, r->path, (long long)n,
-				      noun[k][n != 1], (long long)n - 1);
-	if (want < 0 && n > 1 && !(sel && sel->first))
-		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: %lld %s (%s); halo reads one "
-				      "channel at one time%s%s%s", file, (long long)n, noun[k][1],
-				      where, sel ? " (--" : "", sel ? option[k] : "",
-				      sel ? " N picks one)" : "");
-	return HALO_OK;
+	char name[2][24];
+	int unpicked[2] = {0, 0};
+	for (int k = 0; k < 2; k++) {
+		int64_t want = sel ? (k ? sel->time : sel->channel) : -1;
+		at[k] = want > 0 ? want : 0;
+		/* a pipeline's fields, a command's options */
+		snprintf(name[k], sizeof name[k], sel && sel->field ? "field \"%s\"" : "--%s",
+			 option[k]);
+		if (n[k] == 0)
+			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: the array is empty (0 %s)",
+					      file, noun[k][1]);
+		if (want > 0 && n[k] < 0)
+			return halo_error_set(err, HALO_EINVAL, "%s %lld: %s has no %s axis", name[k],
+					      (long long)want, r->path, option[k]);
+		if (want >= n[k] && want > 0)
+			return halo_error_set(err, HALO_EINVAL, "%s %lld: %s has %lld %s (0 to %lld)",
+					      name[k], (long long)want, r->path, (long long)n[k],
+					      noun[k][n[k] != 1], (long long)n[k] - 1);
+		unpicked[k] = want < 0 && n[k] > 1 && !(sel && sel->first);
+	}
+	if (!unpicked[0] && !unpicked[1])
+		return HALO_OK;
+	/* Both at once, where both are to pick: one run to learn it, not two */
+	char what[2][160] = {"", ""}, how[96];
+	for (int k = 0; k < 2; k++) {
+		/* the second's axis is not told again where it is the first's */
+		int told = k && unpicked[0] && !strcmp(where[0], where[1]);
+		if (unpicked[k])
+			snprintf(what[k], sizeof what[k], "%s%lld %s%s%s%s", k && unpicked[0] ?
+				 " and " : "", (long long)n[k], noun[k][1], told ? "" : " (",
+				 told ? "" : where[k], told ? "" : ")");
+	}
+	const char *a = unpicked[0] ? name[0] : name[1], *b = unpicked[0] && unpicked[1] ? name[1] : "";
+	if (!sel)
+		snprintf(how, sizeof how, "halo convert %s N%s%s%s extracts one", a, *b ? " " : "", b,
+			 *b ? " N" : "");
+	else
+		snprintf(how, sizeof how, "%s N%s%s%s pick%s one", a, *b ? " and " : "", b,
+			 *b ? " N" : "", *b ? "" : "s");
+	return halo_error_set(err, HALO_EUNSUPPORTED, "%s: %s%s; halo reads one channel at one "
+			      "time (%s)", file, what[0], what[1], how);
 }
 
 /* What each axis before the space axes is, and which index of it to
@@ -284,15 +307,15 @@ static int zarr_axes(halo_reader_t *r, int nspace, const char *roles, const halo
 					      file, a + 1, (long long)m->shape[a]);
 		}
 	}
-	for (int k = 0; k < 2; k++) {
-		char where[24];
-		snprintf(where, sizeof where, "axis %d", axis[k] + 1);
-		int64_t at;
-		if ((rc = pick(r, k, count[k], sel, file, where, &at, err)))
-			return rc;
+	char where[2][24];
+	for (int k = 0; k < 2; k++)
+		snprintf(where[k], sizeof where[k], "axis %d, from 0", axis[k]);
+	int64_t at[2];
+	if ((rc = pick(r, count, (const char *const[]){where[0], where[1]}, sel, file, at, err)))
+		return rc;
+	for (int k = 0; k < 2; k++)
 		if (axis[k] >= 0)
-			r->lead[axis[k]] = at;
-	}
+			r->lead[axis[k]] = at[k];
 	r->channels = count[0] > 0 ? count[0] : 1;
 	r->times = count[1] > 0 ? count[1] : 1;
 	for (int d = 0; d < 3; d++)
@@ -371,10 +394,9 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 		/* A hyperstack: the pages of one channel at one time */
 		int64_t at[2], count[2] = {ti->channels > 0 ? ti->channels : -1,
 					   ti->times > 0 ? ti->times : -1};
-		for (int k = 0; k < 2; k++)
-			if ((rc = pick(r, k, count[k], sel, path, ti->ome_order[0] ? "an OME-TIFF"
-				       : "an ImageJ hyperstack", &at[k], err)))
-				goto fail;
+		const char *kind = ti->ome_order[0] ? "an OME-TIFF" : "an ImageJ hyperstack";
+		if ((rc = pick(r, count, (const char *const[]){kind, kind}, sel, path, at, err)))
+			goto fail;
 		r->channels = count[0] > 0 ? count[0] : 1;
 		r->times = count[1] > 0 ? count[1] : 1;
 		halo_tiff_select(r->tiff, at[0], at[1]);

@@ -42,6 +42,7 @@ int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err);
 typedef struct halo_select {
 	int64_t channel, time;
 	int first;
+	int field; /* given as a pipeline's fields, not options: messages say so */
 } halo_select_t;
 
 /* halo_reader_open reading the channel and time point sel names (NULL:

@@ -388,7 +388,7 @@ static int parse_step(struct ctx *c, const char *op, json_t *names, halo_expr_t 
 			rc = get_int(c, "time", 0, LONG_MAX, &time);
 		if (rc)
 			return rc;
-		halo_select_t sel = {.channel = channel, .time = time};
+		halo_select_t sel = {.channel = channel, .time = time, .field = 1};
 		rc = op[5] == 'z' ? halo_from_zarr(c->g, path, &sel, out, c->err)
 				  : halo_from_tiff(c->g, path, &sel, out, c->err);
 		return wrap(c, rc);

@@ -364,9 +364,9 @@ for what, ms, needle in [
                                    "datasets": [{"path": "0"}]}, "4 axes for the 3D array 0"),
         # Two channels of a 2D image were read as two z planes.
         ("channels c, y, x", {"axes": [{"name": "c", "type": "channel"}] + zyx[1:],
-                              "datasets": [{"path": "0"}]}, "2 channels (axis 1); halo reads one channel at one time (--channel N picks one)"),
+                              "datasets": [{"path": "0"}]}, "2 channels (axis 0, from 0); halo reads one channel at one time (--channel N picks one)"),
         ("0.3 time points t, y, x", {"axes": ["t", "y", "x"], "datasets": [{"path": "0"}]},
-         "2 time points (axis 1); halo reads one channel at one time (--time N picks one)")]:
+         "2 time points (axis 0, from 0); halo reads one channel at one time (--time N picks one)")]:
     json.dump({"multiscales": [dict(ms, version="0.4")]}, open(os.path.join(om, ".zattrs"), "w"))
     expect_error(f"OME-Zarr: {what}", om, needle, out_name="bad_out.ome.zarr")
 # OME-NGFF 0.3 lists the axes as names; a scale given by "path" is not read.

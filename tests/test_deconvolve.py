@@ -358,4 +358,13 @@ for c in (0, 1):
     err = rel(out, ref) if out is not None else float("inf")
     check(err <= 1e-4, f"--channel {c} of a c, z, y, x volume = RL of that channel "
           f"(rel {err:.2e})", r.stderr)
+# One value of --depth and --chunks is every axis's (it was "needs 2 values").
+img = (rng.random((12, 16, 20)) * 100 + 1).astype(np.float32)
+inp, psfp = write_input(img, (12, 16, 20), "one.zarr"), write_psf(make_psf((3, 3, 3)))
+a, r1 = run(inp, psfp, "--mode", "overlap", "--depth", "3", "--chunks", "6", "--iterations", "2")
+b, r2 = run(inp, psfp, "--mode", "overlap", "--depth", "3,3,3", "--chunks", "6,6,6",
+            "--iterations", "2")
+check(a is not None and b is not None and np.array_equal(a, b) and
+      zarr.open(path("out.zarr"), mode="r").chunks == (6, 6, 6),
+      "--depth 3 --chunks 6 = --depth 3,3,3 --chunks 6,6,6", r1.stderr + r2.stderr)
 done()

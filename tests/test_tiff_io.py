@@ -290,12 +290,13 @@ r = halo("info", path("hyper.tif"), "--json", check_rc=0)
 i = json.loads(r.stdout) if r.returncode == 0 else {"error": r.stderr}
 check(i.get("channels") == 2 and i.get("times") == 2 and i.get("shape") == [3, 8, 8] and
       i.get("voxel") == [0.5, 1, 1], "halo info of an ImageJ hyperstack: its counts, its slices", i)
-# A hyperstack as the PSF: refused without naming an option (--channel
+# A hyperstack as the PSF: refused, saying how to extract one (--channel
 # picks IN's channel, not the PSF's).
 r = halo("deconvolve", path("picked.zarr"), path("hyper.tif"), path("psf_out.zarr"), check_rc=0)
 check(r.returncode == 1 and r.stderr.strip().endswith(
-      "2 channels (an ImageJ hyperstack); halo reads one channel at one time"),
-      "a hyperstack PSF: refused, no option named", r.stderr)
+      "2 channels (an ImageJ hyperstack) and 2 time points; halo reads one channel at one time "
+      "(halo convert --channel N --time N extracts one)"),
+      "a hyperstack PSF: refused, saying how to extract one", r.stderr)
 # Many channels: each slice is many pages on (TIFFSetDirectory walked
 # the directory chain from the start for each: quadratic).
 many = np.zeros((1, 40, 70, 4, 4), np.uint16)
@@ -306,8 +307,8 @@ check(r.returncode == 0 and np.array_equal(zarr.open(path("picked.zarr"), mode="
                                            many[0, :, 5]),
       "a hyperstack of 70 channels: --channel 5", r.stderr)
 tifffile.imwrite(path("vol.tif"), sample("uint16", (8, 32, 32)), tile=(4, 16, 16), volumetric=True)
-for name, needle in [("hyper.tif", "2 channels (an ImageJ hyperstack); halo reads one channel at "
-                      "one time (--channel N picks one)"),
+for name, needle in [("hyper.tif", "2 channels (an ImageJ hyperstack) and 2 time points; halo "
+                      "reads one channel at one time (--channel N and --time N pick one)"),
                      ("chan.ome.tif", "2 channels (an OME-TIFF); halo reads one channel at one "
                       "time (--channel N picks one)"),
                      ("vol.tif", "a volumetric (ImageDepth 8)")]:

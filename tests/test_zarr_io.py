@@ -635,7 +635,8 @@ for chunks in [(1, 1, 2, 4, 4), (2, 2, 5, 7, 9)]:
           j.get("voxel") == [0.5, 0.2, 0.2], "halo info: 3 channels, 2 time points", j)
 r = convert(src, path("tc_out.zarr"), "--channel", "1")
 check(r.returncode == 1 and r.stderr.strip().endswith(
-      ".zattrs: 2 time points (axis 1); halo reads one channel at one time (--time N picks one)"),
+      ".zattrs: 2 time points (axis 0, from 0); halo reads one channel at one time (--time N "
+      "picks one)"),
       "a time point not picked: refused, naming --time", r.stderr)
 r = convert(src, path("tc_out.zarr"), "--channel", "3", "--time", "0")
 check(r.returncode == 1 and f"--channel 3: {src} has 3 channels (0 to 2)" in r.stderr,
@@ -701,6 +702,18 @@ json.dump({"steps": [{"name": "a", "op": "from_zarr", "path": path("tc.ome.zarr"
 r = halo("run", pipe, "--quiet")
 check(r.returncode == 0 and same(zarr.open(path("tc_run.zarr"), mode="r")[:], tczyx[1, 2]),
       "pipeline from_zarr with \"channel\": 2, \"time\": 1", r.stderr)
+# Its messages name the fields, and both where both are missing.
+for fields, needle in [({"channel": 7, "time": 0}, 'field "channel" 7: '),
+                       ({}, '3 channels (axis 1, from 0) and 2 time points (axis 0, from 0); '
+                        'halo reads one channel at one time (field "channel" N and field "time" '
+                        'N pick one)')]:
+    json.dump({"steps": [dict({"name": "a", "op": "from_zarr", "path": path("tc.ome.zarr")},
+                              **fields),
+                         {"name": "o", "op": "to_zarr", "input": "a", "path": path("tc_run.zarr"),
+                          "overwrite": True}]}, open(pipe, "w"))
+    r = halo("run", pipe, "--quiet")
+    check(r.returncode == 1 and needle in r.stderr and len(r.stderr.splitlines()) == 1,
+          f"pipeline from_zarr with {fields}: one line naming the fields", r.stderr)
 
 # StarPU keeps a history entry per gather footprint, and reads and
 # writes all of them at every run: the same output chunks gathered from
