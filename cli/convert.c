@@ -290,14 +290,15 @@ int halo_cli_convert(int argc, char **argv)
 		goto fail;
 	if (plan(&o, r, &info, &wo, &err))
 		goto fail;
-	if (!o.quiet)
-		halo_cli_note_voxel(o.in, &info, wo.format, "--ome, an OUT ending in .ome.zarr, or a TIFF");
 	/* Checked before StarPU starts, so that a refusal is immediate (and
 	 * with signals recorded meanwhile, so that no lock is left behind;
 	 * StarPU's start installs its own handlers, replaced again below). */
 	halo_signals_install();
 	if (halo_output_begin(o.out, o.overwrite, &out, &err))
 		goto fail;
+	/* After the refusals above: a note, then an error, read as two */
+	if (!o.quiet)
+		halo_cli_note_voxel(o.in, &info, wo.format, "--ome, an OUT ending in .ome.zarr, or a TIFF");
 	halo_runtime_memory_warn(o.memory);
 	halo_output_abort(out);
 	out = NULL;
