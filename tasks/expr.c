@@ -160,7 +160,7 @@ static int grid_regular(halo_expr_t *e, const int64_t chunks[3], halo_error_t *e
 	return HALO_OK;
 }
 
-/* want_tiff: 1 TIFF only, 0 Zarr only, -1 either. */
+/* want_tiff: 1 TIFF only, 0 Zarr only. */
 static int source_from_reader(halo_graph_t *g, const char *path, const halo_select_t *sel,
 			      int want_tiff, halo_expr_t **out, halo_error_t *err)
 {
@@ -169,7 +169,7 @@ static int source_from_reader(halo_graph_t *g, const char *path, const halo_sele
 	if (rc)
 		return rc;
 	int is_tiff = halo_reader_format(r) == HALO_FMT_TIFF;
-	if (want_tiff >= 0 && is_tiff != want_tiff) {
+	if (is_tiff != want_tiff) {
 		halo_reader_close(r);
 		return halo_error_set(err, HALO_EINVAL, "%s: is %s; use %s", path,
 				      is_tiff ? "a TIFF file" : "not a TIFF file",
