@@ -349,6 +349,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	halo_output_t *out = NULL;
 	halo_runtime_t *rt = NULL;
 	halo_stream_stats_t stats = {0};
+	json_t *made = NULL; /* what made the output, for its attributes */
 	int status = HALO_EXIT_FAIL;
 	if (halo_reader_open_at(in, &o->select, &r, err))
 		goto fail;
@@ -557,6 +558,24 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 				goto fail;
 			}
 	}
+	made = json_pack("{s:s, s:s, s:I, s:s, s:s}", "command", "deconvolve", "input", in,
+			 "iterations", (json_int_t)o->iterations, "mode", exact ? "exact" : "overlap",
+			 "boundary", halo_boundary_name(o->boundary));
+	if (made && o->args[1])
+		json_object_set_new(made, "psf", json_string(o->args[1]));
+	if (made && o->boundary == HALO_BOUNDARY_CONSTANT)
+		json_object_set_new(made, "constant", json_real(o->constant));
+	if (made && o->select.channel >= 0)
+		json_object_set_new(made, "channel", json_integer(o->select.channel));
+	if (made && o->select.time >= 0)
+		json_object_set_new(made, "time", json_integer(o->select.time));
+	if (made && !exact) {
+		json_t *depth = json_array();
+		for (int d = 3 - ii->ndim; d < 3; d++)
+			json_array_append_new(depth, json_integer(dopts.depth[d]));
+		json_object_set_new(made, "depth", depth);
+	}
+	wo.provenance = made;
 	/* Seams appear only between chunks: an axis in one chunk has none. */
 	int thin = 0;
 	for (int d = 0; d < 3; d++)
@@ -712,6 +731,7 @@ fail:
 		halo_cli_error(err);
 done:
 	halo_writer_close(w);
+	json_decref(made);
 	halo_output_abort(out);
 	status = halo_cli_finish(rt, status, err);
 	halo_reader_close(r);

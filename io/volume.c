@@ -39,6 +39,7 @@ struct halo_writer {
 	halo_tiff_t *tiff;
 	halo_writer_t *levels[MAX_LEVELS]; /* OME pyramid levels 1.. */
 	int nlevels;                       /* including level 0 */
+	json_t *provenance;                /* OME-Zarr: its copy, for .zattrs */
 };
 
 /* TIFF pages per chunk when reading: about 64 MiB per chunk. */
@@ -651,10 +652,18 @@ int halo_writer_create(const char *path, const halo_volume_info_t *info,
 		if (!rc)
 			rc = zarr_create_for(level0, info, &opts->codec, NULL, opts->attach, &w->zarr,
 					     err);
+		w->provenance = opts->provenance ? json_deep_copy(opts->provenance) : NULL;
 	} else {
-		rc = zarr_create_for(path, info, &opts->codec, opts->attrs, opts->attach, &w->zarr,
-				     err);
+		json_t *attrs = NULL; /* the caller's and "halo" */
+		if (opts->provenance) {
+			attrs = opts->attrs ? json_deep_copy(opts->attrs) : json_object();
+			json_object_set_new(attrs, "halo", json_deep_copy(opts->provenance));
+		}
+		rc = zarr_create_for(path, info, &opts->codec, attrs ? attrs : opts->attrs,
+				     opts->attach, &w->zarr, err);
+		json_decref(attrs);
 	}
+	w->opts.attrs = w->opts.provenance = NULL; /* the caller's, copied */
 	if (rc) {
 		halo_writer_close(w);
 		return rc;
@@ -713,7 +722,6 @@ int halo_writer_add_level(halo_writer_t *w, int level, halo_writer_t **out, halo
 	halo_writer_opts_t opts = w->opts;
 	opts.format = HALO_FMT_ZARR;
 	opts.pyramid = 0;
-	opts.attrs = NULL;
 	int rc = halo_writer_create(path, &info, &opts, &w->levels[level], err);
 	if (rc)
 		return rc;
@@ -757,6 +765,8 @@ static json_t *multiscales(const halo_writer_t *w)
 							  "coordinateTransformations", ts));
 	}
 	json_t *meta = json_pack("{s:s}", "software", "halo " PACKAGE_VERSION);
+	if (w->provenance)
+		json_object_set(meta, "halo", w->provenance);
 	if (w->nlevels > 1)
 		json_object_set_new(meta, "method", json_string("mean over 2x2 blocks in y and x"));
 	json_t *ms = json_pack("{s:s, s:s, s:o, s:o, s:o}", "version", "0.4", "name", "image",
@@ -792,6 +802,7 @@ void halo_writer_close(halo_writer_t *w)
 		halo_writer_close(w->levels[l]);
 	halo_zarr_close(w->zarr);
 	halo_tiff_close(w->tiff, NULL);
+	json_decref(w->provenance);
 	free(w->path);
 	free(w);
 }

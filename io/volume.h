@@ -89,6 +89,9 @@ typedef struct halo_writer_opts {
 			      * chunks into it, no metadata (MPI ranks > 0) */
 	int ome_tiff;        /* TIFF: OME-XML, not ImageJ's metadata (an output
 			      * named *.ome.tif: halo_path_ome_tiff) */
+	const json_t *provenance; /* Zarr, OME-Zarr: what made the output (the
+				   * command and its parameters), kept in its
+				   * attributes as "halo" (copied); may be NULL */
 } halo_writer_opts_t;
 
 /* Whether path ends in ext (".zarr"), in any case, before trailing '/'. */

@@ -358,6 +358,20 @@ for c in (0, 1):
     err = rel(out, ref) if out is not None else float("inf")
     check(err <= 1e-4, f"--channel {c} of a c, z, y, x volume = RL of that channel "
           f"(rel {err:.2e})", r.stderr)
+# The output says what made it: "halo" in a Zarr's attributes, in an
+# OME-Zarr's multiscales metadata.
+import json  # noqa: E402
+for name in ("made.zarr", "made.ome.zarr"):
+    out = path(name)
+    shutil.rmtree(out, ignore_errors=True)
+    r = halo("deconvolve", path("two.zarr"), path("psf.tif"), out, "--channel", "1",
+             "--iterations", "2", "--mode", "overlap", "--depth", "2", "--quiet", check_rc=0)
+    attrs = json.load(open(os.path.join(out, ".zattrs"))) if r.returncode == 0 else {}
+    made = (attrs["multiscales"][0]["metadata"] if name.endswith(".ome.zarr") else attrs
+            ).get("halo") if attrs else None
+    check(made == {"command": "deconvolve", "input": path("two.zarr"), "psf": path("psf.tif"),
+                   "iterations": 2, "mode": "overlap", "boundary": "reflect", "channel": 1,
+                   "depth": [2, 2, 2]}, f"{name}: its parameters in its attributes", made)
 # One value of --depth and --chunks is every axis's (it was "needs 2 values").
 img = (rng.random((12, 16, 20)) * 100 + 1).astype(np.float32)
 inp, psfp = write_input(img, (12, 16, 20), "one.zarr"), write_psf(make_psf((3, 3, 3)))
