@@ -71,6 +71,11 @@ int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
 			    halo_error_t *err, int *rc);
 
 /* --channel N (time 0) or --time N (time 1) into sel (io/volume.h). */
+#define HALO_CLI_SELECT_HELP                                                    \
+	"  --channel N, --time N which channel and time point of an input with more\n" \
+	"                        (OME-Zarr's axes; a plain Zarr's before z, y, x\n"   \
+	"                        as t, c; an ImageJ hyperstack's, an OME-TIFF's),\n"  \
+	"                        from 0\n"
 struct halo_select;
 int halo_cli_select_option(int time, const char *arg, struct halo_select *sel, halo_error_t *err);
 

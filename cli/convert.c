@@ -31,10 +31,7 @@ static const char convert_help[] =
 	"  --shuffle MODE        blosc: none, byte, bit (default: the input's, else byte)\n"
 	"  --ome                 write OME-Zarr (also when OUT ends in .ome.zarr)\n"
 	"  --pyramid N           OME-Zarr: add N levels, each 2x smaller in y and x (mean)\n"
-	"  --channel N, --time N which channel and time point of an input with more\n"
-	"                        (OME-Zarr's axes; a plain Zarr's before z, y, x\n"
-	"                        as t, c; an ImageJ hyperstack's, an OME-TIFF's),\n"
-	"                        from 0\n"
+	HALO_CLI_SELECT_HELP
 	"  --memory SIZE         bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
 	"  --overwrite           replace an existing OUT\n"
 	"  --quiet               no progress line or summary\n" HALO_CLI_RUNTIME_HELP;

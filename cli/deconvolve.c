@@ -38,10 +38,7 @@ static const char deconvolve_help[] =
 	"  --boundary B          reflect (default), periodic, nearest, constant[=V], none\n"
 	"  --dtype T             output type (default float32); integers round to\n"
 	"                        nearest (ties to even), saturate; NaN becomes 0\n"
-	"  --channel N, --time N which channel and time point of an input with more\n"
-	"                        (OME-Zarr's axes; a plain Zarr's before z, y, x\n"
-	"                        as t, c; an ImageJ hyperstack's, an OME-TIFF's),\n"
-	"                        from 0\n"
+	HALO_CLI_SELECT_HELP
 	"  --memory SIZE         bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
 	"  --overwrite           replace an existing OUT\n"
 	"  --quiet               no progress line or summary\n" HALO_CLI_RUNTIME_HELP;

@@ -223,12 +223,14 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 
 /* The indices to read along the channel (k 0) and time (k 1) axes of n[k]
  * values (-1 where the file has no such axis): the ones sel asks for,
- * else the only ones, or, describing the file, the first. where[k]: the
- * axis, for messages ("axis 1, from 0", "an ImageJ hyperstack"); sel
- * NULL: a file no option picks in (a PSF). */
-static int pick(const halo_reader_t *r, const int64_t n[2], const char *const where[2],
+ * else the only ones, or, describing the file, the first; r's counts set.
+ * where[k]: the axis, for messages ("axis 1, from 0", "an ImageJ
+ * hyperstack"); sel NULL: a file no option picks in (a PSF). */
+static int pick(halo_reader_t *r, const int64_t n[2], const char *const where[2],
 		const halo_select_t *sel, const char *file, int64_t at[2], halo_error_t *err)
 {
+	r->channels = n[0] > 0 ? n[0] : 1;
+	r->times = n[1] > 0 ? n[1] : 1;
 	static const char *const option[2] = {"channel", "time"};
 	static const char *const noun[2][2] = {{"channel", "channels"}, {"time point", "time points"}};
 	char name[2][24];
@@ -317,8 +319,6 @@ static int zarr_axes(halo_reader_t *r, int nspace, const char *roles, const halo
 	for (int k = 0; k < 2; k++)
 		if (axis[k] >= 0)
 			r->lead[axis[k]] = at[k];
-	r->channels = count[0] > 0 ? count[0] : 1;
-	r->times = count[1] > 0 ? count[1] : 1;
 	for (int d = 0; d < 3; d++)
 		r->src[d] = m->ndim - 3 + d >= nlead ? m->ndim - 3 + d : -1;
 	return HALO_OK;
@@ -398,8 +398,6 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 		const char *kind = ti->ome_order[0] ? "an OME-TIFF" : "an ImageJ hyperstack";
 		if ((rc = pick(r, count, (const char *const[]){kind, kind}, sel, path, at, err)))
 			goto fail;
-		r->channels = count[0] > 0 ? count[0] : 1;
-		r->times = count[1] > 0 ? count[1] : 1;
 		halo_tiff_select(r->tiff, at[0], at[1]);
 		*out = r;
 		return HALO_OK;

@@ -144,6 +144,16 @@ static void parse_level(const json_t *c, halo_codec_id_t id, halo_codec_t *codec
 					       : 1;
 }
 
+/* A compressor's configuration: blosc's, or another's level. */
+static int parse_codec(const json_t *c, const char *file, const char *field, int v3,
+		       halo_codec_id_t id, halo_codec_t *codec, halo_error_t *err)
+{
+	if (id == HALO_CODEC_BLOSC)
+		return parse_blosc(c, file, field, v3, codec, err);
+	parse_level(c, id, codec);
+	return HALO_OK;
+}
+
 /* The compressor named id (numcodecs' id, v3's codec name), or NONE. */
 static halo_codec_id_t codec_named(const char *id)
 {
@@ -243,9 +253,7 @@ int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *
 			return halo_error_set(err, HALO_EUNSUPPORTED,
 					      "%s: compressor '%s' is not supported (blosc, zlib, gzip, "
 					      "zstd, lz4)", file, id);
-		if (cid != HALO_CODEC_BLOSC)
-			parse_level(comp, cid, &m->codec);
-		else if ((rc = parse_blosc(comp, file, "compressor", 0, &m->codec, err)))
+		if ((rc = parse_codec(comp, file, "compressor", 0, cid, &m->codec, err)))
 			return rc;
 	}
 	const json_t *sep = json_object_get(root, "dimension_separator");
@@ -339,6 +347,7 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 		const json_t *c = json_array_get(codecs, i);
 		const char *name = json_string_value(json_object_get(c, "name"));
 		const json_t *conf = json_object_get(c, "configuration");
+		halo_codec_id_t cid = codec_named(name); /* v3 has blosc, gzip, zstd */
 		if (name && strcmp(name, "bytes") == 0 && !seen_bytes) {
 			const json_t *ev = json_object_get(conf, "endian");
 			const char *endian = json_string_value(ev);
@@ -351,13 +360,10 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 			m->dtype.big_endian = endian && strcmp(endian, "big") == 0 &&
 					      halo_dtype_size(m->dtype) > 1;
 			seen_bytes = 1;
-		} else if (seen_bytes && m->codec.id == HALO_CODEC_NONE && name &&
-			   (strcmp(name, "blosc") == 0 || strcmp(name, "gzip") == 0 ||
-			    strcmp(name, "zstd") == 0)) {
-			halo_codec_id_t cid = codec_named(name);
-			if (cid != HALO_CODEC_BLOSC)
-				parse_level(conf, cid, &m->codec);
-			else if ((rc = parse_blosc(conf, file, "codecs.blosc", 1, &m->codec, err)))
+		} else if (seen_bytes && m->codec.id == HALO_CODEC_NONE &&
+			   (cid == HALO_CODEC_BLOSC || cid == HALO_CODEC_GZIP ||
+			    cid == HALO_CODEC_ZSTD)) {
+			if ((rc = parse_codec(conf, file, "codecs.blosc", 1, cid, &m->codec, err)))
 				return rc;
 		} else {
 			return halo_error_set(err, HALO_EUNSUPPORTED,
