@@ -20,7 +20,9 @@ static rep_t rep(halo_dtype_kind_t k)
 	return k == HALO_F4 ? R_F32 : k == HALO_F8 ? R_F64 : R_I64;
 }
 
-/* numpy's integer arithmetic wraps modulo the type's width. */
+/* numpy's integer arithmetic wraps modulo the type's width. A uint64 is
+ * held by its bits, so it compares and converts as unsigned (step_i,
+ * cast). */
 static int64_t wrap(halo_dtype_kind_t k, uint64_t v)
 {
 	switch (k) {
@@ -49,9 +51,11 @@ static void load(union reg *r, halo_dtype_kind_t k, const void *src, size_t n)
 	case HALO_U1: LOAD(uint8_t, i); break;
 	case HALO_U2: LOAD(uint16_t, i); break;
 	case HALO_U4: LOAD(uint32_t, i); break;
+	case HALO_U8: LOAD(uint64_t, i); break;
 	case HALO_I1: LOAD(int8_t, i); break;
 	case HALO_I2: LOAD(int16_t, i); break;
 	case HALO_I4: LOAD(int32_t, i); break;
+	case HALO_I8: LOAD(int64_t, i); break;
 	case HALO_F4: LOAD(float, f); break;
 	case HALO_F8: LOAD(double, d); break;
 	default: break;
@@ -68,9 +72,11 @@ static void store(const union reg *r, halo_dtype_kind_t k, void *dst, size_t n)
 	case HALO_U1: STORE(uint8_t, i); break;
 	case HALO_U2: STORE(uint16_t, i); break;
 	case HALO_U4: STORE(uint32_t, i); break;
+	case HALO_U8: STORE(uint64_t, i); break;
 	case HALO_I1: STORE(int8_t, i); break;
 	case HALO_I2: STORE(int16_t, i); break;
 	case HALO_I4: STORE(int32_t, i); break;
+	case HALO_I8: STORE(int64_t, i); break;
 	case HALO_F4: STORE(float, f); break;
 	case HALO_F8: STORE(double, d); break;
 	default: break;
@@ -82,14 +88,25 @@ static void cast(const union reg *a, halo_dtype_kind_t from, union reg *r, halo_
 		 size_t n)
 {
 	rep_t rf = rep(from), rt = rep(to);
+	int u8 = from == HALO_U8;
 	for (size_t e = 0; e < n; e++) {
-		double v = rf == R_F32 ? a->f[e] : rf == R_F64 ? a->d[e] : (double)a->i[e];
+		if (rf == R_I64) {
+			int64_t x = a->i[e];
+			if (rt == R_F32)
+				r->f[e] = u8 ? (float)(uint64_t)x : (float)x;
+			else if (rt == R_F64)
+				r->d[e] = u8 ? (double)(uint64_t)x : (double)x;
+			else
+				r->i[e] = wrap(to, (uint64_t)x);
+			continue;
+		}
+		double v = rf == R_F32 ? a->f[e] : a->d[e];
 		if (rt == R_F32)
-			r->f[e] = rf == R_I64 ? (float)a->i[e] : (float)v;
+			r->f[e] = (float)v;
 		else if (rt == R_F64)
-			r->d[e] = rf == R_I64 ? (double)a->i[e] : v;
+			r->d[e] = v;
 		else
-			r->i[e] = rf == R_I64 ? wrap(to, (uint64_t)a->i[e]) : halo_dtype_ftoi(to, v);
+			r->i[e] = halo_dtype_ftoi(to, v);
 	}
 }
 
@@ -128,29 +145,36 @@ FLOAT_STEP(double, d, sqrt, log1p, fabs)
 static void step_i(const struct halo_ew_instr *in, const union reg *a, const union reg *b,
 		   union reg *r, size_t n)
 {
-	int64_t lo = (int64_t)in->p[0], hi = (int64_t)in->p[1];
+	/* A uint64 compares unsigned; its bounds, values of uint64 (see
+	 * halo_ew_result), may reach 2^63. */
+	int u8 = in->kind == HALO_U8;
+	int64_t lo = u8 ? (int64_t)(uint64_t)in->p[0] : (int64_t)in->p[0];
+	int64_t hi = u8 ? (int64_t)(uint64_t)in->p[1] : (int64_t)in->p[1];
 	for (size_t e = 0; e < n; e++) {
 		int64_t x = a->i[e], y = b ? b->i[e] : 0;
+		int less = u8 ? (uint64_t)x < (uint64_t)y : x < y;
 		uint64_t v = 0;
 		switch (in->op) {
-		case HALO_EWOP_CLIP: {
-			int64_t t = x < lo ? lo : x;
-			v = (uint64_t)(t > hi ? hi : t);
+		case HALO_EWOP_CLIP:
+			if (u8) {
+				uint64_t t = (uint64_t)x < (uint64_t)lo ? (uint64_t)lo : (uint64_t)x;
+				v = t > (uint64_t)hi ? (uint64_t)hi : t;
+			} else {
+				int64_t t = x < lo ? lo : x;
+				v = (uint64_t)(t > hi ? hi : t);
+			}
 			break;
-		}
-		case HALO_EWOP_ABS: v = x < 0 ? -(uint64_t)x : (uint64_t)x; break;
+		case HALO_EWOP_ABS: v = x < 0 && !u8 ? -(uint64_t)x : (uint64_t)x; break;
 		case HALO_EWOP_ADD: v = (uint64_t)x + (uint64_t)y; break;
 		case HALO_EWOP_SUB: v = (uint64_t)x - (uint64_t)y; break;
 		case HALO_EWOP_MUL: v = (uint64_t)x * (uint64_t)y; break;
-		case HALO_EWOP_MAX: v = (uint64_t)(x > y ? x : y); break;
-		case HALO_EWOP_MIN: v = (uint64_t)(x < y ? x : y); break;
+		case HALO_EWOP_MAX: v = (uint64_t)(less ? y : x); break;
+		case HALO_EWOP_MIN: v = (uint64_t)(less ? x : y); break;
 		default: break;
 		}
 		r->i[e] = wrap(in->kind, v);
 	}
 }
-
-static const size_t elsize[HALO_DTYPE_COUNT] = {1, 2, 4, 1, 2, 4, 4, 8};
 
 void halo_ew_run(const struct halo_ew_prog *p, const void *const *in, void *out, size_t n)
 {
@@ -165,7 +189,7 @@ void halo_ew_run(const struct halo_ew_prog *p, const void *const *in, void *out,
 			const union reg *b = ins->op >= HALO_EWOP_ADD ? &regs[ins->b] : NULL;
 			switch (ins->op) {
 			case HALO_EWOP_LOAD:
-				load(r, ins->kind, (const char *)in[ins->a] + off * elsize[ins->kind], m);
+				load(r, ins->kind, (const char *)in[ins->a] + off * halo_dtype_kind_size(ins->kind), m);
 				break;
 			case HALO_EWOP_CAST:
 				cast(a, p->ops[ins->a].kind, r, ins->kind, m);
@@ -178,7 +202,7 @@ void halo_ew_run(const struct halo_ew_prog *p, const void *const *in, void *out,
 				}
 			}
 		}
-		store(&regs[p->nops - 1], out_kind, (char *)out + off * elsize[out_kind], m);
+		store(&regs[p->nops - 1], out_kind, (char *)out + off * halo_dtype_kind_size(out_kind), m);
 	}
 }
 

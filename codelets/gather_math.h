@@ -43,7 +43,7 @@ HALO_HD static inline void halo_gather_voxel(const struct halo_gather_plan *p,
 	int k = (int)((a * p->norig[1] + b) * p->norig[2] + c);
 	const int64_t *d = p->dims + 3 * k;
 	size_t si = (size_t)((p->off[0][z] * d[1] + p->off[1][y]) * d[2] + p->off[2][x]);
-	halo_dtype_store1(dst, i, p->dst_kind, halo_dtype_load1(src[k], si, p->src_kind));
+	halo_dtype_copy1(dst, i, p->dst_kind, src[k], si, p->src_kind);
 }
 
 #endif

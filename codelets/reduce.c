@@ -45,7 +45,6 @@ static void partial_cpu(void *buffers[], void *cl_arg)
 	const struct halo_ew_prog *prog = a->prog;
 	size_t ldy = STARPU_BLOCK_GET_LDY(buffers[0]), ldz = STARPU_BLOCK_GET_LDZ(buffers[0]);
 	struct halo_reduce_partial r = {0, INFINITY, -INFINITY};
-	static const size_t elsize[HALO_DTYPE_COUNT] = {1, 2, 4, 1, 2, 4, 4, 8};
 	double *row = prog ? malloc((size_t)a->valid[2] * sizeof *row) : NULL;
 	if (prog && !row) {
 		*a->out = (struct halo_reduce_partial){NAN, NAN, NAN};
@@ -56,13 +55,13 @@ static void partial_cpu(void *buffers[], void *cl_arg)
 			size_t off = (size_t)z * ldz + (size_t)y * ldy;
 			if (!prog) {
 				const char *p = (const char *)STARPU_BLOCK_GET_PTR(buffers[0]);
-				partial_row(&r, p + off * elsize[a->kind], a->kind, (size_t)a->valid[2]);
+				partial_row(&r, p + off * halo_dtype_kind_size(a->kind), a->kind, (size_t)a->valid[2]);
 				continue;
 			}
 			const void *in[HALO_EW_MAXIN];
 			for (int k = 0; k < prog->nin; k++)
 				in[k] = (const char *)STARPU_BLOCK_GET_PTR(buffers[k]) +
-					off * elsize[prog->in_kind[k]];
+					off * halo_dtype_kind_size(prog->in_kind[k]);
 			halo_ew_run(prog, in, row, (size_t)a->valid[2]);
 			partial_row(&r, row, a->kind, (size_t)a->valid[2]);
 		}

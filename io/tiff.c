@@ -102,8 +102,9 @@ static int sample_dtype(uint16_t format, uint16_t bits, halo_dtype_t *dt)
 {
 	static const struct { uint16_t format, bits; halo_dtype_kind_t kind; } map[] = {
 		{SAMPLEFORMAT_UINT, 8, HALO_U1},    {SAMPLEFORMAT_UINT, 16, HALO_U2},
-		{SAMPLEFORMAT_UINT, 32, HALO_U4},   {SAMPLEFORMAT_INT, 8, HALO_I1},
-		{SAMPLEFORMAT_INT, 16, HALO_I2},    {SAMPLEFORMAT_INT, 32, HALO_I4},
+		{SAMPLEFORMAT_UINT, 32, HALO_U4},   {SAMPLEFORMAT_UINT, 64, HALO_U8},
+		{SAMPLEFORMAT_INT, 8, HALO_I1},     {SAMPLEFORMAT_INT, 16, HALO_I2},
+		{SAMPLEFORMAT_INT, 32, HALO_I4},    {SAMPLEFORMAT_INT, 64, HALO_I8},
 		{SAMPLEFORMAT_IEEEFP, 32, HALO_F4}, {SAMPLEFORMAT_IEEEFP, 64, HALO_F8},
 	};
 	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
@@ -861,7 +862,8 @@ int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
 
 static const uint16_t sample_formats[HALO_DTYPE_COUNT] = {
 	[HALO_U1] = SAMPLEFORMAT_UINT, [HALO_U2] = SAMPLEFORMAT_UINT, [HALO_U4] = SAMPLEFORMAT_UINT,
-	[HALO_I1] = SAMPLEFORMAT_INT,  [HALO_I2] = SAMPLEFORMAT_INT,  [HALO_I4] = SAMPLEFORMAT_INT,
+	[HALO_U8] = SAMPLEFORMAT_UINT, [HALO_I1] = SAMPLEFORMAT_INT,  [HALO_I2] = SAMPLEFORMAT_INT,
+	[HALO_I4] = SAMPLEFORMAT_INT,  [HALO_I8] = SAMPLEFORMAT_INT,
 	[HALO_F4] = SAMPLEFORMAT_IEEEFP, [HALO_F8] = SAMPLEFORMAT_IEEEFP,
 };
 
@@ -882,7 +884,8 @@ static int ome_xml(const halo_tiff_info_t *info, uint32_t w, uint32_t h, int64_t
 {
 	static const char *const types[HALO_DTYPE_COUNT] = {
 		[HALO_U1] = "uint8",  [HALO_U2] = "uint16", [HALO_U4] = "uint32", [HALO_I1] = "int8",
-		[HALO_I2] = "int16",  [HALO_I4] = "int32",  [HALO_F4] = "float",  [HALO_F8] = "double"};
+		[HALO_I2] = "int16",  [HALO_I4] = "int32", /* none for 64-bit integers */
+		[HALO_F4] = "float",  [HALO_F8] = "double"};
 	static const char *const units[][2] = {
 		{"micron", "\xc2\xb5m"}, {"micrometer", "\xc2\xb5m"}, {"nanometer", "nm"},
 		{"millimeter", "mm"},   {"centimeter", "cm"},    {"meter", "m"},
@@ -1038,6 +1041,11 @@ int halo_tiff_create(const char *path, const halo_tiff_info_t *info, halo_tiff_t
 		     halo_error_t *err)
 {
 	*out = NULL;
+	if (info->ome && (info->dtype.kind == HALO_U8 || info->dtype.kind == HALO_I8))
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "%s: OME-TIFF has no %s pixel type; write a plain .tif, a "
+				      "Zarr, or ask for another --dtype",
+				      path, halo_dtype_name(info->dtype));
 	halo_tiff_t *t = calloc(1, sizeof *t);
 	if (!t || !(t->path = strdup(path))) {
 		free(t);

@@ -334,60 +334,60 @@ int halo_astype(halo_graph_t *g, halo_expr_t *a, halo_dtype_kind_t dtype, halo_e
 /* numpy.result_type for two arrays of halo's types. */
 int halo_dtype_promote(halo_dtype_kind_t a, halo_dtype_kind_t b)
 {
-	static const int size[] = {[HALO_U1] = 1, [HALO_U2] = 2, [HALO_U4] = 4, [HALO_I1] = 1,
-				   [HALO_I2] = 2, [HALO_I4] = 4, [HALO_F4] = 4, [HALO_F8] = 8};
 	if (a == b)
 		return a;
-	int fa = a >= HALO_F4, fb = b >= HALO_F4;
+	int fa = !halo_dtype_kind_is_int(a), fb = !halo_dtype_kind_is_int(b);
 	if (fa && fb)
 		return HALO_F8;
 	if (fa || fb) {
 		halo_dtype_kind_t f = fa ? a : b, i = fa ? b : a;
 		/* float32 holds 16-bit integers exactly; wider ones need float64. */
-		return f == HALO_F8 || size[i] >= 4 ? HALO_F8 : HALO_F4;
+		return f == HALO_F8 || halo_dtype_kind_size(i) >= 4 ? HALO_F8 : HALO_F4;
 	}
-	int sa = a >= HALO_I1, sb = b >= HALO_I1;
-	int na = size[a], nb = size[b];
-	if (sa == sb) {
-		int n = na > nb ? na : nb;
-		return sa ? (n == 1 ? HALO_I1 : n == 2 ? HALO_I2 : HALO_I4)
-			  : (n == 1 ? HALO_U1 : n == 2 ? HALO_U2 : HALO_U4);
-	}
-	int nu = sa ? nb : na, ni = sa ? na : nb;
+	static const halo_dtype_kind_t u[] = {[1] = HALO_U1, [2] = HALO_U2, [4] = HALO_U4, [8] = HALO_U8};
+	static const halo_dtype_kind_t i[] = {[1] = HALO_I1, [2] = HALO_I2, [4] = HALO_I4, [8] = HALO_I8};
+	int sa = halo_dtype_kind_is_signed(a), sb = halo_dtype_kind_is_signed(b);
+	size_t na = halo_dtype_kind_size(a), nb = halo_dtype_kind_size(b);
+	if (sa == sb)
+		return (sa ? i : u)[na > nb ? na : nb];
+	/* Mixed signs: a signed type wider than the unsigned one, else the
+	 * next size up; nothing holds both uint64 and a signed type. */
+	size_t nu = sa ? nb : na, ni = sa ? na : nb;
 	if (ni > nu)
-		return ni == 2 ? HALO_I2 : HALO_I4;
-	return nu == 1 ? HALO_I2 : nu == 2 ? HALO_I4 : -1;
-}
-
-static int is_int(halo_dtype_kind_t k)
-{
-	return k < HALO_F4;
+		return i[ni];
+	return nu == 8 ? HALO_F8 : i[2 * nu];
 }
 
 static int integral(double v)
 {
-	return v == (double)(int64_t)v;
+	return fabs(v) < 9.2e18 && v == (double)(int64_t)v;
 }
 
 static int fits(double v, halo_dtype_kind_t k)
 {
-	static const double lo[] = {0, 0, 0, -128, -32768, -2147483648.0};
-	static const double hi[] = {255, 65535, 4294967295.0, 127, 32767, 2147483647.0};
+	/* the 64-bit bounds are the last doubles below 2^64 and 2^63 */
+	static const double lo[HALO_DTYPE_COUNT] = {
+		[HALO_I1] = -128, [HALO_I2] = -32768, [HALO_I4] = -2147483648.0,
+		[HALO_I8] = -9223372036854775808.0};
+	static const double hi[HALO_DTYPE_COUNT] = {
+		[HALO_U1] = 255, [HALO_U2] = 65535, [HALO_U4] = 4294967295.0,
+		[HALO_U8] = 18446744073709549568.0, [HALO_I1] = 127, [HALO_I2] = 32767,
+		[HALO_I4] = 2147483647.0, [HALO_I8] = 9223372036854774784.0};
 	return v >= lo[k] && v <= hi[k];
 }
 
 /* The type numpy 1.x gives an integer Python scalar beside an integer
  * array of kind k: the smallest that holds it, signed beside a signed
- * array or when negative. -1 beyond 32 bits. */
+ * array or when negative (an integral bound, so within 64 bits). */
 static int scalar_type(double v, halo_dtype_kind_t k)
 {
-	int sign = v < 0 || k >= HALO_I1;
-	static const halo_dtype_kind_t u[] = {HALO_U1, HALO_U2, HALO_U4};
-	static const halo_dtype_kind_t i[] = {HALO_I1, HALO_I2, HALO_I4};
-	for (int n = 0; n < 3; n++)
-		if (fits(v, sign ? i[n] : u[n]))
-			return sign ? i[n] : u[n];
-	return -1;
+	int sign = v < 0 || halo_dtype_kind_is_signed(k);
+	static const halo_dtype_kind_t u[] = {HALO_U1, HALO_U2, HALO_U4, HALO_U8};
+	static const halo_dtype_kind_t i[] = {HALO_I1, HALO_I2, HALO_I4, HALO_I8};
+	int n = 0;
+	while (n < 3 && !fits(v, sign ? i[n] : u[n]))
+		n++;
+	return sign ? i[n] : u[n];
 }
 
 /* numpy 1.x's min_scalar_type of a Python float: float32 strictly
@@ -406,7 +406,7 @@ int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const
 		/* A Python float scalar keeps a float array's type, unless
 		 * numpy's cut takes it for float64 (float_scalar_type), and turns
 		 * an integer array into float64. */
-		if (is_int(a) || float_scalar_type(p[0]) == HALO_F8 || float_scalar_type(p[1]) == HALO_F8)
+		if (halo_dtype_kind_is_int(a) || float_scalar_type(p[0]) == HALO_F8 || float_scalar_type(p[1]) == HALO_F8)
 			return HALO_F8;
 		return a;
 	case HALO_EW_CLIP: {
@@ -415,19 +415,18 @@ int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const
 		 * float64; otherwise each bound counts as the narrowest type
 		 * holding its value. */
 		int floats = (real & 3) || !integral(p[0]) || !integral(p[1]);
-		if (is_int(a) && floats)
+		if (halo_dtype_kind_is_int(a) && floats)
 			return HALO_F8;
 		int t = a;
-		for (int i = 0; i < 2 && t >= 0; i++) {
+		for (int i = 0; i < 2; i++) {
 			int m;
 			if ((real >> i & 1) || !integral(p[i]))
 				m = float_scalar_type(p[i]);
-			else if (is_int(a) && fits(p[i], (halo_dtype_kind_t)t))
+			else if (halo_dtype_kind_is_int(a) && fits(p[i], (halo_dtype_kind_t)t))
 				continue;
 			else /* signed beside a signed array, or when negative */
-				m = scalar_type(p[i], is_int(a) ? (halo_dtype_kind_t)t : HALO_U1);
-			t = m < 0 ? (is_int(a) ? -1 : HALO_F8)
-				  : halo_dtype_promote((halo_dtype_kind_t)t, (halo_dtype_kind_t)m);
+				m = scalar_type(p[i], halo_dtype_kind_is_int(a) ? (halo_dtype_kind_t)t : HALO_U1);
+			t = halo_dtype_promote((halo_dtype_kind_t)t, (halo_dtype_kind_t)m);
 		}
 		return t;
 	}
@@ -437,12 +436,12 @@ int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const
 	case HALO_EW_LOG1P:
 		/* numpy picks the smallest float loop holding the integers; halo
 		 * has no float16, so 8-bit inputs give float32. */
-		if (!is_int(a))
+		if (!halo_dtype_kind_is_int(a))
 			return a;
-		return a == HALO_U4 || a == HALO_I4 ? HALO_F8 : HALO_F4;
+		return halo_dtype_kind_size(a) >= 4 ? HALO_F8 : HALO_F4;
 	case HALO_EW_DIV: {
 		int t = halo_dtype_promote(a, b);
-		return t < 0 || is_int(t) ? HALO_F8 : t;
+		return halo_dtype_kind_is_int((halo_dtype_kind_t)t) ? HALO_F8 : t;
 	}
 	default:
 		return halo_dtype_promote(a, b);
@@ -476,17 +475,6 @@ int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *
 	if (fn == HALO_EW_SCALE && !p)
 		q[0] = 1;
 	int t = halo_ew_result(fn, a->dtype, b ? b->dtype : a->dtype, q, real);
-	if (t < 0 && b)
-		return halo_error_set(err, HALO_EUNSUPPORTED,
-				      "kernel %s of %s and %s gives int64 in numpy, which halo does not "
-				      "store; add an astype step", halo_ew_name(fn),
-				      halo_dtype_name((halo_dtype_t){a->dtype, 0}),
-				      halo_dtype_name((halo_dtype_t){b->dtype, 0}));
-	if (t < 0)
-		return halo_error_set(err, HALO_EUNSUPPORTED,
-				      "kernel %s of %s with %g and %g gives int64 in numpy, which halo "
-				      "does not store; add an astype step", halo_ew_name(fn),
-				      halo_dtype_name((halo_dtype_t){a->dtype, 0}), q[0], q[1]);
 	if (b && !grids_equal(a, b)) {
 		/* As dask's unify_chunks: both rechunked to the common blocks. */
 		struct halo_axis common[3] = {{0}};
@@ -626,7 +614,11 @@ int halo_reduce(halo_graph_t *g, halo_expr_t *a, halo_reduce_fn_t fn, int axis,
 		return HALO_ENOMEM;
 	e->red = fn;
 	*out = e;
-	if (fn == HALO_RED_MEAN || (fn == HALO_RED_SUM && is_int(a->dtype)))
+	/* numpy's: a sum of integers is int64 or uint64 (halo adds in double,
+	 * exact to 2^53), a mean of integers float64 */
+	if (fn == HALO_RED_SUM && halo_dtype_kind_is_int(a->dtype))
+		e->dtype = halo_dtype_kind_is_signed(a->dtype) ? HALO_I8 : HALO_U8;
+	else if (fn == HALO_RED_MEAN)
 		e->dtype = a->dtype == HALO_F4 ? HALO_F4 : HALO_F8;
 	if (axis < 0) {
 		e->ndim = 0;

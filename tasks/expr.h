@@ -181,11 +181,10 @@ const char *halo_reduce_name(halo_reduce_fn_t fn);
 int halo_boundary_parse(const char *s, int *out);
 const char *halo_boundary_name(int boundary);
 
-/* numpy's result dtype of kernel fn on a (and b); -1 when halo cannot
- * store it (numpy would give int64). */
+/* numpy's result dtype of kernel fn on a (and b). */
 int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const double p[2],
 		   int real);
-/* numpy.result_type of two arrays; -1 for int64. */
+/* numpy.result_type of two arrays. */
 int halo_dtype_promote(halo_dtype_kind_t a, halo_dtype_kind_t b);
 
 #endif

@@ -285,7 +285,7 @@ static int bypassable(const halo_pnode_t *q)
 		return 0;
 	for (int k = 0; k < q->prog.nops; k++)
 		if (q->prog.ops[k].op != HALO_EWOP_LOAD &&
-		    (q->prog.ops[k].op != HALO_EWOP_CAST || q->prog.ops[k].kind < HALO_F4))
+		    (q->prog.ops[k].op != HALO_EWOP_CAST || halo_dtype_kind_is_int(q->prog.ops[k].kind)))
 			return 0;
 	return 1;
 }

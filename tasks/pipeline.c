@@ -189,6 +189,7 @@ static double integer_as(json_int_t v, halo_dtype_kind_t k)
 	case HALO_U1: return (double)(uint8_t)v;
 	case HALO_U2: return (double)(uint16_t)v;
 	case HALO_U4: return (double)(uint32_t)v;
+	case HALO_U8: return (double)(uint64_t)v;
 	case HALO_I1: return (double)(int8_t)(uint8_t)v;
 	case HALO_I2: return (double)(int16_t)(uint16_t)v;
 	case HALO_I4: return (double)(int32_t)(uint32_t)v;

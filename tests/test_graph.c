@@ -63,7 +63,10 @@ static void test_types(void)
 	tap_int_eq(halo_dtype_promote(HALO_U1, HALO_I1), HALO_I2, "uint8 + int8 = int16");
 	tap_int_eq(halo_dtype_promote(HALO_I4, HALO_F4), HALO_F8, "int32 + float32 = float64");
 	tap_int_eq(halo_dtype_promote(HALO_U2, HALO_F4), HALO_F4, "uint16 + float32 = float32");
-	tap_int_eq(halo_dtype_promote(HALO_U4, HALO_I1), -1, "uint32 + int8 = int64: refused");
+	tap_int_eq(halo_dtype_promote(HALO_U4, HALO_I1), HALO_I8, "uint32 + int8 = int64");
+	tap_int_eq(halo_dtype_promote(HALO_U8, HALO_I1), HALO_F8, "uint64 + int8 = float64");
+	tap_int_eq(halo_dtype_promote(HALO_U8, HALO_U2), HALO_U8, "uint64 + uint16 = uint64");
+	tap_int_eq(halo_dtype_promote(HALO_I8, HALO_F4), HALO_F8, "int64 + float32 = float64");
 	double lohi[2] = {-10, 700};
 	tap_int_eq(halo_ew_result(HALO_EW_CLIP, HALO_U2, HALO_U2, lohi, 0), HALO_I4,
 		   "clip(uint16, -10, 700) is int32 (value-based casting)");

@@ -95,6 +95,58 @@ static void test_constant_cast(void)
 	       "other integer types: as in an array");
 }
 
+/* numpy 1.24 on x86, measured: astype from float64 to the 64-bit types. */
+static void test_ftoi64(void)
+{
+	static const struct {
+		double v;
+		uint64_t u;
+		int64_t i;
+	} c[] = {{NAN, 1ull << 63, INT64_MIN},        {-1.0, UINT64_MAX, -1},
+		 {-1.5, UINT64_MAX, -1},                {1e19, 10000000000000000000ull, INT64_MIN},
+		 {2e19, 0, INT64_MIN},                  {-1e19, 1ull << 63, INT64_MIN},
+		 {INFINITY, 0, INT64_MIN},              {-INFINITY, 1ull << 63, INT64_MIN},
+		 {9223372036854775808.0, 1ull << 63, INT64_MIN}, {18446744073709551616.0, 0, INT64_MIN}};
+	for (size_t i = 0; i < sizeof c / sizeof *c; i++)
+		tap_ok((uint64_t)halo_dtype_ftoi(HALO_U8, c[i].v) == c[i].u &&
+			       halo_dtype_ftoi(HALO_I8, c[i].v) == c[i].i,
+		       "astype uint64 and int64 of %g", c[i].v);
+}
+
+/* Between integer types halo_dtype_convert is exact and saturates, where a
+ * double in between would round 2^53 + 1. */
+static void test_convert64(void)
+{
+	int64_t i8[] = {INT64_MAX, INT64_MIN, (1ll << 53) + 1, -1, 70000};
+	uint64_t u8[5], back[5];
+	halo_dtype_convert(i8, HALO_I8, u8, HALO_U8, 5);
+	tap_ok(u8[0] == INT64_MAX && u8[1] == 0 && u8[2] == (1ull << 53) + 1 && u8[3] == 0 &&
+		       u8[4] == 70000,
+	       "int64 -> uint64: exact, negatives saturate to 0");
+	uint64_t big[] = {UINT64_MAX, (1ull << 63) + 1, (1ull << 53) + 1, 0, 5};
+	int64_t s[5];
+	halo_dtype_convert(big, HALO_U8, s, HALO_I8, 5);
+	tap_ok(s[0] == INT64_MAX && s[1] == INT64_MAX && s[2] == (1ll << 53) + 1 && s[3] == 0,
+	       "uint64 -> int64: exact, saturates at INT64_MAX");
+	uint16_t u2[5];
+	halo_dtype_convert(i8, HALO_I8, u2, HALO_U2, 5);
+	tap_ok(u2[0] == 65535 && u2[1] == 0 && u2[2] == 65535 && u2[3] == 0 && u2[4] == 65535,
+	       "int64 -> uint16 saturates");
+	int8_t i1[5];
+	halo_dtype_convert(big, HALO_U8, i1, HALO_I1, 5);
+	tap_ok(i1[0] == 127 && i1[1] == 127 && i1[3] == 0 && i1[4] == 5, "uint64 -> int8 saturates");
+	halo_dtype_convert(u2, HALO_U2, back, HALO_U8, 5);
+	tap_ok(back[0] == 65535 && back[1] == 0, "uint16 -> uint64");
+	double d[] = {1e30, -1, NAN, 18446744073709551616.0, 12.5};
+	halo_dtype_convert(d, HALO_F8, back, HALO_U8, 5);
+	tap_ok(back[0] == UINT64_MAX && back[1] == 0 && back[2] == 0 && back[3] == UINT64_MAX &&
+		       back[4] == 12,
+	       "float64 -> uint64 rounds (ties to even) and saturates, NaN as 0");
+	halo_dtype_convert(d, HALO_F8, s, HALO_I8, 5);
+	tap_ok(s[0] == INT64_MAX && s[1] == -1 && s[2] == 0 && s[3] == INT64_MAX,
+	       "float64 -> int64 saturates");
+}
+
 static void test_bytes(void)
 {
 	static const struct {
@@ -115,6 +167,8 @@ int main(void)
 	test_bytes();
 	test_errors();
 	test_constant_cast();
+	test_ftoi64();
+	test_convert64();
 	test_parse_int();
 	test_parse_size();
 	return tap_done();

@@ -24,7 +24,7 @@ def sample(dtype, shape):
     if dt.kind == "f":
         return (rng.standard_normal(shape) * 1000).astype(dt)
     info = np.iinfo(dt)
-    return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dt)
+    return rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=dt.newbyteorder("="))
 
 
 def convert(src, dst, *opts):
@@ -38,7 +38,7 @@ def same(a, b):
 
 # 1. Every dtype in both byte orders, chunks that do not divide the shape.
 shape = (9, 14, 23)
-for base in ["u1", "u2", "u4", "i1", "i2", "i4", "f4", "f8"]:
+for base in ["u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f4", "f8"]:
     orders = ["|"] if base[1] == "1" else ["<", ">"]
     for order in orders:
         dt = order + base
@@ -371,6 +371,27 @@ for target, lo, hi in [("uint16", 0, 65535), ("int8", -128, 127), ("uint8", 0, 2
     got = zarr.open(dst, mode="r")[:]
     check(got.dtype == np.dtype(target) and np.array_equal(got, expect),
           f"float32 -> {target}: nearest, saturating", f"got {got.ravel()[:11]}\nwant {expect.ravel()[:11]}")
+
+# Between integer types exactly, 64-bit values a double would round
+# (2^53 + 1) too, saturating; from and to float64 as numpy rounds.
+i64 = np.array([2**63 - 1, -2**63, 2**53 + 1, -(2**53 + 1), -1, 0, 70000, 255], dtype="<i8")
+u64 = np.array([2**64 - 1, 2**63 + 1, 2**53 + 1, 0, 1, 70000, 255, 2**63 - 1], dtype="<u8")
+for data, target, want in [
+        (i64, "uint64", np.clip(i64, 0, None).astype(np.uint64)),
+        (u64, "int64", np.minimum(u64, 2**63 - 1).astype(np.int64)),
+        (i64, "int32", np.clip(i64, -2**31, 2**31 - 1).astype(np.int32)),
+        (u64, "uint8", np.minimum(u64, 255).astype(np.uint8)),
+        (u64, "float64", u64.astype(np.float64)), (i64, "float32", i64.astype(np.float32)),
+        (np.array([1e30, -1.0, 2.5, 9.3e18, 2.0**64], "<f8"), "uint64",
+         np.array([2**64 - 1, 0, 2, 9300000000000000000, 2**64 - 1], np.uint64)),
+        (np.array([1e30, -1e30, -2.5, 2.0**63, -2.0**63], "<f8"), "int64",
+         np.array([2**63 - 1, -2**63, -2, 2**63 - 1, -2**63], np.int64))]:
+    zarr.open(src, mode="w", shape=(1, 1, data.size), chunks=(1, 1, 3), dtype=data.dtype)[:] = \
+        data[None, None]
+    r = convert(src, dst, "--dtype", target)
+    got = zarr.open(dst, mode="r")[:].ravel() if r.returncode == 0 else None
+    check(got is not None and got.dtype == want.dtype and got.tolist() == want.tolist(),
+          f"{data.dtype} -> {target}: exact between integers, saturating", (got, want, r.stderr))
 
 # The fill value is cast like the data, so that python zarr opens the
 # output and reads missing chunks as the cast fill.

@@ -16,8 +16,9 @@ static const struct {
 	int size;
 } dtypes[HALO_DTYPE_COUNT] = {
 	[HALO_U1] = {"uint8", 'u', 1},   [HALO_U2] = {"uint16", 'u', 2},
-	[HALO_U4] = {"uint32", 'u', 4},  [HALO_I1] = {"int8", 'i', 1},
-	[HALO_I2] = {"int16", 'i', 2},   [HALO_I4] = {"int32", 'i', 4},
+	[HALO_U4] = {"uint32", 'u', 4},  [HALO_U8] = {"uint64", 'u', 8},
+	[HALO_I1] = {"int8", 'i', 1},    [HALO_I2] = {"int16", 'i', 2},
+	[HALO_I4] = {"int32", 'i', 4},   [HALO_I8] = {"int64", 'i', 8},
 	[HALO_F4] = {"float32", 'f', 4}, [HALO_F8] = {"float64", 'f', 8},
 };
 
@@ -45,8 +46,9 @@ int halo_dtype_parse(const char *s, const char *what, halo_dtype_t *out, halo_er
 				return HALO_OK;
 			}
 	return halo_error_set(err, HALO_EUNSUPPORTED,
-			      "%s: unsupported dtype '%s' (supported: uint8 uint16 uint32 int8 int16 "
-			      "int32 float32 float64, or numpy's u1 u2 u4 i1 i2 i4 f4 f8)",
+			      "%s: unsupported dtype '%s' (supported: uint8 uint16 uint32 uint64 int8 "
+			      "int16 int32 int64 float32 float64, or numpy's u1 u2 u4 u8 i1 i2 i4 i8 "
+			      "f4 f8)",
 			      what, s);
 }
 
@@ -63,6 +65,21 @@ int halo_dtype_parse_output(const char *s, const char *what, halo_dtype_t *out,
 size_t halo_dtype_size(halo_dtype_t dt)
 {
 	return (size_t)dtypes[dt.kind].size;
+}
+
+size_t halo_dtype_kind_size(halo_dtype_kind_t kind)
+{
+	return (size_t)dtypes[kind].size;
+}
+
+int halo_dtype_kind_is_int(halo_dtype_kind_t kind)
+{
+	return dtypes[kind].code != 'f';
+}
+
+int halo_dtype_kind_is_signed(halo_dtype_kind_t kind)
+{
+	return dtypes[kind].code == 'i';
 }
 
 int halo_dtype_is_float(halo_dtype_t dt)
@@ -121,9 +138,11 @@ void halo_dtype_byteswap(void *p, size_t elsize, size_t n)
 	case HALO_U1: { const int K = HALO_U1; stmt; } break;                        \
 	case HALO_U2: { const int K = HALO_U2; stmt; } break;                        \
 	case HALO_U4: { const int K = HALO_U4; stmt; } break;                        \
+	case HALO_U8: { const int K = HALO_U8; stmt; } break;                        \
 	case HALO_I1: { const int K = HALO_I1; stmt; } break;                        \
 	case HALO_I2: { const int K = HALO_I2; stmt; } break;                        \
 	case HALO_I4: { const int K = HALO_I4; stmt; } break;                        \
+	case HALO_I8: { const int K = HALO_I8; stmt; } break;                        \
 	case HALO_F4: { const int K = HALO_F4; stmt; } break;                        \
 	case HALO_F8: { const int K = HALO_F8; stmt; } break;                        \
 	default: break;                                                              \
@@ -139,6 +158,16 @@ static void store(const double *d, void *dst, halo_dtype_kind_t k, size_t n)
 	EACH_KIND(k, for (size_t i = 0; i < n; i++) halo_dtype_store1(dst, i, K, d[i]))
 }
 
+static void loadi(const void *src, halo_dtype_kind_t k, int64_t *d, size_t n)
+{
+	EACH_KIND(k, for (size_t i = 0; i < n; i++) d[i] = halo_dtype_loadi(src, i, K))
+}
+
+static void storei(const int64_t *d, void *dst, halo_dtype_kind_t k, size_t n)
+{
+	EACH_KIND(k, for (size_t i = 0; i < n; i++) halo_dtype_storei(dst, i, K, d[i]))
+}
+
 void halo_dtype_convert(const void *src, halo_dtype_kind_t skind, void *dst,
 			halo_dtype_kind_t dkind, size_t n)
 {
@@ -148,15 +177,25 @@ void halo_dtype_convert(const void *src, halo_dtype_kind_t skind, void *dst,
 			memmove(dst, src, n * ssize);
 		return;
 	}
-	double buf[1024];
+	union {
+		double f[1024];
+		int64_t i[1024];
+	} buf;
+	/* exact (dtype_scalar.h) */
+	int ints = halo_dtype_kind_is_int(skind) && halo_dtype_kind_is_int(dkind);
 	const unsigned char *s = src;
 	unsigned char *d = dst;
 	/* When narrowing in place, walking forwards never overwrites unread
 	 * input; widening in place is not supported (see dtype.h). */
 	for (size_t done = 0; done < n;) {
 		size_t m = n - done < 1024 ? n - done : 1024;
-		load(s + done * ssize, skind, buf, m);
-		store(buf, d + done * dsize, dkind, m);
+		if (ints) {
+			loadi(s + done * ssize, skind, buf.i, m);
+			storei(buf.i, d + done * dsize, dkind, m);
+		} else {
+			load(s + done * ssize, skind, buf.f, m);
+			store(buf.f, d + done * dsize, dkind, m);
+		}
 		done += m;
 	}
 }
@@ -177,6 +216,11 @@ static int32_t cvt32(double v)
 	return v >= -2147483648.0 && v < 2147483648.0 ? (int32_t)v : INT32_MIN;
 }
 
+static int64_t cvt64(double v)
+{
+	return v >= -9223372036854775808.0 && v < 9223372036854775808.0 ? (int64_t)v : INT64_MIN;
+}
+
 int64_t halo_dtype_ftoi(halo_dtype_kind_t kind, double v)
 {
 	switch (kind) {
@@ -188,6 +232,11 @@ int64_t halo_dtype_ftoi(halo_dtype_kind_t kind, double v)
 	case HALO_U4: /* numpy's loop: the upper half shifted into int32's range */
 		return v >= 2147483648.0 ? (uint32_t)cvt32(v - 2147483648.0) ^ 0x80000000u
 					 : (uint32_t)cvt32(v);
+	case HALO_I8: return cvt64(v);
+	case HALO_U8: /* the same shift, one size up; the bits as int64 */
+		return v >= 9223372036854775808.0
+			       ? (int64_t)((uint64_t)cvt64(v - 9223372036854775808.0) ^ (1ull << 63))
+			       : cvt64(v);
 	default: return (int64_t)v;
 	}
 }
@@ -206,6 +255,8 @@ double halo_dtype_cast_unsafe(double value, halo_dtype_kind_t kind)
 					  : INT64_MIN);
 	if (kind == HALO_F4)
 		return (double)(float)value;
+	if (kind == HALO_U8)
+		return (double)(uint64_t)halo_dtype_ftoi(kind, value);
 	return (double)halo_dtype_ftoi(kind, value);
 }
 

@@ -15,7 +15,9 @@
 #include "halo.h"
 
 typedef enum halo_dtype_kind {
-	HALO_U1, HALO_U2, HALO_U4, HALO_I1, HALO_I2, HALO_I4, HALO_F4, HALO_F8,
+	/* Performance models key tasks by these values (the gather's
+	 * footprint, bench/models): new kinds go last. */
+	HALO_U1, HALO_U2, HALO_U4, HALO_I1, HALO_I2, HALO_I4, HALO_F4, HALO_F8, HALO_U8, HALO_I8,
 	HALO_DTYPE_COUNT
 } halo_dtype_kind_t;
 
@@ -34,6 +36,9 @@ int halo_dtype_parse_output(const char *s, const char *what, halo_dtype_t *out,
 			    halo_error_t *err);
 
 size_t halo_dtype_size(halo_dtype_t dt);
+size_t halo_dtype_kind_size(halo_dtype_kind_t kind);
+int halo_dtype_kind_is_int(halo_dtype_kind_t kind);
+int halo_dtype_kind_is_signed(halo_dtype_kind_t kind); /* signed integers */
 int halo_dtype_is_float(halo_dtype_t dt);
 /* "uint16", "float32", ... */
 const char *halo_dtype_name(halo_dtype_t dt);
@@ -43,7 +48,8 @@ void halo_dtype_zarr_string(halo_dtype_t dt, char out[4]);
 /* Reverses the byte order of n elements of size elsize, in place. */
 void halo_dtype_byteswap(void *p, size_t elsize, size_t n);
 
-/* Converts n native-order elements. src and dst may be the same pointer
+/* Converts n native-order elements; between integer kinds exactly (64-bit
+ * values too), otherwise through double. src and dst may be the same pointer
  * when the destination type is not wider than the source; otherwise they
  * must not overlap. */
 void halo_dtype_convert(const void *src, halo_dtype_kind_t skind, void *dst,
@@ -56,7 +62,9 @@ double halo_dtype_cast(double value, halo_dtype_kind_t kind);
 /* A float as numpy 1.24's astype turns it into the integer kind on x86
  * (where C leaves it undefined): truncated toward zero through a 32-bit
  * conversion, whose NaN and out-of-range results are INT32_MIN, then the
- * low bits kept; uint32 converts its upper half shifted down. */
+ * low bits kept; uint32 converts its upper half shifted down. The 64-bit
+ * kinds do the same through a 64-bit conversion; uint64's bits come back
+ * as an int64. */
 int64_t halo_dtype_ftoi(halo_dtype_kind_t kind, double v);
 
 /* value as numpy converts one scalar to kind, which is how numpy, and so
