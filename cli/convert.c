@@ -23,10 +23,11 @@ static const char convert_help[] =
 	"and saturates at the type's range; NaN becomes 0.\n\n"
 	"  --chunks Z,Y,X        output chunk shape (default: the input's; TIFF input\n"
 	"                        to Zarr: 64,256,256; TIFF output: 16 pages a chunk)\n"
-	"  --dtype T             uint8, uint16, uint32, int8, int16, int32, float32, float64\n"
+	"  --dtype T             uint8, uint16, uint32, uint64, int8, int16, int32, int64,\n"
+	"                        float32, float64\n"
 	"  --compressor NAME     none, lz4, lz4hc, blosclz, zstd, zlib (these in blosc),\n"
-	"                        gzip (default: the input's, numcodecs' zlib, zstd and\n"
-	"                        lz4 included, else blosc lz4)\n"
+	"                        gzip, lzma, bz2 (default: the input's, numcodecs' zlib,\n"
+	"                        zstd and lz4 included, else blosc lz4)\n"
 	"  --clevel N            compression level 0-9 (default: the input's, else 5)\n"
 	"  --shuffle MODE        blosc: none, byte, bit (default: the input's, else byte)\n"
 	"  --ome                 write OME-Zarr (also when OUT ends in .ome.zarr)\n"
@@ -200,8 +201,8 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 		return halo_error_set(err, HALO_EINVAL, "--clevel: the output keeps the input's lz4, "
 				      "which has an acceleration (%d), not a level; --compressor "
 				      "NAME changes the compressor", codec.clevel);
-	if (o->clevel >= 0)
-		codec.clevel = (int)o->clevel;
+	if (o->clevel >= 0) /* bz2's levels start at 1 */
+		codec.clevel = halo_codec_level_clamp(codec.id, o->clevel);
 	if (o->shuffle) {
 		if (strcmp(o->shuffle, "none") == 0)
 			codec.shuffle = 0;

@@ -8,7 +8,10 @@
 #include "io/codec.h"
 
 #include <blosc.h>
+#include <bzlib.h>
+#include <limits.h>
 #include <lz4.h>
+#include <lzma.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,13 +37,14 @@ int halo_codec_blosc_cname_ok(const char *cname)
 
 const char *halo_codec_id_name(halo_codec_id_t id)
 {
-	static const char *const names[] = {NULL, "blosc", "zlib", "gzip", "zstd", "lz4"};
+	static const char *const names[] = {NULL,  "blosc", "zlib", "gzip",
+					    "zstd", "lz4",   "lzma", "bz2"};
 	return names[id];
 }
 
 const char *halo_codec_level_key(halo_codec_id_t id)
 {
-	return id == HALO_CODEC_LZ4 ? "acceleration" : "level";
+	return id == HALO_CODEC_LZ4 ? "acceleration" : id == HALO_CODEC_LZMA ? "preset" : "level";
 }
 
 json_t *halo_codec_config(const halo_codec_t *codec)
@@ -51,6 +55,10 @@ json_t *halo_codec_config(const halo_codec_t *codec)
 		return json_pack("{s:s, s:s, s:i, s:i, s:i}", "id", "blosc", "cname", codec->cname,
 				 "clevel", codec->clevel, "shuffle", codec->shuffle, "blocksize",
 				 codec->blocksize);
+	if (codec->id == HALO_CODEC_LZMA) /* what halo writes: FORMAT_AUTO is read only */
+		return json_pack("{s:s, s:i, s:i, s:i, s:n}", "id", "lzma", "format",
+				 codec->format == 2 ? 2 : 1, "check", codec->check, "preset",
+				 codec->clevel, "filters");
 	return json_pack("{s:s, s:i}", "id", halo_codec_id_name(codec->id),
 			 halo_codec_level_key(codec->id), codec->clevel);
 }
@@ -62,6 +70,10 @@ int halo_codec_level_clamp(halo_codec_id_t id, long long level)
 		lo = ZSTD_minCLevel(), hi = ZSTD_maxCLevel();
 	else if (id == HALO_CODEC_LZ4) /* an acceleration, which LZ4 clamps so */
 		lo = 1, hi = 65537;
+	else if (id == HALO_CODEC_LZMA)
+		lo = 0;
+	else if (id == HALO_CODEC_BZ2)
+		lo = 1;
 	return (int)(level < lo ? lo : level > hi ? hi : level);
 }
 
@@ -72,6 +84,10 @@ int halo_codec_parse(const char *s, halo_codec_t *codec, halo_error_t *err)
 		id = HALO_CODEC_NONE;
 	else if (strcmp(s, "gzip") == 0)
 		id = HALO_CODEC_GZIP;
+	else if (strcmp(s, "lzma") == 0)
+		id = HALO_CODEC_LZMA;
+	else if (strcmp(s, "bz2") == 0)
+		id = HALO_CODEC_BZ2;
 	else if (halo_codec_blosc_cname_ok(s) == HALO_OK)
 		id = HALO_CODEC_BLOSC;
 	else
@@ -82,6 +98,8 @@ int halo_codec_parse(const char *s, halo_codec_t *codec, halo_error_t *err)
 		codec->clevel = 5;
 	if (id == HALO_CODEC_BLOSC && codec->id != HALO_CODEC_BLOSC)
 		codec->shuffle = 1, codec->blocksize = 0;
+	if (id == HALO_CODEC_LZMA && codec->id != HALO_CODEC_LZMA)
+		codec->format = 1, codec->check = -1; /* python's: .xz, CRC-64 */
 	codec->id = id;
 	if (id == HALO_CODEC_BLOSC)
 		snprintf(codec->cname, sizeof codec->cname, "%s", s);
@@ -102,6 +120,8 @@ size_t halo_codec_bound(const halo_codec_t *codec, size_t nbytes)
 	case HALO_CODEC_LZ4: /* its size in 4 bytes, then LZ4's block */
 		return nbytes <= LZ4_MAX_INPUT_SIZE ? 4 + (size_t)LZ4_compressBound((int)nbytes)
 						    : 4 + nbytes + nbytes / 255 + 16;
+	case HALO_CODEC_LZMA: return lzma_stream_buffer_bound(nbytes) + SLACK;
+	case HALO_CODEC_BZ2: return nbytes + nbytes / 100 + 600 + SLACK; /* bzlib's bound */
 	default: return nbytes;
 	}
 }
@@ -223,6 +243,138 @@ static int decode_lz4(const unsigned char *src, size_t len, void *dst, size_t nb
 	return HALO_OK;
 }
 
+/* lzma and bz2 chunks decode as python's lzma.decompress and
+ * bz2.decompress read them: stream after stream, until one that is not
+ * a stream at all, which is ignored with what follows it (a stream cut
+ * short is an error). A stream writes into dst, then into a little more
+ * room that tells a chunk too large. */
+struct streams {
+	unsigned char *dst;
+	size_t nbytes, got; /* got: bytes of whole streams, or past nbytes */
+	unsigned char spill[64];
+};
+
+/* Where output byte `done` goes: dst, then spill; *room its size. */
+static unsigned char *next_out(struct streams *st, size_t done, size_t *room)
+{
+	if (done < st->nbytes) {
+		*room = st->nbytes - done;
+		return st->dst + done;
+	}
+	*room = sizeof st->spill;
+	return st->spill;
+}
+
+static int streams_end(struct streams *st, const char *kind, int cut, const char *why,
+		       const char *file, halo_error_t *err)
+{
+	if (st->got > st->nbytes)
+		return halo_error_set(err, HALO_EFORMAT, "%s: chunk decompresses to more than %zu "
+				      "bytes, its size", file, st->nbytes);
+	if (cut)
+		return halo_error_set(err, HALO_EFORMAT, "%s: chunk is cut short (truncated %s data)",
+				      file, kind);
+	if (why)
+		return halo_error_set(err, HALO_EFORMAT, "%s: chunk fails to decompress (corrupt %s "
+				      "data: %s)", file, kind, why);
+	return st->got == st->nbytes ? HALO_OK : wrong_size(file, st->got, st->nbytes, err);
+}
+
+static const char *lzma_why(lzma_ret r)
+{
+	switch (r) {
+	case LZMA_FORMAT_ERROR: return "not an lzma stream";
+	case LZMA_OPTIONS_ERROR: return "unsupported options";
+	case LZMA_DATA_ERROR: return "damaged";
+	case LZMA_MEM_ERROR: return "out of memory";
+	default: return "unknown error";
+	}
+}
+
+static int decode_lzma(int format, const unsigned char *src, size_t len, void *dst,
+		       size_t nbytes, const char *file, halo_error_t *err)
+{
+	struct streams st = {.dst = dst, .nbytes = nbytes};
+	const char *why = NULL;
+	int cut = 0;
+	for (size_t at = 0, n = 0; at < len && !why && !cut && st.got <= nbytes; n++) {
+		lzma_stream s = LZMA_STREAM_INIT;
+		lzma_ret r = format == 2   ? lzma_alone_decoder(&s, UINT64_MAX)
+			     : format == 1 ? lzma_stream_decoder(&s, UINT64_MAX, 0)
+					   : lzma_auto_decoder(&s, UINT64_MAX, 0);
+		if (r != LZMA_OK)
+			return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
+		s.next_in = src + at;
+		s.avail_in = len - at;
+		size_t done = st.got;
+		while (r == LZMA_OK) {
+			if (s.avail_out == 0)
+				s.next_out = next_out(&st, done, &s.avail_out);
+			size_t room = s.avail_out;
+			r = lzma_code(&s, LZMA_FINISH);
+			done += room - s.avail_out;
+			if (done > nbytes)
+				break;
+		}
+		at = len - s.avail_in;
+		lzma_end(&s);
+		if (r == LZMA_STREAM_END)
+			st.got = done;
+		else if (r == LZMA_BUF_ERROR && s.avail_in == 0)
+			cut = 1;
+		else if (r != LZMA_OK && n > 0)
+			break; /* not a stream: ignored, as python does */
+		else if (r != LZMA_OK)
+			why = lzma_why(r);
+		else
+			st.got = done;
+	}
+	return streams_end(&st, "lzma", cut, why, file, err);
+}
+
+static int decode_bz2(const unsigned char *src, size_t len, void *dst, size_t nbytes,
+		      const char *file, halo_error_t *err)
+{
+	struct streams st = {.dst = dst, .nbytes = nbytes};
+	const char *why = NULL;
+	int cut = 0;
+	if (len > UINT_MAX) /* bzlib counts in unsigned int */
+		return halo_error_set(err, HALO_EFORMAT, "%s: chunk of %zu bytes is larger than bz2 "
+				      "takes", file, len);
+	for (size_t at = 0, n = 0; at < len && !why && !cut && st.got <= nbytes; n++) {
+		bz_stream s = {0};
+		if (BZ2_bzDecompressInit(&s, 0, 0) != BZ_OK)
+			return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
+		s.next_in = (char *)src + at;
+		s.avail_in = (unsigned)(len - at);
+		size_t done = st.got;
+		int r = BZ_OK;
+		while (r == BZ_OK) {
+			size_t room = 0;
+			s.next_out = (char *)next_out(&st, done, &room);
+			s.avail_out = room > UINT_MAX ? UINT_MAX : (unsigned)room;
+			unsigned before = s.avail_out, in = s.avail_in;
+			r = BZ2_bzDecompress(&s);
+			done += before - s.avail_out;
+			if (done > nbytes || (r == BZ_OK && s.avail_in == in && s.avail_out == before))
+				break; /* too much output, or none and no input left */
+		}
+		at = len - s.avail_in;
+		BZ2_bzDecompressEnd(&s);
+		if (r == BZ_STREAM_END)
+			st.got = done;
+		else if (r == BZ_OK && done <= nbytes)
+			cut = 1;
+		else if (r != BZ_OK && n > 0)
+			break; /* not a stream: ignored, as python does */
+		else if (r != BZ_OK)
+			why = r == BZ_MEM_ERROR ? "out of memory" : "damaged";
+		else
+			st.got = done;
+	}
+	return streams_end(&st, "bz2", cut, why, file, err);
+}
+
 int halo_codec_decode(const halo_codec_t *codec, const void *src, size_t len, void *dst,
 		      size_t nbytes, const char *file, halo_error_t *err)
 {
@@ -232,6 +384,8 @@ int halo_codec_decode(const halo_codec_t *codec, const void *src, size_t len, vo
 	case HALO_CODEC_GZIP: return decode_zlib(1, src, len, dst, nbytes, file, err);
 	case HALO_CODEC_ZSTD: return decode_zstd(src, len, dst, nbytes, file, err);
 	case HALO_CODEC_LZ4: return decode_lz4(src, len, dst, nbytes, file, err);
+	case HALO_CODEC_LZMA: return decode_lzma(codec->format, src, len, dst, nbytes, file, err);
+	case HALO_CODEC_BZ2: return decode_bz2(src, len, dst, nbytes, file, err);
 	default: return halo_error_set(err, HALO_EINVAL, "%s: no compressor to decode", file);
 	}
 }
@@ -254,6 +408,38 @@ static int encode_zlib(int gzip, int level, const void *src, size_t nbytes, void
 	return zr == Z_STREAM_END ? HALO_OK
 				  : halo_error_set(err, HALO_EIO, "%s: %s compression failed", file,
 						   gzip ? "gzip" : "zlib");
+}
+
+/* python's lzma.compress: one .xz stream of one block, or a .lzma file */
+static int encode_lzma(const halo_codec_t *codec, const void *src, size_t nbytes, void *dst,
+		       size_t cap, size_t *len, const char *file, halo_error_t *err)
+{
+	lzma_ret r;
+	size_t pos = 0;
+	uint32_t preset = (uint32_t)codec->clevel;
+	if (codec->format == 2) {
+		lzma_options_lzma opt;
+		lzma_stream s = LZMA_STREAM_INIT;
+		r = lzma_lzma_preset(&opt, preset) ? LZMA_OPTIONS_ERROR : lzma_alone_encoder(&s, &opt);
+		if (r == LZMA_OK) {
+			s.next_in = src;
+			s.avail_in = nbytes;
+			s.next_out = dst;
+			s.avail_out = cap;
+			r = lzma_code(&s, LZMA_FINISH);
+			pos = cap - s.avail_out;
+		}
+		lzma_end(&s);
+		r = r == LZMA_STREAM_END ? LZMA_OK : r == LZMA_OK ? LZMA_BUF_ERROR : r;
+	} else {
+		r = lzma_easy_buffer_encode(preset, codec->check < 0 ? LZMA_CHECK_CRC64
+								     : (lzma_check)codec->check,
+					    NULL, src, nbytes, dst, &pos, cap);
+	}
+	*len = pos;
+	return r == LZMA_OK ? HALO_OK
+			    : halo_error_set(err, r == LZMA_MEM_ERROR ? HALO_ENOMEM : HALO_EIO,
+					     "%s: lzma compression failed (%s)", file, lzma_why(r));
 }
 
 int halo_codec_encode(const halo_codec_t *codec, size_t elsize, const void *src, size_t nbytes,
@@ -301,6 +487,18 @@ int halo_codec_encode(const halo_codec_t *codec, size_t elsize, const void *src,
 		return n > 0 ? HALO_OK : halo_error_set(err, HALO_EIO, "%s: lz4 compression failed%s",
 							file, nbytes > LZ4_MAX_INPUT_SIZE ?
 							" (a chunk over LZ4's 2016 MiB)" : "");
+	}
+	case HALO_CODEC_LZMA: return encode_lzma(codec, src, nbytes, dst, cap, len, file, err);
+	case HALO_CODEC_BZ2: {
+		unsigned int n = cap > UINT_MAX ? UINT_MAX : (unsigned)cap;
+		int r = nbytes <= UINT_MAX ? BZ2_bzBuffToBuffCompress(dst, &n, (char *)src,
+								       (unsigned)nbytes, codec->clevel,
+								       0, 0)
+					   : BZ_PARAM_ERROR;
+		*len = r == BZ_OK ? n : 0;
+		return r == BZ_OK ? HALO_OK
+				  : halo_error_set(err, r == BZ_MEM_ERROR ? HALO_ENOMEM : HALO_EIO,
+						   "%s: bz2 compression failed", file);
 	}
 	default: return halo_error_set(err, HALO_EINVAL, "%s: no compressor to encode", file);
 	}

@@ -131,7 +131,7 @@ static int parse_blosc(const json_t *c, const char *file, const char *field,
 	return HALO_OK;
 }
 
-/* numcodecs' Zlib, GZip, Zstd and LZ4, and v3's gzip and zstd. Decoding
+/* numcodecs' Zlib, GZip, Zstd, LZ4 and BZ2, and v3's gzip and zstd. Decoding
  * takes no level (lz4: acceleration), so whatever python reads is read
  * (no level, 1.0, "1", 99); an output that keeps the codec takes the
  * level clamped to the codec's range, else numcodecs' default, 1. zstd's
@@ -144,12 +144,43 @@ static void parse_level(const json_t *c, halo_codec_id_t id, halo_codec_t *codec
 					       : 1;
 }
 
-/* A compressor's configuration: blosc's, or another's level. */
+/* numcodecs' LZMA: python's lzma.compress arguments. A raw stream (format
+ * 3) needs its filter chain spelled out, which halo does not read; the
+ * filters of an .xz stream are in the stream, and an output that keeps
+ * the codec is written with the preset alone. */
+static int parse_lzma(const json_t *c, const char *file, const char *field, halo_codec_t *codec,
+		      halo_error_t *err)
+{
+	const json_t *format = json_object_get(c, "format"), *check = json_object_get(c, "check");
+	json_int_t f = format ? (json_is_integer(format) ? json_integer_value(format) : -1) : 1;
+	json_int_t k = check ? (json_is_integer(check) ? json_integer_value(check) : -2) : -1;
+	if (f == 3)
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: field '%s': lzma's raw format (3) "
+				      "is not supported (1, .xz, and 2, .lzma, are)", file, field);
+	if (f < 0 || f > 2)
+		return field_error(err, file, field, "has an lzma format other than 0, 1 or 2");
+	/* python's lzma.CHECK_NONE, _CRC32, _CRC64, _SHA256, as liblzma numbers them */
+	if (k != -1 && k != 0 && k != 1 && k != 4 && k != 10)
+		return field_error(err, file, field, "has an lzma check other than -1, 0, 1, 4 or 10");
+	const json_t *preset = json_object_get(c, "preset");
+	codec->id = HALO_CODEC_LZMA;
+	codec->format = (int)f;
+	codec->check = (int)k;
+	/* python's default preset, 6; PRESET_EXTREME's flag is dropped */
+	codec->clevel = json_is_integer(preset)
+		? halo_codec_level_clamp(HALO_CODEC_LZMA, json_integer_value(preset) & 0x1f)
+		: 6;
+	return HALO_OK;
+}
+
+/* A compressor's configuration: blosc's, lzma's, or another's level. */
 static int parse_codec(const json_t *c, const char *file, const char *field, int v3,
 		       halo_codec_id_t id, halo_codec_t *codec, halo_error_t *err)
 {
 	if (id == HALO_CODEC_BLOSC)
 		return parse_blosc(c, file, field, v3, codec, err);
+	if (id == HALO_CODEC_LZMA)
+		return parse_lzma(c, file, field, codec, err);
 	parse_level(c, id, codec);
 	return HALO_OK;
 }
@@ -157,7 +188,7 @@ static int parse_codec(const json_t *c, const char *file, const char *field, int
 /* The compressor named id (numcodecs' id, v3's codec name), or NONE. */
 static halo_codec_id_t codec_named(const char *id)
 {
-	for (halo_codec_id_t c = HALO_CODEC_BLOSC; c <= HALO_CODEC_LZ4; c++)
+	for (halo_codec_id_t c = HALO_CODEC_BLOSC; c < HALO_CODEC_COUNT; c++)
 		if (id && strcmp(id, halo_codec_id_name(c)) == 0)
 			return c;
 	return HALO_CODEC_NONE;
@@ -252,7 +283,7 @@ int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *
 		if (cid == HALO_CODEC_NONE)
 			return halo_error_set(err, HALO_EUNSUPPORTED,
 					      "%s: compressor '%s' is not supported (blosc, zlib, gzip, "
-					      "zstd, lz4)", file, id);
+					      "zstd, lz4, lzma, bz2)", file, id);
 		if ((rc = parse_codec(comp, file, "compressor", 0, cid, &m->codec, err)))
 			return rc;
 	}

@@ -350,7 +350,7 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 	if (compressor && halo_codec_parse(compressor, &wo.codec, c->err))
 		return fail(c, HALO_EINVAL, "unknown compressor \"%s\" (%s)", compressor,
 			    HALO_CODEC_NAMES);
-	wo.codec.clevel = (int)clevel;
+	wo.codec.clevel = halo_codec_level_clamp(wo.codec.id, clevel); /* bz2: 1..9 */
 	if (shuffle) {
 		static const char *const modes[] = {"none", "byte", "bit"};
 		int m = -1;

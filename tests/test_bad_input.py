@@ -3,6 +3,7 @@ exit 1 (2 for a bad option), nothing written at OUT, inputs unchanged. Also
 --overwrite, OUT == IN, a full disk and an interrupted run."""
 import hashlib
 import json
+import lzma
 import os
 import shutil
 import signal
@@ -108,14 +109,20 @@ p = good_array("structured.zarr")
 edit_zarray(p, dtype=[["a", "<u2"]])
 expect_error("structured dtype", p, "field 'dtype'")
 
-p = good_array("bz2.zarr", compressor=numcodecs.BZ2())
-expect_error("bz2 compressor", p, "compressor 'bz2' is not supported (blosc, zlib, gzip, zstd, lz4)")
+p = good_array("snappy.zarr")
+edit_zarray(p, compressor={"id": "snappy"})
+expect_error("unknown compressor", p, "compressor 'snappy' is not supported (blosc, zlib, gzip, "
+             "zstd, lz4, lzma, bz2)")
+p = good_array("lzma-raw.zarr", compressor=numcodecs.LZMA(
+    format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "preset": 1}]))
+expect_error("lzma raw format", p, "field 'compressor': lzma's raw format (3) is not supported "
+             "(1, .xz, and 2, .lzma, are)")
 
-# numcodecs' Zlib, GZip, Zstd and LZ4 chunks that are damaged, cut short
+# numcodecs' Zlib, GZip, Zstd, LZ4, LZMA and BZ2 chunks that are damaged, cut short
 # or of another size: one line each, checksums checked to the end.
 raw = (np.arange(60, dtype="<u2") * 1000).tobytes()
 for comp in [numcodecs.GZip(level=1), numcodecs.Zlib(level=1), numcodecs.Zstd(level=1),
-             numcodecs.LZ4()]:
+             numcodecs.LZ4(), numcodecs.LZMA(preset=1), numcodecs.BZ2(level=1)]:
     cid = comp.codec_id
     p = good_array(f"{cid}-bad.zarr", compressor=comp)
     chunk = os.path.join(p, "1.0.1")

@@ -1,10 +1,12 @@
 """Zarr I/O against python zarr 2.13, both directions: python writes, halo
 converts (rechunking, casting), python reads halo's output and compares
 value for value. Covers every dtype and byte order, every blosc compressor
-and shuffle, numcodecs' Zlib, GZip, Zstd and LZ4, both separators, edge chunks, missing chunks and fill values,
-arrays inside groups, Zarr v3 input and OME-Zarr output."""
+and shuffle, numcodecs' Zlib, GZip, Zstd, LZ4, LZMA and BZ2, both
+separators, edge chunks, missing chunks and fill values, arrays inside
+groups, Zarr v3 input and OME-Zarr output."""
 import glob
 import json
+import lzma
 import os
 import shutil
 import sys
@@ -79,7 +81,10 @@ for dt in ["<u2", "<f4"]:
     data = sample(dt, (12, 20, 30))
     for comp in [numcodecs.Zlib(level=1), numcodecs.Zlib(level=9), numcodecs.GZip(level=5),
                  numcodecs.Zstd(level=1), numcodecs.Zstd(level=19), numcodecs.Zstd(level=-5),
-                 numcodecs.LZ4(acceleration=1), numcodecs.LZ4(acceleration=30)]:
+                 numcodecs.LZ4(acceleration=1), numcodecs.LZ4(acceleration=30),
+                 numcodecs.LZMA(preset=1), numcodecs.LZMA(format=lzma.FORMAT_ALONE, preset=2),
+                 numcodecs.LZMA(check=lzma.CHECK_SHA256, preset=0), numcodecs.BZ2(level=1),
+                 numcodecs.BZ2(level=9)]:
         name = f"{comp.get_config()} {dt}"
         src, dst = path("nc.zarr"), path("nc_out.zarr")
         shutil.rmtree(src, ignore_errors=True)
@@ -99,6 +104,8 @@ zarr.open(src, mode="w", shape=data.shape, chunks=(5, 8, 16), dtype=dt,
 for opts, want in [(("--compressor", "gzip", "--clevel", "2"), numcodecs.GZip(level=2)),
                    (("--compressor", "gzip"), numcodecs.GZip(level=5)),
                    (("--compressor", "lz4"), numcodecs.Blosc("lz4", 5, 1)),
+                   (("--compressor", "lzma"), numcodecs.LZMA(preset=5)),
+                   (("--compressor", "bz2", "--clevel", "0"), numcodecs.BZ2(level=1)),
                    (("--clevel", "7"), numcodecs.Zstd(level=7))]:
     r = convert(src, dst, *opts)
     out = zarr.open(dst, mode="r") if r.returncode == 0 else None
@@ -112,7 +119,11 @@ check(r.returncode == 1 and "--shuffle applies to blosc; the output's compressor
 # between and after them, anything after a zlib stream.
 raw = np.ascontiguousarray(data[:5, :8, :16]).tobytes()
 gz, zl = numcodecs.GZip(level=1), numcodecs.Zlib(level=1)
+xz, bz = numcodecs.LZMA(preset=0), numcodecs.BZ2(level=1)
 for comp, tail, blob in [
+        (xz, "streams, padding and junk", xz.encode(raw[:1000]) + xz.encode(raw[1000:]) +
+         bytes(4) + b"junk"),
+        (bz, "streams and junk", bz.encode(raw[:999]) + bz.encode(raw[999:]) + b"BZh9junk"),
         (gz, "members", gz.encode(raw[:1000]) + gz.encode(raw[1000:])),
         (gz, "members and zeros", gz.encode(raw[:999]) + bytes(3000) + gz.encode(raw[999:]) +
          bytes(9)),
