@@ -24,7 +24,7 @@ static const char convert_help[] =
 	"  --chunks Z,Y,X        output chunk shape (default: the input's; TIFF input\n"
 	"                        to Zarr: 64,256,256; TIFF output: 16 pages a chunk)\n"
 	"  --dtype T             uint8, uint16, uint32, uint64, int8, int16, int32, int64,\n"
-	"                        float32, float64\n"
+	"                        float16, float32, float64, bool\n"
 	"  --compressor NAME     none, lz4, lz4hc, blosclz, zstd, zlib (these in blosc),\n"
 	"                        gzip, lzma, bz2 (default: the input's, numcodecs' zlib,\n"
 	"                        zstd and lz4 included, else blosc lz4)\n"

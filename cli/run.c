@@ -50,21 +50,21 @@ static void print_plan(halo_plan_t *p)
 	       halo__bytes(per, a, sizeof a), halo__bytes(front, b, sizeof b));
 }
 
-static int reads_back(const char *text, double x, int f32)
+/* as a value of kind (float16, float32 or float64) */
+static int reads_back(const char *text, double x, halo_dtype_kind_t kind)
 {
-	double back = strtod(text, NULL);
-	return f32 ? (float)back == (float)x : back == x;
+	return halo_dtype_cast(strtod(text, NULL), kind) == x;
 }
 
 /* x in "%.*e" form with the fewest digits that read back as x, the one
  * nearest x when several do: at a power of two the nearest decimal of a
  * length may not read back while its neighbour does (2^-24 is
  * 5.960464477539063e-08). */
-static void shortest(double x, int f32, char *sci, size_t len)
+static void shortest(double x, halo_dtype_kind_t kind, char *sci, size_t len)
 {
 	for (int p = 0; p <= 16; p++) {
 		snprintf(sci, len, "%.*e", p, x);
-		if (reads_back(sci, x, f32))
+		if (reads_back(sci, x, kind))
 			return;
 		/* The neighbours of its last digit: M +- 1 units of 10^(E - p). */
 		long long m = 0;
@@ -78,7 +78,7 @@ static void shortest(double x, int f32, char *sci, size_t len)
 			char cand[64];
 			snprintf(cand, sizeof cand, "%s%llde%d", x < 0 ? "-" : "", m + s, e);
 			long double d = fabsl(strtold(cand, NULL) - (long double)x);
-			if (m + s > 0 && reads_back(cand, x, f32) && (!best[0] || d < gap)) {
+			if (m + s > 0 && reads_back(cand, x, kind) && (!best[0] || d < gap)) {
 				/* as "%.*e" writes it: d.ddde+XX */
 				char dg[32];
 				int nd = snprintf(dg, sizeof dg, "%lld", m + s), ex = e + nd - 1;
@@ -101,28 +101,30 @@ static void shortest(double x, int f32, char *sci, size_t len)
  * the strings "nan", "inf", "-inf". */
 static void print_value(FILE *f, const halo_expr_t *e, int json)
 {
-	/* As numpy types them: a sum of integers is an integer, a mean of
-	 * float32 a float32 and of integers a float64. A float32 result over
-	 * float32's range is an infinity, as numpy's. */
-	halo_dtype_kind_t in = e->in[0]->dtype;
-	halo_dtype_kind_t kind = e->red == HALO_RED_MEAN && in != HALO_F4 ? HALO_F8 : in;
-	int f32 = kind == HALO_F4;
-	double v = f32 ? (double)(float)e->result : e->result;
+	/* As numpy types them (the node's type): a sum of integers is an
+	 * integer, a mean of float32 a float32 and of integers a float64. A
+	 * float32 result over float32's range is an infinity, as numpy's. */
+	halo_dtype_kind_t kind = e->dtype;
+	double v = halo_dtype_kind_is_int(kind) ? e->result : halo_dtype_cast(e->result, kind);
+	if (kind == HALO_B1) {
+		fputs(v != 0 ? (json ? "true" : "True") : (json ? "false" : "False"), f);
+		return;
+	}
 	if (isnan(v) || isinf(v)) {
 		const char *t = isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
 		fprintf(f, json ? "\"%s\"" : "%s", t);
 		return;
 	}
-	if (kind != HALO_F4 && kind != HALO_F8 && fabs(v) < 9.2e18) {
+	if (halo_dtype_kind_is_int(kind) && fabs(v) < 9.2e18) {
 		fprintf(f, "%lld", (long long)v);
 		return;
 	}
 	/* The fewest significant digits that read back as the same value
-	 * (as a float32 for float32 results), then laid out as numpy does:
+	 * (as a float32 for float32 results, ...), then laid out as numpy does:
 	 * positionally for 1e-4 <= |v| < 1e16 (123456790.0, not the float's
 	 * exact 123456792), else as 1.5e-05. */
 	char sci[64], digits[32], out[96];
-	shortest(v, f32, sci, sizeof sci);
+	shortest(v, kind, sci, sizeof sci);
 	const char *mark = strchr(sci, 'e');
 	int exp10 = atoi(mark + 1), n = 0, k = 0;
 	for (const char *c = sci; c < mark; c++)

@@ -5,6 +5,7 @@
  * chunk whatever the chain's length. */
 #include "config.h"
 #include "codelets/elementwise.h"
+#include "util/dtype_scalar.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -17,7 +18,7 @@ typedef enum { R_F32, R_F64, R_I64 } rep_t;
 
 static rep_t rep(halo_dtype_kind_t k)
 {
-	return k == HALO_F4 ? R_F32 : k == HALO_F8 ? R_F64 : R_I64;
+	return k == HALO_F4 || k == HALO_F2 ? R_F32 : k == HALO_F8 ? R_F64 : R_I64;
 }
 
 /* numpy's integer arithmetic wraps modulo the type's width. A uint64 is
@@ -32,6 +33,7 @@ static int64_t wrap(halo_dtype_kind_t k, uint64_t v)
 	case HALO_I1: return (int8_t)v;
 	case HALO_I2: return (int16_t)v;
 	case HALO_I4: return (int32_t)v;
+	case HALO_B1: return v != 0;
 	default: return (int64_t)v;
 	}
 }
@@ -57,6 +59,14 @@ static void load(union reg *r, halo_dtype_kind_t k, const void *src, size_t n)
 	case HALO_I4: LOAD(int32_t, i); break;
 	case HALO_I8: LOAD(int64_t, i); break;
 	case HALO_F4: LOAD(float, f); break;
+	case HALO_F2:
+		for (size_t e = 0; e < n; e++)
+			r->f[e] = (float)halo_half_get(src, e);
+		break;
+	case HALO_B1:
+		for (size_t e = 0; e < n; e++)
+			r->i[e] = ((const uint8_t *)src)[e] != 0;
+		break;
 	case HALO_F8: LOAD(double, d); break;
 	default: break;
 	}
@@ -78,6 +88,14 @@ static void store(const union reg *r, halo_dtype_kind_t k, void *dst, size_t n)
 	case HALO_I4: STORE(int32_t, i); break;
 	case HALO_I8: STORE(int64_t, i); break;
 	case HALO_F4: STORE(float, f); break;
+	case HALO_F2: /* exact: a cast to float16 rounded it (cast) */
+		for (size_t e = 0; e < n; e++)
+			halo_half_set(dst, e, r->f[e]);
+		break;
+	case HALO_B1:
+		for (size_t e = 0; e < n; e++)
+			((uint8_t *)dst)[e] = r->i[e] != 0;
+		break;
 	case HALO_F8: STORE(double, d); break;
 	default: break;
 	}
@@ -90,6 +108,14 @@ static void cast(const union reg *a, halo_dtype_kind_t from, union reg *r, halo_
 	rep_t rf = rep(from), rt = rep(to);
 	int u8 = from == HALO_U8;
 	for (size_t e = 0; e < n; e++) {
+		if (to == HALO_F2) { /* rounded once, from the value itself */
+			double v = rf == R_F32 ? a->f[e] : rf == R_F64 ? a->d[e]
+				 : u8 ? (double)(uint64_t)a->i[e] : (double)a->i[e];
+			uint16_t h;
+			halo_half_set(&h, 0, v);
+			r->f[e] = (float)halo_half_get(&h, 0);
+			continue;
+		}
 		if (rf == R_I64) {
 			int64_t x = a->i[e];
 			if (rt == R_F32)

@@ -106,6 +106,7 @@ static int sample_dtype(uint16_t format, uint16_t bits, halo_dtype_t *dt)
 		{SAMPLEFORMAT_INT, 8, HALO_I1},     {SAMPLEFORMAT_INT, 16, HALO_I2},
 		{SAMPLEFORMAT_INT, 32, HALO_I4},    {SAMPLEFORMAT_INT, 64, HALO_I8},
 		{SAMPLEFORMAT_IEEEFP, 32, HALO_F4}, {SAMPLEFORMAT_IEEEFP, 64, HALO_F8},
+		{SAMPLEFORMAT_IEEEFP, 16, HALO_F2},
 	};
 	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
 		if (map[i].format == format && map[i].bits == bits) {
@@ -863,7 +864,7 @@ int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
 static const uint16_t sample_formats[HALO_DTYPE_COUNT] = {
 	[HALO_U1] = SAMPLEFORMAT_UINT, [HALO_U2] = SAMPLEFORMAT_UINT, [HALO_U4] = SAMPLEFORMAT_UINT,
 	[HALO_U8] = SAMPLEFORMAT_UINT, [HALO_I1] = SAMPLEFORMAT_INT,  [HALO_I2] = SAMPLEFORMAT_INT,
-	[HALO_I4] = SAMPLEFORMAT_INT,  [HALO_I8] = SAMPLEFORMAT_INT,
+	[HALO_I4] = SAMPLEFORMAT_INT,  [HALO_I8] = SAMPLEFORMAT_INT,  [HALO_F2] = SAMPLEFORMAT_IEEEFP,
 	[HALO_F4] = SAMPLEFORMAT_IEEEFP, [HALO_F8] = SAMPLEFORMAT_IEEEFP,
 };
 
@@ -1041,7 +1042,12 @@ int halo_tiff_create(const char *path, const halo_tiff_info_t *info, halo_tiff_t
 		     halo_error_t *err)
 {
 	*out = NULL;
-	if (info->ome && (info->dtype.kind == HALO_U8 || info->dtype.kind == HALO_I8))
+	halo_dtype_kind_t k = info->dtype.kind;
+	if (k == HALO_B1)
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: halo writes no bool TIFF (tifffile "
+				      "packs them in bits); write a Zarr, or ask for --dtype uint8",
+				      path);
+	if (info->ome && (k == HALO_U8 || k == HALO_I8 || k == HALO_F2))
 		return halo_error_set(err, HALO_EUNSUPPORTED,
 				      "%s: OME-TIFF has no %s pixel type; write a plain .tif, a "
 				      "Zarr, or ask for another --dtype",

@@ -447,6 +447,8 @@ json_t *halo_zarr_fill_json(double fill, halo_dtype_t dtype)
 		return json_string(fill > 0 ? "Infinity" : "-Infinity");
 	if (halo_dtype_is_float(dtype))
 		return json_real(fill);
+	if (dtype.kind == HALO_B1)
+		return json_boolean(fill != 0);
 	if (fill >= 9223372036854775808.0) /* a uint64's, beyond JSON's integers here */
 		return json_real(fill);
 	return json_integer((json_int_t)fill);

@@ -471,6 +471,16 @@ int halo_map_blocks(halo_graph_t *g, halo_ew_t fn, halo_expr_t *a, halo_expr_t *
 				      halo_ew_name(fn), halo__dims(a->shape, a->ndim, sa, sizeof sa),
 				      halo__dims(b->shape, b->ndim, sb, sizeof sb));
 	}
+	/* numpy computes float16 in float32, rounding after every step, and
+	 * gives bool arithmetic its own rules (+ is or, - an error): halo
+	 * stores both, and computes neither. */
+	const halo_expr_t *in[2] = {a, b};
+	for (int i = 0; i < 2 && in[i]; i++)
+		if (in[i]->dtype == HALO_F2 || in[i]->dtype == HALO_B1)
+			return halo_error_set(err, HALO_EUNSUPPORTED,
+					      "kernel %s of %s: halo's kernels take no float16 or bool "
+					      "arrays; add an astype step", halo_ew_name(fn),
+					      halo_dtype_name((halo_dtype_t){in[i]->dtype, 0}));
 	double q[2] = {p ? p[0] : 0, p ? p[1] : 0};
 	if (fn == HALO_EW_SCALE && !p)
 		q[0] = 1;
@@ -614,12 +624,13 @@ int halo_reduce(halo_graph_t *g, halo_expr_t *a, halo_reduce_fn_t fn, int axis,
 		return HALO_ENOMEM;
 	e->red = fn;
 	*out = e;
-	/* numpy's: a sum of integers is int64 or uint64 (halo adds in double,
-	 * exact to 2^53), a mean of integers float64 */
+	/* numpy's: a sum of integers is int64 or uint64 (of bools int64;
+	 * halo adds in double, exact to 2^53), a mean of integers float64 */
 	if (fn == HALO_RED_SUM && halo_dtype_kind_is_int(a->dtype))
-		e->dtype = halo_dtype_kind_is_signed(a->dtype) ? HALO_I8 : HALO_U8;
+		e->dtype = halo_dtype_kind_is_signed(a->dtype) || a->dtype == HALO_B1 ? HALO_I8
+										: HALO_U8;
 	else if (fn == HALO_RED_MEAN)
-		e->dtype = a->dtype == HALO_F4 ? HALO_F4 : HALO_F8;
+		e->dtype = a->dtype == HALO_F4 || a->dtype == HALO_F2 ? a->dtype : HALO_F8;
 	if (axis < 0) {
 		e->ndim = 0;
 		e->space.known = 0;

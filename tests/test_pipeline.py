@@ -29,6 +29,7 @@ rng = np.random.default_rng(11)
 NP = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64,
       "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
       "float32": np.float32, "float64": np.float64}
+NPX = dict(NP, float16=np.float16, bool=np.bool_)  # stored, not computed on
 
 
 def write_zarr(a, chunks, name):
@@ -161,16 +162,17 @@ edge = np.array([300.0, -1.0, 70000.0, 3e9, -3e9, 2.0**32, 1e19, -1e19, 1e30, np
                  -np.inf, 2.7, -2.7, 65535.5, -0.5], dtype=np.float64)
 zarr.open(path("edge.zarr"), mode="w", shape=(1, 1, edge.size), chunks=(1, 1, 8),
           dtype="f8")[:] = edge[None, None]
-for dt in ["uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"]:
+for dt in ["uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16",
+           "bool"]:
     out = path("edge_as.zarr")
     run(pipeline("edge", [
         {"name": "a", "op": "from_zarr", "path": path("edge.zarr")},
         {"name": "t", "op": "astype", "input": "a", "dtype": dt},
         {"name": "o", "op": "to_zarr", "input": "t", "path": out, "overwrite": True}]))
     with np.errstate(invalid="ignore"):
-        want = edge.astype(NP[dt])
+        want = edge.astype(NPX[dt])
     got = zarr.open(out, mode="r")[:].ravel() if os.path.exists(out) else None
-    check(got is not None and got.tolist() == want.tolist(),
+    check(got is not None and np.array_equal(got, want, equal_nan=True) and got.dtype == want.dtype,
           f"astype float64 -> {dt} of NaN, infinities and out-of-range values as numpy on x86",
           f"{got} vs {want}")
 
@@ -516,7 +518,8 @@ nans[3, 5, :] = np.nan
 nans[:, 30, 40] = np.nan
 nans[20, :, 7] = np.nan
 i8 = rng.integers(-128, 128, (23, 37, 41), dtype=np.int8)
-for name, arr in [("nan", nans), ("i8", i8)]:
+mask = rng.random((23, 37, 41)) > 0.7
+for name, arr in [("nan", nans), ("i8", i8), ("mask", mask)]:
     src = write_zarr(arr, (7, 16, 16), f"{name}.zarr")
     steps = [{"name": "a", "op": "from_zarr", "path": src}]
     for axis in range(3):
@@ -531,8 +534,8 @@ for name, arr in [("nan", nans), ("i8", i8)]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 want = getattr(np, fn)(arr.astype(np.float64), axis=axis)
-            kind = np.int64 if fn == "sum" and arr.dtype.kind == "i" else \
-                (np.float64 if fn == "mean" and arr.dtype.kind == "i" else arr.dtype)
+            kind = np.int64 if fn == "sum" and arr.dtype.kind in "ib" else \
+                (np.float64 if fn == "mean" and arr.dtype.kind in "ib" else arr.dtype)
             same(path(f"{name}-{fn}{axis}.zarr"), want.astype(kind),
                  f"{fn} along axis {axis} of {name}.zarr", rtol=1e-6 if fn in ("sum", "mean") else 0)
 
@@ -652,10 +655,16 @@ zarr.open(path("pow2.zarr"), mode="w", shape=(1, 1, 1), chunks=(1, 1, 1),
           dtype="f8")[:] = 2.0 ** -24
 zarr.open(path("pow2_32.zarr"), mode="w", shape=(1, 1, 1), chunks=(1, 1, 1),
           dtype="f4")[:] = np.full((1, 1, 1), 0x0F800000, np.uint32).view(np.float32)
+# float16 (printed with float16's digits) and bool (True, False; a sum
+# of bools is an int64) as numpy types and prints them
+zarr.open(path("f16s.zarr"), mode="w", shape=(1, 1, 3), chunks=(1, 1, 2),
+          dtype="f2")[:] = [[[0.1, 1.5, 100.25]]]
+zarr.open(path("bools.zarr"), mode="w", shape=(1, 2, 3), chunks=(1, 1, 2),
+          dtype="b1")[:] = [[[True, False, True], [False, False, True]]]
 for src, arr in [("digits.zarr", None), ("f32s.zarr", None), ("infs.zarr", None),
                  ("round.zarr", None), ("tiny.zarr", None), ("big32.zarr", None),
                  ("edge32.zarr", None), ("pow2.zarr", None), ("pow2_32.zarr", None),
-                 (pu16, du16)]:
+                 ("f16s.zarr", None), ("bools.zarr", None), (pu16, du16)]:
     a = arr.compute() if arr is not None else zarr.open(path(src), mode="r")[:]
     steps = [{"name": "a", "op": "from_zarr", "path": path(src) if arr is None else src}]
     steps += [{"name": fn, "op": fn, "input": "a"} for fn in ["sum", "min", "max", "mean"]]
@@ -666,8 +675,10 @@ for src, arr in [("digits.zarr", None), ("f32s.zarr", None), ("infs.zarr", None)
     got = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
     check(got == want, f"scalars of {os.path.basename(src)} print as numpy's", f"{got} vs {want}")
     res = run_json(p_).get("results", {})
-    jwant = {k: v if v in ("nan", "inf", "-inf") else float(v) for k, v in want.items()}
-    check(res == jwant, f"... and in --json", f"{res} vs {jwant}")
+    jwant = {k: v if v in ("nan", "inf", "-inf") else v == "True" if v in ("True", "False")
+             else float(v) for k, v in want.items()}
+    check(res == jwant and all(type(res[k]) is bool for k in res if type(jwant[k]) is bool),
+          f"... and in --json", f"{res} vs {jwant}")
 
 # A chain that only feeds reductions to scalars runs inside them.
 steps = [{"name": "a", "op": "from_zarr", "path": pi16},
@@ -785,8 +796,8 @@ bad = [
      'step 2: an empty "name"'),
     ([{"name": 5, "op": "astype", "input": "a", "dtype": "float32"}],
      'step 2: a non-string "name"'),
-    ([{"name": "d", "op": "astype", "input": "a", "dtype": "float16"}],
-     'step "d": unknown dtype "float16"'),
+    ([{"name": "d", "op": "astype", "input": "a", "dtype": "complex64"}],
+     'step "d": unknown dtype "complex64"'),
     ([{"name": "d", "op": "map_blocks", "kernel": "scale", "input": "a", "sacle": 2}],
      'step "d": unknown field "sacle"'),
     ([{"name": "d", "op": "map_overlap", "kernel": "richardson_lucy", "input": "a", "depth": 1,
@@ -804,6 +815,13 @@ bad = [
                            "overwrite": True}],
      "which would change this step's psf"),
     ([{"name": "d", "op": "map_blocks", "kernel": "abs", "input": "a"}], "nothing to compute"),
+    ([{"name": "h", "op": "astype", "input": "a", "dtype": "float16"},
+      {"name": "k", "op": "map_blocks", "kernel": "sqrt", "input": "h"}],
+     'step "k": kernel sqrt of float16: halo\'s kernels take no float16 or bool arrays; add an '
+     'astype step'),
+    ([{"name": "h", "op": "astype", "input": "a", "dtype": "bool"},
+      {"name": "k", "op": "map_blocks", "kernel": "add", "inputs": ["a", "h"]}],
+     'step "k": kernel add of bool'),
     ([{"name": "s", "op": "sum", "input": "a"}, {"name": "t", "op": "astype", "input": "s",
                                                  "dtype": "float32"}],
      'step "t": astype: its input "s" is a scalar'),

@@ -21,6 +21,8 @@ rng = np.random.default_rng(99)
 
 def sample(dtype, shape):
     dt = np.dtype(dtype)
+    if dt.kind == "b":
+        return rng.random(shape) > 0.5
     if dt.kind == "f":
         return rng.standard_normal(shape).astype(dt) * 100
     info = np.iinfo(dt)
@@ -38,7 +40,7 @@ def convert(src, dst, *opts):
 # 1. tifffile writes every supported sample type, strips and tiles,
 # classic and BigTIFF; halo reads them all.
 shape = (7, 45, 70)
-for dt in ["uint8", "uint16", "uint32", "uint64", "int64", "float32", "float64"]:
+for dt in ["uint8", "uint16", "uint32", "uint64", "int64", "float16", "float32", "float64"]:
     for layout in ["strips", "tiles", "bigtiff"]:
         data = sample(dt, shape)
         src, dst = path(f"in_{dt}_{layout}.tif"), path("tif_out.zarr")
@@ -216,12 +218,15 @@ for name, src_data, opts in [("o3.ome.tif", data, []), ("o2.ome.tiff", data[0], 
           np.array_equal(t.asarray(), src_data) and
           vox == ([500, 100, 100] if nd == 3 else [100, 100]),
           f"{name}: an OME-TIFF (OME-XML, voxel size in nm), read back", (px, vox))
-# OME's PixelType has no 64-bit integers: refused, in one line, nothing written.
-r = convert(path("ome_in.ome.zarr"), path("o64.ome.tif"), "--dtype", "int64")
-check(r.returncode == 1 and r.stderr.count("\n") == 1 and "OME-TIFF has no int64 pixel type" in
-      r.stderr and not os.path.exists(path("o64.ome.tif")) and
-      not [f for f in os.listdir(path("")) if "o64" in f],
-      "int64 to an OME-TIFF: refused, nothing written", r.stderr)
+# OME's PixelType has no 64-bit integers or float16, and halo writes no
+# bool TIFF: refused, in one line, nothing written.
+for name, dt, msg in [("o64.ome.tif", "int64", "OME-TIFF has no int64 pixel type"),
+                      ("o16.ome.tif", "float16", "OME-TIFF has no float16 pixel type"),
+                      ("ob.tif", "bool", "halo writes no bool TIFF")]:
+    r = convert(path("ome_in.ome.zarr"), path(name), "--dtype", dt)
+    check(r.returncode == 1 and r.stderr.count("\n") == 1 and msg in r.stderr and
+          not [f for f in os.listdir(path("")) if name.split(".")[0] in f],
+          f"{dt} to {name}: refused, nothing written", r.stderr)
 # ImageJ "cm" is NGFF's "centimeter"; "pixel" is no length (the default).
 for unit, want in [("cm", "centimeter"), ("pixel", "micrometer")]:
     tifffile.imwrite(path("unit.tif"), data, imagej=True,
@@ -358,7 +363,7 @@ for dt, shape in [("uint16", (2, 300, 400)), ("float32", (2, 4, 5)), ("float32",
 # A 2D array stays 2D and a 3D one of one plane 3D, for tifffile and for
 # halo, whatever the type (uint32 2D came back 3D, uint16 (1, Y, X) 2D).
 for dt in ["uint8", "uint16", "int16", "float32", "uint32", "int8", "int32", "float64", "int64",
-           "uint64"]:
+           "uint64", "float16"]:
     for shape in [(13, 17), (1, 13, 17)]:
         data = sample(dt, shape)
         src, dst = path("nd.zarr"), path("nd.tif")

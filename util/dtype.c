@@ -20,6 +20,7 @@ static const struct {
 	[HALO_I1] = {"int8", 'i', 1},    [HALO_I2] = {"int16", 'i', 2},
 	[HALO_I4] = {"int32", 'i', 4},   [HALO_I8] = {"int64", 'i', 8},
 	[HALO_F4] = {"float32", 'f', 4}, [HALO_F8] = {"float64", 'f', 8},
+	[HALO_F2] = {"float16", 'f', 2}, [HALO_B1] = {"bool", 'b', 1},
 };
 
 int halo_dtype_parse(const char *s, const char *what, halo_dtype_t *out, halo_error_t *err)
@@ -47,8 +48,8 @@ int halo_dtype_parse(const char *s, const char *what, halo_dtype_t *out, halo_er
 			}
 	return halo_error_set(err, HALO_EUNSUPPORTED,
 			      "%s: unsupported dtype '%s' (supported: uint8 uint16 uint32 uint64 int8 "
-			      "int16 int32 int64 float32 float64, or numpy's u1 u2 u4 u8 i1 i2 i4 i8 "
-			      "f4 f8)",
+			      "int16 int32 int64 float16 float32 float64 bool, or numpy's u1 u2 u4 "
+			      "u8 i1 i2 i4 i8 f2 f4 f8 b1)",
 			      what, s);
 }
 
@@ -143,6 +144,8 @@ void halo_dtype_byteswap(void *p, size_t elsize, size_t n)
 	case HALO_I2: { const int K = HALO_I2; stmt; } break;                        \
 	case HALO_I4: { const int K = HALO_I4; stmt; } break;                        \
 	case HALO_I8: { const int K = HALO_I8; stmt; } break;                        \
+	case HALO_F2: { const int K = HALO_F2; stmt; } break;                        \
+	case HALO_B1: { const int K = HALO_B1; stmt; } break;                        \
 	case HALO_F4: { const int K = HALO_F4; stmt; } break;                        \
 	case HALO_F8: { const int K = HALO_F8; stmt; } break;                        \
 	default: break;                                                              \
@@ -233,6 +236,7 @@ int64_t halo_dtype_ftoi(halo_dtype_kind_t kind, double v)
 		return v >= 2147483648.0 ? (uint32_t)cvt32(v - 2147483648.0) ^ 0x80000000u
 					 : (uint32_t)cvt32(v);
 	case HALO_I8: return cvt64(v);
+	case HALO_B1: return v != 0;
 	case HALO_U8: /* the same shift, one size up; the bits as int64 */
 		return v >= 9223372036854775808.0
 			       ? (int64_t)((uint64_t)cvt64(v - 9223372036854775808.0) ^ (1ull << 63))
@@ -253,8 +257,8 @@ double halo_dtype_cast_unsafe(double value, halo_dtype_kind_t kind)
 						  value < 9223372036854775808.0
 					  ? (int64_t)value
 					  : INT64_MIN);
-	if (kind == HALO_F4)
-		return (double)(float)value;
+	if (kind == HALO_F4 || kind == HALO_F2)
+		return halo_dtype_cast(value, kind); /* rounded to the float type */
 	if (kind == HALO_U8)
 		return (double)(uint64_t)halo_dtype_ftoi(kind, value);
 	return (double)halo_dtype_ftoi(kind, value);
@@ -279,5 +283,8 @@ int halo_dtype_all_finite(const void *p, halo_dtype_kind_t kind, size_t n)
 	else if (kind == HALO_F8)
 		for (size_t i = 0; i < n; i++)
 			ok &= isfinite(((const double *)p)[i]) != 0;
+	else if (kind == HALO_F2)
+		for (size_t i = 0; i < n; i++)
+			ok &= isfinite(halo_half_get(p, i)) != 0;
 	return ok;
 }

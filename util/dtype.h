@@ -18,6 +18,7 @@ typedef enum halo_dtype_kind {
 	/* Performance models key tasks by these values (the gather's
 	 * footprint, bench/models): new kinds go last. */
 	HALO_U1, HALO_U2, HALO_U4, HALO_I1, HALO_I2, HALO_I4, HALO_F4, HALO_F8, HALO_U8, HALO_I8,
+	HALO_F2, HALO_B1, /* float16 and bool: stored, converted and reduced, not computed on */
 	HALO_DTYPE_COUNT
 } halo_dtype_kind_t;
 
@@ -37,7 +38,7 @@ int halo_dtype_parse_output(const char *s, const char *what, halo_dtype_t *out,
 
 size_t halo_dtype_size(halo_dtype_t dt);
 size_t halo_dtype_kind_size(halo_dtype_kind_t kind);
-int halo_dtype_kind_is_int(halo_dtype_kind_t kind);
+int halo_dtype_kind_is_int(halo_dtype_kind_t kind); /* bool too: 0 and 1 */
 int halo_dtype_kind_is_signed(halo_dtype_kind_t kind); /* signed integers */
 int halo_dtype_is_float(halo_dtype_t dt);
 /* "uint16", "float32", ... */
@@ -49,7 +50,8 @@ void halo_dtype_zarr_string(halo_dtype_t dt, char out[4]);
 void halo_dtype_byteswap(void *p, size_t elsize, size_t n);
 
 /* Converts n native-order elements; between integer kinds exactly (64-bit
- * values too), otherwise through double. src and dst may be the same pointer
+ * values too), otherwise through double. bool is 0 or 1, and a value
+ * becomes true when it is not 0 (NaN too), as numpy's astype(bool). src and dst may be the same pointer
  * when the destination type is not wider than the source; otherwise they
  * must not overlap. */
 void halo_dtype_convert(const void *src, halo_dtype_kind_t skind, void *dst,

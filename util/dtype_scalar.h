@@ -12,6 +12,36 @@
 #include "util/dtype.h"
 #include "util/hd.h"
 
+/* float16 through the compiler's own type: CUDA's __half, GCC's and
+ * Clang's _Float16; both round to nearest even, as numpy does. */
+#ifdef __CUDACC__
+#include <cuda_fp16.h>
+HALO_HD static inline double halo_half_get(const void *p, size_t i)
+{
+	return __half2float(((const __half *)p)[i]);
+}
+HALO_HD static inline void halo_half_set(void *p, size_t i, double v)
+{
+	((__half *)p)[i] = __double2half(v);
+}
+#else
+__extension__ typedef _Float16 halo_half_t;
+static inline double halo_half_get(const void *p, size_t i)
+{
+	return ((const halo_half_t *)p)[i];
+}
+static inline void halo_half_set(void *p, size_t i, double v)
+{
+	((halo_half_t *)p)[i] = (halo_half_t)v;
+}
+#endif
+
+/* float16 and float32 and float64 */
+HALO_HD static inline int halo_dtype_float_kind(int kind)
+{
+	return kind == HALO_F4 || kind == HALO_F8 || kind == HALO_F2;
+}
+
 HALO_HD static inline double halo_dtype_load1(const void *p, size_t i, int kind)
 {
 	switch (kind) {
@@ -23,6 +53,8 @@ HALO_HD static inline double halo_dtype_load1(const void *p, size_t i, int kind)
 	case HALO_I2: return ((const int16_t *)p)[i];
 	case HALO_I4: return ((const int32_t *)p)[i];
 	case HALO_I8: return (double)((const int64_t *)p)[i];
+	case HALO_F2: return halo_half_get(p, i);
+	case HALO_B1: return ((const uint8_t *)p)[i] != 0;
 	case HALO_F4: return ((const float *)p)[i];
 	default: return ((const double *)p)[i];
 	}
@@ -57,6 +89,8 @@ HALO_HD static inline void halo_dtype_store1(void *p, size_t i, int kind, double
 		break;
 	}
 	case HALO_F4: ((float *)p)[i] = (float)v; break;
+	case HALO_F2: halo_half_set(p, i, v); break;
+	case HALO_B1: ((uint8_t *)p)[i] = v != 0; break;
 	default: ((double *)p)[i] = v; break;
 	}
 }
@@ -77,6 +111,7 @@ HALO_HD static inline int64_t halo_dtype_loadi(const void *p, size_t i, int kind
 	case HALO_I1: return ((const int8_t *)p)[i];
 	case HALO_I2: return ((const int16_t *)p)[i];
 	case HALO_I4: return ((const int32_t *)p)[i];
+	case HALO_B1: return ((const uint8_t *)p)[i] != 0;
 	default: return ((const int64_t *)p)[i];
 	}
 }
@@ -96,6 +131,7 @@ HALO_HD static inline void halo_dtype_storei(void *p, size_t i, int kind, int64_
 	case HALO_I1: ((int8_t *)p)[i] = (int8_t)halo_dtype_clampi(v, INT8_MIN, INT8_MAX); break;
 	case HALO_I2: ((int16_t *)p)[i] = (int16_t)halo_dtype_clampi(v, INT16_MIN, INT16_MAX); break;
 	case HALO_I4: ((int32_t *)p)[i] = (int32_t)halo_dtype_clampi(v, INT32_MIN, INT32_MAX); break;
+	case HALO_B1: ((uint8_t *)p)[i] = v != 0; break;
 	default: ((int64_t *)p)[i] = v; break;
 	}
 }
@@ -106,7 +142,7 @@ HALO_HD static inline void halo_dtype_copy1(void *dst, size_t di, int dkind, con
 {
 	if (skind == dkind && skind == HALO_U8) /* loadi would clamp it */
 		((uint64_t *)dst)[di] = ((const uint64_t *)src)[si];
-	else if (skind != HALO_F4 && skind != HALO_F8 && dkind != HALO_F4 && dkind != HALO_F8)
+	else if (!halo_dtype_float_kind(skind) && !halo_dtype_float_kind(dkind))
 		halo_dtype_storei(dst, di, dkind, halo_dtype_loadi(src, si, skind));
 	else
 		halo_dtype_store1(dst, di, dkind, halo_dtype_load1(src, si, skind));
