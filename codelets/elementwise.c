@@ -111,9 +111,7 @@ static void cast(const union reg *a, halo_dtype_kind_t from, union reg *r, halo_
 		if (to == HALO_F2) { /* rounded once, from the value itself */
 			double v = rf == R_F32 ? a->f[e] : rf == R_F64 ? a->d[e]
 				 : u8 ? (double)(uint64_t)a->i[e] : (double)a->i[e];
-			uint16_t h;
-			halo_half_set(&h, 0, v);
-			r->f[e] = (float)halo_half_get(&h, 0);
+			r->f[e] = (float)halo_dtype_cast(v, HALO_F2);
 			continue;
 		}
 		if (rf == R_I64) {

@@ -885,7 +885,7 @@ static int ome_xml(const halo_tiff_info_t *info, uint32_t w, uint32_t h, int64_t
 {
 	static const char *const types[HALO_DTYPE_COUNT] = {
 		[HALO_U1] = "uint8",  [HALO_U2] = "uint16", [HALO_U4] = "uint32", [HALO_I1] = "int8",
-		[HALO_I2] = "int16",  [HALO_I4] = "int32", /* none for 64-bit integers */
+		[HALO_I2] = "int16",  [HALO_I4] = "int32", /* none for the others (halo_tiff_create) */
 		[HALO_F4] = "float",  [HALO_F8] = "double"};
 	static const char *const units[][2] = {
 		{"micron", "\xc2\xb5m"}, {"micrometer", "\xc2\xb5m"}, {"nanometer", "nm"},
