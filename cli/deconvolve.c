@@ -60,9 +60,9 @@ int halo_cli_deconvolve(int argc, char **argv)
 	halo_reader_t *probe; /* the image's dimensions decide the PSF's */
 	if (halo_reader_open_at(in, &o.select, &probe, &err))
 		goto fail;
-	int ndim = halo_reader_info(probe)->ndim;
+	halo_volume_info_t image = *halo_reader_info(probe);
 	halo_reader_close(probe);
-	if (halo_psf_load(psf_path, ndim, &psf, pn, &err))
+	if (halo_psf_load(psf_path, image.ndim, image.voxel, image.unit, &psf, pn, &err))
 		goto fail;
 	/* Once both are read: a PSF that is no volume (a folder) says so. */
 	const char *inputs[2][2] = {{in, "INPUT"}, {psf_path, "PSF"}};

@@ -70,6 +70,16 @@ static double convert(double v, double from, int e_from, double to, int e_to)
 	return e_from > e_to ? v * p10 : v / p10;
 }
 
+int halo_unit_convert(double *v, const char *from, const char *to)
+{
+	int ef, et;
+	double f = metres(from, &ef), t = metres(to, &et);
+	if (!(f > 0 && t > 0))
+		return -1;
+	*v = convert(*v, f, ef, t, et);
+	return 0;
+}
+
 void halo_units_common(const char *const units[3], double voxel[3], double origin[3], char *out,
 		       size_t len)
 {

@@ -21,4 +21,8 @@ void halo_unit_normalise(const char *in, char *out, size_t len);
 void halo_units_common(const char *const units[3], double voxel[3], double origin[3], char *out,
 		       size_t len);
 
+/* *v in NGFF unit `from`, converted to unit `to`; -1 (and *v as it was)
+ * unless both are lengths. */
+int halo_unit_convert(double *v, const char *from, const char *to);
+
 #endif

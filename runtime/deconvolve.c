@@ -11,6 +11,7 @@
 #include "codelets/gather.h"
 #include "codelets/rl.h"
 #include "io/fs.h"
+#include "io/units.h"
 #include "util/util.h"
 
 #include <limits.h>
@@ -18,7 +19,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-int halo_psf_load(const char *path, int image_ndim, float **psf, int pn[3], halo_error_t *err)
+/* A PSF measured at another spacing than the image blurs it by the wrong
+ * amount: RL then sharpens too little or rings, with nothing to show it.
+ * Said when both files give their voxel sizes and one differs by more
+ * than 1 %. */
+static void check_spacing(const char *path, const halo_volume_info_t *p, int image_ndim,
+			  const double image_voxel[3], const char *image_unit)
+{
+	if (!image_unit || !image_unit[0] || !p->unit[0])
+		return;
+	int from = 3 - (p->ndim < image_ndim ? p->ndim : image_ndim), differs = 0;
+	double v[3];
+	for (int d = 0; d < 3; d++) {
+		v[d] = p->voxel[d];
+		if (halo_unit_convert(&v[d], p->unit, image_unit))
+			return;
+		differs |= d >= from && fabs(v[d] - image_voxel[d]) > 0.01 * fabs(image_voxel[d]);
+	}
+	if (!differs || halo__runtime_launched_rank() != 0)
+		return;
+	char shown[PATH_MAX], a[96] = "", b[96] = "";
+	for (int d = from, la = 0, lb = 0; d < 3; d++) {
+		la += snprintf(a + la, sizeof a - (size_t)la, "%s%g", d > from ? "x" : "", v[d]);
+		lb += snprintf(b + lb, sizeof b - (size_t)lb, "%s%g", d > from ? "x" : "",
+			       image_voxel[d]);
+	}
+	fprintf(stderr, "halo: warning: %s: the PSF's voxels are %s %s, the image's %s %s: a PSF "
+			"sampled otherwise than the image gives a wrong result (resample it)\n",
+		halo__shown(path, shown, sizeof shown), a, image_unit, b, image_unit);
+}
+
+int halo_psf_load(const char *path, int image_ndim, const double image_voxel[3],
+		  const char *image_unit, float **psf, int pn[3], halo_error_t *err)
 {
 	halo_reader_t *r;
 	*psf = NULL;
@@ -41,6 +73,7 @@ int halo_psf_load(const char *path, int image_ndim, float **psf, int pn[3], halo
 		rc = halo_error_set(err, HALO_EINVAL, "%s: a PSF of %zu voxels is too large", path, n);
 		goto out;
 	}
+	check_spacing(path, info, image_ndim, image_voxel, image_unit);
 	vol = malloc(n * sizeof *vol);
 	chunk = malloc(chunk_n * el);
 	double *row = malloc((size_t)info->chunks[2] * sizeof *row);

@@ -48,6 +48,18 @@ def edit_zarray(p, **changes):
     json.dump(meta, open(f, "w"))
 
 
+def pipeline_file(name, image, psf):
+    """A pipeline deconvolving a TIFF image with psf into name.zarr."""
+    p = path(name + ".json")
+    json.dump({"steps": [
+        {"name": "a", "op": "from_tiff", "path": image},
+        {"name": "d", "op": "map_overlap", "kernel": "richardson_lucy", "input": "a", "depth": 2,
+         "psf": psf, "iterations": 1},
+        {"name": "o", "op": "to_zarr", "input": "d", "path": path(name + ".zarr"),
+         "overwrite": True}]}, open(p, "w"))
+    return p
+
+
 def expect_error(name, src, needle, *opts, code=1, out_name="bad_out.zarr"):
     out = path(out_name)
     shutil.rmtree(out, ignore_errors=True)
@@ -841,6 +853,30 @@ for mode in ("exact", "overlap"):
     check(r.returncode == 0 and said in r.stderr and np.isfinite(res).all() and res.min() >= 0,
           f"a PSF with negative values, {mode} mode: clipped with a warning, a finite output",
           r.stderr)
+# A PSF sampled at another spacing than the image (both files say theirs):
+# a warning, in the image's unit; the same spacing in another unit, or a
+# PSF without one, says nothing.
+img_um = path("spaced.tif")
+tifffile.imwrite(img_um, np.random.default_rng(0).random((12, 16, 16)).astype(np.float32),
+                 imagej=True, resolution=(10, 10),
+                 metadata={"spacing": 0.5, "unit": "um", "axes": "ZYX"})
+for name, res, meta, warned in [
+        ("psf_z.tif", (10, 10), {"spacing": 0.2, "unit": "um"}, True),
+        ("psf_nm.tif", (0.01, 0.01), {"spacing": 500, "unit": "nm"}, False),
+        ("psf_bare.tif", None, {}, False)]:
+    psf_path = path(name)
+    tifffile.imwrite(psf_path, g.clip(0, None), imagej=True, resolution=res,
+                     metadata=dict(meta, axes="ZYX"))
+    for cmd in (["deconvolve", img_um, psf_path, path("spaced_out.zarr")],
+                ["run", pipeline_file("spaced", img_um, psf_path)]):
+        r = halo(*cmd, "--overwrite", "--quiet", "--iterations", "1", check_rc=0) \
+            if cmd[0] == "deconvolve" else halo(*cmd, "--quiet", check_rc=0)
+        want = f"warning: {psf_path}: the PSF's voxels are 0.2x0.1x0.1 micrometer, the image's " \
+               "0.5x0.1x0.1 micrometer"
+        check(r.returncode == 0 and (want in r.stderr) == warned and
+              ("voxels are" in r.stderr) == warned,
+              f"halo {cmd[0]}, a PSF {'sampled otherwise' if warned else 'as the image'} "
+              f"({name}): {'a warning' if warned else 'nothing said'}", r.stderr)
 thin = good_array("thin.zarr", shape=(1, 16, 16), chunks=(1, 8, 8))
 expect_deconv_error("--depth deeper than the volume, naming the input", thin, good_psf,
                     "thin.zarr: a depth of 2 on axis 0 is deeper than the volume (1)",
