@@ -129,6 +129,8 @@ static void cast(const union reg *a, halo_dtype_kind_t from, union reg *r, halo_
 			r->f[e] = (float)v;
 		else if (rt == R_F64)
 			r->d[e] = v;
+		else if (from == HALO_F2 && to == HALO_U4) /* numpy's through double */
+			r->i[e] = (int64_t)halo_dtype_cast_unsafe(v, HALO_U4);
 		else
 			r->i[e] = halo_dtype_ftoi(to, v);
 	}

@@ -56,9 +56,10 @@ json_t *halo_codec_config(const halo_codec_t *codec)
 				 "clevel", codec->clevel, "shuffle", codec->shuffle, "blocksize",
 				 codec->blocksize);
 	if (codec->id == HALO_CODEC_LZMA) /* what halo writes: FORMAT_AUTO is read only */
-		return json_pack("{s:s, s:i, s:i, s:i, s:n}", "id", "lzma", "format",
+		return json_pack("{s:s, s:i, s:i, s:I, s:n}", "id", "lzma", "format",
 				 codec->format == 2 ? 2 : 1, "check", codec->check, "preset",
-				 codec->clevel, "filters");
+				 (json_int_t)codec->clevel | (codec->extreme ? LZMA_PRESET_EXTREME : 0),
+				 "filters");
 	return json_pack("{s:s, s:i}", "id", halo_codec_id_name(codec->id),
 			 halo_codec_level_key(codec->id), codec->clevel);
 }
@@ -99,7 +100,7 @@ int halo_codec_parse(const char *s, halo_codec_t *codec, halo_error_t *err)
 	if (id == HALO_CODEC_BLOSC && codec->id != HALO_CODEC_BLOSC)
 		codec->shuffle = 1, codec->blocksize = 0;
 	if (id == HALO_CODEC_LZMA && codec->id != HALO_CODEC_LZMA)
-		codec->format = 1, codec->check = -1; /* python's: .xz, CRC-64 */
+		codec->format = 1, codec->check = -1, codec->extreme = 0; /* python's: .xz, CRC-64 */
 	codec->id = id;
 	if (id == HALO_CODEC_BLOSC)
 		snprintf(codec->cname, sizeof codec->cname, "%s", s);
@@ -416,7 +417,7 @@ static int encode_lzma(const halo_codec_t *codec, const void *src, size_t nbytes
 {
 	lzma_ret r;
 	size_t pos = 0;
-	uint32_t preset = (uint32_t)codec->clevel;
+	uint32_t preset = (uint32_t)codec->clevel | (codec->extreme ? LZMA_PRESET_EXTREME : 0);
 	if (codec->format == 2) {
 		lzma_options_lzma opt;
 		lzma_stream s = LZMA_STREAM_INIT;

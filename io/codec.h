@@ -28,6 +28,7 @@ typedef struct halo_codec {
 	int format;      /* lzma: python's lzma.FORMAT_XZ (1) or FORMAT_ALONE (2);
 			    read, FORMAT_AUTO (0) too */
 	int check;       /* lzma: python's lzma.CHECK_*, -1 the format's default */
+	int extreme;     /* lzma: the preset has lzma.PRESET_EXTREME */
 } halo_codec_t;
 
 /* What halo_codec_parse takes, for messages. */

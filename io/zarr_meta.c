@@ -166,10 +166,10 @@ static int parse_lzma(const json_t *c, const char *file, const char *field, halo
 	codec->id = HALO_CODEC_LZMA;
 	codec->format = (int)f;
 	codec->check = (int)k;
-	/* python's default preset, 6; PRESET_EXTREME's flag is dropped */
-	codec->clevel = json_is_integer(preset)
-		? halo_codec_level_clamp(HALO_CODEC_LZMA, json_integer_value(preset) & 0x1f)
-		: 6;
+	/* python's default preset, 6, and lzma.PRESET_EXTREME's flag */
+	json_int_t pv = json_is_integer(preset) ? json_integer_value(preset) : 6;
+	codec->clevel = halo_codec_level_clamp(HALO_CODEC_LZMA, pv & 0x1f);
+	codec->extreme = (pv & 0x80000000) != 0;
 	return HALO_OK;
 }
 

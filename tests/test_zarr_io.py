@@ -85,7 +85,8 @@ for dt in ["<u2", "<f4"]:
                  numcodecs.Zstd(level=1), numcodecs.Zstd(level=19), numcodecs.Zstd(level=-5),
                  numcodecs.LZ4(acceleration=1), numcodecs.LZ4(acceleration=30),
                  numcodecs.LZMA(preset=1), numcodecs.LZMA(format=lzma.FORMAT_ALONE, preset=2),
-                 numcodecs.LZMA(check=lzma.CHECK_SHA256, preset=0), numcodecs.BZ2(level=1),
+                 numcodecs.LZMA(check=lzma.CHECK_SHA256, preset=0),
+                 numcodecs.LZMA(preset=3 | lzma.PRESET_EXTREME), numcodecs.BZ2(level=1),
                  numcodecs.BZ2(level=9)]:
         name = f"{comp.get_config()} {dt}"
         src, dst = path("nc.zarr"), path("nc_out.zarr")
