@@ -105,18 +105,21 @@ static void print_value(FILE *f, const halo_expr_t *e, int json)
 	 * integer, a mean of float32 a float32 and of integers a float64. A
 	 * float32 result over float32's range is an infinity, as numpy's. */
 	halo_dtype_kind_t kind = e->dtype;
-	double v = halo_dtype_kind_is_int(kind) ? e->result : halo_dtype_cast(e->result, kind);
 	if (kind == HALO_B1) {
-		fputs(v != 0 ? (json ? "true" : "True") : (json ? "false" : "False"), f);
+		fputs(e->result_i ? (json ? "true" : "True") : (json ? "false" : "False"), f);
 		return;
 	}
+	if (halo_dtype_kind_is_int(kind)) { /* exact, uint64's bits as such */
+		if (kind == HALO_U8)
+			fprintf(f, "%llu", (unsigned long long)(uint64_t)e->result_i);
+		else
+			fprintf(f, "%lld", (long long)e->result_i);
+		return;
+	}
+	double v = halo_dtype_cast(e->result, kind);
 	if (isnan(v) || isinf(v)) {
 		const char *t = isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
 		fprintf(f, json ? "\"%s\"" : "%s", t);
-		return;
-	}
-	if (halo_dtype_kind_is_int(kind) && fabs(v) < 9.2e18) {
-		fprintf(f, "%lld", (long long)v);
 		return;
 	}
 	/* The fewest significant digits that read back as the same value

@@ -19,12 +19,71 @@ static inline double nmin(double a, double b)
 	return (a < b || isnan(a)) ? a : b;
 }
 
-void halo_reduce_combine(struct halo_reduce_partial *a, const struct halo_reduce_partial *b)
+int halo_reduce_ints(halo_reduce_fn_t fn, halo_dtype_kind_t kind)
 {
+	return fn != HALO_RED_MEAN && halo_dtype_kind_is_int(kind);
+}
+
+int halo_reduce_unsigned(halo_dtype_kind_t kind)
+{
+	return halo_dtype_kind_is_int(kind) && !halo_dtype_kind_is_signed(kind) && kind != HALO_B1;
+}
+
+/* The integers' identities: uint64's minimum starts at all ones. */
+static int64_t identity_i(halo_reduce_fn_t fn, int uns)
+{
+	if (fn == HALO_RED_MIN)
+		return uns ? -1 : INT64_MAX;
+	if (fn == HALO_RED_MAX)
+		return uns ? 0 : INT64_MIN;
+	return 0;
+}
+
+static inline int64_t add_i(int64_t a, int64_t b)
+{
+	return (int64_t)((uint64_t)a + (uint64_t)b); /* numpy's sums wrap */
+}
+
+static inline int64_t min_i(int64_t a, int64_t b, int uns)
+{
+	return (uns ? (uint64_t)b < (uint64_t)a : b < a) ? b : a;
+}
+
+static inline int64_t max_i(int64_t a, int64_t b, int uns)
+{
+	return (uns ? (uint64_t)b > (uint64_t)a : b > a) ? b : a;
+}
+
+struct halo_reduce_partial halo_reduce_partial_init(halo_dtype_kind_t kind)
+{
+	int uns = halo_reduce_unsigned(kind);
+	return (struct halo_reduce_partial){0, INFINITY, -INFINITY, 0,
+					    identity_i(HALO_RED_MIN, uns),
+					    identity_i(HALO_RED_MAX, uns)};
+}
+
+void halo_reduce_combine(struct halo_reduce_partial *a, const struct halo_reduce_partial *b,
+			 halo_dtype_kind_t kind)
+{
+	int uns = halo_reduce_unsigned(kind);
 	a->sum += b->sum;
 	a->min = nmin(a->min, b->min);
 	a->max = nmax(a->max, b->max);
+	a->isum = add_i(a->isum, b->isum);
+	a->imin = min_i(a->imin, b->imin, uns);
+	a->imax = max_i(a->imax, b->imax, uns);
 }
+
+/* n integers of kind as int64 (uint64's bits as they are). */
+static void load_ints(const void *p, halo_dtype_kind_t kind, int64_t *v, size_t n)
+{
+	if (kind == HALO_U8)
+		memcpy(v, p, n * sizeof *v);
+	else
+		halo_dtype_convert(p, kind, v, HALO_I8, n);
+}
+
+enum { PIECE = 1024 };
 
 static void partial_row(struct halo_reduce_partial *r, const void *p, halo_dtype_kind_t kind,
 			size_t n)
@@ -37,6 +96,20 @@ static void partial_row(struct halo_reduce_partial *r, const void *p, halo_dtype
 		r->max = nmax(r->max, v);
 	}
 	r->sum += s;
+	if (!halo_dtype_kind_is_int(kind))
+		return;
+	int uns = halo_reduce_unsigned(kind);
+	int64_t v[PIECE];
+	size_t es = halo_dtype_kind_size(kind);
+	for (size_t x0 = 0; x0 < n; x0 += PIECE) {
+		size_t m = n - x0 < PIECE ? n - x0 : PIECE;
+		load_ints((const unsigned char *)p + x0 * es, kind, v, m);
+		for (size_t x = 0; x < m; x++) {
+			r->isum = add_i(r->isum, v[x]);
+			r->imin = min_i(r->imin, v[x], uns);
+			r->imax = max_i(r->imax, v[x], uns);
+		}
+	}
 }
 
 static void partial_cpu(void *buffers[], void *cl_arg)
@@ -44,10 +117,10 @@ static void partial_cpu(void *buffers[], void *cl_arg)
 	const struct halo_reduce_args *a = cl_arg;
 	const struct halo_ew_prog *prog = a->prog;
 	size_t ldy = STARPU_BLOCK_GET_LDY(buffers[0]), ldz = STARPU_BLOCK_GET_LDZ(buffers[0]);
-	struct halo_reduce_partial r = {0, INFINITY, -INFINITY};
+	struct halo_reduce_partial r = halo_reduce_partial_init(a->kind);
 	double *row = prog ? malloc((size_t)a->valid[2] * sizeof *row) : NULL;
 	if (prog && !row) {
-		*a->out = (struct halo_reduce_partial){NAN, NAN, NAN};
+		*a->out = (struct halo_reduce_partial){NAN, NAN, NAN, 0, 0, 0};
 		return;
 	}
 	for (int64_t z = 0; z < a->valid[0]; z++)
@@ -74,6 +147,15 @@ static double identity(halo_reduce_fn_t fn)
 	return fn == HALO_RED_MIN ? INFINITY : fn == HALO_RED_MAX ? -INFINITY : 0;
 }
 
+/* The same in integers. */
+static void combine_row_i(int64_t *acc, const int64_t *v, size_t n, halo_reduce_fn_t fn, int uns)
+{
+	for (size_t j = 0; j < n; j++)
+		acc[j] = fn == HALO_RED_MIN ? min_i(acc[j], v[j], uns)
+		       : fn == HALO_RED_MAX ? max_i(acc[j], v[j], uns)
+					    : add_i(acc[j], v[j]);
+}
+
 /* acc[j] = fn(acc[j], v[j]) for a row. */
 static void combine_row(double *acc, const double *v, size_t n, halo_reduce_fn_t fn)
 {
@@ -98,9 +180,7 @@ static void combine_row(double *acc, const double *v, size_t n, halo_reduce_fn_t
  * where walking each element's column strode a plane at a time (a 128^3
  * float32 chunk along z, in a pipeline on 2 cores: 6.3 ms before, 4.1 ms
  * so). Along x, rows reduce to one value each. Rows are converted to
- * float64 in pieces of PIECE. */
-enum { PIECE = 1024 };
-
+ * float64, or int64 (halo_reduce_ints), in pieces of PIECE. */
 static void axis_cpu(void *buffers[], void *cl_arg)
 {
 	const struct halo_reduce_args *a = cl_arg;
@@ -108,29 +188,45 @@ static void axis_cpu(void *buffers[], void *cl_arg)
 	size_t ldy = STARPU_BLOCK_GET_LDY(buffers[0]), ldz = STARPU_BLOCK_GET_LDZ(buffers[0]);
 	size_t es = halo_dtype_size((halo_dtype_t){a->kind, 0});
 	double *acc = (double *)STARPU_BLOCK_GET_PTR(buffers[1]);
+	int64_t *acci = (int64_t *)STARPU_BLOCK_GET_PTR(buffers[1]);
 	size_t aldy = STARPU_BLOCK_GET_LDY(buffers[1]);
+	int ints = halo_reduce_ints(a->fn, a->kind), uns = halo_reduce_unsigned(a->kind);
 	/* acc[i][j]: i, j are the remaining axes in order (u < w). */
 	int u = a->axis == 0 ? 1 : 0, w = a->axis == 2 ? 1 : 2;
 	if (a->first)
 		for (int64_t i = 0; i < a->valid[u]; i++)
-			for (int64_t j = 0; j < a->valid[w]; j++)
-				acc[(size_t)i * aldy + (size_t)j] = identity(a->fn);
+			for (int64_t j = 0; j < a->valid[w]; j++) {
+				size_t at = (size_t)i * aldy + (size_t)j;
+				if (ints)
+					acci[at] = identity_i(a->fn, uns);
+				else
+					acc[at] = identity(a->fn);
+			}
 	double v[PIECE];
+	int64_t vi[PIECE];
 	for (int64_t z = 0; z < a->valid[0]; z++)
 		for (int64_t y = 0; y < a->valid[1]; y++) {
 			const unsigned char *row = p + ((size_t)z * ldz + (size_t)y * ldy) * es;
-			double *ar = acc + (size_t)(a->axis == 0 ? y : z) * aldy;
-			if (a->axis == 2)
-				ar += y;
+			size_t at = (size_t)(a->axis == 0 ? y : z) * aldy + (a->axis == 2 ? (size_t)y : 0);
 			for (int64_t x0 = 0; x0 < a->valid[2]; x0 += PIECE) {
 				size_t m = (size_t)(a->valid[2] - x0 < PIECE ? a->valid[2] - x0 : PIECE);
-				halo_dtype_convert(row + (size_t)x0 * es, a->kind, v, HALO_F8, m);
-				if (a->axis != 2) {
-					combine_row(ar + x0, v, m, a->fn);
-					continue;
-				}
-				for (size_t x = 0; x < m; x++)
-					combine_row(ar, v + x, 1, a->fn);
+				size_t step = a->axis != 2; /* along x, every value into one */
+				if (ints)
+					load_ints(row + (size_t)x0 * es, a->kind, vi, m);
+				else
+					halo_dtype_convert(row + (size_t)x0 * es, a->kind, v, HALO_F8, m);
+				size_t to = at + (step ? (size_t)x0 : 0);
+				if (ints && step)
+					combine_row_i(acci + to, vi, m, a->fn, uns);
+				else if (step)
+					combine_row(acc + to, v, m, a->fn);
+				else
+					for (size_t x = 0; x < m; x++) {
+						if (ints)
+							combine_row_i(acci + to, vi + x, 1, a->fn, uns);
+						else
+							combine_row(acc + to, v + x, 1, a->fn);
+					}
 			}
 		}
 }
@@ -142,10 +238,15 @@ static void finish_cpu(void *buffers[], void *cl_arg)
 	void *out = (void *)STARPU_BLOCK_GET_PTR(buffers[1]);
 	size_t n = (size_t)STARPU_BLOCK_GET_NX(buffers[0]) * STARPU_BLOCK_GET_NY(buffers[0]) *
 		   STARPU_BLOCK_GET_NZ(buffers[0]);
+	if (halo_reduce_ints(a->fn, a->kind)) { /* exact: in the kind's range */
+		halo_dtype_convert(acc, halo_reduce_unsigned(a->kind) ? HALO_U8 : HALO_I8, out,
+				   a->kind, n);
+		return;
+	}
 	if (a->fn == HALO_RED_MEAN)
 		for (size_t i = 0; i < n; i++)
 			acc[i] /= a->count;
-	/* Exact for min, max and integer sums: a plain cast, not rounding. */
+	/* Exact for min and max: a plain cast, not rounding. */
 	switch (a->kind) {
 	case HALO_F4:
 		for (size_t i = 0; i < n; i++)

@@ -1,9 +1,11 @@
 /* Reduction codelets: sum, min, max and mean of a chunk to a scalar
- * partial (combined on the host), and along one axis into a float64
- * accumulator that a chain of tasks (one per chunk along the axis)
- * updates in order, then converts to the result's type. Accumulating in
- * float64 keeps integer sums exact and float32 sums within 1e-7 of
- * numpy's pairwise sums. NaN propagates as in numpy. */
+ * partial (combined on the host), and along one axis into an accumulator
+ * of 8-byte elements that a chain of tasks (one per chunk along the axis)
+ * updates in order, then converts to the result's type. Floats accumulate
+ * in float64, within 1e-7 of numpy's pairwise float32 sums; integers'
+ * sums, minima and maxima in 64-bit integers, exactly as numpy's (sums
+ * wrap around); means in float64, as numpy's. NaN propagates as in
+ * numpy. */
 #ifndef HALO_CODELET_REDUCE_H
 #define HALO_CODELET_REDUCE_H
 
@@ -17,7 +19,16 @@ typedef enum halo_reduce_fn { HALO_RED_SUM, HALO_RED_MIN, HALO_RED_MAX, HALO_RED
 
 struct halo_reduce_partial {
 	double sum, min, max;
+	int64_t isum, imin, imax; /* integer kinds: uint64 bits for unsigned */
 };
+
+/* The empty partial of elements of kind. */
+struct halo_reduce_partial halo_reduce_partial_init(halo_dtype_kind_t kind);
+
+/* Whether reductions fn of elements of kind (or, for finish, giving
+ * kind) accumulate in integers, and then whether unsigned. */
+int halo_reduce_ints(halo_reduce_fn_t fn, halo_dtype_kind_t kind);
+int halo_reduce_unsigned(halo_dtype_kind_t kind);
 
 struct halo_reduce_args {
 	halo_reduce_fn_t fn;
@@ -35,12 +46,13 @@ struct halo_reduce_args {
 
 /* buffers: input (R), or the program's inputs (R). Fills *args->out. */
 extern struct starpu_codelet halo_reduce_partial_cl;
-/* buffers: input (R), float64 accumulator (W when first, else RW). */
+/* buffers: input (R), accumulator (W when first, else RW). */
 extern struct starpu_codelet halo_reduce_axis_cl;
-/* buffers: float64 accumulator (R), result (W) of type args->kind. */
+/* buffers: accumulator (R), result (W) of type args->kind. */
 extern struct starpu_codelet halo_reduce_finish_cl;
 
-/* Folds b into a (min, max, sum). */
-void halo_reduce_combine(struct halo_reduce_partial *a, const struct halo_reduce_partial *b);
+/* Folds b into a (min, max, sum), partials of elements of kind. */
+void halo_reduce_combine(struct halo_reduce_partial *a, const struct halo_reduce_partial *b,
+			 halo_dtype_kind_t kind);
 
 #endif

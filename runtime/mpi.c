@@ -198,6 +198,12 @@ void halo__mpi_sum(double *v, size_t n)
 		MPI_Allreduce(MPI_IN_PLACE, v, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
 }
 
+void halo__mpi_sum_i64(int64_t *v, size_t n)
+{
+	if (nranks > 1 && n)
+		MPI_Allreduce(MPI_IN_PLACE, v, (int)n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+}
+
 long halo__mpi_bcast_long(long v)
 {
 	if (nranks > 1)
@@ -282,6 +288,12 @@ void halo__mpi_barrier(void)
 }
 
 void halo__mpi_sum(double *v, size_t n)
+{
+	(void)v;
+	(void)n;
+}
+
+void halo__mpi_sum_i64(int64_t *v, size_t n)
 {
 	(void)v;
 	(void)n;

@@ -58,6 +58,8 @@ const double *halo__mpi_bytes(void);
 void halo__mpi_barrier(void);
 /* Sums n doubles over the ranks, in place, on every rank. */
 void halo__mpi_sum(double *v, size_t n);
+/* The same for n int64s (wrapping). */
+void halo__mpi_sum_i64(int64_t *v, size_t n);
 /* Rank 0's value, on every rank. */
 long halo__mpi_bcast_long(long v);
 /* Whether flag is set on any rank (every rank must call it at the same

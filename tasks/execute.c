@@ -880,6 +880,20 @@ static int write_pyramid(struct pstate *s, int levels, const halo_compute_opts_t
 	return HALO_OK;
 }
 
+/* Each partial was computed on one rank and is zero on the others: a sum
+ * gathers them all, its doubles as doubles and its integers as integers
+ * (an int64's bits summed as a double are not kept: -0.0 + 0.0). */
+static void gather_partials(struct halo_reduce_partial *v, int64_t n)
+{
+	for (int64_t f = 0; f < n && halo__mpi_ranks() > 1; f++) {
+		double d[3] = {v[f].sum, v[f].min, v[f].max};
+		int64_t i[3] = {v[f].isum, v[f].imin, v[f].imax};
+		halo__mpi_sum(d, 3);
+		halo__mpi_sum_i64(i, 3);
+		v[f] = (struct halo_reduce_partial){d[0], d[1], d[2], i[0], i[1], i[2]};
+	}
+}
+
 static int finish_outputs(struct exec *x, const halo_compute_opts_t *o, halo_compute_stats_t *st,
 			  halo_error_t *err)
 {
@@ -895,16 +909,16 @@ static int finish_outputs(struct exec *x, const halo_compute_opts_t *o, halo_com
 		struct pstate *s = &x->st[p->id];
 		halo_expr_t *e = p->expr;
 		if (p->kind == HALO_PN_REDUCE && e->axis < 0) {
-			/* Each partial was computed on one rank and is zero on
-			 * the others: a sum gathers them all. */
-			halo__mpi_sum((double *)s->partials,
-				      (size_t)p->nchunks * sizeof *s->partials / sizeof(double));
-			struct halo_reduce_partial r = {0, INFINITY, -INFINITY};
+			gather_partials(s->partials, p->nchunks);
+			halo_dtype_kind_t kind = e->in[0]->dtype;
+			struct halo_reduce_partial r = halo_reduce_partial_init(kind);
 			for (int64_t f = 0; f < p->nchunks; f++)
-				halo_reduce_combine(&r, &s->partials[f]);
+				halo_reduce_combine(&r, &s->partials[f], kind);
 			double count = (double)(e->in[0]->shape[0] * e->in[0]->shape[1] * e->in[0]->shape[2]);
 			e->result = e->red == HALO_RED_SUM ? r.sum : e->red == HALO_RED_MIN ? r.min
 				  : e->red == HALO_RED_MAX ? r.max : r.sum / count;
+			e->result_i = e->red == HALO_RED_SUM ? r.isum : e->red == HALO_RED_MIN ? r.imin
+												: r.imax;
 			e->has_result = 1;
 		}
 		if (p->kind != HALO_PN_STORE || rc || x->rank != 0)

@@ -96,6 +96,8 @@ struct halo_expr {
 	halo_reduce_fn_t red;
 	int axis;
 	double result;            /* reduce to a scalar: set by compute */
+	int64_t result_i;         /* the same, exact, of an integer dtype
+				   * (uint64's bits) */
 	int has_result;
 
 	/* store */

@@ -536,7 +536,7 @@ nans[:, 30, 40] = np.nan
 nans[20, :, 7] = np.nan
 i8 = rng.integers(-128, 128, (23, 37, 41), dtype=np.int8)
 mask = rng.random((23, 37, 41)) > 0.7
-for name, arr in [("nan", nans), ("i8", i8), ("mask", mask)]:
+for name, arr in [("nan", nans), ("i8", i8), ("mask", mask), ("i64", i64), ("u64", u64)]:
     src = write_zarr(arr, (7, 16, 16), f"{name}.zarr")
     steps = [{"name": "a", "op": "from_zarr", "path": src}]
     for axis in range(3):
@@ -550,11 +550,13 @@ for name, arr in [("nan", nans), ("i8", i8), ("mask", mask)]:
         for fn in ["max", "min", "sum", "mean"]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                want = getattr(np, fn)(arr.astype(np.float64), axis=axis)
-            kind = np.int64 if fn == "sum" and arr.dtype.kind in "ib" else \
-                (np.float64 if fn == "mean" and arr.dtype.kind in "ib" else arr.dtype)
+                exact = arr.dtype.kind in "iub" and fn != "mean"  # numpy's own, sums wrapping
+                want = getattr(np, fn)(arr if exact else arr.astype(np.float64), axis=axis)
+            kind = np.float64 if fn == "mean" and arr.dtype.kind in "iub" else want.dtype \
+                if exact else arr.dtype
             same(path(f"{name}-{fn}{axis}.zarr"), want.astype(kind),
-                 f"{fn} along axis {axis} of {name}.zarr", rtol=1e-6 if fn in ("sum", "mean") else 0)
+                 f"{fn} along axis {axis} of {name}.zarr",
+                 rtol=0 if exact or fn in ("min", "max") else 1e-6)
 
 # Projections along each axis beside a store and a sum of the same
 # filtered array: the projections follow the walk of the store and the
@@ -678,10 +680,16 @@ zarr.open(path("f16s.zarr"), mode="w", shape=(1, 1, 3), chunks=(1, 1, 2),
           dtype="f2")[:] = [[[0.1, 1.5, 100.25]]]
 zarr.open(path("bools.zarr"), mode="w", shape=(1, 2, 3), chunks=(1, 1, 2),
           dtype="b1")[:] = [[[True, False, True], [False, False, True]]]
+# 64-bit integers at their extremes: exact, and sums wrap as numpy's
+zarr.open(path("ext64.zarr"), mode="w", shape=(1, 2, 3), chunks=(1, 1, 2),
+          dtype="i8")[:] = [[[2**63 - 1, -2**63, 2**53 + 1], [2**62, 2**62 + 3, -5]]]
+zarr.open(path("extu64.zarr"), mode="w", shape=(1, 2, 3), chunks=(1, 1, 2),
+          dtype="u8")[:] = [[[2**64 - 1, 2**63 + 1, 2**53 + 1], [2**63, 7, 0]]]
 for src, arr in [("digits.zarr", None), ("f32s.zarr", None), ("infs.zarr", None),
                  ("round.zarr", None), ("tiny.zarr", None), ("big32.zarr", None),
                  ("edge32.zarr", None), ("pow2.zarr", None), ("pow2_32.zarr", None),
-                 ("f16s.zarr", None), ("bools.zarr", None), (pu16, du16)]:
+                 ("f16s.zarr", None), ("bools.zarr", None), ("ext64.zarr", None),
+                 ("extu64.zarr", None), (pu16, du16)]:
     a = arr.compute() if arr is not None else zarr.open(path(src), mode="r")[:]
     steps = [{"name": "a", "op": "from_zarr", "path": path(src) if arr is None else src}]
     steps += [{"name": fn, "op": fn, "input": "a"} for fn in ["sum", "min", "max", "mean"]]
@@ -693,7 +701,7 @@ for src, arr in [("digits.zarr", None), ("f32s.zarr", None), ("infs.zarr", None)
     check(got == want, f"scalars of {os.path.basename(src)} print as numpy's", f"{got} vs {want}")
     res = run_json(p_).get("results", {})
     jwant = {k: v if v in ("nan", "inf", "-inf") else v == "True" if v in ("True", "False")
-             else float(v) for k, v in want.items()}
+             else int(v) if v.lstrip("-").isdigit() else float(v) for k, v in want.items()}
     check(res == jwant and all(type(res[k]) is bool for k in res if type(jwant[k]) is bool),
           f"... and in --json", f"{res} vs {jwant}")
 
