@@ -234,6 +234,7 @@ static int convert_graph(const struct convert_opts *o, halo_reader_t *r,
 {
 	halo_graph_t *g = halo_graph_new();
 	halo_expr_t *x;
+	halo_dtype_kind_t in_kind = halo_reader_info(r)->dtype.kind; /* info: the output's */
 	if (!g) {
 		halo_reader_close(r);
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
@@ -249,7 +250,7 @@ static int convert_graph(const struct convert_opts *o, halo_reader_t *r,
 		memcpy(x->info.voxel, info->voxel, sizeof x->info.voxel);
 		memcpy(x->info.origin, info->origin, sizeof x->info.origin);
 		memcpy(x->info.unit, info->unit, sizeof x->info.unit);
-		x->info.fill = info->fill;
+		x->info.fill = halo_fill_convert(info->fill, in_kind, info->dtype.kind);
 		halo_compute_opts_t co = {.memory = o->memory, .quiet = o->quiet, .label = "convert"};
 		rc = halo_cli_compute(g, &co, st, err);
 	}

@@ -388,7 +388,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (o->dtype)
 		halo_dtype_parse(o->dtype, "--dtype", &info.dtype, NULL);
 	info.dtype.big_endian = 0;
-	info.fill = 0;
+	info.fill = (halo_fill_t){0, 0};
 	if (halo_reader_format(r) == HALO_FMT_TIFF) {
 		static const int64_t dflt[3] = {64, 256, 256};
 		for (int d = 0; d < 3; d++)

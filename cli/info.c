@@ -5,6 +5,7 @@
  * `halo info VOLUME` describes a volume instead, as halo reads it. */
 #include "config.h"
 #include "cli/cli.h"
+#include "io/json.h"
 #include "io/volume.h"
 #include "runtime/runtime.h"
 #include "util/util.h"
@@ -175,13 +176,16 @@ static int describe_volume(const char *path, int as_json)
 		"compressor", comp, "fill_value", halo_zarr_fill_json(v->fill, v->dtype), "voxel", voxel,
 		"origin", origin, "unit", v->unit);
 	if (as_json) {
-		if (!desc || json_dumpf(desc, stdout, JSON_INDENT(2)) != 0) {
+		char *text = desc ? halo_json_dumps(desc, JSON_INDENT(2)) : NULL;
+		if (!text || fputs(text, stdout) == EOF) {
+			free(text);
 			halo_reader_close(r);
 			json_decref(desc);
 			halo_error_set(&err, HALO_EIO, "%s: cannot describe this volume as JSON", path);
 			halo_cli_error(&err);
 			return HALO_EXIT_FAIL;
 		}
+		free(text);
 		putchar('\n');
 	} else {
 		char dims[4][96];
@@ -217,7 +221,12 @@ static int describe_volume(const char *path, int as_json)
 			       halo_codec_level_key(codec->id), codec->clevel);
 		else
 			printf("  compressor  none\n");
-		printf("  fill value  %g\n", v->fill);
+		if (halo_dtype_is_float(v->dtype))
+			printf("  fill value  %g\n", v->fill.value);
+		else if (v->dtype.kind == HALO_U8) /* exact, past a double's 2^53 */
+			printf("  fill value  %llu\n", (unsigned long long)(uint64_t)v->fill.bits);
+		else
+			printf("  fill value  %lld\n", (long long)v->fill.bits);
 		printf("  voxel       %s %s\n", dims[2], v->unit[0] ? v->unit : "(no unit)");
 		if (moved)
 			printf("  origin      (%s) %s\n", dims[3], v->unit[0] ? v->unit : "(no unit)");

@@ -174,19 +174,39 @@ char *halo_json_dumps(const json_t *j, size_t flags)
 	return text;
 }
 
-int halo_json_marked_number(const json_t *v, double *out)
+static const char raw[] = "\0halo:"; /* MARK as a string's bytes */
+
+const char *halo_json_marked_token(const json_t *v)
 {
-	static const char raw[] = "\0halo:"; /* MARK as a string's bytes */
 	size_t rl = sizeof raw - 1, len = json_string_length(v);
 	const char *s = json_string_value(v);
 	if (!s || len <= rl || memcmp(s, raw, rl) != 0 || token_at(s + rl, len - rl, 0) != len - rl)
+		return NULL;
+	return s + rl;
+}
+
+json_t *halo_json_marked(const char *token)
+{
+	char buf[96];
+	size_t rl = sizeof raw - 1, tl = strlen(token);
+	if (tl > sizeof buf - rl)
+		return NULL;
+	memcpy(buf, raw, rl);
+	memcpy(buf + rl, token, tl);
+	return json_stringn(buf, rl + tl);
+}
+
+int halo_json_marked_number(const json_t *v, double *out)
+{
+	const char *tok = halo_json_marked_token(v);
+	if (!tok)
 		return 0;
 	for (size_t t = 0; t < sizeof tokens / sizeof *tokens; t++)
-		if (len - rl == strlen(tokens[t]) && !memcmp(s + rl, tokens[t], len - rl)) {
+		if (!strcmp(tok, tokens[t])) {
 			*out = t == 0 ? -INFINITY : t == 1 ? INFINITY : NAN;
 			return 1;
 		}
-	*out = strtod(s + rl, NULL); /* a number marked: the string ends after it */
+	*out = strtod(tok, NULL); /* a number marked: the string ends after it */
 	return 1;
 }
 

@@ -26,6 +26,12 @@ char *halo_json_dumps(const json_t *j, size_t flags);
  * nearest double). */
 int halo_json_marked_number(const json_t *v, double *out);
 
+/* The token of such a marked string ("NaN", "18446744073709551615"), or
+ * NULL; and a marked string of a token, which halo_json_dumps writes
+ * bare. */
+const char *halo_json_marked_token(const json_t *v);
+json_t *halo_json_marked(const char *token);
+
 /* Reads and parses file as halo_json_loadb does into *out; a missing
  * file gives HALO_ENOENT and no message, so callers can probe for
  * .zarray / zarr.json; malformed JSON gives HALO_EFORMAT naming the file,

@@ -595,7 +595,7 @@ static int zarr_create_for(const char *path, const halo_volume_info_t *info,
 	int off = info->ndim == 2 ? 1 : 0;
 	halo_zarr_meta_init(&m, info->ndim, info->shape + off, info->chunks + off, info->dtype);
 	m.codec = *codec;
-	m.fill = halo_dtype_cast(info->fill, info->dtype.kind); /* the data's cast */
+	m.fill = halo_fill_convert(info->fill, info->dtype.kind, info->dtype.kind);
 	m.attrs = (json_t *)attrs; /* halo_zarr_create copies it */
 	return attach ? halo_zarr_attach(path, &m, out, err) : halo_zarr_create(path, &m, out, err);
 }

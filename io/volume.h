@@ -20,7 +20,7 @@ typedef struct halo_volume_info {
 	int64_t shape[3];   /* z, y, x (z = 1 for an image) */
 	int64_t chunks[3];  /* the chunk grid of the stored array */
 	halo_dtype_t dtype;
-	double fill;        /* value of missing chunks and of padding */
+	halo_fill_t fill;   /* value of missing chunks and of padding */
 	double voxel[3];    /* physical size of a voxel, z, y, x */
 	double origin[3];   /* physical position of voxel (0, 0, 0), z, y, x
 			     * (OME-Zarr's translation, ImageJ's origin; 0

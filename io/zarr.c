@@ -186,7 +186,7 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 		if (!halo_fs_exists(meta) && !halo_fs_exists(meta3))
 			return halo_error_set(err, HALO_ENOENT, "%s: the array was removed while being "
 					      "read", z->path);
-		halo_dtype_fill(buf, m->dtype.kind, m->fill, nel);
+		halo_fill_store(buf, m->dtype.kind, m->fill, nel);
 		return HALO_OK;
 	}
 	if (rc) {
@@ -239,7 +239,7 @@ int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t
 	rc = halo_fs_mkdirs(path, err);
 	json_t *doc = rc ? NULL : halo__zarr_v2_json(&z->meta);
 	char *file = rc ? NULL : join(path, ".zarray");
-	char *text = doc ? json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS) : NULL;
+	char *text = doc ? halo_json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS) : NULL;
 	if (!rc && (!doc || !file || !text))
 		rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
 	if (!rc)

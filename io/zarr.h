@@ -37,14 +37,14 @@ typedef struct halo_zarr_meta {
 	halo_codec_t codec;
 	char separator;               /* '.' or '/' */
 	int v3_default_keys;          /* v3 "default" encoding: keys start "c/" */
-	double fill;                  /* fill_value; NaN allowed for floats */
+	halo_fill_t fill;             /* fill_value; NaN allowed for floats */
 	int fill_null;                /* fill_value was null (read as 0) */
 	json_t *attrs;                /* .zattrs (v2) or attributes (v3); owned */
 } halo_zarr_meta_t;
 
 /* A fill value as zarr's JSON writes it: an integer for integer types,
  * "NaN", "Infinity" or "-Infinity" where JSON has no number. */
-json_t *halo_zarr_fill_json(double fill, halo_dtype_t dtype);
+json_t *halo_zarr_fill_json(halo_fill_t fill, halo_dtype_t dtype);
 
 typedef struct halo_zarr halo_zarr_t;
 

@@ -5,6 +5,7 @@
 #include "io/zarr_private.h"
 #include "io/json.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -49,48 +50,71 @@ static int parse_hex_float(const char *s, halo_zarr_meta_t *m)
 		uint32_t b = (uint32_t)bits;
 		float f;
 		memcpy(&f, &b, sizeof f);
-		m->fill = f;
+		m->fill.value = f;
 	} else {
 		double d;
 		memcpy(&d, &bits, sizeof d);
-		m->fill = d;
+		m->fill.value = d;
 	}
 	return 1;
+}
+
+/* An integer fill exactly: a JSON integer, or digits beyond int64 (a
+ * uint64's); 0 when it is none of a 64-bit type's values. */
+static int exact_int(const json_t *v, halo_dtype_kind_t kind, int64_t *bits)
+{
+	const char *tok = halo_json_marked_token(v);
+	if (json_is_integer(v)) {
+		*bits = json_integer_value(v);
+		return kind != HALO_U8 || *bits >= 0;
+	}
+	if (!tok || kind != HALO_U8 || strspn(tok, "0123456789") != strlen(tok))
+		return 0;
+	errno = 0;
+	*bits = (int64_t)strtoull(tok, NULL, 10);
+	return errno == 0;
 }
 
 static int parse_fill(const json_t *v, const char *file, halo_zarr_meta_t *m,
 		      halo_error_t *err)
 {
+	double *f = &m->fill.value;
 	m->fill_null = 0;
 	if (!v || json_is_null(v)) {
-		m->fill = 0;
+		*f = 0;
 		m->fill_null = 1;
 	} else if (json_is_number(v)) {
-		m->fill = json_number_value(v);
+		*f = json_number_value(v);
 	} else if (json_is_boolean(v)) {
-		m->fill = json_is_true(v);
-	} else if (halo_json_marked_number(v, &m->fill)) {
+		*f = json_is_true(v);
+	} else if (halo_json_marked_number(v, f)) {
 		/* a bare NaN or Infinity, as python's json writes them, or
 		 * a number beyond int64 or double */
 	} else if (json_is_string(v)) {
 		const char *s = json_string_value(v);
 		if (strcmp(s, "NaN") == 0)
-			m->fill = NAN;
+			*f = NAN;
 		else if (strcmp(s, "Infinity") == 0)
-			m->fill = INFINITY;
+			*f = INFINITY;
 		else if (strcmp(s, "-Infinity") == 0)
-			m->fill = -INFINITY;
+			*f = -INFINITY;
 		else if (!parse_hex_float(s, m))
 			return field_error(err, file, "fill_value", "is not a number");
 	} else {
 		return field_error(err, file, "fill_value", "is not a number");
 	}
+	if (halo_dtype_is_float(m->dtype))
+		return HALO_OK;
 	/* An integer type's fill must be one of its values: rounding 1.5 or
 	 * saturating -5 would fill missing chunks with a value the file does
-	 * not hold. */
-	if (!halo_dtype_is_float(m->dtype) && halo_dtype_cast(m->fill, m->dtype.kind) != m->fill)
+	 * not hold. A 64-bit type's is taken exactly, past a double's 2^53. */
+	halo_dtype_kind_t k = m->dtype.kind;
+	if ((k == HALO_I8 || k == HALO_U8) && exact_int(v, k, &m->fill.bits))
+		return HALO_OK;
+	if (halo_dtype_cast(*f, k) != *f)
 		return halo_error_set(err, HALO_EFORMAT, "%s: field 'fill_value' is not a value of "
 				      "type %s", file, halo_dtype_name(m->dtype));
+	m->fill = halo_fill_convert((halo_fill_t){*f, 0}, HALO_F8, k);
 	return HALO_OK;
 }
 
@@ -439,19 +463,23 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 	return halo__zarr_check_sizes(m, file, err);
 }
 
-json_t *halo_zarr_fill_json(double fill, halo_dtype_t dtype)
+json_t *halo_zarr_fill_json(halo_fill_t fill, halo_dtype_t dtype)
 {
-	if (isnan(fill))
+	double v = fill.value;
+	if (!halo_dtype_is_float(dtype) && dtype.kind == HALO_B1)
+		return json_boolean(fill.bits != 0);
+	if (!halo_dtype_is_float(dtype) && dtype.kind == HALO_U8 && fill.bits < 0) {
+		char digits[24]; /* beyond jansson's integers: written bare */
+		snprintf(digits, sizeof digits, "%llu", (unsigned long long)(uint64_t)fill.bits);
+		return halo_json_marked(digits);
+	}
+	if (!halo_dtype_is_float(dtype))
+		return json_integer(fill.bits);
+	if (isnan(v))
 		return json_string("NaN");
-	if (isinf(fill))
-		return json_string(fill > 0 ? "Infinity" : "-Infinity");
-	if (halo_dtype_is_float(dtype))
-		return json_real(fill);
-	if (dtype.kind == HALO_B1)
-		return json_boolean(fill != 0);
-	if (fill >= 9223372036854775808.0) /* a uint64's, beyond JSON's integers here */
-		return json_real(fill);
-	return json_integer((json_int_t)fill);
+	if (isinf(v))
+		return json_string(v > 0 ? "Infinity" : "-Infinity");
+	return json_real(v);
 }
 
 json_t *halo__zarr_v2_json(const halo_zarr_meta_t *m)

@@ -140,7 +140,7 @@ static void submit_output(struct stream *s, const int64_t j[3])
 		return;
 	}
 	*ga = (struct halo_gather_args){.nsrc = nsrc, .src_kind = ii->dtype.kind,
-					.dst_kind = oi->dtype.kind, .fill = oi->fill,
+					.dst_kind = oi->dtype.kind, .fill = oi->fill.value,
 					.failed = &job->kernel_failed};
 	for (int d = 0; d < 3; d++) {
 		ga->src_shape[d] = ii->shape[d];

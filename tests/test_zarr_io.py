@@ -417,6 +417,25 @@ for data, target, want in [
           np.array_equal(got, want, equal_nan=want.dtype.kind == "f"),
           f"{data.dtype} -> {target}: exact between integers, saturating", (got, want, r.stderr))
 
+# 64-bit integer fills exactly, past a double's 2^53 (missing chunks, the
+# output's fill_value, halo info), and converted as the data is.
+for dt, fill, target, want in [
+        (">i8", 2**53 + 1, None, 2**53 + 1), ("<i8", -2**63 + 1, None, -2**63 + 1),
+        ("<u8", 2**64 - 1, None, 2**64 - 1), ("<u8", 2**63 + 1, None, 2**63 + 1),
+        ("<u8", 2**64 - 1, "int64", 2**63 - 1), ("<u8", 2**64 - 1, "uint16", 65535),
+        ("<i8", 2**53 + 1, "float64", float(2**53)), ("<f2", float("inf"), "int64", 2**63 - 1)]:
+    z = zarr.open(src, mode="w", shape=(4, 5, 6), chunks=(2, 5, 6), dtype=dt, fill_value=fill)
+    z[:2] = 1
+    r = convert(src, dst, *(["--dtype", target] if target else []))
+    got = zarr.open(dst, mode="r") if r.returncode == 0 else None
+    info = json.loads(halo("info", src, "--json", check_rc=0).stdout or "{}")
+    text = halo("info", src, check_rc=0).stdout
+    check(got is not None and got.fill_value == want and got[3, 4, 5] == want and
+          got[0, 0, 0] == 1 and (target or (info.get("fill_value") == fill and
+                                            f"fill value  {fill}" in text)),
+          f"fill {fill} of {dt}{' to ' + target if target else ''}: exact",
+          (r.stderr, got and got.fill_value, info.get("fill_value")))
+
 # The fill value is cast like the data, so that python zarr opens the
 # output and reads missing chunks as the cast fill.
 for fill, target, want in [(float("nan"), "uint8", 0), (float("inf"), "uint8", 255),

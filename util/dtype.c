@@ -274,6 +274,43 @@ void halo_dtype_fill(void *dst, halo_dtype_kind_t kind, double value, size_t n)
 		memcpy(d + i * size, one, size);
 }
 
+/* The kind of a fill's bits: uint64 for uint64, else int64. */
+static halo_dtype_kind_t bits_kind(halo_dtype_kind_t kind)
+{
+	return kind == HALO_U8 ? HALO_U8 : HALO_I8;
+}
+
+/* One element of kind holding fill. */
+static void fill_element(halo_fill_t fill, halo_dtype_kind_t kind, unsigned char out[8])
+{
+	if (halo_dtype_kind_is_int(kind))
+		halo_dtype_convert(&fill.bits, bits_kind(kind), out, kind, 1);
+	else
+		halo_dtype_convert(&fill.value, HALO_F8, out, kind, 1);
+}
+
+halo_fill_t halo_fill_convert(halo_fill_t fill, halo_dtype_kind_t from, halo_dtype_kind_t to)
+{
+	unsigned char a[8], b[8];
+	halo_fill_t r = {0, 0};
+	fill_element(fill, from, a);
+	halo_dtype_convert(a, from, b, to, 1);
+	halo_dtype_convert(b, to, &r.value, HALO_F8, 1);
+	if (halo_dtype_kind_is_int(to))
+		halo_dtype_convert(b, to, &r.bits, bits_kind(to), 1);
+	return r;
+}
+
+void halo_fill_store(void *dst, halo_dtype_kind_t kind, halo_fill_t fill, size_t n)
+{
+	unsigned char one[8];
+	fill_element(fill, kind, one);
+	size_t size = (size_t)dtypes[kind].size;
+	unsigned char *d = dst;
+	for (size_t i = 0; i < n; i++)
+		memcpy(d + i * size, one, size);
+}
+
 int halo_dtype_all_finite(const void *p, halo_dtype_kind_t kind, size_t n)
 {
 	int ok = 1;

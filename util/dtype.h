@@ -79,6 +79,19 @@ double halo_dtype_cast_unsafe(double value, halo_dtype_kind_t kind);
  * saturation as halo_dtype_convert). */
 void halo_dtype_fill(void *dst, halo_dtype_kind_t kind, double value, size_t n);
 
+/* A fill value: as a double, and for integer kinds exactly (a uint64's
+ * bits), which a double is not beyond 2^53. */
+typedef struct halo_fill {
+	double value;
+	int64_t bits;
+} halo_fill_t;
+
+/* fill, of kind from, as kind to (the rules of halo_dtype_convert). */
+halo_fill_t halo_fill_convert(halo_fill_t fill, halo_dtype_kind_t from, halo_dtype_kind_t to);
+
+/* n elements of kind holding fill. */
+void halo_fill_store(void *dst, halo_dtype_kind_t kind, halo_fill_t fill, size_t n);
+
 /* Whether n elements of type kind hold no NaN or infinity (integers
  * always). */
 int halo_dtype_all_finite(const void *p, halo_dtype_kind_t kind, size_t n);
