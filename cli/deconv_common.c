@@ -36,7 +36,7 @@
 
 enum {
 	OPT_ITER = 1200, OPT_CHUNKS, OPT_DEPTH, OPT_BOUNDARY, OPT_DTYPE, OPT_MEMORY,
-	OPT_OVERWRITE, OPT_QUIET, OPT_MODE, OPT_CHANNEL, OPT_TIME,
+	OPT_OVERWRITE, OPT_QUIET, OPT_MODE, OPT_CHANNEL, OPT_TIME, OPT_PSF_CHANNEL, OPT_PSF_TIME,
 };
 
 static int parse_boundary(const char *s, int *b, double *v, halo_error_t *err)
@@ -77,12 +77,15 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 		{"mode", required_argument, NULL, OPT_MODE},
 		{"channel", required_argument, NULL, OPT_CHANNEL},
 		{"time", required_argument, NULL, OPT_TIME},
+		{"psf-channel", required_argument, NULL, OPT_PSF_CHANNEL},
+		{"psf-time", required_argument, NULL, OPT_PSF_TIME},
 		{"help", no_argument, NULL, HALO_OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
 	memset(o, 0, sizeof *o);
 	o->mode = -1;
 	o->select = (halo_select_t){.channel = -1, .time = -1};
+	o->psf_select = (halo_select_t){.channel = -1, .time = -1, .prefix = "psf-"};
 	o->iterations = 20;
 	o->boundary = HALO_BOUNDARY_REFLECT;
 	halo_runtime_opts_init(&o->rt);
@@ -115,6 +118,10 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 		case OPT_CHANNEL:
 		case OPT_TIME:
 			rc = halo_cli_select_option(c == OPT_TIME, optarg, &o->select, &err);
+			break;
+		case OPT_PSF_CHANNEL:
+		case OPT_PSF_TIME:
+			rc = halo_cli_select_option(c == OPT_PSF_TIME, optarg, &o->psf_select, &err);
 			break;
 		case OPT_MODE:
 			if (strcmp(optarg, "exact") == 0)
@@ -569,6 +576,10 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		json_object_set_new(made, "channel", json_integer(o->select.channel));
 	if (made && o->select.time >= 0)
 		json_object_set_new(made, "time", json_integer(o->select.time));
+	if (made && o->psf_select.channel >= 0)
+		json_object_set_new(made, "psf_channel", json_integer(o->psf_select.channel));
+	if (made && o->psf_select.time >= 0)
+		json_object_set_new(made, "psf_time", json_integer(o->psf_select.time));
 	if (made && !exact) {
 		json_t *depth = json_array();
 		for (int d = 3 - ii->ndim; d < 3; d++)

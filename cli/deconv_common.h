@@ -22,6 +22,7 @@ struct halo_deconv_cli {
 	int overwrite, quiet;
 	int mode;       /* -1 auto (exact when it fits, else overlap), 0 overlap, 1 exact */
 	halo_select_t select; /* IN's channel and time point */
+	halo_select_t psf_select; /* PSF's */
 	halo_runtime_opts_t rt;
 };
 

@@ -39,6 +39,8 @@ static const char deconvolve_help[] =
 	"  --dtype T             output type (default float32); integers round to\n"
 	"                        nearest (ties to even), saturate; NaN becomes 0\n"
 	HALO_CLI_SELECT_HELP
+	"  --psf-channel N, --psf-time N\n"
+	"                        the same for PSF (a PSF per channel, say)\n"
 	"  --memory SIZE         bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
 	"  --overwrite           replace an existing OUT\n"
 	"  --quiet               no progress line or summary\n" HALO_CLI_RUNTIME_HELP;
@@ -62,7 +64,8 @@ int halo_cli_deconvolve(int argc, char **argv)
 		goto fail;
 	halo_volume_info_t image = *halo_reader_info(probe);
 	halo_reader_close(probe);
-	if (halo_psf_load(psf_path, image.ndim, image.voxel, image.unit, &psf, pn, &err))
+	if (halo_psf_load(psf_path, &o.psf_select, image.ndim, image.voxel, image.unit, &psf, pn,
+			  &err))
 		goto fail;
 	/* Once both are read: a PSF that is no volume (a folder) says so. */
 	const char *inputs[2][2] = {{in, "INPUT"}, {psf_path, "PSF"}};

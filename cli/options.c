@@ -22,7 +22,9 @@
 int halo_cli_select_option(int time, const char *arg, halo_select_t *sel, halo_error_t *err)
 {
 	long v;
-	int rc = halo__parse_int(arg, 0, LONG_MAX, time ? "--time" : "--channel", &v, err);
+	char name[32];
+	snprintf(name, sizeof name, "--%s%s", sel->prefix ? sel->prefix : "", time ? "time" : "channel");
+	int rc = halo__parse_int(arg, 0, LONG_MAX, name, &v, err);
 	if (!rc)
 		*(time ? &sel->time : &sel->channel) = v;
 	return rc;

@@ -239,8 +239,9 @@ static int pick(halo_reader_t *r, const int64_t n[2], const char *const where[2]
 		int64_t want = sel ? (k ? sel->time : sel->channel) : -1;
 		at[k] = want > 0 ? want : 0;
 		/* a pipeline's fields, a command's options */
-		snprintf(name[k], sizeof name[k], sel && sel->field ? "field \"%s\"" : "--%s",
-			 option[k]);
+		const char *pre = sel && sel->prefix ? sel->prefix : "";
+		snprintf(name[k], sizeof name[k], sel && sel->field ? "field \"%s%s\"" : "--%s%s",
+			 pre, option[k]);
 		if (n[k] == 0)
 			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: the array is empty (0 %s)",
 					      file, noun[k][1]);

@@ -43,6 +43,8 @@ typedef struct halo_select {
 	int64_t channel, time;
 	int first;
 	int field; /* given as a pipeline's fields, not options: messages say so */
+	const char *prefix; /* of the options' names: "psf-" for --psf-channel
+			     * (a field's: "psf_"); NULL for none */
 } halo_select_t;
 
 /* halo_reader_open reading the channel and time point sel names (NULL:

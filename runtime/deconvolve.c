@@ -49,12 +49,13 @@ static void check_spacing(const char *path, const halo_volume_info_t *p, int ima
 		halo__shown(path, shown, sizeof shown), a, image_unit, b, image_unit);
 }
 
-int halo_psf_load(const char *path, int image_ndim, const double image_voxel[3],
-		  const char *image_unit, float **psf, int pn[3], halo_error_t *err)
+int halo_psf_load(const char *path, const halo_select_t *sel, int image_ndim,
+		  const double image_voxel[3], const char *image_unit, float **psf, int pn[3],
+		  halo_error_t *err)
 {
 	halo_reader_t *r;
 	*psf = NULL;
-	int rc = halo_reader_open(path, &r, err);
+	int rc = halo_reader_open_at(path, sel, &r, err);
 	if (rc)
 		return rc;
 	const halo_volume_info_t *info = halo_reader_info(r);

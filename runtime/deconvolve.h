@@ -20,14 +20,16 @@ typedef struct halo_deconv_opts {
 	halo_stream_opts_t stream; /* memory, quiet, label */
 } halo_deconv_opts_t;
 
-/* Loads a PSF (TIFF or Zarr) as float32, normalised to sum 1, for an image
+/* Loads a PSF (TIFF or Zarr; sel: its channel and time point, as
+ * halo_reader_open_at) as float32, normalised to sum 1, for an image
  * of image_ndim dimensions. Rejects a PSF that is not 3D (a 2D image also
  * takes a 2D one, as one plane), holds NaN or Inf, or sums to zero or
  * less. Warns when the PSF's voxel size differs from the image's
  * (image_voxel in image_unit, z, y, x; both files must give a unit). *psf
  * is malloc'ed; the caller frees it. */
-int halo_psf_load(const char *path, int image_ndim, const double image_voxel[3],
-		  const char *image_unit, float **psf, int pn[3], halo_error_t *err);
+int halo_psf_load(const char *path, const halo_select_t *sel, int image_ndim,
+		  const double image_voxel[3], const char *image_unit, float **psf, int pn[3],
+		  halo_error_t *err);
 
 /* The smallest haloed block along each axis for this volume, chunking and
  * depth: edge chunks are smaller, chunks thinner than the depth merge as

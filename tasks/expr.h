@@ -150,7 +150,8 @@ typedef struct halo_overlap_opts {
 	int boundary;       /* enum halo_boundary */
 	double constant;
 	int iterations;     /* richardson_lucy */
-	const char *psf;    /* richardson_lucy: TIFF or Zarr path, or: */
+	const char *psf;    /* richardson_lucy: TIFF or Zarr path, */
+	halo_select_t psf_select; /* its channel and time point, or: */
 	const float *psf_data; /* a normalised PSF of shape pn, copied */
 	int pn[3];
 	int size;           /* uniform: filter width (odd) */

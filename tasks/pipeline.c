@@ -200,7 +200,8 @@ static double integer_as(json_int_t v, halo_dtype_kind_t k)
 static int parse_overlap(struct ctx *c, json_t *names, halo_expr_t **out)
 {
 	static const char *const allowed[] = {"input", "kernel", "depth", "boundary", "constant",
-					      "iterations", "psf", "size", NULL};
+					      "iterations", "psf", "psf_channel", "psf_time", "size",
+					      NULL};
 	halo_expr_t *a;
 	const char *kernel = NULL, *boundary = "reflect", *psf = NULL;
 	int rc = check_fields(c, allowed);
@@ -257,8 +258,14 @@ static int parse_overlap(struct ctx *c, json_t *names, halo_expr_t **out)
 		rc = get_int(c, "iterations", 1, 100000, &iterations);
 		if (!rc)
 			rc = get_path(c, "psf", path, sizeof path);
+		long pc = -1, pt = -1;
+		if (!rc)
+			rc = get_int(c, "psf_channel", 0, LONG_MAX, &pc);
+		if (!rc)
+			rc = get_int(c, "psf_time", 0, LONG_MAX, &pt);
 		if (rc)
 			return rc;
+		o.psf_select = (halo_select_t){.channel = pc, .time = pt, .field = 1, .prefix = "psf_"};
 		if (field(c, "size"))
 			return fail(c, HALO_EINVAL, "field \"size\" is for the uniform kernel");
 		psf = path;
@@ -266,8 +273,10 @@ static int parse_overlap(struct ctx *c, json_t *names, halo_expr_t **out)
 		o.psf = psf;
 		return wrap(c, halo_map_overlap(c->g, a, &o, out, c->err));
 	}
-	if (field(c, "psf") || field(c, "iterations"))
-		return fail(c, HALO_EINVAL, "fields \"psf\" and \"iterations\" are for richardson_lucy");
+	if (field(c, "psf") || field(c, "iterations") || field(c, "psf_channel") ||
+	    field(c, "psf_time"))
+		return fail(c, HALO_EINVAL, "fields \"psf\", \"psf_channel\", \"psf_time\" and "
+			    "\"iterations\" are for richardson_lucy");
 	size = 3;
 	rc = get_int(c, "size", 1, 1001, &size);
 	if (rc)

@@ -301,13 +301,38 @@ r = halo("info", path("hyper.tif"), "--json", check_rc=0)
 i = json.loads(r.stdout) if r.returncode == 0 else {"error": r.stderr}
 check(i.get("channels") == 2 and i.get("times") == 2 and i.get("shape") == [3, 8, 8] and
       i.get("voxel") == [0.5, 1, 1], "halo info of an ImageJ hyperstack: its counts, its slices", i)
-# A hyperstack as the PSF: refused, saying how to extract one (--channel
-# picks IN's channel, not the PSF's).
+# A hyperstack as the PSF: refused, naming the PSF's own options
+# (--channel picks IN's channel); with them, the same as that PSF alone.
 r = halo("deconvolve", path("picked.zarr"), path("hyper.tif"), path("psf_out.zarr"), check_rc=0)
 check(r.returncode == 1 and r.stderr.strip().endswith(
       "2 channels (an ImageJ hyperstack) and 2 time points; halo reads one channel at one time "
-      "(halo convert --channel N --time N extracts one)"),
-      "a hyperstack PSF: refused, saying how to extract one", r.stderr)
+      "(--psf-channel N and --psf-time N pick one)"),
+      "a hyperstack PSF: refused, naming --psf-channel and --psf-time", r.stderr)
+convert(path("hyper.tif"), path("psf_one.tif"), "--channel", "1", "--time", "1")
+outs = {}
+for name, psf, opts in [("one", "psf_one.tif", []),
+                        ("picked", "hyper.tif", ["--psf-channel", "1", "--psf-time", "1"])]:
+    r = halo("deconvolve", path("picked.zarr"), path(psf), path(f"psf_{name}.zarr"),
+             "--iterations", "3", "--overwrite", "--quiet", *opts, check_rc=0)
+    outs[name] = zarr.open(path(f"psf_{name}.zarr"), mode="r")[:] if r.returncode == 0 else None
+check(outs["one"] is not None and outs["picked"] is not None and
+      np.array_equal(outs["one"], outs["picked"]),
+      "--psf-channel 1 --psf-time 1 of a hyperstack PSF: as that PSF extracted", r.stderr)
+with open(path("psfpick.json"), "w") as f:
+    json.dump({"steps": [
+        {"name": "a", "op": "from_zarr", "path": path("picked.zarr")},
+        {"name": "d", "op": "map_overlap", "kernel": "richardson_lucy", "input": "a", "depth": 2,
+         "psf": path("hyper.tif"), "psf_channel": 1, "psf_time": 1, "iterations": 3},
+        {"name": "o", "op": "to_zarr", "input": "d", "path": path("psfpick.zarr"),
+         "overwrite": True}]}, f)
+r = halo("run", path("psfpick.json"), "--quiet", check_rc=0)
+ref = halo("deconvolve", path("picked.zarr"), path("psf_one.tif"), path("psf_ov.zarr"),
+           "--iterations", "3", "--overwrite", "--quiet", "--mode", "overlap", "--depth", "2",
+           check_rc=0)
+check(r.returncode == 0 and ref.returncode == 0 and
+      np.allclose(zarr.open(path("psfpick.zarr"), mode="r")[:],
+                  zarr.open(path("psf_ov.zarr"), mode="r")[:], rtol=1e-5, atol=1e-6),
+      "a pipeline's \"psf_channel\" and \"psf_time\": as that PSF extracted", r.stderr)
 # Many channels: each slice is many pages on (TIFFSetDirectory walked
 # the directory chain from the start for each: quadratic).
 many = np.zeros((1, 40, 70, 4, 4), np.uint16)
