@@ -242,6 +242,7 @@ static int convert_graph(const struct convert_opts *o, halo_reader_t *r,
 	int rc = halo_from_reader(g, r, &x, err);
 	if (!rc) {
 		wo->attrs = halo_reader_attrs(x->reader);
+		wo->omero = halo_reader_omero(x->reader);
 		rc = halo_to_store(g, x, o->out, info->chunks + (3 - info->ndim),
 				   (int)info->dtype.kind, wo, o->overwrite, &x, err);
 	}

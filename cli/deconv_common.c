@@ -357,6 +357,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	halo_runtime_t *rt = NULL;
 	halo_stream_stats_t stats = {0};
 	json_t *made = NULL; /* what made the output, for its attributes */
+	json_t *omero = NULL; /* the input's channel's name and colour */
 	int status = HALO_EXIT_FAIL;
 	if (halo_reader_open_at(in, &o->select, &r, err))
 		goto fail;
@@ -587,6 +588,11 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		json_object_set_new(made, "depth", depth);
 	}
 	wo.provenance = made;
+	/* Its contrast windows are the input's values, not the result's. */
+	if (halo_reader_omero(r) && (omero = json_deep_copy(halo_reader_omero(r)))) {
+		json_object_del(json_array_get(json_object_get(omero, "channels"), 0), "window");
+		wo.omero = omero;
+	}
 	/* Seams appear only between chunks: an axis in one chunk has none. */
 	int thin = 0;
 	for (int d = 0; d < 3; d++)
@@ -743,6 +749,7 @@ fail:
 done:
 	halo_writer_close(w);
 	json_decref(made);
+	json_decref(omero);
 	halo_output_abort(out);
 	status = halo_cli_finish(rt, status, err);
 	halo_reader_close(r);

@@ -26,6 +26,8 @@ struct halo_reader {
 	int src[3];                /* the Zarr axis of z, y, x; -1: none (length 1) */
 	int64_t lead[HALO_MAXDIM]; /* the index read along every other Zarr axis */
 	int64_t channels, times;   /* along the file's channel and time axes */
+	int64_t channel;           /* the one read */
+	json_t *omero;             /* OME-Zarr: its "omero" of that channel */
 };
 
 #define MAX_LEVELS 16
@@ -40,6 +42,7 @@ struct halo_writer {
 	halo_writer_t *levels[MAX_LEVELS]; /* OME pyramid levels 1.. */
 	int nlevels;                       /* including level 0 */
 	json_t *provenance;                /* OME-Zarr: its copy, for .zattrs */
+	json_t *omero;                     /* OME-Zarr: its copy, for .zattrs */
 };
 
 /* TIFF pages per chunk when reading: about 64 MiB per chunk. */
@@ -113,6 +116,21 @@ halo_format_t halo_format_from_path(const char *path)
 	if (halo_path_has_ext(path, ".ome.zarr"))
 		return HALO_FMT_OME_ZARR;
 	return HALO_FMT_ZARR;
+}
+
+/* An OME-Zarr's "omero" rendering settings (napari's and OMERO's channel
+ * names, colours and contrast windows) for the one channel read: its own
+ * entry alone; NULL where there is none, or one per channel is not. */
+static json_t *omero_of(const json_t *attrs, int64_t channel, int64_t channels)
+{
+	const json_t *om = json_object_get(attrs, "omero");
+	const json_t *list = json_object_get(om, "channels");
+	if (!json_is_object(om) || !json_is_array(list) || (int64_t)json_array_size(list) != channels)
+		return NULL;
+	json_t *one = json_deep_copy(om);
+	json_object_set_new(one, "channels",
+			    json_pack("[O]", json_array_get(list, (size_t)channel)));
+	return one;
 }
 
 /* Reads OME-NGFF multiscales from a group's attributes: the first
@@ -238,6 +256,8 @@ static int pick(halo_reader_t *r, const int64_t n[2], const char *const where[2]
 	for (int k = 0; k < 2; k++) {
 		int64_t want = sel ? (k ? sel->time : sel->channel) : -1;
 		at[k] = want > 0 ? want : 0;
+		if (!k)
+			r->channel = at[0];
 		/* a pipeline's fields, a command's options */
 		const char *pre = sel && sel->prefix ? sel->prefix : "";
 		snprintf(name[k], sizeof name[k], sel && sel->field ? "field \"%s%s\"" : "--%s%s",
@@ -425,8 +445,8 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 	int ome = attrs ? ome_level0(attrs, dataset, sizeof dataset, voxel, origin, unit, sizeof unit,
 				     &naxes, &nspace, roles, why, sizeof why)
 			: 0;
-	json_decref(attrs);
 	if (ome < 0) {
+		json_decref(attrs);
 		rc = halo_error_set(err, HALO_EFORMAT, "%s: %s", attrs_file, why);
 		goto fail;
 	}
@@ -456,8 +476,13 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 	int ndim = halo_zarr_meta(r->zarr)->ndim;
 	if ((rc = zarr_axes(r, named ? (int)nspace : ndim == 2 ? 2 : 3, named ? roles : NULL, sel,
 			    named ? attrs_file : NULL, err)) ||
-	    (rc = zarr_info(r, err)))
+	    (rc = zarr_info(r, err))) {
+		json_decref(attrs);
 		goto fail;
+	}
+	if (r->format == HALO_FMT_OME_ZARR)
+		r->omero = omero_of(attrs, r->channel, r->channels);
+	json_decref(attrs);
 	*out = r;
 	return HALO_OK;
 fail:
@@ -478,6 +503,11 @@ halo_format_t halo_reader_format(const halo_reader_t *r)
 const char *halo_reader_path(const halo_reader_t *r)
 {
 	return r->path;
+}
+
+const json_t *halo_reader_omero(const halo_reader_t *r)
+{
+	return r->omero;
 }
 
 const json_t *halo_reader_attrs(const halo_reader_t *r)
@@ -582,6 +612,7 @@ void halo_reader_close(halo_reader_t *r)
 		return;
 	halo_zarr_close(r->zarr);
 	halo_tiff_close(r->tiff, NULL);
+	json_decref(r->omero);
 	free(r->path);
 	free(r);
 }
@@ -652,6 +683,7 @@ int halo_writer_create(const char *path, const halo_volume_info_t *info,
 			rc = zarr_create_for(level0, info, &opts->codec, NULL, opts->attach, &w->zarr,
 					     err);
 		w->provenance = opts->provenance ? json_deep_copy(opts->provenance) : NULL;
+		w->omero = opts->omero ? json_deep_copy(opts->omero) : NULL;
 	} else {
 		json_t *attrs = NULL; /* the caller's and "halo" */
 		if (opts->provenance) {
@@ -662,7 +694,7 @@ int halo_writer_create(const char *path, const halo_volume_info_t *info,
 				     opts->attach, &w->zarr, err);
 		json_decref(attrs);
 	}
-	w->opts.attrs = w->opts.provenance = NULL; /* the caller's, copied */
+	w->opts.attrs = w->opts.provenance = w->opts.omero = NULL; /* the caller's, copied */
 	if (rc) {
 		halo_writer_close(w);
 		return rc;
@@ -774,7 +806,10 @@ static json_t *multiscales(const halo_writer_t *w)
 	 * schema requires it); one level has none. */
 	if (ms && w->nlevels > 1)
 		json_object_set_new(ms, "type", json_string("mean"));
-	return ms ? json_pack("{s:[o]}", "multiscales", ms) : NULL;
+	json_t *attrs = ms ? json_pack("{s:[o]}", "multiscales", ms) : NULL;
+	if (attrs && w->omero)
+		json_object_set(attrs, "omero", w->omero);
+	return attrs;
 }
 
 int halo_writer_finish(halo_writer_t *w, halo_error_t *err)
@@ -802,6 +837,7 @@ void halo_writer_close(halo_writer_t *w)
 	halo_zarr_close(w->zarr);
 	halo_tiff_close(w->tiff, NULL);
 	json_decref(w->provenance);
+	json_decref(w->omero);
 	free(w->path);
 	free(w);
 }

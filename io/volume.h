@@ -54,6 +54,9 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 const halo_volume_info_t *halo_reader_info(const halo_reader_t *r);
 halo_format_t halo_reader_format(const halo_reader_t *r);
 const char *halo_reader_path(const halo_reader_t *r);
+/* An OME-Zarr input's "omero" rendering settings, of the channel read
+ * alone; NULL where it has none. Borrowed until halo_reader_close. */
+const json_t *halo_reader_omero(const halo_reader_t *r);
 /* User attributes (.zattrs) of a plain Zarr array input; NULL otherwise.
  * Borrowed until halo_reader_close. */
 const json_t *halo_reader_attrs(const halo_reader_t *r);
@@ -94,6 +97,8 @@ typedef struct halo_writer_opts {
 	const json_t *provenance; /* Zarr, OME-Zarr: what made the output (the
 				   * command and its parameters), kept in its
 				   * attributes as "halo" (copied); may be NULL */
+	const json_t *omero; /* OME-Zarr: "omero" rendering settings (copied);
+			      * may be NULL */
 } halo_writer_opts_t;
 
 /* Whether path ends in ext (".zarr"), in any case, before trailing '/'. */

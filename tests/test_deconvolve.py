@@ -372,6 +372,24 @@ for name in ("made.zarr", "made.ome.zarr"):
     check(made == {"command": "deconvolve", "input": path("two.zarr"), "psf": path("psf.tif"),
                    "iterations": 2, "mode": "overlap", "boundary": "reflect", "channel": 1,
                    "depth": [2, 2, 2]}, f"{name}: its parameters in its attributes", made)
+# An OME-Zarr input's channel keeps its name and colour (its omero entry)
+# in an OME-Zarr output, without the input's contrast window.
+import zarr  # noqa: E402
+src = path("om.ome.zarr")
+shutil.rmtree(src, ignore_errors=True)
+g = zarr.open_group(src, mode="w")
+g.create_dataset("0", data=two, chunks=(1, 12, 14, 16))
+g.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": "c", "type": "channel"}] + [
+    {"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"], "datasets": [
+    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 1, 1]}]}]}]
+g.attrs["omero"] = {"channels": [
+    {"label": "DAPI", "color": "0000FF", "window": {"min": 0, "max": 1, "start": 0, "end": 1}},
+    {"label": "GFP", "color": "00FF00", "window": {"min": 0, "max": 9, "start": 1, "end": 5}}]}
+r = halo("deconvolve", src, path("psf.tif"), path("om_out.ome.zarr"), "--channel", "1",
+         "--iterations", "2", "--quiet", "--overwrite", check_rc=0)
+om = json.load(open(path("om_out.ome.zarr/.zattrs"))).get("omero") if r.returncode == 0 else None
+check(om == {"channels": [{"label": "GFP", "color": "00FF00"}]},
+      "an OME-Zarr's channel 1 deconvolved: its name and colour, not its window", om)
 # One value of --depth and --chunks is every axis's (it was "needs 2 values").
 img = (rng.random((12, 16, 20)) * 100 + 1).astype(np.float32)
 inp, psfp = write_input(img, (12, 16, 20), "one.zarr"), write_psf(make_psf((3, 3, 3)))

@@ -697,6 +697,22 @@ for chunks in [(1, 1, 2, 4, 4), (2, 2, 5, 7, 9)]:
     j = json.loads(r.stdout) if r.returncode == 0 else {}
     check(j.get("channels") == 3 and j.get("times") == 2 and j.get("shape") == [5, 7, 9] and
           j.get("voxel") == [0.5, 0.2, 0.2], "halo info: 3 channels, 2 time points", j)
+# The picked channel's "omero" rendering settings (name, colour, window)
+# go into an OME-Zarr output, alone; none where there is one per channel
+# is not.
+chans = [{"label": n, "color": col, "active": True,
+          "window": {"min": 0, "max": 65535, "start": 10 * k, "end": 900 + k}}
+         for k, (n, col) in enumerate([("DAPI", "0000FF"), ("GFP", "00FF00"), ("RFP", "FF0000")])]
+g.attrs["omero"] = {"id": 1, "name": "cells", "version": "0.4", "channels": chans,
+                    "rdefs": {"model": "color"}}
+r = convert(src, path("tc_out.ome.zarr"), "--channel", "1", "--time", "0")
+om = json.load(open(path("tc_out.ome.zarr/.zattrs"))).get("omero") if r.returncode == 0 else None
+check(om == {"id": 1, "name": "cells", "version": "0.4", "channels": [chans[1]],
+             "rdefs": {"model": "color"}}, "--channel 1 to OME-Zarr: that channel's omero", om)
+g.attrs["omero"] = {"channels": chans[:2]}
+r = convert(src, path("tc_out.ome.zarr"), "--channel", "1", "--time", "0")
+check(r.returncode == 0 and "omero" not in json.load(open(path("tc_out.ome.zarr/.zattrs"))),
+      "an omero of 2 channels for 3: not carried", r.stderr)
 r = convert(src, path("tc_out.zarr"), "--channel", "1")
 check(r.returncode == 1 and r.stderr.strip().endswith(
       ".zattrs: 2 time points (axis 0, from 0); halo reads one channel at one time (--time N "
