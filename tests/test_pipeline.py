@@ -156,42 +156,35 @@ for src, dt in [(pf32, "int16"), (pf32, "uint8"), (pi16, "uint8"), (pi16, "float
             {"name": "o", "op": "to_zarr", "input": "t", "path": out, "overwrite": True}]))
     same(out, ref.astype(NP[dt]).compute(), f"astype {ref.dtype} -> {dt}")
 
+def astype_each(name, values, dtypes, what):
+    """A pipeline's astype of values (1D) to each of dtypes equals numpy's."""
+    src, out = path(name + ".zarr"), path(name + "_as.zarr")
+    zarr.open(src, mode="w", shape=(1, 1, values.size), chunks=(1, 1, 8),
+              dtype=values.dtype)[:] = values[None, None]
+    for dt in dtypes:
+        run(pipeline(name, [
+            {"name": "a", "op": "from_zarr", "path": src},
+            {"name": "t", "op": "astype", "input": "a", "dtype": dt},
+            {"name": "o", "op": "to_zarr", "input": "t", "path": out, "overwrite": True}]))
+        with np.errstate(invalid="ignore"):
+            want = values.astype(NPX[dt])
+        got = zarr.open(out, mode="r")[:].ravel() if os.path.exists(out) else None
+        check(got is not None and np.array_equal(got, want, equal_nan=True) and
+              got.dtype == want.dtype, f"astype {values.dtype} -> {dt} {what}",
+              f"{got} vs {want}")
+
+
 # Values C leaves undefined (NaN, infinities, out of range) convert as
 # numpy 1.24 does on x86, to every integer type.
 edge = np.array([300.0, -1.0, 70000.0, 3e9, -3e9, 2.0**32, 1e19, -1e19, 1e30, np.nan, np.inf,
                  -np.inf, 2.7, -2.7, 65535.5, -0.5], dtype=np.float64)
-zarr.open(path("edge.zarr"), mode="w", shape=(1, 1, edge.size), chunks=(1, 1, 8),
-          dtype="f8")[:] = edge[None, None]
-for dt in ["uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float16",
-           "bool"]:
-    out = path("edge_as.zarr")
-    run(pipeline("edge", [
-        {"name": "a", "op": "from_zarr", "path": path("edge.zarr")},
-        {"name": "t", "op": "astype", "input": "a", "dtype": dt},
-        {"name": "o", "op": "to_zarr", "input": "t", "path": out, "overwrite": True}]))
-    with np.errstate(invalid="ignore"):
-        want = edge.astype(NPX[dt])
-    got = zarr.open(out, mode="r")[:].ravel() if os.path.exists(out) else None
-    check(got is not None and np.array_equal(got, want, equal_nan=True) and got.dtype == want.dtype,
-          f"astype float64 -> {dt} of NaN, infinities and out-of-range values as numpy on x86",
-          f"{got} vs {want}")
-
+astype_each("edge", edge, ["uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32",
+                           "int64", "float16", "bool"],
+            "of NaN, infinities and out-of-range values as numpy on x86")
 # float16's casts go through double in numpy: uint32 gets NaN and -inf as
 # 0, where float32's give 2147483648.
-half = np.array([np.nan, -np.inf, np.inf, -1, 65504, -65504, 3e4, 2.5], np.float16)
-zarr.open(path("half.zarr"), mode="w", shape=(1, 1, half.size), chunks=(1, 1, 4),
-          dtype="f2")[:] = half[None, None]
-for dt in NP:
-    out = path("half_as.zarr")
-    run(pipeline("half", [
-        {"name": "a", "op": "from_zarr", "path": path("half.zarr")},
-        {"name": "t", "op": "astype", "input": "a", "dtype": dt},
-        {"name": "o", "op": "to_zarr", "input": "t", "path": out, "overwrite": True}]))
-    with np.errstate(invalid="ignore"):
-        want = half.astype(NP[dt])
-    got = zarr.open(out, mode="r")[:].ravel() if os.path.exists(out) else None
-    check(got is not None and np.array_equal(got, want, equal_nan=True) and got.dtype == want.dtype,
-          f"astype float16 -> {dt} as numpy", f"{got} vs {want}")
+astype_each("half", np.array([np.nan, -np.inf, np.inf, -1, 65504, -65504, 3e4, 2.5], np.float16),
+            NP, "as numpy")
 
 # 3. Each map_blocks kernel, with numpy's result types.
 unary = [("scale", {"scale": 0.37, "offset": -2.5}, lambda a: a * 0.37 + -2.5),
