@@ -223,6 +223,8 @@ static int describe_volume(const char *path, int as_json)
 			printf("  compressor  none\n");
 		if (halo_dtype_is_float(v->dtype))
 			printf("  fill value  %g\n", v->fill.value);
+		else if (v->dtype.kind == HALO_B1)
+			printf("  fill value  %s\n", v->fill.bits ? "true" : "false");
 		else if (v->dtype.kind == HALO_U8) /* exact, past a double's 2^53 */
 			printf("  fill value  %llu\n", (unsigned long long)(uint64_t)v->fill.bits);
 		else

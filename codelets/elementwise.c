@@ -168,14 +168,20 @@ FLOAT_STEP(float, f, sqrtf, log1pf, fabsf)
 FLOAT_STEP(double, d, sqrt, log1p, fabs)
 #undef FLOAT_STEP
 
+/* A clip bound of int64: INT64_MAX reads as 2^63 in a double. */
+static int64_t in_int64(double v)
+{
+	return v >= 9223372036854775808.0 ? INT64_MAX : (int64_t)v;
+}
+
 static void step_i(const struct halo_ew_instr *in, const union reg *a, const union reg *b,
 		   union reg *r, size_t n)
 {
 	/* A uint64 compares unsigned; its bounds, values of uint64 (see
 	 * halo_ew_result), may reach 2^63. */
 	int u8 = in->kind == HALO_U8;
-	int64_t lo = u8 ? (int64_t)(uint64_t)in->p[0] : (int64_t)in->p[0];
-	int64_t hi = u8 ? (int64_t)(uint64_t)in->p[1] : (int64_t)in->p[1];
+	int64_t lo = u8 ? (int64_t)(uint64_t)in->p[0] : in_int64(in->p[0]);
+	int64_t hi = u8 ? (int64_t)(uint64_t)in->p[1] : in_int64(in->p[1]);
 	for (size_t e = 0; e < n; e++) {
 		int64_t x = a->i[e], y = b ? b->i[e] : 0;
 		int less = u8 ? (uint64_t)x < (uint64_t)y : x < y;

@@ -59,20 +59,24 @@ static int parse_hex_float(const char *s, halo_zarr_meta_t *m)
 	return 1;
 }
 
-/* An integer fill exactly: a JSON integer, or digits beyond int64 (a
- * uint64's); 0 when it is none of a 64-bit type's values. */
+/* A 64-bit integer type's fill exactly, from a JSON integer or digits
+ * beyond int64 (marked, io/json.h): 1, or -1 where it is out of the
+ * type's range; 0 where v is no integer literal. */
 static int exact_int(const json_t *v, halo_dtype_kind_t kind, int64_t *bits)
 {
-	const char *tok = halo_json_marked_token(v);
 	if (json_is_integer(v)) {
 		*bits = json_integer_value(v);
-		return kind != HALO_U8 || *bits >= 0;
+		return kind != HALO_U8 || *bits >= 0 ? 1 : -1;
 	}
-	if (!tok || kind != HALO_U8 || strspn(tok, "0123456789") != strlen(tok))
+	const char *tok = halo_json_marked_token(v);
+	const char *digits = tok && *tok == '-' ? tok + 1 : tok;
+	if (!tok || !*digits || strspn(digits, "0123456789") != strlen(digits))
 		return 0;
+	if (kind != HALO_U8 || digits != tok)
+		return -1; /* a marked integer is beyond int64 */
 	errno = 0;
 	*bits = (int64_t)strtoull(tok, NULL, 10);
-	return errno == 0;
+	return errno == 0 ? 1 : -1;
 }
 
 static int parse_fill(const json_t *v, const char *file, halo_zarr_meta_t *m,
@@ -109,9 +113,13 @@ static int parse_fill(const json_t *v, const char *file, halo_zarr_meta_t *m,
 	 * saturating -5 would fill missing chunks with a value the file does
 	 * not hold. A 64-bit type's is taken exactly, past a double's 2^53. */
 	halo_dtype_kind_t k = m->dtype.kind;
-	if ((k == HALO_I8 || k == HALO_U8) && exact_int(v, k, &m->fill.bits))
+	int wide = k == HALO_I8 || k == HALO_U8, exact = wide ? exact_int(v, k, &m->fill.bits) : 0;
+	if (exact > 0)
 		return HALO_OK;
-	if (halo_dtype_cast(*f, k) != *f)
+	/* Otherwise a float: 2^63 and 2^64 saturate to the type's largest
+	 * values, which a double rounds to them, so they are kept out here. */
+	double top = k == HALO_U8 ? 18446744073709551616.0 : 9223372036854775808.0;
+	if (exact < 0 || halo_dtype_cast(*f, k) != *f || (wide && *f >= top))
 		return halo_error_set(err, HALO_EFORMAT, "%s: field 'fill_value' is not a value of "
 				      "type %s", file, halo_dtype_name(m->dtype));
 	m->fill = halo_fill_convert((halo_fill_t){*f, 0}, HALO_F8, k);

@@ -74,7 +74,6 @@ int halo_psf_load(const char *path, const halo_select_t *sel, int image_ndim,
 		rc = halo_error_set(err, HALO_EINVAL, "%s: a PSF of %zu voxels is too large", path, n);
 		goto out;
 	}
-	check_spacing(path, info, image_ndim, image_voxel, image_unit);
 	vol = malloc(n * sizeof *vol);
 	chunk = malloc(chunk_n * el);
 	double *row = malloc((size_t)info->chunks[2] * sizeof *row);
@@ -151,6 +150,7 @@ int halo_psf_load(const char *path, const halo_select_t *sel, int image_ndim,
 		(*psf)[i] = (float)(vol[i] / sum);
 	for (int d = 0; d < 3; d++)
 		pn[d] = (int)info->shape[d];
+	check_spacing(path, info, image_ndim, image_voxel, image_unit);
 out:
 	free(vol);
 	free(chunk);

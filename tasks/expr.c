@@ -358,21 +358,23 @@ int halo_dtype_promote(halo_dtype_kind_t a, halo_dtype_kind_t b)
 	return nu == 8 ? HALO_F8 : i[2 * nu];
 }
 
+/* A JSON integer's value (within int64, so within +-2^63 as a double). */
 static int integral(double v)
 {
-	return fabs(v) < 9.2e18 && v == (double)(int64_t)v;
+	return fabs(v) <= 9223372036854775808.0 && v == floor(v);
 }
 
 static int fits(double v, halo_dtype_kind_t k)
 {
-	/* the 64-bit bounds are the last doubles below 2^64 and 2^63 */
+	/* uint64's: the last double below 2^64; int64's: 2^63, which is what
+	 * JSON's integers up to INT64_MAX read as (the kernel clamps it) */
 	static const double lo[HALO_DTYPE_COUNT] = {
 		[HALO_I1] = -128, [HALO_I2] = -32768, [HALO_I4] = -2147483648.0,
 		[HALO_I8] = -9223372036854775808.0};
 	static const double hi[HALO_DTYPE_COUNT] = {
 		[HALO_U1] = 255, [HALO_U2] = 65535, [HALO_U4] = 4294967295.0,
 		[HALO_U8] = 18446744073709549568.0, [HALO_I1] = 127, [HALO_I2] = 32767,
-		[HALO_I4] = 2147483647.0, [HALO_I8] = 9223372036854774784.0};
+		[HALO_I4] = 2147483647.0, [HALO_I8] = 9223372036854775808.0};
 	return v >= lo[k] && v <= hi[k];
 }
 

@@ -299,7 +299,11 @@ tifffile.imwrite(t, np.zeros((5, 8, 8), "u1"), photometric="minisblack", metadat
 expect_error("ImageJ slices that are not its images (tifffile reads 7 planes)", t,
              "says 7 slices but 5 images")
 # Integer fills must be values of the type (-5 read as 0, 1.5 as 2 before).
-for fill, dt in [(-5, "<u2"), (1.5, "<u2"), ("NaN", "<u2"), (200, "|i1")]:
+# 64-bit types' fills one past their range (2^63 and 2^64 saturated
+# once, a double rounding their largest values to them).
+for fill, dt in [(-5, "<u2"), (1.5, "<u2"), ("NaN", "<u2"), (200, "|i1"), (2**63, "<i8"),
+                 (-2**63 - 1, "<i8"), (2**64, "<u8"), (2.0**64, "<u8"), (2.0**63, "<i8"),
+                 (-1, "<u8")]:
     p = good_array(f"fill-{dt[1:]}-{fill}.zarr")
     edit_zarray(p, fill_value=fill, dtype=dt)
     expect_error(f"fill_value {fill} for {dt}", p, "field 'fill_value' is not a value of type")

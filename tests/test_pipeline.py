@@ -190,6 +190,7 @@ astype_each("half", np.array([np.nan, -np.inf, np.inf, -1, 65504, -65504, 3e4, 2
 unary = [("scale", {"scale": 0.37, "offset": -2.5}, lambda a: a * 0.37 + -2.5),
          ("clip", {"lo": -10, "hi": 700}, lambda a: da.clip(a, -10, 700)),
          ("clip", {"lo": 0.5, "hi": 99.5}, lambda a: da.clip(a, 0.5, 99.5)),
+         ("clip", {"lo": -2**63, "hi": 2**63 - 1}, lambda a: da.clip(a, -2**63, 2**63 - 1)),
          ("abs", {}, abs), ("sqrt", {}, da.sqrt), ("log1p", {}, da.log1p)]
 for kernel, params, f in unary:
     for src, ref in [(pu16, du16), (pf32, df32), (pi16, di16), (pi64, di64), (pu64, du64)]:
@@ -237,7 +238,7 @@ for x in names:
 # clip's bounds as numpy 1.x casts Python scalars: value-based, and a
 # float (even 0.0) beside integers gives float64.
 bounds = [(0, 100), (0.0, 100.0), (-1, 5), (0, 70000), (0, 65504), (0.5, 2), (0, 1e39),
-          (-3000000000, 5), (0, 2**40), (-1, 2**62)]
+          (-3000000000, 5), (0, 2**40), (-1, 2**62), (-2**63, 2**63 - 1), (0, 2**63 - 1)]
 for x in names:
     for k, (lo, hi) in enumerate(bounds):
         t = np.clip(np.ones(1, NP[x]), lo, hi).dtype
