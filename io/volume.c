@@ -27,6 +27,7 @@ struct halo_reader {
 	int64_t lead[HALO_MAXDIM]; /* the index read along every other Zarr axis */
 	int64_t channels, times;   /* along the file's channel and time axes */
 	int64_t channel;           /* the one read */
+	json_t *attrs;             /* OME-Zarr: the group's, while opening */
 	json_t *omero;             /* OME-Zarr: its "omero" of that channel */
 };
 
@@ -434,19 +435,17 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 	double voxel[3], origin[3];
 	size_t naxes = 0, nspace = 0;
 	char why[160], roles[HALO_MAXDIM];
-	json_t *attrs = NULL;
 	halo_error_t aerr = {0};
 	/* Malformed, it is named; unreadable, taken for absent. */
-	if (halo_json_load_file(attrs_file, &attrs, &aerr) == HALO_EFORMAT) {
+	if (halo_json_load_file(attrs_file, &r->attrs, &aerr) == HALO_EFORMAT) {
 		*err = aerr;
 		rc = HALO_EFORMAT;
 		goto fail;
 	}
-	int ome = attrs ? ome_level0(attrs, dataset, sizeof dataset, voxel, origin, unit, sizeof unit,
-				     &naxes, &nspace, roles, why, sizeof why)
-			: 0;
+	int ome = r->attrs ? ome_level0(r->attrs, dataset, sizeof dataset, voxel, origin, unit,
+					sizeof unit, &naxes, &nspace, roles, why, sizeof why)
+			   : 0;
 	if (ome < 0) {
-		json_decref(attrs);
 		rc = halo_error_set(err, HALO_EFORMAT, "%s: %s", attrs_file, why);
 		goto fail;
 	}
@@ -476,13 +475,12 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 	int ndim = halo_zarr_meta(r->zarr)->ndim;
 	if ((rc = zarr_axes(r, named ? (int)nspace : ndim == 2 ? 2 : 3, named ? roles : NULL, sel,
 			    named ? attrs_file : NULL, err)) ||
-	    (rc = zarr_info(r, err))) {
-		json_decref(attrs);
+	    (rc = zarr_info(r, err)))
 		goto fail;
-	}
 	if (r->format == HALO_FMT_OME_ZARR)
-		r->omero = omero_of(attrs, r->channel, r->channels);
-	json_decref(attrs);
+		r->omero = omero_of(r->attrs, r->channel, r->channels);
+	json_decref(r->attrs);
+	r->attrs = NULL;
 	*out = r;
 	return HALO_OK;
 fail:
@@ -612,6 +610,7 @@ void halo_reader_close(halo_reader_t *r)
 		return;
 	halo_zarr_close(r->zarr);
 	halo_tiff_close(r->tiff, NULL);
+	json_decref(r->attrs);
 	json_decref(r->omero);
 	free(r->path);
 	free(r);
