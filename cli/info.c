@@ -175,6 +175,8 @@ static int describe_volume(const char *path, int as_json)
 		"byte_order", halo_dtype_size(v->dtype) == 1 ? "|" : stored.big_endian ? ">" : "<",
 		"compressor", comp, "fill_value", halo_zarr_fill_json(v->fill, v->dtype), "voxel", voxel,
 		"origin", origin, "unit", v->unit);
+	if (desc && halo_reader_channel_names(r))
+		json_object_set(desc, "channel_names", (json_t *)halo_reader_channel_names(r));
 	if (as_json) {
 		char *text = desc ? halo_json_dumps(desc, JSON_INDENT(2)) : NULL;
 		if (!text || fputs(text, stdout) == EOF) {
@@ -209,6 +211,11 @@ static int describe_volume(const char *path, int as_json)
 			       "pick one; this is the first)\n", (long long)stored.channels,
 			       stored.channels == 1 ? "" : "s", (long long)stored.times,
 			       stored.times == 1 ? "" : "s");
+		const json_t *names = halo_reader_channel_names(r);
+		for (size_t i = 0; i < json_array_size(names); i++)
+			printf("%s%zu %s%s", i ? ", " : "  channels    ", i,
+			       json_string_value(json_array_get(names, i)),
+			       i + 1 < json_array_size(names) ? "" : "\n");
 		printf("  dtype       %s%s\n", halo_dtype_name(v->dtype),
 		       stored.big_endian && halo_dtype_size(v->dtype) > 1 ? " (big-endian)" : "");
 		if (stored.compression)

@@ -29,6 +29,7 @@ struct halo_reader {
 	int64_t channel;           /* the one read */
 	json_t *attrs;             /* OME-Zarr: the group's, while opening */
 	json_t *omero;             /* OME-Zarr: its "omero" of that channel */
+	json_t *names;             /* OME-Zarr: its channels' labels */
 };
 
 #define MAX_LEVELS 16
@@ -132,6 +133,25 @@ static json_t *omero_of(const json_t *attrs, int64_t channel, int64_t channels)
 	json_object_set_new(one, "channels",
 			    json_pack("[O]", json_array_get(list, (size_t)channel)));
 	return one;
+}
+
+/* The labels of an "omero" of one entry per channel (NULL unless each has
+ * one), so that a user sees which --channel is which. */
+static json_t *channel_names(const json_t *attrs, int64_t channels)
+{
+	const json_t *list = json_object_get(json_object_get(attrs, "omero"), "channels");
+	if (!json_is_array(list) || (int64_t)json_array_size(list) != channels || channels < 2)
+		return NULL;
+	json_t *names = json_array();
+	for (size_t i = 0; names && i < json_array_size(list); i++) {
+		const json_t *label = json_object_get(json_array_get(list, i), "label");
+		if (!json_is_string(label)) {
+			json_decref(names);
+			return NULL;
+		}
+		json_array_append(names, (json_t *)label);
+	}
+	return names;
 }
 
 /* Reads OME-NGFF multiscales from a group's attributes: the first
@@ -477,8 +497,10 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 			    named ? attrs_file : NULL, err)) ||
 	    (rc = zarr_info(r, err)))
 		goto fail;
-	if (r->format == HALO_FMT_OME_ZARR)
+	if (r->format == HALO_FMT_OME_ZARR) {
 		r->omero = omero_of(r->attrs, r->channel, r->channels);
+		r->names = channel_names(r->attrs, r->channels);
+	}
 	json_decref(r->attrs);
 	r->attrs = NULL;
 	*out = r;
@@ -506,6 +528,11 @@ const char *halo_reader_path(const halo_reader_t *r)
 const json_t *halo_reader_omero(const halo_reader_t *r)
 {
 	return r->omero;
+}
+
+const json_t *halo_reader_channel_names(const halo_reader_t *r)
+{
+	return r->names;
 }
 
 const json_t *halo_reader_attrs(const halo_reader_t *r)
@@ -612,6 +639,7 @@ void halo_reader_close(halo_reader_t *r)
 	halo_tiff_close(r->tiff, NULL);
 	json_decref(r->attrs);
 	json_decref(r->omero);
+	json_decref(r->names);
 	free(r->path);
 	free(r);
 }

@@ -57,6 +57,9 @@ const char *halo_reader_path(const halo_reader_t *r);
 /* An OME-Zarr input's "omero" rendering settings, of the channel read
  * alone; NULL where it has none. Borrowed until halo_reader_close. */
 const json_t *halo_reader_omero(const halo_reader_t *r);
+/* An OME-Zarr input's channel labels, from its "omero", when it has
+ * several channels and each a label; NULL otherwise. Borrowed. */
+const json_t *halo_reader_channel_names(const halo_reader_t *r);
 /* User attributes (.zattrs) of a plain Zarr array input; NULL otherwise.
  * Borrowed until halo_reader_close. */
 const json_t *halo_reader_attrs(const halo_reader_t *r);

@@ -709,6 +709,11 @@ r = convert(src, path("tc_out.ome.zarr"), "--channel", "1", "--time", "0")
 om = json.load(open(path("tc_out.ome.zarr/.zattrs"))).get("omero") if r.returncode == 0 else None
 check(om == {"id": 1, "name": "cells", "version": "0.4", "channels": [chans[1]],
              "rdefs": {"model": "color"}}, "--channel 1 to OME-Zarr: that channel's omero", om)
+j = json.loads(halo("info", src, "--json", check_rc=0).stdout or "{}")
+text = halo("info", src, check_rc=0).stdout
+check(j.get("channel_names") == ["DAPI", "GFP", "RFP"] and
+      "  channels    0 DAPI, 1 GFP, 2 RFP\n" in text,
+      "halo info names the channels by their omero labels", (j.get("channel_names"), text))
 g.attrs["omero"] = {"channels": chans[:2]}
 r = convert(src, path("tc_out.ome.zarr"), "--channel", "1", "--time", "0")
 check(r.returncode == 0 and "omero" not in json.load(open(path("tc_out.ome.zarr/.zattrs"))),
