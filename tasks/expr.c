@@ -436,8 +436,8 @@ int halo_ew_result(halo_ew_t fn, halo_dtype_kind_t a, halo_dtype_kind_t b, const
 		return a;
 	case HALO_EW_SQRT:
 	case HALO_EW_LOG1P:
-		/* numpy picks the smallest float loop holding the integers; halo
-		 * has no float16, so 8-bit inputs give float32. */
+		/* numpy picks the smallest float loop holding the integers; halo's
+		 * kernels do not compute in float16, so 8-bit inputs give float32. */
 		if (!halo_dtype_kind_is_int(a))
 			return a;
 		return halo_dtype_kind_size(a) >= 4 ? HALO_F8 : HALO_F4;

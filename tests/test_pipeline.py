@@ -201,7 +201,7 @@ for kernel, params, f in unary:
             {"name": "o", "op": "to_zarr", "input": "k", "path": out, "overwrite": True}]))
         with np.errstate(invalid="ignore"):
             want = f(ref).compute()
-        if want.dtype == np.float16:  # numpy's sqrt of 8-bit ints; halo has no float16
+        if want.dtype == np.float16:  # numpy's sqrt of 8-bit ints: float32 in halo
             want = want.astype(np.float32)
         same(out, want, f"{kernel}{params or ''} of {ref.dtype}",
              rtol=1e-6 if want.dtype.kind == "f" else 0.0)
