@@ -1,7 +1,8 @@
 /* One element's conversion between halo's element types, written once for
  * the CPU (util/dtype.c's loops) and the CUDA gather kernel: values go
- * through double; conversion to an integer type rounds to nearest (ties to
- * even) and saturates, NaN becomes 0 (see dtype.h). */
+ * through double, or between integer types through int64 (exact);
+ * conversion to an integer type rounds to nearest (ties to even) and
+ * saturates, NaN becomes 0 (see dtype.h). */
 #ifndef HALO_DTYPE_SCALAR_H
 #define HALO_DTYPE_SCALAR_H
 
