@@ -64,8 +64,8 @@ int halo_cli_deconvolve(int argc, char **argv)
 		goto fail;
 	halo_volume_info_t image = *halo_reader_info(probe);
 	halo_reader_close(probe);
-	if (halo_psf_load(psf_path, &o.psf_select, image.ndim, image.voxel, image.unit, &psf, pn,
-			  &err))
+	if (halo_psf_load(psf_path, &o.psf_select, NULL, image.ndim, image.voxel, image.unit, &psf,
+			  pn, &err))
 		goto fail;
 	/* Once both are read: a PSF that is no volume (a folder) says so. */
 	const char *inputs[2][2] = {{in, "INPUT"}, {psf_path, "PSF"}};

@@ -23,8 +23,8 @@
  * amount: RL then sharpens too little or rings, with nothing to show it.
  * Said when both files give their voxel sizes and one differs by more
  * than 1 %. */
-static void check_spacing(const char *path, const halo_volume_info_t *p, int image_ndim,
-			  const double image_voxel[3], const char *image_unit)
+static void check_spacing(const char *path, const char *where, const halo_volume_info_t *p,
+			  int image_ndim, const double image_voxel[3], const char *image_unit)
 {
 	if (!image_unit || !image_unit[0] || !p->unit[0])
 		return;
@@ -44,12 +44,13 @@ static void check_spacing(const char *path, const halo_volume_info_t *p, int ima
 		lb += snprintf(b + lb, sizeof b - (size_t)lb, "%s%g", d > from ? "x" : "",
 			       image_voxel[d]);
 	}
-	fprintf(stderr, "halo: warning: %s: the PSF's voxels are %s %s, the image's %s %s: a PSF "
-			"sampled otherwise than the image gives a wrong result (resample it)\n",
-		halo__shown(path, shown, sizeof shown), a, image_unit, b, image_unit);
+	fprintf(stderr, "halo: warning: %s%s%s: the PSF's voxels are %s %s, the image's %s %s: a "
+			"PSF sampled otherwise than the image gives a wrong result (resample it)\n",
+		where ? where : "", where ? ": " : "", halo__shown(path, shown, sizeof shown), a,
+		image_unit, b, image_unit);
 }
 
-int halo_psf_load(const char *path, const halo_select_t *sel, int image_ndim,
+int halo_psf_load(const char *path, const halo_select_t *sel, const char *where, int image_ndim,
 		  const double image_voxel[3], const char *image_unit, float **psf, int pn[3],
 		  halo_error_t *err)
 {
@@ -150,7 +151,7 @@ int halo_psf_load(const char *path, const halo_select_t *sel, int image_ndim,
 		(*psf)[i] = (float)(vol[i] / sum);
 	for (int d = 0; d < 3; d++)
 		pn[d] = (int)info->shape[d];
-	check_spacing(path, info, image_ndim, image_voxel, image_unit);
+	check_spacing(path, where, info, image_ndim, image_voxel, image_unit);
 out:
 	free(vol);
 	free(chunk);

@@ -25,9 +25,10 @@ typedef struct halo_deconv_opts {
  * of image_ndim dimensions. Rejects a PSF that is not 3D (a 2D image also
  * takes a 2D one, as one plane), holds NaN or Inf, or sums to zero or
  * less. Warns when the PSF's voxel size differs from the image's
- * (image_voxel in image_unit, z, y, x; both files must give a unit). *psf
+ * (image_voxel in image_unit, z, y, x; both files must give a unit),
+ * naming where first (a pipeline's file and step) unless NULL. *psf
  * is malloc'ed; the caller frees it. */
-int halo_psf_load(const char *path, const halo_select_t *sel, int image_ndim,
+int halo_psf_load(const char *path, const halo_select_t *sel, const char *where, int image_ndim,
 		  const double image_voxel[3], const char *image_unit, float **psf, int pn[3],
 		  halo_error_t *err);
 

@@ -545,8 +545,9 @@ int halo_map_overlap(halo_graph_t *g, halo_expr_t *a, const halo_overlap_opts_t 
 		} else if (!o->psf) {
 			return halo_error_set(err, HALO_EINVAL, "richardson_lucy needs a psf");
 		} else {
-			int rc = halo_psf_load(o->psf, &o->psf_select, a->ndim, a->space.voxel,
-					       a->space.known ? a->space.unit : NULL, &psf, pn, err);
+			int rc = halo_psf_load(o->psf, &o->psf_select, o->where, a->ndim,
+					       a->space.voxel, a->space.known ? a->space.unit : NULL,
+					       &psf, pn, err);
 			if (rc)
 				return rc;
 		}

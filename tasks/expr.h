@@ -151,7 +151,9 @@ typedef struct halo_overlap_opts {
 	double constant;
 	int iterations;     /* richardson_lucy */
 	const char *psf;    /* richardson_lucy: TIFF or Zarr path, */
-	halo_select_t psf_select; /* its channel and time point, or: */
+	halo_select_t psf_select; /* its channel and time point, */
+	const char *where;  /* what a warning about it names first (a
+			     * pipeline's file and step), or NULL; or: */
 	const float *psf_data; /* a normalised PSF of shape pn, copied */
 	int pn[3];
 	int size;           /* uniform: filter width (odd) */

@@ -266,6 +266,9 @@ static int parse_overlap(struct ctx *c, json_t *names, halo_expr_t **out)
 		if (rc)
 			return rc;
 		o.psf_select = (halo_select_t){.channel = pc, .time = pt, .field = 1, .prefix = "psf_"};
+		char where[4300];
+		snprintf(where, sizeof where, "%s: step \"%s\"", c->file, c->step);
+		o.where = where;
 		if (field(c, "size"))
 			return fail(c, HALO_EINVAL, "field \"size\" is for the uniform kernel");
 		psf = path;

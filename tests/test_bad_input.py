@@ -858,8 +858,8 @@ for mode in ("exact", "overlap"):
           f"a PSF with negative values, {mode} mode: clipped with a warning, a finite output",
           r.stderr)
 # A PSF sampled at another spacing than the image (both files say theirs):
-# a warning, in the image's unit; the same spacing in another unit, or a
-# PSF without one, says nothing.
+# a warning, in the image's unit (a pipeline's naming its file and step);
+# the same spacing in another unit, or a PSF without one, says nothing.
 img_um = path("spaced.tif")
 tifffile.imwrite(img_um, np.random.default_rng(0).random((12, 16, 16)).astype(np.float32),
                  imagej=True, resolution=(10, 10),
@@ -875,8 +875,9 @@ for name, res, meta, warned in [
                 ["run", pipeline_file("spaced", img_um, psf_path)]):
         r = halo(*cmd, "--overwrite", "--quiet", "--iterations", "1", check_rc=0) \
             if cmd[0] == "deconvolve" else halo(*cmd, "--quiet", check_rc=0)
-        want = f"warning: {psf_path}: the PSF's voxels are 0.2x0.1x0.1 micrometer, the image's " \
-               "0.5x0.1x0.1 micrometer"
+        where = "" if cmd[0] == "deconvolve" else f'{cmd[1]}: step "d": '  # a pipeline's step
+        want = f"warning: {where}{psf_path}: the PSF's voxels are 0.2x0.1x0.1 micrometer, the " \
+               "image's 0.5x0.1x0.1 micrometer"
         check(r.returncode == 0 and (want in r.stderr) == warned and
               ("voxels are" in r.stderr) == warned,
               f"halo {cmd[0]}, a PSF {'sampled otherwise' if warned else 'as the image'} "
