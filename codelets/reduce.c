@@ -85,19 +85,29 @@ static void load_ints(const void *p, halo_dtype_kind_t kind, int64_t *v, size_t 
 
 enum { PIECE = 1024 };
 
+/* An integer of kind (its int64 bits) as a double, as halo_dtype_load1
+ * reads it. */
+static double as_double(int64_t v, int uns)
+{
+	return uns ? (double)(uint64_t)v : (double)v;
+}
+
+/* Integers in one pass: exact in int64 and, for means, summed in double
+ * too; the double minimum and maximum follow from the exact ones. */
 static void partial_row(struct halo_reduce_partial *r, const void *p, halo_dtype_kind_t kind,
 			size_t n)
 {
 	double s = 0;
-	for (size_t x = 0; x < n; x++) {
-		double v = halo_dtype_load1(p, x, kind);
-		s += v;
-		r->min = nmin(r->min, v);
-		r->max = nmax(r->max, v);
-	}
-	r->sum += s;
-	if (!halo_dtype_kind_is_int(kind))
+	if (!halo_dtype_kind_is_int(kind)) {
+		for (size_t x = 0; x < n; x++) {
+			double v = halo_dtype_load1(p, x, kind);
+			s += v;
+			r->min = nmin(r->min, v);
+			r->max = nmax(r->max, v);
+		}
+		r->sum += s;
 		return;
+	}
 	int uns = halo_reduce_unsigned(kind);
 	int64_t v[PIECE];
 	size_t es = halo_dtype_kind_size(kind);
@@ -105,10 +115,16 @@ static void partial_row(struct halo_reduce_partial *r, const void *p, halo_dtype
 		size_t m = n - x0 < PIECE ? n - x0 : PIECE;
 		load_ints((const unsigned char *)p + x0 * es, kind, v, m);
 		for (size_t x = 0; x < m; x++) {
+			s += as_double(v[x], uns);
 			r->isum = add_i(r->isum, v[x]);
 			r->imin = min_i(r->imin, v[x], uns);
 			r->imax = max_i(r->imax, v[x], uns);
 		}
+	}
+	r->sum += s;
+	if (n) {
+		r->min = nmin(r->min, as_double(r->imin, uns));
+		r->max = nmax(r->max, as_double(r->imax, uns));
 	}
 }
 
@@ -210,23 +226,19 @@ static void axis_cpu(void *buffers[], void *cl_arg)
 			size_t at = (size_t)(a->axis == 0 ? y : z) * aldy + (a->axis == 2 ? (size_t)y : 0);
 			for (int64_t x0 = 0; x0 < a->valid[2]; x0 += PIECE) {
 				size_t m = (size_t)(a->valid[2] - x0 < PIECE ? a->valid[2] - x0 : PIECE);
-				size_t step = a->axis != 2; /* along x, every value into one */
 				if (ints)
 					load_ints(row + (size_t)x0 * es, a->kind, vi, m);
 				else
 					halo_dtype_convert(row + (size_t)x0 * es, a->kind, v, HALO_F8, m);
-				size_t to = at + (step ? (size_t)x0 : 0);
-				if (ints && step)
-					combine_row_i(acci + to, vi, m, a->fn, uns);
-				else if (step)
-					combine_row(acc + to, v, m, a->fn);
-				else
-					for (size_t x = 0; x < m; x++) {
-						if (ints)
-							combine_row_i(acci + to, vi + x, 1, a->fn, uns);
-						else
-							combine_row(acc + to, v + x, 1, a->fn);
-					}
+				/* along x, each value into the row's one element */
+				size_t each = a->axis == 2 ? 1 : m;
+				for (size_t x = 0; x < m; x += each) {
+					size_t to = at + (a->axis == 2 ? 0 : (size_t)x0);
+					if (ints)
+						combine_row_i(acci + to, vi + x, each, a->fn, uns);
+					else
+						combine_row(acc + to, v + x, each, a->fn);
+				}
 			}
 		}
 }

@@ -120,27 +120,33 @@ halo_format_t halo_format_from_path(const char *path)
 	return HALO_FMT_ZARR;
 }
 
-/* An OME-Zarr's "omero" rendering settings (napari's and OMERO's channel
- * names, colours and contrast windows) for the one channel read: its own
- * entry alone; NULL where there is none, or one per channel is not. */
+/* An OME-Zarr's "omero" rendering settings' list of channels (napari's
+ * and OMERO's names, colours and contrast windows), where it has one entry
+ * per channel; NULL otherwise. */
+static const json_t *omero_channels(const json_t *attrs, int64_t channels)
+{
+	const json_t *list = json_object_get(json_object_get(attrs, "omero"), "channels");
+	return json_is_array(list) && (int64_t)json_array_size(list) == channels ? list : NULL;
+}
+
+/* The "omero" settings for the one channel read: its own entry alone. */
 static json_t *omero_of(const json_t *attrs, int64_t channel, int64_t channels)
 {
-	const json_t *om = json_object_get(attrs, "omero");
-	const json_t *list = json_object_get(om, "channels");
-	if (!json_is_object(om) || !json_is_array(list) || (int64_t)json_array_size(list) != channels)
+	const json_t *list = omero_channels(attrs, channels);
+	if (!list)
 		return NULL;
-	json_t *one = json_deep_copy(om);
+	json_t *one = json_deep_copy(json_object_get(attrs, "omero"));
 	json_object_set_new(one, "channels",
 			    json_pack("[O]", json_array_get(list, (size_t)channel)));
 	return one;
 }
 
-/* The labels of an "omero" of one entry per channel (NULL unless each has
- * one), so that a user sees which --channel is which. */
+/* The channels' labels (NULL unless each has one), so that a user sees
+ * which --channel is which. */
 static json_t *channel_names(const json_t *attrs, int64_t channels)
 {
-	const json_t *list = json_object_get(json_object_get(attrs, "omero"), "channels");
-	if (!json_is_array(list) || (int64_t)json_array_size(list) != channels || channels < 2)
+	const json_t *list = omero_channels(attrs, channels);
+	if (!list || channels < 2)
 		return NULL;
 	json_t *names = json_array();
 	for (size_t i = 0; names && i < json_array_size(list); i++) {

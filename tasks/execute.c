@@ -882,15 +882,25 @@ static int write_pyramid(struct pstate *s, int levels, const halo_compute_opts_t
 
 /* Each partial was computed on one rank and is zero on the others: a sum
  * gathers them all, its doubles as doubles and its integers as integers
- * (an int64's bits summed as a double are not kept: -0.0 + 0.0). */
+ * (an int64's bits summed as a double are not kept: -0.0 + 0.0), two
+ * collectives for each batch of partials (every rank takes the same). */
 static void gather_partials(struct halo_reduce_partial *v, int64_t n)
 {
-	for (int64_t f = 0; f < n && halo__mpi_ranks() > 1; f++) {
-		double d[3] = {v[f].sum, v[f].min, v[f].max};
-		int64_t i[3] = {v[f].isum, v[f].imin, v[f].imax};
-		halo__mpi_sum(d, 3);
-		halo__mpi_sum_i64(i, 3);
-		v[f] = (struct halo_reduce_partial){d[0], d[1], d[2], i[0], i[1], i[2]};
+	enum { BATCH = 256 };
+	double d[3 * BATCH];
+	int64_t i[3 * BATCH];
+	for (int64_t f0 = 0; f0 < n && halo__mpi_ranks() > 1; f0 += BATCH) {
+		int64_t m = n - f0 < BATCH ? n - f0 : BATCH;
+		for (int64_t f = 0; f < m; f++) {
+			const struct halo_reduce_partial *p = &v[f0 + f];
+			d[3 * f] = p->sum, d[3 * f + 1] = p->min, d[3 * f + 2] = p->max;
+			i[3 * f] = p->isum, i[3 * f + 1] = p->imin, i[3 * f + 2] = p->imax;
+		}
+		halo__mpi_sum(d, (size_t)(3 * m));
+		halo__mpi_sum_i64(i, (size_t)(3 * m));
+		for (int64_t f = 0; f < m; f++)
+			v[f0 + f] = (struct halo_reduce_partial){d[3 * f], d[3 * f + 1], d[3 * f + 2],
+								 i[3 * f], i[3 * f + 1], i[3 * f + 2]};
 	}
 }
 

@@ -264,14 +264,20 @@ double halo_dtype_cast_unsafe(double value, halo_dtype_kind_t kind)
 	return (double)halo_dtype_ftoi(kind, value);
 }
 
-void halo_dtype_fill(void *dst, halo_dtype_kind_t kind, double value, size_t n)
+/* n copies of the element one of kind. */
+static void repeat(void *dst, halo_dtype_kind_t kind, const unsigned char one[8], size_t n)
 {
-	unsigned char one[8];
-	store(&value, one, kind, 1);
 	size_t size = (size_t)dtypes[kind].size;
 	unsigned char *d = dst;
 	for (size_t i = 0; i < n; i++)
 		memcpy(d + i * size, one, size);
+}
+
+void halo_dtype_fill(void *dst, halo_dtype_kind_t kind, double value, size_t n)
+{
+	unsigned char one[8];
+	store(&value, one, kind, 1);
+	repeat(dst, kind, one, n);
 }
 
 /* The kind of a fill's bits: uint64 for uint64, else int64. */
@@ -305,10 +311,7 @@ void halo_fill_store(void *dst, halo_dtype_kind_t kind, halo_fill_t fill, size_t
 {
 	unsigned char one[8];
 	fill_element(fill, kind, one);
-	size_t size = (size_t)dtypes[kind].size;
-	unsigned char *d = dst;
-	for (size_t i = 0; i < n; i++)
-		memcpy(d + i * size, one, size);
+	repeat(dst, kind, one, n);
 }
 
 int halo_dtype_all_finite(const void *p, halo_dtype_kind_t kind, size_t n)
