@@ -175,6 +175,28 @@ static int describe_volume(const char *path, int as_json)
 		"byte_order", halo_dtype_size(v->dtype) == 1 ? "|" : stored.big_endian ? ">" : "<",
 		"compressor", comp, "fill_value", halo_zarr_fill_json(v->fill, v->dtype), "voxel", voxel,
 		"origin", origin, "unit", v->unit);
+	/* Zarr's storage: shards, checksums, and the order of a chunk's
+	 * axes (v2's F order, v3's transpose) */
+	int sharded = stored.shards[1] > 0, transposed = 0, fortran = stored.ndim > 1;
+	int64_t nshards = 1;
+	json_t *shards = sharded ? json_array() : json_null(), *order = json_array();
+	for (int d = first; d < 3 && sharded; d++) {
+		json_array_append_new(shards, json_integer(stored.shards[d]));
+		nshards *= (v->shape[d] + stored.shards[d] - 1) / stored.shards[d];
+	}
+	for (int a = 0; a < stored.ndim; a++) {
+		json_array_append_new(order, json_integer(stored.order[a]));
+		transposed |= stored.order[a] != a;
+		fortran &= stored.order[a] == stored.ndim - 1 - a;
+	}
+	if (desc) {
+		json_object_set_new(desc, "shards", shards);
+		json_object_set_new(desc, "checksum", stored.crc32c ? json_string("crc32c")
+								    : json_null());
+		json_object_set_new(desc, "stored_axis_order", stored.ndim ? order : json_null());
+		if (!stored.ndim)
+			json_decref(order);
+	}
 	if (desc && halo_reader_channel_names(r))
 		json_object_set(desc, "channel_names", (json_t *)halo_reader_channel_names(r));
 	if (as_json) {
@@ -206,6 +228,20 @@ static int describe_volume(const char *path, int as_json)
 		printf("  shape       %s\n", dims[0]);
 		printf("  chunks      %s (%lld chunk%s)\n", dims[1], (long long)nchunks,
 		       nchunks == 1 ? "" : "s");
+		if (sharded) {
+			char sdims[96];
+			halo__dims(stored.shards, v->ndim, sdims, sizeof sdims);
+			printf("  shards      %s (%lld file%s of chunks)\n", sdims, (long long)nshards,
+			       nshards == 1 ? "" : "s");
+		}
+		if (transposed) {
+			printf("  stored as   axes ");
+			for (int a = 0; a < stored.ndim; a++)
+				printf("%d%s", stored.order[a], a + 1 < stored.ndim ? ", " : "");
+			printf(" outermost first%s\n", fortran ? " (F order)" : "");
+		}
+		if (stored.crc32c)
+			printf("  checksum    crc32c on every chunk\n");
 		if (stored.channels > 1 || stored.times > 1)
 			printf("  of          %lld channel%s x %lld time point%s (--channel, --time "
 			       "pick one; this is the first)\n", (long long)stored.channels,

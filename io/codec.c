@@ -9,6 +9,7 @@
 
 #include <blosc.h>
 #include <bzlib.h>
+#include <isa-l/crc.h>
 #include <limits.h>
 #include <lz4.h>
 #include <lzma.h>
@@ -374,6 +375,37 @@ static int decode_bz2(const unsigned char *src, size_t len, void *dst, size_t nb
 			st.got = done;
 	}
 	return streams_end(&st, "bz2", cut, why, file, err);
+}
+
+uint32_t halo_codec_crc32c(const void *data, size_t len)
+{
+	/* ISA-L's iSCSI CRC is CRC32C before its final inversion, over int
+	 * lengths. */
+	const unsigned char *p = data;
+	unsigned int crc = 0xffffffffu;
+	while (len > 0) {
+		int n = len > (1u << 30) ? 1 << 30 : (int)len;
+		crc = crc32_iscsi((unsigned char *)p, n, crc);
+		p += n;
+		len -= (size_t)n;
+	}
+	return crc ^ 0xffffffffu;
+}
+
+int halo_codec_crc32c_check(const void *data, size_t *len, const char *file, halo_error_t *err)
+{
+	const unsigned char *p = data;
+	if (*len < 4)
+		return halo_error_set(err, HALO_EFORMAT, "%s: %zu bytes, too short for the CRC32C "
+				      "that ends a chunk", file, *len);
+	size_t n = *len - 4;
+	uint32_t stored = (uint32_t)p[n] | (uint32_t)p[n + 1] << 8 | (uint32_t)p[n + 2] << 16 |
+			  (uint32_t)p[n + 3] << 24;
+	if (halo_codec_crc32c(p, n) != stored)
+		return halo_error_set(err, HALO_EFORMAT, "%s: CRC32C checksum mismatch (the chunk "
+				      "is damaged)", file);
+	*len = n;
+	return HALO_OK;
 }
 
 int halo_codec_decode(const halo_codec_t *codec, const void *src, size_t len, void *dst,

@@ -7,6 +7,7 @@
 #define HALO_IO_CODEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -71,6 +72,14 @@ int halo_codec_decode(const halo_codec_t *codec, const void *src, size_t len, vo
  * halo_codec_bound() bytes; *len is the encoded size. */
 int halo_codec_encode(const halo_codec_t *codec, size_t elsize, const void *src, size_t nbytes,
 		      void *dst, size_t *len, const char *file, halo_error_t *err);
+
+/* The CRC32C (Castagnoli) of len bytes, as Zarr v3's crc32c codec and
+ * iSCSI define it. */
+uint32_t halo_codec_crc32c(const void *data, size_t len);
+
+/* Checks the CRC32C that ends *len bytes of data (Zarr v3's crc32c codec)
+ * and takes its 4 bytes off *len; a mismatch is an error naming file. */
+int halo_codec_crc32c_check(const void *data, size_t *len, const char *file, halo_error_t *err);
 
 /* Blosc threads for the chunks the calling thread encodes or decodes from
  * now on (default 1): a caller whose cores would otherwise idle lends them

@@ -55,10 +55,9 @@ static int read_all(int fd, const char *path, unsigned char *buf, size_t size, h
 	return HALO_OK;
 }
 
-/* Opens a regular file for reading and returns its size. O_NONBLOCK so
- * that a FIFO put in a file's place is refused instead of waiting for a
- * writer forever. */
-static int open_regular(const char *path, int *fd, size_t *size, halo_error_t *err)
+/* O_NONBLOCK so that a FIFO put in a file's place is refused instead of
+ * waiting for a writer forever. */
+int halo_fs_open_regular(const char *path, int *fd, size_t *size, halo_error_t *err)
 {
 	*fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (*fd < 0)
@@ -81,7 +80,7 @@ int halo_fs_read(const char *path, void **data, size_t *len, halo_error_t *err)
 	size_t size;
 	*data = NULL;
 	*len = 0;
-	int rc = open_regular(path, &fd, &size, err);
+	int rc = halo_fs_open_regular(path, &fd, &size, err);
 	if (rc)
 		return rc;
 	unsigned char *buf = malloc(size ? size : 1);
@@ -104,7 +103,7 @@ static int read_bounded(const char *path, void *buf, int slot, size_t max, void 
 {
 	int fd;
 	size_t size;
-	int rc = open_regular(path, &fd, &size, err);
+	int rc = halo_fs_open_regular(path, &fd, &size, err);
 	if (rc)
 		return rc;
 	if (size > max) {

@@ -23,6 +23,9 @@ int halo_fs_read_scratch(const char *path, int slot, size_t max, void **data, si
  * refused unread. */
 int halo_fs_read_into(const char *path, void *buf, size_t max, size_t *len, halo_error_t *err);
 
+/* Opens a regular file read-only; *size is its size. */
+int halo_fs_open_regular(const char *path, int *fd, size_t *size, halo_error_t *err);
+
 /* pread until size bytes, end of file or an error (-1, errno set):
  * returns the bytes read, short only at end of file. */
 ssize_t halo_fs_pread_all(int fd, void *buf, size_t size, off_t offset);

@@ -7,7 +7,14 @@
 
 #include <stddef.h>
 
-enum { HALO_SCRATCH_FILE, HALO_SCRATCH_CODEC, HALO_SCRATCH_CONVERT, HALO_SCRATCH_COUNT };
+enum {
+	HALO_SCRATCH_FILE,
+	HALO_SCRATCH_CODEC,
+	HALO_SCRATCH_CONVERT,
+	HALO_SCRATCH_ORDER, /* a transposed chunk, before its axes are put back */
+	HALO_SCRATCH_INDEX, /* a shard's index */
+	HALO_SCRATCH_COUNT
+};
 
 /* A buffer of at least len bytes owned by the calling thread, valid until
  * its next call with the same slot; freed when the thread exits. NULL when

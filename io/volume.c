@@ -468,6 +468,26 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 		rc = HALO_EFORMAT;
 		goto fail;
 	}
+	/* OME-Zarr 0.5: a Zarr v3 group, its metadata under "ome" */
+	json_t *v3 = NULL;
+	char v3_file[sizeof attrs_file];
+	snprintf(v3_file, sizeof v3_file, "%s/zarr.json", path);
+	if (!r->attrs && (rc = halo_json_load_file(v3_file, &v3, err)) != HALO_ENOENT) {
+		const char *node = json_string_value(json_object_get(v3, "node_type"));
+		const json_t *ome = json_object_get(json_object_get(v3, "attributes"), "ome");
+		if (!rc && node && !strcmp(node, "group")) {
+			snprintf(attrs_file, sizeof attrs_file, "%s", v3_file);
+			if (json_object_get(ome, "multiscales"))
+				r->attrs = json_incref((json_t *)ome);
+			else
+				rc = halo_error_set(err, HALO_EFORMAT, "%s: a Zarr group without OME-Zarr "
+						    "multiscales; give the path of an array in it",
+						    v3_file);
+		}
+		json_decref(v3);
+		if (rc)
+			goto fail;
+	}
 	int ome = r->attrs ? ome_level0(r->attrs, dataset, sizeof dataset, voxel, origin, unit,
 					sizeof unit, &naxes, &nspace, roles, why, sizeof why)
 			   : 0;
@@ -557,6 +577,8 @@ void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s)
 	memcpy(s->chunks, v->chunks, sizeof s->chunks);
 	s->big_endian = v->dtype.big_endian;
 	s->compression = NULL;
+	memset(s->shards, 0, sizeof s->shards);
+	s->crc32c = s->ndim = 0;
 	if (r->tiff) {
 		const halo_tiff_info_t *t = halo_tiff_info(r->tiff);
 		s->big_endian = t->big_endian;
@@ -564,8 +586,13 @@ void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s)
 	} else if (r->zarr) {
 		const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
 		for (int d = 0; d < 3; d++)
-			if (r->src[d] >= 0)
+			if (r->src[d] >= 0) {
 				s->chunks[d] = m->chunks[r->src[d]];
+				s->shards[d] = m->shard.on ? m->shard.shape[r->src[d]] : 0;
+			}
+		s->crc32c = m->crc32c;
+		s->ndim = m->ndim;
+		memcpy(s->order, m->order, sizeof s->order);
 	}
 	s->channels = r->channels;
 	s->times = r->times;

@@ -72,6 +72,10 @@ typedef struct halo_stored {
 	int big_endian;          /* a TIFF's bytes (halo reads them native) */
 	const char *compression; /* a TIFF's ("none", "deflate", ...); NULL for Zarr */
 	int64_t channels, times; /* along its channel and time axes (or 1) */
+	int64_t shards[3];       /* a sharded Zarr v3 array's shard shape; else 0 */
+	int crc32c;              /* Zarr v3 chunks that end in their CRC32C */
+	int ndim;                /* a Zarr array's axes and the order in which */
+	int order[HALO_MAXDIM];  /* its chunks store them (identity: C order) */
 } halo_stored_t;
 void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s);
 /* Bytes a read of one chunk holds besides its buffer, in the reading

@@ -8,8 +8,10 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void halo_zarr_meta_init(halo_zarr_meta_t *m, int ndim, const int64_t *shape,
 			 const int64_t *chunks, halo_dtype_t dtype)
@@ -22,6 +24,8 @@ void halo_zarr_meta_init(halo_zarr_meta_t *m, int ndim, const int64_t *shape,
 		m->chunks[d] = chunks[d];
 	}
 	m->dtype = dtype;
+	for (int d = 0; d < ndim; d++)
+		m->order[d] = d;
 	m->codec = (halo_codec_t){.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1};
 	m->separator = '/';
 }
@@ -50,6 +54,8 @@ static size_t meta_chunk_bytes(const halo_zarr_meta_t *m)
 		n *= (size_t)m->chunks[d];
 	return n;
 }
+
+static _Atomic uint64_t next_serial = 1; /* see index_cache */
 
 static char *join(const char *dir, const char *name)
 {
@@ -120,6 +126,7 @@ int halo_zarr_open(const char *path, halo_zarr_t **out, halo_error_t *err)
 		return rc == HALO_ENOMEM ? halo_error_set(err, rc, "out of memory") : rc;
 	}
 	z->chunk_bytes = meta_chunk_bytes(&z->meta);
+	z->serial = next_serial++;
 	*out = z;
 	return HALO_OK;
 }
@@ -157,26 +164,156 @@ static int chunk_file(const halo_zarr_t *z, const int64_t *idx, char *out, size_
 						  "chunk files", z->path);
 }
 
+/* A shard's index as this thread read it last: the chunks of one shard
+ * are mostly read one after another, and its index is read once for
+ * them. serial tells the arrays apart (a closed array's address may be
+ * reused). */
+static _Thread_local struct {
+	uint64_t serial;
+	int64_t shard;
+	size_t size;
+	const uint64_t *entries;
+} index_cache;
+
+/* The bytes of chunk idx of a sharded array, in the thread's scratch, or
+ * *empty where its shard's index has none. */
+static int read_inner(const halo_zarr_t *z, const int64_t *idx, const char *file,
+		      const char *where, void **data, size_t *len, int *empty, halo_error_t *err)
+{
+	const halo_zarr_meta_t *m = &z->meta;
+	int64_t n = 1, at = 0, shard = 0, nshards = 1;
+	for (int d = 0; d < m->ndim; d++) {
+		int64_t per = m->shard.shape[d] / m->chunks[d];
+		at = at * per + idx[d] % per;
+		n *= per;
+		shard += idx[d] / per * nshards; /* any one number per shard will do */
+		nshards *= (m->shape[d] + m->shard.shape[d] - 1) / m->shard.shape[d];
+	}
+	int fd;
+	size_t size;
+	int rc = halo_fs_open_regular(file, &fd, &size, err);
+	if (rc)
+		return rc;
+	size_t ibytes = (size_t)n * 16, itotal = ibytes + (m->shard.index_crc32c ? 4 : 0);
+	if (index_cache.serial != z->serial || index_cache.shard != shard || index_cache.size != size) {
+		index_cache.serial = 0;
+		uint64_t *e = halo_scratch(HALO_SCRATCH_INDEX, itotal);
+		size_t ilen = itotal;
+		if (!e)
+			rc = halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
+		else if (size < itotal)
+			rc = halo_error_set(err, HALO_EFORMAT, "%s: %zu bytes, too short for the shard's "
+					    "index of %zu", file, size, itotal);
+		else if (halo_fs_pread_all(fd, e, itotal, m->shard.index_at_start ? 0
+						 : (off_t)(size - itotal)) != (ssize_t)itotal)
+			rc = halo_error_set(err, HALO_EIO, "%s: %s", file, strerror(errno));
+		else if (m->shard.index_crc32c)
+			rc = halo_codec_crc32c_check(e, &ilen, file, err);
+		if (rc) {
+			close(fd);
+			return rc;
+		}
+		if (m->shard.index_big_endian)
+			halo_dtype_byteswap(e, 8, (size_t)n * 2);
+		index_cache.serial = z->serial;
+		index_cache.shard = shard;
+		index_cache.size = size;
+		index_cache.entries = e;
+	}
+	uint64_t off = index_cache.entries[2 * at], nb = index_cache.entries[2 * at + 1];
+	size_t max = halo_codec_bound(&m->codec, z->chunk_bytes) + (m->crc32c ? 4 : 0);
+	if (off == UINT64_MAX && nb == UINT64_MAX) {
+		*empty = 1;
+	} else if (off > size || nb > size - off || nb > max) {
+		rc = halo_error_set(err, HALO_EFORMAT, "%s: the shard's index puts it at bytes %llu to "
+				    "%llu of %zu", where, (unsigned long long)off,
+				    (unsigned long long)(off + nb), size);
+	} else if (!(*data = halo_scratch(HALO_SCRATCH_FILE, nb ? nb : 1))) {
+		rc = halo_error_set(err, HALO_ENOMEM, "%s: out of memory", where);
+	} else if (halo_fs_pread_all(fd, *data, nb, (off_t)off) != (ssize_t)nb) {
+		rc = halo_error_set(err, HALO_EIO, "%s: %s", where, errno ? strerror(errno)
+									   : "file shrank while reading");
+	}
+	*len = nb;
+	close(fd);
+	return rc;
+}
+
+/* Puts a chunk whose axes are stored in m->order back in C order. */
+static void unpermute(const halo_zarr_meta_t *m, const unsigned char *src, unsigned char *dst,
+		      size_t el)
+{
+	int n = m->ndim;
+	int64_t stride[HALO_MAXDIM], dim[HALO_MAXDIM], step[HALO_MAXDIM], at[HALO_MAXDIM] = {0};
+	int64_t total = 1;
+	for (int d = n - 1; d >= 0; d--) {
+		stride[d] = total;
+		total *= m->chunks[d];
+	}
+	for (int i = 0; i < n; i++) {
+		dim[i] = m->chunks[m->order[i]];
+		step[i] = stride[m->order[i]];
+	}
+	int64_t row = dim[n - 1], s = step[n - 1], off = 0;
+	for (int64_t r = 0; r < total / row; r++, src += (size_t)row * el) {
+#define ROW(T) \
+	for (int64_t k = 0; k < row; k++) \
+		((T *)dst)[off + k * s] = ((const T *)src)[k]
+		switch (el) {
+		case 1: ROW(uint8_t); break;
+		case 2: ROW(uint16_t); break;
+		case 4: ROW(uint32_t); break;
+		default: ROW(uint64_t); break;
+		}
+#undef ROW
+		for (int i = n - 2; i >= 0; i--) {
+			off += step[i];
+			if (++at[i] < dim[i])
+				break;
+			off -= step[i] * dim[i];
+			at[i] = 0;
+		}
+	}
+}
+
 int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 			 halo_error_t *err)
 {
 	const halo_zarr_meta_t *m = &z->meta;
-	char file[4096];
-	int rc = chunk_file(z, idx, file, sizeof file, err);
+	char file[4096], where[4400];
+	int64_t key[HALO_MAXDIM]; /* the file's: the chunk's, or its shard's */
+	for (int d = 0; d < m->ndim; d++)
+		key[d] = m->shard.on ? idx[d] / (m->shard.shape[d] / m->chunks[d]) : idx[d];
+	int rc = chunk_file(z, key, file, sizeof file, err);
 	if (rc)
 		return rc;
+	snprintf(where, sizeof where, "%s", file);
+	if (m->shard.on) {
+		size_t n = strlen(where);
+		for (int d = 0; d < m->ndim && n < sizeof where; d++)
+			n += (size_t)snprintf(where + n, sizeof where - n, "%s%lld", d ? "," : " (chunk ",
+					      (long long)idx[d]);
+		snprintf(where + n, n < sizeof where ? sizeof where - n : 0, ")");
+	}
 	size_t elsize = halo_dtype_size(m->dtype);
 	size_t nel = z->chunk_bytes / elsize;
-	void *data = NULL;
-	size_t len;
-	halo_error_t e2 = {0};
 	/* Raw chunks go straight into buf: no copy, and no scratch buffer
 	 * of their size in each reading thread. */
-	if (m->codec.id == HALO_CODEC_NONE)
-		rc = halo_fs_read_into(file, buf, z->chunk_bytes, &len, &e2);
+	int direct = m->codec.id == HALO_CODEC_NONE && !m->crc32c && !m->shard.on;
+	void *out = m->transposed ? halo_scratch(HALO_SCRATCH_ORDER, z->chunk_bytes) : buf;
+	if (!out)
+		return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
+	void *data = NULL;
+	size_t len = 0;
+	int empty = 0;
+	halo_error_t e2 = {0};
+	if (m->shard.on)
+		rc = read_inner(z, idx, file, where, &data, &len, &empty, &e2);
+	else if (direct)
+		rc = halo_fs_read_into(file, out, z->chunk_bytes, &len, &e2);
 	else
-		rc = halo_fs_read_scratch(file, HALO_SCRATCH_FILE,
-					  halo_codec_bound(&m->codec, z->chunk_bytes), &data, &len, &e2);
+		rc = halo_fs_read_scratch(file, HALO_SCRATCH_FILE, halo_codec_bound(&m->codec,
+					  z->chunk_bytes) + (m->crc32c ? 4 : 0), &data, &len, &e2);
 	if (rc == HALO_ENOENT) {
 		/* A missing chunk is fill_value, unless the array itself went
 		 * (removed while being read): that is no volume of fill. */
@@ -186,22 +323,30 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 		if (!halo_fs_exists(meta) && !halo_fs_exists(meta3))
 			return halo_error_set(err, HALO_ENOENT, "%s: the array was removed while being "
 					      "read", z->path);
-		halo_fill_store(buf, m->dtype.kind, m->fill, nel);
-		return HALO_OK;
-	}
-	if (rc) {
+		empty = 1;
+	} else if (rc) {
 		*err = e2;
 		return rc;
 	}
-	if (m->codec.id == HALO_CODEC_NONE) {
-		if (len != z->chunk_bytes)
-			return halo_error_set(err, HALO_EFORMAT, "%s: chunk holds %zu bytes, expected %zu",
-					      file, len, z->chunk_bytes);
-	} else if ((rc = halo_codec_decode(&m->codec, data, len, buf, z->chunk_bytes, file, err))) {
+	if (empty) {
+		halo_fill_store(buf, m->dtype.kind, m->fill, nel);
+		return HALO_OK;
+	}
+	if (m->crc32c && (rc = halo_codec_crc32c_check(data, &len, where, err)))
 		return rc;
+	if (m->codec.id != HALO_CODEC_NONE) {
+		if ((rc = halo_codec_decode(&m->codec, data, len, out, z->chunk_bytes, where, err)))
+			return rc;
+	} else if (len != z->chunk_bytes) {
+		return halo_error_set(err, HALO_EFORMAT, "%s: chunk holds %zu bytes, expected %zu",
+				      where, len, z->chunk_bytes);
+	} else if (!direct) {
+		memcpy(out, data, len);
 	}
 	if (m->dtype.big_endian)
-		halo_dtype_byteswap(buf, elsize, nel);
+		halo_dtype_byteswap(out, elsize, nel);
+	if (m->transposed)
+		unpermute(m, out, buf, elsize);
 	return HALO_OK;
 }
 

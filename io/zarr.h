@@ -2,8 +2,9 @@
  *
  * There is no usable C Zarr library in Debian, so this is Zarr on the
  * compression libraries (io/codec.h) and jansson, following what python
- * zarr 2.13 writes: C order, no filters, "." or "/" chunk keys, edge chunks
- * stored full size. A chunk is read or written whole, in native byte order, by any
+ * zarr 2.13 writes (no filters, "." or "/" chunk keys, edge chunks stored
+ * full size) and the v3 specification (transpose, crc32c and
+ * sharding_indexed codecs). A chunk is read or written whole, in native byte order, by any
  * thread at once: an open array holds no mutable state after opening.
  *
  * Writers create arrays inside a temporary output directory (io/outdir.h)
@@ -37,6 +38,21 @@ typedef struct halo_zarr_meta {
 	halo_codec_t codec;
 	char separator;               /* '.' or '/' */
 	int v3_default_keys;          /* v3 "default" encoding: keys start "c/" */
+	/* A chunk's bytes hold its axes in this order, outermost first:
+	 * order[i] is the array axis stored i-th (v2's "F" order, v3's
+	 * transpose codec); transposed is 0 where it is 0, 1, 2, ... */
+	int order[HALO_MAXDIM];
+	int transposed;
+	int crc32c;                   /* v3: a chunk's bytes end in their CRC32C */
+	/* v3 sharding_indexed: the chunks above are stored shard[] at a
+	 * time in one file, with an index of where each one is. */
+	struct halo_zarr_shard {
+		int on;
+		int64_t shape[HALO_MAXDIM];
+		int index_at_start;   /* else at the end */
+		int index_big_endian;
+		int index_crc32c;
+	} shard;
 	halo_fill_t fill;             /* fill_value; NaN allowed for floats */
 	int fill_null;                /* fill_value was null (read as 0) */
 	json_t *attrs;                /* .zattrs (v2) or attributes (v3); owned */

@@ -226,6 +226,152 @@ static halo_codec_id_t codec_named(const char *id)
 	return HALO_CODEC_NONE;
 }
 
+/* v3's bytes codec: the byte order of elements of size bytes, which
+ * one-byte types may leave out. */
+static int parse_endian(const json_t *conf, const char *file, const char *field, size_t size,
+			int *big, halo_error_t *err)
+{
+	const json_t *ev = json_object_get(conf, "endian");
+	const char *endian = json_string_value(ev);
+	if (ev && (!endian || (strcmp(endian, "big") && strcmp(endian, "little"))))
+		return field_error(err, file, field, "is not \"little\" or \"big\"");
+	if (!ev && size > 1)
+		return field_error(err, file, field, "is missing (a type of several bytes needs it)");
+	*big = endian && strcmp(endian, "big") == 0 && size > 1;
+	return HALO_OK;
+}
+
+/* v3's transpose codec: its order composed with those of the transposes
+ * before it. zarr-python's first v3 releases wrote "C" or "F". */
+static int parse_transpose(const json_t *conf, const char *file, halo_zarr_meta_t *m,
+			   halo_error_t *err)
+{
+	const json_t *o = json_object_get(conf, "order");
+	const char *s = json_string_value(o);
+	int n = m->ndim, t[HALO_MAXDIM], seen[HALO_MAXDIM] = {0}, prev[HALO_MAXDIM];
+	if (s && (!strcmp(s, "C") || !strcmp(s, "F"))) {
+		for (int i = 0; i < n; i++)
+			t[i] = s[0] == 'C' ? i : n - 1 - i;
+	} else {
+		if (!json_is_array(o) || json_array_size(o) != (size_t)n)
+			return field_error(err, file, "codecs.transpose.order",
+					   "is not a permutation of the array's axes");
+		for (int i = 0; i < n; i++) {
+			const json_t *v = json_array_get(o, (size_t)i);
+			json_int_t a = json_is_integer(v) ? json_integer_value(v) : -1;
+			if (a < 0 || a >= n || seen[a]++)
+				return field_error(err, file, "codecs.transpose.order",
+						   "is not a permutation of the array's axes");
+			t[i] = (int)a;
+		}
+	}
+	memcpy(prev, m->order, sizeof prev);
+	for (int i = 0; i < n; i++)
+		m->order[i] = prev[t[i]];
+	return HALO_OK;
+}
+
+static int parse_chain(const json_t *codecs, const char *file, const char *field, int outer,
+		       halo_zarr_meta_t *m, halo_error_t *err);
+
+/* sharding_indexed: the chunk grid's chunks become shards of inner
+ * chunks, which halo reads one at a time. Its index must be of a size
+ * known beforehand: bytes, then optionally crc32c. */
+static int parse_sharding(const json_t *conf, const char *file, halo_zarr_meta_t *m,
+			  halo_error_t *err)
+{
+	int n, rc;
+	int64_t inner[HALO_MAXDIM];
+	if ((rc = parse_int_list(json_object_get(conf, "chunk_shape"), file,
+				 "codecs.sharding_indexed.chunk_shape", inner, &n, 1, err)))
+		return rc;
+	if (n != m->ndim)
+		return field_error(err, file, "codecs.sharding_indexed.chunk_shape",
+				   "has a different length than 'shape'");
+	for (int d = 0; d < n; d++)
+		if (m->chunks[d] % inner[d])
+			return field_error(err, file, "codecs.sharding_indexed.chunk_shape",
+					   "does not divide the shard shape (chunk_grid's chunk_shape)");
+	m->shard.on = 1;
+	memcpy(m->shard.shape, m->chunks, sizeof m->shard.shape);
+	memcpy(m->chunks, inner, sizeof m->chunks);
+	const json_t *lv = json_object_get(conf, "index_location");
+	const char *loc = json_string_value(lv);
+	if (lv && (!loc || (strcmp(loc, "start") && strcmp(loc, "end"))))
+		return field_error(err, file, "codecs.sharding_indexed.index_location",
+				   "is not \"start\" or \"end\"");
+	m->shard.index_at_start = loc && !strcmp(loc, "start");
+	const json_t *ic = json_object_get(conf, "index_codecs");
+	size_t nic = json_array_size(ic);
+	const char *first = json_string_value(json_object_get(json_array_get(ic, 0), "name"));
+	const char *second = json_string_value(json_object_get(json_array_get(ic, 1), "name"));
+	if (!first || strcmp(first, "bytes") || nic > 2 || (nic == 2 && (!second ||
+	    strcmp(second, "crc32c"))))
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: field 'codecs.sharding_indexed."
+				      "index_codecs' is not supported (bytes, then optionally crc32c)",
+				      file);
+	if ((rc = parse_endian(json_object_get(json_array_get(ic, 0), "configuration"), file,
+			       "codecs.sharding_indexed.index_codecs.bytes.endian", 8,
+			       &m->shard.index_big_endian, err)))
+		return rc;
+	m->shard.index_crc32c = nic == 2;
+	return parse_chain(json_object_get(conf, "codecs"), file, "codecs.sharding_indexed.codecs",
+			   0, m, err);
+}
+
+/* A v3 codec list, in the order its codecs apply on writing: transposes,
+ * one array-to-bytes codec (bytes, or at the top sharding_indexed, with
+ * its own list inside), one compressor, crc32c. */
+static int parse_chain(const json_t *codecs, const char *file, const char *field, int outer,
+		       halo_zarr_meta_t *m, halo_error_t *err)
+{
+	if (!json_is_array(codecs) || json_array_size(codecs) == 0)
+		return field_error(err, file, field, "is missing or empty");
+	enum { ARRAY, BYTES, COMPRESSED, DONE } stage = ARRAY;
+	int rc;
+	m->codec.id = HALO_CODEC_NONE;
+	for (size_t i = 0; i < json_array_size(codecs); i++) {
+		const json_t *c = json_array_get(codecs, i);
+		const char *name = json_string_value(json_object_get(c, "name"));
+		const json_t *conf = json_object_get(c, "configuration");
+		halo_codec_id_t cid = codec_named(name);
+		if (!name) {
+			return field_error(err, file, field, "holds a codec without a name");
+		} else if (stage == ARRAY && !strcmp(name, "transpose")) {
+			if ((rc = parse_transpose(conf, file, m, err)))
+				return rc;
+		} else if (stage == ARRAY && !strcmp(name, "bytes")) {
+			int big;
+			if ((rc = parse_endian(conf, file, "codecs.bytes.endian",
+					       halo_dtype_size(m->dtype), &big, err)))
+				return rc;
+			m->dtype.big_endian = big;
+			stage = BYTES;
+		} else if (stage == ARRAY && outer && i == 0 && !strcmp(name, "sharding_indexed")) {
+			if ((rc = parse_sharding(conf, file, m, err)))
+				return rc;
+			stage = DONE;
+		} else if (stage == BYTES && (cid == HALO_CODEC_BLOSC || cid == HALO_CODEC_GZIP ||
+					      cid == HALO_CODEC_ZSTD)) {
+			if ((rc = parse_codec(conf, file, "codecs.blosc", 1, cid, &m->codec, err)))
+				return rc;
+			stage = COMPRESSED;
+		} else if ((stage == BYTES || stage == COMPRESSED) && !strcmp(name, "crc32c")) {
+			m->crc32c = 1;
+			stage = DONE;
+		} else {
+			return halo_error_set(err, HALO_EUNSUPPORTED,
+					      "%s: codec '%s' is not supported here (field '%s' takes "
+					      "transposes, bytes, one of blosc, gzip, zstd, then "
+					      "crc32c%s)", file, name, field,
+					      outer ? "; or sharding_indexed alone" : "");
+		}
+	}
+	if (stage == ARRAY)
+		return field_error(err, file, field, "has no 'bytes' codec");
+	return HALO_OK;
+}
+
 int halo__zarr_check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *err)
 {
 	if (m->ndim == 0)
@@ -247,6 +393,9 @@ int halo__zarr_check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *
 				      "too small for the shape", file, count, (long long)HALO_MAX_CHUNKS);
 	if (m->codec.shuffle == -1)
 		m->codec.shuffle = halo_dtype_size(m->dtype) == 1 ? 2 : 1;
+	m->transposed = 0;
+	for (int i = 0; i < m->ndim; i++)
+		m->transposed |= m->order[i] != i;
 	return HALO_OK;
 }
 
@@ -280,10 +429,11 @@ int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *
 	const char *order = json_string_value(ov);
 	if (!order)
 		return field_error(err, file, "order", ov ? "is not \"C\" or \"F\"" : "is missing");
-	if (strcmp(order, "C") != 0)
-		return halo_error_set(err, HALO_EUNSUPPORTED,
-				      "%s: field 'order' is '%s'; only C order is supported", file,
-				      order);
+	if (strcmp(order, "C") != 0 && strcmp(order, "F") != 0)
+		return field_error(err, file, "order", "is not \"C\" or \"F\"");
+	/* F order: a chunk's first axis varies fastest */
+	for (int i = 0; i < m->ndim; i++)
+		m->order[i] = order[0] == 'F' ? m->ndim - 1 - i : i;
 	/* compressor, filters and fill_value may be null but not missing, as
 	 * python zarr requires: a .zarray without them was not written by a
 	 * Zarr library, and its chunks may not be what a default says. */
@@ -343,10 +493,6 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 		return field_error(err, file, "zarr_format", "is not 3");
 	m->zarr_format = 3;
 	const char *node = json_string_value(json_object_get(root, "node_type"));
-	if (node && strcmp(node, "group") == 0 &&
-	    json_object_get(json_object_get(root, "attributes"), "ome"))
-		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: an OME-Zarr 0.5 image (a Zarr v3 "
-				      "group), which halo does not read; it reads OME-Zarr 0.4", file);
 	if (!node || strcmp(node, "array") != 0)
 		return halo_error_set(err, HALO_EFORMAT, "%s: node_type is '%s', not an array",
 				      file, node ? node : "(missing)");
@@ -401,42 +547,10 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 	if (json_array_size(st) > 0)
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: storage_transformers are not "
 				      "supported", file);
-	const json_t *codecs = json_object_get(root, "codecs");
-	if (!json_is_array(codecs) || json_array_size(codecs) == 0)
-		return field_error(err, file, "codecs", "is missing or empty");
-	m->codec.id = HALO_CODEC_NONE;
-	int seen_bytes = 0;
-	for (size_t i = 0; i < json_array_size(codecs); i++) {
-		const json_t *c = json_array_get(codecs, i);
-		const char *name = json_string_value(json_object_get(c, "name"));
-		const json_t *conf = json_object_get(c, "configuration");
-		halo_codec_id_t cid = codec_named(name); /* v3 has blosc, gzip, zstd */
-		if (name && strcmp(name, "bytes") == 0 && !seen_bytes) {
-			const json_t *ev = json_object_get(conf, "endian");
-			const char *endian = json_string_value(ev);
-			if (ev && (!endian || (strcmp(endian, "big") && strcmp(endian, "little"))))
-				return field_error(err, file, "codecs.bytes.endian",
-						   "is not \"little\" or \"big\"");
-			if (!ev && halo_dtype_size(m->dtype) > 1)
-				return field_error(err, file, "codecs.bytes.endian",
-						   "is missing (a type of several bytes needs it)");
-			m->dtype.big_endian = endian && strcmp(endian, "big") == 0 &&
-					      halo_dtype_size(m->dtype) > 1;
-			seen_bytes = 1;
-		} else if (seen_bytes && m->codec.id == HALO_CODEC_NONE &&
-			   (cid == HALO_CODEC_BLOSC || cid == HALO_CODEC_GZIP ||
-			    cid == HALO_CODEC_ZSTD)) {
-			if ((rc = parse_codec(conf, file, "codecs.blosc", 1, cid, &m->codec, err)))
-				return rc;
-		} else {
-			return halo_error_set(err, HALO_EUNSUPPORTED,
-					      "%s: codec '%s' is not supported here (bytes, then "
-					      "optionally one of blosc, gzip, zstd)", file,
-					      name ? name : "?");
-		}
-	}
-	if (!seen_bytes)
-		return field_error(err, file, "codecs", "has no 'bytes' codec");
+	for (int i = 0; i < m->ndim; i++)
+		m->order[i] = i;
+	if ((rc = parse_chain(json_object_get(root, "codecs"), file, "codecs", 1, m, err)))
+		return rc;
 	/* The v3 spec: a member not known here must be refused unless it says
 	 * it may be ignored ({"must_understand": false}). */
 	static const char *const known[] = {"zarr_format", "node_type", "shape", "data_type",

@@ -11,6 +11,7 @@ struct halo_zarr {
 	halo_zarr_meta_t meta;
 	size_t chunk_bytes;
 	int writable;
+	uint64_t serial;         /* unique among the arrays opened */
 };
 
 int halo__zarr_parse_v2(const json_t *root, const char *file, halo_zarr_meta_t *m,
