@@ -32,6 +32,9 @@ static const char convert_help[] =
 	"  --shuffle MODE        blosc: none, byte, bit (default: the input's, else byte)\n"
 	"  --ome                 write OME-Zarr (also when OUT ends in .ome.zarr)\n"
 	"  --pyramid N           OME-Zarr: add N levels, each 2x smaller in y and x (mean)\n"
+	"  --zarr-format 2|3     Zarr v2 (default; OME-Zarr 0.4) or v3 (OME-Zarr 0.5)\n"
+	"  --shards Z,Y,X        Zarr v3: store the chunks in shards of this shape, one\n"
+	"                        file each (multiples of the chunks; implies v3)\n"
 	HALO_CLI_SELECT_HELP
 	"  --memory SIZE         bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
 	"  --overwrite           replace an existing OUT\n"
@@ -40,12 +43,14 @@ static const char convert_help[] =
 enum {
 	OPT_CHUNKS = 1100, OPT_DTYPE, OPT_COMPRESSOR, OPT_CLEVEL, OPT_SHUFFLE, OPT_OME,
 	OPT_PYRAMID, OPT_MEMORY, OPT_OVERWRITE, OPT_QUIET, OPT_CHANNEL, OPT_TIME,
+	OPT_ZARR_FORMAT, OPT_SHARDS,
 };
 
 struct convert_opts {
 	const char *in, *out;
-	int64_t chunks[3];
-	int nchunks;
+	int64_t chunks[3], shards[3];
+	int nchunks, nshards;
+	long zarr_format;
 	const char *dtype, *compressor, *shuffle;
 	long clevel, pyramid;
 	int ome, overwrite, quiet;
@@ -70,6 +75,8 @@ static int parse(int argc, char **argv, struct convert_opts *o, int *status)
 		{"quiet", no_argument, NULL, OPT_QUIET},
 		{"channel", required_argument, NULL, OPT_CHANNEL},
 		{"time", required_argument, NULL, OPT_TIME},
+		{"zarr-format", required_argument, NULL, OPT_ZARR_FORMAT},
+		{"shards", required_argument, NULL, OPT_SHARDS},
 		{"help", no_argument, NULL, HALO_OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -85,6 +92,12 @@ static int parse(int argc, char **argv, struct convert_opts *o, int *status)
 		case HALO_CLI_DONE: return 1;
 		case OPT_CHUNKS:
 			rc = halo__parse_int_list(optarg, 2, 3, 1, "--chunks", o->chunks, &o->nchunks, &err);
+			break;
+		case OPT_SHARDS:
+			rc = halo__parse_int_list(optarg, 2, 3, 1, "--shards", o->shards, &o->nshards, &err);
+			break;
+		case OPT_ZARR_FORMAT:
+			rc = halo__parse_int(optarg, 2, 3, "--zarr-format", &o->zarr_format, &err);
 			break;
 		case OPT_DTYPE: o->dtype = optarg; break;
 		case OPT_COMPRESSOR: o->compressor = optarg; break;
@@ -119,6 +132,49 @@ bad_value:
 	halo_cli_error(&err);
 	*status = HALO_EXIT_FAIL;
 	return 1;
+}
+
+/* Zarr v3 and its shards: the chunks planned so far are the shards'
+ * chunks, and the volume's chunks (the store's, what a task writes)
+ * become the shards, shrunk to the array rounded up to whole chunks. */
+static int plan_v3(const struct convert_opts *o, const halo_volume_info_t *ii,
+		   halo_volume_info_t *info, halo_writer_opts_t *wo, halo_error_t *err)
+{
+	wo->zarr_format = o->zarr_format ? (int)o->zarr_format : o->nshards ? 3 : 2;
+	if ((o->zarr_format || o->nshards) && wo->format == HALO_FMT_TIFF)
+		return halo_error_set(err, HALO_EINVAL, "%s: --zarr-format and --shards apply to "
+				      "Zarr", o->out);
+	if (o->nshards && wo->zarr_format != 3)
+		return halo_error_set(err, HALO_EINVAL, "--shards: Zarr v2 has no shards; they need "
+				      "--zarr-format 3");
+	if (wo->zarr_format == 3 && !halo_zarr_v3_codec_ok(&wo->codec))
+		return halo_error_set(err, HALO_EINVAL, "%s: Zarr v3 has no %s codec; --compressor "
+				      "picks another (blosc's, gzip, zstd or none)", o->out,
+				      halo_codec_id_name(wo->codec.id));
+	if (!o->nshards)
+		return HALO_OK;
+	if (o->nshards != (ii->ndim == 3 ? 3 : 2))
+		return halo_error_set(err, HALO_EINVAL, "--shards: the input is %s", ii->ndim == 3 ?
+				      "3D; give Z,Y,X" : "2D; give Y,X");
+	int off = 3 - o->nshards;
+	double bytes = (double)halo_dtype_size(info->dtype);
+	for (int d = 0; d < 3; d++) {
+		int64_t in = info->chunks[d] < ii->shape[d] ? info->chunks[d] : ii->shape[d];
+		int64_t want = d < off ? 1 : o->shards[d - off], top = (ii->shape[d] + in - 1) / in * in;
+		if (want % in)
+			return halo_error_set(err, HALO_EINVAL, "--shards: %lld is not a multiple of the "
+					      "chunks' %lld along axis %d", (long long)want,
+					      (long long)in, d - off);
+		wo->inner[d] = in;
+		info->chunks[d] = want < top ? want : top;
+		bytes *= (double)info->chunks[d];
+	}
+	/* A shard is a task's buffer, and halo's chunk limit holds for it. */
+	if (bytes > (double)HALO_ZARR_MAX_CHUNK_BYTES)
+		return halo_error_set(err, HALO_EINVAL, "--shards: a shard of %.0f bytes exceeds "
+				      "halo's limit of %llu", bytes,
+				      (unsigned long long)HALO_ZARR_MAX_CHUNK_BYTES);
+	return HALO_OK;
 }
 
 /* Output description from the input's and the options. */
@@ -222,7 +278,7 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 		return halo_error_set(err, HALO_EINVAL, "--shuffle applies to blosc; the output's "
 				      "compressor is %s", halo_codec_id_name(codec.id));
 	wo->codec = codec;
-	return HALO_OK;
+	return plan_v3(o, ii, info, wo, err);
 }
 
 /* A conversion is the pipeline `from -> to_zarr/to_tiff` with the output's
@@ -257,6 +313,20 @@ static int convert_graph(const struct convert_opts *o, halo_reader_t *r,
 	}
 	halo_graph_free(g);
 	return rc;
+}
+
+/* "4x4x5", or "4x4x5 in shards of 8x8x10" */
+static const char *shard_dims(const int64_t cut[3], const halo_volume_info_t *info,
+			      const halo_writer_opts_t *wo, char *buf, size_t len)
+{
+	halo__dims(cut, info->ndim, buf, len);
+	if (wo->inner[2]) {
+		size_t n = strlen(buf);
+		snprintf(buf + n, len - n, " in shards of ");
+		n = strlen(buf);
+		halo__dims(info->chunks, info->ndim, buf + n, len - n);
+	}
+	return buf;
 }
 
 int halo_cli_convert(int argc, char **argv)
@@ -312,9 +382,10 @@ int halo_cli_convert(int argc, char **argv)
 	if (!o.quiet) {
 		double mb = (double)(stats.bytes_read + stats.bytes_written) / 1e6;
 		int64_t cut[3]; /* the chunks as stored: cut to the array */
+		const int64_t *stored = wo.inner[2] ? wo.inner : info.chunks;
 		for (int d = 0; d < 3; d++)
-			cut[d] = info.chunks[d] < info.shape[d] ? info.chunks[d] : info.shape[d];
-		char shape[72], chunks[72], levels[64] = "", in[PATH_MAX], outp[PATH_MAX];
+			cut[d] = stored[d] < info.shape[d] ? stored[d] : info.shape[d];
+		char shape[72], chunks[72 + 80], levels[64] = "", in[PATH_MAX], outp[PATH_MAX];
 		int64_t n = stats.chunks_written - stats.pyramid_chunks;
 		if (stats.pyramid_chunks)
 			snprintf(levels, sizeof levels, " (and %lld in %d pyramid level%s)",
@@ -323,7 +394,7 @@ int halo_cli_convert(int argc, char **argv)
 		       "decoded in+out)\n",
 		       halo__shown(o.in, in, sizeof in), halo__shown(o.out, outp, sizeof outp),
 		       halo__dims(info.shape, info.ndim, shape, sizeof shape),
-		       halo_dtype_name(info.dtype), halo__dims(cut, info.ndim, chunks, sizeof chunks),
+		       halo_dtype_name(info.dtype), shard_dims(cut, &info, &wo, chunks, sizeof chunks),
 		       (long long)n, n == 1 ? "" : "s", levels, stats.seconds,
 		       stats.seconds > 0 ? mb / stats.seconds : 0.0);
 	}

@@ -680,16 +680,28 @@ void halo_reader_close(halo_reader_t *r)
 /* ---- writers ---- */
 
 static int zarr_create_for(const char *path, const halo_volume_info_t *info,
-			   const halo_codec_t *codec, const json_t *attrs, int attach,
-			   halo_zarr_t **out, halo_error_t *err)
+			   const halo_writer_opts_t *opts, const json_t *attrs, halo_zarr_t **out,
+			   halo_error_t *err)
 {
 	halo_zarr_meta_t m;
-	int off = info->ndim == 2 ? 1 : 0;
-	halo_zarr_meta_init(&m, info->ndim, info->shape + off, info->chunks + off, info->dtype);
-	m.codec = *codec;
+	int off = info->ndim == 2 ? 1 : 0, sharded = opts->inner[2] > 0;
+	halo_zarr_meta_init(&m, info->ndim, info->shape + off,
+			    (sharded ? opts->inner : info->chunks) + off, info->dtype);
+	if (opts->zarr_format == 3) {
+		m.zarr_format = 3;
+		m.v3_default_keys = 1;
+		/* The volume's chunks are cut to the array; the shards hold
+		 * whole chunks. */
+		m.shard.on = sharded;
+		for (int d = off; d < 3 && sharded; d++)
+			m.shard.shape[d - off] = (info->chunks[d] + opts->inner[d] - 1) / opts->inner[d] *
+						 opts->inner[d];
+	}
+	m.codec = opts->codec;
 	m.fill = halo_fill_convert(info->fill, info->dtype.kind, info->dtype.kind);
 	m.attrs = (json_t *)attrs; /* halo_zarr_create copies it */
-	return attach ? halo_zarr_attach(path, &m, out, err) : halo_zarr_create(path, &m, out, err);
+	return opts->attach ? halo_zarr_attach(path, &m, out, err)
+			    : halo_zarr_create(path, &m, out, err);
 }
 
 static int write_text(const char *dir, const char *name, json_t *doc, halo_error_t *err)
@@ -734,14 +746,16 @@ int halo_writer_create(const char *path, const halo_volume_info_t *info,
 	} else if (opts->format == HALO_FMT_OME_ZARR) {
 		char level0[4096];
 		snprintf(level0, sizeof level0, "%s/0", path);
-		json_t *group = json_pack("{s:i}", "zarr_format", 2);
+		/* v3's group gets its attributes when finished */
+		int v3 = opts->zarr_format == 3;
+		json_t *group = v3 ? json_pack("{s:i, s:s}", "zarr_format", 3, "node_type", "group")
+				   : json_pack("{s:i}", "zarr_format", 2);
 		rc = opts->attach ? HALO_OK : halo_fs_mkdirs(path, err);
 		if (!rc && !opts->attach)
-			rc = write_text(path, ".zgroup", group, err);
+			rc = write_text(path, v3 ? "zarr.json" : ".zgroup", group, err);
 		json_decref(group);
 		if (!rc)
-			rc = zarr_create_for(level0, info, &opts->codec, NULL, opts->attach, &w->zarr,
-					     err);
+			rc = zarr_create_for(level0, info, opts, NULL, &w->zarr, err);
 		w->provenance = opts->provenance ? json_deep_copy(opts->provenance) : NULL;
 		w->omero = opts->omero ? json_deep_copy(opts->omero) : NULL;
 	} else {
@@ -750,8 +764,7 @@ int halo_writer_create(const char *path, const halo_volume_info_t *info,
 			attrs = opts->attrs ? json_deep_copy(opts->attrs) : json_object();
 			json_object_set_new(attrs, "halo", json_deep_copy(opts->provenance));
 		}
-		rc = zarr_create_for(path, info, &opts->codec, attrs ? attrs : opts->attrs,
-				     opts->attach, &w->zarr, err);
+		rc = zarr_create_for(path, info, opts, attrs ? attrs : opts->attrs, &w->zarr, err);
 		json_decref(attrs);
 	}
 	w->opts.attrs = w->opts.provenance = w->opts.omero = NULL; /* the caller's, copied */
@@ -860,8 +873,11 @@ static json_t *multiscales(const halo_writer_t *w)
 		json_object_set(meta, "halo", w->provenance);
 	if (w->nlevels > 1)
 		json_object_set_new(meta, "method", json_string("mean over 2x2 blocks in y and x"));
-	json_t *ms = json_pack("{s:s, s:s, s:o, s:o, s:o}", "version", "0.4", "name", "image",
-			       "axes", axes, "datasets", datasets, "metadata", meta);
+	json_t *ms = json_pack("{s:s, s:o, s:o, s:o}", "name", "image", "axes", axes, "datasets",
+			       datasets, "metadata", meta);
+	int v3 = w->opts.zarr_format == 3; /* 0.5: the version is the "ome" object's */
+	if (ms && !v3)
+		json_object_set_new(ms, "version", json_string("0.4"));
 	/* NGFF 0.4: a multiscale SHOULD name its downscaling (its strict
 	 * schema requires it); one level has none. */
 	if (ms && w->nlevels > 1)
@@ -869,6 +885,11 @@ static json_t *multiscales(const halo_writer_t *w)
 	json_t *attrs = ms ? json_pack("{s:[o]}", "multiscales", ms) : NULL;
 	if (attrs && w->omero)
 		json_object_set(attrs, "omero", w->omero);
+	if (attrs && v3) {
+		json_object_set_new(attrs, "version", json_string("0.5"));
+		attrs = json_pack("{s:i, s:s, s:{s:o}}", "zarr_format", 3, "node_type", "group",
+				  "attributes", "ome", attrs);
+	}
 	return attrs;
 }
 
@@ -882,7 +903,8 @@ int halo_writer_finish(halo_writer_t *w, halo_error_t *err)
 	if (w->format != HALO_FMT_OME_ZARR)
 		return HALO_OK;
 	json_t *attrs = multiscales(w);
-	int rc = attrs ? write_text(w->path, ".zattrs", attrs, err)
+	int rc = attrs ? write_text(w->path, w->opts.zarr_format == 3 ? "zarr.json" : ".zattrs",
+				    attrs, err)
 		       : halo_error_set(err, HALO_ENOMEM, "out of memory");
 	json_decref(attrs);
 	return rc;

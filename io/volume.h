@@ -106,6 +106,11 @@ typedef struct halo_writer_opts {
 				   * attributes as "halo" (copied); may be NULL */
 	const json_t *omero; /* OME-Zarr: "omero" rendering settings (copied);
 			      * may be NULL */
+	int zarr_format;     /* Zarr, OME-Zarr: 3 writes Zarr v3 (OME-Zarr 0.5);
+			      * else v2 (OME-Zarr 0.4) */
+	int64_t inner[3];    /* Zarr v3: where set (z, y, x), the volume's chunks
+			      * are shards of chunks of this shape, which
+			      * divides them */
 } halo_writer_opts_t;
 
 /* Whether path ends in ext (".zarr"), in any case, before trailing '/'. */

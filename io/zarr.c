@@ -6,6 +6,7 @@
 #include "io/fs.h"
 #include "io/scratch.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -354,8 +355,9 @@ int halo_zarr_attach(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t
 		     halo_error_t *err)
 {
 	*out = NULL;
-	if (meta->zarr_format != 2)
-		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: only Zarr v2 can be written", path);
+	if (meta->zarr_format == 3 && !halo_zarr_v3_codec_ok(&meta->codec))
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: %s has no Zarr v3 codec (blosc, "
+				      "gzip, zstd or none)", path, halo_codec_id_name(meta->codec.id));
 	halo_zarr_t *z = calloc(1, sizeof *z);
 	if (!z || !(z->path = strdup(path))) {
 		free(z);
@@ -382,8 +384,9 @@ int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t
 	if (rc)
 		return rc;
 	rc = halo_fs_mkdirs(path, err);
-	json_t *doc = rc ? NULL : halo__zarr_v2_json(&z->meta);
-	char *file = rc ? NULL : join(path, ".zarray");
+	int v3 = z->meta.zarr_format == 3;
+	json_t *doc = rc ? NULL : v3 ? halo__zarr_v3_json(&z->meta) : halo__zarr_v2_json(&z->meta);
+	char *file = rc ? NULL : join(path, v3 ? "zarr.json" : ".zarray");
 	char *text = doc ? halo_json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS) : NULL;
 	if (!rc && (!doc || !file || !text))
 		rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
@@ -392,7 +395,7 @@ int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t
 	free(text);
 	free(file);
 	json_decref(doc);
-	if (!rc && z->meta.attrs) {
+	if (!rc && z->meta.attrs && !v3) {
 		file = join(path, ".zattrs");
 		/* ASCII, as python zarr writes it: zarr 2.13 reads .zattrs so */
 		text = halo_json_dumps(z->meta.attrs, JSON_INDENT(4) | JSON_SORT_KEYS |
@@ -408,6 +411,86 @@ int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t
 	}
 	*out = z;
 	return HALO_OK;
+}
+
+/* Shard idx from buf, which holds it cut to the array (min(shard,
+ * shape) on each axis, as the volume's chunks are): its chunks in C order,
+ * each encoded (past buf, the fill value), then the index of where they
+ * are (little-endian offset and size pairs, a chunk wholly beyond the
+ * array's edge marked empty) and its CRC32C, in one file. */
+static int write_shard(const halo_zarr_t *z, const int64_t *idx, const char *file,
+		       const void *buf, halo_error_t *err)
+{
+	const halo_zarr_meta_t *m = &z->meta;
+	int nd = m->ndim;
+	size_t el = halo_dtype_size(m->dtype), bound = halo_codec_bound(&m->codec, z->chunk_bytes);
+	int64_t per[HALO_MAXDIM], n = 1, at[HALO_MAXDIM] = {0}, dim[HALO_MAXDIM];
+	int64_t stride[HALO_MAXDIM], s = 1;
+	for (int d = nd - 1; d >= 0; d--) {
+		n *= per[d] = m->shard.shape[d] / m->chunks[d];
+		dim[d] = m->shard.shape[d] < m->shape[d] ? m->shard.shape[d] : m->shape[d];
+		stride[d] = s;
+		s *= dim[d];
+	}
+	/* Any chunk's bytes are at most its bound (its raw size for none). */
+	size_t cap = (size_t)n * bound + (size_t)n * 16 + 4, len = 0;
+	unsigned char *out = malloc(cap), *chunk = malloc(z->chunk_bytes);
+	uint64_t *index = (uint64_t *)malloc((size_t)n * 16);
+	int rc = out && chunk && index ? HALO_OK
+				       : halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
+	int64_t width = m->chunks[nd - 1], rows = (int64_t)(z->chunk_bytes / el) / width;
+	for (int64_t c = 0; c < n && !rc; c++) {
+		int inside = 1;
+		for (int d = 0; d < nd; d++)
+			inside &= (idx[d] * per[d] + at[d]) * m->chunks[d] < m->shape[d];
+		if (!inside) {
+			index[2 * c] = index[2 * c + 1] = UINT64_MAX;
+		} else {
+			/* the chunk's rows from buf, the fill past it */
+			int64_t r[HALO_MAXDIM] = {0}, x0 = at[nd - 1] * width;
+			int64_t have = dim[nd - 1] - x0 < width ? dim[nd - 1] - x0 : width;
+			for (int64_t k = 0; k < rows; k++) {
+				unsigned char *dst = chunk + (size_t)(k * width) * el;
+				int64_t off = x0, got = have;
+				for (int d = 0; d < nd - 1; d++) {
+					int64_t y = at[d] * m->chunks[d] + r[d];
+					got = y < dim[d] ? got : 0;
+					off += y * stride[d];
+				}
+				memcpy(dst, (const unsigned char *)buf + (size_t)(got ? off : 0) * el,
+				       (size_t)got * el);
+				halo_fill_store(dst + (size_t)got * el, m->dtype.kind, m->fill,
+						(size_t)(width - got));
+				for (int d = nd - 2; d >= 0 && ++r[d] == m->chunks[d]; d--)
+					r[d] = 0;
+			}
+			size_t nb = z->chunk_bytes;
+			if (m->codec.id == HALO_CODEC_NONE)
+				memcpy(out + len, chunk, nb);
+			else
+				rc = halo_codec_encode(&m->codec, el, chunk, z->chunk_bytes, out + len, &nb,
+						       file, err);
+			index[2 * c] = len;
+			index[2 * c + 1] = nb;
+			len += nb;
+		}
+		for (int d = nd - 1; d >= 0 && ++at[d] == per[d]; d--)
+			at[d] = 0;
+	}
+	if (!rc) {
+		for (int64_t i = 0; i < 2 * n; i++)
+			index[i] = htole64(index[i]);
+		memcpy(out + len, index, (size_t)n * 16);
+		uint32_t crc = halo_codec_crc32c(out + len, (size_t)n * 16);
+		len += (size_t)n * 16;
+		for (int b = 0; b < 4; b++)
+			out[len++] = (unsigned char)(crc >> (8 * b));
+		rc = halo_fs_write(file, out, len, err);
+	}
+	free(index);
+	free(chunk);
+	free(out);
+	return rc;
 }
 
 int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *buf,
@@ -437,7 +520,9 @@ int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *
 		 * per level of the path. */
 		rc = halo_fs_is_dir(dir) ? HALO_OK : halo_fs_mkdirs(dir, err);
 	}
-	if (!rc && m->codec.id == HALO_CODEC_NONE) {
+	if (!rc && m->shard.on) {
+		rc = write_shard(z, idx, file, buf, err);
+	} else if (!rc && m->codec.id == HALO_CODEC_NONE) {
 		rc = halo_fs_write(file, buf, z->chunk_bytes, err);
 	} else if (!rc) {
 		void *dst = halo_scratch(HALO_SCRATCH_CODEC, halo_codec_bound(&m->codec, z->chunk_bytes));

@@ -82,7 +82,8 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 			 halo_error_t *err);
 
 /* Creates a new array directory at path (its parent must exist) and writes
- * its metadata; meta->attrs is written as .zattrs when not NULL. */
+ * its metadata: v2's .zarray, and meta->attrs as .zattrs when not NULL, or
+ * v3's zarr.json (meta->zarr_format 3, optionally sharded). */
 int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t **out,
 		     halo_error_t *err);
 /* Writes chunks into an array another process created (MPI ranks > 0):
@@ -92,11 +93,16 @@ int halo_zarr_attach(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t
 
 /* Compresses and writes chunk idx from buf (native order, full chunk size:
  * the part beyond the array's edge should hold the fill value). Thread-safe
- * for distinct chunks. */
+ * for distinct chunks. A sharded array is written a shard at a time: idx
+ * and buf are a shard's, and its chunks wholly beyond the array's edge are
+ * left out of it. */
 int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *buf,
 			  halo_error_t *err);
 
 void halo_zarr_close(halo_zarr_t *z);
+
+/* Whether codec has a Zarr v3 codec: none, blosc, gzip, zstd. */
+int halo_zarr_v3_codec_ok(const halo_codec_t *codec);
 
 /* Fills meta with a v2 array description: given dtype, shape and chunks,
  * blosc lz4 with byte shuffle, "/" separator, fill 0. */

@@ -334,7 +334,9 @@ static int parse_chain(const json_t *codecs, const char *file, const char *field
 		const json_t *c = json_array_get(codecs, i);
 		const char *name = json_string_value(json_object_get(c, "name"));
 		const json_t *conf = json_object_get(c, "configuration");
-		halo_codec_id_t cid = codec_named(name);
+		/* zarr-python 3 names numcodecs' own "numcodecs.zlib" and so on */
+		int numcodecs = name && !strncmp(name, "numcodecs.", 10);
+		halo_codec_id_t cid = codec_named(numcodecs ? name + 10 : name);
 		if (!name) {
 			return field_error(err, file, field, "holds a codec without a name");
 		} else if (stage == ARRAY && !strcmp(name, "transpose")) {
@@ -351,8 +353,9 @@ static int parse_chain(const json_t *codecs, const char *file, const char *field
 			if ((rc = parse_sharding(conf, file, m, err)))
 				return rc;
 			stage = DONE;
-		} else if (stage == BYTES && (cid == HALO_CODEC_BLOSC || cid == HALO_CODEC_GZIP ||
-					      cid == HALO_CODEC_ZSTD)) {
+		} else if (stage == BYTES && (numcodecs ? cid != HALO_CODEC_NONE
+						    : cid == HALO_CODEC_BLOSC || cid == HALO_CODEC_GZIP ||
+						      cid == HALO_CODEC_ZSTD)) {
 			if ((rc = parse_codec(conf, file, "codecs.blosc", 1, cid, &m->codec, err)))
 				return rc;
 			stage = COMPRESSED;
@@ -362,8 +365,9 @@ static int parse_chain(const json_t *codecs, const char *file, const char *field
 		} else {
 			return halo_error_set(err, HALO_EUNSUPPORTED,
 					      "%s: codec '%s' is not supported here (field '%s' takes "
-					      "transposes, bytes, one of blosc, gzip, zstd, then "
-					      "crc32c%s)", file, name, field,
+					      "transposes, bytes, one of blosc, gzip, zstd or "
+					      "numcodecs' zlib, lz4, lzma, bz2, then crc32c%s)", file,
+					      name, field,
 					      outer ? "; or sharding_indexed alone" : "");
 		}
 	}
@@ -567,8 +571,9 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: field '%s' is an extension "
 					      "halo does not understand", file, key);
 	}
+	/* null as a whole, as zarr-python accepts (and icechunk writes): none */
 	const json_t *names = json_object_get(root, "dimension_names");
-	if (names) {
+	if (names && !json_is_null(names)) {
 		int ok = json_is_array(names) && json_array_size(names) == (size_t)m->ndim;
 		for (size_t i = 0; ok && i < json_array_size(names); i++)
 			ok = json_is_string(json_array_get(names, i)) ||
@@ -619,4 +624,58 @@ json_t *halo__zarr_v2_json(const halo_zarr_meta_t *m)
 	return json_pack("{s:i, s:o, s:o, s:s, s:o, s:o, s:s, s:n, s:s}", "zarr_format", 2,
 			 "shape", shape, "chunks", chunks, "dtype", dt, "compressor", comp,
 			 "fill_value", fill, "order", "C", "filters", "dimension_separator", sep);
+}
+
+/* A compressor as a v3 codec: blosc's shuffle by name, with its typesize */
+static json_t *v3_codec(const halo_codec_t *c, size_t elsize)
+{
+	static const char *const shuffles[] = {"noshuffle", "shuffle", "bitshuffle"};
+	if (c->id == HALO_CODEC_BLOSC)
+		return json_pack("{s:s, s:{s:s, s:i, s:s, s:i, s:i}}", "name", "blosc",
+				 "configuration", "cname", c->cname, "clevel", c->clevel, "shuffle",
+				 shuffles[c->shuffle], "typesize", (int)elsize, "blocksize",
+				 c->blocksize);
+	if (c->id == HALO_CODEC_ZSTD)
+		return json_pack("{s:s, s:{s:i, s:b}}", "name", "zstd", "configuration", "level",
+				 c->clevel, "checksum", 0);
+	return json_pack("{s:s, s:{s:i}}", "name", "gzip", "configuration", "level", c->clevel);
+}
+
+json_t *halo__zarr_v3_json(const halo_zarr_meta_t *m)
+{
+	static const char *const axes[3] = {"z", "y", "x"};
+	const int64_t *grid = m->shard.on ? m->shard.shape : m->chunks;
+	json_t *shape = json_array(), *gridj = json_array(), *inner = json_array();
+	json_t *names = json_array();
+	for (int d = 0; d < m->ndim; d++) {
+		json_array_append_new(shape, json_integer(m->shape[d]));
+		json_array_append_new(gridj, json_integer(grid[d]));
+		json_array_append_new(inner, json_integer(m->chunks[d]));
+		json_array_append_new(names, d < m->ndim - 3 ? json_null()
+							: json_string(axes[3 - m->ndim + d]));
+	}
+	json_t *codecs = json_pack("[{s:s, s:{s:s}}]", "name", "bytes", "configuration", "endian",
+				   "little");
+	if (m->codec.id != HALO_CODEC_NONE)
+		json_array_append_new(codecs, v3_codec(&m->codec, halo_dtype_size(m->dtype)));
+	if (m->shard.on)
+		codecs = json_pack("[{s:s, s:{s:o, s:o, s:[{s:s, s:{s:s}}, {s:s}], s:s}}]", "name",
+				   "sharding_indexed", "configuration", "chunk_shape", inner, "codecs",
+				   codecs, "index_codecs", "name", "bytes", "configuration", "endian",
+				   "little", "name", "crc32c", "index_location", "end");
+	else
+		json_decref(inner);
+	return json_pack("{s:i, s:s, s:o, s:s, s:{s:s, s:{s:o}}, s:{s:s, s:{s:s}}, s:o, s:o, "
+			 "s:o, s:o}", "zarr_format", 3, "node_type", "array", "shape", shape,
+			 "data_type", halo_dtype_name(m->dtype), "chunk_grid", "name", "regular",
+			 "configuration", "chunk_shape", gridj, "chunk_key_encoding", "name",
+			 "default", "configuration", "separator", "/", "fill_value",
+			 halo_zarr_fill_json(m->fill, m->dtype), "codecs", codecs, "attributes",
+			 m->attrs ? json_deep_copy(m->attrs) : json_object(), "dimension_names", names);
+}
+
+int halo_zarr_v3_codec_ok(const halo_codec_t *codec)
+{
+	return codec->id == HALO_CODEC_NONE || codec->id == HALO_CODEC_BLOSC ||
+	       codec->id == HALO_CODEC_GZIP || codec->id == HALO_CODEC_ZSTD;
 }

@@ -23,5 +23,9 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 int halo__zarr_check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *err);
 /* .zarray contents for m; the caller owns the result. */
 json_t *halo__zarr_v2_json(const halo_zarr_meta_t *m);
+/* zarr.json contents for m (v3, little-endian, "default" keys; a
+ * sharded array's index at the end, with its CRC32C, as zarr-python
+ * writes it). */
+json_t *halo__zarr_v3_json(const halo_zarr_meta_t *m);
 
 #endif

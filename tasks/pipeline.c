@@ -291,7 +291,8 @@ static int parse_overlap(struct ctx *c, json_t *names, halo_expr_t **out)
 static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t **out)
 {
 	static const char *const zarr_fields[] = {"input", "path", "chunks", "dtype", "compressor",
-						  "clevel", "shuffle", "ome", "pyramid", "overwrite", NULL};
+						  "clevel", "shuffle", "ome", "pyramid", "overwrite",
+						  "zarr_format", "shards", NULL};
 	static const char *const tiff_fields[] = {"input", "path", "dtype", "overwrite", NULL};
 	int tiff = strcmp(op, "to_tiff") == 0;
 	halo_expr_t *a;
@@ -312,9 +313,9 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 	}
 	halo_writer_opts_t wo = {.codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5,
 					   .shuffle = 1}};
-	int ome = 0, overwrite = 0, given = 0;
-	long clevel = 5, pyramid = 0;
-	int64_t chunks[3];
+	int ome = 0, overwrite = 0, given = 0, sharded = 0;
+	long clevel = 5, pyramid = 0, zarr_format = 0;
+	int64_t chunks[3], shards[3];
 	const char *compressor = NULL, *shuffle = NULL, *dtname = NULL;
 	halo_dtype_t dt = {(halo_dtype_kind_t)0, 0};
 	rc = get_string(c, "dtype", 0, &dtname);
@@ -325,6 +326,10 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 		rc = get_bool(c, "overwrite", &overwrite);
 	if (!rc && a->ndim > 0)
 		rc = get_ints(c, "chunks", a->ndim, 1, chunks, &given);
+	if (!rc && a->ndim > 0)
+		rc = get_ints(c, "shards", a->ndim, 1, shards, &sharded);
+	if (!rc)
+		rc = get_int(c, "zarr_format", 2, 3, &zarr_format);
 	if (!rc)
 		rc = get_bool(c, "ome", &ome);
 	if (!rc)
@@ -379,8 +384,29 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 	if (wo.codec.id != HALO_CODEC_BLOSC && shuffle)
 		return fail(c, HALO_EINVAL, "field \"shuffle\" applies to blosc; the compressor is "
 			    "\"%s\"", compressor);
-	return wrap(c, halo_to_store(c->g, a, path, given ? chunks : NULL, dtname ? (int)dt.kind : -1,
-				     &wo, overwrite, out, c->err));
+	wo.zarr_format = zarr_format ? (int)zarr_format : sharded ? 3 : 2;
+	if (sharded && wo.zarr_format != 3)
+		return fail(c, HALO_EINVAL, "field \"shards\": Zarr v2 has no shards; they need "
+			    "\"zarr_format\": 3");
+	if (wo.zarr_format == 3 && !halo_zarr_v3_codec_ok(&wo.codec))
+		return fail(c, HALO_EINVAL, "Zarr v3 has no %s codec (blosc's, gzip, zstd or none)",
+			    halo_codec_id_name(wo.codec.id));
+	/* Shards of the chunks (given, or the input's): the store's chunks
+	 * are the shards, no larger than the array in whole chunks. */
+	for (int d = 0, off = 3 - a->ndim; sharded && d < 3; d++) {
+		int64_t in = d < off ? 1 : given ? chunks[d - off]
+					   : a->grid[d].start[1] - a->grid[d].start[0];
+		in = in < a->shape[d] ? in : a->shape[d];
+		int64_t want = d < off ? 1 : shards[d - off], top = (a->shape[d] + in - 1) / in * in;
+		if (want % in)
+			return fail(c, HALO_EINVAL, "field \"shards\": %lld is not a multiple of the "
+				    "chunks' %lld along axis %d", (long long)want, (long long)in, d - off);
+		wo.inner[d] = in;
+		if (d >= off)
+			shards[d - off] = want < top ? want : top;
+	}
+	return wrap(c, halo_to_store(c->g, a, path, sharded ? shards : given ? chunks : NULL,
+				     dtname ? (int)dt.kind : -1, &wo, overwrite, out, c->err));
 }
 
 static int parse_step(struct ctx *c, const char *op, json_t *names, halo_expr_t **out)

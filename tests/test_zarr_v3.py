@@ -1,9 +1,10 @@
 """Zarr v3 and the chunk layouts beyond python zarr 2.13's defaults: v3
 arrays (bytes, compressors, transpose, crc32c, sharding_indexed), OME-Zarr
-0.5 images, and v2's F order. python zarr 2.13 writes the F-order arrays;
-the v3 ones are written by tests/zarrv3.py after the specification, with
+0.5 images, and v2's F order, read; v3 arrays, sharded or not, and
+OME-Zarr 0.5 written. python zarr 2.13 writes the F-order arrays; the v3
+ones are written and read by tests/zarrv3.py after the specification, with
 numcodecs and crcmod. halo converts each to a v2 array that python zarr
-reads and numpy compares value for value."""
+reads, or from one, and numpy compares value for value."""
 import json
 import os
 import shutil
@@ -70,6 +71,16 @@ for encoding, endian, comp in [("default", "little", BLOSC), ("v2", "big", BLOSC
                  encoding=encoding)
     converts_to(src, data, f"v3: {encoding} keys, {endian} endian, "
                 f"{comp['name'] if comp else 'no compressor'}")
+
+# zarr-python 3 writes numcodecs' other compressors as "numcodecs.NAME";
+# a whole dimension_names of null, as it accepts, means none.
+for name, conf in [("numcodecs.zlib", {"level": 3}), ("numcodecs.bz2", {"level": 2}),
+                   ("numcodecs.lzma", {"preset": 1}), ("numcodecs.lz4", {"acceleration": 1})]:
+    meta = zarrv3.write(src, data, (4, 4, 5), [le(), {"name": name, "configuration": conf}])
+    converts_to(src, data, f"v3: {name}")
+meta["dimension_names"] = None
+json.dump(meta, open(os.path.join(src, "zarr.json"), "w"))
+converts_to(src, data, "v3: dimension_names null")
 
 # 2. transpose: chunks stored with their axes in another order (zarr-python
 # 3's order as a permutation, and its first releases' "F"), alone, before a
@@ -253,5 +264,139 @@ converts_to(f, data4[1], "zarr v2 F order 4D: --channel 1", "--channel", "1")
 r = halo("info", f, check_rc=0)
 check("stored as   axes 3, 2, 1, 0 outermost first (F order)" in r.stdout,
       "halo info: F order", r.stdout)
+
+# 8. Writing v3: plain and sharded, every compressor v3 has, shards and
+# chunks that do not divide the shape, a 2D image; read back by the
+# specification's decoding and by halo itself.
+def v3_out(data, what, *opts, chunks=None, src_dtype=None):
+    f = path("w_src.zarr")
+    z = zarr.open(f, mode="w", shape=data.shape, chunks=chunks or (4, 4, 5)[-data.ndim:],
+                  dtype=data.dtype, fill_value=None if data.dtype.kind == "f" else 0)
+    z[:] = data
+    out = path("w_out.zarr")
+    r = convert(f, out, *opts)
+    got = zarrv3.read(out) if r.returncode == 0 else None
+    check(got is not None and got.dtype == data.dtype and np.array_equal(got, data,
+          equal_nan=True), f"write v3 {what}: the specification's decoding equals the data",
+          r.stderr)
+    if r.returncode == 0:
+        converts_to(out, data, f"write v3 {what}: halo reads it back")
+    return out, (json.load(open(os.path.join(out, "zarr.json"))) if r.returncode == 0 else {})
+
+
+data = sample("<u2", (13, 21, 26))
+for comp in ["lz4", "zstd", "gzip", "none"]:
+    out, meta = v3_out(data, f"--compressor {comp}", "--zarr-format", "3", "--compressor", comp)
+names = [c["name"] for c in meta.get("codecs", [])]
+check(meta.get("chunk_key_encoding") == {"name": "default", "configuration": {"separator": "/"}}
+      and names == ["bytes"] and meta.get("dimension_names") == ["z", "y", "x"] and
+      meta.get("fill_value") == 0 and "c/3/5/5" in zarrv3.chunk_files(out),
+      "write v3: keys c/Z/Y/X, codecs, dimension_names, fill", meta)
+for dt, shape, shards, chunks in [("<u2", (13, 21, 26), "8,8,10", (4, 4, 5)),
+                                  ("<f4", (13, 21, 26), "12,4,15", (4, 4, 5)),
+                                  ("|u1", (9, 30, 17), "9,30,17", (3, 10, 17)),
+                                  ("<i8", (30, 41), "32,48", (16, 16))]:
+    data = sample(dt, shape)
+    if data.dtype.kind == "f":
+        data[0, :4, :5] = np.nan
+    out, meta = v3_out(data, f"{dt} {shape} in shards {shards}", "--shards", shards,
+                       chunks=chunks)
+    conf = meta.get("codecs", [{}])[0].get("configuration", {})
+    grid = [(s + c - 1) // c for s, c in zip(shape, [int(x) for x in shards.split(",")])]
+    check(conf.get("chunk_shape") == list(chunks) and
+          len(zarrv3.chunk_files(out)) == int(np.prod(grid)) and
+          [c["name"] for c in conf.get("index_codecs", [])] == ["bytes", "crc32c"],
+          f"write v3 shards {shards}: inner chunks {chunks}, a file per shard, index "
+          "with its crc32c", meta)
+# Inner chunks wholly past the edge are left out (empty in the index):
+# 9 rows in shards of 8 and chunks of 4 leave the second shard's second
+# chunk past the array.
+out, meta = v3_out(sample("<u2", (5, 9, 9)), "edge shards", "--shards", "8,8,10",
+                   chunks=(4, 4, 5))
+blob = open(os.path.join(out, "c", "0", "1", "0"), "rb").read() if meta else b""
+index = np.frombuffer(blob[-(8 * 16 + 4):-4], "<u8").reshape(2, 2, 2, 2) if meta else None
+check(index is not None and (index[:, 1] == zarrv3.EMPTY).all() and
+      (index[:, 0] != zarrv3.EMPTY).all(),
+      "write v3: an edge shard's chunks past the array are empty in its index",
+      index.tolist() if index is not None else None)
+
+# OME-Zarr 0.5 with a pyramid in shards: the group's "ome" attributes and
+# each level equal OME-Zarr 0.4's, written from the same input.
+data = sample("<u2", (6, 37, 30))
+f = path("w_src.zarr")
+zarr.open(f, mode="w", shape=data.shape, chunks=(3, 16, 16), dtype="<u2")[:] = data
+o5, o4 = path("w05.ome.zarr"), path("w04.ome.zarr")
+r5 = convert(f, o5, "--pyramid", "2", "--shards", "6,32,32")
+r4 = convert(f, o4, "--pyramid", "2")
+g5 = json.load(open(os.path.join(o5, "zarr.json"))) if r5.returncode == 0 else {}
+ome5 = g5.get("attributes", {}).get("ome", {})
+ms4 = zarr.open_group(o4, mode="r").attrs["multiscales"][0] if r4.returncode == 0 else {}
+ms5 = dict(ome5.get("multiscales", [{}])[0])
+check(g5.get("node_type") == "group" and ome5.get("version") == "0.5" and
+      "version" not in ms5 and ms5 == {k: v for k, v in ms4.items() if k != "version"},
+      "write OME-Zarr 0.5: the group's ome attributes hold 0.4's multiscales",
+      r5.stderr + json.dumps(g5))
+for level in range(3):
+    a5 = zarrv3.read(os.path.join(o5, str(level))) if r5.returncode == 0 else None
+    a4 = zarr.open(os.path.join(o4, str(level)), mode="r")[:] if r4.returncode == 0 else None
+    check(a5 is not None and a4 is not None and np.array_equal(a5, a4),
+          f"write OME-Zarr 0.5: level {level} equals OME-Zarr 0.4's")
+r = halo("info", o5, "--json", check_rc=0)
+check(r.returncode == 0 and json.loads(r.stdout).get("shards") == [6, 32, 32],
+      "halo info reads halo's OME-Zarr 0.5", r.stderr)
+
+# A pipeline's to_zarr: "shards" of the input's chunks or of given ones,
+# "zarr_format": 3 alone; and its refusals.
+data = sample("<u2", (13, 21, 26))
+f = path("w_src.zarr")
+zarr.open(f, mode="w", shape=data.shape, chunks=(4, 4, 5), dtype="<u2")[:] = data
+
+
+def run_store(store):
+    p = path("w_pipe.json")
+    out = path("w_pipe.zarr")
+    json.dump({"steps": [{"name": "a", "op": "from_zarr", "path": f},
+                         {"name": "b", "op": "map_blocks", "kernel": "clip", "input": "a",
+                          "lo": 0, "hi": 1000},
+                         dict({"name": "o", "op": "to_zarr", "input": "b", "path": out,
+                               "overwrite": True}, **store)]}, open(p, "w"))
+    return halo("run", p, "--quiet"), out
+
+
+for store, inner, grid in [({"shards": [8, 8, 10]}, [4, 4, 5], [8, 8, 10]),
+                           ({"shards": [6, 16, 16], "chunks": [3, 8, 8]}, [3, 8, 8],
+                            [6, 16, 16]),
+                           ({"zarr_format": 3, "compressor": "zstd"}, None, [4, 4, 5])]:
+    r, out = run_store(store)
+    meta = json.load(open(os.path.join(out, "zarr.json"))) if r.returncode == 0 else {}
+    conf = meta.get("codecs", [{}])[0].get("configuration", {})
+    check(r.returncode == 0 and np.array_equal(zarrv3.read(out), data.clip(0, 1000)) and
+          meta["chunk_grid"]["configuration"]["chunk_shape"] == grid and
+          conf.get("chunk_shape") == inner, f"halo run to_zarr {store}", r.stderr)
+for store, needle in [({"shards": [6, 8, 10]}, "field \"shards\": 6 is not a multiple of the "
+                       "chunks' 4 along axis 0"),
+                      ({"shards": [8, 8, 10], "zarr_format": 2}, "Zarr v2 has no shards"),
+                      ({"zarr_format": 3, "compressor": "bz2"}, "Zarr v3 has no bz2 codec")]:
+    r, out = run_store(store)
+    check(r.returncode == 1 and needle in r.stderr, f"halo run to_zarr {store} refused",
+          r.stderr)
+
+# Refused in one line, before anything is written.
+f = path("w_src.zarr")
+zarr.open(f, mode="w", shape=(8, 8, 10), chunks=(4, 4, 5), dtype="<u2")[:] = 1
+for what, opts, needle in [
+        ("shards that are no multiple of the chunks", ["--shards", "6,8,10"],
+         "--shards: 6 is not a multiple of the chunks' 4 along axis 0"),
+        ("shards in Zarr v2", ["--shards", "8,8,10", "--zarr-format", "2"],
+         "--shards: Zarr v2 has no shards"),
+        ("lzma in v3", ["--zarr-format", "3", "--compressor", "lzma"],
+         "Zarr v3 has no lzma codec"),
+        ("a TIFF in v3", ["--zarr-format", "3"], "--zarr-format and --shards apply to Zarr"),
+        ("--zarr-format 4", ["--zarr-format", "4"], "--zarr-format")]:
+    out = path("w_bad.tif" if "TIFF" in what else "w_bad.zarr")
+    shutil.rmtree(out, ignore_errors=True)
+    r = halo("convert", f, out, *opts)
+    check(r.returncode != 0 and needle in r.stderr and r.stderr.count("\n") == 1 and
+          not os.path.exists(out), f"write v3: {what} refused in one line", r.stderr)
 
 done()

@@ -26,6 +26,8 @@ def compressor(c):
         return numcodecs.GZip(level=conf.get("level", 5))
     if c["name"] == "zstd":
         return numcodecs.Zstd(level=conf.get("level", 0))
+    if c["name"].startswith("numcodecs."):
+        return numcodecs.get_codec(dict(conf, id=c["name"][len("numcodecs."):]))
     return None
 
 
@@ -136,3 +138,70 @@ def fill_json(fill, dtype):
 def chunk_files(root):
     return sorted(os.path.relpath(os.path.join(d, f), root)
                   for d, _, fs in os.walk(root) for f in fs if f != "zarr.json")
+
+
+def read(root):
+    """The array at root, as the specification decodes it."""
+    with open(os.path.join(root, "zarr.json")) as f:
+        meta = json.load(f)
+    shape = meta["shape"]
+    grid = meta["chunk_grid"]["configuration"]["chunk_shape"]
+    dtype = np.dtype(meta["data_type"])
+    fill = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}.get(
+        meta["fill_value"], meta["fill_value"])
+    enc = meta["chunk_key_encoding"]
+    sep = enc.get("configuration", {}).get("separator", "/" if enc["name"] == "default" else ".")
+    out = np.full(shape, fill, dtype=dtype)
+    for idx in np.ndindex(*[(s + c - 1) // c for s, c in zip(shape, grid)]):
+        key = sep.join(str(i) for i in idx)
+        f = os.path.join(root, "c" + sep + key if enc["name"] == "default" else key)
+        if not os.path.exists(f):
+            continue
+        with open(f, "rb") as fh:
+            block = decode(fh.read(), meta["codecs"], grid, dtype, fill)
+        sl = tuple(slice(i * c, min((i + 1) * c, s)) for i, c, s in zip(idx, grid, shape))
+        out[sl] = block[tuple(slice(0, x.stop - x.start) for x in sl)]
+    return out
+
+
+def decode(data, codecs, shape, dtype, fill):
+    orders = [c["configuration"]["order"] for c in codecs if c["name"] == "transpose"]
+    enc_shape = list(shape)
+    for order in orders:
+        enc_shape = [enc_shape[i] for i in order]
+    for c in reversed(codecs):
+        name, conf = c["name"], c.get("configuration", {})
+        if name == "crc32c":
+            assert struct.unpack("<I", data[-4:])[0] == crc32c(data[:-4]), "crc32c"
+            data = data[:-4]
+        elif name == "bytes":
+            dt = dtype.newbyteorder("<" if conf.get("endian", "little") == "little" else ">")
+            arr = np.frombuffer(data, dtype=dt).reshape(enc_shape).astype(dtype)
+        elif name == "sharding_indexed":
+            arr = decode_shard(data, conf, shape, dtype, fill)
+        elif name == "transpose":
+            arr = np.transpose(arr, np.argsort(conf["order"]))
+        else:
+            data = compressor(c).decode(data)
+    return arr
+
+
+def decode_shard(data, conf, shape, dtype, fill):
+    inner = conf["chunk_shape"]
+    per = [s // c for s, c in zip(shape, inner)]
+    n = int(np.prod(per))
+    crc = any(c["name"] == "crc32c" for c in conf["index_codecs"])
+    big = conf["index_codecs"][0].get("configuration", {}).get("endian") == "big"
+    size = 16 * n + (4 if crc else 0)
+    raw = data[:size] if conf.get("index_location", "end") == "start" else data[-size:]
+    if crc:
+        assert struct.unpack("<I", raw[-4:])[0] == crc32c(raw[:-4]), "index crc32c"
+    index = np.frombuffer(raw[:16 * n], dtype=">u8" if big else "<u8").reshape(per + [2])
+    out = np.full(shape, fill, dtype=dtype)
+    for pos in np.ndindex(*per):
+        off, nb = (int(v) for v in index[pos])
+        if off == EMPTY and nb == EMPTY:
+            continue
+        sl = tuple(slice(p * c, (p + 1) * c) for p, c in zip(pos, inner))
+        out[sl] = decode(data[off:off + nb], conf["codecs"], inner, dtype, fill)
+    return out
