@@ -13,6 +13,7 @@ enum {
 	HALO_SCRATCH_CONVERT,
 	HALO_SCRATCH_ORDER, /* a transposed chunk, before its axes are put back */
 	HALO_SCRATCH_INDEX, /* a shard's index */
+	HALO_SCRATCH_SHARD, /* a shard's chunk, taken out of it to be written */
 	HALO_SCRATCH_COUNT
 };
 

@@ -434,7 +434,10 @@ static int write_shard(const halo_zarr_t *z, const int64_t *idx, const char *fil
 	}
 	/* Any chunk's bytes are at most its bound (its raw size for none). */
 	size_t cap = (size_t)n * bound + (size_t)n * 16 + 4, len = 0;
-	unsigned char *out = malloc(cap), *chunk = malloc(z->chunk_bytes);
+	/* the thread's buffers: a shard's worth of fresh pages per task
+	 * costs more in page faults than its compression */
+	unsigned char *out = halo_scratch(HALO_SCRATCH_CODEC, cap);
+	unsigned char *chunk = halo_scratch(HALO_SCRATCH_SHARD, z->chunk_bytes);
 	uint64_t *index = (uint64_t *)malloc((size_t)n * 16);
 	int rc = out && chunk && index ? HALO_OK
 				       : halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
@@ -488,8 +491,6 @@ static int write_shard(const halo_zarr_t *z, const int64_t *idx, const char *fil
 		rc = halo_fs_write(file, out, len, err);
 	}
 	free(index);
-	free(chunk);
-	free(out);
 	return rc;
 }
 
