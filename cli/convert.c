@@ -147,6 +147,10 @@ static int plan_v3(const struct convert_opts *o, const halo_volume_info_t *ii,
 	if (o->nshards && wo->zarr_format != 3)
 		return halo_error_set(err, HALO_EINVAL, "--shards: Zarr v2 has no shards; they need "
 				      "--zarr-format 3");
+	/* an input's compressor that v3 lacks: halo's default instead */
+	if (wo->zarr_format == 3 && !halo_zarr_v3_codec_ok(&wo->codec) && !o->compressor)
+		wo->codec = (halo_codec_t){.id = HALO_CODEC_BLOSC, .cname = "lz4", .shuffle = 1,
+					   .clevel = o->clevel >= 0 ? (int)o->clevel : 5};
 	if (wo->zarr_format == 3 && !halo_zarr_v3_codec_ok(&wo->codec))
 		return halo_error_set(err, HALO_EINVAL, "%s: Zarr v3 has no %s codec; --compressor "
 				      "picks another (blosc's, gzip, zstd or none)", o->out,
@@ -390,12 +394,13 @@ int halo_cli_convert(int argc, char **argv)
 		if (stats.pyramid_chunks)
 			snprintf(levels, sizeof levels, " (and %lld in %d pyramid level%s)",
 				 (long long)stats.pyramid_chunks, (int)o.pyramid, o.pyramid == 1 ? "" : "s");
-		printf("convert: %s -> %s: %s %s, chunks %s, %lld chunk%s%s in %.2f s (%.1f MB/s "
+		printf("convert: %s -> %s: %s %s, chunks %s, %lld %s%s%s in %.2f s (%.1f MB/s "
 		       "decoded in+out)\n",
 		       halo__shown(o.in, in, sizeof in), halo__shown(o.out, outp, sizeof outp),
 		       halo__dims(info.shape, info.ndim, shape, sizeof shape),
 		       halo_dtype_name(info.dtype), shard_dims(cut, &info, &wo, chunks, sizeof chunks),
-		       (long long)n, n == 1 ? "" : "s", levels, stats.seconds,
+		       (long long)n, wo.inner[2] ? "shard" : "chunk", n == 1 ? "" : "s", levels,
+		       stats.seconds,
 		       stats.seconds > 0 ? mb / stats.seconds : 0.0);
 	}
 	status = HALO_EXIT_OK;

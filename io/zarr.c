@@ -226,9 +226,9 @@ static int read_inner(const halo_zarr_t *z, const int64_t *idx, const char *file
 	if (off == UINT64_MAX && nb == UINT64_MAX) {
 		*empty = 1;
 	} else if (off > size || nb > size - off || nb > max) {
-		rc = halo_error_set(err, HALO_EFORMAT, "%s: the shard's index puts it at bytes %llu to "
-				    "%llu of %zu", where, (unsigned long long)off,
-				    (unsigned long long)(off + nb), size);
+		rc = halo_error_set(err, HALO_EFORMAT, "%s: the shard's index puts it at byte %llu, "
+				    "%llu bytes long, in a file of %zu", where, (unsigned long long)off,
+				    (unsigned long long)nb, size);
 	} else if (!(*data = halo_scratch(HALO_SCRATCH_FILE, nb ? nb : 1))) {
 		rc = halo_error_set(err, HALO_ENOMEM, "%s: out of memory", where);
 	} else if (halo_fs_pread_all(fd, *data, nb, (off_t)off) != (ssize_t)nb) {

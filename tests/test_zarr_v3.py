@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 
+import numcodecs
 import numpy as np
 import zarr
 
@@ -174,7 +175,7 @@ for what, blob, needle in [
          f"{shard} (chunk 0,2,4): CRC32C checksum mismatch"),
         ("cut short", good[:20], f"{shard}: 20 bytes, too short for the shard's index of 132"),
         ("an entry beyond the file", beyond,
-         f"{shard} (chunk 0,2,4): the shard's index puts it at bytes")]:
+         f"{shard} (chunk 0,2,4): the shard's index puts it at byte")]:
     open(shard, "wb").write(blob)
     refused(src, needle, f"v3 shard with {what} refused in one line")
 open(shard, "wb").write(good)
@@ -380,6 +381,21 @@ for store, needle in [({"shards": [6, 8, 10]}, "field \"shards\": 6 is not a mul
     r, out = run_store(store)
     check(r.returncode == 1 and needle in r.stderr, f"halo run to_zarr {store} refused",
           r.stderr)
+
+# The summary counts shards; an input's compressor that v3 lacks (numcodecs'
+# Zlib) gives way to halo's default, blosc lz4.
+f = path("w_zlib.zarr")
+zarr.open(f, mode="w", shape=(8, 8, 10), chunks=(4, 4, 5), dtype="<u2",
+          compressor=numcodecs.Zlib(level=1))[:] = 7
+out = path("w_zlib_out.zarr")
+shutil.rmtree(out, ignore_errors=True)
+r = halo("convert", f, out, "--shards", "8,8,10")
+conf = (json.load(open(os.path.join(out, "zarr.json")))["codecs"][0]["configuration"]
+        if r.returncode == 0 else {})
+check(r.returncode == 0 and "chunks 4x4x5 in shards of 8x8x10, 1 shard in" in r.stdout and
+      conf["codecs"][1]["configuration"]["cname"] == "lz4" and
+      (zarrv3.read(out) == 7).all(), "write v3 from a zlib input: blosc lz4, 1 shard counted",
+      r.stdout + r.stderr)
 
 # Refused in one line, before anything is written.
 f = path("w_src.zarr")
