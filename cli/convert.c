@@ -161,18 +161,18 @@ static int plan_v3(const struct convert_opts *o, const halo_volume_info_t *ii,
 		return halo_error_set(err, HALO_EINVAL, "--shards: the input is %s", ii->ndim == 3 ?
 				      "3D; give Z,Y,X" : "2D; give Y,X");
 	int off = 3 - o->nshards;
+	int64_t want[3] = {1, 1, 1}, inner[3];
+	for (int d = off; d < 3; d++)
+		want[d] = o->shards[d - off];
+	int bad = halo_volume_shards(ii->shape, info->chunks, want, inner, info->chunks);
+	if (bad >= 0)
+		return halo_error_set(err, HALO_EINVAL, "--shards: %lld is not a multiple of the "
+				      "chunks' %lld along axis %d", (long long)want[bad],
+				      (long long)inner[bad], bad - off);
+	memcpy(wo->inner, inner, sizeof inner);
 	double bytes = (double)halo_dtype_size(info->dtype);
-	for (int d = 0; d < 3; d++) {
-		int64_t in = info->chunks[d] < ii->shape[d] ? info->chunks[d] : ii->shape[d];
-		int64_t want = d < off ? 1 : o->shards[d - off], top = (ii->shape[d] + in - 1) / in * in;
-		if (want % in)
-			return halo_error_set(err, HALO_EINVAL, "--shards: %lld is not a multiple of the "
-					      "chunks' %lld along axis %d", (long long)want,
-					      (long long)in, d - off);
-		wo->inner[d] = in;
-		info->chunks[d] = want < top ? want : top;
+	for (int d = 0; d < 3; d++)
 		bytes *= (double)info->chunks[d];
-	}
 	/* A shard is a task's buffer, and halo's chunk limit holds for it. */
 	if (bytes > (double)HALO_ZARR_MAX_CHUNK_BYTES)
 		return halo_error_set(err, HALO_EINVAL, "--shards: a shard of %.0f bytes exceeds "

@@ -79,6 +79,19 @@ static int is_tiff_file(const char *path)
 			  (m[0] == 'M' && m[1] == 'M' && m[2] == 0 && (m[3] == 42 || m[3] == 43)));
 }
 
+int halo_volume_shards(const int64_t shape[3], const int64_t chunks[3], const int64_t want[3],
+		       int64_t inner[3], int64_t shards[3])
+{
+	for (int d = 0; d < 3; d++) {
+		int64_t in = inner[d] = chunks[d] < shape[d] ? chunks[d] : shape[d];
+		int64_t top = (shape[d] + in - 1) / in * in;
+		if (want[d] % in)
+			return d;
+		shards[d] = want[d] < top ? want[d] : top; /* chunks may be shards */
+	}
+	return -1;
+}
+
 int halo_volume_chunks_fit(halo_format_t format, int64_t chunks[3], size_t elsize)
 {
 	if (format != HALO_FMT_TIFF)

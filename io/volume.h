@@ -133,6 +133,14 @@ int halo_path_check_output(const char *path, halo_error_t *err);
  * Returns 1 where they changed. */
 int halo_volume_chunks_fit(halo_format_t format, int64_t chunks[3], size_t elsize);
 
+/* Zarr v3 shards of want (z, y, x; a 2D volume's z is 1) over chunks of a
+ * volume of shape: inner gets the chunks cut to the shape, shards the
+ * shards cut to the shape rounded up to whole chunks (what the store
+ * holds and writes a task at a time; it may be chunks). Returns the axis
+ * where want is no multiple of inner, else -1. */
+int halo_volume_shards(const int64_t shape[3], const int64_t chunks[3], const int64_t want[3],
+		       int64_t inner[3], int64_t shards[3]);
+
 /* Creates the output at path (a temporary path from io/outdir.h). For TIFF
  * info->chunks[1..2] must equal the shape: TIFF is written in z slabs, in
  * order. */

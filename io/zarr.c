@@ -281,20 +281,22 @@ int halo_zarr_read_chunk(const halo_zarr_t *z, const int64_t *idx, void *buf,
 			 halo_error_t *err)
 {
 	const halo_zarr_meta_t *m = &z->meta;
-	char file[4096], where[4400];
+	char file[4096], label[4400];
 	int64_t key[HALO_MAXDIM]; /* the file's: the chunk's, or its shard's */
 	for (int d = 0; d < m->ndim; d++)
 		key[d] = m->shard.on ? idx[d] / (m->shard.shape[d] / m->chunks[d]) : idx[d];
 	int rc = chunk_file(z, key, file, sizeof file, err);
 	if (rc)
 		return rc;
-	snprintf(where, sizeof where, "%s", file);
+	/* what errors name: the file, and in a shard the chunk */
+	const char *where = file;
 	if (m->shard.on) {
-		size_t n = strlen(where);
-		for (int d = 0; d < m->ndim && n < sizeof where; d++)
-			n += (size_t)snprintf(where + n, sizeof where - n, "%s%lld", d ? "," : " (chunk ",
+		size_t n = (size_t)snprintf(label, sizeof label, "%s", file);
+		for (int d = 0; d < m->ndim && n < sizeof label; d++)
+			n += (size_t)snprintf(label + n, sizeof label - n, "%s%lld", d ? "," : " (chunk ",
 					      (long long)idx[d]);
-		snprintf(where + n, n < sizeof where ? sizeof where - n : 0, ")");
+		snprintf(label + n, n < sizeof label ? sizeof label - n : 0, ")");
+		where = label;
 	}
 	size_t elsize = halo_dtype_size(m->dtype);
 	size_t nel = z->chunk_bytes / elsize;

@@ -392,19 +392,19 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 		return fail(c, HALO_EINVAL, "Zarr v3 has no %s codec (blosc's, gzip, zstd or none)",
 			    halo_codec_id_name(wo.codec.id));
 	/* Shards of the chunks (given, or the input's): the store's chunks
-	 * are the shards, no larger than the array in whole chunks. */
+	 * are the shards. */
+	int64_t in3[3], want3[3] = {1, 1, 1}, shard3[3];
 	for (int d = 0, off = 3 - a->ndim; sharded && d < 3; d++) {
-		int64_t in = d < off ? 1 : given ? chunks[d - off]
-					   : a->grid[d].start[1] - a->grid[d].start[0];
-		in = in < a->shape[d] ? in : a->shape[d];
-		int64_t want = d < off ? 1 : shards[d - off], top = (a->shape[d] + in - 1) / in * in;
-		if (want % in)
-			return fail(c, HALO_EINVAL, "field \"shards\": %lld is not a multiple of the "
-				    "chunks' %lld along axis %d", (long long)want, (long long)in, d - off);
-		wo.inner[d] = in;
-		if (d >= off)
-			shards[d - off] = want < top ? want : top;
+		in3[d] = d < off ? 1 : given ? chunks[d - off] : a->grid[d].start[1] - a->grid[d].start[0];
+		want3[d] = d < off ? 1 : shards[d - off];
 	}
+	int bad = sharded ? halo_volume_shards(a->shape, in3, want3, wo.inner, shard3) : -1;
+	if (bad >= 0)
+		return fail(c, HALO_EINVAL, "field \"shards\": %lld is not a multiple of the chunks' "
+			    "%lld along axis %d", (long long)want3[bad], (long long)wo.inner[bad],
+			    bad - (3 - a->ndim));
+	for (int d = 3 - a->ndim; sharded && d < 3; d++)
+		shards[d - (3 - a->ndim)] = shard3[d];
 	return wrap(c, halo_to_store(c->g, a, path, sharded ? shards : given ? chunks : NULL,
 				     dtname ? (int)dt.kind : -1, &wo, overwrite, out, c->err));
 }
