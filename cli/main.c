@@ -76,9 +76,15 @@ static int dispatch(int argc, char **argv)
 {
 	/* Chunks and tasks are allocated and freed by the hundred thousand:
 	 * keep freed memory in the heap instead of trimming it back to the
-	 * kernel after each burst (a third of the per-task cost otherwise). */
+	 * kernel after each burst (a third of the per-task cost otherwise).
+	 * Setting these turns off glibc's own raising of the mmap threshold,
+	 * which would leave every chunk buffer over 128 KiB in fresh pages
+	 * that fault on first touch and go back to the kernel on free: keep
+	 * blocks up to glibc's maximum (32 MiB) in the heap too (a rechunk of
+	 * planes into cubes took 27 % less time). */
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	mallopt(M_TOP_PAD, 64 << 20);
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	/* Chunk files, StarPU's and FFTW's files: take what the hard limit on
 	 * open files allows, as a soft limit of 1024 or less can run short. */
 	struct rlimit nofile;
