@@ -32,9 +32,11 @@ static const char convert_help[] =
 	"  --shuffle MODE        blosc: none, byte, bit (default: the input's, else byte)\n"
 	"  --ome                 write OME-Zarr (also when OUT ends in .ome.zarr)\n"
 	"  --pyramid N           OME-Zarr: add N levels, each 2x smaller in y and x (mean)\n"
-	"  --zarr-format 2|3     Zarr v2 (default; OME-Zarr 0.4) or v3 (OME-Zarr 0.5)\n"
+	"  --zarr-format 2|3     Zarr v2 (OME-Zarr 0.4) or v3 (OME-Zarr 0.5) (default: the\n"
+	"                        input's, else 2)\n"
 	"  --shards Z,Y,X        Zarr v3: store the chunks in shards of this shape, one\n"
-	"                        file each (multiples of the chunks; implies v3)\n"
+	"                        file each (multiples of the chunks; implies v3; default:\n"
+	"                        a v3 input's, where the chunks divide them)\n"
 	HALO_CLI_SELECT_HELP
 	"  --memory SIZE         bound on chunks in flight, e.g. 2G (default: RAM/4)\n"
 	"  --overwrite           replace an existing OUT\n"
@@ -137,10 +139,16 @@ bad_value:
 /* Zarr v3 and its shards: the chunks planned so far are the shards'
  * chunks, and the volume's chunks (the store's, what a task writes)
  * become the shards, shrunk to the array rounded up to whole chunks. */
-static int plan_v3(const struct convert_opts *o, const halo_volume_info_t *ii,
+static int plan_v3(const struct convert_opts *o, const halo_reader_t *r,
 		   halo_volume_info_t *info, halo_writer_opts_t *wo, halo_error_t *err)
 {
-	wo->zarr_format = o->zarr_format ? (int)o->zarr_format : o->nshards ? 3 : 2;
+	const halo_volume_info_t *ii = halo_reader_info(r);
+	halo_stored_t st;
+	halo_reader_stored(r, &st);
+	/* Unless told otherwise, a Zarr output keeps a Zarr input's format */
+	int keep = !o->zarr_format && !o->nshards && st.zarr_format == 3 &&
+		   wo->format != HALO_FMT_TIFF;
+	wo->zarr_format = o->zarr_format ? (int)o->zarr_format : o->nshards || keep ? 3 : 2;
 	if ((o->zarr_format || o->nshards) && wo->format == HALO_FMT_TIFF)
 		return halo_error_set(err, HALO_EINVAL, "%s: --zarr-format and --shards apply to "
 				      "Zarr", o->out);
@@ -155,6 +163,20 @@ static int plan_v3(const struct convert_opts *o, const halo_volume_info_t *ii,
 		return halo_error_set(err, HALO_EINVAL, "%s: Zarr v3 has no %s codec; --compressor "
 				      "picks another (blosc's, gzip, zstd or none)", o->out,
 				      halo_codec_id_name(wo->codec.id));
+	if (keep && st.shards[2]) {
+		/* and its shards, where the output's chunks still divide them */
+		int64_t want[3], inner[3], shards[3];
+		for (int d = 0; d < 3; d++)
+			want[d] = st.shards[d] ? st.shards[d] : 1;
+		double bytes = (double)halo_dtype_size(info->dtype);
+		for (int d = 0; d < 3; d++)
+			bytes *= (double)want[d];
+		if (halo_volume_shards(ii->shape, info->chunks, want, inner, shards) < 0 &&
+		    bytes <= (double)HALO_ZARR_MAX_CHUNK_BYTES) {
+			memcpy(wo->inner, inner, sizeof inner);
+			memcpy(info->chunks, shards, sizeof shards);
+		}
+	}
 	if (!o->nshards)
 		return HALO_OK;
 	if (o->nshards != (ii->ndim == 3 ? 3 : 2))
@@ -282,7 +304,7 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 		return halo_error_set(err, HALO_EINVAL, "--shuffle applies to blosc; the output's "
 				      "compressor is %s", halo_codec_id_name(codec.id));
 	wo->codec = codec;
-	return plan_v3(o, ii, info, wo, err);
+	return plan_v3(o, r, info, wo, err);
 }
 
 /* A conversion is the pipeline `from -> to_zarr/to_tiff` with the output's

@@ -190,6 +190,10 @@ static int describe_volume(const char *path, int as_json)
 		fortran &= stored.order[a] == stored.ndim - 1 - a;
 	}
 	if (desc) {
+		json_object_set_new(desc, "zarr_format", stored.zarr_format ?
+				    json_integer(stored.zarr_format) : json_null());
+		json_object_set_new(desc, "ome_version", stored.ome_version ?
+				    json_string(stored.ome_version) : json_null());
 		json_object_set_new(desc, "shards", shards);
 		json_object_set_new(desc, "checksum", stored.crc32c ? json_string("crc32c")
 								    : json_null());
@@ -224,7 +228,13 @@ static int describe_volume(const char *path, int as_json)
 			n[3] += (size_t)snprintf(dims[3] + n[3], sizeof dims[3] - n[3], "%g%s",
 						 v->origin[d], d < 2 ? ", " : "");
 		}
-		printf("%s: %s, %dD\n", path, formats[halo_reader_format(r)], v->ndim);
+		/* "zarr v3", "ome-zarr 0.4 (zarr v2)", "tiff" */
+		printf("%s: %s", path, formats[halo_reader_format(r)]);
+		if (stored.ome_version)
+			printf(" %s (zarr v%d)", stored.ome_version, stored.zarr_format);
+		else if (stored.zarr_format)
+			printf(" v%d", stored.zarr_format);
+		printf(", %dD\n", v->ndim);
 		printf("  shape       %s\n", dims[0]);
 		printf("  chunks      %s (%lld chunk%s)\n", dims[1], (long long)nchunks,
 		       nchunks == 1 ? "" : "s");

@@ -30,6 +30,7 @@ struct halo_reader {
 	json_t *attrs;             /* OME-Zarr: the group's, while opening */
 	json_t *omero;             /* OME-Zarr: its "omero" of that channel */
 	json_t *names;             /* OME-Zarr: its channels' labels */
+	char ome_version[16];      /* OME-Zarr: as its metadata says */
 };
 
 #define MAX_LEVELS 16
@@ -537,6 +538,13 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 	    (rc = zarr_info(r, err)))
 		goto fail;
 	if (r->format == HALO_FMT_OME_ZARR) {
+		/* 0.5 keeps it beside multiscales, 0.4 in each multiscale */
+		const json_t *ver = json_object_get(r->attrs, "version");
+		if (!json_is_string(ver))
+			ver = json_object_get(json_array_get(json_object_get(r->attrs, "multiscales"),
+							     0), "version");
+		snprintf(r->ome_version, sizeof r->ome_version, "%s",
+			 json_is_string(ver) ? json_string_value(ver) : "");
 		r->omero = omero_of(r->attrs, r->channel, r->channels);
 		r->names = channel_names(r->attrs, r->channels);
 	}
@@ -591,7 +599,8 @@ void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s)
 	s->big_endian = v->dtype.big_endian;
 	s->compression = NULL;
 	memset(s->shards, 0, sizeof s->shards);
-	s->crc32c = s->ndim = 0;
+	s->crc32c = s->ndim = s->zarr_format = 0;
+	s->ome_version = r->format == HALO_FMT_OME_ZARR && r->ome_version[0] ? r->ome_version : NULL;
 	if (r->tiff) {
 		const halo_tiff_info_t *t = halo_tiff_info(r->tiff);
 		s->big_endian = t->big_endian;
@@ -604,6 +613,7 @@ void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s)
 				s->shards[d] = m->shard.on ? m->shard.shape[r->src[d]] : 0;
 			}
 		s->crc32c = m->crc32c;
+		s->zarr_format = m->zarr_format;
 		s->ndim = m->ndim;
 		memcpy(s->order, m->order, sizeof s->order);
 	}

@@ -74,6 +74,8 @@ typedef struct halo_stored {
 	int64_t channels, times; /* along its channel and time axes (or 1) */
 	int64_t shards[3];       /* a sharded Zarr v3 array's shard shape; else 0 */
 	int crc32c;              /* Zarr v3 chunks that end in their CRC32C */
+	int zarr_format;         /* 2 or 3; 0 for TIFF */
+	const char *ome_version; /* an OME-Zarr's, as it says ("0.4"); else NULL */
 	int ndim;                /* a Zarr array's axes and the order in which */
 	int order[HALO_MAXDIM];  /* its chunks store them (identity: C order) */
 } halo_stored_t;

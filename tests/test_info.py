@@ -118,7 +118,24 @@ with tempfile.TemporaryDirectory(dir=os.environ.get("HALO_TEST_TMP")) as tmp:
     check(v["format"] == "zarr" and v["shape"] == list(z.shape) and v["chunks"] == list(z.chunks)
           and v["nchunks"] == z.nchunks and v["dtype"] == "int16" and v["byte_order"] == ">"
           and v["compressor"] == {"cname": "zstd", "clevel": 7, "shuffle": "bit"}
-          and v["fill_value"] == -3, f"halo info VOLUME --json matches python zarr: {v}")
+          and v["fill_value"] == -3 and v["zarr_format"] == 2 and v["ome_version"] is None,
+          f"halo info VOLUME --json matches python zarr: {v}")
+    # The versions of Zarr and OME-Zarr, as the metadata gives them
+    o = os.path.join(tmp, "v.ome.zarr")
+    g = zarr.open_group(o, mode="w")
+    g.create_dataset("0", shape=(2, 3, 4), dtype="<u2")
+    g.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": a, "type": "space"}
+                                                          for a in "zyx"],
+                               "datasets": [{"path": "0", "coordinateTransformations": [
+                                   {"type": "scale", "scale": [1, 1, 1]}]}]}]
+    r = subprocess.run([halo, "info", o], capture_output=True, text=True)
+    v = json.loads(subprocess.run([halo, "info", o, "--json"], capture_output=True,
+                                  text=True).stdout)
+    check(r.stdout.startswith(f"{o}: ome-zarr 0.4 (zarr v2), 3D\n") and
+          v["ome_version"] == "0.4" and v["zarr_format"] == 2 and
+          subprocess.run([halo, "info", p], capture_output=True,
+                         text=True).stdout.startswith(f"{p}: zarr v2, 3D\n"),
+          f"halo info: Zarr's and OME-Zarr's versions: {r.stdout.splitlines()[:1]}")
     # numcodecs' other compressors as their config (id and level).
     for comp in [numcodecs.Zstd(level=-3), numcodecs.GZip(level=9), numcodecs.Zlib(level=1),
                  numcodecs.LZ4(acceleration=3)]:
@@ -164,7 +181,7 @@ with tempfile.TemporaryDirectory(dir=os.environ.get("HALO_TEST_TMP")) as tmp:
     tifffile.imwrite(q, np.zeros((2, 8, 8), dtype="f4"))
     v = json.loads(subprocess.run([halo, "info", q, "--json"], capture_output=True,
                                   text=True).stdout)
-    check(v["byte_order"] == "<" and v["compressor"] is None,
+    check(v["byte_order"] == "<" and v["compressor"] is None and v["zarr_format"] is None,
           f"an uncompressed little-endian TIFF: {v}")
     r = subprocess.run([halo, "info", os.path.join(tmp, "none.zarr")], capture_output=True,
                        text=True)

@@ -497,7 +497,7 @@ for encoding, endian, codec in [("default", "little", "blosc"), ("v2", "big", "b
     data = sample("<u2", (6, 10, 13))
     src, dst = path("v3.zarr"), path("v3_out.zarr")
     write_v3(src, data, (4, 4, 5), encoding, endian, codec)
-    r = convert(src, dst)
+    r = convert(src, dst, "--zarr-format", "2")
     ok = r.returncode == 0 and same(zarr.open(dst, mode="r")[:], data)
     check(ok, f"zarr v3 input: {encoding} keys, {endian} endian, codec {codec}", r.stderr)
 
@@ -510,14 +510,14 @@ for hexfill, want in [("0x7fc00000", np.nan), ("0x40200000", 2.5)]:
     meta["fill_value"] = hexfill
     json.dump(meta, open(os.path.join(src, "zarr.json"), "w"))
     os.remove(os.path.join(src, "c/1/2/2"))
-    r = convert(src, dst)
+    r = convert(src, dst, "--zarr-format", "2")
     expect = data.copy()
     expect[4:, 8:, 10:] = want
     check(r.returncode == 0 and same(zarr.open(dst, mode="r")[:], expect),
           f"zarr v3 fill_value {hexfill}: missing chunk reads {want}", r.stderr)
 meta["storage_transformers"] = [{"name": "chunk-manifest-json"}]
 json.dump(meta, open(os.path.join(src, "zarr.json"), "w"))
-r = convert(src, dst)
+r = convert(src, dst, "--zarr-format", "2")
 check(r.returncode == 1 and "storage_transformers are not supported" in r.stderr,
       "zarr v3 storage_transformers refused", r.stderr)
 # What the v3 spec requires, refused where it is not there: halo would
@@ -538,12 +538,12 @@ for name, change, needle in [
     if change.get("chunk_key_encoding", 1) is None:
         del meta["chunk_key_encoding"]
     json.dump(meta, open(os.path.join(src, "zarr.json"), "w"))
-    r = convert(src, dst)
+    r = convert(src, dst, "--zarr-format", "2")
     check(r.returncode == 1 and needle in r.stderr and r.stderr.count("\n") == 1,
           f"zarr v3 with {name} refused in one line", r.stderr)
 meta = dict(good, dimension_names=["z", None, "x"])
 json.dump(meta, open(os.path.join(src, "zarr.json"), "w"))
-r = convert(src, dst)
+r = convert(src, dst, "--zarr-format", "2")
 check(r.returncode == 0 and same(zarr.open(dst, mode="r")[:], data),
       "zarr v3 with dimension_names (one null) read", r.stderr)
 

@@ -36,8 +36,9 @@ def convert(src, dst, *opts):
 
 
 def converts_to(src, expect, what, *opts):
+    """Converted to Zarr v2, zarr 2.13 reads what halo read."""
     dst = path("v3_out.zarr")
-    r = convert(src, dst, *opts)
+    r = convert(src, dst, "--zarr-format", "2", *opts)
     got = zarr.open(dst, mode="r")[:] if r.returncode == 0 else None
     ok = got is not None and got.shape == expect.shape and np.array_equal(got, expect,
                                                                          equal_nan=True)
@@ -146,19 +147,34 @@ check("c/1/2/2" not in zarrv3.chunk_files(src) and len(zarrv3.chunk_files(src)) 
 data = sample("<u2", (13, 21, 26))
 zarrv3.write(src, data, (8, 8, 10), [zarrv3.sharding((4, 4, 5), [le(), BLOSC, CRC])])
 dst = path("v3_out.zarr")
-r = convert(src, dst)
+r = convert(src, dst, "--zarr-format", "2")
 out = zarr.open(dst, mode="r") if r.returncode == 0 else None
 check(out is not None and out.chunks == (4, 4, 5) and out.compressor.cname == "lz4" and
       np.array_equal(out[:], data), "v3 sharded: the output has the inner chunks and codec",
       r.stderr)
+# By default the output stays v3, in the input's shards where the
+# output's chunks divide them.
+for opts, shards in [((), [8, 8, 10]), (("--chunks", "2,4,5"), [8, 8, 10]),
+                     (("--chunks", "3,4,5"), None)]:
+    r = convert(src, dst, *opts)
+    meta = json.load(open(os.path.join(dst, "zarr.json"))) if r.returncode == 0 else {}
+    got = zarrv3.read(dst) if r.returncode == 0 else None
+    sharding = meta.get("codecs", [{}])[0].get("name") == "sharding_indexed"
+    check(meta.get("zarr_format") == 3 and np.array_equal(got, data) and
+          (meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape") == shards
+           if shards else not sharding),
+          f"a v3 input gives v3 {'in its shards' if shards else 'unsharded'} by default "
+          f"{' '.join(opts)}", r.stderr + json.dumps(meta))
 # halo info describes the layout.
 r = halo("info", src, "--json", check_rc=0)
 desc = json.loads(r.stdout) if r.returncode == 0 else {}
 check(desc.get("chunks") == [4, 4, 5] and desc.get("shards") == [8, 8, 10] and
-      desc.get("checksum") == "crc32c" and desc.get("stored_axis_order") == [0, 1, 2],
+      desc.get("checksum") == "crc32c" and desc.get("stored_axis_order") == [0, 1, 2] and
+      desc.get("zarr_format") == 3 and desc.get("ome_version") is None,
       "halo info --json: shards, checksum, axis order", r.stdout + r.stderr)
 r = halo("info", src, check_rc=0)
 check("shards      8x8x10 (18 files of chunks)" in r.stdout and
+      r.stdout.startswith(f"{src}: zarr v3, 3D\n") and
       "checksum    crc32c on every chunk" in r.stdout, "halo info: shards and checksum",
       r.stdout)
 # Damaged shards: one line each, naming the shard file (and the chunk).
@@ -236,14 +252,24 @@ converts_to(ome, data4[1], "OME-Zarr 0.5: level 0 of channel 1 read", "--channel
 r = halo("info", ome, "--json", check_rc=0)
 desc = json.loads(r.stdout) if r.returncode == 0 else {}
 check(desc.get("format") == "ome-zarr" and desc.get("voxel") == [0.5, 0.1, 0.1] and
-      desc.get("unit") == "micrometer" and desc.get("channel_names") == ["DAPI", "GFP"],
+      desc.get("unit") == "micrometer" and desc.get("channel_names") == ["DAPI", "GFP"] and
+      desc.get("zarr_format") == 3 and desc.get("ome_version") == "0.5",
       "OME-Zarr 0.5: voxel size, unit and channel names", r.stdout + r.stderr)
 out = path("img05_out.ome.zarr")
-r = convert(ome, out, "--channel", "0")
-attrs = zarr.open_group(out, mode="r").attrs.asdict() if r.returncode == 0 else {}
-check(attrs.get("omero", {}).get("channels", [{}])[0].get("label") == "DAPI" and
-      attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"] ==
-      [0.5, 0.1, 0.1], "OME-Zarr 0.5 to 0.4: voxel size and channel kept", r.stderr)
+for fmt, version in [("2", "0.4"), (None, "0.5")]:
+    r = convert(ome, out, "--channel", "0", *(["--zarr-format", fmt] if fmt else []))
+    if r.returncode == 0 and fmt:
+        attrs = zarr.open_group(out, mode="r").attrs.asdict()
+    elif r.returncode == 0:
+        attrs = json.load(open(os.path.join(out, "zarr.json")))["attributes"]["ome"]
+    else:
+        attrs = {}
+    ms = attrs.get("multiscales", [{}])[0]
+    check(attrs.get("omero", {}).get("channels", [{}])[0].get("label") == "DAPI" and
+          ms.get("datasets", [{}])[0].get("coordinateTransformations", [{}])[0].get("scale") ==
+          [0.5, 0.1, 0.1] and (ms.get("version") or attrs.get("version")) == version,
+          f"OME-Zarr 0.5 to {version}{'' if fmt else ' (by default)'}: voxel size and channel "
+          "kept", r.stderr + json.dumps(attrs))
 # A v3 group that is no image is named as such.
 json.dump({"zarr_format": 3, "node_type": "group", "attributes": {}},
           open(os.path.join(ome, "zarr.json"), "w"))
