@@ -48,6 +48,9 @@ static int wrap(struct ctx *c, int rc)
 	return rc;
 }
 
+#define DTYPES "uint8, uint16, uint32, uint64, int8, int16, int32, int64, float16, float32, " \
+	       "float64, bool"
+
 static json_t *field(struct ctx *c, const char *name)
 {
 	return json_object_get(c->obj, name);
@@ -320,13 +323,12 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 	halo_dtype_t dt = {(halo_dtype_kind_t)0, 0};
 	rc = get_string(c, "dtype", 0, &dtname);
 	if (!rc && dtname && halo_dtype_parse(dtname, "dtype", &dt, NULL))
-		return fail(c, HALO_EINVAL, "unknown dtype \"%s\" (uint8, uint16, uint32, int8, int16, "
-			    "int32, float32, float64)", dtname);
+		return fail(c, HALO_EINVAL, "unknown dtype \"%s\" (%s)", dtname, DTYPES);
 	if (!rc)
 		rc = get_bool(c, "overwrite", &overwrite);
 	if (!rc && a->ndim > 0)
 		rc = get_ints(c, "chunks", a->ndim, 1, chunks, &given);
-	if (!rc && a->ndim > 0)
+	if (!rc && a->ndim > 0 && !json_is_null(field(c, "shards"))) /* null: none, as in zarr */
 		rc = get_ints(c, "shards", a->ndim, 1, shards, &sharded);
 	if (!rc)
 		rc = get_int(c, "zarr_format", 2, 3, &zarr_format);
@@ -462,8 +464,7 @@ static int parse_step(struct ctx *c, const char *op, json_t *names, halo_expr_t 
 		if (rc)
 			return rc;
 		if (halo_dtype_parse(name, "dtype", &dt, NULL))
-			return fail(c, HALO_EINVAL, "unknown dtype \"%s\" (uint8, uint16, uint32, int8, "
-				    "int16, int32, float32, float64)", name);
+			return fail(c, HALO_EINVAL, "unknown dtype \"%s\" (%s)", name, DTYPES);
 		return wrap(c, halo_astype(c->g, a, dt.kind, out, c->err));
 	}
 	if (strcmp(op, "map_blocks") == 0) {

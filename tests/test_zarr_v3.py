@@ -393,7 +393,8 @@ def run_store(store):
 for store, inner, grid in [({"shards": [8, 8, 10]}, [4, 4, 5], [8, 8, 10]),
                            ({"shards": [6, 16, 16], "chunks": [3, 8, 8]}, [3, 8, 8],
                             [6, 16, 16]),
-                           ({"zarr_format": 3, "compressor": "zstd"}, None, [4, 4, 5])]:
+                           ({"zarr_format": 3, "compressor": "zstd"}, None, [4, 4, 5]),
+                           ({"zarr_format": 3, "shards": None}, None, [4, 4, 5])]:
     r, out = run_store(store)
     meta = json.load(open(os.path.join(out, "zarr.json"))) if r.returncode == 0 else {}
     conf = meta.get("codecs", [{}])[0].get("configuration", {})
