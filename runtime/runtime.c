@@ -754,6 +754,7 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		return halo_error_set(err, HALO_ERUNTIME, "starpu_init failed: %s", strerror(-rc));
 	}
 	runtime_active = 1;
+	halo__hostmem_install();
 	*out = rt;
 	gpus_lead = 0;
 	memset(io_mask, 0, sizeof io_mask);

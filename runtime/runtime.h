@@ -20,6 +20,10 @@ typedef struct halo_worker_info {
 			       * (memory clock x bus width x 2); 0 for CPUs */
 } halo_worker_info_t;
 
+/* Chunk buffers in huge pages, where StarPU would use plain malloc
+ * (runtime/hostmem.c); called once StarPU runs. */
+void halo__hostmem_install(void);
+
 /* Describes the workers StarPU started. *out is malloc'ed; the caller frees. */
 int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
 			  int *count, halo_error_t *err);
