@@ -5,11 +5,13 @@
  * MADV_HUGEPAGE before anything touches it, so that first touches fault
  * once per 2 MiB instead of once per 4 KiB page: where faults are dear (a
  * VM's cost ~20 us each) rechunking 2 GiB of planes into cubes on 2 cores
- * took 1.44 s against 1.75 s. Where the kernel has THP off, the advice is
- * ignored. Installed after starpu_init, and only where StarPU would
- * itself have used posix_memalign and free: its pinning off (halo's
- * default; pinned buffers are cudaHostAlloc's), one NUMA node (on several,
- * StarPU binds each buffer to its node with hwloc), and no simulation
+ * took 1.47 s against 1.82 s. Where the kernel has THP off, the advice is
+ * ignored; HALO_HUGEPAGES=0 turns it off for halo (a kernel that compacts
+ * memory to find huge pages can stall a fault). Installed after
+ * starpu_init, and only where StarPU would itself have used posix_memalign
+ * and free: its pinning off (halo's default; pinned buffers are
+ * cudaHostAlloc's), one NUMA node (on several, StarPU binds each buffer to
+ * its node with hwloc), and no simulation
  * (SimGrid's StarPU folds its buffers onto one file). */
 #include "config.h"
 #include "runtime/runtime.h"
@@ -17,6 +19,7 @@
 #include <errno.h>
 #include <starpu.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #ifndef STARPU_SIMGRID
@@ -47,8 +50,9 @@ static int host_free(unsigned node, void *a, size_t n, int flags)
 
 void halo__hostmem_install(void)
 {
-	const char *pin = getenv("STARPU_DISABLE_PINNING");
-	if (pin && atoi(pin) != 0 && starpu_memory_nodes_get_numa_count() == 1)
+	const char *pin = getenv("STARPU_DISABLE_PINNING"), *huge = getenv("HALO_HUGEPAGES");
+	if (pin && atoi(pin) != 0 && starpu_memory_nodes_get_numa_count() == 1 &&
+	    !(huge && strcmp(huge, "0") == 0))
 		starpu_malloc_set_hooks(host_alloc, host_free);
 }
 #else

@@ -991,7 +991,8 @@ for var, val, needle in [("STARPU_NCPU", "abc", "STARPU_NCPU='abc': not a number
                          ("HALO_INFLIGHT", "abc", "HALO_INFLIGHT='abc': not a number of "
                           "chunks (1 to 1048576)"),
                          ("HALO_FFTW_PLANNER", "slow", "HALO_FFTW_PLANNER='slow': not "
-                          "estimate, measure or patient")]:
+                          "estimate, measure or patient"),
+                         ("HALO_HUGEPAGES", "yes", "HALO_HUGEPAGES='yes': not 0 or 1")]:
     r = halo("info", env={var: val})
     check(r.returncode == 1 and r.stderr.strip() == "halo: " + needle,
           f"{var}={val}: one line, exit 1 (StarPU aborted, or halo ignored it)", r.stderr)
