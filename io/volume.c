@@ -860,12 +860,14 @@ int halo_writer_add_level(halo_writer_t *w, int level, halo_writer_t **out, halo
 static json_t *multiscales(const halo_writer_t *w)
 {
 	static const char *const names[3] = {"z", "y", "x"};
-	const char *unit = w->info.unit[0] ? w->info.unit : "micrometer";
 	int first = w->info.ndim == 2 ? 1 : 0;
 	json_t *axes = json_array();
+	/* NGFF's unit is optional: none known, none claimed (voxels) */
 	for (int d = first; d < 3; d++)
-		json_array_append_new(axes, json_pack("{s:s, s:s, s:s}", "name", names[d], "type",
-						      "space", "unit", unit));
+		json_array_append_new(axes, w->info.unit[0]
+			? json_pack("{s:s, s:s, s:s}", "name", names[d], "type", "space", "unit",
+				    w->info.unit)
+			: json_pack("{s:s, s:s}", "name", names[d], "type", "space"));
 	int moved = 0;
 	for (int d = first; d < 3; d++)
 		moved |= w->info.origin[d] != 0;

@@ -563,7 +563,8 @@ ms = attrs["multiscales"][0]
 check(json.load(open(os.path.join(dst, ".zgroup"))) == {"zarr_format": 2}, "OME: .zgroup")
 check(ms["version"] == "0.4", "OME: version 0.4", ms.get("version"))
 check([a["name"] for a in ms["axes"]] == ["z", "y", "x"] and
-      all(a["type"] == "space" and a["unit"] for a in ms["axes"]), "OME: axes z, y, x with units",
+      all(a["type"] == "space" and "unit" not in a for a in ms["axes"]),
+      "OME: axes z, y, x, without a unit where the input has none",
       ms["axes"])
 check([d["path"] for d in ms["datasets"]] == ["0", "1", "2"], "OME: three datasets",
       ms["datasets"])
