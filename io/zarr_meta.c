@@ -129,7 +129,10 @@ static int parse_fill(const json_t *v, const char *file, halo_zarr_meta_t *m,
 static int parse_blosc(const json_t *c, const char *file, const char *field,
 		       int v3, halo_codec_t *codec, halo_error_t *err)
 {
-	const char *cname = json_string_value(json_object_get(c, "cname"));
+	/* What is left out takes numcodecs' defaults (lz4, 5, byte shuffle),
+	 * as python reads it; decoding needs none of it. */
+	const json_t *name = json_object_get(c, "cname");
+	const char *cname = name ? json_string_value(name) : "lz4";
 	const json_t *clevel = json_object_get(c, "clevel");
 	const json_t *shuffle = json_object_get(c, "shuffle");
 	const json_t *blocksize = json_object_get(c, "blocksize");
@@ -139,11 +142,13 @@ static int parse_blosc(const json_t *c, const char *file, const char *field,
 				      "%s: field '%s' has unsupported blosc cname '%s'", file,
 				      field, cname ? cname : "(missing)");
 	snprintf(codec->cname, sizeof codec->cname, "%s", cname);
-	if (!json_is_integer(clevel) || json_integer_value(clevel) < 0 ||
-	    json_integer_value(clevel) > 9)
+	if (clevel && (!json_is_integer(clevel) || json_integer_value(clevel) < 0 ||
+		       json_integer_value(clevel) > 9))
 		return field_error(err, file, field, "needs clevel 0..9");
-	codec->clevel = (int)json_integer_value(clevel);
-	if (v3 && json_is_string(shuffle)) {
+	codec->clevel = clevel ? (int)json_integer_value(clevel) : 5;
+	if (!shuffle) {
+		codec->shuffle = 1;
+	} else if (v3 && json_is_string(shuffle)) {
 		const char *s = json_string_value(shuffle);
 		codec->shuffle = strcmp(s, "noshuffle") == 0 ? 0
 			       : strcmp(s, "shuffle") == 0 ? 1

@@ -77,6 +77,19 @@ for cname in ["lz4", "lz4hc", "blosclz", "zstd", "zlib"]:
               comp.get("clevel") == 3, f"blosc {cname} shuffle {shuffle}: .zarray compressor",
               comp)
 
+# A blosc compressor given by its id alone: numcodecs' defaults, as zarr
+# reads it (lz4, level 5, byte shuffle), kept in the output.
+src, dst = path("c_bare.zarr"), path("c_out.zarr")
+zarr.open(src, mode="w", shape=data.shape, chunks=(5, 8, 16), dtype="<u2")[:] = data
+meta = json.load(open(os.path.join(src, ".zarray")))
+meta["compressor"] = {"id": "blosc"}
+json.dump(meta, open(os.path.join(src, ".zarray"), "w"))
+r = convert(src, dst)
+comp = json.load(open(os.path.join(dst, ".zarray")))["compressor"] if r.returncode == 0 else {}
+check(r.returncode == 0 and same(zarr.open(dst, mode="r")[:], zarr.open(src, mode="r")[:]) and
+      comp.get("cname") == "lz4" and comp.get("clevel") == 5 and comp.get("shuffle") == 1,
+      "blosc given as {\"id\": \"blosc\"} alone: numcodecs' defaults", r.stderr + str(comp))
+
 # 2b. numcodecs' Zlib, GZip, Zstd (also Zarr v3's default) and LZ4:
 # read, kept by default, level and all; python reads halo's chunks.
 for dt in ["<u2", "<f4"]:
