@@ -194,6 +194,13 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 		snprintf(why, wlen, "multiscales has no dataset with a path");
 		return -1;
 	}
+	/* A key inside the group: ".." or a leading "/" would read another
+	 * array than the image's. */
+	if (p[0] == '/' || !strcmp(p, "..") || !strncmp(p, "../", 3) || strstr(p, "/../") ||
+	    (strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/.."))) {
+		snprintf(why, wlen, "dataset path '%s' leaves the group", p);
+		return -1;
+	}
 	snprintf(dataset, len, "%s", p);
 	const json_t *axes = json_object_get(ms, "axes");
 	size_t na = *naxes = json_array_size(axes);
@@ -242,8 +249,13 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 			int scale = type && strcmp(type, "scale") == 0;
 			const json_t *v = type ? json_object_get(t, type) : NULL;
 			size_t n = json_array_size(v);
-			/* Values given by "path" (a file of them) are not read */
-			if (!(scale || (type && strcmp(type, "translation") == 0)) || !json_is_array(v))
+			int shift = type && strcmp(type, "translation") == 0;
+			if ((scale || shift) && !v && json_object_get(t, "path")) {
+				snprintf(why, wlen, "a %s given by path (a file of values): halo reads "
+					 "them inline only", type);
+				return -1;
+			}
+			if (!(scale || shift) || !json_is_array(v))
 				continue;
 			if (n < 2 || (na && n != na)) {
 				snprintf(why, wlen, "a %s of %zu values for %zu axes", type, n, na);
