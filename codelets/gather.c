@@ -114,8 +114,71 @@ static void copy_direct(const struct halo_gather_args *a, const void *const *src
 	}
 }
 
+/* The nearest integer to sum / c, ties to even, as a double mean's rint. */
+__extension__ typedef __int128 wide_t;
+static wide_t nearest(wide_t sum, int64_t c)
+{
+	wide_t q = sum / c, r = sum % c, sign = sum < 0 ? -1 : 1;
+	wide_t twice = 2 * (r < 0 ? -r : r);
+	if (twice > c || (twice == c && (q & 1)))
+		q += sign;
+	return q;
+}
+
+/* The mean of 64-bit integers into their own type, exactly: a double holds
+ * 53 bits, and a mean near 2^64 came out as the type's maximum. */
+static int average_wide(const struct halo_gather_args *a, const void *const *src, void *dst)
+{
+	int sign = a->src_kind == HALO_I8;
+	const int64_t *o = a->dst_origin, *n = a->dst_dims;
+	const int *f = a->factor;
+	size_t count = (size_t)(n[0] * n[1] * n[2]);
+	wide_t *sum = calloc(count, sizeof *sum);
+	if (!sum)
+		return -1;
+	for (int i = 0; i < a->nsrc; i++) {
+		const struct halo_gather_src *s = &a->src[i];
+		int64_t lo[3], hi[3];
+		for (int d = 0; d < 3; d++) {
+			lo[d] = max64(o[d] * f[d], s->origin[d]);
+			hi[d] = min64(min64((o[d] + n[d]) * f[d], s->origin[d] + s->dims[d]),
+				      a->src_shape[d]);
+		}
+		for (int64_t z = lo[0]; z < hi[0]; z++)
+			for (int64_t y = lo[1]; y < hi[1]; y++) {
+				size_t si = (size_t)(((z - s->origin[0]) * s->dims[1] + (y - s->origin[1])) *
+							     s->dims[2] + (lo[2] - s->origin[2]));
+				const int64_t *is = (const int64_t *)src[i] + si;
+				const uint64_t *us = (const uint64_t *)src[i] + si;
+				wide_t *out = sum + ((z / f[0] - o[0]) * n[1] + (y / f[1] - o[1])) * n[2];
+				for (int64_t x = lo[2]; x < hi[2]; x++)
+					out[x / f[2] - o[2]] += sign ? (wide_t)is[x - lo[2]]
+								     : (wide_t)us[x - lo[2]];
+			}
+	}
+	for (int64_t z = 0; z < n[0]; z++)
+		for (int64_t y = 0; y < n[1]; y++)
+			for (int64_t x = 0; x < n[2]; x++) {
+				size_t k = (size_t)((z * n[1] + y) * n[2] + x);
+				int64_t c = min64(f[0], a->src_shape[0] - (o[0] + z) * f[0]) *
+					    min64(f[1], a->src_shape[1] - (o[1] + y) * f[1]) *
+					    min64(f[2], a->src_shape[2] - (o[2] + x) * f[2]);
+				if (c <= 0)
+					halo_dtype_convert(&a->fill, HALO_F8, (int64_t *)dst + k,
+							   a->dst_kind, 1);
+				else if (sign)
+					((int64_t *)dst)[k] = (int64_t)nearest(sum[k], c);
+				else
+					((uint64_t *)dst)[k] = (uint64_t)nearest(sum[k], c);
+			}
+	free(sum);
+	return 0;
+}
+
 static int average(const struct halo_gather_args *a, const void *const *src, void *dst)
 {
+	if ((a->src_kind == HALO_I8 || a->src_kind == HALO_U8) && a->dst_kind == a->src_kind)
+		return average_wide(a, src, dst);
 	halo_dtype_t sdt = {a->src_kind, 0}, ddt = {a->dst_kind, 0};
 	size_t ssize = halo_dtype_size(sdt), dsize = halo_dtype_size(ddt);
 	const int64_t *o = a->dst_origin, *n = a->dst_dims;

@@ -6,6 +6,7 @@ separators, edge chunks, missing chunks and fill values, arrays inside
 groups, Zarr v3 input and OME-Zarr output."""
 import glob
 import json
+from fractions import Fraction
 import lzma
 import os
 import shutil
@@ -614,6 +615,23 @@ check(lvl[1].shape == (5, 19, 15) and np.array_equal(lvl[1], e1),
 e2 = np.rint(down2(lvl[1])).astype("<u2")
 check(lvl[2].shape == (5, 10, 8) and np.array_equal(lvl[2], e2),
       "OME: level 2 is the 2x2 mean of level 1", f"{lvl[2].shape}")
+# 64-bit integers near their limits average exactly (ties to even), where a
+# double's 53 bits gave the type's maximum for a mean near 2^64.
+for dt, lo, hi in [("<u8", 2**64 - 4096, 2**64 - 1), ("<i8", -2**63, -2**63 + 4096),
+                   ("<i8", 2**63 - 4096, 2**63 - 1)]:
+    big = np.array([int(v) for v in rng.integers(0, hi - lo, size=2 * 5 * 7, endpoint=True,
+                                                  dtype=np.uint64)], dtype=object) + lo
+    big = big.reshape(2, 5, 7)
+    src64, dst64 = path("big64.zarr"), path("big64.ome.zarr")
+    zarr.open(src64, mode="w", shape=big.shape, chunks=(2, 4, 4), dtype=dt)[:] = \
+        big.astype(np.dtype(dt))
+    r = convert(src64, dst64, "--pyramid", "1")
+    got = zarr.open(os.path.join(dst64, "1"), mode="r")[:] if r.returncode == 0 else None
+    want = np.array([[[round(Fraction(int(big[z, 2 * y:2 * y + 2, 2 * x:2 * x + 2].sum()),
+                                      big[z, 2 * y:2 * y + 2, 2 * x:2 * x + 2].size))
+                       for x in range(4)] for y in range(3)] for z in range(2)], dtype=object)
+    check(got is not None and [int(v) for v in got.ravel()] == [int(v) for v in want.ravel()],
+          f"OME pyramid of {dt} in [{lo}, {hi}]: exact means, ties to even", r.stderr)
 # Reading an OME-Zarr group uses level 0 and keeps the voxel size.
 back = path("ome_back.zarr")
 r = convert(dst, back)
