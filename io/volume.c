@@ -373,15 +373,16 @@ static int zarr_axes(halo_reader_t *r, int nspace, const char *roles, const halo
 		r->crop |= m->chunks[a] > 1;
 		r->lead[a] = 0;
 		if (k >= 0 && axis[k] >= 0) {
-			return halo_error_set(err, HALO_EFORMAT, "%s: axes %d and %d are both %s axes",
-					      file, axis[k] + 1, a + 1, k ? "time" : "channel");
+			return halo_error_set(err, HALO_EFORMAT, "%s: axes %d and %d (from 0) are both "
+					      "%s axes", file, axis[k], a, k ? "time" : "channel");
 		} else if (k >= 0) {
 			count[k] = m->shape[a];
 			axis[k] = a;
 		} else if (m->shape[a] != 1) {
-			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: axis %d (not a space axis) "
-					      "has %lld values; halo reads one channel at one time",
-					      file, a + 1, (long long)m->shape[a]);
+			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: axis %d (from 0), before "
+					      "the last space axes and neither channel nor time, has "
+					      "%lld values; halo reads 2D and 3D volumes, one channel "
+					      "at one time", file, a, (long long)m->shape[a]);
 		}
 	}
 	char where[2][24];

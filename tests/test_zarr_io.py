@@ -781,8 +781,16 @@ g.create_dataset("0", data=tczyx[:, :, 0], chunks=(1, 1, 4, 4))
 g.attrs["multiscales"] = [{"version": "0.4", "axes": [axes[1], axes[1]] + axes[3:],
                            "datasets": [{"path": "0"}]}]
 r = convert(src, path("tc_out.zarr"), "--channel", "1")
-check(r.returncode == 1 and "axes 1 and 2 are both channel axes" in r.stderr,
+check(r.returncode == 1 and "axes 0 and 1 (from 0) are both channel axes" in r.stderr,
       "two channel axes: refused", r.stderr)
+# z before c: z is named for what it is, counted from 0 like the others.
+g = zarr.open_group(src, mode="w")
+g.create_dataset("0", data=np.zeros((4, 3, 10, 12), "<u2"), chunks=(1, 1, 10, 12))
+g.attrs["multiscales"] = [{"version": "0.4", "axes": [axes[2], axes[1]] + axes[3:],
+                           "datasets": [{"path": "0"}]}]
+r = convert(src, path("tc_out.zarr"), "--channel", "1")
+check(r.returncode == 1 and "axis 0 (from 0), before the last space axes and neither channel "
+      "nor time, has 4 values" in r.stderr, "axes z, c, y, x: refused, axis 0 named", r.stderr)
 src = path("t1.zarr")
 shutil.rmtree(src, ignore_errors=True)
 zarr.open(src, mode="w", shape=(1, 2, 5, 7, 9), dtype="<u2")
