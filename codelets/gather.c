@@ -114,6 +114,20 @@ static void copy_direct(const struct halo_gather_args *a, const void *const *src
 	}
 }
 
+/* The voxels [lo, hi) of source s that the destination block averages;
+ * 0 when there are none. */
+static int averaged(const struct halo_gather_args *a, const struct halo_gather_src *s,
+		    int64_t lo[3], int64_t hi[3])
+{
+	const int64_t *o = a->dst_origin, *n = a->dst_dims;
+	for (int d = 0; d < 3; d++) {
+		lo[d] = max64(o[d] * a->factor[d], s->origin[d]);
+		hi[d] = min64(min64((o[d] + n[d]) * a->factor[d], s->origin[d] + s->dims[d]),
+			      a->src_shape[d]);
+	}
+	return lo[0] < hi[0] && lo[1] < hi[1] && lo[2] < hi[2];
+}
+
 /* The nearest integer to sum / c, ties to even, as a double mean's rint. */
 __extension__ typedef __int128 wide_t;
 static wide_t nearest(wide_t sum, int64_t c)
@@ -139,11 +153,8 @@ static int average_wide(const struct halo_gather_args *a, const void *const *src
 	for (int i = 0; i < a->nsrc; i++) {
 		const struct halo_gather_src *s = &a->src[i];
 		int64_t lo[3], hi[3];
-		for (int d = 0; d < 3; d++) {
-			lo[d] = max64(o[d] * f[d], s->origin[d]);
-			hi[d] = min64(min64((o[d] + n[d]) * f[d], s->origin[d] + s->dims[d]),
-				      a->src_shape[d]);
-		}
+		if (!averaged(a, s, lo, hi))
+			continue;
 		for (int64_t z = lo[0]; z < hi[0]; z++)
 			for (int64_t y = lo[1]; y < hi[1]; y++) {
 				size_t si = (size_t)(((z - s->origin[0]) * s->dims[1] + (y - s->origin[1])) *
@@ -194,12 +205,7 @@ static int average(const struct halo_gather_args *a, const void *const *src, voi
 	for (int i = 0; i < a->nsrc; i++) {
 		const struct halo_gather_src *s = &a->src[i];
 		int64_t lo[3], hi[3];
-		for (int d = 0; d < 3; d++) {
-			lo[d] = max64(o[d] * f[d], s->origin[d]);
-			hi[d] = min64(min64((o[d] + n[d]) * f[d], s->origin[d] + s->dims[d]),
-				      a->src_shape[d]);
-		}
-		if (lo[0] >= hi[0] || lo[1] >= hi[1] || lo[2] >= hi[2])
+		if (!averaged(a, s, lo, hi))
 			continue;
 		for (int64_t z = lo[0]; z < hi[0]; z++)
 			for (int64_t y = lo[1]; y < hi[1]; y++) {
