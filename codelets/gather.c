@@ -128,6 +128,16 @@ static int averaged(const struct halo_gather_args *a, const struct halo_gather_s
 	return lo[0] < hi[0] && lo[1] < hi[1] && lo[2] < hi[2];
 }
 
+/* How many source voxels destination voxel (z, y, x) of the block averages:
+ * fewer at the source's far edges; 0 or less beyond them. */
+static int64_t averaged_count(const struct halo_gather_args *a, int64_t z, int64_t y, int64_t x)
+{
+	const int64_t *o = a->dst_origin, *sh = a->src_shape;
+	const int *f = a->factor;
+	return min64(f[0], sh[0] - (o[0] + z) * f[0]) * min64(f[1], sh[1] - (o[1] + y) * f[1]) *
+	       min64(f[2], sh[2] - (o[2] + x) * f[2]);
+}
+
 /* The nearest integer to sum / c, ties to even, as a double mean's rint. */
 __extension__ typedef __int128 wide_t;
 static wide_t nearest(wide_t sum, int64_t c)
@@ -171,9 +181,7 @@ static int average_wide(const struct halo_gather_args *a, const void *const *src
 		for (int64_t y = 0; y < n[1]; y++)
 			for (int64_t x = 0; x < n[2]; x++) {
 				size_t k = (size_t)((z * n[1] + y) * n[2] + x);
-				int64_t c = min64(f[0], a->src_shape[0] - (o[0] + z) * f[0]) *
-					    min64(f[1], a->src_shape[1] - (o[1] + y) * f[1]) *
-					    min64(f[2], a->src_shape[2] - (o[2] + x) * f[2]);
+				int64_t c = averaged_count(a, z, y, x);
 				if (c <= 0)
 					halo_dtype_convert(&a->fill, HALO_F8, (int64_t *)dst + k,
 							   a->dst_kind, 1);
@@ -222,11 +230,8 @@ static int average(const struct halo_gather_args *a, const void *const *src, voi
 	for (int64_t z = 0; z < n[0]; z++)
 		for (int64_t y = 0; y < n[1]; y++) {
 			double *r = sum + (z * n[1] + y) * n[2];
-			int64_t cz = min64(f[0], a->src_shape[0] - (o[0] + z) * f[0]);
-			int64_t cy = min64(f[1], a->src_shape[1] - (o[1] + y) * f[1]);
 			for (int64_t x = 0; x < n[2]; x++) {
-				int64_t cx = min64(f[2], a->src_shape[2] - (o[2] + x) * f[2]);
-				int64_t c = cz * cy * cx;
+				int64_t c = averaged_count(a, z, y, x);
 				r[x] = c > 0 ? r[x] / (double)c : a->fill;
 			}
 			halo_dtype_convert(r, HALO_F8, (unsigned char *)dst + (size_t)(z * n[1] + y) * n[2] * dsize,
