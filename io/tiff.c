@@ -7,6 +7,7 @@
 #include "io/tiff.h"
 #include "io/units.h"
 #include "io/fs.h"
+#include "io/predictor.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -46,6 +47,17 @@ struct halo_tiff {
 	 * first + z * zstep; a channel or time point further on, cstep or
 	 * tstep pages. */
 	int64_t first, zstep, cstep, tstep;
+	/* An OME-TIFF's TiffData elements (count -2: to the last page), a
+	 * file other than this one that some name, and the page of each
+	 * plane (numbered as first + z * zstep...) where they differ from
+	 * the planes' own order (NULL where they do not). */
+	struct halo_tiffdata { int64_t ifd, first[3], count; } *tiffdata;
+	size_t ntiffdata;
+	char foreign[256];
+	int64_t *map;
+	/* Some page is uncompressed or PackBits with a predictor, which
+	 * halo undoes (predictor.h). */
+	int predicted;
 };
 
 static int capture(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
@@ -60,8 +72,13 @@ static int capture(TIFF *tif, void *user, const char *module, const char *fmt, v
 	return 1; /* handled: libtiff prints nothing */
 }
 
-static int ignore(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
+/* Warnings are dropped, but for a directory chain that loops back, which
+ * libtiff cuts short with a warning: kept as an error, so that the file
+ * is refused as tifffile refuses it. */
+static int warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
 {
+	if (strstr(fmt, "looping"))
+		return capture(tif, user, module, fmt, ap);
 	return 1;
 }
 
@@ -71,7 +88,7 @@ static TIFF *open_with_handlers(halo_tiff_t *t, const char *mode)
 	if (!opts)
 		return NULL;
 	TIFFOpenOptionsSetErrorHandlerExtR(opts, capture, t);
-	TIFFOpenOptionsSetWarningHandlerExtR(opts, ignore, t);
+	TIFFOpenOptionsSetWarningHandlerExtR(opts, warning, t);
 	TIFF *tif = TIFFOpenExt(t->path, mode, opts);
 	TIFFOpenOptionsFree(opts);
 	return tif;
@@ -197,19 +214,22 @@ static const char *xml_tag(const char *xml, const char *p, const char *tag)
 	return NULL;
 }
 
-/* The value of attribute name in the first start tag named tag of xml,
- * e.g. "Pixels" (XML allows any white space around the '=' and either
- * quote); 0 when absent. */
-static int xml_attr(const char *xml, const char *tag, const char *name, char *out, size_t len)
+/* The value of attribute name (NULL: none) of the start tag whose name
+ * (tag) starts at p, attribute by attribute (XML allows any white space
+ * around the '=' and either quote, and a value may hold '>' or another's
+ * name); 0 when absent. *end, when not NULL, is set past the tag's '>'
+ * once the walk reaches it. */
+static int tag_attr(const char *p, const char *tag, const char *name, char *out, size_t len,
+		    const char **end)
 {
 	static const char space[] = " \t\r\n";
-	const char *p = xml_tag(xml, xml, tag);
 	if (!p)
 		return 0;
-	size_t n = strlen(name);
-	/* Attribute by attribute: a value may hold '>' or another's name. */
+	size_t n = name ? strlen(name) : 0;
 	for (p += strlen(tag);;) {
 		p += strspn(p, space);
+		if (end && (*p == '>' || (p[0] == '/' && p[1] == '>')))
+			*end = p + (*p == '>' ? 1 : 2);
 		const char *a = p;
 		p += strcspn(p, " \t\r\n=/>");
 		size_t an = (size_t)(p - a);
@@ -222,13 +242,70 @@ static int xml_attr(const char *xml, const char *tag, const char *name, char *ou
 		const char *close = strchr(p + 1, *p);
 		if (!close)
 			return 0;
-		if (an == n && !memcmp(a, name, n)) {
+		if (name && an == n && !memcmp(a, name, n)) {
 			size_t k = (size_t)(close - p - 1);
 			snprintf(out, len, "%.*s", (int)(k < len ? k : len - 1), p + 1);
 			return 1;
 		}
 		p = close + 1;
 	}
+}
+
+/* The value of attribute name in the first start tag named tag of xml,
+ * e.g. "Pixels"; 0 when absent. */
+static int xml_attr(const char *xml, const char *tag, const char *name, char *out, size_t len)
+{
+	return tag_attr(xml_tag(xml, xml, tag), tag, name, out, len, NULL);
+}
+
+/* Attribute name of the tag at p as a count from 0; dflt when absent,
+ * -1 when not a count. */
+static int64_t tag_count(const char *p, const char *tag, const char *name, int64_t dflt)
+{
+	char v[32], *end;
+	if (!tag_attr(p, tag, name, v, sizeof v, NULL))
+		return dflt;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	return end == v || *end || errno || n < 0 ? -1 : (int64_t)n;
+}
+
+/* An OME-TIFF's TiffData elements: which pages hold which planes (IFD,
+ * FirstZ, FirstC, FirstT, PlaneCount). Those naming another file (a UUID
+ * with another FileName) are left out: their planes are not here. */
+static int parse_tiffdata(halo_tiff_t *t, const char *xml, halo_error_t *err)
+{
+	static const char tag[] = "TiffData";
+	const char *self = strrchr(t->path, '/');
+	self = self ? self + 1 : t->path;
+	for (const char *p = xml_tag(xml, xml, tag); p; p = xml_tag(xml, p + 1, tag)) {
+		const char *next = xml_tag(xml, p + 1, tag), *u = xml_tag(xml, p + 1, "UUID");
+		char file[sizeof t->foreign];
+		if (u && (!next || u < next) && tag_attr(u, "UUID", "FileName", file, sizeof file, NULL) &&
+		    strcmp(file, self)) {
+			memcpy(t->foreign, file, sizeof file);
+			continue;
+		}
+		struct halo_tiffdata d = {
+			.ifd = tag_count(p, tag, "IFD", 0),
+			.first = {tag_count(p, tag, "FirstZ", 0), tag_count(p, tag, "FirstC", 0),
+				  tag_count(p, tag, "FirstT", 0)},
+			/* The spec's default: one page from a given IFD, else all. */
+			.count = tag_count(p, tag, "PlaneCount", tag_count(p, tag, "IFD", -2) == -2 ? -2 : 1),
+		};
+		if (d.ifd < 0 || d.first[0] < 0 || d.first[1] < 0 || d.first[2] < 0 || d.count == -1)
+			return halo_error_set(err, HALO_EFORMAT, "%s: its OME-XML has a TiffData whose IFD, "
+					      "FirstZ, FirstC, FirstT or PlaneCount is no count",
+					      t->path);
+		if (t->ntiffdata % 16 == 0) {
+			void *more = realloc(t->tiffdata, (t->ntiffdata + 16) * sizeof *t->tiffdata);
+			if (!more)
+				return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", t->path);
+			t->tiffdata = more;
+		}
+		t->tiffdata[t->ntiffdata++] = d;
+	}
+	return HALO_OK;
 }
 
 /* OME-TIFF: one image, its channel and time point counts and plane order,
@@ -282,8 +359,10 @@ static int parse_ome(halo_tiff_t *t, const char *xml, long *planes, halo_error_t
 			memcpy(units[d], units[3 - d], sizeof units[d]);
 			given[d] = units[d];
 		}
+	if (!has[0] && !has[1] && !has[2]) /* no unit: OME's default says nothing then */
+		given[2] = NULL;
 	halo_units_common(given, t->info.voxel, NULL, t->info.unit, sizeof t->info.unit);
-	return HALO_OK;
+	return parse_tiffdata(t, xml, err);
 }
 
 /* Whether desc is tifffile's JSON description of an array of shape
@@ -312,22 +391,25 @@ static int parse_shaped(halo_tiff_t *t, const char *desc, uint32_t w, uint32_t h
 	json_t *root = json_loads(desc, 0, NULL);
 	const json_t *shape = json_object_get(root, "shape");
 	size_t n = json_array_size(shape), lead = 0;
+	/* tifffile's (..., Y, X, 1): pages of Y x X, one sample each. */
+#define AXIS(i) json_integer_value(json_array_get(shape, (i)))
+	if (n >= 4 && AXIS(n - 1) == 1 && AXIS(n - 3) == (json_int_t)h && AXIS(n - 2) == (json_int_t)w)
+		n--;
 	*pages = n >= 2 ? 1 : 0;
 	for (size_t i = 0; i + 2 < n; i++) {
-		json_int_t v = json_integer_value(json_array_get(shape, i));
+		json_int_t v = AXIS(i);
 		lead += v != 1;
 		*pages = v > 0 && v <= INT32_MAX && *pages <= INT32_MAX ? *pages * v : 0;
 	}
 	/* Pages that are no planes of the shape would read transposed (a
 	 * (Z, Y, 1) volume is one Z x Y page: t->row_planes). */
 	int planes = t->row_planes || n < 2 ||
-		     (json_integer_value(json_array_get(shape, n - 2)) == (json_int_t)h &&
-		      json_integer_value(json_array_get(shape, n - 1)) == (json_int_t)w);
+		     (AXIS(n - 2) == (json_int_t)h && AXIS(n - 1) == (json_int_t)w);
 	if (lead > 1 || !planes) {
 		char dims[128] = "";
 		for (size_t i = 0; i < n && strlen(dims) < sizeof dims - 24; i++)
 			snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%lld", i ? "x" : "",
-				 (long long)json_integer_value(json_array_get(shape, i)));
+				 (long long)AXIS(i));
 		json_decref(root);
 		if (!planes)
 			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: a %s image stored in pages "
@@ -336,6 +418,7 @@ static int parse_shaped(halo_tiff_t *t, const char *desc, uint32_t w, uint32_t h
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: a %zuD image (%s); halo reads 2D and "
 				      "3D volumes", t->path, n, dims);
 	}
+#undef AXIS
 	if (n == 3)
 		*ndim = 3;
 	const json_t *sp = json_object_get(root, "spacing");
@@ -365,7 +448,7 @@ static int contiguous_stack(halo_tiff_t *t, long images, uint32_t w, uint32_t h,
 	uint64_t *offsets = NULL, *counts = NULL;
 	tstrip_t strips = TIFFNumberOfStrips(t->tif);
 	size_t page = (size_t)w * h * halo_dtype_size(t->info.dtype), total = 0;
-	int ok = !TIFFIsTiled(t->tif) && compression == COMPRESSION_NONE &&
+	int ok = !TIFFIsTiled(t->tif) && compression == COMPRESSION_NONE && !t->predicted &&
 		 TIFFGetField(t->tif, TIFFTAG_STRIPOFFSETS, &offsets) &&
 		 TIFFGetField(t->tif, TIFFTAG_STRIPBYTECOUNTS, &counts);
 	for (tstrip_t s = 0; ok && s < strips; s++) {
@@ -426,6 +509,140 @@ static void compression_name(TIFF *tif, char *out, size_t len)
 		snprintf(out, len, "%s", codec->name);
 	else
 		snprintf(out, len, "%u", c);
+}
+
+/* An unsigned number of n bytes in a file's byte order. */
+static uint64_t file_uint(const unsigned char *b, size_t n, int big_endian)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++)
+		v |= (uint64_t)b[i] << (8 * (big_endian ? n - 1 - i : i));
+	return v;
+}
+
+/* The current page's predictor where halo must undo it, 1 (none) where
+ * libtiff does or there is none: libtiff keeps the tag only for the
+ * codecs that use it ("plugin is not configured" for the others), so for
+ * uncompressed and PackBits pages it is read from the directory itself. */
+static unsigned own_predictor(halo_tiff_t *t)
+{
+	uint16_t c = COMPRESSION_NONE;
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_COMPRESSION, &c);
+	if (c != COMPRESSION_NONE && c != COMPRESSION_PACKBITS)
+		return PREDICTOR_NONE;
+	int big = TIFFIsBigTIFF(t->tif), be = TIFFIsBigEndian(t->tif), fd = TIFFFileno(t->tif);
+	size_t head = big ? 8 : 2, entry = big ? 20 : 12;
+	off_t at = (off_t)TIFFCurrentDirOffset(t->tif);
+	unsigned char b[32 * 20];
+	if (halo_fs_pread_all(fd, b, head, at) != (ssize_t)head)
+		return PREDICTOR_NONE; /* libtiff has just read it */
+	uint64_t n = file_uint(b, head, be);
+	at += (off_t)head;
+	/* The entries, 32 at a time: a page's directory is read once per
+	 * page of a stack that may have 100,000. */
+	for (uint64_t e = 0; e < n && e < 65536; e += 32) {
+		size_t k = n - e < 32 ? (size_t)(n - e) : 32;
+		if (halo_fs_pread_all(fd, b, k * entry, at + (off_t)(e * entry)) != (ssize_t)(k * entry))
+			break;
+		for (size_t i = 0; i < k; i++)
+			if (file_uint(b + i * entry, 2, be) == TIFFTAG_PREDICTOR) /* a SHORT, in place */
+				return (unsigned)file_uint(b + i * entry + (big ? 12 : 8), 2, be);
+	}
+	return PREDICTOR_NONE;
+}
+
+/* Refuses a page whose predictor neither libtiff nor halo can undo:
+ * libtiff's codecs undo 2 and 3 only (DNG's 34892 to 34895 failed as an
+ * unreadable page). */
+static int check_predictor(halo_tiff_t *t, unsigned page, halo_error_t *err)
+{
+	uint16_t c = COMPRESSION_NONE, lp = PREDICTOR_NONE;
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_COMPRESSION, &c);
+	if ((c == COMPRESSION_LZW || c == COMPRESSION_ADOBE_DEFLATE || c == COMPRESSION_DEFLATE ||
+	     c == COMPRESSION_LZMA || c == COMPRESSION_ZSTD) &&
+	    TIFFGetFieldDefaulted(t->tif, TIFFTAG_PREDICTOR, &lp) && lp > PREDICTOR_FLOATINGPOINT) {
+		char name[32];
+		compression_name(t->tif, name, sizeof name);
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: page %u has predictor %u, which "
+				      "libtiff cannot undo after %s compression (only 2 and 3)",
+				      t->path, page, lp, name);
+	}
+	unsigned p = own_predictor(t);
+	if (p == PREDICTOR_NONE)
+		return HALO_OK;
+	uint16_t bits = 0, format = SAMPLEFORMAT_UINT;
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_BITSPERSAMPLE, &bits);
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLEFORMAT, &format);
+	if (!halo_predictor_supported(p, bits, format == SAMPLEFORMAT_IEEEFP))
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: page %u has predictor %u, which "
+				      "halo cannot undo on %u-bit %s samples", t->path, page, p,
+				      bits, sample_format_name(format));
+	t->predicted = 1;
+	return HALO_OK;
+}
+
+/* The page of each plane from an OME-TIFF's TiffData (t->zstep... set):
+ * every plane must be in one page of this file. Where that is the planes'
+ * own order, no map is kept. */
+static int map_planes(halo_tiff_t *t, int64_t nz, int64_t nc, int64_t nt, int64_t pages,
+		      halo_error_t *err)
+{
+	/* Divided, not multiplied: the sizes come from the file. */
+	if (nz > pages || nc > pages / nz || nt > pages / (nz * nc)) {
+		if (t->foreign[0])
+			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML puts planes in "
+					      "%s; halo reads OME-TIFFs of one file", t->path,
+					      t->foreign);
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML says %.0f planes but "
+				      "the file has %lld (one file of several?)", t->path,
+				      (double)nz * (double)nc * (double)nt, (long long)pages);
+	}
+	int64_t n = nz * nc * nt;
+	if (!(t->map = malloc((size_t)n * sizeof *t->map)))
+		return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", t->path);
+	for (int64_t i = 0; i < n; i++)
+		t->map[i] = -1;
+	const int64_t size[3] = {nz, nc, nt}, step[3] = {t->zstep, t->cstep, t->tstep};
+	for (size_t k = 0; k < t->ntiffdata; k++) {
+		const struct halo_tiffdata *d = &t->tiffdata[k];
+		int64_t plane = 0;
+		for (int a = 0; a < 3; a++) {
+			if (d->first[a] >= size[a])
+				return halo_error_set(err, HALO_EFORMAT, "%s: its OME-XML has a TiffData at "
+						      "%s %lld of %lld", t->path, a == 0 ? "z"
+						      : a == 1 ? "channel" : "time point",
+						      (long long)d->first[a], (long long)size[a]);
+			plane += d->first[a] * step[a];
+		}
+		int64_t count = d->count == -2 ? pages - d->ifd : d->count;
+		for (int64_t i = 0; i < count && plane + i < n; i++) {
+			if (d->ifd + i >= pages)
+				return halo_error_set(err, HALO_EFORMAT, "%s: its OME-XML puts a plane in "
+						      "page %lld, but the file has %lld", t->path,
+						      (long long)(d->ifd + i), (long long)pages);
+			t->map[plane + i] = d->ifd + i;
+		}
+	}
+	int same = n == pages;
+	for (int64_t i = 0; i < n; i++) {
+		if (t->map[i] < 0) {
+			int64_t z = i / t->zstep % nz, c = t->cstep ? i / t->cstep % nc : 0,
+				tp = t->tstep ? i / t->tstep % nt : 0;
+			if (t->foreign[0])
+				return halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML puts planes "
+						      "in %s; halo reads OME-TIFFs of one file",
+						      t->path, t->foreign);
+			return halo_error_set(err, HALO_EFORMAT, "%s: its OME-XML puts the plane at z "
+					      "%lld, channel %lld, time point %lld in no page",
+					      t->path, (long long)z, (long long)c, (long long)tp);
+		}
+		same = same && t->map[i] == i;
+	}
+	if (same) {
+		free(t->map);
+		t->map = NULL;
+	}
+	return HALO_OK;
 }
 
 int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
@@ -550,6 +767,8 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 			info->origin[d] = 0;
 	}
 
+	if ((rc = check_predictor(t, 0, err)))
+		goto fail;
 	/* Every page must match the first; counting them also finds a file
 	 * truncated in its directory chain. */
 	tdir_t pages = TIFFNumberOfDirectories(t->tif);
@@ -577,6 +796,8 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 					    path, (unsigned)p, pspp);
 			goto fail;
 		}
+		if ((rc = check_predictor(t, (unsigned)p, err)))
+			goto fail;
 		if (pw != w || ph != h || pbits != bits || pformat != format) {
 			rc = halo_error_set(err, HALO_EUNSUPPORTED,
 					    "%s: page %u is %ux%u, %u-bit %s; page 0 is %ux%u, %u-bit %s",
@@ -616,16 +837,18 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	/* A hyperstack's pages: slices x channels x time points. */
 	int64_t nc = info->channels > 1 ? info->channels : 1, nt = info->times > 1 ? info->times : 1;
 	/* A file cut short, or one file of a multi-file OME-TIFF. */
-	if (ome_planes > 0 &&
+	int mapped = ome_planes > 0 && (t->ntiffdata || t->foreign[0]);
+	if (ome_planes > 0 && !mapped &&
 	    ((int64_t)pages % (nc * nt) || (int64_t)pages / (nc * nt) != ome_planes)) {
 		rc = halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML says %.0f planes but the "
 				    "file has %u (one file of several?)", path,
 				    (double)ome_planes * (double)nc * (double)nt, (unsigned)pages);
 		goto fail;
 	}
-	int64_t slices = pages;
+	/* Planes, which TiffData may map to pages in another order. */
+	int64_t slices = mapped ? ome_planes : pages;
 	t->zstep = 1;
-	if (nc * nt > 1) {
+	if (nc * nt > 1 && !mapped) {
 		if (pages % (nc * nt)) {
 			rc = halo_error_set(err, HALO_EFORMAT, "%s: its %u pages are not a multiple "
 					    "of its %lld channels times %lld time points", path,
@@ -633,6 +856,8 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 			goto fail;
 		}
 		slices = pages / (nc * nt);
+	}
+	if (nc * nt > 1) {
 		const char *order = info->ome_order[0] ? info->ome_order : "CZT"; /* ImageJ's */
 		int64_t step = 1;
 		for (int i = 0; i < 3; i++) {
@@ -642,6 +867,8 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 			step *= order[i] == 'Z' ? slices : order[i] == 'C' ? nc : nt;
 		}
 	}
+	if (mapped && (rc = map_planes(t, slices, nc, nt, pages, err)))
+		goto fail;
 	info->ndim = slices > 1 || shaped_ndim == 3 ? 3 : 2;
 	if (plain_cm && info->ndim == 2 && isfinite(1e4 / xres) && isfinite(1e4 / yres)) {
 		info->voxel[2] = 1e4 / xres;
@@ -759,6 +986,41 @@ static int intact(halo_tiff_t *t, uint32_t i, int tiled, unsigned char *data, si
 	return ok;
 }
 
+/* Undoes the current page's predictor, where halo must (own_predictor),
+ * on rows of width samples. A floating-point predictor's bytes are in the
+ * file's order, which libtiff has swapped for a foreign file: swapped
+ * back first. */
+static int unpredict(halo_tiff_t *t, unsigned char *data, size_t rows, size_t width)
+{
+	unsigned p = t->predicted ? own_predictor(t) : PREDICTOR_NONE;
+	if (p == PREDICTOR_NONE)
+		return 1;
+	size_t el = halo_dtype_size(t->info.dtype);
+	unsigned char *scratch = malloc(width * el);
+	if (!scratch) {
+		snprintf(t->last_error, sizeof t->last_error, "out of memory");
+		return 0;
+	}
+	if (halo_predictor_floating(p) && TIFFIsByteSwapped(t->tif))
+		halo_dtype_byteswap(data, el, rows * width);
+	halo_predictor_undo(p, data, rows, width, el, scratch);
+	free(scratch);
+	return 1;
+}
+
+/* The byte count of strip or tile i of the current page; a count of 0 is
+ * a hole (a sparse file: GDAL's SPARSE_OK) that reads as zeros, as in
+ * tifffile, where libtiff read an uncompressed strip from offset 0. */
+static uint64_t stored_bytes(halo_tiff_t *t, uint32_t i)
+{
+	uint64_t *counts = NULL;
+	int tiled = TIFFIsTiled(t->tif);
+	if (!TIFFGetField(t->tif, tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS,
+			  &counts) || !counts)
+		return 1; /* libtiff's read reports it */
+	return counts[i];
+}
+
 /* Reads sample plane `sample` of the current page (h rows of w pixels)
  * into dst. */
 static int read_image(halo_tiff_t *t, uint16_t sample, uint32_t h, uint32_t w, unsigned char *dst)
@@ -774,9 +1036,12 @@ static int read_image(halo_tiff_t *t, uint16_t sample, uint32_t h, uint32_t w, u
 			return 0;
 		for (uint32_t y = 0; y < h; y += th)
 			for (uint32_t x = 0; x < w; x += tw) {
-				if (TIFFReadTile(t->tif, tile, x, y, 0, sample) < 0 ||
-				    !intact(t, TIFFComputeTile(t->tif, x, y, 0, sample), 1, tile,
-					    (size_t)tsize)) {
+				uint32_t i = TIFFComputeTile(t->tif, x, y, 0, sample);
+				if (!stored_bytes(t, i))
+					memset(tile, 0, (size_t)tsize);
+				else if (TIFFReadTile(t->tif, tile, x, y, 0, sample) < 0 ||
+					 !intact(t, i, 1, tile, (size_t)tsize) ||
+					 !unpredict(t, tile, th, tw)) {
 					free(tile);
 					return 0;
 				}
@@ -792,13 +1057,25 @@ static int read_image(halo_tiff_t *t, uint16_t sample, uint32_t h, uint32_t w, u
 	size_t done = 0;
 	/* Separate planes' strips are sample by sample */
 	tstrip_t strips = TIFFNumberOfStrips(t->tif) / (t->sample_planes ? t->sample_planes : 1);
+	uint32_t rps = h;
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_ROWSPERSTRIP, &rps);
 	for (tstrip_t s = sample * strips; s < (sample + 1) * strips && done < page_bytes; s++) {
-		tmsize_t n = TIFFReadEncodedStrip(t->tif, s, dst + done, (tmsize_t)(page_bytes - done));
-		if (n < 0 || !intact(t, s, 0, dst + done, (size_t)n))
-			return 0;
+		tmsize_t n;
+		if (!stored_bytes(t, s)) {
+			uint64_t rows = (uint64_t)rps * (s - sample * strips);
+			rows = rows < h ? h - rows : 0;
+			n = (tmsize_t)((rows < rps ? rows : rps) * w * el);
+			if ((size_t)n > page_bytes - done)
+				n = (tmsize_t)(page_bytes - done);
+			memset(dst + done, 0, (size_t)n);
+		} else {
+			n = TIFFReadEncodedStrip(t->tif, s, dst + done, (tmsize_t)(page_bytes - done));
+			if (n < 0 || !intact(t, s, 0, dst + done, (size_t)n))
+				return 0;
+		}
 		done += (size_t)n;
 	}
-	return done == page_bytes;
+	return done == page_bytes && unpredict(t, dst, h, w);
 }
 
 /* Reads plane z, at the current page, into dst (height * width elements). */
@@ -821,6 +1098,13 @@ static int read_plane(halo_tiff_t *t, int64_t z, unsigned char *dst)
 	return 1;
 }
 
+/* The page of slice z of the channel and time point selected. */
+static int64_t page_of(const halo_tiff_t *t, int64_t z)
+{
+	int64_t plane = t->first + z * t->zstep;
+	return t->map ? t->map[plane] : plane;
+}
+
 int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
 			 halo_error_t *err)
 {
@@ -829,9 +1113,9 @@ int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
 	int rc = HALO_OK;
 	if (t->contig) {
 		/* The slices one after another, or a hyperstack's one by one */
-		int64_t run = t->zstep == 1 ? nz : 1;
+		int64_t run = t->zstep == 1 && !t->map ? nz : 1;
 		for (int64_t z = z0; z < z0 + nz; z += run) {
-			int64_t p = t->first + z * t->zstep;
+			int64_t p = page_of(t, z);
 			size_t want = (size_t)run * page_bytes;
 			unsigned char *dst = (unsigned char *)buf + (size_t)(z - z0) * page_bytes;
 			ssize_t got = halo_fs_pread_all(TIFFFileno(t->tif), dst, want,
@@ -848,7 +1132,7 @@ int halo_tiff_read_pages(halo_tiff_t *t, int64_t z0, int64_t nz, void *buf,
 	}
 	pthread_mutex_lock(&t->lock);
 	for (int64_t z = z0; z < z0 + nz && !rc; z++) {
-		int64_t p = t->first + z * t->zstep;
+		int64_t p = page_of(t, z);
 		t->last_error[0] = '\0';
 		if (!goto_page(t, p) ||
 		    !read_plane(t, p, (unsigned char *)buf + (size_t)(z - z0) * page_bytes)) {
@@ -1094,6 +1378,8 @@ int halo_tiff_close(halo_tiff_t *t, halo_error_t *err)
 	free(t->whole);
 	free(t->raw);
 	free(t->diroff);
+	free(t->tiffdata);
+	free(t->map);
 	free(t->path);
 	free(t);
 	return rc;

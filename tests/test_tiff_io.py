@@ -566,4 +566,62 @@ i = info(path("zunit.tif"))
 check(np.allclose(i.get("voxel", 0), [500, 100, 100]) and i.get("unit") == "nanometer",
       "ImageJ's zunit: the z spacing in x's unit", i)
 
+# OME-TIFF's TiffData maps planes to pages: pages stored z by z per
+# channel, planes declared channel-fastest (XYCZT) with one TiffData per
+# plane. The planes were taken in DimensionOrder's sequence (wrong z and
+# channel); tifffile reads the series as the mapping says.
+Z, C = 3, 2
+vol = sample("uint16", (C, Z, 6, 7))
+td = "".join(f'<TiffData IFD="{c * Z + z}" FirstZ="{z}" FirstC="{c}" PlaneCount="1"/>'
+             for c in range(C) for z in range(Z))
+mapped = (head + f'<Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint16" SizeX="7" '
+          f'SizeY="6" SizeZ="{Z}" SizeC="{C}" SizeT="1">{td}</Pixels></Image></OME>')
+
+
+def write_mapped(name, xml):
+    tifffile.imwrite(path(name), vol.reshape(C * Z, 6, 7), photometric="minisblack",
+                     metadata=None, description=xml)
+    return path(name)
+
+
+f = write_mapped("mapped.ome.tif", mapped)
+with tifffile.TiffFile(f) as t:
+    oracle = t.series[0].asarray()  # (Z, C, Y, X)
+for c in range(C):
+    r = convert(f, path("mapped.zarr"), "--channel", str(c))
+    got = zarr.open(path("mapped.zarr"), mode="r")[:] if r.returncode == 0 else None
+    check(got is not None and np.array_equal(got, vol[c]) and np.array_equal(got, oracle[:, c]),
+          f"OME-TIFF TiffData mapping: channel {c} as tifffile reads it", r.stderr)
+for what, xml, want in [
+        ("a plane in no TiffData", mapped.replace('<TiffData IFD="5" FirstZ="2" FirstC="1" '
+                                                  'PlaneCount="1"/>', ""),
+         "puts the plane at z 2, channel 1, time point 0 in no page"),
+        ("a plane in another file", mapped.replace(
+            'IFD="5" FirstZ="2" FirstC="1" PlaneCount="1"/>',
+            'IFD="5" FirstZ="2" FirstC="1" PlaneCount="1"><UUID FileName="b.ome.tif">'
+            'urn:uuid:1</UUID></TiffData>'), "puts planes in b.ome.tif"),
+        ("a page past the file's", mapped.replace('IFD="5"', 'IFD="9"'),
+         "puts a plane in page 9, but the file has 6"),
+        ("a FirstC past SizeC", mapped.replace('FirstC="1"', 'FirstC="2"', 1),
+         "has a TiffData at channel 2 of 2")]:
+    r = convert(write_mapped("badmap.ome.tif", xml), path("badmap.zarr"), "--channel", "0")
+    check(r.returncode == 1 and want in r.stderr and r.stderr.count("\n") == 1
+          and not os.path.exists(path("badmap.zarr")),
+          f"OME-TIFF TiffData with {what}: refused in one line", r.stderr)
+
+# An OME-TIFF without PhysicalSize has no unit (it claimed micrometres).
+tifffile.imwrite(path("nounit.ome.tif"), np.zeros((3, 16, 16), "u2"), metadata={"axes": "ZYX"})
+i = info(path("nounit.ome.tif"))
+check(i.get("unit") == "" and i.get("voxel") == [1, 1, 1],
+      "OME-TIFF without PhysicalSize: voxel 1, no unit", i)
+
+# tifffile's (Z, Y, X, 1): pages of one sample, read as (Z, Y, X) (it was
+# refused as 'not a page per plane').
+data = sample("uint16", (4, 9, 11, 1))
+tifffile.imwrite(path("zyx1.tif"), data)
+r = convert(path("zyx1.tif"), path("zyx1.zarr"))
+got = zarr.open(path("zyx1.zarr"), mode="r")[:] if r.returncode == 0 else None
+check(got is not None and np.array_equal(got, tifffile.imread(path("zyx1.tif"))[..., 0]),
+      "tifffile's (Z, Y, X, 1) reads as (Z, Y, X)", r.stderr)
+
 done()
