@@ -134,12 +134,17 @@ int halo_fs_read_into(const char *path, void *buf, size_t max, size_t *len, halo
 
 enum { WRITE_PIECE = 128 << 10 };
 
-int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *err)
+int halo_fs_create(const char *path, int *fd, halo_error_t *err)
 {
 	/* The umask decides (a group's shared folder under umask 002). */
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-	if (fd < 0)
+	*fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (*fd < 0)
 		return halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", path, strerror(errno));
+	return HALO_OK;
+}
+
+int halo_fs_write_fd(int fd, const char *path, const void *data, size_t len, halo_error_t *err)
+{
 	const unsigned char *p = data;
 	size_t done = 0;
 	while (done < len) {
@@ -152,14 +157,26 @@ int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *
 			continue;
 		if (w <= 0) {
 			int e = w < 0 ? errno : ENOSPC;
-			close(fd);
 			return halo_error_set(err, halo_fs_errno_code(e), "%s: %s", path, strerror(e));
 		}
 		done += (size_t)w;
 	}
-	if (close(fd) < 0)
-		return halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", path, strerror(errno));
 	return HALO_OK;
+}
+
+int halo_fs_close(int fd, const char *path, int rc, halo_error_t *err)
+{
+	if (close(fd) < 0 && !rc)
+		rc = halo_error_set(err, halo_fs_errno_code(errno), "%s: %s", path, strerror(errno));
+	return rc;
+}
+
+int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *err)
+{
+	int fd, rc = halo_fs_create(path, &fd, err);
+	if (rc)
+		return rc;
+	return halo_fs_close(fd, path, halo_fs_write_fd(fd, path, data, len, err), err);
 }
 
 FILE *halo_fs_tmp_open(const char *path, char *tmp, size_t len)

@@ -34,6 +34,13 @@ ssize_t halo_fs_pread_all(int fd, void *buf, size_t size, off_t offset);
  * HALO_ENOSPC. */
 int halo_fs_write(const char *path, const void *data, size_t len, halo_error_t *err);
 
+/* The same in pieces: create (or truncate) path, write to it, close it.
+ * halo_fs_close returns rc, or its own error where rc is HALO_OK (a
+ * full disk may show only at close). */
+int halo_fs_create(const char *path, int *fd, halo_error_t *err);
+int halo_fs_write_fd(int fd, const char *path, const void *data, size_t len, halo_error_t *err);
+int halo_fs_close(int fd, const char *path, int rc, halo_error_t *err);
+
 /* mkdir -p; existing directories are fine. */
 int halo_fs_mkdirs(const char *path, halo_error_t *err);
 

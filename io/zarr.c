@@ -419,7 +419,9 @@ int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t
  * shape) on each axis, as the volume's chunks are): its chunks in C order,
  * each encoded (past buf, the fill value), then the index of where they
  * are (little-endian offset and size pairs, a chunk wholly beyond the
- * array's edge marked empty) and its CRC32C, in one file. */
+ * array's edge marked empty) and its CRC32C, in one file. The chunks are
+ * written as they are encoded: a shard's encoded bytes at once (up to
+ * 2 GiB per worker) would lie outside --memory. */
 static int write_shard(const halo_zarr_t *z, const int64_t *idx, const char *file,
 		       const void *buf, halo_error_t *err)
 {
@@ -434,14 +436,14 @@ static int write_shard(const halo_zarr_t *z, const int64_t *idx, const char *fil
 		stride[d] = s;
 		s *= dim[d];
 	}
-	/* Any chunk's bytes are at most its bound (its raw size for none). */
-	size_t cap = (size_t)n * bound + (size_t)n * 16 + 4, len = 0;
-	/* the thread's buffers: a shard's worth of fresh pages per task
-	 * costs more in page faults than its compression */
-	unsigned char *out = halo_scratch(HALO_SCRATCH_CODEC, cap);
+	/* the thread's buffers: fresh pages per chunk cost more in page
+	 * faults than its compression */
+	int raw = m->codec.id == HALO_CODEC_NONE;
+	unsigned char *out = raw ? NULL : halo_scratch(HALO_SCRATCH_CODEC, bound);
 	unsigned char *chunk = halo_scratch(HALO_SCRATCH_SHARD, z->chunk_bytes);
-	uint64_t *index = (uint64_t *)malloc((size_t)n * 16);
-	int rc = out && chunk && index ? HALO_OK
+	uint64_t *index = (uint64_t *)malloc((size_t)n * 16 + 4), len = 0; /* and the CRC */
+	int fd = -1;
+	int rc = (out || raw) && chunk && index ? halo_fs_create(file, &fd, err)
 				       : halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
 	int64_t width = m->chunks[nd - 1], rows = (int64_t)(z->chunk_bytes / el) / width;
 	for (int64_t c = 0; c < n && !rc; c++) {
@@ -470,11 +472,13 @@ static int write_shard(const halo_zarr_t *z, const int64_t *idx, const char *fil
 					r[d] = 0;
 			}
 			size_t nb = z->chunk_bytes;
-			if (m->codec.id == HALO_CODEC_NONE)
-				memcpy(out + len, chunk, nb);
-			else
-				rc = halo_codec_encode(&m->codec, el, chunk, z->chunk_bytes, out + len, &nb,
-						       file, err);
+			const unsigned char *bytes = chunk;
+			if (!raw) {
+				rc = halo_codec_encode(&m->codec, el, chunk, z->chunk_bytes, out, &nb, file,
+						       err);
+				bytes = out;
+			}
+			rc = rc ? rc : halo_fs_write_fd(fd, file, bytes, nb, err);
 			index[2 * c] = len;
 			index[2 * c + 1] = nb;
 			len += nb;
@@ -485,13 +489,14 @@ static int write_shard(const halo_zarr_t *z, const int64_t *idx, const char *fil
 	if (!rc) {
 		for (int64_t i = 0; i < 2 * n; i++)
 			index[i] = htole64(index[i]);
-		memcpy(out + len, index, (size_t)n * 16);
-		uint32_t crc = halo_codec_crc32c(out + len, (size_t)n * 16);
-		len += (size_t)n * 16;
+		unsigned char *tail = (unsigned char *)(index + 2 * n);
+		uint32_t crc = halo_codec_crc32c(index, (size_t)n * 16);
 		for (int b = 0; b < 4; b++)
-			out[len++] = (unsigned char)(crc >> (8 * b));
-		rc = halo_fs_write(file, out, len, err);
+			tail[b] = (unsigned char)(crc >> (8 * b));
+		rc = halo_fs_write_fd(fd, file, index, (size_t)n * 16 + 4, err);
 	}
+	if (fd >= 0)
+		rc = halo_fs_close(fd, file, rc, err);
 	free(index);
 	return rc;
 }
