@@ -415,6 +415,15 @@ int halo_zarr_create(const char *path, const halo_zarr_meta_t *meta, halo_zarr_t
 	return HALO_OK;
 }
 
+/* Whether a chunk of n elements holds the fill value alone, and is not
+ * stored: readers give the fill for a missing chunk (zarr-python 3's
+ * write_empty_chunks=False; in a shard, the chunk is empty in its index).
+ * halo writes no null fill_value, which would leave them undefined. */
+static int fill_only(const halo_zarr_meta_t *m, const void *buf, size_t n)
+{
+	return halo_fill_only(buf, m->dtype.kind, m->fill, n);
+}
+
 /* Shard idx from buf, which holds it cut to the array (min(shard,
  * shape) on each axis, as the volume's chunks are): its chunks in C order,
  * each encoded (past buf, the fill value), then the index of where they
@@ -442,17 +451,16 @@ static int write_shard(const halo_zarr_t *z, const int64_t *idx, const char *fil
 	unsigned char *out = raw ? NULL : halo_scratch(HALO_SCRATCH_CODEC, bound);
 	unsigned char *chunk = halo_scratch(HALO_SCRATCH_SHARD, z->chunk_bytes);
 	uint64_t *index = (uint64_t *)malloc((size_t)n * 16 + 4), len = 0; /* and the CRC */
-	int fd = -1;
-	int rc = (out || raw) && chunk && index ? halo_fs_create(file, &fd, err)
+	int fd = -1; /* opened at the first chunk stored: a shard of fill has no file */
+	int rc = (out || raw) && chunk && index ? HALO_OK
 				       : halo_error_set(err, HALO_ENOMEM, "%s: out of memory", file);
 	int64_t width = m->chunks[nd - 1], rows = (int64_t)(z->chunk_bytes / el) / width;
 	for (int64_t c = 0; c < n && !rc; c++) {
 		int inside = 1;
 		for (int d = 0; d < nd; d++)
 			inside &= (idx[d] * per[d] + at[d]) * m->chunks[d] < m->shape[d];
-		if (!inside) {
-			index[2 * c] = index[2 * c + 1] = UINT64_MAX;
-		} else {
+		index[2 * c] = index[2 * c + 1] = UINT64_MAX;
+		if (inside) {
 			/* the chunk's rows from buf, the fill past it */
 			int64_t r[HALO_MAXDIM] = {0}, x0 = at[nd - 1] * width;
 			int64_t have = dim[nd - 1] - x0 < width ? dim[nd - 1] - x0 : width;
@@ -473,20 +481,25 @@ static int write_shard(const halo_zarr_t *z, const int64_t *idx, const char *fil
 			}
 			size_t nb = z->chunk_bytes;
 			const unsigned char *bytes = chunk;
-			if (!raw) {
+			if (fill_only(m, chunk, nb / el))
+				nb = 0;
+			else if (!raw) {
 				rc = halo_codec_encode(&m->codec, el, chunk, z->chunk_bytes, out, &nb, file,
 						       err);
 				bytes = out;
 			}
-			rc = rc ? rc : halo_fs_write_fd(fd, file, bytes, nb, err);
-			index[2 * c] = len;
-			index[2 * c + 1] = nb;
-			len += nb;
+			if (!rc && nb && fd < 0)
+				rc = halo_fs_create(file, &fd, err);
+			if (!rc && nb && !(rc = halo_fs_write_fd(fd, file, bytes, nb, err))) {
+				index[2 * c] = len;
+				index[2 * c + 1] = nb;
+				len += nb;
+			}
 		}
 		for (int d = nd - 1; d >= 0 && ++at[d] == per[d]; d--)
 			at[d] = 0;
 	}
-	if (!rc) {
+	if (!rc && fd >= 0) {
 		for (int64_t i = 0; i < 2 * n; i++)
 			index[i] = htole64(index[i]);
 		unsigned char *tail = (unsigned char *)(index + 2 * n);
@@ -505,11 +518,13 @@ int halo_zarr_write_chunk(const halo_zarr_t *z, const int64_t *idx, const void *
 			  halo_error_t *err)
 {
 	const halo_zarr_meta_t *m = &z->meta;
+	size_t elsize = halo_dtype_size(m->dtype);
+	if (!m->shard.on && fill_only(m, buf, z->chunk_bytes / elsize))
+		return HALO_OK;
 	char file[4096];
 	int rc = chunk_file(z, idx, file, sizeof file, err);
 	if (rc)
 		return rc;
-	size_t elsize = halo_dtype_size(m->dtype);
 	void *swapped = NULL;
 	if (m->dtype.big_endian) {
 		swapped = malloc(z->chunk_bytes);

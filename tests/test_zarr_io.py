@@ -882,4 +882,40 @@ check(counts[0] > 0 and counts[1] == counts[0] and counts[2] == counts[0],
 check(writes[0] > 0 and writes[1] == writes[0] and writes[2] == writes[0],
       "write's model, for writes that gather (convert): likewise", f"entries: {writes}")
 
+def chunk_keys(root):
+    """The chunk files below root as keys with dots."""
+    return sorted(os.path.relpath(os.path.join(d, f), root).replace(os.sep, ".")
+                  for d, _, fs in os.walk(root) for f in fs if not f.startswith("."))
+
+
+# Chunks of nothing but the fill value are not stored (zarr-python 3's
+# write_empty_chunks=False): zarr reads them back as the fill. A chunk
+# holding -0.0 beside a fill of 0.0 is stored (its bytes differ).
+for dt, fill in [("<u2", 0), ("<f4", np.nan), ("<f4", 0.0), (">i4", -7)]:
+    data = np.full((12, 12, 12), fill, dt)
+    data[0:4, 4:8, 8:12] = 3               # chunk (0, 1, 2) only
+    data[8:12, 8:12, 0:4] = 0 if fill != 0 else 5  # and (2, 2, 0)
+    if dt == "<f4" and fill == 0.0:
+        data[4, 4, 4] = -0.0               # chunk (1, 1, 1), -0.0 in 0.0
+    src, dst = path("empty_src.zarr"), path("empty_out.zarr")
+    zarr.open(src, mode="w", shape=data.shape, chunks=(12, 12, 12), dtype=dt,
+              fill_value=fill)[:] = data
+    r = convert(src, dst, "--chunks", "4,4,4")
+    stored = chunk_keys(dst) if r.returncode == 0 else []
+    want = ["0.1.2", "2.2.0"] + (["1.1.1"] if dt == "<f4" and fill == 0.0 else [])
+    back = zarr.open(dst, mode="r")[:] if r.returncode == 0 else None
+    check(stored == sorted(want) and back is not None and same(back, data) and
+          np.array_equal(np.signbit(back), np.signbit(data)),
+          f"{dt} fill {fill}: only chunks not wholly fill are stored; zarr reads the rest as "
+          "fill", (stored, r.stderr))
+data = np.zeros((5, 12, 12), "<u2")
+data[0, 0, 0] = 1
+zarr.open(path("null_src.zarr"), mode="w", shape=data.shape, chunks=(4, 4, 4), dtype="<u2",
+          fill_value=None)[:] = data
+r = convert(path("null_src.zarr"), path("null_out.zarr"))
+out = zarr.open(path("null_out.zarr"), mode="r") if r.returncode == 0 else None
+check(out is not None and out.fill_value == 0 and same(out[:], data) and
+      chunk_keys(path("null_out.zarr")) == ["0.0.0"],
+      "fill_value null in: 0 out, and the chunks of 0 alone are not stored", r.stderr)
+
 done()

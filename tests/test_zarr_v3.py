@@ -442,4 +442,18 @@ for what, opts, needle in [
     check(r.returncode != 0 and needle in r.stderr and r.stderr.count("\n") == 1 and
           not os.path.exists(out), f"write v3: {what} refused in one line", r.stderr)
 
+# Inner chunks of nothing but the fill value are left out of a shard
+# (empty in its index), and a shard of fill alone has no file, as
+# zarr-python 3 writes them.
+data = np.zeros((8, 16, 20), "<u2")
+data[0:4, 0:4, 0:5] = 9                     # shard (0, 0, 0): inner chunk 0 only
+out, meta = v3_out(data, "with empty inner chunks", "--shards", "8,8,10", chunks=(4, 4, 5))
+files = sorted(zarrv3.chunk_files(out)) if meta else []
+blob = open(os.path.join(out, "c", "0", "0", "0"), "rb").read() if meta else b""
+index = np.frombuffer(blob[-(8 * 16 + 4):-4], "<u8").reshape(8, 2) if len(blob) > 132 else None
+check(files == [os.path.join("c", "0", "0", "0")] and index is not None and
+      (index[1:] == zarrv3.EMPTY).all() and index[0, 0] == 0 and index[0, 1] == len(blob) - 132,
+      "write v3 shards: fill-only inner chunks empty in the index, fill-only shards no file",
+      (files, index))
+
 done()

@@ -314,6 +314,17 @@ void halo_fill_store(void *dst, halo_dtype_kind_t kind, halo_fill_t fill, size_t
 	repeat(dst, kind, one, n);
 }
 
+int halo_fill_only(const void *p, halo_dtype_kind_t kind, halo_fill_t fill, size_t n)
+{
+	unsigned char one[8];
+	fill_element(fill, kind, one);
+	size_t el = halo_dtype_kind_size(kind);
+	/* Each element equal to the first, and the first to fill: one
+	 * memcmp of the buffer against itself moved by an element. */
+	return n == 0 || (memcmp(p, one, el) == 0 &&
+			  memcmp(p, (const unsigned char *)p + el, (n - 1) * el) == 0);
+}
+
 int halo_dtype_all_finite(const void *p, halo_dtype_kind_t kind, size_t n)
 {
 	int ok = 1;

@@ -92,6 +92,11 @@ halo_fill_t halo_fill_convert(halo_fill_t fill, halo_dtype_kind_t from, halo_dty
 /* n elements of kind holding fill. */
 void halo_fill_store(void *dst, halo_dtype_kind_t kind, halo_fill_t fill, size_t n);
 
+/* Whether n elements of kind all hold fill, bit for bit (a -0.0 is no
+ * fill of 0.0, nor another NaN of a NaN's: kept, they read back as they
+ * were). */
+int halo_fill_only(const void *p, halo_dtype_kind_t kind, halo_fill_t fill, size_t n);
+
 /* Whether n elements of type kind hold no NaN or infinity (integers
  * always). */
 int halo_dtype_all_finite(const void *p, halo_dtype_kind_t kind, size_t n);
