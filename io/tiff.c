@@ -587,16 +587,14 @@ static int check_predictor(halo_tiff_t *t, unsigned page, halo_error_t *err)
 static int map_planes(halo_tiff_t *t, int64_t nz, int64_t nc, int64_t nt, int64_t pages,
 		      halo_error_t *err)
 {
+	if (t->foreign[0]) /* some plane is in another file */
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML puts planes in %s; halo "
+				      "reads OME-TIFFs of one file", t->path, t->foreign);
 	/* Divided, not multiplied: the sizes come from the file. */
-	if (nz > pages || nc > pages / nz || nt > pages / (nz * nc)) {
-		if (t->foreign[0])
-			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML puts planes in "
-					      "%s; halo reads OME-TIFFs of one file", t->path,
-					      t->foreign);
+	if (nz > pages || nc > pages / nz || nt > pages / (nz * nc))
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML says %.0f planes but "
 				      "the file has %lld (one file of several?)", t->path,
 				      (double)nz * (double)nc * (double)nt, (long long)pages);
-	}
 	int64_t n = nz * nc * nt;
 	if (!(t->map = malloc((size_t)n * sizeof *t->map)))
 		return halo_error_set(err, HALO_ENOMEM, "%s: out of memory", t->path);
@@ -628,10 +626,6 @@ static int map_planes(halo_tiff_t *t, int64_t nz, int64_t nc, int64_t nt, int64_
 		if (t->map[i] < 0) {
 			int64_t z = i / t->zstep % nz, c = t->cstep ? i / t->cstep % nc : 0,
 				tp = t->tstep ? i / t->tstep % nt : 0;
-			if (t->foreign[0])
-				return halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML puts planes "
-						      "in %s; halo reads OME-TIFFs of one file",
-						      t->path, t->foreign);
 			return halo_error_set(err, HALO_EFORMAT, "%s: its OME-XML puts the plane at z "
 					      "%lld, channel %lld, time point %lld in no page",
 					      t->path, (long long)z, (long long)c, (long long)tp);
