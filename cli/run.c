@@ -217,6 +217,30 @@ static void warn_mixed(const halo_graph_t *g)
 	}
 }
 
+/* A map_overlap whose depth falls short of its kernel's reach on an axis
+ * of several chunks gives values near the chunks' edges that depend on
+ * the chunks, as dask.array.map_overlap does (halo keeps that parity):
+ * said once per step. */
+static void warn_shallow(const halo_graph_t *g)
+{
+	for (int i = 0; i < halo_graph_count(g); i++) {
+		const halo_expr_t *e = halo_graph_node(g, i);
+		if (e->op != HALO_OP_MAP_OVERLAP)
+			continue;
+		int uniform = e->ov == HALO_OV_UNIFORM;
+		for (int d = 3 - e->ndim; d < 3; d++) {
+			int reach = uniform ? e->size / 2 : e->pn[d] / 2;
+			if (e->depth[d] >= reach || e->grid[d].nblocks < 2)
+				continue;
+			fprintf(stderr, "halo: warning: step \"%s\": depth %d along axis %d is less than "
+					"the %s's reach of %d: values near the chunks' edges depend on "
+					"the chunks (as in dask.array.map_overlap)\n", named(e)->name,
+				e->depth[d], d - (3 - e->ndim), uniform ? "uniform filter" : "PSF", reach);
+			break;
+		}
+	}
+}
+
 int halo_cli_run(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -285,6 +309,7 @@ int halo_cli_run(int argc, char **argv)
 		/* Under mpirun every rank has the same plan: one prints it. */
 		if (halo__runtime_launched_rank() == 0) {
 			warn_mixed(g);
+			warn_shallow(g);
 			halo_runtime_memory_warn(memory);
 			halo_cli_warn_memory(plan, memory);
 			print_plan(plan);
@@ -310,6 +335,7 @@ int halo_cli_run(int argc, char **argv)
 	}
 	if (speaker) {
 		warn_mixed(g);
+		warn_shallow(g);
 		halo_cli_warn_memory(plan, memory);
 	}
 	halo_compute_opts_t co = {.memory = memory, .quiet = quiet || json || !speaker,

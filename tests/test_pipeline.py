@@ -293,12 +293,14 @@ for boundary, dask_boundary in [("reflect", "reflect"), ("periodic", "periodic")
     if boundary == "constant":
         step["constant"] = 7.5
     out = path("ov.zarr")
-    run(pipeline("ov", [
+    r = run(pipeline("ov", [
         {"name": "a", "op": "from_zarr", "path": pu16},
         {"name": "f", "op": "astype", "input": "a", "dtype": "float32"}, step,
         {"name": "o", "op": "to_zarr", "input": "u", "path": out, "overwrite": True}]))
     same(out, uniform_ref(du16.astype(np.float32), 5, {0: 2, 1: 3, 2: 2}, dask_boundary),
          f"map_overlap uniform, boundary {boundary}", rtol=2e-6)
+    check("warning" not in r.stderr, f"... depth equal to the reach: no warning ({boundary})",
+          r.stderr)
 
 # A uniform filter whose depth covers its radius, into a TIFF (16-page
 # chunks) from 40-plane chunks, computes in 16-plane slabs (5 of them, a
@@ -412,7 +414,7 @@ for boundary in [5.5, -1]:
 # a map_overlap after them sees the same blocks (u16 in 7x16x16, i16 in
 # 5x20x9).
 out = path("mix.zarr")
-run(pipeline("mix", [
+r = run(pipeline("mix", [
     {"name": "a", "op": "from_zarr", "path": pu16},
     {"name": "b", "op": "from_zarr", "path": pi16},
     {"name": "s", "op": "map_blocks", "kernel": "add", "inputs": ["a", "b"]},
@@ -422,6 +424,9 @@ run(pipeline("mix", [
     {"name": "o", "op": "to_zarr", "input": "u", "path": out, "overwrite": True}]))
 same(out, uniform_ref((du16 + di16).astype(np.float32), 7, 1, "reflect"),
      "mixed chunks unified as dask does, then map_overlap (seams where blocks meet)", rtol=2e-6)
+check('step "u": depth 1 along axis 0 is less than the uniform filter\'s reach of 3: values '
+      "near the chunks' edges depend on the chunks" in r.stderr and r.stderr.count("\n") == 1,
+      "a depth short of the kernel's reach is warned of, once", r.stderr)
 
 # A halo deeper than the chunks: dask merges blocks first, so does halo.
 out = path("deep.zarr")
