@@ -105,6 +105,10 @@ int halo_cli_usage_error(const char *cmd, int c, const char *bad);
 /* An empty path among args (a variable that was not set, "$OUT"): one
  * line naming it and -1; 0 when none is empty. */
 int halo_cli_empty_args(const char *cmd, char **args, int n);
+/* More arguments than a command takes, the first two of them TIFF files:
+ * a pattern the shell expanded, where halo reads a sequence of TIFF files
+ * from the pattern itself. One line saying so and -1; else 0. */
+int halo_cli_expanded_glob(const char *cmd, char **args, int n);
 
 /* The command line, kept for halo_cli_same_command (main sets it). */
 void halo_cli_command_set(int argc, char **argv);

@@ -119,6 +119,10 @@ static int parse(int argc, char **argv, struct convert_opts *o, int *status)
 			goto bad_value;
 	}
 	if (argc - optind != 2) {
+		if (argc - optind > 2 && halo_cli_expanded_glob("convert", argv + optind, argc - optind)) {
+			*status = HALO_EXIT_USAGE;
+			return 1;
+		}
 		fprintf(stderr, "halo: convert: needs IN and OUT; see 'halo convert --help'\n");
 		*status = HALO_EXIT_USAGE;
 		return 1;

@@ -138,6 +138,10 @@ int halo_deconv_cli_parse(int argc, char **argv, const char *cmd, const char *he
 	}
 	int nargs = argc - optind;
 	if (nargs < nmin || nargs > nmax) {
+		if (nargs > nmax && halo_cli_expanded_glob(cmd, argv + optind, nargs)) {
+			*status = HALO_EXIT_USAGE;
+			return 1;
+		}
 		halo_cli_usage_line("%s: takes %s%d argument%s, got %d; see 'halo %s --help'", cmd,
 				    nmin < nmax ? "at most " : "", nmax, nmax == 1 ? "" : "s", nargs, cmd);
 		*status = HALO_EXIT_USAGE;

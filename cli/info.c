@@ -194,6 +194,8 @@ static int describe_volume(const char *path, int as_json)
 				    json_integer(stored.zarr_format) : json_null());
 		json_object_set_new(desc, "ome_version", stored.ome_version ?
 				    json_string(stored.ome_version) : json_null());
+		json_object_set_new(desc, "files", stored.files ? json_integer(stored.files)
+								: json_null());
 		json_object_set_new(desc, "shards", shards);
 		json_object_set_new(desc, "checksum", stored.crc32c ? json_string("crc32c")
 								    : json_null());
@@ -234,6 +236,9 @@ static int describe_volume(const char *path, int as_json)
 			printf(" %s (zarr v%d)", stored.ome_version, stored.zarr_format);
 		else if (stored.zarr_format)
 			printf(" v%d", stored.zarr_format);
+		else if (stored.files)
+			printf(" sequence of %lld file%s", (long long)stored.files,
+			       stored.files == 1 ? "" : "s");
 		printf(", %dD\n", v->ndim);
 		printf("  shape       %s\n", dims[0]);
 		printf("  chunks      %s (%lld chunk%s)\n", dims[1], (long long)nchunks,
@@ -314,6 +319,8 @@ int halo_cli_info(int argc, char **argv)
 			as_json = 1;
 	}
 	if (optind + 1 < argc) {
+		if (halo_cli_expanded_glob("info", argv + optind, argc - optind))
+			return HALO_EXIT_USAGE;
 		fprintf(stderr, "halo: info: unexpected argument '%s'; see 'halo info --help'\n",
 			argv[optind + 1]);
 		return HALO_EXIT_USAGE;

@@ -170,6 +170,18 @@ int halo_cli_empty_args(const char *cmd, char **args, int n)
 	return 0;
 }
 
+int halo_cli_expanded_glob(const char *cmd, char **args, int n)
+{
+	for (int i = 0; i < 2; i++)
+		if (i >= n || halo_fs_is_dir(args[i]) || !halo_fs_exists(args[i]) ||
+		    !(halo_path_has_ext(args[i], ".tif") || halo_path_has_ext(args[i], ".tiff")))
+			return 0;
+	halo_cli_usage_line("%s: %d paths, from %s on: to read TIFF files as one volume, quote their "
+			    "pattern ('DIR/plane_*.tif') or name their folder; see 'halo %s --help'",
+			    cmd, n, args[0], cmd);
+	return -1;
+}
+
 /* getopt_long's '?' covers an unknown option, a value given to a flag and
  * an ambiguous abbreviation; each gets its own line. `before` is optind
  * before the call: an unknown letter inside a cluster (-xy) leaves optind

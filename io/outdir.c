@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
@@ -611,6 +612,8 @@ int halo_path_within(const char *inner, const char *outer)
 		const char *a = ci && co ? ci : inner, *b = ci && co ? co : outer;
 		size_t n = strlen(b);
 		int clash = strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
+		/* outer may be a pattern that names files (a TIFF sequence) */
+		clash |= strpbrk(b, "*?[") && fnmatch(b, a, FNM_PATHNAME | FNM_PERIOD) == 0;
 		free(ci);
 		free(co);
 		return clash;

@@ -7,6 +7,7 @@
 #include "io/json.h"
 #include "io/scratch.h"
 #include "io/tiff.h"
+#include "io/tiffseq.h"
 
 #include <errno.h>
 #include <math.h>
@@ -22,6 +23,7 @@ struct halo_reader {
 	halo_volume_info_t info;
 	halo_zarr_t *zarr;
 	halo_tiff_t *tiff;
+	halo_tiffseq_t *seq; /* a TIFF sequence, read through tiff's info */
 	int crop; /* a stored chunk holds more than a chunk of the volume */
 	int src[3];                /* the Zarr axis of z, y, x; -1: none (length 1) */
 	int64_t lead[HALO_MAXDIM]; /* the index read along every other Zarr axis */
@@ -423,6 +425,47 @@ static int zarr_info(halo_reader_t *r, halo_error_t *err)
 	return HALO_OK;
 }
 
+/* A TIFF's volume: chunks of whole pages. */
+static void tiff_volume(const halo_tiff_info_t *ti, halo_volume_info_t *info)
+{
+	info->ndim = ti->ndim;
+	for (int d = 0; d < 3; d++) {
+		info->shape[d] = ti->shape[d];
+		info->voxel[d] = ti->voxel[d];
+		info->origin[d] = ti->origin[d];
+	}
+	info->chunks[0] = tiff_chunk_depth(ti);
+	info->chunks[1] = ti->shape[1];
+	info->chunks[2] = ti->shape[2];
+	info->dtype = ti->dtype;
+	halo_unit_normalise(ti->unit, info->unit, sizeof info->unit);
+}
+
+/* A sequence of TIFF files (tiffseq.h), which has no channels or time
+ * points to select. */
+static int open_sequence(const char *path, const halo_select_t *sel, halo_reader_t **out,
+			 halo_error_t *err)
+{
+	halo_reader_t *r = calloc(1, sizeof *r);
+	if (!r || !(r->path = strdup(path))) {
+		free(r);
+		return halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
+	r->format = HALO_FMT_TIFF;
+	int64_t at[2], none[2] = {-1, -1};
+	int rc = halo_tiffseq_open(path, &r->seq, err);
+	if (!rc)
+		rc = pick(r, none, (const char *const[]){"a TIFF sequence", "a TIFF sequence"}, sel,
+			  path, at, err);
+	if (rc) {
+		halo_reader_close(r);
+		return rc;
+	}
+	tiff_volume(halo_tiffseq_info(r->seq), &r->info);
+	*out = r;
+	return HALO_OK;
+}
+
 int halo_reader_open(const char *path, halo_reader_t **out, halo_error_t *err)
 {
 	return halo_reader_open_at(path, NULL, out, err);
@@ -435,6 +478,8 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 	if (!strcmp(path, "-"))
 		return halo_error_set(err, HALO_EINVAL, "-: halo reads volumes from files, not from "
 				      "standard input; name a file");
+	if (halo_tiffseq_named(path))
+		return open_sequence(path, sel, out, err);
 	struct stat st;
 	if (stat(path, &st) != 0)
 		return errno == ENOENT
@@ -456,17 +501,7 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 		if ((rc = halo_tiff_open(path, &r->tiff, err)))
 			goto fail;
 		const halo_tiff_info_t *ti = halo_tiff_info(r->tiff);
-		info->ndim = ti->ndim;
-		for (int d = 0; d < 3; d++) {
-			info->shape[d] = ti->shape[d];
-			info->voxel[d] = ti->voxel[d];
-			info->origin[d] = ti->origin[d];
-		}
-		info->chunks[0] = tiff_chunk_depth(ti);
-		info->chunks[1] = ti->shape[1];
-		info->chunks[2] = ti->shape[2];
-		info->dtype = ti->dtype;
-		halo_unit_normalise(ti->unit, info->unit, sizeof info->unit);
+		tiff_volume(ti, info);
 		/* A hyperstack: the pages of one channel at one time */
 		int64_t at[2], count[2] = {ti->channels > 0 ? ti->channels : -1,
 					   ti->times > 0 ? ti->times : -1};
@@ -611,13 +646,15 @@ void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s)
 	memcpy(s->chunks, v->chunks, sizeof s->chunks);
 	s->big_endian = v->dtype.big_endian;
 	s->compression = NULL;
+	s->files = 0;
 	memset(s->shards, 0, sizeof s->shards);
 	s->crc32c = s->ndim = s->zarr_format = 0;
 	s->ome_version = r->format == HALO_FMT_OME_ZARR && r->ome_version[0] ? r->ome_version : NULL;
-	if (r->tiff) {
-		const halo_tiff_info_t *t = halo_tiff_info(r->tiff);
+	if (r->tiff || r->seq) {
+		const halo_tiff_info_t *t = r->seq ? halo_tiffseq_info(r->seq) : halo_tiff_info(r->tiff);
 		s->big_endian = t->big_endian;
 		s->compression = t->compression;
+		s->files = r->seq ? halo_tiffseq_files(r->seq) : 0; /* 0: one file */
 	} else if (r->zarr) {
 		const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
 		for (int d = 0; d < 3; d++)
@@ -697,7 +734,8 @@ int halo_reader_read_chunk(halo_reader_t *r, const int64_t idx[3], void *buf,
 	size_t page = (size_t)(info->shape[1] * info->shape[2]) * halo_dtype_size(info->dtype);
 	if (nz < info->chunks[0])
 		memset((char *)buf + (size_t)nz * page, 0, (size_t)(info->chunks[0] - nz) * page);
-	return halo_tiff_read_pages(r->tiff, z0, nz, buf, err);
+	return r->seq ? halo_tiffseq_read_pages(r->seq, z0, nz, buf, err)
+		      : halo_tiff_read_pages(r->tiff, z0, nz, buf, err);
 }
 
 void halo_reader_close(halo_reader_t *r)
@@ -706,6 +744,7 @@ void halo_reader_close(halo_reader_t *r)
 		return;
 	halo_zarr_close(r->zarr);
 	halo_tiff_close(r->tiff, NULL);
+	halo_tiffseq_close(r->seq);
 	json_decref(r->attrs);
 	json_decref(r->omero);
 	json_decref(r->names);

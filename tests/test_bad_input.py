@@ -1027,9 +1027,10 @@ check(r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and
 r = halo("info", env={"XDG_CACHE_HOME": "/proc"})
 check(r.returncode == 0 and "workers:" in r.stdout,
       "an unusable XDG_CACHE_HOME falls back to a private folder (StarPU aborted)", r.stderr)
-# A PSF that is a folder (no volume) is named as such, not as OUTPUT's
-# parent.
-r = halo("deconvolve", img, path(""), path("psf_dir_out.zarr"))
+# A PSF that is a folder (no volume: neither Zarr nor TIFF files) is named
+# as such, not as OUTPUT's parent.
+os.makedirs(path("psf_dir"), exist_ok=True)
+r = halo("deconvolve", img, path("psf_dir"), path("psf_dir/out.zarr"))
 check(r.returncode == 1 and "not a Zarr array" in r.stderr and "lies" not in r.stderr,
       "deconvolve with a folder for PSF: says it is no volume", r.stderr)
 r = halo("deconvolve", img, good_psf, img, "--overwrite")

@@ -1,6 +1,7 @@
 """TIFF I/O against python3-tifffile, both directions: tifffile writes
 (strips or tiles, classic or BigTIFF, ImageJ metadata), halo converts to
 Zarr, python compares; halo writes TIFF, tifffile reads it back."""
+import glob
 import json
 import os
 import shutil
@@ -623,5 +624,64 @@ r = convert(path("zyx1.tif"), path("zyx1.zarr"))
 got = zarr.open(path("zyx1.zarr"), mode="r")[:] if r.returncode == 0 else None
 check(got is not None and np.array_equal(got, tifffile.imread(path("zyx1.tif"))[..., 0]),
       "tifffile's (Z, Y, X, 1) reads as (Z, Y, X)", r.stderr)
+
+# A sequence of TIFF files, one plane or stack each, read in natural order
+# (z2 before z10) from their folder or a quoted pattern, as tifffile's
+# imread of a pattern reads them.
+seq = path("seq")
+shutil.rmtree(seq, ignore_errors=True)
+os.makedirs(seq)
+planes = sample("uint16", (12, 9, 11))
+for z in range(12):
+    tifffile.imwrite(os.path.join(seq, f"plane_z{z}.tif"), planes[z], imagej=True,
+                     resolution=(10, 10), metadata={"spacing": 2.5, "unit": "um"})
+# tifffile's order (its imread of a pattern scrambled the planes here, in
+# its threads: read file by file)
+order = tifffile.TiffSequence(os.path.join(seq, "plane_z*.tif")).files
+oracle = np.stack([tifffile.imread(f) for f in order])
+check(np.array_equal(oracle, planes), "tifffile's natural order of the files (the oracle)")
+for src in [seq, os.path.join(seq, "plane_z*.tif")]:
+    r = convert(src, path("seq.zarr"))
+    got = zarr.open(path("seq.zarr"), mode="r")[:] if r.returncode == 0 else None
+    check(got is not None and np.array_equal(got, oracle),
+          f"TIFF sequence from {'its folder' if src == seq else 'a pattern'}: every plane, "
+          "in natural order", r.stderr)
+i = info(seq)
+r = halo("info", seq, check_rc=0)
+check(i.get("files") == 12 and i.get("shape") == [12, 9, 11] and
+      np.allclose(i.get("voxel", 0), [2.5, 0.1, 0.1]) and i.get("unit") == "micrometer" and
+      "tiff sequence of 12 files, 3D" in r.stdout,
+      "halo info of a sequence: its files, shape, and the first file's voxel size", (i, r.stdout))
+# Stacks of several pages, concatenated; a folder holding a Zarr is a Zarr.
+stacks = path("stacks")
+shutil.rmtree(stacks, ignore_errors=True)
+os.makedirs(stacks)
+parts = [sample("float32", (n, 6, 5)) for n in (3, 1, 2)]
+for k, part in enumerate(parts):
+    tifffile.imwrite(os.path.join(stacks, f"t{k}.tiff"), part, photometric="minisblack")
+open(os.path.join(stacks, "notes.txt"), "w").write("not a TIFF")
+r = convert(stacks, path("stacks.zarr"))
+got = zarr.open(path("stacks.zarr"), mode="r")[:] if r.returncode == 0 else None
+check(got is not None and np.array_equal(got, np.concatenate(parts)),
+      "TIFF sequence of stacks (3, 1 and 2 pages): concatenated along z", r.stderr)
+# Refused in one line: a file of another plane size (named), a pattern
+# matching nothing, an OUT the pattern would take in on the next run.
+tifffile.imwrite(os.path.join(stacks, "t3.tif"), sample("float32", (6, 6)))
+for what, src, out, want in [
+        ("a file of another plane size", stacks, "stacks.zarr",
+         "t3.tif: planes of 6x6 float32, where"),
+        ("a pattern matching nothing", os.path.join(seq, "nothing_*.tif"), "none.zarr",
+         "no TIFF file matches this pattern"),
+        ("OUT matching the pattern", os.path.join(seq, "plane_z*.tif"),
+         os.path.join("seq", "plane_z99.tif"), "OUT lies inside IN")]:
+    r = convert(src, path(out))
+    check(r.returncode == 1 and want in r.stderr and r.stderr.count("\n") == 1 and
+          not os.path.exists(path(out)), f"TIFF sequence with {what}: refused in one line",
+          r.stderr)
+# A pattern the shell expanded: the files, where one path was meant.
+files = sorted(glob.glob(os.path.join(seq, "*.tif")))
+r = halo("convert", *files, path("expanded.zarr"), check_rc=2)
+check(r.returncode == 2 and "quote their pattern" in r.stderr and r.stderr.count("\n") == 1,
+      "an expanded pattern: a hint to quote it", r.stderr)
 
 done()
