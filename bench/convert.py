@@ -1,14 +1,17 @@
 #!/usr/bin/python3
 """Benchmark: rechunking a uint16 Zarr volume (blosc lz4, byte shuffle),
 halo convert against python zarr + dask (threaded scheduler, same number of
-threads), with cat and cp of the same bytes as the I/O ceiling. Two cases:
-cubes into larger cubes ((64,256,256) -> (128,128,128)), and planes, as a
-microscope writes them, into cubes ((1,1024,1024) -> (64,256,256)). All runs
+threads), with cat and cp of the same bytes as the I/O ceiling. Three
+cases: cubes into larger cubes ((64,256,256) -> (128,128,128)), planes, as
+a microscope writes them, into cubes ((1,1024,1024) -> (64,256,256)), and a
+sequence of uncompressed TIFF files of one plane each into the same cubes
+(against dask.array stacking tifffile's reads of the files, the usual way
+to read such a sequence with dask). All runs
 are side by side in one invocation, in rounds of one run of each tool;
 each figure is the median of --repeat rounds after a warm-up round, with
 min and max.
 
-usage: bench/convert.py [--gib 2] [--repeat 3] [--case cubes|planes|all]
+usage: bench/convert.py [--gib 2] [--repeat 3] [--case cubes|planes|sequence|all]
                         [--dir /tmp/halo-bench] [--halo ./halo]
 """
 import argparse
@@ -25,12 +28,13 @@ import dask
 import dask.array as da
 import numcodecs
 import numpy as np
+import tifffile
 import zarr
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--gib", type=float, default=2.0)
 ap.add_argument("--repeat", type=int, default=3)
-ap.add_argument("--case", choices=["cubes", "planes", "all"], default="all")
+ap.add_argument("--case", choices=["cubes", "planes", "sequence", "all"], default="all")
 ap.add_argument("--dir", default="/tmp/halo-bench")
 ap.add_argument("--halo", default=os.path.join(os.path.dirname(__file__), "..", "halo"))
 ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -44,10 +48,29 @@ nz = int(args.gib * (1 << 30) / (2 * 1024 * 1024))
 shape = (nz, 1024, 1024)
 nbytes = int(np.prod(shape)) * 2
 compressor = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
-CASES = {"cubes": ((64, 256, 256), (128, 128, 128)), "planes": ((1, 1024, 1024), (64, 256, 256))}
+CASES = {"cubes": ((64, 256, 256), (128, 128, 128)), "planes": ((1, 1024, 1024), (64, 256, 256)),
+         "sequence": ("tiff", (64, 256, 256))}
+
+
+def make_sequence():
+    """The cubes' volume as one uncompressed TIFF file per plane."""
+    src = os.path.join(args.dir, f"seq-{args.gib:g}g")
+    if os.path.exists(os.path.join(src, f"plane_{nz - 1:05d}.tif")):
+        return src
+    z = zarr.open(make_source((64, 256, 256)), mode="r")
+    print(f"making {src}: {nz} TIFF planes of 1024x1024 uint16", file=sys.stderr)
+    os.makedirs(src, exist_ok=True)
+    for z0 in range(0, nz, 64):
+        slab = z[z0:z0 + 64]
+        for k, plane in enumerate(slab):
+            tifffile.imwrite(os.path.join(src, f"plane_{z0 + k:05d}.tif"), plane,
+                             photometric="minisblack")
+    return src
 
 
 def make_source(chunks):
+    if chunks == "tiff":
+        return make_sequence()
     src = os.path.join(args.dir, f"src-{args.gib:g}g" + ("" if chunks == (64, 256, 256) else
                                                          "-" + "x".join(map(str, chunks))) + ".zarr")
     if os.path.exists(os.path.join(src, ".zarray")):
@@ -76,6 +99,14 @@ def run_halo(src, chunks, rechunk):
 
 def run_dask(src, chunks, rechunk):
     a = da.from_zarr(src).rechunk(rechunk)
+    with dask.config.set(scheduler="threads", num_workers=args.threads):
+        a.to_zarr(out, compressor=compressor, overwrite=True)
+
+
+def run_dask_tiff(src, chunks, rechunk):
+    files = tifffile.TiffSequence(os.path.join(src, "*.tif")).files
+    read = dask.delayed(tifffile.imread, pure=True)
+    a = da.stack([da.from_delayed(read(f), shape[1:], "<u2") for f in files]).rechunk(rechunk)
     with dask.config.set(scheduler="threads", num_workers=args.threads):
         a.to_zarr(out, compressor=compressor, overwrite=True)
 
@@ -164,11 +195,14 @@ def measure(tools, case):
     return {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()}
 
 
-tools = [("halo convert", run_halo), ("zarr + dask threads", run_dask),
-         ("read+decode+encode", run_codec_floor),
-         ("cat (read only)", run_cat), ("cp -r (read + write)", run_cp)]
 for name in (CASES if args.case == "all" else [args.case]):
     chunks, rechunk = CASES[name]
+    tiff = chunks == "tiff"
+    tools = [("halo convert", run_halo),
+             ("tifffile + dask threads" if tiff else "zarr + dask threads",
+              run_dask_tiff if tiff else run_dask)] + \
+        ([] if tiff else [("read+decode+encode", run_codec_floor)]) + \
+        [("cat (read only)", run_cat), ("cp -r (read + write)", run_cp)]
     src = make_source(chunks)
     stored = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(src) for f in fs)
     try:
@@ -179,11 +213,13 @@ for name in (CASES if args.case == "all" else [args.case]):
     # Check that halo wrote the same volume (sampled, to keep it quick).
     run_halo(src, chunks, rechunk)
     h = zarr.open(out, mode="r")
-    ok = h.chunks == rechunk and np.array_equal(h[:64], zarr.open(src, mode="r")[:64])
+    first = zarr.open(make_source((64, 256, 256)) if tiff else src, mode="r")[:64]
+    ok = h.chunks == rechunk and np.array_equal(h[:64], first)
     shutil.rmtree(out, ignore_errors=True)
 
     print(f"{name}: volume {shape} uint16 = {nbytes / 2**30:.2f} GiB decoded, "
-          f"{stored / 2**30:.2f} GiB stored; chunks {chunks} -> {rechunk}; "
+          f"{stored / 2**30:.2f} GiB stored; "
+          f"{'a TIFF file per plane' if tiff else f'chunks {chunks}'} -> {rechunk}; "
           f"{args.threads} threads; {args.repeat} runs after a warm-up")
     print(f"{'':24s} {'median s':>9s} {'min':>7s} {'max':>7s} {'MB/s decoded':>13s} {'halo speed-up':>14s}")
     hm = results["halo convert"][0]

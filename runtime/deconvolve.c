@@ -14,6 +14,7 @@
 #include "io/units.h"
 #include "util/util.h"
 
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -531,4 +532,14 @@ int halo_rl_kernel_destroy(halo_overlap_kernel_t *kernel, halo_error_t *err)
 	free(k);
 	return failed ? halo_error_set(err, HALO_ENOMEM, "out of memory computing the PSF spectrum")
 		      : HALO_OK;
+}
+
+int halo_rl_range_check(double max, int64_t fft_voxels, const char *what, halo_error_t *err)
+{
+	double limit = FLT_MAX / (double)(fft_voxels > 0 ? fft_voxels : 1);
+	if (!(max > limit))
+		return HALO_OK;
+	return halo_error_set(err, HALO_EINVAL, "%s holds values up to %.3g: Richardson-Lucy's "
+			      "float32 FFTs of %lld voxels overflow above about %.3g (to NaN); "
+			      "rescale the data first", what, max, (long long)fft_voxels, limit);
 }

@@ -95,6 +95,12 @@ int halo_rl_kernel_destroy(halo_overlap_kernel_t *kernel, halo_error_t *err);
  * results are garbage, and no output may be committed. */
 int halo_rl_kernel_failed(const halo_overlap_kernel_t *kernel);
 
+/* RL's FFTs are unnormalised float32: a block whose values reach max,
+ * transformed over fft_voxels voxels, overflows (to NaN in the result)
+ * once max times fft_voxels passes float32's range. That block refused in
+ * one line naming `what` (its file and chunk); HALO_OK below the limit. */
+int halo_rl_range_check(double max, int64_t fft_voxels, const char *what, halo_error_t *err);
+
 /* Exact mode: whole-volume RL computed chunk by chunk, exchanging halos
  * every half-iteration (forward: estimate -> ratio, backward: ratio ->
  * estimate), with the boundary rule at the volume's faces (not none).

@@ -47,6 +47,7 @@ struct exact {
 	halo_distribution_t dist;      /* their blocks of chunks */
 	halo_progress_t progress;      /* chunk-iterations: this rank's backward halves */
 	int64_t done;
+	int pn[3];                     /* the PSF's shape: a chunk's FFTs add pn - 1 */
 };
 
 struct unit_arg {
@@ -165,8 +166,22 @@ static void load_cpu(void *buffers[], void *cl_arg)
 		io_fail(x, &e);
 		goto out;
 	}
-	memcpy((void *)STARPU_BLOCK_GET_PTR(buffers[1]), image,
-	       (size_t)(dims[0] * dims[1] * dims[2]) * sizeof(float));
+	int64_t voxels = 1;
+	for (int d = 0; d < 3; d++)
+		voxels *= dims[d] + x->pn[d] - 1;
+	char what[4200];
+	if (ii->ndim == 2)
+		snprintf(what, sizeof what, "%s: the chunk at %lld,%lld (y,x)", halo_reader_path(x->in),
+			 (long long)start[1], (long long)start[2]);
+	else
+		snprintf(what, sizeof what, "%s: the chunk at %lld,%lld,%lld (z,y,x)",
+			 halo_reader_path(x->in), (long long)start[0], (long long)start[1],
+			 (long long)start[2]);
+	if (halo_rl_range_check(halo_dtype_max_abs(image, HALO_F4, n), voxels, what, &e)) {
+		io_fail(x, &e);
+		goto out;
+	}
+	memcpy((void *)STARPU_BLOCK_GET_PTR(buffers[1]), image, n * sizeof(float));
 out:
 	free(ga);
 	free(src);
@@ -390,6 +405,7 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 	pthread_mutex_init(&x.lock, NULL);
 	struct halo_otf_cache otfs;
 	int fb[3], fa[3], rc = HALO_OK;
+	memcpy(x.pn, pn, sizeof x.pn);
 	for (int d = 0; d < 3; d++) {
 		fa[d] = pn[d] / 2;               /* forward: c after */
 		fb[d] = pn[d] - 1 - fa[d];       /* forward: n-1-c before */

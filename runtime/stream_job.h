@@ -42,6 +42,7 @@ struct halo_stream_io_arg {
 	halo_dtype_kind_t from; /* write: the element type of the block */
 	const char *step;       /* graphs: the step named in errors, or NULL */
 	int finite;             /* read: refuse NaN and infinities (RL's inputs) */
+	int64_t fft_voxels;     /* read: RL's FFT size, for halo_rl_range_check (0: none) */
 	int64_t idx[3];
 	/* write: when set, the block is first gathered from the task's first
 	 * gather->nsrc buffers (see halo__stream_write_cl). */

@@ -6,6 +6,7 @@
 #include "runtime/stream_job.h"
 #include "io/scratch.h"
 #include "io/zarr.h"
+#include "runtime/deconvolve.h"
 #include "runtime/mpi.h"
 #include "runtime/runtime.h"
 #include "runtime/trace.h"
@@ -135,10 +136,17 @@ static void read_cpu(void *buffers[], void *cl_arg)
 	 * in reach, and its floor on the ratio's denominator turned a NaN into
 	 * 1e12-fold garbage instead. */
 	halo_dtype_t dt = halo_reader_info(a->in)->dtype;
-	if (!rc && a->finite && !halo_dtype_all_finite(buf, dt.kind, n / halo_dtype_size(dt)))
-		rc = halo_error_set(&e, HALO_EINVAL, "%s: chunk %lld,%lld,%lld holds NaN or infinity, "
-				    "which RL cannot deconvolve", halo_reader_path(a->in),
-				    (long long)a->idx[0], (long long)a->idx[1], (long long)a->idx[2]);
+	size_t count = n / halo_dtype_size(dt);
+	char what[4200];
+	snprintf(what, sizeof what, "%s: chunk %lld,%lld,%lld", halo_reader_path(a->in),
+		 (long long)a->idx[0], (long long)a->idx[1], (long long)a->idx[2]);
+	if (!rc && a->finite && !halo_dtype_all_finite(buf, dt.kind, count))
+		rc = halo_error_set(&e, HALO_EINVAL, "%s holds NaN or infinity, which RL cannot "
+				    "deconvolve", what);
+	/* Integers cannot reach float32's range times any chunk's voxels. */
+	if (!rc && a->fft_voxels && halo_dtype_is_float(dt))
+		rc = halo_rl_range_check(halo_dtype_max_abs(buf, dt.kind, count), a->fft_voxels, what,
+					 &e);
 	if (rc) {
 		if (a->step)
 			halo_error_prefix(&e, "step \"%s\"", a->step);

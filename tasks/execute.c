@@ -39,6 +39,8 @@ struct pstate {
 	int64_t at[3];           /* roots: the next chunk to submit */
 	int64_t tile[3];         /* roots: visited in tiles of this many chunks */
 	int finite;              /* sources: RL reads them, refuse NaN and inf */
+	int64_t fft_voxels;      /* sources: RL reads their values as they are,
+				  * in FFTs of this size (halo_rl_range_check) */
 	halo_output_t *output;   /* stores */
 	halo_writer_t *writer;
 	starpu_data_handle_t token; /* stores that must be written in order (TIFF) */
@@ -336,6 +338,7 @@ static void read_source(struct exec *x, halo_pnode_t *p, const int64_t j[3],
 	if (ra)
 		*ra = (struct halo_stream_io_arg){.job = &x->job, .in = p->expr->reader,
 						  .step = halo_expr_step(p->expr), .finite = s->finite,
+						  .fft_voxels = s->fft_voxels,
 						  .idx = {j[0], j[1], j[2]}};
 	struct starpu_task *t = task_new(x, &halo__stream_read_cl, ra, sizeof *ra);
 	if (!t)
@@ -412,6 +415,16 @@ static void overlap_region(const halo_pnode_t *p, const int64_t j[3], int64_t a[
 		trim[d] = (int)(origin[d] - a[d]);
 		val[d] = (int)valid[d];
 	}
+}
+
+/* Whether a fused program only loads and casts: values kept as they are
+ * (but for rounding). */
+static int casts(const struct halo_ew_prog *prog)
+{
+	for (int i = 0; i < prog->nops; i++)
+		if (prog->ops[i].op != HALO_EWOP_LOAD && prog->ops[i].op != HALO_EWOP_CAST)
+			return 0;
+	return 1;
 }
 
 static void overlap(struct exec *x, halo_pnode_t *p, const int64_t j[3], starpu_data_handle_t h)
@@ -1110,12 +1123,28 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 			halo_pnode_tiles(p, s->tile);
 	}
 	/* The sources an RL step reads, through any steps between (inputs
-	 * come before their consumers in plan order). */
+	 * come before their consumers in plan order); and those whose values
+	 * it takes as they are, through rechunks and casts, whose range its
+	 * FFTs bound (a middle chunk's: edge ones may be smaller). */
 	for (int i = plan->n - 1; i >= 0; i--) {
 		const halo_pnode_t *p = plan->nodes[i];
 		int rl = p->kind == HALO_PN_OVERLAP && p->expr->ov == HALO_OV_RICHARDSON_LUCY;
-		for (int k = 0; k < p->nin && (rl || x.st[i].finite); k++)
-			x.st[p->in[k]->id].finite = 1;
+		int64_t voxels = x.st[i].fft_voxels;
+		if (rl) {
+			int64_t j[3], a[3], b[3], hd[3];
+			int trim[3], val[3];
+			for (int d = 0; d < 3; d++)
+				j[d] = (p->grid[d].nblocks - 1) / 2;
+			overlap_region(p, j, a, b, hd, trim, val);
+			voxels = hd[0] * hd[1] * hd[2];
+		} else if (!(p->kind == HALO_PN_GATHER || (p->kind == HALO_PN_FUSED && casts(&p->prog)))) {
+			voxels = 0;
+		}
+		for (int k = 0; k < p->nin && (rl || x.st[i].finite); k++) {
+			struct pstate *in = &x.st[p->in[k]->id];
+			in->finite = 1;
+			in->fft_voxels = voxels > in->fft_voxels ? voxels : in->fft_voxels;
+		}
 	}
 	uint64_t budget = o->memory ? o->memory : halo_memory_default(), front, per, outside;
 	halo_plan_memory(plan, &front, &per, &outside);

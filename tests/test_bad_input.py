@@ -816,6 +816,14 @@ expect_deconv_error("a NaN in the image, exact mode", nan_img, good_psf,
 expect_deconv_error("a NaN in the image, overlap mode", nan_img, good_psf,
                     "nan_img.zarr: chunk 1,0,1 holds NaN or infinity, which RL cannot deconvolve",
                     "--mode", "overlap")
+# Values whose sums over an RL task's FFT pass float32's range: refused
+# (all NaN, or all 0 in an integer output, came out with exit 0).
+zn[:] = 1
+zn[7, 3, 12] = 2e37
+for mode, where in [("exact", "the chunk at 6,0,8 (z,y,x)"), ("overlap", "chunk 1,0,1")]:
+    expect_deconv_error(f"values that overflow RL's FFTs, {mode} mode", nan_img, good_psf,
+                        f"nan_img.zarr: {where} holds values up to 2e+37: Richardson-Lucy's "
+                        "float32 FFTs of", "--mode", mode)
 # --memory beyond what the process may use: said. Under an address-space
 # limit the budgets come from the room left under it (StarPU asserted).
 r = halo("deconvolve", img, good_psf, path("mem_out.zarr"), "--memory", "100T", "--overwrite",
