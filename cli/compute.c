@@ -35,7 +35,7 @@ void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory)
 		snprintf(why, sizeof why, "%s of it reads and decodes a stored chunk of the input, larger "
 			 "than the array, whole", halo__bytes(whole, d, sizeof d));
 	else
-		snprintf(why, sizeof why, "smaller chunks%s lower it",
+		snprintf(why, sizeof why, "a larger budget, or smaller chunks%s, would fit it",
 			 front > per ? " along the first axis" : "");
 	fprintf(stderr, "halo: warning: %s of chunks shared by neighbouring chunks (halos, "
 			"rechunks) stay resident and each output chunk in flight holds %s, more "

@@ -570,11 +570,16 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 				goto fail;
 			}
 	}
-	made = json_pack("{s:s, s:s, s:I, s:s, s:s}", "command", "deconvolve", "input", in,
-			 "iterations", (json_int_t)o->iterations, "mode", exact ? "exact" : "overlap",
-			 "boundary", halo_boundary_name(o->boundary));
+	/* Absolute: the record outlives the folder the command ran in. */
+	char *in_abs = halo_path_canonical(in), *psf_abs = o->args[1] ? halo_path_canonical(o->args[1])
+								      : NULL;
+	made = json_pack("{s:s, s:s, s:I, s:s, s:s}", "command", "deconvolve", "input",
+			 in_abs ? in_abs : in, "iterations", (json_int_t)o->iterations, "mode",
+			 exact ? "exact" : "overlap", "boundary", halo_boundary_name(o->boundary));
 	if (made && o->args[1])
-		json_object_set_new(made, "psf", json_string(o->args[1]));
+		json_object_set_new(made, "psf", json_string(psf_abs ? psf_abs : o->args[1]));
+	free(in_abs);
+	free(psf_abs);
 	if (made && o->boundary == HALO_BOUNDARY_CONSTANT)
 		json_object_set_new(made, "constant", json_real(o->constant));
 	if (made && o->select.channel >= 0)

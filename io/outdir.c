@@ -569,9 +569,8 @@ int halo_path_same(const char *a, const char *b)
 	       sa.st_ino == sb.st_ino;
 }
 
-/* path made absolute through the real path of its deepest existing
- * ancestor (path itself need not exist); NULL when out of memory. */
-static char *canonical(const char *path)
+/* Through the real path of its deepest existing ancestor (outdir.h). */
+char *halo_path_canonical(const char *path)
 {
 	char *head = strdup(path), *real = NULL, *out = NULL;
 	size_t n = head ? strlen(head) : 0;
@@ -608,7 +607,7 @@ int halo_path_within(const char *inner, const char *outer)
 	if (stat(outer, &so) != 0) {
 		/* outer is still to be made: compare the names (as given, when
 		 * they cannot be made absolute). */
-		char *ci = canonical(inner), *co = canonical(outer);
+		char *ci = halo_path_canonical(inner), *co = halo_path_canonical(outer);
 		const char *a = ci && co ? ci : inner, *b = ci && co ? co : outer;
 		size_t n = strlen(b);
 		int clash = strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');

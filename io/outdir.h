@@ -61,6 +61,10 @@ long halo_output_run_id(void);
 /* 1 when the two paths name the same existing file or directory. */
 int halo_path_same(const char *a, const char *b);
 
+/* path made absolute, with links and ".." resolved as far as it exists
+ * (the rest appended as given); malloc'ed, NULL when out of memory. */
+char *halo_path_canonical(const char *path);
+
 /* 1 when inner is outer or lies below it. Neither need exist yet (then
  * their names are compared, made absolute through their folders). Writing
  * inner then changes outer, and replacing outer deletes inner. */

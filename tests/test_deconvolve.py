@@ -364,14 +364,17 @@ import json  # noqa: E402
 for name in ("made.zarr", "made.ome.zarr"):
     out = path(name)
     shutil.rmtree(out, ignore_errors=True)
-    r = halo("deconvolve", path("two.zarr"), path("psf.tif"), out, "--channel", "1",
+    # Given relative to the folder it runs in, recorded absolute.
+    os.chdir(os.path.dirname(path("two.zarr")))
+    r = halo("deconvolve", "two.zarr", "./psf.tif", out, "--channel", "1",
              "--iterations", "2", "--mode", "overlap", "--depth", "2", "--quiet", check_rc=0)
     attrs = json.load(open(os.path.join(out, ".zattrs"))) if r.returncode == 0 else {}
     made = (attrs["multiscales"][0]["metadata"] if name.endswith(".ome.zarr") else attrs
             ).get("halo") if attrs else None
     check(made == {"command": "deconvolve", "input": path("two.zarr"), "psf": path("psf.tif"),
                    "iterations": 2, "mode": "overlap", "boundary": "reflect", "channel": 1,
-                   "depth": [2, 2, 2]}, f"{name}: its parameters in its attributes", made)
+                   "depth": [2, 2, 2]}, f"{name}: its parameters in its attributes, paths "
+          "absolute", made)
 # An OME-Zarr input's channel keeps its name and colour (its omero entry)
 # in an OME-Zarr output, without the input's contrast window.
 import zarr  # noqa: E402
