@@ -270,6 +270,26 @@ static int64_t tag_count(const char *p, const char *tag, const char *name, int64
 	return end == v || *end || errno || n < 0 ? -1 : (int64_t)n;
 }
 
+/* Whether a TiffData's UUID element (its name at u) is this file's: its
+ * FileName this file's name (self), or, without one, its text the UUID
+ * of this file's OME element (own, "" when it has none: taken for this
+ * file). Else file is what names the other file. */
+static int this_file(const char *u, const char *own, const char *self, char *file, size_t len)
+{
+	if (tag_attr(u, "UUID", "FileName", file, len, NULL))
+		return !strcmp(file, self);
+	const char *text = NULL;
+	tag_attr(u, "UUID", NULL, NULL, 0, &text);
+	if (!text || !*own || text[-2] == '/') /* <UUID/>: nothing to compare */
+		return 1;
+	text += strspn(text, " \t\r\n");
+	size_t n = strcspn(text, "<");
+	while (n && strchr(" \t\r\n", text[n - 1]))
+		n--;
+	snprintf(file, len, "%.*s", (int)n, text);
+	return !strcmp(file, own);
+}
+
 /* An OME-TIFF's TiffData elements: which pages hold which planes (IFD,
  * FirstZ, FirstC, FirstT, PlaneCount). Those naming another file (a UUID
  * with another FileName) are left out: their planes are not here. */
@@ -278,11 +298,12 @@ static int parse_tiffdata(halo_tiff_t *t, const char *xml, halo_error_t *err)
 	static const char tag[] = "TiffData";
 	const char *self = strrchr(t->path, '/');
 	self = self ? self + 1 : t->path;
+	char own[128] = ""; /* this file's UUID, the OME element's */
+	xml_attr(xml, "OME", "UUID", own, sizeof own);
 	for (const char *p = xml_tag(xml, xml, tag); p; p = xml_tag(xml, p + 1, tag)) {
 		const char *next = xml_tag(xml, p + 1, tag), *u = xml_tag(xml, p + 1, "UUID");
 		char file[sizeof t->foreign];
-		if (u && (!next || u < next) && tag_attr(u, "UUID", "FileName", file, sizeof file, NULL) &&
-		    strcmp(file, self)) {
+		if (u && (!next || u < next) && !this_file(u, own, self, file, sizeof file)) {
 			memcpy(t->foreign, file, sizeof file);
 			continue;
 		}
@@ -551,6 +572,22 @@ static unsigned own_predictor(halo_tiff_t *t)
 	return PREDICTOR_NONE;
 }
 
+/* Whether strip or tile i of the current page is a hole (a sparse file:
+ * GDAL's SPARSE_OK): a byte count or an offset of 0 (the file's header is
+ * no data), read as zeros as tifffile reads it, where libtiff read an
+ * uncompressed one from offset 0. */
+static int hole(halo_tiff_t *t, uint32_t i)
+{
+	uint64_t *counts = NULL, *offsets = NULL;
+	int tiled = TIFFIsTiled(t->tif);
+	if (!TIFFGetField(t->tif, tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS,
+			  &counts) || !counts ||
+	    !TIFFGetField(t->tif, tiled ? TIFFTAG_TILEOFFSETS : TIFFTAG_STRIPOFFSETS, &offsets) ||
+	    !offsets)
+		return 0; /* libtiff's read reports it */
+	return counts[i] == 0 || offsets[i] == 0;
+}
+
 /* Refuses a page whose predictor neither libtiff nor halo can undo:
  * libtiff's codecs undo 2 and 3 only (DNG's 34892 to 34895 failed as an
  * unreadable page). */
@@ -560,12 +597,20 @@ static int check_predictor(halo_tiff_t *t, unsigned page, halo_error_t *err)
 	TIFFGetFieldDefaulted(t->tif, TIFFTAG_COMPRESSION, &c);
 	if ((c == COMPRESSION_LZW || c == COMPRESSION_ADOBE_DEFLATE || c == COMPRESSION_DEFLATE ||
 	     c == COMPRESSION_LZMA || c == COMPRESSION_ZSTD) &&
-	    TIFFGetFieldDefaulted(t->tif, TIFFTAG_PREDICTOR, &lp) && lp > PREDICTOR_FLOATINGPOINT) {
+	    TIFFGetFieldDefaulted(t->tif, TIFFTAG_PREDICTOR, &lp) && lp != PREDICTOR_NONE) {
+		uint16_t format = SAMPLEFORMAT_UINT, bits = 0;
+		TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLEFORMAT, &format);
+		TIFFGetFieldDefaulted(t->tif, TIFFTAG_BITSPERSAMPLE, &bits);
 		char name[32];
 		compression_name(t->tif, name, sizeof name);
-		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: page %u has predictor %u, which "
-				      "libtiff cannot undo after %s compression (only 2 and 3)",
-				      t->path, page, lp, name);
+		if (lp > PREDICTOR_FLOATINGPOINT)
+			return halo_error_set(err, HALO_EUNSUPPORTED, "%s: page %u has predictor %u, "
+					      "which libtiff cannot undo after %s compression (only 2 "
+					      "and 3)", t->path, page, lp, name);
+		if (lp == PREDICTOR_FLOATINGPOINT && format != SAMPLEFORMAT_IEEEFP)
+			return halo_error_set(err, HALO_EFORMAT, "%s: page %u has the floating-point "
+					      "predictor (3) on %u-bit %s samples", t->path, page, bits,
+					      sample_format_name(format));
 	}
 	unsigned p = own_predictor(t);
 	if (p == PREDICTOR_NONE)
@@ -581,6 +626,59 @@ static int check_predictor(halo_tiff_t *t, unsigned page, halo_error_t *err)
 	return HALO_OK;
 }
 
+/* Refuses an uncompressed page whose strip or tile has fewer bytes than
+ * its pixels (holes aside): libtiff read past it, into the next strip or
+ * the directory, without a word (tifffile refuses such a file). A corrupt
+ * ImageWidth of 2^31 over a few hundred bytes is caught here too. */
+static int check_sizes(halo_tiff_t *t, unsigned page, halo_error_t *err)
+{
+	uint16_t c = COMPRESSION_NONE, spp = 1;
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_COMPRESSION, &c);
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+	if (c != COMPRESSION_NONE)
+		return HALO_OK;
+	int tiled = TIFFIsTiled(t->tif);
+	uint32_t n = tiled ? TIFFNumberOfTiles(t->tif) : TIFFNumberOfStrips(t->tif), h = 0,
+		 rps = 0;
+	TIFFGetField(t->tif, TIFFTAG_IMAGELENGTH, &h);
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_ROWSPERSTRIP, &rps);
+	uint16_t planar = PLANARCONFIG_CONTIG;
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_PLANARCONFIG, &planar);
+	uint32_t per = planar == PLANARCONFIG_SEPARATE && spp ? n / spp : n; /* per sample plane */
+	uint64_t *counts = NULL, *offsets = NULL;
+	struct stat st;
+	if (!TIFFGetField(t->tif, tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS, &counts) ||
+	    !counts ||
+	    !TIFFGetField(t->tif, tiled ? TIFFTAG_TILEOFFSETS : TIFFTAG_STRIPOFFSETS, &offsets) ||
+	    !offsets || fstat(TIFFFileno(t->tif), &st) != 0)
+		return HALO_OK; /* libtiff's read reports it */
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t need;
+		if (tiled) {
+			need = (uint64_t)TIFFTileSize64(t->tif);
+		} else {
+			uint64_t row0 = (uint64_t)(per ? i % per : i) * (rps ? rps : h);
+			uint64_t rows = h > row0 ? h - row0 : 0;
+			need = (uint64_t)TIFFVStripSize64(t->tif, (uint32_t)(rows < rps ? rows : rps));
+		}
+		if (hole(t, i))
+			continue;
+		/* libtiff puts its own counts in place of a bogus array: the
+		 * file's end bounds them. */
+		uint64_t have = counts[i], size = (uint64_t)st.st_size;
+		if (offsets[i] >= size)
+			have = 0;
+		else if (have > size - offsets[i])
+			have = size - offsets[i];
+		if (have < need)
+			return halo_error_set(err, HALO_EFORMAT, "%s: page %u, %s %u, holds %llu bytes of "
+					      "the %llu its pixels need (truncated or corrupt)", t->path,
+					      page, tiled ? "tile" : "strip", i,
+					      (unsigned long long)have, (unsigned long long)need);
+	}
+	return HALO_OK;
+}
+
 /* The page of each plane from an OME-TIFF's TiffData (t->zstep... set):
  * every plane must be in one page of this file. Where that is the planes'
  * own order, no map is kept. */
@@ -588,8 +686,8 @@ static int map_planes(halo_tiff_t *t, int64_t nz, int64_t nc, int64_t nt, int64_
 		      halo_error_t *err)
 {
 	if (t->foreign[0]) /* some plane is in another file */
-		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML puts planes in %s; halo "
-				      "reads OME-TIFFs of one file", t->path, t->foreign);
+		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML puts planes in another "
+				      "file (%s); halo reads OME-TIFFs of one file", t->path, t->foreign);
 	/* Divided, not multiplied: the sizes come from the file. */
 	if (nz > pages || nc > pages / nz || nt > pages / (nz * nc))
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML says %.0f planes but "
@@ -761,7 +859,7 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 			info->origin[d] = 0;
 	}
 
-	if ((rc = check_predictor(t, 0, err)))
+	if ((rc = check_predictor(t, 0, err)) || (rc = check_sizes(t, 0, err)))
 		goto fail;
 	/* Every page must match the first; counting them also finds a file
 	 * truncated in its directory chain. */
@@ -790,7 +888,8 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 					    path, (unsigned)p, pspp);
 			goto fail;
 		}
-		if ((rc = check_predictor(t, (unsigned)p, err)))
+		if ((rc = check_predictor(t, (unsigned)p, err)) ||
+		    (rc = check_sizes(t, (unsigned)p, err)))
 			goto fail;
 		if (pw != w || ph != h || pbits != bits || pformat != format) {
 			rc = halo_error_set(err, HALO_EUNSUPPORTED,
@@ -1002,19 +1101,6 @@ static int unpredict(halo_tiff_t *t, unsigned char *data, size_t rows, size_t wi
 	return 1;
 }
 
-/* The byte count of strip or tile i of the current page; a count of 0 is
- * a hole (a sparse file: GDAL's SPARSE_OK) that reads as zeros, as in
- * tifffile, where libtiff read an uncompressed strip from offset 0. */
-static uint64_t stored_bytes(halo_tiff_t *t, uint32_t i)
-{
-	uint64_t *counts = NULL;
-	int tiled = TIFFIsTiled(t->tif);
-	if (!TIFFGetField(t->tif, tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS,
-			  &counts) || !counts)
-		return 1; /* libtiff's read reports it */
-	return counts[i];
-}
-
 /* Reads sample plane `sample` of the current page (h rows of w pixels)
  * into dst. */
 static int read_image(halo_tiff_t *t, uint16_t sample, uint32_t h, uint32_t w, unsigned char *dst)
@@ -1031,7 +1117,7 @@ static int read_image(halo_tiff_t *t, uint16_t sample, uint32_t h, uint32_t w, u
 		for (uint32_t y = 0; y < h; y += th)
 			for (uint32_t x = 0; x < w; x += tw) {
 				uint32_t i = TIFFComputeTile(t->tif, x, y, 0, sample);
-				if (!stored_bytes(t, i))
+				if (hole(t, i))
 					memset(tile, 0, (size_t)tsize);
 				else if (TIFFReadTile(t->tif, tile, x, y, 0, sample) < 0 ||
 					 !intact(t, i, 1, tile, (size_t)tsize) ||
@@ -1055,7 +1141,7 @@ static int read_image(halo_tiff_t *t, uint16_t sample, uint32_t h, uint32_t w, u
 	TIFFGetFieldDefaulted(t->tif, TIFFTAG_ROWSPERSTRIP, &rps);
 	for (tstrip_t s = sample * strips; s < (sample + 1) * strips && done < page_bytes; s++) {
 		tmsize_t n;
-		if (!stored_bytes(t, s)) {
+		if (hole(t, s)) {
 			uint64_t rows = (uint64_t)rps * (s - sample * strips);
 			rows = rows < h ? h - rows : 0;
 			n = (tmsize_t)((rows < rps ? rows : rps) * w * el);

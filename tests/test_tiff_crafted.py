@@ -31,11 +31,12 @@ def packbits(b):
 
 
 def write_tiff(name, pages, order="<", compression=NONE, predictor=1, rows=None, tile=None,
-               encode=None, holes=()):
+               encode=None, holes=(), edit=None):
     """A classic TIFF of 2D pages, one sample per pixel. Each strip (or
     tile, padded) is stored as encode(segment) gives it (its bytes in the
     file's order by default); holes: (page, segment) stored with offset
-    and byte count 0."""
+    and byte count 0; edit(page, segment, offset, count), when given, says
+    the offset and count the directory records instead."""
     dt = pages[0].dtype
     h, w = pages[0].shape
     rows = rows or h
@@ -57,8 +58,11 @@ def write_tiff(name, pages, order="<", compression=NONE, predictor=1, rows=None,
             data = encode(seg) if encode else seg.astype(dt.newbyteorder(order)).tobytes()
             if (k, i) in holes:
                 data = b""
-            offs.append(len(buf) if data else 0)
-            counts.append(len(data))
+            at, count = (len(buf) if data else 0), len(data)
+            if edit:
+                at, count = edit(k, i, at, count)
+            offs.append(at)
+            counts.append(count)
             buf += data + b"\0" * (len(data) % 2)
         layout.append((offs, counts))
     link = 4  # where the previous directory's "next" offset goes
@@ -209,6 +213,44 @@ for comp in (NONE, PACKBITS, DEFLATE):
             ok = ok and np.array_equal(tifffile.imread(f), want)
         check(ok, f"codec {comp}{' tiles' if tile else ' strips'}: a hole reads as zeros",
               r.stderr)
+
+# An offset of 0 with a byte count is a hole too (tifffile's zeros; the
+# file's header was read as pixels).
+for comp in (NONE, PACKBITS, DEFLATE):
+    f = write_tiff("offset0.tif", list(a), "<", comp, rows=4,
+                   encode=lambda s, c=comp: CODEC[c](s.tobytes()),
+                   edit=lambda k, i, at, n: (0 if (k, i) == (0, 1) else at, n))
+    want = a.copy()
+    want[0, 4:8] = 0
+    got, r = convert(f)
+    check(got is not None and np.array_equal(got, want),
+          f"codec {comp}: a strip at offset 0 reads as zeros", r.stderr)
+# An uncompressed strip or tile shorter than its pixels, or running past
+# the file's end, is refused as the file is opened (libtiff read on into
+# the next strip or the directory; tifffile refuses it).
+for what, tile, edit, want in [
+        ("a strip 4 bytes short", None, lambda k, i, at, n: (at, n - 4 if (k, i) == (1, 1) else n),
+         "page 1, strip "),  # libtiff puts counts of its own in place of a bad array
+        ("a tile 2 bytes short", (16, 16), lambda k, i, at, n: (at, n - 2 if (k, i) == (0, 0) else n),
+         "page 0, tile 0, holds 510 bytes of the 512 its pixels need"),
+        ("a strip past the file's end", None,
+         lambda k, i, at, n: (at + 10**6 if (k, i) == (0, 2) else at, n),
+         "page 0, strip 2, holds 0 bytes of the 26 its pixels need")]:
+    f = write_tiff("short.tif", list(a), rows=4, tile=tile, edit=edit)
+    for cmd in ("info", "convert"):
+        r = halo(cmd, f, *([path("short.zarr")] if cmd == "convert" else []), check_rc=None)
+        check(r.returncode == 1 and want in r.stderr and r.stderr.count("\n") == 1 and
+              "its pixels need (truncated or corrupt)" in r.stderr,
+              f"{what}: halo {cmd} refuses it in one line", r.stderr)
+# The floating-point predictor on integers after deflate: refused as the
+# file is opened, by info too (libtiff failed once reading).
+f = write_tiff("pred3int.tif", list(a), "<", DEFLATE, 3, rows=4,
+               encode=lambda s: zlib.compress(s.tobytes()))
+for cmd in ("info", "convert"):
+    r = halo(cmd, f, *([path("p3.zarr")] if cmd == "convert" else []), check_rc=None)
+    check(r.returncode == 1 and "page 0 has the floating-point predictor (3) on 16-bit unsigned "
+          "samples" in r.stderr, f"predictor 3 on uint16 after deflate: halo {cmd} refuses it",
+          r.stderr)
 
 # 5. A directory chain that loops back is refused, as tifffile refuses it
 # (libtiff stopped at the loop, and halo read the pages before it).

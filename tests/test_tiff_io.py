@@ -600,7 +600,12 @@ for what, xml, want in [
         ("a plane in another file", mapped.replace(
             'IFD="5" FirstZ="2" FirstC="1" PlaneCount="1"/>',
             'IFD="5" FirstZ="2" FirstC="1" PlaneCount="1"><UUID FileName="b.ome.tif">'
-            'urn:uuid:1</UUID></TiffData>'), "puts planes in b.ome.tif"),
+            'urn:uuid:1</UUID></TiffData>'), "puts planes in another file (b.ome.tif)"),
+        ("a plane in the file of another UUID (no FileName)", mapped.replace(
+            "<OME ", '<OME UUID="urn:uuid:1" ').replace(
+            'IFD="5" FirstZ="2" FirstC="1" PlaneCount="1"/>',
+            'IFD="5" FirstZ="2" FirstC="1" PlaneCount="1"><UUID>urn:uuid:2</UUID></TiffData>'),
+         "puts planes in another file (urn:uuid:2)"),
         ("a page past the file's", mapped.replace('IFD="5"', 'IFD="9"'),
          "puts a plane in page 9, but the file has 6"),
         ("a FirstC past SizeC", mapped.replace('FirstC="1"', 'FirstC="2"', 1),
@@ -609,6 +614,15 @@ for what, xml, want in [
     check(r.returncode == 1 and want in r.stderr and r.stderr.count("\n") == 1
           and not os.path.exists(path("badmap.zarr")),
           f"OME-TIFF TiffData with {what}: refused in one line", r.stderr)
+
+# A TiffData whose UUID is the file's own reads from this file.
+own = mapped.replace("<OME ", '<OME UUID="urn:uuid:1" ').replace(
+    'IFD="5" FirstZ="2" FirstC="1" PlaneCount="1"/>',
+    'IFD="5" FirstZ="2" FirstC="1" PlaneCount="1"> <UUID> urn:uuid:1 </UUID></TiffData>')
+r = convert(write_mapped("own.ome.tif", own), path("own.zarr"), "--channel", "1")
+got = zarr.open(path("own.zarr"), mode="r")[:] if r.returncode == 0 else None
+check(got is not None and np.array_equal(got, vol[1]),
+      "OME-TIFF TiffData naming this file's own UUID: read from it", r.stderr)
 
 # An OME-TIFF without PhysicalSize has no unit (it claimed micrometres).
 tifffile.imwrite(path("nounit.ome.tif"), np.zeros((3, 16, 16), "u2"), metadata={"axes": "ZYX"})
