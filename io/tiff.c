@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <tiffio.h>
 #include <unistd.h>
@@ -276,8 +277,17 @@ static int64_t tag_count(const char *p, const char *tag, const char *name, int64
  * file). Else file is what names the other file. */
 static int this_file(const char *u, const char *own, const char *self, char *file, size_t len)
 {
-	if (tag_attr(u, "UUID", "FileName", file, len, NULL))
-		return !strcmp(file, self);
+	if (tag_attr(u, "UUID", "FileName", file, len, NULL)) {
+		/* "./x.ome.tif", " x.ome.tif", "X.OME.TIF" name this file too
+		 * (and case alone tells no two files apart on some systems) */
+		const char *name = file + strspn(file, " \t\r\n");
+		for (const char *sep; (sep = strpbrk(name, "/\\"));)
+			name = sep + 1;
+		size_t n = strlen(name);
+		while (n && strchr(" \t\r\n", name[n - 1]))
+			n--;
+		return n == strlen(self) && !strncasecmp(name, self, n);
+	}
 	const char *text = NULL;
 	tag_attr(u, "UUID", NULL, NULL, 0, &text);
 	if (!text || !*own || text[-2] == '/') /* <UUID/>: nothing to compare */
@@ -332,9 +342,17 @@ static int parse_tiffdata(halo_tiff_t *t, const char *xml, halo_error_t *err)
 /* OME-TIFF: one image, its channel and time point counts and plane order,
  * its physical pixel sizes as the voxel size; planes: its SizeZ (0 when
  * not given). */
-static int parse_ome(halo_tiff_t *t, const char *xml, long *planes, halo_error_t *err)
+static int parse_ome(halo_tiff_t *t, const char *xml, uint32_t w, uint32_t h, long *planes,
+		     halo_error_t *err)
 {
-	char v[64];
+	char v[64], sx[64] = "", sy[64] = "";
+	/* Pages of another size than the XML's are another image's. */
+	xml_attr(xml, "Pixels", "SizeX", sx, sizeof sx);
+	xml_attr(xml, "Pixels", "SizeY", sy, sizeof sy);
+	if ((*sx && strtoul(sx, NULL, 10) != w) || (*sy && strtoul(sy, NULL, 10) != h))
+		return halo_error_set(err, HALO_EFORMAT, "%s: its OME-XML says SizeY %s and SizeX %s, "
+				      "its pages are %ux%u", t->path, *sy ? sy : "(none)",
+				      *sx ? sx : "(none)", h, w);
 	*planes = xml_attr(xml, "Pixels", "SizeZ", v, sizeof v) ? strtol(v, NULL, 10) : 0;
 	t->info.channels = xml_attr(xml, "Pixels", "SizeC", v, sizeof v) ? strtol(v, NULL, 10) : 0;
 	t->info.times = xml_attr(xml, "Pixels", "SizeT", v, sizeof v) ? strtol(v, NULL, 10) : 0;
@@ -541,6 +559,34 @@ static uint64_t file_uint(const unsigned char *b, size_t n, int big_endian)
 	return v;
 }
 
+/* The current page's directory entry for tag (12 bytes, or 20 in a
+ * BigTIFF), read from the file: for what libtiff does not keep, or keeps
+ * rounded. 0 when the page has none. */
+static int ifd_entry(halo_tiff_t *t, unsigned tag, unsigned char entry[20])
+{
+	int big = TIFFIsBigTIFF(t->tif), be = TIFFIsBigEndian(t->tif), fd = TIFFFileno(t->tif);
+	size_t head = big ? 8 : 2, size = big ? 20 : 12;
+	off_t at = (off_t)TIFFCurrentDirOffset(t->tif);
+	unsigned char b[32 * 20];
+	if (halo_fs_pread_all(fd, b, head, at) != (ssize_t)head)
+		return 0; /* libtiff has just read it */
+	uint64_t n = file_uint(b, head, be);
+	at += (off_t)head;
+	/* The entries, 32 at a time: a page's directory is read once per
+	 * page of a stack that may have 100,000. */
+	for (uint64_t e = 0; e < n && e < 65536; e += 32) {
+		size_t k = n - e < 32 ? (size_t)(n - e) : 32;
+		if (halo_fs_pread_all(fd, b, k * size, at + (off_t)(e * size)) != (ssize_t)(k * size))
+			return 0;
+		for (size_t i = 0; i < k; i++)
+			if (file_uint(b + i * size, 2, be) == tag) {
+				memcpy(entry, b + i * size, size);
+				return 1;
+			}
+	}
+	return 0;
+}
+
 /* The current page's predictor where halo must undo it, 1 (none) where
  * libtiff does or there is none: libtiff keeps the tag only for the
  * codecs that use it ("plugin is not configured" for the others), so for
@@ -549,27 +595,30 @@ static unsigned own_predictor(halo_tiff_t *t)
 {
 	uint16_t c = COMPRESSION_NONE;
 	TIFFGetFieldDefaulted(t->tif, TIFFTAG_COMPRESSION, &c);
-	if (c != COMPRESSION_NONE && c != COMPRESSION_PACKBITS)
+	unsigned char e[20];
+	if ((c != COMPRESSION_NONE && c != COMPRESSION_PACKBITS) ||
+	    !ifd_entry(t, TIFFTAG_PREDICTOR, e))
 		return PREDICTOR_NONE;
-	int big = TIFFIsBigTIFF(t->tif), be = TIFFIsBigEndian(t->tif), fd = TIFFFileno(t->tif);
-	size_t head = big ? 8 : 2, entry = big ? 20 : 12;
-	off_t at = (off_t)TIFFCurrentDirOffset(t->tif);
-	unsigned char b[32 * 20];
-	if (halo_fs_pread_all(fd, b, head, at) != (ssize_t)head)
-		return PREDICTOR_NONE; /* libtiff has just read it */
-	uint64_t n = file_uint(b, head, be);
-	at += (off_t)head;
-	/* The entries, 32 at a time: a page's directory is read once per
-	 * page of a stack that may have 100,000. */
-	for (uint64_t e = 0; e < n && e < 65536; e += 32) {
-		size_t k = n - e < 32 ? (size_t)(n - e) : 32;
-		if (halo_fs_pread_all(fd, b, k * entry, at + (off_t)(e * entry)) != (ssize_t)(k * entry))
-			break;
-		for (size_t i = 0; i < k; i++)
-			if (file_uint(b + i * entry, 2, be) == TIFFTAG_PREDICTOR) /* a SHORT, in place */
-				return (unsigned)file_uint(b + i * entry + (big ? 12 : 8), 2, be);
-	}
-	return PREDICTOR_NONE;
+	/* a SHORT, held in the entry */
+	return (unsigned)file_uint(e + (TIFFIsBigTIFF(t->tif) ? 12 : 8), 2, TIFFIsBigEndian(t->tif));
+}
+
+/* A resolution tag (a RATIONAL) as the file holds it: libtiff hands it
+ * back as a float, and 1 / 4000000/1000 came out 249.99998812563774 nm
+ * for ImageJ's 250. fallback (libtiff's) where it cannot be read. */
+static double resolution(halo_tiff_t *t, unsigned tag, double fallback)
+{
+	unsigned char e[20], r[8];
+	int big = TIFFIsBigTIFF(t->tif), be = TIFFIsBigEndian(t->tif);
+	if (!ifd_entry(t, tag, e) || file_uint(e + 2, 2, be) != TIFF_RATIONAL ||
+	    file_uint(e + 4, big ? 8 : 4, be) != 1)
+		return fallback;
+	if (big) /* the value itself, in the entry */
+		memcpy(r, e + 12, 8);
+	else if (halo_fs_pread_all(TIFFFileno(t->tif), r, 8, (off_t)file_uint(e + 8, 4, be)) != 8)
+		return fallback;
+	uint64_t num = file_uint(r, 4, be), den = file_uint(r + 4, 4, be);
+	return num && den ? (double)num / (double)den : fallback;
 }
 
 /* Whether strip or tile i of the current page is a hole (a sparse file:
@@ -811,17 +860,19 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 		if ((imagej = strncmp(desc, "ImageJ=", 7) == 0))
 			rc = parse_imagej(t, desc, &described, err);
 		else if (strstr(desc, "<OME") && strstr(desc, "Pixels"))
-			rc = parse_ome(t, desc, &ome_planes, err);
+			rc = parse_ome(t, desc, w, h, &ome_planes, err);
 		else if (desc[0] == '{')
 			rc = parse_shaped(t, desc, w, h, &shaped_ndim, &described, err);
 		if (rc)
 			goto fail;
 	}
-	float xres = 0, yres = 0;
+	float fx = 0, fy = 0;
 	uint16_t resunit = RESUNIT_INCH; /* TIFF's default where the tag is absent */
 	int has_unit = TIFFGetField(t->tif, TIFFTAG_RESOLUTIONUNIT, &resunit);
-	int has_x = TIFFGetField(t->tif, TIFFTAG_XRESOLUTION, &xres) && xres > 0;
-	int has_y = TIFFGetField(t->tif, TIFFTAG_YRESOLUTION, &yres) && yres > 0;
+	int has_x = TIFFGetField(t->tif, TIFFTAG_XRESOLUTION, &fx) && fx > 0;
+	int has_y = TIFFGetField(t->tif, TIFFTAG_YRESOLUTION, &fy) && fy > 0;
+	double xres = has_x ? resolution(t, TIFFTAG_XRESOLUTION, fx) : 0;
+	double yres = has_y ? resolution(t, TIFFTAG_YRESOLUTION, fy) : 0;
 	/* ImageJ keeps y and x pixel sizes as resolutions, in its unit, or
 	 * with no unit in no ResolutionUnit (as halo writes a volume whose
 	 * unit is unknown). Where its description names no unit, ImageJ
@@ -893,9 +944,10 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 			goto fail;
 		if (pw != w || ph != h || pbits != bits || pformat != format) {
 			rc = halo_error_set(err, HALO_EUNSUPPORTED,
-					    "%s: page %u is %ux%u, %u-bit %s; page 0 is %ux%u, %u-bit %s",
-					    path, (unsigned)p, pw, ph, pbits, sample_format_name(pformat),
-					    w, h, bits, sample_format_name(format));
+					    "%s: page %u is %ux%u, %u-bit %s; page 0 is %ux%u, %u-bit %s "
+					    "(height x width)", path, (unsigned)p, ph, pw, pbits,
+					    sample_format_name(pformat), h, w, bits,
+					    sample_format_name(format));
 			goto fail;
 		}
 	}

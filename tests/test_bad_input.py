@@ -677,7 +677,7 @@ with tifffile.TiffWriter(mixed) as tw:
     tw.write(np.zeros((8, 6), np.uint16), photometric="minisblack")
     tw.write(np.zeros((8, 6), np.int16), photometric="minisblack")
 expect_error("pages of one size and depth, one signed", mixed,
-             "page 1 is 6x8, 16-bit signed; page 0 is 6x8, 16-bit unsigned")
+             "page 1 is 8x6, 16-bit signed; page 0 is 8x6, 16-bit unsigned (height x width)")
 
 # A signal in a run's first milliseconds, before StarPU has started, left
 # the output's lock file behind: at each delay, the run either finished or

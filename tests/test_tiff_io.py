@@ -606,6 +606,8 @@ for what, xml, want in [
             'IFD="5" FirstZ="2" FirstC="1" PlaneCount="1"/>',
             'IFD="5" FirstZ="2" FirstC="1" PlaneCount="1"><UUID>urn:uuid:2</UUID></TiffData>'),
          "puts planes in another file (urn:uuid:2)"),
+        ("a SizeX other than the pages'", mapped.replace('SizeX="7"', 'SizeX="8"'),
+         "its OME-XML says SizeY 6 and SizeX 8, its pages are 6x7"),
         ("a page past the file's", mapped.replace('IFD="5"', 'IFD="9"'),
          "puts a plane in page 9, but the file has 6"),
         ("a FirstC past SizeC", mapped.replace('FirstC="1"', 'FirstC="2"', 1),
@@ -615,6 +617,15 @@ for what, xml, want in [
           and not os.path.exists(path("badmap.zarr")),
           f"OME-TIFF TiffData with {what}: refused in one line", r.stderr)
 
+# A FileName of this file written otherwise ("./", a space, its case)
+# names it too.
+named = mapped.replace('IFD="5" FirstZ="2" FirstC="1" PlaneCount="1"/>',
+                       'IFD="5" FirstZ="2" FirstC="1" PlaneCount="1"><UUID FileName=" ./NAMED.ome.TIF">'
+                       'urn:uuid:7</UUID></TiffData>')
+r = convert(write_mapped("named.ome.tif", named), path("named.zarr"), "--channel", "1")
+got = zarr.open(path("named.zarr"), mode="r")[:] if r.returncode == 0 else None
+check(got is not None and np.array_equal(got, vol[1]),
+      "OME-TIFF TiffData naming this file as ' ./NAMED.ome.TIF': read from it", r.stderr)
 # A TiffData whose UUID is the file's own reads from this file.
 own = mapped.replace("<OME ", '<OME UUID="urn:uuid:1" ').replace(
     'IFD="5" FirstZ="2" FirstC="1" PlaneCount="1"/>',
@@ -623,6 +634,16 @@ r = convert(write_mapped("own.ome.tif", own), path("own.zarr"), "--channel", "1"
 got = zarr.open(path("own.zarr"), mode="r")[:] if r.returncode == 0 else None
 check(got is not None and np.array_equal(got, vol[1]),
       "OME-TIFF TiffData naming this file's own UUID: read from it", r.stderr)
+
+# The pixel size is the resolution's rational as stored (libtiff hands it
+# back as a float32: 249.99998812563774 for 250 nm).
+tifffile.imwrite(path("res.tif"), np.zeros((3, 16, 16), "u2"), imagej=True,
+                 resolution=(1 / 250, 1 / 250), metadata={"unit": "nm", "spacing": 500, "axes": "ZYX"})
+with tifffile.TiffFile(path("res.tif")) as tf:
+    num, den = tf.pages[0].tags["XResolution"].value
+i = info(path("res.tif"))
+check(i.get("voxel", [0])[1:] == [den / num, den / num] and i.get("unit") == "nanometer",
+      f"ImageJ resolution {num}/{den}: pixel size {den / num!r}, exactly", i)
 
 # An OME-TIFF without PhysicalSize has no unit (it claimed micrometres).
 tifffile.imwrite(path("nounit.ome.tif"), np.zeros((3, 16, 16), "u2"), metadata={"axes": "ZYX"})
