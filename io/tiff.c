@@ -1461,7 +1461,8 @@ int halo_tiff_create(const char *path, const halo_tiff_info_t *info, halo_tiff_t
 	halo_dtype_kind_t k = info->dtype.kind;
 	if (k == HALO_B1)
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: halo writes no bool TIFF (tifffile "
-				      "packs them in bits); write a Zarr, or ask for --dtype uint8",
+				      "packs them in bits); write a Zarr, or ask for uint8 (--dtype uint8, or a "
+				      "pipeline step's \"dtype\": \"uint8\")",
 				      path);
 	if (info->ome && (k == HALO_U8 || k == HALO_I8 || k == HALO_F2))
 		return halo_error_set(err, HALO_EUNSUPPORTED,

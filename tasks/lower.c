@@ -271,22 +271,43 @@ out:
 	return HALO_OK;
 }
 
+/* Whether a cast from kind `from` to float kind `to` leaves what a later
+ * conversion to float32 gives as if converted directly: exact, or float32
+ * itself. float16 rounds (2049 became 2048 in dask, not in halo), and
+ * float64 rounds 64-bit integers, which float32 would round again. */
+static int cast_transparent(halo_dtype_kind_t from, halo_dtype_kind_t to)
+{
+	if (to == HALO_F4)
+		return 1;
+	if (to == HALO_F8)
+		return from != HALO_I8 && from != HALO_U8;
+	return to == HALO_F2 && (from == HALO_F2 || from == HALO_U1 || from == HALO_I1 ||
+				 from == HALO_B1);
+}
+
 /* map_overlap assembles its haloed blocks from any chunk grid and converts
  * to float32 on the way, so a rechunk, or a chain of casts to float types
- * (each exact or rounding once to float32), that feeds only map_overlap
- * steps (or rechunks: reads_through) needs no task of its own: one memory
- * pass and one copy of every chunk less. The seed pipeline (from_zarr,
- * rechunk, astype float32, map_overlap) becomes read, map_overlap, write. */
+ * (each exact or rounding once to float32: cast_transparent), that feeds
+ * only map_overlap steps (or rechunks: reads_through) needs no task of its
+ * own: one memory pass and one copy of every chunk less. The seed pipeline
+ * (from_zarr, rechunk, astype float32, map_overlap) becomes read,
+ * map_overlap, write. */
 static int bypassable(const halo_pnode_t *q)
 {
 	if (q->kind == HALO_PN_GATHER)
 		return 1;
 	if (q->kind != HALO_PN_FUSED || q->prog.nin != 1)
 		return 0;
-	for (int k = 0; k < q->prog.nops; k++)
-		if (q->prog.ops[k].op != HALO_EWOP_LOAD &&
-		    (q->prog.ops[k].op != HALO_EWOP_CAST || halo_dtype_kind_is_int(q->prog.ops[k].kind)))
+	halo_dtype_kind_t kind = q->prog.in_kind[0];
+	for (int k = 0; k < q->prog.nops; k++) {
+		const struct halo_ew_instr *op = &q->prog.ops[k];
+		if (op->op == HALO_EWOP_LOAD)
+			continue;
+		if (op->op != HALO_EWOP_CAST || halo_dtype_kind_is_int(op->kind) ||
+		    !cast_transparent(kind, op->kind))
 			return 0;
+		kind = op->kind;
+	}
 	return 1;
 }
 

@@ -131,9 +131,14 @@ static int get_ints(struct ctx *c, const char *name, int ndim, long min, int64_t
 			    name, ndim);
 	for (int d = 0; d < ndim; d++) {
 		json_t *x = scalar ? v : json_array_get(v, (size_t)d);
-		if (!int_ok(x, min))
+		if (!int_ok(x, min) || (min < 0 && json_integer_value(x) == 0)) {
+			if (min < 0) /* chunks: -1 is dask's whole axis */
+				return fail(c, HALO_EINVAL, "field \"%s\"%s must hold sizes from 1 to %d, "
+					    "or -1 for the whole axis", name, scalar ? "" : " (a list)",
+					    INT32_MAX);
 			return fail(c, HALO_EINVAL, "field \"%s\"%s must hold integers from %ld to %d",
 				    name, scalar ? "" : " (a list)", min, INT32_MAX);
+		}
 		out[d] = json_integer_value(x);
 	}
 	*given = 1;
@@ -327,7 +332,10 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 	if (!rc)
 		rc = get_bool(c, "overwrite", &overwrite);
 	if (!rc && a->ndim > 0)
-		rc = get_ints(c, "chunks", a->ndim, 1, chunks, &given);
+		rc = get_ints(c, "chunks", a->ndim, -1, chunks, &given);
+	for (int d = 0; !rc && given && d < a->ndim; d++) /* -1: the whole axis, as in rechunk */
+		if (chunks[d] == -1)
+			chunks[d] = a->shape[3 - a->ndim + d];
 	if (!rc && a->ndim > 0 && !json_is_null(field(c, "shards"))) /* null: none, as in zarr */
 		rc = get_ints(c, "shards", a->ndim, 1, shards, &sharded);
 	if (!rc)
@@ -447,9 +455,6 @@ static int parse_step(struct ctx *c, const char *op, json_t *names, halo_expr_t 
 			return rc;
 		if (!given)
 			return fail(c, HALO_EINVAL, "missing field \"chunks\"");
-		for (int d = 0; d < a->ndim; d++)
-			if (chunks[d] == 0)
-				return fail(c, HALO_EINVAL, "field \"chunks\": 0 is not a chunk size");
 		return wrap(c, halo_rechunk(c->g, a, chunks, out, c->err));
 	}
 	if (strcmp(op, "astype") == 0) {

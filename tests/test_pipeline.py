@@ -302,6 +302,39 @@ for boundary, dask_boundary in [("reflect", "reflect"), ("periodic", "periodic")
     check("warning" not in r.stderr, f"... depth equal to the reach: no warning ({boundary})",
           r.stderr)
 
+# An astype to float16 before map_overlap rounds as dask's does (the plan
+# skipped it as a float cast, and 2049 stayed 2049 where float16 gives
+# 2048); to float64 and float32 it may be skipped.
+big = rng.integers(0, 65535, (23, 37, 41), dtype=np.uint16)
+big[0, 0, :3] = [2049, 4097, 65000]
+pbig = write_zarr(big, (7, 16, 16), "big_u16.zarr")
+for casts in (["float16"], ["float16", "float64"], ["float64", "float32"]):
+    cast_steps = [{"name": "a", "op": "from_zarr", "path": pbig}]
+    ref = da.from_zarr(pbig)
+    for k, dt in enumerate(casts):
+        cast_steps.append({"name": f"c{k}", "op": "astype", "input": cast_steps[-1]["name"], "dtype": dt})
+        ref = ref.astype(dt)
+    out = path("f16ov.zarr")
+    run(pipeline("f16ov", cast_steps + [
+        {"name": "u", "op": "map_overlap", "kernel": "uniform", "input": f"c{len(casts) - 1}",
+         "size": 3, "depth": 1, "boundary": "nearest"},
+        {"name": "o", "op": "to_zarr", "input": "u", "path": out, "overwrite": True}]))
+    same(out, uniform_ref(ref.astype(np.float32), 3, 1, "nearest"),
+         f"astype {' then '.join(casts)}, then map_overlap: as dask rounds", rtol=2e-6)
+# A constant boundary of -1 on uint64 pads with 2^64 - 1, as numpy wraps
+# it (it padded with 0).
+zu64 = write_zarr(np.zeros((6, 8, 8), np.uint64), (3, 4, 4), "zeros_u64.zarr")
+out = path("u64pad.zarr")
+run(pipeline("u64pad", [
+    {"name": "a", "op": "from_zarr", "path": zu64},
+    {"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "a", "size": 3, "depth": 1,
+     "boundary": -1},
+    {"name": "o", "op": "to_zarr", "input": "u", "path": out, "overwrite": True}]))
+same(out, da.map_overlap(lambda b: ndi.uniform_filter(b.astype(np.float32), 3, mode="reflect"),
+                        da.from_zarr(zu64), depth=1, boundary=-1, trim=True,
+                        dtype=np.float32).compute(),
+     "uint64 with a constant boundary of -1: padded with 2^64 - 1, as dask pads", rtol=2e-6)
+
 # A uniform filter whose depth covers its radius, into a TIFF (16-page
 # chunks) from 40-plane chunks, computes in 16-plane slabs (5 of them, a
 # third the memory) across the input's chunks, and equals dask's on the
@@ -808,12 +841,24 @@ run(pipeline("two", [
      "overwrite": True}]))
 same(path("two.zarr"), uniform_ref(da.from_zarr(p2).astype(np.float32), 3, 1, "nearest"),
      "2D: map_overlap uniform, stored in other chunks", rtol=2e-6)
+# to_zarr's chunks take -1 for the whole axis, as rechunk's do (refused).
+run(pipeline("whole", [{"name": "a", "op": "from_zarr", "path": pu16},
+                       {"name": "o", "op": "to_zarr", "input": "a", "path": "whole.zarr",
+                        "chunks": [-1, 16, -1], "overwrite": True}]))
+z = zarr.open(path("whole.zarr"), mode="r")
+check(z.chunks == (23, 16, 41) and np.array_equal(z[:], u16), "to_zarr chunks -1: the whole axis",
+      z.chunks)
 
 # 9. Errors name the file, the step and the field; exit 1; nothing written.
 base = [{"name": "a", "op": "from_zarr", "path": pu16}]
 bad = [
     ([{"name": "d", "op": "map_overlap", "kernel": "uniform", "input": "a", "depth": 1,
        "boundary": "wrap"}], 'step "d": unknown boundary "wrap"'),
+    ([{"name": "d", "op": "rechunk", "input": "a", "chunks": [4, 0, 4]}],
+     'step "d": field "chunks" (a list) must hold sizes from 1 to 2147483647, or -1 for the '
+     'whole axis'),
+    ([{"name": "d", "op": "to_zarr", "input": "a", "path": "bad0.zarr", "chunks": 0}],
+     'step "d": field "chunks" must hold sizes from 1 to 2147483647, or -1 for the whole axis'),
     ([{"name": "d", "op": "rechunk", "input": "nope", "chunks": 4}],
      'step "d": field "input": no earlier step is named "nope"'),
     ([{"name": "", "op": "astype", "input": "a", "dtype": "float32"}],

@@ -259,6 +259,12 @@ double halo_dtype_cast_unsafe(double value, halo_dtype_kind_t kind)
 					  : INT64_MIN);
 	if (kind == HALO_F4 || kind == HALO_F2)
 		return halo_dtype_cast(value, kind); /* rounded to the float type */
+	/* A 64-bit integer near its type's top, which a double rounds up to
+	 * 2^64 or 2^63 (an integer boundary of -1, wrapped to 2^64 - 1 for a
+	 * uint64 array), stands for itself: cast, it came out 0. */
+	if ((kind == HALO_U8 && value == 18446744073709551616.0) ||
+	    (kind == HALO_I8 && value == 9223372036854775808.0))
+		return value;
 	if (kind == HALO_U8)
 		return (double)(uint64_t)halo_dtype_ftoi(kind, value);
 	return (double)halo_dtype_ftoi(kind, value);
