@@ -331,34 +331,24 @@ int halo_fill_only(const void *p, halo_dtype_kind_t kind, halo_fill_t fill, size
 			  memcmp(p, (const unsigned char *)p + el, (n - 1) * el) == 0);
 }
 
+/* m, or |v| where larger; a NaN compares false: ignored. */
+static double larger(double m, double v)
+{
+	return fabs(v) > m ? fabs(v) : m;
+}
+
 double halo_dtype_max_abs(const void *p, halo_dtype_kind_t kind, size_t n)
 {
 	double m = 0;
-#define MAX_ABS(type)                                                                  \
-	for (size_t i = 0; i < n; i++) {                                               \
-		double v = fabs((double)((const type *)p)[i]);                         \
-		m = v > m ? v : m; /* NaN compares false: ignored */                    \
-	}
-	switch (kind) {
-	case HALO_F4: MAX_ABS(float); break;
-	case HALO_F8: MAX_ABS(double); break;
-	case HALO_I1: MAX_ABS(int8_t); break;
-	case HALO_I2: MAX_ABS(int16_t); break;
-	case HALO_I4: MAX_ABS(int32_t); break;
-	case HALO_I8: MAX_ABS(int64_t); break;
-	case HALO_U1: case HALO_B1: MAX_ABS(uint8_t); break;
-	case HALO_U2: MAX_ABS(uint16_t); break;
-	case HALO_U4: MAX_ABS(uint32_t); break;
-	case HALO_U8: MAX_ABS(uint64_t); break;
-	case HALO_F2:
-		for (size_t i = 0; i < n; i++) {
-			double v = fabs((double)halo_half_get(p, i));
-			m = v > m ? v : m;
-		}
-		break;
-	default: break;
-	}
-#undef MAX_ABS
+	if (kind == HALO_F4)
+		for (size_t i = 0; i < n; i++)
+			m = larger(m, ((const float *)p)[i]);
+	else if (kind == HALO_F8)
+		for (size_t i = 0; i < n; i++)
+			m = larger(m, ((const double *)p)[i]);
+	else if (kind == HALO_F2)
+		for (size_t i = 0; i < n; i++)
+			m = larger(m, halo_half_get(p, i));
 	return m;
 }
 

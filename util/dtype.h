@@ -101,7 +101,8 @@ int halo_fill_only(const void *p, halo_dtype_kind_t kind, halo_fill_t fill, size
  * always). */
 int halo_dtype_all_finite(const void *p, halo_dtype_kind_t kind, size_t n);
 
-/* The largest magnitude among n elements of kind (NaN ignored; 0 for none). */
+/* The largest magnitude among n floats of kind (float16, float32 or
+ * float64; NaN ignored); 0 for none, and for other kinds. */
 double halo_dtype_max_abs(const void *p, halo_dtype_kind_t kind, size_t n);
 
 #endif
