@@ -642,14 +642,13 @@ static int hole(halo_tiff_t *t, uint32_t i)
  * unreadable page). */
 static int check_predictor(halo_tiff_t *t, unsigned page, halo_error_t *err)
 {
-	uint16_t c = COMPRESSION_NONE, lp = PREDICTOR_NONE;
+	uint16_t c = COMPRESSION_NONE, lp = PREDICTOR_NONE, bits = 0, format = SAMPLEFORMAT_UINT;
 	TIFFGetFieldDefaulted(t->tif, TIFFTAG_COMPRESSION, &c);
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_BITSPERSAMPLE, &bits);
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLEFORMAT, &format);
 	if ((c == COMPRESSION_LZW || c == COMPRESSION_ADOBE_DEFLATE || c == COMPRESSION_DEFLATE ||
 	     c == COMPRESSION_LZMA || c == COMPRESSION_ZSTD) &&
 	    TIFFGetFieldDefaulted(t->tif, TIFFTAG_PREDICTOR, &lp) && lp != PREDICTOR_NONE) {
-		uint16_t format = SAMPLEFORMAT_UINT, bits = 0;
-		TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLEFORMAT, &format);
-		TIFFGetFieldDefaulted(t->tif, TIFFTAG_BITSPERSAMPLE, &bits);
 		char name[32];
 		compression_name(t->tif, name, sizeof name);
 		if (lp > PREDICTOR_FLOATINGPOINT)
@@ -664,9 +663,6 @@ static int check_predictor(halo_tiff_t *t, unsigned page, halo_error_t *err)
 	unsigned p = own_predictor(t);
 	if (p == PREDICTOR_NONE)
 		return HALO_OK;
-	uint16_t bits = 0, format = SAMPLEFORMAT_UINT;
-	TIFFGetFieldDefaulted(t->tif, TIFFTAG_BITSPERSAMPLE, &bits);
-	TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLEFORMAT, &format);
 	if (!halo_predictor_supported(p, bits, format == SAMPLEFORMAT_IEEEFP))
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: page %u has predictor %u, which "
 				      "halo cannot undo on %u-bit %s samples", t->path, page, p,

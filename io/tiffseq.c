@@ -133,9 +133,10 @@ static int list_files(halo_tiffseq_t *s, halo_error_t *err)
 		if (found == 0)
 			globfree(&g);
 	}
-	if (!rc && !s->nfiles)
-		rc = halo_error_set(err, HALO_ENOENT, "%s: no TIFF file %s", s->path,
-				    halo_fs_is_dir(s->path) ? "in this folder" : "matches this pattern");
+	if (!rc && !s->nfiles) /* a name with [ or * that is no file's either */
+		rc = halo_error_set(err, HALO_ENOENT, "%s: %s", s->path,
+				    halo_fs_is_dir(s->path) ? "no TIFF file in this folder"
+				    : "no such file, and no TIFF file matches it as a pattern");
 	if (!rc)
 		qsort(s->files, (size_t)s->nfiles, sizeof *s->files, natural);
 	return rc;

@@ -706,7 +706,7 @@ for what, src, out, want in [
         ("a file of another plane size", stacks, "stacks.zarr",
          "t3.tif: planes of 6x6 float32, where"),
         ("a pattern matching nothing", os.path.join(seq, "nothing_*.tif"), "none.zarr",
-         "no TIFF file matches this pattern"),
+         "no such file, and no TIFF file matches it as a pattern"),
         ("OUT matching the pattern", os.path.join(seq, "plane_z*.tif"),
          os.path.join("seq", "plane_z99.tif"), "OUT lies inside IN")]:
     r = convert(src, path(out))
