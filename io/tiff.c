@@ -56,6 +56,7 @@ struct halo_tiff {
 	size_t ntiffdata;
 	char foreign[256];
 	int64_t *map;
+	uint64_t size; /* reader: the file's bytes, which bound its strips */
 	/* Some page is uncompressed or PackBits with a predictor, which
 	 * halo undoes (predictor.h). */
 	int predicted;
@@ -498,12 +499,10 @@ static int contiguous_stack(halo_tiff_t *t, long images, uint32_t w, uint32_t h,
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: its description says %ld pages but "
 				      "the file holds one, not stored as one contiguous stack",
 				      t->path, images);
-	struct stat st;
 	/* Divided, not multiplied: images comes from the file and may be
 	 * anything. */
-	if (images > INT32_MAX || fstat(TIFFFileno(t->tif), &st) != 0 ||
-	    (uint64_t)st.st_size < offsets[0] ||
-	    ((uint64_t)st.st_size - offsets[0]) / page < (uint64_t)images)
+	if (images > INT32_MAX || t->size < offsets[0] ||
+	    (t->size - offsets[0]) / page < (uint64_t)images)
 		return halo_error_set(err, HALO_EFORMAT, "%s: truncated: its description says %ld "
 				      "pages of %zu bytes", t->path, images, page);
 	t->contig_offset = (int64_t)offsets[0];
@@ -671,50 +670,51 @@ static int check_predictor(halo_tiff_t *t, unsigned page, halo_error_t *err)
 	return HALO_OK;
 }
 
+/* The bytes strip or tile i of the current page decodes to: a tile
+ * whole, a strip its rows (the last of a page, or of a sample plane, may
+ * have fewer). */
+static uint64_t segment_bytes(halo_tiff_t *t, uint32_t i)
+{
+	if (TIFFIsTiled(t->tif))
+		return (uint64_t)TIFFTileSize64(t->tif);
+	uint32_t h = 0, rps = 0, n = TIFFNumberOfStrips(t->tif);
+	uint16_t spp = 1, planar = PLANARCONFIG_CONTIG;
+	TIFFGetField(t->tif, TIFFTAG_IMAGELENGTH, &h);
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_ROWSPERSTRIP, &rps);
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_PLANARCONFIG, &planar);
+	uint32_t per = planar == PLANARCONFIG_SEPARATE && spp ? n / spp : n; /* per sample plane */
+	rps = rps ? rps : h;
+	uint64_t row0 = (uint64_t)(per ? i % per : i) * rps, rows = h > row0 ? h - row0 : 0;
+	return (uint64_t)TIFFVStripSize64(t->tif, (uint32_t)(rows < rps ? rows : rps));
+}
+
 /* Refuses an uncompressed page whose strip or tile has fewer bytes than
  * its pixels (holes aside): libtiff read past it, into the next strip or
  * the directory, without a word (tifffile refuses such a file). A corrupt
  * ImageWidth of 2^31 over a few hundred bytes is caught here too. */
 static int check_sizes(halo_tiff_t *t, unsigned page, halo_error_t *err)
 {
-	uint16_t c = COMPRESSION_NONE, spp = 1;
+	uint16_t c = COMPRESSION_NONE;
 	TIFFGetFieldDefaulted(t->tif, TIFFTAG_COMPRESSION, &c);
-	TIFFGetFieldDefaulted(t->tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
 	if (c != COMPRESSION_NONE)
 		return HALO_OK;
 	int tiled = TIFFIsTiled(t->tif);
-	uint32_t n = tiled ? TIFFNumberOfTiles(t->tif) : TIFFNumberOfStrips(t->tif), h = 0,
-		 rps = 0;
-	TIFFGetField(t->tif, TIFFTAG_IMAGELENGTH, &h);
-	TIFFGetFieldDefaulted(t->tif, TIFFTAG_ROWSPERSTRIP, &rps);
-	uint16_t planar = PLANARCONFIG_CONTIG;
-	TIFFGetFieldDefaulted(t->tif, TIFFTAG_PLANARCONFIG, &planar);
-	uint32_t per = planar == PLANARCONFIG_SEPARATE && spp ? n / spp : n; /* per sample plane */
+	uint32_t n = tiled ? TIFFNumberOfTiles(t->tif) : TIFFNumberOfStrips(t->tif);
 	uint64_t *counts = NULL, *offsets = NULL;
-	struct stat st;
 	if (!TIFFGetField(t->tif, tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS, &counts) ||
 	    !counts ||
 	    !TIFFGetField(t->tif, tiled ? TIFFTAG_TILEOFFSETS : TIFFTAG_STRIPOFFSETS, &offsets) ||
-	    !offsets || fstat(TIFFFileno(t->tif), &st) != 0)
+	    !offsets)
 		return HALO_OK; /* libtiff's read reports it */
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t need;
-		if (tiled) {
-			need = (uint64_t)TIFFTileSize64(t->tif);
-		} else {
-			uint64_t row0 = (uint64_t)(per ? i % per : i) * (rps ? rps : h);
-			uint64_t rows = h > row0 ? h - row0 : 0;
-			need = (uint64_t)TIFFVStripSize64(t->tif, (uint32_t)(rows < rps ? rows : rps));
-		}
 		if (hole(t, i))
 			continue;
 		/* libtiff puts its own counts in place of a bogus array: the
 		 * file's end bounds them. */
-		uint64_t have = counts[i], size = (uint64_t)st.st_size;
-		if (offsets[i] >= size)
-			have = 0;
-		else if (have > size - offsets[i])
-			have = size - offsets[i];
+		uint64_t have = offsets[i] >= t->size ? 0 : counts[i], need = segment_bytes(t, i);
+		if (have > t->size - offsets[i])
+			have = t->size - offsets[i];
 		if (have < need)
 			return halo_error_set(err, HALO_EFORMAT, "%s: page %u, %s %u, holds %llu bytes of "
 					      "the %llu its pixels need (truncated or corrupt)", t->path,
@@ -795,10 +795,12 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	pthread_mutex_init(&t->lock, NULL);
 	int rc = HALO_OK;
 	t->tif = open_with_handlers(t, "rm"); /* no memory-mapping: files may exceed RAM */
-	if (!t->tif) {
+	struct stat st;
+	if (!t->tif || fstat(TIFFFileno(t->tif), &st) != 0) {
 		rc = tiff_fail(t, HALO_EFORMAT, "not a readable TIFF", err);
 		goto fail;
 	}
+	t->size = (uint64_t)st.st_size;
 	uint32_t w = 0, h = 0;
 	uint16_t spp = 1, bits = 0, format = SAMPLEFORMAT_UINT, planar = PLANARCONFIG_CONTIG;
 	TIFFGetField(t->tif, TIFFTAG_IMAGEWIDTH, &w);
@@ -1185,16 +1187,11 @@ static int read_image(halo_tiff_t *t, uint16_t sample, uint32_t h, uint32_t w, u
 	size_t done = 0;
 	/* Separate planes' strips are sample by sample */
 	tstrip_t strips = TIFFNumberOfStrips(t->tif) / (t->sample_planes ? t->sample_planes : 1);
-	uint32_t rps = h;
-	TIFFGetFieldDefaulted(t->tif, TIFFTAG_ROWSPERSTRIP, &rps);
 	for (tstrip_t s = sample * strips; s < (sample + 1) * strips && done < page_bytes; s++) {
 		tmsize_t n;
 		if (hole(t, s)) {
-			uint64_t rows = (uint64_t)rps * (s - sample * strips);
-			rows = rows < h ? h - rows : 0;
-			n = (tmsize_t)((rows < rps ? rows : rps) * w * el);
-			if ((size_t)n > page_bytes - done)
-				n = (tmsize_t)(page_bytes - done);
+			uint64_t bytes = segment_bytes(t, s);
+			n = (tmsize_t)(bytes < page_bytes - done ? bytes : page_bytes - done);
 			memset(dst + done, 0, (size_t)n);
 		} else {
 			n = TIFFReadEncodedStrip(t->tif, s, dst + done, (tmsize_t)(page_bytes - done));
