@@ -724,11 +724,18 @@ static int check_sizes(halo_tiff_t *t, unsigned page, halo_error_t *err)
 	return HALO_OK;
 }
 
+static int by_value(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
 /* The page of each plane from an OME-TIFF's TiffData (t->zstep... set):
- * every plane must be in one page of this file. Where that is the planes'
- * own order, no map is kept. */
+ * every plane must be in one full-resolution page of this file (full:
+ * the nfull such pages, ascending, or NULL for all). Where that is the
+ * planes' own order, no map is kept. */
 static int map_planes(halo_tiff_t *t, int64_t nz, int64_t nc, int64_t nt, int64_t pages,
-		      halo_error_t *err)
+		      const int64_t *full, int64_t nfull, halo_error_t *err)
 {
 	if (t->foreign[0]) /* some plane is in another file */
 		return halo_error_set(err, HALO_EUNSUPPORTED, "%s: its OME-XML puts planes in another "
@@ -761,7 +768,12 @@ static int map_planes(halo_tiff_t *t, int64_t nz, int64_t nc, int64_t nt, int64_
 				return halo_error_set(err, HALO_EFORMAT, "%s: its OME-XML puts a plane in "
 						      "page %lld, but the file has %lld", t->path,
 						      (long long)(d->ifd + i), (long long)pages);
-			t->map[plane + i] = d->ifd + i;
+			int64_t page = d->ifd + i;
+			if (full && !bsearch(&page, full, (size_t)nfull, sizeof *full, by_value))
+				return halo_error_set(err, HALO_EFORMAT, "%s: its OME-XML puts a plane in "
+						      "page %lld, a reduced-resolution page", t->path,
+						      (long long)page);
+			t->map[plane + i] = page;
 		}
 	}
 	int same = n == pages;
@@ -794,6 +806,7 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	}
 	pthread_mutex_init(&t->lock, NULL);
 	int rc = HALO_OK;
+	int64_t *full = NULL;
 	t->tif = open_with_handlers(t, "rm"); /* no memory-mapping: files may exceed RAM */
 	struct stat st;
 	if (!t->tif || fstat(TIFFFileno(t->tif), &st) != 0) {
@@ -917,6 +930,14 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 		rc = tiff_fail(t, HALO_EFORMAT, "corrupt directory chain", err);
 		goto fail;
 	}
+	/* Reduced-resolution pages (thumbnails, a pyramid's levels) between
+	 * or after full ones are not the volume's, as tifffile leaves them
+	 * out of its first series: full[] lists the pages that are, where
+	 * some are not. */
+	uint32_t subfile = 0;
+	TIFFGetField(t->tif, TIFFTAG_SUBFILETYPE, &subfile);
+	int skip_reduced = !(subfile & FILETYPE_REDUCEDIMAGE);
+	int64_t nfull = 1;
 	/* Page by page from the first: TIFFSetDirectory(p) walks the chain
 	 * from the start each time (72 s for 10,000 pages). */
 	for (tdir_t p = 1; p < pages; p++) {
@@ -926,6 +947,22 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 			rc = tiff_fail(t, HALO_EFORMAT, "cannot read page directory", err);
 			goto fail;
 		}
+		subfile = 0;
+		if (skip_reduced && TIFFGetField(t->tif, TIFFTAG_SUBFILETYPE, &subfile) &&
+		    (subfile & FILETYPE_REDUCEDIMAGE)) {
+			if (!full) {
+				if (!(full = malloc(pages * sizeof *full))) {
+					rc = halo_error_set(err, HALO_ENOMEM, "%s: out of memory", path);
+					goto fail;
+				}
+				for (int64_t i = 0; i < nfull; i++)
+					full[i] = i;
+			}
+			continue;
+		}
+		if (full)
+			full[nfull] = p;
+		nfull++;
 		TIFFGetField(t->tif, TIFFTAG_IMAGEWIDTH, &pw);
 		TIFFGetField(t->tif, TIFFTAG_IMAGELENGTH, &ph);
 		TIFFGetFieldDefaulted(t->tif, TIFFTAG_BITSPERSAMPLE, &pbits);
@@ -943,14 +980,18 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 		if (pw != w || ph != h || pbits != bits || pformat != format) {
 			rc = halo_error_set(err, HALO_EUNSUPPORTED,
 					    "%s: page %u is %ux%u, %u-bit %s; page 0 is %ux%u, %u-bit %s "
-					    "(height x width)", path, (unsigned)p, ph, pw, pbits,
+					    "(height x width)%s", path, (unsigned)p, ph, pw, pbits,
 					    sample_format_name(pformat), h, w, bits,
-					    sample_format_name(format));
+					    sample_format_name(format), skip_reduced ? ""
+					    : ", a reduced-resolution page (halo reads a volume from "
+					      "its first page on)");
 			goto fail;
 		}
 	}
 	TIFFSetDirectory(t->tif, 0);
 	t->page = 0;
+	tdir_t ifds = pages; /* TiffData counts the reduced ones too */
+	pages = (tdir_t)nfull;
 	/* A description that counts other pages than the file's: several
 	 * series, or a file cut short; either way not one volume. */
 	if (pages > 1 && described > 0 && described != (long)pages) {
@@ -1010,8 +1051,13 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 			step *= order[i] == 'Z' ? slices : order[i] == 'C' ? nc : nt;
 		}
 	}
-	if (mapped && (rc = map_planes(t, slices, nc, nt, pages, err)))
+	if (mapped && (rc = map_planes(t, slices, nc, nt, ifds, full, nfull, err)))
 		goto fail;
+	if (!mapped) {
+		t->map = full;
+		full = NULL;
+	}
+	free(full);
 	info->ndim = slices > 1 || shaped_ndim == 3 ? 3 : 2;
 	if (plain_cm && info->ndim == 2 && isfinite(1e4 / xres) && isfinite(1e4 / yres)) {
 		info->voxel[2] = 1e4 / xres;
@@ -1024,6 +1070,7 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	*out = t;
 	return HALO_OK;
 fail:
+	free(full);
 	halo_tiff_close(t, NULL);
 	return rc;
 }

@@ -660,6 +660,65 @@ got = zarr.open(path("zyx1.zarr"), mode="r")[:] if r.returncode == 0 else None
 check(got is not None and np.array_equal(got, tifffile.imread(path("zyx1.tif"))[..., 0]),
       "tifffile's (Z, Y, X, 1) reads as (Z, Y, X)", r.stderr)
 
+# Reduced-resolution pages (NewSubfileType 1: thumbnails, pyramid levels)
+# among or after the full ones are left out, as tifffile leaves them out of
+# its first series; a file that starts with one is refused in one line.
+data = sample("uint16", (4, 24, 20))
+for name, where in [("reduced-between", "between"), ("reduced-after", "after"),
+                    ("reduced-first", "first")]:
+    with tifffile.TiffWriter(path(name + ".tif")) as tw:
+        if where == "first":
+            tw.write(data[0, ::4, ::4], subfiletype=1, metadata=None)
+        for p in data:
+            tw.write(p, metadata=None, contiguous=False)
+            if where == "between":
+                tw.write(p[::2, ::2], subfiletype=1, metadata=None, contiguous=False)
+        if where == "after":
+            tw.write(data[0, ::4, ::4], subfiletype=1, metadata=None)
+    r = convert(path(name + ".tif"), path(name + ".zarr"))
+    got = zarr.open(path(name + ".zarr"), mode="r")[:] if r.returncode == 0 else None
+    if where == "first":
+        check(r.returncode == 1 and "page 0 is 6x5" in r.stderr and "reduced-resolution" in
+              r.stderr and r.stderr.count("\n") == 1, "a TIFF whose first page is a thumbnail: "
+              "refused in one line", r.stderr)
+        continue
+    with tifffile.TiffFile(path(name + ".tif")) as tf:
+        oracle = tf.series[0].asarray()
+    check(got is not None and np.array_equal(got, data) and np.array_equal(oracle, data),
+          f"reduced-resolution pages {where} the full ones: left out, as tifffile does",
+          r.stderr)
+# An OME-TIFF with a thumbnail after its planes, and one whose TiffData
+# counts the thumbnail's page between its planes.
+ome = tifffile.OmeXml()
+ome.addimage("uint16", (4, 24, 20), (4, 1, 1, 24, 20, 1), axes="ZYX")
+xml = ome.tostring()
+with tifffile.TiffWriter(path("thumb.ome.tif")) as tw:
+    for i, p in enumerate(data):
+        tw.write(p, metadata=None, description=xml if i == 0 else None, contiguous=False)
+    tw.write(data[0, ::4, ::4], subfiletype=1, metadata=None)
+r = convert(path("thumb.ome.tif"), path("thumb.zarr"))
+got = zarr.open(path("thumb.zarr"), mode="r")[:] if r.returncode == 0 else None
+check(got is not None and np.array_equal(got, data),
+      "OME-TIFF with a thumbnail page after its planes: the planes", r.stderr)
+td = "".join(f'<TiffData IFD="{z + (z >= 2)}" FirstZ="{z}" PlaneCount="1"/>' for z in range(4))
+for name, xml_td in [("thumbmid", xml.replace('<TiffData IFD="0" PlaneCount="4"/>', td)),
+                     ("thumbin", xml)]:
+    with tifffile.TiffWriter(path(name + ".ome.tif")) as tw:
+        for i, p in enumerate(data):
+            if i == 2:
+                tw.write(data[0, ::4, ::4], subfiletype=1, metadata=None)
+            tw.write(p, metadata=None, description=xml_td if i == 0 else None,
+                     contiguous=False)
+    r = convert(path(name + ".ome.tif"), path(name + ".zarr"))
+    if name == "thumbin":
+        check(r.returncode == 1 and r.stderr.strip().endswith(
+              "puts a plane in page 2, a reduced-resolution page"),
+              "OME-TIFF whose TiffData counts a thumbnail's page as a plane: refused", r.stderr)
+        continue
+    got = zarr.open(path(name + ".zarr"), mode="r")[:] if r.returncode == 0 else None
+    check('IFD="3"' in xml_td and got is not None and np.array_equal(got, data),
+          "OME-TIFF whose TiffData skips a thumbnail's page: the planes", r.stderr)
+
 # A sequence of TIFF files, one plane or stack each, read in natural order
 # (z2 before z10) from their folder or a quoted pattern, as tifffile's
 # imread of a pattern reads them.
