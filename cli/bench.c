@@ -196,6 +196,7 @@ static int parse_option(int c, char *arg, struct bench_opts *o, halo_error_t *er
 		return halo__parse_int_list(arg, 3, 3, 1, "--chunks", o->chunks[o->nchunks++], &n,
 					    err);
 	case OPT_MODE:
+		o->given_mode = 1;
 		if (parse_names(arg, "--mode", o->modes, 2, &o->nmodes, err))
 			return HALO_EINVAL;
 		for (int i = 0; i < o->nmodes; i++)
@@ -204,6 +205,7 @@ static int parse_option(int c, char *arg, struct bench_opts *o, halo_error_t *er
 						      "--mode: '%s' is not overlap or exact", o->modes[i]);
 		return HALO_OK;
 	case OPT_SHAPE:
+		o->given_shape = 1;
 		return halo__parse_int_list(arg, 3, 3, 1, "--shape", o->shape, &n, err);
 	case OPT_INPUT_CHUNKS:
 		return halo__parse_int_list(arg, 3, 3, 1, "--input-chunks", o->input_chunks, &n, err);
@@ -224,6 +226,7 @@ static int parse_option(int c, char *arg, struct bench_opts *o, halo_error_t *er
 			return halo_error_set(err, HALO_EINVAL, "--peers: no value given (none, or a "
 					      "list)");
 		snprintf(o->peers, sizeof o->peers, "%s", arg);
+		o->given_peers = 1;
 		return HALO_OK;
 	case OPT_INPUT: o->input = arg; return HALO_OK;
 	case OPT_PYTHON: o->python = arg; return HALO_OK;
@@ -518,19 +521,50 @@ static int check_outputs(struct bench_ctx *b, const struct bench_report *rep, ha
 	return HALO_OK;
 }
 
+/* Which of --chunks' shapes configuration c runs with (rl: all in one). */
+static int chunk_group(const struct bench_ctx *b, const struct bench_workload *w,
+		       const struct bench_cfg *c)
+{
+	for (int k = 0; strcmp(w->name, "rl") && k < b->o->nchunks; k++)
+		if (!memcmp(b->o->chunks[k], c->chunks, sizeof c->chunks))
+			return k;
+	return 0;
+}
+
 /* Rounds of every configuration and every peer, one run each, so that a
  * shared machine's slow minutes fall on halo and its peers alike rather
- * than on whichever ran then; the first --warmup rounds are not kept. */
+ * than on whichever ran then; the first --warmup rounds are not kept. The
+ * pipelines' peers run once a round for each chunk shape, right after
+ * halo's configurations of that shape, so that each configuration is
+ * compared with a peer that cut the volume alike. */
 static int run_workload(struct bench_ctx *b, struct bench_workload *w, halo_error_t *err)
 {
 	const struct bench_opts *o = b->o;
 	struct bench_cfg cfg[MAXCFG];
 	int n = configs(b, w->name, cfg, MAXCFG); /* at least 1: describe_workloads */
+	int groups = strcmp(w->name, "rl") ? o->nchunks : 1;
 	struct bench_run *runs = calloc((size_t)n, sizeof *runs);
-	struct bench_peers *peers = bench_peers_begin(b, w, &cfg[0]);
-	if (!runs || !peers) {
+	struct bench_peers *peers[MAXLIST] = {NULL};
+	/* Each shape's reference: the configuration the peers' result is
+	 * compared with (its first in overlap mode, as dask's is), which
+	 * runs last of its shape in the last round. */
+	int ref[MAXLIST];
+	for (int g = 0; g < groups; g++)
+		ref[g] = -1;
+	for (int i = 0; i < n; i++) {
+		int g = chunk_group(b, w, &cfg[i]);
+		if (ref[g] < 0 || (strcmp(cfg[ref[g]].mode ? cfg[ref[g]].mode : "", "overlap") &&
+				   cfg[i].mode && !strcmp(cfg[i].mode, "overlap")))
+			ref[g] = i;
+	}
+	int rc = runs ? HALO_OK : HALO_ENOMEM;
+	for (int g = 0; !rc && g < groups; g++)
+		if (ref[g] >= 0 && !(peers[g] = bench_peers_begin(b, w, &cfg[ref[g]])))
+			rc = HALO_ENOMEM;
+	if (rc) {
 		free(runs);
-		bench_peers_end(peers, NULL);
+		for (int g = 0; g < groups; g++)
+			bench_peers_end(peers[g], NULL);
 		return halo_error_set(err, HALO_ENOMEM, "out of memory");
 	}
 	for (int i = 0; i < n; i++) {
@@ -538,18 +572,28 @@ static int run_workload(struct bench_ctx *b, struct bench_workload *w, halo_erro
 					     .max_rel_diff = -1};
 		bench_cfg_label(w, &cfg[i], runs[i].label, sizeof runs[i].label);
 	}
-	int rc = HALO_OK;
 	long rounds = o->warmup + o->repeat;
 	for (long k = 0; !rc && k < rounds; k++) {
-		/* In the last round the first configuration runs last: the
-		 * peers run with its chunks, and compare their result with the
-		 * output it leaves. */
-		for (int j = 0; !rc && j < n; j++) {
-			int i = k == rounds - 1 ? (j + 1) % n : j;
-			rc = measure_halo(b, w, &runs[i], k >= o->warmup, err);
+		int last = k == rounds - 1;
+		for (int g = 0; !rc && g < groups; g++) {
+			if (!peers[g])
+				continue;
+			for (int i = 0; !rc && i < n; i++)
+				if (chunk_group(b, w, &cfg[i]) == g && !(last && i == ref[g]))
+					rc = measure_halo(b, w, &runs[i], k >= o->warmup, err);
+			if (!rc && last)
+				rc = measure_halo(b, w, &runs[ref[g]], k >= o->warmup, err);
+			if (!rc)
+				bench_peers_round(b, peers[g], w, k >= o->warmup, last,
+						  runs[ref[g]].label);
 		}
-		if (!rc)
-			bench_peers_round(b, peers, w, k >= o->warmup, k == rounds - 1);
+		/* The peak that rl's bandwidth is a share of, once a round
+		 * too: a neighbour's load on a shared machine made one
+		 * measurement vary 3.5x from bench to bench. */
+		if (!rc && !strcmp(w->name, "rl")) {
+			double gbs = bench_cpu_copy_gbs(b->cores);
+			b->copy_gbs = gbs > b->copy_gbs ? gbs : b->copy_gbs;
+		}
 		/* Ctrl-C: nothing more is started (the child it stopped may
 		 * have ended as if all was well). */
 		if (!rc && halo_interrupted())
@@ -557,10 +601,8 @@ static int run_workload(struct bench_ctx *b, struct bench_workload *w, halo_erro
 	}
 	for (int i = 0; !rc && i < n; i++)
 		bench_add_run(w, &runs[i]);
-	if (!rc)
-		bench_peers_end(peers, w);
-	else
-		bench_peers_end(peers, NULL);
+	for (int g = 0; g < groups; g++)
+		bench_peers_end(peers[g], rc ? NULL : w);
 	free(runs);
 	return rc;
 }
@@ -640,7 +682,7 @@ static int setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t *er
 	int zero = 0;
 	for (int i = 0; i < o->ncpus; i++)
 		zero |= o->cpus[i] == 0;
-	if (zero && !asks_gpu(o) && o->ncpus > 1 && !o->quiet)
+	if (zero && !asks_gpu(o) && o->ncpus > 1)
 		fprintf(stderr, "halo: bench: note: --ncpu 0 runs on GPUs alone and no GPU is "
 				"asked for: those configurations are left out\n");
 	for (int i = 0; i < o->ncpus; i++)
@@ -731,18 +773,19 @@ static int describe_workloads(struct bench_ctx *b, struct bench_report *rep, hal
 			 * arrays in, one out), ratio and update (12 B/voxel each). */
 			w->bytes = 80.0 * rl_vox * o->iterations;
 			snprintf(w->about, sizeof w->about,
-				 "RL on one %lldx%lldx%lld float32 chunk, PSF %ld^3, %ld iterations "
+				 "RL on one %lldx%lldx%lld float32 chunk, PSF %ld^3, %ld iteration%s "
 				 "(in process)",
 				 (long long)o->shape[0], (long long)o->shape[1],
-				 (long long)o->shape[2], o->psf, o->iterations);
+				 (long long)o->shape[2], o->psf, o->iterations,
+				 o->iterations == 1 ? "" : "s");
 		} else if (i == 1) {
 			w->units = "Mvox*iter/s";
 			w->work = vol_vox * o->iterations / 1e6;
 			snprintf(w->about, sizeof w->about,
-				 "%s %lldx%lldx%lld -> float32 RL, PSF %ld^3, %ld iterations, "
+				 "%s %lldx%lldx%lld -> float32 RL, PSF %ld^3, %ld iteration%s, "
 				 "reflect, depth %lld,%lld,%lld (%s)",
 				 what, (long long)vs[0], (long long)vs[1], (long long)vs[2], o->psf,
-				 o->iterations, (long long)o->depth[0], (long long)o->depth[1],
+				 o->iterations, o->iterations == 1 ? "" : "s", (long long)o->depth[0], (long long)o->depth[1],
 				 (long long)o->depth[2],
 				 o->simulate ? "simulated by halo-sim" : "whole processes");
 		} else {
@@ -761,7 +804,7 @@ static int describe_workloads(struct bench_ctx *b, struct bench_report *rep, hal
 			return halo_error_set(err, HALO_EINVAL, "bench %s: %d configurations, more than "
 					      "%d; give shorter lists", w->name, n, MAXCFG);
 		b->total += (int)(o->warmup + o->repeat) *
-			    (n + bench_peers_count(b, w->name));
+			    (n + (i ? o->nchunks : 1) * bench_peers_count(b, w->name));
 	}
 	return HALO_OK;
 }
@@ -923,9 +966,9 @@ int halo_cli_bench(int argc, char **argv)
 			fprintf(stderr, "halo: bench: --simulate runs the deconvolve workload only\n");
 			return HALO_EXIT_USAGE;
 		}
-		if (o.trace || o.input) {
+		if (o.trace || o.input || (o.given_peers && strcmp(o.peers, "none"))) {
 			fprintf(stderr, "halo: bench: --simulate takes no --%s\n",
-				o.trace ? "trace" : "input");
+				o.trace ? "trace" : o.input ? "input" : "peers (it runs none)");
 			return HALO_EXIT_USAGE;
 		}
 		/* A simulation gives the same time every run, and has no peers. */
@@ -933,6 +976,15 @@ int halo_cli_bench(int argc, char **argv)
 		o.repeat = 1;
 		o.warmup = 0;
 		snprintf(o.peers, sizeof o.peers, "none");
+	}
+	/* An option for workloads that do not run would be ignored. */
+	const char *unused_opt = o.given_mode && !o.want[1]   ? "--mode applies to deconvolve"
+				 : o.ndepth && !o.want[1]     ? "--depth applies to deconvolve"
+				 : o.given_shape && !o.want[0] ? "--shape applies to rl"
+							       : NULL;
+	if (unused_opt) {
+		fprintf(stderr, "halo: bench: %s, which this bench does not run\n", unused_opt);
+		return HALO_EXIT_USAGE;
 	}
 	if (check_options(&o, &err)) {
 		halo_cli_error(&err);
@@ -960,7 +1012,7 @@ int halo_cli_bench(int argc, char **argv)
 	if (describe_workloads(&b, &rep, &err) || check_outputs(&b, &rep, &err))
 		goto fail;
 	if (o.want[0])
-		rep.cpu_copy_gbs = bench_cpu_copy_gbs(b.cores);
+		b.copy_gbs = bench_cpu_copy_gbs(b.cores);
 	if ((o.want[1] || o.want[2]) && bench_write_inputs(&b, &err))
 		goto fail;
 	b.ran = 1; /* from here the work folder holds what the runs left */
@@ -969,6 +1021,7 @@ int halo_cli_bench(int argc, char **argv)
 			goto fail;
 	if (halo_interrupted())
 		goto fail;
+	rep.cpu_copy_gbs = b.copy_gbs;
 	if (!o.quiet && isatty(2))
 		fprintf(stderr, "\r\033[K");
 	bench_report_table(stdout, &rep);
@@ -991,8 +1044,13 @@ fail:
 out:
 	/* A work folder of halo's own goes, and so does one --dir made for
 	 * runs that a bad option stopped before the first */
-	if (b.dir[0] && (!o.dir || (b.made_dir && !b.ran)))
+	if (b.dir[0] && (!o.dir || (b.made_dir && !b.ran))) {
 		halo_fs_remove_tree(b.dir);
+	} else if (b.dir[0]) { /* the peers' outputs, even those Ctrl-C stopped */
+		char peers[PATH_MAX + 16];
+		snprintf(peers, sizeof peers, "%s/peers", b.dir);
+		halo_fs_remove_tree(peers);
+	}
 	for (int i = 0; i < rep.nworkloads; i++)
 		free(workloads[i].runs);
 	json_decref(rep.machine);

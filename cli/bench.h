@@ -32,6 +32,7 @@ struct bench_opts {
 	const char *python, *json, *plot, *trace, *dir, *input;
 	const char *simulate;              /* recorded models: run halo-sim */
 	int quiet;
+	int given_mode, given_shape, given_peers; /* the option was given */
 };
 
 /* Everything a run of the bench needs beyond its options. */
@@ -48,6 +49,7 @@ struct bench_ctx {
 	char vol_what[64];
 	double vol_el;
 	char sim_exe[PATH_MAX], sim_host[256]; /* --simulate */
+	double copy_gbs; /* rl: the best CPU copy bandwidth of every round */
 	int done, total; /* progress, in measured configurations */
 	double started;
 };
@@ -70,6 +72,7 @@ struct bench_run {
 	double times[64];
 	int ntimes;
 	double max_rel_diff; /* against halo's result; < 0 when not measured */
+	char against[160];   /* ... in the configuration of this label */
 	char cuda_rl[20];    /* rl on a GPU: how the elementwise steps ran
 			      * (halo_rl_cuda_path; see bench_run_bytes) */
 	int cuda_graphs;     /* ... and whether its iterations ran as CUDA graphs */
@@ -107,14 +110,15 @@ struct bench_peers;
 /* Progress steps a round of a workload's peers takes. */
 int bench_peers_count(const struct bench_ctx *b, const char *workload);
 /* A workload's peers, measured in rounds between halo's; NULL when out of
- * memory; first: halo's first configuration, whose chunks and depth the
- * pipelines' peers use. keep: the round counts (not a warm-up); last: the
- * final round (when dask's result is compared with halo's). end adds the
- * runs to w (none when w is NULL) and frees p. */
+ * memory; ref: the halo configuration whose chunks the pipelines' peers
+ * use. keep: the round counts (not a warm-up); last: the final round,
+ * when dask's result is compared with the output halo's run in ref (of
+ * that label) just left. end adds the runs to w (none when w is NULL; p
+ * may be NULL) and frees p. */
 struct bench_peers *bench_peers_begin(const struct bench_ctx *b, const struct bench_workload *w,
-				      const struct bench_cfg *first);
+				      const struct bench_cfg *ref);
 void bench_peers_round(struct bench_ctx *b, struct bench_peers *p,
-		       const struct bench_workload *w, int keep, int last);
+		       const struct bench_workload *w, int keep, int last, const char *ref_label);
 void bench_peers_end(struct bench_peers *p, struct bench_workload *w);
 
 /* bench_inputs.c: what the workloads run on, and the CPU's peak. */

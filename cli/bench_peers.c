@@ -146,7 +146,7 @@ static int peers_once(struct bench_ctx *b, const struct bench_workload *w,
 		ARG("--shape=%lld,%lld,%lld", (long long)o->shape[0], (long long)o->shape[1],
 		    (long long)o->shape[2]);
 	} else {
-		/* The peers run with halo's first chunk shape (and overlap depth). */
+		/* The peers run with halo's chunk shape (and overlap depth). */
 		ARG("--psf=%s", b->psf);
 		ARG("--input=%s", b->input);
 		ARG("--out=%s/peers", b->dir);
@@ -160,7 +160,9 @@ static int peers_once(struct bench_ctx *b, const struct bench_workload *w,
 #undef ARG
 	argv[n] = NULL;
 	if (access(b->peers_py, R_OK) != 0) {
-		snprintf(errline, errlen, "%s: not found", b->peers_py);
+		snprintf(errline, errlen, "%s: not found (the peers are bench/peers.py of halo's "
+			 "sources, beside the executable, or where HALO_BENCH_PEERS names)",
+			 b->peers_py);
 		return 0;
 	}
 	char *text = NULL;
@@ -187,6 +189,9 @@ static int peers_once(struct bench_ctx *b, const struct bench_workload *w,
 					r->times[r->ntimes++] = json_number_value(v);
 			if (json_is_number(json_object_get(j, "max_rel_diff")))
 				r->max_rel_diff = json_number_value(json_object_get(j, "max_rel_diff"));
+			/* The comparison with halo's result is no work of the peer's. */
+			if (json_is_number(json_object_get(j, "compare_s")))
+				*wall -= json_number_value(json_object_get(j, "compare_s"));
 		}
 		json_decref(j);
 	}
@@ -226,7 +231,7 @@ static void peer_list(const struct bench_ctx *b, const char *workload, char *lis
  * per peer and round, like halo's commands. */
 struct bench_peers {
 	char list[128];
-	struct bench_cfg first;       /* halo's first configuration */
+	struct bench_cfg ref;         /* halo's configuration they follow */
 	struct bench_run runs[8];
 	int n;                        /* runs known; -1 before the first round */
 	char why[PATH_MAX + 128];     /* why rl's peers gave nothing */
@@ -247,12 +252,12 @@ int bench_peers_count(const struct bench_ctx *b, const char *workload)
 }
 
 struct bench_peers *bench_peers_begin(const struct bench_ctx *b, const struct bench_workload *w,
-				      const struct bench_cfg *first)
+				      const struct bench_cfg *ref)
 {
 	struct bench_peers *p = calloc(1, sizeof *p);
 	if (!p)
 		return NULL;
-	p->first = *first;
+	p->ref = *ref;
 	peer_list(b, w->name, p->list, sizeof p->list);
 	p->n = -1;
 	return p;
@@ -260,7 +265,8 @@ struct bench_peers *bench_peers_begin(const struct bench_ctx *b, const struct be
 
 /* Adds this round's time of each available peer to what it reported in
  * the first round. */
-static void add_round(struct bench_run *acc, const struct bench_run *now, double t, int keep)
+static void add_round(struct bench_run *acc, const struct bench_run *now, double t, int keep,
+		      const char *ref_label)
 {
 	if (!acc->available)
 		return;
@@ -275,8 +281,10 @@ static void add_round(struct bench_run *acc, const struct bench_run *now, double
 	}
 	if (keep && acc->ntimes < 64)
 		acc->times[acc->ntimes++] = t;
-	if (now->max_rel_diff >= 0)
+	if (now->max_rel_diff >= 0) {
 		acc->max_rel_diff = now->max_rel_diff;
+		snprintf(acc->against, sizeof acc->against, "%s", ref_label);
+	}
 }
 
 static void first_round(struct bench_run *acc, const struct bench_run *now)
@@ -286,7 +294,7 @@ static void first_round(struct bench_run *acc, const struct bench_run *now)
 }
 
 void bench_peers_round(struct bench_ctx *b, struct bench_peers *p,
-		       const struct bench_workload *w, int keep, int last)
+		       const struct bench_workload *w, int keep, int last, const char *ref_label)
 {
 	if (!*p->list)
 		return;
@@ -296,7 +304,7 @@ void bench_peers_round(struct bench_ctx *b, struct bench_peers *p,
 	struct bench_run now[8];
 	double wall;
 	if (!strcmp(w->name, "rl")) {
-		int got = peers_once(b, w, &p->first, p->list, 0, now, 8, &wall, errline, sizeof errline);
+		int got = peers_once(b, w, &p->ref, p->list, 0, now, 8, &wall, errline, sizeof errline);
 		if (p->n < 0) {
 			p->n = got;
 			for (int i = 0; i < got; i++)
@@ -310,7 +318,7 @@ void bench_peers_round(struct bench_ctx *b, struct bench_peers *p,
 				 *errline ? errline : "no output");
 			lost.available = 0;
 			add_round(&p->runs[i], i < got ? &now[i] : &lost,
-				  i < got && now[i].ntimes ? now[i].times[0] : 0, keep);
+				  i < got && now[i].ntimes ? now[i].times[0] : 0, keep, ref_label);
 		}
 		b->done++;
 		return;
@@ -323,7 +331,7 @@ void bench_peers_round(struct bench_ctx *b, struct bench_peers *p,
 		s += l + (s[l] == ',');
 		if (p->n >= 0 && !p->runs[i].available)
 			continue;
-		if (peers_once(b, w, &p->first, name, last && !strcmp(w->name, "deconvolve"), now, 1,
+		if (peers_once(b, w, &p->ref, name, last && !strcmp(w->name, "deconvolve"), now, 1,
 			       &wall, errline, sizeof errline) != 1) {
 			now[0] = (struct bench_run){.max_rel_diff = -1};
 			snprintf(now[0].tool, sizeof now[0].tool, "%s", name);
@@ -333,7 +341,7 @@ void bench_peers_round(struct bench_ctx *b, struct bench_peers *p,
 		}
 		if (p->n < 0 || i >= p->n)
 			first_round(&p->runs[i], &now[0]);
-		add_round(&p->runs[i], &now[0], wall, keep);
+		add_round(&p->runs[i], &now[0], wall, keep, ref_label);
 	}
 	p->n = i;
 }
@@ -347,8 +355,26 @@ void bench_peers_end(struct bench_peers *p, struct bench_workload *w)
 			snprintf(r.reason, sizeof r.reason, "%s", *p->why ? p->why : "no output");
 			bench_add_run(w, &r);
 		}
-		for (int i = 0; i < p->n; i++)
-			bench_add_run(w, &p->runs[i]);
+		/* A pipeline's peers name the chunks they ran with. */
+		for (int i = 0; i < p->n; i++) {
+			struct bench_run *r = &p->runs[i];
+			int said = 0; /* a peer that is not installed, once */
+			for (int k = 0; !r->available && k < w->nruns; k++)
+				said |= !w->runs[k].available && !strcmp(w->runs[k].tool, r->tool) &&
+					!strcmp(w->runs[k].reason, r->reason);
+			if (said)
+				continue;
+			if (strcmp(w->name, "rl") && r->available) {
+				r->cfg.chunks[0] = p->ref.chunks[0];
+				r->cfg.chunks[1] = p->ref.chunks[1];
+				r->cfg.chunks[2] = p->ref.chunks[2];
+				size_t l = strlen(r->label);
+				snprintf(r->label + l, sizeof r->label - l, ", chunks %lldx%lldx%lld",
+					 (long long)r->cfg.chunks[0], (long long)r->cfg.chunks[1],
+					 (long long)r->cfg.chunks[2]);
+			}
+			bench_add_run(w, r);
+		}
 	}
 	free(p);
 }

@@ -119,6 +119,33 @@ static const char *run_name(const struct bench_workload *w, const struct bench_r
 	return buf;
 }
 
+/* Whether run p of w is a peer's first available run: the table has a
+ * column per peer, whatever chunk shapes it ran with. */
+static int peer_column(const struct bench_workload *w, int p)
+{
+	const struct bench_run *r = &w->runs[p];
+	if (is_halo(r) || !r->available)
+		return 0;
+	for (int i = 0; i < p; i++)
+		if (w->runs[i].available && !strcmp(w->runs[i].tool, r->tool))
+			return 0;
+	return 1;
+}
+
+/* The run of peer tool that halo's run r is compared with: the one that
+ * cut the volume into r's chunks (rl's peers run one chunk). */
+static const struct bench_run *peer_for(const struct bench_workload *w, const struct bench_run *r,
+					const char *tool)
+{
+	for (int i = 0; i < w->nruns; i++) {
+		const struct bench_run *p = &w->runs[i];
+		if (!is_halo(p) && p->available && !strcmp(p->tool, tool) &&
+		    (!strcmp(w->name, "rl") || !memcmp(p->cfg.chunks, r->cfg.chunks, sizeof p->cfg.chunks)))
+			return p;
+	}
+	return NULL;
+}
+
 /* The run of w in r's configuration but with ncpu CPUs and ncuda GPUs. */
 static const struct bench_run *sibling(const struct bench_workload *w, const struct bench_run *r,
 				       int ncpu, int ncuda)
@@ -174,7 +201,7 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 		if (w->bytes > 0)
 			fprintf(f, " %7s %6s", "GB/s", "%peak");
 		for (int p = 0; p < w->nruns; p++)
-			if (!is_halo(&w->runs[p]) && w->runs[p].available)
+			if (peer_column(w, p))
 				fprintf(f, " vs %-6.6s", w->runs[p].tool);
 		fputc('\n', f);
 		for (int i = 0; i < w->nruns; i++) {
@@ -186,17 +213,23 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 				continue;
 			}
 			double med = bench_median(r);
-			/* Four significant figures: a tiny chunk's rl is under 1 ms */
-			fprintf(f, "  %-*s %8.4g %8.4g %8.4g %12.1f", wide, name, med, bench_min(r),
+			/* Four significant figures (a tiny chunk's rl is under 1 ms),
+			 * trailing zeros kept so that the columns read alike. */
+			fprintf(f, "  %-*s %#8.4g %#8.4g %#8.4g %12.1f", wide, name, med, bench_min(r),
 				bench_max(r), throughput(w, med));
 			if (w->bytes > 0) {
 				double gbs = bench_run_bytes(w, r) / med / 1e9;
 				double peak = bench_peak_gbs(rep, r);
 				fprintf(f, " %7.1f %5.0f%%", gbs, peak > 0 ? 100 * gbs / peak : 0);
 			}
-			for (int p = 0; p < w->nruns && is_halo(r); p++)
-				if (!is_halo(&w->runs[p]) && w->runs[p].available)
-					fprintf(f, " %8.2fx", bench_median(&w->runs[p]) / med);
+			for (int p = 0; p < w->nruns && is_halo(r); p++) {
+				const struct bench_run *peer = peer_column(w, p)
+							       ? peer_for(w, r, w->runs[p].tool) : NULL;
+				if (peer)
+					fprintf(f, " %8.2fx", bench_median(peer) / med);
+				else if (peer_column(w, p))
+					fprintf(f, " %9s", "-");
+			}
 			fputc('\n', f);
 		}
 		for (int i = 0; i < w->nruns; i++) {
@@ -207,8 +240,9 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 		}
 		for (int i = 0; i < w->nruns; i++)
 			if (w->runs[i].max_rel_diff >= 0)
-				fprintf(f, "  %s's result against halo's: max relative difference %.1e\n",
-					w->runs[i].tool, w->runs[i].max_rel_diff);
+				fprintf(f, "  %s's result against halo %s's: max relative "
+					"difference %.1e\n", w->runs[i].tool, w->runs[i].against,
+					w->runs[i].max_rel_diff);
 	}
 	/* Only rl measures the CPU's copy bandwidth: no "CPU 0.0 GB/s" elsewhere. */
 	const char *sep = "\npeak bandwidth: ";
@@ -251,6 +285,11 @@ static json_t *run_json(const struct bench_report *rep, const struct bench_workl
 		json_object_set_new(j, "config", c);
 		if (r->trace[0])
 			json_object_set_new(j, "trace", json_string(r->trace));
+	} else if (strcmp(w->name, "rl")) {
+		json_object_set_new(j, "config", json_pack("{s:[I, I, I]}", "chunks",
+							   (json_int_t)r->cfg.chunks[0],
+							   (json_int_t)r->cfg.chunks[1],
+							   (json_int_t)r->cfg.chunks[2]));
 	}
 	json_t *t = json_array();
 	for (int i = 0; i < r->ntimes; i++)
@@ -268,8 +307,10 @@ static json_t *run_json(const struct bench_report *rep, const struct bench_workl
 		json_object_set_new(j, "peak_gbs", json_real(peak));
 		json_object_set_new(j, "bandwidth_fraction", json_real(peak > 0 ? gbs / peak : 0));
 	}
-	if (r->max_rel_diff >= 0)
+	if (r->max_rel_diff >= 0) {
 		json_object_set_new(j, "max_rel_diff_vs_halo", json_real(r->max_rel_diff));
+		json_object_set_new(j, "compared_with", json_string(r->against));
+	}
 	double cpu, gpu, frac = co_scheduling(w, r, &cpu, &gpu);
 	if (frac > 0)
 		json_object_set_new(j, "co_scheduling",
@@ -277,10 +318,12 @@ static json_t *run_json(const struct bench_report *rep, const struct bench_workl
 					      "cpu_only_throughput", cpu, "gpu_only_throughput", gpu));
 	if (is_halo(r)) {
 		json_t *s = json_object();
-		for (int p = 0; p < w->nruns; p++)
-			if (!is_halo(&w->runs[p]) && w->runs[p].available)
-				json_object_set_new(s, w->runs[p].tool,
-						    json_real(bench_median(&w->runs[p]) / med));
+		for (int p = 0; p < w->nruns; p++) {
+			const struct bench_run *peer = peer_column(w, p)
+						       ? peer_for(w, r, w->runs[p].tool) : NULL;
+			if (peer)
+				json_object_set_new(s, peer->tool, json_real(bench_median(peer) / med));
+		}
 		json_object_set_new(j, "speedup_vs", s);
 	}
 	return j;

@@ -163,7 +163,8 @@ static int describe_volume(const char *path, int as_json)
 	if (stored.compression && strcmp(stored.compression, "none") != 0)
 		comp = json_pack("{s:s}", "tiff", stored.compression);
 	else if (codec && codec->id == HALO_CODEC_BLOSC)
-		comp = json_pack("{s:s, s:i, s:s}", "cname", codec->cname, "clevel", codec->clevel,
+		comp = json_pack("{s:s, s:s, s:i, s:s}", "id", "blosc", "cname", codec->cname,
+				 "clevel", codec->clevel,
 				 "shuffle", shuffles[codec->shuffle % 3]);
 	else if (codec && codec->id != HALO_CODEC_NONE)
 		comp = halo_codec_config(codec);

@@ -321,6 +321,15 @@ int halo_fs_creatable(const char *path)
 	int other = lstat(path, &st) == 0 && !S_ISREG(st.st_mode);
 	int ok = dir && *path && !other && halo_fs_is_dir(dir) && !halo_fs_is_dir(path) &&
 		 access(dir, W_OK | X_OK) == 0 && (access(path, F_OK) != 0 || access(path, W_OK) == 0);
+	/* access() says yes where creating fails: root in /proc, a
+	 * filesystem that takes no new files. A file is made there. */
+	char probe[PATH_MAX];
+	int fd = -1;
+	if (ok && snprintf(probe, sizeof probe, "%s/.halo-probe-XXXXXX", dir) < (int)sizeof probe &&
+	    (fd = mkstemp(probe)) >= 0) {
+		close(fd);
+		unlink(probe);
+	}
 	free(copy);
-	return ok;
+	return ok && fd >= 0;
 }

@@ -57,7 +57,9 @@ int halo_fs_is_dir(const char *path);
 /* 1 when a file can be created at path as far as can be told before
  * writing it: a name, in a folder that exists and may be written, not
  * itself a folder, and if it exists a writable regular file (not a link,
- * FIFO or device, which renaming into place would replace). */
+ * FIFO or device, which renaming into place would replace); a probe file
+ * is made in that folder and removed, since access() can say yes where
+ * creating fails. */
 int halo_fs_creatable(const char *path);
 
 /* 1 when a file halo writes (a report, FFTW's wisdom) may replace what is

@@ -719,6 +719,12 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	conf.sched_policy_name = rt->sched;
 	if (opts->ncpu >= 0)
 		conf.ncpus = opts->ncpu;
+#ifndef STARPU_SIMGRID /* a simulated machine has the cores its models say */
+	/* StarPU starts them, several to a core, without a word. */
+	if (opts->ncpu > halo_machine_cores())
+		fprintf(stderr, "halo: warning: --ncpu %d: this machine has %ld cores; the workers "
+			"take turns on them\n", opts->ncpu, halo_machine_cores());
+#endif
 	gpus_alone = opts->ncpu == 0 && opts->ncuda != 0;
 	if (gpus_alone) {
 		/* Within the cores the GPUs' own workers leave. */

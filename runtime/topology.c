@@ -51,7 +51,10 @@ static void topo_load(void)
 		 v >> 16, (v >> 8) & 0xff, v & 0xff);
 	hwloc_obj_t pkg = hwloc_get_obj_by_type(t, HWLOC_OBJ_PACKAGE, 0);
 	const char *model = pkg ? hwloc_obj_get_info_by_name(pkg, "CPUModel") : NULL;
+	/* CPUID pads its brand string with spaces. */
 	snprintf(o->cpu_model, sizeof o->cpu_model, "%s", model ? model : "");
+	for (size_t n = strlen(o->cpu_model); n > 0 && o->cpu_model[n - 1] == ' '; n--)
+		o->cpu_model[n - 1] = '\0';
 	hwloc_topology_destroy(t);
 }
 

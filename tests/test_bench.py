@@ -190,17 +190,50 @@ check([(x["config"]["ncpu"], x["config"]["ncuda"]) for x in runs] == [(1, 0), (-
       "--ncpu 1,1,all --ncuda 0,all on a machine without GPU: two configurations",
       r.stdout + r.stderr)
 
-# With several chunk shapes the dask peer runs with the first, and is
-# compared with the output of that configuration, not of the last run.
+# With several chunk shapes the dask peer runs once for each, and each
+# configuration's ratio is against the run of its own chunks; each dask
+# result is compared with the output of halo's run of its chunks (the
+# overlap one, dask's mode), named in the JSON.
 mc = path("bench-multichunk.json")
 r = halo("bench", "deconvolve", "--size", "16,32,32", "--psf", 5, "--iterations", 3,
          "--repeat", 1, "--warmup", 0, "--ncpu", 1, "--chunks", "8,16,16", "--chunks",
-         "16,16,32", "--peers", "dask", "--json", mc, "--quiet", check_rc=0)
+         "16,16,32", "--mode", "exact,overlap", "--peers", "dask", "--json", mc,
+         "--dir", path("bench-multichunk"), check_rc=0)
 runs = json.load(open(mc))["workloads"][0]["runs"] if r.returncode == 0 else []
-dk = [x for x in runs if x["tool"] == "dask"]
-check(dk and dk[0]["available"] and dk[0]["max_rel_diff_vs_halo"] < 1e-5,
-      "deconvolve, two chunk shapes: dask's result equals the first shape's halo run",
-      dk and dk[0].get("max_rel_diff_vs_halo"))
+dk = {tuple(x["config"]["chunks"]): x for x in runs if x["tool"] == "dask" and x["available"]}
+check(set(dk) == {(8, 16, 16), (16, 16, 32)} and
+      all(x["max_rel_diff_vs_halo"] < 1e-5 and x["compared_with"] ==
+          f"cpu=1 gpu=0 dmda {'x'.join(map(str, c))} overlap" for c, x in dk.items()),
+      "deconvolve, two chunk shapes: a dask run of each, equal to halo's overlap run of it",
+      [(c, x.get("max_rel_diff_vs_halo"), x.get("compared_with")) for c, x in dk.items()])
+halo_runs = [x for x in runs if x["tool"] == "halo"]
+check(len(halo_runs) == 4 and len(dk) == 2 and
+      all(abs(x["speedup_vs"]["dask"] - dk[tuple(x["config"]["chunks"])]["median_s"] /
+              x["median_s"]) < 1e-9 for x in halo_runs),
+      "each configuration's ratio is against dask with its chunks",
+      [(x["config"], x.get("speedup_vs")) for x in halo_runs])
+check(r.stdout.count("dask's result against halo cpu=1 gpu=0 dmda ") == 2 and
+      "chunks 16x16x32" in r.stdout and r.stdout.count("unavailable") <= 1,
+      "the table names each dask run's chunks and what it was compared with", r.stdout)
+check(not os.path.exists(path("bench-multichunk/peers")),
+      "--dir: the peers' folder goes with their outputs", os.listdir(path("bench-multichunk")))
+
+# Options that no workload of the bench takes, and --peers with
+# --simulate, are usage errors rather than ignored.
+for args, want in [(["convert", "--mode", "exact"], "--mode applies to deconvolve"),
+                   (["rl", "--depth", "1,1,1"], "--depth applies to deconvolve"),
+                   (["deconvolve", "--shape", "8,8,8"], "--shape applies to rl"),
+                   (["deconvolve", "--simulate", path("x"), "--peers", "dask"],
+                    "--simulate takes no --peers")]:
+    r = halo("bench", *args)
+    check(r.returncode == 2 and want in r.stderr and r.stderr.count("\n") == 1,
+          f"bench {' '.join(args[:2])}: '{want}'", r.stderr)
+# A report that cannot be created is found before any run (root may
+# write anywhere access() is asked about, /proc included).
+r = halo("bench", "rl", "--shape", "4,8,8", "--psf", 3, "--iterations", 1, "--repeat", 1,
+         "--warmup", 0, "--ncpu", 1, "--peers", "none", "--json", "/proc/halo-bench.json")
+check(r.returncode == 1 and r.stdout == "" and "cannot be created" in r.stderr,
+      "--json in /proc: refused before the runs", r.stdout + r.stderr)
 
 # Peers can be switched off; a missing peers script is reported, not fatal.
 r = halo("bench", "rl", "--shape", "4,8,8", "--psf", 3, "--iterations", 1, "--repeat", 1,

@@ -96,6 +96,17 @@ d1 = info("--ncpu", "1", "--ncuda", "0", "--sched", "lws")
 check(d1["workers"]["cpu"] == 1, f"--ncpu 1 gives {d1['workers']['cpu']} CPU worker")
 check(d1["starpu"]["scheduler"] == "lws", "--sched lws is used")
 
+# More CPU workers than cores: StarPU starts them, several to a core,
+# and halo says so. CPUID's model name comes without its padding.
+more = os.cpu_count() + 1
+out = subprocess.run([halo, "info", "--json", "--ncuda", "0", "--ncpu", str(more)],
+                     capture_output=True, text=True)
+check(out.returncode == 0 and json.loads(out.stdout)["workers"]["cpu"] == more and
+      out.stderr == f"halo: warning: --ncpu {more}: this machine has {more - 1} cores; the "
+      "workers take turns on them\n", f"--ncpu {more}: a warning ({out.stderr!r})")
+check(topo["cpu_model"] == topo["cpu_model"].strip(),
+      f"the CPU model has no padding ({topo['cpu_model']!r})")
+
 env = dict(os.environ, STARPU_NCPU="1", STARPU_SCHED="eager")
 d2 = json.loads(subprocess.run([halo, "info", "--json", "--ncuda", "0"], env=env,
                                check=True, capture_output=True, text=True).stdout)
@@ -117,7 +128,7 @@ with tempfile.TemporaryDirectory(dir=os.environ.get("HALO_TEST_TMP")) as tmp:
                                   text=True).stdout)
     check(v["format"] == "zarr" and v["shape"] == list(z.shape) and v["chunks"] == list(z.chunks)
           and v["nchunks"] == z.nchunks and v["dtype"] == "int16" and v["byte_order"] == ">"
-          and v["compressor"] == {"cname": "zstd", "clevel": 7, "shuffle": "bit"}
+          and v["compressor"] == {"id": "blosc", "cname": "zstd", "clevel": 7, "shuffle": "bit"}
           and v["fill_value"] == -3 and v["zarr_format"] == 2 and v["ome_version"] is None,
           f"halo info VOLUME --json matches python zarr: {v}")
     # The versions of Zarr and OME-Zarr, as the metadata gives them
