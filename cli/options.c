@@ -102,8 +102,7 @@ int halo_cli_trace_check(const halo_runtime_opts_t *o, const char *const *paths,
 	if (o->trace && o->trace_fxt && halo_path_within(o->trace, o->trace_fxt))
 		return halo_error_set(err, HALO_EINVAL, "--trace: '%s' %s --trace-fxt's folder '%s'; "
 				      "give them separate places", o->trace,
-				      halo_path_same(o->trace, o->trace_fxt) ||
-				      !strcmp(o->trace, o->trace_fxt) ? "is" : "lies inside",
+				      halo_path_within(o->trace_fxt, o->trace) ? "is" : "lies inside",
 				      o->trace_fxt);
 	const char *opt[2] = {"--trace", "--trace-fxt"}, *val[2] = {o->trace, o->trace_fxt};
 	for (int k = 0; k < 2; k++)
@@ -111,8 +110,8 @@ int halo_cli_trace_check(const halo_runtime_opts_t *o, const char *const *paths,
 			if (halo_path_within(val[k], paths[i])) /* writing it would destroy that */
 				return halo_error_set(err, HALO_EINVAL, "%s: '%s' %s %s, which this run "
 						      "reads or writes", opt[k], val[k],
-						      halo_path_same(val[k], paths[i]) ||
-						      !strcmp(val[k], paths[i]) ? "is" : "lies inside",
+						      halo_path_within(paths[i], val[k]) ? "is"
+										       : "lies inside",
 						      paths[i]);
 	return HALO_OK;
 }
@@ -249,6 +248,11 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 	int c, rc;
 	for (int before = optind; (c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1;
 	     before = optind) {
+		/* "-o=FILE", as "--ncpu=4" is written: getopt would name the
+		 * file "=FILE". */
+		if (optarg && c > 0 && c < 128 && optarg[0] == '=' && optind >= 1 &&
+		    optarg == argv[optind - 1] + 2)
+			optarg++;
 		/* "--trace --quiet" lost its value, rather than naming a file
 		 * "--quiet". */
 		if (optarg && optind >= 2 && argv[optind - 1] == optarg && strncmp(optarg, "--", 2) == 0 &&

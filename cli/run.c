@@ -283,6 +283,11 @@ int halo_cli_run(int argc, char **argv)
 				    "stats --json' describes the plan");
 		return HALO_EXIT_USAGE;
 	}
+	if (dry && (rt_opts.trace || rt_opts.trace_fxt)) {
+		halo_cli_usage_line("run: --%s records a run and --dry-run runs nothing",
+				    rt_opts.trace ? "trace" : "trace-fxt");
+		return HALO_EXIT_USAGE;
+	}
 	rt_opts.memory = memory;
 	rt_opts.distributed = 1; /* under mpirun the ranks share the graph */
 	halo_graph_t *g = NULL;

@@ -30,22 +30,29 @@ static const char trace_help[] =
 	"html: one self-contained HTML file (works offline): a Gantt chart by worker\n"
 	"with zoom, utilisation over time, and the summary tables.\n\n"
 	"  --json          one JSON object instead of tables\n"
-	"  -o FILE         html: the report to write\n";
+	"  -o FILE         html: the report to write ('-': standard output)\n";
 
-/* A trace of a run that failed or was interrupted says so first. */
-static void print_outcome(const struct trace *tr)
+/* A trace of a run that failed or was interrupted says so first (after
+ * lead, "" or which of two it is). */
+static void print_outcome(const char *lead, const struct trace *tr)
 {
-	if (strcmp(tr->outcome, "ok") != 0)
-		printf("the run %s%s%s; %zu task%s did no work after that (left out of the codelet "
-		       "figures)\n", tr->outcome, tr->error ? ": " : "", tr->error ? tr->error : "",
-		       tr->skipped, tr->skipped == 1 ? "" : "s");
+	if (strcmp(tr->outcome, "ok") == 0)
+		return;
+	int stopped = strcmp(tr->outcome, "interrupted") == 0;
+	/* The error line of a stopped run begins with the word again. */
+	const char *why = tr->error && stopped && !strncmp(tr->error, "interrupted", 11)
+				  ? tr->error + 11 + strspn(tr->error + 11, ";, ")
+				  : tr->error;
+	printf("%sthe run %s%s%s; %zu task%s did no work after that (left out of the codelet "
+	       "figures)\n", lead, stopped ? "was interrupted" : tr->outcome, why && *why ? ": " : "",
+	       why ? why : "", tr->skipped, tr->skipped == 1 ? "" : "s");
 }
 
 static void print_summary(const char *path, const struct trace *tr)
 {
 	printf("%s: %zu tasks, makespan %.3f ms, scheduler %s, %d workers\n", path, tr->n,
 	       tr->makespan / 1e3, tr->scheduler ? tr->scheduler : "?", tr->nworkers);
-	print_outcome(tr);
+	print_outcome("", tr);
 	struct trace_group *g;
 	size_t ng;
 	if (trace_groups(tr, &g, &ng) == 0) {
@@ -147,7 +154,7 @@ static void print_critical(const char *path, const struct trace *tr, const json_
 	json_t *tasks = json_object_get(o, "tasks");
 	if (!tr->n) {
 		printf("%s: no tasks (makespan %.3f ms)\n", path, tr->makespan / 1e3);
-		print_outcome(tr);
+		print_outcome("", tr);
 		return;
 	}
 	printf("%s: critical path %.3f ms over %zu tasks; makespan %.3f ms is %.2fx the path and "
@@ -156,7 +163,7 @@ static void print_critical(const char *path, const struct trace *tr, const json_
 	       json_real_value(json_object_get(o, "makespan_over_path")),
 	       json_real_value(json_object_get(o, "makespan_over_bound")),
 	       json_real_value(json_object_get(o, "work_us")) / 1e3, tr->nworkers);
-	print_outcome(tr);
+	print_outcome("", tr);
 	printf("\n%8s  %-14s %-20s %-14s %6s %10s\n", "id", "codelet", "step", "chunk", "worker", "ms");
 	size_t i;
 	json_t *x;
@@ -184,7 +191,7 @@ static json_t *figures(const struct trace *tr)
 	json_t *o = json_object();
 	json_t *c = critical_json(tr, 0);
 	json_object_set_new(o, "makespan_us", json_real(tr->makespan));
-	json_object_set_new(o, "tasks", json_real((double)tr->n));
+	json_object_set_new(o, "tasks", json_integer((json_int_t)tr->n));
 	json_object_set(o, "work_us", json_object_get(c, "work_us"));
 	json_object_set(o, "critical_path_us", json_object_get(c, "critical_path_us"));
 	json_decref(c);
@@ -201,6 +208,66 @@ static json_t *figures(const struct trace *tr)
 		free(g);
 	}
 	return o;
+}
+
+/* The tasks per codelet of tr (skipped ones too: the graph run), at most
+ * max codelets; returns how many. */
+static size_t codelet_counts(const struct trace *tr, const char **names, size_t *counts,
+			     size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < tr->n; i++) {
+		size_t k = 0;
+		while (k < n && strcmp(names[k], tr->tasks[i].codelet))
+			k++;
+		if (k == n && n < max) {
+			names[n] = tr->tasks[i].codelet;
+			counts[n++] = 0;
+		}
+		if (k < n)
+			counts[k]++;
+	}
+	return n;
+}
+
+/* Whether a and b ran the same graph, as far as their tasks per codelet
+ * tell; where not, what differs ("rl 8 against 12, ...") into what. */
+static int same_graph(const struct trace *a, const struct trace *b, char *what, size_t len)
+{
+	const char *na[64], *nb[64];
+	size_t ca[64], cb[64];
+	size_t n = codelet_counts(a, na, ca, 64), m = codelet_counts(b, nb, cb, 64);
+	int same = 1;
+	*what = '\0';
+	for (int side = 0; side < 2; side++)
+		for (size_t i = 0; i < (side ? m : n); i++) {
+			const char *name = side ? nb[i] : na[i];
+			size_t x = 0, y = 0, seen = 0;
+			for (size_t k = 0; k < n; k++)
+				x += strcmp(na[k], name) ? 0 : ca[k];
+			for (size_t k = 0; k < m; k++)
+				y += strcmp(nb[k], name) ? 0 : cb[k];
+			for (size_t k = 0; side && k < n; k++)
+				seen |= !strcmp(na[k], name);
+			if (x == y || seen)
+				continue;
+			if (strlen(what) + 64 < len)
+				snprintf(what + strlen(what), len - strlen(what), "%s%s %zu against %zu",
+					 same ? "" : ", ", name, x, y);
+			same = 0;
+		}
+	return same;
+}
+
+static void set_outcome(json_t *o, const char *side, const struct trace *tr)
+{
+	char key[32];
+	snprintf(key, sizeof key, "outcome_%s", side);
+	json_object_set_new(o, key, json_string(tr->outcome));
+	snprintf(key, sizeof key, "error_%s", side);
+	json_object_set_new(o, key, tr->error ? json_string(tr->error) : json_null());
+	snprintf(key, sizeof key, "skipped_tasks_%s", side);
+	json_object_set_new(o, key, json_integer((json_int_t)tr->skipped));
 }
 
 static json_t *compare_json(const struct trace *a, const struct trace *b)
@@ -229,15 +296,29 @@ static json_t *compare_json(const struct trace *a, const struct trace *b)
 	json_t *o = json_object();
 	json_object_set_new(o, "scheduler_a", json_string(a->scheduler ? a->scheduler : ""));
 	json_object_set_new(o, "scheduler_b", json_string(b->scheduler ? b->scheduler : ""));
+	set_outcome(o, "a", a);
+	set_outcome(o, "b", b);
+	char differs[512];
+	int same = same_graph(a, b, differs, sizeof differs);
+	json_object_set_new(o, "same_graph", json_boolean(same));
+	if (!same)
+		json_object_set_new(o, "graph_difference", json_string(differs));
 	json_object_set_new(o, "figures", rows);
 	return o;
 }
 
-static void print_compare(const char *pa, const char *pb, const json_t *o)
+static void print_compare(const char *pa, const char *pb, const struct trace *a,
+			  const struct trace *b, const json_t *o)
 {
-	printf("A: %s (%s)\nB: %s (%s)\n\n%-32s %14s %14s %8s\n", pa,
-	       json_string_value(json_object_get(o, "scheduler_a")), pb,
-	       json_string_value(json_object_get(o, "scheduler_b")), "figure", "A", "B", "B/A");
+	printf("A: %s (%s)\nB: %s (%s)\n", pa, json_string_value(json_object_get(o, "scheduler_a")),
+	       pb, json_string_value(json_object_get(o, "scheduler_b")));
+	print_outcome("A: ", a);
+	print_outcome("B: ", b);
+	if (!json_is_true(json_object_get(o, "same_graph")))
+		printf("A and B ran different task graphs (tasks per codelet: %s): their figures "
+		       "compare different work\n",
+		       json_string_value(json_object_get(o, "graph_difference")));
+	printf("\n%-32s %14s %14s %8s\n", "figure", "A", "B", "B/A");
 	size_t i;
 	json_t *r;
 	json_array_foreach(json_object_get(o, "figures"), i, r) {
@@ -321,18 +402,19 @@ int halo_cli_trace(int argc, char **argv)
 	halo_error_t err = {0};
 	struct trace a = {0}, b = {0};
 	status = HALO_EXIT_FAIL;
-	if (report && halo_path_within(report, argv[optind + 1])) {
+	int to_stdout = report && strcmp(report, "-") == 0; /* as graph dot's -o */
+	if (report && !to_stdout && halo_path_within(report, argv[optind + 1])) {
 		halo_error_set(&err, HALO_EINVAL, "%s: -o would overwrite the trace", report);
 		halo_cli_error(&err);
 		return status;
 	}
-	if (report && !halo_fs_is_dir(report) && !halo_fs_creatable(report)) {
+	if (report && !to_stdout && !halo_fs_is_dir(report) && !halo_fs_creatable(report)) {
 		halo_error_set(&err, HALO_EINVAL, "%s: cannot be written here (not a regular file, no "
 			       "folder, or no permission)", report);
 		halo_cli_error(&err);
 		return status;
 	}
-	if (report && !halo_fs_is_dir(report) &&
+	if (report && !to_stdout && !halo_fs_is_dir(report) &&
 	    !halo_fs_replaceable_report(report, "<title>halo trace</title>")) {
 		halo_error_set(&err, HALO_EEXIST, "%s: exists and is not a halo report; halo replaces "
 			       "only its own", report);
@@ -356,7 +438,7 @@ int halo_cli_trace(int argc, char **argv)
 		json_object_set_new(o, "length", json_integer((json_int_t)json_array_size(
 							  json_object_get(o, "tasks"))));
 		json_object_del(o, "tasks");
-		if (trace_html_write(&a, argv[optind + 1], o, report, &err))
+		if (trace_html_write(&a, argv[optind + 1], o, to_stdout ? NULL : report, &err))
 			halo_cli_error(&err);
 		else
 			status = HALO_EXIT_OK;
@@ -375,7 +457,7 @@ int halo_cli_trace(int argc, char **argv)
 		if (json) {
 			status = print_json(o);
 		} else {
-			print_compare(argv[optind + 1], argv[optind + 2], o);
+			print_compare(argv[optind + 1], argv[optind + 2], &a, &b, o);
 			json_decref(o);
 			status = HALO_EXIT_OK;
 		}

@@ -168,13 +168,14 @@ int trace_html_write(const struct trace *tr, const char *source, json_t *critica
 	char *data = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(10));
 	json_decref(d);
 	if (!data)
-		return halo_error_set(err, HALO_ENOMEM, "out of memory writing %s", out);
+		return halo_error_set(err, HALO_ENOMEM, "out of memory writing %s",
+				      out ? out : "the report");
 	/* No '<' inside a script element ("</script", "<!--<script" end or
 	 * confuse it): JSON strings take it as \u003c. */
 	for (char *p = data; (p = strchr(p, '<')); p++)
 		*p = '\x01';
 	char tmp[4200];
-	FILE *f = halo_fs_tmp_open(out, tmp, sizeof tmp);
+	FILE *f = out ? halo_fs_tmp_open(out, tmp, sizeof tmp) : stdout;
 	int rc = HALO_OK;
 	if (!f) {
 		rc = halo_error_set(err, HALO_EIO, "%s: cannot create: %s", out, strerror(errno));
@@ -187,8 +188,9 @@ int trace_html_write(const struct trace *tr, const char *source, json_t *critica
 				fputc(*p, f);
 		}
 		fputs(page_script, f);
-		if (halo_fs_tmp_close(f, tmp, out) != 0)
-			rc = halo_error_set(err, HALO_EIO, "%s: cannot write: %s", out, strerror(errno));
+		if (!out ? fflush(f) != 0 || ferror(f) : halo_fs_tmp_close(f, tmp, out) != 0)
+			rc = halo_error_set(err, HALO_EIO, "%s: cannot write: %s",
+					    out ? out : "standard output", strerror(errno));
 	}
 	free(data);
 	return rc;

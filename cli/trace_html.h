@@ -5,7 +5,8 @@
 #include "cli/trace_stats.h"
 
 /* Writes the report of tr (read from source; critical is what
- * `critical-path --json` gives, with "length") to out, atomically. */
+ * `critical-path --json` gives, with "length") to out, atomically, or
+ * to standard output when out is NULL. */
 int trace_html_write(const struct trace *tr, const char *source, json_t *critical,
 		     const char *out, halo_error_t *err);
 

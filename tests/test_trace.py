@@ -135,8 +135,17 @@ check(cmp.get("scheduler_a") == "dmda" and cmp.get("scheduler_b") == "eager" and
 r = halo("trace", "compare", path("a.trace.json"), path("b.trace.json"), check_rc=0)
 check("B/A" in r.stdout, "compare as a table")
 
-# The HTML report, drawn by a real browser.
+# The HTML report, drawn by a real browser. "-o -" writes it to standard
+# output, as graph dot's does, and "-o=FILE" is FILE.
+r = halo("trace", "html", path("a.trace.json"), "-o", "-", check_rc=0)
+check(r.stdout.startswith("<!DOCTYPE html>") and r.stdout.rstrip().endswith("</html>") and
+      not os.path.exists("-"), "html -o -: the report on standard output", r.stdout[:80])
 report = path("report.html")
+if os.path.exists(report):
+    os.remove(report)
+r = halo("trace", "html", path("a.trace.json"), "-o=" + report, check_rc=0)
+check(os.path.exists(report) and not os.path.exists(path("=report.html")) and
+      not os.path.exists("=" + report), "html -o=FILE writes FILE", r.stderr)
 r = halo("trace", "html", path("a.trace.json"), "-o", report, check_rc=0)
 html = open(report).read() if r.returncode == 0 else ""
 # -o replaces a report of halo's, never a user's other file (it did, silently).
@@ -344,6 +353,23 @@ check(r.returncode == 0 and f"the run failed: {badin}/1.1.1: " in r.stdout and
       "summary's text says the run failed, and why", r.stdout)
 check(json.load(open(path("conv.trace.json")))["otherData"].get("outcome") == "ok",
       "a successful run's trace says ok")
+# compare says so too (its ratios read as if B were faster), and that the
+# two traces ran different graphs.
+r = halo("trace", "compare", path("a.trace.json"), path("failed.trace.json"), "--json",
+         check_rc=0)
+got = json.loads(r.stdout) if r.returncode == 0 else {}
+check(got.get("outcome_a") == "ok" and got.get("outcome_b") == "failed" and
+      got.get("skipped_tasks_b") == len(skipped) and "1.1.1" in (got.get("error_b") or "") and
+      got.get("same_graph") is False and got.get("error_a", 0) is None,
+      "compare --json: each run's outcome, and whether they ran one graph", got)
+r = halo("trace", "compare", path("a.trace.json"), path("failed.trace.json"), check_rc=0)
+check(f"B: the run failed: {badin}/1.1.1: " in r.stdout and "ran different task graphs" in
+      r.stdout, "compare's text: B failed, and the graphs differ", r.stdout)
+r = halo("trace", "compare", path("a.trace.json"), path("b.trace.json"), "--json", check_rc=0)
+got = json.loads(r.stdout) if r.returncode == 0 else {}
+check(got.get("same_graph") is True and {x["figure"]: x["a"] for x in got["figures"]}["tasks"]
+      == len(tasks), "compare: one pipeline under two schedulers is one graph; tasks counted "
+      "as an integer", got.get("same_graph"))
 
 # A killed run's temporary trace ("FILE.halo-tmp-PID") is removed by the
 # next run to write FILE; a live writer's stays.
@@ -370,6 +396,12 @@ for t in (path("fx-both"), path("fx-both/t.json")):
 # StarPU's own FxT trace, kept and converted to Paje for ViTE.
 fxt = path("fxt")
 shutil.rmtree(fxt, ignore_errors=True)
+# A dry run records nothing: --trace with it is a usage error, not ignored.
+for opt in ("--trace", "--trace-fxt"):
+    r = halo("run", pipe, "--dry-run", opt, path("dry.trace"))
+    check(r.returncode == 2 and f"--{opt[2:]} records a run and --dry-run runs nothing" in
+          r.stderr and not os.path.exists(path("dry.trace")), f"run --dry-run {opt}: refused",
+          r.stderr)
 r = halo("run", pipe, "--quiet", "--trace-fxt", fxt, check_rc=0)
 paje = open(os.path.join(fxt, "paje.trace"), errors="replace").read() \
     if os.path.exists(os.path.join(fxt, "paje.trace")) else ""
