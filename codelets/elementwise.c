@@ -146,9 +146,9 @@ static void cast(const union reg *a, halo_dtype_kind_t from, union reg *r, halo_
 			T x = a->field[e], y = b ? b->field[e] : 0, v = 0;                \
 			switch (in->op) {                                                 \
 			case HALO_EWOP_SCALE: v = x * p0; v = v + p1; break;              \
-			case HALO_EWOP_CLIP:                                              \
-				v = x < p0 ? p0 : x;                                      \
-				v = v > p1 ? p1 : v;                                      \
+			case HALO_EWOP_CLIP: /* numpy's: a bound where equal (-0.0) */   \
+				v = x > p0 || isnan(x) ? x : p0;                          \
+				v = v < p1 || isnan(v) ? v : p1;                          \
 				break;                                                    \
 			case HALO_EWOP_ABS: v = FABS(x); break;                           \
 			case HALO_EWOP_SQRT: v = SQRT(x); break;                          \

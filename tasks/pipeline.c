@@ -49,7 +49,7 @@ static int wrap(struct ctx *c, int rc)
 }
 
 #define DTYPES "uint8, uint16, uint32, uint64, int8, int16, int32, int64, float16, float32, " \
-	       "float64, bool"
+	       "float64, bool, or numpy's codes such as <f4"
 
 static json_t *field(struct ctx *c, const char *name)
 {
@@ -329,6 +329,9 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 	rc = get_string(c, "dtype", 0, &dtname);
 	if (!rc && dtname && halo_dtype_parse(dtname, "dtype", &dt, NULL))
 		return fail(c, HALO_EINVAL, "unknown dtype \"%s\" (%s)", dtname, DTYPES);
+	if (!rc && dtname && dt.big_endian) /* astype's is a type; this one is stored */
+		return fail(c, HALO_EINVAL, "dtype \"%s\": halo writes little-endian arrays; give the "
+			    "type without '>'", dtname);
 	if (!rc)
 		rc = get_bool(c, "overwrite", &overwrite);
 	if (!rc && a->ndim > 0)

@@ -206,6 +206,23 @@ for kernel, params, f in unary:
         same(out, want, f"{kernel}{params or ''} of {ref.dtype}",
              rtol=1e-6 if want.dtype.kind == "f" else 0.0)
 
+# clip returns the bound where a value equals it, as numpy does: the sign
+# of a zero comes from the bound (halo kept the value's).
+zeros = np.array([[0.0, -0.0, 0.5, -0.5, np.nan, 1.0]], np.float64)
+for dt in ("float32", "float64"):
+    src = write_zarr(zeros.astype(dt), (1, 4), f"zeros_{dt}.zarr")
+    for lo, hi in [(-0.0, 0.5), (0.0, 0.0), (-0.0, -0.0), (0.0, 0.5)]:
+        out = path("zclip.zarr")
+        run(pipeline("zclip", [
+            {"name": "a", "op": "from_zarr", "path": src},
+            {"name": "k", "op": "map_blocks", "kernel": "clip", "input": "a", "lo": lo, "hi": hi},
+            {"name": "o", "op": "to_zarr", "input": "k", "path": out, "overwrite": True}]))
+        got = zarr.open(out, mode="r")[...]
+        want = np.clip(zeros.astype(dt), lo, hi)
+        check(got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True) and
+              np.array_equal(np.signbit(got), np.signbit(want)),
+              f"clip({lo}, {hi}) of {dt} signed zeros: numpy's signs", (got, want))
+
 binary = [("add", lambda a, b: a + b), ("sub", lambda a, b: a - b), ("mul", lambda a, b: a * b),
           ("div", lambda a, b: a / b), ("maximum", da.maximum), ("minimum", da.minimum)]
 pairs = [(pu16, du16, pi16, di16), (pf32, df32, pu16, du16), (pi16, di16, pi16, di16),
@@ -867,6 +884,8 @@ bad = [
      'step 2: a non-string "name"'),
     ([{"name": "d", "op": "astype", "input": "a", "dtype": "complex64"}],
      'step "d": unknown dtype "complex64"'),
+    ([{"name": "d", "op": "to_zarr", "input": "a", "path": "big.zarr", "dtype": ">f4"}],
+     'step "d": dtype ">f4": halo writes little-endian arrays; give the type without \'>\''),
     ([{"name": "d", "op": "map_blocks", "kernel": "scale", "input": "a", "sacle": 2}],
      'step "d": unknown field "sacle"'),
     ([{"name": "d", "op": "map_overlap", "kernel": "richardson_lucy", "input": "a", "depth": 1,
