@@ -197,6 +197,8 @@ static int describe_volume(const char *path, int as_json)
 				    json_string(stored.ome_version) : json_null());
 		json_object_set_new(desc, "files", stored.files ? json_integer(stored.files)
 								: json_null());
+		if (stored.reduced)
+			json_object_set_new(desc, "reduced_pages", json_integer(stored.reduced));
 		json_object_set_new(desc, "shards", shards);
 		json_object_set_new(desc, "checksum", stored.crc32c ? json_string("crc32c")
 								    : json_null());
@@ -272,6 +274,9 @@ static int describe_volume(const char *path, int as_json)
 		       stored.big_endian && halo_dtype_size(v->dtype) > 1 ? " (big-endian)" : "");
 		if (stored.compression)
 			printf("  compression %s\n", stored.compression);
+		if (stored.reduced)
+			printf("  left out    %lld reduced-resolution page%s\n",
+			       (long long)stored.reduced, stored.reduced == 1 ? "" : "s");
 		else if (codec && codec->id == HALO_CODEC_BLOSC)
 			printf("  compressor  blosc %s, level %d, %s shuffle\n", codec->cname,
 			       codec->clevel, shuffles[codec->shuffle % 3]);

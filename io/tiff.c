@@ -992,6 +992,7 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	t->page = 0;
 	tdir_t ifds = pages; /* TiffData counts the reduced ones too */
 	pages = (tdir_t)nfull;
+	info->reduced = (int64_t)ifds - nfull;
 	/* A description that counts other pages than the file's: several
 	 * series, or a file cut short; either way not one volume. */
 	if (pages > 1 && described > 0 && described != (long)pages) {

@@ -31,6 +31,7 @@ typedef struct halo_tiff_info {
 				  * slices of one); 0 where not given */
 	char ome_order[4];   /* reader: an OME-TIFF's plane order ("ZCT"), "" for
 			      * ImageJ's (CZT) */
+	int64_t reduced;     /* reader: reduced-resolution pages left out */
 } halo_tiff_info_t;
 
 int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err);

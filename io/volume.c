@@ -646,7 +646,7 @@ void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s)
 	memcpy(s->chunks, v->chunks, sizeof s->chunks);
 	s->big_endian = v->dtype.big_endian;
 	s->compression = NULL;
-	s->files = 0;
+	s->files = s->reduced = 0;
 	memset(s->shards, 0, sizeof s->shards);
 	s->crc32c = s->ndim = s->zarr_format = 0;
 	s->ome_version = r->format == HALO_FMT_OME_ZARR && r->ome_version[0] ? r->ome_version : NULL;
@@ -655,6 +655,7 @@ void halo_reader_stored(const halo_reader_t *r, halo_stored_t *s)
 		s->big_endian = t->big_endian;
 		s->compression = t->compression;
 		s->files = r->seq ? halo_tiffseq_files(r->seq) : 0; /* 0: one file */
+		s->reduced = r->seq ? 0 : t->reduced;
 	} else if (r->zarr) {
 		const halo_zarr_meta_t *m = halo_zarr_meta(r->zarr);
 		for (int d = 0; d < 3; d++)

@@ -72,6 +72,7 @@ typedef struct halo_stored {
 	int big_endian;          /* a TIFF's bytes (halo reads them native) */
 	const char *compression; /* a TIFF's ("none", "deflate", ...); NULL for Zarr */
 	int64_t files;           /* a TIFF sequence's files; else 0 */
+	int64_t reduced;         /* a TIFF's reduced-resolution pages, left out */
 	int64_t channels, times; /* along its channel and time axes (or 1) */
 	int64_t shards[3];       /* a sharded Zarr v3 array's shard shape; else 0 */
 	int crc32c;              /* Zarr v3 chunks that end in their CRC32C */

@@ -687,6 +687,9 @@ for name, where in [("reduced-between", "between"), ("reduced-after", "after"),
     check(got is not None and np.array_equal(got, data) and np.array_equal(oracle, data),
           f"reduced-resolution pages {where} the full ones: left out, as tifffile does",
           r.stderr)
+    i = info(path(name + ".tif"))
+    check(i.get("reduced_pages") == (4 if where == "between" else 1),
+          f"halo info counts the reduced-resolution pages left out ({where})", i)
 # An OME-TIFF with a thumbnail after its planes, and one whose TiffData
 # counts the thumbnail's page between its planes.
 ome = tifffile.OmeXml()
