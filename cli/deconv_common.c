@@ -515,7 +515,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		exact = !o->ndepth && o->boundary != HALO_BOUNDARY_NONE && resident <= budget &&
 			!over_limit;
 		why = o->ndepth ? "--depth given"
-		      : o->boundary == HALO_BOUNDARY_NONE ? "boundary none"
+		      : o->boundary == HALO_BOUNDARY_NONE ? "boundary none has no exact mode"
 		      : over_limit ? "the working set exceeds STARPU_LIMIT_CPU_MEM"
 		      : exact ? "the working set fits the memory budget"
 			      : "the working set exceeds the memory budget";
@@ -656,10 +656,18 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (exact)
 		memset(dopts.depth, 0, sizeof dopts.depth);
 	/* Warnings once the run is sure to start: an error stays one line. */
-	if (!exact && thin && speaker)
-		fprintf(stderr, "halo: warning: --depth %d,%d,%d is less than half the PSF (%dx%dx%d): "
-				"seams between chunks will show\n",
-			dopts.depth[0], dopts.depth[1], dopts.depth[2], pn[0], pn[1], pn[2]);
+	if (!exact && thin && speaker) {
+		/* As --depth takes them: Y,X and YxX for a 2D image. */
+		int64_t dd[3] = {dopts.depth[0], dopts.depth[1], dopts.depth[2]},
+			pp[3] = {pn[0], pn[1], pn[2]};
+		char dtext[72], ptext[72];
+		halo__dims(dd, info.ndim, dtext, sizeof dtext);
+		for (char *c = dtext; *c; c++)
+			*c = *c == 'x' ? ',' : *c;
+		fprintf(stderr, "halo: warning: --depth %s is less than half the PSF (%s): seams "
+				"between chunks will show\n", dtext,
+			halo__dims(pp, info.ndim, ptext, sizeof ptext));
+	}
 	if (!exact && o->ndepth && speaker)
 		warn_fft_sizes(&info, dopts.depth);
 	/* Padding below zero makes the blurred estimate cross RL's floor:
@@ -738,14 +746,18 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		 * refused during the run gets its one line alone. */
 		snprintf(mode, sizeof mode, "%s%s%s%s%s", exact ? "exact" : "overlap depth ",
 			 exact ? "" : depth, why ? " (" : "", why ? why : "", why ? ")" : "");
-		char shape[72], chunks[72], shown[2][PATH_MAX];
-		printf("deconvolve: %s -> %s: %s, chunks %s, %s, boundary %s, %ld iterations on %d "
+		char shape[72], chunks[72], shown[2][PATH_MAX], bnd[48];
+		if (o->boundary == HALO_BOUNDARY_CONSTANT)
+			snprintf(bnd, sizeof bnd, "constant=%g", o->constant);
+		else
+			snprintf(bnd, sizeof bnd, "%s", halo_boundary_name(o->boundary));
+		printf("deconvolve: %s -> %s: %s, chunks %s, %s, boundary %s, %ld iteration%s on %d "
 		       "CPU + %d CUDA workers%s: " SECONDS_FMT " s, %.1f Mvox*iter/s\n",
 		       halo__shown(in, shown[0], sizeof shown[0]),
 		       halo__shown(outp, shown[1], sizeof shown[1]),
 		       halo__dims(info.shape, info.ndim, shape, sizeof shape),
 		       halo__dims(info.chunks, info.ndim, chunks, sizeof chunks), mode,
-		       halo_boundary_name(o->boundary), o->iterations, ncpu, ncuda, across, secs,
+		       bnd, o->iterations, o->iterations == 1 ? "" : "s", ncpu, ncuda, across, secs,
 		       mvox * (double)o->iterations / secs);
 	}
 	status = HALO_EXIT_OK;

@@ -27,7 +27,7 @@ static const char demo_help[] =
 	"the truth before and after. It replaces these files on later runs, but\n"
 	"refuses a DIR that holds such names and was not written by the demo.\n\n"
 	"  --iterations N        RL iterations (default 20)\n"
-	"  --chunks Z,Y,X|auto   chunks (default 48,128,128)\n"
+	"  --chunks Z,Y,X|N|auto chunks (default 48,128,128)\n"
 	"  --mode, --depth, --boundary, --memory, --quiet as for 'halo deconvolve'\n"
 	HALO_CLI_RUNTIME_HELP;
 
@@ -350,8 +350,12 @@ int halo_cli_demo(int argc, char **argv)
 			o.dtype ? "--dtype" : "--overwrite");
 		return HALO_EXIT_USAGE;
 	}
+	if (o.nchunks == 1) { /* N: every axis, as deconvolve takes it */
+		o.chunks[1] = o.chunks[2] = o.chunks[0];
+		o.nchunks = 3;
+	}
 	if (o.nchunks > 0 && o.nchunks != 3) {
-		fprintf(stderr, "halo: demo: --chunks takes Z,Y,X or auto (the sample is 3D)\n");
+		fprintf(stderr, "halo: demo: --chunks takes Z,Y,X, N or auto (the sample is 3D)\n");
 		return HALO_EXIT_USAGE;
 	}
 	const char *dir = o.args[0] ? o.args[0] : "halo-demo";

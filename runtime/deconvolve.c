@@ -163,8 +163,11 @@ out:
 int halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
 			    const halo_deconv_machine_t *m, int64_t out[3])
 {
-	/* A CPU task holds the haloed image, the estimate, the half spectrum
-	 * and the result: about 16 bytes per haloed voxel. A GPU holds per
+	/* The executor counts per chunk in flight about 34 bytes per haloed
+	 * voxel (the input, float32 and output chunks, and RL's 20 bytes: on
+	 * a CPU the haloed image, the estimate, the half spectrum and the
+	 * result) and keeps up to a quarter of the budget for the input
+	 * layers that neighbours share (halo_plan_memory). A GPU holds per
 	 * task the haloed image, result and spectrum handles, the codelet's
 	 * estimate, work array and spectrum, and two cuFFT work areas (about
 	 * 40 bytes), while StarPU prefetches the next tasks' data: 64 bytes
@@ -173,17 +176,15 @@ int halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
 	double gpu_voxels = 0.9 * (double)m->gpu_bytes / 64.0, voxels;
 	int64_t min_chunks;
 	if (ngpu && m->gpu_gbs >= 4.0 * ncpu * HALO_CORE_GBS) {
-		/* The executor counts per chunk in flight about 34 bytes per
-		 * haloed voxel (the input, float32 and output chunks, and RL's
-		 * 20 bytes) and keeps up to a quarter of the budget for the
-		 * input layers that neighbours share (halo_plan_memory): two
-		 * chunks in flight, so that one is read and written while the
-		 * GPU works on the other. */
+		/* Two chunks in flight, so that one is read and written while
+		 * the GPU works on the other. */
 		voxels = 0.75 * (double)m->memory / 2.0 / 34.0;
 		voxels = gpu_voxels < voxels ? gpu_voxels : voxels;
 		min_chunks = 4 * (int64_t)ngpu;
 	} else {
-		voxels = (double)m->memory / (ncpu ? ncpu : 1) / 16.0;
+		/* A chunk in flight per worker (the warning of
+		 * halo_cli_warn_memory met 16 bytes' chunks). */
+		voxels = 0.75 * (double)m->memory / (ncpu ? ncpu : 1) / 34.0;
 		if (ngpu && gpu_voxels < voxels)
 			voxels = gpu_voxels;
 		min_chunks = 2 * (int64_t)((ncpu ? ncpu : 1) + ngpu);

@@ -401,6 +401,13 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 	if (o->boundary == HALO_BOUNDARY_NONE)
 		return halo_error_set(err, HALO_EINVAL, "--boundary none has no exact whole-volume "
 				      "meaning; use overlap mode or another boundary");
+	/* The constant pads the estimate in the forward halves' FFTs. */
+	int64_t unit = 1;
+	for (int d = 0; d < 3; d++)
+		unit *= (oi->chunks[d] < oi->shape[d] ? oi->chunks[d] : oi->shape[d]) + pn[d] - 1;
+	if (o->boundary == HALO_BOUNDARY_CONSTANT &&
+	    halo_rl_range_check(fabs(o->constant), unit, "the boundary constant", err))
+		return err->code;
 	struct exact x = {.in = in, .out = out, .ii = halo_reader_info(in), .oi = oi, .ranks = 1};
 	pthread_mutex_init(&x.lock, NULL);
 	struct halo_otf_cache otfs;

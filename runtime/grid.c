@@ -184,6 +184,13 @@ int halo_axis_copy(struct halo_axis *dst, const struct halo_axis *src)
 	return 0;
 }
 
+/* Whether chunks of c along an axis of n end in one under half of c. */
+static int sliver(int64_t n, int64_t c)
+{
+	int64_t last = n % c;
+	return last != 0 && 2 * last < c;
+}
+
 int halo_chunks_auto(const int64_t shape[3], const int depth[3], double bytes_per_voxel,
 		     uint64_t per_task, int64_t min_chunks, int64_t out[3])
 {
@@ -208,7 +215,16 @@ int halo_chunks_auto(const int64_t shape[3], const int depth[3], double bytes_pe
 				best = d;
 		if (best < 0) /* as small as is sensible */
 			return haloed > (double)per_task;
-		int64_t half = ((out[best] + 1) / 2 + 7) / 8 * 8;
+		/* About twice the chunks along the axis: a multiple of 8, unless
+		 * that leaves a sliver (100 in 32s ends in 4, which carries a
+		 * whole halo), where the nearest size a little smaller that
+		 * leaves none does instead (4 of 25). */
+		int64_t s = shape[best], parts = 2 * ((s + out[best] - 1) / out[best]);
+		int64_t even = (s + parts - 1) / parts, half = (even + 7) / 8 * 8;
+		for (int64_t c = even; sliver(s, half) && c >= 1 && 4 * c >= 3 * even; c--)
+			half = c;
+		if (sliver(s, half))
+			half = (even + 7) / 8 * 8;
 		out[best] = half > floor[best] ? (half < out[best] ? half : floor[best]) : floor[best];
 	}
 }

@@ -65,7 +65,9 @@ static inline int64_t halo_chunks_auto_least(int depth)
  * the volume allows. The largest axis is halved first, so chunks stay
  * near cubes; no axis goes below halo_chunks_auto_least (there the halo
  * would outweigh the chunk); sizes are multiples of 8, which FFTs like,
- * unless they cover a whole axis. Returns 1 where even those smallest
+ * unless they cover a whole axis or a multiple of 8 would leave a last
+ * chunk under half the others (then a size a little smaller that leaves
+ * none). Returns 1 where even those smallest
  * chunks hold more than per_task bytes, else 0. */
 int halo_chunks_auto(const int64_t shape[3], const int depth[3], double bytes_per_voxel,
 		     uint64_t per_task, int64_t min_chunks, int64_t out[3]);

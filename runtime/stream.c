@@ -189,6 +189,9 @@ static void submit_output(struct stream *s, const int64_t j[3])
 	*wa = (struct halo_stream_io_arg){.job = job, .out = job->out, .from = oi->dtype.kind,
 					   .idx = {j[0], j[1], j[2]}};
 	wt->cl = &halo__stream_write_cl;
+	wt->priority = 1; /* as in tasks/execute.c's task_new */
+	wt->prologue_callback_func = halo__stream_write_ready;
+	wt->prologue_callback_arg = wa;
 	wt->nbuffers = s->token ? 2 : 1;
 	wt->handles[0] = chunk;
 	wt->modes[0] = STARPU_R;

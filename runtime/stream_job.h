@@ -26,6 +26,7 @@ struct halo_stream_job {
 	starpu_pthread_cond_t cond;  /* (SimGrid) waits in simulated time */
 	int inflight;
 	int64_t written, read;
+	int64_t computed;              /* output chunks ready to write (progress) */
 	int64_t partials;              /* scalar reductions' per-chunk results (progress only) */
 	uint64_t bytes_read, bytes_written;
 	int failed;
@@ -58,6 +59,11 @@ struct halo_stream_io_arg {
 extern struct starpu_codelet halo__stream_read_cl, halo__stream_write_cl;
 /* write's callback: one output chunk less in flight. */
 void halo__stream_write_done(void *arg);
+/* A write task's prologue: its chunk is computed, which the progress line
+ * counts. Its write may wait behind a worker's queue of long tasks (dmda
+ * queues them in order, without priorities), seconds where the RL tasks
+ * are long, so writes alone made the line stand still, then jump. */
+void halo__stream_write_ready(void *arg);
 
 void halo__stream_fail(struct halo_stream_job *job, const halo_error_t *e);
 void halo__stream_fail_nomem(struct halo_stream_job *job);

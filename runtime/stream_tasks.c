@@ -212,6 +212,14 @@ static void write_cpu(void *buffers[], void *cl_arg)
 	}
 }
 
+void halo__stream_write_ready(void *arg)
+{
+	struct halo_stream_job *job = ((struct halo_stream_io_arg *)arg)->job;
+	starpu_pthread_mutex_lock(&job->lock);
+	job->computed++;
+	starpu_pthread_mutex_unlock(&job->lock);
+}
+
 /* Runs on the worker after write_cpu: one output chunk less in flight,
  * and one more written unless the run stopped (the progress line counted
  * a failed run's skipped writes as done). */
@@ -304,7 +312,8 @@ void halo__stream_wait(struct halo_stream_job *job, int limit, halo_progress_t *
 		}
 		starpu_pthread_cond_timedwait(&job->cond, &job->lock, &ts);
 #endif
-		int64_t done = job->written + job->partials;
+		int64_t done = (job->computed > job->written ? job->computed : job->written) +
+			       job->partials;
 		uint64_t bytes = job->bytes_read + job->bytes_written;
 		starpu_pthread_mutex_unlock(&job->lock);
 		halo_progress_update(p, done, bytes);

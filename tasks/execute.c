@@ -140,6 +140,14 @@ static struct starpu_task *task_new(struct exec *x, struct starpu_codelet *cl, v
 	t->cl_arg = arg;
 	t->cl_arg_size = arg_size;
 	t->cl_arg_free = 1;
+	/* A chunk's write goes ahead of the work queued on its worker where
+	 * the scheduler queues by priority (dmdas, eager; not dmda): it frees
+	 * the chunk. The progress line counts it computed once it may start. */
+	if (cl == &halo__stream_write_cl) {
+		t->priority = 1;
+		t->prologue_callback_func = halo__stream_write_ready;
+		t->prologue_callback_arg = arg;
+	}
 	return t;
 }
 
@@ -1137,6 +1145,11 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 				j[d] = (p->grid[d].nblocks - 1) / 2;
 			overlap_region(p, j, a, b, hd, trim, val);
 			voxels = hd[0] * hd[1] * hd[2];
+			/* The constant pads the image in the same FFTs. */
+			if (p->expr->boundary == HALO_BOUNDARY_CONSTANT &&
+			    (rc = halo_rl_range_check(fabs(p->expr->constant), voxels,
+						      "the boundary constant", err)))
+				goto out;
 		} else if (!(p->kind == HALO_PN_GATHER || (p->kind == HALO_PN_FUSED && casts(&p->prog)))) {
 			voxels = 0;
 		}

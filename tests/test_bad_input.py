@@ -826,6 +826,13 @@ for mode, where in [("exact", "the chunk at 6,0,8 (z,y,x)"), ("overlap", "chunk 
     expect_deconv_error(f"values that overflow RL's FFTs, {mode} mode", nan_img, good_psf,
                         f"nan_img.zarr: {where} holds values up to 2e+37: Richardson-Lucy's "
                         "float32 FFTs of", "--mode", mode)
+# A boundary constant pads the image in those FFTs too: checked alike
+# (3e38 gave all NaN in overlap mode, infinities in exact mode, exit 0).
+for mode in ("exact", "overlap"):
+    expect_deconv_error(f"a boundary constant that overflows RL's FFTs, {mode} mode", img,
+                        good_psf, "the boundary constant holds values up to 3e+38: "
+                        "Richardson-Lucy's float32 FFTs of", "--mode", mode, "--boundary",
+                        "constant=3e38")
 # --memory beyond what the process may use: said. Under an address-space
 # limit the budgets come from the room left under it (StarPU asserted).
 r = halo("deconvolve", img, good_psf, path("mem_out.zarr"), "--memory", "100T", "--overwrite",

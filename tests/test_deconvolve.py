@@ -117,6 +117,13 @@ for shape, chunks, ps, depth, boundary, dtype in cases:
           f"{dtype} {shape} chunks {chunks} psf {ps} depth {depth} {boundary}: "
           f"map_overlap equal (rel {err:.2e})", r.stderr)
 
+# The summary line names the boundary's constant too (it said "constant").
+r = halo("deconvolve", write_input(specimen((8, 10, 12), "float32"), (8, 10, 12)),
+         write_psf(make_psf((3, 3, 3))), path("const.zarr"), "--boundary", "constant=5.5",
+         "--iterations", "1", "--overwrite", check_rc=0)
+check(", boundary constant=5.5, 1 iteration on" in r.stdout, "summary: boundary constant=5.5",
+      r.stdout)
+
 # A TIFF output is written page by page, but overlap mode still computes
 # on the input's chunks (or --chunks): the result is dask's with those.
 img = specimen((12, 14, 16), "float32")

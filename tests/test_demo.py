@@ -84,8 +84,14 @@ check(r7.returncode == 1 and "image.zarr: already exists" in r7.stderr and
 r4 = halo("demo", path("demo-auto"), "--chunks", "auto", "--iterations", "1", check_rc=0)
 check(r4.returncode == 0 and "chunks," in r4.stdout, "demo --chunks auto runs", r4.stderr)
 r5 = halo("demo", path("demo-yx"), "--chunks", "128,128", check_rc=0)
-check(r5.returncode == 2 and "Z,Y,X or auto" in r5.stderr and not os.path.exists(path("demo-yx")),
-      "demo --chunks Y,X: usage error, nothing written", r5.stderr)
+check(r5.returncode == 2 and "Z,Y,X, N or auto" in r5.stderr and
+      not os.path.exists(path("demo-yx")), "demo --chunks Y,X: usage error, nothing written",
+      r5.stderr)
+# One value is every axis's, as deconvolve takes it (the README says the
+# demo takes deconvolve's --chunks; it was refused).
+r6 = halo("demo", path("demo-n"), "--chunks", "96", "--iterations", "1", check_rc=0)
+check(r6.returncode == 0 and "chunks 96x96x96," in r6.stdout, "demo --chunks N: NxNxN",
+      r6.stdout + r6.stderr)
 # A demo that fails takes back what it added: the folder it made (a full
 # disk left one holding only its marker), or its files in a folder that was
 # there; an earlier demo's folder keeps its files for the next run.
