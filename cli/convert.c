@@ -149,9 +149,10 @@ static int plan_v3(const struct convert_opts *o, const halo_reader_t *r,
 	const halo_volume_info_t *ii = halo_reader_info(r);
 	halo_stored_t st;
 	halo_reader_stored(r, &st);
-	/* Unless told otherwise, a Zarr output keeps a Zarr input's format */
-	int keep = !o->zarr_format && !o->nshards && st.zarr_format == 3 &&
-		   wo->format != HALO_FMT_TIFF;
+	/* Unless told otherwise, a Zarr output keeps a Zarr input's format
+	 * (and a v3 input's shards, --zarr-format 3 or not) */
+	int keep = (!o->zarr_format || o->zarr_format == 3) && !o->nshards &&
+		   st.zarr_format == 3 && wo->format != HALO_FMT_TIFF;
 	wo->zarr_format = o->zarr_format ? (int)o->zarr_format : o->nshards || keep ? 3 : 2;
 	if ((o->zarr_format || o->nshards) && wo->format == HALO_FMT_TIFF)
 		return halo_error_set(err, HALO_EINVAL, "%s: --zarr-format and --shards apply to "

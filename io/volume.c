@@ -88,6 +88,12 @@ int halo_volume_shards(const int64_t shape[3], const int64_t chunks[3], const in
 	for (int d = 0; d < 3; d++) {
 		int64_t in = inner[d] = chunks[d] < shape[d] ? chunks[d] : shape[d];
 		int64_t top = (shape[d] + in - 1) / in * in;
+		/* A chunk of the whole axis makes any shard one chunk: what the
+		 * chunks were before they were cut to the axis does not matter. */
+		if (chunks[d] >= shape[d]) {
+			shards[d] = in;
+			continue;
+		}
 		if (want[d] % in)
 			return d;
 		shards[d] = want[d] < top ? want[d] : top; /* chunks may be shards */
@@ -187,9 +193,14 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 		      double origin[3], char *unit, size_t ulen, size_t *naxes, size_t *nspace,
 		      char roles[HALO_MAXDIM], char *why, size_t wlen)
 {
-	const json_t *ms = json_array_get(json_object_get(attrs, "multiscales"), 0);
-	if (!ms)
+	const json_t *all = json_object_get(attrs, "multiscales");
+	if (!all)
 		return 0;
+	const json_t *ms = json_array_get(all, 0);
+	if (!json_is_object(ms)) {
+		snprintf(why, wlen, "multiscales is not a list of objects");
+		return -1;
+	}
 	const json_t *ds = json_array_get(json_object_get(ms, "datasets"), 0);
 	const char *p = json_string_value(json_object_get(ds, "path"));
 	if (!p) {
@@ -244,7 +255,11 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 	 * each list applied in its order (scale, then translation) */
 	const json_t *lists[2] = {json_object_get(ds, "coordinateTransformations"),
 				  json_object_get(ms, "coordinateTransformations")};
-	for (int l = 0; l < 2; l++)
+	for (int l = 0; l < 2; l++) {
+		if (lists[l] && !json_is_array(lists[l])) {
+			snprintf(why, wlen, "coordinateTransformations is not a list");
+			return -1;
+		}
 		for (size_t i = 0; i < json_array_size(lists[l]); i++) {
 			const json_t *t = json_array_get(lists[l], i);
 			const char *type = json_string_value(json_object_get(t, "type"));
@@ -257,8 +272,15 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 					 "them inline only", type);
 				return -1;
 			}
-			if (!(scale || shift) || !json_is_array(v))
+			if (type && !strcmp(type, "identity"))
 				continue;
+			/* Any other would move or stretch the image unsaid. */
+			if (!(scale || shift) || !json_is_array(v)) {
+				snprintf(why, wlen, "a coordinate transformation %s%s%s: halo reads "
+					 "inline scale and translation lists", type ? "of type '" : "",
+					 type ? type : "without a type", type ? "'" : "");
+				return -1;
+			}
 			if (n < 2 || (na && n != na)) {
 				snprintf(why, wlen, "a %s of %zu values for %zu axes", type, n, na);
 				return -1;
@@ -274,6 +296,7 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 				}
 			}
 		}
+	}
 	for (int d = 0; d < 3; d++)
 		if (!(isfinite(voxel[d]) && voxel[d] > 0)) {
 			snprintf(why, wlen, "a multiscales scale is not a positive, finite number");
@@ -287,9 +310,14 @@ static int ome_level0(const json_t *attrs, char *dataset, size_t len, double vox
 		origin[0] = 0;
 	}
 	const char *units[3] = {NULL, NULL, NULL};
-	for (int d = 0; d < 3 && (size_t)d < na; d++)
-		units[2 - d] = json_string_value(json_object_get(json_array_get(axes, na - 1 - (size_t)d),
-								 "unit"));
+	for (int d = 0; d < 3 && (size_t)d < na; d++) {
+		const json_t *u = json_object_get(json_array_get(axes, na - 1 - (size_t)d), "unit");
+		if (u && !json_is_string(u)) {
+			snprintf(why, wlen, "axis %zu's unit is not a string", na - 1 - (size_t)d);
+			return -1;
+		}
+		units[2 - d] = json_string_value(u);
+	}
 	halo_units_common(units, voxel, origin, unit, ulen);
 	return 1;
 }

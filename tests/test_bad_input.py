@@ -384,6 +384,17 @@ for what, ms, needle in [
             {"type": "scale", "scale": [1, 1, 1]}, {"type": "translation", "translation": [0, 1e300, 0]}]}],
             "coordinateTransformations": [{"type": "scale", "scale": [1, 1e10, 1]}]},
          "a multiscales translation is not a finite number"),
+        # Other transformations, or a list that is not one, were passed
+        # over: a wrong voxel size and origin, unsaid.
+        ("an affine transformation", {"axes": zyx, "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [2, 2, 2]},
+            {"type": "affine", "affine": [[3, 0, 0, 5], [0, 3, 0, 5], [0, 0, 3, 5]]}]}]},
+         "a coordinate transformation of type 'affine': halo reads inline scale and translation lists"),
+        ("transformations as an object", {"axes": zyx, "datasets": [{"path": "0", "coordinateTransformations":
+                                                                    {"type": "scale", "scale": [2, 2, 2]}}]},
+         "coordinateTransformations is not a list"),
+        ("a unit that is a number", {"axes": [dict(zyx[0], unit=5)] + zyx[1:], "datasets": [{"path": "0"}]},
+         "axis 0's unit is not a string"),
         ("no datasets", {"axes": zyx, "datasets": []}, "multiscales has no dataset"),
         ("a dataset outside the group", {"axes": zyx, "datasets": [{"path": "../x.zarr"}]},
          "dataset path '../x.zarr' leaves the group"),
@@ -396,6 +407,15 @@ for what, ms, needle in [
          "2 time points (axis 0, from 0); halo reads one channel at one time (--time N picks one)")]:
     json.dump({"multiscales": [dict(ms, version="0.4")]}, open(os.path.join(om, ".zattrs"), "w"))
     expect_error(f"OME-Zarr: {what}", om, needle, out_name="bad_out.ome.zarr")
+json.dump({"multiscales": {"axes": zyx, "datasets": [{"path": "0"}]}},
+          open(os.path.join(om, ".zattrs"), "w"))
+expect_error("OME-Zarr: multiscales as an object", om, ".zattrs: multiscales is not a list of "
+             "objects", out_name="bad_out.ome.zarr")
+json.dump({"multiscales": [{"version": "0.4", "axes": zyx, "datasets": [{"path": "0", "coordinateTransformations": [
+    {"type": "scale", "scale": [2, 2, 2]}, {"type": "identity"}]}]}]}, open(os.path.join(om, ".zattrs"), "w"))
+r = halo("info", om, "--json")
+check(r.returncode == 0 and json.loads(r.stdout)["voxel"] == [2, 2, 2],
+      "OME-Zarr: an identity transformation changes nothing", r.stderr)
 # OME-NGFF 0.3 lists the axes as names; a scale given by "path" is refused
 # (it was passed over: voxel size 1, silently).
 json.dump({"multiscales": [{"version": "0.3", "axes": ["z", "y", "x"], "datasets": [{"path": "0"}]}]},

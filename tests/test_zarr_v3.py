@@ -335,6 +335,22 @@ for dt, shape, shards, chunks in [("<u2", (13, 21, 26), "8,8,10", (4, 4, 5)),
           [c["name"] for c in conf.get("index_codecs", [])] == ["bytes", "crc32c"],
           f"write v3 shards {shards}: inner chunks {chunks}, a file per shard, index "
           "with its crc32c", meta)
+# --chunks past the array's edge (cut to it) with --shards: checked against
+# the chunks as given, not as cut (16 was "no multiple of the chunks' 3").
+small = sample("<u2", (3, 5, 7))
+out, meta = v3_out(small, "chunks past the array, in shards", "--chunks", "8,8,8", "--shards",
+                   "16,16,16", chunks=(3, 5, 7))
+conf = meta.get("codecs", [{}])[0].get("configuration", {})
+check(meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape") == [3, 5, 7] and
+      conf.get("chunk_shape") == [3, 5, 7], "--chunks 8,8,8 --shards 16,16,16 on 3x5x7: one "
+      "shard of one chunk", meta)
+# --zarr-format 3, the format a v3 input's output has anyway, keeps its
+# shards (it dropped them).
+resharded = path("w_keep.zarr")
+r = convert(out, resharded, "--zarr-format", "3")
+kept = json.load(open(os.path.join(resharded, "zarr.json"))) if r.returncode == 0 else {}
+check([c["name"] for c in kept.get("codecs", [])] == ["sharding_indexed"],
+      "--zarr-format 3 keeps a v3 input's shards", kept)
 # Inner chunks wholly past the edge are left out (empty in the index):
 # 9 rows in shards of 8 and chunks of 4 leave the second shard's second
 # chunk past the array.
