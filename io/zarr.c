@@ -225,10 +225,14 @@ static int read_inner(const halo_zarr_t *z, const int64_t *idx, const char *file
 	size_t max = halo_codec_bound(&m->codec, z->chunk_bytes) + (m->crc32c ? 4 : 0);
 	if (off == UINT64_MAX && nb == UINT64_MAX) {
 		*empty = 1;
-	} else if (off > size || nb > size - off || nb > max) {
+	} else if (off > size || nb > size - off || nb > max ||
+		   /* where the index lies, there is no chunk */
+		   (nb && (m->shard.index_at_start ? off < itotal : off + nb > size - itotal))) {
 		rc = halo_error_set(err, HALO_EFORMAT, "%s: the shard's index puts it at byte %llu, "
-				    "%llu bytes long, in a file of %zu", where, (unsigned long long)off,
-				    (unsigned long long)nb, size);
+				    "%llu bytes long, in a file of %zu%s", where, (unsigned long long)off,
+				    (unsigned long long)nb, size,
+				    off <= size && nb <= size - off && nb <= max ? " whose index is there"
+										  : "");
 	} else if (!(*data = halo_scratch(HALO_SCRATCH_FILE, nb ? nb : 1))) {
 		rc = halo_error_set(err, HALO_ENOMEM, "%s: out of memory", where);
 	} else if (halo_fs_pread_all(fd, *data, nb, (off_t)off) != (ssize_t)nb) {

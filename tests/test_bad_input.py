@@ -753,7 +753,13 @@ proc = subprocess.Popen([HALO, "deconvolve", stuckimg, path("stuck_psf.tif"), ou
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                         env={**os.environ, "HALO_FFTW_PLANNER": "patient",
                              "HALO_FFTW_WISDOM": wisdom, "HALO_INTERRUPT_GRACE": "1"})
-time.sleep(1.0)
+# Signalled once its output is begun (then planning): a fixed second was,
+# on a loaded machine under ASan, before halo handled signals at all.
+t0 = time.time()
+while proc.poll() is None and time.time() - t0 < 60 and \
+        not [f for f in os.listdir(TMP) if "interrupted.zarr" in f]:
+    time.sleep(0.05)
+time.sleep(0.5)
 if proc.poll() is None:
     t0 = time.time()
     proc.send_signal(signal.SIGTERM)

@@ -184,7 +184,15 @@ index = np.frombuffer(good[-132:-4], "<u8").copy()
 index[0] = len(good) - 10           # chunk (0, 2, 4) runs past the end
 index = index.tobytes()
 beyond = good[:-132] + index + zarrv3.struct.pack("<I", zarrv3.crc32c(index))
+# An entry over the index itself: its bytes would be read as the chunk's.
+over = np.frombuffer(good[-132:-4], "<u8").copy()
+over[0], over[1] = len(good) - 132, 64
+over = over.tobytes()
+into = good[:-132] + over + zarrv3.struct.pack("<I", zarrv3.crc32c(over))
 for what, blob, needle in [
+        ("an entry over its index", into,
+         f"{shard} (chunk 0,2,4): the shard's index puts it at byte {len(good) - 132}, 64 bytes "
+         f"long, in a file of {len(good)} whose index is there"),
         ("its index's checksum", good[:-3] + bytes([good[-3] ^ 1]) + good[-2:],
          f"{shard}: CRC32C checksum mismatch"),
         ("a chunk's checksum", bytes([good[0] ^ 1]) + good[1:],
