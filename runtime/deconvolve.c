@@ -182,8 +182,9 @@ int halo_deconv_chunks_auto(const int64_t shape[3], const int depth[3],
 		voxels = gpu_voxels < voxels ? gpu_voxels : voxels;
 		min_chunks = 4 * (int64_t)ngpu;
 	} else {
-		/* A chunk in flight per worker (the warning of
-		 * halo_cli_warn_memory met 16 bytes' chunks). */
+		/* A chunk in flight per worker within the budget, as the
+		 * executor counts it (sized by RL's 16 bytes alone, auto's own
+		 * chunks drew the warning that they exceed --memory). */
 		voxels = 0.75 * (double)m->memory / (ncpu ? ncpu : 1) / 34.0;
 		if (ngpu && gpu_voxels < voxels)
 			voxels = gpu_voxels;
