@@ -637,4 +637,26 @@ lines = [l for l in err.splitlines() if l.startswith("halo")]
 check(p.returncode != 0 and lines == ["halo: interrupted; no output was written"] and not left,
       "Ctrl-C on a traced mpirun: one line naming no rank (every rank's); nothing left, no "
       "trace parts", (p.returncode, left, err[-800:]))
+# In overlap mode the ranks ask each other only every 16 output chunks:
+# with long chunks mpirun's SIGKILL came first and the temporary output
+# stayed (half the runs, every run on one rank). Under mpirun the
+# watchdog removes it after 0.6 s.
+for n in (1, 2):
+    dec[3] = path("mpi-int2.zarr")
+    dec[dec.index("--iterations") + 1] = "100000"
+    p = subprocess.Popen(["mpirun", "-np", str(n), HALO, *dec], env=ENV,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    for _ in range(600):
+        if p.poll() is not None or [f for f in os.listdir(folder) if "mpi-int2.zarr.halo-tmp" in f]:
+            break
+        time.sleep(0.1)
+    time.sleep(1)
+    p.send_signal(signal.SIGTERM)
+    err = p.communicate(timeout=120)[1]
+    left = [f for f in os.listdir(folder) if "mpi-int2" in f]
+    lines = [l for l in err.splitlines() if l.startswith("halo")]
+    check(p.returncode != 0 and lines == ["halo: interrupted; no output was written"] and
+          not left, f"SIGTERM to mpirun -np {n} in overlap mode, mid-chunk: one line, nothing "
+          "left", (p.returncode, left, err[-800:]))
 done()

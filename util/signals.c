@@ -25,14 +25,15 @@ static int watching;
 static int (*stuck_fn)(void);
 
 #ifndef HALO_SIMULATE /* SimGrid runs the simulated machine's threads */
-static unsigned grace_s = 15; /* HALO_INTERRUPT_GRACE */
+static long grace_ms = 15000; /* HALO_INTERRUPT_GRACE, in seconds */
+static int mpirun_rank = -1;  /* this process's rank under mpirun */
 
 static void *watchdog(void *arg)
 {
 	(void)arg;
 	while (sem_wait(&wake) != 0 && errno == EINTR)
 		;
-	struct timespec left = {(time_t)grace_s, 0};
+	struct timespec left = {(time_t)(grace_ms / 1000), (grace_ms % 1000) * 1000000};
 	while (nanosleep(&left, &left) != 0 && errno == EINTR)
 		;
 	int (*fn)(void) = stuck_fn;
@@ -43,8 +44,12 @@ static void *watchdog(void *arg)
 	static const char removed[] = "halo: interrupted, and the run did not wind down in "
 				      "time: stopped; no output was written\n";
 	int n = fn();
-	ssize_t w = n ? write(STDERR_FILENO, removed, sizeof removed - 1)
-		      : write(STDERR_FILENO, msg, sizeof msg - 1);
+	/* Under mpirun, no line: mpirun's SIGTERM comes from a Ctrl-C or
+	 * from another rank's failure, which that rank has said, and a rank
+	 * that has said "interrupted" may still be in MPI's shutdown. */
+	ssize_t w = mpirun_rank >= 0 ? 0
+		    : n ? write(STDERR_FILENO, removed, sizeof removed - 1)
+			: write(STDERR_FILENO, msg, sizeof msg - 1);
 	(void)w;
 	_exit(1);
 }
@@ -53,12 +58,21 @@ static void *watchdog(void *arg)
 static void watchdog_start(void)
 {
 #ifndef HALO_SIMULATE
+	/* Open MPI's mpirun follows its SIGTERM with SIGKILL a second later
+	 * (odls_base_sigkill_timeout): a rank winding down past it left the
+	 * temporary output behind, so the watchdog removes it sooner there.
+	 * One line for all ranks, rank 0's. */
+	const char *rank = getenv("OMPI_COMM_WORLD_RANK");
+	if (rank) {
+		grace_ms = 600;
+		mpirun_rank = atoi(rank);
+	}
 	const char *env = getenv("HALO_INTERRUPT_GRACE");
 	if (env && *env) {
 		char *end;
 		unsigned long v = strtoul(env, &end, 10);
 		if (!*end && v <= 86400)
-			grace_s = (unsigned)v;
+			grace_ms = (long)v * 1000;
 	}
 	pthread_t t;
 	pthread_attr_t a;
@@ -127,3 +141,4 @@ int halo_interrupted(void)
 {
 	return received;
 }
+
