@@ -618,45 +618,45 @@ check(r.returncode != 0 and len(lines) == 1 and "rank " in lines[0] and "1.1.1" 
       r.stderr[-1500:])
 
 # Ctrl-C on mpirun: it sends the ranks SIGTERM, then SIGKILL a second
-# later. A traced run leaves neither output nor trace parts cut short.
+# later.
+folder = os.path.dirname(path("x"))
+
+
+def interrupted(n, args, name, sig):
+    """mpirun -np n halo ARGS (writing NAME), signalled a second after the
+    ranks have begun writing it: (exit status, what is left of NAME, the
+    'halo' lines on stderr, stderr's end)."""
+    p = subprocess.Popen(["mpirun", "-np", str(n), HALO, *args], env=ENV,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    for _ in range(600):
+        if p.poll() is not None or [f for f in os.listdir(folder) if name + ".halo-tmp" in f]:
+            break
+        time.sleep(0.1)
+    time.sleep(1)
+    p.send_signal(sig)
+    err = p.communicate(timeout=120)[1]
+    left = [f for f in os.listdir(folder) if name.split(".")[0] in f]
+    return p.returncode, left, [l for l in err.splitlines() if l.startswith("halo")], err[-800:]
+
+
+# A traced run leaves neither output nor trace parts cut short.
 ex[1], ex[3] = src, path("mpi-int.zarr")
 ex[ex.index("--iterations") + 1] = "100000"
-p = subprocess.Popen(["mpirun", "-np", "2", HALO, *ex, "--trace", path("mpi-int.json")], env=ENV,
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.PIPE, text=True)
-folder = os.path.dirname(path("x"))
-for _ in range(600):  # until the ranks have begun writing the output
-    if p.poll() is not None or [f for f in os.listdir(folder) if "mpi-int.zarr.halo-tmp" in f]:
-        break
-    time.sleep(0.1)
-time.sleep(1)
-p.send_signal(signal.SIGINT)
-err = p.communicate(timeout=120)[1]
-left = [f for f in os.listdir(folder) if "mpi-int" in f]
-lines = [l for l in err.splitlines() if l.startswith("halo")]
-check(p.returncode != 0 and lines == ["halo: interrupted; no output was written"] and not left,
+rc, left, lines, tail = interrupted(2, [*ex, "--trace", path("mpi-int.json")], "mpi-int.zarr",
+                                    signal.SIGINT)
+check(rc != 0 and lines == ["halo: interrupted; no output was written"] and not left,
       "Ctrl-C on a traced mpirun: one line naming no rank (every rank's); nothing left, no "
-      "trace parts", (p.returncode, left, err[-800:]))
+      "trace parts", (rc, left, tail))
 # In overlap mode the ranks ask each other only every 16 output chunks:
 # with long chunks mpirun's SIGKILL came first and the temporary output
 # stayed (half the runs, every run on one rank). Under mpirun the
 # watchdog removes it after 0.6 s.
+dec[3] = path("mpi-int2.zarr")
+dec[dec.index("--iterations") + 1] = "100000"
 for n in (1, 2):
-    dec[3] = path("mpi-int2.zarr")
-    dec[dec.index("--iterations") + 1] = "100000"
-    p = subprocess.Popen(["mpirun", "-np", str(n), HALO, *dec], env=ENV,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
-    for _ in range(600):
-        if p.poll() is not None or [f for f in os.listdir(folder) if "mpi-int2.zarr.halo-tmp" in f]:
-            break
-        time.sleep(0.1)
-    time.sleep(1)
-    p.send_signal(signal.SIGTERM)
-    err = p.communicate(timeout=120)[1]
-    left = [f for f in os.listdir(folder) if "mpi-int2" in f]
-    lines = [l for l in err.splitlines() if l.startswith("halo")]
-    check(p.returncode != 0 and lines == ["halo: interrupted; no output was written"] and
-          not left, f"SIGTERM to mpirun -np {n} in overlap mode, mid-chunk: one line, nothing "
-          "left", (p.returncode, left, err[-800:]))
+    rc, left, lines, tail = interrupted(n, dec, "mpi-int2.zarr", signal.SIGTERM)
+    check(rc != 0 and lines == ["halo: interrupted; no output was written"] and not left,
+          f"SIGTERM to mpirun -np {n} in overlap mode, mid-chunk: one line, nothing left",
+          (rc, left, tail))
 done()
