@@ -230,26 +230,31 @@ static size_t codelet_counts(const struct trace *tr, const char **names, size_t 
 	return n;
 }
 
+static size_t count_of(const char *const *names, const size_t *counts, size_t n,
+		       const char *name)
+{
+	for (size_t k = 0; k < n; k++)
+		if (!strcmp(names[k], name))
+			return counts[k];
+	return 0;
+}
+
 /* Whether a and b ran the same graph, as far as their tasks per codelet
  * tell; where not, what differs ("rl 8 against 12, ...") into what. */
 static int same_graph(const struct trace *a, const struct trace *b, char *what, size_t len)
 {
-	const char *na[64], *nb[64];
-	size_t ca[64], cb[64];
-	size_t n = codelet_counts(a, na, ca, 64), m = codelet_counts(b, nb, cb, 64);
+	const char *names[2][64];
+	size_t counts[2][64], n[2] = {codelet_counts(a, names[0], counts[0], 64),
+				      codelet_counts(b, names[1], counts[1], 64)};
 	int same = 1;
 	*what = '\0';
+	/* a's codelets, then those of b's that a lacks */
 	for (int side = 0; side < 2; side++)
-		for (size_t i = 0; i < (side ? m : n); i++) {
-			const char *name = side ? nb[i] : na[i];
-			size_t x = 0, y = 0, seen = 0;
-			for (size_t k = 0; k < n; k++)
-				x += strcmp(na[k], name) ? 0 : ca[k];
-			for (size_t k = 0; k < m; k++)
-				y += strcmp(nb[k], name) ? 0 : cb[k];
-			for (size_t k = 0; side && k < n; k++)
-				seen |= !strcmp(na[k], name);
-			if (x == y || seen)
+		for (size_t i = 0; i < n[side]; i++) {
+			const char *name = names[side][i];
+			size_t x = count_of(names[0], counts[0], n[0], name),
+			       y = count_of(names[1], counts[1], n[1], name);
+			if (x == y || (side && x))
 				continue;
 			if (strlen(what) + 64 < len)
 				snprintf(what + strlen(what), len - strlen(what), "%s%s %zu against %zu",
