@@ -365,9 +365,7 @@ void bench_peers_end(struct bench_peers *p, struct bench_workload *w)
 			if (said)
 				continue;
 			if (strcmp(w->name, "rl") && r->available) {
-				r->cfg.chunks[0] = p->ref.chunks[0];
-				r->cfg.chunks[1] = p->ref.chunks[1];
-				r->cfg.chunks[2] = p->ref.chunks[2];
+				memcpy(r->cfg.chunks, p->ref.chunks, sizeof r->cfg.chunks);
 				size_t l = strlen(r->label);
 				snprintf(r->label + l, sizeof r->label - l, ", chunks %lldx%lldx%lld",
 					 (long long)r->cfg.chunks[0], (long long)r->cfg.chunks[1],
