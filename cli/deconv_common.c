@@ -325,6 +325,16 @@ static void warn_fft_sizes(const halo_volume_info_t *info, const int depth[3])
  * output (another type). What the ranks must share (the inputs, the
  * command line, the mode) is compared with rank 0's, and all fail together
  * where it differs. */
+/* A depth as --depth takes it: "4,8,8", or "8,8" for a 2D image. */
+static const char *depth_text(const int depth[3], int ndim, char *out, size_t len)
+{
+	int64_t d[3] = {depth[0], depth[1], depth[2]};
+	halo__dims(d, ndim, out, len);
+	for (char *c = out; *c; c++)
+		*c = *c == 'x' ? ',' : *c;
+	return out;
+}
+
 static int same_inputs(const halo_volume_info_t *ii, const float *psf, const int pn[3],
 		       int exact, halo_error_t *err)
 {
@@ -657,15 +667,11 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		memset(dopts.depth, 0, sizeof dopts.depth);
 	/* Warnings once the run is sure to start: an error stays one line. */
 	if (!exact && thin && speaker) {
-		/* As --depth takes them: Y,X and YxX for a 2D image. */
-		int64_t dd[3] = {dopts.depth[0], dopts.depth[1], dopts.depth[2]},
-			pp[3] = {pn[0], pn[1], pn[2]};
+		int64_t pp[3] = {pn[0], pn[1], pn[2]};
 		char dtext[72], ptext[72];
-		halo__dims(dd, info.ndim, dtext, sizeof dtext);
-		for (char *c = dtext; *c; c++)
-			*c = *c == 'x' ? ',' : *c;
 		fprintf(stderr, "halo: warning: --depth %s is less than half the PSF (%s): seams "
-				"between chunks will show\n", dtext,
+				"between chunks will show\n",
+			depth_text(dopts.depth, info.ndim, dtext, sizeof dtext),
 			halo__dims(pp, info.ndim, ptext, sizeof ptext));
 	}
 	if (!exact && o->ndepth && speaker)
@@ -737,11 +743,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		char mode[160], across[32] = "", depth[72];
 		if (ranks > 1)
 			snprintf(across, sizeof across, " over %d ranks", ranks);
-		/* As --depth takes it: Y,X for a 2D image. */
-		int64_t dd[3] = {dopts.depth[0], dopts.depth[1], dopts.depth[2]};
-		halo__dims(dd, info.ndim, depth, sizeof depth);
-		for (char *c = depth; *c; c++)
-			*c = *c == 'x' ? ',' : *c;
+		depth_text(dopts.depth, info.ndim, depth, sizeof depth);
 		/* Why, where halo chose: in the summary, so that an input
 		 * refused during the run gets its one line alone. */
 		snprintf(mode, sizeof mode, "%s%s%s%s%s", exact ? "exact" : "overlap depth ",
