@@ -280,6 +280,18 @@ static int start(halo_runtime_t *rt, struct starpu_conf *conf, halo_error_t *err
 		}
 		MPI_Comm_rank(MPI_COMM_WORLD, &rt->rank);
 		MPI_Comm_size(MPI_COMM_WORLD, &rt->ranks);
+		int cores = halo__node_bind(), gpus = 0;
+#ifdef HALO_USE_CUDA
+		if (conf->ncuda != 0 && cudaGetDeviceCount(&gpus) != cudaSuccess)
+			gpus = 0;
+		conf->ncuda = halo__node_gpus_set(gpus, conf->ncuda);
+		gpus = conf->ncuda >= 0 && conf->ncuda < gpus ? conf->ncuda : gpus;
+#endif
+		/* StarPU leaves a core to each GPU's thread and one to
+		 * StarPU-MPI's, and starts no CPU worker where that is all
+		 * of the rank's share. */
+		if (cores && conf->ncpus == -1 && cores - gpus - 1 < 1)
+			conf->ncpus = 1;
 		int rc = starpu_mpi_init_conf(NULL, NULL, 0, MPI_COMM_WORLD, conf);
 		if (rc) {
 			MPI_Finalize();
@@ -331,9 +343,11 @@ int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes
 	int n = 0, want = halo_runtime_worker_count(opts->ncuda, "STARPU_NCUDA");
 	if (want == 0 || cudaGetDeviceCount(&n) != cudaSuccess)
 		n = 0;
-	if (want > 0 && want < n)
-		n = want;
-	for (int d = 0; d < n; d++) {
+	/* Several ranks on the node: this one's GPUs (halo__node_gpus). */
+	int first, share = halo_node_gpus(n, &first);
+	int use = want > 0 ? (want < n ? want : n) : share;
+	for (int i = 0; i < use; i++) {
+		int d = (first + i) % n;
 		struct cudaDeviceProp p;
 		if (cudaGetDeviceProperties(&p, d) != cudaSuccess)
 			continue;
@@ -576,7 +590,7 @@ void halo_runtime_memory_warn(uint64_t memory)
 	if (memory > usable && usable && halo__runtime_launched_rank() == 0) {
 		char a[32], b[32];
 		fprintf(stderr, "halo: warning: --memory %s is more than the %s this process can use "
-				"(its RAM, or its address-space limit)\n",
+				"(the RAM or a rank's share of it, or its address-space limit)\n",
 			halo__bytes(memory, a, sizeof a), halo__bytes(usable, b, sizeof b));
 	}
 }
@@ -951,6 +965,20 @@ int halo_runtime_ranks(const halo_runtime_t *rt)
 	return rt ? rt->ranks : 1;
 }
 
+int halo_worker_pu(int worker)
+{
+	/* StarPU's bindid counts the PUs it sees, which under a restricted
+	 * topology (halo__node_bind) are not the machine's. */
+#ifdef STARPU_HAVE_HWLOC
+	hwloc_cpuset_t set = starpu_worker_get_hwloc_cpuset(worker);
+	int pu = set ? hwloc_bitmap_first(set) : -1;
+	hwloc_bitmap_free(set);
+	if (pu >= 0)
+		return pu;
+#endif
+	return starpu_worker_get_bindid(worker);
+}
+
 int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
 			  int *count, halo_error_t *err)
 {
@@ -964,7 +992,7 @@ int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
 		w[i].id = i;
 		w[i].is_cuda = type == STARPU_CUDA_WORKER;
 		w[i].devid = starpu_worker_get_devid(i);
-		w[i].bindid = starpu_worker_get_bindid(i);
+		w[i].bindid = halo_worker_pu(i);
 		w[i].memory_node = (int)starpu_worker_get_memory_node((unsigned)i);
 		starpu_ssize_t total = starpu_memory_get_total((unsigned)w[i].memory_node);
 		w[i].memory_bytes = total > 0 ? (uint64_t)total : 0;

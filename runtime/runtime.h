@@ -24,6 +24,8 @@ typedef struct halo_worker_info {
  * (runtime/hostmem.c); called once StarPU runs. */
 void halo__hostmem_install(void);
 
+/* The machine's (OS) index of the first PU a worker is bound to. */
+int halo_worker_pu(int worker);
 /* Describes the workers StarPU started. *out is malloc'ed; the caller frees. */
 int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
 			  int *count, halo_error_t *err);
@@ -37,6 +39,29 @@ int halo__runtime_launched_rank(void);
 /* Whether halo runs on StarPU-MPI: started by mpirun (or srun with PMI)
  * and built with it. */
 int halo__runtime_mpi_launched(void);
+
+/* The ranks mpirun or srun started on this node and this one's index
+ * among them (*local), from their environment; 1 and 0 without one
+ * (runtime/node.c). */
+int halo_node_ranks(int *local);
+/* Rank local's share of n things (cores, GPUs) split among ranks: a
+ * contiguous run of the count returned from *first, or where there are
+ * fewer things than ranks, one, shared. */
+int halo_node_share(int n, int local, int ranks, int *first);
+/* Under mpirun with several ranks on the node, and unless a
+ * STARPU_WORKERS_* variable binds the workers: binds the calling thread
+ * to this rank's share of the node's cores and tells StarPU to keep to
+ * it. Called before StarPU starts. Returns the cores bound to, 0 where
+ * it binds nothing. */
+int halo__node_bind(void);
+/* This rank's share of the node's gpus GPUs: the count, from device
+ * *first on (wrapping). All of them with one rank on the node or where
+ * STARPU_WORKERS_CUDAID says which to use. */
+int halo_node_gpus(int gpus, int *first);
+/* Has StarPU open this rank's share first (STARPU_WORKERS_CUDAID).
+ * Returns the GPU workers to start: want where given (>= 0), else the
+ * share. Called before StarPU starts. */
+int halo__node_gpus_set(int gpus, int want);
 
 /* --ncpu 0 with GPUs: the compute runs on the GPUs alone. Reading and
  * writing chunks are CPU codelets, so a quarter of the cores (1 to 8, and
@@ -103,19 +128,21 @@ typedef struct halo_topology {
  * process and cached, since loading it costs milliseconds. */
 int halo_topology_get(halo_topology_t *out, halo_error_t *err);
 
+/* The file that marks a --trace-fxt folder as halo's. */
+#define HALO_FXT_MARK ".halo-fxt"
+
 /* The online CPUs and the memory in bytes, which the defaults (workers,
  * memory budgets) are worked out from. The memory is the kernel's figure,
  * or hwloc's NUMA nodes' where smaller, since StarPU never allocates more
  * main memory than those hold (on the H100 device machine, a VM: 15.7 of
  * its 126 GiB). In halo-sim they are the simulated machine's
- * (HALO_SIM_CORES, HALO_SIM_RAM from halo bench --simulate). */
-/* The file that marks a --trace-fxt folder as halo's. */
-#define HALO_FXT_MARK ".halo-fxt"
-
+ * (HALO_SIM_CORES, HALO_SIM_RAM from halo bench --simulate). The cores
+ * are this rank's share where mpirun started several on the node. */
 long halo_machine_cores(void);
 uint64_t halo_machine_ram(void);
-/* What this process may use, which budgets are worked out from: the RAM,
- * or the room left under its address-space limit (ulimit -v, a batch
+/* What this process may use, which budgets are worked out from: the RAM
+ * (its share where mpirun started several ranks on the node), or the room
+ * left under its address-space limit (ulimit -v, a batch
  * system's vmem) where that is less. */
 uint64_t halo_machine_memory(void);
 

@@ -88,7 +88,7 @@ void halo__io_begin(size_t bytes, struct halo_io_lend *l)
 	int ids[STARPU_NMAXWORKERS];
 	int n = (int)starpu_worker_get_ids_by_type(STARPU_CUDA_WORKER, ids, STARPU_NMAXWORKERS);
 	for (int i = 0; i < n; i++) {
-		int pu = starpu_worker_get_bindid(ids[i]);
+		int pu = halo_worker_pu(ids[i]);
 		if (pu >= 0 && pu < CPU_SETSIZE)
 			CPU_CLR(pu, &set);
 	}

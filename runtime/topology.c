@@ -9,6 +9,7 @@
 #include "runtime/runtime.h"
 
 #include <hwloc.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,11 @@ static long sim_value(const char *name)
 long halo_machine_cores(void)
 {
 	long n = sim_value("HALO_SIM_CORES");
-	return n > 0 ? n : sysconf(_SC_NPROCESSORS_ONLN);
+	if (n > 0)
+		return n;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	int local, ranks = halo_node_ranks(&local), first;
+	return ranks > 1 && n > 0 && n <= INT_MAX ? halo_node_share((int)n, local, ranks, &first) : n;
 }
 
 uint64_t halo_machine_ram(void)
@@ -90,7 +95,8 @@ uint64_t halo_machine_ram(void)
  * asserted, or its workers spun retrying forever. */
 uint64_t halo_machine_memory(void)
 {
-	uint64_t ram = halo_machine_ram();
+	int local;
+	uint64_t ram = halo_machine_ram() / (uint64_t)halo_node_ranks(&local);
 	struct rlimit as;
 	if (getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur == RLIM_INFINITY)
 		return ram;

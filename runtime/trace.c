@@ -380,7 +380,7 @@ static void write_events(FILE *f, struct rec **byid, uint64_t n, double base)
 		fprintf(f, "%s{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%u,\"args\":{\"name\":",
 			SEP(), pid, w);
 		char label[192];
-		snprintf(label, sizeof label, "%s (PU %d)", name, starpu_worker_get_bindid((int)w));
+		snprintf(label, sizeof label, "%s (PU %d)", name, halo_worker_pu((int)w));
 		json_str(f, label);
 		fprintf(f, "}}");
 	}

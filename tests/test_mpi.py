@@ -1,5 +1,5 @@
 """halo under mpirun (StarPU-MPI): every rank starts with its rank and the
-number of ranks; `halo run` and `halo deconvolve` (overlap and exact modes)
+number of ranks, on its own share of the node's cores and memory; `halo run` and `halo deconvolve` (overlap and exact modes)
 on 2 and 3 ranks, with chunk grids that do not divide among them, give the
 single-process result; every input chunk is read once, by its owner; the
 bytes StarPU-MPI moves between each pair of ranks are recomputed here from
@@ -68,6 +68,35 @@ for n in (2, 3):
           all(d["mpi"]["ranks"] == n for d in docs),
           f"mpirun -np {n}: each rank knows its rank and the number of ranks",
           r.stdout[-2000:] + r.stderr[-2000:])
+# Ranks on one node split its cores and memory: StarPU alone bound every
+# rank's first worker to the node's first core and gave each the budget of
+# the whole node. A user's own binding stays.
+def rank_infos(tag, *args, env=None):
+    outdir = path(f"mpi-share-{tag}")
+    shutil.rmtree(outdir, ignore_errors=True)
+    r = subprocess.run(["mpirun", "--output-filename", outdir, "-np", "2", HALO, "info", "--json",
+                        *map(str, args)], env=dict(ENV, **(env or {})), capture_output=True, text=True,
+                       timeout=300, stdin=subprocess.DEVNULL)
+    docs = rank_outputs(outdir)
+    return r, [json.loads(docs[k]) for k in sorted(docs)] if r.returncode == 0 else []
+
+
+def cpu_pus(doc):
+    return [w["bindid"] for w in doc["workers"]["list"] if w["kind"] == "cpu"]
+
+
+whole = info["workers"]["list"][0]["memory_bytes"]
+cores = info["topology"]["cores"]
+r, docs = rank_infos("default")
+pus = [cpu_pus(d) for d in docs]
+check(len(docs) == 2 and all(pus) and (cores < 2 or not set(pus[0]) & set(pus[1])),
+      f"mpirun -np 2 on {cores} cores: each rank's CPU workers on cores of its own", pus or r.stderr)
+mem = [d["workers"]["list"][0]["memory_bytes"] / whole for d in docs]
+check(len(mem) == 2 and all(0.45 < m < 0.55 for m in mem),
+      "mpirun -np 2: each rank's StarPU main memory is half of one process's", mem)
+r, docs = rank_infos("cpuid", "--ncpu", 1, env={"STARPU_WORKERS_CPUID": "0"})
+check([cpu_pus(d) for d in docs] == [[0], [0]], "STARPU_WORKERS_CPUID=0 binds both ranks to PU 0",
+      [cpu_pus(d) for d in docs] or r.stderr)
 # Commands that cannot use several ranks yet say so instead of running
 # the same work twice.
 src = path("mpi-in.zarr")

@@ -147,8 +147,75 @@ static void test_pinning(void)
 	unsetenv("STARPU_DISABLE_PINNING");
 }
 
+/* Ranks on one node split its cores and GPUs: contiguous runs that cover
+ * them once, or where there are fewer than ranks, one each, shared. */
+static void test_node_share(void)
+{
+	int first, covered = 0, ok = 1;
+	for (int k = 0; k < 3; k++) {
+		int n = halo_node_share(16, k, 3, &first);
+		ok = ok && first == covered && n >= 5 && n <= 6;
+		covered += n;
+	}
+	tap_ok(ok && covered == 16, "16 cores among 3 ranks: 5, 5, 6 in turn");
+	int n = halo_node_share(2, 2, 3, &first);
+	tap_ok(n == 1 && first == 0, "2 cores, rank 2 of 3: core 0 (got %d from %d)", n, first);
+	tap_int_eq(halo_node_share(4, 0, 1, &first), 4, "one rank: all 4");
+	tap_int_eq(halo_node_share(0, 1, 2, &first), 0, "no GPU: none");
+}
+
+/* The ranks on this node, as each launcher says: Open MPI, MPICH's
+ * hydra, Slurm's srun (its tasks per node compressed as "2(x3),1"). */
+static int ranks_with(const char *const *vars, int *local)
+{
+	static const char *const all[] = {
+		"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
+		"MPI_LOCALRANKID", "MPI_LOCALNRANKS", "PMI_SIZE", "PMIX_RANK", "SLURM_LOCALID",
+		"SLURM_NODEID", "SLURM_STEP_TASKS_PER_NODE", NULL};
+	for (const char *const *v = all; *v; v++)
+		unsetenv(*v);
+	for (; *vars; vars += 2)
+		setenv(vars[0], vars[1], 1);
+	int n = halo_node_ranks(local);
+	for (const char *const *v = all; *v; v++)
+		unsetenv(*v);
+	return n;
+}
+
+static void test_node_ranks(void)
+{
+	int local;
+#ifndef HALO_HAVE_MPI
+	tap_skip("halo built without StarPU-MPI", "ranks per node");
+	return;
+#endif
+	static const char *const ompi[] = {"OMPI_COMM_WORLD_SIZE", "8",
+					   "OMPI_COMM_WORLD_LOCAL_RANK", "3",
+					   "OMPI_COMM_WORLD_LOCAL_SIZE", "4", NULL};
+	tap_ok(ranks_with(ompi, &local) == 4 && local == 3, "Open MPI: rank 3 of 4 on the node");
+	static const char *const hydra[] = {"PMI_SIZE", "4", "MPI_LOCALRANKID", "1",
+					    "MPI_LOCALNRANKS", "2", NULL};
+	tap_ok(ranks_with(hydra, &local) == 2 && local == 1, "hydra: rank 1 of 2 on the node");
+	static const char *const slurm[] = {"PMIX_RANK", "7", "SLURM_LOCALID", "0",
+					    "SLURM_NODEID", "3",
+					    "SLURM_STEP_TASKS_PER_NODE", "2(x3),1", NULL};
+	tap_ok(ranks_with(slurm, &local) == 1 && local == 0, "srun, node 3 of 2(x3),1: alone");
+	static const char *const slurm2[] = {"PMIX_RANK", "5", "SLURM_LOCALID", "1",
+					     "SLURM_NODEID", "2",
+					     "SLURM_STEP_TASKS_PER_NODE", "2(x3),1", NULL};
+	tap_ok(ranks_with(slurm2, &local) == 2 && local == 1, "srun, node 2 of 2(x3),1: 2 ranks");
+	static const char *const bad[] = {"PMIX_RANK", "5", "SLURM_LOCALID", "1",
+					  "SLURM_NODEID", "2", "SLURM_STEP_TASKS_PER_NODE", "2(x", NULL};
+	tap_ok(ranks_with(bad, &local) == 1 && local == 0, "a list Slurm never writes: 1");
+	static const char *const none[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "1",
+					   "OMPI_COMM_WORLD_LOCAL_SIZE", "2", NULL};
+	tap_ok(ranks_with(none, &local) == 1, "no MPI launch (no world size): 1");
+}
+
 int main(void)
 {
+	test_node_share();
+	test_node_ranks();
 	test_scheduler_list();
 	test_worker_count();
 	test_pinning();
