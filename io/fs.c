@@ -204,13 +204,27 @@ FILE *halo_fs_tmp_open(const char *path, char *tmp, size_t len)
 	free(copy1);
 	free(copy2);
 	snprintf(tmp, len, "%s.halo-tmp-%ld", path, (long)getpid());
-	return fopen(tmp, "w");
+	/* Made afresh: never through a link or a file someone else put under
+	 * the name (an earlier process of this pid's left its own). */
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+	if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
+	if (fd >= 0 && !f) {
+		int e = errno;
+		close(fd);
+		unlink(tmp);
+		errno = e;
+	}
+	return f;
 }
 
 int halo_fs_tmp_close(FILE *f, const char *tmp, const char *path)
 {
 	errno = 0;
-	int bad = ferror(f);
+	/* On the disk before it takes the name, or a crash could leave the
+	 * name on an empty file. */
+	int bad = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
 	if ((fclose(f) != 0) | bad || rename(tmp, path) != 0) {
 		int e = errno ? errno : EIO;
 		unlink(tmp);
@@ -218,6 +232,31 @@ int halo_fs_tmp_close(FILE *f, const char *tmp, const char *path)
 		return -1;
 	}
 	return 0;
+}
+
+int halo_fs_sync(const char *path, halo_error_t *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || syncfs(fd) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return halo_error_set(err, halo_fs_errno_code(e), "%s: not all of it reached the "
+				      "disk: %s", path, strerror(e));
+	}
+	close(fd);
+	return HALO_OK;
+}
+
+void halo_fs_sync_parent(const char *path)
+{
+	char *copy = strdup(path);
+	int fd = copy ? open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(copy);
 }
 
 void halo_fs_insert_before_ext(const char *path, const char *insert, char *out, size_t len)

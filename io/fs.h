@@ -79,6 +79,13 @@ FILE *halo_fs_tmp_open(const char *path, char *tmp, size_t len);
  * -1 with errno set. */
 int halo_fs_tmp_close(FILE *f, const char *tmp, const char *path);
 
+/* Writes what is cached of path's filesystem to its disk (syncfs), so
+ * that an output renamed into place after it survives a crash whole; an
+ * error of a write that failed late (NFS, a full disk) is reported here. */
+int halo_fs_sync(const char *path, halo_error_t *err);
+/* Makes the renames in path's folder durable; errors are passed over. */
+void halo_fs_sync_parent(const char *path);
+
 /* Maps errno to a halo code. */
 int halo_fs_errno_code(int e);
 

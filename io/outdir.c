@@ -524,7 +524,9 @@ static void finish(halo_output_t *o)
 int halo_outputs_commit(halo_output_t **o, int n, halo_error_t *err)
 {
 	int rc = HALO_OK, done = 0;
-	while (done < n && !(rc = swap(o[done], err)))
+	for (int i = 0; i < n && !rc; i++)
+		rc = halo_fs_sync(o[i]->tmp, err);
+	while (!rc && done < n && !(rc = swap(o[done], err)))
 		done++;
 	if (rc) {
 		/* All or none: the outputs already in place go back. */
@@ -538,8 +540,10 @@ int halo_outputs_commit(halo_output_t **o, int n, halo_error_t *err)
 		}
 		return rc;
 	}
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		halo_fs_sync_parent(o[i]->final);
 		finish(o[i]);
+	}
 	return HALO_OK;
 }
 

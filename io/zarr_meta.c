@@ -4,6 +4,7 @@
 #include "config.h"
 #include "io/zarr_private.h"
 #include "io/json.h"
+#include "util/dtype_scalar.h"
 
 #include <errno.h>
 #include <math.h>
@@ -46,7 +47,10 @@ static int parse_hex_float(const char *s, halo_zarr_meta_t *m)
 	    "0123456789abcdefABCDEF") != digits || !halo_dtype_is_float(m->dtype))
 		return 0;
 	uint64_t bits = strtoull(s + 2, NULL, 16);
-	if (digits == 8) {
+	if (digits == 4) {
+		uint16_t b = (uint16_t)bits;
+		m->fill.value = halo_half_get(&b, 0);
+	} else if (digits == 8) {
 		uint32_t b = (uint32_t)bits;
 		float f;
 		memcpy(&f, &b, sizeof f);
@@ -400,6 +404,15 @@ int halo__zarr_check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *
 		return halo_error_set(err, HALO_EUNSUPPORTED,
 				      "%s: %.3g chunks, more than halo's limit of %lld; the chunks are "
 				      "too small for the shape", file, count, (long long)HALO_MAX_CHUNKS);
+	/* A shard's index has 16 bytes per inner chunk, read whole. */
+	double inner = 1;
+	for (int d = 0; m->shard.on && d < m->ndim; d++)
+		inner *= (double)(m->shard.shape[d] / m->chunks[d]);
+	if (inner * 16 > (double)HALO_ZARR_MAX_CHUNK_BYTES)
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "%s: a shard holds %.3g chunks, whose index is more than "
+				      "halo's limit of %llu bytes", file, inner,
+				      (unsigned long long)HALO_ZARR_MAX_CHUNK_BYTES);
 	if (m->codec.shuffle == -1)
 		m->codec.shuffle = halo_dtype_size(m->dtype) == 1 ? 2 : 1;
 	m->transposed = 0;
@@ -642,7 +655,7 @@ static json_t *v3_codec(const halo_codec_t *c, size_t elsize)
 				 c->blocksize);
 	if (c->id == HALO_CODEC_ZSTD)
 		return json_pack("{s:s, s:{s:i, s:b}}", "name", "zstd", "configuration", "level",
-				 c->clevel, "checksum", 0);
+				 c->clevel, "checksum", 1);
 	return json_pack("{s:s, s:{s:i}}", "name", "gzip", "configuration", "level", c->clevel);
 }
 

@@ -429,9 +429,8 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 	/* Several MPI ranks: each owns a block of the chunks, and every rank
 	 * registers and submits the same things in the same order. */
 	if (halo__mpi_ranks() > 1) {
-		int64_t nb[3] = {x.grid[0].nblocks, x.grid[1].nblocks, x.grid[2].nblocks};
 		x.ranks = halo__mpi_ranks();
-		halo_distribution_make(x.oi->shape, nb, x.ranks, &x.dist);
+		halo_distribution_make(x.grid, x.ranks, &x.dist);
 		halo__mpi_distribute(1);
 	}
 	x.image = calloc((size_t)n, sizeof *x.image);

@@ -1213,9 +1213,8 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 	x.ranks = halo__mpi_ranks();
 	if (x.ranks > 1) {
 		const halo_pnode_t *big = reference_node(plan, x.ranks);
-		int64_t nc[3] = {big->grid[0].nblocks, big->grid[1].nblocks, big->grid[2].nblocks};
 		memcpy(x.ref, big->expr->shape, sizeof x.ref);
-		halo_distribution_make(x.ref, nc, x.ranks, &x.dist);
+		halo_distribution_make(big->grid, x.ranks, &x.dist);
 		halo__mpi_distribute(1);
 	}
 	rc = open_outputs(&x, err);

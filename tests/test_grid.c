@@ -208,10 +208,13 @@ static void check_distribution(const int64_t shape[3], const int64_t chunk[3], i
 			       const int want_p[3])
 {
 	int64_t nc[3];
-	for (int a = 0; a < 3; a++)
-		nc[a] = (shape[a] + chunk[a] - 1) / chunk[a];
+	struct halo_axis ref[3];
+	for (int a = 0; a < 3; a++) {
+		halo_axis_regular(&ref[a], shape[a], chunk[a]);
+		nc[a] = ref[a].nblocks;
+	}
 	halo_distribution_t d;
-	halo_distribution_make(shape, nc, n, &d);
+	halo_distribution_make(ref, n, &d);
 	int owned[64] = {0}, bad = 0;
 	for (int64_t z = 0; z < nc[0]; z++)
 		for (int64_t y = 0; y < nc[1]; y++)
@@ -247,6 +250,8 @@ static void check_distribution(const int64_t shape[3], const int64_t chunk[3], i
 		lo = owned[r] < lo ? owned[r] : lo;
 		hi = owned[r] > hi ? owned[r] : hi;
 	}
+	for (int a = 0; a < 3; a++)
+		halo_axis_free(&ref[a]);
 	if (!want_p) {
 		/* dealt out in runs of the flattened grid: nearly equal */
 		tap_ok(d.linear && bad == 0 && empty == 0 && hi - lo <= 1,
@@ -275,6 +280,14 @@ int main(void)
 	/* 3 ranks over uneven chunk counts (issue #10's non-dividing grids) */
 	check_distribution((int64_t[]){40, 48, 56}, (int64_t[]){20, 24, 28}, 3, NULL);
 	check_distribution((int64_t[]){50, 48, 56}, (int64_t[]){10, 24, 28}, 3, (int[]){3, 1, 1});
+	/* A short last chunk: blocks of voxels put two chunks' centres in
+	 * one rank's block and none in the middle rank's (520 planes in 256s:
+	 * 0, 2, 2); blocks of chunks give each one. 9 in 4s: 3 chunks an
+	 * axis, where linear mode dealt by chunks of ceil(9/3) = 3. */
+	check_distribution((int64_t[]){520, 64, 64}, (int64_t[]){256, 64, 64}, 3, (int[]){3, 1, 1});
+	check_distribution((int64_t[]){9, 9, 9}, (int64_t[]){4, 4, 4}, 3, (int[]){3, 1, 1});
+	check_distribution((int64_t[]){9, 9, 9}, (int64_t[]){4, 4, 4}, 5, NULL);
+	check_distribution((int64_t[]){9, 9, 9}, (int64_t[]){4, 4, 4}, 7, NULL);
 	/* too few chunks along the cheap axis: a grid that leaves no rank idle */
 	check_distribution((int64_t[]){100, 100, 100}, (int64_t[]){100, 100, 25}, 4,
 			   (int[]){1, 1, 4});

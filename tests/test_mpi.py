@@ -296,13 +296,13 @@ def owners(n, grid=RAW):
     fits, _, p = best
 
     def owner(origin, dims):
+        # the grid's chunk at the block's centre
+        k = [min((o + d // 2) // c, m - 1) for o, d, c, m in zip(origin, dims, grid, nc)]
         if not fits:  # runs of the flattened chunk grid
-            size = [-(-s // k) for s, k in zip(SHAPE, nc)]
-            k = [min((o + d // 2) // c, m - 1) for o, d, c, m in zip(origin, dims, size, nc)]
             flat = (k[0] * nc[1] + k[1]) * nc[2] + k[2]
             return flat * n // (nc[0] * nc[1] * nc[2])
-        c = [min(max((2 * o + d) * p[a] // (2 * SHAPE[a]), 0), p[a] - 1)
-             for a, (o, d) in enumerate(zip(origin, dims))]
+        # rank block j holds chunks [j * nc // p, (j + 1) * nc // p)
+        c = [((k[a] + 1) * p[a] - 1) // nc[a] for a in range(3)]
         return (c[0] * p[1] + c[1]) * p[2] + c[2]
     return owner
 

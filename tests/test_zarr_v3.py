@@ -235,6 +235,29 @@ for what, codecs, needle in [
     refused(src, os.path.join(src, "zarr.json") + ": ", f"v3 with {what}: names zarr.json")
     refused(src, needle, f"v3 with {what} refused in one line")
 
+# A shard of 2^60 inner chunks: its index's size (16 bytes a chunk) wrapped
+# to 0 and halo read the index past its buffer.
+huge = path("v3_huge_shard.zarr")
+zarrv3.write(huge, np.zeros((1, 1, 1), np.uint8), (1, 1, 1), [le()])
+json.dump(dict(zarrv3.write(huge, np.zeros((1, 1, 1), np.uint8), (1, 1, 1), [le()]),
+               chunk_grid={"name": "regular", "configuration": {"chunk_shape": [1 << 20] * 3}},
+               codecs=[zarrv3.sharding((1, 1, 1), [le()])]),
+          open(os.path.join(huge, "zarr.json"), "w"))
+refused(huge, "a shard holds 1.15e+18 chunks, whose index is more than halo's limit",
+        "v3 shards of 2^60 chunks refused in one line")
+
+# A float's fill as its bits in hex, float16 too (its 4 digits were read
+# as a double's, 0x3c00 as 7.6e-320 where it is 1.0); no chunk is stored.
+for dt, hexfill, value in [("float16", "0x3c00", 1.0), ("float16", "0xfc00", -np.inf),
+                           ("float32", "0x3f800000", 1.0),
+                           ("float64", "0xc000000000000000", -2.0)]:
+    fill_src = path(f"v3_hexfill_{dt}.zarr")
+    meta = zarrv3.write(fill_src, np.zeros((2, 4, 4), dt), (2, 4, 4), [le()])
+    shutil.rmtree(os.path.join(fill_src, "c"), ignore_errors=True)
+    json.dump(dict(meta, fill_value=hexfill), open(os.path.join(fill_src, "zarr.json"), "w"))
+    converts_to(fill_src, np.full((2, 4, 4), value, dt),
+                f"v3 {dt} fill_value {hexfill} read as {value}")
+
 # 6. OME-Zarr 0.5: a Zarr v3 group whose "ome" attributes hold the
 # multiscales, its levels v3 arrays (here sharded, as large images are).
 ome = path("img05.ome.zarr")
