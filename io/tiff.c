@@ -1150,14 +1150,25 @@ static int intact(halo_tiff_t *t, uint32_t i, int tiled, unsigned char *data, si
 	z_stream zs = {.next_in = t->raw, .avail_in = (uInt)n};
 	if (inflateInit(&zs) != Z_OK)
 		return 0;
+	/* No more than a whole strip (or tile): a small damaged stream can
+	 * inflate to gigabytes, which the copy below would allocate. */
+	uint32_t rps = 0;
+	TIFFGetFieldDefaulted(t->tif, TIFFTAG_ROWSPERSTRIP, &rps);
+	tmsize_t whole_size = tiled ? TIFFTileSize(t->tif) : TIFFVStripSize(t->tif, rps);
+	uLong most = whole_size > 0 && (size_t)whole_size > len ? (uLong)whole_size : (uLong)len;
 	unsigned char sink[16384];
 	int rc;
 	do {
 		zs.next_out = sink;
 		zs.avail_out = sizeof sink;
 		rc = inflate(&zs, Z_NO_FLUSH);
-	} while (rc == Z_OK);
+	} while (rc == Z_OK && zs.total_out <= most);
 	inflateEnd(&zs);
+	if (zs.total_out > most) {
+		snprintf(t->last_error, sizeof t->last_error,
+			 "its deflate data decode to more than a whole %s", tiled ? "tile" : "strip");
+		return 0;
+	}
 	if (rc != Z_STREAM_END) {
 		snprintf(t->last_error, sizeof t->last_error, "its deflate data are corrupt (%s)",
 			 zs.msg ? zs.msg : "it stops short of its end");

@@ -510,6 +510,16 @@ open(p, "wb").write(bytes(b) + data)
 r = convert(p, path("lastfull.zarr"))
 check(r.returncode == 0 and np.array_equal(zarr.open(path("lastfull.zarr"), mode="r")[:], a),
       "a deflate last strip written full height: every value", r.stderr)
+# One that inflates past a whole strip (8 KiB to 64 MiB here) is refused
+# as it reaches that size: halo allocated all it decoded to.
+data = zlib.compress(bytes(64 << 20), 9)
+struct.pack_into(cfmt, b, ct.valueoffset + 4 * struct.calcsize(cfmt), len(data))
+open(p, "wb").write(bytes(b) + data)
+r = convert(p, path("lastfull.zarr"))
+check(r.returncode == 1 and p + ": page 0" in r.stderr and
+      "its deflate data decode to more than a whole strip" in r.stderr and
+      r.stderr.count("\n") == 1, "a deflate strip that inflates past a whole strip: refused",
+      r.stderr)
 
 # OME-XML as XML allows it: white space other than one space after the
 # element name and around '=', single quotes, a namespace prefix (a
