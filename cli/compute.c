@@ -51,10 +51,14 @@ void halo_cli_note_voxel(const char *in, const halo_volume_info_t *info, halo_fo
 	const double *v = info->voxel;
 	if (out != HALO_FMT_ZARR || (!info->unit[0] && v[0] == 1 && v[1] == 1 && v[2] == 1))
 		return;
-	char shown[PATH_MAX];
-	fprintf(stderr, "halo: note: %s's voxel size (%gx%gx%g%s%s) is not kept: a plain Zarr has "
-			"no place for it (%s keeps it)\n", halo__shown(in, shown, sizeof shown), v[0],
-		v[1], v[2], info->unit[0] ? " " : "", info->unit, keeps);
+	char shown[PATH_MAX], size[96];
+	if (info->ndim < 3) /* as halo info shows a 2D image's */
+		snprintf(size, sizeof size, "%gx%g", v[1], v[2]);
+	else
+		snprintf(size, sizeof size, "%gx%gx%g", v[0], v[1], v[2]);
+	fprintf(stderr, "halo: note: %s's voxel size (%s%s%s) is not kept: a plain Zarr has no "
+			"place for it (%s keeps it)\n", halo__shown(in, shown, sizeof shown), size,
+		info->unit[0] ? " " : "", info->unit, keeps);
 }
 
 int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute_stats_t *st,

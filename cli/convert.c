@@ -123,7 +123,8 @@ static int parse(int argc, char **argv, struct convert_opts *o, int *status)
 			*status = HALO_EXIT_USAGE;
 			return 1;
 		}
-		fprintf(stderr, "halo: convert: needs IN and OUT; see 'halo convert --help'\n");
+		halo_cli_usage_line("convert: takes 2 arguments (IN and OUT), got %d; see 'halo "
+				    "convert --help'", argc - optind);
 		*status = HALO_EXIT_USAGE;
 		return 1;
 	}

@@ -67,16 +67,35 @@ int halo_cli_deconvolve(int argc, char **argv)
 	if (halo_psf_load(psf_path, &o.psf_select, NULL, image.ndim, image.voxel, image.unit, &psf,
 			  pn, &err))
 		goto fail;
+	/* Deconvolving a PSF with the image as its PSF runs without a word:
+	 * the likeliest slip, the two swapped. */
+	int64_t nin = 1, npsf = 1;
+	for (int d = 3 - image.ndim; d < 3; d++) {
+		nin *= image.shape[d];
+		npsf *= pn[d];
+	}
+	if (npsf >= nin && npsf > 1) {
+		char shown[2][4096], sp[64], si[64];
+		int skip = image.ndim < 3; /* a 2D image's sizes as halo info shows them */
+		snprintf(sp, sizeof sp, "%dx%dx%d", pn[0], pn[1], pn[2]);
+		snprintf(si, sizeof si, "%lldx%lldx%lld", (long long)image.shape[0],
+			 (long long)image.shape[1], (long long)image.shape[2]);
+		fprintf(stderr, "halo: warning: the PSF %s (%s) is no smaller than the image %s (%s): "
+				"are they the other way round? (halo deconvolve IN PSF OUT)\n",
+			halo__shown(psf_path, shown[0], sizeof shown[0]),
+			skip ? strchr(sp, 'x') + 1 : sp, halo__shown(in, shown[1], sizeof shown[1]),
+			skip ? strchr(si, 'x') + 1 : si);
+	}
 	/* Once both are read: a PSF that is no volume (a folder) says so. */
-	const char *inputs[2][2] = {{in, "INPUT"}, {psf_path, "PSF"}};
+	const char *inputs[2][2] = {{in, "IN"}, {psf_path, "PSF"}};
 	for (int i = 0; i < 2; i++) {
 		const char *p = inputs[i][0], *name = inputs[i][1];
 		if (strcmp(p, outp) == 0 || halo_path_same(p, outp)) {
-			halo_error_set(&err, HALO_EINVAL, "%s: OUTPUT is the same as %s", outp, name);
+			halo_error_set(&err, HALO_EINVAL, "%s: OUT is the same as %s", outp, name);
 			goto fail;
 		}
 		if (halo_path_within(outp, p) || halo_path_within(p, outp)) {
-			halo_error_set(&err, HALO_EINVAL, "%s: OUTPUT lies %s %s (%s)", outp,
+			halo_error_set(&err, HALO_EINVAL, "%s: OUT lies %s %s (%s)", outp,
 				       halo_path_within(outp, p) ? "inside" : "around", name, p);
 			goto fail;
 		}

@@ -15,7 +15,7 @@
 #include <string.h>
 
 static const char info_help[] =
-	"usage: halo info [--json] [--ncpu N] [--ncuda N] [--sched NAME]\n"
+	"usage: halo info [--json] [--ncpu N] [--ncuda N] [--sched NAME] [--verbose]\n"
 	"       halo info VOLUME [--json]\n\n"
 	"Prints halo's version, StarPU's version and compiled-in features, the\n"
 	"workers StarPU starts with these options, the hwloc topology and the\n"
@@ -277,6 +277,8 @@ static int describe_volume(const char *path, int as_json)
 		if (stored.reduced)
 			printf("  left out    %lld reduced-resolution page%s\n",
 			       (long long)stored.reduced, stored.reduced == 1 ? "" : "s");
+		if (stored.compression) /* a TIFF's, said above */
+			;
 		else if (codec && codec->id == HALO_CODEC_BLOSC)
 			printf("  compressor  blosc %s, level %d, %s shuffle\n", codec->cname,
 			       codec->clevel, shuffles[codec->shuffle % 3]);

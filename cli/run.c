@@ -386,9 +386,11 @@ int halo_cli_run(int argc, char **argv)
 			printf("\n");
 		}
 		if (!quiet)
-			fprintf(stderr, "run: %s: %lld tasks, %lld chunks read, %lld written in %.2f s\n",
-				argv[optind], (long long)st.tasks, (long long)st.chunks_read,
-				(long long)st.chunks_written, st.seconds);
+			fprintf(stderr, "run: %s: %lld task%s, %lld chunk%s read, %lld written in "
+					"%.2f s\n", argv[optind], (long long)st.tasks,
+				st.tasks == 1 ? "" : "s", (long long)st.chunks_read,
+				st.chunks_read == 1 ? "" : "s", (long long)st.chunks_written,
+				st.seconds);
 	}
 	status = HALO_EXIT_OK;
 	goto done;

@@ -335,6 +335,10 @@ static void print_compare(const char *pa, const char *pb, const struct trace *a,
 		char *p = strstr(name, "_us");
 		if (p)
 			strcpy(p, " ms");
+		/* "critical_path ms" reads "critical path ms"; a codelet's name
+		 * (before its '/') is kept as it is. */
+		for (char *u = name; !strchr(name, '/') && (u = strchr(u, '_'));)
+			*u = ' ';
 		printf("%-32s", name);
 		json_t *vals[2] = {json_object_get(r, "a"), json_object_get(r, "b")};
 		for (int k = 0; k < 2; k++) {
@@ -393,11 +397,21 @@ int halo_cli_trace(int argc, char **argv)
 		fprintf(stderr, "halo: trace: -o applies to html only; see 'halo trace --help'\n");
 		return HALO_EXIT_USAGE;
 	}
-	if ((strcmp(cmd, "summary") && strcmp(cmd, "critical-path") && strcmp(cmd, "compare") &&
-	     strcmp(cmd, "html")) ||
-	    nargs != want || (strcmp(cmd, "html") == 0) != (report != NULL)) {
-		fprintf(stderr, "halo: trace: needs 'summary FILE', 'critical-path FILE', 'compare A B' "
-				"or 'html FILE -o REPORT'; see 'halo trace --help'\n");
+	int known = !strcmp(cmd, "summary") || !strcmp(cmd, "critical-path") ||
+		    !strcmp(cmd, "compare") || !strcmp(cmd, "html");
+	if (known && nargs != want) {
+		halo_cli_usage_line("trace: %s takes %d trace%s, got %d; see 'halo trace --help'", cmd,
+				    want - 1, want == 2 ? "" : "s", nargs - 1);
+		return HALO_EXIT_USAGE;
+	}
+	if (!known || (strcmp(cmd, "html") == 0) != (report != NULL)) {
+		if (!known && *cmd)
+			halo_cli_usage_line("trace: unknown subcommand '%s' (summary, critical-path, "
+					    "compare, html); see 'halo trace --help'", cmd);
+		else
+			fprintf(stderr, "halo: trace: needs 'summary FILE', 'critical-path FILE', "
+					"'compare A B' or 'html FILE -o REPORT'; see 'halo trace "
+					"--help'\n");
 		return HALO_EXIT_USAGE;
 	}
 	if (json && report) {

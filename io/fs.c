@@ -187,9 +187,10 @@ FILE *halo_fs_tmp_open(const char *path, char *tmp, size_t len)
 	size_t nb = base ? strlen(base) : 0;
 	for (struct dirent *e; d && (e = readdir(d));) {
 		const char *n = e->d_name;
-		if (strncmp(n, base, nb) != 0 || strncmp(n + nb, ".halo-tmp-", 10) != 0)
+		if (n[0] != '.' || strncmp(n + 1, base, nb) != 0 ||
+		    strncmp(n + 1 + nb, ".halo-tmp-", 10) != 0)
 			continue;
-		const char *id = n + nb + 10;
+		const char *id = n + 1 + nb + 10;
 		if (!*id || strspn(id, "0123456789") != strlen(id))
 			continue;
 		long pid = strtol(id, NULL, 10);
@@ -201,9 +202,16 @@ FILE *halo_fs_tmp_open(const char *path, char *tmp, size_t len)
 	}
 	if (d)
 		closedir(d);
+	/* Hidden, as an output's temporary name is. */
+	int named = dir && base;
+	if (named)
+		snprintf(tmp, len, "%s/.%s.halo-tmp-%ld", dir, base, (long)getpid());
 	free(copy1);
 	free(copy2);
-	snprintf(tmp, len, "%s.halo-tmp-%ld", path, (long)getpid());
+	if (!named) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	/* Made afresh: never through a link or a file someone else put under
 	 * the name (an earlier process of this pid's left its own). */
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
@@ -223,10 +231,12 @@ int halo_fs_tmp_close(FILE *f, const char *tmp, const char *path)
 {
 	errno = 0;
 	/* On the disk before it takes the name, or a crash could leave the
-	 * name on an empty file. */
+	 * name on an empty file. The first error is the one to tell (a full
+	 * disk's, not the EIO of what follows it). */
 	int bad = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
+	int e = errno;
 	if ((fclose(f) != 0) | bad || rename(tmp, path) != 0) {
-		int e = errno ? errno : EIO;
+		e = e ? e : errno ? errno : EIO;
 		unlink(tmp);
 		errno = e;
 		return -1;

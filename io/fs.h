@@ -69,7 +69,7 @@ int halo_fs_creatable(const char *path);
  * or a device, nor one that cannot be read. */
 int halo_fs_replaceable_report(const char *path, const char *sig);
 
-/* A file written under a temporary name beside path ("PATH.halo-tmp-PID")
+/* A file written under a temporary name beside path (".NAME.halo-tmp-PID")
  * and renamed into place once whole: readers never see half of it.
  * Opening first removes the temporary files of writers that are gone (their
  * process no longer exists: killed while writing), which nothing else

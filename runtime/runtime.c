@@ -216,21 +216,21 @@ int halo_sched_check(const char *name, const char *source, halo_error_t *err)
 				      "or dmdas schedule halo's tasks", source);
 	if (sched_known(name))
 		return HALO_OK;
-	/* The modular-* variants are many and rarely wanted: count them.
+	/* The modular-* variants are many: named once, after their prefix.
 	 * heteroprio, refused above, is not offered. */
-	char list[400] = "";
-	size_t len = 0;
-	int modular = 0;
+	char list[400] = "", modular[400] = "";
+	size_t len = 0, mlen = 0;
 	for (const char *const *n = halo_sched_names(); *n; n++) {
-		if (strncmp(*n, "modular-", 8) == 0)
-			modular++;
-		else if (strcmp(*n, "heteroprio") != 0 && len + strlen(*n) + 3 < sizeof list)
-			len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
-						len ? ", " : "", *n);
+		int mod = strncmp(*n, "modular-", 8) == 0;
+		const char *shown = mod ? *n + 8 : *n;
+		char *to = mod ? modular : list;
+		size_t *at = mod ? &mlen : &len;
+		if (strcmp(*n, "heteroprio") != 0 && *at + strlen(shown) + 3 < sizeof list)
+			*at += (size_t)snprintf(to + *at, sizeof list - *at, "%s%s", *at ? ", " : "",
+						shown);
 	}
-	return halo_error_set(err, HALO_EINVAL,
-			      "%s: unknown scheduler '%.64s' (known: %s and %d modular-* policies)",
-			      source, name, list, modular);
+	return halo_error_set(err, HALO_EINVAL, "%s: unknown scheduler '%.64s' (known: %s; "
+			      "modular-{%s})", source, name, list, modular);
 }
 
 int halo__runtime_mpi_launched(void)

@@ -676,6 +676,27 @@ interrupt(["convert", big, out, "--compressor", "zstd", "--clevel", "9", "--chun
 interrupt(["convert", big, out, "--compressor", "zstd", "--clevel", "9", "--chunks", "4,32,32",
            "--ncpu", "1", "--quiet"], 1.0, "interrupted", 5, sig=signal.SIGTERM, twice=True)
 
+# A SIGINT ignored as the run starts (a script's background job) stays
+# ignored: StarPU's own handler, installed as it started, had replaced it,
+# so a Ctrl-C to the script ended the job.
+tifffile.imwrite(path("ign_psf.tif"), np.ones((3, 3, 3), np.float32), photometric="minisblack")
+proc = subprocess.Popen([HALO, "deconvolve", big, path("ign_psf.tif"), out, "--iterations", "200",
+                         "--ncpu", "1", "--quiet"], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE, text=True,
+                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+t0 = time.time()
+while proc.poll() is None and time.time() - t0 < 60 and \
+        not [f for f in os.listdir(TMP) if "interrupted.zarr" in f]:
+    time.sleep(0.05)
+proc.send_signal(signal.SIGINT)
+time.sleep(1.0)
+alive = proc.poll() is None
+proc.send_signal(signal.SIGTERM)
+_, err = proc.communicate(timeout=120)
+check(alive and proc.returncode == 1 and "interrupted" in err,
+      "a SIGINT ignored from the start stays ignored; SIGTERM still ends the run",
+      (alive, proc.returncode, err))
+
 # An output name too long for the lock and temporary names beside it (a
 # 250-byte name failed with "File name too long", and a 233-byte one ran
 # without a lock): refused up front, nothing written.

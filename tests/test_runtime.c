@@ -85,8 +85,11 @@ static void test_bad_sched(void)
 	tap_ok(rt == NULL, "no runtime returned on error");
 	tap_ok(strstr(err.msg, "no-such-policy") && strstr(err.msg, "dmda"),
 	       "message names the policy and the known ones: %s", err.msg);
-	tap_ok(!strstr(err.msg, "heteroprio,") && !strstr(err.msg, " heteroprio"),
-	       "and offers no heteroprio, which it refuses: %s", err.msg);
+	const char *mod = strstr(err.msg, "modular-{");
+	tap_ok(mod && strstr(mod, "heteroprio-heft") && strstr(mod, ", heft,"),
+	       "the modular-* policies named too: %s", err.msg);
+	tap_ok(mod && !memmem(err.msg, (size_t)(mod - err.msg), "heteroprio", 10),
+	       "and no heteroprio, which it refuses: %s", err.msg);
 	opts.sched = "eager";
 	opts.ncpu = 1;
 	tap_ok(halo_runtime_init(&opts, &rt, &err) == HALO_OK,

@@ -371,11 +371,12 @@ check(got.get("same_graph") is True and {x["figure"]: x["a"] for x in got["figur
       == len(tasks), "compare: one pipeline under two schedulers is one graph; tasks counted "
       "as an integer", got.get("same_graph"))
 
-# A killed run's temporary trace ("FILE.halo-tmp-PID") is removed by the
+# A killed run's temporary trace (".NAME.halo-tmp-PID") is removed by the
 # next run to write FILE; a live writer's stays.
 gone = subprocess.Popen(["true"])
 gone.wait()
-dead, live = path(f"c2.trace.json.halo-tmp-{gone.pid}"), path(f"c2.trace.json.halo-tmp-{os.getpid()}")
+dead = path(f".c2.trace.json.halo-tmp-{gone.pid}")
+live = path(f".c2.trace.json.halo-tmp-{os.getpid()}")
 for name in (dead, live):
     open(name, "w").write("{half")
 r = halo("convert", img, path("tr-conv.zarr"), "--chunks", "4,24,24", "--overwrite", "--quiet",

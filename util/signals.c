@@ -128,13 +128,19 @@ void halo_signals_install(void)
 	/* SIGHUP: the terminal or ssh session closed. A signal already
 	 * ignored (nohup, a background job's SIGINT) stays ignored. */
 	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+	/* As the process started: installed again after starpu_init, whose
+	 * own SIGINT handler replaced an ignored SIGINT. */
+	static int ignored[3] = {-1, -1, -1};
 	struct sigaction sa, old;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-		if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
-			sigaction(sigs[i], &sa, NULL);
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		if (ignored[i] < 0 && sigaction(sigs[i], NULL, &old) == 0)
+			ignored[i] = old.sa_handler == SIG_IGN;
+		sigaction(sigs[i], ignored[i] == 1 ? &(struct sigaction){.sa_handler = SIG_IGN}
+						   : &sa, NULL);
+	}
 }
 
 int halo_interrupted(void)
