@@ -883,9 +883,10 @@ static int check_options(const struct bench_opts *o, halo_error_t *err)
 	const char *files[3][2] = {{o->json, "--json"}, {o->plot, "--plot"}, {o->trace, "--trace"}};
 	for (int i = 0; i < 3; i++) {
 		const char *f = files[i][0];
-		if (f && !halo_fs_creatable(f))
-			return halo_error_set(err, HALO_EINVAL, "%s: %s: cannot be created (a folder, "
-					      "its folder does not exist, or no permission)", files[i][1], f);
+		const char *why = f ? halo_fs_uncreatable(f) : NULL;
+		if (why)
+			return halo_error_set(err, HALO_EINVAL, "%s: %s: cannot be created: %s",
+					      files[i][1], f, why);
 	}
 	/* A report replaces only a report of halo's (as bench_report.c
 	 * begins them), never a user's other file. */

@@ -318,6 +318,10 @@ int halo_cli_finish(halo_runtime_t *rt, int status, const halo_error_t *failed)
 	halo_error_t err = {0};
 	if (halo_runtime_finish(rt, status == HALO_EXIT_OK ? NULL : failed, &err) &&
 	    status == HALO_EXIT_OK) {
+		/* Its outputs are in place by now: said, so that a rerun is
+		 * not taken for the remedy. */
+		size_t len = strlen(err.msg);
+		snprintf(err.msg + len, sizeof err.msg - len, " (the run itself succeeded)");
 		halo_cli_error(&err);
 		status = HALO_EXIT_FAIL;
 	}

@@ -427,9 +427,10 @@ int halo_cli_trace(int argc, char **argv)
 		halo_cli_error(&err);
 		return status;
 	}
-	if (report && !to_stdout && !halo_fs_is_dir(report) && !halo_fs_creatable(report)) {
-		halo_error_set(&err, HALO_EINVAL, "%s: cannot be written here (not a regular file, no "
-			       "folder, or no permission)", report);
+	const char *why = report && !to_stdout && !halo_fs_is_dir(report)
+				  ? halo_fs_uncreatable(report) : NULL;
+	if (why) {
+		halo_error_set(&err, HALO_EINVAL, "%s: cannot be written here: %s", report, why);
 		halo_cli_error(&err);
 		return status;
 	}

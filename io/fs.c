@@ -361,24 +361,35 @@ int halo_fs_replaceable_report(const char *path, const char *sig)
 	return n == 0 || memmem(head, n, sig, strlen(sig)) != NULL;
 }
 
-int halo_fs_creatable(const char *path)
+const char *halo_fs_uncreatable(const char *path)
 {
 	char *copy = strdup(path), *dir = copy ? dirname(copy) : NULL; /* dirname writes */
 	/* Outputs are written beside and renamed into place, which would
 	 * replace a link, a FIFO or a device rather than write to it. */
 	struct stat st;
-	int other = lstat(path, &st) == 0 && !S_ISREG(st.st_mode);
-	int ok = dir && *path && !other && halo_fs_is_dir(dir) && !halo_fs_is_dir(path) &&
-		 access(dir, W_OK | X_OK) == 0 && (access(path, F_OK) != 0 || access(path, W_OK) == 0);
+	const char *why = NULL;
+	if (!dir || !*path)
+		why = !dir ? strerror(ENOMEM) : "no name";
+	else if (halo_fs_is_dir(path))
+		why = "it is a folder";
+	else if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		why = "it is not a regular file";
+	else if (!halo_fs_is_dir(dir))
+		why = "its folder does not exist";
+	else if (access(dir, W_OK | X_OK) != 0 || (access(path, F_OK) == 0 && access(path, W_OK) != 0))
+		why = strerror(errno);
 	/* access() says yes where creating fails: root in /proc, a
 	 * filesystem that takes no new files. A file is made there. */
 	char probe[PATH_MAX];
-	int fd = -1;
-	if (ok && snprintf(probe, sizeof probe, "%s/.halo-probe-XXXXXX", dir) < (int)sizeof probe &&
-	    (fd = mkstemp(probe)) >= 0) {
+	int fd;
+	if (!why && snprintf(probe, sizeof probe, "%s/.halo-probe-XXXXXX", dir) >= (int)sizeof probe)
+		why = strerror(ENAMETOOLONG);
+	else if (!why && (fd = mkstemp(probe)) < 0)
+		why = strerror(errno);
+	else if (!why) {
 		close(fd);
 		unlink(probe);
 	}
 	free(copy);
-	return ok && fd >= 0;
+	return why;
 }

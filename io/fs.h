@@ -54,13 +54,13 @@ int halo_fs_exists(const char *path);
  * "run.rank1.json"; at the end when it has none). */
 void halo_fs_insert_before_ext(const char *path, const char *insert, char *out, size_t len);
 int halo_fs_is_dir(const char *path);
-/* 1 when a file can be created at path as far as can be told before
+/* NULL when a file can be created at path as far as can be told before
  * writing it: a name, in a folder that exists and may be written, not
  * itself a folder, and if it exists a writable regular file (not a link,
  * FIFO or device, which renaming into place would replace); a probe file
  * is made in that folder and removed, since access() can say yes where
- * creating fails. */
-int halo_fs_creatable(const char *path);
+ * creating fails. Else why not, in a few words ("Read-only file system"). */
+const char *halo_fs_uncreatable(const char *path);
 
 /* 1 when a file halo writes (a report, FFTW's wisdom) may replace what is
  * at path: nothing, an empty regular file, or a regular file whose first

@@ -528,8 +528,9 @@ int halo_rl_kernel_destroy(halo_overlap_kernel_t *kernel, halo_error_t *err)
 	if (!kernel)
 		return HALO_OK;
 	struct rl_kernel *k = (struct rl_kernel *)kernel;
-	int failed = k->ctx.otf.failed;
+	/* Read once the spectrum tasks are done (the release waits for them). */
 	halo__otf_cache_release(&k->ctx.otf);
+	int failed = k->ctx.otf.failed;
 	halo_fft_save_wisdom();
 	free(k);
 	return failed ? halo_error_set(err, HALO_ENOMEM, "out of memory computing the PSF spectrum")

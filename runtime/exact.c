@@ -542,7 +542,7 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 		rc = halo_error_set(err, HALO_EINTR, "interrupted; no output was written");
 	}
 	if (stats)
-		*stats = (halo_stream_stats_t){.chunks_written = n, .seconds = halo_now() - t0};
+		*stats = (halo_stream_stats_t){.chunks_written = rc ? 0 : n, .seconds = halo_now() - t0};
 	halo_fft_save_wisdom();
 out:
 	for (int64_t i = 0; i < n; i++) {

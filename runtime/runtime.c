@@ -538,10 +538,10 @@ int halo_runtime_opts_check(const halo_runtime_opts_t *opts, halo_error_t *err)
 	if (opts->ncpu < -1 || opts->ncuda < -1)
 		return halo_error_set(err, HALO_EINVAL, "worker counts must be >= 0");
 	/* Found now, not after the run it was to record. */
-	if (opts->trace && !halo_fs_creatable(opts->trace))
-		return halo_error_set(err, HALO_EINVAL, "--trace: '%s' cannot be written (a folder or "
-				      "not a regular file, its folder does not exist, or no "
-				      "permission)", opts->trace);
+	const char *why = opts->trace ? halo_fs_uncreatable(opts->trace) : NULL;
+	if (why)
+		return halo_error_set(err, HALO_EINVAL, "--trace: '%s' cannot be written: %s",
+				      opts->trace, why);
 	if (opts->trace && !halo_trace_replaceable(opts->trace))
 		return halo_error_set(err, HALO_EEXIST, "--trace: '%s' exists and is not a halo "
 				      "trace; halo replaces only its own", opts->trace);

@@ -635,6 +635,12 @@ if mounted:
         check(r.returncode == 0 and os.path.isdir(os.path.join(
             tmpd, f"halo-starpu-{os.getuid()}", ".starpu", "sampling")),
               "a full HOME: StarPU's models go to TMPDIR (StarPU asserted)", r.stderr[-300:])
+        # A --trace on a read-only filesystem says so (it listed guesses).
+        if subprocess.run(["mount", "-o", "remount,ro", mnt]).returncode == 0:
+            r = halo("convert", p, path("ro-out.zarr"), "--trace", os.path.join(mnt, "t.json"))
+            check(r.returncode == 1 and r.stderr.strip() == f"halo: --trace: "
+                  f"'{os.path.join(mnt, 't.json')}' cannot be written: Read-only file system",
+                  "--trace on a read-only filesystem: says so", r.stderr)
     finally:
         subprocess.run(["umount", mnt])
 else:
@@ -664,6 +670,19 @@ lines = r.stderr.strip().splitlines()
 check(r.returncode == 1 and len(lines) == 1 and "File too large" in lines[0] and
       os.listdir(fsz_dir) == [], "a TIFF over ulimit -f: says so (libtiff's 'Write error'), "
       "nothing left", f"{r.returncode} {r.stderr} {os.listdir(fsz_dir)}")
+
+# A trace that cannot be written once the outputs are in place: exit 1,
+# and the line says the run itself succeeded (a rerun to the same OUT then
+# fails as "already exists"), the trace's temporary gone.
+r = subprocess.run([HALO, "convert", fsz, os.path.join(fsz_dir, "t.zarr"), "--chunks", "4,8,8",
+                    "--compressor", "none", "--trace", os.path.join(fsz_dir, "t.json"),
+                    "--quiet"], capture_output=True, text=True, timeout=120,
+                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192)))
+check(r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot write the trace: File too "
+      "large (the run itself succeeded)" in r.stderr and os.listdir(fsz_dir) == ["t.zarr"],
+      "a trace over ulimit -f after the output is written: says the run succeeded",
+      (r.stderr, os.listdir(fsz_dir)))
+shutil.rmtree(os.path.join(fsz_dir, "t.zarr"), ignore_errors=True)
 
 # SIGINT during a run: exits non-zero soon, leaves no OUT.
 big = good_array("slow.zarr", shape=(128, 256, 256), chunks=(8, 64, 64))
@@ -1098,8 +1117,8 @@ r = halo("deconvolve", img, path("psf_dir"), path("psf_dir/out.zarr"))
 check(r.returncode == 1 and "not a Zarr array" in r.stderr and "lies" not in r.stderr,
       "deconvolve with a folder for PSF: says it is no volume", r.stderr)
 r = halo("deconvolve", img, good_psf, img, "--overwrite")
-check(r.returncode == 1 and "same as INPUT" in r.stderr, "deconvolve OUTPUT equal to INPUT refused",
-      r.stderr)
+check(r.returncode == 1 and "OUT is the same as IN" in r.stderr,
+      "deconvolve OUT equal to IN refused", r.stderr)
 before = open(good_psf, "rb").read() if os.path.isfile(good_psf) else None
 r = halo("deconvolve", img, good_psf, good_psf, "--overwrite")
 check(r.returncode == 1 and "same as PSF" in r.stderr and before is not None
