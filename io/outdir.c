@@ -1,7 +1,9 @@
 /* Atomic outputs by rename (see outdir.h). rename(2) is atomic within a
  * filesystem, which is why the temporary name lives beside the final one
- * rather than in /tmp. Replacing an existing directory takes two renames;
- * between them the final name is briefly absent, never half-written. */
+ * rather than in /tmp. An existing output is replaced by exchanging the
+ * two names in one step (RENAME_EXCHANGE); where the filesystem cannot,
+ * by two renames, between which the final name is briefly absent, never
+ * half-written. */
 #include "config.h"
 #include "io/outdir.h"
 #include "io/fs.h"
@@ -440,6 +442,20 @@ static int rename_new(const char *from, const char *to)
 	return rename(from, to);
 }
 
+/* Swaps the names from and to (RENAME_EXCHANGE); -1 where the filesystem
+ * or the kernel cannot. */
+static int exchange(const char *from, const char *to)
+{
+#ifdef RENAME_EXCHANGE
+	return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE);
+#else
+	(void)from;
+	(void)to;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
 /* Puts the new output in place, an old one moved aside (o->old); on
  * failure the old one is back and the new one still under its temporary
  * name. */
@@ -457,6 +473,18 @@ static int swap(halo_output_t *o, halo_error_t *err)
 						      "replaced", o->final);
 			if (!o->old && !(o->old = with_suffix(o->final, "old")))
 				return halo_error_set(err, HALO_ENOMEM, "out of memory");
+			/* A reader that opens the name meanwhile finds the old
+			 * output or the new, never nothing (which would read
+			 * as missing chunks: the fill value). The old one is
+			 * then moved aside, as below. */
+			if (exchange(o->tmp, o->final) == 0) {
+				halo_fs_remove_tree(o->old);
+				if (rename(o->tmp, o->old) == 0)
+					return HALO_OK;
+				exchange(o->tmp, o->final); /* as it was: tried below */
+			} else if (errno == ENOENT && again) {
+				continue;
+			}
 			/* What an earlier try moved aside: another run's output,
 			 * or the one this run replaces; either way superseded. */
 			halo_fs_remove_tree(o->old);
@@ -491,6 +519,13 @@ static int swap(halo_output_t *o, halo_error_t *err)
  * back in place. */
 static void unswap(halo_output_t *o)
 {
+	/* In one step where the filesystem has it, as in swap. */
+	if (o->old && exchange(o->old, o->final) == 0) {
+		rename(o->old, o->tmp);
+		free(o->old);
+		o->old = NULL;
+		return;
+	}
 	if (rename(o->final, o->tmp) == 0 && o->old && rename(o->old, o->final) == 0) {
 		free(o->old);
 		o->old = NULL;

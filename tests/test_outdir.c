@@ -1,5 +1,6 @@
-/* Atomic outputs (io/outdir.c): several outputs commit all or none, and
- * what killed runs left beside an output is removed by the next run to it. */
+/* Atomic outputs (io/outdir.c): several outputs commit all or none, an
+ * output replaced is never missing to a reader meanwhile, and what killed
+ * runs left beside an output is removed by the next run to it. */
 #include "config.h"
 #include "io/fs.h"
 #include "io/outdir.h"
@@ -10,10 +11,13 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[4096];
+static char dir[2048];
 
 static const char *at(const char *name)
 {
@@ -174,6 +178,46 @@ static void same_id(void)
 	halo_output_set_run_id(a);
 }
 
+/* A reader looks at an output while it is replaced 200 times: it found the
+ * name missing between the two renames that replaced it (and read missing
+ * chunks as the fill value), where the filesystem can swap them in one. */
+static void never_missing(void)
+{
+	halo_error_t err = {0};
+	char path[4096], zarray[4200];
+	snprintf(path, sizeof path, "%s", at("seen.zarr"));
+	snprintf(zarray, sizeof zarray, "%s/.zarray", path);
+	make(path, "0");
+	long *missing = mmap(NULL, sizeof *missing, PROT_READ | PROT_WRITE,
+			     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (missing == MAP_FAILED)
+		return;
+	*missing = 0;
+	pid_t child = fork();
+	if (child == 0) {
+		struct stat st;
+		for (;;)
+			if (stat(zarray, &st) != 0)
+				__atomic_add_fetch(missing, 1, __ATOMIC_RELAXED);
+	}
+	int rc = 0;
+	for (int i = 0; i < 200 && !rc; i++) {
+		halo_output_t *o = NULL;
+		rc = halo_output_begin(path, 1, &o, &err);
+		if (!rc) {
+			make(halo_output_tmp_path(o), "new");
+			rc = halo_output_commit(o, &err);
+		}
+	}
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	tap_ok(child > 0 && !rc && *missing == 0, "an output replaced 200 times while a reader "
+	       "looks: never missing (%ld times) %s", *missing, err.msg);
+	munmap(missing, sizeof *missing);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("HALO_TEST_TMP");
@@ -184,6 +228,7 @@ int main(void)
 	stale();
 	lock_in_place();
 	same_id();
+	never_missing();
 	halo_fs_remove_tree(dir);
 	return tap_done();
 }
