@@ -34,9 +34,9 @@ static json_t *workers_json(const halo_worker_info_t *w, int n)
 	json_t *arr = json_array();
 	/* A CPU worker's peak is not known here (bench measures a copy's). */
 	for (int i = 0; i < n; i++)
-		json_array_append_new(arr, json_pack("{s:i, s:s, s:i, s:i, s:i, s:s, s:I, s:o}",
-			"id", w[i].id, "kind", w[i].is_cuda ? "cuda" : "cpu",
-			"devid", w[i].devid, "bindid", w[i].bindid,
+		json_array_append_new(arr, json_pack("{s:i, s:s, s:i, s:o, s:i, s:s, s:I, s:o}",
+			"id", w[i].id, "kind", w[i].is_cuda ? "cuda" : "cpu", "devid", w[i].devid,
+			"bindid", w[i].bindid >= 0 ? json_integer(w[i].bindid) : json_null(),
 			"memory_node", w[i].memory_node, "name", w[i].name,
 			"memory_bytes", (json_int_t)w[i].memory_bytes,
 			"peak_bandwidth_gbs", w[i].is_cuda ? json_real(w[i].peak_gbs) : json_null()));
@@ -103,6 +103,8 @@ static void print_text(const json_t *d, const halo_worker_info_t *w, int n)
 		if (w[i].is_cuda)
 			printf("  %2d  cuda %-3d %s, %.1f GiB, %.0f GB/s peak\n", w[i].id, w[i].devid,
 			       w[i].name, (double)w[i].memory_bytes / (1 << 30), w[i].peak_gbs);
+		else if (w[i].bindid < 0)
+			printf("  %2d  cpu  %-3d %s, not bound\n", w[i].id, w[i].devid, w[i].name);
 		else
 			printf("  %2d  cpu  %-3d %s, bound to PU %d\n", w[i].id, w[i].devid,
 			       w[i].name, w[i].bindid);

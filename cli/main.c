@@ -14,8 +14,8 @@
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
-#include <string.h>
 #include <sys/resource.h>
+#include <string.h>
 
 static const halo_cli_cmd_t commands[] = {
 	{"bench", "measure halo over CPU/GPU configurations against numpy, scipy, CuPy, dask", halo_cli_bench},
@@ -61,6 +61,12 @@ int main(int argc, char **argv)
 	 * named with its file), not a silent death that leaves temporary
 	 * outputs behind. */
 	signal(SIGXFSZ, SIG_IGN);
+	/* Under an address-space limit (ulimit -v, a batch system's vmem)
+	 * each thread's malloc arena reserved 64 MiB of it: 200 MB of a
+	 * 450 MB limit with 2 workers, and StarPU or FFTW asserted. */
+	struct rlimit as;
+	if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+		mallopt(M_ARENA_MAX, 1);
 	halo_cli_command_set(argc, argv);
 	int rc = dispatch(argc, argv);
 	/* Results on a full disk or a closed pipe are lost: say so. */

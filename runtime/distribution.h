@@ -6,10 +6,12 @@
  * holds the reference chunk at its centre, so chunks of different steps
  * at the same place (a chunk, its rechunked or filtered versions) share
  * an owner and only halos cross ranks. The grid is the factorisation of
- * nranks whose cuts are smallest in area, among those that give every
- * rank some chunks. When none does (3 ranks over a 2x2x2 chunk grid), the
- * chunks are dealt out in C order instead: rank r gets the r-th of nranks
- * nearly equal runs of the flattened grid. */
+ * nranks whose busiest rank has the fewest chunks, then whose cuts are
+ * smallest in area, among those that give every rank some chunks. When
+ * none does (3 ranks over a 2x2x2 chunk grid), or where that busiest rank
+ * would have a quarter more chunks than an even share, the chunks are
+ * dealt out in C order instead: rank r gets the r-th of nranks nearly
+ * equal runs of the flattened grid. */
 #ifndef HALO_RUNTIME_DISTRIBUTION_H
 #define HALO_RUNTIME_DISTRIBUTION_H
 

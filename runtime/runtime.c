@@ -292,6 +292,11 @@ static int start(halo_runtime_t *rt, struct starpu_conf *conf, halo_error_t *err
 		 * of the rank's share. */
 		if (cores && conf->ncpus == -1 && cores - gpus - 1 < 1)
 			conf->ncpus = 1;
+		/* A lone rank talks to no one: its communication thread need
+		 * not keep a core of its own from the workers. */
+		halo_topology_t topo;
+		if (rt->ranks == 1 && conf->ncpus == -1 && !halo_topology_get(&topo, NULL))
+			conf->ncpus = topo.cores - gpus > 1 ? topo.cores - gpus : 1;
 		int rc = starpu_mpi_init_conf(NULL, NULL, 0, MPI_COMM_WORLD, conf);
 		if (rc) {
 			MPI_Finalize();
@@ -600,6 +605,23 @@ void halo_runtime_abandon(void)
 	own_fxt_remove();
 }
 
+/* Under an address-space limit (ulimit -v, a batch system's vmem), less
+ * than least left: StarPU failed to start its threads, or StarPU or FFTW
+ * asserted on the first allocation that failed, a 30 % band of limits
+ * over what halo's libraries take (its start itself took 56 to 123 MB). */
+static int address_room_check(const char *when, uint64_t least, halo_error_t *err)
+{
+	uint64_t room = halo_machine_address_room();
+	struct rlimit as;
+	if (!room || room >= least || getrlimit(RLIMIT_AS, &as) != 0)
+		return HALO_OK;
+	char a[32], b[32];
+	return halo_error_set(err, HALO_ENOMEM, "the address-space limit (ulimit -v, or a batch "
+			      "system's vmem) of %s leaves %s %s, too little to run; raise it",
+			      halo__bytes(as.rlim_cur, a, sizeof a), halo__bytes(room, b, sizeof b),
+			      when);
+}
+
 /* A start that failed: its FxT folder of its own goes, with rt. Returns
  * rc. */
 static int init_undo(halo_runtime_t *rt, int rc)
@@ -734,8 +756,15 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	if (opts->ncpu >= 0)
 		conf.ncpus = opts->ncpu;
 #ifndef STARPU_SIMGRID /* a simulated machine has the cores its models say */
-	/* StarPU starts them, several to a core, without a word. */
-	if (opts->ncpu > halo_machine_cores())
+	/* StarPU starts them, several to a core, without a word. Several
+	 * ranks on the node each have their share (said once). */
+	int local, node_ranks = halo_node_ranks(&local);
+	if (opts->ncpu > halo_machine_cores() && node_ranks > 1 &&
+	    halo__runtime_launched_rank() == 0)
+		fprintf(stderr, "halo: warning: --ncpu %d: each of this node's %d ranks has its share "
+			"of its %ld cores (rank 0: %ld); the workers take turns on them\n",
+			opts->ncpu, node_ranks, sysconf(_SC_NPROCESSORS_ONLN), halo_machine_cores());
+	else if (opts->ncpu > halo_machine_cores() && node_ranks == 1)
 		fprintf(stderr, "halo: warning: --ncpu %d: this machine has %ld cores; the workers "
 			"take turns on them\n", opts->ncpu, halo_machine_cores());
 #endif
@@ -759,6 +788,8 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	conf.nmpi_ms = 0;
 
 	rt->ranks = 1;
+	if (address_room_check("before StarPU starts", UINT64_C(128) << 20, err))
+		return init_undo(rt, HALO_ENOMEM);
 	int rc = start(rt, &conf, err);
 	if (rc) {
 		init_undo(rt, rc);
@@ -774,6 +805,11 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		return halo_error_set(err, HALO_ERUNTIME, "starpu_init failed: %s", strerror(-rc));
 	}
 	runtime_active = 1;
+	if (address_room_check("once StarPU has started", UINT64_C(64) << 20, err)) {
+		halo_runtime_shutdown(rt);
+		*out = NULL;
+		return HALO_ENOMEM;
+	}
 	halo__hostmem_install();
 	*out = rt;
 	gpus_lead = 0;
@@ -992,7 +1028,8 @@ int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
 		w[i].id = i;
 		w[i].is_cuda = type == STARPU_CUDA_WORKER;
 		w[i].devid = starpu_worker_get_devid(i);
-		w[i].bindid = halo_worker_pu(i);
+		const char *nobind = getenv("STARPU_WORKERS_NOBIND");
+		w[i].bindid = nobind && atoi(nobind) ? -1 : halo_worker_pu(i);
 		w[i].memory_node = (int)starpu_worker_get_memory_node((unsigned)i);
 		starpu_ssize_t total = starpu_memory_get_total((unsigned)w[i].memory_node);
 		w[i].memory_bytes = total > 0 ? (uint64_t)total : 0;

@@ -12,7 +12,7 @@ typedef struct halo_worker_info {
 	int id;               /* StarPU worker id */
 	int is_cuda;          /* 0: CPU core, 1: CUDA device */
 	int devid;            /* CUDA device number, or CPU index */
-	int bindid;           /* logical PU the worker thread is bound to */
+	int bindid;           /* the OS index of the PU its thread is bound to; -1: none */
 	int memory_node;      /* StarPU memory node the worker computes from */
 	uint64_t memory_bytes;/* size of that memory node as StarPU sees it */
 	char name[128];       /* StarPU's worker name, e.g. "CUDA 0 (H100 ...)" */
@@ -145,6 +145,9 @@ uint64_t halo_machine_ram(void);
  * left under its address-space limit (ulimit -v, a batch
  * system's vmem) where that is less. */
 uint64_t halo_machine_memory(void);
+/* The address space left under RLIMIT_AS now, at least 1; 0 without a
+ * limit. */
+uint64_t halo_machine_address_room(void);
 
 typedef struct halo_libraries {
 	char starpu[32];

@@ -91,15 +91,11 @@ uint64_t halo_machine_ram(void)
 	return numa > ram ? numa : ram;
 }
 
-/* Under an address-space limit StarPU's allocations failed past it: it
- * asserted, or its workers spun retrying forever. */
-uint64_t halo_machine_memory(void)
+uint64_t halo_machine_address_room(void)
 {
-	int local;
-	uint64_t ram = halo_machine_ram() / (uint64_t)halo_node_ranks(&local);
 	struct rlimit as;
 	if (getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur == RLIM_INFINITY)
-		return ram;
+		return 0;
 	unsigned long long pages = 0;
 	FILE *f = fopen("/proc/self/statm", "r");
 	if (f) {
@@ -109,8 +105,17 @@ uint64_t halo_machine_memory(void)
 	}
 	long size = sysconf(_SC_PAGE_SIZE);
 	uint64_t used = (uint64_t)pages * (uint64_t)(size > 0 ? size : 4096);
-	uint64_t room = (uint64_t)as.rlim_cur > used ? (uint64_t)as.rlim_cur - used : 1;
-	return ram && ram < room ? ram : room;
+	return (uint64_t)as.rlim_cur > used ? (uint64_t)as.rlim_cur - used : 1;
+}
+
+/* Under an address-space limit StarPU's allocations failed past it: it
+ * asserted, or its workers spun retrying forever. */
+uint64_t halo_machine_memory(void)
+{
+	int local;
+	uint64_t ram = halo_machine_ram() / (uint64_t)halo_node_ranks(&local);
+	uint64_t room = halo_machine_address_room();
+	return !room ? ram : ram && ram < room ? ram : room;
 }
 
 int halo_topology_get(halo_topology_t *out, halo_error_t *err)

@@ -1244,6 +1244,7 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 	halo_progress_t progress;
 	halo_progress_init(&progress, o->label ? o->label : "run", total, o->quiet);
 	int64_t asked = 0;
+	int halted = 0; /* stopped by a failure here or on another rank */
 	for (;;) {
 		/* The root furthest behind goes next, so outputs sharing inputs
 		 * advance together and shared chunks are freed early. */
@@ -1272,8 +1273,10 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 		 * together, at the same point of the walk, when any failed (or
 		 * was interrupted); they ask each other every 16 output chunks. */
 		if (x.ranks == 1 ? halo__stream_stopped(job)
-				 : ++asked % 16 == 0 && halo__mpi_any(halo__stream_stopped(job)))
+				 : ++asked % 16 == 0 && halo__mpi_any(halo__stream_stopped(job))) {
+			halted = 1;
 			break;
+		}
 		struct pstate *s = &x.st[next->id];
 		int64_t j[3] = {s->at[0], s->at[1], s->at[2]};
 		s->next++;
@@ -1281,8 +1284,9 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 		submit_root(&x, next, j);
 	}
 	/* A projection that follows the walk and missed a chunk would be
-	 * stored with fill values where its columns are. */
-	for (int i = 0; i < plan->n && !halo__stream_stopped(job); i++)
+	 * stored with fill values where its columns are. A walk that
+	 * stopped short has its cause, here or on the rank that failed. */
+	for (int i = 0; i < plan->n && !halted && !halo__stream_stopped(job); i++)
 		if (plan->nodes[i]->follows && plan->nodes[i]->kind == HALO_PN_STORE &&
 		    x.st[i].next < plan->nodes[i]->nchunks) {
 			halo_error_t e = {0};

@@ -684,6 +684,34 @@ check(r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot write the trac
       (r.stderr, os.listdir(fsz_dir)))
 shutil.rmtree(os.path.join(fsz_dir, "t.zarr"), ignore_errors=True)
 
+# Address-space limits over what halo's libraries take: each run either
+# succeeds or is refused in one line, nothing left (in a band 30 % wide
+# StarPU or FFTW asserted, with a backtrace, or hung). ASan's shadow
+# memory cannot live under such a limit.
+if "ASAN_OPTIONS" not in os.environ:
+    tifffile.imwrite(path("as_psf.tif"), np.ones((5, 5, 5), np.float32), photometric="minisblack")
+    as_in = good_array("as.zarr", shape=(64, 128, 128), chunks=(16, 64, 64))
+    as_dir = path("as-out")
+    bad = []
+    for mb in range(340, 660, 40):
+        shutil.rmtree(as_dir, ignore_errors=True)
+        os.makedirs(as_dir)
+        for mode in ("exact", "overlap"):
+            r = subprocess.run([HALO, "deconvolve", as_in, path("as_psf.tif"),
+                                os.path.join(as_dir, "o.zarr"), "--iterations", "2", "--mode",
+                                mode, "--quiet", "--overwrite"], capture_output=True, text=True,
+                               timeout=120, preexec_fn=lambda: resource.setrlimit(
+                                   resource.RLIMIT_AS, (mb << 20, mb << 20)))
+            # refused for the limit, or for the budget it leaves
+            ok = (r.returncode == 0 and os.listdir(as_dir) == ["o.zarr"]) or (
+                r.returncode == 1 and r.stderr.count("\n") == 1 and
+                ("the address-space limit (ulimit -v, or a batch system's vmem) of " in r.stderr
+                 or "--mode exact holds about" in r.stderr) and os.listdir(as_dir) == [])
+            if not ok:
+                bad.append((mb, mode, r.returncode, r.stderr[-300:], os.listdir(as_dir)))
+    check(not bad, "ulimit -v from 340 to 620 MB: each run succeeds or is refused in one line",
+          bad)
+
 # SIGINT during a run: exits non-zero soon, leaves no OUT.
 big = good_array("slow.zarr", shape=(128, 256, 256), chunks=(8, 64, 64))
 out = path("interrupted.zarr")

@@ -288,6 +288,9 @@ int main(void)
 	check_distribution((int64_t[]){9, 9, 9}, (int64_t[]){4, 4, 4}, 3, (int[]){3, 1, 1});
 	check_distribution((int64_t[]){9, 9, 9}, (int64_t[]){4, 4, 4}, 5, NULL);
 	check_distribution((int64_t[]){9, 9, 9}, (int64_t[]){4, 4, 4}, 7, NULL);
+	/* 3x3x3 chunks on 4 ranks: any grid gives one rank 12 (of 27), runs
+	 * give 7 at most. */
+	check_distribution((int64_t[]){30, 50, 44}, (int64_t[]){10, 20, 16}, 4, NULL);
 	/* too few chunks along the cheap axis: a grid that leaves no rank idle */
 	check_distribution((int64_t[]){100, 100, 100}, (int64_t[]){100, 100, 25}, 4,
 			   (int[]){1, 1, 4});

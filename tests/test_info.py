@@ -107,6 +107,15 @@ check(out.returncode == 0 and json.loads(out.stdout)["workers"]["cpu"] == more a
 check(topo["cpu_model"] == topo["cpu_model"].strip(),
       f"the CPU model has no padding ({topo['cpu_model']!r})")
 
+# Workers StarPU leaves unbound are not said to be bound to PU 0.
+env = dict(os.environ, STARPU_WORKERS_NOBIND="1")
+r = subprocess.run([halo, "info", "--ncuda", "0"], env=env, capture_output=True, text=True)
+dn = json.loads(subprocess.run([halo, "info", "--json", "--ncuda", "0"], env=env,
+                               capture_output=True, text=True).stdout)
+check("not bound" in r.stdout and "bound to PU" not in r.stdout and
+      all(w["bindid"] is None for w in dn["workers"]["list"]),
+      "STARPU_WORKERS_NOBIND=1: workers not bound, bindid null")
+
 env = dict(os.environ, STARPU_NCPU="1", STARPU_SCHED="eager")
 d2 = json.loads(subprocess.run([halo, "info", "--json", "--ncuda", "0"], env=env,
                                check=True, capture_output=True, text=True).stdout)

@@ -94,6 +94,11 @@ check(len(docs) == 2 and all(pus) and (cores < 2 or not set(pus[0]) & set(pus[1]
 mem = [d["workers"]["list"][0]["memory_bytes"] / whole for d in docs]
 check(len(mem) == 2 and all(0.45 < m < 0.55 for m in mem),
       "mpirun -np 2: each rank's StarPU main memory is half of one process's", mem)
+r = mpirun(1, "info", "--json")
+one = json.loads(r.stdout) if r.returncode == 0 else {}
+check(one.get("workers", {}).get("cpu") == info["workers"]["cpu"],
+      "mpirun -np 1: as many CPU workers as one process (no core kept for talking to no one)",
+      (one.get("workers"), r.stderr[-500:]))
 r, docs = rank_infos("cpuid", "--ncpu", 1, env={"STARPU_WORKERS_CPUID": "0"})
 check([cpu_pus(d) for d in docs] == [[0], [0]], "STARPU_WORKERS_CPUID=0 binds both ranks to PU 0",
       [cpu_pus(d) for d in docs] or r.stderr)
@@ -283,17 +288,20 @@ def owners(n, grid=RAW):
     (run: the source's, the plan's largest array; exact mode: the output's):
     owner(origin, dims) -> rank."""
     nc = [-(-s // c) for s, c in zip(SHAPE, grid)]
-    best = None
+    best = None  # (chunks on the busiest rank, area of the cuts, grid)
     for p0 in range(n, 0, -1):
         for p1 in range(n // p0, 0, -1):
             if n % p0 or (n // p0) % p1:
                 continue
             p = (p0, p1, n // p0 // p1)
-            fits = all(p[a] <= nc[a] for a in range(3))
+            if not all(p[a] <= nc[a] for a in range(3)):
+                continue
+            load = np.prod([-(-nc[a] // p[a]) for a in range(3)])
             area = sum((p[a] - 1) * SHAPE[(a + 1) % 3] * SHAPE[(a + 2) % 3] for a in range(3))
-            if best is None or (fits, -area) > (best[0], -best[1]):
-                best = (fits, area, p)
-    fits, _, p = best
+            if best is None or (load, area) < best[:2]:
+                best = (load, area, p)
+    fits = best is not None and not 5 * -(-int(np.prod(nc)) // n) < 4 * best[0]
+    p = best[2] if fits else (1, 1, 1)
 
     def owner(origin, dims):
         # the grid's chunk at the block's centre
@@ -500,8 +508,8 @@ ok = r.returncode == 0 and r1.returncode == 0
 evs = json.load(open(tr))["traceEvents"] if ok else []
 rl_ranks = sorted(e["args"]["rank"] for e in evs if e.get("ph") == "X" and e["name"] == "rl")
 b = zarr.open(dec[3], mode="r")[:] if ok else None
-# Cut across z at 20, the chunks' centres at z 8, 24 and 36 give 6 and 12.
-check(ok and rl_ranks == [0] * 6 + [1] * 12 and np.array_equal(a, b),
+# 3x2x3 chunks: cut across y (9 and 9), not across z's 3 (6 and 12).
+check(ok and rl_ranks == [0] * 9 + [1] * 9 and np.array_equal(a, b),
       "deconvolve of a TIFF (one chunk) on 2 ranks: each rank runs the RL tasks of its block; "
       "the single-process result", (rl_ranks, r.stderr[-1500:]))
 dec[1] = src
@@ -638,6 +646,23 @@ check(r.returncode != 0 and len(lines) == 1 and "rank 1" in lines[0] and 'step "
       r.stderr[-1500:])
 check(not [f for f in os.listdir(os.path.dirname(path("x"))) if "mpi-badout" in f and
            not f.endswith(".json")], "a failed run on several ranks leaves no output")
+# The same behind a projection (max along z) and a sum: the other rank's
+# walk stopped short, and it reported that instead ("internal error: step
+# ... 0 of 9 chunks made"), as the first rank failing.
+proj_bad = path("mpi-proj-bad.json")
+json.dump({"steps": [{"name": "raw", "op": "from_zarr", "path": bad},
+                     {"name": "rc", "op": "rechunk", "input": "raw", "chunks": [12, 7, 9]},
+                     {"name": "mx", "op": "max", "input": "rc", "axis": 0},
+                     {"name": "s", "op": "sum", "input": "rc"},
+                     {"name": "o", "op": "to_zarr", "input": "mx",
+                      "path": path("mpi-proj-bad.zarr"), "overwrite": True}]},
+          open(proj_bad, "w"))
+r = mpirun(2, "run", proj_bad, "--quiet")
+lines = [l for l in r.stderr.splitlines() if l.startswith("halo: ")]
+check(r.returncode != 0 and len(lines) == 1 and 'rank 1: step "raw"' in lines[0] and
+      "1.1.1" in lines[0] and "internal error" not in lines[0],
+      "a corrupt chunk on rank 1 behind a projection and a sum: rank 1's own error",
+      r.stderr[-1500:])
 ex[1], ex[3] = bad, path("mpi-ex-bad.zarr")
 r = mpirun(3, *ex)
 lines = [l for l in r.stderr.splitlines() if l.startswith("halo: ")]
