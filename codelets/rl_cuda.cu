@@ -46,8 +46,11 @@ extern "C" {
 #include "codelets/rl_math.h"
 
 /* An exact-mode run has up to 8 haloed shapes (interior and edge chunks
- * per axis); with callbacks, making a plan means linking them (JIT). */
-#define MAX_SHAPES 8
+ * per axis), overlap mode with --boundary none up to 27; with callbacks,
+ * making a plan means linking them (JIT). The least recently used shape
+ * goes first: the interior chunks' stays, where dropping the oldest made
+ * a walk over more shapes than this replan nearly every chunk. */
+#define MAX_SHAPES 16
 
 /* Iterations per graph launch: even, so that the estimate ends in the
  * buffer it started in (store callbacks swap the two). */
@@ -227,11 +230,17 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 	int want_cb = halo_rl_callbacks_choice(n, getenv("HALO_CUFFT_CALLBACKS"));
 	for (int i = 0; i < c->count; i++)
 		if (!memcmp(c->work[i].n, n, sizeof c->work[i].n) && c->work[i].kind == kind &&
-		    c->work[i].want_cb == want_cb && c->work[i].stream == stream)
-			return &c->work[i];
+		    c->work[i].want_cb == want_cb && c->work[i].stream == stream) {
+			/* Kept in order of use, the latest last. */
+			struct gpu_work hit = c->work[i];
+			memmove(&c->work[i], &c->work[i + 1],
+				(size_t)(c->count - 1 - i) * sizeof c->work[0]);
+			c->work[c->count - 1] = hit;
+			return &c->work[c->count - 1];
+		}
 	if (c->count == MAX_SHAPES) {
-		/* The previous task's launches may still use the oldest
-		 * entry's plans and buffers. */
+		/* The previous task's launches may still use the least
+		 * recently used entry's plans and buffers. */
 		cudaStreamSynchronize(c->work[0].stream);
 		if (c->work[0].accounted)
 			starpu_memory_deallocate(c->work[0].node, c->work[0].accounted);

@@ -133,6 +133,7 @@ static int halo_knobs_check(halo_error_t *err)
 		{"HALO_INFLIGHT", "a number of chunks (1 to 1048576)", 1, 1 << 20, NULL},
 		{"HALO_GPUS_LEAD", "0 or 1", 0, 1, NULL},
 		{"HALO_HUGEPAGES", "0 or 1", 0, 1, NULL},
+		{"HALO_SYNC", "0 or 1", 0, 1, NULL},
 		{"HALO_INTERRUPT_GRACE", "seconds (0 to 86400)", 0, 86400, NULL},
 		{"HALO_FFTW_PLANNER", "estimate, measure or patient", 0, 0, "|estimate|measure|patient|"},
 	};

@@ -1107,10 +1107,21 @@ for var, val, needle in [("STARPU_NCPU", "abc", "STARPU_NCPU='abc': not a number
                           "chunks (1 to 1048576)"),
                          ("HALO_FFTW_PLANNER", "slow", "HALO_FFTW_PLANNER='slow': not "
                           "estimate, measure or patient"),
-                         ("HALO_HUGEPAGES", "yes", "HALO_HUGEPAGES='yes': not 0 or 1")]:
+                         ("HALO_HUGEPAGES", "yes", "HALO_HUGEPAGES='yes': not 0 or 1"),
+                         ("HALO_SYNC", "2", "HALO_SYNC='2': not 0 or 1")]:
     r = halo("info", env={var: val})
     check(r.returncode == 1 and r.stderr.strip() == "halo: " + needle,
           f"{var}={val}: one line, exit 1 (StarPU aborted, or halo ignored it)", r.stderr)
+# HALO_SYNC=1: the output flushed to the disk before it takes its name,
+# replacing an old one.
+synced = good_array("sync_in.zarr")
+for k in range(2):
+    r = halo("convert", synced, path("synced.zarr"), "--overwrite", "--chunks", "2,4,4",
+             env={"HALO_SYNC": "1"})
+check(r.returncode == 0 and np.array_equal(zarr.open(path("synced.zarr"), mode="r")[:],
+                                           zarr.open(synced, mode="r")[:]) and
+      not [f for f in os.listdir(TMP) if "synced.zarr." in f],
+      "HALO_SYNC=1: an output replaced, whole, nothing beside it", r.stderr)
 # Well-formed values are StarPU's to use; an option wins over its variable
 # (README), junk in it included, without StarPU's warnings.
 r = halo("info", "--json", env={"STARPU_SCHED_ALPHA": "1.5", "STARPU_WORKERS_CPUID": "0-1",
