@@ -3,6 +3,7 @@
  * counts of tasks, edges and bytes. */
 #include "config.h"
 #include "cli/cli.h"
+#include "runtime/runtime.h"
 #include "io/fs.h"
 #include "io/outdir.h"
 #include "tasks/pipeline.h"
@@ -69,6 +70,10 @@ int halo_cli_graph(int argc, char **argv)
 	const char *outfile = NULL;
 	halo_runtime_opts_t unused;
 	halo_runtime_opts_init(&unused);
+	/* Under mpirun every rank reads the same files: rank 0 alone says
+	 * what they hold (or writes -o), as halo info VOLUME does. */
+	if (halo__runtime_launched_rank() > 0)
+		return HALO_EXIT_OK;
 	halo_cli_options_begin();
 	halo_cli_options_short(":ho:");
 	while ((c = halo_cli_next_option(argc, argv, "graph", longopts, graph_help, &unused,

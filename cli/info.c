@@ -7,12 +7,14 @@
 #include "cli/cli.h"
 #include "io/json.h"
 #include "io/volume.h"
+#include "runtime/mpi.h"
 #include "runtime/runtime.h"
 #include "util/util.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char info_help[] =
 	"usage: halo info [--json] [--ncpu N] [--ncuda N] [--sched NAME] [--verbose]\n"
@@ -58,12 +60,14 @@ static json_t *describe(const halo_runtime_t *rt, const halo_topology_t *topo,
 	int ncpu = 0, ncuda = 0;
 	for (int i = 0; i < n; i++)
 		w[i].is_cuda ? ncuda++ : ncpu++;
+	char host[256] = "";
+	gethostname(host, sizeof host - 1);
 	return json_pack(
-		"{s:s, s:{s:i, s:i}, s:{s:s, s:b, s:b, s:b, s:s}, s:{s:i, s:i, s:o},"
+		"{s:s, s:{s:i, s:i, s:s}, s:{s:s, s:b, s:b, s:b, s:s}, s:{s:i, s:i, s:o},"
 		" s:{s:s, s:i, s:i, s:i, s:i, s:s, s:I, s:I},"
 		" s:{s:b, s:s, s:o, s:o, s:o, s:s, s:s, s:s}}",
 		"halo", halo_version_string(),
-		"mpi", "rank", halo_runtime_rank(rt), "ranks", halo_runtime_ranks(rt),
+		"mpi", "rank", halo_runtime_rank(rt), "ranks", halo_runtime_ranks(rt), "host", host,
 		"starpu", "version", lib.starpu, "cuda", lib.starpu_cuda,
 		"fxt", lib.starpu_fxt, "mpi", lib.starpu_mpi,
 		"scheduler", halo_runtime_sched(rt),
@@ -83,7 +87,8 @@ static const char *or_none(const char *s, const char *none)
 	return s && *s ? s : none;
 }
 
-static void print_text(const json_t *d, const halo_worker_info_t *w, int n)
+/* From the description alone: under mpirun, rank 0 prints every rank's. */
+static void print_text(const json_t *d)
 {
 	const json_t *sp = json_object_get(d, "starpu");
 	const json_t *wk = json_object_get(d, "workers");
@@ -97,25 +102,31 @@ static void print_text(const json_t *d, const halo_worker_info_t *w, int n)
 	       B(sp, "cuda"), B(sp, "fxt"), B(sp, "mpi"), S(sp, "scheduler"));
 	const json_t *mp = json_object_get(d, "mpi");
 	if (I(mp, "ranks") > 1)
-		printf("MPI: rank %d of %d\n", I(mp, "rank"), I(mp, "ranks"));
+		printf("MPI: rank %d of %d, on %s\n", I(mp, "rank"), I(mp, "ranks"), S(mp, "host"));
 	printf("workers: %d CPU, %d CUDA\n", I(wk, "cpu"), I(wk, "cuda"));
-	for (int i = 0; i < n; i++) {
-		if (w[i].is_cuda)
-			printf("  %2d  cuda %-3d %s, %.1f GiB, %.0f GB/s peak\n", w[i].id, w[i].devid,
-			       w[i].name, (double)w[i].memory_bytes / (1 << 30), w[i].peak_gbs);
-		else if (w[i].bindid < 0)
-			printf("  %2d  cpu  %-3d %s, not bound\n", w[i].id, w[i].devid, w[i].name);
+	size_t i;
+	const json_t *w;
+	double main_ram = 0;
+	json_array_foreach(json_object_get(wk, "list"), i, w) {
+		double bytes = (double)json_integer_value(json_object_get(w, "memory_bytes"));
+		if (strcmp(S(w, "kind"), "cuda") == 0) {
+			printf("  %2d  cuda %-3d %s, %.1f GiB, %.0f GB/s peak\n", I(w, "id"),
+			       I(w, "devid"), S(w, "name"), bytes / (1 << 30),
+			       json_number_value(json_object_get(w, "peak_bandwidth_gbs")));
+			continue;
+		}
+		main_ram = main_ram ? main_ram : bytes;
+		if (json_is_null(json_object_get(w, "bindid")))
+			printf("  %2d  cpu  %-3d %s, not bound\n", I(w, "id"), I(w, "devid"),
+			       S(w, "name"));
 		else
-			printf("  %2d  cpu  %-3d %s, bound to PU %d\n", w[i].id, w[i].devid,
-			       w[i].name, w[i].bindid);
+			printf("  %2d  cpu  %-3d %s, bound to PU %d\n", I(w, "id"), I(w, "devid"),
+			       S(w, "name"), I(w, "bindid"));
 	}
 	printf("topology (hwloc %s): %d package%s, %d NUMA node%s, %d cores, %d PUs%s%s\n",
 	       S(tp, "hwloc"), I(tp, "packages"), I(tp, "packages") == 1 ? "" : "s",
 	       I(tp, "numa_nodes"), I(tp, "numa_nodes") == 1 ? "" : "s", I(tp, "cores"),
 	       I(tp, "pus"), *S(tp, "cpu_model") ? "; " : "", S(tp, "cpu_model"));
-	double main_ram = 0;
-	for (int i = 0; i < n && !main_ram; i++)
-		main_ram = w[i].is_cuda ? 0 : (double)w[i].memory_bytes;
 	printf("memory: %.1f GiB (%.1f GiB in hwloc's NUMA nodes); StarPU's main memory %.1f GiB\n",
 	       (double)json_integer_value(json_object_get(tp, "ram_bytes")) / (1 << 30),
 	       (double)json_integer_value(json_object_get(tp, "numa_bytes")) / (1 << 30),
@@ -370,13 +381,38 @@ int halo_cli_info(int argc, char **argv)
 		fprintf(stderr, "halo: info: could not build the description\n");
 		goto out_workers;
 	}
-	if (as_json) {
-		if (json_dumpf(desc, stdout, JSON_INDENT(2)) == 0)
-			putchar('\n');
-	} else {
-		print_text(desc, workers, nworkers);
+	/* Under mpirun, every rank's (on nodes of their own, or with their
+	 * share of one), printed by rank 0 in rank order: a JSON array. */
+	char *mine = halo_runtime_ranks(rt) > 1 ? json_dumps(desc, JSON_COMPACT) : NULL;
+	char **all = halo_runtime_ranks(rt) > 1 ? halo__mpi_gather_text(mine ? mine : "null") : NULL;
+	free(mine);
+	if (halo_runtime_ranks(rt) > 1 && halo_runtime_rank(rt) > 0) {
+		status = HALO_EXIT_OK;
+		goto out_desc;
 	}
+	json_t *docs = json_array();
+	for (int r = 0; all && r < halo_runtime_ranks(rt); r++) {
+		json_t *d = all[r] ? json_loads(all[r], JSON_DECODE_ANY, NULL) : NULL;
+		json_array_append_new(docs, d ? d : json_null());
+	}
+	if (!all)
+		json_array_append(docs, desc);
+	for (size_t r = 0; !as_json && r < json_array_size(docs); r++) {
+		if (r)
+			putchar('\n');
+		if (json_is_object(json_array_get(docs, r)))
+			print_text(json_array_get(docs, r));
+		else
+			printf("rank %zu: no description\n", r);
+	}
+	if (as_json && json_dumpf(all ? docs : desc, stdout, JSON_INDENT(2)) == 0)
+		putchar('\n');
+	for (int r = 0; all && r < halo_runtime_ranks(rt); r++)
+		free(all[r]);
+	free(all);
+	json_decref(docs);
 	status = HALO_EXIT_OK;
+out_desc:
 	json_decref(desc);
 out_workers:
 	free(workers);

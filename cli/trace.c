@@ -4,6 +4,7 @@
  * of dependent tasks, and two runs side by side. */
 #include "config.h"
 #include "cli/cli.h"
+#include "runtime/runtime.h"
 #include "io/outdir.h"
 #include "cli/trace_html.h"
 #include "io/fs.h"
@@ -375,6 +376,10 @@ int halo_cli_trace(int argc, char **argv)
 	const char *report = NULL;
 	halo_runtime_opts_t unused;
 	halo_runtime_opts_init(&unused);
+	/* Under mpirun every rank reads the same files: rank 0 alone says
+	 * what they hold (or writes -o), as halo info VOLUME does. */
+	if (halo__runtime_launched_rank() > 0)
+		return HALO_EXIT_OK;
 	halo_cli_options_begin();
 	halo_cli_options_short(":ho:");
 	while ((c = halo_cli_next_option(argc, argv, "trace", longopts, trace_help, &unused,

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "runtime/mpi.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,6 +219,34 @@ int halo__mpi_any(int flag)
 	return flag;
 }
 
+char **halo__mpi_gather_text(const char *mine)
+{
+	int len = (int)strlen(mine) + 1, *lens = NULL, *at = NULL;
+	char *all = NULL, **out = NULL;
+	if (my_rank == 0) {
+		lens = calloc((size_t)nranks, sizeof *lens);
+		at = calloc((size_t)nranks, sizeof *at);
+	}
+	MPI_Gather(&len, 1, MPI_INT, lens, 1, MPI_INT, 0, MPI_COMM_WORLD);
+	size_t total = 0;
+	for (int r = 0; lens && at && r < nranks; r++) {
+		at[r] = (int)total;
+		total += (size_t)lens[r];
+	}
+	if (my_rank == 0 && (!lens || !at || total > INT_MAX || !(all = malloc(total)))) {
+		fprintf(stderr, "halo: out of memory\n"); /* for a few kB: the rest would fail */
+		MPI_Abort(MPI_COMM_WORLD, 1);
+	}
+	MPI_Gatherv(mine, len, MPI_CHAR, all, lens, at, MPI_CHAR, 0, MPI_COMM_WORLD);
+	if (all && (out = calloc((size_t)nranks, sizeof *out)))
+		for (int r = 0; r < nranks; r++)
+			out[r] = strdup(all + at[r]);
+	free(all);
+	free(lens);
+	free(at);
+	return out;
+}
+
 /* Whether an outcome agreed on earlier already named its rank, maybe
  * behind a step's or a file's name added since. */
 static int names_rank(const char *msg)
@@ -307,6 +336,16 @@ long halo__mpi_bcast_long(long v)
 int halo__mpi_any(int flag)
 {
 	return flag;
+}
+
+char **halo__mpi_gather_text(const char *mine)
+{
+	char **out = calloc(1, sizeof *out);
+	if (out && !(out[0] = strdup(mine))) {
+		free(out);
+		out = NULL;
+	}
+	return out;
 }
 
 int halo__mpi_agree(int rc, halo_error_t *err)

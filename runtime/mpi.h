@@ -65,6 +65,10 @@ long halo__mpi_bcast_long(long v);
 /* Whether flag is set on any rank (every rank must call it at the same
  * point of the same walk). */
 int halo__mpi_any(int flag);
+/* Every rank's text, by rank, on rank 0: a malloc'ed array of
+ * halo__mpi_ranks() malloc'ed strings (mine alone with one rank); NULL on
+ * the other ranks, and where memory runs out. */
+char **halo__mpi_gather_text(const char *mine);
 /* Whether this rank's fingerprint h of what it read differs from rank
  * 0's (every rank calls it at the same point). Under mpirun each rank
  * reads its inputs itself, and a stale copy on one node made the ranks

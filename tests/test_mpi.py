@@ -58,27 +58,34 @@ info = json.loads(halo("info", "--json").stdout)
 if not info["starpu"]["mpi"] or not shutil.which("mpirun"):
     skip("halo under mpirun", "no StarPU-MPI or no mpirun")
     done()
-check(info["mpi"] == {"rank": 0, "ranks": 1}, "without mpirun: one rank", info["mpi"])
+check({k: info["mpi"].get(k) for k in ("rank", "ranks")} == {"rank": 0, "ranks": 1},
+      "without mpirun: one rank", info["mpi"])
+# halo info on several ranks: rank 0 prints every rank's description, in
+# rank order (one JSON document; each rank printed its own, interleaved).
 for n in (2, 3):
     outdir = path(f"mpi-info-{n}")
     shutil.rmtree(outdir, ignore_errors=True)
     r = mpirun(n, "info", "--json", "--ncpu", 1, outdir=outdir)
-    docs = [json.loads(t) for t in rank_outputs(outdir).values()] if r.returncode == 0 else []
-    check(sorted(d["mpi"]["rank"] for d in docs) == list(range(n)) and
-          all(d["mpi"]["ranks"] == n for d in docs),
-          f"mpirun -np {n}: each rank knows its rank and the number of ranks",
+    outs = rank_outputs(outdir) if r.returncode == 0 else {}
+    docs = json.loads(outs.get(0, "[]"))
+    check([d["mpi"]["rank"] for d in docs] == list(range(n)) and
+          all(d["mpi"]["ranks"] == n and d["mpi"]["host"] for d in docs) and
+          all(not outs.get(k) for k in range(1, n)),
+          f"mpirun -np {n} halo info --json: rank 0 prints one array of every rank's, in order",
           r.stdout[-2000:] + r.stderr[-2000:])
+r = mpirun(3, "info")
+check(r.returncode == 0 and re.findall(r"^MPI: rank (\d) of 3", r.stdout, re.M) == ["0", "1", "2"],
+      "mpirun -np 3 halo info: every rank's, in rank order", r.stdout[-2000:] + r.stderr[-2000:])
+
+
 # Ranks on one node split its cores and memory: StarPU alone bound every
 # rank's first worker to the node's first core and gave each the budget of
 # the whole node. A user's own binding stays.
 def rank_infos(tag, *args, env=None):
-    outdir = path(f"mpi-share-{tag}")
-    shutil.rmtree(outdir, ignore_errors=True)
-    r = subprocess.run(["mpirun", "--output-filename", outdir, "-np", "2", HALO, "info", "--json",
-                        *map(str, args)], env=dict(ENV, **(env or {})), capture_output=True, text=True,
+    r = subprocess.run(["mpirun", "-np", "2", HALO, "info", "--json", *map(str, args)],
+                       env=dict(ENV, **(env or {})), capture_output=True, text=True,
                        timeout=300, stdin=subprocess.DEVNULL)
-    docs = rank_outputs(outdir)
-    return r, [json.loads(docs[k]) for k in sorted(docs)] if r.returncode == 0 else []
+    return r, json.loads(r.stdout) if r.returncode == 0 else []
 
 
 def cpu_pus(doc):
@@ -278,6 +285,10 @@ def pipeline(name, source):
 r = mpirun(2, "run", pipeline("mpi-dry", src), "--dry-run")
 check(r.returncode == 0 and r.stdout.count("\nplan: ") == 1,
       "run --dry-run on 2 ranks: the plan printed once", r.stdout[-1500:] + r.stderr[-1500:])
+# graph and trace read files alike on every rank: said once.
+r = mpirun(2, "graph", "stats", pipeline("mpi-g", src))
+check(r.returncode == 0 and r.stdout.count("tasks:") == 1, "mpirun -np 2 halo graph stats: once",
+      r.stdout[-1500:] + r.stderr[-1500:])
 r = halo("run", pipeline("mpi-1", src), "--json", check_rc=0)
 ref = json.loads(r.stdout) if r.returncode == 0 else {}
 ref_out = zarr.open(path("mpi-1.zarr"), mode="r")[:] if r.returncode == 0 else None
