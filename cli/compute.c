@@ -1,6 +1,7 @@
 /* Running a graph for a command (convert, deconvolve, run): the warning
- * when what must stay resident exceeds --memory, then the plan; the note
- * when an output cannot keep the input's voxel size. */
+ * when what must stay resident exceeds --memory, then the plan; the notes
+ * when an output cannot keep the input's voxel size, or gets a z spacing
+ * the input does not store. */
 #include "config.h"
 #include "cli/compute.h"
 #include "io/volume.h"
@@ -49,9 +50,17 @@ void halo_cli_note_voxel(const char *in, const halo_volume_info_t *info, halo_fo
 			 const char *keeps)
 {
 	const double *v = info->voxel;
+	char shown[PATH_MAX], size[96];
+	/* A stack of planes with a pixel size: OME viewers take the z
+	 * spacing written as measured. */
+	if (out != HALO_FMT_ZARR && info->ndim == 3 && (info->guessed & 1)) {
+		fprintf(stderr, "halo: note: %s stores no z spacing; the output's is %g %s, taken as "
+				"ImageJ takes it\n", halo__shown(in, shown, sizeof shown), v[0],
+			info->unit);
+		return;
+	}
 	if (out != HALO_FMT_ZARR || (!info->unit[0] && v[0] == 1 && v[1] == 1 && v[2] == 1))
 		return;
-	char shown[PATH_MAX], size[96];
 	if (info->ndim < 3) /* as halo info shows a 2D image's */
 		snprintf(size, sizeof size, "%gx%g", v[1], v[2]);
 	else

@@ -18,7 +18,8 @@ int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute
  * exceed memory (--memory, or 0 for the default budget). */
 void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory);
 /* A note on stderr when in's voxel size is known and the output format
- * out has no place for it (plain Zarr); keeps: what would keep it. */
+ * out has no place for it (plain Zarr; keeps: what would keep it), or
+ * when out keeps a z spacing that in does not store. */
 void halo_cli_note_voxel(const char *in, const halo_volume_info_t *info, halo_format_t out,
 			 const char *keeps);
 

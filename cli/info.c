@@ -189,6 +189,11 @@ static int describe_volume(const char *path, int as_json)
 		"byte_order", halo_dtype_size(v->dtype) == 1 ? "|" : stored.big_endian ? ">" : "<",
 		"compressor", comp, "fill_value", halo_zarr_fill_json(v->fill, v->dtype), "voxel", voxel,
 		"origin", origin, "unit", v->unit);
+	json_t *guessed = json_array();
+	for (int d = first; d < 3; d++)
+		if (v->guessed & (1 << d))
+			json_array_append_new(guessed, json_string((const char *[]){"z", "y", "x"}[d]));
+	json_object_set_new(desc, "voxel_not_stored", guessed);
 	/* Zarr's storage: shards, checksums, and the order of a chunk's
 	 * axes (v2's F order, v3's transpose) */
 	int sharded = stored.shards[1] > 0, transposed = 0, fortran = stored.ndim > 1;
@@ -308,7 +313,18 @@ static int describe_volume(const char *path, int as_json)
 			printf("  fill value  %llu\n", (unsigned long long)(uint64_t)v->fill.bits);
 		else
 			printf("  fill value  %lld\n", (long long)v->fill.bits);
-		printf("  voxel       %s %s\n", dims[2], v->unit[0] ? v->unit : "(no unit)");
+		/* The sizes the file does not store, and what was taken. */
+		static const char *const what[3] = {"z: not stored, 1 taken",
+						    "y: not stored, x's taken",
+						    "x: not stored, y's taken"};
+		char taken[128] = "";
+		for (int d = first, at = 0; d < 3; d++)
+			if (v->guessed & (1 << d))
+				at += snprintf(taken + at, sizeof taken - (size_t)at, "%s%s",
+					       at ? "; " : " (", what[d]);
+		if (taken[0])
+			strcat(taken, ")");
+		printf("  voxel       %s %s%s\n", dims[2], v->unit[0] ? v->unit : "(no unit)", taken);
 		if (moved)
 			printf("  origin      (%s) %s\n", dims[3], v->unit[0] ? v->unit : "(no unit)");
 	}

@@ -187,8 +187,10 @@ static int parse_imagej(halo_tiff_t *t, const char *desc, long *images, halo_err
 				      per > 1 ? " (of its channels and time points)" : "");
 	info->voxel[0] = imagej_number(desc, "spacing");
 	imagej_text(desc, "unit", info->unit, sizeof info->unit);
-	if (!(info->voxel[0] > 0))
+	if (!(info->voxel[0] > 0)) {
 		info->voxel[0] = 1;
+		info->guessed |= 1;
+	}
 	/* In pixels, as ImageJ's calibration keeps them: voxel i lies at
 	 * (i - origin) * size. halo_tiff_open scales them once the sizes are
 	 * known. */
@@ -398,7 +400,10 @@ static int parse_ome(halo_tiff_t *t, const char *xml, uint32_t w, uint32_t h, lo
 			t->info.voxel[d] = t->info.voxel[3 - d];
 			memcpy(units[d], units[3 - d], sizeof units[d]);
 			given[d] = units[d];
+			t->info.guessed |= 1 << d;
 		}
+	if (!has[0])
+		t->info.guessed |= 1;
 	if (!has[0] && !has[1] && !has[2]) /* no unit: OME's default says nothing then */
 		given[2] = NULL;
 	halo_units_common(given, t->info.voxel, NULL, t->info.unit, sizeof t->info.unit);
@@ -1064,7 +1069,11 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 		info->voxel[2] = 1e4 / xres;
 		info->voxel[1] = 1e4 / yres;
 		snprintf(info->unit, sizeof info->unit, "%s", "micrometer");
+		info->guessed |= 1; /* a plane's: a sequence of them has no z spacing */
 	}
+	/* Where no size at all is stored, none is taken for one. */
+	if (!info->unit[0])
+		info->guessed = 0;
 	info->shape[0] = slices;
 	info->shape[1] = h;
 	info->shape[2] = w;

@@ -32,6 +32,9 @@ typedef struct halo_tiff_info {
 	char ome_order[4];   /* reader: an OME-TIFF's plane order ("ZCT"), "" for
 			      * ImageJ's (CZT) */
 	int64_t reduced;     /* reader: reduced-resolution pages left out */
+	int guessed;         /* reader: the axes (bit d: z 1, y 2, x 4) whose size
+			      * the file does not store while it stores
+			      * another's: 1 taken, or x's for y */
 } halo_tiff_info_t;
 
 int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err);

@@ -467,6 +467,7 @@ static void tiff_volume(const halo_tiff_info_t *ti, halo_volume_info_t *info)
 	info->chunks[2] = ti->shape[2];
 	info->dtype = ti->dtype;
 	halo_unit_normalise(ti->unit, info->unit, sizeof info->unit);
+	info->guessed = info->unit[0] ? ti->guessed : 0; /* pixels: no size taken */
 }
 
 /* A sequence of TIFF files (tiffseq.h), which has no channels or time

@@ -26,6 +26,8 @@ typedef struct halo_volume_info {
 			     * (OME-Zarr's translation, ImageJ's origin; 0
 			     * when unknown) */
 	char unit[32];      /* OME-NGFF unit name ("micrometer"), "" if unknown */
+	int guessed;        /* a TIFF's axes whose size is not stored but taken
+			     * (halo_tiff_info_t) */
 } halo_volume_info_t;
 
 typedef struct halo_reader halo_reader_t;

@@ -78,6 +78,34 @@ check(scale is not None and np.allclose(scale, [0.8, 0.25, 0.25], rtol=1e-5),
       "ImageJ spacing and resolution become the OME scale", scale)
 check(all(a.get("unit") == "micrometer" for a in ms.get("axes", [])),
       "ImageJ unit 'micron' becomes 'micrometer'", ms.get("axes"))
+# A size the file does not store while it stores another (an ImageJ stack
+# without spacing, an OME-TIFF with PhysicalSizeX alone, a sequence of
+# planes with their pixel size) is taken as ImageJ takes it, and said: an
+# OME-Zarr of a sequence showed a 10:1 anisotropy nothing had stated.
+os.makedirs(path("noz-seq"), exist_ok=True)
+for i in range(3):
+    tifffile.imwrite(path(f"noz-seq/p{i}.tif"), data[i], resolution=(1e5, 1e5),
+                     resolutionunit="CENTIMETER")
+tifffile.imwrite(path("noz-ij.tif"), data, imagej=True, resolution=(4, 4),
+                 metadata={"unit": "micron", "axes": "ZYX"})
+tifffile.imwrite(path("noz.ome.tif"), data, metadata={"axes": "ZYX", "PhysicalSizeX": 0.2})
+for name, line, missing in [
+        ("noz-seq", "1x0.1x0.1 micrometer (z: not stored, 1 taken)", ["z"]),
+        ("noz-ij.tif", "1x0.25x0.25 micrometer (z: not stored, 1 taken)", ["z"]),
+        ("noz.ome.tif", "1x0.2x0.2 micrometer (z: not stored, 1 taken; y: not stored, x's "
+         "taken)", ["z", "y"]),
+        ("imagej.tif", "0.8x0.25x0.25 micrometer\n", [])]:
+    r = halo("info", path(name), check_rc=0)
+    j = halo("info", path(name), "--json", check_rc=0)
+    got = json.loads(j.stdout).get("voxel_not_stored") if j.returncode == 0 else None
+    check("voxel       " + line in r.stdout and got == missing,
+          f"{name}: halo info says which voxel sizes the file does not store", (r.stdout, got))
+r = halo("convert", path("noz-seq"), path("noz.ome.zarr"), "--overwrite", check_rc=0)
+check(r.returncode == 0 and "noz-seq stores no z spacing; the output's is 1 micrometer" in r.stderr,
+      "a sequence of planes into OME-Zarr: a note on its z spacing", r.stderr)
+r = halo("convert", src, path("z-stored.ome.zarr"), "--overwrite", check_rc=0)
+check(r.returncode == 0 and "z spacing" not in r.stderr, "... none where the file stores it",
+      r.stderr)
 # A plain Zarr has no place for it: a note says so (it was lost silently).
 r = halo("convert", src, path("imagej.zarr"), check_rc=0)
 check(r.returncode == 0 and r.stderr.strip() == f"halo: note: {src}'s voxel size (0.8x0.25x0.25 "
