@@ -517,7 +517,7 @@ check(r.returncode == 0, "html of no tasks", r.stderr)
 for args, want in [(["html", path("a.trace.json")], "html needs -o REPORT.html"),
                    (["summary", path("a.trace.json"), "-o", path("x.html")],
                     "-o applies to html only"),
-                   (["summary"], "needs 'summary FILE'")]:
+                   (["summary"], "summary takes 1 trace, got 0")]:
     r = halo("trace", *args)
     check(r.returncode == 2 and want in r.stderr and len(r.stderr.strip().splitlines()) == 1,
           f"trace {' '.join(args[:1])}: usage error names the problem ({want})", r.stderr)
