@@ -7,6 +7,7 @@
 #include "codelets/gather.h"
 #include "io/outdir.h"
 #include "runtime/deconvolve.h"
+#include "runtime/runtime.h"
 #include "util/signals.h"
 #include "util/util.h"
 
@@ -68,19 +69,20 @@ int halo_cli_deconvolve(int argc, char **argv)
 			  pn, &err))
 		goto fail;
 	/* Deconvolving a PSF with the image as its PSF runs without a word:
-	 * the likeliest slip, the two swapped. */
+	 * the likeliest slip, the two swapped. (A PSF as large as the image is
+	 * common: one computed for it.) */
 	int64_t nin = 1, npsf = 1;
 	for (int d = 3 - image.ndim; d < 3; d++) {
 		nin *= image.shape[d];
 		npsf *= pn[d];
 	}
-	if (npsf >= nin && npsf > 1) {
+	if (npsf > nin && halo__runtime_launched_rank() == 0) {
 		char shown[2][4096], sp[64], si[64];
 		int skip = image.ndim < 3; /* a 2D image's sizes as halo info shows them */
 		snprintf(sp, sizeof sp, "%dx%dx%d", pn[0], pn[1], pn[2]);
 		snprintf(si, sizeof si, "%lldx%lldx%lld", (long long)image.shape[0],
 			 (long long)image.shape[1], (long long)image.shape[2]);
-		fprintf(stderr, "halo: warning: the PSF %s (%s) is no smaller than the image %s (%s): "
+		fprintf(stderr, "halo: warning: the PSF %s (%s) is larger than the image %s (%s): "
 				"are they the other way round? (halo deconvolve IN PSF OUT)\n",
 			halo__shown(psf_path, shown[0], sizeof shown[0]),
 			skip ? strchr(sp, 'x') + 1 : sp, halo__shown(in, shown[1], sizeof shown[1]),

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <string.h>
+#include <unistd.h>
 
 static const halo_cli_cmd_t commands[] = {
 	{"bench", "measure halo over CPU/GPU configurations against numpy, scipy, CuPy, dask", halo_cli_bench},
@@ -56,16 +57,20 @@ int main(int argc, char **argv)
 {
 	/* A run stuck after Ctrl-C (or SIGTERM) is ended without its
 	 * temporary files (util/signals.h). */
+	halo_signals_remember();
 	halo_signals_on_stuck(abandon);
 	/* A file over `ulimit -f` is then an error write() reports (EFBIG,
 	 * named with its file), not a silent death that leaves temporary
 	 * outputs behind. */
 	signal(SIGXFSZ, SIG_IGN);
 	/* Under an address-space limit (ulimit -v, a batch system's vmem)
-	 * each thread's malloc arena reserved 64 MiB of it: 200 MB of a
-	 * 450 MB limit with 2 workers, and StarPU or FFTW asserted. */
+	 * below the RAM each thread's malloc arena reserved 64 MiB of it:
+	 * 200 MB of a 450 MB limit with 2 workers, and StarPU or FFTW
+	 * asserted. */
 	struct rlimit as;
-	if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+	if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY &&
+	    (pages <= 0 || size <= 0 || (double)as.rlim_cur < (double)pages * (double)size))
 		mallopt(M_ARENA_MAX, 1);
 	halo_cli_command_set(argc, argv);
 	int rc = dispatch(argc, argv);

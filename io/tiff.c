@@ -1161,9 +1161,7 @@ static int intact(halo_tiff_t *t, uint32_t i, int tiled, unsigned char *data, si
 		return 0;
 	/* No more than a whole strip (or tile): a small damaged stream can
 	 * inflate to gigabytes, which the copy below would allocate. */
-	uint32_t rps = 0;
-	TIFFGetFieldDefaulted(t->tif, TIFFTAG_ROWSPERSTRIP, &rps);
-	tmsize_t whole_size = tiled ? TIFFTileSize(t->tif) : TIFFVStripSize(t->tif, rps);
+	tmsize_t whole_size = tiled ? TIFFTileSize(t->tif) : TIFFStripSize(t->tif);
 	uLong most = whole_size > 0 && (size_t)whole_size > len ? (uLong)whole_size : (uLong)len;
 	unsigned char sink[16384];
 	int rc;

@@ -69,6 +69,10 @@ int halo__mpi_any(int flag);
  * halo__mpi_ranks() malloc'ed strings (mine alone with one rank); NULL on
  * the other ranks, and where memory runs out. */
 char **halo__mpi_gather_text(const char *mine);
+/* How many ranks on this node (this one included) give the same key, and
+ * this one's index among them (*index); 1 and 0 with one rank. Every rank
+ * calls it at the same point. */
+int halo__mpi_node_peers(const char *key, int *index);
 /* Whether this rank's fingerprint h of what it read differs from rank
  * 0's (every rank calls it at the same point). Under mpirun each rank
  * reads its inputs itself, and a stale copy on one node made the ranks

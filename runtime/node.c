@@ -5,6 +5,7 @@
  * each took the memory budget of a whole node. Each rank gets its own
  * slice of them instead, unless the user bound the workers himself. */
 #include "config.h"
+#include "runtime/mpi.h"
 #include "runtime/runtime.h"
 
 #include <hwloc.h>
@@ -103,19 +104,31 @@ int halo__node_bind(void)
 	static const char *const cpu_vars[] = {"STARPU_WORKERS_CPUID", "STARPU_WORKERS_COREID",
 					       "STARPU_WORKERS_GETBIND", "STARPU_WORKERS_NOBIND",
 					       NULL};
-	int local, ranks = halo_node_ranks(&local);
-	if (ranks < 2 || bound_by_user(cpu_vars))
+	if (halo__runtime_launched_ranks() < 2)
 		return 0;
 	hwloc_topology_t t;
-	if (hwloc_topology_init(&t))
-		return 0;
-	hwloc_bitmap_t set = hwloc_bitmap_alloc();
-	int count = 0;
-	if (set && !hwloc_topology_load(t)) {
-		int first, n = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE);
-		count = halo_node_share(n, local, ranks, &first);
+	hwloc_bitmap_t mask = hwloc_bitmap_alloc(), set = hwloc_bitmap_alloc();
+	int loaded = !hwloc_topology_init(&t) && !hwloc_topology_load(t), count = 0;
+	/* The cores this rank was given (srun --cpus-per-task, mpirun
+	 * --bind-to socket, taskset), where that is more than one: Open MPI
+	 * binds each of two ranks or fewer to a core of its own by default,
+	 * which would leave the rest of the node idle; that is taken as
+	 * the whole node. The ranks given the same cores share them out. */
+	if (loaded && mask && set && hwloc_get_cpubind(t, mask, HWLOC_CPUBIND_THREAD) == 0)
+		hwloc_bitmap_and(mask, mask, hwloc_get_root_obj(t)->cpuset);
+	if (loaded && mask && hwloc_get_nbobjs_inside_cpuset_by_type(t, mask, HWLOC_OBJ_CORE) < 2)
+		hwloc_bitmap_copy(mask, hwloc_get_root_obj(t)->cpuset);
+	char *key = NULL;
+	if (loaded && mask && hwloc_bitmap_asprintf(&key, mask) < 0)
+		key = NULL;
+	int index, peers = halo__mpi_node_peers(key ? key : "", &index); /* every rank */
+	free(key);
+	if (loaded && mask && set && !bound_by_user(cpu_vars)) {
+		int first, n = hwloc_get_nbobjs_inside_cpuset_by_type(t, mask, HWLOC_OBJ_CORE);
+		count = halo_node_share(n, index, peers, &first);
 		for (int i = first; i < first + count; i++)
-			hwloc_bitmap_or(set, set, hwloc_get_obj_by_type(t, HWLOC_OBJ_CORE, (unsigned)i)->cpuset);
+			hwloc_bitmap_or(set, set, hwloc_get_obj_inside_cpuset_by_type(
+							  t, mask, HWLOC_OBJ_CORE, (unsigned)i)->cpuset);
 		/* StarPU then sees only these cores (its topology restricted
 		 * to the main thread's binding): its workers, its MPI thread
 		 * and its GPUs' threads all keep to them. */
@@ -124,8 +137,10 @@ int halo__node_bind(void)
 		else
 			count = 0;
 	}
+	hwloc_bitmap_free(mask);
 	hwloc_bitmap_free(set);
-	hwloc_topology_destroy(t);
+	if (loaded)
+		hwloc_topology_destroy(t);
 	return count;
 }
 
@@ -141,9 +156,14 @@ int halo_node_gpus(int gpus, int *first)
 
 int halo__node_gpus_set(int gpus, int want)
 {
-	int first, count = halo_node_gpus(gpus, &first);
-	if (count == gpus)
+	/* The ranks that see the same GPUs share them out; where the
+	 * launcher gave each its own (CUDA_VISIBLE_DEVICES per task), each
+	 * keeps its own. */
+	const char *visible = getenv("CUDA_VISIBLE_DEVICES"), *own = getenv("STARPU_WORKERS_CUDAID");
+	int index, peers = halo__mpi_node_peers(visible ? visible : "", &index); /* every rank */
+	if (peers < 2 || gpus < 2 || (own && *own))
 		return want;
+	int first, count = halo_node_share(gpus, index, peers, &first);
 	/* This rank's GPUs first; the others after them, for a --ncuda
 	 * that asks for more. */
 	char list[512];

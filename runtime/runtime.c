@@ -518,10 +518,11 @@ static void worker_ask(char *buf, size_t len, int given, const char *opt, const 
 
 int halo_runtime_devices_check(const halo_runtime_opts_t *opts, halo_error_t *err)
 {
-	halo_runtime_opts_t all = *opts;
-	all.ncuda = -1; /* every GPU there is */
-	uint64_t bytes;
-	int found = halo_runtime_gpu_memory(&all, &bytes, NULL);
+	int found = 0; /* every GPU there is, the other ranks' shares too */
+#ifdef HALO_USE_CUDA
+	if (cudaGetDeviceCount(&found) != cudaSuccess)
+		found = 0;
+#endif
 	int ncpu = halo_runtime_worker_count(opts->ncpu, "STARPU_NCPU");
 	int asked = halo_runtime_worker_count(opts->ncuda, "STARPU_NCUDA");
 	if (ncpu == 0 && !found && asked != 0)
@@ -805,10 +806,15 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		return halo_error_set(err, HALO_ERUNTIME, "starpu_init failed: %s", strerror(-rc));
 	}
 	runtime_active = 1;
-	if (address_room_check("once StarPU has started", UINT64_C(64) << 20, err)) {
+	/* Under mpirun the ranks stop together, or the others would wait in
+	 * their first collective for the one that stopped. */
+	int room_rc = address_room_check("once StarPU has started", UINT64_C(64) << 20, err);
+	if (rt->ranks > 1)
+		room_rc = halo__mpi_agree(room_rc, err);
+	if (room_rc) {
 		halo_runtime_shutdown(rt);
 		*out = NULL;
-		return HALO_ENOMEM;
+		return room_rc;
 	}
 	halo__hostmem_install();
 	*out = rt;

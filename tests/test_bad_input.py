@@ -726,23 +726,31 @@ interrupt(["convert", big, out, "--compressor", "zstd", "--clevel", "9", "--chun
 # A SIGINT ignored as the run starts (a script's background job) stays
 # ignored: StarPU's own handler, installed as it started, had replaced it,
 # so a Ctrl-C to the script ended the job.
+# halo run installed its handlers only once StarPU had started: the same.
 tifffile.imwrite(path("ign_psf.tif"), np.ones((3, 3, 3), np.float32), photometric="minisblack")
-proc = subprocess.Popen([HALO, "deconvolve", big, path("ign_psf.tif"), out, "--iterations", "200",
-                         "--ncpu", "1", "--quiet"], stdout=subprocess.DEVNULL,
-                        stderr=subprocess.PIPE, text=True,
-                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-t0 = time.time()
-while proc.poll() is None and time.time() - t0 < 60 and \
-        not [f for f in os.listdir(TMP) if "interrupted.zarr" in f]:
-    time.sleep(0.05)
-proc.send_signal(signal.SIGINT)
-time.sleep(1.0)
-alive = proc.poll() is None
-proc.send_signal(signal.SIGTERM)
-_, err = proc.communicate(timeout=120)
-check(alive and proc.returncode == 1 and "interrupted" in err,
-      "a SIGINT ignored from the start stays ignored; SIGTERM still ends the run",
-      (alive, proc.returncode, err))
+with open(path("ign.json"), "w") as f:
+    json.dump({"steps": [{"name": "a", "op": "from_zarr", "path": big}] + [
+        {"name": f"u{i}", "op": "map_overlap", "input": f"u{i - 1}" if i else "a",
+         "kernel": "uniform", "depth": 2} for i in range(40)] + [
+        {"name": "o", "op": "to_zarr", "input": "u39", "path": out}]}, f)
+for cmd in (["deconvolve", big, path("ign_psf.tif"), out, "--iterations", "200"],
+            ["run", path("ign.json")]):
+    proc = subprocess.Popen([HALO, *cmd, "--ncpu", "1", "--quiet"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    t0 = time.time()
+    while proc.poll() is None and time.time() - t0 < 60 and \
+            not [f for f in os.listdir(TMP) if "interrupted.zarr" in f]:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    left = [f for f in os.listdir(TMP) if "interrupted.zarr" in f]
+    check(alive and proc.returncode == 1 and "interrupted" in err and not left,
+          f"{cmd[0]}: a SIGINT ignored from the start stays ignored; SIGTERM still ends the "
+          "run, nothing left", (alive, proc.returncode, err, left))
 
 # An output name too long for the lock and temporary names beside it (a
 # 250-byte name failed with "File name too long", and a 233-byte one ran

@@ -411,12 +411,15 @@ check(a is not None and b is not None and np.array_equal(a, b) and
       "--depth 3 --chunks 6 = --depth 3,3,3 --chunks 6,6,6", r1.stderr + r2.stderr)
 # IN and PSF swapped: the image deconvolved the PSF without a word.
 a, r = run(psfp, inp, "--iterations", "1")
-check(a is not None and "halo: warning: the PSF " + inp + " (12x16x20) is no smaller than the "
+check(a is not None and "halo: warning: the PSF " + inp + " (12x16x20) is larger than the "
       "image " + psfp + " (3x3x3): are they the other way round?" in r.stderr,
       "IN and PSF swapped: a warning", r.stderr)
 a, r = run(inp, psfp, "--iterations", "1")
 check(a is not None and "other way round" not in r.stderr, "... and none the right way round",
       r.stderr)
+a, r = run(inp, write_psf(make_psf((12, 16, 20)), "whole_psf.tif"), "--iterations", "1")
+check(a is not None and "other way round" not in r.stderr,
+      "... nor for a PSF as large as the image (one computed for it)", r.stderr)
 # A 2D image's voxel size is said with two values, as halo info says it.
 flat = path("flat.tif")
 tifffile.imwrite(flat, (img[0] * 10).astype(np.uint16), resolution=(1e4, 2e4),

@@ -548,6 +548,23 @@ check(r.returncode == 1 and p + ": page 0" in r.stderr and
       "its deflate data decode to more than a whole strip" in r.stderr and
       r.stderr.count("\n") == 1, "a deflate strip that inflates past a whole strip: refused",
       r.stderr)
+# ... whose RowsPerStrip says 2^31 (the strip was sized from it, not from
+# the image's height): the same.
+p = path("bomb.tif")
+tifffile.imwrite(p, np.zeros((64, 64), np.uint8), compression="zlib", rowsperstrip=64)
+with tifffile.TiffFile(p) as f:
+    tags = f.pages[0].tags
+    rt, ot, ct = tags["RowsPerStrip"], tags["StripOffsets"], tags["StripByteCounts"]
+    fmt = {3: "<H", 4: "<I", 16: "<Q"}
+b = bytearray(open(p, "rb").read())
+data = zlib.compress(bytes(64 << 20), 9)
+struct.pack_into("<I", b, rt.offset + 8, 1 << 31)  # its value, in the entry
+struct.pack_into(fmt[int(ot.dtype)], b, ot.offset + 8, len(b))
+struct.pack_into(fmt[int(ct.dtype)], b, ct.offset + 8, len(data))
+open(p, "wb").write(bytes(b) + data)
+r = convert(p, path("bomb.zarr"))
+check(r.returncode == 1 and "its deflate data decode to more than a whole strip" in r.stderr,
+      "... with RowsPerStrip 2^31: refused too", r.stderr)
 
 # OME-XML as XML allows it: white space other than one space after the
 # element name and around '=', single quotes, a namespace prefix (a

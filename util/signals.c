@@ -121,26 +121,33 @@ static void on_signal(int sig)
 		sem_post(&wake); /* async-signal-safe */
 }
 
+/* SIGHUP: the terminal or ssh session closed. A signal already ignored
+ * as the process started (nohup, a background job's SIGINT) stays
+ * ignored, whatever handler a library (StarPU's for SIGINT) put there
+ * since. */
+static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+static int ignored[3] = {-1, -1, -1};
+
+void halo_signals_remember(void)
+{
+	struct sigaction old;
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		if (ignored[i] < 0 && sigaction(sigs[i], NULL, &old) == 0)
+			ignored[i] = old.sa_handler == SIG_IGN;
+}
+
 void halo_signals_install(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, watchdog_start);
-	/* SIGHUP: the terminal or ssh session closed. A signal already
-	 * ignored (nohup, a background job's SIGINT) stays ignored. */
-	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-	/* As the process started: installed again after starpu_init, whose
-	 * own SIGINT handler replaced an ignored SIGINT. */
-	static int ignored[3] = {-1, -1, -1};
-	struct sigaction sa, old;
+	halo_signals_remember();
+	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
-		if (ignored[i] < 0 && sigaction(sigs[i], NULL, &old) == 0)
-			ignored[i] = old.sa_handler == SIG_IGN;
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigaction(sigs[i], ignored[i] == 1 ? &(struct sigaction){.sa_handler = SIG_IGN}
 						   : &sa, NULL);
-	}
 }
 
 int halo_interrupted(void)

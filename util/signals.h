@@ -10,6 +10,9 @@
 #ifndef HALO_SIGNALS_H
 #define HALO_SIGNALS_H
 
+/* Notes which signals the process started with ignored; main calls it
+ * before anything installs a handler (StarPU does for SIGINT). */
+void halo_signals_remember(void);
 void halo_signals_install(void);
 /* fn removes what the run was writing (returning how many outputs) where,
  * 15 s after the first signal (HALO_INTERRUPT_GRACE seconds), the process
