@@ -9,6 +9,7 @@
 #include "tasks/pipeline.h"
 #include "tasks/plan.h"
 #include "util/progress.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <string.h>
@@ -53,7 +54,9 @@ static int stats(const halo_graph_t *g, const halo_plan_t *p, double seconds, in
 			printf("  %-12s %lld\n", halo_pn_kind_name((halo_pn_kind_t)k),
 			       (long long)st.tasks_by_kind[k]);
 	printf("edges:      %lld\n", (long long)st.edges);
-	printf("chunks:     %lld (%.1f MB in all)\n", (long long)st.chunks, (double)st.bytes / 1e6);
+	char all[32];
+	printf("chunks:     %lld (%s in all)\n", (long long)st.chunks,
+	       halo__bytes(st.bytes, all, sizeof all));
 	printf("built in:   %.3f s\n", seconds);
 	return HALO_EXIT_OK;
 }

@@ -43,9 +43,10 @@ static void print_plan(halo_plan_t *p)
 	}
 	uint64_t front, per;
 	halo_plan_memory(p, &front, &per, NULL);
-	printf("plan: %d nodes, %lld tasks, %lld edges, %lld chunks (%.1f MB)\n", p->n,
-	       (long long)st.tasks, (long long)st.edges, (long long)st.chunks, (double)st.bytes / 1e6);
-	char a[32], b[32];
+	char a[32], b[32], c[32];
+	printf("plan: %d nodes, %lld tasks, %lld edges, %lld chunks (%s)\n", p->n,
+	       (long long)st.tasks, (long long)st.edges, (long long)st.chunks,
+	       halo__bytes(st.bytes, c, sizeof c));
 	printf("memory: %s per output chunk in flight, %s shared by neighbouring chunks\n",
 	       halo__bytes(per, a, sizeof a), halo__bytes(front, b, sizeof b));
 }

@@ -24,6 +24,7 @@
 #include "runtime/stream_job.h"
 #include "runtime/trace.h"
 #include "util/signals.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -784,13 +785,15 @@ int halo_plan_check(halo_plan_t *plan, uint64_t memory, halo_error_t *err)
 	halo_plan_memory(plan, &front, &per, &outside);
 	uint64_t held = per > outside ? per - outside : 1;
 	uint64_t ceiling = !memory && env && *env ? strtoull(env, NULL, 10) << 20 : 0;
+	char a[32], b[32], c[32];
 	if (ceiling && ceiling < front + held)
 		return halo_error_set(err, HALO_ENOMEM,
-				      "the graph holds %.1f MB at once (%.1f MB of chunks shared by "
-				      "neighbouring chunks%s, %.1f MB per output chunk), more than "
-				      "STARPU_LIMIT_CPU_MEM=%s MB", (double)(front + held) / 1e6,
-				      (double)front / 1e6, plan->spectra ? " and of PSF spectra" : "",
-				      (double)held / 1e6, env);
+				      "the graph holds %s at once (%s of chunks shared by neighbouring "
+				      "chunks%s, %s per output chunk), more than STARPU_LIMIT_CPU_MEM=%s "
+				      "MiB", halo__bytes(front + held, a, sizeof a),
+				      halo__bytes(front, b, sizeof b),
+				      plan->spectra ? " and of PSF spectra" : "",
+				      halo__bytes(held, c, sizeof c), env);
 	return HALO_OK;
 }
 
@@ -1168,13 +1171,14 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 	uint64_t held = per > outside ? per - outside : 1;
 	starpu_ssize_t ceiling = starpu_memory_get_total(STARPU_MAIN_RAM);
 	if (ceiling > 0 && (uint64_t)ceiling < front + held) {
+		char a[32], b[32], c[32], d[32];
 		rc = halo_error_set(err, HALO_ENOMEM,
-				    "the graph holds %.1f MB at once (%.1f MB of chunks shared by "
-				    "neighbouring chunks%s, %.1f MB per output chunk), more than StarPU's "
-				    "limit of %.1f MB (--memory or STARPU_LIMIT_CPU_MEM)",
-				    (double)(front + held) / 1e6, (double)front / 1e6,
-				    plan->spectra ? " and of PSF spectra" : "", (double)held / 1e6,
-				    (double)ceiling / 1e6);
+				    "the graph holds %s at once (%s of chunks shared by neighbouring "
+				    "chunks%s, %s per output chunk), more than StarPU's limit of %s "
+				    "(--memory or STARPU_LIMIT_CPU_MEM)",
+				    halo__bytes(front + held, a, sizeof a), halo__bytes(front, b, sizeof b),
+				    plan->spectra ? " and of PSF spectra" : "", halo__bytes(held, c, sizeof c),
+				    halo__bytes((uint64_t)ceiling, d, sizeof d));
 		goto out;
 	}
 	/* Enough in flight to keep every worker busy: tiny chunks need many,

@@ -939,7 +939,7 @@ for mode in ("exact", "overlap"):
 # limit the budgets come from the room left under it (StarPU asserted).
 r = halo("deconvolve", img, good_psf, path("mem_out.zarr"), "--memory", "100T", "--overwrite",
          "--quiet", "--iterations", "1")
-check(r.returncode == 0 and "warning: --memory 110 TB is more than the" in r.stderr,
+check(r.returncode == 0 and "warning: --memory 100 TiB is more than the" in r.stderr,
       "--memory above the machine's memory: a warning", r.stderr)
 # convert and run --dry-run said nothing.
 mem_pipe = path("mem_pipe.json")
@@ -950,7 +950,7 @@ with open(mem_pipe, "w") as f:
 for argv in (["convert", img, path("mem_conv.zarr"), "--overwrite", "--quiet"],
              ["run", mem_pipe, "--dry-run"]):
     r = halo(*argv, "--memory", "100T")
-    check(r.returncode == 0 and r.stderr.count("warning: --memory 110 TB is more than the") == 1,
+    check(r.returncode == 0 and r.stderr.count("warning: --memory 100 TiB is more than the") == 1,
           f"{argv[0]}{' --dry-run' if 'run' == argv[0] else ''}: --memory above the machine's "
           "memory: a warning", r.stderr)
 if "ASAN_OPTIONS" in os.environ or json.loads(halo("info", "--json").stdout)["workers"]["cuda"]:
@@ -962,7 +962,7 @@ else:
                         img, good_psf, path("mem_out.zarr"), "--memory", "2G", "--overwrite",
                         "--quiet", "--iterations", "1"], capture_output=True, text=True,
                        timeout=300)
-    check(r.returncode == 0 and "warning: --memory 2.15 GB is more than the" in r.stderr,
+    check(r.returncode == 0 and "warning: --memory 2 GiB is more than the" in r.stderr,
           "under ulimit -v, a --memory above the room left: a warning, and the run completes",
           r.stderr)
 # A background-subtracted PSF dips below zero: clipped, with a warning (the
@@ -1151,7 +1151,7 @@ r = halo("deconvolve", spectra, psf_file("psf9.tif", np.ones((9, 9, 9))), path("
          "--mode", "overlap", "--boundary", "none", "--iterations", "1",
          env={"STARPU_LIMIT_CPU_MEM": "150"}, timeout=120)
 check(r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and
-      "PSF spectra" in r.stderr and "limit of 157.3 MB" in r.stderr and
+      "PSF spectra" in r.stderr and "limit of 150 MiB" in r.stderr and
       not os.path.exists(path("bad_out.zarr")),
       "RL's PSF spectra over a hand-set StarPU limit: one line, nothing written", r.stderr)
 r = halo("info", env={"XDG_CACHE_HOME": "/proc"})

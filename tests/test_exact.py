@@ -127,7 +127,7 @@ check(r.returncode == 0 and "(the working set exceeds STARPU_LIMIT_CPU_MEM)" in
 shutil.rmtree(out, ignore_errors=True)
 r = halo("deconvolve", src, psfp, out, "--mode", "exact", "--iterations", 2, "--memory", "20M",
          timeout=120, check_rc=1)
-check(r.returncode == 1 and "more than --memory (21 MB)" in r.stderr and
+check(r.returncode == 1 and "more than --memory (20 MiB)" in r.stderr and
       len(r.stderr.strip().splitlines()) == 1 and not os.path.exists(out),
       "exact mode over --memory: one line, nothing written", r.stderr)
 # And without --memory, over the default budget: StarPU's bookkeeping
@@ -138,7 +138,7 @@ zarr.open(huge, mode="w", shape=(128, 256, 256), chunks=(64, 128, 128), dtype="f
 r = halo("deconvolve", huge, psfp, out, "--mode", "exact", "--chunks", "1,1,1", timeout=60,
          check_rc=1)
 check(r.returncode == 1 and "more than the default memory budget" in r.stderr and
-      "TB at once" in r.stderr and len(r.stderr.strip().splitlines()) == 1 and
+      "TiB at once" in r.stderr and len(r.stderr.strip().splitlines()) == 1 and
       not os.path.exists(out),
       "exact mode over the default budget: one line, nothing written", r.stderr)
 # Limits between what the three volumes need and what the halo exchanges

@@ -622,8 +622,8 @@ for n in (2, 3):
 # holding its own blocks (the whole volume's figure refused it).
 ex[3] = path("mpi-ex-mem.zarr")
 r = halo(*ex, "--memory", "1K")
-m = re.search(r"holds about ([0-9.]+) (kB|MB|GB)", r.stderr)
-mem = f"{float(m.group(1)) * {'kB': 1e3, 'MB': 1e6, 'GB': 1e9}[m.group(2)] * 0.8 / 1024:.0f}K" \
+m = re.search(r"holds about ([0-9.]+) (KiB|MiB|GiB)", r.stderr)
+mem = f"{float(m.group(1)) * {'KiB': 1 << 10, 'MiB': 1 << 20, 'GiB': 1 << 30}[m.group(2)] * 0.8 / 1024:.0f}K" \
     if m else "1K"
 r1 = halo(*ex, "--memory", mem)
 r2 = mpirun(2, *ex, "--memory", mem)

@@ -133,8 +133,8 @@ r = halo("run", pipeline("wide", [
     {"name": "r", "op": "rechunk", "input": "a", "chunks": [16, 16, 128]},
     {"name": "o", "op": "to_zarr", "input": "r", "path": path("wide-out.zarr"),
      "overwrite": True}]), "--dry-run")
-m = re.search(r"([0-9.]+) kB shared by neighbouring chunks", r.stdout + r.stderr)
-check(m and abs(float(m.group(1)) - 2 * 8 * 32 * 256 * 2 / 1e3) < 0.5,
+m = re.search(r"([0-9.]+) KiB shared by neighbouring chunks", r.stdout + r.stderr)
+check(m and abs(float(m.group(1)) - 2 * 8 * 32 * 256 * 2 / 1024) < 0.5,
       "a wide rechunk holds one tile's input chunks, not a row's", (r.stdout + r.stderr)[-300:])
 
 # 2. astype: float to int truncates, int to int wraps, as numpy.
@@ -422,7 +422,7 @@ out = path("ov6.zarr")
 p6 = pipeline("ov6", steps + [{"name": "o", "op": "to_zarr", "input": "u6", "path": out,
                                "overwrite": True}])
 dry = halo("run", p6, "--dry-run", check_rc=0)
-per = re.search(r"memory: ([0-9.]+) MB per output chunk", dry.stdout + dry.stderr)
+per = re.search(r"memory: ([0-9.]+) MiB per output chunk", dry.stdout + dry.stderr)
 check(per is not None and float(per.group(1)) < 10, "six chained overlaps: memory per output chunk",
       dry.stdout + dry.stderr)
 r = run(p6)
@@ -442,8 +442,8 @@ pfine = pipeline("fine", [
     {"name": "d", "op": "rechunk", "input": "c", "chunks": [20, 60, 60]},
     {"name": "o", "op": "to_zarr", "input": "d", "path": path("fine_out.zarr"), "overwrite": True}])
 dry = halo("run", pfine, "--dry-run", check_rc=0)
-per = re.search(r"memory: ([0-9.]+) MB per output chunk", dry.stdout + dry.stderr)
-check(per is not None and float(per.group(1)) >= 4.6,
+per = re.search(r"memory: ([0-9.]+) MiB per output chunk", dry.stdout + dry.stderr)
+check(per is not None and float(per.group(1)) * (1 << 20) >= 4.6e6,
       "the memory estimate covers blocks that advance unevenly", dry.stdout + dry.stderr)
 
 # Straight on uint16, dask pads in uint16: a constant 5.5 pads 5, -1 pads 65535.
@@ -548,11 +548,11 @@ ref = da.map_overlap(lambda b: rl(b, psf, 6), da.from_array(img.astype(np.float3
                      depth=4, boundary="reflect", trim=True, dtype=np.float32).compute()
 same(out, ref, "map_overlap richardson_lucy (relative paths) equals dask + numpy RL", rtol=1e-4)
 r = halo("run", path("rl.json"), "--memory", "64K")
-check(r.returncode == 0 and "106 kB of chunks shared by neighbouring chunks" in r.stderr and
-      "more than --memory 65.5 kB" in r.stderr,
+check(r.returncode == 0 and "104 KiB of chunks shared by neighbouring chunks" in r.stderr and
+      "more than --memory 64 KiB" in r.stderr,
       "a budget below what halos need: a warning, and the run completes", r.stderr)
 r = halo("run", path("rl.json"), "--memory", "64K", "--dry-run")
-check(r.returncode == 0 and "kB of chunks shared by neighbouring chunks" in r.stderr,
+check(r.returncode == 0 and "KiB of chunks shared by neighbouring chunks" in r.stderr,
       "--dry-run gives the same warning", r.stderr)
 
 # 7. Reductions: scalars, and along each axis (a maximum projection first).
@@ -631,7 +631,7 @@ for axis in range(3):
          rtol=1e-6)
 check(abs(res.get("total", 0) - float(filt.sum(dtype=np.float64))) <= 1e-5 * float(filt.sum()),
       "... and the sum", res)
-dry = [re.search(r"([\d.]+) kB shared", run(q, "--dry-run").stdout)
+dry = [re.search(r"([\d.]+) KiB shared", run(q, "--dry-run").stdout)
        for q in [p, pipeline("alone", steps[:4])]]
 check(None not in dry and float(dry[0].group(1)) < 1.5 * float(dry[1].group(1)),
       "... which hold less than 1.5 times the chunks the store alone holds, not the volume "
@@ -671,8 +671,9 @@ lone = pipeline("lone", [
     {"name": "m", "op": "max", "input": "u", "axis": 0},
     {"name": "o", "op": "to_tiff", "input": "m", "path": path("lone.tif"), "overwrite": True}])
 dry = halo("run", lone, "--dry-run", check_rc=0).stdout
-mem = re.search(r"memory: ([0-9.]+) (k?B|MB) per output chunk in flight, ([0-9.]+) (k?B|MB) shared", dry)
-unit = {"B": 1, "kB": 1e3, "MB": 1e6}
+mem = re.search(r"memory: ([0-9.]+) (B|KiB|MiB) per output chunk in flight, ([0-9.]+) (B|KiB|MiB) "
+                r"shared", dry)
+unit = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20}
 held = float(mem.group(1)) * unit[mem.group(2)] + float(mem.group(3)) * unit[mem.group(4)] if mem else 0
 check(mem is not None and held < cols.size * 4 * 0.6,
       "a lone projection of a filtered volume: a fraction of the filtered volume held (--dry-run)",
@@ -1244,7 +1245,7 @@ try:
     r = halo("convert", path("planes.zarr"), out, "--chunks", "32,32,32",
              env={"STARPU_LIMIT_CPU_MEM": "2"}, timeout=60)
     check(r.returncode == 1 and len(r.stderr.splitlines()) == 1
-          and "more than StarPU's limit of 2.1 MB" in r.stderr and not os.path.exists(out),
+          and "more than StarPU's limit of 2 MiB" in r.stderr and not os.path.exists(out),
           "STARPU_LIMIT_CPU_MEM below a layer of shared chunks: one line, exit 1, no output",
           r.stderr)
 except subprocess.TimeoutExpired:

@@ -152,9 +152,9 @@ static void test_bytes(void)
 	static const struct {
 		uint64_t v;
 		const char *s;
-	} c[] = {{0, "0 B"},           {1, "1 B"},         {999, "999 B"},
-		 {1000, "1 kB"},       {1048576, "1.05 MB"}, {343040, "343 kB"},
-		 {999999, "1 MB"}, {UINT64_MAX, "18.4 EB"}};
+	} c[] = {{0, "0 B"},        {1, "1 B"},          {1023, "1023 B"},
+		 {1024, "1 KiB"},   {1048576, "1 MiB"},  {343040, "335 KiB"},
+		 {1048575, "1 MiB"}, {3 << 29, "1.5 GiB"}, {UINT64_MAX, "16 EiB"}};
 	for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
 		char buf[32];
 		tap_ok(!strcmp(halo__bytes(c[i].v, buf, sizeof buf), c[i].s), "%llu bytes: '%s' (got '%s')",

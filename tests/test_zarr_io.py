@@ -380,7 +380,7 @@ for shape, chunks in [((5, 11, 13), (8, 16, 16)), ((5, 11, 13), (2, 16, 4)),
 z = zarr.open(src, mode="w", shape=(8, 60, 50), chunks=(16, 400, 400), dtype="<u2")
 z[:] = sample("<u2", (8, 60, 50))
 r = halo("convert", src, dst, "--overwrite", "--memory", "4M", check_rc=0)
-check(r.returncode == 0 and "10.2 MB of it reads and decodes a stored chunk of the input, larger "
+check(r.returncode == 0 and "9.77 MiB of it reads and decodes a stored chunk of the input, larger "
       "than the array, whole" in r.stderr and same(zarr.open(dst, mode="r")[:], z[:]),
       "a stored chunk larger than the array is counted, and named when over --memory", r.stderr)
 

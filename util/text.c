@@ -32,11 +32,12 @@ const char *halo__dims(const int64_t v[3], int ndim, char *buf, size_t len)
 
 const char *halo__bytes(uint64_t bytes, char *buf, size_t len)
 {
-	static const char *const units[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
+	/* Binary, as --memory 512M and halo info's GiB count. */
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
 	double v = (double)bytes;
 	int u = 0;
-	while (v >= 999.5 && u < 6) {
-		v /= 1000;
+	while (v >= 1023.5 && u < 6) {
+		v /= 1024;
 		u++;
 	}
 	snprintf(buf, len, u ? "%.3g %s" : "%.0f %s", v, units[u]);

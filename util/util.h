@@ -30,8 +30,8 @@ void halo__copy_utf8(char *dst, size_t len, const char *src);
  * (ndim 0, or out of range); returns buf. */
 const char *halo__dims(const int64_t v[3], int ndim, char *buf, size_t len);
 
-/* bytes as "512 B", "3.2 kB", "340 MB", "1.5 GB" (decimal units, three
- * significant digits); returns buf. */
+/* bytes as "512 B", "3.2 KiB", "340 MiB", "1.5 GiB" (binary units, as
+ * --memory takes them; three significant digits); returns buf. */
 const char *halo__bytes(uint64_t bytes, char *buf, size_t len);
 
 /* s for a line of output: control characters (a newline in a file name)
