@@ -48,19 +48,22 @@ int halo_node_ranks(int *local);
  * contiguous run of the count returned from *first, or where there are
  * fewer things than ranks, one, shared. */
 int halo_node_share(int n, int local, int ranks, int *first);
-/* Under mpirun with several ranks on the node, and unless a
- * STARPU_WORKERS_* variable binds the workers: binds the calling thread
- * to this rank's share of the node's cores and tells StarPU to keep to
- * it. Called before StarPU starts. Returns the cores bound to, 0 where
- * it binds nothing. */
+/* Under mpirun, and unless a STARPU_WORKERS_* variable binds the
+ * workers: binds the calling thread to this rank's share of the cores it
+ * was given (of the node's where that is one core or none), shared among
+ * the ranks of the node given the same, and tells StarPU to keep to it.
+ * Every rank calls it, after MPI_Init and before StarPU starts. Returns
+ * the cores bound to, 0 where it binds nothing. */
 int halo__node_bind(void);
-/* This rank's share of the node's gpus GPUs: the count, from device
+/* This rank's share of the node's gpus GPUs by the launcher's variables
+ * (the budgets' estimate, before MPI starts): the count, from device
  * *first on (wrapping). All of them with one rank on the node or where
  * STARPU_WORKERS_CUDAID says which to use. */
 int halo_node_gpus(int gpus, int *first);
-/* Has StarPU open this rank's share first (STARPU_WORKERS_CUDAID).
- * Returns the GPU workers to start: want where given (>= 0), else the
- * share. Called before StarPU starts. */
+/* Has StarPU open this rank's share of the GPUs it sees alike with other
+ * ranks of the node first (STARPU_WORKERS_CUDAID). Returns the GPU
+ * workers to start: want where given (>= 0), else the share. Every rank
+ * calls it, after MPI_Init and before StarPU starts. */
 int halo__node_gpus_set(int gpus, int want);
 
 /* --ncpu 0 with GPUs: the compute runs on the GPUs alone. Reading and
