@@ -1467,7 +1467,8 @@ static int write_directories(halo_tiff_t *t, halo_error_t *err)
 			TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, desc);
 		if (info->ndim == 3) {
 			TIFFSetField(tif, TIFFTAG_SUBFILETYPE, FILETYPE_PAGE);
-			TIFFSetField(tif, TIFFTAG_PAGENUMBER, (uint16_t)z, (uint16_t)n);
+			if (n <= UINT16_MAX) /* its two counts are 16-bit: past that, none */
+				TIFFSetField(tif, TIFFTAG_PAGENUMBER, (uint16_t)z, (uint16_t)n);
 		}
 		if (!TIFFDeferStrileArrayWriting(tif) || !TIFFWriteCheck(tif, 0, "halo") ||
 		    !TIFFWriteDirectory(tif))
