@@ -230,3 +230,27 @@ int halo_json_load_file(const char *file, json_t **out, halo_error_t *err)
 				      je.line, je.text);
 	return HALO_OK;
 }
+
+json_t *halo_json_strict_copy(const json_t *j)
+{
+	const char *tok = halo_json_marked_token(j);
+	if (tok && (!strcmp(tok, "NaN") || !strcmp(tok, "Infinity") || !strcmp(tok, "-Infinity")))
+		return json_string(tok);
+	json_t *out = NULL;
+	if (json_is_object(j)) {
+		const char *k;
+		json_t *v;
+		out = json_object();
+		json_object_foreach((json_t *)j, k, v)
+			json_object_set_new(out, k, halo_json_strict_copy(v));
+	} else if (json_is_array(j)) {
+		size_t i;
+		json_t *v;
+		out = json_array();
+		json_array_foreach(j, i, v)
+			json_array_append_new(out, halo_json_strict_copy(v));
+	} else {
+		out = json_deep_copy(j);
+	}
+	return out;
+}

@@ -32,6 +32,11 @@ int halo_json_marked_number(const json_t *v, double *out);
 const char *halo_json_marked_token(const json_t *v);
 json_t *halo_json_marked(const char *token);
 
+/* A deep copy of j for JSON that must be strict (Zarr v3's zarr.json):
+ * its marked NaN, Infinity and -Infinity as the strings v3 gives a fill
+ * value, "NaN" and so on (other marked numbers are valid JSON). */
+json_t *halo_json_strict_copy(const json_t *j);
+
 /* Reads and parses file as halo_json_loadb does into *out; a missing
  * file gives HALO_ENOENT and no message, so callers can probe for
  * .zarray / zarr.json; malformed JSON gives HALO_EFORMAT naming the file,

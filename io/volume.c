@@ -990,8 +990,9 @@ static json_t *multiscales(const halo_writer_t *w)
 	if (ms && w->nlevels > 1)
 		json_object_set_new(ms, "type", json_string("mean"));
 	json_t *attrs = ms ? json_pack("{s:[o]}", "multiscales", ms) : NULL;
-	if (attrs && w->omero)
-		json_object_set(attrs, "omero", w->omero);
+	if (attrs && w->omero) /* v3's zarr.json is strict JSON: no bare NaN */
+		json_object_set_new(attrs, "omero", v3 ? halo_json_strict_copy(w->omero)
+						       : json_incref(w->omero));
 	if (attrs && v3) {
 		json_object_set_new(attrs, "version", json_string("0.5"));
 		attrs = json_pack("{s:i, s:s, s:{s:o}}", "zarr_format", 3, "node_type", "group",

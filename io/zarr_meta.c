@@ -689,7 +689,7 @@ json_t *halo__zarr_v3_json(const halo_zarr_meta_t *m)
 			 "configuration", "chunk_shape", gridj, "chunk_key_encoding", "name",
 			 "default", "configuration", "separator", "/", "fill_value",
 			 halo_zarr_fill_json(m->fill, m->dtype), "codecs", codecs, "attributes",
-			 m->attrs ? json_deep_copy(m->attrs) : json_object(), "dimension_names", names);
+			 m->attrs ? halo_json_strict_copy(m->attrs) : json_object(), "dimension_names", names);
 }
 
 int halo_zarr_v3_codec_ok(const halo_codec_t *codec)

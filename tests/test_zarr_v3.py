@@ -258,6 +258,29 @@ for dt, hexfill, value in [("float16", "0x3c00", 1.0), ("float16", "0xfc00", -np
     converts_to(fill_src, np.full((2, 4, 4), value, dt),
                 f"v3 {dt} fill_value {hexfill} read as {value}")
 
+# A v2 array's attributes with python's bare NaN and -Infinity: zarr.json
+# is strict JSON (which JavaScript's and C++'s parsers hold to), so they
+# become the strings v3 gives such fill values; v2's .zattrs keeps them.
+nanattrs = path("v2_nan_attrs.zarr")
+zarr.open(nanattrs, mode="w", shape=(2, 4, 4), chunks=(2, 4, 4), dtype="u2")[:] = 3
+with open(os.path.join(nanattrs, ".zattrs"), "w") as f:
+    f.write('{"a": NaN, "big": 18446744073709551615, "c": [-Infinity, 1.5], "s": "NaN"}')
+out3 = path("v3_nan_attrs.zarr")
+r = convert(nanattrs, out3, "--zarr-format", "3")
+
+
+def strict(c):
+    raise ValueError(f"bare {c}")
+
+
+try:
+    got = json.load(open(os.path.join(out3, "zarr.json")), parse_constant=strict)["attributes"]
+except (OSError, ValueError) as e:
+    got = str(e)
+check(got == {"a": "NaN", "big": 18446744073709551615, "c": ["-Infinity", 1.5], "s": "NaN"},
+      "v3 zarr.json: bare NaN and -Infinity of v2 attributes become strings (strict JSON)",
+      (got, r.stderr))
+
 # 6. OME-Zarr 0.5: a Zarr v3 group whose "ome" attributes hold the
 # multiscales, its levels v3 arrays (here sharded, as large images are).
 ome = path("img05.ome.zarr")
