@@ -38,10 +38,12 @@ void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory)
 	else
 		snprintf(why, sizeof why, "a larger budget, or smaller chunks%s, would fit it",
 			 front > per ? " along the first axis" : "");
-	fprintf(stderr, "halo: warning: %s of chunks shared by neighbouring chunks (halos, "
-			"rechunks) stay resident and each output chunk in flight holds %s, more "
-			"than %s %s; %s\n",
-		halo__bytes(front, a, sizeof a), halo__bytes(per, b, sizeof b),
+	char shared[128] = "";
+	if (front) /* a plain copy shares none */
+		snprintf(shared, sizeof shared, "%s of chunks shared by neighbouring chunks (halos, "
+			 "rechunks) stay resident and ", halo__bytes(front, a, sizeof a));
+	fprintf(stderr, "halo: warning: %seach output chunk in flight holds %s, more than %s %s; "
+			"%s\n", shared, halo__bytes(per, b, sizeof b),
 		memory ? "--memory" : "the default memory budget (a quarter of the memory it may use)",
 		halo__bytes(budget, c, sizeof c), why);
 }
@@ -51,12 +53,15 @@ void halo_cli_note_voxel(const char *in, const halo_volume_info_t *info, halo_fo
 {
 	const double *v = info->voxel;
 	char shown[PATH_MAX], size[96];
-	/* A stack of planes with a pixel size: OME viewers take the z
-	 * spacing written as measured. */
-	if (out != HALO_FMT_ZARR && info->ndim == 3 && (info->guessed & 1)) {
-		fprintf(stderr, "halo: note: %s stores no z spacing; the output's is %g %s, taken as "
-				"ImageJ takes it\n", halo__shown(in, shown, sizeof shown), v[0],
-			info->unit);
+	/* A stack of planes with a pixel size, or a spacing without one:
+	 * OME viewers take the sizes written as measured. (y taken from x
+	 * alone is the convention of square pixels.) */
+	int no_z = info->ndim == 3 && (info->guessed & 1), no_xy = (info->guessed & 6) == 6;
+	if (out != HALO_FMT_ZARR && (no_z || no_xy)) {
+		fprintf(stderr, "halo: note: %s stores no %s; the output's voxel is %gx%gx%g %s, "
+				"taken as ImageJ takes it\n", halo__shown(in, shown, sizeof shown),
+			no_z && no_xy ? "z spacing or pixel size" : no_z ? "z spacing" : "pixel size",
+			v[0], v[1], v[2], info->unit);
 		return;
 	}
 	if (out != HALO_FMT_ZARR || (!info->unit[0] && v[0] == 1 && v[1] == 1 && v[2] == 1))

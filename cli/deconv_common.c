@@ -416,8 +416,13 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 		for (int d = 0; d < 3; d++)
 			info.chunks[d] = dflt[d] < ii->shape[d] ? dflt[d] : ii->shape[d];
 	}
-	if (o->nchunks > 0)
+	if (o->nchunks > 0) {
+		/* As written: no longer than the volume (the working set was
+		 * reckoned for 1024^3 of a 32x96x96 image). */
 		memcpy(info.chunks, o->chunks, sizeof info.chunks);
+		for (int d = 0; d < 3; d++)
+			info.chunks[d] = info.chunks[d] < info.shape[d] ? info.chunks[d] : info.shape[d];
+	}
 	int auto_over = 0;
 	if (o->nchunks < 0) {
 		halo_deconv_machine_t m = {.memory = o->memory ? o->memory : halo_memory_default()};

@@ -314,9 +314,10 @@ static int describe_volume(const char *path, int as_json)
 		else
 			printf("  fill value  %lld\n", (long long)v->fill.bits);
 		/* The sizes the file does not store, and what was taken. */
-		static const char *const what[3] = {"z: not stored, 1 taken",
-						    "y: not stored, x's taken",
-						    "x: not stored, y's taken"};
+		int pixel = (v->guessed & 6) == 6; /* neither y nor x: 1 each */
+		const char *what[3] = {"z: not stored, 1 taken",
+				       pixel ? "y: not stored, 1 taken" : "y: not stored, x's taken",
+				       pixel ? "x: not stored, 1 taken" : "x: not stored, y's taken"};
 		char taken[128] = "";
 		for (int d = first, at = 0; d < 3; d++)
 			if (v->guessed & (1 << d))
@@ -399,8 +400,9 @@ int halo_cli_info(int argc, char **argv)
 	}
 	/* Under mpirun, every rank's (on nodes of their own, or with their
 	 * share of one), printed by rank 0 in rank order: a JSON array. */
-	char *mine = halo_runtime_ranks(rt) > 1 ? json_dumps(desc, JSON_COMPACT) : NULL;
-	char **all = halo_runtime_ranks(rt) > 1 ? halo__mpi_gather_text(mine ? mine : "null") : NULL;
+	int launched = halo__runtime_mpi_launched(); /* -np 1 too: one shape for scripts */
+	char *mine = launched ? json_dumps(desc, JSON_COMPACT) : NULL;
+	char **all = launched ? halo__mpi_gather_text(mine ? mine : "null") : NULL;
 	free(mine);
 	if (halo_runtime_ranks(rt) > 1 && halo_runtime_rank(rt) > 0) {
 		status = HALO_EXIT_OK;

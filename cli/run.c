@@ -218,6 +218,38 @@ static void warn_mixed(const halo_graph_t *g)
 	}
 }
 
+/* Whether the store e reads (through its steps) from the source src. */
+static int reads_from(const halo_expr_t *e, const halo_expr_t *src)
+{
+	if (e == src)
+		return 1;
+	for (int i = 0; i < e->nin; i++)
+		if (reads_from(e->in[i], src))
+			return 1;
+	return 0;
+}
+
+/* A source whose file does not store a z spacing (a stack of planes) or
+ * a pixel size, stored into an OME-Zarr or a TIFF, which write the sizes
+ * taken as measured: the note convert and deconvolve give. */
+static void note_guessed(const halo_graph_t *g)
+{
+	for (int i = 0; i < halo_graph_count(g); i++) {
+		const halo_expr_t *src = halo_graph_node(g, i);
+		if (!src->reader || !halo_reader_info(src->reader)->guessed)
+			continue;
+		for (int j = 0; j < halo_graph_count(g); j++) {
+			const halo_expr_t *e = halo_graph_node(g, j);
+			if (e->op == HALO_OP_STORE && e->wopts.format != HALO_FMT_ZARR &&
+			    reads_from(e, src)) {
+				halo_cli_note_voxel(halo_reader_path(src->reader),
+						    halo_reader_info(src->reader), e->wopts.format, NULL);
+				break;
+			}
+		}
+	}
+}
+
 /* A map_overlap whose depth falls short of its kernel's reach on an axis
  * of several chunks gives values near the chunks' edges that depend on
  * the chunks, as dask.array.map_overlap does (halo keeps that parity):
@@ -316,6 +348,8 @@ int halo_cli_run(int argc, char **argv)
 		if (halo__runtime_launched_rank() == 0) {
 			warn_mixed(g);
 			warn_shallow(g);
+			if (!quiet)
+				note_guessed(g);
 			halo_runtime_memory_warn(memory);
 			halo_cli_warn_memory(plan, memory);
 			print_plan(plan);
@@ -342,6 +376,8 @@ int halo_cli_run(int argc, char **argv)
 	if (speaker) {
 		warn_mixed(g);
 		warn_shallow(g);
+		if (!quiet && !json)
+			note_guessed(g);
 		halo_cli_warn_memory(plan, memory);
 	}
 	halo_compute_opts_t co = {.memory = memory, .quiet = quiet || json || !speaker,

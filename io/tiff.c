@@ -404,6 +404,8 @@ static int parse_ome(halo_tiff_t *t, const char *xml, uint32_t w, uint32_t h, lo
 		}
 	if (!has[0])
 		t->info.guessed |= 1;
+	if (!has[1] && !has[2]) /* PhysicalSizeZ alone */
+		t->info.guessed |= 6;
 	if (!has[0] && !has[1] && !has[2]) /* no unit: OME's default says nothing then */
 		given[2] = NULL;
 	halo_units_common(given, t->info.voxel, NULL, t->info.unit, sizeof t->info.unit);

@@ -5,6 +5,7 @@
 #include "io/zarr_private.h"
 #include "io/json.h"
 #include "util/dtype_scalar.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -395,10 +396,12 @@ int halo__zarr_check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *
 		bytes *= (double)m->chunks[d];
 		count *= ceil((double)m->shape[d] / (double)m->chunks[d]);
 	}
+	char shown[32];
 	if (bytes > (double)HALO_ZARR_MAX_CHUNK_BYTES)
 		return halo_error_set(err, HALO_EUNSUPPORTED,
-				      "%s: a chunk holds %.0f bytes, more than blosc's limit of %llu", file,
-				      bytes, (unsigned long long)HALO_ZARR_MAX_CHUNK_BYTES);
+				      "%s: a chunk holds %s, more than blosc's limit of 2 GiB", file,
+				      halo__bytes(bytes < 1.8e19 ? (uint64_t)bytes : UINT64_MAX, shown,
+						  sizeof shown));
 	/* Each chunk costs the planner a few bytes: beyond this, memory. */
 	if (count > (double)HALO_MAX_CHUNKS)
 		return halo_error_set(err, HALO_EUNSUPPORTED,

@@ -214,10 +214,17 @@ int halo_sched_check(const char *name, const char *source, halo_error_t *err)
 		return halo_error_set(err, HALO_EINVAL, "%s: heteroprio needs per-codelet priority "
 				      "buckets, which halo does not set up; modular-heteroprio, dmda "
 				      "or dmdas schedule halo's tasks", source);
+	/* StarPU's test of its task-graph support starts a task only once
+	 * the application says the graph is complete, which a streaming
+	 * run never does: it spun forever. */
+	if (strcmp(name, "graph_test") == 0)
+		return halo_error_set(err, HALO_EINVAL, "%s: graph_test waits for the whole task "
+				      "graph before it runs a task, which halo submits as it goes; "
+				      "dmda, dmdas or lws schedule halo's tasks", source);
 	if (sched_known(name))
 		return HALO_OK;
 	/* The modular-* variants are many: named once, after their prefix.
-	 * heteroprio, refused above, is not offered. */
+	 * heteroprio and graph_test, refused above, are not offered. */
 	char list[400] = "", modular[400] = "";
 	size_t len = 0, mlen = 0;
 	for (const char *const *n = halo_sched_names(); *n; n++) {
@@ -225,7 +232,8 @@ int halo_sched_check(const char *name, const char *source, halo_error_t *err)
 		const char *shown = mod ? *n + 8 : *n;
 		char *to = mod ? modular : list;
 		size_t *at = mod ? &mlen : &len;
-		if (strcmp(*n, "heteroprio") != 0 && *at + strlen(shown) + 3 < sizeof list)
+		if (strcmp(*n, "heteroprio") != 0 && strcmp(*n, "graph_test") != 0 &&
+		    *at + strlen(shown) + 3 < sizeof list)
 			*at += (size_t)snprintf(to + *at, sizeof list - *at, "%s%s", *at ? ", " : "",
 						shown);
 	}

@@ -212,7 +212,7 @@ expect_error("uncompressed chunk of the wrong size", p, "0.0.0: chunk holds 7 by
 
 p = good_array("huge.zarr")
 edit_zarray(p, shape=[4096, 4096, 4096], chunks=[2048, 2048, 1024])
-expect_error("chunk over 2 GiB", p, "more than blosc's limit of 2147483583")
+expect_error("chunk over 2 GiB", p, "more than blosc's limit of 2 GiB")
 edit_zarray(p, shape=[2**62, 4, 4], chunks=[1, 4, 4])
 expect_error("too many chunks", p, "more than halo's limit")
 edit_zarray(p, shape=[100, 100, 100], chunks=[2**40] * 3)

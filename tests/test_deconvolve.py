@@ -420,6 +420,12 @@ check(a is not None and "other way round" not in r.stderr, "... and none the rig
 a, r = run(inp, write_psf(make_psf((12, 16, 20)), "whole_psf.tif"), "--iterations", "1")
 check(a is not None and "other way round" not in r.stderr,
       "... nor for a PSF as large as the image (one computed for it)", r.stderr)
+# --chunks longer than the volume: reckoned as written, one chunk of the
+# volume (1024^3 chose overlap mode for a 12x16x20 image, or refused exact).
+r = halo("deconvolve", inp, psfp, path("big_chunks.zarr"), "--chunks", "1024", "--iterations", "1",
+         "--overwrite", check_rc=0)
+check(r.returncode == 0 and "chunks 12x16x20, exact" in r.stdout,
+      "--chunks 1024 on a 12x16x20 image: one chunk of it, exact mode", r.stdout)
 # A 2D image's voxel size is said with two values, as halo info says it.
 flat = path("flat.tif")
 tifffile.imwrite(flat, (img[0] * 10).astype(np.uint16), resolution=(1e4, 2e4),

@@ -101,8 +101,25 @@ for name, line, missing in [
     check("voxel       " + line in r.stdout and got == missing,
           f"{name}: halo info says which voxel sizes the file does not store", (r.stdout, got))
 r = halo("convert", path("noz-seq"), path("noz.ome.zarr"), "--overwrite", check_rc=0)
-check(r.returncode == 0 and "noz-seq stores no z spacing; the output's is 1 micrometer" in r.stderr,
+check(r.returncode == 0 and "noz-seq stores no z spacing; the output's voxel is 1x0.1x0.1 "
+      "micrometer, taken as ImageJ takes it" in r.stderr,
       "a sequence of planes into OME-Zarr: a note on its z spacing", r.stderr)
+# PhysicalSizeZ alone: the pixel size is the one taken.
+tifffile.imwrite(path("zonly.ome.tif"), data, metadata={"axes": "ZYX", "PhysicalSizeZ": 2.0})
+r = halo("info", path("zonly.ome.tif"), check_rc=0)
+check("voxel       2x1x1 micrometer (y: not stored, 1 taken; x: not stored, 1 taken)" in r.stdout,
+      "an OME-TIFF with PhysicalSizeZ alone: y and x not stored", r.stdout)
+r = halo("convert", path("zonly.ome.tif"), path("zonly.tif"), "--overwrite", check_rc=0)
+check("zonly.ome.tif stores no pixel size; the output's voxel is 2x1x1 micrometer" in r.stderr,
+      "... and into a TIFF, a note on its pixel size", r.stderr)
+# halo run says it too, of a source whose steps reach an OME-Zarr store.
+with open(path("noz.json"), "w") as f:
+    json.dump({"steps": [{"name": "a", "op": "from_tiff", "path": path("noz-ij.tif")},
+                         {"name": "o", "op": "to_zarr", "input": "a", "ome": True,
+                          "path": path("noz-run.ome.zarr"), "overwrite": True}]}, f)
+r = halo("run", path("noz.json"), check_rc=0)
+check(r.returncode == 0 and "noz-ij.tif stores no z spacing" in r.stderr,
+      "halo run into an OME-Zarr: the same note", r.stderr)
 r = halo("convert", src, path("z-stored.ome.zarr"), "--overwrite", check_rc=0)
 check(r.returncode == 0 and "z spacing" not in r.stderr, "... none where the file stores it",
       r.stderr)
