@@ -235,6 +235,14 @@ int halo_fs_tmp_close(FILE *f, const char *tmp, const char *path)
 	 * disk's, not the EIO of what follows it). */
 	int bad = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
 	int e = errno;
+	/* A write that failed earlier (a full disk met while printing) left
+	 * the stream's error flag but not its errno: a byte more finds it. */
+	if (bad && !e) {
+		char z = 0;
+		off_t end = lseek(fileno(f), 0, SEEK_END);
+		if (end >= 0 && pwrite(fileno(f), &z, 1, end) < 0)
+			e = errno;
+	}
 	if ((fclose(f) != 0) | bad || rename(tmp, path) != 0) {
 		e = e ? e : errno ? errno : EIO;
 		unlink(tmp);
