@@ -295,16 +295,16 @@ static int describe_volume(const char *path, int as_json)
 		if (stored.reduced)
 			printf("  left out    %lld reduced-resolution page%s\n",
 			       (long long)stored.reduced, stored.reduced == 1 ? "" : "s");
-		if (stored.compression) /* a TIFF's, said above */
-			;
-		else if (codec && codec->id == HALO_CODEC_BLOSC)
-			printf("  compressor  blosc %s, level %d, %s shuffle\n", codec->cname,
-			       codec->clevel, shuffles[codec->shuffle % 3]);
-		else if (codec && codec->id != HALO_CODEC_NONE)
-			printf("  compressor  %s, %s %d\n", halo_codec_id_name(codec->id),
-			       halo_codec_level_key(codec->id), codec->clevel);
-		else
-			printf("  compressor  none\n");
+		if (!stored.compression) { /* a TIFF's is said above */
+			if (codec && codec->id == HALO_CODEC_BLOSC)
+				printf("  compressor  blosc %s, level %d, %s shuffle\n", codec->cname,
+				       codec->clevel, shuffles[codec->shuffle % 3]);
+			else if (codec && codec->id != HALO_CODEC_NONE)
+				printf("  compressor  %s, %s %d\n", halo_codec_id_name(codec->id),
+				       halo_codec_level_key(codec->id), codec->clevel);
+			else
+				printf("  compressor  none\n");
+		}
 		if (halo_dtype_is_float(v->dtype))
 			printf("  fill value  %g\n", v->fill.value);
 		else if (v->dtype.kind == HALO_B1)
