@@ -77,16 +77,14 @@ int halo_cli_deconvolve(int argc, char **argv)
 		npsf *= pn[d];
 	}
 	if (npsf > nin && halo__runtime_launched_rank() == 0) {
-		char shown[2][4096], sp[64], si[64];
-		int skip = image.ndim < 3; /* a 2D image's sizes as halo info shows them */
-		snprintf(sp, sizeof sp, "%dx%dx%d", pn[0], pn[1], pn[2]);
-		snprintf(si, sizeof si, "%lldx%lldx%lld", (long long)image.shape[0],
-			 (long long)image.shape[1], (long long)image.shape[2]);
+		char shown[2][4096], sp[96], si[96];
+		const int64_t pn64[3] = {pn[0], pn[1], pn[2]};
 		fprintf(stderr, "halo: warning: the PSF %s (%s) is larger than the image %s (%s): "
 				"are they the other way round? (halo deconvolve IN PSF OUT)\n",
 			halo__shown(psf_path, shown[0], sizeof shown[0]),
-			skip ? strchr(sp, 'x') + 1 : sp, halo__shown(in, shown[1], sizeof shown[1]),
-			skip ? strchr(si, 'x') + 1 : si);
+			halo__dims(pn64, image.ndim, sp, sizeof sp),
+			halo__shown(in, shown[1], sizeof shown[1]),
+			halo__dims(image.shape, image.ndim, si, sizeof si));
 	}
 	/* Once both are read: a PSF that is no volume (a folder) says so. */
 	const char *inputs[2][2] = {{in, "IN"}, {psf_path, "PSF"}};

@@ -218,36 +218,32 @@ static void warn_mixed(const halo_graph_t *g)
 	}
 }
 
-/* Whether the store e reads (through its steps) from the source src. */
-static int reads_from(const halo_expr_t *e, const halo_expr_t *src)
-{
-	if (e == src)
-		return 1;
-	for (int i = 0; i < e->nin; i++)
-		if (reads_from(e->in[i], src))
-			return 1;
-	return 0;
-}
-
 /* A source whose file does not store a z spacing (a stack of planes) or
  * a pixel size, stored into an OME-Zarr or a TIFF, which write the sizes
- * taken as measured: the note convert and deconvolve give. */
+ * taken as measured: the note convert and deconvolve give. Nodes come
+ * after their inputs, so one pass forward finds what each source reaches. */
 static void note_guessed(const halo_graph_t *g)
 {
-	for (int i = 0; i < halo_graph_count(g); i++) {
+	int n = halo_graph_count(g);
+	char *reached = malloc((size_t)(n ? n : 1));
+	for (int i = 0; reached && i < n; i++) {
 		const halo_expr_t *src = halo_graph_node(g, i);
 		if (!src->reader || !halo_reader_info(src->reader)->guessed)
 			continue;
-		for (int j = 0; j < halo_graph_count(g); j++) {
+		memset(reached, 0, (size_t)n);
+		reached[i] = 1;
+		for (int j = i + 1; j < n; j++) {
 			const halo_expr_t *e = halo_graph_node(g, j);
-			if (e->op == HALO_OP_STORE && e->wopts.format != HALO_FMT_ZARR &&
-			    reads_from(e, src)) {
+			for (int k = 0; k < e->nin; k++)
+				reached[j] |= reached[e->in[k]->id];
+			if (reached[j] && e->op == HALO_OP_STORE && e->wopts.format != HALO_FMT_ZARR) {
 				halo_cli_note_voxel(halo_reader_path(src->reader),
 						    halo_reader_info(src->reader), e->wopts.format, NULL);
 				break;
 			}
 		}
 	}
+	free(reached);
 }
 
 /* A map_overlap whose depth falls short of its kernel's reach on an axis
