@@ -202,11 +202,11 @@ static int plan_v3(const struct convert_opts *o, const halo_reader_t *r,
 	for (int d = 0; d < 3; d++)
 		bytes *= (double)info->chunks[d];
 	/* A shard is a task's buffer, and halo's chunk limit holds for it. */
-	char shown[32];
+	char shown[32], limit[32];
 	if (bytes > (double)HALO_ZARR_MAX_CHUNK_BYTES)
 		return halo_error_set(err, HALO_EINVAL, "--shards: a shard of %s exceeds halo's "
-				      "limit of 2 GiB", halo__bytes(bytes < 1.8e19 ? (uint64_t)bytes
-									: UINT64_MAX, shown, sizeof shown));
+				      "limit of %s", halo__bytes_f(bytes, shown, sizeof shown),
+				      halo__bytes(HALO_ZARR_MAX_CHUNK_BYTES, limit, sizeof limit));
 	return HALO_OK;
 }
 
@@ -260,13 +260,14 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 	size_t elsize = halo_dtype_size(info->dtype);
 	/* In floating point, so that no product of huge sizes wraps around. */
 	double bytes = (double)elsize * (double)c[0] * (double)c[1] * (double)c[2];
-	char shown[32];
+	char shown[32], limit[32];
 	if (wo->format != HALO_FMT_TIFF && o->nchunks) {
 		if (bytes > (double)HALO_ZARR_MAX_CHUNK_BYTES)
 			return halo_error_set(err, HALO_EINVAL, "--chunks: a chunk of %s exceeds "
-					      "Zarr's limit here of 2 GiB (blosc's)",
-					      halo__bytes(bytes < 1.8e19 ? (uint64_t)bytes : UINT64_MAX,
-							  shown, sizeof shown));
+					      "Zarr's limit here of %s (blosc's)",
+					      halo__bytes_f(bytes, shown, sizeof shown),
+					      halo__bytes(HALO_ZARR_MAX_CHUNK_BYTES, limit,
+							  sizeof limit));
 	} else if (halo_volume_chunks_fit(wo->format, c, elsize) || wo->format == HALO_FMT_TIFF) {
 		/* The input's chunks in a wider type stored in pieces, or
 		 * TIFF's pages fewer at a time. */

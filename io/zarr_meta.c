@@ -396,12 +396,12 @@ int halo__zarr_check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *
 		bytes *= (double)m->chunks[d];
 		count *= ceil((double)m->shape[d] / (double)m->chunks[d]);
 	}
-	char shown[32];
+	char shown[32], limit[32];
+	halo__bytes(HALO_ZARR_MAX_CHUNK_BYTES, limit, sizeof limit);
 	if (bytes > (double)HALO_ZARR_MAX_CHUNK_BYTES)
 		return halo_error_set(err, HALO_EUNSUPPORTED,
-				      "%s: a chunk holds %s, more than blosc's limit of 2 GiB", file,
-				      halo__bytes(bytes < 1.8e19 ? (uint64_t)bytes : UINT64_MAX, shown,
-						  sizeof shown));
+				      "%s: a chunk holds %s, more than blosc's limit of %s", file,
+				      halo__bytes_f(bytes, shown, sizeof shown), limit);
 	/* Each chunk costs the planner a few bytes: beyond this, memory. */
 	if (count > (double)HALO_MAX_CHUNKS)
 		return halo_error_set(err, HALO_EUNSUPPORTED,
@@ -414,8 +414,7 @@ int halo__zarr_check_sizes(halo_zarr_meta_t *m, const char *file, halo_error_t *
 	if (inner * 16 > (double)HALO_ZARR_MAX_CHUNK_BYTES)
 		return halo_error_set(err, HALO_EUNSUPPORTED,
 				      "%s: a shard holds %.3g chunks, whose index is more than "
-				      "halo's limit of %llu bytes", file, inner,
-				      (unsigned long long)HALO_ZARR_MAX_CHUNK_BYTES);
+				      "halo's limit of %s", file, inner, limit);
 	if (m->codec.shuffle == -1)
 		m->codec.shuffle = halo_dtype_size(m->dtype) == 1 ? 2 : 1;
 	m->transposed = 0;

@@ -703,12 +703,13 @@ int halo_to_store(halo_graph_t *g, halo_expr_t *a, const char *path, const int64
 		halo_volume_chunks_fit(wo->format, c, elsize);
 	for (int d = 0; d < 3; d++)
 		bytes *= (uint64_t)c[d];
-	char shown[32];
+	char shown[32], limit[32];
 	if (wo->format != HALO_FMT_TIFF && bytes > HALO_ZARR_MAX_CHUNK_BYTES)
 		return halo_error_set(err, HALO_EINVAL, "%s: chunks of %lldx%lldx%lld hold %s, "
-				      "more than blosc's limit of 2 GiB (give smaller chunks)", path,
+				      "more than blosc's limit of %s (give smaller chunks)", path,
 				      (long long)c[0], (long long)c[1], (long long)c[2],
-				      halo__bytes(bytes, shown, sizeof shown));
+				      halo__bytes(bytes, shown, sizeof shown),
+				      halo__bytes(HALO_ZARR_MAX_CHUNK_BYTES, limit, sizeof limit));
 	/* Levels past a 1x1 plane would repeat it. */
 	int64_t plane = a->shape[1] > a->shape[2] ? a->shape[1] : a->shape[2];
 	int useful = 0;

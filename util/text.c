@@ -44,6 +44,12 @@ const char *halo__bytes(uint64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
+const char *halo__bytes_f(double bytes, char *buf, size_t len)
+{
+	return halo__bytes(bytes >= 0x1p64 ? UINT64_MAX : bytes > 0 ? (uint64_t)bytes : 0, buf,
+			   len);
+}
+
 const char *halo__shown(const char *s, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s", s);

@@ -33,6 +33,9 @@ const char *halo__dims(const int64_t v[3], int ndim, char *buf, size_t len);
 /* bytes as "512 B", "3.2 KiB", "340 MiB", "1.5 GiB" (binary units, as
  * --memory takes them; three significant digits); returns buf. */
 const char *halo__bytes(uint64_t bytes, char *buf, size_t len);
+/* The same of a size reckoned in floating point (a product of sizes from
+ * a file, which may pass 2^64: said as the most there is). */
+const char *halo__bytes_f(double bytes, char *buf, size_t len);
 
 /* s for a line of output: control characters (a newline in a file name)
  * become '?', so that a message stays one line; returns buf. */
