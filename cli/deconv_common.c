@@ -247,7 +247,9 @@ static int exact_distributed(const struct halo_deconv_cli *o, halo_reader_t *r, 
 			halo_error_replace(err, tmp, outp);
 		rc = halo__mpi_agree(rc, err);
 	}
-	halo__mpi_barrier(); /* every rank's chunks are written */
+	if (!rc && !rank0)
+		rc = halo_output_flush(out, err);
+	rc = halo__mpi_agree(rc, err); /* every rank's chunks are written */
 	if (!rc && rank0)
 		rc = halo_writer_finish(w, err);
 	halo_writer_close(w);

@@ -40,6 +40,11 @@ void halo_output_abort(halo_output_t *o);
  * commits or removes it. */
 void halo_output_release(halo_output_t *o);
 
+/* Under HALO_SYNC=1, flushes what this process wrote under o's temporary
+ * name to the disk (a no-op otherwise): each MPI rank flushes its own node's
+ * writes before rank 0 commits. */
+int halo_output_flush(const halo_output_t *o, halo_error_t *err);
+
 /* Removes what this process's outputs in the making have written, and
  * their locks, leaving the outputs themselves to be freed by nobody: for
  * a process about to end while its other threads are stuck (see

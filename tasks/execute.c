@@ -977,13 +977,22 @@ static int finish_outputs(struct exec *x, const halo_compute_opts_t *o, halo_com
 			continue;
 		halo_writer_close(s->writer);
 		s->writer = NULL;
-		if (x->rank == 0)
+		if (x->rank == 0) {
 			outs[n++] = s->output;
-		else
+		} else {
+			if (!rc && (rc = halo_output_flush(s->output, err)))
+				halo_error_replace(err, halo_output_tmp_path(s->output),
+						   plan->nodes[i]->expr->path);
 			halo_output_release(s->output);
+		}
 		s->output = NULL;
 	}
-	rc = n ? halo_runtime_outputs_commit(outs, n, err) : HALO_OK;
+	rc = halo__mpi_agree(rc, err); /* the other ranks' chunks are flushed */
+	if (!rc && n)
+		rc = halo_runtime_outputs_commit(outs, n, err);
+	else if (rc)
+		for (int i = 0; i < n; i++)
+			halo_output_abort(outs[i]);
 	free(outs);
 	return halo__mpi_agree(rc, err);
 }

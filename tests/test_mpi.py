@@ -631,6 +631,36 @@ check(m and r1.returncode == 1 and "more than --memory" in r1.stderr and r2.retu
       f"exact mode within --memory {mem} per rank on 2 ranks, over it in one process",
       (r1.stderr, r2.stderr[-1500:]))
 
+# HALO_SYNC=1: each rank flushes its own writes (its node's, on a cluster)
+# before rank 0 commits; only rank 0's node was flushed. Rank 1 under strace.
+def rank1_syncs(args, env1):
+    wrap, log = path("mpi-rank1-strace.sh"), path("mpi-rank1.strace")
+    if os.path.exists(log):
+        os.remove(log)
+    with open(wrap, "w") as f:
+        f.write(f"#!/bin/sh\n[ \"$OMPI_COMM_WORLD_RANK$PMI_RANK\" = 1 ] && exec env {env1} strace -f "
+                f"-qq -e trace=syncfs -o {log} {HALO} \"$@\"\nexec {HALO} \"$@\"\n")
+    os.chmod(wrap, 0o755)
+    r = subprocess.run(["mpirun", "-np", "2", wrap, *map(str, args)], env=ENV,
+                       capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    calls = open(log).read().count("syncfs(") if os.path.exists(log) else None
+    return r, calls
+
+
+if shutil.which("strace"):
+    for what, args in [("exact mode", ex), ("run", ["run", pipeline("mpi-sync", src), "--quiet"])]:
+        out = path("mpi-ex-sync.zarr") if what == "exact mode" else path("mpi-sync.zarr")
+        if what == "exact mode":
+            args = [*ex[:3], out, *ex[4:]]
+        r0, calls0 = rank1_syncs(args, "HALO_SYNC=0")
+        r, calls = rank1_syncs(args, "HALO_SYNC=1")
+        ok = r.returncode == 0 and os.path.isdir(out)
+        check(r0.returncode == 0 and calls0 == 0 and ok and calls and calls > 0,
+              f"HALO_SYNC=1 on rank 1, {what}: rank 1 flushes its writes (syncfs calls without "
+              f"it, with it: {calls0}, {calls})", r.stderr[-1500:])
+else:
+    skip("HALO_SYNC=1 on rank 1", "no strace")
+
 # A rechunk only a store reads is assembled in the write task in one
 # process; under mpirun a gather task brings the parts across ranks.
 rs = path("mpi-rs.json")
