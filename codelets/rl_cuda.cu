@@ -76,6 +76,7 @@ static const char *const fused_callbacks[NKINDS][2][2] = {
 
 struct gpu_work {
 	int n[3];
+	int device;            /* the GPU it is on */
 	cudaStream_t stream;   /* the plans are bound to it */
 	int kind;
 	int want_cb;           /* HALO_RL_CB_* asked for (part of the cache key) */
@@ -212,9 +213,9 @@ static int make_plans(struct gpu_work *w, cudaStream_t stream)
 	return 0;
 }
 
-/* The calling worker's plans and buffers of kind for shape n; NULL on
- * failure. */
-static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stream)
+/* The calling thread's cache, made at its first use; NULL when it cannot
+ * be. */
+static struct gpu_cache *cache_get(void)
 {
 	pthread_once(&cache_once, make_key);
 	struct gpu_cache *c = (struct gpu_cache *)pthread_getspecific(cache_key);
@@ -225,35 +226,42 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 			return NULL;
 		}
 	}
-	int worker = starpu_worker_get_id();
-	unsigned node = worker >= 0 ? starpu_worker_get_memory_node((unsigned)worker) : 0;
-	int want_cb = halo_rl_callbacks_choice(n, getenv("HALO_CUFFT_CALLBACKS"));
-	for (int i = 0; i < c->count; i++)
-		if (!memcmp(c->work[i].n, n, sizeof c->work[i].n) && c->work[i].kind == kind &&
-		    c->work[i].want_cb == want_cb && c->work[i].stream == stream) {
-			/* Kept in order of use, the latest last. */
-			struct gpu_work hit = c->work[i];
-			memmove(&c->work[i], &c->work[i + 1],
-				(size_t)(c->count - 1 - i) * sizeof c->work[0]);
-			c->work[c->count - 1] = hit;
-			return &c->work[c->count - 1];
-		}
-	if (c->count == MAX_SHAPES) {
-		/* The previous task's launches may still use the least
-		 * recently used entry's plans and buffers. */
-		cudaStreamSynchronize(c->work[0].stream);
-		if (c->work[0].accounted)
-			starpu_memory_deallocate(c->work[0].node, c->work[0].accounted);
-		work_free(&c->work[0]);
-		memmove(&c->work[0], &c->work[1], (MAX_SHAPES - 1) * sizeof c->work[0]);
-		memset(&c->work[MAX_SHAPES - 1], 0, sizeof c->work[0]);
-		c->count--;
-	}
-	struct gpu_work *w = &c->work[c->count];
+	return c;
+}
+
+/* Frees c's least recently used entry, on its own GPU (one thread drives
+ * them all under STARPU_CUDA_THREAD_PER_DEV=0); 0 when c holds none. */
+static int cache_evict(struct gpu_cache *c)
+{
+	if (!c || !c->count)
+		return 0;
+	struct gpu_work *w = &c->work[0];
+	int current = -1, device = w->device;
+	cudaGetDevice(&current);
+	if (device != current)
+		cudaSetDevice(device);
+	/* The previous task's launches may still use its plans and buffers. */
+	cudaStreamSynchronize(w->stream);
+	if (w->accounted)
+		starpu_memory_deallocate(w->node, w->accounted);
+	work_free(w);
+	if (device != current && current >= 0)
+		cudaSetDevice(current);
+	memmove(&c->work[0], &c->work[1], (size_t)(c->count - 1) * sizeof c->work[0]);
+	memset(&c->work[c->count - 1], 0, sizeof c->work[0]);
+	c->count--;
+	return 1;
+}
+
+/* w's buffers and plans for shape n; -1, with nothing held, on failure. */
+static int work_make(struct gpu_work *w, const int n[3], int kind, int want_cb,
+		     cudaStream_t stream)
+{
 	memcpy(w->n, n, sizeof w->n);
 	w->stream = stream;
 	w->kind = kind;
 	w->want_cb = want_cb;
+	cudaGetDevice(&w->device);
 	w->nreal = (size_t)n[0] * n[1] * n[2];
 	w->ncplx = (size_t)n[0] * n[1] * (n[2] / 2 + 1);
 	if ((kind == WORK_RL &&
@@ -263,12 +271,50 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 	    cudaMalloc((void **)&w->params, sizeof *w->params) != cudaSuccess ||
 	    !(w->info = (void **)malloc(sizeof *w->info))) {
 		work_free(w);
-		return NULL;
+		return -1;
 	}
 	*w->info = w->params;
 	if (make_plans(w, stream) < 0) {
 		work_free(w);
+		return -1;
+	}
+	return 0;
+}
+
+/* The calling worker's plans and buffers of kind for shape n; NULL on
+ * failure. */
+static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stream)
+{
+	struct gpu_cache *c = cache_get();
+	if (!c)
 		return NULL;
+	int worker = starpu_worker_get_id(), device = -1;
+	cudaGetDevice(&device);
+	unsigned node = worker >= 0 ? starpu_worker_get_memory_node((unsigned)worker) : 0;
+	int want_cb = halo_rl_callbacks_choice(n, getenv("HALO_CUFFT_CALLBACKS"));
+	for (int i = 0; i < c->count; i++)
+		if (!memcmp(c->work[i].n, n, sizeof c->work[i].n) && c->work[i].kind == kind &&
+		    c->work[i].want_cb == want_cb && c->work[i].stream == stream &&
+		    c->work[i].device == device) {
+			/* Kept in order of use, the latest last. */
+			struct gpu_work hit = c->work[i];
+			memmove(&c->work[i], &c->work[i + 1],
+				(size_t)(c->count - 1 - i) * sizeof c->work[0]);
+			c->work[c->count - 1] = hit;
+			return &c->work[c->count - 1];
+		}
+	if (c->count == MAX_SHAPES)
+		cache_evict(c);
+	/* Each shape keeps 16-20 bytes a voxel here, beside the 90 % of the
+	 * GPU StarPU fills with data: where a new shape finds no room, the
+	 * shapes least recently used make it (a cudaMalloc failed is no
+	 * sticky error). */
+	struct gpu_work *w = &c->work[c->count];
+	while (work_make(w, n, kind, want_cb, stream) < 0) {
+		(void)cudaGetLastError();
+		if (!cache_evict(c))
+			return NULL;
+		w = &c->work[c->count];
 	}
 	/* These buffers live beside StarPU's data on the GPU: counted in its
 	 * memory manager, they make StarPU evict chunks sooner instead of
@@ -397,8 +443,21 @@ extern "C" void halo__otf_cuda(void *buffers[], void *cl_arg)
 	size_t nreal = (size_t)n[0] * n[1] * n[2];
 	float *real = NULL;
 	cufftHandle plan;
-	int ok = cudaMalloc((void **)&real, nreal * sizeof *real) == cudaSuccess;
-	int planned = ok && cufftPlan3d(&plan, n[0], n[1], n[2], CUFFT_R2C) == CUFFT_SUCCESS;
+	int ok, planned;
+	/* Outside StarPU's count, as the RL shapes' buffers: where they leave
+	 * no room, they go, least recently used first. */
+	struct gpu_cache *c = cache_get();
+	for (;;) {
+		ok = cudaMalloc((void **)&real, nreal * sizeof *real) == cudaSuccess;
+		planned = ok && cufftPlan3d(&plan, n[0], n[1], n[2], CUFFT_R2C) == CUFFT_SUCCESS;
+		if (planned)
+			break;
+		cudaFree(real);
+		real = NULL;
+		(void)cudaGetLastError();
+		if (!cache_evict(c))
+			break;
+	}
 	if (planned) {
 		ok &= cufftSetStream(plan, stream) == CUFFT_SUCCESS;
 		ok &= cudaMemsetAsync(real, 0, nreal * sizeof *real, stream) == cudaSuccess;

@@ -311,16 +311,18 @@ int halo__otf_cache_init(struct halo_otf_cache *c, const float *psf, const int p
 	return HALO_OK;
 }
 
-void halo__otf_cache_release(struct halo_otf_cache *c)
+int halo__otf_cache_release(struct halo_otf_cache *c)
 {
 	for (int i = 0; i < c->count; i++)
 		starpu_data_unregister(c->entries[i].handle);
+	int failed = __atomic_load_n(&c->failed, __ATOMIC_RELAXED);
 	for (int r = 0; c->psf && r < c->nranks; r++)
 		starpu_data_unregister(c->psf[r]);
 	free(c->psf);
 	starpu_free(c->psf_copy);
 	free(c->entries);
 	memset(c, 0, sizeof *c);
+	return failed;
 }
 
 struct rl_ctx {
@@ -433,7 +435,7 @@ static int rl_prepare(void *ctx, const int n[3], const int out[3], halo_error_t 
 	const int *dims[2] = {n, out};
 	for (int i = 0; !rc && i < 2; i++)
 		starpu_block_data_register(&h[i], -1, 0, (uint32_t)dims[i][2],
-					   (uint32_t)(dims[i][2] * dims[i][1]), (uint32_t)dims[i][2],
+					   (uint32_t)dims[i][2] * (uint32_t)dims[i][1], (uint32_t)dims[i][2],
 					   (uint32_t)dims[i][1], (uint32_t)dims[i][0], sizeof(float));
 	if (!rc && !c->probed) {
 		struct halo_rl_args a = {.iterations = c->iterations, .threads = c->threads};
@@ -528,9 +530,7 @@ int halo_rl_kernel_destroy(halo_overlap_kernel_t *kernel, halo_error_t *err)
 	if (!kernel)
 		return HALO_OK;
 	struct rl_kernel *k = (struct rl_kernel *)kernel;
-	/* Read once the spectrum tasks are done (the release waits for them). */
-	halo__otf_cache_release(&k->ctx.otf);
-	int failed = k->ctx.otf.failed;
+	int failed = halo__otf_cache_release(&k->ctx.otf);
 	halo_fft_save_wisdom();
 	free(k);
 	return failed ? halo_error_set(err, HALO_ENOMEM, "out of memory computing the PSF spectrum")

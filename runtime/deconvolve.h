@@ -133,8 +133,9 @@ int halo__otf_cache_init(struct halo_otf_cache *c, const float *psf, const int p
 			 halo_error_t *err);
 int halo__otf_get(struct halo_otf_cache *c, const int n[3], int rank, starpu_data_handle_t *out,
 		  halo_error_t *err);
-/* Waits for the tasks using the handles and unregisters them. */
-void halo__otf_cache_release(struct halo_otf_cache *c);
+/* Waits for the tasks using the handles and unregisters them; returns
+ * whether a spectrum task failed, read once they are all done. */
+int halo__otf_cache_release(struct halo_otf_cache *c);
 
 /* Loads FFTW wisdom kept between runs (halo_fft_init) from
  * $HALO_FFTW_WISDOM, else $XDG_CACHE_HOME/halo/fftw-wisdom-f32, else

@@ -26,7 +26,9 @@
 #include "runtime/trace.h"
 #include "util/progress.h"
 #include "util/signals.h"
+#include "util/util.h"
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -78,6 +80,19 @@ static void unit_extent(const struct exact *x, const int64_t idx[3], int64_t sta
 		start[d] = x->grid[d].start[idx[d]];
 		dims[d] = x->grid[d].start[idx[d] + 1] - start[d];
 	}
+}
+
+/* The shape of a chunk's FFTs (dims with the PSF's halo, padded as
+ * submit_half pads it) in fft; returns its voxels. */
+static int64_t fft_shape(const int64_t dims[3], const int pn[3], int64_t fft[3])
+{
+	int64_t voxels = 1;
+	for (int d = 0; d < 3; d++) {
+		int64_t need = dims[d] + pn[d] - 1;
+		fft[d] = need < INT_MAX / 4 ? halo_fft_good_size((int)need, 1) : need;
+		voxels *= fft[d];
+	}
+	return voxels;
 }
 
 /* Reads the input chunks overlapping one chunk and assembles its float32
@@ -166,9 +181,7 @@ static void load_cpu(void *buffers[], void *cl_arg)
 		io_fail(x, &e);
 		goto out;
 	}
-	int64_t voxels = 1;
-	for (int d = 0; d < 3; d++)
-		voxels *= dims[d] + x->pn[d] - 1;
+	int64_t fft[3], voxels = fft_shape(dims, x->pn, fft);
 	char what[4200];
 	if (ii->ndim == 2)
 		snprintf(what, sizeof what, "%s: the chunk at %lld,%lld (y,x)", halo_reader_path(x->in),
@@ -401,10 +414,20 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 	if (o->boundary == HALO_BOUNDARY_NONE)
 		return halo_error_set(err, HALO_EINVAL, "--boundary none has no exact whole-volume "
 				      "meaning; use overlap mode or another boundary");
-	/* The constant pads the estimate in the forward halves' FFTs. */
-	int64_t unit = 1;
+	int64_t big[3], fft[3];
 	for (int d = 0; d < 3; d++)
-		unit *= (oi->chunks[d] < oi->shape[d] ? oi->chunks[d] : oi->shape[d]) + pn[d] - 1;
+		big[d] = oi->chunks[d] < oi->shape[d] ? oi->chunks[d] : oi->shape[d];
+	int64_t unit = fft_shape(big, pn, fft);
+	/* StarPU 1.3 sizes a block in 32 bits, and a vector (the spectrum):
+	 * see check_blocks in tasks/lower.c. */
+	if ((double)unit >= 4294967296.0 ||
+	    2.0 * (double)fft[0] * (double)fft[1] * (double)(fft[2] / 2 + 1) >= 4294967296.0) {
+		char dims[96];
+		return halo_error_set(err, HALO_EINVAL, "chunks of %s voxels with their halo, 2^32 or "
+				      "more, which StarPU's chunk buffers cannot hold; give smaller "
+				      "--chunks", halo__dims(fft, 3, dims, sizeof dims));
+	}
+	/* The constant pads the estimate in the forward halves' FFTs. */
 	if (o->boundary == HALO_BOUNDARY_CONSTANT &&
 	    halo_rl_range_check(fabs(o->constant), unit, "the boundary constant", err))
 		return err->code;
@@ -531,8 +554,7 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 	halo_progress_finish(&x.progress);
 	if (token)
 		starpu_data_unregister(token);
-	int otf_failed = otfs.failed;
-	halo__otf_cache_release(&otfs);
+	int otf_failed = halo__otf_cache_release(&otfs);
 	if (!rc && x.io_failed) {
 		*err = x.err;
 		rc = x.err.code ? x.err.code : HALO_EIO;

@@ -5,6 +5,7 @@
 #include "runtime/runtime.h"
 #include "util/util.h"
 #include "codelets/gather.h"
+#include "codelets/rl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -639,6 +640,39 @@ out:
 	return rc;
 }
 
+/* StarPU 1.3 sizes a block as nx * ny * nz in 32 bits (block_interface.c)
+ * and counts a vector's elements in 32 bits: a task's chunk, haloed, and
+ * RL's spectrum of it must hold fewer than 2^32 elements, or its buffer
+ * wraps to a few bytes and the codelet writes past it. */
+static int check_blocks(const halo_plan_t *plan, halo_error_t *err)
+{
+	for (int i = 0; i < plan->n; i++) {
+		const halo_pnode_t *p = plan->nodes[i];
+		const halo_expr_t *e = p->expr;
+		int overlap = p->kind == HALO_PN_OVERLAP;
+		int64_t big[3];
+		for (int d = 0; d < 3; d++) {
+			big[d] = 0;
+			for (int64_t k = 0; k < p->grid[d].nblocks; k++) {
+				int64_t len = p->grid[d].start[k + 1] - p->grid[d].start[k];
+				big[d] = len > big[d] ? len : big[d];
+			}
+			big[d] += overlap ? 2 * (int64_t)e->depth[d] : 0;
+		}
+		double n = (double)big[0] * (double)big[1] * (double)big[2];
+		if (overlap && e->ov == HALO_OV_RICHARDSON_LUCY)
+			n = 2.0 * (double)big[0] * (double)big[1] * (double)(big[2] / 2 + 1);
+		if (n < 4294967296.0)
+			continue;
+		char dims[96];
+		return halo_error_set(err, HALO_EINVAL, "step \"%s\": chunks of %s%s voxels, 2^32 or "
+				      "more, which StarPU's chunk buffers cannot hold; rechunk smaller",
+				      e->name, halo__dims(big, 3, dims, sizeof dims),
+				      overlap ? " (with their halo)" : "");
+	}
+	return HALO_OK;
+}
+
 static halo_pn_kind_t kind_of(const halo_expr_t *e)
 {
 	switch (e->op) {
@@ -762,6 +796,9 @@ int halo_plan_build(halo_graph_t *g, halo_plan_t **out, halo_error_t *err)
 		rc = halo_error_set(err, HALO_ENOMEM, "out of memory planning the graph");
 		goto out;
 	}
+	rc = check_blocks(plan, err);
+	if (rc)
+		goto out;
 	for (int i = 0; i < plan->n; i++) {
 		rc = count_uses(plan->nodes[i], err);
 		if (rc)

@@ -141,6 +141,19 @@ check(r.returncode == 1 and "more than the default memory budget" in r.stderr an
       "TiB at once" in r.stderr and len(r.stderr.strip().splitlines()) == 1 and
       not os.path.exists(out),
       "exact mode over the default budget: one line, nothing written", r.stderr)
+# A chunk whose FFT (with its halo, padded to a smooth size) holds 2^32
+# voxels or more: StarPU sizes its blocks in 32 bits, and the buffer
+# wrapped to a few bytes. Refused before anything is read. (A Zarr output
+# stores such chunks in pieces of 2 GiB, and exact mode runs on those; a
+# TIFF's are whole planes.)
+deep, tif = path("lim_deep.zarr"), path("lim_deep.tif")
+zarr.open(deep, mode="w", shape=(1040, 2048, 2048), chunks=(64, 512, 512), dtype="u1")
+r = halo("deconvolve", deep, psfp, tif, "--mode", "exact", "--chunks", "1024,2048,2048",
+         "--memory", "1T", timeout=60, check_rc=1)
+last = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
+check(r.returncode == 1 and "with their halo, 2^32 or more, which StarPU's chunk buffers "
+      "cannot hold; give smaller --chunks" in last and not os.path.exists(tif),
+      "exact mode, chunks of 2^32 voxels with their halo: one line, nothing written", r.stderr)
 # Limits between what the three volumes need and what the halo exchanges
 # running ahead add (a haloed block per chunk): StarPU waited forever at
 # 27-33 MiB here (24 MiB of volumes, 32 chunks). Each limit now runs or is

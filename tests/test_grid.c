@@ -2,6 +2,7 @@
  * ensure_minimum_chunksize (the expected blocks are what dask 2022.12's
  * function returns for the same input). */
 #include "config.h"
+#include "codelets/gather.h"
 #include "io/zarr.h"
 #include "runtime/distribution.h"
 #include "runtime/deconvolve.h"
@@ -268,6 +269,49 @@ static void check_distribution(const int64_t shape[3], const int64_t chunk[3], i
 	       want_p[1], want_p[2], bad, empty);
 }
 
+/* halo_axis_blocks_touched against the definition, voxel by voxel: the
+ * sorted distinct blocks that [lo, hi)'s voxels map to, over irregular
+ * axes, ranges reaching several times around them, and every boundary. */
+static void check_blocks_touched(void)
+{
+	unsigned seed = 7;
+	int bad = 0, cases = 0;
+	for (int round = 0; round < 3000; round++) {
+		int64_t sizes[12];
+		int nb = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 12;
+		for (int i = 0; i < nb; i++)
+			sizes[i] = 1 + ((seed = seed * 1103515245u + 12345u) >> 16) % 7;
+		struct halo_axis a = from_sizes(sizes, nb);
+		int64_t span = 3 * a.n + 5;
+		int64_t lo = (int64_t)(((seed = seed * 1103515245u + 12345u) >> 16) % (2 * span)) - span;
+		int64_t hi = lo + (int64_t)(((seed = seed * 1103515245u + 12345u) >> 16) % span);
+		for (int b = HALO_BOUNDARY_NONE; b <= HALO_BOUNDARY_CONSTANT; b++) {
+			int64_t got[12], want[12], ngot, nwant = 0;
+			int seen[12] = {0};
+			for (int64_t g = lo; g < hi; g++) {
+				int64_t m = halo_boundary_map(g, a.n, b);
+				if (m >= 0)
+					seen[halo_axis_find(&a, m)] = 1;
+			}
+			for (int i = 0; i < nb; i++)
+				if (seen[i])
+					want[nwant++] = i;
+			ngot = halo_axis_blocks_touched(&a, lo, hi, b, got);
+			cases++;
+			if (ngot != nwant || memcmp(got, want, (size_t)nwant * sizeof *got)) {
+				if (!bad++)
+					tap_diag("axis of %d blocks (%lld voxels), [%lld, %lld), "
+						 "boundary %d: %lld blocks, want %lld", nb,
+						 (long long)a.n, (long long)lo, (long long)hi, b,
+						 (long long)ngot, (long long)nwant);
+			}
+		}
+		halo_axis_free(&a);
+	}
+	tap_ok(!bad, "blocks a range touches, through every boundary: %d of %d cases right",
+	       cases - bad, cases);
+}
+
 int main(void)
 {
 	/* a cube: the slowest axis is cut first */
@@ -308,6 +352,7 @@ int main(void)
 	check_auto((int64_t[]){96, 256, 256}, (int[]){15, 11, 13}, UINT64_C(1) << 20, 4);
 	check_rl_auto();
 	check_chunks_fit();
+	check_blocks_touched();
 	int64_t c[3];
 	halo_chunks_auto((int64_t[]){950, 2048, 2048}, (int[]){8, 16, 16}, 24.0, UINT64_C(1) << 30, 32, c);
 	int64_t big = c[0] > c[1] ? c[0] : c[1], small = c[0] < c[1] ? c[0] : c[1];

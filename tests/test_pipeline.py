@@ -933,6 +933,35 @@ bad.append(([{"name": "w", "op": "from_zarr", "path": path("wide.zarr")},
              {"name": "r", "op": "rechunk", "input": "w", "chunks": [-1, -1, -1]},
              {"name": "s", "op": "sum", "input": "r"}],
             'step "r": rechunk: chunks of 70000x70000 voxels per plane, more than 2^32'))
+# A chunk of 2^32 voxels or more, which StarPU sizes in 32 bits (the
+# buffer wrapped to a few bytes and the gather wrote gigabytes past it):
+# one rechunked, one with its halo, and RL's
+# spectrum (2 x 1024 x 2048 x 1024 floats) of a haloed 1024x2048x2047,
+# itself under 2^32. Metadata only: nothing is written.
+zarr.open(path("deep.zarr"), mode="w", shape=(4, 32768, 32768), chunks=(1, 16384, 16384),
+          dtype="u1", fill_value=1)
+zarr.open(path("rl-big.zarr"), mode="w", shape=(1022, 2046, 2045), chunks=(512, 1024, 1024),
+          dtype="u1", fill_value=1)
+tifffile.imwrite(path("psf3.tif"), np.full((3, 3, 3), 1 / 27, np.float32),
+                 photometric="minisblack")
+cannot = "2^32 or more, which StarPU's chunk buffers cannot hold; rechunk smaller"
+for src, steps, msg in [
+        ("deep", [{"name": "r", "op": "rechunk", "input": "w", "chunks": [-1, -1, -1]},
+                  {"name": "s", "op": "max", "input": "r"}],
+         'step "r": chunks of 4x32768x32768 voxels, '),
+        ("deep", [{"name": "r", "op": "rechunk", "input": "w", "chunks": [2, -1, -1]},
+                  {"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "r",
+                   "depth": 1},
+                  {"name": "s", "op": "max", "input": "u"}],
+         'step "u": chunks of 4x32770x32770 (with their halo) voxels, '),
+        ("rl-big", [{"name": "r", "op": "rechunk", "input": "w", "chunks": [-1, -1, -1]},
+                    {"name": "f", "op": "astype", "input": "r", "dtype": "float32"},
+                    {"name": "d", "op": "map_overlap", "kernel": "richardson_lucy", "input": "f",
+                     "depth": 1, "psf": path("psf3.tif"), "iterations": 1},
+                    {"name": "s", "op": "max", "input": "d"}],
+         'step "d": chunks of 1024x2048x2047 (with their halo) voxels, ')]:
+    bad.append(([{"name": "w", "op": "from_zarr", "path": path(src + ".zarr")}, *steps],
+                msg + cannot))
 # More chunks than the walk keeps track of (a rechunk as a Zarr source).
 zarr.open(path("huge.zarr"), mode="w", shape=(1024, 1024, 1024), chunks=(64, 256, 256),
           dtype="u2")
