@@ -380,9 +380,12 @@ int halo_gather_run(const struct halo_gather_args *a, const void *const *src, vo
 static void gather_cpu(void *buffers[], void *cl_arg)
 {
 	const struct halo_gather_args *a = cl_arg;
-	const void *src[a->nsrc > 0 ? a->nsrc : 1];
-	for (int i = 0; i < a->nsrc; i++)
+	/* On the heap: a rechunk to whole axes reads up to millions of
+	 * chunks, more pointers than a worker's stack holds. */
+	const void **src = malloc((size_t)(a->nsrc > 0 ? a->nsrc : 1) * sizeof *src);
+	for (int i = 0; src && i < a->nsrc; i++)
 		src[i] = (const void *)STARPU_BLOCK_GET_PTR(buffers[i]);
-	if (halo_gather_run(a, src, (void *)STARPU_BLOCK_GET_PTR(buffers[a->nsrc])))
+	if (!src || halo_gather_run(a, src, (void *)STARPU_BLOCK_GET_PTR(buffers[a->nsrc])))
 		halo_gather_fail(a);
+	free(src);
 }

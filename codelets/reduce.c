@@ -136,7 +136,9 @@ static void partial_cpu(void *buffers[], void *cl_arg)
 	struct halo_reduce_partial r = halo_reduce_partial_init(a->kind);
 	double *row = prog ? malloc((size_t)a->valid[2] * sizeof *row) : NULL;
 	if (prog && !row) {
-		*a->out = (struct halo_reduce_partial){NAN, NAN, NAN, 0, 0, 0};
+		/* No partial a result could take for the chunk's. */
+		if (a->failed)
+			__atomic_store_n(a->failed, 1, __ATOMIC_RELAXED);
 		return;
 	}
 	for (int64_t z = 0; z < a->valid[0]; z++)

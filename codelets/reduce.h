@@ -42,6 +42,7 @@ struct halo_reduce_args {
 	 * row without storing it: the buffers are the program's inputs and
 	 * kind its result type. NULL: one buffer, reduced as it is. */
 	const struct halo_ew_prog *prog;
+	int *failed;             /* set when the task cannot run (out of memory) */
 };
 
 /* buffers: input (R), or the program's inputs (R). Fills *args->out. */

@@ -176,11 +176,14 @@ static void write_cpu(void *buffers[], void *cl_arg)
 		const struct halo_gather_args *g = a->gather;
 		bytes = (size_t)(g->dst_dims[0] * g->dst_dims[1] * g->dst_dims[2]) *
 			halo_dtype_size(oi->dtype);
-		const void *src[g->nsrc > 0 ? g->nsrc : 1];
-		for (int i = 0; i < g->nsrc; i++)
+		/* On the heap, as in gather_cpu. */
+		const void **src = malloc((size_t)(g->nsrc > 0 ? g->nsrc : 1) * sizeof *src);
+		for (int i = 0; src && i < g->nsrc; i++)
 			src[i] = (const void *)STARPU_BLOCK_GET_PTR(buffers[i]);
-		void *block = halo_scratch(HALO_SCRATCH_CONVERT, bytes);
-		if (!block || halo_gather_run(g, src, block)) {
+		void *block = src ? halo_scratch(HALO_SCRATCH_CONVERT, bytes) : NULL;
+		int bad = !block || halo_gather_run(g, src, block);
+		free(src);
+		if (bad) {
 			halo_error_set(&e, HALO_ENOMEM, "out of memory assembling a chunk");
 			halo__stream_fail(job, &e);
 			return;

@@ -547,13 +547,52 @@ static const struct rec *producer(const struct writer *w, size_t n, uintptr_t h,
 	return best;
 }
 
+static int transfer_cmp(const void *a, const void *b)
+{
+	double x = (*(const struct halo_transfer *const *)a)->start;
+	double y = (*(const struct halo_transfer *const *)b)->start;
+	return x < y ? -1 : x > y;
+}
+
+struct lane {
+	int link, lane;
+	double end; /* of its last transfer */
+};
+
+/* The first of link's lanes (tracks) free at start, made where none is:
+ * transfers on one link overlap (several requests at once), and events on
+ * one track must nest. Returns the lane, -1 when out of memory. */
+static int lane_for(struct lane **lanes, size_t *n, int link, double start, double end)
+{
+	int best = -1, count = 0;
+	for (size_t i = 0; i < *n; i++) {
+		struct lane *l = &(*lanes)[i];
+		if (l->link != link)
+			continue;
+		count++;
+		if (l->end <= start && (best < 0 || l->lane < (*lanes)[best].lane))
+			best = (int)i;
+	}
+	if (best >= 0) {
+		(*lanes)[best].end = end;
+		return (*lanes)[best].lane;
+	}
+	struct lane *more = realloc(*lanes, (*n + 1) * sizeof *more);
+	if (!more)
+		return -1;
+	*lanes = more;
+	more[(*n)++] = (struct lane){link, count, end};
+	return count;
+}
+
 /* One track per link (src -> dst memory node) in a "data transfers"
- * process; each transfer an X event named after the data it carries. */
+ * process, and more where transfers on it overlap (tid 4096 * lane + 64 *
+ * src + dst); each transfer an X event named after the data it carries. */
 static void write_transfers(FILE *f, const struct halo_transfer *t, size_t n, double base,
 			    char (*names)[48], int nnodes)
 {
 	enum { PID = HALO_TRACE_TRANSFER_PID };
-	size_t nw = 0;
+	size_t nw = 0, nlanes = 0;
 	for (const struct rec *r = T.head; r; r = r->next)
 		nw += r->worker >= 0 ? r->nwh : 0;
 	struct writer *w = malloc((nw ? nw : 1) * sizeof *w);
@@ -563,27 +602,40 @@ static void write_transfers(FILE *f, const struct halo_transfer *t, size_t n, do
 			w[nw++] = (struct writer){(uintptr_t)r->wh[k], r->end, r};
 	if (w)
 		qsort(w, nw, sizeof *w, writer_cmp);
+	const struct halo_transfer **order = malloc((n ? n : 1) * sizeof *order);
+	struct lane *lanes = NULL;
+	for (size_t i = 0; order && i < n; i++)
+		order[i] = &t[i];
+	if (order)
+		qsort(order, n, sizeof *order, transfer_cmp);
 	fprintf(f, ",\n{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,"
 		   "\"args\":{\"name\":\"data transfers\"}}", PID);
-	unsigned char seen[64][64] = {{0}};
 	static const char *const kinds[] = {"fetch", "prefetch", "idle prefetch"};
-	for (size_t i = 0; i < n; i++) {
-		int s = t[i].src, d = t[i].dst;
+	for (size_t i = 0; order && i < n; i++) {
+		const struct halo_transfer *x = order[i];
+		int s = x->src, d = x->dst;
 		if (s < 0 || d < 0 || s >= nnodes || d >= nnodes || s >= 64 || d >= 64)
 			continue;
-		if (!seen[s][d]) {
-			seen[s][d] = 1;
+		size_t before = nlanes;
+		int lane = lane_for(&lanes, &nlanes, s * 64 + d, x->start, x->end);
+		if (lane < 0)
+			break;
+		int tid = lane * 4096 + s * 64 + d;
+		if (nlanes > before) {
 			fprintf(f, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%d,"
-				   "\"args\":{\"name\":\"%s -> %s\"}}", PID, s * 64 + d, names[s], names[d]);
+				   "\"args\":{\"name\":\"%s -> %s", PID, tid, names[s], names[d]);
+			if (lane)
+				fprintf(f, " (%d)", lane + 1);
+			fprintf(f, "\"}}");
 		}
-		const struct rec *p = w ? producer(w, nw, t[i].handle, t[i].start) : NULL;
+		const struct rec *p = w ? producer(w, nw, x->handle, x->start) : NULL;
 		fprintf(f, ",\n{\"ph\":\"X\",\"name\":");
 		json_str(f, p && p->step[0] ? p->step : "data");
 		fprintf(f, ",\"cat\":\"transfer\",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,"
 			   "\"args\":{\"bytes\":%llu,\"src\":%d,\"dst\":%d,\"kind\":\"%s\"",
-			PID, s * 64 + d, t[i].start - base, t[i].end - t[i].start,
-			(unsigned long long)t[i].bytes, s, d,
-			kinds[t[i].prefetch >= 0 && t[i].prefetch <= 2 ? t[i].prefetch : 0]);
+			PID, tid, x->start - base, x->end - x->start,
+			(unsigned long long)x->bytes, s, d,
+			kinds[x->prefetch >= 0 && x->prefetch <= 2 ? x->prefetch : 0]);
 		if (p) {
 			fprintf(f, ",\"producer\":%llu,\"step\":", (unsigned long long)p->id);
 			json_str(f, p->step);
@@ -593,6 +645,8 @@ static void write_transfers(FILE *f, const struct halo_transfer *t, size_t n, do
 		}
 		fprintf(f, "}}");
 	}
+	free(lanes);
+	free(order);
 	free(w);
 }
 

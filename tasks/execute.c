@@ -704,7 +704,8 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 			*ra = (struct halo_reduce_args){
 				.fn = p->expr->red, .prog = prog,
 				.kind = prog ? prog->ops[prog->nops - 1].kind : in->expr->dtype,
-				.out = &s->partials[halo_pnode_flat(p, j)]};
+				.out = &s->partials[halo_pnode_flat(p, j)],
+				.failed = &x->job.kernel_failed};
 			halo_pnode_block(in, j, o, dims, ra->valid);
 		}
 		t = task_new(x, &halo_reduce_partial_cl, ra, sizeof *ra);
@@ -1165,6 +1166,10 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 		} else if (!(p->kind == HALO_PN_GATHER || (p->kind == HALO_PN_FUSED && casts(&p->prog)))) {
 			voxels = 0;
 		}
+		/* NaN and inf do not pass a cast to integers (astype uint16 of
+		 * a float source with NaN, then RL: as numpy, it runs). */
+		if (!rl && !halo_dtype_is_float((halo_dtype_t){p->expr->dtype, 0}))
+			continue;
 		for (int k = 0; k < p->nin && (rl || x.st[i].finite); k++) {
 			struct pstate *in = &x.st[p->in[k]->id];
 			in->finite = 1;

@@ -920,6 +920,20 @@ expect_deconv_error("a NaN in the image, exact mode", nan_img, good_psf,
 expect_deconv_error("a NaN in the image, overlap mode", nan_img, good_psf,
                     "nan_img.zarr: chunk 1,0,1 holds NaN or infinity, which RL cannot deconvolve",
                     "--mode", "overlap")
+# NaN does not pass a cast to integers: RL behind astype uint16 runs, as
+# numpy would (it was refused); behind astype float64 it is still refused.
+for dt, ok in [("uint16", True), ("float64", False)]:
+    pipe = path(f"nan_cast_{dt}.json")
+    with open(pipe, "w") as f:
+        json.dump({"steps": [
+            {"name": "a", "op": "from_zarr", "path": nan_img},
+            {"name": "c", "op": "astype", "input": "a", "dtype": dt},
+            {"name": "d", "op": "map_overlap", "kernel": "richardson_lucy", "input": "c",
+             "psf": good_psf, "depth": 2, "iterations": 2},
+            {"name": "m", "op": "max", "input": "d"}]}, f)
+    r = halo("run", pipe, "--quiet")
+    check(r.returncode == 0 if ok else r.returncode == 1 and "holds NaN or infinity" in r.stderr,
+          f"a NaN behind astype {dt}, then RL: {'runs' if ok else 'refused'}", r.stderr)
 # Values whose sums over an RL task's FFT pass float32's range: refused
 # (all NaN, or all 0 in an integer output, came out with exit 0).
 zn[:] = 1

@@ -289,6 +289,32 @@ check(all(e["pid"] == 1000 and tracks.get(e["tid"], "").startswith(
     f"node {e['args']['src']}, ") and f"-> node {e['args']['dst']}, " in tracks[e["tid"]]
     for e in xfer) and any("disk" in n for n in tracks.values()),
     "transfers sit on one track per link, named after its memory nodes", tracks)
+
+# Transfers on one link overlap (several requests at once, from two
+# workers): each track's events must still nest, so the overlapping ones
+# go to further tracks of the link (tid + 4096 each). Before, 4 runs in 5
+# put partly overlapping events on one track.
+env2 = dict(env, STARPU_LIMIT_CPU_MEM="4")
+args2 = [a for a in args if a not in ("--ncpu", "1")]
+args2[3] = path("sw-out2.zarr")
+p2 = subprocess.run([HALO, *args2, "--trace", path("sw2.trace.json")], env=env2,
+                    capture_output=True, text=True)
+ev2 = json.load(open(path("sw2.trace.json")))["traceEvents"] if p2.returncode == 0 else []
+by_track, bad = {}, []
+for e in ev2:
+    if e.get("cat") == "transfer":
+        by_track.setdefault(e["tid"], []).append(e)
+        if e["tid"] % 4096 != 64 * e["args"]["src"] + e["args"]["dst"]:
+            bad.append(e)
+for evs in by_track.values():
+    evs.sort(key=lambda e: e["ts"])
+    bad += [b for a, b in zip(evs, evs[1:]) if b["ts"] < a["ts"] + a["dur"] - 1e-3]
+r2 = halo("trace", "summary", path("sw2.trace.json"), "--json", check_rc=0)
+nlinks = len(json.loads(r2.stdout)["links"]) if r2.returncode == 0 else -1
+check(p2.returncode == 0 and by_track and not bad and
+      nlinks == len({t % 4096 for t in by_track}),
+      f"two workers swapping: no two transfers overlap on a track ({len(by_track)} tracks); "
+      f"the summary counts links, not tracks", (p2.stderr[-500:], bad[:2], nlinks))
 named = [e for e in xfer if "producer" in e["args"]]
 ok = all(e["args"]["producer"] in tasks_sw and
          tasks_sw[e["args"]["producer"]]["ts"] + tasks_sw[e["args"]["producer"]]["dur"]
