@@ -6,6 +6,7 @@
 #include "io/fs.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,14 @@ static double co_scheduling(const struct bench_workload *w, const struct bench_r
 	return *cpu + *gpu > 0 ? throughput(w, bench_median(r)) / (*cpu + *gpu) : 0;
 }
 
+/* A rate to read in a column: one decimal, or three significant figures
+ * below 100, so that a tiny volume's 0.043 Mvox*iter/s is not "0.0". */
+static const char *rate(double v, char *buf, size_t len)
+{
+	snprintf(buf, len, v >= 100 || v == 0 || !isfinite(v) ? "%.1f" : "%#.3g", v);
+	return buf;
+}
+
 void bench_report_table(FILE *f, const struct bench_report *rep)
 {
 	for (int k = 0; k < rep->nworkloads; k++) {
@@ -215,12 +224,14 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 			double med = bench_median(r);
 			/* Four significant figures (a tiny chunk's rl is under 1 ms),
 			 * trailing zeros kept so that the columns read alike. */
-			fprintf(f, "  %-*s %#8.4g %#8.4g %#8.4g %12.1f", wide, name, med, bench_min(r),
-				bench_max(r), throughput(w, med));
+			char t[32], g[32];
+			fprintf(f, "  %-*s %#8.4g %#8.4g %#8.4g %12s", wide, name, med, bench_min(r),
+				bench_max(r), rate(throughput(w, med), t, sizeof t));
 			if (w->bytes > 0) {
 				double gbs = bench_run_bytes(w, r) / med / 1e9;
 				double peak = bench_peak_gbs(rep, r);
-				fprintf(f, " %7.1f %5.0f%%", gbs, peak > 0 ? 100 * gbs / peak : 0);
+				fprintf(f, " %7s %5.0f%%", rate(gbs, g, sizeof g),
+					peak > 0 ? 100 * gbs / peak : 0);
 			}
 			for (int p = 0; p < w->nruns && is_halo(r); p++) {
 				const struct bench_run *peer = peer_column(w, p)
@@ -435,8 +446,9 @@ static int svg_panel(FILE *f, int y, const char *title, const struct bench_workl
 			is_halo(r) ? "halo" : "peer", label_w, y + 3, med * sx, ROW_H - 6);
 		fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#222\"/>\n",
 			label_w + lo * sx, label_w + hi * sx, y + ROW_H / 2, y + ROW_H / 2);
-		fprintf(f, "<text x=\"%.1f\" y=\"%d\">%.1f%s</text>\n", label_w + hi * sx + 6, y + 14,
-			med, bandwidth ? "%" : "");
+		char v[32];
+		fprintf(f, "<text x=\"%.1f\" y=\"%d\">%s%s</text>\n", label_w + hi * sx + 6, y + 14,
+			rate(med, v, sizeof v), bandwidth ? "%" : "");
 		y += ROW_H;
 	}
 	return 26 + rows * ROW_H + 14;

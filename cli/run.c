@@ -330,12 +330,13 @@ int halo_cli_run(int argc, char **argv)
 		halo_error_prefix(&err, "%s", argv[optind]);
 		goto fail;
 	}
-	/* A dry run starts no StarPU, but what it would start with is checked,
-	 * and what the run would refuse before computing. */
+	/* A dry run starts no StarPU, but what it would start with is checked. */
 	if (dry && (halo_runtime_opts_check(&rt_opts, &err) ||
 		    halo_runtime_devices_check(&rt_opts, &err)))
 		goto fail;
-	if (dry && halo_plan_check(plan, memory, &err)) {
+	/* Before StarPU starts for a run too, as convert and deconvolve:
+	 * nothing, not a trace, is left of a run refused. */
+	if (halo_plan_check(plan, memory, &err)) {
 		halo_error_prefix(&err, "%s", argv[optind]);
 		goto fail;
 	}

@@ -149,6 +149,17 @@ static json_t *critical_json(const struct trace *tr, int with_tasks)
 	return o;
 }
 
+/* A ratio, "1.23x", or "n/a" where there is none (JSON null: a path or
+ * bound of 0), as the HTML report's "-". */
+static const char *times(const json_t *v, char *buf, size_t len)
+{
+	if (json_is_number(v))
+		snprintf(buf, len, "%.2fx", json_number_value(v));
+	else
+		snprintf(buf, len, "n/a");
+	return buf;
+}
+
 static void print_critical(const char *path, const struct trace *tr, const json_t *o)
 {
 	double cp = json_real_value(json_object_get(o, "critical_path_us"));
@@ -158,11 +169,12 @@ static void print_critical(const char *path, const struct trace *tr, const json_
 		print_outcome("", tr);
 		return;
 	}
-	printf("%s: critical path %.3f ms over %zu tasks; makespan %.3f ms is %.2fx the path and "
-	       "%.2fx the work/workers bound (%.3f ms of work on %d workers)\n", path, cp / 1e3,
+	char over_path[32], over_bound[32];
+	printf("%s: critical path %.3f ms over %zu tasks; makespan %.3f ms is %s the path and "
+	       "%s the work/workers bound (%.3f ms of work on %d workers)\n", path, cp / 1e3,
 	       json_array_size(tasks), tr->makespan / 1e3,
-	       json_real_value(json_object_get(o, "makespan_over_path")),
-	       json_real_value(json_object_get(o, "makespan_over_bound")),
+	       times(json_object_get(o, "makespan_over_path"), over_path, sizeof over_path),
+	       times(json_object_get(o, "makespan_over_bound"), over_bound, sizeof over_bound),
 	       json_real_value(json_object_get(o, "work_us")) / 1e3, tr->nworkers);
 	print_outcome("", tr);
 	printf("\n%8s  %-14s %-20s %-14s %6s %10s\n", "id", "codelet", "step", "chunk", "worker", "ms");

@@ -99,10 +99,11 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 		return halo_error_set(err, HALO_EFORMAT, "%s: no valid makespan_us in otherData", path);
 	}
 	tr->scheduler = json_string_value(json_object_get(other, "scheduler"));
-	/* Traces of halo before 0.1's outcome field were of any run. */
+	/* Traces of halo before 0.1's outcome field were of any run; one
+	 * that names an error failed. */
 	tr->outcome = json_string_value(json_object_get(other, "outcome"));
-	tr->outcome = tr->outcome ? tr->outcome : "ok";
 	tr->error = json_string_value(json_object_get(other, "error"));
+	tr->outcome = tr->outcome ? tr->outcome : tr->error ? "failed" : "ok";
 	size_t nx = 0, nt = 0, ndeps = 0, i;
 	json_t *e;
 	json_array_foreach(events, i, e) {

@@ -27,6 +27,11 @@ r = halo("bench", "rl", "deconvolve", "convert", "--shape", "8,24,20", "--size",
          "--sched", "dmda,eager", "--ncpu", "1,all", "--json", js, "--plot", svg,
          "--trace", trace, "--dir", work, "--quiet", check_rc=0)
 check(r.returncode == 0, "halo bench runs three workloads", r.stderr)
+
+
+def wl_runs(doc, name):
+    return next((w["runs"] for w in doc["workloads"] if w["name"] == name), [])
+
 check(r.stderr == "", "--quiet: nothing on stderr", r.stderr)
 for word in ("rl:", "deconvolve:", "convert:", "vs numpy", "vs scipy", "vs dask",
              "halo cpu=1 gpu=0", "halo cpu=all gpu=0 eager 6x20x18 overlap"):
@@ -46,6 +51,14 @@ check(cpu_peak > 0.1, "JSON: the measured CPU copy bandwidth is positive", cpu_p
 wl = {w["name"]: w for w in d["workloads"]}
 check(list(wl) == ["rl", "deconvolve", "convert"], "JSON: three workloads in order", list(wl))
 
+# A small volume's throughput keeps three significant figures in the
+# table ("0.0" Mvox*iter/s before): each run's row shows its JSON figure.
+rows = {l.split("  ")[1].strip(): l for l in r.stdout.splitlines() if l.startswith("  halo ")}
+small = [(x["label"], x["throughput"]) for x in wl_runs(d, "deconvolve")
+         if x["tool"] == "halo" and x["available"]]
+check(small and all(f"{t:#.3g}" in rows.get("halo " + lab, "").split() for lab, t in small
+                    if t < 100),
+      "the table's throughputs below 100: three significant figures", (small, list(rows)[:3]))
 vox_rl = SHAPE[0] * SHAPE[1] * SHAPE[2]
 vox = SIZE[0] * SIZE[1] * SIZE[2]
 check(abs(wl["rl"]["work_per_run"] - vox_rl * IT / 1e6) < 1e-12, "rl: work = Mvox x iterations")

@@ -379,6 +379,16 @@ check(r.returncode == 0 and f"the run failed: {badin}/1.1.1: " in r.stdout and
       "summary's text says the run failed, and why", r.stdout)
 check(json.load(open(path("conv.trace.json")))["otherData"].get("outcome") == "ok",
       "a successful run's trace says ok")
+# A run refused before it starts (an output that exists) leaves no trace,
+# in run as in convert and deconvolve: run wrote a "failed" one of 0 tasks.
+early = path("early.json")
+json.dump({"steps": [{"name": "a", "op": "from_zarr", "path": badin},
+                     {"name": "o", "op": "to_zarr", "input": "a", "path": badin + "-copy"}]},
+          open(path("early-pipe.json"), "w"))
+os.makedirs(badin + "-copy", exist_ok=True)
+r = halo("run", path("early-pipe.json"), "--trace", early, check_rc=1)
+check(r.returncode == 1 and "already exists" in r.stderr and not os.path.exists(early),
+      "run refused before it starts: no trace", (r.stderr, os.path.exists(early)))
 # compare says so too (its ratios read as if B were faster), and that the
 # two traces ran different graphs.
 r = halo("trace", "compare", path("a.trace.json"), path("failed.trace.json"), "--json",
