@@ -9,6 +9,9 @@
 #include "runtime/runtime.h"
 
 #include <hwloc.h>
+#ifdef HALO_USE_CUDA
+#include <cuda_runtime.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +157,42 @@ int halo_node_gpus(int gpus, int *first)
 	return halo_node_share(gpus, local, ranks, first);
 }
 
+int halo_node_gpu_sharers(int dev, int gpus, int ranks)
+{
+	if (gpus <= 0 || ranks <= gpus || dev < 0 || dev >= gpus)
+		return 1;
+	return ranks / gpus + (dev < ranks % gpus);
+}
+
+/* Where ranks share a GPU, each StarPU may fill only its part of it: each
+ * would take 90 % of the whole, and the second's allocations failed. A
+ * limit the user set wins. */
+static void gpu_memory_share(int gpus, int peers)
+{
+#ifdef HALO_USE_CUDA
+	const char *all = getenv("STARPU_LIMIT_CUDA_MEM");
+	if (all && *all)
+		return;
+	for (int d = 0; d < gpus; d++) {
+		char name[48], value[32];
+		snprintf(name, sizeof name, "STARPU_LIMIT_CUDA_%d_MEM", d);
+		struct cudaDeviceProp p;
+		const char *set = getenv(name);
+		if ((set && *set) || cudaGetDeviceProperties(&p, d) != cudaSuccess)
+			continue;
+		/* StarPU keeps a tenth of the GPU free for what it does not
+		 * count (cuFFT's work areas) only where no limit is set. */
+		snprintf(value, sizeof value, "%llu",
+			 (unsigned long long)(p.totalGlobalMem >> 20) * 9 / 10 /
+				 (unsigned)halo_node_gpu_sharers(d, gpus, peers));
+		setenv(name, value, 1);
+	}
+#else
+	(void)gpus;
+	(void)peers;
+#endif
+}
+
 int halo__node_gpus_set(int gpus, int want)
 {
 	/* The ranks that see the same GPUs share them out; where the
@@ -161,7 +200,11 @@ int halo__node_gpus_set(int gpus, int want)
 	 * keeps its own. */
 	const char *visible = getenv("CUDA_VISIBLE_DEVICES"), *own = getenv("STARPU_WORKERS_CUDAID");
 	int index, peers = halo__mpi_node_peers(visible ? visible : "", &index); /* every rank */
-	if (peers < 2 || gpus < 2 || (own && *own))
+	if (peers < 2 || (own && *own))
+		return want;
+	if (peers > gpus && want != 0)
+		gpu_memory_share(gpus, peers);
+	if (gpus < 2)
 		return want;
 	int first, count = halo_node_share(gpus, index, peers, &first);
 	/* This rank's GPUs first; the others after them, for a --ncuda

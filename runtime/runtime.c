@@ -356,16 +356,18 @@ int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes
 	int n = 0, want = halo_runtime_worker_count(opts->ncuda, "STARPU_NCUDA");
 	if (want == 0 || cudaGetDeviceCount(&n) != cudaSuccess)
 		n = 0;
-	/* Several ranks on the node: this one's GPUs (halo__node_gpus). */
-	int first, share = halo_node_gpus(n, &first);
+	/* Several ranks on the node: this one's GPUs (halo__node_gpus), and
+	 * its part of one that ranks share. */
+	int local, ranks = halo_node_ranks(&local), first, share = halo_node_gpus(n, &first);
 	int use = want > 0 ? (want < n ? want : n) : share;
 	for (int i = 0; i < use; i++) {
 		int d = (first + i) % n;
 		struct cudaDeviceProp p;
 		if (cudaGetDeviceProperties(&p, d) != cudaSuccess)
 			continue;
-		if (!used || (uint64_t)p.totalGlobalMem < *min_bytes)
-			*min_bytes = (uint64_t)p.totalGlobalMem;
+		uint64_t mine = (uint64_t)p.totalGlobalMem / (uint64_t)halo_node_gpu_sharers(d, n, ranks);
+		if (!used || mine < *min_bytes)
+			*min_bytes = mine;
 		if (gbs)
 			*gbs += peak_gbs(d);
 		used++;

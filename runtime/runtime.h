@@ -65,6 +65,9 @@ int halo_node_gpus(int gpus, int *first);
  * workers to start: want where given (>= 0), else the share. Every rank
  * calls it, after MPI_Init and before StarPU starts. */
 int halo__node_gpus_set(int gpus, int want);
+/* How many of ranks share GPU dev of gpus, where there are fewer GPUs
+ * than ranks (halo_node_share's "one, shared"); 1 otherwise. */
+int halo_node_gpu_sharers(int dev, int gpus, int ranks);
 
 /* --ncpu 0 with GPUs: the compute runs on the GPUs alone. Reading and
  * writing chunks are CPU codelets, so a quarter of the cores (1 to 8, and

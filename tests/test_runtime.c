@@ -165,6 +165,17 @@ static void test_node_share(void)
 	tap_ok(n == 1 && first == 0, "2 cores, rank 2 of 3: core 0 (got %d from %d)", n, first);
 	tap_int_eq(halo_node_share(4, 0, 1, &first), 4, "one rank: all 4");
 	tap_int_eq(halo_node_share(0, 1, 2, &first), 0, "no GPU: none");
+	/* Ranks sharing GPUs split their memory: 5 ranks on 2 GPUs, 3 on
+	 * GPU 0 (ranks 0, 2, 4 by halo_node_share) and 2 on GPU 1. */
+	int on[2] = {0, 0};
+	for (int k = 0; k < 5; k++) {
+		halo_node_share(2, k, 5, &first);
+		on[first]++;
+	}
+	tap_ok(halo_node_gpu_sharers(0, 2, 5) == on[0] && halo_node_gpu_sharers(1, 2, 5) == on[1] &&
+		       on[0] == 3, "5 ranks on 2 GPUs: 3 and 2 share each, as halo_node_share deals them");
+	tap_int_eq(halo_node_gpu_sharers(0, 1, 4), 4, "4 ranks on 1 GPU: 4 share it");
+	tap_int_eq(halo_node_gpu_sharers(1, 4, 4), 1, "4 ranks on 4 GPUs: one each");
 }
 
 /* The ranks on this node, as each launcher says: Open MPI, MPICH's
