@@ -954,7 +954,7 @@ int halo_cli_bench(int argc, char **argv)
 		while (k < 3 && strcmp(argv[i], workload_names[k]))
 			k++;
 		if (k == 3) {
-			fprintf(stderr, "halo: bench: unknown workload '%s' (rl, deconvolve, convert)\n",
+			halo_cli_usage_line("bench: unknown workload '%s' (rl, deconvolve, convert)",
 				argv[i]);
 			return HALO_EXIT_USAGE;
 		}
@@ -964,11 +964,11 @@ int halo_cli_bench(int argc, char **argv)
 		o.want[0] = o.want[1] = o.want[2] = 1;
 	if (o.simulate) {
 		if (optind < argc && (o.want[0] || o.want[2])) {
-			fprintf(stderr, "halo: bench: --simulate runs the deconvolve workload only\n");
+			halo_cli_usage_line("bench: --simulate runs the deconvolve workload only");
 			return HALO_EXIT_USAGE;
 		}
 		if (o.trace || o.input || (o.given_peers && strcmp(o.peers, "none"))) {
-			fprintf(stderr, "halo: bench: --simulate takes no --%s\n",
+			halo_cli_usage_line("bench: --simulate takes no --%s",
 				o.trace ? "trace" : o.input ? "input" : "peers (it runs none)");
 			return HALO_EXIT_USAGE;
 		}
@@ -984,7 +984,7 @@ int halo_cli_bench(int argc, char **argv)
 				 : o.given_shape && !o.want[0] ? "--shape applies to rl"
 							       : NULL;
 	if (unused_opt) {
-		fprintf(stderr, "halo: bench: %s, which this bench does not run\n", unused_opt);
+		halo_cli_usage_line("bench: %s, which this bench does not run", unused_opt);
 		return HALO_EXIT_USAGE;
 	}
 	if (check_options(&o, &err)) {

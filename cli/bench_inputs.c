@@ -98,8 +98,7 @@ int bench_write_inputs(struct bench_ctx *b, halo_error_t *err)
 		if (o->input_chunks[d])
 			info.chunks[d] = o->input_chunks[d] < s[d] ? o->input_chunks[d] : s[d];
 	halo_writer_opts_t wo = {.format = HALO_FMT_ZARR,
-				 .codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5,
-					   .shuffle = 1}};
+				 .codec = HALO_CODEC_DEFAULT};
 	if (o->simulate) { /* halo-sim reads no chunk: the metadata is enough */
 		if (!(rc = halo_writer_create(b->input, &info, &wo, &w, err)))
 			rc = halo_writer_finish(w, err);

@@ -65,10 +65,6 @@ enum {
 	"  --trace-fxt DIR keep StarPU's own FxT trace in DIR, with its Paje\n"   \
 	"                  conversion (paje.trace, for ViTE)\n"
 
-/* Applies one runtime option to opts. Returns 1 if opt was a runtime option
- * (and 0 on success through *rc), 0 if it is not one of them. */
-int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
-			    halo_error_t *err, int *rc);
 
 /* --channel N (time 0) or --time N (time 1) into sel (io/volume.h). */
 #define HALO_CLI_SELECT_HELP                                                    \
@@ -98,10 +94,6 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
  * (NULL-terminated): the command's inputs and outputs. */
 int halo_cli_trace_check(const halo_runtime_opts_t *o, const char *const *paths, halo_error_t *err);
 
-/* Reports a getopt_long failure as one line on stderr and returns
- * HALO_EXIT_USAGE. c is what getopt_long returned (':' for a missing value
- * when the optstring starts with ':', '?' otherwise); bad is argv[optind-1]. */
-int halo_cli_usage_error(const char *cmd, int c, const char *bad);
 /* An empty path among args (a variable that was not set, "$OUT"): one
  * line naming it and -1; 0 when none is empty. */
 int halo_cli_empty_args(const char *cmd, char **args, int n);

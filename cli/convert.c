@@ -162,9 +162,10 @@ static int plan_v3(const struct convert_opts *o, const halo_reader_t *r,
 		return halo_error_set(err, HALO_EINVAL, "--shards: Zarr v2 has no shards; they need "
 				      "--zarr-format 3");
 	/* an input's compressor that v3 lacks: halo's default instead */
-	if (wo->zarr_format == 3 && !halo_zarr_v3_codec_ok(&wo->codec) && !o->compressor)
-		wo->codec = (halo_codec_t){.id = HALO_CODEC_BLOSC, .cname = "lz4", .shuffle = 1,
-					   .clevel = o->clevel >= 0 ? (int)o->clevel : 5};
+	if (wo->zarr_format == 3 && !halo_zarr_v3_codec_ok(&wo->codec) && !o->compressor) {
+		wo->codec = HALO_CODEC_DEFAULT;
+		wo->codec.clevel = o->clevel >= 0 ? (int)o->clevel : wo->codec.clevel;
+	}
 	if (wo->zarr_format == 3 && !halo_zarr_v3_codec_ok(&wo->codec))
 		return halo_error_set(err, HALO_EINVAL, "%s: Zarr v3 has no %s codec; --compressor "
 				      "picks another (blosc's, gzip, zstd or none)", o->out,
@@ -278,7 +279,7 @@ static int plan(const struct convert_opts *o, const halo_reader_t *r, halo_volum
 		return halo_error_set(err, HALO_EINVAL, "%s: --compressor, --clevel and --shuffle "
 				      "apply to Zarr; halo writes TIFF uncompressed", o->out);
 	/* Keep the input's compression unless told otherwise. */
-	halo_codec_t codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1};
+	halo_codec_t codec = HALO_CODEC_DEFAULT;
 	const halo_codec_t *in_codec = halo_reader_codec(r);
 	if (in_codec && in_codec->id != HALO_CODEC_NONE)
 		codec = *in_codec;

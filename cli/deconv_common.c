@@ -322,11 +322,6 @@ static void warn_fft_sizes(const halo_volume_info_t *info, const int depth[3])
 	}
 }
 
-/* Under mpirun every rank reads IN and the PSF itself: a stale copy on
- * one node crashed StarPU-MPI (another shape) or mixed its values into the
- * output (another type). What the ranks must share (the inputs, the
- * command line, the mode) is compared with rank 0's, and all fail together
- * where it differs. */
 /* A depth as --depth takes it: "4,8,8", or "8,8" for a 2D image. */
 static const char *depth_text(const int depth[3], int ndim, char *out, size_t len)
 {
@@ -337,6 +332,11 @@ static const char *depth_text(const int depth[3], int ndim, char *out, size_t le
 	return out;
 }
 
+/* Under mpirun every rank reads IN and the PSF itself: a stale copy on
+ * one node crashed StarPU-MPI (another shape) or mixed its values into the
+ * output (another type). What the ranks must share (the inputs, the
+ * command line, the mode) is compared with rank 0's, and all fail together
+ * where it differs. */
 static int same_inputs(const halo_volume_info_t *ii, const float *psf, const int pn[3],
 		       int exact, halo_error_t *err)
 {
@@ -444,7 +444,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	}
 	halo_writer_opts_t wo = {.format = halo_format_from_path(outp),
 				 .ome_tiff = halo_path_ome_tiff(outp),
-				 .codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1}};
+				 .codec = HALO_CODEC_DEFAULT};
 	halo_deconv_opts_t dopts = {
 		.iterations = (int)o->iterations, .boundary = o->boundary, .constant = o->constant,
 		.stream = {.memory = o->memory, .quiet = o->quiet, .label = "deconvolve"},

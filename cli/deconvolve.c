@@ -4,11 +4,9 @@
 #include "config.h"
 #include "cli/cli.h"
 #include "cli/deconv_common.h"
-#include "codelets/gather.h"
 #include "io/outdir.h"
 #include "runtime/deconvolve.h"
 #include "runtime/runtime.h"
-#include "util/signals.h"
 #include "util/util.h"
 
 #include <stdlib.h>

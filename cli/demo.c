@@ -180,7 +180,7 @@ static int write_volume(const char *path, const float *v, const int64_t shape[3]
 	memcpy(info.chunks, chunks, sizeof info.chunks);
 	halo_writer_opts_t wo = {.format = halo_format_from_path(path),
 				 .ome_tiff = halo_path_ome_tiff(path),
-				 .codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1}};
+				 .codec = HALO_CODEC_DEFAULT};
 	/* Under a temporary name and renamed into place, like every output:
 	 * an interrupted demo leaves no half-written volume. */
 	halo_output_t *out;
@@ -346,7 +346,7 @@ int halo_cli_demo(int argc, char **argv)
 	if (o.dtype || o.overwrite) {
 		/* Shared with deconvolve's parser, but not the demo's: it replaces
 		 * its own files, and its error figures are for float32. */
-		fprintf(stderr, "halo: demo: %s is for 'halo deconvolve'; see 'halo demo --help'\n",
+		halo_cli_usage_line("demo: %s is for 'halo deconvolve'; see 'halo demo --help'",
 			o.dtype ? "--dtype" : "--overwrite");
 		return HALO_EXIT_USAGE;
 	}
@@ -355,7 +355,7 @@ int halo_cli_demo(int argc, char **argv)
 		o.nchunks = 3;
 	}
 	if (o.nchunks > 0 && o.nchunks != 3) {
-		fprintf(stderr, "halo: demo: --chunks takes Z,Y,X, N or auto (the sample is 3D)\n");
+		halo_cli_usage_line("demo: --chunks takes Z,Y,X, N or auto (the sample is 3D)");
 		return HALO_EXIT_USAGE;
 	}
 	const char *dir = o.args[0] ? o.args[0] : "halo-demo";

@@ -89,13 +89,13 @@ int halo_cli_graph(int argc, char **argv)
 		}
 	}
 	if (argc - optind != 2 || (strcmp(argv[optind], "dot") && strcmp(argv[optind], "stats"))) {
-		fprintf(stderr, "halo: graph: needs 'dot' or 'stats' and a PIPELINE.json; see 'halo "
-				"graph --help'\n");
+		halo_cli_usage_line("graph: needs 'dot' or 'stats' and a PIPELINE.json; see 'halo "
+				"graph --help'");
 		return HALO_EXIT_USAGE;
 	}
 	int dot = strcmp(argv[optind], "dot") == 0;
 	if (dot ? json : (tasks || outfile)) {
-		fprintf(stderr, "halo: graph: %s applies to '%s' only; see 'halo graph --help'\n",
+		halo_cli_usage_line("graph: %s applies to '%s' only; see 'halo graph --help'",
 			dot ? "--json" : tasks ? "--tasks" : "-o", dot ? "stats" : "dot");
 		return HALO_EXIT_USAGE;
 	}
@@ -105,6 +105,7 @@ int halo_cli_graph(int argc, char **argv)
 	halo_graph_t *g = NULL;
 	halo_plan_t *p = NULL;
 	FILE *f = stdout;
+	char tmp[4200] = ""; /* OUTFILE's temporary name, while there is one */
 	double t0 = halo_now();
 	status = HALO_EXIT_FAIL;
 	if (halo_pipeline_load(argv[optind + 1], &g, &err))
@@ -136,7 +137,6 @@ int halo_cli_graph(int argc, char **argv)
 		goto done;
 	}
 	/* Written beside OUTFILE and renamed: no half-written file. */
-	char tmp[4200] = "";
 	if (outfile) {
 		if (!(f = halo_fs_tmp_open(outfile, tmp, sizeof tmp))) {
 			f = stdout;

@@ -359,15 +359,15 @@ int halo_cli_info(int argc, char **argv)
 	if (optind + 1 < argc) {
 		if (halo_cli_expanded_glob("info", argv + optind, argc - optind))
 			return HALO_EXIT_USAGE;
-		fprintf(stderr, "halo: info: unexpected argument '%s'; see 'halo info --help'\n",
+		halo_cli_usage_line("info: unexpected argument '%s'; see 'halo info --help'",
 			argv[optind + 1]);
 		return HALO_EXIT_USAGE;
 	}
 	if (halo_cli_empty_args("info", argv + optind, argc - optind))
 		return HALO_EXIT_USAGE;
 	if (optind < argc && (ropts.ncpu >= 0 || ropts.ncuda >= 0 || ropts.sched || ropts.verbose)) {
-		fprintf(stderr, "halo: info: --ncpu, --ncuda, --sched and --verbose describe the "
-				"machine, not VOLUME; see 'halo info --help'\n");
+		halo_cli_usage_line("info: --ncpu, --ncuda, --sched and --verbose describe the "
+				"machine, not VOLUME; see 'halo info --help'");
 		return HALO_EXIT_USAGE;
 	}
 	/* A volume is the same file on every rank: described once. */
@@ -389,7 +389,7 @@ int halo_cli_info(int argc, char **argv)
 	halo_worker_info_t *workers = NULL;
 	int nworkers = 0;
 	json_t *desc = NULL;
-	if (halo__runtime_workers(rt, &workers, &nworkers, &err)) {
+	if (halo__runtime_workers(&workers, &nworkers, &err)) {
 		halo_cli_error(&err);
 		goto out_runtime;
 	}

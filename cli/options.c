@@ -30,8 +30,10 @@ int halo_cli_select_option(int time, const char *arg, halo_select_t *sel, halo_e
 	return rc;
 }
 
-int halo_cli_runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
-			    halo_error_t *err, int *rc)
+/* Applies one runtime option to opts. Returns 1 if opt was a runtime option
+ * (and 0 on success through *rc), 0 if it is not one of them. */
+static int runtime_option(int opt, const char *arg, halo_runtime_opts_t *opts,
+			  halo_error_t *err, int *rc)
 {
 	long v;
 	*rc = HALO_OK;
@@ -148,7 +150,10 @@ void halo_cli_usage_line(const char *fmt, ...)
 	say(line);
 }
 
-int halo_cli_usage_error(const char *cmd, int c, const char *bad)
+/* Reports a getopt_long failure as one line on stderr and returns
+ * HALO_EXIT_USAGE. c is what getopt_long returned (':' for a missing value
+ * when the optstring starts with ':', '?' otherwise); bad is argv[optind-1]. */
+static int usage_error(const char *cmd, int c, const char *bad)
 {
 	if (c == ':')
 		halo_cli_usage_line("%s: option '%s' needs a value; see 'halo %s --help'", cmd, bad,
@@ -194,10 +199,10 @@ static int bad_option(const char *cmd, int c, char **argv, int before,
 		char letter[3] = {'-', (char)optopt, 0};
 		/* A byte of a multibyte character: name the whole argument. */
 		const char *whole = optind > before ? arg : argv[optind];
-		return halo_cli_usage_error(cmd, c, (unsigned char)optopt < 128 ? letter : whole);
+		return usage_error(cmd, c, (unsigned char)optopt < 128 ? letter : whole);
 	}
 	if (c != '?' || !long_arg)
-		return halo_cli_usage_error(cmd, c, arg);
+		return usage_error(cmd, c, arg);
 	const char *name = arg + 2, *eq = strchr(name, '=');
 	size_t len = eq ? (size_t)(eq - name) : strlen(name);
 	char matches[256] = "";
@@ -222,7 +227,7 @@ static int bad_option(const char *cmd, int c, char **argv, int before,
 		return HALO_EXIT_USAGE;
 	}
 	if (nmatch < 2)
-		return halo_cli_usage_error(cmd, c, arg);
+		return usage_error(cmd, c, arg);
 	halo_cli_usage_line("%s: option '--%.*s' is ambiguous: %s", cmd, (int)len, name, matches);
 	return HALO_EXIT_USAGE;
 }
@@ -262,7 +267,7 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 			*status = HALO_EXIT_USAGE;
 			return HALO_CLI_DONE;
 		}
-		if (halo_cli_runtime_option(c, optarg, rt, &err, &rc)) {
+		if (runtime_option(c, optarg, rt, &err, &rc)) {
 			if (rc) {
 				halo_cli_error(&err);
 				*status = HALO_EXIT_FAIL;

@@ -5,7 +5,6 @@
 #include "cli/cli.h"
 #include "cli/compute.h"
 #include "runtime/runtime.h"
-#include "runtime/stream.h"
 #include "tasks/execute.h"
 #include "tasks/pipeline.h"
 #include "util/signals.h"

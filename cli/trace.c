@@ -407,11 +407,11 @@ int halo_cli_trace(int argc, char **argv)
 	const char *cmd = nargs > 0 ? argv[optind] : "";
 	int want = strcmp(cmd, "compare") == 0 ? 3 : 2;
 	if (strcmp(cmd, "html") == 0 && nargs == 2 && !report) {
-		fprintf(stderr, "halo: trace: html needs -o REPORT.html; see 'halo trace --help'\n");
+		halo_cli_usage_line("trace: html needs -o REPORT.html; see 'halo trace --help'");
 		return HALO_EXIT_USAGE;
 	}
 	if (report && strcmp(cmd, "html") != 0 && nargs == want) {
-		fprintf(stderr, "halo: trace: -o applies to html only; see 'halo trace --help'\n");
+		halo_cli_usage_line("trace: -o applies to html only; see 'halo trace --help'");
 		return HALO_EXIT_USAGE;
 	}
 	int known = !strcmp(cmd, "summary") || !strcmp(cmd, "critical-path") ||
@@ -426,13 +426,13 @@ int halo_cli_trace(int argc, char **argv)
 			halo_cli_usage_line("trace: unknown subcommand '%s' (summary, critical-path, "
 					    "compare, html); see 'halo trace --help'", cmd);
 		else
-			fprintf(stderr, "halo: trace: needs 'summary FILE', 'critical-path FILE', "
+			halo_cli_usage_line("trace: needs 'summary FILE', 'critical-path FILE', "
 					"'compare A B' or 'html FILE -o REPORT'; see 'halo trace "
-					"--help'\n");
+					"--help'");
 		return HALO_EXIT_USAGE;
 	}
 	if (json && report) {
-		fprintf(stderr, "halo: trace: html writes a report, not JSON; see 'halo trace --help'\n");
+		halo_cli_usage_line("trace: html writes a report, not JSON; see 'halo trace --help'");
 		return HALO_EXIT_USAGE;
 	}
 	halo_error_t err = {0};

@@ -32,6 +32,10 @@ typedef struct halo_codec {
 	int extreme;     /* lzma: the preset has lzma.PRESET_EXTREME */
 } halo_codec_t;
 
+/* What halo writes unless told otherwise: zarr-python 2's default. */
+#define HALO_CODEC_DEFAULT ((halo_codec_t){.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, \
+					   .shuffle = 1})
+
 /* What halo_codec_parse takes, for messages. */
 #define HALO_CODEC_NAMES "none, lz4, lz4hc, blosclz, zstd, zlib (blosc), gzip, lzma, bz2"
 

@@ -27,7 +27,7 @@ void halo_zarr_meta_init(halo_zarr_meta_t *m, int ndim, const int64_t *shape,
 	m->dtype = dtype;
 	for (int d = 0; d < ndim; d++)
 		m->order[d] = d;
-	m->codec = (halo_codec_t){.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5, .shuffle = 1};
+	m->codec = HALO_CODEC_DEFAULT;
 	m->separator = '/';
 }
 

@@ -6,7 +6,6 @@
  * cells. So what crosses ranks is the part of each source chunk the block
  * needs (a halo slab), not the chunk. */
 #include "config.h"
-#include "runtime/mpi.h"
 #include "runtime/stream_job.h"
 #include "runtime/trace.h"
 

@@ -233,9 +233,12 @@ char **halo__mpi_gather_text(const char *mine)
 		at[r] = (int)total;
 		total += (size_t)lens[r];
 	}
-	if (my_rank == 0 && (!lens || !at || total > INT_MAX || !(all = malloc(total)))) {
-		fprintf(stderr, "halo: out of memory\n"); /* for a few kB: the rest would fail */
-		MPI_Abort(MPI_COMM_WORLD, 1);
+	int short_of = my_rank == 0 && (!lens || !at || total > INT_MAX || !(all = malloc(total)));
+	/* Every rank learns it, so that none waits in the Gatherv. */
+	if (halo__mpi_any(short_of)) {
+		free(lens);
+		free(at);
+		return NULL;
 	}
 	MPI_Gatherv(mine, len, MPI_CHAR, all, lens, at, MPI_CHAR, 0, MPI_COMM_WORLD);
 	if (all && (out = calloc((size_t)nranks, sizeof *out)))

@@ -356,7 +356,7 @@ int halo_runtime_gpu_memory(const halo_runtime_opts_t *opts, uint64_t *min_bytes
 	int n = 0, want = halo_runtime_worker_count(opts->ncuda, "STARPU_NCUDA");
 	if (want == 0 || cudaGetDeviceCount(&n) != cudaSuccess)
 		n = 0;
-	/* Several ranks on the node: this one's GPUs (halo__node_gpus), and
+	/* Several ranks on the node: this one's GPUs (halo_node_gpus), and
 	 * its part of one that ranks share. */
 	int local, ranks = halo_node_ranks(&local), first, share = halo_node_gpus(n, &first);
 	int use = want > 0 ? (want < n ? want : n) : share;
@@ -1031,10 +1031,8 @@ int halo_worker_pu(int worker)
 	return starpu_worker_get_bindid(worker);
 }
 
-int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
-			  int *count, halo_error_t *err)
+int halo__runtime_workers(halo_worker_info_t **out, int *count, halo_error_t *err)
 {
-	(void)rt;
 	int n = (int)starpu_worker_get_count();
 	halo_worker_info_t *w = calloc((size_t)(n ? n : 1), sizeof *w);
 	if (!w)

@@ -26,9 +26,9 @@ void halo__hostmem_install(void);
 
 /* The machine's (OS) index of the first PU a worker is bound to. */
 int halo_worker_pu(int worker);
-/* Describes the workers StarPU started. *out is malloc'ed; the caller frees. */
-int halo__runtime_workers(const halo_runtime_t *rt, halo_worker_info_t **out,
-			  int *count, halo_error_t *err);
+/* Describes the workers the running StarPU started. *out is malloc'ed;
+ * the caller frees. */
+int halo__runtime_workers(halo_worker_info_t **out, int *count, halo_error_t *err);
 
 /* How many processes mpirun (or srun) started, from their environment,
  * before MPI is initialised; 1 without one. */

@@ -14,7 +14,6 @@
 #include "runtime/stream_job.h"
 #include "runtime/trace.h"
 #include "util/progress.h"
-#include "util/signals.h"
 
 #include <errno.h>
 #include <pthread.h>

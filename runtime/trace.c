@@ -95,7 +95,7 @@ static void *bump(size_t bytes)
 	return memset(p, 0, bytes);
 }
 
-int halo_trace_active(void)
+static int trace_active(void)
 {
 	return __atomic_load_n(&T.active, __ATOMIC_RELAXED);
 }
@@ -122,7 +122,7 @@ int halo_trace_begin(int fxt, halo_error_t *err)
 
 void halo_trace_label(const char *step, const int64_t chunk[3])
 {
-	if (!halo_trace_active())
+	if (!trace_active())
 		return;
 	pthread_mutex_lock(&T.lock);
 	/* The trace must stay UTF-8 for its readers. */
@@ -202,7 +202,7 @@ static void trace_cb(void *arg)
 
 static int submit_traced(struct starpu_task *t)
 {
-	if (!halo_trace_active())
+	if (!trace_active())
 		return starpu_task_submit(t);
 	unsigned nb = STARPU_TASK_GET_NBUFFERS(t);
 	pthread_mutex_lock(&T.lock);
@@ -273,7 +273,7 @@ static int submit_traced(struct starpu_task *t)
 
 void halo_trace_skipped(void)
 {
-	struct starpu_task *t = halo_trace_active() ? starpu_task_get_current() : NULL;
+	struct starpu_task *t = trace_active() ? starpu_task_get_current() : NULL;
 	if (t && t->callback_func == trace_cb)
 		((struct rec *)t->callback_arg)->skipped = 1;
 }
@@ -668,7 +668,7 @@ static void trace_free(void)
 
 void halo_trace_restart(void)
 {
-	if (!halo_trace_active())
+	if (!trace_active())
 		return;
 	starpu_task_wait_for_all();
 	int fxt = T.fxt;
@@ -689,7 +689,7 @@ int halo_trace_replaceable(const char *path)
 int halo_trace_end(const char *path, const char *fxt_dir, const halo_error_t *failed,
 		   void (*stop)(void *), void *stop_arg, halo_error_t *err)
 {
-	if (!halo_trace_active()) {
+	if (!trace_active()) {
 		if (stop)
 			stop(stop_arg);
 		return HALO_OK;

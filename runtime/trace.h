@@ -26,7 +26,6 @@
 /* Starts recording (turns StarPU's task profiling on). fxt: StarPU records
  * an FxT trace, from which halo_trace_end reads each data transfer. */
 int halo_trace_begin(int fxt, halo_error_t *err);
-int halo_trace_active(void);
 /* Waits for every task and forgets what was recorded so far: the trace
  * holds what follows (halo bench rl traces its run after the warm-up). */
 void halo_trace_restart(void);

@@ -319,8 +319,7 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 			return fail(c, HALO_EINVAL, "writing %s would change the input of step \"%s\"",
 				    path, e->name);
 	}
-	halo_writer_opts_t wo = {.codec = {.id = HALO_CODEC_BLOSC, .cname = "lz4", .clevel = 5,
-					   .shuffle = 1}};
+	halo_writer_opts_t wo = {.codec = HALO_CODEC_DEFAULT};
 	int ome = 0, overwrite = 0, given = 0, sharded = 0;
 	long clevel = 5, pyramid = 0, zarr_format = 0;
 	int64_t chunks[3], shards[3];
