@@ -28,13 +28,13 @@ static int by_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* A link: its tracks' tid (4096 * lane + 64 * src + dst node; lanes hold
- * the transfers that overlap) within its rank's process (a trace joined
- * from MPI ranks has one per rank). */
+/* A link: its tracks' tid (runtime/trace.h's HALO_TRACE_LANE_TIDS) within
+ * its rank's process (a trace joined from MPI ranks has one per rank). */
 static int link_id(const json_t *e)
 {
 	int tid = inum(e, "tid", -1);
-	return inum(e, "pid", 0) / HALO_TRACE_RANK_PIDS * 4096 + (tid < 0 ? tid : tid % 4096);
+	return inum(e, "pid", 0) / HALO_TRACE_RANK_PIDS * HALO_TRACE_LANE_TIDS +
+	       (tid < 0 ? tid : tid % HALO_TRACE_LANE_TIDS);
 }
 
 /* The data transfers (from FxT) sit on their own process's tracks, not
@@ -131,7 +131,7 @@ int trace_load(const char *path, struct trace *tr, halo_error_t *err)
 		const char *ename = json_string_value(json_object_get(e, "name"));
 		if (strcmp(ph, "M") == 0 && ename && strcmp(ename, "thread_name") == 0 &&
 		    inum(e, "pid", 0) % HALO_TRACE_RANK_PIDS == HALO_TRACE_TRANSFER_PID) {
-			if (inum(e, "tid", -1) >= 4096) /* a link's second lane, and on */
+			if (inum(e, "tid", -1) >= HALO_TRACE_LANE_TIDS) /* a link's later lanes */
 				continue;
 			struct trace_link *l = realloc(tr->links, (size_t)(tr->nlinks + 1) * sizeof *l);
 			if (!l)

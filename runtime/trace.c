@@ -586,8 +586,8 @@ static int lane_for(struct lane **lanes, size_t *n, int link, double start, doub
 }
 
 /* One track per link (src -> dst memory node) in a "data transfers"
- * process, and more where transfers on it overlap (tid 4096 * lane + 64 *
- * src + dst); each transfer an X event named after the data it carries. */
+ * process, and more where transfers on it overlap (HALO_TRACE_LANE_TIDS);
+ * each transfer an X event named after the data it carries. */
 static void write_transfers(FILE *f, const struct halo_transfer *t, size_t n, double base,
 			    char (*names)[48], int nnodes)
 {
@@ -614,13 +614,14 @@ static void write_transfers(FILE *f, const struct halo_transfer *t, size_t n, do
 	for (size_t i = 0; order && i < n; i++) {
 		const struct halo_transfer *x = order[i];
 		int s = x->src, d = x->dst;
-		if (s < 0 || d < 0 || s >= nnodes || d >= nnodes || s >= 64 || d >= 64)
+		if (s < 0 || d < 0 || s >= nnodes || d >= nnodes)
 			continue;
 		size_t before = nlanes;
-		int lane = lane_for(&lanes, &nlanes, s * 64 + d, x->start, x->end);
+		int link = s * HALO_TRACE_NODES + d;
+		int lane = lane_for(&lanes, &nlanes, link, x->start, x->end);
 		if (lane < 0)
 			break;
-		int tid = lane * 4096 + s * 64 + d;
+		int tid = lane * HALO_TRACE_LANE_TIDS + link;
 		if (nlanes > before) {
 			fprintf(f, ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":%d,\"tid\":%d,"
 				   "\"args\":{\"name\":\"%s -> %s", PID, tid, names[s], names[d]);
@@ -723,9 +724,9 @@ int halo_trace_end(const char *path, const char *fxt_dir, const halo_error_t *fa
 	}
 	if (!isfinite(base))
 		base = last = 0;
-	char names[64][48];
+	char names[HALO_TRACE_NODES][48];
 	int nnodes = (int)starpu_memory_nodes_get_count();
-	for (int i = 0; i < nnodes && i < 64; i++)
+	for (int i = 0; i < nnodes && i < HALO_TRACE_NODES; i++)
 		node_name((unsigned)i, names[i], sizeof names[i]);
 	char tmp[4200];
 	FILE *f = halo_fs_tmp_open(path, tmp, sizeof tmp);
@@ -752,7 +753,8 @@ int halo_trace_end(const char *path, const char *fxt_dir, const halo_error_t *fa
 			for (size_t i = 0; i < nt; i++)
 				if (t[i].start >= T.mark_us[0])
 					t[kept++] = t[i];
-			write_transfers(f, t, kept, base, names, nnodes < 64 ? nnodes : 64);
+			write_transfers(f, t, kept, base, names,
+					nnodes < HALO_TRACE_NODES ? nnodes : HALO_TRACE_NODES);
 		} else {
 			/* The run succeeded: keep its trace, and say what is missing. */
 			fprintf(f, ",\n{\"ph\":\"i\",\"s\":\"g\",\"ts\":0,\"pid\":%d,\"name\":",

@@ -19,6 +19,10 @@
 /* The Chrome trace process whose tracks (one per link) hold the data
  * transfers; their events have "cat":"transfer". */
 #define HALO_TRACE_TRANSFER_PID 1000
+/* A link's tracks there: tid = HALO_TRACE_LANE_TIDS * lane +
+ * HALO_TRACE_NODES * src + dst, lanes holding the transfers that overlap. */
+#define HALO_TRACE_NODES 64
+#define HALO_TRACE_LANE_TIDS (HALO_TRACE_NODES * HALO_TRACE_NODES)
 /* A trace joined from several MPI ranks moves rank r's pids up by r times
  * this (and its worker ids by r * 1000, its task ids by r * 1e9). */
 #define HALO_TRACE_RANK_PIDS 100000
