@@ -115,8 +115,9 @@ static int dispatch(int argc, char **argv)
 				    argv[strcmp(cmd, "help") == 0 ? 3 : 2], cmd);
 		return HALO_EXIT_USAGE;
 	}
-	if (strcmp(cmd, "help") == 0 && argc > 2) {
-		/* "halo help X" is "halo X --help". */
+	if (strcmp(cmd, "help") == 0 && argc > 2 &&
+	    strcmp(argv[2], "--help") && strcmp(argv[2], "-h")) {
+		/* "halo help X" is "halo X --help"; "halo help --help" is help. */
 		for (size_t i = 0; i < NCOMMANDS; i++)
 			if (strcmp(argv[2], commands[i].name) == 0) {
 				char *args[] = {argv[2], "--help", NULL};

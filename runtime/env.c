@@ -136,6 +136,8 @@ static int halo_knobs_check(halo_error_t *err)
 		{"HALO_SYNC", "0 or 1", 0, 1, NULL},
 		{"HALO_INTERRUPT_GRACE", "seconds (0 to 86400)", 0, 86400, NULL},
 		{"HALO_FFTW_PLANNER", "estimate, measure or patient", 0, 0, "|estimate|measure|patient|"},
+		{"HALO_CUFFT_CALLBACKS", "0, load, store or 1", 0, 0, "|0|load|store|1|"},
+		{"HALO_CUDA_GRAPHS", "0 or 1", 0, 1, NULL},
 	};
 	for (size_t i = 0; i < sizeof knobs / sizeof *knobs; i++) {
 		const char *v = getenv(knobs[i].name);

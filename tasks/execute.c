@@ -790,8 +790,8 @@ int halo_plan_check(halo_plan_t *plan, uint64_t memory, halo_error_t *err)
 	if (ceiling && ceiling < front + held)
 		return halo_error_set(err, HALO_ENOMEM,
 				      "the graph holds %s at once (%s of chunks shared by neighbouring "
-				      "chunks%s, %s per output chunk), more than STARPU_LIMIT_CPU_MEM=%s "
-				      "MiB", halo__bytes(front + held, a, sizeof a),
+				      "chunks%s, %s per output chunk in StarPU's buffers), more than "
+				      "STARPU_LIMIT_CPU_MEM=%s MiB", halo__bytes(front + held, a, sizeof a),
 				      halo__bytes(front, b, sizeof b),
 				      plan->spectra ? " and of PSF spectra" : "",
 				      halo__bytes(held, c, sizeof c), env);
@@ -1188,8 +1188,8 @@ static int plan_execute(halo_plan_t *plan, const halo_compute_opts_t *o, halo_co
 		char a[32], b[32], c[32], d[32];
 		rc = halo_error_set(err, HALO_ENOMEM,
 				    "the graph holds %s at once (%s of chunks shared by neighbouring "
-				    "chunks%s, %s per output chunk), more than StarPU's limit of %s "
-				    "(--memory or STARPU_LIMIT_CPU_MEM)",
+				    "chunks%s, %s per output chunk in StarPU's buffers), more than "
+				    "StarPU's limit of %s (--memory or STARPU_LIMIT_CPU_MEM)",
 				    halo__bytes(front + held, a, sizeof a), halo__bytes(front, b, sizeof b),
 				    plan->spectra ? " and of PSF spectra" : "", halo__bytes(held, c, sizeof c),
 				    halo__bytes((uint64_t)ceiling, d, sizeof d));

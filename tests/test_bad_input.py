@@ -1130,7 +1130,10 @@ for var, val, needle in [("STARPU_NCPU", "abc", "STARPU_NCPU='abc': not a number
                          ("HALO_FFTW_PLANNER", "slow", "HALO_FFTW_PLANNER='slow': not "
                           "estimate, measure or patient"),
                          ("HALO_HUGEPAGES", "yes", "HALO_HUGEPAGES='yes': not 0 or 1"),
-                         ("HALO_SYNC", "2", "HALO_SYNC='2': not 0 or 1")]:
+                         ("HALO_SYNC", "2", "HALO_SYNC='2': not 0 or 1"),
+                         ("HALO_CUFFT_CALLBACKS", "yes", "HALO_CUFFT_CALLBACKS='yes': not 0, "
+                          "load, store or 1"),
+                         ("HALO_CUDA_GRAPHS", "on", "HALO_CUDA_GRAPHS='on': not 0 or 1")]:
     r = halo("info", env={var: val})
     check(r.returncode == 1 and r.stderr.strip() == "halo: " + needle,
           f"{var}={val}: one line, exit 1 (StarPU aborted, or halo ignored it)", r.stderr)
