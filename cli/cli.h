@@ -90,6 +90,9 @@ void halo_cli_options_short(const char *optstring);
 int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct option *longopts,
 			 const char *help, halo_runtime_opts_t *rt, int *status);
 
+/* OUT may not be an input (named as name: "IN", "PSF"), lie inside it or
+ * hold it: one line in err and an error code; HALO_OK otherwise. */
+int halo_cli_output_apart(const char *out, const char *in, const char *name, halo_error_t *err);
 /* Refuses a --trace or --trace-fxt that names or lies inside one of paths
  * (NULL-terminated): the command's inputs and outputs. */
 int halo_cli_trace_check(const halo_runtime_opts_t *o, const char *const *paths, halo_error_t *err);

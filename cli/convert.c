@@ -384,15 +384,8 @@ int halo_cli_convert(int argc, char **argv)
 
 	if (halo_reader_open_at(o.in, &o.select, &r, &err))
 		goto fail;
-	if (strcmp(o.in, o.out) == 0 || halo_path_same(o.in, o.out)) {
-		halo_error_set(&err, HALO_EINVAL, "%s: OUT is the same as IN", o.out);
+	if (halo_cli_output_apart(o.out, o.in, "IN", &err))
 		goto fail;
-	}
-	if (halo_path_within(o.out, o.in) || halo_path_within(o.in, o.out)) {
-		halo_error_set(&err, HALO_EINVAL, "%s: OUT lies %s IN (%s)", o.out,
-			       halo_path_within(o.out, o.in) ? "inside" : "around", o.in);
-		goto fail;
-	}
 	if (halo_cli_trace_check(&o.rt, (const char *const[]){o.in, o.out, NULL}, &err))
 		goto fail;
 	if (plan(&o, r, &info, &wo, &err))

@@ -86,18 +86,9 @@ int halo_cli_deconvolve(int argc, char **argv)
 	}
 	/* Once both are read: a PSF that is no volume (a folder) says so. */
 	const char *inputs[2][2] = {{in, "IN"}, {psf_path, "PSF"}};
-	for (int i = 0; i < 2; i++) {
-		const char *p = inputs[i][0], *name = inputs[i][1];
-		if (strcmp(p, outp) == 0 || halo_path_same(p, outp)) {
-			halo_error_set(&err, HALO_EINVAL, "%s: OUT is the same as %s", outp, name);
+	for (int i = 0; i < 2; i++)
+		if (halo_cli_output_apart(outp, inputs[i][0], inputs[i][1], &err))
 			goto fail;
-		}
-		if (halo_path_within(outp, p) || halo_path_within(p, outp)) {
-			halo_error_set(&err, HALO_EINVAL, "%s: OUT lies %s %s (%s)", outp,
-				       halo_path_within(outp, p) ? "inside" : "around", name, p);
-			goto fail;
-		}
-	}
 	status = halo_deconv_cli_run(&o, in, psf, pn, outp, NULL, &err);
 	free(psf);
 	return status;

@@ -340,3 +340,13 @@ void halo_cli_error(const halo_error_t *err)
 	char line[sizeof err->msg];
 	say(halo__shown(err->msg[0] ? err->msg : halo_strerror(err->code), line, sizeof line));
 }
+
+int halo_cli_output_apart(const char *out, const char *in, const char *name, halo_error_t *err)
+{
+	if (strcmp(in, out) == 0 || halo_path_same(in, out))
+		return halo_error_set(err, HALO_EINVAL, "%s: OUT is the same as %s", out, name);
+	if (halo_path_within(out, in) || halo_path_within(in, out))
+		return halo_error_set(err, HALO_EINVAL, "%s: OUT lies %s %s (%s)", out,
+				      halo_path_within(out, in) ? "inside" : "around", name, in);
+	return HALO_OK;
+}

@@ -168,28 +168,14 @@ static void load_cpu(void *buffers[], void *cl_arg)
 			i++;
 		int64_t at[3] = {start[0] + (int64_t)i / (dims[1] * dims[2]),
 				 start[1] + (int64_t)i / dims[2] % dims[1], start[2] + (int64_t)i % dims[2]};
-		char where[96];
-		if (ii->ndim == 2)
-			snprintf(where, sizeof where, "%lld,%lld (y,x)", (long long)at[1],
-				 (long long)at[2]);
-		else
-			snprintf(where, sizeof where, "%lld,%lld,%lld (z,y,x)", (long long)at[0],
-				 (long long)at[1], (long long)at[2]);
-		halo_error_set(&e, HALO_EINVAL, "%s: the voxel at %s holds %s, which RL cannot "
-			       "deconvolve", halo_reader_path(x->in), where,
-			       isnan(image[i]) ? "NaN" : "an infinity (in float32)");
+		halo__nonfinite_error(&e, halo_reader_path(x->in), at, ii->ndim, image[i]);
 		io_fail(x, &e);
 		goto out;
 	}
 	int64_t fft[3], voxels = fft_shape(dims, x->pn, fft);
-	char what[4200];
-	if (ii->ndim == 2)
-		snprintf(what, sizeof what, "%s: the chunk at %lld,%lld (y,x)", halo_reader_path(x->in),
-			 (long long)start[1], (long long)start[2]);
-	else
-		snprintf(what, sizeof what, "%s: the chunk at %lld,%lld,%lld (z,y,x)",
-			 halo_reader_path(x->in), (long long)start[0], (long long)start[1],
-			 (long long)start[2]);
+	char where[96], what[4200];
+	snprintf(what, sizeof what, "%s: the chunk at %s", halo_reader_path(x->in),
+		 halo__where(start, ii->ndim, where, sizeof where));
 	if (halo_rl_range_check(halo_dtype_max_abs(image, HALO_F4, n), voxels, what, &e)) {
 		io_fail(x, &e);
 		goto out;

@@ -82,6 +82,13 @@ void halo__io_end(struct halo_io_lend *l);
 /* The error of a run in which a compute or gather task failed (tasks
  * cannot say why: out of memory, or on a GPU a CUDA error). */
 int halo__task_failed_error(halo_error_t *err);
+/* A chunk's or voxel's position for messages: "Z,Y,X (z,y,x)", or "Y,X
+ * (y,x)" in a 2D volume; returns buf. */
+const char *halo__where(const int64_t at[3], int ndim, char *buf, size_t len);
+/* The message for a non-finite voxel at `at` of path (value v) that RL
+ * would read: the same words in overlap and exact mode. */
+int halo__nonfinite_error(halo_error_t *err, const char *path, const int64_t at[3], int ndim,
+			  double v);
 /* How a job ended, once its tasks are done: its first error, a failed
  * task, SIGINT/SIGTERM, or HALO_OK. */
 int halo__stream_result(const struct halo_stream_job *job, halo_error_t *err);

@@ -117,6 +117,52 @@ static size_t block_bytes(void *buf)
 	       STARPU_BLOCK_GET_NZ(buf) * STARPU_BLOCK_GET_ELEMSIZE(buf);
 }
 
+const char *halo__where(const int64_t at[3], int ndim, char *buf, size_t len)
+{
+	if (ndim == 2)
+		snprintf(buf, len, "%lld,%lld (y,x)", (long long)at[1], (long long)at[2]);
+	else
+		snprintf(buf, len, "%lld,%lld,%lld (z,y,x)", (long long)at[0], (long long)at[1],
+			 (long long)at[2]);
+	return buf;
+}
+
+int halo__nonfinite_error(halo_error_t *err, const char *path, const int64_t at[3], int ndim,
+			  double v)
+{
+	char where[96];
+	return halo_error_set(err, HALO_EINVAL, "%s: the voxel at %s holds %s, which RL cannot "
+			      "deconvolve", path, halo__where(at, ndim, where, sizeof where),
+			      isnan(v) ? "NaN" : "an infinity (in float32)");
+}
+
+/* What RL would read of a chunk buffer of dims cd from origin: the part
+ * inside the array (an edge chunk's rest holds the fill value, NaN in
+ * many float arrays, which no voxel of the array is). Sets *bad to the
+ * buffer index of the first NaN or infinity (-1: none) and *max to the
+ * largest magnitude. */
+static void scan_inside(const void *buf, halo_dtype_kind_t kind, const int64_t cd[3],
+			const int64_t origin[3], const int64_t shape[3], int64_t *bad, double *max)
+{
+	size_t es = halo_dtype_kind_size(kind);
+	int64_t in[3];
+	for (int d = 0; d < 3; d++)
+		in[d] = shape[d] - origin[d] < cd[d] ? shape[d] - origin[d] : cd[d];
+	*bad = -1;
+	*max = 0;
+	for (int64_t z = 0; z < in[0]; z++)
+		for (int64_t y = 0; y < in[1]; y++) {
+			int64_t row = (z * cd[1] + y) * cd[2];
+			const unsigned char *p = (const unsigned char *)buf + (size_t)row * es;
+			if (*bad < 0 && !halo_dtype_all_finite(p, kind, (size_t)in[2]))
+				for (int64_t x = 0; *bad < 0; x++)
+					if (!halo_dtype_all_finite(p + (size_t)x * es, kind, 1))
+						*bad = row + x;
+			double m = halo_dtype_max_abs(p, kind, (size_t)in[2]);
+			*max = m > *max ? m : *max;
+		}
+}
+
 static void read_cpu(void *buffers[], void *cl_arg)
 {
 	struct halo_stream_io_arg *a = cl_arg;
@@ -135,18 +181,31 @@ static void read_cpu(void *buffers[], void *cl_arg)
 	/* NaN and infinities spread through RL's convolutions to every voxel
 	 * in reach, and its floor on the ratio's denominator turned a NaN into
 	 * 1e12-fold garbage instead. */
-	halo_dtype_t dt = halo_reader_info(a->in)->dtype;
-	size_t count = n / halo_dtype_size(dt);
-	char what[4200];
-	snprintf(what, sizeof what, "%s: chunk %lld,%lld,%lld", halo_reader_path(a->in),
-		 (long long)a->idx[0], (long long)a->idx[1], (long long)a->idx[2]);
-	if (!rc && a->finite && !halo_dtype_all_finite(buf, dt.kind, count))
-		rc = halo_error_set(&e, HALO_EINVAL, "%s holds NaN or infinity, which RL cannot "
-				    "deconvolve", what);
-	/* Integers cannot reach float32's range times any chunk's voxels. */
-	if (!rc && a->fft_voxels && halo_dtype_is_float(dt))
-		rc = halo_rl_range_check(halo_dtype_max_abs(buf, dt.kind, count), a->fft_voxels, what,
-					 &e);
+	const halo_volume_info_t *info = halo_reader_info(a->in);
+	halo_dtype_t dt = info->dtype;
+	/* Integers are finite, and cannot reach float32's range times any
+	 * chunk's voxels. */
+	if (!rc && (a->finite || a->fft_voxels) && halo_dtype_is_float(dt)) {
+		int64_t cd[3] = {STARPU_BLOCK_GET_NZ(buffers[0]), STARPU_BLOCK_GET_NY(buffers[0]),
+				 STARPU_BLOCK_GET_NX(buffers[0])}, origin[3], bad;
+		for (int d = 0; d < 3; d++)
+			origin[d] = a->idx[d] * info->chunks[d];
+		double max;
+		scan_inside(buf, dt.kind, cd, origin, info->shape, &bad, &max);
+		char where[96], what[4200];
+		if (a->finite && bad >= 0) {
+			int64_t at[3] = {origin[0] + bad / (cd[1] * cd[2]),
+					 origin[1] + bad / cd[2] % cd[1], origin[2] + bad % cd[2]};
+			double v;
+			halo_dtype_convert((const unsigned char *)buf + (size_t)bad * halo_dtype_size(dt),
+					   dt.kind, &v, HALO_F8, 1);
+			rc = halo__nonfinite_error(&e, halo_reader_path(a->in), at, info->ndim, v);
+		} else if (a->fft_voxels) {
+			snprintf(what, sizeof what, "%s: the chunk at %s", halo_reader_path(a->in),
+				 halo__where(origin, info->ndim, where, sizeof where));
+			rc = halo_rl_range_check(max, a->fft_voxels, what, &e);
+		}
+	}
 	if (rc) {
 		if (a->step)
 			halo_error_prefix(&e, "step \"%s\"", a->step);
