@@ -935,12 +935,10 @@ int halo_cli_bench(int argc, char **argv)
 			       .warmup = 1, .peers = "all"};
 	/* Debian's interpreter is where scripts/setup puts numpy, scipy and dask. */
 	o.python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-	halo_runtime_opts_t unused;
-	halo_runtime_opts_init(&unused);
 	halo_error_t err = {0};
 	int c, status;
 	halo_cli_options_begin();
-	while ((c = halo_cli_next_option(argc, argv, "bench", longopts, bench_help, &unused,
+	while ((c = halo_cli_next_option(argc, argv, "bench", longopts, bench_help, NULL,
 					 &status)) != -1) {
 		if (c == HALO_CLI_DONE)
 			return status;

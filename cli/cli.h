@@ -76,7 +76,8 @@ struct halo_select;
 int halo_cli_select_option(int time, const char *arg, struct halo_select *sel, halo_error_t *err);
 
 /* Steps through a command's options with getopt_long, handling what every
- * command shares: the runtime options (into *rt), -h/--help (prints help)
+ * command shares: the runtime options (into *rt; rt NULL for a command that
+ * starts no StarPU and takes none of them), -h/--help (prints help)
  * and unknown options or missing values (one usage line). Returns the next
  * command-specific option, -1 after the last, or HALO_CLI_DONE with *status
  * set when the command should return at once (help shown, or an error

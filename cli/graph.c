@@ -71,15 +71,13 @@ int halo_cli_graph(int argc, char **argv)
 	};
 	int c, status, tasks = 0, json = 0;
 	const char *outfile = NULL;
-	halo_runtime_opts_t unused;
-	halo_runtime_opts_init(&unused);
 	/* Under mpirun every rank reads the same files: rank 0 alone says
 	 * what they hold (or writes -o), as halo info VOLUME does. */
 	if (halo__runtime_launched_rank() > 0)
 		return HALO_EXIT_OK;
 	halo_cli_options_begin();
 	halo_cli_options_short(":ho:");
-	while ((c = halo_cli_next_option(argc, argv, "graph", longopts, graph_help, &unused,
+	while ((c = halo_cli_next_option(argc, argv, "graph", longopts, graph_help, NULL,
 					 &status)) != -1) {
 		switch (c) {
 		case HALO_CLI_DONE: return status;

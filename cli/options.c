@@ -267,7 +267,7 @@ int halo_cli_next_option(int argc, char **argv, const char *cmd, const struct op
 			*status = HALO_EXIT_USAGE;
 			return HALO_CLI_DONE;
 		}
-		if (runtime_option(c, optarg, rt, &err, &rc)) {
+		if (rt && runtime_option(c, optarg, rt, &err, &rc)) {
 			if (rc) {
 				halo_cli_error(&err);
 				*status = HALO_EXIT_FAIL;
