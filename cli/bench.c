@@ -99,18 +99,11 @@ enum {
 static const char *const workload_names[3] = {"rl", "deconvolve", "convert"};
 static const char *const all_scheds[] = {"eager", "lws", "dm", "dmda", "dmdas"};
 
-double bench_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 void bench_progress(struct bench_ctx *b, const char *what)
 {
 	if (b->o->quiet || !isatty(2))
 		return;
-	double t = bench_now() - b->started;
+	double t = halo_now() - b->started;
 	fprintf(stderr, "\r\033[K[%d/%d] %s", b->done, b->total, what);
 	if (b->done > 0)
 		fprintf(stderr, "  %.0f s, ETA %.0f s", t, t / b->done * (b->total - b->done));
@@ -1000,7 +993,7 @@ int halo_cli_bench(int argc, char **argv)
 	halo_signals_on_stuck(NULL);
 	halo_signals_install();
 
-	struct bench_ctx b = {.o = &o, .started = bench_now()};
+	struct bench_ctx b = {.o = &o, .started = halo_now()};
 	struct bench_workload workloads[3];
 	struct bench_report rep = {.repeat = (int)o.repeat, .warmup = (int)o.warmup,
 				   .workloads = workloads};

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "halo.h"
+#include "util/progress.h"
 
 #define MAXLIST 16
 #define MAXCFG 256 /* configurations a workload may have */
@@ -99,7 +100,6 @@ struct bench_report {
 };
 
 /* bench.c */
-double bench_now(void);
 void bench_progress(struct bench_ctx *b, const char *what);
 void bench_add_run(struct bench_workload *w, const struct bench_run *r);
 

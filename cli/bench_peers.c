@@ -42,7 +42,7 @@ int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char 
 		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	}
 	posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	double t0 = bench_now();
+	double t0 = halo_now();
 	pid_t pid;
 	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
@@ -81,7 +81,7 @@ int bench_spawn(const struct bench_ctx *b, char *const argv[], char **out, char 
 	if (halo_interrupted())
 		status = -1;
 	if (seconds)
-		*seconds = bench_now() - t0;
+		*seconds = halo_now() - t0;
 	errline[0] = '\0';
 	FILE *f = fopen(errpath, "r");
 	char line[1024];

@@ -56,13 +56,13 @@ static int measure(const int n[3], int pn, int iterations, int warmup, int repea
 				   (uint32_t)n[2], (uint32_t)n[1], (uint32_t)n[0], sizeof(float));
 	int failed = 0;
 	for (int i = 0; !rc && i < warmup + repeat; i++) {
-		double t0 = bench_now();
+		double t0 = halo_now();
 		rc = k->submit(k->ctx, in, out, (int[3]){0, 0, 0}, n, &failed, err);
 		starpu_task_wait_for_all();
 		if (!rc && failed)
 			rc = halo_error_set(err, HALO_ENOMEM, "out of memory running the RL task");
 		if (i >= warmup)
-			times[i - warmup] = bench_now() - t0;
+			times[i - warmup] = halo_now() - t0;
 		if (i == warmup - 1) /* a trace shows the timed runs only */
 			halo_trace_restart();
 	}
