@@ -363,6 +363,106 @@ static int same_inputs(const halo_volume_info_t *ii, const float *psf, const int
 	return halo__mpi_agree(rc, err);
 }
 
+/* --chunks and --depth take Y,X for a 2D image (one plane: no halo along
+ * z) and Z,Y,X for a volume, or one value for every axis: o's become
+ * Z,Y,X. */
+static int expand_axes(struct halo_deconv_cli *o, int ndim, const char *in, halo_error_t *err)
+{
+	const char *names[2] = {"--chunks", "--depth"};
+	int *counts[2] = {&o->nchunks, &o->ndepth};
+	int64_t *vals[2] = {o->chunks, o->depth};
+	for (int k = 0; k < 2; k++) {
+		if (*counts[k] <= 0)
+			continue;
+		if (*counts[k] == 1) {
+			vals[k][1] = vals[k][2] = vals[k][0];
+			if (ndim != 3)
+				vals[k][0] = k == 0 ? 1 : 0;
+			*counts[k] = 3;
+			continue;
+		}
+		if (*counts[k] != (ndim == 3 ? 3 : 2))
+			return halo_error_set(err, HALO_EINVAL, "%s: %s is %dD; give %s", names[k], in,
+					      ndim, ndim == 3 ? "Z,Y,X" : "Y,X");
+		if (*counts[k] == 2) {
+			vals[k][2] = vals[k][1];
+			vals[k][1] = vals[k][0];
+			vals[k][0] = k == 0 ? 1 : 0;
+			*counts[k] = 3;
+		}
+	}
+	return HALO_OK;
+}
+
+/* What made the output, for its attributes: the command, its inputs by
+ * absolute paths (the record outlives the folder it ran in) and the
+ * choices that decide the result. */
+static json_t *provenance(const struct halo_deconv_cli *o, const char *in, int exact, int ndim,
+			  const int depth[3])
+{
+	char *in_abs = halo_path_canonical(in), *psf_abs = o->args[1] ? halo_path_canonical(o->args[1])
+								      : NULL;
+	json_t *made = json_pack("{s:s, s:s, s:I, s:s, s:s}", "command", "deconvolve", "input",
+				 in_abs ? in_abs : in, "iterations", (json_int_t)o->iterations,
+				 "mode", exact ? "exact" : "overlap", "boundary",
+				 halo_boundary_name(o->boundary));
+	if (made && o->args[1])
+		json_object_set_new(made, "psf", json_string(psf_abs ? psf_abs : o->args[1]));
+	free(in_abs);
+	free(psf_abs);
+	if (made && o->boundary == HALO_BOUNDARY_CONSTANT)
+		json_object_set_new(made, "constant", json_real(o->constant));
+	if (made && o->select.channel >= 0)
+		json_object_set_new(made, "channel", json_integer(o->select.channel));
+	if (made && o->select.time >= 0)
+		json_object_set_new(made, "time", json_integer(o->select.time));
+	if (made && o->psf_select.channel >= 0)
+		json_object_set_new(made, "psf_channel", json_integer(o->psf_select.channel));
+	if (made && o->psf_select.time >= 0)
+		json_object_set_new(made, "psf_time", json_integer(o->psf_select.time));
+	if (made && !exact) {
+		json_t *d = json_array();
+		for (int k = 3 - ndim; k < 3; k++)
+			json_array_append_new(d, json_integer(depth[k]));
+		json_object_set_new(made, "depth", d);
+	}
+	return made;
+}
+
+/* What StarPU may hold whatever --memory says, or it could never
+ * allocate the tasks running at once: about 32 bytes per haloed voxel for
+ * each worker's, exact mode's working set (resident) or overlap mode's PSF
+ * spectra, and the input layers that neighbouring chunks share. */
+static uint64_t memory_floor(const halo_volume_info_t *info, const halo_volume_info_t *ii,
+			     const int pn[3], const int depth[3], int boundary, long workers,
+			     int exact, uint64_t resident)
+{
+	int wide[3];
+	for (int d = 0; d < 3; d++)
+		wide[d] = depth[d] > pn[d] ? depth[d] : pn[d];
+	uint64_t floor = 32 * padded_voxels(info->chunks, wide) * (uint64_t)workers +
+			 (exact ? resident : 0);
+	/* Overlap mode's RL keeps a PSF spectrum per haloed shape all run
+	 * long (up to 27 with boundary none): 121 MB beyond the rest for
+	 * 64x512x512 in 3x3x3 chunks, where a limit of 150 MB hung. */
+	struct halo_axis ax[3] = {{0}};
+	int axes_ok = 1;
+	for (int d = 0; d < 3; d++)
+		axes_ok &= halo_axis_regular(&ax[d], info->shape[d], info->chunks[d]) == 0;
+	if (!exact && axes_ok)
+		floor += halo_spectra_bytes(ax, depth, boundary);
+	for (int d = 0; d < 3; d++)
+		halo_axis_free(&ax[d]);
+	/* The layers along z one haloed chunk spans, and the next, and with
+	 * a periodic boundary the first and last, which the far end reads
+	 * (the executor refuses to start under less, halo_plan_memory). */
+	int64_t span = info->chunks[0] + 2 * (int64_t)depth[0];
+	int64_t inz = ii->chunks[0] > 0 ? ii->chunks[0] : 1;
+	int64_t layers = (span + inz - 1) / inz + 1 + (boundary == HALO_BOUNDARY_PERIODIC ? 2 : 0);
+	return floor + (uint64_t)(layers * inz * ii->shape[1] * ii->shape[2]) *
+			       halo_dtype_size(ii->dtype);
+}
+
 int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const float *psf,
 			const int pn[3], const char *outp, struct halo_deconv_result *res,
 			halo_error_t *err)
@@ -378,34 +478,9 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	if (halo_reader_open_at(in, &o->select, &r, err))
 		goto fail;
 	const halo_volume_info_t *ii = halo_reader_info(r);
-	/* --chunks and --depth take Y,X for a 2D image (one plane: no halo
-	 * along z) and Z,Y,X for a volume, or one value for every axis. */
 	struct halo_deconv_cli o2 = *o;
-	const char *names[2] = {"--chunks", "--depth"};
-	int *counts[2] = {&o2.nchunks, &o2.ndepth};
-	int64_t *vals[2] = {o2.chunks, o2.depth};
-	for (int k = 0; k < 2; k++) {
-		if (*counts[k] <= 0)
-			continue;
-		if (*counts[k] == 1) {
-			vals[k][1] = vals[k][2] = vals[k][0];
-			if (ii->ndim != 3)
-				vals[k][0] = k == 0 ? 1 : 0;
-			*counts[k] = 3;
-			continue;
-		}
-		if (*counts[k] != (ii->ndim == 3 ? 3 : 2)) {
-			halo_error_set(err, HALO_EINVAL, "%s: %s is %dD; give %s", names[k], in, ii->ndim,
-				       ii->ndim == 3 ? "Z,Y,X" : "Y,X");
-			goto fail;
-		}
-		if (*counts[k] == 2) {
-			vals[k][2] = vals[k][1];
-			vals[k][1] = vals[k][0];
-			vals[k][0] = k == 0 ? 1 : 0;
-			*counts[k] = 3;
-		}
-	}
+	if (expand_axes(&o2, ii->ndim, in, err))
+		goto fail;
 	o = &o2;
 	halo_volume_info_t info = *ii;
 	info.dtype = (halo_dtype_t){HALO_F4, 0};
@@ -587,32 +662,7 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 				goto fail;
 			}
 	}
-	/* Absolute: the record outlives the folder the command ran in. */
-	char *in_abs = halo_path_canonical(in), *psf_abs = o->args[1] ? halo_path_canonical(o->args[1])
-								      : NULL;
-	made = json_pack("{s:s, s:s, s:I, s:s, s:s}", "command", "deconvolve", "input",
-			 in_abs ? in_abs : in, "iterations", (json_int_t)o->iterations, "mode",
-			 exact ? "exact" : "overlap", "boundary", halo_boundary_name(o->boundary));
-	if (made && o->args[1])
-		json_object_set_new(made, "psf", json_string(psf_abs ? psf_abs : o->args[1]));
-	free(in_abs);
-	free(psf_abs);
-	if (made && o->boundary == HALO_BOUNDARY_CONSTANT)
-		json_object_set_new(made, "constant", json_real(o->constant));
-	if (made && o->select.channel >= 0)
-		json_object_set_new(made, "channel", json_integer(o->select.channel));
-	if (made && o->select.time >= 0)
-		json_object_set_new(made, "time", json_integer(o->select.time));
-	if (made && o->psf_select.channel >= 0)
-		json_object_set_new(made, "psf_channel", json_integer(o->psf_select.channel));
-	if (made && o->psf_select.time >= 0)
-		json_object_set_new(made, "psf_time", json_integer(o->psf_select.time));
-	if (made && !exact) {
-		json_t *depth = json_array();
-		for (int d = 3 - ii->ndim; d < 3; d++)
-			json_array_append_new(depth, json_integer(dopts.depth[d]));
-		json_object_set_new(made, "depth", depth);
-	}
+	made = provenance(o, in, exact, ii->ndim, dopts.depth);
 	wo.provenance = made;
 	/* Its contrast windows are the input's values, not the result's. */
 	if (halo_reader_omero(r) && (omero = json_deep_copy(halo_reader_omero(r)))) {
@@ -623,33 +673,8 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 	int thin = 0;
 	for (int d = 0; d < 3; d++)
 		thin |= dopts.depth[d] < pn[d] / 2 && info.chunks[d] < info.shape[d];
-	/* What the tasks running at once hold (about 32 bytes per haloed voxel
-	 * each, and exact mode's working set, resident): StarPU may hold that much
-	 * whatever --memory says, or it could never allocate them. */
-	int wide[3];
-	for (int d = 0; d < 3; d++)
-		wide[d] = dopts.depth[d] > pn[d] ? dopts.depth[d] : pn[d];
-	o2.rt.memory_floor = 32 * padded_voxels(info.chunks, wide) * (uint64_t)workers +
-			     (exact ? resident : 0);
-	/* Overlap mode's RL keeps a PSF spectrum per haloed shape all run
-	 * long (up to 27 with boundary none): 121 MB beyond the rest for
-	 * 64x512x512 in 3x3x3 chunks, where a limit of 150 MB hung. */
-	struct halo_axis ax[3] = {{0}};
-	int axes_ok = 1;
-	for (int d = 0; d < 3; d++)
-		axes_ok &= halo_axis_regular(&ax[d], info.shape[d], info.chunks[d]) == 0;
-	if (!exact && axes_ok)
-		o2.rt.memory_floor += halo_spectra_bytes(ax, dopts.depth, o->boundary);
-	for (int d = 0; d < 3; d++)
-		halo_axis_free(&ax[d]);
-	/* And the input chunks that neighbouring chunks share: the layers
-	 * along z one haloed chunk spans, and the next, and with a periodic
-	 * boundary the first and last, which the far end reads (the executor
-	 * refuses to start under less, halo_plan_memory). */
-	int64_t span = info.chunks[0] + 2 * (int64_t)dopts.depth[0], inz = ii->chunks[0] > 0 ? ii->chunks[0] : 1;
-	int64_t layers = (span + inz - 1) / inz + 1 + (o->boundary == HALO_BOUNDARY_PERIODIC ? 2 : 0);
-	o2.rt.memory_floor += (uint64_t)(layers * inz * ii->shape[1] * ii->shape[2]) *
-			      halo_dtype_size(ii->dtype);
+	o2.rt.memory_floor = memory_floor(&info, ii, pn, dopts.depth, o->boundary, workers, exact,
+					  resident);
 	/* Checked before StarPU starts, so that a refusal is immediate. A
 	 * signal from here on is only recorded, so that the run removes its
 	 * lock and temporary output; StarPU's start installs its own
