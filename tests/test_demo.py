@@ -34,6 +34,23 @@ ms = json.load(open(os.path.join(out, ".zattrs")))["multiscales"][0]
 level0 = zarr.open(os.path.join(out, ms["datasets"][0]["path"]), mode="r")
 check(level0.shape == img.shape and level0.dtype == np.float32, "result: OME-Zarr level 0")
 check(np.isfinite(level0[:]).all() and level0[:].min() >= 0, "result is finite and non-negative")
+
+
+def error_vs_truth(x, t, background=10.0):
+    """Relative L2 error of x (less the background) against the truth, x
+    scaled by the least-squares factor first."""
+    a = x.astype(np.float64) - background
+    t = t.astype(np.float64)
+    scale = (a * t).sum() / (a * a).sum()
+    return float(np.sqrt(((scale * a - t) ** 2).sum() / (t * t).sum()))
+
+
+# The printed figures, recomputed here from the files (the result itself,
+# not halo's own arithmetic, must be nearer the truth).
+e0, e1 = error_vs_truth(img[:], truth[:]), error_vs_truth(level0[:], truth[:])
+check(m is not None and abs(float(m.group(1)) - e0) < 1e-3 and abs(float(m.group(2)) - e1) < 1e-3
+      and e1 < 0.9 * e0, f"the deconvolved volume is nearer the truth: {e0:.3f} -> {e1:.3f}, "
+      "as printed", r.stdout)
 # The image is Poisson noise on the truth blurred by the PSF (periodic, its
 # centre voxel at the origin) plus a background of 10: standardised by the
 # blur computed here with numpy's FFT, the residual has mean 0 and std 1
