@@ -722,6 +722,9 @@ interrupt(["convert", big, out, "--compressor", "zstd", "--clevel", "9", "--chun
 # output behind in about one run in three).
 interrupt(["convert", big, out, "--compressor", "zstd", "--clevel", "9", "--chunks", "4,32,32",
            "--ncpu", "1", "--quiet"], 1.0, "interrupted", 5, sig=signal.SIGTERM, twice=True)
+# SIGHUP (the terminal closed) stops a run as Ctrl-C does.
+interrupt(["convert", big, out, "--compressor", "zstd", "--clevel", "9", "--chunks", "4,32,32",
+           "--ncpu", "1", "--quiet"], 1.0, "interrupted", 5, sig=signal.SIGHUP)
 
 # A SIGINT ignored as the run starts (a script's background job) stays
 # ignored: StarPU's own handler, installed as it started, had replaced it,
@@ -998,15 +1001,19 @@ g = np.exp(-np.sum(np.square(np.meshgrid(*[np.arange(7) - 3] * 3, indexing="ij")
 g = (g - 0.05).astype(np.float32)
 said = f"{np.count_nonzero(g < 0)} negative values in the PSF (down to {g.min() / g.max():.3g} " \
        "of its peak) set to 0"
+neg_in = good_array("negpsf_in.zarr", shape=(12, 16, 16), chunks=(6, 8, 8))
 for mode in ("exact", "overlap"):
-    out = path("negpsf.zarr")
-    r = halo("deconvolve", good_array("negpsf_in.zarr", shape=(12, 16, 16), chunks=(6, 8, 8)),
-             psf_file("negpsf.tif", g), out, "--mode", mode, "--iterations", "5",
-             "--overwrite", "--quiet")
+    out, clipped = path("negpsf.zarr"), path("negpsf-clipped.zarr")
+    r = halo("deconvolve", neg_in, psf_file("negpsf.tif", g), out, "--mode", mode,
+             "--iterations", "5", "--overwrite", "--quiet")
+    q = halo("deconvolve", neg_in, psf_file("negpsf-clipped.tif", g.clip(0, None)), clipped,
+             "--mode", mode, "--iterations", "5", "--overwrite", "--quiet")
     res = zarr.open(out, mode="r")[:] if r.returncode == 0 else np.array([np.nan])
-    check(r.returncode == 0 and said in r.stderr and np.isfinite(res).all() and res.min() >= 0,
-          f"a PSF with negative values, {mode} mode: clipped with a warning, a finite output",
-          r.stderr)
+    ref = zarr.open(clipped, mode="r")[:] if q.returncode == 0 else None
+    check(r.returncode == 0 and said in r.stderr and np.isfinite(res).all() and
+          ref is not None and np.array_equal(res, ref),
+          f"a PSF with negative values, {mode} mode: clipped with a warning; the result of the "
+          "PSF clipped by hand", r.stderr)
 # A PSF sampled at another spacing than the image (both files say theirs):
 # a warning, in the image's unit (a pipeline's naming its file and step);
 # the same spacing in another unit, or a PSF without one, says nothing.
@@ -1032,6 +1039,17 @@ for name, res, meta, warned in [
               ("voxels are" in r.stderr) == warned,
               f"halo {cmd[0]}, a PSF {'sampled otherwise' if warned else 'as the image'} "
               f"({name}): {'a warning' if warned else 'nothing said'}", r.stderr)
+# The threshold is 1 %: a z spacing of 0.5025 (0.5 % off) says nothing,
+# 0.51 (2 %) a warning.
+for zs, warned in ((0.5025, False), (0.51, True)):
+    psf_path = path(f"psf_{zs}.tif")
+    tifffile.imwrite(psf_path, g.clip(0, None), imagej=True, resolution=(10, 10),
+                     metadata={"spacing": zs, "unit": "um", "axes": "ZYX"})
+    r = halo("deconvolve", img_um, psf_path, path("spaced_out.zarr"), "--overwrite", "--quiet",
+             "--iterations", "1", check_rc=0)
+    check(r.returncode == 0 and ("voxels are" in r.stderr) == warned,
+          f"a PSF's z spacing {zs} against the image's 0.5: "
+          f"{'a warning' if warned else 'nothing said'} (1 % is the threshold)", r.stderr)
 thin = good_array("thin.zarr", shape=(1, 16, 16), chunks=(1, 8, 8))
 expect_deconv_error("--depth deeper than the volume, naming the input", thin, good_psf,
                     "thin.zarr: a depth of 2 on axis 0 is deeper than the volume (1)",

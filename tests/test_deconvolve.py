@@ -264,6 +264,26 @@ r = halo("deconvolve", path("in2d.zarr"), p2, path("out2d.zarr"), "--chunks", "2
 check("chunks 20x22, overlap depth 3,4 (--depth given), " in r.stdout,
       "2D: the summary gives the depth as --depth takes it (Y,X)", r.stdout)
 
+# FFTW wisdom: kept in $XDG_CACHE_HOME/halo/fftw-wisdom-f32 by the first
+# run, and runs that share it plan alike, so their results are identical
+# (FFTW_MEASURE's timings may pick other algorithms: float32 rounding).
+xdg = path("xdg")
+shutil.rmtree(xdg, ignore_errors=True)
+os.makedirs(xdg)
+wisdom = os.path.join(xdg, "halo", "fftw-wisdom-f32")
+img = specimen((24, 40, 36), "float32")
+src, pw = write_input(img, (12, 20, 18), "wis.zarr"), write_psf(make_psf((5, 5, 5)))
+outs = []
+for k in range(2):
+    o = path(f"wis-{k}.zarr")
+    r = halo("deconvolve", src, pw, o, "--iterations", 5, "--quiet", "--overwrite",
+             env={"XDG_CACHE_HOME": xdg}, check_rc=0)
+    outs.append(zarr.open(o, mode="r")[:] if r.returncode == 0 else None)
+    if k == 0:
+        made = os.path.isfile(wisdom) and open(wisdom).read().startswith("(fftw-")
+check(made and outs[1] is not None and np.array_equal(outs[0], outs[1]),
+      "FFTW wisdom kept in $XDG_CACHE_HOME/halo, and runs sharing it give identical results")
+
 # A --memory below what one task's buffers need: StarPU may hold them
 # anyway (it could never allocate them and spun forever before).
 img = specimen((48, 96, 96), "float32")

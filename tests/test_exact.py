@@ -199,6 +199,20 @@ try:
           r.stdout + r.stderr)
 except subprocess.TimeoutExpired:
     check(False, "to a TIFF under STARPU_LIMIT_CPU_MEM: runs or is refused (it hung)")
+# A 2D image with a 3D PSF: its plane, reflected along z, is the volume
+# exact mode deconvolves (numpy's pad of one plane); overlap mode, whose
+# haloed chunks are one plane, refuses such a PSF.
+img2, psf3 = specimen((40, 44)), make_psf((3, 5, 7))
+got, r = run(img2, (20, 22), psf3, "reflect", 5)
+want = whole_rl(img2[None], psf3, 5, "reflect", 0)[0]
+err = float(np.abs(got - want).max() / np.abs(want).max()) if got is not None else 1
+check(got is not None and got.shape == (40, 44) and err < 1e-5,
+      f"a 2D image with a 3D PSF in exact mode: the reflected plane's RL (rel {err:.1e})", r.stderr)
+r = halo("deconvolve", path("ex_in.zarr"), path("ex_psf.tif"), path("ex_ov.zarr"), "--mode",
+         "overlap", "--quiet", check_rc=1)
+check(r.returncode == 1 and "larger than the smallest haloed chunk" in r.stderr and
+      "--mode exact" in r.stderr, "... and overlap mode refuses it, pointing to exact mode",
+      r.stderr)
 # boundary none has no whole-volume meaning.
 _, r = run(img, (5, 6, 7), psf, "none", 5)
 check(r.returncode == 1 and "none" in r.stderr and len(r.stderr.strip().splitlines()) == 1,

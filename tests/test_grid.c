@@ -269,6 +269,28 @@ static void check_distribution(const int64_t shape[3], const int64_t chunk[3], i
 	       want_p[1], want_p[2], bad, empty);
 }
 
+/* numpy.pad's index for voxel g of an axis of n: mode "symmetric"
+ * (reflect), "wrap" (periodic), "edge" (nearest); -1 for a constant or
+ * none beyond the axis. Written out here, apart from halo_boundary_map. */
+static int64_t padded_index(int64_t g, int64_t n, int boundary)
+{
+	if (g >= 0 && g < n)
+		return g;
+	if (boundary == HALO_BOUNDARY_NEAREST)
+		return g < 0 ? 0 : n - 1;
+	if (boundary == HALO_BOUNDARY_PERIODIC) {
+		while (g < 0)
+			g += n;
+		return g % n;
+	}
+	if (boundary != HALO_BOUNDARY_REFLECT)
+		return -1;
+	/* Unfold: ... 1 0 | 0 1 ... n-1 | n-1 n-2 ... */
+	while (g < 0 || g >= n)
+		g = g < 0 ? -1 - g : 2 * n - 1 - g;
+	return g;
+}
+
 /* halo_axis_blocks_touched against the definition, voxel by voxel: the
  * sorted distinct blocks that [lo, hi)'s voxels map to, over irregular
  * axes, ranges reaching several times around them, and every boundary. */
@@ -289,9 +311,11 @@ static void check_blocks_touched(void)
 			int64_t got[12], want[12], ngot, nwant = 0;
 			int seen[12] = {0};
 			for (int64_t g = lo; g < hi; g++) {
-				int64_t m = halo_boundary_map(g, a.n, b);
+				int64_t m = padded_index(g, a.n, b), k = 0;
+				while (m >= 0 && m >= a.start[k + 1])
+					k++;
 				if (m >= 0)
-					seen[halo_axis_find(&a, m)] = 1;
+					seen[k] = 1;
 			}
 			for (int i = 0; i < nb; i++)
 				if (seen[i])
