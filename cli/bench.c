@@ -86,9 +86,12 @@ static const char bench_help[] =
 	"                      No data is written, so --size may be large, but its\n"
 	"                      chunks (--input-chunks too) and edge chunks must have\n"
 	"                      been recorded. The machine simulated has the largest\n"
-	"                      --ncpu's cores (with --ncpu 0 a quarter of them read\n"
-	"                      and write). One run per configuration, no peers; the\n"
-	"                      times are simulated, without process start-up\n";
+	"                      --ncpu's cores, at least the recorded machine's (with\n"
+	"                      --ncpu 0 a quarter of them, at least 4 per GPU, read\n"
+	"                      and write: cores the GPUs' threads leave). --ncuda's\n"
+	"                      default is the recorded GPUs. One run per\n"
+	"                      configuration, no peers; the times are simulated,\n"
+	"                      without process start-up\n";
 
 enum {
 	OPT_NCPU = 1, OPT_NCUDA, OPT_SCHED, OPT_CHUNKS, OPT_MODE, OPT_SHAPE, OPT_SIZE,
@@ -211,8 +214,10 @@ static int parse_option(int c, char *arg, struct bench_opts *o, halo_error_t *er
 	case OPT_ITER:
 		return halo__parse_int(arg, 1, 100000, "--iterations", &o->iterations, err);
 	case OPT_REPEAT:
+		o->given_repeat = 1;
 		return halo__parse_int(arg, 1, 64, "--repeat", &o->repeat, err);
 	case OPT_WARMUP:
+		o->given_repeat = 1;
 		return halo__parse_int(arg, 0, 64, "--warmup", &o->warmup, err);
 	case OPT_PEERS:
 		if (!*arg)
@@ -377,8 +382,17 @@ static int measure_halo(struct bench_ctx *b, struct bench_workload *w, struct be
 		int st = bench_spawn(b, argv, &out, errline, sizeof errline, NULL);
 		int rc = bench_sim_result(b, st == 0 ? out : NULL, errline, &t, err);
 		free(out);
-		if (rc)
+		if (rc) {
+			/* halo-sim reports a missing model by StarPU's abort, which
+			 * leaves its output's lock and temporary name: gone now. */
+			char path[PATH_MAX + 16];
+			halo_output_t *left = NULL;
+			halo_error_t ignored = {0};
+			snprintf(path, sizeof path, "%s/out.zarr", b->dir);
+			if (halo_output_begin(path, 1, &left, &ignored) == HALO_OK)
+				halo_output_abort(left);
 			return rc;
+		}
 	} else {
 		halo_argv(b, w, c, NULL, 0, 0, store, argv);
 		if (bench_spawn(b, argv, NULL, errline, sizeof errline, &t) != 0)
@@ -958,9 +972,13 @@ int halo_cli_bench(int argc, char **argv)
 			halo_cli_usage_line("bench: --simulate runs the deconvolve workload only");
 			return HALO_EXIT_USAGE;
 		}
-		if (o.trace || o.input || (o.given_peers && strcmp(o.peers, "none"))) {
+		if (o.trace || o.input || o.given_repeat ||
+		    (o.given_peers && strcmp(o.peers, "none"))) {
 			halo_cli_usage_line("bench: --simulate takes no --%s",
-				o.trace ? "trace" : o.input ? "input" : "peers (it runs none)");
+				o.trace ? "trace" : o.input ? "input"
+				: o.given_repeat ? "repeat or --warmup (a simulation repeats itself "
+						   "exactly)"
+				: "peers (it runs none)");
 			return HALO_EXIT_USAGE;
 		}
 		/* A simulation gives the same time every run, and has no peers. */

@@ -33,7 +33,7 @@ struct bench_opts {
 	const char *python, *json, *plot, *trace, *dir, *input;
 	const char *simulate;              /* recorded models: run halo-sim */
 	int quiet;
-	int given_mode, given_shape, given_peers; /* the option was given */
+	int given_mode, given_shape, given_peers, given_repeat; /* the option was given */
 };
 
 /* Everything a run of the bench needs beyond its options. */

@@ -191,9 +191,13 @@ void bench_report_table(FILE *f, const struct bench_report *rep)
 	for (int k = 0; k < rep->nworkloads; k++) {
 		const struct bench_workload *w = &rep->workloads[k];
 		fprintf(f, "%s%s: %s\n", k ? "\n" : "", w->name, w->about);
-		if (json_object_get(rep->machine, "simulated"))
-			fprintf(f, "  seconds simulated by halo-sim, one run each (a simulation "
-				   "repeats itself exactly)\n");
+		const json_t *sim = json_object_get(rep->machine, "simulated");
+		if (sim)
+			fprintf(f, "  seconds simulated by halo-sim on %lld cores and %lld GPUs, "
+				   "one run each (a simulation repeats itself exactly; with --ncpu 0 "
+				   "the cores the GPUs leave read and write)\n",
+				(long long)json_integer_value(json_object_get(sim, "cpus")),
+				(long long)json_integer_value(json_object_get(sim, "gpus")));
 		else
 			fprintf(f, "  seconds: median of %d run%s after %d warm-up%s (min, max); "
 				   "vs X: X's median / halo's\n",

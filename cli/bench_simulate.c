@@ -422,6 +422,8 @@ int bench_sim_setup(struct bench_ctx *b, struct bench_report *rep, halo_error_t 
 	setenv("STARPU_HOSTNAME", b->sim_host, 1);
 	setenv("STARPU_PERF_MODEL_HOMOGENEOUS_CUDA", "1", 1);
 	setenv("STARPU_CALIBRATE_MINIMUM", "1", 1);
+	/* Calibrating (a user's STARPU_CALIBRATE=2) would drop the models. */
+	unsetenv("STARPU_CALIBRATE");
 	char cores[16];
 	snprintf(cores, sizeof cores, "%d", ncpu);
 	setenv("HALO_SIM_CORES", cores, 1); /* --ncpu 0: a quarter of them do the I/O */
