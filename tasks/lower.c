@@ -411,6 +411,7 @@ static halo_pnode_t *sole_reader(const halo_plan_t *plan, const halo_pnode_t *q)
  * buffer per worker would outgrow --memory). */
 #define STORE_GATHER_MAX ((uint64_t)16 << 20)
 
+static void largest_dims(const halo_pnode_t *p, const int depth[3], int64_t big[3]);
 static uint64_t largest_chunk(const halo_pnode_t *p, const int depth[3], size_t elsize);
 
 /* A rechunk read by one Zarr store alone (halo convert's) becomes part of
@@ -651,14 +652,7 @@ static int check_blocks(const halo_plan_t *plan, halo_error_t *err)
 		const halo_expr_t *e = p->expr;
 		int overlap = p->kind == HALO_PN_OVERLAP;
 		int64_t big[3];
-		for (int d = 0; d < 3; d++) {
-			big[d] = 0;
-			for (int64_t k = 0; k < p->grid[d].nblocks; k++) {
-				int64_t len = p->grid[d].start[k + 1] - p->grid[d].start[k];
-				big[d] = len > big[d] ? len : big[d];
-			}
-			big[d] += overlap ? 2 * (int64_t)e->depth[d] : 0;
-		}
+		largest_dims(p, overlap ? e->depth : NULL, big);
 		double n = (double)big[0] * (double)big[1] * (double)big[2];
 		if (overlap && e->ov == HALO_OV_RICHARDSON_LUCY)
 			n = 2.0 * (double)big[0] * (double)big[1] * (double)(big[2] / 2 + 1);
@@ -855,18 +849,24 @@ void halo_plan_stats(const halo_plan_t *p, halo_plan_stats_t *st)
 	}
 }
 
-static uint64_t largest_chunk(const halo_pnode_t *p, const int depth[3], size_t elsize)
+/* The longest block of p's grid on each axis, with depth on both sides. */
+static void largest_dims(const halo_pnode_t *p, const int depth[3], int64_t big[3])
 {
-	uint64_t bytes = elsize;
 	for (int d = 0; d < 3; d++) {
-		int64_t big = 0;
+		big[d] = 0;
 		for (int64_t k = 0; k < p->grid[d].nblocks; k++) {
 			int64_t len = p->grid[d].start[k + 1] - p->grid[d].start[k];
-			big = len > big ? len : big;
+			big[d] = len > big[d] ? len : big[d];
 		}
-		bytes *= (uint64_t)(big + 2 * (depth ? depth[d] : 0));
+		big[d] += 2 * (int64_t)(depth ? depth[d] : 0);
 	}
-	return bytes;
+}
+
+static uint64_t largest_chunk(const halo_pnode_t *p, const int depth[3], size_t elsize)
+{
+	int64_t big[3];
+	largest_dims(p, depth, big);
+	return (uint64_t)elsize * (uint64_t)big[0] * (uint64_t)big[1] * (uint64_t)big[2];
 }
 
 /* The sum of f over the distinct haloed lengths of an axis's blocks (as

@@ -920,7 +920,7 @@ bad = [
     ([{"name": "d", "op": "map_overlap", "kernel": "richardson_lucy", "input": "a", "depth": 1,
        "iterations": "ten", "psf": "psf.tif"}], 'step "d": field "iterations" must be an integer'),
     ([{"name": "d", "op": "map_overlap", "kernel": "richardson_lucy", "input": "a", "depth": 0,
-       "psf": "missing.tif"}], 'step "d": ./missing.tif: no such file or directory'),
+       "psf": "missing.tif"}], f'step "d": {path("missing.tif")}: no such file or directory'),
     ([{"name": "d", "op": "frobnicate", "input": "a"}], 'step "d": unknown op "frobnicate"'),
     ([{"name": "a", "op": "abs", "input": "a"}], 'step "a": a step of this name comes earlier'),
     ([{"name": "d", "op": "map_blocks", "kernel": "add", "inputs": ["a", "b"]}],
