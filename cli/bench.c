@@ -960,7 +960,7 @@ int halo_cli_bench(int argc, char **argv)
 			k++;
 		if (k == 3) {
 			halo_cli_usage_line("bench: unknown workload '%s' (rl, deconvolve, convert)",
-				argv[i]);
+					    argv[i]);
 			return HALO_EXIT_USAGE;
 		}
 		o.want[k] = 1;
@@ -974,11 +974,11 @@ int halo_cli_bench(int argc, char **argv)
 		}
 		if (o.trace || o.input || o.given_repeat ||
 		    (o.given_peers && strcmp(o.peers, "none"))) {
-			halo_cli_usage_line("bench: --simulate takes no --%s",
-				o.trace ? "trace" : o.input ? "input"
-				: o.given_repeat ? "repeat or --warmup (a simulation repeats itself "
-						   "exactly)"
-				: "peers (it runs none)");
+			const char *what = o.trace ? "trace" : o.input ? "input"
+					 : o.given_repeat ? "repeat or --warmup (a simulation "
+							    "repeats itself exactly)"
+							  : "peers (it runs none)";
+			halo_cli_usage_line("bench: --simulate takes no --%s", what);
 			return HALO_EXIT_USAGE;
 		}
 		/* A simulation gives the same time every run, and has no peers. */

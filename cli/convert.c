@@ -399,6 +399,10 @@ int halo_cli_convert(int argc, char **argv)
 	/* After the refusals above: a note, then an error, read as two */
 	if (!o.quiet)
 		halo_cli_note_voxel(o.in, &info, wo.format, "--ome, an OUT ending in .ome.zarr, or a TIFF");
+	/* --memory bounds the chunks in flight; StarPU's own limit stays its
+	 * default, unlike run's and deconvolve's, which reckon the floor a
+	 * limit may not go under (StarPU waits forever below what a task's
+	 * buffers need). */
 	halo_runtime_memory_warn(o.memory);
 	halo_output_abort(out);
 	out = NULL;

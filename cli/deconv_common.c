@@ -440,7 +440,7 @@ static uint64_t memory_floor(const halo_volume_info_t *info, const halo_volume_i
 	int wide[3];
 	for (int d = 0; d < 3; d++)
 		wide[d] = depth[d] > pn[d] ? depth[d] : pn[d];
-	uint64_t floor = 32 * padded_voxels(info->chunks, wide) * (uint64_t)workers +
+	uint64_t bytes = 32 * padded_voxels(info->chunks, wide) * (uint64_t)workers +
 			 (exact ? resident : 0);
 	/* Overlap mode's RL keeps a PSF spectrum per haloed shape all run
 	 * long (up to 27 with boundary none): 121 MB beyond the rest for
@@ -450,7 +450,7 @@ static uint64_t memory_floor(const halo_volume_info_t *info, const halo_volume_i
 	for (int d = 0; d < 3; d++)
 		axes_ok &= halo_axis_regular(&ax[d], info->shape[d], info->chunks[d]) == 0;
 	if (!exact && axes_ok)
-		floor += halo_spectra_bytes(ax, depth, boundary);
+		bytes += halo_spectra_bytes(ax, depth, boundary);
 	for (int d = 0; d < 3; d++)
 		halo_axis_free(&ax[d]);
 	/* The layers along z one haloed chunk spans, and the next, and with
@@ -459,7 +459,7 @@ static uint64_t memory_floor(const halo_volume_info_t *info, const halo_volume_i
 	int64_t span = info->chunks[0] + 2 * (int64_t)depth[0];
 	int64_t inz = ii->chunks[0] > 0 ? ii->chunks[0] : 1;
 	int64_t layers = (span + inz - 1) / inz + 1 + (boundary == HALO_BOUNDARY_PERIODIC ? 2 : 0);
-	return floor + (uint64_t)(layers * inz * ii->shape[1] * ii->shape[2]) *
+	return bytes + (uint64_t)(layers * inz * ii->shape[1] * ii->shape[2]) *
 			       halo_dtype_size(ii->dtype);
 }
 

@@ -347,7 +347,7 @@ int halo_cli_demo(int argc, char **argv)
 		/* Shared with deconvolve's parser, but not the demo's: it replaces
 		 * its own files, and its error figures are for float32. */
 		halo_cli_usage_line("demo: %s is for 'halo deconvolve'; see 'halo demo --help'",
-			o.dtype ? "--dtype" : "--overwrite");
+				    o.dtype ? "--dtype" : "--overwrite");
 		return HALO_EXIT_USAGE;
 	}
 	if (o.nchunks == 1) { /* N: every axis, as deconvolve takes it */

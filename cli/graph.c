@@ -88,13 +88,13 @@ int halo_cli_graph(int argc, char **argv)
 	}
 	if (argc - optind != 2 || (strcmp(argv[optind], "dot") && strcmp(argv[optind], "stats"))) {
 		halo_cli_usage_line("graph: needs 'dot' or 'stats' and a PIPELINE.json; see 'halo "
-				"graph --help'");
+				    "graph --help'");
 		return HALO_EXIT_USAGE;
 	}
 	int dot = strcmp(argv[optind], "dot") == 0;
 	if (dot ? json : (tasks || outfile)) {
 		halo_cli_usage_line("graph: %s applies to '%s' only; see 'halo graph --help'",
-			dot ? "--json" : tasks ? "--tasks" : "-o", dot ? "stats" : "dot");
+				    dot ? "--json" : tasks ? "--tasks" : "-o", dot ? "stats" : "dot");
 		return HALO_EXIT_USAGE;
 	}
 	if (outfile && strcmp(outfile, "-") == 0)

@@ -360,14 +360,14 @@ int halo_cli_info(int argc, char **argv)
 		if (halo_cli_expanded_glob("info", argv + optind, argc - optind))
 			return HALO_EXIT_USAGE;
 		halo_cli_usage_line("info: unexpected argument '%s'; see 'halo info --help'",
-			argv[optind + 1]);
+				    argv[optind + 1]);
 		return HALO_EXIT_USAGE;
 	}
 	if (halo_cli_empty_args("info", argv + optind, argc - optind))
 		return HALO_EXIT_USAGE;
 	if (optind < argc && (ropts.ncpu >= 0 || ropts.ncuda >= 0 || ropts.sched || ropts.verbose)) {
 		halo_cli_usage_line("info: --ncpu, --ncuda, --sched and --verbose describe the "
-				"machine, not VOLUME; see 'halo info --help'");
+				    "machine, not VOLUME; see 'halo info --help'");
 		return HALO_EXIT_USAGE;
 	}
 	/* A volume is the same file on every rank: described once. */

@@ -425,8 +425,8 @@ int halo_cli_trace(int argc, char **argv)
 					    "compare, html); see 'halo trace --help'", cmd);
 		else
 			halo_cli_usage_line("trace: needs 'summary FILE', 'critical-path FILE', "
-					"'compare A B' or 'html FILE -o REPORT'; see 'halo trace "
-					"--help'");
+					    "'compare A B' or 'html FILE -o REPORT'; see 'halo trace "
+					    "--help'");
 		return HALO_EXIT_USAGE;
 	}
 	if (json && report) {
