@@ -65,7 +65,6 @@ enum {
 	"  --trace-fxt DIR keep StarPU's own FxT trace in DIR, with its Paje\n"   \
 	"                  conversion (paje.trace, for ViTE)\n"
 
-
 /* --channel N (time 0) or --time N (time 1) into sel (io/volume.h). */
 #define HALO_CLI_SELECT_HELP                                                    \
 	"  --channel N, --time N which channel and time point of an input with more\n" \

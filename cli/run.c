@@ -269,6 +269,17 @@ static void warn_shallow(const halo_graph_t *g)
 	}
 }
 
+/* What a run, or a dry run, says of its plan before computing; notes: the
+ * note on sizes the sources do not store too. */
+static void warn_plan(const halo_graph_t *g, halo_plan_t *plan, uint64_t memory, int notes)
+{
+	warn_mixed(g);
+	warn_shallow(g);
+	if (notes)
+		note_guessed(g);
+	halo_cli_warn_memory(plan, memory);
+}
+
 int halo_cli_run(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -342,12 +353,8 @@ int halo_cli_run(int argc, char **argv)
 	if (dry) {
 		/* Under mpirun every rank has the same plan: one prints it. */
 		if (halo__runtime_launched_rank() == 0) {
-			warn_mixed(g);
-			warn_shallow(g);
-			if (!quiet)
-				note_guessed(g);
-			halo_runtime_memory_warn(memory);
-			halo_cli_warn_memory(plan, memory);
+			halo_runtime_memory_warn(memory); /* as the run's start says it */
+			warn_plan(g, plan, memory, !quiet);
 			print_plan(plan);
 		}
 		status = HALO_EXIT_OK;
@@ -369,13 +376,8 @@ int halo_cli_run(int argc, char **argv)
 			goto done;
 		goto fail;
 	}
-	if (speaker) {
-		warn_mixed(g);
-		warn_shallow(g);
-		if (!quiet && !json)
-			note_guessed(g);
-		halo_cli_warn_memory(plan, memory);
-	}
+	if (speaker)
+		warn_plan(g, plan, memory, !quiet && !json);
 	halo_compute_opts_t co = {.memory = memory, .quiet = quiet || json || !speaker,
 				  .label = "run"};
 	if (halo_plan_execute(plan, &co, &st, &err)) {

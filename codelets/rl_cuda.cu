@@ -253,15 +253,16 @@ static int cache_evict(struct gpu_cache *c)
 	return 1;
 }
 
-/* w's buffers and plans for shape n; -1, with nothing held, on failure. */
+/* w's buffers and plans for shape n on the current device; -1, with
+ * nothing held, on failure. */
 static int work_make(struct gpu_work *w, const int n[3], int kind, int want_cb,
-		     cudaStream_t stream)
+		     cudaStream_t stream, int device)
 {
 	memcpy(w->n, n, sizeof w->n);
 	w->stream = stream;
 	w->kind = kind;
 	w->want_cb = want_cb;
-	cudaGetDevice(&w->device);
+	w->device = device;
 	w->nreal = (size_t)n[0] * n[1] * n[2];
 	w->ncplx = (size_t)n[0] * n[1] * (n[2] / 2 + 1);
 	if ((kind == WORK_RL &&
@@ -310,7 +311,7 @@ static struct gpu_work *gpu_work_get(const int n[3], int kind, cudaStream_t stre
 	 * shapes least recently used make it (a cudaMalloc failed is no
 	 * sticky error). */
 	struct gpu_work *w = &c->work[c->count];
-	while (work_make(w, n, kind, want_cb, stream) < 0) {
+	while (work_make(w, n, kind, want_cb, stream, device) < 0) {
 		(void)cudaGetLastError();
 		if (!cache_evict(c))
 			return NULL;
