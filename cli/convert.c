@@ -17,7 +17,8 @@
 
 static const char convert_help[] =
 	"usage: halo convert IN OUT [options]\n\n"
-	"Converts between TIFF (.tif, .tiff), Zarr v2/v3 and OME-Zarr (.ome.zarr). IN is\n"
+	"Converts between TIFF (.tif, .tiff), Zarr v2/v3 and OME-Zarr (.ome.zarr). IN\n"
+	"may also be a folder or quoted pattern of TIFF planes ('scan/z_*.tif'). IN is\n"
 	"never modified; OUT is written under a temporary name and renamed into place\n"
 	"when complete. Conversion to an integer type rounds to nearest (ties to even)\n"
 	"and saturates at the type's range; NaN becomes 0.\n\n"

@@ -654,11 +654,14 @@ int halo_deconv_cli_run(const struct halo_deconv_cli *o, const char *in, const f
 			goto fail;
 		for (int d = 0; d < 3; d++)
 			if (pn[d] > minh[d]) {
+				/* A 3D PSF on one plane: no chunks or depth help. */
+				int plane = d == 0 && ii->ndim == 2;
 				halo_error_set(err, HALO_EINVAL, "%s: the PSF (%dx%dx%d) is larger than "
-					       "the smallest haloed chunk (%lldx%lldx%lld); use larger "
-					       "--chunks or --depth, or --mode exact",
+					       "the smallest haloed chunk (%lldx%lldx%lld); use %s",
 					       o->args[1] ? o->args[1] : "PSF", pn[0], pn[1], pn[2],
-					       (long long)minh[0], (long long)minh[1], (long long)minh[2]);
+					       (long long)minh[0], (long long)minh[1], (long long)minh[2],
+					       plane ? "--mode exact, which takes a 3D PSF on a 2D image"
+						     : "larger --chunks or --depth, or --mode exact");
 				goto fail;
 			}
 	}

@@ -14,8 +14,9 @@
 
 static const char deconvolve_help[] =
 	"usage: halo deconvolve IN PSF OUT [options]\n\n"
-	"Deconvolves IN (Zarr, OME-Zarr or TIFF) with PSF (TIFF or Zarr; 3D, or 2D\n"
-	"for a 2D IN) by Richardson-Lucy, chunk by chunk. Exact mode equals\n"
+	"Deconvolves IN (Zarr, OME-Zarr, TIFF, or a folder or quoted pattern of TIFF\n"
+	"planes such as 'scan/z_*.tif') with PSF (TIFF or Zarr; 3D, or 2D for a 2D\n"
+	"IN) by Richardson-Lucy, chunk by chunk. Exact mode equals\n"
 	"whole-volume RL: halos are exchanged between chunks every half-iteration.\n"
 	"Overlap mode is dask's map_overlap: each chunk gets a halo of --depth voxels,\n"
 	"is deconvolved on its own and trimmed back. The boundary rule applies at the\n"
@@ -63,6 +64,14 @@ int halo_cli_deconvolve(int argc, char **argv)
 		goto fail;
 	halo_volume_info_t image = *halo_reader_info(probe);
 	halo_reader_close(probe);
+	/* Tab completion's slip: the image as its own PSF (not another
+	 * channel or time point of the same file). */
+	if ((strcmp(in, psf_path) == 0 || halo_path_same(in, psf_path)) &&
+	    o.select.channel == o.psf_select.channel && o.select.time == o.psf_select.time) {
+		halo_error_set(&err, HALO_EINVAL, "%s: PSF is the same as IN (halo deconvolve IN PSF "
+			       "OUT)", psf_path);
+		goto fail;
+	}
 	if (halo_psf_load(psf_path, &o.psf_select, NULL, image.ndim, image.voxel, image.unit, &psf,
 			  pn, &err))
 		goto fail;

@@ -22,8 +22,9 @@ static const char info_help[] =
 	"Prints halo's version, StarPU's version and compiled-in features, the\n"
 	"workers StarPU starts with these options, the hwloc topology and the\n"
 	"versions of FFTW, cuFFT, c-blosc, libtiff and jansson. With VOLUME (Zarr,\n"
-	"OME-Zarr or TIFF), describes it as halo reads it: format, shape, chunks,\n"
-	"element type, compression, fill value and voxel size.\n\n"
+	"OME-Zarr, TIFF, or a folder or quoted pattern of TIFF planes), describes it\n"
+	"as halo reads it: format, shape, chunks, element type, compression, fill\n"
+	"value and voxel size.\n\n"
 	"  --json          print the same as one JSON object\n" HALO_CLI_WORKER_HELP;
 
 static const char *yes_no(int v)

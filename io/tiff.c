@@ -96,6 +96,15 @@ static TIFF *open_with_handlers(halo_tiff_t *t, const char *mode)
 	return tif;
 }
 
+/* libtiff's words for a directory it could not read whole: one past the
+ * end of a file cut short, mostly (tifffile and ImageJ write each page's
+ * directory beside its pixels). */
+static int directory_cut(const halo_tiff_t *t)
+{
+	return strstr(t->last_error, "Error fetching directory count") ||
+	       strstr(t->last_error, "Failed to read directory");
+}
+
 static int tiff_fail(halo_tiff_t *t, int code, const char *what, halo_error_t *err)
 {
 	/* libtiff often starts its message with the file name again. */
@@ -817,7 +826,11 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	t->tif = open_with_handlers(t, "rm"); /* no memory-mapping: files may exceed RAM */
 	struct stat st;
 	if (!t->tif || fstat(TIFFFileno(t->tif), &st) != 0) {
-		rc = tiff_fail(t, HALO_EFORMAT, "not a readable TIFF", err);
+		char what[96] = "not a readable TIFF";
+		if (!t->tif && directory_cut(t) && stat(path, &st) == 0)
+			snprintf(what, sizeof what, "not a readable TIFF, truncated or corrupt (%lld "
+				 "bytes)", (long long)st.st_size);
+		rc = tiff_fail(t, HALO_EFORMAT, what, err);
 		goto fail;
 	}
 	t->size = (uint64_t)st.st_size;
@@ -934,7 +947,11 @@ int halo_tiff_open(const char *path, halo_tiff_t **out, halo_error_t *err)
 	 * truncated in its directory chain. */
 	tdir_t pages = TIFFNumberOfDirectories(t->tif);
 	if (t->last_error[0]) {
-		rc = tiff_fail(t, HALO_EFORMAT, "corrupt directory chain", err);
+		char what[96] = "corrupt directory chain";
+		if (directory_cut(t))
+			snprintf(what, sizeof what, "truncated or corrupt: a page's directory lies "
+				 "past the file's end (%llu bytes)", (unsigned long long)t->size);
+		rc = tiff_fail(t, HALO_EFORMAT, what, err);
 		goto fail;
 	}
 	/* Reduced-resolution pages (thumbnails, a pyramid's levels) between

@@ -9,6 +9,7 @@
 #include "io/tiff.h"
 #include "io/tiffseq.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -472,6 +473,61 @@ static void tiff_volume(const halo_tiff_info_t *ti, halo_volume_info_t *info)
 
 /* A sequence of TIFF files (tiffseq.h), which has no channels or time
  * points to select. */
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A Zarr group that is no OME-Zarr image (zarr's open_group, napari's
+ * layouts): the arrays at its top level, so that one can be named. */
+static int group_error(const char *path, const char *meta, halo_error_t *err)
+{
+	char *names[8];
+	int n = 0, more = 0;
+	DIR *d = opendir(path);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char sub[8192];
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof sub, "%s/%s/.zarray", path, e->d_name);
+		int array = halo_fs_exists(sub);
+		if (!array) {
+			snprintf(sub, sizeof sub, "%s/%s/zarr.json", path, e->d_name);
+			json_t *v3 = NULL;
+			halo_error_t ignored;
+			if (halo_json_load_file(sub, &v3, &ignored) == HALO_OK)
+				array = !strcmp(json_string_value(json_object_get(v3, "node_type")) ?
+						json_string_value(json_object_get(v3, "node_type")) : "",
+						"array");
+			json_decref(v3);
+		}
+		if (array && n < 8 && (names[n] = strdup(e->d_name)))
+			n++;
+		else
+			more += array;
+	}
+	if (d)
+		closedir(d);
+	if (!n)
+		return halo_error_set(err, HALO_EFORMAT, "%s: a Zarr group without OME-Zarr "
+				      "multiscales, and without an array at its top level", meta);
+	qsort(names, (size_t)n, sizeof *names, by_name);
+	char list[1024] = "";
+	for (int i = 0; i < n; i++) {
+		size_t used = strlen(list);
+		snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
+	}
+	char tail[64] = "";
+	if (more)
+		snprintf(tail, sizeof tail, " and %d more", more);
+	halo_error_set(err, HALO_EFORMAT, "%s: a Zarr group without OME-Zarr multiscales, holding "
+		       "the array%s %s%s: give the path of one, such as %s/%s", meta,
+		       n + more > 1 ? "s" : "", list, tail, path, names[0]);
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	return HALO_EFORMAT;
+}
+
 static int open_sequence(const char *path, const halo_select_t *sel, halo_reader_t **out,
 			 halo_error_t *err)
 {
@@ -571,9 +627,7 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 			if (json_object_get(ome, "multiscales"))
 				r->attrs = json_incref((json_t *)ome);
 			else
-				rc = halo_error_set(err, HALO_EFORMAT, "%s: a Zarr group without OME-Zarr "
-						    "multiscales; give the path of an array in it",
-						    v3_file);
+				rc = group_error(path, v3_file, err);
 		}
 		json_decref(v3);
 		if (rc)
@@ -602,9 +656,14 @@ int halo_reader_open_at(const char *path, const halo_select_t *sel, halo_reader_
 		memcpy(info->origin, origin, sizeof info->origin);
 		snprintf(info->unit, sizeof info->unit, "%s", unit);
 	} else {
+		char group[sizeof attrs_file];
+		snprintf(group, sizeof group, "%s/.zgroup", path);
 		r->format = HALO_FMT_ZARR;
-		if ((rc = halo_zarr_open(path, &r->zarr, err)))
+		if ((rc = halo_zarr_open(path, &r->zarr, err))) {
+			if (rc == HALO_EFORMAT && halo_fs_exists(group) && !halo_fs_exists(v3_file))
+				rc = group_error(path, group, err);
 			goto fail;
+		}
 	}
 	/* OME-Zarr names its axes (y, x after channel axes: a 2D image,
 	 * which stays 2D); a plain array's last three are z, y, x. */
@@ -884,6 +943,11 @@ int halo_writer_create(const char *path, const halo_volume_info_t *info,
 const halo_volume_info_t *halo_writer_info(const halo_writer_t *w)
 {
 	return &w->info;
+}
+
+const char *halo_writer_path(const halo_writer_t *w)
+{
+	return w->path;
 }
 
 int halo_writer_write_chunk(halo_writer_t *w, const int64_t idx[3], const void *buf,

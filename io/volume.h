@@ -153,6 +153,8 @@ int halo_volume_shards(const int64_t shape[3], const int64_t chunks[3], const in
 int halo_writer_create(const char *path, const halo_volume_info_t *info,
 		       const halo_writer_opts_t *opts, halo_writer_t **out, halo_error_t *err);
 const halo_volume_info_t *halo_writer_info(const halo_writer_t *w);
+/* The path given to halo_writer_create (errors replace it by the final). */
+const char *halo_writer_path(const halo_writer_t *w);
 /* Writes chunk idx from buf (one whole chunk, native order). Zarr: any
  * order, any thread. TIFF: z order, one thread at a time. */
 int halo_writer_write_chunk(halo_writer_t *w, const int64_t idx[3], const void *buf,

@@ -550,8 +550,8 @@ int halo__zarr_parse_v3(const json_t *root, const char *file, halo_zarr_meta_t *
 		return field_error(err, file, "chunk_key_encoding", "is missing or has no name");
 	const json_t *sepv = json_object_get(json_object_get(enc, "configuration"), "separator");
 	const char *esep = json_string_value(sepv);
-	if (sepv && !esep)
-		return field_error(err, file, "chunk_key_encoding", "separator is not a string");
+	if (sepv && (!esep || strlen(esep) != 1))
+		return field_error(err, file, "chunk_key_encoding", "separator is not '.' or '/'");
 	if (strcmp(ename, "v2") == 0) {
 		m->v3_default_keys = 0;
 		m->separator = esep ? esep[0] : '.';

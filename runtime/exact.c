@@ -40,7 +40,7 @@ struct exact {
 	const halo_volume_info_t *ii, *oi;
 	struct halo_axis grid[3];      /* the chunks: the output's */
 	starpu_data_handle_t *image, *est, *ratio;
-	int failed;                    /* set by kernel tasks */
+	int failed;                    /* set by any failed task */
 	pthread_mutex_t lock;
 	halo_error_t err;              /* first I/O error */
 	int io_failed;
@@ -65,6 +65,8 @@ static void io_fail(struct exact *x, const halo_error_t *e)
 		x->err = *e;
 	}
 	pthread_mutex_unlock(&x->lock);
+	/* The halves already queued (iterations ahead) poll failed alone. */
+	__atomic_store_n(&x->failed, 1, __ATOMIC_RELAXED);
 }
 
 static int stopped(struct exact *x)
@@ -208,6 +210,10 @@ static void store_cpu(void *buffers[], void *cl_arg)
 		return;
 	}
 	const float *est = (const float *)STARPU_BLOCK_GET_PTR(buffers[0]);
+	if (halo__rl_result_check(est, dims, start, oi->ndim, halo_writer_path(x->out), &e)) {
+		io_fail(x, &e);
+		return;
+	}
 	memset(full, 0, n * sizeof(float));
 	for (int64_t z = 0; z < dims[0]; z++)
 		for (int64_t y = 0; y < dims[1]; y++)

@@ -44,6 +44,7 @@ struct halo_stream_io_arg {
 	const char *step;       /* graphs: the step named in errors, or NULL */
 	int finite;             /* read: refuse NaN and infinities (RL's inputs) */
 	int64_t fft_voxels;     /* read: RL's FFT size, for halo_rl_range_check (0: none) */
+	int rl_result;          /* write: the block (or the gather's sources) is RL's result */
 	int64_t idx[3];
 	/* write: when set, the block is first gathered from the task's first
 	 * gather->nsrc buffers (see halo__stream_write_cl). */
@@ -89,6 +90,11 @@ const char *halo__where(const int64_t at[3], int ndim, char *buf, size_t len);
  * would read: the same words in overlap and exact mode. */
 int halo__nonfinite_error(halo_error_t *err, const char *path, const int64_t at[3], int ndim,
 			  double v);
+/* RL's float32 result block of dims, at origin of the output path: fills
+ * err and returns its code when a voxel is NaN or infinite (float32 RL
+ * diverged), else 0. */
+int halo__rl_result_check(const float *block, const int64_t dims[3], const int64_t origin[3],
+			  int ndim, const char *path, halo_error_t *err);
 /* How a job ended, once its tasks are done: its first error, a failed
  * task, SIGINT/SIGTERM, or HALO_OK. */
 int halo__stream_result(const struct halo_stream_job *job, halo_error_t *err);

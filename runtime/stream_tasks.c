@@ -136,6 +136,30 @@ int halo__nonfinite_error(halo_error_t *err, const char *path, const int64_t at[
 			      isnan(v) ? "NaN" : "an infinity (in float32)");
 }
 
+/* Negative values, or one voxel some 10^7 times its neighbours (whose
+ * blurred values float32's rounding in the FFTs then outweighs), push
+ * blurred values below the ratio's floor, which makes them 1e12-fold, and
+ * RL runs away to infinity and NaN; an integer output would have made
+ * those 0 without a word. */
+int halo__rl_result_check(const float *block, const int64_t dims[3], const int64_t origin[3],
+			  int ndim, const char *path, halo_error_t *err)
+{
+	size_t n = (size_t)(dims[0] * dims[1] * dims[2]);
+	if (halo_dtype_all_finite(block, HALO_F4, n))
+		return 0;
+	size_t i = 0;
+	while (isfinite(block[i]))
+		i++;
+	int64_t at[3] = {origin[0] + (int64_t)i / (dims[1] * dims[2]),
+			 origin[1] + (int64_t)i / dims[2] % dims[1], origin[2] + (int64_t)i % dims[2]};
+	char where[96];
+	return halo_error_set(err, HALO_EINVAL, "%s: RL's result at the voxel %s is %s: RL diverged "
+			      "in float32, as it does on negative values or where some voxels are "
+			      "millions of times brighter than their neighbours", path,
+			      halo__where(at, ndim, where, sizeof where),
+			      isnan(block[i]) ? "NaN" : "infinite");
+}
+
 /* What RL would read of a chunk buffer of dims cd from origin: the part
  * inside the array (an edge chunk's rest holds the fill value, NaN in
  * many float arrays, which no voxel of the array is). Sets *bad to the
@@ -231,10 +255,25 @@ static void write_cpu(void *buffers[], void *cl_arg)
 	halo_dtype_kind_t want = oi->dtype.kind;
 	const void *buf;
 	size_t bytes;
+	int64_t origin[3];
+	for (int d = 0; d < 3; d++)
+		origin[d] = a->idx[d] * oi->chunks[d];
 	if (a->gather) {
 		const struct halo_gather_args *g = a->gather;
 		bytes = (size_t)(g->dst_dims[0] * g->dst_dims[1] * g->dst_dims[2]) *
 			halo_dtype_size(oi->dtype);
+		/* RL's blocks are checked before the gather converts them. */
+		for (int i = 0; a->rl_result && i < g->nsrc; i++) {
+			int64_t dims[3] = {STARPU_BLOCK_GET_NZ(buffers[i]),
+					   STARPU_BLOCK_GET_NY(buffers[i]),
+					   STARPU_BLOCK_GET_NX(buffers[i])};
+			if (halo__rl_result_check((const float *)STARPU_BLOCK_GET_PTR(buffers[i]),
+						  dims, g->src[i].origin, oi->ndim,
+						  halo_writer_path(a->out), &e)) {
+				halo__stream_fail(job, &e);
+				return;
+			}
+		}
 		/* On the heap, as in gather_cpu. */
 		const void **src = malloc((size_t)(g->nsrc > 0 ? g->nsrc : 1) * sizeof *src);
 		for (int i = 0; src && i < g->nsrc; i++)
@@ -251,6 +290,13 @@ static void write_cpu(void *buffers[], void *cl_arg)
 	} else {
 		buf = (const void *)STARPU_BLOCK_GET_PTR(buffers[0]);
 		bytes = block_bytes(buffers[0]);
+		int64_t dims[3] = {STARPU_BLOCK_GET_NZ(buffers[0]), STARPU_BLOCK_GET_NY(buffers[0]),
+				   STARPU_BLOCK_GET_NX(buffers[0])};
+		if (a->rl_result && halo__rl_result_check(buf, dims, origin, oi->ndim,
+							  halo_writer_path(a->out), &e)) {
+			halo__stream_fail(job, &e);
+			return;
+		}
 		if (a->from != want) {
 			size_t n = bytes / halo_dtype_size((halo_dtype_t){a->from, 0});
 			void *conv = halo_scratch(HALO_SCRATCH_CONVERT, n * halo_dtype_size(oi->dtype));

@@ -613,6 +613,15 @@ static void inflight_add(struct halo_stream_job *job, int n)
 	starpu_pthread_mutex_unlock(&job->lock);
 }
 
+/* A store of RL's result, rechunked or not (TIFF's planes), checks it
+ * (halo__rl_result_check). */
+static int rl_result(const halo_pnode_t *in)
+{
+	while (in->kind == HALO_PN_GATHER && in->expr->dtype == in->in[0]->expr->dtype)
+		in = in->in[0];
+	return in->kind == HALO_PN_OVERLAP && in->expr->ov == HALO_OV_RICHARDSON_LUCY;
+}
+
 /* The write task of store p's chunk j, which it gathers from its input's
  * chunks (p->gathers), named by cnt and p's lists; NULL when out of memory
  * (the job failed). */
@@ -636,6 +645,7 @@ static struct starpu_task *store_gathered(struct exec *x, halo_pnode_t *p, const
 	struct halo_stream_io_arg *wa = mem;
 	*wa = (struct halo_stream_io_arg){.job = &x->job, .out = s->writer, .from = kind,
 					  .step = halo_expr_step(p->expr), .idx = {j[0], j[1], j[2]},
+					  .rl_result = rl_result(p->in[0]),
 					  .gather = (struct halo_gather_args *)(wa + 1)};
 	/* No ordering token: TIFF stores do not gather (fuse_into_stores). */
 	int nsrc = wa->gather->nsrc;
@@ -684,7 +694,7 @@ static void submit_root(struct exec *x, halo_pnode_t *p, const int64_t j[3])
 		if (wa)
 			*wa = (struct halo_stream_io_arg){.job = &x->job, .out = s->writer,
 							  .from = in->expr->dtype, .step = halo_expr_step(p->expr),
-							  .idx = {j[0], j[1], j[2]}};
+							  .rl_result = rl_result(in), .idx = {j[0], j[1], j[2]}};
 		t = task_new(x, &halo__stream_write_cl, wa, sizeof *wa);
 		if (!t)
 			return;

@@ -356,16 +356,16 @@ static int parse_store(struct ctx *c, const char *op, json_t *names, halo_expr_t
 		return rc;
 	halo_error_t e2 = {0};
 	if (halo_path_check_output(path, &e2))
-		return fail(c, HALO_EINVAL, "%s: %s", op, e2.msg);
+		return fail(c, HALO_EINVAL, "field \"path\": %s", e2.msg);
 	if (tiff) {
 		wo.format = HALO_FMT_TIFF;
 		wo.ome_tiff = halo_path_ome_tiff(path);
 		if (halo_path_has_ext(path, ".zarr"))
-			return fail(c, HALO_EINVAL, "to_tiff: \"%s\" is a Zarr name; use to_zarr", path);
+			return fail(c, HALO_EINVAL, "field \"path\": \"%s\" is a Zarr name; use to_zarr", path);
 	} else {
 		wo.format = halo_format_from_path(path);
 		if (wo.format == HALO_FMT_TIFF)
-			return fail(c, HALO_EINVAL, "to_zarr: \"%s\" is a TIFF name; use to_tiff", path);
+			return fail(c, HALO_EINVAL, "field \"path\": \"%s\" is a TIFF name; use to_tiff", path);
 		if (!ome && field(c, "ome") && wo.format == HALO_FMT_OME_ZARR)
 			return fail(c, HALO_EINVAL, "field \"ome\" is false but \"%s\" is an OME-Zarr "
 				    "name; drop the field or rename the output", path);

@@ -342,7 +342,8 @@ expect_error("v3 endian 'BIG' (read as little before)",
 expect_error("v3 without fill_value", v3_array(fill_value=None), "field 'fill_value' is missing")
 expect_error("OME-Zarr 0.5 group without multiscales",
              v3_array(node_type="group", attributes={"ome": {"version": "0.5"}}),
-             "zarr.json: a Zarr group without OME-Zarr multiscales; give the path of an array")
+             "zarr.json: a Zarr group without OME-Zarr multiscales, and without an array at "
+             "its top level")
 expect_error("v3 crc32c before a compressor", v3_array(codecs=[
     {"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"},
     {"name": "zstd", "configuration": {"level": 1}}]), "codec 'zstd' is not supported here")

@@ -302,6 +302,33 @@ img[6, 7, 8] = 100
 out, r = run(write_input(img, (6, 7, 8)), write_psf(make_psf((3, 3, 3))), "--iterations", "15")
 check(out is not None and np.isfinite(out).all(), "zeros in the image: all finite", r.stderr)
 
+# RL that diverges is refused in one line, and nothing is written: on
+# negative values (numpy's float64 RL of them leaves float32's range too)
+# and on a voxel 1e11 times the rest (float32's rounding). A run gave
+# infinities, or with --dtype uint16 their zeros.
+neg = (rng.poisson(60, (16, 32, 32)) - 60).astype(np.int16)
+with np.errstate(all="ignore"):
+    check(not (np.abs(rl(neg, make_psf((3, 3, 3)), 20)) < 3.4e38).all(),
+          "negative values: numpy's float64 RL leaves float32's range too")
+spike = specimen((12, 14, 16), "float32")
+spike[2, 3, 4] = 1e13
+psf3 = write_psf(make_psf((3, 3, 3)))
+for img, chunks, what in [(neg, (8, 16, 16), "negative values"),
+                          (spike, (6, 7, 8), "a voxel 1e11 times the rest")]:
+    src = write_input(img, chunks)
+    for mode in ["exact", "overlap"]:
+        for out, opts in [("div.zarr", []), ("div.zarr", ["--dtype", "uint16"]),
+                          ("div.tif", [])]:
+            out = path(out)
+            r = halo("deconvolve", src, psf3, out, "--mode", mode, *opts, check_rc=0)
+            lines = r.stderr.strip().splitlines()
+            check(r.returncode == 1 and len(lines) == 1 and
+                  lines[0].startswith(f"halo: {out}: RL's result at the voxel ") and
+                  "RL diverged in float32, as it does on negative values" in lines[0] and
+                  not os.path.exists(out),
+                  f"RL diverging on {what}, {mode} mode, {os.path.basename(out)} {opts}: "
+                  "refused in one line", r.stderr)
+
 # 5. --dtype uint16 rounds and saturates the float result.
 img = specimen((12, 14, 16), "uint16")
 psf = make_psf((3, 3, 3))
@@ -440,6 +467,16 @@ check(a is not None and "other way round" not in r.stderr, "... and none the rig
 a, r = run(inp, write_psf(make_psf((12, 16, 20)), "whole_psf.tif"), "--iterations", "1")
 check(a is not None and "other way round" not in r.stderr,
       "... nor for a PSF as large as the image (one computed for it)", r.stderr)
+# The image as its own PSF (tab completion's slip) ran without a word.
+link = path("in_link.zarr")
+if not os.path.lexists(link):
+    os.symlink(inp, link)
+for psf_as in [inp, link]:
+    a, r = run(inp, psf_as, "--iterations", "1")
+    check(a is None and r.returncode == 1 and
+          r.stderr == f"halo: {psf_as}: PSF is the same as IN (halo deconvolve IN PSF OUT)\n",
+          f"the image as its own PSF{' (a link to it)' if psf_as == link else ''}: refused in "
+          "one line", r.stderr)
 # --chunks longer than the volume: reckoned as written, one chunk of the
 # volume (1024^3 chose overlap mode for a 12x16x20 image, or refused exact).
 r = halo("deconvolve", inp, psfp, path("big_chunks.zarr"), "--chunks", "1024", "--iterations", "1",

@@ -210,9 +210,10 @@ check(got is not None and got.shape == (40, 44) and err < 1e-5,
       f"a 2D image with a 3D PSF in exact mode: the reflected plane's RL (rel {err:.1e})", r.stderr)
 r = halo("deconvolve", path("ex_in.zarr"), path("ex_psf.tif"), path("ex_ov.zarr"), "--mode",
          "overlap", "--quiet", check_rc=1)
-check(r.returncode == 1 and "larger than the smallest haloed chunk" in r.stderr and
-      "--mode exact" in r.stderr, "... and overlap mode refuses it, pointing to exact mode",
-      r.stderr)
+check(r.returncode == 1 and r.stderr.endswith(
+    "larger than the smallest haloed chunk (1x30x36); use --mode exact, which takes a 3D PSF on "
+    "a 2D image\n"), "... and overlap mode refuses it, pointing to exact mode alone (not "
+    "to --chunks or --depth, which cannot help)", r.stderr)
 # boundary none has no whole-volume meaning.
 _, r = run(img, (5, 6, 7), psf, "none", 5)
 check(r.returncode == 1 and "none" in r.stderr and len(r.stderr.strip().splitlines()) == 1,

@@ -1041,12 +1041,12 @@ bad.append(([{"name": "s", "op": "sum", "input": "a"},
 bad.append(([{"name": "o", "op": "to_zarr", "input": "a", "path": path("no.ome.zarr"),
               "ome": False}], 'field "ome" is false but'))
 bad.append(([{"name": "o", "op": "to_zarr", "input": "a", "path": path("o.tif"), "ome": True}],
-            'to_zarr: "' + path("o.tif") + '" is a TIFF name; use to_tiff'))
+            'field "path": "' + path("o.tif") + '" is a TIFF name; use to_tiff'))
 bad.append(([{"name": "o", "op": "to_zarr", "input": "a", "path": path("t.h5")}],
-            'to_zarr: ' + path("t.h5") + ': halo writes Zarr (a folder), OME-Zarr (*.ome.zarr) '
+            'field "path": ' + path("t.h5") + ': halo writes Zarr (a folder), OME-Zarr (*.ome.zarr) '
             'and TIFF (*.tif), not .h5 files'))
 bad.append(([{"name": "o", "op": "to_tiff", "input": "a", "path": path("t.zarr")}],
-            'to_tiff: "' + path("t.zarr") + '" is a Zarr name; use to_zarr'))
+            'field "path": "' + path("t.zarr") + '" is a Zarr name; use to_zarr'))
 bad.append(([{"name": "u", "op": "map_overlap", "kernel": "uniform", "input": "a", "depth": 1,
               "boundary": True}], 'field "boundary" must be a name or a number'))
 bad.append(([{"name": "m", "op": "max", "input": "a", "axis": 0},

@@ -194,6 +194,22 @@ open(path("contig_cut.tif"), "wb").write(raw[:-100])
 r = convert(path("contig_cut.tif"), path("cut.zarr"))
 check(r.returncode == 1 and "contig_cut.tif: truncated" in r.stderr, "truncated contiguous stack",
       r.stderr)
+# tifffile's and ImageJ's stacks keep each page's directory beside its
+# pixels: cut short, the chain breaks, which libtiff words as "Error
+# fetching directory count"; cut to 100 bytes, the first directory.
+for imagej in [False, True]:
+    whole = path("dirs.tif")
+    tifffile.imwrite(whole, sample("uint16", (32, 64, 64)), imagej=imagej)
+    raw = open(whole, "rb").read()
+    for size, needle in [(len(raw) - 50000, f"truncated or corrupt: a page's directory lies past "
+                          f"the file's end ({len(raw) - 50000} bytes)"),
+                         (100, "not a readable TIFF, truncated or corrupt (100 bytes)")]:
+        open(path("dirs_cut.tif"), "wb").write(raw[:size])
+        r = halo("info", path("dirs_cut.tif"), check_rc=1)
+        check(r.stderr.startswith(f"halo: {path('dirs_cut.tif')}: {needle}") and
+              len(r.stderr.splitlines()) == 1,
+              f"{'an ImageJ' if imagej else 'a tifffile'} stack cut to {size} bytes: truncated",
+              r.stderr)
 
 # OME-TIFF: physical sizes and unit become the voxel size.
 data = sample("uint16", (6, 16, 16))

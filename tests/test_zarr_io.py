@@ -237,6 +237,19 @@ dst = path("group_out.zarr")
 convert(os.path.join(root, "path/to/array"), dst)
 out = zarr.open(dst, mode="r")
 check(same(out[:], data), "array inside a group is read")
+# The group itself names the arrays at its top level (it said "not a Zarr
+# array (no .zarray or zarr.json)", as if the data were missing).
+g.create_dataset("raw", data=data)
+g.create_dataset("beads", data=data)
+for cmd in [("info", root), ("convert", root, path("g_out.zarr"))]:
+    r = halo(*cmd, check_rc=1)
+    check(r.stderr == f"halo: {root}/.zgroup: a Zarr group without OME-Zarr multiscales, "
+          f"holding the arrays beads, raw: give the path of one, such as {root}/beads\n" and
+          not os.path.exists(path("g_out.zarr")), f"halo {cmd[0]} of a plain group: its arrays "
+          "named", r.stderr)
+r = halo("info", os.path.join(root, "path"), check_rc=1)
+check(r.stderr.endswith("path/.zgroup: a Zarr group without OME-Zarr multiscales, and without "
+                        "an array at its top level\n"), "a group holding groups alone", r.stderr)
 try:
     attrs = out.attrs.asdict()
 except UnicodeDecodeError as e:

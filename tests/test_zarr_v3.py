@@ -234,6 +234,13 @@ for what, codecs, needle in [
     json.dump(meta, open(os.path.join(src, "zarr.json"), "w"))
     refused(src, os.path.join(src, "zarr.json") + ": ", f"v3 with {what}: names zarr.json")
     refused(src, needle, f"v3 with {what} refused in one line")
+# A separator is '.' or '/' exactly: ".x" was taken as '.', every chunk key
+# missed, and the volume read as its fill value.
+for sep in [".x", "//", "", 5]:
+    meta = dict(base, chunk_key_encoding={"name": "default", "configuration": {"separator": sep}})
+    json.dump(meta, open(os.path.join(src, "zarr.json"), "w"))
+    refused(src, "field 'chunk_key_encoding' separator is not '.' or '/'",
+            f"v3 chunk key separator {sep!r} refused in one line")
 
 # A shard of 2^60 inner chunks: its index's size (16 bytes a chunk) wrapped
 # to 0 and halo read the index past its buffer.
@@ -324,10 +331,11 @@ for fmt, version in [("2", "0.4"), (None, "0.5")]:
           [0.5, 0.1, 0.1] and (ms.get("version") or attrs.get("version")) == version,
           f"OME-Zarr 0.5 to {version}{'' if fmt else ' (by default)'}: voxel size and channel "
           "kept", r.stderr + json.dumps(attrs))
-# A v3 group that is no image is named as such.
+# A v3 group that is no image is named as such, with its arrays.
 json.dump({"zarr_format": 3, "node_type": "group", "attributes": {}},
           open(os.path.join(ome, "zarr.json"), "w"))
-refused(ome, "a Zarr group without OME-Zarr multiscales", "a plain v3 group refused")
+refused(ome, "zarr.json: a Zarr group without OME-Zarr multiscales, holding the arrays 0, 1: "
+        f"give the path of one, such as {ome}/0", "a plain v3 group refused, its arrays named")
 
 # 7. Zarr v2 in F order, as python zarr 2.13 writes it: every type size,
 # edge chunks, 2D, and a 4D array's channel.
