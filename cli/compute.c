@@ -8,6 +8,7 @@
 #include "runtime/runtime.h"
 #include "runtime/stream.h"
 #include "tasks/plan.h"
+#include "util/signals.h"
 #include "util/util.h"
 
 #include <limits.h>
@@ -20,7 +21,7 @@ void halo_cli_warn_memory(halo_plan_t *plan, uint64_t memory)
 	 * of the next layer read, held 2.5 GB under --memory 1G, unsaid. */
 	uint64_t front, per, budget = memory ? memory : halo_memory_default();
 	halo_plan_memory(plan, &front, &per, NULL);
-	if (front + per <= budget)
+	if (front + per <= budget || halo_interrupted()) /* then the figures are cut short */
 		return;
 	/* An input's stored chunk larger than the array, decoded whole, is
 	 * no chunk that the command's --chunks shrink. */
@@ -84,7 +85,8 @@ int halo_cli_compute(halo_graph_t *g, const halo_compute_opts_t *o, halo_compute
 		return rc;
 	if (halo__runtime_launched_rank() == 0)
 		halo_cli_warn_memory(plan, o->memory);
-	rc = halo_plan_execute(plan, o, st, err);
+	rc = halo_interrupted() ? halo_error_set(err, HALO_EINTR, "interrupted; no output was written")
+				: halo_plan_execute(plan, o, st, err);
 	halo_plan_free(plan);
 	return rc;
 }

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "tasks/plan.h"
 #include "runtime/runtime.h"
+#include "util/signals.h"
 #include "util/util.h"
 #include "codelets/gather.h"
 #include "codelets/rl.h"
@@ -257,11 +258,16 @@ static int count_uses(halo_pnode_t *p, halo_error_t *err)
 			for (int64_t i = 0; i < in->grid[p->expr->axis].nblocks; i++)
 				count[p->expr->axis][i] = 1;
 		int64_t i[3], f = 0;
-		for (i[0] = 0; i[0] < in->grid[0].nblocks; i[0]++)
+		for (i[0] = 0; i[0] < in->grid[0].nblocks; i[0]++) {
+			if (halo_interrupted()) { /* hundreds of millions of chunks */
+				rc = halo_error_set(err, HALO_EINTR, "interrupted; no output was written");
+				goto out;
+			}
 			for (i[1] = 0; i[1] < in->grid[1].nblocks; i[1]++)
 				for (i[2] = 0; i[2] < in->grid[2].nblocks; i[2]++, f++)
 					in->uses[f] += (int32_t)(count[0][i[0]] * count[1][i[1]] *
 								 count[2][i[2]]);
+		}
 out:
 		free(list);
 		for (int d = 0; d < 3; d++)
@@ -1043,7 +1049,8 @@ static void input_memory(const halo_pnode_t *p, int k, const struct walk_time *w
 		tin[d] = t < nb ? t : nb;
 	}
 	int64_t c[3];
-	for (c[0] = 0; c[0] < in->grid[0].nblocks; c[0]++)
+	/* Hundreds of millions of chunks take minutes: Ctrl-C stops it. */
+	for (c[0] = 0; c[0] < in->grid[0].nblocks && !halo_interrupted(); c[0]++)
 		for (c[1] = 0; c[1] < in->grid[1].nblocks; c[1]++)
 			for (c[2] = 0; c[2] < in->grid[2].nblocks; c[2]++) {
 				double f = wq->first0, l = wq->last0;
@@ -1080,7 +1087,7 @@ static int follower_memory(const halo_pnode_t *store, const struct walk_time *wq
 	int64_t *stored = calloc((size_t)store->nchunks, sizeof *stored);
 	int rc = lists[0] && lists[1] && lists[2] && done && stored ? 0 : -1;
 	size_t es = halo_dtype_size((halo_dtype_t){p->expr->dtype, 0});
-	for (int pass = 0; !rc && pass < 3; pass++)
+	for (int pass = 0; !rc && pass < 3 && !halo_interrupted(); pass++)
 		for (int64_t f = 0; f < p->nchunks; f++) {
 			int64_t origin[3], dims[3], valid[3];
 			j[0] = f / (p->grid[1].nblocks * p->grid[2].nblocks);
@@ -1268,7 +1275,7 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 			ok = !follower_memory(plan->nodes[i],
 					      &w[halo_pnode_projection(plan->nodes[i])->in[0]->id], T,
 					      held, excl, &shared);
-	if (ok) {
+	if (ok && !halo_interrupted()) { /* (else the figures are cut short anyway) */
 		int64_t now = 0;
 		uint64_t most_excl = 0;
 		for (int64_t f = 0; f < T; f++) {
@@ -1337,7 +1344,7 @@ void halo_plan_memory(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_
 	 * every node), the other axes innermost, per number of dimensions:
 	 * the one that holds the least. */
 	uint64_t gpu_work = plan->gpu_work, spectra = plan->spectra;
-	for (int ndim = 3; ndim >= 2 && *front > *per; ndim--) {
+	for (int ndim = 3; ndim >= 2 && *front > *per && !halo_interrupted(); ndim--) {
 		int best = -1, present = 0;
 		for (int i = 0; i < plan->n; i++)
 			present |= halo_pnode_walks(plan->nodes[i]) &&

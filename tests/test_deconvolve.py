@@ -5,6 +5,7 @@ odd and even sizes, chunks that do not divide the shape, uint16 and float32
 inputs. Errors are max |halo - ref| / max |ref|."""
 import os
 import shutil
+import signal
 import sys
 
 import dask.array as da
@@ -14,7 +15,7 @@ import zarr
 from dask.array.overlap import ensure_minimum_chunksize
 
 sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
-from haloutil import check, done, halo, path  # noqa: E402
+from haloutil import check, done, halo, interrupt, path  # noqa: E402
 
 rng = np.random.default_rng(7)
 
@@ -295,6 +296,15 @@ check(out is not None and r.returncode == 0 and np.isfinite(out).all(),
 check("MiB of chunks shared by neighbouring chunks (halos, rechunks) stay resident" in r.stderr
       and "more than --memory 1 MiB" in r.stderr, "--memory below what stays resident: a warning",
       r.stderr)
+
+# Planning 7.6 million chunks takes seconds (a 20000x40000x40000 array,
+# no chunk stored, refused for memory afterwards): SIGTERM stops it there
+# (it ran on to the end, 15 s at most, when the watchdog ended it).
+vast = path("vast.zarr")
+zarr.open(vast, mode="w", shape=(20000, 40000, 40000), chunks=(128, 256, 512), dtype="u2")
+interrupt(["deconvolve", vast, write_psf(make_psf((3, 3, 3)), "psf_vast.tif"),
+           path("vast_out.zarr"), "--mode", "overlap", "--chunks", "64,256,256", "--memory", "8G"],
+          2, "vast_out", 4, sig=signal.SIGTERM)
 
 # 4. Zeros in the image give no NaN or Inf.
 img = np.zeros((12, 14, 16), dtype="float32")
