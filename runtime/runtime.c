@@ -643,6 +643,186 @@ static int init_undo(halo_runtime_t *rt, int rc)
 	return rc;
 }
 
+/* FxT records into --trace-fxt's folder (a rank's own under mpirun), or,
+ * for --trace where data moves between memories, into a temporary one. */
+static int fxt_setup(halo_runtime_t *rt, const halo_runtime_opts_t *opts, halo_error_t *err)
+{
+	if (opts->trace_fxt) {
+		/* Marked as halo's: StarPU's files there replace their
+		 * namesakes, which only a folder of halo's may hold. */
+		char mark[4096];
+		snprintf(mark, sizeof mark, "%s/%s", opts->trace_fxt, HALO_FXT_MARK);
+		static const char text[] = "halo --trace-fxt writes here and replaces its files\n";
+		rt->fxt = strdup(opts->trace_fxt);
+		if (!rt->fxt || halo_fs_mkdirs(opts->trace_fxt, err) ||
+		    (!halo_fs_exists(mark) && halo_fs_write(mark, text, sizeof text - 1, err))) {
+			return err && err->code ? halo_error_prefix(err, "--trace-fxt")
+						: halo_error_set(err, HALO_EINVAL, "--trace-fxt: bad folder");
+		}
+	} else if (opts->trace && halo__fxt_available() && several_memory_nodes(opts)) {
+		/* Only FxT records each data transfer; when there can be
+		 * transfers, record it into a folder of halo's own. */
+		const char *tmp = getenv("TMPDIR");
+		char dir[4096];
+		snprintf(dir, sizeof dir, "%s/halo-fxt-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		if (mkdtemp(dir) && (rt->fxt = strdup(dir))) {
+			rt->fxt_tmp = 1;
+			snprintf(own_fxt, sizeof own_fxt, "%s", dir);
+		}
+	}
+	const char *mpi_rank = getenv("OMPI_COMM_WORLD_RANK");
+	mpi_rank = mpi_rank ? mpi_rank : getenv("PMI_RANK");
+	mpi_rank = mpi_rank ? mpi_rank : getenv("PMIX_RANK");
+	if (rt->fxt && mpi_rank && !rt->fxt_tmp) {
+		/* Under mpirun each rank keeps (and converts) its own FxT trace. */
+		char dir[4096];
+		snprintf(dir, sizeof dir, "%s/rank%s", rt->fxt, mpi_rank);
+		free(rt->fxt);
+		rt->fxt = strdup(dir);
+		if (!rt->fxt || halo_fs_mkdirs(dir, err))
+			return err && err->code ? err->code
+						: halo_error_set(err, HALO_ENOMEM, "out of memory");
+	}
+	if (rt->fxt) {
+		char prefix[4096];
+		int n = snprintf(prefix, sizeof prefix, "%s/", rt->fxt);
+		if (n < 0 || (size_t)n >= sizeof prefix)
+			return halo_error_set(err, HALO_EINVAL, "--trace-fxt: folder name too long");
+		setenv("STARPU_FXT_TRACE", "1", 1);
+		setenv("STARPU_FXT_PREFIX", prefix, 1);
+	}
+	return HALO_OK;
+}
+
+/* StarPU's main-memory limit and pinning, through its variables. */
+static void memory_env(const halo_runtime_opts_t *opts)
+{
+	/* StarPU caches chunk allocations in main memory only under a limit;
+	 * without one every chunk costs fresh pages (page faults that took a
+	 * third of a convert's time). The limit is a ceiling, not a target:
+	 * halo's submitters keep far less in flight. */
+	uint64_t mem = opts->memory, usable = halo_machine_memory();
+	if (!mem)
+		mem = usable ? usable / 2 : (UINT64_C(4) << 30);
+	halo_runtime_memory_warn(opts->memory);
+	if (mem < opts->memory_floor)
+		mem = opts->memory_floor;
+	char limit[32];
+	snprintf(limit, sizeof limit, "%llu", (unsigned long long)(mem >> 20));
+	setenv("STARPU_LIMIT_CPU_MEM", limit, opts->memory != 0);
+	/* With GPUs StarPU pins each host buffer it allocates (cudaHostAlloc),
+	 * in the thread that needs it, often the GPU worker's, which meanwhile
+	 * starts nothing: about half a second per GB, serialised in the driver
+	 * against every other CUDA call. Faster copies never repaid it on an H100:
+	 * the seed's volume in 8 chunks (249 MB input chunks, 2 GB outputs) took
+	 * 48.8 s pinned and 45.4 s not, its first RL at 4.2 s against 1.6 s
+	 * (session 17), and 128 chunks of 16-32 MiB, reused from StarPU's cache,
+	 * 2.39-2.45 s pinned and 2.15-2.17 s not, GPU alone (session 26,
+	 * alternating; 1.94 s against 2.23 s in another call). So halo turns it
+	 * off unless STARPU_DISABLE_PINNING is set (0 pins). */
+	setenv("STARPU_DISABLE_PINNING", "1", 0);
+}
+
+/* The workers StarPU is to start: the options', then its variables'. */
+static void workers_conf(struct starpu_conf *conf, const halo_runtime_t *rt,
+			 const halo_runtime_opts_t *opts)
+{
+	starpu_conf_init(conf);
+	conf->sched_policy_name = rt->sched;
+	if (opts->ncpu >= 0)
+		conf->ncpus = opts->ncpu;
+#ifndef STARPU_SIMGRID /* a simulated machine has the cores its models say */
+	/* StarPU starts them, several to a core, without a word. Several
+	 * ranks on the node each have their share (said once). */
+	int local, node_ranks = halo_node_ranks(&local);
+	if (opts->ncpu > halo_machine_cores() && node_ranks > 1 &&
+	    halo__runtime_launched_rank() == 0)
+		fprintf(stderr, "halo: warning: --ncpu %d: each of this node's %d ranks has its share "
+			"of its %ld cores (rank 0: %ld); the workers take turns on them\n",
+			opts->ncpu, node_ranks, sysconf(_SC_NPROCESSORS_ONLN), halo_machine_cores());
+	else if (opts->ncpu > halo_machine_cores() && node_ranks == 1)
+		fprintf(stderr, "halo: warning: --ncpu %d: this machine has %ld cores; the workers "
+			"take turns on them\n", opts->ncpu, halo_machine_cores());
+#endif
+	gpus_alone = opts->ncpu == 0 && opts->ncuda != 0;
+	if (gpus_alone) {
+		/* Within the cores the GPUs' own workers leave. */
+		uint64_t bytes;
+		int gpus = opts->ncuda > 0 ? opts->ncuda : halo_runtime_gpu_memory(opts, &bytes, NULL);
+		int io = io_worker_count(gpus);
+		long left = halo_machine_cores() - gpus;
+		conf->ncpus = io < left ? io : left > 1 ? (int)left : 1;
+	}
+	if (opts->ncuda >= 0)
+		conf->ncuda = opts->ncuda;
+	/* starpu_conf_init() has already read STARPU_NCPU and friends into
+	 * conf, so giving conf precedence lets explicit options win while the
+	 * environment still fills in what the options leave open. */
+	conf->precedence_over_environment_variables = 1;
+	conf->nopencl = 0;
+	conf->nmic = 0;
+	conf->nmpi_ms = 0;
+
+}
+
+/* Once StarPU runs: the CPU workers that keep to I/O beside GPUs, the
+ * GPUs asked for found, and the trace begun. */
+static int started(halo_runtime_t *rt, const halo_runtime_opts_t *opts, halo_error_t *err)
+{
+	gpus_lead = 0;
+	memset(io_mask, 0, sizeof io_mask);
+	io_mask_len = 0;
+	if (!gpus_alone && starpu_cuda_worker_get_count() > 0) {
+		int ids[STARPU_NMAXWORKERS], io = io_worker_count((int)starpu_cuda_worker_get_count());
+		int n = (int)starpu_worker_get_ids_by_type(STARPU_CPU_WORKER, ids, STARPU_NMAXWORKERS);
+		n = n < io ? n : io;
+		for (int i = 0; i < n; i++) {
+			unsigned word = (unsigned)ids[i] / 32;
+			io_mask[word] |= UINT32_C(1) << (ids[i] % 32);
+			io_mask_len = word + 1 > io_mask_len ? word + 1 : io_mask_len;
+		}
+	}
+	if (gpus_alone && starpu_cuda_worker_get_count() == 0) {
+		return halo_error_set(err, HALO_ERUNTIME, "--ncpu 0 runs on GPUs alone, and StarPU "
+				      "found no GPU to run on");
+	}
+	/* StarPU quietly starts fewer CUDA workers than asked for when the
+	 * GPUs are not there; a run (or a benchmark labelled gpu=N) that asked
+	 * for them must not go on without them. */
+	const char *env_ncuda = getenv("STARPU_NCUDA");
+	int asked = opts->ncuda >= 0 ? opts->ncuda : env_ncuda ? atoi(env_ncuda) : 0;
+	if (asked > 0 && (int)starpu_cuda_worker_get_count() < asked) {
+		int found = (int)starpu_cuda_worker_get_count();
+		char g[64];
+		worker_ask(g, sizeof g, opts->ncuda, "ncuda", "STARPU_NCUDA", "");
+		return halo_error_set(err, HALO_ERUNTIME, "%s: StarPU found %d GPU%s to run on%s", g,
+				      found, found == 1 ? "" : "s",
+#ifdef HALO_USE_CUDA
+				      ""
+#else
+				      " (this halo is built without CUDA)"
+#endif
+				      );
+	}
+	if (rt->ranks > 1 && !opts->distributed) {
+		return halo_error_set(err, HALO_EUNSUPPORTED,
+				      "this command runs in one process; under mpirun it does not "
+				      "run on %d ranks yet", rt->ranks);
+	}
+	if (opts->trace) {
+		char part[4096];
+		if (rt->ranks > 1) { /* each rank its part; rank 0 joins them at the end */
+			halo__trace_rank_path(opts->trace, rt->rank, part, sizeof part);
+			unlink(part); /* left by an earlier run: rank 0 must not join it */
+		}
+		rt->trace = strdup(rt->ranks > 1 ? part : opts->trace);
+		rt->trace_final = rt->ranks > 1 && rt->rank == 0 ? strdup(opts->trace) : NULL;
+		if (!rt->trace || halo_trace_begin(rt->fxt != NULL, err))
+			return halo_error_set(err, HALO_ENOMEM, "out of memory for the trace");
+	}
+	return HALO_OK;
+}
+
 int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		      halo_error_t *err)
 {
@@ -675,78 +855,10 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 	/* A StarPU built with FxT otherwise records a trace of every run into
 	 * /tmp and costs a few microseconds per task; tracing is opt-in. */
 	setenv("STARPU_FXT_TRACE", "0", 0);
-	if (opts->trace_fxt) {
-		/* Marked as halo's: StarPU's files there replace their
-		 * namesakes, which only a folder of halo's may hold. */
-		char mark[4096];
-		snprintf(mark, sizeof mark, "%s/%s", opts->trace_fxt, HALO_FXT_MARK);
-		static const char text[] = "halo --trace-fxt writes here and replaces its files\n";
-		rt->fxt = strdup(opts->trace_fxt);
-		if (!rt->fxt || halo_fs_mkdirs(opts->trace_fxt, err) ||
-		    (!halo_fs_exists(mark) && halo_fs_write(mark, text, sizeof text - 1, err))) {
-			return init_undo(rt, err && err->code
-						     ? halo_error_prefix(err, "--trace-fxt")
-						     : halo_error_set(err, HALO_EINVAL,
-								      "--trace-fxt: bad folder"));
-		}
-	} else if (opts->trace && halo__fxt_available() && several_memory_nodes(opts)) {
-		/* Only FxT records each data transfer; when there can be
-		 * transfers, record it into a folder of halo's own. */
-		const char *tmp = getenv("TMPDIR");
-		char dir[4096];
-		snprintf(dir, sizeof dir, "%s/halo-fxt-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-		if (mkdtemp(dir) && (rt->fxt = strdup(dir))) {
-			rt->fxt_tmp = 1;
-			snprintf(own_fxt, sizeof own_fxt, "%s", dir);
-		}
-	}
-	const char *mpi_rank = getenv("OMPI_COMM_WORLD_RANK");
-	mpi_rank = mpi_rank ? mpi_rank : getenv("PMI_RANK");
-	mpi_rank = mpi_rank ? mpi_rank : getenv("PMIX_RANK");
-	if (rt->fxt && mpi_rank && !rt->fxt_tmp) {
-		/* Under mpirun each rank keeps (and converts) its own FxT trace. */
-		char dir[4096];
-		snprintf(dir, sizeof dir, "%s/rank%s", rt->fxt, mpi_rank);
-		free(rt->fxt);
-		rt->fxt = strdup(dir);
-		if (!rt->fxt || halo_fs_mkdirs(dir, err))
-			return init_undo(rt, err && err->code ? err->code
-							      : halo_error_set(err, HALO_ENOMEM,
-									       "out of memory"));
-	}
-	if (rt->fxt) {
-		char prefix[4096];
-		int n = snprintf(prefix, sizeof prefix, "%s/", rt->fxt);
-		if (n < 0 || (size_t)n >= sizeof prefix)
-			return init_undo(rt, halo_error_set(err, HALO_EINVAL,
-							    "--trace-fxt: folder name too long"));
-		setenv("STARPU_FXT_TRACE", "1", 1);
-		setenv("STARPU_FXT_PREFIX", prefix, 1);
-	}
-	/* StarPU caches chunk allocations in main memory only under a limit;
-	 * without one every chunk costs fresh pages (page faults that took a
-	 * third of a convert's time). The limit is a ceiling, not a target:
-	 * halo's submitters keep far less in flight. */
-	uint64_t mem = opts->memory, usable = halo_machine_memory();
-	if (!mem)
-		mem = usable ? usable / 2 : (UINT64_C(4) << 30);
-	halo_runtime_memory_warn(opts->memory);
-	if (mem < opts->memory_floor)
-		mem = opts->memory_floor;
-	char limit[32];
-	snprintf(limit, sizeof limit, "%llu", (unsigned long long)(mem >> 20));
-	setenv("STARPU_LIMIT_CPU_MEM", limit, opts->memory != 0);
-	/* With GPUs StarPU pins each host buffer it allocates (cudaHostAlloc),
-	 * in the thread that needs it, often the GPU worker's, which meanwhile
-	 * starts nothing: about half a second per GB, serialised in the driver
-	 * against every other CUDA call. Faster copies never repaid it on an H100:
-	 * the seed's volume in 8 chunks (249 MB input chunks, 2 GB outputs) took
-	 * 48.8 s pinned and 45.4 s not, its first RL at 4.2 s against 1.6 s
-	 * (session 17), and 128 chunks of 16-32 MiB, reused from StarPU's cache,
-	 * 2.39-2.45 s pinned and 2.15-2.17 s not, GPU alone (session 26,
-	 * alternating; 1.94 s against 2.23 s in another call). So halo turns it
-	 * off unless STARPU_DISABLE_PINNING is set (0 pins). */
-	setenv("STARPU_DISABLE_PINNING", "1", 0);
+	int rc = fxt_setup(rt, opts, err);
+	if (rc)
+		return init_undo(rt, rc);
+	memory_env(opts);
 	/* What an option sets, StarPU would still read from its variable
 	 * (and abort on junk, or warn of an unknown scheduler twice). */
 	if (opts->ncpu >= 0) {
@@ -757,51 +869,15 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		unsetenv("STARPU_NCUDA");
 	if (opts->sched)
 		unsetenv("STARPU_SCHED");
-	int bad_env = halo__env_check(err);
-	if (bad_env)
-		return init_undo(rt, bad_env);
+	if ((rc = halo__env_check(err)))
+		return init_undo(rt, rc);
 
 	struct starpu_conf conf;
-	starpu_conf_init(&conf);
-	conf.sched_policy_name = rt->sched;
-	if (opts->ncpu >= 0)
-		conf.ncpus = opts->ncpu;
-#ifndef STARPU_SIMGRID /* a simulated machine has the cores its models say */
-	/* StarPU starts them, several to a core, without a word. Several
-	 * ranks on the node each have their share (said once). */
-	int local, node_ranks = halo_node_ranks(&local);
-	if (opts->ncpu > halo_machine_cores() && node_ranks > 1 &&
-	    halo__runtime_launched_rank() == 0)
-		fprintf(stderr, "halo: warning: --ncpu %d: each of this node's %d ranks has its share "
-			"of its %ld cores (rank 0: %ld); the workers take turns on them\n",
-			opts->ncpu, node_ranks, sysconf(_SC_NPROCESSORS_ONLN), halo_machine_cores());
-	else if (opts->ncpu > halo_machine_cores() && node_ranks == 1)
-		fprintf(stderr, "halo: warning: --ncpu %d: this machine has %ld cores; the workers "
-			"take turns on them\n", opts->ncpu, halo_machine_cores());
-#endif
-	gpus_alone = opts->ncpu == 0 && opts->ncuda != 0;
-	if (gpus_alone) {
-		/* Within the cores the GPUs' own workers leave. */
-		uint64_t bytes;
-		int gpus = opts->ncuda > 0 ? opts->ncuda : halo_runtime_gpu_memory(opts, &bytes, NULL);
-		int io = io_worker_count(gpus);
-		long left = halo_machine_cores() - gpus;
-		conf.ncpus = io < left ? io : left > 1 ? (int)left : 1;
-	}
-	if (opts->ncuda >= 0)
-		conf.ncuda = opts->ncuda;
-	/* starpu_conf_init() has already read STARPU_NCPU and friends into
-	 * conf, so giving conf precedence lets explicit options win while the
-	 * environment still fills in what the options leave open. */
-	conf.precedence_over_environment_variables = 1;
-	conf.nopencl = 0;
-	conf.nmic = 0;
-	conf.nmpi_ms = 0;
-
+	workers_conf(&conf, rt, opts);
 	rt->ranks = 1;
 	if (address_room_check("before StarPU starts", UINT64_C(128) << 20, err))
 		return init_undo(rt, HALO_ENOMEM);
-	int rc = start(rt, &conf, err);
+	rc = start(rt, &conf, err);
 	if (rc) {
 		init_undo(rt, rc);
 		if (rc == -EPROTO)
@@ -823,72 +899,14 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		room_rc = halo__mpi_agree(room_rc, err);
 	if (room_rc) {
 		halo_runtime_shutdown(rt);
-		*out = NULL;
 		return room_rc;
 	}
 	halo__hostmem_install();
+	if ((rc = started(rt, opts, err))) {
+		halo_runtime_shutdown(rt);
+		return rc;
+	}
 	*out = rt;
-	gpus_lead = 0;
-	memset(io_mask, 0, sizeof io_mask);
-	io_mask_len = 0;
-	if (!gpus_alone && starpu_cuda_worker_get_count() > 0) {
-		int ids[STARPU_NMAXWORKERS], io = io_worker_count((int)starpu_cuda_worker_get_count());
-		int n = (int)starpu_worker_get_ids_by_type(STARPU_CPU_WORKER, ids, STARPU_NMAXWORKERS);
-		n = n < io ? n : io;
-		for (int i = 0; i < n; i++) {
-			unsigned word = (unsigned)ids[i] / 32;
-			io_mask[word] |= UINT32_C(1) << (ids[i] % 32);
-			io_mask_len = word + 1 > io_mask_len ? word + 1 : io_mask_len;
-		}
-	}
-	if (gpus_alone && starpu_cuda_worker_get_count() == 0) {
-		halo_runtime_shutdown(rt);
-		*out = NULL;
-		return halo_error_set(err, HALO_ERUNTIME, "--ncpu 0 runs on GPUs alone, and StarPU "
-				      "found no GPU to run on");
-	}
-	/* StarPU quietly starts fewer CUDA workers than asked for when the
-	 * GPUs are not there; a run (or a benchmark labelled gpu=N) that asked
-	 * for them must not go on without them. */
-	const char *env_ncuda = getenv("STARPU_NCUDA");
-	int asked = opts->ncuda >= 0 ? opts->ncuda : env_ncuda ? atoi(env_ncuda) : 0;
-	if (asked > 0 && (int)starpu_cuda_worker_get_count() < asked) {
-		int found = (int)starpu_cuda_worker_get_count();
-		char g[64];
-		worker_ask(g, sizeof g, opts->ncuda, "ncuda", "STARPU_NCUDA", "");
-		halo_runtime_shutdown(rt);
-		*out = NULL;
-		return halo_error_set(err, HALO_ERUNTIME, "%s: StarPU found %d GPU%s to run on%s", g,
-				      found, found == 1 ? "" : "s",
-#ifdef HALO_USE_CUDA
-				      ""
-#else
-				      " (this halo is built without CUDA)"
-#endif
-				      );
-	}
-	if (rt->ranks > 1 && !opts->distributed) {
-		int ranks = rt->ranks;
-		halo_runtime_shutdown(rt);
-		*out = NULL;
-		return halo_error_set(err, HALO_EUNSUPPORTED,
-				      "this command runs in one process; under mpirun it does not "
-				      "run on %d ranks yet", ranks);
-	}
-	if (opts->trace) {
-		char part[4096];
-		if (rt->ranks > 1) { /* each rank its part; rank 0 joins them at the end */
-			halo__trace_rank_path(opts->trace, rt->rank, part, sizeof part);
-			unlink(part); /* left by an earlier run: rank 0 must not join it */
-		}
-		rt->trace = strdup(rt->ranks > 1 ? part : opts->trace);
-		rt->trace_final = rt->ranks > 1 && rt->rank == 0 ? strdup(opts->trace) : NULL;
-		if (!rt->trace || halo_trace_begin(rt->fxt != NULL, err)) {
-			halo_runtime_shutdown(rt);
-			*out = NULL;
-			return halo_error_set(err, HALO_ENOMEM, "out of memory for the trace");
-		}
-	}
 	return HALO_OK;
 }
 
