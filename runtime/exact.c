@@ -399,9 +399,9 @@ static int submit_half(struct exact *x, struct halo_otf_cache *otfs, int forward
 	return rc;
 }
 
-int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volume_info_t *oi,
-			  const float *psf, const int pn[3], const halo_deconv_opts_t *o,
-			  halo_stream_stats_t *stats, halo_error_t *err)
+/* What exact mode cannot run, before anything is set up. */
+static int check_run(const halo_volume_info_t *oi, const int pn[3], const halo_deconv_opts_t *o,
+		     halo_error_t *err)
 {
 	if (o->boundary == HALO_BOUNDARY_NONE)
 		return halo_error_set(err, HALO_EINVAL, "--boundary none has no exact whole-volume "
@@ -423,10 +423,95 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 	if (o->boundary == HALO_BOUNDARY_CONSTANT &&
 	    halo_rl_range_check(fabs(o->constant), unit, "the boundary constant", err))
 		return err->code;
+	return HALO_OK;
+}
+
+/* Each chunk's load (image and first estimate), registering its handles;
+ * counts this rank's chunk-iterations for the progress line. */
+static int submit_loads(struct exact *x, int iterations, halo_error_t *err)
+{
+	int rc = HALO_OK;
+	int64_t u[3];
+	for (u[0] = 0; u[0] < x->grid[0].nblocks; u[0]++)
+		for (u[1] = 0; u[1] < x->grid[1].nblocks; u[1]++)
+			for (u[2] = 0; u[2] < x->grid[2].nblocks; u[2]++) {
+				int64_t s[3], dims[3], f = flat(x, u);
+				unit_extent(x, u, s, dims);
+				int who = owner(x, u);
+				x->progress.total += (who == halo__mpi_rank()) * iterations;
+				x->image[f] = halo__block_register(dims, sizeof(float), who);
+				x->est[f] = halo__block_register(dims, sizeof(float), who);
+				x->ratio[f] = halo__block_register(dims, sizeof(float), who);
+				struct unit_arg *a = malloc(sizeof *a);
+				if (!a) {
+					rc = rc ? rc : halo_error_set(err, HALO_ENOMEM, "out of memory");
+					continue;
+				}
+				*a = (struct unit_arg){x, {u[0], u[1], u[2]}};
+				halo_trace_label("exact load", u);
+				if (HALO_TASK_INSERT(&load_cl, STARPU_W, x->image[f], STARPU_W, x->est[f],
+						     STARPU_CL_ARGS, a, sizeof *a, 0) && !rc)
+					rc = halo_error_set(err, HALO_ERUNTIME,
+							    "no StarPU worker can read chunks");
+			}
+	return rc;
+}
+
+/* Each chunk's store, in order behind token where there is one. */
+static int submit_stores(struct exact *x, starpu_data_handle_t token, halo_error_t *err)
+{
+	int64_t u[3];
+	for (u[0] = 0; u[0] < x->grid[0].nblocks; u[0]++)
+		for (u[1] = 0; u[1] < x->grid[1].nblocks; u[1]++)
+			for (u[2] = 0; u[2] < x->grid[2].nblocks; u[2]++) {
+				struct unit_arg *a = malloc(sizeof *a);
+				if (!a)
+					return halo_error_set(err, HALO_ENOMEM, "out of memory");
+				*a = (struct unit_arg){x, {u[0], u[1], u[2]}};
+				struct starpu_task *t = starpu_task_create();
+				t->cl = &store_cl;
+				t->nbuffers = token ? 2 : 1;
+				t->handles[0] = x->est[flat(x, u)];
+				t->modes[0] = STARPU_R;
+				t->handles[1] = token;
+				t->modes[1] = STARPU_RW;
+				t->cl_arg = a;
+				t->cl_arg_size = sizeof *a;
+				t->cl_arg_free = 1;
+				halo_trace_label("exact store", u);
+				if (halo_task_submit(t) < 0)
+					return halo_error_set(err, HALO_ERUNTIME,
+							      "no StarPU worker can write chunks");
+			}
+	return HALO_OK;
+}
+
+/* The run's error once its tasks are done: the first I/O error, a failed
+ * task, or SIGINT/SIGTERM. */
+static int outcome(const struct exact *x, int otf_failed, halo_error_t *err)
+{
+	if (x->io_failed) {
+		*err = x->err;
+		return x->err.code ? x->err.code : HALO_EIO;
+	}
+	if (x->failed || otf_failed)
+		return halo__task_failed_error(err);
+	if (halo_interrupted())
+		return halo_error_set(err, HALO_EINTR, "interrupted; no output was written");
+	return HALO_OK;
+}
+
+int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volume_info_t *oi,
+			  const float *psf, const int pn[3], const halo_deconv_opts_t *o,
+			  halo_stream_stats_t *stats, halo_error_t *err)
+{
+	int rc = check_run(oi, pn, o, err);
+	if (rc)
+		return rc;
 	struct exact x = {.in = in, .out = out, .ii = halo_reader_info(in), .oi = oi, .ranks = 1};
 	pthread_mutex_init(&x.lock, NULL);
 	struct halo_otf_cache otfs;
-	int fb[3], fa[3], rc = HALO_OK;
+	int fb[3], fa[3];
 	memcpy(x.pn, pn, sizeof x.pn);
 	for (int d = 0; d < 3; d++) {
 		fa[d] = pn[d] / 2;               /* forward: c after */
@@ -468,29 +553,8 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 	halo_progress_init(&x.progress, "deconvolve (exact)", 0, o->stream.quiet);
 	x.progress.unit = "chunk-iterations";
 
+	rc = submit_loads(&x, o->iterations, err);
 	int64_t u[3];
-	for (u[0] = 0; u[0] < x.grid[0].nblocks; u[0]++)
-		for (u[1] = 0; u[1] < x.grid[1].nblocks; u[1]++)
-			for (u[2] = 0; u[2] < x.grid[2].nblocks; u[2]++) {
-				int64_t s[3], dims[3], f = flat(&x, u);
-				unit_extent(&x, u, s, dims);
-				int who = owner(&x, u);
-				x.progress.total += (who == halo__mpi_rank()) * o->iterations;
-				x.image[f] = halo__block_register(dims, sizeof(float), who);
-				x.est[f] = halo__block_register(dims, sizeof(float), who);
-				x.ratio[f] = halo__block_register(dims, sizeof(float), who);
-				struct unit_arg *a = malloc(sizeof *a);
-				if (!a) {
-					rc = rc ? rc : halo_error_set(err, HALO_ENOMEM, "out of memory");
-					continue;
-				}
-				*a = (struct unit_arg){&x, {u[0], u[1], u[2]}};
-				halo_trace_label("exact load", u);
-				if (HALO_TASK_INSERT(&load_cl, STARPU_W, x.image[f], STARPU_W, x.est[f],
-						     STARPU_CL_ARGS, a, sizeof *a, 0) && !rc)
-					rc = halo_error_set(err, HALO_ERUNTIME,
-							    "no StarPU worker can read chunks");
-			}
 	/* Under MPI the other ranks wait for this one's halos: the ranks stop
 	 * together, between iterations, when any failed (or was interrupted). */
 	for (int it = 0; it < o->iterations; it++) {
@@ -518,43 +582,15 @@ int halo_deconvolve_exact(halo_reader_t *in, halo_writer_t *out, const halo_volu
 		starpu_void_data_register(&token);
 		halo__mpi_register(token, 0);
 	}
-	for (u[0] = 0; !rc && u[0] < x.grid[0].nblocks; u[0]++)
-		for (u[1] = 0; !rc && u[1] < x.grid[1].nblocks; u[1]++)
-			for (u[2] = 0; !rc && u[2] < x.grid[2].nblocks; u[2]++) {
-				struct unit_arg *a = malloc(sizeof *a);
-				if (!a) {
-					rc = halo_error_set(err, HALO_ENOMEM, "out of memory");
-					break;
-				}
-				*a = (struct unit_arg){&x, {u[0], u[1], u[2]}};
-				struct starpu_task *t = starpu_task_create();
-				t->cl = &store_cl;
-				t->nbuffers = token ? 2 : 1;
-				t->handles[0] = x.est[flat(&x, u)];
-				t->modes[0] = STARPU_R;
-				t->handles[1] = token;
-				t->modes[1] = STARPU_RW;
-				t->cl_arg = a;
-				t->cl_arg_size = sizeof *a;
-				t->cl_arg_free = 1;
-				halo_trace_label("exact store", u);
-				if (halo_task_submit(t) < 0 && !rc)
-					rc = halo_error_set(err, HALO_ERUNTIME,
-							    "no StarPU worker can write chunks");
-			}
+	if (!rc)
+		rc = submit_stores(&x, token, err);
 	starpu_task_wait_for_all();
 	halo_progress_finish(&x.progress);
 	if (token)
 		starpu_data_unregister(token);
 	int otf_failed = halo__otf_cache_release(&otfs);
-	if (!rc && x.io_failed) {
-		*err = x.err;
-		rc = x.err.code ? x.err.code : HALO_EIO;
-	} else if (!rc && (x.failed || otf_failed)) {
-		rc = halo__task_failed_error(err);
-	} else if (!rc && halo_interrupted()) {
-		rc = halo_error_set(err, HALO_EINTR, "interrupted; no output was written");
-	}
+	if (!rc)
+		rc = outcome(&x, otf_failed, err);
 	if (stats)
 		*stats = (halo_stream_stats_t){.chunks_written = rc ? 0 : n, .seconds = halo_now() - t0};
 	halo_fft_save_wisdom();

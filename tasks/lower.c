@@ -1010,19 +1010,12 @@ static void hold(int64_t a, int64_t b, uint64_t bytes, int64_t *held, uint64_t *
 	}
 }
 
-/* Input k's chunks over the walk, as p reads them (p's times wp, input
- * times from p alone in wq): a chunk needed across several output
- * chunks is held from the first to the last (added to held, a difference
- * array over the walk, and to shared), one needed by a single output
- * chunk only while it is in flight (added to that output chunk's
- * exclusive bytes). tp: per axis of p, the blocks of p one output chunk
- * may hold; tin gets the same for the input, per its axes. */
-static void input_memory(const halo_pnode_t *p, int k, const struct walk_time *wq, int64_t T,
-			 int64_t *held, uint64_t *excl, uint64_t *shared, const uint64_t tp[3],
-			 uint64_t tin[3], int64_t *list)
+/* tp: per axis of p, the blocks of p one output chunk may hold; tin gets
+ * the same for p's input k, per its axes. */
+static void input_reach(const halo_pnode_t *p, int k, const uint64_t tp[3], uint64_t tin[3],
+			int64_t *list)
 {
 	const halo_pnode_t *in = p->in[k];
-	size_t es = halo_dtype_size((halo_dtype_t){in->expr->dtype, 0});
 	/* Along a reduced axis one chunk reads every block. */
 	for (int d = 0; d < 3; d++)
 		tin[d] = p->kind == HALO_PN_REDUCE && p->expr->axis == d
@@ -1048,20 +1041,41 @@ static void input_memory(const halo_pnode_t *p, int k, const struct walk_time *w
 		uint64_t t = (tp[od] - 1) * (uint64_t)step + (uint64_t)most;
 		tin[d] = t < nb ? t : nb;
 	}
+}
+
+/* Node q's chunks over the walk, as its readers read them (r[0..nr),
+ * each reader's times of q's chunks): a chunk needed across several
+ * output chunks is held from the first to the last, by any reader (added
+ * to held, a difference array over the walk, and to shared); one needed
+ * by a single output chunk only while it is in flight (added to that
+ * output chunk's exclusive bytes). Two outputs that walk one input in
+ * different orders hold it over both walks: the readers' first and last
+ * are taken per chunk, not per axis, which would stretch every chunk's. */
+static void hold_chunks(const halo_pnode_t *q, const struct walk_time *r, int nr, int64_t T,
+			int64_t *held, uint64_t *excl, uint64_t *shared)
+{
+	size_t es = halo_dtype_size((halo_dtype_t){q->expr->dtype, 0});
 	int64_t c[3];
 	/* Hundreds of millions of chunks take minutes: Ctrl-C stops it. */
-	for (c[0] = 0; c[0] < in->grid[0].nblocks && !halo_interrupted(); c[0]++)
-		for (c[1] = 0; c[1] < in->grid[1].nblocks; c[1]++)
-			for (c[2] = 0; c[2] < in->grid[2].nblocks; c[2]++) {
-				double f = wq->first0, l = wq->last0;
-				for (int d = 0; d < 3; d++) {
-					f += wq->first[d][c[d]];
-					l += wq->last[d][c[d]];
+	for (c[0] = 0; c[0] < q->grid[0].nblocks && !halo_interrupted(); c[0]++)
+		for (c[1] = 0; c[1] < q->grid[1].nblocks; c[1]++)
+			for (c[2] = 0; c[2] < q->grid[2].nblocks; c[2]++) {
+				double f = HUGE_VAL, l = -HUGE_VAL;
+				for (int k = 0; k < nr; k++) {
+					double a = r[k].first0, b = r[k].last0;
+					for (int d = 0; d < 3; d++) {
+						a += r[k].first[d][c[d]];
+						b += r[k].last[d][c[d]];
+					}
+					if (a > b)
+						continue; /* this reader reads it in no chunk */
+					f = a < f ? a : f;
+					l = b > l ? b : l;
 				}
 				if (f > l)
 					continue; /* read by no chunk */
 				int64_t origin[3], dims[3], valid[3];
-				halo_pnode_block(in, c, origin, dims, valid);
+				halo_pnode_block(q, c, origin, dims, valid);
 				hold(step_of(f, T), step_of(l, T),
 				     es * (uint64_t)(dims[0] * dims[1] * dims[2]), held, excl, shared);
 			}
@@ -1173,10 +1187,15 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 	 * before the next (a node with chunks smaller than its reader's counts
 	 * as many times); the per-chunk costs below count their product. */
 	struct walk_time *w = calloc((size_t)plan->n, sizeof *w);
+	/* Per node, its readers' times of its chunks (hold_chunks). */
+	struct readers {
+		struct walk_time *w;
+		int n;
+	} *rd = calloc((size_t)plan->n, sizeof *rd);
 	uint64_t (*times)[3] = calloc((size_t)plan->n, sizeof *times); /* per axis */
 	int64_t *held = calloc((size_t)T + 1, sizeof *held), *list = malloc((size_t)most * sizeof *list);
 	uint64_t *excl = calloc((size_t)T, sizeof *excl), shared = 0, spectra = 0;
-	int ok = w && times && held && list && excl;
+	int ok = w && rd && times && held && list && excl;
 	for (int i = 0; ok && i < plan->n; i++)
 		for (int d = 0; d < 3; d++) {
 			size_t nb = (size_t)plan->nodes[i]->grid[d].nblocks;
@@ -1210,6 +1229,10 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 		}
 		if (!w[i].set)
 			continue; /* no output reads it */
+		/* Its readers, after it, are done. */
+		hold_chunks(p, rd[i].w, rd[i].n, T, held, excl, &shared);
+		walk_time_free(rd[i].w, rd[i].n);
+		rd[i] = (struct readers){NULL, 0};
 		uint64_t bytes = 0, apart = 0, gpu = 0;
 		/* Every chunk is some task's input, counted there, but a
 		 * store's, which is compressed into a buffer of its size
@@ -1248,25 +1271,28 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 		*outside += apart * t;
 		plan->gpu_work += gpu * t;
 		for (int k = 0; ok && k < p->nin; k++) {
-			struct walk_time mine = {0};
 			const halo_pnode_t *in = p->in[k];
-			uint64_t r[3];
+			struct readers *r = &rd[in->id];
+			struct walk_time *more = realloc(r->w, (size_t)(r->n + 1) * sizeof *more);
+			if (!(ok = more != NULL))
+				break;
+			r->w = more;
+			struct walk_time *mine = &r->w[r->n++];
+			*mine = (struct walk_time){0};
 			for (int d = 0; d < 3; d++) {
 				size_t nb = (size_t)in->grid[d].nblocks;
-				mine.first[d] = malloc(nb * sizeof **mine.first);
-				mine.last[d] = malloc(nb * sizeof **mine.last);
-				ok = ok && mine.first[d] && mine.last[d];
+				mine->first[d] = malloc(nb * sizeof **mine->first);
+				mine->last[d] = malloc(nb * sizeof **mine->last);
+				ok = ok && mine->first[d] && mine->last[d];
 			}
 			if (ok) {
-				walk_time_of_input(p, k, &w[i], &mine, list);
-				input_memory(p, k, &mine, T, held, excl, &shared, times[i], r, list);
-				walk_time_merge(&w[in->id], &mine, in);
+				uint64_t reach[3];
+				walk_time_of_input(p, k, &w[i], mine, list);
+				input_reach(p, k, times[i], reach, list);
+				walk_time_merge(&w[in->id], mine, in);
 				for (int d = 0; d < 3; d++)
-					times[in->id][d] = r[d] > times[in->id][d] ? r[d] : times[in->id][d];
-			}
-			for (int d = 0; d < 3; d++) {
-				free(mine.first[d]);
-				free(mine.last[d]);
+					times[in->id][d] = reach[d] > times[in->id][d] ? reach[d]
+											: times[in->id][d];
 			}
 		}
 	}
@@ -1298,6 +1324,9 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 		}
 	}
 	walk_time_free(w, plan->n);
+	for (int i = 0; rd && i < plan->n; i++)
+		walk_time_free(rd[i].w, rd[i].n);
+	free(rd);
 	free(times);
 	free(held);
 	free(list);
