@@ -231,7 +231,7 @@ static int exact_distributed(const struct halo_deconv_cli *o, halo_reader_t *r, 
 	}
 	rc = halo__mpi_agree(rc, err);
 	if (!rc && !rank0) {
-		rc = halo_output_join(outp, o->overwrite, &out, err);
+		rc = halo_output_join(outp, o->overwrite, !tiff, &out, err);
 		halo_writer_opts_t attach = *wo;
 		attach.attach = 1;
 		if (!rc && !tiff)

@@ -398,9 +398,20 @@ int halo_output_begin(const char *final, int overwrite, halo_output_t **out,
 	return begin(final, overwrite, 1, out, err);
 }
 
-int halo_output_join(const char *final, int overwrite, halo_output_t **out, halo_error_t *err)
+int halo_output_join(const char *final, int overwrite, int writes, halo_output_t **out,
+		     halo_error_t *err)
 {
-	return begin(final, overwrite, 0, out, err);
+	int rc = begin(final, overwrite, 0, out, err);
+	/* Each rank's local disk would get its own part of the output, and
+	 * rank 0 commit its part alone, saying it succeeded. */
+	if (!rc && writes && !halo_fs_exists((*out)->tmp)) {
+		halo_output_release(*out);
+		*out = NULL;
+		rc = halo_error_set(err, HALO_ENOENT, "%s: this rank does not see the output rank 0 "
+				    "is writing; under mpirun the ranks write into one output, on a "
+				    "filesystem they share", final);
+	}
+	return rc;
 }
 
 const char *halo_output_tmp_path(const halo_output_t *o)

@@ -16,8 +16,10 @@ int halo_output_begin(const char *final, int overwrite, halo_output_t **out,
 		      halo_error_t *err);
 
 /* The same output as another process's halo_output_begin (MPI rank 0,
- * with the same run id): its temporary path, left as it is. */
-int halo_output_join(const char *final, int overwrite, halo_output_t **out, halo_error_t *err);
+ * with the same run id): its temporary path, left as it is. writes: this
+ * process writes into it, so it must see it (a filesystem they share). */
+int halo_output_join(const char *final, int overwrite, int writes, halo_output_t **out,
+		     halo_error_t *err);
 
 /* The temporary path to write to; borrowed until commit or abort. */
 const char *halo_output_tmp_path(const halo_output_t *o);

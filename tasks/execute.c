@@ -829,9 +829,9 @@ static int open_outputs(struct exec *x, halo_error_t *err)
 								&e->wopts, &s->writer, err);
 			}
 			rc = halo__mpi_agree(rc, err);
-			if (!rc && x->rank > 0)
-				rc = halo_output_join(e->path, e->overwrite, &s->output, err);
 			int tiff = e->wopts.format == HALO_FMT_TIFF;
+			if (!rc && x->rank > 0)
+				rc = halo_output_join(e->path, e->overwrite, !tiff, &s->output, err);
 			if (!rc && x->rank > 0 && !tiff) {
 				halo_writer_opts_t wo = e->wopts;
 				wo.attach = 1;

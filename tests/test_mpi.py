@@ -205,6 +205,26 @@ for name, shape, dt in [("another shape", (8, 16, 12), "u2"), ("another type", (
           (r.stderr[-1500:], beside("mpi-z.zarr")))
 shutil.rmtree(path("b/in.zarr"), ignore_errors=True)
 shutil.copytree(path("a/in.zarr"), path("b/in.zarr"))
+# The same inputs on each node's own disk, OUT relative (a folder the ranks
+# do not share): rank 1 wrote its chunks into a temporary output of its
+# own, left behind, and rank 0 committed the rest, saying it succeeded.
+for args, said in [(("deconvolve", "in.zarr", "psf.tif", "mpi-local.zarr", "--iterations=2"),
+                    "halo: rank 1: mpi-local.zarr: "),
+                   (("run", "local.json", "--quiet"),
+                    'halo: local.json: rank 1: step "o": ./mpi-local.zarr: ')]:
+    for d in ("a", "b"):
+        with open(path(f"{d}/local.json"), "w") as f:
+            json.dump({"steps": [{"name": "raw", "op": "from_zarr", "path": "in.zarr"},
+                                 {"name": "o", "op": "to_zarr", "input": "raw",
+                                  "path": "mpi-local.zarr"}]}, f)
+    r = rank1_in(path("b"), *args)
+    lines = [l for l in r.stderr.splitlines() if l.startswith("halo")]
+    left = [f for d in ("a", "b") for f in os.listdir(path(d)) if "mpi-local" in f]
+    check(r.returncode != 0 and lines == [
+        said + "this rank does not see the output rank 0 is writing; under mpirun the ranks "
+        "write into one output, on a filesystem they share"] and
+        left == [], f"halo {args[0]} on 2 ranks, OUT in a folder they do not share: one line, "
+        "nothing left", (r.stderr[-1500:], left))
 
 # Other options on one rank hung (--iterations, --mode), aborted in
 # StarPU-MPI (--chunks) or wrote a mixed output (OUT, --dtype); so did a
