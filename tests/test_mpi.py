@@ -727,6 +727,12 @@ check(r.returncode != 0 and len(lines) == 1 and 'rank 1: step "raw"' in lines[0]
 ex[1], ex[3] = bad, path("mpi-ex-bad.zarr")
 r = mpirun(3, *ex)
 lines = [l for l in r.stderr.splitlines() if l.startswith("halo: ")]
+# More ranks than cores (CI's 2): they slowed each other 30-fold, unsaid.
+crowd = ("halo: warning: 3 ranks on this node's %d cores: ranks that share a core wait on each "
+         "other's spinning workers; run %d at most" % (os.cpu_count(), os.cpu_count()))
+if os.cpu_count() < 3:
+    check(lines[:1] == [crowd], "3 ranks on 2 cores: a warning, once", r.stderr[-1500:])
+lines = [l for l in lines if l != crowd]
 check(r.returncode != 0 and len(lines) == 1 and "rank " in lines[0] and "1.1.1" in lines[0] and
       not [f for f in os.listdir(os.path.dirname(path("x"))) if "mpi-ex-bad" in f],
       "exact mode on 3 ranks, a corrupt chunk: one line naming rank and chunk; nothing left",
