@@ -471,8 +471,6 @@ static void tiff_volume(const halo_tiff_info_t *ti, halo_volume_info_t *info)
 	info->guessed = info->unit[0] ? ti->guessed : 0; /* pixels: no size taken */
 }
 
-/* A sequence of TIFF files (tiffseq.h), which has no channels or time
- * points to select. */
 static int by_name(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -495,10 +493,10 @@ static int group_error(const char *path, const char *meta, halo_error_t *err)
 			snprintf(sub, sizeof sub, "%s/%s/zarr.json", path, e->d_name);
 			json_t *v3 = NULL;
 			halo_error_t ignored;
-			if (halo_json_load_file(sub, &v3, &ignored) == HALO_OK)
-				array = !strcmp(json_string_value(json_object_get(v3, "node_type")) ?
-						json_string_value(json_object_get(v3, "node_type")) : "",
-						"array");
+			if (halo_json_load_file(sub, &v3, &ignored) == HALO_OK) {
+				const char *node = json_string_value(json_object_get(v3, "node_type"));
+				array = node && !strcmp(node, "array");
+			}
 			json_decref(v3);
 		}
 		if (array && n < 8 && (names[n] = strdup(e->d_name)))
@@ -528,6 +526,8 @@ static int group_error(const char *path, const char *meta, halo_error_t *err)
 	return HALO_EFORMAT;
 }
 
+/* A sequence of TIFF files (tiffseq.h), which has no channels or time
+ * points to select. */
 static int open_sequence(const char *path, const halo_select_t *sel, halo_reader_t **out,
 			 halo_error_t *err)
 {

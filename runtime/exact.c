@@ -210,7 +210,9 @@ static void store_cpu(void *buffers[], void *cl_arg)
 		return;
 	}
 	const float *est = (const float *)STARPU_BLOCK_GET_PTR(buffers[0]);
-	if (halo__rl_result_check(est, dims, start, oi->ndim, halo_writer_path(x->out), &e)) {
+	int64_t end[3] = {start[0] + dims[0], start[1] + dims[1], start[2] + dims[2]};
+	if (halo__rl_result_check(est, dims, start, start, end, oi->ndim, halo_writer_path(x->out),
+				  &e)) {
 		io_fail(x, &e);
 		return;
 	}

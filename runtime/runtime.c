@@ -910,7 +910,12 @@ int halo_runtime_init(const halo_runtime_opts_t *opts, halo_runtime_t **out,
 		return room_rc;
 	}
 	halo__hostmem_install();
-	if ((rc = started(rt, opts, err))) {
+	/* A rank's own failure here (its GPUs) stops the others too: they
+	 * would wait for it in their next collective. */
+	rc = started(rt, opts, err);
+	if (rt->ranks > 1)
+		rc = halo__mpi_agree(rc, err);
+	if (rc) {
 		halo_runtime_shutdown(rt);
 		return rc;
 	}

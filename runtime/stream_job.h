@@ -90,11 +90,12 @@ const char *halo__where(const int64_t at[3], int ndim, char *buf, size_t len);
  * would read: the same words in overlap and exact mode. */
 int halo__nonfinite_error(halo_error_t *err, const char *path, const int64_t at[3], int ndim,
 			  double v);
-/* RL's float32 result block of dims, at origin of the output path: fills
- * err and returns its code when a voxel is NaN or infinite (float32 RL
- * diverged), else 0. */
+/* RL's float32 result block of dims, at origin, written to path: fills
+ * err and returns its code when a voxel in [lo, hi) (volume coordinates,
+ * within the block) is NaN or infinite (float32 RL diverged), else 0. */
 int halo__rl_result_check(const float *block, const int64_t dims[3], const int64_t origin[3],
-			  int ndim, const char *path, halo_error_t *err);
+			  const int64_t lo[3], const int64_t hi[3], int ndim, const char *path,
+			  halo_error_t *err);
 /* How a job ended, once its tasks are done: its first error, a failed
  * task, SIGINT/SIGTERM, or HALO_OK. */
 int halo__stream_result(const struct halo_stream_job *job, halo_error_t *err);

@@ -142,22 +142,29 @@ int halo__nonfinite_error(halo_error_t *err, const char *path, const int64_t at[
  * RL runs away to infinity and NaN; an integer output would have made
  * those 0 without a word. */
 int halo__rl_result_check(const float *block, const int64_t dims[3], const int64_t origin[3],
-			  int ndim, const char *path, halo_error_t *err)
+			  const int64_t lo[3], const int64_t hi[3], int ndim, const char *path,
+			  halo_error_t *err)
 {
-	size_t n = (size_t)(dims[0] * dims[1] * dims[2]);
-	if (halo_dtype_all_finite(block, HALO_F4, n))
-		return 0;
-	size_t i = 0;
-	while (isfinite(block[i]))
-		i++;
-	int64_t at[3] = {origin[0] + (int64_t)i / (dims[1] * dims[2]),
-			 origin[1] + (int64_t)i / dims[2] % dims[1], origin[2] + (int64_t)i % dims[2]};
-	char where[96];
-	return halo_error_set(err, HALO_EINVAL, "%s: RL's result at the voxel %s is %s: RL diverged "
-			      "in float32, as it does on negative values or where some voxels are "
-			      "millions of times brighter than their neighbours", path,
-			      halo__where(at, ndim, where, sizeof where),
-			      isnan(block[i]) ? "NaN" : "infinite");
+	for (int64_t z = lo[0]; z < hi[0]; z++)
+		for (int64_t y = lo[1]; y < hi[1]; y++) {
+			const float *row = block + ((z - origin[0]) * dims[1] + (y - origin[1])) * dims[2] +
+					   (lo[2] - origin[2]);
+			size_t n = (size_t)(hi[2] - lo[2]);
+			if (halo_dtype_all_finite(row, HALO_F4, n))
+				continue;
+			size_t x = 0;
+			while (isfinite(row[x]))
+				x++;
+			int64_t at[3] = {z, y, lo[2] + (int64_t)x};
+			char where[96];
+			return halo_error_set(err, HALO_EINVAL, "%s: RL's result at the voxel %s is %s: "
+					      "RL diverged in float32, as it does on negative values "
+					      "or where some voxels are millions of times brighter than "
+					      "their neighbours", path,
+					      halo__where(at, ndim, where, sizeof where),
+					      isnan(row[x]) ? "NaN" : "infinite");
+		}
+	return 0;
 }
 
 /* What RL would read of a chunk buffer of dims cd from origin: the part
@@ -242,6 +249,14 @@ static void read_cpu(void *buffers[], void *cl_arg)
 	starpu_pthread_mutex_unlock(&job->lock);
 }
 
+/* A write's error, naming a graph's step. */
+static void write_fail(const struct halo_stream_io_arg *a, halo_error_t *e)
+{
+	if (a->step)
+		halo_error_prefix(e, "step \"%s\"", a->step);
+	halo__stream_fail(a->job, e);
+}
+
 static void write_cpu(void *buffers[], void *cl_arg)
 {
 	struct halo_stream_io_arg *a = cl_arg;
@@ -262,15 +277,22 @@ static void write_cpu(void *buffers[], void *cl_arg)
 		const struct halo_gather_args *g = a->gather;
 		bytes = (size_t)(g->dst_dims[0] * g->dst_dims[1] * g->dst_dims[2]) *
 			halo_dtype_size(oi->dtype);
-		/* RL's blocks are checked before the gather converts them. */
+		/* RL's blocks are checked before the gather converts them,
+		 * each where this chunk takes it (a block may feed hundreds). */
 		for (int i = 0; a->rl_result && i < g->nsrc; i++) {
-			int64_t dims[3] = {STARPU_BLOCK_GET_NZ(buffers[i]),
-					   STARPU_BLOCK_GET_NY(buffers[i]),
-					   STARPU_BLOCK_GET_NX(buffers[i])};
+			int64_t lo[3], hi[3];
+			for (int d = 0; d < 3; d++) {
+				const struct halo_gather_src *s = &g->src[i];
+				int64_t a0 = g->dst_origin[d] * g->factor[d];
+				int64_t a1 = (g->dst_origin[d] + g->dst_dims[d]) * g->factor[d];
+				lo[d] = s->origin[d] > a0 ? s->origin[d] : a0;
+				hi[d] = s->origin[d] + s->dims[d] < a1 ? s->origin[d] + s->dims[d] : a1;
+				hi[d] = hi[d] > lo[d] ? hi[d] : lo[d];
+			}
 			if (halo__rl_result_check((const float *)STARPU_BLOCK_GET_PTR(buffers[i]),
-						  dims, g->src[i].origin, oi->ndim,
-						  halo_writer_path(a->out), &e)) {
-				halo__stream_fail(job, &e);
+						  g->src[i].dims, g->src[i].origin, lo, hi,
+						  oi->ndim, halo_writer_path(a->out), &e)) {
+				write_fail(a, &e);
 				return;
 			}
 		}
@@ -291,10 +313,12 @@ static void write_cpu(void *buffers[], void *cl_arg)
 		buf = (const void *)STARPU_BLOCK_GET_PTR(buffers[0]);
 		bytes = block_bytes(buffers[0]);
 		int64_t dims[3] = {STARPU_BLOCK_GET_NZ(buffers[0]), STARPU_BLOCK_GET_NY(buffers[0]),
-				   STARPU_BLOCK_GET_NX(buffers[0])};
-		if (a->rl_result && halo__rl_result_check(buf, dims, origin, oi->ndim,
+				   STARPU_BLOCK_GET_NX(buffers[0])}, end[3];
+		for (int d = 0; d < 3; d++)
+			end[d] = origin[d] + dims[d];
+		if (a->rl_result && halo__rl_result_check(buf, dims, origin, origin, end, oi->ndim,
 							  halo_writer_path(a->out), &e)) {
-			halo__stream_fail(job, &e);
+			write_fail(a, &e);
 			return;
 		}
 		if (a->from != want) {
@@ -313,11 +337,8 @@ static void write_cpu(void *buffers[], void *cl_arg)
 	halo__io_begin(bytes, &lend);
 	int rc = halo_writer_write_chunk(a->out, a->idx, buf, &e);
 	halo__io_end(&lend);
-	if (rc) {
-		if (a->step)
-			halo_error_prefix(&e, "step \"%s\"", a->step);
-		halo__stream_fail(job, &e);
-	}
+	if (rc)
+		write_fail(a, &e);
 }
 
 void halo__stream_write_ready(void *arg)

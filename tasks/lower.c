@@ -258,16 +258,17 @@ static int count_uses(halo_pnode_t *p, halo_error_t *err)
 			for (int64_t i = 0; i < in->grid[p->expr->axis].nblocks; i++)
 				count[p->expr->axis][i] = 1;
 		int64_t i[3], f = 0;
-		for (i[0] = 0; i[0] < in->grid[0].nblocks; i[0]++) {
-			if (halo_interrupted()) { /* hundreds of millions of chunks */
-				rc = halo_error_set(err, HALO_EINTR, "interrupted; no output was written");
-				goto out;
-			}
-			for (i[1] = 0; i[1] < in->grid[1].nblocks; i[1]++)
+		for (i[0] = 0; i[0] < in->grid[0].nblocks; i[0]++)
+			for (i[1] = 0; i[1] < in->grid[1].nblocks; i[1]++) {
+				if (halo_interrupted()) { /* hundreds of millions of chunks */
+					rc = halo_error_set(err, HALO_EINTR,
+							    "interrupted; no output was written");
+					goto out;
+				}
 				for (i[2] = 0; i[2] < in->grid[2].nblocks; i[2]++, f++)
 					in->uses[f] += (int32_t)(count[0][i[0]] * count[1][i[1]] *
 								 count[2][i[2]]);
-		}
+			}
 out:
 		free(list);
 		for (int d = 0; d < 3; d++)
@@ -1057,8 +1058,8 @@ static void hold_chunks(const halo_pnode_t *q, const struct walk_time *r, int nr
 	size_t es = halo_dtype_size((halo_dtype_t){q->expr->dtype, 0});
 	int64_t c[3];
 	/* Hundreds of millions of chunks take minutes: Ctrl-C stops it. */
-	for (c[0] = 0; c[0] < q->grid[0].nblocks && !halo_interrupted(); c[0]++)
-		for (c[1] = 0; c[1] < q->grid[1].nblocks; c[1]++)
+	for (c[0] = 0; c[0] < q->grid[0].nblocks; c[0]++)
+		for (c[1] = 0; c[1] < q->grid[1].nblocks && !halo_interrupted(); c[1]++)
 			for (c[2] = 0; c[2] < q->grid[2].nblocks; c[2]++) {
 				double f = HUGE_VAL, l = -HUGE_VAL;
 				for (int k = 0; k < nr; k++) {
@@ -1101,8 +1102,8 @@ static int follower_memory(const halo_pnode_t *store, const struct walk_time *wq
 	int64_t *stored = calloc((size_t)store->nchunks, sizeof *stored);
 	int rc = lists[0] && lists[1] && lists[2] && done && stored ? 0 : -1;
 	size_t es = halo_dtype_size((halo_dtype_t){p->expr->dtype, 0});
-	for (int pass = 0; !rc && pass < 3 && !halo_interrupted(); pass++)
-		for (int64_t f = 0; f < p->nchunks; f++) {
+	for (int pass = 0; !rc && pass < 3; pass++)
+		for (int64_t f = 0; f < p->nchunks && !halo_interrupted(); f++) {
 			int64_t origin[3], dims[3], valid[3];
 			j[0] = f / (p->grid[1].nblocks * p->grid[2].nblocks);
 			j[1] = f / p->grid[2].nblocks % p->grid[1].nblocks;
@@ -1230,7 +1231,8 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 		if (!w[i].set)
 			continue; /* no output reads it */
 		/* Its readers, after it, are done. */
-		hold_chunks(p, rd[i].w, rd[i].n, T, held, excl, &shared);
+		if (rd[i].n)
+			hold_chunks(p, rd[i].w, rd[i].n, T, held, excl, &shared);
 		walk_time_free(rd[i].w, rd[i].n);
 		rd[i] = (struct readers){NULL, 0};
 		uint64_t bytes = 0, apart = 0, gpu = 0;

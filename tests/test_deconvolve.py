@@ -4,9 +4,12 @@ and dask.array.map_overlap of that RL for chunked runs, for every boundary,
 odd and even sizes, chunks that do not divide the shape, uint16 and float32
 inputs. Errors are max |halo - ref| / max |ref|."""
 import os
+import pty
+import re
 import shutil
 import signal
 import sys
+import time
 
 import dask.array as da
 import numpy as np
@@ -15,7 +18,7 @@ import zarr
 from dask.array.overlap import ensure_minimum_chunksize
 
 sys.path.insert(0, os.path.join(os.environ["HALO_SRCDIR"], "tests"))
-from haloutil import check, done, halo, interrupt, path  # noqa: E402
+from haloutil import HALO, check, done, halo, interrupt, path  # noqa: E402
 
 rng = np.random.default_rng(7)
 
@@ -501,4 +504,56 @@ r = halo("deconvolve", flat, write_psf(make_psf((3, 3)), "flat_psf.tif"), path("
          "--iterations", "1", "--overwrite", check_rc=0)
 check(r.returncode == 0 and "flat.tif's voxel size (0.5x1 micrometer) is not kept" in r.stderr,
       "a 2D image's voxel size note: two values", r.stderr)
+
+# Progress on a terminal: "label: done/total unit, rate unit/s, ETA
+# h:mm:ss", redrawn in place at most five times a second, the count rising
+# to the total, the line cleared before the summary; from the second line
+# on the ETA follows the rate since the first count (the start, StarPU's
+# and FFTW's, held up the first alone: exact mode's first lines said 2:17
+# for a 5 s run). Nothing of it without a terminal, and no escape
+# sequence on TERM=dumb.
+def on_tty(args, env):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(HALO, [HALO, *map(str, args)], env)
+    out, t0 = b"", time.time()
+    while True:
+        try:
+            got = os.read(fd, 65536)
+        except OSError:
+            break
+        if not got:
+            break
+        out += got
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace"), time.time() - t0
+
+
+img = specimen((64, 128, 128), "float32")
+src = write_input(img, (32, 64, 64), "tty_in.zarr")
+args = ["deconvolve", src, write_psf(make_psf((7, 7, 7)), "tty_psf.tif"), path("tty_out.zarr"),
+        "--mode", "exact", "--iterations", "120", "--overwrite"]
+frame = re.compile(r"\r(deconvolve \(exact\): (\d+)/(\d+) chunk-iterations, ([0-9.e+-]+) "
+                   r"chunk-iterations/s, ETA (--:--:--|(\d+):(\d\d):(\d\d)))(\x1b\[K)?")
+for term in ["xterm", "dumb"]:
+    rc, out, took = on_tty(args, dict(os.environ, TERM=term))
+    frames = frame.findall(out)
+    done_ = [int(f[1]) for f in frames]
+    etas = [int(f[5]) * 3600 + int(f[6]) * 60 + int(f[7]) for f in frames if f[5]]
+    summary = re.sub(r"^\x1b\[K", "", out.rstrip().rsplit("\r", 1)[-1])
+    check(rc == 0 and len(frames) >= 3 and all(int(f[2]) == 8 * 120 for f in frames) and
+          done_ == sorted(done_) and done_[-1] == 960 and
+          all((f[4] == "--:--:--") == (f[1] == "0") for f in frames) and
+          all(bool(f[8]) == (term != "dumb") for f in frames) and
+          ("\x1b" in out) == (term != "dumb") and summary.startswith("deconvolve: ") and
+          summary.endswith("Mvox*iter/s"),
+          f"progress on a terminal (TERM={term}): {len(frames)} lines, the count rising to "
+          "960, the ETA once a count is in, then the summary", repr(out[-600:]))
+    check(etas[1:] and max(etas[1:]) <= 3 * took + 1,
+          f"TERM={term}: from the second line on the ETA is within the run ({etas[:6]}..., "
+          f"the run {took:.1f} s)", etas)
+r = halo(*args, check_rc=0)
+check(r.returncode == 0 and "chunk-iterations" not in r.stderr and "\r" not in r.stderr,
+      "no progress line without a terminal", r.stderr)
 done()

@@ -265,6 +265,17 @@ check(r.returncode != 0 and lines == ["halo: rank 1: from its memory it chose th
                                       "all"] and beside("mpi-y.zarr") == [],
       "mpirun -np 2, the ranks' memory choosing two modes: one line, nothing left",
       r.stderr[-1500:])
+# A rank whose StarPU finds fewer GPUs than asked: the other waited for it
+# in its next collective, forever.
+if not info["workers"]["cuda"]:
+    try:
+        r = rank1_in(path("b"), "run", "p.json", "--quiet", env1="STARPU_NCUDA=1")
+        lines = [l for l in r.stderr.splitlines() if l.startswith("halo: ")]
+        check(r.returncode != 0 and lines == ["halo: rank 1: STARPU_NCUDA=1: StarPU found 0 "
+                                              "GPUs to run on"],
+              "mpirun -np 2, rank 1 finding no GPU it asked for: one line", r.stderr[-1500:])
+    except subprocess.TimeoutExpired:
+        check(False, "mpirun -np 2, rank 1 finding no GPU it asked for: ends (it hung)")
 
 demo = path("mpi-demo")
 shutil.rmtree(demo, ignore_errors=True)

@@ -16,6 +16,8 @@ typedef struct halo_progress {
 	int dumb;  /* TERM=dumb: no escape sequences */
 	int width; /* of the line drawn last */
 	int64_t shown; /* the count drawn last */
+	int64_t first; /* the first count above 0, at first_t */
+	double first_t;
 } halo_progress_t;
 
 void halo_progress_init(halo_progress_t *p, const char *label, int64_t total, int quiet);
