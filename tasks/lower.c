@@ -1168,6 +1168,48 @@ void halo_pnode_tiles(const halo_pnode_t *p, int64_t tile[3])
 	}
 }
 
+/* A node's chunks as each of its readers reads them (hold_chunks), kept
+ * apart per path from an output, as far as READERS_MOST of them: past
+ * that, the last takes the others' per axis (a longer hold than any). */
+struct readers {
+	struct walk_time *w;
+	int n;
+};
+#define READERS_MOST 8
+
+/* Adds to r the times at which p, itself read at times s, reads its input
+ * k's chunks. 0, or -1 when out of memory. */
+static int add_reader(const halo_pnode_t *p, int k, const struct walk_time *s, struct readers *r,
+		      int64_t *list)
+{
+	const halo_pnode_t *in = p->in[k];
+	struct walk_time q = {0};
+	int ok = 1;
+	for (int d = 0; d < 3; d++) {
+		size_t nb = (size_t)in->grid[d].nblocks;
+		q.first[d] = malloc(nb * sizeof **q.first);
+		q.last[d] = malloc(nb * sizeof **q.last);
+		ok = ok && q.first[d] && q.last[d];
+	}
+	struct walk_time *more = ok && r->n < READERS_MOST
+					 ? realloc(r->w, (size_t)(r->n + 1) * sizeof *more) : NULL;
+	if (more)
+		r->w = more;
+	if (ok && (more || r->n == READERS_MOST)) {
+		walk_time_of_input(p, k, s, &q, list);
+		if (more) {
+			r->w[r->n++] = q;
+			return 0;
+		}
+		walk_time_merge(&r->w[r->n - 1], &q, in);
+	}
+	for (int d = 0; d < 3; d++) {
+		free(q.first[d]);
+		free(q.last[d]);
+	}
+	return ok && (more || r->n == READERS_MOST) ? 0 : -1;
+}
+
 /* halo_plan_memory's figures for the roots' present orders. */
 static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t *outside)
 {
@@ -1188,11 +1230,7 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 	 * before the next (a node with chunks smaller than its reader's counts
 	 * as many times); the per-chunk costs below count their product. */
 	struct walk_time *w = calloc((size_t)plan->n, sizeof *w);
-	/* Per node, its readers' times of its chunks (hold_chunks). */
-	struct readers {
-		struct walk_time *w;
-		int n;
-	} *rd = calloc((size_t)plan->n, sizeof *rd);
+	struct readers *rd = calloc((size_t)plan->n, sizeof *rd);
 	uint64_t (*times)[3] = calloc((size_t)plan->n, sizeof *times); /* per axis */
 	int64_t *held = calloc((size_t)T + 1, sizeof *held), *list = malloc((size_t)most * sizeof *list);
 	uint64_t *excl = calloc((size_t)T, sizeof *excl), shared = 0, spectra = 0;
@@ -1233,8 +1271,6 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 		/* Its readers, after it, are done. */
 		if (rd[i].n)
 			hold_chunks(p, rd[i].w, rd[i].n, T, held, excl, &shared);
-		walk_time_free(rd[i].w, rd[i].n);
-		rd[i] = (struct readers){NULL, 0};
 		uint64_t bytes = 0, apart = 0, gpu = 0;
 		/* Every chunk is some task's input, counted there, but a
 		 * store's, which is compressed into a buffer of its size
@@ -1272,31 +1308,27 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 		*per += (bytes + apart) * t;
 		*outside += apart * t;
 		plan->gpu_work += gpu * t;
+		/* Its inputs, read when p is: a root in its walk, another
+		 * node as each of its readers reads it (not the readers' times
+		 * merged per axis, which would stretch every chunk's hold). */
+		int walks = halo_pnode_walks(p);
+		const struct walk_time *at = walks ? &w[i] : rd[i].w;
+		int nat = walks ? 1 : rd[i].n;
 		for (int k = 0; ok && k < p->nin; k++) {
 			const halo_pnode_t *in = p->in[k];
 			struct readers *r = &rd[in->id];
-			struct walk_time *more = realloc(r->w, (size_t)(r->n + 1) * sizeof *more);
-			if (!(ok = more != NULL))
-				break;
-			r->w = more;
-			struct walk_time *mine = &r->w[r->n++];
-			*mine = (struct walk_time){0};
-			for (int d = 0; d < 3; d++) {
-				size_t nb = (size_t)in->grid[d].nblocks;
-				mine->first[d] = malloc(nb * sizeof **mine->first);
-				mine->last[d] = malloc(nb * sizeof **mine->last);
-				ok = ok && mine->first[d] && mine->last[d];
+			for (int s = 0; ok && s < nat; s++) {
+				ok = !add_reader(p, k, &at[s], r, list);
+				if (ok)
+					walk_time_merge(&w[in->id], &r->w[r->n - 1], in);
 			}
-			if (ok) {
-				uint64_t reach[3];
-				walk_time_of_input(p, k, &w[i], mine, list);
-				input_reach(p, k, times[i], reach, list);
-				walk_time_merge(&w[in->id], mine, in);
-				for (int d = 0; d < 3; d++)
-					times[in->id][d] = reach[d] > times[in->id][d] ? reach[d]
-											: times[in->id][d];
-			}
+			uint64_t reach[3];
+			input_reach(p, k, times[i], reach, list);
+			for (int d = 0; d < 3; d++)
+				times[in->id][d] = reach[d] > times[in->id][d] ? reach[d] : times[in->id][d];
 		}
+		walk_time_free(rd[i].w, rd[i].n);
+		rd[i] = (struct readers){NULL, 0};
 	}
 	for (int i = 0; ok && i < plan->n; i++)
 		if (plan->nodes[i]->follows && plan->nodes[i]->kind == HALO_PN_STORE)
