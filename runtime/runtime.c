@@ -738,7 +738,7 @@ static void workers_conf(struct starpu_conf *conf, const halo_runtime_t *rt,
 	long pus = sysconf(_SC_NPROCESSORS_ONLN);
 	/* Each rank's StarPU workers and MPI thread spin while they wait:
 	 * ranks sharing a core slow each other down by far more than the
-	 * share (3 ranks on 2 cores: 20 s where one took 0.5 s). */
+	 * share (3 ranks on 2 cores: 7.7 s where one process took 0.15 s). */
 	if (pus > 0 && node_ranks > pus && halo__runtime_launched_rank() == 0)
 		fprintf(stderr, "halo: warning: %d ranks on this node's %ld cores: ranks that share a "
 			"core wait on each other's spinning workers; run %ld at most\n", node_ranks,
@@ -747,7 +747,7 @@ static void workers_conf(struct starpu_conf *conf, const halo_runtime_t *rt,
 		 halo__runtime_launched_rank() == 0)
 		fprintf(stderr, "halo: warning: --ncpu %d: each of this node's %d ranks has its share "
 			"of its %ld cores (rank 0: %ld); the workers take turns on them\n",
-			opts->ncpu, node_ranks, sysconf(_SC_NPROCESSORS_ONLN), halo_machine_cores());
+			opts->ncpu, node_ranks, pus, halo_machine_cores());
 	else if (opts->ncpu > halo_machine_cores() && node_ranks == 1)
 		fprintf(stderr, "halo: warning: --ncpu %d: this machine has %ld cores; the workers "
 			"take turns on them\n", opts->ncpu, halo_machine_cores());
