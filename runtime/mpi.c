@@ -1,6 +1,7 @@
 /* StarPU-MPI for halo's graphs (see mpi.h). */
 #include "config.h"
 #include "runtime/mpi.h"
+#include "util/signals.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -295,8 +296,10 @@ int halo__mpi_agree(int rc, halo_error_t *err)
 		e = *err;
 	MPI_Bcast(&e, (int)sizeof e, MPI_BYTE, first, MPI_COMM_WORLD);
 	/* What every rank says alike (interrupted, by mpirun's SIGTERM to
-	 * them all) names no rank. */
-	int alike = rc && err && !strcmp(err->msg, e.msg);
+	 * them all) names no rank; so does an interrupt that a rank has
+	 * received but not yet acted on (it named rank 0 in some runs). */
+	int alike = rc ? err && !strcmp(err->msg, e.msg)
+		       : e.code == HALO_EINTR && halo_interrupted();
 	MPI_Allreduce(MPI_IN_PLACE, &alike, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
 	if (err) {
 		*err = e;
