@@ -164,13 +164,10 @@ static void load_cpu(void *buffers[], void *cl_arg)
 	/* As in overlap mode (runtime/stream_tasks.c), after the conversion:
 	 * a float64 beyond float32's range is an infinity too. */
 	size_t n = (size_t)(dims[0] * dims[1] * dims[2]);
-	if (!halo_dtype_all_finite(image, HALO_F4, n)) {
-		size_t i = 0;
-		while (isfinite(image[i]))
-			i++;
-		int64_t at[3] = {start[0] + (int64_t)i / (dims[1] * dims[2]),
-				 start[1] + (int64_t)i / dims[2] % dims[1], start[2] + (int64_t)i % dims[2]};
-		halo__nonfinite_error(&e, halo_reader_path(x->in), at, ii->ndim, image[i]);
+	int64_t end[3] = {start[0] + dims[0], start[1] + dims[1], start[2] + dims[2]}, at[3];
+	float bad;
+	if (halo__first_nonfinite(image, dims, start, start, end, at, &bad)) {
+		halo__nonfinite_error(&e, halo_reader_path(x->in), at, ii->ndim, bad);
 		io_fail(x, &e);
 		goto out;
 	}

@@ -90,6 +90,11 @@ const char *halo__where(const int64_t at[3], int ndim, char *buf, size_t len);
  * would read: the same words in overlap and exact mode. */
 int halo__nonfinite_error(halo_error_t *err, const char *path, const int64_t at[3], int ndim,
 			  double v);
+/* The first NaN or infinity, in C order, among the voxels in [lo, hi)
+ * (volume coordinates) of a float32 block of dims at origin: 1 with its
+ * place in at and its value in *v, else 0. */
+int halo__first_nonfinite(const float *block, const int64_t dims[3], const int64_t origin[3],
+			  const int64_t lo[3], const int64_t hi[3], int64_t at[3], float *v);
 /* RL's float32 result block of dims, at origin, written to path: fills
  * err and returns its code when a voxel in [lo, hi) (volume coordinates,
  * within the block) is NaN or infinite (float32 RL diverged), else 0. */

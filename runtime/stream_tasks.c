@@ -141,30 +141,38 @@ int halo__nonfinite_error(halo_error_t *err, const char *path, const int64_t at[
  * blurred values below the ratio's floor, which makes them 1e12-fold, and
  * RL runs away to infinity and NaN; an integer output would have made
  * those 0 without a word. */
-int halo__rl_result_check(const float *block, const int64_t dims[3], const int64_t origin[3],
-			  const int64_t lo[3], const int64_t hi[3], int ndim, const char *path,
-			  halo_error_t *err)
+int halo__first_nonfinite(const float *block, const int64_t dims[3], const int64_t origin[3],
+			  const int64_t lo[3], const int64_t hi[3], int64_t at[3], float *v)
 {
 	for (int64_t z = lo[0]; z < hi[0]; z++)
 		for (int64_t y = lo[1]; y < hi[1]; y++) {
 			const float *row = block + ((z - origin[0]) * dims[1] + (y - origin[1])) * dims[2] +
 					   (lo[2] - origin[2]);
-			size_t n = (size_t)(hi[2] - lo[2]);
-			if (halo_dtype_all_finite(row, HALO_F4, n))
+			if (halo_dtype_all_finite(row, HALO_F4, (size_t)(hi[2] - lo[2])))
 				continue;
 			size_t x = 0;
 			while (isfinite(row[x]))
 				x++;
-			int64_t at[3] = {z, y, lo[2] + (int64_t)x};
-			char where[96];
-			return halo_error_set(err, HALO_EINVAL, "%s: RL's result at the voxel %s is %s: "
-					      "RL diverged in float32, as it does on negative values "
-					      "or where some voxels are millions of times brighter than "
-					      "their neighbours", path,
-					      halo__where(at, ndim, where, sizeof where),
-					      isnan(row[x]) ? "NaN" : "infinite");
+			at[0] = z, at[1] = y, at[2] = lo[2] + (int64_t)x;
+			*v = row[x];
+			return 1;
 		}
 	return 0;
+}
+
+int halo__rl_result_check(const float *block, const int64_t dims[3], const int64_t origin[3],
+			  const int64_t lo[3], const int64_t hi[3], int ndim, const char *path,
+			  halo_error_t *err)
+{
+	int64_t at[3];
+	float v;
+	if (!halo__first_nonfinite(block, dims, origin, lo, hi, at, &v))
+		return 0;
+	char where[96];
+	return halo_error_set(err, HALO_EINVAL, "%s: RL's result at the voxel %s is %s: RL diverged "
+			      "in float32, as it does on negative values or where some voxels are "
+			      "millions of times brighter than their neighbours", path,
+			      halo__where(at, ndim, where, sizeof where), isnan(v) ? "NaN" : "infinite");
 }
 
 /* What RL would read of a chunk buffer of dims cd from origin: the part

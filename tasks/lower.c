@@ -1146,13 +1146,32 @@ static int follower_memory(const halo_pnode_t *store, const struct walk_time *wq
 	return rc;
 }
 
+/* q's arrays, for node's block counts: 0, or -1 when out of memory (what
+ * was allocated is q's, for walk_time_release). */
+static int walk_time_alloc(struct walk_time *q, const halo_pnode_t *node)
+{
+	int ok = 1;
+	for (int d = 0; d < 3; d++) {
+		size_t nb = (size_t)node->grid[d].nblocks;
+		q->first[d] = malloc(nb * sizeof **q->first);
+		q->last[d] = malloc(nb * sizeof **q->last);
+		ok = ok && q->first[d] && q->last[d];
+	}
+	return ok ? 0 : -1;
+}
+
+static void walk_time_release(struct walk_time *q)
+{
+	for (int d = 0; d < 3; d++) {
+		free(q->first[d]);
+		free(q->last[d]);
+	}
+}
+
 static void walk_time_free(struct walk_time *w, int n)
 {
 	for (int i = 0; w && i < n; i++)
-		for (int d = 0; d < 3; d++) {
-			free(w[i].first[d]);
-			free(w[i].last[d]);
-		}
+		walk_time_release(&w[i]);
 	free(w);
 }
 
@@ -1183,31 +1202,21 @@ static int add_reader(const halo_pnode_t *p, int k, const struct walk_time *s, s
 		      int64_t *list)
 {
 	const halo_pnode_t *in = p->in[k];
-	struct walk_time q = {0};
-	int ok = 1;
-	for (int d = 0; d < 3; d++) {
-		size_t nb = (size_t)in->grid[d].nblocks;
-		q.first[d] = malloc(nb * sizeof **q.first);
-		q.last[d] = malloc(nb * sizeof **q.last);
-		ok = ok && q.first[d] && q.last[d];
+	struct walk_time q = {0}, *more = NULL;
+	if (walk_time_alloc(&q, in) ||
+	    (r->n < READERS_MOST && !(more = realloc(r->w, (size_t)(r->n + 1) * sizeof *more)))) {
+		walk_time_release(&q);
+		return -1;
 	}
-	struct walk_time *more = ok && r->n < READERS_MOST
-					 ? realloc(r->w, (size_t)(r->n + 1) * sizeof *more) : NULL;
-	if (more)
+	walk_time_of_input(p, k, s, &q, list);
+	if (more) {
 		r->w = more;
-	if (ok && (more || r->n == READERS_MOST)) {
-		walk_time_of_input(p, k, s, &q, list);
-		if (more) {
-			r->w[r->n++] = q;
-			return 0;
-		}
-		walk_time_merge(&r->w[r->n - 1], &q, in);
+		r->w[r->n++] = q;
+		return 0;
 	}
-	for (int d = 0; d < 3; d++) {
-		free(q.first[d]);
-		free(q.last[d]);
-	}
-	return ok && (more || r->n == READERS_MOST) ? 0 : -1;
+	walk_time_merge(&r->w[r->n - 1], &q, in);
+	walk_time_release(&q);
+	return 0;
 }
 
 /* halo_plan_memory's figures for the roots' present orders. */
@@ -1236,12 +1245,7 @@ static void work_out(halo_plan_t *plan, uint64_t *front, uint64_t *per, uint64_t
 	uint64_t *excl = calloc((size_t)T, sizeof *excl), shared = 0, spectra = 0;
 	int ok = w && rd && times && held && list && excl;
 	for (int i = 0; ok && i < plan->n; i++)
-		for (int d = 0; d < 3; d++) {
-			size_t nb = (size_t)plan->nodes[i]->grid[d].nblocks;
-			w[i].first[d] = malloc(nb * sizeof **w[i].first);
-			w[i].last[d] = malloc(nb * sizeof **w[i].last);
-			ok = ok && w[i].first[d] && w[i].last[d];
-		}
+		ok = walk_time_alloc(&w[i], plan->nodes[i]) == 0;
 	/* Readers come after their inputs: outputs first. */
 	for (int i = plan->n - 1; ok && i >= 0; i--) {
 		const halo_pnode_t *p = plan->nodes[i];
