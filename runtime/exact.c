@@ -343,12 +343,14 @@ static starpu_data_handle_t exchange(struct exact *x, starpu_data_handle_t *from
 }
 
 /* A chunk's iteration is done: the progress line moves (drawn by one
- * worker at a time; the others go on). */
+ * worker at a time; the others go on, but the last, whose count must be
+ * drawn: it was lost when another worker held the line). */
 static void half_done(void *arg)
 {
 	struct exact *x = arg;
 	int64_t done = __atomic_add_fetch(&x->done, 1, __ATOMIC_RELAXED);
-	if (pthread_mutex_trylock(&x->lock) == 0) {
+	if ((done == x->progress.total ? pthread_mutex_lock(&x->lock)
+				       : pthread_mutex_trylock(&x->lock)) == 0) {
 		halo_progress_update(&x->progress, done, 0);
 		pthread_mutex_unlock(&x->lock);
 	}
